@@ -1,0 +1,3 @@
+from pfunc.cli import main
+
+main()

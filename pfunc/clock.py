@@ -1,0 +1,45 @@
+"""The execution clock: what `Date.now()` returns inside a handler, and what KV expiry uses."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+
+class Clock:
+    """Real time unless fixed; a fixed clock can be advanced by tests."""
+
+    def __init__(self, fixed_ms: int | None = None) -> None:
+        self._fixed_ms = fixed_ms
+
+    @property
+    def is_fixed(self) -> bool:
+        return self._fixed_ms is not None
+
+    def now_ms(self) -> int:
+        if self._fixed_ms is not None:
+            return self._fixed_ms
+        return int(time.time() * 1000)
+
+    def fixed_ms_or_none(self) -> int | None:
+        """The value the sandbox freezes `Date` at, or None for real time."""
+        return self._fixed_ms
+
+    def advance(self, seconds: float) -> None:
+        if self._fixed_ms is None:
+            raise ValueError("only a fixed clock can be advanced; fix it first (e.g. --now)")
+        self._fixed_ms += int(seconds * 1000)
+
+    @classmethod
+    def parse_fixed(cls, text: str) -> Clock:
+        """Build a fixed clock from ISO-8601 text; a time without zone is UTC."""
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return cls(int(moment.timestamp() * 1000))
+
+
+def iso_from_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )

@@ -1,0 +1,323 @@
+"""Runs one event through one handler and returns one Result.
+
+The loop alternates between the sandbox (run JavaScript until it waits) and the host
+(perform the calls it queued). Every host call passes through `_dispatch`, the single
+choke point that charges the Budget, records the call and reaches the module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pfunc.clock import Clock
+from pfunc.errors import HandlerLoadError
+from pfunc.events import Event, Keyset, MessageEvent
+from pfunc.limits import Budget, CallRecord, OperationLimitExceeded, Profile
+from pfunc.modules import CallContext, HandlerCallError, HostModule, JSArg, host_modules
+from pfunc.result import ExecutionError, Result
+from pfunc.sandbox.quickjs_host import JavaScriptSandbox, SandboxInterrupted
+from pfunc.sandbox.source import Location, map_stack
+from pfunc.store import KVStore
+
+
+@dataclass
+class Runtime:
+    """The services executions share: the store, the limits, the clock and the keyset."""
+
+    store: KVStore
+    profile: Profile
+    clock: Clock
+    keyset: Keyset = field(default_factory=Keyset)
+    modules: dict[str, HostModule] = field(default_factory=host_modules)
+
+
+@dataclass
+class _Flight:
+    """One host call between its drain from the sandbox and its settlement."""
+
+    call_id: int
+    record: CallRecord
+    label: str
+
+
+class Executor:
+    """Runs events through one handler file, reusing its loaded sandbox between runs."""
+
+    def __init__(self, handler: Path, runtime: Runtime, display_path: str | None = None) -> None:
+        self.handler = handler
+        self.runtime = runtime
+        self.display_path = display_path or str(handler)
+        self._sandbox: JavaScriptSandbox | None = None
+
+    def _load(self) -> JavaScriptSandbox:
+        if self._sandbox is None or self._sandbox.broken:
+            source = self.handler.read_text(encoding="utf-8")
+            profile = self.runtime.profile
+            self._sandbox = JavaScriptSandbox(
+                source, self.display_path, profile.memory, profile.timeout
+            )
+        return self._sandbox
+
+    async def run(self, event: Event) -> Result:
+        runtime = self.runtime
+        profile = runtime.profile
+        is_message = isinstance(event, MessageEvent)
+        budget = Budget(profile)
+        host_warnings: list[str] = []
+        context = CallContext(
+            runtime.store, runtime.keyset.subscribe_key, profile, runtime.clock,
+            host_warnings.append,
+        )
+        result = Result(
+            function=self.display_path,
+            event=event.kind,
+            outcome="error",
+            is_message_event=is_message,
+            message=event.message if is_message else None,
+            delivered=(event.kind != "before-publish") if is_message else None,
+        )
+        started = time.perf_counter()
+        try:
+            sandbox = self._load()
+        except HandlerLoadError as failure:
+            result.error = ExecutionError(
+                failure.error_type, failure.message, failure.stack,
+                self.display_path if failure.line else None, failure.line, failure.column,
+            )
+            result.operations = budget.to_json()
+            result.duration_ms = (time.perf_counter() - started) * 1000
+            return result
+
+        loop = _ExecutionLoop(self, sandbox, budget, context)
+        failure = await loop.run(event)
+        details = sandbox.finish() or {}
+        if sandbox.broken:
+            self._sandbox = None
+        result.duration_ms = (time.perf_counter() - started) * 1000
+        result.logs = details.get("logs", [])
+        result.warnings = [*details.get("warnings", []), *host_warnings, *loop.warnings]
+        result.operations = budget.to_json()
+        self._conclude(result, event, failure or self._js_error(details.get("error")), details)
+        return result
+
+    def _js_error(self, info: dict[str, Any] | None) -> ExecutionError | None:
+        if not info:
+            return None
+        stack, location = map_stack(info.get("stack", ""), self.display_path)
+        return _error_at(info["type"], info["message"], stack, self.display_path, location,
+                         info.get("code"))
+
+    def _conclude(
+        self,
+        result: Result,
+        event: Event,
+        failure: ExecutionError | None,
+        details: dict[str, Any],
+    ) -> None:
+        completion = details.get("completion")
+        expected = "response.send()" if not result.is_message_event else (
+            "request.ok() or request.abort()"
+        )
+        if failure is None and completion is None:
+            failure = ExecutionError(
+                "Error",
+                f"{self.display_path}: the handler finished without calling {expected}; "
+                f"call {expected} (and return or await it) on every path",
+            )
+        elif failure is None and completion.get("late"):
+            failure = ExecutionError(
+                "Error",
+                f"{self.display_path}: {completion['kind']}() was called only after the handler "
+                "had finished, by work it did not await; PubNub only guarantees awaited work, "
+                f"so return or await the Promise chain that calls {expected}",
+            )
+        if failure is not None:
+            result.outcome = "error"
+            result.error = failure
+            return
+        result.outcome = completion["kind"]
+        if completion["kind"] == "response":
+            result.response = {
+                "status": completion["status"],
+                "headers": completion["headers"],
+                "body": completion["body"],
+            }
+        elif completion["kind"] == "ok":
+            if event.kind == "before-publish":
+                result.message = json.loads(completion["message"])
+            result.delivered = True
+        else:
+            result.abort_reason = completion.get("reason")
+            result.delivered = event.kind != "before-publish"
+
+
+def _error_at(
+    error_type: str,
+    message: str,
+    stack: str,
+    display_path: str,
+    location: Location | None,
+    code: str | None = None,
+) -> ExecutionError:
+    return ExecutionError(
+        error_type, message, stack,
+        display_path if location else None,
+        location.line if location else None,
+        location.column if location else None,
+        code,
+    )
+
+
+class _ExecutionLoop:
+    """The slice-by-slice drive of one execution; collects host-side warnings."""
+
+    def __init__(
+        self, executor: Executor, sandbox: JavaScriptSandbox, budget: Budget,
+        context: CallContext,
+    ) -> None:
+        self.executor = executor
+        self.sandbox = sandbox
+        self.budget = budget
+        self.context = context
+        self.modules = executor.runtime.modules
+        self.warnings: list[str] = []
+        self.timeout = budget.profile.timeout
+        self.deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        self.open: dict[int, _Flight] = {}  # drained, not yet settled
+        self.tasks: dict[asyncio.Future[tuple[bool, str | None]], _Flight] = {}
+        self.handler_settled = False
+        self.limit_warned = False
+
+    def _remaining(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return self.deadline - time.monotonic()
+
+    async def run(self, event: Event) -> ExecutionError | None:
+        sandbox = self.sandbox
+        payload = json.dumps(event.to_sandbox(self.executor.runtime.keyset))
+        try:
+            sandbox.set_time_limit(self._remaining())
+            sandbox.start(payload, self.context.clock.fixed_ms_or_none())
+            while True:
+                sandbox.set_time_limit(self._remaining())
+                sandbox.run_jobs()
+                settled, calls = sandbox.poll()
+                if settled and not self.handler_settled:
+                    self.handler_settled = True
+                    for flight in self.open.values():
+                        self._mark_unawaited(flight)
+                progressed = False
+                for call in calls:
+                    progressed = await self._dispatch(call) or progressed
+                if progressed:
+                    continue
+                if not self.tasks:
+                    if self.handler_settled:
+                        return None
+                    return ExecutionError(
+                        "Error",
+                        f"{self.executor.display_path}: the handler is waiting on a Promise that "
+                        "nothing will settle (no host call is pending); resolve it or remove the "
+                        "await",
+                    )
+                remaining = self._remaining()
+                if remaining is not None and remaining <= 0:
+                    return self._timeout_error()
+                done, _ = await asyncio.wait(
+                    self.tasks, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
+                    return self._timeout_error()
+                for task in done:
+                    flight = self.tasks.pop(task)
+                    ok, result_payload = task.result()
+                    self._settle(flight, ok, result_payload)
+        except SandboxInterrupted as stop:
+            if stop.reason == "timeout":
+                return self._timeout_error()
+            limit = self.budget.profile.memory or 0
+            return ExecutionError(
+                "MemoryError",
+                f"{self.executor.display_path}: the handler used more than the "
+                f"{limit // (1024 * 1024)} MiB memory limit ({self.budget.profile.describe()}) "
+                "and was stopped; keep less data in memory at once",
+            )
+        finally:
+            for task in self.tasks:
+                task.cancel()
+
+    def _timeout_error(self) -> ExecutionError:
+        seconds = self.timeout or 0
+        return ExecutionError(
+            "TimeoutError",
+            f"{self.executor.display_path}: the handler ran longer than the {seconds:g} s time "
+            f"limit ({self.budget.profile.describe()}) and was stopped; look for a loop that "
+            "never ends or a slow call, or raise the limit with --timeout",
+        )
+
+    async def _dispatch(self, call: list[Any]) -> bool:
+        """Charge, record and perform one host call. True when it settled in line."""
+        call_id, module_name, method, raw_args = call
+        args = [JSArg(arg) for arg in raw_args]
+        module = self.modules[module_name]
+        key = module.key_of(method, args)
+        label = f'{module_name}.{method}("{key}")' if key is not None else f"{module_name}.{method}"
+        try:
+            record = self.budget.charge(module_name, method, key)
+        except OperationLimitExceeded as refused:
+            self._warn_limit(str(refused))
+            error = HandlerCallError("Error", str(refused), "OPERATION_LIMIT")
+            self.sandbox.settle(call_id, False, error.to_payload())
+            return True
+        flight = _Flight(call_id, record, label)
+        if self.handler_settled:
+            self._mark_unawaited(flight)
+        if module.inline:
+            ok, payload = await _invoke(module, method, args, self.context)
+            self._settle(flight, ok, payload)
+            return True
+        self.open[call_id] = flight
+        task = asyncio.ensure_future(_invoke(module, method, args, self.context))
+        self.tasks[task] = flight
+        return False
+
+    def _settle(self, flight: _Flight, ok: bool, payload: str | None) -> None:
+        self.open.pop(flight.call_id, None)
+        flight.record.status = "ok" if ok else "error"
+        self.sandbox.settle(flight.call_id, ok, payload)
+
+    def _mark_unawaited(self, flight: _Flight) -> None:
+        if flight.record.unawaited:
+            return
+        flight.record.unawaited = True
+        self.warnings.append(
+            f"{flight.label} was not awaited: the handler finished before it completed. pfunc "
+            "let it finish, but PubNub only guarantees awaited work; await or return its Promise"
+        )
+
+    def _warn_limit(self, message: str) -> None:
+        if self.limit_warned:
+            return
+        self.limit_warned = True
+        self.warnings.append(
+            f"{message}; the call was not performed. Combine work into fewer calls (e.g. one "
+            "object under one key), or choose another profile with --limits"
+        )
+
+
+async def _invoke(
+    module: HostModule, method: str, args: list[JSArg], context: CallContext
+) -> tuple[bool, str | None]:
+    try:
+        return True, await module.call(method, args, context)
+    except HandlerCallError as error:
+        return False, error.to_payload()
+    except Exception as error:  # a fault below the module (e.g. the disk): reject, don't crash
+        failure = HandlerCallError("Error", f"pfunc could not complete the call: {error}")
+        return False, failure.to_payload()

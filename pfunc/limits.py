@@ -1,0 +1,206 @@
+"""Limit profiles (REFERENCE section 3) and the per-execution operation Budget.
+
+The Budget is the single choke point every host call passes through: it decides
+whether the call may run, numbers it, and records it for the report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+# Which operation counter a host call draws from; None means the call is free.
+# Classic folds every counted kind into one combined budget.
+_PUBLISH_METHODS = frozenset({"publish", "fire", "signal"})
+
+
+def operation_kind(module: str, method: str) -> str | None:
+    if module == "kvstore":
+        return "kvstore"
+    if module == "xhr":
+        return "xhr"
+    if module == "pubnub":
+        return "publish" if method in _PUBLISH_METHODS else "pubnub"
+    if module == "vault":
+        return "vault"
+    return None
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    # int: one combined budget; dict: a budget per operation kind; None: no limit.
+    operations: int | dict[str, int] | None
+    counts_vault: bool
+    key_length: int | None
+    value_size: int | None
+    value_size_unit: str  # "bytes" (UTF-8 of the JSON text) or "characters"
+    timeout: float | None  # seconds of wall time per execution
+    memory: int | None  # bytes per execution
+    publish_size: int | None
+    ttl_default: int = 1440
+    ttl_min: int = 1
+    ttl_max: int = 525_600
+    keys_per_page: int = 100
+    max_hops: int = 3
+    overridden: tuple[str, ...] = field(default=())
+
+    def describe(self) -> str:
+        return f'profile "{self.name}"'
+
+
+PROFILES: dict[str, Profile] = {
+    "classic": Profile(
+        name="classic",
+        operations=3,
+        counts_vault=False,
+        key_length=250,
+        value_size=30_720,
+        value_size_unit="bytes",
+        timeout=10.0,
+        memory=64 * 1024 * 1024,
+        publish_size=32 * 1024,
+    ),
+    "pubnub-2026": Profile(
+        name="pubnub-2026",
+        operations={"kvstore": 10, "xhr": 5, "publish": 10, "pubnub": 10, "vault": 10},
+        counts_vault=True,
+        key_length=1000,
+        value_size=32_000,
+        value_size_unit="characters",
+        timeout=10.0,
+        memory=64 * 1024 * 1024,
+        publish_size=32 * 1024,
+    ),
+    "unlimited": Profile(
+        name="unlimited",
+        operations=None,
+        counts_vault=False,
+        key_length=None,
+        value_size=None,
+        value_size_unit="bytes",
+        timeout=None,
+        memory=None,
+        publish_size=None,
+    ),
+}
+
+# Keys accepted in [limits] of pfunc.toml (and their CLI equivalents).
+OVERRIDE_KEYS = ("timeout", "operations", "memory_mb", "key_length", "value_size")
+
+
+def resolve_profile(name: str, overrides: dict[str, Any] | None = None) -> Profile:
+    """The named profile with single values overridden; raises ValueError with the allowed names."""
+    if name not in PROFILES:
+        allowed = ", ".join(PROFILES)
+        raise ValueError(f'unknown limits profile "{name}"; choose one of: {allowed}')
+    profile = PROFILES[name]
+    if not overrides:
+        return profile
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key not in OVERRIDE_KEYS:
+            raise ValueError(
+                f'unknown limit "{key}"; the limits that can be overridden are: '
+                + ", ".join(OVERRIDE_KEYS)
+            )
+        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f'limit "{key}" must be a positive number, got {value!r}')
+        if key == "timeout":
+            changes["timeout"] = float(value)
+        elif key == "memory_mb":
+            changes["memory"] = int(value * 1024 * 1024)
+        elif key == "operations":
+            if isinstance(profile.operations, dict):
+                # A single number over per-kind budgets sets every kind to it.
+                changes["operations"] = dict.fromkeys(profile.operations, int(value))
+            else:
+                changes["operations"] = int(value)
+        else:
+            changes[key] = int(value)
+    return replace(profile, overridden=tuple(overrides), **changes)
+
+
+class OperationLimitExceeded(Exception):
+    """Raised by Budget.charge; its message is what the handler's Promise rejects with."""
+
+
+@dataclass
+class CallRecord:
+    module: str
+    method: str
+    key: str | None = None
+    counted: bool = True
+    refused: bool = False
+    status: str = "pending"  # pending | ok | error | refused
+    unawaited: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"module": self.module, "method": self.method}
+        if self.key is not None:
+            data["key"] = self.key
+        data["status"] = self.status
+        if self.unawaited:
+            data["unawaited"] = True
+        return data
+
+
+class Budget:
+    """Counts one execution's operations against a profile."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self.used = 0
+        self.used_by_kind: dict[str, int] = {}
+        self.calls: list[CallRecord] = []
+        self.exceeded = False
+
+    def charge(self, module: str, method: str, key: str | None = None) -> CallRecord:
+        """Record a call; raise OperationLimitExceeded (after recording it) when over budget."""
+        kind = operation_kind(module, method)
+        if kind == "vault" and not self.profile.counts_vault:
+            kind = None
+        record = CallRecord(module, method, key, counted=kind is not None)
+        if kind is None:
+            return record
+        self.calls.append(record)
+        limits = self.profile.operations
+        if isinstance(limits, int):
+            number = self.used + 1
+            if number > limits:
+                self._refuse(record)
+                raise OperationLimitExceeded(
+                    f"operation limit exceeded: {module}.{method} would be operation {number} "
+                    f"of {limits} allowed per execution ({self.profile.describe()})"
+                )
+        elif isinstance(limits, dict):
+            number = self.used_by_kind.get(kind, 0) + 1
+            if number > limits[kind]:
+                self._refuse(record)
+                raise OperationLimitExceeded(
+                    f"operation limit exceeded: {module}.{method} would be {kind} operation "
+                    f"{number} of {limits[kind]} allowed per execution "
+                    f"({self.profile.describe()})"
+                )
+        self.used += 1
+        self.used_by_kind[kind] = self.used_by_kind.get(kind, 0) + 1
+        return record
+
+    def _refuse(self, record: CallRecord) -> None:
+        record.refused = True
+        record.status = "refused"
+        self.exceeded = True
+
+    def limit_json(self) -> int | dict[str, int] | None:
+        return self.profile.operations
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "used": self.used,
+            "limit": self.limit_json(),
+            "calls": [call.to_json() for call in self.calls],
+            "exceeded": self.exceeded,
+        }
+        if isinstance(self.profile.operations, dict):
+            data["used_by_kind"] = dict(self.used_by_kind)
+        return data

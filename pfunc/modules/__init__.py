@@ -1,0 +1,119 @@
+"""Host-side built-in modules: the ones whose calls leave the sandbox.
+
+Synchronous built-ins (uuid, utils, codecs...) live inside the sandbox as JavaScript;
+the modules here answer Promise-returning calls (kvstore, crypto...). Each module is
+an object with `async call(method, args, context)`; the executor reaches them only
+through `dispatch`, after the Budget has charged the call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pfunc.clock import Clock
+    from pfunc.limits import Profile
+    from pfunc.store import KVStore
+
+
+class HandlerCallError(Exception):
+    """A host call failed: the handler's Promise rejects with a JS error of this type."""
+
+    def __init__(self, error_type: str, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.code = code
+
+    def to_payload(self) -> str:
+        data: dict[str, Any] = {"name": self.error_type, "message": self.message}
+        if self.code:
+            data["code"] = self.code
+        return json.dumps(data)
+
+
+class JSArg:
+    """One argument of a host call as the sandbox encoded it.
+
+    The sandbox sends JSON text for serialisable values and a marker for values JSON
+    cannot carry (undefined, functions, symbols, BigInt, cycles), so validation and
+    error wording happen here, in one place, for every handler language.
+    """
+
+    __slots__ = ("_value", "_decoded", "invalid", "json")
+
+    def __init__(self, encoded: dict[str, str]) -> None:
+        self.json: str | None = encoded.get("j")
+        self.invalid: str | None = None if self.json is not None else encoded.get("t", "undefined")
+        self._decoded = False
+        self._value: Any = None
+
+    @property
+    def value(self) -> Any:
+        if not self._decoded:
+            self._value = json.loads(self.json) if self.json is not None else None
+            self._decoded = True
+        return self._value
+
+    @property
+    def is_undefined(self) -> bool:
+        return self.invalid == "undefined"
+
+    def type_name(self) -> str:
+        """The JavaScript name of the value's type, for error messages."""
+        if self.invalid is not None:
+            return {"cyclic": "object with a circular reference"}.get(self.invalid, self.invalid)
+        value = self.value
+        if value is None:
+            return "null"
+        if isinstance(value, bool):
+            return "boolean"
+        if isinstance(value, int | float):
+            return "number"
+        if isinstance(value, str):
+            return "string"
+        if isinstance(value, list):
+            return "array"
+        return "object"
+
+    def describe(self) -> str:
+        """A short quote of the value for error messages."""
+        if self.invalid is not None:
+            return self.type_name()
+        text = self.json or ""
+        return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass
+class CallContext:
+    """What a module call may use: the execution's store, keyset, limits and clock."""
+
+    store: KVStore
+    keyset: str
+    profile: Profile
+    clock: Clock
+    warn: Callable[[str], None]
+
+
+class HostModule(Protocol):
+    # True when calls finish without real waiting (local disk, CPU), so the executor
+    # can await them in line instead of paying for a task per call.
+    inline: bool
+
+    async def call(self, method: str, args: list[JSArg], context: CallContext) -> str | None:
+        """Perform the call; return JSON text of the result (None for undefined)."""
+        ...
+
+    def key_of(self, method: str, args: list[JSArg]) -> str | None:
+        """The key a call touches, for the operations report."""
+        ...
+
+
+def host_modules() -> dict[str, HostModule]:
+    from pfunc.modules.crypto import CryptoModule
+    from pfunc.modules.kvstore import KVStoreModule
+
+    return {"kvstore": KVStoreModule(), "crypto": CryptoModule()}

@@ -1,0 +1,232 @@
+"""The kvstore module's gateway: validates each call, words its errors, and talks to the store.
+
+Error messages follow the contract: which call, which argument, what was wrong, the
+limit and the profile, then what to do.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+
+from pfunc.modules import CallContext, HandlerCallError, JSArg
+
+_PAGE_TOKEN_PREFIX = "pk1."
+
+
+def _fmt(number: float) -> str:
+    return f"{number:,}" if isinstance(number, int) else f"{number:g}"
+
+
+class KVStoreModule:
+    inline = True
+
+    def key_of(self, method: str, args: list[JSArg]) -> str | None:
+        if method in ("getKeys", "getCounterKeys") or not args:
+            return None
+        first = args[0]
+        return first.value if first.json is not None and isinstance(first.value, str) else None
+
+    async def call(self, method: str, args: list[JSArg], context: CallContext) -> str | None:
+        handler = getattr(self, f"_{method}", None)
+        if handler is None:  # the sandbox only offers the methods below
+            raise HandlerCallError("TypeError", f"kvstore.{method} is not a function")
+        return await handler(args + [_MISSING] * (3 - len(args)), context)
+
+    # --- argument checks -------------------------------------------------------
+
+    @staticmethod
+    def _key(call: str, arg: JSArg, context: CallContext) -> str:
+        if arg.invalid is not None or not isinstance(arg.value, str):
+            raise HandlerCallError(
+                "TypeError",
+                f"kvstore.{call}: key must be a string, got {arg.type_name()} {arg.describe()}"
+                if arg.invalid is None
+                else f"kvstore.{call}: key must be a string, got {arg.type_name()}",
+            )
+        key: str = arg.value
+        if not key:
+            raise HandlerCallError("Error", f"kvstore.{call}: key is empty; pass a non-empty key")
+        limit = context.profile.key_length
+        if limit is not None and len(key) > limit:
+            raise HandlerCallError(
+                "Error",
+                f"kvstore.{call}: key is {len(key):,} characters; the limit is {limit:,} "
+                f"({context.profile.describe()}). Use a shorter key, e.g. hash its long part.",
+            )
+        return key
+
+    @staticmethod
+    def _value_json(call: str, key: str, arg: JSArg, context: CallContext) -> str:
+        if arg.invalid is not None:
+            if arg.is_undefined:
+                hint = "pass null to delete the key, or a JSON value to store"
+            else:
+                hint = "store plain JSON data (objects, arrays, strings, numbers, booleans)"
+            raise HandlerCallError(
+                "TypeError",
+                f'kvstore.{call}: value for key "{key}" is {arg.type_name()}, which is not '
+                f"JSON-serialisable; {hint}",
+            )
+        text = arg.json or "null"
+        limit = context.profile.value_size
+        if limit is not None:
+            if context.profile.value_size_unit == "bytes":
+                size, unit = len(text.encode("utf-8")), "bytes"
+            else:
+                size, unit = len(text), "characters"
+            if size > limit:
+                raise HandlerCallError(
+                    "Error",
+                    f'kvstore.{call}: value for key "{key}" is {size:,} {unit} of JSON; the '
+                    f"limit is {limit:,} ({context.profile.describe()}). Store less under one "
+                    "key, or split the value across several keys.",
+                )
+        return text
+
+    @staticmethod
+    def _expiry(call: str, key: str, arg: JSArg, context: CallContext) -> int:
+        profile = context.profile
+        if arg.is_undefined or (arg.json is not None and arg.value is None):
+            minutes: float = profile.ttl_default
+        elif arg.invalid is not None or isinstance(arg.value, bool) or not isinstance(
+            arg.value, int | float
+        ):
+            raise HandlerCallError(
+                "TypeError",
+                f'kvstore.{call}: ttl for key "{key}" must be a number of minutes, got '
+                f"{arg.type_name()} {arg.describe()}",
+            )
+        else:
+            minutes = arg.value
+            if not math.isfinite(minutes) or minutes < profile.ttl_min or minutes > profile.ttl_max:
+                clamped = min(max(minutes, profile.ttl_min), profile.ttl_max)
+                context.warn(
+                    f'kvstore.{call}: ttl {_fmt(minutes)} for key "{key}" is outside '
+                    f"{profile.ttl_min:,}..{profile.ttl_max:,} minutes; clamped to "
+                    f"{_fmt(clamped)}"
+                )
+                minutes = clamped
+        return context.clock.now_ms() + int(minutes * 60_000)
+
+    # --- items -----------------------------------------------------------------
+
+    async def _set(self, args: list[JSArg], context: CallContext) -> None:
+        key = self._key("set", args[0], context)
+        value = args[1]
+        if value.json is not None and value.value is None:
+            await context.store.delete_item(context.keyset, key)  # set(key, null) deletes
+            return None
+        text = self._value_json("set", key, value, context)
+        expires_at = self._expiry("set", key, args[2], context)
+        await context.store.set_item(context.keyset, key, text, expires_at)
+        return None
+
+    async def _setItem(self, args: list[JSArg], context: CallContext) -> None:
+        key = self._key("setItem", args[0], context)
+        value = args[1]
+        if value.invalid is not None or not isinstance(value.value, str):
+            raise HandlerCallError(
+                "TypeError",
+                f'kvstore.setItem: value for key "{key}" must be a string, got '
+                f"{value.type_name()}; use kvstore.set for other JSON values, or "
+                "JSON.stringify the value first",
+            )
+        text = self._value_json("setItem", key, value, context)
+        expires_at = self._expiry("setItem", key, args[2], context)
+        await context.store.set_item(context.keyset, key, text, expires_at)
+        return None
+
+    async def _get(self, args: list[JSArg], context: CallContext) -> str:
+        key = self._key("get", args[0], context)
+        text = await context.store.get_item(context.keyset, key, context.clock.now_ms())
+        return "null" if text is None else text
+
+    async def _getItem(self, args: list[JSArg], context: CallContext) -> str:
+        key = self._key("getItem", args[0], context)
+        text = await context.store.get_item(context.keyset, key, context.clock.now_ms())
+        if text is None:
+            return "null"
+        # A string item comes back as itself; anything else as its JSON text.
+        return text if text.startswith('"') else json.dumps(text)
+
+    async def _removeItem(self, args: list[JSArg], context: CallContext) -> None:
+        key = self._key("removeItem", args[0], context)
+        await context.store.remove(context.keyset, key)
+        return None
+
+    # --- counters --------------------------------------------------------------
+
+    async def _getCounter(self, args: list[JSArg], context: CallContext) -> str:
+        key = self._key("getCounter", args[0], context)
+        return str(await context.store.get_counter(context.keyset, key))
+
+    async def _incrCounter(self, args: list[JSArg], context: CallContext) -> str:
+        key = self._key("incrCounter", args[0], context)
+        step = args[1]
+        if step.is_undefined:
+            amount = 1
+        elif (
+            step.invalid is not None
+            or isinstance(step.value, bool)
+            or not isinstance(step.value, int | float)
+            or step.value != int(step.value)
+        ):
+            raise HandlerCallError(
+                "TypeError",
+                f'kvstore.incrCounter: amount for key "{key}" must be a whole number, got '
+                f"{step.type_name()} {step.describe()}",
+            )
+        else:
+            amount = int(step.value)
+        return str(await context.store.incr_counter(context.keyset, key, amount))
+
+    # --- listing ---------------------------------------------------------------
+
+    async def _getKeys(self, args: list[JSArg], context: CallContext) -> str:
+        after = self._page_token("getKeys", "items", args[0])
+        page = context.profile.keys_per_page
+        keys = await context.store.item_keys(
+            context.keyset, after, page + 1, context.clock.now_ms()
+        )
+        return self._page("items", keys, page)
+
+    async def _getCounterKeys(self, args: list[JSArg], context: CallContext) -> str:
+        after = self._page_token("getCounterKeys", "counters", args[0])
+        page = context.profile.keys_per_page
+        keys = await context.store.counter_keys(context.keyset, after, page + 1)
+        return self._page("counters", keys, page)
+
+    @staticmethod
+    def _page(space: str, keys: list[str], page: int) -> str:
+        result: dict[str, object] = {"keys": keys[:page]}
+        if len(keys) > page:
+            marker = json.dumps([space, keys[page - 1]]).encode()
+            result["next"] = _PAGE_TOKEN_PREFIX + base64.urlsafe_b64encode(marker).decode()
+        return json.dumps(result)
+
+    @staticmethod
+    def _page_token(call: str, space: str, arg: JSArg) -> str | None:
+        if arg.is_undefined or (arg.json is not None and arg.value is None):
+            return None
+        token = arg.value if arg.json is not None else None
+        try:
+            if not isinstance(token, str) or not token.startswith(_PAGE_TOKEN_PREFIX):
+                raise ValueError
+            marker = json.loads(base64.urlsafe_b64decode(token[len(_PAGE_TOKEN_PREFIX) :]))
+            if not (isinstance(marker, list) and len(marker) == 2 and marker[0] == space):
+                raise ValueError
+            if not isinstance(marker[1], str):
+                raise ValueError
+            return marker[1]
+        except ValueError:
+            raise HandlerCallError(
+                "Error",
+                f"kvstore.{call}: pagination token {arg.describe()} is not one this call "
+                'issued; pass the "next" value of the previous page, or no token for the '
+                "first page",
+            ) from None
+
+
+_MISSING = JSArg({"t": "undefined"})

@@ -1,0 +1,406 @@
+// pfunc sandbox prelude: evaluated once per QuickJS context, before the handler module.
+//
+// Host calls never call into Python directly (QuickJS forbids that while a time limit
+// is set). Each call queues [id, module, method, args] and returns a Promise; Python
+// drains the queue between slices of JavaScript, performs the calls, and settles the
+// Promises by id.
+//
+// Every function here is named __pfunc_* so that pfunc can drop these frames from
+// stack traces and show only the handler's own lines.
+
+var __pfunc_def; // the handler module's `export default` is rewritten to assign this
+var require;
+var console;
+
+(function __pfunc_init(RealDate) {
+  "use strict";
+
+  const queue = []; // host calls not yet drained by Python
+  const waiting = new Map(); // call id -> {resolve, reject, site}
+  let nextCallId = 1;
+  let fixedNowMs = null; // the fixed execution clock, or null for real time
+  let current = null; // the execution in progress
+  const loadLogs = []; // console lines from the module's top-level code
+  const load = { done: false, error: null };
+
+  // --- the execution clock -----------------------------------------------------
+
+  function __pfunc_now() {
+    return fixedNowMs === null ? RealDate.now() : fixedNowMs;
+  }
+
+  function Date(...args) {
+    if (!new.target) return new RealDate(__pfunc_now()).toString();
+    return args.length === 0 ? new RealDate(__pfunc_now()) : new RealDate(...args);
+  }
+  Date.prototype = RealDate.prototype;
+  Date.now = function now() {
+    return __pfunc_now();
+  };
+  Date.parse = RealDate.parse;
+  Date.UTC = RealDate.UTC;
+  Object.defineProperty(RealDate.prototype, "constructor", { value: Date, writable: true });
+  globalThis.Date = Date;
+
+  // --- console -------------------------------------------------------------------
+
+  function __pfunc_format(value) {
+    if (typeof value === "string") return value;
+    if (value instanceof Error) return (value.name || "Error") + ": " + value.message;
+    if (value === undefined) return "undefined";
+    if (typeof value === "function") return "[Function " + (value.name || "anonymous") + "]";
+    if (typeof value === "bigint") return String(value) + "n";
+    if (typeof value === "symbol") return value.toString();
+    if (typeof value === "number" && !Number.isFinite(value)) return String(value);
+    try {
+      const text = JSON.stringify(value);
+      return text === undefined ? String(value) : text;
+    } catch (error) {
+      return String(value);
+    }
+  }
+
+  function __pfunc_log(level, args) {
+    const entry = {
+      level: level,
+      text: Array.prototype.map.call(args, __pfunc_format).join(" "),
+      time: new RealDate(__pfunc_now()).toISOString(),
+    };
+    (current ? current.logs : loadLogs).push(entry);
+  }
+
+  console = {
+    log: function __pfunc_console_log(...args) { __pfunc_log("log", args); },
+    info: function __pfunc_console_info(...args) { __pfunc_log("info", args); },
+    warn: function __pfunc_console_warn(...args) { __pfunc_log("warn", args); },
+    error: function __pfunc_console_error(...args) { __pfunc_log("error", args); },
+    debug: function __pfunc_console_debug(...args) { __pfunc_log("debug", args); },
+  };
+
+  // --- host calls --------------------------------------------------------------
+
+  // Values JSON cannot carry are sent as markers so the host can word the error.
+  function __pfunc_encode(value) {
+    if (value === undefined) return { t: "undefined" };
+    if (typeof value === "function") return { t: "function" };
+    if (typeof value === "symbol") return { t: "symbol" };
+    if (typeof value === "bigint") return { t: "BigInt" };
+    if (typeof value === "number" && !Number.isFinite(value)) return { t: String(value) };
+    try {
+      return { j: JSON.stringify(value) };
+    } catch (error) {
+      return { t: /circular|cycl/i.test(error.message) ? "cyclic" : "BigInt" };
+    }
+  }
+
+  function __pfunc_hostcall(module, method, args) {
+    const id = nextCallId++;
+    const site = new Error(); // where the handler made the call, for the error's stack
+    queue.push([id, module, method, args.map(__pfunc_encode)]);
+    return new Promise(function __pfunc_wait(resolve, reject) {
+      waiting.set(id, { resolve: resolve, reject: reject, site: site });
+    });
+  }
+
+  function __pfunc_settle(id, ok, payload) {
+    const waiter = waiting.get(id);
+    if (!waiter) return;
+    waiting.delete(id);
+    if (ok) {
+      waiter.resolve(payload === null || payload === undefined ? undefined : JSON.parse(payload));
+      return;
+    }
+    const info = JSON.parse(payload);
+    const Kind = info.name === "TypeError" ? TypeError : info.name === "RangeError" ? RangeError : Error;
+    const error = new Kind(info.message);
+    if (info.code) error.code = info.code;
+    const frames = String(waiter.site.stack || "");
+    error.stack = frames;
+    waiter.reject(error);
+  }
+
+  function __pfunc_stub(module, method) {
+    return function __pfunc_stub_call(...args) {
+      return __pfunc_hostcall(module, method, args);
+    };
+  }
+
+  function __pfunc_hostModule(module, methods) {
+    const api = {};
+    for (const method of methods) api[method] = __pfunc_stub(module, method);
+    return api;
+  }
+
+  // --- in-sandbox modules --------------------------------------------------------
+
+  function __pfunc_hex(n, width) {
+    return n.toString(16).padStart(width, "0");
+  }
+
+  function __pfunc_uuidV4() {
+    const bytes = [];
+    for (let i = 0; i < 16; i++) bytes.push(Math.floor(Math.random() * 256));
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const hex = bytes.map(function __pfunc_byteHex(b) { return __pfunc_hex(b, 2); }).join("");
+    return hex.slice(0, 8) + "-" + hex.slice(8, 12) + "-" + hex.slice(12, 16) + "-" +
+      hex.slice(16, 20) + "-" + hex.slice(20);
+  }
+
+  const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
+
+  const uuid = {
+    v4: function __pfunc_uuid_v4() { return __pfunc_uuidV4(); },
+    validate: function __pfunc_uuid_validate(text) {
+      return typeof text === "string" &&
+        (UUID_PATTERN.test(text) || text === "00000000-0000-0000-0000-000000000000");
+    },
+    version: function __pfunc_uuid_version(text) {
+      if (!uuid.validate(text)) throw new TypeError("uuid.version: invalid UUID " + JSON.stringify(text));
+      return parseInt(text.charAt(14), 16);
+    },
+  };
+
+  const crypto = __pfunc_hostModule("crypto", ["sha1", "sha256", "sha512", "hmac"]);
+  crypto.ALGORITHM = {
+    HMAC_SHA1: "HMAC_SHA1",
+    HMAC_SHA256: "HMAC_SHA256",
+    HMAC_SHA512: "HMAC_SHA512",
+    ECDSA_P256_SHA1: "ECDSA_P256_SHA1",
+    ECDSA_P256_SHA256: "ECDSA_P256_SHA256",
+    ECDSA_P256_SHA512: "ECDSA_P256_SHA512",
+    ED25519: "ED25519",
+  };
+
+  const modules = {
+    kvstore: __pfunc_hostModule("kvstore", [
+      "get", "set", "getItem", "setItem", "removeItem",
+      "getCounter", "incrCounter", "getKeys", "getCounterKeys",
+    ]),
+    crypto: crypto,
+    uuid: uuid,
+    console: console,
+    promise: Promise,
+  };
+
+  // Modules of PubNub's list that this version of pfunc does not provide yet.
+  const NOT_YET = ["xhr", "vault", "pubnub", "utils", "jwt", "codec/auth", "codec/base64",
+    "codec/query_string", "jsonpath", "advanced_math"];
+
+  require = function __pfunc_require(name) {
+    if (Object.prototype.hasOwnProperty.call(modules, name)) return modules[name];
+    const available = Object.keys(modules).join(", ");
+    if (NOT_YET.includes(name)) {
+      throw new Error('require("' + name + '"): this PubNub module is not emulated by this ' +
+        "version of pfunc yet; available now: " + available);
+    }
+    throw new Error('require("' + name + '"): no such module; PubNub Functions provide only ' +
+      "built-in modules: " + available + ", " + NOT_YET.join(", "));
+  };
+
+  // --- loading -----------------------------------------------------------------
+
+  function __pfunc_errorInfo(error) {
+    if (error instanceof Error) {
+      const info = { type: error.name || "Error", message: String(error.message), stack: String(error.stack || "") };
+      if (error.code !== undefined) info.code = String(error.code);
+      return info;
+    }
+    return { type: "Error", message: "the handler threw a non-Error value: " + __pfunc_format(error), stack: "" };
+  }
+
+  function __pfunc_watchLoad(modulePromise) {
+    modulePromise.then(
+      function __pfunc_loaded() { load.done = true; },
+      function __pfunc_loadFailed(error) { load.done = true; load.error = __pfunc_errorInfo(error); }
+    );
+  }
+
+  function __pfunc_loadState() {
+    return JSON.stringify({
+      done: load.done,
+      error: load.error,
+      type: typeof __pfunc_def,
+    });
+  }
+
+  // --- one execution -------------------------------------------------------------
+
+  function __pfunc_complete(execution, kind, detail) {
+    if (execution.completion !== null) {
+      execution.warnings.push(
+        kind + "() was called after " + execution.completion.kind +
+        "() had already completed this execution; ignored (the first completion call wins)"
+      );
+      return;
+    }
+    detail.kind = kind;
+    detail.late = execution.settled;
+    execution.completion = detail;
+  }
+
+  function __pfunc_messageRequest(event, execution) {
+    const request = {
+      message: event.message,
+      channels: event.channels,
+      verb: event.verb,
+      params: event.params,
+      meta: event.meta,
+      pubkey: event.pubkey,
+      subkey: event.subkey,
+      version: event.version,
+      uri: event.uri,
+      ok: function __pfunc_ok(replacement) {
+        const value = arguments.length > 0 && replacement !== undefined ? replacement : request.message;
+        let text;
+        try {
+          text = JSON.stringify(value);
+        } catch (error) {
+          throw new TypeError("request.ok(): the message is not JSON-serialisable: " + error.message);
+        }
+        if (replacement !== undefined && event.kind.indexOf("after-") === 0) {
+          execution.warnings.push(
+            "request.ok(message) in an " + event.kind + " handler cannot change the message: it " +
+            "was already delivered; the argument is ignored"
+          );
+        }
+        __pfunc_complete(execution, "ok", { message: text === undefined ? "null" : text });
+        return Promise.resolve(request);
+      },
+      abort: function __pfunc_abort(reason) {
+        __pfunc_complete(execution, "abort", { reason: reason === undefined ? null : __pfunc_format(reason) });
+        return Promise.resolve(request);
+      },
+    };
+    return [request];
+  }
+
+  function __pfunc_bodyObject(text) {
+    // A String that also carries the fields of a JSON-object body, so that both
+    // JSON.parse(request.body) and request.body.userId work (REFERENCE section 2).
+    const body = new String(text);
+    let parsed;
+    try {
+      parsed = JSON.parse(text);
+    } catch (error) {
+      return body;
+    }
+    if (parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)) {
+      for (const key of Object.keys(parsed)) {
+        try {
+          Object.defineProperty(body, key, { value: parsed[key], enumerable: true, writable: true, configurable: true });
+        } catch (error) {
+          // keys a String cannot take (e.g. "length") stay reachable through JSON.parse
+        }
+      }
+    }
+    return body;
+  }
+
+  function __pfunc_hasHeader(headers, name) {
+    return Object.keys(headers).some(function __pfunc_sameName(key) { return key.toLowerCase() === name; });
+  }
+
+  function __pfunc_httpRequest(event, execution) {
+    const text = event.body;
+    const request = {
+      method: event.method,
+      path: event.path,
+      params: event.query,
+      query: event.query,
+      headers: event.headers,
+      body: __pfunc_bodyObject(text),
+      meta: event.meta,
+      uri: event.uri,
+      json: function __pfunc_json() {
+        try {
+          return Promise.resolve(JSON.parse(text));
+        } catch (error) {
+          return Promise.reject(new SyntaxError("request.json(): the body is not valid JSON: " + error.message));
+        }
+      },
+    };
+    const response = {
+      status: 200,
+      headers: {},
+      send: function __pfunc_send(body, status) {
+        const headers = {};
+        for (const key of Object.keys(response.headers || {})) headers[key] = String(response.headers[key]);
+        let text;
+        if (body === undefined || body === null) text = "";
+        else if (typeof body === "string") text = body;
+        else if (typeof body === "object") {
+          text = JSON.stringify(body);
+          if (!__pfunc_hasHeader(headers, "content-type")) headers["content-type"] = "application/json";
+        } else text = String(body);
+        const code = status !== undefined ? Number(status) : Number(response.status);
+        __pfunc_complete(execution, "response", { status: code, headers: headers, body: text });
+        return Promise.resolve();
+      },
+    };
+    return [request, response];
+  }
+
+  function __pfunc_start(eventJson, nowMs) {
+    fixedNowMs = nowMs === undefined ? null : nowMs;
+    const event = JSON.parse(eventJson);
+    const execution = {
+      kind: event.kind,
+      logs: loadLogs.splice(0),
+      warnings: [],
+      completion: null,
+      settled: false,
+      error: null,
+    };
+    current = execution;
+    const args = event.kind === "on-request"
+      ? __pfunc_httpRequest(event, execution)
+      : __pfunc_messageRequest(event, execution);
+    let returned;
+    try {
+      returned = __pfunc_def.apply(undefined, args);
+    } catch (error) {
+      execution.settled = true;
+      execution.error = __pfunc_errorInfo(error);
+      return;
+    }
+    Promise.resolve(returned).then(
+      function __pfunc_settled() { execution.settled = true; },
+      function __pfunc_rejected(error) {
+        execution.settled = true;
+        execution.error = __pfunc_errorInfo(error);
+      }
+    );
+  }
+
+  // Polled by Python after each slice: "S" or "R" (settled or running), then any
+  // queued host calls as JSON.
+  function __pfunc_poll() {
+    const state = current !== null && current.settled ? "S" : "R";
+    if (queue.length === 0) return state;
+    const text = JSON.stringify(queue);
+    queue.length = 0;
+    return state + text;
+  }
+
+  function __pfunc_finish() {
+    const execution = current;
+    current = null;
+    waiting.clear();
+    queue.length = 0;
+    return JSON.stringify({
+      completion: execution.completion,
+      logs: execution.logs,
+      warnings: execution.warnings,
+      error: execution.error,
+    });
+  }
+
+  // The host reads these entry points with Context.get().
+  globalThis.__pfunc_api_start = __pfunc_start;
+  globalThis.__pfunc_api_poll = __pfunc_poll;
+  globalThis.__pfunc_api_settle = __pfunc_settle;
+  globalThis.__pfunc_api_finish = __pfunc_finish;
+  globalThis.__pfunc_api_watchLoad = __pfunc_watchLoad;
+  globalThis.__pfunc_api_loadState = __pfunc_loadState;
+})(Date);

@@ -1,0 +1,166 @@
+"""The JavaScript language host: one QuickJS context running one loaded handler.
+
+A context is loaded once (prelude, then the handler module and its top-level code)
+and then serves many executions, like a warm PubNub instance. The executor drives it
+slice by slice: start, run pending jobs, poll the host-call queue, settle, finish.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import quickjs
+
+from pfunc.errors import HandlerLoadError
+from pfunc.sandbox.source import map_stack, prepare_module, split_engine_error
+
+# Extra memory granted after a blow-up so the execution's logs can still be read.
+_RESCUE_MEMORY = 16 * 1024 * 1024
+
+
+class SandboxInterrupted(Exception):
+    """The engine stopped the handler: it ran out of time or memory."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason  # "timeout" or "memory"
+
+
+@cache
+def _prelude() -> str:
+    return resources.files("pfunc.sandbox").joinpath("prelude.js").read_text(encoding="utf-8")
+
+
+def _interruption(error: Exception) -> SandboxInterrupted | None:
+    text = str(error)
+    if "interrupted" in text:
+        return SandboxInterrupted("timeout")
+    if "out of memory" in text or isinstance(error, MemoryError):
+        return SandboxInterrupted("memory")
+    return None
+
+
+class JavaScriptSandbox:
+    """A loaded JavaScript handler, ready to run executions."""
+
+    def __init__(self, source: str, display_path: str, memory: int | None, timeout: float | None):
+        self.display_path = display_path
+        self.source = source
+        self.memory = memory
+        self.broken = False  # set after an interruption: the context must not be reused
+        self._context = quickjs.Context()
+        if memory is not None:
+            self._context.set_memory_limit(memory)
+        self._context.eval(_prelude())
+        entry = self._context.get
+        self._start = entry("__pfunc_api_start")
+        self._poll = entry("__pfunc_api_poll")
+        self._settle = entry("__pfunc_api_settle")
+        self._finish = entry("__pfunc_api_finish")
+        self._load(timeout)
+
+    # --- loading -------------------------------------------------------------------
+
+    def _load(self, timeout: float | None) -> None:
+        module_source = prepare_module(self.source, self.display_path)
+        self.set_time_limit(timeout)
+        try:
+            promise = self._context.module(module_source)
+            self._context.get("__pfunc_api_watchLoad")(promise)
+            self.run_jobs()
+        except SandboxInterrupted as stop:
+            what = "time" if stop.reason == "timeout" else "memory"
+            raise HandlerLoadError(
+                "TimeoutError" if stop.reason == "timeout" else "MemoryError",
+                f"{self.display_path}: the module's top-level code ran out of {what} while "
+                "loading; move long work into the handler or remove the loop",
+            ) from None
+        except quickjs.JSException as error:
+            raise self._load_error(str(error)) from None
+        state = json.loads(self._context.get("__pfunc_api_loadState")())
+        if state["error"]:
+            info = state["error"]
+            raise self._load_error(f"{info['type']}: {info['message']}\n{info['stack']}")
+        if state["type"] == "undefined":
+            raise HandlerLoadError(
+                "LoadError",
+                f"{self.display_path}: no default export; a PubNub Function module must export "
+                "its handler, e.g. export default (request) => request.ok();",
+            )
+        if state["type"] != "function":
+            raise HandlerLoadError(
+                "LoadError",
+                f"{self.display_path}: the default export is a {state['type']}, not a function; "
+                "export the handler function itself",
+            )
+
+    def _load_error(self, text: str) -> HandlerLoadError:
+        error_type, message, raw_stack = split_engine_error(text)
+        stack, location = map_stack(raw_stack, self.display_path)
+        if "could not load module" in message:
+            message += (
+                "; import is not available in PubNub Functions, use require() for built-in "
+                "modules"
+            )
+        where = f"{self.display_path}:{location.line}:{location.column}" if location else (
+            self.display_path
+        )
+        return HandlerLoadError(
+            error_type,
+            f"{where}: {message}",
+            stack=stack,
+            line=location.line if location else None,
+            column=location.column if location else None,
+        )
+
+    # --- slices of one execution -----------------------------------------------------
+
+    def set_time_limit(self, seconds: float | None) -> None:
+        # QuickJS measures CPU time from the start of each call into the engine.
+        self._context.set_time_limit(-1 if seconds is None else max(seconds, 0.001))
+
+    def _guard(self, call: Any, *args: Any) -> Any:
+        try:
+            return call(*args)
+        except (quickjs.JSException, MemoryError) as error:
+            stop = _interruption(error)
+            if stop is None:
+                raise
+            self.broken = True
+            raise stop from None
+
+    def start(self, event_json: str, now_ms: int | None) -> None:
+        self._guard(self._start, event_json, now_ms)
+
+    def run_jobs(self) -> None:
+        context = self._context
+        try:
+            while context.execute_pending_job():
+                pass
+        except (quickjs.JSException, MemoryError) as error:
+            stop = _interruption(error)
+            if stop is None:
+                raise
+            self.broken = True
+            raise stop from None
+
+    def poll(self) -> tuple[bool, list[Any]]:
+        """(handler settled?, host calls queued since the last poll)."""
+        text: str = self._guard(self._poll)
+        return text[0] == "S", (json.loads(text[1:]) if len(text) > 1 else [])
+
+    def settle(self, call_id: int, ok: bool, payload: str | None) -> None:
+        self._guard(self._settle, call_id, ok, payload)
+
+    def finish(self) -> dict[str, Any] | None:
+        """The execution's completion, logs, warnings and error; None if unreadable."""
+        self._context.set_time_limit(-1)
+        if self.broken and self.memory is not None:
+            self._context.set_memory_limit(self.memory + _RESCUE_MEMORY)
+        try:
+            return json.loads(self._finish())
+        except (quickjs.JSException, MemoryError):
+            return None

@@ -1,0 +1,84 @@
+"""Handler source preparation and error location mapping for the JavaScript sandbox.
+
+QuickJS gives no access to a module's default export and names every source
+`<input>`; this module rewrites `export default` in place (keeping every line and
+column where it was) and turns engine stacks into stacks that name the handler file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pfunc.errors import HandlerLoadError
+
+_EXPORT_DEFAULT = re.compile(r"(?m)^([ \t]*)(export[ \t]+default)\b")
+_EXPORT_DEFAULT_ANYWHERE = re.compile(r"(?<![.\w$])(export\s+default)\b")
+_IMPORT_STATEMENT = re.compile(r"""(?m)^[ \t]*(import)(?=[ \t]*[\w*{"'])(?![ \t]*\.)""")
+_TARGET = "__pfunc_def ="
+
+_FRAME = re.compile(r"^\s*at (?:(?P<name>.*?) \()?(?P<file><input>|<eval>|native)(?::(?P<line>\d+):(?P<col>\d+))?\)?\s*$")
+
+
+def prepare_module(source: str, display_path: str) -> str:
+    """The handler source with its default export assigned to a global the host can read."""
+    found = _IMPORT_STATEMENT.search(source)
+    if found:
+        line = source.count("\n", 0, found.start(1)) + 1
+        column = found.start(1) - (source.rfind("\n", 0, found.start(1)) + 1) + 1
+        raise HandlerLoadError(
+            "SyntaxError",
+            f"{display_path}:{line}:{column}: import statements are not available in PubNub "
+            'Functions; load built-in modules with require(), e.g. const db = require("kvstore")',
+            stack=f"    at {display_path}:{line}:{column}",
+            line=line,
+            column=column,
+        )
+
+    def replace(match: re.Match[str]) -> str:
+        original = match.group(match.lastindex or 0)
+        # Same length as the text it replaces, so line and column numbers stay true.
+        replacement = _TARGET.ljust(len(original)) if len(original) >= len(_TARGET) else _TARGET
+        return match.group(0).replace(original, replacement)
+
+    rewritten, count = _EXPORT_DEFAULT.subn(replace, source)
+    if count == 0:
+        rewritten = _EXPORT_DEFAULT_ANYWHERE.sub(replace, source)
+    return rewritten
+
+
+@dataclass
+class Location:
+    line: int
+    column: int
+
+
+def map_stack(stack: str, display_path: str) -> tuple[str, Location | None]:
+    """Drop pfunc's own frames, name the handler file, and find the first handler frame."""
+    frames: list[str] = []
+    location: Location | None = None
+    for raw in stack.splitlines():
+        match = _FRAME.match(raw)
+        if not match:
+            continue
+        name = match.group("name") or ""
+        if name.startswith("__pfunc") or match.group("file") == "<eval>":
+            continue
+        if match.group("file") == "native":
+            frames.append(f"    at {name} (native)")
+            continue
+        line, column = match.group("line"), match.group("col")
+        where = f"{display_path}:{line}:{column}"
+        if location is None and line is not None:
+            location = Location(int(line), int(column))
+        frames.append(f"    at {name} ({where})" if name else f"    at {where}")
+    return "\n".join(frames), location
+
+
+def split_engine_error(text: str) -> tuple[str, str, str]:
+    """Split a QuickJS exception text into (type, message, stack)."""
+    head, _, stack = text.partition("\n")
+    error_type, sep, message = head.partition(": ")
+    if not sep:
+        return "Error", head, stack
+    return error_type, message, stack
