@@ -68,3 +68,73 @@ class RequestEvent:
 
 
 Event = MessageEvent | RequestEvent
+
+
+# --- builders from command-line flags ---------------------------------------------
+
+
+def read_text_flag(flag: str, value: str, stdin_text: str | None = None) -> str:
+    """A flag's text: literal, `@file` for a file's contents, or `-` for standard input."""
+    import sys
+
+    from pfunc.errors import PfuncUsageError
+
+    if value == "-":
+        return stdin_text if stdin_text is not None else sys.stdin.read()
+    if value.startswith("@"):
+        path = value[1:]
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return handle.read()
+        except OSError as error:
+            raise PfuncUsageError(
+                f"{flag} {value}: cannot read {path}: {error.strerror or error}"
+            ) from None
+    return value
+
+
+def parse_json_flag(flag: str, value: str, *, want_object: bool = False) -> Any:
+    """JSON from a flag, with an error that quotes the input and shows a correct form."""
+    import json
+
+    from pfunc.errors import PfuncUsageError
+
+    text = read_text_flag(flag, value)
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as error:
+        quoted = text if len(text) <= 80 else text[:77] + "..."
+        raise PfuncUsageError(
+            f"{flag} is not valid JSON ({error.msg} at line {error.lineno} column "
+            f"{error.colno}): {quoted}\n  Quote keys and strings with double quotes and wrap the "
+            f"whole value in single quotes for the shell, e.g. {flag} '{{\"userId\":\"u1\"}}'"
+        ) from None
+    if want_object and not isinstance(parsed, dict):
+        raise PfuncUsageError(f"{flag} must be a JSON object, e.g. {flag} '{{\"uuid\":\"u1\"}}'")
+    return parsed
+
+
+def parse_query_flags(values: tuple[str, ...]) -> dict[str, str]:
+    from pfunc.errors import PfuncUsageError
+
+    query: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise PfuncUsageError(f"--query {item!r}: write it as name=value, e.g. --query token=abc")
+        query[name] = value
+    return query
+
+
+def parse_header_flags(values: tuple[str, ...]) -> dict[str, str]:
+    from pfunc.errors import PfuncUsageError
+
+    headers: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise PfuncUsageError(
+                f"--header {item!r}: write it as 'Name: value', e.g. --header 'X-Token: abc'"
+            )
+        headers[name.strip().lower()] = value.strip()
+    return headers

@@ -109,6 +109,14 @@ class Executor:
         if not info:
             return None
         stack, location = map_stack(info.get("stack", ""), self.display_path)
+        if info["type"] == "InternalError" and info["message"] == "out of memory":
+            # The engine raised it inside the handler's own code, where it was caught.
+            if self._sandbox is not None:
+                self._sandbox.broken = True
+                self._sandbox = None
+            failure = memory_error(self.display_path, self.runtime.profile)
+            failure.stack = stack
+            return failure
         return _error_at(info["type"], info["message"], stack, self.display_path, location,
                          info.get("code"))
 
@@ -154,6 +162,16 @@ class Executor:
         else:
             result.abort_reason = completion.get("reason")
             result.delivered = event.kind != "before-publish"
+
+
+def memory_error(display_path: str, profile: Profile) -> ExecutionError:
+    limit = (profile.memory or 0) // (1024 * 1024)
+    return ExecutionError(
+        "MemoryError",
+        f"{display_path}: the handler used more than the {limit} MiB memory limit "
+        f"({profile.describe()}) and was stopped; keep less data in memory at once, or raise "
+        "the limit with memory_mb under [limits] in pfunc.toml",
+    )
 
 
 def _error_at(
@@ -241,13 +259,7 @@ class _ExecutionLoop:
         except SandboxInterrupted as stop:
             if stop.reason == "timeout":
                 return self._timeout_error()
-            limit = self.budget.profile.memory or 0
-            return ExecutionError(
-                "MemoryError",
-                f"{self.executor.display_path}: the handler used more than the "
-                f"{limit // (1024 * 1024)} MiB memory limit ({self.budget.profile.describe()}) "
-                "and was stopped; keep less data in memory at once",
-            )
+            return memory_error(self.executor.display_path, self.budget.profile)
         finally:
             for task in self.tasks:
                 task.cancel()
@@ -321,3 +333,22 @@ async def _invoke(
     except Exception as error:  # a fault below the module (e.g. the disk): reject, don't crash
         failure = HandlerCallError("Error", f"pfunc could not complete the call: {error}")
         return False, failure.to_payload()
+
+
+async def execute_once(
+    handler: Path,
+    event: Event,
+    *,
+    kv_path: Path,
+    profile: Profile,
+    clock: Clock,
+    keyset: Keyset,
+    display_path: str | None = None,
+) -> Result:
+    """Open the store, run one event through one handler, close the store."""
+    store = KVStore.open(kv_path)
+    try:
+        runtime = Runtime(store, profile, clock, keyset)
+        return await Executor(handler, runtime, display_path).run(event)
+    finally:
+        await store.close()

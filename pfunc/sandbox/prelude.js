@@ -8,7 +8,9 @@
 // Every function here is named __pfunc_* so that pfunc can drop these frames from
 // stack traces and show only the handler's own lines.
 
-var __pfunc_def; // the handler module's `export default` is rewritten to assign this
+// The handler module's `export default` is rewritten to assign __pfunc_m.d: a member
+// assignment, so the handler keeps its own name (or none) in stack traces.
+var __pfunc_m = { d: undefined };
 var require;
 var console;
 
@@ -220,7 +222,7 @@ var console;
     return JSON.stringify({
       done: load.done,
       error: load.error,
-      type: typeof __pfunc_def,
+      type: typeof __pfunc_m.d,
     });
   }
 
@@ -358,7 +360,7 @@ var console;
       : __pfunc_messageRequest(event, execution);
     let returned;
     try {
-      returned = __pfunc_def.apply(undefined, args);
+      returned = __pfunc_m.d(...args);
     } catch (error) {
       execution.settled = true;
       execution.error = __pfunc_errorInfo(error);

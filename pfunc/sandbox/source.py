@@ -15,7 +15,7 @@ from pfunc.errors import HandlerLoadError
 _EXPORT_DEFAULT = re.compile(r"(?m)^([ \t]*)(export[ \t]+default)\b")
 _EXPORT_DEFAULT_ANYWHERE = re.compile(r"(?<![.\w$])(export\s+default)\b")
 _IMPORT_STATEMENT = re.compile(r"""(?m)^[ \t]*(import)(?=[ \t]*[\w*{"'])(?![ \t]*\.)""")
-_TARGET = "__pfunc_def ="
+_TARGET = "__pfunc_m.d ="
 
 _FRAME = re.compile(r"^\s*at (?:(?P<name>.*?) \()?(?P<file><input>|<eval>|native)(?::(?P<line>\d+):(?P<col>\d+))?\)?\s*$")
 

@@ -1,0 +1,85 @@
+"""The `pfunc` command line: click commands only (parse flags, call, render).
+
+Heavy modules (rich, aiosqlite, aiohttp) are imported inside the commands that need
+them, so that `pfunc run --json` starts quickly.
+
+Exit codes: 0 the handler completed (ok, abort or response); 1 the execution failed
+(error outcome, or --expect did not match); 2 a usage error (bad flag, malformed
+JSON, missing file, unusable KV path, invalid pfunc.toml).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from pfunc import __version__
+from pfunc.errors import PfuncUsageError
+from pfunc.events import SUPPORTED_KINDS
+from pfunc.limits import PROFILES
+from pfunc.result import OUTCOMES
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _usage_failure(message: str) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pfunc")
+def main() -> None:
+    """Run PubNub Functions locally, with the limits production applies."""
+
+
+@main.command()
+@click.argument("target")
+@click.option("--event", "event_kind", type=click.Choice(SUPPORTED_KINDS),
+              help="Event kind (default before-publish; on-request when an HTTP flag is given).")
+@click.option("--message", help="Message JSON; @file reads a file, - reads stdin.")
+@click.option("--channel", default="default", show_default=True, help="Publish channel.")
+@click.option("--params", "params_json", help="Publish query parameters as a JSON object.")
+@click.option("--meta", "meta_json", help="Request meta (clientip, origin, useragent) as JSON.")
+@click.option("--method", help="HTTP method for on-request (default GET, POST with --body).")
+@click.option("--path", "http_path", help="Request path after the function's URL prefix.")
+@click.option("--query", multiple=True, help="Query parameter name=value (repeatable).")
+@click.option("--header", multiple=True, help="Header 'Name: value' (repeatable).")
+@click.option("--body", help="Request body; @file reads a file, - reads stdin.")
+@click.option("--kv", "kv_path", type=click.Path(path_type=Path),
+              help="KV store file (default .pfunc/kv.sqlite3 under the project root).")
+@click.option("--keyset", help="Subscribe key that scopes the KV store.")
+@click.option("--limits", "limits_name", type=click.Choice(list(PROFILES)),
+              help="Limits profile (default: pfunc.toml's, else classic).")
+@click.option("--timeout", type=click.FloatRange(min=0.001), help="Wall-time limit in seconds.")
+@click.option("--now", "now_text", help="Fix the execution clock, ISO-8601 (e.g. 2026-01-01T12:00:00Z).")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON result on stdout.")
+@click.option("--expect", type=click.Choice(OUTCOMES), help="Exit 1 unless the outcome is this.")
+def run(target: str, **options: Any) -> None:
+    """Run TARGET (a handler file) once against one simulated event."""
+    import asyncio
+
+    from pfunc.run_plan import prepare_run
+
+    try:
+        plan = prepare_run(target, **options)
+    except PfuncUsageError as error:
+        _usage_failure(str(error))
+    result = asyncio.run(plan.execute())
+    if plan.as_json:
+        import json
+
+        click.echo(json.dumps(result.to_json(), ensure_ascii=False))
+    else:
+        from pfunc.render import render_result
+
+        render_result(result)
+    expect = options.get("expect")
+    if expect is not None and result.outcome != expect:
+        click.echo(f"expected outcome {expect}, got {result.outcome}", err=True)
+        sys.exit(EXIT_FAILED)
+    sys.exit(EXIT_FAILED if result.outcome == "error" else EXIT_OK)
+

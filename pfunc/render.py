@@ -1,0 +1,121 @@
+"""Human-readable reports of a Result, with rich.
+
+Colour follows rich's rules: none when stdout is not a terminal or NO_COLOR is set.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
+
+from pfunc.result import Result
+
+_OUTCOME_STYLE = {"ok": "bold green", "abort": "bold yellow", "response": "bold cyan",
+                  "error": "bold red"}
+_LEVEL_STYLE = {"log": "", "info": "cyan", "warn": "yellow", "error": "red", "debug": "dim"}
+
+
+def render_result(result: Result, console: Console | None = None) -> None:
+    console = console or Console(highlight=False, soft_wrap=True)
+    style = _OUTCOME_STYLE.get(result.outcome, "bold")
+    header = Text()
+    header.append(f" {result.outcome.upper()} ", style=f"reverse {style}")
+    header.append(f"  {result.event} · {result.function} · {result.duration_ms:.1f} ms")
+    console.print(header)
+
+    if result.is_message_event:
+        state = "delivered" if result.delivered else "not delivered"
+        console.print(f"\n[bold]Message[/bold] ({state})")
+        console.print(_json(result.message))
+        if result.outcome == "abort":
+            reason = result.abort_reason if result.abort_reason is not None else "(no reason)"
+            console.print(f"[bold]Abort reason:[/bold] {escape(reason)}")
+    elif result.response is not None:
+        response = result.response
+        console.print(f"\n[bold]Response[/bold] {response['status']}")
+        for name, value in response["headers"].items():
+            console.print(f"  {escape(name)}: {escape(value)}")
+        console.print(_body(response["body"]))
+
+    if result.logs:
+        console.print("\n[bold]Console[/bold]")
+        for entry in result.logs:
+            time_text = entry["time"][11:23]
+            level = entry["level"]
+            line = Text(f"  {time_text} ")
+            line.append(f"{level:<5}", style=_LEVEL_STYLE.get(level, ""))
+            line.append(f" {entry['text']}")
+            console.print(line)
+
+    _render_operations(console, result.operations)
+
+    if result.warnings:
+        console.print("\n[bold yellow]Warnings[/bold yellow]")
+        for warning in result.warnings:
+            console.print(Text(f"  ! {warning}", style="yellow"))
+
+    if result.error is not None:
+        error = result.error
+        console.print("\n[bold red]Error[/bold red]")
+        console.print(Text(f"  {error.type}: {error.message}", style="red"))
+        if error.file and error.line:
+            frame = code_frame(Path(error.file), error.line, error.column or 1)
+            if frame:
+                console.print(Text(frame))
+        if error.stack:
+            console.print(Text(error.stack, style="dim"))
+
+
+def _render_operations(console: Console, operations: dict[str, Any]) -> None:
+    limit = operations.get("limit")
+    used = operations.get("used", 0)
+    if isinstance(limit, int):
+        summary = f"{used} of {limit}"
+    elif isinstance(limit, dict):
+        summary = f"{used} (per-kind limits: " + ", ".join(f"{k} {v}" for k, v in limit.items()) + ")"
+    else:
+        summary = f"{used} (no limit)"
+    console.print(f"\n[bold]Operations[/bold] {summary}")
+    for number, call in enumerate(operations.get("calls", []), start=1):
+        key = f" {call['key']}" if "key" in call else ""
+        flags = " (not awaited)" if call.get("unawaited") else ""
+        status = call.get("status", "")
+        status_style = {"ok": "green", "error": "red", "refused": "bold red"}.get(status, "")
+        line = Text(f"  {number}. {call['module']}.{call['method']}{key}{flags}  ")
+        line.append(status, style=status_style)
+        console.print(line)
+
+
+def _json(value: Any) -> Text:
+    return Text(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _body(body: str) -> Text:
+    try:
+        return _json(json.loads(body)) if body else Text("(empty body)", style="dim")
+    except ValueError:
+        return Text(body)
+
+
+def code_frame(path: Path, line: int, column: int, context: int = 2) -> str | None:
+    """Lines around `line` of the file, numbered, with a caret under `column`."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    if not 1 <= line <= len(lines):
+        return None
+    first, last = max(1, line - context), min(len(lines), line + context)
+    width = len(str(last))
+    out = []
+    for number in range(first, last + 1):
+        marker = ">" if number == line else " "
+        out.append(f"  {marker} {number:>{width}} | {lines[number - 1]}")
+        if number == line:
+            out.append(f"    {' ' * width} | {' ' * (column - 1)}^")
+    return "\n".join(out)

@@ -1,0 +1,1 @@
+export const handler = (request) => request.ok();

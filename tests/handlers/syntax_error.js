@@ -1,0 +1,6 @@
+const db = require("kvstore");
+
+export default async (request) => {
+  const x = ;
+  return request.ok();
+};

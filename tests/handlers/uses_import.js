@@ -1,0 +1,4 @@
+// a comment
+import db from "kvstore";
+
+export default (request) => request.ok();
