@@ -38,8 +38,12 @@ def main() -> None:
 
 @main.command()
 @click.argument("target")
-@click.option("--event", "event_kind", type=click.Choice(SUPPORTED_KINDS),
-              help="Event kind (default before-publish; on-request when an HTTP flag is given).")
+@click.option(
+    "--event",
+    "event_kind",
+    type=click.Choice(SUPPORTED_KINDS),
+    help="Event kind (default before-publish; on-request when an HTTP flag is given).",
+)
 @click.option("--message", help="Message JSON; @file reads a file, - reads stdin.")
 @click.option("--channel", default="default", show_default=True, help="Publish channel.")
 @click.option("--params", "params_json", help="Publish query parameters as a JSON object.")
@@ -49,13 +53,23 @@ def main() -> None:
 @click.option("--query", multiple=True, help="Query parameter name=value (repeatable).")
 @click.option("--header", multiple=True, help="Header 'Name: value' (repeatable).")
 @click.option("--body", help="Request body; @file reads a file, - reads stdin.")
-@click.option("--kv", "kv_path", type=click.Path(path_type=Path),
-              help="KV store file (default .pfunc/kv.sqlite3 under the project root).")
+@click.option(
+    "--kv",
+    "kv_path",
+    type=click.Path(path_type=Path),
+    help="KV store file (default .pfunc/kv.sqlite3 under the project root).",
+)
 @click.option("--keyset", help="Subscribe key that scopes the KV store.")
-@click.option("--limits", "limits_name", type=click.Choice(list(PROFILES)),
-              help="Limits profile (default: pfunc.toml's, else classic).")
+@click.option(
+    "--limits",
+    "limits_name",
+    type=click.Choice(list(PROFILES)),
+    help="Limits profile (default: pfunc.toml's, else classic).",
+)
 @click.option("--timeout", type=click.FloatRange(min=0.001), help="Wall-time limit in seconds.")
-@click.option("--now", "now_text", help="Fix the execution clock, ISO-8601 (e.g. 2026-01-01T12:00:00Z).")
+@click.option(
+    "--now", "now_text", help="Fix the execution clock, ISO-8601 (e.g. 2026-01-01T12:00:00Z)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON result on stdout.")
 @click.option("--expect", type=click.Choice(OUTCOMES), help="Exit 1 unless the outcome is this.")
 def run(target: str, **options: Any) -> None:
@@ -66,9 +80,9 @@ def run(target: str, **options: Any) -> None:
 
     try:
         plan = prepare_run(target, **options)
+        result = asyncio.run(plan.execute())
     except PfuncUsageError as error:
         _usage_failure(str(error))
-    result = asyncio.run(plan.execute())
     if plan.as_json:
         import json
 
@@ -82,4 +96,3 @@ def run(target: str, **options: Any) -> None:
         click.echo(f"expected outcome {expect}, got {result.outcome}", err=True)
         sys.exit(EXIT_FAILED)
     sys.exit(EXIT_FAILED if result.outcome == "error" else EXIT_OK)
-

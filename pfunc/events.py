@@ -107,10 +107,10 @@ def parse_json_flag(flag: str, value: str, *, want_object: bool = False) -> Any:
         raise PfuncUsageError(
             f"{flag} is not valid JSON ({error.msg} at line {error.lineno} column "
             f"{error.colno}): {quoted}\n  Quote keys and strings with double quotes and wrap the "
-            f"whole value in single quotes for the shell, e.g. {flag} '{{\"userId\":\"u1\"}}'"
+            f'whole value in single quotes for the shell, e.g. {flag} \'{{"userId":"u1"}}\''
         ) from None
     if want_object and not isinstance(parsed, dict):
-        raise PfuncUsageError(f"{flag} must be a JSON object, e.g. {flag} '{{\"uuid\":\"u1\"}}'")
+        raise PfuncUsageError(f'{flag} must be a JSON object, e.g. {flag} \'{{"uuid":"u1"}}\'')
     return parsed
 
 
@@ -121,7 +121,9 @@ def parse_query_flags(values: tuple[str, ...]) -> dict[str, str]:
     for item in values:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise PfuncUsageError(f"--query {item!r}: write it as name=value, e.g. --query token=abc")
+            raise PfuncUsageError(
+                f"--query {item!r}: write it as name=value, e.g. --query token=abc"
+            )
         query[name] = value
     return query
 

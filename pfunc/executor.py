@@ -59,7 +59,11 @@ class Executor:
             source = self.handler.read_text(encoding="utf-8")
             profile = self.runtime.profile
             self._sandbox = JavaScriptSandbox(
-                source, self.display_path, profile.memory, profile.timeout
+                source,
+                self.display_path,
+                profile.memory,
+                profile.timeout,
+                self.runtime.clock.fixed_ms_or_none(),
             )
         return self._sandbox
 
@@ -70,7 +74,10 @@ class Executor:
         budget = Budget(profile)
         host_warnings: list[str] = []
         context = CallContext(
-            runtime.store, runtime.keyset.subscribe_key, profile, runtime.clock,
+            runtime.store,
+            runtime.keyset.subscribe_key,
+            profile,
+            runtime.clock,
             host_warnings.append,
         )
         result = Result(
@@ -86,8 +93,12 @@ class Executor:
             sandbox = self._load()
         except HandlerLoadError as failure:
             result.error = ExecutionError(
-                failure.error_type, failure.message, failure.stack,
-                self.display_path if failure.line else None, failure.line, failure.column,
+                failure.error_type,
+                failure.message,
+                failure.stack,
+                self.display_path if failure.line else None,
+                failure.line,
+                failure.column,
             )
             result.operations = budget.to_json()
             result.duration_ms = (time.perf_counter() - started) * 1000
@@ -117,8 +128,9 @@ class Executor:
             failure = memory_error(self.display_path, self.runtime.profile)
             failure.stack = stack
             return failure
-        return _error_at(info["type"], info["message"], stack, self.display_path, location,
-                         info.get("code"))
+        return _error_at(
+            info["type"], info["message"], stack, self.display_path, location, info.get("code")
+        )
 
     def _conclude(
         self,
@@ -128,8 +140,10 @@ class Executor:
         details: dict[str, Any],
     ) -> None:
         completion = details.get("completion")
-        expected = "response.send()" if not result.is_message_event else (
-            "request.ok() or request.abort()"
+        expected = (
+            "response.send()"
+            if not result.is_message_event
+            else ("request.ok() or request.abort()")
         )
         if failure is None and completion is None:
             failure = ExecutionError(
@@ -183,7 +197,9 @@ def _error_at(
     code: str | None = None,
 ) -> ExecutionError:
     return ExecutionError(
-        error_type, message, stack,
+        error_type,
+        message,
+        stack,
         display_path if location else None,
         location.line if location else None,
         location.column if location else None,
@@ -195,7 +211,10 @@ class _ExecutionLoop:
     """The slice-by-slice drive of one execution; collects host-side warnings."""
 
     def __init__(
-        self, executor: Executor, sandbox: JavaScriptSandbox, budget: Budget,
+        self,
+        executor: Executor,
+        sandbox: JavaScriptSandbox,
+        budget: Budget,
         context: CallContext,
     ) -> None:
         self.executor = executor

@@ -18,8 +18,13 @@ from pfunc.limits import OVERRIDE_KEYS, PROFILES
 PROJECT_FILE = "pfunc.toml"
 DEFAULT_KV = ".pfunc/kv.sqlite3"
 EVENT_KINDS = (
-    "before-publish", "after-publish", "before-signal", "after-signal", "after-presence",
-    "on-request", "on-interval",
+    "before-publish",
+    "after-publish",
+    "before-signal",
+    "after-signal",
+    "after-presence",
+    "on-request",
+    "on-interval",
 )
 
 

@@ -15,8 +15,12 @@ from rich.text import Text
 
 from pfunc.result import Result
 
-_OUTCOME_STYLE = {"ok": "bold green", "abort": "bold yellow", "response": "bold cyan",
-                  "error": "bold red"}
+_OUTCOME_STYLE = {
+    "ok": "bold green",
+    "abort": "bold yellow",
+    "response": "bold cyan",
+    "error": "bold red",
+}
 _LEVEL_STYLE = {"log": "", "info": "cyan", "warn": "yellow", "error": "red", "debug": "dim"}
 
 
@@ -77,7 +81,9 @@ def _render_operations(console: Console, operations: dict[str, Any]) -> None:
     if isinstance(limit, int):
         summary = f"{used} of {limit}"
     elif isinstance(limit, dict):
-        summary = f"{used} (per-kind limits: " + ", ".join(f"{k} {v}" for k, v in limit.items()) + ")"
+        summary = (
+            f"{used} (per-kind limits: " + ", ".join(f"{k} {v}" for k, v in limit.items()) + ")"
+        )
     else:
         summary = f"{used} (no limit)"
     console.print(f"\n[bold]Operations[/bold] {summary}")

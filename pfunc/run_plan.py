@@ -44,8 +44,13 @@ class RunPlan:
 
         try:
             return await execute_once(
-                self.handler, self.event, kv_path=self.kv_path, profile=self.profile,
-                clock=self.clock, keyset=self.keyset, display_path=self.display_path,
+                self.handler,
+                self.event,
+                kv_path=self.kv_path,
+                profile=self.profile,
+                clock=self.clock,
+                keyset=self.keyset,
+                display_path=self.display_path,
             )
         except StoreOpenError as error:
             raise PfuncUsageError(str(error)) from None
@@ -146,9 +151,20 @@ def _build_event(flags: dict[str, Any]) -> Event:
             "--event on-request"
         )
     message = parse_json_flag("--message", flags["message"]) if _given(flags, "message") else {}
-    params = parse_json_flag("--params", flags["params_json"], want_object=True) if _given(
-        flags, "params_json") else {}
-    meta = parse_json_flag("--meta", flags["meta_json"], want_object=True) if _given(
-        flags, "meta_json") else {}
-    return MessageEvent(kind=kind, message=message, channel=flags.get("channel") or "default",
-                        params=params, meta=meta)
+    params = (
+        parse_json_flag("--params", flags["params_json"], want_object=True)
+        if _given(flags, "params_json")
+        else {}
+    )
+    meta = (
+        parse_json_flag("--meta", flags["meta_json"], want_object=True)
+        if _given(flags, "meta_json")
+        else {}
+    )
+    return MessageEvent(
+        kind=kind,
+        message=message,
+        channel=flags.get("channel") or "default",
+        params=params,
+        meta=meta,
+    )

@@ -155,8 +155,7 @@ class KVStore:
 
     async def item_keys(self, keyset: str, after: str | None, limit: int, now_ms: int) -> list[str]:
         rows = await self._run(
-            "SELECT key FROM items WHERE keyset=? AND key>? AND expires_at>? "
-            "ORDER BY key LIMIT ?",
+            "SELECT key FROM items WHERE keyset=? AND key>? AND expires_at>? ORDER BY key LIMIT ?",
             (keyset, after or "", now_ms, limit),
         )
         return [row[0] for row in rows]
@@ -164,9 +163,7 @@ class KVStore:
     # --- counters --------------------------------------------------------------
 
     async def get_counter(self, keyset: str, key: str) -> int:
-        rows = await self._run(
-            "SELECT value FROM counters WHERE keyset=? AND key=?", (keyset, key)
-        )
+        rows = await self._run("SELECT value FROM counters WHERE keyset=? AND key=?", (keyset, key))
         return int(rows[0][0]) if rows else 0
 
     async def incr_counter(self, keyset: str, key: str, amount: int) -> int:

@@ -43,7 +43,7 @@ class JSArg:
     error wording happen here, in one place, for every handler language.
     """
 
-    __slots__ = ("_value", "_decoded", "invalid", "json")
+    __slots__ = ("_decoded", "_value", "invalid", "json")
 
     def __init__(self, encoded: dict[str, str]) -> None:
         self.json: str | None = encoded.get("j")

@@ -90,8 +90,10 @@ class KVStoreModule:
         profile = context.profile
         if arg.is_undefined or (arg.json is not None and arg.value is None):
             minutes: float = profile.ttl_default
-        elif arg.invalid is not None or isinstance(arg.value, bool) or not isinstance(
-            arg.value, int | float
+        elif (
+            arg.invalid is not None
+            or isinstance(arg.value, bool)
+            or not isinstance(arg.value, int | float)
         ):
             raise HandlerCallError(
                 "TypeError",

@@ -343,8 +343,12 @@ var console;
     return [request, response];
   }
 
-  function __pfunc_start(eventJson, nowMs) {
+  function __pfunc_setClock(nowMs) {
     fixedNowMs = nowMs === undefined ? null : nowMs;
+  }
+
+  function __pfunc_start(eventJson, nowMs) {
+    __pfunc_setClock(nowMs);
     const event = JSON.parse(eventJson);
     const execution = {
       kind: event.kind,
@@ -375,14 +379,15 @@ var console;
     );
   }
 
-  // Polled by Python after each slice: "S" or "R" (settled or running), then any
-  // queued host calls as JSON.
+  // Polled by Python after each slice: "S" or "R" (settled or running) when no host
+  // call is queued, else JSON [settled, calls]. (Built by JSON.stringify, never by
+  // concatenation: the binding cannot read QuickJS rope strings.)
   function __pfunc_poll() {
-    const state = current !== null && current.settled ? "S" : "R";
-    if (queue.length === 0) return state;
-    const text = JSON.stringify(queue);
+    const settled = current !== null && current.settled;
+    if (queue.length === 0) return settled ? "S" : "R";
+    const text = JSON.stringify([settled, queue]);
     queue.length = 0;
-    return state + text;
+    return text;
   }
 
   function __pfunc_finish() {
@@ -399,6 +404,7 @@ var console;
   }
 
   // The host reads these entry points with Context.get().
+  globalThis.__pfunc_api_setClock = __pfunc_setClock;
   globalThis.__pfunc_api_start = __pfunc_start;
   globalThis.__pfunc_api_poll = __pfunc_poll;
   globalThis.__pfunc_api_settle = __pfunc_settle;

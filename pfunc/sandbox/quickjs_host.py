@@ -34,6 +34,11 @@ def _prelude() -> str:
     return resources.files("pfunc.sandbox").joinpath("prelude.js").read_text(encoding="utf-8")
 
 
+def _js_number(value: int | None) -> float | None:
+    # As a float: the binding converts Python ints to 32-bit JS integers.
+    return None if value is None else float(value)
+
+
 def _interruption(error: Exception) -> SandboxInterrupted | None:
     text = str(error)
     if "interrupted" in text:
@@ -46,7 +51,14 @@ def _interruption(error: Exception) -> SandboxInterrupted | None:
 class JavaScriptSandbox:
     """A loaded JavaScript handler, ready to run executions."""
 
-    def __init__(self, source: str, display_path: str, memory: int | None, timeout: float | None):
+    def __init__(
+        self,
+        source: str,
+        display_path: str,
+        memory: int | None,
+        timeout: float | None,
+        now_ms: int | None = None,
+    ):
         self.display_path = display_path
         self.source = source
         self.memory = memory
@@ -60,6 +72,8 @@ class JavaScriptSandbox:
         self._poll = entry("__pfunc_api_poll")
         self._settle = entry("__pfunc_api_settle")
         self._finish = entry("__pfunc_api_finish")
+        # Top-level code reads the execution clock too.
+        entry("__pfunc_api_setClock")(_js_number(now_ms))
         self._load(timeout)
 
     # --- loading -------------------------------------------------------------------
@@ -102,11 +116,12 @@ class JavaScriptSandbox:
         stack, location = map_stack(raw_stack, self.display_path)
         if "could not load module" in message:
             message += (
-                "; import is not available in PubNub Functions, use require() for built-in "
-                "modules"
+                "; import is not available in PubNub Functions, use require() for built-in modules"
             )
-        where = f"{self.display_path}:{location.line}:{location.column}" if location else (
-            self.display_path
+        where = (
+            f"{self.display_path}:{location.line}:{location.column}"
+            if location
+            else (self.display_path)
         )
         return HandlerLoadError(
             error_type,
@@ -133,7 +148,7 @@ class JavaScriptSandbox:
             raise stop from None
 
     def start(self, event_json: str, now_ms: int | None) -> None:
-        self._guard(self._start, event_json, now_ms)
+        self._guard(self._start, event_json, _js_number(now_ms))
 
     def run_jobs(self) -> None:
         context = self._context
@@ -150,7 +165,10 @@ class JavaScriptSandbox:
     def poll(self) -> tuple[bool, list[Any]]:
         """(handler settled?, host calls queued since the last poll)."""
         text: str = self._guard(self._poll)
-        return text[0] == "S", (json.loads(text[1:]) if len(text) > 1 else [])
+        if len(text) == 1:
+            return text == "S", []
+        settled, calls = json.loads(text)
+        return settled, calls
 
     def settle(self, call_id: int, ok: bool, payload: str | None) -> None:
         self._guard(self._settle, call_id, ok, payload)

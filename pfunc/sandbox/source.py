@@ -17,7 +17,10 @@ _EXPORT_DEFAULT_ANYWHERE = re.compile(r"(?<![.\w$])(export\s+default)\b")
 _IMPORT_STATEMENT = re.compile(r"""(?m)^[ \t]*(import)(?=[ \t]*[\w*{"'])(?![ \t]*\.)""")
 _TARGET = "__pfunc_m.d ="
 
-_FRAME = re.compile(r"^\s*at (?:(?P<name>.*?) \()?(?P<file><input>|<eval>|native)(?::(?P<line>\d+):(?P<col>\d+))?\)?\s*$")
+_FRAME = re.compile(
+    r"^\s*at (?:(?P<name>.*?) \()?(?P<file><input>|<eval>|native)"
+    r"(?::(?P<line>\d+):(?P<col>\d+))?\)?\s*$"
+)
 
 
 def prepare_module(source: str, display_path: str) -> str:

@@ -1,0 +1,110 @@
+"""Shared helpers: run the real CLI in a subprocess, or the real executor in-process.
+
+Both use the real QuickJS engine and a real SQLite file under the test's tmp_path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pfunc.clock import Clock
+from pfunc.events import Event, MessageEvent, RequestEvent
+from pfunc.executor import Executor, Runtime
+from pfunc.limits import resolve_profile
+from pfunc.result import Result
+from pfunc.store import KVStore
+
+REPO = Path(__file__).resolve().parent.parent
+HANDLERS = Path(__file__).resolve().parent / "handlers"
+EXAMPLES = REPO / "examples"
+
+
+@dataclass
+class CliRun:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.stdout)
+
+
+def run_cli(
+    *args: str | Path, cwd: Path | None = None, stdin: str | None = None, timeout: float = 60
+) -> CliRun:
+    """`pfunc ARGS...` as a real subprocess, with colour off."""
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "pfunc", *map(str, args)],
+        cwd=cwd or REPO,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    return CliRun(completed.returncode, completed.stdout, completed.stderr)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Callable[..., CliRun]:
+    """run_cli with a fresh KV file for this test unless the test passes --kv."""
+    kv = tmp_path / "kv.sqlite3"
+
+    def call(*args: str | Path, **kwargs: Any) -> CliRun:
+        extra = [] if "--kv" in args or not args or args[0] != "run" else ["--kv", str(kv)]
+        return run_cli(*args, *extra, **kwargs)
+
+    return call
+
+
+@pytest.fixture
+def write_handler(tmp_path: Path) -> Callable[[str, str], Path]:
+    """Write a handler file from a dedented source string."""
+
+    def write(source: str, name: str = "handler.js") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(source).lstrip(), encoding="utf-8")
+        return path
+
+    return write
+
+
+class Harness:
+    """The real executor over a real SQLite file, driven in-process for speed."""
+
+    def __init__(self, kv_path: Path) -> None:
+        self.kv_path = kv_path
+        self.clock = Clock(1_767_225_600_000)  # 2026-01-01T00:00:00Z
+        self.limits = "classic"
+
+    def run(self, handler: Path, event: Event | None = None, **message: Any) -> Result:
+        event = event or MessageEvent("before-publish", message.get("message", {}))
+        return asyncio.run(self._run(handler, event))
+
+    def request(self, handler: Path, **fields: Any) -> Result:
+        return self.run(handler, RequestEvent(**fields))
+
+    async def _run(self, handler: Path, event: Event) -> Result:
+        store = KVStore.open(self.kv_path)
+        try:
+            runtime = Runtime(store, resolve_profile(self.limits), self.clock)
+            return await Executor(handler, runtime, display_path=handler.name).run(event)
+        finally:
+            await store.close()
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Harness:
+    return Harness(tmp_path / "kv.sqlite3")

@@ -1,0 +1,370 @@
+"""`pfunc run` as a user runs it: a real subprocess, the real engine, a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tests.conftest import EXAMPLES, HANDLERS, REPO, run_cli
+
+
+def test_rate_limit_allows_ten_per_minute_then_aborts(cli):
+    results = [
+        cli(
+            "run",
+            EXAMPLES / "rate_limit.js",
+            "--message",
+            '{"userId":"u1"}',
+            "--json",
+            "--now",
+            "2026-03-01T10:00:05Z",
+        )
+        for _ in range(11)
+    ]
+    outcomes = [r.json()["outcome"] for r in results]
+    assert outcomes == ["ok"] * 10 + ["abort"]
+    remaining = [r.json()["message"]["rateLimitRemaining"] for r in results[:10]]
+    assert remaining == list(range(9, -1, -1))
+    assert all(r.json()["operations"]["used"] == 3 for r in results[:10])
+    assert [r.code for r in results] == [0] * 11  # abort is a completed handler
+    last = results[10].json()
+    assert last["delivered"] is False
+    assert last["abort_reason"] == "rate limit exceeded"
+    # A new minute is a new window.
+    later = cli(
+        "run",
+        EXAMPLES / "rate_limit.js",
+        "--message",
+        '{"userId":"u1"}',
+        "--json",
+        "--now",
+        "2026-03-01T10:01:05Z",
+    )
+    assert later.json()["message"]["rateLimitRemaining"] == 9
+
+
+def test_json_output_is_exactly_one_object_with_the_contract_fields(cli):
+    run = cli("run", EXAMPLES / "dedup.js", "--message", '{"userId":"u1","text":"hi"}', "--json")
+    assert run.code == 0
+    lines = run.stdout.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    for field in (
+        "function",
+        "event",
+        "outcome",
+        "message",
+        "delivered",
+        "logs",
+        "operations",
+        "warnings",
+        "error",
+        "duration_ms",
+    ):
+        assert field in result
+    assert result["function"] == "examples/dedup.js"
+    assert result["event"] == "before-publish"
+    assert result["error"] is None
+    assert result["operations"]["limit"] == 3
+    assert [c["method"] for c in result["operations"]["calls"]] == ["get", "set"]
+
+
+def test_human_report_shows_outcome_message_logs_operations(cli):
+    cli("run", EXAMPLES / "dedup.js", "--message", '{"userId":"u1","text":"hi"}')
+    run = cli("run", EXAMPLES / "dedup.js", "--message", '{"userId":"u1","text":"hi"}')
+    assert run.code == 0
+    assert "ABORT" in run.stdout
+    assert "not delivered" in run.stdout
+    assert "duplicate message" in run.stdout
+    assert "duplicate of a message first seen" in run.stdout
+    assert "Operations 1 of 3" in run.stdout
+    assert "kvstore.get dedup:" in run.stdout
+    assert "\x1b[" not in run.stdout  # no colour codes when not a terminal
+
+
+def test_on_request_flags_reach_the_handler_and_the_response_is_reported(cli):
+    login = cli(
+        "run",
+        EXAMPLES / "sessions.js",
+        "--method",
+        "POST",
+        "--path",
+        "/login",
+        "--body",
+        '{"userId":"u7"}',
+        "--json",
+    )
+    assert login.code == 0
+    result = login.json()
+    assert result["event"] == "on-request"  # inferred from the HTTP flags
+    assert result["outcome"] == "response"
+    assert result["response"]["status"] == 201
+    assert result["response"]["headers"]["content-type"] == "application/json"
+    token = json.loads(result["response"]["body"])["token"]
+
+    valid = cli(
+        "run",
+        EXAMPLES / "sessions.js",
+        "--path",
+        "/validate",
+        "--query",
+        f"token={token}",
+        "--json",
+    ).json()
+    assert valid["response"]["status"] == 200
+    assert json.loads(valid["response"]["body"]) == {"valid": True, "userId": "u7"}
+
+    cli(
+        "run",
+        EXAMPLES / "sessions.js",
+        "--method",
+        "POST",
+        "--path",
+        "/logout",
+        "--body",
+        json.dumps({"token": token}),
+    )
+    after = cli(
+        "run",
+        EXAMPLES / "sessions.js",
+        "--path",
+        "/validate",
+        "--query",
+        f"token={token}",
+        "--json",
+    ).json()
+    assert after["response"]["status"] == 401
+
+
+def test_message_from_file_and_stdin(cli, tmp_path):
+    message_file = tmp_path / "message.json"
+    message_file.write_text('{"userId":"from-file"}')
+    from_file = cli("run", EXAMPLES / "rate_limit.js", "--message", f"@{message_file}", "--json")
+    assert from_file.json()["message"]["userId"] == "from-file"
+    from_stdin = cli(
+        "run",
+        EXAMPLES / "rate_limit.js",
+        "--message",
+        "-",
+        "--json",
+        stdin='{"userId":"from-stdin"}',
+    )
+    assert from_stdin.json()["message"]["userId"] == "from-stdin"
+
+
+def test_config_example_reads_changes_and_resets(cli):
+    got = cli("run", EXAMPLES / "config.js", "--path", "/config", "--json").json()
+    assert json.loads(got["response"]["body"])["maxLength"] == 500
+    put = cli(
+        "run",
+        EXAMPLES / "config.js",
+        "--method",
+        "PUT",
+        "--path",
+        "/config",
+        "--body",
+        '{"maxLength":200}',
+        "--json",
+    ).json()
+    assert json.loads(put["response"]["body"])["maxLength"] == 200
+    bad = cli(
+        "run",
+        EXAMPLES / "config.js",
+        "--method",
+        "PUT",
+        "--path",
+        "/config",
+        "--body",
+        '{"maxLength":-1}',
+        "--json",
+    ).json()
+    assert bad["response"]["status"] == 422
+    assert json.loads(bad["response"]["body"])["fields"] == ["maxLength"]
+    assert (
+        json.loads(
+            cli("run", EXAMPLES / "config.js", "--path", "/config", "--json").json()["response"][
+                "body"
+            ]
+        )["maxLength"]
+        == 200
+    )
+    cli("run", EXAMPLES / "config.js", "--method", "DELETE", "--path", "/config")
+    assert (
+        json.loads(
+            cli("run", EXAMPLES / "config.js", "--path", "/config", "--json").json()["response"][
+                "body"
+            ]
+        )["maxLength"]
+        == 500
+    )
+
+
+def test_expect_flag_sets_the_exit_code(cli):
+    ok = cli("run", EXAMPLES / "rate_limit.js", "--message", '{"userId":"u2"}', "--expect", "ok")
+    assert ok.code == 0
+    mismatch = cli(
+        "run", EXAMPLES / "rate_limit.js", "--message", '{"userId":"u2"}', "--expect", "abort"
+    )
+    assert mismatch.code == 1
+    assert "expected outcome abort, got ok" in mismatch.stderr
+
+
+def test_fourth_operation_is_refused_not_performed_and_fails_the_run(cli, tmp_path):
+    kv = tmp_path / "four.sqlite3"
+    run = run_cli("run", HANDLERS / "four_ops.js", "--kv", kv, "--json")
+    assert run.code == 1
+    result = run.json()
+    assert result["outcome"] == "error"
+    expected = (
+        "operation limit exceeded: kvstore.set would be operation 4 of 3 allowed per "
+        'execution (profile "classic")'
+    )
+    assert result["error"]["message"] == expected
+    assert result["error"]["line"] == 7
+    assert result["operations"]["used"] == 3
+    assert result["operations"]["exceeded"] is True
+    assert [c["status"] for c in result["operations"]["calls"]] == ["ok", "ok", "ok", "refused"]
+    # The refused call was not performed: its key is absent, the others are present.
+    probe = HANDLERS / "kv_errors.js"
+    for key, expected_value in (("third", 3), ("fourth", None)):
+        read = run_cli(
+            "run",
+            probe,
+            "--kv",
+            kv,
+            "--json",
+            "--message",
+            json.dumps({"call": "get", "args": [key]}),
+        ).json()
+        assert read["message"]["result"] == expected_value
+
+
+def test_malformed_message_is_a_usage_error(cli):
+    run = cli("run", EXAMPLES / "rate_limit.js", "--message", '{"userId": u1}')
+    assert run.code == 2
+    assert "--message is not valid JSON" in run.stderr
+    assert '{"userId": u1}' in run.stderr
+    assert run.stdout == ""
+
+
+def test_missing_file_is_a_usage_error(cli):
+    run = cli("run", "handlers/does_not_exist.js", "--json")
+    assert run.code == 2
+    assert "handlers/does_not_exist.js: no such handler file" in run.stderr
+    assert run.stdout == ""
+
+
+def test_missing_message_file_is_a_usage_error(cli):
+    run = cli("run", EXAMPLES / "rate_limit.js", "--message", "@nowhere.json")
+    assert run.code == 2
+    assert "cannot read nowhere.json" in run.stderr
+
+
+def test_unusable_kv_path_is_a_usage_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    run = run_cli("run", EXAMPLES / "rate_limit.js", "--kv", blocker / "kv.sqlite3")
+    assert run.code == 2
+    assert "cannot open the KV store" in run.stderr
+    assert str(blocker / "kv.sqlite3") in run.stderr
+
+
+def test_unknown_flag_and_conflicting_flags_are_usage_errors(cli):
+    assert cli("run", EXAMPLES / "rate_limit.js", "--bogus").code == 2
+    conflict = cli("run", EXAMPLES / "rate_limit.js", "--event", "before-publish", "--body", "x")
+    assert conflict.code == 2
+    assert "--body apply to on-request events" in conflict.stderr
+
+
+def test_syntax_error_names_file_line_and_column(cli):
+    run = cli("run", HANDLERS / "syntax_error.js")
+    assert run.code == 1
+    assert "SyntaxError: tests/handlers/syntax_error.js:4:13" in run.stdout
+    assert "> 4 |   const x = ;" in run.stdout  # the code frame
+
+
+def test_missing_default_export_is_an_execution_error(cli):
+    run = cli("run", HANDLERS / "no_default.js", "--json")
+    assert run.code == 1
+    assert "no default export" in run.json()["error"]["message"]
+
+
+def test_import_statement_is_refused_with_an_explanation(cli):
+    run = cli("run", HANDLERS / "uses_import.js", "--json")
+    assert run.code == 1
+    error = run.json()["error"]
+    assert error["line"] == 2
+    assert "import statements are not available in PubNub Functions" in error["message"]
+    assert "require(" in error["message"]
+
+
+def test_infinite_loop_is_stopped_within_the_timeout_plus_one_second(cli):
+    started = time.monotonic()
+    run = cli("run", HANDLERS / "infinite_loop.js", "--timeout", "1", "--json")
+    elapsed = time.monotonic() - started
+    assert run.code == 1
+    assert run.json()["error"]["type"] == "TimeoutError"
+    assert "1 s time limit" in run.json()["error"]["message"]
+    assert elapsed < 1 + 1 + 1.5  # the limit, the allowed second, and interpreter start-up
+
+
+def test_memory_blowup_is_stopped(cli):
+    run = cli("run", HANDLERS / "memory_blowup.js", "--json")
+    assert run.code == 1
+    error = run.json()["error"]
+    assert error["type"] == "MemoryError"
+    assert "64 MiB memory limit" in error["message"]
+
+
+def test_runtime_error_shows_the_handler_frame(cli):
+    run = cli("run", HANDLERS / "throws.js", "--json")
+    assert run.code == 1
+    error = run.json()["error"]
+    assert error["type"] == "TypeError"
+    assert (error["file"], error["line"]) == ("tests/handlers/throws.js", 2)
+    assert "at explode (tests/handlers/throws.js:2:" in error["stack"]
+    assert "<input>" not in error["stack"] and "__pfunc" not in error["stack"]
+
+
+def test_ttl_expiry_follows_the_fixed_clock(cli):
+    handler = HANDLERS / "ttl.js"
+    cli("run", handler, "--message", '{"action":"set"}', "--now", "2026-01-01T12:00:00Z")
+    at_start = cli("run", handler, "--now", "2026-01-01T12:00:00Z", "--json").json()
+    assert at_start["message"]["value"] == {"hello": "world"}
+    within = cli("run", handler, "--now", "2026-01-01T12:04:59Z", "--json").json()
+    assert within["message"]["value"] == {"hello": "world"}
+    after = cli("run", handler, "--now", "2026-01-01T12:06:00Z", "--json").json()
+    assert after["message"]["value"] is None
+    assert after["message"]["counter"] == 1  # counters never expire
+    far = cli("run", handler, "--now", "2099-01-01T00:00:00Z", "--json").json()
+    assert far["message"]["counter"] == 1
+
+
+def test_bad_now_and_limits_values(cli):
+    bad_now = cli("run", EXAMPLES / "rate_limit.js", "--now", "yesterday")
+    assert bad_now.code == 2 and "ISO-8601" in bad_now.stderr
+    assert cli("run", EXAMPLES / "rate_limit.js", "--limits", "huge").code == 2
+
+
+def test_default_kv_lives_under_the_project_root(tmp_path):
+    project = tmp_path / "project"
+    (project / "sub").mkdir(parents=True)
+    (project / "pfunc.toml").write_text('[project]\nname = "t"\nsubscribe_key = "sub-c-t"\n')
+    run_cli("run", EXAMPLES / "rate_limit.js", "--message", '{"userId":"u"}', cwd=project / "sub")
+    assert (project / ".pfunc" / "kv.sqlite3").is_file()
+    assert not (project / "sub" / ".pfunc").exists()
+
+
+def test_project_limits_profile_applies(tmp_path):
+    (tmp_path / "pfunc.toml").write_text('[project]\nlimits = "pubnub-2026"\n')
+    run = run_cli("run", HANDLERS / "four_ops.js", "--json", cwd=tmp_path)
+    assert run.code == 0
+    assert run.json()["operations"]["limit"]["kvstore"] == 10
+
+
+def test_invalid_project_file_is_a_usage_error(tmp_path):
+    (tmp_path / "pfunc.toml").write_text('[project]\nlimits = "gigantic"\n')
+    run = run_cli("run", EXAMPLES / "rate_limit.js", cwd=tmp_path)
+    assert run.code == 2
+    assert "project.limits" in run.stderr and "classic" in run.stderr

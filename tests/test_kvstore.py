@@ -1,0 +1,211 @@
+"""kvstore semantics and validation (REFERENCE section 4), through the real engine and SQLite."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import HANDLERS
+
+PROBE = HANDLERS / "kv_errors.js"
+
+
+def call(harness, method: str, *args: Any, limits: str = "unlimited") -> dict[str, Any]:
+    """Run kvstore.<method>(*args) in a handler; return {result} or {error: {name, message}}."""
+    harness.limits = limits
+    result = harness.run(PROBE, message={"call": method, "args": list(args)})
+    assert result.outcome == "ok", result.error
+    message = result.message
+    return {k: message[k] for k in ("result", "error") if k in message} | {
+        "warnings": result.warnings
+    }
+
+
+def test_set_get_round_trip_and_null_deletes(harness):
+    assert call(harness, "set", "k", {"a": [1, 2]})["result"] == "$undefined"
+    assert call(harness, "get", "k")["result"] == {"a": [1, 2]}
+    call(harness, "set", "k", None)
+    assert call(harness, "get", "k")["result"] is None
+    assert call(harness, "get", "never-set")["result"] is None
+
+
+def test_set_item_and_get_item_cross_reads(harness):
+    call(harness, "setItem", "s", "plain text")
+    assert call(harness, "get", "s")["result"] == "plain text"
+    assert call(harness, "getItem", "s")["result"] == "plain text"
+    call(harness, "set", "o", {"n": 1})
+    assert call(harness, "getItem", "o")["result"] == '{"n":1}'
+
+
+def test_items_and_counters_are_separate_key_spaces(harness):
+    call(harness, "set", "shared", "item")
+    assert call(harness, "incrCounter", "shared")["result"] == 1
+    assert call(harness, "incrCounter", "shared", 5)["result"] == 6
+    assert call(harness, "incrCounter", "shared", -2)["result"] == 4
+    assert call(harness, "get", "shared")["result"] == "item"
+    assert call(harness, "getCounter", "shared")["result"] == 4
+    assert call(harness, "getCounter", "unknown")["result"] == 0
+    call(harness, "removeItem", "shared")  # removes both
+    assert call(harness, "get", "shared")["result"] is None
+    assert call(harness, "getCounter", "shared")["result"] == 0
+
+
+def test_default_ttl_is_a_day_and_expiry_uses_the_execution_clock(harness):
+    call(harness, "set", "day", 1)
+    harness.clock.advance(24 * 3600 - 1)
+    assert call(harness, "get", "day")["result"] == 1
+    harness.clock.advance(2)
+    assert call(harness, "get", "day")["result"] is None
+
+
+def test_ttl_out_of_range_is_clamped_with_a_warning(harness):
+    low = call(harness, "set", "low", 1, 0)
+    assert any("ttl 0" in w and "clamped to 1" in w for w in low["warnings"])
+    harness.clock.advance(59)
+    assert call(harness, "get", "low")["result"] == 1
+    harness.clock.advance(2)
+    assert call(harness, "get", "low")["result"] is None
+    high = call(harness, "set", "high", 1, 10**9)
+    assert any("clamped to 525,600" in w for w in high["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("method", "args", "name", "fragment"),
+    [
+        (
+            "set",
+            [{"$repeat": 251}, 1],
+            "Error",
+            'kvstore.set: key is 251 characters; the limit is 250 (profile "classic")',
+        ),
+        (
+            "set",
+            ["big", {"$repeat": 30_719}],
+            "Error",
+            'kvstore.set: value for key "big" is 30,721 bytes of JSON; the limit is 30,720 '
+            '(profile "classic")',
+        ),
+        (
+            "set",
+            ["u", "$undefined"],
+            "TypeError",
+            'kvstore.set: value for key "u" is undefined, which is not JSON-serialisable',
+        ),
+        (
+            "set",
+            ["c", "$cyclic"],
+            "TypeError",
+            'kvstore.set: value for key "c" is object with a circular reference, which is not '
+            "JSON-serialisable",
+        ),
+        ("set", ["f", "$function"], "TypeError", 'value for key "f" is function'),
+        (
+            "setItem",
+            ["n", 42],
+            "TypeError",
+            'kvstore.setItem: value for key "n" must be a string, got number',
+        ),
+        (
+            "set",
+            ["t", 1, "5"],
+            "TypeError",
+            'kvstore.set: ttl for key "t" must be a number of minutes, got string "5"',
+        ),
+        (
+            "incrCounter",
+            ["i", 1.5],
+            "TypeError",
+            'kvstore.incrCounter: amount for key "i" must be a whole number, got number 1.5',
+        ),
+        ("get", [7], "TypeError", "kvstore.get: key must be a string, got number 7"),
+        (
+            "getKeys",
+            ["not-a-token"],
+            "Error",
+            'kvstore.getKeys: pagination token "not-a-token" is not one this call issued',
+        ),
+    ],
+)
+def test_invalid_calls_reject_with_the_contract_wording(harness, method, args, name, fragment):
+    outcome = call(harness, method, *args, limits="classic")
+    assert outcome["error"]["name"] == name
+    assert fragment in outcome["error"]["message"]
+
+
+def test_value_limit_is_exact_at_the_boundary(harness):
+    # '"' + 30,718 x + '"' = 30,720 bytes: allowed.
+    assert "error" not in call(harness, "set", "edge", {"$repeat": 30_718}, limits="classic")
+    assert call(harness, "get", "edge")["result"] == "x" * 30_718
+
+
+def test_pubnub_2026_limits_count_characters(harness):
+    # 1,000-character keys are fine there; 32,000 characters of JSON is the value limit.
+    assert "error" not in call(harness, "set", {"$repeat": 1000}, 1, limits="pubnub-2026")
+    too_big = call(harness, "set", "v", {"$repeat": 31_999}, limits="pubnub-2026")
+    assert "32,001 characters of JSON; the limit is 32,000" in too_big["error"]["message"]
+
+
+def test_failed_calls_write_nothing(harness):
+    call(harness, "set", "keep", "original")
+    call(harness, "set", "keep", "$cyclic")
+    call(harness, "setItem", "keep", 5)
+    call(harness, "set", "keep", {"$repeat": 40_000}, limits="classic")
+    assert call(harness, "get", "keep")["result"] == "original"
+
+
+def _pages(harness, method: str) -> list[dict[str, Any]]:
+    pages, token = [], None
+    while True:
+        page = call(harness, method, *([token] if token else []))["result"]
+        pages.append(page)
+        token = page.get("next")
+        if not token:
+            return pages
+
+
+@pytest.mark.parametrize(
+    ("method", "writer"), [("getKeys", "set"), ("getCounterKeys", "incrCounter")]
+)
+def test_key_listing_pages_of_100_sorted_with_next(harness, tmp_path, method, writer):
+    handler = tmp_path / "fill.js"
+    handler.write_text(
+        'const db = require("kvstore");\n'
+        "export default async (request) => {\n"
+        "  const writes = [];\n"
+        "  for (let i = 0; i < 250; i++) writes.push(db.%s(`key-${String(i).padStart(3, '0')}`"
+        "%s));\n"
+        "  await Promise.all(writes);\n"
+        "  return request.ok();\n"
+        "};\n" % (writer, ", i" if writer == "set" else "")
+    )
+    harness.limits = "unlimited"
+    assert harness.run(handler).outcome == "ok"
+    pages = _pages(harness, method)
+    assert [len(p["keys"]) for p in pages] == [100, 100, 50]
+    assert ["next" in p for p in pages] == [True, True, False]
+    keys = [k for p in pages for k in p["keys"]]
+    assert keys == sorted(keys) == [f"key-{i:03d}" for i in range(250)]
+
+
+def test_get_keys_skips_expired_items(harness):
+    call(harness, "set", "short", 1, 1)
+    call(harness, "set", "long", 1, 100)
+    harness.clock.advance(120)
+    assert call(harness, "getKeys")["result"] == {"keys": ["long"]}
+
+
+def test_keysets_scope_the_store(tmp_path):
+    from tests.conftest import run_cli
+
+    kv = tmp_path / "kv.sqlite3"
+    set_args = json.dumps({"call": "set", "args": ["k", "a-value"]})
+    get_args = json.dumps({"call": "get", "args": ["k"]})
+    run_cli("run", PROBE, "--kv", kv, "--keyset", "sub-c-a", "--message", set_args)
+    same = run_cli("run", PROBE, "--kv", kv, "--keyset", "sub-c-a", "--message", get_args, "--json")
+    other = run_cli(
+        "run", PROBE, "--kv", kv, "--keyset", "sub-c-b", "--message", get_args, "--json"
+    )
+    assert same.json()["message"]["result"] == "a-value"
+    assert other.json()["message"]["result"] is None

@@ -1,0 +1,403 @@
+"""What a JavaScript handler sees (REFERENCE sections 1, 2, 5, 6), through the real engine."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+
+import pytest
+
+from pfunc.events import MessageEvent
+
+
+def test_request_object_of_a_publish(harness, write_handler):
+    handler = write_handler("""
+        export default (request) => {
+          request.message.seen = {
+            channels: request.channels, verb: request.verb, uuid: request.params.uuid,
+            clientip: request.meta.clientip, subkey: request.subkey, pubkey: request.pubkey,
+          };
+          return request.ok();
+        };
+    """)
+    event = MessageEvent(
+        "before-publish", {"text": "hi"}, channel="chat.room1", params={"uuid": "alice"}
+    )
+    result = harness.run(handler, event)
+    assert result.outcome == "ok"
+    assert result.message["seen"] == {
+        "channels": ["chat.room1"],
+        "verb": "publish",
+        "uuid": "alice",
+        "clientip": "127.0.0.1",
+        "subkey": "sub-c-local",
+        "pubkey": "pub-c-local",
+    }
+
+
+def test_ok_with_a_value_replaces_the_message(harness, write_handler):
+    handler = write_handler("export default (request) => request.ok({ replaced: true });")
+    result = harness.run(handler, message={"original": 1})
+    assert result.message == {"replaced": True}
+    assert result.delivered is True
+
+
+def test_first_completion_wins_and_later_ones_warn(harness, write_handler):
+    handler = write_handler("""
+        export default (request) => {
+          request.abort("stop");
+          return request.ok();
+        };
+    """)
+    result = harness.run(handler)
+    assert result.outcome == "abort"
+    assert result.abort_reason == "stop"
+    assert result.delivered is False
+    assert any("ok() was called after abort()" in w for w in result.warnings)
+
+
+def test_no_completion_is_an_error_naming_the_expected_call(harness, write_handler):
+    handler = write_handler("export default async (request) => { request.message.x = 1; };")
+    result = harness.run(handler)
+    assert result.outcome == "error"
+    assert "without calling request.ok() or request.abort()" in result.error.message
+    assert result.delivered is False
+
+
+def test_completion_only_from_unawaited_work_is_an_error(harness, write_handler):
+    handler = write_handler("""
+        const db = require("kvstore");
+        export default (request) => { db.get("x").then(() => request.ok()); };
+    """)
+    result = harness.run(handler)
+    assert result.outcome == "error"
+    assert "only after the handler had finished" in result.error.message
+
+
+def test_unawaited_operations_finish_and_are_reported(harness, write_handler):
+    writer = write_handler(
+        """
+        const db = require("kvstore");
+        export default (request) => { db.set("bg", 42); return request.ok(); };
+    """,
+        "writer.js",
+    )
+    result = harness.run(writer)
+    assert result.outcome == "ok"
+    assert result.operations["calls"][0]["unawaited"] is True
+    assert any('kvstore.set("bg") was not awaited' in w for w in result.warnings)
+    reader = write_handler(
+        """
+        const db = require("kvstore");
+        export default async (request) => request.ok({ bg: await db.get("bg") });
+    """,
+        "reader.js",
+    )
+    assert harness.run(reader).message == {"bg": 42}
+
+
+def test_a_promise_nothing_settles_is_an_error_not_a_hang(harness, write_handler):
+    handler = write_handler("export default async (request) => { await new Promise(() => {}); };")
+    result = harness.run(handler)
+    assert result.outcome == "error"
+    assert "waiting on a Promise that nothing will settle" in result.error.message
+
+
+def test_caught_limit_error_lets_the_handler_complete(harness, write_handler):
+    handler = write_handler("""
+        const db = require("kvstore");
+        export default async (request) => {
+          for (let i = 0; i < 3; i++) await db.incrCounter("n");
+          try { await db.incrCounter("n"); } catch (e) { request.message.caught = e.message; }
+          return request.ok();
+        };
+    """)
+    result = harness.run(handler)
+    assert result.outcome == "ok"
+    assert result.message["caught"].startswith(
+        "operation limit exceeded: kvstore.incrCounter would be operation 4 of 3"
+    )
+    assert result.operations["exceeded"] is True
+    assert any("the call was not performed" in w for w in result.warnings)
+
+
+def test_pubnub_2026_budget_is_per_kind(harness, write_handler):
+    handler = write_handler("""
+        const db = require("kvstore");
+        export default async (request) => {
+          for (let i = 0; i < 11; i++) {
+            try { await db.incrCounter("n"); } catch (e) { request.message.error = e.message; }
+          }
+          return request.ok();
+        };
+    """)
+    harness.limits = "pubnub-2026"
+    result = harness.run(handler)
+    assert result.operations["used"] == 10
+    assert result.message["error"] == (
+        "operation limit exceeded: kvstore.incrCounter would be kvstore operation 11 of 10 "
+        'allowed per execution (profile "pubnub-2026")'
+    )
+
+
+def test_after_publish_cannot_change_delivery(harness, write_handler):
+    handler = write_handler("export default (request) => request.ok({ changed: true });")
+    result = harness.run(handler, MessageEvent("after-publish", {"original": True}))
+    assert result.outcome == "ok"
+    assert result.message == {"original": True}
+    assert result.delivered is True
+    assert any("cannot change the message" in w for w in result.warnings)
+
+
+def test_date_reads_the_execution_clock(harness, write_handler):
+    handler = write_handler("""
+        export default (request) => request.ok({
+          now: Date.now(), iso: new Date().toISOString(), explicit: new Date(0).getTime(),
+          isDate: new Date() instanceof Date, text: typeof Date(),
+        });
+    """)
+    result = harness.run(handler)
+    assert result.message == {
+        "now": 1_767_225_600_000,
+        "iso": "2026-01-01T00:00:00.000Z",
+        "explicit": 0,
+        "isDate": True,
+        "text": "string",
+    }
+
+
+def test_console_lines_are_captured_with_level_and_format(harness, write_handler):
+    handler = write_handler("""
+        console.log("loaded");
+        export default (request) => {
+          console.info("object", { a: 1 }, [1, 2]);
+          console.warn(new TypeError("bad thing"));
+          console.error(undefined, null, 3);
+          console.debug("dbg");
+          return request.ok();
+        };
+    """)
+    result = harness.run(handler)
+    assert [(e["level"], e["text"]) for e in result.logs] == [
+        ("log", "loaded"),
+        ("info", 'object {"a":1} [1,2]'),
+        ("warn", "TypeError: bad thing"),
+        ("error", "undefined null 3"),
+        ("debug", "dbg"),
+    ]
+    assert all(e["time"] == "2026-01-01T00:00:00.000Z" for e in result.logs)
+
+
+def test_require_of_an_unknown_module_lists_the_available_ones(harness, write_handler):
+    handler = write_handler('const fs = require("fs");\nexport default (r) => r.ok();')
+    result = harness.run(handler)
+    assert result.outcome == "error"
+    assert 'require("fs"): no such module' in result.error.message
+    assert "kvstore" in result.error.message and "crypto" in result.error.message
+    assert result.error.line == 1
+
+
+def test_no_file_system_process_or_network_globals(harness, write_handler):
+    handler = write_handler("""
+        export default async (request) => {
+          const globals = ["std", "os", "process", "fetch", "XMLHttpRequest", "setTimeout"]
+            .filter((name) => typeof globalThis[name] !== "undefined");
+          let imported = "no";
+          try { await import("/etc/passwd"); imported = "yes"; } catch (e) { imported = e.message; }
+          return request.ok({ globals, imported });
+        };
+    """)
+    result = harness.run(handler)
+    assert result.message["globals"] == []
+    assert "could not load module" in result.message["imported"]
+
+
+def test_top_level_code_runs_once_per_load_and_can_require(harness, write_handler):
+    handler = write_handler("""
+        const db = require("kvstore");
+        const loadedAt = Date.now();
+        export default async function handler(request) {
+          return request.ok({ loadedAt, count: await db.incrCounter("c") });
+        }
+    """)
+    result = harness.run(handler)
+    assert result.message == {"loadedAt": 1_767_225_600_000, "count": 1}
+
+
+def test_default_export_by_name(harness, write_handler):
+    handler = write_handler("""
+        const handle = (request) => request.ok({ named: true });
+        export default handle;
+    """)
+    assert harness.run(handler).message == {"named": True}
+
+
+def test_error_thrown_at_top_level_is_a_load_error_with_location(harness, write_handler):
+    handler = write_handler(
+        "const x = 1;\nthrow new Error('config missing');\nexport default (r) => r.ok();"
+    )
+    result = harness.run(handler)
+    assert result.outcome == "error"
+    assert "config missing" in result.error.message
+    assert result.error.line == 2
+
+
+def test_throwing_a_non_error_value(harness, write_handler):
+    handler = write_handler('export default () => { throw "plain string"; };')
+    result = harness.run(handler)
+    assert result.error.message == "the handler threw a non-Error value: plain string"
+
+
+# --- on-request -------------------------------------------------------------------
+
+
+def test_on_request_request_object(harness, write_handler):
+    handler = write_handler("""
+        export default async (request, response) => {
+          return response.send({
+            method: request.method, path: request.path, query: request.query,
+            paramsIsQuery: request.params === request.query, header: request.headers["x-token"],
+            parsed: JSON.parse(request.body).userId, field: request.body.userId,
+            viaJson: (await request.json()).userId,
+          });
+        };
+    """)
+    result = harness.request(
+        handler,
+        method="post",
+        path="/session",
+        query={"a": "1"},
+        headers={"X-Token": "t1"},
+        body='{"userId":"u1"}',
+    )
+    assert result.outcome == "response"
+    assert json.loads(result.response["body"]) == {
+        "method": "POST",
+        "path": "/session",
+        "query": {"a": "1"},
+        "paramsIsQuery": True,
+        "header": "t1",
+        "parsed": "u1",
+        "field": "u1",
+        "viaJson": "u1",
+    }
+
+
+def test_request_json_rejects_on_malformed_body(harness, write_handler):
+    handler = write_handler("""
+        export default async (request, response) => {
+          try { await request.json(); } catch (e) { return response.send(e.name, 400); }
+          return response.send("parsed");
+        };
+    """)
+    result = harness.request(handler, method="POST", body="{not json")
+    assert result.response == {"status": 400, "headers": {}, "body": "SyntaxError"}
+
+
+@pytest.mark.parametrize(
+    ("send", "status", "content_type", "body"),
+    [
+        ("response.send({ a: 1 })", 200, "application/json", '{"a":1}'),
+        ("response.send([1, 2], 201)", 201, "application/json", "[1,2]"),
+        ("response.send('plain')", 200, None, "plain"),
+        ("response.send(42)", 200, None, "42"),
+        ("response.send(true)", 200, None, "true"),
+        ("response.send()", 200, None, ""),
+        ("(response.status = 418, response.send('teapot'))", 418, None, "teapot"),
+        ("(response.status = 500, response.send('x', 202))", 202, None, "x"),
+        (
+            "(response.headers['Content-Type'] = 'text/csv', response.send({a: 1}))",
+            200,
+            "text/csv",
+            '{"a":1}',
+        ),
+    ],
+)
+def test_response_send_forms(harness, write_handler, send, status, content_type, body):
+    handler = write_handler(f"export default (request, response) => {send};")
+    result = harness.request(handler)
+    assert result.response["status"] == status
+    headers = {k.lower(): v for k, v in result.response["headers"].items()}
+    assert headers.get("content-type") == content_type
+    assert result.response["body"] == body
+
+
+def test_on_request_without_send_is_an_error(harness, write_handler):
+    handler = write_handler("export default (request, response) => {};")
+    result = harness.request(handler)
+    assert result.outcome == "error"
+    assert "without calling response.send()" in result.error.message
+
+
+# --- crypto and uuid ----------------------------------------------------------------
+
+
+def test_crypto_digests_match_the_published_vector_and_hashlib(harness, write_handler):
+    handler = write_handler("""
+        const crypto = require("crypto");
+        export default async (request) => {
+          const out = {};
+          for (const text of request.message.texts) {
+            out[text] = [await crypto.sha1(text), await crypto.sha256(text),
+                         await crypto.sha512(text)];
+          }
+          return request.ok(out);
+        };
+    """)
+    texts = ["secretPayload", "", "héllo wörld ✓", "a" * 1000]
+    harness.limits = "classic"
+    result = harness.run(handler, message={"texts": texts})
+    assert result.message["secretPayload"][1] == "sx4yvIv4TM+p33je5wnxV8qnzekQvvvHaPZzGukC2RI="
+    for text in texts:
+        expected = [
+            base64.b64encode(hashlib.new(a, text.encode()).digest()).decode()
+            for a in ("sha1", "sha256", "sha512")
+        ]
+        assert result.message[text] == expected
+    assert result.operations["used"] == 0  # crypto is not a counted operation
+
+
+def test_crypto_hmac_is_url_safe_base64_with_a_base64_key(harness, write_handler):
+    handler = write_handler("""
+        const crypto = require("crypto");
+        export default async (request) => request.ok({
+          sig: await crypto.hmac(request.message.key, request.message.text,
+                                 crypto.ALGORITHM.HMAC_SHA256),
+          sig512: await crypto.hmac(request.message.key, request.message.text,
+                                    crypto.ALGORITHM.HMAC_SHA512),
+        });
+    """)
+    key = base64.b64encode(b"\xfa\xfb secret key bytes").decode()
+    text = "sub-c-1\npub-c-1\ngrant\nauth=abc&r=1"
+    result = harness.run(handler, message={"key": key, "text": text})
+    raw_key = base64.b64decode(key)
+    assert (
+        result.message["sig"]
+        == base64.urlsafe_b64encode(hmac.new(raw_key, text.encode(), "sha256").digest()).decode()
+    )
+    assert (
+        result.message["sig512"]
+        == base64.urlsafe_b64encode(hmac.new(raw_key, text.encode(), "sha512").digest()).decode()
+    )
+
+
+def test_uuid_v4_validate_and_version(harness, write_handler):
+    handler = write_handler("""
+        const uuid = require("uuid");
+        export default (request) => {
+          const ids = Array.from({ length: 200 }, () => uuid.v4());
+          return request.ok({
+            ids, allValid: ids.every(uuid.validate), versions: [...new Set(ids.map(uuid.version))],
+            rejects: uuid.validate("not-a-uuid"),
+          });
+        };
+    """)
+    message = harness.run(handler).message
+    pattern = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+    assert all(pattern.match(i) for i in message["ids"])
+    assert len(set(message["ids"])) == 200
+    assert message["allValid"] is True and message["versions"] == [4]
+    assert message["rejects"] is False
