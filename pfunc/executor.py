@@ -36,15 +36,6 @@ class Runtime:
     modules: dict[str, HostModule] = field(default_factory=host_modules)
 
 
-@dataclass
-class _Flight:
-    """One host call between its drain from the sandbox and its settlement."""
-
-    call_id: int
-    record: CallRecord
-    label: str
-
-
 class Executor:
     """Runs events through one handler file, reusing its loaded sandbox between runs."""
 
@@ -225,8 +216,8 @@ class _ExecutionLoop:
         self.warnings: list[str] = []
         self.timeout = budget.profile.timeout
         self.deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        self.open: dict[int, _Flight] = {}  # drained, not yet settled
-        self.tasks: dict[asyncio.Future[tuple[bool, str | None]], _Flight] = {}
+        self.open: dict[int, CallRecord] = {}  # drained, not yet settled (by call id)
+        self.tasks: dict[asyncio.Future[tuple[bool, str | None]], tuple[int, CallRecord]] = {}
         self.handler_settled = False
         self.limit_warned = False
 
@@ -244,11 +235,13 @@ class _ExecutionLoop:
             while True:
                 sandbox.set_time_limit(self._remaining())
                 sandbox.run_jobs()
+                # poll and settle run only prelude code: no limit, so no clock() per entry.
+                sandbox.set_time_limit(None)
                 settled, calls = sandbox.poll()
                 if settled and not self.handler_settled:
                     self.handler_settled = True
-                    for flight in self.open.values():
-                        self._mark_unawaited(flight)
+                    for record in self.open.values():
+                        self._mark_unawaited(record)
                 progressed = False
                 for call in calls:
                     progressed = await self._dispatch(call) or progressed
@@ -272,9 +265,9 @@ class _ExecutionLoop:
                 if not done:
                     return self._timeout_error()
                 for task in done:
-                    flight = self.tasks.pop(task)
+                    call_id, record = self.tasks.pop(task)
                     ok, result_payload = task.result()
-                    self._settle(flight, ok, result_payload)
+                    self._settle(call_id, record, ok, result_payload)
         except SandboxInterrupted as stop:
             if stop.reason == "timeout":
                 return self._timeout_error()
@@ -297,38 +290,42 @@ class _ExecutionLoop:
         call_id, module_name, method, raw_args = call
         args = [JSArg(arg) for arg in raw_args]
         module = self.modules[module_name]
-        key = module.key_of(method, args)
-        label = f'{module_name}.{method}("{key}")' if key is not None else f"{module_name}.{method}"
         try:
-            record = self.budget.charge(module_name, method, key)
+            record = self.budget.charge(module_name, method, module.key_of(method, args))
         except OperationLimitExceeded as refused:
             self._warn_limit(str(refused))
             error = HandlerCallError("Error", str(refused), "OPERATION_LIMIT")
             self.sandbox.settle(call_id, False, error.to_payload())
             return True
-        flight = _Flight(call_id, record, label)
         if self.handler_settled:
-            self._mark_unawaited(flight)
-        if module.inline:
-            ok, payload = await _invoke(module, method, args, self.context)
-            self._settle(flight, ok, payload)
-            return True
-        self.open[call_id] = flight
-        task = asyncio.ensure_future(_invoke(module, method, args, self.context))
-        self.tasks[task] = flight
-        return False
+            self._mark_unawaited(record)
+        if not module.inline:
+            self.open[call_id] = record
+            task = asyncio.ensure_future(_invoke(module, method, args, self.context))
+            self.tasks[task] = (call_id, record)
+            return False
+        # Local work (SQLite, hashing): awaited in line, no task and no event-loop turn.
+        try:
+            payload = await module.call(method, args, self.context)
+        except Exception as error:
+            record.status = "error"
+            self.sandbox.settle(call_id, False, _rejection(error))
+        else:
+            record.status = "ok"
+            self.sandbox.settle(call_id, True, payload)
+        return True
 
-    def _settle(self, flight: _Flight, ok: bool, payload: str | None) -> None:
-        self.open.pop(flight.call_id, None)
-        flight.record.status = "ok" if ok else "error"
-        self.sandbox.settle(flight.call_id, ok, payload)
+    def _settle(self, call_id: int, record: CallRecord, ok: bool, payload: str | None) -> None:
+        self.open.pop(call_id, None)
+        record.status = "ok" if ok else "error"
+        self.sandbox.settle(call_id, ok, payload)
 
-    def _mark_unawaited(self, flight: _Flight) -> None:
-        if flight.record.unawaited:
+    def _mark_unawaited(self, record: CallRecord) -> None:
+        if record.unawaited:
             return
-        flight.record.unawaited = True
+        record.unawaited = True
         self.warnings.append(
-            f"{flight.label} was not awaited: the handler finished before it completed. pfunc "
+            f"{record.label()} was not awaited: the handler finished before it completed. pfunc "
             "let it finish, but PubNub only guarantees awaited work; await or return its Promise"
         )
 
@@ -347,11 +344,16 @@ async def _invoke(
 ) -> tuple[bool, str | None]:
     try:
         return True, await module.call(method, args, context)
-    except HandlerCallError as error:
-        return False, error.to_payload()
-    except Exception as error:  # a fault below the module (e.g. the disk): reject, don't crash
-        failure = HandlerCallError("Error", f"pfunc could not complete the call: {error}")
-        return False, failure.to_payload()
+    except Exception as error:
+        return False, _rejection(error)
+
+
+def _rejection(error: Exception) -> str:
+    """The payload a failed call's Promise rejects with."""
+    if isinstance(error, HandlerCallError):
+        return error.to_payload()
+    # A fault below the module (e.g. the disk): reject the call, don't crash the run.
+    return HandlerCallError("Error", f"pfunc could not complete the call: {error}").to_payload()
 
 
 async def execute_once(

@@ -135,6 +135,10 @@ class CallRecord:
     status: str = "pending"  # pending | ok | error | refused
     unawaited: bool = False
 
+    def label(self) -> str:
+        name = f"{self.module}.{self.method}"
+        return f'{name}("{self.key}")' if self.key is not None else name
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"module": self.module, "method": self.method}
         if self.key is not None:

@@ -38,29 +38,51 @@ class HandlerCallError(Exception):
 class JSArg:
     """One argument of a host call as the sandbox encoded it.
 
-    The sandbox sends JSON text for serialisable values and a marker for values JSON
-    cannot carry (undefined, functions, symbols, BigInt, cycles), so validation and
-    error wording happen here, in one place, for every handler language.
+    The sandbox sends primitives as they are ({"v": ...}), objects and arrays as their
+    JSON text ({"j": ...}, decoded only when a module needs the value), and a marker
+    for values JSON cannot carry ({"t": "undefined" | "function" | "cyclic" ...}), so
+    validation and error wording happen here, in one place, for every handler language.
     """
 
-    __slots__ = ("_decoded", "_value", "invalid", "json")
+    __slots__ = ("_json", "_value", "decoded", "invalid")
 
-    def __init__(self, encoded: dict[str, str]) -> None:
-        self.json: str | None = encoded.get("j")
-        self.invalid: str | None = None if self.json is not None else encoded.get("t", "undefined")
-        self._decoded = False
+    def __init__(self, encoded: dict[str, Any]) -> None:
+        self._json: str | None = None
         self._value: Any = None
+        self.invalid: str | None = None
+        self.decoded = True
+        if "v" in encoded:
+            self._value = encoded["v"]
+        elif "j" in encoded:
+            self._json = encoded["j"]
+            self.decoded = False
+        else:
+            self.invalid = encoded.get("t", "undefined")
 
     @property
     def value(self) -> Any:
-        if not self._decoded:
-            self._value = json.loads(self.json) if self.json is not None else None
-            self._decoded = True
+        """The decoded value (None for null and for values JSON cannot carry)."""
+        if not self.decoded:
+            self._value = json.loads(self._json or "null")
+            self.decoded = True
         return self._value
+
+    @property
+    def json(self) -> str | None:
+        """The value's JSON text, as JSON.stringify wrote it; None when it has none."""
+        if self.invalid is not None:
+            return None
+        if self._json is None:
+            self._json = json.dumps(self._value, ensure_ascii=False, separators=(",", ":"))
+        return self._json
 
     @property
     def is_undefined(self) -> bool:
         return self.invalid == "undefined"
+
+    @property
+    def is_null(self) -> bool:
+        return self.decoded and self.invalid is None and self._value is None
 
     def type_name(self) -> str:
         """The JavaScript name of the value's type, for error messages."""

@@ -26,13 +26,31 @@ class KVStoreModule:
         if method in ("getKeys", "getCounterKeys") or not args:
             return None
         first = args[0]
-        return first.value if first.json is not None and isinstance(first.value, str) else None
+        return first.value if isinstance(first.value, str) else None
+
+    def __init__(self) -> None:
+        self._methods = {
+            name: getattr(self, f"_{name}")
+            for name in (
+                "get",
+                "set",
+                "getItem",
+                "setItem",
+                "removeItem",
+                "getCounter",
+                "incrCounter",
+                "getKeys",
+                "getCounterKeys",
+            )
+        }
 
     async def call(self, method: str, args: list[JSArg], context: CallContext) -> str | None:
-        handler = getattr(self, f"_{method}", None)
-        if handler is None:  # the sandbox only offers the methods below
+        handler = self._methods.get(method)
+        if handler is None:  # the sandbox only offers the methods above
             raise HandlerCallError("TypeError", f"kvstore.{method} is not a function")
-        return await handler(args + [_MISSING] * (3 - len(args)), context)
+        if len(args) < 3:  # missing arguments read as undefined
+            args = [*args, *_PADDING[: 3 - len(args)]]
+        return await handler(args, context)
 
     # --- argument checks -------------------------------------------------------
 
@@ -88,7 +106,7 @@ class KVStoreModule:
     @staticmethod
     def _expiry(call: str, key: str, arg: JSArg, context: CallContext) -> int:
         profile = context.profile
-        if arg.is_undefined or (arg.json is not None and arg.value is None):
+        if arg.is_undefined or arg.is_null:
             minutes: float = profile.ttl_default
         elif (
             arg.invalid is not None
@@ -117,7 +135,7 @@ class KVStoreModule:
     async def _set(self, args: list[JSArg], context: CallContext) -> None:
         key = self._key("set", args[0], context)
         value = args[1]
-        if value.json is not None and value.value is None:
+        if value.is_null:
             await context.store.delete_item(context.keyset, key)  # set(key, null) deletes
             return None
         text = self._value_json("set", key, value, context)
@@ -210,9 +228,9 @@ class KVStoreModule:
 
     @staticmethod
     def _page_token(call: str, space: str, arg: JSArg) -> str | None:
-        if arg.is_undefined or (arg.json is not None and arg.value is None):
+        if arg.is_undefined or arg.is_null:
             return None
-        token = arg.value if arg.json is not None else None
+        token = arg.value
         try:
             if not isinstance(token, str) or not token.startswith(_PAGE_TOKEN_PREFIX):
                 raise ValueError
@@ -232,3 +250,4 @@ class KVStoreModule:
 
 
 _MISSING = JSArg({"t": "undefined"})
+_PADDING = (_MISSING, _MISSING, _MISSING)

@@ -88,6 +88,7 @@ var console;
     if (typeof value === "symbol") return { t: "symbol" };
     if (typeof value === "bigint") return { t: "BigInt" };
     if (typeof value === "number" && !Number.isFinite(value)) return { t: String(value) };
+    if (value === null || typeof value !== "object") return { v: value };
     try {
       return { j: JSON.stringify(value) };
     } catch (error) {

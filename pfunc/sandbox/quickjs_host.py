@@ -137,18 +137,19 @@ class JavaScriptSandbox:
         # QuickJS measures CPU time from the start of each call into the engine.
         self._context.set_time_limit(-1 if seconds is None else max(seconds, 0.001))
 
-    def _guard(self, call: Any, *args: Any) -> Any:
-        try:
-            return call(*args)
-        except (quickjs.JSException, MemoryError) as error:
-            stop = _interruption(error)
-            if stop is None:
-                raise
-            self.broken = True
-            raise stop from None
+    def _broken_by(self, error: Exception) -> SandboxInterrupted:
+        """Mark the context unusable after an interruption, or re-raise a real fault."""
+        stop = _interruption(error)
+        if stop is None:
+            raise error
+        self.broken = True
+        return stop
 
     def start(self, event_json: str, now_ms: int | None) -> None:
-        self._guard(self._start, event_json, _js_number(now_ms))
+        try:
+            self._start(event_json, _js_number(now_ms))
+        except (quickjs.JSException, MemoryError) as error:
+            raise self._broken_by(error) from None
 
     def run_jobs(self) -> None:
         context = self._context
@@ -156,22 +157,24 @@ class JavaScriptSandbox:
             while context.execute_pending_job():
                 pass
         except (quickjs.JSException, MemoryError) as error:
-            stop = _interruption(error)
-            if stop is None:
-                raise
-            self.broken = True
-            raise stop from None
+            raise self._broken_by(error) from None
 
     def poll(self) -> tuple[bool, list[Any]]:
         """(handler settled?, host calls queued since the last poll)."""
-        text: str = self._guard(self._poll)
+        try:
+            text: str = self._poll()
+        except (quickjs.JSException, MemoryError) as error:
+            raise self._broken_by(error) from None
         if len(text) == 1:
             return text == "S", []
         settled, calls = json.loads(text)
         return settled, calls
 
     def settle(self, call_id: int, ok: bool, payload: str | None) -> None:
-        self._guard(self._settle, call_id, ok, payload)
+        try:
+            self._settle(call_id, ok, payload)
+        except (quickjs.JSException, MemoryError) as error:
+            raise self._broken_by(error) from None
 
     def finish(self) -> dict[str, Any] | None:
         """The execution's completion, logs, warnings and error; None if unreadable."""

@@ -1,0 +1,216 @@
+"""pfunc benchmark: prints numbers for the rate-limit example; asserts nothing.
+
+    python bench/run.py [--cold-runs 15] [--warm-runs 3000]
+
+* cold: wall time and peak memory of whole `pfunc run ... --json` processes;
+* warm: one process running many executions through a reused handler;
+* floor: the same handler on bare QuickJS with raw sqlite3 calls and no pfunc layers
+  (no budget, no validation, no host-call queue, no asyncio), for the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import quickjs
+
+from pfunc.clock import Clock
+from pfunc.events import MessageEvent
+from pfunc.executor import Executor, Runtime
+from pfunc.limits import resolve_profile
+from pfunc.store import KVStore
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "rate_limit.js"
+TARGETS = {"cold_ms": 150, "cold_mib": 60, "warm_per_s": 3000, "ratio": 2.0}
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def cold(runs: int, folder: Path) -> tuple[list[float], float]:
+    """Wall seconds per `pfunc run` process, and the largest peak RSS in MiB."""
+    pfunc = Path(sys.executable).with_name("pfunc")
+    command = [str(pfunc) if pfunc.exists() else sys.executable]
+    if not pfunc.exists():
+        command += ["-m", "pfunc"]
+    command += [
+        "run",
+        str(EXAMPLE),
+        "--message",
+        '{"userId":"bench"}',
+        "--json",
+        "--kv",
+        str(folder / "cold.sqlite3"),
+    ]
+    times, peak_kib = [], 0
+    for _ in range(runs):
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, cwd=folder)
+        _, status, usage = os.wait4(process.pid, 0)
+        times.append(time.perf_counter() - started)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode not in (0, 1):
+            raise SystemExit(f"pfunc run failed with exit code {process.returncode}")
+        peak_kib = max(peak_kib, usage.ru_maxrss)
+    return times, peak_kib / 1024
+
+
+async def warm(runs: int, folder: Path) -> list[float]:
+    store = KVStore.open(folder / "warm.sqlite3")
+    runtime = Runtime(store, resolve_profile("classic"), Clock())
+    executor = Executor(EXAMPLE, runtime)
+    latencies = []
+    for number in range(runs):
+        event = MessageEvent("before-publish", {"userId": f"user-{number}", "text": "hi"})
+        started = time.perf_counter()
+        result = await executor.run(event)
+        latencies.append(time.perf_counter() - started)
+        if result.outcome != "ok" or result.operations["used"] != 3:
+            raise SystemExit(f"unexpected warm result: {result.to_json()}")
+    await store.close()
+    return latencies
+
+
+_FLOOR_SHIM = """
+var __floor_handler;
+const __db = {
+  getItem: (key) => Promise.resolve(__floor_get(key)).then((text) =>
+    text === null ? null : (text[0] === '"' ? JSON.parse(text) : text)),
+  incrCounter: (key, n) => Promise.resolve(__floor_incr(key, n === undefined ? 1 : n)),
+  set: (key, value, ttl) => Promise.resolve(__floor_set(key, JSON.stringify(value),
+    ttl === undefined ? 1440 : ttl)),
+};
+function require(name) { return __db; }
+function __floor_run(json) {
+  const request = JSON.parse(json);
+  request.ok = () => { globalThis.__floor_out = JSON.stringify(request.message);
+                       return Promise.resolve(); };
+  request.abort = () => { globalThis.__floor_out = "abort"; return Promise.resolve(); };
+  __floor_handler(request);
+}
+"""
+
+
+def floor(runs: int, folder: Path) -> list[float]:
+    """The same handler on bare QuickJS + raw sqlite3 (same SQL, same pragmas)."""
+    conn = sqlite3.connect(folder / "floor.sqlite3", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.executescript(
+        "CREATE TABLE items (keyset TEXT, key TEXT, value TEXT, expires_at INTEGER,"
+        " PRIMARY KEY (keyset, key)) WITHOUT ROWID;"
+        "CREATE TABLE counters (keyset TEXT, key TEXT, value INTEGER,"
+        " PRIMARY KEY (keyset, key)) WITHOUT ROWID;"
+    )
+
+    def get(key: str) -> str | None:
+        row = conn.execute(
+            "SELECT value FROM items WHERE keyset=? AND key=? AND expires_at>?",
+            ("k", key, int(time.time() * 1000)),
+        ).fetchone()
+        return row[0] if row else None
+
+    def incr(key: str, amount: int) -> int:
+        return conn.execute(
+            "INSERT INTO counters(keyset,key,value) VALUES(?,?,?) ON CONFLICT(keyset,key) "
+            "DO UPDATE SET value=value+excluded.value RETURNING value",
+            ("k", key, amount),
+        ).fetchone()[0]
+
+    def put(key: str, text: str, ttl: float) -> None:
+        conn.execute(
+            "INSERT INTO items(keyset,key,value,expires_at) VALUES(?,?,?,?) "
+            "ON CONFLICT(keyset,key) DO UPDATE SET value=excluded.value, "
+            "expires_at=excluded.expires_at",
+            ("k", key, text, int(time.time() * 1000 + ttl * 60000)),
+        )
+
+    context = quickjs.Context()
+    context.add_callable("__floor_get", get)
+    context.add_callable("__floor_incr", incr)
+    context.add_callable("__floor_set", put)
+    context.eval(_FLOOR_SHIM)
+    source = EXAMPLE.read_text().replace("export default", "__floor_handler =")
+    context.module(source)
+    run = context.get("__floor_run")
+    latencies = []
+    for number in range(runs):
+        payload = json.dumps(
+            {"message": {"userId": f"user-{number}", "text": "hi"}, "channels": ["default"]}
+        )
+        started = time.perf_counter()
+        run(payload)
+        while context.execute_pending_job():
+            pass
+        output = context.get("__floor_out")
+        latencies.append(time.perf_counter() - started)
+        if output == "abort":
+            raise SystemExit("floor aborted unexpectedly")
+    conn.close()
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cold-runs", type=int, default=15)
+    parser.add_argument("--warm-runs", type=int, default=3000)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        cold_times, peak_mib = cold(args.cold_runs, folder)
+        warm_times = asyncio.run(warm(args.warm_runs, folder))
+        floor_times = floor(args.warm_runs, folder)
+
+    cold_ms = statistics.median(cold_times) * 1000
+    warm_rate = len(warm_times) / sum(warm_times)
+    floor_rate = len(floor_times) / sum(floor_times)
+    ratio = statistics.mean(warm_times) / statistics.mean(floor_times)
+
+    def verdict(ok: bool) -> str:
+        return "meets target" if ok else "MISSES target"
+
+    print(
+        f"pfunc benchmark: {EXAMPLE.relative_to(REPO)}, {os.cpu_count()} cores, "
+        f"Python {sys.version.split()[0]}"
+    )
+    print(
+        f"cold pfunc run : median {cold_ms:6.1f} ms  (p90 "
+        f"{percentile(cold_times, 0.9) * 1000:.1f} ms, n={len(cold_times)})  "
+        f"target <= {TARGETS['cold_ms']} ms: {verdict(cold_ms <= TARGETS['cold_ms'])}"
+    )
+    print(
+        f"cold peak RSS  : {peak_mib:6.1f} MiB  target <= {TARGETS['cold_mib']} MiB: "
+        f"{verdict(peak_mib <= TARGETS['cold_mib'])}"
+    )
+    print(
+        f"warm pfunc     : {warm_rate:8.0f} exec/s  p50 {percentile(warm_times, 0.5) * 1e6:.0f} us"
+        f"  p99 {percentile(warm_times, 0.99) * 1e6:.0f} us  (n={len(warm_times)})  "
+        f"target >= {TARGETS['warm_per_s']}/s: {verdict(warm_rate >= TARGETS['warm_per_s'])}"
+    )
+    print(
+        f"warm floor     : {floor_rate:8.0f} exec/s  p50 "
+        f"{percentile(floor_times, 0.5) * 1e6:.0f} us  p99 "
+        f"{percentile(floor_times, 0.99) * 1e6:.0f} us  (bare QuickJS + raw sqlite3)"
+    )
+    print(
+        f"pfunc / floor  : {ratio:8.2f}x mean cost  target <= {TARGETS['ratio']}x: "
+        f"{verdict(ratio <= TARGETS['ratio'])}"
+    )
+
+
+if __name__ == "__main__":
+    main()
