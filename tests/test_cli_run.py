@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
-from tests.conftest import EXAMPLES, HANDLERS, REPO, run_cli
+from tests.conftest import EXAMPLES, HANDLERS, run_cli
 
 
 def test_rate_limit_allows_ten_per_minute_then_aborts(cli):

@@ -170,15 +170,17 @@ def _pages(harness, method: str) -> list[dict[str, Any]]:
 )
 def test_key_listing_pages_of_100_sorted_with_next(harness, tmp_path, method, writer):
     handler = tmp_path / "fill.js"
+    value = ", i" if writer == "set" else ""
     handler.write_text(
         'const db = require("kvstore");\n'
         "export default async (request) => {\n"
         "  const writes = [];\n"
-        "  for (let i = 0; i < 250; i++) writes.push(db.%s(`key-${String(i).padStart(3, '0')}`"
-        "%s));\n"
+        "  for (let i = 0; i < 250; i++) {\n"
+        f"    writes.push(db.{writer}(`key-${{String(i).padStart(3, '0')}}`{value}));\n"
+        "  }\n"
         "  await Promise.all(writes);\n"
         "  return request.ok();\n"
-        "};\n" % (writer, ", i" if writer == "set" else "")
+        "};\n"
     )
     harness.limits = "unlimited"
     assert harness.run(handler).outcome == "ok"
