@@ -45,7 +45,7 @@ def main() -> None:
     help="Event kind (default before-publish; on-request when an HTTP flag is given).",
 )
 @click.option("--message", help="Message JSON; @file reads a file, - reads stdin.")
-@click.option("--channel", default="default", show_default=True, help="Publish channel.")
+@click.option("--channel", help="Publish channel (default: the function's first, else default).")
 @click.option("--params", "params_json", help="Publish query parameters as a JSON object.")
 @click.option("--meta", "meta_json", help="Request meta (clientip, origin, useragent) as JSON.")
 @click.option("--method", help="HTTP method for on-request (default GET, POST with --body).")
@@ -73,7 +73,7 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON result on stdout.")
 @click.option("--expect", type=click.Choice(OUTCOMES), help="Exit 1 unless the outcome is this.")
 def run(target: str, **options: Any) -> None:
-    """Run TARGET (a handler file) once against one simulated event."""
+    """Run TARGET (a handler file, or a function named in pfunc.toml) once."""
     import asyncio
 
     from pfunc.run_plan import prepare_run

@@ -10,6 +10,7 @@ from pfunc.clock import Clock
 from pfunc.errors import PfuncUsageError
 from pfunc.events import (
     REQUEST_KIND,
+    SUPPORTED_KINDS,
     Event,
     Keyset,
     MessageEvent,
@@ -20,7 +21,7 @@ from pfunc.events import (
     read_text_flag,
 )
 from pfunc.limits import Profile, resolve_profile
-from pfunc.project import load_project
+from pfunc.project import FunctionConfig, Project, load_project
 from pfunc.result import Result
 
 _HTTP_FLAGS = ("method", "http_path", "query", "header", "body")
@@ -63,7 +64,8 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def _resolve_handler(target: str, project_functions: dict[str, Path]) -> Path:
+def _resolve_handler(target: str, project: Project) -> tuple[Path, FunctionConfig | None]:
+    """The handler file for TARGET (a path or a function name) and its pfunc.toml entry."""
     path = Path(target)
     if path.is_file():
         if path.suffix == ".py":
@@ -71,12 +73,20 @@ def _resolve_handler(target: str, project_functions: dict[str, Path]) -> Path:
                 f"{target}: Python handlers are not supported by this version of pfunc yet; "
                 "write the handler in JavaScript (.js)"
             )
-        return path
-    if target in project_functions:
-        return project_functions[target]
+        resolved = path.resolve()
+        matches = [f for f in project.functions if f.file.resolve() == resolved]
+        return path, matches[0] if len(matches) == 1 else None
+    function = project.function(target)
+    if function is not None:
+        if not function.file.is_file():
+            raise PfuncUsageError(
+                f"function {target!r} in {project.config_file} names {function.file}, which "
+                "does not exist; fix its file = ... entry"
+            )
+        return function.file, function
     if path.exists():
         raise PfuncUsageError(f"{target} is a folder; pass a handler file, e.g. handlers/app.js")
-    known = ", ".join(sorted(project_functions)) or "none in pfunc.toml"
+    known = ", ".join(sorted(f.name for f in project.functions)) or "none in pfunc.toml"
     raise PfuncUsageError(
         f"{target}: no such handler file (and no function of that name; functions: {known}). "
         "Check the path, relative to the current folder."
@@ -85,8 +95,8 @@ def _resolve_handler(target: str, project_functions: dict[str, Path]) -> Path:
 
 def prepare_run(target: str, **flags: Any) -> RunPlan:
     project = load_project()
-    handler = _resolve_handler(target, {f.name: f.file for f in project.functions})
-    event = _build_event(flags)
+    handler, function = _resolve_handler(target, project)
+    event = _build_event(flags, function)
     overrides = dict(project.limit_overrides)
     if flags.get("timeout") is not None:
         overrides["timeout"] = flags["timeout"]
@@ -124,9 +134,17 @@ def _given(flags: dict[str, Any], name: str) -> bool:
     return value is not None and value != ()
 
 
-def _build_event(flags: dict[str, Any]) -> Event:
+def _build_event(flags: dict[str, Any], function: FunctionConfig | None) -> Event:
     http_given = [name for name in _HTTP_FLAGS if _given(flags, name)]
-    kind = flags.get("event_kind") or (REQUEST_KIND if http_given else "before-publish")
+    configured = function.event if function else None
+    kind = (
+        flags.get("event_kind") or configured or (REQUEST_KIND if http_given else "before-publish")
+    )
+    if kind not in SUPPORTED_KINDS:
+        raise PfuncUsageError(
+            f"function {function.name if function else ''!r} is an {kind} function; this version "
+            f"of pfunc runs {', '.join(SUPPORTED_KINDS)} events"
+        )
     if kind == REQUEST_KIND:
         message_given = [name for name in _MESSAGE_FLAGS if _given(flags, name)]
         if message_given:
@@ -164,7 +182,13 @@ def _build_event(flags: dict[str, Any]) -> Event:
     return MessageEvent(
         kind=kind,
         message=message,
-        channel=flags.get("channel") or "default",
+        channel=flags.get("channel") or _default_channel(function),
         params=params,
         meta=meta,
     )
+
+
+def _default_channel(function: FunctionConfig | None) -> str:
+    """The function's first exact channel name, else "default"."""
+    exact = [c for c in (function.channels if function else []) if not c.endswith("*")]
+    return exact[0] if exact else "default"

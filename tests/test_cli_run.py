@@ -367,3 +367,26 @@ def test_invalid_project_file_is_a_usage_error(tmp_path):
     run = run_cli("run", EXAMPLES / "rate_limit.js", cwd=tmp_path)
     assert run.code == 2
     assert "project.limits" in run.stderr and "classic" in run.stderr
+
+
+def test_function_by_name_uses_its_configured_event_and_channel(tmp_path):
+    kv = tmp_path / "kv.sqlite3"
+    stats = run_cli("run", "message-stats", "--message", '{"text":"hi"}', "--kv", kv, "--json")
+    assert stats.code == 0
+    result = stats.json()
+    assert result["event"] == "after-publish"
+    assert result["function"] == "handlers/message_stats.js"
+    assert result["operations"]["calls"][0]["key"] == "stats:chat"
+    report = run_cli("run", "stats", "--query", "channel=chat", "--kv", kv, "--json").json()
+    assert json.loads(report["response"]["body"])["total"] == 1
+
+
+def test_a_listed_file_run_by_path_also_uses_its_configured_event(tmp_path):
+    run = run_cli("run", "handlers/message_stats.js", "--kv", tmp_path / "kv.sqlite3", "--json")
+    assert run.json()["event"] == "after-publish"
+
+
+def test_unknown_function_name_lists_the_known_ones(cli):
+    run = cli("run", "no-such-function")
+    assert run.code == 2
+    assert "functions: config, dedup, message-stats, rate-limit, sessions, stats" in run.stderr

@@ -1,0 +1,69 @@
+"""The README stays true: every `pfunc run` command it shows runs with the exit code it says."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def _shell_lines() -> list[str]:
+    blocks = re.findall(r"```sh\n(.*?)```", README, flags=re.S)
+    return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def _run_commands() -> list[tuple[list[str], int]]:
+    commands = []
+    for line in _shell_lines():
+        # The one-command quick start ends in `.venv/bin/pfunc run ...`.
+        line = line.split(".venv/bin/", 1)[1] if ".venv/bin/pfunc run" in line else line
+        if not line.startswith("pfunc run"):
+            continue
+        expected = re.search(r"#\s*exits (\d)", line)
+        words = shlex.split(line, comments=True)
+        commands.append((words[1:], int(expected.group(1)) if expected else 0))
+    return commands
+
+
+COMMANDS = _run_commands()
+
+
+def test_the_readme_shows_run_commands():
+    assert len(COMMANDS) >= 10
+
+
+@pytest.fixture(scope="module")
+def project_copy(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("readme")
+    for name in ("examples", "handlers", "tests/handlers"):
+        shutil.copytree(REPO / name, folder / name)
+    shutil.copy(REPO / "pfunc.toml", folder / "pfunc.toml")
+    return folder
+
+
+@pytest.mark.parametrize(("args", "expected"), COMMANDS, ids=[" ".join(a) for a, _ in COMMANDS])
+def test_readme_command_runs_as_shown(project_copy, args, expected):
+    run = run_cli(*args, cwd=project_copy)
+    assert run.code == expected, run.stdout + run.stderr
+
+
+def test_every_flag_in_the_readme_table_exists():
+    help_text = run_cli("run", "--help").stdout
+    table = README.split("| flag | meaning |", 1)[1].split("\n\n", 1)[0]
+    flags = set(re.findall(r"`(--[a-z-]+)", table))
+    assert flags, "the README lists the flags of pfunc run"
+    missing = sorted(flag for flag in flags if flag not in help_text)
+    assert missing == []
+
+
+def test_the_test_command_is_what_ci_runs():
+    ci = (REPO / ".ci" / "run").read_text()
+    readme_test_command = next(line for line in _shell_lines() if "pytest" in line)
+    assert readme_test_command in ci
