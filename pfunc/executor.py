@@ -47,7 +47,14 @@ class Executor:
 
     def _load(self) -> JavaScriptSandbox:
         if self._sandbox is None or self._sandbox.broken:
-            source = self.handler.read_text(encoding="utf-8")
+            try:
+                source = self.handler.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                raise HandlerLoadError(
+                    "LoadError",
+                    f"{self.display_path}: cannot read the handler file ({error}); save it as "
+                    "UTF-8 text",
+                ) from None
             profile = self.runtime.profile
             self._sandbox = JavaScriptSandbox(
                 source,
@@ -258,31 +265,39 @@ class _ExecutionLoop:
                     )
                 remaining = self._remaining()
                 if remaining is not None and remaining <= 0:
-                    return self._timeout_error()
+                    return self._timeout_error(None)
                 done, _ = await asyncio.wait(
                     self.tasks, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
                 )
                 if not done:
-                    return self._timeout_error()
+                    return self._timeout_error(None)
                 for task in done:
                     call_id, record = self.tasks.pop(task)
                     ok, result_payload = task.result()
                     self._settle(call_id, record, ok, result_payload)
         except SandboxInterrupted as stop:
             if stop.reason == "timeout":
-                return self._timeout_error()
+                return self._timeout_error(stop)
             return memory_error(self.executor.display_path, self.budget.profile)
         finally:
             for task in self.tasks:
                 task.cancel()
 
-    def _timeout_error(self) -> ExecutionError:
-        seconds = self.timeout or 0
-        return ExecutionError(
+    def _timeout_error(self, stop: SandboxInterrupted | None) -> ExecutionError:
+        """The time limit ran out: in the engine (stop says where) or awaiting a host call."""
+        display_path = self.executor.display_path
+        stack, location = map_stack(stop.engine_text if stop else "", display_path)
+        # QuickJS reports the running function's position, not the exact loop line.
+        where = f" inside the function that starts at line {location.line}" if location else ""
+        cause = "a loop that never ends" if stop else "a slow call"
+        return _error_at(
             "TimeoutError",
-            f"{self.executor.display_path}: the handler ran longer than the {seconds:g} s time "
-            f"limit ({self.budget.profile.describe()}) and was stopped; look for a loop that "
-            "never ends or a slow call, or raise the limit with --timeout",
+            f"{display_path}: the handler ran longer than the {self.timeout or 0:g} s time "
+            f"limit ({self.budget.profile.describe()}) and was stopped{where}; look for "
+            f"{cause}, or raise the limit with --timeout",
+            stack,
+            display_path,
+            location,
         )
 
     async def _dispatch(self, call: list[Any]) -> bool:

@@ -24,9 +24,10 @@ _RESCUE_MEMORY = 16 * 1024 * 1024
 class SandboxInterrupted(Exception):
     """The engine stopped the handler: it ran out of time or memory."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, engine_text: str = "") -> None:
         super().__init__(reason)
         self.reason = reason  # "timeout" or "memory"
+        self.engine_text = engine_text  # the engine's message and stack: where it stopped
 
 
 @cache
@@ -42,9 +43,9 @@ def _js_number(value: int | None) -> float | None:
 def _interruption(error: Exception) -> SandboxInterrupted | None:
     text = str(error)
     if "interrupted" in text:
-        return SandboxInterrupted("timeout")
+        return SandboxInterrupted("timeout", text)
     if "out of memory" in text or isinstance(error, MemoryError):
-        return SandboxInterrupted("memory")
+        return SandboxInterrupted("memory", text)
     return None
 
 
