@@ -102,19 +102,20 @@ def test_on_request_flags_reach_the_handler_and_the_response_is_reported(cli):
     assert result["response"]["headers"]["content-type"] == "application/json"
     token = json.loads(result["response"]["body"])["token"]
 
-    valid = cli(
-        "run",
-        EXAMPLES / "sessions.js",
-        "--path",
-        "/validate",
-        "--query",
-        f"token={token}",
-        "--json",
-    ).json()
-    assert valid["response"]["status"] == 200
-    assert json.loads(valid["response"]["body"]) == {"valid": True, "userId": "u7"}
+    def validate() -> tuple[int, dict]:
+        response = cli(
+            "run",
+            EXAMPLES / "sessions.js",
+            "--path",
+            "/validate",
+            "--query",
+            f"token={token}",
+            "--json",
+        ).json()["response"]
+        return response["status"], json.loads(response["body"])
 
-    cli(
+    assert validate() == (200, {"valid": True, "userId": "u7"})
+    logout = cli(
         "run",
         EXAMPLES / "sessions.js",
         "--method",
@@ -124,16 +125,8 @@ def test_on_request_flags_reach_the_handler_and_the_response_is_reported(cli):
         "--body",
         json.dumps({"token": token}),
     )
-    after = cli(
-        "run",
-        EXAMPLES / "sessions.js",
-        "--path",
-        "/validate",
-        "--query",
-        f"token={token}",
-        "--json",
-    ).json()
-    assert after["response"]["status"] == 401
+    assert logout.code == 0
+    assert validate() == (401, {"valid": False})
 
 
 def test_message_from_file_and_stdin(cli, tmp_path):
@@ -153,50 +146,27 @@ def test_message_from_file_and_stdin(cli, tmp_path):
 
 
 def test_config_example_reads_changes_and_resets(cli):
-    got = cli("run", EXAMPLES / "config.js", "--path", "/config", "--json").json()
-    assert json.loads(got["response"]["body"])["maxLength"] == 500
-    put = cli(
-        "run",
-        EXAMPLES / "config.js",
-        "--method",
-        "PUT",
-        "--path",
-        "/config",
-        "--body",
-        '{"maxLength":200}',
-        "--json",
-    ).json()
-    assert json.loads(put["response"]["body"])["maxLength"] == 200
-    bad = cli(
-        "run",
-        EXAMPLES / "config.js",
-        "--method",
-        "PUT",
-        "--path",
-        "/config",
-        "--body",
-        '{"maxLength":-1}',
-        "--json",
-    ).json()
-    assert bad["response"]["status"] == 422
-    assert json.loads(bad["response"]["body"])["fields"] == ["maxLength"]
-    assert (
-        json.loads(
-            cli("run", EXAMPLES / "config.js", "--path", "/config", "--json").json()["response"][
-                "body"
-            ]
-        )["maxLength"]
-        == 200
+    def config(method: str = "GET", body: str | None = None) -> tuple[int, dict]:
+        extra = ["--body", body] if body is not None else []
+        result = cli(
+            "run", EXAMPLES / "config.js", "--method", method, "--path", "/config", *extra, "--json"
+        ).json()
+        return result["response"]["status"], json.loads(result["response"]["body"])
+
+    assert config()[1]["maxLength"] == 500
+    assert config("PUT", '{"maxLength":200}') == (
+        200,
+        {"maxLength": 200, "slowModeSeconds": 0, "bannedWords": []},
     )
-    cli("run", EXAMPLES / "config.js", "--method", "DELETE", "--path", "/config")
-    assert (
-        json.loads(
-            cli("run", EXAMPLES / "config.js", "--path", "/config", "--json").json()["response"][
-                "body"
-            ]
-        )["maxLength"]
-        == 500
+    assert config("PUT", '{"maxLength":-1}') == (
+        422,
+        {"error": "invalid settings", "fields": ["maxLength"]},
     )
+    assert config("PUT", "not json")[0] == 400
+    assert config()[1]["maxLength"] == 200
+    assert config("PATCH", "{}")[0] == 405
+    config("DELETE")
+    assert config()[1]["maxLength"] == 500
 
 
 def test_expect_flag_sets_the_exit_code(cli):

@@ -138,9 +138,7 @@ class KVStoreModule:
         if value.is_null:
             await context.store.delete_item(context.keyset, key)  # set(key, null) deletes
             return None
-        text = self._value_json("set", key, value, context)
-        expires_at = self._expiry("set", key, args[2], context)
-        await context.store.set_item(context.keyset, key, text, expires_at)
+        await self._store("set", key, value, args[2], context)
         return None
 
     async def _setItem(self, args: list[JSArg], context: CallContext) -> None:
@@ -153,10 +151,16 @@ class KVStoreModule:
                 f"{value.type_name()}; use kvstore.set for other JSON values, or "
                 "JSON.stringify the value first",
             )
-        text = self._value_json("setItem", key, value, context)
-        expires_at = self._expiry("setItem", key, args[2], context)
-        await context.store.set_item(context.keyset, key, text, expires_at)
+        await self._store("setItem", key, value, args[2], context)
         return None
+
+    async def _store(
+        self, call: str, key: str, value: JSArg, ttl: JSArg, context: CallContext
+    ) -> None:
+        """Validate the value and TTL, then write; nothing is written if either is invalid."""
+        text = self._value_json(call, key, value, context)
+        expires_at = self._expiry(call, key, ttl, context)
+        await context.store.set_item(context.keyset, key, text, expires_at)
 
     async def _get(self, args: list[JSArg], context: CallContext) -> str:
         key = self._key("get", args[0], context)
