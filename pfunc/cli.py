@@ -1,16 +1,17 @@
 """The `pfunc` command line: click commands only (parse flags, call, render).
 
-Heavy modules (rich, aiosqlite, aiohttp) are imported inside the commands that need
-them, so that `pfunc run --json` starts quickly.
+Heavy modules (rich, aiohttp) are imported inside the commands that need them, so
+that `pfunc run --json` starts quickly.
 
 Exit codes: 0 the handler completed (ok, abort or response); 1 the execution failed
-(error outcome, or --expect did not match); 2 a usage error (bad flag, malformed
-JSON, missing file, unusable KV path, invalid pfunc.toml).
+(error outcome anywhere in the run, or --expect did not match); 2 a usage error (bad
+flag, malformed JSON, missing file, unusable KV path, invalid pfunc.toml).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -18,7 +19,7 @@ import click
 
 from pfunc import __version__
 from pfunc.errors import PfuncUsageError
-from pfunc.events import SUPPORTED_KINDS
+from pfunc.events import PRESENCE_ACTIONS, SUPPORTED_KINDS
 from pfunc.limits import PROFILES
 from pfunc.result import OUTCOMES
 
@@ -28,6 +29,44 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def _usage_failure(message: str) -> NoReturn:
     click.echo(f"Error: {message}", err=True)
     sys.exit(EXIT_USAGE)
+
+
+def session_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The flags every executing command shares: store, keyset, limits, clock, output."""
+    options = [
+        click.option(
+            "--kv",
+            "kv_path",
+            type=click.Path(path_type=Path),
+            help="KV store file (default .pfunc/kv.sqlite3 under the project root).",
+        ),
+        click.option("--keyset", help="Subscribe key that scopes the KV store."),
+        click.option(
+            "--limits",
+            "limits_name",
+            type=click.Choice(list(PROFILES)),
+            help="Limits profile (default: pfunc.toml's, else classic).",
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0.001),
+            help="Wall-time limit per execution, in seconds.",
+        ),
+        click.option(
+            "--now",
+            "now_text",
+            help="Fix the execution clock, ISO-8601, e.g. 2026-01-01T12:00:00Z.",
+        ),
+        click.option(
+            "--offline", is_flag=True, help="Refuse xhr requests that no [[mocks]] entry answers."
+        ),
+        click.option(
+            "--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout."
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,10 +81,11 @@ def main() -> None:
     "--event",
     "event_kind",
     type=click.Choice(SUPPORTED_KINDS),
-    help="Event kind (default before-publish; on-request when an HTTP flag is given).",
+    help="Event kind (default: the function's, else before-publish; on-request when "
+    "an HTTP flag is given).",
 )
 @click.option("--message", help="Message JSON; @file reads a file, - reads stdin.")
-@click.option("--channel", help="Publish channel (default: the function's first, else default).")
+@click.option("--channel", help="Channel (default: the function's first, else default).")
 @click.option("--params", "params_json", help="Publish query parameters as a JSON object.")
 @click.option("--meta", "meta_json", help="Request meta (clientip, origin, useragent) as JSON.")
 @click.option("--method", help="HTTP method for on-request (default GET, POST with --body).")
@@ -54,36 +94,31 @@ def main() -> None:
 @click.option("--header", multiple=True, help="Header 'Name: value' (repeatable).")
 @click.option("--body", help="Request body; @file reads a file, - reads stdin.")
 @click.option(
-    "--kv",
-    "kv_path",
-    type=click.Path(path_type=Path),
-    help="KV store file (default .pfunc/kv.sqlite3 under the project root).",
+    "--action",
+    type=click.Choice(PRESENCE_ACTIONS),
+    help="after-presence: the presence action (default join).",
 )
-@click.option("--keyset", help="Subscribe key that scopes the KV store.")
+@click.option("--uuid", help="after-presence: the user's UUID (default pfunc-user).")
 @click.option(
-    "--limits",
-    "limits_name",
-    type=click.Choice(list(PROFILES)),
-    help="Limits profile (default: pfunc.toml's, else classic).",
+    "--occupancy",
+    type=click.IntRange(min=0),
+    help="after-presence: users on the channel (default 1).",
 )
-@click.option("--timeout", type=click.FloatRange(min=0.001), help="Wall-time limit in seconds.")
-@click.option(
-    "--now", "now_text", help="Fix the execution clock, ISO-8601 (e.g. 2026-01-01T12:00:00Z)."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON result on stdout.")
+@click.option("--state", "state_json", help="after-presence: the user's state as JSON.")
+@session_options
 @click.option("--expect", type=click.Choice(OUTCOMES), help="Exit 1 unless the outcome is this.")
 def run(target: str, **options: Any) -> None:
     """Run TARGET (a handler file, or a function named in pfunc.toml) once."""
     import asyncio
 
-    from pfunc.run_plan import prepare_run
+    from pfunc.plans import prepare_run
 
     try:
         plan = prepare_run(target, **options)
         result = asyncio.run(plan.execute())
     except PfuncUsageError as error:
         _usage_failure(str(error))
-    if plan.as_json:
+    if plan.session.as_json:
         import json
 
         click.echo(json.dumps(result.to_json(), ensure_ascii=False))
@@ -95,4 +130,48 @@ def run(target: str, **options: Any) -> None:
     if expect is not None and result.outcome != expect:
         click.echo(f"expected outcome {expect}, got {result.outcome}", err=True)
         sys.exit(EXIT_FAILED)
-    sys.exit(EXIT_FAILED if result.outcome == "error" else EXIT_OK)
+    failed = result.outcome == "error" or any(report.failed for report in result.triggered)
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _publish_command(verb: str, summary: str) -> None:
+    @main.command(name=verb, help=summary)
+    @click.argument("channel")
+    @click.argument("message")
+    @click.option("--meta", "meta_json", help="Message meta as a JSON object.")
+    @session_options
+    def command(channel: str, message: str, **options: Any) -> None:
+        import asyncio
+
+        from pfunc.plans import prepare_publish
+
+        try:
+            plan = prepare_publish(verb, channel, message, **options)
+            report = asyncio.run(plan.execute())
+        except PfuncUsageError as error:
+            _usage_failure(str(error))
+        if plan.session.as_json:
+            import json
+
+            click.echo(json.dumps(report.to_json(), ensure_ascii=False))
+        else:
+            from pfunc.render import render_publish
+
+            render_publish(report)
+        sys.exit(EXIT_FAILED if report.failed or report.dropped else EXIT_OK)
+
+
+_publish_command(
+    "publish",
+    "Publish MESSAGE (JSON; @file or -) to CHANNEL through the project's functions: "
+    "before-publish functions in order, delivery, then after-publish functions.",
+)
+_publish_command(
+    "fire",
+    "Fire MESSAGE to CHANNEL: like publish, through the functions, but never delivered to "
+    "subscribers.",
+)
+_publish_command(
+    "signal",
+    "Send MESSAGE as a signal on CHANNEL through before-signal and after-signal functions.",
+)

@@ -5,9 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-MESSAGE_KINDS = ("before-publish", "after-publish")
+MESSAGE_KINDS = (
+    "before-publish",
+    "after-publish",
+    "before-signal",
+    "after-signal",
+    "after-presence",
+)
 REQUEST_KIND = "on-request"
-SUPPORTED_KINDS = (*MESSAGE_KINDS, REQUEST_KIND)
+INTERVAL_KIND = "on-interval"
+SUPPORTED_KINDS = (*MESSAGE_KINDS, REQUEST_KIND, INTERVAL_KIND)
+PRESENCE_ACTIONS = ("join", "leave", "timeout", "state-change", "interval")
+VERB_OF_KIND = {"before-signal": "signal", "after-signal": "signal", "after-presence": "presence"}
 
 DEFAULT_META = {"clientip": "127.0.0.1", "origin": "127.0.0.1", "useragent": "pfunc"}
 
@@ -28,6 +37,7 @@ class MessageEvent:
     params: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     verb: str = "publish"
+    hop: int = 1  # 1 when a client published; +1 for each handler publish in a chain
 
     def to_sandbox(self, keyset: Keyset) -> dict[str, Any]:
         return {
@@ -67,7 +77,30 @@ class RequestEvent:
         }
 
 
-Event = MessageEvent | RequestEvent
+@dataclass
+class IntervalEvent:
+    kind: str = INTERVAL_KIND
+
+    def to_sandbox(self, keyset: Keyset) -> dict[str, Any]:
+        return {"kind": self.kind}
+
+
+def presence_message(
+    action: str, uuid: str, occupancy: int, timestamp: int, state: Any = None
+) -> dict[str, Any]:
+    """The presence event an after-presence handler sees as request.message."""
+    message: dict[str, Any] = {
+        "action": action,
+        "uuid": uuid,
+        "occupancy": occupancy,
+        "timestamp": timestamp,
+    }
+    if state is not None:
+        message["state"] = state
+    return message
+
+
+Event = MessageEvent | RequestEvent | IntervalEvent
 
 
 # --- builders from command-line flags ---------------------------------------------

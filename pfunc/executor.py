@@ -10,15 +10,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pfunc.bus import Bus
 from pfunc.clock import Clock
 from pfunc.errors import HandlerLoadError
-from pfunc.events import Event, Keyset, MessageEvent
+from pfunc.events import Event, Keyset, MessageEvent, RequestEvent
 from pfunc.limits import Budget, CallRecord, OperationLimitExceeded, Profile
 from pfunc.modules import CallContext, HandlerCallError, HostModule, JSArg, host_modules
+from pfunc.project import MockRule, Project, load_secrets
 from pfunc.result import ExecutionError, Result
 from pfunc.sandbox.quickjs_host import JavaScriptSandbox, SandboxInterrupted
 from pfunc.sandbox.source import Location, map_stack
@@ -27,48 +31,87 @@ from pfunc.store import KVStore
 
 @dataclass
 class Runtime:
-    """The services executions share: the store, the limits, the clock and the keyset."""
+    """The services executions share: store, limits, clock, keyset, secrets, mocks, bus."""
 
     store: KVStore
     profile: Profile
     clock: Clock
     keyset: Keyset = field(default_factory=Keyset)
     modules: dict[str, HostModule] = field(default_factory=host_modules)
+    vault: dict[str, str] = field(default_factory=dict)
+    mocks: list[MockRule] = field(default_factory=list)
+    offline: bool = False  # xhr requests no mock answers are refused instead of sent
+    bus: Bus | None = None
+
+    def __post_init__(self) -> None:
+        if self.bus is None:
+            self.bus = Bus(None)
+        self.bus.attach(self)
+
+    async def close(self) -> None:
+        for module in self.modules.values():
+            closer = getattr(module, "close", None)
+            if closer is not None:
+                await closer()
+        await self.store.close()
 
 
 class Executor:
-    """Runs events through one handler file, reusing its loaded sandbox between runs."""
+    """Runs events through one handler file, reusing loaded sandboxes between runs.
 
-    def __init__(self, handler: Path, runtime: Runtime, display_path: str | None = None) -> None:
+    A sandbox serves one execution at a time; when a handler's publish triggers the same
+    function again (or the dev server runs it concurrently), another one is loaded.
+    """
+
+    def __init__(
+        self,
+        handler: Path,
+        runtime: Runtime,
+        display_path: str | None = None,
+        name: str | None = None,
+    ) -> None:
         self.handler = handler
         self.runtime = runtime
         self.display_path = display_path or str(handler)
-        self._sandbox: JavaScriptSandbox | None = None
+        self.name = name or self.display_path
+        self._idle: list[JavaScriptSandbox] = []
 
     def _load(self) -> JavaScriptSandbox:
-        if self._sandbox is None or self._sandbox.broken:
-            try:
-                source = self.handler.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as error:
-                raise HandlerLoadError(
-                    "LoadError",
-                    f"{self.display_path}: cannot read the handler file ({error}); save it as "
-                    "UTF-8 text",
-                ) from None
-            profile = self.runtime.profile
-            self._sandbox = JavaScriptSandbox(
-                source,
-                self.display_path,
-                profile.memory,
-                profile.timeout,
-                self.runtime.clock.fixed_ms_or_none(),
-            )
-        return self._sandbox
+        while self._idle:
+            sandbox = self._idle.pop()
+            if not sandbox.broken:
+                return sandbox
+        try:
+            source = self.handler.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise HandlerLoadError(
+                "LoadError",
+                f"{self.display_path}: cannot read the handler file ({error}); save it as "
+                "UTF-8 text",
+            ) from None
+        profile = self.runtime.profile
+        return JavaScriptSandbox(
+            source,
+            self.display_path,
+            profile.memory,
+            profile.timeout,
+            self.runtime.clock.fixed_ms_or_none(),
+        )
+
+    def reload(self) -> None:
+        """Forget loaded sandboxes: the next execution loads the file afresh."""
+        self._idle.clear()
 
     async def run(self, event: Event) -> Result:
         runtime = self.runtime
         profile = runtime.profile
-        is_message = isinstance(event, MessageEvent)
+        family = (
+            "message"
+            if isinstance(event, MessageEvent)
+            else "request"
+            if isinstance(event, RequestEvent)
+            else "interval"
+        )
         budget = Budget(profile)
         host_warnings: list[str] = []
         context = CallContext(
@@ -77,15 +120,21 @@ class Executor:
             profile,
             runtime.clock,
             host_warnings.append,
+            runtime=runtime,
+            hop=event.hop if isinstance(event, MessageEvent) else 1,
+            deadline=None if profile.timeout is None else time.monotonic() + profile.timeout,
         )
         result = Result(
             function=self.display_path,
             event=event.kind,
             outcome="error",
-            is_message_event=is_message,
-            message=event.message if is_message else None,
-            delivered=(event.kind != "before-publish") if is_message else None,
+            family=family,
         )
+        if isinstance(event, MessageEvent):
+            result.message = event.message
+            result.channel = event.channel
+            result.hop = context.hop
+            result.delivered = not event.kind.startswith("before-")
         started = time.perf_counter()
         try:
             sandbox = self._load()
@@ -105,24 +154,28 @@ class Executor:
         loop = _ExecutionLoop(self, sandbox, budget, context)
         failure = await loop.run(event)
         details = sandbox.finish() or {}
-        if sandbox.broken:
-            self._sandbox = None
         result.duration_ms = (time.perf_counter() - started) * 1000
         result.logs = details.get("logs", [])
         result.warnings = [*details.get("warnings", []), *host_warnings, *loop.warnings]
         result.operations = budget.to_json()
-        self._conclude(result, event, failure or self._js_error(details.get("error")), details)
+        result.triggered = context.triggered
+        self._conclude(
+            result, event, failure or self._js_error(details.get("error"), sandbox), details
+        )
+        if not sandbox.broken:
+            self._idle.append(sandbox)
+        _mask_secrets(result, context.secrets_read)
         return result
 
-    def _js_error(self, info: dict[str, Any] | None) -> ExecutionError | None:
+    def _js_error(
+        self, info: dict[str, Any] | None, sandbox: JavaScriptSandbox
+    ) -> ExecutionError | None:
         if not info:
             return None
         stack, location = map_stack(info.get("stack", ""), self.display_path)
         if info["type"] == "InternalError" and info["message"] == "out of memory":
             # The engine raised it inside the handler's own code, where it was caught.
-            if self._sandbox is not None:
-                self._sandbox.broken = True
-                self._sandbox = None
+            sandbox.broken = True
             failure = memory_error(self.display_path, self.runtime.profile)
             failure.stack = stack
             return failure
@@ -138,11 +191,11 @@ class Executor:
         details: dict[str, Any],
     ) -> None:
         completion = details.get("completion")
-        expected = (
-            "response.send()"
-            if not result.is_message_event
-            else ("request.ok() or request.abort()")
-        )
+        expected = {
+            "message": "request.ok() or request.abort()",
+            "request": "response.send()",
+            "interval": "event.ok() or event.abort()",
+        }[result.family]
         if failure is None and completion is None:
             failure = ExecutionError(
                 "Error",
@@ -168,12 +221,31 @@ class Executor:
                 "body": completion["body"],
             }
         elif completion["kind"] == "ok":
-            if event.kind == "before-publish":
+            if event.kind.startswith("before-"):
                 result.message = json.loads(completion["message"])
-            result.delivered = True
+            if result.is_message_event:
+                result.delivered = True
         else:
             result.abort_reason = completion.get("reason")
-            result.delivered = event.kind != "before-publish"
+
+
+def _mask_secrets(result: Result, secrets: set[str]) -> None:
+    """Replace vault values the handler read wherever the report would show them as text."""
+    secrets = {secret for secret in secrets if len(secret) >= 3}
+    if not secrets:
+        return
+
+    def mask(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, "*****")
+        return text
+
+    for entry in result.logs:
+        entry["text"] = mask(entry["text"])
+    result.warnings = [mask(warning) for warning in result.warnings]
+    if result.error is not None:
+        result.error.message = mask(result.error.message)
+        result.error.stack = mask(result.error.stack)
 
 
 def memory_error(display_path: str, profile: Profile) -> ExecutionError:
@@ -371,20 +443,30 @@ def _rejection(error: Exception) -> str:
     return HandlerCallError("Error", f"pfunc could not complete the call: {error}").to_payload()
 
 
-async def execute_once(
-    handler: Path,
-    event: Event,
-    *,
+@asynccontextmanager
+async def open_runtime(
     kv_path: Path,
     profile: Profile,
     clock: Clock,
     keyset: Keyset,
-    display_path: str | None = None,
-) -> Result:
-    """Open the store, run one event through one handler, close the store."""
+    *,
+    project: Project | None = None,
+    offline: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> AsyncIterator[Runtime]:
+    """A Runtime over the project's store, secrets, mocks and functions; closed on exit."""
     store = KVStore.open(kv_path)
+    runtime = Runtime(
+        store,
+        profile,
+        clock,
+        keyset,
+        vault=load_secrets(project, dict(environ or {})) if project else {},
+        mocks=list(project.mocks) if project else [],
+        offline=offline,
+        bus=Bus(project),
+    )
     try:
-        runtime = Runtime(store, profile, clock, keyset)
-        return await Executor(handler, runtime, display_path).run(event)
+        yield runtime
     finally:
-        await store.close()
+        await runtime.close()

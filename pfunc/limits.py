@@ -38,6 +38,7 @@ class Profile:
     timeout: float | None  # seconds of wall time per execution
     memory: int | None  # bytes per execution
     publish_size: int | None
+    signal_size: int | None
     ttl_default: int = 1440
     ttl_min: int = 1
     ttl_max: int = 525_600
@@ -60,6 +61,7 @@ PROFILES: dict[str, Profile] = {
         timeout=10.0,
         memory=64 * 1024 * 1024,
         publish_size=32 * 1024,
+        signal_size=30,
     ),
     "pubnub-2026": Profile(
         name="pubnub-2026",
@@ -71,6 +73,7 @@ PROFILES: dict[str, Profile] = {
         timeout=10.0,
         memory=64 * 1024 * 1024,
         publish_size=32 * 1024,
+        signal_size=64,
     ),
     "unlimited": Profile(
         name="unlimited",
@@ -82,6 +85,7 @@ PROFILES: dict[str, Profile] = {
         timeout=None,
         memory=None,
         publish_size=None,
+        signal_size=None,
     ),
 }
 

@@ -6,10 +6,12 @@ usage error (exit code 2).
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pfunc.errors import PfuncUsageError
 from pfunc.events import Keyset
@@ -39,6 +41,26 @@ class FunctionConfig:
 
 
 @dataclass
+class MockRule:
+    """An answer for xhr.fetch requests whose URL matches `url` (`*` wildcards)."""
+
+    url: str
+    method: str | None = None  # None: any method
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+
+    def response(self, url: str) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "statusText": "",
+            "headers": dict(self.headers),
+            "body": self.body,
+            "url": url,
+        }
+
+
+@dataclass
 class Project:
     root: Path
     config_file: Path | None
@@ -49,6 +71,7 @@ class Project:
     kv_path: Path = field(default_factory=lambda: Path(DEFAULT_KV))
     vault: dict[str, str] = field(default_factory=dict)
     functions: list[FunctionConfig] = field(default_factory=list)
+    mocks: list[MockRule] = field(default_factory=list)
 
     def function(self, name: str) -> FunctionConfig | None:
         return next((function for function in self.functions if function.name == name), None)
@@ -80,7 +103,7 @@ def parse_project(config_file: Path) -> Project:
     except OSError as error:
         raise PfuncUsageError(f"{config_file}: cannot read it: {error}") from None
     root = config_file.parent
-    reader = _Reader(config_file)
+    reader = _Reader(config_file, config_file.read_text(encoding="utf-8"))
     section = reader.table(data, "project")
     project = Project(root=root, config_file=config_file)
     project.name = reader.string(section, "project", "name", project.name)
@@ -90,66 +113,256 @@ def parse_project(config_file: Path) -> Project:
     )
     project.limits = reader.string(section, "project", "limits", "classic")
     if project.limits not in PROFILES:
-        reader.fail("project.limits", project.limits, ", ".join(PROFILES))
+        reader.fail("project.limits", project.limits, ", ".join(PROFILES), field_name="limits")
     project.kv_path = root / reader.string(section, "project", "kv", DEFAULT_KV)
     overrides = reader.table(data, "limits")
     for key in overrides:
         if key not in OVERRIDE_KEYS:
-            reader.fail(f"limits.{key}", key, ", ".join(OVERRIDE_KEYS))
+            reader.problem(
+                "limits",
+                None,
+                key,
+                f"unknown limit {key!r}; the limits are: {', '.join(OVERRIDE_KEYS)}",
+            )
     project.limit_overrides = dict(overrides)
     vault = reader.table(data, "vault")
     project.vault = {str(name): str(value) for name, value in vault.items()}
     project.functions = [
         reader.function(entry, index, root) for index, entry in enumerate(data.get("functions", []))
     ]
+    reader.check_bindings(project.functions)
+    project.mocks = [reader.mock(entry, index) for index, entry in enumerate(data.get("mocks", []))]
     return project
 
 
+def load_secrets(project: Project, environ: dict[str, str]) -> dict[str, str]:
+    """Vault secrets: pfunc.toml [vault], then .env beside it, then PFUNC_VAULT_<NAME> (wins)."""
+    secrets = dict(project.vault)
+    env_file = project.root / ".env"
+    if env_file.is_file():
+        for raw in env_file.read_text(encoding="utf-8").splitlines():
+            line = raw.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            name, _, value = line.removeprefix("export ").partition("=")
+            secrets[name.strip()] = value.strip().strip("'\"")
+    for name, value in environ.items():
+        if name.startswith("PFUNC_VAULT_") and len(name) > len("PFUNC_VAULT_"):
+            secrets[name[len("PFUNC_VAULT_") :]] = value
+    return secrets
+
+
+MESSAGE_EVENTS = (
+    "before-publish",
+    "after-publish",
+    "before-signal",
+    "after-signal",
+    "after-presence",
+)
+_CHANNEL_FORBIDDEN = set(" \t\n,/\\\"'")
+
+
+def channel_problem(channel: str) -> str | None:
+    """Why `channel` is not a valid channel name or PubNub wildcard, or None."""
+    if not channel:
+        return "it is empty"
+    if set(channel) & _CHANNEL_FORBIDDEN:
+        return "it contains a space, comma, slash or quote"
+    if "*" not in channel:
+        return None
+    segments = channel.split(".")
+    if channel.count("*") > 1 or segments[-1] != "*":
+        return "* may only be the last segment, as in chat.*"
+    literal = segments[:-1]
+    if not literal or any(not part for part in literal):
+        return "a wildcard needs one or two literal segments before .*, as in chat.*"
+    if len(literal) > 2:
+        return "a wildcard allows at most two literal segments before .*, as in a.b.*"
+    return None
+
+
 class _Reader:
-    """Typed access to the parsed TOML with errors that name the file and the key."""
+    """Typed access to the parsed TOML, with errors that name the file, line and key."""
 
-    def __init__(self, config_file: Path) -> None:
+    def __init__(self, config_file: Path, text: str = "") -> None:
         self.config_file = config_file
+        self.lines = text.splitlines()
 
-    def fail(self, key: str, value: Any, allowed: str) -> None:
-        raise PfuncUsageError(
-            f"{self.config_file}: {key} = {value!r} is not allowed; use one of: {allowed}"
+    def _line_of(self, table: str, index: int | None, key: str | None) -> int | None:
+        """The line of `key` in the index-th [[table]] (or in [table]), if it can be found."""
+        header = re.compile(
+            r"^\s*\[\[\s*" + re.escape(table) + r"\s*\]\]"
+            if index is not None
+            else r"^\s*\[\s*" + re.escape(table) + r"\s*\]"
         )
+        seen, start = -1, None
+        for number, line in enumerate(self.lines):
+            if header.match(line):
+                seen += 1
+                if index is None or seen == index:
+                    start = number
+                    break
+        if start is None:
+            return None
+        if key is None:
+            return start + 1
+        assignment = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+        for number in range(start + 1, len(self.lines)):
+            if re.match(r"^\s*\[", self.lines[number]):
+                break
+            if assignment.match(self.lines[number]):
+                return number + 1
+        return start + 1
+
+    def _where(self, table: str, index: int | None, key: str | None) -> str:
+        line = self._line_of(table, index, key)
+        return f"{self.config_file}:{line}" if line else str(self.config_file)
+
+    def fail(
+        self,
+        key: str,
+        value: Any,
+        allowed: str,
+        *,
+        table: str = "project",
+        index: int | None = None,
+        field_name: str | None = None,
+    ) -> NoReturn:
+        where = self._where(table, index, field_name or key.rsplit(".", 1)[-1])
+        raise PfuncUsageError(f"{where}: {key} = {value!r} is not allowed; use one of: {allowed}")
+
+    def problem(self, table: str, index: int | None, key: str | None, message: str) -> NoReturn:
+        raise PfuncUsageError(f"{self._where(table, index, key)}: {message}")
 
     def table(self, data: dict[str, Any], name: str) -> dict[str, Any]:
         value = data.get(name, {})
         if not isinstance(value, dict):
-            raise PfuncUsageError(f"{self.config_file}: [{name}] must be a table")
+            self.problem(name, None, None, f"[{name}] must be a table")
         return value
 
     def string(self, table: dict[str, Any], section: str, key: str, default: str) -> str:
         value = table.get(key, default)
         if not isinstance(value, str):
-            raise PfuncUsageError(
-                f"{self.config_file}: {section}.{key} must be a string, got {value!r}"
-            )
+            self.problem(section, None, key, f"{section}.{key} must be a string, got {value!r}")
         return value
 
     def function(self, entry: Any, index: int, root: Path) -> FunctionConfig:
         where = f"functions[{index}]"
         if not isinstance(entry, dict):
-            raise PfuncUsageError(f"{self.config_file}: {where} must be a table ([[functions]])")
+            self.problem("functions", index, None, f"{where} must be a table ([[functions]])")
         for required in ("name", "file", "event"):
-            if not isinstance(entry.get(required), str):
-                raise PfuncUsageError(
-                    f"{self.config_file}: {where}.{required} is missing or not a string"
+            if not isinstance(entry.get(required), str) or not entry[required]:
+                self.problem(
+                    "functions", index, required, f"{where}.{required} is missing or not a string"
                 )
-        if entry["event"] not in EVENT_KINDS:
-            self.fail(f"{where}.event", entry["event"], ", ".join(EVENT_KINDS))
+        label = f'{where} ("{entry["name"]}")'
+        event = entry["event"]
+        if event not in EVENT_KINDS:
+            self.fail(
+                f"{label}.event",
+                event,
+                ", ".join(EVENT_KINDS),
+                table="functions",
+                index=index,
+                field_name="event",
+            )
         channels = entry.get("channels", [])
         if isinstance(channels, str):
             channels = [channels]
+        if event in MESSAGE_EVENTS:
+            if not channels or not all(isinstance(c, str) for c in channels):
+                self.problem(
+                    "functions",
+                    index,
+                    "channels",
+                    f"{label}.channels must list the channels of this {event} function, "
+                    'e.g. channels = ["chat", "chat.*"]',
+                )
+            for channel in channels:
+                why = channel_problem(channel)
+                if why:
+                    self.problem(
+                        "functions",
+                        index,
+                        "channels",
+                        f"{label}.channels: {channel!r} is not a valid channel: {why}",
+                    )
+        path = entry.get("path")
+        if event == "on-request" and (not isinstance(path, str) or not path.strip("/")):
+            self.problem(
+                "functions",
+                index,
+                "path",
+                f'{label}.path is required for on-request functions: path = "session"',
+            )
         interval = entry.get("interval")
+        if event == "on-interval" and (
+            not isinstance(interval, int | float)
+            or isinstance(interval, bool)
+            or not 1 <= interval <= 3600
+        ):
+            self.problem(
+                "functions",
+                index,
+                "interval",
+                f"{label}.interval must be a number of seconds from 1 to 3600 "
+                "(PubNub runs interval functions at most an hour apart)",
+            )
         return FunctionConfig(
             name=entry["name"],
             file=root / entry["file"],
-            event=entry["event"],
+            event=event,
             channels=[str(channel) for channel in channels],
-            path=entry.get("path"),
+            path=path.strip("/") if isinstance(path, str) else None,
             interval=float(interval) if isinstance(interval, int | float) else None,
+        )
+
+    def check_bindings(self, functions: list[FunctionConfig]) -> None:
+        names: dict[str, int] = {}
+        before: dict[tuple[str, str], str] = {}
+        for index, function in enumerate(functions):
+            if function.name in names:
+                self.problem(
+                    "functions",
+                    index,
+                    "name",
+                    f'two functions are named "{function.name}"; names must be unique',
+                )
+            names[function.name] = index
+            if function.event not in ("before-publish", "before-signal"):
+                continue
+            for channel in function.channels:
+                other = before.get((function.event, channel))
+                if other:
+                    self.problem(
+                        "functions",
+                        index,
+                        "channels",
+                        f'"{other}" and "{function.name}" are both {function.event} '
+                        f'functions on channel "{channel}"; PubNub allows one '
+                        f"{function.event} function per channel",
+                    )
+                before[(function.event, channel)] = function.name
+
+    def mock(self, entry: Any, index: int) -> MockRule:
+        where = f"mocks[{index}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+            self.problem(
+                "mocks",
+                index,
+                "url",
+                f'{where}.url is required, e.g. url = "https://api.example.com/*"',
+            )
+        method = entry.get("method")
+        status = entry.get("status", 200)
+        if not isinstance(status, int) or not 100 <= status <= 599:
+            self.problem("mocks", index, "status", f"{where}.status must be an HTTP status code")
+        headers = {str(k).lower(): str(v) for k, v in (entry.get("headers") or {}).items()}
+        if "json" in entry:
+            body = json.dumps(entry["json"])
+            headers.setdefault("content-type", "application/json")
+        else:
+            body = str(entry.get("body", ""))
+        return MockRule(
+            entry["url"], method.upper() if isinstance(method, str) else None, status, headers, body
         )

@@ -9,10 +9,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
 from rich.text import Text
+from rich.tree import Tree
 
+from pfunc.bus import PublishReport
 from pfunc.result import Result
 
 _OUTCOME_STYLE = {
@@ -34,17 +36,17 @@ def render_result(result: Result, console: Console | None = None) -> None:
 
     if result.is_message_event:
         state = "delivered" if result.delivered else "not delivered"
-        console.print(f"\n[bold]Message[/bold] ({state})")
+        console.print(f"\n[bold]Message[/bold] on {escape(result.channel or '')} ({state})")
         console.print(_json(result.message))
-        if result.outcome == "abort":
-            reason = result.abort_reason if result.abort_reason is not None else "(no reason)"
-            console.print(f"[bold]Abort reason:[/bold] {escape(reason)}")
     elif result.response is not None:
         response = result.response
         console.print(f"\n[bold]Response[/bold] {response['status']}")
         for name, value in response["headers"].items():
             console.print(f"  {escape(name)}: {escape(value)}")
         console.print(_body(response["body"]))
+    if result.outcome == "abort":
+        reason = result.abort_reason if result.abort_reason is not None else "(no reason)"
+        console.print(f"[bold]Abort reason:[/bold] {escape(reason)}")
 
     if result.logs:
         console.print("\n[bold]Console[/bold]")
@@ -73,6 +75,67 @@ def render_result(result: Result, console: Console | None = None) -> None:
                 console.print(Text(frame))
         if error.stack:
             console.print(Text(error.stack, style="dim"))
+
+    if result.triggered:
+        tree = Tree("[bold]Triggered[/bold]")
+        for report in result.triggered:
+            _add_report(tree, report)
+        console.print()
+        console.print(tree)
+
+
+def render_publish(report: PublishReport, console: Console | None = None) -> None:
+    """A publish and the tree of executions it caused."""
+    console = console or Console(highlight=False, soft_wrap=True)
+    tree = Tree(_report_label(report))
+    for result in report.executions:
+        _add_execution(tree, result)
+    console.print(tree)
+    if report.delivered:
+        console.print("\n[bold]Delivered message[/bold]")
+        console.print(_json(report.message))
+
+
+def _report_label(report: PublishReport) -> Text:
+    label = Text()
+    label.append(f"{report.verb} → {report.channel}", style="bold")
+    label.append(f" (hop {report.hop}) ")
+    if report.dropped:
+        label.append(report.dropped, style="yellow")
+    elif report.delivered:
+        delivered = "reached functions only" if report.verb == "fire" else "delivered"
+        label.append(f"{delivered}, timetoken {report.timetoken}", style="green")
+    else:
+        label.append(f"not delivered: stopped by {report.stopped_by}", style="yellow")
+    return label
+
+
+def _add_report(parent: Tree, report: PublishReport) -> None:
+    branch = parent.add(_report_label(report))
+    for result in report.executions:
+        _add_execution(branch, result)
+
+
+def _add_execution(parent: Tree, result: Result) -> None:
+    style = _OUTCOME_STYLE.get(result.outcome, "bold")
+    label = Text()
+    label.append(f" {result.outcome.upper()} ", style=f"reverse {style}")
+    used, limit = result.operations.get("used", 0), result.operations.get("limit")
+    ops = f"{used}/{limit}" if isinstance(limit, int) else str(used)
+    label.append(f" {result.event} · {result.function} · {result.duration_ms:.1f} ms · ops {ops}")
+    lines = [label]
+    if result.outcome == "abort" and result.abort_reason:
+        lines.append(Text(f"abort: {result.abort_reason}", style="yellow"))
+    for entry in result.logs:
+        lines.append(Text(f"{entry['level']:<5} {entry['text']}", style="dim"))
+    for warning in result.warnings:
+        lines.append(Text(f"! {warning}", style="yellow"))
+    if result.error is not None:
+        where = f" ({result.error.file}:{result.error.line})" if result.error.line else ""
+        lines.append(Text(f"{result.error.type}: {result.error.message}{where}", style="red"))
+    node = parent.add(Group(*lines))
+    for report in result.triggered:
+        _add_report(node, report)
 
 
 def _render_operations(console: Console, operations: dict[str, Any]) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pfunc.bus import PublishReport
 
 OUTCOMES = ("ok", "abort", "response", "error")
 
@@ -32,7 +35,7 @@ class Result:
     function: str
     event: str
     outcome: str
-    is_message_event: bool
+    family: str  # "message" (publish, signal, presence), "request" or "interval"
     message: Any = None
     delivered: bool | None = None
     abort_reason: str | None = None
@@ -42,6 +45,13 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     error: ExecutionError | None = None
     duration_ms: float = 0.0
+    channel: str | None = None
+    hop: int = 1
+    triggered: list[PublishReport] = field(default_factory=list)  # publishes it made
+
+    @property
+    def is_message_event(self) -> bool:
+        return self.family == "message"
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -50,12 +60,14 @@ class Result:
             "outcome": self.outcome,
         }
         if self.is_message_event:
+            data["channel"] = self.channel
+            data["hop"] = self.hop
             data["message"] = self.message
             data["delivered"] = self.delivered
-            if self.outcome == "abort":
-                data["abort_reason"] = self.abort_reason
-        else:
+        elif self.family == "request":
             data["response"] = self.response
+        if self.outcome == "abort":
+            data["abort_reason"] = self.abort_reason
         data.update(
             logs=self.logs,
             operations=self.operations,
@@ -63,4 +75,6 @@ class Result:
             error=self.error.to_json() if self.error else None,
             duration_ms=round(self.duration_ms, 3),
         )
+        if self.triggered:
+            data["triggered"] = [report.to_json() for report in self.triggered]
         return data

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from pfunc.bus import PublishReport
     from pfunc.clock import Clock
+    from pfunc.executor import Runtime
     from pfunc.limits import Profile
     from pfunc.store import KVStore
 
@@ -111,13 +113,18 @@ class JSArg:
 
 @dataclass
 class CallContext:
-    """What a module call may use: the execution's store, keyset, limits and clock."""
+    """What a module call may use: the execution's services, limits, clock and place in a chain."""
 
     store: KVStore
     keyset: str
     profile: Profile
     clock: Clock
     warn: Callable[[str], None]
+    runtime: Runtime | None = None
+    hop: int = 1  # 1 for an execution triggered by a client, +1 per publish from a handler
+    triggered: list[PublishReport] = field(default_factory=list)  # publishes it made
+    deadline: float | None = None  # time.monotonic() at which the execution's time runs out
+    secrets_read: set[str] = field(default_factory=set)  # vault values, masked in reports
 
 
 class HostModule(Protocol):
@@ -137,5 +144,23 @@ class HostModule(Protocol):
 def host_modules() -> dict[str, HostModule]:
     from pfunc.modules.crypto import CryptoModule
     from pfunc.modules.kvstore import KVStoreModule
+    from pfunc.modules.pubnub import PubNubModule
+    from pfunc.modules.vault import VaultModule
+    from pfunc.modules.xhr import XhrModule
 
-    return {"kvstore": KVStoreModule(), "crypto": CryptoModule()}
+    return {
+        "kvstore": KVStoreModule(),
+        "crypto": CryptoModule(),
+        "xhr": XhrModule(),
+        "vault": VaultModule(),
+        "pubnub": PubNubModule(),
+    }
+
+
+def missing_arg() -> JSArg:
+    return JSArg({"t": "undefined"})
+
+
+def padded_args(args: list[JSArg], count: int) -> list[JSArg]:
+    """The arguments with absent ones read as undefined, as JavaScript would."""
+    return args + [missing_arg() for _ in range(count - len(args))] if len(args) < count else args

@@ -134,37 +134,50 @@ var console;
     return api;
   }
 
-  // --- in-sandbox modules --------------------------------------------------------
+  // --- modules ---------------------------------------------------------------------
 
-  function __pfunc_hex(n, width) {
-    return n.toString(16).padStart(width, "0");
+  function __pfunc_xhrResponse(raw) {
+    const response = {
+      status: raw.status,
+      statusText: raw.statusText,
+      ok: raw.status >= 200 && raw.status < 300,
+      headers: raw.headers,
+      body: raw.body,
+      url: raw.url,
+      json: function json() {
+        try {
+          return Promise.resolve(JSON.parse(raw.body));
+        } catch (error) {
+          return Promise.reject(new SyntaxError("xhr response.json(): the body of " + raw.url +
+            " is not valid JSON: " + error.message));
+        }
+      },
+      text: function text() { return Promise.resolve(raw.body); },
+    };
+    return response;
   }
 
-  function __pfunc_uuidV4() {
-    const bytes = [];
-    for (let i = 0; i < 16; i++) bytes.push(Math.floor(Math.random() * 256));
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    const hex = bytes.map(function __pfunc_byteHex(b) { return __pfunc_hex(b, 2); }).join("");
-    return hex.slice(0, 8) + "-" + hex.slice(8, 12) + "-" + hex.slice(12, 16) + "-" +
-      hex.slice(16, 20) + "-" + hex.slice(20);
-  }
-
-  const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
-
-  const uuid = {
-    v4: function __pfunc_uuid_v4() { return __pfunc_uuidV4(); },
-    validate: function __pfunc_uuid_validate(text) {
-      return typeof text === "string" &&
-        (UUID_PATTERN.test(text) || text === "00000000-0000-0000-0000-000000000000");
-    },
-    version: function __pfunc_uuid_version(text) {
-      if (!uuid.validate(text)) throw new TypeError("uuid.version: invalid UUID " + JSON.stringify(text));
-      return parseInt(text.charAt(14), 16);
+  const xhr = {
+    fetch: function fetch(url, options) {
+      return __pfunc_hostcall("xhr", "fetch", [url, options]).then(__pfunc_xhrResponse);
     },
   };
 
-  const crypto = __pfunc_hostModule("crypto", ["sha1", "sha256", "sha512", "hmac"]);
+  const PUBNUB_EMULATED = ["publish", "fire", "signal", "time"];
+  const pubnubCalls = {};
+  for (const method of PUBNUB_EMULATED) pubnubCalls[method] = __pfunc_stub("pubnub", method);
+  // Any other pubnub method (history, objects, grant...) rejects saying it is not emulated.
+  const pubnub = new Proxy(pubnubCalls, {
+    get: function get(target, name) {
+      if (typeof name !== "string" || name in target) return target[name];
+      return function notEmulated() {
+        return Promise.reject(new Error("pubnub." + name + " is not emulated by pfunc; emulated: " +
+          PUBNUB_EMULATED.join(", ")));
+      };
+    },
+  });
+
+  const crypto = __pfunc_hostModule("crypto", ["sha1", "sha256", "sha512", "hmac", "sign", "verify"]);
   crypto.ALGORITHM = {
     HMAC_SHA1: "HMAC_SHA1",
     HMAC_SHA256: "HMAC_SHA256",
@@ -175,30 +188,23 @@ var console;
     ED25519: "ED25519",
   };
 
-  const modules = {
+  const modules = Object.assign({
     kvstore: __pfunc_hostModule("kvstore", [
       "get", "set", "getItem", "setItem", "removeItem",
       "getCounter", "incrCounter", "getKeys", "getCounterKeys",
     ]),
+    xhr: xhr,
+    vault: __pfunc_hostModule("vault", ["get"]),
+    pubnub: pubnub,
     crypto: crypto,
-    uuid: uuid,
     console: console,
     promise: Promise,
-  };
-
-  // Modules of PubNub's list that this version of pfunc does not provide yet.
-  const NOT_YET = ["xhr", "vault", "pubnub", "utils", "jwt", "codec/auth", "codec/base64",
-    "codec/query_string", "jsonpath", "advanced_math"];
+  }, __pfunc_builtins);
 
   require = function __pfunc_require(name) {
-    if (Object.prototype.hasOwnProperty.call(modules, name)) return modules[name];
-    const available = Object.keys(modules).join(", ");
-    if (NOT_YET.includes(name)) {
-      throw new Error('require("' + name + '"): this PubNub module is not emulated by this ' +
-        "version of pfunc yet; available now: " + available);
-    }
-    throw new Error('require("' + name + '"): no such module; PubNub Functions provide only ' +
-      "built-in modules: " + available + ", " + NOT_YET.join(", "));
+    if (typeof name === "string" && Object.prototype.hasOwnProperty.call(modules, name)) return modules[name];
+    throw new Error("require(" + JSON.stringify(name) + "): no such module; PubNub Functions provide " +
+      "only built-in modules: " + Object.keys(modules).join(", "));
   };
 
   // --- loading -----------------------------------------------------------------
@@ -348,6 +354,20 @@ var console;
     fixedNowMs = nowMs === undefined ? null : nowMs;
   }
 
+  function __pfunc_intervalEvent(execution) {
+    const event = {
+      ok: function __pfunc_interval_ok() {
+        __pfunc_complete(execution, "ok", {});
+        return Promise.resolve();
+      },
+      abort: function __pfunc_interval_abort(reason) {
+        __pfunc_complete(execution, "abort", { reason: reason === undefined ? null : __pfunc_format(reason) });
+        return Promise.resolve();
+      },
+    };
+    return [event];
+  }
+
   function __pfunc_start(eventJson, nowMs) {
     __pfunc_setClock(nowMs);
     const event = JSON.parse(eventJson);
@@ -362,7 +382,9 @@ var console;
     current = execution;
     const args = event.kind === "on-request"
       ? __pfunc_httpRequest(event, execution)
-      : __pfunc_messageRequest(event, execution);
+      : event.kind === "on-interval"
+        ? __pfunc_intervalEvent(execution)
+        : __pfunc_messageRequest(event, execution);
     let returned;
     try {
       returned = __pfunc_m.d(...args);

@@ -15,7 +15,7 @@ from typing import Any
 import quickjs
 
 from pfunc.errors import HandlerLoadError
-from pfunc.sandbox.source import map_stack, prepare_module, split_engine_error
+from pfunc.sandbox.source import OWN_CODE_LINE, map_stack, prepare_module, split_engine_error
 
 # Extra memory granted after a blow-up so the execution's logs can still be read.
 _RESCUE_MEMORY = 16 * 1024 * 1024
@@ -32,7 +32,12 @@ class SandboxInterrupted(Exception):
 
 @cache
 def _prelude() -> str:
-    return resources.files("pfunc.sandbox").joinpath("prelude.js").read_text(encoding="utf-8")
+    # Padded so that pfunc's own code starts at OWN_CODE_LINE: frames there are dropped.
+    package = resources.files("pfunc.sandbox")
+    own = [
+        package.joinpath(name).read_text(encoding="utf-8") for name in ("builtins.js", "prelude.js")
+    ]
+    return "\n" * (OWN_CODE_LINE - 1) + "\n".join(own)
 
 
 def _js_number(value: int | None) -> float | None:

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 from pfunc.errors import HandlerLoadError
 
+# pfunc's own JavaScript is evaluated from this line on (see quickjs_host._prelude).
+OWN_CODE_LINE = 100_001
+
 _EXPORT_DEFAULT = re.compile(r"(?m)^([ \t]*)(export[ \t]+default)\b")
 _EXPORT_DEFAULT_ANYWHERE = re.compile(r"(?<![.\w$])(export\s+default)\b")
 _IMPORT_STATEMENT = re.compile(r"""(?m)^[ \t]*(import)(?=[ \t]*[\w*{"'])(?![ \t]*\.)""")
@@ -65,8 +68,11 @@ def map_stack(stack: str, display_path: str) -> tuple[str, Location | None]:
         if not match:
             continue
         name = match.group("name") or ""
-        if name.startswith("__pfunc") or match.group("file") == "<eval>":
+        line_text = match.group("line")
+        if name.startswith("__pfunc") or match.group("file") == "<eval>" or name == "<eval>":
             continue
+        if line_text is not None and int(line_text) >= OWN_CODE_LINE:
+            continue  # pfunc's own JavaScript (builtins and prelude)
         if match.group("file") == "native":
             frames.append(f"    at {name} (native)")
             continue

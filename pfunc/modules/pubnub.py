@@ -1,0 +1,66 @@
+"""The pubnub module: publish, fire and signal through the local bus; time.
+
+A handler's publish runs the functions bound to its channel (the chain is part of the
+calling execution's report) and carries the hop count on, so that PubNub's 3-hop
+limit applies. Other pubnub methods are refused in the sandbox as not emulated.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pfunc.modules import CallContext, HandlerCallError, JSArg, padded_args
+
+
+class PubNubModule:
+    inline = False  # a publish runs other functions, which may wait on the network
+
+    def key_of(self, method: str, args: list[JSArg]) -> str | None:
+        if method in ("publish", "fire", "signal") and args and isinstance(args[0].value, dict):
+            channel = args[0].value.get("channel")
+            return channel if isinstance(channel, str) else None
+        return None
+
+    async def call(self, method: str, args: list[JSArg], context: CallContext) -> str | None:
+        runtime = context.runtime
+        if runtime is None or runtime.bus is None:
+            raise HandlerCallError("Error", f"pubnub.{method}: no bus is attached")
+        if method == "time":
+            return json.dumps(int(runtime.bus.next_timetoken()))
+        if method not in ("publish", "fire", "signal"):
+            raise HandlerCallError("Error", f"pubnub.{method} is not emulated by pfunc")
+        (options_arg,) = padded_args(args, 1)[:1]
+        options: Any = options_arg.value
+        if not isinstance(options, dict):
+            raise HandlerCallError(
+                "TypeError",
+                f'pubnub.{method}: pass an object, e.g. pubnub.{method}({{ channel: "chat", '
+                f'message: {{ text: "hi" }} }}); got {options_arg.describe()}',
+            )
+        channel = options.get("channel")
+        if not isinstance(channel, str) or not channel or "*" in channel:
+            raise HandlerCallError(
+                "TypeError",
+                f"pubnub.{method}: channel must be a channel name (no wildcards), got "
+                f"{json.dumps(channel)}",
+            )
+        if "message" not in options:
+            raise HandlerCallError("TypeError", f"pubnub.{method}: message is missing")
+        meta = options.get("meta") if isinstance(options.get("meta"), dict) else None
+        report = await runtime.bus.publish(
+            channel, options["message"], verb=method, hop=context.hop + 1, meta=meta
+        )
+        context.triggered.append(report)
+        if report.dropped:
+            context.warn(report.dropped)
+            if "refused" in report.dropped:
+                raise HandlerCallError("Error", f"pubnub.{method}: {report.dropped}")
+        elif not report.delivered:
+            raise HandlerCallError(
+                "Error",
+                f'pubnub.{method}: the message to "{channel}" was not delivered: '
+                f"before-{'signal' if method == 'signal' else 'publish'} function "
+                f'"{report.stopped_by}" aborted or failed it',
+            )
+        return json.dumps([1, "Sent", report.timetoken or runtime.bus.next_timetoken()])

@@ -1,0 +1,37 @@
+"""The vault module: secrets from pfunc.toml [vault], a .env file, or PFUNC_VAULT_<NAME>.
+
+Values read by a handler are remembered on the call context so that reports mask them.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pfunc.modules import CallContext, HandlerCallError, JSArg, padded_args
+
+
+class VaultModule:
+    inline = True
+
+    def key_of(self, method: str, args: list[JSArg]) -> str | None:
+        return args[0].value if args and isinstance(args[0].value, str) else None
+
+    async def call(self, method: str, args: list[JSArg], context: CallContext) -> str | None:
+        if method != "get":
+            raise HandlerCallError("TypeError", f"vault.{method} is not a function")
+        (name_arg,) = padded_args(args, 1)[:1]
+        name = name_arg.value
+        if not isinstance(name, str) or not name:
+            raise HandlerCallError(
+                "TypeError",
+                f"vault.get: the secret name must be a string, got {name_arg.describe()}",
+            )
+        secrets = context.runtime.vault if context.runtime else {}
+        if name not in secrets:
+            raise HandlerCallError(
+                "Error",
+                f'vault.get: no secret named "{name}"; add {name} = "..." under [vault] in '
+                f"pfunc.toml, put {name}=... in .env beside it, or set PFUNC_VAULT_{name}",
+            )
+        context.secrets_read.add(secrets[name])
+        return json.dumps(secrets[name])

@@ -1,0 +1,150 @@
+"""The xhr module: `fetch` through aiohttp, or answered by mocks from pfunc.toml.
+
+aiohttp is imported on the first real request only (it costs ~190 ms at import).
+Offline (--offline, and always in test runs) an unmatched request rejects with an
+error that names the URL and shows the mock to add, instead of reaching the network.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from pfunc.modules import CallContext, HandlerCallError, JSArg, padded_args
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from pfunc.project import MockRule
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD")
+DEFAULT_TIMEOUT_MS = 10_000
+
+
+def match_mock(mocks: list[MockRule], method: str, url: str) -> MockRule | None:
+    for mock in mocks:
+        if mock.method not in (None, method):
+            continue
+        if fnmatch.fnmatchcase(url, mock.url) or url == mock.url:
+            return mock
+    return None
+
+
+class XhrModule:
+    inline = False  # real requests wait on the network: each runs as its own task
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    def key_of(self, method: str, args: list[JSArg]) -> str | None:
+        return args[0].value if args and isinstance(args[0].value, str) else None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def call(self, method: str, args: list[JSArg], context: CallContext) -> str | None:
+        if method != "fetch":
+            raise HandlerCallError("TypeError", f"xhr.{method} is not a function")
+        url_arg, options_arg = padded_args(args, 2)[:2]
+        url = url_arg.value
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise HandlerCallError(
+                "TypeError",
+                "xhr.fetch: the URL must be an http:// or https:// string, got "
+                + url_arg.describe(),
+            )
+        options = options_arg.value if not options_arg.is_undefined else {}
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            raise HandlerCallError("TypeError", "xhr.fetch: options must be an object")
+        request_method = str(options.get("method", "GET")).upper()
+        if request_method not in METHODS:
+            raise HandlerCallError(
+                "TypeError",
+                f"xhr.fetch: method {request_method!r} is not one of {', '.join(METHODS)}",
+            )
+        headers = options.get("headers") or {}
+        if not isinstance(headers, dict):
+            raise HandlerCallError("TypeError", "xhr.fetch: headers must be an object")
+        body = options.get("body")
+        if body is not None and not isinstance(body, str):
+            raise HandlerCallError(
+                "TypeError", "xhr.fetch: body must be a string; JSON.stringify objects first"
+            )
+        runtime = context.runtime
+        mock = match_mock(runtime.mocks, request_method, url) if runtime else None
+        if mock is not None:
+            return json.dumps(mock.response(url))
+        if runtime is None or runtime.offline:
+            raise HandlerCallError(
+                "Error",
+                f"xhr.fetch: no mock matches {request_method} {url} and pfunc is offline, so the "
+                "request was not sent. Add a mock to pfunc.toml:\n"
+                f'[[mocks]]\nurl = "{url}"\nmethod = "{request_method}"\nstatus = 200\n'
+                "json = { ok = true }",
+            )
+        timeout_ms = options.get("timeout", DEFAULT_TIMEOUT_MS)
+        if not isinstance(timeout_ms, int | float) or timeout_ms <= 0:
+            raise HandlerCallError(
+                "TypeError", "xhr.fetch: timeout must be a positive number of ms"
+            )
+        seconds = timeout_ms / 1000
+        if context.deadline is not None:
+            seconds = min(seconds, max(context.deadline - time.monotonic(), 0.001))
+        return json.dumps(
+            await self._send(
+                request_method,
+                url,
+                {str(k): str(v) for k, v in headers.items()},
+                body,
+                seconds,
+                timeout_ms,
+            )
+        )
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: str | None,
+        seconds: float,
+        timeout_ms: float,
+    ) -> dict[str, Any]:
+
+        import aiohttp
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession(auto_decompress=True)
+        try:
+            async with self._session.request(
+                method,
+                url,
+                headers=headers,
+                data=body.encode() if body is not None else None,
+                timeout=aiohttp.ClientTimeout(total=seconds),
+                allow_redirects=True,
+            ) as response:
+                raw = await response.read()
+                return {
+                    "status": response.status,
+                    "statusText": response.reason or "",
+                    "headers": {k.lower(): v for k, v in response.headers.items()},
+                    "body": raw.decode(response.charset or "utf-8", errors="replace"),
+                    "url": str(response.url),
+                }
+        except TimeoutError:
+            raise HandlerCallError(
+                "Error",
+                f"xhr.fetch: {method} {url} timed out after {round(seconds * 1000)} ms "
+                f"(timeout option {timeout_ms:g} ms, bounded by the execution's time limit)",
+            ) from None
+        except aiohttp.ClientError as error:
+            raise HandlerCallError(
+                "Error", f"xhr.fetch: {method} {url} failed: {error or type(error).__name__}"
+            ) from None

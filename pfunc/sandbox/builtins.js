@@ -1,0 +1,681 @@
+// pfunc's synchronous built-in modules, evaluated in the sandbox before the prelude.
+//
+// PubNub's jwt, uuid, utils, codec/*, jsonpath and advanced_math return values
+// synchronously, and QuickJS cannot call into Python while a time limit is set, so
+// they are written here in JavaScript (hashes included). Tests cross-check them
+// against Python's hashlib, uuid and PyJWT.
+
+var __pfunc_builtins = (function __pfunc_builtins_init() {
+  "use strict";
+
+  // --- bytes, UTF-8 and base64 ---------------------------------------------------
+
+  function utf8Encode(text) {
+    const bytes = [];
+    for (let i = 0; i < text.length; i++) {
+      let code = text.charCodeAt(i);
+      if (code >= 0xd800 && code < 0xdc00 && i + 1 < text.length) {
+        const next = text.charCodeAt(i + 1);
+        if (next >= 0xdc00 && next < 0xe000) {
+          code = 0x10000 + ((code - 0xd800) << 10) + (next - 0xdc00);
+          i++;
+        }
+      }
+      if (code < 0x80) bytes.push(code);
+      else if (code < 0x800) bytes.push(0xc0 | (code >> 6), 0x80 | (code & 63));
+      else if (code < 0x10000) bytes.push(0xe0 | (code >> 12), 0x80 | ((code >> 6) & 63), 0x80 | (code & 63));
+      else bytes.push(0xf0 | (code >> 18), 0x80 | ((code >> 12) & 63), 0x80 | ((code >> 6) & 63), 0x80 | (code & 63));
+    }
+    return bytes;
+  }
+
+  function utf8Decode(bytes) {
+    let out = "";
+    for (let i = 0; i < bytes.length; ) {
+      const b = bytes[i];
+      let code;
+      if (b < 0x80) { code = b; i += 1; }
+      else if (b < 0xe0) { code = ((b & 31) << 6) | (bytes[i + 1] & 63); i += 2; }
+      else if (b < 0xf0) { code = ((b & 15) << 12) | ((bytes[i + 1] & 63) << 6) | (bytes[i + 2] & 63); i += 3; }
+      else {
+        code = ((b & 7) << 18) | ((bytes[i + 1] & 63) << 12) | ((bytes[i + 2] & 63) << 6) | (bytes[i + 3] & 63);
+        i += 4;
+      }
+      out += String.fromCodePoint(code);
+    }
+    return out;
+  }
+
+  const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+  function base64Encode(bytes) {
+    let out = "";
+    for (let i = 0; i < bytes.length; i += 3) {
+      const n = (bytes[i] << 16) | ((bytes[i + 1] || 0) << 8) | (bytes[i + 2] || 0);
+      out += B64[(n >> 18) & 63] + B64[(n >> 12) & 63];
+      out += i + 1 < bytes.length ? B64[(n >> 6) & 63] : "=";
+      out += i + 2 < bytes.length ? B64[n & 63] : "=";
+    }
+    return out;
+  }
+
+  function base64Decode(text, caller) {
+    const clean = String(text).replace(/[\s=]/g, "").replace(/-/g, "+").replace(/_/g, "/");
+    if (/[^A-Za-z0-9+/]/.test(clean) || clean.length % 4 === 1) {
+      throw new Error(caller + ": not valid base64: " + JSON.stringify(String(text).slice(0, 40)));
+    }
+    const bytes = [];
+    for (let i = 0; i < clean.length; i += 4) {
+      const n = (B64.indexOf(clean[i]) << 18) | (B64.indexOf(clean[i + 1]) << 12) |
+        ((clean[i + 2] ? B64.indexOf(clean[i + 2]) : 0) << 6) | (clean[i + 3] ? B64.indexOf(clean[i + 3]) : 0);
+      bytes.push((n >> 16) & 255);
+      if (clean[i + 2]) bytes.push((n >> 8) & 255);
+      if (clean[i + 3]) bytes.push(n & 255);
+    }
+    return bytes;
+  }
+
+  function base64url(bytes) {
+    return base64Encode(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  function hex(bytes) {
+    return bytes.map((b) => (b < 16 ? "0" : "") + b.toString(16)).join("");
+  }
+
+  // --- hashes --------------------------------------------------------------------
+
+  function rotl(x, n) { return (x << n) | (x >>> (32 - n)); }
+  function rotr(x, n) { return (x >>> n) | (x << (32 - n)); }
+
+  function padded(bytes, bigEndian, lengthBytes) {
+    const blockSize = lengthBytes === 16 ? 128 : 64;
+    const out = bytes.slice();
+    out.push(0x80);
+    while ((out.length % blockSize) !== blockSize - lengthBytes) out.push(0);
+    const bits = bytes.length * 8;
+    const length = [];
+    for (let i = 0; i < lengthBytes; i++) {
+      length.push(i < 4 ? Math.floor(bits / Math.pow(2, 8 * i)) & 255 : 0);
+    }
+    if (bigEndian) length.reverse();
+    return out.concat(length);
+  }
+
+  function words(bytes, bigEndian) {
+    const w = [];
+    for (let i = 0; i < bytes.length; i += 4) {
+      w.push(bigEndian
+        ? (bytes[i] << 24) | (bytes[i + 1] << 16) | (bytes[i + 2] << 8) | bytes[i + 3]
+        : bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24));
+    }
+    return w;
+  }
+
+  function wordBytes(ws, bigEndian) {
+    const out = [];
+    for (const x of ws) {
+      if (bigEndian) out.push((x >>> 24) & 255, (x >>> 16) & 255, (x >>> 8) & 255, x & 255);
+      else out.push(x & 255, (x >>> 8) & 255, (x >>> 16) & 255, (x >>> 24) & 255);
+    }
+    return out;
+  }
+
+  const MD5_S = [7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21];
+  const MD5_K = [];
+  for (let i = 0; i < 64; i++) MD5_K.push(Math.floor(Math.abs(Math.sin(i + 1)) * 4294967296) | 0);
+
+  function md5(bytes) {
+    const w = words(padded(bytes, false, 8), false);
+    let a0 = 0x67452301, b0 = 0xefcdab89 | 0, c0 = 0x98badcfe | 0, d0 = 0x10325476;
+    for (let off = 0; off < w.length; off += 16) {
+      let a = a0, b = b0, c = c0, d = d0;
+      for (let i = 0; i < 64; i++) {
+        let f, g;
+        if (i < 16) { f = (b & c) | (~b & d); g = i; }
+        else if (i < 32) { f = (d & b) | (~d & c); g = (5 * i + 1) % 16; }
+        else if (i < 48) { f = b ^ c ^ d; g = (3 * i + 5) % 16; }
+        else { f = c ^ (b | ~d); g = (7 * i) % 16; }
+        const temp = d;
+        d = c;
+        c = b;
+        b = (b + rotl((a + f + MD5_K[i] + w[off + g]) | 0, MD5_S[(i >> 4) * 4 + (i % 4)])) | 0;
+        a = temp;
+      }
+      a0 = (a0 + a) | 0; b0 = (b0 + b) | 0; c0 = (c0 + c) | 0; d0 = (d0 + d) | 0;
+    }
+    return wordBytes([a0, b0, c0, d0], false);
+  }
+
+  function sha1(bytes) {
+    const w0 = words(padded(bytes, true, 8), true);
+    let h = [0x67452301, 0xefcdab89 | 0, 0x98badcfe | 0, 0x10325476, 0xc3d2e1f0 | 0];
+    for (let off = 0; off < w0.length; off += 16) {
+      const w = w0.slice(off, off + 16);
+      for (let i = 16; i < 80; i++) w.push(rotl(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1));
+      let [a, b, c, d, e] = h;
+      for (let i = 0; i < 80; i++) {
+        let f, k;
+        if (i < 20) { f = (b & c) | (~b & d); k = 0x5a827999; }
+        else if (i < 40) { f = b ^ c ^ d; k = 0x6ed9eba1; }
+        else if (i < 60) { f = (b & c) | (b & d) | (c & d); k = 0x8f1bbcdc | 0; }
+        else { f = b ^ c ^ d; k = 0xca62c1d6 | 0; }
+        const temp = (rotl(a, 5) + f + e + k + w[i]) | 0;
+        e = d; d = c; c = rotl(b, 30); b = a; a = temp;
+      }
+      h = [(h[0] + a) | 0, (h[1] + b) | 0, (h[2] + c) | 0, (h[3] + d) | 0, (h[4] + e) | 0];
+    }
+    return wordBytes(h, true);
+  }
+
+  const SHA256_K = [
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+  ].map((k) => k | 0);
+
+  function sha256(bytes) {
+    const w0 = words(padded(bytes, true, 8), true);
+    let h = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
+      .map((x) => x | 0);
+    for (let off = 0; off < w0.length; off += 16) {
+      const w = w0.slice(off, off + 16);
+      for (let i = 16; i < 64; i++) {
+        const s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >>> 3);
+        const s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >>> 10);
+        w.push((w[i - 16] + s0 + w[i - 7] + s1) | 0);
+      }
+      let [a, b, c, d, e, f, g, hh] = h;
+      for (let i = 0; i < 64; i++) {
+        const t1 = (hh + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + SHA256_K[i] + w[i]) | 0;
+        const t2 = ((rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+        hh = g; g = f; f = e; e = (d + t1) | 0; d = c; c = b; b = a; a = (t1 + t2) | 0;
+      }
+      h = [a, b, c, d, e, f, g, hh].map((x, i) => (h[i] + x) | 0);
+    }
+    return wordBytes(h, true);
+  }
+
+  // SHA-512 and SHA-384 on BigInt words: slower than 32-bit pairs, but short and clear,
+  // and only JWT signing of small texts uses them.
+  const MASK64 = (1n << 64n) - 1n;
+  const SHA512_K = [
+    "428a2f98d728ae22", "7137449123ef65cd", "b5c0fbcfec4d3b2f", "e9b5dba58189dbbc", "3956c25bf348b538",
+    "59f111f1b605d019", "923f82a4af194f9b", "ab1c5ed5da6d8118", "d807aa98a3030242", "12835b0145706fbe",
+    "243185be4ee4b28c", "550c7dc3d5ffb4e2", "72be5d74f27b896f", "80deb1fe3b1696b1", "9bdc06a725c71235",
+    "c19bf174cf692694", "e49b69c19ef14ad2", "efbe4786384f25e3", "0fc19dc68b8cd5b5", "240ca1cc77ac9c65",
+    "2de92c6f592b0275", "4a7484aa6ea6e483", "5cb0a9dcbd41fbd4", "76f988da831153b5", "983e5152ee66dfab",
+    "a831c66d2db43210", "b00327c898fb213f", "bf597fc7beef0ee4", "c6e00bf33da88fc2", "d5a79147930aa725",
+    "06ca6351e003826f", "142929670a0e6e70", "27b70a8546d22ffc", "2e1b21385c26c926", "4d2c6dfc5ac42aed",
+    "53380d139d95b3df", "650a73548baf63de", "766a0abb3c77b2a8", "81c2c92e47edaee6", "92722c851482353b",
+    "a2bfe8a14cf10364", "a81a664bbc423001", "c24b8b70d0f89791", "c76c51a30654be30", "d192e819d6ef5218",
+    "d69906245565a910", "f40e35855771202a", "106aa07032bbd1b8", "19a4c116b8d2d0c8", "1e376c085141ab53",
+    "2748774cdf8eeb99", "34b0bcb5e19b48a8", "391c0cb3c5c95a63", "4ed8aa4ae3418acb", "5b9cca4f7763e373",
+    "682e6ff3d6b2b8a3", "748f82ee5defb2fc", "78a5636f43172f60", "84c87814a1f0ab72", "8cc702081a6439ec",
+    "90befffa23631e28", "a4506cebde82bde9", "bef9a3f7b2c67915", "c67178f2e372532b", "ca273eceea26619c",
+    "d186b8c721c0c207", "eada7dd6cde0eb1e", "f57d4f7fee6ed178", "06f067aa72176fba", "0a637dc5a2c898a6",
+    "113f9804bef90dae", "1b710b35131c471b", "28db77f523047d84", "32caab7b40c72493", "3c9ebe0a15c9bebc",
+    "431d67c49c100d4c", "4cc5d4becb3e42b6", "597f299cfc657e2a", "5fcb6fab3ad6faec", "6c44198c4a475817",
+  ].map((k) => BigInt("0x" + k));
+  const SHA512_IV = ["6a09e667f3bcc908", "bb67ae8584caa73b", "3c6ef372fe94f82b", "a54ff53a5f1d36f1",
+    "510e527fade682d1", "9b05688c2b3e6c1f", "1f83d9abfb41bd6b", "5be0cd19137e2179"].map((k) => BigInt("0x" + k));
+  const SHA384_IV = ["cbbb9d5dc1059ed8", "629a292a367cd507", "9159015a3070dd17", "152fecd8f70e5939",
+    "67332667ffc00b31", "8eb44a8768581511", "db0c2e0d64f98fa7", "47b5481dbefa4fa4"].map((k) => BigInt("0x" + k));
+
+  function rotr64(x, n) { return ((x >> n) | (x << (64n - n))) & MASK64; }
+
+  function sha512Family(bytes, iv, outWords) {
+    const data = padded(bytes, true, 16);
+    let h = iv.slice();
+    for (let off = 0; off < data.length; off += 128) {
+      const w = [];
+      for (let i = 0; i < 16; i++) {
+        let x = 0n;
+        for (let j = 0; j < 8; j++) x = (x << 8n) | BigInt(data[off + i * 8 + j]);
+        w.push(x);
+      }
+      for (let i = 16; i < 80; i++) {
+        const s0 = rotr64(w[i - 15], 1n) ^ rotr64(w[i - 15], 8n) ^ (w[i - 15] >> 7n);
+        const s1 = rotr64(w[i - 2], 19n) ^ rotr64(w[i - 2], 61n) ^ (w[i - 2] >> 6n);
+        w.push((w[i - 16] + s0 + w[i - 7] + s1) & MASK64);
+      }
+      let [a, b, c, d, e, f, g, hh] = h;
+      for (let i = 0; i < 80; i++) {
+        const t1 = (hh + (rotr64(e, 14n) ^ rotr64(e, 18n) ^ rotr64(e, 41n)) + ((e & f) ^ (~e & MASK64 & g)) +
+          SHA512_K[i] + w[i]) & MASK64;
+        const t2 = ((rotr64(a, 28n) ^ rotr64(a, 34n) ^ rotr64(a, 39n)) + ((a & b) ^ (a & c) ^ (b & c))) & MASK64;
+        hh = g; g = f; f = e; e = (d + t1) & MASK64; d = c; c = b; b = a; a = (t1 + t2) & MASK64;
+      }
+      h = [a, b, c, d, e, f, g, hh].map((x, i) => (h[i] + x) & MASK64);
+    }
+    const out = [];
+    for (const x of h.slice(0, outWords)) {
+      for (let j = 7n; j >= 0n; j--) out.push(Number((x >> (j * 8n)) & 255n));
+    }
+    return out;
+  }
+
+  const HASHES = {
+    md5: { fn: md5, block: 64 },
+    sha1: { fn: sha1, block: 64 },
+    sha256: { fn: sha256, block: 64 },
+    sha384: { fn: (b) => sha512Family(b, SHA384_IV, 6), block: 128 },
+    sha512: { fn: (b) => sha512Family(b, SHA512_IV, 8), block: 128 },
+  };
+
+  function hmac(name, keyBytes, messageBytes) {
+    const { fn, block } = HASHES[name];
+    let key = keyBytes.length > block ? fn(keyBytes) : keyBytes.slice();
+    while (key.length < block) key.push(0);
+    const inner = fn(key.map((b) => b ^ 0x36).concat(messageBytes));
+    return fn(key.map((b) => b ^ 0x5c).concat(inner));
+  }
+
+  // --- uuid ------------------------------------------------------------------------
+
+  const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
+  const NIL = "00000000-0000-0000-0000-000000000000";
+
+  function formatUuid(bytes) {
+    const h = hex(bytes);
+    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20, 32);
+  }
+
+  function uuidBytes(text) {
+    if (!uuid.validate(text)) throw new TypeError("uuid: invalid namespace UUID " + JSON.stringify(text));
+    const h = text.replace(/-/g, "");
+    const out = [];
+    for (let i = 0; i < 32; i += 2) out.push(parseInt(h.slice(i, i + 2), 16));
+    return out;
+  }
+
+  function nameBased(version, hashName, name, namespace) {
+    const nameBytes = typeof name === "string" ? utf8Encode(name) : Array.from(name);
+    const bytes = HASHES[hashName].fn(uuidBytes(namespace).concat(nameBytes)).slice(0, 16);
+    bytes[6] = (bytes[6] & 0x0f) | (version << 4);
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    return formatUuid(bytes);
+  }
+
+  const uuid = {
+    v4: function v4() {
+      const bytes = [];
+      for (let i = 0; i < 16; i++) bytes.push(Math.floor(Math.random() * 256));
+      bytes[6] = (bytes[6] & 0x0f) | 0x40;
+      bytes[8] = (bytes[8] & 0x3f) | 0x80;
+      return formatUuid(bytes);
+    },
+    v3: function v3(name, namespace) { return nameBased(3, "md5", name, namespace); },
+    v5: function v5(name, namespace) { return nameBased(5, "sha1", name, namespace); },
+    validate: function validate(text) {
+      return typeof text === "string" && (UUID_PATTERN.test(text) || text === NIL);
+    },
+    version: function version(text) {
+      if (!uuid.validate(text)) throw new TypeError("uuid.version: invalid UUID " + JSON.stringify(text));
+      return parseInt(text.charAt(14), 16);
+    },
+    NIL: NIL,
+  };
+  uuid.v3.DNS = uuid.v5.DNS = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
+  uuid.v3.URL = uuid.v5.URL = "6ba7b811-9dad-11d1-80b4-00c04fd430c8";
+
+  // --- jwt (the behaviour of the jsonwebtoken package, HMAC algorithms) ---------------
+
+  function jwtError(name, message, extra) {
+    const error = new Error(message);
+    error.name = name;
+    Object.assign(error, extra || {});
+    return error;
+  }
+
+  const JWT_ALGORITHMS = { HS256: "sha256", HS384: "sha384", HS512: "sha512" };
+  const SPAN_UNITS = { ms: 0.001, s: 1, sec: 1, m: 60, min: 60, h: 3600, hr: 3600, d: 86400, w: 604800, y: 31557600 };
+
+  // Seconds from a jsonwebtoken span: a number of seconds, or text like "2h", "7d" ("120" is ms).
+  function spanSeconds(span, option) {
+    if (typeof span === "number") return span;
+    const match = /^(-?\d*\.?\d+)\s*(ms|s|sec|m|min|h|hr|d|w|y)?$/i.exec(String(span).trim());
+    if (!match) {
+      throw new TypeError('jwt.sign: "' + option + '" should be a number of seconds or a span like "2h", got ' +
+        JSON.stringify(span));
+    }
+    return parseFloat(match[1]) * SPAN_UNITS[(match[2] || "ms").toLowerCase()];
+  }
+
+  function secretBytes(secret, caller) {
+    if (typeof secret !== "string" || secret.length === 0) {
+      throw jwtError("JsonWebTokenError", caller + ": secretOrPrivateKey must have a value (a non-empty string)");
+    }
+    return utf8Encode(secret);
+  }
+
+  function segment(value) { return base64url(utf8Encode(JSON.stringify(value))); }
+
+  const jwt = {
+    sign: function sign(payload, secret, options) {
+      options = options || {};
+      const algorithm = options.algorithm || "HS256";
+      if (!JWT_ALGORITHMS[algorithm]) {
+        throw new Error('jwt.sign: "algorithm" must be one of HS256, HS384, HS512 in pfunc; got ' +
+          JSON.stringify(algorithm));
+      }
+      const key = secretBytes(secret, "jwt.sign");
+      const header = Object.assign({ alg: algorithm, typ: "JWT" }, options.header || {});
+      if (options.keyid) header.kid = options.keyid;
+      let body = payload;
+      if (typeof payload === "object" && payload !== null) {
+        body = Object.assign({}, payload);
+        const now = Math.floor(Date.now() / 1000);
+        const issuedAt = typeof body.iat === "number" ? body.iat : now;
+        if (!options.noTimestamp && body.iat === undefined) body.iat = now;
+        if (options.expiresIn !== undefined) body.exp = Math.floor(issuedAt + spanSeconds(options.expiresIn, "expiresIn"));
+        if (options.notBefore !== undefined) body.nbf = Math.floor(issuedAt + spanSeconds(options.notBefore, "notBefore"));
+        if (options.audience !== undefined) body.aud = options.audience;
+        if (options.issuer !== undefined) body.iss = options.issuer;
+        if (options.subject !== undefined) body.sub = options.subject;
+        if (options.jwtid !== undefined) body.jti = options.jwtid;
+      } else if (options.expiresIn !== undefined || options.notBefore !== undefined) {
+        throw new Error("jwt.sign: invalid expiresIn/notBefore option for a string payload");
+      }
+      const signingInput = segment(header) + "." + (typeof body === "string" ? base64url(utf8Encode(body)) : segment(body));
+      return signingInput + "." + base64url(hmac(JWT_ALGORITHMS[algorithm], key, utf8Encode(signingInput)));
+    },
+
+    decode: function decode(token, options) {
+      const parts = typeof token === "string" ? token.split(".") : [];
+      if (parts.length !== 3) return null;
+      try {
+        const header = JSON.parse(utf8Decode(base64Decode(parts[0], "jwt.decode")));
+        let payload = utf8Decode(base64Decode(parts[1], "jwt.decode"));
+        try { payload = JSON.parse(payload); } catch (error) { /* a string payload */ }
+        return options && options.complete ? { header: header, payload: payload, signature: parts[2] } : payload;
+      } catch (error) {
+        return null;
+      }
+    },
+
+    verify: function verify(token, secret, options) {
+      options = options || {};
+      if (typeof token !== "string" || token.length === 0) throw jwtError("JsonWebTokenError", "jwt must be provided");
+      const parts = token.split(".");
+      if (parts.length !== 3) throw jwtError("JsonWebTokenError", "jwt malformed");
+      const decoded = jwt.decode(token, { complete: true });
+      if (decoded === null) throw jwtError("JsonWebTokenError", "invalid token");
+      const algorithm = decoded.header.alg;
+      if (parts[2] === "") throw jwtError("JsonWebTokenError", "jwt signature is required");
+      const allowed = options.algorithms || Object.keys(JWT_ALGORITHMS);
+      if (!JWT_ALGORITHMS[algorithm] || allowed.indexOf(algorithm) < 0) {
+        throw jwtError("JsonWebTokenError", "invalid algorithm");
+      }
+      const key = secretBytes(secret, "jwt.verify");
+      const expected = base64url(hmac(JWT_ALGORITHMS[algorithm], key, utf8Encode(parts[0] + "." + parts[1])));
+      if (expected !== parts[2]) throw jwtError("JsonWebTokenError", "invalid signature");
+      const payload = decoded.payload;
+      const now = Math.floor(Date.now() / 1000);
+      const tolerance = options.clockTolerance || 0;
+      if (typeof payload === "object" && payload !== null) {
+        if (payload.nbf !== undefined && !options.ignoreNotBefore && payload.nbf > now + tolerance) {
+          throw jwtError("NotBeforeError", "jwt not active", { date: new Date(payload.nbf * 1000) });
+        }
+        if (payload.exp !== undefined && !options.ignoreExpiration && now >= payload.exp + tolerance) {
+          throw jwtError("TokenExpiredError", "jwt expired", { expiredAt: new Date(payload.exp * 1000) });
+        }
+        if (options.audience !== undefined) {
+          const wanted = [].concat(options.audience);
+          const given = [].concat(payload.aud);
+          if (!given.some((aud) => wanted.indexOf(aud) >= 0)) {
+            throw jwtError("JsonWebTokenError", "jwt audience invalid. expected: " + wanted.join(" or "));
+          }
+        }
+        if (options.issuer !== undefined && [].concat(options.issuer).indexOf(payload.iss) < 0) {
+          throw jwtError("JsonWebTokenError", "jwt issuer invalid. expected: " + [].concat(options.issuer).join(","));
+        }
+        if (options.subject !== undefined && payload.sub !== options.subject) {
+          throw jwtError("JsonWebTokenError", "jwt subject invalid. expected: " + options.subject);
+        }
+        if (options.maxAge !== undefined && typeof payload.iat === "number" &&
+            now - payload.iat > spanSeconds(options.maxAge, "maxAge") + tolerance) {
+          throw jwtError("TokenExpiredError", "maxAge exceeded");
+        }
+      }
+      return options.complete ? decoded : payload;
+    },
+  };
+
+  // --- codecs ------------------------------------------------------------------------
+
+  function latin1Bytes(text, caller) {
+    const bytes = [];
+    for (let i = 0; i < text.length; i++) {
+      const code = text.charCodeAt(i);
+      if (code > 255) {
+        throw new Error(caller + ": the string contains characters outside Latin-1 (like btoa in browsers); " +
+          "encode UTF-8 text first");
+      }
+      bytes.push(code);
+    }
+    return bytes;
+  }
+
+  const codecBase64 = {
+    btoa: function btoa(text) { return base64Encode(latin1Bytes(String(text), "codec/base64.btoa")); },
+    atob: function atob(text) {
+      return base64Decode(text, "codec/base64.atob").map((b) => String.fromCharCode(b)).join("");
+    },
+    // PubNub's example: encodeString("+") is "_". pfunc maps "+" to "_" and "/" to "-".
+    encodeString: function encodeString(text) { return String(text).replace(/\+/g, "_").replace(/\//g, "-"); },
+    decodeString: function decodeString(text) { return String(text).replace(/_/g, "+").replace(/-/g, "/"); },
+  };
+
+  const codecAuth = {
+    basic: function basic(user, password) {
+      return "Basic " + base64Encode(utf8Encode(String(user) + ":" + String(password)));
+    },
+  };
+
+  function decodeComponent(text) {
+    try { return decodeURIComponent(text.replace(/\+/g, " ")); } catch (error) { return text; }
+  }
+
+  const codecQueryString = {
+    parse: function parse(text, defaults) {
+      const out = {};
+      const source = String(text === undefined || text === null ? "" : text).replace(/^\?/, "");
+      for (const pair of source.split("&")) {
+        if (pair === "") continue;
+        const at = pair.indexOf("=");
+        const key = decodeComponent(at < 0 ? pair : pair.slice(0, at));
+        const value = at < 0 ? "" : decodeComponent(pair.slice(at + 1));
+        if (Object.prototype.hasOwnProperty.call(out, key)) out[key] = [].concat(out[key], value);
+        else out[key] = value;
+      }
+      for (const key of Object.keys(defaults || {})) {
+        if (!Object.prototype.hasOwnProperty.call(out, key)) out[key] = defaults[key];
+      }
+      return out;
+    },
+    stringify: function stringify(params) {
+      const parts = [];
+      for (const key of Object.keys(params || {})) {
+        for (const value of [].concat(params[key])) {
+          if (value === undefined) continue;
+          parts.push(encodeURIComponent(key) + "=" + encodeURIComponent(value === null ? "" : String(value)));
+        }
+      }
+      return parts.join("&");
+    },
+  };
+
+  // --- utils and advanced_math ---------------------------------------------------------
+
+  const utils = {
+    randomInt: function randomInt(min, max) {
+      if (typeof min !== "number" || typeof max !== "number" || !(max > min)) {
+        throw new TypeError("utils.randomInt(min, max): two numbers with min < max, got " +
+          JSON.stringify([min, max]));
+      }
+      return Math.floor(Math.random() * (Math.ceil(max) - Math.ceil(min))) + Math.ceil(min);
+    },
+    isNumeric: function isNumeric(value) {
+      return (typeof value === "number" || (typeof value === "string" && value.trim() !== "")) &&
+        !isNaN(value) && isFinite(value);
+    },
+  };
+
+  const EARTH_RADIUS_MILES = 3959;
+  const advancedMath = {
+    deg2rad: function deg2rad(degrees) { return degrees * Math.PI / 180; },
+    getDistance: function getDistance(lat1, lon1, lat2, lon2) {
+      const dLat = advancedMath.deg2rad(lat2 - lat1);
+      const dLon = advancedMath.deg2rad(lon2 - lon1);
+      const a = Math.sin(dLat / 2) ** 2 +
+        Math.cos(advancedMath.deg2rad(lat1)) * Math.cos(advancedMath.deg2rad(lat2)) * Math.sin(dLon / 2) ** 2;
+      return EARTH_RADIUS_MILES * 2 * Math.atan2(Math.sqrt(a), Math.sqrt(1 - a));
+    },
+  };
+
+  // --- jsonpath (jsonpath-plus semantics for the common syntax) -------------------------
+
+  function parsePath(path) {
+    if (typeof path !== "string" || path[0] !== "$") {
+      throw new Error("JSONPath: the path must be a string starting with $, got " + JSON.stringify(path));
+    }
+    const steps = [];
+    let i = 1;
+    while (i < path.length) {
+      let recursive = false;
+      if (path.startsWith("..", i)) { recursive = true; i += 2; }
+      else if (path[i] === ".") { i += 1; }
+      if (path[i] === "[") {
+        let depth = 0, j = i, quote = null;
+        for (; j < path.length; j++) {
+          const ch = path[j];
+          if (quote) { if (ch === quote && path[j - 1] !== "\\") quote = null; continue; }
+          if (ch === "'" || ch === '"') quote = ch;
+          else if (ch === "[") depth++;
+          else if (ch === "]" && --depth === 0) break;
+        }
+        if (j >= path.length) throw new Error("JSONPath: unclosed [ in " + JSON.stringify(path));
+        steps.push({ recursive: recursive, selector: path.slice(i + 1, j).trim() });
+        i = j + 1;
+      } else {
+        let j = i;
+        while (j < path.length && path[j] !== "." && path[j] !== "[") j++;
+        if (j === i && !recursive) throw new Error("JSONPath: empty segment in " + JSON.stringify(path));
+        if (j > i) steps.push({ recursive: recursive, selector: path.slice(i, j), dotted: true });
+        i = j;
+      }
+    }
+    return steps;
+  }
+
+  function splitUnion(selector) {
+    const parts = [];
+    let current = "", quote = null, depth = 0;
+    for (const ch of selector) {
+      if (quote) { current += ch; if (ch === quote) quote = null; continue; }
+      if (ch === "'" || ch === '"') quote = ch;
+      if (ch === "(") depth++;
+      if (ch === ")") depth--;
+      if (ch === "," && depth === 0) { parts.push(current.trim()); current = ""; continue; }
+      current += ch;
+    }
+    parts.push(current.trim());
+    return parts;
+  }
+
+  function evaluateScript(code, current, root) {
+    const body = code.replace(/@/g, "__at").replace(/\$/g, "__root");
+    try {
+      return new Function("__at", "__root", "return (" + body + ");")(current, root);
+    } catch (error) {
+      return undefined; // a filter that cannot be evaluated on this item does not match
+    }
+  }
+
+  function children(value) {
+    if (Array.isArray(value)) return value;
+    if (value !== null && typeof value === "object") return Object.keys(value).map((k) => value[k]);
+    return [];
+  }
+
+  function select(value, step, root) {
+    const selector = step.selector;
+    if (selector === "*") return children(value);
+    if (step.dotted) {
+      return value !== null && typeof value === "object" && Object.prototype.hasOwnProperty.call(value, selector)
+        ? [value[selector]] : [];
+    }
+    if (selector.startsWith("?(") && selector.endsWith(")")) {
+      const code = selector.slice(2, -1);
+      return children(value).filter((item) => evaluateScript(code, item, root));
+    }
+    if (selector.startsWith("(") && selector.endsWith(")")) {
+      const key = evaluateScript(selector.slice(1, -1), value, root);
+      return select(value, { selector: typeof key === "number" ? String(key) : JSON.stringify(String(key)) }, root);
+    }
+    const out = [];
+    for (const part of splitUnion(selector)) {
+      const slice = /^(-?\d*)\s*:\s*(-?\d*)\s*(?::\s*(-?\d*))?$/.exec(part);
+      if (slice && Array.isArray(value)) {
+        const len = value.length, stepBy = slice[3] ? parseInt(slice[3], 10) : 1;
+        let start = slice[1] === "" ? 0 : parseInt(slice[1], 10);
+        let end = slice[2] === "" ? len : parseInt(slice[2], 10);
+        start = start < 0 ? Math.max(0, len + start) : Math.min(start, len);
+        end = end < 0 ? Math.max(0, len + end) : Math.min(end, len);
+        for (let k = start; k < end; k += stepBy) out.push(value[k]);
+      } else if (/^-?\d+$/.test(part)) {
+        if (Array.isArray(value)) {
+          const index = parseInt(part, 10);
+          const at = index < 0 ? value.length + index : index;
+          if (at >= 0 && at < value.length) out.push(value[at]);
+        } else if (value !== null && typeof value === "object" && part in value) out.push(value[part]);
+      } else {
+        const name = /^(['"])(.*)\1$/.exec(part) ? part.slice(1, -1) : part;
+        if (value !== null && typeof value === "object" && Object.prototype.hasOwnProperty.call(value, name)) {
+          out.push(value[name]);
+        }
+      }
+    }
+    return out;
+  }
+
+  function descendants(value, out) {
+    out.push(value);
+    for (const child of children(value)) descendants(child, out);
+    return out;
+  }
+
+  function JSONPath(options) {
+    if (options === null || typeof options !== "object") {
+      throw new TypeError("JSONPath({path, json}): pass an object with path and json");
+    }
+    let nodes = [options.json];
+    for (const step of parsePath(options.path)) {
+      const next = [];
+      for (const node of nodes) {
+        const bases = step.recursive ? descendants(node, []) : [node];
+        for (const base of bases) next.push(...select(base, step, options.json));
+      }
+      nodes = next;
+    }
+    if (options.wrap === false) return nodes.length === 0 ? undefined : nodes.length === 1 ? nodes[0] : nodes;
+    return nodes;
+  }
+
+  return {
+    uuid: uuid,
+    jwt: jwt,
+    utils: utils,
+    "codec/auth": codecAuth,
+    "codec/base64": codecBase64,
+    "codec/query_string": codecQueryString,
+    jsonpath: { JSONPath: JSONPath },
+    advanced_math: advancedMath,
+  };
+})();
