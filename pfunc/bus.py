@@ -165,9 +165,11 @@ class Bus:
 
 
 def _relative(function: FunctionConfig, project: Project | None) -> str:
-    from pathlib import Path
-
+    """The handler's path as pfunc.toml names it: relative to the project root."""
+    root = project.root if project else None
     try:
-        return str(function.file.resolve().relative_to(Path.cwd().resolve()))
+        return (
+            str(function.file.resolve().relative_to(root.resolve())) if root else str(function.file)
+        )
     except ValueError:
         return str(function.file)

@@ -102,6 +102,7 @@ def _report_label(report: PublishReport) -> Text:
     label.append(f" (hop {report.hop}) ")
     if report.dropped:
         label.append(report.dropped, style="yellow")
+        label.overflow = "fold"
     elif report.delivered:
         delivered = "reached functions only" if report.verb == "fire" else "delivered"
         label.append(f"{delivered}, timetoken {report.timetoken}", style="green")
@@ -129,7 +130,7 @@ def _add_execution(parent: Tree, result: Result) -> None:
     for entry in result.logs:
         lines.append(Text(f"{entry['level']:<5} {entry['text']}", style="dim"))
     for warning in result.warnings:
-        lines.append(Text(f"! {warning}", style="yellow"))
+        lines.append(Text(f"! {warning}", style="yellow", overflow="fold"))
     if result.error is not None:
         where = f" ({result.error.file}:{result.error.line})" if result.error.line else ""
         lines.append(Text(f"{result.error.type}: {result.error.message}{where}", style="red"))

@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 
+from pfunc.bus import PublishReport
 from pfunc.clock import Clock
-from pfunc.events import Event, MessageEvent, RequestEvent
-from pfunc.executor import Executor, Runtime
+from pfunc.events import Event, Keyset, MessageEvent, RequestEvent
+from pfunc.executor import Executor, open_runtime
 from pfunc.limits import resolve_profile
+from pfunc.project import Project, parse_project
 from pfunc.result import Result
-from pfunc.store import KVStore
 
 REPO = Path(__file__).resolve().parent.parent
 HANDLERS = Path(__file__).resolve().parent / "handlers"
@@ -88,6 +89,14 @@ class Harness:
         self.kv_path = kv_path
         self.clock = Clock(1_767_225_600_000)  # 2026-01-01T00:00:00Z
         self.limits = "classic"
+        self.project: Project | None = None
+        self.offline = True
+        self.environ: dict[str, str] = {}
+
+    def use_project(self, toml: str, folder: Path) -> Project:
+        (folder / "pfunc.toml").write_text(textwrap.dedent(toml))
+        self.project = parse_project(folder / "pfunc.toml")
+        return self.project
 
     def run(self, handler: Path, event: Event | None = None, **message: Any) -> Result:
         event = event or MessageEvent("before-publish", message.get("message", {}))
@@ -96,13 +105,27 @@ class Harness:
     def request(self, handler: Path, **fields: Any) -> Result:
         return self.run(handler, RequestEvent(**fields))
 
+    def publish(self, channel: str, message: Any, verb: str = "publish") -> PublishReport:
+        async def go() -> PublishReport:
+            async with self._runtime() as runtime:
+                return await runtime.bus.publish(channel, message, verb=verb)
+
+        return asyncio.run(go())
+
+    def _runtime(self):  # an async context manager yielding a Runtime
+        return open_runtime(
+            self.kv_path,
+            resolve_profile(self.limits),
+            self.clock,
+            Keyset(),
+            project=self.project,
+            offline=self.offline,
+            environ=self.environ,
+        )
+
     async def _run(self, handler: Path, event: Event) -> Result:
-        store = KVStore.open(self.kv_path)
-        try:
-            runtime = Runtime(store, resolve_profile(self.limits), self.clock)
+        async with self._runtime() as runtime:
             return await Executor(handler, runtime, display_path=handler.name).run(event)
-        finally:
-            await store.close()
 
 
 @pytest.fixture

@@ -1,0 +1,360 @@
+"""The local bus, chaining with the hop limit, every event kind, and pfunc.toml validation."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pfunc.bus import channel_matches
+from tests.conftest import run_cli
+
+RELAY = """
+const pubnub = require("pubnub");
+export default async (request) => {
+  console.log("NAME saw " + JSON.stringify(request.message));
+  await pubnub.publish({ channel: "NEXT", message: { via: "NAME" } });
+  return request.ok();
+};
+"""
+
+
+def write_project(folder: Path, toml: str, handlers: dict[str, str]) -> None:
+    (folder / "pfunc.toml").write_text(textwrap.dedent(toml))
+    for name, source in handlers.items():
+        (folder / name).write_text(textwrap.dedent(source))
+
+
+def test_chain_a_b_c_d_stops_before_the_fourth_hop(tmp_path):
+    toml = "[project]\nname = 'chain'\n"
+    handlers = {}
+    for name, channel, nxt in [("A", "a", "b"), ("B", "b", "c"), ("C", "c", "d"), ("D", "d", "e")]:
+        toml += (
+            f'[[functions]]\nname = "{name}"\nfile = "{name}.js"\n'
+            f'event = "after-publish"\nchannels = ["{channel}"]\n'
+        )
+        handlers[f"{name}.js"] = RELAY.replace("NAME", name).replace("NEXT", nxt)
+    write_project(tmp_path, toml, handlers)
+    run = run_cli("publish", "a", '{"start":true}', "--json", cwd=tmp_path)
+    assert run.code == 0, run.stderr
+    report = run.json()
+
+    ran, node = [], report
+    while node["executions"]:
+        execution = node["executions"][0]
+        ran.append((execution["function"], execution["hop"], execution["outcome"]))
+        if not execution.get("triggered"):
+            break
+        node = execution["triggered"][0]
+    assert ran == [("A.js", 1, "ok"), ("B.js", 2, "ok"), ("C.js", 3, "ok")]
+    c_execution = report["executions"][0]["triggered"][0]["executions"][0]["triggered"][0][
+        "executions"
+    ][0]
+    dropped = c_execution["triggered"][0]
+    assert dropped["channel"] == "d" and dropped["executions"] == []
+    assert "hop 4" in dropped["dropped"] and "PubNub allows 3" in dropped["dropped"]
+    assert any("hop 4" in warning for warning in c_execution["warnings"])
+
+    human = run_cli("publish", "a", '{"start":true}', cwd=tmp_path).stdout
+    for expected in (
+        "after-publish · A.js",
+        "after-publish · B.js",
+        "after-publish · C.js",
+        "publish → d (hop 4)",
+    ):
+        assert expected in human
+    assert "D.js" not in human
+
+
+def test_before_functions_run_in_order_then_delivery_then_after(harness, tmp_path):
+    write_project(
+        tmp_path,
+        """
+        [project]
+        [[functions]]
+        name = "tag"
+        file = "tag.js"
+        event = "before-publish"
+        channels = ["chat.*"]
+        [[functions]]
+        name = "upper"
+        file = "upper.js"
+        event = "before-publish"
+        channels = ["chat.room"]
+        [[functions]]
+        name = "after"
+        file = "after.js"
+        event = "after-publish"
+        channels = ["chat.room"]
+    """,
+        {
+            "tag.js": "export default (r) => { r.message.tags = ['seen']; return r.ok(); };",
+            "upper.js": "export default (r) => r.ok({ ...r.message, text: r.message.text.toUpperCase() });",
+            "after.js": "export default (r) => { console.log(JSON.stringify(r.message)); return r.ok(); };",
+        },
+    )
+    harness.project = __import__("pfunc.project", fromlist=["parse_project"]).parse_project(
+        tmp_path / "pfunc.toml"
+    )
+    report = harness.publish("chat.room", {"text": "hi"})
+    assert report.delivered is True
+    assert report.message == {"text": "HI", "tags": ["seen"]}
+    assert [r.function for r in report.executions] == ["tag.js", "upper.js", "after.js"]
+    assert report.executions[2].logs[0]["text"] == '{"text":"HI","tags":["seen"]}'
+    other = harness.publish("chat.lobby", {"text": "hi"})
+    assert [r.function for r in other.executions] == ["tag.js"]
+    assert harness.publish("news", {"text": "hi"}).executions == []
+
+
+def test_abort_stops_delivery_and_rejects_a_handler_publish(harness, tmp_path, write_handler):
+    write_project(
+        tmp_path,
+        """
+        [project]
+        [[functions]]
+        name = "guard"
+        file = "guard.js"
+        event = "before-publish"
+        channels = ["locked"]
+        [[functions]]
+        name = "never"
+        file = "never.js"
+        event = "after-publish"
+        channels = ["locked"]
+    """,
+        {
+            "guard.js": "export default (r) => r.abort('locked');",
+            "never.js": "export default (r) => r.ok();",
+        },
+    )
+    harness.project = __import__("pfunc.project", fromlist=["parse_project"]).parse_project(
+        tmp_path / "pfunc.toml"
+    )
+    report = harness.publish("locked", {"x": 1})
+    assert (report.delivered, report.stopped_by) == (False, "guard")
+    assert [r.function for r in report.executions] == ["guard.js"]
+    sender = write_handler(
+        """
+        const pubnub = require("pubnub");
+        export default async (request) => {
+          try { await pubnub.publish({ channel: "locked", message: {} }); }
+          catch (e) { return request.ok({ rejected: e.message }); }
+          return request.ok({ rejected: null });
+        };
+    """,
+        "sender.js",
+    )
+    result = harness.run(sender)
+    assert 'before-publish function "guard" aborted or failed it' in result.message["rejected"]
+    assert result.triggered[0].stopped_by == "guard"
+
+
+def test_publish_resolves_like_pubnub_and_fire_skips_subscribers(harness, write_handler):
+    import asyncio
+
+    from pfunc.events import MessageEvent
+    from pfunc.executor import Executor
+
+    handler = write_handler(
+        """
+        const pubnub = require("pubnub");
+        export default async (request) => {
+          const sent = await pubnub.publish({ channel: "x", message: { a: 1 } });
+          const fired = await pubnub.fire({ channel: "x", message: { b: 2 } });
+          const time = await pubnub.time();
+          let other;
+          try { await pubnub.history({ channel: "x" }); } catch (e) { other = e.message; }
+          return request.ok({ sent, fired, time: typeof time, other });
+        };
+    """,
+        "p.js",
+    )
+    delivered = []
+
+    async def go():
+        async with harness._runtime() as runtime:
+            runtime.bus.listeners.append(lambda report: delivered.append(report.message))
+            return await Executor(handler, runtime).run(MessageEvent("before-publish", {}))
+
+    result = asyncio.run(go())
+    sent = result.message["sent"]
+    assert sent[:2] == [1, "Sent"] and len(sent[2]) == 17 and sent[2].isdigit()
+    assert result.message["time"] == "number"
+    assert result.message["other"].startswith("pubnub.history is not emulated by pfunc")
+    assert delivered == [{"a": 1}]  # the fire reached no subscriber
+    assert result.operations["used"] == 3  # publish, fire and time all count
+
+
+def test_message_size_limits(harness):
+    report = harness.publish("big", {"text": "x" * 40_000})
+    assert "refused" in report.dropped and "32,768" in report.dropped
+    signal = harness.publish("s", {"text": "x" * 40}, verb="signal")
+    assert "refused" in signal.dropped and "the limit is 30" in signal.dropped
+
+
+@pytest.mark.parametrize(
+    ("pattern", "channel", "matches"),
+    [
+        ("chat", "chat", True),
+        ("chat", "chat.a", False),
+        ("chat.*", "chat.a", True),
+        ("chat.*", "chat.a.b", True),
+        ("chat.*", "chat", False),
+        ("chat.*", "chatter.a", False),
+        ("a.b.*", "a.b.c", True),
+        ("a.b.*", "a.c.d", False),
+    ],
+)
+def test_wildcard_matching(pattern, channel, matches):
+    assert channel_matches(pattern, channel) is matches
+
+
+# --- event kinds from the CLI ---------------------------------------------------------------
+
+
+ECHO = """
+export default (request) => {
+  console.log(JSON.stringify({ message: request.message, verb: request.verb,
+                               channels: request.channels }));
+  return request.ok();
+};
+"""
+
+
+@pytest.mark.parametrize("kind", ["before-signal", "after-signal"])
+def test_signal_kinds(tmp_path, kind):
+    (tmp_path / "h.js").write_text(ECHO)
+    run = run_cli(
+        "run",
+        tmp_path / "h.js",
+        "--event",
+        kind,
+        "--channel",
+        "s",
+        "--message",
+        '{"t":1}',
+        "--json",
+        cwd=tmp_path,
+    )
+    seen = json.loads(run.json()["logs"][0]["text"])
+    assert seen == {"message": {"t": 1}, "verb": "signal", "channels": ["s"]}
+
+
+def test_after_presence_flags_build_the_presence_event(tmp_path):
+    (tmp_path / "h.js").write_text(ECHO)
+    run = run_cli(
+        "run",
+        tmp_path / "h.js",
+        "--action",
+        "leave",
+        "--uuid",
+        "alice",
+        "--occupancy",
+        "4",
+        "--state",
+        '{"mood":"ok"}',
+        "--channel",
+        "room",
+        "--now",
+        "2026-01-01T00:00:10Z",
+        "--json",
+        cwd=tmp_path,
+    )
+    result = run.json()
+    assert result["event"] == "after-presence"  # inferred from the presence flags
+    seen = json.loads(result["logs"][0]["text"])
+    assert seen["message"] == {
+        "action": "leave",
+        "uuid": "alice",
+        "occupancy": 4,
+        "timestamp": 1_767_225_610,
+        "state": {"mood": "ok"},
+    }
+    assert seen["verb"] == "presence"
+
+
+def test_on_interval_event(tmp_path):
+    (tmp_path / "tick.js").write_text("""
+        const db = require("kvstore");
+        export default async (event) => {
+          const n = await db.incrCounter("ticks");
+          return n > 1 ? event.abort("only once") : event.ok();
+        };
+    """)
+    kv = tmp_path / "kv.sqlite3"
+    first = run_cli("run", tmp_path / "tick.js", "--event", "on-interval", "--json", "--kv", kv)
+    assert first.json()["outcome"] == "ok"
+    assert "message" not in first.json() and "response" not in first.json()
+    second = run_cli("run", tmp_path / "tick.js", "--event", "on-interval", "--json", "--kv", kv)
+    assert (second.json()["outcome"], second.json()["abort_reason"]) == ("abort", "only once")
+    refused = run_cli("run", tmp_path / "tick.js", "--event", "on-interval", "--message", "{}")
+    assert refused.code == 2
+
+
+# --- pfunc.toml validation -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "line", "fragment"),
+    [
+        (
+            'event = "on-timer"\nchannels = ["a"]',
+            6,
+            "functions[0] (\"f\").event = 'on-timer' is not allowed; use one of: before-publish",
+        ),
+        (
+            'event = "before-publish"\nchannels = ["*.x"]',
+            7,
+            "'*.x' is not a valid channel: * may only be the last segment",
+        ),
+        (
+            'event = "before-publish"\nchannels = ["a.*.b"]',
+            7,
+            "'a.*.b' is not a valid channel: * may only be the last segment",
+        ),
+        ('event = "before-publish"\nchannels = ["a.b.c.*"]', 7, "at most two literal segments"),
+        ('event = "on-request"', 3, "path is required for on-request functions"),
+        ('event = "on-interval"\ninterval = 0', 7, "interval must be a number of seconds"),
+        ('event = "after-publish"', 3, "channels must list the channels"),
+    ],
+)
+def test_invalid_functions_are_refused_with_the_line(tmp_path, entry, line, fragment):
+    (tmp_path / "pfunc.toml").write_text(
+        f'[project]\n\n[[functions]]\nname = "f"\nfile = "f.js"\n{entry}\n'
+    )
+    run = run_cli("run", "f", cwd=tmp_path)
+    assert run.code == 2
+    assert f"pfunc.toml:{line}:" in run.stderr, run.stderr
+    assert fragment in run.stderr
+
+
+def test_two_before_publish_functions_on_one_channel_are_refused(tmp_path):
+    (tmp_path / "pfunc.toml").write_text(
+        textwrap.dedent("""
+        [project]
+        [[functions]]
+        name = "one"
+        file = "one.js"
+        event = "before-publish"
+        channels = ["chat"]
+        [[functions]]
+        name = "two"
+        file = "two.js"
+        event = "before-publish"
+        channels = ["news", "chat"]
+    """)
+    )
+    run = run_cli("publish", "chat", "{}", cwd=tmp_path)
+    assert run.code == 2
+    assert (
+        'pfunc.toml:12: "one" and "two" are both before-publish functions on channel "chat"'
+        in run.stderr
+    )
+
+
+def test_publish_usage_errors(tmp_path):
+    assert run_cli("publish", "chat.*", "{}", cwd=tmp_path).code == 2
+    bad = run_cli("publish", "chat", "{oops", cwd=tmp_path)
+    assert bad.code == 2 and "MESSAGE is not valid JSON" in bad.stderr

@@ -1,0 +1,363 @@
+"""Known answers for the built-in modules, cross-checked against Python oracles.
+
+The synchronous modules are JavaScript in the sandbox (pfunc/sandbox/builtins.js); these
+tests run them in the real engine and compare with hashlib, uuid and PyJWT.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid as pyuuid
+from typing import Any
+
+import jwt as pyjwt
+import pytest
+
+
+def evaluate(harness, write_handler, body: str, message: Any = None) -> Any:
+    """Run `body` (JS statements ending in `return value;`) in a handler; return the value."""
+    handler = write_handler(
+        "const jwt = require('jwt'); const uuid = require('uuid');\n"
+        "const b64 = require('codec/base64'); const auth = require('codec/auth');\n"
+        "const qs = require('codec/query_string'); const jp = require('jsonpath');\n"
+        "const maths = require('advanced_math'); const utils = require('utils');\n"
+        "export default async (request) => {\n"
+        "  const input = request.message;\n"
+        f"  const value = await (async () => {{ {body} }})();\n"
+        "  return request.ok({ value: value === undefined ? '$undefined' : value });\n"
+        "};\n",
+        f"probe{random.randrange(10**9)}.js",
+    )
+    result = harness.run(handler, message={} if message is None else message)
+    assert result.outcome == "ok", result.error
+    return result.message["value"]
+
+
+# --- uuid ---------------------------------------------------------------------------
+
+
+def test_uuid_v3_published_vector(harness, write_handler):
+    value = evaluate(
+        harness,
+        write_handler,
+        "return uuid.v3('Hello World', 'f8435596-ee6a-4a3d-a304-e3f0c7bb5321');",
+    )
+    assert value == "51bfe3fe-6be8-3192-8ff2-b86ffd390fcc"
+
+
+def test_uuid_v3_and_v5_match_python_on_many_names(harness, write_handler):
+    rng = random.Random(7)
+    names = ["", "a", "pubnub", "héllo ✓ 日本", "x" * 55, "y" * 56, "z" * 64, "w" * 200]
+    names += [
+        "".join(chr(rng.randrange(32, 0x2FFF)) for _ in range(rng.randrange(1, 90)))
+        for _ in range(40)
+    ]
+    namespaces = [str(pyuuid.NAMESPACE_DNS), str(pyuuid.NAMESPACE_URL), str(pyuuid.uuid4())]
+    value = evaluate(
+        harness,
+        write_handler,
+        "return input.names.map((n) => input.spaces.map((s) => [uuid.v3(n, s), uuid.v5(n, s)]));",
+        {"names": names, "spaces": namespaces},
+    )
+    for name, row in zip(names, value, strict=True):
+        for space, (v3, v5) in zip(namespaces, row, strict=True):
+            assert v3 == str(pyuuid.uuid3(pyuuid.UUID(space), name))
+            assert v5 == str(pyuuid.uuid5(pyuuid.UUID(space), name))
+
+
+def test_uuid_validate_version_and_v4(harness, write_handler):
+    value = evaluate(
+        harness,
+        write_handler,
+        """
+        const id = uuid.v4();
+        return [uuid.validate(id), uuid.version(id), uuid.validate('nope'),
+                uuid.version(uuid.v5('a', uuid.v5.DNS)), uuid.validate(uuid.NIL)];
+    """,
+    )
+    assert value == [True, 4, False, 5, True]
+
+
+# --- jwt ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ["HS256", "HS384", "HS512"])
+def test_jwt_signed_in_js_verifies_in_pyjwt_and_back(harness, write_handler, algorithm):
+    secret = "shh-✓-secret-long-enough-for-pyjwt-to-accept-for-sha512-" * 2
+    now = harness.clock.now_ms() // 1000
+    signed = evaluate(
+        harness,
+        write_handler,
+        f"return jwt.sign({{ sub: 'u1', role: 'admin', n: [1, 2] }}, input.secret, "
+        f"{{ algorithm: '{algorithm}', expiresIn: '2h', issuer: 'pfunc' }});",
+        {"secret": secret},
+    )
+    claims = pyjwt.decode(
+        signed, secret, algorithms=[algorithm], issuer="pfunc", options={"verify_exp": False}
+    )
+    assert claims == {
+        "sub": "u1",
+        "role": "admin",
+        "n": [1, 2],
+        "iat": now,
+        "exp": now + 7200,
+        "iss": "pfunc",
+    }
+    assert pyjwt.get_unverified_header(signed) == {"alg": algorithm, "typ": "JWT"}
+
+    from_python = pyjwt.encode({"sub": "u2", "exp": now + 60}, secret, algorithm=algorithm)
+    verified = evaluate(
+        harness,
+        write_handler,
+        "return jwt.verify(input.token, input.secret);",
+        {"token": from_python, "secret": secret},
+    )
+    assert verified == {"sub": "u2", "exp": now + 60}
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+def test_jwt_rejects_a_wrong_secret_and_an_expired_token(harness, write_handler):
+    body = """
+        const token = jwt.sign({ sub: 'u1' }, 'right', { expiresIn: 60 });
+        const outcome = (fn) => { try { fn(); return 'ok'; } catch (e) { return e.name + ': ' + e.message; } };
+        return {
+          token,
+          wrong: outcome(() => jwt.verify(token, 'wrong')),
+          tampered: outcome(() => jwt.verify(token.slice(0, -2) + 'xx', 'right')),
+          malformed: outcome(() => jwt.verify('a.b', 'right')),
+          fine: outcome(() => jwt.verify(token, 'right')),
+          decoded: jwt.decode(token, { complete: true }).header,
+        };
+    """
+    value = evaluate(harness, write_handler, body)
+    assert value["wrong"] == "JsonWebTokenError: invalid signature"
+    assert value["tampered"] == "JsonWebTokenError: invalid signature"
+    assert value["malformed"] == "JsonWebTokenError: jwt malformed"
+    assert value["fine"] == "ok"
+    assert value["decoded"] == {"alg": "HS256", "typ": "JWT"}
+    # Move the execution clock past the expiry: the same token is now expired.
+    harness.clock.advance(61)
+    expired = evaluate(
+        harness,
+        write_handler,
+        """
+        try { jwt.verify(input.token, 'right'); return 'ok'; }
+        catch (e) { return [e.name, e.message, e.expiredAt.toISOString()]; }
+    """,
+        {"token": value["token"]},
+    )
+    assert expired == ["TokenExpiredError", "jwt expired", "2026-01-01T00:01:00.000Z"]
+    # PyJWT agrees it was valid for exactly 60 seconds.
+    assert (
+        pyjwt.decode(value["token"], "right", algorithms=["HS256"], options={"verify_exp": False})[
+            "exp"
+        ]
+        == 1_767_225_660
+    )
+
+
+def test_jwt_audience_and_issuer_checks(harness, write_handler):
+    value = evaluate(
+        harness,
+        write_handler,
+        """
+        const token = jwt.sign({ sub: 'u' }, 's', { audience: 'app', issuer: 'me' });
+        const check = (options) => { try { jwt.verify(token, 's', options); return 'ok'; }
+                                    catch (e) { return e.message; } };
+        return [check({ audience: 'app' }), check({ audience: 'other' }),
+                check({ issuer: 'me' }), check({ issuer: 'you' })];
+    """,
+    )
+    assert value == [
+        "ok",
+        "jwt audience invalid. expected: other",
+        "ok",
+        "jwt issuer invalid. expected: you",
+    ]
+
+
+# --- codecs, utils, advanced_math -----------------------------------------------------
+
+
+def test_codec_known_answers(harness, write_handler):
+    value = evaluate(
+        harness,
+        write_handler,
+        """
+        return {
+          basic: auth.basic('many', 'blocks'),
+          btoa: b64.btoa('hello'), atob: b64.atob('aGVsbG8='),
+          urlSafe: b64.encodeString('+'), back: b64.decodeString(b64.encodeString('a+b/c=')),
+          parsed: qs.parse('a=5&b=10&b=11&c=%20x+y', { c: 15, d: 'dflt' }),
+          query: qs.stringify({ a: 'x y', b: [1, 2], c: 'ä&=' }),
+        };
+    """,
+    )
+    assert value == {
+        "basic": "Basic bWFueTpibG9ja3M=",
+        "btoa": "aGVsbG8=",
+        "atob": "hello",
+        "urlSafe": "_",
+        "back": "a+b/c=",
+        "parsed": {"a": "5", "b": ["10", "11"], "c": " x y", "d": "dflt"},
+        "query": "a=x%20y&b=1&b=2&c=%C3%A4%26%3D",
+    }
+
+
+def test_distance_between_new_york_and_los_angeles(harness, write_handler):
+    miles = evaluate(
+        harness, write_handler, "return maths.getDistance(40.7128, -74.0060, 34.0522, -118.2437);"
+    )
+    assert abs(miles - 2445) / 2445 < 0.005  # great-circle distance, about 2,445 miles
+    london_paris = evaluate(
+        harness, write_handler, "return maths.getDistance(51.5074, -0.1278, 48.8566, 2.3522);"
+    )
+    assert abs(london_paris - 213.5) / 213.5 < 0.005
+    assert evaluate(harness, write_handler, "return maths.deg2rad(180);") == pytest.approx(
+        3.14159265
+    )
+
+
+def test_utils(harness, write_handler):
+    value = evaluate(
+        harness,
+        write_handler,
+        """
+        const draws = Array.from({ length: 2000 }, () => utils.randomInt(3, 7));
+        return { min: Math.min(...draws), max: Math.max(...draws),
+                 whole: draws.every(Number.isInteger),
+                 numeric: [utils.isNumeric('12.5'), utils.isNumeric(3), utils.isNumeric('x'),
+                           utils.isNumeric(''), utils.isNumeric(null)] };
+    """,
+    )
+    assert value == {
+        "min": 3,
+        "max": 6,
+        "whole": True,
+        "numeric": [True, True, False, False, False],
+    }
+
+
+# --- jsonpath ---------------------------------------------------------------------------
+
+STORE = {
+    "store": {
+        "book": [
+            {"category": "reference", "author": "Nigel Rees", "title": "Sayings", "price": 8.95},
+            {"category": "fiction", "author": "Evelyn Waugh", "title": "Sword", "price": 12.99},
+            {
+                "category": "fiction",
+                "author": "Herman Melville",
+                "title": "Moby Dick",
+                "isbn": "0-553-21311-3",
+                "price": 8.99,
+            },
+            {
+                "category": "fiction",
+                "author": "J. R. R. Tolkien",
+                "title": "The Lord",
+                "isbn": "0-395-19395-8",
+                "price": 22.99,
+            },
+        ],
+        "bicycle": {"color": "red", "price": 19.95},
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (
+            "$.store.book[*].author",
+            ["Nigel Rees", "Evelyn Waugh", "Herman Melville", "J. R. R. Tolkien"],
+        ),
+        ("$..author", ["Nigel Rees", "Evelyn Waugh", "Herman Melville", "J. R. R. Tolkien"]),
+        ("$.store..price", [8.95, 12.99, 8.99, 22.99, 19.95]),
+        ("$..book[2].title", ["Moby Dick"]),
+        ("$..book[-1:].title", ["The Lord"]),
+        ("$..book[0,1].title", ["Sayings", "Sword"]),
+        ("$..book[:2].price", [8.95, 12.99]),
+        ("$..book[?(@.isbn)].title", ["Moby Dick", "The Lord"]),
+        ("$..book[?(@.price < 10)].title", ["Sayings", "Moby Dick"]),
+        ("$..book[?(@.category === 'fiction' && @.price > 20)].author", ["J. R. R. Tolkien"]),
+        ("$.store.bicycle['color']", ["red"]),
+        ("$..book[(@.length-1)].title", ["The Lord"]),
+        ("$.store.nothing", []),
+    ],
+)
+def test_jsonpath_queries(harness, write_handler, path, expected):
+    value = evaluate(
+        harness,
+        write_handler,
+        "return jp.JSONPath({ path: input.path, json: input.json });",
+        {"path": path, "json": STORE},
+    )
+    assert value == expected
+
+
+def test_jsonpath_star_on_an_object_and_recursive_star(harness, write_handler):
+    value = evaluate(
+        harness,
+        write_handler,
+        "return jp.JSONPath({ path: '$.store.bicycle.*', json: input });",
+        STORE,
+    )
+    assert value == ["red", 19.95]
+    count = evaluate(
+        harness, write_handler, "return jp.JSONPath({ path: '$..*', json: input }).length;", STORE
+    )
+    assert count == _members_below(STORE) == 27  # every member below the root
+
+
+def _members_below(value: Any) -> int:
+    children = (
+        value
+        if isinstance(value, list)
+        else (list(value.values()) if isinstance(value, dict) else [])
+    )
+    return len(children) + sum(_members_below(child) for child in children)
+
+
+# --- crypto (host) ------------------------------------------------------------------------
+
+
+def test_crypto_known_vector_and_hmac_rejects_bad_algorithm(harness, write_handler):
+    value = evaluate(
+        harness,
+        write_handler,
+        """
+        const crypto = require('crypto');
+        let bad;
+        try { await crypto.hmac('a2V5', 'm', 'MD5'); } catch (e) { bad = e.message; }
+        return [await crypto.sha256('secretPayload'), bad];
+    """,
+    )
+    assert value[0] == "sx4yvIv4TM+p33je5wnxV8qnzekQvvvHaPZzGukC2RI="
+    assert "not an HMAC algorithm" in value[1]
+
+
+def test_sync_modules_return_values_not_promises(harness, write_handler):
+    value = evaluate(
+        harness,
+        write_handler,
+        """
+        return [typeof jwt.sign({}, 's'), typeof uuid.v4(), typeof b64.btoa('x'),
+                Array.isArray(jp.JSONPath({ path: '$', json: 1 })), typeof maths.deg2rad(1)];
+    """,
+    )
+    assert value == ["string", "string", "string", True, "number"]
+
+
+def test_jwt_sign_is_fast_enough_to_use(harness, write_handler):
+    started = time.perf_counter()
+    evaluate(
+        harness,
+        write_handler,
+        "for (let i = 0; i < 20; i++) jwt.sign({ i }, 'k', { algorithm: 'HS512' }); return 1;",
+    )
+    # Not a performance target (see bench/), a guard against a pathological implementation.
+    assert time.perf_counter() - started < 5
+    assert json.dumps(1)

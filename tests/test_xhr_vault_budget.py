@@ -1,0 +1,281 @@
+"""xhr against a real HTTP server on 127.0.0.1, mocks and offline refusal; vault; the budget."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from pfunc.events import Keyset, MessageEvent
+from pfunc.executor import Executor, open_runtime
+from pfunc.limits import resolve_profile
+from tests.conftest import run_cli
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:  # keep test output quiet
+        pass
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        if self.path.startswith("/slow"):
+            time.sleep(2)
+        status = 404 if self.path.startswith("/missing") else 200
+        payload = json.dumps(
+            {
+                "method": self.command,
+                "path": self.path,
+                "body": body,
+                "token": self.headers.get("x-token"),
+            }
+        ).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("x-served-by", "test-server")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+FETCH = """
+const xhr = require("xhr");
+export default async (request) => {
+  const { url, options } = request.message;
+  try {
+    const res = await xhr.fetch(url, options);
+    let parsed = null;
+    try { parsed = await res.json(); } catch (e) { parsed = "not json: " + e.name; }
+    return request.ok({ status: res.status, ok: res.ok, headers: res.headers, body: res.body,
+                        parsed, url: res.url });
+  } catch (error) {
+    return request.ok({ rejected: error.message });
+  }
+};
+"""
+
+
+def fetch(harness, write_handler, url: str, options: dict | None = None):
+    harness.offline = False
+    handler = write_handler(FETCH, "fetch.js")
+    return harness.run(handler, message={"url": url, "options": options or {}})
+
+
+def test_get_resolves_status_headers_body_and_json(harness, write_handler, server):
+    result = fetch(harness, write_handler, f"{server}/item?id=7", {"headers": {"X-Token": "t"}})
+    answer = result.message
+    assert answer["status"] == 200 and answer["ok"] is True
+    assert answer["headers"]["x-served-by"] == "test-server"
+    assert answer["parsed"] == {"method": "GET", "path": "/item?id=7", "body": "", "token": "t"}
+    assert answer["url"] == f"{server}/item?id=7"
+    assert result.operations["calls"] == [
+        {"module": "xhr", "method": "fetch", "key": f"{server}/item?id=7", "status": "ok"}
+    ]
+
+
+def test_post_sends_method_and_body(harness, write_handler, server):
+    answer = fetch(
+        harness, write_handler, f"{server}/echo", {"method": "POST", "body": '{"a":1}'}
+    ).message
+    assert answer["parsed"]["method"] == "POST"
+    assert answer["parsed"]["body"] == '{"a":1}'
+
+
+def test_non_2xx_resolves_with_ok_false(harness, write_handler, server):
+    answer = fetch(harness, write_handler, f"{server}/missing").message
+    assert answer["status"] == 404 and answer["ok"] is False
+
+
+def test_timeout_rejects(harness, write_handler, server):
+    started = time.monotonic()
+    answer = fetch(harness, write_handler, f"{server}/slow", {"timeout": 200}).message
+    assert "timed out after 200 ms" in answer["rejected"]
+    assert time.monotonic() - started < 1.5
+
+
+def test_connection_refused_rejects(harness, write_handler):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    answer = fetch(harness, write_handler, f"http://127.0.0.1:{port}/x").message
+    assert answer["rejected"].startswith(f"xhr.fetch: GET http://127.0.0.1:{port}/x failed")
+
+
+def test_execution_time_limit_bounds_a_slow_request(harness, write_handler, server):
+    handler = write_handler(
+        """
+        const xhr = require("xhr");
+        export default async (request) => { await xhr.fetch(request.message.url); return request.ok(); };
+    """,
+        "slow.js",
+    )
+    profile = resolve_profile("classic", {"timeout": 0.5})
+
+    async def go():
+        async with open_runtime(harness.kv_path, profile, harness.clock, Keyset()) as runtime:
+            return await Executor(handler, runtime).run(
+                MessageEvent("before-publish", {"url": f"{server}/slow"})
+            )
+
+    started = time.monotonic()
+    result = asyncio.run(go())
+    # The profile's 0.5 s limit ends it, not the request's 10 s default timeout.
+    assert time.monotonic() - started < 1.5
+    assert result.outcome == "error"
+    assert result.error.type in ("TimeoutError", "Error")
+    assert "0.5 s time limit" in result.error.message or "timed out after" in result.error.message
+
+
+def test_mocks_answer_and_unmatched_requests_are_refused_offline(harness, write_handler, tmp_path):
+    harness.use_project(
+        """
+        [project]
+        name = "m"
+        [[mocks]]
+        url = "https://api.example.com/users/*"
+        method = "GET"
+        status = 201
+        json = { name = "Ada" }
+        [[mocks]]
+        url = "https://api.example.com/text"
+        body = "plain"
+        headers = { "X-Mocked" = "yes" }
+    """,
+        tmp_path,
+    )
+    handler = write_handler(FETCH, "fetch.js")
+    harness.offline = True
+    mocked = harness.run(handler, message={"url": "https://api.example.com/users/1"}).message
+    assert mocked["status"] == 201
+    assert mocked["parsed"] == {"name": "Ada"}
+    assert mocked["headers"]["content-type"] == "application/json"
+    text = harness.run(handler, message={"url": "https://api.example.com/text"}).message
+    assert (text["body"], text["headers"]["x-mocked"]) == ("plain", "yes")
+    refused = harness.run(handler, message={"url": "https://api.example.com/other"}).message
+    assert "no mock matches GET https://api.example.com/other" in refused["rejected"]
+    assert "[[mocks]]" in refused["rejected"]
+    wrong_method = harness.run(
+        handler, message={"url": "https://api.example.com/users/1", "options": {"method": "POST"}}
+    ).message
+    assert "no mock matches POST" in wrong_method["rejected"]
+
+
+def test_cli_offline_flag_refuses_unmocked_requests(tmp_path):
+    handler = tmp_path / "h.js"
+    handler.write_text(FETCH)
+    run = run_cli(
+        "run",
+        handler,
+        "--offline",
+        "--json",
+        "--kv",
+        tmp_path / "kv.sqlite3",
+        "--message",
+        '{"url":"https://example.invalid/x"}',
+        cwd=tmp_path,
+    )
+    assert "pfunc is offline" in run.json()["message"]["rejected"]
+
+
+# --- vault ----------------------------------------------------------------------------
+
+
+VAULT = """
+const vault = require("vault");
+export default async (request) => {
+  const out = {};
+  for (const name of request.message.names) {
+    try { out[name] = await vault.get(name); } catch (e) { out[name] = "rejected: " + e.message; }
+  }
+  console.log("token is " + out.API_TOKEN);
+  return request.ok(out);
+};
+"""
+
+
+def test_vault_sources_precedence_and_masking(harness, write_handler, tmp_path):
+    harness.use_project(
+        '[project]\n[vault]\nAPI_TOKEN = "from-toml"\nONLY_TOML = "toml-only"\n', tmp_path
+    )
+    (tmp_path / ".env").write_text("FROM_DOTENV=dotenv-value\nAPI_TOKEN=from-dotenv\n")
+    harness.environ = {"PFUNC_VAULT_API_TOKEN": "from-environment"}
+    handler = write_handler(VAULT, "vault.js")
+    result = harness.run(
+        handler, message={"names": ["API_TOKEN", "ONLY_TOML", "FROM_DOTENV", "MISSING"]}
+    )
+    assert result.message["API_TOKEN"] == "from-environment"
+    assert result.message["ONLY_TOML"] == "toml-only"
+    assert result.message["FROM_DOTENV"] == "dotenv-value"
+    assert 'no secret named "MISSING"' in result.message["MISSING"]
+    assert "PFUNC_VAULT_MISSING" in result.message["MISSING"]
+    # The log line carried the secret; the report masks it.
+    assert result.logs[0]["text"] == "token is *****"
+    assert result.operations["used"] == 0  # vault reads are free in classic
+
+
+def test_vault_counts_in_pubnub_2026(harness, write_handler, tmp_path):
+    harness.use_project('[project]\n[vault]\nA = "aaa"\n', tmp_path)
+    harness.limits = "pubnub-2026"
+    result = harness.run(write_handler(VAULT, "vault.js"), message={"names": ["A"]})
+    assert result.operations["used_by_kind"] == {"vault": 1}
+
+
+# --- the combined budget ------------------------------------------------------------------
+
+
+def test_kv_xhr_publish_kv_fails_on_the_fourth(harness, write_handler, tmp_path):
+    harness.use_project(
+        """
+        [project]
+        [vault]
+        S = "secret"
+        [[mocks]]
+        url = "https://api.example.com/*"
+        json = { ok = true }
+    """,
+        tmp_path,
+    )
+    handler = write_handler(
+        """
+        const db = require("kvstore"), xhr = require("xhr"), pubnub = require("pubnub");
+        const vault = require("vault");
+        export default async (request) => {
+          await vault.get("S");
+          await db.set("a", 1);
+          await xhr.fetch("https://api.example.com/x");
+          await pubnub.publish({ channel: "elsewhere", message: { hi: 1 } });
+          await db.set("b", 2);
+          return request.ok();
+        };
+    """,
+        "mixed.js",
+    )
+    result = harness.run(handler)
+    assert result.outcome == "error"
+    assert result.error.message == (
+        "operation limit exceeded: kvstore.set would be operation 4 "
+        'of 3 allowed per execution (profile "classic")'
+    )
+    assert [(c["module"], c["status"]) for c in result.operations["calls"]] == [
+        ("kvstore", "ok"),
+        ("xhr", "ok"),
+        ("pubnub", "ok"),
+        ("kvstore", "refused"),
+    ]
