@@ -361,3 +361,115 @@ def test_jwt_sign_is_fast_enough_to_use(harness, write_handler):
     # Not a performance target (see bench/), a guard against a pathological implementation.
     assert time.perf_counter() - started < 5
     assert json.dumps(1)
+
+
+# --- crypto.sign / crypto.verify (ECDSA P-256, Ed25519) ----------------------------------
+
+
+def _b64url(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _ec_jwk(private_key) -> dict[str, str]:
+    numbers = private_key.private_numbers()
+    public = numbers.public_numbers
+    return {
+        "kty": "EC",
+        "crv": "P-256",
+        "x": _b64url(public.x.to_bytes(32, "big")),
+        "y": _b64url(public.y.to_bytes(32, "big")),
+        "d": _b64url(numbers.private_value.to_bytes(32, "big")),
+    }
+
+
+SIGN_AND_VERIFY = """
+const crypto = require('crypto');
+const { key, publicKey, message, algorithm, foreign } = input;
+const signature = await crypto.sign(key, message, crypto.ALGORITHM[algorithm]);
+return {
+  signature,
+  valid: await crypto.verify(signature, publicKey, message, crypto.ALGORITHM[algorithm]),
+  tampered: await crypto.verify(signature, publicKey, message + '!', crypto.ALGORITHM[algorithm]),
+  foreign: await crypto.verify(foreign, publicKey, message, crypto.ALGORITHM[algorithm]),
+};
+"""
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "hash_name"),
+    [("ECDSA_P256_SHA256", "SHA256"), ("ECDSA_P256_SHA1", "SHA1"), ("ECDSA_P256_SHA512", "SHA512")],
+)
+def test_ecdsa_sign_and_verify_against_cryptography(harness, write_handler, algorithm, hash_name):
+    import base64
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import (
+        decode_dss_signature,
+        encode_dss_signature,
+    )
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = _ec_jwk(key)
+    public_jwk = {k: v for k, v in jwk.items() if k != "d"}
+    message = "order:42:paid"
+    r, s = decode_dss_signature(key.sign(message.encode(), ec.ECDSA(getattr(hashes, hash_name)())))
+    from_python = _b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+    value = evaluate(
+        harness,
+        write_handler,
+        SIGN_AND_VERIFY,
+        {
+            "key": jwk,
+            "publicKey": public_jwk,
+            "message": message,
+            "algorithm": algorithm,
+            "foreign": from_python,
+        },
+    )
+    assert value["valid"] is True and value["tampered"] is False and value["foreign"] is True
+    raw = base64.urlsafe_b64decode(value["signature"] + "=" * (-len(value["signature"]) % 4))
+    der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+    key.public_key().verify(der, message.encode(), ec.ECDSA(getattr(hashes, hash_name)()))
+
+
+def test_ed25519_sign_and_verify_with_pem_and_jwk(harness, write_handler):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public_raw = key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    message = "hello ✓"
+    value = evaluate(
+        harness,
+        write_handler,
+        SIGN_AND_VERIFY,
+        {
+            "key": pem,
+            "publicKey": {"kty": "OKP", "crv": "Ed25519", "x": _b64url(public_raw)},
+            "message": message,
+            "algorithm": "ED25519",
+            "foreign": _b64url(key.sign(message.encode())),
+        },
+    )
+    assert value["valid"] is True and value["tampered"] is False and value["foreign"] is True
+
+
+def test_sign_with_a_bad_key_rejects_clearly(harness, write_handler):
+    value = evaluate(
+        harness,
+        write_handler,
+        """
+        const crypto = require('crypto');
+        try { await crypto.sign({ kty: 'RSA' }, 'm', crypto.ALGORITHM.ECDSA_P256_SHA256); }
+        catch (e) { return e.message; }
+    """,
+    )
+    assert value.startswith("crypto.sign: the key must be an EC P-256 JWK object or PEM text")

@@ -1,7 +1,10 @@
-"""The crypto module: digests and HMAC, answered on the host with hashlib/hmac.
+"""The crypto module: digests, HMAC, and ECDSA/Ed25519 signatures, answered on the host.
 
 Digests are standard base64 (PubNub's documented form, not hex); HMAC signatures are
-URL-safe base64, with the key base64-decoded first.
+URL-safe base64, with the key base64-decoded first. `sign(key, msg, algorithm)` and
+`verify(signature, key, msg, algorithm)` take the key as a JWK object (PubNub documents
+it only as an Object) or PEM text; signatures are URL-safe base64, ECDSA ones in the
+r||s form of WebCrypto and JWS. `cryptography` is imported only for those two calls.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hmac
 import json
 
 from pfunc.modules import CallContext, HandlerCallError, JSArg
+from pfunc.modules import signing as _signing
 
 _DIGESTS = {"sha1": "sha1", "sha256": "sha256", "sha512": "sha512"}
 _HMAC_ALGORITHMS = {"HMAC_SHA1": "sha1", "HMAC_SHA256": "sha256", "HMAC_SHA512": "sha512"}
@@ -41,10 +45,14 @@ class CryptoModule:
             return json.dumps(base64.b64encode(digest).decode())
         if method == "hmac":
             return json.dumps(self._hmac(args))
+        if method == "sign":
+            return json.dumps(_signing.sign(args))
+        if method == "verify":
+            return json.dumps(_signing.verify(args))
         raise HandlerCallError(
             "Error",
-            f"crypto.{method} is not available in this version of pfunc; available: "
-            "sha1, sha256, sha512, hmac",
+            f"crypto.{method} is not available; available: sha1, sha256, sha512, hmac, sign, "
+            "verify",
         )
 
     @staticmethod
