@@ -24,7 +24,7 @@ def _run_commands() -> list[tuple[list[str], int]]:
     for line in _shell_lines():
         # The one-command quick start ends in `.venv/bin/pfunc run ...`.
         line = line.split(".venv/bin/", 1)[1] if ".venv/bin/pfunc run" in line else line
-        if not line.startswith("pfunc run"):
+        if not line.startswith(("pfunc run", "pfunc publish", "pfunc signal", "pfunc fire")):
             continue
         expected = re.search(r"#\s*exits (\d)", line)
         words = shlex.split(line, comments=True)
@@ -36,7 +36,8 @@ COMMANDS = _run_commands()
 
 
 def test_the_readme_shows_run_commands():
-    assert len(COMMANDS) >= 10
+    assert len(COMMANDS) >= 12
+    assert {words[0] for words, _ in COMMANDS} >= {"run", "publish", "signal"}
 
 
 @pytest.fixture(scope="module")
