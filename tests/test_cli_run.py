@@ -359,4 +359,4 @@ def test_a_listed_file_run_by_path_also_uses_its_configured_event(tmp_path):
 def test_unknown_function_name_lists_the_known_ones(cli):
     run = cli("run", "no-such-function")
     assert run.code == 2
-    assert "functions: config, dedup, message-stats, rate-limit, sessions, stats" in run.stderr
+    assert "functions: config, dedup, heartbeat, mentions, message-stats, notify" in run.stderr
