@@ -358,3 +358,17 @@ def test_publish_usage_errors(tmp_path):
     assert run_cli("publish", "chat.*", "{}", cwd=tmp_path).code == 2
     bad = run_cli("publish", "chat", "{oops", cwd=tmp_path)
     assert bad.code == 2 and "MESSAGE is not valid JSON" in bad.stderr
+
+
+def test_a_handler_signal_counts_as_an_operation(harness, write_handler):
+    handler = write_handler("""
+        const pubnub = require("pubnub");
+        export default async (request) => {
+          await pubnub.signal({ channel: "typing.x", message: { t: 1 } });
+          return request.ok();
+        };
+    """)
+    result = harness.run(handler)
+    assert result.operations["used"] == 1
+    assert result.operations["calls"][0]["method"] == "signal"
+    assert result.triggered[0].verb == "signal" and result.triggered[0].delivered
