@@ -31,6 +31,29 @@ def _usage_failure(message: str) -> NoReturn:
     sys.exit(EXIT_USAGE)
 
 
+def _execute(prepare: Callable[[], Any], renderer: str) -> Any:
+    """Prepare and execute a plan, then print its JSON or its report (rich, imported late).
+
+    Usage errors raised while preparing or opening the store exit with code 2.
+    """
+    import asyncio
+
+    try:
+        plan = prepare()
+        outcome = asyncio.run(plan.execute())
+    except PfuncUsageError as error:
+        _usage_failure(str(error))
+    if plan.session.as_json:
+        import json
+
+        click.echo(json.dumps(outcome.to_json(), ensure_ascii=False))
+    else:
+        from pfunc import render
+
+        getattr(render, renderer)(outcome)
+    return outcome
+
+
 def session_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The flags every executing command shares: store, keyset, limits, clock, output."""
     options = [
@@ -109,23 +132,9 @@ def main() -> None:
 @click.option("--expect", type=click.Choice(OUTCOMES), help="Exit 1 unless the outcome is this.")
 def run(target: str, **options: Any) -> None:
     """Run TARGET (a handler file, or a function named in pfunc.toml) once."""
-    import asyncio
-
     from pfunc.plans import prepare_run
 
-    try:
-        plan = prepare_run(target, **options)
-        result = asyncio.run(plan.execute())
-    except PfuncUsageError as error:
-        _usage_failure(str(error))
-    if plan.session.as_json:
-        import json
-
-        click.echo(json.dumps(result.to_json(), ensure_ascii=False))
-    else:
-        from pfunc.render import render_result
-
-        render_result(result)
+    result = _execute(lambda: prepare_run(target, **options), "render_result")
     expect = options.get("expect")
     if expect is not None and result.outcome != expect:
         click.echo(f"expected outcome {expect}, got {result.outcome}", err=True)
@@ -141,23 +150,11 @@ def _publish_command(verb: str, summary: str) -> None:
     @click.option("--meta", "meta_json", help="Message meta as a JSON object.")
     @session_options
     def command(channel: str, message: str, **options: Any) -> None:
-        import asyncio
-
         from pfunc.plans import prepare_publish
 
-        try:
-            plan = prepare_publish(verb, channel, message, **options)
-            report = asyncio.run(plan.execute())
-        except PfuncUsageError as error:
-            _usage_failure(str(error))
-        if plan.session.as_json:
-            import json
-
-            click.echo(json.dumps(report.to_json(), ensure_ascii=False))
-        else:
-            from pfunc.render import render_publish
-
-            render_publish(report)
+        report = _execute(
+            lambda: prepare_publish(verb, channel, message, **options), "render_publish"
+        )
         sys.exit(EXIT_FAILED if report.failed or report.dropped else EXIT_OK)
 
 

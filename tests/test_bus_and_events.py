@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pfunc.bus import channel_matches
+from pfunc.project import parse_project
 from tests.conftest import run_cli
 
 RELAY = """
@@ -95,9 +96,7 @@ def test_before_functions_run_in_order_then_delivery_then_after(harness, tmp_pat
             "after.js": "export default (r) => { console.log(JSON.stringify(r.message)); return r.ok(); };",
         },
     )
-    harness.project = __import__("pfunc.project", fromlist=["parse_project"]).parse_project(
-        tmp_path / "pfunc.toml"
-    )
+    harness.project = parse_project(tmp_path / "pfunc.toml")
     report = harness.publish("chat.room", {"text": "hi"})
     assert report.delivered is True
     assert report.message == {"text": "HI", "tags": ["seen"]}
@@ -129,9 +128,7 @@ def test_abort_stops_delivery_and_rejects_a_handler_publish(harness, tmp_path, w
             "never.js": "export default (r) => r.ok();",
         },
     )
-    harness.project = __import__("pfunc.project", fromlist=["parse_project"]).parse_project(
-        tmp_path / "pfunc.toml"
-    )
+    harness.project = parse_project(tmp_path / "pfunc.toml")
     report = harness.publish("locked", {"x": 1})
     assert (report.delivered, report.stopped_by) == (False, "guard")
     assert [r.function for r in report.executions] == ["guard.js"]
