@@ -108,6 +108,10 @@ class Bus:
             )
         return self._executors[function.name]
 
+    def close(self) -> None:
+        for executor in self._executors.values():
+            executor.close()
+
     def next_timetoken(self) -> str:
         # 17 digits: 100-ns units since the epoch, strictly increasing within a process.
         now = int(time.time() * 10_000_000)

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from pfunc.limits import Budget, CallRecord, OperationLimitExceeded, Profile
 from pfunc.modules import CallContext, HandlerCallError, HostModule, JSArg, host_modules
 from pfunc.project import MockRule, Project, load_secrets
 from pfunc.result import ExecutionError, Result
-from pfunc.sandbox.quickjs_host import JavaScriptSandbox, SandboxInterrupted
+from pfunc.sandbox.quickjs_host import JavaScriptSandbox, SandboxInterrupted, sandbox_thread
 from pfunc.sandbox.source import Location, map_stack
 from pfunc.store import KVStore
 
@@ -42,6 +43,7 @@ class Runtime:
     mocks: list[MockRule] = field(default_factory=list)
     offline: bool = False  # xhr requests no mock answers are refused instead of sent
     bus: Bus | None = None
+    threaded: bool = False  # run each sandbox on a thread of its own (the dev server)
 
     def __post_init__(self) -> None:
         if self.bus is None:
@@ -49,6 +51,8 @@ class Runtime:
         self.bus.attach(self)
 
     async def close(self) -> None:
+        if self.bus is not None:
+            self.bus.close()
         for module in self.modules.values():
             closer = getattr(module, "close", None)
             if closer is not None:
@@ -74,32 +78,69 @@ class Executor:
         self.runtime = runtime
         self.display_path = display_path or str(handler)
         self.name = name or self.display_path
+        self.source: str | None = None  # the last source that loaded (what is serving)
         self._idle: list[JavaScriptSandbox] = []
 
-    def _load(self) -> JavaScriptSandbox:
-        while self._idle:
-            sandbox = self._idle.pop()
-            if not sandbox.broken:
-                return sandbox
+    def _read_source(self) -> str:
         try:
-            source = self.handler.read_text(encoding="utf-8")
+            return self.handler.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             raise HandlerLoadError(
                 "LoadError",
                 f"{self.display_path}: cannot read the handler file ({error}); save it as "
                 "UTF-8 text",
             ) from None
+
+    async def _new_sandbox(self, source: str) -> JavaScriptSandbox:
         profile = self.runtime.profile
-        return JavaScriptSandbox(
+        build = partial(
+            JavaScriptSandbox,
             source,
             self.display_path,
             profile.memory,
             profile.timeout,
             self.runtime.clock.fixed_ms_or_none(),
         )
+        if not self.runtime.threaded:
+            return build()
+        # The dev server pins each sandbox to a thread of its own: QuickJS releases the
+        # GIL while it runs, so a handler stuck in a loop does not stall other requests.
+        thread = sandbox_thread()
+        try:
+            sandbox = await asyncio.get_running_loop().run_in_executor(thread, build)
+        except BaseException:
+            thread.shutdown(wait=False)
+            raise
+        sandbox.thread = thread
+        return sandbox
 
-    def reload(self) -> None:
-        """Forget loaded sandboxes: the next execution loads the file afresh."""
+    async def _acquire(self) -> JavaScriptSandbox:
+        while self._idle:
+            sandbox = self._idle.pop()
+            if not sandbox.broken:
+                return sandbox
+            sandbox.close()
+        if self.source is None:
+            self.source = self._read_source()
+        return await self._new_sandbox(self.source)
+
+    async def reload(self) -> HandlerLoadError | None:
+        """Load the file again; on success it serves the next execution, else the last
+        good version keeps serving and the load error is returned."""
+        try:
+            source = self._read_source()
+            fresh = await self._new_sandbox(source)
+        except HandlerLoadError as failure:
+            return failure
+        for sandbox in self._idle:
+            sandbox.close()
+        self._idle = [fresh]
+        self.source = source
+        return None
+
+    def close(self) -> None:
+        for sandbox in self._idle:
+            sandbox.close()
         self._idle.clear()
 
     async def run(self, event: Event) -> Result:
@@ -137,7 +178,7 @@ class Executor:
             result.delivered = not event.kind.startswith("before-")
         started = time.perf_counter()
         try:
-            sandbox = self._load()
+            sandbox = await self._acquire()
         except HandlerLoadError as failure:
             result.error = ExecutionError(
                 failure.error_type,
@@ -153,7 +194,13 @@ class Executor:
 
         loop = _ExecutionLoop(self, sandbox, budget, context)
         failure = await loop.run(event)
-        details = sandbox.finish() or {}
+        if sandbox.thread is None:
+            details = sandbox.finish() or {}
+        else:
+            finished = await asyncio.get_running_loop().run_in_executor(
+                sandbox.thread, sandbox.finish
+            )
+            details = finished or {}
         result.duration_ms = (time.perf_counter() - started) * 1000
         result.logs = details.get("logs", [])
         result.warnings = [*details.get("warnings", []), *host_warnings, *loop.warnings]
@@ -162,7 +209,9 @@ class Executor:
         self._conclude(
             result, event, failure or self._js_error(details.get("error"), sandbox), details
         )
-        if not sandbox.broken:
+        if sandbox.broken:
+            sandbox.close()
+        else:
             self._idle.append(sandbox)
         _mask_secrets(result, context.secrets_read)
         return result
@@ -305,26 +354,35 @@ class _ExecutionLoop:
             return None
         return self.deadline - time.monotonic()
 
+    async def _advance(
+        self,
+        settlements: list[tuple[int, bool, str | None]],
+        start: tuple[str, int | None] | None = None,
+    ) -> tuple[bool, list[Any]]:
+        """One round of JavaScript: in line, or on the sandbox's own thread (dev server)."""
+        sandbox, remaining = self.sandbox, self._remaining()
+        if sandbox.thread is None:
+            return sandbox.advance(remaining, settlements, start)
+        return await asyncio.get_running_loop().run_in_executor(
+            sandbox.thread, sandbox.advance, remaining, settlements, start
+        )
+
     async def run(self, event: Event) -> ExecutionError | None:
-        sandbox = self.sandbox
         payload = json.dumps(event.to_sandbox(self.executor.runtime.keyset))
         try:
-            sandbox.set_time_limit(self._remaining())
-            sandbox.start(payload, self.context.clock.fixed_ms_or_none())
+            settled, calls = await self._advance(
+                [], (payload, self.context.clock.fixed_ms_or_none())
+            )
             while True:
-                sandbox.set_time_limit(self._remaining())
-                sandbox.run_jobs()
-                # poll and settle run only prelude code: no limit, so no clock() per entry.
-                sandbox.set_time_limit(None)
-                settled, calls = sandbox.poll()
                 if settled and not self.handler_settled:
                     self.handler_settled = True
                     for record in self.open.values():
                         self._mark_unawaited(record)
-                progressed = False
+                settlements: list[tuple[int, bool, str | None]] = []
                 for call in calls:
-                    progressed = await self._dispatch(call) or progressed
-                if progressed:
+                    await self._dispatch(call, settlements)
+                if settlements:
+                    settled, calls = await self._advance(settlements)
                     continue
                 if not self.tasks:
                     if self.handler_settled:
@@ -346,7 +404,10 @@ class _ExecutionLoop:
                 for task in done:
                     call_id, record = self.tasks.pop(task)
                     ok, result_payload = task.result()
-                    self._settle(call_id, record, ok, result_payload)
+                    self.open.pop(call_id, None)
+                    record.status = "ok" if ok else "error"
+                    settlements.append((call_id, ok, result_payload))
+                settled, calls = await self._advance(settlements)
         except SandboxInterrupted as stop:
             if stop.reason == "timeout":
                 return self._timeout_error(stop)
@@ -372,8 +433,10 @@ class _ExecutionLoop:
             location,
         )
 
-    async def _dispatch(self, call: list[Any]) -> bool:
-        """Charge, record and perform one host call. True when it settled in line."""
+    async def _dispatch(
+        self, call: list[Any], settlements: list[tuple[int, bool, str | None]]
+    ) -> None:
+        """Charge, record and perform one host call; in-line results join `settlements`."""
         call_id, module_name, method, raw_args = call
         args = [JSArg(arg) for arg in raw_args]
         module = self.modules[module_name]
@@ -382,30 +445,24 @@ class _ExecutionLoop:
         except OperationLimitExceeded as refused:
             self._warn_limit(str(refused))
             error = HandlerCallError("Error", str(refused), "OPERATION_LIMIT")
-            self.sandbox.settle(call_id, False, error.to_payload())
-            return True
+            settlements.append((call_id, False, error.to_payload()))
+            return
         if self.handler_settled:
             self._mark_unawaited(record)
         if not module.inline:
             self.open[call_id] = record
             task = asyncio.ensure_future(_invoke(module, method, args, self.context))
             self.tasks[task] = (call_id, record)
-            return False
+            return
         # Local work (SQLite, hashing): awaited in line, no task and no event-loop turn.
         try:
             payload = await module.call(method, args, self.context)
         except Exception as error:
             record.status = "error"
-            self.sandbox.settle(call_id, False, _rejection(error))
+            settlements.append((call_id, False, _rejection(error)))
         else:
             record.status = "ok"
-            self.sandbox.settle(call_id, True, payload)
-        return True
-
-    def _settle(self, call_id: int, record: CallRecord, ok: bool, payload: str | None) -> None:
-        self.open.pop(call_id, None)
-        record.status = "ok" if ok else "error"
-        self.sandbox.settle(call_id, ok, payload)
+            settlements.append((call_id, True, payload))
 
     def _mark_unawaited(self, record: CallRecord) -> None:
         if record.unawaited:

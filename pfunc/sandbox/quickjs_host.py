@@ -8,6 +8,8 @@ slice by slice: start, run pending jobs, poll the host-call queue, settle, finis
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -40,6 +42,19 @@ def _prelude() -> str:
     return "\n" * (OWN_CODE_LINE - 1) + "\n".join(own)
 
 
+def sandbox_thread() -> ThreadPoolExecutor:
+    """A one-thread executor with an 8 MiB stack, as the quickjs package uses for its own
+    worker: QuickJS checks its stack limit against the C stack of the calling thread."""
+    previous = threading.stack_size()
+    threading.stack_size(8 * 1024 * 1024)
+    try:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pfunc-sandbox")
+        pool.submit(int).result()  # start the thread now, while the stack size is set
+    finally:
+        threading.stack_size(previous)
+    return pool
+
+
 def _js_number(value: int | None) -> float | None:
     # As a float: the binding converts Python ints to 32-bit JS integers.
     return None if value is None else float(value)
@@ -69,6 +84,8 @@ class JavaScriptSandbox:
         self.source = source
         self.memory = memory
         self.broken = False  # set after an interruption: the context must not be reused
+        # The thread this sandbox lives on, when it has one of its own (see sandbox_thread).
+        self.thread: ThreadPoolExecutor | None = None
         self._context = quickjs.Context()
         if memory is not None:
             self._context.set_memory_limit(memory)
@@ -181,6 +198,34 @@ class JavaScriptSandbox:
             self._settle(call_id, ok, payload)
         except (quickjs.JSException, MemoryError) as error:
             raise self._broken_by(error) from None
+
+    def advance(
+        self,
+        remaining: float | None,
+        settlements: list[tuple[int, bool, str | None]],
+        start: tuple[str, int | None] | None = None,
+    ) -> tuple[bool, list[Any]]:
+        """One round: start or settle, run the JavaScript until it waits, collect host calls.
+
+        One call per round keeps crossings few, which matters most when the sandbox lives
+        on its own thread (the dev server) and each call is a thread hop.
+        """
+        if start is not None:
+            self.set_time_limit(remaining)
+            self.start(*start)
+        # Settling runs only pfunc's prelude: no limit, so no clock() per engine entry.
+        self.set_time_limit(None)
+        for call_id, ok, payload in settlements:
+            self.settle(call_id, ok, payload)
+        self.set_time_limit(remaining)
+        self.run_jobs()
+        self.set_time_limit(None)
+        return self.poll()
+
+    def close(self) -> None:
+        """Let the sandbox's own thread (if any) end once its work is done."""
+        if self.thread is not None:
+            self.thread.shutdown(wait=False)
 
     def finish(self) -> dict[str, Any] | None:
         """The execution's completion, logs, warnings and error; None if unreadable."""
