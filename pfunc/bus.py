@@ -48,6 +48,8 @@ class PublishReport:
     dropped: str | None = None  # why the bus did not route it at all
     stopped_by: str | None = None  # the before-* function that aborted or failed it
     executions: list[Result] = field(default_factory=list)
+    publisher: str | None = None  # the publishing client's uuid, when known
+    meta: dict[str, Any] | None = None
 
     @property
     def failed(self) -> bool:
@@ -112,6 +114,15 @@ class Bus:
         for executor in self._executors.values():
             executor.close()
 
+    def adopt(self, previous: Bus) -> None:
+        """Keep the loaded executors of functions whose name and file did not change."""
+        if self.project is None:
+            return
+        for function in self.project.functions:
+            old = previous._executors.get(function.name)
+            if old is not None and old.handler.resolve() == function.file.resolve():
+                self._executors[function.name] = old
+
     def next_timetoken(self) -> str:
         # 17 digits: 100-ns units since the epoch, strictly increasing within a process.
         now = int(time.time() * 10_000_000)
@@ -130,6 +141,8 @@ class Bus:
     ) -> PublishReport:
         assert self.runtime is not None, "attach the runtime before publishing"
         report = PublishReport(channel, verb, hop, message)
+        report.publisher = (params or {}).get("uuid")
+        report.meta = meta
         profile = self.runtime.profile
         if hop > profile.max_hops:
             report.dropped = (
@@ -166,6 +179,15 @@ class Bus:
             event = MessageEvent(after, current, channel, params or {}, meta or {}, verb, hop)
             report.executions.append(await self.executor(function).run(event))
         return report
+
+
+async def run_presence(bus: Bus, channel: str, message: dict[str, Any]) -> list[Result]:
+    """Run the after-presence functions bound to `channel` for one presence event."""
+    results = []
+    for function in bus.functions_for("after-presence", channel):
+        event = MessageEvent("after-presence", message, channel, verb="presence")
+        results.append(await bus.executor(function).run(event))
+    return results
 
 
 def _relative(function: FunctionConfig, project: Project | None) -> str:

@@ -172,3 +172,58 @@ _publish_command(
     "signal",
     "Send MESSAGE as a signal on CHANNEL through before-signal and after-signal functions.",
 )
+
+
+@main.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; anything but loopback is reachable by others.",
+)
+@click.option(
+    "--port",
+    default=8787,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0 picks a free one).",
+)
+@click.option("--no-intervals", is_flag=True, help="Do not run on-interval functions.")
+@click.option(
+    "--subscribe-timeout",
+    type=click.FloatRange(min=0.1),
+    help="Seconds a subscribe long-poll waits for messages (default 280).",
+)
+@session_options
+def dev(
+    host: str, port: int, no_intervals: bool, subscribe_timeout: float | None, **options: Any
+) -> None:
+    """Serve the project: on-request URLs, a PubNub REST subset, hot reload, intervals."""
+    import asyncio
+
+    from pfunc.dev import DevLog, serve
+    from pfunc.plans import prepare_session
+
+    try:
+        session = prepare_session(options)
+        if session.project.config_file is None:
+            raise PfuncUsageError(
+                "no pfunc.toml here or above; pfunc dev serves a project. Create one with "
+                "pfunc init, or cd into a project"
+            )
+        asyncio.run(
+            serve(
+                session,
+                host,
+                port,
+                intervals=not no_intervals,
+                log=DevLog(session.as_json),
+                subscribe_timeout=subscribe_timeout,
+            )
+        )
+    except PfuncUsageError as error:
+        _usage_failure(str(error))
+    except OSError as error:
+        _usage_failure(
+            f"cannot listen on {host}:{port}: {error.strerror or error}; choose another --port"
+        )

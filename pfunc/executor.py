@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -44,6 +44,8 @@ class Runtime:
     offline: bool = False  # xhr requests no mock answers are refused instead of sent
     bus: Bus | None = None
     threaded: bool = False  # run each sandbox on a thread of its own (the dev server)
+    # Called with every finished execution, chained ones included (the dev server's log).
+    observers: list[Callable[[Result], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.bus is None:
@@ -170,7 +172,10 @@ class Executor:
             event=event.kind,
             outcome="error",
             family=family,
+            name=self.name if self.name != self.display_path else None,
         )
+        if isinstance(event, RequestEvent):
+            result.path = event.path
         if isinstance(event, MessageEvent):
             result.message = event.message
             result.channel = event.channel
@@ -190,6 +195,8 @@ class Executor:
             )
             result.operations = budget.to_json()
             result.duration_ms = (time.perf_counter() - started) * 1000
+            for observer in runtime.observers:
+                observer(result)
             return result
 
         loop = _ExecutionLoop(self, sandbox, budget, context)
@@ -214,6 +221,8 @@ class Executor:
         else:
             self._idle.append(sandbox)
         _mask_secrets(result, context.secrets_read)
+        for observer in runtime.observers:
+            observer(result)
         return result
 
     def _js_error(

@@ -45,7 +45,9 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     error: ExecutionError | None = None
     duration_ms: float = 0.0
+    name: str | None = None  # the function's name in pfunc.toml, when it has one
     channel: str | None = None
+    path: str | None = None  # the request path, for on-request executions
     hop: int = 1
     triggered: list[PublishReport] = field(default_factory=list)  # publishes it made
 
@@ -56,6 +58,7 @@ class Result:
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "function": self.function,
+            "name": self.name,
             "event": self.event,
             "outcome": self.outcome,
         }

@@ -1,0 +1,119 @@
+"""What subscribers of the dev server see: delivered messages per channel, and presence.
+
+MessageLog keeps recent deliveries in timetoken order and wakes long-polling
+subscribers; Presence tracks who is subscribed (heartbeats, leaves, timeouts) and
+reports joins, leaves and timeouts so after-presence functions can run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from pfunc.bus import channel_matches
+
+MESSAGE_TYPES = {"publish": 0, "signal": 1}
+
+
+@dataclass
+class Delivery:
+    timetoken: int
+    channel: str
+    payload: Any
+    kind: int  # 0 message, 1 signal (the "e" field of a subscribe envelope)
+    publisher: str | None = None
+    meta: dict[str, Any] | None = None
+
+
+class MessageLog:
+    """Recent deliveries, oldest first, and the subscribers waiting for new ones."""
+
+    def __init__(self, subscribe_key: str, keep: int = 5000) -> None:
+        self.subscribe_key = subscribe_key
+        self._entries: deque[Delivery] = deque(maxlen=keep)
+        self._arrived = asyncio.Event()
+
+    def add(self, delivery: Delivery) -> None:
+        self._entries.append(delivery)
+        self._arrived.set()
+        self._arrived = asyncio.Event()  # waiters of the next message wait on a fresh one
+
+    def after(self, patterns: list[str], timetoken: int) -> list[tuple[Delivery, str]]:
+        """Deliveries newer than `timetoken` on channels the patterns match, with the match."""
+        found = []
+        for delivery in self._entries:
+            if delivery.timetoken <= timetoken:
+                continue
+            for pattern in patterns:
+                if channel_matches(pattern, delivery.channel):
+                    found.append((delivery, pattern))
+                    break
+        return found
+
+    async def wait(
+        self, patterns: list[str], timetoken: int, timeout: float
+    ) -> list[tuple[Delivery, str]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.after(patterns, timetoken)
+            remaining = deadline - time.monotonic()
+            if found or remaining <= 0:
+                return found
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                return []
+
+    def envelope(self, delivery: Delivery, match: str) -> dict[str, Any]:
+        """One message as the subscribe v2 API carries it."""
+        data: dict[str, Any] = {
+            "a": "1",
+            "f": 0,
+            "p": {"t": str(delivery.timetoken), "r": 1},
+            "k": self.subscribe_key,
+            "c": delivery.channel,
+            "d": delivery.payload,
+            "e": delivery.kind,
+        }
+        if match != delivery.channel:
+            data["b"] = match
+        if delivery.publisher:
+            data["i"] = delivery.publisher
+        if delivery.meta:
+            data["u"] = delivery.meta
+        return data
+
+
+@dataclass
+class Presence:
+    """Who is on which channel, by the heartbeats of their subscribe requests."""
+
+    default_heartbeat: int = 300
+    _expires: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def occupancy(self, channel: str) -> int:
+        return len(self._expires.get(channel, {}))
+
+    def beat(self, channel: str, uuid: str, heartbeat: int | None) -> bool:
+        """Record a heartbeat; True when this is a join (the user was not present)."""
+        members = self._expires.setdefault(channel, {})
+        joined = uuid not in members
+        members[uuid] = time.monotonic() + (heartbeat or self.default_heartbeat)
+        return joined
+
+    def leave(self, channel: str, uuid: str) -> bool:
+        members = self._expires.get(channel, {})
+        return members.pop(uuid, None) is not None
+
+    def expired(self) -> list[tuple[str, str]]:
+        """(channel, uuid) pairs whose heartbeat ran out, removed as they are returned."""
+        now, gone = time.monotonic(), []
+        for channel, members in self._expires.items():
+            for uuid, expires in list(members.items()):
+                if expires <= now:
+                    del members[uuid]
+                    gone.append((channel, uuid))
+        return gone

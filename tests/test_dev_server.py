@@ -1,0 +1,443 @@
+"""`pfunc dev` as a real subprocess on an ephemeral port, driven over HTTP and by the
+official PubNub Python SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROJECT = """
+[project]
+name = "devtest"
+subscribe_key = "sub-c-t"
+publish_key = "pub-c-t"
+
+[limits]
+timeout = 1
+
+[[functions]]
+name = "shout"
+file = "shout.js"
+event = "before-publish"
+channels = ["chat.*"]
+
+[[functions]]
+name = "typing"
+file = "typing.js"
+event = "before-signal"
+channels = ["typing.*"]
+
+[[functions]]
+name = "echo"
+file = "echo.js"
+event = "on-request"
+path = "echo"
+
+[[functions]]
+name = "count"
+file = "count.js"
+event = "on-request"
+path = "count"
+
+[[functions]]
+name = "spin"
+file = "spin.js"
+event = "on-request"
+path = "spin"
+
+[[functions]]
+name = "presence"
+file = "presence.js"
+event = "after-presence"
+channels = ["lobby"]
+"""
+
+HANDLERS = {
+    "shout.js": """
+        export default (request) => {
+          if (request.message.text === "blocked") return request.abort("blocked word");
+          request.message.text = String(request.message.text).toUpperCase();
+          return request.ok();
+        };
+    """,
+    "typing.js": "export default (request) => request.ok();",
+    "echo.js": """
+        export default (request, response) => {
+          response.headers["x-echo"] = request.headers["x-token"] || "none";
+          return response.send({ method: request.method, path: request.path,
+                                 query: request.query, body: request.body.toString() },
+                               request.query.status ? Number(request.query.status) : 200);
+        };
+    """,
+    "count.js": """
+        const db = require("kvstore");
+        export default async (request, response) => response.send({ n: await db.incrCounter("hits") });
+    """,
+    "spin.js": "export default (request, response) => { for (;;) {} };",
+    "presence.js": """
+        const db = require("kvstore");
+        export default async (request) => {
+          await db.set("last-presence", request.message);
+          return request.ok();
+        };
+    """,
+}
+
+
+class DevProcess:
+    """A running `pfunc dev --json` and the events it printed."""
+
+    def __init__(self, folder: Path, *extra: str) -> None:
+        self.folder = folder
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pfunc",
+                "dev",
+                "--port",
+                "0",
+                "--json",
+                "--subscribe-timeout",
+                "2",
+                *extra,
+            ],
+            cwd=folder,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        ready = self.wait_for(lambda e: e["type"] == "ready", timeout=15)
+        self.port = ready["port"]
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.events.put(json.loads(line))
+
+    def wait_for(self, predicate, timeout: float = 5) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                event = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if predicate(event):
+                return event
+        raise AssertionError("the dev server did not report the expected event in time")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], str]:
+        request = urllib.request.Request(
+            self.base + path, data=body, method=method, headers=headers or {}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, dict(response.headers), response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read().decode()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def make_project(folder: Path) -> Path:
+    (folder / "pfunc.toml").write_text(PROJECT)
+    for name, source in HANDLERS.items():
+        (folder / name).write_text(textwrap.dedent(source))
+    return folder
+
+
+@pytest.fixture
+def dev(tmp_path: Path) -> Iterator[DevProcess]:
+    server = DevProcess(make_project(tmp_path), "--no-intervals")
+    yield server
+    server.stop()
+
+
+def sdk(dev: DevProcess, user: str = "tester"):
+    from pubnub.pnconfiguration import PNConfiguration
+    from pubnub.pubnub import PubNub
+
+    config = PNConfiguration()
+    config.publish_key, config.subscribe_key, config.user_id = "pub-c-t", "sub-c-t", user
+    config.origin = f"127.0.0.1:{dev.port}"
+    config.ssl = False
+    return PubNub(config)
+
+
+class Collector:
+    """A subscribe listener that keeps what arrives."""
+
+    def __init__(self) -> None:
+        from pubnub.callbacks import SubscribeCallback
+        from pubnub.enums import PNStatusCategory
+
+        self.messages: list[tuple[str, Any]] = []
+        self.signals: list[tuple[str, Any]] = []
+        self.connected = threading.Event()
+        outer = self
+
+        class Listener(SubscribeCallback):
+            def status(self, pubnub, status):
+                if status.category == PNStatusCategory.PNConnectedCategory:
+                    outer.connected.set()
+
+            def message(self, pubnub, message):
+                outer.messages.append((message.channel, message.message))
+
+            def signal(self, pubnub, signal):
+                outer.signals.append((signal.channel, signal.message))
+
+        self.listener = Listener()
+
+    def wait(self, predicate, timeout: float = 5) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.02)
+        return False
+
+
+# --- the official SDK -----------------------------------------------------------------------
+
+
+def test_sdk_subscriber_gets_the_modified_message_and_aborts_reach_no_one(dev):
+    from pubnub.exceptions import PubNubException
+
+    subscriber, publisher = sdk(dev, "sub"), sdk(dev, "pub")
+    collector = Collector()
+    subscriber.add_listener(collector.listener)
+    subscriber.subscribe().channels(["chat.room", "typing.room"]).execute()
+    try:
+        assert collector.connected.wait(5)
+        sent = publisher.publish().channel("chat.room").message({"text": "hello"}).sync()
+        assert sent.result.timetoken > 0
+        with pytest.raises(PubNubException) as refused:
+            publisher.publish().channel("chat.room").message({"text": "blocked"}).sync()
+        assert refused.value._status_code == 400
+        assert "blocked word" in str(refused.value._errormsg)
+        publisher.signal().channel("typing.room").message({"t": 1}).sync()
+        publisher.publish().channel("chat.room").message({"text": "after"}).sync()
+        assert collector.wait(lambda: len(collector.messages) == 2 and collector.signals)
+        assert collector.messages == [
+            ("chat.room", {"text": "HELLO"}),
+            ("chat.room", {"text": "AFTER"}),
+        ]
+        assert collector.signals == [("typing.room", {"t": 1})]
+    finally:
+        subscriber.stop()
+
+
+def test_sdk_presence_join_runs_after_presence_functions(dev):
+    client = sdk(dev, "alice")
+    client.subscribe().channels(["lobby"]).execute()
+    try:
+        event = dev.wait_for(lambda e: e["type"] == "execution" and e["function"] == "presence")
+        assert event["outcome"] == "ok"
+    finally:
+        client.stop()
+    status, _, body = dev.request("POST", "/pfunc/run/count")  # any request: server still up
+    assert status == 200
+
+
+# --- on-request and the trigger endpoint ------------------------------------------------------
+
+
+def test_on_request_answers_with_status_headers_and_body(dev):
+    status, headers, body = dev.request(
+        "POST",
+        "/v1/blocks/sub-key/sub-c-t/echo/deeper?a=1&status=201",
+        b'{"x":1}',
+        {"X-Token": "t1", "Content-Type": "application/json"},
+    )
+    assert status == 201
+    assert headers["x-echo"] == "t1"
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(body) == {
+        "method": "POST",
+        "path": "/deeper",
+        "query": {"a": "1", "status": "201"},
+        "body": '{"x":1}',
+    }
+    event = dev.wait_for(lambda e: e["type"] == "execution" and e["function"] == "echo")
+    assert (event["outcome"], event["path"]) == ("response", "/deeper")
+
+
+def test_kv_state_is_shared_and_the_trigger_endpoint_runs_any_function(dev):
+    first = json.loads(dev.request("GET", "/v1/blocks/sub-key/sub-c-t/count")[2])
+    second = json.loads(dev.request("GET", "/v1/blocks/sub-key/sub-c-t/count")[2])
+    assert (first, second) == ({"n": 1}, {"n": 2})
+    status, _, body = dev.request(
+        "POST", "/pfunc/run/shout", json.dumps({"message": {"text": "hey"}}).encode()
+    )
+    result = json.loads(body)
+    assert status == 200 and result["outcome"] == "ok" and result["message"] == {"text": "HEY"}
+
+
+# --- malformed requests ------------------------------------------------------------------------
+
+
+def test_malformed_requests_get_pubnub_style_errors_and_the_server_keeps_serving(dev):
+    bad_json = urllib.parse.quote("{not json")
+    status, _, body = dev.request("GET", f"/publish/pub-c-t/sub-c-t/0/chat.room/0/{bad_json}")
+    assert (status, json.loads(body)[:2]) == (400, [0, "Invalid JSON"])
+
+    status, _, body = dev.request("POST", "/v1/blocks/sub-key/sub-c-t/echo", b"x" * 1_100_000)
+    assert status == 413 and json.loads(body)["error"] is True
+
+    status, _, body = dev.request("GET", "/v1/blocks/sub-key/sub-c-t/echo/%2E%2E/%2E%2E/etc")
+    assert status in (400, 404) and json.loads(body)["error"] is True
+
+    status, _, body = dev.request("GET", "/v1/blocks/sub-key/sub-c-wrong/echo")
+    assert (status, json.loads(body)["message"]) == (400, "Invalid Subscribe Key")
+
+    status, _, body = dev.request("GET", "/v1/blocks/sub-key/sub-c-t/nowhere")
+    listed = json.loads(body)
+    assert status == 404 and "/v1/blocks/sub-key/sub-c-t/echo" in listed["on_request_paths"]
+
+    big = urllib.parse.quote(json.dumps({"text": "x" * 40_000}))
+    status, _, body = dev.request(
+        "POST",
+        "/publish/pub-c-t/sub-c-t/0/chat.room/0",
+        json.dumps({"text": "x" * 40_000}).encode(),
+    )
+    assert (status, json.loads(body)[1]) == (413, "Message Too Large")
+    assert big  # the GET form of the same message would exceed URL limits anyway
+
+    status, _, body = dev.request("GET", "/publish/pub-c-wrong/sub-c-t/0/chat.room/0/%7B%7D")
+    assert (status, json.loads(body)[1]) == (400, "Invalid Key")
+
+    for text in (body,):
+        assert "Traceback" not in text
+    assert dev.request("GET", "/time/0")[0] == 200  # still serving
+
+
+def test_a_runaway_handler_is_stopped_while_other_requests_are_answered(dev):
+    outcome: dict[str, Any] = {}
+
+    def spin() -> None:
+        started = time.monotonic()
+        outcome["status"], _, outcome["body"] = dev.request(
+            "GET", "/v1/blocks/sub-key/sub-c-t/spin"
+        )
+        outcome["seconds"] = time.monotonic() - started
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    time.sleep(0.2)  # the loop is running now
+    started = time.monotonic()
+    status, _, body = dev.request("GET", "/v1/blocks/sub-key/sub-c-t/count")
+    answered_in = time.monotonic() - started
+    thread.join(timeout=10)
+    assert status == 200 and answered_in < 0.5
+    assert outcome["status"] == 500
+    assert "1 s time limit" in json.loads(outcome["body"])["message"]
+    assert outcome["seconds"] < 1 + 1
+    assert dev.request("GET", "/v1/blocks/sub-key/sub-c-t/count")[0] == 200
+
+
+# --- hot reload ---------------------------------------------------------------------------------
+
+
+def _echo_text(dev) -> str:
+    return dev.request("GET", "/v1/blocks/sub-key/sub-c-t/echo")[2]
+
+
+def test_a_saved_handler_serves_the_next_request(dev):
+    handler = dev.folder / "echo.js"
+    handler.write_text("export default (request, response) => response.send('version two');")
+    dev.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("echo.js") and e["ok"])
+    assert _echo_text(dev) == "version two"
+    # An editor that writes a temporary file and renames it over the original.
+    temporary = dev.folder / ".echo.js.swp"
+    temporary.write_text("export default (request, response) => response.send('version three');")
+    os.replace(temporary, handler)
+    dev.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("echo.js") and e["ok"])
+    assert _echo_text(dev) == "version three"
+
+
+def test_a_syntax_error_keeps_the_last_good_version_serving(dev):
+    handler = dev.folder / "echo.js"
+    handler.write_text("export default (request, response) => response.send('good');")
+    dev.wait_for(lambda e: e["type"] == "reload" and e["ok"])
+    handler.write_text("export default (request, response) => { response.send('bad' ;\n};")
+    failed = dev.wait_for(lambda e: e["type"] == "reload" and not e["ok"])
+    assert failed["error_type"] == "SyntaxError" and failed["line"] == 1
+    assert _echo_text(dev) == "good"
+    handler.write_text("export default (request, response) => response.send('fixed');")
+    dev.wait_for(lambda e: e["type"] == "reload" and e["ok"])
+    assert _echo_text(dev) == "fixed"
+
+
+def test_project_file_reload_adds_functions_and_a_bad_one_is_kept_out(dev):
+    config = dev.folder / "pfunc.toml"
+    (dev.folder / "hello.js").write_text(
+        "export default (request, response) => response.send('hello');"
+    )
+    config.write_text(
+        PROJECT + '\n[[functions]]\nname = "hello"\nfile = "hello.js"\n'
+        'event = "on-request"\npath = "hello"\n'
+    )
+    dev.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("pfunc.toml") and e["ok"])
+    assert dev.request("GET", "/v1/blocks/sub-key/sub-c-t/hello")[2] == "hello"
+    config.write_text(
+        PROJECT + '\n[[functions]]\nname = "broken"\nfile = "x.js"\nevent = "on-timer"\n'
+    )
+    failed = dev.wait_for(lambda e: e["type"] == "reload" and not e["ok"])
+    assert "on-timer" in failed["error"]
+    assert dev.request("GET", "/v1/blocks/sub-key/sub-c-t/hello")[2] == "hello"
+    first = json.loads(dev.request("GET", "/v1/blocks/sub-key/sub-c-t/count")[2])["n"]
+    assert first == 1  # KV untouched by reloads, counters start where they were
+
+
+# --- intervals ----------------------------------------------------------------------------------
+
+
+def test_interval_functions_run_on_their_schedule(tmp_path):
+    make_project(tmp_path)
+    (tmp_path / "tick.js").write_text("export default (event) => event.ok();")
+    with (tmp_path / "pfunc.toml").open("a") as config:
+        config.write(
+            '\n[[functions]]\nname = "tick"\nfile = "tick.js"\nevent = "on-interval"\n'
+            "interval = 1\n"
+        )
+    server = DevProcess(tmp_path)
+    try:
+        ticks = [
+            server.wait_for(
+                lambda e: e["type"] == "execution" and e["function"] == "tick", timeout=4
+            )
+            for _ in range(2)
+        ]
+        assert all(t["outcome"] == "ok" and t["event"] == "on-interval" for t in ticks)
+    finally:
+        server.stop()
