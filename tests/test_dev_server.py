@@ -265,8 +265,8 @@ def test_sdk_presence_join_runs_after_presence_functions(dev):
         assert event["outcome"] == "ok"
     finally:
         client.stop()
-    status, _, body = dev.request("POST", "/pfunc/run/count")  # any request: server still up
-    assert status == 200
+    status, _, body = dev.request("POST", "/pfunc/run/count")  # the server is still up
+    assert status == 200 and json.loads(body)["outcome"] == "response"
 
 
 # --- on-request and the trigger endpoint ------------------------------------------------------
@@ -324,20 +324,17 @@ def test_malformed_requests_get_pubnub_style_errors_and_the_server_keeps_serving
     listed = json.loads(body)
     assert status == 404 and "/v1/blocks/sub-key/sub-c-t/echo" in listed["on_request_paths"]
 
-    big = urllib.parse.quote(json.dumps({"text": "x" * 40_000}))
     status, _, body = dev.request(
         "POST",
         "/publish/pub-c-t/sub-c-t/0/chat.room/0",
         json.dumps({"text": "x" * 40_000}).encode(),
     )
     assert (status, json.loads(body)[1]) == (413, "Message Too Large")
-    assert big  # the GET form of the same message would exceed URL limits anyway
 
     status, _, body = dev.request("GET", "/publish/pub-c-wrong/sub-c-t/0/chat.room/0/%7B%7D")
     assert (status, json.loads(body)[1]) == (400, "Invalid Key")
 
-    for text in (body,):
-        assert "Traceback" not in text
+    assert "Traceback" not in body
     assert dev.request("GET", "/time/0")[0] == 200  # still serving
 
 
@@ -357,6 +354,7 @@ def test_a_runaway_handler_is_stopped_while_other_requests_are_answered(dev):
     started = time.monotonic()
     status, _, body = dev.request("GET", "/v1/blocks/sub-key/sub-c-t/count")
     answered_in = time.monotonic() - started
+    assert json.loads(body) == {"n": 1}
     thread.join(timeout=10)
     assert status == 200 and answered_in < 0.5
     assert outcome["status"] == 500
