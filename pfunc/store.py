@@ -160,7 +160,43 @@ class KVStore:
         )
         return [row[0] for row in rows]
 
+    async def items(self, keyset: str, prefix: str, now_ms: int) -> list[tuple[str, str, int]]:
+        """Live items whose key starts with `prefix`: (key, JSON text, expires_at), sorted."""
+        return [
+            (row[0], row[1], row[2])
+            for row in await self._run(
+                "SELECT key, value, expires_at FROM items WHERE keyset=? AND expires_at>? "
+                "AND substr(key, 1, ?)=? ORDER BY key",
+                (keyset, now_ms, len(prefix), prefix),
+            )
+        ]
+
+    async def clear(self, keyset: str) -> None:
+        await self._transaction(
+            [
+                ("DELETE FROM items WHERE keyset=?", (keyset,)),
+                ("DELETE FROM counters WHERE keyset=?", (keyset,)),
+            ]
+        )
+
     # --- counters --------------------------------------------------------------
+
+    async def counters(self, keyset: str, prefix: str) -> list[tuple[str, int]]:
+        return [
+            (row[0], int(row[1]))
+            for row in await self._run(
+                "SELECT key, value FROM counters WHERE keyset=? AND substr(key, 1, ?)=? "
+                "ORDER BY key",
+                (keyset, len(prefix), prefix),
+            )
+        ]
+
+    async def set_counter(self, keyset: str, key: str, value: int) -> None:
+        await self._run(
+            "INSERT INTO counters(keyset,key,value) VALUES(?,?,?) "
+            "ON CONFLICT(keyset,key) DO UPDATE SET value=excluded.value",
+            (keyset, key, value),
+        )
 
     async def get_counter(self, keyset: str, key: str) -> int:
         rows = await self._run("SELECT value FROM counters WHERE keyset=? AND key=?", (keyset, key))

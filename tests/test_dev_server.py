@@ -439,3 +439,17 @@ def test_interval_functions_run_on_their_schedule(tmp_path):
         assert all(t["outcome"] == "ok" and t["event"] == "on-interval" for t in ticks)
     finally:
         server.stop()
+
+
+def test_pfunc_kv_works_while_the_server_runs(dev):
+    for _ in range(3):
+        assert json.loads(dev.request("GET", "/v1/blocks/sub-key/sub-c-t/count")[2])["n"] >= 1
+    changed = subprocess.run(
+        [sys.executable, "-m", "pfunc", "kv", "incr", "hits", "100"],
+        cwd=dev.folder,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert changed.returncode == 0 and changed.stdout.strip() == "103"
+    assert json.loads(dev.request("GET", "/v1/blocks/sub-key/sub-c-t/count")[2]) == {"n": 104}

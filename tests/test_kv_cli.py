@@ -1,0 +1,87 @@
+"""`pfunc kv` on a real SQLite file, in subprocesses, and next to a handler that reads it."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import HANDLERS, run_cli
+
+
+def kv(tmp_path, command, *args):
+    return run_cli("kv", command, "--kv", tmp_path / "kv.sqlite3", *args, cwd=tmp_path)
+
+
+def test_set_get_list_rm(tmp_path):
+    assert kv(tmp_path, "set", "user:1", '{"name":"Ada"}', "--ttl", "5").code == 0
+    assert kv(tmp_path, "set", "user:2", '"Bob"').code == 0
+    assert kv(tmp_path, "set", "other", "1").code == 0
+    got = kv(tmp_path, "get", "user:1")
+    assert (got.code, json.loads(got.stdout)) == (0, {"name": "Ada"})
+    listed = json.loads(kv(tmp_path, "list", "--prefix", "user:", "--json").stdout)
+    assert [(i["key"], i["value"]) for i in listed] == [
+        ("user:1", {"name": "Ada"}),
+        ("user:2", "Bob"),
+    ]
+    assert kv(tmp_path, "rm", "user:1").code == 0
+    missing = kv(tmp_path, "get", "user:1")
+    assert (missing.code, missing.stdout) == (1, "")
+    assert "no live item under 'user:1'" in missing.stderr
+
+
+def test_values_set_from_the_cli_are_what_handlers_read(tmp_path):
+    kv(tmp_path, "set", "shared", '{"from":"cli"}')
+    probe = run_cli(
+        "run",
+        HANDLERS / "kv_errors.js",
+        "--kv",
+        tmp_path / "kv.sqlite3",
+        "--json",
+        "--message",
+        json.dumps({"call": "get", "args": ["shared"]}),
+        cwd=tmp_path,
+    )
+    assert probe.json()["message"]["result"] == {"from": "cli"}
+
+
+def test_ttl_follows_the_clock(tmp_path):
+    kv(tmp_path, "set", "brief", "1", "--ttl", "5", "--now", "2026-01-01T00:00:00Z")
+    assert kv(tmp_path, "get", "brief", "--now", "2026-01-01T00:04:00Z").code == 0
+    assert kv(tmp_path, "get", "brief", "--now", "2026-01-01T00:06:00Z").code == 1
+
+
+def test_counters_and_incr(tmp_path):
+    assert kv(tmp_path, "incr", "hits").stdout.strip() == "1"
+    assert kv(tmp_path, "incr", "hits", "10").stdout.strip() == "11"
+    assert kv(tmp_path, "incr", "hits", "--", "-3").stdout.strip() == "8"
+    counters = json.loads(kv(tmp_path, "counters", "--json").stdout)
+    assert counters == [{"key": "hits", "value": 8}]
+
+
+def test_export_clear_import_round_trip(tmp_path):
+    kv(tmp_path, "set", "a", '{"x":[1,2]}')
+    kv(tmp_path, "incr", "n", "4")
+    dump = tmp_path / "dump.json"
+    assert "exported 1 item(s), 1 counter(s)" in kv(tmp_path, "export", dump).stdout
+    refused = kv(tmp_path, "clear")
+    assert refused.code == 2 and "--yes" in refused.stderr
+    assert kv(tmp_path, "clear", "--yes").code == 0
+    assert kv(tmp_path, "get", "a").code == 1
+    assert "imported 1 item(s), 1 counter(s)" in kv(tmp_path, "import", dump).stdout
+    assert json.loads(kv(tmp_path, "get", "a").stdout) == {"x": [1, 2]}
+    assert json.loads(kv(tmp_path, "counters", "--json").stdout)[0]["value"] == 4
+
+
+def test_bad_input_is_refused_with_the_gateway_wording(tmp_path):
+    not_json = kv(tmp_path, "set", "k", "plain words")
+    assert not_json.code == 2 and "VALUE is not JSON" in not_json.stderr
+    long_key = kv(tmp_path, "set", "k" * 300, "1")
+    assert long_key.code == 2
+    assert (
+        'kvstore.set: key is 300 characters; the limit is 250 (profile "classic")'
+        in long_key.stderr
+    )
+    clamped = kv(tmp_path, "set", "k", "1", "--ttl", "0")
+    assert clamped.code == 0 and "clamped to 1" in clamped.stderr
+    bad_import = tmp_path / "x.json"
+    bad_import.write_text("{}")
+    assert kv(tmp_path, "import", bad_import).code == 2
