@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -32,7 +33,15 @@ from pfunc.store import KVStore
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "rate_limit.js"
-TARGETS = {"cold_ms": 150, "cold_mib": 60, "warm_per_s": 3000, "ratio": 2.0}
+TARGETS = {
+    "cold_ms": 150,
+    "cold_mib": 60,
+    "warm_per_s": 3000,
+    "ratio": 2.0,
+    "server_per_s": 1500,
+    "server_p99_ms": 5.0,
+    "reload_ms": 100.0,
+}
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -163,10 +172,108 @@ def floor(runs: int, folder: Path) -> list[float]:
     return latencies
 
 
+_SERVER_PROJECT = """
+[project]
+name = "bench"
+subscribe_key = "sub-c-bench"
+publish_key = "pub-c-bench"
+
+[[functions]]
+name = "hits"
+file = "hits.js"
+event = "on-request"
+path = "hits"
+"""
+_HITS = """
+const db = require("kvstore");
+export default async (request, response) =>
+  response.send({ n: await db.incrCounter("hits"), v: "VERSION" });
+"""
+
+
+class DevServerProcess:
+    """`pfunc dev --json` on a free port in `folder`, until stopped."""
+
+    def __init__(self, folder: Path) -> None:
+        (folder / "pfunc.toml").write_text(_SERVER_PROJECT)
+        (folder / "hits.js").write_text(_HITS.replace("VERSION", "0"))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pfunc", "dev", "--port", "0", "--json", "--no-intervals"],
+            cwd=folder,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            event = json.loads(line)
+            if event["type"] == "ready":
+                self.url = f"http://127.0.0.1:{event['port']}/v1/blocks/sub-key/sub-c-bench/hits"
+                break
+        # Keep reading the server's log so that its pipe never fills up.
+        threading.Thread(target=self.process.stdout.read, daemon=True).start()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+async def server_load(url: str, requests: int, concurrency: int) -> tuple[float, list[float]]:
+    """Requests/s and per-request latencies from a keep-alive client on this machine."""
+    import aiohttp
+
+    latencies: list[float] = []
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    ) as session:
+        for _ in range(50):  # warm the connections and the handler
+            async with session.get(url) as response:
+                await response.read()
+        remaining = requests
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                started = time.perf_counter()
+                async with session.get(url) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise SystemExit(f"server answered {response.status}")
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return len(latencies) / elapsed, latencies
+
+
+def reload_latency(folder: Path, url: str, rounds: int) -> list[float]:
+    """Seconds from writing a new version of the handler to the first answer from it."""
+    import urllib.request
+
+    seconds = []
+    for version in range(1, rounds + 1):
+        source = _HITS.replace("VERSION", str(version))
+        started = time.perf_counter()
+        (folder / "hits.js").write_text(source)
+        while True:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if json.loads(response.read())["v"] == str(version):
+                    break
+            if time.perf_counter() - started > 5:
+                raise SystemExit("the new version never served")
+        seconds.append(time.perf_counter() - started)
+        time.sleep(0.1)
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cold-runs", type=int, default=15)
     parser.add_argument("--warm-runs", type=int, default=3000)
+    parser.add_argument("--server-requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--reloads", type=int, default=15)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as name:
@@ -174,6 +281,16 @@ def main() -> None:
         cold_times, peak_mib = cold(args.cold_runs, folder)
         warm_times = asyncio.run(warm(args.warm_runs, folder))
         floor_times = floor(args.warm_runs, folder)
+        project = folder / "server"
+        project.mkdir()
+        server = DevServerProcess(project)
+        try:
+            _server_rate, _server_times = asyncio.run(
+                server_load(server.url, args.server_requests, args.concurrency)
+            )
+            reload_latency(project, server.url, args.reloads)
+        finally:
+            server.stop()
 
     cold_ms = statistics.median(cold_times) * 1000
     warm_rate = len(warm_times) / sum(warm_times)

@@ -223,10 +223,6 @@ def dev(
         )
     except PfuncUsageError as error:
         _usage_failure(str(error))
-    except OSError as error:
-        _usage_failure(
-            f"cannot listen on {host}:{port}: {error.strerror or error}; choose another --port"
-        )
 
 
 # --- pfunc kv ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from pfunc.errors import PfuncUsageError
 from pfunc.plans import Session
 from pfunc.render import code_frame
 
@@ -27,11 +28,15 @@ class DevLog:
         self.console = Console(highlight=False, soft_wrap=True)
 
     def __call__(self, event: dict[str, Any]) -> None:
-        if self.as_json:
-            sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
-            sys.stdout.flush()
-            return
-        getattr(self, "_" + event["type"].replace("-", "_"), self._other)(event)
+        try:
+            if self.as_json:
+                sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+                return
+            getattr(self, "_" + event["type"].replace("-", "_"), self._other)(event)
+        except BrokenPipeError:
+            self.as_json = False  # nobody reads the log any more; keep serving
+            self.console.quiet = True
 
     def _ready(self, event: dict[str, Any]) -> None:
         self.console.print(
@@ -115,7 +120,13 @@ async def serve(
         runner = web.AppRunner(server.app(), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as error:
+            await runner.cleanup()
+            raise PfuncUsageError(
+                f"cannot listen on {host}:{port}: {error.strerror or error}; choose another --port"
+            ) from None
         bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
         url = f"http://{host if ':' not in host else f'[{host}]'}:{bound[1]}"
         loop = asyncio.get_running_loop()

@@ -25,8 +25,9 @@ from pfunc.limits import Budget, CallRecord, OperationLimitExceeded, Profile
 from pfunc.modules import CallContext, HandlerCallError, HostModule, JSArg, host_modules
 from pfunc.project import MockRule, Project, load_secrets
 from pfunc.result import ExecutionError, Result
-from pfunc.sandbox.quickjs_host import JavaScriptSandbox, SandboxInterrupted, sandbox_thread
+from pfunc.sandbox.quickjs_host import JavaScriptSandbox, SandboxInterrupted
 from pfunc.sandbox.source import Location, map_stack
+from pfunc.sandbox.threads import SandboxThread
 from pfunc.store import KVStore
 
 
@@ -44,6 +45,7 @@ class Runtime:
     offline: bool = False  # xhr requests no mock answers are refused instead of sent
     bus: Bus | None = None
     threaded: bool = False  # run each sandbox on a thread of its own (the dev server)
+    main_loop: asyncio.AbstractEventLoop | None = None  # where network and bus calls run
     # Called with every finished execution, chained ones included (the dev server's log).
     observers: list[Callable[[Result], None]] = field(default_factory=list)
 
@@ -105,15 +107,19 @@ class Executor:
         )
         if not self.runtime.threaded:
             return build()
-        # The dev server pins each sandbox to a thread of its own: QuickJS releases the
-        # GIL while it runs, so a handler stuck in a loop does not stall other requests.
-        thread = sandbox_thread()
+        # The dev server gives each sandbox a thread and event loop of its own: QuickJS
+        # releases the GIL while it runs, so a runaway handler does not stall the server.
+        home = SandboxThread()
+
+        async def load() -> JavaScriptSandbox:
+            return build()
+
         try:
-            sandbox = await asyncio.get_running_loop().run_in_executor(thread, build)
+            sandbox = await home.run(load())
         except BaseException:
-            thread.shutdown(wait=False)
+            home.close()
             raise
-        sandbox.thread = thread
+        sandbox.home = home
         return sandbox
 
     async def _acquire(self) -> JavaScriptSandbox:
@@ -199,23 +205,9 @@ class Executor:
                 observer(result)
             return result
 
-        loop = _ExecutionLoop(self, sandbox, budget, context)
-        failure = await loop.run(event)
-        if sandbox.thread is None:
-            details = sandbox.finish() or {}
-        else:
-            finished = await asyncio.get_running_loop().run_in_executor(
-                sandbox.thread, sandbox.finish
-            )
-            details = finished or {}
+        work = self._execute(sandbox, event, budget, context, result, host_warnings)
+        await (work if sandbox.home is None else sandbox.home.run(work))
         result.duration_ms = (time.perf_counter() - started) * 1000
-        result.logs = details.get("logs", [])
-        result.warnings = [*details.get("warnings", []), *host_warnings, *loop.warnings]
-        result.operations = budget.to_json()
-        result.triggered = context.triggered
-        self._conclude(
-            result, event, failure or self._js_error(details.get("error"), sandbox), details
-        )
         if sandbox.broken:
             sandbox.close()
         else:
@@ -224,6 +216,27 @@ class Executor:
         for observer in runtime.observers:
             observer(result)
         return result
+
+    async def _execute(
+        self,
+        sandbox: JavaScriptSandbox,
+        event: Event,
+        budget: Budget,
+        context: CallContext,
+        result: Result,
+        host_warnings: list[str],
+    ) -> None:
+        """Drive the execution and fill in the result; runs on the sandbox's own loop."""
+        loop = _ExecutionLoop(self, sandbox, budget, context)
+        failure = await loop.run(event)
+        details = sandbox.finish() or {}
+        result.logs = details.get("logs", [])
+        result.warnings = [*details.get("warnings", []), *host_warnings, *loop.warnings]
+        result.operations = budget.to_json()
+        result.triggered = context.triggered
+        self._conclude(
+            result, event, failure or self._js_error(details.get("error"), sandbox), details
+        )
 
     def _js_error(
         self, info: dict[str, Any] | None, sandbox: JavaScriptSandbox
@@ -368,13 +381,8 @@ class _ExecutionLoop:
         settlements: list[tuple[int, bool, str | None]],
         start: tuple[str, int | None] | None = None,
     ) -> tuple[bool, list[Any]]:
-        """One round of JavaScript: in line, or on the sandbox's own thread (dev server)."""
-        sandbox, remaining = self.sandbox, self._remaining()
-        if sandbox.thread is None:
-            return sandbox.advance(remaining, settlements, start)
-        return await asyncio.get_running_loop().run_in_executor(
-            sandbox.thread, sandbox.advance, remaining, settlements, start
-        )
+        """One round of JavaScript (on whatever thread this execution runs on)."""
+        return self.sandbox.advance(self._remaining(), settlements, start)
 
     async def run(self, event: Event) -> ExecutionError | None:
         payload = json.dumps(event.to_sandbox(self.executor.runtime.keyset))
@@ -460,7 +468,12 @@ class _ExecutionLoop:
             self._mark_unawaited(record)
         if not module.inline:
             self.open[call_id] = record
-            task = asyncio.ensure_future(_invoke(module, method, args, self.context))
+            work = _invoke(module, method, args, self.context)
+            main_loop = self.executor.runtime.main_loop
+            if main_loop is None or main_loop is asyncio.get_running_loop():
+                task: asyncio.Future[tuple[bool, str | None]] = asyncio.ensure_future(work)
+            else:  # network and bus calls belong to the server's loop
+                task = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, main_loop))
             self.tasks[task] = (call_id, record)
             return
         # Local work (SQLite, hashing): awaited in line, no task and no event-loop turn.
@@ -531,7 +544,9 @@ async def open_runtime(
         mocks=list(project.mocks) if project else [],
         offline=offline,
         bus=Bus(project),
+        main_loop=asyncio.get_running_loop(),
     )
+    store.home = runtime.main_loop
     try:
         yield runtime
     finally:

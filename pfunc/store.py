@@ -13,14 +13,18 @@ aiosqlite, whose thread waits out the lock without blocking the event loop.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import aiosqlite
 
 BUSY_TIMEOUT_MS = 10_000
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -47,7 +51,11 @@ class KVStore:
     def __init__(self, path: Path, fast: sqlite3.Connection) -> None:
         self.path = path
         self._fast = fast
+        # Dev-server executions run on threads of their own: one statement at a time.
+        self._fast_lock = threading.Lock()
         self._slow: aiosqlite.Connection | None = None
+        # The loop that owns the aiosqlite connection; other threads' loops hop to it.
+        self.home: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def open(cls, path: Path | str) -> KVStore:
@@ -80,29 +88,44 @@ class KVStore:
 
     async def _run(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         try:
-            return self._fast.execute(sql, params).fetchall()
+            with self._fast_lock:
+                return self._fast.execute(sql, params).fetchall()
         except sqlite3.OperationalError as error:
             if "locked" not in str(error) and "busy" not in str(error):
                 raise
+        return await self._at_home(self._slow_run(sql, params))
+
+    async def _slow_run(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         slow = await self._slow_connection()
         return list(await slow.execute_fetchall(sql, params))
 
+    async def _at_home(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run `work` on the loop that owns the aiosqlite connection."""
+        loop = asyncio.get_running_loop()
+        if self.home is None or self.home is loop:
+            return await work
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self.home))
+
     async def _transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
         """Run several statements as one transaction: all of them or none."""
-        try:
-            self._fast.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) and "busy" not in str(error):
-                raise
-        else:
+        with self._fast_lock:
             try:
-                for sql, params in statements:
-                    self._fast.execute(sql, params)
-            except BaseException:
-                self._fast.execute("ROLLBACK")
-                raise
-            self._fast.execute("COMMIT")
-            return
+                self._fast.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    raise
+            else:
+                try:
+                    for sql, params in statements:
+                        self._fast.execute(sql, params)
+                except BaseException:
+                    self._fast.execute("ROLLBACK")
+                    raise
+                self._fast.execute("COMMIT")
+                return
+        await self._at_home(self._slow_transaction(statements))
+
+    async def _slow_transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
         slow = await self._slow_connection()
         await slow.execute("BEGIN IMMEDIATE")
         try:

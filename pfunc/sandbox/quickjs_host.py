@@ -8,8 +8,6 @@ slice by slice: start, run pending jobs, poll the host-call queue, settle, finis
 from __future__ import annotations
 
 import json
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -18,6 +16,7 @@ import quickjs
 
 from pfunc.errors import HandlerLoadError
 from pfunc.sandbox.source import OWN_CODE_LINE, map_stack, prepare_module, split_engine_error
+from pfunc.sandbox.threads import SandboxThread
 
 # Extra memory granted after a blow-up so the execution's logs can still be read.
 _RESCUE_MEMORY = 16 * 1024 * 1024
@@ -40,19 +39,6 @@ def _prelude() -> str:
         package.joinpath(name).read_text(encoding="utf-8") for name in ("builtins.js", "prelude.js")
     ]
     return "\n" * (OWN_CODE_LINE - 1) + "\n".join(own)
-
-
-def sandbox_thread() -> ThreadPoolExecutor:
-    """A one-thread executor with an 8 MiB stack, as the quickjs package uses for its own
-    worker: QuickJS checks its stack limit against the C stack of the calling thread."""
-    previous = threading.stack_size()
-    threading.stack_size(8 * 1024 * 1024)
-    try:
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pfunc-sandbox")
-        pool.submit(int).result()  # start the thread now, while the stack size is set
-    finally:
-        threading.stack_size(previous)
-    return pool
 
 
 def _js_number(value: int | None) -> float | None:
@@ -84,8 +70,8 @@ class JavaScriptSandbox:
         self.source = source
         self.memory = memory
         self.broken = False  # set after an interruption: the context must not be reused
-        # The thread this sandbox lives on, when it has one of its own (see sandbox_thread).
-        self.thread: ThreadPoolExecutor | None = None
+        # The thread this sandbox lives on, when it has one of its own (the dev server).
+        self.home: SandboxThread | None = None
         self._context = quickjs.Context()
         if memory is not None:
             self._context.set_memory_limit(memory)
@@ -224,8 +210,8 @@ class JavaScriptSandbox:
 
     def close(self) -> None:
         """Let the sandbox's own thread (if any) end once its work is done."""
-        if self.thread is not None:
-            self.thread.shutdown(wait=False)
+        if self.home is not None:
+            self.home.close()
 
     def finish(self) -> dict[str, Any] | None:
         """The execution's completion, logs, warnings and error; None if unreadable."""
