@@ -83,6 +83,9 @@ class Executor:
         self.display_path = display_path or str(handler)
         self.name = name or self.display_path
         self.source: str | None = None  # the last source that loaded (what is serving)
+        # Bumped by each successful reload; a sandbox built from an older source that
+        # finishes an execution after the reload is closed, not pooled again.
+        self.generation = 0
         self._idle: list[JavaScriptSandbox] = []
 
     def _read_source(self) -> str:
@@ -122,15 +125,20 @@ class Executor:
         sandbox.home = home
         return sandbox
 
+    def _stamp(self, sandbox: JavaScriptSandbox, generation: int) -> JavaScriptSandbox:
+        sandbox.generation = generation
+        return sandbox
+
     async def _acquire(self) -> JavaScriptSandbox:
         while self._idle:
             sandbox = self._idle.pop()
-            if not sandbox.broken:
+            if not sandbox.broken and sandbox.generation == self.generation:
                 return sandbox
             sandbox.close()
         if self.source is None:
             self.source = self._read_source()
-        return await self._new_sandbox(self.source)
+        generation = self.generation
+        return self._stamp(await self._new_sandbox(self.source), generation)
 
     async def reload(self) -> HandlerLoadError | None:
         """Load the file again; on success it serves the next execution, else the last
@@ -142,7 +150,8 @@ class Executor:
             return failure
         for sandbox in self._idle:
             sandbox.close()
-        self._idle = [fresh]
+        self.generation += 1
+        self._idle = [self._stamp(fresh, self.generation)]
         self.source = source
         return None
 
@@ -208,7 +217,7 @@ class Executor:
         work = self._execute(sandbox, event, budget, context, result, host_warnings)
         await (work if sandbox.home is None else sandbox.home.run(work))
         result.duration_ms = (time.perf_counter() - started) * 1000
-        if sandbox.broken:
+        if sandbox.broken or sandbox.generation != self.generation:
             sandbox.close()
         else:
             self._idle.append(sandbox)

@@ -453,3 +453,21 @@ def test_pfunc_kv_works_while_the_server_runs(dev):
     )
     assert changed.returncode == 0 and changed.stdout.strip() == "103"
     assert json.loads(dev.request("GET", "/v1/blocks/sub-key/sub-c-t/count")[2]) == {"n": 104}
+
+
+def test_a_request_in_flight_during_a_reload_does_not_bring_the_old_code_back(dev):
+    handler = dev.folder / "echo.js"
+    handler.write_text("""
+        export default async (request, response) => {
+          for (let i = 0; i < 3e6; i++) {}  // long enough to overlap the reload
+          return response.send('old');
+        };
+    """)
+    dev.wait_for(lambda e: e["type"] == "reload" and e["ok"])
+    slow = threading.Thread(target=_echo_text, args=(dev,))
+    slow.start()
+    time.sleep(0.05)
+    handler.write_text("export default (request, response) => response.send('new');")
+    dev.wait_for(lambda e: e["type"] == "reload" and e["ok"])
+    slow.join()
+    assert [_echo_text(dev) for _ in range(5)] == ["new"] * 5

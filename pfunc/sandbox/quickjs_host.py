@@ -72,6 +72,7 @@ class JavaScriptSandbox:
         self.broken = False  # set after an interruption: the context must not be reused
         # The thread this sandbox lives on, when it has one of its own (the dev server).
         self.home: SandboxThread | None = None
+        self.generation = 0  # which version of the source, for the executor's reloads
         self._context = quickjs.Context()
         if memory is not None:
             self._context.set_memory_limit(memory)
