@@ -285,10 +285,10 @@ def main() -> None:
         project.mkdir()
         server = DevServerProcess(project)
         try:
-            _server_rate, _server_times = asyncio.run(
+            server_rate, server_times = asyncio.run(
                 server_load(server.url, args.server_requests, args.concurrency)
             )
-            reload_latency(project, server.url, args.reloads)
+            reloads = reload_latency(project, server.url, args.reloads)
         finally:
             server.stop()
 
@@ -326,6 +326,21 @@ def main() -> None:
     print(
         f"pfunc / floor  : {ratio:8.2f}x mean cost  target <= {TARGETS['ratio']}x: "
         f"{verdict(ratio <= TARGETS['ratio'])}"
+    )
+    p99_ms = percentile(server_times, 0.99) * 1000
+    server_ok = server_rate >= TARGETS["server_per_s"] and p99_ms <= TARGETS["server_p99_ms"]
+    print(
+        f"dev server     : {server_rate:8.0f} req/s  p50 "
+        f"{percentile(server_times, 0.5) * 1000:.2f} ms  p99 {p99_ms:.2f} ms  (on-request, "
+        f"1 KV call, {args.concurrency} keep-alive connections, n={len(server_times)})  "
+        f"target >= {TARGETS['server_per_s']}/s, p99 <= {TARGETS['server_p99_ms']:g} ms: "
+        f"{verdict(server_ok)}"
+    )
+    reload_ms = statistics.median(reloads) * 1000
+    print(
+        f"reload         : median {reload_ms:6.1f} ms from save to serve (max "
+        f"{max(reloads) * 1000:.1f} ms, n={len(reloads)})  target <= "
+        f"{TARGETS['reload_ms']:g} ms: {verdict(reload_ms <= TARGETS['reload_ms'])}"
     )
 
 

@@ -396,3 +396,19 @@ def kv_clear(yes: bool, **options: Any) -> None:
             "pfunc kv clear deletes every item and counter of the keyset; run it again with --yes"
         )
     _kv(options, lambda tool: tool.clear(), lambda _: click.echo("cleared"))
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path), default=".")
+def init(folder: Path) -> None:
+    """Create a working project in FOLDER (default: here): pfunc.toml, two handlers, tests."""
+    from pfunc.scaffold import scaffold
+
+    try:
+        written = scaffold(folder)
+    except PfuncUsageError as error:
+        _usage_failure(str(error))
+    for path in written:
+        click.echo(f"created {path}")
+    where = "" if folder == Path(".") else f"cd {folder} && "
+    click.echo(f"\nNext: {where}pfunc dev   (and pfunc test to run the scenarios)")

@@ -471,3 +471,44 @@ def test_a_request_in_flight_during_a_reload_does_not_bring_the_old_code_back(de
     dev.wait_for(lambda e: e["type"] == "reload" and e["ok"])
     slow.join()
     assert [_echo_text(dev) for _ in range(5)] == ["new"] * 5
+
+
+def test_pfunc_init_scaffolds_a_project_that_dev_serves_at_once(tmp_path):
+    folder = tmp_path / "my-app"
+    created = subprocess.run(
+        [sys.executable, "-m", "pfunc", "init", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert created.returncode == 0
+    for name in (
+        "pfunc.toml",
+        "handlers/messages.js",
+        "handlers/api.js",
+        "tests/messages.test.toml",
+        "tests/api.test.toml",
+        "README.md",
+    ):
+        assert (folder / name).is_file()
+    again = subprocess.run(
+        [sys.executable, "-m", "pfunc", "init", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert again.returncode == 2 and "would overwrite" in again.stderr
+    server = DevProcess(folder, "--no-intervals")
+    try:
+        published = server.request(
+            "POST",
+            "/publish/pub-c-my-app/sub-c-my-app/0/chat.room/0",
+            json.dumps({"user": "ada", "text": " hi "}).encode(),
+        )
+        assert published[0] == 200
+        status, _, body = server.request(
+            "GET", "/v1/blocks/sub-key/sub-c-my-app/api/messages?user=ada"
+        )
+        assert (status, json.loads(body)) == (200, {"user": "ada", "messages": 1})
+    finally:
+        server.stop()

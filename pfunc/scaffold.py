@@ -1,0 +1,38 @@
+"""`pfunc init`: a small working project that `pfunc dev` serves and `pfunc test` proves."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+
+from pfunc.errors import PfuncUsageError
+
+# Template file -> where it goes in the new project.
+FILES = {
+    "pfunc.toml": "pfunc.toml",
+    "messages.js": "handlers/messages.js",
+    "api.js": "handlers/api.js",
+    "messages.test.toml": "tests/messages.test.toml",
+    "api.test.toml": "tests/api.test.toml",
+    "README.md": "README.md",
+    "gitignore": ".gitignore",
+}
+
+
+def scaffold(folder: Path) -> list[Path]:
+    """Write the project into `folder` (created if needed); refuse to overwrite anything."""
+    name = re.sub(r"[^a-z0-9-]+", "-", folder.resolve().name.lower()).strip("-") or "functions"
+    targets = [folder / target for target in FILES.values()]
+    existing = [str(path) for path in targets if path.exists()]
+    if existing:
+        raise PfuncUsageError(
+            "pfunc init would overwrite " + ", ".join(existing) + "; choose an empty folder"
+        )
+    templates = resources.files("pfunc.templates")
+    for template, target in FILES.items():
+        path = folder / target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = templates.joinpath(template).read_text(encoding="utf-8")
+        path.write_text(text.replace("{{name}}", name), encoding="utf-8")
+    return targets
