@@ -24,7 +24,9 @@ def _run_commands() -> list[tuple[list[str], int]]:
     for line in _shell_lines():
         # The one-command quick start ends in `.venv/bin/pfunc run ...`.
         line = line.split(".venv/bin/", 1)[1] if ".venv/bin/pfunc run" in line else line
-        if not line.startswith(("pfunc run", "pfunc publish", "pfunc signal", "pfunc fire")):
+        if not line.startswith(
+            ("pfunc run", "pfunc publish", "pfunc signal", "pfunc fire", "pfunc kv")
+        ):
             continue
         expected = re.search(r"#\s*exits (\d)", line)
         words = shlex.split(line, comments=True)
@@ -68,3 +70,11 @@ def test_the_test_command_is_what_ci_runs():
     ci = (REPO / ".ci" / "run").read_text()
     readme_test_command = next(line for line in _shell_lines() if "pytest" in line)
     assert readme_test_command in ci
+
+
+def test_the_dev_flags_the_readme_shows_exist():
+    usage = README.split("pfunc dev [--host", 1)[1].split("```", 1)[0]
+    help_text = run_cli("dev", "--help").stdout
+    flags = set(re.findall(r"--[a-z-]+", usage))
+    assert {"--port", "--no-intervals", "--subscribe-timeout"} <= flags
+    assert sorted(flag for flag in flags if flag not in help_text) == []
