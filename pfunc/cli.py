@@ -412,3 +412,64 @@ def init(folder: Path) -> None:
         click.echo(f"created {path}")
     where = "" if folder == Path(".") else f"cd {folder} && "
     click.echo(f"\nNext: {where}pfunc dev   (and pfunc test to run the scenarios)")
+
+
+@main.command(name="test")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("-k", "pattern", help="Only scenarios whose name or file contains this text.")
+@click.option("-x", "first_failure", is_flag=True, help="Stop at the first failing scenario.")
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write JUnit XML here (for CI systems).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
+def test_command(
+    paths: tuple[Path, ...],
+    pattern: str | None,
+    first_failure: bool,
+    junit_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Run scenario files (*.test.toml): PATHS, or the project's tests/ and examples/."""
+    import asyncio
+
+    from pfunc.project import load_project
+    from pfunc.testing import report
+    from pfunc.testing.runner import run_scenario
+    from pfunc.testing.scenario import discover, load_scenarios
+
+    try:
+        if paths:
+            missing = [str(p) for p in paths if not p.exists()]
+            if missing:
+                raise PfuncUsageError(f"no such file or folder: {', '.join(missing)}")
+            roots = list(paths)
+        else:
+            root = load_project().root
+            roots = [folder for folder in (root / "tests", root / "examples") if folder.is_dir()]
+        scenarios = [s for file in discover(roots) for s in load_scenarios(file)]
+        if pattern:
+            scenarios = [s for s in scenarios if pattern in s.name or pattern in str(s.path)]
+        if not scenarios:
+            raise PfuncUsageError("no scenarios found (files named *.test.toml)")
+
+        async def run_all() -> list[Any]:
+            results = []
+            for scenario in scenarios:
+                results.append(await run_scenario(scenario))
+                if first_failure and not results[-1].passed:
+                    break
+            return results
+
+        results = asyncio.run(run_all())
+    except PfuncUsageError as error:
+        _usage_failure(str(error))
+    if junit_path is not None:
+        report.write_junit(results, junit_path)
+    if as_json:
+        click.echo(report.dump_json(results))
+    else:
+        report.render(results)
+    sys.exit(EXIT_OK if all(r.passed for r in results) else EXIT_FAILED)

@@ -46,6 +46,7 @@ class Runtime:
     bus: Bus | None = None
     threaded: bool = False  # run each sandbox on a thread of its own (the dev server)
     main_loop: asyncio.AbstractEventLoop | None = None  # where network and bus calls run
+    random_seed: int | None = None  # seeds Math.random in new sandboxes (test runs)
     # Called with every finished execution, chained ones included (the dev server's log).
     observers: list[Callable[[Result], None]] = field(default_factory=list)
 
@@ -107,6 +108,7 @@ class Executor:
             profile.memory,
             profile.timeout,
             self.runtime.clock.fixed_ms_or_none(),
+            self.runtime.random_seed,
         )
         if not self.runtime.threaded:
             return build()
@@ -541,6 +543,7 @@ async def open_runtime(
     project: Project | None = None,
     offline: bool = False,
     environ: Mapping[str, str] | None = None,
+    random_seed: int | None = None,
 ) -> AsyncIterator[Runtime]:
     """A Runtime over the project's store, secrets, mocks and functions; closed on exit."""
     store = KVStore.open(kv_path)
@@ -554,6 +557,7 @@ async def open_runtime(
         offline=offline,
         bus=Bus(project),
         main_loop=asyncio.get_running_loop(),
+        random_seed=random_seed,
     )
     store.home = runtime.main_loop
     try:

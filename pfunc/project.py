@@ -135,6 +135,13 @@ def parse_project(config_file: Path) -> Project:
     return project
 
 
+def parse_mock(source: Path, entry: Any, index: int) -> MockRule:
+    """One [[mocks]] table (from pfunc.toml or a scenario file) as a MockRule."""
+    return _Reader(source, source.read_text(encoding="utf-8") if source.is_file() else "").mock(
+        entry, index
+    )
+
+
 def load_secrets(project: Project, environ: dict[str, str]) -> dict[str, str]:
     """Vault secrets: pfunc.toml [vault], then .env beside it, then PFUNC_VAULT_<NAME> (wins)."""
     secrets = dict(project.vault)

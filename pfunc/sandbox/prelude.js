@@ -350,6 +350,18 @@ var console;
     return [request, response];
   }
 
+  // Tests seed randomness so uuid.v4 and utils.randomInt repeat (mulberry32).
+  function __pfunc_seedRandom(seed) {
+    let state = seed >>> 0;
+    Math.random = function random() {
+      state = (state + 0x6d2b79f5) >>> 0;
+      let t = state;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
   function __pfunc_setClock(nowMs) {
     fixedNowMs = nowMs === undefined ? null : nowMs;
   }
@@ -428,6 +440,7 @@ var console;
 
   // The host reads these entry points with Context.get().
   globalThis.__pfunc_api_setClock = __pfunc_setClock;
+  globalThis.__pfunc_api_seedRandom = __pfunc_seedRandom;
   globalThis.__pfunc_api_start = __pfunc_start;
   globalThis.__pfunc_api_poll = __pfunc_poll;
   globalThis.__pfunc_api_settle = __pfunc_settle;

@@ -65,6 +65,7 @@ class JavaScriptSandbox:
         memory: int | None,
         timeout: float | None,
         now_ms: int | None = None,
+        random_seed: int | None = None,
     ):
         self.display_path = display_path
         self.source = source
@@ -82,8 +83,10 @@ class JavaScriptSandbox:
         self._poll = entry("__pfunc_api_poll")
         self._settle = entry("__pfunc_api_settle")
         self._finish = entry("__pfunc_api_finish")
-        # Top-level code reads the execution clock too.
+        # Top-level code reads the execution clock (and seeded randomness) too.
         entry("__pfunc_api_setClock")(_js_number(now_ms))
+        if random_seed is not None:
+            entry("__pfunc_api_seedRandom")(_js_number(random_seed % 2**32))
         self._load(timeout)
 
     # --- loading -------------------------------------------------------------------

@@ -1,0 +1,138 @@
+"""What `pfunc test` prints: a rich summary, JUnit XML for CI systems, or JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+from pfunc.testing.runner import ScenarioResult, _describe
+
+
+def summary_line(results: list[ScenarioResult]) -> str:
+    passed = sum(result.passed for result in results)
+    return f"{passed} passed, {len(results) - passed} failed"
+
+
+def failure_text(result: ScenarioResult) -> str:
+    """The failure as plain text: where, what differs, and what the handler said."""
+    failure = result.failure
+    assert failure is not None
+    step, scenario = failure.step, result.scenario
+    lines = [f"step {step.number} ({_describe(step)}) at {scenario.path}:{step.expect_line}"]
+    lines += [f"  {mismatch.describe()}" for mismatch in failure.mismatches]
+    execution = failure.result
+    if execution is not None:
+        lines.append(f"  outcome: {execution.outcome}")
+        if execution.error is not None:
+            where = (
+                f" ({execution.error.file}:{execution.error.line})" if execution.error.line else ""
+            )
+            lines.append(f"  error: {execution.error.type}: {execution.error.message}{where}")
+        for entry in execution.logs:
+            lines.append(f"  console.{entry['level']}: {entry['text']}")
+        for warning in execution.warnings:
+            lines.append(f"  warning: {warning}")
+    return "\n".join(lines)
+
+
+def render(results: list[ScenarioResult]) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(highlight=False, soft_wrap=True)
+    for result in results:
+        mark, style = ("✔", "green") if result.passed else ("✘", "bold red")
+        line = Text(f"{mark} ", style=style)
+        line.append(result.scenario.name)
+        line.append(
+            f"  {result.scenario.path}  {result.steps_run} step(s), {result.duration_ms:.0f} ms",
+            style="dim",
+        )
+        console.print(line)
+        if not result.passed:
+            console.print(Text(failure_text(result), style="red"))
+    console.print()
+    failed = sum(not result.passed for result in results)
+    console.print(Text(summary_line(results), style="bold red" if failed else "bold green"))
+
+
+def to_json(results: list[ScenarioResult]) -> dict[str, Any]:
+    scenarios = []
+    for result in results:
+        entry: dict[str, Any] = {
+            "file": str(result.scenario.path),
+            "name": result.scenario.name,
+            "status": "passed" if result.passed else "failed",
+            "steps": result.steps_run,
+            "duration_ms": round(result.duration_ms, 2),
+        }
+        if result.failure is not None:
+            step = result.failure.step
+            entry["failure"] = {
+                "step": step.number,
+                "line": step.expect_line,
+                "mismatches": [
+                    {
+                        "field": m.field,
+                        "expected": m.expected,
+                        "actual": None if m.actual is _missing() else m.actual,
+                        "note": m.note,
+                    }
+                    for m in result.failure.mismatches
+                ],
+                "result": result.failure.result.to_json() if result.failure.result else None,
+            }
+        scenarios.append(entry)
+    passed = sum(result.passed for result in results)
+    return {"passed": passed, "failed": len(results) - passed, "scenarios": scenarios}
+
+
+def _missing() -> object:
+    from pfunc.testing import expect
+
+    return expect._MISSING
+
+
+def write_junit(results: list[ScenarioResult], path: Path) -> None:
+    suites = ElementTree.Element("testsuites", name="pfunc")
+    by_file: dict[Path, list[ScenarioResult]] = {}
+    for result in results:
+        by_file.setdefault(result.scenario.path, []).append(result)
+    for file, group in by_file.items():
+        failures = sum(not r.passed for r in group)
+        suite = ElementTree.SubElement(
+            suites,
+            "testsuite",
+            name=str(file),
+            tests=str(len(group)),
+            failures=str(failures),
+            errors="0",
+            time=f"{sum(r.duration_ms for r in group) / 1000:.3f}",
+        )
+        for result in group:
+            case = ElementTree.SubElement(
+                suite,
+                "testcase",
+                classname=str(file),
+                name=result.scenario.name,
+                file=str(file),
+                line=str(result.scenario.line),
+                time=f"{result.duration_ms / 1000:.3f}",
+            )
+            if result.failure is not None:
+                text = failure_text(result)
+                failure = ElementTree.SubElement(
+                    case,
+                    "failure",
+                    message=text.splitlines()[1].strip() if "\n" in text else text,
+                    type="ExpectationFailed",
+                )
+                failure.text = text
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ElementTree.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def dump_json(results: list[ScenarioResult]) -> str:
+    return json.dumps(to_json(results), ensure_ascii=False, default=str)

@@ -1,0 +1,207 @@
+"""Running scenarios: each on a fresh temporary KV store, with a fixed clock, seeded
+randomness and xhr offline, through the real executor and engine."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pfunc.clock import Clock
+from pfunc.errors import PfuncUsageError
+from pfunc.events import (
+    IntervalEvent,
+    MessageEvent,
+    RequestEvent,
+    presence_message,
+)
+from pfunc.executor import Executor, Runtime, open_runtime
+from pfunc.limits import resolve_profile
+from pfunc.project import FunctionConfig, Project, load_project, parse_mock
+from pfunc.result import Result
+from pfunc.testing.expect import Mismatch, check
+from pfunc.testing.scenario import Scenario, Step
+
+STEP_EVENT_KINDS = {
+    "publish": ("before-publish", "after-publish"),
+    "signal": ("before-signal", "after-signal"),
+    "request": ("on-request",),
+    "presence": ("after-presence",),
+    "interval": ("on-interval",),
+}
+
+
+@dataclass
+class StepFailure:
+    step: Step
+    mismatches: list[Mismatch]
+    result: Result | None
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    failure: StepFailure | None = None
+    steps_run: int = 0
+    duration_ms: float = 0.0
+    results: list[Result] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.failure is None
+
+
+def _describe(step: Step) -> str:
+    payload = step.payload if isinstance(step.payload, dict) else {}
+    if step.kind in ("publish", "signal", "presence"):
+        return f"{step.kind} on {payload.get('channel', 'the default channel')}"
+    if step.kind == "request":
+        return f"request {payload.get('method', 'GET')} {payload.get('path', '/')}"
+    return "interval"
+
+
+class ScenarioRun:
+    """One scenario's runtime: the project, a temporary store, executors by handler."""
+
+    def __init__(self, scenario: Scenario, runtime: Runtime, project: Project) -> None:
+        self.scenario = scenario
+        self.runtime = runtime
+        self.project = project
+        self._executors: dict[str, Executor] = {}
+
+    def _target(self, step: Step) -> tuple[Executor, FunctionConfig | None]:
+        if step.file is not None:
+            key = str(step.file.resolve())
+            if not step.file.is_file():
+                raise PfuncUsageError(
+                    f"{self.scenario.path}:{step.line}: {step.file} does not exist"
+                )
+            if key not in self._executors:
+                self._executors[key] = Executor(step.file, self.runtime, step.file.name)
+            return self._executors[key], None
+        function = self.project.function(step.function or "")
+        if function is None:
+            known = ", ".join(f.name for f in self.project.functions) or "none"
+            raise PfuncUsageError(
+                f"{self.scenario.path}:{step.line}: no function {step.function!r} in "
+                f"{self.project.config_file or 'a pfunc.toml'}; functions: {known}"
+            )
+        assert self.runtime.bus is not None
+        return self.runtime.bus.executor(function), function
+
+    def _event(self, step: Step, function: FunctionConfig | None) -> Any:
+        kinds = STEP_EVENT_KINDS[step.kind]
+        kind = step.event or (function.event if function else kinds[0])
+        if kind not in kinds:
+            raise PfuncUsageError(
+                f"{self.scenario.path}:{step.line}: a {step.kind} step cannot run "
+                f"{'function ' + repr(function.name) + ', an ' if function else 'an '}"
+                f"{kind} handler; use one of: {', '.join(kinds)}"
+            )
+        payload = step.payload if isinstance(step.payload, dict) else {}
+        if step.kind == "interval":
+            return IntervalEvent()
+        if step.kind == "request":
+            body = payload.get("body", "")
+            if "json" in payload:
+                body = json.dumps(payload["json"])
+            return RequestEvent(
+                method=str(payload.get("method", "POST" if body else "GET")).upper(),
+                path=str(payload.get("path", "/")),
+                query={str(k): str(v) for k, v in payload.get("query", {}).items()},
+                headers={str(k).lower(): str(v) for k, v in payload.get("headers", {}).items()},
+                body=body if isinstance(body, str) else json.dumps(body),
+            )
+        exact = [c for c in (function.channels if function else []) if not c.endswith("*")]
+        channel = str(payload.get("channel") or (exact[0] if exact else "default"))
+        if step.kind == "presence":
+            message = presence_message(
+                str(payload.get("action", "join")),
+                str(payload.get("uuid", "pfunc-user")),
+                int(payload.get("occupancy", 1)),
+                self.runtime.clock.now_ms() // 1000,
+                payload.get("state"),
+            )
+            return MessageEvent(kind, message, channel, verb="presence")
+        if "message" not in payload:
+            raise PfuncUsageError(
+                f"{self.scenario.path}:{step.line}: a {step.kind} step needs "
+                'a message, e.g. publish = { message = { text = "hi" } }'
+            )
+        return MessageEvent(
+            kind,
+            payload["message"],
+            channel,
+            dict(payload.get("params", {})),
+            dict(payload.get("meta", {})),
+            "signal" if step.kind == "signal" else "publish",
+        )
+
+    async def seed(self) -> None:
+        store, keyset = self.runtime.store, self.runtime.keyset.subscribe_key
+        expires = self.runtime.clock.now_ms() + 1440 * 60_000
+        for key, value in self.scenario.kv.items():
+            await store.set_item(keyset, key, json.dumps(value), expires)
+        for key, value in self.scenario.counters.items():
+            await store.set_counter(keyset, key, value)
+
+    async def state(self, step: Step) -> tuple[dict[str, Any], dict[str, int]]:
+        store, keyset = self.runtime.store, self.runtime.keyset.subscribe_key
+        now = self.runtime.clock.now_ms()
+        items: dict[str, Any] = {}
+        for key in step.expect.get("kv", {}):
+            text = await store.get_item(keyset, key, now)
+            if text is not None:
+                items[key] = json.loads(text)
+        counters = {
+            key: await store.get_counter(keyset, key) for key in step.expect.get("counters", {})
+        }
+        return items, counters
+
+    async def run(self) -> ScenarioResult:
+        outcome = ScenarioResult(self.scenario)
+        await self.seed()
+        for step in self.scenario.steps:
+            if step.advance:
+                self.runtime.clock.advance(step.advance)
+            executor, function = self._target(step)
+            result = await executor.run(self._event(step, function))
+            outcome.results.append(result)
+            outcome.steps_run += 1
+            items, counters = await self.state(step)
+            mismatches = check(step.expect, result, items, counters)
+            if mismatches:
+                outcome.failure = StepFailure(step, mismatches, result)
+                break
+        return outcome
+
+
+async def run_scenario(scenario: Scenario) -> ScenarioResult:
+    started = time.perf_counter()
+    project = load_project(scenario.path.parent)
+    try:
+        profile = resolve_profile(scenario.limits or project.limits, project.limit_overrides)
+        clock = Clock.parse_fixed(scenario.now)
+    except ValueError as error:
+        raise PfuncUsageError(f"{scenario.path}:{scenario.line}: {error}") from None
+    mocks = [parse_mock(scenario.path, entry, index) for index, entry in enumerate(scenario.mocks)]
+    scenario_project = replace(
+        project, mocks=[*mocks, *project.mocks], vault={**project.vault, **scenario.vault}
+    )
+    with tempfile.TemporaryDirectory(prefix="pfunc-test-") as folder:
+        async with open_runtime(
+            Path(folder) / "kv.sqlite3",
+            profile,
+            clock,
+            project.keyset,
+            project=scenario_project,
+            offline=True,
+            environ={},
+            random_seed=scenario.seed,
+        ) as runtime:
+            outcome = await ScenarioRun(scenario, runtime, scenario_project).run()
+    outcome.duration_ms = (time.perf_counter() - started) * 1000
+    return outcome

@@ -1,0 +1,289 @@
+"""Scenario files (`*.test.toml`): parsing and validation, with the line of every step.
+
+A file holds `[[scenario]]` tables; each has `[[scenario.step]]` tables that send one
+event and check what happened. Mistakes in a file are reported with its path and line
+(exit code 2), so a broken scenario is never mistaken for a broken handler.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pfunc.errors import PfuncUsageError
+
+SCENARIO_KEYS = {
+    "name",
+    "function",
+    "file",
+    "now",
+    "limits",
+    "seed",
+    "kv",
+    "counters",
+    "vault",
+    "mocks",
+    "step",
+}
+EVENT_KEYS = ("publish", "signal", "request", "presence", "interval")
+STEP_KEYS = {"name", "function", "file", "event", "advance", "expect", *EVENT_KEYS}
+EXPECT_KEYS = {
+    "outcome",
+    "delivered",
+    "abort_reason",
+    "message",
+    "status",
+    "headers",
+    "body",
+    "json",
+    "kv",
+    "counters",
+    "logs",
+    "operations",
+    "warnings",
+    "error",
+}
+DEFAULT_NOW = "2026-01-01T00:00:00Z"
+_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_SPAN_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass
+class Step:
+    number: int  # 1-based within its scenario
+    line: int  # where the step starts in the file
+    expect_line: int  # where its expectations are written
+    name: str | None
+    kind: str  # one of EVENT_KEYS
+    payload: Any
+    function: str | None
+    file: Path | None
+    event: str | None
+    advance: float  # seconds to move the clock before the event
+    expect: dict[str, Any]
+
+
+@dataclass
+class Scenario:
+    path: Path
+    line: int
+    name: str
+    function: str | None
+    file: Path | None
+    now: str
+    limits: str | None
+    seed: int
+    kv: dict[str, Any] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    vault: dict[str, str] = field(default_factory=dict)
+    mocks: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return f"{self.path}::{self.name}"
+
+
+def parse_span(value: Any) -> float:
+    """Seconds from a number of seconds or text like "6m", "90s", "2h", "1d"."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    match = _SPAN.match(str(value))
+    if not match:
+        raise ValueError(f'{value!r} is not a duration; write seconds or text like "6m"')
+    return float(match.group(1)) * _SPAN_SECONDS[match.group(2) or "s"]
+
+
+class _Lines:
+    """Where each [[scenario]], [[scenario.step]] and expect sits in the file's text."""
+
+    def __init__(self, text: str) -> None:
+        self.scenarios: list[int] = []
+        self.steps: list[list[int]] = []
+        self.expects: list[list[int]] = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            stripped = line.strip()
+            if re.match(r"^\[\[\s*scenario\s*\]\]", stripped):
+                self.scenarios.append(number)
+                self.steps.append([])
+                self.expects.append([])
+            elif re.match(r"^\[\[\s*scenario\.step\s*\]\]", stripped) and self.steps:
+                self.steps[-1].append(number)
+                self.expects[-1].append(number)
+            elif (
+                (
+                    re.match(r"^expect\s*=", stripped)
+                    or re.match(r"^\[\s*scenario\.step\.expect\s*\]", stripped)
+                )
+                and self.expects
+                and self.expects[-1]
+            ):
+                self.expects[-1][-1] = number
+
+    def scenario(self, index: int) -> int:
+        return self.scenarios[index] if index < len(self.scenarios) else 1
+
+    def step(self, scenario: int, step: int) -> tuple[int, int]:
+        try:
+            return self.steps[scenario][step], self.expects[scenario][step]
+        except IndexError:
+            line = self.scenario(scenario)
+            return line, line
+
+
+def load_scenarios(path: Path) -> list[Scenario]:
+    """Parse one scenario file; raise PfuncUsageError naming the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise PfuncUsageError(f"{path}: not valid TOML: {error}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise PfuncUsageError(f"{path}: cannot read it: {error}") from None
+    lines = _Lines(text)
+    entries = data.get("scenario")
+    if not isinstance(entries, list) or not entries:
+        raise PfuncUsageError(
+            f"{path}:1: no [[scenario]] tables; a scenario file holds one or more, each with "
+            "[[scenario.step]] tables"
+        )
+    return [_scenario(path, lines, index, entry) for index, entry in enumerate(entries)]
+
+
+def _fail(path: Path, line: int, message: str) -> PfuncUsageError:
+    return PfuncUsageError(f"{path}:{line}: {message}")
+
+
+def _scenario(path: Path, lines: _Lines, index: int, entry: dict[str, Any]) -> Scenario:
+    line = lines.scenario(index)
+    unknown = sorted(set(entry) - SCENARIO_KEYS)
+    if unknown:
+        raise _fail(
+            path,
+            line,
+            f"unknown scenario key(s) {', '.join(unknown)}; the keys are "
+            f"{', '.join(sorted(SCENARIO_KEYS))}",
+        )
+    name = entry.get("name")
+    if not isinstance(name, str) or not name:
+        raise _fail(path, line, 'every [[scenario]] needs a name = "..."')
+    steps = entry.get("step")
+    if not isinstance(steps, list) or not steps:
+        raise _fail(path, line, f'scenario "{name}" has no [[scenario.step]] tables')
+    seed = entry.get("seed", 1)
+    if not isinstance(seed, int):
+        raise _fail(path, line, "seed must be a whole number")
+    for table in ("kv", "counters", "vault"):
+        if not isinstance(entry.get(table, {}), dict):
+            raise _fail(path, line, f"{table} must be a table, e.g. {table} = {{ key = 1 }}")
+    if not all(isinstance(v, int) for v in entry.get("counters", {}).values()):
+        raise _fail(path, line, "counters take whole numbers")
+    scenario = Scenario(
+        path=path,
+        line=line,
+        name=name,
+        function=entry.get("function"),
+        file=(path.parent / entry["file"]) if isinstance(entry.get("file"), str) else None,
+        now=str(entry.get("now", DEFAULT_NOW)),
+        limits=entry.get("limits"),
+        seed=seed,
+        kv=dict(entry.get("kv", {})),
+        counters=dict(entry.get("counters", {})),
+        vault={str(k): str(v) for k, v in entry.get("vault", {}).items()},
+        mocks=list(entry.get("mocks", [])),
+    )
+    for number, step in enumerate(steps):
+        scenario.steps.append(_step(path, lines, index, number, step, scenario))
+    return scenario
+
+
+def _step(
+    path: Path, lines: _Lines, scenario_index: int, index: int, entry: Any, scenario: Scenario
+) -> Step:
+    line, expect_line = lines.step(scenario_index, index)
+    where = f'step {index + 1} of "{scenario.name}"'
+    if not isinstance(entry, dict):
+        raise _fail(path, line, f"{where} must be a table")
+    unknown = sorted(set(entry) - STEP_KEYS)
+    if unknown:
+        raise _fail(
+            path,
+            line,
+            f"{where}: unknown key(s) {', '.join(unknown)}; a step has one "
+            f"of {', '.join(EVENT_KEYS)}, and optionally advance, expect, "
+            "function, file, event, name",
+        )
+    kinds = [key for key in EVENT_KEYS if key in entry]
+    if len(kinds) != 1:
+        raise _fail(
+            path,
+            line,
+            f"{where} must send exactly one event ({', '.join(EVENT_KEYS)}); "
+            f"found {', '.join(kinds) or 'none'}",
+        )
+    expect = entry.get("expect", {})
+    if not isinstance(expect, dict):
+        raise _fail(path, expect_line, f"{where}: expect must be a table")
+    unknown = sorted(set(expect) - EXPECT_KEYS)
+    if unknown:
+        raise _fail(
+            path,
+            expect_line,
+            f"{where}: unknown expectation(s) {', '.join(unknown)}; "
+            f"expectations are {', '.join(sorted(EXPECT_KEYS))}",
+        )
+    try:
+        advance = parse_span(entry.get("advance", 0))
+    except ValueError as error:
+        raise _fail(path, line, f"{where}: advance: {error}") from None
+    if isinstance(entry.get("file"), str):
+        function, file = None, path.parent / entry["file"]
+    elif "function" in entry:
+        function, file = entry["function"], None
+    elif scenario.file is not None:
+        function, file = None, scenario.file
+    else:
+        function, file = scenario.function, None
+    if function is None and file is None:
+        raise _fail(
+            path,
+            line,
+            f'{where}: say which handler runs: function = "name" (from '
+            'pfunc.toml) or file = "handler.js", on the scenario or step',
+        )
+    return Step(
+        number=index + 1,
+        line=line,
+        expect_line=expect_line,
+        name=entry.get("name"),
+        kind=kinds[0],
+        payload=entry[kinds[0]],
+        function=function,
+        file=file,
+        event=entry.get("event"),
+        advance=advance,
+        expect=expect,
+    )
+
+
+def shown(path: Path) -> Path:
+    """The path relative to the current folder when it is below it (for reports)."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
+def discover(paths: list[Path]) -> list[Path]:
+    """Scenario files under the given files and folders, in a stable order."""
+    paths = [shown(path) for path in paths]
+    found: list[Path] = []
+    for path in paths:
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*.test.toml") if ".pfunc" not in p.parts))
+    return found
