@@ -71,6 +71,7 @@ class ScenarioRun:
         self.runtime = runtime
         self.project = project
         self._executors: dict[str, Executor] = {}
+        self.saved: dict[str, Any] = {}  # values earlier steps saved, for ${name}
 
     def _target(self, step: Step) -> tuple[Executor, FunctionConfig | None]:
         if step.file is not None:
@@ -164,7 +165,12 @@ class ScenarioRun:
     async def run(self) -> ScenarioResult:
         outcome = ScenarioResult(self.scenario)
         await self.seed()
-        for step in self.scenario.steps:
+        for original in self.scenario.steps:
+            step = replace(
+                original,
+                payload=self.substitute(original.payload),
+                expect=self.substitute(original.expect),
+            )
             if step.advance:
                 self.runtime.clock.advance(step.advance)
             executor, function = self._target(step)
@@ -176,7 +182,41 @@ class ScenarioRun:
             if mismatches:
                 outcome.failure = StepFailure(step, mismatches, result)
                 break
+            self.remember(step, result)
         return outcome
+
+    def substitute(self, value: Any) -> Any:
+        """Replace ${name} in strings with what an earlier step saved."""
+        if isinstance(value, str):
+            for name, saved in self.saved.items():
+                marker = "${" + name + "}"
+                if value == marker:
+                    return saved
+                value = value.replace(
+                    marker, saved if isinstance(saved, str) else json.dumps(saved)
+                )
+            return value
+        if isinstance(value, dict):
+            return {self.substitute(key): self.substitute(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.substitute(item) for item in value]
+        return value
+
+    def remember(self, step: Step, result: Result) -> None:
+        for name, path in step.save.items():
+            root, *keys = path.split(".")
+            value: Any
+            if root == "json":
+                value = json.loads((result.response or {}).get("body") or "null")
+            elif root == "body":
+                value = (result.response or {}).get("body")
+            elif root == "response":
+                value = result.response
+            else:
+                value = result.message
+            for key in keys:
+                value = value.get(key) if isinstance(value, dict) else None
+            self.saved[name] = value
 
 
 async def run_scenario(scenario: Scenario) -> ScenarioResult:

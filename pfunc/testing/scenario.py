@@ -29,7 +29,7 @@ SCENARIO_KEYS = {
     "step",
 }
 EVENT_KEYS = ("publish", "signal", "request", "presence", "interval")
-STEP_KEYS = {"name", "function", "file", "event", "advance", "expect", *EVENT_KEYS}
+STEP_KEYS = {"name", "function", "file", "event", "advance", "expect", "save", *EVENT_KEYS}
 EXPECT_KEYS = {
     "outcome",
     "delivered",
@@ -64,6 +64,9 @@ class Step:
     event: str | None
     advance: float  # seconds to move the clock before the event
     expect: dict[str, Any]
+    save: dict[str, str] = field(
+        default_factory=dict
+    )  # name -> path in the result, e.g. json.token
 
 
 @dataclass
@@ -266,7 +269,26 @@ def _step(
         event=entry.get("event"),
         advance=advance,
         expect=expect,
+        save=_save_table(path, line, where, entry.get("save", {})),
     )
+
+
+def _save_table(path: Path, line: int, where: str, save: Any) -> dict[str, str]:
+    if not isinstance(save, dict) or not all(isinstance(v, str) for v in save.values()):
+        raise _fail(
+            path,
+            line,
+            f'{where}: save maps names to result paths, e.g. save = {{ token = "json.token" }}',
+        )
+    for name, where_in in save.items():
+        if where_in.split(".")[0] not in ("json", "message", "response", "body"):
+            raise _fail(
+                path,
+                line,
+                f"{where}: save.{name} = {where_in!r} must start with json., "
+                "message., response. or body",
+            )
+    return dict(save)
 
 
 def shown(path: Path) -> Path:
