@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
-from pfunc.testing.runner import ScenarioResult, _describe
+from pfunc.testing.runner import ScenarioResult, describe_step
 
 
 def summary_line(results: list[ScenarioResult]) -> str:
@@ -20,7 +20,10 @@ def failure_text(result: ScenarioResult) -> str:
     failure = result.failure
     assert failure is not None
     step, scenario = failure.step, result.scenario
-    lines = [f"step {step.number} ({_describe(step)}) at {scenario.path}:{step.expect_line}"]
+    lines = [
+        f"step {step.number} ({describe_step(step, failure.result)}) at "
+        f"{scenario.path}:{step.expect_line}"
+    ]
     lines += [f"  {mismatch.describe()}" for mismatch in failure.mismatches]
     execution = failure.result
     if execution is not None:

@@ -54,10 +54,15 @@ class ScenarioResult:
         return self.failure is None
 
 
-def _describe(step: Step) -> str:
+def describe_step(step: Step, result: Result | None = None) -> str:
     payload = step.payload if isinstance(step.payload, dict) else {}
     if step.kind in ("publish", "signal", "presence"):
-        return f"{step.kind} on {payload.get('channel', 'the default channel')}"
+        channel = (
+            result.channel
+            if result is not None and result.channel
+            else payload.get("channel", "the default channel")
+        )
+        return f"{step.kind} on {channel}"
     if step.kind == "request":
         return f"request {payload.get('method', 'GET')} {payload.get('path', '/')}"
     return "interval"

@@ -1,0 +1,124 @@
+"""`pfunc test`: scenario files run by the real CLI, passing, failing and malformed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the repository's demo project with its examples and their scenarios."""
+    for name in ("examples", "handlers"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    shutil.copy(REPO / "pfunc.toml", tmp_path / "pfunc.toml")
+    return tmp_path
+
+
+def test_the_examples_pass(project):
+    run = run_cli("test", "examples", cwd=project)
+    assert run.code == 0, run.stdout
+    assert run.stdout.strip().splitlines()[-1] == "15 passed, 0 failed"
+
+
+def test_pfunc_init_scenarios_pass_out_of_the_box(tmp_path):
+    assert run_cli("init", "app", cwd=tmp_path).code == 0
+    run = run_cli("test", cwd=tmp_path / "app")  # default: the project's tests/ folder
+    assert run.code == 0, run.stdout
+    assert "4 passed, 0 failed" in run.stdout
+
+
+def _break(project: Path, old: str, new: str) -> None:
+    handler = project / "examples" / "rate_limit.js"
+    source = handler.read_text()
+    assert old in source
+    handler.write_text(source.replace(old, new))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "fragment"),
+    [
+        ("const DEFAULT_LIMIT = 10;", "const DEFAULT_LIMIT = 9;",
+         "message.rateLimitRemaining: expected 9, got 8"),
+        ("request.message.rateLimitRemaining = limit - used;",
+         "throw new Error('kaboom');", "error: Error: kaboom"),
+        ("request.message.rateLimitRemaining = limit - used;",
+         "await db.set('extra', 1); request.message.rateLimitRemaining = limit - used;",
+         "operation limit exceeded: kvstore.set would be operation 4 of 3"),
+    ],
+    ids=["changed-logic", "thrown-error", "fourth-operation"],
+)
+def test_a_broken_handler_fails_the_right_scenario(project, tmp_path, old, new, fragment):
+    _break(project, old, new)
+    junit = tmp_path / "report" / "junit.xml"
+    run = run_cli("test", "examples", "--junit", junit, cwd=project)
+    assert run.code == 1
+    assert fragment in run.stdout
+    # The failure points at the expectation of the first step, in the scenario file.
+    assert "step 1 (publish on chat) at examples/rate_limit.test.toml:10" in run.stdout
+    assert "✘ ten messages a minute, then the eleventh is refused" in run.stdout
+    assert "✔ login, validate, logout" in run.stdout  # other scenarios still pass
+    suites = ElementTree.parse(junit).getroot()
+    failures = [case for case in suites.iter("testcase") if case.find("failure") is not None]
+    assert {case.get("name") for case in failures} >= {
+        "ten messages a minute, then the eleventh is refused"}
+    assert fragment in failures[0].find("failure").text
+
+
+def test_malformed_scenarios_exit_2_with_the_line(project):
+    bad = project / "examples" / "bad.test.toml"
+    bad.write_text('[[scenario]]\nname = "x"\nfunction = "config"\n\n[[scenario.step]]\n'
+                   'request = { path = "/config" }\nexpect = { stauts = 200 }\n')
+    run = run_cli("test", "examples", cwd=project)
+    assert run.code == 2
+    assert "examples/bad.test.toml:7: step 1 of \"x\": unknown expectation(s) stauts" in run.stderr
+    bad.write_text('[[scenario]]\nname = "x"\nfunction = "config"\n\n[[scenario.step]]\n'
+                   'request = { path = "/config"\n')
+    run = run_cli("test", bad, cwd=project)
+    assert run.code == 2 and "not valid TOML" in run.stderr and "line 6" in run.stderr
+    bad.write_text('[[scenario]]\nname = "x"\nfunction = "nope"\n\n[[scenario.step]]\n'
+                   'interval = true\n')
+    run = run_cli("test", bad, cwd=project)
+    assert run.code == 2 and "bad.test.toml:5: no function 'nope'" in run.stderr
+
+
+def test_filter_stop_and_json(project):
+    only = run_cli("test", "examples", "-k", "session", "--json", cwd=project)
+    results = only.json()
+    assert only.code == 0
+    assert {s["name"] for s in results["scenarios"]} == {
+        "login, validate, logout", "a session expires after 30 minutes", "bad requests"}
+    _break(project, "const DEFAULT_LIMIT = 10;", "const DEFAULT_LIMIT = 1;")
+    stopped = run_cli("test", "examples", "-x", "--json", cwd=project).json()
+    assert stopped["failed"] == 1
+    assert stopped["scenarios"][-1]["status"] == "failed"
+    assert len(stopped["scenarios"]) < 15
+    failure = stopped["scenarios"][-1]["failure"]
+    assert failure["mismatches"][0]["field"].startswith(("message", "outcome"))
+
+
+def test_randomness_is_seeded_so_runs_repeat(project):
+    scenario = project / "examples" / "token.test.toml"
+
+    def token(seed: int) -> str:
+        # Expect a token that cannot be right, and read the real one from the failure.
+        scenario.write_text(
+            f'[[scenario]]\nname = "t"\nfunction = "sessions"\nseed = {seed}\n\n'
+            '[[scenario.step]]\n'
+            'request = { method = "POST", path = "/login", json = { userId = "u" } }\n'
+            'expect = { json = { token = "not-this" } }\n')
+        run = run_cli("test", scenario, "--json", cwd=project)
+        assert run.code == 1
+        body = run.json()["scenarios"][0]["failure"]["result"]["response"]["body"]
+        return json.loads(body)["token"]
+
+    first = token(7)
+    assert len(first) == 36 and first[14] == "4"  # a v4 UUID
+    assert token(7) == first
+    assert token(8) != first
