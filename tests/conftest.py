@@ -26,6 +26,8 @@ from pfunc.limits import resolve_profile
 from pfunc.project import Project, parse_project
 from pfunc.result import Result
 
+pytest_plugins = ["pytester"]
+
 REPO = Path(__file__).resolve().parent.parent
 HANDLERS = Path(__file__).resolve().parent / "handlers"
 EXAMPLES = REPO / "examples"

@@ -44,13 +44,21 @@ def _break(project: Path, old: str, new: str) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "fragment"),
     [
-        ("const DEFAULT_LIMIT = 10;", "const DEFAULT_LIMIT = 9;",
-         "message.rateLimitRemaining: expected 9, got 8"),
-        ("request.message.rateLimitRemaining = limit - used;",
-         "throw new Error('kaboom');", "error: Error: kaboom"),
-        ("request.message.rateLimitRemaining = limit - used;",
-         "await db.set('extra', 1); request.message.rateLimitRemaining = limit - used;",
-         "operation limit exceeded: kvstore.set would be operation 4 of 3"),
+        (
+            "const DEFAULT_LIMIT = 10;",
+            "const DEFAULT_LIMIT = 9;",
+            "message.rateLimitRemaining: expected 9, got 8",
+        ),
+        (
+            "request.message.rateLimitRemaining = limit - used;",
+            "throw new Error('kaboom');",
+            "error: Error: kaboom",
+        ),
+        (
+            "request.message.rateLimitRemaining = limit - used;",
+            "await db.set('extra', 1); request.message.rateLimitRemaining = limit - used;",
+            "operation limit exceeded: kvstore.set would be operation 4 of 3",
+        ),
     ],
     ids=["changed-logic", "thrown-error", "fourth-operation"],
 )
@@ -67,23 +75,29 @@ def test_a_broken_handler_fails_the_right_scenario(project, tmp_path, old, new, 
     suites = ElementTree.parse(junit).getroot()
     failures = [case for case in suites.iter("testcase") if case.find("failure") is not None]
     assert {case.get("name") for case in failures} >= {
-        "ten messages a minute, then the eleventh is refused"}
+        "ten messages a minute, then the eleventh is refused"
+    }
     assert fragment in failures[0].find("failure").text
 
 
 def test_malformed_scenarios_exit_2_with_the_line(project):
     bad = project / "examples" / "bad.test.toml"
-    bad.write_text('[[scenario]]\nname = "x"\nfunction = "config"\n\n[[scenario.step]]\n'
-                   'request = { path = "/config" }\nexpect = { stauts = 200 }\n')
+    bad.write_text(
+        '[[scenario]]\nname = "x"\nfunction = "config"\n\n[[scenario.step]]\n'
+        'request = { path = "/config" }\nexpect = { stauts = 200 }\n'
+    )
     run = run_cli("test", "examples", cwd=project)
     assert run.code == 2
-    assert "examples/bad.test.toml:7: step 1 of \"x\": unknown expectation(s) stauts" in run.stderr
-    bad.write_text('[[scenario]]\nname = "x"\nfunction = "config"\n\n[[scenario.step]]\n'
-                   'request = { path = "/config"\n')
+    assert 'examples/bad.test.toml:7: step 1 of "x": unknown expectation(s) stauts' in run.stderr
+    bad.write_text(
+        '[[scenario]]\nname = "x"\nfunction = "config"\n\n[[scenario.step]]\n'
+        'request = { path = "/config"\n'
+    )
     run = run_cli("test", bad, cwd=project)
     assert run.code == 2 and "not valid TOML" in run.stderr and "line 6" in run.stderr
-    bad.write_text('[[scenario]]\nname = "x"\nfunction = "nope"\n\n[[scenario.step]]\n'
-                   'interval = true\n')
+    bad.write_text(
+        '[[scenario]]\nname = "x"\nfunction = "nope"\n\n[[scenario.step]]\ninterval = true\n'
+    )
     run = run_cli("test", bad, cwd=project)
     assert run.code == 2 and "bad.test.toml:5: no function 'nope'" in run.stderr
 
@@ -93,7 +107,10 @@ def test_filter_stop_and_json(project):
     results = only.json()
     assert only.code == 0
     assert {s["name"] for s in results["scenarios"]} == {
-        "login, validate, logout", "a session expires after 30 minutes", "bad requests"}
+        "login, validate, logout",
+        "a session expires after 30 minutes",
+        "bad requests",
+    }
     _break(project, "const DEFAULT_LIMIT = 10;", "const DEFAULT_LIMIT = 1;")
     stopped = run_cli("test", "examples", "-x", "--json", cwd=project).json()
     assert stopped["failed"] == 1
@@ -110,9 +127,10 @@ def test_randomness_is_seeded_so_runs_repeat(project):
         # Expect a token that cannot be right, and read the real one from the failure.
         scenario.write_text(
             f'[[scenario]]\nname = "t"\nfunction = "sessions"\nseed = {seed}\n\n'
-            '[[scenario.step]]\n'
+            "[[scenario.step]]\n"
             'request = { method = "POST", path = "/login", json = { userId = "u" } }\n'
-            'expect = { json = { token = "not-this" } }\n')
+            'expect = { json = { token = "not-this" } }\n'
+        )
         run = run_cli("test", scenario, "--json", cwd=project)
         assert run.code == 1
         body = run.json()["scenarios"][0]["failure"]["result"]["response"]["body"]

@@ -1,0 +1,309 @@
+"""pfunc's pytest plugin (registered through the `pytest11` entry point).
+
+The `pfunc` fixture gives each test a runtime of its own: a temporary SQLite store, a
+fixed clock (2026-01-01T00:00:00Z) that the test can advance, seeded randomness, xhr
+offline with mocks, and vault secrets. It runs on a thread with its own event loop, so
+the same fixture serves plain and `async def` tests (`await pfunc.apublish(...)`).
+Results are the same Result objects `pfunc run --json` prints (`.to_json()`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pytest
+
+if TYPE_CHECKING:
+    from pfunc.executor import Executor, Runtime
+    from pfunc.result import Result
+
+T = TypeVar("T")
+DEFAULT_NOW = "2026-01-01T00:00:00Z"
+
+
+class PfuncHarness:
+    """Send events to handler files or pfunc.toml functions; read and seed the store."""
+
+    def __init__(self, folder: Path, project_root: Path | None = None, seed: int = 1) -> None:
+        from pfunc.clock import Clock
+        from pfunc.executor import open_runtime
+        from pfunc.limits import resolve_profile
+        from pfunc.project import load_project
+        from pfunc.sandbox.threads import SandboxThread
+
+        self.project = load_project(project_root)
+        self.clock = Clock.parse_fixed(DEFAULT_NOW)
+        self._thread = SandboxThread()
+        self._opened = open_runtime(
+            folder / "kv.sqlite3",
+            resolve_profile(self.project.limits, self.project.limit_overrides),
+            self.clock,
+            self.project.keyset,
+            project=self.project,
+            offline=True,
+            environ={},
+            random_seed=seed,
+        )
+        self.runtime: Runtime = self._wait(self._opened.__aenter__())
+        self._executors: dict[str, Executor] = {}
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _wait(self, work: Coroutine[Any, Any, T]) -> T:
+        return self._thread.submit(work).result()
+
+    async def _await(self, work: Coroutine[Any, Any, T]) -> T:
+        return await asyncio.wrap_future(self._thread.submit(work))
+
+    def close(self) -> None:
+        self._wait(self._opened.__aexit__(None, None, None))
+        self._thread.close()
+
+    def _executor(self, target: str | Path) -> tuple[Executor, Any]:
+        from pfunc.executor import Executor
+
+        function = self.project.function(str(target))
+        if function is not None:
+            assert self.runtime.bus is not None
+            return self.runtime.bus.executor(function), function
+        path = Path(target)
+        if not path.is_file():
+            known = ", ".join(f.name for f in self.project.functions) or "none"
+            raise FileNotFoundError(
+                f"{target}: no such handler file, and no function of that "
+                f"name in pfunc.toml (functions: {known})"
+            )
+        key = str(path.resolve())
+        if key not in self._executors:
+            self._executors[key] = Executor(path, self.runtime, str(path))
+        return self._executors[key], None
+
+    async def _send(self, target: str | Path, kind: str, **fields: Any) -> Result:
+        from pfunc.events import IntervalEvent, MessageEvent, RequestEvent, presence_message
+
+        executor, function = self._executor(target)
+        exact = [c for c in (function.channels if function else []) if not c.endswith("*")]
+        channel = fields.pop("channel", None) or (exact[0] if exact else "default")
+        event_kind = fields.pop("event", None) or (function.event if function else None)
+        if kind == "request":
+            body = fields.get("body") or ""
+            if fields.get("json") is not None:
+                body = json.dumps(fields["json"])
+            event: Any = RequestEvent(
+                method=(fields.get("method") or ("POST" if body else "GET")).upper(),
+                path=fields.get("path") or "/",
+                query=dict(fields.get("query") or {}),
+                headers={k.lower(): v for k, v in (fields.get("headers") or {}).items()},
+                body=body,
+            )
+        elif kind == "interval":
+            event = IntervalEvent()
+        elif kind == "presence":
+            message = presence_message(
+                fields["action"],
+                fields["uuid"],
+                fields["occupancy"],
+                self.clock.now_ms() // 1000,
+                fields.get("state"),
+            )
+            event = MessageEvent("after-presence", message, channel, verb="presence")
+        else:
+            default = "before-signal" if kind == "signal" else "before-publish"
+            event = MessageEvent(
+                event_kind or default,
+                fields["message"],
+                channel,
+                verb="signal" if kind == "signal" else "publish",
+            )
+        return await executor.run(event)
+
+    # --- events (sync) ------------------------------------------------------------------
+
+    def publish(
+        self,
+        target: str | Path,
+        message: Any,
+        *,
+        channel: str | None = None,
+        event: str | None = None,
+    ) -> Result:
+        """Run a message handler (before-publish unless the function says otherwise)."""
+        return self._wait(
+            self._send(target, "publish", message=message, channel=channel, event=event)
+        )
+
+    def signal(self, target: str | Path, message: Any, *, channel: str | None = None) -> Result:
+        return self._wait(self._send(target, "signal", message=message, channel=channel))
+
+    def request(
+        self,
+        target: str | Path,
+        method: str | None = None,
+        path: str = "/",
+        *,
+        query: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        body: str | None = None,
+        json: Any = None,
+    ) -> Result:
+        return self._wait(
+            self._send(
+                target,
+                "request",
+                method=method,
+                path=path,
+                query=query,
+                headers=headers,
+                body=body,
+                json=json,
+            )
+        )
+
+    def presence(
+        self,
+        target: str | Path,
+        action: str = "join",
+        uuid: str = "pfunc-user",
+        *,
+        occupancy: int = 1,
+        state: Any = None,
+        channel: str | None = None,
+    ) -> Result:
+        return self._wait(
+            self._send(
+                target,
+                "presence",
+                action=action,
+                uuid=uuid,
+                occupancy=occupancy,
+                state=state,
+                channel=channel,
+            )
+        )
+
+    def interval(self, target: str | Path) -> Result:
+        return self._wait(self._send(target, "interval"))
+
+    # --- events (async) -----------------------------------------------------------------
+
+    async def apublish(
+        self,
+        target: str | Path,
+        message: Any,
+        *,
+        channel: str | None = None,
+        event: str | None = None,
+    ) -> Result:
+        return await self._await(
+            self._send(target, "publish", message=message, channel=channel, event=event)
+        )
+
+    async def asignal(
+        self, target: str | Path, message: Any, *, channel: str | None = None
+    ) -> Result:
+        return await self._await(self._send(target, "signal", message=message, channel=channel))
+
+    async def arequest(
+        self,
+        target: str | Path,
+        method: str | None = None,
+        path: str = "/",
+        *,
+        query: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        body: str | None = None,
+        json: Any = None,
+    ) -> Result:
+        return await self._await(
+            self._send(
+                target,
+                "request",
+                method=method,
+                path=path,
+                query=query,
+                headers=headers,
+                body=body,
+                json=json,
+            )
+        )
+
+    # --- the store, the clock, mocks, secrets ---------------------------------------------
+
+    def kv_get(self, key: str) -> Any:
+        async def read() -> Any:
+            text = await self.runtime.store.get_item(self._keyset, key, self.clock.now_ms())
+            return None if text is None else json.loads(text)
+
+        return self._wait(read())
+
+    def kv_set(self, key: str, value: Any, ttl_minutes: float = 1440) -> None:
+        expires = self.clock.now_ms() + int(ttl_minutes * 60_000)
+        self._wait(self.runtime.store.set_item(self._keyset, key, json.dumps(value), expires))
+
+    def counter(self, key: str) -> int:
+        return self._wait(self.runtime.store.get_counter(self._keyset, key))
+
+    def set_counter(self, key: str, value: int) -> None:
+        self._wait(self.runtime.store.set_counter(self._keyset, key, value))
+
+    def advance(self, span: float | str) -> None:
+        """Move the clock: seconds, or text like "6m", "2h", "1d"."""
+        from pfunc.testing.scenario import parse_span
+
+        self.clock.advance(parse_span(span))
+
+    def mock(
+        self,
+        url: str,
+        *,
+        method: str | None = None,
+        status: int = 200,
+        json: Any = None,
+        body: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer xhr.fetch requests to `url` (`*` wildcards); the newest mock wins."""
+        import json as json_module
+
+        from pfunc.project import MockRule
+
+        names = {k.lower(): v for k, v in (headers or {}).items()}
+        if json is not None:
+            body = json_module.dumps(json)
+            names.setdefault("content-type", "application/json")
+        rule = MockRule(url, method.upper() if method else None, status, names, body)
+        self.runtime.mocks.insert(0, rule)
+
+    def vault(self, **secrets: str) -> None:
+        self.runtime.vault.update(secrets)
+
+    @property
+    def _keyset(self) -> str:
+        return self.runtime.keyset.subscribe_key
+
+
+@pytest.fixture
+def pfunc(tmp_path: Path) -> Iterator[PfuncHarness]:
+    """A pfunc runtime for this test, on the project of the current folder (if any)."""
+    harness = PfuncHarness(tmp_path)
+    try:
+        yield harness
+    finally:
+        harness.close()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run `async def` tests that use the pfunc fixture, unless pytest-asyncio takes them."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    if "pfunc" not in pyfuncitem.fixturenames or pyfuncitem.get_closest_marker("asyncio"):
+        return None
+    arguments = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    asyncio.run(pyfuncitem.obj(**arguments))
+    return True

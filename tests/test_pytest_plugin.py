@@ -1,0 +1,99 @@
+"""The pytest plugin, tested with pytest's own pytester: real test files, real runs."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester):
+    for name in ("examples", "handlers"):
+        shutil.copytree(REPO / name, pytester.path / name)
+    shutil.copy(REPO / "pfunc.toml", pytester.path / "pfunc.toml")
+    return pytester
+
+
+def test_sync_tests_send_events_and_read_the_store(project):
+    project.makepyfile(
+        test_functions="""
+        import json
+
+        def test_rate_limit_by_file(pfunc):
+            results = [pfunc.publish("examples/rate_limit.js", {"userId": "u1"}) for _ in range(11)]
+            assert [r.outcome for r in results] == ["ok"] * 10 + ["abort"]
+            assert results[0].message["rateLimitRemaining"] == 9
+            assert results[0].to_json()["operations"]["used"] == 3
+
+        def test_sessions_by_function_name_with_ttl(pfunc):
+            login = pfunc.request("sessions", "POST", "/login", json={"userId": "ada"})
+            token = json.loads(login.response["body"])["token"]
+            assert pfunc.kv_get(f"session:{token}")["userId"] == "ada"
+            assert pfunc.request("sessions", path="/validate", query={"token": token}).response["status"] == 200
+            pfunc.advance("31m")
+            assert pfunc.request("sessions", path="/validate", query={"token": token}).response["status"] == 401
+
+        def test_seeded_store_counters_presence_interval_signal(pfunc):
+            pfunc.kv_set("ratelimit:limit", "1")
+            assert pfunc.publish("rate-limit", {"userId": "x"}).outcome == "ok"
+            assert pfunc.publish("rate-limit", {"userId": "x"}).outcome == "abort"
+            pfunc.set_counter("heartbeat:count", 41)
+            assert pfunc.interval("heartbeat").outcome == "ok"
+            assert pfunc.counter("heartbeat:count") == 42
+            assert pfunc.presence("occupancy", "join", "ada", occupancy=2, channel="lobby").outcome == "ok"
+            assert pfunc.kv_get("occupancy:lobby")["count"] == 2
+            assert pfunc.signal("typing", {"t": "no"}).outcome == "abort"
+
+        def test_each_test_has_its_own_store(pfunc):
+            assert pfunc.kv_get("ratelimit:limit") is None
+            assert pfunc.counter("heartbeat:count") == 0
+    """
+    )
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+
+
+def test_mocks_vault_and_async_tests(project):
+    (project.path / "fetch.js").write_text("""
+        const xhr = require("xhr"), vault = require("vault");
+        export default async (request) => {
+          const key = await vault.get("API_KEY");
+          try {
+            const res = await xhr.fetch(request.message.url, { headers: { "x-key": key } });
+            request.message.answer = await res.json();
+          } catch (e) { request.message.refused = e.message; }
+          return request.ok();
+        };
+    """)
+    project.makepyfile(
+        test_async="""
+        async def test_async_with_a_mock(pfunc):
+            pfunc.vault(API_KEY="k-123")
+            pfunc.mock("https://api.example.com/*", json={"ok": True})
+            result = await pfunc.apublish("fetch.js", {"url": "https://api.example.com/x"})
+            assert result.message["answer"] == {"ok": True}
+
+        def test_unmocked_requests_are_refused(pfunc):
+            pfunc.vault(API_KEY="k")
+            result = pfunc.publish("fetch.js", {"url": "https://elsewhere.example.com/"})
+            assert "no mock matches GET https://elsewhere.example.com/" in result.message["refused"]
+    """
+    )
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_a_failing_expectation_is_reported_as_a_failure(project):
+    project.makepyfile(
+        test_fail="""
+        def test_wrong(pfunc):
+            result = pfunc.publish("rate-limit", {"userId": "u"})
+            assert result.message["rateLimitRemaining"] == 3
+    """
+    )
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*assert 9 == 3*"])
