@@ -78,3 +78,13 @@ def test_the_dev_flags_the_readme_shows_exist():
     flags = set(re.findall(r"--[a-z-]+", usage))
     assert {"--port", "--no-intervals", "--subscribe-timeout"} <= flags
     assert sorted(flag for flag in flags if flag not in help_text) == []
+
+
+def test_the_readme_scenario_file_passes(project_copy):
+    block = next(b for b in re.findall(r"```toml\n(.*?)```", README, flags=re.S)
+                 if "[[scenario]]" in b)
+    path = project_copy / "examples" / "readme.test.toml"
+    path.write_text(block)
+    run = run_cli("test", path, cwd=project_copy)
+    assert run.code == 0, run.stdout + run.stderr
+    assert "1 passed, 0 failed" in run.stdout
