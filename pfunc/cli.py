@@ -54,9 +54,9 @@ def _execute(prepare: Callable[[], Any], renderer: str) -> Any:
     return outcome
 
 
-def session_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The flags every executing command shares: store, keyset, limits, clock, output."""
-    options = [
+def _store_options(limits_help: str) -> list[Callable[..., Any]]:
+    """The flags that choose the project's store: its file, keyset and limits profile."""
+    return [
         click.option(
             "--kv",
             "kv_path",
@@ -65,31 +65,43 @@ def session_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--keyset", help="Subscribe key that scopes the KV store."),
         click.option(
-            "--limits",
-            "limits_name",
-            type=click.Choice(list(PROFILES)),
-            help="Limits profile (default: pfunc.toml's, else classic).",
-        ),
-        click.option(
-            "--timeout",
-            type=click.FloatRange(min=0.001),
-            help="Wall-time limit per execution, in seconds.",
-        ),
-        click.option(
-            "--now",
-            "now_text",
-            help="Fix the execution clock, ISO-8601, e.g. 2026-01-01T12:00:00Z.",
-        ),
-        click.option(
-            "--offline", is_flag=True, help="Refuse xhr requests that no [[mocks]] entry answers."
-        ),
-        click.option(
-            "--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout."
+            "--limits", "limits_name", type=click.Choice(list(PROFILES)), help=limits_help
         ),
     ]
+
+
+def _with(options: list[Callable[..., Any]], command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def session_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The flags every executing command shares: store, keyset, limits, clock, output."""
+    return _with(
+        [
+            *_store_options("Limits profile (default: pfunc.toml's, else classic)."),
+            click.option(
+                "--timeout",
+                type=click.FloatRange(min=0.001),
+                help="Wall-time limit per execution, in seconds.",
+            ),
+            click.option(
+                "--now",
+                "now_text",
+                help="Fix the execution clock, ISO-8601, e.g. 2026-01-01T12:00:00Z.",
+            ),
+            click.option(
+                "--offline",
+                is_flag=True,
+                help="Refuse xhr requests that no [[mocks]] entry answers.",
+            ),
+            click.option(
+                "--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout."
+            ),
+        ],
+        command,
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -229,26 +241,14 @@ def dev(
 
 
 def kv_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option(
-            "--kv",
-            "kv_path",
-            type=click.Path(path_type=Path),
-            help="KV store file (default .pfunc/kv.sqlite3 under the project root).",
-        ),
-        click.option("--keyset", help="Subscribe key that scopes the KV store."),
-        click.option(
-            "--limits",
-            "limits_name",
-            type=click.Choice(list(PROFILES)),
-            help="Limits profile for key and value checks.",
-        ),
-        click.option("--now", "now_text", help="Clock for TTLs and expiry, ISO-8601."),
-        click.option("--json", "as_json", is_flag=True, help="Print JSON."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return _with(
+        [
+            *_store_options("Limits profile for key and value checks."),
+            click.option("--now", "now_text", help="Clock for TTLs and expiry, ISO-8601."),
+            click.option("--json", "as_json", is_flag=True, help="Print JSON."),
+        ],
+        command,
+    )
 
 
 def _kv(

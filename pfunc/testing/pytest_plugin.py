@@ -133,12 +133,10 @@ class PfuncHarness:
         event: str | None = None,
     ) -> Result:
         """Run a message handler (before-publish unless the function says otherwise)."""
-        return self._wait(
-            self._send(target, "publish", message=message, channel=channel, event=event)
-        )
+        return self._wait(self._publish(target, message, channel=channel, event=event))
 
     def signal(self, target: str | Path, message: Any, *, channel: str | None = None) -> Result:
-        return self._wait(self._send(target, "signal", message=message, channel=channel))
+        return self._wait(self._signal(target, message, channel=channel))
 
     def request(
         self,
@@ -152,16 +150,44 @@ class PfuncHarness:
         json: Any = None,
     ) -> Result:
         return self._wait(
-            self._send(
-                target,
-                "request",
-                method=method,
-                path=path,
-                query=query,
-                headers=headers,
-                body=body,
-                json=json,
-            )
+            self._request(target, method, path, query=query, headers=headers, body=body, json=json)
+        )
+
+    def _publish(
+        self,
+        target: str | Path,
+        message: Any,
+        *,
+        channel: str | None = None,
+        event: str | None = None,
+    ) -> Coroutine[Any, Any, Result]:
+        return self._send(target, "publish", message=message, channel=channel, event=event)
+
+    def _signal(
+        self, target: str | Path, message: Any, *, channel: str | None = None
+    ) -> Coroutine[Any, Any, Result]:
+        return self._send(target, "signal", message=message, channel=channel)
+
+    def _request(
+        self,
+        target: str | Path,
+        method: str | None = None,
+        path: str = "/",
+        *,
+        query: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        body: str | None = None,
+        json: Any = None,
+    ) -> Coroutine[Any, Any, Result]:
+        return self._send(
+            target,
+            "request",
+            method=method,
+            path=path,
+            query=query,
+            headers=headers,
+            body=body,
+            json=json,
         )
 
     def presence(
@@ -189,48 +215,19 @@ class PfuncHarness:
     def interval(self, target: str | Path) -> Result:
         return self._wait(self._send(target, "interval"))
 
-    # --- events (async) -----------------------------------------------------------------
+    # --- events (async): the same, awaited ---------------------------------------------------
 
-    async def apublish(
-        self,
-        target: str | Path,
-        message: Any,
-        *,
-        channel: str | None = None,
-        event: str | None = None,
-    ) -> Result:
-        return await self._await(
-            self._send(target, "publish", message=message, channel=channel, event=event)
-        )
+    async def apublish(self, *args: Any, **kwargs: Any) -> Result:
+        """publish(), for async tests."""
+        return await self._await(self._publish(*args, **kwargs))
 
-    async def asignal(
-        self, target: str | Path, message: Any, *, channel: str | None = None
-    ) -> Result:
-        return await self._await(self._send(target, "signal", message=message, channel=channel))
+    async def asignal(self, *args: Any, **kwargs: Any) -> Result:
+        """signal(), for async tests."""
+        return await self._await(self._signal(*args, **kwargs))
 
-    async def arequest(
-        self,
-        target: str | Path,
-        method: str | None = None,
-        path: str = "/",
-        *,
-        query: dict[str, str] | None = None,
-        headers: dict[str, str] | None = None,
-        body: str | None = None,
-        json: Any = None,
-    ) -> Result:
-        return await self._await(
-            self._send(
-                target,
-                "request",
-                method=method,
-                path=path,
-                query=query,
-                headers=headers,
-                body=body,
-                json=json,
-            )
-        )
+    async def arequest(self, *args: Any, **kwargs: Any) -> Result:
+        """request(), for async tests."""
+        return await self._await(self._request(*args, **kwargs))
 
     # --- the store, the clock, mocks, secrets ---------------------------------------------
 
