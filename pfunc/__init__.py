@@ -4,3 +4,13 @@ Kept free of imports so that `pfunc run` starts fast; see cli.py for the entry p
 """
 
 __version__ = "0.1.0"
+
+
+def require(name: str) -> object:
+    """Built-in modules for Python handlers: `from pfunc import require`.
+
+    Only meaningful inside a handler that pfunc runs (its worker process answers).
+    """
+    from pfunc.sandbox.python_worker import require as worker_require
+
+    return worker_require(name)

@@ -101,8 +101,13 @@ class Executor:
 
     async def _new_sandbox(self, source: str) -> JavaScriptSandbox:
         profile = self.runtime.profile
+        language: Any = JavaScriptSandbox
+        if self.handler.suffix == ".py":  # a worker process reads the file itself
+            from pfunc.sandbox.python_host import PythonSandbox
+
+            language, source = PythonSandbox, str(self.handler.resolve())
         build = partial(
-            JavaScriptSandbox,
+            language,
             source,
             self.display_path,
             profile.memory,
@@ -254,6 +259,18 @@ class Executor:
     ) -> ExecutionError | None:
         if not info:
             return None
+        if info.get("mapped"):  # a Python handler's error: frames already name its file
+            if info["type"] == "MemoryError":
+                return memory_error(self.display_path, self.runtime.profile)
+            line = info.get("line")
+            return _error_at(
+                info["type"],
+                info["message"],
+                info.get("stack", ""),
+                self.display_path,
+                Location(line, 1) if line else None,
+                info.get("code"),
+            )
         stack, location = map_stack(info.get("stack", ""), self.display_path)
         if info["type"] == "InternalError" and info["message"] == "out of memory":
             # The engine raised it inside the handler's own code, where it was caught.
@@ -439,6 +456,12 @@ class _ExecutionLoop:
         except SandboxInterrupted as stop:
             if stop.reason == "timeout":
                 return self._timeout_error(stop)
+            if stop.reason == "crashed":
+                return ExecutionError(
+                    "Error",
+                    f"{self.executor.display_path}: the handler's worker process stopped "
+                    "unexpectedly; it is replaced for the next execution",
+                )
             return memory_error(self.executor.display_path, self.budget.profile)
         finally:
             for task in self.tasks:

@@ -144,11 +144,6 @@ def _resolve_handler(target: str, project: Project) -> tuple[Path, FunctionConfi
     """The handler file for TARGET (a path or a function name) and its pfunc.toml entry."""
     path = Path(target)
     if path.is_file():
-        if path.suffix == ".py":
-            raise PfuncUsageError(
-                f"{target}: Python handlers are not supported by this version of pfunc yet; "
-                "write the handler in JavaScript (.js)"
-            )
         resolved = path.resolve()
         matches = [f for f in project.functions if f.file.resolve() == resolved]
         return path, matches[0] if len(matches) == 1 else None

@@ -142,6 +142,7 @@ class HostModule(Protocol):
 
 
 def host_modules() -> dict[str, HostModule]:
+    from pfunc.modules.builtin import BuiltinModule
     from pfunc.modules.crypto import CryptoModule
     from pfunc.modules.kvstore import KVStoreModule
     from pfunc.modules.pubnub import PubNubModule
@@ -154,6 +155,7 @@ def host_modules() -> dict[str, HostModule]:
         "xhr": XhrModule(),
         "vault": VaultModule(),
         "pubnub": PubNubModule(),
+        "builtin": BuiltinModule(),  # Python handlers' synchronous modules
     }
 
 

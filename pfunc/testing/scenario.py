@@ -153,7 +153,21 @@ def load_scenarios(path: Path) -> list[Scenario]:
             f"{path}:1: no [[scenario]] tables; a scenario file holds one or more, each with "
             "[[scenario.step]] tables"
         )
-    return [_scenario(path, lines, index, entry) for index, entry in enumerate(entries)]
+    scenarios = []
+    for index, entry in enumerate(entries):
+        functions = entry.get("function") if isinstance(entry, dict) else None
+        if isinstance(functions, list):
+            # One scenario, run against each function named (e.g. a JS and a Python version).
+            for function in functions:
+                variant = {
+                    **entry,
+                    "function": function,
+                    "name": f"{entry.get('name')} [{function}]",
+                }
+                scenarios.append(_scenario(path, lines, index, variant))
+        else:
+            scenarios.append(_scenario(path, lines, index, entry))
+    return scenarios
 
 
 def _fail(path: Path, line: int, message: str) -> PfuncUsageError:

@@ -1,0 +1,375 @@
+"""The worker process that runs a Python handler (started by python_host.py).
+
+It speaks JSON lines on stdin/stdout with the host. Every module call (`require("kvstore")`
+and the rest) is sent to the host, which passes it through the same choke point, budget
+and modules that JavaScript handlers use, and answers. The worker never touches the
+store or the network itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+_OUT = sys.stdout
+sys.stdout = sys.stderr  # print() inside handlers must not corrupt the protocol
+
+
+class _Connection:
+    def __init__(self) -> None:
+        self.next_id = 1
+        self.execution: _Execution | None = None
+
+    def send(self, message: dict[str, Any]) -> None:
+        _OUT.write(json.dumps(message, default=str) + "\n")
+        _OUT.flush()
+
+    def receive(self) -> dict[str, Any]:
+        line = sys.stdin.readline()
+        if not line:
+            os._exit(0)  # the host went away
+        return json.loads(line)
+
+    def call(self, module: str, method: str, args: tuple[Any, ...]) -> Any:
+        call_id = self.next_id
+        self.next_id += 1
+        self.send(
+            {
+                "op": "call",
+                "id": call_id,
+                "module": module,
+                "method": method,
+                "args": [_encode(arg) for arg in args],
+            }
+        )
+        reply = self.receive()
+        if reply["ok"]:
+            return None if reply.get("payload") is None else json.loads(reply["payload"])
+        info = json.loads(reply["payload"])
+        kind = {"TypeError": TypeError, "RangeError": ValueError}.get(info["name"], HandlerError)
+        error = kind(info["message"])
+        error.code = info.get("code")  # type: ignore[attr-defined]
+        raise error
+
+
+class HandlerError(Exception):
+    """What a rejected JavaScript Promise is as a Python exception (name Error)."""
+
+
+CONNECTION = _Connection()
+_SYNC_MODULES = (
+    "jwt",
+    "uuid",
+    "utils",
+    "codec/auth",
+    "codec/base64",
+    "codec/query_string",
+    "jsonpath",
+    "advanced_math",
+)
+
+
+def _encode(value: Any) -> dict[str, Any]:
+    if value is _UNDEFINED:
+        return {"t": "undefined"}
+    if callable(value):
+        return {"t": "function"}
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return {"t": str(value)}
+    if value is None or isinstance(value, bool | int | float | str):
+        return {"v": value}
+    try:
+        return {"j": json.dumps(value, separators=(",", ":"), ensure_ascii=False)}
+    except ValueError:
+        return {"t": "cyclic"}
+    except TypeError:
+        return {"t": "function"}
+
+
+_UNDEFINED = object()
+
+
+class HostCall:
+    """A module call's result: `await` it in async handlers, or `.result()` in sync ones."""
+
+    def __init__(self, module: str, method: str, args: tuple[Any, ...]) -> None:
+        self._call = (module, method, args)
+
+    def result(self) -> Any:
+        return CONNECTION.call(*self._call)
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        return self._resolve().__await__()
+
+    async def _resolve(self) -> Any:
+        return self.result()
+
+
+class _Module:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        if method.startswith("__"):
+            raise AttributeError(method)
+        name = self._name
+        if name in _SYNC_MODULES:  # synchronous in JavaScript: synchronous here too
+            return lambda *args: CONNECTION.call("builtin", f"{name}.{method}", args)
+        return lambda *args: HostCall(name, method, args)
+
+
+class _Console:
+    def __getattr__(self, level: str) -> Callable[..., None]:
+        if level not in ("log", "info", "warn", "error", "debug"):
+            raise AttributeError(level)
+        return lambda *args: _log(level, args)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _log(level: str, args: tuple[Any, ...]) -> None:
+    execution = CONNECTION.execution
+    entry = {
+        "level": level,
+        "text": " ".join(_text(a) for a in args),
+        "time": _iso(execution.now_ms if execution else time.time() * 1000),
+    }
+    (execution.logs if execution else _LOAD_LOGS).append(entry)
+
+
+_LOAD_LOGS: list[dict[str, str]] = []
+
+
+def _iso(ms: float) -> str:
+    return (
+        datetime.fromtimestamp(ms / 1000, tz=UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def require(name: str) -> Any:
+    """The Python side of `require()`: the same built-ins, by the same names."""
+    if name == "console":
+        return _Console()
+    if name in ("kvstore", "xhr", "vault", "pubnub", "crypto", *_SYNC_MODULES):
+        return _Module(name)
+    raise ImportError(
+        f'require("{name}"): no such module; PubNub Functions provide only '
+        "built-in modules: kvstore, xhr, vault, pubnub, crypto, console, "
+        + ", ".join(_SYNC_MODULES)
+    )
+
+
+class _Execution:
+    def __init__(self, event: dict[str, Any], now_ms: float) -> None:
+        self.event = event
+        self.now_ms = now_ms
+        self.logs: list[dict[str, str]] = _LOAD_LOGS[:]
+        _LOAD_LOGS.clear()
+        self.warnings: list[str] = []
+        self.completion: dict[str, Any] | None = None
+
+    def complete(self, kind: str, detail: dict[str, Any]) -> None:
+        if self.completion is not None:
+            self.warnings.append(
+                f"{kind}() was called after {self.completion['kind']}() had "
+                "already completed this execution; ignored (the first "
+                "completion call wins)"
+            )
+            return
+        self.completion = {"kind": kind, "late": False, **detail}
+
+
+class Request:
+    """request: the same names as in JavaScript (message, channels, ok(), abort()...)."""
+
+    def __init__(self, execution: _Execution) -> None:
+        event = execution.event
+        self._execution = execution
+        for key, value in event.items():
+            if key != "kind":
+                setattr(self, key, value)
+        self.params = event.get("query", event.get("params", {}))
+        raw = event.get("body")
+        self.body = raw if raw is not None else ""
+        # The execution clock (what Date.now() is in JavaScript): fixed by --now and tests.
+        self.now_ms = execution.now_ms
+
+    def ok(self, message: Any = _UNDEFINED) -> HostCall | None:
+        value = self.message if message is _UNDEFINED or message is None else message
+        if message not in (_UNDEFINED, None) and self._execution.event["kind"].startswith("after-"):
+            self._execution.warnings.append(
+                f"request.ok(message) in an {self._execution.event['kind']} handler cannot "
+                "change the message: it was already delivered; the argument is ignored"
+            )
+        self._execution.complete("ok", {"message": json.dumps(value)})
+        return None
+
+    def abort(self, reason: Any = None) -> None:
+        self._execution.complete("abort", {"reason": None if reason is None else _text(reason)})
+
+    async def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Response:
+    def __init__(self, execution: _Execution) -> None:
+        self._execution = execution
+        self.status = 200
+        self.headers: dict[str, str] = {}
+
+    def send(self, body: Any = None, status: int | None = None) -> None:
+        headers = {str(k): str(v) for k, v in self.headers.items()}
+        if body is None:
+            text = ""
+        elif isinstance(body, str):
+            text = body
+        elif isinstance(body, dict | list):
+            text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+            if not any(k.lower() == "content-type" for k in headers):
+                headers["content-type"] = "application/json"
+        elif isinstance(body, bool):
+            text = "true" if body else "false"
+        else:
+            text = str(body)
+        self._execution.complete(
+            "response", {"status": int(status or self.status), "headers": headers, "body": text}
+        )
+
+
+class IntervalEvent:
+    def __init__(self, execution: _Execution) -> None:
+        self._execution = execution
+        self.now_ms = execution.now_ms
+
+    def ok(self) -> None:
+        self._execution.complete("ok", {})
+
+    def abort(self, reason: Any = None) -> None:
+        self._execution.complete("abort", {"reason": None if reason is None else _text(reason)})
+
+
+def _error_info(error: BaseException, handler_file: str) -> dict[str, Any]:
+    """The exception with its traceback trimmed to the handler's own file."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if os.path.abspath(frame.filename) == handler_file
+    ]
+    stack = "\n".join(f"    at {f.name} ({f.filename}:{f.lineno})" for f in frames)
+    info: dict[str, Any] = {"type": type(error).__name__, "message": str(error), "stack": stack}
+    if isinstance(error, HandlerError):
+        info["type"] = "Error"
+    if frames:
+        info["line"] = frames[-1].lineno
+    if getattr(error, "code", None):
+        info["code"] = error.code
+    return info
+
+
+def _load(path: str) -> Callable[..., Any]:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pfunc_handler", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["pfunc_handler"] = module
+    spec.loader.exec_module(module)
+    handler = getattr(module, "handler", None)
+    if not callable(handler):
+        raise AttributeError(
+            f"{path}: defines no handler function; write def handler(request): ... (or async def)"
+        )
+    return handler
+
+
+def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) -> dict[str, Any]:
+    kind = execution.event["kind"]
+    if kind == "on-request":
+        args: tuple[Any, ...] = (Request(execution), Response(execution))
+    elif kind == "on-interval":
+        args = (IntervalEvent(execution),)
+    else:
+        args = (Request(execution),)
+    error = None
+    try:
+        outcome = handler(*args[: max(1, len(inspect.signature(handler).parameters))])
+        if inspect.isawaitable(outcome):
+            asyncio.run(_await(outcome))
+    except BaseException as failure:  # the handler's exception is the execution's error
+        error = _error_info(failure, handler_file)
+    return {
+        "op": "done",
+        "completion": execution.completion,
+        "logs": execution.logs,
+        "warnings": execution.warnings,
+        "error": error,
+    }
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def main() -> None:
+    import resource
+
+    # Handlers import this module again (from pfunc import require): make it the same one.
+    sys.modules["pfunc.sandbox.python_worker"] = sys.modules[__name__]
+
+    handler: Callable[..., Any] | None = None
+    handler_file = ""
+    while True:
+        message = CONNECTION.receive()
+        if message["op"] == "load":
+            handler_file = os.path.abspath(message["path"])
+            sys.path.insert(0, str(Path(handler_file).parent))
+            if message.get("memory"):
+                # The handler may use this much more address space than the worker has now.
+                with open("/proc/self/statm") as statm:
+                    pages = int(statm.read().split()[0])
+                limit = pages * resource.getpagesize() + int(message["memory"])
+                resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            try:
+                handler = _load(handler_file)
+            except BaseException as failure:
+                info = _error_info(failure, handler_file)
+                if isinstance(failure, ModuleNotFoundError):
+                    info["message"] = (
+                        f"{failure}; the handler imports a package this Python "
+                        f"does not have (pip install {failure.name})"
+                    )
+                if isinstance(failure, SyntaxError):
+                    info["line"] = failure.lineno
+                    info["column"] = failure.offset
+                CONNECTION.send({"op": "loaded", "error": info})
+                continue
+            CONNECTION.send({"op": "loaded", "error": None})
+        elif message["op"] == "run" and handler is not None:
+            execution = _Execution(message["event"], message.get("now") or time.time() * 1000)
+            CONNECTION.execution = execution
+            CONNECTION.send(_run(handler, execution, handler_file))
+            CONNECTION.execution = None
+
+
+if __name__ == "__main__":
+    main()
