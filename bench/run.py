@@ -33,6 +33,7 @@ from pfunc.store import KVStore
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "rate_limit.js"
+PYTHON_EXAMPLE = REPO / "examples" / "rate_limit.py"
 TARGETS: dict[str, float] = {
     "cold_ms": 150,
     "cold_mib": 60,
@@ -41,6 +42,7 @@ TARGETS: dict[str, float] = {
     "server_per_s": 1500,
     "server_p99_ms": 5.0,
     "reload_ms": 100.0,
+    "python_per_s": 1000,
 }
 
 
@@ -49,7 +51,7 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def cold(runs: int, folder: Path) -> tuple[list[float], float]:
+def cold(runs: int, folder: Path, example: Path = EXAMPLE) -> tuple[list[float], float]:
     """Wall seconds per `pfunc run` process, and the largest peak RSS in MiB."""
     pfunc = Path(sys.executable).with_name("pfunc")
     command = [str(pfunc) if pfunc.exists() else sys.executable]
@@ -77,10 +79,10 @@ def cold(runs: int, folder: Path) -> tuple[list[float], float]:
     return times, peak_kib / 1024
 
 
-async def warm(runs: int, folder: Path) -> list[float]:
-    store = KVStore.open(folder / "warm.sqlite3")
+async def warm(runs: int, folder: Path, example: Path = EXAMPLE) -> list[float]:
+    store = KVStore.open(folder / f"warm-{example.suffix[1:]}.sqlite3")
     runtime = Runtime(store, resolve_profile("classic"), Clock())
-    executor = Executor(EXAMPLE, runtime)
+    executor = Executor(example, runtime)
     latencies = []
     for number in range(runs):
         event = MessageEvent("before-publish", {"userId": f"user-{number}", "text": "hi"})
@@ -89,6 +91,7 @@ async def warm(runs: int, folder: Path) -> list[float]:
         latencies.append(time.perf_counter() - started)
         if result.outcome != "ok" or result.operations["used"] != 3:
             raise SystemExit(f"unexpected warm result: {result.to_json()}")
+    executor.close()
     await store.close()
     return latencies
 
@@ -313,6 +316,8 @@ def main() -> None:
         warm_times = asyncio.run(warm(args.warm_runs, folder))
         floor_times = floor(args.warm_runs, folder)
         scenario_seconds, scenario_step_count = scenario_steps(folder, 200)
+        python_cold, python_peak = cold(max(3, args.cold_runs // 3), folder, PYTHON_EXAMPLE)
+        python_warm = asyncio.run(warm(args.warm_runs // 3, folder, PYTHON_EXAMPLE))
         project = folder / "server"
         project.mkdir()
         server = DevServerProcess(project)
@@ -372,6 +377,13 @@ def main() -> None:
         f"pfunc test     : {scenario_step_count} scenario steps in {scenario_seconds:.2f} s "
         f"(20 scenarios, each on a fresh store)  target < 3 s: "
         f"{verdict(scenario_seconds < 3)}"
+    )
+    python_rate = len(python_warm) / sum(python_warm)
+    print(
+        f"python handler : {python_rate:8.0f} exec/s warm through a reused worker, p50 "
+        f"{percentile(python_warm, 0.5) * 1e6:.0f} us  target >= {TARGETS['python_per_s']}/s: "
+        f"{verdict(python_rate >= TARGETS['python_per_s'])}; cold pfunc run median "
+        f"{statistics.median(python_cold) * 1000:.0f} ms, peak {python_peak:.1f} MiB"
     )
     reload_ms = statistics.median(reloads) * 1000
     print(

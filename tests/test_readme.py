@@ -81,8 +81,9 @@ def test_the_dev_flags_the_readme_shows_exist():
 
 
 def test_the_readme_scenario_file_passes(project_copy):
-    block = next(b for b in re.findall(r"```toml\n(.*?)```", README, flags=re.S)
-                 if "[[scenario]]" in b)
+    block = next(
+        b for b in re.findall(r"```toml\n(.*?)```", README, flags=re.S) if "[[scenario]]" in b
+    )
     path = project_copy / "examples" / "readme.test.toml"
     path.write_text(block)
     run = run_cli("test", path, cwd=project_copy)

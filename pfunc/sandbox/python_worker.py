@@ -312,9 +312,9 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
         args = (Request(execution),)
     error = None
     try:
-        outcome = handler(*args[: max(1, len(inspect.signature(handler).parameters))])
+        outcome = handler(*args[: _arity(handler)])
         if inspect.isawaitable(outcome):
-            asyncio.run(_await(outcome))
+            _LOOP.run_until_complete(_await(outcome))
     except BaseException as failure:  # the handler's exception is the execution's error
         error = _error_info(failure, handler_file)
     return {
@@ -328,6 +328,18 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
+
+
+# One event loop for the worker's life: a new one per execution costs more than the call.
+_LOOP = asyncio.new_event_loop()
+_ARITY: dict[Callable[..., Any], int] = {}
+
+
+def _arity(handler: Callable[..., Any]) -> int:
+    """How many of (request, response) the handler takes (at least one)."""
+    if handler not in _ARITY:
+        _ARITY[handler] = max(1, len(inspect.signature(handler).parameters))
+    return _ARITY[handler]
 
 
 def main() -> None:

@@ -1,0 +1,6 @@
+def helper(message):
+    return message["missing"]
+
+
+def handler(request):
+    return helper(request.message)

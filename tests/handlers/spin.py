@@ -1,0 +1,3 @@
+def handler(request, response):
+    while True:
+        pass

@@ -1,0 +1,186 @@
+"""Python handlers: the same contract, budget, store and errors as JavaScript handlers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+from tests.conftest import EXAMPLES, HANDLERS, REPO, run_cli
+from tests.test_dev_server import DevProcess
+
+
+def test_rate_limit_in_python_matches_javascript(tmp_path):
+    outcomes = {}
+    for language in ("js", "py"):
+        kv = tmp_path / f"{language}.sqlite3"
+        runs = [
+            run_cli(
+                "run",
+                EXAMPLES / f"rate_limit.{language}",
+                "--message",
+                '{"userId":"u1"}',
+                "--kv",
+                kv,
+                "--json",
+                "--now",
+                "2026-01-01T00:00:10Z",
+            ).json()
+            for _ in range(11)
+        ]
+        outcomes[language] = [
+            (
+                r["outcome"],
+                r["message"].get("rateLimitRemaining"),
+                r["operations"]["used"],
+                [c["key"] for c in r["operations"]["calls"]],
+            )
+            for r in runs
+        ]
+    assert outcomes["py"] == outcomes["js"]
+    assert [o[0] for o in outcomes["py"]] == ["ok"] * 10 + ["abort"]
+
+
+def test_a_fourth_operation_is_refused_with_the_same_message_as_javascript(tmp_path):
+    js = run_cli("run", HANDLERS / "four_ops.js", "--kv", tmp_path / "a.db", "--json").json()
+    py = run_cli("run", HANDLERS / "four_ops.py", "--kv", tmp_path / "b.db", "--json").json()
+    assert py["outcome"] == js["outcome"] == "error"
+    assert (
+        py["error"]["message"]
+        == js["error"]["message"]
+        == (
+            "operation limit exceeded: kvstore.set would be operation 4 of 3 allowed per execution "
+            '(profile "classic")'
+        )
+    )
+    assert py["error"]["line"] == 10
+    assert py["operations"]["calls"] == js["operations"]["calls"]
+
+
+def test_errors_show_the_handler_frames_with_a_code_frame(tmp_path):
+    run = run_cli("run", HANDLERS / "raises.py", "--kv", tmp_path / "kv.db")
+    assert run.code == 1
+    assert "KeyError: 'missing'" in run.stdout
+    assert '> 2 |     return message["missing"]' in run.stdout
+    assert "at helper (" in run.stdout and "raises.py:2)" in run.stdout
+    assert "python_worker" not in run.stdout
+
+
+def test_a_missing_package_says_which(tmp_path):
+    run = run_cli("run", HANDLERS / "broken_import.py", "--kv", tmp_path / "kv.db", "--json")
+    error = run.json()["error"]
+    assert run.code == 1 and error["type"] == "ModuleNotFoundError"
+    assert "definitely_not_installed_pkg" in error["message"]
+    assert "pip install definitely_not_installed_pkg" in error["message"]
+    assert error["line"] == 3
+
+
+def test_sync_handlers_and_synchronous_modules(tmp_path):
+    run = run_cli("run", HANDLERS / "sync_calls.py", "--kv", tmp_path / "kv.db", "--json")
+    result = run.json()
+    assert result["outcome"] == "ok" and result["message"] == {"count": 1}
+    assert result["logs"][0]["text"] == 'count 1 {"token":"u1"}'
+    assert result["operations"]["used"] == 1  # jwt is free, as in JavaScript
+
+
+def test_a_runaway_loop_times_out_and_memory_is_bounded(tmp_path):
+    started = time.monotonic()
+    run = run_cli(
+        "run",
+        HANDLERS / "spin.py",
+        "--event",
+        "on-request",
+        "--timeout",
+        "1",
+        "--kv",
+        tmp_path / "kv.db",
+        "--json",
+    )
+    assert run.json()["error"]["type"] == "TimeoutError"
+    assert time.monotonic() - started < 1 + 1 + 1.5
+    hog = run_cli("run", HANDLERS / "hog.py", "--kv", tmp_path / "kv.db", "--json").json()
+    assert hog["outcome"] == "error"
+    assert hog["error"]["type"] == "MemoryError"
+    assert "64 MiB memory limit" in hog["error"]["message"]
+
+
+def test_the_dev_server_keeps_answering_during_a_python_loop(tmp_path):
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-t"\npublish_key = "pub-c-t"\n[limits]\ntimeout = 1\n'
+        '[[functions]]\nname = "spin"\nfile = "spin.py"\nevent = "on-request"\npath = "spin"\n'
+        '[[functions]]\nname = "hello"\nfile = "hello.py"\nevent = "on-request"\npath = "hello"\n'
+    )
+    shutil.copy(HANDLERS / "spin.py", tmp_path / "spin.py")
+    (tmp_path / "hello.py").write_text(
+        "def handler(request, response):\n    return response.send('hello')\n"
+    )
+    server = DevProcess(tmp_path, "--no-intervals")
+    try:
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-t/hello")[2] == "hello"
+        outcome = {}
+
+        def spin() -> None:
+            outcome["status"] = server.request("GET", "/v1/blocks/sub-key/sub-c-t/spin")[0]
+
+        import threading
+
+        thread = threading.Thread(target=spin)
+        thread.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-t/hello")[2] == "hello"
+        assert time.monotonic() - started < 0.5
+        thread.join(timeout=10)
+        assert outcome["status"] == 500
+        # Hot reload of a Python handler.
+        (tmp_path / "hello.py").write_text(
+            "def handler(request, response):\n    return response.send('hello again')\n"
+        )
+        server.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("hello.py"))
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-t/hello")[2] == "hello again"
+    finally:
+        server.stop()
+
+
+def test_the_pytest_plugin_runs_python_handlers(pytester):
+    shutil.copytree(REPO / "examples", pytester.path / "examples")
+    pytester.makepyfile(
+        test_py="""
+        import json
+
+        def test_python_sessions(pfunc):
+            login = pfunc.request("examples/sessions.py", "POST", "/login", json={"userId": "ada"})
+            token = json.loads(login.response["body"])["token"]
+            assert pfunc.kv_get(f"session:{token}")["userId"] == "ada"
+    """
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_python_worker_is_reused_between_executions(tmp_path):
+    code = (
+        "import asyncio, time\n"
+        "from pathlib import Path\n"
+        "from pfunc.executor import Executor, Runtime\n"
+        "from pfunc.store import KVStore\n"
+        "from pfunc.limits import resolve_profile\n"
+        "from pfunc.clock import Clock\n"
+        "from pfunc.events import MessageEvent\n"
+        "async def main():\n"
+        f"    store = KVStore.open(Path({str(tmp_path / 'kv.db')!r}))\n"
+        "    ex = Executor(Path('examples/rate_limit.py'), Runtime(store, resolve_profile('classic'), Clock()))\n"
+        "    pids = set()\n"
+        "    for i in range(20):\n"
+        "        r = await ex.run(MessageEvent('before-publish', {'userId': f'u{i}'}))\n"
+        "        assert r.outcome == 'ok', r.to_json()\n"
+        "        pids |= {s._process.pid for s in ex._idle}\n"
+        "    print(len(pids))\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == 1
