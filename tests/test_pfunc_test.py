@@ -24,7 +24,7 @@ def project(tmp_path: Path) -> Path:
 def test_the_examples_pass(project):
     run = run_cli("test", "examples", cwd=project)
     assert run.code == 0, run.stdout
-    assert run.stdout.strip().splitlines()[-1] == "15 passed, 0 failed"
+    assert run.stdout.strip().splitlines()[-1] == "21 passed, 0 failed"
 
 
 def test_pfunc_init_scenarios_pass_out_of_the_box(tmp_path):
@@ -70,12 +70,14 @@ def test_a_broken_handler_fails_the_right_scenario(project, tmp_path, old, new, 
     assert fragment in run.stdout
     # The failure points at the expectation of the first step, in the scenario file.
     assert "step 1 (publish on chat) at examples/rate_limit.test.toml:10" in run.stdout
-    assert "✘ ten messages a minute, then the eleventh is refused" in run.stdout
-    assert "✔ login, validate, logout" in run.stdout  # other scenarios still pass
+    assert "✘ ten messages a minute, then the eleventh is refused [rate-limit]" in run.stdout
+    # The Python version and the other scenarios still pass.
+    assert "✔ ten messages a minute, then the eleventh is refused [rate-limit-py]" in run.stdout
+    assert "✔ login, validate, logout [sessions]" in run.stdout
     suites = ElementTree.parse(junit).getroot()
     failures = [case for case in suites.iter("testcase") if case.find("failure") is not None]
     assert {case.get("name") for case in failures} >= {
-        "ten messages a minute, then the eleventh is refused"
+        "ten messages a minute, then the eleventh is refused [rate-limit]"
     }
     assert fragment in failures[0].find("failure").text
 
@@ -107,15 +109,19 @@ def test_filter_stop_and_json(project):
     results = only.json()
     assert only.code == 0
     assert {s["name"] for s in results["scenarios"]} == {
-        "login, validate, logout",
-        "a session expires after 30 minutes",
-        "bad requests",
+        f"{name} [{function}]"
+        for name in (
+            "login, validate, logout",
+            "a session expires after 30 minutes",
+            "bad requests",
+        )
+        for function in ("sessions", "sessions-py")
     }
     _break(project, "const DEFAULT_LIMIT = 10;", "const DEFAULT_LIMIT = 1;")
     stopped = run_cli("test", "examples", "-x", "--json", cwd=project).json()
     assert stopped["failed"] == 1
     assert stopped["scenarios"][-1]["status"] == "failed"
-    assert len(stopped["scenarios"]) < 15
+    assert len(stopped["scenarios"]) < 21
     failure = stopped["scenarios"][-1]["failure"]
     assert failure["mismatches"][0]["field"].startswith(("message", "outcome"))
 
