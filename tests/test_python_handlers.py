@@ -184,3 +184,27 @@ def test_python_worker_is_reused_between_executions(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == 1
+
+
+def test_scenarios_leave_no_worker_processes_behind(tmp_path):
+    scenario = tmp_path / "w.test.toml"
+    scenario.write_text(
+        f'[[scenario]]\nname = "w"\nfile = "{EXAMPLES / "rate_limit.py"}"\n\n'
+        '[[scenario.step]]\npublish = { message = { userId = "u" } }\n'
+        'expect = { outcome = "ok" }\n'
+    )
+    code = (
+        "import asyncio, os\n"
+        "from pathlib import Path\n"
+        "from pfunc.testing.runner import run_scenario\n"
+        "from pfunc.testing.scenario import load_scenarios\n"
+        f"result = asyncio.run(run_scenario(load_scenarios(Path({str(scenario)!r}))[0]))\n"
+        "assert result.passed\n"
+        "children = Path(f'/proc/{os.getpid()}/task/{os.getpid()}/children').read_text().split()\n"
+        "print(len(children))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0"

@@ -61,6 +61,8 @@ class PfuncHarness:
         return await asyncio.wrap_future(self._thread.submit(work))
 
     def close(self) -> None:
+        for executor in self._executors.values():
+            executor.close()  # ends Python handlers' worker processes
         self._wait(self._opened.__aexit__(None, None, None))
         self._thread.close()
 

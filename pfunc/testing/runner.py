@@ -146,6 +146,10 @@ class ScenarioRun:
             "signal" if step.kind == "signal" else "publish",
         )
 
+    def close(self) -> None:
+        for executor in self._executors.values():
+            executor.close()  # ends Python handlers' worker processes
+
     async def seed(self) -> None:
         store, keyset = self.runtime.store, self.runtime.keyset.subscribe_key
         expires = self.runtime.clock.now_ms() + 1440 * 60_000
@@ -247,6 +251,10 @@ async def run_scenario(scenario: Scenario) -> ScenarioResult:
             environ={},
             random_seed=scenario.seed,
         ) as runtime:
-            outcome = await ScenarioRun(scenario, runtime, scenario_project).run()
+            run = ScenarioRun(scenario, runtime, scenario_project)
+            try:
+                outcome = await run.run()
+            finally:
+                run.close()
     outcome.duration_ms = (time.perf_counter() - started) * 1000
     return outcome
