@@ -12,10 +12,6 @@ class Clock:
     def __init__(self, fixed_ms: int | None = None) -> None:
         self._fixed_ms = fixed_ms
 
-    @property
-    def is_fixed(self) -> bool:
-        return self._fixed_ms is not None
-
     def now_ms(self) -> int:
         if self._fixed_ms is not None:
             return self._fixed_ms
@@ -37,11 +33,3 @@ class Clock:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         return cls(int(moment.timestamp() * 1000))
-
-
-def iso_from_ms(ms: int) -> str:
-    return (
-        datetime.fromtimestamp(ms / 1000, tz=UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )

@@ -6,7 +6,7 @@ whether the call may run, numbers it, and records it for the report.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 # Which operation counter a host call draws from; None means the call is free.
@@ -44,7 +44,6 @@ class Profile:
     ttl_max: int = 525_600
     keys_per_page: int = 100
     max_hops: int = 3
-    overridden: tuple[str, ...] = field(default=())
 
     def describe(self) -> str:
         return f'profile "{self.name}"'
@@ -122,7 +121,7 @@ def resolve_profile(name: str, overrides: dict[str, Any] | None = None) -> Profi
                 changes["operations"] = int(value)
         else:
             changes[key] = int(value)
-    return replace(profile, overridden=tuple(overrides), **changes)
+    return replace(profile, **changes)
 
 
 class OperationLimitExceeded(Exception):
