@@ -141,22 +141,32 @@ class HostModule(Protocol):
         ...
 
 
-def host_modules() -> dict[str, HostModule]:
-    from pfunc.modules.builtin import BuiltinModule
-    from pfunc.modules.crypto import CryptoModule
-    from pfunc.modules.kvstore import KVStoreModule
-    from pfunc.modules.pubnub import PubNubModule
-    from pfunc.modules.vault import VaultModule
-    from pfunc.modules.xhr import XhrModule
+# Where each host module lives; imported on first use, so a run pays only for what its
+# handler calls (hashlib, aiohttp and friends stay off the `pfunc run` path).
+_HOST_MODULES = {
+    "kvstore": ("pfunc.modules.kvstore", "KVStoreModule"),
+    "crypto": ("pfunc.modules.crypto", "CryptoModule"),
+    "xhr": ("pfunc.modules.xhr", "XhrModule"),
+    "vault": ("pfunc.modules.vault", "VaultModule"),
+    "pubnub": ("pfunc.modules.pubnub", "PubNubModule"),
+    "builtin": ("pfunc.modules.builtin", "BuiltinModule"),  # Python handlers' sync modules
+}
 
-    return {
-        "kvstore": KVStoreModule(),
-        "crypto": CryptoModule(),
-        "xhr": XhrModule(),
-        "vault": VaultModule(),
-        "pubnub": PubNubModule(),
-        "builtin": BuiltinModule(),  # Python handlers' synchronous modules
-    }
+
+class HostModules(dict[str, HostModule]):
+    """The host modules of one runtime, each created when a handler first calls it."""
+
+    def __missing__(self, name: str) -> HostModule:
+        import importlib
+
+        module_path, class_name = _HOST_MODULES[name]
+        module = getattr(importlib.import_module(module_path), class_name)()
+        self[name] = module
+        return module
+
+
+def host_modules() -> HostModules:
+    return HostModules()
 
 
 def missing_arg() -> JSArg:
