@@ -52,7 +52,10 @@ class DevLog:
             self.console.print(f"  {function['name']:<16} {function['event']:<15} {where}")
         for warning in event.get("warnings", []):
             self.console.print(Text(f"  ! {warning}", style="yellow"))
-        self.console.print("[dim]Ctrl-C stops the server.[/]")
+        self.console.print(
+            "[dim]Type run NAME [JSON] or publish CHANNEL JSON here to trigger "
+            "functions; Ctrl-C stops the server.[/]"
+        )
 
     def _execution(self, event: dict[str, Any]) -> None:
         style = {"ok": "green", "abort": "yellow", "response": "cyan", "error": "red"}.get(
@@ -91,11 +94,29 @@ class DevLog:
             if frame:
                 self.console.print(Text(frame))
 
+    def _console_error(self, event: dict[str, Any]) -> None:
+        self.console.print(Text(f"{event['command']}: {event['error']}", style="red"))
+
     def _stopped(self, event: dict[str, Any]) -> None:
         self.console.print("[dim]pfunc dev stopped[/]")
 
     def _other(self, event: dict[str, Any]) -> None:
         self.console.print(Text(json.dumps(event), style="dim"))
+
+
+def _read_console(loop: asyncio.AbstractEventLoop, server: Any) -> None:
+    """Console commands from standard input (run NAME [JSON], publish CHANNEL JSON)."""
+    import threading
+
+    def read() -> None:
+        try:
+            for line in sys.stdin:
+                asyncio.run_coroutine_threadsafe(server.console_command(line), loop)
+        except (OSError, ValueError, RuntimeError):
+            return  # no console (closed stdin), or the loop has stopped
+
+    if sys.stdin is not None and not sys.stdin.closed:
+        threading.Thread(target=read, name="pfunc-console", daemon=True).start()
 
 
 async def serve(
@@ -152,6 +173,7 @@ async def serve(
             }
         )
         stop = asyncio.Event()
+        _read_console(loop, server)
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, stop.set)

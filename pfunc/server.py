@@ -336,22 +336,49 @@ class DevServer:
         Message functions take {"message": ..., "channel": ...}; on-request ones take
         {"method", "path", "query", "headers", "body"}; interval ones take nothing.
         """
-        function = self.project.function(request.match_info["name"])
+        try:
+            result = await self.run_by_hand(request.match_info["name"], await request.text())
+        except LookupError as error:
+            return _pubnub_error(404, str(error))
+        except ValueError as error:
+            return _pubnub_error(400, str(error))
+        return web.json_response(result.to_json())
+
+    async def run_by_hand(self, name: str, spec_text: str) -> Result:
+        """Run function NAME with an event described by optional JSON (see trigger)."""
+        function = self.project.function(name)
         if function is None:
             names = ", ".join(f.name for f in self.project.functions)
-            return _pubnub_error(
-                404, f"no function named {request.match_info['name']!r}; functions: {names}"
-            )
-        text = await request.text()
+            raise LookupError(f"no function named {name!r}; functions: {names}")
         try:
-            spec = json.loads(text) if text.strip() else {}
+            spec = json.loads(spec_text) if spec_text.strip() else {}
         except ValueError:
-            return _pubnub_error(400, "the body must be JSON")
+            raise ValueError("the event must be JSON") from None
         if not isinstance(spec, dict):
-            return _pubnub_error(400, "the body must be a JSON object")
-        event = _event_for(function, spec)
-        result = await self.bus.executor(function).run(event)
-        return web.json_response(result.to_json())
+            raise ValueError("the event must be a JSON object")
+        return await self.bus.executor(function).run(_event_for(function, spec))
+
+    async def console_command(self, line: str) -> None:
+        """A command typed into the dev server's console (its standard input).
+
+        run NAME [JSON]          run a function, as POST /pfunc/run/NAME does
+        publish CHANNEL JSON     publish through the project, as a client would
+        """
+        words = line.strip().split(maxsplit=2)
+        if not words:
+            return
+        try:
+            if words[0] == "run" and len(words) >= 2:
+                await self.run_by_hand(words[1], words[2] if len(words) > 2 else "")
+            elif words[0] in ("publish", "fire", "signal") and len(words) == 3:
+                await self.bus.publish(words[1], json.loads(words[2]), verb=words[0])
+            else:
+                raise ValueError(
+                    "commands: run NAME [JSON] | publish CHANNEL JSON | "
+                    "fire CHANNEL JSON | signal CHANNEL JSON"
+                )
+        except (LookupError, ValueError) as error:
+            self.on_event({"type": "console-error", "command": line.strip(), "error": str(error)})
 
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response({"functions": self.describe_functions()})

@@ -117,6 +117,7 @@ class DevProcess:
                 *extra,
             ],
             cwd=folder,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -159,6 +160,12 @@ class DevProcess:
                 return response.status, dict(response.headers), response.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, dict(error.headers), error.read().decode()
+
+    def type(self, line: str) -> None:
+        """Type a line into the server's console (its standard input)."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
 
     def stop(self) -> None:
         self.process.terminate()
@@ -512,3 +519,18 @@ def test_pfunc_init_scaffolds_a_project_that_dev_serves_at_once(tmp_path):
         assert (status, json.loads(body)) == (200, {"user": "ada", "messages": 1})
     finally:
         server.stop()
+
+
+def test_functions_can_be_triggered_from_the_console(dev):
+    dev.type("run count")
+    counted = dev.wait_for(lambda e: e["type"] == "execution" and e["function"] == "count")
+    assert counted["outcome"] == "response"
+    dev.type('publish chat.room {"text": "typed"}')
+    shouted = dev.wait_for(lambda e: e["type"] == "execution" and e["function"] == "shout")
+    assert shouted["outcome"] == "ok" and shouted["channel"] == "chat.room"
+    dev.type("dance")
+    refused = dev.wait_for(lambda e: e["type"] == "console-error")
+    assert "run NAME [JSON]" in refused["error"]
+    dev.type("run nobody")
+    missing = dev.wait_for(lambda e: e["type"] == "console-error")
+    assert "no function named 'nobody'" in missing["error"]
