@@ -208,3 +208,10 @@ def test_scenarios_leave_no_worker_processes_behind(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "0"
+
+
+def test_python_spellings_of_module_methods(tmp_path):
+    result = run_cli("run", HANDLERS / "snake.py", "--kv", tmp_path / "kv.db", "--json").json()
+    assert result["message"]["values"] == [1, "text"]
+    assert [c["method"] for c in result["operations"]["calls"]] == [
+        "incrCounter", "setItem", "getItem"]

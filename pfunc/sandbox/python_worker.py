@@ -121,6 +121,9 @@ class _Module:
     def __getattr__(self, method: str) -> Callable[..., Any]:
         if method.startswith("__"):
             raise AttributeError(method)
+        # Python spellings work too: incr_counter is incrCounter, get_keys is getKeys.
+        head, *rest = method.split("_")
+        method = head + "".join(part[:1].upper() + part[1:] for part in rest)
         name = self._name
         if name in _SYNC_MODULES:  # synchronous in JavaScript: synchronous here too
             return lambda *args: CONNECTION.call("builtin", f"{name}.{method}", args)
