@@ -534,3 +534,42 @@ def test_functions_can_be_triggered_from_the_console(dev):
     dev.type("run nobody")
     missing = dev.wait_for(lambda e: e["type"] == "console-error")
     assert "no function named 'nobody'" in missing["error"]
+
+
+def test_presence_timeout_after_the_heartbeat_period(dev):
+    status, _, _ = dev.request("GET", "/v2/subscribe/sub-c-t/lobby/0?tt=0&uuid=zed&heartbeat=1")
+    assert status == 200
+    joined = dev.wait_for(lambda e: e["type"] == "execution" and e["function"] == "presence")
+    assert joined["outcome"] == "ok"
+    timed_out = dev.wait_for(
+        lambda e: e["type"] == "execution" and e["function"] == "presence", timeout=5
+    )
+    assert timed_out["outcome"] == "ok"
+    # The presence handler stored the last event it saw: the timeout.
+    changed = subprocess.run(
+        [sys.executable, "-m", "pfunc", "kv", "get", "last-presence"],
+        cwd=dev.folder,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    last = json.loads(changed.stdout)
+    assert (last["action"], last["uuid"], last["occupancy"]) == ("timeout", "zed", 0)
+
+
+def test_no_intervals_turns_interval_functions_off(tmp_path):
+    make_project(tmp_path)
+    (tmp_path / "tick.js").write_text("export default (event) => event.ok();")
+    with (tmp_path / "pfunc.toml").open("a") as config:
+        config.write(
+            '\n[[functions]]\nname = "tick"\nfile = "tick.js"\nevent = "on-interval"\n'
+            "interval = 1\n"
+        )
+    server = DevProcess(tmp_path, "--no-intervals")
+    try:
+        with pytest.raises(AssertionError):
+            server.wait_for(
+                lambda e: e["type"] == "execution" and e["function"] == "tick", timeout=2.5
+            )
+    finally:
+        server.stop()

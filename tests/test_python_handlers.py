@@ -214,4 +214,7 @@ def test_python_spellings_of_module_methods(tmp_path):
     result = run_cli("run", HANDLERS / "snake.py", "--kv", tmp_path / "kv.db", "--json").json()
     assert result["message"]["values"] == [1, "text"]
     assert [c["method"] for c in result["operations"]["calls"]] == [
-        "incrCounter", "setItem", "getItem"]
+        "incrCounter",
+        "setItem",
+        "getItem",
+    ]
