@@ -301,7 +301,7 @@ class Executor:
                 f"{self.display_path}: the handler finished without calling {expected}; "
                 f"call {expected} (and return or await it) on every path",
             )
-        elif failure is None and completion.get("late"):
+        elif failure is None and completion is not None and completion.get("late"):
             failure = ExecutionError(
                 "Error",
                 f"{self.display_path}: {completion['kind']}() was called only after the handler "
@@ -312,6 +312,7 @@ class Executor:
             result.outcome = "error"
             result.error = failure
             return
+        assert completion is not None  # no completion is a failure, handled above
         result.outcome = completion["kind"]
         if completion["kind"] == "response":
             result.response = {

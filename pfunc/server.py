@@ -136,7 +136,7 @@ class DevServer:
 
     def _not_found(self, path: str) -> web.Response:
         prefix = f"/v1/blocks/sub-key/{self.project.keyset.subscribe_key}/"
-        paths = [prefix + f.path for f in self.project.functions if f.event == "on-request"]
+        paths = [prefix + (f.path or "") for f in self.project.functions if f.event == "on-request"]
         return web.json_response(
             {
                 "status": 404,
