@@ -34,7 +34,7 @@ from pfunc.events import (
     read_text_flag,
 )
 from pfunc.limits import Profile, resolve_profile
-from pfunc.project import FunctionConfig, Project, load_project
+from pfunc.project import FunctionConfig, Project, load_project, relative_to_cwd
 
 if TYPE_CHECKING:
     from pfunc.bus import PublishReport
@@ -129,15 +129,8 @@ class RunPlan:
             if self.function is not None and runtime.bus is not None:
                 executor = runtime.bus.executor(self.function)
             else:
-                executor = Executor(self.handler, runtime, display_path(self.handler))
+                executor = Executor(self.handler, runtime, str(relative_to_cwd(self.handler)))
             return await executor.run(self.event)
-
-
-def display_path(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def _resolve_handler(target: str, project: Project) -> tuple[Path, FunctionConfig | None]:
@@ -238,7 +231,7 @@ def _build_event(flags: dict[str, Any], function: FunctionConfig | None, clock: 
     return MessageEvent(
         kind=kind,
         message=message,
-        channel=flags.get("channel") or _default_channel(function),
+        channel=flags.get("channel") or (function.default_channel if function else "default"),
         params=params,
         meta=meta,
         verb=VERB_OF_KIND.get(kind, "publish"),
@@ -262,12 +255,6 @@ def _presence_from_flags(flags: dict[str, Any], clock: Clock) -> dict[str, Any]:
         clock.now_ms() // 1000,
         state,
     )
-
-
-def _default_channel(function: FunctionConfig | None) -> str:
-    """The function's first exact channel name, else "default"."""
-    exact = [c for c in (function.channels if function else []) if not c.endswith("*")]
-    return exact[0] if exact else "default"
 
 
 # --- pfunc publish / signal / fire -------------------------------------------------------

@@ -39,6 +39,13 @@ class FunctionConfig:
     path: str | None = None
     interval: float | None = None
 
+    @property
+    def default_channel(self) -> str:
+        """Where an event for this function goes when no channel is given: its first exact
+        channel name (wildcards cannot be published to), else "default"."""
+        exact = [channel for channel in self.channels if not channel.endswith("*")]
+        return exact[0] if exact else "default"
+
 
 @dataclass
 class MockRule:
@@ -75,6 +82,14 @@ class Project:
 
     def function(self, name: str) -> FunctionConfig | None:
         return next((function for function in self.functions if function.name == name), None)
+
+
+def relative_to_cwd(path: Path) -> Path:
+    """The path relative to the current folder when it is below it, for reports."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
 
 
 def find_project_file(start: Path) -> Path | None:

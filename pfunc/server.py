@@ -23,7 +23,7 @@ from aiohttp import web
 
 from pfunc.bus import Bus, PublishReport, run_presence
 from pfunc.errors import HandlerLoadError, PfuncUsageError
-from pfunc.events import IntervalEvent, MessageEvent, RequestEvent
+from pfunc.events import VERB_OF_KIND, IntervalEvent, MessageEvent, RequestEvent
 from pfunc.executor import Runtime
 from pfunc.project import FunctionConfig, Project, parse_project
 from pfunc.pubsub import MESSAGE_TYPES, Delivery, MessageLog, Presence
@@ -512,11 +512,8 @@ def _event_for(function: FunctionConfig, spec: dict[str, Any]) -> Any:
         )
     if function.event == "on-interval":
         return IntervalEvent()
-    exact = [c for c in function.channels if not c.endswith("*")]
-    channel = str(spec.get("channel") or (exact[0] if exact else "default"))
-    verb = {"before-signal": "signal", "after-signal": "signal", "after-presence": "presence"}.get(
-        function.event, "publish"
-    )
+    channel = str(spec.get("channel") or function.default_channel)
+    verb = VERB_OF_KIND.get(function.event, "publish")
     return MessageEvent(function.event, spec.get("message", {}), channel, verb=verb)
 
 

@@ -427,14 +427,19 @@ def test_project_file_reload_adds_functions_and_a_bad_one_is_kept_out(dev):
 # --- intervals ----------------------------------------------------------------------------------
 
 
-def test_interval_functions_run_on_their_schedule(tmp_path):
-    make_project(tmp_path)
-    (tmp_path / "tick.js").write_text("export default (event) => event.ok();")
-    with (tmp_path / "pfunc.toml").open("a") as config:
+def make_ticking_project(folder: Path) -> None:
+    """The test project plus an interval function that runs every second."""
+    make_project(folder)
+    (folder / "tick.js").write_text("export default (event) => event.ok();")
+    with (folder / "pfunc.toml").open("a") as config:
         config.write(
             '\n[[functions]]\nname = "tick"\nfile = "tick.js"\nevent = "on-interval"\n'
             "interval = 1\n"
         )
+
+
+def test_interval_functions_run_on_their_schedule(tmp_path):
+    make_ticking_project(tmp_path)
     server = DevProcess(tmp_path)
     try:
         ticks = [
@@ -558,13 +563,7 @@ def test_presence_timeout_after_the_heartbeat_period(dev):
 
 
 def test_no_intervals_turns_interval_functions_off(tmp_path):
-    make_project(tmp_path)
-    (tmp_path / "tick.js").write_text("export default (event) => event.ok();")
-    with (tmp_path / "pfunc.toml").open("a") as config:
-        config.write(
-            '\n[[functions]]\nname = "tick"\nfile = "tick.js"\nevent = "on-interval"\n'
-            "interval = 1\n"
-        )
+    make_ticking_project(tmp_path)
     server = DevProcess(tmp_path, "--no-intervals")
     try:
         with pytest.raises(AssertionError):

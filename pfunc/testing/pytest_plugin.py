@@ -89,8 +89,9 @@ class PfuncHarness:
         from pfunc.events import IntervalEvent, MessageEvent, RequestEvent, presence_message
 
         executor, function = self._executor(target)
-        exact = [c for c in (function.channels if function else []) if not c.endswith("*")]
-        channel = fields.pop("channel", None) or (exact[0] if exact else "default")
+        channel = fields.pop("channel", None) or (
+            function.default_channel if function else "default"
+        )
         event_kind = fields.pop("event", None) or (function.event if function else None)
         if kind == "request":
             body = fields.get("body") or ""

@@ -121,8 +121,9 @@ class ScenarioRun:
                 headers={str(k).lower(): str(v) for k, v in payload.get("headers", {}).items()},
                 body=body if isinstance(body, str) else json.dumps(body),
             )
-        exact = [c for c in (function.channels if function else []) if not c.endswith("*")]
-        channel = str(payload.get("channel") or (exact[0] if exact else "default"))
+        channel = str(
+            payload.get("channel") or (function.default_channel if function else "default")
+        )
         if step.kind == "presence":
             message = presence_message(
                 str(payload.get("action", "join")),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pfunc.errors import PfuncUsageError
+from pfunc.project import relative_to_cwd
 
 SCENARIO_KEYS = {
     "name",
@@ -305,17 +306,9 @@ def _save_table(path: Path, line: int, where: str, save: Any) -> dict[str, str]:
     return dict(save)
 
 
-def shown(path: Path) -> Path:
-    """The path relative to the current folder when it is below it (for reports)."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve())
-    except ValueError:
-        return path
-
-
 def discover(paths: list[Path]) -> list[Path]:
     """Scenario files under the given files and folders, in a stable order."""
-    paths = [shown(path) for path in paths]
+    paths = [relative_to_cwd(path) for path in paths]
     found: list[Path] = []
     for path in paths:
         if path.is_file():
