@@ -27,8 +27,9 @@ import quickjs
 
 from pfunc.clock import Clock
 from pfunc.events import MessageEvent
-from pfunc.executor import Executor, Runtime
+from pfunc.executor import Executor
 from pfunc.limits import resolve_profile
+from pfunc.runtime import Runtime
 from pfunc.store import KVStore
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,3 +1,3 @@
-from pfunc.cli import main
+from pfunc.cli.commands import main
 
 main()

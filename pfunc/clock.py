@@ -33,3 +33,16 @@ class Clock:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         return cls(int(moment.timestamp() * 1000))
+
+
+class Timetokens:
+    """PubNub timetokens: 17 digits, 100-ns units since the epoch, strictly increasing
+    within a process (publishes, subscribe cursors, pubnub.time())."""
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def next(self) -> str:
+        now = int(time.time() * 10_000_000)
+        self._last = max(now, self._last + 1)
+        return str(self._last)

@@ -1,22 +1,111 @@
-"""Event types: what triggers one execution, and the request object the sandbox builds from it."""
+"""Event kinds, event types, and the one builder every front end calls.
+
+`KINDS` is the single table of event kinds: the project parser, the bus, the CLI, the
+dev server, scenarios and the pytest plugin all read it. A new event kind is a new row
+here plus its entry points in the sandbox.
+
+`build_event(kind, spec)` turns an `EventSpec` (what a user described: CLI flags, a
+trigger's JSON, a scenario step, a plugin call, the dev server's own presence change)
+into the event a handler receives, with the same defaults and the same errors for all.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-MESSAGE_KINDS = (
-    "before-publish",
-    "after-publish",
-    "before-signal",
-    "after-signal",
-    "after-presence",
-)
-REQUEST_KIND = "on-request"
-INTERVAL_KIND = "on-interval"
-SUPPORTED_KINDS = (*MESSAGE_KINDS, REQUEST_KIND, INTERVAL_KIND)
+from pfunc.channels import DEFAULT_CHANNEL
+from pfunc.errors import PfuncUsageError
+
+# --- the table of event kinds -----------------------------------------------------------
+
+MESSAGE, REQUEST, INTERVAL = "message", "request", "interval"
+
+
+@dataclass(frozen=True)
+class EventKind:
+    """One row of the table: how an event kind is triggered and how its handler completes."""
+
+    name: str  # as pfunc.toml, --event and reports spell it
+    family: str  # MESSAGE (request.message), REQUEST (HTTP) or INTERVAL (a timer)
+    # What sends it: a client's publish, signal or presence change, an HTTP request, a timer.
+    # Scenario steps and the plugin's methods use the same word.
+    trigger: str
+    phase: str | None  # "before" (can change or stop delivery), "after", or None
+    completion: str  # the call a handler must make, for the "finished without" error
+    verb: str | None = None  # request.verb for message kinds
+
+    @property
+    def is_before(self) -> bool:
+        return self.phase == "before"
+
+    @property
+    def has_channels(self) -> bool:
+        return self.family == MESSAGE
+
+
+_MESSAGE_COMPLETION = "request.ok() or request.abort()"
+
+KINDS: dict[str, EventKind] = {
+    kind.name: kind
+    for kind in (
+        EventKind("before-publish", MESSAGE, "publish", "before", _MESSAGE_COMPLETION, "publish"),
+        EventKind("after-publish", MESSAGE, "publish", "after", _MESSAGE_COMPLETION, "publish"),
+        EventKind("before-signal", MESSAGE, "signal", "before", _MESSAGE_COMPLETION, "signal"),
+        EventKind("after-signal", MESSAGE, "signal", "after", _MESSAGE_COMPLETION, "signal"),
+        EventKind("after-presence", MESSAGE, "presence", "after", _MESSAGE_COMPLETION, "presence"),
+        EventKind("on-request", REQUEST, "request", None, "response.send()"),
+        EventKind("on-interval", INTERVAL, "interval", None, "event.ok() or event.abort()"),
+    )
+}
+KIND_NAMES = tuple(KINDS)
+TRIGGERS = tuple(dict.fromkeys(kind.trigger for kind in KINDS.values()))
 PRESENCE_ACTIONS = ("join", "leave", "timeout", "state-change", "interval")
-VERB_OF_KIND = {"before-signal": "signal", "after-signal": "signal", "after-presence": "presence"}
+# A fire runs the publish functions; it only differs in never reaching subscribers.
+_BUS_TRIGGER = {"publish": "publish", "fire": "publish", "signal": "signal"}
+
+
+def kind_of(name: str) -> EventKind:
+    """The row for `name`; a usage error listing the kinds when there is none."""
+    found = KINDS.get(name)
+    if found is None:
+        raise PfuncUsageError(f"unknown event kind {name!r}; use one of: {', '.join(KINDS)}")
+    return found
+
+
+def kinds_triggered_by(trigger: str, phase: str | None = None) -> list[EventKind]:
+    """The kinds a trigger reaches (a bus verb such as "fire" counts as its trigger)."""
+    trigger = _BUS_TRIGGER.get(trigger, trigger)
+    return [
+        kind
+        for kind in KINDS.values()
+        if kind.trigger == trigger and (phase is None or kind.phase == phase)
+    ]
+
+
+def kind_for_trigger(
+    trigger: str, event: str | None = None, function_event: str | None = None
+) -> EventKind:
+    """The kind a scenario step or plugin call of `trigger` runs: the `event` it names,
+    else the function's own kind, else the trigger's first kind. A usage error when that
+    kind is not one the trigger sends (a publish step cannot run an on-request handler)."""
+    allowed = kinds_triggered_by(trigger)
+    if not allowed:
+        raise PfuncUsageError(f"unknown trigger {trigger!r}; use one of: {', '.join(TRIGGERS)}")
+    name = event or function_event or allowed[0].name
+    row = kind_of(name)
+    if row not in allowed:
+        whose = f"an {row.name} function" if not event else f"an {row.name} event"
+        raise PfuncUsageError(
+            f"a {trigger} cannot run {whose}; a {trigger} runs "
+            f"{', '.join(kind.name for kind in allowed)} (use {row.trigger} for {row.name})"
+        )
+    return row
+
+
+# --- events ------------------------------------------------------------------------------
 
 DEFAULT_META = {"clientip": "127.0.0.1", "origin": "127.0.0.1", "useragent": "pfunc"}
 
@@ -33,7 +122,7 @@ class Keyset:
 class MessageEvent:
     kind: str
     message: Any
-    channel: str = "default"
+    channel: str = DEFAULT_CHANNEL
     params: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     verb: str = "publish"
@@ -61,7 +150,7 @@ class RequestEvent:
     query: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     body: str = ""
-    kind: str = REQUEST_KIND
+    kind: str = "on-request"
 
     def to_sandbox(self, keyset: Keyset) -> dict[str, Any]:
         path = self.path if self.path.startswith("/") else "/" + self.path
@@ -79,10 +168,13 @@ class RequestEvent:
 
 @dataclass
 class IntervalEvent:
-    kind: str = INTERVAL_KIND
+    kind: str = "on-interval"
 
     def to_sandbox(self, keyset: Keyset) -> dict[str, Any]:
         return {"kind": self.kind}
+
+
+Event = MessageEvent | RequestEvent | IntervalEvent
 
 
 def presence_message(
@@ -100,76 +192,175 @@ def presence_message(
     return message
 
 
-Event = MessageEvent | RequestEvent | IntervalEvent
+# --- the one builder -----------------------------------------------------------------------
+
+_MISSING: Any = object()
 
 
-# --- builders from command-line flags ---------------------------------------------
+@dataclass
+class EventSpec:
+    """What a user described for one event; unset fields take the builder's defaults.
 
+    Field names are the same in every front end: CLI flags (--message, --query...),
+    the dev server trigger's JSON, scenario steps and the plugin's keyword arguments.
+    """
 
-def read_text_flag(flag: str, value: str, stdin_text: str | None = None) -> str:
-    """A flag's text: literal, `@file` for a file's contents, or `-` for standard input."""
-    import sys
+    message: Any = _MISSING
+    channel: str | None = None
+    params: dict[str, Any] | None = None
+    meta: dict[str, Any] | None = None
+    method: str | None = None
+    path: str | None = None
+    query: dict[str, Any] | None = None
+    headers: dict[str, Any] | None = None
+    body: Any = None  # text; anything else is sent as its JSON
+    json: Any = _MISSING  # a request body given as a value, sent as JSON
+    action: str | None = None
+    uuid: str | None = None
+    occupancy: int | None = None
+    state: dict[str, Any] | None = None
 
-    from pfunc.errors import PfuncUsageError
+    def given(self) -> list[str]:
+        """The names of the fields that were set."""
+        return [
+            spec_field.name
+            for spec_field in fields(self)
+            if getattr(self, spec_field.name) not in (None, _MISSING)
+        ]
 
-    if value == "-":
-        return stdin_text if stdin_text is not None else sys.stdin.read()
-    if value.startswith("@"):
-        path = value[1:]
-        try:
-            with open(path, encoding="utf-8") as handle:
-                return handle.read()
-        except OSError as error:
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], where: str = "the event") -> EventSpec:
+        """A spec from JSON or TOML (trigger bodies, console commands, scenario steps).
+
+        Unknown keys are refused, so `{"text": "hi"}` is not silently read as an empty
+        event: the message goes under "message".
+        """
+        known = {spec_field.name for spec_field in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
             raise PfuncUsageError(
-                f"{flag} {value}: cannot read {path}: {error.strerror or error}"
-            ) from None
-    return value
+                f"{where}: unknown field{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(unknown)}; an event has {', '.join(sorted(known))}. To send "
+                f'{json.dumps(dict(data))[:60]} as the message, write {{"message": ...}}'
+            )
+        return cls(**dict(data))
 
 
-def parse_json_flag(flag: str, value: str, *, want_object: bool = False) -> Any:
-    """JSON from a flag, with an error that quotes the input and shows a correct form."""
-    import json
+SpellField = Callable[[str], str]
 
-    from pfunc.errors import PfuncUsageError
+_HTTP_FIELDS = ("method", "path", "query", "headers", "body", "json")
+_MESSAGE_FIELDS = ("message", "params", "meta", "channel")
+_PRESENCE_FIELDS = ("action", "uuid", "occupancy", "state")
 
-    text = read_text_flag(flag, value)
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as error:
-        quoted = text if len(text) <= 80 else text[:77] + "..."
+
+def build_event(
+    kind: EventKind | str,
+    spec: EventSpec,
+    *,
+    default_channel: str = DEFAULT_CHANNEL,
+    now_ms: int = 0,
+    hop: int = 1,
+    spell: SpellField = str,
+) -> Event:
+    """The event of `kind` that `spec` describes.
+
+    `default_channel` is the function's (its first exact channel); `now_ms` stamps
+    presence events; `spell` names a field as the front end's user wrote it (the CLI
+    passes "--" + name), so errors read in the user's own words.
+    """
+    row = kind_of(kind) if isinstance(kind, str) else kind
+    given = spec.given()
+
+    def refuse(names: tuple[str, ...], hint: str) -> None:
+        wrong = [name for name in names if name in given]
+        if wrong:
+            raise PfuncUsageError(
+                f"{', '.join(spell(name) for name in wrong)} do not apply to {row.name} "
+                f"events; {hint}"
+            )
+
+    if row.family == REQUEST:
+        refuse(
+            _MESSAGE_FIELDS + _PRESENCE_FIELDS,
+            f"send data with {spell('body')}, {spell('query')} or {spell('headers')}",
+        )
+        return _request_event(spec, spell)
+    refuse(_HTTP_FIELDS, f"drop them or use {spell('event')} on-request")
+    if row.family == INTERVAL:
+        refuse(_MESSAGE_FIELDS + _PRESENCE_FIELDS, "an interval handler receives no message")
+        return IntervalEvent()
+    if row.trigger != "presence":
+        refuse(_PRESENCE_FIELDS, f"use {spell('event')} after-presence")
+    channel = spec.channel if spec.channel is not None else default_channel
+    if not isinstance(channel, str) or not channel:
+        raise PfuncUsageError(f"{spell('channel')} must be a channel name, got {channel!r}")
+    if spec.message is not _MISSING:
+        message = spec.message
+    elif row.trigger == "presence":
+        message = _presence(spec, now_ms, spell)
+    else:
+        message = {}
+    return MessageEvent(
+        row.name,
+        message,
+        channel,
+        _object(spec.params, "params", spell),
+        _object(spec.meta, "meta", spell),
+        row.verb or "publish",
+        hop,
+    )
+
+
+def _object(value: Any, name: str, spell: SpellField) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
         raise PfuncUsageError(
-            f"{flag} is not valid JSON ({error.msg} at line {error.lineno} column "
-            f"{error.colno}): {quoted}\n  Quote keys and strings with double quotes and wrap the "
-            f'whole value in single quotes for the shell, e.g. {flag} \'{{"userId":"u1"}}\''
-        ) from None
-    if want_object and not isinstance(parsed, dict):
-        raise PfuncUsageError(f'{flag} must be a JSON object, e.g. {flag} \'{{"uuid":"u1"}}\'')
-    return parsed
+            f'{spell(name)} must be a JSON object, e.g. {spell(name)} {{"uuid":"u1"}}'
+        )
+    return dict(value)
 
 
-def parse_query_flags(values: tuple[str, ...]) -> dict[str, str]:
-    from pfunc.errors import PfuncUsageError
-
-    query: dict[str, str] = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise PfuncUsageError(
-                f"--query {item!r}: write it as name=value, e.g. --query token=abc"
-            )
-        query[name] = value
-    return query
+def _strings(value: Any, name: str, spell: SpellField, *, lower: bool = False) -> dict[str, str]:
+    mapping = _object(value, name, spell)
+    return {(str(k).lower() if lower else str(k)): str(v) for k, v in mapping.items()}
 
 
-def parse_header_flags(values: tuple[str, ...]) -> dict[str, str]:
-    from pfunc.errors import PfuncUsageError
+def _request_event(spec: EventSpec, spell: SpellField) -> RequestEvent:
+    if spec.json is not _MISSING:
+        if spec.body is not None:
+            raise PfuncUsageError(f"give {spell('body')} or {spell('json')}, not both")
+        body = json.dumps(spec.json)
+    elif spec.body is None:
+        body = ""
+    else:
+        body = spec.body if isinstance(spec.body, str) else json.dumps(spec.body)
+    method = spec.method or ("POST" if body else "GET")
+    if not isinstance(method, str) or not method.replace("-", "").isalnum():
+        raise PfuncUsageError(f"{spell('method')} must be an HTTP method, got {method!r}")
+    path = spec.path or "/"
+    if not isinstance(path, str):
+        raise PfuncUsageError(f"{spell('path')} must be text, got {path!r}")
+    return RequestEvent(
+        method=method.upper(),
+        path=path,
+        query=_strings(spec.query, "query", spell),
+        headers=_strings(spec.headers, "headers", spell, lower=True),
+        body=body,
+    )
 
-    headers: dict[str, str] = {}
-    for item in values:
-        name, sep, value = item.partition(":")
-        if not sep or not name.strip():
-            raise PfuncUsageError(
-                f"--header {item!r}: write it as 'Name: value', e.g. --header 'X-Token: abc'"
-            )
-        headers[name.strip().lower()] = value.strip()
-    return headers
+
+def _presence(spec: EventSpec, now_ms: int, spell: SpellField) -> dict[str, Any]:
+    action = spec.action or "join"
+    if action not in PRESENCE_ACTIONS:
+        raise PfuncUsageError(
+            f"{spell('action')} {action!r}: use one of {', '.join(PRESENCE_ACTIONS)}"
+        )
+    occupancy = 1 if spec.occupancy is None else spec.occupancy
+    if not isinstance(occupancy, int) or isinstance(occupancy, bool) or occupancy < 0:
+        raise PfuncUsageError(f"{spell('occupancy')} must be a whole number >= 0")
+    uuid = spec.uuid or "pfunc-user"
+    if not isinstance(uuid, str):
+        raise PfuncUsageError(f"{spell('uuid')} must be text, got {uuid!r}")
+    state = None if spec.state is None else _object(spec.state, "state", spell)
+    return presence_message(action, uuid, occupancy, now_ms // 1000, state)

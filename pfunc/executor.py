@@ -1,6 +1,6 @@
 """Runs one event through one handler and returns one Result.
 
-The loop alternates between the sandbox (run JavaScript until it waits) and the host
+The loop alternates between the sandbox (run the handler until it waits) and the host
 (perform the calls it queued). Every host call passes through `_dispatch`, the single
 choke point that charges the Budget, records the call and reaches the module.
 """
@@ -10,67 +10,23 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pfunc.bus import Bus
-from pfunc.clock import Clock
 from pfunc.errors import HandlerLoadError
-from pfunc.events import Event, Keyset, MessageEvent, RequestEvent
-from pfunc.limits import Budget, CallRecord, OperationLimitExceeded, Profile
-from pfunc.modules import CallContext, HandlerCallError, HostModule, JSArg, host_modules
-from pfunc.project import MockRule, Project, load_secrets
-from pfunc.result import ExecutionError, Result
-from pfunc.sandbox.quickjs_host import JavaScriptSandbox, SandboxInterrupted
-from pfunc.sandbox.source import Location, map_stack
-from pfunc.sandbox.threads import SandboxThread
-from pfunc.store import KVStore
-
-
-@dataclass
-class Runtime:
-    """The services executions share: store, limits, clock, keyset, secrets, mocks, bus."""
-
-    store: KVStore
-    profile: Profile
-    clock: Clock
-    keyset: Keyset = field(default_factory=Keyset)
-    modules: dict[str, HostModule] = field(default_factory=host_modules)
-    vault: dict[str, str] = field(default_factory=dict)
-    mocks: list[MockRule] = field(default_factory=list)
-    offline: bool = False  # xhr requests no mock answers are refused instead of sent
-    bus: Bus | None = None
-    threaded: bool = False  # run each sandbox on a thread of its own (the dev server)
-    main_loop: asyncio.AbstractEventLoop | None = None  # where network and bus calls run
-    random_seed: int | None = None  # seeds Math.random in new sandboxes (test runs)
-    # Called with every finished execution, chained ones included (the dev server's log).
-    observers: list[Callable[[Result], None]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if self.bus is None:
-            self.bus = Bus(None)
-        self.bus.attach(self)
-
-    async def close(self) -> None:
-        if self.bus is not None:
-            self.bus.close()
-        for module in self.modules.values():
-            closer = getattr(module, "close", None)
-            if closer is not None:
-                await closer()
-        await self.store.close()
+from pfunc.events import KINDS, Event, MessageEvent, RequestEvent
+from pfunc.limits import Budget, CallRecord, OperationLimitExceeded
+from pfunc.modules import HostModule, operation_kind
+from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
+from pfunc.outcome import conclude, handler_error, mask_secrets, memory_error, timeout_error
+from pfunc.result import ExecutionError, Publisher, Result
+from pfunc.runtime import Runtime
+from pfunc.sandbox import CRASHED, TIMEOUT, Sandbox, SandboxInterrupted
+from pfunc.sandbox.pool import SandboxPool
 
 
 class Executor:
-    """Runs events through one handler file, reusing loaded sandboxes between runs.
-
-    A sandbox serves one execution at a time; when a handler's publish triggers the same
-    function again (or the dev server runs it concurrently), another one is loaded.
-    """
+    """Runs events through one handler file, reusing its loaded sandboxes between runs."""
 
     def __init__(
         self,
@@ -78,122 +34,51 @@ class Executor:
         runtime: Runtime,
         display_path: str | None = None,
         name: str | None = None,
+        publish: Publisher | None = None,
     ) -> None:
         self.handler = handler
         self.runtime = runtime
         self.display_path = display_path or str(handler)
         self.name = name or self.display_path
-        self.source: str | None = None  # the last source that loaded (what is serving)
-        # Bumped by each successful reload; a sandbox built from an older source that
-        # finishes an execution after the reload is closed, not pooled again.
-        self.generation = 0
-        self._idle: list[JavaScriptSandbox] = []
-
-    def _read_source(self) -> str:
-        try:
-            return self.handler.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise HandlerLoadError(
-                "LoadError",
-                f"{self.display_path}: cannot read the handler file ({error}); save it as "
-                "UTF-8 text",
-            ) from None
-
-    async def _new_sandbox(self, source: str) -> JavaScriptSandbox:
-        profile = self.runtime.profile
-        language: Any = JavaScriptSandbox
-        if self.handler.suffix == ".py":  # a worker process reads the file itself
-            from pfunc.sandbox.python_host import PythonSandbox
-
-            language, source = PythonSandbox, str(self.handler.resolve())
-        build = partial(
-            language,
-            source,
-            self.display_path,
-            profile.memory,
-            profile.timeout,
-            self.runtime.clock.fixed_ms_or_none(),
-            self.runtime.random_seed,
-        )
-        if not self.runtime.threaded:
-            return build()
-        # The dev server gives each sandbox a thread and event loop of its own: QuickJS
-        # releases the GIL while it runs, so a runaway handler does not stall the server.
-        home = SandboxThread()
-
-        async def load() -> JavaScriptSandbox:
-            return build()
-
-        try:
-            sandbox = await home.run(load())
-        except BaseException:
-            home.close()
-            raise
-        sandbox.home = home
-        return sandbox
-
-    def _stamp(self, sandbox: JavaScriptSandbox, generation: int) -> JavaScriptSandbox:
-        sandbox.generation = generation
-        return sandbox
-
-    async def _acquire(self) -> JavaScriptSandbox:
-        while self._idle:
-            sandbox = self._idle.pop()
-            if not sandbox.broken and sandbox.generation == self.generation:
-                return sandbox
-            sandbox.close()
-        if self.source is None:
-            self.source = self._read_source()
-        generation = self.generation
-        return self._stamp(await self._new_sandbox(self.source), generation)
+        # The bus's publish, granted to the pubnub module; None outside a project.
+        self.publish = publish
+        self.pool = SandboxPool(handler, self.display_path, runtime)
 
     async def reload(self) -> HandlerLoadError | None:
-        """Load the file again; on success it serves the next execution, else the last
-        good version keeps serving and the load error is returned."""
-        try:
-            source = self._read_source()
-            fresh = await self._new_sandbox(source)
-        except HandlerLoadError as failure:
-            return failure
-        for sandbox in self._idle:
-            sandbox.close()
-        self.generation += 1
-        self._idle = [self._stamp(fresh, self.generation)]
-        self.source = source
-        return None
+        """Load the file again (see SandboxPool.reload)."""
+        return await self.pool.reload()
 
     def close(self) -> None:
-        for sandbox in self._idle:
-            sandbox.close()
-        self._idle.clear()
+        self.pool.close()
 
-    async def run(self, event: Event) -> Result:
+    def _context(self, event: Event, warn: Any) -> CallContext:
         runtime = self.runtime
         profile = runtime.profile
-        family = (
-            "message"
-            if isinstance(event, MessageEvent)
-            else "request"
-            if isinstance(event, RequestEvent)
-            else "interval"
-        )
-        budget = Budget(profile)
-        host_warnings: list[str] = []
-        context = CallContext(
+        return CallContext(
             runtime.store,
             runtime.keyset.subscribe_key,
             profile,
             runtime.clock,
-            host_warnings.append,
-            runtime=runtime,
+            warn,
+            vault=runtime.vault,
+            mocks=runtime.mocks,
+            offline=runtime.offline,
+            publish=self.publish,
+            timetoken=runtime.timetokens.next,
             hop=event.hop if isinstance(event, MessageEvent) else 1,
             deadline=None if profile.timeout is None else time.monotonic() + profile.timeout,
         )
+
+    async def run(self, event: Event) -> Result:
+        runtime = self.runtime
+        budget = Budget(runtime.profile)
+        host_warnings: list[str] = []
+        context = self._context(event, host_warnings.append)
         result = Result(
             function=self.display_path,
             event=event.kind,
             outcome="error",
-            family=family,
+            family=KINDS[event.kind].family,
             name=self.name if self.name != self.display_path else None,
         )
         if isinstance(event, RequestEvent):
@@ -202,10 +87,10 @@ class Executor:
             result.message = event.message
             result.channel = event.channel
             result.hop = context.hop
-            result.delivered = not event.kind.startswith("before-")
+            result.delivered = not KINDS[event.kind].is_before
         started = time.perf_counter()
         try:
-            sandbox = await self._acquire()
+            sandbox = await self.pool.acquire()
         except HandlerLoadError as failure:
             result.error = ExecutionError(
                 failure.error_type,
@@ -216,26 +101,19 @@ class Executor:
                 failure.column,
             )
             result.operations = budget.to_json()
-            result.duration_ms = (time.perf_counter() - started) * 1000
-            for observer in runtime.observers:
-                observer(result)
-            return result
-
-        work = self._execute(sandbox, event, budget, context, result, host_warnings)
-        await (work if sandbox.home is None else sandbox.home.run(work))
-        result.duration_ms = (time.perf_counter() - started) * 1000
-        if sandbox.broken or sandbox.generation != self.generation:
-            sandbox.close()
         else:
-            self._idle.append(sandbox)
-        _mask_secrets(result, context.secrets_read)
+            work = self._execute(sandbox, event, budget, context, result, host_warnings)
+            await (work if sandbox.home is None else sandbox.home.run(work))
+            self.pool.release(sandbox)
+            mask_secrets(result, context.secrets_read)
+        result.duration_ms = (time.perf_counter() - started) * 1000
         for observer in runtime.observers:
             observer(result)
         return result
 
     async def _execute(
         self,
-        sandbox: JavaScriptSandbox,
+        sandbox: Sandbox,
         event: Event,
         budget: Budget,
         context: CallContext,
@@ -250,131 +128,10 @@ class Executor:
         result.warnings = [*details.get("warnings", []), *host_warnings, *loop.warnings]
         result.operations = budget.to_json()
         result.triggered = context.triggered
-        self._conclude(
-            result, event, failure or self._js_error(details.get("error"), sandbox), details
+        failure = failure or handler_error(
+            details.get("error"), sandbox, self.display_path, self.runtime.profile
         )
-
-    def _js_error(
-        self, info: dict[str, Any] | None, sandbox: JavaScriptSandbox
-    ) -> ExecutionError | None:
-        if not info:
-            return None
-        if info.get("mapped"):  # a Python handler's error: frames already name its file
-            if info["type"] == "MemoryError":
-                return memory_error(self.display_path, self.runtime.profile)
-            line = info.get("line")
-            return _error_at(
-                info["type"],
-                info["message"],
-                info.get("stack", ""),
-                self.display_path,
-                Location(line, 1) if line else None,
-                info.get("code"),
-            )
-        stack, location = map_stack(info.get("stack", ""), self.display_path)
-        if info["type"] == "InternalError" and info["message"] == "out of memory":
-            # The engine raised it inside the handler's own code, where it was caught.
-            sandbox.broken = True
-            failure = memory_error(self.display_path, self.runtime.profile)
-            failure.stack = stack
-            return failure
-        return _error_at(
-            info["type"], info["message"], stack, self.display_path, location, info.get("code")
-        )
-
-    def _conclude(
-        self,
-        result: Result,
-        event: Event,
-        failure: ExecutionError | None,
-        details: dict[str, Any],
-    ) -> None:
-        completion = details.get("completion")
-        expected = {
-            "message": "request.ok() or request.abort()",
-            "request": "response.send()",
-            "interval": "event.ok() or event.abort()",
-        }[result.family]
-        if failure is None and completion is None:
-            failure = ExecutionError(
-                "Error",
-                f"{self.display_path}: the handler finished without calling {expected}; "
-                f"call {expected} (and return or await it) on every path",
-            )
-        elif failure is None and completion is not None and completion.get("late"):
-            failure = ExecutionError(
-                "Error",
-                f"{self.display_path}: {completion['kind']}() was called only after the handler "
-                "had finished, by work it did not await; PubNub only guarantees awaited work, "
-                f"so return or await the Promise chain that calls {expected}",
-            )
-        if failure is not None:
-            result.outcome = "error"
-            result.error = failure
-            return
-        assert completion is not None  # no completion is a failure, handled above
-        result.outcome = completion["kind"]
-        if completion["kind"] == "response":
-            result.response = {
-                "status": completion["status"],
-                "headers": completion["headers"],
-                "body": completion["body"],
-            }
-        elif completion["kind"] == "ok":
-            if event.kind.startswith("before-"):
-                result.message = json.loads(completion["message"])
-            if result.is_message_event:
-                result.delivered = True
-        else:
-            result.abort_reason = completion.get("reason")
-
-
-def _mask_secrets(result: Result, secrets: set[str]) -> None:
-    """Replace vault values the handler read wherever the report would show them as text."""
-    secrets = {secret for secret in secrets if len(secret) >= 3}
-    if not secrets:
-        return
-
-    def mask(text: str) -> str:
-        for secret in secrets:
-            text = text.replace(secret, "*****")
-        return text
-
-    for entry in result.logs:
-        entry["text"] = mask(entry["text"])
-    result.warnings = [mask(warning) for warning in result.warnings]
-    if result.error is not None:
-        result.error.message = mask(result.error.message)
-        result.error.stack = mask(result.error.stack)
-
-
-def memory_error(display_path: str, profile: Profile) -> ExecutionError:
-    limit = (profile.memory or 0) // (1024 * 1024)
-    return ExecutionError(
-        "MemoryError",
-        f"{display_path}: the handler used more than the {limit} MiB memory limit "
-        f"({profile.describe()}) and was stopped; keep less data in memory at once, or raise "
-        "the limit with memory_mb under [limits] in pfunc.toml",
-    )
-
-
-def _error_at(
-    error_type: str,
-    message: str,
-    stack: str,
-    display_path: str,
-    location: Location | None,
-    code: str | None = None,
-) -> ExecutionError:
-    return ExecutionError(
-        error_type,
-        message,
-        stack,
-        display_path if location else None,
-        location.line if location else None,
-        location.column if location else None,
-        code,
-    )
+        conclude(result, failure, details.get("completion"))
 
 
 class _ExecutionLoop:
@@ -383,7 +140,7 @@ class _ExecutionLoop:
     def __init__(
         self,
         executor: Executor,
-        sandbox: JavaScriptSandbox,
+        sandbox: Sandbox,
         budget: Budget,
         context: CallContext,
     ) -> None:
@@ -455,9 +212,9 @@ class _ExecutionLoop:
                     settlements.append((call_id, ok, result_payload))
                 settled, calls = await self._advance(settlements)
         except SandboxInterrupted as stop:
-            if stop.reason == "timeout":
+            if stop.reason == TIMEOUT:
                 return self._timeout_error(stop)
-            if stop.reason == "crashed":
+            if stop.reason == CRASHED:
                 return ExecutionError(
                     "Error",
                     f"{self.executor.display_path}: the handler's worker process stopped "
@@ -469,21 +226,7 @@ class _ExecutionLoop:
                 task.cancel()
 
     def _timeout_error(self, stop: SandboxInterrupted | None) -> ExecutionError:
-        """The time limit ran out: in the engine (stop says where) or awaiting a host call."""
-        display_path = self.executor.display_path
-        stack, location = map_stack(stop.engine_text if stop else "", display_path)
-        # QuickJS reports the running function's position, not the exact loop line.
-        where = f" inside the function that starts at line {location.line}" if location else ""
-        cause = "a loop that never ends" if stop else "a slow call"
-        return _error_at(
-            "TimeoutError",
-            f"{display_path}: the handler ran longer than the {self.timeout or 0:g} s time "
-            f"limit ({self.budget.profile.describe()}) and was stopped{where}; look for "
-            f"{cause}, or raise the limit with --timeout",
-            stack,
-            display_path,
-            location,
-        )
+        return timeout_error(stop, self.executor.display_path, self.budget.profile)
 
     async def _dispatch(
         self, call: list[Any], settlements: list[tuple[int, bool, str | None]]
@@ -493,7 +236,12 @@ class _ExecutionLoop:
         args = [JSArg(arg) for arg in raw_args]
         module = self.modules[module_name]
         try:
-            record = self.budget.charge(module_name, method, module.key_of(method, args))
+            record = self.budget.charge(
+                module_name,
+                method,
+                operation_kind(module_name, method),
+                module.key_of(method, args),
+            )
         except OperationLimitExceeded as refused:
             self._warn_limit(str(refused))
             error = HandlerCallError("Error", str(refused), "OPERATION_LIMIT")
@@ -557,34 +305,18 @@ def _rejection(error: Exception) -> str:
     return HandlerCallError("Error", f"pfunc could not complete the call: {error}").to_payload()
 
 
-@asynccontextmanager
-async def open_runtime(
-    kv_path: Path,
-    profile: Profile,
-    clock: Clock,
-    keyset: Keyset,
-    *,
-    project: Project | None = None,
-    offline: bool = False,
-    environ: Mapping[str, str] | None = None,
-    random_seed: int | None = None,
-) -> AsyncIterator[Runtime]:
-    """A Runtime over the project's store, secrets, mocks and functions; closed on exit."""
-    store = KVStore.open(kv_path)
-    runtime = Runtime(
-        store,
-        profile,
-        clock,
-        keyset,
-        vault=load_secrets(project, dict(environ or {})) if project else {},
-        mocks=list(project.mocks) if project else [],
-        offline=offline,
-        bus=Bus(project),
-        main_loop=asyncio.get_running_loop(),
-        random_seed=random_seed,
-    )
-    store.home = runtime.main_loop
+async def _invoke(
+    module: HostModule, method: str, args: list[JSArg], context: CallContext
+) -> tuple[bool, str | None]:
     try:
-        yield runtime
-    finally:
-        await runtime.close()
+        return True, await module.call(method, args, context)
+    except Exception as error:
+        return False, _rejection(error)
+
+
+def _rejection(error: Exception) -> str:
+    """The payload a failed call's Promise rejects with."""
+    if isinstance(error, HandlerCallError):
+        return error.to_payload()
+    # A fault below the module (e.g. the disk): reject the call, don't crash the run.
+    return HandlerCallError("Error", f"pfunc could not complete the call: {error}").to_payload()

@@ -9,22 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-# Which operation counter a host call draws from; None means the call is free.
-# Classic folds every counted kind into one combined budget.
-_PUBLISH_METHODS = frozenset({"publish", "fire", "signal"})
-
-
-def operation_kind(module: str, method: str) -> str | None:
-    if module == "kvstore":
-        return "kvstore"
-    if module == "xhr":
-        return "xhr"
-    if module == "pubnub":
-        return "publish" if method in _PUBLISH_METHODS else "pubnub"
-    if module == "vault":
-        return "vault"
-    return None
-
 
 @dataclass(frozen=True)
 class Profile:
@@ -162,9 +146,11 @@ class Budget:
         self.calls: list[CallRecord] = []
         self.exceeded = False
 
-    def charge(self, module: str, method: str, key: str | None = None) -> CallRecord:
-        """Record a call; raise OperationLimitExceeded (after recording it) when over budget."""
-        kind = operation_kind(module, method)
+    def charge(
+        self, module: str, method: str, kind: str | None, key: str | None = None
+    ) -> CallRecord:
+        """Record a call that spends from counter `kind` (None: free; the module registry
+        says which); raise OperationLimitExceeded (after recording it) when over budget."""
         if kind == "vault" and not self.profile.counts_vault:
             kind = None
         record = CallRecord(module, method, key, counted=kind is not None)

@@ -13,21 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from pfunc.channels import channel_problem, default_channel
 from pfunc.errors import PfuncUsageError
-from pfunc.events import Keyset
+from pfunc.events import INTERVAL, KINDS, REQUEST, Keyset
 from pfunc.limits import OVERRIDE_KEYS, PROFILES
 
 PROJECT_FILE = "pfunc.toml"
 DEFAULT_KV = ".pfunc/kv.sqlite3"
-EVENT_KINDS = (
-    "before-publish",
-    "after-publish",
-    "before-signal",
-    "after-signal",
-    "after-presence",
-    "on-request",
-    "on-interval",
-)
 
 
 @dataclass
@@ -41,10 +33,8 @@ class FunctionConfig:
 
     @property
     def default_channel(self) -> str:
-        """Where an event for this function goes when no channel is given: its first exact
-        channel name (wildcards cannot be published to), else "default"."""
-        exact = [channel for channel in self.channels if not channel.endswith("*")]
-        return exact[0] if exact else "default"
+        """Where an event for this function goes when no channel is given."""
+        return default_channel(self.channels)
 
 
 @dataclass
@@ -90,6 +80,16 @@ def relative_to_cwd(path: Path) -> Path:
         return path.resolve().relative_to(Path.cwd().resolve())
     except ValueError:
         return path
+
+
+def display_path(file: Path, project: Project | None) -> str:
+    """A handler's path as pfunc.toml names it: relative to the project root."""
+    if project is None:
+        return str(file)
+    try:
+        return str(file.resolve().relative_to(project.root.resolve()))
+    except ValueError:
+        return str(file)
 
 
 def find_project_file(start: Path) -> Path | None:
@@ -174,35 +174,6 @@ def load_secrets(project: Project, environ: dict[str, str]) -> dict[str, str]:
     return secrets
 
 
-MESSAGE_EVENTS = (
-    "before-publish",
-    "after-publish",
-    "before-signal",
-    "after-signal",
-    "after-presence",
-)
-_CHANNEL_FORBIDDEN = set(" \t\n,/\\\"'")
-
-
-def channel_problem(channel: str) -> str | None:
-    """Why `channel` is not a valid channel name or PubNub wildcard, or None."""
-    if not channel:
-        return "it is empty"
-    if set(channel) & _CHANNEL_FORBIDDEN:
-        return "it contains a space, comma, slash or quote"
-    if "*" not in channel:
-        return None
-    segments = channel.split(".")
-    if channel.count("*") > 1 or segments[-1] != "*":
-        return "* may only be the last segment, as in chat.*"
-    literal = segments[:-1]
-    if not literal or any(not part for part in literal):
-        return "a wildcard needs one or two literal segments before .*, as in chat.*"
-    if len(literal) > 2:
-        return "a wildcard allows at most two literal segments before .*, as in a.b.*"
-    return None
-
-
 class _Reader:
     """Typed access to the parsed TOML, with errors that name the file, line and key."""
 
@@ -279,11 +250,11 @@ class _Reader:
                 )
         label = f'{where} ("{entry["name"]}")'
         event = entry["event"]
-        if event not in EVENT_KINDS:
+        if event not in KINDS:
             self.fail(
                 f"{label}.event",
                 event,
-                ", ".join(EVENT_KINDS),
+                ", ".join(KINDS),
                 table="functions",
                 index=index,
                 field_name="event",
@@ -291,7 +262,8 @@ class _Reader:
         channels = entry.get("channels", [])
         if isinstance(channels, str):
             channels = [channels]
-        if event in MESSAGE_EVENTS:
+        kind = KINDS[event]
+        if kind.has_channels:
             if not channels or not all(isinstance(c, str) for c in channels):
                 self.problem(
                     "functions",
@@ -310,7 +282,7 @@ class _Reader:
                         f"{label}.channels: {channel!r} is not a valid channel: {why}",
                     )
         path = entry.get("path")
-        if event == "on-request" and (not isinstance(path, str) or not path.strip("/")):
+        if kind.family == REQUEST and (not isinstance(path, str) or not path.strip("/")):
             self.problem(
                 "functions",
                 index,
@@ -318,7 +290,7 @@ class _Reader:
                 f'{label}.path is required for on-request functions: path = "session"',
             )
         interval = entry.get("interval")
-        if event == "on-interval" and (
+        if kind.family == INTERVAL and (
             not isinstance(interval, int | float)
             or isinstance(interval, bool)
             or not 1 <= interval <= 3600
@@ -351,7 +323,7 @@ class _Reader:
                     f'two functions are named "{function.name}"; names must be unique',
                 )
             names[function.name] = index
-            if function.event not in ("before-publish", "before-signal"):
+            if not KINDS[function.event].is_before:
                 continue
             for channel in function.channels:
                 other = before.get((function.event, channel))

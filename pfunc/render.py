@@ -14,8 +14,7 @@ from rich.markup import escape
 from rich.text import Text
 from rich.tree import Tree
 
-from pfunc.bus import PublishReport
-from pfunc.result import Result
+from pfunc.result import PublishReport, Result
 
 _OUTCOME_STYLE = {
     "ok": "bold green",

@@ -1,12 +1,12 @@
-"""The one Result every execution produces, and its JSON form (REFERENCE section 7)."""
+"""What executions and publishes produce: the one Result of every execution and its JSON
+form (REFERENCE section 7), and the PublishReport of every publish, fire or signal, with a
+typed Drop when the bus refused to route it."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from pfunc.bus import PublishReport
+from typing import Any, Protocol
 
 OUTCOMES = ("ok", "abort", "response", "error")
 
@@ -81,3 +81,72 @@ class Result:
         if self.triggered:
             data["triggered"] = [report.to_json() for report in self.triggered]
         return data
+
+
+# Why the bus refused to route a publish at all; the HTTP layer and the pubnub module map
+# each reason to their own answer (a status code, a rejection) instead of reading English.
+HOP_LIMIT = "hop-limit"
+TOO_LARGE = "too-large"
+
+
+@dataclass(frozen=True)
+class Drop:
+    reason: str  # HOP_LIMIT or TOO_LARGE
+    message: str  # for reports and warnings
+
+
+@dataclass
+class PublishReport:
+    """What became of one publish, fire or signal, with the executions it caused."""
+
+    channel: str
+    verb: str
+    hop: int
+    message: Any
+    delivered: bool = False
+    timetoken: str | None = None
+    drop: Drop | None = None  # why the bus did not route it at all
+    stopped_by: str | None = None  # the before-* function that aborted or failed it
+    executions: list[Result] = field(default_factory=list)
+    publisher: str | None = None  # the publishing client's uuid, when known
+    meta: dict[str, Any] | None = None
+
+    @property
+    def dropped(self) -> str | None:
+        return self.drop.message if self.drop else None
+
+    @property
+    def failed(self) -> bool:
+        """True when any execution in this publish's tree ended as an error."""
+        return any(
+            result.outcome == "error" or any(child.failed for child in result.triggered)
+            for result in self.executions
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "verb": self.verb,
+            "hop": self.hop,
+            "message": self.message,
+            "delivered": self.delivered,
+            "timetoken": self.timetoken,
+            "dropped": self.dropped,
+            "stopped_by": self.stopped_by,
+            "executions": [result.to_json() for result in self.executions],
+        }
+
+
+class Publisher(Protocol):
+    """The capability to publish through the project's functions (the bus's publish)."""
+
+    def __call__(
+        self,
+        channel: str,
+        message: Any,
+        *,
+        verb: str = "publish",
+        hop: int = 1,
+        meta: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Awaitable[PublishReport]: ...

@@ -18,13 +18,12 @@ from typing import Any
 
 import pytest
 
-from pfunc.bus import PublishReport
 from pfunc.clock import Clock
+from pfunc.engine import open_engine
 from pfunc.events import Event, Keyset, MessageEvent, RequestEvent
-from pfunc.executor import Executor, open_runtime
 from pfunc.limits import resolve_profile
 from pfunc.project import Project, parse_project
-from pfunc.result import Result
+from pfunc.result import PublishReport, Result
 
 pytest_plugins = ["pytester"]
 
@@ -109,25 +108,26 @@ class Harness:
 
     def publish(self, channel: str, message: Any, verb: str = "publish") -> PublishReport:
         async def go() -> PublishReport:
-            async with self._runtime() as runtime:
-                return await runtime.bus.publish(channel, message, verb=verb)
+            async with self.engine() as engine:
+                return await engine.publish(channel, message, verb=verb)
 
         return asyncio.run(go())
 
-    def _runtime(self):  # an async context manager yielding a Runtime
-        return open_runtime(
-            self.kv_path,
+    def engine(self):  # an async context manager yielding an Engine
+        return open_engine(
+            self.project or Project(root=self.kv_path.parent, config_file=None),
             resolve_profile(self.limits),
             self.clock,
-            Keyset(),
-            project=self.project,
+            kv_path=self.kv_path,
+            keyset=Keyset(),
             offline=self.offline,
             environ=self.environ,
         )
 
     async def _run(self, handler: Path, event: Event) -> Result:
-        async with self._runtime() as runtime:
-            return await Executor(handler, runtime, display_path=handler.name).run(event)
+        async with self.engine() as engine:
+            executor = engine.functions.executor_for_file(handler, handler.name)
+            return await executor.run(event)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pfunc.bus import channel_matches
+from pfunc.channels import channel_matches
 from pfunc.project import parse_project
 from tests.conftest import run_cli
 
@@ -152,7 +152,6 @@ def test_publish_resolves_like_pubnub_and_fire_skips_subscribers(harness, write_
     import asyncio
 
     from pfunc.events import MessageEvent
-    from pfunc.executor import Executor
 
     handler = write_handler(
         """
@@ -171,9 +170,10 @@ def test_publish_resolves_like_pubnub_and_fire_skips_subscribers(harness, write_
     delivered = []
 
     async def go():
-        async with harness._runtime() as runtime:
-            runtime.bus.listeners.append(lambda report: delivered.append(report.message))
-            return await Executor(handler, runtime).run(MessageEvent("before-publish", {}))
+        async with harness.engine() as engine:
+            engine.bus.listeners.append(lambda report: delivered.append(report.message))
+            executor = engine.functions.executor_for_file(handler)
+            return await executor.run(MessageEvent("before-publish", {}))
 
     result = asyncio.run(go())
     sent = result.message["sent"]

@@ -163,7 +163,8 @@ def test_python_worker_is_reused_between_executions(tmp_path):
     code = (
         "import asyncio, time\n"
         "from pathlib import Path\n"
-        "from pfunc.executor import Executor, Runtime\n"
+        "from pfunc.executor import Executor\n"
+        "from pfunc.runtime import Runtime\n"
         "from pfunc.store import KVStore\n"
         "from pfunc.limits import resolve_profile\n"
         "from pfunc.clock import Clock\n"
@@ -175,7 +176,7 @@ def test_python_worker_is_reused_between_executions(tmp_path):
         "    for i in range(20):\n"
         "        r = await ex.run(MessageEvent('before-publish', {'userId': f'u{i}'}))\n"
         "        assert r.outcome == 'ok', r.to_json()\n"
-        "        pids |= {s._process.pid for s in ex._idle}\n"
+        "        pids |= {s._process.pid for s in ex.pool._idle}\n"
         "    print(len(pids))\n"
         "asyncio.run(main())\n"
     )

@@ -1,130 +1,107 @@
-"""Host-side built-in modules: the ones whose calls leave the sandbox.
+"""The built-in modules, each declared once.
 
-Synchronous built-ins (uuid, utils, codecs...) live inside the sandbox as JavaScript;
-the modules here answer Promise-returning calls (kvstore, crypto...). Each module is
-an object with `async call(method, args, context)`; the executor reaches them only
-through `dispatch`, after the Budget has charged the call.
+`MODULES` is the one registry: a module's `require()` name, its methods, whether its
+calls are answered by the host (a Promise per call) or by JavaScript inside the sandbox,
+and which operation counter each method spends. The sandbox's JavaScript stubs, the
+Python worker's `require`, and the Budget all read it. Adding a host module is its file
+in this package plus one row here (see CONTRIBUTING.md).
+
+Host implementations are imported on first use (`HostModules`), so a run pays only for
+what its handler calls: hashlib, aiohttp and friends stay off the `pfunc run` path.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from pfunc.bus import PublishReport
-    from pfunc.clock import Clock
-    from pfunc.executor import Runtime
-    from pfunc.limits import Profile
-    from pfunc.store import KVStore
+    from pfunc.modules.calls import CallContext, JSArg
 
 
-class HandlerCallError(Exception):
-    """A host call failed: the handler's Promise rejects with a JS error of this type."""
-
-    def __init__(self, error_type: str, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
-        self.code = code
-
-    def to_payload(self) -> str:
-        data: dict[str, Any] = {"name": self.error_type, "message": self.message}
-        if self.code:
-            data["code"] = self.code
-        return json.dumps(data)
-
-
-class JSArg:
-    """One argument of a host call as the sandbox encoded it.
-
-    The sandbox sends primitives as they are ({"v": ...}), objects and arrays as their
-    JSON text ({"j": ...}, decoded only when a module needs the value), and a marker
-    for values JSON cannot carry ({"t": "undefined" | "function" | "cyclic" ...}), so
-    validation and error wording happen here, in one place, for every handler language.
-    """
-
-    __slots__ = ("_json", "_value", "decoded", "invalid")
-
-    def __init__(self, encoded: dict[str, Any]) -> None:
-        self._json: str | None = None
-        self._value: Any = None
-        self.invalid: str | None = None
-        self.decoded = True
-        if "v" in encoded:
-            self._value = encoded["v"]
-        elif "j" in encoded:
-            self._json = encoded["j"]
-            self.decoded = False
-        else:
-            self.invalid = encoded.get("t", "undefined")
+@dataclass(frozen=True)
+class ModuleSpec:
+    name: str  # as require() takes it
+    methods: tuple[str, ...] = ()  # host modules: the methods the sandbox offers
+    # "module.path:Class" answering the calls; None for modules that are JavaScript in the
+    # sandbox (synchronous, free).
+    implementation: str | None = None
+    # method -> the operation counter it spends (limits.Profile.operations); absent: free.
+    operations: dict[str, str] = field(default_factory=dict)
+    # Internal modules are reachable by pfunc's own code only, never by require().
+    internal: bool = False
 
     @property
-    def value(self) -> Any:
-        """The decoded value (None for null and for values JSON cannot carry)."""
-        if not self.decoded:
-            self._value = json.loads(self._json or "null")
-            self.decoded = True
-        return self._value
-
-    @property
-    def json(self) -> str | None:
-        """The value's JSON text, as JSON.stringify wrote it; None when it has none."""
-        if self.invalid is not None:
-            return None
-        if self._json is None:
-            self._json = json.dumps(self._value, ensure_ascii=False, separators=(",", ":"))
-        return self._json
-
-    @property
-    def is_undefined(self) -> bool:
-        return self.invalid == "undefined"
-
-    @property
-    def is_null(self) -> bool:
-        return self.decoded and self.invalid is None and self._value is None
-
-    def type_name(self) -> str:
-        """The JavaScript name of the value's type, for error messages."""
-        if self.invalid is not None:
-            return {"cyclic": "object with a circular reference"}.get(self.invalid, self.invalid)
-        value = self.value
-        if value is None:
-            return "null"
-        if isinstance(value, bool):
-            return "boolean"
-        if isinstance(value, int | float):
-            return "number"
-        if isinstance(value, str):
-            return "string"
-        if isinstance(value, list):
-            return "array"
-        return "object"
-
-    def describe(self) -> str:
-        """A short quote of the value for error messages."""
-        if self.invalid is not None:
-            return self.type_name()
-        text = self.json or ""
-        return text if len(text) <= 60 else text[:57] + "..."
+    def host(self) -> bool:
+        return self.implementation is not None
 
 
-@dataclass
-class CallContext:
-    """What a module call may use: the execution's services, limits, clock and place in a chain."""
+_KV_METHODS = (
+    "get",
+    "set",
+    "getItem",
+    "setItem",
+    "removeItem",
+    "getCounter",
+    "incrCounter",
+    "getKeys",
+    "getCounterKeys",
+)
+_PUBNUB_METHODS = ("publish", "fire", "signal", "time")
 
-    store: KVStore
-    keyset: str
-    profile: Profile
-    clock: Clock
-    warn: Callable[[str], None]
-    runtime: Runtime | None = None
-    hop: int = 1  # 1 for an execution triggered by a client, +1 per publish from a handler
-    triggered: list[PublishReport] = field(default_factory=list)  # publishes it made
-    deadline: float | None = None  # time.monotonic() at which the execution's time runs out
-    secrets_read: set[str] = field(default_factory=set)  # vault values, masked in reports
+MODULES: dict[str, ModuleSpec] = {
+    spec.name: spec
+    for spec in (
+        ModuleSpec(
+            "kvstore",
+            _KV_METHODS,
+            "pfunc.modules.kvstore:KVStoreModule",
+            dict.fromkeys(_KV_METHODS, "kvstore"),
+        ),
+        ModuleSpec("xhr", ("fetch",), "pfunc.modules.xhr:XhrModule", {"fetch": "xhr"}),
+        ModuleSpec("vault", ("get",), "pfunc.modules.vault:VaultModule", {"get": "vault"}),
+        ModuleSpec(
+            "pubnub",
+            _PUBNUB_METHODS,
+            "pfunc.modules.pubnub:PubNubModule",
+            {"publish": "publish", "fire": "publish", "signal": "publish", "time": "pubnub"},
+        ),
+        ModuleSpec(
+            "crypto",
+            ("sha1", "sha256", "sha512", "hmac", "sign", "verify"),
+            "pfunc.modules.crypto:CryptoModule",
+        ),
+        # Synchronous modules: JavaScript in the sandbox (sandbox/builtins.js).
+        ModuleSpec("utils"),
+        ModuleSpec("uuid"),
+        ModuleSpec("jwt"),
+        ModuleSpec("codec/auth"),
+        ModuleSpec("codec/base64"),
+        ModuleSpec("codec/query_string"),
+        ModuleSpec("jsonpath"),
+        ModuleSpec("advanced_math"),
+        ModuleSpec("console"),
+        ModuleSpec("promise"),
+        # Python handlers reach the synchronous modules through this one.
+        ModuleSpec("builtin", (), "pfunc.modules.builtin:BuiltinModule", internal=True),
+    )
+}
+HOST_METHODS = {
+    spec.name: list(spec.methods) for spec in MODULES.values() if spec.host and not spec.internal
+}
+SYNC_MODULES = tuple(spec.name for spec in MODULES.values() if not spec.host)
+REQUIRE_NAMES = tuple(spec.name for spec in MODULES.values() if not spec.internal)
+
+
+def operation_kind(module: str, method: str) -> str | None:
+    """The operation counter a call spends, or None when it is free. A method the registry
+    does not list (pubnub.history...) is rejected before it runs, yet still counts as the
+    module's kind of call, as every call does in PubNub."""
+    spec = MODULES.get(module)
+    if spec is None or not spec.operations:
+        return None
+    return spec.operations.get(method, "pubnub" if module == "pubnub" else None)
 
 
 class HostModule(Protocol):
@@ -141,38 +118,14 @@ class HostModule(Protocol):
         ...
 
 
-# Where each host module lives; imported on first use, so a run pays only for what its
-# handler calls (hashlib, aiohttp and friends stay off the `pfunc run` path).
-_HOST_MODULES = {
-    "kvstore": ("pfunc.modules.kvstore", "KVStoreModule"),
-    "crypto": ("pfunc.modules.crypto", "CryptoModule"),
-    "xhr": ("pfunc.modules.xhr", "XhrModule"),
-    "vault": ("pfunc.modules.vault", "VaultModule"),
-    "pubnub": ("pfunc.modules.pubnub", "PubNubModule"),
-    "builtin": ("pfunc.modules.builtin", "BuiltinModule"),  # Python handlers' sync modules
-}
-
-
 class HostModules(dict[str, HostModule]):
     """The host modules of one runtime, each created when a handler first calls it."""
 
     def __missing__(self, name: str) -> HostModule:
-        import importlib
-
-        module_path, class_name = _HOST_MODULES[name]
-        module = getattr(importlib.import_module(module_path), class_name)()
+        spec = MODULES.get(name)
+        if spec is None or spec.implementation is None:
+            raise KeyError(name)
+        module_path, class_name = spec.implementation.split(":")
+        module: HostModule = getattr(importlib.import_module(module_path), class_name)()
         self[name] = module
         return module
-
-
-def host_modules() -> HostModules:
-    return HostModules()
-
-
-def missing_arg() -> JSArg:
-    return JSArg({"t": "undefined"})
-
-
-def padded_args(args: list[JSArg], count: int) -> list[JSArg]:
-    """The arguments with absent ones read as undefined, as JavaScript would."""
-    return args + [missing_arg() for _ in range(count - len(args))] if len(args) < count else args

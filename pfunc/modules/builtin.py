@@ -10,7 +10,7 @@ from importlib import resources
 
 import quickjs
 
-from pfunc.modules import CallContext, HandlerCallError, JSArg
+from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
 
 _CALL = """
 (function (name, method, argsJson, nowMs) {

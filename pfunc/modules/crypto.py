@@ -15,8 +15,8 @@ import hashlib
 import hmac
 import json
 
-from pfunc.modules import CallContext, HandlerCallError, JSArg
 from pfunc.modules import signing as _signing
+from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
 
 _DIGESTS = {"sha1": "sha1", "sha256": "sha256", "sha512": "sha512"}
 _HMAC_ALGORITHMS = {"HMAC_SHA1": "sha1", "HMAC_SHA256": "sha256", "HMAC_SHA512": "sha512"}

@@ -10,7 +10,7 @@ import base64
 import json
 import math
 
-from pfunc.modules import CallContext, HandlerCallError, JSArg
+from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
 
 _PAGE_TOKEN_PREFIX = "pk1."
 

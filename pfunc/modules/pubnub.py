@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pfunc.modules import CallContext, HandlerCallError, JSArg, padded_args
+from pfunc.modules.calls import CallContext, HandlerCallError, JSArg, padded_args
+from pfunc.result import TOO_LARGE
 
 
 class PubNubModule:
@@ -23,11 +24,10 @@ class PubNubModule:
         return None
 
     async def call(self, method: str, args: list[JSArg], context: CallContext) -> str | None:
-        runtime = context.runtime
-        if runtime is None or runtime.bus is None:
+        if context.publish is None or context.timetoken is None:
             raise HandlerCallError("Error", f"pubnub.{method}: no bus is attached")
         if method == "time":
-            return json.dumps(int(runtime.bus.next_timetoken()))
+            return json.dumps(int(context.timetoken()))
         if method not in ("publish", "fire", "signal"):
             raise HandlerCallError("Error", f"pubnub.{method} is not emulated by pfunc")
         (options_arg,) = padded_args(args, 1)[:1]
@@ -48,14 +48,16 @@ class PubNubModule:
         if "message" not in options:
             raise HandlerCallError("TypeError", f"pubnub.{method}: message is missing")
         meta = options.get("meta") if isinstance(options.get("meta"), dict) else None
-        report = await runtime.bus.publish(
+        report = await context.publish(
             channel, options["message"], verb=method, hop=context.hop + 1, meta=meta
         )
         context.triggered.append(report)
-        if report.dropped:
-            context.warn(report.dropped)
-            if "refused" in report.dropped:
-                raise HandlerCallError("Error", f"pubnub.{method}: {report.dropped}")
+        if report.drop is not None:
+            context.warn(report.drop.message)
+            # Past the hop limit PubNub drops the publish quietly; a message too large
+            # is refused, as PubNub's publish refuses it.
+            if report.drop.reason == TOO_LARGE:
+                raise HandlerCallError("Error", f"pubnub.{method}: {report.drop.message}")
         elif not report.delivered:
             raise HandlerCallError(
                 "Error",
@@ -63,4 +65,4 @@ class PubNubModule:
                 f"before-{'signal' if method == 'signal' else 'publish'} function "
                 f'"{report.stopped_by}" aborted or failed it',
             )
-        return json.dumps([1, "Sent", report.timetoken or runtime.bus.next_timetoken()])
+        return json.dumps([1, "Sent", report.timetoken or context.timetoken()])

@@ -6,7 +6,7 @@ import base64
 import binascii
 from typing import Any
 
-from pfunc.modules import HandlerCallError, JSArg, padded_args
+from pfunc.modules.calls import HandlerCallError, JSArg, padded_args
 
 ECDSA_HASHES = {
     "ECDSA_P256_SHA1": "SHA1",

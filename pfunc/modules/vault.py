@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from pfunc.modules import CallContext, HandlerCallError, JSArg, padded_args
+from pfunc.modules.calls import CallContext, HandlerCallError, JSArg, padded_args
 
 
 class VaultModule:
@@ -26,7 +26,7 @@ class VaultModule:
                 "TypeError",
                 f"vault.get: the secret name must be a string, got {name_arg.describe()}",
             )
-        secrets = context.runtime.vault if context.runtime else {}
+        secrets = context.vault
         if name not in secrets:
             raise HandlerCallError(
                 "Error",

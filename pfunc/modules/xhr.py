@@ -12,7 +12,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from pfunc.modules import CallContext, HandlerCallError, JSArg, padded_args
+from pfunc.modules.calls import CallContext, HandlerCallError, JSArg, padded_args
 
 if TYPE_CHECKING:
     import aiohttp
@@ -76,11 +76,10 @@ class XhrModule:
             raise HandlerCallError(
                 "TypeError", "xhr.fetch: body must be a string; JSON.stringify objects first"
             )
-        runtime = context.runtime
-        mock = match_mock(runtime.mocks, request_method, url) if runtime else None
+        mock = match_mock(context.mocks, request_method, url)
         if mock is not None:
             return json.dumps(mock.response(url))
-        if runtime is None or runtime.offline:
+        if context.offline:
             raise HandlerCallError(
                 "Error",
                 f"xhr.fetch: no mock matches {request_method} {url} and pfunc is offline, so the "

@@ -157,17 +157,22 @@ var console;
     return response;
   }
 
-  const xhr = {
-    fetch: function fetch(url, options) {
-      return __pfunc_hostcall("xhr", "fetch", [url, options]).then(__pfunc_xhrResponse);
-    },
+  // Host modules come from pfunc's module registry (__pfunc_hostMethods, set before this
+  // prelude): a stub per method. Three get a little more than stubs: xhr wraps its
+  // response, pubnub rejects what pfunc does not emulate, crypto names its algorithms.
+  const modules = {};
+  for (const name of Object.keys(__pfunc_hostMethods)) {
+    modules[name] = __pfunc_hostModule(name, __pfunc_hostMethods[name]);
+  }
+
+  const hostFetch = modules.xhr.fetch;
+  modules.xhr.fetch = function fetch(url, options) {
+    return hostFetch(url, options).then(__pfunc_xhrResponse);
   };
 
-  const PUBNUB_EMULATED = ["publish", "fire", "signal", "time"];
-  const pubnubCalls = {};
-  for (const method of PUBNUB_EMULATED) pubnubCalls[method] = __pfunc_stub("pubnub", method);
+  const PUBNUB_EMULATED = __pfunc_hostMethods.pubnub;
   // Any other pubnub method (history, objects, grant...) rejects saying it is not emulated.
-  const pubnub = new Proxy(pubnubCalls, {
+  modules.pubnub = new Proxy(modules.pubnub, {
     get: function get(target, name) {
       if (typeof name !== "string" || name in target) return target[name];
       return function notEmulated() {
@@ -177,8 +182,7 @@ var console;
     },
   });
 
-  const crypto = __pfunc_hostModule("crypto", ["sha1", "sha256", "sha512", "hmac", "sign", "verify"]);
-  crypto.ALGORITHM = {
+  modules.crypto.ALGORITHM = {
     HMAC_SHA1: "HMAC_SHA1",
     HMAC_SHA256: "HMAC_SHA256",
     HMAC_SHA512: "HMAC_SHA512",
@@ -187,19 +191,9 @@ var console;
     ECDSA_P256_SHA512: "ECDSA_P256_SHA512",
     ED25519: "ED25519",
   };
-
-  const modules = Object.assign({
-    kvstore: __pfunc_hostModule("kvstore", [
-      "get", "set", "getItem", "setItem", "removeItem",
-      "getCounter", "incrCounter", "getKeys", "getCounterKeys",
-    ]),
-    xhr: xhr,
-    vault: __pfunc_hostModule("vault", ["get"]),
-    pubnub: pubnub,
-    crypto: crypto,
-    console: console,
-    promise: Promise,
-  }, __pfunc_builtins);
+  modules.console = console;
+  modules.promise = Promise;
+  Object.assign(modules, __pfunc_builtins);
 
   require = function __pfunc_require(name) {
     if (typeof name === "string" && Object.prototype.hasOwnProperty.call(modules, name)) return modules[name];

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from pfunc.errors import HandlerLoadError
-from pfunc.sandbox.quickjs_host import SandboxInterrupted
+from pfunc.sandbox import CRASHED, MEMORY, TIMEOUT, SandboxInterrupted
 from pfunc.sandbox.threads import SandboxThread
 
 LOAD_TIMEOUT = 30.0  # seconds for the worker to start and import the handler
@@ -73,7 +73,7 @@ class PythonSandbox:
             self._process.stdin.flush()
         except (BrokenPipeError, OSError):
             self.broken = True
-            raise SandboxInterrupted("crashed") from None
+            raise SandboxInterrupted(CRASHED) from None
 
     def _receive(self, timeout: float | None) -> dict[str, Any]:
         assert self._process.stdout is not None
@@ -84,13 +84,13 @@ class PythonSandbox:
             if remaining is not None and remaining <= 0:
                 self.broken = True
                 self.close()
-                raise SandboxInterrupted("timeout")
+                raise SandboxInterrupted(TIMEOUT)
             ready, _, _ = select.select([stream], [], [], remaining)
             if ready:
                 line = stream.readline()
                 if not line:
                     self.broken = True
-                    raise SandboxInterrupted("memory" if self._process.wait() != 0 else "crashed")
+                    raise SandboxInterrupted(MEMORY if self._process.wait() != 0 else CRASHED)
                 return json.loads(line)
 
     def advance(

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pfunc.modules import HOST_METHODS, SYNC_MODULES
+
 _OUT = sys.stdout
 sys.stdout = sys.stderr  # print() inside handlers must not corrupt the protocol
 
@@ -66,16 +68,10 @@ class HandlerError(Exception):
 
 
 CONNECTION = _Connection()
-_SYNC_MODULES = (
-    "jwt",
-    "uuid",
-    "utils",
-    "codec/auth",
-    "codec/base64",
-    "codec/query_string",
-    "jsonpath",
-    "advanced_math",
-)
+# From the module registry: synchronous modules answer synchronously here too; "promise"
+# has no meaning in Python, and console is local to the worker.
+_SYNC_MODULES = tuple(name for name in SYNC_MODULES if name not in ("console", "promise"))
+_HOST_MODULES = tuple(HOST_METHODS)
 
 
 def _encode(value: Any) -> dict[str, Any]:
@@ -173,12 +169,11 @@ def require(name: str) -> Any:
     """The Python side of `require()`: the same built-ins, by the same names."""
     if name == "console":
         return _Console()
-    if name in ("kvstore", "xhr", "vault", "pubnub", "crypto", *_SYNC_MODULES):
+    if name in _HOST_MODULES or name in _SYNC_MODULES:
         return _Module(name)
     raise ImportError(
         f'require("{name}"): no such module; PubNub Functions provide only '
-        "built-in modules: kvstore, xhr, vault, pubnub, crypto, console, "
-        + ", ".join(_SYNC_MODULES)
+        f"built-in modules: {', '.join((*_HOST_MODULES, 'console', *_SYNC_MODULES))}"
     )
 
 

@@ -15,20 +15,13 @@ from typing import Any
 import quickjs
 
 from pfunc.errors import HandlerLoadError
+from pfunc.modules import HOST_METHODS
+from pfunc.sandbox import MEMORY, TIMEOUT, SandboxInterrupted
 from pfunc.sandbox.source import OWN_CODE_LINE, map_stack, prepare_module, split_engine_error
 from pfunc.sandbox.threads import SandboxThread
 
 # Extra memory granted after a blow-up so the execution's logs can still be read.
 _RESCUE_MEMORY = 16 * 1024 * 1024
-
-
-class SandboxInterrupted(Exception):
-    """The engine stopped the handler: it ran out of time or memory."""
-
-    def __init__(self, reason: str, engine_text: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason  # "timeout" or "memory"
-        self.engine_text = engine_text  # the engine's message and stack: where it stopped
 
 
 @cache
@@ -38,7 +31,9 @@ def _prelude() -> str:
     own = [
         package.joinpath(name).read_text(encoding="utf-8") for name in ("builtins.js", "prelude.js")
     ]
-    return "\n" * (OWN_CODE_LINE - 1) + "\n".join(own)
+    # The host modules' method lists come from the registry; on the first (padding) line.
+    registry = f"var __pfunc_hostMethods = {json.dumps(HOST_METHODS)};"
+    return registry + "\n" * (OWN_CODE_LINE - 1) + "\n".join(own)
 
 
 def _js_number(value: int | None) -> float | None:
@@ -49,9 +44,9 @@ def _js_number(value: int | None) -> float | None:
 def _interruption(error: Exception) -> SandboxInterrupted | None:
     text = str(error)
     if "interrupted" in text:
-        return SandboxInterrupted("timeout", text)
+        return SandboxInterrupted(TIMEOUT, text)
     if "out of memory" in text or isinstance(error, MemoryError):
-        return SandboxInterrupted("memory", text)
+        return SandboxInterrupted(MEMORY, text)
     return None
 
 
@@ -99,9 +94,9 @@ class JavaScriptSandbox:
             self._context.get("__pfunc_api_watchLoad")(promise)
             self.run_jobs()
         except SandboxInterrupted as stop:
-            what = "time" if stop.reason == "timeout" else "memory"
+            what = "time" if stop.reason == TIMEOUT else "memory"
             raise HandlerLoadError(
-                "TimeoutError" if stop.reason == "timeout" else "MemoryError",
+                "TimeoutError" if stop.reason == TIMEOUT else "MemoryError",
                 f"{self.display_path}: the module's top-level code ran out of {what} while "
                 "loading; move long work into the handler or remove the loop",
             ) from None

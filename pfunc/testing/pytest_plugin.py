@@ -19,8 +19,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 if TYPE_CHECKING:
-    from pfunc.executor import Executor, Runtime
+    from pfunc.engine import Engine
+    from pfunc.executor import Executor
+    from pfunc.project import FunctionConfig
     from pfunc.result import Result
+    from pfunc.runtime import Runtime
 
 T = TypeVar("T")
 DEFAULT_NOW = "2026-01-01T00:00:00Z"
@@ -31,7 +34,7 @@ class PfuncHarness:
 
     def __init__(self, folder: Path, project_root: Path | None = None, seed: int = 1) -> None:
         from pfunc.clock import Clock
-        from pfunc.executor import open_runtime
+        from pfunc.engine import open_engine
         from pfunc.limits import resolve_profile
         from pfunc.project import load_project
         from pfunc.sandbox.threads import SandboxThread
@@ -39,18 +42,17 @@ class PfuncHarness:
         self.project = load_project(project_root)
         self.clock = Clock.parse_fixed(DEFAULT_NOW)
         self._thread = SandboxThread()
-        self._opened = open_runtime(
-            folder / "kv.sqlite3",
+        self._opened = open_engine(
+            self.project,
             resolve_profile(self.project.limits, self.project.limit_overrides),
             self.clock,
-            self.project.keyset,
-            project=self.project,
+            kv_path=folder / "kv.sqlite3",
             offline=True,
             environ={},
             random_seed=seed,
         )
-        self.runtime: Runtime = self._wait(self._opened.__aenter__())
-        self._executors: dict[str, Executor] = {}
+        self.engine: Engine = self._wait(self._opened.__aenter__())
+        self.runtime: Runtime = self.engine.runtime
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -61,18 +63,14 @@ class PfuncHarness:
         return await asyncio.wrap_future(self._thread.submit(work))
 
     def close(self) -> None:
-        for executor in self._executors.values():
-            executor.close()  # ends Python handlers' worker processes
+        # Closing the engine ends its executors, and with them Python handlers' workers.
         self._wait(self._opened.__aexit__(None, None, None))
         self._thread.close()
 
-    def _executor(self, target: str | Path) -> tuple[Executor, Any]:
-        from pfunc.executor import Executor
-
+    def _executor(self, target: str | Path) -> tuple[Executor, FunctionConfig | None]:
         function = self.project.function(str(target))
         if function is not None:
-            assert self.runtime.bus is not None
-            return self.runtime.bus.executor(function), function
+            return self.engine.functions.executor(function), function
         path = Path(target)
         if not path.is_file():
             known = ", ".join(f.name for f in self.project.functions) or "none"
@@ -80,50 +78,28 @@ class PfuncHarness:
                 f"{target}: no such handler file, and no function of that "
                 f"name in pfunc.toml (functions: {known})"
             )
-        key = str(path.resolve())
-        if key not in self._executors:
-            self._executors[key] = Executor(path, self.runtime, str(path))
-        return self._executors[key], None
+        return self.engine.functions.executor_for_file(path, str(path)), None
 
-    async def _send(self, target: str | Path, kind: str, **fields: Any) -> Result:
-        from pfunc.events import IntervalEvent, MessageEvent, RequestEvent, presence_message
+    async def _send(
+        self, target: str | Path, trigger: str, event: str | None = None, **fields: Any
+    ) -> Result:
+        """One event through the one builder: `trigger` is the method called (publish,
+        signal, request, presence, interval); the function's kind must be one it sends."""
+        from pfunc.channels import DEFAULT_CHANNEL
+        from pfunc.events import EventSpec, build_event, kind_for_trigger
 
         executor, function = self._executor(target)
-        channel = fields.pop("channel", None) or (
-            function.default_channel if function else "default"
+        kind = kind_for_trigger(trigger, event, function.event if function else None)
+        # A null message is a message (JSON null); other None arguments mean "not given".
+        given = {k: v for k, v in fields.items() if v is not None or k == "message"}
+        spec = EventSpec(**given)
+        built = build_event(
+            kind,
+            spec,
+            default_channel=function.default_channel if function else DEFAULT_CHANNEL,
+            now_ms=self.clock.now_ms(),
         )
-        event_kind = fields.pop("event", None) or (function.event if function else None)
-        if kind == "request":
-            body = fields.get("body") or ""
-            if fields.get("json") is not None:
-                body = json.dumps(fields["json"])
-            event: Any = RequestEvent(
-                method=(fields.get("method") or ("POST" if body else "GET")).upper(),
-                path=fields.get("path") or "/",
-                query=dict(fields.get("query") or {}),
-                headers={k.lower(): v for k, v in (fields.get("headers") or {}).items()},
-                body=body,
-            )
-        elif kind == "interval":
-            event = IntervalEvent()
-        elif kind == "presence":
-            message = presence_message(
-                fields["action"],
-                fields["uuid"],
-                fields["occupancy"],
-                self.clock.now_ms() // 1000,
-                fields.get("state"),
-            )
-            event = MessageEvent("after-presence", message, channel, verb="presence")
-        else:
-            default = "before-signal" if kind == "signal" else "before-publish"
-            event = MessageEvent(
-                event_kind or default,
-                fields["message"],
-                channel,
-                verb="signal" if kind == "signal" else "publish",
-            )
-        return await executor.run(event)
+        return await executor.run(built)
 
     # --- events (sync) ------------------------------------------------------------------
 
@@ -287,10 +263,34 @@ class PfuncHarness:
         return self.runtime.keyset.subscribe_key
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "pfunc_project",
+        "pfunc.toml (or its folder) for the pfunc fixture, relative to rootdir; by default "
+        "the nearest pfunc.toml above each test file, else rootdir's",
+        default="",
+    )
+
+
+def project_root_for(request: pytest.FixtureRequest) -> Path:
+    """Where the fixture looks for pfunc.toml: the ini option, else the test file's folder
+    (load_project then walks up to the nearest pfunc.toml), never the working directory."""
+    from pfunc.project import find_project_file
+
+    named = str(request.config.getini("pfunc_project") or "")
+    rootdir = Path(str(request.config.rootpath))
+    if named:
+        path = (rootdir / named).resolve()
+        return path.parent if path.is_file() else path
+    test_folder = Path(str(request.node.path)).parent
+    return test_folder if find_project_file(test_folder) else rootdir
+
+
 @pytest.fixture
-def pfunc(tmp_path: Path) -> Iterator[PfuncHarness]:
-    """A pfunc runtime for this test, on the project of the current folder (if any)."""
-    harness = PfuncHarness(tmp_path)
+def pfunc(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[PfuncHarness]:
+    """A pfunc runtime for this test, on the project around the test file (see
+    project_root_for): a temporary store, a fixed clock, seeded randomness, xhr offline."""
+    harness = PfuncHarness(tmp_path, project_root_for(request))
     try:
         yield harness
     finally:

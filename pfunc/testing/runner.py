@@ -10,28 +10,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pfunc.channels import DEFAULT_CHANNEL
 from pfunc.clock import Clock
+from pfunc.engine import Engine, open_engine
 from pfunc.errors import PfuncUsageError
-from pfunc.events import (
-    IntervalEvent,
-    MessageEvent,
-    RequestEvent,
-    presence_message,
-)
-from pfunc.executor import Executor, Runtime, open_runtime
+from pfunc.events import Event, EventSpec, build_event, kind_for_trigger
+from pfunc.executor import Executor
 from pfunc.limits import resolve_profile
-from pfunc.project import FunctionConfig, Project, load_project, parse_mock
+from pfunc.project import FunctionConfig, load_project, parse_mock
 from pfunc.result import Result
 from pfunc.testing.expect import Mismatch, check
 from pfunc.testing.scenario import Scenario, Step
-
-STEP_EVENT_KINDS = {
-    "publish": ("before-publish", "after-publish"),
-    "signal": ("before-signal", "after-signal"),
-    "request": ("on-request",),
-    "presence": ("after-presence",),
-    "interval": ("on-interval",),
-}
 
 
 @dataclass
@@ -69,25 +58,22 @@ def describe_step(step: Step, result: Result | None = None) -> str:
 
 
 class ScenarioRun:
-    """One scenario's runtime: the project, a temporary store, executors by handler."""
+    """One scenario on its engine: a temporary store, the project's functions, saved values."""
 
-    def __init__(self, scenario: Scenario, runtime: Runtime, project: Project) -> None:
+    def __init__(self, scenario: Scenario, engine: Engine) -> None:
         self.scenario = scenario
-        self.runtime = runtime
-        self.project = project
-        self._executors: dict[str, Executor] = {}
+        self.engine = engine
+        self.runtime = engine.runtime
+        self.project = engine.project
         self.saved: dict[str, Any] = {}  # values earlier steps saved, for ${name}
 
     def _target(self, step: Step) -> tuple[Executor, FunctionConfig | None]:
         if step.file is not None:
-            key = str(step.file.resolve())
             if not step.file.is_file():
                 raise PfuncUsageError(
                     f"{self.scenario.path}:{step.line}: {step.file} does not exist"
                 )
-            if key not in self._executors:
-                self._executors[key] = Executor(step.file, self.runtime, step.file.name)
-            return self._executors[key], None
+            return self.engine.functions.executor_for_file(step.file, step.file.name), None
         function = self.project.function(step.function or "")
         if function is None:
             known = ", ".join(f.name for f in self.project.functions) or "none"
@@ -95,61 +81,21 @@ class ScenarioRun:
                 f"{self.scenario.path}:{step.line}: no function {step.function!r} in "
                 f"{self.project.config_file or 'a pfunc.toml'}; functions: {known}"
             )
-        assert self.runtime.bus is not None
-        return self.runtime.bus.executor(function), function
+        return self.engine.functions.executor(function), function
 
-    def _event(self, step: Step, function: FunctionConfig | None) -> Any:
-        kinds = STEP_EVENT_KINDS[step.kind]
-        kind = step.event or (function.event if function else kinds[0])
-        if kind not in kinds:
-            raise PfuncUsageError(
-                f"{self.scenario.path}:{step.line}: a {step.kind} step cannot run "
-                f"{'function ' + repr(function.name) + ', an ' if function else 'an '}"
-                f"{kind} handler; use one of: {', '.join(kinds)}"
-            )
+    def _event(self, step: Step, function: FunctionConfig | None) -> Event:
+        where = f"{self.scenario.path}:{step.line}"
         payload = step.payload if isinstance(step.payload, dict) else {}
-        if step.kind == "interval":
-            return IntervalEvent()
-        if step.kind == "request":
-            body = payload.get("body", "")
-            if "json" in payload:
-                body = json.dumps(payload["json"])
-            return RequestEvent(
-                method=str(payload.get("method", "POST" if body else "GET")).upper(),
-                path=str(payload.get("path", "/")),
-                query={str(k): str(v) for k, v in payload.get("query", {}).items()},
-                headers={str(k).lower(): str(v) for k, v in payload.get("headers", {}).items()},
-                body=body if isinstance(body, str) else json.dumps(body),
+        try:
+            kind = kind_for_trigger(step.kind, step.event, function.event if function else None)
+            return build_event(
+                kind,
+                EventSpec.from_mapping(payload, f"the {step.kind} of this step"),
+                default_channel=function.default_channel if function else DEFAULT_CHANNEL,
+                now_ms=self.runtime.clock.now_ms(),
             )
-        channel = str(
-            payload.get("channel") or (function.default_channel if function else "default")
-        )
-        if step.kind == "presence":
-            message = presence_message(
-                str(payload.get("action", "join")),
-                str(payload.get("uuid", "pfunc-user")),
-                int(payload.get("occupancy", 1)),
-                self.runtime.clock.now_ms() // 1000,
-                payload.get("state"),
-            )
-            return MessageEvent(kind, message, channel, verb="presence")
-        if "message" not in payload:
-            raise PfuncUsageError(
-                f"{self.scenario.path}:{step.line}: a {step.kind} step needs "
-                'a message, e.g. publish = { message = { text = "hi" } }'
-            )
-        return MessageEvent(
-            kind,
-            payload["message"],
-            channel,
-            dict(payload.get("params", {})),
-            dict(payload.get("meta", {})),
-            "signal" if step.kind == "signal" else "publish",
-        )
-
-    def close(self) -> None:
-        for executor in self._executors.values():
-            executor.close()  # ends Python handlers' worker processes
+        except (PfuncUsageError, TypeError) as error:
+            raise PfuncUsageError(f"{where}: {error}") from None
 
     async def seed(self) -> None:
         store, keyset = self.runtime.store, self.runtime.keyset.subscribe_key
@@ -242,20 +188,15 @@ async def run_scenario(scenario: Scenario) -> ScenarioResult:
         project, mocks=[*mocks, *project.mocks], vault={**project.vault, **scenario.vault}
     )
     with tempfile.TemporaryDirectory(prefix="pfunc-test-") as folder:
-        async with open_runtime(
-            Path(folder) / "kv.sqlite3",
+        async with open_engine(
+            scenario_project,
             profile,
             clock,
-            project.keyset,
-            project=scenario_project,
+            kv_path=Path(folder) / "kv.sqlite3",
             offline=True,
             environ={},
             random_seed=scenario.seed,
-        ) as runtime:
-            run = ScenarioRun(scenario, runtime, scenario_project)
-            try:
-                outcome = await run.run()
-            finally:
-                run.close()
+        ) as engine:
+            outcome = await ScenarioRun(scenario, engine).run()
     outcome.duration_ms = (time.perf_counter() - started) * 1000
     return outcome

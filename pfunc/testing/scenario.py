@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pfunc.errors import PfuncUsageError
+from pfunc.events import TRIGGERS
 from pfunc.project import relative_to_cwd
 
 SCENARIO_KEYS = {
@@ -29,7 +30,7 @@ SCENARIO_KEYS = {
     "mocks",
     "step",
 }
-EVENT_KEYS = ("publish", "signal", "request", "presence", "interval")
+EVENT_KEYS = TRIGGERS  # a step sends one event, named by what triggers it
 STEP_KEYS = {"name", "function", "file", "event", "advance", "expect", "save", *EVENT_KEYS}
 EXPECT_KEYS = {
     "outcome",

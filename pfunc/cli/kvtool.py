@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from pfunc.errors import PfuncUsageError
-from pfunc.executor import Runtime
-from pfunc.modules import CallContext, HandlerCallError, JSArg
+from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
 from pfunc.modules.kvstore import KVStoreModule
+from pfunc.runtime import Runtime
 
 EXPORT_FORMAT = "pfunc-kv-1"
 
@@ -35,7 +35,6 @@ class KVTool:
             runtime.profile,
             runtime.clock,
             self.warnings.append,
-            runtime=runtime,
         )
 
     async def _call(self, method: str, *args: JSArg) -> Any:

@@ -1,23 +1,19 @@
-"""`pfunc dev`: start the server, watch the files, print what happens until Ctrl-C."""
+"""The dev server's log: one readable line (or NDJSON object with --json) per execution,
+reload, console error and server fault."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
-from pfunc.errors import PfuncUsageError
-from pfunc.plans import Session
 from pfunc.render import code_frame
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+from pfunc.result import Result
 
 
 class DevLog:
@@ -104,82 +100,29 @@ class DevLog:
         self.console.print(Text(json.dumps(event), style="dim"))
 
 
-def _read_console(loop: asyncio.AbstractEventLoop, server: Any) -> None:
-    """Console commands from standard input (run NAME [JSON], publish CHANNEL JSON)."""
-    import threading
-
-    def read() -> None:
-        try:
-            for line in sys.stdin:
-                asyncio.run_coroutine_threadsafe(server.console_command(line), loop)
-        except (OSError, ValueError, RuntimeError):
-            return  # no console (closed stdin), or the loop has stopped
-
-    if sys.stdin is not None and not sys.stdin.closed:
-        threading.Thread(target=read, name="pfunc-console", daemon=True).start()
-
-
-async def serve(
-    session: Session,
-    host: str,
-    port: int,
-    *,
-    intervals: bool,
-    log: DevLog,
-    subscribe_timeout: float | None = None,
-) -> None:
-    from aiohttp import web
-
-    from pfunc.reload import Reloader
-    from pfunc.server import DevServer, execution_event
-
-    async with session.runtime() as runtime:
-        runtime.threaded = True
-        runtime.observers.append(lambda result: log(execution_event(result)))
-        options = {} if subscribe_timeout is None else {"subscribe_timeout": subscribe_timeout}
-        server = DevServer(runtime, session.project, on_event=log, intervals=intervals, **options)
-        runner = web.AppRunner(server.app(), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        try:
-            await site.start()
-        except OSError as error:
-            await runner.cleanup()
-            raise PfuncUsageError(
-                f"cannot listen on {host}:{port}: {error.strerror or error}; choose another --port"
-            ) from None
-        bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
-        url = f"http://{host if ':' not in host else f'[{host}]'}:{bound[1]}"
-        loop = asyncio.get_running_loop()
-        reloader = Reloader(session.project.root, loop, server.files_changed)
-        reloader.start()
-        warnings = []
-        if host not in LOOPBACK:
-            warnings.append(
-                f"bound to {host}: other machines can reach this server and "
-                "its functions; use --host 127.0.0.1 to keep it local"
-            )
-        log(
-            {
-                "type": "ready",
-                "url": url,
-                "port": bound[1],
-                "project": session.project.name,
-                "subscribe_key": session.keyset.subscribe_key,
-                "publish_key": session.keyset.publish_key,
-                "kv": str(session.kv_path),
-                "functions": server.describe_functions(),
-                "warnings": warnings,
-            }
-        )
-        stop = asyncio.Event()
-        _read_console(loop, server)
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            reloader.stop()
-            await runner.cleanup()
-            log({"type": "stopped"})
+def execution_event(result: Result) -> dict[str, Any]:
+    """One execution as the dev server logs it (a line, or an NDJSON object)."""
+    event: dict[str, Any] = {
+        "type": "execution",
+        "time": time.strftime("%H:%M:%S"),
+        "function": result.name or result.function,
+        "file": result.function,
+        "event": result.event,
+        "outcome": result.outcome,
+        "operations": {
+            "used": result.operations.get("used", 0),
+            "limit": result.operations.get("limit"),
+        },
+        "duration_ms": round(result.duration_ms, 2),
+        "logs": result.logs,
+        "warnings": result.warnings,
+    }
+    if result.channel is not None:
+        event["channel"] = result.channel
+    if result.path is not None:
+        event["path"] = result.path
+    if result.abort_reason is not None:
+        event["abort_reason"] = result.abort_reason
+    if result.error is not None:
+        event["error"] = result.error.to_json()
+    return event

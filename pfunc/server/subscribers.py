@@ -1,19 +1,15 @@
-"""What subscribers of the dev server see: delivered messages per channel, and presence.
-
-MessageLog keeps recent deliveries in timetoken order and wakes long-polling
-subscribers; Presence tracks who is subscribed (heartbeats, leaves, timeouts) and
-reports joins, leaves and timeouts so after-presence functions can run.
-"""
+"""What subscribers of the dev server see: recent deliveries in timetoken order, the
+long-polls waiting for new ones, and each delivery as a subscribe v2 envelope."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from pfunc.bus import channel_matches
+from pfunc.channels import channel_matches
 
 MESSAGE_TYPES = {"publish": 0, "signal": 1}
 
@@ -85,35 +81,3 @@ class MessageLog:
         if delivery.meta:
             data["u"] = delivery.meta
         return data
-
-
-@dataclass
-class Presence:
-    """Who is on which channel, by the heartbeats of their subscribe requests."""
-
-    default_heartbeat: int = 300
-    _expires: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    def occupancy(self, channel: str) -> int:
-        return len(self._expires.get(channel, {}))
-
-    def beat(self, channel: str, uuid: str, heartbeat: int | None) -> bool:
-        """Record a heartbeat; True when this is a join (the user was not present)."""
-        members = self._expires.setdefault(channel, {})
-        joined = uuid not in members
-        members[uuid] = time.monotonic() + (heartbeat or self.default_heartbeat)
-        return joined
-
-    def leave(self, channel: str, uuid: str) -> bool:
-        members = self._expires.get(channel, {})
-        return members.pop(uuid, None) is not None
-
-    def expired(self) -> list[tuple[str, str]]:
-        """(channel, uuid) pairs whose heartbeat ran out, removed as they are returned."""
-        now, gone = time.monotonic(), []
-        for channel, members in self._expires.items():
-            for uuid, expires in list(members.items()):
-                if expires <= now:
-                    del members[uuid]
-                    gone.append((channel, uuid))
-        return gone

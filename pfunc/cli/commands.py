@@ -19,7 +19,7 @@ import click
 
 from pfunc import __version__
 from pfunc.errors import PfuncUsageError
-from pfunc.events import PRESENCE_ACTIONS, SUPPORTED_KINDS
+from pfunc.events import KIND_NAMES, PRESENCE_ACTIONS
 from pfunc.limits import PROFILES
 from pfunc.result import OUTCOMES
 
@@ -115,7 +115,7 @@ def main() -> None:
 @click.option(
     "--event",
     "event_kind",
-    type=click.Choice(SUPPORTED_KINDS),
+    type=click.Choice(KIND_NAMES),
     help="Event kind (default: the function's, else before-publish; on-request when "
     "an HTTP flag is given).",
 )
@@ -144,7 +144,7 @@ def main() -> None:
 @click.option("--expect", type=click.Choice(OUTCOMES), help="Exit 1 unless the outcome is this.")
 def run(target: str, **options: Any) -> None:
     """Run TARGET (a handler file, or a function named in pfunc.toml) once."""
-    from pfunc.plans import prepare_run
+    from pfunc.cli.session import prepare_run
 
     result = _execute(lambda: prepare_run(target, **options), "render_result")
     expect = options.get("expect")
@@ -162,7 +162,7 @@ def _publish_command(verb: str, summary: str) -> None:
     @click.option("--meta", "meta_json", help="Message meta as a JSON object.")
     @session_options
     def command(channel: str, message: str, **options: Any) -> None:
-        from pfunc.plans import prepare_publish
+        from pfunc.cli.session import prepare_publish
 
         report = _execute(
             lambda: prepare_publish(verb, channel, message, **options), "render_publish"
@@ -213,8 +213,9 @@ def dev(
     """Serve the project: on-request URLs, a PubNub REST subset, hot reload, intervals."""
     import asyncio
 
-    from pfunc.dev import DevLog, serve
-    from pfunc.plans import prepare_session
+    from pfunc.cli.session import prepare_session
+    from pfunc.server.log import DevLog
+    from pfunc.server.serve import serve
 
     try:
         session = prepare_session(options)
@@ -257,12 +258,12 @@ def _kv(
     """Run one KV tool action on the project's store, then print its result."""
     import asyncio
 
-    from pfunc.kvtool import KVTool
-    from pfunc.plans import prepare_session
+    from pfunc.cli.kvtool import KVTool
+    from pfunc.cli.session import prepare_session
 
     async def go(session: Any) -> Any:
-        async with session.runtime() as runtime:
-            tool = KVTool(runtime)
+        async with session.engine() as engine:
+            tool = KVTool(engine.runtime)
             outcome = await action(tool)
             for warning in tool.warnings:
                 click.echo(f"warning: {warning}", err=True)

@@ -1,0 +1,42 @@
+"""Channel names and PubNub wildcards: is a name valid, does a pattern match, and which
+channel an event goes to when none is given."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+DEFAULT_CHANNEL = "default"
+_FORBIDDEN = set(" \t\n,/\\\"'")
+
+
+def channel_matches(pattern: str, channel: str) -> bool:
+    """Exact names, or a PubNub wildcard `a.*` / `a.b.*` matching any deeper channel."""
+    if pattern.endswith(".*"):
+        return channel.startswith(pattern[:-1]) and len(channel) > len(pattern) - 1
+    return pattern == channel
+
+
+def channel_problem(channel: str) -> str | None:
+    """Why `channel` is not a valid channel name or PubNub wildcard, or None."""
+    if not channel:
+        return "it is empty"
+    if set(channel) & _FORBIDDEN:
+        return "it contains a space, comma, slash or quote"
+    if "*" not in channel:
+        return None
+    segments = channel.split(".")
+    if channel.count("*") > 1 or segments[-1] != "*":
+        return "* may only be the last segment, as in chat.*"
+    literal = segments[:-1]
+    if not literal or any(not part for part in literal):
+        return "a wildcard needs one or two literal segments before .*, as in chat.*"
+    if len(literal) > 2:
+        return "a wildcard allows at most two literal segments before .*, as in a.b.*"
+    return None
+
+
+def default_channel(channels: Iterable[str]) -> str:
+    """Where an event goes when no channel is given: the first exact channel name
+    (wildcards cannot be published to), else "default"."""
+    exact = [channel for channel in channels if not channel.endswith("*")]
+    return exact[0] if exact else DEFAULT_CHANNEL

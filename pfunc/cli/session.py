@@ -1,0 +1,187 @@
+"""From command-line flags to ready work: a Session (project, limits, clock, KV path,
+output form) and the plan each command executes on the engine: one handler
+(`pfunc run`), or one publish through the project's bus (`pfunc publish`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pfunc.channels import channel_problem
+from pfunc.cli.flags import event_spec_from_flags, parse_json_flag, spell_flag
+from pfunc.clock import Clock
+from pfunc.errors import PfuncUsageError
+from pfunc.events import Event, Keyset, build_event
+from pfunc.limits import Profile, resolve_profile
+from pfunc.project import FunctionConfig, Project, load_project, relative_to_cwd
+
+if TYPE_CHECKING:
+    from pfunc.engine import Engine
+    from pfunc.result import PublishReport, Result
+
+
+@dataclass
+class Session:
+    project: Project
+    profile: Profile
+    clock: Clock
+    keyset: Keyset
+    kv_path: Path
+    offline: bool
+    as_json: bool
+
+    @asynccontextmanager
+    async def engine(self, *, threaded: bool = False) -> AsyncIterator[Engine]:
+        from pfunc.engine import open_engine
+
+        async with open_engine(
+            self.project,
+            self.profile,
+            self.clock,
+            kv_path=self.kv_path,
+            keyset=self.keyset,
+            offline=self.offline,
+            environ=os.environ,
+            threaded=threaded,
+        ) as engine:
+            yield engine
+
+
+def prepare_session(flags: dict[str, Any]) -> Session:
+    project = load_project()
+    overrides = dict(project.limit_overrides)
+    if flags.get("timeout") is not None:
+        overrides["timeout"] = flags["timeout"]
+    try:
+        profile = resolve_profile(flags.get("limits_name") or project.limits, overrides)
+    except ValueError as error:
+        raise PfuncUsageError(str(error)) from None
+    clock = Clock()
+    if flags.get("now_text"):
+        try:
+            clock = Clock.parse_fixed(flags["now_text"])
+        except ValueError:
+            raise PfuncUsageError(
+                f"--now {flags['now_text']!r} is not an ISO-8601 time; "
+                "write it like 2026-01-01T12:00:00Z"
+            ) from None
+    keyset = project.keyset
+    if flags.get("keyset"):
+        keyset = Keyset(subscribe_key=flags["keyset"], publish_key=keyset.publish_key)
+    return Session(
+        project=project,
+        profile=profile,
+        clock=clock,
+        keyset=keyset,
+        kv_path=Path(flags.get("kv_path") or project.kv_path),
+        offline=bool(flags.get("offline")),
+        as_json=bool(flags.get("as_json")),
+    )
+
+
+# --- pfunc run ---------------------------------------------------------------------
+
+
+@dataclass
+class RunPlan:
+    session: Session
+    handler: Path
+    function: FunctionConfig | None
+    event: Event
+
+    async def execute(self) -> Result:
+        async with self.session.engine() as engine:
+            if self.function is not None:
+                executor = engine.functions.executor(self.function)
+            else:
+                shown_as = str(relative_to_cwd(self.handler))
+                executor = engine.functions.executor_for_file(self.handler, shown_as)
+            return await executor.run(self.event)
+
+
+def _resolve_handler(target: str, project: Project) -> tuple[Path, FunctionConfig | None]:
+    """The handler file for TARGET (a path or a function name) and its pfunc.toml entry."""
+    path = Path(target)
+    if path.is_file():
+        resolved = path.resolve()
+        matches = [f for f in project.functions if f.file.resolve() == resolved]
+        return path, matches[0] if len(matches) == 1 else None
+    function = project.function(target)
+    if function is not None:
+        if not function.file.is_file():
+            raise PfuncUsageError(
+                f"function {target!r} in {project.config_file} names {function.file}, which "
+                "does not exist; fix its file = ... entry"
+            )
+        return function.file, function
+    if path.exists():
+        raise PfuncUsageError(f"{target} is a folder; pass a handler file, e.g. handlers/app.js")
+    known = ", ".join(sorted(f.name for f in project.functions)) or "none in pfunc.toml"
+    raise PfuncUsageError(
+        f"{target}: no such handler file (and no function of that name; functions: {known}). "
+        "Check the path, relative to the current folder."
+    )
+
+
+def prepare_run(target: str, **flags: Any) -> RunPlan:
+    session = prepare_session(flags)
+    handler, function = _resolve_handler(target, session.project)
+    spec = event_spec_from_flags(flags)
+    given = set(spec.given())
+    kind = (
+        flags.get("event_kind")
+        or (function.event if function else None)
+        or (
+            "on-request"
+            if given & {"method", "path", "query", "headers", "body"}
+            else "after-presence"
+            if given & {"action", "uuid", "occupancy", "state"}
+            else "before-publish"
+        )
+    )
+    event = build_event(
+        kind,
+        spec,
+        default_channel=function.default_channel if function else "default",
+        now_ms=session.clock.now_ms(),
+        spell=spell_flag,
+    )
+    return RunPlan(session, handler, function, event)
+
+
+# --- pfunc publish / signal / fire -------------------------------------------------------
+
+
+@dataclass
+class PublishPlan:
+    session: Session
+    verb: str
+    channel: str
+    message: Any
+    meta: dict[str, Any]
+
+    async def execute(self) -> PublishReport:
+        async with self.session.engine() as engine:
+            return await engine.publish(
+                self.channel, self.message, verb=self.verb, hop=1, meta=self.meta
+            )
+
+
+def prepare_publish(verb: str, channel: str, message: str, **flags: Any) -> PublishPlan:
+    session = prepare_session(flags)
+    problem = channel_problem(channel)
+    if problem or "*" in channel:
+        raise PfuncUsageError(
+            f"channel {channel!r}: {problem or 'publish to a channel name, not a wildcard'}"
+        )
+    meta = (
+        parse_json_flag("--meta", flags["meta_json"], want_object=True)
+        if flags.get("meta_json") is not None
+        else {}
+    )
+    return PublishPlan(session, verb, channel, parse_json_flag("MESSAGE", message), meta)

@@ -1,0 +1,87 @@
+"""The one composition root: open the store, build the runtime, the function registry and
+the bus, and wire them together once. The CLI, `pfunc test`, the pytest plugin and the
+dev server all start here; nothing else constructs these pieces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pfunc.bus import Bus
+from pfunc.clock import Clock
+from pfunc.errors import PfuncUsageError
+from pfunc.events import Keyset
+from pfunc.functions import FunctionRegistry
+from pfunc.limits import Profile
+from pfunc.project import Project, load_secrets
+from pfunc.result import PublishReport
+from pfunc.runtime import Runtime
+from pfunc.store import KVStore, StoreOpenError
+
+
+@dataclass
+class Engine:
+    runtime: Runtime
+    functions: FunctionRegistry
+    bus: Bus
+
+    @property
+    def project(self) -> Project:
+        return self.functions.project
+
+    async def publish(self, channel: str, message: Any, **options: Any) -> PublishReport:
+        """A publish through the project's functions (the capability handlers get)."""
+        return await self.bus.publish(channel, message, **options)
+
+
+@asynccontextmanager
+async def open_engine(
+    project: Project,
+    profile: Profile,
+    clock: Clock,
+    *,
+    kv_path: Path | None = None,
+    keyset: Keyset | None = None,
+    offline: bool = False,
+    environ: Mapping[str, str] | None = None,
+    random_seed: int | None = None,
+    threaded: bool = False,
+) -> AsyncIterator[Engine]:
+    """An engine over the project's store, secrets, mocks and functions; closed on exit.
+
+    An unusable KV path is a usage error (exit 2 on the command line).
+    """
+    try:
+        store = KVStore.open(kv_path or project.kv_path)
+    except StoreOpenError as error:
+        raise PfuncUsageError(str(error)) from None
+    runtime = Runtime(
+        store,
+        profile,
+        clock,
+        keyset or project.keyset,
+        vault=load_secrets(project, dict(environ or {})),
+        mocks=list(project.mocks),
+        offline=offline,
+        threaded=threaded,
+        main_loop=asyncio.get_running_loop(),
+        random_seed=random_seed,
+    )
+    store.home = runtime.main_loop
+    engine: Engine
+
+    async def publish(channel: str, message: Any, **options: Any) -> PublishReport:
+        return await engine.publish(channel, message, **options)
+
+    functions = FunctionRegistry(project, runtime, publish)
+    engine = Engine(runtime, functions, Bus(runtime, functions))
+    try:
+        yield engine
+    finally:
+        functions.close()
+        await runtime.close()

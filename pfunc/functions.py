@@ -1,0 +1,69 @@
+"""The project's functions and their executors: one Executor per function (or per bare
+handler file), kept across reloads of pfunc.toml while the function's file is the same."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pfunc.channels import channel_matches
+from pfunc.events import EventKind
+from pfunc.executor import Executor
+from pfunc.project import FunctionConfig, Project, display_path
+from pfunc.result import Publisher
+from pfunc.runtime import Runtime
+
+
+class FunctionRegistry:
+    def __init__(self, project: Project, runtime: Runtime, publish: Publisher) -> None:
+        self.project = project
+        self.runtime = runtime
+        self.publish = publish  # granted to every executor's pubnub module
+        self._by_name: dict[str, Executor] = {}
+        self._by_file: dict[str, Executor] = {}
+
+    def bound_to(self, kind: EventKind, channel: str) -> list[FunctionConfig]:
+        """The functions of `kind` whose channels match `channel`, in pfunc.toml order."""
+        return [
+            function
+            for function in self.project.functions
+            if function.event == kind.name
+            and any(channel_matches(pattern, channel) for pattern in function.channels)
+        ]
+
+    def executor(self, function: FunctionConfig) -> Executor:
+        if function.name not in self._by_name:
+            self._by_name[function.name] = Executor(
+                function.file,
+                self.runtime,
+                display_path=display_path(function.file, self.project),
+                name=function.name,
+                publish=self.publish,
+            )
+        return self._by_name[function.name]
+
+    def executor_for_file(self, handler: Path, shown_as: str | None = None) -> Executor:
+        """An executor for a handler file that pfunc.toml may not name (pfunc run FILE,
+        scenario steps with file = ..., the plugin)."""
+        key = str(handler.resolve())
+        if key not in self._by_file:
+            self._by_file[key] = Executor(
+                handler, self.runtime, shown_as or str(handler), publish=self.publish
+            )
+        return self._by_file[key]
+
+    def replace_project(self, project: Project) -> None:
+        """Serve a reloaded pfunc.toml, keeping the loaded executors of functions whose name
+        and file did not change."""
+        kept: dict[str, Executor] = {}
+        for function in project.functions:
+            old = self._by_name.pop(function.name, None)
+            if old is not None and old.handler.resolve() == function.file.resolve():
+                kept[function.name] = old
+        for gone in self._by_name.values():
+            gone.close()
+        self._by_name = kept
+        self.project = project
+
+    def close(self) -> None:
+        for executor in [*self._by_name.values(), *self._by_file.values()]:
+            executor.close()

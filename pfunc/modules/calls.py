@@ -1,0 +1,137 @@
+"""What a host module call sees: its arguments as the sandbox encoded them (JSArg), the
+capabilities the execution grants it (CallContext), and the error that rejects the
+handler's Promise (HandlerCallError)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pfunc.clock import Clock
+    from pfunc.limits import Profile
+    from pfunc.project import MockRule
+    from pfunc.result import Publisher, PublishReport
+    from pfunc.store import KVStore
+
+
+class HandlerCallError(Exception):
+    """A host call failed: the handler's Promise rejects with a JS error of this type."""
+
+    def __init__(self, error_type: str, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.code = code
+
+    def to_payload(self) -> str:
+        data: dict[str, Any] = {"name": self.error_type, "message": self.message}
+        if self.code:
+            data["code"] = self.code
+        return json.dumps(data)
+
+
+class JSArg:
+    """One argument of a host call as the sandbox encoded it.
+
+    The sandbox sends primitives as they are ({"v": ...}), objects and arrays as their
+    JSON text ({"j": ...}, decoded only when a module needs the value), and a marker
+    for values JSON cannot carry ({"t": "undefined" | "function" | "cyclic" ...}), so
+    validation and error wording happen here, in one place, for every handler language.
+    """
+
+    __slots__ = ("_json", "_value", "decoded", "invalid")
+
+    def __init__(self, encoded: dict[str, Any]) -> None:
+        self._json: str | None = None
+        self._value: Any = None
+        self.invalid: str | None = None
+        self.decoded = True
+        if "v" in encoded:
+            self._value = encoded["v"]
+        elif "j" in encoded:
+            self._json = encoded["j"]
+            self.decoded = False
+        else:
+            self.invalid = encoded.get("t", "undefined")
+
+    @property
+    def value(self) -> Any:
+        """The decoded value (None for null and for values JSON cannot carry)."""
+        if not self.decoded:
+            self._value = json.loads(self._json or "null")
+            self.decoded = True
+        return self._value
+
+    @property
+    def json(self) -> str | None:
+        """The value's JSON text, as JSON.stringify wrote it; None when it has none."""
+        if self.invalid is not None:
+            return None
+        if self._json is None:
+            self._json = json.dumps(self._value, ensure_ascii=False, separators=(",", ":"))
+        return self._json
+
+    @property
+    def is_undefined(self) -> bool:
+        return self.invalid == "undefined"
+
+    @property
+    def is_null(self) -> bool:
+        return self.decoded and self.invalid is None and self._value is None
+
+    def type_name(self) -> str:
+        """The JavaScript name of the value's type, for error messages."""
+        if self.invalid is not None:
+            return {"cyclic": "object with a circular reference"}.get(self.invalid, self.invalid)
+        value = self.value
+        if value is None:
+            return "null"
+        if isinstance(value, bool):
+            return "boolean"
+        if isinstance(value, int | float):
+            return "number"
+        if isinstance(value, str):
+            return "string"
+        if isinstance(value, list):
+            return "array"
+        return "object"
+
+    def describe(self) -> str:
+        """A short quote of the value for error messages."""
+        if self.invalid is not None:
+            return self.type_name()
+        text = self.json or ""
+        return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass
+class CallContext:
+    """What a module call may use, granted explicitly: the store, limits, clock, secrets,
+    mocks, the bus's publish and timetokens, and the execution's place in a chain."""
+
+    store: KVStore
+    keyset: str
+    profile: Profile
+    clock: Clock
+    warn: Callable[[str], None]
+    vault: dict[str, str] = field(default_factory=dict)
+    mocks: list[MockRule] = field(default_factory=list)
+    offline: bool = False  # xhr requests no mock answers are refused instead of sent
+    publish: Publisher | None = None  # None where no project routes publishes
+    timetoken: Callable[[], str] | None = None
+    hop: int = 1  # 1 for an execution triggered by a client, +1 per publish from a handler
+    triggered: list[PublishReport] = field(default_factory=list)  # publishes it made
+    deadline: float | None = None  # time.monotonic() at which the execution's time runs out
+    secrets_read: set[str] = field(default_factory=set)  # vault values, masked in reports
+
+
+def missing_arg() -> JSArg:
+    return JSArg({"t": "undefined"})
+
+
+def padded_args(args: list[JSArg], count: int) -> list[JSArg]:
+    """The arguments with absent ones read as undefined, as JavaScript would."""
+    return args + [missing_arg() for _ in range(count - len(args))] if len(args) < count else args

@@ -1,0 +1,147 @@
+"""From a finished sandbox to the Result: the completion, the error with its location
+(timeouts and memory included), and secrets masked wherever the report shows text."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pfunc.events import KINDS
+from pfunc.limits import Profile
+from pfunc.result import ExecutionError, Result
+from pfunc.sandbox import Sandbox, SandboxInterrupted
+from pfunc.sandbox.source import Location, map_stack
+
+
+def error_at(
+    error_type: str,
+    message: str,
+    stack: str,
+    display_path: str,
+    location: Location | None,
+    code: str | None = None,
+) -> ExecutionError:
+    return ExecutionError(
+        error_type,
+        message,
+        stack,
+        display_path if location else None,
+        location.line if location else None,
+        location.column if location else None,
+        code,
+    )
+
+
+def memory_error(display_path: str, profile: Profile) -> ExecutionError:
+    limit = (profile.memory or 0) // (1024 * 1024)
+    return ExecutionError(
+        "MemoryError",
+        f"{display_path}: the handler used more than the {limit} MiB memory limit "
+        f"({profile.describe()}) and was stopped; keep less data in memory at once, or raise "
+        "the limit with memory_mb under [limits] in pfunc.toml",
+    )
+
+
+def timeout_error(
+    stop: SandboxInterrupted | None, display_path: str, profile: Profile
+) -> ExecutionError:
+    """The time limit ran out: in the engine (stop says where) or awaiting a host call."""
+    stack, location = map_stack(stop.engine_text if stop else "", display_path)
+    # QuickJS reports the running function's position, not the exact loop line.
+    where = f" inside the function that starts at line {location.line}" if location else ""
+    cause = "a loop that never ends" if stop else "a slow call"
+    return error_at(
+        "TimeoutError",
+        f"{display_path}: the handler ran longer than the {profile.timeout or 0:g} s time "
+        f"limit ({profile.describe()}) and was stopped{where}; look for "
+        f"{cause}, or raise the limit with --timeout",
+        stack,
+        display_path,
+        location,
+    )
+
+
+def handler_error(
+    info: dict[str, Any] | None, sandbox: Sandbox, display_path: str, profile: Profile
+) -> ExecutionError | None:
+    """The error the handler threw or rejected with, mapped to its own file and line."""
+    if not info:
+        return None
+    if info.get("mapped"):  # a Python handler's error: frames already name its file
+        if info["type"] == "MemoryError":
+            return memory_error(display_path, profile)
+        line = info.get("line")
+        return error_at(
+            info["type"],
+            info["message"],
+            info.get("stack", ""),
+            display_path,
+            Location(line, 1) if line else None,
+            info.get("code"),
+        )
+    stack, location = map_stack(info.get("stack", ""), display_path)
+    if info["type"] == "InternalError" and info["message"] == "out of memory":
+        # The engine raised it inside the handler's own code, where it was caught.
+        sandbox.broken = True
+        failure = memory_error(display_path, profile)
+        failure.stack = stack
+        return failure
+    return error_at(info["type"], info["message"], stack, display_path, location, info.get("code"))
+
+
+def conclude(
+    result: Result, failure: ExecutionError | None, completion: dict[str, Any] | None
+) -> None:
+    """Set the outcome from the handler's completion call, or the error that replaced it."""
+    expected = KINDS[result.event].completion
+    if failure is None and completion is None:
+        failure = ExecutionError(
+            "Error",
+            f"{result.function}: the handler finished without calling {expected}; "
+            f"call {expected} (and return or await it) on every path",
+        )
+    elif failure is None and completion is not None and completion.get("late"):
+        failure = ExecutionError(
+            "Error",
+            f"{result.function}: {completion['kind']}() was called only after the handler "
+            "had finished, by work it did not await; PubNub only guarantees awaited work, "
+            f"so return or await the Promise chain that calls {expected}",
+        )
+    if failure is not None:
+        result.outcome = "error"
+        result.error = failure
+        return
+    assert completion is not None  # no completion is a failure, handled above
+    result.outcome = completion["kind"]
+    if completion["kind"] == "response":
+        result.response = {
+            "status": completion["status"],
+            "headers": completion["headers"],
+            "body": completion["body"],
+        }
+    elif completion["kind"] == "ok":
+        if KINDS[result.event].is_before:
+            result.message = json.loads(completion["message"])
+        if result.is_message_event:
+            result.delivered = True
+    else:
+        result.abort_reason = completion.get("reason")
+
+
+def mask_secrets(result: Result, secrets: set[str]) -> None:
+    """Replace vault values the handler read wherever the report would show them as text."""
+    secrets = {secret for secret in secrets if len(secret) >= 3}
+    if not secrets:
+        return
+
+    def mask(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, "*****")
+        return text
+
+    for entry in result.logs:
+        entry["text"] = mask(entry["text"])
+    result.warnings = [mask(warning) for warning in result.warnings]
+    if result.error is not None:
+        result.error.message = mask(result.error.message)
+        result.error.stack = mask(result.error.stack)

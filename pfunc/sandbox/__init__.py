@@ -1,0 +1,58 @@
+"""The sandbox interface: what a loaded handler offers the executor, in any language.
+
+Two hosts implement it: `quickjs_host.JavaScriptSandbox` (a QuickJS context) and
+`python_host.PythonSandbox` (a worker process). The executor drives either one round by
+round (`advance`), then reads the outcome (`finish`); `pool.SandboxPool` keeps loaded
+ones for reuse and drops them on reload.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pfunc.sandbox.threads import SandboxThread
+
+# Why the host stopped a handler before it finished.
+TIMEOUT = "timeout"  # it ran past its time limit
+MEMORY = "memory"  # it went past its memory limit
+CRASHED = "crashed"  # its worker process died
+INTERRUPT_REASONS = (TIMEOUT, MEMORY, CRASHED)
+
+# One settled host call: (call id, ok?, JSON payload or None for undefined).
+Settlement = tuple[int, bool, str | None]
+
+
+class SandboxInterrupted(Exception):
+    """The host stopped the handler; `reason` is one of INTERRUPT_REASONS."""
+
+    def __init__(self, reason: str, engine_text: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.engine_text = engine_text  # the engine's message and stack: where it stopped
+
+
+class Sandbox(Protocol):
+    """A loaded handler, ready to run executions one at a time."""
+
+    display_path: str
+    broken: bool  # set after an interruption: must not be reused
+    home: SandboxThread | None  # the thread it lives on, when it has one of its own
+    generation: int  # the source version it was built from (the pool's reloads)
+
+    def advance(
+        self,
+        remaining: float | None,
+        settlements: list[Settlement],
+        start: tuple[str, int | None] | None = None,
+    ) -> tuple[bool, list[Any]]:
+        """Start (with the event's JSON and clock) or settle calls, run the handler until it
+        waits, and return (handler settled?, host calls queued as [id, module, method, args]).
+        Raises SandboxInterrupted."""
+        ...
+
+    def finish(self) -> dict[str, Any] | None:
+        """The execution's completion, logs, warnings and error; None if unreadable."""
+        ...
+
+    def close(self) -> None: ...

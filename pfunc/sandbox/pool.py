@@ -1,0 +1,122 @@
+"""Loaded sandboxes of one handler file: reuse between executions, and reload generations.
+
+A sandbox serves one execution at a time; when a handler's publish triggers the same
+function again (or the dev server runs it concurrently), another one is loaded. Each
+successful reload bumps the generation: a sandbox built from an older source that
+finishes an execution after the reload is closed, not pooled again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pfunc.errors import HandlerLoadError
+from pfunc.sandbox import Sandbox
+from pfunc.sandbox.threads import SandboxThread
+
+if TYPE_CHECKING:
+    from pfunc.runtime import Runtime
+
+
+class SandboxPool:
+    def __init__(self, handler: Path, display_path: str, runtime: Runtime) -> None:
+        self.handler = handler
+        self.display_path = display_path
+        self.runtime = runtime
+        self.source: str | None = None  # the last source that loaded (what is serving)
+        self.generation = 0
+        self._idle: list[Sandbox] = []
+
+    def _read_source(self) -> str:
+        try:
+            return self.handler.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise HandlerLoadError(
+                "LoadError",
+                f"{self.display_path}: the handler file does not exist; create it or fix the "
+                "file = ... entry in pfunc.toml",
+            ) from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise HandlerLoadError(
+                "LoadError",
+                f"{self.display_path}: cannot read the handler file ({error}); save it as "
+                "UTF-8 text",
+            ) from None
+
+    def _build(self, source: str) -> Sandbox:
+        profile = self.runtime.profile
+        settings = (
+            self.display_path,
+            profile.memory,
+            profile.timeout,
+            self.runtime.clock.fixed_ms_or_none(),
+            self.runtime.random_seed,
+        )
+        if self.handler.suffix == ".py":  # a worker process reads the file itself
+            from pfunc.sandbox.python_host import PythonSandbox
+
+            return PythonSandbox(str(self.handler.resolve()), *settings)
+        from pfunc.sandbox.quickjs_host import JavaScriptSandbox
+
+        return JavaScriptSandbox(source, *settings)
+
+    async def _load(self, source: str) -> Sandbox:
+        if not self.runtime.threaded:
+            return self._build(source)
+        # The dev server gives each sandbox a thread and event loop of its own: QuickJS
+        # releases the GIL while it runs, so a runaway handler does not stall the server.
+        home = SandboxThread()
+
+        async def load() -> Sandbox:
+            return self._build(source)
+
+        try:
+            sandbox = await home.run(load())
+        except BaseException:
+            home.close()
+            raise
+        sandbox.home = home
+        return sandbox
+
+    async def acquire(self) -> Sandbox:
+        """An idle sandbox of the current generation, or a newly loaded one."""
+        while self._idle:
+            sandbox = self._idle.pop()
+            if not sandbox.broken and sandbox.generation == self.generation:
+                return sandbox
+            sandbox.close()
+        if self.source is None:
+            self.source = self._read_source()
+        generation = self.generation
+        sandbox = await self._load(self.source)
+        sandbox.generation = generation
+        return sandbox
+
+    def release(self, sandbox: Sandbox) -> None:
+        """Pool it again, unless it broke or a reload made it stale."""
+        if sandbox.broken or sandbox.generation != self.generation:
+            sandbox.close()
+        else:
+            self._idle.append(sandbox)
+
+    async def reload(self) -> HandlerLoadError | None:
+        """Load the file again; on success it serves the next execution, else the last
+        good version keeps serving and the load error is returned."""
+        try:
+            source = self._read_source()
+            fresh = await self._load(source)
+        except HandlerLoadError as failure:
+            return failure
+        for sandbox in self._idle:
+            sandbox.close()
+        self.generation += 1
+        fresh.generation = self.generation
+        self._idle = [fresh]
+        self.source = source
+        return None
+
+    def close(self) -> None:
+        for sandbox in self._idle:
+            sandbox.close()
+        self._idle.clear()

@@ -1,0 +1,111 @@
+"""pfunc's own endpoints and console: run any function by hand (POST /pfunc/run/NAME, or
+`run NAME [JSON]` typed into the dev server's standard input), publish from the console,
+and the status of the project's functions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from pfunc.errors import PfuncUsageError
+from pfunc.events import INTERVAL, KINDS, REQUEST, EventSpec, build_event
+from pfunc.result import Result
+from pfunc.server.pubnub_api import pubnub_error
+from pfunc.server.state import DevState
+
+CONSOLE_HELP = (
+    "commands: run NAME [JSON] | publish CHANNEL JSON | fire CHANNEL JSON | signal CHANNEL JSON"
+)
+
+
+class FunctionNotFound(LookupError):
+    pass
+
+
+class Admin:
+    def __init__(self, state: DevState) -> None:
+        self.state = state
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/pfunc/run/{name}", self.trigger),
+            web.get("/pfunc/status", self.status),
+        ]
+
+    async def trigger(self, request: web.Request) -> web.Response:
+        """Run any function by hand: POST /pfunc/run/NAME with an optional JSON body that
+        describes the event as an EventSpec ({"message": ..., "channel": ...} for message
+        functions, {"method", "path", "query", "headers", "body"} for on-request ones,
+        {"action", "uuid", "occupancy", "state"} for after-presence ones)."""
+        try:
+            result = await self.run_by_hand(request.match_info["name"], await request.text())
+        except FunctionNotFound as error:
+            return pubnub_error(404, str(error))
+        except PfuncUsageError as error:
+            return pubnub_error(400, str(error))
+        return web.json_response(result.to_json())
+
+    async def run_by_hand(self, name: str, spec_text: str) -> Result:
+        """Run function NAME with the event that optional JSON describes (see trigger)."""
+        project = self.state.project
+        function = project.function(name)
+        if function is None:
+            names = ", ".join(f.name for f in project.functions)
+            raise FunctionNotFound(f"no function named {name!r}; functions: {names}")
+        try:
+            data = json.loads(spec_text) if spec_text.strip() else {}
+        except ValueError:
+            raise PfuncUsageError("the event must be JSON") from None
+        if not isinstance(data, dict):
+            raise PfuncUsageError("the event must be a JSON object")
+        event = build_event(
+            KINDS[function.event],
+            EventSpec.from_mapping(data),
+            default_channel=function.default_channel,
+            now_ms=self.state.engine.runtime.clock.now_ms(),
+        )
+        return await self.state.engine.functions.executor(function).run(event)
+
+    async def console_command(self, line: str) -> None:
+        """A command typed into the dev server's console (its standard input)."""
+        words = line.strip().split(maxsplit=2)
+        if not words:
+            return
+        try:
+            if words[0] == "run" and len(words) >= 2:
+                await self.run_by_hand(words[1], words[2] if len(words) > 2 else "")
+            elif words[0] in ("publish", "fire", "signal") and len(words) == 3:
+                try:
+                    message = json.loads(words[2])
+                except ValueError:
+                    raise PfuncUsageError("the message must be JSON") from None
+                await self.state.bus.publish(words[1], message, verb=words[0])
+            else:
+                raise PfuncUsageError(CONSOLE_HELP)
+        except (FunctionNotFound, PfuncUsageError) as error:
+            self.state.log({"type": "console-error", "command": line.strip(), "error": str(error)})
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response({"functions": describe_functions(self.state)})
+
+
+def describe_functions(state: DevState) -> list[dict[str, Any]]:
+    keyset = state.engine.runtime.keyset
+    out = []
+    for function in state.project.functions:
+        family = KINDS[function.event].family
+        entry: dict[str, Any] = {
+            "name": function.name,
+            "event": function.event,
+            "file": str(function.file),
+        }
+        if family == REQUEST:
+            entry["url"] = f"/v1/blocks/sub-key/{keyset.subscribe_key}/{function.path}"
+        elif family == INTERVAL:
+            entry["interval"] = function.interval
+        else:
+            entry["channels"] = function.channels
+        out.append(entry)
+    return out

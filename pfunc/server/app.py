@@ -1,0 +1,120 @@
+"""`pfunc dev`'s HTTP application: the route table, the middleware that keeps every
+answer in PubNub's shape, and the background tasks (intervals, presence timeouts).
+
+Each area is a file of its own: pubnub_api (PubNub's REST API), blocks (on-request
+functions), admin (pfunc's trigger, status and console); state holds what they share.
+Nothing a request does takes the server down: a fault answers 500 and is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from pfunc.engine import Engine
+from pfunc.events import EventSpec, build_event, kinds_triggered_by
+from pfunc.project import FunctionConfig
+from pfunc.server.admin import Admin
+from pfunc.server.blocks import Blocks, not_found
+from pfunc.server.pubnub_api import PubNubAPI, presence_event, pubnub_error
+from pfunc.server.reload import ProjectReloader
+from pfunc.server.state import SUBSCRIBE_TIMEOUT, DevState, LogEvent
+
+MAX_REQUEST_BYTES = 1024 * 1024  # larger bodies are refused before they are read
+
+
+class DevServer:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        on_event: LogEvent,
+        intervals: bool = True,
+        subscribe_timeout: float = SUBSCRIBE_TIMEOUT,
+    ) -> None:
+        self.state = DevState(engine, on_event, subscribe_timeout)
+        self.intervals = intervals
+        self.admin = Admin(self.state)
+        self.blocks = Blocks(self.state)
+        self.pubnub = PubNubAPI(self.state)
+        self.reloader = ProjectReloader(self.state, on_project=self._restart_intervals)
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._interval_tasks: list[asyncio.Task[Any]] = []
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[self._errors])
+        for area in (self.pubnub, self.blocks, self.admin):
+            app.router.add_routes(area.routes())
+        app.on_startup.append(self._start_background)
+        app.on_cleanup.append(self._stop_background)
+        return app
+
+    async def files_changed(self, paths: set[Path]) -> None:
+        await self.reloader.files_changed(paths)
+
+    async def console_command(self, line: str) -> None:
+        await self.admin.console_command(line)
+
+    @web.middleware
+    async def _errors(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPRequestEntityTooLarge:
+            return pubnub_error(
+                413, f"Request Entity Too Large: the limit is {MAX_REQUEST_BYTES:,} bytes"
+            )
+        except web.HTTPNotFound:
+            return not_found(self.state, request.path)
+        except web.HTTPException as error:
+            return pubnub_error(error.status, error.reason)
+        except Exception as error:  # a fault of pfunc's own: answer, log, keep serving
+            self.state.log({"type": "server-error", "path": request.path, "error": repr(error)})
+            return pubnub_error(500, f"pfunc could not handle this request: {error}")
+
+    # --- background tasks ---------------------------------------------------------------
+
+    async def _start_background(self, app: web.Application) -> None:
+        self._tasks.append(asyncio.ensure_future(self._presence_timeouts()))
+        self._restart_intervals()
+
+    async def _stop_background(self, app: web.Application) -> None:
+        tasks = [*self._tasks, *self._interval_tasks, *self.state.background()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def _restart_intervals(self) -> None:
+        for task in self._interval_tasks:
+            task.cancel()
+        self._interval_tasks = []
+        if not self.intervals:
+            return
+        interval_kinds = {kind.name for kind in kinds_triggered_by("interval")}
+        for function in self.state.project.functions:
+            if function.event in interval_kinds and function.interval:
+                self._interval_tasks.append(asyncio.ensure_future(self._every(function)))
+
+    async def _every(self, function: FunctionConfig) -> None:
+        assert function.interval is not None
+        while True:
+            await asyncio.sleep(function.interval)
+            current = self.state.project.function(function.name)
+            if current is None:
+                return
+            event = build_event(current.event, EventSpec())
+            await self.state.engine.functions.executor(current).run(event)
+
+    async def _presence_timeouts(self) -> None:
+        while True:
+            await asyncio.sleep(1)
+            for channel, uuid in self.state.presence.expired():
+                presence_event(self.state, channel, "timeout", uuid)

@@ -1,0 +1,85 @@
+"""The on-request gateway: `/v1/blocks/sub-key/<subscribe-key>/<path>` to the function
+whose path matches, its response as the HTTP answer."""
+
+from __future__ import annotations
+
+import fnmatch
+
+from aiohttp import web
+
+from pfunc.events import KINDS, REQUEST, EventSpec, build_event
+from pfunc.project import FunctionConfig
+from pfunc.server.pubnub_api import pubnub_error
+from pfunc.server.state import DevState
+
+PREFIX = "/v1/blocks/sub-key/"
+
+
+def not_found(state: DevState, path: str) -> web.Response:
+    """A 404 that lists the paths the project's on-request functions serve."""
+    prefix = f"{PREFIX}{state.engine.runtime.keyset.subscribe_key}/"
+    paths = [
+        prefix + (function.path or "")
+        for function in state.project.functions
+        if KINDS[function.event].family == REQUEST
+    ]
+    return web.json_response(
+        {
+            "status": 404,
+            "error": True,
+            "message": f"no function serves {path}",
+            "service": "pfunc",
+            "on_request_paths": paths,
+        },
+        status=404,
+    )
+
+
+class Blocks:
+    def __init__(self, state: DevState) -> None:
+        self.state = state
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.route("*", PREFIX + "{sub}/{path:.*}", self.on_request)]
+
+    def route(self, path: str) -> tuple[FunctionConfig, str] | None:
+        """The on-request function serving `path` (after the sub-key), and the rest of it."""
+        clean = path.strip("/")
+        for function in self.state.project.functions:
+            if KINDS[function.event].family != REQUEST or function.path is None:
+                continue
+            pattern = function.path
+            if clean == pattern or fnmatch.fnmatchcase(clean, pattern):
+                return function, "/"
+            if clean.startswith(pattern + "/") and "*" not in pattern:
+                return function, "/" + clean[len(pattern) + 1 :]
+            if pattern.endswith("/*") and clean.startswith(pattern[:-1]):
+                return function, "/" + clean[len(pattern) - 1 :]
+        return None
+
+    async def on_request(self, request: web.Request) -> web.Response:
+        if request.match_info["sub"] != self.state.engine.runtime.keyset.subscribe_key:
+            return pubnub_error(400, "Invalid Subscribe Key", "blocks")
+        path = request.match_info["path"]
+        if ".." in path.split("/"):
+            return pubnub_error(400, "Invalid path: it may not climb out with ..", "blocks")
+        found = self.route(path)
+        if found is None:
+            return not_found(self.state, request.path)
+        function, rest = found
+        spec = EventSpec(
+            method=request.method,
+            path=rest,
+            query=dict(request.query),
+            headers=dict(request.headers),
+            body=await request.text(),
+        )
+        event = build_event(KINDS[function.event], spec)
+        result = await self.state.engine.functions.executor(function).run(event)
+        if result.outcome != "response" or result.response is None:
+            error = result.error.message if result.error else "the function did not respond"
+            return pubnub_error(500, f'function "{function.name}" failed: {error}', "blocks")
+        response = result.response
+        return web.Response(
+            status=int(response["status"]), text=response["body"], headers=response["headers"]
+        )

@@ -1,0 +1,39 @@
+"""Presence: who is subscribed where (heartbeats, leaves, timeouts), the presence events
+subscribers of `channel-pnpres` receive, and the after-presence functions they run."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Presence:
+    """Who is on which channel, by the heartbeats of their subscribe requests."""
+
+    default_heartbeat: int = 300
+    _expires: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def occupancy(self, channel: str) -> int:
+        return len(self._expires.get(channel, {}))
+
+    def beat(self, channel: str, uuid: str, heartbeat: int | None) -> bool:
+        """Record a heartbeat; True when this is a join (the user was not present)."""
+        members = self._expires.setdefault(channel, {})
+        joined = uuid not in members
+        members[uuid] = time.monotonic() + (heartbeat or self.default_heartbeat)
+        return joined
+
+    def leave(self, channel: str, uuid: str) -> bool:
+        members = self._expires.get(channel, {})
+        return members.pop(uuid, None) is not None
+
+    def expired(self) -> list[tuple[str, str]]:
+        """(channel, uuid) pairs whose heartbeat ran out, removed as they are returned."""
+        now, gone = time.monotonic(), []
+        for channel, members in self._expires.items():
+            for uuid, expires in list(members.items()):
+                if expires <= now:
+                    del members[uuid]
+                    gone.append((channel, uuid))
+        return gone

@@ -1,0 +1,187 @@
+"""PubNub's REST API as the official SDKs speak it: time, publish, fire, signal,
+subscribe v2, presence heartbeat and leave. Each endpoint parses the request, calls the
+engine, and answers in PubNub's wire shape (errors included)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from pfunc.events import KINDS, EventSpec, build_event
+from pfunc.result import TOO_LARGE
+from pfunc.server.state import DevState
+from pfunc.server.subscribers import Delivery
+
+
+def pubnub_error(status: int, message: str, service: str = "pfunc") -> web.Response:
+    return web.json_response(
+        {"status": status, "error": True, "message": message, "service": service}, status=status
+    )
+
+
+def publish_error(status: int, message: str, timetoken: str) -> web.Response:
+    # PubNub's publish answers errors as a non-200 status and [0, "description", timetoken].
+    return web.json_response([0, message, timetoken], status=status)
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
+class PubNubAPI:
+    def __init__(self, state: DevState) -> None:
+        self.state = state
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/time/0", self.time),
+            web.route("*", "/publish/{pub}/{sub}/{sig}/{channel}/{callback}", self.publish),
+            web.get("/publish/{pub}/{sub}/{sig}/{channel}/{callback}/{message:.*}", self.publish),
+            web.get("/signal/{pub}/{sub}/{sig}/{channel}/{callback}/{message:.*}", self.signal),
+            web.get("/v2/subscribe/{sub}/{channels}/{callback}", self.subscribe),
+            web.get("/v2/presence/sub-key/{sub}/channel/{channels}/heartbeat", self.heartbeat),
+            web.get("/v2/presence/sub-key/{sub}/channel/{channels}/leave", self.leave),
+        ]
+
+    def _check_keys(self, request: web.Request) -> web.Response | None:
+        keyset = self.state.engine.runtime.keyset
+        if request.match_info.get("sub") != keyset.subscribe_key:
+            return pubnub_error(400, "Invalid Subscribe Key")
+        pub = request.match_info.get("pub")
+        if pub is not None and pub != keyset.publish_key:
+            return publish_error(400, "Invalid Key", self.state.timetoken())
+        return None
+
+    # --- time, publish, signal ------------------------------------------------------------
+
+    async def time(self, request: web.Request) -> web.Response:
+        return web.json_response([int(self.state.timetoken())])
+
+    async def publish(self, request: web.Request) -> web.Response:
+        fire = request.query.get("store") == "0" and request.query.get("norep") == "true"
+        return await self._publish(request, "fire" if fire else "publish")
+
+    async def signal(self, request: web.Request) -> web.Response:
+        return await self._publish(request, "signal")
+
+    async def _publish(self, request: web.Request, verb: str) -> web.Response:
+        refused = self._check_keys(request)
+        if refused:
+            return refused
+        if request.method == "POST":
+            text = await request.text()
+        elif request.method == "GET":
+            text = request.match_info.get("message", "")
+        else:
+            return publish_error(405, "Method Not Allowed", self.state.timetoken())
+        try:
+            message = json.loads(text)
+        except ValueError:
+            return publish_error(400, "Invalid JSON", self.state.timetoken())
+        meta = None
+        if "meta" in request.query:
+            try:
+                meta = json.loads(request.query["meta"])
+            except ValueError:
+                return publish_error(400, "Invalid JSON in meta", self.state.timetoken())
+        report = await self.state.bus.publish(
+            unquote(request.match_info["channel"]),
+            message,
+            verb=verb,
+            meta=meta if isinstance(meta, dict) else None,
+            params={k: v for k, v in request.query.items() if k in ("uuid", "pnsdk")},
+        )
+        if report.drop is not None:
+            too_large = report.drop.reason == TOO_LARGE
+            return publish_error(
+                413 if too_large else 400,
+                "Message Too Large" if too_large else report.drop.message,
+                self.state.timetoken(),
+            )
+        if not report.delivered:
+            stopped = report.executions[-1] if report.executions else None
+            why = (
+                (stopped.abort_reason or "aborted")
+                if stopped and stopped.outcome == "abort"
+                else "the function failed"
+            )
+            return publish_error(
+                400,
+                f'Message aborted by function "{report.stopped_by}": {why}',
+                self.state.timetoken(),
+            )
+        return web.json_response([1, "Sent", report.timetoken])
+
+    # --- subscribe and presence ---------------------------------------------------------------
+
+    @staticmethod
+    def _channels(request: web.Request) -> list[str]:
+        return [unquote(c) for c in request.match_info["channels"].split(",") if c and c != ","]
+
+    async def subscribe(self, request: web.Request) -> web.Response:
+        refused = self._check_keys(request)
+        if refused:
+            return refused
+        channels = self._channels(request)
+        uuid = request.query.get("uuid") or "anonymous"
+        heartbeat = _int(request.query.get("heartbeat"))
+        for channel in channels:
+            if not channel.endswith("-pnpres") and "*" not in channel:
+                self._beat(channel, uuid, heartbeat)
+        since = request.query.get("tt", "0")
+        if since in ("0", ""):
+            return web.json_response({"t": {"t": self.state.timetoken(), "r": 1}, "m": []})
+        try:
+            after = int(since)
+        except ValueError:
+            return pubnub_error(400, f"Invalid timetoken {since!r}", "subscribe")
+        messages = self.state.messages
+        found = await messages.wait(channels, after, self.state.subscribe_timeout)
+        envelopes = [messages.envelope(delivery, match) for delivery, match in found]
+        latest = max((delivery.timetoken for delivery, _ in found), default=after)
+        return web.json_response({"t": {"t": str(latest), "r": 1}, "m": envelopes})
+
+    async def heartbeat(self, request: web.Request) -> web.Response:
+        refused = self._check_keys(request)
+        if refused:
+            return refused
+        uuid = request.query.get("uuid") or "anonymous"
+        for channel in self._channels(request):
+            self._beat(channel, uuid, _int(request.query.get("heartbeat")))
+        return web.json_response({"status": 200, "message": "OK", "service": "Presence"})
+
+    async def leave(self, request: web.Request) -> web.Response:
+        refused = self._check_keys(request)
+        if refused:
+            return refused
+        uuid = request.query.get("uuid") or "anonymous"
+        for channel in self._channels(request):
+            if self.state.presence.leave(channel, uuid):
+                presence_event(self.state, channel, "leave", uuid)
+        return web.json_response(
+            {"status": 200, "message": "OK", "action": "leave", "service": "Presence"}
+        )
+
+    def _beat(self, channel: str, uuid: str, heartbeat: int | None) -> None:
+        if self.state.presence.beat(channel, uuid, heartbeat):
+            presence_event(self.state, channel, "join", uuid)
+
+
+def presence_event(state: DevState, channel: str, action: str, uuid: str) -> None:
+    """A presence change: delivered to `channel-pnpres` subscribers, and run through the
+    after-presence functions bound to `channel`."""
+    spec = EventSpec(action=action, uuid=uuid, occupancy=state.presence.occupancy(channel))
+    event: Any = build_event(
+        KINDS["after-presence"],
+        spec,
+        default_channel=channel,
+        now_ms=state.engine.runtime.clock.now_ms(),
+    )
+    state.messages.add(Delivery(int(state.timetoken()), f"{channel}-pnpres", event.message, 0))
+    state.spawn(state.bus.presence(channel, EventSpec(message=event.message)))

@@ -1,0 +1,154 @@
+"""Hot reload for `pfunc dev`: file watching (watchdog), where saves become one coalesced
+reload, and what a reload does to the running server.
+
+Editors save in different ways (write in place, or write a temporary file and rename
+it over the original); both end up as a path of interest here. A burst of events
+within the debounce window becomes one call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from pfunc.errors import HandlerLoadError, PfuncUsageError
+from pfunc.project import parse_project
+from pfunc.server.admin import describe_functions
+from pfunc.server.state import DevState
+
+WATCHED_SUFFIXES = (".js", ".py")
+WATCHED_NAMES = ("pfunc.toml",)
+DEBOUNCE_SECONDS = 0.02
+
+
+def _interesting(path: str) -> bool:
+    name = Path(path).name
+    return name in WATCHED_NAMES or (
+        path.endswith(WATCHED_SUFFIXES) and "/.pfunc/" not in path and not name.startswith(".")
+    )
+
+
+class Reloader(FileSystemEventHandler):
+    def __init__(
+        self,
+        root: Path,
+        loop: asyncio.AbstractEventLoop,
+        on_change: Callable[[set[Path]], Awaitable[None]],
+        debounce: float = DEBOUNCE_SECONDS,
+    ) -> None:
+        self.root = root
+        self.loop = loop
+        self.on_change = on_change
+        self.debounce = debounce
+        self._pending: set[Path] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._running: asyncio.Task[None] | None = None
+        self._observer = Observer()
+
+    def start(self) -> None:
+        self._observer.schedule(self, str(self.root), recursive=True)
+        self._observer.start()
+
+    def stop(self) -> None:
+        self._observer.stop()
+        self._observer.join(timeout=2)
+
+    # watchdog calls this on its own thread.
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory or event.event_type in ("opened", "closed_no_write", "deleted"):
+            return
+        paths = [str(event.src_path)]
+        destination = getattr(event, "dest_path", "")
+        if destination:
+            paths.append(str(destination))
+        chosen = {Path(p) for p in paths if _interesting(p)}
+        if chosen:
+            self.loop.call_soon_threadsafe(self._schedule, chosen)
+
+    def _schedule(self, paths: set[Path]) -> None:
+        self._pending |= paths
+        if self._timer is None:
+            self._timer = self.loop.call_later(self.debounce, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        paths, self._pending = self._pending, set()
+        previous = self._running
+
+        async def run() -> None:
+            if previous is not None:  # reloads apply in the order the saves happened
+                await previous
+            await self.on_change(paths)
+
+        self._running = asyncio.ensure_future(run())
+
+
+class ProjectReloader:
+    """What a save means to the running server: pfunc.toml first (the last good one keeps
+    serving when the new one is invalid), then each changed handler file."""
+
+    def __init__(self, state: DevState, on_project: Callable[[], None]) -> None:
+        self.state = state
+        self.on_project = on_project  # called after a new pfunc.toml took over
+
+    async def files_changed(self, paths: set[Path]) -> None:
+        config = self.state.project.config_file
+        started = time.monotonic()
+        if config is not None and any(_same(p, config) for p in paths):
+            self._reload_project(config)
+        functions = self.state.engine.functions
+        for function in self.state.project.functions:
+            if any(_same(p, function.file) for p in paths):
+                executor = functions.executor(function)
+                failure = await executor.reload()
+                self._report(executor.display_path, failure, started)
+
+    def _reload_project(self, config: Path) -> None:
+        started = time.monotonic()
+        event: dict[str, Any] = {"type": "reload", "file": str(config)}
+        try:
+            project = parse_project(config)
+        except PfuncUsageError as error:
+            self.state.log({**event, "ok": False, "error": str(error), "ms": _ms_since(started)})
+            return
+        self.state.engine.functions.replace_project(project)
+        self.on_project()
+        self.state.log(
+            {
+                **event,
+                "ok": True,
+                "functions": describe_functions(self.state),
+                "ms": _ms_since(started),
+            }
+        )
+
+    def _report(self, file: str, failure: HandlerLoadError | None, started: float) -> None:
+        event: dict[str, Any] = {
+            "type": "reload",
+            "file": file,
+            "ok": failure is None,
+            "ms": _ms_since(started),
+        }
+        if failure is not None:
+            event["error"] = failure.message
+            event["error_type"] = failure.error_type
+            event["line"] = failure.line
+            event["column"] = failure.column
+        self.state.log(event)
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _ms_since(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)

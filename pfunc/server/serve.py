@@ -1,0 +1,96 @@
+"""`pfunc dev`: start the server, watch the files, read the console, print what happens
+until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from typing import Any
+
+from aiohttp import web
+
+from pfunc.cli.session import Session
+from pfunc.errors import PfuncUsageError
+from pfunc.server.admin import describe_functions
+from pfunc.server.app import DevServer
+from pfunc.server.log import DevLog, execution_event
+from pfunc.server.reload import Reloader
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _read_console(loop: asyncio.AbstractEventLoop, server: Any) -> None:
+    """Console commands from standard input (run NAME [JSON], publish CHANNEL JSON)."""
+    import threading
+
+    def read() -> None:
+        try:
+            for line in sys.stdin:
+                asyncio.run_coroutine_threadsafe(server.console_command(line), loop)
+        except (OSError, ValueError, RuntimeError):
+            return  # no console (closed stdin), or the loop has stopped
+
+    if sys.stdin is not None and not sys.stdin.closed:
+        threading.Thread(target=read, name="pfunc-console", daemon=True).start()
+
+
+async def serve(
+    session: Session,
+    host: str,
+    port: int,
+    *,
+    intervals: bool,
+    log: DevLog,
+    subscribe_timeout: float | None = None,
+) -> None:
+    async with session.engine(threaded=True) as engine:
+        engine.runtime.observers.append(lambda result: log(execution_event(result)))
+        options = {} if subscribe_timeout is None else {"subscribe_timeout": subscribe_timeout}
+        server = DevServer(engine, on_event=log, intervals=intervals, **options)
+        runner = web.AppRunner(server.app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as error:
+            await runner.cleanup()
+            raise PfuncUsageError(
+                f"cannot listen on {host}:{port}: {error.strerror or error}; choose another --port"
+            ) from None
+        bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
+        url = f"http://{host if ':' not in host else f'[{host}]'}:{bound[1]}"
+        loop = asyncio.get_running_loop()
+        reloader = Reloader(session.project.root, loop, server.files_changed)
+        reloader.start()
+        warnings = []
+        if host not in LOOPBACK:
+            warnings.append(
+                f"bound to {host}: other machines can reach this server and "
+                "its functions; use --host 127.0.0.1 to keep it local"
+            )
+        log(
+            {
+                "type": "ready",
+                "url": url,
+                "port": bound[1],
+                "project": session.project.name,
+                "subscribe_key": session.keyset.subscribe_key,
+                "publish_key": session.keyset.publish_key,
+                "kv": str(session.kv_path),
+                "functions": describe_functions(server.state),
+                "warnings": warnings,
+            }
+        )
+        stop = asyncio.Event()
+        _read_console(loop, server)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            reloader.stop()
+            await runner.cleanup()
+            log({"type": "stopped"})

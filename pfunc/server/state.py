@@ -1,0 +1,64 @@
+"""What every part of the dev server shares: the engine, the log, subscribers and
+presence, and the background tasks it started."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pfunc.bus import Bus
+from pfunc.engine import Engine
+from pfunc.project import Project
+from pfunc.result import PublishReport
+from pfunc.server.presence import Presence
+from pfunc.server.subscribers import MESSAGE_TYPES, Delivery, MessageLog
+
+SUBSCRIBE_TIMEOUT = 280.0  # seconds a subscribe long-poll waits, as PubNub's servers do
+
+LogEvent = Callable[[dict[str, Any]], None]
+
+
+class DevState:
+    def __init__(
+        self, engine: Engine, log: LogEvent, subscribe_timeout: float = SUBSCRIBE_TIMEOUT
+    ) -> None:
+        self.engine = engine
+        self.log = log
+        self.subscribe_timeout = subscribe_timeout
+        self.messages = MessageLog(engine.runtime.keyset.subscribe_key)
+        self.presence = Presence()
+        self._background: set[asyncio.Task[Any]] = set()
+        engine.bus.listeners.append(self._deliver)
+
+    @property
+    def project(self) -> Project:
+        return self.engine.project
+
+    @property
+    def bus(self) -> Bus:
+        return self.engine.bus
+
+    def timetoken(self) -> str:
+        return self.engine.runtime.timetokens.next()
+
+    def _deliver(self, report: PublishReport) -> None:
+        self.messages.add(
+            Delivery(
+                int(report.timetoken or 0),
+                report.channel,
+                report.message,
+                MESSAGE_TYPES.get(report.verb, 0),
+                publisher=report.publisher,
+                meta=report.meta,
+            )
+        )
+
+    def spawn(self, work: Awaitable[Any]) -> None:
+        """Run `work` in the background; cancelled when the server stops."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def background(self) -> list[asyncio.Task[Any]]:
+        return list(self._background)
