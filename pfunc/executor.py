@@ -171,7 +171,9 @@ class _ExecutionLoop:
         return self.sandbox.advance(self._remaining(), settlements, start)
 
     async def run(self, event: Event) -> ExecutionError | None:
-        payload = json.dumps(event.to_sandbox(self.executor.runtime.keyset))
+        row = KINDS[event.kind]
+        data = event.to_sandbox(self.executor.runtime.keyset)
+        payload = json.dumps({**data, "family": row.family, "phase": row.phase})
         try:
             settled, calls = await self._advance(
                 [], (payload, self.context.clock.fixed_ms_or_none())

@@ -1,29 +1,73 @@
-"""incrCounter is atomic across processes: real `pfunc run` subprocesses on one SQLite file."""
+"""incrCounter is atomic across processes: four real processes, each running the handler
+500 times through its own engine, on one SQLite file at the same time."""
 
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
+import subprocess
+import sys
+import textwrap
 
-from tests.conftest import HANDLERS, run_cli
+from tests.conftest import HANDLERS, REPO, run_cli
 
 PROCESSES = 4
-RUNS_EACH = 50
+RUNS_EACH = 500
+
+# One process: its own engine on the shared file, the handler run RUNS_EACH times; it
+# waits for the start signal on stdin so that all processes increment at the same time.
+WORKER = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from pathlib import Path
+    from pfunc.clock import Clock
+    from pfunc.engine import open_engine
+    from pfunc.events import MessageEvent
+    from pfunc.limits import resolve_profile
+    from pfunc.project import Project
+
+    async def main(kv, handler, runs):
+        project = Project(root=Path(kv).parent, config_file=None)
+        async with open_engine(
+            project, resolve_profile("classic"), Clock(), kv_path=Path(kv)
+        ) as engine:
+            executor = engine.functions.executor_for_file(Path(handler))
+            await executor.pool.acquire()  # loaded before the start signal
+            sys.stdin.readline()
+            values = []
+            for _ in range(runs):
+                result = await executor.run(MessageEvent("before-publish", {}))
+                assert result.outcome == "ok", result.to_json()
+                values.append(result.message["value"])
+            print(json.dumps(values))
+
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    """
+)
 
 
-def test_four_processes_fifty_increments_each_end_at_exactly_200(tmp_path):
+def test_four_processes_incrementing_at_once_lose_and_repeat_nothing(tmp_path):
     kv = tmp_path / "shared.sqlite3"
-
-    def worker(_: int) -> list[int]:
-        values = []
-        for _ in range(RUNS_EACH):
-            run = run_cli("run", HANDLERS / "incr.js", "--kv", kv, "--json")
-            assert run.code == 0, run.stderr
-            values.append(run.json()["message"]["value"])
-        return values
-
-    with ThreadPoolExecutor(PROCESSES) as pool:
-        seen = [value for values in pool.map(worker, range(PROCESSES)) for value in values]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(kv), str(HANDLERS / "incr.js"), str(RUNS_EACH)],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(PROCESSES)
+    ]
+    for worker in workers:  # all loaded: start them together
+        assert worker.stdin is not None
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+    outputs = [worker.communicate(timeout=120) for worker in workers]
+    assert all(worker.returncode == 0 for worker in workers), [err for _, err in outputs]
+    per_worker = [json.loads(out) for out, _ in outputs]
+    seen = [value for values in per_worker for value in values]
+    # They really ran at the same time: some worker's values are not one unbroken run.
+    assert any(values != list(range(values[0], values[0] + len(values))) for values in per_worker)
 
     # Every increment returned a distinct value: none was lost or applied twice.
     assert sorted(seen) == list(range(1, PROCESSES * RUNS_EACH + 1))
@@ -32,6 +76,8 @@ def test_four_processes_fifty_increments_each_end_at_exactly_200(tmp_path):
         HANDLERS / "kv_errors.js",
         "--kv",
         kv,
+        "--keyset",
+        "sub-c-local",  # the workers' (a project's default keyset)
         "--json",
         "--message",
         json.dumps({"call": "getCounter", "args": ["shared-counter"]}),

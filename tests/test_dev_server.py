@@ -98,8 +98,100 @@ HANDLERS = {
 }
 
 
-class DevProcess:
-    """A running `pfunc dev --json` and the events it printed."""
+class DevHarness:
+    """What the tests drive: the server's events, HTTP requests, its console."""
+
+    folder: Path
+    port: int
+    base: str
+    events: queue.Queue[dict[str, Any]]
+
+    def wait_for(self, predicate, timeout: float = 5) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                event = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if predicate(event):
+                return event
+        raise AssertionError("the dev server did not report the expected event in time")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], str]:
+        request = urllib.request.Request(
+            self.base + path, data=body, method=method, headers=headers or {}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, dict(response.headers), response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read().decode()
+
+
+class InProcessDev(DevHarness):
+    """The dev server as `pfunc dev` runs it (the same running_server: real socket, file
+    watcher, threaded sandboxes), on a thread of this process: no interpreter start per
+    test. Its log events arrive as the NDJSON objects `--json` would print."""
+
+    def __init__(self, folder: Path, intervals: bool = False) -> None:
+        import asyncio
+
+        from pfunc.cli.session import prepare_session
+        from pfunc.server.serve import running_server
+
+        self.folder = folder
+        self.events = queue.Queue()
+        session = prepare_session({"as_json": True}, start=folder)
+        started = threading.Event()
+        self._failure: BaseException | None = None
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            self._loop = asyncio.get_running_loop()
+            try:
+                async with running_server(
+                    session,
+                    "127.0.0.1",
+                    0,
+                    intervals=intervals,
+                    log=self.events.put,
+                    subscribe_timeout=2,
+                ) as server:
+                    self.server = server
+                    started.set()
+                    await self._stop.wait()
+            except BaseException as error:
+                self._failure = error
+                started.set()
+
+        self._thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+        self._thread.start()
+        started.wait(15)
+        if self._failure is not None:
+            raise self._failure
+        ready = self.wait_for(lambda e: e["type"] == "ready", timeout=15)
+        self.port = ready["port"]
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def type(self, line: str) -> None:
+        """Type a line into the server's console."""
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.server.console_command(line), self._loop)
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+class DevProcess(DevHarness):
+    """A running `pfunc dev --json` subprocess and the events it printed."""
 
     def __init__(self, folder: Path, *extra: str) -> None:
         self.folder = folder
@@ -134,33 +226,6 @@ class DevProcess:
         for line in self.process.stdout:
             self.events.put(json.loads(line))
 
-    def wait_for(self, predicate, timeout: float = 5) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                event = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if predicate(event):
-                return event
-        raise AssertionError("the dev server did not report the expected event in time")
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, dict[str, str], str]:
-        request = urllib.request.Request(
-            self.base + path, data=body, method=method, headers=headers or {}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, dict(response.headers), response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, dict(error.headers), error.read().decode()
-
     def type(self, line: str) -> None:
         """Type a line into the server's console (its standard input)."""
         assert self.process.stdin is not None
@@ -183,13 +248,21 @@ def make_project(folder: Path) -> Path:
 
 
 @pytest.fixture
-def dev(tmp_path: Path) -> Iterator[DevProcess]:
+def dev(tmp_path: Path) -> Iterator[DevHarness]:
+    server = InProcessDev(make_project(tmp_path))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dev_process(tmp_path: Path) -> Iterator[DevHarness]:
+    """The real `pfunc dev` subprocess, for the few tests of the command itself."""
     server = DevProcess(make_project(tmp_path), "--no-intervals")
     yield server
     server.stop()
 
 
-def sdk(dev: DevProcess, user: str = "tester"):
+def sdk(dev: DevHarness, user: str = "tester"):
     from pubnub.pnconfiguration import PNConfiguration
     from pubnub.pubnub import PubNub
 
@@ -313,7 +386,9 @@ def test_kv_state_is_shared_and_the_trigger_endpoint_runs_any_function(dev):
 # --- malformed requests ------------------------------------------------------------------------
 
 
-def test_malformed_requests_get_pubnub_style_errors_and_the_server_keeps_serving(dev):
+@pytest.mark.subprocess
+def test_malformed_requests_get_pubnub_style_errors_and_the_server_keeps_serving(dev_process):
+    dev = dev_process
     bad_json = urllib.parse.quote("{not json")
     status, _, body = dev.request("GET", f"/publish/pub-c-t/sub-c-t/0/chat.room/0/{bad_json}")
     assert (status, json.loads(body)[:2]) == (400, [0, "Invalid JSON"])
@@ -345,28 +420,79 @@ def test_malformed_requests_get_pubnub_style_errors_and_the_server_keeps_serving
     assert dev.request("GET", "/time/0")[0] == 200  # still serving
 
 
-def test_a_runaway_handler_is_stopped_while_other_requests_are_answered(dev):
+class Gate:
+    """A local HTTP endpoint a handler's xhr.fetch reaches: it tells the test that the
+    handler got there, and answers only when the test opens it. Orders a handler's steps
+    against the test's without sleeping."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.reached = threading.Event()
+        self.opened = threading.Event()
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                gate.reached.set()
+                gate.opened.wait(10)
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/gate"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.opened.set()
+        self.server.shutdown()
+
+
+@pytest.fixture
+def gate() -> Iterator[Gate]:
+    opened = Gate()
+    yield opened
+    opened.close()
+
+
+def test_a_runaway_handler_is_stopped_while_other_requests_are_answered(dev, gate):
+    (dev.folder / "spin.js").write_text(
+        'const xhr = require("xhr");\n'
+        "export default async (request, response) => {\n"
+        f'  await xhr.fetch("{gate.url}");\n'
+        "  for (;;) {}\n"
+        "};\n"
+    )
+    dev.wait_for(lambda e: e["type"] == "reload" and e["ok"])
+    gate.opened.set()  # the gate only marks that the handler reached its loop
     outcome: dict[str, Any] = {}
 
     def spin() -> None:
-        started = time.monotonic()
         outcome["status"], _, outcome["body"] = dev.request(
             "GET", "/v1/blocks/sub-key/sub-c-t/spin"
         )
-        outcome["seconds"] = time.monotonic() - started
 
     thread = threading.Thread(target=spin)
     thread.start()
-    time.sleep(0.2)  # the loop is running now
-    started = time.monotonic()
+    assert gate.reached.wait(10)  # the runaway loop is about to run
     status, _, body = dev.request("GET", "/v1/blocks/sub-key/sub-c-t/count")
-    answered_in = time.monotonic() - started
-    assert json.loads(body) == {"n": 1}
+    assert (status, json.loads(body)) == (200, {"n": 1})
     thread.join(timeout=10)
-    assert status == 200 and answered_in < 0.5
     assert outcome["status"] == 500
     assert "1 s time limit" in json.loads(outcome["body"])["message"]
-    assert outcome["seconds"] < 1 + 1
+    # The healthy request finished while the runaway was still running: the log shows it
+    # first, then the runaway's timeout.
+    finished = [
+        dev.wait_for(lambda e: e["type"] == "execution" and e["function"] in ("count", "spin"))
+        for _ in range(2)
+    ]
+    assert [e["function"] for e in finished] == ["count", "spin"]
+    assert finished[1]["error"]["type"] == "TimeoutError"
     assert dev.request("GET", "/v1/blocks/sub-key/sub-c-t/count")[0] == 200
 
 
@@ -440,7 +566,7 @@ def make_ticking_project(folder: Path) -> None:
 
 def test_interval_functions_run_on_their_schedule(tmp_path):
     make_ticking_project(tmp_path)
-    server = DevProcess(tmp_path)
+    server = InProcessDev(tmp_path, intervals=True)
     try:
         ticks = [
             server.wait_for(
@@ -467,24 +593,29 @@ def test_pfunc_kv_works_while_the_server_runs(dev):
     assert json.loads(dev.request("GET", "/v1/blocks/sub-key/sub-c-t/count")[2]) == {"n": 104}
 
 
-def test_a_request_in_flight_during_a_reload_does_not_bring_the_old_code_back(dev):
+def test_a_request_in_flight_during_a_reload_does_not_bring_the_old_code_back(dev, gate):
     handler = dev.folder / "echo.js"
-    handler.write_text("""
-        export default async (request, response) => {
-          for (let i = 0; i < 3e6; i++) {}  // long enough to overlap the reload
-          return response.send('old');
-        };
-    """)
+    handler.write_text(
+        'const xhr = require("xhr");\n'
+        "export default async (request, response) => {\n"
+        f'  await xhr.fetch("{gate.url}");  // held open until the reload is done\n'
+        "  return response.send('old');\n"
+        "};\n"
+    )
     dev.wait_for(lambda e: e["type"] == "reload" and e["ok"])
-    slow = threading.Thread(target=_echo_text, args=(dev,))
+    answers: list[str] = []
+    slow = threading.Thread(target=lambda: answers.append(_echo_text(dev)))
     slow.start()
-    time.sleep(0.05)
+    assert gate.reached.wait(10)  # the old code is mid-execution now
     handler.write_text("export default (request, response) => response.send('new');")
     dev.wait_for(lambda e: e["type"] == "reload" and e["ok"])
-    slow.join()
+    gate.opened.set()
+    slow.join(10)
+    assert answers == ["old"]  # the race happened: that request ran the old code
     assert [_echo_text(dev) for _ in range(5)] == ["new"] * 5
 
 
+@pytest.mark.subprocess
 def test_pfunc_init_scaffolds_a_project_that_dev_serves_at_once(tmp_path):
     folder = tmp_path / "my-app"
     created = subprocess.run(
@@ -562,13 +693,15 @@ def test_presence_timeout_after_the_heartbeat_period(dev):
     assert (last["action"], last["uuid"], last["occupancy"]) == ("timeout", "zed", 0)
 
 
+@pytest.mark.subprocess
 def test_no_intervals_turns_interval_functions_off(tmp_path):
     make_ticking_project(tmp_path)
     server = DevProcess(tmp_path, "--no-intervals")
     try:
+        # Twice the function's 1 s interval: it would have run by now.
         with pytest.raises(AssertionError):
             server.wait_for(
-                lambda e: e["type"] == "execution" and e["function"] == "tick", timeout=2.5
+                lambda e: e["type"] == "execution" and e["function"] == "tick", timeout=2
             )
     finally:
         server.stop()

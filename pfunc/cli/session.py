@@ -16,7 +16,7 @@ from pfunc.channels import channel_problem
 from pfunc.cli.flags import event_spec_from_flags, parse_json_flag, spell_flag
 from pfunc.clock import Clock
 from pfunc.errors import PfuncUsageError
-from pfunc.events import Event, Keyset, build_event
+from pfunc.events import Event, Keyset, build_event, kinds_triggered_by
 from pfunc.limits import Profile, resolve_profile
 from pfunc.project import FunctionConfig, Project, load_project, relative_to_cwd
 
@@ -52,8 +52,10 @@ class Session:
             yield engine
 
 
-def prepare_session(flags: dict[str, Any]) -> Session:
-    project = load_project()
+def prepare_session(flags: dict[str, Any], start: Path | None = None) -> Session:
+    """The session the flags describe, on the project around `start` (default: the
+    current folder)."""
+    project = load_project(start)
     overrides = dict(project.limit_overrides)
     if flags.get("timeout") is not None:
         overrides["timeout"] = flags["timeout"]
@@ -133,16 +135,19 @@ def prepare_run(target: str, **flags: Any) -> RunPlan:
     handler, function = _resolve_handler(target, session.project)
     spec = event_spec_from_flags(flags)
     given = set(spec.given())
+    # Without --event or a function: HTTP flags mean a request, presence flags a presence
+    # event, anything else a publish.
+    trigger = (
+        "request"
+        if given & {"method", "path", "query", "headers", "body"}
+        else "presence"
+        if given & {"action", "uuid", "occupancy", "state"}
+        else "publish"
+    )
     kind = (
         flags.get("event_kind")
         or (function.event if function else None)
-        or (
-            "on-request"
-            if given & {"method", "path", "query", "headers", "body"}
-            else "after-presence"
-            if given & {"action", "uuid", "occupancy", "state"}
-            else "before-publish"
-        )
+        or kinds_triggered_by(trigger)[0].name
     )
     event = build_event(
         kind,

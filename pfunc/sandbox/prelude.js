@@ -261,7 +261,7 @@ var console;
         } catch (error) {
           throw new TypeError("request.ok(): the message is not JSON-serialisable: " + error.message);
         }
-        if (replacement !== undefined && event.kind.indexOf("after-") === 0) {
+        if (replacement !== undefined && event.phase === "after") {
           execution.warnings.push(
             "request.ok(message) in an " + event.kind + " handler cannot change the message: it " +
             "was already delivered; the argument is ignored"
@@ -386,9 +386,10 @@ var console;
       error: null,
     };
     current = execution;
-    const args = event.kind === "on-request"
+    // The family (from pfunc's table of event kinds) decides what the handler receives.
+    const args = event.family === "request"
       ? __pfunc_httpRequest(event, execution)
-      : event.kind === "on-interval"
+      : event.family === "interval"
         ? __pfunc_intervalEvent(execution)
         : __pfunc_messageRequest(event, execution);
     let returned;

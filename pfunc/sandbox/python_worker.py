@@ -214,7 +214,7 @@ class Request:
 
     def ok(self, message: Any = _UNDEFINED) -> HostCall | None:
         value = self.message if message is _UNDEFINED or message is None else message
-        if message not in (_UNDEFINED, None) and self._execution.event["kind"].startswith("after-"):
+        if message not in (_UNDEFINED, None) and self._execution.event["phase"] == "after":
             self._execution.warnings.append(
                 f"request.ok(message) in an {self._execution.event['kind']} handler cannot "
                 "change the message: it was already delivered; the argument is ignored"
@@ -301,10 +301,11 @@ def _load(path: str) -> Callable[..., Any]:
 
 
 def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) -> dict[str, Any]:
-    kind = execution.event["kind"]
-    if kind == "on-request":
+    # The family (from pfunc's table of event kinds) decides what the handler receives.
+    family = execution.event["family"]
+    if family == "request":
         args: tuple[Any, ...] = (Request(execution), Response(execution))
-    elif kind == "on-interval":
+    elif family == "interval":
         args = (IntervalEvent(execution),)
     else:
         args = (Request(execution),)

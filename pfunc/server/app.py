@@ -51,6 +51,9 @@ class DevServer:
         for area in (self.pubnub, self.blocks, self.admin):
             app.router.add_routes(area.routes())
         app.on_startup.append(self._start_background)
+        # On shutdown, before aiohttp waits for requests in flight: end the long-polls, or
+        # Ctrl-C would wait out every subscriber's poll.
+        app.on_shutdown.append(self._end_long_polls)
         app.on_cleanup.append(self._stop_background)
         return app
 
@@ -83,6 +86,9 @@ class DevServer:
     async def _start_background(self, app: web.Application) -> None:
         self._tasks.append(asyncio.ensure_future(self._presence_timeouts()))
         self._restart_intervals()
+
+    async def _end_long_polls(self, app: web.Application) -> None:
+        self.state.messages.close()
 
     async def _stop_background(self, app: web.Application) -> None:
         tasks = [*self._tasks, *self._interval_tasks, *self.state.background()]

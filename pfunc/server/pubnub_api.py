@@ -10,7 +10,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from pfunc.events import KINDS, EventSpec, build_event
+from pfunc.events import EventSpec, build_event, kinds_triggered_by
 from pfunc.result import TOO_LARGE
 from pfunc.server.state import DevState
 from pfunc.server.subscribers import Delivery
@@ -178,7 +178,7 @@ def presence_event(state: DevState, channel: str, action: str, uuid: str) -> Non
     after-presence functions bound to `channel`."""
     spec = EventSpec(action=action, uuid=uuid, occupancy=state.presence.occupancy(channel))
     event: Any = build_event(
-        KINDS["after-presence"],
+        kinds_triggered_by("presence")[0],
         spec,
         default_channel=channel,
         now_ms=state.engine.runtime.clock.now_ms(),

@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +19,7 @@ from pfunc.server.admin import describe_functions
 from pfunc.server.app import DevServer
 from pfunc.server.log import DevLog, execution_event
 from pfunc.server.reload import Reloader
+from pfunc.server.state import LogEvent
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -36,15 +39,18 @@ def _read_console(loop: asyncio.AbstractEventLoop, server: Any) -> None:
         threading.Thread(target=read, name="pfunc-console", daemon=True).start()
 
 
-async def serve(
+@asynccontextmanager
+async def running_server(
     session: Session,
     host: str,
     port: int,
     *,
     intervals: bool,
-    log: DevLog,
+    log: LogEvent,
     subscribe_timeout: float | None = None,
-) -> None:
+) -> AsyncIterator[DevServer]:
+    """The dev server listening, watching files and logging, until the block ends. It
+    logs "ready" (with the bound port) once it serves, and "stopped" at the end."""
     async with session.engine(threaded=True) as engine:
         engine.runtime.observers.append(lambda result: log(execution_event(result)))
         options = {} if subscribe_timeout is None else {"subscribe_timeout": subscribe_timeout}
@@ -61,8 +67,7 @@ async def serve(
             ) from None
         bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
         url = f"http://{host if ':' not in host else f'[{host}]'}:{bound[1]}"
-        loop = asyncio.get_running_loop()
-        reloader = Reloader(session.project.root, loop, server.files_changed)
+        reloader = Reloader(session.project.root, asyncio.get_running_loop(), server.files_changed)
         reloader.start()
         warnings = []
         if host not in LOOPBACK:
@@ -83,14 +88,31 @@ async def serve(
                 "warnings": warnings,
             }
         )
+        try:
+            yield server
+        finally:
+            reloader.stop()
+            await runner.cleanup()
+            log({"type": "stopped"})
+
+
+async def serve(
+    session: Session,
+    host: str,
+    port: int,
+    *,
+    intervals: bool,
+    log: DevLog,
+    subscribe_timeout: float | None = None,
+) -> None:
+    """`pfunc dev`: serve until Ctrl-C (SIGINT) or SIGTERM, reading console commands."""
+    async with running_server(
+        session, host, port, intervals=intervals, log=log, subscribe_timeout=subscribe_timeout
+    ) as server:
+        loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         _read_console(loop, server)
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            reloader.stop()
-            await runner.cleanup()
-            log({"type": "stopped"})
+        await stop.wait()

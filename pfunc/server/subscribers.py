@@ -31,6 +31,12 @@ class MessageLog:
         self.subscribe_key = subscribe_key
         self._entries: deque[Delivery] = deque(maxlen=keep)
         self._arrived = asyncio.Event()
+        self._closed = False
+
+    def close(self) -> None:
+        """The server is stopping: answer every waiting long-poll now, and new ones at once."""
+        self._closed = True
+        self._arrived.set()
 
     def add(self, delivery: Delivery) -> None:
         self._entries.append(delivery)
@@ -56,7 +62,7 @@ class MessageLog:
         while True:
             found = self.after(patterns, timetoken)
             remaining = deadline - time.monotonic()
-            if found or remaining <= 0:
+            if found or remaining <= 0 or self._closed:
                 return found
             try:
                 await asyncio.wait_for(self._arrived.wait(), remaining)

@@ -110,12 +110,27 @@ class PfuncHarness:
         *,
         channel: str | None = None,
         event: str | None = None,
+        params: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> Result:
         """Run a message handler (before-publish unless the function says otherwise)."""
-        return self._wait(self._publish(target, message, channel=channel, event=event))
+        return self._wait(
+            self._publish(target, message, channel=channel, event=event, params=params, meta=meta)
+        )
 
-    def signal(self, target: str | Path, message: Any, *, channel: str | None = None) -> Result:
-        return self._wait(self._signal(target, message, channel=channel))
+    def signal(
+        self,
+        target: str | Path,
+        message: Any,
+        *,
+        channel: str | None = None,
+        event: str | None = None,
+        params: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Result:
+        return self._wait(
+            self._signal(target, message, channel=channel, event=event, params=params, meta=meta)
+        )
 
     def request(
         self,
@@ -133,41 +148,23 @@ class PfuncHarness:
         )
 
     def _publish(
-        self,
-        target: str | Path,
-        message: Any,
-        *,
-        channel: str | None = None,
-        event: str | None = None,
+        self, target: str | Path, message: Any, **fields: Any
     ) -> Coroutine[Any, Any, Result]:
-        return self._send(target, "publish", message=message, channel=channel, event=event)
+        return self._send(target, "publish", message=message, **fields)
 
     def _signal(
-        self, target: str | Path, message: Any, *, channel: str | None = None
+        self, target: str | Path, message: Any, **fields: Any
     ) -> Coroutine[Any, Any, Result]:
-        return self._send(target, "signal", message=message, channel=channel)
+        return self._send(target, "signal", message=message, **fields)
 
     def _request(
         self,
         target: str | Path,
         method: str | None = None,
         path: str = "/",
-        *,
-        query: dict[str, str] | None = None,
-        headers: dict[str, str] | None = None,
-        body: str | None = None,
-        json: Any = None,
+        **fields: Any,
     ) -> Coroutine[Any, Any, Result]:
-        return self._send(
-            target,
-            "request",
-            method=method,
-            path=path,
-            query=query,
-            headers=headers,
-            body=body,
-            json=json,
-        )
+        return self._send(target, "request", method=method, path=path, **fields)
 
     def presence(
         self,

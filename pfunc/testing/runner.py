@@ -14,13 +14,23 @@ from pfunc.channels import DEFAULT_CHANNEL
 from pfunc.clock import Clock
 from pfunc.engine import Engine, open_engine
 from pfunc.errors import PfuncUsageError
-from pfunc.events import Event, EventSpec, build_event, kind_for_trigger
+from pfunc.events import (
+    MESSAGE,
+    TRIGGERS,
+    Event,
+    EventSpec,
+    build_event,
+    kind_for_trigger,
+    kinds_triggered_by,
+)
 from pfunc.executor import Executor
 from pfunc.limits import resolve_profile
 from pfunc.project import FunctionConfig, load_project, parse_mock
 from pfunc.result import Result
 from pfunc.testing.expect import Mismatch, check
 from pfunc.testing.scenario import Scenario, Step
+
+KINDS_BY_TRIGGER = {trigger: kinds_triggered_by(trigger)[0] for trigger in TRIGGERS}
 
 
 @dataclass
@@ -45,14 +55,14 @@ class ScenarioResult:
 
 def describe_step(step: Step, result: Result | None = None) -> str:
     payload = step.payload if isinstance(step.payload, dict) else {}
-    if step.kind in ("publish", "signal", "presence"):
+    if KINDS_BY_TRIGGER[step.trigger].family == MESSAGE:
         channel = (
             result.channel
             if result is not None and result.channel
             else payload.get("channel", "the default channel")
         )
-        return f"{step.kind} on {channel}"
-    if step.kind == "request":
+        return f"{step.trigger} on {channel}"
+    if step.trigger == "request":
         return f"request {payload.get('method', 'GET')} {payload.get('path', '/')}"
     return "interval"
 
@@ -87,10 +97,10 @@ class ScenarioRun:
         where = f"{self.scenario.path}:{step.line}"
         payload = step.payload if isinstance(step.payload, dict) else {}
         try:
-            kind = kind_for_trigger(step.kind, step.event, function.event if function else None)
+            kind = kind_for_trigger(step.trigger, step.event, function.event if function else None)
             return build_event(
                 kind,
-                EventSpec.from_mapping(payload, f"the {step.kind} of this step"),
+                EventSpec.from_mapping(payload, f"the {step.trigger} of this step"),
                 default_channel=function.default_channel if function else DEFAULT_CHANNEL,
                 now_ms=self.runtime.clock.now_ms(),
             )

@@ -59,7 +59,7 @@ class Step:
     line: int  # where the step starts in the file
     expect_line: int  # where its expectations are written
     name: str | None
-    kind: str  # one of EVENT_KEYS
+    trigger: str  # what the step sends: one of EVENT_KEYS (publish, request...)
     payload: Any
     function: str | None
     file: Path | None
@@ -278,7 +278,7 @@ def _step(
         line=line,
         expect_line=expect_line,
         name=entry.get("name"),
-        kind=kinds[0],
+        trigger=kinds[0],
         payload=entry[kinds[0]],
         function=function,
         file=file,

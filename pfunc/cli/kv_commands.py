@@ -1,0 +1,171 @@
+"""`pfunc kv`: read and change the project's KV store from the command line."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pfunc.cli.options import EXIT_FAILED, store_options, usage_failure, with_options
+from pfunc.errors import PfuncUsageError
+
+
+def kv_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    return with_options(
+        [
+            *store_options("Limits profile for key and value checks."),
+            click.option("--now", "now_text", help="Clock for TTLs and expiry, ISO-8601."),
+            click.option("--json", "as_json", is_flag=True, help="Print JSON."),
+        ],
+        command,
+    )
+
+
+def _kv(
+    options: dict[str, Any], action: Callable[[Any], Any], show: Callable[[Any], None] | None = None
+) -> Any:
+    """Run one KV tool action on the project's store, then print its result."""
+    import asyncio
+
+    from pfunc.cli.kvtool import KVTool
+    from pfunc.cli.session import prepare_session
+
+    async def go(session: Any) -> Any:
+        async with session.engine() as engine:
+            tool = KVTool(engine.runtime)
+            outcome = await action(tool)
+            for warning in tool.warnings:
+                click.echo(f"warning: {warning}", err=True)
+            return outcome
+
+    try:
+        session = prepare_session(options)
+        outcome = asyncio.run(go(session))
+    except PfuncUsageError as error:
+        usage_failure(str(error))
+    if session.as_json:
+        import json
+
+        click.echo(json.dumps(outcome, ensure_ascii=False))
+    elif show is not None:
+        show(outcome)
+    return outcome
+
+
+@click.group()
+def kv() -> None:
+    """Read and change the project's KV store (safe while pfunc dev runs)."""
+
+
+@kv.command(name="list")
+@click.option("--prefix", default="", help="Only keys that start with this.")
+@kv_options
+def kv_list(prefix: str, **options: Any) -> None:
+    """List live items with their values and expiry."""
+    import json
+
+    def show(items: list[dict[str, Any]]) -> None:
+        for item in items:
+            value = json.dumps(item["value"], ensure_ascii=False)
+            value = value if len(value) <= 60 else value[:57] + "..."
+            click.echo(f"{item['key']}  {value}  (expires {item['expires_at']})")
+        click.echo(f"{len(items)} item(s)", err=True)
+
+    _kv(options, lambda tool: tool.list_items(prefix), show)
+
+
+@kv.command(name="get")
+@click.argument("key")
+@kv_options
+def kv_get(key: str, **options: Any) -> None:
+    """Print the item under KEY as JSON (exit 1 when there is none)."""
+    import json
+
+    def show(value: Any) -> None:
+        if value is not None:
+            click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+    value = _kv(options, lambda tool: tool.get(key), show)
+    if value is None:
+        click.echo(f"no live item under {key!r}", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+@kv.command(name="set")
+@click.argument("key")
+@click.argument("value")
+@click.option("--ttl", type=float, help="Minutes to live (default 1,440; clamped 1..525,600).")
+@kv_options
+def kv_set(key: str, value: str, ttl: float | None, **options: Any) -> None:
+    """Store VALUE (JSON) under KEY, checked like kvstore.set."""
+    _kv(options, lambda tool: tool.set(key, value, ttl), lambda _: click.echo(f"set {key}"))
+
+
+@kv.command(name="rm")
+@click.argument("key")
+@kv_options
+def kv_rm(key: str, **options: Any) -> None:
+    """Remove the item and the counter under KEY."""
+    _kv(options, lambda tool: tool.remove(key), lambda _: click.echo(f"removed {key}"))
+
+
+@kv.command(name="counters")
+@click.option("--prefix", default="", help="Only keys that start with this.")
+@kv_options
+def kv_counters(prefix: str, **options: Any) -> None:
+    """List counters and their values."""
+
+    def show(counters: list[dict[str, Any]]) -> None:
+        for counter in counters:
+            click.echo(f"{counter['key']}  {counter['value']}")
+        click.echo(f"{len(counters)} counter(s)", err=True)
+
+    _kv(options, lambda tool: tool.list_counters(prefix), show)
+
+
+@kv.command(name="incr")
+@click.argument("key")
+@click.argument("amount", type=int, default=1)
+@kv_options
+def kv_incr(key: str, amount: int, **options: Any) -> None:
+    """Add AMOUNT (default 1, may be negative) to the counter KEY; print the new value."""
+    _kv(options, lambda tool: tool.incr(key, amount), lambda value: click.echo(str(value)))
+
+
+@kv.command(name="export")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@kv_options
+def kv_export(file: Path, **options: Any) -> None:
+    """Write every live item and counter of the keyset to FILE (JSON)."""
+    _kv(
+        options,
+        lambda tool: tool.export(file),
+        lambda n: click.echo(f"exported {n['items']} item(s), {n['counters']} counter(s)"),
+    )
+
+
+@kv.command(name="import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@kv_options
+def kv_import(file: Path, **options: Any) -> None:
+    """Load a FILE written by pfunc kv export (items keep their expiry)."""
+    _kv(
+        options,
+        lambda tool: tool.import_(file),
+        lambda n: click.echo(f"imported {n['items']} item(s), {n['counters']} counter(s)"),
+    )
+
+
+@kv.command(name="clear")
+@click.option("--yes", is_flag=True, help="Confirm: delete every item and counter.")
+@kv_options
+def kv_clear(yes: bool, **options: Any) -> None:
+    """Delete every item and counter of the keyset (needs --yes)."""
+    if not yes:
+        usage_failure(
+            "pfunc kv clear deletes every item and counter of the keyset; run it again with --yes"
+        )
+    _kv(options, lambda tool: tool.clear(), lambda _: click.echo("cleared"))

@@ -1,0 +1,96 @@
+"""What the commands share: exit codes, the usage-error exit, the store and session
+flags, and how a plan is executed and printed."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from pfunc.errors import PfuncUsageError
+from pfunc.limits import PROFILES
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def usage_failure(message: str) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def execute(prepare: Callable[[], Any], renderer: str) -> Any:
+    """Prepare and execute a plan, then print its JSON or its report (rich, imported late).
+
+    Usage errors raised while preparing or opening the store exit with code 2.
+    """
+    import asyncio
+
+    try:
+        plan = prepare()
+        outcome = asyncio.run(plan.execute())
+    except PfuncUsageError as error:
+        usage_failure(str(error))
+    if plan.session.as_json:
+        import json
+
+        click.echo(json.dumps(outcome.to_json(), ensure_ascii=False))
+    else:
+        from pfunc import render
+
+        getattr(render, renderer)(outcome)
+    return outcome
+
+
+def store_options(limits_help: str) -> list[Callable[..., Any]]:
+    """The flags that choose the project's store: its file, keyset and limits profile."""
+    return [
+        click.option(
+            "--kv",
+            "kv_path",
+            type=click.Path(path_type=Path),
+            help="KV store file (default .pfunc/kv.sqlite3 under the project root).",
+        ),
+        click.option("--keyset", help="Subscribe key that scopes the KV store."),
+        click.option(
+            "--limits", "limits_name", type=click.Choice(list(PROFILES)), help=limits_help
+        ),
+    ]
+
+
+def with_options(
+    options: list[Callable[..., Any]], command: Callable[..., Any]
+) -> Callable[..., Any]:
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def session_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The flags every executing command shares: store, keyset, limits, clock, output."""
+    return with_options(
+        [
+            *store_options("Limits profile (default: pfunc.toml's, else classic)."),
+            click.option(
+                "--timeout",
+                type=click.FloatRange(min=0.001),
+                help="Wall-time limit per execution, in seconds.",
+            ),
+            click.option(
+                "--now",
+                "now_text",
+                help="Fix the execution clock, ISO-8601, e.g. 2026-01-01T12:00:00Z.",
+            ),
+            click.option(
+                "--offline",
+                is_flag=True,
+                help="Refuse xhr requests that no [[mocks]] entry answers.",
+            ),
+            click.option(
+                "--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout."
+            ),
+        ],
+        command,
+    )

@@ -1,0 +1,288 @@
+"""One event builder: the same event spec, sent through every front end (CLI flags, the dev
+server's trigger endpoint and console, a scenario step, the pytest plugin, and the dev
+server's own presence change), reaches the handler as the same event.
+
+Each handler logs what it received; the test compares those logs across front ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pfunc.errors import PfuncUsageError
+from pfunc.events import EventSpec, build_event
+from tests.test_dev_server import InProcessDev
+
+NOW = "2026-01-01T00:00:00Z"
+
+PROJECT = """
+[project]
+name = "parity"
+subscribe_key = "sub-c-p"
+publish_key = "pub-c-p"
+
+[[functions]]
+name = "pub"
+file = "pub.js"
+event = "before-publish"
+channels = ["chat", "chat.*"]
+
+[[functions]]
+name = "pres"
+file = "pres.js"
+event = "after-presence"
+channels = ["lobby"]
+
+[[functions]]
+name = "api"
+file = "api.js"
+event = "on-request"
+path = "api"
+
+[[functions]]
+name = "tick"
+file = "tick.js"
+event = "on-interval"
+interval = 60
+"""
+
+# Each handler logs the event it received; presence timestamps depend on the front end's
+# clock (the dev server's is real time), so only their type is logged.
+HANDLERS = {
+    "pub.js": """
+        export default (request) => {
+          console.log(JSON.stringify({ message: request.message, channels: request.channels,
+            params: request.params, meta: request.meta, verb: request.verb }));
+          return request.ok();
+        };
+    """,
+    "pres.js": """
+        export default (request) => {
+          const message = Object.assign({}, request.message);
+          message.timestamp = typeof message.timestamp;
+          console.log(JSON.stringify({ message, channels: request.channels, verb: request.verb }));
+          return request.ok();
+        };
+    """,
+    "api.js": """
+        export default (request, response) => {
+          console.log(JSON.stringify({ method: request.method, path: request.path,
+            query: request.query, headers: request.headers, body: String(request.body) }));
+          return response.send("ok");
+        };
+    """,
+    "tick.js": """
+        export default (event) => { console.log(JSON.stringify({ tick: true })); return event.ok(); };
+    """,
+}
+
+# (function, trigger, spec): the spec as a user writes it in JSON, TOML or keywords.
+CASES = {
+    "publish-everything": (
+        "pub",
+        "publish",
+        {
+            "message": {"text": "hi", "n": [1, 2]},
+            "channel": "chat.room",
+            "params": {"uuid": "u1"},
+            "meta": {"clientip": "10.0.0.9"},
+        },
+    ),
+    "publish-defaults": ("pub", "publish", {}),
+    "presence-everything": (
+        "pres",
+        "presence",
+        {"action": "leave", "uuid": "u2", "occupancy": 3, "state": {"mood": "ok"}},
+    ),
+    "presence-defaults": ("pres", "presence", {}),
+    "request-everything": (
+        "api",
+        "request",
+        {
+            "method": "PUT",
+            "path": "/items/1",
+            "query": {"a": "1"},
+            "headers": {"X-Token": "t"},
+            "body": '{"x":1}',
+        },
+    ),
+    "request-body-means-post": ("api", "request", {"body": "hello"}),
+    "interval": ("tick", "interval", {}),
+}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("parity")
+    (folder / "pfunc.toml").write_text(PROJECT)
+    for name, source in HANDLERS.items():
+        (folder / name).write_text(textwrap.dedent(source))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dev(project: Path) -> Iterator[InProcessDev]:
+    server = InProcessDev(project)
+    yield server
+    server.stop()
+
+
+def _logged(logs: list[dict[str, Any]]) -> Any:
+    assert len(logs) == 1, logs
+    return json.loads(logs[0]["text"])
+
+
+# --- the front ends -----------------------------------------------------------------------
+
+
+def via_cli(project: Path, function: str, trigger: str, spec: dict[str, Any], monkeypatch) -> Any:
+    from pfunc.cli.session import prepare_run
+
+    flags: dict[str, Any] = {"now_text": NOW, "kv_path": project / "cli.sqlite3"}
+    for name, value in spec.items():
+        if name in ("message", "params", "meta", "state"):
+            flags[f"{name}_json" if name != "message" else name] = json.dumps(value)
+        elif name == "query":
+            flags["query"] = tuple(f"{k}={v}" for k, v in value.items())
+        elif name == "headers":
+            flags["header"] = tuple(f"{k}: {v}" for k, v in value.items())
+        elif name == "path":
+            flags["http_path"] = value
+        else:
+            flags[name] = value
+    monkeypatch.chdir(project)
+    plan = prepare_run(function, **flags)
+    return _logged(asyncio.run(plan.execute()).logs)
+
+
+def via_trigger(dev: InProcessDev, function: str, spec: dict[str, Any]) -> Any:
+    status, _, body = dev.request("POST", f"/pfunc/run/{function}", json.dumps(spec).encode())
+    assert status == 200, body
+    return _logged(json.loads(body)["logs"])
+
+
+def via_console(dev: InProcessDev, function: str, spec: dict[str, Any]) -> Any:
+    while not dev.events.empty():  # earlier executions (the trigger's) are logged already
+        dev.events.get_nowait()
+    dev.type(f"run {function} {json.dumps(spec)}")
+    executed = dev.wait_for(lambda e: e["type"] == "execution" and e["function"] == function)
+    return _logged(executed["logs"])
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    return json.dumps(value)
+
+
+def via_scenario(project: Path, function: str, trigger: str, spec: dict[str, Any]) -> Any:
+    from pfunc.testing.runner import run_scenario
+    from pfunc.testing.scenario import load_scenarios
+
+    path = project / f"{function}-{trigger}.test.toml"
+    payload = _toml(spec) if spec else "true" if trigger == "interval" else "{}"
+    path.write_text(
+        f'[[scenario]]\nname = "parity"\nfunction = "{function}"\nnow = "{NOW}"\n\n'
+        f"[[scenario.step]]\n{trigger} = {payload}\n"
+    )
+    (scenario,) = load_scenarios(path)
+    outcome = asyncio.run(run_scenario(scenario))
+    return _logged(outcome.results[0].logs)
+
+
+def via_plugin(project: Path, tmp_path: Path, function: str, trigger: str, spec: dict) -> Any:
+    from pfunc.testing.pytest_plugin import PfuncHarness
+
+    harness = PfuncHarness(tmp_path, project)
+    try:
+        if trigger == "publish":
+            options = {k: v for k, v in spec.items() if k != "message"}
+            result = harness.publish(function, spec.get("message", {}), **options)
+        elif trigger == "request":
+            result = harness.request(function, **spec)
+        elif trigger == "presence":
+            result = harness.presence(function, **spec)
+        else:
+            result = harness.interval(function)
+    finally:
+        harness.close()
+    return _logged(result.logs)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_every_front_end_builds_the_same_event(case, project, dev, tmp_path, monkeypatch):
+    function, trigger, spec = CASES[case]
+    seen = {
+        "cli": via_cli(project, function, trigger, spec, monkeypatch),
+        "trigger": via_trigger(dev, function, spec),
+        "console": via_console(dev, function, spec),
+        "scenario": via_scenario(project, function, trigger, spec),
+        "plugin": via_plugin(project, tmp_path, function, trigger, spec),
+    }
+    assert {name: event for name, event in seen.items() if event != seen["cli"]} == {}, seen["cli"]
+    event = seen["cli"]
+    # What the spec said, or the builder's defaults.
+    if trigger == "publish":
+        assert event["message"] == spec.get("message", {})
+        assert event["channels"] == [spec.get("channel", "chat")]  # the first exact channel
+        assert event["params"] == {"uuid": "pfunc-cli", **spec.get("params", {})}
+    elif trigger == "presence":
+        expected = {"action": "join", "uuid": "pfunc-user", "occupancy": 1, **spec}
+        assert event["message"] == {**expected, "timestamp": "number"}
+        assert event["verb"] == "presence"
+    elif trigger == "request":
+        assert event["method"] == spec.get("method", "POST" if "body" in spec else "GET")
+        assert event["body"] == spec.get("body", "")
+        assert event["headers"] == {k.lower(): v for k, v in spec.get("headers", {}).items()}
+
+
+def test_the_dev_servers_own_presence_change_builds_the_same_event(project, dev, monkeypatch):
+    status, _, _ = dev.request("GET", "/v2/subscribe/sub-c-p/lobby/0?tt=0&uuid=zoe")
+    assert status == 200
+    joined = dev.wait_for(lambda e: e["type"] == "execution" and e["function"] == "pres")
+    spec = {"action": "join", "uuid": "zoe", "occupancy": 1}
+    assert _logged(joined["logs"]) == via_cli(project, "pres", "presence", spec, monkeypatch)
+
+
+@pytest.mark.parametrize(
+    "kind, spec, wrong",
+    [
+        ("on-request", EventSpec(message={"a": 1}), "message do not apply to on-request"),
+        ("before-publish", EventSpec(body="x"), "body do not apply to before-publish"),
+        ("before-publish", EventSpec(action="join"), "action do not apply to before-publish"),
+        ("on-interval", EventSpec(channel="c"), "channel do not apply to on-interval"),
+        ("after-presence", EventSpec(action="dance"), "'dance': use one of join"),
+        ("before-publish", EventSpec(params=["u"]), "params must be a JSON object"),
+    ],
+)
+def test_the_builder_refuses_what_does_not_fit_the_kind(kind, spec, wrong):
+    with pytest.raises(PfuncUsageError, match=wrong):
+        build_event(kind, spec)
+
+
+def test_a_message_written_as_the_event_itself_is_refused_not_dropped(dev):
+    """The console once read `run pub {"text":"hi"}` as an empty event; now it says why."""
+    status, _, body = dev.request("POST", "/pfunc/run/pub", b'{"text": "hi"}')
+    assert status == 400
+    assert "unknown field text; an event has" in json.loads(body)["message"]
+    assert '{"message": ...}' in json.loads(body)["message"]
+
+
+def test_a_trigger_must_fit_the_function(project, tmp_path):
+    from pfunc.testing.pytest_plugin import PfuncHarness
+
+    harness = PfuncHarness(tmp_path, project)
+    try:
+        with pytest.raises(PfuncUsageError, match="a publish cannot run an on-request function"):
+            harness.publish("api", {"text": "hi"})
+    finally:
+        harness.close()
