@@ -26,11 +26,10 @@ from pathlib import Path
 import quickjs
 
 from pfunc.clock import Clock
+from pfunc.engine import open_engine
 from pfunc.events import MessageEvent
-from pfunc.executor import Executor
 from pfunc.limits import resolve_profile
-from pfunc.runtime import Runtime
-from pfunc.store import KVStore
+from pfunc.project import Project
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "rate_limit.js"
@@ -81,19 +80,18 @@ def cold(runs: int, folder: Path, example: Path = EXAMPLE) -> tuple[list[float],
 
 
 async def warm(runs: int, folder: Path, example: Path = EXAMPLE) -> list[float]:
-    store = KVStore.open(folder / f"warm-{example.suffix[1:]}.sqlite3")
-    runtime = Runtime(store, resolve_profile("classic"), Clock())
-    executor = Executor(example, runtime)
+    project = Project(root=folder, config_file=None)
+    kv_path = folder / f"warm-{example.suffix[1:]}.sqlite3"
     latencies = []
-    for number in range(runs):
-        event = MessageEvent("before-publish", {"userId": f"user-{number}", "text": "hi"})
-        started = time.perf_counter()
-        result = await executor.run(event)
-        latencies.append(time.perf_counter() - started)
-        if result.outcome != "ok" or result.operations["used"] != 3:
-            raise SystemExit(f"unexpected warm result: {result.to_json()}")
-    executor.close()
-    await store.close()
+    async with open_engine(project, resolve_profile("classic"), Clock(), kv_path=kv_path) as engine:
+        executor = engine.functions.executor_for_file(example)
+        for number in range(runs):
+            event = MessageEvent("before-publish", {"userId": f"user-{number}", "text": "hi"})
+            started = time.perf_counter()
+            result = await executor.run(event)
+            latencies.append(time.perf_counter() - started)
+            if result.outcome != "ok" or result.operations["used"] != 3:
+                raise SystemExit(f"unexpected warm result: {result.to_json()}")
     return latencies
 
 

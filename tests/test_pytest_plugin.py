@@ -97,3 +97,37 @@ def test_a_failing_expectation_is_reported_as_a_failure(project):
     result = project.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*assert 9 == 3*"])
+
+
+def test_the_project_is_found_from_the_test_file_not_the_working_folder(pytester):
+    """`pytest myproj/tests/` from the parent folder finds myproj/pfunc.toml."""
+    app = pytester.path / "myproj"
+    (app / "tests").mkdir(parents=True)
+    shutil.copytree(REPO / "examples", app / "examples")
+    (app / "pfunc.toml").write_text(
+        '[project]\nname = "myproj"\n\n[[functions]]\nname = "limit"\n'
+        'file = "examples/rate_limit.js"\nevent = "before-publish"\nchannels = ["chat"]\n'
+    )
+    (app / "tests" / "test_app.py").write_text(
+        "def test_by_name(pfunc):\n"
+        '    assert pfunc.publish("limit", {"userId": "u"}).outcome == "ok"\n'
+        "def test_by_file_relative_to_the_project(pfunc):\n"
+        '    assert pfunc.publish("examples/rate_limit.js", {"userId": "u"}).outcome == "ok"\n'
+    )
+    result = pytester.runpytest("myproj/tests", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_an_ini_option_names_the_project(pytester):
+    app = pytester.path / "services" / "chat"
+    app.mkdir(parents=True)
+    (app / "noop.js").write_text("export default (request) => request.ok();")
+    (app / "pfunc.toml").write_text(
+        '[[functions]]\nname = "noop"\nfile = "noop.js"\nevent = "before-publish"\n'
+        'channels = ["c"]\n'
+    )
+    pytester.makeini("[pytest]\npfunc_project = services/chat/pfunc.toml\n")
+    pytester.makepyfile(
+        test_elsewhere='def test_it(pfunc):\n    assert pfunc.publish("noop", {}).outcome == "ok"\n'
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)

@@ -1,4 +1,6 @@
-"""The README stays true: every `pfunc run` command it shows runs with the exit code it says."""
+"""The docs stay true: every `pfunc run`, `publish`, `signal`, `fire` and `kv` command that
+README.md, CONTRIBUTING.md or docs/*.md shows runs with the exit code it says; the flags
+they list exist; the test command is what CI runs; the scenario they show passes."""
 
 from __future__ import annotations
 
@@ -12,10 +14,13 @@ import pytest
 from tests.conftest import REPO, run_cli
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
+DOC_FILES = [REPO / "README.md", REPO / "CONTRIBUTING.md", *sorted((REPO / "docs").glob("*.md"))]
+DOCS = {path.name: path.read_text(encoding="utf-8") for path in DOC_FILES}
+ALL_DOCS = "\n".join(DOCS.values())
 
 
-def _shell_lines() -> list[str]:
-    blocks = re.findall(r"```sh\n(.*?)```", README, flags=re.S)
+def _shell_lines(text: str = ALL_DOCS) -> list[str]:
+    blocks = re.findall(r"```sh\n(.*?)```", text, flags=re.S)
     return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
 
 
@@ -59,7 +64,7 @@ def test_readme_command_runs_as_shown(project_copy, args, expected):
 
 def test_every_flag_in_the_readme_table_exists():
     help_text = run_cli("run", "--help").stdout
-    table = README.split("| flag | meaning |", 1)[1].split("\n\n", 1)[0]
+    table = ALL_DOCS.split("| flag | meaning |", 1)[1].split("\n\n", 1)[0]
     flags = set(re.findall(r"`(--[a-z-]+)", table))
     assert flags, "the README lists the flags of pfunc run"
     missing = sorted(flag for flag in flags if flag not in help_text)
@@ -68,12 +73,12 @@ def test_every_flag_in_the_readme_table_exists():
 
 def test_the_test_command_is_what_ci_runs():
     ci = (REPO / ".ci" / "run").read_text()
-    readme_test_command = next(line for line in _shell_lines() if "pytest" in line)
+    readme_test_command = next(line for line in _shell_lines(README) if "pytest" in line)
     assert readme_test_command in ci
 
 
 def test_the_dev_flags_the_readme_shows_exist():
-    usage = README.split("pfunc dev [--host", 1)[1].split("```", 1)[0]
+    usage = ALL_DOCS.split("pfunc dev [--host", 1)[1].split("```", 1)[0]
     help_text = run_cli("dev", "--help").stdout
     flags = set(re.findall(r"--[a-z-]+", usage))
     assert {"--port", "--no-intervals", "--subscribe-timeout"} <= flags
@@ -82,10 +87,26 @@ def test_the_dev_flags_the_readme_shows_exist():
 
 def test_the_readme_scenario_file_passes(project_copy):
     block = next(
-        b for b in re.findall(r"```toml\n(.*?)```", README, flags=re.S) if "[[scenario]]" in b
+        b for b in re.findall(r"```toml\n(.*?)```", ALL_DOCS, flags=re.S) if "[[scenario]]" in b
     )
     path = project_copy / "examples" / "readme.test.toml"
     path.write_text(block)
     run = run_cli("test", path, cwd=project_copy)
     assert run.code == 0, run.stdout + run.stderr
     assert "1 passed, 0 failed" in run.stdout
+
+
+def test_every_local_link_in_the_docs_points_at_a_file():
+    broken = [
+        f"{name}: {target}"
+        for name, text in DOCS.items()
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text)
+        if not (
+            (REPO if name in ("README.md", "CONTRIBUTING.md") else REPO / "docs") / target
+        ).exists()
+    ]
+    assert broken == []
+
+
+def test_the_readme_is_a_short_guide():
+    assert len(README.splitlines()) <= 300

@@ -72,6 +72,8 @@ class PfuncHarness:
         if function is not None:
             return self.engine.functions.executor(function), function
         path = Path(target)
+        if not path.is_file() and (self.project.root / path).is_file():
+            path = self.project.root / path  # relative to the project, wherever pytest runs
         if not path.is_file():
             known = ", ".join(f.name for f in self.project.functions) or "none"
             raise FileNotFoundError(
