@@ -305,20 +305,3 @@ def _rejection(error: Exception) -> str:
         return error.to_payload()
     # A fault below the module (e.g. the disk): reject the call, don't crash the run.
     return HandlerCallError("Error", f"pfunc could not complete the call: {error}").to_payload()
-
-
-async def _invoke(
-    module: HostModule, method: str, args: list[JSArg], context: CallContext
-) -> tuple[bool, str | None]:
-    try:
-        return True, await module.call(method, args, context)
-    except Exception as error:
-        return False, _rejection(error)
-
-
-def _rejection(error: Exception) -> str:
-    """The payload a failed call's Promise rejects with."""
-    if isinstance(error, HandlerCallError):
-        return error.to_payload()
-    # A fault below the module (e.g. the disk): reject the call, don't crash the run.
-    return HandlerCallError("Error", f"pfunc could not complete the call: {error}").to_payload()

@@ -10,6 +10,7 @@ import base64
 import json
 import math
 
+from pfunc.modules import MODULES
 from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
 
 _PAGE_TOKEN_PREFIX = "pk1."
@@ -29,24 +30,12 @@ class KVStoreModule:
         return first.value if isinstance(first.value, str) else None
 
     def __init__(self) -> None:
-        self._methods = {
-            name: getattr(self, f"_{name}")
-            for name in (
-                "get",
-                "set",
-                "getItem",
-                "setItem",
-                "removeItem",
-                "getCounter",
-                "incrCounter",
-                "getKeys",
-                "getCounterKeys",
-            )
-        }
+        # The methods the registry declares, each answered by the _method of that name.
+        self._methods = {name: getattr(self, f"_{name}") for name in MODULES["kvstore"].methods}
 
     async def call(self, method: str, args: list[JSArg], context: CallContext) -> str | None:
         handler = self._methods.get(method)
-        if handler is None:  # the sandbox only offers the methods above
+        if handler is None:  # the sandbox only offers the registry's methods
             raise HandlerCallError("TypeError", f"kvstore.{method} is not a function")
         if len(args) < 3:  # missing arguments read as undefined
             args = [*args, *_PADDING[: 3 - len(args)]]
