@@ -16,12 +16,12 @@ from typing import Any
 from pfunc.errors import HandlerLoadError
 from pfunc.events import KINDS, Event, MessageEvent, RequestEvent
 from pfunc.limits import Budget, CallRecord, OperationLimitExceeded
-from pfunc.modules import HostModule, operation_kind
+from pfunc.modules import MODULES, HostModule, operation_kind
 from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
 from pfunc.outcome import conclude, handler_error, mask_secrets, memory_error, timeout_error
 from pfunc.result import ExecutionError, Publisher, Result
 from pfunc.runtime import Runtime
-from pfunc.sandbox import CRASHED, TIMEOUT, Sandbox, SandboxInterrupted
+from pfunc.sandbox import CORRUPTED, CRASHED, TIMEOUT, Sandbox, SandboxInterrupted
 from pfunc.sandbox.pool import SandboxPool
 
 
@@ -103,8 +103,22 @@ class Executor:
             result.operations = budget.to_json()
         else:
             work = self._execute(sandbox, event, budget, context, result, host_warnings)
-            await (work if sandbox.home is None else sandbox.home.run(work))
-            self.pool.release(sandbox)
+            try:
+                await (work if sandbox.home is None else sandbox.home.run(work))
+            except Exception as fault:
+                # Whatever went wrong (a handler that broke pfunc's side of the sandbox, a
+                # fault of pfunc's own), this execution ends as an error and its sandbox is
+                # replaced: nothing leaks and the next execution starts clean.
+                sandbox.broken = True
+                result.outcome = "error"
+                result.operations = budget.to_json()
+                result.error = ExecutionError(
+                    "Error",
+                    f"{self.display_path}: the execution failed inside pfunc ({fault!r}); its "
+                    "sandbox is replaced for the next execution",
+                )
+            finally:
+                self.pool.release(sandbox)
             mask_secrets(result, context.secrets_read)
         result.duration_ms = (time.perf_counter() - started) * 1000
         for observer in runtime.observers:
@@ -123,7 +137,9 @@ class Executor:
         """Drive the execution and fill in the result; runs on the sandbox's own loop."""
         loop = _ExecutionLoop(self, sandbox, budget, context)
         failure = await loop.run(event)
-        details = sandbox.finish() or {}
+        details = sandbox.finish()
+        if not isinstance(details, dict):
+            details = {}
         result.logs = details.get("logs", [])
         result.warnings = [*details.get("warnings", []), *host_warnings, *loop.warnings]
         result.operations = budget.to_json()
@@ -179,6 +195,11 @@ class _ExecutionLoop:
                 [], (payload, self.context.clock.fixed_ms_or_none())
             )
             while True:
+                remaining = self._remaining()
+                if remaining is not None and remaining <= 0:
+                    # The deadline holds for the whole execution, whatever the handler
+                    # awaits: a loop of refused calls or settled Promises ends here too.
+                    return self._timeout_error(None)
                 if settled and not self.handler_settled:
                     self.handler_settled = True
                     for record in self.open.values():
@@ -222,6 +243,14 @@ class _ExecutionLoop:
                     f"{self.executor.display_path}: the handler's worker process stopped "
                     "unexpectedly; it is replaced for the next execution",
                 )
+            if stop.reason == CORRUPTED:
+                self.sandbox.broken = True
+                return ExecutionError(
+                    "Error",
+                    f"{self.executor.display_path}: the handler changed pfunc's own code in its "
+                    "sandbox (what reached the host was not pfunc's protocol); the execution "
+                    "was stopped and the sandbox is replaced",
+                )
             return memory_error(self.executor.display_path, self.budget.profile)
         finally:
             for task in self.tasks:
@@ -234,8 +263,19 @@ class _ExecutionLoop:
         self, call: list[Any], settlements: list[tuple[int, bool, str | None]]
     ) -> None:
         """Charge, record and perform one host call; in-line results join `settlements`."""
-        call_id, module_name, method, raw_args = call
+        call_id, module_name, method, raw_args = _checked_call(call)
         args = [JSArg(arg) for arg in raw_args]
+        spec = MODULES.get(module_name)
+        if (
+            spec is None
+            or not spec.host
+            or (spec.internal and module_name not in self.sandbox.internal_modules)
+            or (spec.methods and method not in spec.methods)
+        ):
+            # Only a handler that forged a host call gets here: refuse, don't perform.
+            error = HandlerCallError("TypeError", f"{module_name}.{method} is not a function")
+            settlements.append((call_id, False, error.to_payload()))
+            return
         module = self.modules[module_name]
         try:
             record = self.budget.charge(
@@ -288,6 +328,22 @@ class _ExecutionLoop:
             f"{message}; the call was not performed. Combine work into fewer calls (e.g. one "
             "object under one key), or choose another profile with --limits"
         )
+
+
+def _checked_call(call: Any) -> tuple[int, str, str, list[dict[str, Any]]]:
+    """A queued host call as pfunc's own code writes it, or CORRUPTED: anything else was
+    written by a handler that tampered with the sandbox."""
+    if (
+        isinstance(call, list)
+        and len(call) == 4
+        and isinstance(call[0], int)
+        and isinstance(call[1], str)
+        and isinstance(call[2], str)
+        and isinstance(call[3], list)
+        and all(isinstance(arg, dict) for arg in call[3])
+    ):
+        return call[0], call[1], call[2], call[3]
+    raise SandboxInterrupted(CORRUPTED, "")
 
 
 async def _invoke(

@@ -90,6 +90,7 @@ class Harness:
         self.kv_path = kv_path
         self.clock = Clock(1_767_225_600_000)  # 2026-01-01T00:00:00Z
         self.limits = "classic"
+        self.limit_overrides: dict[str, Any] = {}
         self.project: Project | None = None
         self.offline = True
         self.environ: dict[str, str] = {}
@@ -116,7 +117,7 @@ class Harness:
     def engine(self):  # an async context manager yielding an Engine
         return open_engine(
             self.project or Project(root=self.kv_path.parent, config_file=None),
-            resolve_profile(self.limits),
+            resolve_profile(self.limits, self.limit_overrides),
             self.clock,
             kv_path=self.kv_path,
             keyset=Keyset(),

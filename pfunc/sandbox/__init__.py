@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 TIMEOUT = "timeout"  # it ran past its time limit
 MEMORY = "memory"  # it went past its memory limit
 CRASHED = "crashed"  # its worker process died
-INTERRUPT_REASONS = (TIMEOUT, MEMORY, CRASHED)
+CORRUPTED = "corrupted"  # what it sent the host was not pfunc's protocol (handler tampering)
+INTERRUPT_REASONS = (TIMEOUT, MEMORY, CRASHED, CORRUPTED)
 
 # One settled host call: (call id, ok?, JSON payload or None for undefined).
 Settlement = tuple[int, bool, str | None]
@@ -39,6 +40,8 @@ class Sandbox(Protocol):
     broken: bool  # set after an interruption: must not be reused
     home: SandboxThread | None  # the thread it lives on, when it has one of its own
     generation: int  # the source version it was built from (the pool's reloads)
+    # Internal host modules this language's handlers reach (Python: "builtin").
+    internal_modules: tuple[str, ...]
 
     def advance(
         self,

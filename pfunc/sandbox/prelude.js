@@ -17,6 +17,11 @@ var console;
 (function __pfunc_init(RealDate) {
   "use strict";
 
+  // pfunc's own code uses the JSON functions as they were before any handler ran: a
+  // handler that replaces JSON.stringify cannot change what pfunc sends to the host.
+  const __pfunc_stringify = JSON.stringify;
+  const __pfunc_parse = JSON.parse;
+
   const queue = []; // host calls not yet drained by Python
   const waiting = new Map(); // call id -> {resolve, reject, site}
   let nextCallId = 1;
@@ -55,7 +60,7 @@ var console;
     if (typeof value === "symbol") return value.toString();
     if (typeof value === "number" && !Number.isFinite(value)) return String(value);
     try {
-      const text = JSON.stringify(value);
+      const text = __pfunc_stringify(value);
       return text === undefined ? String(value) : text;
     } catch (error) {
       return String(value);
@@ -90,7 +95,7 @@ var console;
     if (typeof value === "number" && !Number.isFinite(value)) return { t: String(value) };
     if (value === null || typeof value !== "object") return { v: value };
     try {
-      return { j: JSON.stringify(value) };
+      return { j: __pfunc_stringify(value) };
     } catch (error) {
       return { t: /circular|cycl/i.test(error.message) ? "cyclic" : "BigInt" };
     }
@@ -110,10 +115,10 @@ var console;
     if (!waiter) return;
     waiting.delete(id);
     if (ok) {
-      waiter.resolve(payload === null || payload === undefined ? undefined : JSON.parse(payload));
+      waiter.resolve(payload === null || payload === undefined ? undefined : __pfunc_parse(payload));
       return;
     }
-    const info = JSON.parse(payload);
+    const info = __pfunc_parse(payload);
     const Kind = info.name === "TypeError" ? TypeError : info.name === "RangeError" ? RangeError : Error;
     const error = new Kind(info.message);
     if (info.code) error.code = info.code;
@@ -146,7 +151,7 @@ var console;
       url: raw.url,
       json: function json() {
         try {
-          return Promise.resolve(JSON.parse(raw.body));
+          return Promise.resolve(__pfunc_parse(raw.body));
         } catch (error) {
           return Promise.reject(new SyntaxError("xhr response.json(): the body of " + raw.url +
             " is not valid JSON: " + error.message));
@@ -197,7 +202,7 @@ var console;
 
   require = function __pfunc_require(name) {
     if (typeof name === "string" && Object.prototype.hasOwnProperty.call(modules, name)) return modules[name];
-    throw new Error("require(" + JSON.stringify(name) + "): no such module; PubNub Functions provide " +
+    throw new Error("require(" + __pfunc_stringify(name) + "): no such module; PubNub Functions provide " +
       "only built-in modules: " + Object.keys(modules).join(", "));
   };
 
@@ -220,7 +225,7 @@ var console;
   }
 
   function __pfunc_loadState() {
-    return JSON.stringify({
+    return __pfunc_stringify({
       done: load.done,
       error: load.error,
       type: typeof __pfunc_m.d,
@@ -257,7 +262,7 @@ var console;
         const value = arguments.length > 0 && replacement !== undefined ? replacement : request.message;
         let text;
         try {
-          text = JSON.stringify(value);
+          text = __pfunc_stringify(value);
         } catch (error) {
           throw new TypeError("request.ok(): the message is not JSON-serialisable: " + error.message);
         }
@@ -280,11 +285,11 @@ var console;
 
   function __pfunc_bodyObject(text) {
     // A String that also carries the fields of a JSON-object body, so that both
-    // JSON.parse(request.body) and request.body.userId work (REFERENCE section 2).
+    // __pfunc_parse(request.body) and request.body.userId work (REFERENCE section 2).
     const body = new String(text);
     let parsed;
     try {
-      parsed = JSON.parse(text);
+      parsed = __pfunc_parse(text);
     } catch (error) {
       return body;
     }
@@ -317,7 +322,7 @@ var console;
       uri: event.uri,
       json: function __pfunc_json() {
         try {
-          return Promise.resolve(JSON.parse(text));
+          return Promise.resolve(__pfunc_parse(text));
         } catch (error) {
           return Promise.reject(new SyntaxError("request.json(): the body is not valid JSON: " + error.message));
         }
@@ -333,7 +338,7 @@ var console;
         if (body === undefined || body === null) text = "";
         else if (typeof body === "string") text = body;
         else if (typeof body === "object") {
-          text = JSON.stringify(body);
+          text = __pfunc_stringify(body);
           if (!__pfunc_hasHeader(headers, "content-type")) headers["content-type"] = "application/json";
         } else text = String(body);
         const code = status !== undefined ? Number(status) : Number(response.status);
@@ -376,7 +381,7 @@ var console;
 
   function __pfunc_start(eventJson, nowMs) {
     __pfunc_setClock(nowMs);
-    const event = JSON.parse(eventJson);
+    const event = __pfunc_parse(eventJson);
     const execution = {
       kind: event.kind,
       logs: loadLogs.splice(0),
@@ -415,7 +420,7 @@ var console;
   function __pfunc_poll() {
     const settled = current !== null && current.settled;
     if (queue.length === 0) return settled ? "S" : "R";
-    const text = JSON.stringify([settled, queue]);
+    const text = __pfunc_stringify([settled, queue]);
     queue.length = 0;
     return text;
   }
@@ -425,7 +430,7 @@ var console;
     current = null;
     waiting.clear();
     queue.length = 0;
-    return JSON.stringify({
+    return __pfunc_stringify({
       completion: execution.completion,
       logs: execution.logs,
       warnings: execution.warnings,
@@ -433,13 +438,17 @@ var console;
     });
   }
 
-  // The host reads these entry points with Context.get().
-  globalThis.__pfunc_api_setClock = __pfunc_setClock;
-  globalThis.__pfunc_api_seedRandom = __pfunc_seedRandom;
-  globalThis.__pfunc_api_start = __pfunc_start;
-  globalThis.__pfunc_api_poll = __pfunc_poll;
-  globalThis.__pfunc_api_settle = __pfunc_settle;
-  globalThis.__pfunc_api_finish = __pfunc_finish;
-  globalThis.__pfunc_api_watchLoad = __pfunc_watchLoad;
-  globalThis.__pfunc_api_loadState = __pfunc_loadState;
+  // The host reads these entry points with Context.get(), once, before the handler loads;
+  // they cannot be replaced or deleted either.
+  function __pfunc_entry(name, value) {
+    Object.defineProperty(globalThis, name, { value: value, writable: false, configurable: false });
+  }
+  __pfunc_entry("__pfunc_api_setClock", __pfunc_setClock);
+  __pfunc_entry("__pfunc_api_seedRandom", __pfunc_seedRandom);
+  __pfunc_entry("__pfunc_api_start", __pfunc_start);
+  __pfunc_entry("__pfunc_api_poll", __pfunc_poll);
+  __pfunc_entry("__pfunc_api_settle", __pfunc_settle);
+  __pfunc_entry("__pfunc_api_finish", __pfunc_finish);
+  __pfunc_entry("__pfunc_api_watchLoad", __pfunc_watchLoad);
+  __pfunc_entry("__pfunc_api_loadState", __pfunc_loadState);
 })(Date);

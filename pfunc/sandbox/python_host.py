@@ -22,6 +22,9 @@ LOAD_TIMEOUT = 30.0  # seconds for the worker to start and import the handler
 
 
 class PythonSandbox:
+    # Python handlers reach the synchronous built-ins through the host.
+    internal_modules: tuple[str, ...] = ("builtin",)
+
     def __init__(
         self,
         path: str,

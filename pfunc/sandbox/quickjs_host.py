@@ -8,6 +8,7 @@ slice by slice: start, run pending jobs, poll the host-call queue, settle, finis
 from __future__ import annotations
 
 import json
+import time
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -16,7 +17,7 @@ import quickjs
 
 from pfunc.errors import HandlerLoadError
 from pfunc.modules import HOST_METHODS
-from pfunc.sandbox import MEMORY, TIMEOUT, SandboxInterrupted
+from pfunc.sandbox import CORRUPTED, MEMORY, TIMEOUT, SandboxInterrupted
 from pfunc.sandbox.source import OWN_CODE_LINE, map_stack, prepare_module, split_engine_error
 from pfunc.sandbox.threads import SandboxThread
 
@@ -47,11 +48,17 @@ def _interruption(error: Exception) -> SandboxInterrupted | None:
         return SandboxInterrupted(TIMEOUT, text)
     if "out of memory" in text or isinstance(error, MemoryError):
         return SandboxInterrupted(MEMORY, text)
+    # Promise jobs catch what handler code throws; an exception that escapes one with no
+    # value at all is the engine failing to allocate even the error: out of memory.
+    if text.strip() == "null":
+        return SandboxInterrupted(MEMORY, text)
     return None
 
 
 class JavaScriptSandbox:
     """A loaded JavaScript handler, ready to run executions."""
+
+    internal_modules: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -159,11 +166,18 @@ class JavaScriptSandbox:
         except (quickjs.JSException, MemoryError) as error:
             raise self._broken_by(error) from None
 
-    def run_jobs(self) -> None:
+    def run_jobs(self, deadline: float | None = None) -> None:
+        """Run queued jobs until none is left. QuickJS runs each job (a microtask) as an
+        engine entry of its own, and its time limit counts per entry, so `for (;;) await
+        null;` would never be stopped by it: the execution's deadline is checked here."""
         context = self._context
+        jobs = 0
         try:
             while context.execute_pending_job():
-                pass
+                jobs += 1
+                if deadline is not None and jobs % 64 == 0 and time.monotonic() > deadline:
+                    self.broken = True  # stopped mid-chain: this context must not run again
+                    raise SandboxInterrupted(TIMEOUT, "")
         except (quickjs.JSException, MemoryError) as error:
             raise self._broken_by(error) from None
 
@@ -173,9 +187,15 @@ class JavaScriptSandbox:
             text: str = self._poll()
         except (quickjs.JSException, MemoryError) as error:
             raise self._broken_by(error) from None
-        if len(text) == 1:
+        if text in ("S", "R"):
             return text == "S", []
-        settled, calls = json.loads(text)
+        try:
+            settled, calls = json.loads(text)
+            if not isinstance(settled, bool) or not isinstance(calls, list):
+                raise ValueError
+        except (TypeError, ValueError):
+            self.broken = True
+            raise SandboxInterrupted(CORRUPTED, "") from None
         return settled, calls
 
     def settle(self, call_id: int, ok: bool, payload: str | None) -> None:
@@ -203,7 +223,7 @@ class JavaScriptSandbox:
         for call_id, ok, payload in settlements:
             self.settle(call_id, ok, payload)
         self.set_time_limit(remaining)
-        self.run_jobs()
+        self.run_jobs(None if remaining is None else time.monotonic() + remaining)
         self.set_time_limit(None)
         return self.poll()
 

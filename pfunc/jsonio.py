@@ -1,0 +1,101 @@
+"""JSON as RFC 8259 defines it, everywhere a value enters or leaves pfunc.
+
+Python's `json` accepts `NaN`, `Infinity` and `1e999` (which becomes infinity), and
+writes them back out; JavaScript's `JSON.parse` and every PubNub SDK reject them, so
+one such value would poison every later read of a store or a subscribe response. It
+also raises RecursionError on deeply nested text. `loads` refuses all of these with a
+ValueError that says what was wrong; `dumps` never writes them; `check` does the same
+for values that arrive already parsed (TOML allows `nan` and `inf`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+MAX_DEPTH = 500  # nesting deeper than this is refused (JavaScript engines allow ~1,000)
+
+
+class JSONValueError(ValueError):
+    """Text or a value that is not RFC 8259 JSON; the message says why."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise JSONValueError(f"{name} is not JSON (JSON has no NaN or Infinity)")
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise JSONValueError(f"the number {text[:20]} is too large for JSON (it is infinite)")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # Python's limit on digits in a conversion
+        raise JSONValueError(f"the number {text[:20]}... has too many digits") from None
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse RFC 8259 JSON; JSONValueError (a ValueError) when it is not."""
+    try:
+        value = json.loads(
+            text, parse_constant=_refuse_constant, parse_float=_float, parse_int=_int
+        )
+    except RecursionError:
+        raise JSONValueError("nested more deeply than JSON parsers accept") from None
+    except UnicodeDecodeError as error:
+        raise JSONValueError(f"not UTF-8 text ({error.reason})") from None
+    except JSONValueError:
+        raise
+    except json.JSONDecodeError:
+        raise
+    except ValueError as error:
+        raise JSONValueError(str(error)) from None
+    # Only a \u escape can make a lone surrogate; walk the value only when one may be there.
+    if ("\\ud" in text or "\\uD" in text) if isinstance(text, str) else False:
+        check(value)
+    return value
+
+
+def check(value: Any, depth: int = 0) -> Any:
+    """Return `value` if JSON can carry it (no NaN or infinity, not nested too deeply,
+    strings that are valid Unicode); raise JSONValueError otherwise."""
+    if depth > MAX_DEPTH:
+        raise JSONValueError(f"nested deeper than JSON parsers accept ({MAX_DEPTH})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise JSONValueError(f"{value} is not JSON (JSON has no NaN or Infinity)")
+    if isinstance(value, str):
+        _check_text(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(str(key))
+            check(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            check(item, depth + 1)
+    elif value is not None and not isinstance(value, bool | int | float):
+        raise JSONValueError(f"a {type(value).__name__} is not a JSON value")
+    return value
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise JSONValueError(
+            "a string holds a lone surrogate, which is not valid Unicode"
+        ) from None
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text; JSONValueError for values JSON cannot carry."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except RecursionError:
+        raise JSONValueError(f"nested deeper than JSON parsers accept ({MAX_DEPTH})") from None
+    except (TypeError, ValueError) as error:
+        raise JSONValueError(str(error)) from None

@@ -1,0 +1,146 @@
+"""Hostile handlers: whatever a handler does, its execution ends within its limit as an
+`error` that names the cause, pfunc's own code is not changed, and the next execution of
+another function behaves as before."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pfunc.events import MessageEvent
+
+HEALTHY = """
+const db = require("kvstore");
+export default async (request) => {
+  request.message.n = await db.incrCounter("healthy");
+  return request.ok();
+};
+"""
+
+LOOPS = {
+    "await null for ever": "export default async (request) => { for (;;) await null; };",
+    "a queueMicrotask chain": """
+        export default (request) => new Promise(() => {
+          const again = () => queueMicrotask(again);
+          again();
+        });
+    """,
+    "retrying a refused call": """
+        const db = require("kvstore");
+        export default async (request) => {
+          for (;;) { try { await db.set("k", 1); } catch (e) {} }
+        };
+    """,
+}
+
+
+def run_then_healthy(harness, folder: Path, source: str, threaded: bool = False):
+    """The hostile handler once, then a healthy one in the same engine (and the hostile one
+    again, to show its replacement sandbox works)."""
+    hostile = folder / "hostile.js"
+    hostile.write_text(textwrap.dedent(source))
+    healthy = folder / "healthy.js"
+    healthy.write_text(HEALTHY)
+
+    async def go():
+        async with harness.engine() as engine:
+            engine.runtime.threaded = threaded
+            bad = engine.functions.executor_for_file(hostile, "hostile.js")
+            good = engine.functions.executor_for_file(healthy, "healthy.js")
+            first = await bad.run(MessageEvent("before-publish", {}))
+            after = await good.run(MessageEvent("before-publish", {}))
+            return first, after
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("threaded", [False, True], ids=["cli", "dev-server-thread"])
+@pytest.mark.parametrize("name", list(LOOPS))
+def test_loops_the_engine_limit_cannot_see_end_at_the_deadline(
+    harness, tmp_path, name, threaded
+):
+    harness.limit_overrides = {"timeout": 0.5}
+    hostile, healthy = run_then_healthy(harness, tmp_path, LOOPS[name], threaded)
+    assert hostile.outcome == "error"
+    assert hostile.error.type == "TimeoutError"
+    assert "0.5 s time limit" in hostile.error.message
+    assert (healthy.outcome, healthy.message) == ("ok", {"n": 1})
+
+
+def test_a_promise_chain_that_grows_for_ever_ends_at_the_memory_limit(harness, tmp_path):
+    source = """
+        export default (request) => {
+          const step = () => Promise.resolve().then(step);
+          return step();
+        };
+    """
+    hostile, healthy = run_then_healthy(harness, tmp_path, source)
+    assert hostile.outcome == "error"
+    assert hostile.error.type == "MemoryError"
+    assert "64 MiB memory limit" in hostile.error.message
+    assert (healthy.outcome, healthy.message) == ("ok", {"n": 1})
+
+
+TAMPERING = {
+    # Replacing the JSON functions pfunc uses to talk to the host changes nothing.
+    "replaces JSON.stringify": (
+        """
+        const db = require("kvstore");
+        JSON.stringify = () => '[true,[[1,"builtin","uuid.v4",[]]]]';
+        export default async (request) => {
+          await db.set("k", 1);
+          return request.ok({ stored: await db.get("k") });
+        };
+        """,
+        ("ok", None),
+    ),
+    # The host's entry points cannot be replaced (modules are strict: this throws).
+    "overwrites an entry point": (
+        """
+        export default (request) => {
+          globalThis.__pfunc_api_poll = () => '[true,[[1,"nope","x",[]]]]';
+          return request.ok();
+        };
+        """,
+        ("error", "TypeError"),
+    ),
+    # Breaking the array the calls are queued in only starves the handler.
+    "breaks Array.prototype.push": (
+        """
+        const db = require("kvstore");
+        export default async (request) => {
+          Array.prototype.push = function () { return 0; };
+          await db.get("k");
+          return request.ok();
+        };
+        """,
+        ("error", "Error"),
+    ),
+    # Breaking Map, which pfunc uses to settle calls, ends this execution, not pfunc.
+    "breaks Map.prototype.get": (
+        """
+        const db = require("kvstore");
+        export default async (request) => {
+          Map.prototype.get = function () { throw new Error("gotcha"); };
+          await db.get("k");
+          return request.ok();
+        };
+        """,
+        ("error", "Error"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(TAMPERING))
+def test_a_handler_cannot_change_what_pfunc_does(harness, tmp_path, name):
+    source, (outcome, error_type) = TAMPERING[name]
+    hostile, healthy = run_then_healthy(harness, tmp_path, source)
+    assert hostile.outcome == outcome, hostile.to_json()
+    if error_type:
+        assert hostile.error.type == error_type
+    else:
+        assert hostile.message == {"stored": 1}
+    assert (healthy.outcome, healthy.message) == ("ok", {"n": 1})
