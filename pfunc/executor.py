@@ -217,7 +217,8 @@ class _ExecutionLoop:
                         "Error",
                         f"{self.executor.display_path}: the handler is waiting on a Promise that "
                         "nothing will settle (no host call is pending); resolve it or remove the "
-                        "await",
+                        "await. (A Promise chain that ran out of memory ends this way too: QuickJS "
+                        "cannot always report it)",
                     )
                 remaining = self._remaining()
                 if remaining is not None and remaining <= 0:

@@ -80,6 +80,12 @@ def handler_error(
             info.get("code"),
         )
     stack, location = map_stack(info.get("stack", ""), display_path)
+    if info.get("nullThrown") and profile.memory is not None:
+        # QuickJS rejects with null when it cannot allocate even the error object.
+        sandbox.broken = True
+        failure = memory_error(display_path, profile)
+        failure.message += " (QuickJS reports running out of memory as a thrown null)"
+        return failure
     if info["type"] == "InternalError" and info["message"] == "out of memory":
         # The engine raised it inside the handler's own code, where it was caught.
         sandbox.broken = True

@@ -79,8 +79,12 @@ def test_a_promise_chain_that_grows_for_ever_ends_at_the_memory_limit(harness, t
     """
     hostile, healthy = run_then_healthy(harness, tmp_path, source)
     assert hostile.outcome == "error"
-    assert hostile.error.type == "MemoryError"
-    assert "64 MiB memory limit" in hostile.error.message
+    # When QuickJS can still raise, it is a MemoryError; when the allocation failed inside
+    # a Promise job, the engine drops the chain without a word, and the report says both.
+    if hostile.error.type == "MemoryError":
+        assert "64 MiB memory limit" in hostile.error.message
+    else:
+        assert "ran out of memory" in hostile.error.message
     assert (healthy.outcome, healthy.message) == ("ok", {"n": 1})
 
 

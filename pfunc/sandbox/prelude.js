@@ -214,7 +214,10 @@ var console;
       if (error.code !== undefined) info.code = String(error.code);
       return info;
     }
-    return { type: "Error", message: "the handler threw a non-Error value: " + __pfunc_format(error), stack: "" };
+    const info = { type: "Error", message: "the handler threw a non-Error value: " + __pfunc_format(error), stack: "" };
+    // QuickJS rejects with null when it cannot allocate even an error: out of memory.
+    if (error === null) info.nullThrown = true;
+    return info;
   }
 
   function __pfunc_watchLoad(modulePromise) {
