@@ -64,7 +64,7 @@ class Bus:
         for kind in kinds_triggered_by(verb, "before"):
             for function in self.functions.bound_to(kind, channel):
                 spec.message = current
-                event = build_event(kind, spec, hop=hop)
+                event = build_event(kind, spec, hop=hop, verb=verb)
                 result = await self.functions.executor(function).run(event)
                 report.executions.append(result)
                 if result.outcome != "ok":
@@ -81,7 +81,7 @@ class Bus:
         spec.message = current
         for kind in kinds_triggered_by(verb, "after"):
             for function in self.functions.bound_to(kind, channel):
-                event = build_event(kind, spec, hop=hop)
+                event = build_event(kind, spec, hop=hop, verb=verb)
                 report.executions.append(await self.functions.executor(function).run(event))
         return report
 

@@ -249,7 +249,7 @@ class EventSpec:
 SpellField = Callable[[str], str]
 
 _HTTP_FIELDS = ("method", "path", "query", "headers", "body", "json")
-_MESSAGE_FIELDS = ("message", "params", "meta", "channel")
+_MESSAGE_ONLY_FIELDS = ("message", "params", "meta")
 _PRESENCE_FIELDS = ("action", "uuid", "occupancy", "state")
 
 
@@ -260,13 +260,17 @@ def build_event(
     default_channel: str = DEFAULT_CHANNEL,
     now_ms: int = 0,
     hop: int = 1,
+    verb: str | None = None,
     spell: SpellField = str,
+    can_choose_kind: bool = False,
 ) -> Event:
     """The event of `kind` that `spec` describes.
 
     `default_channel` is the function's (its first exact channel); `now_ms` stamps
-    presence events; `spell` names a field as the front end's user wrote it (the CLI
-    passes "--" + name), so errors read in the user's own words.
+    presence events; `verb` overrides the kind's (the bus says "fire"); `spell` names a
+    field as the front end's user wrote it (the CLI passes "--" + name), so errors read
+    in the user's own words; `can_choose_kind` is True where the user picks the kind
+    (--event), so errors may suggest another.
     """
     row = kind_of(kind) if isinstance(kind, str) else kind
     given = spec.given()
@@ -279,18 +283,25 @@ def build_event(
                 f"events; {hint}"
             )
 
+    def other_kind(trigger: str) -> str:
+        wanted = kinds_triggered_by(trigger)[0].name
+        if can_choose_kind:
+            return f"drop them or use {spell('event')} {wanted}"
+        return f"they belong to {wanted} events; drop them"
+
+    # A channel means nothing to a request or a timer; it is ignored there, as it always was.
     if row.family == REQUEST:
         refuse(
-            _MESSAGE_FIELDS + _PRESENCE_FIELDS,
+            _MESSAGE_ONLY_FIELDS + _PRESENCE_FIELDS,
             f"send data with {spell('body')}, {spell('query')} or {spell('headers')}",
         )
         return _request_event(spec, spell)
-    refuse(_HTTP_FIELDS, f"drop them or use {spell('event')} on-request")
+    refuse(_HTTP_FIELDS, other_kind("request"))
     if row.family == INTERVAL:
-        refuse(_MESSAGE_FIELDS + _PRESENCE_FIELDS, "an interval handler receives no message")
+        refuse(_MESSAGE_ONLY_FIELDS + _PRESENCE_FIELDS, "an interval handler receives no message")
         return IntervalEvent()
     if row.trigger != "presence":
-        refuse(_PRESENCE_FIELDS, f"use {spell('event')} after-presence")
+        refuse(_PRESENCE_FIELDS, other_kind("presence"))
     channel = spec.channel if spec.channel is not None else default_channel
     if not isinstance(channel, str) or not channel:
         raise PfuncUsageError(f"{spell('channel')} must be a channel name, got {channel!r}")
@@ -306,7 +317,7 @@ def build_event(
         channel,
         _object(spec.params, "params", spell),
         _object(spec.meta, "meta", spell),
-        row.verb or "publish",
+        verb or row.verb or "publish",
         hop,
     )
 
@@ -315,8 +326,9 @@ def _object(value: Any, name: str, spell: SpellField) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
+        shown = json.dumps(value, default=str)[:60]
         raise PfuncUsageError(
-            f'{spell(name)} must be a JSON object, e.g. {spell(name)} {{"uuid":"u1"}}'
+            f'{spell(name)} must be a JSON object, e.g. {{"uuid":"u1"}}; got {shown}'
         )
     return dict(value)
 
@@ -335,7 +347,9 @@ def _request_event(spec: EventSpec, spell: SpellField) -> RequestEvent:
         body = ""
     else:
         body = spec.body if isinstance(spec.body, str) else json.dumps(spec.body)
-    method = spec.method or ("POST" if body else "GET")
+    # A body, even an empty one, means POST unless a method is given.
+    given_body = spec.body is not None or spec.json is not _MISSING
+    method = spec.method or ("POST" if given_body else "GET")
     if not isinstance(method, str) or not method.replace("-", "").isalnum():
         raise PfuncUsageError(f"{spell('method')} must be an HTTP method, got {method!r}")
     path = spec.path or "/"

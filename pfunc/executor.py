@@ -271,10 +271,9 @@ class _ExecutionLoop:
             spec is None
             or not spec.host
             or (spec.internal and module_name not in self.sandbox.internal_modules)
-            or (spec.methods and method not in spec.methods)
         ):
             # Only a handler that forged a host call gets here: refuse, don't perform.
-            error = HandlerCallError("TypeError", f"{module_name}.{method} is not a function")
+            error = HandlerCallError("TypeError", f"require: no module {module_name!r}")
             settlements.append((call_id, False, error.to_payload()))
             return
         module = self.modules[module_name]
@@ -288,6 +287,12 @@ class _ExecutionLoop:
         except OperationLimitExceeded as refused:
             self._warn_limit(str(refused))
             error = HandlerCallError("Error", str(refused), "OPERATION_LIMIT")
+            settlements.append((call_id, False, error.to_payload()))
+            return
+        if spec.methods and method not in spec.methods:
+            # Counted, as every call is, but the module has no such method.
+            record.status = "error"
+            error = HandlerCallError("TypeError", f"{module_name}.{method} is not a function")
             settlements.append((call_id, False, error.to_payload()))
             return
         if self.handler_settled:

@@ -1,4 +1,4 @@
-"""Limit profiles (REFERENCE section 3) and the per-execution operation Budget.
+"""Limit profiles (docs/handlers.md, "Limits") and the per-execution operation Budget.
 
 The Budget is the single choke point every host call passes through: it decides
 whether the call may run, numbers it, and records it for the report.

@@ -1,6 +1,6 @@
 """What executions and publishes produce: the one Result of every execution and its JSON
-form (REFERENCE section 7), and the PublishReport of every publish, fire or signal, with a
-typed Drop when the bus refused to route it."""
+form (docs/handlers.md, "What pfunc reports"), and the PublishReport of every publish,
+fire or signal, with a typed Drop when the bus refused to route it."""
 
 from __future__ import annotations
 

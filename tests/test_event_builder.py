@@ -259,7 +259,7 @@ def test_the_dev_servers_own_presence_change_builds_the_same_event(project, dev,
         ("on-request", EventSpec(message={"a": 1}), "message do not apply to on-request"),
         ("before-publish", EventSpec(body="x"), "body do not apply to before-publish"),
         ("before-publish", EventSpec(action="join"), "action do not apply to before-publish"),
-        ("on-interval", EventSpec(channel="c"), "channel do not apply to on-interval"),
+        ("on-interval", EventSpec(message=1), "message do not apply to on-interval"),
         ("after-presence", EventSpec(action="dance"), "'dance': use one of join"),
         ("before-publish", EventSpec(params=["u"]), "params must be a JSON object"),
     ],
@@ -286,3 +286,27 @@ def test_a_trigger_must_fit_the_function(project, tmp_path):
             harness.publish("api", {"text": "hi"})
     finally:
         harness.close()
+
+
+def test_defaults_the_cli_always_had():
+    # A channel is ignored for a request or a timer; a body, even empty, means POST.
+    request = build_event("on-request", EventSpec(channel="c", body=""))
+    assert (request.method, request.body) == ("POST", "")
+    assert build_event("on-interval", EventSpec(channel="c")).kind == "on-interval"
+
+
+def test_a_fire_reaches_functions_as_a_fire(harness, tmp_path):
+    handler = tmp_path / "verb.js"
+    handler.write_text("export default (request) => request.ok({ verb: request.verb });")
+    harness.use_project(
+        f"""
+        [[functions]]
+        name = "verb"
+        file = "{handler}"
+        event = "before-publish"
+        channels = ["chat"]
+        """,
+        tmp_path,
+    )
+    assert harness.publish("chat", {}, verb="fire").executions[0].message == {"verb": "fire"}
+    assert harness.publish("chat", {}).executions[0].message == {"verb": "publish"}

@@ -59,9 +59,7 @@ def run_then_healthy(harness, folder: Path, source: str, threaded: bool = False)
 
 @pytest.mark.parametrize("threaded", [False, True], ids=["cli", "dev-server-thread"])
 @pytest.mark.parametrize("name", list(LOOPS))
-def test_loops_the_engine_limit_cannot_see_end_at_the_deadline(
-    harness, tmp_path, name, threaded
-):
+def test_loops_the_engine_limit_cannot_see_end_at_the_deadline(harness, tmp_path, name, threaded):
     harness.limit_overrides = {"timeout": 0.5}
     hostile, healthy = run_then_healthy(harness, tmp_path, LOOPS[name], threaded)
     assert hostile.outcome == "error"

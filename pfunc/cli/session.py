@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pfunc.channels import channel_problem
+from pfunc.channels import DEFAULT_CHANNEL, channel_problem
 from pfunc.cli.flags import event_spec_from_flags, parse_json_flag, spell_flag
 from pfunc.clock import Clock
 from pfunc.errors import PfuncUsageError
@@ -152,9 +152,10 @@ def prepare_run(target: str, **flags: Any) -> RunPlan:
     event = build_event(
         kind,
         spec,
-        default_channel=function.default_channel if function else "default",
+        default_channel=function.default_channel if function else DEFAULT_CHANNEL,
         now_ms=session.clock.now_ms(),
         spell=spell_flag,
+        can_choose_kind=True,
     )
     return RunPlan(session, handler, function, event)
 

@@ -29,6 +29,9 @@ class ModuleSpec:
     implementation: str | None = None
     # method -> the operation counter it spends (limits.Profile.operations); absent: free.
     operations: dict[str, str] = field(default_factory=dict)
+    # The counter a call of a method the module does not have spends: every call counts,
+    # even one that fails (pubnub.history, kvstore.fetch).
+    other_methods: str | None = None
     # Internal modules are reachable by pfunc's own code only, never by require().
     internal: bool = False
 
@@ -58,14 +61,16 @@ MODULES: dict[str, ModuleSpec] = {
             _KV_METHODS,
             "pfunc.modules.kvstore:KVStoreModule",
             dict.fromkeys(_KV_METHODS, "kvstore"),
+            "kvstore",
         ),
-        ModuleSpec("xhr", ("fetch",), "pfunc.modules.xhr:XhrModule", {"fetch": "xhr"}),
-        ModuleSpec("vault", ("get",), "pfunc.modules.vault:VaultModule", {"get": "vault"}),
+        ModuleSpec("xhr", ("fetch",), "pfunc.modules.xhr:XhrModule", {"fetch": "xhr"}, "xhr"),
+        ModuleSpec("vault", ("get",), "pfunc.modules.vault:VaultModule", {"get": "vault"}, "vault"),
         ModuleSpec(
             "pubnub",
             _PUBNUB_METHODS,
             "pfunc.modules.pubnub:PubNubModule",
             {"publish": "publish", "fire": "publish", "signal": "publish", "time": "pubnub"},
+            "pubnub",
         ),
         ModuleSpec(
             "crypto",
@@ -96,12 +101,12 @@ REQUIRE_NAMES = tuple(spec.name for spec in MODULES.values() if not spec.interna
 
 def operation_kind(module: str, method: str) -> str | None:
     """The operation counter a call spends, or None when it is free. A method the registry
-    does not list (pubnub.history...) is rejected before it runs, yet still counts as the
-    module's kind of call, as every call does in PubNub."""
+    does not list (pubnub.history...) is refused, yet still counts as the module's kind of
+    call, as every call does in PubNub."""
     spec = MODULES.get(module)
-    if spec is None or not spec.operations:
+    if spec is None:
         return None
-    return spec.operations.get(method, "pubnub" if module == "pubnub" else None)
+    return spec.operations.get(method, spec.other_methods)
 
 
 class HostModule(Protocol):

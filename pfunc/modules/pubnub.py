@@ -10,15 +10,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pfunc.events import kinds_triggered_by
 from pfunc.modules.calls import CallContext, HandlerCallError, JSArg, padded_args
 from pfunc.result import TOO_LARGE
+
+# The methods that route a message through the bus: the bus's verbs.
+PUBLISHING = ("publish", "fire", "signal")
 
 
 class PubNubModule:
     inline = False  # a publish runs other functions, which may wait on the network
 
     def key_of(self, method: str, args: list[JSArg]) -> str | None:
-        if method in ("publish", "fire", "signal") and args and isinstance(args[0].value, dict):
+        if method in PUBLISHING and args and isinstance(args[0].value, dict):
             channel = args[0].value.get("channel")
             return channel if isinstance(channel, str) else None
         return None
@@ -28,7 +32,7 @@ class PubNubModule:
             raise HandlerCallError("Error", f"pubnub.{method}: no bus is attached")
         if method == "time":
             return json.dumps(int(context.timetoken()))
-        if method not in ("publish", "fire", "signal"):
+        if method not in PUBLISHING:
             raise HandlerCallError("Error", f"pubnub.{method} is not emulated by pfunc")
         (options_arg,) = padded_args(args, 1)[:1]
         options: Any = options_arg.value
@@ -62,7 +66,7 @@ class PubNubModule:
             raise HandlerCallError(
                 "Error",
                 f'pubnub.{method}: the message to "{channel}" was not delivered: '
-                f"before-{'signal' if method == 'signal' else 'publish'} function "
+                f"{kinds_triggered_by(method, 'before')[0].name} function "
                 f'"{report.stopped_by}" aborted or failed it',
             )
         return json.dumps([1, "Sent", report.timetoken or context.timetoken()])

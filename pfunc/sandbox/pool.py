@@ -27,6 +27,7 @@ class SandboxPool:
         self.source: str | None = None  # the last source that loaded (what is serving)
         self.generation = 0
         self._idle: list[Sandbox] = []
+        self.closed = False  # set by close(): sandboxes still running are closed on release
 
     def _read_source(self) -> str:
         try:
@@ -95,7 +96,7 @@ class SandboxPool:
 
     def release(self, sandbox: Sandbox) -> None:
         """Pool it again, unless it broke or a reload made it stale."""
-        if sandbox.broken or sandbox.generation != self.generation:
+        if self.closed or sandbox.broken or sandbox.generation != self.generation:
             sandbox.close()
         else:
             self._idle.append(sandbox)
@@ -117,6 +118,7 @@ class SandboxPool:
         return None
 
     def close(self) -> None:
+        self.closed = True
         for sandbox in self._idle:
             sandbox.close()
         self._idle.clear()

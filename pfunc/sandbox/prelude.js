@@ -288,7 +288,7 @@ var console;
 
   function __pfunc_bodyObject(text) {
     // A String that also carries the fields of a JSON-object body, so that both
-    // __pfunc_parse(request.body) and request.body.userId work (REFERENCE section 2).
+    // JSON.parse(request.body) and request.body.userId both work (docs/decisions.md).
     const body = new String(text);
     let parsed;
     try {

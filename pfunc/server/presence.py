@@ -1,5 +1,6 @@
-"""Presence: who is subscribed where (heartbeats, leaves, timeouts), the presence events
-subscribers of `channel-pnpres` receive, and the after-presence functions they run."""
+"""Presence state: who is subscribed where, by heartbeats, leaves and timeouts. What a
+change of it does (a `channel-pnpres` delivery, after-presence functions) is
+`pubnub_api.presence_event`."""
 
 from __future__ import annotations
 

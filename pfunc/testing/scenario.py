@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pfunc.errors import PfuncUsageError
-from pfunc.events import TRIGGERS
+from pfunc.events import KINDS, TRIGGERS
 from pfunc.project import relative_to_cwd
 
 SCENARIO_KEYS = {
@@ -254,6 +254,9 @@ def _step(
             f"{where}: unknown expectation(s) {', '.join(unknown)}; "
             f"expectations are {', '.join(sorted(EXPECT_KEYS))}",
         )
+    event = entry.get("event")
+    if event is not None and event not in KINDS:
+        raise _fail(path, line, f"{where}: event = {event!r}; use one of: {', '.join(KINDS)}")
     try:
         advance = parse_span(entry.get("advance", 0))
     except ValueError as error:
@@ -282,7 +285,7 @@ def _step(
         payload=entry[kinds[0]],
         function=function,
         file=file,
-        event=entry.get("event"),
+        event=event,
         advance=advance,
         expect=expect,
         save=_save_table(path, line, where, entry.get("save", {})),
