@@ -66,7 +66,6 @@ class Executor:
             publish=self.publish,
             timetoken=runtime.timetokens.next,
             hop=event.hop if isinstance(event, MessageEvent) else 1,
-            deadline=None if profile.timeout is None else time.monotonic() + profile.timeout,
         )
 
     async def run(self, event: Event) -> Result:
@@ -135,6 +134,11 @@ class Executor:
         host_warnings: list[str],
     ) -> None:
         """Drive the execution and fill in the result; runs on the sandbox's own loop."""
+        context.sync_builtins = sandbox.sync_builtins
+        # One deadline for the execution, from when it starts (not from loading): the
+        # loop, the modules (xhr) and the synchronous built-ins all read it.
+        timeout = self.runtime.profile.timeout
+        context.deadline = None if timeout is None else time.monotonic() + timeout
         loop = _ExecutionLoop(self, sandbox, budget, context)
         failure = await loop.run(event)
         details = sandbox.finish()
@@ -167,7 +171,7 @@ class _ExecutionLoop:
         self.modules = executor.runtime.modules
         self.warnings: list[str] = []
         self.timeout = budget.profile.timeout
-        self.deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        self.deadline = context.deadline
         self.open: dict[int, CallRecord] = {}  # drained, not yet settled (by call id)
         self.tasks: dict[asyncio.Future[tuple[bool, str | None]], tuple[int, CallRecord]] = {}
         self.handler_settled = False

@@ -1,35 +1,13 @@
-"""Synchronous built-ins (jwt, uuid, codecs, jsonpath, utils, advanced_math) for Python
-handlers: answered by the same JavaScript implementations JavaScript handlers use, in a
-QuickJS context of the host's, so both languages get identical results."""
+"""Synchronous built-ins for Python handlers: answered by the handler's own sandbox
+(`sandbox/sync_builtins.py`), the same JavaScript implementations JavaScript handlers
+use, under that handler's time and memory limits."""
 
 from __future__ import annotations
 
 import json
-from functools import cache
-from importlib import resources
-
-import quickjs
+import time
 
 from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
-
-_CALL = """
-(function (name, method, argsJson, nowMs) {
-  Date.now = function () { return nowMs; };
-  const target = __pfunc_builtins[name];
-  if (!target || typeof target[method] !== "function")
-    throw new TypeError(name + "." + method + " is not a function");
-  const value = target[method].apply(target, JSON.parse(argsJson));
-  return JSON.stringify(value === undefined ? null : value);
-})
-"""
-
-
-@cache
-def _context() -> tuple[quickjs.Context, quickjs.Object]:
-    context = quickjs.Context()
-    source = resources.files("pfunc.sandbox").joinpath("builtins.js").read_text(encoding="utf-8")
-    context.eval(source)
-    return context, context.eval(_CALL)
 
 
 class BuiltinModule:
@@ -39,11 +17,16 @@ class BuiltinModule:
         return None
 
     async def call(self, method: str, args: list[JSArg], context: CallContext) -> str | None:
+        from pfunc.sandbox.sync_builtins import SyncBuiltinError
+
+        if context.sync_builtins is None:
+            raise HandlerCallError("TypeError", "the synchronous built-ins are for Python handlers")
         name, _, function = method.rpartition(".")
         values = [None if arg.invalid else arg.value for arg in args]
-        _, call = _context()
+        seconds = None if context.deadline is None else context.deadline - time.monotonic()
         try:
-            return str(call(name, function, json.dumps(values), float(context.clock.now_ms())))
-        except quickjs.JSException as error:
-            kind, _, message = str(error).partition("\n")[0].partition(": ")
-            raise HandlerCallError(kind if message else "Error", message or kind) from None
+            return context.sync_builtins.call(
+                name, function, json.dumps(values), context.clock.now_ms(), seconds
+            )
+        except SyncBuiltinError as error:
+            raise HandlerCallError(error.kind, error.message) from None

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from pfunc.limits import Profile
     from pfunc.project import MockRule
     from pfunc.result import Publisher, PublishReport
+    from pfunc.sandbox.sync_builtins import SyncBuiltins
     from pfunc.store import KVStore
 
 
@@ -122,6 +123,8 @@ class CallContext:
     offline: bool = False  # xhr requests no mock answers are refused instead of sent
     publish: Publisher | None = None  # None where no project routes publishes
     timetoken: Callable[[], str] | None = None
+    # Python handlers' synchronous built-ins, in their own sandbox's context.
+    sync_builtins: SyncBuiltins | None = None
     hop: int = 1  # 1 for an execution triggered by a client, +1 per publish from a handler
     triggered: list[PublishReport] = field(default_factory=list)  # publishes it made
     deadline: float | None = None  # time.monotonic() at which the execution's time runs out

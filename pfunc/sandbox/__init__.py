@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from pfunc.sandbox.sync_builtins import SyncBuiltins
     from pfunc.sandbox.threads import SandboxThread
 
 # Why the host stopped a handler before it finished.
@@ -42,6 +43,12 @@ class Sandbox(Protocol):
     generation: int  # the source version it was built from (the pool's reloads)
     # Internal host modules this language's handlers reach (Python: "builtin").
     internal_modules: tuple[str, ...]
+
+    @property
+    def sync_builtins(self) -> SyncBuiltins | None:
+        """The context that answers this handler's synchronous built-ins on the host, for
+        languages that need one (Python); None for JavaScript, which runs them itself."""
+        ...
 
     def advance(
         self,

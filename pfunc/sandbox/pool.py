@@ -54,10 +54,10 @@ class SandboxPool:
             self.runtime.clock.fixed_ms_or_none(),
             self.runtime.random_seed,
         )
-        if self.handler.suffix == ".py":  # a worker process reads the file itself
+        if self.handler.suffix == ".py":
             from pfunc.sandbox.python_host import PythonSandbox
 
-            return PythonSandbox(str(self.handler.resolve()), *settings)
+            return PythonSandbox(source, str(self.handler.resolve()), *settings)
         from pfunc.sandbox.quickjs_host import JavaScriptSandbox
 
         return JavaScriptSandbox(source, *settings)

@@ -1,24 +1,41 @@
-"""The Python language host: a handler in a worker process, behind the same interface as
-the JavaScript sandbox (advance / finish), so the executor, the budget and the modules
-are shared. The worker is killed and replaced when it runs out of time; resource limits
-bound its memory.
+"""The Python language host: a handler in a worker process, behind the Sandbox interface
+(advance / finish), so the executor, the budget and the modules are shared.
+
+What is and is not contained (docs/handlers.md, "Isolation and limits"):
+* The worker speaks to the host over two pipes of its own, never stdin or stdout, so
+  whatever the handler prints cannot corrupt the protocol; everything it sends is
+  checked (strict JSON, known message shapes), else the execution ends as an error.
+* It runs in a process group of its own, under an intermediate parent: killing its
+  parent (`os.kill(os.getppid(), 9)`) does not reach the dev server, and the whole group
+  (children and forks included) is killed when the worker is replaced.
+* A worker is replaced after a timeout, a crash, a memory error, or an execution that
+  left threads or child processes running.
+* It gets the handler's source from the host, the version the pool loaded, never by
+  reading the file itself.
+* Memory is bounded by RLIMIT_AS; the synchronous built-ins run in a QuickJS context of
+  this sandbox's own, under the execution's time and memory limits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
 from typing import Any
 
+from pfunc import jsonio
 from pfunc.errors import HandlerLoadError
-from pfunc.sandbox import CRASHED, MEMORY, TIMEOUT, SandboxInterrupted
+from pfunc.sandbox import CORRUPTED, CRASHED, MEMORY, TIMEOUT, SandboxInterrupted
+from pfunc.sandbox.sync_builtins import SyncBuiltins
 from pfunc.sandbox.threads import SandboxThread
 
 LOAD_TIMEOUT = 30.0  # seconds for the worker to start and import the handler
+_MESSAGE_OPS = {"loaded", "call", "done"}
 
 
 class PythonSandbox:
@@ -27,6 +44,7 @@ class PythonSandbox:
 
     def __init__(
         self,
+        source: str,
         path: str,
         display_path: str,
         memory: int | None,
@@ -37,20 +55,35 @@ class PythonSandbox:
         self.display_path = display_path
         self.now_ms = now_ms
         self.random_seed = random_seed
+        self.memory = memory
         self.broken = False
         self.home: SandboxThread | None = None
         self.generation = 0
         self._done: dict[str, Any] | None = None
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "pfunc.sandbox.python_worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            bufsize=1,
-            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-        )
-        self._send({"op": "load", "path": path, "memory": memory})
+        self._builtins: SyncBuiltins | None = None
+        self._buffer = b""
+        to_worker_read, self._to_worker = os.pipe()
+        self._from_worker, from_worker_write = os.pipe()
+        try:
+            self._process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "pfunc.sandbox.python_worker",
+                    str(to_worker_read),
+                    str(from_worker_write),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(to_worker_read, from_worker_write),
+                start_new_session=True,
+                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+            )
+        finally:
+            os.close(to_worker_read)
+            os.close(from_worker_write)
+        self._send({"op": "load", "path": path, "source": source, "memory": memory})
         try:
             loaded = self._receive(LOAD_TIMEOUT)
         except SandboxInterrupted:
@@ -62,39 +95,58 @@ class PythonSandbox:
         if error:
             self.close()
             raise HandlerLoadError(
-                error["type"],
-                f"{display_path}:{error.get('line') or 1}: {error['message']}",
-                error.get("stack", ""),
+                str(error.get("type", "Error")),
+                f"{display_path}:{error.get('line') or 1}: {error.get('message', '')}",
+                str(error.get("stack", "")),
                 error.get("line"),
                 error.get("column"),
             )
 
+    @property
+    def sync_builtins(self) -> SyncBuiltins:
+        """This sandbox's own context for the synchronous built-ins (made on first use)."""
+        if self._builtins is None:
+            self._builtins = SyncBuiltins(self.memory)
+        return self._builtins
+
+    # --- the protocol: JSON lines over two pipes ---------------------------------------
+
     def _send(self, message: dict[str, Any]) -> None:
-        assert self._process.stdin is not None
+        data = (json.dumps(message) + "\n").encode()
         try:
-            self._process.stdin.write(json.dumps(message) + "\n")
-            self._process.stdin.flush()
-        except (BrokenPipeError, OSError):
+            while data:
+                written = os.write(self._to_worker, data)
+                data = data[written:]
+        except OSError:
             self.broken = True
             raise SandboxInterrupted(CRASHED) from None
 
     def _receive(self, timeout: float | None) -> dict[str, Any]:
-        assert self._process.stdout is not None
-        stream = self._process.stdout
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
+        while b"\n" not in self._buffer:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 self.broken = True
                 self.close()
                 raise SandboxInterrupted(TIMEOUT)
-            ready, _, _ = select.select([stream], [], [], remaining)
-            if ready:
-                line = stream.readline()
-                if not line:
-                    self.broken = True
-                    raise SandboxInterrupted(MEMORY if self._process.wait() != 0 else CRASHED)
-                return json.loads(line)
+            ready, _, _ = select.select([self._from_worker], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(self._from_worker, 65536)
+            if not chunk:
+                self.broken = True
+                code = self._process.wait()
+                raise SandboxInterrupted(MEMORY if code not in (0, -signal.SIGKILL) else CRASHED)
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        try:
+            message = jsonio.loads(line)
+            if not isinstance(message, dict) or message.get("op") not in _MESSAGE_OPS:
+                raise ValueError
+        except ValueError:
+            self.broken = True
+            raise SandboxInterrupted(CORRUPTED) from None
+        return message
 
     def advance(
         self,
@@ -109,7 +161,17 @@ class PythonSandbox:
             self._send({"op": "reply", "id": call_id, "ok": ok, "payload": payload})
         message = self._receive(remaining)
         if message["op"] == "call":
-            return False, [[message["id"], message["module"], message["method"], message["args"]]]
+            return False, [
+                [
+                    message.get("id"),
+                    message.get("module"),
+                    message.get("method"),
+                    message.get("args"),
+                ]
+            ]
+        if message["op"] != "done":
+            self.broken = True
+            raise SandboxInterrupted(CORRUPTED)
         self._done = message
         return True, []
 
@@ -118,23 +180,36 @@ class PythonSandbox:
         if done is None:
             return None
         error = done.get("error")
-        if error:
+        if isinstance(error, dict):
             error["mapped"] = True  # already names the handler file's frames
-            if error["type"] == "MemoryError":
+            if error.get("type") == "MemoryError":
                 self.broken = True
+        if done.get("left_running"):
+            # Threads or child processes outlived the execution: this worker is replaced
+            # (its process group is killed) so they cannot act in a later execution.
+            self.broken = True
         return {
             "completion": done.get("completion"),
             "logs": done.get("logs", []),
-            "warnings": done.get("warnings", []),
+            "warnings": [*done.get("warnings", []), *done.get("left_running", [])],
             "error": error,
         }
 
     def close(self) -> None:
-        if self._process.poll() is None:
-            self._process.kill()
+        if self._process.poll() is None or self._group_alive():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, signal.SIGKILL)  # the worker and its children
             self._process.wait()
-        for stream in (self._process.stdin, self._process.stdout):
-            if stream is not None:
-                stream.close()
+        for fd in (self._to_worker, self._from_worker):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._to_worker = self._from_worker = -1
         if self.home is not None:
             self.home.close()
+
+    def _group_alive(self) -> bool:
+        try:
+            os.killpg(self._process.pid, 0)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False

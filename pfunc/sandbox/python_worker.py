@@ -1,9 +1,10 @@
 """The worker process that runs a Python handler (started by python_host.py).
 
-It speaks JSON lines on stdin/stdout with the host. Every module call (`require("kvstore")`
-and the rest) is sent to the host, which passes it through the same choke point, budget
-and modules that JavaScript handlers use, and answers. The worker never touches the
-store or the network itself.
+It speaks JSON lines with the host over two pipes whose descriptors it is given (never
+stdin or stdout, which the handler may use). Every module call (`require("kvstore")` and
+the rest) is sent to the host, which passes it through the same choke point, budget and
+modules that JavaScript handlers use, and answers. The worker never touches the store or
+the network itself.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import linecache
 import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -22,21 +25,34 @@ from typing import Any
 
 from pfunc.modules import HOST_METHODS, SYNC_MODULES
 
-_OUT = sys.stdout
-sys.stdout = sys.stderr  # print() inside handlers must not corrupt the protocol
+
+def _strict(value: Any) -> str:
+    """JSON text as JavaScript and the host read it: no NaN or Infinity."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError as error:
+        if "Out of range float" in str(error):
+            raise ValueError("it holds NaN or Infinity, which JSON has no way to write") from None
+        raise
 
 
 class _Connection:
     def __init__(self) -> None:
         self.next_id = 1
         self.execution: _Execution | None = None
+        self.incoming: Any = None  # the pipes, opened by main()
+        self.outgoing: Any = None
 
     def send(self, message: dict[str, Any]) -> None:
-        _OUT.write(json.dumps(message, default=str) + "\n")
-        _OUT.flush()
+        try:
+            text = json.dumps(message, default=str, allow_nan=False)
+        except ValueError:  # a NaN in what the handler logged or warned: say so instead
+            text = json.dumps({**message, "logs": [], "warnings": ["a log held NaN"]})
+        self.outgoing.write(text + "\n")
+        self.outgoing.flush()
 
     def receive(self) -> dict[str, Any]:
-        line = sys.stdin.readline()
+        line = self.incoming.readline()
         if not line:
             os._exit(0)  # the host went away
         return json.loads(line)
@@ -84,9 +100,9 @@ def _encode(value: Any) -> dict[str, Any]:
     if value is None or isinstance(value, bool | int | float | str):
         return {"v": value}
     try:
-        return {"j": json.dumps(value, separators=(",", ":"), ensure_ascii=False)}
-    except ValueError:
-        return {"t": "cyclic"}
+        return {"j": _strict(value)}
+    except ValueError as error:
+        return {"t": "cyclic" if "ircular" in str(error) else "NaN"}
     except TypeError:
         return {"t": "function"}
 
@@ -219,7 +235,13 @@ class Request:
                 f"request.ok(message) in an {self._execution.event['kind']} handler cannot "
                 "change the message: it was already delivered; the argument is ignored"
             )
-        self._execution.complete("ok", {"message": json.dumps(value)})
+        try:
+            text = _strict(value)
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"request.ok(): the message is not JSON-serialisable: {error}"
+            ) from None
+        self._execution.complete("ok", {"message": text})
         return None
 
     def abort(self, reason: Any = None) -> None:
@@ -242,16 +264,20 @@ class Response:
         elif isinstance(body, str):
             text = body
         elif isinstance(body, dict | list):
-            text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+            try:
+                text = _strict(body)
+            except (TypeError, ValueError) as error:
+                raise TypeError(f"response.send(): the body is not JSON: {error}") from None
             if not any(k.lower() == "content-type" for k in headers):
                 headers["content-type"] = "application/json"
         elif isinstance(body, bool):
             text = "true" if body else "false"
         else:
             text = str(body)
-        self._execution.complete(
-            "response", {"status": int(status or self.status), "headers": headers, "body": text}
-        )
+        code = status if status is not None else self.status
+        if not isinstance(code, int) or isinstance(code, bool) or not 100 <= code <= 599:
+            raise ValueError(f"response.send(): status must be an HTTP status code, got {code!r}")
+        self._execution.complete("response", {"status": code, "headers": headers, "body": text})
 
 
 class IntervalEvent:
@@ -284,14 +310,16 @@ def _error_info(error: BaseException, handler_file: str) -> dict[str, Any]:
     return info
 
 
-def _load(path: str) -> Callable[..., Any]:
-    import importlib.util
+def _load(path: str, source: str) -> Callable[..., Any]:
+    """The handler from the source the host sent (the version its pool loaded), compiled
+    under the file's name so tracebacks point at it."""
+    import types
 
-    spec = importlib.util.spec_from_file_location("pfunc_handler", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
+    linecache.cache[path] = (len(source), None, source.splitlines(True), path)
+    module = types.ModuleType("pfunc_handler")
+    module.__file__ = path
     sys.modules["pfunc_handler"] = module
-    spec.loader.exec_module(module)
+    exec(compile(source, path, "exec"), module.__dict__)
     handler = getattr(module, "handler", None)
     if not callable(handler):
         raise AttributeError(
@@ -322,7 +350,30 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
         "logs": execution.logs,
         "warnings": execution.warnings,
         "error": error,
+        "left_running": _left_running(),
     }
+
+
+def _left_running() -> list[str]:
+    """Threads and child processes the execution left behind (the host then replaces this
+    worker, killing its process group)."""
+    left = []
+    threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    if threads:
+        left.append(f"the handler left {len(threads)} thread(s) running; the worker was replaced")
+    children = 0
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as listed:
+                children += len(listed.read().split())
+    except OSError:
+        pass
+    if children:
+        left.append(
+            f"the handler left {children} child process(es) running; they were killed with "
+            "the worker"
+        )
+    return left
 
 
 async def _await(awaitable: Any) -> Any:
@@ -341,8 +392,20 @@ def _arity(handler: Callable[..., Any]) -> int:
     return _ARITY[handler]
 
 
-def main() -> None:
+def main(incoming_fd: int, outgoing_fd: int) -> None:
     import resource
+
+    # An intermediate parent: the handler's os.getppid() is this process, not the host
+    # (killing it does not reach pfunc), and the host kills the whole group at the end.
+    child = os.fork()
+    if child:
+        os.close(incoming_fd)
+        os.close(outgoing_fd)
+        _, status = os.waitpid(child, 0)
+        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    CONNECTION.incoming = os.fdopen(incoming_fd, "r", encoding="utf-8")
+    CONNECTION.outgoing = os.fdopen(outgoing_fd, "w", encoding="utf-8")
+    sys.stdout = sys.stderr  # print() goes where the host discards it, never to the pipes
 
     # Handlers import this module again (from pfunc import require): make it the same one.
     sys.modules["pfunc.sandbox.python_worker"] = sys.modules[__name__]
@@ -361,7 +424,7 @@ def main() -> None:
                 limit = pages * resource.getpagesize() + int(message["memory"])
                 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
             try:
-                handler = _load(handler_file)
+                handler = _load(handler_file, message["source"])
             except BaseException as failure:
                 info = _error_info(failure, handler_file)
                 if isinstance(failure, ModuleNotFoundError):
@@ -383,4 +446,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(int(sys.argv[1]), int(sys.argv[2]))

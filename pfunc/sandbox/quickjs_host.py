@@ -59,6 +59,7 @@ class JavaScriptSandbox:
     """A loaded JavaScript handler, ready to run executions."""
 
     internal_modules: tuple[str, ...] = ()
+    sync_builtins = None  # the synchronous built-ins run inside the context itself
 
     def __init__(
         self,

@@ -1,0 +1,70 @@
+"""The synchronous built-ins (jwt, uuid, codecs, jsonpath, utils, advanced_math) for a
+Python handler: the same JavaScript implementations JavaScript handlers use, in a
+QuickJS context that belongs to that handler's sandbox and runs under its limits.
+
+One context per sandbox: a context is not safe to share between threads, and nothing a
+handler does to it (a JSONPath filter that never ends, a replaced uuid.v4) may reach
+another handler or outlive the handler's own limits.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+import quickjs
+
+_CALL = """
+(function (name, method, argsJson, nowMs) {
+  Date.now = function () { return nowMs; };
+  const target = __pfunc_builtins[name];
+  if (!target || typeof target[method] !== "function")
+    throw new TypeError(name + "." + method + " is not a function");
+  const value = target[method].apply(target, JSON.parse(argsJson));
+  return JSON.stringify(value === undefined ? null : value);
+})
+"""
+
+
+@cache
+def _source() -> str:
+    return resources.files("pfunc.sandbox").joinpath("builtins.js").read_text(encoding="utf-8")
+
+
+class SyncBuiltinError(Exception):
+    """A call failed: `kind` is the JavaScript error's name (TypeError...)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+class SyncBuiltins:
+    def __init__(self, memory: int | None) -> None:
+        self._context = quickjs.Context()
+        if memory is not None:
+            self._context.set_memory_limit(memory)
+        self._context.eval(_source())
+        self._call = self._context.eval(_CALL)
+
+    def call(
+        self, name: str, method: str, args_json: str, now_ms: int, seconds: float | None
+    ) -> str:
+        """JSON text of `name.method(*args)`; SyncBuiltinError when it throws, runs past
+        `seconds` or out of memory."""
+        self._context.set_time_limit(-1 if seconds is None else max(seconds, 0.001))
+        try:
+            return str(self._call(name, method, args_json, float(now_ms)))
+        except quickjs.JSException as error:
+            first = str(error).partition("\n")[0]
+            if "interrupted" in first:
+                raise SyncBuiltinError(
+                    "Error", f"{name}.{method} ran past the time limit"
+                ) from None
+            kind, _, message = first.partition(": ")
+            raise SyncBuiltinError(kind if message else "Error", message or kind) from None
+        except MemoryError:
+            raise SyncBuiltinError("Error", f"{name}.{method} ran out of memory") from None
+        finally:
+            self._context.set_time_limit(-1)

@@ -1,0 +1,2 @@
+def handler(request, response):
+    return response.send({"x": float("nan")})

@@ -1,0 +1,150 @@
+"""Hostile Python handlers: full isolation of Python is out of scope for a local tool
+(docs/handlers.md, "Isolation and limits"), but no one execution takes pfunc down, what a
+handler leaves running dies with its worker, and the protocol cannot be corrupted."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import HANDLERS
+from tests.test_dev_server import InProcessDev
+
+HOSTILE = HANDLERS / "hostile"
+FUNCTIONS = ("kill_parent", "fork", "thread", "stdout", "nan", "builtins_load")
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("hostile-python")
+    config = [
+        '[project]\nsubscribe_key = "sub-c-h"\npublish_key = "pub-c-h"\n[limits]\ntimeout = 2\n'
+    ]
+    for name in FUNCTIONS:
+        shutil.copy(HOSTILE / f"{name}.py", folder / f"{name}.py")
+        config.append(
+            f'[[functions]]\nname = "{name}"\nfile = "{name}.py"\nevent = "on-request"\n'
+            f'path = "{name}"\n'
+        )
+    (folder / "pfunc.toml").write_text("\n".join(config))
+    server = InProcessDev(folder)
+    yield server
+    server.stop()
+
+
+def call(dev, name: str, query: str = "") -> tuple[int, str]:
+    status, _, body = dev.request("GET", f"/v1/blocks/sub-key/sub-c-h/{name}{query}")
+    return status, body
+
+
+def trigger(dev, name: str) -> dict:
+    status, _, body = dev.request("POST", f"/pfunc/run/{name}", b"{}")
+    assert status == 200, body
+    return json.loads(body)
+
+
+def healthy(dev) -> bool:
+    status, body = call(dev, "builtins_load", "?n=7")
+    return status == 200 and json.loads(body)["n"] == "7"
+
+
+def _dead(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return "\nState:\tZ" in status.read()  # a zombie has ended
+    except FileNotFoundError:
+        return True
+
+
+def test_killing_its_parent_does_not_reach_pfunc(dev):
+    result = trigger(dev, "kill_parent")
+    assert result["outcome"] == "response", result
+    assert healthy(dev)
+    assert healthy(dev)
+
+
+def test_a_forked_child_dies_with_the_execution(dev):
+    status, body = call(dev, "fork")
+    assert status == 200 and json.loads(body)["child"] > 0
+    result = trigger(dev, "fork")
+    assert any("child process" in warning for warning in result["warnings"]), result
+    assert healthy(dev)
+
+
+def test_a_thread_left_running_replaces_the_worker(dev):
+    first = trigger(dev, "thread")
+    assert any("thread(s) running" in warning for warning in first["warnings"]), first
+    assert healthy(dev)
+
+
+def test_output_on_stdout_cannot_corrupt_the_protocol(dev):
+    result = trigger(dev, "stdout")
+    # The handler's own answer, not the forged completion it wrote to fd 1.
+    assert result["outcome"] == "response", result
+    assert json.loads(result["response"]["body"])["pid"] > 0
+    assert healthy(dev)
+
+
+def test_nan_in_a_message_is_refused_in_the_handler(harness, tmp_path):
+    result = harness.request(HOSTILE / "nan.py")
+    assert result.outcome == "error"
+    assert "not JSON" in result.error.message
+    assert "NaN" in result.error.message or "nan" in result.error.message
+
+
+def test_forked_children_are_killed_not_left_behind(harness, tmp_path):
+    result = harness.request(HOSTILE / "fork.py")
+    child = json.loads(result.response["body"])["child"]
+    assert any("child process" in warning for warning in result.warnings)
+    deadline = time.monotonic() + 5
+    while not _dead(child) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _dead(child)
+
+
+def test_eight_clients_call_synchronous_builtins_at_once(dev):
+    """The shared host context once crashed the server (GIL errors) under this load."""
+    failures: list[str] = []
+    ids: set[str] = set()
+    lock = threading.Lock()
+
+    def client(number: int) -> None:
+        for n in range(60):
+            status, body = call(dev, "builtins_load", f"?n={number}-{n}")
+            answer = json.loads(body) if status == 200 else {}
+            with lock:
+                if answer.get("n") != f"{number}-{n}":
+                    failures.append(f"{status} {body[:80]}")
+                ids.add(answer.get("id", ""))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    assert len(ids) == 8 * 60  # every uuid.v4 distinct
+    assert healthy(dev)
+
+
+def test_the_workers_are_gone_when_the_server_stops(tmp_path):
+    (tmp_path / "pfunc.toml").write_text(
+        '[[functions]]\nname = "t"\nfile = "thread.py"\nevent = "on-request"\npath = "t"\n'
+    )
+    shutil.copy(HOSTILE / "thread.py", tmp_path / "thread.py")
+    server = InProcessDev(tmp_path)
+    try:
+        pid = json.loads(trigger(server, "t")["response"]["body"])["pid"]
+    finally:
+        server.stop()
+    assert pid != os.getpid()
+    deadline = time.monotonic() + 5
+    while not _dead(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _dead(pid)
