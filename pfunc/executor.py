@@ -24,6 +24,8 @@ from pfunc.runtime import Runtime
 from pfunc.sandbox import CORRUPTED, CRASHED, TIMEOUT, Sandbox, SandboxInterrupted
 from pfunc.sandbox.pool import SandboxPool
 
+MAX_CONCURRENT_EXECUTIONS = 8
+
 
 class Executor:
     """Runs events through one handler file, reusing its loaded sandboxes between runs."""
@@ -43,6 +45,10 @@ class Executor:
         # The bus's publish, granted to the pubnub module; None outside a project.
         self.publish = publish
         self.pool = SandboxPool(handler, self.display_path, runtime)
+        # Executions a client caused (hop 1) run at most this many at a time per function;
+        # the rest wait their turn. Chained ones (a handler's own publish) do not wait:
+        # the hop limit bounds them, and a parent holding a slot must not wait for its child.
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_EXECUTIONS)
 
     async def reload(self) -> HandlerLoadError | None:
         """Load the file again (see SandboxPool.reload)."""
@@ -69,6 +75,12 @@ class Executor:
         )
 
     async def run(self, event: Event) -> Result:
+        if isinstance(event, MessageEvent) and event.hop > 1:
+            return await self._run(event)
+        async with self._slots:
+            return await self._run(event)
+
+    async def _run(self, event: Event) -> Result:
         runtime = self.runtime
         budget = Budget(runtime.profile)
         host_warnings: list[str] = []

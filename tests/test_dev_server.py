@@ -705,3 +705,64 @@ def test_no_intervals_turns_interval_functions_off(tmp_path):
             )
     finally:
         server.stop()
+
+
+def test_a_subscribe_to_700_channels_runs_their_presence_functions_with_bounded_threads(tmp_path):
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-f"\npublish_key = "pub-c-f"\n'
+        '[[functions]]\nname = "seen"\nfile = "seen.js"\nevent = "after-presence"\n'
+        'channels = ["room.*"]\n'
+    )
+    (tmp_path / "seen.js").write_text(
+        'const db = require("kvstore");\n'
+        "export default async (request) => {\n"
+        '  await db.incrCounter("joins");\n'
+        "  return request.ok();\n"
+        "};\n"
+    )
+    server = InProcessDev(tmp_path)
+    try:
+        before = threading.active_count()
+        peak = [before]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], threading.active_count())
+                time.sleep(0.005)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        channels = ",".join(f"room.{n}" for n in range(700))
+        status, _, _ = server.request("GET", f"/v2/subscribe/sub-c-f/{channels}/0?tt=0&uuid=fan")
+        assert status == 200
+        executed = [
+            server.wait_for(lambda e: e["type"] == "execution", timeout=30) for _ in range(700)
+        ]
+        done.set()
+        sampler.join()
+        assert {e["outcome"] for e in executed} == {"ok"}
+        # Threads stay bounded (8 executions at a time, plus threads of sandboxes still
+        # winding down and the sampler), not one per channel as before; once the burst is
+        # over, only the sandboxes kept for reuse remain.
+        assert peak[0] - before <= 2 * 8
+
+        def sandbox_threads() -> int:
+            return sum(t.name == "pfunc-sandbox" for t in threading.enumerate())
+
+        deadline = time.monotonic() + 5
+        while sandbox_threads() > 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sandbox_threads() <= 2
+        _, _, body = server.request("POST", "/pfunc/run/seen", b"{}")
+        assert json.loads(body)["outcome"] == "ok"
+    finally:
+        server.stop()
+    joins = subprocess.run(
+        [sys.executable, "-m", "pfunc", "kv", "counters", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert {"key": "joins", "value": 701} in json.loads(joins.stdout)

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from pfunc.runtime import Runtime
 
 
+# Loaded sandboxes kept for reuse; more are closed when they finish, so a burst (a
+# subscribe naming 700 channels, a load test) leaves no threads or workers behind.
+MAX_IDLE = 2
+
+
 class SandboxPool:
     def __init__(self, handler: Path, display_path: str, runtime: Runtime) -> None:
         self.handler = handler
@@ -96,7 +101,12 @@ class SandboxPool:
 
     def release(self, sandbox: Sandbox) -> None:
         """Pool it again, unless it broke or a reload made it stale."""
-        if self.closed or sandbox.broken or sandbox.generation != self.generation:
+        if (
+            self.closed
+            or sandbox.broken
+            or sandbox.generation != self.generation
+            or len(self._idle) >= MAX_IDLE
+        ):
             sandbox.close()
         else:
             self._idle.append(sandbox)
