@@ -6,13 +6,13 @@ usage error (exit code 2).
 
 from __future__ import annotations
 
-import json
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from pfunc import jsonio
 from pfunc.channels import channel_problem, default_channel
 from pfunc.errors import PfuncUsageError
 from pfunc.events import INTERVAL, KINDS, REQUEST, Keyset
@@ -110,15 +110,23 @@ def load_project(start: Path | None = None) -> Project:
     return parse_project(config_file)
 
 
-def parse_project(config_file: Path) -> Project:
+def read_toml(path: Path) -> tuple[dict[str, Any], str]:
+    """A TOML file's data and text; a usage error naming the file when it cannot be."""
     try:
-        data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as error:
-        raise PfuncUsageError(f"{config_file}: not valid TOML: {error}") from None
+        raise PfuncUsageError(f"{path}: not valid TOML: {error}") from None
+    except UnicodeDecodeError:
+        raise PfuncUsageError(f"{path}: not UTF-8 text; save it as UTF-8") from None
     except OSError as error:
-        raise PfuncUsageError(f"{config_file}: cannot read it: {error}") from None
+        raise PfuncUsageError(f"{path}: cannot read it: {error.strerror or error}") from None
+
+
+def parse_project(config_file: Path) -> Project:
+    data, text = read_toml(config_file)
     root = config_file.parent
-    reader = _Reader(config_file, config_file.read_text(encoding="utf-8"))
+    reader = _Reader(config_file, text)
     section = reader.table(data, "project")
     project = Project(root=root, config_file=config_file)
     project.name = reader.string(section, "project", "name", project.name)
@@ -351,9 +359,19 @@ class _Reader:
         status = entry.get("status", 200)
         if not isinstance(status, int) or not 100 <= status <= 599:
             self.problem("mocks", index, "status", f"{where}.status must be an HTTP status code")
-        headers = {str(k).lower(): str(v) for k, v in (entry.get("headers") or {}).items()}
+        raw_headers = entry.get("headers") or {}
+        if not isinstance(raw_headers, dict):
+            self.problem(
+                "mocks", index, "headers", f'{where}.headers must be a table: {{ x-id = "1" }}'
+            )
+        if method is not None and not isinstance(method, str):
+            self.problem("mocks", index, "method", f'{where}.method must be text, e.g. "GET"')
+        headers = {str(k).lower(): str(v) for k, v in raw_headers.items()}
         if "json" in entry:
-            body = json.dumps(entry["json"])
+            try:
+                body = jsonio.dumps(jsonio.check(entry["json"]))
+            except ValueError as error:
+                self.problem("mocks", index, "json", f"{where}.json: {error}")
             headers.setdefault("content-type", "application/json")
         else:
             body = str(entry.get("body", ""))

@@ -32,7 +32,13 @@ def scaffold(folder: Path) -> list[Path]:
     templates = resources.files("pfunc.templates")
     for template, target in FILES.items():
         path = folder / target
-        path.parent.mkdir(parents=True, exist_ok=True)
         text = templates.joinpath(template).read_text(encoding="utf-8")
-        path.write_text(text.replace("{{name}}", name), encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text.replace("{{name}}", name), encoding="utf-8")
+        except OSError as error:
+            raise PfuncUsageError(
+                f"pfunc init cannot write {path}: {error.strerror or error}; choose a "
+                "folder you can write to"
+            ) from None
     return targets

@@ -43,8 +43,34 @@ CREATE TABLE IF NOT EXISTS counters (
 """
 
 
+# Marks a file as a pfunc store (SQLite's application_id): 'pfkv'. A file that holds other
+# tables is someone else's database and is refused without being changed.
+APPLICATION_ID = 0x70666B76
+_OUR_TABLES = {"items", "counters"}
+
+
 class StoreOpenError(Exception):
     """The KV file cannot be created or opened; the message names the path."""
+
+
+class StoreCorruptError(Exception):
+    """The store's file is damaged; the message names the path and what to do."""
+
+
+def _is_ours(conn: sqlite3.Connection, path: Path) -> None:
+    """Raise StoreOpenError unless the file is empty, new, or a pfunc store; reads only."""
+    (application_id,) = conn.execute("PRAGMA application_id").fetchone()
+    if application_id == APPLICATION_ID:
+        return
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    # A store from before the mark has exactly pfunc's tables; an empty file has none.
+    if application_id == 0 and tables <= _OUR_TABLES:
+        return
+    raise StoreOpenError(
+        f"{path} is not a pfunc KV store (it holds tables {', '.join(sorted(tables)) or 'none'}"
+        f"{'' if application_id == 0 else f' and application id {application_id}'}); it was "
+        "left unchanged. Pass another file with --kv."
+    )
 
 
 class KVStore:
@@ -69,16 +95,70 @@ class KVStore:
             # Schema set-up may race with other processes starting at the same moment:
             # wait for the lock here (start-up), then switch to the no-wait fast path.
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            _is_ours(conn, path)  # before anything writes to it
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
+            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
             conn.execute("PRAGMA busy_timeout=0")
-        except (sqlite3.Error, OSError) as error:
+        except StoreOpenError:
+            raise
+        except sqlite3.DatabaseError as error:
+            if "not a database" in str(error) or "malformed" in str(error):
+                raise StoreOpenError(
+                    f"{path} is not a usable SQLite file ({error}); it was left unchanged. "
+                    "Pass another file with --kv, or restore it from a pfunc kv export."
+                ) from error
+            raise StoreOpenError(
+                f"cannot open the KV store at {path}: {error}. "
+                "Pass a writable file path with --kv, or fix the folder's permissions."
+            ) from error
+        except OSError as error:
             raise StoreOpenError(
                 f"cannot open the KV store at {path}: {error}. "
                 "Pass a writable file path with --kv, or fix the folder's permissions."
             ) from error
         return cls(path, conn)
+
+    def check(self) -> None:
+        """SQLite's own check of the file (quick_check): StoreCorruptError when damaged.
+        Costs a read of the whole file, so the kv commands and pfunc dev run it, not
+        every pfunc run."""
+        try:
+            with self._fast_lock:
+                rows = self._fast.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as error:
+            rows = [(str(error),)]
+        if rows != [("ok",)]:
+            problem = "; ".join(str(row[0]) for row in rows[:3])
+            raise StoreCorruptError(
+                f"the KV store {self.path} is damaged ({problem}); restore it from a "
+                "pfunc kv export, or move it away to start empty"
+            )
+
+    async def import_all(
+        self, keyset: str, items: list[tuple[str, str, int]], counters: list[tuple[str, int]]
+    ) -> None:
+        """Write every item and counter in one transaction: all of them or none."""
+        await self._transaction(
+            [
+                (
+                    "INSERT INTO items(keyset,key,value,expires_at) VALUES(?,?,?,?) "
+                    "ON CONFLICT(keyset,key) DO UPDATE SET value=excluded.value, "
+                    "expires_at=excluded.expires_at",
+                    (keyset, key, value, expires),
+                )
+                for key, value, expires in items
+            ]
+            + [
+                (
+                    "INSERT INTO counters(keyset,key,value) VALUES(?,?,?) "
+                    "ON CONFLICT(keyset,key) DO UPDATE SET value=excluded.value",
+                    (keyset, key, value),
+                )
+                for key, value in counters
+            ]
+        )
 
     async def close(self) -> None:
         if self._slow is not None:

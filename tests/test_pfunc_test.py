@@ -101,7 +101,22 @@ def test_malformed_scenarios_exit_2_with_the_line(project):
         '[[scenario]]\nname = "x"\nfunction = "nope"\n\n[[scenario.step]]\ninterval = true\n'
     )
     run = run_cli("test", bad, cwd=project)
-    assert run.code == 2 and "bad.test.toml:5: no function 'nope'" in run.stderr
+    # Found only when the step runs: the scenario is reported as malformed (exit 2).
+    assert run.code == 2 and "bad.test.toml:5: no function 'nope'" in run.stdout
+
+
+def test_one_malformed_step_does_not_stop_the_run(project, tmp_path):
+    bad = project / "examples" / "bad.test.toml"
+    bad.write_text(
+        '[[scenario]]\nname = "typed wrong"\nfunction = "occupancy"\n\n[[scenario.step]]\n'
+        'presence = { occupancy = "many" }\n'
+    )
+    junit = tmp_path / "junit.xml"
+    run = run_cli("test", "examples", "--junit", junit, cwd=project)
+    assert run.code == 2
+    assert "occupancy must be a whole number" in run.stdout
+    assert "passed, 1 failed" in run.stdout  # the other scenarios ran
+    assert "typed wrong" in junit.read_text()
 
 
 def test_filter_stop_and_json(project):

@@ -18,7 +18,14 @@ import click
 
 from pfunc import __version__
 from pfunc.cli.kv_commands import kv
-from pfunc.cli.options import EXIT_FAILED, EXIT_OK, execute, session_options, usage_failure
+from pfunc.cli.options import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    execute,
+    session_options,
+    usage_failure,
+)
 from pfunc.errors import PfuncUsageError
 from pfunc.events import KIND_NAMES, PRESENCE_ACTIONS
 from pfunc.result import OUTCOMES
@@ -230,9 +237,14 @@ def test_command(
     except PfuncUsageError as error:
         usage_failure(str(error))
     if junit_path is not None:
-        report.write_junit(results, junit_path)
+        try:
+            report.write_junit(results, junit_path)
+        except OSError as error:
+            usage_failure(f"--junit {junit_path}: cannot write it: {error.strerror or error}")
     if as_json:
         click.echo(report.dump_json(results))
     else:
         report.render(results)
+    if any(r.malformed for r in results):
+        sys.exit(EXIT_USAGE)
     sys.exit(EXIT_OK if all(r.passed for r in results) else EXIT_FAILED)

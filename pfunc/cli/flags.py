@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from pfunc import jsonio
 from pfunc.errors import PfuncUsageError
 from pfunc.events import EventSpec
 
@@ -22,7 +23,10 @@ def spell_flag(field_name: str) -> str:
 def read_text_flag(flag: str, value: str, stdin_text: str | None = None) -> str:
     """A flag's text: literal, `@file` for a file's contents, or `-` for standard input."""
     if value == "-":
-        return stdin_text if stdin_text is not None else sys.stdin.read()
+        try:
+            return stdin_text if stdin_text is not None else sys.stdin.read()
+        except UnicodeDecodeError:
+            raise PfuncUsageError(f"{flag} -: standard input is not UTF-8 text") from None
     if value.startswith("@"):
         path = value[1:]
         try:
@@ -32,6 +36,8 @@ def read_text_flag(flag: str, value: str, stdin_text: str | None = None) -> str:
             raise PfuncUsageError(
                 f"{flag} {value}: cannot read {path}: {error.strerror or error}"
             ) from None
+        except UnicodeDecodeError:
+            raise PfuncUsageError(f"{flag} {value}: {path} is not UTF-8 text") from None
     return value
 
 
@@ -39,7 +45,9 @@ def parse_json_flag(flag: str, value: str, *, want_object: bool = False) -> Any:
     """JSON from a flag, with an error that quotes the input and shows a correct form."""
     text = read_text_flag(flag, value)
     try:
-        parsed = json.loads(text)
+        parsed = jsonio.loads(text)
+    except jsonio.JSONValueError as error:
+        raise PfuncUsageError(f"{flag} is not valid JSON: {error}") from None
     except json.JSONDecodeError as error:
         quoted = text if len(text) <= 80 else text[:77] + "..."
         raise PfuncUsageError(

@@ -29,12 +29,15 @@ def _kv(
 ) -> Any:
     """Run one KV tool action on the project's store, then print its result."""
     import asyncio
+    import sqlite3
 
-    from pfunc.cli.kvtool import KVTool
+    from pfunc.cli.kvtool import KVTool, StoreWriteError
     from pfunc.cli.session import prepare_session
+    from pfunc.store import StoreCorruptError
 
     async def go(session: Any) -> Any:
         async with session.engine() as engine:
+            engine.runtime.store.check()  # a damaged file is said, not half-listed
             tool = KVTool(engine.runtime)
             outcome = await action(tool)
             for warning in tool.warnings:
@@ -46,6 +49,12 @@ def _kv(
         outcome = asyncio.run(go(session))
     except PfuncUsageError as error:
         usage_failure(str(error))
+    except (StoreWriteError, StoreCorruptError) as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(EXIT_FAILED)
+    except sqlite3.Error as error:  # a full disk, a read-only file, damage found on use
+        click.echo(f"Error: the KV store refused the change: {error}", err=True)
+        sys.exit(EXIT_FAILED)
     if session.as_json:
         import json
 

@@ -7,17 +7,25 @@ WAL mode, one statement per change.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pfunc import jsonio
 from pfunc.errors import PfuncUsageError
 from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
 from pfunc.modules.kvstore import KVStoreModule
 from pfunc.runtime import Runtime
 
 EXPORT_FORMAT = "pfunc-kv-1"
+
+
+class StoreWriteError(Exception):
+    """A write the store or the disk refused (full, read-only); one line, exit 1."""
 
 
 class KVTool:
@@ -62,13 +70,13 @@ class KVTool:
 
     async def set(self, key: str, value_json: str, ttl: float | None) -> None:
         try:
-            json.loads(value_json)
+            value = jsonio.loads(value_json)
         except ValueError as error:
             raise PfuncUsageError(
                 f"VALUE is not JSON ({error}); quote strings: pfunc kv set greeting '\"hi\"'"
             ) from None
         ttl_arg = JSArg({"t": "undefined"}) if ttl is None else JSArg({"v": ttl})
-        await self._call("set", _text(key), JSArg({"j": value_json}), ttl_arg)
+        await self._call("set", _text(key), JSArg({"j": jsonio.dumps(value)}), ttl_arg)
 
     async def remove(self, key: str) -> None:
         await self._call("removeItem", _text(key))
@@ -86,25 +94,64 @@ class KVTool:
             "items": items,
             "counters": {c["key"]: c["value"] for c in counters},
         }
-        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        # Written beside the target and renamed over it: a full disk or a crash leaves the
+        # old file (or none), never a half-written one.
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            temporary.write_text(text, encoding="utf-8")
+            os.replace(temporary, path)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            message = f"cannot write {path}: {error.strerror or error}"
+            if error.errno == errno.ENOSPC:
+                raise StoreWriteError(message) from None  # the disk, not the user: exit 1
+            raise PfuncUsageError(f"{message}; choose a writable path") from None
         return {"items": len(items), "counters": len(counters)}
 
     async def import_(self, path: Path) -> dict[str, int]:
+        """Every record checked as `kv set` checks it, then all written in one
+        transaction: a bad record anywhere imports nothing."""
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = jsonio.loads(path.read_bytes())
         except (OSError, ValueError) as error:
             raise PfuncUsageError(f"{path}: cannot read a pfunc kv export: {error}") from None
         if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
             raise PfuncUsageError(f"{path}: not a file written by pfunc kv export")
-        store, imported = self.runtime.store, {"items": 0, "counters": 0}
-        for item in data.get("items", []):
-            expires = int(datetime.fromisoformat(item["expires_at"]).timestamp() * 1000)
-            await store.set_item(self.keyset, item["key"], json.dumps(item["value"]), expires)
-            imported["items"] += 1
-        for key, value in data.get("counters", {}).items():
-            await store.set_counter(self.keyset, key, int(value))
-            imported["counters"] += 1
-        return imported
+        raw_items, raw_counters = data.get("items", []), data.get("counters", {})
+        if not isinstance(raw_items, list) or not isinstance(raw_counters, dict):
+            raise PfuncUsageError(f"{path}: items must be a list and counters an object")
+        items = [self._checked_item(path, number, item) for number, item in enumerate(raw_items)]
+        counters = [self._checked_counter(path, key, value) for key, value in raw_counters.items()]
+        await self.runtime.store.import_all(self.keyset, items, counters)
+        return {"items": len(items), "counters": len(counters)}
+
+    def _checked_item(self, path: Path, number: int, item: Any) -> tuple[str, str, int]:
+        where = f"{path}: items[{number}]"
+        if not isinstance(item, dict) or not {"key", "value", "expires_at"} <= set(item):
+            raise PfuncUsageError(f"{where} needs key, value and expires_at")
+        context = self._context()
+        try:
+            key = self._gateway.checked_key("set", _text(item["key"]), context)
+            value = self._gateway.checked_value(
+                "set", key, JSArg({"j": jsonio.dumps(item["value"])}), context
+            )
+            expires = int(datetime.fromisoformat(str(item["expires_at"])).timestamp() * 1000)
+        except HandlerCallError as error:
+            raise PfuncUsageError(f"{where}: {error.message}") from None
+        except (ValueError, OverflowError) as error:
+            raise PfuncUsageError(f"{where}: {error}") from None
+        return key, value, expires
+
+    def _checked_counter(self, path: Path, key: str, value: Any) -> tuple[str, int]:
+        try:
+            checked = self._gateway.checked_key("incrCounter", _text(key), self._context())
+        except HandlerCallError as error:
+            raise PfuncUsageError(f"{path}: counters: {error.message}") from None
+        if not isinstance(value, int) or isinstance(value, bool) or abs(value) >= 2**63:
+            raise PfuncUsageError(f"{path}: counter {key!r} must be a whole number, got {value!r}")
+        return checked, value
 
     async def clear(self) -> None:
         await self.runtime.store.clear(self.keyset)

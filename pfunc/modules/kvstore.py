@@ -44,7 +44,7 @@ class KVStoreModule:
     # --- argument checks -------------------------------------------------------
 
     @staticmethod
-    def _key(call: str, arg: JSArg, context: CallContext) -> str:
+    def checked_key(call: str, arg: JSArg, context: CallContext) -> str:
         if arg.invalid is not None or not isinstance(arg.value, str):
             raise HandlerCallError(
                 "TypeError",
@@ -55,6 +55,14 @@ class KVStoreModule:
         key: str = arg.value
         if not key:
             raise HandlerCallError("Error", f"kvstore.{call}: key is empty; pass a non-empty key")
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise HandlerCallError(
+                "TypeError",
+                f"kvstore.{call}: key holds a lone surrogate, which is not valid Unicode; "
+                "use text that UTF-8 can carry",
+            ) from None
         limit = context.profile.key_length
         if limit is not None and len(key) > limit:
             raise HandlerCallError(
@@ -65,7 +73,7 @@ class KVStoreModule:
         return key
 
     @staticmethod
-    def _value_json(call: str, key: str, arg: JSArg, context: CallContext) -> str:
+    def checked_value(call: str, key: str, arg: JSArg, context: CallContext) -> str:
         if arg.invalid is not None:
             if arg.is_undefined:
                 hint = "pass null to delete the key, or a JSON value to store"
@@ -101,6 +109,7 @@ class KVStoreModule:
             arg.invalid is not None
             or isinstance(arg.value, bool)
             or not isinstance(arg.value, int | float)
+            or math.isnan(arg.value)
         ):
             raise HandlerCallError(
                 "TypeError",
@@ -122,7 +131,7 @@ class KVStoreModule:
     # --- items -----------------------------------------------------------------
 
     async def _set(self, args: list[JSArg], context: CallContext) -> None:
-        key = self._key("set", args[0], context)
+        key = self.checked_key("set", args[0], context)
         value = args[1]
         if value.is_null:
             await context.store.delete_item(context.keyset, key)  # set(key, null) deletes
@@ -131,7 +140,7 @@ class KVStoreModule:
         return None
 
     async def _setItem(self, args: list[JSArg], context: CallContext) -> None:
-        key = self._key("setItem", args[0], context)
+        key = self.checked_key("setItem", args[0], context)
         value = args[1]
         if value.invalid is not None or not isinstance(value.value, str):
             raise HandlerCallError(
@@ -147,17 +156,17 @@ class KVStoreModule:
         self, call: str, key: str, value: JSArg, ttl: JSArg, context: CallContext
     ) -> None:
         """Validate the value and TTL, then write; nothing is written if either is invalid."""
-        text = self._value_json(call, key, value, context)
+        text = self.checked_value(call, key, value, context)
         expires_at = self._expiry(call, key, ttl, context)
         await context.store.set_item(context.keyset, key, text, expires_at)
 
     async def _get(self, args: list[JSArg], context: CallContext) -> str:
-        key = self._key("get", args[0], context)
+        key = self.checked_key("get", args[0], context)
         text = await context.store.get_item(context.keyset, key, context.clock.now_ms())
         return "null" if text is None else text
 
     async def _getItem(self, args: list[JSArg], context: CallContext) -> str:
-        key = self._key("getItem", args[0], context)
+        key = self.checked_key("getItem", args[0], context)
         text = await context.store.get_item(context.keyset, key, context.clock.now_ms())
         if text is None:
             return "null"
@@ -165,18 +174,18 @@ class KVStoreModule:
         return text if text.startswith('"') else json.dumps(text)
 
     async def _removeItem(self, args: list[JSArg], context: CallContext) -> None:
-        key = self._key("removeItem", args[0], context)
+        key = self.checked_key("removeItem", args[0], context)
         await context.store.remove(context.keyset, key)
         return None
 
     # --- counters --------------------------------------------------------------
 
     async def _getCounter(self, args: list[JSArg], context: CallContext) -> str:
-        key = self._key("getCounter", args[0], context)
+        key = self.checked_key("getCounter", args[0], context)
         return str(await context.store.get_counter(context.keyset, key))
 
     async def _incrCounter(self, args: list[JSArg], context: CallContext) -> str:
-        key = self._key("incrCounter", args[0], context)
+        key = self.checked_key("incrCounter", args[0], context)
         step = args[1]
         if step.is_undefined:
             amount = 1

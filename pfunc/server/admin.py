@@ -4,11 +4,12 @@ and the status of the project's functions."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
+from pfunc import jsonio
+from pfunc.channels import channel_problem
 from pfunc.errors import PfuncUsageError
 from pfunc.events import INTERVAL, KINDS, REQUEST, EventSpec, build_event
 from pfunc.result import Result
@@ -40,7 +41,11 @@ class Admin:
         functions, {"method", "path", "query", "headers", "body"} for on-request ones,
         {"action", "uuid", "occupancy", "state"} for after-presence ones)."""
         try:
-            result = await self.run_by_hand(request.match_info["name"], await request.text())
+            text = (await request.read()).decode("utf-8")
+        except UnicodeDecodeError:
+            return pubnub_error(400, "the event must be UTF-8 JSON")
+        try:
+            result = await self.run_by_hand(request.match_info["name"], text)
         except FunctionNotFound as error:
             return pubnub_error(404, str(error))
         except PfuncUsageError as error:
@@ -55,9 +60,9 @@ class Admin:
             names = ", ".join(f.name for f in project.functions)
             raise FunctionNotFound(f"no function named {name!r}; functions: {names}")
         try:
-            data = json.loads(spec_text) if spec_text.strip() else {}
-        except ValueError:
-            raise PfuncUsageError("the event must be JSON") from None
+            data = jsonio.loads(spec_text) if spec_text.strip() else {}
+        except ValueError as error:
+            raise PfuncUsageError(f"the event must be JSON: {error}") from None
         if not isinstance(data, dict):
             raise PfuncUsageError("the event must be a JSON object")
         event = build_event(
@@ -78,14 +83,21 @@ class Admin:
                 await self.run_by_hand(words[1], words[2] if len(words) > 2 else "")
             elif words[0] in ("publish", "fire", "signal") and len(words) == 3:
                 try:
-                    message = json.loads(words[2])
-                except ValueError:
-                    raise PfuncUsageError("the message must be JSON") from None
+                    message = jsonio.loads(words[2])
+                except ValueError as error:
+                    raise PfuncUsageError(f"the message must be JSON: {error}") from None
+                problem = channel_problem(words[1])
+                if problem or "*" in words[1]:
+                    raise PfuncUsageError(
+                        f"channel {words[1]!r}: {problem or 'publish to a name, not a wildcard'}"
+                    )
                 await self.state.bus.publish(words[1], message, verb=words[0])
             else:
                 raise PfuncUsageError(CONSOLE_HELP)
         except (FunctionNotFound, PfuncUsageError) as error:
             self.state.log({"type": "console-error", "command": line.strip(), "error": str(error)})
+        except Exception as error:  # a fault of pfunc's own: say so, keep serving
+            self.state.log({"type": "console-error", "command": line.strip(), "error": repr(error)})
 
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response({"functions": describe_functions(self.state)})

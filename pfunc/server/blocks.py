@@ -35,6 +35,16 @@ def not_found(state: DevState, path: str) -> web.Response:
     )
 
 
+def _body_text(raw: bytes, charset: str | None) -> str:
+    """The body as text for the handler: in its declared charset when Python knows it,
+    else UTF-8; bytes that do not decode become U+FFFD rather than a refusal (a handler
+    may want to answer a binary upload)."""
+    try:
+        return raw.decode(charset or "utf-8", errors="replace")
+    except LookupError:  # a charset nobody knows
+        return raw.decode("utf-8", errors="replace")
+
+
 class Blocks:
     def __init__(self, state: DevState) -> None:
         self.state = state
@@ -72,7 +82,7 @@ class Blocks:
             path=rest,
             query=dict(request.query),
             headers=dict(request.headers),
-            body=await request.text(),
+            body=_body_text(await request.read(), request.charset),
         )
         event = build_event(KINDS[function.event], spec)
         result = await self.state.engine.functions.executor(function).run(event)

@@ -4,12 +4,12 @@ engine, and answers in PubNub's wire shape (errors included)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
-from urllib.parse import unquote
 
 from aiohttp import web
 
+from pfunc import jsonio
+from pfunc.channels import channel_problem
 from pfunc.events import EventSpec, build_event, kinds_triggered_by
 from pfunc.result import TOO_LARGE
 from pfunc.server.state import DevState
@@ -75,23 +75,26 @@ class PubNubAPI:
         if refused:
             return refused
         if request.method == "POST":
-            text = await request.text()
+            text: str | bytes = await request.read()
         elif request.method == "GET":
             text = request.match_info.get("message", "")
         else:
             return publish_error(405, "Method Not Allowed", self.state.timetoken())
         try:
-            message = json.loads(text)
+            message = jsonio.loads(text)
         except ValueError:
             return publish_error(400, "Invalid JSON", self.state.timetoken())
         meta = None
         if "meta" in request.query:
             try:
-                meta = json.loads(request.query["meta"])
+                meta = jsonio.loads(request.query["meta"])
             except ValueError:
                 return publish_error(400, "Invalid JSON in meta", self.state.timetoken())
+        channel = request.match_info["channel"]  # aiohttp decoded it once; that is all
+        if channel_problem(channel) or "*" in channel:
+            return publish_error(400, "Invalid Channel", self.state.timetoken())
         report = await self.state.bus.publish(
-            unquote(request.match_info["channel"]),
+            channel,
             message,
             verb=verb,
             meta=meta if isinstance(meta, dict) else None,
@@ -122,7 +125,7 @@ class PubNubAPI:
 
     @staticmethod
     def _channels(request: web.Request) -> list[str]:
-        return [unquote(c) for c in request.match_info["channels"].split(",") if c and c != ","]
+        return [c for c in request.match_info["channels"].split(",") if c and c != ","]
 
     async def subscribe(self, request: web.Request) -> web.Response:
         refused = self._check_keys(request)

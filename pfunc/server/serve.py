@@ -22,6 +22,7 @@ from pfunc.server.reload import Reloader
 from pfunc.server.state import LogEvent
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MAX_LINE = 64 * 1024
 
 
 def _read_console(loop: asyncio.AbstractEventLoop, server: Any) -> None:
@@ -55,7 +56,10 @@ async def running_server(
         engine.runtime.observers.append(lambda result: log(execution_event(result)))
         options = {} if subscribe_timeout is None else {"subscribe_timeout": subscribe_timeout}
         server = DevServer(engine, on_event=log, intervals=intervals, **options)
-        runner = web.AppRunner(server.app(), access_log=None)
+        # PubNub accepts GET request lines of 32 KiB (every SDK publishes by GET).
+        runner = web.AppRunner(
+            server.app(), access_log=None, max_line_size=MAX_LINE, max_field_size=MAX_LINE
+        )
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         try:

@@ -46,6 +46,7 @@ class ScenarioResult:
     failure: StepFailure | None = None
     steps_run: int = 0
     duration_ms: float = 0.0
+    malformed: bool = False  # a step could not be built from the file (exit code 2)
     results: list[Result] = field(default_factory=list)
 
     @property
@@ -139,8 +140,17 @@ class ScenarioRun:
             )
             if step.advance:
                 self.runtime.clock.advance(step.advance)
-            executor, function = self._target(step)
-            result = await executor.run(self._event(step, function))
+            try:
+                executor, function = self._target(step)
+                event = self._event(step, function)
+            except PfuncUsageError as error:
+                # This scenario cannot run; the others still do, and the report (JUnit
+                # included) says which step is malformed. pfunc test then exits 2.
+                problem = Mismatch("step", "a well-formed step", str(error), "malformed")
+                outcome.failure = StepFailure(step, [problem], None)
+                outcome.malformed = True
+                break
+            result = await executor.run(event)
             outcome.results.append(result)
             outcome.steps_run += 1
             items, counters = await self.state(step)

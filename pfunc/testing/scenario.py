@@ -7,15 +7,15 @@ event and check what happened. Mistakes in a file are reported with its path and
 
 from __future__ import annotations
 
+import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pfunc.errors import PfuncUsageError
 from pfunc.events import KINDS, TRIGGERS
-from pfunc.project import relative_to_cwd
+from pfunc.project import read_toml, relative_to_cwd
 
 SCENARIO_KEYS = {
     "name",
@@ -49,6 +49,7 @@ EXPECT_KEYS = {
     "error",
 }
 DEFAULT_NOW = "2026-01-01T00:00:00Z"
+MAX_SPAN = 100 * 365 * 86400.0  # the clock stays a date Python and JavaScript can show
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _SPAN_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -95,11 +96,16 @@ class Scenario:
 def parse_span(value: Any) -> float:
     """Seconds from a number of seconds or text like "6m", "90s", "2h", "1d"."""
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value) or value < 0 or value > MAX_SPAN:
+            raise ValueError(f"{value!r} is not a duration from 0 to 100 years")
         return float(value)
     match = _SPAN.match(str(value))
     if not match:
         raise ValueError(f'{value!r} is not a duration; write seconds or text like "6m"')
-    return float(match.group(1)) * _SPAN_SECONDS[match.group(2) or "s"]
+    seconds = float(match.group(1)) * _SPAN_SECONDS[match.group(2) or "s"]
+    if seconds > MAX_SPAN:
+        raise ValueError(f"{value!r} is longer than 100 years")
+    return seconds
 
 
 class _Lines:
@@ -141,13 +147,7 @@ class _Lines:
 
 def load_scenarios(path: Path) -> list[Scenario]:
     """Parse one scenario file; raise PfuncUsageError naming the file and line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise PfuncUsageError(f"{path}: not valid TOML: {error}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise PfuncUsageError(f"{path}: cannot read it: {error}") from None
+    data, text = read_toml(path)
     lines = _Lines(text)
     entries = data.get("scenario")
     if not isinstance(entries, list) or not entries:

@@ -1,0 +1,194 @@
+"""Fuzzing the dev server's routes (Hypothesis): whatever arrives, the answer is a status
+below 500, errors are JSON in PubNub's shapes, and the server keeps serving."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pfunc import jsonio
+from tests.test_dev_server import InProcessDev
+
+PROJECT = """
+[project]
+subscribe_key = "sub-c-z"
+publish_key = "pub-c-z"
+[limits]
+timeout = 1
+
+[[functions]]
+name = "gate"
+file = "gate.js"
+event = "before-publish"
+channels = ["chat.*"]
+
+[[functions]]
+name = "api"
+file = "api.js"
+event = "on-request"
+path = "api"
+
+[[functions]]
+name = "joined"
+file = "joined.js"
+event = "after-presence"
+channels = ["lobby"]
+"""
+
+HANDLERS = {
+    "gate.js": "export default (request) => request.ok();",
+    "api.js": """
+        export default (request, response) =>
+          response.send({ body: String(request.body), query: request.query });
+    """,
+    "joined.js": "export default (request) => request.ok();",
+}
+
+SETTINGS = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+# Text that reaches parsers: JSON-ish fragments, numbers JSON has no room for, bad escapes.
+nasty_text = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "1e999",
+            "1" * 5000,
+            '"\\ud800"',
+            "[" * 3000 + "]" * 3000,
+            '{"a":',
+            "null",
+            '{"text":"hi"}',
+            "%",
+            "%zz",
+            "\x00",
+        ]
+    ),
+)
+segment = st.one_of(st.text(min_size=1, max_size=20), st.sampled_from(["chat.a", "..", "*", "lobby"]))
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessDev]:
+    folder: Path = tmp_path_factory.mktemp("fuzz")
+    (folder / "pfunc.toml").write_text(PROJECT)
+    for name, source in HANDLERS.items():
+        (folder / name).write_text(textwrap.dedent(source))
+    server = InProcessDev(folder)
+    yield server
+    server.stop()
+
+
+def quote(text: str) -> str:
+    return urllib.parse.quote(text, safe="")
+
+
+def assert_pubnub_answer(status: int, body: str) -> None:
+    assert status < 500, body
+    if status >= 400:
+        json.loads(body)  # every error is JSON, in one of PubNub's shapes
+
+
+def still_serving(dev: InProcessDev) -> None:
+    status, _, body = dev.request("GET", "/time/0")
+    assert status == 200 and isinstance(json.loads(body)[0], int)
+
+
+@SETTINGS
+@given(channel=segment, message=nasty_text, meta=st.none() | nasty_text, post=st.booleans())
+def test_publish(dev, channel, message, meta, post):
+    query = "?uuid=fuzz" + ("" if meta is None else f"&meta={quote(meta)}")
+    base = f"/publish/pub-c-z/sub-c-z/0/{quote(channel)}/0"
+    if post:
+        status, _, body = dev.request("POST", base + query, message.encode("utf-8", "replace"))
+    else:
+        status, _, body = dev.request("GET", f"{base}/{quote(message)}{query}")
+    assert_pubnub_answer(status, body)
+    still_serving(dev)
+
+
+@SETTINGS
+@given(channel=segment, message=nasty_text)
+def test_signal(dev, channel, message):
+    status, _, body = dev.request(
+        "GET", f"/signal/pub-c-z/sub-c-z/0/{quote(channel)}/0/{quote(message)}"
+    )
+    assert_pubnub_answer(status, body)
+    if status == 200:
+        jsonio.loads(message)  # only RFC 8259 JSON is delivered
+
+
+@SETTINGS
+@given(
+    channels=st.lists(segment, min_size=1, max_size=4),
+    tt=st.one_of(st.just("0"), nasty_text),
+    heartbeat=st.one_of(st.none(), st.text(max_size=6)),
+)
+def test_subscribe_and_presence(dev, channels, tt, heartbeat):
+    names = ",".join(quote(c) for c in channels)
+    extra = "" if heartbeat is None else f"&heartbeat={quote(heartbeat)}"
+    for path in (
+        f"/v2/subscribe/sub-c-z/{names}/0?tt={quote(tt)}&uuid=fz{extra}",
+        f"/v2/presence/sub-key/sub-c-z/channel/{names}/heartbeat?uuid=fz{extra}",
+        f"/v2/presence/sub-key/sub-c-z/channel/{names}/leave?uuid=fz",
+    ):
+        if path.startswith("/v2/subscribe") and tt not in ("0", ""):
+            continue  # a real cursor would wait for messages; the parse is what is fuzzed
+        status, _, body = dev.request("GET", path)
+        assert_pubnub_answer(status, body)
+    still_serving(dev)
+
+
+@SETTINGS
+@given(
+    path=st.lists(segment, max_size=3),
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]),
+    body=st.binary(max_size=64),
+    content_type=st.sampled_from(
+        [None, "application/json", "text/plain; charset=utf-8", "text/plain; charset=nope-9"]
+    ),
+)
+def test_on_request(dev, path, method, body, content_type):
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    rest = "/".join(quote(p) for p in path)
+    status, _, answer = dev.request(
+        method, f"/v1/blocks/sub-key/sub-c-z/api/{rest}", body or None, headers
+    )
+    assert_pubnub_answer(status, answer)
+    if status == 200:
+        assert "body" in json.loads(answer)  # the handler got the request, bytes and all
+
+
+@SETTINGS
+@given(
+    name=st.sampled_from(["gate", "api", "joined", "nobody"]),
+    spec=st.one_of(
+        nasty_text,
+        st.dictionaries(
+            st.sampled_from(
+                ["message", "channel", "params", "meta", "method", "path", "query", "headers",
+                 "body", "json", "action", "uuid", "occupancy", "state", "text"]
+            ),
+            st.one_of(st.none(), st.integers(), st.text(max_size=8), st.lists(st.integers()),
+                      st.dictionaries(st.text(max_size=4), st.integers(), max_size=2)),
+            max_size=4,
+        ).map(json.dumps),
+    ),
+)
+def test_trigger(dev, name, spec):
+    status, _, body = dev.request("POST", f"/pfunc/run/{name}", spec.encode())
+    assert_pubnub_answer(status, body)
+    still_serving(dev)
