@@ -303,7 +303,7 @@ def build_event(
     if row.trigger != "presence":
         refuse(_PRESENCE_FIELDS, other_kind("presence"))
     channel = spec.channel if spec.channel is not None else default_channel
-    if not isinstance(channel, str) or not channel:
+    if not isinstance(channel, str) or not channel or not _is_unicode(channel):
         raise PfuncUsageError(f"{spell('channel')} must be a channel name, got {channel!r}")
     if spec.message is not _MISSING:
         message = spec.message
@@ -320,6 +320,14 @@ def build_event(
         verb or row.verb or "publish",
         hop,
     )
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (or a byte argv could not decode)
+        return False
+    return True
 
 
 def _object(value: Any, name: str, spell: SpellField) -> dict[str, Any]:

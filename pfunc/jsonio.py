@@ -56,7 +56,8 @@ def loads(text: str | bytes) -> Any:
     except ValueError as error:
         raise JSONValueError(str(error)) from None
     # Only a \u escape can make a lone surrogate; walk the value only when one may be there.
-    if ("\\ud" in text or "\\uD" in text) if isinstance(text, str) else False:
+    escape = ("\\ud", "\\uD") if isinstance(text, str) else (b"\\ud", b"\\uD")
+    if escape[0] in text or escape[1] in text:  # type: ignore[operator]
         check(value)
     return value
 

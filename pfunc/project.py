@@ -270,6 +270,13 @@ class _Reader:
         channels = entry.get("channels", [])
         if isinstance(channels, str):
             channels = [channels]
+        if not isinstance(channels, list):
+            self.problem(
+                "functions",
+                index,
+                "channels",
+                f'{label}.channels must be a list of channel names, e.g. ["chat", "chat.*"]',
+            )
         kind = KINDS[event]
         if kind.has_channels:
             if not channels or not all(isinstance(c, str) for c in channels):

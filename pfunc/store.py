@@ -130,7 +130,7 @@ class KVStore:
         except sqlite3.DatabaseError as error:
             rows = [(str(error),)]
         if rows != [("ok",)]:
-            problem = "; ".join(str(row[0]) for row in rows[:3])
+            problem = " ".join(" ".join(str(row[0]).split()) for row in rows[:3])
             raise StoreCorruptError(
                 f"the KV store {self.path} is damaged ({problem}); restore it from a "
                 "pfunc kv export, or move it away to start empty"

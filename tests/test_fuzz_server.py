@@ -78,7 +78,9 @@ nasty_text = st.one_of(
         ]
     ),
 )
-segment = st.one_of(st.text(min_size=1, max_size=20), st.sampled_from(["chat.a", "..", "*", "lobby"]))
+segment = st.one_of(
+    st.text(min_size=1, max_size=20), st.sampled_from(["chat.a", "..", "*", "lobby"])
+)
 
 
 @pytest.fixture(scope="module")
@@ -179,11 +181,31 @@ def test_on_request(dev, path, method, body, content_type):
         nasty_text,
         st.dictionaries(
             st.sampled_from(
-                ["message", "channel", "params", "meta", "method", "path", "query", "headers",
-                 "body", "json", "action", "uuid", "occupancy", "state", "text"]
+                [
+                    "message",
+                    "channel",
+                    "params",
+                    "meta",
+                    "method",
+                    "path",
+                    "query",
+                    "headers",
+                    "body",
+                    "json",
+                    "action",
+                    "uuid",
+                    "occupancy",
+                    "state",
+                    "text",
+                ]
             ),
-            st.one_of(st.none(), st.integers(), st.text(max_size=8), st.lists(st.integers()),
-                      st.dictionaries(st.text(max_size=4), st.integers(), max_size=2)),
+            st.one_of(
+                st.none(),
+                st.integers(),
+                st.text(max_size=8),
+                st.lists(st.integers()),
+                st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+            ),
             max_size=4,
         ).map(json.dumps),
     ),

@@ -21,7 +21,6 @@ from pfunc.cli.kv_commands import kv
 from pfunc.cli.options import (
     EXIT_FAILED,
     EXIT_OK,
-    EXIT_USAGE,
     execute,
     session_options,
     usage_failure,
@@ -245,6 +244,10 @@ def test_command(
         click.echo(report.dump_json(results))
     else:
         report.render(results)
-    if any(r.malformed for r in results):
-        sys.exit(EXIT_USAGE)
+    malformed = [r for r in results if r.malformed]
+    if malformed:
+        usage_failure(
+            f"{len(malformed)} scenario(s) have a step that cannot run as written (marked "
+            "malformed above); fix the step"
+        )
     sys.exit(EXIT_OK if all(r.passed for r in results) else EXIT_FAILED)

@@ -1,0 +1,144 @@
+"""The store's file is never half written and never someone else's: imports are all or
+nothing, exports are renamed into place, a full disk is one line, foreign and damaged
+files are refused without being changed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+def kv(*args: str | Path, cwd: Path) -> tuple[int, str, str]:
+    run = run_cli("kv", *args, cwd=cwd)
+    return run.code, run.stdout, run.stderr
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_import_is_all_or_nothing_with_the_checks_of_kv_set(tmp_path):
+    store = tmp_path / "kv.sqlite3"
+    assert kv("set", "before", "1", "--kv", store, cwd=tmp_path)[0] == 0
+    good = {"key": "fine", "value": {"a": 1}, "expires_at": "2099-01-01T00:00:00Z"}
+    for bad in (
+        {"key": "k" * 5000, "value": 1, "expires_at": "2099-01-01T00:00:00Z"},
+        {"key": "big", "value": "x" * 100_000, "expires_at": "2099-01-01T00:00:00Z"},
+        {"key": "when", "value": 1, "expires_at": "not a date"},
+        {"key": 7, "value": 1, "expires_at": "2099-01-01T00:00:00Z"},
+    ):
+        export = tmp_path / "in.json"
+        export.write_text(
+            json.dumps({"format": "pfunc-kv-1", "items": [good, bad, good], "counters": {"c": 1}})
+        )
+        code, _, err = kv("import", export, "--kv", store, cwd=tmp_path)
+        assert code == 2, err
+        assert "items[1]" in err and len(err.strip().splitlines()) == 1
+    listed = json.loads(kv("list", "--json", "--kv", store, cwd=tmp_path)[1])
+    assert [item["key"] for item in listed] == ["before"]  # nothing of the bad imports
+    assert json.loads(kv("counters", "--json", "--kv", store, cwd=tmp_path)[1]) == []
+
+
+def test_export_is_written_whole_or_not_at_all(tmp_path):
+    store = tmp_path / "kv.sqlite3"
+    kv("set", "a", '{"x":1}', "--kv", store, cwd=tmp_path)
+    target = tmp_path / "out.json"
+    assert kv("export", target, "--kv", store, cwd=tmp_path)[0] == 0
+    first = target.read_text()
+    # An unwritable target: one line, exit 2, and the earlier export untouched.
+    target.chmod(0o444)
+    (tmp_path / "ro").mkdir()
+    code, _, err = kv("export", tmp_path / "ro" / "missing" / "x.json", "--kv", store, cwd=tmp_path)
+    assert code == 2 and "cannot write" in err
+    assert target.read_text() == first
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_full_disk_is_one_line_and_changes_nothing(tmp_path, monkeypatch):
+    """SQLite's own "database or disk is full" (SQLITE_FULL), made real by capping the
+    file at its current size with max_page_count."""
+    from click.testing import CliRunner
+
+    from pfunc.cli.commands import main
+    from pfunc.store import KVStore
+
+    store = tmp_path / "kv.sqlite3"
+    assert kv("set", "kept", '"old"', "--kv", store, cwd=tmp_path)[0] == 0
+    opened = KVStore.open
+
+    def full(path: Path | str) -> KVStore:
+        kv_store = opened(path)
+        (pages,) = kv_store._fast.execute("PRAGMA page_count").fetchone()
+        kv_store._fast.execute(f"PRAGMA max_page_count={pages}")
+        return kv_store
+
+    monkeypatch.setattr(KVStore, "open", staticmethod(full))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        main, ["kv", "set", "new", json.dumps("x" * 20_000), "--kv", str(store)]
+    )
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "disk is full" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    monkeypatch.undo()
+    listed = json.loads(kv("list", "--json", "--kv", store, cwd=tmp_path)[1])
+    assert [(item["key"], item["value"]) for item in listed] == [("kept", "old")]
+
+
+def test_a_database_that_is_not_a_pfunc_store_is_refused_unchanged(tmp_path):
+    theirs = tmp_path / "app.db"
+    connection = sqlite3.connect(theirs)
+    connection.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+    connection.execute("INSERT INTO users(name) VALUES ('ada')")
+    connection.commit()
+    connection.close()
+    before = digest(theirs)
+    for command in (["list"], ["set", "k", "1"], ["counters"]):
+        code, _, err = kv(*command, "--kv", theirs, cwd=tmp_path)
+        assert code == 2 and "not a pfunc KV store" in err and "users" in err
+    assert digest(theirs) == before
+    assert not (tmp_path / "app.db-wal").exists()
+    run = run_cli("run", "x.js", "--kv", theirs, cwd=tmp_path)
+    assert run.code == 2
+    text = tmp_path / "notes.txt"
+    text.write_text("just text, not SQLite\n" * 100)
+    code, _, err = kv("list", "--kv", text, cwd=tmp_path)
+    assert code == 2 and "not a usable SQLite file" in err
+    assert text.read_text() == "just text, not SQLite\n" * 100
+
+
+def test_a_damaged_store_is_noticed(tmp_path):
+    store = tmp_path / "kv.sqlite3"
+    export = tmp_path / "many.json"
+    export.write_text(
+        json.dumps(
+            {"format": "pfunc-kv-1", "items": [], "counters": {f"c{n:05}": n for n in range(2000)}}
+        )
+    )
+    assert kv("import", export, "--kv", store, cwd=tmp_path)[0] == 0
+    connection = sqlite3.connect(store)
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
+    data = bytearray(store.read_bytes())
+    assert len(data) > 4096 * 12
+    data[4096 * 5 : 4096 * 10] = b"\x00garbage" * 2560  # five of the counters' pages
+    store.write_bytes(bytes(data))
+    code, out, err = kv("counters", "--kv", store, cwd=tmp_path)
+    assert code in (1, 2), out
+    assert "damaged" in err or "not a usable SQLite file" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("ttl", ["nan", "inf", "-inf"])
+def test_ttls_that_are_not_numbers_of_minutes(tmp_path, ttl):
+    code, _, err = kv("set", "k", "1", "--ttl", ttl, "--kv", tmp_path / "kv.sqlite3", cwd=tmp_path)
+    if ttl == "nan":
+        assert code == 2 and "must be a number of minutes" in err
+    else:
+        assert code == 0 and "clamped" in err  # infinity is clamped, as any large TTL is
