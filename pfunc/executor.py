@@ -155,7 +155,11 @@ class Executor:
         failure = await loop.run(event)
         details = sandbox.finish()
         if not isinstance(details, dict):
+            # Unreadable: the engine could not even build the report, which only happens
+            # when the handler holds more than the memory limit (a huge response or log).
             details = {}
+            sandbox.broken = True
+            failure = failure or memory_error(self.display_path, self.runtime.profile)
         result.logs = details.get("logs", [])
         result.warnings = [*details.get("warnings", []), *host_warnings, *loop.warnings]
         result.operations = budget.to_json()

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from pfunc import jsonio
 from pfunc.events import KINDS
 from pfunc.limits import Profile
 from pfunc.result import ExecutionError, Result
@@ -127,7 +127,15 @@ def conclude(
         }
     elif completion["kind"] == "ok":
         if KINDS[result.event].is_before:
-            result.message = json.loads(completion["message"])
+            try:
+                result.message = jsonio.loads(completion["message"])
+            except ValueError as error:
+                result.outcome = "error"
+                result.error = ExecutionError(
+                    "TypeError",
+                    f"{result.function}: request.ok(): the message is not JSON: {error}",
+                )
+                return
         if result.is_message_event:
             result.delivered = True
     else:

@@ -766,3 +766,21 @@ def test_a_subscribe_to_700_channels_runs_their_presence_functions_with_bounded_
         timeout=30,
     )
     assert {"key": "joins", "value": 701} in json.loads(joins.stdout)
+
+
+def test_a_wildcard_path_gives_the_handler_the_rest_of_the_path(tmp_path):
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-w"\n'
+        '[[functions]]\nname = "s"\nfile = "s.js"\nevent = "on-request"\npath = "session/*"\n'
+    )
+    (tmp_path / "s.js").write_text(
+        "export default (request, response) => response.send(request.path);"
+    )
+    server = InProcessDev(tmp_path)
+    try:
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/session/login")[2] == "/login"
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/session/a/b")[2] == "/a/b"
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/session")[2] == "/"
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/sessions")[0] == 404
+    finally:
+        server.stop()

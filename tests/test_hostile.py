@@ -146,3 +146,46 @@ def test_a_handler_cannot_change_what_pfunc_does(harness, tmp_path, name):
     else:
         assert hostile.message == {"stored": 1}
     assert (healthy.outcome, healthy.message) == ("ok", {"n": 1})
+
+
+REPORTS = {
+    # Too big to report: it was memory, and the report says so.
+    "a 40 MB response": (
+        "export default (request, response) => response.send('x'.repeat(40 * 1024 * 1024));",
+        "MemoryError",
+        "64 MiB memory limit",
+    ),
+    "200,000 console lines": (
+        "export default (request, response) => {"
+        " for (let i = 0; i < 200000; i++) console.log('line ' + i); return response.send(); };",
+        "MemoryError",
+        "64 MiB memory limit",
+    ),
+    "a status that is not a number": (
+        "export default (request, response) => response.send('x', NaN);",
+        "TypeError",
+        "status must be an HTTP status code",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(REPORTS))
+def test_what_cannot_be_reported_as_asked_is_an_error_that_says_why(harness, tmp_path, name):
+    source, error_type, words = REPORTS[name]
+    handler = tmp_path / "h.js"
+    handler.write_text(source)
+    result = harness.request(handler)
+    assert result.outcome == "error"
+    assert result.error.type == error_type
+    assert words in result.error.message
+
+
+def test_a_lone_surrogate_is_replaced_in_logs_and_refused_in_a_message(harness, tmp_path):
+    handler = tmp_path / "s.js"
+    handler.write_text(
+        "export default (request) => { console.log('a\\uD800b'); return request.ok({ s: '\\uD800' }); };"
+    )
+    result = harness.run(handler)
+    assert result.logs[0]["text"] == "a\ufffdb"
+    assert result.outcome == "error" and "lone surrogate" in result.error.message
+    result.to_json()  # and the report can be written as UTF-8 JSON

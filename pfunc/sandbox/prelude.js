@@ -345,6 +345,10 @@ var console;
           if (!__pfunc_hasHeader(headers, "content-type")) headers["content-type"] = "application/json";
         } else text = String(body);
         const code = status !== undefined ? Number(status) : Number(response.status);
+        if (!Number.isInteger(code) || code < 100 || code > 599) {
+          throw new TypeError("response.send(): status must be an HTTP status code (100 to 599), got " +
+            String(status !== undefined ? status : response.status));
+        }
         __pfunc_complete(execution, "response", { status: code, headers: headers, body: text });
         return Promise.resolve();
       },

@@ -37,6 +37,12 @@ def _prelude() -> str:
     return registry + "\n" * (OWN_CODE_LINE - 1) + "\n".join(own)
 
 
+def well_formed(text: str) -> str:
+    """`text` with lone surrogates (JavaScript strings may hold them; UTF-8 cannot) as
+    U+FFFD, and pairs that arrived split joined again."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def _js_number(value: int | None) -> float | None:
     # As a float: the binding converts Python ints to 32-bit JS integers.
     return None if value is None else float(value)
@@ -239,6 +245,12 @@ class JavaScriptSandbox:
         if self.broken and self.memory is not None:
             self._context.set_memory_limit(self.memory + _RESCUE_MEMORY)
         try:
-            return json.loads(self._finish())
+            text = self._finish()
         except (quickjs.JSException, MemoryError):
             return None
+        details = json.loads(text)
+        if "\\ud" in text or "\\uD" in text:  # a lone surrogate may be in a log line
+            for entry in details.get("logs", []):
+                entry["text"] = well_formed(entry["text"])
+            details["warnings"] = [well_formed(w) for w in details.get("warnings", [])]
+        return details

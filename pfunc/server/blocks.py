@@ -59,12 +59,15 @@ class Blocks:
             if KINDS[function.event].family != REQUEST or function.path is None:
                 continue
             pattern = function.path
-            if clean == pattern or fnmatch.fnmatchcase(clean, pattern):
+            # "session" and "session/*" both serve session/login with request.path
+            # "/login": the handler sees the part after its own prefix.
+            base = pattern[:-2] if pattern.endswith("/*") else pattern
+            if clean == base:
                 return function, "/"
-            if clean.startswith(pattern + "/") and "*" not in pattern:
-                return function, "/" + clean[len(pattern) + 1 :]
-            if pattern.endswith("/*") and clean.startswith(pattern[:-1]):
-                return function, "/" + clean[len(pattern) - 1 :]
+            if "*" not in base and clean.startswith(base + "/"):
+                return function, "/" + clean[len(base) + 1 :]
+            if "*" in base and fnmatch.fnmatchcase(clean, pattern):
+                return function, "/"
         return None
 
     async def on_request(self, request: web.Request) -> web.Response:
