@@ -24,7 +24,8 @@ from pfunc.server.state import DevState
 
 WATCHED_SUFFIXES = (".js", ".py")
 WATCHED_NAMES = ("pfunc.toml",)
-DEBOUNCE_SECONDS = 0.02
+DEBOUNCE_SECONDS = 0.03
+MAX_WAIT_SECONDS = 0.5
 
 
 def _interesting(path: str) -> bool:
@@ -47,6 +48,7 @@ class Reloader(FileSystemEventHandler):
         self.on_change = on_change
         self.debounce = debounce
         self._pending: set[Path] = set()
+        self._first_event = 0.0  # loop time of the first event of the pending burst
         self._timer: asyncio.TimerHandle | None = None
         self._running: asyncio.Task[None] | None = None
         self._observer = Observer()
@@ -72,9 +74,17 @@ class Reloader(FileSystemEventHandler):
             self.loop.call_soon_threadsafe(self._schedule, chosen)
 
     def _schedule(self, paths: set[Path]) -> None:
+        """Reload once the files have been quiet for `debounce` seconds: every event moves
+        the reload later, so a save that takes longer is read whole. A file written
+        without pause for longer than MAX_WAIT is reloaded anyway (and again after)."""
+        now = self.loop.time()
+        if not self._pending:
+            self._first_event = now
         self._pending |= paths
-        if self._timer is None:
-            self._timer = self.loop.call_later(self.debounce, self._fire)
+        if self._timer is not None:
+            self._timer.cancel()
+        when = min(now + self.debounce, self._first_event + MAX_WAIT_SECONDS)
+        self._timer = self.loop.call_at(max(when, now), self._fire)
 
     def _fire(self) -> None:
         self._timer = None
