@@ -64,6 +64,16 @@ class FunctionRegistry:
         self._by_name = kept
         self.project = project
 
+    def read_sources(self) -> None:
+        """Read every function's source now (see SandboxPool.read)."""
+        for function in self.project.functions:
+            self.executor(function).pool.read()
+
+    def trim_idle(self) -> None:
+        """Close sandboxes left idle after a burst (see SandboxPool.trim)."""
+        for executor in [*self._by_name.values(), *self._by_file.values()]:
+            executor.pool.trim()
+
     def close(self) -> None:
         for executor in [*self._by_name.values(), *self._by_file.values()]:
             executor.close()

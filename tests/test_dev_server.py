@@ -750,10 +750,10 @@ def test_a_subscribe_to_700_channels_runs_their_presence_functions_with_bounded_
         def sandbox_threads() -> int:
             return sum(t.name == "pfunc-sandbox" for t in threading.enumerate())
 
-        deadline = time.monotonic() + 5
-        while sandbox_threads() > 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert sandbox_threads() <= 2
+        deadline = time.monotonic() + 10
+        while sandbox_threads() > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sandbox_threads() <= 1  # idle ones are closed; one is kept warm
         _, _, body = server.request("POST", "/pfunc/run/seen", b"{}")
         assert json.loads(body)["outcome"] == "ok"
     finally:

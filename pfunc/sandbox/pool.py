@@ -8,6 +8,8 @@ finishes an execution after the reload is closed, not pooled again.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,9 +21,11 @@ if TYPE_CHECKING:
     from pfunc.runtime import Runtime
 
 
-# Loaded sandboxes kept for reuse; more are closed when they finish, so a burst (a
-# subscribe naming 700 channels, a load test) leaves no threads or workers behind.
-MAX_IDLE = 2
+# Loaded sandboxes kept for reuse: up to as many as run at once (the executor allows 8),
+# so steady load reuses them; those unused for IDLE_SECONDS are closed (all but one), so a
+# burst (a subscribe naming 700 channels, a load test) leaves no threads or workers behind.
+MAX_IDLE = 8
+IDLE_SECONDS = 2.0
 
 
 class SandboxPool:
@@ -32,6 +36,7 @@ class SandboxPool:
         self.source: str | None = None  # the last source that loaded (what is serving)
         self.generation = 0
         self._idle: list[Sandbox] = []
+        self._idle_since: dict[int, float] = {}  # id(sandbox) -> when it was last released
         self.closed = False  # set by close(): sandboxes still running are closed on release
 
     def _read_source(self) -> str:
@@ -49,6 +54,14 @@ class SandboxPool:
                 f"{self.display_path}: cannot read the handler file ({error}); save it as "
                 "UTF-8 text",
             ) from None
+
+    def read(self) -> None:
+        """Read the source now (the dev server does, at start), so that the first execution
+        cannot read the file while an editor is half-way through saving it. An unreadable
+        file is left for the first execution to report."""
+        if self.source is None:
+            with contextlib.suppress(HandlerLoadError):
+                self.source = self._read_source()
 
     def _build(self, source: str) -> Sandbox:
         profile = self.runtime.profile
@@ -88,7 +101,8 @@ class SandboxPool:
     async def acquire(self) -> Sandbox:
         """An idle sandbox of the current generation, or a newly loaded one."""
         while self._idle:
-            sandbox = self._idle.pop()
+            sandbox = self._idle.pop()  # the most recently used: the others age out
+            self._idle_since.pop(id(sandbox), None)
             if not sandbox.broken and sandbox.generation == self.generation:
                 return sandbox
             sandbox.close()
@@ -110,6 +124,20 @@ class SandboxPool:
             sandbox.close()
         else:
             self._idle.append(sandbox)
+            self._idle_since[id(sandbox)] = time.monotonic()
+
+    def trim(self, older_than: float = IDLE_SECONDS) -> None:
+        """Close idle sandboxes unused for `older_than` seconds, keeping the newest one
+        warm (the dev server calls this every second)."""
+        cutoff = time.monotonic() - older_than
+        keep = self._idle[-1:]
+        for sandbox in self._idle[:-1]:
+            if self._idle_since.get(id(sandbox), 0.0) < cutoff:
+                self._idle_since.pop(id(sandbox), None)
+                sandbox.close()
+            else:
+                keep.insert(len(keep) - 1, sandbox)
+        self._idle = keep
 
     async def reload(self) -> HandlerLoadError | None:
         """Load the file again; on success it serves the next execution, else the last

@@ -120,7 +120,9 @@ class DevServer:
             await self.state.engine.functions.executor(current).run(event)
 
     async def _presence_timeouts(self) -> None:
+        """Every second: presence timeouts, and sandboxes idle since a burst closed."""
         while True:
             await asyncio.sleep(1)
             for channel, uuid in self.state.presence.expired():
                 presence_event(self.state, channel, "timeout", uuid)
+            self.state.engine.functions.trim_idle()

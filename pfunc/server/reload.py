@@ -128,6 +128,7 @@ class ProjectReloader:
             self.state.log({**event, "ok": False, "error": str(error), "ms": _ms_since(started)})
             return
         self.state.engine.functions.replace_project(project)
+        self.state.engine.functions.read_sources()
         self.on_project()
         self.state.log(
             {
