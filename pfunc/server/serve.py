@@ -23,6 +23,10 @@ from pfunc.server.state import LogEvent
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_LINE = 64 * 1024
+# A connection that sends nothing, or never finishes its request line and headers, is
+# closed after this long (aiohttp's default is an hour). Long-polls are requests in
+# progress, not idle, and are not affected.
+IDLE_CONNECTION_SECONDS = 60.0
 
 
 def _read_console(loop: asyncio.AbstractEventLoop, server: Any) -> None:
@@ -59,7 +63,11 @@ async def running_server(
         server = DevServer(engine, on_event=log, intervals=intervals, **options)
         # PubNub accepts GET request lines of 32 KiB (every SDK publishes by GET).
         runner = web.AppRunner(
-            server.app(), access_log=None, max_line_size=MAX_LINE, max_field_size=MAX_LINE
+            server.app(),
+            access_log=None,
+            max_line_size=MAX_LINE,
+            max_field_size=MAX_LINE,
+            keepalive_timeout=IDLE_CONNECTION_SECONDS,
         )
         await runner.setup()
         site = web.TCPSite(runner, host, port)
