@@ -70,6 +70,12 @@ event = "on-request"
 path = "ok"
 
 [[functions]]
+name = "pybuiltins"
+file = "pybuiltins.py"
+event = "on-request"
+path = "pybuiltins"
+
+[[functions]]
 name = "joined"
 file = "ok_presence.js"
 event = "after-presence"
@@ -86,6 +92,11 @@ HANDLERS = {
     "await require('kvstore').get('k'); };",
     "pythrows.py": "def handler(request, response):\n    raise ValueError('boom')\n",
     "ok.js": "export default (request, response) => response.send('ok');",
+    "pybuiltins.py": "from pfunc import require\n"
+    "uuid, jwt = require('uuid'), require('jwt')\n"
+    "def handler(request, response):\n"
+    "    token = jwt.sign({'n': request.query['n']}, 'soak-secret')\n"
+    "    return response.send({'n': jwt.verify(token, 'soak-secret')['n'], 'id': uuid.v4()})\n",
     "ok_presence.js": "export default (request) => request.ok();",
 }
 FAILING = ["throws", "loops", "nan", "tamper", "pythrows"]
@@ -196,6 +207,29 @@ def get(url: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
+def concurrent_python(base: str, clients: int, each: int) -> tuple[int, int, float]:
+    """`clients` threads x `each` requests to a Python handler using synchronous
+    built-ins (one shared context once crashed the server here): (right, total, seconds)."""
+    right = 0
+    lock = threading.Lock()
+
+    def client(number: int) -> None:
+        nonlocal right
+        for n in range(each):
+            status, body = get(f"{base}/v1/blocks/sub-key/sub-c-soak/pybuiltins?n={number}-{n}")
+            if status == 200 and json.loads(body)["n"] == f"{number}-{n}":
+                with lock:
+                    right += 1
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return right, clients * each, time.perf_counter() - started
+
+
 def reload_under_load(folder: Path, base: str, saves: int) -> float:
     """Seconds from the last of `saves` saves (8 clients calling meanwhile) to its answer."""
     url = f"{base}/v1/blocks/sub-key/sub-c-soak/ok"
@@ -286,6 +320,12 @@ def main() -> None:
                 f"fan-out subscribe of 700 channels: {status}; threads {before['threads']} -> "
                 f"{after['threads']}, RSS {before['rss_mib']:.1f} -> {after['rss_mib']:.1f} MiB, "
                 f"fds {before['fds']} -> {after['fds']}"
+            )
+            right, total, spent = concurrent_python(server.base, 8, 500)
+            print(
+                f"concurrent Python (8 clients x 500, synchronous built-ins): {right} of "
+                f"{total} right in {spent:.1f} s; server up: "
+                f"{get(server.base + '/time/0')[0] == 200}"
             )
             seconds = reload_under_load(folder, server.base, 20)
             verdict = "meets" if seconds <= 0.2 else "MISSES"
