@@ -136,6 +136,11 @@ class CallRecord:
         return data
 
 
+# The report lists this many calls; a handler that loops on refused calls gets a count of
+# the rest instead of a report of millions of lines.
+MAX_LISTED_CALLS = 1000
+
+
 class Budget:
     """Counts one execution's operations against a profile."""
 
@@ -145,6 +150,7 @@ class Budget:
         self.used_by_kind: dict[str, int] = {}
         self.calls: list[CallRecord] = []
         self.exceeded = False
+        self.unlisted = 0  # refused calls past MAX_LISTED_CALLS: counted, not listed
 
     def charge(
         self, module: str, method: str, kind: str | None, key: str | None = None
@@ -156,7 +162,10 @@ class Budget:
         record = CallRecord(module, method, key, counted=kind is not None)
         if kind is None:
             return record
-        self.calls.append(record)
+        if len(self.calls) < MAX_LISTED_CALLS:
+            self.calls.append(record)
+        else:  # a handler retrying a refused call in a loop: keep the report small
+            self.unlisted += 1
         limits = self.profile.operations
         if isinstance(limits, int):
             number = self.used + 1
@@ -196,4 +205,6 @@ class Budget:
         }
         if isinstance(self.profile.operations, dict):
             data["used_by_kind"] = dict(self.used_by_kind)
+        if self.unlisted:
+            data["calls_not_listed"] = self.unlisted
         return data

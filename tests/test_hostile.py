@@ -189,3 +189,12 @@ def test_a_lone_surrogate_is_replaced_in_logs_and_refused_in_a_message(harness, 
     assert result.logs[0]["text"] == "a\ufffdb"
     assert result.outcome == "error" and "lone surrogate" in result.error.message
     result.to_json()  # and the report can be written as UTF-8 JSON
+
+
+def test_a_loop_of_refused_calls_keeps_its_report_small(harness, tmp_path):
+    harness.limit_overrides = {"timeout": 0.3}
+    hostile, _ = run_then_healthy(harness, tmp_path, LOOPS["retrying a refused call"])
+    operations = hostile.operations
+    assert operations["used"] == 3 and operations["exceeded"]
+    assert len(operations["calls"]) == 1000
+    assert operations["calls_not_listed"] > 0
