@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import traceback
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pfunc.cli.commands import main
+from pfunc.events import EventSpec
 from tests.conftest import EXAMPLES
+
+# Every field an event spec has (and one it has not).
+SPEC_FIELDS = [spec_field.name for spec_field in fields(EventSpec)]
 
 SETTINGS = settings(
     max_examples=40,
@@ -169,25 +174,7 @@ def test_pfunc_toml(tmp_path_factory, key, value, table):
 @SETTINGS
 @given(
     trigger=st.sampled_from(["publish", "signal", "request", "presence", "interval"]),
-    field=st.sampled_from(
-        [
-            "message",
-            "channel",
-            "params",
-            "meta",
-            "method",
-            "path",
-            "query",
-            "headers",
-            "body",
-            "json",
-            "action",
-            "uuid",
-            "occupancy",
-            "state",
-            "oops",
-        ]
-    ),
+    field=st.sampled_from([*SPEC_FIELDS, "oops"]),
     value=toml_value,
     advance=st.one_of(st.none(), toml_value),
     event=st.one_of(st.none(), st.sampled_from(['"on-request"', '"before-publish"', "3"])),

@@ -7,6 +7,7 @@ import json
 import textwrap
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pfunc import jsonio
+from pfunc.events import EventSpec
 from tests.test_dev_server import InProcessDev
 
 PROJECT = """
@@ -50,6 +52,9 @@ HANDLERS = {
     """,
     "joined.js": "export default (request) => request.ok();",
 }
+
+# Every field an event spec has (and one it has not).
+SPEC_FIELDS = [spec_field.name for spec_field in fields(EventSpec)]
 
 SETTINGS = settings(
     max_examples=60,
@@ -180,25 +185,7 @@ def test_on_request(dev, path, method, body, content_type):
     spec=st.one_of(
         nasty_text,
         st.dictionaries(
-            st.sampled_from(
-                [
-                    "message",
-                    "channel",
-                    "params",
-                    "meta",
-                    "method",
-                    "path",
-                    "query",
-                    "headers",
-                    "body",
-                    "json",
-                    "action",
-                    "uuid",
-                    "occupancy",
-                    "state",
-                    "text",
-                ]
-            ),
+            st.sampled_from([*SPEC_FIELDS, "text"]),
             st.one_of(
                 st.none(),
                 st.integers(),
