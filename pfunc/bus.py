@@ -8,6 +8,7 @@ hop count on: past the profile's limit (3) the publish is dropped, as a typed Dr
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -54,7 +55,11 @@ class Bus:
         params: dict[str, Any] | None = None,
     ) -> PublishReport:
         report = PublishReport(channel, verb, hop, message)
-        report.publisher = (params or {}).get("uuid")
+        given = params or {}
+        report.publisher = given.get("uuid")
+        report.custom_type = given.get("custom_message_type")
+        with contextlib.suppress(TypeError, ValueError):
+            report.sequence = int(given.get("seqn", 1))
         report.meta = meta
         report.drop = self._drop(channel, message, verb, hop)
         if report.drop is not None:

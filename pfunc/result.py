@@ -109,6 +109,8 @@ class PublishReport:
     stopped_by: str | None = None  # the before-* function that aborted or failed it
     executions: list[Result] = field(default_factory=list)
     publisher: str | None = None  # the publishing client's uuid, when known
+    sequence: int = 1  # the publisher's sequence number (seqn), for subscribers
+    custom_type: str | None = None  # the publish's custom message type
     meta: dict[str, Any] | None = None
 
     @property

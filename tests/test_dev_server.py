@@ -217,7 +217,7 @@ class DevProcess(DevHarness):
         )
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
-        ready = self.wait_for(lambda e: e["type"] == "ready", timeout=15)
+        ready = self.ready = self.wait_for(lambda e: e["type"] == "ready", timeout=15)
         self.port = ready["port"]
         self.base = f"http://127.0.0.1:{self.port}"
 
@@ -784,3 +784,62 @@ def test_a_wildcard_path_gives_the_handler_the_rest_of_the_path(tmp_path):
         assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/sessions")[0] == 404
     finally:
         server.stop()
+
+
+def test_cors_preflight_and_origin_on_every_answer(dev):
+    status, headers, _ = dev.request(
+        "OPTIONS",
+        "/publish/pub-c-t/sub-c-t/0/chat.a/0/%22x%22",
+        headers={
+            "Origin": "http://app.test",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+    assert status == 204
+    assert headers["Access-Control-Allow-Origin"] == "http://app.test"
+    assert "GET" in headers["Access-Control-Allow-Methods"]
+    assert headers["Access-Control-Allow-Headers"] == "content-type"
+    for path in ("/time/0", "/v2/history/sub-key/sub-c-t/channel/x", "/nowhere"):
+        _, headers, _ = dev.request("GET", path, headers={"Origin": "http://app.test"})
+        assert headers["Access-Control-Allow-Origin"] == "http://app.test", path
+
+
+def test_an_endpoint_not_emulated_says_so_in_pubnubs_shape_and_in_the_log(dev):
+    status, headers, body = dev.request("GET", "/v2/history/sub-key/sub-c-t/channel/chat.a")
+    assert status == 501 and headers["Content-Type"].startswith("application/json")
+    answer = json.loads(body)
+    assert answer["error"] is True and answer["status"] == 501
+    assert answer["message"].startswith("not emulated by pfunc dev: history")
+    logged = dev.wait_for(lambda e: e["type"] == "not-emulated")
+    assert logged["what"] == "history"
+    status, _, body = dev.request("GET", "/v1/unknown/thing")
+    assert status == 404 and "not a PubNub endpoint" in json.loads(body)["message"]
+
+
+@pytest.mark.subprocess
+def test_the_ready_line_carries_the_sdk_settings(tmp_path):
+    make_project(tmp_path)
+    server = DevProcess(tmp_path, "--no-intervals")
+    server.stop()
+    assert server.ready["sdk"] == {
+        "origin": f"127.0.0.1:{server.port}",
+        "ssl": False,
+        "publishKey": "pub-c-t",
+        "subscribeKey": "sub-c-t",
+    }
+
+
+def test_the_python_sdks_fire_reaches_functions_but_no_subscriber(dev):
+    from pubnub.pnconfiguration import PNConfiguration  # noqa: F401
+
+    reader, writer = sdk(dev, "reader"), sdk(dev, "writer")
+    collector = Collector()
+    reader.add_listener(collector.listener)
+    reader.subscribe().channels(["chat.fire"]).execute()
+    assert collector.connected.wait(5)
+    writer.fire().channel("chat.fire").message({"text": "fired"}).sync()
+    writer.publish().channel("chat.fire").message({"text": "after"}).sync()
+    assert collector.wait(lambda: collector.messages)
+    assert collector.messages == [("chat.fire", {"text": "AFTER"})]
+    reader.stop()

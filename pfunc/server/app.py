@@ -21,6 +21,7 @@ from pfunc.events import EventSpec, build_event, kinds_triggered_by
 from pfunc.project import FunctionConfig
 from pfunc.server.admin import Admin
 from pfunc.server.blocks import Blocks, not_found
+from pfunc.server.not_emulated import not_emulated, not_emulated_answer
 from pfunc.server.pubnub_api import PubNubAPI, presence_event, pubnub_error
 from pfunc.server.reload import ProjectReloader
 from pfunc.server.state import SUBSCRIBE_TIMEOUT, DevState, LogEvent
@@ -47,7 +48,9 @@ class DevServer:
         self._interval_tasks: list[asyncio.Task[Any]] = []
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[self._errors])
+        app = web.Application(
+            client_max_size=MAX_REQUEST_BYTES, middlewares=[self._cors, self._errors]
+        )
         for area in (self.pubnub, self.blocks, self.admin):
             app.router.add_routes(area.routes())
         app.on_startup.append(self._start_background)
@@ -64,6 +67,32 @@ class DevServer:
         await self.admin.console_command(line)
 
     @web.middleware
+    async def _cors(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """CORS on every endpoint, so a browser app served from another origin works: a
+        preflight is answered here; every answer names the asking origin."""
+        origin = request.headers.get("Origin", "*")
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            asked = request.headers.get("Access-Control-Request-Headers", "")
+            return web.Response(
+                status=204,
+                headers={
+                    "Access-Control-Allow-Origin": origin,
+                    "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+                    "Access-Control-Allow-Headers": asked or "*",
+                    "Access-Control-Max-Age": "600",
+                    "Vary": "Origin",
+                },
+            )
+        response = await handler(request)
+        response.headers.setdefault("Access-Control-Allow-Origin", origin)
+        response.headers.setdefault("Access-Control-Expose-Headers", "*")
+        if origin != "*":
+            response.headers.setdefault("Vary", "Origin")
+        return response
+
+    @web.middleware
     async def _errors(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
@@ -73,7 +102,20 @@ class DevServer:
             return pubnub_error(
                 413, f"Request Entity Too Large: the limit is {MAX_REQUEST_BYTES:,} bytes"
             )
-        except web.HTTPNotFound:
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as missing:
+            what = not_emulated(request.method, request.path)
+            if what is not None:
+                self.state.log(
+                    {
+                        "type": "not-emulated",
+                        "what": what,
+                        "method": request.method,
+                        "path": request.path,
+                    }
+                )
+                return not_emulated_answer(what, request.method, request.path)
+            if isinstance(missing, web.HTTPMethodNotAllowed):
+                return pubnub_error(405, f"{request.method} is not allowed on {request.path}")
             return not_found(self.state, request.path)
         except web.HTTPException as error:
             return pubnub_error(error.status, error.reason)

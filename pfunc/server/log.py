@@ -46,6 +46,15 @@ class DevLog:
                 else ", ".join(function.get("channels", []))
             )
             self.console.print(f"  {function['name']:<16} {function['event']:<15} {where}")
+        sdk = event.get("sdk")
+        if sdk:
+            self.console.print(
+                Text(
+                    f"  SDK settings: origin: '{sdk['origin']}', ssl: false, publishKey: "
+                    f"'{sdk['publishKey']}', subscribeKey: '{sdk['subscribeKey']}'",
+                    style="cyan",
+                )
+            )
         for warning in event.get("warnings", []):
             self.console.print(Text(f"  ! {warning}", style="yellow"))
         self.console.print(
@@ -89,6 +98,18 @@ class DevLog:
             frame = code_frame(Path(event["file"]), event["line"], event.get("column") or 1)
             if frame:
                 self.console.print(Text(frame))
+
+    def _not_emulated(self, event: dict[str, Any]) -> None:
+        self.console.print(
+            Text(
+                f"not emulated by pfunc dev: {event['what']} ({event['method']} {event['path']})",
+                style="yellow",
+            )
+        )
+
+    def _server_error(self, event: dict[str, Any]) -> None:
+        where = f" on {event['path']}" if event.get("path") else ""
+        self.console.print(Text(f"server error{where}: {event['error']}", style="red"))
 
     def _console_error(self, event: dict[str, Any]) -> None:
         self.console.print(Text(f"{event['command']}: {event['error']}", style="red"))

@@ -15,6 +15,12 @@ from pfunc.result import TOO_LARGE
 from pfunc.server.state import DevState
 from pfunc.server.subscribers import Delivery
 
+# PubNub's limit on a published message: 32 KiB, escaped, channel name included.
+MAX_PUBLISH_URL_BYTES = 32 * 1024
+
+# Publish query parameters a function sees in request.params (and the bus reads).
+PUBLISH_PARAMS = ("uuid", "pnsdk", "seqn", "store", "ttl", "norep", "custom_message_type")
+
 
 def pubnub_error(status: int, message: str, service: str = "pfunc") -> web.Response:
     return web.json_response(
@@ -64,7 +70,9 @@ class PubNubAPI:
         return web.json_response([int(self.state.timetoken())])
 
     async def publish(self, request: web.Request) -> web.Response:
-        fire = request.query.get("store") == "0" and request.query.get("norep") == "true"
+        # A fire is a publish that is not replicated to subscribers: norep=true (the
+        # JavaScript SDK) or norep=1 (the Python SDK), with store=0.
+        fire = request.query.get("norep", "").lower() in ("true", "1")
         return await self._publish(request, "fire" if fire else "publish")
 
     async def signal(self, request: web.Request) -> web.Response:
@@ -78,6 +86,10 @@ class PubNubAPI:
             text: str | bytes = await request.read()
         elif request.method == "GET":
             text = request.match_info.get("message", "")
+            # PubNub measures a message as sent: escaped in the URL, with its channel.
+            escaped = request.raw_path.split("?", 1)[0].rsplit("/", 1)[-1]
+            if len(escaped) + len(request.match_info["channel"]) > MAX_PUBLISH_URL_BYTES:
+                return publish_error(413, "Message Too Large", self.state.timetoken())
         else:
             return publish_error(405, "Method Not Allowed", self.state.timetoken())
         try:
@@ -98,7 +110,7 @@ class PubNubAPI:
             message,
             verb=verb,
             meta=meta if isinstance(meta, dict) else None,
-            params={k: v for k, v in request.query.items() if k in ("uuid", "pnsdk")},
+            params={k: v for k, v in request.query.items() if k in PUBLISH_PARAMS},
         )
         if report.drop is not None:
             too_large = report.drop.reason == TOO_LARGE
@@ -186,5 +198,7 @@ def presence_event(state: DevState, channel: str, action: str, uuid: str) -> Non
         default_channel=channel,
         now_ms=state.engine.runtime.clock.now_ms(),
     )
-    state.messages.add(Delivery(int(state.timetoken()), f"{channel}-pnpres", event.message, 0))
+    state.messages.add(
+        Delivery(int(state.timetoken()), f"{channel}-pnpres", event.message, None, presence=True)
+    )
     state.spawn(state.bus.presence(channel, EventSpec(message=event.message)))

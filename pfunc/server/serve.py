@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -22,7 +23,9 @@ from pfunc.server.reload import Reloader
 from pfunc.server.state import LogEvent
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-MAX_LINE = 64 * 1024
+# Request lines up to 1 MiB reach pfunc, which answers PubNub's own 413 for a message
+# over 32 KiB (as escaped in the URL); only a line past this is refused by aiohttp.
+MAX_LINE = 1024 * 1024
 # A connection that sends nothing, or never finishes its request line and headers, is
 # closed after this long (aiohttp's default is an hour). Long-polls are requests in
 # progress, not idle, and are not affected.
@@ -44,6 +47,25 @@ def _read_console(loop: asyncio.AbstractEventLoop, server: Any) -> None:
         threading.Thread(target=read, name="pfunc-console", daemon=True).start()
 
 
+class _AiohttpLog(logging.Handler):
+    """aiohttp's own errors (a request it could not even parse) as one dev-log line each,
+    instead of a traceback on the terminal."""
+
+    def __init__(self, log: LogEvent) -> None:
+        super().__init__(logging.WARNING)
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        cause = record.exc_info[1] if record.exc_info else None
+        self.log(
+            {
+                "type": "server-error",
+                "path": "",
+                "error": f"{record.getMessage()}: {cause!r}" if cause else record.getMessage(),
+            }
+        )
+
+
 @asynccontextmanager
 async def running_server(
     session: Session,
@@ -56,12 +78,14 @@ async def running_server(
 ) -> AsyncIterator[DevServer]:
     """The dev server listening, watching files and logging, until the block ends. It
     logs "ready" (with the bound port) once it serves, and "stopped" at the end."""
+    aiohttp_log = logging.getLogger("aiohttp.server")
+    aiohttp_log.addHandler(handler := _AiohttpLog(log))
+    aiohttp_log.propagate = False
     async with session.engine(threaded=True) as engine:
         engine.functions.read_sources()
         engine.runtime.observers.append(lambda result: log(execution_event(result)))
         options = {} if subscribe_timeout is None else {"subscribe_timeout": subscribe_timeout}
         server = DevServer(engine, on_event=log, intervals=intervals, **options)
-        # PubNub accepts GET request lines of 32 KiB (every SDK publishes by GET).
         runner = web.AppRunner(
             server.app(),
             access_log=None,
@@ -98,6 +122,12 @@ async def running_server(
                 "publish_key": session.keyset.publish_key,
                 "kv": str(session.kv_path),
                 "functions": describe_functions(server.state),
+                "sdk": {
+                    "origin": url.removeprefix("http://"),
+                    "ssl": False,
+                    "publishKey": session.keyset.publish_key,
+                    "subscribeKey": session.keyset.subscribe_key,
+                },
                 "warnings": warnings,
             }
         )
@@ -106,6 +136,7 @@ async def running_server(
         finally:
             reloader.stop()
             await runner.cleanup()
+            aiohttp_log.removeHandler(handler)
             log({"type": "stopped"})
 
 

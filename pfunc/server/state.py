@@ -48,9 +48,11 @@ class DevState:
                 int(report.timetoken or 0),
                 report.channel,
                 report.message,
-                MESSAGE_TYPES.get(report.verb, 0),
+                MESSAGE_TYPES.get(report.verb),
                 publisher=report.publisher,
                 meta=report.meta,
+                sequence=report.sequence,
+                custom_type=report.custom_type,
             )
         )
 

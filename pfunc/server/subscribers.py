@@ -11,7 +11,9 @@ from typing import Any
 
 from pfunc.channels import channel_matches
 
-MESSAGE_TYPES = {"publish": 0, "signal": 1}
+# The "e" field of a subscribe envelope, by what was delivered. A plain message and a
+# presence event carry none: the JavaScript SDK reads e = 0 as a file event.
+MESSAGE_TYPES: dict[str, int | None] = {"publish": None, "signal": 1}
 
 
 @dataclass
@@ -19,9 +21,12 @@ class Delivery:
     timetoken: int
     channel: str
     payload: Any
-    kind: int  # 0 message, 1 signal (the "e" field of a subscribe envelope)
+    kind: int | None  # the envelope's "e" (see MESSAGE_TYPES); None: a message or presence
     publisher: str | None = None
     meta: dict[str, Any] | None = None
+    sequence: int = 1  # the publisher's seqn (PubNub answers 1 when it sent none)
+    custom_type: str | None = None  # custom_message_type of the publish ("cmt")
+    presence: bool = False  # a presence event: PubNub names its subscription in "b"
 
 
 class MessageLog:
@@ -71,19 +76,23 @@ class MessageLog:
 
     def envelope(self, delivery: Delivery, match: str) -> dict[str, Any]:
         """One message as the subscribe v2 API carries it."""
-        data: dict[str, Any] = {
-            "a": "1",
-            "f": 0,
-            "p": {"t": str(delivery.timetoken), "r": 1},
-            "k": self.subscribe_key,
-            "c": delivery.channel,
-            "d": delivery.payload,
-            "e": delivery.kind,
-        }
-        if match != delivery.channel:
-            data["b"] = match
+        data: dict[str, Any] = {"a": "1", "f": 0}
         if delivery.publisher:
             data["i"] = delivery.publisher
+        if not delivery.presence:
+            data["s"] = delivery.sequence
+        data.update(
+            p={"t": str(delivery.timetoken), "r": 1},
+            k=self.subscribe_key,
+            c=delivery.channel,
+            d=delivery.payload,
+        )
+        if delivery.kind is not None:
+            data["e"] = delivery.kind
+        if match != delivery.channel or delivery.presence:
+            data["b"] = match
         if delivery.meta:
             data["u"] = delivery.meta
+        if delivery.custom_type:
+            data["cmt"] = delivery.custom_type
         return data

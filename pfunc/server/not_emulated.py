@@ -1,0 +1,56 @@
+"""PubNub endpoints `pfunc dev` does not emulate yet: one table, so that an SDK call
+answers with PubNub's error shape naming what is missing (and the dev log says so)
+instead of a 404 that reads like a missing function. docs/sdk-operations.md lists the
+same operations for users."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+# (method or None for any, path pattern, what the SDKs call it). First match wins.
+NOT_EMULATED: list[tuple[str | None, re.Pattern[str], str]] = [
+    (method, re.compile(pattern), what)
+    for method, pattern, what in (
+        ("GET", r"^/v2/presence/sub-key/[^/]+/channel/[^/]+/uuid/[^/]+/data$", "setState"),
+        ("GET", r"^/v2/presence/sub-key/[^/]+/channel/[^/]+/uuid/[^/]+$", "getState"),
+        ("GET", r"^/v2/presence/sub-key/[^/]+/uuid/[^/]+$", "whereNow"),
+        ("GET", r"^/v2/presence/sub-key/[^/]+(/channel/[^/]+)?$", "hereNow"),
+        (None, r"^/v2/history/sub-key/[^/]+/channel/", "history"),
+        ("DELETE", r"^/v3/history/sub-key/[^/]+/channel/", "deleteMessages"),
+        (None, r"^/v3/history/sub-key/[^/]+/message-counts/", "messageCounts"),
+        (None, r"^/v3/history(-with-actions)?/sub-key/", "fetchMessages"),
+        (None, r"^/v1/message-actions/", "message actions"),
+        (None, r"^/v2/objects/[^/]+/uuids", "App Context (user metadata)"),
+        (None, r"^/v2/objects/[^/]+/channels/[^/]+/uuids", "App Context (channel members)"),
+        (None, r"^/v2/objects/[^/]+/channels", "App Context (channel metadata)"),
+        (None, r"^/v2/objects/", "App Context"),
+        (None, r"^/v1/channel-registration/", "channel groups"),
+        (None, r"^/v3/pam/|^/v2/auth/", "Access Manager"),
+        (None, r"^/v1/files/", "files"),
+        (None, r"^/v[12]/push/", "mobile push"),
+        (None, r"^/v1/message-persistence|^/v1/history", "message persistence"),
+    )
+]
+
+
+def not_emulated(method: str, path: str) -> str | None:
+    """What the SDKs call the operation at `method path`, when pfunc does not emulate it."""
+    for wanted, pattern, what in NOT_EMULATED:
+        if (wanted is None or wanted == method) and pattern.search(path):
+            return what
+    return None
+
+
+def not_emulated_answer(what: str, method: str, path: str) -> web.Response:
+    # 501 reads as a failure in every SDK, and says the server lacks the feature.
+    return web.json_response(
+        {
+            "status": 501,
+            "error": True,
+            "message": f"not emulated by pfunc dev: {what} ({method} {path})",
+            "service": "pfunc",
+        },
+        status=501,
+    )

@@ -1,0 +1,182 @@
+"""The official PubNub JavaScript SDK (11.x, in Node) against a real `pfunc dev`: what the
+SDK returns to the application and what its listener receives."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.sdk.jsdk import JsSdk, SdkError, SdkUnavailable, install
+from tests.test_dev_server import InProcessDev
+
+KEYS = ("pub-c-js", "sub-c-js")
+PROJECT = """
+[project]
+subscribe_key = "sub-c-js"
+publish_key = "pub-c-js"
+
+[[functions]]
+name = "shout"
+file = "shout.js"
+event = "before-publish"
+channels = ["chat.*"]
+
+[[functions]]
+name = "fired"
+file = "fired.js"
+event = "after-publish"
+channels = ["chat.*"]
+
+[[functions]]
+name = "lobby"
+file = "lobby.js"
+event = "after-presence"
+channels = ["lobby"]
+"""
+HANDLERS = {
+    "shout.js": """
+        export default (request) => {
+          if (request.message.text === "blocked") return request.abort("blocked word");
+          request.message.text = String(request.message.text).toUpperCase();
+          return request.ok();
+        };
+    """,
+    "fired.js": """
+        const db = require("kvstore");
+        export default async (request) => {
+          await db.incrCounter("after:" + request.verb);
+          return request.ok();
+        };
+    """,
+    "lobby.js": """
+        const db = require("kvstore");
+        export default async (request) => {
+          await db.set("presence:" + request.message.uuid, request.message.action);
+          return request.ok();
+        };
+    """,
+}
+
+
+@pytest.fixture(scope="module")
+def sdk() -> Iterator[JsSdk]:
+    try:
+        node_modules = install()
+    except SdkUnavailable as why:
+        pytest.skip(str(why))
+    driver = JsSdk(node_modules)
+    yield driver
+    driver.close()
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessDev]:
+    folder: Path = tmp_path_factory.mktemp("jsdk")
+    (folder / "pfunc.toml").write_text(PROJECT)
+    for name, source in HANDLERS.items():
+        (folder / name).write_text(textwrap.dedent(source))
+    server = InProcessDev(folder)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def clients(sdk, dev, request):
+    made = []
+
+    def make(user: str):
+        client = sdk.client(f"{request.node.name}-{user}", dev.port, KEYS, user)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.destroy()
+
+
+def test_a_subscriber_receives_messages_as_functions_changed_them(clients):
+    reader, writer = clients("reader"), clients("writer")
+    reader.subscribe("chat.room")
+    reader.connected()
+    sent = writer.call("publish", channel="chat.room", message={"text": "hi"}, meta={"m": 1})
+    assert len(str(sent["timetoken"])) == 17
+    got = reader.wait_for("message")
+    assert got["message"] == {"text": "HI"}
+    assert got["channel"] == "chat.room"
+    assert got["publisher"] == "writer"
+    assert got["userMetadata"] == {"m": 1}
+    assert str(got["timetoken"]) == str(sent["timetoken"])
+    assert reader.events("file") == []  # a plain message is not a file event
+
+
+def test_an_aborted_publish_is_an_error_for_the_publisher_and_reaches_no_one(clients):
+    reader, writer = clients("reader"), clients("writer")
+    reader.subscribe("chat.quiet")
+    reader.connected()
+    with pytest.raises(SdkError) as refused:
+        writer.call("publish", channel="chat.quiet", message={"text": "blocked"})
+    assert refused.value.status.get("statusCode") == 400
+    writer.call("publish", channel="chat.quiet", message={"text": "after"})
+    assert reader.wait_for("message")["message"] == {"text": "AFTER"}
+    assert [e["message"] for e in reader.events("message")] == [{"text": "AFTER"}]
+
+
+def test_signals_arrive_as_signals_and_fire_reaches_only_functions(clients, dev):
+    reader, writer = clients("reader"), clients("writer")
+    reader.subscribe("chat.sig")
+    reader.connected()
+    writer.call("signal", channel="chat.sig", message={"typing": True})
+    assert reader.wait_for("signal")["message"] == {"typing": True}
+    # The SDK's fire() resolves without a value (it passes publish a callback); a publish
+    # with replicate false and storeInHistory false is the same request, with its answer.
+    assert writer.call("fire", channel="chat.sig", message={"text": "fired"}) is None
+    fired = writer.call(
+        "publish",
+        channel="chat.sig",
+        message={"text": "fired too"},
+        replicate=False,
+        storeInHistory=False,
+    )
+    assert len(str(fired["timetoken"])) == 17
+    writer.call("publish", channel="chat.sig", message={"text": "last"})
+    reader.wait_for("message", lambda e: e["message"] == {"text": "LAST"})
+    assert [e["message"] for e in reader.events("message")] == [{"text": "LAST"}]
+    counters = dev.request("POST", "/pfunc/run/fired", json.dumps({"message": {}}).encode())
+    assert json.loads(counters[2])["outcome"] == "ok"
+
+
+def test_presence_join_and_leave_reach_listeners_and_functions(clients):
+    watcher, visitor = clients("watcher"), clients("visitor")
+    watcher.subscribe("lobby", with_presence=True)
+    watcher.connected()
+    visitor.subscribe("lobby")
+    joined = watcher.wait_for("presence", lambda e: e.get("uuid") == "visitor")
+    assert joined["action"] == "join" and joined["occupancy"] == 2
+    visitor.sdk.command("unsubscribeAll", client=visitor.name)
+    left = watcher.wait_for(
+        "presence", lambda e: e.get("uuid") == "visitor" and e.get("action") == "leave"
+    )
+    assert left["occupancy"] == 1
+
+
+def test_publish_by_get_up_to_32_kib_and_the_413_past_it(clients):
+    writer = clients("writer")
+    # PubNub's 32 KiB is measured escaped, as the SDK sends it in the URL.
+    fits = writer.call("publish", channel="big", message={"text": "x" * 30 * 1024})
+    assert len(str(fits["timetoken"])) == 17
+    accents = writer.call("publish", channel="big", message={"text": "é" * 2_800})  # ~8 KB
+    assert len(str(accents["timetoken"])) == 17
+    for text in ("x" * 33 * 1024, "é" * 6_000):
+        with pytest.raises(SdkError) as refused:
+            writer.call("publish", channel="big", message={"text": text})
+        assert refused.value.status.get("statusCode") == 413
+
+
+def test_time(clients):
+    answer = clients("clock").call("time")
+    assert abs(int(answer["timetoken"]) // 10_000_000 - time.time()) < 60
