@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from pfunc.events import EventSpec, build_event, kinds_triggered_by
 from pfunc.functions import FunctionRegistry
+from pfunc.history import MessageHistory
 from pfunc.result import HOP_LIMIT, TOO_LARGE, Drop, PublishReport, Result
 from pfunc.runtime import Runtime
 
 
 class Bus:
-    def __init__(self, runtime: Runtime, functions: FunctionRegistry) -> None:
+    def __init__(
+        self, runtime: Runtime, functions: FunctionRegistry, history: MessageHistory
+    ) -> None:
         self.runtime = runtime
         self.functions = functions
+        self.history = history  # where stored publishes are kept
         # Called with each delivered report (the dev server's subscribers listen here).
         self.listeners: list[Callable[[PublishReport], None]] = []
 
@@ -56,7 +61,9 @@ class Bus:
     ) -> PublishReport:
         report = PublishReport(channel, verb, hop, message)
         given = params or {}
-        report.publisher = given.get("uuid")
+        # PubNub names a publisher for every message (subscribers' "i", history's uuid);
+        # one that sent no uuid gets a made-up one, as the service does.
+        report.publisher = given.get("uuid") or str(uuid.uuid4())
         report.custom_type = given.get("custom_message_type")
         with contextlib.suppress(TypeError, ValueError):
             report.sequence = int(given.get("seqn", 1))
@@ -83,12 +90,31 @@ class Bus:
         if verb != "fire":  # fire reaches functions only, never subscribers
             for listener in self.listeners:
                 listener(report)
+        if verb == "publish" and str(given.get("store", "1")).lower() not in ("0", "false"):
+            await self._store(report, given)
         spec.message = current
         for kind in kinds_triggered_by(verb, "after"):
             for function in self.functions.bound_to(kind, channel):
                 event = build_event(kind, spec, hop=hop, verb=verb)
                 report.executions.append(await self.functions.executor(function).run(event))
         return report
+
+    async def _store(self, report: PublishReport, params: dict[str, Any]) -> None:
+        """Keep a delivered publish in history, for its TTL in hours (0 or none: kept)."""
+        expires_at = None
+        with contextlib.suppress(TypeError, ValueError):
+            hours = float(params.get("ttl", 0))
+            if hours > 0:
+                expires_at = self.runtime.clock.now_ms() + int(hours * 3_600_000)
+        await self.history.add(
+            report.channel,
+            int(report.timetoken or 0),
+            report.message,
+            meta=report.meta,
+            publisher=report.publisher,
+            custom_type=report.custom_type,
+            expires_at=expires_at,
+        )
 
     async def presence(self, channel: str, spec: EventSpec) -> list[Result]:
         """Run the after-presence functions bound to `channel` for one presence change

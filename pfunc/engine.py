@@ -17,6 +17,7 @@ from pfunc.clock import Clock
 from pfunc.errors import PfuncUsageError
 from pfunc.events import Keyset
 from pfunc.functions import FunctionRegistry
+from pfunc.history import MessageHistory
 from pfunc.limits import Profile
 from pfunc.project import Project, load_secrets
 from pfunc.result import PublishReport
@@ -29,6 +30,7 @@ class Engine:
     runtime: Runtime
     functions: FunctionRegistry
     bus: Bus
+    history: MessageHistory
 
     @property
     def project(self) -> Project:
@@ -79,7 +81,8 @@ async def open_engine(
         return await engine.publish(channel, message, **options)
 
     functions = FunctionRegistry(project, runtime, publish)
-    engine = Engine(runtime, functions, Bus(runtime, functions))
+    history = MessageHistory(store, runtime.keyset.subscribe_key)
+    engine = Engine(runtime, functions, Bus(runtime, functions, history), history)
     try:
         yield engine
     finally:

@@ -40,13 +40,24 @@ CREATE TABLE IF NOT EXISTS counters (
     value INTEGER NOT NULL,
     PRIMARY KEY (keyset, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (   -- message persistence (pfunc/history.py)
+    keyset TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    timetoken INTEGER NOT NULL,
+    message TEXT NOT NULL,        -- JSON text
+    meta TEXT,                    -- JSON text, or NULL
+    publisher TEXT,
+    custom_type TEXT,
+    expires_at INTEGER,           -- ms since the epoch; NULL: kept
+    PRIMARY KEY (keyset, channel, timetoken)
+) WITHOUT ROWID;
 """
 
 
 # Marks a file as a pfunc store (SQLite's application_id): 'pfkv'. A file that holds other
 # tables is someone else's database and is refused without being changed.
 APPLICATION_ID = 0x70666B76
-_OUR_TABLES = {"items", "counters"}
+_OUR_TABLES = {"items", "counters", "messages"}
 
 
 class StoreOpenError(Exception):
@@ -165,6 +176,10 @@ class KVStore:
             await self._slow.close()
             self._slow = None
         self._fast.close()
+
+    async def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """One statement on the store's file (for other tables of the project's state)."""
+        return await self._run(sql, params)
 
     async def _run(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         try:

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from pfunc import __version__
-from pfunc.cli.kv_commands import kv
+from pfunc.cli.kv_commands import history, kv
 from pfunc.cli.options import (
     EXIT_FAILED,
     EXIT_OK,
@@ -165,6 +165,7 @@ def dev(
 
 
 main.add_command(kv)
+main.add_command(history)
 
 
 @main.command()

@@ -178,3 +178,50 @@ def kv_clear(yes: bool, **options: Any) -> None:
             "pfunc kv clear deletes every item and counter of the keyset; run it again with --yes"
         )
     _kv(options, lambda tool: tool.clear(), lambda _: click.echo("cleared"))
+
+
+@click.command()
+@click.argument("channel")
+@click.option(
+    "--count", type=click.IntRange(1, 100), default=25, show_default=True, help="Newest N."
+)
+@kv_options
+def history(channel: str, count: int, **options: Any) -> None:
+    """Print CHANNEL's stored messages (what fetchMessages returns), oldest first."""
+    import asyncio
+
+    from pfunc.cli.session import prepare_session
+
+    async def read(session: Any) -> list[dict[str, Any]]:
+        async with session.engine() as engine:
+            found = await engine.history.read(
+                channel, count=count, now_ms=engine.runtime.clock.now_ms()
+            )
+        return [
+            {
+                "timetoken": str(m.timetoken),
+                "publisher": m.publisher,
+                "message": m.message,
+                "meta": m.meta,
+            }
+            for m in found
+        ]
+
+    try:
+        session = prepare_session(options)
+        messages = asyncio.run(read(session))
+    except PfuncUsageError as error:
+        usage_failure(str(error))
+    import json
+
+    if session.as_json:
+        click.echo(json.dumps(messages, ensure_ascii=False))
+        return
+    if not messages:
+        click.echo(f"no stored messages on {channel}")
+    for entry in messages:
+        meta = f"  meta {json.dumps(entry['meta'])}" if entry["meta"] is not None else ""
+        click.echo(
+            f"{entry['timetoken']}  {entry['publisher']}  "
+            f"{json.dumps(entry['message'], ensure_ascii=False)}{meta}"
+        )

@@ -1,0 +1,110 @@
+"""Message persistence: every stored publish of a project, in its SQLite store.
+
+What PubNub keeps: publishes (not signals, not fires, not `store=0`), with timetoken,
+publisher, meta, custom message type and an optional TTL in hours. Time windows follow
+PubNub's History API: `start` is exclusive and `end` inclusive (end <= timetoken < start)
+when reading; deleting takes start < timetoken <= end, as PubNub documents for deleting
+one message (its timetoken as end, one less as start).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pfunc import jsonio
+from pfunc.store import KVStore
+
+MAX_TIMETOKEN = 10**18  # later than any 17-digit timetoken
+
+
+@dataclass
+class StoredMessage:
+    channel: str
+    timetoken: int
+    message: Any
+    meta: Any
+    publisher: str | None
+    custom_type: str | None
+
+
+class MessageHistory:
+    def __init__(self, store: KVStore, keyset: str) -> None:
+        self.store = store
+        self.keyset = keyset
+
+    async def add(
+        self,
+        channel: str,
+        timetoken: int,
+        message: Any,
+        *,
+        meta: Any = None,
+        publisher: str | None = None,
+        custom_type: str | None = None,
+        expires_at: int | None = None,
+    ) -> None:
+        await self.store.execute(
+            "INSERT OR REPLACE INTO messages(keyset,channel,timetoken,message,meta,publisher,"
+            "custom_type,expires_at) VALUES(?,?,?,?,?,?,?,?)",
+            (
+                self.keyset,
+                channel,
+                timetoken,
+                jsonio.dumps(message),
+                None if meta is None else jsonio.dumps(meta),
+                publisher,
+                custom_type,
+                expires_at,
+            ),
+        )
+
+    async def read(
+        self,
+        channel: str,
+        *,
+        count: int,
+        start: int | None = None,
+        end: int | None = None,
+        reverse: bool = False,
+        now_ms: int,
+    ) -> list[StoredMessage]:
+        """At most `count` messages with end <= timetoken < start, oldest first: the
+        newest of the window, or with `reverse` the oldest."""
+        rows = await self.store.execute(
+            "SELECT channel,timetoken,message,meta,publisher,custom_type FROM messages "
+            "WHERE keyset=? AND channel=? AND timetoken<? AND timetoken>=? "
+            "AND (expires_at IS NULL OR expires_at>?) "
+            f"ORDER BY timetoken {'ASC' if reverse else 'DESC'} LIMIT ?",
+            (self.keyset, channel, start or MAX_TIMETOKEN, end or 0, now_ms, count),
+        )
+        found = [_stored(row) for row in rows]
+        return found if reverse else found[::-1]
+
+    async def count_after(self, channel: str, timetoken: int, now_ms: int) -> int:
+        """Messages newer than `timetoken` (PubNub's message counts)."""
+        rows = await self.store.execute(
+            "SELECT COUNT(*) FROM messages WHERE keyset=? AND channel=? AND timetoken>? "
+            "AND (expires_at IS NULL OR expires_at>?)",
+            (self.keyset, channel, timetoken, now_ms),
+        )
+        return int(rows[0][0])
+
+    async def delete(self, channel: str, start: int | None, end: int | None) -> None:
+        """Delete start < timetoken <= end (either bound may be absent)."""
+        await self.store.execute(
+            "DELETE FROM messages WHERE keyset=? AND channel=? AND timetoken>? AND timetoken<=?",
+            (self.keyset, channel, start or 0, end or MAX_TIMETOKEN),
+        )
+
+
+def _stored(row: tuple[Any, ...]) -> StoredMessage:
+    channel, timetoken, message, meta, publisher, custom_type = row
+    return StoredMessage(
+        channel,
+        int(timetoken),
+        jsonio.loads(message),
+        None if meta is None else jsonio.loads(meta),
+        publisher,
+        custom_type,
+    )

@@ -1,0 +1,155 @@
+"""PubNub's Message Persistence API over the project's history (pfunc/history.py):
+history v2, fetch messages v3, message counts and delete, in the SDKs' wire shapes
+(taken from the recorded exchanges in ../shared/wire)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from pfunc.history import StoredMessage
+from pfunc.server.pubnub_api import pubnub_error
+from pfunc.server.state import DevState
+
+SUB = "/sub-key/{sub}"
+OK = {"status": 200, "error": False, "error_message": ""}
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("true", "1")
+
+
+def _timetoken(request: web.Request, name: str) -> int | None:
+    text = request.query.get(name)
+    if text in (None, ""):
+        return None
+    if not text.isdigit():
+        raise web.HTTPBadRequest(reason=f"{name} must be a timetoken, got {text!r}")
+    return int(text)
+
+
+def _count(request: web.Request, name: str, default: int, most: int) -> int:
+    text = request.query.get(name, "")
+    if not text.isdigit():
+        return default
+    return max(1, min(int(text), most))
+
+
+class HistoryAPI:
+    def __init__(self, state: DevState) -> None:
+        self.state = state
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get(f"/v2/history{SUB}/channel/{{channel}}", self.history),
+            web.get(f"/v3/history{SUB}/message-counts/{{channels}}", self.message_counts),
+            web.get(f"/v3/history{SUB}/channel/{{channels}}", self.fetch),
+            web.get(f"/v3/history-with-actions{SUB}/channel/{{channels}}", self.fetch),
+            web.delete(f"/v3/history{SUB}/channel/{{channel}}", self.delete),
+        ]
+
+    def _refused(self, request: web.Request) -> web.Response | None:
+        if request.match_info["sub"] != self.state.engine.runtime.keyset.subscribe_key:
+            return pubnub_error(400, "Invalid Subscribe Key", "History")
+        return None
+
+    async def history(self, request: web.Request) -> web.Response:
+        """v2: [messages, first timetoken, last timetoken]; messages as they were, or with
+        include_token as {message, timetoken} (and meta with include_meta)."""
+        refused = self._refused(request)
+        if refused:
+            return refused
+        found = await self.state.engine.history.read(
+            request.match_info["channel"],
+            count=_count(request, "count", 100, 100),
+            start=_timetoken(request, "start"),
+            end=_timetoken(request, "end"),
+            reverse=_flag(request, "reverse"),
+            now_ms=self.state.engine.runtime.clock.now_ms(),
+        )
+        with_token, with_meta = _flag(request, "include_token"), _flag(request, "include_meta")
+        messages: list[Any] = []
+        for stored in found:
+            if not (with_token or with_meta):
+                messages.append(stored.message)
+                continue
+            entry: dict[str, Any] = {"message": stored.message}
+            if with_token:
+                entry["timetoken"] = stored.timetoken
+            if with_meta:
+                entry["meta"] = stored.meta if stored.meta is not None else ""
+            messages.append(entry)
+        first = found[0].timetoken if found else 0
+        last = found[-1].timetoken if found else 0
+        return web.json_response([messages, first, last])
+
+    async def fetch(self, request: web.Request) -> web.Response:
+        """v3: {channels: {name: [{message, timetoken, ...}]}} for one or more channels."""
+        refused = self._refused(request)
+        if refused:
+            return refused
+        channels = [c for c in request.match_info["channels"].split(",") if c]
+        # PubNub's defaults and ceilings: 100 for one channel, 25 for several.
+        most = 100 if len(channels) == 1 else 25
+        count = _count(request, "max", most, most)
+        start, end = _timetoken(request, "start"), _timetoken(request, "end")
+        answer: dict[str, list[dict[str, Any]]] = {}
+        for channel in channels:
+            found = await self.state.engine.history.read(
+                channel,
+                count=count,
+                start=start,
+                end=end,
+                reverse=_flag(request, "reverse"),
+                now_ms=self.state.engine.runtime.clock.now_ms(),
+            )
+            if found:
+                answer[channel] = [self._fetched(request, stored) for stored in found]
+        return web.json_response(
+            {"status": 200, "channels": answer, "error_message": "", "error": False}
+        )
+
+    @staticmethod
+    def _fetched(request: web.Request, stored: StoredMessage) -> dict[str, Any]:
+        entry: dict[str, Any] = {"message": stored.message, "timetoken": str(stored.timetoken)}
+        if _flag(request, "include_meta"):
+            entry["meta"] = stored.meta if stored.meta is not None else ""
+        if _flag(request, "include_message_type"):
+            entry["message_type"] = None  # a plain message (files would be 4)
+        if _flag(request, "include_uuid") and stored.publisher:
+            entry["uuid"] = stored.publisher
+        if _flag(request, "include_custom_message_type") and stored.custom_type:
+            entry["custom_message_type"] = stored.custom_type
+        return entry
+
+    async def message_counts(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused:
+            return refused
+        channels = [c for c in request.match_info["channels"].split(",") if c]
+        if "channelsTimetoken" in request.query:
+            tokens = request.query["channelsTimetoken"].split(",")
+            if len(tokens) == 1:
+                tokens = tokens * len(channels)
+        else:
+            tokens = [request.query.get("timetoken", "")] * len(channels)
+        if len(tokens) != len(channels) or not all(t.isdigit() for t in tokens):
+            return pubnub_error(
+                400, "give one timetoken, or one per channel in channelsTimetoken", "History"
+            )
+        now = self.state.engine.runtime.clock.now_ms()
+        counts = {
+            channel: await self.state.engine.history.count_after(channel, int(token), now)
+            for channel, token in zip(channels, tokens, strict=True)
+        }
+        return web.json_response({**OK, "channels": counts})
+
+    async def delete(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused:
+            return refused
+        await self.state.engine.history.delete(
+            request.match_info["channel"], _timetoken(request, "start"), _timetoken(request, "end")
+        )
+        return web.json_response(dict(OK))

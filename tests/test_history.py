@@ -1,0 +1,159 @@
+"""Message persistence through both official SDKs against a real `pfunc dev`: what is
+stored (and what is not), history v2 and fetch v3 with their options, message counts,
+deletes, and history that survives a restart; `pfunc history` on the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.sdk.jsdk import JsSdk, SdkUnavailable, install
+from tests.test_dev_server import InProcessDev
+
+PROJECT = """
+[project]
+subscribe_key = "sub-c-h"
+publish_key = "pub-c-h"
+
+[[functions]]
+name = "stamp"
+file = "stamp.js"
+event = "before-publish"
+channels = ["log.*"]
+"""
+STAMP = """
+export default (request) => { request.message.stamped = true; return request.ok(); };
+"""
+
+
+def project(folder: Path) -> Path:
+    (folder / "pfunc.toml").write_text(PROJECT)
+    (folder / "stamp.js").write_text(textwrap.dedent(STAMP))
+    return folder
+
+
+def python_sdk(port: int, user: str = "ada"):
+    from pubnub.pnconfiguration import PNConfiguration
+    from pubnub.pubnub import PubNub
+
+    config = PNConfiguration()
+    config.publish_key, config.subscribe_key, config.user_id = "pub-c-h", "sub-c-h", user
+    config.origin = f"127.0.0.1:{port}"
+    config.ssl = False
+    return PubNub(config)
+
+
+def test_history_round_trips_with_the_python_sdk_and_survives_a_restart(tmp_path):
+    folder = project(tmp_path)
+    server = InProcessDev(folder)
+    try:
+        pn = python_sdk(server.port)
+        tokens = []
+        for n in range(5):
+            sent = pn.publish().channel("log.a").message({"n": n}).meta({"i": n}).sync()
+            tokens.append(sent.result.timetoken)
+        pn.publish().channel("log.a").message({"n": "not stored"}).should_store(False).sync()
+        pn.signal().channel("log.a").message({"n": "signal"}).sync()
+        pn.fire().channel("log.a").message({"n": "fire"}).sync()
+
+        newest = pn.history().channel("log.a").count(3).include_timetoken(True).sync().result
+        assert [m.entry for m in newest.messages] == [
+            {"n": 2, "stamped": True},
+            {"n": 3, "stamped": True},
+            {"n": 4, "stamped": True},
+        ]
+        assert [m.timetoken for m in newest.messages] == tokens[2:]
+        oldest = pn.history().channel("log.a").count(2).reverse(True).sync().result
+        assert [m.entry["n"] for m in oldest.messages] == [0, 1]
+        window = pn.history().channel("log.a").start(tokens[4]).end(tokens[1]).sync().result
+        assert [m.entry["n"] for m in window.messages] == [1, 2, 3]  # end <= tt < start
+        with_meta = pn.history().channel("log.a").count(1).include_meta(True).sync().result
+        assert with_meta.messages[0].meta == {"i": 4}
+
+        fetched = (
+            pn.fetch_messages()
+            .channels(["log.a", "log.none"])
+            .maximum_per_channel(2)
+            .include_meta(True)
+            .include_uuid(True)
+            .include_message_type(True)
+            .sync()
+            .result
+        )
+        items = fetched.channels["log.a"]
+        assert [item.message["n"] for item in items] == [3, 4]
+        assert items[0].meta == {"i": 3} and items[0].uuid == "ada"
+        assert "log.none" not in fetched.channels
+
+        counts = (
+            pn.message_counts().channel(["log.a"]).channel_timetokens([tokens[2]]).sync().result
+        )
+        assert counts.channels == {"log.a": 2}
+
+        pn.delete_messages().channel("log.a").start(tokens[0]).end(tokens[2]).sync()  # 1 and 2
+        after = pn.history().channel("log.a").count(10).sync().result
+        assert [m.entry["n"] for m in after.messages] == [0, 3, 4]
+        pn.stop()
+    finally:
+        server.stop()
+
+    again = InProcessDev(folder)
+    try:
+        pn = python_sdk(again.port)
+        kept = pn.history().channel("log.a").count(10).sync().result
+        assert [m.entry["n"] for m in kept.messages] == [0, 3, 4]
+        pn.stop()
+    finally:
+        again.stop()
+
+    printed = subprocess.run(
+        [sys.executable, "-m", "pfunc", "history", "log.a", "--json"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert printed.returncode == 0, printed.stderr
+    shown = json.loads(printed.stdout)
+    assert [entry["message"]["n"] for entry in shown] == [0, 3, 4]
+    assert shown[0]["publisher"] == "ada" and shown[0]["meta"] == {"i": 0}
+
+
+def test_history_with_the_javascript_sdk(tmp_path):
+    try:
+        node_modules = install()
+    except SdkUnavailable as why:
+        pytest.skip(str(why))
+    server = InProcessDev(project(tmp_path))
+    sdk = JsSdk(node_modules)
+    try:
+        client = sdk.client("history", server.port, ("pub-c-h", "sub-c-h"), "bo")
+        tokens = [
+            client.call("publish", channel="log.js", message={"n": n}, meta={"m": n})["timetoken"]
+            for n in range(3)
+        ]
+        fetched = client.call(
+            "fetchMessages", channels=["log.js"], count=2, includeMeta=True, includeUUID=True
+        )
+        items = fetched["channels"]["log.js"]
+        assert [item["message"] for item in items] == [
+            {"n": 1, "stamped": True},
+            {"n": 2, "stamped": True},
+        ]
+        assert items[0]["meta"] == {"m": 1} and items[0]["uuid"] == "bo"
+        assert [str(item["timetoken"]) for item in items] == [str(t) for t in tokens[1:]]
+        counts = client.call("messageCounts", channels=["log.js"], channelTimetokens=[tokens[0]])
+        assert counts["channels"] == {"log.js": 2}
+        history = client.call("history", channel="log.js", count=10, includeTimetoken=True)
+        assert [m["entry"]["n"] for m in history["messages"]] == [0, 1, 2]
+        client.call("deleteMessages", channel="log.js")
+        assert client.call("history", channel="log.js")["messages"] == []
+        client.destroy()
+    finally:
+        sdk.close()
+        server.stop()
