@@ -180,3 +180,43 @@ def test_publish_by_get_up_to_32_kib_and_the_413_past_it(clients):
 def test_time(clients):
     answer = clients("clock").call("time")
     assert abs(int(answer["timetoken"]) // 10_000_000 - time.time()) < 60
+
+
+def test_here_now_where_now_and_state_with_state_change_events(clients, dev):
+    watcher, ada = clients("watcher"), clients("ada")
+    watcher.subscribe("lobby", with_presence=True)
+    watcher.connected()
+    ada.subscribe("lobby", "chat.side")
+    watcher.wait_for("presence", lambda e: e.get("uuid") == "ada" and e.get("action") == "join")
+    set_state = ada.call("setState", channels=["lobby"], state={"mood": "curious"})
+    assert set_state["state"] == {"mood": "curious"}
+    changed = watcher.wait_for("presence", lambda e: e.get("action") == "state-change")
+    assert changed["uuid"] == "ada" and changed["state"] == {"mood": "curious"}
+
+    here = watcher.call("hereNow", channels=["lobby"], includeUUIDs=True, includeState=True)
+    occupants = {o["uuid"]: o.get("state") for o in here["channels"]["lobby"]["occupants"]}
+    assert occupants == {"watcher": None, "ada": {"mood": "curious"}}
+    assert here["totalOccupancy"] == 2
+    where = watcher.call("whereNow", uuid="ada")
+    assert sorted(where["channels"]) == ["chat.side", "lobby"]
+    state = watcher.call("getState", uuid="ada", channels=["lobby"])
+    assert state["channels"] == {"lobby": {"mood": "curious"}}
+    # The after-presence function saw the state change too: it stores the last action.
+    deadline = time.monotonic() + 10
+    while kv_get(dev, "presence:ada") != "state-change" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert kv_get(dev, "presence:ada") == "state-change"
+
+
+def kv_get(dev, key: str):
+    import subprocess
+    import sys
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "pfunc", "kv", "get", key, "--json"],
+        cwd=dev.folder,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return json.loads(shown.stdout) if shown.returncode == 0 else None

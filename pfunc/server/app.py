@@ -23,6 +23,7 @@ from pfunc.server.admin import Admin
 from pfunc.server.blocks import Blocks, not_found
 from pfunc.server.history_api import HistoryAPI
 from pfunc.server.not_emulated import not_emulated, not_emulated_answer
+from pfunc.server.presence_api import PresenceAPI
 from pfunc.server.pubnub_api import PubNubAPI, presence_event, pubnub_error
 from pfunc.server.reload import ProjectReloader
 from pfunc.server.state import SUBSCRIBE_TIMEOUT, DevState, LogEvent
@@ -45,6 +46,7 @@ class DevServer:
         self.blocks = Blocks(self.state)
         self.pubnub = PubNubAPI(self.state)
         self.history = HistoryAPI(self.state)
+        self.presence = PresenceAPI(self.state)
         self.reloader = ProjectReloader(self.state, on_project=self._restart_intervals)
         self._tasks: list[asyncio.Task[Any]] = []
         self._interval_tasks: list[asyncio.Task[Any]] = []
@@ -53,7 +55,7 @@ class DevServer:
         app = web.Application(
             client_max_size=MAX_REQUEST_BYTES, middlewares=[self._cors, self._errors]
         )
-        for area in (self.pubnub, self.history, self.blocks, self.admin):
+        for area in (self.pubnub, self.presence, self.history, self.blocks, self.admin):
             app.router.add_routes(area.routes())
         app.on_startup.append(self._start_background)
         # On shutdown, before aiohttp waits for requests in flight: end the long-polls, or

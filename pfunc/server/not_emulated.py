@@ -13,10 +13,6 @@ from aiohttp import web
 NOT_EMULATED: list[tuple[str | None, re.Pattern[str], str]] = [
     (method, re.compile(pattern), what)
     for method, pattern, what in (
-        ("GET", r"^/v2/presence/sub-key/[^/]+/channel/[^/]+/uuid/[^/]+/data$", "setState"),
-        ("GET", r"^/v2/presence/sub-key/[^/]+/channel/[^/]+/uuid/[^/]+$", "getState"),
-        ("GET", r"^/v2/presence/sub-key/[^/]+/uuid/[^/]+$", "whereNow"),
-        ("GET", r"^/v2/presence/sub-key/[^/]+(/channel/[^/]+)?$", "hereNow"),
         (None, r"^/v1/message-actions/", "message actions"),
         (None, r"^/v2/objects/[^/]+/uuids", "App Context (user metadata)"),
         (None, r"^/v2/objects/[^/]+/channels/[^/]+/uuids", "App Context (channel members)"),

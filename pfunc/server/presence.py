@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -14,9 +15,30 @@ class Presence:
 
     default_heartbeat: int = 300
     _expires: dict[str, dict[str, float]] = field(default_factory=dict)
+    # channel -> uuid -> the state that user set there (setState, or subscribe's state).
+    _state: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def occupancy(self, channel: str) -> int:
         return len(self._expires.get(channel, {}))
+
+    def members(self, channel: str) -> list[str]:
+        return sorted(self._expires.get(channel, {}))
+
+    def occupied(self) -> list[str]:
+        """Channels with someone present, sorted."""
+        return sorted(channel for channel, members in self._expires.items() if members)
+
+    def channels_of(self, uuid: str) -> list[str]:
+        return sorted(channel for channel, members in self._expires.items() if uuid in members)
+
+    def set_state(self, channel: str, uuid: str, state: dict[str, Any]) -> None:
+        if state:
+            self._state.setdefault(channel, {})[uuid] = state
+        else:  # an empty state clears it, as in PubNub
+            self._state.get(channel, {}).pop(uuid, None)
+
+    def state(self, channel: str, uuid: str) -> dict[str, Any]:
+        return self._state.get(channel, {}).get(uuid, {})
 
     def beat(self, channel: str, uuid: str, heartbeat: int | None) -> bool:
         """Record a heartbeat; True when this is a join (the user was not present)."""
@@ -27,6 +49,7 @@ class Presence:
 
     def leave(self, channel: str, uuid: str) -> bool:
         members = self._expires.get(channel, {})
+        self._state.get(channel, {}).pop(uuid, None)  # state lives while the user is there
         return members.pop(uuid, None) is not None
 
     def expired(self) -> list[tuple[str, str]]:
@@ -36,5 +59,6 @@ class Presence:
             for uuid, expires in list(members.items()):
                 if expires <= now:
                     del members[uuid]
+                    self._state.get(channel, {}).pop(uuid, None)
                     gone.append((channel, uuid))
         return gone

@@ -146,9 +146,10 @@ class PubNubAPI:
         channels = self._channels(request)
         uuid = request.query.get("uuid") or "anonymous"
         heartbeat = _int(request.query.get("heartbeat"))
+        states = self._states(request)
         for channel in channels:
             if not channel.endswith("-pnpres") and "*" not in channel:
-                self._beat(channel, uuid, heartbeat)
+                self._beat(channel, uuid, heartbeat, states.get(channel))
         since = request.query.get("tt", "0")
         if since in ("0", ""):
             return web.json_response({"t": {"t": self.state.timetoken(), "r": 1}, "m": []})
@@ -167,8 +168,9 @@ class PubNubAPI:
         if refused:
             return refused
         uuid = request.query.get("uuid") or "anonymous"
+        states = self._states(request)
         for channel in self._channels(request):
-            self._beat(channel, uuid, _int(request.query.get("heartbeat")))
+            self._beat(channel, uuid, _int(request.query.get("heartbeat")), states.get(channel))
         return web.json_response({"status": 200, "message": "OK", "service": "Presence"})
 
     async def leave(self, request: web.Request) -> web.Response:
@@ -183,15 +185,43 @@ class PubNubAPI:
             {"status": 200, "message": "OK", "action": "leave", "service": "Presence"}
         )
 
-    def _beat(self, channel: str, uuid: str, heartbeat: int | None) -> None:
+    @staticmethod
+    def _states(request: web.Request) -> dict[str, dict[str, Any]]:
+        """The `state` query parameter of subscribe and heartbeat: {channel: state}."""
+        try:
+            given = jsonio.loads(request.query.get("state", "{}"))
+        except ValueError:
+            raise web.HTTPBadRequest(reason="state must be a JSON object") from None
+        if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
+            raise web.HTTPBadRequest(reason="state must map channels to JSON objects")
+        return given
+
+    def _beat(
+        self, channel: str, uuid: str, heartbeat: int | None, user_state: dict | None = None
+    ) -> None:
+        if user_state is not None:
+            self.state.presence.set_state(channel, uuid, user_state)
         if self.state.presence.beat(channel, uuid, heartbeat):
-            presence_event(self.state, channel, "join", uuid)
+            presence_event(
+                self.state, channel, "join", uuid, self.state.presence.state(channel, uuid)
+            )
 
 
-def presence_event(state: DevState, channel: str, action: str, uuid: str) -> None:
+def presence_event(
+    state: DevState,
+    channel: str,
+    action: str,
+    uuid: str,
+    user_state: dict[str, Any] | None = None,
+) -> None:
     """A presence change: delivered to `channel-pnpres` subscribers, and run through the
     after-presence functions bound to `channel`."""
-    spec = EventSpec(action=action, uuid=uuid, occupancy=state.presence.occupancy(channel))
+    spec = EventSpec(
+        action=action,
+        uuid=uuid,
+        occupancy=state.presence.occupancy(channel),
+        state=user_state or None,
+    )
     event: Any = build_event(
         kinds_triggered_by("presence")[0],
         spec,

@@ -1,0 +1,124 @@
+"""PubNub's presence queries: hereNow (global and per channel), whereNow, getState and
+setState, in the wire shapes the SDKs parse (from the recorded exchanges in
+../shared/wire). Joins, leaves and timeouts themselves come from subscribe, heartbeat and
+leave (pubnub_api.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from pfunc import jsonio
+from pfunc.server.pubnub_api import presence_event, pubnub_error
+from pfunc.server.state import DevState
+
+BASE = "/v2/presence/sub-key/{sub}"
+OK = {"status": 200, "message": "OK", "service": "Presence"}
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("true", "1")
+
+
+class PresenceAPI:
+    def __init__(self, state: DevState) -> None:
+        self.state = state
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get(BASE, self.here_now),
+            web.get(BASE + "/channel/{channels}", self.here_now),
+            web.get(BASE + "/uuid/{uuid}", self.where_now),
+            web.get(BASE + "/channel/{channels}/uuid/{uuid}", self.get_state),
+            web.get(BASE + "/channel/{channels}/uuid/{uuid}/data", self.set_state),
+        ]
+
+    def _refused(self, request: web.Request) -> web.Response | None:
+        if request.match_info["sub"] != self.state.engine.runtime.keyset.subscribe_key:
+            return pubnub_error(400, "Invalid Subscribe Key", "Presence")
+        return None
+
+    def _occupants(self, request: web.Request, channel: str) -> dict[str, Any]:
+        presence = self.state.presence
+        entry: dict[str, Any] = {"occupancy": presence.occupancy(channel)}
+        if _flag(request, "disable_uuids"):
+            return entry
+        members = presence.members(channel)
+        if _flag(request, "state"):
+            uuids: list[Any] = []
+            for uuid in members:
+                item: dict[str, Any] = {"uuid": uuid}
+                if presence.state(channel, uuid):
+                    item["state"] = presence.state(channel, uuid)
+                uuids.append(item)
+            entry["uuids"] = uuids
+        else:
+            entry["uuids"] = members
+        return {"uuids": entry["uuids"], "occupancy": entry["occupancy"]}
+
+    async def here_now(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused:
+            return refused
+        named = request.match_info.get("channels")
+        channels = [c for c in (named or "").split(",") if c and c != ","]
+        if len(channels) == 1:  # one channel: its occupants at the top level
+            return web.json_response({**OK, **self._occupants(request, channels[0])})
+        listed = channels or self.state.presence.occupied()
+        found = {channel: self._occupants(request, channel) for channel in listed}
+        return web.json_response(
+            {
+                "status": 200,
+                "message": "OK",
+                "payload": {
+                    "channels": found,
+                    "total_channels": len(found),
+                    "total_occupancy": sum(entry["occupancy"] for entry in found.values()),
+                },
+                "service": "Presence",
+            }
+        )
+
+    async def where_now(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused:
+            return refused
+        channels = self.state.presence.channels_of(request.match_info["uuid"])
+        return web.json_response({**OK, "payload": {"channels": channels}})
+
+    async def get_state(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused:
+            return refused
+        uuid = request.match_info["uuid"]
+        channels = [c for c in request.match_info["channels"].split(",") if c]
+        presence = self.state.presence
+        if len(channels) == 1:
+            return web.json_response(
+                {
+                    **OK,
+                    "uuid": uuid,
+                    "payload": presence.state(channels[0], uuid),
+                    "channel": channels[0],
+                }
+            )
+        states = {channel: presence.state(channel, uuid) for channel in channels}
+        return web.json_response({**OK, "payload": {"channels": states}, "uuid": uuid})
+
+    async def set_state(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused:
+            return refused
+        try:
+            state = jsonio.loads(request.query.get("state", "{}"))
+        except ValueError:
+            return pubnub_error(400, "Invalid state: not JSON", "Presence")
+        if not isinstance(state, dict):
+            return pubnub_error(400, "Invalid state: it must be a JSON object", "Presence")
+        uuid = request.match_info["uuid"]
+        for channel in [c for c in request.match_info["channels"].split(",") if c]:
+            self.state.presence.set_state(channel, uuid, state)
+            # PubNub tells the channel's presence subscribers and functions.
+            presence_event(self.state, channel, "state-change", uuid, state)
+        return web.json_response({**OK, "payload": state})
