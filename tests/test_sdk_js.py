@@ -220,3 +220,30 @@ def kv_get(dev, key: str):
         timeout=30,
     )
     return json.loads(shown.stdout) if shown.returncode == 0 else None
+
+
+def test_a_filter_expression_drops_and_passes_the_right_messages(sdk, dev, clients):
+    picky = sdk.client(
+        "picky", dev.port, KEYS, "picky", filterExpression="region == 'east' && uuid != 'picky'"
+    )
+    try:
+        writer = clients("writer")
+        picky.subscribe("chat.filter")
+        picky.connected()
+        writer.call(
+            "publish", channel="chat.filter", message={"text": "w"}, meta={"region": "west"}
+        )
+        picky.call(
+            "publish", channel="chat.filter", message={"text": "own"}, meta={"region": "east"}
+        )
+        writer.call(
+            "publish", channel="chat.filter", message={"text": "e"}, meta={"region": "east"}
+        )
+        writer.call("publish", channel="chat.filter", message={"text": "none"})
+        writer.call(
+            "publish", channel="chat.filter", message={"text": "last"}, meta={"region": "east"}
+        )
+        picky.wait_for("message", lambda e: e["message"] == {"text": "LAST"})
+        assert [e["message"]["text"] for e in picky.events("message")] == ["E", "LAST"]
+    finally:
+        picky.destroy()

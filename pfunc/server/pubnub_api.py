@@ -12,6 +12,7 @@ from pfunc import jsonio
 from pfunc.channels import channel_problem
 from pfunc.events import EventSpec, build_event, kinds_triggered_by
 from pfunc.result import TOO_LARGE
+from pfunc.server.filters import FilterError, compile_filter
 from pfunc.server.state import DevState
 from pfunc.server.subscribers import Delivery
 
@@ -146,6 +147,10 @@ class PubNubAPI:
         channels = self._channels(request)
         uuid = request.query.get("uuid") or "anonymous"
         heartbeat = _int(request.query.get("heartbeat"))
+        try:
+            accept = compile_filter(request.query.get("filter-expr", ""))
+        except FilterError as error:
+            return pubnub_error(400, str(error), "subscribe")
         states = self._states(request)
         for channel in channels:
             if not channel.endswith("-pnpres") and "*" not in channel:
@@ -158,7 +163,7 @@ class PubNubAPI:
         except ValueError:
             return pubnub_error(400, f"Invalid timetoken {since!r}", "subscribe")
         messages = self.state.messages
-        found = await messages.wait(channels, after, self.state.subscribe_timeout)
+        found = await messages.wait(channels, after, self.state.subscribe_timeout, accept)
         envelopes = [messages.envelope(delivery, match) for delivery, match in found]
         latest = max((delivery.timetoken for delivery, _ in found), default=after)
         return web.json_response({"t": {"t": str(latest), "r": 1}, "m": envelopes})

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pfunc.channels import channel_matches
+from pfunc.server.filters import Predicate
 
 # The "e" field of a subscribe envelope, by what was delivered. A plain message and a
 # presence event carry none: the JavaScript SDK reads e = 0 as a file event.
@@ -48,11 +49,20 @@ class MessageLog:
         self._arrived.set()
         self._arrived = asyncio.Event()  # waiters of the next message wait on a fresh one
 
-    def after(self, patterns: list[str], timetoken: int) -> list[tuple[Delivery, str]]:
-        """Deliveries newer than `timetoken` on channels the patterns match, with the match."""
+    def after(
+        self, patterns: list[str], timetoken: int, accept: Predicate | None = None
+    ) -> list[tuple[Delivery, str]]:
+        """Deliveries newer than `timetoken` on channels the patterns match, with the match;
+        messages and signals only if `accept` (a subscriber's filter) takes their meta."""
         found = []
         for delivery in self._entries:
             if delivery.timetoken <= timetoken:
+                continue
+            if (
+                accept is not None
+                and not delivery.presence
+                and not accept((delivery.meta, delivery.publisher))
+            ):
                 continue
             for pattern in patterns:
                 if channel_matches(pattern, delivery.channel):
@@ -61,11 +71,11 @@ class MessageLog:
         return found
 
     async def wait(
-        self, patterns: list[str], timetoken: int, timeout: float
+        self, patterns: list[str], timetoken: int, timeout: float, accept: Predicate | None = None
     ) -> list[tuple[Delivery, str]]:
         deadline = time.monotonic() + timeout
         while True:
-            found = self.after(patterns, timetoken)
+            found = self.after(patterns, timetoken, accept)
             remaining = deadline - time.monotonic()
             if found or remaining <= 0 or self._closed:
                 return found

@@ -1,0 +1,169 @@
+"""Subscribe filter expressions (`filter-expr`): which messages a subscriber receives,
+decided on the publish's `meta` with PubNub's filter language.
+
+    uuid != 'ada'                          (uuid: the publisher)
+    region == "east" && (priority > 2 || urgent == true)
+    name LIKE 'ad*'                        (* matches any run of characters)
+    tags CONTAINS 'news'                   (an array holding it, or a string containing it)
+    !(muted == true)
+
+Names are fields of `meta` (dotted for nested objects: `user.team`); a name that is not
+there compares as missing (every comparison but != is false). A malformed expression is
+a FilterError, which the subscribe endpoint answers with a 400.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable
+from typing import Any
+
+Message = tuple[dict[str, Any] | None, str | None]  # (meta, publisher)
+Predicate = Callable[[Message], bool]
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<string>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
+    r"|(?P<number>-?\d+(?:\.\d+)?)"
+    r"|(?P<op>==|!=|<=|>=|&&|\|\||[<>!()])"
+    r"|(?P<word>[A-Za-z_][A-Za-z0-9_.\-]*))"
+)
+_MISSING = object()
+
+
+class FilterError(ValueError):
+    """The expression is not PubNub's filter language; the message says where."""
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    found, position = [], 0
+    while position < len(text):
+        if text[position:].strip() == "":
+            break
+        match = _TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            raise FilterError(f"filter-expr: cannot read {text[position : position + 20]!r}")
+        kind = match.lastgroup or ""
+        found.append((kind, match.group(kind)))
+        position = match.end()
+    return found
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.tokens = _tokens(text)
+        self.index = 0
+
+    def peek(self) -> tuple[str, str] | None:
+        return self.tokens[self.index] if self.index < len(self.tokens) else None
+
+    def take(self) -> tuple[str, str]:
+        token = self.peek()
+        if token is None:
+            raise FilterError("filter-expr: the expression ends too early")
+        self.index += 1
+        return token
+
+    def parse(self) -> Predicate:
+        predicate = self.either()
+        if self.peek() is not None:
+            raise FilterError(f"filter-expr: unexpected {self.peek()[1]!r}")  # type: ignore[index]
+        return predicate
+
+    def either(self) -> Predicate:
+        left = self.both()
+        while self.peek() == ("op", "||"):
+            self.take()
+            right = self.both()
+            left = (lambda a, b: lambda m: a(m) or b(m))(left, right)
+        return left
+
+    def both(self) -> Predicate:
+        left = self.unary()
+        while self.peek() == ("op", "&&"):
+            self.take()
+            right = self.unary()
+            left = (lambda a, b: lambda m: a(m) and b(m))(left, right)
+        return left
+
+    def unary(self) -> Predicate:
+        if self.peek() == ("op", "!"):
+            self.take()
+            inner = self.unary()
+            return lambda m: not inner(m)
+        if self.peek() == ("op", "("):
+            self.take()
+            inner = self.either()
+            if self.take() != ("op", ")"):
+                raise FilterError("filter-expr: a ( is not closed")
+            return inner
+        return self.comparison()
+
+    def comparison(self) -> Predicate:
+        kind, name = self.take()
+        if kind != "word":
+            raise FilterError(f"filter-expr: expected a name, got {name!r}")
+        kind, operator = self.take()
+        if kind == "word" and operator.upper() in ("LIKE", "CONTAINS"):
+            operator = operator.upper()
+        elif kind != "op" or operator not in ("==", "!=", "<", ">", "<=", ">="):
+            raise FilterError(f"filter-expr: expected an operator after {name}, got {operator!r}")
+        value = self.literal()
+        read = _reader(name)
+        return lambda m: _compare(read(m), operator, value)
+
+    def literal(self) -> Any:
+        kind, text = self.take()
+        if kind == "string":
+            return re.sub(r"\\(.)", r"\1", text[1:-1])
+        if kind == "number":
+            return float(text) if "." in text else int(text)
+        if kind == "word" and text in ("true", "false", "null"):
+            return {"true": True, "false": False, "null": None}[text]
+        raise FilterError(f"filter-expr: expected a value, got {text!r}")
+
+
+def _reader(name: str) -> Callable[[Message], Any]:
+    if name == "uuid":
+        return lambda message: message[1] if message[1] is not None else _MISSING
+    path = name.removeprefix("meta.").split(".")
+
+    def read(message: Message) -> Any:
+        value: Any = message[0]
+        for key in path:
+            if not isinstance(value, dict) or key not in value:
+                return _MISSING
+            value = value[key]
+        return value
+
+    return read
+
+
+def _compare(actual: Any, operator: str, expected: Any) -> bool:
+    if actual is _MISSING:
+        return operator == "!="
+    if operator == "LIKE":
+        return isinstance(actual, str) and fnmatch.fnmatchcase(actual, str(expected))
+    if operator == "CONTAINS":
+        if isinstance(actual, list):
+            return expected in actual
+        return isinstance(actual, str) and str(expected) in actual
+    if operator in ("==", "!="):
+        same = actual == expected or (
+            isinstance(actual, str) != isinstance(expected, str) and str(actual) == str(expected)
+        )
+        return same if operator == "==" else not same
+    try:
+        left, right = float(actual), float(expected)
+    except (TypeError, ValueError):
+        return False
+    return {"<": left < right, ">": left > right, "<=": left <= right, ">=": left >= right}[
+        operator
+    ]
+
+
+def compile_filter(text: str) -> Predicate:
+    """A predicate over (meta, publisher); FilterError when `text` is malformed."""
+    if not text.strip():
+        return lambda message: True
+    return _Parser(text).parse()
