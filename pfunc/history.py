@@ -1,4 +1,5 @@
-"""Message persistence: every stored publish of a project, in its SQLite store.
+"""Message persistence: every stored publish of a project, and the actions (reactions,
+receipts) added to messages, in its SQLite store.
 
 What PubNub keeps: publishes (not signals, not fires, not `store=0`), with timetoken,
 publisher, meta, custom message type and an optional TTL in hours. Time windows follow
@@ -96,6 +97,95 @@ class MessageHistory:
             "DELETE FROM messages WHERE keyset=? AND channel=? AND timetoken>? AND timetoken<=?",
             (self.keyset, channel, start or 0, end or MAX_TIMETOKEN),
         )
+
+    # --- message actions ----------------------------------------------------------------
+
+    async def add_action(self, channel: str, action: MessageAction) -> bool:
+        """Store an action; False when the same user already added that type and value to
+        that message (PubNub's 409)."""
+        rows = await self.store.execute(
+            "SELECT 1 FROM message_actions WHERE keyset=? AND channel=? AND message_timetoken=? "
+            "AND type=? AND value=? AND uuid=?",
+            (
+                self.keyset,
+                channel,
+                action.message_timetoken,
+                action.type,
+                action.value,
+                action.uuid,
+            ),
+        )
+        if rows:
+            return False
+        await self.store.execute(
+            "INSERT INTO message_actions(keyset,channel,action_timetoken,message_timetoken,type,"
+            "value,uuid) VALUES(?,?,?,?,?,?,?)",
+            (
+                self.keyset,
+                channel,
+                action.action_timetoken,
+                action.message_timetoken,
+                action.type,
+                action.value,
+                action.uuid,
+            ),
+        )
+        return True
+
+    async def actions(
+        self, channel: str, *, start: int | None, end: int | None, limit: int
+    ) -> list[MessageAction]:
+        """At most `limit` actions with end <= actionTimetoken < start, the newest of the
+        window, oldest first (PubNub's getMessageActions)."""
+        rows = await self.store.execute(
+            "SELECT message_timetoken,type,value,uuid,action_timetoken FROM message_actions "
+            "WHERE keyset=? AND channel=? AND action_timetoken<? AND action_timetoken>=? "
+            "ORDER BY action_timetoken DESC LIMIT ?",
+            (self.keyset, channel, start or MAX_TIMETOKEN, end or 0, limit),
+        )
+        return [MessageAction(int(r[0]), r[1], r[2], r[3], int(r[4])) for r in rows][::-1]
+
+    async def actions_on(self, channel: str, message_timetoken: int) -> list[MessageAction]:
+        rows = await self.store.execute(
+            "SELECT message_timetoken,type,value,uuid,action_timetoken FROM message_actions "
+            "WHERE keyset=? AND channel=? AND message_timetoken=? ORDER BY action_timetoken",
+            (self.keyset, channel, message_timetoken),
+        )
+        return [MessageAction(int(r[0]), r[1], r[2], r[3], int(r[4])) for r in rows]
+
+    async def remove_action(
+        self, channel: str, message_timetoken: int, action_timetoken: int
+    ) -> MessageAction | None:
+        """Remove one action; the action removed, or None when there was none."""
+        rows = await self.store.execute(
+            "DELETE FROM message_actions WHERE keyset=? AND channel=? AND message_timetoken=? "
+            "AND action_timetoken=? RETURNING message_timetoken,type,value,uuid,action_timetoken",
+            (self.keyset, channel, message_timetoken, action_timetoken),
+        )
+        return (
+            MessageAction(int(rows[0][0]), rows[0][1], rows[0][2], rows[0][3], int(rows[0][4]))
+            if rows
+            else None
+        )
+
+
+@dataclass
+class MessageAction:
+    message_timetoken: int
+    type: str
+    value: str
+    uuid: str
+    action_timetoken: int
+
+    def to_json(self) -> dict[str, str]:
+        """As PubNub sends an action: timetokens as strings."""
+        return {
+            "messageTimetoken": str(self.message_timetoken),
+            "type": self.type,
+            "uuid": self.uuid,
+            "value": self.value,
+            "actionTimetoken": str(self.action_timetoken),
+        }
 
 
 def _stored(row: tuple[Any, ...]) -> StoredMessage:

@@ -51,13 +51,23 @@ CREATE TABLE IF NOT EXISTS messages (   -- message persistence (pfunc/history.py
     expires_at INTEGER,           -- ms since the epoch; NULL: kept
     PRIMARY KEY (keyset, channel, timetoken)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS message_actions (   -- reactions and receipts on messages
+    keyset TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    action_timetoken INTEGER NOT NULL,
+    message_timetoken INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    value TEXT NOT NULL,
+    uuid TEXT NOT NULL,
+    PRIMARY KEY (keyset, channel, action_timetoken)
+) WITHOUT ROWID;
 """
 
 
 # Marks a file as a pfunc store (SQLite's application_id): 'pfkv'. A file that holds other
 # tables is someone else's database and is refused without being changed.
 APPLICATION_ID = 0x70666B76
-_OUR_TABLES = {"items", "counters", "messages"}
+_OUR_TABLES = {"items", "counters", "messages", "message_actions"}
 
 
 class StoreOpenError(Exception):

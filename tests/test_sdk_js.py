@@ -247,3 +247,46 @@ def test_a_filter_expression_drops_and_passes_the_right_messages(sdk, dev, clien
         assert [e["message"]["text"] for e in picky.events("message")] == ["E", "LAST"]
     finally:
         picky.destroy()
+
+
+def test_message_actions_are_added_listed_removed_and_announced(clients):
+    watcher, ada = clients("watcher"), clients("ada")
+    watcher.subscribe("chat.react")
+    watcher.connected()
+    sent = ada.call("publish", channel="chat.react", message={"text": "hi"})
+    added = ada.call(
+        "addMessageAction",
+        channel="chat.react",
+        messageTimetoken=sent["timetoken"],
+        action={"type": "reaction", "value": "smile"},
+    )
+    action = added["data"]
+    assert (action["type"], action["value"], action["uuid"]) == ("reaction", "smile", "ada")
+    assert str(action["messageTimetoken"]) == str(sent["timetoken"])
+    event = watcher.wait_for("messageAction")
+    assert event["event"] == "added" and event["data"]["value"] == "smile"
+    assert event["publisher"] == "ada"
+    with pytest.raises(SdkError) as again:
+        ada.call(
+            "addMessageAction",
+            channel="chat.react",
+            messageTimetoken=sent["timetoken"],
+            action={"type": "reaction", "value": "smile"},
+        )
+    assert again.value.status.get("statusCode") == 409
+
+    listed = ada.call("getMessageActions", channel="chat.react", limit=10)
+    assert [a["value"] for a in listed["data"]] == ["smile"]
+    fetched = ada.call("fetchMessages", channels=["chat.react"], includeMessageActions=True)
+    (entry,) = fetched["channels"]["chat.react"]
+    assert entry["actions"]["reaction"]["smile"][0]["uuid"] == "ada"
+
+    ada.call(
+        "removeMessageAction",
+        channel="chat.react",
+        messageTimetoken=sent["timetoken"],
+        actionTimetoken=action["actionTimetoken"],
+    )
+    removed = watcher.wait_for("messageAction", lambda e: e["event"] == "removed")
+    assert removed["data"]["value"] == "smile"
+    assert ada.call("getMessageActions", channel="chat.react")["data"] == []

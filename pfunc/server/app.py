@@ -19,6 +19,7 @@ from aiohttp import web
 from pfunc.engine import Engine
 from pfunc.events import EventSpec, build_event, kinds_triggered_by
 from pfunc.project import FunctionConfig
+from pfunc.server.actions_api import ActionsAPI
 from pfunc.server.admin import Admin
 from pfunc.server.blocks import Blocks, not_found
 from pfunc.server.history_api import HistoryAPI
@@ -47,6 +48,7 @@ class DevServer:
         self.pubnub = PubNubAPI(self.state)
         self.history = HistoryAPI(self.state)
         self.presence = PresenceAPI(self.state)
+        self.actions = ActionsAPI(self.state)
         self.reloader = ProjectReloader(self.state, on_project=self._restart_intervals)
         self._tasks: list[asyncio.Task[Any]] = []
         self._interval_tasks: list[asyncio.Task[Any]] = []
@@ -55,7 +57,8 @@ class DevServer:
         app = web.Application(
             client_max_size=MAX_REQUEST_BYTES, middlewares=[self._cors, self._errors]
         )
-        for area in (self.pubnub, self.presence, self.history, self.blocks, self.admin):
+        areas = (self.pubnub, self.presence, self.history, self.actions, self.blocks, self.admin)
+        for area in areas:
             app.router.add_routes(area.routes())
         app.on_startup.append(self._start_background)
         # On shutdown, before aiohttp waits for requests in flight: end the long-polls, or

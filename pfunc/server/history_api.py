@@ -106,9 +106,23 @@ class HistoryAPI:
             )
             if found:
                 answer[channel] = [self._fetched(request, stored) for stored in found]
+                if "history-with-actions" in request.path:
+                    await self._with_actions(channel, answer[channel])
         return web.json_response(
             {"status": 200, "channels": answer, "error_message": "", "error": False}
         )
+
+    async def _with_actions(self, channel: str, entries: list[dict[str, Any]]) -> None:
+        """fetchMessages with actions: {type: {value: [{uuid, actionTimetoken}]}} per message."""
+        history = self.state.engine.history
+        for entry in entries:
+            grouped: dict[str, dict[str, list[dict[str, str]]]] = {}
+            for action in await history.actions_on(channel, int(entry["timetoken"])):
+                grouped.setdefault(action.type, {}).setdefault(action.value, []).append(
+                    {"uuid": action.uuid, "actionTimetoken": str(action.action_timetoken)}
+                )
+            if grouped:
+                entry["actions"] = grouped
 
     @staticmethod
     def _fetched(request: web.Request, stored: StoredMessage) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from aiohttp import web
 NOT_EMULATED: list[tuple[str | None, re.Pattern[str], str]] = [
     (method, re.compile(pattern), what)
     for method, pattern, what in (
-        (None, r"^/v1/message-actions/", "message actions"),
         (None, r"^/v2/objects/[^/]+/uuids", "App Context (user metadata)"),
         (None, r"^/v2/objects/[^/]+/channels/[^/]+/uuids", "App Context (channel members)"),
         (None, r"^/v2/objects/[^/]+/channels", "App Context (channel metadata)"),

@@ -1,0 +1,112 @@
+"""PubNub's Message Actions API: add, get (paged), remove, each change delivered to the
+channel's subscribers as an action event (e = 3), in the SDKs' wire shapes (from the
+recorded exchanges in ../shared/wire)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from pfunc import jsonio
+from pfunc.history import MessageAction
+from pfunc.server.pubnub_api import pubnub_error
+from pfunc.server.state import DevState
+from pfunc.server.subscribers import Delivery
+
+BASE = "/v1/message-actions/{sub}/channel/{channel}"
+ACTION_EVENT = 3  # the envelope's "e" for message actions
+
+
+def actions_error(status: int, message: str) -> web.Response:
+    return web.json_response(
+        {"status": status, "error": {"source": "actions", "message": message}}, status=status
+    )
+
+
+class ActionsAPI:
+    def __init__(self, state: DevState) -> None:
+        self.state = state
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post(BASE + "/message/{message}", self.add),
+            web.get(BASE, self.get),
+            web.delete(BASE + "/message/{message}/action/{action}", self.remove),
+        ]
+
+    def _refused(self, request: web.Request) -> web.Response | None:
+        if request.match_info["sub"] != self.state.engine.runtime.keyset.subscribe_key:
+            return pubnub_error(400, "Invalid Subscribe Key", "actions")
+        return None
+
+    def _announce(self, channel: str, event: str, action: MessageAction) -> None:
+        payload = {"source": "actions", "version": "1.0", "data": action.to_json(), "event": event}
+        self.state.messages.add(
+            Delivery(
+                int(self.state.timetoken()), channel, payload, ACTION_EVENT, publisher=action.uuid
+            )
+        )
+
+    async def add(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused:
+            return refused
+        message = request.match_info["message"]
+        try:
+            body: Any = jsonio.loads(await request.read())
+        except ValueError:
+            return actions_error(400, "Invalid JSON body")
+        if (
+            not message.isdigit()
+            or not isinstance(body, dict)
+            or not isinstance(body.get("type"), str)
+            or not isinstance(body.get("value"), str)
+            or not body["type"]
+            or not body["value"]
+        ):
+            return actions_error(400, "Missing or invalid message timetoken, type or value")
+        if len(body["type"]) > 15:
+            return actions_error(400, "Action type too long (15 characters at most)")
+        action = MessageAction(
+            int(message),
+            body["type"],
+            body["value"],
+            request.query.get("uuid") or "anonymous",
+            int(self.state.timetoken()),
+        )
+        channel = request.match_info["channel"]
+        if not await self.state.engine.history.add_action(channel, action):
+            return actions_error(409, "Action Already Added")
+        self._announce(channel, "added", action)
+        return web.json_response({"status": 200, "data": action.to_json()})
+
+    async def get(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused:
+            return refused
+        bounds = {}
+        for name in ("start", "end"):
+            text = request.query.get(name, "")
+            if text and not text.isdigit():
+                return actions_error(400, f"{name} must be a timetoken")
+            bounds[name] = int(text) if text else None
+        limit_text = request.query.get("limit", "")
+        limit = max(1, min(int(limit_text), 100)) if limit_text.isdigit() else 100
+        found = await self.state.engine.history.actions(
+            request.match_info["channel"], start=bounds["start"], end=bounds["end"], limit=limit
+        )
+        return web.json_response({"status": 200, "data": [a.to_json() for a in found]})
+
+    async def remove(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused:
+            return refused
+        message, action = request.match_info["message"], request.match_info["action"]
+        if not message.isdigit() or not action.isdigit():
+            return actions_error(400, "Invalid message or action timetoken")
+        channel = request.match_info["channel"]
+        removed = await self.state.engine.history.remove_action(channel, int(message), int(action))
+        if removed is not None:
+            self._announce(channel, "removed", removed)
+        return web.json_response({"status": 200, "data": {}})
