@@ -6,9 +6,9 @@ dev server all start here; nothing else constructs these pieces.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,9 @@ from pfunc.events import Keyset
 from pfunc.functions import FunctionRegistry
 from pfunc.history import MessageHistory
 from pfunc.limits import Profile
+from pfunc.presence import Presence
 from pfunc.project import Project, load_secrets
+from pfunc.pubnub_data import Announcement, PubNubData
 from pfunc.result import PublishReport
 from pfunc.runtime import Runtime
 from pfunc.store import KVStore, StoreOpenError
@@ -31,6 +33,13 @@ class Engine:
     functions: FunctionRegistry
     bus: Bus
     history: MessageHistory
+    presence: Presence = field(default_factory=Presence)
+    listeners: list[Callable[[Announcement], None]] = field(default_factory=list)
+
+    def announce(self, announcement: Announcement) -> None:
+        """Tell subscribers of a change that is not a publish (a message action...)."""
+        for listener in self.listeners:
+            listener(announcement)
 
     @property
     def project(self) -> Project:
@@ -80,9 +89,15 @@ async def open_engine(
     async def publish(channel: str, message: Any, **options: Any) -> PublishReport:
         return await engine.publish(channel, message, **options)
 
-    functions = FunctionRegistry(project, runtime, publish)
     history = MessageHistory(store, runtime.keyset.subscribe_key)
-    engine = Engine(runtime, functions, Bus(runtime, functions, history), history)
+    presence = Presence()
+
+    def announce(announcement: Announcement) -> None:
+        engine.announce(announcement)
+
+    data = PubNubData(history, presence, announce)
+    functions = FunctionRegistry(project, runtime, publish, data)
+    engine = Engine(runtime, functions, Bus(runtime, functions, history), history, presence)
     try:
         yield engine
     finally:

@@ -19,6 +19,7 @@ from pfunc.limits import Budget, CallRecord, OperationLimitExceeded
 from pfunc.modules import MODULES, HostModule, operation_kind
 from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
 from pfunc.outcome import conclude, handler_error, mask_secrets, memory_error, timeout_error
+from pfunc.pubnub_data import PubNubData
 from pfunc.result import ExecutionError, Publisher, Result
 from pfunc.runtime import Runtime
 from pfunc.sandbox import CORRUPTED, CRASHED, TIMEOUT, Sandbox, SandboxInterrupted
@@ -37,6 +38,7 @@ class Executor:
         display_path: str | None = None,
         name: str | None = None,
         publish: Publisher | None = None,
+        pubnub_data: PubNubData | None = None,
     ) -> None:
         self.handler = handler
         self.runtime = runtime
@@ -44,6 +46,7 @@ class Executor:
         self.name = name or self.display_path
         # The bus's publish, granted to the pubnub module; None outside a project.
         self.publish = publish
+        self.pubnub_data = pubnub_data  # history, presence... for the pubnub module
         self.pool = SandboxPool(handler, self.display_path, runtime)
         # Executions a client caused (hop 1) run at most this many at a time per function;
         # the rest wait their turn. Chained ones (a handler's own publish) do not wait:
@@ -70,6 +73,7 @@ class Executor:
             mocks=runtime.mocks,
             offline=runtime.offline,
             publish=self.publish,
+            pubnub_data=self.pubnub_data,
             timetoken=runtime.timetokens.next,
             hop=event.hop if isinstance(event, MessageEvent) else 1,
         )

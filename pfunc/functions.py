@@ -9,15 +9,23 @@ from pfunc.channels import channel_matches
 from pfunc.events import EventKind
 from pfunc.executor import Executor
 from pfunc.project import FunctionConfig, Project, display_path
+from pfunc.pubnub_data import PubNubData
 from pfunc.result import Publisher
 from pfunc.runtime import Runtime
 
 
 class FunctionRegistry:
-    def __init__(self, project: Project, runtime: Runtime, publish: Publisher) -> None:
+    def __init__(
+        self,
+        project: Project,
+        runtime: Runtime,
+        publish: Publisher,
+        pubnub_data: PubNubData | None = None,
+    ) -> None:
         self.project = project
         self.runtime = runtime
         self.publish = publish  # granted to every executor's pubnub module
+        self.pubnub_data = pubnub_data  # and what it may read and change besides
         self._by_name: dict[str, Executor] = {}
         self._by_file: dict[str, Executor] = {}
 
@@ -38,6 +46,7 @@ class FunctionRegistry:
                 display_path=display_path(function.file, self.project),
                 name=function.name,
                 publish=self.publish,
+                pubnub_data=self.pubnub_data,
             )
         return self._by_name[function.name]
 
@@ -47,7 +56,11 @@ class FunctionRegistry:
         key = str(handler.resolve())
         if key not in self._by_file:
             self._by_file[key] = Executor(
-                handler, self.runtime, shown_as or str(handler), publish=self.publish
+                handler,
+                self.runtime,
+                shown_as or str(handler),
+                publish=self.publish,
+                pubnub_data=self.pubnub_data,
             )
         return self._by_file[key]
 

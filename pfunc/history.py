@@ -17,6 +17,7 @@ from pfunc import jsonio
 from pfunc.store import KVStore
 
 MAX_TIMETOKEN = 10**18  # later than any 17-digit timetoken
+ACTION_EVENT = 3  # the subscribe envelope's "e" for message actions
 
 
 @dataclass
@@ -186,6 +187,21 @@ class MessageAction:
             "value": self.value,
             "actionTimetoken": str(self.action_timetoken),
         }
+
+
+def action_event(event: str, action: MessageAction) -> dict[str, Any]:
+    """What subscribers receive when an action is "added" or "removed"."""
+    return {"source": "actions", "version": "1.0", "data": action.to_json(), "event": event}
+
+
+def grouped_actions(actions: list[MessageAction]) -> dict[str, dict[str, list[dict[str, str]]]]:
+    """Actions as fetchMessages carries them: {type: {value: [{uuid, actionTimetoken}]}}."""
+    grouped: dict[str, dict[str, list[dict[str, str]]]] = {}
+    for action in actions:
+        grouped.setdefault(action.type, {}).setdefault(action.value, []).append(
+            {"uuid": action.uuid, "actionTimetoken": str(action.action_timetoken)}
+        )
+    return grouped
 
 
 def _stored(row: tuple[Any, ...]) -> StoredMessage:

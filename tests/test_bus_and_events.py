@@ -161,7 +161,7 @@ def test_publish_resolves_like_pubnub_and_fire_skips_subscribers(harness, write_
           const fired = await pubnub.fire({ channel: "x", message: { b: 2 } });
           const time = await pubnub.time();
           let other;
-          try { await pubnub.history({ channel: "x" }); } catch (e) { other = e.message; }
+          try { await pubnub.grant({ channels: ["x"] }); } catch (e) { other = e.message; }
           return request.ok({ sent, fired, time: typeof time, other });
         };
     """,
@@ -179,7 +179,7 @@ def test_publish_resolves_like_pubnub_and_fire_skips_subscribers(harness, write_
     sent = result.message["sent"]
     assert sent[:2] == [1, "Sent"] and len(sent[2]) == 17 and sent[2].isdigit()
     assert result.message["time"] == "number"
-    assert result.message["other"].startswith("pubnub.history is not emulated by pfunc")
+    assert result.message["other"].startswith("pubnub.grant is not emulated by pfunc")
     assert delivered == [{"a": 1}]  # the fire reached no subscriber
     assert result.operations["used"] == 3  # publish, fire and time all count
 

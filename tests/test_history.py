@@ -157,3 +157,60 @@ def test_history_with_the_javascript_sdk(tmp_path):
     finally:
         sdk.close()
         server.stop()
+
+
+INSPECT = """
+export default async (request, response) => {
+  const pubnub = require("pubnub");
+  const history = await pubnub.history({ channel: "log.a", count: 2, includeMeta: true });
+  const fetched = await pubnub.fetchMessages({ channels: ["log.a"], count: 1 });
+  const counts = await pubnub.messageCounts({ channels: ["log.a"], channelTimetokens: ["0"] });
+  const here = await pubnub.hereNow({ channels: ["log.a"], includeState: true });
+  const where = await pubnub.whereNow({ uuid: "ada" });
+  const state = await pubnub.getState({ uuid: "ada", channels: ["log.a"] });
+  const newest = history.messages[history.messages.length - 1];
+  const action = await pubnub.addMessageAction({
+    channel: "log.a", messageTimetoken: newest.timetoken, action: { type: "seen", value: "fn" },
+  });
+  const actions = await pubnub.getMessageActions({ channel: "log.a" });
+  return response.send({ history, fetched, counts, here, where, state, action, actions });
+};
+"""
+
+
+def test_functions_read_and_change_the_same_state(tmp_path):
+    folder = project(tmp_path)
+    (folder / "inspect.js").write_text(INSPECT)
+    with (folder / "pfunc.toml").open("a") as config:
+        config.write(
+            '\n[limits]\noperations = 20\n\n[[functions]]\nname = "inspect"\n'
+            'file = "inspect.js"\nevent = "on-request"\npath = "inspect"\n'
+        )
+    server = InProcessDev(folder)
+    try:
+        pn = python_sdk(server.port)
+        pn.set_state().channels(["log.a"]).state({"mood": "ok"}).sync()
+        server.request("GET", "/v2/subscribe/sub-c-h/log.a/0?tt=0&uuid=ada")
+        for n in range(3):
+            pn.publish().channel("log.a").message({"n": n}).meta({"i": n}).sync()
+        status, _, body = server.request("GET", "/v1/blocks/sub-key/sub-c-h/inspect")
+        assert status == 200, body
+        seen = json.loads(body)
+        assert [m["entry"]["n"] for m in seen["history"]["messages"]] == [1, 2]
+        assert seen["history"]["messages"][1]["meta"] == {"i": 2}
+        assert [m["message"]["n"] for m in seen["fetched"]["channels"]["log.a"]] == [2]
+        assert seen["counts"]["channels"] == {"log.a": 3}
+        assert seen["here"]["channels"]["log.a"]["occupancy"] == 1
+        assert seen["here"]["channels"]["log.a"]["occupants"][0]["uuid"] == "ada"
+        assert seen["where"]["channels"] == ["log.a"]
+        assert seen["state"]["channels"] == {"log.a": {"mood": "ok"}}
+        assert seen["action"]["data"]["value"] == "fn"
+        assert [a["type"] for a in seen["actions"]["data"]] == ["seen"]
+        # ... and the application sees the action the function added.
+        fetched = (
+            pn.fetch_messages().channels(["log.a"]).include_message_actions(True).sync().result
+        )
+        assert "seen" in fetched.channels["log.a"][-1].actions
+        pn.stop()
+    finally:
+        server.stop()

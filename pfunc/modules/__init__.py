@@ -51,7 +51,22 @@ _KV_METHODS = (
     "getKeys",
     "getCounterKeys",
 )
-_PUBNUB_METHODS = ("publish", "fire", "signal", "time")
+_PUBLISHING = ("publish", "fire", "signal")
+# Calls on the project's state (modules/pubnub_state.py); each is a "pubnub" operation.
+_PUBNUB_STATE_METHODS = (
+    "history",
+    "fetchMessages",
+    "messageCounts",
+    "deleteMessages",
+    "hereNow",
+    "whereNow",
+    "getState",
+    "setState",
+    "addMessageAction",
+    "getMessageActions",
+    "removeMessageAction",
+)
+_PUBNUB_METHODS = (*_PUBLISHING, "time", *_PUBNUB_STATE_METHODS)
 
 MODULES: dict[str, ModuleSpec] = {
     spec.name: spec
@@ -69,7 +84,10 @@ MODULES: dict[str, ModuleSpec] = {
             "pubnub",
             _PUBNUB_METHODS,
             "pfunc.modules.pubnub:PubNubModule",
-            {"publish": "publish", "fire": "publish", "signal": "publish", "time": "pubnub"},
+            {
+                **dict.fromkeys(_PUBLISHING, "publish"),
+                **dict.fromkeys(("time", *_PUBNUB_STATE_METHODS), "pubnub"),
+            },
             "pubnub",
         ),
         ModuleSpec(

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from pfunc.clock import Clock
     from pfunc.limits import Profile
     from pfunc.project import MockRule
+    from pfunc.pubnub_data import PubNubData
     from pfunc.result import Publisher, PublishReport
     from pfunc.sandbox.sync_builtins import SyncBuiltins
     from pfunc.store import KVStore
@@ -122,6 +123,7 @@ class CallContext:
     mocks: list[MockRule] = field(default_factory=list)
     offline: bool = False  # xhr requests no mock answers are refused instead of sent
     publish: Publisher | None = None  # None where no project routes publishes
+    pubnub_data: PubNubData | None = None  # history, presence, actions (pubnub module)
     timetoken: Callable[[], str] | None = None
     # Python handlers' synchronous built-ins, in their own sandbox's context.
     sync_builtins: SyncBuiltins | None = None

@@ -12,6 +12,7 @@ from typing import Any
 
 from pfunc.events import kinds_triggered_by
 from pfunc.modules.calls import CallContext, HandlerCallError, JSArg, padded_args
+from pfunc.modules.pubnub_state import STATE_METHODS, PubNubState
 from pfunc.result import TOO_LARGE
 
 # The methods that route a message through the bus: the bus's verbs.
@@ -32,6 +33,10 @@ class PubNubModule:
             raise HandlerCallError("Error", f"pubnub.{method}: no bus is attached")
         if method == "time":
             return json.dumps(int(context.timetoken()))
+        if method in STATE_METHODS:
+            (options_arg,) = padded_args(args, 1)[:1]
+            options = options_arg.value if isinstance(options_arg.value, dict) else {}
+            return json.dumps(await PubNubState().call(method, options, context))
         if method not in PUBLISHING:
             raise HandlerCallError("Error", f"pubnub.{method} is not emulated by pfunc")
         (options_arg,) = padded_args(args, 1)[:1]

@@ -9,13 +9,11 @@ from typing import Any
 from aiohttp import web
 
 from pfunc import jsonio
-from pfunc.history import MessageAction
+from pfunc.history import ACTION_EVENT, MessageAction, action_event
 from pfunc.server.pubnub_api import pubnub_error
 from pfunc.server.state import DevState
-from pfunc.server.subscribers import Delivery
 
 BASE = "/v1/message-actions/{sub}/channel/{channel}"
-ACTION_EVENT = 3  # the envelope's "e" for message actions
 
 
 def actions_error(status: int, message: str) -> web.Response:
@@ -41,11 +39,8 @@ class ActionsAPI:
         return None
 
     def _announce(self, channel: str, event: str, action: MessageAction) -> None:
-        payload = {"source": "actions", "version": "1.0", "data": action.to_json(), "event": event}
-        self.state.messages.add(
-            Delivery(
-                int(self.state.timetoken()), channel, payload, ACTION_EVENT, publisher=action.uuid
-            )
+        self.state.engine.announce(
+            (channel, action_event(event, action), ACTION_EVENT, action.uuid)
         )
 
     async def add(self, request: web.Request) -> web.Response:

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from pfunc.history import StoredMessage
+from pfunc.history import StoredMessage, grouped_actions
 from pfunc.server.pubnub_api import pubnub_error
 from pfunc.server.state import DevState
 
@@ -116,11 +116,7 @@ class HistoryAPI:
         """fetchMessages with actions: {type: {value: [{uuid, actionTimetoken}]}} per message."""
         history = self.state.engine.history
         for entry in entries:
-            grouped: dict[str, dict[str, list[dict[str, str]]]] = {}
-            for action in await history.actions_on(channel, int(entry["timetoken"])):
-                grouped.setdefault(action.type, {}).setdefault(action.value, []).append(
-                    {"uuid": action.uuid, "actionTimetoken": str(action.action_timetoken)}
-                )
+            grouped = grouped_actions(await history.actions_on(channel, int(entry["timetoken"])))
             if grouped:
                 entry["actions"] = grouped
 

@@ -10,8 +10,8 @@ from typing import Any
 from pfunc.bus import Bus
 from pfunc.engine import Engine
 from pfunc.project import Project
+from pfunc.pubnub_data import Announcement
 from pfunc.result import PublishReport
-from pfunc.server.presence import Presence
 from pfunc.server.subscribers import MESSAGE_TYPES, Delivery, MessageLog
 
 SUBSCRIBE_TIMEOUT = 280.0  # seconds a subscribe long-poll waits, as PubNub's servers do
@@ -27,7 +27,8 @@ class DevState:
         self.log = log
         self.subscribe_timeout = subscribe_timeout
         self.messages = MessageLog(engine.runtime.keyset.subscribe_key)
-        self.presence = Presence()
+        self.presence = engine.presence  # the same functions read
+        engine.listeners.append(self._announced)
         self._background: set[asyncio.Task[Any]] = set()
         engine.bus.listeners.append(self._deliver)
 
@@ -54,6 +55,12 @@ class DevState:
                 sequence=report.sequence,
                 custom_type=report.custom_type,
             )
+        )
+
+    def _announced(self, announcement: Announcement) -> None:
+        channel, payload, kind, publisher = announcement
+        self.messages.add(
+            Delivery(int(self.timetoken()), channel, payload, kind, publisher=publisher)
         )
 
     def spawn(self, work: Awaitable[Any]) -> None:

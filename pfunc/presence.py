@@ -1,6 +1,7 @@
-"""Presence state: who is subscribed where, by heartbeats, leaves and timeouts. What a
-change of it does (a `channel-pnpres` delivery, after-presence functions) is
-`pubnub_api.presence_event`."""
+"""Presence state: who is subscribed where, by heartbeats, leaves and timeouts, and the
+state each user set. The engine holds one (the dev server and functions read the same);
+what a change of it does (a `channel-pnpres` delivery, after-presence functions) is
+`server/pubnub_api.presence_event`."""
 
 from __future__ import annotations
 

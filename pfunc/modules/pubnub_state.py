@@ -1,0 +1,250 @@
+"""The pubnub module's calls on the project's state: history, fetchMessages,
+messageCounts, deleteMessages, hereNow, whereNow, getState, setState and message actions.
+
+They read and change the same history, actions and presence the dev server's REST API
+serves, and answer with what the JavaScript SDK answers an application (the `pubnub`
+module of PubNub Functions is that SDK). Each is an operation of kind "pubnub".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pfunc.history import ACTION_EVENT, MessageAction, action_event, grouped_actions
+from pfunc.modules.calls import CallContext, HandlerCallError
+from pfunc.pubnub_data import PubNubData
+
+Call = Callable[["PubNubState", dict[str, Any], PubNubData, CallContext], Awaitable[Any]]
+
+
+def _text(options: dict[str, Any], name: str, method: str) -> str:
+    value = options.get(name)
+    if not isinstance(value, str) or not value:
+        raise HandlerCallError("TypeError", f"pubnub.{method}: {name} must be a non-empty string")
+    return value
+
+
+def _names(options: dict[str, Any], name: str, method: str) -> list[str]:
+    value = options.get(name)
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise HandlerCallError("TypeError", f"pubnub.{method}: {name} must list channel names")
+    return value
+
+
+def _timetoken(options: dict[str, Any], name: str, method: str) -> int | None:
+    value = options.get(name)
+    if value is None:
+        return None
+    try:
+        return int(str(value))
+    except ValueError:
+        raise HandlerCallError(
+            "TypeError", f"pubnub.{method}: {name} must be a timetoken, got {value!r}"
+        ) from None
+
+
+def _count(options: dict[str, Any], name: str, default: int, most: int) -> int:
+    value = options.get(name)
+    return max(1, min(int(value), most)) if isinstance(value, int | float) else default
+
+
+class PubNubState:
+    """One method per pubnub call; `call` dispatches by name."""
+
+    async def call(self, method: str, options: dict[str, Any], context: CallContext) -> Any:
+        data = context.pubnub_data
+        if data is None:
+            raise HandlerCallError("Error", f"pubnub.{method}: no project state is attached")
+        return await getattr(self, "_" + method)(options, data, context)
+
+    # --- history ------------------------------------------------------------------------
+
+    async def _history(self, options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
+        found = await data.history.read(
+            _text(options, "channel", "history"),
+            count=_count(options, "count", 100, 100),
+            start=_timetoken(options, "start", "history"),
+            end=_timetoken(options, "end", "history"),
+            reverse=bool(options.get("reverse")),
+            now_ms=ctx.clock.now_ms(),
+        )
+        messages = []
+        for stored in found:
+            entry: dict[str, Any] = {"entry": stored.message, "timetoken": str(stored.timetoken)}
+            if options.get("includeMeta") and stored.meta is not None:
+                entry["meta"] = stored.meta
+            messages.append(entry)
+        return {
+            "messages": messages,
+            "startTimeToken": str(found[0].timetoken) if found else "0",
+            "endTimeToken": str(found[-1].timetoken) if found else "0",
+        }
+
+    async def _fetchMessages(
+        self, options: dict[str, Any], data: PubNubData, ctx: CallContext
+    ) -> Any:
+        channels = _names(options, "channels", "fetchMessages")
+        most = 100 if len(channels) == 1 else 25
+        answer: dict[str, list[dict[str, Any]]] = {}
+        for channel in channels:
+            found = await data.history.read(
+                channel,
+                count=_count(options, "count", most, most),
+                start=_timetoken(options, "start", "fetchMessages"),
+                end=_timetoken(options, "end", "fetchMessages"),
+                now_ms=ctx.clock.now_ms(),
+            )
+            entries = []
+            for stored in found:
+                entry: dict[str, Any] = {
+                    "channel": channel,
+                    "message": stored.message,
+                    "timetoken": str(stored.timetoken),
+                    "uuid": stored.publisher,
+                }
+                if options.get("includeMeta") and stored.meta is not None:
+                    entry["meta"] = stored.meta
+                if options.get("includeMessageActions"):
+                    entry["actions"] = grouped_actions(
+                        await data.history.actions_on(channel, stored.timetoken)
+                    )
+                entries.append(entry)
+            if entries:
+                answer[channel] = entries
+        return {"channels": answer}
+
+    async def _messageCounts(
+        self, options: dict[str, Any], data: PubNubData, ctx: CallContext
+    ) -> Any:
+        channels = _names(options, "channels", "messageCounts")
+        tokens = options.get("channelTimetokens") or [options.get("timetoken")]
+        if len(tokens) == 1:
+            tokens = tokens * len(channels)
+        if len(tokens) != len(channels):
+            raise HandlerCallError(
+                "TypeError", "pubnub.messageCounts: give one timetoken, or one per channel"
+            )
+        counts = {}
+        for channel, token in zip(channels, tokens, strict=True):
+            after = _timetoken({"t": token}, "t", "messageCounts") or 0
+            counts[channel] = await data.history.count_after(channel, after, ctx.clock.now_ms())
+        return {"channels": counts}
+
+    async def _deleteMessages(
+        self, options: dict[str, Any], data: PubNubData, ctx: CallContext
+    ) -> Any:
+        await data.history.delete(
+            _text(options, "channel", "deleteMessages"),
+            _timetoken(options, "start", "deleteMessages"),
+            _timetoken(options, "end", "deleteMessages"),
+        )
+        return {}
+
+    # --- presence -----------------------------------------------------------------------
+
+    async def _hereNow(self, options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
+        presence = data.presence
+        listed = options.get("channels") or presence.occupied()
+        channels = {}
+        for channel in _names({"channels": listed}, "channels", "hereNow") if listed else []:
+            occupants = []
+            if options.get("includeUUIDs", True):
+                for uuid in presence.members(channel):
+                    occupant: dict[str, Any] = {"uuid": uuid}
+                    if options.get("includeState"):
+                        occupant["state"] = presence.state(channel, uuid) or None
+                    occupants.append(occupant)
+            channels[channel] = {
+                "name": channel,
+                "occupancy": presence.occupancy(channel),
+                "occupants": occupants,
+            }
+        return {
+            "totalChannels": len(channels),
+            "totalOccupancy": sum(entry["occupancy"] for entry in channels.values()),
+            "channels": channels,
+        }
+
+    async def _whereNow(self, options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
+        return {"channels": data.presence.channels_of(_text(options, "uuid", "whereNow"))}
+
+    async def _getState(self, options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
+        uuid = _text(options, "uuid", "getState")
+        channels = _names(options, "channels", "getState")
+        return {"channels": {channel: data.presence.state(channel, uuid) for channel in channels}}
+
+    async def _setState(self, options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
+        state = options.get("state")
+        if not isinstance(state, dict):
+            raise HandlerCallError("TypeError", "pubnub.setState: state must be an object")
+        uuid = _text(options, "uuid", "setState")
+        for channel in _names(options, "channels", "setState"):
+            data.presence.set_state(channel, uuid, state)
+            event = {
+                "action": "state-change",
+                "uuid": uuid,
+                "occupancy": data.presence.occupancy(channel),
+                "timestamp": ctx.clock.now_ms() // 1000,
+                "state": state,
+            }
+            data.announce((f"{channel}-pnpres", event, None, None))
+        return {"state": state}
+
+    # --- message actions ----------------------------------------------------------------
+
+    async def _addMessageAction(
+        self, options: dict[str, Any], data: PubNubData, ctx: CallContext
+    ) -> Any:
+        channel = _text(options, "channel", "addMessageAction")
+        action = options.get("action")
+        message = _timetoken(options, "messageTimetoken", "addMessageAction")
+        if message is None or not isinstance(action, dict):
+            raise HandlerCallError(
+                "TypeError",
+                "pubnub.addMessageAction: give messageTimetoken and action: { type, value }",
+            )
+        added = MessageAction(
+            message,
+            _text(action, "type", "addMessageAction"),
+            _text(action, "value", "addMessageAction"),
+            str(options.get("uuid") or "pfunc-function"),
+            int(ctx.timetoken()) if ctx.timetoken else 0,
+        )
+        if not await data.history.add_action(channel, added):
+            raise HandlerCallError("Error", "pubnub.addMessageAction: Action Already Added")
+        data.announce((channel, action_event("added", added), ACTION_EVENT, added.uuid))
+        return {"data": added.to_json()}
+
+    async def _getMessageActions(
+        self, options: dict[str, Any], data: PubNubData, ctx: CallContext
+    ) -> Any:
+        found = await data.history.actions(
+            _text(options, "channel", "getMessageActions"),
+            start=_timetoken(options, "start", "getMessageActions"),
+            end=_timetoken(options, "end", "getMessageActions"),
+            limit=_count(options, "limit", 100, 100),
+        )
+        return {"data": [action.to_json() for action in found]}
+
+    async def _removeMessageAction(
+        self, options: dict[str, Any], data: PubNubData, ctx: CallContext
+    ) -> Any:
+        channel = _text(options, "channel", "removeMessageAction")
+        message = _timetoken(options, "messageTimetoken", "removeMessageAction")
+        action = _timetoken(options, "actionTimetoken", "removeMessageAction")
+        if message is None or action is None:
+            raise HandlerCallError(
+                "TypeError", "pubnub.removeMessageAction: give messageTimetoken and actionTimetoken"
+            )
+        removed = await data.history.remove_action(channel, message, action)
+        if removed is not None:
+            data.announce((channel, action_event("removed", removed), ACTION_EVENT, removed.uuid))
+        return {"data": {}}
+
+
+STATE_METHODS = tuple(
+    name[1:] for name in vars(PubNubState) if name.startswith("_") and not name.startswith("__")
+)
