@@ -18,6 +18,25 @@ class Presence:
     _expires: dict[str, dict[str, float]] = field(default_factory=dict)
     # channel -> uuid -> the state that user set there (setState, or subscribe's state).
     _state: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # Interval mode: channel -> action -> uuids since its last interval announcement.
+    _pending: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    _announced: dict[str, float] = field(default_factory=dict)  # channel -> when
+
+    def hold(self, channel: str, action: str, uuid: str) -> None:
+        """Keep a join, leave or timeout for the channel's next interval announcement."""
+        self._pending.setdefault(channel, {}).setdefault(action, []).append(uuid)
+
+    def intervals_due(self, announce_max: int, every: float) -> list[tuple[str, dict[str, Any]]]:
+        """(channel, what changed) for channels in interval mode whose interval is up."""
+        now, due = time.monotonic(), []
+        for channel in sorted(set(self._pending) | set(self._expires)):
+            if self.occupancy(channel) <= announce_max and channel not in self._pending:
+                continue
+            if now - self._announced.get(channel, 0.0) < every:
+                continue
+            self._announced[channel] = now
+            due.append((channel, self._pending.pop(channel, {})))
+        return due
 
     def occupancy(self, channel: str) -> int:
         return len(self._expires.get(channel, {}))

@@ -69,6 +69,10 @@ class Project:
     vault: dict[str, str] = field(default_factory=dict)
     functions: list[FunctionConfig] = field(default_factory=list)
     mocks: list[MockRule] = field(default_factory=list)
+    # PubNub's keyset presence settings: above `announce_max` occupants a channel's joins
+    # and leaves are announced together every `interval` seconds.
+    presence_announce_max: int = 20
+    presence_interval: float = 10.0
 
     def function(self, name: str) -> FunctionConfig | None:
         return next((function for function in self.functions if function.name == name), None)
@@ -148,6 +152,23 @@ def parse_project(config_file: Path) -> Project:
                 f"unknown limit {key!r}; the limits are: {', '.join(OVERRIDE_KEYS)}",
             )
     project.limit_overrides = dict(overrides)
+    presence = reader.table(data, "presence")
+    for key in presence:
+        if key not in ("announce_max", "interval"):
+            reader.problem(
+                "presence", None, key, f"unknown key {key!r}; [presence] has announce_max, interval"
+            )
+    announce_max = presence.get("announce_max", project.presence_announce_max)
+    if not isinstance(announce_max, int) or isinstance(announce_max, bool) or announce_max < 1:
+        reader.problem("presence", None, "announce_max", "presence.announce_max must be >= 1")
+    interval = presence.get("interval", project.presence_interval)
+    if (
+        not isinstance(interval, int | float)
+        or isinstance(interval, bool)
+        or not 1 <= interval <= 300
+    ):
+        reader.problem("presence", None, "interval", "presence.interval must be 1 to 300 seconds")
+    project.presence_announce_max, project.presence_interval = announce_max, float(interval)
     vault = reader.table(data, "vault")
     project.vault = {str(name): str(value) for name, value in vault.items()}
     project.functions = [

@@ -843,3 +843,51 @@ def test_the_python_sdks_fire_reaches_functions_but_no_subscriber(dev):
     assert collector.wait(lambda: collector.messages)
     assert collector.messages == [("chat.fire", {"text": "AFTER"})]
     reader.stop()
+
+
+def test_above_announce_max_joins_come_as_interval_events(tmp_path):
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-i"\npublish_key = "pub-c-i"\n'
+        "[presence]\nannounce_max = 2\ninterval = 1\n"
+        '[[functions]]\nname = "seen"\nfile = "seen.js"\nevent = "after-presence"\n'
+        'channels = ["hall"]\n'
+    )
+    (tmp_path / "seen.js").write_text(
+        'const db = require("kvstore");\n'
+        "export default async (request) => {\n"
+        '  await db.incrCounter("seen:" + request.message.action);\n'
+        "  return request.ok();\n"
+        "};\n"
+    )
+    server = InProcessDev(tmp_path)
+    try:
+        _, _, first = server.request("GET", "/v2/subscribe/sub-c-i/hall-pnpres/0?tt=0&uuid=w")
+        cursor = json.loads(first)["t"]["t"]
+        for user in ("u1", "u2", "u3", "u4"):
+            server.request("GET", f"/v2/subscribe/sub-c-i/hall/0?tt=0&uuid={user}")
+        events: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 10
+        while not any(e["action"] == "interval" for e in events) and time.monotonic() < deadline:
+            _, _, body = server.request(
+                "GET", f"/v2/subscribe/sub-c-i/hall-pnpres/0?tt={cursor}&uuid=w"
+            )
+            answer = json.loads(body)
+            cursor = answer["t"]["t"]
+            events += [envelope["d"] for envelope in answer["m"]]
+        actions = [(e["action"], e.get("uuid")) for e in events]
+        assert actions[:2] == [("join", "u1"), ("join", "u2")]
+        interval = next(e for e in events if e["action"] == "interval")
+        assert interval["occupancy"] == 4 and interval["join"] == ["u3", "u4"]
+        for _ in range(3):  # two joins and the interval, each run through the function
+            server.wait_for(lambda e: e["type"] == "execution" and e["function"] == "seen")
+    finally:
+        server.stop()
+    counters = subprocess.run(
+        [sys.executable, "-m", "pfunc", "kv", "counters", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    seen = {entry["key"]: entry["value"] for entry in json.loads(counters.stdout)}
+    assert seen["seen:join"] == 2 and seen["seen:interval"] >= 1

@@ -25,7 +25,7 @@ from pfunc.server.blocks import Blocks, not_found
 from pfunc.server.history_api import HistoryAPI
 from pfunc.server.not_emulated import not_emulated, not_emulated_answer
 from pfunc.server.presence_api import PresenceAPI
-from pfunc.server.pubnub_api import PubNubAPI, presence_event, pubnub_error
+from pfunc.server.pubnub_api import PubNubAPI, interval_events, presence_event, pubnub_error
 from pfunc.server.reload import ProjectReloader
 from pfunc.server.state import SUBSCRIBE_TIMEOUT, DevState, LogEvent
 
@@ -174,4 +174,5 @@ class DevServer:
             await asyncio.sleep(1)
             for channel, uuid in self.state.presence.expired():
                 presence_event(self.state, channel, "timeout", uuid)
+            interval_events(self.state)
             self.state.engine.functions.trim_idle()

@@ -220,7 +220,13 @@ def presence_event(
     user_state: dict[str, Any] | None = None,
 ) -> None:
     """A presence change: delivered to `channel-pnpres` subscribers, and run through the
-    after-presence functions bound to `channel`."""
+    after-presence functions bound to `channel`. Above the project's announce_max a join,
+    leave or timeout waits for the channel's next interval announcement instead."""
+    project, presence = state.project, state.presence
+    before = presence.occupancy(channel) + (1 if action in ("leave", "timeout") else 0)
+    if action in ("join", "leave", "timeout") and before > project.presence_announce_max:
+        presence.hold(channel, action, uuid)
+        return
     spec = EventSpec(
         action=action,
         uuid=uuid,
@@ -233,7 +239,27 @@ def presence_event(
         default_channel=channel,
         now_ms=state.engine.runtime.clock.now_ms(),
     )
+    announce(state, channel, event.message)
+
+
+def interval_events(state: DevState) -> None:
+    """PubNub's interval mode: for each channel above announce_max whose interval is up,
+    one `interval` event with the occupancy and who joined, left or timed out since."""
+    project = state.project
+    due = state.presence.intervals_due(project.presence_announce_max, project.presence_interval)
+    for channel, changes in due:
+        message: dict[str, Any] = {
+            "action": "interval",
+            "timestamp": state.engine.runtime.clock.now_ms() // 1000,
+            "occupancy": state.presence.occupancy(channel),
+        }
+        message.update({action: uuids for action, uuids in changes.items() if uuids})
+        announce(state, channel, message)
+
+
+def announce(state: DevState, channel: str, message: dict[str, Any]) -> None:
+    """One presence event to `channel-pnpres` subscribers and after-presence functions."""
     state.messages.add(
-        Delivery(int(state.timetoken()), f"{channel}-pnpres", event.message, None, presence=True)
+        Delivery(int(state.timetoken()), f"{channel}-pnpres", message, None, presence=True)
     )
-    state.spawn(state.bus.presence(channel, EventSpec(message=event.message)))
+    state.spawn(state.bus.presence(channel, EventSpec(message=message)))
