@@ -13,6 +13,7 @@ from pfunc.channels import channel_problem
 from pfunc.events import EventSpec, build_event, kinds_triggered_by
 from pfunc.result import TOO_LARGE
 from pfunc.server.filters import FilterError, compile_filter
+from pfunc.server.not_emulated import not_emulated_answer
 from pfunc.server.state import DevState
 from pfunc.server.subscribers import Delivery
 
@@ -144,6 +145,17 @@ class PubNubAPI:
         refused = self._check_keys(request)
         if refused:
             return refused
+        if request.query.get("channel-group"):
+            # Channel groups are not emulated yet: say so rather than wait for ever.
+            self.state.log(
+                {
+                    "type": "not-emulated",
+                    "what": "channel groups",
+                    "method": "GET",
+                    "path": request.path,
+                }
+            )
+            return not_emulated_answer("channel groups (subscribe)", "GET", request.path)
         channels = self._channels(request)
         uuid = request.query.get("uuid") or "anonymous"
         heartbeat = _int(request.query.get("heartbeat"))
