@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import textwrap
@@ -891,3 +892,25 @@ def test_above_announce_max_joins_come_as_interval_events(tmp_path):
     )
     seen = {entry["key"]: entry["value"] for entry in json.loads(counters.stdout)}
     assert seen["seen:join"] == 2 and seen["seen:interval"] >= 1
+
+
+@pytest.mark.subprocess
+def test_ctrl_c_stops_the_server_while_a_subscriber_waits(tmp_path):
+    make_project(tmp_path)
+    # Long-polls that would wait two minutes for a message.
+    server = DevProcess(tmp_path, "--no-intervals", "--subscribe-timeout", "120")
+    _, _, first = server.request("GET", "/v2/subscribe/sub-c-t/chat.a/0?tt=0")
+    cursor = json.loads(first)["t"]["t"]
+    answered: list[int] = []
+    poll = threading.Thread(
+        target=lambda: answered.append(
+            server.request("GET", f"/v2/subscribe/sub-c-t/chat.a/0?tt={cursor}")[0]
+        )
+    )
+    poll.start()
+    time.sleep(0.3)  # the long-poll is waiting now
+    server.process.send_signal(signal.SIGINT)
+    # Ctrl-C answers the waiting long-poll and stops, instead of waiting out its 120 s.
+    assert server.process.wait(timeout=15) == 0
+    poll.join(15)
+    assert answered == [200]
