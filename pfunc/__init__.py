@@ -11,6 +11,6 @@ def require(name: str) -> object:
 
     Only meaningful inside a handler that pfunc runs (its worker process answers).
     """
-    from pfunc.sandbox.python_worker import require as worker_require
+    from pfunc.sandbox.python_api import require as worker_require
 
     return worker_require(name)

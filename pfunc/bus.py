@@ -20,6 +20,8 @@ from pfunc.history import MessageHistory
 from pfunc.result import HOP_LIMIT, TOO_LARGE, Drop, PublishReport, Result
 from pfunc.runtime import Runtime
 
+MAX_TTL_HOURS = 10 * 365 * 24.0  # a history TTL past ten years is kept for ten
+
 
 class Bus:
     def __init__(
@@ -65,8 +67,9 @@ class Bus:
         # one that sent no uuid gets a made-up one, as the service does.
         report.publisher = given.get("uuid") or str(uuid.uuid4())
         report.custom_type = given.get("custom_message_type")
-        with contextlib.suppress(TypeError, ValueError):
-            report.sequence = int(given.get("seqn", 1))
+        sequence = str(given.get("seqn", "1"))
+        if sequence.isascii() and sequence.isdigit() and len(sequence) <= 9:
+            report.sequence = int(sequence)
         report.meta = meta
         report.drop = self._drop(channel, message, verb, hop)
         if report.drop is not None:
@@ -102,8 +105,8 @@ class Bus:
     async def _store(self, report: PublishReport, params: dict[str, Any]) -> None:
         """Keep a delivered publish in history, for its TTL in hours (0 or none: kept)."""
         expires_at = None
-        with contextlib.suppress(TypeError, ValueError):
-            hours = float(params.get("ttl", 0))
+        with contextlib.suppress(TypeError, ValueError, OverflowError):
+            hours = min(float(params.get("ttl", 0)), MAX_TTL_HOURS)
             if hours > 0:
                 expires_at = self.runtime.clock.now_ms() + int(hours * 3_600_000)
         await self.history.add(

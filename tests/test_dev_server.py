@@ -914,3 +914,34 @@ def test_ctrl_c_stops_the_server_while_a_subscriber_waits(tmp_path):
     assert server.process.wait(timeout=15) == 0
     poll.join(15)
     assert answered == [200]
+
+
+def test_numbers_in_queries_that_no_store_can_hold_are_4xx(dev):
+    base = "/v2/history/sub-key/sub-c-t/channel/chat.a"
+    for query in ("?count=%C2%B2", "?start=99999999999999999999", "?end=x"):
+        status, _, body = dev.request("GET", base + query)
+        assert status < 500, (query, body)
+    status, _, _ = dev.request(
+        "GET", "/v1/message-actions/sub-c-t/channel/chat.a?limit=%C2%B2&start=99999999999999999999"
+    )
+    assert status == 400
+    status, _, _ = dev.request(
+        "GET", "/v2/presence/sub-key/sub-c-t/channel/chat.a/heartbeat?heartbeat=1e400&uuid=u"
+    )
+    assert status == 200
+    status, _, body = dev.request(
+        "GET", "/publish/pub-c-t/sub-c-t/0/chat.a/0/%7B%22text%22%3A%22t%22%7D?ttl=1e300"
+    )
+    assert status == 200, body
+
+
+def test_wildcard_presence_follows_pubnubs_channel_names(dev):
+    _, _, first = dev.request("GET", "/v2/subscribe/sub-c-t/room.*,room.*-pnpres/0?tt=0&uuid=w")
+    cursor = json.loads(first)["t"]["t"]
+    dev.request("GET", "/v2/subscribe/sub-c-t/room.a/0?tt=0&uuid=visitor")
+    _, _, body = dev.request(
+        "GET", f"/v2/subscribe/sub-c-t/room.*,room.*-pnpres/0?tt={cursor}&uuid=w"
+    )
+    envelopes = json.loads(body)["m"]
+    joins = [e for e in envelopes if e["c"] == "room.a-pnpres"]
+    assert joins and all(e["b"] == "room.*-pnpres" for e in joins)

@@ -147,3 +147,38 @@ def test_the_workers_are_gone_when_the_server_stops(tmp_path):
     while not _dead(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert _dead(pid)
+
+
+def test_a_handler_that_closes_the_protocol_pipes_is_ended_not_waited_for(harness):
+    result = harness.request(HOSTILE / "closes_pipes.py")
+    assert result.outcome == "error"
+    assert "stopped unexpectedly" in result.error.message
+    assert harness.request(HOSTILE / "nan.py").outcome == "error"  # the next one runs
+
+
+def test_a_worker_that_exits_is_a_crash_not_a_memory_error(harness):
+    result = harness.request(HOSTILE / "exits.py")
+    assert result.outcome == "error"
+    assert "stopped unexpectedly" in result.error.message
+    assert "memory" not in result.error.message
+
+
+def test_asyncio_tasks_left_running_are_cancelled_not_run_in_the_next_execution(harness):
+    import asyncio
+
+    from pfunc.events import RequestEvent
+
+    async def go():
+        async with harness.engine() as engine:
+            executor = engine.functions.executor_for_file(HOSTILE / "leaves_task.py")
+            first = await executor.run(RequestEvent())
+            second = await executor.run(RequestEvent())
+            late = await engine.runtime.store.get_counter(
+                engine.runtime.keyset.subscribe_key, "late"
+            )
+            return first, second, late
+
+    first, second, late = asyncio.run(go())
+    assert any("asyncio task" in warning for warning in first.warnings)
+    assert second.operations["used"] == 0  # nothing of the first ran in the second
+    assert late == 0

@@ -34,6 +34,12 @@ from pfunc.result import OUTCOMES
 @click.version_option(__version__, prog_name="pfunc")
 def main() -> None:
     """Run PubNub Functions locally, with the limits production applies."""
+    # A lone surrogate (a handler's string, an argument that was not UTF-8) cannot be
+    # encoded; written as a \\u escape it stays valid JSON and readable text.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
 
 
 @main.command()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +25,35 @@ def kv_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )
 
 
+@contextlib.contextmanager
+def store_failures() -> Iterator[None]:
+    """What can go wrong opening or using the store, as one line and an exit code: 2 for
+    the user's mistakes, 1 for the file or the disk."""
+    import sqlite3
+
+    from pfunc.cli.kvtool import StoreWriteError
+    from pfunc.store import StoreCorruptError
+
+    try:
+        yield
+    except PfuncUsageError as error:
+        usage_failure(str(error))
+    except (StoreWriteError, StoreCorruptError) as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(EXIT_FAILED)
+    except sqlite3.Error as error:  # a full disk, a read-only file, damage found on use
+        click.echo(f"Error: the store refused: {error}", err=True)
+        sys.exit(EXIT_FAILED)
+
+
 def _kv(
     options: dict[str, Any], action: Callable[[Any], Any], show: Callable[[Any], None] | None = None
 ) -> Any:
     """Run one KV tool action on the project's store, then print its result."""
     import asyncio
-    import sqlite3
 
-    from pfunc.cli.kvtool import KVTool, StoreWriteError
+    from pfunc.cli.kvtool import KVTool
     from pfunc.cli.session import prepare_session
-    from pfunc.store import StoreCorruptError
 
     async def go(session: Any) -> Any:
         async with session.engine() as engine:
@@ -44,17 +64,9 @@ def _kv(
                 click.echo(f"warning: {warning}", err=True)
             return outcome
 
-    try:
+    with store_failures():
         session = prepare_session(options)
         outcome = asyncio.run(go(session))
-    except PfuncUsageError as error:
-        usage_failure(str(error))
-    except (StoreWriteError, StoreCorruptError) as error:
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(EXIT_FAILED)
-    except sqlite3.Error as error:  # a full disk, a read-only file, damage found on use
-        click.echo(f"Error: the KV store refused the change: {error}", err=True)
-        sys.exit(EXIT_FAILED)
     if session.as_json:
         import json
 
@@ -194,6 +206,7 @@ def history(channel: str, count: int, **options: Any) -> None:
 
     async def read(session: Any) -> list[dict[str, Any]]:
         async with session.engine() as engine:
+            engine.runtime.store.check()
             found = await engine.history.read(
                 channel, count=count, now_ms=engine.runtime.clock.now_ms()
             )
@@ -207,11 +220,9 @@ def history(channel: str, count: int, **options: Any) -> None:
             for m in found
         ]
 
-    try:
+    with store_failures():
         session = prepare_session(options)
         messages = asyncio.run(read(session))
-    except PfuncUsageError as error:
-        usage_failure(str(error))
     import json
 
     if session.as_json:

@@ -21,6 +21,10 @@ CRASHED = "crashed"  # its worker process died
 CORRUPTED = "corrupted"  # what it sent the host was not pfunc's protocol (handler tampering)
 INTERRUPT_REASONS = (TIMEOUT, MEMORY, CRASHED, CORRUPTED)
 
+# The exit status of a Python worker that ran out of memory outside a handler's own code
+# (its intermediate parent passes it on; any other ending is a crash).
+WORKER_MEMORY_EXIT = 86
+
 # One settled host call: (call id, ok?, JSON payload or None for undefined).
 Settlement = tuple[int, bool, str | None]
 

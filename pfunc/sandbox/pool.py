@@ -147,6 +147,8 @@ class SandboxPool:
             fresh = await self._load(source)
         except HandlerLoadError as failure:
             return failure
+        except Exception as fault:  # the host could not start a sandbox (fds, fork...)
+            return HandlerLoadError("LoadError", f"{self.display_path}: could not load: {fault!r}")
         for sandbox in self._idle:
             sandbox.close()
         self.generation += 1

@@ -30,7 +30,14 @@ from typing import Any
 
 from pfunc import jsonio
 from pfunc.errors import HandlerLoadError
-from pfunc.sandbox import CORRUPTED, CRASHED, MEMORY, TIMEOUT, SandboxInterrupted
+from pfunc.sandbox import (
+    CORRUPTED,
+    CRASHED,
+    MEMORY,
+    TIMEOUT,
+    WORKER_MEMORY_EXIT,
+    SandboxInterrupted,
+)
 from pfunc.sandbox.sync_builtins import SyncBuiltins
 from pfunc.sandbox.threads import SandboxThread
 
@@ -64,6 +71,7 @@ class PythonSandbox:
         self._buffer = b""
         to_worker_read, self._to_worker = os.pipe()
         self._from_worker, from_worker_write = os.pipe()
+        self._process: subprocess.Popen[bytes] | None = None
         try:
             self._process = subprocess.Popen(
                 [
@@ -80,17 +88,24 @@ class PythonSandbox:
                 start_new_session=True,
                 env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
             )
+        except BaseException:
+            os.close(self._to_worker)
+            os.close(self._from_worker)
+            raise
         finally:
             os.close(to_worker_read)
             os.close(from_worker_write)
-        self._send({"op": "load", "path": path, "source": source, "memory": memory})
         try:
+            self._send({"op": "load", "path": path, "source": source, "memory": memory})
             loaded = self._receive(LOAD_TIMEOUT)
         except SandboxInterrupted:
             self.close()
             raise HandlerLoadError(
                 "LoadError", f"{display_path}: the handler did not load within {LOAD_TIMEOUT:g} s"
             ) from None
+        except BaseException:  # nothing of this worker may outlive a failed start
+            self.close()
+            raise
         error = loaded.get("error")
         if error:
             self.close()
@@ -129,14 +144,20 @@ class PythonSandbox:
                 self.broken = True
                 self.close()
                 raise SandboxInterrupted(TIMEOUT)
-            ready, _, _ = select.select([self._from_worker], [], [], remaining)
-            if not ready:
+            # poll(), not select(): a busy server has descriptors past select's 1,024.
+            poller = select.poll()
+            poller.register(self._from_worker, select.POLLIN)
+            if not poller.poll(None if remaining is None else max(remaining, 0) * 1000):
                 continue
             chunk = os.read(self._from_worker, 65536)
             if not chunk:
+                # The worker closed its end: it died, or the handler closed the pipe and
+                # may still be running. Either way the group goes, now, not at its leisure.
                 self.broken = True
-                code = self._process.wait()
-                raise SandboxInterrupted(MEMORY if code not in (0, -signal.SIGKILL) else CRASHED)
+                self.close()
+                raise SandboxInterrupted(
+                    MEMORY if self._process.returncode == WORKER_MEMORY_EXIT else CRASHED
+                )
             self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
         try:
@@ -196,6 +217,8 @@ class PythonSandbox:
         }
 
     def close(self) -> None:
+        if self._process is None:
+            return
         if self._process.poll() is None or self._group_alive():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self._process.pid, signal.SIGKILL)  # the worker and its children

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import linecache
 import os
 import sys
@@ -19,277 +18,18 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pfunc.modules import HOST_METHODS, SYNC_MODULES
-
-
-def _strict(value: Any) -> str:
-    """JSON text as JavaScript and the host read it: no NaN or Infinity."""
-    try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except ValueError as error:
-        if "Out of range float" in str(error):
-            raise ValueError("it holds NaN or Infinity, which JSON has no way to write") from None
-        raise
-
-
-class _Connection:
-    def __init__(self) -> None:
-        self.next_id = 1
-        self.execution: _Execution | None = None
-        self.incoming: Any = None  # the pipes, opened by main()
-        self.outgoing: Any = None
-
-    def send(self, message: dict[str, Any]) -> None:
-        try:
-            text = json.dumps(message, default=str, allow_nan=False)
-        except ValueError:  # a NaN in what the handler logged or warned: say so instead
-            text = json.dumps({**message, "logs": [], "warnings": ["a log held NaN"]})
-        self.outgoing.write(text + "\n")
-        self.outgoing.flush()
-
-    def receive(self) -> dict[str, Any]:
-        line = self.incoming.readline()
-        if not line:
-            os._exit(0)  # the host went away
-        return json.loads(line)
-
-    def call(self, module: str, method: str, args: tuple[Any, ...]) -> Any:
-        call_id = self.next_id
-        self.next_id += 1
-        self.send(
-            {
-                "op": "call",
-                "id": call_id,
-                "module": module,
-                "method": method,
-                "args": [_encode(arg) for arg in args],
-            }
-        )
-        reply = self.receive()
-        if reply["ok"]:
-            return None if reply.get("payload") is None else json.loads(reply["payload"])
-        info = json.loads(reply["payload"])
-        kind = {"TypeError": TypeError, "RangeError": ValueError}.get(info["name"], HandlerError)
-        error = kind(info["message"])
-        error.code = info.get("code")  # type: ignore[attr-defined]
-        raise error
-
-
-class HandlerError(Exception):
-    """What a rejected JavaScript Promise is as a Python exception (name Error)."""
-
-
-CONNECTION = _Connection()
-# From the module registry: synchronous modules answer synchronously here too; "promise"
-# has no meaning in Python, and console is local to the worker.
-_SYNC_MODULES = tuple(name for name in SYNC_MODULES if name not in ("console", "promise"))
-_HOST_MODULES = tuple(HOST_METHODS)
-
-
-def _encode(value: Any) -> dict[str, Any]:
-    if value is _UNDEFINED:
-        return {"t": "undefined"}
-    if callable(value):
-        return {"t": "function"}
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return {"t": str(value)}
-    if value is None or isinstance(value, bool | int | float | str):
-        return {"v": value}
-    try:
-        return {"j": _strict(value)}
-    except ValueError as error:
-        return {"t": "cyclic" if "ircular" in str(error) else "NaN"}
-    except TypeError:
-        return {"t": "function"}
-
-
-_UNDEFINED = object()
-
-
-class HostCall:
-    """A module call's result: `await` it in async handlers, or `.result()` in sync ones."""
-
-    def __init__(self, module: str, method: str, args: tuple[Any, ...]) -> None:
-        self._call = (module, method, args)
-
-    def result(self) -> Any:
-        return CONNECTION.call(*self._call)
-
-    def __await__(self):  # type: ignore[no-untyped-def]
-        return self._resolve().__await__()
-
-    async def _resolve(self) -> Any:
-        return self.result()
-
-
-class _Module:
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __getattr__(self, method: str) -> Callable[..., Any]:
-        if method.startswith("__"):
-            raise AttributeError(method)
-        # Python spellings work too: incr_counter is incrCounter, get_keys is getKeys.
-        head, *rest = method.split("_")
-        method = head + "".join(part[:1].upper() + part[1:] for part in rest)
-        name = self._name
-        if name in _SYNC_MODULES:  # synchronous in JavaScript: synchronous here too
-            return lambda *args: CONNECTION.call("builtin", f"{name}.{method}", args)
-        return lambda *args: HostCall(name, method, args)
-
-
-class _Console:
-    def __getattr__(self, level: str) -> Callable[..., None]:
-        if level not in ("log", "info", "warn", "error", "debug"):
-            raise AttributeError(level)
-        return lambda *args: _log(level, args)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, BaseException):
-        return f"{type(value).__name__}: {value}"
-    try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def _log(level: str, args: tuple[Any, ...]) -> None:
-    execution = CONNECTION.execution
-    entry = {
-        "level": level,
-        "text": " ".join(_text(a) for a in args),
-        "time": _iso(execution.now_ms if execution else time.time() * 1000),
-    }
-    (execution.logs if execution else _LOAD_LOGS).append(entry)
-
-
-_LOAD_LOGS: list[dict[str, str]] = []
-
-
-def _iso(ms: float) -> str:
-    return (
-        datetime.fromtimestamp(ms / 1000, tz=UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
-
-
-def require(name: str) -> Any:
-    """The Python side of `require()`: the same built-ins, by the same names."""
-    if name == "console":
-        return _Console()
-    if name in _HOST_MODULES or name in _SYNC_MODULES:
-        return _Module(name)
-    raise ImportError(
-        f'require("{name}"): no such module; PubNub Functions provide only '
-        f"built-in modules: {', '.join((*_HOST_MODULES, 'console', *_SYNC_MODULES))}"
-    )
-
-
-class _Execution:
-    def __init__(self, event: dict[str, Any], now_ms: float) -> None:
-        self.event = event
-        self.now_ms = now_ms
-        self.logs: list[dict[str, str]] = _LOAD_LOGS[:]
-        _LOAD_LOGS.clear()
-        self.warnings: list[str] = []
-        self.completion: dict[str, Any] | None = None
-
-    def complete(self, kind: str, detail: dict[str, Any]) -> None:
-        if self.completion is not None:
-            self.warnings.append(
-                f"{kind}() was called after {self.completion['kind']}() had "
-                "already completed this execution; ignored (the first "
-                "completion call wins)"
-            )
-            return
-        self.completion = {"kind": kind, "late": False, **detail}
-
-
-class Request:
-    """request: the same names as in JavaScript (message, channels, ok(), abort()...)."""
-
-    def __init__(self, execution: _Execution) -> None:
-        event = execution.event
-        self._execution = execution
-        for key, value in event.items():
-            if key != "kind":
-                setattr(self, key, value)
-        self.params = event.get("query", event.get("params", {}))
-        raw = event.get("body")
-        self.body = raw if raw is not None else ""
-        # The execution clock (what Date.now() is in JavaScript): fixed by --now and tests.
-        self.now_ms = execution.now_ms
-
-    def ok(self, message: Any = _UNDEFINED) -> HostCall | None:
-        value = self.message if message is _UNDEFINED or message is None else message
-        if message not in (_UNDEFINED, None) and self._execution.event["phase"] == "after":
-            self._execution.warnings.append(
-                f"request.ok(message) in an {self._execution.event['kind']} handler cannot "
-                "change the message: it was already delivered; the argument is ignored"
-            )
-        try:
-            text = _strict(value)
-        except (TypeError, ValueError) as error:
-            raise TypeError(
-                f"request.ok(): the message is not JSON-serialisable: {error}"
-            ) from None
-        self._execution.complete("ok", {"message": text})
-        return None
-
-    def abort(self, reason: Any = None) -> None:
-        self._execution.complete("abort", {"reason": None if reason is None else _text(reason)})
-
-    async def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class Response:
-    def __init__(self, execution: _Execution) -> None:
-        self._execution = execution
-        self.status = 200
-        self.headers: dict[str, str] = {}
-
-    def send(self, body: Any = None, status: int | None = None) -> None:
-        headers = {str(k): str(v) for k, v in self.headers.items()}
-        if body is None:
-            text = ""
-        elif isinstance(body, str):
-            text = body
-        elif isinstance(body, dict | list):
-            try:
-                text = _strict(body)
-            except (TypeError, ValueError) as error:
-                raise TypeError(f"response.send(): the body is not JSON: {error}") from None
-            if not any(k.lower() == "content-type" for k in headers):
-                headers["content-type"] = "application/json"
-        elif isinstance(body, bool):
-            text = "true" if body else "false"
-        else:
-            text = str(body)
-        code = status if status is not None else self.status
-        if not isinstance(code, int) or isinstance(code, bool) or not 100 <= code <= 599:
-            raise ValueError(f"response.send(): status must be an HTTP status code, got {code!r}")
-        self._execution.complete("response", {"status": code, "headers": headers, "body": text})
-
-
-class IntervalEvent:
-    def __init__(self, execution: _Execution) -> None:
-        self._execution = execution
-        self.now_ms = execution.now_ms
-
-    def ok(self) -> None:
-        self._execution.complete("ok", {})
-
-    def abort(self, reason: Any = None) -> None:
-        self._execution.complete("abort", {"reason": None if reason is None else _text(reason)})
+from pfunc.sandbox import WORKER_MEMORY_EXIT
+from pfunc.sandbox.python_api import (
+    CONNECTION,
+    HandlerError,
+    IntervalEvent,
+    Request,
+    Response,
+    _Execution,
+)
 
 
 def _error_info(error: BaseException, handler_file: str) -> dict[str, Any]:
@@ -344,6 +84,7 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
             _LOOP.run_until_complete(_await(outcome))
     except BaseException as failure:  # the handler's exception is the execution's error
         error = _error_info(failure, handler_file)
+    _cancel_leftover_tasks(execution)
     return {
         "op": "done",
         "completion": execution.completion,
@@ -352,6 +93,21 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
         "error": error,
         "left_running": _left_running(),
     }
+
+
+def _cancel_leftover_tasks(execution: _Execution) -> None:
+    """asyncio tasks the handler started and did not await would run inside a later
+    execution (and spend its operations): cancel them, and say so."""
+    pending = [task for task in asyncio.all_tasks(_LOOP) if not task.done()]
+    if not pending:
+        return
+    for task in pending:
+        task.cancel()
+    _LOOP.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    execution.warnings.append(
+        f"the handler left {len(pending)} asyncio task(s) running after it finished; they "
+        "were cancelled (PubNub only guarantees awaited work: await them)"
+    )
 
 
 def _left_running() -> list[str]:
@@ -402,13 +158,11 @@ def main(incoming_fd: int, outgoing_fd: int) -> None:
         os.close(incoming_fd)
         os.close(outgoing_fd)
         _, status = os.waitpid(child, 0)
-        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+        code = os.waitstatus_to_exitcode(status)
+        os._exit(128 - code if code < 0 else code)  # a signal as the shell shows it
     CONNECTION.incoming = os.fdopen(incoming_fd, "r", encoding="utf-8")
     CONNECTION.outgoing = os.fdopen(outgoing_fd, "w", encoding="utf-8")
     sys.stdout = sys.stderr  # print() goes where the host discards it, never to the pipes
-
-    # Handlers import this module again (from pfunc import require): make it the same one.
-    sys.modules["pfunc.sandbox.python_worker"] = sys.modules[__name__]
 
     handler: Callable[..., Any] | None = None
     handler_file = ""
@@ -446,4 +200,7 @@ def main(incoming_fd: int, outgoing_fd: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]))
+    try:
+        main(int(sys.argv[1]), int(sys.argv[2]))
+    except MemoryError:  # past RLIMIT_AS outside the handler's own code
+        os._exit(WORKER_MEMORY_EXIT)

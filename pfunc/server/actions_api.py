@@ -53,7 +53,9 @@ class ActionsAPI:
         except ValueError:
             return actions_error(400, "Invalid JSON body")
         if (
-            not message.isdigit()
+            not message.isascii()
+            or not message.isdigit()
+            or len(message) > 18
             or not isinstance(body, dict)
             or not isinstance(body.get("type"), str)
             or not isinstance(body.get("value"), str)
@@ -83,11 +85,12 @@ class ActionsAPI:
         bounds = {}
         for name in ("start", "end"):
             text = request.query.get(name, "")
-            if text and not text.isdigit():
+            if text and (not text.isascii() or not text.isdigit() or len(text) > 18):
                 return actions_error(400, f"{name} must be a timetoken")
             bounds[name] = int(text) if text else None
         limit_text = request.query.get("limit", "")
-        limit = max(1, min(int(limit_text), 100)) if limit_text.isdigit() else 100
+        usable = limit_text.isascii() and limit_text.isdigit()
+        limit = max(1, min(int(limit_text[:6]), 100)) if usable else 100
         found = await self.state.engine.history.actions(
             request.match_info["channel"], start=bounds["start"], end=bounds["end"], limit=limit
         )
@@ -98,7 +101,7 @@ class ActionsAPI:
         if refused:
             return refused
         message, action = request.match_info["message"], request.match_info["action"]
-        if not message.isdigit() or not action.isdigit():
+        if not all(t.isascii() and t.isdigit() and len(t) <= 18 for t in (message, action)):
             return actions_error(400, "Invalid message or action timetoken")
         channel = request.match_info["channel"]
         removed = await self.state.engine.history.remove_action(channel, int(message), int(action))

@@ -165,14 +165,20 @@ class DevServer:
             current = self.state.project.function(function.name)
             if current is None:
                 return
-            event = build_event(current.event, EventSpec())
-            await self.state.engine.functions.executor(current).run(event)
+            try:
+                event = build_event(current.event, EventSpec())
+                await self.state.engine.functions.executor(current).run(event)
+            except Exception as error:  # a fault of pfunc's own: log it, keep the schedule
+                self.state.log({"type": "server-error", "path": "", "error": repr(error)})
 
     async def _presence_timeouts(self) -> None:
         """Every second: presence timeouts, and sandboxes idle since a burst closed."""
         while True:
             await asyncio.sleep(1)
-            for channel, uuid in self.state.presence.expired():
-                presence_event(self.state, channel, "timeout", uuid)
-            interval_events(self.state)
-            self.state.engine.functions.trim_idle()
+            try:
+                for channel, uuid in self.state.presence.expired():
+                    presence_event(self.state, channel, "timeout", uuid)
+                interval_events(self.state)
+                self.state.engine.functions.trim_idle()
+            except Exception as error:  # a fault of pfunc's own: log it, keep going
+                self.state.log({"type": "server-error", "path": "", "error": repr(error)})

@@ -24,16 +24,22 @@ def _timetoken(request: web.Request, name: str) -> int | None:
     text = request.query.get(name)
     if text in (None, ""):
         return None
-    if not text.isdigit():
-        raise web.HTTPBadRequest(reason=f"{name} must be a timetoken, got {text!r}")
+    return parse_timetoken(name, text)
+
+
+def parse_timetoken(name: str, text: str) -> int:
+    """A timetoken from a query or path: ASCII digits, at most 10**18 (SQLite's range);
+    a 400 otherwise."""
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise web.HTTPBadRequest(reason=f"{name} must be a timetoken, got {text[:30]!r}")
     return int(text)
 
 
 def _count(request: web.Request, name: str, default: int, most: int) -> int:
     text = request.query.get(name, "")
-    if not text.isdigit():
+    if not text.isascii() or not text.isdigit():
         return default
-    return max(1, min(int(text), most))
+    return max(1, min(int(text[:6]), most))
 
 
 class HistoryAPI:
@@ -144,10 +150,11 @@ class HistoryAPI:
                 tokens = tokens * len(channels)
         else:
             tokens = [request.query.get("timetoken", "")] * len(channels)
-        if len(tokens) != len(channels) or not all(t.isdigit() for t in tokens):
+        if len(tokens) != len(channels):
             return pubnub_error(
                 400, "give one timetoken, or one per channel in channelsTimetoken", "History"
             )
+        tokens = [str(parse_timetoken("timetoken", token)) for token in tokens]
         now = self.state.engine.runtime.clock.now_ms()
         counts = {
             channel: await self.state.engine.history.count_after(channel, int(token), now)

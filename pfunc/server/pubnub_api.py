@@ -35,11 +35,11 @@ def publish_error(status: int, message: str, timetoken: str) -> web.Response:
     return web.json_response([0, message, timetoken], status=status)
 
 
-def _int(text: str | None) -> int | None:
-    try:
-        return int(text) if text else None
-    except ValueError:
+def _int(text: str | None, most: int = 86_400) -> int | None:
+    """A small whole number from a query parameter (heartbeat seconds), else None."""
+    if not text or not text.isascii() or not text.isdigit():
         return None
+    return min(int(text), most)
 
 
 class PubNubAPI:

@@ -9,6 +9,7 @@ within the debounce window becomes one call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -93,7 +94,8 @@ class Reloader(FileSystemEventHandler):
 
         async def run() -> None:
             if previous is not None:  # reloads apply in the order the saves happened
-                await previous
+                with contextlib.suppress(Exception):
+                    await previous  # its own failure was reported; this reload goes on
             await self.on_change(paths)
 
         self._running = asyncio.ensure_future(run())
@@ -108,6 +110,12 @@ class ProjectReloader:
         self.on_project = on_project  # called after a new pfunc.toml took over
 
     async def files_changed(self, paths: set[Path]) -> None:
+        try:
+            await self._files_changed(paths)
+        except Exception as error:  # a fault of pfunc's own: say so, keep watching
+            self.state.log({"type": "server-error", "path": "", "error": f"reload: {error!r}"})
+
+    async def _files_changed(self, paths: set[Path]) -> None:
         config = self.state.project.config_file
         started = time.monotonic()
         if config is not None and any(_same(p, config) for p in paths):

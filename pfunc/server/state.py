@@ -14,6 +14,7 @@ from pfunc.pubnub_data import Announcement
 from pfunc.result import PublishReport
 from pfunc.server.subscribers import MESSAGE_TYPES, Delivery, MessageLog
 
+PRESENCE_SUFFIX = "-pnpres"
 SUBSCRIBE_TIMEOUT = 280.0  # seconds a subscribe long-poll waits, as PubNub's servers do
 
 LogEvent = Callable[[dict[str, Any]], None]
@@ -60,7 +61,14 @@ class DevState:
     def _announced(self, announcement: Announcement) -> None:
         channel, payload, kind, publisher = announcement
         self.messages.add(
-            Delivery(int(self.timetoken()), channel, payload, kind, publisher=publisher)
+            Delivery(
+                int(self.timetoken()),
+                channel,
+                payload,
+                kind,
+                publisher=publisher,
+                presence=channel.endswith(PRESENCE_SUFFIX),
+            )
         )
 
     def spawn(self, work: Awaitable[Any]) -> None:

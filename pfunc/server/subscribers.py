@@ -30,6 +30,20 @@ class Delivery:
     presence: bool = False  # a presence event: PubNub names its subscription in "b"
 
 
+PRESENCE = "-pnpres"
+
+
+def subscription_matches(pattern: str, channel: str) -> bool:
+    """Does a subscription receive what was delivered on `channel`? Presence channels
+    follow their base: `chat.*-pnpres` (what the SDKs subscribe for a wildcard with
+    presence) gets `chat.a-pnpres`; `chat.*` gets `chat.a` but not its presence."""
+    if pattern.endswith(PRESENCE) and channel.endswith(PRESENCE):
+        return channel_matches(pattern[: -len(PRESENCE)], channel[: -len(PRESENCE)])
+    if channel.endswith(PRESENCE) and "*" in pattern:
+        return False
+    return channel_matches(pattern, channel)
+
+
 class MessageLog:
     """Recent deliveries, oldest first, and the subscribers waiting for new ones."""
 
@@ -65,7 +79,7 @@ class MessageLog:
             ):
                 continue
             for pattern in patterns:
-                if channel_matches(pattern, delivery.channel):
+                if subscription_matches(pattern, delivery.channel):
                     found.append((delivery, pattern))
                     break
         return found

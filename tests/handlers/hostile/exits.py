@@ -1,0 +1,5 @@
+import os
+
+
+def handler(request, response):
+    os._exit(3)
