@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import run_cli
+
 PROJECT = """
 [project]
 name = "devtest"
@@ -583,14 +585,8 @@ def test_interval_functions_run_on_their_schedule(tmp_path):
 def test_pfunc_kv_works_while_the_server_runs(dev):
     for _ in range(3):
         assert json.loads(dev.request("GET", "/v1/blocks/sub-key/sub-c-t/count")[2])["n"] >= 1
-    changed = subprocess.run(
-        [sys.executable, "-m", "pfunc", "kv", "incr", "hits", "100"],
-        cwd=dev.folder,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert changed.returncode == 0 and changed.stdout.strip() == "103"
+    changed = run_cli("kv", "incr", "hits", "100", cwd=dev.folder)
+    assert changed.code == 0 and changed.stdout.strip() == "103"
     assert json.loads(dev.request("GET", "/v1/blocks/sub-key/sub-c-t/count")[2]) == {"n": 104}
 
 
@@ -683,13 +679,7 @@ def test_presence_timeout_after_the_heartbeat_period(dev):
     )
     assert timed_out["outcome"] == "ok"
     # The presence handler stored the last event it saw: the timeout.
-    changed = subprocess.run(
-        [sys.executable, "-m", "pfunc", "kv", "get", "last-presence"],
-        cwd=dev.folder,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    changed = run_cli("kv", "get", "last-presence", cwd=dev.folder)
     last = json.loads(changed.stdout)
     assert (last["action"], last["uuid"], last["occupancy"]) == ("timeout", "zed", 0)
 
@@ -759,13 +749,7 @@ def test_a_subscribe_to_700_channels_runs_their_presence_functions_with_bounded_
         assert json.loads(body)["outcome"] == "ok"
     finally:
         server.stop()
-    joins = subprocess.run(
-        [sys.executable, "-m", "pfunc", "kv", "counters", "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    joins = run_cli("kv", "counters", "--json", cwd=tmp_path)
     assert {"key": "joins", "value": 701} in json.loads(joins.stdout)
 
 
@@ -883,13 +867,7 @@ def test_above_announce_max_joins_come_as_interval_events(tmp_path):
             server.wait_for(lambda e: e["type"] == "execution" and e["function"] == "seen")
     finally:
         server.stop()
-    counters = subprocess.run(
-        [sys.executable, "-m", "pfunc", "kv", "counters", "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    counters = run_cli("kv", "counters", "--json", cwd=tmp_path)
     seen = {entry["key"]: entry["value"] for entry in json.loads(counters.stdout)}
     assert seen["seen:join"] == 2 and seen["seen:interval"] >= 1
 

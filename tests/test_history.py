@@ -5,13 +5,12 @@ deletes, and history that survives a restart; `pfunc history` on the command lin
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_cli
 from tests.sdk.jsdk import JsSdk, SdkUnavailable, install
 from tests.test_dev_server import InProcessDev
 
@@ -111,14 +110,8 @@ def test_history_round_trips_with_the_python_sdk_and_survives_a_restart(tmp_path
     finally:
         again.stop()
 
-    printed = subprocess.run(
-        [sys.executable, "-m", "pfunc", "history", "log.a", "--json"],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert printed.returncode == 0, printed.stderr
+    printed = run_cli("history", "log.a", "--json", cwd=folder)
+    assert printed.code == 0, printed.stderr
     shown = json.loads(printed.stdout)
     assert [entry["message"]["n"] for entry in shown] == [0, 3, 4]
     assert shown[0]["publisher"] == "ada" and shown[0]["meta"] == {"i": 0}

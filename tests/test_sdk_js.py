@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_cli
 from tests.sdk.jsdk import JsSdk, SdkError, SdkUnavailable, install
 from tests.test_dev_server import InProcessDev
 
@@ -209,17 +210,9 @@ def test_here_now_where_now_and_state_with_state_change_events(clients, dev):
 
 
 def kv_get(dev, key: str):
-    import subprocess
-    import sys
 
-    shown = subprocess.run(
-        [sys.executable, "-m", "pfunc", "kv", "get", key, "--json"],
-        cwd=dev.folder,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    return json.loads(shown.stdout) if shown.returncode == 0 else None
+    shown = run_cli("kv", "get", key, "--json", cwd=dev.folder)
+    return shown.json() if shown.code == 0 else None
 
 
 def test_a_filter_expression_drops_and_passes_the_right_messages(sdk, dev, clients):
