@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
 from pfunc import __version__
-from pfunc.cli.kv_commands import history, kv
 from pfunc.cli.options import (
     EXIT_FAILED,
     EXIT_OK,
@@ -30,7 +29,29 @@ from pfunc.events import KIND_NAMES, PRESENCE_ACTIONS
 from pfunc.result import OUTCOMES
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Commands defined in other modules load when named (or listed in --help), so that
+    `pfunc run` does not build the click commands of `pfunc kv` at every start."""
+
+    LAZY: ClassVar[dict[str, tuple[str, str]]] = {
+        "kv": ("pfunc.cli.kv_commands", "kv"),
+        "history": ("pfunc.cli.kv_commands", "history"),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.LAZY:
+            import importlib
+
+            module, attribute = self.LAZY[name]
+            command: click.Command = getattr(importlib.import_module(module), attribute)
+            return command
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pfunc")
 def main() -> None:
     """Run PubNub Functions locally, with the limits production applies."""
@@ -168,10 +189,6 @@ def dev(
         )
     except PfuncUsageError as error:
         usage_failure(str(error))
-
-
-main.add_command(kv)
-main.add_command(history)
 
 
 @main.command()
