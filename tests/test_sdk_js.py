@@ -283,3 +283,20 @@ def test_message_actions_are_added_listed_removed_and_announced(clients):
     removed = watcher.wait_for("messageAction", lambda e: e["event"] == "removed")
     assert removed["data"]["value"] == "smile"
     assert ada.call("getMessageActions", channel="chat.react")["data"] == []
+
+
+def test_a_presence_timeout_and_a_custom_message_type_reach_the_sdk(clients, dev):
+    watcher = clients("watcher")
+    watcher.subscribe("lobby", "chat.typed", with_presence=True)
+    watcher.connected()
+    # A client that stops heartbeating (heartbeat 1 s) times out on the server's schedule.
+    dev.request("GET", "/v2/subscribe/sub-c-js/lobby/0?tt=0&uuid=ghost&heartbeat=1")
+    timed_out = watcher.wait_for(
+        "presence", lambda e: e.get("uuid") == "ghost" and e.get("action") == "timeout"
+    )
+    assert timed_out["occupancy"] == 1
+    clients("writer").call(
+        "publish", channel="chat.typed", message={"text": "t"}, customMessageType="chat-note"
+    )
+    typed = watcher.wait_for("message", lambda e: e["channel"] == "chat.typed")
+    assert typed["customMessageType"] == "chat-note"
