@@ -7,6 +7,7 @@ registry cannot be reached. `.ci/run` has Node and npm, so CI never skips.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -36,6 +37,15 @@ def install() -> Path:
     if marker.is_file():
         return folder / "node_modules"
     folder.mkdir(parents=True, exist_ok=True)
+    # Test workers run in parallel: one installs, the others wait for it.
+    with open(folder / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.is_file():
+            _npm_install(npm, folder, marker)
+    return folder / "node_modules"
+
+
+def _npm_install(npm: str, folder: Path, marker: Path) -> None:
     print(
         f"\ninstalling the PubNub JavaScript SDK {PUBNUB_JS} into {folder} (first use)",
         file=sys.stderr,
@@ -57,7 +67,6 @@ def install() -> Path:
     )
     if done.returncode != 0 or not marker.is_file():
         raise SdkUnavailable(f"npm could not install pubnub@{PUBNUB_JS}: {done.stderr[-300:]}")
-    return folder / "node_modules"
 
 
 class JsSdk:
