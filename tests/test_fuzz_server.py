@@ -201,3 +201,56 @@ def test_trigger(dev, name, spec):
     status, _, body = dev.request("POST", f"/pfunc/run/{name}", spec.encode())
     assert_pubnub_answer(status, body)
     still_serving(dev)
+
+
+@SETTINGS
+@given(
+    channel=segment,
+    name=st.sampled_from(
+        [
+            "count",
+            "max",
+            "start",
+            "end",
+            "reverse",
+            "include_token",
+            "include_meta",
+            "limit",
+            "timetoken",
+            "channelsTimetoken",
+            "state",
+            "disable_uuids",
+            "heartbeat",
+            "filter-expr",
+        ]
+    ),
+    value=nasty_text,
+    route=st.sampled_from(
+        [
+            ("GET", "/v2/history/sub-key/sub-c-z/channel/{c}"),
+            ("GET", "/v3/history/sub-key/sub-c-z/channel/{c}"),
+            ("GET", "/v3/history-with-actions/sub-key/sub-c-z/channel/{c}"),
+            ("GET", "/v3/history/sub-key/sub-c-z/message-counts/{c}"),
+            ("DELETE", "/v3/history/sub-key/sub-c-z/channel/{c}"),
+            ("GET", "/v1/message-actions/sub-c-z/channel/{c}"),
+            ("POST", "/v1/message-actions/sub-c-z/channel/{c}/message/{v}"),
+            ("DELETE", "/v1/message-actions/sub-c-z/channel/{c}/message/{v}/action/{v}"),
+            ("GET", "/v2/presence/sub-key/sub-c-z"),
+            ("GET", "/v2/presence/sub-key/sub-c-z/channel/{c}"),
+            ("GET", "/v2/presence/sub-key/sub-c-z/uuid/{v}"),
+            ("GET", "/v2/presence/sub-key/sub-c-z/channel/{c}/uuid/{v}"),
+            ("GET", "/v2/presence/sub-key/sub-c-z/channel/{c}/uuid/{v}/data"),
+            ("GET", "/v2/subscribe/sub-c-z/{c}/0"),
+        ]
+    ),
+)
+def test_history_actions_and_presence_queries(dev, channel, name, value, route):
+    method, template = route
+    path = template.format(c=quote(channel), v=quote(value) or "1")
+    query = f"?{name}={quote(value)}&uuid=fz"
+    if template.startswith("/v2/subscribe"):
+        query += "&tt=0"
+    body = value.encode("utf-8", "replace") if method == "POST" else None
+    status, _, answer = dev.request(method, path + query, body)
+    assert_pubnub_answer(status, answer)
+    still_serving(dev)
