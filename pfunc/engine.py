@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pfunc.bus import Bus
+from pfunc.channel_groups import ChannelGroups
 from pfunc.clock import Clock
 from pfunc.errors import PfuncUsageError
 from pfunc.events import Keyset
@@ -34,6 +35,7 @@ class Engine:
     bus: Bus
     history: MessageHistory
     presence: Presence = field(default_factory=Presence)
+    groups: ChannelGroups | None = None
     listeners: list[Callable[[Announcement], None]] = field(default_factory=list)
 
     def announce(self, announcement: Announcement) -> None:
@@ -97,7 +99,14 @@ async def open_engine(
 
     data = PubNubData(history, presence, announce)
     functions = FunctionRegistry(project, runtime, publish, data)
-    engine = Engine(runtime, functions, Bus(runtime, functions, history), history, presence)
+    engine = Engine(
+        runtime,
+        functions,
+        Bus(runtime, functions, history),
+        history,
+        presence,
+        ChannelGroups(store, runtime.keyset.subscribe_key),
+    )
     try:
         yield engine
     finally:

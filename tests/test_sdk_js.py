@@ -300,3 +300,32 @@ def test_a_presence_timeout_and_a_custom_message_type_reach_the_sdk(clients, dev
     )
     typed = watcher.wait_for("message", lambda e: e["channel"] == "chat.typed")
     assert typed["customMessageType"] == "chat-note"
+
+
+def test_channel_groups_are_managed_and_subscribed_to(clients):
+    admin, reader = clients("admin"), clients("reader")
+    admin.call("channelGroups.addChannels", channelGroup="rooms", channels=["chat.g1", "chat.g2"])
+    listed = admin.call("channelGroups.listChannels", channelGroup="rooms")
+    assert sorted(listed["channels"]) == ["chat.g1", "chat.g2"]
+    assert "rooms" in admin.call("channelGroups.listGroups")["groups"]
+    reader.sdk.command(
+        "subscribe", client=reader.name, channels=[], withPresence=False, channelGroups=["rooms"]
+    )
+    reader.connected()
+    admin.call("publish", channel="chat.g2", message={"text": "in group"})
+    got = reader.wait_for("message")
+    assert got["message"] == {"text": "IN GROUP"}
+    assert got["channel"] == "chat.g2" and got["subscription"] == "rooms"
+    # A change of the group reaches the open subscription.
+    admin.call("channelGroups.addChannels", channelGroup="rooms", channels=["chat.g3"])
+    admin.call("publish", channel="chat.g3", message={"text": "added later"})
+    assert (
+        reader.wait_for("message", lambda e: e["channel"] == "chat.g3")["subscription"] == "rooms"
+    )
+    admin.call("channelGroups.removeChannels", channelGroup="rooms", channels=["chat.g1"])
+    assert admin.call("channelGroups.listChannels", channelGroup="rooms")["channels"] == [
+        "chat.g2",
+        "chat.g3",
+    ]
+    admin.call("channelGroups.deleteGroup", channelGroup="rooms")
+    assert admin.call("channelGroups.listChannels", channelGroup="rooms")["channels"] == []

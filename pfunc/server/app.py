@@ -22,6 +22,7 @@ from pfunc.project import FunctionConfig
 from pfunc.server.actions_api import ActionsAPI
 from pfunc.server.admin import Admin
 from pfunc.server.blocks import Blocks, not_found
+from pfunc.server.groups_api import GroupsAPI
 from pfunc.server.history_api import HistoryAPI
 from pfunc.server.not_emulated import not_emulated, not_emulated_answer
 from pfunc.server.presence_api import PresenceAPI
@@ -49,6 +50,7 @@ class DevServer:
         self.history = HistoryAPI(self.state)
         self.presence = PresenceAPI(self.state)
         self.actions = ActionsAPI(self.state)
+        self.groups = GroupsAPI(self.state)
         self.reloader = ProjectReloader(self.state, on_project=self._restart_intervals)
         self._tasks: list[asyncio.Task[Any]] = []
         self._interval_tasks: list[asyncio.Task[Any]] = []
@@ -57,7 +59,15 @@ class DevServer:
         app = web.Application(
             client_max_size=MAX_REQUEST_BYTES, middlewares=[self._cors, self._errors]
         )
-        areas = (self.pubnub, self.presence, self.history, self.actions, self.blocks, self.admin)
+        areas = (
+            self.pubnub,
+            self.presence,
+            self.history,
+            self.actions,
+            self.groups,
+            self.blocks,
+            self.admin,
+        )
         for area in areas:
             app.router.add_routes(area.routes())
         app.on_startup.append(self._start_background)

@@ -17,7 +17,6 @@ NOT_EMULATED: list[tuple[str | None, re.Pattern[str], str]] = [
         (None, r"^/v2/objects/[^/]+/channels/[^/]+/uuids", "App Context (channel members)"),
         (None, r"^/v2/objects/[^/]+/channels", "App Context (channel metadata)"),
         (None, r"^/v2/objects/", "App Context"),
-        (None, r"^/v1/channel-registration/", "channel groups"),
         (None, r"^/v3/pam/|^/v2/auth/", "Access Manager"),
         (None, r"^/v1/files/", "files"),
         (None, r"^/v[12]/push/", "mobile push"),

@@ -13,7 +13,6 @@ from pfunc.channels import channel_problem
 from pfunc.events import EventSpec, build_event, kinds_triggered_by
 from pfunc.result import TOO_LARGE
 from pfunc.server.filters import FilterError, compile_filter
-from pfunc.server.not_emulated import not_emulated_answer
 from pfunc.server.state import DevState
 from pfunc.server.subscribers import Delivery
 
@@ -145,18 +144,8 @@ class PubNubAPI:
         refused = self._check_keys(request)
         if refused:
             return refused
-        if request.query.get("channel-group"):
-            # Channel groups are not emulated yet: say so rather than wait for ever.
-            self.state.log(
-                {
-                    "type": "not-emulated",
-                    "what": "channel groups",
-                    "method": "GET",
-                    "path": request.path,
-                }
-            )
-            return not_emulated_answer("channel groups (subscribe)", "GET", request.path)
         channels = self._channels(request)
+        groups = [g for g in request.query.get("channel-group", "").split(",") if g]
         uuid = request.query.get("uuid") or "anonymous"
         heartbeat = _int(request.query.get("heartbeat"))
         try:
@@ -164,9 +153,10 @@ class PubNubAPI:
         except FilterError as error:
             return pubnub_error(400, str(error), "subscribe")
         states = self._states(request)
-        for channel in channels:
-            if not channel.endswith("-pnpres") and "*" not in channel:
-                self._beat(channel, uuid, heartbeat, states.get(channel))
+        patterns = await self._subscription(channels, groups)
+        for pattern, _ in patterns:
+            if not pattern.endswith("-pnpres") and "*" not in pattern:
+                self._beat(pattern, uuid, heartbeat, states.get(pattern))
         since = request.query.get("tt", "0")
         if since in ("0", ""):
             return web.json_response({"t": {"t": self.state.timetoken(), "r": 1}, "m": []})
@@ -175,10 +165,27 @@ class PubNubAPI:
         except ValueError:
             return pubnub_error(400, f"Invalid timetoken {since!r}", "subscribe")
         messages = self.state.messages
-        found = await messages.wait(channels, after, self.state.subscribe_timeout, accept)
+        found = await messages.wait(
+            lambda: self._subscription(channels, groups),
+            after,
+            self.state.subscribe_timeout,
+            accept,
+        )
         envelopes = [messages.envelope(delivery, match) for delivery, match in found]
         latest = max((delivery.timetoken for delivery, _ in found), default=after)
         return web.json_response({"t": {"t": str(latest), "r": 1}, "m": envelopes})
+
+    async def _subscription(self, channels: list[str], groups: list[str]) -> list[tuple[str, str]]:
+        """(pattern, subscription) pairs: each channel as itself, each group's channels
+        named by the group (and `g-pnpres` by their presence channels)."""
+        pairs = [(channel, channel) for channel in channels]
+        registry = self.state.engine.groups
+        for group in groups:
+            base = group.removesuffix("-pnpres")
+            suffix = "-pnpres" if group.endswith("-pnpres") else ""
+            members = await registry.channels(base) if registry is not None else []
+            pairs += [(member + suffix, group) for member in members]
+        return pairs
 
     async def heartbeat(self, request: web.Request) -> web.Response:
         refused = self._check_keys(request)
@@ -186,7 +193,11 @@ class PubNubAPI:
             return refused
         uuid = request.query.get("uuid") or "anonymous"
         states = self._states(request)
-        for channel in self._channels(request):
+        groups = [g for g in request.query.get("channel-group", "").split(",") if g]
+        patterns = await self._subscription(self._channels(request), groups)
+        for channel, _ in patterns:
+            if channel.endswith("-pnpres") or "*" in channel:
+                continue
             self._beat(channel, uuid, _int(request.query.get("heartbeat")), states.get(channel))
         return web.json_response({"status": 200, "message": "OK", "service": "Presence"})
 
@@ -195,7 +206,8 @@ class PubNubAPI:
         if refused:
             return refused
         uuid = request.query.get("uuid") or "anonymous"
-        for channel in self._channels(request):
+        groups = [g for g in request.query.get("channel-group", "").split(",") if g]
+        for channel, _ in await self._subscription(self._channels(request), groups):
             if self.state.presence.leave(channel, uuid):
                 presence_event(self.state, channel, "leave", uuid)
         return web.json_response(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,9 +65,10 @@ class MessageLog:
         self._arrived = asyncio.Event()  # waiters of the next message wait on a fresh one
 
     def after(
-        self, patterns: list[str], timetoken: int, accept: Predicate | None = None
+        self, patterns: list[tuple[str, str]], timetoken: int, accept: Predicate | None = None
     ) -> list[tuple[Delivery, str]]:
-        """Deliveries newer than `timetoken` on channels the patterns match, with the match;
+        """Deliveries newer than `timetoken` on channels the (pattern, subscription) pairs
+        match, with the subscription that matched (a channel group's name, a wildcard);
         messages and signals only if `accept` (a subscriber's filter) takes their meta."""
         found = []
         for delivery in self._entries:
@@ -78,18 +80,24 @@ class MessageLog:
                 and not accept((delivery.meta, delivery.publisher))
             ):
                 continue
-            for pattern in patterns:
+            for pattern, subscription in patterns:
                 if subscription_matches(pattern, delivery.channel):
-                    found.append((delivery, pattern))
+                    found.append((delivery, subscription))
                     break
         return found
 
     async def wait(
-        self, patterns: list[str], timetoken: int, timeout: float, accept: Predicate | None = None
+        self,
+        resolve: Callable[[], Awaitable[list[tuple[str, str]]]],
+        timetoken: int,
+        timeout: float,
+        accept: Predicate | None = None,
     ) -> list[tuple[Delivery, str]]:
+        """Wait for deliveries; `resolve` gives the (pattern, subscription) pairs, asked
+        again each time, so a channel group's change reaches a waiting subscriber."""
         deadline = time.monotonic() + timeout
         while True:
-            found = self.after(patterns, timetoken, accept)
+            found = self.after(await resolve(), timetoken, accept)
             remaining = deadline - time.monotonic()
             if found or remaining <= 0 or self._closed:
                 return found

@@ -37,11 +37,15 @@ const commands = {
   },
   async call({ client, method, args }) {
     const { pubnub } = clients.get(client);
+    // "channelGroups.addChannels": a method of one of the SDK's namespaces.
+    const [owner, name] = method.includes(".")
+      ? [pubnub[method.split(".")[0]], method.split(".")[1]]
+      : [pubnub, method];
     // No arguments means none at all: time() takes a callback as its first one.
-    return Object.keys(args || {}).length ? await pubnub[method](args) : await pubnub[method]();
+    return Object.keys(args || {}).length ? await owner[name](args) : await owner[name]();
   },
-  subscribe({ client, channels, withPresence }) {
-    clients.get(client).pubnub.subscribe({ channels, withPresence: !!withPresence });
+  subscribe({ client, channels, withPresence, channelGroups }) {
+    clients.get(client).pubnub.subscribe({ channels, channelGroups, withPresence: !!withPresence });
     return null;
   },
   unsubscribeAll({ client }) {

@@ -1,0 +1,45 @@
+"""Channel groups: named sets of channels a client subscribes to at once, kept in the
+project's SQLite store. A group change takes effect for open subscriptions, which
+resolve their groups again each time they look for messages."""
+
+from __future__ import annotations
+
+from pfunc.store import KVStore
+
+
+class ChannelGroups:
+    def __init__(self, store: KVStore, keyset: str) -> None:
+        self.store = store
+        self.keyset = keyset
+
+    async def add(self, group: str, channels: list[str]) -> None:
+        for channel in channels:
+            await self.store.execute(
+                "INSERT OR IGNORE INTO channel_groups(keyset,grp,channel) VALUES(?,?,?)",
+                (self.keyset, group, channel),
+            )
+
+    async def remove(self, group: str, channels: list[str]) -> None:
+        for channel in channels:
+            await self.store.execute(
+                "DELETE FROM channel_groups WHERE keyset=? AND grp=? AND channel=?",
+                (self.keyset, group, channel),
+            )
+
+    async def channels(self, group: str) -> list[str]:
+        rows = await self.store.execute(
+            "SELECT channel FROM channel_groups WHERE keyset=? AND grp=? ORDER BY channel",
+            (self.keyset, group),
+        )
+        return [row[0] for row in rows]
+
+    async def groups(self) -> list[str]:
+        rows = await self.store.execute(
+            "SELECT DISTINCT grp FROM channel_groups WHERE keyset=? ORDER BY grp", (self.keyset,)
+        )
+        return [row[0] for row in rows]
+
+    async def delete(self, group: str) -> None:
+        await self.store.execute(
+            "DELETE FROM channel_groups WHERE keyset=? AND grp=?", (self.keyset, group)
+        )
