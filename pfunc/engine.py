@@ -23,6 +23,7 @@ from pfunc.limits import Profile
 from pfunc.presence import Presence
 from pfunc.project import Project, load_secrets
 from pfunc.pubnub_data import Announcement, PubNubData
+from pfunc.push import PushRegistrations
 from pfunc.result import PublishReport
 from pfunc.runtime import Runtime
 from pfunc.store import KVStore, StoreOpenError
@@ -36,6 +37,7 @@ class Engine:
     history: MessageHistory
     presence: Presence = field(default_factory=Presence)
     groups: ChannelGroups | None = None
+    push: PushRegistrations | None = None
     listeners: list[Callable[[Announcement], None]] = field(default_factory=list)
 
     def announce(self, announcement: Announcement) -> None:
@@ -106,6 +108,7 @@ async def open_engine(
         history,
         presence,
         ChannelGroups(store, runtime.keyset.subscribe_key),
+        PushRegistrations(store, runtime.keyset.subscribe_key),
     )
     try:
         yield engine

@@ -51,6 +51,15 @@ CREATE TABLE IF NOT EXISTS messages (   -- message persistence (pfunc/history.py
     expires_at INTEGER,           -- ms since the epoch; NULL: kept
     PRIMARY KEY (keyset, channel, timetoken)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS push_devices (   -- mobile push registrations
+    keyset TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    token TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    PRIMARY KEY (keyset, kind, token, topic, environment, channel)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS channel_groups (
     keyset TEXT NOT NULL,
     grp TEXT NOT NULL,
@@ -73,7 +82,14 @@ CREATE TABLE IF NOT EXISTS message_actions (   -- reactions and receipts on mess
 # Marks a file as a pfunc store (SQLite's application_id): 'pfkv'. A file that holds other
 # tables is someone else's database and is refused without being changed.
 APPLICATION_ID = 0x70666B76
-_OUR_TABLES = {"items", "counters", "messages", "message_actions", "channel_groups"}
+_OUR_TABLES = {
+    "items",
+    "counters",
+    "messages",
+    "message_actions",
+    "channel_groups",
+    "push_devices",
+}
 
 
 class StoreOpenError(Exception):

@@ -329,3 +329,48 @@ def test_channel_groups_are_managed_and_subscribed_to(clients):
     ]
     admin.call("channelGroups.deleteGroup", channelGroup="rooms")
     assert admin.call("channelGroups.listChannels", channelGroup="rooms")["channels"] == []
+
+
+def test_push_registrations(clients):
+    app = clients("app")
+    device = "a1b2c3d4e5f60718"
+    app.call(
+        "push.addChannels",
+        channels=["news", "deals"],
+        device=device,
+        pushGateway="apns2",
+        environment="development",
+        topic="com.example.app",
+    )
+    listed = app.call(
+        "push.listChannels",
+        device=device,
+        pushGateway="apns2",
+        environment="development",
+        topic="com.example.app",
+    )
+    assert sorted(listed["channels"]) == ["deals", "news"]
+    app.call(
+        "push.removeChannels",
+        channels=["deals"],
+        device=device,
+        pushGateway="apns2",
+        environment="development",
+        topic="com.example.app",
+    )
+    app.call("push.addChannels", channels=["alerts"], device="fcm-token-1", pushGateway="fcm")
+    assert app.call("push.listChannels", device="fcm-token-1", pushGateway="fcm")["channels"] == [
+        "alerts"
+    ]
+    app.call("push.deleteDevice", device="fcm-token-1", pushGateway="fcm")
+    assert app.call("push.listChannels", device="fcm-token-1", pushGateway="fcm")["channels"] == []
+    with pytest.raises(SdkError) as refused:
+        app.call(
+            "push.addChannels",
+            channels=["x"],
+            device="not-hex!",
+            pushGateway="apns2",
+            environment="development",
+            topic="com.example.app",
+        )
+    assert refused.value.status.get("statusCode") == 400

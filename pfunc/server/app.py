@@ -27,6 +27,7 @@ from pfunc.server.history_api import HistoryAPI
 from pfunc.server.not_emulated import not_emulated, not_emulated_answer
 from pfunc.server.presence_api import PresenceAPI
 from pfunc.server.pubnub_api import PubNubAPI, interval_events, presence_event, pubnub_error
+from pfunc.server.push_api import PushAPI
 from pfunc.server.reload import ProjectReloader
 from pfunc.server.state import SUBSCRIBE_TIMEOUT, DevState, LogEvent
 
@@ -51,6 +52,7 @@ class DevServer:
         self.presence = PresenceAPI(self.state)
         self.actions = ActionsAPI(self.state)
         self.groups = GroupsAPI(self.state)
+        self.push = PushAPI(self.state)
         self.reloader = ProjectReloader(self.state, on_project=self._restart_intervals)
         self._tasks: list[asyncio.Task[Any]] = []
         self._interval_tasks: list[asyncio.Task[Any]] = []
@@ -65,6 +67,7 @@ class DevServer:
             self.history,
             self.actions,
             self.groups,
+            self.push,
             self.blocks,
             self.admin,
         )

@@ -19,7 +19,6 @@ NOT_EMULATED: list[tuple[str | None, re.Pattern[str], str]] = [
         (None, r"^/v2/objects/", "App Context"),
         (None, r"^/v3/pam/|^/v2/auth/", "Access Manager"),
         (None, r"^/v1/files/", "files"),
-        (None, r"^/v[12]/push/", "mobile push"),
         (None, r"^/v1/message-persistence|^/v1/history", "message persistence"),
     )
 ]

@@ -1,0 +1,88 @@
+"""PubNub's Mobile Push API (device registrations) in the SDKs' wire shapes, from the
+recorded exchanges in ../shared/wire: v1 for APNs and FCM/GCM, v2 for APNs2."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from pfunc.channels import channel_problem
+from pfunc.push import Device
+from pfunc.server.state import DevState
+
+V1 = "/v1/push/sub-key/{sub}/devices/{token}"
+V2 = "/v2/push/sub-key/{sub}/devices-apns2/{token}"
+V1_KINDS = {"apns": "apns", "gcm": "gcm", "fcm": "gcm"}  # FCM is GCM's successor
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+
+
+def push_error(message: str) -> web.Response:
+    return web.json_response({"error": message}, status=400)
+
+
+class PushAPI:
+    def __init__(self, state: DevState) -> None:
+        self.state = state
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get(V1, self.registrations),
+            web.get(V1 + "/remove", self.remove_device),
+            web.get(V2, self.registrations),
+            web.get(V2 + "/remove", self.remove_device),
+        ]
+
+    def _device(self, request: web.Request) -> Device | web.Response:
+        if request.match_info["sub"] != self.state.engine.runtime.keyset.subscribe_key:
+            return web.json_response(
+                {
+                    "status": 400,
+                    "error": True,
+                    "message": "Invalid Subscribe Key",
+                    "service": "push",
+                },
+                status=400,
+            )
+        token = request.match_info["token"]
+        if "devices-apns2" in request.path:
+            topic = request.query.get("topic", "")
+            if not topic:
+                return push_error("Missing topic argument")
+            environment = request.query.get("environment", "development")
+            if environment not in ("development", "production"):
+                return push_error("Invalid environment argument")
+            kind = "apns2"
+        else:
+            kind = V1_KINDS.get(request.query.get("type", ""), "")
+            if not kind:
+                return push_error("Invalid type argument")
+            topic, environment = "", ""
+        return Device(kind, token, topic, environment)
+
+    async def registrations(self, request: web.Request) -> web.Response:
+        """add=, remove= (comma-separated channels), or neither: the device's channels."""
+        device = self._device(request)
+        if isinstance(device, web.Response):
+            return device
+        registry = self.state.engine.push
+        assert registry is not None
+        for action in ("add", "remove"):
+            if action in request.query:
+                channels = [c for c in request.query[action].split(",") if c]
+                if not channels or any(channel_problem(c) or "*" in c for c in channels):
+                    return push_error("Invalid channels")
+                # PubNub checks an APNs token when a device is registered, not after.
+                if action == "add" and device.kind != "gcm" and not _HEX.match(device.token):
+                    return push_error("Invalid device token")
+                await (registry.add if action == "add" else registry.remove)(device, channels)
+                return web.json_response([1, "Modified Channels"])
+        return web.json_response(await registry.channels(device))
+
+    async def remove_device(self, request: web.Request) -> web.Response:
+        device = self._device(request)
+        if isinstance(device, web.Response):
+            return device
+        assert self.state.engine.push is not None
+        await self.state.engine.push.remove_device(device)
+        return web.json_response([1, "Removed Device"])
