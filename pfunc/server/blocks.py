@@ -19,15 +19,7 @@ def not_found(state: DevState, path: str) -> web.Response:
     """A 404: under the on-request prefix, with the paths the project's functions serve;
     elsewhere, saying it is not an endpoint of PubNub's that pfunc knows."""
     if not path.startswith(PREFIX):
-        return web.json_response(
-            {
-                "status": 404,
-                "error": True,
-                "message": f"{path} is not a PubNub endpoint pfunc dev knows",
-                "service": "pfunc",
-            },
-            status=404,
-        )
+        return pubnub_error(404, f"{path} is not a PubNub endpoint pfunc dev knows")
     prefix = f"{PREFIX}{state.engine.runtime.keyset.subscribe_key}/"
     paths = [
         prefix + (function.path or "")

@@ -9,6 +9,8 @@ import re
 
 from aiohttp import web
 
+from pfunc.server.pubnub_api import pubnub_error
+
 # (method or None for any, path pattern, what the SDKs call it). First match wins.
 NOT_EMULATED: list[tuple[str | None, re.Pattern[str], str]] = [
     (method, re.compile(pattern), what)
@@ -34,12 +36,4 @@ def not_emulated(method: str, path: str) -> str | None:
 
 def not_emulated_answer(what: str, method: str, path: str) -> web.Response:
     # 501 reads as a failure in every SDK, and says the server lacks the feature.
-    return web.json_response(
-        {
-            "status": 501,
-            "error": True,
-            "message": f"not emulated by pfunc dev: {what} ({method} {path})",
-            "service": "pfunc",
-        },
-        status=501,
-    )
+    return pubnub_error(501, f"not emulated by pfunc dev: {what} ({method} {path})")
