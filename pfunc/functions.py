@@ -77,10 +77,20 @@ class FunctionRegistry:
         self._by_name = kept
         self.project = project
 
-    def read_sources(self) -> None:
-        """Read every function's source now (see SandboxPool.read)."""
+    def read_sources(self) -> list[str]:
+        """Read every function's source now (see SandboxPool.read); a warning for each
+        function whose file cannot be read."""
+        unreadable = []
         for function in self.project.functions:
-            self.executor(function).pool.read()
+            pool = self.executor(function).pool
+            pool.read()
+            if pool.source is None:
+                unreadable.append(
+                    f'function "{function.name}": {display_path(function.file, self.project)} '
+                    "cannot be read (missing, or not UTF-8 text); its executions will fail "
+                    "until it can"
+                )
+        return unreadable
 
     def trim_idle(self) -> None:
         """Close sandboxes left idle after a burst (see SandboxPool.trim)."""

@@ -178,7 +178,7 @@ class InProcessDev(DevHarness):
         started.wait(15)
         if self._failure is not None:
             raise self._failure
-        ready = self.wait_for(lambda e: e["type"] == "ready", timeout=15)
+        ready = self.ready = self.wait_for(lambda e: e["type"] == "ready", timeout=15)
         self.port = ready["port"]
         self.base = f"http://127.0.0.1:{self.port}"
 
@@ -923,3 +923,18 @@ def test_wildcard_presence_follows_pubnubs_channel_names(dev):
     envelopes = json.loads(body)["m"]
     joins = [e for e in envelopes if e["c"] == "room.a-pnpres"]
     assert joins and all(e["b"] == "room.*-pnpres" for e in joins)
+
+
+def test_a_function_whose_file_is_missing_is_a_warning_at_start(tmp_path):
+    make_project(tmp_path)
+    (tmp_path / "spin.js").unlink()
+    server = InProcessDev(tmp_path)
+    try:
+        status, _, body = server.request("GET", "/v1/blocks/sub-key/sub-c-t/spin")
+    finally:
+        server.stop()
+    assert [w for w in server.ready["warnings"] if '"spin"' in w] == [
+        'function "spin": spin.js cannot be read (missing, or not UTF-8 text); its '
+        "executions will fail until it can"
+    ]
+    assert status == 500 and "does not exist" in json.loads(body)["message"]

@@ -82,7 +82,7 @@ async def running_server(
     aiohttp_log.addHandler(handler := _AiohttpLog(log))
     aiohttp_log.propagate = False
     async with session.engine(threaded=True) as engine:
-        engine.functions.read_sources()
+        unreadable = engine.functions.read_sources()
         engine.runtime.observers.append(lambda result: log(execution_event(result)))
         options = {} if subscribe_timeout is None else {"subscribe_timeout": subscribe_timeout}
         server = DevServer(engine, on_event=log, intervals=intervals, **options)
@@ -106,7 +106,7 @@ async def running_server(
         url = f"http://{host if ':' not in host else f'[{host}]'}:{bound[1]}"
         reloader = Reloader(session.project.root, asyncio.get_running_loop(), server.files_changed)
         reloader.start()
-        warnings = []
+        warnings = list(unreadable)
         if host not in LOOPBACK:
             warnings.append(
                 f"bound to {host}: other machines can reach this server and "
