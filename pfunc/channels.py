@@ -35,6 +35,14 @@ def channel_problem(channel: str) -> str | None:
     return None
 
 
+def name_problem(channel: str) -> str | None:
+    """Why `channel` cannot be published to (or named as one channel): not a valid name,
+    or a wildcard; None when it can."""
+    return channel_problem(channel) or (
+        "publish to a channel name, not a wildcard" if "*" in channel else None
+    )
+
+
 def default_channel(channels: Iterable[str]) -> str:
     """Where an event goes when no channel is given: the first exact channel name
     (wildcards cannot be published to), else "default"."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pfunc.channels import DEFAULT_CHANNEL, channel_problem
+from pfunc.channels import DEFAULT_CHANNEL, name_problem
 from pfunc.cli.flags import event_spec_from_flags, parse_json_flag, spell_flag
 from pfunc.clock import Clock
 from pfunc.errors import PfuncUsageError
@@ -180,11 +180,9 @@ class PublishPlan:
 
 def prepare_publish(verb: str, channel: str, message: str, **flags: Any) -> PublishPlan:
     session = prepare_session(flags)
-    problem = channel_problem(channel)
-    if problem or "*" in channel:
-        raise PfuncUsageError(
-            f"channel {channel!r}: {problem or 'publish to a channel name, not a wildcard'}"
-        )
+    problem = name_problem(channel)
+    if problem:
+        raise PfuncUsageError(f"channel {channel!r}: {problem}")
     meta = (
         parse_json_flag("--meta", flags["meta_json"], want_object=True)
         if flags.get("meta_json") is not None

@@ -10,8 +10,8 @@ from aiohttp import web
 
 from pfunc import jsonio
 from pfunc.history import ACTION_EVENT, MessageAction, action_event
-from pfunc.server.pubnub_api import pubnub_error
 from pfunc.server.state import DevState
+from pfunc.server.wire import wrong_key
 
 BASE = "/v1/message-actions/{sub}/channel/{channel}"
 
@@ -34,9 +34,7 @@ class ActionsAPI:
         ]
 
     def _refused(self, request: web.Request) -> web.Response | None:
-        if request.match_info["sub"] != self.state.engine.runtime.keyset.subscribe_key:
-            return pubnub_error(400, "Invalid Subscribe Key", "actions")
-        return None
+        return wrong_key(request, self.state.engine.runtime.keyset.subscribe_key, "actions")
 
     def _announce(self, channel: str, event: str, action: MessageAction) -> None:
         self.state.engine.announce(

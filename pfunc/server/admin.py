@@ -9,12 +9,12 @@ from typing import Any
 from aiohttp import web
 
 from pfunc import jsonio
-from pfunc.channels import channel_problem
+from pfunc.channels import name_problem
 from pfunc.errors import PfuncUsageError
 from pfunc.events import INTERVAL, KINDS, REQUEST, EventSpec, build_event
 from pfunc.result import Result
-from pfunc.server.pubnub_api import pubnub_error
 from pfunc.server.state import DevState
+from pfunc.server.wire import pubnub_error
 
 CONSOLE_HELP = (
     "commands: run NAME [JSON] | publish CHANNEL JSON | fire CHANNEL JSON | signal CHANNEL JSON"
@@ -86,11 +86,9 @@ class Admin:
                     message = jsonio.loads(words[2])
                 except ValueError as error:
                     raise PfuncUsageError(f"the message must be JSON: {error}") from None
-                problem = channel_problem(words[1])
-                if problem or "*" in words[1]:
-                    raise PfuncUsageError(
-                        f"channel {words[1]!r}: {problem or 'publish to a name, not a wildcard'}"
-                    )
+                problem = name_problem(words[1])
+                if problem:
+                    raise PfuncUsageError(f"channel {words[1]!r}: {problem}")
                 await self.state.bus.publish(words[1], message, verb=words[0])
             else:
                 raise PfuncUsageError(CONSOLE_HELP)

@@ -26,10 +26,11 @@ from pfunc.server.groups_api import GroupsAPI
 from pfunc.server.history_api import HistoryAPI
 from pfunc.server.not_emulated import not_emulated, not_emulated_answer
 from pfunc.server.presence_api import PresenceAPI
-from pfunc.server.pubnub_api import PubNubAPI, interval_events, presence_event, pubnub_error
+from pfunc.server.pubnub_api import PubNubAPI, interval_events, presence_event
 from pfunc.server.push_api import PushAPI
 from pfunc.server.reload import ProjectReloader
 from pfunc.server.state import SUBSCRIBE_TIMEOUT, DevState, LogEvent
+from pfunc.server.wire import pubnub_error
 
 MAX_REQUEST_BYTES = 1024 * 1024  # larger bodies are refused before they are read
 

@@ -9,8 +9,8 @@ from aiohttp import web
 
 from pfunc.events import KINDS, REQUEST, EventSpec, build_event
 from pfunc.project import FunctionConfig
-from pfunc.server.pubnub_api import pubnub_error
 from pfunc.server.state import DevState
+from pfunc.server.wire import pubnub_error
 
 PREFIX = "/v1/blocks/sub-key/"
 

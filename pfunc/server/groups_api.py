@@ -7,9 +7,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from pfunc.channel_groups import ChannelGroups
-from pfunc.channels import channel_problem
-from pfunc.server.pubnub_api import pubnub_error
+from pfunc.channels import name_problem
 from pfunc.server.state import DevState
+from pfunc.server.wire import names, pubnub_error, wrong_key
 
 BASE = "/v1/channel-registration/sub-key/{sub}/channel-group"
 SERVICE = "channel-registry"
@@ -28,10 +28,11 @@ class GroupsAPI:
         ]
 
     def _registry(self, request: web.Request) -> ChannelGroups | web.Response:
-        if request.match_info["sub"] != self.state.engine.runtime.keyset.subscribe_key:
-            return pubnub_error(400, "Invalid Subscribe Key", SERVICE)
+        refused = wrong_key(request, self.state.engine.runtime.keyset.subscribe_key, SERVICE)
+        if refused:
+            return refused
         group = request.match_info.get("group")
-        if group is not None and (channel_problem(group) or "*" in group):
+        if group is not None and name_problem(group):
             return pubnub_error(400, f"Invalid channel group name {group!r}", SERVICE)
         assert self.state.engine.groups is not None
         return self.state.engine.groups
@@ -58,8 +59,8 @@ class GroupsAPI:
         group = request.match_info["group"]
         for action in ("add", "remove"):
             if action in request.query:
-                channels = [c for c in request.query[action].split(",") if c]
-                bad = [c for c in channels if channel_problem(c) or "*" in c]
+                channels = names(request.query[action])
+                bad = [c for c in channels if name_problem(c)]
                 if not channels or bad:
                     return pubnub_error(
                         400, f"Invalid channels: {', '.join(bad) or 'none'}", SERVICE

@@ -9,15 +9,11 @@ from typing import Any
 from aiohttp import web
 
 from pfunc.history import StoredMessage, grouped_actions
-from pfunc.server.pubnub_api import pubnub_error
 from pfunc.server.state import DevState
+from pfunc.server.wire import flag, names, pubnub_error, wrong_key
 
 SUB = "/sub-key/{sub}"
 OK = {"status": 200, "error": False, "error_message": ""}
-
-
-def _flag(request: web.Request, name: str) -> bool:
-    return request.query.get(name, "").lower() in ("true", "1")
 
 
 def _timetoken(request: web.Request, name: str) -> int | None:
@@ -56,9 +52,7 @@ class HistoryAPI:
         ]
 
     def _refused(self, request: web.Request) -> web.Response | None:
-        if request.match_info["sub"] != self.state.engine.runtime.keyset.subscribe_key:
-            return pubnub_error(400, "Invalid Subscribe Key", "History")
-        return None
+        return wrong_key(request, self.state.engine.runtime.keyset.subscribe_key, "History")
 
     async def history(self, request: web.Request) -> web.Response:
         """v2: [messages, first timetoken, last timetoken]; messages as they were, or with
@@ -71,10 +65,10 @@ class HistoryAPI:
             count=_count(request, "count", 100, 100),
             start=_timetoken(request, "start"),
             end=_timetoken(request, "end"),
-            reverse=_flag(request, "reverse"),
+            reverse=flag(request, "reverse"),
             now_ms=self.state.engine.runtime.clock.now_ms(),
         )
-        with_token, with_meta = _flag(request, "include_token"), _flag(request, "include_meta")
+        with_token, with_meta = flag(request, "include_token"), flag(request, "include_meta")
         messages: list[Any] = []
         for stored in found:
             if not (with_token or with_meta):
@@ -95,7 +89,7 @@ class HistoryAPI:
         refused = self._refused(request)
         if refused:
             return refused
-        channels = [c for c in request.match_info["channels"].split(",") if c]
+        channels = names(request.match_info["channels"])
         # PubNub's defaults and ceilings: 100 for one channel, 25 for several.
         most = 100 if len(channels) == 1 else 25
         count = _count(request, "max", most, most)
@@ -107,7 +101,7 @@ class HistoryAPI:
                 count=count,
                 start=start,
                 end=end,
-                reverse=_flag(request, "reverse"),
+                reverse=flag(request, "reverse"),
                 now_ms=self.state.engine.runtime.clock.now_ms(),
             )
             if found:
@@ -129,13 +123,13 @@ class HistoryAPI:
     @staticmethod
     def _fetched(request: web.Request, stored: StoredMessage) -> dict[str, Any]:
         entry: dict[str, Any] = {"message": stored.message, "timetoken": str(stored.timetoken)}
-        if _flag(request, "include_meta"):
+        if flag(request, "include_meta"):
             entry["meta"] = stored.meta if stored.meta is not None else ""
-        if _flag(request, "include_message_type"):
+        if flag(request, "include_message_type"):
             entry["message_type"] = None  # a plain message (files would be 4)
-        if _flag(request, "include_uuid") and stored.publisher:
+        if flag(request, "include_uuid") and stored.publisher:
             entry["uuid"] = stored.publisher
-        if _flag(request, "include_custom_message_type") and stored.custom_type:
+        if flag(request, "include_custom_message_type") and stored.custom_type:
             entry["custom_message_type"] = stored.custom_type
         return entry
 
@@ -143,7 +137,7 @@ class HistoryAPI:
         refused = self._refused(request)
         if refused:
             return refused
-        channels = [c for c in request.match_info["channels"].split(",") if c]
+        channels = names(request.match_info["channels"])
         if "channelsTimetoken" in request.query:
             tokens = request.query["channelsTimetoken"].split(",")
             if len(tokens) == 1:

@@ -9,7 +9,7 @@ import re
 
 from aiohttp import web
 
-from pfunc.server.pubnub_api import pubnub_error
+from pfunc.server.wire import pubnub_error
 
 # (method or None for any, path pattern, what the SDKs call it). First match wins.
 NOT_EMULATED: list[tuple[str | None, re.Pattern[str], str]] = [

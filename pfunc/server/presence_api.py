@@ -10,15 +10,12 @@ from typing import Any
 from aiohttp import web
 
 from pfunc import jsonio
-from pfunc.server.pubnub_api import presence_event, pubnub_error
+from pfunc.server.pubnub_api import presence_event
 from pfunc.server.state import DevState
+from pfunc.server.wire import flag, names, pubnub_error, wrong_key
 
 BASE = "/v2/presence/sub-key/{sub}"
 OK = {"status": 200, "message": "OK", "service": "Presence"}
-
-
-def _flag(request: web.Request, name: str) -> bool:
-    return request.query.get(name, "").lower() in ("true", "1")
 
 
 class PresenceAPI:
@@ -35,17 +32,15 @@ class PresenceAPI:
         ]
 
     def _refused(self, request: web.Request) -> web.Response | None:
-        if request.match_info["sub"] != self.state.engine.runtime.keyset.subscribe_key:
-            return pubnub_error(400, "Invalid Subscribe Key", "Presence")
-        return None
+        return wrong_key(request, self.state.engine.runtime.keyset.subscribe_key, "Presence")
 
     def _occupants(self, request: web.Request, channel: str) -> dict[str, Any]:
         presence = self.state.presence
         entry: dict[str, Any] = {"occupancy": presence.occupancy(channel)}
-        if _flag(request, "disable_uuids"):
+        if flag(request, "disable_uuids"):
             return entry
         members = presence.members(channel)
-        if _flag(request, "state"):
+        if flag(request, "state"):
             uuids: list[Any] = []
             for uuid in members:
                 item: dict[str, Any] = {"uuid": uuid}
@@ -62,7 +57,7 @@ class PresenceAPI:
         if refused:
             return refused
         named = request.match_info.get("channels")
-        channels = [c for c in (named or "").split(",") if c and c != ","]
+        channels = names(named or "")
         if len(channels) == 1:  # one channel: its occupants at the top level
             return web.json_response({**OK, **self._occupants(request, channels[0])})
         listed = channels or self.state.presence.occupied()
@@ -92,7 +87,7 @@ class PresenceAPI:
         if refused:
             return refused
         uuid = request.match_info["uuid"]
-        channels = [c for c in request.match_info["channels"].split(",") if c]
+        channels = names(request.match_info["channels"])
         presence = self.state.presence
         if len(channels) == 1:
             return web.json_response(
@@ -117,7 +112,7 @@ class PresenceAPI:
         if not isinstance(state, dict):
             return pubnub_error(400, "Invalid state: it must be a JSON object", "Presence")
         uuid = request.match_info["uuid"]
-        for channel in [c for c in request.match_info["channels"].split(",") if c]:
+        for channel in names(request.match_info["channels"]):
             self.state.presence.set_state(channel, uuid, state)
             # PubNub tells the channel's presence subscribers and functions.
             presence_event(self.state, channel, "state-change", uuid, state)

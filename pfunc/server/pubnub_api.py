@@ -9,24 +9,19 @@ from typing import Any
 from aiohttp import web
 
 from pfunc import jsonio
-from pfunc.channels import channel_problem
+from pfunc.channels import name_problem
 from pfunc.events import EventSpec, build_event, kinds_triggered_by
 from pfunc.result import TOO_LARGE
 from pfunc.server.filters import FilterError, compile_filter
 from pfunc.server.state import DevState
 from pfunc.server.subscribers import Delivery
+from pfunc.server.wire import channel_groups, names, pubnub_error
 
 # PubNub's limit on a published message: 32 KiB, escaped, channel name included.
 MAX_PUBLISH_URL_BYTES = 32 * 1024
 
 # Publish query parameters a function sees in request.params (and the bus reads).
 PUBLISH_PARAMS = ("uuid", "pnsdk", "seqn", "store", "ttl", "norep", "custom_message_type")
-
-
-def pubnub_error(status: int, message: str, service: str = "pfunc") -> web.Response:
-    return web.json_response(
-        {"status": status, "error": True, "message": message, "service": service}, status=status
-    )
 
 
 def publish_error(status: int, message: str, timetoken: str) -> web.Response:
@@ -104,7 +99,7 @@ class PubNubAPI:
             except ValueError:
                 return publish_error(400, "Invalid JSON in meta", self.state.timetoken())
         channel = request.match_info["channel"]  # aiohttp decoded it once; that is all
-        if channel_problem(channel) or "*" in channel:
+        if name_problem(channel):
             return publish_error(400, "Invalid Channel", self.state.timetoken())
         report = await self.state.bus.publish(
             channel,
@@ -138,14 +133,14 @@ class PubNubAPI:
 
     @staticmethod
     def _channels(request: web.Request) -> list[str]:
-        return [c for c in request.match_info["channels"].split(",") if c and c != ","]
+        return names(request.match_info["channels"])
 
     async def subscribe(self, request: web.Request) -> web.Response:
         refused = self._check_keys(request)
         if refused:
             return refused
         channels = self._channels(request)
-        groups = [g for g in request.query.get("channel-group", "").split(",") if g]
+        groups = channel_groups(request)
         uuid = request.query.get("uuid") or "anonymous"
         heartbeat = _int(request.query.get("heartbeat"))
         try:
@@ -193,7 +188,7 @@ class PubNubAPI:
             return refused
         uuid = request.query.get("uuid") or "anonymous"
         states = self._states(request)
-        groups = [g for g in request.query.get("channel-group", "").split(",") if g]
+        groups = channel_groups(request)
         patterns = await self._subscription(self._channels(request), groups)
         for channel, _ in patterns:
             if channel.endswith("-pnpres") or "*" in channel:
@@ -206,7 +201,7 @@ class PubNubAPI:
         if refused:
             return refused
         uuid = request.query.get("uuid") or "anonymous"
-        groups = [g for g in request.query.get("channel-group", "").split(",") if g]
+        groups = channel_groups(request)
         for channel, _ in await self._subscription(self._channels(request), groups):
             if self.state.presence.leave(channel, uuid):
                 presence_event(self.state, channel, "leave", uuid)

@@ -7,9 +7,10 @@ import re
 
 from aiohttp import web
 
-from pfunc.channels import channel_problem
+from pfunc.channels import name_problem
 from pfunc.push import Device
 from pfunc.server.state import DevState
+from pfunc.server.wire import names, wrong_key
 
 V1 = "/v1/push/sub-key/{sub}/devices/{token}"
 V2 = "/v2/push/sub-key/{sub}/devices-apns2/{token}"
@@ -34,16 +35,9 @@ class PushAPI:
         ]
 
     def _device(self, request: web.Request) -> Device | web.Response:
-        if request.match_info["sub"] != self.state.engine.runtime.keyset.subscribe_key:
-            return web.json_response(
-                {
-                    "status": 400,
-                    "error": True,
-                    "message": "Invalid Subscribe Key",
-                    "service": "push",
-                },
-                status=400,
-            )
+        refused = wrong_key(request, self.state.engine.runtime.keyset.subscribe_key, "push")
+        if refused:
+            return refused
         token = request.match_info["token"]
         if "devices-apns2" in request.path:
             topic = request.query.get("topic", "")
@@ -69,8 +63,8 @@ class PushAPI:
         assert registry is not None
         for action in ("add", "remove"):
             if action in request.query:
-                channels = [c for c in request.query[action].split(",") if c]
-                if not channels or any(channel_problem(c) or "*" in c for c in channels):
+                channels = names(request.query[action])
+                if not channels or any(name_problem(c) for c in channels):
                     return push_error("Invalid channels")
                 # PubNub checks an APNs token when a device is registered, not after.
                 if action == "add" and device.kind != "gcm" and not _HEX.match(device.token):

@@ -1,0 +1,35 @@
+"""What every endpoint of the dev server shares: PubNub's error shape, and reading the
+parts of a request the SDKs send the same way everywhere (flags, comma-separated
+channel lists, channel groups, the subscribe key)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+
+def pubnub_error(status: int, message: str, service: str = "pfunc") -> web.Response:
+    return web.json_response(
+        {"status": status, "error": True, "message": message, "service": service}, status=status
+    )
+
+
+def flag(request: web.Request, name: str) -> bool:
+    """A boolean query parameter, as the SDKs write it (true or 1)."""
+    return request.query.get(name, "").lower() in ("true", "1")
+
+
+def names(text: str) -> list[str]:
+    """Channels (or groups) from a comma-separated path segment or parameter; the SDKs
+    write "," for "none"."""
+    return [name for name in text.split(",") if name and name != ","]
+
+
+def channel_groups(request: web.Request) -> list[str]:
+    return names(request.query.get("channel-group", ""))
+
+
+def wrong_key(request: web.Request, subscribe_key: str, service: str) -> web.Response | None:
+    """PubNub's answer to a request for another keyset, or None when the key is ours."""
+    if request.match_info.get("sub") != subscribe_key:
+        return pubnub_error(400, "Invalid Subscribe Key", service)
+    return None
