@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from pfunc.events import Event, Keyset, MessageEvent, RequestEvent
 from pfunc.limits import resolve_profile
 from pfunc.project import Project, parse_project
 from pfunc.result import PublishReport, Result
+from tests.sdk.jsdk import JsSdk, SdkUnavailable, install
 
 pytest_plugins = ["pytester"]
 
@@ -134,3 +135,16 @@ class Harness:
 @pytest.fixture
 def harness(tmp_path: Path) -> Harness:
     return Harness(tmp_path / "kv.sqlite3")
+
+
+@pytest.fixture(scope="module")
+def sdk() -> Iterator[JsSdk]:
+    """The official JavaScript SDK in one Node process per test file (skips, saying why,
+    where Node or npm is missing)."""
+    try:
+        node_modules = install()
+    except SdkUnavailable as why:
+        pytest.skip(str(why))
+    driver = JsSdk(node_modules)
+    yield driver
+    driver.close()

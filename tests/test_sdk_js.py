@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.sdk.jsdk import JsSdk, SdkError, SdkUnavailable, install
+from tests.sdk.jsdk import SdkError
 from tests.test_dev_server import InProcessDev
 
 KEYS = ("pub-c-js", "sub-c-js")
@@ -62,17 +62,6 @@ HANDLERS = {
         };
     """,
 }
-
-
-@pytest.fixture(scope="module")
-def sdk() -> Iterator[JsSdk]:
-    try:
-        node_modules = install()
-    except SdkUnavailable as why:
-        pytest.skip(str(why))
-    driver = JsSdk(node_modules)
-    yield driver
-    driver.close()
 
 
 @pytest.fixture(scope="module")
