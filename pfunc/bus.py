@@ -17,6 +17,7 @@ from typing import Any
 from pfunc.events import EventSpec, build_event, kinds_triggered_by
 from pfunc.functions import FunctionRegistry
 from pfunc.history import MessageHistory
+from pfunc.push import PushRegistrations
 from pfunc.result import HOP_LIMIT, TOO_LARGE, Drop, PublishReport, Result
 from pfunc.runtime import Runtime
 
@@ -25,11 +26,16 @@ MAX_TTL_HOURS = 10 * 365 * 24.0  # a history TTL past ten years is kept for ten
 
 class Bus:
     def __init__(
-        self, runtime: Runtime, functions: FunctionRegistry, history: MessageHistory
+        self,
+        runtime: Runtime,
+        functions: FunctionRegistry,
+        history: MessageHistory,
+        push: PushRegistrations | None = None,
     ) -> None:
         self.runtime = runtime
         self.functions = functions
         self.history = history  # where stored publishes are kept
+        self.push = push  # registered devices: the pushes a publish would send
         # Called with each delivered report (the dev server's subscribers listen here).
         self.listeners: list[Callable[[PublishReport], None]] = []
 
@@ -90,6 +96,8 @@ class Bus:
         report.message = current
         report.delivered = True
         report.timetoken = self.runtime.timetokens.next()
+        if verb == "publish" and self.push is not None:
+            report.pushes = await self.push.would_send(channel, current)
         if verb != "fire":  # fire reaches functions only, never subscribers
             for listener in self.listeners:
                 listener(report)

@@ -101,14 +101,15 @@ async def open_engine(
 
     data = PubNubData(history, presence, announce)
     functions = FunctionRegistry(project, runtime, publish, data)
+    push = PushRegistrations(store, runtime.keyset.subscribe_key)
     engine = Engine(
         runtime,
         functions,
-        Bus(runtime, functions, history),
+        Bus(runtime, functions, history, push),
         history,
         presence,
         ChannelGroups(store, runtime.keyset.subscribe_key),
-        PushRegistrations(store, runtime.keyset.subscribe_key),
+        push,
     )
     try:
         yield engine

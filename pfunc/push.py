@@ -1,10 +1,12 @@
 """Mobile push registrations: which channels a device token (APNs, APNs2 with topic and
 environment, FCM/GCM) is registered on, kept in the project's SQLite store. pfunc keeps
-the registrations; it sends no notifications."""
+the registrations; it sends no notifications: a publish carrying a push payload is
+recorded as the pushes that would be sent (`would_send`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pfunc.store import KVStore
 
@@ -15,6 +17,17 @@ class Device:
     token: str
     topic: str = ""  # APNs2 only
     environment: str = ""  # APNs2 only: development or production
+
+
+# The publish payload key each gateway reads (PubNub's mobile push payload format).
+PAYLOAD_KEYS = {"apns": "pn_apns", "apns2": "pn_apns", "gcm": ("pn_fcm", "pn_gcm")}
+
+
+def push_payloads(message: Any) -> dict[str, Any]:
+    """The push payloads a published message carries, by the key it carries them under."""
+    if not isinstance(message, dict):
+        return {}
+    return {key: message[key] for key in ("pn_apns", "pn_fcm", "pn_gcm") if key in message}
 
 
 class PushRegistrations:
@@ -55,3 +68,28 @@ class PushRegistrations:
             "AND environment=?",
             self._key(device),
         )
+
+    async def would_send(self, channel: str, message: Any) -> list[dict[str, Any]]:
+        """The notifications PubNub would send for `message` published on `channel`: one
+        per device registered on the channel whose gateway the message has a payload for."""
+        payloads = push_payloads(message)
+        if not payloads:
+            return []
+        rows = await self.store.execute(
+            "SELECT kind, token, topic, environment FROM push_devices WHERE keyset=? AND "
+            "channel=? ORDER BY kind, token",
+            (self.keyset, channel),
+        )
+        pushes = []
+        for kind, token, topic, environment in rows:
+            keys = PAYLOAD_KEYS.get(kind, ())
+            key = next(
+                (k for k in ((keys,) if isinstance(keys, str) else keys) if k in payloads), None
+            )
+            if key is None:
+                continue
+            push: dict[str, Any] = {"gateway": kind, "device": token, "payload": payloads[key]}
+            if topic:
+                push["topic"], push["environment"] = topic, environment
+            pushes.append(push)
+        return pushes

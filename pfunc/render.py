@@ -105,6 +105,8 @@ def _report_label(report: PublishReport) -> Text:
     elif report.delivered:
         delivered = "reached functions only" if report.verb == "fire" else "delivered"
         label.append(f"{delivered}, timetoken {report.timetoken}", style="green")
+        if report.pushes:
+            label.append(f"; {len(report.pushes)} mobile push(es) would be sent", style="magenta")
     else:
         label.append(f"not delivered: stopped by {report.stopped_by}", style="yellow")
     return label

@@ -112,6 +112,8 @@ class PublishReport:
     sequence: int = 1  # the publisher's sequence number (seqn), for subscribers
     custom_type: str | None = None  # the publish's custom message type
     meta: dict[str, Any] | None = None
+    # Mobile push notifications this publish would send (nothing leaves the machine).
+    pushes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def dropped(self) -> str | None:
@@ -136,6 +138,7 @@ class PublishReport:
             "dropped": self.dropped,
             "stopped_by": self.stopped_by,
             "executions": [result.to_json() for result in self.executions],
+            **({"pushes": self.pushes} if self.pushes else {}),
         }
 
 

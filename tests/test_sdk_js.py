@@ -320,7 +320,7 @@ def test_channel_groups_are_managed_and_subscribed_to(clients):
     assert admin.call("channelGroups.listChannels", channelGroup="rooms")["channels"] == []
 
 
-def test_push_registrations(clients):
+def test_push_registrations_and_the_pushes_a_publish_would_send(clients, dev):
     app = clients("app")
     device = "a1b2c3d4e5f60718"
     app.call(
@@ -347,7 +347,26 @@ def test_push_registrations(clients):
         environment="development",
         topic="com.example.app",
     )
+    # A publish with push payloads is recorded as the pushes that would be sent.
+    app.call(
+        "publish",
+        channel="news",
+        message={"text": "hi", "pn_apns": {"aps": {"alert": "hi"}}, "pn_fcm": {"data": {}}},
+    )
+    push = dev.wait_for(lambda e: e["type"] == "push" and e["channel"] == "news")
+    assert push["gateway"] == "apns2" and push["device"] == device
+    assert push["topic"] == "com.example.app" and push["payload"] == {"aps": {"alert": "hi"}}
+    app.call("publish", channel="deals", message={"pn_apns": {"aps": {"alert": "none"}}})
+    app.call("publish", channel="news", message={"text": "no push payload"})
     app.call("push.addChannels", channels=["alerts"], device="fcm-token-1", pushGateway="fcm")
+    app.call("publish", channel="alerts", message={"pn_fcm": {"notification": {"title": "t"}}})
+    pushes: list[dict] = []
+    fcm = dev.wait_for(
+        lambda e: e["type"] == "push" and not pushes.append(e) and e["channel"] == "alerts"
+    )
+    assert fcm["gateway"] == "gcm" and fcm["payload"] == {"notification": {"title": "t"}}
+    # No device is on "deals" any more, and a message without a payload sends nothing.
+    assert [p["channel"] for p in pushes] == ["alerts"]
     assert app.call("push.listChannels", device="fcm-token-1", pushGateway="fcm")["channels"] == [
         "alerts"
     ]

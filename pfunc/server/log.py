@@ -107,6 +107,17 @@ class DevLog:
             )
         )
 
+    def _push(self, event: dict[str, Any]) -> None:
+        where = f" ({event['topic']}, {event['environment']})" if event.get("topic") else ""
+        payload = json.dumps(event["payload"], ensure_ascii=False)
+        self.console.print(
+            Text(
+                f"push that would be sent: {event['gateway']} device {event['device']}{where} "
+                f"on {event['channel']}: {payload[:120]}",
+                style="magenta",
+            )
+        )
+
     def _server_error(self, event: dict[str, Any]) -> None:
         where = f" on {event['path']}" if event.get("path") else ""
         self.console.print(Text(f"server error{where}: {event['error']}", style="red"))

@@ -45,6 +45,8 @@ class DevState:
         return self.engine.runtime.timetokens.next()
 
     def _deliver(self, report: PublishReport) -> None:
+        for push in report.pushes:  # what PubNub would send to devices; nothing leaves here
+            self.log({"type": "push", "channel": report.channel, **push})
         self.messages.add(
             Delivery(
                 int(report.timetoken or 0),
