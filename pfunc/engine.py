@@ -99,17 +99,12 @@ async def open_engine(
     def announce(announcement: Announcement) -> None:
         engine.announce(announcement)
 
-    data = PubNubData(history, presence, announce)
-    functions = FunctionRegistry(project, runtime, publish, data)
+    groups = ChannelGroups(store, runtime.keyset.subscribe_key)
     push = PushRegistrations(store, runtime.keyset.subscribe_key)
+    data = PubNubData(history, presence, announce, groups, push)
+    functions = FunctionRegistry(project, runtime, publish, data)
     engine = Engine(
-        runtime,
-        functions,
-        Bus(runtime, functions, history, push),
-        history,
-        presence,
-        ChannelGroups(store, runtime.keyset.subscribe_key),
-        push,
+        runtime, functions, Bus(runtime, functions, history, push), history, presence, groups, push
     )
     try:
         yield engine

@@ -5,6 +5,7 @@ recorded as the pushes that would be sent (`would_send`)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,23 @@ class Device:
     token: str
     topic: str = ""  # APNs2 only
     environment: str = ""  # APNs2 only: development or production
+
+
+GATEWAYS = {"apns": "apns", "apns2": "apns2", "gcm": "gcm", "fcm": "gcm"}  # FCM is GCM's successor
+ENVIRONMENTS = ("development", "production")
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+
+
+def device_problem(device: Device) -> str | None:
+    """Why PubNub refuses to register `device`, in its words; None when it is fine. PubNub
+    checks an APNs token when a device is registered, not after."""
+    if device.kind == "apns2" and not device.topic:
+        return "Missing topic argument"
+    if device.kind == "apns2" and device.environment not in ENVIRONMENTS:
+        return "Invalid environment argument"
+    if device.kind != "gcm" and not _HEX.match(device.token):
+        return "Invalid device token"
+    return None
 
 
 # The publish payload key each gateway reads (PubNub's mobile push payload format).

@@ -66,7 +66,20 @@ _PUBNUB_STATE_METHODS = (
     "getMessageActions",
     "removeMessageAction",
 )
-_PUBNUB_METHODS = (*_PUBLISHING, "time", *_PUBNUB_STATE_METHODS)
+# Namespaced as in the JavaScript SDK (modules/pubnub_channels.py).
+_PUBNUB_CHANNEL_METHODS = (
+    "channelGroups.addChannels",
+    "channelGroups.removeChannels",
+    "channelGroups.listChannels",
+    "channelGroups.listGroups",
+    "channelGroups.deleteGroup",
+    "push.addChannels",
+    "push.removeChannels",
+    "push.listChannels",
+    "push.deleteDevice",
+)
+_PUBNUB_CALLS = (*_PUBNUB_STATE_METHODS, *_PUBNUB_CHANNEL_METHODS)
+_PUBNUB_METHODS = (*_PUBLISHING, "time", *_PUBNUB_CALLS)
 
 MODULES: dict[str, ModuleSpec] = {
     spec.name: spec
@@ -86,7 +99,7 @@ MODULES: dict[str, ModuleSpec] = {
             "pfunc.modules.pubnub:PubNubModule",
             {
                 **dict.fromkeys(_PUBLISHING, "publish"),
-                **dict.fromkeys(("time", *_PUBNUB_STATE_METHODS), "pubnub"),
+                **dict.fromkeys(("time", *_PUBNUB_CALLS), "pubnub"),
             },
             "pubnub",
         ),

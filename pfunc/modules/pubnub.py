@@ -12,6 +12,7 @@ from typing import Any
 
 from pfunc.events import kinds_triggered_by
 from pfunc.modules.calls import CallContext, HandlerCallError, JSArg, padded_args
+from pfunc.modules.pubnub_channels import CHANNEL_CALLS
 from pfunc.modules.pubnub_state import STATE_METHODS, PubNubState
 from pfunc.result import TOO_LARGE
 
@@ -37,6 +38,12 @@ class PubNubModule:
             (options_arg,) = padded_args(args, 1)[:1]
             options = options_arg.value if isinstance(options_arg.value, dict) else {}
             return json.dumps(await PubNubState().call(method, options, context))
+        if method in CHANNEL_CALLS:
+            (options_arg,) = padded_args(args, 1)[:1]
+            options = options_arg.value if isinstance(options_arg.value, dict) else {}
+            if context.pubnub_data is None:
+                raise HandlerCallError("Error", f"pubnub.{method}: no project state is attached")
+            return json.dumps(await CHANNEL_CALLS[method](options, context.pubnub_data, context))
         if method not in PUBLISHING:
             raise HandlerCallError("Error", f"pubnub.{method} is not emulated by pfunc")
         (options_arg,) = padded_args(args, 1)[:1]

@@ -133,9 +133,16 @@ var console;
     };
   }
 
+  // A dotted method ("objects.getUUIDMetadata") lives in a namespace object, as in the
+  // JavaScript SDK the pubnub module mirrors.
   function __pfunc_hostModule(module, methods) {
     const api = {};
-    for (const method of methods) api[method] = __pfunc_stub(module, method);
+    for (const method of methods) {
+      const path = method.split(".");
+      let owner = api;
+      for (const part of path.slice(0, -1)) owner = owner[part] || (owner[part] = {});
+      owner[path[path.length - 1]] = __pfunc_stub(module, method);
+    }
     return api;
   }
 
@@ -176,7 +183,7 @@ var console;
   };
 
   const PUBNUB_EMULATED = __pfunc_hostMethods.pubnub;
-  // Any other pubnub method (history, objects, grant...) rejects saying it is not emulated.
+  // Any other pubnub method rejects saying it is not emulated.
   modules.pubnub = new Proxy(modules.pubnub, {
     get: function get(target, name) {
       if (typeof name !== "string" || name in target) return target[name];

@@ -117,18 +117,22 @@ class HostCall:
 
 
 class _Module:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, namespace: str = "") -> None:
         self._name = name
+        self._namespace = namespace  # "objects." for pubnub.objects
 
-    def __getattr__(self, method: str) -> Callable[..., Any]:
+    def __getattr__(self, method: str) -> Any:
         if method.startswith("__"):
             raise AttributeError(method)
         # Python spellings work too: incr_counter is incrCounter, get_keys is getKeys.
         head, *rest = method.split("_")
-        method = head + "".join(part[:1].upper() + part[1:] for part in rest)
+        method = self._namespace + head + "".join(part[:1].upper() + part[1:] for part in rest)
         name = self._name
         if name in _SYNC_MODULES:  # synchronous in JavaScript: synchronous here too
             return lambda *args: CONNECTION.call("builtin", f"{name}.{method}", args)
+        # A namespace of the module (pubnub.objects, pubnub.channel_groups).
+        if any(known.startswith(method + ".") for known in HOST_METHODS.get(name, ())):
+            return _Module(name, method + ".")
         return lambda *args: HostCall(name, method, args)
 
 

@@ -3,19 +3,15 @@ recorded exchanges in ../shared/wire: v1 for APNs and FCM/GCM, v2 for APNs2."""
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
 from pfunc.channels import name_problem
-from pfunc.push import Device
+from pfunc.push import ENVIRONMENTS, GATEWAYS, Device, device_problem
 from pfunc.server.state import DevState
 from pfunc.server.wire import names, wrong_key
 
 V1 = "/v1/push/sub-key/{sub}/devices/{token}"
 V2 = "/v2/push/sub-key/{sub}/devices-apns2/{token}"
-V1_KINDS = {"apns": "apns", "gcm": "gcm", "fcm": "gcm"}  # FCM is GCM's successor
-_HEX = re.compile(r"^[0-9a-fA-F]+$")
 
 
 def push_error(message: str) -> web.Response:
@@ -44,12 +40,12 @@ class PushAPI:
             if not topic:
                 return push_error("Missing topic argument")
             environment = request.query.get("environment", "development")
-            if environment not in ("development", "production"):
+            if environment not in ENVIRONMENTS:
                 return push_error("Invalid environment argument")
             kind = "apns2"
         else:
-            kind = V1_KINDS.get(request.query.get("type", ""), "")
-            if not kind:
+            kind = GATEWAYS.get(request.query.get("type", ""), "")
+            if kind not in ("apns", "gcm"):
                 return push_error("Invalid type argument")
             topic, environment = "", ""
         return Device(kind, token, topic, environment)
@@ -66,9 +62,9 @@ class PushAPI:
                 channels = names(request.query[action])
                 if not channels or any(name_problem(c) for c in channels):
                     return push_error("Invalid channels")
-                # PubNub checks an APNs token when a device is registered, not after.
-                if action == "add" and device.kind != "gcm" and not _HEX.match(device.token):
-                    return push_error("Invalid device token")
+                problem = device_problem(device)
+                if action == "add" and problem:
+                    return push_error(problem)
                 await (registry.add if action == "add" else registry.remove)(device, channels)
                 return web.json_response([1, "Modified Channels"])
         return web.json_response(await registry.channels(device))
