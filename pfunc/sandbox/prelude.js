@@ -166,6 +166,9 @@ var console;
       },
       text: function text() { return Promise.resolve(raw.body); },
     };
+    // The raw bytes as production's Node runtime exposes them (a Buffer's JSON form), so
+    // binary answers can be relayed: handlers read response["$buffer"].data.
+    response["$buffer"] = { type: "Buffer", data: raw.buffer || [] };
     return response;
   }
 
@@ -294,16 +297,18 @@ var console;
   }
 
   function __pfunc_bodyObject(text) {
-    // A String that also carries the fields of a JSON-object body, so that both
-    // JSON.parse(request.body) and request.body.userId both work (docs/decisions.md).
-    const body = new String(text);
+    // A primitive string, as production gives, unless the body is a JSON object: then a
+    // String that also carries its fields, so that JSON.parse(request.body) and
+    // request.body.userId both work (docs/handlers.md, "request.body").
     let parsed;
     try {
       parsed = __pfunc_parse(text);
     } catch (error) {
-      return body;
+      return text;
     }
-    if (parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)) {
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return text;
+    const body = new String(text);
+    {
       for (const key of Object.keys(parsed)) {
         try {
           Object.defineProperty(body, key, { value: parsed[key], enumerable: true, writable: true, configurable: true });
@@ -420,7 +425,14 @@ var console;
       return;
     }
     Promise.resolve(returned).then(
-      function __pfunc_settled() { execution.settled = true; },
+      function __pfunc_settled(value) {
+        // Resolving with the request itself (`return request;`, as PubNub's Promises
+        // documentation does) is ok() with the message as it stands: ok() resolves to it.
+        if (value === args[0] && event.family === "message" && execution.completion === null) {
+          args[0].ok();
+        }
+        execution.settled = true;
+      },
       function __pfunc_rejected(error) {
         execution.settled = true;
         execution.error = __pfunc_errorInfo(error);

@@ -81,7 +81,12 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
     try:
         outcome = handler(*args[: _arity(handler)])
         if inspect.isawaitable(outcome):
-            _LOOP.run_until_complete(_await(outcome))
+            outcome = _LOOP.run_until_complete(_await(outcome))
+        # Returning the request itself is ok() with the message as it stands, as in
+        # JavaScript (ok() resolves to the request).
+        message_family = family not in ("request", "interval")
+        if outcome is args[0] and message_family and execution.completion is None:
+            args[0].ok()
     except BaseException as failure:  # the handler's exception is the execution's error
         error = _error_info(failure, handler_file)
     _cancel_leftover_tasks(execution)

@@ -1,0 +1,164 @@
+"""Handlers written for production run here unchanged (issue 13): each test is a minimal
+handler in the shape real handlers use, asserting what production does."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+
+def test_resolving_with_the_request_is_ok_with_the_message_as_it_stands(harness, write_handler):
+    """PubNub's Promises documentation ends a before-publish chain with `return request`,
+    and ok() is documented to resolve to the request."""
+    for source in (
+        "export default (request) => { request.message.seen = 1; return request; };",
+        "export default (r) => { r.message.seen = 1; return Promise.resolve(r); };",
+        """const db = require("kvstore");
+           export default (request) => db.get("k").then(() => {
+             request.message.seen = 1; return request; });""",
+    ):
+        result = harness.run(write_handler(source), message={"text": "hi"})
+        assert result.outcome == "ok", result.error
+        assert result.message == {"text": "hi", "seen": 1}
+
+
+def test_a_python_handler_may_return_the_request_too(harness, write_handler):
+    handler = write_handler(
+        "async def handler(request):\n    request.message['seen'] = 1\n    return request\n",
+        "returns.py",
+    )
+    result = harness.run(handler, message={"text": "hi"})
+    assert result.outcome == "ok" and result.message == {"text": "hi", "seen": 1}
+
+
+def test_returning_something_else_still_needs_a_completion(harness, write_handler):
+    result = harness.run(write_handler("export default (request) => ({ ...request });"))
+    assert result.outcome == "error"
+
+
+BODY = """
+export default (request, response) => {
+  const data = JSON.parse(request.body || '{}');
+  return response.send({
+    type: typeof request.body, empty: request.body === '', data, userId: request.body.userId,
+  });
+};
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("", {"type": "string", "empty": True, "data": {}}),
+        ("[1,2]", {"type": "string", "empty": False, "data": [1, 2]}),
+        ('"text"', {"type": "string", "empty": False, "data": "text"}),
+        (
+            '{"userId":"u1"}',
+            {"type": "object", "empty": False, "data": {"userId": "u1"}, "userId": "u1"},
+        ),
+    ],
+)
+def test_request_body_is_a_primitive_string_unless_it_is_a_json_object(
+    harness, write_handler, body, expected
+):
+    result = harness.request(write_handler(BODY), method="GET" if not body else "POST", body=body)
+    assert result.outcome == "response", result.error
+    assert json.loads(result.response["body"]) == expected
+
+
+@pytest.fixture
+def echo_server():
+    """A real local HTTP service: answers the request it got (method, content type, body)
+    as JSON, or 256 raw bytes on /binary."""
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            answer = json.dumps(
+                {"type": self.headers.get("Content-Type"), "body": body.decode()}
+            ).encode()
+            self._send(answer, "application/json")
+
+        def do_GET(self) -> None:
+            self._send(bytes(range(256)), "application/octet-stream")
+
+        def _send(self, data: bytes, kind: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_an_object_body_is_sent_as_json_with_a_warning(harness, write_handler, echo_server):
+    """Six real handlers (two of PubNub's own) post objects to JSON-only APIs (SendGrid v3),
+    so production serialises them."""
+    harness.offline = False
+    handler = write_handler(
+        f"""
+        const xhr = require("xhr");
+        export default async (request, response) => {{
+          const sent = await xhr.fetch("{echo_server}/mail", {{
+            method: "POST", body: {{ to: "a@example.com" }} }});
+          const kept = await xhr.fetch("{echo_server}/mail", {{
+            method: "POST", body: ["x"], headers: {{ "content-type": "text/plain" }} }});
+          return response.send({{ sent: await sent.json(), kept: await kept.json() }});
+        }};
+        """
+    )
+    result = harness.request(handler)
+    assert result.outcome == "response", result.error
+    answer = json.loads(result.response["body"])
+    assert answer["sent"] == {"type": "application/json", "body": '{"to":"a@example.com"}'}
+    assert answer["kept"] == {"type": "text/plain", "body": '["x"]'}  # its own type kept
+    assert sum("sent as JSON" in warning for warning in result.warnings) == 2
+
+
+def test_xhr_responses_carry_their_raw_bytes_as_a_buffer(harness, write_handler, echo_server):
+    """A text-to-speech relay base64-encodes res["$buffer"].data: the bytes as Node's
+    Buffer.toJSON() gives them ({type: "Buffer", data: [...]})."""
+    harness.offline = False
+    handler = write_handler(
+        f"""
+        const xhr = require("xhr");
+        export default async (request, response) => {{
+          const res = await xhr.fetch("{echo_server}/binary");
+          return response.send(res["$buffer"]);
+        }};
+        """
+    )
+    result = harness.request(handler)
+    assert result.outcome == "response", result.error
+    assert json.loads(result.response["body"]) == {"type": "Buffer", "data": list(range(256))}
+
+
+def test_mock_answers_carry_a_buffer_of_their_body(harness, write_handler, tmp_path):
+    harness.use_project(
+        """
+        [[mocks]]
+        url = "https://api.example.com/x"
+        status = 200
+        body = "hé"
+        """,
+        tmp_path,
+    )
+    handler = write_handler(
+        """
+        const xhr = require("xhr");
+        export default async (request, response) =>
+          response.send((await xhr.fetch("https://api.example.com/x"))["$buffer"].data);
+        """
+    )
+    result = harness.request(handler)
+    assert json.loads(result.response["body"]) == list("hé".encode())
