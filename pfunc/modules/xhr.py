@@ -159,5 +159,5 @@ class XhrModule:
 
 
 def options_arg_type(body_json: str) -> str:
-    """"an object" or "an array", from the JSON text an object body became."""
+    """ "an object" or "an array", from the JSON text an object body became."""
     return "an array" if body_json.startswith("[") else "an object"
