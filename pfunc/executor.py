@@ -256,7 +256,7 @@ class _ExecutionLoop:
                     call_id, record = self.tasks.pop(task)
                     ok, result_payload = task.result()
                     self.open.pop(call_id, None)
-                    record.status = "ok" if ok else "error"
+                    record.settle(ok, result_payload)
                     settlements.append((call_id, ok, result_payload))
                 settled, calls = await self._advance(settlements)
         except SandboxInterrupted as stop:
@@ -315,8 +315,8 @@ class _ExecutionLoop:
             return
         if spec.methods and method not in spec.methods:
             # Counted, as every call is, but the module has no such method.
-            record.status = "error"
             error = HandlerCallError("TypeError", f"{module_name}.{method} is not a function")
+            record.settle(False, error.to_payload())
             settlements.append((call_id, False, error.to_payload()))
             return
         if self.handler_settled:
@@ -335,10 +335,10 @@ class _ExecutionLoop:
         try:
             payload = await module.call(method, args, self.context)
         except Exception as error:
-            record.status = "error"
+            record.settle(False, _rejection(error))
             settlements.append((call_id, False, _rejection(error)))
         else:
-            record.status = "ok"
+            record.settle(True, payload)
             settlements.append((call_id, True, payload))
 
     def _mark_unawaited(self, record: CallRecord) -> None:

@@ -6,6 +6,7 @@ whether the call may run, numbers it, and records it for the report.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -121,6 +122,16 @@ class CallRecord:
     refused: bool = False
     status: str = "pending"  # pending | ok | error | refused
     unawaited: bool = False
+    error: str | None = None  # why the call failed, as its Promise rejected
+
+    def settle(self, ok: bool, payload: str | None) -> None:
+        """Record how the call ended; a failure keeps the rejection's message."""
+        self.status = "ok" if ok else "error"
+        if not ok and payload:
+            try:
+                self.error = str(json.loads(payload).get("message"))
+            except (ValueError, AttributeError):
+                self.error = payload
 
     def label(self) -> str:
         name = f"{self.module}.{self.method}"
@@ -133,6 +144,8 @@ class CallRecord:
         data["status"] = self.status
         if self.unawaited:
             data["unawaited"] = True
+        if self.error is not None:
+            data["error"] = self.error
         return data
 
 

@@ -104,7 +104,7 @@ def conclude(
         failure = ExecutionError(
             "Error",
             f"{result.function}: the handler finished without calling {expected}; "
-            f"call {expected} (and return or await it) on every path",
+            f"call {expected} (and return or await it) on every path" + _unawaited_failure(result),
         )
     elif failure is None and completion is not None and completion.get("late"):
         failure = ExecutionError(
@@ -140,6 +140,17 @@ def conclude(
             result.delivered = True
     else:
         result.abort_reason = completion.get("reason")
+
+
+def _unawaited_failure(result: Result) -> str:
+    """Why a call the handler did not await failed, when one did: often the reason the
+    handler never completed (its completion waited on that call's Promise)."""
+    for call in result.operations.get("calls", []):
+        if call.get("unawaited") and call.get("status") == "error" and call.get("error"):
+            key = f'("{call["key"]}")' if "key" in call else ""
+            name = f"{call['module']}.{call['method']}{key}"
+            return f". The un-awaited {name} failed: {call['error']}"
+    return ""
 
 
 def mask_secrets(result: Result, secrets: set[str]) -> None:

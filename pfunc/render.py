@@ -159,6 +159,8 @@ def _render_operations(console: Console, operations: dict[str, Any]) -> None:
         status_style = {"ok": "green", "error": "red", "refused": "bold red"}.get(status, "")
         line = Text(f"  {number}. {call['module']}.{call['method']}{key}{flags}  ")
         line.append(status, style=status_style)
+        if call.get("error"):
+            line.append(f": {call['error']}", style=status_style)
         console.print(line)
 
 

@@ -162,3 +162,72 @@ def test_mock_answers_carry_a_buffer_of_their_body(harness, write_handler, tmp_p
     )
     result = harness.request(handler)
     assert json.loads(result.response["body"]) == list("hé".encode())
+
+
+ERRORS = """
+const db = require("kvstore");
+export default async (request) => {
+  const seen = {};
+  try { request.reject("no"); } catch (e) { seen.call = e.message; seen.callStack = e.stack; }
+  try { await db.setItem("k", { a: 1 }); } catch (e) {
+    seen.json = JSON.stringify(e); seen.keys = Object.keys(e); seen.stack = e.stack;
+    seen.code = e.code === undefined ? null : typeof e.code;
+  }
+  try { new Error("made"); throw new Error("made"); } catch (e) { seen.own = e.stack; }
+  request.message = seen;
+  return request.ok();
+};
+"""
+
+
+def test_errors_show_the_handler_file_and_never_pfunc(harness, write_handler):
+    """V8 prints {} for JSON.stringify(error) (stack and code are not enumerable), names
+    the handler file in every frame, and words a call of a non-function with its
+    expression ("request.reject is not a function")."""
+    result = harness.run(write_handler(ERRORS, "errors.js"))
+    assert result.outcome == "ok", result.error
+    seen = result.message
+    assert seen["call"] == "request.reject is not a function"
+    assert seen["callStack"].splitlines() == [
+        "TypeError: request.reject is not a function",
+        "    at errors.js:4:17",
+    ]
+    assert seen["json"] == "{}" and seen["keys"] == []
+    assert seen["stack"].startswith("TypeError: kvstore.setItem: value for key")
+    assert seen["stack"].splitlines()[1:] == ["    at errors.js:5:18"]
+    assert seen["own"].splitlines() == ["Error: made", "    at errors.js:9:38"]
+    for stack in (seen["callStack"], seen["stack"], seen["own"]):
+        assert "<input>" not in stack and "__pfunc" not in stack
+
+
+def test_a_json_parse_error_points_at_the_call_site(harness, write_handler):
+    handler = write_handler(
+        """
+        export default (request) => {
+          const parsed = JSON.parse("{\\"a\\": 1,\\n bad}");
+          return request.ok(parsed);
+        };
+        """,
+        "parse.js",
+    )
+    result = harness.run(handler)
+    assert result.outcome == "error"
+    assert (result.error.file, result.error.line) == ("parse.js", 2)
+    assert "position 10" in result.error.message
+
+
+def test_why_an_unawaited_call_failed_is_in_the_report(harness, write_handler):
+    handler = write_handler(
+        """
+        const db = require("kvstore");
+        export default (request) => {
+          db.setItem("k", { a: 1 }).then(() => request.ok());
+        };
+        """
+    )
+    result = harness.run(handler)
+    assert result.outcome == "error"
+    assert 'The un-awaited kvstore.setItem("k") failed' in result.error.message
+    assert "use kvstore.set" in result.error.message
+    (call,) = result.operations["calls"]
+    assert call["status"] == "error" and "must be a string" in call["error"]

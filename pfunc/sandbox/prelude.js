@@ -84,6 +84,71 @@ var console;
     debug: function __pfunc_console_debug(...args) { __pfunc_log("debug", args); },
   };
 
+  // --- stacks --------------------------------------------------------------------
+  //
+  // Stacks as V8 writes them ("TypeError: msg\n    at fn (file:line:col)"), naming the
+  // handler's file and never pfunc's own frames, and `stack` not enumerable, so handler
+  // code that logs or serialises an error sees what it would see in production. QuickJS
+  // calls this when an error is made, so it also words a terse engine message as V8 does.
+
+  const handler = { file: "handler.js", lines: [] };
+
+  function __pfunc_setHandler(file, source) {
+    handler.file = file;
+    handler.lines = String(source).split("\n");
+  }
+
+  function __pfunc_ownFrame(site) {
+    const name = site.getFunctionName() || "";
+    return name.indexOf("__pfunc") === 0 || name === "<eval>" ||
+      (site.getLineNumber() || 0) >= __pfunc_ownCodeLine;
+  }
+
+  // The member expression at a call site (e.g. "request.reject"), read from the source.
+  function __pfunc_expressionAt(line, column) {
+    const text = handler.lines[line - 1];
+    if (text === undefined) return null;
+    let start = column - 1;
+    let end = start;
+    while (end < text.length && /[\w$]/.test(text[end])) end++;
+    while (start > 0 && /[\w$.]/.test(text[start - 1])) start--;
+    const expression = text.slice(start, end).replace(/^\.+|\.+$/g, "");
+    return /^[A-Za-z_$][\w$.]*$/.test(expression) ? expression : null;
+  }
+
+  const TERSE = { "not a function": " is not a function", "not a constructor": " is not a constructor" };
+
+  function __pfunc_prepareStack(error, sites) {
+    let kept = sites;
+    // A JSON.parse SyntaxError's first frame is a position in the JSON text, not a file.
+    if (sites.length > 1 && !sites[0].getFunctionName() && sites[1].isNative() &&
+        sites[1].getFunctionName() === "parse") {
+      kept = sites.slice(1);
+    }
+    kept = kept.filter(function __pfunc_handlerFrame(site) { return !__pfunc_ownFrame(site); });
+    const top = kept.find(function __pfunc_sourceFrame(site) { return !site.isNative(); });
+    if (error instanceof TypeError && TERSE[error.message] && top && top === kept[0]) {
+      const expression = __pfunc_expressionAt(top.getLineNumber(), top.getColumnNumber());
+      if (expression) error.message = expression + TERSE[error.message];
+    }
+    const frames = kept.map(function __pfunc_frame(site) {
+      const name = site.getFunctionName();
+      if (site.isNative()) return "    at " + (name || "<anonymous>") + " (native)";
+      const where = handler.file + ":" + site.getLineNumber() + ":" + site.getColumnNumber();
+      return "    at " + (name ? name + " (" + where + ")" : where);
+    });
+    const message = String(error.message === undefined ? "" : error.message);
+    const head = (error.name || "Error") + (message ? ": " + message : "");
+    return [head].concat(frames).join("\n");
+  }
+
+  // Not enumerable, as in V8: JSON.stringify(error) shows neither stack nor code.
+  function __pfunc_hide(error, name, value) {
+    Object.defineProperty(error, name, { value: value, enumerable: false, writable: true, configurable: true });
+  }
+
+  Error.prepareStackTrace = __pfunc_prepareStack;
+
   // --- host calls --------------------------------------------------------------
 
   // Values JSON cannot carry are sent as markers so the host can word the error.
@@ -121,9 +186,11 @@ var console;
     const info = __pfunc_parse(payload);
     const Kind = info.name === "TypeError" ? TypeError : info.name === "RangeError" ? RangeError : Error;
     const error = new Kind(info.message);
-    if (info.code) error.code = info.code;
-    const frames = String(waiter.site.stack || "");
-    error.stack = frames;
+    if (info.code) __pfunc_hide(error, "code", info.code);
+    // The frames of the call site, under this error's own first line.
+    const site = String(waiter.site.stack || "");
+    const frames = site.indexOf("\n") >= 0 ? site.slice(site.indexOf("\n")) : "";
+    __pfunc_hide(error, "stack", Kind.name + ": " + info.message + frames);
     waiter.reject(error);
   }
 
@@ -477,4 +544,5 @@ var console;
   __pfunc_entry("__pfunc_api_finish", __pfunc_finish);
   __pfunc_entry("__pfunc_api_watchLoad", __pfunc_watchLoad);
   __pfunc_entry("__pfunc_api_loadState", __pfunc_loadState);
+  __pfunc_entry("__pfunc_api_setHandler", __pfunc_setHandler);
 })(Date);

@@ -33,7 +33,10 @@ def _prelude() -> str:
         package.joinpath(name).read_text(encoding="utf-8") for name in ("builtins.js", "prelude.js")
     ]
     # The host modules' method lists come from the registry; on the first (padding) line.
-    registry = f"var __pfunc_hostMethods = {json.dumps(HOST_METHODS)};"
+    registry = (
+        f"var __pfunc_hostMethods = {json.dumps(HOST_METHODS)};"
+        f"var __pfunc_ownCodeLine = {OWN_CODE_LINE};"
+    )
     return registry + "\n" * (OWN_CODE_LINE - 1) + "\n".join(own)
 
 
@@ -96,6 +99,8 @@ class JavaScriptSandbox:
         entry("__pfunc_api_setClock")(_js_number(now_ms))
         if random_seed is not None:
             entry("__pfunc_api_seedRandom")(_js_number(random_seed % 2**32))
+        # Stacks the handler sees name its file and quote its source (prelude, "stacks").
+        entry("__pfunc_api_setHandler")(display_path, source)
         self._load(timeout)
 
     # --- loading -------------------------------------------------------------------

@@ -20,8 +20,10 @@ _EXPORT_DEFAULT_ANYWHERE = re.compile(r"(?<![.\w$])(export\s+default)\b")
 _IMPORT_STATEMENT = re.compile(r"""(?m)^[ \t]*(import)(?=[ \t]*[\w*{"'])(?![ \t]*\.)""")
 _TARGET = "__pfunc_m.d ="
 
+# A frame as QuickJS writes it (file <input>) or as the prelude's V8-style stacks do
+# (the handler's file name).
 _FRAME = re.compile(
-    r"^\s*at (?:(?P<name>.*?) \()?(?P<file><input>|<eval>|native)"
+    r"^\s*at (?:(?P<name>.*?) \()?(?P<file>[^()]*?|native)"
     r"(?::(?P<line>\d+):(?P<col>\d+))?\)?\s*$"
 )
 
