@@ -73,6 +73,8 @@ PROFILES: dict[str, Profile] = {
     ),
 }
 
+MODERN_PROFILE = "pubnub-2026"  # PubNub's per-kind limits of today
+
 # Keys accepted in [limits] of pfunc.toml (and their CLI equivalents).
 OVERRIDE_KEYS = ("timeout", "operations", "memory_mb", "key_length", "value_size")
 
@@ -187,6 +189,7 @@ class Budget:
                 raise OperationLimitExceeded(
                     f"operation limit exceeded: {module}.{method} would be operation {number} "
                     f"of {limits} allowed per execution ({self.profile.describe()})"
+                    + self._modern_hint(kind)
                 )
         elif isinstance(limits, dict):
             number = self.used_by_kind.get(kind, 0) + 1
@@ -200,6 +203,22 @@ class Budget:
         self.used += 1
         self.used_by_kind[kind] = self.used_by_kind.get(kind, 0) + 1
         return record
+
+    def _modern_hint(self, kind: str) -> str:
+        """Handlers written since PubNub's per-kind limits count on them: say when today's
+        profile would have allowed a call the combined limit refused, and how to switch."""
+        modern = PROFILES[MODERN_PROFILE]
+        if self.profile.name == MODERN_PROFILE or not isinstance(modern.operations, dict):
+            return ""
+        allowed = modern.operations.get(kind)
+        if allowed is None or self.used_by_kind.get(kind, 0) + 1 > allowed:
+            return ""
+        per_kind = ", ".join(f"{name} {count}" for name, count in modern.operations.items())
+        return (
+            f". Today's PubNub limits ({per_kind} per execution) would allow it: run with "
+            f'--limits {MODERN_PROFILE}, or set limits = "{MODERN_PROFILE}" under [project] '
+            "in pfunc.toml"
+        )
 
     def _refuse(self, record: CallRecord) -> None:
         record.refused = True

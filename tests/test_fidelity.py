@@ -231,3 +231,24 @@ def test_why_an_unawaited_call_failed_is_in_the_report(harness, write_handler):
     assert "use kvstore.set" in result.error.message
     (call,) = result.operations["calls"]
     assert call["status"] == "error" and "must be a string" in call["error"]
+
+
+def test_a_refusal_under_classic_says_when_todays_limits_would_allow_the_call(
+    harness, write_handler
+):
+    """Handlers written in 2024-2025 count on per-kind limits (10 KV, 5 xhr, 10 publish)."""
+    source = """
+        const db = require("kvstore");
+        export default async (request) => {
+          for (let i = 0; i < COUNT; i++) await db.set("k" + i, i);
+          return request.ok();
+        };
+    """
+    four = harness.run(write_handler(source.replace("COUNT", "4")))
+    assert four.outcome == "error"
+    assert "--limits pubnub-2026" in four.error.message
+    assert 'limits = "pubnub-2026" under [project]' in four.error.message
+    harness.limits = "pubnub-2026"
+    assert harness.run(write_handler(source.replace("COUNT", "4"))).outcome == "ok"
+    eleven = harness.run(write_handler(source.replace("COUNT", "11")))
+    assert eleven.outcome == "error" and "--limits" not in eleven.error.message
