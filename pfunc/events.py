@@ -151,18 +151,27 @@ class RequestEvent:
     headers: dict[str, str] = field(default_factory=dict)
     body: str = ""
     kind: str = "on-request"
+    uri: str | None = None  # the full path requested (the dev server knows it)
+    clientip: str | None = None
 
     def to_sandbox(self, keyset: Keyset) -> dict[str, Any]:
         path = self.path if self.path.startswith("/") else "/" + self.path
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        meta = dict(DEFAULT_META)
+        # The client's own user agent and address, as the headers show them.
+        if "user-agent" in headers:
+            meta["useragent"] = headers["user-agent"]
+        if self.clientip:
+            meta["clientip"] = self.clientip
         return {
             "kind": self.kind,
             "method": self.method.upper(),
             "path": path,
             "query": dict(self.query),
-            "headers": {name.lower(): value for name, value in self.headers.items()},
+            "headers": headers,
             "body": self.body,
-            "meta": dict(DEFAULT_META),
-            "uri": f"/v1/blocks/sub-key/{keyset.subscribe_key}{path}",
+            "meta": meta,
+            "uri": self.uri or f"/v1/blocks/sub-key/{keyset.subscribe_key}{path}",
         }
 
 

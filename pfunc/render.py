@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.text import Text
 from rich.tree import Tree
 
+from pfunc.events import KINDS
 from pfunc.result import PublishReport, Result
 
 _OUTCOME_STYLE = {
@@ -23,17 +24,31 @@ _OUTCOME_STYLE = {
     "error": "bold red",
 }
 _LEVEL_STYLE = {"log": "", "info": "cyan", "warn": "yellow", "error": "red", "debug": "dim"}
+# Off a terminal (CI logs, pipes) nothing is cut: rich would crop tree rows at 80 columns.
+_UNCUT_WIDTH = 100_000
+
+
+def report_console() -> Console:
+    """A console for reports: the terminal's width on a terminal, never cut off one."""
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = _UNCUT_WIDTH
+    return console
 
 
 def render_result(result: Result, console: Console | None = None) -> None:
-    console = console or Console(highlight=False, soft_wrap=True)
+    console = console or report_console()
     style = _OUTCOME_STYLE.get(result.outcome, "bold")
     header = Text()
     header.append(f" {result.outcome.upper()} ", style=f"reverse {style}")
     header.append(f"  {result.event} · {result.function} · {result.duration_ms:.1f} ms")
     console.print(header)
 
-    if result.is_message_event:
+    if result.is_message_event and KINDS[result.event].trigger == "presence":
+        # A presence change happened whatever the handler did: nothing to deliver.
+        console.print(f"\n[bold]Presence event[/bold] on {escape(result.channel or '')}")
+        console.print(_json(result.message))
+    elif result.is_message_event:
         state = "delivered" if result.delivered else "not delivered"
         console.print(f"\n[bold]Message[/bold] on {escape(result.channel or '')} ({state})")
         console.print(_json(result.message))
@@ -85,7 +100,7 @@ def render_result(result: Result, console: Console | None = None) -> None:
 
 def render_publish(report: PublishReport, console: Console | None = None) -> None:
     """A publish and the tree of executions it caused."""
-    console = console or Console(highlight=False, soft_wrap=True)
+    console = console or report_console()
     tree = Tree(_report_label(report))
     for result in report.executions:
         _add_execution(tree, result)

@@ -9,6 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.conftest import run_cli
+from tests.test_dev_server import InProcessDev
+
 
 def test_resolving_with_the_request_is_ok_with_the_message_as_it_stands(harness, write_handler):
     """PubNub's Promises documentation ends a before-publish chain with `return request`,
@@ -252,3 +255,67 @@ def test_a_refusal_under_classic_says_when_todays_limits_would_allow_the_call(
     assert harness.run(write_handler(source.replace("COUNT", "4"))).outcome == "ok"
     eleven = harness.run(write_handler(source.replace("COUNT", "11")))
     assert eleven.outcome == "error" and "--limits" not in eleven.error.message
+
+
+def test_nan_is_named_once(harness, write_handler):
+    handler = write_handler(
+        'const db = require("kvstore");\n'
+        'export default async (r) => { await db.set("k", 1, NaN); return r.ok(); };\n'
+    )
+    message = harness.run(handler).error.message
+    assert message.endswith("got number NaN")
+
+
+def test_reports_off_a_terminal_are_never_cut(tmp_path):
+    long_text = "word " * 60 + "END"
+    (tmp_path / "pfunc.toml").write_text(
+        '[[functions]]\nname = "talk"\nfile = "talk.js"\nevent = "before-publish"\n'
+        'channels = ["c"]\n'
+    )
+    (tmp_path / "talk.js").write_text(
+        f'export default (r) => {{ console.log("{long_text}"); return r.ok(); }};\n'
+    )
+    run = run_cli("publish", "c", '{"tt": "' + "1" * 120 + '"}', cwd=tmp_path)
+    assert run.code == 0, run.stderr
+    assert long_text in run.stdout and "1" * 120 in run.stdout
+
+
+def test_the_execution_clock_drives_performance_now(harness, write_handler):
+    handler = write_handler(
+        "export default (r) => { const a = performance.now(); let x = 0;\n"
+        "  for (let i = 0; i < 200000; i++) x += i; return r.ok({ d: performance.now() - a }); };\n"
+    )
+    assert harness.run(handler).message == {"d": 0}  # the harness runs on a fixed clock
+
+
+def test_a_presence_report_is_not_a_delivered_message(tmp_path):
+    (tmp_path / "seen.js").write_text("export default (r) => r.ok();\n")
+    run = run_cli("run", tmp_path / "seen.js", "--event", "after-presence", "--kv", tmp_path / "k")
+    assert "Presence event on" in run.stdout and "delivered" not in run.stdout
+
+
+def test_on_request_uri_and_user_agent_are_the_clients_in_pfunc_dev(tmp_path):
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-f"\npublish_key = "pub-c-f"\n\n'
+        '[[functions]]\nname = "echo"\nfile = "echo.js"\nevent = "on-request"\npath = "api"\n'
+    )
+    (tmp_path / "echo.js").write_text(
+        "export default (req, res) => res.send({ uri: req.uri, path: req.path, "
+        "agent: req.meta.useragent, header: req.headers['user-agent'] });\n"
+    )
+    server = InProcessDev(tmp_path)
+    try:
+        status, _, body = server.request(
+            "GET",
+            "/v1/blocks/sub-key/sub-c-f/api/items/7",
+            headers={"User-Agent": "my-app/1.0"},
+        )
+    finally:
+        server.stop()
+    assert status == 200, body
+    assert json.loads(body) == {
+        "uri": "/v1/blocks/sub-key/sub-c-f/api/items/7",
+        "path": "/items/7",
+        "agent": "my-app/1.0",
+        "header": "my-app/1.0",
+    }

@@ -87,6 +87,8 @@ class JSArg:
     def type_name(self) -> str:
         """The JavaScript name of the value's type, for error messages."""
         if self.invalid is not None:
+            if self.invalid in ("NaN", "Infinity", "-Infinity"):
+                return "number"  # typeof NaN; describe() names the value
             return {"cyclic": "object with a circular reference"}.get(self.invalid, self.invalid)
         value = self.value
         if value is None:
@@ -103,6 +105,8 @@ class JSArg:
 
     def describe(self) -> str:
         """A short quote of the value for error messages."""
+        if self.invalid in ("NaN", "Infinity", "-Infinity"):
+            return self.invalid
         if self.invalid is not None:
             return self.type_name()
         text = self.json or ""

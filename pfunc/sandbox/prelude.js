@@ -49,6 +49,25 @@ var console;
   Object.defineProperty(RealDate.prototype, "constructor", { value: Date, writable: true });
   globalThis.Date = Date;
 
+  // performance.now() follows the execution clock too: under a fixed clock (--now,
+  // scenarios) it moves only when that clock moves, as Date.now() does.
+  // (QuickJS's performance.now is read-only: the global object is replaced.)
+  const realPerformance = globalThis.performance;
+  const realPerformanceNow = realPerformance.now.bind(realPerformance);
+  let performanceOrigin = null; // fixed-clock ms at which performance.now() read `base`
+  let performanceBase = 0;
+  globalThis.performance = {
+    timeOrigin: realPerformance.timeOrigin,
+    now: function now() {
+      if (fixedNowMs === null) return realPerformanceNow();
+      if (performanceOrigin === null) {
+        performanceOrigin = fixedNowMs;
+        performanceBase = realPerformanceNow();
+      }
+      return performanceBase + (fixedNowMs - performanceOrigin);
+    },
+  };
+
   // --- console -------------------------------------------------------------------
 
   function __pfunc_format(value) {

@@ -7,7 +7,7 @@ import fnmatch
 
 from aiohttp import web
 
-from pfunc.events import KINDS, REQUEST, EventSpec, build_event
+from pfunc.events import KINDS, REQUEST, EventSpec, RequestEvent, build_event
 from pfunc.project import FunctionConfig
 from pfunc.server.state import DevState
 from pfunc.server.wire import pubnub_error
@@ -91,6 +91,9 @@ class Blocks:
             body=_body_text(await request.read(), request.charset),
         )
         event = build_event(KINDS[function.event], spec)
+        if isinstance(event, RequestEvent):
+            event.uri = request.path  # with the function's own path, as production gives
+            event.clientip = request.remote
         result = await self.state.engine.functions.executor(function).run(event)
         if result.outcome != "response" or result.response is None:
             error = result.error.message if result.error else "the function did not respond"

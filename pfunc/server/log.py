@@ -9,10 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.text import Text
 
-from pfunc.render import code_frame
+from pfunc.render import code_frame, report_console
 from pfunc.result import Result
 
 
@@ -21,7 +20,7 @@ class DevLog:
 
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
-        self.console = Console(highlight=False, soft_wrap=True)
+        self.console = report_console()
 
     def __call__(self, event: dict[str, Any]) -> None:
         try:

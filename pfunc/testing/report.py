@@ -41,10 +41,11 @@ def failure_text(result: ScenarioResult) -> str:
 
 
 def render(results: list[ScenarioResult]) -> None:
-    from rich.console import Console
     from rich.text import Text
 
-    console = Console(highlight=False, soft_wrap=True)
+    from pfunc.render import report_console
+
+    console = report_console()
     for result in results:
         mark, style = ("✔", "green") if result.passed else ("✘", "bold red")
         line = Text(f"{mark} ", style=style)
