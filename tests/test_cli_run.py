@@ -188,7 +188,8 @@ def test_fourth_operation_is_refused_not_performed_and_fails_the_run(cli, tmp_pa
         "operation limit exceeded: kvstore.set would be operation 4 of 3 allowed per "
         'execution (profile "classic")'
     )
-    assert result["error"]["message"] == expected
+    assert result["error"]["message"].startswith(expected)
+    assert "--limits pubnub-2026" in result["error"]["message"]
     assert result["error"]["line"] == 7
     assert result["operations"]["used"] == 3
     assert result["operations"]["exceeded"] is True
