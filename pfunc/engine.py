@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pfunc.app_context import AppContext
 from pfunc.bus import Bus
 from pfunc.channel_groups import ChannelGroups
 from pfunc.clock import Clock
@@ -38,6 +39,7 @@ class Engine:
     presence: Presence = field(default_factory=Presence)
     groups: ChannelGroups | None = None
     push: PushRegistrations | None = None
+    objects: AppContext | None = None  # App Context: users, channels, memberships
     listeners: list[Callable[[Announcement], None]] = field(default_factory=list)
 
     def announce(self, announcement: Announcement) -> None:
@@ -109,6 +111,7 @@ async def open_engine(
         presence,
         ChannelGroups(store, runtime.keyset.subscribe_key),
         PushRegistrations(store, runtime.keyset.subscribe_key),
+        objects=AppContext(store, runtime.keyset.subscribe_key, runtime.timetokens.next, announce),
     )
     try:
         yield engine
