@@ -194,10 +194,11 @@ def _lookup(record: Record, parts: list[str]) -> Any:
 
 def _compare(got: Any, operator: str, wanted: Any, is_time: bool) -> bool:
     got, wanted = _comparable(got, wanted, is_time)
+    same = got == wanted and isinstance(got, bool) is isinstance(wanted, bool)  # True != 1
     if operator == "==":
-        return got == wanted
+        return same
     if operator == "!=":
-        return got != wanted
+        return not same
     if got is None or wanted is None or type(got) is not type(wanted):
         return False
     if operator == "<":
