@@ -37,6 +37,7 @@ _TOKEN = re.compile(
     r"|(?P<word>[A-Za-z_$][\w$\-]*(?:\.[A-Za-z_$\d][\w$\-]*)*))"
 )
 _COMPARISONS = {"==", "!=", "<", "<=", ">", ">="}
+MAX_DEPTH = 50
 
 
 class FilterError(ValueError):
@@ -89,6 +90,7 @@ class _Parser:
         self.tokens = _tokens(text)
         self.index = 0
         self.allowed = allowed
+        self.depth = 0  # of parentheses and negations, bounded: Python's stack is not
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
@@ -125,13 +127,19 @@ class _Parser:
 
     def unary(self) -> Predicate:
         token = self.take()
+        if token in (("op", "!"), ("op", "(")):
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise FilterError(f"the filter nests deeper than {MAX_DEPTH} levels")
         if token == ("op", "!"):
             inner = self.unary()
+            self.depth -= 1
             return lambda r: not inner(r)
         if token == ("op", "("):
             inner = self.either()
             if self.take() != ("op", ")"):
                 raise FilterError("a parenthesis is not closed in the filter expression")
+            self.depth -= 1
             return inner
         if token[0] != "word":
             raise FilterError(f"expected a field name in the filter expression, not {token[1]!r}")
@@ -150,10 +158,8 @@ class _Parser:
         if operator == "LIKE":
             if value_kind != "string":
                 raise FilterError(f"LIKE takes a quoted pattern, not {text!r}")
-            pattern = _like(text[1:-1])
-            return lambda r: (
-                isinstance(got := _lookup(r, parts), str) and bool(pattern.fullmatch(got))
-            )
+            like = _like(text[1:-1])
+            return lambda r: isinstance(got := _lookup(r, parts), str) and like(got)
         wanted = _value(value_kind, text)
         return lambda r: _compare(_lookup(r, parts), operator, wanted, parts[-1] == "updated")
 
@@ -169,18 +175,41 @@ def _value(kind: str, text: str) -> Any:
     raise FilterError(f"expected a quoted string, a number, true, false or null, not {text!r}")
 
 
-def _like(raw: str) -> re.Pattern[str]:
-    """A LIKE pattern: `*` any run of characters, a backslash makes the next one plain."""
-    pieces, index = [], 0
+def _like(raw: str) -> Callable[[str], bool]:
+    """A LIKE pattern's test: `*` any run of characters, a backslash makes the next one
+    plain; ignoring case. Matched piece by piece, never by a backtracking regex, so a
+    pattern of many stars costs no more than its length."""
+    pieces, current, index = [], [], 0
     while index < len(raw):
         char = raw[index]
         if char == "\\" and index + 1 < len(raw):
-            pieces.append(re.escape(raw[index + 1]))
+            current.append(raw[index + 1])
             index += 2
             continue
-        pieces.append(".*" if char == "*" else re.escape(char))
+        if char == "*":
+            pieces.append("".join(current).casefold())
+            current = []
+        else:
+            current.append(char)
         index += 1
-    return re.compile("".join(pieces), re.IGNORECASE | re.DOTALL)
+    pieces.append("".join(current).casefold())
+
+    def matches(text: str) -> bool:
+        text = text.casefold()
+        if len(pieces) == 1:
+            return text == pieces[0]
+        first, *middle, last = pieces
+        if not text.startswith(first) or len(text) < len(first) + len(last):
+            return False
+        position, stop = len(first), len(text) - len(last)
+        for piece in middle:  # the earliest place of each piece leaves most room
+            found = text.find(piece, position, stop)
+            if found < 0:
+                return False
+            position = found + len(piece)
+        return text.endswith(last)
+
+    return matches
 
 
 def _lookup(record: Record, parts: list[str]) -> Any:

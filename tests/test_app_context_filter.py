@@ -48,6 +48,11 @@ ADA = {
         ("updated < '2025-02-06T21:27:41Z'", True),  # as times, not as text
         ("updated >= '2026-01-01'", False),
         ("name == 'it\\'s'", False),
+        ("name LIKE '" + "*a" * 40 + "*b'", False),  # many stars, matched piece by piece
+        ("name LIKE '*a*o*e*'", True),
+        ("name LIKE 'A*e'", True),
+        ("name LIKE 'A*a*e*e'", True),
+        ("name LIKE 'A*z*e'", False),
     ],
 )
 def test_what_a_filter_selects(expression: str, selected: bool) -> None:
@@ -89,6 +94,8 @@ def test_membership_filters_read_the_channel_and_the_membership() -> None:
         ("uuid.name == 'x'", "membership"),  # memberships name channels
         ("name == 'x' name == 'y'", "uuid"),
         ("name == 'x' & id == 'y'", "uuid"),
+        ("(" * 60 + "id == 'x'" + ")" * 60, "uuid"),  # deeper than anyone writes
+        ("!" * 5000 + "id == 'x'", "uuid"),
     ],
 )
 def test_malformed_filters_are_refused(expression: str, kind: str) -> None:
