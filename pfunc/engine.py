@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pfunc.announcement import Announcement
+from pfunc.app_context import AppContext
 from pfunc.bus import Bus
 from pfunc.channel_groups import ChannelGroups
 from pfunc.clock import Clock
@@ -22,7 +24,7 @@ from pfunc.history import MessageHistory
 from pfunc.limits import Profile
 from pfunc.presence import Presence
 from pfunc.project import Project, load_secrets
-from pfunc.pubnub_data import Announcement, PubNubData
+from pfunc.pubnub_data import PubNubData
 from pfunc.push import PushRegistrations
 from pfunc.result import PublishReport
 from pfunc.runtime import Runtime
@@ -38,6 +40,7 @@ class Engine:
     presence: Presence = field(default_factory=Presence)
     groups: ChannelGroups | None = None
     push: PushRegistrations | None = None
+    objects: AppContext | None = None  # App Context: users, channels, memberships
     listeners: list[Callable[[Announcement], None]] = field(default_factory=list)
 
     def announce(self, announcement: Announcement) -> None:
@@ -101,10 +104,18 @@ async def open_engine(
 
     groups = ChannelGroups(store, runtime.keyset.subscribe_key)
     push = PushRegistrations(store, runtime.keyset.subscribe_key)
-    data = PubNubData(history, presence, announce, groups, push)
+    objects = AppContext(store, runtime.keyset.subscribe_key, runtime.timetokens.next, announce)
+    data = PubNubData(history, presence, announce, groups, push, objects)
     functions = FunctionRegistry(project, runtime, publish, data)
     engine = Engine(
-        runtime, functions, Bus(runtime, functions, history, push), history, presence, groups, push
+        runtime,
+        functions,
+        Bus(runtime, functions, history, push),
+        history,
+        presence,
+        groups,
+        push,
+        objects=objects,
     )
     try:
         yield engine

@@ -76,6 +76,25 @@ CREATE TABLE IF NOT EXISTS message_actions (   -- reactions and receipts on mess
     uuid TEXT NOT NULL,
     PRIMARY KEY (keyset, channel, action_timetoken)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS app_context (   -- users' and channels' metadata (app_context.py)
+    keyset TEXT NOT NULL,
+    kind TEXT NOT NULL,           -- uuid or channel
+    id TEXT NOT NULL,
+    record TEXT NOT NULL,         -- JSON text: the fields, custom, status, type
+    updated TEXT NOT NULL,        -- ISO 8601, as PubNub answers it
+    etag TEXT NOT NULL,
+    PRIMARY KEY (keyset, kind, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS app_context_links (   -- memberships: a uuid in a channel
+    keyset TEXT NOT NULL,
+    uuid TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    record TEXT NOT NULL,         -- JSON text: custom, status, type
+    updated TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    PRIMARY KEY (keyset, uuid, channel)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS app_context_members ON app_context_links(keyset, channel);
 """
 
 
@@ -89,6 +108,8 @@ _OUR_TABLES = {
     "message_actions",
     "channel_groups",
     "push_devices",
+    "app_context",
+    "app_context_links",
 }
 
 

@@ -25,6 +25,7 @@ from pfunc.server.blocks import Blocks, not_found
 from pfunc.server.groups_api import GroupsAPI
 from pfunc.server.history_api import HistoryAPI
 from pfunc.server.not_emulated import not_emulated, not_emulated_answer
+from pfunc.server.objects_api import ObjectsAPI
 from pfunc.server.presence_api import PresenceAPI
 from pfunc.server.pubnub_api import PubNubAPI, interval_events, presence_event
 from pfunc.server.push_api import PushAPI
@@ -54,6 +55,7 @@ class DevServer:
         self.actions = ActionsAPI(self.state)
         self.groups = GroupsAPI(self.state)
         self.push = PushAPI(self.state)
+        self.objects = ObjectsAPI(self.state)
         self.reloader = ProjectReloader(self.state, on_project=self._restart_intervals)
         self._tasks: list[asyncio.Task[Any]] = []
         self._interval_tasks: list[asyncio.Task[Any]] = []
@@ -69,6 +71,7 @@ class DevServer:
             self.actions,
             self.groups,
             self.push,
+            self.objects,
             self.blocks,
             self.admin,
         )

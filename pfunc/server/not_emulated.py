@@ -15,10 +15,6 @@ from pfunc.server.wire import pubnub_error
 NOT_EMULATED: list[tuple[str | None, re.Pattern[str], str]] = [
     (method, re.compile(pattern), what)
     for method, pattern, what in (
-        (None, r"^/v2/objects/[^/]+/uuids", "App Context (user metadata)"),
-        (None, r"^/v2/objects/[^/]+/channels/[^/]+/uuids", "App Context (channel members)"),
-        (None, r"^/v2/objects/[^/]+/channels", "App Context (channel metadata)"),
-        (None, r"^/v2/objects/", "App Context"),
         (None, r"^/v3/pam/|^/v2/auth/", "Access Manager"),
         (None, r"^/v1/files/", "files"),
         (None, r"^/v1/message-persistence|^/v1/history", "message persistence"),

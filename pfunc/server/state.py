@@ -7,10 +7,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pfunc.announcement import Announcement
 from pfunc.bus import Bus
 from pfunc.engine import Engine
 from pfunc.project import Project
-from pfunc.pubnub_data import Announcement
 from pfunc.result import PublishReport
 from pfunc.server.subscribers import MESSAGE_TYPES, Delivery, MessageLog
 
