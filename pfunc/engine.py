@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pfunc.access import AccessManager
 from pfunc.bus import Bus
 from pfunc.channel_groups import ChannelGroups
 from pfunc.clock import Clock
@@ -21,7 +22,7 @@ from pfunc.functions import FunctionRegistry
 from pfunc.history import MessageHistory
 from pfunc.limits import Profile
 from pfunc.presence import Presence
-from pfunc.project import Project, load_secrets
+from pfunc.project import Project, load_secrets, secret_key
 from pfunc.pubnub_data import Announcement, PubNubData
 from pfunc.push import PushRegistrations
 from pfunc.result import PublishReport
@@ -38,6 +39,7 @@ class Engine:
     presence: Presence = field(default_factory=Presence)
     groups: ChannelGroups | None = None
     push: PushRegistrations | None = None
+    access: AccessManager | None = None  # Access Manager: tokens, grants, enforcement
     listeners: list[Callable[[Announcement], None]] = field(default_factory=list)
 
     def announce(self, announcement: Announcement) -> None:
@@ -109,6 +111,9 @@ async def open_engine(
         presence,
         ChannelGroups(store, runtime.keyset.subscribe_key),
         PushRegistrations(store, runtime.keyset.subscribe_key),
+        access=AccessManager(
+            store, runtime.keyset.subscribe_key, clock, secret_key(project, environ or {})
+        ),
     )
     try:
         yield engine

@@ -76,6 +76,21 @@ CREATE TABLE IF NOT EXISTS message_actions (   -- reactions and receipts on mess
     uuid TEXT NOT NULL,
     PRIMARY KEY (keyset, channel, action_timetoken)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS revoked_tokens (   -- Access Manager v3 revocations (pfunc/access.py)
+    keyset TEXT NOT NULL,
+    signature TEXT NOT NULL,      -- hex of the token's signature
+    expires_at INTEGER NOT NULL,  -- Unix seconds; the token is expired after it anyway
+    PRIMARY KEY (keyset, signature)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS auth_grants (   -- Access Manager v2 grants to auth keys
+    keyset TEXT NOT NULL,
+    kind TEXT NOT NULL,           -- channel, channel-group, uuid, or keyset (every resource)
+    name TEXT NOT NULL,
+    auth TEXT NOT NULL,           -- '': every auth key
+    permissions INTEGER NOT NULL, -- PubNub's permission bits
+    expires_at INTEGER,           -- Unix seconds; NULL: no expiry
+    PRIMARY KEY (keyset, kind, name, auth)
+) WITHOUT ROWID;
 """
 
 
@@ -89,6 +104,8 @@ _OUR_TABLES = {
     "message_actions",
     "channel_groups",
     "push_devices",
+    "revoked_tokens",
+    "auth_grants",
 }
 
 

@@ -19,6 +19,8 @@ from aiohttp import web
 from pfunc.engine import Engine
 from pfunc.events import EventSpec, build_event, kinds_triggered_by
 from pfunc.project import FunctionConfig
+from pfunc.server.access_api import AccessAPI
+from pfunc.server.access_guard import AccessGuard
 from pfunc.server.actions_api import ActionsAPI
 from pfunc.server.admin import Admin
 from pfunc.server.blocks import Blocks, not_found
@@ -54,13 +56,17 @@ class DevServer:
         self.actions = ActionsAPI(self.state)
         self.groups = GroupsAPI(self.state)
         self.push = PushAPI(self.state)
+        self.access = AccessAPI(self.state)
+        self.access_guard = AccessGuard(self.state)
         self.reloader = ProjectReloader(self.state, on_project=self._restart_intervals)
         self._tasks: list[asyncio.Task[Any]] = []
         self._interval_tasks: list[asyncio.Task[Any]] = []
 
     def app(self) -> web.Application:
         app = web.Application(
-            client_max_size=MAX_REQUEST_BYTES, middlewares=[self._cors, self._errors]
+            client_max_size=MAX_REQUEST_BYTES,
+            # Access Manager's check runs inside the error handler: a fault there answers 500.
+            middlewares=[self._cors, self._errors, self.access_guard.middleware],
         )
         areas = (
             self.pubnub,
@@ -69,6 +75,7 @@ class DevServer:
             self.actions,
             self.groups,
             self.push,
+            self.access,
             self.blocks,
             self.admin,
         )

@@ -19,7 +19,7 @@ NOT_EMULATED: list[tuple[str | None, re.Pattern[str], str]] = [
         (None, r"^/v2/objects/[^/]+/channels/[^/]+/uuids", "App Context (channel members)"),
         (None, r"^/v2/objects/[^/]+/channels", "App Context (channel metadata)"),
         (None, r"^/v2/objects/", "App Context"),
-        (None, r"^/v3/pam/|^/v2/auth/", "Access Manager"),
+        (None, r"^/v2/auth/audit", "Access Manager audit (v2)"),
         (None, r"^/v1/files/", "files"),
         (None, r"^/v1/message-persistence|^/v1/history", "message persistence"),
     )
