@@ -38,6 +38,9 @@ class AccessProblem(Exception):
     location: str
     location_type: str = "body"
 
+    def __str__(self) -> str:
+        return f"{self.message}: {self.detail} ({self.location})"
+
 
 @dataclass
 class Refusal:
