@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pfunc.access import AccessManager
 from pfunc.announcement import Announcement
 from pfunc.app_context import AppContext
 from pfunc.bus import Bus
@@ -23,7 +24,7 @@ from pfunc.functions import FunctionRegistry
 from pfunc.history import MessageHistory
 from pfunc.limits import Profile
 from pfunc.presence import Presence
-from pfunc.project import Project, load_secrets
+from pfunc.project import Project, load_secrets, secret_key
 from pfunc.pubnub_data import PubNubData
 from pfunc.push import PushRegistrations
 from pfunc.result import PublishReport
@@ -41,6 +42,7 @@ class Engine:
     groups: ChannelGroups | None = None
     push: PushRegistrations | None = None
     objects: AppContext | None = None  # App Context: users, channels, memberships
+    access: AccessManager | None = None  # Access Manager: tokens, grants, enforcement
     listeners: list[Callable[[Announcement], None]] = field(default_factory=list)
 
     def announce(self, announcement: Announcement) -> None:
@@ -105,7 +107,10 @@ async def open_engine(
     groups = ChannelGroups(store, runtime.keyset.subscribe_key)
     push = PushRegistrations(store, runtime.keyset.subscribe_key)
     objects = AppContext(store, runtime.keyset.subscribe_key, runtime.timetokens.next, announce)
-    data = PubNubData(history, presence, announce, groups, push, objects)
+    access = AccessManager(
+        store, runtime.keyset.subscribe_key, clock, secret_key(project, environ or {})
+    )
+    data = PubNubData(history, presence, announce, groups, push, objects, access)
     functions = FunctionRegistry(project, runtime, publish, data)
     engine = Engine(
         runtime,
@@ -116,6 +121,7 @@ async def open_engine(
         groups,
         push,
         objects=objects,
+        access=access,
     )
     try:
         yield engine

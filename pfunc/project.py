@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -67,6 +68,8 @@ class Project:
     limit_overrides: dict[str, Any] = field(default_factory=dict)
     kv_path: Path = field(default_factory=lambda: Path(DEFAULT_KV))
     vault: dict[str, str] = field(default_factory=dict)
+    # The keyset's secret key: with one, `pfunc dev` enforces Access Manager.
+    secret_key: str | None = field(default=None, repr=False)
     functions: list[FunctionConfig] = field(default_factory=list)
     mocks: list[MockRule] = field(default_factory=list)
     # PubNub's keyset presence settings: above `announce_max` occupants a channel's joins
@@ -138,6 +141,7 @@ def parse_project(config_file: Path) -> Project:
         subscribe_key=reader.string(section, "project", "subscribe_key", "sub-c-local"),
         publish_key=reader.string(section, "project", "publish_key", "pub-c-local"),
     )
+    project.secret_key = reader.string(section, "project", "secret_key", "") or None
     project.limits = reader.string(section, "project", "limits", "classic")
     if project.limits not in PROFILES:
         reader.fail("project.limits", project.limits, ", ".join(PROFILES), field_name="limits")
@@ -184,6 +188,12 @@ def parse_mock(source: Path, entry: Any, index: int) -> MockRule:
     return _Reader(source, source.read_text(encoding="utf-8") if source.is_file() else "").mock(
         entry, index
     )
+
+
+def secret_key(project: Project, environ: Mapping[str, str]) -> str | None:
+    """The keyset's secret key: PFUNC_SECRET_KEY in the environment, else pfunc.toml's
+    [project] secret_key (so a shared project file need not hold it)."""
+    return environ.get("PFUNC_SECRET_KEY") or project.secret_key or None
 
 
 def load_secrets(project: Project, environ: dict[str, str]) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """What the `pubnub` module of a function may read and change besides publishing: the
 project's message history and actions, presence, channel groups, push registrations,
-App Context, and a way to tell subscribers. The engine grants one to every executor;
+App Context, Access Manager, and a way to tell subscribers. The engine grants one to every executor;
 the dev server's endpoints use the same pieces."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pfunc.access import AccessManager
 from pfunc.announcement import Announcement
 from pfunc.app_context import AppContext
 from pfunc.channel_groups import ChannelGroups
@@ -24,3 +25,4 @@ class PubNubData:
     groups: ChannelGroups | None = None
     push: PushRegistrations | None = None
     objects: AppContext | None = None
+    access: AccessManager | None = None

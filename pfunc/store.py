@@ -95,6 +95,21 @@ CREATE TABLE IF NOT EXISTS app_context_links (   -- memberships: a uuid in a cha
     PRIMARY KEY (keyset, uuid, channel)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS app_context_members ON app_context_links(keyset, channel);
+CREATE TABLE IF NOT EXISTS revoked_tokens (   -- Access Manager v3 revocations (pfunc/access.py)
+    keyset TEXT NOT NULL,
+    signature TEXT NOT NULL,      -- hex of the token's signature
+    expires_at INTEGER NOT NULL,  -- Unix seconds; the token is expired after it anyway
+    PRIMARY KEY (keyset, signature)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS auth_grants (   -- Access Manager v2 grants to auth keys
+    keyset TEXT NOT NULL,
+    kind TEXT NOT NULL,           -- channel, channel-group, uuid, or keyset (every resource)
+    name TEXT NOT NULL,
+    auth TEXT NOT NULL,           -- '': every auth key
+    permissions INTEGER NOT NULL, -- PubNub's permission bits
+    expires_at INTEGER,           -- Unix seconds; NULL: no expiry
+    PRIMARY KEY (keyset, kind, name, auth)
+) WITHOUT ROWID;
 """
 
 
@@ -110,6 +125,8 @@ _OUR_TABLES = {
     "push_devices",
     "app_context",
     "app_context_links",
+    "revoked_tokens",
+    "auth_grants",
 }
 
 

@@ -19,6 +19,8 @@ from aiohttp import web
 from pfunc.engine import Engine
 from pfunc.events import EventSpec, build_event, kinds_triggered_by
 from pfunc.project import FunctionConfig
+from pfunc.server.access_api import AccessAPI
+from pfunc.server.access_guard import AccessGuard
 from pfunc.server.actions_api import ActionsAPI
 from pfunc.server.admin import Admin
 from pfunc.server.blocks import Blocks, not_found
@@ -56,13 +58,17 @@ class DevServer:
         self.groups = GroupsAPI(self.state)
         self.push = PushAPI(self.state)
         self.objects = ObjectsAPI(self.state)
+        self.access = AccessAPI(self.state)
+        self.access_guard = AccessGuard(self.state)
         self.reloader = ProjectReloader(self.state, on_project=self._restart_intervals)
         self._tasks: list[asyncio.Task[Any]] = []
         self._interval_tasks: list[asyncio.Task[Any]] = []
 
     def app(self) -> web.Application:
         app = web.Application(
-            client_max_size=MAX_REQUEST_BYTES, middlewares=[self._cors, self._errors]
+            client_max_size=MAX_REQUEST_BYTES,
+            # Access Manager's check runs inside the error handler: a fault there answers 500.
+            middlewares=[self._cors, self._errors, self.access_guard.middleware],
         )
         areas = (
             self.pubnub,
@@ -72,6 +78,7 @@ class DevServer:
             self.groups,
             self.push,
             self.objects,
+            self.access,
             self.blocks,
             self.admin,
         )

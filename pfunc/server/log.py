@@ -117,6 +117,15 @@ class DevLog:
             )
         )
 
+    def _access_denied(self, event: dict[str, Any]) -> None:
+        self.console.print(
+            Text(
+                f"access denied (403): {event['method']} {event['path']} "
+                f"uuid {event.get('uuid')!r}: {event['missing']}",
+                style="yellow",
+            )
+        )
+
     def _server_error(self, event: dict[str, Any]) -> None:
         where = f" on {event['path']}" if event.get("path") else ""
         self.console.print(Text(f"server error{where}: {event['error']}", style="red"))

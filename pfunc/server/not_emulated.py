@@ -15,7 +15,7 @@ from pfunc.server.wire import pubnub_error
 NOT_EMULATED: list[tuple[str | None, re.Pattern[str], str]] = [
     (method, re.compile(pattern), what)
     for method, pattern, what in (
-        (None, r"^/v3/pam/|^/v2/auth/", "Access Manager"),
+        (None, r"^/v2/auth/audit", "Access Manager audit (v2)"),
         (None, r"^/v1/files/", "files"),
         (None, r"^/v1/message-persistence|^/v1/history", "message persistence"),
     )

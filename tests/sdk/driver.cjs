@@ -3,7 +3,7 @@
 // on stdout: {"id", "ok": true, "result"} or {"id", "ok": false, "error"}.
 //
 // Commands: client (make a PubNub instance with a listener that records every event),
-// call (await any SDK method with one argument object), subscribe, unsubscribeAll,
+// call (await any SDK method with one argument object, or `positional` arguments), subscribe, unsubscribeAll,
 // events (what the listener recorded), destroy.
 "use strict";
 
@@ -35,12 +35,14 @@ const commands = {
     clients.set(name, { pubnub, events });
     return { version: PubNub.version || null };
   },
-  async call({ client, method, args }) {
+  async call({ client, method, args, positional }) {
     const { pubnub } = clients.get(client);
     // "channelGroups.addChannels": a method of one of the SDK's namespaces.
     const [owner, name] = method.includes(".")
       ? [pubnub[method.split(".")[0]], method.split(".")[1]]
       : [pubnub, method];
+    // `positional`: a method taking plain arguments (setToken(token), parseToken(token)).
+    if (positional) return await owner[name](...positional);
     // No arguments means none at all: time() takes a callback as its first one.
     return Object.keys(args || {}).length ? await owner[name](args) : await owner[name]();
   },

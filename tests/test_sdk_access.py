@@ -1,0 +1,210 @@
+"""Access Manager with the official SDKs against a `pfunc dev` whose pfunc.toml has a
+secret key: tokens granted by a server client (signed requests), used by clients with
+setToken, refused with PubNub's 403 where they do not reach; revocation, expiry, the
+authorized uuid, v2 grants to auth keys; and a server without a secret key stays open."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pubnub.exceptions import PubNubException
+from pubnub.models.consumer.v3.channel import Channel
+
+from pfunc import access_tokens
+from pfunc.access_tokens import Token
+from tests.sdk.jsdk import JsClient, JsSdk, SdkError
+from tests.sdk.pysdk import py_client
+from tests.test_dev_server import InProcessDev
+
+KEYS = ("pub-c-pam", "sub-c-pam")
+SECRET = "sec-c-pam"
+PROJECT = f"""
+[project]
+publish_key = "{KEYS[0]}"
+subscribe_key = "{KEYS[1]}"
+secret_key = "{SECRET}"
+"""
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessDev]:
+    folder: Path = tmp_path_factory.mktemp("pam")
+    (folder / "pfunc.toml").write_text(PROJECT)
+    server = InProcessDev(folder)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def clients(sdk: JsSdk, dev: InProcessDev, request: pytest.FixtureRequest):
+    made: list[JsClient] = []
+
+    def make(user: str, **options) -> JsClient:
+        client = sdk.client(f"{request.node.name}-{user}", dev.port, KEYS, user, **options)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.destroy()
+
+
+def positional(client: JsClient, method: str, *args):
+    return client.sdk.command("call", client=client.name, method=method, positional=list(args))
+
+
+def refused(client: JsClient, method: str, **args) -> dict:
+    with pytest.raises(SdkError) as error:
+        client.call(method, **args)
+    assert error.value.status.get("statusCode") == 403
+    assert error.value.status.get("category") == "PNAccessDeniedCategory"
+    return error.value.status
+
+
+def alice_token(server: JsClient) -> str:
+    return server.call(
+        "grantToken",
+        ttl=15,
+        authorized_uuid="alice",
+        resources={"channels": {"a": {"read": True, "write": True}}},
+        patterns={"channels": {"b.*": {"read": True}}},
+        meta={"team": "blue"},
+    )
+
+
+def test_a_token_lets_its_holder_do_what_it_grants_and_nothing_else(clients, dev) -> None:
+    server = clients("server", secretKey=SECRET)
+    token = alice_token(server)
+    alice = clients("alice")
+    positional(alice, "setToken", token)
+    alice.subscribe("a", "b.1")
+    alice.connected()
+    assert len(str(alice.call("publish", channel="a", message="hi")["timetoken"])) == 17
+    server.call("publish", channel="b.1", message="to b.1")  # the secret key passes
+    alice.wait_for("message", lambda e: e["channel"] == "b.1")
+    got = {e["channel"]: e["message"] for e in alice.events("message")}
+    assert got == {"a": "hi", "b.1": "to b.1"}
+    status = refused(alice, "publish", channel="c", message="no")
+    assert status["errorData"]["payload"] == {"channels": ["c"]}
+    refused(alice, "publish", channel="b.1", message="read only")
+    denial = dev.wait_for(lambda e: e["type"] == "access-denied" and "'c'" in e["missing"])
+    assert denial["missing"] == "the token lacks write on channel 'c'"
+
+
+def test_the_token_is_for_its_authorized_uuid_only(clients) -> None:
+    token = alice_token(clients("server", secretKey=SECRET))
+    mallory = clients("mallory")
+    positional(mallory, "setToken", token)
+    refused(mallory, "publish", channel="a", message="as alice")
+
+
+def test_parse_token_in_the_js_sdk_reads_pfuncs_token(clients) -> None:
+    server = clients("server", secretKey=SECRET)
+    parsed = positional(server, "parseToken", alice_token(server))
+    assert parsed["ttl"] == 15 and parsed["version"] == 2
+    assert parsed["authorized_uuid"] == "alice"
+    assert parsed["resources"]["channels"]["a"]["write"] is True
+    assert parsed["resources"]["channels"]["a"]["manage"] is False
+    assert parsed["patterns"]["channels"]["b.*"]["read"] is True
+    assert parsed["meta"] == {"team": "blue"}
+    assert abs(parsed["timestamp"] - time.time()) < 3600
+
+
+def test_a_revoked_or_expired_token_is_refused(clients) -> None:
+    server = clients("server", secretKey=SECRET)
+    token = alice_token(server)
+    alice = clients("alice")
+    positional(alice, "setToken", token)
+    alice.call("publish", channel="a", message="before")
+    positional(server, "revokeToken", token)
+    assert refused(alice, "publish", channel="a", message="after")["errorData"]["message"] == (
+        "Token is revoked"
+    )
+    old = Token(int(time.time()) - 3600, 1, {"chan": {"a": 3}}, authorized_uuid="alice")
+    positional(alice, "setToken", access_tokens.encode(old, SECRET))
+    assert refused(alice, "publish", channel="a", message="late")["errorData"]["message"] == (
+        "Token is expired"
+    )
+    forged = Token(int(time.time()), 60, {"chan": {"a": 3}}, authorized_uuid="alice")
+    positional(alice, "setToken", access_tokens.encode(forged, "not the secret"))
+    refused(alice, "publish", channel="a", message="forged")
+
+
+def test_grants_need_the_secret_key_and_subscribe_is_refused_as_pubnub_does(clients) -> None:
+    impostor = clients("impostor", secretKey="a guess")
+    refused(impostor, "grantToken", ttl=5, resources={"channels": {"a": {"read": True}}})
+    nobody = clients("nobody")
+    nobody.subscribe("c")
+    # The SDK's subscribe loop reports a 403 as a connection error caused by access denial.
+    nobody.wait_for("status", lambda e: e.get("error") == "PNAccessDeniedCategory")
+
+
+def test_legacy_grant_to_an_auth_key(clients) -> None:
+    server = clients("server", secretKey=SECRET)
+    server.call("grant", channels=["legacy"], authKeys=["key-1"], read=True, write=True, ttl=5)
+    holder = clients("holder", authKey="key-1")
+    holder.call("publish", channel="legacy", message="ok")
+    refused(holder, "publish", channel="other", message="no")
+    refused(clients("stranger", authKey="key-2"), "publish", channel="legacy", message="no")
+
+
+def test_a_server_client_signed_with_the_secret_key_passes_everything(clients) -> None:
+    server = clients("server", secretKey=SECRET)
+    server.call("publish", channel="anything", message={"n": 1})
+    server.call("signal", channel="anything", message="s")
+    server.call("channelGroups.addChannels", channelGroup="g1", channels=["anything"])
+    assert server.call("channelGroups.listChannels", channelGroup="g1")["channels"] == ["anything"]
+    server.call("hereNow", channels=["anything"])
+    fetched = server.call("fetchMessages", channels=["anything"])
+    assert fetched["channels"]["anything"][0]["message"] == {"n": 1}
+    server.call("deleteMessages", channel="anything")
+
+
+def test_the_python_sdk_grants_parses_and_is_refused(dev) -> None:
+    server = py_client(dev.port, KEYS, "py-server", secret_key=SECRET)
+    client = py_client(dev.port, KEYS, "bob")
+    try:
+        envelope = (
+            server.grant_token()
+            .channels([Channel.id("py-a").read().write()])
+            .ttl(5)
+            .authorized_uuid("bob")
+            .meta({"by": "python"})
+            .sync()
+        )
+        token = envelope.result.token
+        # The Python SDK signs a POST publish with PubNub's older (v1) signature.
+        server.publish().channel("py-any").message({"big": "x"}).use_post(True).sync()
+        parsed = server.parse_token(token)
+        assert parsed["authorized_uuid"] == "bob" and parsed["ttl"] == 5
+        assert parsed["resources"]["channels"]["py-a"]["write"] is True
+        assert parsed["meta"] == {"by": "python"}
+        client.set_token(token)
+        client.publish().channel("py-a").message("ok").sync()
+        with pytest.raises(PubNubException) as error:
+            client.publish().channel("py-b").message("no").sync()
+        assert error.value.get_status_code() == 403
+    finally:
+        server.stop()
+        client.stop()
+
+
+def test_without_a_secret_key_the_server_stays_open_and_still_issues_tokens(
+    sdk: JsSdk, tmp_path: Path
+) -> None:
+    (tmp_path / "pfunc.toml").write_text(f'[project]\nsubscribe_key = "{KEYS[1]}"\n'
+                                         f'publish_key = "{KEYS[0]}"\n')  # fmt: skip
+    open_dev = InProcessDev(tmp_path)
+    try:
+        server = sdk.client("open-server", open_dev.port, KEYS, "s", secretKey="any secret")
+        anyone = sdk.client("open-anyone", open_dev.port, KEYS, "anyone")
+        token = server.call("grantToken", ttl=5, resources={"channels": {"x": {"read": True}}})
+        assert positional(anyone, "parseToken", token)["resources"]["channels"]["x"]["read"]
+        anyone.call("publish", channel="not-granted", message="open")
+        for client in (server, anyone):
+            client.destroy()
+    finally:
+        open_dev.stop()
