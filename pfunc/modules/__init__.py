@@ -78,7 +78,22 @@ _PUBNUB_CHANNEL_METHODS = (
     "push.listChannels",
     "push.deleteDevice",
 )
-_PUBNUB_CALLS = (*_PUBNUB_STATE_METHODS, *_PUBNUB_CHANNEL_METHODS)
+# modules/pubnub_context.py: App Context and Access Manager.
+_PUBNUB_CONTEXT_METHODS = (
+    *(
+        f"objects.{action}{name}Metadata"
+        for name in ("UUID", "Channel")
+        for action in ("get", "set", "remove", "getAll")
+    ),
+    *(
+        f"objects.{action}{name}"
+        for name in ("Memberships", "ChannelMembers")
+        for action in ("get", "set", "remove")
+    ),
+    "grantToken",
+    "revokeToken",
+)
+_PUBNUB_CALLS = (*_PUBNUB_STATE_METHODS, *_PUBNUB_CHANNEL_METHODS, *_PUBNUB_CONTEXT_METHODS)
 _PUBNUB_METHODS = (*_PUBLISHING, "time", *_PUBNUB_CALLS)
 
 MODULES: dict[str, ModuleSpec] = {
@@ -127,6 +142,9 @@ HOST_METHODS = {
     spec.name: list(spec.methods) for spec in MODULES.values() if spec.host and not spec.internal
 }
 SYNC_MODULES = tuple(spec.name for spec in MODULES.values() if not spec.host)
+# Synchronous, local methods of host modules (sandbox/builtins.js), as in the JavaScript
+# SDK: no host call, no operation.
+SYNC_METHODS: dict[str, tuple[str, ...]] = {"pubnub": ("parseToken",)}
 REQUIRE_NAMES = tuple(spec.name for spec in MODULES.values() if not spec.internal)
 
 

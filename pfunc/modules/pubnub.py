@@ -1,4 +1,6 @@
-"""The pubnub module: publish, fire and signal through the local bus; time.
+"""The pubnub module: publish, fire and signal through the local bus; time; calls on
+the project's state (history, presence, actions, channel groups, push, App Context,
+Access Manager tokens), each in a module of its own.
 
 A handler's publish runs the functions bound to its channel (the chain is part of the
 calling execution's report) and carries the hop count on, so that PubNub's 3-hop
@@ -13,11 +15,14 @@ from typing import Any
 from pfunc.events import kinds_triggered_by
 from pfunc.modules.calls import CallContext, HandlerCallError, JSArg, padded_args
 from pfunc.modules.pubnub_channels import CHANNEL_CALLS
+from pfunc.modules.pubnub_context import CONTEXT_CALLS
 from pfunc.modules.pubnub_state import STATE_METHODS, PubNubState
 from pfunc.result import TOO_LARGE
 
 # The methods that route a message through the bus: the bus's verbs.
 PUBLISHING = ("publish", "fire", "signal")
+# Calls on registrations, App Context and tokens, by the JavaScript SDK's method name.
+CALLS = {**CHANNEL_CALLS, **CONTEXT_CALLS}
 
 
 class PubNubModule:
@@ -38,12 +43,13 @@ class PubNubModule:
             (options_arg,) = padded_args(args, 1)[:1]
             options = options_arg.value if isinstance(options_arg.value, dict) else {}
             return json.dumps(await PubNubState().call(method, options, context))
-        if method in CHANNEL_CALLS:
+        if method in CALLS:
             (options_arg,) = padded_args(args, 1)[:1]
-            options = options_arg.value if isinstance(options_arg.value, dict) else {}
+            value = options_arg.value
+            options = value if isinstance(value, dict | str) else {}
             if context.pubnub_data is None:
                 raise HandlerCallError("Error", f"pubnub.{method}: no project state is attached")
-            return json.dumps(await CHANNEL_CALLS[method](options, context.pubnub_data, context))
+            return json.dumps(await CALLS[method](options, context.pubnub_data, context))
         if method not in PUBLISHING:
             raise HandlerCallError("Error", f"pubnub.{method} is not emulated by pfunc")
         (options_arg,) = padded_args(args, 1)[:1]

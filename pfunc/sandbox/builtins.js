@@ -668,7 +668,107 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
     return nodes;
   }
 
+  // --- pubnub.parseToken: PubNub's v3 Access Manager token, read as the SDK reads it ---
+  // (a CBOR map in URL-safe base64: pfunc/access_tokens.py writes it). Synchronous, as in
+  // the JavaScript SDK, and local: it spends no operation.
+
+  function cborDecode(bytes) {
+    let at = 0;
+    function need(count) {
+      if (at + count > bytes.length) throw new Error("pubnub.parseToken: the token is cut short");
+    }
+    function unsigned(info) {
+      if (info < 24) return info;
+      const size = { 24: 1, 25: 2, 26: 4, 27: 8 }[info];
+      if (!size) throw new Error("pubnub.parseToken: not a PubNub token");
+      need(size);
+      let value = 0;
+      for (let i = 0; i < size; i++) value = value * 256 + bytes[at++];
+      return value;
+    }
+    function item() {
+      need(1);
+      const head = bytes[at++];
+      const major = head >> 5;
+      const info = head & 31;
+      if (major === 7) {
+        if (info === 20) return false;
+        if (info === 21) return true;
+        if (info === 22 || info === 23) return null;
+        throw new Error("pubnub.parseToken: not a PubNub token");
+      }
+      const length = unsigned(info);
+      if (major === 0) return length;
+      if (major === 1) return -1 - length;
+      if (major === 2 || major === 3) {
+        need(length);
+        const chunk = bytes.slice(at, at + length);
+        at += length;
+        return major === 3 ? utf8Decode(chunk) : { bytes: chunk };
+      }
+      if (major === 4) {
+        const list = [];
+        for (let i = 0; i < length; i++) list.push(item());
+        return list;
+      }
+      if (major === 5) {
+        const map = {};
+        for (let i = 0; i < length; i++) {
+          const key = item();
+          map[key && key.bytes ? utf8Decode(key.bytes) : String(key)] = item();
+        }
+        return map;
+      }
+      throw new Error("pubnub.parseToken: not a PubNub token");
+    }
+    return item();
+  }
+
+  const TOKEN_PERMISSIONS = { read: 1, write: 2, manage: 4, delete: 8, get: 32, update: 64, join: 128 };
+  const TOKEN_TYPES = { uuid: "uuids", chan: "channels", grp: "groups" };
+
+  function tokenSection(maps) {
+    const section = {};
+    for (const key of Object.keys(TOKEN_TYPES)) {
+      const entries = maps && maps[key];
+      if (!entries || !Object.keys(entries).length) continue;
+      const named = {};
+      for (const name of Object.keys(entries)) {
+        const flags = {};
+        for (const permission of Object.keys(TOKEN_PERMISSIONS)) {
+          flags[permission] = (entries[name] & TOKEN_PERMISSIONS[permission]) !== 0;
+        }
+        named[name] = flags;
+      }
+      section[TOKEN_TYPES[key]] = named;
+    }
+    return Object.keys(section).length ? section : undefined;
+  }
+
+  function parseToken(token) {
+    if (typeof token !== "string" || !token) {
+      throw new TypeError("pubnub.parseToken: pass the token text");
+    }
+    const data = cborDecode(base64Decode(token, "pubnub.parseToken"));
+    if (!data || typeof data !== "object" || data.ttl === undefined || !data.res) {
+      throw new Error("pubnub.parseToken: not a PubNub token");
+    }
+    const parsed = {
+      version: data.v,
+      timestamp: data.t,
+      ttl: data.ttl,
+      authorized_uuid: typeof data.uuid === "string" ? data.uuid : undefined,
+    };
+    const resources = tokenSection(data.res);
+    const patterns = tokenSection(data.pat);
+    if (resources) parsed.resources = resources;
+    if (patterns) parsed.patterns = patterns;
+    if (data.meta && Object.keys(data.meta).length) parsed.meta = data.meta;
+    return parsed;
+  }
+
   return {
+    pubnub: { parseToken: parseToken },
     uuid: uuid,
     jwt: jwt,
     utils: utils,

@@ -271,7 +271,11 @@ var console;
     return hostFetch(url, options).then(__pfunc_xhrResponse);
   };
 
-  const PUBNUB_EMULATED = __pfunc_hostMethods.pubnub;
+  // The pubnub module's synchronous, local methods (parseToken), as in the JavaScript SDK.
+  for (const name of Object.keys(__pfunc_builtins.pubnub)) {
+    modules.pubnub[name] = __pfunc_builtins.pubnub[name];
+  }
+  const PUBNUB_EMULATED = __pfunc_hostMethods.pubnub.concat(Object.keys(__pfunc_builtins.pubnub));
   // Any other pubnub method rejects saying it is not emulated.
   modules.pubnub = new Proxy(modules.pubnub, {
     get: function get(target, name) {
@@ -294,7 +298,11 @@ var console;
   };
   modules.console = console;
   modules.promise = Promise;
-  Object.assign(modules, __pfunc_builtins);
+  // The synchronous modules; "pubnub" there holds only the host module's local methods
+  // (merged above), never the module itself.
+  for (const name of Object.keys(__pfunc_builtins)) {
+    if (!(name in modules)) modules[name] = __pfunc_builtins[name];
+  }
 
   require = function __pfunc_require(name) {
     if (typeof name === "string" && Object.prototype.hasOwnProperty.call(modules, name)) return modules[name];

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from pfunc.modules import HOST_METHODS, SYNC_MODULES
+from pfunc.modules import HOST_METHODS, SYNC_METHODS, SYNC_MODULES
 
 
 def _strict(value: Any) -> str:
@@ -128,7 +128,8 @@ class _Module:
         head, *rest = method.split("_")
         method = self._namespace + head + "".join(part[:1].upper() + part[1:] for part in rest)
         name = self._name
-        if name in _SYNC_MODULES:  # synchronous in JavaScript: synchronous here too
+        if name in _SYNC_MODULES or method in SYNC_METHODS.get(name, ()):
+            # synchronous in JavaScript: synchronous here too
             return lambda *args: CONNECTION.call("builtin", f"{name}.{method}", args)
         # A namespace of the module (pubnub.objects, pubnub.channel_groups).
         if any(known.startswith(method + ".") for known in HOST_METHODS.get(name, ())):
