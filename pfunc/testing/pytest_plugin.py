@@ -180,7 +180,11 @@ class PfuncHarness:
         return self._send(target, "signal", message=message, **fields)
 
     def _publish_file(
-        self, target: str | Path, message: Any, file: dict[str, str] | None, **fields: Any
+        self,
+        target: str | Path,
+        message: Any = None,
+        file: dict[str, str] | None = None,
+        **fields: Any,
     ) -> Coroutine[Any, Any, Result]:
         from pfunc.events import DEFAULT_FILE, FILE, file_message
 
