@@ -14,9 +14,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from pfunc.events import EventSpec, build_event, kinds_triggered_by
+from pfunc.events import FILE, EventSpec, build_event, keep_file, kinds_triggered_by
 from pfunc.functions import FunctionRegistry
-from pfunc.history import MessageHistory
+from pfunc.history import FILE_MESSAGE, MessageHistory
 from pfunc.push import PushRegistrations
 from pfunc.result import HOP_LIMIT, TOO_LARGE, Drop, PublishReport, Result
 from pfunc.runtime import Runtime
@@ -81,18 +81,20 @@ class Bus:
         if report.drop is not None:
             return report
         spec = EventSpec(channel=channel, params=params or {}, meta=meta or {})
+        # Handlers of a file message see the verb "publish", as their kinds' rows say.
+        event_verb = None if verb == FILE else verb
         current = message
         for kind in kinds_triggered_by(verb, "before"):
             for function in self.functions.bound_to(kind, channel):
                 spec.message = current
-                event = build_event(kind, spec, hop=hop, verb=verb)
+                event = build_event(kind, spec, hop=hop, verb=event_verb)
                 result = await self.functions.executor(function).run(event)
                 report.executions.append(result)
                 if result.outcome != "ok":
                     report.stopped_by = function.name
                     report.message = current
                     return report
-                current = result.message
+                current = keep_file(message, result.message) if verb == FILE else result.message
         report.message = current
         report.delivered = True
         report.timetoken = self.runtime.timetokens.next()
@@ -101,12 +103,13 @@ class Bus:
         if verb != "fire":  # fire reaches functions only, never subscribers
             for listener in self.listeners:
                 listener(report)
-        if verb == "publish" and str(given.get("store", "1")).lower() not in ("0", "false"):
+        stored = verb in ("publish", FILE)  # not signals, not fires
+        if stored and str(given.get("store", "1")).lower() not in ("0", "false"):
             await self._store(report, given)
         spec.message = current
         for kind in kinds_triggered_by(verb, "after"):
             for function in self.functions.bound_to(kind, channel):
-                event = build_event(kind, spec, hop=hop, verb=verb)
+                event = build_event(kind, spec, hop=hop, verb=event_verb)
                 report.executions.append(await self.functions.executor(function).run(event))
         return report
 
@@ -125,6 +128,7 @@ class Bus:
             publisher=report.publisher,
             custom_type=report.custom_type,
             expires_at=expires_at,
+            message_type=FILE_MESSAGE if report.verb == FILE else None,
         )
 
     async def presence(self, channel: str, spec: EventSpec) -> list[Result]:

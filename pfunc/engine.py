@@ -20,6 +20,7 @@ from pfunc.channel_groups import ChannelGroups
 from pfunc.clock import Clock
 from pfunc.errors import PfuncUsageError
 from pfunc.events import Keyset
+from pfunc.files import Files
 from pfunc.functions import FunctionRegistry
 from pfunc.history import MessageHistory
 from pfunc.limits import Profile
@@ -43,6 +44,7 @@ class Engine:
     push: PushRegistrations | None = None
     objects: AppContext | None = None  # App Context: users, channels, memberships
     access: AccessManager | None = None  # Access Manager: tokens, grants, enforcement
+    files: Files | None = None  # shared files, and their file messages
     listeners: list[Callable[[Announcement], None]] = field(default_factory=list)
 
     def announce(self, announcement: Announcement) -> None:
@@ -122,6 +124,10 @@ async def open_engine(
         push,
         objects=objects,
         access=access,
+    )
+    # The bytes of shared files sit next to the store, in the project's state folder.
+    engine.files = Files(
+        store, runtime.keyset.subscribe_key, store.path.parent / "files", clock, publish
     )
     try:
         yield engine

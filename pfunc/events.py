@@ -22,6 +22,7 @@ from pfunc.errors import PfuncUsageError
 # --- the table of event kinds -----------------------------------------------------------
 
 MESSAGE, REQUEST, INTERVAL = "message", "request", "interval"
+FILE = "publish-file"  # the trigger (and bus verb) of a file message
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ KINDS: dict[str, EventKind] = {
         EventKind("before-signal", MESSAGE, "signal", "before", _MESSAGE_COMPLETION, "signal"),
         EventKind("after-signal", MESSAGE, "signal", "after", _MESSAGE_COMPLETION, "signal"),
         EventKind("after-presence", MESSAGE, "presence", "after", _MESSAGE_COMPLETION, "presence"),
+        # A file message (its text and the uploaded file's id and name) is a publish.
+        EventKind("before-publish-file", MESSAGE, FILE, "before", _MESSAGE_COMPLETION, "publish"),
+        EventKind("after-publish-file", MESSAGE, FILE, "after", _MESSAGE_COMPLETION, "publish"),
         EventKind("on-request", REQUEST, "request", None, "response.send()"),
         EventKind("on-interval", INTERVAL, "interval", None, "event.ok() or event.abort()"),
     )
@@ -64,7 +68,7 @@ KIND_NAMES = tuple(KINDS)
 TRIGGERS = tuple(dict.fromkeys(kind.trigger for kind in KINDS.values()))
 PRESENCE_ACTIONS = ("join", "leave", "timeout", "state-change", "interval")
 # A fire runs the publish functions; it only differs in never reaching subscribers.
-_BUS_TRIGGER = {"publish": "publish", "fire": "publish", "signal": "signal"}
+_BUS_TRIGGER = {"publish": "publish", "fire": "publish", "signal": "signal", FILE: FILE}
 
 
 def kind_of(name: str) -> EventKind:
@@ -129,6 +133,9 @@ class MessageEvent:
     hop: int = 1  # 1 when a client published; +1 for each handler publish in a chain
 
     def to_sandbox(self, keyset: Keyset) -> dict[str, Any]:
+        keys = f"{keyset.publish_key}/{keyset.subscribe_key}"
+        is_file = KINDS[self.kind].trigger == FILE
+        channel = self.channel
         return {
             "kind": self.kind,
             "message": self.message,
@@ -139,7 +146,7 @@ class MessageEvent:
             "pubkey": keyset.publish_key,
             "subkey": keyset.subscribe_key,
             "version": "2.0",
-            "uri": f"/publish/{keyset.publish_key}/{keyset.subscribe_key}/0/{self.channel}/0",
+            "uri": f"{'/v1/files/publish-file' if is_file else '/publish'}/{keys}/0/{channel}/0",
         }
 
 
@@ -199,6 +206,35 @@ def presence_message(
     if state is not None:
         message["state"] = state
     return message
+
+
+# A file event someone describes without naming a file (pfunc run --event, scenarios).
+DEFAULT_FILE = {"id": "00000000-0000-4000-8000-000000000000", "name": "file.txt"}
+
+
+def file_message(text: Any, file: dict[str, str]) -> dict[str, Any]:
+    """What PubNub publishes for a file, and what file handlers see as request.message:
+    the text sent with it (or null) and the file's id and name."""
+    return {"message": text, "file": {"id": file["id"], "name": file["name"]}}
+
+
+def keep_file(published: Any, changed: Any) -> Any:
+    """A before-publish-file function's message, with the file it was sent about: it may
+    change the text (and add fields), not point the message at another file. A value that
+    is not an object becomes the text."""
+    if not isinstance(published, dict) or not isinstance(published.get("file"), dict):
+        return changed  # not a file message PubNub's SDKs send (an encrypted one, say)
+    if not isinstance(changed, dict):
+        return {**published, "message": changed}
+    return {**changed, "file": published["file"]}
+
+
+def _as_file_message(given: Any) -> Any:
+    """A given message that is a file message stays as it is; anything else is the text
+    of a file message about the default file."""
+    if isinstance(given, dict) and isinstance(given.get("file"), dict):
+        return given
+    return file_message(given, DEFAULT_FILE)
 
 
 # --- the one builder -----------------------------------------------------------------------
@@ -314,10 +350,14 @@ def build_event(
     channel = spec.channel if spec.channel is not None else default_channel
     if not isinstance(channel, str) or not channel or not _is_unicode(channel):
         raise PfuncUsageError(f"{spell('channel')} must be a channel name, got {channel!r}")
-    if spec.message is not _MISSING:
+    if spec.message is not _MISSING and row.trigger == FILE:
+        message = _as_file_message(spec.message)
+    elif spec.message is not _MISSING:
         message = spec.message
     elif row.trigger == "presence":
         message = _presence(spec, now_ms, spell)
+    elif row.trigger == FILE:
+        message = file_message(None, DEFAULT_FILE)
     else:
         message = {}
     return MessageEvent(

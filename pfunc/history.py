@@ -18,6 +18,7 @@ from pfunc.store import KVStore
 
 MAX_TIMETOKEN = 10**18  # later than any 17-digit timetoken
 ACTION_EVENT = 3  # the subscribe envelope's "e" for message actions
+FILE_MESSAGE = 4  # the message type of a file message: the envelope's "e", history's type
 
 
 @dataclass
@@ -28,6 +29,7 @@ class StoredMessage:
     meta: Any
     publisher: str | None
     custom_type: str | None
+    message_type: int | None = None  # PubNub's: None for a message, FILE_MESSAGE for a file
 
 
 class MessageHistory:
@@ -45,10 +47,11 @@ class MessageHistory:
         publisher: str | None = None,
         custom_type: str | None = None,
         expires_at: int | None = None,
+        message_type: int | None = None,
     ) -> None:
         await self.store.execute(
             "INSERT OR REPLACE INTO messages(keyset,channel,timetoken,message,meta,publisher,"
-            "custom_type,expires_at) VALUES(?,?,?,?,?,?,?,?)",
+            "custom_type,expires_at,message_type) VALUES(?,?,?,?,?,?,?,?,?)",
             (
                 self.keyset,
                 channel,
@@ -58,6 +61,7 @@ class MessageHistory:
                 publisher,
                 custom_type,
                 expires_at,
+                message_type,
             ),
         )
 
@@ -74,7 +78,8 @@ class MessageHistory:
         """At most `count` messages with end <= timetoken < start, oldest first: the
         newest of the window, or with `reverse` the oldest."""
         rows = await self.store.execute(
-            "SELECT channel,timetoken,message,meta,publisher,custom_type FROM messages "
+            "SELECT channel,timetoken,message,meta,publisher,custom_type,message_type "
+            "FROM messages "
             "WHERE keyset=? AND channel=? AND timetoken<? AND timetoken>=? "
             "AND (expires_at IS NULL OR expires_at>?) "
             f"ORDER BY timetoken {'ASC' if reverse else 'DESC'} LIMIT ?",
@@ -205,7 +210,7 @@ def grouped_actions(actions: list[MessageAction]) -> dict[str, dict[str, list[di
 
 
 def _stored(row: tuple[Any, ...]) -> StoredMessage:
-    channel, timetoken, message, meta, publisher, custom_type = row
+    channel, timetoken, message, meta, publisher, custom_type, message_type = row
     return StoredMessage(
         channel,
         int(timetoken),
@@ -213,4 +218,5 @@ def _stored(row: tuple[Any, ...]) -> StoredMessage:
         None if meta is None else jsonio.loads(meta),
         publisher,
         custom_type,
+        message_type,
     )

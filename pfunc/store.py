@@ -110,7 +110,24 @@ CREATE TABLE IF NOT EXISTS auth_grants (   -- Access Manager v2 grants to auth k
     expires_at INTEGER,           -- Unix seconds; NULL: no expiry
     PRIMARY KEY (keyset, kind, name, auth)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS files (   -- shared files (pfunc/files.py); bytes in files/<id>
+    keyset TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    content_type TEXT NOT NULL,
+    created INTEGER NOT NULL,     -- ms since the epoch, on the execution clock
+    PRIMARY KEY (keyset, channel, id)
+) WITHOUT ROWID;
 """
+
+# Columns added after their table first shipped: (table, column, declaration). A store
+# from before gains them when opened; CREATE TABLE IF NOT EXISTS leaves old tables as
+# they were.
+_ADDED_COLUMNS = [
+    ("messages", "message_type", "INTEGER"),  # PubNub's message type: NULL plain, 4 a file
+]
 
 
 # Marks a file as a pfunc store (SQLite's application_id): 'pfkv'. A file that holds other
@@ -127,6 +144,7 @@ _OUR_TABLES = {
     "app_context_links",
     "revoked_tokens",
     "auth_grants",
+    "files",
 }
 
 
@@ -152,6 +170,13 @@ def _is_ours(conn: sqlite3.Connection, path: Path) -> None:
         f"{'' if application_id == 0 else f' and application id {application_id}'}); it was "
         "left unchanged. Pass another file with --kv."
     )
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    for table, column, declaration in _ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
 class KVStore:
@@ -180,6 +205,7 @@ class KVStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
+            _add_columns(conn)
             conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
             conn.execute("PRAGMA busy_timeout=0")
         except StoreOpenError:

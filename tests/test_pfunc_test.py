@@ -161,3 +161,36 @@ def test_randomness_is_seeded_so_runs_repeat(project):
     assert len(first) == 36 and first[14] == "4"  # a v4 UUID
     assert token(7) == first
     assert token(8) != first
+
+
+def test_scenarios_send_file_messages_to_both_file_kinds(tmp_path):
+    (tmp_path / "vet.js").write_text(
+        "export default (request) => {\n"
+        '  if (request.message.message === "secret") return request.abort("no secrets");\n'
+        '  request.message.message += " [vetted]";\n'
+        "  return request.ok();\n"
+        "};\n"
+    )
+    (tmp_path / "audit.js").write_text(
+        'const db = require("kvstore");\n'
+        "export default async (request) => {\n"
+        '  await db.set("file:" + request.message.file.id, request.message.message);\n'
+        "  return request.ok();\n"
+        "};\n"
+    )
+    (tmp_path / "files.test.toml").write_text(
+        '[[scenario]]\nname = "file messages"\nfile = "vet.js"\n\n'
+        "[[scenario.step]]\n"
+        'publish-file = { channel = "docs", message = "report" }\n'
+        'expect = { outcome = "ok", delivered = true, message = { message = "report [vetted]" } }\n'
+        "\n[[scenario.step]]\n"
+        'publish-file = { message = { message = "secret", file = { id = "f1", name = "a.txt" } } }\n'
+        'expect = { outcome = "abort", abort_reason = "no secrets" }\n'
+        "\n[[scenario.step]]\n"
+        'file = "audit.js"\nevent = "after-publish-file"\n'
+        'publish-file = { message = { message = "done", file = { id = "f2", name = "b.txt" } } }\n'
+        'expect = { outcome = "ok", kv = { "file:f2" = "done" } }\n'
+    )
+    run = run_cli("test", "files.test.toml", cwd=tmp_path)
+    assert run.code == 0, run.stdout + run.stderr
+    assert "1 passed, 0 failed" in run.stdout

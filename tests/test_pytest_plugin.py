@@ -131,3 +131,28 @@ def test_an_ini_option_names_the_project(pytester):
         test_elsewhere='def test_it(pfunc):\n    assert pfunc.publish("noop", {}).outcome == "ok"\n'
     )
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_file_message_handlers(pytester: pytest.Pytester):
+    (pytester.path / "vet.js").write_text(
+        "export default (request) => {\n"
+        '  if (request.message.message === "secret") return request.abort("no secrets");\n'
+        '  request.message.message += " [vetted]";\n'
+        "  return request.ok();\n"
+        "};\n"
+    )
+    pytester.makepyfile(
+        test_files="""
+        def test_before_publish_file(pfunc):
+            ok = pfunc.publish_file("vet.js", "report", file={"id": "f1", "name": "a.txt"})
+            assert ok.outcome == "ok" and ok.event == "before-publish-file"
+            assert ok.message == {"message": "report [vetted]", "file": {"id": "f1", "name": "a.txt"}}
+            assert pfunc.publish_file("vet.js", "secret").abort_reason == "no secrets"
+
+        async def test_after_publish_file(pfunc):
+            done = await pfunc.apublish_file("vet.js", "x", event="after-publish-file")
+            assert done.outcome == "ok" and done.event == "after-publish-file"
+    """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)

@@ -139,6 +139,22 @@ _publish_command(
 )
 
 
+@main.command(name="send-file")
+@click.argument("channel")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--message", help="The text sent with the file, as JSON; @file or - reads it.")
+@click.option("--meta", "meta_json", help="Message meta as a JSON object.")
+@session_options
+def send_file(channel: str, path: Path, **options: Any) -> None:
+    """Share the file at PATH on CHANNEL as an SDK's sendFile does: keep it (5 MB at most),
+    then publish its file message through before-publish-file functions, delivery, and
+    after-publish-file functions."""
+    from pfunc.cli.session import prepare_send_file
+
+    report = execute(lambda: prepare_send_file(channel, path, **options), "render_publish")
+    sys.exit(EXIT_FAILED if report.failed or report.dropped else EXIT_OK)
+
+
 @main.command()
 @click.option(
     "--host",

@@ -189,3 +189,64 @@ def prepare_publish(verb: str, channel: str, message: str, **flags: Any) -> Publ
         else {}
     )
     return PublishPlan(session, verb, channel, parse_json_flag("MESSAGE", message), meta)
+
+
+# --- pfunc send-file ------------------------------------------------------------------
+
+
+@dataclass
+class SendFilePlan:
+    session: Session
+    channel: str
+    name: str
+    data: bytes
+    message: Any
+    meta: dict[str, Any]
+
+    async def execute(self) -> PublishReport:
+        """What an SDK's sendFile does: keep the file, then publish its file message
+        through the project's before-publish-file and after-publish-file functions."""
+        import mimetypes
+
+        async with self.session.engine() as engine:
+            assert engine.files is not None
+            shared = await engine.files.add(
+                self.channel, self.name, self.data, mimetypes.guess_type(self.name)[0]
+            )
+            return await engine.files.publish_file(
+                self.channel, self.message, shared.id, shared.name, meta=self.meta or None
+            )
+
+
+def prepare_send_file(channel: str, path: Path, **flags: Any) -> SendFilePlan:
+    from pfunc.files import MAX_FILE_BYTES, name_problem_of_file
+
+    session = prepare_session(flags)
+    problem = name_problem(channel)
+    if problem:
+        raise PfuncUsageError(f"channel {channel!r}: {problem}")
+    if not path.is_file():
+        raise PfuncUsageError(
+            f"{path}: no such file" + (" (it is a folder)" if path.exists() else "")
+        )
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise PfuncUsageError(
+            f"{path} is {size:,} bytes; PubNub's limit on a file is {MAX_FILE_BYTES:,} bytes"
+        )
+    problem = name_problem_of_file(path.name)
+    if problem:
+        raise PfuncUsageError(f"{path}: {problem}")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise PfuncUsageError(f"cannot read {path}: {error.strerror or error}") from None
+    message = (
+        parse_json_flag("--message", flags["message"]) if flags.get("message") is not None else None
+    )
+    meta = (
+        parse_json_flag("--meta", flags["meta_json"], want_object=True)
+        if flags.get("meta_json") is not None
+        else {}
+    )
+    return SendFilePlan(session, channel, path.name, data, message, meta)

@@ -24,6 +24,7 @@ from pfunc.server.access_guard import AccessGuard
 from pfunc.server.actions_api import ActionsAPI
 from pfunc.server.admin import Admin
 from pfunc.server.blocks import Blocks, not_found
+from pfunc.server.files_api import FilesAPI
 from pfunc.server.groups_api import GroupsAPI
 from pfunc.server.history_api import HistoryAPI
 from pfunc.server.not_emulated import not_emulated, not_emulated_answer
@@ -60,6 +61,7 @@ class DevServer:
         self.objects = ObjectsAPI(self.state)
         self.access = AccessAPI(self.state)
         self.access_guard = AccessGuard(self.state)
+        self.files = FilesAPI(self.state)
         self.reloader = ProjectReloader(self.state, on_project=self._restart_intervals)
         self._tasks: list[asyncio.Task[Any]] = []
         self._interval_tasks: list[asyncio.Task[Any]] = []
@@ -79,6 +81,7 @@ class DevServer:
             self.push,
             self.objects,
             self.access,
+            self.files,
             self.blocks,
             self.admin,
         )

@@ -126,7 +126,7 @@ class HistoryAPI:
         if flag(request, "include_meta"):
             entry["meta"] = stored.meta if stored.meta is not None else ""
         if flag(request, "include_message_type"):
-            entry["message_type"] = None  # a plain message (files would be 4)
+            entry["message_type"] = stored.message_type  # None: a plain message
         if flag(request, "include_uuid") and stored.publisher:
             entry["uuid"] = stored.publisher
         if flag(request, "include_custom_message_type") and stored.custom_type:

@@ -16,7 +16,6 @@ NOT_EMULATED: list[tuple[str | None, re.Pattern[str], str]] = [
     (method, re.compile(pattern), what)
     for method, pattern, what in (
         (None, r"^/v2/auth/audit", "Access Manager audit (v2)"),
-        (None, r"^/v1/files/", "files"),
         (None, r"^/v1/message-persistence|^/v1/history", "message persistence"),
     )
 ]

@@ -11,7 +11,7 @@ from aiohttp import web
 from pfunc import jsonio
 from pfunc.channels import name_problem
 from pfunc.events import EventSpec, build_event, kinds_triggered_by
-from pfunc.result import TOO_LARGE
+from pfunc.result import TOO_LARGE, PublishReport
 from pfunc.server.filters import FilterError, compile_filter
 from pfunc.server.state import DevState
 from pfunc.server.subscribers import Delivery
@@ -34,6 +34,29 @@ def _int(text: str | None, most: int = 86_400) -> int | None:
     if not text or not text.isascii() or not text.isdigit():
         return None
     return min(int(text), most)
+
+
+def publish_answer(state: DevState, report: PublishReport) -> web.Response:
+    """PubNub's answer to a publish (a file message's too): [1, "Sent", timetoken], or
+    its error when the bus refused it or a before-* function aborted or failed it."""
+    if report.drop is not None:
+        too_large = report.drop.reason == TOO_LARGE
+        return publish_error(
+            413 if too_large else 400,
+            "Message Too Large" if too_large else report.drop.message,
+            state.timetoken(),
+        )
+    if not report.delivered:
+        stopped = report.executions[-1] if report.executions else None
+        why = (
+            (stopped.abort_reason or "aborted")
+            if stopped and stopped.outcome == "abort"
+            else "the function failed"
+        )
+        return publish_error(
+            400, f'Message aborted by function "{report.stopped_by}": {why}', state.timetoken()
+        )
+    return web.json_response([1, "Sent", report.timetoken])
 
 
 class PubNubAPI:
@@ -108,26 +131,7 @@ class PubNubAPI:
             meta=meta if isinstance(meta, dict) else None,
             params={k: v for k, v in request.query.items() if k in PUBLISH_PARAMS},
         )
-        if report.drop is not None:
-            too_large = report.drop.reason == TOO_LARGE
-            return publish_error(
-                413 if too_large else 400,
-                "Message Too Large" if too_large else report.drop.message,
-                self.state.timetoken(),
-            )
-        if not report.delivered:
-            stopped = report.executions[-1] if report.executions else None
-            why = (
-                (stopped.abort_reason or "aborted")
-                if stopped and stopped.outcome == "abort"
-                else "the function failed"
-            )
-            return publish_error(
-                400,
-                f'Message aborted by function "{report.stopped_by}": {why}',
-                self.state.timetoken(),
-            )
-        return web.json_response([1, "Sent", report.timetoken])
+        return publish_answer(self.state, report)
 
     # --- subscribe and presence ---------------------------------------------------------------
 

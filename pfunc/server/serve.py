@@ -104,6 +104,8 @@ async def running_server(
             ) from None
         bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
         url = f"http://{host if ':' not in host else f'[{host}]'}:{bound[1]}"
+        if engine.files is not None:
+            engine.files.origin = url  # where functions' file URLs point
         reloader = Reloader(session.project.root, asyncio.get_running_loop(), server.files_changed)
         reloader.start()
         warnings = list(unreadable)

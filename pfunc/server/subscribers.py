@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pfunc.channels import channel_matches
+from pfunc.events import FILE
+from pfunc.history import FILE_MESSAGE
 from pfunc.server.filters import Predicate
 
 # The "e" field of a subscribe envelope, by what was delivered. A plain message and a
 # presence event carry none: the JavaScript SDK reads e = 0 as a file event.
-MESSAGE_TYPES: dict[str, int | None] = {"publish": None, "signal": 1}
+MESSAGE_TYPES: dict[str, int | None] = {"publish": None, "signal": 1, FILE: FILE_MESSAGE}
 
 
 @dataclass

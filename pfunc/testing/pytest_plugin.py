@@ -134,6 +134,26 @@ class PfuncHarness:
             self._signal(target, message, channel=channel, event=event, params=params, meta=meta)
         )
 
+    def publish_file(
+        self,
+        target: str | Path,
+        message: Any = None,
+        *,
+        file: dict[str, str] | None = None,
+        channel: str | None = None,
+        event: str | None = None,
+        params: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Result:
+        """Run a file message handler (before-publish-file unless the function says
+        otherwise): `message` is the text sent with the file, `file` its {"id", "name"}
+        (default: a made-up file.txt)."""
+        return self._wait(
+            self._publish_file(
+                target, message, file, channel=channel, event=event, params=params, meta=meta
+            )
+        )
+
     def request(
         self,
         target: str | Path,
@@ -158,6 +178,18 @@ class PfuncHarness:
         self, target: str | Path, message: Any, **fields: Any
     ) -> Coroutine[Any, Any, Result]:
         return self._send(target, "signal", message=message, **fields)
+
+    def _publish_file(
+        self,
+        target: str | Path,
+        message: Any = None,
+        file: dict[str, str] | None = None,
+        **fields: Any,
+    ) -> Coroutine[Any, Any, Result]:
+        from pfunc.events import DEFAULT_FILE, FILE, file_message
+
+        payload = file_message(message, file or DEFAULT_FILE)
+        return self._send(target, FILE, message=payload, **fields)
 
     def _request(
         self,
@@ -202,6 +234,10 @@ class PfuncHarness:
     async def asignal(self, *args: Any, **kwargs: Any) -> Result:
         """signal(), for async tests."""
         return await self._await(self._signal(*args, **kwargs))
+
+    async def apublish_file(self, *args: Any, **kwargs: Any) -> Result:
+        """publish_file(), for async tests."""
+        return await self._await(self._publish_file(*args, **kwargs))
 
     async def arequest(self, *args: Any, **kwargs: Any) -> Result:
         """request(), for async tests."""

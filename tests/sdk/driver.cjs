@@ -3,8 +3,9 @@
 // on stdout: {"id", "ok": true, "result"} or {"id", "ok": false, "error"}.
 //
 // Commands: client (make a PubNub instance with a listener that records every event),
-// call (await any SDK method with one argument object, or `positional` arguments), subscribe, unsubscribeAll,
-// events (what the listener recorded), destroy.
+// call (await any SDK method with one argument object, or `positional` arguments),
+// sendFile and downloadFile (bytes as base64), subscribe, unsubscribeAll, events (what
+// the listener recorded), destroy.
 "use strict";
 
 const readline = require("readline");
@@ -45,6 +46,16 @@ const commands = {
     if (positional) return await owner[name](...positional);
     // No arguments means none at all: time() takes a callback as its first one.
     return Object.keys(args || {}).length ? await owner[name](args) : await owner[name]();
+  },
+  // Files carry bytes: sent and returned as base64, since the protocol is JSON lines.
+  async sendFile({ client, base64, name, mimeType, args }) {
+    const file = { data: Buffer.from(base64, "base64"), name, mimeType };
+    return await clients.get(client).pubnub.sendFile(Object.assign({ file }, args));
+  },
+  async downloadFile({ client, args }) {
+    const file = await clients.get(client).pubnub.downloadFile(args);
+    const bytes = await file.toBuffer();
+    return { name: file.name, mimeType: file.mimeType, base64: bytes.toString("base64") };
   },
   subscribe({ client, channels, withPresence, channelGroups }) {
     clients.get(client).pubnub.subscribe({ channels, channelGroups, withPresence: !!withPresence });
