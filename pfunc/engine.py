@@ -112,7 +112,9 @@ async def open_engine(
     access = AccessManager(
         store, runtime.keyset.subscribe_key, clock, secret_key(project, environ or {})
     )
-    data = PubNubData(history, presence, announce, groups, push, objects, access)
+    # The bytes of shared files sit next to the store, in the project's state folder.
+    files = Files(store, runtime.keyset.subscribe_key, store.path.parent / "files", clock, publish)
+    data = PubNubData(history, presence, announce, groups, push, objects, access, files)
     functions = FunctionRegistry(project, runtime, publish, data)
     engine = Engine(
         runtime,
@@ -124,10 +126,7 @@ async def open_engine(
         push,
         objects=objects,
         access=access,
-    )
-    # The bytes of shared files sit next to the store, in the project's state folder.
-    engine.files = Files(
-        store, runtime.keyset.subscribe_key, store.path.parent / "files", clock, publish
+        files=files,
     )
     try:
         yield engine

@@ -213,7 +213,11 @@ class _ExecutionLoop:
     async def run(self, event: Event) -> ExecutionError | None:
         row = KINDS[event.kind]
         data = event.to_sandbox(self.executor.runtime.keyset)
-        payload = json.dumps({**data, "family": row.family, "phase": row.phase})
+        data = {**data, "family": row.family, "phase": row.phase}
+        shared = self.context.pubnub_data.files if self.context.pubnub_data else None
+        if shared is not None:  # for pubnub.getFileUrl, local in the sandbox
+            data["filesBase"] = shared.base_url()
+        payload = json.dumps(data)
         try:
             settled, calls = await self._advance(
                 [], (payload, self.context.clock.fixed_ms_or_none())

@@ -192,10 +192,14 @@ class Files:
                 self.path_of(rows[0][0]).unlink()
         return bool(rows)
 
+    def base_url(self) -> str:
+        """Where this keyset's file URLs start (a function's getFileUrl builds on it)."""
+        return f"{self.origin}/v1/files/{quote(self.keyset, safe='')}"
+
     def file_url(self, channel: str, file_id: str, name: str) -> str:
         """The file's download URL, as the SDKs' getFileUrl builds it."""
         return (
-            f"{self.origin}/v1/files/{quote(self.keyset, safe='')}/channels/"
+            f"{self.base_url()}/channels/"
             f"{quote(channel, safe='')}/files/{quote(file_id, safe='')}/{quote(name, safe='')}"
         )
 

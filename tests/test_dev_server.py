@@ -791,13 +791,13 @@ def test_cors_preflight_and_origin_on_every_answer(dev):
 
 
 def test_an_endpoint_not_emulated_says_so_in_pubnubs_shape_and_in_the_log(dev):
-    status, headers, body = dev.request("GET", "/v1/files/sub-c-t/channels/ada/files")
+    status, headers, body = dev.request("GET", "/v2/auth/audit/sub-key/sub-c-t")
     assert status == 501 and headers["Content-Type"].startswith("application/json")
     answer = json.loads(body)
     assert answer["error"] is True and answer["status"] == 501
-    assert answer["message"].startswith("not emulated by pfunc dev: files")
+    assert answer["message"].startswith("not emulated by pfunc dev: Access Manager audit")
     logged = dev.wait_for(lambda e: e["type"] == "not-emulated")
-    assert logged["what"] == "files"
+    assert logged["what"] == "Access Manager audit (v2)"
     status, _, body = dev.request("GET", "/v1/unknown/thing")
     assert status == 404 and "not a PubNub endpoint" in json.loads(body)["message"]
 

@@ -39,6 +39,18 @@ event = "on-request"
 path = "context-py"
 
 [[functions]]
+name = "shared"
+file = "shared.js"
+event = "on-request"
+path = "shared"
+
+[[functions]]
+name = "shared_py"
+file = "shared_py.py"
+event = "on-request"
+path = "shared-py"
+
+[[functions]]
 name = "registry_py"
 file = "registry_py.py"
 event = "on-request"
@@ -118,12 +130,43 @@ async def handler(request, response):
 """
 
 
+SHARED_JS = """
+const pubnub = require("pubnub");
+export default async (request, response) => {
+  const listed = await pubnub.listFiles({ channel: "docs", limit: 10 });
+  const file = listed.data[0];
+  const url = pubnub.getFileUrl({ channel: "docs", id: file.id, name: file.name });
+  const sent = await pubnub.publishFile({
+    channel: "docs", message: { text: "see this" }, fileId: file.id, fileName: file.name,
+  });
+  if (request.query.delete) {
+    await pubnub.deleteFile({ channel: "docs", id: file.id, name: file.name });
+    return response.send(await pubnub.listFiles({ channel: "docs" }));
+  }
+  return response.send({ listed, url, sent });
+};
+"""
+SHARED_PY = """
+from pfunc import require
+
+pubnub = require("pubnub")
+
+
+async def handler(request, response):
+    return response.send(
+        {"url": pubnub.get_file_url({"channel": "c", "id": "i", "name": "n.txt"})}
+    )
+"""
+
+
 def make_project(folder: Path) -> Path:
     (folder / "pfunc.toml").write_text(PROJECT)
     (folder / "registry.js").write_text(textwrap.dedent(REGISTRY_JS))
     (folder / "registry_py.py").write_text(textwrap.dedent(REGISTRY_PY))
     (folder / "context.js").write_text(textwrap.dedent(CONTEXT_JS))
     (folder / "context_py.py").write_text(textwrap.dedent(CONTEXT_PY))
+    (folder / "shared.js").write_text(textwrap.dedent(SHARED_JS))
+    (folder / "shared_py.py").write_text(textwrap.dedent(SHARED_PY))
     return folder
 
 
@@ -209,3 +252,37 @@ def test_the_registry_lists_every_pubnub_call_the_module_answers():
     answered = {*PUBLISHING, "time", *STATE_METHODS, *CALLS}
     assert set(HOST_METHODS["pubnub"]) == answered
     assert not set(SYNC_METHODS["pubnub"]) & answered
+
+
+def test_file_metadata_calls_from_functions_reach_the_sdks_files(tmp_path):
+    import urllib.request
+
+    server = InProcessDev(make_project(tmp_path))
+    try:
+        pn = py_client(server.port, KEYS, "admin")
+        sent = pn.send_file().channel("docs").file_name("notes.txt").file_object(b"hello").sync()
+        file_id = sent.result.file_id
+        status, _, body = server.request("GET", "/v1/blocks/sub-key/sub-c-fn/shared")
+        assert status == 200, body
+        seen = json.loads(body)
+        assert [(f["id"], f["name"], f["size"]) for f in seen["listed"]["data"]] == [
+            (file_id, "notes.txt", 5)
+        ]
+        with urllib.request.urlopen(seen["url"], timeout=10) as download:
+            assert download.read() == b"hello"  # getFileUrl points at this server
+        assert int(seen["sent"]["timetoken"]) > 0
+        status, _, body = server.request("GET", "/v1/blocks/sub-key/sub-c-fn/shared?delete=1")
+        assert status == 200 and json.loads(body)["data"] == [], body
+        # The file message the function published is in history as a file message.
+        stored = pn.fetch_messages().channels(["docs"]).include_message_type(True).sync()
+        message = stored.result.channels["docs"][-1]
+        assert message.message["file"] == {"id": file_id, "name": "notes.txt"}
+        assert message.message["message"] == {"text": "see this"}
+        status, _, body = server.request("GET", "/v1/blocks/sub-key/sub-c-fn/shared-py")
+        assert status == 200, body
+        assert json.loads(body)["url"] == (
+            f"http://127.0.0.1:{server.port}/v1/files/sub-c-fn/channels/c/files/i/n.txt"
+        )
+        pn.stop()
+    finally:
+        server.stop()

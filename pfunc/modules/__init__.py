@@ -93,7 +93,13 @@ _PUBNUB_CONTEXT_METHODS = (
     "grantToken",
     "revokeToken",
 )
-_PUBNUB_CALLS = (*_PUBNUB_STATE_METHODS, *_PUBNUB_CHANNEL_METHODS, *_PUBNUB_CONTEXT_METHODS)
+_PUBNUB_FILE_METHODS = ("listFiles", "publishFile", "deleteFile")  # modules/pubnub_files.py
+_PUBNUB_CALLS = (
+    *_PUBNUB_STATE_METHODS,
+    *_PUBNUB_CHANNEL_METHODS,
+    *_PUBNUB_CONTEXT_METHODS,
+    *_PUBNUB_FILE_METHODS,
+)
 _PUBNUB_METHODS = (*_PUBLISHING, "time", *_PUBNUB_CALLS)
 
 MODULES: dict[str, ModuleSpec] = {
@@ -144,7 +150,7 @@ HOST_METHODS = {
 SYNC_MODULES = tuple(spec.name for spec in MODULES.values() if not spec.host)
 # Synchronous, local methods of host modules (sandbox/builtins.js), as in the JavaScript
 # SDK: no host call, no operation.
-SYNC_METHODS: dict[str, tuple[str, ...]] = {"pubnub": ("parseToken",)}
+SYNC_METHODS: dict[str, tuple[str, ...]] = {"pubnub": ("parseToken", "getFileUrl")}
 REQUIRE_NAMES = tuple(spec.name for spec in MODULES.values() if not spec.internal)
 
 

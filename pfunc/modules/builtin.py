@@ -19,6 +19,13 @@ class BuiltinModule:
     async def call(self, method: str, args: list[JSArg], context: CallContext) -> str | None:
         from pfunc.sandbox.sync_builtins import SyncBuiltinError
 
+        if method == "pubnub.getFileUrl":  # needs the server's files, not the sandbox
+            from pfunc.modules.pubnub_files import file_url
+
+            options = args[0].value if args and isinstance(args[0].value, dict) else {}
+            if context.pubnub_data is None:
+                raise HandlerCallError("Error", "files are not available here")
+            return json.dumps(file_url(context.pubnub_data, options))
         if context.sync_builtins is None:
             raise HandlerCallError("TypeError", "the synchronous built-ins are for Python handlers")
         name, _, function = method.rpartition(".")

@@ -1,6 +1,6 @@
 """The pubnub module: publish, fire and signal through the local bus; time; calls on
 the project's state (history, presence, actions, channel groups, push, App Context,
-Access Manager tokens), each in a module of its own.
+Access Manager tokens, files), each in a module of its own.
 
 A handler's publish runs the functions bound to its channel (the chain is part of the
 calling execution's report) and carries the hop count on, so that PubNub's 3-hop
@@ -16,13 +16,14 @@ from pfunc.events import kinds_triggered_by
 from pfunc.modules.calls import CallContext, HandlerCallError, JSArg, padded_args
 from pfunc.modules.pubnub_channels import CHANNEL_CALLS
 from pfunc.modules.pubnub_context import CONTEXT_CALLS
+from pfunc.modules.pubnub_files import FILE_CALLS
 from pfunc.modules.pubnub_state import STATE_METHODS, PubNubState
 from pfunc.result import TOO_LARGE
 
 # The methods that route a message through the bus: the bus's verbs.
 PUBLISHING = ("publish", "fire", "signal")
 # Calls on registrations, App Context and tokens, by the JavaScript SDK's method name.
-CALLS = {**CHANNEL_CALLS, **CONTEXT_CALLS}
+CALLS = {**CHANNEL_CALLS, **CONTEXT_CALLS, **FILE_CALLS}
 
 
 class PubNubModule:

@@ -275,7 +275,19 @@ var console;
   for (const name of Object.keys(__pfunc_builtins.pubnub)) {
     modules.pubnub[name] = __pfunc_builtins.pubnub[name];
   }
-  const PUBNUB_EMULATED = __pfunc_hostMethods.pubnub.concat(Object.keys(__pfunc_builtins.pubnub));
+  // getFileUrl builds the URL as the SDK does, from where this server keeps files.
+  modules.pubnub.getFileUrl = function getFileUrl(options) {
+    const given = options || {};
+    for (const name of ["channel", "id", "name"]) {
+      if (typeof given[name] !== "string" || !given[name]) {
+        throw new TypeError("pubnub.getFileUrl: " + name + " must be a non-empty string");
+      }
+    }
+    const base = (current && current.filesBase) || "http://127.0.0.1:8787/v1/files/sub-c-local";
+    return base + "/channels/" + encodeURIComponent(given.channel) + "/files/" +
+      encodeURIComponent(given.id) + "/" + encodeURIComponent(given.name);
+  };
+  const PUBNUB_EMULATED = __pfunc_hostMethods.pubnub.concat(Object.keys(__pfunc_builtins.pubnub), ["getFileUrl"]);
   // Any other pubnub method rejects saying it is not emulated.
   modules.pubnub = new Proxy(modules.pubnub, {
     get: function get(target, name) {
@@ -502,6 +514,7 @@ var console;
       completion: null,
       settled: false,
       error: null,
+      filesBase: event.filesBase,
     };
     current = execution;
     // The family (from pfunc's table of event kinds) decides what the handler receives.
