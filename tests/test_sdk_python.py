@@ -1,0 +1,81 @@
+"""The official Python SDK (10.x) against a real `pfunc dev`: channel groups (managed and
+subscribed to) and mobile push registrations. App Context, Access Manager and files with
+the Python SDK are in test_sdk_objects, test_sdk_access and test_sdk_files."""
+
+from __future__ import annotations
+
+import pytest
+from pubnub.enums import PNPushEnvironment, PNPushType
+
+from tests.sdk.pysdk import Recorder, py_client
+from tests.test_dev_server import InProcessDev
+
+KEYS = ("pub-c-py", "sub-c-py")
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("pysdk")
+    (folder / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-py"\npublish_key = "pub-c-py"\n'
+    )
+    server = InProcessDev(folder)
+    yield server
+    server.stop()
+
+
+def test_a_channel_group_is_managed_and_subscribed_to(dev):
+    admin, reader = py_client(dev.port, KEYS, "admin"), py_client(dev.port, KEYS, "reader")
+    try:
+        admin.add_channel_to_channel_group().channel_group("py-rooms").channels(
+            ["py.a", "py.b"]
+        ).sync()
+        listed = admin.list_channels_in_channel_group().channel_group("py-rooms").sync()
+        assert sorted(listed.result.channels) == ["py.a", "py.b"]
+        recorder = Recorder()
+        reader.add_listener(recorder)
+        reader.subscribe().channel_groups(["py-rooms"]).execute()
+        recorder.wait_for("status", lambda s: s.category.name == "PNConnectedCategory")
+        admin.publish().channel("py.b").message({"n": 1}).sync()
+        got = recorder.wait_for("message")
+        assert got.message == {"n": 1} and got.channel == "py.b"
+        assert got.subscription == "py-rooms"
+        admin.remove_channel_from_channel_group().channel_group("py-rooms").channels(
+            ["py.a"]
+        ).sync()
+        listed = admin.list_channels_in_channel_group().channel_group("py-rooms").sync()
+        assert listed.result.channels == ["py.b"]
+        admin.remove_channel_group().channel_group("py-rooms").sync()
+        listed = admin.list_channels_in_channel_group().channel_group("py-rooms").sync()
+        assert listed.result.channels == []
+    finally:
+        reader.stop()
+        admin.stop()
+
+
+def test_push_registrations_are_added_listed_and_removed(dev):
+    app = py_client(dev.port, KEYS, "app")
+    device = "0f1e2d3c4b5a6978"
+    try:
+        app.add_channels_to_push().push_type(PNPushType.APNS2).device_id(device).topic(
+            "com.example.py"
+        ).environment(PNPushEnvironment.PRODUCTION).channels(["news", "deals"]).sync()
+        listed = (
+            app.list_push_channels()
+            .push_type(PNPushType.APNS2)
+            .device_id(device)
+            .topic("com.example.py")
+            .environment(PNPushEnvironment.PRODUCTION)
+            .sync()
+        )
+        assert sorted(listed.result.channels) == ["deals", "news"]
+        app.add_channels_to_push().push_type(PNPushType.FCM).device_id("fcm-py").channels(
+            ["alerts"]
+        ).sync()
+        fcm = app.list_push_channels().push_type(PNPushType.FCM).device_id("fcm-py").sync()
+        assert fcm.result.channels == ["alerts"]
+        app.remove_device_from_push().push_type(PNPushType.FCM).device_id("fcm-py").sync()
+        fcm = app.list_push_channels().push_type(PNPushType.FCM).device_id("fcm-py").sync()
+        assert fcm.result.channels == []
+    finally:
+        app.stop()
