@@ -324,7 +324,7 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
   uuid.v3.DNS = uuid.v5.DNS = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
   uuid.v3.URL = uuid.v5.URL = "6ba7b811-9dad-11d1-80b4-00c04fd430c8";
 
-  // --- jwt (the behaviour of the jsonwebtoken package, HMAC algorithms) ---------------
+  // --- jwt (the behaviour of the jsonwebtoken package: HS*, RS* and ES* algorithms) ------
 
   function jwtError(name, message, extra) {
     const error = new Error(message);
@@ -334,6 +334,16 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
   }
 
   const JWT_ALGORITHMS = { HS256: "sha256", HS384: "sha384", HS512: "sha512" };
+  const PK_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"];
+
+  // jsonwebtoken's default: HS256 for a secret; for a PEM private key, RS256 or the ES
+  // algorithm of its curve.
+  function defaultAlgorithm(secret) {
+    if (typeof secret !== "string" || secret.indexOf("-----BEGIN") < 0) return "HS256";
+    const key = readKey(secret, "jwt.sign");
+    if (key === null || key.type === "rsa") return "RS256";
+    return Object.keys(CURVE_OF_ALG).find((alg) => CURVE_OF_ALG[alg] === key.curve.name);
+  }
   const SPAN_UNITS = { ms: 0.001, s: 1, sec: 1, m: 60, min: 60, h: 3600, hr: 3600, d: 86400, w: 604800, y: 31557600 };
 
   // Seconds from a jsonwebtoken span: a number of seconds, or text like "2h", "7d" ("120" is ms).
@@ -356,15 +366,360 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
 
   function segment(value) { return base64url(utf8Encode(JSON.stringify(value))); }
 
+  // --- public-key signatures for jwt (RS256/384/512, ES256/384/512) -------------------
+  // PEM keys (PKCS#8, PKCS#1, SEC1, SPKI) read with a small DER reader; RSA PKCS#1 v1.5
+  // and ECDSA over the NIST curves with BigInt arithmetic, deterministic k (RFC 6979).
+  // Synchronous, as jsonwebtoken's sign and verify are: the sandbox cannot call Python.
+
+  function derNode(bytes, at) {
+    if (at + 2 > bytes.length) throw new Error("not a DER key");
+    const tag = bytes[at];
+    let length = bytes[at + 1];
+    let start = at + 2;
+    if (length & 0x80) {
+      const count = length & 0x7f;
+      if (count > 4) throw new Error("not a DER key");
+      length = 0;
+      for (let i = 0; i < count; i++) length = length * 256 + bytes[start++];
+    }
+    if (start + length > bytes.length) throw new Error("not a DER key");
+    return { tag: tag, start: start, end: start + length };
+  }
+
+  function derChildren(bytes, node) {
+    const children = [];
+    for (let at = node.start; at < node.end;) {
+      const child = derNode(bytes, at);
+      children.push(child);
+      at = child.end;
+    }
+    return children;
+  }
+
+  function bigFrom(bytes, start, end) {
+    let value = 0n;
+    for (let i = start; i < end; i++) value = (value << 8n) | BigInt(bytes[i]);
+    return value;
+  }
+
+  function bytesOf(value, size) {
+    const out = new Array(size).fill(0);
+    for (let i = size - 1; i >= 0 && value > 0n; i--) {
+      out[i] = Number(value & 255n);
+      value >>= 8n;
+    }
+    return out;
+  }
+
+  function hexOf(bytes, node) { return hex(bytes.slice(node.start, node.end)); }
+
+  const OID_RSA = "2a864886f70d010101";
+  const OID_EC = "2a8648ce3d0201";
+
+  function curve(name, p, b, gx, gy, n) {
+    return { name: name, p: BigInt(p), a: BigInt(p) - 3n, b: BigInt(b), g: [BigInt(gx), BigInt(gy)], n: BigInt(n) };
+  }
+  const CURVES = {
+    "2a8648ce3d030107": curve("P-256",
+      "0xffffffff00000001000000000000000000000000ffffffffffffffffffffffff",
+      "0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b",
+      "0x6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296",
+      "0x4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5",
+      "0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551"),
+    "2b81040022": curve("P-384",
+      "0xfffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffff",
+      "0xb3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aef",
+      "0xaa87ca22be8b05378eb1c71ef320ad746e1d3b628ba79b9859f741e082542a385502f25dbf55296c3a545e3872760ab7",
+      "0x3617de4a96262c6f5d9e98bf9292dc29f8f41dbd289a147ce9da3113b5f0b8c00a60b1ce1d7e819d7a431d7c90ea0e5f",
+      "0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973"),
+    "2b81040023": curve("P-521",
+      "0x01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+      "0x0051953eb9618e1c9a1f929a21a0b68540eea2da725b99b315f3b8b489918ef109e156193951ec7e937b1652c0bd3bb1bf073573df883d2c34f1ef451fd46b503f00",
+      "0x00c6858e06b70404e9cd9e3ecb662395b4429c648139053fb521f828af606b4d3dbaa14b5e77efe75928fe1dc127a2ffa8de3348b3c1856a429bf97e7e31c2e5bd66",
+      "0x011839296a789a3bc0045c8a5fb42c7d1bd998f54449579b446817afbd17273e662c97ee72995ef42640c550b9013fad0761353c7086a272c24088be94769fd16650",
+      "0x01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409"),
+  };
+  const CURVE_OF_ALG = { ES256: "P-256", ES384: "P-384", ES512: "P-521" };
+
+  function ecPoint(bytes, node, ec) {
+    // An uncompressed point (04 || X || Y) in a BIT STRING (first byte: unused bits).
+    const start = node.tag === 0x03 ? node.start + 1 : node.start;
+    const size = (node.end - start - 1) / 2;
+    if (bytes[start] !== 4 || size !== Math.ceil(bitLength(ec.p) / 8)) {
+      throw new Error("only uncompressed EC points are supported");
+    }
+    return [bigFrom(bytes, start + 1, start + 1 + size), bigFrom(bytes, start + 1 + size, node.end)];
+  }
+
+  function ecPrivate(bytes, node, curveOid) {
+    // SEC1 ECPrivateKey: version, d, [0] curve, [1] public point.
+    const parts = derChildren(bytes, node);
+    let oid = curveOid;
+    let point = null;
+    for (const part of parts.slice(2)) {
+      const inner = derChildren(bytes, part)[0];
+      if (part.tag === 0xa0) oid = hexOf(bytes, inner);
+      if (part.tag === 0xa1) point = inner;
+    }
+    const ec = CURVES[oid];
+    if (!ec) throw new Error("unsupported EC curve");
+    return { type: "ec", curve: ec, d: bigFrom(bytes, parts[1].start, parts[1].end), point: point && ecPoint(bytes, point, ec) };
+  }
+
+  function rsaKey(bytes, node, isPrivate) {
+    const ints = derChildren(bytes, node).map((part) => bigFrom(bytes, part.start, part.end));
+    return isPrivate
+      ? { type: "rsa", n: ints[1], e: ints[2], d: ints[3], p: ints[4], q: ints[5], dp: ints[6], dq: ints[7], qi: ints[8] }
+      : { type: "rsa", n: ints[0], e: ints[1] };
+  }
+
+  function readKey(text, caller) {
+    const match = /-----BEGIN ([A-Z ]+)-----([\s\S]*?)-----END \1-----/.exec(String(text));
+    if (!match) return null;
+    const label = match[1];
+    try {
+      const bytes = base64Decode(match[2], caller);
+      const root = derNode(bytes, 0);
+      if (label === "RSA PRIVATE KEY") return rsaKey(bytes, root, true);
+      if (label === "RSA PUBLIC KEY") return rsaKey(bytes, root, false);
+      if (label === "EC PRIVATE KEY") return ecPrivate(bytes, root, null);
+      const parts = derChildren(bytes, root);
+      if (label === "PRIVATE KEY") {
+        const algorithm = derChildren(bytes, parts[1]);
+        const inner = derNode(bytes, parts[2].start);
+        if (hexOf(bytes, algorithm[0]) === OID_RSA) return rsaKey(bytes, inner, true);
+        if (hexOf(bytes, algorithm[0]) === OID_EC) return ecPrivate(bytes, inner, hexOf(bytes, algorithm[1]));
+      }
+      if (label === "PUBLIC KEY") {
+        const algorithm = derChildren(bytes, parts[0]);
+        if (hexOf(bytes, algorithm[0]) === OID_RSA) return rsaKey(bytes, derNode(bytes, parts[1].start + 1), false);
+        if (hexOf(bytes, algorithm[0]) === OID_EC) {
+          const ec = CURVES[hexOf(bytes, algorithm[1])];
+          if (!ec) throw new Error("unsupported EC curve");
+          return { type: "ec", curve: ec, point: ecPoint(bytes, parts[1], ec) };
+        }
+      }
+    } catch (error) {
+      throw jwtError("JsonWebTokenError", caller + ": the key is not a PEM key pfunc can read (" + error.message + ")");
+    }
+    throw jwtError("JsonWebTokenError", caller + ": unsupported key type " + JSON.stringify(label));
+  }
+
+  function bitLength(value) { return value.toString(2).length; }
+
+  function modPow(base, exponent, modulus) {
+    let result = 1n;
+    base %= modulus;
+    while (exponent > 0n) {
+      if (exponent & 1n) result = (result * base) % modulus;
+      exponent >>= 1n;
+      base = (base * base) % modulus;
+    }
+    return result;
+  }
+
+  function mod(value, modulus) { const r = value % modulus; return r < 0n ? r + modulus : r; }
+
+  function modInverse(value, modulus) {
+    let [a, b, x, y] = [mod(value, modulus), modulus, 1n, 0n];
+    while (b) { const q = a / b; [a, b] = [b, a - q * b]; [x, y] = [y, x - q * y]; }
+    return mod(x, modulus);
+  }
+
+  // --- RSA PKCS#1 v1.5 ---
+
+  const DIGEST_INFO = {
+    sha256: "3031300d060960864801650304020105000420",
+    sha384: "3041300d060960864801650304020205000430",
+    sha512: "3051300d060960864801650304020305000440",
+  };
+
+  function rsaEncoded(hashName, message, size) {
+    const digest = hexBytes(DIGEST_INFO[hashName]).concat(HASHES[hashName].fn(message));
+    if (size < digest.length + 11) throw jwtError("JsonWebTokenError", "the RSA key is too short");
+    return [0, 1].concat(new Array(size - digest.length - 3).fill(255), [0], digest);
+  }
+
+  function hexBytes(text) { const out = []; for (let i = 0; i < text.length; i += 2) out.push(parseInt(text.substr(i, 2), 16)); return out; }
+
+  function rsaSign(key, hashName, message) {
+    const size = Math.ceil(bitLength(key.n) / 8);
+    const m = bigFrom(rsaEncoded(hashName, message, size), 0, size);
+    let s;
+    if (key.p && key.q && key.dp && key.dq && key.qi) { // the Chinese remainder theorem: 4x faster
+      const m1 = modPow(m, key.dp, key.p);
+      const m2 = modPow(m, key.dq, key.q);
+      s = m2 + key.q * mod(key.qi * (m1 - m2), key.p);
+    } else {
+      s = modPow(m, key.d, key.n);
+    }
+    return bytesOf(s, size);
+  }
+
+  function rsaVerify(key, hashName, message, signature) {
+    const size = Math.ceil(bitLength(key.n) / 8);
+    if (signature.length !== size) return false;
+    const m = modPow(bigFrom(signature, 0, size), key.e, key.n);
+    return hex(bytesOf(m, size)) === hex(rsaEncoded(hashName, message, size));
+  }
+
+  // --- ECDSA ---
+
+  function ecAdd(ec, P, Q) { // affine points; null is the point at infinity
+    if (P === null) return Q;
+    if (Q === null) return P;
+    const p = ec.p;
+    let lambda;
+    if (P[0] === Q[0]) {
+      if (mod(P[1] + Q[1], p) === 0n) return null;
+      lambda = mod((3n * P[0] * P[0] + ec.a) * modInverse(2n * P[1], p), p);
+    } else {
+      lambda = mod((Q[1] - P[1]) * modInverse(Q[0] - P[0], p), p);
+    }
+    const x = mod(lambda * lambda - P[0] - Q[0], p);
+    return [x, mod(lambda * (P[0] - x) - P[1], p)];
+  }
+
+  // Scalar multiplication in Jacobian coordinates (X/Z^2, Y/Z^3; null is infinity), so
+  // that only the result needs a modular inverse: ~10x faster than affine steps.
+  function jacobianDouble(ec, P) {
+    if (P === null) return null;
+    const p = ec.p;
+    const [X, Y, Z] = P;
+    if (Y === 0n) return null;
+    const delta = (Z * Z) % p;
+    const gamma = (Y * Y) % p;
+    const beta = (X * gamma) % p;
+    const alpha = (3n * mod(X - delta, p) * (X + delta)) % p; // a = -3 on these curves
+    const X3 = mod(alpha * alpha - 8n * beta, p);
+    const Z3 = mod((Y + Z) * (Y + Z) - gamma - delta, p);
+    const Y3 = mod(alpha * (4n * beta - X3) - 8n * gamma * gamma, p);
+    return [X3, Y3, Z3];
+  }
+
+  function jacobianAdd(ec, P, Q) {
+    if (P === null) return Q;
+    if (Q === null) return P;
+    const p = ec.p;
+    const [X1, Y1, Z1] = P;
+    const [X2, Y2, Z2] = Q;
+    const Z1Z1 = (Z1 * Z1) % p;
+    const Z2Z2 = (Z2 * Z2) % p;
+    const U1 = (X1 * Z2Z2) % p;
+    const U2 = (X2 * Z1Z1) % p;
+    const S1 = (Y1 * Z2 * Z2Z2) % p;
+    const S2 = (Y2 * Z1 * Z1Z1) % p;
+    const H = mod(U2 - U1, p);
+    const r = mod(2n * (S2 - S1), p);
+    if (H === 0n) return r === 0n ? jacobianDouble(ec, P) : null;
+    const I = (4n * H * H) % p;
+    const J = (H * I) % p;
+    const V = (U1 * I) % p;
+    const X3 = mod(r * r - J - 2n * V, p);
+    const Y3 = mod(r * (V - X3) - 2n * S1 * J, p);
+    const Z3 = mod(((Z1 + Z2) * (Z1 + Z2) - Z1Z1 - Z2Z2) * H, p);
+    return [X3, Y3, Z3];
+  }
+
+  function ecMultiply(ec, k, P) {
+    let result = null;
+    for (let addend = [P[0], P[1], 1n]; k > 0n; k >>= 1n) {
+      if (k & 1n) result = jacobianAdd(ec, result, addend);
+      addend = jacobianDouble(ec, addend);
+    }
+    if (result === null) return null;
+    const zInverse = modInverse(result[2], ec.p);
+    const z2 = (zInverse * zInverse) % ec.p;
+    return [(result[0] * z2) % ec.p, (result[1] * z2 * zInverse) % ec.p];
+  }
+
+  function hashInt(ec, digest) {
+    const value = bigFrom(digest, 0, digest.length);
+    const excess = digest.length * 8 - bitLength(ec.n);
+    return excess > 0 ? value >> BigInt(excess) : value;
+  }
+
+  function deterministicK(ec, hashName, d, digest) { // RFC 6979, section 3.2
+    const size = Math.ceil(bitLength(ec.n) / 8);
+    const x = bytesOf(d, size);
+    const h = bytesOf(mod(hashInt(ec, digest), ec.n), size);
+    const length = HASHES[hashName].fn([]).length;
+    let V = new Array(length).fill(1);
+    let K = new Array(length).fill(0);
+    K = hmac(hashName, K, V.concat([0], x, h));
+    V = hmac(hashName, K, V);
+    K = hmac(hashName, K, V.concat([1], x, h));
+    V = hmac(hashName, K, V);
+    for (;;) {
+      let T = [];
+      while (T.length < size) { V = hmac(hashName, K, V); T = T.concat(V); }
+      const k = hashInt(ec, T.slice(0, size));
+      if (k > 0n && k < ec.n) return k;
+      K = hmac(hashName, K, V.concat([0]));
+      V = hmac(hashName, K, V);
+    }
+  }
+
+  function ecSign(key, hashName, message) {
+    const ec = key.curve;
+    const digest = HASHES[hashName].fn(message);
+    const e = hashInt(ec, digest);
+    const k = deterministicK(ec, hashName, key.d, digest);
+    const r = mod(ecMultiply(ec, k, ec.g)[0], ec.n);
+    const s = mod(modInverse(k, ec.n) * (e + r * key.d), ec.n);
+    const size = Math.ceil(bitLength(ec.n) / 8);
+    return bytesOf(r, size).concat(bytesOf(s, size));
+  }
+
+  function ecVerify(key, hashName, message, signature) {
+    const ec = key.curve;
+    const point = key.point || ecMultiply(ec, key.d, ec.g);
+    const size = Math.ceil(bitLength(ec.n) / 8);
+    if (signature.length !== 2 * size) return false;
+    const r = bigFrom(signature, 0, size);
+    const s = bigFrom(signature, size, 2 * size);
+    if (r <= 0n || r >= ec.n || s <= 0n || s >= ec.n) return false;
+    const w = modInverse(s, ec.n);
+    const e = hashInt(ec, HASHES[hashName].fn(message));
+    const X = ecAdd(ec, ecMultiply(ec, mod(e * w, ec.n), ec.g), ecMultiply(ec, mod(r * w, ec.n), point));
+    return X !== null && mod(X[0], ec.n) === r;
+  }
+
+  // The key for an RS*/ES* algorithm, checked against it.
+  function asymmetricKey(algorithm, text, caller, wantPrivate) {
+    const key = readKey(text, caller);
+    if (key === null) {
+      throw jwtError("JsonWebTokenError", caller + ": " + algorithm + " needs a PEM " +
+        (wantPrivate ? "private" : "public or private") + " key");
+    }
+    if (algorithm[0] === "R" && key.type !== "rsa") throw jwtError("JsonWebTokenError", caller + ": " + algorithm + " needs an RSA key");
+    if (algorithm[0] === "E" && (key.type !== "ec" || key.curve.name !== CURVE_OF_ALG[algorithm])) {
+      throw jwtError("JsonWebTokenError", caller + ": " + algorithm + " needs an EC key on " + CURVE_OF_ALG[algorithm]);
+    }
+    if (wantPrivate && key.d === undefined) throw jwtError("JsonWebTokenError", caller + ": signing needs a private key");
+    return key;
+  }
+
+  function pkSign(algorithm, text, message) {
+    const key = asymmetricKey(algorithm, text, "jwt.sign", true);
+    const hashName = "sha" + algorithm.slice(2);
+    return key.type === "rsa" ? rsaSign(key, hashName, message) : ecSign(key, hashName, message);
+  }
+
+  function pkVerify(algorithm, text, message, signature) {
+    const key = asymmetricKey(algorithm, text, "jwt.verify", false);
+    const hashName = "sha" + algorithm.slice(2);
+    return key.type === "rsa" ? rsaVerify(key, hashName, message, signature) : ecVerify(key, hashName, message, signature);
+  }
+
   const jwt = {
     sign: function sign(payload, secret, options) {
       options = options || {};
-      const algorithm = options.algorithm || "HS256";
-      if (!JWT_ALGORITHMS[algorithm]) {
-        throw new Error('jwt.sign: "algorithm" must be one of HS256, HS384, HS512 in pfunc; got ' +
-          JSON.stringify(algorithm));
+      const algorithm = options.algorithm || defaultAlgorithm(secret);
+      if (!JWT_ALGORITHMS[algorithm] && PK_ALGORITHMS.indexOf(algorithm) < 0) {
+        throw new Error('jwt.sign: "algorithm" must be one of ' + Object.keys(JWT_ALGORITHMS).concat(PK_ALGORITHMS).join(", ") +
+          " in pfunc; got " + JSON.stringify(algorithm));
       }
-      const key = secretBytes(secret, "jwt.sign");
       const header = Object.assign({ alg: algorithm, typ: "JWT" }, options.header || {});
       if (options.keyid) header.kid = options.keyid;
       let body = payload;
@@ -383,7 +738,10 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
         throw new Error("jwt.sign: invalid expiresIn/notBefore option for a string payload");
       }
       const signingInput = segment(header) + "." + (typeof body === "string" ? base64url(utf8Encode(body)) : segment(body));
-      return signingInput + "." + base64url(hmac(JWT_ALGORITHMS[algorithm], key, utf8Encode(signingInput)));
+      const signature = JWT_ALGORITHMS[algorithm]
+        ? hmac(JWT_ALGORITHMS[algorithm], secretBytes(secret, "jwt.sign"), utf8Encode(signingInput))
+        : pkSign(algorithm, secret, utf8Encode(signingInput));
+      return signingInput + "." + base64url(signature);
     },
 
     decode: function decode(token, options) {
@@ -408,13 +766,19 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
       if (decoded === null) throw jwtError("JsonWebTokenError", "invalid token");
       const algorithm = decoded.header.alg;
       if (parts[2] === "") throw jwtError("JsonWebTokenError", "jwt signature is required");
-      const allowed = options.algorithms || Object.keys(JWT_ALGORITHMS);
-      if (!JWT_ALGORITHMS[algorithm] || allowed.indexOf(algorithm) < 0) {
+      // As jsonwebtoken: a PEM key allows the public-key algorithms, a secret the HMAC ones.
+      const pem = typeof secret === "string" && secret.indexOf("-----BEGIN") >= 0;
+      const allowed = options.algorithms || (pem ? PK_ALGORITHMS : Object.keys(JWT_ALGORITHMS));
+      if ((!JWT_ALGORITHMS[algorithm] && PK_ALGORITHMS.indexOf(algorithm) < 0) || allowed.indexOf(algorithm) < 0) {
         throw jwtError("JsonWebTokenError", "invalid algorithm");
       }
-      const key = secretBytes(secret, "jwt.verify");
-      const expected = base64url(hmac(JWT_ALGORITHMS[algorithm], key, utf8Encode(parts[0] + "." + parts[1])));
-      if (expected !== parts[2]) throw jwtError("JsonWebTokenError", "invalid signature");
+      const signed = utf8Encode(parts[0] + "." + parts[1]);
+      if (JWT_ALGORITHMS[algorithm]) {
+        const expected = base64url(hmac(JWT_ALGORITHMS[algorithm], secretBytes(secret, "jwt.verify"), signed));
+        if (expected !== parts[2]) throw jwtError("JsonWebTokenError", "invalid signature");
+      } else if (!pkVerify(algorithm, secret, signed, base64Decode(parts[2], "jwt.verify"))) {
+        throw jwtError("JsonWebTokenError", "invalid signature");
+      }
       const payload = decoded.payload;
       const now = Math.floor(Date.now() / 1000);
       const tolerance = options.clockTolerance || 0;
