@@ -903,7 +903,11 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
     },
   };
 
-  // --- jsonpath (jsonpath-plus semantics for the common syntax) -------------------------
+  // --- jsonpath (jsonpath-plus semantics, with its extensions) --------------------------
+  // Nodes carry where they are (path, parent, parentProperty), so filters can use @path,
+  // @parent, @property, @parentProperty and @root; `^` steps to the parent, `~` gives
+  // property names, `@number()` and the other type selectors filter by type, and
+  // `resultType` returns values, paths, pointers, parents, parent properties or all.
 
   function parsePath(path) {
     if (typeof path !== "string" || path[0] !== "$") {
@@ -912,6 +916,10 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
     const steps = [];
     let i = 1;
     while (i < path.length) {
+      if (path[i] === "^") { steps.push({ op: "parent" }); i += 1; continue; }
+      if (path[i] === "~") { steps.push({ op: "name" }); i += 1; continue; }
+      const type = /^@([a-zA-Z]+)\(\)/.exec(path.slice(i));
+      if (type) { steps.push({ op: "type", type: type[1] }); i += type[0].length; continue; }
       let recursive = false;
       if (path.startsWith("..", i)) { recursive = true; i += 2; }
       else if (path[i] === ".") { i += 1; }
@@ -929,9 +937,10 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
         i = j + 1;
       } else {
         let j = i;
-        while (j < path.length && path[j] !== "." && path[j] !== "[") j++;
+        while (j < path.length && ".[^~@".indexOf(path[j]) < 0) j++;
         if (j === i && !recursive) throw new Error("JSONPath: empty segment in " + JSON.stringify(path));
-        if (j > i) steps.push({ recursive: recursive, selector: path.slice(i, j), dotted: true });
+        // "$.." alone: every node, the root included.
+        steps.push(j > i ? { recursive: recursive, selector: path.slice(i, j), dotted: true } : { recursive: true, self: true });
         i = j;
       }
     }
@@ -953,35 +962,81 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
     return parts;
   }
 
-  function evaluateScript(code, current, root) {
-    const body = code.replace(/@/g, "__at").replace(/\$/g, "__root");
+  const SCRIPT_NAMES = { "@parentProperty": "__parentProperty", "@parent": "__parent", "@property": "__property",
+    "@path": "__path", "@root": "__root", "@": "__at", "$": "__root" };
+
+  // The script with @-names (and $) renamed, outside string and regex literals.
+  function scriptBody(code) {
+    let out = "";
+    for (let i = 0; i < code.length;) {
+      const ch = code[i];
+      if (ch === "'" || ch === '"' || (ch === "/" && /[(,=:!&|?]\s*$|^\s*$/.test(out))) {
+        let j = i + 1;
+        while (j < code.length && code[j] !== ch) j += code[j] === "\\" ? 2 : 1;
+        out += code.slice(i, j + 1);
+        i = j + 1;
+        continue;
+      }
+      const name = /^(@parentProperty|@parent|@property|@path|@root|@|\$)(?![\w$])/.exec(code.slice(i)) ||
+        (ch === "@" ? ["@"] : null);
+      if (name) { out += SCRIPT_NAMES[name[0]]; i += name[0].length; continue; }
+      out += ch;
+      i += 1;
+    }
+    return out;
+  }
+
+  // As jsonpath-plus: in a filter, @ and @property are the item and its key, while
+  // @parent and @parentProperty are the filtered container's parent and the container's key.
+  function evaluateScript(code, node, root) {
+    const container = node.parent;
     try {
-      return new Function("__at", "__root", "return (" + body + ");")(current, root);
+      return new Function("__at", "__root", "__path", "__parent", "__property", "__parentProperty",
+        "return (" + scriptBody(code) + ");")(
+        node.value, root, pathString(node.path), container && container.parent ? container.parent.value : undefined,
+        node.path[node.path.length - 1], container ? container.path[container.path.length - 1] : undefined);
     } catch (error) {
       return undefined; // a filter that cannot be evaluated on this item does not match
     }
   }
 
-  function children(value) {
-    if (Array.isArray(value)) return value;
-    if (value !== null && typeof value === "object") return Object.keys(value).map((k) => value[k]);
+  function pathString(path) {
+    return "$" + path.slice(1).map((key) => (/^[0-9*]+$/.test(String(key)) ? "[" + key + "]" : "['" + key + "']")).join("");
+  }
+
+  function pointer(path) {
+    return path.slice(1).map((key) => "/" + String(key).replace(/~/g, "~0").replace(/\//g, "~1")).join("");
+  }
+
+  function child(node, key) {
+    return { value: node.value[key], path: node.path.concat([key]), parent: node };
+  }
+
+  function childrenOf(node) {
+    const value = node.value;
+    if (Array.isArray(value)) return value.map((item, index) => child(node, index));
+    if (value !== null && typeof value === "object") return Object.keys(value).map((key) => child(node, key));
     return [];
   }
 
-  function select(value, step, root) {
+  function select(node, step, root) {
     const selector = step.selector;
-    if (selector === "*") return children(value);
-    if (step.dotted) {
-      return value !== null && typeof value === "object" && Object.prototype.hasOwnProperty.call(value, selector)
-        ? [value[selector]] : [];
-    }
+    const value = node.value;
+    const isObject = value !== null && typeof value === "object";
+    if (step.self) return isObject ? [node] : []; // "$..": the containers, root included
+    if (selector === "*") return childrenOf(node);
+    if (step.dotted) return isObject && Object.prototype.hasOwnProperty.call(value, selector) ? [child(node, selector)] : [];
     if (selector.startsWith("?(") && selector.endsWith(")")) {
       const code = selector.slice(2, -1);
-      return children(value).filter((item) => evaluateScript(code, item, root));
+      return childrenOf(node).filter((item) => evaluateScript(code, item, root));
     }
     if (selector.startsWith("(") && selector.endsWith(")")) {
-      const key = evaluateScript(selector.slice(1, -1), value, root);
-      return select(value, { selector: typeof key === "number" ? String(key) : JSON.stringify(String(key)) }, root);
+      const key = evaluateScript(selector.slice(1, -1), { value: value, path: node.path, parent: null }, root);
+      if (typeof key === "number" && Array.isArray(value)) {
+        const at = key < 0 ? value.length + key : key;
+        return at >= 0 && at < value.length ? [child(node, at)] : [];
+      }
+      return select(node, { selector: JSON.stringify(String(key)) }, root);
     }
     const out = [];
     for (const part of splitUnion(selector)) {
@@ -992,35 +1047,54 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
         let end = slice[2] === "" ? len : parseInt(slice[2], 10);
         start = start < 0 ? Math.max(0, len + start) : Math.min(start, len);
         end = end < 0 ? Math.max(0, len + end) : Math.min(end, len);
-        for (let k = start; k < end; k += stepBy) out.push(value[k]);
+        for (let k = start; k < end; k += stepBy) out.push(child(node, k));
       } else if (/^-?\d+$/.test(part)) {
         if (Array.isArray(value)) {
           const index = parseInt(part, 10);
           const at = index < 0 ? value.length + index : index;
-          if (at >= 0 && at < value.length) out.push(value[at]);
-        } else if (value !== null && typeof value === "object" && part in value) out.push(value[part]);
+          // The key as written (jsonpath-plus reports "2" for [2], 2 for a slice's items).
+          if (at >= 0 && at < value.length) out.push({ value: value[at], path: node.path.concat([index < 0 ? at : part]), parent: node });
+        } else if (isObject && part in value) out.push(child(node, part));
       } else {
         const name = /^(['"])(.*)\1$/.exec(part) ? part.slice(1, -1) : part;
-        if (value !== null && typeof value === "object" && Object.prototype.hasOwnProperty.call(value, name)) {
-          out.push(value[name]);
-        }
+        if (isObject && Object.prototype.hasOwnProperty.call(value, name)) out.push(child(node, name));
       }
     }
     return out;
   }
 
-  function descendants(value, out) {
-    out.push(value);
-    for (const child of children(value)) descendants(child, out);
+  function descendants(node, out) {
+    out.push(node);
+    for (const item of childrenOf(node)) descendants(item, out);
     return out;
   }
+
+  const TYPE_TESTS = {
+    number: (v) => typeof v === "number" && Number.isFinite(v),
+    integer: (v) => Number.isInteger(v),
+    string: (v) => typeof v === "string",
+    boolean: (v) => typeof v === "boolean",
+    null: (v) => v === null,
+    array: (v) => Array.isArray(v),
+    object: (v) => v !== null && typeof v === "object",
+    scalar: (v) => v === null || typeof v !== "object",
+  };
 
   function JSONPath(options) {
     if (options === null || typeof options !== "object") {
       throw new TypeError("JSONPath({path, json}): pass an object with path and json");
     }
-    let nodes = [options.json];
+    let nodes = [{ value: options.json, path: ["$"], parent: null }];
+    let names = false;
     for (const step of parsePath(options.path)) {
+      if (step.op === "parent") { nodes = nodes.filter((n) => n.parent).map((n) => n.parent); continue; }
+      if (step.op === "name") { names = true; continue; }
+      if (step.op === "type") {
+        const test = TYPE_TESTS[step.type];
+        if (!test) throw new Error("JSONPath: unknown type selector @" + step.type + "()");
+        nodes = nodes.filter((n) => test(n.value));
+        continue;
+      }
       const next = [];
       for (const node of nodes) {
         const bases = step.recursive ? descendants(node, []) : [node];
@@ -1028,8 +1102,21 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
       }
       nodes = next;
     }
-    if (options.wrap === false) return nodes.length === 0 ? undefined : nodes.length === 1 ? nodes[0] : nodes;
-    return nodes;
+    const resultType = options.resultType || "value";
+    const describe = {
+      value: (n) => (names ? n.path[n.path.length - 1] : n.value),
+      path: (n) => pathString(n.path),
+      pointer: (n) => pointer(n.path),
+      parent: (n) => (n.parent ? n.parent.value : null),
+      // The property the node is under in its parent (jsonpath-plus's name for it).
+      parentProperty: (n) => (n.parent && !names ? n.path[n.path.length - 1] : null),
+      all: (n) => ({ path: pathString(n.path), value: n.value, parent: n.parent ? n.parent.value : null,
+        parentProperty: n.parent ? n.path[n.path.length - 1] : null, pointer: pointer(n.path) }),
+    }[resultType];
+    if (!describe) throw new Error("JSONPath: unknown resultType " + JSON.stringify(resultType));
+    const results = nodes.map(describe);
+    if (options.wrap === false) return results.length === 0 ? undefined : results.length === 1 ? results[0] : results;
+    return results;
   }
 
   // --- pubnub.parseToken: PubNub's v3 Access Manager token, read as the SDK reads it ---

@@ -1,0 +1,52 @@
+"""The jsonpath module against jsonpath-plus (the library PubNub's module inherits): every
+example of the library's README table on its own store document, with each result type.
+tests/data/jsonpath_plus_readme.json holds the answers the real library (version named in
+the file) gave; pfunc's JavaScript must give the same."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pfunc.sandbox.sync_builtins import SyncBuiltins
+
+KNOWN = json.loads((Path(__file__).parent / "data" / "jsonpath_plus_readme.json").read_text())
+CASES = [
+    (case["path"], result_type, answer)
+    for case in KNOWN["cases"]
+    for result_type, answer in case["results"].items()
+]
+
+
+@pytest.fixture(scope="module")
+def builtins() -> SyncBuiltins:
+    return SyncBuiltins(None)
+
+
+@pytest.mark.parametrize(("path", "result_type", "answer"), CASES)
+def test_the_readme_examples_give_jsonpath_plus_answers(builtins, path, result_type, answer):
+    options = {"path": path, "json": KNOWN["json"], "resultType": result_type}
+    assert json.loads(builtins.call("jsonpath", "JSONPath", json.dumps([options]), 0, 10)) == answer
+
+
+def test_a_handler_uses_the_extensions(harness, write_handler):
+    handler = write_handler(
+        """
+        const { JSONPath } = require("jsonpath");
+        export default (request) => request.ok({
+          names: JSONPath({ path: "$.store.*~", json: request.message }),
+          cheap: JSONPath({ path: "$..book[?(@.price < 10)]", json: request.message,
+                            resultType: "pointer" }),
+          one: JSONPath({ path: "$.store.bicycle.color", json: request.message, wrap: false }),
+        });
+        """
+    )
+    result = harness.run(handler, message=KNOWN["json"])
+    assert result.outcome == "ok", result.error
+    assert result.message == {
+        "names": ["book", "bicycle"],
+        "cheap": ["/store/book/0", "/store/book/2"],
+        "one": "red",
+    }
