@@ -148,6 +148,27 @@ _OUR_TABLES = {
 }
 
 
+# Above every key: keys are text, and no character sorts after U+10FFFF.
+_TOP = "\U0010ffff" * 2
+
+
+def key_range(prefix: str, after: str | None = None) -> tuple[str, str]:
+    """[low, high) on keys for `prefix`: the keys that start with it sort in this range
+    (SQLite compares text by its UTF-8 bytes, which orders as code points do)."""
+    high = _TOP
+    stem = prefix
+    while stem:
+        last = ord(stem[-1])
+        if last < 0x10FFFF:
+            high = stem[:-1] + chr(last + 1 if last + 1 not in range(0xD800, 0xE000) else 0xE000)
+            break
+        stem = stem[:-1]
+    low = prefix
+    if after is not None and after >= low:
+        low = after + "\x00"  # the smallest key after `after`
+    return low, high
+
+
 class StoreOpenError(Exception):
     """The KV file cannot be created or opened; the message names the path."""
 
@@ -374,14 +395,25 @@ class KVStore:
         )
         return [row[0] for row in rows]
 
-    async def items(self, keyset: str, prefix: str, now_ms: int) -> list[tuple[str, str, int]]:
-        """Live items whose key starts with `prefix`: (key, JSON text, expires_at), sorted."""
+    async def items(
+        self,
+        keyset: str,
+        prefix: str,
+        now_ms: int,
+        *,
+        after: str | None = None,
+        limit: int = -1,
+    ) -> list[tuple[str, str, int]]:
+        """Live items whose key starts with `prefix` (and comes after `after`): (key, JSON
+        text, expires_at), sorted, at most `limit` (-1: all). A range on the primary key,
+        so a page costs the same whatever the store's size."""
+        low, high = key_range(prefix, after)
         return [
             (row[0], row[1], row[2])
             for row in await self._run(
-                "SELECT key, value, expires_at FROM items WHERE keyset=? AND expires_at>? "
-                "AND substr(key, 1, ?)=? ORDER BY key",
-                (keyset, now_ms, len(prefix), prefix),
+                "SELECT key, value, expires_at FROM items WHERE keyset=? AND key>=? AND key<? "
+                "AND expires_at>? ORDER BY key LIMIT ?",
+                (keyset, low, high, now_ms, limit),
             )
         ]
 
@@ -395,13 +427,17 @@ class KVStore:
 
     # --- counters --------------------------------------------------------------
 
-    async def counters(self, keyset: str, prefix: str) -> list[tuple[str, int]]:
+    async def counters(
+        self, keyset: str, prefix: str, *, after: str | None = None, limit: int = -1
+    ) -> list[tuple[str, int]]:
+        """Counters whose key starts with `prefix`, as items() pages them."""
+        low, high = key_range(prefix, after)
         return [
             (row[0], int(row[1]))
             for row in await self._run(
-                "SELECT key, value FROM counters WHERE keyset=? AND substr(key, 1, ?)=? "
-                "ORDER BY key",
-                (keyset, len(prefix), prefix),
+                "SELECT key, value FROM counters WHERE keyset=? AND key>=? AND key<? "
+                "ORDER BY key LIMIT ?",
+                (keyset, low, high, limit),
             )
         ]
 

@@ -81,21 +81,46 @@ def kv() -> None:
     """Read and change the project's KV store (safe while pfunc dev runs)."""
 
 
+PAGE = 1000  # keys per page of `kv list` and `kv counters`
+
+page_options = [
+    click.option("--prefix", default="", help="Only keys that start with this."),
+    click.option("--after", default=None, help="Start after this key (the next page)."),
+    click.option(
+        "--limit", type=click.IntRange(1), default=PAGE, show_default=True, help="Keys per page."
+    ),
+]
+
+
+def paged(command: Any) -> Any:
+    for option in reversed(page_options):
+        command = option(command)
+    return command
+
+
+def _page_end(shown: list[dict[str, Any]], limit: int, what: str) -> None:
+    """The count, and how to ask for the next page when there is one."""
+    more = len(shown) > limit
+    click.echo(f"{min(len(shown), limit)} {what}(s)", err=True)
+    if more:
+        click.echo(f"more: add --after {shown[limit - 1]['key']!r}", err=True)
+
+
 @kv.command(name="list")
-@click.option("--prefix", default="", help="Only keys that start with this.")
+@paged
 @kv_options
-def kv_list(prefix: str, **options: Any) -> None:
-    """List live items with their values and expiry."""
+def kv_list(prefix: str, after: str | None, limit: int, **options: Any) -> None:
+    """List live items with their values and expiry, a page at a time."""
     import json
 
     def show(items: list[dict[str, Any]]) -> None:
-        for item in items:
+        for item in items[:limit]:
             value = json.dumps(item["value"], ensure_ascii=False)
             value = value if len(value) <= 60 else value[:57] + "..."
             click.echo(f"{item['key']}  {value}  (expires {item['expires_at']})")
-        click.echo(f"{len(items)} item(s)", err=True)
+        _page_end(items, limit, "item")
 
-    _kv(options, lambda tool: tool.list_items(prefix), show)
+    _kv(options, lambda tool: tool.list_items(prefix, after, limit + 1), show)
 
 
 @kv.command(name="get")
@@ -134,17 +159,17 @@ def kv_rm(key: str, **options: Any) -> None:
 
 
 @kv.command(name="counters")
-@click.option("--prefix", default="", help="Only keys that start with this.")
+@paged
 @kv_options
-def kv_counters(prefix: str, **options: Any) -> None:
-    """List counters and their values."""
+def kv_counters(prefix: str, after: str | None, limit: int, **options: Any) -> None:
+    """List counters and their values, a page at a time."""
 
     def show(counters: list[dict[str, Any]]) -> None:
-        for counter in counters:
+        for counter in counters[:limit]:
             click.echo(f"{counter['key']}  {counter['value']}")
-        click.echo(f"{len(counters)} counter(s)", err=True)
+        _page_end(counters, limit, "counter")
 
-    _kv(options, lambda tool: tool.list_counters(prefix), show)
+    _kv(options, lambda tool: tool.list_counters(prefix, after, limit + 1), show)
 
 
 @kv.command(name="incr")

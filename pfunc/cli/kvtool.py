@@ -52,18 +52,21 @@ class KVTool:
             raise PfuncUsageError(error.message) from None
         return None if text is None else json.loads(text)
 
-    async def list_items(self, prefix: str) -> list[dict[str, Any]]:
+    async def list_items(
+        self, prefix: str, after: str | None = None, limit: int = -1
+    ) -> list[dict[str, Any]]:
         now = self.runtime.clock.now_ms()
+        found = await self.runtime.store.items(self.keyset, prefix, now, after=after, limit=limit)
         return [
             {"key": key, "value": json.loads(value), "expires_at": _iso(expires)}
-            for key, value, expires in await self.runtime.store.items(self.keyset, prefix, now)
+            for key, value, expires in found
         ]
 
-    async def list_counters(self, prefix: str) -> list[dict[str, Any]]:
-        return [
-            {"key": key, "value": value}
-            for key, value in await self.runtime.store.counters(self.keyset, prefix)
-        ]
+    async def list_counters(
+        self, prefix: str, after: str | None = None, limit: int = -1
+    ) -> list[dict[str, Any]]:
+        found = await self.runtime.store.counters(self.keyset, prefix, after=after, limit=limit)
+        return [{"key": key, "value": value} for key, value in found]
 
     async def get(self, key: str) -> Any:
         return await self._call("get", _text(key))
