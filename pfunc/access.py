@@ -2,8 +2,8 @@
 keeps v2 grants to auth keys, and answers whether a token or an auth key covers one
 resource. Revocations and v2 grants live in the project's SQLite store, so they survive
 a restart. `server/access_guard.py` asks it about each request; `server/access_api.py`
-serves grant and revoke; functions' `pubnub` module calls grant_token, parse_token and
-revoke_token.
+serves grant and revoke; functions' `pubnub` module calls grant_token and revoke_token
+(their parseToken reads tokens in the sandbox: sandbox/builtins.js).
 
 Without a secret key in pfunc.toml nothing is enforced, and tokens are signed with a
 per-project development secret, so that grant and parseToken still work.
@@ -125,10 +125,6 @@ class AccessManager:
             permissions["uuid"] = str(uuid)
         return self.issue({"ttl": params.get("ttl"), "permissions": permissions})
 
-    def parse_token(self, text: str) -> dict[str, Any]:
-        """What the SDKs' parseToken returns (TokenError for text that is no token)."""
-        return access_tokens.parse_token(text)
-
     async def revoke_token(self, text: str) -> None:
         """Revoke a token this keyset issued; AccessProblem when PubNub answers 400."""
         try:
@@ -227,7 +223,7 @@ def _bits(flags: Any) -> int:
 
 
 def _ttl(value: Any) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 9:
         value = int(value)
     if value is None:
         raise AccessProblem("Invalid ttl", "Missing required value.", "ttl")

@@ -74,8 +74,8 @@ def parse_filter(text: str, kind: str) -> Predicate:
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
-    found, position = [], 0
-    while text[position:].strip():
+    found, position, end = [], 0, len(text.rstrip())
+    while position < end:
         match = _TOKEN.match(text, position)
         if match is None:
             raise FilterError(f"cannot read the filter at {text[position : position + 20]!r}")
@@ -109,21 +109,25 @@ class _Parser:
             raise FilterError(f"unexpected {extra[1]!r} in the filter expression")
         return predicate
 
+    # A chain of || (or &&) is one list, not nested closures: a long flat filter must not
+    # reach Python's recursion limit when it is evaluated.
     def either(self) -> Predicate:
-        left = self.both()
+        terms = [self.both()]
         while self.peek() == ("op", "||"):
             self.take()
-            right = self.both()
-            left = (lambda a, b: lambda r: a(r) or b(r))(left, right)
-        return left
+            terms.append(self.both())
+        if len(terms) == 1:
+            return terms[0]
+        return lambda record: any(term(record) for term in terms)
 
     def both(self) -> Predicate:
-        left = self.unary()
+        terms = [self.unary()]
         while self.peek() == ("op", "&&"):
             self.take()
-            right = self.unary()
-            left = (lambda a, b: lambda r: a(r) and b(r))(left, right)
-        return left
+            terms.append(self.unary())
+        if len(terms) == 1:
+            return terms[0]
+        return lambda record: all(term(record) for term in terms)
 
     def unary(self) -> Predicate:
         token = self.take()

@@ -38,7 +38,7 @@ def device_problem(device: Device) -> str | None:
 
 
 # The publish payload key each gateway reads (PubNub's mobile push payload format).
-PAYLOAD_KEYS = {"apns": "pn_apns", "apns2": "pn_apns", "gcm": ("pn_fcm", "pn_gcm")}
+PAYLOAD_KEYS = {"apns": ("pn_apns",), "apns2": ("pn_apns",), "gcm": ("pn_fcm", "pn_gcm")}
 
 
 def push_payloads(message: Any) -> dict[str, Any]:
@@ -100,10 +100,7 @@ class PushRegistrations:
         )
         pushes = []
         for kind, token, topic, environment in rows:
-            keys = PAYLOAD_KEYS.get(kind, ())
-            key = next(
-                (k for k in ((keys,) if isinstance(keys, str) else keys) if k in payloads), None
-            )
+            key = next((k for k in PAYLOAD_KEYS.get(kind, ()) if k in payloads), None)
             if key is None:
                 continue
             push: dict[str, Any] = {"gateway": kind, "device": token, "payload": payloads[key]}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from pathlib import Path
 
 import cbor2
@@ -16,6 +17,7 @@ from pfunc import access_tokens
 from pfunc.access import AccessManager, AccessProblem, Refusal, dev_secret
 from pfunc.access_tokens import Token, TokenError
 from pfunc.clock import Clock
+from pfunc.sandbox.sync_builtins import SyncBuiltins
 from pfunc.store import KVStore
 
 # Issued by PubNub (recorded in the Python SDK's grant_token_with_uuid_and_channels test).
@@ -74,7 +76,8 @@ def test_parse_token_has_the_sdks_shape_and_the_python_sdk_reads_pfuncs_token() 
         "alice",
     )
     text = access_tokens.encode(token, SECRET)
-    parsed = access_tokens.parse_token(text)
+    # The parseToken functions call: the sandbox's own reader (sandbox/builtins.js).
+    parsed = json.loads(SyncBuiltins(None).call("pubnub", "parseToken", json.dumps([text]), 0, 5))
     assert parsed["ttl"] == 15 and parsed["authorized_uuid"] == "alice"
     assert parsed["resources"]["channels"]["a"] == {
         "read": True,
@@ -86,8 +89,13 @@ def test_parse_token_has_the_sdks_shape_and_the_python_sdk_reads_pfuncs_token() 
         "join": False,
     }
     assert parsed["resources"]["uuids"]["u1"]["get"] is True
-    assert parsed["patterns"] == {"channels": {"b.*": access_tokens.permission_flags(1)}}
+    assert parsed["patterns"] == {
+        "channels": {
+            "b.*": {**dict.fromkeys(parsed["resources"]["channels"]["a"], False), "read": True}
+        }
+    }
     assert parsed["meta"] == {"role": "tester"}
+    assert bytes(parsed["signature"]) == access_tokens.decode(text).signature
     by_sdk = TokenManager.parse_token(text)  # the official Python SDK's own parser
     assert by_sdk["authorized_uuid"] == "alice" and by_sdk["ttl"] == 15
     assert by_sdk["resources"]["channels"]["a"]["write"] is True
@@ -113,7 +121,7 @@ def test_grant_token_takes_the_js_sdks_arguments_and_validates_like_pubnub(tmp_p
     token = access_tokens.verified(text, SECRET)
     assert token.timestamp == NOW_MS // 1000 and token.ttl == 10
     assert token.resources["chan"] == {"a": 3} and token.patterns["chan"] == {"b.*": 1}
-    assert access.parse_token(text)["meta"] == {"k": "v"}
+    assert token.meta == {"k": "v"}
     for body, message, detail in (
         ({"permissions": {"resources": {"channels": {"a": 1}}}}, "Invalid ttl", "Missing"),
         (
@@ -180,3 +188,13 @@ def test_without_a_secret_key_tokens_use_the_projects_dev_secret(tmp_path: Path)
     text = access.grant_token({"ttl": 5, "resources": {"groups": {"g": {"manage": True}}}})
     assert access_tokens.verified(text, dev_secret("sub-c-t")).resources["grp"] == {"g": 4}
     asyncio.run(access.store.close())
+
+
+def test_crafted_cbor_is_no_token_and_no_fault() -> None:
+    """Shared-reference tags make a cyclic `meta` cbor2 cannot encode again: a TokenError
+    (the guard's 403), never an exception that would answer 500."""
+    good = cbor2.dumps({b"v": 2, b"t": 1, b"ttl": 1, b"res": {}, b"pat": {}, b"sig": b"x" * 32})
+    cyclic = b"\xa7" + good[1:] + cbor2.dumps(b"meta") + b"\xd8\x1c\xa1\x61a\xd8\x1d\x00"
+    text = base64.urlsafe_b64encode(cyclic).decode()
+    with pytest.raises(TokenError):
+        access_tokens.verified(text, SECRET)

@@ -101,3 +101,11 @@ def test_membership_filters_read_the_channel_and_the_membership() -> None:
 def test_malformed_filters_are_refused(expression: str, kind: str) -> None:
     with pytest.raises(FilterError):
         parse_filter(expression, kind)
+
+
+def test_a_long_flat_filter_is_evaluated_without_deep_recursion() -> None:
+    """Chains of && and || are lists, not nested closures (a 9 KB filter once hit
+    Python's recursion limit)."""
+    record = {"id": "1"}
+    assert parse_filter("&&".join(["id == '1'"] * 5000), "uuid")(record)
+    assert parse_filter("||".join(["id == '2'"] * 5000 + ["id == '1'"]), "uuid")(record)

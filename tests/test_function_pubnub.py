@@ -143,7 +143,8 @@ export default async (request, response) => {
     await pubnub.deleteFile({ channel: "docs", id: file.id, name: file.name });
     return response.send(await pubnub.listFiles({ channel: "docs" }));
   }
-  return response.send({ listed, url, sent });
+  const odd = pubnub.getFileUrl({ channel: "c", id: "i", name: "n (1)!.txt" });
+  return response.send({ listed, url, sent, odd });
 };
 """
 SHARED_PY = """
@@ -154,7 +155,7 @@ pubnub = require("pubnub")
 
 async def handler(request, response):
     return response.send(
-        {"url": pubnub.get_file_url({"channel": "c", "id": "i", "name": "n.txt"})}
+        {"url": pubnub.get_file_url({"channel": "c", "id": "i", "name": "n (1)!.txt"})}
     )
 """
 
@@ -280,8 +281,12 @@ def test_file_metadata_calls_from_functions_reach_the_sdks_files(tmp_path):
         assert message.message["message"] == {"text": "see this"}
         status, _, body = server.request("GET", "/v1/blocks/sub-key/sub-c-fn/shared-py")
         assert status == 200, body
-        assert json.loads(body)["url"] == (
-            f"http://127.0.0.1:{server.port}/v1/files/sub-c-fn/channels/c/files/i/n.txt"
+        assert (
+            json.loads(body)["url"]
+            == seen["odd"]
+            == (
+                f"http://127.0.0.1:{server.port}/v1/files/sub-c-fn/channels/c/files/i/n%20%281%29%21.txt"
+            )
         )
         pn.stop()
     finally:

@@ -208,3 +208,53 @@ def test_without_a_secret_key_the_server_stays_open_and_still_issues_tokens(
             client.destroy()
     finally:
         open_dev.stop()
+
+
+def test_no_spelling_of_a_path_gets_past_the_guard(clients, dev) -> None:
+    """Percent-encoded path letters, an encoded comma smuggling a second channel, and HEAD
+    for GET are judged as the handler reads the request (found by a second reader)."""
+    sub, pub = KEYS[1], KEYS[0]
+    token = clients("server", secretKey=SECRET).call(
+        "grantToken", ttl=15, patterns={"channels": {"^public-.*": {"read": True}}}
+    )
+    attempts = [
+        ("GET", f"/v1/channel-registration/sub-key/{sub}/channel-%67roup/g2?add=x&uuid=u"),
+        ("GET", f"/v1/channel-registration/sub-key/{sub}/channel-group/g1/%72emove?uuid=u"),
+        ("GET", f"/%70ublish/{pub}/{sub}/0/ch/0/%22hi%22?uuid=u"),
+        ("DELETE", f"/v3/%68istory/sub-key/{sub}/channel/ch?uuid=u"),
+        ("HEAD", f"/v1/channel-registration/sub-key/{sub}/channel-group/g1?add=secret&uuid=u"),
+        ("GET", f"/v3/history/sub-key/{sub}/channel/public-1%2Csecret?uuid=u&auth={token}"),
+        ("GET", f"/v2/presence/sub-key/{sub}/channel/public-1%2Csecret?uuid=u&auth={token}"),
+    ]
+    for method, path in attempts:
+        status, _, _ = dev.request(method, path)
+        assert status == 403, (method, path, status)
+    status, _, _ = dev.request("GET", f"/v3/history/sub-key/{sub}/channel/public-1?auth={token}")
+    assert status == 200  # what the token covers still passes
+
+
+def test_joining_channels_through_memberships_needs_join_on_them(clients, dev) -> None:
+    server = clients("server", secretKey=SECRET)
+    token = server.call(
+        "grantToken",
+        ttl=15,
+        authorized_uuid="alice",
+        resources={"uuids": {"alice": {"update": True}}, "channels": {"open": {"join": True}}},
+    )
+    alice = clients("alice", authKey=token)
+    alice.call("objects.setMemberships", uuid="alice", channels=["open"])
+    refused(alice, "objects.setMemberships", uuid="alice", channels=["private"])
+
+
+def test_every_pubnub_route_is_judged_by_the_table(dev) -> None:
+    """A route the table does not name would need the secret key: every route the dev
+    server serves is either pfunc's own or in the table."""
+    from pfunc.server.access_guard import EXEMPT_PREFIXES, RULES
+
+    routes = {
+        ("GET" if route.method == "HEAD" else route.method, route.resource.canonical)
+        for route in dev.server.app().router.routes()
+        if not route.resource.canonical.startswith(EXEMPT_PREFIXES)
+    }
+    routes = {("POST", c) if m == "*" else (m, c) for m, c in routes}
+    assert routes <= set(RULES), sorted(routes - set(RULES))

@@ -303,3 +303,21 @@ def test_hostile_names_are_refused_and_unknown_files_are_404(dev):
     assert dev.request("DELETE", missing)[0] == 200  # as PubNub: deleting nothing is fine
     assert dev.request("GET", f"{base}/docs.h/files?limit=abc")[0] == 200
     assert os.path.exists(dev.folder / ".pfunc" / "kv.sqlite3")
+
+
+def test_a_cut_or_overlong_form_is_refused_not_a_fault(dev):
+    """A body cut short, or more form fields than any SDK sends, is S3's 400, not a 500."""
+    boundary = uuid.uuid4().hex
+    cut = f'--{boundary}\r\nContent-Disposition: form-data; name="key"\r\n\r\nabc'.encode()
+    many = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="f{n}"\r\n\r\nv\r\n'.encode()
+        for n in range(100)
+    )
+    for body in (cut, many):
+        status, _, text = dev.request(
+            "POST",
+            "/pfunc/files/upload",
+            body,
+            {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        assert status == 400 and "<Code>MalformedPOSTRequest</Code>" in text, text

@@ -148,8 +148,12 @@ def _app_context_errors(call: Call, method: str) -> Call:
         try:
             return await call(options, data, ctx)
         except ObjectsError as error:
+            detail = "; ".join(d.get("message", "") for d in error.details if d.get("message"))
             raise HandlerCallError(
-                "Error", f"pubnub.{method}: {error.message} (status {error.status})"
+                "Error",
+                f"pubnub.{method}: {error.message}"
+                + (f" {detail}" if detail else "")
+                + f" (status {error.status})",
             ) from None
 
     return guarded

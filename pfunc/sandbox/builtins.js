@@ -1215,6 +1215,9 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
     if (resources) parsed.resources = resources;
     if (patterns) parsed.patterns = patterns;
     if (data.meta && Object.keys(data.meta).length) parsed.meta = data.meta;
+    // The SDK gives the signature's bytes; here a plain array of them, so that it
+    // crosses to Python handlers and JSON alike.
+    if (data.sig && data.sig.bytes) parsed.signature = data.sig.bytes;
     return parsed;
   }
 

@@ -284,9 +284,16 @@ var console;
       }
     }
     const base = (current && current.filesBase) || "http://127.0.0.1:8787/v1/files/sub-c-local";
-    return base + "/channels/" + encodeURIComponent(given.channel) + "/files/" +
-      encodeURIComponent(given.id) + "/" + encodeURIComponent(given.name);
+    return base + "/channels/" + __pfunc_escape(given.channel) + "/files/" +
+      __pfunc_escape(given.id) + "/" + __pfunc_escape(given.name);
   };
+  // As the SDKs escape path segments (and Files.file_url for Python handlers): everything
+  // but letters, digits and -_.~ is %-encoded.
+  function __pfunc_escape(text) {
+    return encodeURIComponent(text).replace(/[!'()*]/g, function __pfunc_hex(c) {
+      return "%" + c.charCodeAt(0).toString(16).toUpperCase();
+    });
+  }
   const PUBNUB_EMULATED = __pfunc_hostMethods.pubnub.concat(Object.keys(__pfunc_builtins.pubnub), ["getFileUrl"]);
   // Any other pubnub method rejects saying it is not emulated.
   modules.pubnub = new Proxy(modules.pubnub, {

@@ -93,7 +93,7 @@ class AccessAPI:
         if refused:
             return refused
         ttl_text = request.query.get("ttl", str(LEGACY_DEFAULT_TTL))
-        if not ttl_text.isdigit() or int(ttl_text) > LEGACY_MAX_TTL:
+        if not ttl_text.isdigit() or len(ttl_text) > 9 or int(ttl_text) > LEGACY_MAX_TTL:
             return pubnub_error(
                 400, f"Invalid ttl {ttl_text!r}: use 0 to {LEGACY_MAX_TTL} minutes", SERVICE
             )

@@ -4,9 +4,10 @@ when the project has a secret key.
 
 A request passes when it is signed with the secret key (server SDKs), or when its
 `auth` is a valid token (or a v2-granted auth key) covering every resource it touches;
-otherwise PubNub's 403. pfunc's own endpoints (/pfunc/..., on-request functions under
-/v1/blocks/) and endpoints not in the table are not subject to it. Without a secret key
-the middleware lets everything through.
+otherwise PubNub's 403. The table is keyed by the route the request was routed to, so
+every spelling of a path is judged as the handler will read it; a route the table does not
+name needs the secret key. pfunc's own endpoints (/pfunc/..., on-request functions under
+/v1/blocks/) are not subject to it. Without a secret key everything passes.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
+import json
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -32,142 +32,137 @@ GET, UPDATE, JOIN = (PERMISSIONS[p] for p in ("get", "update", "join"))
 SIGNATURE_WINDOW = 60  # seconds a signature's timestamp may be off, as PubNub allows
 
 # What a rule needs: (resource kind, where its names are, permission bits). `where` names
-# a group of the rule's path pattern, or "?param" for a query parameter.
+# a route parameter (match_info, already decoded), "?param" a query parameter, or
+# "body:memberships" the channels a memberships PATCH body names.
 Need = tuple[str, str, int]
 GROUPS_READ: Need = ("channel-group", "?channel-group", READ)
-SIGNED = "signed"  # the rule's endpoint needs the secret key itself
+SIGNED = "signed"  # the endpoint needs the secret key itself
 OPEN = "open"
+Needs = tuple[Need, ...] | str
 
+_PRESENCE = "/v2/presence/sub-key/{sub}"
+_OBJECTS = "/v2/objects/{sub}"
+_FILES = "/v1/files/{sub}/channels/{channel}"
+_GROUPS = "/v1/channel-registration/sub-key/{sub}/channel-group"
+_CHANNEL = ("channel", "channel")
+_CHANNELS = ("channel", "channels")
 
-@dataclass(frozen=True)
-class Rule:
-    method: str | None  # None: any method
-    pattern: re.Pattern[str]
-    needs: tuple[Need, ...] | str  # or SIGNED / OPEN
-
-
-def _rule(method: str | None, pattern: str, *needs: Need | str) -> Rule:
-    kept: tuple[Need, ...] | str = (
-        needs[0] if len(needs) == 1 and isinstance(needs[0], str) else needs  # type: ignore[assignment]
-    )
-    return Rule(method, re.compile(pattern), kept)
-
-
-_CH = r"(?P<channel>[^/]+)"
-_CHS = r"(?P<channels>[^/]+)"
-_UUID = r"(?P<uuid>[^/]+)"
-_SUB = r"[^/]+"
-# First match wins. Paths are matched raw (percent-encoded), names decoded after.
-RULES: list[Rule] = [
-    _rule(None, r"^/time/", OPEN),
+# (method, route as the router names it) -> what the request needs. Keyed by the route
+# the request was routed to, so no spelling of a path (percent-encoding, HEAD for GET)
+# reaches a handler the table does not judge; a route missing here needs the secret key.
+RULES: dict[tuple[str, str], Needs] = {
+    ("GET", "/time/0"): OPEN,
     # Access Manager itself: only the secret key's holder grants and revokes.
-    _rule(None, r"^/v3/pam/|^/v2/auth/", SIGNED),
+    ("POST", "/v3/pam/{sub}/grant"): SIGNED,
+    ("DELETE", "/v3/pam/{sub}/grant/{token}"): SIGNED,
+    ("GET", "/v2/auth/grant/sub-key/{sub}"): SIGNED,
     # messaging (fire is a publish that is not stored)
-    _rule(None, rf"^/publish/{_SUB}/{_SUB}/[^/]+/{_CH}(/|$)", ("channel", "channel", WRITE)),
-    _rule(None, rf"^/signal/{_SUB}/{_SUB}/[^/]+/{_CH}(/|$)", ("channel", "channel", WRITE)),
-    _rule("GET", rf"^/v2/subscribe/{_SUB}/{_CHS}/", ("channel", "channels", READ), GROUPS_READ),
-    # presence
-    _rule(
-        "GET",
-        rf"^/v2/presence/sub-key/{_SUB}/channel/{_CHS}/(heartbeat|leave)$",
-        ("channel", "channels", READ),
-        GROUPS_READ,
-    ),
-    _rule(
-        "GET",
-        rf"^/v2/presence/sub-key/{_SUB}/channel/{_CHS}/uuid/[^/]+(/data)?$",
-        ("channel", "channels", READ),
-        GROUPS_READ,
-    ),
-    _rule(
-        "GET",
-        rf"^/v2/presence/sub-key/{_SUB}/channel/{_CHS}$",
-        ("channel", "channels", READ),
-        GROUPS_READ,
-    ),
-    _rule("GET", rf"^/v2/presence/sub-key/{_SUB}/uuid/[^/]+$", OPEN),  # where-now: own presence
-    _rule("GET", rf"^/v2/presence/sub-key/{_SUB}/?$", SIGNED),  # global here-now
+    ("GET", "/publish/{pub}/{sub}/{sig}/{channel}/{callback}/{message}"): ((*_CHANNEL, WRITE),),
+    ("POST", "/publish/{pub}/{sub}/{sig}/{channel}/{callback}"): ((*_CHANNEL, WRITE),),
+    ("GET", "/signal/{pub}/{sub}/{sig}/{channel}/{callback}/{message}"): ((*_CHANNEL, WRITE),),
+    ("GET", "/v2/subscribe/{sub}/{channels}/{callback}"): ((*_CHANNELS, READ), GROUPS_READ),
+    # presence (a leave needs nothing: it only ends the caller's own presence)
+    ("GET", _PRESENCE + "/channel/{channels}/heartbeat"): ((*_CHANNELS, READ), GROUPS_READ),
+    ("GET", _PRESENCE + "/channel/{channels}/leave"): OPEN,
+    ("GET", _PRESENCE + "/channel/{channels}"): ((*_CHANNELS, READ), GROUPS_READ),
+    ("GET", _PRESENCE + "/channel/{channels}/uuid/{uuid}"): ((*_CHANNELS, READ), GROUPS_READ),
+    ("GET", _PRESENCE + "/channel/{channels}/uuid/{uuid}/data"): ((*_CHANNELS, READ), GROUPS_READ),
+    ("GET", _PRESENCE + "/uuid/{uuid}"): OPEN,  # where-now: one's own presence
+    ("GET", _PRESENCE): SIGNED,  # global here-now
     # persistence
-    _rule("GET", rf"^/v2/history/sub-key/{_SUB}/channel/{_CH}$", ("channel", "channel", READ)),
-    _rule(
-        "GET",
-        rf"^/v3/history/sub-key/{_SUB}/message-counts/{_CHS}$",
-        ("channel", "channels", READ),
-    ),
-    _rule(
-        "GET",
-        rf"^/v3/history(-with-actions)?/sub-key/{_SUB}/channel/{_CHS}$",
-        ("channel", "channels", READ),
-    ),
-    _rule(
-        "DELETE", rf"^/v3/history/sub-key/{_SUB}/channel/{_CHS}$", ("channel", "channels", DELETE)
-    ),
+    ("GET", "/v2/history/sub-key/{sub}/channel/{channel}"): ((*_CHANNEL, READ),),
+    ("GET", "/v3/history/sub-key/{sub}/message-counts/{channels}"): ((*_CHANNELS, READ),),
+    ("GET", "/v3/history/sub-key/{sub}/channel/{channels}"): ((*_CHANNELS, READ),),
+    ("GET", "/v3/history-with-actions/sub-key/{sub}/channel/{channels}"): ((*_CHANNELS, READ),),
+    ("DELETE", "/v3/history/sub-key/{sub}/channel/{channel}"): ((*_CHANNEL, DELETE),),
     # message actions
-    _rule(
-        "POST",
-        rf"^/v1/message-actions/{_SUB}/channel/{_CH}/message/[^/]+$",
-        ("channel", "channel", WRITE),
+    ("POST", "/v1/message-actions/{sub}/channel/{channel}/message/{message}"): (
+        (*_CHANNEL, WRITE),
     ),
-    _rule("GET", rf"^/v1/message-actions/{_SUB}/channel/{_CH}$", ("channel", "channel", READ)),
-    _rule(
+    ("GET", "/v1/message-actions/{sub}/channel/{channel}"): ((*_CHANNEL, READ),),
+    (
         "DELETE",
-        rf"^/v1/message-actions/{_SUB}/channel/{_CH}/message/[^/]+/action/[^/]+$",
-        ("channel", "channel", DELETE),
-    ),
+        "/v1/message-actions/{sub}/channel/{channel}/message/{message}/action/{action}",
+    ): ((*_CHANNEL, DELETE),),
     # channel groups
-    _rule(
-        "GET",
-        rf"^/v1/channel-registration/sub-key/{_SUB}/channel-group/(?P<group>[^/]+)(/remove)?$",
-        ("channel-group", "group", MANAGE),
-    ),
-    _rule("GET", rf"^/v1/channel-registration/sub-key/{_SUB}/channel-group/?$", SIGNED),
+    ("GET", _GROUPS + "/{group}"): (("channel-group", "group", MANAGE),),
+    ("GET", _GROUPS + "/{group}/remove"): (("channel-group", "group", MANAGE),),
+    ("GET", _GROUPS): SIGNED,  # every group of the keyset
+    # mobile push: registering a device on channels needs read on them (docs/decisions.md)
+    ("GET", "/v1/push/sub-key/{sub}/devices/{token}"): (("channel", "?add", READ),),
+    ("GET", "/v1/push/sub-key/{sub}/devices/{token}/remove"): OPEN,
+    ("GET", "/v2/push/sub-key/{sub}/devices-apns2/{token}"): (("channel", "?add", READ),),
+    ("GET", "/v2/push/sub-key/{sub}/devices-apns2/{token}/remove"): OPEN,
     # App Context: users (uuids), their memberships, channels, their members
-    _rule("GET", rf"^/v2/objects/{_SUB}/uuids/{_UUID}/channels$", ("uuid", "uuid", GET)),
-    _rule("PATCH", rf"^/v2/objects/{_SUB}/uuids/{_UUID}/channels$", ("uuid", "uuid", UPDATE)),
-    _rule("GET", rf"^/v2/objects/{_SUB}/uuids/{_UUID}$", ("uuid", "uuid", GET)),
-    _rule("PATCH", rf"^/v2/objects/{_SUB}/uuids/{_UUID}$", ("uuid", "uuid", UPDATE)),
-    _rule("DELETE", rf"^/v2/objects/{_SUB}/uuids/{_UUID}$", ("uuid", "uuid", DELETE)),
-    _rule("GET", rf"^/v2/objects/{_SUB}/channels/{_CH}/uuids$", ("channel", "channel", GET)),
-    _rule("PATCH", rf"^/v2/objects/{_SUB}/channels/{_CH}/uuids$", ("channel", "channel", MANAGE)),
-    _rule("GET", rf"^/v2/objects/{_SUB}/channels/{_CH}$", ("channel", "channel", GET)),
-    _rule("PATCH", rf"^/v2/objects/{_SUB}/channels/{_CH}$", ("channel", "channel", UPDATE)),
-    _rule("DELETE", rf"^/v2/objects/{_SUB}/channels/{_CH}$", ("channel", "channel", DELETE)),
-    _rule("GET", rf"^/v2/objects/{_SUB}/(uuids|channels)/?$", SIGNED),  # list everything
+    ("GET", _OBJECTS + "/uuids/{uuid}/channels"): (("uuid", "uuid", GET),),
+    ("PATCH", _OBJECTS + "/uuids/{uuid}/channels"): (
+        ("uuid", "uuid", UPDATE),
+        ("channel", "body:memberships", JOIN),
+    ),
+    ("GET", _OBJECTS + "/uuids/{uuid}"): (("uuid", "uuid", GET),),
+    ("PATCH", _OBJECTS + "/uuids/{uuid}"): (("uuid", "uuid", UPDATE),),
+    ("DELETE", _OBJECTS + "/uuids/{uuid}"): (("uuid", "uuid", DELETE),),
+    ("GET", _OBJECTS + "/channels/{channel}/uuids"): ((*_CHANNEL, GET),),
+    ("PATCH", _OBJECTS + "/channels/{channel}/uuids"): ((*_CHANNEL, MANAGE),),
+    ("GET", _OBJECTS + "/channels/{channel}"): ((*_CHANNEL, GET),),
+    ("PATCH", _OBJECTS + "/channels/{channel}"): ((*_CHANNEL, UPDATE),),
+    ("DELETE", _OBJECTS + "/channels/{channel}"): ((*_CHANNEL, DELETE),),
+    ("GET", _OBJECTS + "/uuids"): SIGNED,  # every user of the keyset
+    ("GET", _OBJECTS + "/channels"): SIGNED,
     # files
-    _rule(
-        "POST",
-        rf"^/v1/files/{_SUB}/channels/{_CH}/generate-upload-url$",
-        ("channel", "channel", WRITE),
+    ("POST", _FILES + "/generate-upload-url"): ((*_CHANNEL, WRITE),),
+    ("GET", "/v1/files/publish-file/{pub}/{sub}/{sig}/{channel}/{callback}/{message}"): (
+        (*_CHANNEL, WRITE),
     ),
-    _rule(
-        "GET",
-        rf"^/v1/files/publish-file/{_SUB}/{_SUB}/[^/]+/{_CH}/",
-        ("channel", "channel", WRITE),
-    ),
-    _rule("GET", rf"^/v1/files/{_SUB}/channels/{_CH}/files(/|$)", ("channel", "channel", READ)),
-    _rule("DELETE", rf"^/v1/files/{_SUB}/channels/{_CH}/files/", ("channel", "channel", DELETE)),
-]
+    ("GET", _FILES + "/files"): ((*_CHANNEL, READ),),
+    ("GET", _FILES + "/files/{id}/{name}"): ((*_CHANNEL, READ),),
+    ("DELETE", _FILES + "/files/{id}/{name}"): ((*_CHANNEL, DELETE),),
+}
+# pfunc's own endpoints (the trigger, the console, uploads checked by their signed
+# policy) and on-request functions are not PubNub's and not subject to Access Manager.
+EXEMPT_PREFIXES = ("/pfunc/", "/v1/blocks/")
 
 
-def rule_for(method: str, raw_path: str) -> tuple[Rule, re.Match[str]] | None:
-    for rule in RULES:
-        if rule.method is not None and rule.method != method:
-            continue
-        match = rule.pattern.search(raw_path)
-        if match:
-            return rule, match
-    return None
+def needs_of(request: web.Request) -> Needs | None:
+    """What the request needs, from the route it was routed to; None: exempt."""
+    route = request.match_info.route
+    resource = route.resource
+    canonical = resource.canonical if resource is not None else ""
+    if not canonical or canonical.startswith(EXEMPT_PREFIXES):
+        return None
+    method = "GET" if request.method == "HEAD" else request.method
+    return RULES.get((method, canonical), SIGNED)
 
 
-def resources(rule: Rule, match: re.Match[str], request: web.Request) -> list[tuple[str, str, int]]:
-    """Every (kind, name, bits) the request touches under `rule`."""
+async def resources(needs: tuple[Need, ...], request: web.Request) -> list[tuple[str, str, int]]:
+    """Every (kind, name, bits) the request touches, names split as the handlers split them."""
     touched = []
-    assert not isinstance(rule.needs, str)
-    for kind, where, bits in rule.needs:
-        text = request.query.get(where[1:], "") if where.startswith("?") else match[where]
-        for name in names(text or ""):
-            touched.append((kind, unquote(name) if not where.startswith("?") else name, bits))
+    for kind, where, bits in needs:
+        if where == "body:memberships":
+            found = await _membership_channels(request)
+        elif where.startswith("?"):
+            found = names(request.query.get(where[1:], ""))
+        else:
+            found = names(request.match_info.get(where, ""))
+        touched.extend((kind, name, bits) for name in found)
     return touched
+
+
+async def _membership_channels(request: web.Request) -> list[str]:
+    """The channels a memberships PATCH sets or deletes (its body: {set, delete})."""
+    try:
+        body = json.loads(await request.read() or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return []  # the handler answers the malformed body with PubNub's 400
+    found = []
+    for action in ("set", "delete"):
+        items = body.get(action) if isinstance(body, dict) else None
+        for item in items if isinstance(items, list) else []:
+            channel = item.get("channel") if isinstance(item, dict) else None
+            name = channel.get("id") if isinstance(channel, dict) else None
+            if isinstance(name, str) and name:
+                found.append(name)
+    return found
 
 
 def signature_valid(
@@ -235,10 +230,9 @@ class AccessGuard:
         access = self.state.engine.access
         if access is None or not access.enforcing:
             return await handler(request)
-        found = rule_for(request.method, request.raw_path.split("?", 1)[0])
-        if found is None or found[0].needs == OPEN:
+        needs = needs_of(request)
+        if needs is None or needs == OPEN:
             return await handler(request)
-        rule, match = found
         if "signature" in request.query:
             keyset = self.state.engine.runtime.keyset
             body = (
@@ -249,11 +243,11 @@ class AccessGuard:
             ):
                 return await handler(request)
             return self._refuse(request, forbidden("Signature Does Not Match"), "a valid signature")
-        if rule.needs == SIGNED:
+        if isinstance(needs, str):  # SIGNED
             return self._refuse(
                 request, forbidden("Forbidden"), "a request signed with the secret key"
             )
-        refusal = await self._refusal(request, resources(rule, match, request))
+        refusal = await self._refusal(request, await resources(needs, request))
         if refusal is not None:
             return refusal
         return await handler(request)

@@ -45,6 +45,7 @@ DOWNLOAD = "/pfunc/files/download"
 SERVICE = "files"
 UPLOAD_SECONDS = 3600  # how long an upload URL stays valid
 MAX_FIELD_BYTES = 16 * 1024  # one form field besides the file
+MAX_FORM_FIELDS = 32  # the SDKs send about ten; more is no upload an SDK makes
 MAX_DRAIN_BYTES = 64 * 1024 * 1024  # read past a refused upload, so the client sees why
 CHUNK = 64 * 1024
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
@@ -187,7 +188,16 @@ class FilesAPI:
             )
         fields: dict[str, str] = {}
         while True:
-            part = await reader.next()
+            try:
+                part = await reader.next()
+            except ValueError:  # a body cut short, or not multipart after all
+                part = False
+            if part is False or len(fields) >= MAX_FORM_FIELDS:
+                return s3_error(
+                    400,
+                    "MalformedPOSTRequest",
+                    "The body of your POST request is not well-formed multipart/form-data.",
+                )
             if part is None:
                 return s3_error(
                     400, "InvalidArgument", "POST requires exactly one file upload per request."
@@ -196,7 +206,10 @@ class FilesAPI:
                 return s3_error(400, "MalformedPOSTRequest", "Nested multipart is not accepted.")
             if part.name == "file":
                 break
-            value = await _field(part)
+            try:
+                value = await _field(part)
+            except ValueError:
+                value = None
             if value is None or part.name is None:
                 return s3_error(400, "MalformedPOSTRequest", "A form field is too large.")
             fields[part.name] = value
