@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -29,6 +30,17 @@ DEBOUNCE_SECONDS = 0.03
 MAX_WAIT_SECONDS = 0.5
 
 
+# Folders never watched: state (the KV store's WAL is written on every KV call, and each
+# write would wake the watcher's threads), version control, dependencies, caches.
+SKIPPED_FOLDERS = frozenset({"node_modules", "__pycache__", "venv"})
+
+
+def _watched_folder(path: Path, skipped: frozenset[Path]) -> bool:
+    return (
+        not path.name.startswith(".") and path.name not in SKIPPED_FOLDERS and path not in skipped
+    )
+
+
 def _interesting(path: str) -> bool:
     name = Path(path).name
     return name in WATCHED_NAMES or (
@@ -43,8 +55,13 @@ class Reloader(FileSystemEventHandler):
         loop: asyncio.AbstractEventLoop,
         on_change: Callable[[set[Path]], Awaitable[None]],
         debounce: float = DEBOUNCE_SECONDS,
+        state_folder: Path | None = None,
     ) -> None:
         self.root = root
+        # The store's folder is skipped even when its name is not hidden (kv = "state/...").
+        skipped = {state_folder.resolve()} if state_folder is not None else set()
+        self._skipped = frozenset(skipped - {root.resolve()})
+        self._watched: set[Path] = set()
         self.loop = loop
         self.on_change = on_change
         self.debounce = debounce
@@ -55,8 +72,18 @@ class Reloader(FileSystemEventHandler):
         self._observer = Observer()
 
     def start(self) -> None:
-        self._observer.schedule(self, str(self.root), recursive=True)
+        # One watch per folder (not one recursive watch) so that skipped folders, the
+        # store's above all, never wake the watcher; new folders are added as they appear.
+        self._watch(self.root.resolve())
         self._observer.start()
+
+    def _watch(self, folder: Path) -> None:
+        for current, children, _files in os.walk(folder):
+            here = Path(current)
+            children[:] = [c for c in children if _watched_folder(here / c, self._skipped)]
+            if here not in self._watched:
+                self._watched.add(here)
+                self._observer.schedule(self, str(here), recursive=False)
 
     def stop(self) -> None:
         self._observer.stop()
@@ -64,7 +91,13 @@ class Reloader(FileSystemEventHandler):
 
     # watchdog calls this on its own thread.
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.is_directory or event.event_type in ("opened", "closed_no_write", "deleted"):
+        if event.is_directory:
+            created = Path(str(getattr(event, "dest_path", "") or event.src_path))
+            if event.event_type in ("created", "moved") and _watched_folder(created, self._skipped):
+                with contextlib.suppress(OSError):  # gone again already
+                    self._watch(created)
+            return
+        if event.event_type in ("opened", "closed_no_write", "deleted"):
             return
         paths = [str(event.src_path)]
         destination = getattr(event, "dest_path", "")

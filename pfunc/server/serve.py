@@ -106,7 +106,12 @@ async def running_server(
         url = f"http://{host if ':' not in host else f'[{host}]'}:{bound[1]}"
         if engine.files is not None:
             engine.files.origin = url  # where functions' file URLs point
-        reloader = Reloader(session.project.root, asyncio.get_running_loop(), server.files_changed)
+        reloader = Reloader(
+            session.project.root,
+            asyncio.get_running_loop(),
+            server.files_changed,
+            state_folder=session.kv_path.parent,
+        )
         reloader.start()
         warnings = list(unreadable)
         if host not in LOOPBACK:

@@ -1,0 +1,43 @@
+"""The dev server's file watcher: one watch per project folder, never the store's folder
+(a KV write must not wake it), and folders made after start are watched too."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from pfunc.server.reload import Reloader
+
+
+def test_new_folders_are_watched_and_state_folders_are_not(tmp_path: Path) -> None:
+    (tmp_path / ".pfunc").mkdir()
+    (tmp_path / "state").mkdir()
+    (tmp_path / "node_modules" / "x").mkdir(parents=True)
+    (tmp_path / "handlers").mkdir()
+
+    async def main() -> list[set[Path]]:
+        seen: list[set[Path]] = []
+        changed = asyncio.Event()
+
+        async def on_change(paths: set[Path]) -> None:
+            seen.append(paths)
+            changed.set()
+
+        reloader = Reloader(
+            tmp_path, asyncio.get_running_loop(), on_change, state_folder=tmp_path / "state"
+        )
+        reloader.start()
+        try:
+            watched = {p.relative_to(tmp_path.resolve()).as_posix() for p in reloader._watched}
+            assert watched == {".", "handlers"}
+            (tmp_path / "state" / "kv.sqlite3-wal").write_bytes(b"x")
+            (tmp_path / "later").mkdir()
+            await asyncio.sleep(0.3)  # the watcher adds the new folder
+            (tmp_path / "later" / "new.js").write_text("export default (r) => r.ok();")
+            await asyncio.wait_for(changed.wait(), 10)
+        finally:
+            reloader.stop()
+        return seen
+
+    seen = asyncio.run(main())
+    assert {p.name for paths in seen for p in paths} == {"new.js"}
