@@ -93,6 +93,10 @@ class ConsoleKV:
                 value, ttl = body.get("value"), body.get("ttl")
                 if not isinstance(value, str):
                     raise PfuncUsageError("value must be the value's JSON text")
+                try:
+                    jsonio.loads(value)
+                except ValueError as error:
+                    raise PfuncUsageError(f"the value is not JSON: {error}") from None
                 if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float)):
                     raise PfuncUsageError("ttl must be a number of minutes")
                 await tool.set(key, value, ttl)

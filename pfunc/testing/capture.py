@@ -189,6 +189,7 @@ async def capture(entry: dict[str, Any], target: Path, name: str) -> Captured:
                 after[f"kv.{key}"] = "absent" if text is None else json.loads(text)
 
     expect = scenario["step"]["expect"]
+    target.parent.mkdir(parents=True, exist_ok=True)
     try:
         for attempt in range(ATTEMPTS):
             text = render(scenario)
@@ -218,7 +219,6 @@ async def capture(entry: dict[str, Any], target: Path, name: str) -> Captured:
             probe.unlink()
     if relaxed:
         text = "".join(f"# not expected (the replay differed): {note}\n" for note in relaxed) + text
-    target.parent.mkdir(parents=True, exist_ok=True)
     header = "" if target.exists() else "# Scenarios saved from pfunc dev: pfunc test runs them.\n"
     with target.open("a", encoding="utf-8") as out:
         out.write(header + "\n" + text)

@@ -152,7 +152,10 @@ function RunView({ functions }) {
     }
     try {
       const result = await api(`/pfunc/run/${encodeURIComponent(name)}`, { method: "POST", body: text });
-      setAnswer({ entry: { type: "execution", at: Date.now(), result, event: null } });
+      // The event as sent (the builder's defaults aside), so the message diff shows.
+      const spec = JSON.parse(text || "{}");
+      const event = fn && fn.family === "message" ? { kind: fn.event, message: {}, ...spec } : { kind: fn && fn.event, ...spec };
+      setAnswer({ entry: { type: "execution", at: Date.now(), result, event } });
     } catch (error) {
       setAnswer({ error: error.message });
     }
