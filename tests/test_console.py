@@ -137,7 +137,7 @@ def test_console_lines_stream_to_blocks_output(dev: InProcessDev) -> None:
     finally:
         watcher.unsubscribe_all()
         watcher.stop()
-    status, _, text = dev.request("GET", "/v3/history/sub-key/sub-c-demo/channel/blocks-output-greet")
+    _, _, text = dev.request("GET", "/v3/history/sub-key/sub-c-demo/channel/blocks-output-greet")
     assert json.loads(text)["channels"] == {}  # the log stream is not stored
 
 

@@ -154,7 +154,9 @@ def test_the_page_keeps_only_the_newest(page, dev: InProcessDev) -> None:
     page.wait_for_selector(".count")
     for number in range(6):
         dev.type(f'run greet {{"message": {{"text": "burst {number}"}}}}')
-    dev.wait_for(lambda e: e["type"] == "execution" and e.get("message", {}).get("text") == "burst 5")
+    dev.wait_for(
+        lambda e: e["type"] == "execution" and e.get("message", {}).get("text") == "burst 5"
+    )
     page.wait_for_function(
         "document.querySelector('.count').textContent.startsWith('3 of 3 kept')"
         " && document.querySelector('tr.execution').dataset.id > 0"
