@@ -95,6 +95,8 @@ class Executor:
             outcome="error",
             family=KINDS[event.kind].family,
             name=self.name if self.name != self.display_path else None,
+            received=event,
+            observed=context.observed,
         )
         if isinstance(event, RequestEvent):
             result.path = event.path

@@ -50,6 +50,11 @@ class Result:
     path: str | None = None  # the request path, for on-request executions
     hop: int = 1
     triggered: list[PublishReport] = field(default_factory=list)  # publishes it made
+    # Not part of the JSON result: the event as the handler received it, and the KV values
+    # the execution first found under each key it touched (filled only while the dev
+    # console records them), for tools that show an execution or turn it into a test.
+    received: Any = field(default=None, repr=False, compare=False)
+    observed: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def is_message_event(self) -> bool:

@@ -175,11 +175,22 @@ def send_file(channel: str, path: Path, **options: Any) -> None:
     type=click.FloatRange(min=0.1),
     help="Seconds a subscribe long-poll waits for messages (default 280).",
 )
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save every execution a client causes as a scenario in FILE (a *.test.toml).",
+)
 @session_options
 def dev(
-    host: str, port: int, no_intervals: bool, subscribe_timeout: float | None, **options: Any
+    host: str,
+    port: int,
+    no_intervals: bool,
+    subscribe_timeout: float | None,
+    record: Path | None,
+    **options: Any,
 ) -> None:
-    """Serve the project: on-request URLs, a PubNub REST subset, hot reload, intervals."""
+    """Serve the project and its web console: on-request URLs, a PubNub REST subset, hot
+    reload, intervals."""
     import asyncio
 
     from pfunc.cli.session import prepare_session
@@ -193,6 +204,11 @@ def dev(
                 "no pfunc.toml here or above; pfunc dev serves a project. Create one with "
                 "pfunc init, or cd into a project"
             )
+        if record is not None and not record.name.endswith(".test.toml"):
+            raise PfuncUsageError(
+                f"--record {record}: name a scenario file ending in .test.toml, so that "
+                "pfunc test finds it (e.g. --record tests/recorded.test.toml)"
+            )
         asyncio.run(
             serve(
                 session,
@@ -201,6 +217,7 @@ def dev(
                 intervals=not no_intervals,
                 log=DevLog(session.as_json),
                 subscribe_timeout=subscribe_timeout,
+                record=record.resolve() if record else None,
             )
         )
     except PfuncUsageError as error:

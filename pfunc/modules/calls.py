@@ -135,6 +135,9 @@ class CallContext:
     triggered: list[PublishReport] = field(default_factory=list)  # publishes it made
     deadline: float | None = None  # time.monotonic() at which the execution's time runs out
     secrets_read: set[str] = field(default_factory=set)  # vault values, masked in reports
+    # KV values as the execution first found them ("item:KEY" / "counter:KEY"), filled by
+    # the dev console's recording kvstore while a console is open (see Result.observed).
+    observed: dict[str, Any] = field(default_factory=dict)
 
 
 def missing_arg() -> JSArg:

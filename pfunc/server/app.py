@@ -24,6 +24,8 @@ from pfunc.server.access_guard import AccessGuard
 from pfunc.server.actions_api import ActionsAPI
 from pfunc.server.admin import Admin
 from pfunc.server.blocks import Blocks, not_found
+from pfunc.server.console_api import Console
+from pfunc.server.console_kv import ConsoleKV
 from pfunc.server.files_api import FilesAPI
 from pfunc.server.groups_api import GroupsAPI
 from pfunc.server.history_api import HistoryAPI
@@ -48,7 +50,10 @@ class DevServer:
         intervals: bool = True,
         subscribe_timeout: float = SUBSCRIBE_TIMEOUT,
     ) -> None:
-        self.state = DevState(engine, on_event, subscribe_timeout)
+        self.state = DevState(engine, self._log, subscribe_timeout)
+        self._on_event = on_event
+        self.console = Console(self.state)  # the web console, at the root URL
+        self.console_kv = ConsoleKV(self.state, self.console)
         self.intervals = intervals
         self.admin = Admin(self.state)
         self.blocks = Blocks(self.state)
@@ -84,6 +89,8 @@ class DevServer:
             self.files,
             self.blocks,
             self.admin,
+            self.console,
+            self.console_kv,
         )
         for area in areas:
             app.router.add_routes(area.routes())
@@ -93,6 +100,11 @@ class DevServer:
         app.on_shutdown.append(self._end_long_polls)
         app.on_cleanup.append(self._stop_background)
         return app
+
+    def _log(self, event: dict[str, Any]) -> None:
+        """The dev log, which the console also shows."""
+        self._on_event(event)
+        self.console.on_log(event)
 
     async def files_changed(self, paths: set[Path]) -> None:
         await self.reloader.files_changed(paths)
@@ -150,7 +162,7 @@ class DevServer:
                 return not_emulated_answer(what, request.method, request.path)
             if isinstance(missing, web.HTTPMethodNotAllowed):
                 return pubnub_error(405, f"{request.method} is not allowed on {request.path}")
-            return not_found(self.state, request.path)
+            return not_found(self.state, request.method, request.path)
         except web.HTTPException as error:
             return pubnub_error(error.status, error.reason)
         except Exception as error:  # a fault of pfunc's own: answer, log, keep serving
@@ -165,6 +177,7 @@ class DevServer:
 
     async def _end_long_polls(self, app: web.Application) -> None:
         self.state.messages.close()
+        self.console.close()
 
     async def _stop_background(self, app: web.Application) -> None:
         tasks = [*self._tasks, *self._interval_tasks, *self.state.background()]

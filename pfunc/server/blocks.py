@@ -15,9 +15,11 @@ from pfunc.server.wire import pubnub_error
 PREFIX = "/v1/blocks/sub-key/"
 
 
-def not_found(state: DevState, path: str) -> web.Response:
+def not_found(state: DevState, method: str, path: str) -> web.Response:
     """A 404: under the on-request prefix, with the paths the project's functions serve;
-    elsewhere, saying it is not an endpoint of PubNub's that pfunc knows."""
+    elsewhere, saying it is not an endpoint of PubNub's that pfunc knows. Logged: a
+    request that reached no function is worth a line."""
+    state.log({"type": "unrouted", "method": method, "path": path, "status": 404})
     if not path.startswith(PREFIX):
         return pubnub_error(404, f"{path} is not a PubNub endpoint pfunc dev knows")
     prefix = f"{PREFIX}{state.engine.runtime.keyset.subscribe_key}/"
@@ -81,7 +83,7 @@ class Blocks:
             return pubnub_error(400, "Invalid path: it may not climb out with ..", "blocks")
         found = self.route(path)
         if found is None:
-            return not_found(self.state, request.path)
+            return not_found(self.state, request.method, request.path)
         function, rest = found
         spec = EventSpec(
             method=request.method,

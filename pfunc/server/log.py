@@ -21,6 +21,7 @@ class DevLog:
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
         self.console = report_console()
+        self.root = Path(".")  # the project's folder, where error files are found
 
     def __call__(self, event: dict[str, Any]) -> None:
         try:
@@ -34,10 +35,13 @@ class DevLog:
             self.console.quiet = True
 
     def _ready(self, event: dict[str, Any]) -> None:
+        self.root = Path(event.get("root", "."))
         self.console.print(
             f"[bold green]pfunc dev[/] serving [bold]{event['project']}[/] at "
             f"{event['url']} (keyset {event['subscribe_key']}, KV {event['kv']})"
         )
+        if event.get("console"):
+            self.console.print(f"  [bold]console[/]: {event['console']}")
         for function in event["functions"]:
             where = (function.get("url") and event["url"] + function["url"]) or (
                 f"every {function['interval']:g} s"
@@ -62,41 +66,93 @@ class DevLog:
         )
 
     def _execution(self, event: dict[str, Any]) -> None:
+        """One line per execution; indented below it what a developer needs at once: the
+        abort reason, console lines, warnings, and an error with its file, line and code
+        frame. Plain Text, no per-line layout objects: this runs for every execution."""
+        outcome = event["outcome"]
         style = {"ok": "green", "abort": "yellow", "response": "cyan", "error": "red"}.get(
-            event["outcome"], ""
+            outcome, ""
         )
-        where = event.get("channel") or event.get("path") or ""
+        if "method" in event:
+            where = f"{event['method']} {event.get('path', '')}"
+        else:
+            where = event.get("channel") or event.get("path") or ""
         ops = event["operations"]
         limit = ops["limit"] if isinstance(ops["limit"], int) else "-"
         line = Text(f"{event['time']} {event['function']:<16} {event['event']:<15} {where:<14} ")
-        line.append(f"{event['outcome']:<8}", style=style)
+        line.append(f"{outcome:<8}", style=style)
+        if "status" in event:
+            line.append(f" {event['status']}", style=style)
         line.append(f" ops {ops['used']}/{limit}  {event['duration_ms']:.1f} ms")
+        shown = _compact(event)
+        if shown:
+            line.append(f"  {shown}", style="dim")
         self.console.print(line)
+        if event.get("abort_reason") is not None:
+            self.console.print(Text(f"    abort: {event['abort_reason']}", style="yellow"))
         for entry in event["logs"]:
             self.console.print(Text(f"    {entry['level']:<5} {entry['text']}", style="dim"))
         for warning in event["warnings"]:
             self.console.print(Text(f"    ! {warning}", style="yellow"))
         if "error" in event:
-            error = event["error"]
-            self.console.print(Text(f"    {error['type']}: {error['message']}", style="red"))
+            self._error(event["error"])
+
+    def _error(self, error: dict[str, Any]) -> None:
+        self.console.print(Text(f"    {error['type']}: {error['message']}", style="red"))
+        if not error.get("line"):
+            return
+        where = f"{error['file']}:{error['line']}:{error.get('column') or 1}"
+        self.console.print(Text(f"    at {where}", style="red"))
+        path = Path(error["file"])
+        frame = code_frame(
+            path if path.is_absolute() else self.root / path,
+            error["line"],
+            error.get("column") or 1,
+        )
+        if frame:
+            self.console.print(Text("      " + frame.replace("\n", "\n      ")))
 
     def _reload(self, event: dict[str, Any]) -> None:
         if event["ok"]:
             self.console.print(f"[cyan]reloaded[/] {event['file']} ({event['ms']:.0f} ms)")
+            for warning in event.get("warnings", []):
+                self.console.print(Text(f"  ! {warning}", style="yellow"))
             return
-        self.console.print(
-            Text(
-                f"reload of {event['file']} failed; the last good version keeps serving:",
-                style="bold red",
-            )
+        # Only say an older version serves when one does (it loaded, or still loads).
+        serving = (
+            "the last good version keeps serving"
+            if event.get("serving", True)
+            else "no version of it has loaded yet; its executions fail until one does"
         )
+        self.console.print(Text(f"reload of {event['file']} failed; {serving}:", style="bold red"))
         self.console.print(
             Text(f"  {event.get('error_type', 'Error')}: {event['error']}", style="red")
         )
         if event.get("line"):
-            frame = code_frame(Path(event["file"]), event["line"], event.get("column") or 1)
+            path = Path(event["file"])
+            frame = code_frame(
+                path if path.is_absolute() else self.root / path,
+                event["line"],
+                event.get("column") or 1,
+            )
             if frame:
                 self.console.print(Text(frame))
+
+    def _unrouted(self, event: dict[str, Any]) -> None:
+        self.console.print(
+            Text(
+                f"{event['method']} {event['path']}: {event['status']}, no function or "
+                "endpoint answers this path",
+                style="yellow",
+            )
+        )
+
+    def _recorded(self, event: dict[str, Any]) -> None:
+        dropped = f" ({len(event['relaxed'])} expectation(s) left out)" if event["relaxed"] else ""
+        self.console.print(Text(f"    recorded in {event['file']}{dropped}", style="dim"))
+
+    def _record_error(self, event: dict[str, Any]) -> None:
+        self.console.print(Text(f"    not recorded: {event['error']}", style="yellow"))
 
     def _not_emulated(self, event: dict[str, Any]) -> None:
         self.console.print(
@@ -140,6 +196,20 @@ class DevLog:
         self.console.print(Text(json.dumps(event), style="dim"))
 
 
+COMPACT = 80  # characters of a message or response body on an execution's line
+
+
+def _compact(event: dict[str, Any]) -> str:
+    """The message (or response body) in a few words, for the execution's line."""
+    if "message" in event:
+        text = json.dumps(event["message"], ensure_ascii=False, separators=(",", ":"))
+    elif isinstance(event.get("body"), str):
+        text = event["body"]
+    else:
+        return ""
+    return text if len(text) <= COMPACT else text[: COMPACT - 1] + "…"
+
+
 def execution_event(result: Result) -> dict[str, Any]:
     """One execution as the dev server logs it (a line, or an NDJSON object)."""
     event: dict[str, Any] = {
@@ -163,6 +233,14 @@ def execution_event(result: Result) -> dict[str, Any]:
         event["path"] = result.path
     if result.abort_reason is not None:
         event["abort_reason"] = result.abort_reason
+    if result.is_message_event and result.outcome == "ok":
+        event["message"] = result.message
+    received = result.received
+    if result.family == "request" and received is not None:
+        event["method"] = received.method
+    if result.response is not None:
+        event["status"] = result.response.get("status")
+        event["body"] = result.response.get("body")
     if result.error is not None:
         event["error"] = result.error.to_json()
     return event

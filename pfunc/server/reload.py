@@ -20,6 +20,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from pfunc.errors import HandlerLoadError, PfuncUsageError
+from pfunc.executor import Executor
 from pfunc.project import parse_project
 from pfunc.server.admin import describe_functions
 from pfunc.server.state import DevState
@@ -158,7 +159,8 @@ class ProjectReloader:
             if any(_same(p, function.file) for p in paths):
                 executor = functions.executor(function)
                 failure = await executor.reload()
-                self._report(executor.display_path, failure, started)
+                serving = failure is None or await _still_loads(executor)
+                self._report(executor.display_path, failure, started, serving)
 
     def _reload_project(self, config: Path) -> None:
         started = time.monotonic()
@@ -171,20 +173,32 @@ class ProjectReloader:
         self.state.engine.functions.replace_project(project)
         self.state.engine.functions.read_sources()
         self.on_project()
+        # A function whose file is missing is served (it may be about to be created), and
+        # said at once, not at its first request.
+        missing = [
+            f'function "{function.name}": {function.file} does not exist; its executions '
+            "fail until you create it"
+            for function in project.functions
+            if not function.file.is_file()
+        ]
         self.state.log(
             {
                 **event,
                 "ok": True,
                 "functions": describe_functions(self.state),
+                "warnings": missing,
                 "ms": _ms_since(started),
             }
         )
 
-    def _report(self, file: str, failure: HandlerLoadError | None, started: float) -> None:
+    def _report(
+        self, file: str, failure: HandlerLoadError | None, started: float, serving: bool
+    ) -> None:
         event: dict[str, Any] = {
             "type": "reload",
             "file": file,
             "ok": failure is None,
+            "serving": serving,  # a version of the function serves (the new or an older one)
             "ms": _ms_since(started),
         }
         if failure is not None:
@@ -193,6 +207,16 @@ class ProjectReloader:
             event["line"] = failure.line
             event["column"] = failure.column
         self.state.log(event)
+
+
+async def _still_loads(executor: Executor) -> bool:
+    """After a failed reload: does the version the pool holds load (is any serving)?"""
+    try:
+        sandbox = await executor.pool.acquire()
+    except Exception:  # the older source does not load either
+        return False
+    executor.pool.release(sandbox)
+    return True
 
 
 def _same(a: Path, b: Path) -> bool:

@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -75,6 +76,7 @@ async def running_server(
     intervals: bool,
     log: LogEvent,
     subscribe_timeout: float | None = None,
+    record: Path | None = None,
 ) -> AsyncIterator[DevServer]:
     """The dev server listening, watching files and logging, until the block ends. It
     logs "ready" (with the bound port) once it serves, and "stopped" at the end."""
@@ -86,6 +88,8 @@ async def running_server(
         engine.runtime.observers.append(lambda result: log(execution_event(result)))
         options = {} if subscribe_timeout is None else {"subscribe_timeout": subscribe_timeout}
         server = DevServer(engine, on_event=log, intervals=intervals, **options)
+        if record is not None:
+            server.console.record(record)
         runner = web.AppRunner(
             server.app(),
             access_log=None,
@@ -123,6 +127,8 @@ async def running_server(
             {
                 "type": "ready",
                 "url": url,
+                "console": url + "/",
+                "root": str(session.project.root),
                 "port": bound[1],
                 "project": session.project.name,
                 "subscribe_key": session.keyset.subscribe_key,
@@ -170,11 +176,18 @@ async def serve(
     intervals: bool,
     log: DevLog,
     subscribe_timeout: float | None = None,
+    record: Path | None = None,
 ) -> None:
     """`pfunc dev`: serve until Ctrl-C (SIGINT) or SIGTERM, reading console commands."""
     limit_malloc_arenas()
     async with running_server(
-        session, host, port, intervals=intervals, log=log, subscribe_timeout=subscribe_timeout
+        session,
+        host,
+        port,
+        intervals=intervals,
+        log=log,
+        subscribe_timeout=subscribe_timeout,
+        record=record,
     ) as server:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()

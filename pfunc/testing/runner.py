@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -195,7 +196,10 @@ class ScenarioRun:
             self.saved[name] = value
 
 
-async def run_scenario(scenario: Scenario) -> ScenarioResult:
+async def run_scenario(
+    scenario: Scenario, inspect: Callable[[Engine], Awaitable[None]] | None = None
+) -> ScenarioResult:
+    """Run one scenario; `inspect` looks at its engine (its store) before it closes."""
     started = time.perf_counter()
     project = load_project(scenario.path.parent)
     try:
@@ -218,5 +222,7 @@ async def run_scenario(scenario: Scenario) -> ScenarioResult:
             random_seed=scenario.seed,
         ) as engine:
             outcome = await ScenarioRun(scenario, engine).run()
+            if inspect is not None:
+                await inspect(engine)
     outcome.duration_ms = (time.perf_counter() - started) * 1000
     return outcome

@@ -1,0 +1,207 @@
+// The pfunc dev console: the shell, the live stream, and the Functions, Executions and
+// Run views. KV and Channels are in kv.js and channels.js. No build step: Preact + htm.
+import { html, render, useEffect, useMemo, useRef, useState } from "./preact-htm.js";
+import { Detail, api, show } from "./detail.js";
+import { KVView } from "./kv.js";
+import { ChannelsView } from "./channels.js";
+
+const params = new URLSearchParams(location.search);
+const KEEP = Math.max(1, parseInt(params.get("keep") || "1000", 10)); // entries the page keeps
+const SHOWN = 300; // rows rendered at once; the rest are counted
+const VIEWS = ["functions", "executions", "run", "kv", "channels"];
+
+// The stream: entries arrive in bursts (10,000 a second is fine); they are buffered and
+// applied at most every 100 ms so the page stays responsive.
+function useStream() {
+  const [entries, setEntries] = useState([]);
+  const [status, setStatus] = useState({ connected: false, dropped: 0, kv: 0, reloads: 0 });
+  useEffect(() => {
+    let pending = [];
+    let timer = null;
+    const flush = () => {
+      timer = null;
+      const batch = pending;
+      pending = [];
+      setEntries((old) => {
+        // Ids only grow: anything at or below the newest kept was already seen.
+        const last = old.length ? old[old.length - 1].id : 0;
+        const fresh = batch.filter((e) => e.id > last);
+        const all = old.concat(fresh);
+        return all.length > KEEP ? all.slice(all.length - KEEP) : all;
+      });
+    };
+    const add = (list) => {
+      pending.push(...list);
+      if (!timer) timer = setTimeout(flush, 100);
+    };
+    const source = new EventSource("/pfunc/console/stream");
+    source.addEventListener("open", () => setStatus((s) => ({ ...s, connected: true })));
+    source.addEventListener("error", () => setStatus((s) => ({ ...s, connected: false })));
+    source.addEventListener("backlog", (e) => {
+      const list = JSON.parse(e.data);
+      setEntries([]);
+      pending = list.slice(-KEEP);
+      flush();
+    });
+    source.addEventListener("execution", (e) => add([JSON.parse(e.data)]));
+    source.addEventListener("dropped", (e) =>
+      setStatus((s) => ({ ...s, dropped: s.dropped + Number(e.data) }))
+    );
+    source.addEventListener("kv", () => setStatus((s) => ({ ...s, kv: s.kv + 1 })));
+    source.addEventListener("reload", () => setStatus((s) => ({ ...s, reloads: s.reloads + 1 })));
+    return () => source.close();
+  }, []);
+  return [entries, status];
+}
+
+function FunctionsView({ functions, entries, open }) {
+  return html`<div class="functions">
+    ${functions.map((f) => {
+      const mine = entries.filter((e) => e.result && e.result.name === f.name).slice(-5).reverse();
+      return html`<div class="card function" data-name=${f.name}>
+        <h3>${f.name} <span class="dim">${f.event}</span>
+          <span class=${"state " + f.state}>${f.state === "failed" ? "failed to load" : f.state}</span></h3>
+        <p class="mono dim">${f.file} · ${f.url || (f.interval ? `every ${f.interval} s` : (f.channels || []).join(", "))}</p>
+        ${f.at && html`<p class="dim">reloaded at ${new Date(f.at).toLocaleTimeString()}</p>`}
+        ${f.state === "failed" && html`<p class="error">${f.error_type}: ${f.error}</p>`}
+        ${f.frame && html`<pre class="frame">${f.frame}</pre>`}
+        <ul class="recent">${mine.map(
+          (e) => html`<li><a href="#executions" onClick=${() => open(e.id)}>
+            ${new Date(e.at).toLocaleTimeString()} <span class=${e.result.outcome}>${e.result.outcome}</span>
+            ${e.result.channel || ""}</a></li>`
+        )}</ul>
+      </div>`;
+    })}
+  </div>`;
+}
+
+function ExecutionsView({ entries, functions, selected, setSelected }) {
+  const [filter, setFilter] = useState({ fn: "", kind: "", outcome: "", channel: "" });
+  const set = (key) => (e) => setFilter({ ...filter, [key]: e.target.value });
+  const matching = useMemo(
+    () =>
+      entries.filter((e) => {
+        const r = e.result;
+        if (!r) return !filter.fn && !filter.kind && !filter.outcome && !filter.channel;
+        return (
+          (!filter.fn || r.name === filter.fn) &&
+          (!filter.kind || r.event === filter.kind) &&
+          (!filter.outcome || r.outcome === filter.outcome) &&
+          (!filter.channel || (r.channel || "").includes(filter.channel))
+        );
+      }),
+    [entries, filter]
+  );
+  const rows = matching.slice(-SHOWN).reverse();
+  const entry = entries.find((e) => e.id === selected);
+  const kinds = [...new Set(functions.map((f) => f.event))];
+  return html`<div class="split">
+    <div class="list">
+      <div class="filters">
+        <select class="filter-function" onChange=${set("fn")}><option value="">all functions</option>
+          ${functions.map((f) => html`<option>${f.name}</option>`)}</select>
+        <select onChange=${set("kind")}><option value="">all kinds</option>${kinds.map((k) => html`<option>${k}</option>`)}</select>
+        <select onChange=${set("outcome")}><option value="">all outcomes</option>
+          ${["ok", "abort", "response", "error"].map((o) => html`<option>${o}</option>`)}</select>
+        <input placeholder="channel" onInput=${set("channel")} size="10" />
+      </div>
+      <p class="dim count">${matching.length} of ${entries.length} kept${matching.length > SHOWN ? ` (newest ${SHOWN} shown)` : ""}</p>
+      <table class="executions"><tbody>
+        ${rows.map((e) => {
+          const r = e.result;
+          return html`<tr key=${e.id} class=${"execution" + (e.id === selected ? " selected" : "")} data-id=${e.id}
+              onClick=${() => setSelected(e.id)}>
+            <td class="dim">${new Date(e.at).toLocaleTimeString()}</td>
+            ${r
+              ? html`<td>${r.name || r.function}</td><td class="dim">${r.event}</td>
+                <td class="mono">${r.channel || (r.response ? r.response.status : "")}</td>
+                <td class=${r.outcome}>${r.outcome}</td><td class="dim">${r.duration_ms} ms</td>`
+              : html`<td colspan="3" class="mono">${e.method} ${e.path}</td><td class="abort">${e.what ? "501" : e.status}</td><td></td>`}
+          </tr>`;
+        })}
+      </tbody></table>
+    </div>
+    <div class="pane"><${Detail} entry=${entry} /></div>
+  </div>`;
+}
+
+function template(f) {
+  if (!f) return "{}";
+  if (f.family === "request") return show({ method: "POST", path: "/", query: {}, headers: { "content-type": "application/json" }, body: "{}" });
+  if (f.family === "interval") return "{}";
+  if (f.trigger === "presence") return show({ action: "join", uuid: "user-1", occupancy: 1, channel: f.default_channel });
+  return show({ message: { text: "hello" }, channel: f.default_channel });
+}
+
+function RunView({ functions }) {
+  const [name, setName] = useState("");
+  const [text, setText] = useState("{}");
+  const [answer, setAnswer] = useState(null);
+  const area = useRef(null);
+  const fn = functions.find((f) => f.name === name);
+  useEffect(() => { if (!name && functions.length) pick(functions[0].name); }, [functions]);
+  const pick = (chosen) => {
+    setName(chosen);
+    setText(template(functions.find((f) => f.name === chosen)));
+  };
+  const run = async () => {
+    try {
+      JSON.parse(text);
+    } catch (error) {
+      return setAnswer({ error: `the event is not JSON: ${error.message}` });
+    }
+    try {
+      const result = await api(`/pfunc/run/${encodeURIComponent(name)}`, { method: "POST", body: text });
+      // The event as sent (the builder's defaults aside), so the message diff shows.
+      const spec = JSON.parse(text || "{}");
+      const event = fn && fn.family === "message" ? { kind: fn.event, message: {}, ...spec } : { kind: fn && fn.event, ...spec };
+      setAnswer({ entry: { type: "execution", at: Date.now(), result, event } });
+    } catch (error) {
+      setAnswer({ error: error.message });
+    }
+  };
+  const keys = (e) => { if ((e.ctrlKey || e.metaKey) && e.key === "Enter") { e.preventDefault(); run(); } };
+  return html`<div class="split">
+    <div class="list">
+      <select class="run-function" value=${name} onChange=${(e) => pick(e.target.value)}>
+        ${functions.map((f) => html`<option value=${f.name}>${f.name} (${f.event})</option>`)}</select>
+      <button onClick=${() => setText(template(fn))}>Template</button>
+      <textarea ref=${area} class="event" rows="14" value=${text} onInput=${(e) => setText(e.target.value)} onKeyDown=${keys}></textarea>
+      <button class="run" onClick=${run}>Run</button> <span class="dim">Ctrl+Enter runs it again</span>
+      ${answer && answer.error && html`<p class="error">${answer.error}</p>`}
+    </div>
+    <div class="pane run-result">${answer && answer.entry && html`<${Detail} entry=${answer.entry} />`}</div>
+  </div>`;
+}
+
+function App() {
+  const [view, setView] = useState(VIEWS.includes(location.hash.slice(1)) ? location.hash.slice(1) : "functions");
+  const [entries, status] = useStream();
+  const [functions, setFunctions] = useState([]);
+  const [keyset, setKeyset] = useState(null);
+  const [selected, setSelected] = useState(null);
+  useEffect(() => {
+    api("/pfunc/console/functions").then((d) => { setFunctions(d.functions); setKeyset(d.keyset); });
+  }, [status.reloads]);
+  useEffect(() => {
+    const onHash = () => VIEWS.includes(location.hash.slice(1)) && setView(location.hash.slice(1));
+    addEventListener("hashchange", onHash);
+    return () => removeEventListener("hashchange", onHash);
+  }, []);
+  const open = (id) => { setSelected(id); setView("executions"); };
+  return html`<header>
+      <b>pfunc dev</b>
+      <nav>${VIEWS.map((v) => html`<a href=${"#" + v} class=${"tab-" + v + (v === view ? " active" : "")}>${v === "kv" ? "KV store" : v[0].toUpperCase() + v.slice(1)}</a>`)}</nav>
+      <span class=${status.connected ? "ok live" : "error live"}>${status.connected ? "live" : "reconnecting"}</span>
+      ${status.dropped > 0 && html`<span class="abort">${status.dropped} skipped (page behind)</span>`}
+    </header>
+    <main class=${"view-" + view}>
+      ${view === "functions" && html`<${FunctionsView} functions=${functions} entries=${entries} open=${open} />`}
+      ${view === "executions" && html`<${ExecutionsView} entries=${entries} functions=${functions} selected=${selected} setSelected=${setSelected} />`}
+      ${view === "run" && html`<${RunView} functions=${functions} />`}
+      ${view === "kv" && html`<${KVView} version=${status.kv} />`}
+      ${view === "channels" && keyset && html`<${ChannelsView} keyset=${keyset} />`}
+    </main>`;
+}
+
+render(html`<${App} />`, document.getElementById("app"));

@@ -1,0 +1,304 @@
+"""The dev console: its page (GET /, assets under /pfunc/console/), its live stream of
+executions (server-sent events), the functions' states, "save as scenario", and
+`pfunc dev --record`. Its KV endpoints are in console_kv.py.
+
+The console answers loopback clients only, and only requests from its own page: a site
+open in the same browser cannot drive it (the dev server's CORS answers any origin for
+the PubNub API, which SDKs in other pages need; the console needs none of that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from pfunc.errors import HandlerLoadError, PfuncUsageError
+from pfunc.events import KINDS
+from pfunc.render import code_frame
+from pfunc.result import Result
+from pfunc.server.admin import describe_functions
+from pfunc.server.console_hub import ConsoleHub
+from pfunc.server.kv_observer import ObservedKVStore
+from pfunc.server.log_stream import publish_logs
+from pfunc.server.state import DevState
+from pfunc.server.wire import pubnub_error
+
+ASSETS = Path(__file__).parent / "console"
+ASSET_TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".html": "text/html",
+    ".png": "image/png",
+}
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+KEEPALIVE_SECONDS = 15.0
+RECORD_QUEUE = 1000  # executions --record may fall behind by before it skips some
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def console_only(handler: Handler) -> Handler:
+    """Refuse anything but the console's own page on this machine."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        host = urlsplit(f"//{request.host}").hostname or ""
+        origin = request.headers.get("Origin")
+        if request.remote not in LOOPBACK or host not in LOOPBACK:
+            return pubnub_error(403, "the pfunc console answers on this machine (loopback) only")
+        if origin is not None and urlsplit(origin).netloc != request.host:
+            return pubnub_error(403, f"the pfunc console does not answer pages of {origin}")
+        return await handler(request)
+
+    return guarded
+
+
+class Console:
+    def __init__(self, state: DevState) -> None:
+        self.state = state
+        self.hub = ConsoleHub()
+        self.states: dict[str, dict[str, Any]] = {}  # display path -> load state
+        self._closed = asyncio.Event()
+        self._record: asyncio.Queue[Result] | None = None
+        runtime = state.engine.runtime
+        runtime.observers.append(self.hub.add_result)
+        runtime.observers.append(lambda result: publish_logs(state, result))
+        runtime.modules["kvstore"] = ObservedKVStore(lambda: self.hub.capturing)
+        self.hub.frame_of = self._frame
+
+    def _frame(self, error: Any) -> str | None:
+        """The code frame of an execution's error, as `pfunc run` shows it."""
+        if not error.file:
+            return None
+        path = Path(error.file)
+        if not path.is_absolute():
+            path = self.state.project.root / path
+        return code_frame(path, error.line, error.column or 1) or None
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/", console_only(self.page)),
+            web.get("/pfunc/console/assets/{name:[A-Za-z0-9_.-]+}", console_only(self.asset)),
+            web.get("/pfunc/console/stream", console_only(self.stream)),
+            web.get("/pfunc/console/functions", console_only(self.functions)),
+            web.post("/pfunc/console/scenario", console_only(self.save_scenario)),
+        ]
+
+    def close(self) -> None:
+        """End the open streams (the server is stopping)."""
+        self._closed.set()
+        for client in self.hub.clients:
+            client.wake.set()
+
+    def on_log(self, event: dict[str, Any]) -> None:
+        """The dev log's events the console shows too."""
+        kind = event.get("type")
+        if kind in ("not-emulated", "unrouted"):
+            self.hub.add_request(event)
+        elif kind == "reload":
+            self.states[event["file"]] = {
+                "state": "loaded" if event["ok"] else "failed",
+                "at": int(time.time() * 1000),
+                **{k: event[k] for k in ("error", "error_type", "line", "column") if k in event},
+            }
+            self.hub.note("reload", json.dumps(event, default=str))
+
+    # --- the page -------------------------------------------------------------------
+
+    async def page(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(ASSETS / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def asset(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        path = ASSETS / name
+        if not path.is_file() or path.suffix not in ASSET_TYPES:
+            return pubnub_error(404, f"no console asset {name}")
+        return web.FileResponse(
+            path, headers={"Content-Type": ASSET_TYPES[path.suffix], "Cache-Control": "no-cache"}
+        )
+
+    # --- the live stream ------------------------------------------------------------
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events: the kept entries first (one "backlog" event), then each
+        execution, KV change and reload as it happens."""
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        client = self.hub.connect()
+        try:
+            backlog = ",".join(entry.text() for entry in list(self.hub.entries))
+            await response.write(f"event: backlog\ndata: [{backlog}]\n\n".encode())
+            while not self._closed.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(client.wake.wait(), KEEPALIVE_SECONDS)
+                client.wake.clear()
+                chunks = [f"event: {kind}\ndata: {text}\n\n" for kind, text in client.queue]
+                client.queue.clear()
+                if client.dropped:
+                    chunks.insert(0, f"event: dropped\ndata: {client.dropped}\n\n")
+                    client.dropped = 0
+                await response.write(("".join(chunks) or ": keep-alive\n\n").encode())
+        except (ConnectionError, RuntimeError):
+            pass  # the page went away
+        finally:
+            self.hub.disconnect(client)
+        return response
+
+    # --- functions ------------------------------------------------------------------
+
+    async def functions(self, request: web.Request) -> web.Response:
+        described = []
+        for entry, function in zip(
+            describe_functions(self.state), self.state.project.functions, strict=True
+        ):
+            executor = self.state.engine.functions.executor(function)
+            state = self.states.get(executor.display_path)
+            if state is None:
+                state = await self._load_state(executor)
+            if state.get("line"):
+                frame = code_frame(function.file, state["line"], state.get("column") or 1)
+                state = {**state, "frame": frame or ""}
+            row = KINDS[function.event]
+            described.append(
+                {
+                    **entry,
+                    "file": executor.display_path,
+                    "family": row.family,
+                    "trigger": row.trigger,
+                    "default_channel": function.default_channel,
+                    **state,
+                }
+            )
+        return web.json_response({"functions": described, "keyset": self._keyset()})
+
+    async def _load_state(self, executor: Any) -> dict[str, Any]:
+        """Whether the function's current source loads (as its next execution would)."""
+        try:
+            sandbox = await executor.pool.acquire()
+        except HandlerLoadError as failure:
+            state = {
+                "state": "failed",
+                "error": failure.message,
+                "error_type": failure.error_type,
+                "line": failure.line,
+                "column": failure.column,
+            }
+        else:
+            executor.pool.release(sandbox)
+            state = {"state": "loaded"}
+        self.states[executor.display_path] = state
+        return state
+
+    def _keyset(self) -> dict[str, str]:
+        keyset = self.state.engine.runtime.keyset
+        return {"subscribe_key": keyset.subscribe_key, "publish_key": keyset.publish_key}
+
+    # --- scenarios ------------------------------------------------------------------
+
+    async def save_scenario(self, request: web.Request) -> web.Response:
+        from pfunc.testing.capture import capture
+
+        try:
+            body = json.loads(await request.read() or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            return pubnub_error(
+                400, 'the body must be JSON: {"id": N, "file": "tests/x.test.toml"}'
+            )
+        if not isinstance(body, dict) or not isinstance(body.get("id"), int):
+            return pubnub_error(400, 'say which execution: {"id": N}')
+        entry = self.hub.find(body["id"])
+        if entry is None or entry.result is None:
+            return pubnub_error(404, f"no execution {body['id']} is kept any more")
+        try:
+            target = self.scenario_file(body.get("file", "tests/saved.test.toml"))
+            name = body.get("name") or default_name(entry.to_json())
+            if not isinstance(name, str):
+                raise PfuncUsageError("name must be text")
+            saved = await capture(entry.to_json(), target, name)
+        except PfuncUsageError as error:
+            return pubnub_error(400, str(error))
+        root = self.state.project.root
+        return web.json_response(
+            {
+                "file": str(saved.path.relative_to(root)),
+                "name": saved.name,
+                "relaxed": saved.relaxed,
+                "text": saved.text,
+            }
+        )
+
+    def scenario_file(self, given: Any) -> Path:
+        """A *.test.toml file inside the project; nothing else may be written."""
+        if not isinstance(given, str) or not given.endswith(".test.toml"):
+            raise PfuncUsageError(
+                "file must be a path ending in .test.toml, e.g. tests/saved.test.toml"
+            )
+        root = self.state.project.root.resolve()
+        target = (root / given).resolve()
+        if not target.is_relative_to(root):
+            raise PfuncUsageError(f"file must be inside the project ({root})")
+        return target
+
+    # --- pfunc dev --record ---------------------------------------------------------
+
+    def record(self, target: Path) -> None:
+        """Save every execution a client caused as a scenario in `target`."""
+        self._record = asyncio.Queue(RECORD_QUEUE)
+        queue = self._record
+
+        def enqueue(result: Result) -> None:
+            if result.hop != 1 or result.name is None:
+                return  # chained executions replay as part of their parent
+            try:
+                queue.put_nowait(result)
+            except asyncio.QueueFull:
+                self.state.log(
+                    {
+                        "type": "record-error",
+                        "error": "--record fell behind; an execution was not saved",
+                    }
+                )
+
+        self.hub.recorders.append(enqueue)
+        self.state.spawn(self._recording(target, queue))
+
+    async def _recording(self, target: Path, queue: asyncio.Queue[Result]) -> None:
+        from pfunc.testing.capture import capture
+
+        while True:
+            result = await queue.get()
+            entry = next((e for e in reversed(self.hub.entries) if e.result is result), None)
+            if entry is None:
+                continue
+            data = entry.to_json()
+            try:
+                saved = await capture(data, target, default_name(data))
+            except PfuncUsageError as error:
+                self.state.log({"type": "record-error", "error": str(error)})
+            except Exception as error:  # a fault of pfunc's own: say so, keep recording
+                self.state.log({"type": "record-error", "error": repr(error)})
+            else:
+                self.state.log(
+                    {
+                        "type": "recorded",
+                        "file": str(target),
+                        "name": saved.name,
+                        "relaxed": saved.relaxed,
+                    }
+                )
+
+
+def default_name(entry: dict[str, Any]) -> str:
+    result, event = entry["result"], entry.get("event") or {}
+    where = event.get("channel") or f"{event.get('method', '')} {event.get('path', '')}".strip()
+    moment = time.strftime("%H:%M:%S", time.localtime(entry["at"] / 1000))
+    return f"{result.get('name')}: {event.get('kind')} {where} at {moment} (#{entry['id']})"

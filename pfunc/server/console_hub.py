@@ -1,0 +1,165 @@
+"""The dev console's memory and its live stream: the last 1,000 executions (and requests
+that reached no function), and one bounded queue per open console page.
+
+Cheap when no console is open: an execution is one deque append of the finished Result
+(serialised only when a page asks). A slow page never holds the server back: its queue
+keeps the newest entries and counts what it dropped, the page is told, and nothing else
+waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pfunc.events import IntervalEvent, MessageEvent, RequestEvent
+from pfunc.result import Result
+
+KEEP = 1000  # entries kept for pages that open (or reload) later
+CLIENT_QUEUE = 1000  # entries a slow page may fall behind before the oldest are dropped
+KV_WRITES = {"set", "setItem", "removeItem", "incrCounter"}
+
+
+def event_json(event: Any) -> dict[str, Any] | None:
+    """The event as the handler received it, in the shape the console and scenarios use."""
+    if isinstance(event, MessageEvent):
+        return {
+            "kind": event.kind,
+            "channel": event.channel,
+            "message": event.message,
+            "params": event.params,
+            "meta": event.meta,
+            "verb": event.verb,
+            "hop": event.hop,
+        }
+    if isinstance(event, RequestEvent):
+        return {
+            "kind": event.kind,
+            "method": event.method,
+            "path": event.path,
+            "query": event.query,
+            "headers": event.headers,
+            "body": event.body,
+        }
+    if isinstance(event, IntervalEvent):
+        return {"kind": event.kind}
+    return None
+
+
+@dataclass
+class Entry:
+    """One execution (or one request no function served), as the console lists it."""
+
+    id: int
+    at_ms: int
+    result: Result | None = None
+    request: dict[str, Any] | None = None
+    frame_of: Callable[[Any], str | None] | None = field(default=None, repr=False)
+    _text: str | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        if self.result is None:
+            return {"id": self.id, "at": self.at_ms, "type": "request", **(self.request or {})}
+        result = self.result
+        data = {
+            "id": self.id,
+            "at": self.at_ms,
+            "type": "execution",
+            "event": event_json(result.received),
+            "observed": result.observed,
+            "result": result.to_json(),
+        }
+        if result.error is not None and result.error.line and self.frame_of is not None:
+            data["frame"] = self.frame_of(result.error)
+        return data
+
+    def text(self) -> str:
+        """The SSE data line, serialised once however many pages watch."""
+        if self._text is None:
+            self._text = json.dumps(self.to_json(), ensure_ascii=False, default=str)
+        return self._text
+
+
+class Client:
+    """One open console page: what it has not been sent yet, newest kept."""
+
+    def __init__(self) -> None:
+        self.queue: deque[tuple[str, str]] = deque(maxlen=CLIENT_QUEUE)
+        self.dropped = 0
+        self.wake = asyncio.Event()
+
+    def push(self, kind: str, text: str) -> None:
+        if len(self.queue) == self.queue.maxlen:
+            self.dropped += 1
+        self.queue.append((kind, text))
+        self.wake.set()
+
+
+class ConsoleHub:
+    def __init__(self, keep: int = KEEP) -> None:
+        self.entries: deque[Entry] = deque(maxlen=keep)
+        self.clients: set[Client] = set()
+        self.recorders: list[Callable[[Result], None]] = []  # pfunc dev --record
+        self._ids = itertools.count(1)
+        self.frame_of: Callable[[Any], str | None] | None = None  # an error's code frame
+
+    @property
+    def capturing(self) -> bool:
+        """True while anyone may turn executions into scenarios (a page, --record)."""
+        return bool(self.clients or self.recorders)
+
+    def add_result(self, result: Result) -> None:
+        """The runtime's observer: called for every finished execution."""
+        entry = Entry(next(self._ids), int(time.time() * 1000), result, frame_of=self.frame_of)
+        self.entries.append(entry)
+        for recorder in self.recorders:
+            recorder(result)
+        if not self.clients:
+            return
+        text = entry.text()
+        kv_keys = sorted(
+            {
+                call["key"]
+                for call in result.operations.get("calls", ())
+                if call.get("module") == "kvstore"
+                and call.get("method") in KV_WRITES
+                and call.get("status") == "ok"
+                and "key" in call
+            }
+        )
+        for client in self.clients:
+            client.push("execution", text)
+            if kv_keys:
+                client.push("kv", json.dumps({"keys": kv_keys}))
+
+    def add_request(self, request: dict[str, Any]) -> None:
+        """A request that reached no function, or an endpoint pfunc does not emulate."""
+        entry = Entry(next(self._ids), int(time.time() * 1000), request=request)
+        self.entries.append(entry)
+        if self.clients:
+            self.note("execution", entry.text())
+
+    def note(self, kind: str, text: str) -> None:
+        """A live-only event (kv changed, a reload) for the open pages."""
+        for client in self.clients:
+            client.push(kind, text)
+
+    def find(self, entry_id: int) -> Entry | None:
+        for entry in reversed(self.entries):
+            if entry.id == entry_id:
+                return entry
+        return None
+
+    def connect(self) -> Client:
+        client = Client()
+        self.clients.add(client)
+        return client
+
+    def disconnect(self, client: Client) -> None:
+        self.clients.discard(client)

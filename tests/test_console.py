@@ -1,0 +1,171 @@
+"""The dev console's server side without a browser: the KV API's validation (hostile
+input is a 4xx in PubNub's shape), the console's loopback and same-origin rule, the
+blocks-output log stream, and the terminal log's new lines (unrouted requests, errors
+with their file and line, reload states that are true). The browser tests are in
+test_console_browser.py."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.sdk.pysdk import Recorder, py_client
+from tests.test_dev_server import InProcessDev
+
+GREET = """const db = require("kvstore");
+export default async (request) => {
+  const greeting = (await db.get("greeting")) || { word: "hi" };
+  const n = await db.incrCounter("greets");
+  console.log("greeting", request.message.text);
+  await db.set("last", { text: request.message.text });
+  request.message.greeting = greeting.word;
+  request.message.n = n;
+  return request.ok();
+};
+"""
+API = """export default (request, response) => {
+  if (request.query.fail) { null.x; }
+  return response.send({ method: request.method }, 201);
+};
+"""
+
+
+def write_project(folder: Path) -> None:
+    (folder / "handlers").mkdir(exist_ok=True)
+    (folder / "handlers" / "greet.js").write_text(GREET)
+    (folder / "handlers" / "api.js").write_text(API)
+    (folder / "pfunc.toml").write_text(
+        '[project]\nname = "demo"\npublish_key = "pub-c-demo"\nsubscribe_key = "sub-c-demo"\n\n'
+        '[[functions]]\nname = "greet"\nfile = "handlers/greet.js"\nevent = "before-publish"\n'
+        'channels = ["chat"]\n\n'
+        '[[functions]]\nname = "api"\nfile = "handlers/api.js"\nevent = "on-request"\npath = "api"\n'
+    )
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("console-api")
+    write_project(folder)
+    server = InProcessDev(folder)
+    yield server
+    server.stop()
+
+
+def kv(dev: InProcessDev, body: bytes, headers: dict[str, str] | None = None):
+    status, _, text = dev.request("POST", "/pfunc/console/kv", body, headers)
+    return status, json.loads(text)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"\xff\xfe",
+        b"[1, 2]",
+        b'{"op": "set"}',
+        b'{"op": "set", "key": "k", "value": "{bad"}',
+        b'{"op": "set", "key": "k", "value": {"a": 1}}',
+        b'{"op": "set", "key": "k", "value": "1", "ttl": "soon"}',
+        b'{"op": "set", "key": "", "value": "1"}',
+        b'{"op": "set", "key": "' + b"k" * 5000 + b'", "value": "1"}',
+        b'{"op": "set", "key": "big", "value": "\\"' + b"x" * 40000 + b'\\""}',
+        b'{"op": "incr", "key": "c", "amount": 1.5}',
+        b'{"op": "incr", "key": "c", "amount": 100000000000000000000000}',
+        b'{"op": "drop", "key": "k"}',
+        b'{"op": "delete", "key": 7}',
+    ],
+)
+def test_hostile_kv_changes_are_refused_in_pubnubs_shape(dev: InProcessDev, body: bytes) -> None:
+    status, answer = kv(dev, body)
+    assert status == 400, answer
+    assert answer["error"] is True and answer["message"]
+
+
+def test_kv_changes_use_kvstores_limits_and_list_with_size_and_ttl(dev: InProcessDev) -> None:
+    status, answer = kv(dev, b'{"op": "set", "key": "cfg", "value": "{\\"on\\": true}", "ttl": 5}')
+    assert status == 200, answer
+    status, answer = kv(dev, b'{"op": "set", "key": "cfg2", "value": "1", "ttl": 999999999}')
+    assert status == 200 and "clamped" in answer["warnings"][0]
+    status, _, text = dev.request("GET", "/pfunc/console/kv?space=items&prefix=cfg&limit=1")
+    page = json.loads(text)
+    assert page["rows"][0]["key"] == "cfg" and page["rows"][0]["value"] == {"on": True}
+    assert 0 < page["rows"][0]["ttl_seconds"] <= 300 and page["rows"][0]["size"] == 11
+    assert page["next"] == "cfg"
+    status, _, text = dev.request("GET", "/pfunc/console/kv?space=items&prefix=cfg&after=cfg")
+    assert [row["key"] for row in json.loads(text)["rows"]] == ["cfg2"]
+    assert kv(dev, b'{"op": "incr", "key": "hits", "amount": 3}')[1]["value"] == 3
+    assert kv(dev, b'{"op": "delete", "key": "cfg2"}')[0] == 200
+    assert dev.request("GET", "/pfunc/console/kv?space=nope")[0] == 400
+    assert dev.request("GET", "/pfunc/console/kv?limit=x")[0] == 400
+
+
+def test_the_console_answers_its_own_page_only(dev: InProcessDev) -> None:
+    status, _, text = dev.request(
+        "POST", "/pfunc/console/kv", b'{"op":"delete","key":"k"}', {"Origin": "http://evil.test"}
+    )
+    assert status == 403 and "evil.test" in json.loads(text)["message"]
+    status, _, _ = dev.request("GET", "/", headers={"Host": "attacker.example:80"})
+    assert status == 403  # a DNS-rebound name is not this machine
+    status, _, text = dev.request("GET", "/")
+    assert status == 200 and "pfunc/console/assets/app.js" in text
+    assert dev.request("GET", "/pfunc/console/assets/../../state.py")[0] == 404
+
+
+def test_console_lines_stream_to_blocks_output(dev: InProcessDev) -> None:
+    watcher = py_client(dev.port, ("pub-c-demo", "sub-c-demo"), "watcher")
+    recorder = Recorder()
+    watcher.add_listener(recorder)
+    watcher.subscribe().channels(["blocks-output-greet"]).execute()
+    try:
+        time.sleep(0.5)  # the subscribe's first long-poll is under way
+        dev.type('run greet {"message": {"text": "logged"}}')
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            lines = [e.message for kind, e in recorder.events if kind == "message"]
+            if lines:
+                break
+            time.sleep(0.05)
+        assert lines[0] == {
+            "function": "greet",
+            "event": "before-publish",
+            "level": "log",
+            "message": "greeting logged",
+        }
+    finally:
+        watcher.unsubscribe_all()
+        watcher.stop()
+    _, _, text = dev.request("GET", "/v3/history/sub-key/sub-c-demo/channel/blocks-output-greet")
+    assert json.loads(text)["channels"] == {}  # the log stream is not stored
+
+
+def test_terminal_events_for_unrouted_requests_and_errors(dev: InProcessDev) -> None:
+    assert dev.request("GET", "/nowhere/at/all")[0] == 404
+    dev.wait_for(lambda e: e["type"] == "unrouted" and e["path"] == "/nowhere/at/all")
+    dev.request("GET", "/v1/blocks/sub-key/sub-c-demo/api?fail=1")
+    failed = dev.wait_for(lambda e: e["type"] == "execution" and e["outcome"] == "error")
+    assert failed["method"] == "GET" and failed["error"]["line"] == 2
+    dev.request("POST", "/v1/blocks/sub-key/sub-c-demo/api", b"{}")
+    answered = dev.wait_for(lambda e: e["type"] == "execution" and e["outcome"] == "response")
+    assert answered["status"] == 201 and answered["method"] == "POST"
+
+
+def test_reload_states_are_true(dev: InProcessDev) -> None:
+    handler = dev.folder / "handlers" / "api.js"
+    handler.write_text("export default (request, response) => {\n  return response.send(;\n};\n")
+    failed = dev.wait_for(lambda e: e["type"] == "reload" and not e["ok"], timeout=10)
+    assert failed["serving"] is True  # the older version loads and keeps serving
+    handler.write_text(API)
+    dev.wait_for(lambda e: e["type"] == "reload" and e["ok"], timeout=10)
+    config = dev.folder / "pfunc.toml"
+    text = config.read_text()
+    config.write_text(
+        text + '\n[[functions]]\nname = "later"\nfile = "handlers/later.js"\n'
+        'event = "after-publish"\nchannels = ["x"]\n'
+    )
+    reloaded = dev.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("pfunc.toml"))
+    assert "handlers/later.js does not exist" in reloaded["warnings"][0]
+    config.write_text(text)
+    dev.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("pfunc.toml"))

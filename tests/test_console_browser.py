@@ -1,0 +1,172 @@
+"""The dev console in a real headless Chromium (Debian's, driven by Playwright): run a
+function, watch an SDK's publish arrive live with its diff, edit KV and see a function
+read it, subscribe and see a message, save an execution as a scenario that `pfunc test`
+passes. One browser and one dev server for the module. PFUNC_SCREENSHOTS=1 writes the
+screenshots in docs/console/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.sdk.pysdk import py_client
+from tests.test_console import write_project
+from tests.test_dev_server import InProcessDev
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+CHROMIUM = next(
+    (p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).exists()),
+    None,
+)
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium at /usr/bin/chromium (apt-get install chromium)"
+)
+SHOTS = Path(__file__).parent.parent / "docs" / "console"
+KEYS = ("pub-c-demo", "sub-c-demo")
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("console")
+    write_project(folder)
+    server = InProcessDev(folder)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def page(dev: InProcessDev):
+    with playwright_api.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True)
+        tab = browser.new_page(viewport={"width": 1280, "height": 800})
+        tab.set_default_timeout(5_000)
+        tab.goto(dev.base + "/")
+        yield tab
+        browser.close()
+
+
+def shot(page, name: str) -> None:
+    if os.environ.get("PFUNC_SCREENSHOTS") == "1":
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def view(page, name: str) -> None:
+    page.click(f"nav a.tab-{name}")
+
+
+def test_functions_view_lists_the_project(page) -> None:
+    page.wait_for_selector(".card.function[data-name=greet] .state.loaded")
+    assert "chat" in page.inner_text(".card.function[data-name=greet]")
+    page.wait_for_selector(".live.ok")
+
+
+def test_run_view_runs_a_function(page) -> None:
+    view(page, "run")
+    page.select_option("select.run-function", "greet")
+    page.fill("textarea.event", '{"message": {"text": "from the run view"}, "channel": "chat"}')
+    page.click("button.run")
+    result = page.wait_for_selector(".run-result .detail")
+    assert "ok" in result.inner_text()
+    page.wait_for_selector(".run-result .diff-added")  # greeting and n were added
+    shot(page, "run")
+
+
+def test_sdk_publish_appears_live_with_its_diff(page, dev: InProcessDev) -> None:
+    view(page, "executions")
+    client = py_client(dev.port, KEYS, "sdk-user")
+    try:
+        client.publish().channel("chat").message({"text": "from the sdk"}).sync()
+    finally:
+        client.stop()
+    # It arrives on its own (server-sent events): the run view's execution, then this one.
+    page.wait_for_function(
+        "[...document.querySelectorAll('tr.execution')]"
+        ".filter((row) => row.textContent.includes('chat')).length >= 2"
+    )
+    page.locator("tr.execution", has_text="chat").first.click()
+    page.wait_for_selector(".pane .detail >> text=from the sdk")
+    assert "greeting" in page.inner_text(".pane table.diff")
+    shot(page, "executions")
+
+
+def test_kv_edit_is_what_a_function_reads(page) -> None:
+    view(page, "kv")
+    page.click("button.kv-new")
+    page.fill("input.kv-key", "greeting")
+    page.fill("textarea.kv-value", "{bad json")
+    page.click("button.kv-save")
+    page.wait_for_selector(".kv-message.error")
+    page.fill("textarea.kv-value", '{"word": "hola"}')
+    page.click("button.kv-save")
+    page.wait_for_selector("tr.kv-row[data-key=greeting] >> text=hola")
+    page.wait_for_selector("tr.kv-row[data-key=last]")  # written by the earlier executions
+    shot(page, "kv")
+    view(page, "run")
+    page.select_option("select.run-function", "greet")
+    page.fill("textarea.event", '{"message": {"text": "read kv"}}')
+    page.click("button.run")
+    page.wait_for_selector('.run-result pre.after:has-text("hola")')
+
+
+def test_channels_subscribe_and_see_a_message(page) -> None:
+    view(page, "channels")
+    page.fill("input.sub-channels", "chat")
+    page.click("button.subscribe")
+    page.wait_for_selector(".subscribed")
+    page.wait_for_timeout(300)  # the first long-poll (its timetoken) is under way
+    page.fill("input.pub-channel", "chat")
+    page.fill("textarea.pub-message", '{"text": "typed in the page"}')
+    page.click("button.publish")
+    delivery = page.wait_for_selector("tr.delivery.message >> text=typed in the page")
+    assert "hola" in delivery.inner_text()  # it went through the before-publish function
+    page.click("button.history")
+    page.wait_for_selector(".history-rows >> text=typed in the page")
+    shot(page, "channels")
+
+
+def test_save_as_scenario_passes_pfunc_test(page, dev: InProcessDev) -> None:
+    view(page, "executions")
+    page.locator("tr.execution", has_text="greet").first.click()
+    page.fill("input.scenario-file", "tests/from_console.test.toml")
+    page.click("button.save-scenario")
+    page.wait_for_selector(".saved")
+    saved = dev.folder / "tests" / "from_console.test.toml"
+    assert saved.is_file()
+    run = subprocess.run(
+        [str(Path(sys.executable).parent / "pfunc"), "test", str(saved)],
+        cwd=dev.folder,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout
+
+
+def test_the_page_keeps_only_the_newest(page, dev: InProcessDev) -> None:
+    page.goto(dev.base + "/?keep=3#executions")
+    page.wait_for_selector(".count")
+    for number in range(6):
+        dev.type(f'run greet {{"message": {{"text": "burst {number}"}}}}')
+    dev.wait_for(
+        lambda e: e["type"] == "execution" and e.get("message", {}).get("text") == "burst 5"
+    )
+    page.wait_for_function(
+        "document.querySelector('.count').textContent.startsWith('3 of 3 kept')"
+        " && document.querySelector('tr.execution').dataset.id > 0"
+    )
+    for _ in range(50):  # the newest row is the last burst once the stream delivered it
+        page.locator("tr.execution").first.click()
+        if "burst 5" in page.inner_text(".pane"):
+            break
+        page.wait_for_timeout(100)
+    assert "burst 5" in page.inner_text(".pane")
+    assert page.locator("tr.execution").count() == 3
+    view(page, "functions")
+    shot(page, "functions")
