@@ -152,11 +152,13 @@ def test_save_as_scenario_passes_pfunc_test(page, dev: InProcessDev) -> None:
 def test_the_page_keeps_only_the_newest(page, dev: InProcessDev) -> None:
     page.goto(dev.base + "/?keep=3#executions")
     page.wait_for_selector(".count")
-    for number in range(6):
+    for number in range(6):  # one after another: "newest" is then the last one typed
         dev.type(f'run greet {{"message": {{"text": "burst {number}"}}}}')
-    dev.wait_for(
-        lambda e: e["type"] == "execution" and e.get("message", {}).get("text") == "burst 5"
-    )
+        dev.wait_for(
+            lambda e, n=number: (
+                e["type"] == "execution" and e.get("message", {}).get("text") == f"burst {n}"
+            )
+        )
     page.wait_for_function(
         "document.querySelector('.count').textContent.startsWith('3 of 3 kept')"
         " && document.querySelector('tr.execution').dataset.id > 0"
