@@ -48,26 +48,27 @@ class ConsoleKV:
             return pubnub_error(400, "limit must be a whole number")
         if not 1 <= limit <= MAX_PAGE:
             return pubnub_error(400, f"limit must be 1 to {MAX_PAGE}")
-        prefix, after = query.get("prefix", ""), query.get("after", "")
+        prefix, after = query.get("prefix", ""), query.get("after") or None
         runtime = self.state.engine.runtime
         keyset, now = runtime.keyset.subscribe_key, runtime.clock.now_ms()
         rows: list[dict[str, Any]] = []
-        # The store lists a prefix whole; a dev store is small enough to page here.
+        # One more than a page: whether there is a next one. A range on the key index.
         if space == "items":
-            for key, text, expires in await runtime.store.items(keyset, prefix, now):
-                if key > after:
-                    rows.append(
-                        {
-                            "key": key,
-                            "value": json.loads(text),
-                            "size": len(text.encode("utf-8")),
-                            "ttl_seconds": max(0, (expires - now) // 1000),
-                        }
-                    )
+            found = await runtime.store.items(keyset, prefix, now, after=after, limit=limit + 1)
+            for key, text, expires in found:
+                rows.append(
+                    {
+                        "key": key,
+                        "value": json.loads(text),
+                        "size": len(text.encode("utf-8")),
+                        "ttl_seconds": max(0, (expires - now) // 1000),
+                    }
+                )
         else:
-            for key, value in await runtime.store.counters(keyset, prefix):
-                if key > after:
-                    rows.append({"key": key, "value": value})
+            found_counters = await runtime.store.counters(
+                keyset, prefix, after=after, limit=limit + 1
+            )
+            rows = [{"key": key, "value": value} for key, value in found_counters]
         page = rows[:limit]
         answer: dict[str, Any] = {"space": space, "rows": page}
         if len(rows) > limit:
