@@ -118,9 +118,11 @@ RULES: dict[tuple[str, str], Needs] = {
     ("GET", _FILES + "/files/{id}/{name}"): ((*_CHANNEL, READ),),
     ("DELETE", _FILES + "/files/{id}/{name}"): ((*_CHANNEL, DELETE),),
 }
-# pfunc's own endpoints (the trigger, the console, uploads checked by their signed
-# policy) and on-request functions are not PubNub's and not subject to Access Manager.
+# pfunc's own endpoints (the trigger, the console and its page at the root, uploads
+# checked by their signed policy) and on-request functions are not PubNub's and not
+# subject to Access Manager (the console answers loopback clients only).
 EXEMPT_PREFIXES = ("/pfunc/", "/v1/blocks/")
+EXEMPT_ROUTES = ("/",)
 
 
 def needs_of(request: web.Request) -> Needs | None:
@@ -128,7 +130,7 @@ def needs_of(request: web.Request) -> Needs | None:
     route = request.match_info.route
     resource = route.resource
     canonical = resource.canonical if resource is not None else ""
-    if not canonical or canonical.startswith(EXEMPT_PREFIXES):
+    if not canonical or canonical.startswith(EXEMPT_PREFIXES) or canonical in EXEMPT_ROUTES:
         return None
     method = "GET" if request.method == "HEAD" else request.method
     return RULES.get((method, canonical), SIGNED)
