@@ -23,6 +23,7 @@ from pfunc.pubnub_data import PubNubData
 from pfunc.result import ExecutionError, Publisher, Result
 from pfunc.runtime import Runtime
 from pfunc.sandbox import CORRUPTED, CRASHED, TIMEOUT, Sandbox, SandboxInterrupted
+from pfunc.sandbox.inline import INLINE_GUARD, InlineGuardStop, InlinePolicy, only_reads
 from pfunc.sandbox.pool import SandboxPool
 
 MAX_CONCURRENT_EXECUTIONS = 8
@@ -48,13 +49,16 @@ class Executor:
         self.publish = publish
         self.pubnub_data = pubnub_data  # history, presence... for the pubnub module
         self.pool = SandboxPool(handler, self.display_path, runtime)
+        # In the dev server, a quick JavaScript function runs on the server's loop.
+        self.policy = InlinePolicy(runtime.threaded and handler.suffix != ".py")
         # Executions a client caused (hop 1) run at most this many at a time per function;
         # the rest wait their turn. Chained ones (a handler's own publish) do not wait:
         # the hop limit bounds them, and a parent holding a slot must not wait for its child.
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_EXECUTIONS)
 
     async def reload(self) -> HandlerLoadError | None:
-        """Load the file again (see SandboxPool.reload)."""
+        """Load the file again (see SandboxPool.reload); new code starts on threads."""
+        self.policy.demote()
         return await self.pool.reload()
 
     def close(self) -> None:
@@ -107,7 +111,7 @@ class Executor:
             result.delivered = not KINDS[event.kind].is_before
         started = time.perf_counter()
         try:
-            sandbox = await self.pool.acquire()
+            sandbox = await self.pool.acquire(inline=self.policy.inline)
         except HandlerLoadError as failure:
             result.error = ExecutionError(
                 failure.error_type,
@@ -122,6 +126,21 @@ class Executor:
             work = self._execute(sandbox, event, budget, context, result, host_warnings)
             try:
                 await (work if sandbox.home is None else sandbox.home.run(work))
+            except InlineGuardStop:
+                # A slice outgrew the in-line guard: this function runs on threads again.
+                sandbox.broken = True  # closed on release, below
+                self.policy.demote()
+                if only_reads(budget.calls):  # nothing changed yet: start again, on a thread
+                    return await self._run(event)
+                result.outcome = "error"
+                result.operations = budget.to_json()
+                result.error = ExecutionError(
+                    "Error",
+                    f"{self.display_path}: the handler ran JavaScript for more than "
+                    f"{INLINE_GUARD * 1000:.0f} ms at once after changing something, while pfunc "
+                    "dev ran it on its own loop (it had always been quick); it was stopped and "
+                    "runs on a thread of its own from now on. Send the event again",
+                )
             except Exception as fault:
                 # Whatever went wrong (a handler that broke pfunc's side of the sandbox, a
                 # fault of pfunc's own), this execution ends as an error and its sandbox is
@@ -159,6 +178,7 @@ class Executor:
         context.deadline = None if timeout is None else time.monotonic() + timeout
         loop = _ExecutionLoop(self, sandbox, budget, context)
         failure = await loop.run(event)
+        self.policy.observed(loop.slowest)
         details = sandbox.finish()
         if not isinstance(details, dict):
             # Unreadable: the engine could not even build the report, which only happens
@@ -198,6 +218,7 @@ class _ExecutionLoop:
         self.tasks: dict[asyncio.Future[tuple[bool, str | None]], tuple[int, CallRecord]] = {}
         self.handler_settled = False
         self.limit_warned = False
+        self.slowest = 0.0  # seconds of the longest slice of JavaScript
 
     def _remaining(self) -> float | None:
         if self.deadline is None:
@@ -209,8 +230,22 @@ class _ExecutionLoop:
         settlements: list[tuple[int, bool, str | None]],
         start: tuple[str, int | None] | None = None,
     ) -> tuple[bool, list[Any]]:
-        """One round of JavaScript (on whatever thread this execution runs on)."""
-        return self.sandbox.advance(self._remaining(), settlements, start)
+        """One round of JavaScript (on whatever thread this execution runs on); in line on
+        the server's loop, held to the in-line guard (sandbox/inline.py)."""
+        remaining = self._remaining()
+        guarded = self.sandbox.home is None and self.executor.policy.allowed
+        limit = remaining
+        if guarded and (remaining is None or remaining > INLINE_GUARD):
+            limit = INLINE_GUARD
+        began = time.perf_counter()
+        try:
+            return self.sandbox.advance(limit, settlements, start)
+        except SandboxInterrupted as stop:
+            if stop.reason == TIMEOUT and limit is not remaining:
+                raise InlineGuardStop from None
+            raise
+        finally:
+            self.slowest = max(self.slowest, time.perf_counter() - began)
 
     async def run(self, event: Event) -> ExecutionError | None:
         row = KINDS[event.kind]

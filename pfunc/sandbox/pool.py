@@ -80,8 +80,8 @@ class SandboxPool:
 
         return JavaScriptSandbox(source, *settings)
 
-    async def _load(self, source: str) -> Sandbox:
-        if not self.runtime.threaded:
+    async def _load(self, source: str, inline: bool = False) -> Sandbox:
+        if not self.runtime.threaded or inline:
             return self._build(source)
         # The dev server gives each sandbox a thread and event loop of its own: QuickJS
         # releases the GIL while it runs, so a runaway handler does not stall the server.
@@ -98,18 +98,20 @@ class SandboxPool:
         sandbox.home = home
         return sandbox
 
-    async def acquire(self) -> Sandbox:
-        """An idle sandbox of the current generation, or a newly loaded one."""
+    async def acquire(self, inline: bool = False) -> Sandbox:
+        """An idle sandbox of the current generation, or a newly loaded one; in the dev
+        server, one on the server's own loop (`inline`) or on a thread of its own."""
         while self._idle:
             sandbox = self._idle.pop()  # the most recently used: the others age out
             self._idle_since.pop(id(sandbox), None)
-            if not sandbox.broken and sandbox.generation == self.generation:
+            fits = (sandbox.home is None) == (inline or not self.runtime.threaded)
+            if fits and not sandbox.broken and sandbox.generation == self.generation:
                 return sandbox
             sandbox.close()
         if self.source is None:
             self.source = self._read_source()
         generation = self.generation
-        sandbox = await self._load(self.source)
+        sandbox = await self._load(self.source, inline)
         sandbox.generation = generation
         return sandbox
 

@@ -1,0 +1,76 @@
+"""When the dev server runs a JavaScript function on its own event loop instead of on a
+sandbox thread of its own.
+
+A thread per sandbox keeps a runaway handler from stalling the server, but each
+execution then pays a thread hop and GIL handoffs: measured, 2.5x the cost of the same
+execution in line. So a function runs in line once it has shown itself quick (every
+slice of JavaScript under FAST_SLICE for PROMOTE_AFTER executions running), and each
+in-line slice is held to INLINE_GUARD. A slice that outgrows the guard is stopped (QuickJS
+cannot pause it), the function goes back to threads, and the execution starts again on a
+thread when nothing it did so far changed anything (reads only); otherwise it ends as
+an error saying why. A reload starts the new code on threads again.
+"""
+
+from __future__ import annotations
+
+from pfunc.limits import CallRecord
+
+FAST_SLICE = 0.005  # seconds: a slice this quick marks an execution as quick
+PROMOTE_AFTER = 20  # quick executions in a row before the function runs in line
+INLINE_GUARD = 0.05  # seconds an in-line slice may run before it is stopped
+
+# Calls that change nothing (repeating them is harmless): an execution stopped by the
+# guard after only these starts again on a thread.
+READS = {
+    "kvstore": frozenset({"get", "getItem", "getCounter", "getKeys", "getCounterKeys"}),
+    "vault": frozenset({"get"}),
+    "pubnub": frozenset(
+        {
+            "time",
+            "history",
+            "fetchMessages",
+            "messageCounts",
+            "hereNow",
+            "whereNow",
+            "getState",
+            "getMessageActions",
+            "channelGroups.listChannels",
+            "channelGroups.listGroups",
+            "push.listChannels",
+            "objects.getUUIDMetadata",
+            "objects.getAllUUIDMetadata",
+            "objects.getChannelMetadata",
+            "objects.getAllChannelMetadata",
+            "objects.getMemberships",
+            "objects.getChannelMembers",
+            "listFiles",
+        }
+    ),
+}
+
+
+class InlineGuardStop(Exception):
+    """An in-line slice of JavaScript ran past INLINE_GUARD and was stopped."""
+
+
+def only_reads(calls: list[CallRecord]) -> bool:
+    return all(call.method in READS.get(call.module, ()) for call in calls)
+
+
+class InlinePolicy:
+    """Whether one function's executions run in line, from how quick they have been."""
+
+    def __init__(self, allowed: bool) -> None:
+        self.allowed = allowed  # a JavaScript function in the dev server
+        self.quick_runs = 0
+
+    @property
+    def inline(self) -> bool:
+        return self.allowed and self.quick_runs >= PROMOTE_AFTER
+
+    def observed(self, slowest_slice: float) -> None:
+        self.quick_runs = self.quick_runs + 1 if slowest_slice < FAST_SLICE else 0
+
+    def demote(self) -> None:
+        """Back to threads (a slow slice, or new code)."""
+        self.quick_runs = 0

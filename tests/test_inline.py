@@ -1,0 +1,92 @@
+"""Quick JavaScript functions run on the dev server's own loop (no thread hop), held to
+an in-line guard: a slice that outgrows it is stopped and the function goes back to a
+thread of its own; an execution that changed nothing yet starts again there, so a
+runaway still ends as production ends it, and other requests keep being served."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+from pfunc.sandbox.inline import PROMOTE_AFTER
+from tests.test_dev_server import InProcessDev
+
+PROJECT = """
+[project]
+subscribe_key = "sub-c-in"
+publish_key = "pub-c-in"
+
+[limits]
+timeout = 1
+
+[[functions]]
+name = "work"
+file = "work.js"
+event = "on-request"
+path = "work"
+"""
+WORK = """
+const db = require("kvstore");
+export default async (request, response) => {
+  if (request.query.mode === "spin") { while (true) {} }
+  if (request.query.mode === "write-then-spin") {
+    await db.incrCounter("writes");
+    const until = Date.now() + 200;
+    while (Date.now() < until) {}
+    return response.send({ spun: true });
+  }
+  const seen = await db.get("seen");
+  return response.send({ seen: seen || null });
+};
+"""
+URL = "/v1/blocks/sub-key/sub-c-in/work"
+
+
+def promoted(server: InProcessDev) -> bool:
+    function = server.server.state.project.function("work")
+    return server.server.state.engine.functions.executor(function).policy.inline
+
+
+def warm(server: InProcessDev) -> None:
+    for _ in range(PROMOTE_AFTER + 2):
+        status, _, _ = server.request("GET", URL)
+        assert status == 200
+
+
+def test_a_quick_function_runs_in_line_and_a_runaway_is_moved_to_a_thread(tmp_path: Path):
+    (tmp_path / "pfunc.toml").write_text(PROJECT)
+    (tmp_path / "work.js").write_text(textwrap.dedent(WORK))
+    server = InProcessDev(tmp_path)
+    try:
+        warm(server)
+        assert promoted(server)
+        status, _, body = server.request("GET", URL + "?mode=spin")
+        # The runaway ran again on a thread, to the profile's time limit, as in production.
+        assert status == 500 and "longer than the 1 s time limit" in json.loads(body)["message"]
+        assert not promoted(server)
+        status, _, body = server.request("GET", URL)
+        assert status == 200 and json.loads(body) == {"seen": None}
+    finally:
+        server.stop()
+
+
+def test_a_long_slice_after_a_write_is_stopped_and_says_why(tmp_path: Path):
+    (tmp_path / "pfunc.toml").write_text(PROJECT)
+    (tmp_path / "work.js").write_text(textwrap.dedent(WORK))
+    server = InProcessDev(tmp_path)
+    try:
+        warm(server)
+        status, _, body = server.request("GET", URL + "?mode=write-then-spin")
+        assert status == 500 and "Send the event again" in json.loads(body)["message"]
+        assert not promoted(server)
+        # On a thread now, the same request completes; the write happened once per run.
+        status, _, body = server.request("GET", URL + "?mode=write-then-spin")
+        assert status == 200 and json.loads(body) == {"spun": True}
+        import sqlite3
+
+        with sqlite3.connect(tmp_path / ".pfunc" / "kv.sqlite3") as store:
+            (count,) = store.execute("SELECT value FROM counters WHERE key='writes'").fetchone()
+        assert count == 2
+    finally:
+        server.stop()
