@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -71,7 +70,7 @@ class Bus:
         given = params or {}
         # PubNub names a publisher for every message (subscribers' "i", history's uuid);
         # one that sent no uuid gets a made-up one, as the service does.
-        report.publisher = given.get("uuid") or str(uuid.uuid4())
+        report.publisher = given.get("uuid") or _made_up_uuid()
         report.custom_type = given.get("custom_message_type")
         sequence = str(given.get("seqn", "1"))
         if sequence.isascii() and sequence.isdigit() and len(sequence) <= 9:
@@ -142,3 +141,9 @@ class Bus:
                 )
                 results.append(await self.functions.executor(function).run(event))
         return results
+
+
+def _made_up_uuid() -> str:
+    import uuid  # only for publishes without a uuid; off the cold start of `pfunc run`
+
+    return str(uuid.uuid4())

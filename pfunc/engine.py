@@ -10,17 +10,14 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pfunc.access import AccessManager
 from pfunc.announcement import Announcement
-from pfunc.app_context import AppContext
 from pfunc.bus import Bus
 from pfunc.channel_groups import ChannelGroups
 from pfunc.clock import Clock
 from pfunc.errors import PfuncUsageError
 from pfunc.events import Keyset
-from pfunc.files import Files
 from pfunc.functions import FunctionRegistry
 from pfunc.history import MessageHistory
 from pfunc.limits import Profile
@@ -32,6 +29,11 @@ from pfunc.result import PublishReport
 from pfunc.runtime import Runtime
 from pfunc.store import KVStore, StoreOpenError
 
+if TYPE_CHECKING:
+    from pfunc.access import AccessManager
+    from pfunc.app_context import AppContext
+    from pfunc.files import Files
+
 
 @dataclass
 class Engine:
@@ -42,10 +44,23 @@ class Engine:
     presence: Presence = field(default_factory=Presence)
     groups: ChannelGroups | None = None
     push: PushRegistrations | None = None
-    objects: AppContext | None = None  # App Context: users, channels, memberships
-    access: AccessManager | None = None  # Access Manager: tokens, grants, enforcement
-    files: Files | None = None  # shared files, and their file messages
+    data: PubNubData | None = None  # also what functions' pubnub module reaches
     listeners: list[Callable[[Announcement], None]] = field(default_factory=list)
+
+    @property
+    def objects(self) -> AppContext | None:
+        """App Context: users, channels, memberships (built on first use)."""
+        return self.data.objects if self.data else None
+
+    @property
+    def access(self) -> AccessManager | None:
+        """Access Manager: tokens, grants, enforcement (built on first use)."""
+        return self.data.access if self.data else None
+
+    @property
+    def files(self) -> Files | None:
+        """Shared files and their file messages (built on first use)."""
+        return self.data.files if self.data else None
 
     def announce(self, announcement: Announcement) -> None:
         """Tell subscribers of a change that is not a publish (a message action...)."""
@@ -108,13 +123,32 @@ async def open_engine(
 
     groups = ChannelGroups(store, runtime.keyset.subscribe_key)
     push = PushRegistrations(store, runtime.keyset.subscribe_key)
-    objects = AppContext(store, runtime.keyset.subscribe_key, runtime.timetokens.next, announce)
-    access = AccessManager(
-        store, runtime.keyset.subscribe_key, clock, secret_key(project, environ or {})
+    keyset = runtime.keyset.subscribe_key
+
+    def objects() -> AppContext:
+        from pfunc.app_context import AppContext
+
+        return AppContext(store, keyset, runtime.timetokens.next, announce)
+
+    def access() -> AccessManager:
+        from pfunc.access import AccessManager
+
+        return AccessManager(store, keyset, clock, secret_key(project, environ or {}))
+
+    def files() -> Files:
+        # The bytes of shared files sit next to the store, in the project's state folder.
+        from pfunc.files import Files
+
+        return Files(store, keyset, store.path.parent / "files", clock, publish)
+
+    data = PubNubData(
+        history,
+        presence,
+        announce,
+        groups,
+        push,
+        {"objects": objects, "access": access, "files": files},
     )
-    # The bytes of shared files sit next to the store, in the project's state folder.
-    files = Files(store, runtime.keyset.subscribe_key, store.path.parent / "files", clock, publish)
-    data = PubNubData(history, presence, announce, groups, push, objects, access, files)
     functions = FunctionRegistry(project, runtime, publish, data)
     engine = Engine(
         runtime,
@@ -124,9 +158,7 @@ async def open_engine(
         presence,
         groups,
         push,
-        objects=objects,
-        access=access,
-        files=files,
+        data,
     )
     try:
         yield engine

@@ -10,7 +10,7 @@ another handler or outlive the handler's own limits.
 from __future__ import annotations
 
 from functools import cache
-from importlib import resources
+from pathlib import Path
 
 import quickjs
 
@@ -28,7 +28,7 @@ _CALL = """
 
 @cache
 def _source() -> str:
-    return resources.files("pfunc.sandbox").joinpath("builtins.js").read_text(encoding="utf-8")
+    return (Path(__file__).with_name("builtins.js")).read_text(encoding="utf-8")
 
 
 class SyncBuiltinError(Exception):
