@@ -88,6 +88,7 @@ async def open_engine(
     environ: Mapping[str, str] | None = None,
     random_seed: int | None = None,
     threaded: bool = False,
+    warm_sandboxes: bool = False,
 ) -> AsyncIterator[Engine]:
     """An engine over the project's store, secrets, mocks and functions; closed on exit.
 
@@ -108,6 +109,7 @@ async def open_engine(
         threaded=threaded,
         main_loop=asyncio.get_running_loop(),
         random_seed=random_seed,
+        warm_sandboxes=warm_sandboxes,
     )
     store.home = runtime.main_loop
     engine: Engine
@@ -135,11 +137,21 @@ async def open_engine(
 
         return AccessManager(store, keyset, clock, secret_key(project, environ or {}))
 
+    cleanups: list[Callable[[], None]] = []
+
     def files() -> Files:
-        # The bytes of shared files sit next to the store, in the project's state folder.
+        # The bytes of shared files sit next to the store, in the project's state folder;
+        # a store in memory (a scenario's) gets a temporary folder, removed on close.
         from pfunc.files import Files
 
-        return Files(store, keyset, store.path.parent / "files", clock, publish)
+        folder = store.path.parent / "files"
+        if str(store.path) == ":memory:":
+            import shutil
+            import tempfile
+
+            folder = Path(tempfile.mkdtemp(prefix="pfunc-files-"))
+            cleanups.append(lambda: shutil.rmtree(folder, ignore_errors=True))
+        return Files(store, keyset, folder, clock, publish)
 
     data = PubNubData(
         history,
@@ -165,3 +177,5 @@ async def open_engine(
     finally:
         functions.close()
         await runtime.close()
+        for cleanup in cleanups:
+            cleanup()

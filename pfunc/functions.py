@@ -53,6 +53,9 @@ class FunctionRegistry:
     def executor_for_file(self, handler: Path, shown_as: str | None = None) -> Executor:
         """An executor for a handler file that pfunc.toml may not name (pfunc run FILE,
         scenario steps with file = ..., the plugin)."""
+        given = str(handler)
+        if given in self._by_file:  # as given before: no resolve() (a stat per part) again
+            return self._by_file[given]
         key = str(handler.resolve())
         if key not in self._by_file:
             self._by_file[key] = Executor(
@@ -62,6 +65,7 @@ class FunctionRegistry:
                 publish=self.publish,
                 pubnub_data=self.pubnub_data,
             )
+        self._by_file[given] = self._by_file[key]
         return self._by_file[key]
 
     def replace_project(self, project: Project) -> None:
@@ -92,11 +96,16 @@ class FunctionRegistry:
                 )
         return unreadable
 
+    def _executors(self) -> list[Executor]:
+        """Each executor once (a file's is listed under its path as given and resolved)."""
+        every = [*self._by_name.values(), *self._by_file.values()]
+        return list({id(executor): executor for executor in every}.values())
+
     def trim_idle(self) -> None:
         """Close sandboxes left idle after a burst (see SandboxPool.trim)."""
-        for executor in [*self._by_name.values(), *self._by_file.values()]:
+        for executor in self._executors():
             executor.pool.trim()
 
     def close(self) -> None:
-        for executor in [*self._by_name.values(), *self._by_file.values()]:
+        for executor in self._executors():
             executor.close()

@@ -194,3 +194,36 @@ def test_scenarios_send_file_messages_to_both_file_kinds(tmp_path):
     run = run_cli("test", "files.test.toml", cwd=tmp_path)
     assert run.code == 0, run.stdout + run.stderr
     assert "1 passed, 0 failed" in run.stdout
+
+
+def test_scenarios_share_warm_contexts_yet_repeat_their_randomness(tmp_path):
+    """Scenarios of one run reuse the handler's loaded context (production reuses
+    isolates too); each still starts from its own seed, so equal seeds give equal ids."""
+    (tmp_path / "ids.js").write_text(
+        'const uuid = require("uuid");\n'
+        "export default (request, response) => response.send({ id: uuid.v4() });\n"
+    )
+    scenario = (
+        '[[scenario]]\nname = "NAME"\nfile = "ids.js"\nseed = 7\nSTORE\n'
+        '[[scenario.step]]\nrequest = { path = "/" }\nexpect = { json = { id = "not-this" } }\n'
+    )
+    (tmp_path / "ids.test.toml").write_text(
+        scenario.replace("NAME", "a").replace("STORE", "")
+        + "\n"
+        + scenario.replace("NAME", "b").replace("STORE", 'store = "disk"')
+    )
+    run = run_cli("test", tmp_path / "ids.test.toml", "--json", cwd=tmp_path)
+    ids = [
+        json.loads(s["failure"]["result"]["response"]["body"])["id"]
+        for s in run.json()["scenarios"]
+    ]
+    assert len(ids) == 2 and ids[0] == ids[1] and len(ids[0]) == 36
+
+
+def test_a_scenario_store_is_memory_or_disk(tmp_path):
+    (tmp_path / "bad.test.toml").write_text(
+        '[[scenario]]\nname = "x"\nfile = "h.js"\nstore = "cloud"\n\n'
+        "[[scenario.step]]\ninterval = true\n"
+    )
+    run = run_cli("test", tmp_path / "bad.test.toml", cwd=tmp_path)
+    assert run.code == 2 and 'store must be "memory" or "disk"' in run.stderr + run.stdout

@@ -216,6 +216,9 @@ class PythonSandbox:
             "error": error,
         }
 
+    def reseed(self, random_seed: int | None) -> None:
+        self.random_seed = random_seed  # read when the worker starts the next run
+
     def close(self) -> None:
         if self._process is None:
             return

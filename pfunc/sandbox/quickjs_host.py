@@ -98,8 +98,8 @@ class JavaScriptSandbox:
         self._finish = entry("__pfunc_api_finish")
         # Top-level code reads the execution clock (and seeded randomness) too.
         entry("__pfunc_api_setClock")(_js_number(now_ms))
-        if random_seed is not None:
-            entry("__pfunc_api_seedRandom")(_js_number(random_seed % 2**32))
+        self._seed_random = entry("__pfunc_api_seedRandom")
+        self.reseed(random_seed)
         # Stacks the handler sees name its file and quote its source (prelude, "stacks").
         entry("__pfunc_api_setHandler")(display_path, source)
         self._load(timeout)
@@ -239,6 +239,11 @@ class JavaScriptSandbox:
         self.run_jobs(None if remaining is None else time.monotonic() + remaining)
         self.set_time_limit(None)
         return self.poll()
+
+    def reseed(self, random_seed: int | None) -> None:
+        """Seed Math.random (uuid.v4, utils.randomInt) for the runs to come."""
+        if random_seed is not None:
+            self._seed_random(_js_number(random_seed % 2**32))
 
     def close(self) -> None:
         """Let the sandbox's own thread (if any) end once its work is done."""

@@ -3,6 +3,7 @@ randomness and xhr offline, through the real executor and engine."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
@@ -211,15 +212,21 @@ async def run_scenario(
     scenario_project = replace(
         project, mocks=[*mocks, *project.mocks], vault={**project.vault, **scenario.vault}
     )
-    with tempfile.TemporaryDirectory(prefix="pfunc-test-") as folder:
+    with contextlib.ExitStack() as stack:
+        # A fresh store per scenario: in memory unless the scenario asks for a file.
+        kv_path = Path(":memory:")
+        if scenario.store == "disk":
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="pfunc-test-"))
+            kv_path = Path(folder) / "kv.sqlite3"
         async with open_engine(
             scenario_project,
             profile,
             clock,
-            kv_path=Path(folder) / "kv.sqlite3",
+            kv_path=kv_path,
             offline=True,
             environ={},
             random_seed=scenario.seed,
+            warm_sandboxes=True,
         ) as engine:
             outcome = await ScenarioRun(scenario, engine).run()
             if inspect is not None:

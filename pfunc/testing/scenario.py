@@ -28,8 +28,10 @@ SCENARIO_KEYS = {
     "counters",
     "vault",
     "mocks",
+    "store",
     "step",
 }
+STORES = ("memory", "disk")  # where a scenario's fresh KV store lives
 EVENT_KEYS = TRIGGERS  # a step sends one event, named by what triggers it
 STEP_KEYS = {"name", "function", "file", "event", "advance", "expect", "save", *EVENT_KEYS}
 EXPECT_KEYS = {
@@ -87,6 +89,7 @@ class Scenario:
     vault: dict[str, str] = field(default_factory=dict)
     mocks: list[dict[str, Any]] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
+    store: str = "memory"  # "disk": a SQLite file in a temporary folder
 
     @property
     def id(self) -> str:
@@ -200,6 +203,9 @@ def _scenario(path: Path, lines: _Lines, index: int, entry: dict[str, Any]) -> S
             raise _fail(path, line, f"{table} must be a table, e.g. {table} = {{ key = 1 }}")
     if not all(isinstance(v, int) for v in entry.get("counters", {}).values()):
         raise _fail(path, line, "counters take whole numbers")
+    store = entry.get("store", "memory")
+    if store not in STORES:
+        raise _fail(path, line, f'store must be "memory" or "disk", got {store!r}')
     scenario = Scenario(
         path=path,
         line=line,
@@ -213,6 +219,7 @@ def _scenario(path: Path, lines: _Lines, index: int, entry: dict[str, Any]) -> S
         counters=dict(entry.get("counters", {})),
         vault={str(k): str(v) for k, v in entry.get("vault", {}).items()},
         mocks=list(entry.get("mocks", [])),
+        store=store,
     )
     for number, step in enumerate(steps):
         scenario.steps.append(_step(path, lines, index, number, step, scenario))
