@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_cli
 
 
 @pytest.fixture
@@ -156,3 +158,86 @@ def test_file_message_handlers(pytester: pytest.Pytester):
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+SCENARIOS = """
+[[scenario]]
+name = "greets"
+file = "hello.js"
+
+[[scenario.step]]
+publish = { message = { name = "ada" } }
+expect = { message = { greeting = "hello ada" } }
+
+[[scenario]]
+name = "expects too much"
+file = "hello.js"
+
+[[scenario.step]]
+publish = { message = { name = "bob" } }
+expect = { message = { greeting = "hi bob" } }
+"""
+
+
+def scenario_folder(tmp_path):
+    (tmp_path / "hello.js").write_text(
+        "export default (r) => { r.message.greeting = 'hello ' + r.message.name;"
+        " return r.ok(); };\n"
+    )
+    (tmp_path / "hello.test.toml").write_text(SCENARIOS)
+    return tmp_path
+
+
+def test_pytest_collects_each_scenario_as_an_item(tmp_path):
+    folder = scenario_folder(tmp_path)
+    junit = tmp_path / "junit.xml"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "addopts=",
+            "-rf",
+            f"--junitxml={junit}",
+            "hello.test.toml",
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "1 failed, 1 passed" in run.stdout
+    assert 'expected "hi bob", got "hello bob"' in run.stdout
+    assert 'name="greets"' in junit.read_text() and 'name="expects too much"' in junit.read_text()
+    only = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "addopts=",
+            "-q",
+            "-k",
+            "greets",
+            "hello.test.toml",
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert only.returncode == 0 and "1 passed, 1 deselected" in only.stdout
+
+
+def test_pfunc_test_spreads_scenarios_over_processes(tmp_path):
+    folder = scenario_folder(tmp_path)
+    run = run_cli("test", "-n", "2", "hello.test.toml", cwd=folder)
+    assert run.code == 1 and "1 failed, 1 passed" in run.stdout
+    bad = run_cli("test", "-n", "two", "hello.test.toml", cwd=folder)
+    assert bad.code == 2 and "-n takes a number of processes or auto" in bad.stderr

@@ -251,12 +251,18 @@ def init(folder: Path) -> None:
     help="Also write JUnit XML here (for CI systems).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
+@click.option(
+    "-n",
+    "workers",
+    help="Run across N processes (or auto) through pytest-xdist, as `pytest -n` would.",
+)
 def test_command(
     paths: tuple[Path, ...],
     pattern: str | None,
     first_failure: bool,
     junit_path: Path | None,
     as_json: bool,
+    workers: str | None,
 ) -> None:
     """Run scenario files (*.test.toml): PATHS, or the project's tests/ and examples/."""
     import asyncio
@@ -275,6 +281,14 @@ def test_command(
         else:
             root = load_project().root
             roots = [folder for folder in (root / "tests", root / "examples") if folder.is_dir()]
+        if workers is not None:
+            from pfunc.cli.parallel import run_with_pytest
+
+            sys.exit(
+                run_with_pytest(
+                    discover(roots), workers, pattern, first_failure, junit_path, as_json
+                )
+            )
         scenarios = [s for file in discover(roots) for s in load_scenarios(file)]
         if pattern:
             scenarios = [s for s in scenarios if pattern in s.name or pattern in str(s.path)]

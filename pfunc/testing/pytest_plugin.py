@@ -298,6 +298,10 @@ class PfuncHarness:
         return self.runtime.keyset.subscribe_key
 
 
+# Scenario files (*.test.toml) as items: the hook lives with its collector classes.
+from pfunc.testing.pytest_scenarios import pytest_collect_file  # noqa: E402, F401
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "pfunc_project",
