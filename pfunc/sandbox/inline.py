@@ -69,7 +69,17 @@ class InlinePolicy:
         return self.allowed and self.quick_runs >= PROMOTE_AFTER
 
     def observed(self, slowest_slice: float) -> None:
-        self.quick_runs = self.quick_runs + 1 if slowest_slice < FAST_SLICE else 0
+        """After each execution, its slowest slice in CPU seconds of the running thread
+        (waiting for the GIL under load is not the handler being slow). Once in line, a
+        function stays there unless a slice nears the guard: a one-off pause (a garbage
+        collection) must not send it back to threads."""
+        if self.inline:
+            if slowest_slice >= INLINE_GUARD / 2:
+                self.demote()
+        elif slowest_slice < FAST_SLICE:
+            self.quick_runs += 1
+        else:
+            self.quick_runs = 0
 
     def demote(self) -> None:
         """Back to threads (a slow slice, or new code)."""
