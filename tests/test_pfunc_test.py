@@ -227,3 +227,34 @@ def test_a_scenario_store_is_memory_or_disk(tmp_path):
     )
     run = run_cli("test", tmp_path / "bad.test.toml", cwd=tmp_path)
     assert run.code == 2 and 'store must be "memory" or "disk"' in run.stderr + run.stdout
+
+
+def test_warm_contexts_stay_on_the_thread_that_made_them(tmp_path):
+    """QuickJS measures its stack from the thread that made a context: a scenario run on
+    another thread (the dev console replays saved scenarios on the server's) must not hand
+    its contexts to this one."""
+    import asyncio
+    import threading
+
+    from pfunc.testing.runner import run_scenario
+    from pfunc.testing.scenario import load_scenarios
+
+    (tmp_path / "deep.js").write_text(
+        "const depth = (n) => (n === 0 ? 0 : 1 + depth(n - 1));\n"
+        "export default (request) => request.ok({ depth: depth(2000) });\n"
+    )
+    (tmp_path / "deep.test.toml").write_text(
+        '[[scenario]]\nname = "deep"\nfile = "deep.js"\n\n'
+        "[[scenario.step]]\npublish = { message = {} }\n"
+        "expect = { message = { depth = 2000 } }\n"
+    )
+    (scenario,) = load_scenarios(tmp_path / "deep.test.toml")
+    outcomes = []
+    elsewhere = threading.Thread(
+        target=lambda: outcomes.append(asyncio.run(run_scenario(scenario)).passed)
+    )
+    elsewhere.start()
+    elsewhere.join()
+    outcomes.append(asyncio.run(run_scenario(scenario)).passed)
+    outcomes.append(asyncio.run(run_scenario(scenario)).passed)
+    assert outcomes == [True, True, True]

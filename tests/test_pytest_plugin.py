@@ -54,7 +54,7 @@ def test_sync_tests_send_events_and_read_the_store(project):
             assert pfunc.counter("heartbeat:count") == 0
     """
     )
-    result = project.runpytest("-p", "no:cacheprovider")
+    result = project.runpytest("-p", "no:cacheprovider", "--ignore=examples")
     result.assert_outcomes(passed=4)
 
 
@@ -84,7 +84,7 @@ def test_mocks_vault_and_async_tests(project):
             assert "no mock matches GET https://elsewhere.example.com/" in result.message["refused"]
     """
     )
-    result = project.runpytest("-p", "no:cacheprovider")
+    result = project.runpytest("-p", "no:cacheprovider", "--ignore=examples")
     result.assert_outcomes(passed=2)
 
 
@@ -96,7 +96,7 @@ def test_a_failing_expectation_is_reported_as_a_failure(project):
             assert result.message["rateLimitRemaining"] == 3
     """
     )
-    result = project.runpytest("-p", "no:cacheprovider")
+    result = project.runpytest("-p", "no:cacheprovider", "--ignore=examples")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*assert 9 == 3*"])
 
@@ -132,7 +132,7 @@ def test_an_ini_option_names_the_project(pytester):
     pytester.makepyfile(
         test_elsewhere='def test_it(pfunc):\n    assert pfunc.publish("noop", {}).outcome == "ok"\n'
     )
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    pytester.runpytest("-p", "no:cacheprovider", "--ignore=examples").assert_outcomes(passed=1)
 
 
 def test_file_message_handlers(pytester: pytest.Pytester):

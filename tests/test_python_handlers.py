@@ -168,7 +168,7 @@ def test_the_pytest_plugin_runs_python_handlers(pytester):
             assert pfunc.kv_get(f"session:{token}")["userId"] == "ada"
     """
     )
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    pytester.runpytest("-p", "no:cacheprovider", "--ignore=examples").assert_outcomes(passed=1)
 
 
 def test_python_worker_is_reused_between_executions(tmp_path):

@@ -9,6 +9,7 @@ finishes an execution after the reload is closed, not pooled again.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,8 +29,10 @@ MAX_IDLE = 8
 IDLE_SECONDS = 2.0
 
 # Warm JavaScript sandboxes handed from one engine to the next (scenarios), by what they
-# were built from: (display path, source, memory, timeout). A context costs ~4 ms to make.
-_WARM: dict[tuple[str, str, int | None, float | None], list[Sandbox]] = {}
+# were built from: (thread, display path, source, memory, timeout). A context costs ~4 ms
+# to make. By thread too: QuickJS measures its stack from the thread that made a context.
+WarmKey = tuple[threading.Thread, str, str, int | None, float | None]
+_WARM: dict[WarmKey, list[Sandbox]] = {}
 MAX_WARM = 16
 
 
@@ -85,11 +88,12 @@ class SandboxPool:
 
         return JavaScriptSandbox(source, *settings)
 
-    def _warm_key(self, source: str) -> tuple[str, str, int | None, float | None] | None:
+    def _warm_key(self, source: str) -> WarmKey | None:
         if not self.runtime.warm_sandboxes or self.handler.suffix == ".py":
             return None
         profile = self.runtime.profile
-        return (self.display_path, source, profile.memory, profile.timeout)
+        thread = threading.current_thread()  # the object: an ident is reused, it is not
+        return (thread, self.display_path, source, profile.memory, profile.timeout)
 
     async def _load(self, source: str, inline: bool = False) -> Sandbox:
         key = self._warm_key(source)
@@ -178,6 +182,9 @@ class SandboxPool:
     def close(self) -> None:
         self.closed = True
         key = self._warm_key(self.source) if self.source is not None else None
+        for stale in [k for k in _WARM if not k[0].is_alive()]:  # their threads ended
+            for sandbox in _WARM.pop(stale):
+                sandbox.close()
         for sandbox in self._idle:
             parked = _WARM.setdefault(key, []) if key is not None else None
             if (
