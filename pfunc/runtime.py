@@ -33,7 +33,7 @@ class Runtime:
     threaded: bool = False  # run each sandbox on a thread of its own (the dev server)
     main_loop: asyncio.AbstractEventLoop | None = None  # where network and bus calls run
     random_seed: int | None = None  # seeds Math.random in new sandboxes (test runs)
-    # Hand loaded JavaScript sandboxes on to the next engine for the same code (scenarios:
+    # Hand loaded sandboxes on to the next engine for the same code (scenarios:
     # a warm context, as production reuses isolates) instead of closing them.
     warm_sandboxes: bool = False
     timetokens: Timetokens = field(default_factory=Timetokens)

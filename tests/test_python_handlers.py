@@ -214,6 +214,8 @@ def test_scenarios_leave_no_worker_processes_behind(tmp_path):
         "from pfunc.testing.scenario import load_scenarios\n"
         f"result = asyncio.run(run_scenario(load_scenarios(Path({str(scenario)!r}))[0]))\n"
         "assert result.passed\n"
+        "from pfunc.sandbox.pool import close_warm\n"
+        "close_warm()  # what pfunc test and the plugin do when a run ends\n"
         "children = Path(f'/proc/{os.getpid()}/task/{os.getpid()}/children').read_text().split()\n"
         "print(len(children))\n"
     )

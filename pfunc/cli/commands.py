@@ -306,6 +306,10 @@ def test_command(
         results = asyncio.run(run_all())
     except PfuncUsageError as error:
         usage_failure(str(error))
+    finally:
+        from pfunc.sandbox.pool import close_warm
+
+        close_warm()  # the warm contexts and Python workers the scenarios shared
     if junit_path is not None:
         try:
             report.write_junit(results, junit_path)

@@ -8,6 +8,7 @@ finishes an execution after the reload is closed, not pooled again.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import threading
 import time
@@ -28,12 +29,25 @@ if TYPE_CHECKING:
 MAX_IDLE = 8
 IDLE_SECONDS = 2.0
 
-# Warm JavaScript sandboxes handed from one engine to the next (scenarios), by what they
-# were built from: (thread, display path, source, memory, timeout). A context costs ~4 ms
-# to make. By thread too: QuickJS measures its stack from the thread that made a context.
+# Warm sandboxes handed from one engine to the next (scenarios), by what they
+# were built from: (thread, display path, source, memory, timeout). A JavaScript context
+# costs ~4 ms to make, a Python worker ~70 ms. By thread too: QuickJS measures its stack
+# from the thread that made a context.
 WarmKey = tuple[threading.Thread, str, str, int | None, float | None]
 _WARM: dict[WarmKey, list[Sandbox]] = {}
 MAX_WARM = 16
+
+
+def close_warm() -> None:
+    """Close every parked warm sandbox (their threads, their Python workers): at the end
+    of a test run, and at exit."""
+    for parked in _WARM.values():
+        for sandbox in parked:
+            sandbox.close()
+    _WARM.clear()
+
+
+atexit.register(close_warm)
 
 
 class SandboxPool:
@@ -89,7 +103,7 @@ class SandboxPool:
         return JavaScriptSandbox(source, *settings)
 
     def _warm_key(self, source: str) -> WarmKey | None:
-        if not self.runtime.warm_sandboxes or self.handler.suffix == ".py":
+        if not self.runtime.warm_sandboxes:
             return None
         profile = self.runtime.profile
         thread = threading.current_thread()  # the object: an ident is reused, it is not

@@ -217,7 +217,9 @@ class PythonSandbox:
         }
 
     def reseed(self, random_seed: int | None) -> None:
-        self.random_seed = random_seed  # read when the worker starts the next run
+        # Kept for the protocol: a Python handler's randomness is its own (not seeded by
+        # pfunc), so a reused worker needs nothing more.
+        self.random_seed = random_seed
 
     def close(self) -> None:
         if self._process is None:

@@ -299,7 +299,10 @@ class PfuncHarness:
 
 
 # Scenario files (*.test.toml) as items: the hook lives with its collector classes.
-from pfunc.testing.pytest_scenarios import pytest_collect_file  # noqa: E402, F401
+from pfunc.testing.pytest_scenarios import (  # noqa: E402, F401
+    pytest_collect_file,
+    pytest_sessionfinish,
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

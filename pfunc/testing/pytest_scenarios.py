@@ -21,6 +21,13 @@ class ScenarioFailed(Exception):
     """A scenario's expectation did not hold (its report is the failure's text)."""
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The scenarios' warm sandboxes (Python workers among them) end with the session."""
+    from pfunc.sandbox.pool import close_warm
+
+    close_warm()
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.name.endswith(SUFFIX):
         return ScenarioFile.from_parent(parent, path=file_path)
