@@ -251,9 +251,8 @@ class _ExecutionLoop:
         row = KINDS[event.kind]
         data = event.to_sandbox(self.executor.runtime.keyset)
         data = {**data, "family": row.family, "phase": row.phase}
-        shared = self.context.pubnub_data.files if self.context.pubnub_data else None
-        if shared is not None:  # for pubnub.getFileUrl, local in the sandbox
-            data["filesBase"] = shared.base_url()
+        if self.context.pubnub_data is not None:  # for pubnub.getFileUrl, local in the sandbox
+            data["filesBase"] = self.context.pubnub_data.files_base(self.context.keyset)
         payload = json.dumps(data)
         try:
             settled, calls = await self._advance(

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from pfunc.channels import name_problem
 from pfunc.clock import Clock
 from pfunc.events import FILE, file_message
+from pfunc.file_urls import DEFAULT_FILES_ORIGIN, file_url, files_base_url
 from pfunc.result import PublishReport
 from pfunc.store import KVStore
 
@@ -31,7 +31,6 @@ MAX_FILE_BYTES = 5 * 1024 * 1024  # PubNub's limit on one file
 MAX_NAME_CHARS = 255  # a file name, as a file system allows one path component
 LIST_LIMIT = 100  # listFiles' default and ceiling
 DEFAULT_TYPE = "application/octet-stream"
-DEFAULT_ORIGIN = "http://127.0.0.1:8787"  # pfunc dev's default address
 _ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 Publish = Callable[..., Awaitable[PublishReport]]
@@ -89,7 +88,7 @@ class Files:
         self.clock = clock
         self._publish = publish
         # Where download URLs point; the dev server sets its own address.
-        self.origin = DEFAULT_ORIGIN
+        self.origin = DEFAULT_FILES_ORIGIN
 
     @staticmethod
     def new_id() -> str:
@@ -194,14 +193,11 @@ class Files:
 
     def base_url(self) -> str:
         """Where this keyset's file URLs start (a function's getFileUrl builds on it)."""
-        return f"{self.origin}/v1/files/{quote(self.keyset, safe='')}"
+        return files_base_url(self.origin, self.keyset)
 
     def file_url(self, channel: str, file_id: str, name: str) -> str:
         """The file's download URL, as the SDKs' getFileUrl builds it."""
-        return (
-            f"{self.base_url()}/channels/"
-            f"{quote(channel, safe='')}/files/{quote(file_id, safe='')}/{quote(name, safe='')}"
-        )
+        return file_url(self.base_url(), channel, file_id, name)
 
     # --- file messages ---------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pfunc.announcement import Announcement
 from pfunc.channel_groups import ChannelGroups
+from pfunc.file_urls import DEFAULT_FILES_ORIGIN, files_base_url
 from pfunc.history import MessageHistory
 from pfunc.presence import Presence
 from pfunc.push import PushRegistrations
@@ -57,3 +58,8 @@ class PubNubData:
     @cached_property
     def files(self) -> Files | None:
         return self._made("files")
+
+    def files_base(self, keyset: str) -> str:
+        """The file URL base for functions, without building the files API for it."""
+        made = self.__dict__.get("files")  # built already (the dev server sets its origin)
+        return made.base_url() if made is not None else files_base_url(DEFAULT_FILES_ORIGIN, keyset)

@@ -80,6 +80,24 @@ def _add_columns(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
+_memory_template: sqlite3.Connection | None = None
+_template_lock = threading.Lock()
+
+
+def _fresh_memory() -> sqlite3.Connection:
+    """An empty store in memory (a scenario's): a copy of a template that has the schema,
+    20x quicker than creating the tables each time."""
+    global _memory_template
+    with _template_lock:
+        if _memory_template is None:
+            _memory_template = sqlite3.connect(":memory:", check_same_thread=False)
+            _memory_template.executescript(SCHEMA)
+            _memory_template.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        _memory_template.backup(conn)
+    return conn
+
+
 class KVStore:
     def __init__(self, path: Path, fast: sqlite3.Connection) -> None:
         self.path = path
@@ -93,6 +111,8 @@ class KVStore:
     @classmethod
     def open(cls, path: Path | str) -> KVStore:
         path = Path(path)
+        if str(path) == ":memory:":
+            return cls(path, _fresh_memory())
         try:
             if str(path) != ":memory:":
                 path.parent.mkdir(parents=True, exist_ok=True)
