@@ -92,6 +92,7 @@ def _fresh_memory() -> sqlite3.Connection:
         if _memory_template is None:
             _memory_template = sqlite3.connect(":memory:", check_same_thread=False)
             _memory_template.executescript(SCHEMA)
+            _add_columns(_memory_template)
             _memory_template.execute(f"PRAGMA application_id={APPLICATION_ID}")
         conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         _memory_template.backup(conn)

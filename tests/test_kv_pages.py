@@ -51,3 +51,22 @@ def test_kv_list_pages_on_the_command_line(tmp_path):
     last = run_cli("kv", "list", "--prefix", "user:", "--after", "user:2", "--kv", kv)
     assert [line.split()[0] for line in last.stdout.splitlines()] == ["user:3"]
     assert "more:" not in last.stderr
+
+
+def test_a_store_in_memory_has_the_same_schema_as_a_file(tmp_path):
+    """Scenarios' stores in memory are copies of a template: the same tables and columns
+    (those added since a table first shipped included) as a store on disk."""
+
+    def schema(store: KVStore) -> set[tuple[str, str]]:
+        tables = [row[0] for row in store._fast.execute("SELECT name FROM sqlite_master")]
+        return {
+            (table, column[1])
+            for table in tables
+            if not table.startswith("sqlite_")
+            for column in store._fast.execute(f"PRAGMA table_info({table})")
+        }
+
+    on_disk, in_memory = KVStore.open(tmp_path / "kv.sqlite3"), KVStore.open(":memory:")
+    assert schema(in_memory) == schema(on_disk) and ("messages", "message_type") in schema(on_disk)
+    asyncio.run(in_memory.close())
+    asyncio.run(on_disk.close())
