@@ -148,3 +148,36 @@ def sdk() -> Iterator[JsSdk]:
     driver = JsSdk(node_modules)
     yield driver
     driver.close()
+
+
+def serve_project(
+    tmp_path_factory: pytest.TempPathFactory, name: str, toml: str, handlers: dict | None = None
+) -> Iterator[Any]:
+    """A real dev server (in this process) on a new project folder: pfunc.toml and the
+    handler files (dedented); stopped when the module's tests are done."""
+    from tests.test_dev_server import InProcessDev
+
+    folder = tmp_path_factory.mktemp(name)
+    (folder / "pfunc.toml").write_text(toml)
+    for file, source in (handlers or {}).items():
+        (folder / file).write_text(textwrap.dedent(source))
+    server = InProcessDev(folder)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def clients(sdk: JsSdk, dev: Any, request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+    """Makes JavaScript SDK clients of the test module's `dev` server, with its KEYS;
+    destroyed after the test."""
+    made = []
+
+    def make(user: str, **options: Any) -> Any:
+        name = f"{request.node.name}-{user}"
+        client = sdk.client(name, dev.port, request.module.KEYS, user, **options)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.destroy()

@@ -15,6 +15,7 @@ from pubnub.models.consumer.v3.channel import Channel
 
 from pfunc import access_tokens
 from pfunc.access_tokens import Token
+from tests.conftest import serve_project
 from tests.sdk.jsdk import JsClient, JsSdk, SdkError
 from tests.sdk.pysdk import py_client
 from tests.test_dev_server import InProcessDev
@@ -31,25 +32,7 @@ secret_key = "{SECRET}"
 
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessDev]:
-    folder: Path = tmp_path_factory.mktemp("pam")
-    (folder / "pfunc.toml").write_text(PROJECT)
-    server = InProcessDev(folder)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def clients(sdk: JsSdk, dev: InProcessDev, request: pytest.FixtureRequest):
-    made: list[JsClient] = []
-
-    def make(user: str, **options) -> JsClient:
-        client = sdk.client(f"{request.node.name}-{user}", dev.port, KEYS, user, **options)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.destroy()
+    yield from serve_project(tmp_path_factory, "pam", PROJECT)
 
 
 def positional(client: JsClient, method: str, *args):

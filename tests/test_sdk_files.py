@@ -7,15 +7,14 @@ from __future__ import annotations
 import base64
 import json
 import os
-import textwrap
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import serve_project
 from tests.sdk.jsdk import SdkError
 from tests.sdk.pysdk import py_client
 from tests.test_dev_server import InProcessDev
@@ -62,27 +61,7 @@ BYTES = bytes(range(256)) * 3 + "é ☃\n".encode()  # not UTF-8 text as a whole
 
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessDev]:
-    folder: Path = tmp_path_factory.mktemp("files")
-    (folder / "pfunc.toml").write_text(PROJECT)
-    for name, source in HANDLERS.items():
-        (folder / name).write_text(textwrap.dedent(source))
-    server = InProcessDev(folder)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def clients(sdk, dev, request):
-    made = []
-
-    def make(user: str):
-        client = sdk.client(f"{request.node.name}-{user}", dev.port, KEYS, user)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.destroy()
+    yield from serve_project(tmp_path_factory, "files", PROJECT, HANDLERS)
 
 
 def send(client, channel: str, data: bytes, name: str, **args):

@@ -4,14 +4,12 @@ SDK returns to the application and what its listener receives."""
 from __future__ import annotations
 
 import json
-import textwrap
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, serve_project
 from tests.sdk.jsdk import SdkError
 from tests.test_dev_server import InProcessDev
 
@@ -66,27 +64,7 @@ HANDLERS = {
 
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessDev]:
-    folder: Path = tmp_path_factory.mktemp("jsdk")
-    (folder / "pfunc.toml").write_text(PROJECT)
-    for name, source in HANDLERS.items():
-        (folder / name).write_text(textwrap.dedent(source))
-    server = InProcessDev(folder)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def clients(sdk, dev, request):
-    made = []
-
-    def make(user: str):
-        client = sdk.client(f"{request.node.name}-{user}", dev.port, KEYS, user)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.destroy()
+    yield from serve_project(tmp_path_factory, "jsdk", PROJECT, HANDLERS)
 
 
 def test_a_subscriber_receives_messages_as_functions_changed_them(clients):

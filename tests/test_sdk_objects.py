@@ -8,11 +8,11 @@ import asyncio
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from pfunc.app_context_shapes import ObjectsError
+from tests.conftest import serve_project
 from tests.sdk.jsdk import SdkError
 from tests.test_dev_server import InProcessDev
 
@@ -27,25 +27,7 @@ UPDATED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessDev]:
-    folder: Path = tmp_path_factory.mktemp("objects")
-    (folder / "pfunc.toml").write_text(PROJECT)
-    server = InProcessDev(folder)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def clients(sdk, dev, request):
-    made = []
-
-    def make(user: str):
-        client = sdk.client(f"{request.node.name}-{user}", dev.port, KEYS, user)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.destroy()
+    yield from serve_project(tmp_path_factory, "objects", PROJECT)
 
 
 def test_user_metadata_is_set_merged_read_and_removed(clients):
