@@ -23,7 +23,13 @@ from pfunc.pubnub_data import PubNubData
 from pfunc.result import ExecutionError, Publisher, Result
 from pfunc.runtime import Runtime
 from pfunc.sandbox import CORRUPTED, CRASHED, TIMEOUT, Sandbox, SandboxInterrupted
-from pfunc.sandbox.inline import INLINE_GUARD, InlineGuardStop, InlinePolicy, only_reads
+from pfunc.sandbox.inline import (
+    INLINE_GUARD,
+    YIELD_EVERY,
+    InlineGuardStop,
+    InlinePolicy,
+    is_read,
+)
 from pfunc.sandbox.pool import SandboxPool
 
 MAX_CONCURRENT_EXECUTIONS = 8
@@ -88,11 +94,14 @@ class Executor:
         async with self._slots:
             return await self._run(event)
 
-    async def _run(self, event: Event) -> Result:
+    async def _run(self, event: Event, deadline: float | None = None) -> Result:
+        """One execution; `deadline` when it starts again (after the in-line guard) and
+        keeps the first attempt's."""
         runtime = self.runtime
         budget = Budget(runtime.profile)
         host_warnings: list[str] = []
         context = self._context(event, host_warnings.append)
+        context.deadline = deadline
         result = Result(
             function=self.display_path,
             event=event.kind,
@@ -111,7 +120,11 @@ class Executor:
             result.delivered = not KINDS[event.kind].is_before
         started = time.perf_counter()
         try:
-            sandbox = await self.pool.acquire(inline=self.policy.inline)
+            try:
+                sandbox = await self.pool.acquire(inline=self.policy.inline)
+            except InlineGuardStop:  # its top-level code is slow: load it on a thread
+                self.policy.demote()
+                sandbox = await self.pool.acquire()
         except HandlerLoadError as failure:
             result.error = ExecutionError(
                 failure.error_type,
@@ -126,12 +139,12 @@ class Executor:
             work = self._execute(sandbox, event, budget, context, result, host_warnings)
             try:
                 await (work if sandbox.home is None else sandbox.home.run(work))
-            except InlineGuardStop:
+            except InlineGuardStop as stop:
                 # A slice outgrew the in-line guard: this function runs on threads again.
                 sandbox.broken = True  # closed on release, below
                 self.policy.demote()
-                if only_reads(budget.calls):  # nothing changed yet: start again, on a thread
-                    return await self._run(event)
+                if not stop.changed:  # nothing changed yet: start again, on a thread,
+                    return await self._run(event, context.deadline)  # by the same deadline
                 result.outcome = "error"
                 result.operations = budget.to_json()
                 result.error = ExecutionError(
@@ -175,11 +188,16 @@ class Executor:
         # One deadline for the execution, from when it starts (not from loading): the
         # loop, the modules (xhr) and the synchronous built-ins all read it.
         timeout = self.runtime.profile.timeout
-        context.deadline = None if timeout is None else time.monotonic() + timeout
+        if context.deadline is None and timeout is not None:
+            context.deadline = time.monotonic() + timeout
         loop = _ExecutionLoop(self, sandbox, budget, context)
         failure = await loop.run(event)
-        self.policy.observed(loop.slowest)
-        details = sandbox.finish()
+        self.policy.observed(loop.slowest, loop.cpu)
+        try:
+            details = sandbox.finish()
+        except SandboxInterrupted as stop:  # the handler's toJSON ran on and on
+            details = {}
+            failure = failure or timeout_error(stop, self.display_path, self.runtime.profile)
         if not isinstance(details, dict):
             # Unreadable: the engine could not even build the report, which only happens
             # when the handler holds more than the memory limit (a huge response or log).
@@ -219,6 +237,9 @@ class _ExecutionLoop:
         self.handler_settled = False
         self.limit_warned = False
         self.slowest = 0.0  # CPU seconds of the longest slice of JavaScript
+        self.cpu = 0.0  # CPU seconds of all its slices
+        self.last_yield = time.perf_counter()  # when an in-line execution last let others in
+        self.changed = False  # a call other than a read was performed
 
     def _remaining(self) -> float | None:
         if self.deadline is None:
@@ -231,21 +252,26 @@ class _ExecutionLoop:
         start: tuple[str, int | None] | None = None,
     ) -> tuple[bool, list[Any]]:
         """One round of JavaScript (on whatever thread this execution runs on); in line on
-        the server's loop, held to the in-line guard (sandbox/inline.py)."""
+        the server's loop, held to the in-line guard and handing the loop back every
+        YIELD_EVERY (sandbox/inline.py)."""
         remaining = self._remaining()
-        guarded = self.sandbox.home is None and self.executor.policy.allowed
-        limit = remaining
-        if guarded and (remaining is None or remaining > INLINE_GUARD):
-            limit = INLINE_GUARD
+        inline = self.sandbox.home is None and self.executor.policy.allowed
+        guard_applied = inline and (remaining is None or remaining > INLINE_GUARD)
+        limit = INLINE_GUARD if guard_applied else remaining
+        if inline and time.perf_counter() - self.last_yield > YIELD_EVERY:
+            await asyncio.sleep(0)  # let other requests in
+            self.last_yield = time.perf_counter()
         began = time.thread_time()  # CPU time: not the waits for the GIL under load
         try:
             return self.sandbox.advance(limit, settlements, start)
         except SandboxInterrupted as stop:
-            if stop.reason == TIMEOUT and limit is not remaining:
-                raise InlineGuardStop from None
+            if stop.reason == TIMEOUT and guard_applied:
+                raise InlineGuardStop(self.changed) from None
             raise
         finally:
-            self.slowest = max(self.slowest, time.thread_time() - began)
+            spent = time.thread_time() - began
+            self.slowest = max(self.slowest, spent)
+            self.cpu += spent
 
     async def run(self, event: Event) -> ExecutionError | None:
         row = KINDS[event.kind]
@@ -361,6 +387,8 @@ class _ExecutionLoop:
             return
         if self.handler_settled:
             self._mark_unawaited(record)
+        if not is_read(module_name, method):  # performed below: an in-line re-run would repeat it
+            self.changed = True
         if not module.inline:
             self.open[call_id] = record
             work = _invoke(module, method, args, self.context)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pfunc.events import MessageEvent
+from tests.conftest import run_cli
 
 HEALTHY = """
 const db = require("kvstore");
@@ -203,3 +204,16 @@ def test_a_loop_of_refused_calls_keeps_its_report_small(harness, tmp_path):
     assert operations["used"] == 3 and operations["exceeded"]
     assert len(operations["calls"]) == 1000
     assert operations["calls_not_listed"] > 0
+
+
+def test_a_to_json_trap_at_load_is_a_timeout_not_a_traceback(tmp_path):
+    """pfunc serialises its own state with JSON.stringify, which calls a toJSON the
+    handler put on Object.prototype: that runs under the load's time limit too."""
+    handler = tmp_path / "trap.js"
+    handler.write_text(
+        "Object.prototype.toJSON = function () { while (true) {} };\n"
+        "export default (request) => request.ok();\n"
+    )
+    run = run_cli("run", handler, "--timeout", "1", "--kv", tmp_path / "kv.db", "--json")
+    assert run.code == 1 and "Traceback" not in run.stderr
+    assert run.json()["error"]["type"] == "TimeoutError"

@@ -263,3 +263,31 @@ def test_warm_contexts_stay_on_the_thread_that_made_them(tmp_path):
     # What the other thread left was closed when it ended, not handed to this thread.
     parked_by = {key[0] for key, parked in _WARM.items() if parked}
     assert parked_by == {threading.current_thread()}
+
+
+def test_a_reused_context_starts_as_a_new_one_would(tmp_path):
+    """Randomness drawn by top-level code, and console lines it wrote, are as a fresh load
+    leaves them, whichever scenarios ran before on the same context."""
+    (tmp_path / "salt.js").write_text(
+        'console.log("loaded");\nconst salt = Math.random();\n'
+        "export default (request, response) => response.send({ salt, r: Math.random() });\n"
+    )
+    one = (
+        '[[scenario]]\nname = "NAME"\nfile = "salt.js"\n\n[[scenario.step]]\n'
+        'request = { path = "/" }\nexpect = { logs = "loaded", json = { r = -1 } }\n'
+    )
+    (tmp_path / "salt.test.toml").write_text(one.replace("NAME", "a") + one.replace("NAME", "b"))
+
+    def answers(*selection: str) -> list[dict]:
+        run = run_cli("test", tmp_path / "salt.test.toml", "--json", *selection, cwd=tmp_path)
+        return [
+            (
+                json.loads(s["failure"]["result"]["response"]["body"]),
+                [m["field"] for m in s["failure"]["mismatches"]],
+            )
+            for s in run.json()["scenarios"]
+        ]
+
+    both, alone = answers(), answers("-k", "b")
+    assert both[0] == both[1] == alone[0]
+    assert both[1][1] == ["json.r"]  # only r differs from the expectation: "loaded" was logged

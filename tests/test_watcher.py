@@ -30,6 +30,16 @@ def test_new_folders_are_watched_and_state_folders_are_not(tmp_path: Path) -> No
         try:
             watched = {p.relative_to(tmp_path.resolve()).as_posix() for p in reloader._watched}
             assert watched == {".", "handlers"}
+            # A folder removed and made again (a branch switch) is watched again.
+            import shutil
+
+            shutil.rmtree(tmp_path / "handlers")
+            await asyncio.sleep(0.3)
+            (tmp_path / "handlers").mkdir()
+            await asyncio.sleep(0.3)
+            (tmp_path / "handlers" / "again.js").write_text("export default (r) => r.ok();")
+            await asyncio.wait_for(changed.wait(), 10)
+            changed.clear()
             (tmp_path / "state" / "kv.sqlite3-wal").write_bytes(b"x")
             (tmp_path / "later").mkdir()
             await asyncio.sleep(0.3)  # the watcher adds the new folder
@@ -40,4 +50,4 @@ def test_new_folders_are_watched_and_state_folders_are_not(tmp_path: Path) -> No
         return seen
 
     seen = asyncio.run(main())
-    assert {p.name for paths in seen for p in paths} == {"new.js"}
+    assert {p.name for paths in seen for p in paths} == {"again.js", "new.js"}

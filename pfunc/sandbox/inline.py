@@ -13,11 +13,12 @@ an error saying why. A reload starts the new code on threads again.
 
 from __future__ import annotations
 
-from pfunc.limits import CallRecord
-
 FAST_SLICE = 0.005  # seconds: a slice this quick marks an execution as quick
 PROMOTE_AFTER = 20  # quick executions in a row before the function runs in line
 INLINE_GUARD = 0.05  # seconds an in-line slice may run before it is stopped
+# An in-line execution hands the loop back at least this often (seconds of wall time), so
+# a handler whose calls all answer at once (a retry loop on a refused call) cannot hold it.
+YIELD_EVERY = 0.005
 
 # Calls that change nothing (repeating them is harmless): an execution stopped by the
 # guard after only these starts again on a thread.
@@ -50,11 +51,16 @@ READS = {
 
 
 class InlineGuardStop(Exception):
-    """An in-line slice of JavaScript ran past INLINE_GUARD and was stopped."""
+    """An in-line slice of JavaScript (or a load) ran past INLINE_GUARD and was stopped;
+    `changed` when a call the execution performed before it was not a read."""
+
+    def __init__(self, changed: bool = False) -> None:
+        super().__init__("in-line guard")
+        self.changed = changed
 
 
-def only_reads(calls: list[CallRecord]) -> bool:
-    return all(call.method in READS.get(call.module, ()) for call in calls)
+def is_read(module: str, method: str) -> bool:
+    return method in READS.get(module, ())
 
 
 class InlinePolicy:
@@ -68,15 +74,16 @@ class InlinePolicy:
     def inline(self) -> bool:
         return self.allowed and self.quick_runs >= PROMOTE_AFTER
 
-    def observed(self, slowest_slice: float) -> None:
-        """After each execution, its slowest slice in CPU seconds of the running thread
-        (waiting for the GIL under load is not the handler being slow). Once in line, a
-        function stays there unless a slice nears the guard: a one-off pause (a garbage
-        collection) must not send it back to threads."""
+    def observed(self, slowest_slice: float, total: float) -> None:
+        """After each execution: its slowest slice and all its slices together, in CPU
+        seconds of the running thread (waiting for the GIL under load is not the handler
+        being slow). Once in line, a function stays there unless a slice nears the guard
+        or the execution as a whole outgrows it: a one-off pause (a garbage collection)
+        must not send it back to threads."""
         if self.inline:
-            if slowest_slice >= INLINE_GUARD / 2:
+            if slowest_slice >= INLINE_GUARD / 2 or total >= INLINE_GUARD:
                 self.demote()
-        elif slowest_slice < FAST_SLICE:
+        elif slowest_slice < FAST_SLICE and total < 4 * FAST_SLICE:
             self.quick_runs += 1
         else:
             self.quick_runs = 0

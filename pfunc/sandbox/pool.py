@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from pfunc.errors import HandlerLoadError
 from pfunc.sandbox import Sandbox
+from pfunc.sandbox.inline import INLINE_GUARD, InlineGuardStop
 from pfunc.sandbox.threads import SandboxThread
 
 if TYPE_CHECKING:
@@ -30,10 +31,10 @@ MAX_IDLE = 8
 IDLE_SECONDS = 2.0
 
 # Warm sandboxes handed from one engine to the next (scenarios), by what they
-# were built from: (thread, display path, source, memory, timeout). A JavaScript context
+# were built from: (thread, file, source, memory, timeout, clock). A JavaScript context
 # costs ~4 ms to make, a Python worker ~70 ms. By thread too: QuickJS measures its stack
 # from the thread that made a context.
-WarmKey = tuple[threading.Thread, str, str, int | None, float | None]
+WarmKey = tuple[threading.Thread, str, str, int | None, float | None, int | None]
 _WARM: dict[WarmKey, list[Sandbox]] = {}
 MAX_WARM = 16
 
@@ -59,6 +60,7 @@ class SandboxPool:
         self.generation = 0
         self._idle: list[Sandbox] = []
         self._idle_since: dict[int, float] = {}  # id(sandbox) -> when it was last released
+        self._loaded_at: dict[int, int | None] = {}  # id(sandbox) -> the clock when it loaded
         self.closed = False  # set by close(): sandboxes still running are closed on release
 
     def _read_source(self) -> str:
@@ -85,12 +87,15 @@ class SandboxPool:
             with contextlib.suppress(HandlerLoadError):
                 self.source = self._read_source()
 
-    def _build(self, source: str) -> Sandbox:
+    def _build(self, source: str, load_limit: float | None = None) -> Sandbox:
         profile = self.runtime.profile
+        timeout = profile.timeout
+        if load_limit is not None:
+            timeout = load_limit if timeout is None else min(timeout, load_limit)
         settings = (
             self.display_path,
             profile.memory,
-            profile.timeout,
+            timeout,
             self.runtime.clock.fixed_ms_or_none(),
             self.runtime.random_seed,
         )
@@ -102,21 +107,40 @@ class SandboxPool:
 
         return JavaScriptSandbox(source, *settings)
 
-    def _warm_key(self, source: str) -> WarmKey | None:
+    def _warm_key(self, source: str, clock: int | None) -> WarmKey | None:
+        """What a parked sandbox must match: the thread, the file itself (a worker's
+        imports come from its folder), the source, the limits, and the clock its top-level
+        code read (`clock`: the fixed execution clock when it loaded)."""
         if not self.runtime.warm_sandboxes:
             return None
         profile = self.runtime.profile
         thread = threading.current_thread()  # the object: an ident is reused, it is not
-        return (thread, self.display_path, source, profile.memory, profile.timeout)
+        handler = str(self.handler.resolve())
+        return (thread, handler, source, profile.memory, profile.timeout, clock)
 
     async def _load(self, source: str, inline: bool = False) -> Sandbox:
-        key = self._warm_key(source)
+        clock = self.runtime.clock.fixed_ms_or_none()
+        key = self._warm_key(source, clock)
         if key is not None and _WARM.get(key):
             sandbox = _WARM[key].pop()
             sandbox.reseed(self.runtime.random_seed)  # as a new one would be
+            self._loaded_at[id(sandbox)] = clock
             return sandbox
-        if not self.runtime.threaded or inline:
+        sandbox = await self._load_new(source, inline)
+        if key is not None:  # only runs that park their sandboxes need to know
+            self._loaded_at[id(sandbox)] = clock
+        return sandbox
+
+    async def _load_new(self, source: str, inline: bool) -> Sandbox:
+        if not self.runtime.threaded:
             return self._build(source)
+        if inline:  # on the server's loop: its top-level code is held to the in-line guard
+            try:
+                return self._build(source, INLINE_GUARD)
+            except HandlerLoadError as failure:
+                if failure.error_type == "TimeoutError":
+                    raise InlineGuardStop() from None
+                raise
         # The dev server gives each sandbox a thread and event loop of its own: QuickJS
         # releases the GIL while it runs, so a runaway handler does not stall the server.
         home = SandboxThread()
@@ -195,11 +219,12 @@ class SandboxPool:
 
     def close(self) -> None:
         self.closed = True
-        key = self._warm_key(self.source) if self.source is not None else None
         for stale in [k for k in _WARM if not k[0].is_alive()]:  # their threads ended
             for sandbox in _WARM.pop(stale):
                 sandbox.close()
         for sandbox in self._idle:
+            clock = self._loaded_at.pop(id(sandbox), None)
+            key = self._warm_key(self.source, clock) if self.source is not None else None
             parked = _WARM.setdefault(key, []) if key is not None else None
             if (
                 parked is not None

@@ -345,7 +345,13 @@ var console;
 
   function __pfunc_watchLoad(modulePromise) {
     modulePromise.then(
-      function __pfunc_loaded() { load.done = true; },
+      function __pfunc_loaded() {
+        load.done = true;
+        // What loading left for the first execution, so that a warm sandbox reused by
+        // another test run starts where a new one would (__pfunc_rewarm).
+        load.draws = random.draws;
+        load.logs = loadLogs.slice();
+      },
       function __pfunc_loadFailed(error) { load.done = true; load.error = __pfunc_errorInfo(error); }
     );
   }
@@ -482,15 +488,30 @@ var console;
   }
 
   // Tests seed randomness so uuid.v4 and utils.randomInt repeat (mulberry32).
+  const random = { draws: 0 }; // draws from the seeded Math.random since it was seeded
+
   function __pfunc_seedRandom(seed) {
     let state = seed >>> 0;
+    random.draws = 0;
     Math.random = function random() {
       state = (state + 0x6d2b79f5) >>> 0;
       let t = state;
       t = Math.imul(t ^ (t >>> 15), t | 1);
       t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      __pfunc_countDraw();
       return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
     };
+  }
+
+  function __pfunc_countDraw() { random.draws += 1; }
+
+  // A loaded sandbox handed to another test run: seeded again and past the draws its
+  // top-level code made, and with the console lines loading wrote, as a new one would be.
+  function __pfunc_rewarm(seed) {
+    __pfunc_seedRandom(seed);
+    for (let i = 0; i < (load.draws || 0); i++) Math.random();
+    loadLogs.length = 0;
+    for (const entry of load.logs || []) loadLogs.push(entry);
   }
 
   function __pfunc_setClock(nowMs) {
@@ -592,4 +613,5 @@ var console;
   __pfunc_entry("__pfunc_api_watchLoad", __pfunc_watchLoad);
   __pfunc_entry("__pfunc_api_loadState", __pfunc_loadState);
   __pfunc_entry("__pfunc_api_setHandler", __pfunc_setHandler);
+  __pfunc_entry("__pfunc_api_rewarm", __pfunc_rewarm);
 })(Date);

@@ -23,6 +23,8 @@ from pfunc.sandbox.threads import SandboxThread
 
 # Extra memory granted after a blow-up so the execution's logs can still be read.
 HERE = Path(__file__).parent
+# Serialising an execution's report takes microseconds; the handler's own toJSON, no more.
+FINISH_SECONDS = 0.05
 _RESCUE_MEMORY = 16 * 1024 * 1024
 
 
@@ -98,8 +100,9 @@ class JavaScriptSandbox:
         self._finish = entry("__pfunc_api_finish")
         # Top-level code reads the execution clock (and seeded randomness) too.
         entry("__pfunc_api_setClock")(_js_number(now_ms))
-        self._seed_random = entry("__pfunc_api_seedRandom")
-        self.reseed(random_seed)
+        self._rewarm = entry("__pfunc_api_rewarm")
+        if random_seed is not None:
+            entry("__pfunc_api_seedRandom")(_js_number(random_seed % 2**32))
         # Stacks the handler sees name its file and quote its source (prelude, "stacks").
         entry("__pfunc_api_setHandler")(display_path, source)
         self._load(timeout)
@@ -113,16 +116,19 @@ class JavaScriptSandbox:
             promise = self._context.module(module_source)
             self._context.get("__pfunc_api_watchLoad")(promise)
             self.run_jobs()
+            # Serialising the state may run the handler's code (a toJSON on
+            # Object.prototype): still under the load's limit.
+            state_text = self._context.get("__pfunc_api_loadState")()
         except SandboxInterrupted as stop:
-            what = "time" if stop.reason == TIMEOUT else "memory"
-            raise HandlerLoadError(
-                "TimeoutError" if stop.reason == TIMEOUT else "MemoryError",
-                f"{self.display_path}: the module's top-level code ran out of {what} while "
-                "loading; move long work into the handler or remove the loop",
-            ) from None
+            raise self._load_interrupted(stop) from None
         except quickjs.JSException as error:
-            raise self._load_error(str(error)) from None
-        state = json.loads(self._context.get("__pfunc_api_loadState")())
+            stop = _interruption(error)
+            if stop is None:
+                raise self._load_error(str(error)) from None
+            raise self._load_interrupted(stop) from None
+        finally:
+            self.set_time_limit(None)
+        state = json.loads(state_text)
         if state["error"]:
             info = state["error"]
             raise self._load_error(f"{info['type']}: {info['message']}\n{info['stack']}")
@@ -138,6 +144,14 @@ class JavaScriptSandbox:
                 f"{self.display_path}: the default export is a {state['type']}, not a function; "
                 "export the handler function itself",
             )
+
+    def _load_interrupted(self, stop: SandboxInterrupted) -> HandlerLoadError:
+        what = "time" if stop.reason == TIMEOUT else "memory"
+        return HandlerLoadError(
+            "TimeoutError" if stop.reason == TIMEOUT else "MemoryError",
+            f"{self.display_path}: the module's top-level code ran out of {what} while "
+            "loading; move long work into the handler or remove the loop",
+        )
 
     def _load_error(self, text: str) -> HandlerLoadError:
         error_type, message, raw_stack = split_engine_error(text)
@@ -228,22 +242,25 @@ class JavaScriptSandbox:
         One call per round keeps crossings few, which matters most when the sandbox lives
         on its own thread (the dev server) and each call is a thread hop.
         """
-        if start is not None:
-            self.set_time_limit(remaining)
-            self.start(*start)
-        # Settling runs only pfunc's prelude: no limit, so no clock() per engine entry.
-        self.set_time_limit(None)
-        for call_id, ok, payload in settlements:
-            self.settle(call_id, ok, payload)
+        # The limit holds for every entry into the engine: settling and polling run pfunc's
+        # prelude, but that can reach the handler's code too (a `then` getter on a resolved
+        # value, a toJSON on Object.prototype while the queue is serialised).
         self.set_time_limit(remaining)
-        self.run_jobs(None if remaining is None else time.monotonic() + remaining)
-        self.set_time_limit(None)
-        return self.poll()
+        try:
+            if start is not None:
+                self.start(*start)
+            for call_id, ok, payload in settlements:
+                self.settle(call_id, ok, payload)
+            self.run_jobs(None if remaining is None else time.monotonic() + remaining)
+            return self.poll()
+        finally:
+            self.set_time_limit(None)
 
     def reseed(self, random_seed: int | None) -> None:
-        """Seed Math.random (uuid.v4, utils.randomInt) for the runs to come."""
+        """For a loaded sandbox reused by another test run: Math.random seeded and past
+        the draws loading made, and loading's console lines queued again, as a new one's."""
         if random_seed is not None:
-            self._seed_random(_js_number(random_seed % 2**32))
+            self._rewarm(_js_number(random_seed % 2**32))
 
     def close(self) -> None:
         """Let the sandbox's own thread (if any) end once its work is done."""
@@ -251,14 +268,21 @@ class JavaScriptSandbox:
             self.home.close()
 
     def finish(self) -> dict[str, Any] | None:
-        """The execution's completion, logs, warnings and error; None if unreadable."""
-        self._context.set_time_limit(-1)
+        """The execution's completion, logs, warnings and error; None if unreadable.
+        Raises SandboxInterrupted when the handler's code (a toJSON of its own) runs
+        past FINISH_SECONDS while the report is serialised."""
+        self._context.set_time_limit(FINISH_SECONDS)
         if self.broken and self.memory is not None:
             self._context.set_memory_limit(self.memory + _RESCUE_MEMORY)
         try:
             text = self._finish()
-        except (quickjs.JSException, MemoryError):
+        except (quickjs.JSException, MemoryError) as error:
+            if "interrupted" in str(error):
+                self.broken = True
+                raise SandboxInterrupted(TIMEOUT, str(error)) from None
             return None
+        finally:
+            self._context.set_time_limit(-1)
         details = json.loads(text)
         if "\\ud" in text or "\\uD" in text:  # a lone surrogate may be in a log line
             for entry in details.get("logs", []):

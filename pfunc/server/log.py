@@ -15,6 +15,9 @@ from pfunc.render import code_frame, report_console
 from pfunc.result import Result
 
 _ANSI = {"green": "32", "yellow": "33", "cyan": "36", "red": "31", "dim": "2"}
+# Control characters in text a handler or a client chose (a \r would overwrite the line,
+# an escape sequence restyle the terminal) are shown escaped.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0, 9), *range(10, 32), *range(127, 160))}
 _OUTCOME_STYLES = {"ok": "green", "abort": "yellow", "response": "cyan", "error": "red"}
 
 
@@ -69,8 +72,10 @@ class DevLog:
         )
 
     def _paint(self, text: str, style: str) -> str:
-        """`text` in `style` for the terminal (plain when colour is off): the execution
-        line is written directly, as rich's rendering cost 10x the NDJSON line."""
+        """`text` in `style` for the terminal (plain when colour is off), its control
+        characters escaped: the execution line is written directly, as rich's rendering
+        cost 10x the NDJSON line."""
+        text = text.translate(_CONTROL)
         code = _ANSI.get(style)
         if code is None or self.console.no_color or not self.console.color_system:
             return text
@@ -90,8 +95,9 @@ class DevLog:
         ops = event["operations"]
         limit = ops["limit"] if isinstance(ops["limit"], int) else "-"
         status = f" {event['status']}" if "status" in event else ""
+        head = f"{event['time']} {event['function']:<16} {event['event']:<15} {where:<14} "
         parts = [
-            f"{event['time']} {event['function']:<16} {event['event']:<15} {where:<14} ",
+            self._paint(head, ""),
             self._paint(f"{outcome:<8}{status}", style),
             f" ops {ops['used']}/{limit}  {event['duration_ms']:.1f} ms",
         ]

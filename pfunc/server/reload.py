@@ -62,7 +62,7 @@ class Reloader(FileSystemEventHandler):
         # The store's folder is skipped even when its name is not hidden (kv = "state/...").
         skipped = {state_folder.resolve()} if state_folder is not None else set()
         self._skipped = frozenset(skipped - {root.resolve()})
-        self._watched: set[Path] = set()
+        self._watched: dict[Path, Any] = {}  # folder -> its watchdog watch
         self.loop = loop
         self.on_change = on_change
         self.debounce = debounce
@@ -83,8 +83,15 @@ class Reloader(FileSystemEventHandler):
             here = Path(current)
             children[:] = [c for c in children if _watched_folder(here / c, self._skipped)]
             if here not in self._watched:
-                self._watched.add(here)
-                self._observer.schedule(self, str(here), recursive=False)
+                self._watched[here] = self._observer.schedule(self, str(here), recursive=False)
+
+    def _unwatch(self, folder: Path) -> None:
+        """A folder deleted or moved away: forget its watches (and those below it), so that
+        one made again at the same path is watched again."""
+        for path in [p for p in self._watched if p == folder or folder in p.parents]:
+            watch = self._watched.pop(path)
+            with contextlib.suppress(KeyError, OSError):  # the kernel may have dropped it
+                self._observer.unschedule(watch)
 
     def stop(self) -> None:
         self._observer.stop()
@@ -93,6 +100,8 @@ class Reloader(FileSystemEventHandler):
     # watchdog calls this on its own thread.
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory:
+            if event.event_type in ("deleted", "moved"):
+                self._unwatch(Path(str(event.src_path)))
             created = Path(str(getattr(event, "dest_path", "") or event.src_path))
             if event.event_type in ("created", "moved") and _watched_folder(created, self._skipped):
                 with contextlib.suppress(OSError):  # gone again already
