@@ -194,7 +194,7 @@ async def capture(entry: dict[str, Any], target: Path, name: str) -> Captured:
         for attempt in range(ATTEMPTS):
             text = render(scenario)
             probe.write_text(text, encoding="utf-8")
-            outcome = await run_scenario(load_scenarios(probe)[0], inspect)
+            outcome = await run_scenario(load_scenarios(probe)[0], inspect, warm=False)
             mismatches = outcome.failure.mismatches if outcome.failure else []
             for mismatch in mismatches:
                 if not _relax(expect, mismatch.field):

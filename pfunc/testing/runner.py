@@ -198,9 +198,14 @@ class ScenarioRun:
 
 
 async def run_scenario(
-    scenario: Scenario, inspect: Callable[[Engine], Awaitable[None]] | None = None
+    scenario: Scenario,
+    inspect: Callable[[Engine], Awaitable[None]] | None = None,
+    *,
+    warm: bool = True,
 ) -> ScenarioResult:
-    """Run one scenario; `inspect` looks at its engine (its store) before it closes."""
+    """Run one scenario; `inspect` looks at its engine (its store) before it closes.
+    `warm`: share loaded contexts with the run's other scenarios (a test run); a one-off
+    replay (the dev console's) leaves nothing parked."""
     started = time.perf_counter()
     project = load_project(scenario.path.parent)
     try:
@@ -226,7 +231,7 @@ async def run_scenario(
             offline=True,
             environ={},
             random_seed=scenario.seed,
-            warm_sandboxes=True,
+            warm_sandboxes=warm,
         ) as engine:
             outcome = await ScenarioRun(scenario, engine).run()
             if inspect is not None:
