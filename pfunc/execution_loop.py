@@ -1,0 +1,279 @@
+"""The slice-by-slice drive of one execution: run the handler's JavaScript (or Python)
+until it waits, perform the host calls it queued through the single choke point
+(`_dispatch`: charge the Budget, record the call, reach the module), settle them, and
+again, within the execution's deadline. executor.py builds the execution around it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pfunc.events import KINDS, Event
+from pfunc.limits import Budget, CallRecord, OperationLimitExceeded
+from pfunc.modules import MODULES, HostModule, operation_kind
+from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
+from pfunc.outcome import memory_error, timeout_error
+from pfunc.result import ExecutionError
+from pfunc.sandbox import CORRUPTED, CRASHED, TIMEOUT, Sandbox, SandboxInterrupted
+from pfunc.sandbox.inline import INLINE_GUARD, YIELD_EVERY, InlineGuardStop, is_read
+
+if TYPE_CHECKING:
+    from pfunc.runtime import Runtime
+    from pfunc.sandbox.inline import InlinePolicy
+
+
+class Runner(Protocol):
+    """What the loop reads of the executor that runs it (executor.py)."""
+
+    display_path: str
+    runtime: Runtime
+    policy: InlinePolicy
+
+
+class ExecutionLoop:
+    """The slice-by-slice drive of one execution; collects host-side warnings."""
+
+    def __init__(
+        self,
+        executor: Runner,
+        sandbox: Sandbox,
+        budget: Budget,
+        context: CallContext,
+    ) -> None:
+        self.executor = executor
+        self.sandbox = sandbox
+        self.budget = budget
+        self.context = context
+        self.modules = executor.runtime.modules
+        self.warnings: list[str] = []
+        self.timeout = budget.profile.timeout
+        self.deadline = context.deadline
+        self.open: dict[int, CallRecord] = {}  # drained, not yet settled (by call id)
+        self.tasks: dict[asyncio.Future[tuple[bool, str | None]], tuple[int, CallRecord]] = {}
+        self.handler_settled = False
+        self.limit_warned = False
+        self.slowest = 0.0  # CPU seconds of the longest slice of JavaScript
+        self.cpu = 0.0  # CPU seconds of all its slices
+        self.last_yield = time.perf_counter()  # when an in-line execution last let others in
+        self.changed = False  # a call other than a read was performed
+
+    def _remaining(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return self.deadline - time.monotonic()
+
+    async def _advance(
+        self,
+        settlements: list[tuple[int, bool, str | None]],
+        start: tuple[str, int | None] | None = None,
+    ) -> tuple[bool, list[Any]]:
+        """One round of JavaScript (on whatever thread this execution runs on); in line on
+        the server's loop, held to the in-line guard and handing the loop back every
+        YIELD_EVERY (sandbox/inline.py)."""
+        remaining = self._remaining()
+        inline = self.sandbox.home is None and self.executor.policy.allowed
+        guard_applied = inline and (remaining is None or remaining > INLINE_GUARD)
+        limit = INLINE_GUARD if guard_applied else remaining
+        if inline and time.perf_counter() - self.last_yield > YIELD_EVERY:
+            await asyncio.sleep(0)  # let other requests in
+            self.last_yield = time.perf_counter()
+        began = time.thread_time()  # CPU time: not the waits for the GIL under load
+        try:
+            return self.sandbox.advance(limit, settlements, start)
+        except SandboxInterrupted as stop:
+            if stop.reason == TIMEOUT and guard_applied:
+                raise InlineGuardStop(self.changed) from None
+            raise
+        finally:
+            spent = time.thread_time() - began
+            self.slowest = max(self.slowest, spent)
+            self.cpu += spent
+
+    async def run(self, event: Event) -> ExecutionError | None:
+        row = KINDS[event.kind]
+        data = event.to_sandbox(self.executor.runtime.keyset)
+        data = {**data, "family": row.family, "phase": row.phase}
+        if self.context.pubnub_data is not None:  # for pubnub.getFileUrl, local in the sandbox
+            data["filesBase"] = self.context.pubnub_data.files_base(self.context.keyset)
+        payload = json.dumps(data)
+        try:
+            settled, calls = await self._advance(
+                [], (payload, self.context.clock.fixed_ms_or_none())
+            )
+            while True:
+                remaining = self._remaining()
+                if remaining is not None and remaining <= 0:
+                    # The deadline holds for the whole execution, whatever the handler
+                    # awaits: a loop of refused calls or settled Promises ends here too.
+                    return self._timeout_error(None)
+                if settled and not self.handler_settled:
+                    self.handler_settled = True
+                    for record in self.open.values():
+                        self._mark_unawaited(record)
+                settlements: list[tuple[int, bool, str | None]] = []
+                for call in calls:
+                    await self._dispatch(call, settlements)
+                if settlements:
+                    settled, calls = await self._advance(settlements)
+                    continue
+                if not self.tasks:
+                    if self.handler_settled:
+                        return None
+                    return ExecutionError(
+                        "Error",
+                        f"{self.executor.display_path}: the handler is waiting on a Promise that "
+                        "nothing will settle (no host call is pending); resolve it or remove the "
+                        "await. (A Promise chain that ran out of memory ends this way too: QuickJS "
+                        "cannot always report it)",
+                    )
+                remaining = self._remaining()
+                if remaining is not None and remaining <= 0:
+                    return self._timeout_error(None)
+                done, _ = await asyncio.wait(
+                    self.tasks, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
+                    return self._timeout_error(None)
+                for task in done:
+                    call_id, record = self.tasks.pop(task)
+                    ok, result_payload = task.result()
+                    self.open.pop(call_id, None)
+                    record.settle(ok, result_payload)
+                    settlements.append((call_id, ok, result_payload))
+                settled, calls = await self._advance(settlements)
+        except SandboxInterrupted as stop:
+            if stop.reason == TIMEOUT:
+                return self._timeout_error(stop)
+            if stop.reason == CRASHED:
+                return ExecutionError(
+                    "Error",
+                    f"{self.executor.display_path}: the handler's worker process stopped "
+                    "unexpectedly; it is replaced for the next execution",
+                )
+            if stop.reason == CORRUPTED:
+                self.sandbox.broken = True
+                return ExecutionError(
+                    "Error",
+                    f"{self.executor.display_path}: the handler changed pfunc's own code in its "
+                    "sandbox (what reached the host was not pfunc's protocol); the execution "
+                    "was stopped and the sandbox is replaced",
+                )
+            return memory_error(self.executor.display_path, self.budget.profile)
+        finally:
+            for task in self.tasks:
+                task.cancel()
+
+    def _timeout_error(self, stop: SandboxInterrupted | None) -> ExecutionError:
+        return timeout_error(stop, self.executor.display_path, self.budget.profile)
+
+    async def _dispatch(
+        self, call: list[Any], settlements: list[tuple[int, bool, str | None]]
+    ) -> None:
+        """Charge, record and perform one host call; in-line results join `settlements`."""
+        call_id, module_name, method, raw_args = _checked_call(call)
+        args = [JSArg(arg) for arg in raw_args]
+        spec = MODULES.get(module_name)
+        if (
+            spec is None
+            or not spec.host
+            or (spec.internal and module_name not in self.sandbox.internal_modules)
+        ):
+            # Only a handler that forged a host call gets here: refuse, don't perform.
+            error = HandlerCallError("TypeError", f"require: no module {module_name!r}")
+            settlements.append((call_id, False, error.to_payload()))
+            return
+        module = self.modules[module_name]
+        try:
+            record = self.budget.charge(
+                module_name,
+                method,
+                operation_kind(module_name, method),
+                module.key_of(method, args),
+            )
+        except OperationLimitExceeded as refused:
+            self._warn_limit(str(refused))
+            error = HandlerCallError("Error", str(refused), "OPERATION_LIMIT")
+            settlements.append((call_id, False, error.to_payload()))
+            return
+        if spec.methods and method not in spec.methods:
+            # Counted, as every call is, but the module has no such method.
+            error = HandlerCallError("TypeError", f"{module_name}.{method} is not a function")
+            record.settle(False, error.to_payload())
+            settlements.append((call_id, False, error.to_payload()))
+            return
+        if self.handler_settled:
+            self._mark_unawaited(record)
+        if not is_read(module_name, method):  # performed below: an in-line re-run would repeat it
+            self.changed = True
+        if not module.inline:
+            self.open[call_id] = record
+            work = _invoke(module, method, args, self.context)
+            main_loop = self.executor.runtime.main_loop
+            if main_loop is None or main_loop is asyncio.get_running_loop():
+                task: asyncio.Future[tuple[bool, str | None]] = asyncio.ensure_future(work)
+            else:  # network and bus calls belong to the server's loop
+                task = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, main_loop))
+            self.tasks[task] = (call_id, record)
+            return
+        # Local work (SQLite, hashing): awaited in line, no task and no event-loop turn.
+        try:
+            payload = await module.call(method, args, self.context)
+        except Exception as error:
+            record.settle(False, _rejection(error))
+            settlements.append((call_id, False, _rejection(error)))
+        else:
+            record.settle(True, payload)
+            settlements.append((call_id, True, payload))
+
+    def _mark_unawaited(self, record: CallRecord) -> None:
+        if record.unawaited:
+            return
+        record.unawaited = True
+        self.warnings.append(
+            f"{record.label()} was not awaited: the handler finished before it completed. pfunc "
+            "let it finish, but PubNub only guarantees awaited work; await or return its Promise"
+        )
+
+    def _warn_limit(self, message: str) -> None:
+        if self.limit_warned:
+            return
+        self.limit_warned = True
+        self.warnings.append(
+            f"{message}; the call was not performed. Combine work into fewer calls (e.g. one "
+            "object under one key), or choose another profile with --limits"
+        )
+
+
+def _checked_call(call: Any) -> tuple[int, str, str, list[dict[str, Any]]]:
+    """A queued host call as pfunc's own code writes it, or CORRUPTED: anything else was
+    written by a handler that tampered with the sandbox."""
+    if (
+        isinstance(call, list)
+        and len(call) == 4
+        and isinstance(call[0], int)
+        and isinstance(call[1], str)
+        and isinstance(call[2], str)
+        and isinstance(call[3], list)
+        and all(isinstance(arg, dict) for arg in call[3])
+    ):
+        return call[0], call[1], call[2], call[3]
+    raise SandboxInterrupted(CORRUPTED, "")
+
+
+async def _invoke(
+    module: HostModule, method: str, args: list[JSArg], context: CallContext
+) -> tuple[bool, str | None]:
+    try:
+        return True, await module.call(method, args, context)
+    except Exception as error:
+        return False, _rejection(error)
+
+
+def _rejection(error: Exception) -> str:
+    """The payload a failed call's Promise rejects with."""
+    if isinstance(error, HandlerCallError):
+        return error.to_payload()
+    # A fault below the module (e.g. the disk): reject the call, don't crash the run.
+    return HandlerCallError("Error", f"pfunc could not complete the call: {error}").to_payload()
