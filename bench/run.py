@@ -1,11 +1,12 @@
 """pfunc benchmark: every figure beside its floor (the same work with no pfunc layers,
 measured in the same run) and its target from the performance issue. Asserts nothing.
 
-    python bench/run.py [--quick] [--kv-items 1000000] [--shrink-wait 60]
+    python bench/run.py [--quick] [--compare] [--kv-items 1000000] [--shrink-wait 60]
 
 Floors: cold `pfunc run` against `python -c "import quickjs, sqlite3"`; executions against
 the same handler on bare QuickJS and raw sqlite3 (bench/floor.py); the dev server against
-aiohttp running that in line (bench/floor_server.py). `--quick` runs smaller samples.
+aiohttp running that in line (bench/floor_server.py). `--quick` runs smaller samples;
+`--compare` also serves the equivalent Worker with Miniflare (bench/miniflare.py).
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ class Table:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller samples")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="also measure Miniflare on the equivalent Worker (npm install)",
+    )
     parser.add_argument("--kv-items", type=int, default=1_000_000)
     parser.add_argument(
         "--shrink-wait",
@@ -208,7 +214,42 @@ def main() -> None:
         finally:
             server.stop()
             floor_server.stop()
+    if args.compare:
+        compare(table, n_server)
     print(f"\n{table.missed} figure(s) miss their target")
+
+
+def compare(table: Table, requests: int) -> None:
+    """pfunc dev beside Miniflare: the same on-request work, the same load."""
+    import miniflare
+
+    try:
+        peer = miniflare.Miniflare()
+    except miniflare.Unavailable as why:
+        print(f"(--compare skipped: {why})")
+        return
+    with tempfile.TemporaryDirectory() as name:
+        server = measure.Server(Path(name))
+        try:
+            ours = measure.rounds(lambda: server.hits, requests, 8, 3)
+            theirs = measure.rounds(lambda: peer.url, requests, 8, 3)
+        finally:
+            server.stop()
+            peer.stop()
+    ours_rate = statistics.median(rate for rate, _ in ours)
+    their_rate = statistics.median(rate for rate, _ in theirs)
+    table.row("Miniflare, on-request 1 KV op", f"{their_rate:.0f} req/s", "", "(peer)", None)
+    table.row(
+        "  pfunc dev / Miniflare", f"{ours_rate / their_rate:.2f}x the rate", "", "(peer)", None
+    )
+    their_p99 = statistics.median(pct(lat, 0.99) for _, lat in theirs) * 1000
+    our_p99 = statistics.median(pct(lat, 0.99) for _, lat in ours) * 1000
+    table.row(
+        "  p99, pfunc dev / Miniflare", f"{our_p99:.1f} ms / {their_p99:.1f} ms", "", "(peer)", None
+    )
+    table.row(
+        "  Miniflare start to ready", f"{peer.start_seconds * 1000:.0f} ms", "", "(peer)", None
+    )
 
 
 if __name__ == "__main__":
