@@ -319,3 +319,20 @@ def test_on_request_uri_and_user_agent_are_the_clients_in_pfunc_dev(tmp_path):
         "agent": "my-app/1.0",
         "header": "my-app/1.0",
     }
+
+
+def test_a_python_handler_traceback_shows_only_its_own_frames(harness, write_handler):
+    handler = write_handler(
+        "import traceback\nfrom pfunc import require\n\ndb = require('kvstore')\n\n\n"
+        "async def handler(request):\n"
+        "    try:\n"
+        "        await db.set_item('k', {'a': 1})\n"
+        "    except TypeError:\n"
+        "        request.message = {'tb': traceback.format_exc()}\n"
+        "    return request.ok()\n",
+        "tb.py",
+    )
+    result = harness.run(handler)
+    assert result.outcome == "ok", result.error
+    frames = [line for line in result.message["tb"].splitlines() if line.startswith("  File ")]
+    assert len(frames) == 1 and "tb.py" in frames[0] and "pfunc" not in result.message["tb"]

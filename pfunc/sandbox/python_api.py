@@ -6,6 +6,7 @@ python_worker.py.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -107,13 +108,20 @@ class HostCall:
         self._call = (module, method, args)
 
     def result(self) -> Any:
-        return CONNECTION.call(*self._call)
+        try:
+            return CONNECTION.call(*self._call)
+        except Exception as error:
+            raise error.with_traceback(None) from None  # the handler's frames, not pfunc's
 
     def __await__(self):  # type: ignore[no-untyped-def]
-        return self._resolve().__await__()
-
-    async def _resolve(self) -> Any:
-        return self.result()
+        # A done asyncio Future awaits in C: a failed call is raised in the handler's own
+        # frame, and a traceback it prints shows no frame of pfunc's.
+        future = asyncio.get_event_loop().create_future()
+        try:
+            future.set_result(CONNECTION.call(*self._call))
+        except Exception as error:
+            future.set_exception(error.with_traceback(None))
+        return future.__await__()
 
 
 class _Module:
