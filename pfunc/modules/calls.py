@@ -147,3 +147,12 @@ def missing_arg() -> JSArg:
 def padded_args(args: list[JSArg], count: int) -> list[JSArg]:
     """The arguments with absent ones read as undefined, as JavaScript would."""
     return args + [missing_arg() for _ in range(count - len(args))] if len(args) < count else args
+
+
+def required_text(options: dict[str, Any], name: str, method: str) -> str:
+    """The non-empty string option `name` of a pubnub.`method` call, or the TypeError the
+    handler's Promise rejects with."""
+    value = options.get(name)
+    if not isinstance(value, str) or not value:
+        raise HandlerCallError("TypeError", f"pubnub.{method}: {name} must be a non-empty string")
+    return value

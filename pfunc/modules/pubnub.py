@@ -17,13 +17,14 @@ from pfunc.modules.calls import CallContext, HandlerCallError, JSArg, padded_arg
 from pfunc.modules.pubnub_channels import CHANNEL_CALLS
 from pfunc.modules.pubnub_context import CONTEXT_CALLS
 from pfunc.modules.pubnub_files import FILE_CALLS
-from pfunc.modules.pubnub_state import STATE_METHODS, PubNubState
+from pfunc.modules.pubnub_state import STATE_CALLS
 from pfunc.result import TOO_LARGE
 
 # The methods that route a message through the bus: the bus's verbs.
 PUBLISHING = ("publish", "fire", "signal")
-# Calls on registrations, App Context and tokens, by the JavaScript SDK's method name.
-CALLS = {**CHANNEL_CALLS, **CONTEXT_CALLS, **FILE_CALLS}
+# Calls on the project's state (history, presence, actions, registrations, App Context,
+# tokens, files), by the JavaScript SDK's method name.
+CALLS = {**STATE_CALLS, **CHANNEL_CALLS, **CONTEXT_CALLS, **FILE_CALLS}
 
 
 class PubNubModule:
@@ -40,10 +41,6 @@ class PubNubModule:
             raise HandlerCallError("Error", f"pubnub.{method}: no bus is attached")
         if method == "time":
             return json.dumps(int(context.timetoken()))
-        if method in STATE_METHODS:
-            (options_arg,) = padded_args(args, 1)[:1]
-            options = options_arg.value if isinstance(options_arg.value, dict) else {}
-            return json.dumps(await PubNubState().call(method, options, context))
         if method in CALLS:
             (options_arg,) = padded_args(args, 1)[:1]
             value = options_arg.value

@@ -11,7 +11,7 @@ from typing import Any
 
 from pfunc.access import AccessProblem
 from pfunc.app_context_shapes import ObjectsError
-from pfunc.modules.calls import CallContext, HandlerCallError
+from pfunc.modules.calls import CallContext, HandlerCallError, required_text
 from pfunc.pubnub_data import PubNubData
 
 Call = Callable[[dict[str, Any], PubNubData, CallContext], Awaitable[Any]]
@@ -30,13 +30,6 @@ _INCLUDE_WORDS = {
     "UUIDStatusField": "uuid.status",
     "UUIDTypeField": "uuid.type",
 }
-
-
-def _text(options: dict[str, Any], name: str, method: str) -> str:
-    value = options.get(name)
-    if not isinstance(value, str) or not value:
-        raise HandlerCallError("TypeError", f"pubnub.{method}: {name} must be a non-empty string")
-    return value
 
 
 def _include(options: dict[str, Any], defaults: dict[str, bool]) -> list[str]:
@@ -83,7 +76,7 @@ def _metadata(kind: str, action: str) -> Call:
         target = getattr(_objects(data), api)
         if action == "getAll":
             return await target(**_listing(options, _METADATA))
-        id_ = _text(options, kind, method)
+        id_ = required_text(options, kind, method)
         if action == "remove":
             return await target(id_)
         include = _include(options, _ONE)
@@ -108,7 +101,7 @@ def _links(side: str, action: str) -> Call:
 
     async def call(options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
         target = getattr(_objects(data), f"{action}_{api_name}")
-        id_ = _text(options, owner, method)
+        id_ = required_text(options, owner, method)
         listing = _listing(options, {})
         if action == "get":
             return await target(id_, **listing)

@@ -9,17 +9,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pfunc.modules.calls import CallContext, HandlerCallError
+from pfunc.modules.calls import CallContext, HandlerCallError, required_text
 from pfunc.pubnub_data import PubNubData
 
 Call = Callable[[dict[str, Any], PubNubData, CallContext], Awaitable[Any]]
-
-
-def _text(options: dict[str, Any], name: str, method: str) -> str:
-    value = options.get(name)
-    if not isinstance(value, str) or not value:
-        raise HandlerCallError("TypeError", f"pubnub.{method}: {name} must be a non-empty string")
-    return value
 
 
 def _files(data: PubNubData) -> Any:
@@ -31,16 +24,16 @@ def _files(data: PubNubData) -> Any:
 def file_url(data: PubNubData, options: dict[str, Any]) -> str:
     """getFileUrl({channel, id, name}): where the file downloads from."""
     return _files(data).file_url(
-        _text(options, "channel", "getFileUrl"),
-        _text(options, "id", "getFileUrl"),
-        _text(options, "name", "getFileUrl"),
+        required_text(options, "channel", "getFileUrl"),
+        required_text(options, "id", "getFileUrl"),
+        required_text(options, "name", "getFileUrl"),
     )
 
 
 async def _list_files(options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
     limit = options.get("limit")
     found, following = await _files(data).list_files(
-        _text(options, "channel", "listFiles"),
+        required_text(options, "channel", "listFiles"),
         limit if isinstance(limit, int) and not isinstance(limit, bool) else 100,
         options.get("next") if isinstance(options.get("next"), str) else None,
     )
@@ -55,14 +48,14 @@ async def _list_files(options: dict[str, Any], data: PubNubData, ctx: CallContex
 
 
 async def _publish_file(options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
-    channel = _text(options, "channel", "publishFile")
+    channel = required_text(options, "channel", "publishFile")
     meta = options.get("meta") if isinstance(options.get("meta"), dict) else None
     ttl = options.get("ttl")
     report = await _files(data).publish_file(
         channel,
         options.get("message"),
-        _text(options, "fileId", "publishFile"),
-        _text(options, "fileName", "publishFile"),
+        required_text(options, "fileId", "publishFile"),
+        required_text(options, "fileName", "publishFile"),
         meta=meta,
         store=options.get("storeInHistory", True) is not False,
         ttl=ttl if isinstance(ttl, int) and not isinstance(ttl, bool) else None,
@@ -83,9 +76,9 @@ async def _publish_file(options: dict[str, Any], data: PubNubData, ctx: CallCont
 
 async def _delete_file(options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
     await _files(data).delete_file(
-        _text(options, "channel", "deleteFile"),
-        _text(options, "id", "deleteFile"),
-        _text(options, "name", "deleteFile"),
+        required_text(options, "channel", "deleteFile"),
+        required_text(options, "id", "deleteFile"),
+        required_text(options, "name", "deleteFile"),
     )
     return {"status": 200}
 

@@ -12,17 +12,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pfunc.history import ACTION_EVENT, MessageAction, action_event, grouped_actions
-from pfunc.modules.calls import CallContext, HandlerCallError
+from pfunc.modules.calls import CallContext, HandlerCallError, required_text
 from pfunc.pubnub_data import PubNubData
 
-Call = Callable[["PubNubState", dict[str, Any], PubNubData, CallContext], Awaitable[Any]]
-
-
-def _text(options: dict[str, Any], name: str, method: str) -> str:
-    value = options.get(name)
-    if not isinstance(value, str) or not value:
-        raise HandlerCallError("TypeError", f"pubnub.{method}: {name} must be a non-empty string")
-    return value
+# A call of the pubnub module's table: (options, the project's state, the context).
+Call = Callable[[Any, PubNubData, CallContext], Awaitable[Any]]
 
 
 def _names(options: dict[str, Any], name: str, method: str) -> list[str]:
@@ -64,7 +58,7 @@ class PubNubState:
 
     async def _history(self, options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
         found = await data.history.read(
-            _text(options, "channel", "history"),
+            required_text(options, "channel", "history"),
             count=_count(options, "count", 100, 100),
             start=_timetoken(options, "start", "history"),
             end=_timetoken(options, "end", "history"),
@@ -137,7 +131,7 @@ class PubNubState:
         self, options: dict[str, Any], data: PubNubData, ctx: CallContext
     ) -> Any:
         await data.history.delete(
-            _text(options, "channel", "deleteMessages"),
+            required_text(options, "channel", "deleteMessages"),
             _timetoken(options, "start", "deleteMessages"),
             _timetoken(options, "end", "deleteMessages"),
         )
@@ -169,10 +163,10 @@ class PubNubState:
         }
 
     async def _whereNow(self, options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
-        return {"channels": data.presence.channels_of(_text(options, "uuid", "whereNow"))}
+        return {"channels": data.presence.channels_of(required_text(options, "uuid", "whereNow"))}
 
     async def _getState(self, options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
-        uuid = _text(options, "uuid", "getState")
+        uuid = required_text(options, "uuid", "getState")
         channels = _names(options, "channels", "getState")
         return {"channels": {channel: data.presence.state(channel, uuid) for channel in channels}}
 
@@ -180,7 +174,7 @@ class PubNubState:
         state = options.get("state")
         if not isinstance(state, dict):
             raise HandlerCallError("TypeError", "pubnub.setState: state must be an object")
-        uuid = _text(options, "uuid", "setState")
+        uuid = required_text(options, "uuid", "setState")
         for channel in _names(options, "channels", "setState"):
             data.presence.set_state(channel, uuid, state)
             event = {
@@ -198,7 +192,7 @@ class PubNubState:
     async def _addMessageAction(
         self, options: dict[str, Any], data: PubNubData, ctx: CallContext
     ) -> Any:
-        channel = _text(options, "channel", "addMessageAction")
+        channel = required_text(options, "channel", "addMessageAction")
         action = options.get("action")
         message = _timetoken(options, "messageTimetoken", "addMessageAction")
         if message is None or not isinstance(action, dict):
@@ -208,8 +202,8 @@ class PubNubState:
             )
         added = MessageAction(
             message,
-            _text(action, "type", "addMessageAction"),
-            _text(action, "value", "addMessageAction"),
+            required_text(action, "type", "addMessageAction"),
+            required_text(action, "value", "addMessageAction"),
             str(options.get("uuid") or "pfunc-function"),
             int(ctx.timetoken()) if ctx.timetoken else 0,
         )
@@ -222,7 +216,7 @@ class PubNubState:
         self, options: dict[str, Any], data: PubNubData, ctx: CallContext
     ) -> Any:
         found = await data.history.actions(
-            _text(options, "channel", "getMessageActions"),
+            required_text(options, "channel", "getMessageActions"),
             start=_timetoken(options, "start", "getMessageActions"),
             end=_timetoken(options, "end", "getMessageActions"),
             limit=_count(options, "limit", 100, 100),
@@ -232,7 +226,7 @@ class PubNubState:
     async def _removeMessageAction(
         self, options: dict[str, Any], data: PubNubData, ctx: CallContext
     ) -> Any:
-        channel = _text(options, "channel", "removeMessageAction")
+        channel = required_text(options, "channel", "removeMessageAction")
         message = _timetoken(options, "messageTimetoken", "removeMessageAction")
         action = _timetoken(options, "actionTimetoken", "removeMessageAction")
         if message is None or action is None:
@@ -248,3 +242,16 @@ class PubNubState:
 STATE_METHODS = tuple(
     name[1:] for name in vars(PubNubState) if name.startswith("_") and not name.startswith("__")
 )
+
+
+def _state_call(method: str) -> Call:
+    async def call(options: Any, data: PubNubData, context: CallContext) -> Any:
+        return await PubNubState().call(
+            method, options if isinstance(options, dict) else {}, context
+        )
+
+    return call
+
+
+# The same calls in the pubnub module's one table of calls (modules/pubnub.py).
+STATE_CALLS: dict[str, Call] = {method: _state_call(method) for method in STATE_METHODS}
