@@ -79,7 +79,10 @@ class ExecutionLoop:
         if inline and time.perf_counter() - self.last_yield > YIELD_EVERY:
             await asyncio.sleep(0)  # let other requests in
             self.last_yield = time.perf_counter()
-        began = time.thread_time()  # CPU time: not the waits for the GIL under load
+        # Timed only where the in-line policy reads it (the dev server), in CPU time: not
+        # the waits for the GIL under load.
+        timed = self.executor.policy.allowed
+        began = time.thread_time() if timed else 0.0
         try:
             return self.sandbox.advance(limit, settlements, start)
         except SandboxInterrupted as stop:
@@ -87,9 +90,10 @@ class ExecutionLoop:
                 raise InlineGuardStop(self.changed) from None
             raise
         finally:
-            spent = time.thread_time() - began
-            self.slowest = max(self.slowest, spent)
-            self.cpu += spent
+            if timed:
+                spent = time.thread_time() - began
+                self.slowest = max(self.slowest, spent)
+                self.cpu += spent
 
     async def run(self, event: Event) -> ExecutionError | None:
         row = KINDS[event.kind]
