@@ -1,6 +1,6 @@
-"""Human-readable reports of a Result, with rich.
+"""Human-readable reports of a Result, as styled text (pfunc/terminal.py).
 
-Colour follows rich's rules: none when stdout is not a terminal or NO_COLOR is set.
+Colour only on a terminal, and never with NO_COLOR set.
 """
 
 from __future__ import annotations
@@ -9,13 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console, Group
-from rich.markup import escape
-from rich.text import Text
-from rich.tree import Tree
-
 from pfunc.events import KINDS
 from pfunc.result import PublishReport, Result
+from pfunc.terminal import Segment, Terminal, Tree
 
 _OUTCOME_STYLE = {
     "ok": "bold green",
@@ -24,138 +20,137 @@ _OUTCOME_STYLE = {
     "error": "bold red",
 }
 _LEVEL_STYLE = {"log": "", "info": "cyan", "warn": "yellow", "error": "red", "debug": "dim"}
-# Off a terminal (CI logs, pipes) nothing is cut: rich would crop tree rows at 80 columns.
-_UNCUT_WIDTH = 100_000
 
 
-def report_console() -> Console:
-    """A console for reports: the terminal's width on a terminal, never cut off one."""
-    console = Console(highlight=False, soft_wrap=True)
-    if not console.is_terminal:
-        console.width = _UNCUT_WIDTH
-    return console
-
-
-def render_result(result: Result, console: Console | None = None) -> None:
-    console = console or report_console()
+def render_result(result: Result, terminal: Terminal | None = None) -> None:
+    out = terminal or Terminal()
     style = _OUTCOME_STYLE.get(result.outcome, "bold")
-    header = Text()
-    header.append(f" {result.outcome.upper()} ", style=f"reverse {style}")
-    header.append(f"  {result.event} · {result.function} · {result.duration_ms:.1f} ms")
-    console.print(header)
+    out.line(
+        (f" {result.outcome.upper()} ", f"reverse {style}"),
+        f"  {result.event} · {result.function} · {result.duration_ms:.1f} ms",
+    )
 
     if result.is_message_event and KINDS[result.event].trigger == "presence":
         # A presence change happened whatever the handler did: nothing to deliver.
-        console.print(f"\n[bold]Presence event[/bold] on {escape(result.channel or '')}")
-        console.print(_json(result.message))
+        out.line("")
+        out.line(("Presence event", "bold"), f" on {result.channel or ''}")
+        out.line(_json(result.message))
     elif result.is_message_event:
         state = "delivered" if result.delivered else "not delivered"
-        console.print(f"\n[bold]Message[/bold] on {escape(result.channel or '')} ({state})")
-        console.print(_json(result.message))
+        out.line("")
+        out.line(("Message", "bold"), f" on {result.channel or ''} ({state})")
+        out.line(_json(result.message))
     elif result.response is not None:
         response = result.response
-        console.print(f"\n[bold]Response[/bold] {response['status']}")
+        out.line("")
+        out.line(("Response", "bold"), f" {response['status']}")
         for name, value in response["headers"].items():
-            console.print(f"  {escape(name)}: {escape(value)}")
-        console.print(_body(response["body"]))
+            out.line(f"  {name}: {value}")
+        out.line(_body(response["body"]))
     if result.outcome == "abort":
         reason = result.abort_reason if result.abort_reason is not None else "(no reason)"
-        console.print(f"[bold]Abort reason:[/bold] {escape(reason)}")
+        out.line(("Abort reason:", "bold"), f" {reason}")
 
     if result.logs:
-        console.print("\n[bold]Console[/bold]")
+        out.line("")
+        out.line(("Console", "bold"))
         for entry in result.logs:
-            time_text = entry["time"][11:23]
             level = entry["level"]
-            line = Text(f"  {time_text} ")
-            line.append(f"{level:<5}", style=_LEVEL_STYLE.get(level, ""))
-            line.append(f" {entry['text']}")
-            console.print(line)
+            out.line(
+                f"  {entry['time'][11:23]} ",
+                (f"{level:<5}", _LEVEL_STYLE.get(level, "")),
+                f" {entry['text']}",
+            )
 
-    _render_operations(console, result.operations)
+    _render_operations(out, result.operations)
 
     if result.warnings:
-        console.print("\n[bold yellow]Warnings[/bold yellow]")
+        out.line("")
+        out.line(("Warnings", "bold yellow"))
         for warning in result.warnings:
-            console.print(Text(f"  ! {warning}", style="yellow"))
+            out.line((f"  ! {warning}", "yellow"))
 
     if result.error is not None:
         error = result.error
-        console.print("\n[bold red]Error[/bold red]")
-        console.print(Text(f"  {error.type}: {error.message}", style="red"))
+        out.line("")
+        out.line(("Error", "bold red"))
+        out.line((f"  {error.type}: {error.message}", "red"))
         if error.file and error.line:
             frame = code_frame(Path(error.file), error.line, error.column or 1)
             if frame:
-                console.print(Text(frame))
+                out.line(frame)
         if error.stack:
-            console.print(Text(error.stack, style="dim"))
+            out.line((error.stack, "dim"))
 
     if result.triggered:
-        tree = Tree("[bold]Triggered[/bold]")
+        tree = Tree([[("Triggered", "bold")]])
         for report in result.triggered:
             _add_report(tree, report)
-        console.print()
-        console.print(tree)
+        out.line("")
+        out.write("\n".join(tree.render(out)))
 
 
-def render_publish(report: PublishReport, console: Console | None = None) -> None:
+def render_publish(report: PublishReport, terminal: Terminal | None = None) -> None:
     """A publish and the tree of executions it caused."""
-    console = console or report_console()
-    tree = Tree(_report_label(report))
+    out = terminal or Terminal()
+    tree = Tree([_report_label(report)])
     for result in report.executions:
         _add_execution(tree, result)
-    console.print(tree)
+    out.write("\n".join(tree.render(out)))
     if report.delivered:
-        console.print("\n[bold]Delivered message[/bold]")
-        console.print(_json(report.message))
+        out.line("")
+        out.line(("Delivered message", "bold"))
+        out.line(_json(report.message))
 
 
-def _report_label(report: PublishReport) -> Text:
-    label = Text()
-    label.append(f"{report.verb} → {report.channel}", style="bold")
-    label.append(f" (hop {report.hop}) ")
+def _report_label(report: PublishReport) -> list[Segment]:
+    label: list[Segment] = [
+        (f"{report.verb} → {report.channel}", "bold"),
+        (f" (hop {report.hop}) ", ""),
+    ]
     if report.dropped:
-        label.append(report.dropped, style="yellow")
-        label.overflow = "fold"
+        label.append((report.dropped, "yellow"))
     elif report.delivered:
         delivered = "reached functions only" if report.verb == "fire" else "delivered"
-        label.append(f"{delivered}, timetoken {report.timetoken}", style="green")
+        label.append((f"{delivered}, timetoken {report.timetoken}", "green"))
         if report.pushes:
-            label.append(f"; {len(report.pushes)} mobile push(es) would be sent", style="magenta")
+            label.append((f"; {len(report.pushes)} mobile push(es) would be sent", "magenta"))
     else:
-        label.append(f"not delivered: stopped by {report.stopped_by}", style="yellow")
+        label.append((f"not delivered: stopped by {report.stopped_by}", "yellow"))
     return label
 
 
 def _add_report(parent: Tree, report: PublishReport) -> None:
-    branch = parent.add(_report_label(report))
+    branch = parent.add([_report_label(report)])
     for result in report.executions:
         _add_execution(branch, result)
 
 
 def _add_execution(parent: Tree, result: Result) -> None:
     style = _OUTCOME_STYLE.get(result.outcome, "bold")
-    label = Text()
-    label.append(f" {result.outcome.upper()} ", style=f"reverse {style}")
     used, limit = result.operations.get("used", 0), result.operations.get("limit")
     ops = f"{used}/{limit}" if isinstance(limit, int) else str(used)
-    label.append(f" {result.event} · {result.function} · {result.duration_ms:.1f} ms · ops {ops}")
-    lines = [label]
+    lines: list[list[Segment]] = [
+        [
+            (f" {result.outcome.upper()} ", f"reverse {style}"),
+            (f" {result.event} · {result.function} · {result.duration_ms:.1f} ms · ops {ops}", ""),
+        ]
+    ]
     if result.outcome == "abort" and result.abort_reason:
-        lines.append(Text(f"abort: {result.abort_reason}", style="yellow"))
+        lines.append([(f"abort: {result.abort_reason}", "yellow")])
     for entry in result.logs:
-        lines.append(Text(f"{entry['level']:<5} {entry['text']}", style="dim"))
+        lines.append([(f"{entry['level']:<5} {entry['text']}", "dim")])
     for warning in result.warnings:
-        lines.append(Text(f"! {warning}", style="yellow", overflow="fold"))
+        lines.append([(f"! {warning}", "yellow")])
     if result.error is not None:
         where = f" ({result.error.file}:{result.error.line})" if result.error.line else ""
-        lines.append(Text(f"{result.error.type}: {result.error.message}{where}", style="red"))
-    node = parent.add(Group(*lines))
+        lines.append([(f"{result.error.type}: {result.error.message}{where}", "red")])
+    node = parent.add(lines)
     for report in result.triggered:
         _add_report(node, report)
 
 
-def _render_operations(console: Console, operations: dict[str, Any]) -> None:
+def _render_operations(out: Terminal, operations: dict[str, Any]) -> None:
     limit = operations.get("limit")
     used = operations.get("used", 0)
     if isinstance(limit, int):
@@ -166,28 +161,29 @@ def _render_operations(console: Console, operations: dict[str, Any]) -> None:
         )
     else:
         summary = f"{used} (no limit)"
-    console.print(f"\n[bold]Operations[/bold] {summary}")
+    out.line("")
+    out.line(("Operations", "bold"), f" {summary}")
     for number, call in enumerate(operations.get("calls", []), start=1):
         key = f" {call['key']}" if "key" in call else ""
         flags = " (not awaited)" if call.get("unawaited") else ""
         status = call.get("status", "")
         status_style = {"ok": "green", "error": "red", "refused": "bold red"}.get(status, "")
-        line = Text(f"  {number}. {call['module']}.{call['method']}{key}{flags}  ")
-        line.append(status, style=status_style)
-        if call.get("error"):
-            line.append(f": {call['error']}", style=status_style)
-        console.print(line)
+        error = f": {call['error']}" if call.get("error") else ""
+        out.line(
+            f"  {number}. {call['module']}.{call['method']}{key}{flags}  ",
+            (status + error, status_style),
+        )
 
 
-def _json(value: Any) -> Text:
-    return Text(json.dumps(value, indent=2, ensure_ascii=False))
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
 
 
-def _body(body: str) -> Text:
+def _body(body: str) -> Segment:
     try:
-        return _json(json.loads(body)) if body else Text("(empty body)", style="dim")
+        return (_json(json.loads(body)), "") if body else ("(empty body)", "dim")
     except ValueError:
-        return Text(body)
+        return (body, "")
 
 
 def code_frame(path: Path, line: int, column: int, context: int = 2) -> str | None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import io
 
 from pfunc.server.log import DevLog
+from pfunc.terminal import Terminal
 
 
 def test_control_characters_are_shown_escaped():
     log = DevLog(as_json=False)
     sink = io.StringIO()
-    log.console.file = sink
+    log.out = Terminal(sink)
     log(
         {
             "type": "execution",

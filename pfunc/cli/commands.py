@@ -1,6 +1,6 @@
 """The `pfunc` command line: click commands only (parse flags, call, render).
 
-Heavy modules (rich, aiohttp) are imported inside the commands that need them, so
+Heavy modules (aiohttp, the report writers) are imported inside the commands that need them, so
 that `pfunc run --json` starts quickly.
 
 Exit codes: 0 the handler completed (ok, abort or response); 1 the execution failed

@@ -22,7 +22,7 @@ def usage_failure(message: str) -> NoReturn:
 
 
 def execute(prepare: Callable[[], Any], renderer: str) -> Any:
-    """Prepare and execute a plan, then print its JSON or its report (rich, imported late).
+    """Prepare and execute a plan, then print its JSON or its report (imported late).
 
     Usage errors raised while preparing or opening the store exit with code 2.
     """

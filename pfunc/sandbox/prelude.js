@@ -137,7 +137,10 @@ var console;
 
   const TERSE = { "not a function": " is not a function", "not a constructor": " is not a constructor" };
 
+  let capturingSite = false; // a host call's site: kept raw, worded only if the call fails
+
   function __pfunc_prepareStack(error, sites) {
+    if (capturingSite) return sites;
     let kept = sites;
     // A JSON.parse SyntaxError's first frame is a position in the JSON text, not a file.
     if (sites.length > 1 && !sites[0].getFunctionName() && sites[1].isNative() &&
@@ -187,7 +190,15 @@ var console;
 
   function __pfunc_hostcall(module, method, args) {
     const id = nextCallId++;
-    const site = new Error(); // where the handler made the call, for the error's stack
+    // Where the handler made the call, for the error's stack: QuickJS words a stack when
+    // the error is made, so the frames are kept raw and worded only if the call fails.
+    capturingSite = true;
+    let site;
+    try {
+      site = new Error();
+    } finally {
+      capturingSite = false;
+    }
     queue.push([id, module, method, args.map(__pfunc_encode)]);
     return new Promise(function __pfunc_wait(resolve, reject) {
       waiting.set(id, { resolve: resolve, reject: reject, site: site });
@@ -207,7 +218,8 @@ var console;
     const error = new Kind(info.message);
     if (info.code) __pfunc_hide(error, "code", info.code);
     // The frames of the call site, under this error's own first line.
-    const site = String(waiter.site.stack || "");
+    const sites = waiter.site.stack;
+    const site = Array.isArray(sites) ? __pfunc_prepareStack(waiter.site, sites) : "";
     const frames = site.indexOf("\n") >= 0 ? site.slice(site.indexOf("\n")) : "";
     __pfunc_hide(error, "stack", Kind.name + ": " + info.message + frames);
     waiter.reject(error);

@@ -1,4 +1,4 @@
-"""What `pfunc test` prints: a rich summary, JUnit XML for CI systems, or JSON."""
+"""What `pfunc test` prints: a summary for the terminal, JUnit XML for CI systems, or JSON."""
 
 from __future__ import annotations
 
@@ -41,25 +41,25 @@ def failure_text(result: ScenarioResult) -> str:
 
 
 def render(results: list[ScenarioResult]) -> None:
-    from rich.text import Text
+    from pfunc.terminal import Terminal
 
-    from pfunc.render import report_console
-
-    console = report_console()
+    out = Terminal()
     for result in results:
         mark, style = ("✔", "green") if result.passed else ("✘", "bold red")
-        line = Text(f"{mark} ", style=style)
-        line.append(result.scenario.name)
-        line.append(
-            f"  {result.scenario.path}  {result.steps_run} step(s), {result.duration_ms:.0f} ms",
-            style="dim",
+        out.line(
+            (f"{mark} ", style),
+            result.scenario.name,
+            (
+                f"  {result.scenario.path}  {result.steps_run} step(s), "
+                f"{result.duration_ms:.0f} ms",
+                "dim",
+            ),
         )
-        console.print(line)
         if not result.passed:
-            console.print(Text(failure_text(result), style="red"))
-    console.print()
+            out.line((failure_text(result), "red"))
+    out.line("")
     failed = sum(not result.passed for result in results)
-    console.print(Text(summary_line(results), style="bold red" if failed else "bold green"))
+    out.line((summary_line(results), "bold red" if failed else "bold green"))
 
 
 def to_json(results: list[ScenarioResult]) -> dict[str, Any]:
