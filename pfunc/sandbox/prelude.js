@@ -431,6 +431,9 @@ var console;
     // A primitive string, as production gives, unless the body is a JSON object: then a
     // String that also carries its fields, so that JSON.parse(request.body) and
     // request.body.userId both work (docs/handlers.md, "request.body").
+    // Only a JSON object changes anything: anything else is not parsed (a failed parse
+    // makes an error, and its stack, for nothing).
+    if (typeof text !== "string" || !/^\s*\{/.test(text)) return text;
     let parsed;
     try {
       parsed = __pfunc_parse(text);
