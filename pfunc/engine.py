@@ -112,6 +112,8 @@ async def open_engine(
         warm_sandboxes=warm_sandboxes,
     )
     store.home = runtime.main_loop
+    if threaded:  # the dev server: no commit on its loop waits for a checkpoint's fsync
+        store.checkpoint_in_background()
     engine: Engine
 
     async def publish(channel: str, message: Any, **options: Any) -> PublishReport:

@@ -14,6 +14,7 @@ aiosqlite, whose thread waits out the lock without blocking the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Coroutine
@@ -26,7 +27,38 @@ if TYPE_CHECKING:
     import aiosqlite
 
 BUSY_TIMEOUT_MS = 10_000
+# Seconds between checkpoints when they run in the background (the dev server).
+CHECKPOINT_EVERY = 0.25
 T = TypeVar("T")
+
+
+class _Checkpointer:
+    """Copies the WAL into the database file on a thread of its own, so that the fsync a
+    checkpoint makes never stalls the event loop. (By default SQLite checkpoints inside
+    whichever commit crosses 1,000 WAL pages: measured, that request waits several ms,
+    and the dev server's p99 doubled.) A passive checkpoint waits for nobody."""
+
+    def __init__(self, path: Path) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(path,), name="pfunc-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, path: Path) -> None:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=0)
+        try:
+            while not self._stop.wait(CHECKPOINT_EVERY):
+                # Busy, or going away: the next round catches up.
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
 
 # Above every key: keys are text, and no character sorts after U+10FFFF.
 _TOP = "\U0010ffff" * 2
@@ -108,6 +140,7 @@ class KVStore:
         self._slow: aiosqlite.Connection | None = None
         # The loop that owns the aiosqlite connection; other threads' loops hop to it.
         self.home: asyncio.AbstractEventLoop | None = None
+        self._checkpointer: _Checkpointer | None = None
 
     @classmethod
     def open(cls, path: Path | str) -> KVStore:
@@ -189,7 +222,19 @@ class KVStore:
             ]
         )
 
+    def checkpoint_in_background(self) -> None:
+        """For a long-running server: checkpoints leave the connection that commits (on
+        the event loop) for a thread of their own. A store in memory has no WAL."""
+        if self._checkpointer is not None or str(self.path) == ":memory:":
+            return
+        with self._fast_lock:
+            self._fast.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer = _Checkpointer(self.path)
+
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._slow is not None:
             await self._slow.close()
             self._slow = None

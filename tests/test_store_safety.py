@@ -142,3 +142,36 @@ def test_ttls_that_are_not_numbers_of_minutes(tmp_path, ttl):
         assert code == 2 and "must be a number of minutes" in err
     else:
         assert code == 0 and "clamped" in err  # infinity is clamped, as any large TTL is
+
+
+def test_a_server_store_checkpoints_off_the_committing_connection(tmp_path):
+    """The dev server's commits never run a checkpoint (its fsync would stall the event
+    loop); a thread of the store's own moves the WAL into the file while it serves."""
+    import asyncio
+
+    asyncio.run(_checkpoints_in_background(tmp_path))
+
+
+async def _checkpoints_in_background(tmp_path: Path) -> None:
+    import asyncio
+
+    from pfunc.store import KVStore
+
+    path = tmp_path / "kv.sqlite3"
+    store = KVStore.open(path)
+    store.checkpoint_in_background()
+    try:
+        assert store._fast.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+        size_before = path.stat().st_size
+        for number in range(200):  # a few pages: far below SQLite's own 1,000-page trigger
+            await store.set_item("k", f"key-{number}", json.dumps("x" * 200), 2**62)
+        for _ in range(200):  # the thread runs every CHECKPOINT_EVERY; wait for it
+            if path.stat().st_size > size_before:
+                break
+            await asyncio.sleep(0.05)
+        assert path.stat().st_size > size_before  # the rows reached the database file
+    finally:
+        await store.close()
+    reopened = sqlite3.connect(path)
+    assert reopened.execute("SELECT count(*) FROM items").fetchone() == (200,)
+    reopened.close()
