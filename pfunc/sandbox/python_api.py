@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pfunc.modules import HOST_METHODS, SYNC_METHODS, SYNC_MODULES
+from pfunc.sandbox.pipes import read_soon, wait_readable
 
 
 def _strict(value: Any) -> str:
@@ -31,7 +32,8 @@ class _Connection:
     def __init__(self) -> None:
         self.next_id = 1
         self.execution: _Execution | None = None
-        self.incoming: Any = None  # the pipes, opened by main()
+        self.incoming = -1  # the descriptor the host writes to (set by main())
+        self.buffer = b""
         self.outgoing: Any = None
 
     def send(self, message: dict[str, Any]) -> None:
@@ -43,9 +45,15 @@ class _Connection:
         self.outgoing.flush()
 
     def receive(self) -> dict[str, Any]:
-        line = self.incoming.readline()
-        if not line:
-            os._exit(0)  # the host went away
+        while b"\n" not in self.buffer:
+            chunk = read_soon(self.incoming)
+            if chunk is None:
+                wait_readable(self.incoming, None)
+                continue
+            if not chunk:
+                os._exit(0)  # the host went away
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
         return json.loads(line)
 
     def call(self, module: str, method: str, args: tuple[Any, ...]) -> Any:

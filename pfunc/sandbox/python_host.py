@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from pfunc.sandbox import (
     WORKER_MEMORY_EXIT,
     SandboxInterrupted,
 )
+from pfunc.sandbox.pipes import read_soon, wait_readable
 from pfunc.sandbox.sync_builtins import SyncBuiltins
 from pfunc.sandbox.threads import SandboxThread
 
@@ -95,6 +95,7 @@ class PythonSandbox:
         finally:
             os.close(to_worker_read)
             os.close(from_worker_write)
+        os.set_blocking(self._from_worker, False)  # read_soon polls it
         try:
             self._send({"op": "load", "path": path, "source": source, "memory": memory})
             loaded = self._receive(LOAD_TIMEOUT)
@@ -139,17 +140,15 @@ class PythonSandbox:
     def _receive(self, timeout: float | None) -> dict[str, Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
         while b"\n" not in self._buffer:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                self.broken = True
-                self.close()
-                raise SandboxInterrupted(TIMEOUT)
-            # poll(), not select(): a busy server has descriptors past select's 1,024.
-            poller = select.poll()
-            poller.register(self._from_worker, select.POLLIN)
-            if not poller.poll(None if remaining is None else max(remaining, 0) * 1000):
+            chunk = read_soon(self._from_worker)
+            if chunk is None:  # nothing yet: sleep until there is, within the deadline
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    self.broken = True
+                    self.close()
+                    raise SandboxInterrupted(TIMEOUT)
+                wait_readable(self._from_worker, remaining)
                 continue
-            chunk = os.read(self._from_worker, 65536)
             if not chunk:
                 # The worker closed its end: it died, or the handler closed the pipe and
                 # may still be running. Either way the group goes, now, not at its leisure.

@@ -165,7 +165,8 @@ def main(incoming_fd: int, outgoing_fd: int) -> None:
         _, status = os.waitpid(child, 0)
         code = os.waitstatus_to_exitcode(status)
         os._exit(128 - code if code < 0 else code)  # a signal as the shell shows it
-    CONNECTION.incoming = os.fdopen(incoming_fd, "r", encoding="utf-8")
+    CONNECTION.incoming = incoming_fd
+    os.set_blocking(incoming_fd, False)  # read_soon polls it
     CONNECTION.outgoing = os.fdopen(outgoing_fd, "w", encoding="utf-8")
     sys.stdout = sys.stderr  # print() goes where the host discards it, never to the pipes
 

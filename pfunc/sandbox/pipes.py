@@ -1,0 +1,43 @@
+"""Reading the pipes between the host and a Python handler's worker process.
+
+A host call is a round trip through two pipes, and each leg used to wake a sleeping
+process: measured, ~120 us of the ~180 us a call took. While an execution runs, the
+answer usually comes within tens of microseconds, so each side first reads without
+sleeping for at most SPIN, and only then sleeps in poll(). Only with more than one CPU:
+on one, the side that spins would hold the CPU the other side needs.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+
+
+def _cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+SPIN = 0.0002 if _cpus() > 1 else 0.0  # seconds
+
+
+def read_soon(fd: int) -> bytes | None:
+    """What the non-blocking pipe `fd` holds within SPIN seconds (b"" at its end), or
+    None when nothing came."""
+    until = time.perf_counter() + SPIN
+    while True:
+        try:
+            return os.read(fd, 65536)
+        except BlockingIOError:
+            if time.perf_counter() >= until:
+                return None
+
+
+def wait_readable(fd: int, seconds: float | None) -> bool:
+    """Sleep until `fd` can be read (or `seconds` pass): whether it can. poll(), not
+    select(): a busy server has descriptors past select's 1,024."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(None if seconds is None else max(seconds, 0) * 1000))
