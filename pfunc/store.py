@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -36,22 +36,33 @@ class _Checkpointer:
     """Copies the WAL into the database file on a thread of its own, so that the fsync a
     checkpoint makes never stalls the event loop. (By default SQLite checkpoints inside
     whichever commit crosses 1,000 WAL pages: measured, that request waits several ms,
-    and the dev server's p99 doubled.) A passive checkpoint waits for nobody."""
+    and the dev server's p99 doubled.) A passive checkpoint waits for nobody. Should the
+    thread fail, `on_failure` hands checkpoints back to the committing connection, so
+    the WAL never grows unchecked."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, on_failure: Callable[[], None]) -> None:
         self._stop = threading.Event()
+        self._on_failure = on_failure
         self._thread = threading.Thread(
             target=self._run, args=(path,), name="pfunc-checkpoint", daemon=True
         )
         self._thread.start()
 
     def _run(self, path: Path) -> None:
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=0)
+        try:
+            conn = sqlite3.connect(
+                str(path), isolation_level=None, check_same_thread=False, timeout=0
+            )
+        except Exception:
+            self._on_failure()
+            return
         try:
             while not self._stop.wait(CHECKPOINT_EVERY):
                 # Busy, or going away: the next round catches up.
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception:
+            self._on_failure()
         finally:
             conn.close()
 
@@ -227,9 +238,12 @@ class KVStore:
         the event loop) for a thread of their own. A store in memory has no WAL."""
         if self._checkpointer is not None or str(self.path) == ":memory:":
             return
-        with self._fast_lock:
-            self._fast.execute("PRAGMA wal_autocheckpoint=0")
-        self._checkpointer = _Checkpointer(self.path)
+        self._set_autocheckpoint(0)
+        self._checkpointer = _Checkpointer(self.path, lambda: self._set_autocheckpoint(1000))
+
+    def _set_autocheckpoint(self, pages: int) -> None:
+        with contextlib.suppress(sqlite3.Error), self._fast_lock:
+            self._fast.execute(f"PRAGMA wal_autocheckpoint={pages}")
 
     async def close(self) -> None:
         if self._checkpointer is not None:

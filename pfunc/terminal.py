@@ -1,9 +1,10 @@
 """Styled text for the terminal: what `pfunc run`, `pfunc test` and the dev log print.
 
 A few ANSI styles and a tree, written directly: rich cost 15 to 25 ms of imports on
-every `pfunc run` and 70 us per dev-log line, for output this small. Colour follows the
-usual rules: none off a terminal, with NO_COLOR set or TERM=dumb; FORCE_COLOR turns it
-on anywhere. Lines are never cut (CI logs keep everything; a terminal wraps them).
+every `pfunc run` and 70 us per dev-log line, for output this small. Styles follow the
+rules rich followed: none off a terminal (FORCE_COLOR counts as one) or with TERM dumb or
+unknown; NO_COLOR (set and not empty) leaves bold, dim and reverse but no colour. Lines
+are never cut (CI logs keep everything; a terminal wraps them).
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
-_CODES = {
-    "bold": "1",
-    "dim": "2",
-    "reverse": "7",
+_ATTRIBUTES = {"bold": "1", "dim": "2", "reverse": "7"}
+_COLOURS = {
     "red": "31",
     "green": "32",
     "yellow": "33",
@@ -33,16 +32,19 @@ _CONTROL_ONE_LINE = {**_CONTROL, 10: "\\x0a"}
 Segment = tuple[str, str]
 
 
-def _wants_colour(stream: TextIO) -> bool:
-    if os.environ.get("FORCE_COLOR"):
-        return True
-    if "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb":
-        return False
+def _codes(stream: TextIO | None) -> dict[str, str]:
+    """The style names this stream is written with, and their ANSI codes."""
+    forced = bool(os.environ.get("FORCE_COLOR"))
     isatty = getattr(stream, "isatty", None)
     try:
-        return bool(isatty and isatty())
+        terminal = forced or bool(isatty and isatty())
     except ValueError:  # a closed stream
-        return False
+        terminal = False
+    if not terminal or os.environ.get("TERM", "").lower() in ("dumb", "unknown"):
+        return {}
+    if os.environ.get("NO_COLOR"):
+        return _ATTRIBUTES
+    return {**_ATTRIBUTES, **_COLOURS}
 
 
 class Terminal:
@@ -50,34 +52,42 @@ class Terminal:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
-        self.colour = _wants_colour(self.stream)
+        self._codes = _codes(self.stream)
         self.quiet = False  # nobody reads any more (a closed pipe): write nothing
 
     @property
-    def stream(self) -> TextIO:
+    def stream(self) -> TextIO | None:
         # Read at each write, so a test's captured stdout (pytest's capsys) is honoured.
+        # None when the process was started with its stdout closed.
         return self._stream if self._stream is not None else sys.stdout
 
     def paint(self, text: str, style: str = "", one_line: bool = False) -> str:
         """`text` in `style`, its control characters escaped; plain when colour is off."""
         text = text.translate(_CONTROL_ONE_LINE if one_line else _CONTROL)
-        if not style or not self.colour:
+        if not style or not self._codes or not text:
             return text
-        codes = ";".join(_CODES[name] for name in style.split() if name in _CODES)
+        codes = ";".join(self._codes[name] for name in style.split() if name in self._codes)
         return f"\x1b[{codes}m{text}\x1b[0m" if codes else text
 
-    def join(self, segments: Iterable[Segment]) -> str:
-        return "".join(self.paint(text, style) for text, style in segments)
+    def lines(self, segments: Iterable[Segment]) -> list[str]:
+        """The segments as painted lines: a style never runs across a line break, so
+        nothing put before a line (a tree's guides) takes on the style."""
+        lines = [""]
+        for text, style in segments:
+            first, *rest = text.split("\n")
+            lines[-1] += self.paint(first, style)
+            lines += [self.paint(part, style) for part in rest]
+        return lines
 
     def line(self, *segments: Segment | str) -> None:
         """One line (or several, if the text holds newlines) of segments."""
-        self.write(self.join((s, "") if isinstance(s, str) else s for s in segments))
+        self.write("\n".join(self.lines((s, "") if isinstance(s, str) else s for s in segments)))
 
     def write(self, text: str) -> None:
         """Already painted text, as a line."""
-        if self.quiet:
-            return
         stream = self.stream
+        if self.quiet or stream is None:
+            return
         stream.write(text + "\n")
         stream.flush()
 
@@ -100,9 +110,9 @@ class Tree:
     def _lines(self, terminal: Terminal, first: str, rest: str) -> list[str]:
         lines = []
         for number, label_line in enumerate(self.label):
-            for index, text in enumerate(terminal.join(label_line).split("\n")):
+            for index, text in enumerate(terminal.lines(label_line)):
                 lead = first if number == 0 and index == 0 else rest
-                lines.append(terminal.paint(lead) + text)
+                lines.append(lead + text)
         for index, child in enumerate(self.children):
             last = index == len(self.children) - 1
             lines += child._lines(

@@ -182,3 +182,11 @@ def test_asyncio_tasks_left_running_are_cancelled_not_run_in_the_next_execution(
     assert any("asyncio task" in warning for warning in first.warnings)
     assert second.operations["used"] == 0  # nothing of the first ran in the second
     assert late == 0
+
+
+def test_a_handler_flooding_the_protocol_pipe_is_stopped_at_its_time_limit(harness):
+    harness.limit_overrides = {"timeout": 1}
+    result = harness.request(HOSTILE / "floods_pipe.py")
+    assert result.outcome == "error"
+    assert result.error.type == "TimeoutError"
+    assert harness.request(HOSTILE / "nan.py").outcome == "error"  # the next one runs

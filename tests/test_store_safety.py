@@ -175,3 +175,17 @@ async def _checkpoints_in_background(tmp_path: Path) -> None:
     reopened = sqlite3.connect(path)
     assert reopened.execute("SELECT count(*) FROM items").fetchone() == (200,)
     reopened.close()
+
+
+def test_checkpoints_return_to_the_committing_connection_if_their_thread_cannot_run(tmp_path):
+    import asyncio
+
+    from pfunc.store import KVStore
+
+    store = KVStore.open(tmp_path / "kv.sqlite3")
+    store.path = tmp_path / "gone" / "kv.sqlite3"  # the thread's own connection will fail
+    store.checkpoint_in_background()
+    store._checkpointer._thread.join(timeout=30)
+    # SQLite's own checkpoints are back on: the WAL cannot grow unchecked.
+    assert store._fast.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
+    asyncio.run(store.close())

@@ -18,24 +18,56 @@ class FakeTty(io.StringIO):
         return True
 
 
+COLOURED = "\x1b[1;32mOK\x1b[0m done\n"
+BOLD_ONLY = "\x1b[1mOK\x1b[0m done\n"
+PLAIN = "OK done\n"
+
+
 @pytest.mark.parametrize(
-    ("stream", "env", "coloured"),
+    ("tty", "env", "expected"),
     [
-        (FakeTty(), {}, True),
-        (FakeTty(), {"NO_COLOR": "1"}, False),
-        (FakeTty(), {"TERM": "dumb"}, False),
-        (io.StringIO(), {}, False),
-        (io.StringIO(), {"FORCE_COLOR": "1"}, True),
+        (True, {}, COLOURED),
+        (True, {"NO_COLOR": "1"}, BOLD_ONLY),  # no colour, as no-color.org asks; bold stays
+        (True, {"NO_COLOR": ""}, COLOURED),  # set but empty: ignored
+        (True, {"TERM": "dumb"}, PLAIN),
+        (True, {"TERM": "unknown"}, PLAIN),
+        (False, {}, PLAIN),
+        (False, {"FORCE_COLOR": "1"}, COLOURED),
+        (False, {"FORCE_COLOR": "1", "NO_COLOR": "1"}, BOLD_ONLY),
+        (False, {"FORCE_COLOR": "1", "TERM": "dumb"}, PLAIN),
     ],
 )
-def test_colour_only_on_a_terminal_unless_told(monkeypatch, stream, env, coloured):
+def test_styles_follow_the_terminal_and_the_environment(monkeypatch, tty, env, expected):
     for name in ("NO_COLOR", "FORCE_COLOR", "TERM"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    out = Terminal(stream)
-    out.line(("OK", "bold green"), " done")
-    assert ("\x1b[1;32mOK\x1b[0m done\n" if coloured else "OK done\n") == stream.getvalue()
+    stream = FakeTty() if tty else io.StringIO()
+    Terminal(stream).line(("OK", "bold green"), " done")
+    assert stream.getvalue() == expected
+
+
+def test_a_closed_stdout_is_not_an_error(monkeypatch):
+    monkeypatch.setattr("sys.stdout", None)  # what a process started with >&- has
+    out = Terminal()
+    out.line("nobody reads this")
+    render_publish(_report(), out)
+
+
+def test_a_style_never_runs_across_a_line_break(monkeypatch):
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("TERM", raising=False)
+    out = Terminal(io.StringIO())
+    root = Tree([[("root", "")]])
+    root.add([[("one\ntwo", "dim")]])
+    root.add([[("last", "")]])
+    assert root.render(out) == [
+        "root",
+        "├── \x1b[2mone\x1b[0m",
+        "│   \x1b[2mtwo\x1b[0m",  # the guide itself is not dimmed
+        "└── last",
+    ]
 
 
 def test_control_characters_are_escaped_but_lines_kept():
@@ -75,18 +107,21 @@ def _result(**fields) -> Result:
     return Result(**{**base, **fields})
 
 
-def test_a_publish_report_is_drawn_uncut(capsys):
-    long_text = "x" * 500
-    report = PublishReport(
+def _report(text: str = "hi") -> PublishReport:
+    return PublishReport(
         verb="publish",
         channel="room",
         hop=0,
-        message={"text": long_text},
+        message={"text": text},
         executions=[_result()],
         delivered=True,
         timetoken="17000000000000000",
     )
-    render_publish(report)
+
+
+def test_a_publish_report_is_drawn_uncut(capsys):
+    long_text = "x" * 500
+    render_publish(_report(long_text))
     out = capsys.readouterr().out
     assert out.startswith("publish → room (hop 0) delivered, timetoken 17000000000000000\n")
     assert "└──  OK  before-publish · f.js · 1.0 ms · ops 0/3" in out

@@ -14,13 +14,23 @@ import select
 import time
 
 
-def _cpus() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+def _cpus() -> float:
+    """The CPUs this process may use: its affinity, and a cgroup quota if one is lower
+    (a container started with --cpus=1 sees all the host's CPUs in its affinity)."""
+    cpus: float = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as limits:
+            quota, period = limits.read().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, int(quota) / int(period))
+    except (OSError, ValueError):
+        pass
+    return cpus
 
 
-SPIN = 0.0002 if _cpus() > 1 else 0.0  # seconds
+SPIN = 0.0002 if _cpus() >= 2 else 0.0  # seconds
 
 
 def read_soon(fd: int) -> bytes | None:

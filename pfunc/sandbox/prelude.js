@@ -21,6 +21,7 @@ var console;
   // handler that replaces JSON.stringify cannot change what pfunc sends to the host.
   const __pfunc_stringify = JSON.stringify;
   const __pfunc_parse = JSON.parse;
+  const __pfunc_Error = Error; // the engine's own: a handler may replace the global
 
   const queue = []; // host calls not yet drained by Python
   const waiting = new Map(); // call id -> {resolve, reject, site}
@@ -195,7 +196,7 @@ var console;
     capturingSite = true;
     let site;
     try {
-      site = new Error();
+      site = new __pfunc_Error();
     } finally {
       capturingSite = false;
     }

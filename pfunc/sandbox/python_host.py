@@ -140,13 +140,15 @@ class PythonSandbox:
     def _receive(self, timeout: float | None) -> dict[str, Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
         while b"\n" not in self._buffer:
+            # Checked on every turn: a worker that keeps writing without ever ending a
+            # line must still be stopped at the deadline.
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                self.broken = True
+                self.close()
+                raise SandboxInterrupted(TIMEOUT)
             chunk = read_soon(self._from_worker)
             if chunk is None:  # nothing yet: sleep until there is, within the deadline
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    self.broken = True
-                    self.close()
-                    raise SandboxInterrupted(TIMEOUT)
                 wait_readable(self._from_worker, remaining)
                 continue
             if not chunk:
