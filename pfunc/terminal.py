@@ -28,7 +28,7 @@ _COLOURS = {
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0, 9), *range(11, 32), *range(127, 160))}
 _CONTROL_ONE_LINE = {**_CONTROL, 10: "\\x0a"}
 
-# A styled segment: (text, style), the style a space-separated list of _CODES names.
+# A styled segment: (text, style), the style space-separated names of _ATTRIBUTES and _COLOURS.
 Segment = tuple[str, str]
 
 
@@ -62,7 +62,7 @@ class Terminal:
         return self._stream if self._stream is not None else sys.stdout
 
     def paint(self, text: str, style: str = "", one_line: bool = False) -> str:
-        """`text` in `style`, its control characters escaped; plain when colour is off."""
+        """`text` in `style`, its control characters escaped; plain when styles are off."""
         text = text.translate(_CONTROL_ONE_LINE if one_line else _CONTROL)
         if not style or not self._codes or not text:
             return text

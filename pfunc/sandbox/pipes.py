@@ -3,7 +3,7 @@
 A host call is a round trip through two pipes, and each leg used to wake a sleeping
 process: measured, ~120 us of the ~180 us a call took. While an execution runs, the
 answer usually comes within tens of microseconds, so each side first reads without
-sleeping for at most SPIN, and only then sleeps in poll(). Only with more than one CPU:
+sleeping for at most SPIN, and only then sleeps in poll(). Only with two CPUs or more:
 on one, the side that spins would hold the CPU the other side needs.
 """
 
