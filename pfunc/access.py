@@ -19,6 +19,7 @@ from typing import Any
 from pfunc import access_tokens
 from pfunc.access_tokens import PERMISSIONS, TYPE_KEYS, TYPES, Token, TokenError
 from pfunc.clock import Clock
+from pfunc.numbers import whole_number
 from pfunc.store import KVStore
 
 MAX_TTL = 43_200  # minutes: PubNub's range for a v3 token is 1 to 43200
@@ -223,8 +224,9 @@ def _bits(flags: Any) -> int:
 
 
 def _ttl(value: Any) -> int:
-    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 9:
-        value = int(value)
+    if isinstance(value, str):
+        number = whole_number(value.strip(), 9)
+        value = value if number is None else number
     if value is None:
         raise AccessProblem("Invalid ttl", "Missing required value.", "ttl")
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_TTL:

@@ -254,3 +254,30 @@ def test_history_actions_and_presence_queries(dev, channel, name, value, route):
     status, _, answer = dev.request(method, path + query, body)
     assert_pubnub_answer(status, answer)
     still_serving(dev)
+
+
+# Digits int() refuses: a superscript that str.isdigit() accepts, and more than the 4,300
+# digits int() reads. Each once on every route that reads a number from the request.
+HOSTILE_NUMBERS = ["²", "1" * 5000]
+NUMBER_ROUTES = [
+    ("GET", "/v2/subscribe/sub-c-z/lobby/0?heartbeat={n}"),
+    ("GET", "/v2/presence/sub-key/sub-c-z/channel/lobby/heartbeat?uuid=u&heartbeat={n}"),
+    ("GET", "/v2/subscribe/sub-c-z/lobby/0?filter-expr=a%20%3D%3D%20{n}"),
+    ("GET", "/v3/history/sub-key/sub-c-z/channel/lobby?start={n}"),
+    ("GET", "/v3/history/sub-key/sub-c-z/message-counts/lobby?timetoken={n}"),
+    ("GET", "/v1/message-actions/sub-c-z/channel/lobby?start={n}&limit={n}"),
+    ("POST", "/v1/message-actions/sub-c-z/channel/lobby/message/{n}"),
+    ("DELETE", "/v1/message-actions/sub-c-z/channel/lobby/message/{n}/action/{n}"),
+    ("GET", "/v1/files/sub-c-z/channels/lobby/files?limit={n}"),
+    ("GET", "/v2/auth/grant/sub-key/sub-c-z?ttl={n}&timestamp={n}&signature=x"),
+    ("POST", "/v3/pam/sub-c-z/grant"),  # the ttl in its body
+]
+
+
+@pytest.mark.parametrize("number", HOSTILE_NUMBERS, ids=["superscript", "5000-digits"])
+@pytest.mark.parametrize(("method", "route"), NUMBER_ROUTES)
+def test_numbers_int_cannot_read_are_a_4xx_not_a_500(dev, method, route, number):
+    path = route.format(n=urllib.parse.quote(number))
+    sent = {"type": "reaction", "value": "x", "ttl": number, "permissions": {}}
+    status, _, body = dev.request(method, path, json.dumps(sent).encode())
+    assert status < 500, body

@@ -6,6 +6,7 @@ authorized uuid, v2 grants to auth keys; and a server without a secret key stays
 from __future__ import annotations
 
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -244,3 +245,10 @@ def test_every_pubnub_route_is_judged_by_the_table(dev) -> None:
     assert routes <= set(RULES), sorted(routes - set(RULES))
     status, _, _ = dev.request("GET", "/")  # the console's page, under a secret key too
     assert status == 200
+
+
+@pytest.mark.parametrize("timestamp", ["²", "1" * 5000])
+def test_a_signature_timestamp_int_cannot_read_is_refused_not_a_500(dev, timestamp) -> None:
+    query = urllib.parse.urlencode({"timestamp": timestamp, "signature": "v2.x"})
+    status, _, body = dev.request("GET", f"/v2/auth/grant/sub-key/{KEYS[1]}?{query}")
+    assert status == 403, body

@@ -16,6 +16,7 @@ from pfunc.access import (
     AccessManager,
     AccessProblem,
 )
+from pfunc.numbers import whole_number
 from pfunc.server.state import DevState
 from pfunc.server.wire import channel_groups, names, pubnub_error, wrong_key
 
@@ -93,11 +94,11 @@ class AccessAPI:
         if refused:
             return refused
         ttl_text = request.query.get("ttl", str(LEGACY_DEFAULT_TTL))
-        if not ttl_text.isdigit() or len(ttl_text) > 9 or int(ttl_text) > LEGACY_MAX_TTL:
+        ttl = whole_number(ttl_text, 9)
+        if ttl is None or ttl > LEGACY_MAX_TTL:
             return pubnub_error(
                 400, f"Invalid ttl {ttl_text!r}: use 0 to {LEGACY_MAX_TTL} minutes", SERVICE
             )
-        ttl = int(ttl_text)
         bits = sum(
             bit for letter, bit in LEGACY_LETTERS.items() if request.query.get(letter) == "1"
         )

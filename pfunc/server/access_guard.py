@@ -24,6 +24,7 @@ from aiohttp import web
 
 from pfunc.access import AccessManager, Refusal
 from pfunc.access_tokens import PERMISSIONS, TokenError, decode
+from pfunc.numbers import whole_number
 from pfunc.server.state import DevState
 from pfunc.server.wire import names
 
@@ -174,7 +175,8 @@ def signature_valid(
     every SDK writes it, or v1 (the Python SDK's POST publish)."""
     given = request.query.get("signature", "")
     timestamp = request.query.get("timestamp", "")
-    if not timestamp.isdigit() or abs(int(timestamp) - time.time()) > SIGNATURE_WINDOW:
+    seconds = whole_number(timestamp, 18)
+    if seconds is None or abs(seconds - time.time()) > SIGNATURE_WINDOW:
         return False
     path = request.raw_path.split("?", 1)[0]
     pairs = sorted((key, value) for key, value in request.query.items() if key != "signature")

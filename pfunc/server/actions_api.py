@@ -10,6 +10,7 @@ from aiohttp import web
 
 from pfunc import jsonio
 from pfunc.history import ACTION_EVENT, MessageAction, action_event
+from pfunc.numbers import whole_number
 from pfunc.server.state import DevState
 from pfunc.server.wire import wrong_key
 
@@ -45,15 +46,13 @@ class ActionsAPI:
         refused = self._refused(request)
         if refused:
             return refused
-        message = request.match_info["message"]
+        message = whole_number(request.match_info["message"], 18)
         try:
             body: Any = jsonio.loads(await request.read())
         except ValueError:
             return actions_error(400, "Invalid JSON body")
         if (
-            not message.isascii()
-            or not message.isdigit()
-            or len(message) > 18
+            message is None
             or not isinstance(body, dict)
             or not isinstance(body.get("type"), str)
             or not isinstance(body.get("value"), str)
@@ -64,7 +63,7 @@ class ActionsAPI:
         if len(body["type"]) > 15:
             return actions_error(400, "Action type too long (15 characters at most)")
         action = MessageAction(
-            int(message),
+            message,
             body["type"],
             body["value"],
             request.query.get("uuid") or "anonymous",
@@ -83,9 +82,9 @@ class ActionsAPI:
         bounds = {}
         for name in ("start", "end"):
             text = request.query.get(name, "")
-            if text and (not text.isascii() or not text.isdigit() or len(text) > 18):
+            bounds[name] = whole_number(text, 18)
+            if text and bounds[name] is None:
                 return actions_error(400, f"{name} must be a timetoken")
-            bounds[name] = int(text) if text else None
         limit_text = request.query.get("limit", "")
         usable = limit_text.isascii() and limit_text.isdigit()
         limit = max(1, min(int(limit_text[:6]), 100)) if usable else 100
@@ -98,11 +97,12 @@ class ActionsAPI:
         refused = self._refused(request)
         if refused:
             return refused
-        message, action = request.match_info["message"], request.match_info["action"]
-        if not all(t.isascii() and t.isdigit() and len(t) <= 18 for t in (message, action)):
+        message = whole_number(request.match_info["message"], 18)
+        action = whole_number(request.match_info["action"], 18)
+        if message is None or action is None:
             return actions_error(400, "Invalid message or action timetoken")
         channel = request.match_info["channel"]
-        removed = await self.state.engine.history.remove_action(channel, int(message), int(action))
+        removed = await self.state.engine.history.remove_action(channel, message, action)
         if removed is not None:
             self._announce(channel, "removed", removed)
         return web.json_response({"status": 200, "data": {}})

@@ -117,7 +117,10 @@ class _Parser:
         if kind == "string":
             return re.sub(r"\\(.)", r"\1", text[1:-1])
         if kind == "number":
-            return float(text) if "." in text else int(text)
+            try:
+                return float(text) if "." in text else int(text)
+            except ValueError:  # more digits than int() reads (4,300)
+                raise FilterError(f"filter-expr: the number {text[:20]}... is too long") from None
         if kind == "word" and text in ("true", "false", "null"):
             return {"true": True, "false": False, "null": None}[text]
         raise FilterError(f"filter-expr: expected a value, got {text!r}")

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from pfunc.history import StoredMessage, grouped_actions
+from pfunc.numbers import whole_number
 from pfunc.server.state import DevState
 from pfunc.server.wire import flag, names, pubnub_error, wrong_key
 
@@ -26,9 +27,10 @@ def _timetoken(request: web.Request, name: str) -> int | None:
 def parse_timetoken(name: str, text: str) -> int:
     """A timetoken from a query or path: ASCII digits, at most 10**18 (SQLite's range);
     a 400 otherwise."""
-    if not text.isascii() or not text.isdigit() or len(text) > 18:
+    number = whole_number(text, 18)
+    if number is None:
         raise web.HTTPBadRequest(reason=f"{name} must be a timetoken, got {text[:30]!r}")
-    return int(text)
+    return number
 
 
 def _count(request: web.Request, name: str, default: int, most: int) -> int:

@@ -11,6 +11,7 @@ from aiohttp import web
 from pfunc import jsonio
 from pfunc.channels import name_problem
 from pfunc.events import EventSpec, build_event, kinds_triggered_by
+from pfunc.numbers import whole_number
 from pfunc.result import TOO_LARGE, PublishReport
 from pfunc.server.filters import FilterError, compile_filter
 from pfunc.server.state import DevState
@@ -31,9 +32,8 @@ def publish_error(status: int, message: str, timetoken: str) -> web.Response:
 
 def _int(text: str | None, most: int = 86_400) -> int | None:
     """A small whole number from a query parameter (heartbeat seconds), else None."""
-    if not text or not text.isascii() or not text.isdigit():
-        return None
-    return min(int(text), most)
+    number = whole_number(text or "", 18)
+    return None if number is None else min(number, most)
 
 
 def publish_answer(state: DevState, report: PublishReport) -> web.Response:

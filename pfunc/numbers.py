@@ -1,0 +1,16 @@
+"""Whole numbers read from text a client or a handler chose (a query parameter, a TTL,
+a timestamp): ASCII digits only, and no more of them than the caller allows.
+
+str.isdigit() accepts characters such as "²" that int() refuses, and int() refuses text
+of more than 4,300 digits: a check of isdigit() before int() let either through to a
+ValueError, which the dev server answered with a 500.
+"""
+
+from __future__ import annotations
+
+
+def whole_number(text: str, digits: int) -> int | None:
+    """`text` as a whole number when it is 1 to `digits` ASCII digits, else None."""
+    if 0 < len(text) <= digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None
