@@ -12,7 +12,7 @@ from pfunc import jsonio
 from pfunc.history import ACTION_EVENT, MessageAction, action_event
 from pfunc.numbers import whole_number
 from pfunc.server.state import DevState
-from pfunc.server.wire import wrong_key
+from pfunc.server.wire import query_count, wrong_key
 
 BASE = "/v1/message-actions/{sub}/channel/{channel}"
 
@@ -85,9 +85,7 @@ class ActionsAPI:
             bounds[name] = whole_number(text, 18)
             if text and bounds[name] is None:
                 return actions_error(400, f"{name} must be a timetoken")
-        limit_text = request.query.get("limit", "")
-        usable = limit_text.isascii() and limit_text.isdigit()
-        limit = max(1, min(int(limit_text[:6]), 100)) if usable else 100
+        limit = query_count(request, "limit", 100, 100)
         found = await self.state.engine.history.actions(
             request.match_info["channel"], start=bounds["start"], end=bounds["end"], limit=limit
         )

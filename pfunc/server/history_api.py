@@ -11,7 +11,7 @@ from aiohttp import web
 from pfunc.history import StoredMessage, grouped_actions
 from pfunc.numbers import whole_number
 from pfunc.server.state import DevState
-from pfunc.server.wire import flag, names, pubnub_error, wrong_key
+from pfunc.server.wire import flag, names, pubnub_error, query_count, wrong_key
 
 SUB = "/sub-key/{sub}"
 OK = {"status": 200, "error": False, "error_message": ""}
@@ -31,13 +31,6 @@ def parse_timetoken(name: str, text: str) -> int:
     if number is None:
         raise web.HTTPBadRequest(reason=f"{name} must be a timetoken, got {text[:30]!r}")
     return number
-
-
-def _count(request: web.Request, name: str, default: int, most: int) -> int:
-    text = request.query.get(name, "")
-    if not text.isascii() or not text.isdigit():
-        return default
-    return max(1, min(int(text[:6]), most))
 
 
 class HistoryAPI:
@@ -64,7 +57,7 @@ class HistoryAPI:
             return refused
         found = await self.state.engine.history.read(
             request.match_info["channel"],
-            count=_count(request, "count", 100, 100),
+            count=query_count(request, "count", 100, 100),
             start=_timetoken(request, "start"),
             end=_timetoken(request, "end"),
             reverse=flag(request, "reverse"),
@@ -94,7 +87,7 @@ class HistoryAPI:
         channels = names(request.match_info["channels"])
         # PubNub's defaults and ceilings: 100 for one channel, 25 for several.
         most = 100 if len(channels) == 1 else 25
-        count = _count(request, "max", most, most)
+        count = query_count(request, "max", most, most)
         start, end = _timetoken(request, "start"), _timetoken(request, "end")
         answer: dict[str, list[dict[str, Any]]] = {}
         for channel in channels:

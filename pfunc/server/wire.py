@@ -28,6 +28,15 @@ def channel_groups(request: web.Request) -> list[str]:
     return names(request.query.get("channel-group", ""))
 
 
+def query_count(request: web.Request, name: str, default: int, most: int) -> int:
+    """A count or page size from a query parameter, 1 to `most`; `default` when it is
+    absent or not ASCII digits (a long one is read by its first six)."""
+    text = request.query.get(name, "")
+    if not text.isascii() or not text.isdigit():
+        return default
+    return max(1, min(int(text[:6]), most))
+
+
 def wrong_key(request: web.Request, subscribe_key: str, service: str) -> web.Response | None:
     """PubNub's answer to a request for another keyset, or None when the key is ours."""
     if request.match_info.get("sub") != subscribe_key:
