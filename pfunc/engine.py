@@ -5,13 +5,13 @@ dev server all start here; nothing else constructs these pieces.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pfunc.aio import running_loop
 from pfunc.announcement import Announcement
 from pfunc.bus import Bus
 from pfunc.channel_groups import ChannelGroups
@@ -107,7 +107,7 @@ async def open_engine(
         mocks=list(project.mocks),
         offline=offline,
         threaded=threaded,
-        main_loop=asyncio.get_running_loop(),
+        main_loop=running_loop(),
         random_seed=random_seed,
         warm_sandboxes=warm_sandboxes,
     )

@@ -5,11 +5,11 @@ again, within the execution's deadline. executor.py builds the execution around 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pfunc.aio import first_done, pass_turn, start_task
 from pfunc.events import KINDS, Event
 from pfunc.limits import Budget, CallRecord, OperationLimitExceeded
 from pfunc.modules import MODULES, HostModule, operation_kind
@@ -20,6 +20,8 @@ from pfunc.sandbox import CORRUPTED, CRASHED, TIMEOUT, Sandbox, SandboxInterrupt
 from pfunc.sandbox.inline import INLINE_GUARD, YIELD_EVERY, InlineGuardStop, is_read
 
 if TYPE_CHECKING:
+    import asyncio
+
     from pfunc.runtime import Runtime
     from pfunc.sandbox.inline import InlinePolicy
 
@@ -77,7 +79,7 @@ class ExecutionLoop:
         guard_applied = inline and (remaining is None or remaining > INLINE_GUARD)
         limit = INLINE_GUARD if guard_applied else remaining
         if inline and time.perf_counter() - self.last_yield > YIELD_EVERY:
-            await asyncio.sleep(0)  # let other requests in
+            await pass_turn()  # let other requests in
             self.last_yield = time.perf_counter()
         # Timed only where the in-line policy reads it (the dev server), in CPU time: not
         # the waits for the GIL under load.
@@ -135,9 +137,7 @@ class ExecutionLoop:
                 remaining = self._remaining()
                 if remaining is not None and remaining <= 0:
                     return self._timeout_error(None)
-                done, _ = await asyncio.wait(
-                    self.tasks, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                )
+                done = await first_done(self.tasks, remaining)
                 if not done:
                     return self._timeout_error(None)
                 for task in done:
@@ -213,13 +213,9 @@ class ExecutionLoop:
             self.changed = True
         if not module.inline:
             self.open[call_id] = record
+            # Network and bus calls belong to the server's loop (runtime.main_loop).
             work = _invoke(module, method, args, self.context)
-            main_loop = self.executor.runtime.main_loop
-            if main_loop is None or main_loop is asyncio.get_running_loop():
-                task: asyncio.Future[tuple[bool, str | None]] = asyncio.ensure_future(work)
-            else:  # network and bus calls belong to the server's loop
-                task = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, main_loop))
-            self.tasks[task] = (call_id, record)
+            self.tasks[start_task(work, self.executor.runtime.main_loop)] = (call_id, record)
             return
         # Local work (SQLite, hashing): awaited in line, no task and no event-loop turn.
         try:

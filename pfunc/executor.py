@@ -9,11 +9,11 @@ Result.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pfunc.aio import running_loop
 from pfunc.errors import HandlerLoadError
 from pfunc.events import KINDS, Event, MessageEvent, RequestEvent
 from pfunc.execution_loop import ExecutionLoop
@@ -30,6 +30,9 @@ from pfunc.sandbox.inline import (
     InlinePolicy,
 )
 from pfunc.sandbox.pool import SandboxPool
+
+if TYPE_CHECKING:
+    import asyncio
 
 MAX_CONCURRENT_EXECUTIONS = 8
 
@@ -59,7 +62,7 @@ class Executor:
         # Executions a client caused (hop 1) run at most this many at a time per function;
         # the rest wait their turn. Chained ones (a handler's own publish) do not wait:
         # the hop limit bounds them, and a parent holding a slot must not wait for its child.
-        self._slots = asyncio.Semaphore(MAX_CONCURRENT_EXECUTIONS)
+        self._slots: asyncio.Semaphore | None = None  # made on first use, on a loop
 
     async def reload(self) -> HandlerLoadError | None:
         """Load the file again (see SandboxPool.reload); new code starts on threads."""
@@ -90,6 +93,12 @@ class Executor:
     async def run(self, event: Event) -> Result:
         if isinstance(event, MessageEvent) and event.hop > 1:
             return await self._run(event)
+        if running_loop() is None:  # a loop-free drive (aio.py) runs one at a time
+            return await self._run(event)
+        if self._slots is None:
+            import asyncio
+
+            self._slots = asyncio.Semaphore(MAX_CONCURRENT_EXECUTIONS)
         async with self._slots:
             return await self._run(event)
 

@@ -7,7 +7,6 @@ usage error (exit code 2).
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +118,8 @@ def load_project(start: Path | None = None) -> Project:
 
 def read_toml(path: Path) -> tuple[dict[str, Any], str]:
     """A TOML file's data and text; a usage error naming the file when it cannot be."""
+    import tomllib  # 2 ms of imports, paid only where there is a TOML file
+
     try:
         text = path.read_text(encoding="utf-8")
         return tomllib.loads(text), text

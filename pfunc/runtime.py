@@ -4,11 +4,11 @@ those around it, and modules receive what they may use as explicit capabilities.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pfunc.aio import settled
 from pfunc.clock import Clock, Timetokens
 from pfunc.events import Keyset
 from pfunc.limits import Profile
@@ -16,6 +16,8 @@ from pfunc.modules import HostModules
 from pfunc.store import KVStore
 
 if TYPE_CHECKING:
+    import asyncio
+
     from pfunc.project import MockRule
     from pfunc.result import Result
 
@@ -44,5 +46,5 @@ class Runtime:
         for module in self.modules.values():
             closer = getattr(module, "close", None)
             if closer is not None:
-                await closer()
+                await settled(closer())
         await self.store.close()

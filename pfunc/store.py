@@ -13,62 +13,24 @@ aiosqlite, whose thread waits out the lock without blocking the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pfunc.aio import running_loop
+from pfunc.checkpoints import Checkpointer
 from pfunc.store_schema import ADDED_COLUMNS, APPLICATION_ID, OUR_TABLES, SCHEMA
 
 if TYPE_CHECKING:
+    import asyncio
+
     import aiosqlite
 
 BUSY_TIMEOUT_MS = 10_000
-# Seconds between checkpoints when they run in the background (the dev server).
-CHECKPOINT_EVERY = 0.25
 T = TypeVar("T")
-
-
-class _Checkpointer:
-    """Copies the WAL into the database file on a thread of its own, so that the fsync a
-    checkpoint makes never stalls the event loop. (By default SQLite checkpoints inside
-    whichever commit crosses 1,000 WAL pages: measured, that request waits several ms,
-    and the dev server's p99 doubled.) A passive checkpoint waits for nobody. Should the
-    thread fail, `on_failure` hands checkpoints back to the committing connection, so
-    the WAL never grows unchecked."""
-
-    def __init__(self, path: Path, on_failure: Callable[[], None]) -> None:
-        self._stop = threading.Event()
-        self._on_failure = on_failure
-        self._thread = threading.Thread(
-            target=self._run, args=(path,), name="pfunc-checkpoint", daemon=True
-        )
-        self._thread.start()
-
-    def _run(self, path: Path) -> None:
-        try:
-            conn = sqlite3.connect(
-                str(path), isolation_level=None, check_same_thread=False, timeout=0
-            )
-        except Exception:
-            self._on_failure()
-            return
-        try:
-            while not self._stop.wait(CHECKPOINT_EVERY):
-                # Busy, or going away: the next round catches up.
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except Exception:
-            self._on_failure()
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 # Above every key: keys are text, and no character sorts after U+10FFFF.
@@ -127,6 +89,11 @@ _memory_template: sqlite3.Connection | None = None
 _template_lock = threading.Lock()
 
 
+def _busy(error: sqlite3.OperationalError) -> bool:
+    """Another connection holds the lock this statement needs."""
+    return "locked" in str(error) or "busy" in str(error)
+
+
 def _fresh_memory() -> sqlite3.Connection:
     """An empty store in memory (a scenario's): a copy of a template that has the schema,
     20x quicker than creating the tables each time."""
@@ -151,7 +118,7 @@ class KVStore:
         self._slow: aiosqlite.Connection | None = None
         # The loop that owns the aiosqlite connection; other threads' loops hop to it.
         self.home: asyncio.AbstractEventLoop | None = None
-        self._checkpointer: _Checkpointer | None = None
+        self._checkpointer: Checkpointer | None = None
 
     @classmethod
     def open(cls, path: Path | str) -> KVStore:
@@ -239,7 +206,7 @@ class KVStore:
         if self._checkpointer is not None or str(self.path) == ":memory:":
             return
         self._set_autocheckpoint(0)
-        self._checkpointer = _Checkpointer(self.path, lambda: self._set_autocheckpoint(1000))
+        self._checkpointer = Checkpointer(self.path, lambda: self._set_autocheckpoint(1000))
 
     def _set_autocheckpoint(self, pages: int) -> None:
         with contextlib.suppress(sqlite3.Error), self._fast_lock:
@@ -263,9 +230,24 @@ class KVStore:
             with self._fast_lock:
                 return self._fast.execute(sql, params).fetchall()
         except sqlite3.OperationalError as error:
-            if "locked" not in str(error) and "busy" not in str(error):
+            if not _busy(error):
                 raise
+        if running_loop() is None:
+            with self._waiting_out_the_lock():
+                return self._fast.execute(sql, params).fetchall()
         return await self._at_home(self._slow_run(sql, params))
+
+    @contextlib.contextmanager
+    def _waiting_out_the_lock(self) -> Iterator[None]:
+        """The fast connection, waiting for another process's write lock as the slow one
+        would: in a loop-free drive (aio.py: one `pfunc run`) there is no event loop to
+        keep free, so the wait happens here rather than on aiosqlite's thread."""
+        with self._fast_lock:
+            self._fast.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            try:
+                yield
+            finally:
+                self._fast.execute("PRAGMA busy_timeout=0")
 
     async def _slow_run(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         slow = await self._slow_connection()
@@ -273,6 +255,8 @@ class KVStore:
 
     async def _at_home(self, work: Coroutine[Any, Any, T]) -> T:
         """Run `work` on the loop that owns the aiosqlite connection."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         if self.home is None or self.home is loop:
             return await work
@@ -284,18 +268,27 @@ class KVStore:
             try:
                 self._fast.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as error:
-                if "locked" not in str(error) and "busy" not in str(error):
+                if not _busy(error):
                     raise
             else:
-                try:
-                    for sql, params in statements:
-                        self._fast.execute(sql, params)
-                except BaseException:
-                    self._fast.execute("ROLLBACK")
-                    raise
-                self._fast.execute("COMMIT")
+                self._commit(statements)
                 return
+        if running_loop() is None:
+            with self._waiting_out_the_lock():
+                self._fast.execute("BEGIN IMMEDIATE")
+                self._commit(statements)
+            return
         await self._at_home(self._slow_transaction(statements))
+
+    def _commit(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """The statements of a transaction the fast connection has begun, then COMMIT."""
+        try:
+            for sql, params in statements:
+                self._fast.execute(sql, params)
+        except BaseException:
+            self._fast.execute("ROLLBACK")
+            raise
+        self._fast.execute("COMMIT")
 
     async def _slow_transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
         slow = await self._slow_connection()

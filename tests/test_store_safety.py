@@ -165,7 +165,9 @@ async def _checkpoints_in_background(tmp_path: Path) -> None:
         size_before = path.stat().st_size
         for number in range(200):  # a few pages: far below SQLite's own 1,000-page trigger
             await store.set_item("k", f"key-{number}", json.dumps("x" * 200), 2**62)
-        for _ in range(200):  # the thread runs every CHECKPOINT_EVERY; wait for it
+        for _ in range(
+            200
+        ):  # the thread runs every CHECKPOINT_EVERY (pfunc/checkpoints.py); wait for it
             if path.stat().st_size > size_before:
                 break
             await asyncio.sleep(0.05)

@@ -24,13 +24,15 @@ def usage_failure(message: str) -> NoReturn:
 def execute(prepare: Callable[[], Any], renderer: str) -> Any:
     """Prepare and execute a plan, then print its JSON or its report (imported late).
 
-    Usage errors raised while preparing or opening the store exit with code 2.
+    The plan runs without an event loop (aio.py: asyncio is imported only if a call waits
+    on the network). Usage errors raised while preparing or opening the store exit with
+    code 2.
     """
-    import asyncio
+    from pfunc.aio import run_without_loop
 
     try:
         plan = prepare()
-        outcome = asyncio.run(plan.execute())
+        outcome = run_without_loop(plan.execute())
     except PfuncUsageError as error:
         usage_failure(str(error))
     if plan.session.as_json:

@@ -6,7 +6,6 @@ limit and the profile, then what to do.
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 
@@ -224,6 +223,8 @@ class KVStoreModule:
     def _page(space: str, keys: list[str], page: int) -> str:
         result: dict[str, object] = {"keys": keys[:page]}
         if len(keys) > page:
+            import base64  # page tokens only: off the cold start of every `pfunc run`
+
             marker = json.dumps([space, keys[page - 1]]).encode()
             result["next"] = _PAGE_TOKEN_PREFIX + base64.urlsafe_b64encode(marker).decode()
         return json.dumps(result)
@@ -233,6 +234,8 @@ class KVStoreModule:
         if arg.is_undefined or arg.is_null:
             return None
         token = arg.value
+        import base64
+
         try:
             if not isinstance(token, str) or not token.startswith(_PAGE_TOKEN_PREFIX):
                 raise ValueError

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from pfunc.errors import HandlerLoadError
 from pfunc.sandbox import Sandbox
 from pfunc.sandbox.inline import INLINE_GUARD, InlineGuardStop
-from pfunc.sandbox.threads import SandboxThread
 
 if TYPE_CHECKING:
     from pfunc.runtime import Runtime
@@ -143,6 +142,8 @@ class SandboxPool:
                 raise
         # The dev server gives each sandbox a thread and event loop of its own: QuickJS
         # releases the GIL while it runs, so a runaway handler does not stall the server.
+        from pfunc.sandbox.threads import SandboxThread
+
         home = SandboxThread()
 
         async def load() -> Sandbox:

@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pfunc import jsonio
 from pfunc.errors import HandlerLoadError
@@ -39,7 +39,9 @@ from pfunc.sandbox import (
 )
 from pfunc.sandbox.pipes import read_soon, wait_readable
 from pfunc.sandbox.sync_builtins import SyncBuiltins
-from pfunc.sandbox.threads import SandboxThread
+
+if TYPE_CHECKING:
+    from pfunc.sandbox.threads import SandboxThread
 
 LOAD_TIMEOUT = 30.0  # seconds for the worker to start and import the handler
 _MESSAGE_OPS = {"loaded", "call", "done"}

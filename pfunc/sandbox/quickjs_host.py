@@ -11,7 +11,7 @@ import json
 import time
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import quickjs
 
@@ -19,12 +19,14 @@ from pfunc.errors import HandlerLoadError
 from pfunc.modules import HOST_METHODS
 from pfunc.sandbox import CORRUPTED, MEMORY, TIMEOUT, SandboxInterrupted
 from pfunc.sandbox.source import OWN_CODE_LINE, map_stack, prepare_module, split_engine_error
-from pfunc.sandbox.threads import SandboxThread
 
-# Extra memory granted after a blow-up so the execution's logs can still be read.
+if TYPE_CHECKING:
+    from pfunc.sandbox.threads import SandboxThread
+
 HERE = Path(__file__).parent
 # Serialising an execution's report takes microseconds; the handler's own toJSON, no more.
 FINISH_SECONDS = 0.05
+# Extra memory granted after a blow-up so the execution's logs can still be read.
 _RESCUE_MEMORY = 16 * 1024 * 1024
 
 

@@ -1,0 +1,148 @@
+"""`pfunc run` without an event loop (pfunc/aio.py): asyncio stays unimported for local
+work, and what does wait (network calls, another process's write lock) still works,
+concurrently where production is concurrent. Real subprocesses, real SQLite files."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES, REPO, run_cli
+
+
+def test_a_local_handler_runs_without_importing_asyncio(tmp_path: Path) -> None:
+    # The command in-process, then a look at what it imported.
+    code = (
+        "import sys\n"
+        "from pfunc.cli.commands import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as done:\n"
+        "    code = done.code\n"
+        "print(code, 'asyncio' in sys.modules, 'aiohttp' in sys.modules, file=sys.stderr)\n"
+    )
+    message = json.dumps({"userId": "u1"})
+    completed = subprocess.run(
+        [
+            *(sys.executable, "-c", code, "run", str(EXAMPLES / "rate_limit.js")),
+            *("--message", message, "--json", "--kv", str(tmp_path / "kv.sqlite3")),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    report = json.loads(completed.stdout)
+    assert report["outcome"] == "ok"
+    assert report["message"]["rateLimitRemaining"] == 9
+    assert completed.stderr.split() == ["0", "False", "False"]
+
+
+class _Pairs(BaseHTTPRequestHandler):
+    """Answers /pair only once two requests are in flight at the same time: requests
+    made one after the other both fail (the barrier breaks), whatever the timing."""
+
+    barrier = threading.Barrier(2, timeout=5)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        try:
+            self.barrier.wait()
+            status, body = 200, b'{"paired":true}'
+        except threading.BrokenBarrierError:
+            self.barrier.reset()
+            status, body = 503, b'{"paired":false}'
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture()
+def pair_server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Pairs)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_network_calls_still_run_concurrently(tmp_path: Path, pair_server: str) -> None:
+    handler = tmp_path / "pair.js"
+    handler.write_text(
+        'const xhr = require("xhr");\n'
+        "export default async (request) => {\n"
+        "  const answers = await Promise.all([\n"
+        f'    xhr.fetch("{pair_server}/pair?a"), xhr.fetch("{pair_server}/pair?b")]);\n'
+        "  request.message.statuses = answers.map((a) => a.status);\n"
+        "  return request.ok();\n"
+        "};\n"
+    )
+    run = run_cli("run", handler, "--message", "{}", "--json", cwd=tmp_path)
+    report = run.json()
+    assert report["outcome"] == "ok", report
+    assert report["message"]["statuses"] == [200, 200]
+
+
+def test_a_publish_from_a_handler_runs_the_functions_it_reaches(tmp_path: Path) -> None:
+    (tmp_path / "pfunc.toml").write_text(
+        '[[functions]]\nname = "relay"\nfile = "relay.js"\nevent = "before-publish"\n'
+        'channels = ["in"]\n\n'
+        '[[functions]]\nname = "count"\nfile = "count.js"\nevent = "after-publish"\n'
+        'channels = ["out"]\n'
+    )
+    (tmp_path / "relay.js").write_text(
+        'const pubnub = require("pubnub");\n'
+        "export default async (request) => {\n"
+        '  await pubnub.publish({ channel: "out", message: request.message });\n'
+        "  return request.ok();\n"
+        "};\n"
+    )
+    (tmp_path / "count.js").write_text(
+        'const db = require("kvstore");\n'
+        'export default async (request) => { await db.incrCounter("relayed"); '
+        "return request.ok(); };\n"
+    )
+    run = run_cli("run", "relay", "--message", '{"n":1}', "--json", cwd=tmp_path)
+    assert run.json()["outcome"] == "ok", run.stdout + run.stderr
+    counted = run_cli("kv", "counters", "--json", cwd=tmp_path)
+    assert counted.code == 0, counted.stderr
+    assert json.loads(counted.stdout) == [{"key": "relayed", "value": 1}]
+
+
+def test_a_run_waits_for_another_process_holding_the_write_lock(tmp_path: Path) -> None:
+    kv = tmp_path / "kv.sqlite3"
+    assert run_cli("run", REPO / "tests" / "handlers" / "incr.js", "--kv", kv).code == 0
+    holder = sqlite3.connect(kv, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, as another writer holds it
+    running = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "pfunc", "run", REPO / "tests" / "handlers" / "incr.js"),
+            *("--json", "--kv", kv),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        time.sleep(1.0)  # let it reach the lock (it waits up to the store's busy timeout)
+        assert running.poll() is None, "the run ended while the lock was held"
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    stdout, _ = running.communicate(timeout=60)
+    report = json.loads(stdout)
+    assert report["outcome"] == "ok", report
+    assert [call["status"] for call in report["operations"]["calls"]] == ["ok"]
