@@ -476,3 +476,37 @@ def test_sign_with_a_bad_key_rejects_clearly(harness, write_handler):
     """,
     )
     assert value.startswith("crypto.sign: the key must be an EC P-256 JWK object or PEM text")
+
+
+# --- compiled on first require --------------------------------------------------------
+
+
+def test_the_built_ins_compile_on_first_require_whatever_the_handler_replaced(
+    harness, write_handler
+):
+    # The prelude compiles builtins.js when a handler first requires one of them, after
+    # the handler's own top-level code ran: what that code replaced must not matter.
+    handler = write_handler(
+        "globalThis.eval = () => ({});\n"
+        "globalThis.__pfunc_builtinsSource = 'throw new Error(\"not pfunc\")';\n"
+        "export default async (request) => {\n"
+        "  const uuid = require('uuid');\n"
+        "  const pubnub = require('pubnub');\n"
+        "  const modules = ['utils', 'jwt', 'codec/base64', 'jsonpath', 'advanced_math'];\n"
+        "  return request.ok({\n"
+        "    id: uuid.v5('pfunc', '6ba7b811-9dad-11d1-80b4-00c04fd430c8'),\n"
+        "    same: require('uuid') === uuid,\n"
+        "    kinds: modules.map((name) => typeof require(name)),\n"
+        "    parseToken: typeof pubnub.parseToken,\n"
+        "  });\n"
+        "};\n",
+        "replaces_eval.js",
+    )
+    result = harness.run(handler, message={})
+    assert result.outcome == "ok", result.error
+    assert result.message == {
+        "id": str(pyuuid.uuid5(pyuuid.NAMESPACE_URL, "pfunc")),
+        "same": True,
+        "kinds": ["object"] * 5,
+        "parseToken": "function",
+    }

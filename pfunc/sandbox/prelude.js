@@ -22,6 +22,7 @@ var console;
   const __pfunc_stringify = JSON.stringify;
   const __pfunc_parse = JSON.parse;
   const __pfunc_Error = Error; // the engine's own: a handler may replace the global
+  const __pfunc_evalScript = eval; // for the built-ins, below: the engine's own too
 
   const queue = []; // host calls not yet drained by Python
   const waiting = new Map(); // call id -> {resolve, reject, site}
@@ -284,9 +285,29 @@ var console;
     return hostFetch(url, options).then(__pfunc_xhrResponse);
   };
 
+  // The synchronous built-ins (sandbox/builtins.js, passed in as text) are compiled on
+  // the first require() of one: 55 KB of JavaScript, 3-4 ms per context that most
+  // handlers never need. Padded so that their frames start at pfunc's own lines.
+  const builtinsSource = __pfunc_builtinsSource;
+  let builtins = null;
+  function __pfunc_builtins_load() {
+    if (builtins === null) {
+      builtins = __pfunc_evalScript("\n".repeat(__pfunc_ownCodeLine - 1) + builtinsSource +
+        "\n;__pfunc_builtins");
+    }
+    return builtins;
+  }
+  function __pfunc_lazily(target, name, read) {
+    Object.defineProperty(target, name, { get: read, enumerable: true, configurable: true });
+  }
+
   // The pubnub module's synchronous, local methods (parseToken), as in the JavaScript SDK.
-  for (const name of Object.keys(__pfunc_builtins.pubnub)) {
-    modules.pubnub[name] = __pfunc_builtins.pubnub[name];
+  for (const name of __pfunc_syncMethods.pubnub) {
+    if (name !== "getFileUrl") {
+      __pfunc_lazily(modules.pubnub, name, function __pfunc_localMethod() {
+        return __pfunc_builtins_load().pubnub[name];
+      });
+    }
   }
   // getFileUrl builds the URL as the SDK does, from where this server keeps files.
   modules.pubnub.getFileUrl = function getFileUrl(options) {
@@ -307,7 +328,7 @@ var console;
       return "%" + c.charCodeAt(0).toString(16).toUpperCase();
     });
   }
-  const PUBNUB_EMULATED = __pfunc_hostMethods.pubnub.concat(Object.keys(__pfunc_builtins.pubnub), ["getFileUrl"]);
+  const PUBNUB_EMULATED = __pfunc_hostMethods.pubnub.concat(__pfunc_syncMethods.pubnub);
   // Any other pubnub method rejects saying it is not emulated.
   modules.pubnub = new Proxy(modules.pubnub, {
     get: function get(target, name) {
@@ -330,10 +351,13 @@ var console;
   };
   modules.console = console;
   modules.promise = Promise;
-  // The synchronous modules; "pubnub" there holds only the host module's local methods
-  // (merged above), never the module itself.
-  for (const name of Object.keys(__pfunc_builtins)) {
-    if (!(name in modules)) modules[name] = __pfunc_builtins[name];
+  // The synchronous modules (console and promise are the globals above).
+  for (const name of __pfunc_syncModules) {
+    if (!(name in modules)) {
+      __pfunc_lazily(modules, name, function __pfunc_syncModule() {
+        return __pfunc_builtins_load()[name];
+      });
+    }
   }
 
   require = function __pfunc_require(name) {

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import quickjs
 
 from pfunc.errors import HandlerLoadError
-from pfunc.modules import HOST_METHODS
+from pfunc.modules import HOST_METHODS, SYNC_METHODS, SYNC_MODULES
 from pfunc.sandbox import CORRUPTED, MEMORY, TIMEOUT, SandboxInterrupted
 from pfunc.sandbox.source import OWN_CODE_LINE, map_stack, prepare_module, split_engine_error
 
@@ -34,15 +34,17 @@ _RESCUE_MEMORY = 16 * 1024 * 1024
 def _prelude() -> str:
     # Padded so that pfunc's own code starts at OWN_CODE_LINE: frames there are dropped.
     package = HERE  # next to this module (importlib.resources costs 7 ms of imports)
-    own = [
-        package.joinpath(name).read_text(encoding="utf-8") for name in ("builtins.js", "prelude.js")
-    ]
-    # The host modules' method lists come from the registry; on the first (padding) line.
+    read = package.joinpath
+    # The modules' names and methods come from the registry; the synchronous built-ins'
+    # source is text the prelude compiles on first use. All on the first (padding) line.
     registry = (
         f"var __pfunc_hostMethods = {json.dumps(HOST_METHODS)};"
+        f"var __pfunc_syncModules = {json.dumps(SYNC_MODULES)};"
+        f"var __pfunc_syncMethods = {json.dumps(SYNC_METHODS)};"
         f"var __pfunc_ownCodeLine = {OWN_CODE_LINE};"
+        f"var __pfunc_builtinsSource = {json.dumps(read('builtins.js').read_text('utf-8'))};"
     )
-    return registry + "\n" * (OWN_CODE_LINE - 1) + "\n".join(own)
+    return registry + "\n" * (OWN_CODE_LINE - 1) + read("prelude.js").read_text("utf-8")
 
 
 def well_formed(text: str) -> str:
