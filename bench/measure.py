@@ -41,12 +41,18 @@ def _wall(command: list[str], folder: Path) -> tuple[float, float]:
     return time.perf_counter() - started, usage.ru_maxrss / 1024
 
 
-def cold(runs: int, folder: Path, example: Path = EXAMPLE) -> tuple[list[float], float]:
-    """Wall seconds per `pfunc run` process, and the largest peak RSS in MiB."""
+def cold(
+    runs: int, folder: Path, example: Path = EXAMPLE
+) -> tuple[list[float], list[float], float]:
+    """Wall seconds per `pfunc run` process and per floor process (a bare interpreter
+    importing QuickJS and sqlite3: what any Python tool pays), taken in turn so that both
+    see the same machine, and the largest peak RSS of a run in MiB. The run is the `pfunc`
+    command installed beside this Python, as a user types it (`python -m pfunc` where
+    there is none)."""
+    script = Path(sys.executable).with_name("pfunc")
+    launcher = [str(script)] if script.exists() else [sys.executable, "-m", "pfunc"]
     command = [
-        sys.executable,
-        "-m",
-        "pfunc",
+        *launcher,
         "run",
         str(example),
         "--message",
@@ -55,20 +61,15 @@ def cold(runs: int, folder: Path, example: Path = EXAMPLE) -> tuple[list[float],
         "--kv",
         str(folder / "cold.sqlite3"),
     ]
+    floor_command = [sys.executable, "-c", "import quickjs, sqlite3"]
     _wall(command, folder)  # the first run writes the bytecode
-    times, peak = [], 0.0
+    times, floor, peak = [], [], 0.0
     for _ in range(runs):
         seconds, mib = _wall(command, folder)
         times.append(seconds)
         peak = max(peak, mib)
-    return times, peak
-
-
-def cold_floor(runs: int, folder: Path) -> list[float]:
-    """A bare interpreter importing QuickJS and sqlite3: what any Python tool pays."""
-    return [
-        _wall([sys.executable, "-c", "import quickjs, sqlite3"], folder)[0] for _ in range(runs)
-    ]
+        floor.append(_wall(floor_command, folder)[0])
+    return times, floor, peak
 
 
 async def warm(runs: int, folder: Path, example: Path = EXAMPLE) -> list[float]:

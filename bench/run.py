@@ -65,8 +65,7 @@ def main() -> None:
         folder = Path(name)
 
         # --- cold pfunc run -----------------------------------------------------------
-        cold, peak = measure.cold(n_cold, folder)
-        floor = measure.cold_floor(n_cold, folder)
+        cold, floor, peak = measure.cold(n_cold, folder)
         ratio = statistics.median(cold) / statistics.median(floor)
         table.row(
             "cold pfunc run",

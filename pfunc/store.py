@@ -62,15 +62,16 @@ class StoreCorruptError(Exception):
     """The store's file is damaged; the message names the path and what to do."""
 
 
-def _is_ours(conn: sqlite3.Connection, path: Path) -> None:
-    """Raise StoreOpenError unless the file is empty, new, or a pfunc store; reads only."""
+def _is_ours(conn: sqlite3.Connection, path: Path) -> bool:
+    """Whether the file already carries pfunc's mark; raise StoreOpenError unless it is
+    empty, new, or a pfunc store. Reads only."""
     (application_id,) = conn.execute("PRAGMA application_id").fetchone()
     if application_id == APPLICATION_ID:
-        return
+        return True
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     # A store from before the mark has exactly pfunc's tables; an empty file has none.
     if application_id == 0 and tables <= OUR_TABLES:
-        return
+        return False
     raise StoreOpenError(
         f"{path} is not a pfunc KV store (it holds tables {', '.join(sorted(tables)) or 'none'}"
         f"{'' if application_id == 0 else f' and application id {application_id}'}); it was "
@@ -134,12 +135,13 @@ class KVStore:
             # Schema set-up may race with other processes starting at the same moment:
             # wait for the lock here (start-up), then switch to the no-wait fast path.
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            _is_ours(conn, path)  # before anything writes to it
+            marked = _is_ours(conn, path)  # before anything writes to it
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(SCHEMA)
             _add_columns(conn)
-            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            if not marked:  # setting it is a write, even to the same value
+                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
             conn.execute("PRAGMA busy_timeout=0")
         except StoreOpenError:
             raise
