@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pfunc.aio import running_loop
-from pfunc.checkpoints import Checkpointer
+from pfunc.checkpoints import BACKSTOP_PAGES, Checkpointer
 from pfunc.store_schema import ADDED_COLUMNS, APPLICATION_ID, OUR_TABLES, SCHEMA
 
 if TYPE_CHECKING:
@@ -204,10 +204,11 @@ class KVStore:
 
     def checkpoint_in_background(self) -> None:
         """For a long-running server: checkpoints leave the connection that commits (on
-        the event loop) for a thread of their own. A store in memory has no WAL."""
+        the event loop) for a thread of their own, but for a rare one at BACKSTOP_PAGES
+        (see checkpoints.py). A store in memory has no WAL."""
         if self._checkpointer is not None or str(self.path) == ":memory:":
             return
-        self._set_autocheckpoint(0)
+        self._set_autocheckpoint(BACKSTOP_PAGES)
         self._checkpointer = Checkpointer(self.path, lambda: self._set_autocheckpoint(1000))
 
     def _set_autocheckpoint(self, pages: int) -> None:

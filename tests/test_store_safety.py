@@ -155,13 +155,14 @@ def test_a_server_store_checkpoints_off_the_committing_connection(tmp_path):
 async def _checkpoints_in_background(tmp_path: Path) -> None:
     import asyncio
 
+    from pfunc.checkpoints import BACKSTOP_PAGES
     from pfunc.store import KVStore
 
     path = tmp_path / "kv.sqlite3"
     store = KVStore.open(path)
     store.checkpoint_in_background()
     try:
-        assert store._fast.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+        assert store._fast.execute("PRAGMA wal_autocheckpoint").fetchone() == (BACKSTOP_PAGES,)
         size_before = path.stat().st_size
         for number in range(200):  # a few pages: far below SQLite's own 1,000-page trigger
             await store.set_item("k", f"key-{number}", json.dumps("x" * 200), 2**62)
@@ -177,6 +178,31 @@ async def _checkpoints_in_background(tmp_path: Path) -> None:
     reopened = sqlite3.connect(path)
     assert reopened.execute("SELECT count(*) FROM items").fetchone() == (200,)
     reopened.close()
+
+
+def test_sustained_writes_keep_a_server_store_wal_bounded(tmp_path):
+    """Under writes without a pause, the thread never finds the WAL wholly copied, so only
+    the committing connection's backstop restarts it: without one it grew 4 KB a commit."""
+    import asyncio
+
+    from pfunc.checkpoints import BACKSTOP_PAGES
+    from pfunc.store import KVStore
+
+    path = tmp_path / "kv.sqlite3"
+    store = KVStore.open(path)
+    store.checkpoint_in_background()
+
+    async def write(times: int) -> None:
+        for _ in range(times):
+            await store.incr_counter("k", "hits", 1)
+
+    try:
+        asyncio.run(write(3 * BACKSTOP_PAGES))
+        wal = path.with_name(path.name + "-wal").stat().st_size
+        assert wal <= (BACKSTOP_PAGES + 100) * 4096
+        assert asyncio.run(store.get_counter("k", "hits")) == 3 * BACKSTOP_PAGES
+    finally:
+        asyncio.run(store.close())
 
 
 def test_checkpoints_return_to_the_committing_connection_if_their_thread_cannot_run(tmp_path):
