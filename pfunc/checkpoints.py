@@ -10,21 +10,25 @@ from pathlib import Path
 
 # Seconds between checkpoints when they run in the background (the dev server).
 CHECKPOINT_EVERY = 0.25
-# The WAL restarts from its beginning only when a write finds every frame copied; under
-# sustained writes frames keep arriving while the thread copies, so that never happens and
-# the WAL would grow without bound (4 KB a commit). SQLite's own checkpoint at this many
-# pages (16 MB), inside a commit, catches up and restarts it: cheap, since the thread has
-# already copied nearly every frame, and rare (once per 4,000 commits under load).
-BACKSTOP_PAGES = 4000
+# The WAL starts over from its beginning only when a write finds every frame copied.
+# Under sustained writes a frame arrives while a passive checkpoint copies, so that never
+# happens and the WAL grows 4 KB a commit. Past this many frames the thread asks for a
+# RESTART checkpoint instead: it holds writers off for the last few frames (they wait on
+# the store's slow connection, off the event loop) and starts the WAL over.
+RESTART_FRAMES = 4000
+# SQLite's own checkpoint in the committing connection, should the thread not get its
+# restart in (measured: in a commit on the loop it costs the dev server's p99 2 ms).
+BACKSTOP_PAGES = 16000
 
 
 class Checkpointer:
     """Copies the WAL into the database file on a thread of its own, so that the fsync a
     checkpoint makes never stalls the event loop. (By default SQLite checkpoints inside
     whichever commit crosses 1,000 WAL pages: measured, that request waits several ms,
-    and the dev server's p99 doubled.) A passive checkpoint waits for nobody. The
-    committing connection keeps SQLite's own at BACKSTOP_PAGES; should the thread fail,
-    `on_failure` hands checkpoints back to it entirely."""
+    and the dev server's p99 doubled.) A passive checkpoint waits for nobody; a restart
+    past RESTART_FRAMES keeps the WAL bounded. The committing connection keeps SQLite's
+    own at BACKSTOP_PAGES; should the thread fail, `on_failure` hands checkpoints back to
+    it entirely."""
 
     def __init__(self, path: Path, on_failure: Callable[[], None]) -> None:
         self._stop = threading.Event()
@@ -46,7 +50,9 @@ class Checkpointer:
             while not self._stop.wait(CHECKPOINT_EVERY):
                 # Busy, or going away: the next round catches up.
                 with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if frames >= RESTART_FRAMES:  # gives up at once if a write is under way
+                        conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
         except Exception:
             self._on_failure()
         finally:

@@ -180,29 +180,51 @@ async def _checkpoints_in_background(tmp_path: Path) -> None:
     reopened.close()
 
 
-def test_sustained_writes_keep_a_server_store_wal_bounded(tmp_path):
-    """Under writes without a pause, the thread never finds the WAL wholly copied, so only
-    the committing connection's backstop restarts it: without one it grew 4 KB a commit."""
+def _wal_after_writes(path: Path, writes: int, pause_every: int = 0) -> int:
+    """The WAL's size after `writes` commits on a server store at `path`; with
+    `pause_every`, a 1 ms pause after each that many (time for the thread's rounds)."""
     import asyncio
 
-    from pfunc.checkpoints import BACKSTOP_PAGES
     from pfunc.store import KVStore
 
-    path = tmp_path / "kv.sqlite3"
     store = KVStore.open(path)
     store.checkpoint_in_background()
 
-    async def write(times: int) -> None:
-        for _ in range(times):
+    async def write() -> None:
+        for number in range(writes):
             await store.incr_counter("k", "hits", 1)
+            if pause_every and number % pause_every == 0:
+                await asyncio.sleep(0.001)
 
     try:
-        asyncio.run(write(3 * BACKSTOP_PAGES))
-        wal = path.with_name(path.name + "-wal").stat().st_size
-        assert wal <= (BACKSTOP_PAGES + 100) * 4096
-        assert asyncio.run(store.get_counter("k", "hits")) == 3 * BACKSTOP_PAGES
+        asyncio.run(write())
+        assert asyncio.run(store.get_counter("k", "hits")) == writes
+        return path.with_name(path.name + "-wal").stat().st_size
     finally:
         asyncio.run(store.close())
+
+
+def test_sustained_writes_restart_a_server_store_wal_from_its_thread(tmp_path, monkeypatch):
+    """Under writes without a pause, a passive checkpoint never finds every frame copied,
+    so the WAL never started over and grew 4 KB a commit: the thread restarts it."""
+    import pfunc.checkpoints
+    import pfunc.store
+
+    monkeypatch.setattr(pfunc.checkpoints, "CHECKPOINT_EVERY", 0.005)
+    monkeypatch.setattr(pfunc.checkpoints, "RESTART_FRAMES", 200)
+    monkeypatch.setattr(pfunc.store, "BACKSTOP_PAGES", 10**9)  # the thread's doing only
+    wal = _wal_after_writes(tmp_path / "kv.sqlite3", 5000, pause_every=50)
+    assert wal <= 2000 * 4096  # 5,000 commits left a 20 MB WAL
+
+
+def test_the_committing_connection_keeps_a_backstop_checkpoint(tmp_path, monkeypatch):
+    import pfunc.checkpoints
+    import pfunc.store
+
+    monkeypatch.setattr(pfunc.checkpoints, "RESTART_FRAMES", 10**9)  # the thread never restarts
+    monkeypatch.setattr(pfunc.store, "BACKSTOP_PAGES", 500)
+    wal = _wal_after_writes(tmp_path / "kv.sqlite3", 2000)
+    assert wal <= (500 + 100) * 4096
 
 
 def test_checkpoints_return_to_the_committing_connection_if_their_thread_cannot_run(tmp_path):
