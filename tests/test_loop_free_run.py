@@ -11,12 +11,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, REPO, run_cli
+from tests.conftest import EXAMPLES, REPO, local_http_server, run_cli
 
 
 def test_a_local_handler_runs_without_importing_asyncio(tmp_path: Path) -> None:
@@ -72,11 +72,8 @@ class _Pairs(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def pair_server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Pairs)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with local_http_server(_Pairs) as url:
+        yield url
 
 
 def test_network_calls_still_run_concurrently(tmp_path: Path, pair_server: str) -> None:

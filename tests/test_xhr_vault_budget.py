@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from pfunc.events import MessageEvent
 from pfunc.limits import resolve_profile
-from tests.conftest import run_cli
+from tests.conftest import local_http_server, run_cli
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -47,11 +46,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with local_http_server(_Handler) as url:
+        yield url
 
 
 FETCH = """
