@@ -1,3 +1,3 @@
-from pfunc.cli.commands import main
+from pfunc.cli.entry import main
 
 main()

@@ -20,15 +20,17 @@ from tests.conftest import EXAMPLES, REPO, local_http_server, run_cli
 
 
 def test_a_local_handler_runs_without_importing_asyncio(tmp_path: Path) -> None:
-    # The command in-process, then a look at what it imported.
+    # The command in-process through its entry point, then a look at what it imported,
+    # and at the garbage collector (paused while the command line was imported: on again).
     code = (
-        "import sys\n"
-        "from pfunc.cli.commands import main\n"
+        "import gc, sys\n"
+        "from pfunc.cli.entry import main\n"
         "try:\n"
         "    main()\n"
         "except SystemExit as done:\n"
         "    code = done.code\n"
-        "print(code, 'asyncio' in sys.modules, 'aiohttp' in sys.modules, file=sys.stderr)\n"
+        "print(code, 'asyncio' in sys.modules, 'aiohttp' in sys.modules, gc.isenabled(),\n"
+        "      gc.get_freeze_count() > 10_000, file=sys.stderr)\n"
     )
     message = json.dumps({"userId": "u1"})
     completed = subprocess.run(
@@ -44,7 +46,7 @@ def test_a_local_handler_runs_without_importing_asyncio(tmp_path: Path) -> None:
     report = json.loads(completed.stdout)
     assert report["outcome"] == "ok"
     assert report["message"]["rateLimitRemaining"] == 9
-    assert completed.stderr.split() == ["0", "False", "False"]
+    assert completed.stderr.split() == ["0", "False", "False", "True", "True"]
 
 
 class _Pairs(BaseHTTPRequestHandler):

@@ -1,0 +1,23 @@
+"""The `pfunc` command's entry point (and `python -m pfunc`'s).
+
+Start-up creates tens of thousands of objects (modules, classes, click's commands) and no
+garbage, yet their allocation triggers the cyclic garbage collector again and again:
+measured, about 5 ms of a 95 ms `pfunc run`. The command line's modules are imported with
+the collector paused, then frozen out of its scans, so that later collections (a `pfunc
+dev` runs for hours) never walk them again.
+"""
+
+from __future__ import annotations
+
+
+def main() -> None:
+    import gc
+
+    gc.disable()
+    try:
+        from pfunc.cli.commands import main as command_line
+
+        gc.freeze()
+    finally:
+        gc.enable()
+    command_line()
