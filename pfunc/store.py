@@ -16,11 +16,12 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Coroutine, Iterator
+import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pfunc.aio import running_loop
+from pfunc.aio import running_loop, settled
 from pfunc.checkpoints import BACKSTOP_PAGES, Checkpointer
 from pfunc.store_schema import ADDED_COLUMNS, APPLICATION_ID, OUR_TABLES, SCHEMA
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     import aiosqlite
 
 BUSY_TIMEOUT_MS = 10_000
+_WAIT_SLICE_MS = 50  # a loop-free wait for the lock checks for Ctrl-C this often
 T = TypeVar("T")
 
 
@@ -220,7 +222,9 @@ class KVStore:
             self._checkpointer.stop()
             self._checkpointer = None
         if self._slow is not None:
-            await self._slow.close()
+            # On the loop that opened it: in a loop-free drive, the side loop on which a
+            # network or bus call met the lock (aio.py).
+            await settled(self._slow.close())
             self._slow = None
         self._fast.close()
 
@@ -236,21 +240,27 @@ class KVStore:
             if not _busy(error):
                 raise
         if running_loop() is None:
-            with self._waiting_out_the_lock():
-                return self._fast.execute(sql, params).fetchall()
+            return self._waiting_out_the_lock(lambda: self._fast.execute(sql, params).fetchall())
         return await self._at_home(self._slow_run(sql, params))
 
-    @contextlib.contextmanager
-    def _waiting_out_the_lock(self) -> Iterator[None]:
-        """The fast connection, waiting for another process's write lock as the slow one
-        would: in a loop-free drive (aio.py: one `pfunc run`) there is no event loop to
-        keep free, so the wait happens here rather than on aiosqlite's thread."""
+    def _waiting_out_the_lock(self, work: Callable[[], T]) -> T:
+        """`work` on the fast connection, waiting for another process's write lock as the
+        slow one would (up to BUSY_TIMEOUT_MS): in a loop-free drive (aio.py: one `pfunc
+        run`) there is no event loop to keep free, so the wait happens here rather than on
+        aiosqlite's thread. It waits in slices, so that Ctrl-C is heard between them."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
         with self._fast_lock:
-            self._fast.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._fast.execute(f"PRAGMA busy_timeout={_WAIT_SLICE_MS}")
             try:
-                yield
+                while True:
+                    try:
+                        return work()
+                    except sqlite3.OperationalError as error:
+                        if not _busy(error) or time.monotonic() >= deadline:
+                            raise
             finally:
-                self._fast.execute("PRAGMA busy_timeout=0")
+                with contextlib.suppress(sqlite3.Error):
+                    self._fast.execute("PRAGMA busy_timeout=0")
 
     async def _slow_run(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         slow = await self._slow_connection()
@@ -277,9 +287,12 @@ class KVStore:
                 self._commit(statements)
                 return
         if running_loop() is None:
-            with self._waiting_out_the_lock():
+
+            def begin_and_commit() -> None:
                 self._fast.execute("BEGIN IMMEDIATE")
                 self._commit(statements)
+
+            self._waiting_out_the_lock(begin_and_commit)
             return
         await self._at_home(self._slow_transaction(statements))
 

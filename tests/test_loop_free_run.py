@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, REPO, local_http_server, run_cli
+from tests.conftest import EXAMPLES, local_http_server, run_cli
 
 
 def test_a_local_handler_runs_without_importing_asyncio(tmp_path: Path) -> None:
@@ -121,27 +121,73 @@ def test_a_publish_from_a_handler_runs_the_functions_it_reaches(tmp_path: Path) 
     assert json.loads(counted.stdout) == [{"key": "relayed", "value": 1}]
 
 
-def test_a_run_waits_for_another_process_holding_the_write_lock(tmp_path: Path) -> None:
-    kv = tmp_path / "kv.sqlite3"
-    assert run_cli("run", REPO / "tests" / "handlers" / "incr.js", "--kv", kv).code == 0
-    holder = sqlite3.connect(kv, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")  # the write lock, as another writer holds it
-    running = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "pfunc", "run", REPO / "tests" / "handlers" / "incr.js"),
-            *("--json", "--kv", kv),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
+class _Signal(BaseHTTPRequestHandler):
+    """Tells the test that a handler got as far as fetching it."""
+
+    reached = threading.Event()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.reached.set()
+        self.send_response(204)
+        self.end_headers()
+
+
+_WRITES_AFTER_THE_SIGNAL = {
+    # A KV write, made by the loop-free drive itself: it waits on the store's connection.
+    "kv": 'await require("kvstore").incrCounter("mine");',
+    # A publish: run on the side loop (aio.py), with its history write and the chained
+    # function's KV write, which wait on the store's slow connection, closed at the end.
+    "publish": 'await require("pubnub").publish({ channel: "out", message: 1 });',
+}
+
+
+@pytest.mark.parametrize("write", sorted(_WRITES_AFTER_THE_SIGNAL))
+def test_a_run_waits_for_another_process_holding_the_write_lock(tmp_path: Path, write: str) -> None:
+    (tmp_path / "pfunc.toml").write_text(
+        '[[functions]]\nname = "first"\nfile = "first.js"\nevent = "before-publish"\n'
+        'channels = ["in"]\n\n'
+        '[[functions]]\nname = "count"\nfile = "count.js"\nevent = "after-publish"\n'
+        'channels = ["out"]\n'
     )
-    try:
-        time.sleep(1.0)  # let it reach the lock (it waits up to the store's busy timeout)
-        assert running.poll() is None, "the run ended while the lock was held"
-    finally:
-        holder.execute("COMMIT")
-        holder.close()
-    stdout, _ = running.communicate(timeout=60)
+    (tmp_path / "count.js").write_text(
+        'const db = require("kvstore");\n'
+        'export default async (request) => { await db.incrCounter("relayed"); '
+        "return request.ok(); };\n"
+    )
+    assert run_cli("kv", "incr", "created", cwd=tmp_path).code == 0  # the store exists
+    _Signal.reached.clear()
+    with local_http_server(_Signal) as signal_url:
+        (tmp_path / "first.js").write_text(
+            "export default async (request) => {\n"
+            f'  await require("xhr").fetch("{signal_url}/reached");\n'
+            f"  {_WRITES_AFTER_THE_SIGNAL[write]}\n"
+            "  return request.ok();\n"
+            "};\n"
+        )
+        holder = sqlite3.connect(tmp_path / ".pfunc" / "kv.sqlite3", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # the write lock, as another writer holds it
+        running = subprocess.Popen(
+            [sys.executable, "-m", "pfunc", "run", "first", "--message", "{}", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
+        try:
+            assert _Signal.reached.wait(60), "the handler never ran"
+            time.sleep(0.5)  # its write meets the lock (it waits up to 10 s for it)
+            assert running.poll() is None, "the run ended while the lock was held"
+        finally:
+            holder.execute("COMMIT")
+            holder.close()
+        stdout, stderr = running.communicate(timeout=60)
+    assert running.returncode == 0, stderr
     report = json.loads(stdout)
     assert report["outcome"] == "ok", report
-    assert [call["status"] for call in report["operations"]["calls"]] == ["ok"]
+    assert [call["status"] for call in report["operations"]["calls"]] == ["ok", "ok"]
+    counters = json.loads(run_cli("kv", "counters", "--json", cwd=tmp_path).stdout)
+    expected = {"kv": {"mine": 1}, "publish": {"relayed": 1}}[write]
+    assert {c["key"]: c["value"] for c in counters if c["key"] != "created"} == expected

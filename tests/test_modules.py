@@ -510,3 +510,26 @@ def test_the_built_ins_compile_on_first_require_whatever_the_handler_replaced(
         "kinds": ["object"] * 5,
         "parseToken": "function",
     }
+
+
+def test_the_built_ins_load_whatever_the_handler_froze_or_replaced_before(harness, write_handler):
+    handler = write_handler(
+        "String.prototype.repeat = () => '';\n"
+        "globalThis.__pfunc_ownCodeLine = 1;\n"
+        "Object.freeze(globalThis);\n"
+        "export default async (request) => {\n"
+        "  const pubnub = require('pubnub');\n"
+        "  pubnub.parseToken = () => 'mine';\n"
+        "  console.log(pubnub.parseToken('t'), require('uuid').v4().length);\n"
+        "  require('jwt').verify('not.a.token', 'secret');\n"
+        "  return request.ok();\n"
+        "};\n",
+        "freezes.js",
+    )
+    result = harness.run(handler, message={})
+    assert result.outcome == "error"
+    assert result.error.type == "JsonWebTokenError"
+    # The handler's own line, and none of the built-ins' frames.
+    assert result.error.line == 8
+    assert [line.strip() for line in result.error.stack.splitlines()] == ["at freezes.js:8:18"]
+    assert [entry["text"] for entry in result.logs] == ["mine 36"]

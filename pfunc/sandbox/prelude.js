@@ -23,6 +23,7 @@ var console;
   const __pfunc_parse = JSON.parse;
   const __pfunc_Error = Error; // the engine's own: a handler may replace the global
   const __pfunc_evalScript = eval; // for the built-ins, below: the engine's own too
+  const ownCodeLine = __pfunc_ownCodeLine; // a handler may assign the global
 
   const queue = []; // host calls not yet drained by Python
   const waiting = new Map(); // call id -> {resolve, reject, site}
@@ -122,7 +123,7 @@ var console;
   function __pfunc_ownFrame(site) {
     const name = site.getFunctionName() || "";
     return name.indexOf("__pfunc") === 0 || name === "<eval>" ||
-      (site.getLineNumber() || 0) >= __pfunc_ownCodeLine;
+      (site.getLineNumber() || 0) >= ownCodeLine;
   }
 
   // The member expression at a call site (e.g. "request.reject"), read from the source.
@@ -287,18 +288,26 @@ var console;
 
   // The synchronous built-ins (sandbox/builtins.js, passed in as text) are compiled on
   // the first require() of one: 55 KB of JavaScript, 3-4 ms per context that most
-  // handlers never need. Padded so that their frames start at pfunc's own lines.
-  const builtinsSource = __pfunc_builtinsSource;
+  // handlers never need. Everything that takes is read now, before any handler code
+  // runs: padded so that their frames fall on pfunc's own lines, and wrapped in a
+  // function so that they declare nothing global (a handler may freeze globalThis).
+  const builtinsScript = "\n".repeat(ownCodeLine - 1) + "(function () {" +
+    __pfunc_builtinsSource + "\n;return __pfunc_builtins;\n})()";
   let builtins = null;
   function __pfunc_builtins_load() {
-    if (builtins === null) {
-      builtins = __pfunc_evalScript("\n".repeat(__pfunc_ownCodeLine - 1) + builtinsSource +
-        "\n;__pfunc_builtins");
-    }
+    if (builtins === null) builtins = __pfunc_evalScript(builtinsScript);
     return builtins;
   }
+  // A property read on first use; assigning it replaces it, as with any other property.
   function __pfunc_lazily(target, name, read) {
-    Object.defineProperty(target, name, { get: read, enumerable: true, configurable: true });
+    Object.defineProperty(target, name, {
+      get: read,
+      set: function __pfunc_replaced(value) {
+        Object.defineProperty(target, name, { value: value, writable: true, enumerable: true, configurable: true });
+      },
+      enumerable: true,
+      configurable: true,
+    });
   }
 
   // The pubnub module's synchronous, local methods (parseToken), as in the JavaScript SDK.
