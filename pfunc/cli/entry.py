@@ -13,11 +13,13 @@ from __future__ import annotations
 def main() -> None:
     import gc
 
+    collecting = gc.isenabled()
     gc.disable()
     try:
         from pfunc.cli.commands import main as command_line
 
         gc.freeze()
     finally:
-        gc.enable()
+        if collecting:
+            gc.enable()
     command_line()
