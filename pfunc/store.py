@@ -8,7 +8,9 @@ Why two connections: a hop to a worker thread costs ~80 us on the target machine
 while an uncontended SQLite statement costs 3-20 us. Each statement first runs on a
 plain sqlite3 connection with no busy wait (WAL readers never block, so it only fails
 when another process holds the write lock); on SQLITE_BUSY it is retried through
-aiosqlite, whose thread waits out the lock without blocking the event loop.
+aiosqlite, whose thread waits out the lock without blocking the event loop. Without an
+event loop (the command line's loop-free drive, aio.py) there is nothing to keep free:
+the plain connection waits out the lock itself.
 """
 
 from __future__ import annotations

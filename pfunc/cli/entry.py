@@ -2,7 +2,7 @@
 
 Start-up creates tens of thousands of objects (modules, classes, click's commands) and no
 garbage, yet their allocation triggers the cyclic garbage collector again and again:
-measured, about 5 ms of a 95 ms `pfunc run`. The command line's modules are imported with
+measured, about 10 ms of a 95 ms `pfunc run`. The command line's modules are imported with
 the collector paused, then frozen out of its scans, so that later collections (a `pfunc
 dev` runs for hours) never walk them again.
 """

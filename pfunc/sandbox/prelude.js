@@ -288,9 +288,10 @@ var console;
 
   // The synchronous built-ins (sandbox/builtins.js, passed in as text) are compiled on
   // the first require() of one: 55 KB of JavaScript, 3-4 ms per context that most
-  // handlers never need. Everything that takes is read now, before any handler code
-  // runs: padded so that their frames fall on pfunc's own lines, and wrapped in a
-  // function so that they declare nothing global (a handler may freeze globalThis).
+  // handlers never need. What compiling them takes is read now, before any handler code
+  // runs: their source, padded so that their frames fall on pfunc's own lines and
+  // wrapped in a function so that it declares nothing global (a handler may freeze
+  // globalThis), and the engine's eval (above).
   const builtinsScript = "\n".repeat(ownCodeLine - 1) + "(function () {" +
     __pfunc_builtinsSource + "\n;return __pfunc_builtins;\n})()";
   let builtins = null;
