@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from dev_process import start_server
 
 PROJECT = (
     '[project]\nsubscribe_key = "sub-c-con"\npublish_key = "pub-c-con"\n\n'
@@ -44,25 +44,6 @@ async def flood(base: str, executions: int, concurrency: int) -> float:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
     return executions / (time.perf_counter() - started)
-
-
-def start_server(folder: str) -> tuple[subprocess.Popen[str], str]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "pfunc", "dev", "--port", "0", "--json", "--no-intervals"],
-        cwd=folder,
-        stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    assert server.stdout is not None
-    for line in server.stdout:
-        event = json.loads(line)
-        if event["type"] == "ready":
-            base = f"http://127.0.0.1:{event['port']}"
-            break
-    # The log keeps printing a line per execution: read it, or the pipe fills and stalls.
-    threading.Thread(target=lambda: [None for _ in server.stdout], daemon=True).start()
-    return server, base
 
 
 def open_page(base: str):

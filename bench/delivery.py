@@ -14,11 +14,11 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from dev_process import start_server
 
 PROJECT = '[project]\nsubscribe_key = "sub-c-lat"\npublish_key = "pub-c-lat"\n'
 
@@ -66,20 +66,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pfunc-latency-") as folder:
         Path(folder, "pfunc.toml").write_text(PROJECT)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "pfunc", "dev", "--port", "0", "--json", "--no-intervals"],
-            cwd=folder,
-            stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
+        server, base = start_server(folder)
         try:
-            assert server.stdout is not None
-            for line in server.stdout:
-                event = json.loads(line)
-                if event["type"] == "ready":
-                    base = f"http://127.0.0.1:{event['port']}"
-                    break
             latencies = sorted(asyncio.run(run(base, args.subscribers, args.messages)))
         finally:
             server.terminate()
