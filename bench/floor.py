@@ -1,7 +1,15 @@
 """The floor: the same handler work with no pfunc layers (no budget, validation, host-call
 queue, asyncio or thread hops), on bare QuickJS and raw sqlite3 with the same SQL and
 pragmas. Every pfunc figure in bench/run.py is printed beside the floor measured in the
-same run on the same machine."""
+same run on the same machine.
+
+Two more floors are diagnostics, not targets: they keep PubNub's ordering, in which a
+host call's Promise settles only after the JavaScript that made it has run to its next
+wait (a KV call is a network call in production). `rounds` performs each call at once
+(as the floor does) but releases its Promise at that boundary; `queued` also holds every
+entry into the engine to a time limit, which the binding allows only without calls into
+Python, so calls are queued and drained as pfunc does. pfunc's own cost is what it adds
+to `queued`."""
 
 from __future__ import annotations
 
@@ -12,15 +20,49 @@ from pathlib import Path
 
 import quickjs
 
+# How a host call's result reaches the handler, per ordering (see the module's docstring).
+_CALLS = {
+    "immediate": "function __floor_call(op, args) { return Promise.resolve(op(...args)); }",
+    "rounds": """
+var __floor_ready = [];
+function __floor_call(op, args) {
+  const value = op(...args);
+  return new Promise((resolve) => __floor_ready.push([resolve, value]));
+}
+function __floor_release() {
+  const ready = __floor_ready.splice(0);
+  for (const [resolve, value] of ready) resolve(value);
+  return ready.length;
+}""",
+    "queued": """
+var __floor_queue = [], __floor_waiting = new Map(), __floor_next = 1;
+function __floor_call(op, args) {
+  const id = __floor_next++;
+  __floor_queue.push([id, op.name, args]);
+  return new Promise((resolve) => __floor_waiting.set(id, resolve));
+}
+function __floor_poll() {
+  if (__floor_queue.length === 0) return "";
+  const text = JSON.stringify(__floor_queue);
+  __floor_queue.length = 0;
+  return text;
+}
+function __floor_settle(id, value) {
+  const resolve = __floor_waiting.get(id);
+  __floor_waiting.delete(id);
+  resolve(value);
+}""",
+}
+
 _SHIM = """
 var __floor_handler;
 const __db = {
-  getItem: (key) => Promise.resolve(__floor_get(key)).then((text) =>
+  getItem: (key) => __floor_call(__floor_get, [key]).then((text) =>
     text === null ? null : (text[0] === '"' ? JSON.parse(text) : text)),
-  get: (key) => Promise.resolve(__floor_get(key)).then((t) => t === null ? null : JSON.parse(t)),
-  incrCounter: (key, n) => Promise.resolve(__floor_incr(key, n === undefined ? 1 : n)),
-  set: (key, value, ttl) => Promise.resolve(__floor_set(key, JSON.stringify(value),
-    ttl === undefined ? 1440 : ttl)),
+  get: (key) => __floor_call(__floor_get, [key]).then((t) => t === null ? null : JSON.parse(t)),
+  incrCounter: (key, n) => __floor_call(__floor_incr, [key, n === undefined ? 1 : n]),
+  set: (key, value, ttl) => __floor_call(__floor_set, [key, JSON.stringify(value),
+    ttl === undefined ? 1440 : ttl]),
 };
 function require(name) { return __db; }
 function __floor_run(json) {
@@ -38,7 +80,8 @@ function __floor_run(json) {
 class FloorHandler:
     """One handler file on bare QuickJS with raw sqlite3 KV calls."""
 
-    def __init__(self, handler: Path, database: Path) -> None:
+    def __init__(self, handler: Path, database: Path, ordering: str = "immediate") -> None:
+        self.ordering = ordering
         self.conn = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -49,10 +92,18 @@ class FloorHandler:
             " PRIMARY KEY (keyset, key)) WITHOUT ROWID;"
         )
         self.context = quickjs.Context()
-        self.context.add_callable("__floor_get", self._get)
-        self.context.add_callable("__floor_incr", self._incr)
-        self.context.add_callable("__floor_set", self._put)
-        self.context.eval(_SHIM)
+        operations = {
+            "__floor_get": self._get,
+            "__floor_incr": self._incr,
+            "__floor_set": self._put,
+        }
+        if ordering == "queued":  # performed by name when drained, never called from JS
+            self._operations = operations
+            self.context.eval("".join(f"function {name}() {{}}\n" for name in operations))
+        else:
+            for name, operation in operations.items():
+                self.context.add_callable(name, operation)
+        self.context.eval(_CALLS[ordering] + _SHIM)
         self.context.module(handler.read_text().replace("export default", "__floor_handler ="))
         self._run = self.context.get("__floor_run")
 
@@ -80,7 +131,31 @@ class FloorHandler:
 
     def run(self, request: dict) -> str:
         """One execution; the handler's ok() message, response body, or "abort"."""
+        if self.ordering == "queued":
+            return self._run_queued(request)
         self._run(json.dumps(request))
+        self._drain()
+        if self.ordering == "rounds":
+            release = self.context.get("__floor_release")
+            while release():
+                self._drain()
+        return self.context.get("__floor_out")
+
+    def _drain(self) -> None:
         while self.context.execute_pending_job():
             pass
-        return self.context.get("__floor_out")
+
+    def _run_queued(self, request: dict) -> str:
+        context = self.context
+        context.set_time_limit(10.0)  # every entry below runs under it, as pfunc's do
+        try:
+            self._run(json.dumps(request))
+            self._drain()
+            poll, settle = context.get("__floor_poll"), context.get("__floor_settle")
+            while text := poll():
+                for call_id, name, args in json.loads(text):
+                    settle(call_id, self._operations[name](*args))
+                self._drain()
+        finally:
+            context.set_time_limit(-1.0)
+        return context.get("__floor_out")
