@@ -39,12 +39,18 @@ def _int(text: str) -> int:
         raise JSONValueError(f"the number {text[:20]}... has too many digits") from None
 
 
+# One decoder for every call: json.loads with options builds a new one each time.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_float, parse_int=_int)
+
+
 def loads(text: str | bytes) -> Any:
     """Parse RFC 8259 JSON; JSONValueError (a ValueError) when it is not."""
     try:
-        value = json.loads(
-            text, parse_constant=_refuse_constant, parse_float=_float, parse_int=_int
-        )
+        if isinstance(text, bytes):  # as json.loads reads bytes
+            source = text.decode(json.detect_encoding(text), "surrogatepass")
+        else:
+            source = text
+        value = _DECODER.decode(source)
     except RecursionError:
         raise JSONValueError("nested more deeply than JSON parsers accept") from None
     except UnicodeDecodeError as error:
