@@ -92,8 +92,8 @@ async def warm(runs: int, folder: Path, example: Path = EXAMPLE) -> list[float]:
     return latencies
 
 
-def warm_floor(runs: int, folder: Path) -> list[float]:
-    handler = FloorHandler(EXAMPLE, folder / "floor.sqlite3")
+def warm_floor(runs: int, folder: Path, ordering: str = "immediate") -> list[float]:
+    handler = FloorHandler(EXAMPLE, folder / f"floor-{ordering}.sqlite3", ordering)
     latencies = []
     for number in range(runs):
         request = {"message": {"userId": f"user-{number}", "text": "hi"}, "channels": ["c"]}

@@ -87,6 +87,18 @@ def main() -> None:
             "<= 2x floor",
             ratio <= 2,
         )
+        # Diagnostics: floors that keep PubNub's ordering (bench/floor.py), to tell what the
+        # ordering and the time limit cost from what pfunc's own layers add.
+        for ordering, name in (("rounds", "PubNub's ordering"), ("queued", "+ a time limit")):
+            ordered = measure.warm_floor(n_warm, folder, ordering)
+            ratio = statistics.mean(warm) / statistics.mean(ordered)
+            table.row(
+                f"  floor with {name}",
+                f"pfunc is {ratio:.2f}x this",
+                f"{statistics.median(ordered) * 1e6:.0f} us p50",
+                "(diagnostic)",
+                None,
+            )
         python = asyncio.run(measure.warm(n_warm // 3, folder, measure.PYTHON_EXAMPLE))
         ratio = statistics.mean(python) / statistics.mean(warm)
         table.row(
