@@ -89,11 +89,12 @@ def main() -> None:
         )
         # Diagnostics: floors that keep PubNub's ordering (bench/floor.py), to tell what the
         # ordering and the time limit cost from what pfunc's own layers add.
-        for ordering, name in (("rounds", "PubNub's ordering"), ("queued", "+ a time limit")):
+        orderings = (("rounds", "floor in PubNub's order"), ("queued", "the same, time-limited"))
+        for ordering, name in orderings:
             ordered = measure.warm_floor(n_warm, folder, ordering)
             ratio = statistics.mean(warm) / statistics.mean(ordered)
             table.row(
-                f"  floor with {name}",
+                f"  {name}",
                 f"pfunc is {ratio:.2f}x this",
                 f"{statistics.median(ordered) * 1e6:.0f} us p50",
                 "(diagnostic)",
