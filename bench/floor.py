@@ -56,6 +56,7 @@ function __floor_settle(id, value) {
 
 _SHIM = """
 var __floor_handler;
+var console = { log() {}, info() {}, warn() {}, error() {} };  // the rate limiter warns
 const __db = {
   getItem: (key) => __floor_call(__floor_get, [key]).then((text) =>
     text === null ? null : (text[0] === '"' ? JSON.parse(text) : text)),
@@ -66,6 +67,7 @@ const __db = {
 };
 function require(name) { return __db; }
 function __floor_run(json) {
+  globalThis.__floor_out = null;
   const request = JSON.parse(json);
   const response = { send: (body, status) => { globalThis.__floor_out = JSON.stringify(body);
                                                return Promise.resolve(); } };
