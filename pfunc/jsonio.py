@@ -43,13 +43,17 @@ def _int(text: str) -> int:
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_float, parse_int=_int)
 
 
-def loads(text: str | bytes) -> Any:
+def loads(text: str | bytes | bytearray) -> Any:
     """Parse RFC 8259 JSON; JSONValueError (a ValueError) when it is not."""
     try:
-        if isinstance(text, bytes):  # as json.loads reads bytes
+        if isinstance(text, bytes | bytearray):  # as json.loads reads them
             source = text.decode(json.detect_encoding(text), "surrogatepass")
         else:
             source = text
+            if source.startswith("\ufeff"):  # as json.loads words it
+                raise json.JSONDecodeError(
+                    "Unexpected UTF-8 BOM (decode using utf-8-sig)", source, 0
+                )
         value = _DECODER.decode(source)
     except RecursionError:
         raise JSONValueError("nested more deeply than JSON parsers accept") from None
