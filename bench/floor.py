@@ -82,8 +82,11 @@ function __floor_run(json) {
 class FloorHandler:
     """One handler file on bare QuickJS with raw sqlite3 KV calls."""
 
-    def __init__(self, handler: Path, database: Path, ordering: str = "immediate") -> None:
+    def __init__(
+        self, handler: Path, database: Path, ordering: str = "immediate", time_limit: float = 10.0
+    ) -> None:
         self.ordering = ordering
+        self.time_limit = time_limit  # seconds, per entry into the engine ("queued" only)
         self.conn = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -149,7 +152,7 @@ class FloorHandler:
 
     def _run_queued(self, request: dict) -> str:
         context = self.context
-        context.set_time_limit(10.0)  # every entry below runs under it, as pfunc's do
+        context.set_time_limit(self.time_limit)  # every entry below runs under it, as pfunc's do
         try:
             self._run(json.dumps(request))
             self._drain()

@@ -98,8 +98,9 @@ def warm_floor(runs: int, folder: Path, ordering: str = "immediate") -> list[flo
     for number in range(runs):
         request = {"message": {"userId": f"user-{number}", "text": "hi"}, "channels": ["c"]}
         started = time.perf_counter()
-        if handler.run(request) == "abort":
-            raise SystemExit("floor aborted unexpectedly")
+        output = handler.run(request)
+        if output is None or output == "abort":  # None: the handler failed
+            raise SystemExit(f"floor ({ordering}) did not complete: {output!r}")
         latencies.append(time.perf_counter() - started)
     return latencies
 

@@ -4,16 +4,22 @@ once, while the two diagnostic floors keep PubNub's order, as pfunc does."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
+import quickjs
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "bench"))
-
-from floor import FloorHandler  # noqa: E402
+# Loaded from its file: bench/ on sys.path would shadow modules named like its scripts.
+_spec = importlib.util.spec_from_file_location("bench_floor", REPO / "bench" / "floor.py")
+assert _spec is not None and _spec.loader is not None
+bench_floor = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench_floor)
+FloorHandler = bench_floor.FloorHandler
 
 ORDERINGS = ("immediate", "rounds", "queued")
 RATE_LIMIT = REPO / "examples" / "rate_limit.js"
@@ -36,10 +42,15 @@ export default async (request) => {
 @pytest.mark.parametrize("ordering", ORDERINGS)
 def test_every_floor_runs_the_rate_limiter_to_its_limit(tmp_path: Path, ordering: str) -> None:
     handler = FloorHandler(RATE_LIMIT, tmp_path / "floor.sqlite3", ordering)
-    outputs = [
-        handler.run({"message": {"userId": "u1", "text": "hi"}, "channels": ["c"]})
-        for _ in range(11)
-    ]
+    # The limiter counts per minute: runs that crossed into the next one start again.
+    for user in ("u1", "u2"):
+        minute = time.time() // 60
+        outputs = [
+            handler.run({"message": {"userId": user, "text": "hi"}, "channels": ["c"]})
+            for _ in range(11)
+        ]
+        if time.time() // 60 == minute:
+            break
     remaining = [json.loads(text)["rateLimitRemaining"] for text in outputs[:10]]
     assert remaining == list(range(9, -1, -1))
     assert outputs[10] == "abort"
@@ -65,3 +76,26 @@ def test_the_diagnostic_floors_keep_pfuncs_order(
     pfunc_order = result.message["order"]
     assert pfunc_order == ["next turn", "call settled"]
     assert _floor_order(tmp_path, ordering) == pfunc_order
+
+
+def test_the_queued_floor_holds_every_entry_to_its_time_limit(tmp_path: Path) -> None:
+    runaway = tmp_path / "runaway.js"
+    runaway.write_text(
+        'const db = require("kvstore");\n'
+        "export default async (request) => { await db.get('x'); for (;;) {} };\n"
+    )
+    handler = FloorHandler(runaway, tmp_path / "floor.sqlite3", "queued", time_limit=0.2)
+    outcome: list[BaseException | str] = []
+
+    def run() -> None:
+        try:
+            outcome.append(handler.run({"message": {}, "channels": ["c"]}))
+        except BaseException as error:
+            outcome.append(error)
+
+    # On a thread of its own, so that a floor without the limit fails here, not hangs.
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert outcome, "the runaway handler was not stopped"
+    assert isinstance(outcome[0], quickjs.JSException) and "interrupted" in str(outcome[0])
