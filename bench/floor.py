@@ -111,6 +111,12 @@ class FloorHandler:
         self.context.eval(_CALLS[ordering] + _SHIM)
         self.context.module(handler.read_text().replace("export default", "__floor_handler ="))
         self._run = self.context.get("__floor_run")
+        # The ordering's own entry points, read once as pfunc reads its own.
+        entry = self.context.get
+        if ordering == "rounds":
+            self._release = entry("__floor_release")
+        elif ordering == "queued":
+            self._poll, self._settle = entry("__floor_poll"), entry("__floor_settle")
 
     def _get(self, key: str) -> str | None:
         row = self.conn.execute(
@@ -141,8 +147,7 @@ class FloorHandler:
         self._run(json.dumps(request))
         self._drain()
         if self.ordering == "rounds":
-            release = self.context.get("__floor_release")
-            while release():
+            while self._release():
                 self._drain()
         return self.context.get("__floor_out")
 
@@ -156,10 +161,9 @@ class FloorHandler:
         try:
             self._run(json.dumps(request))
             self._drain()
-            poll, settle = context.get("__floor_poll"), context.get("__floor_settle")
-            while text := poll():
+            while text := self._poll():
                 for call_id, name, args in json.loads(text):
-                    settle(call_id, self._operations[name](*args))
+                    self._settle(call_id, self._operations[name](*args))
                 self._drain()
         finally:
             context.set_time_limit(-1.0)
