@@ -17,7 +17,16 @@ from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
 from pfunc.outcome import memory_error, timeout_error
 from pfunc.result import ExecutionError
 from pfunc.sandbox import CORRUPTED, CRASHED, TIMEOUT, Sandbox, SandboxInterrupted
-from pfunc.sandbox.inline import INLINE_GUARD, YIELD_EVERY, InlineGuardStop, is_read
+from pfunc.sandbox.inline import (
+    INLINE_GUARD,
+    YIELD_EVERY,
+    InlineGuardStop,
+    Journal,
+    JournalEntry,
+    Replay,
+    ReplayDiverged,
+    is_read,
+)
 
 if TYPE_CHECKING:
     import asyncio
@@ -43,6 +52,7 @@ class ExecutionLoop:
         sandbox: Sandbox,
         budget: Budget,
         context: CallContext,
+        replay: Replay | None = None,
     ) -> None:
         self.executor = executor
         self.sandbox = sandbox
@@ -53,13 +63,23 @@ class ExecutionLoop:
         self.timeout = budget.profile.timeout
         self.deadline = context.deadline
         self.open: dict[int, CallRecord] = {}  # drained, not yet settled (by call id)
-        self.tasks: dict[asyncio.Future[tuple[bool, str | None]], tuple[int, CallRecord]] = {}
+        self.tasks: dict[
+            asyncio.Future[tuple[bool, str | None]],
+            tuple[int, CallRecord, JournalEntry | None],
+        ] = {}
         self.handler_settled = False
         self.limit_warned = False
         self.slowest = 0.0  # CPU seconds of the longest slice of JavaScript
         self.cpu = 0.0  # CPU seconds of all its slices
         self.last_yield = time.perf_counter()  # when an in-line execution last let others in
         self.changed = False  # a call other than a read was performed
+        # In line, the calls made, for an attempt that starts again on a thread after the
+        # guard (which is given their answers instead of performing them twice: `replay`).
+        self.journal = Journal() if self._may_run_inline() else None
+        self.replay = replay
+
+    def _may_run_inline(self) -> bool:
+        return self.sandbox.home is None and self.executor.policy.allowed
 
     def _remaining(self) -> float | None:
         if self.deadline is None:
@@ -75,7 +95,7 @@ class ExecutionLoop:
         the server's loop, held to the in-line guard and handing the loop back every
         YIELD_EVERY (sandbox/inline.py)."""
         remaining = self._remaining()
-        inline = self.sandbox.home is None and self.executor.policy.allowed
+        inline = self._may_run_inline()
         guard_applied = inline and (remaining is None or remaining > INLINE_GUARD)
         limit = INLINE_GUARD if guard_applied else remaining
         if inline and time.perf_counter() - self.last_yield > YIELD_EVERY:
@@ -89,7 +109,7 @@ class ExecutionLoop:
             return self.sandbox.advance(limit, settlements, start)
         except SandboxInterrupted as stop:
             if stop.reason == TIMEOUT and guard_applied:
-                raise InlineGuardStop(self.changed) from None
+                raise InlineGuardStop(self.changed, self.journal) from None
             raise
         finally:
             if timed:
@@ -126,6 +146,8 @@ class ExecutionLoop:
                     continue
                 if not self.tasks:
                     if self.handler_settled:
+                        if self.replay is not None and self.replay.owes_changes():
+                            return self._diverged()  # it ended without a change the first made
                         return None
                     return ExecutionError(
                         "Error",
@@ -134,19 +156,17 @@ class ExecutionLoop:
                         "await. (A Promise chain that ran out of memory ends this way too: QuickJS "
                         "cannot always report it)",
                     )
-                remaining = self._remaining()
-                if remaining is not None and remaining <= 0:
+                if not await self._collect_answers(settlements):
                     return self._timeout_error(None)
-                done = await first_done(self.tasks, remaining)
-                if not done:
-                    return self._timeout_error(None)
-                for task in done:
-                    call_id, record = self.tasks.pop(task)
-                    ok, result_payload = task.result()
-                    self.open.pop(call_id, None)
-                    record.settle(ok, result_payload)
-                    settlements.append((call_id, ok, result_payload))
                 settled, calls = await self._advance(settlements)
+        except ReplayDiverged:
+            return self._diverged()
+        except InlineGuardStop:
+            # The calls under way finish (they are not the sandbox's), so that the attempt
+            # that starts again on a thread can be given their answers too.
+            while self.tasks and await self._collect_answers([]):
+                pass
+            raise
         except SandboxInterrupted as stop:
             if stop.reason == TIMEOUT:
                 return self._timeout_error(stop)
@@ -169,8 +189,37 @@ class ExecutionLoop:
             for task in self.tasks:
                 task.cancel()
 
+    async def _collect_answers(self, settlements: list[tuple[int, bool, str | None]]) -> bool:
+        """Wait for the next of the calls under way to finish and settle what finished
+        into `settlements`; False when the execution's deadline passes first."""
+        remaining = self._remaining()
+        if remaining is not None and remaining <= 0:
+            return False
+        done = await first_done(self.tasks, remaining)
+        for task in done:
+            call_id, record, entry = self.tasks.pop(task)
+            ok, payload = task.result()
+            self.open.pop(call_id, None)
+            record.settle(ok, payload)
+            if entry is not None:
+                entry.answer = (ok, payload)
+            settlements.append((call_id, ok, payload))
+        return bool(done)
+
     def _timeout_error(self, stop: SandboxInterrupted | None) -> ExecutionError:
         return timeout_error(stop, self.executor.display_path, self.budget.profile)
+
+    def _diverged(self) -> ExecutionError:
+        return ExecutionError(
+            "Error",
+            f"{self.executor.display_path}: the handler ran JavaScript for more than "
+            f"{INLINE_GUARD * 1000:.0f} ms at once after changing something, while pfunc dev ran "
+            "it on its own loop (it had always been quick). pfunc started it again on a thread, "
+            "giving it the answers of the calls already made, but this time it made other calls "
+            "(a value from Date.now() or Math.random() in their arguments, say), so it was "
+            "stopped rather than repeat a change. It runs on a thread from now on: send the "
+            "event again",
+        )
 
     async def _dispatch(
         self, call: list[Any], settlements: list[tuple[int, bool, str | None]]
@@ -209,23 +258,34 @@ class ExecutionLoop:
             return
         if self.handler_settled:
             self._mark_unawaited(record)
+        if self.replay is not None:  # a re-run after the in-line guard: answered already?
+            answer = self.replay.answer(module_name, method, raw_args)
+            if answer is not None:
+                record.settle(*answer)
+                settlements.append((call_id, *answer))
+                return
+        journal = self.journal
+        entry = None if journal is None else journal.made(module_name, method, raw_args)
         if not is_read(module_name, method):  # performed below: an in-line re-run would repeat it
             self.changed = True
         if not module.inline:
             self.open[call_id] = record
             # Network and bus calls belong to the server's loop (runtime.main_loop).
             work = _invoke(module, method, args, self.context)
-            self.tasks[start_task(work, self.executor.runtime.main_loop)] = (call_id, record)
+            task = start_task(work, self.executor.runtime.main_loop)
+            self.tasks[task] = (call_id, record, entry)
             return
         # Local work (SQLite, hashing): awaited in line, no task and no event-loop turn.
         try:
             payload = await module.call(method, args, self.context)
         except Exception as error:
-            record.settle(False, _rejection(error))
-            settlements.append((call_id, False, _rejection(error)))
+            answer = (False, _rejection(error))
         else:
-            record.settle(True, payload)
-            settlements.append((call_id, True, payload))
+            answer = (True, payload)
+        record.settle(*answer)
+        settlements.append((call_id, *answer))
+        if entry is not None:
+            entry.answer = answer
 
     def _mark_unawaited(self, record: CallRecord) -> None:
         if record.unawaited:

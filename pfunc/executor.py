@@ -28,6 +28,7 @@ from pfunc.sandbox.inline import (
     INLINE_GUARD,
     InlineGuardStop,
     InlinePolicy,
+    Replay,
 )
 from pfunc.sandbox.pool import SandboxPool
 
@@ -102,9 +103,11 @@ class Executor:
         async with self._slots:
             return await self._run(event)
 
-    async def _run(self, event: Event, deadline: float | None = None) -> Result:
-        """One execution; `deadline` when it starts again (after the in-line guard) and
-        keeps the first attempt's."""
+    async def _run(
+        self, event: Event, deadline: float | None = None, replay: Replay | None = None
+    ) -> Result:
+        """One execution; `deadline` and `replay` when it starts again on a thread after the
+        in-line guard: the first attempt's deadline, and the answers of the calls it made."""
         runtime = self.runtime
         budget = Budget(runtime.profile)
         host_warnings: list[str] = []
@@ -144,7 +147,7 @@ class Executor:
             )
             result.operations = budget.to_json()
         else:
-            work = self._execute(sandbox, event, budget, context, result, host_warnings)
+            work = self._execute(sandbox, event, budget, context, result, host_warnings, replay)
             try:
                 await (work if sandbox.home is None else sandbox.home.run(work))
             except InlineGuardStop as stop:
@@ -153,14 +156,19 @@ class Executor:
                 self.policy.demote()
                 if not stop.changed:  # nothing changed yet: start again, on a thread,
                     return await self._run(event, context.deadline)  # by the same deadline
+                if stop.journal is not None and stop.journal.replayable():
+                    # The same, but the calls already made are answered, not made again.
+                    return await self._run(event, context.deadline, Replay(stop.journal))
                 result.outcome = "error"
                 result.operations = budget.to_json()
                 result.error = ExecutionError(
                     "Error",
                     f"{self.display_path}: the handler ran JavaScript for more than "
-                    f"{INLINE_GUARD * 1000:.0f} ms at once after changing something, while pfunc "
-                    "dev ran it on its own loop (it had always been quick); it was stopped and "
-                    "runs on a thread of its own from now on. Send the event again",
+                    f"{INLINE_GUARD * 1000:.0f} ms at once while a change it made was still under "
+                    "way (a publish or a request in flight), while pfunc dev ran it on its own "
+                    "loop (it had always been quick); it was stopped, since whether the change "
+                    "happened is unknown, and runs on a thread of its own from now on. Send the "
+                    "event again",
                 )
             except Exception as fault:
                 # Whatever went wrong (a handler that broke pfunc's side of the sandbox, a
@@ -190,6 +198,7 @@ class Executor:
         context: CallContext,
         result: Result,
         host_warnings: list[str],
+        replay: Replay | None = None,
     ) -> None:
         """Drive the execution and fill in the result; runs on the sandbox's own loop."""
         context.sync_builtins = sandbox.sync_builtins
@@ -198,7 +207,7 @@ class Executor:
         timeout = self.runtime.profile.timeout
         if context.deadline is None and timeout is not None:
             context.deadline = time.monotonic() + timeout
-        loop = ExecutionLoop(self, sandbox, budget, context)
+        loop = ExecutionLoop(self, sandbox, budget, context, replay)
         failure = await loop.run(event)
         self.policy.observed(loop.slowest, loop.cpu)
         try:

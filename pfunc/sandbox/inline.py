@@ -13,6 +13,8 @@ an error saying why. A reload starts the new code on threads again.
 
 from __future__ import annotations
 
+from typing import Any
+
 FAST_SLICE = 0.005  # seconds: a slice this quick marks an execution as quick
 PROMOTE_AFTER = 20  # quick executions in a row before the function runs in line
 INLINE_GUARD = 0.05  # seconds an in-line slice may run before it is stopped
@@ -50,17 +52,90 @@ READS = {
 }
 
 
-class InlineGuardStop(Exception):
-    """An in-line slice of JavaScript (or a load) ran past INLINE_GUARD and was stopped;
-    `changed` when a call the execution performed before it was not a read."""
-
-    def __init__(self, changed: bool = False) -> None:
-        super().__init__("in-line guard")
-        self.changed = changed
-
-
 def is_read(module: str, method: str) -> bool:
     return method in READS.get(module, ())
+
+
+class JournalEntry:
+    """One host call an in-line attempt made, and its answer once it had one."""
+
+    __slots__ = ("answer", "args", "method", "module")
+
+    def __init__(self, module: str, method: str, args: list[dict[str, Any]]) -> None:
+        self.module = module
+        self.method = method
+        self.args = args  # as the sandbox encoded them: compared, never performed again
+        self.answer: tuple[bool, str | None] | None = None  # (ok, payload) once settled
+
+    def matches(self, module: str, method: str, args: list[dict[str, Any]]) -> bool:
+        return self.module == module and self.method == method and self.args == args
+
+    @property
+    def read(self) -> bool:
+        return is_read(self.module, self.method)
+
+
+class Journal:
+    """The host calls of an in-line execution, in the order the handler made them, so that
+    the attempt that starts again on a thread after the guard can be given the answers of
+    those already performed instead of performing them twice."""
+
+    def __init__(self) -> None:
+        self.entries: list[JournalEntry] = []
+
+    def made(self, module: str, method: str, args: list[dict[str, Any]]) -> JournalEntry:
+        entry = JournalEntry(module, method, args)
+        self.entries.append(entry)
+        return entry
+
+    def replayable(self) -> bool:
+        """False when a change was still under way at the stop (a publish or a fetch in
+        flight): whether it happened is unknown, so it can be neither replayed nor repeated."""
+        return all(entry.answer is not None or entry.read for entry in self.entries)
+
+
+class ReplayDiverged(Exception):
+    """The attempt on a thread made calls other than the in-line attempt's, while a change
+    that attempt performed was still to be matched: repeating it is not safe."""
+
+
+class Replay:
+    """Feeds a journal's answers to the attempt that starts again on a thread, call by call,
+    as long as it makes the same calls in the same order."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._pending = list(journal.entries)
+
+    def answer(
+        self, module: str, method: str, args: list[dict[str, Any]]
+    ) -> tuple[bool, str | None] | None:
+        """The recorded answer for this call, or None to perform it (the journal is spent,
+        or it was a read that had no answer yet). Raises ReplayDiverged."""
+        if not self._pending:
+            return None
+        entry = self._pending[0]
+        if entry.matches(module, method, args):
+            del self._pending[0]
+            return entry.answer
+        if self.owes_changes():
+            raise ReplayDiverged
+        self._pending.clear()  # only reads were left: performing anew is harmless
+        return None
+
+    def owes_changes(self) -> bool:
+        """A change the in-line attempt performed has not been matched (yet)."""
+        return any(not entry.read for entry in self._pending)
+
+
+class InlineGuardStop(Exception):
+    """An in-line slice of JavaScript (or a load) ran past INLINE_GUARD and was stopped;
+    `changed` when a call the execution performed before it was not a read, and `journal`,
+    the calls it made (None for a load)."""
+
+    def __init__(self, changed: bool = False, journal: Journal | None = None) -> None:
+        super().__init__("in-line guard")
+        self.changed = changed
+        self.journal = journal
 
 
 class InlinePolicy:
