@@ -164,8 +164,8 @@ class ExecutionLoop:
         except InlineGuardStop:
             # The calls under way finish (they are not the sandbox's), so that the attempt
             # that starts again on a thread can be given their answers too.
-            while self.tasks and await self._collect_answers([]):
-                pass
+            while self.changed and self.tasks and await self._collect_answers([]):
+                pass  # (an attempt that changed nothing starts again without answers)
             raise
         except SandboxInterrupted as stop:
             if stop.reason == TIMEOUT:
