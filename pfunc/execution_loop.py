@@ -76,7 +76,11 @@ class ExecutionLoop:
         # In line, the calls made, for an attempt that starts again on a thread after the
         # guard (which is given their answers instead of performing them twice: `replay`).
         self.journal = Journal() if self._may_run_inline() else None
+        self.waits = 0  # times the execution waited for calls under way (the journal's batches)
         self.replay = replay
+        # Replayed answers of calls that ran as tasks, held until the wait that delivered
+        # them the first time, so the handler's continuations run in the same order.
+        self.held: list[tuple[int, CallRecord, tuple[bool, str | None], int]] = []
 
     def _may_run_inline(self) -> bool:
         return self.sandbox.home is None and self.executor.policy.allowed
@@ -144,7 +148,7 @@ class ExecutionLoop:
                 if settlements:
                     settled, calls = await self._advance(settlements)
                     continue
-                if not self.tasks:
+                if not self.tasks and not self.held:
                     if self.handler_settled:
                         if self.replay is not None and self.replay.owes_changes():
                             return self._diverged()  # it ended without a change the first made
@@ -195,14 +199,25 @@ class ExecutionLoop:
         remaining = self._remaining()
         if remaining is not None and remaining <= 0:
             return False
+        self.waits += 1
+        if self.held:  # a re-run: the answers the first attempt's next wait delivered
+            batch = min(held[3] for held in self.held)
+            for held in [held for held in self.held if held[3] == batch]:
+                self.held.remove(held)
+                call_id, record, answer, _ = held
+                self.open.pop(call_id, None)
+                record.settle(*answer)
+                settlements.append((call_id, *answer))
+            return True
         done = await first_done(self.tasks, remaining)
         for task in done:
-            call_id, record, entry = self.tasks.pop(task)
+            call_id, record, journaled = self.tasks.pop(task)
             ok, payload = task.result()
             self.open.pop(call_id, None)
             record.settle(ok, payload)
-            if entry is not None:
-                entry.answer = (ok, payload)
+            if journaled is not None:
+                journaled.answer = (ok, payload)
+                journaled.batch = self.waits
             settlements.append((call_id, ok, payload))
         return bool(done)
 
@@ -259,10 +274,19 @@ class ExecutionLoop:
         if self.handler_settled:
             self._mark_unawaited(record)
         if self.replay is not None:  # a re-run after the in-line guard: answered already?
-            answer = self.replay.answer(module_name, method, raw_args)
-            if answer is not None:
-                record.settle(*answer)
-                settlements.append((call_id, *answer))
+            try:
+                replayed = self.replay.match(module_name, method, raw_args)
+            except ReplayDiverged:
+                record.settle(False, _NOT_PERFORMED)
+                raise
+            answer = None if replayed is None else replayed.answer
+            if replayed is not None and answer is not None:
+                if replayed.batch is None:  # answered where it was made, the first time too
+                    record.settle(*answer)
+                    settlements.append((call_id, *answer))
+                else:
+                    self.open[call_id] = record
+                    self.held.append((call_id, record, answer, replayed.batch))
                 return
         journal = self.journal
         entry = None if journal is None else journal.made(module_name, method, raw_args)
@@ -304,6 +328,11 @@ class ExecutionLoop:
             f"{message}; the call was not performed. Combine work into fewer calls (e.g. one "
             "object under one key), or choose another profile with --limits"
         )
+
+
+_NOT_PERFORMED = HandlerCallError(
+    "Error", "not performed: the execution started again made other calls than the first time"
+).to_payload()
 
 
 def _checked_call(call: Any) -> tuple[int, str, str, list[dict[str, Any]]]:

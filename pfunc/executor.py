@@ -10,6 +10,7 @@ Result.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,28 @@ if TYPE_CHECKING:
     import asyncio
 
 MAX_CONCURRENT_EXECUTIONS = 8
+
+
+@dataclass
+class Retry:
+    """What an execution stopped by the in-line guard hands to its attempt on a thread:
+    its deadline and, when it had changed something, the answers of the calls it made
+    (`replay`) and what performing them left on its context (secrets read, publishes
+    made, the console's first values, modules' warnings), which the replay does not redo."""
+
+    deadline: float | None
+    replay: Replay | None = None
+    context: CallContext | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def carry_into(self, context: CallContext, warnings: list[str]) -> None:
+        first = self.context
+        if first is None:
+            return
+        context.secrets_read |= first.secrets_read
+        context.triggered.extend(first.triggered)
+        context.observed.update(first.observed)
+        warnings.extend(self.warnings)
 
 
 class Executor:
@@ -103,16 +126,17 @@ class Executor:
         async with self._slots:
             return await self._run(event)
 
-    async def _run(
-        self, event: Event, deadline: float | None = None, replay: Replay | None = None
-    ) -> Result:
-        """One execution; `deadline` and `replay` when it starts again on a thread after the
-        in-line guard: the first attempt's deadline, and the answers of the calls it made."""
+    async def _run(self, event: Event, retry: Retry | None = None) -> Result:
+        """One execution; `retry` when it starts again on a thread after the in-line guard."""
         runtime = self.runtime
         budget = Budget(runtime.profile)
         host_warnings: list[str] = []
         context = self._context(event, host_warnings.append)
-        context.deadline = deadline
+        replay = None
+        if retry is not None:
+            context.deadline = retry.deadline
+            retry.carry_into(context, host_warnings)
+            replay = retry.replay
         result = Result(
             function=self.display_path,
             event=event.kind,
@@ -155,10 +179,11 @@ class Executor:
                 sandbox.broken = True  # closed on release, below
                 self.policy.demote()
                 if not stop.changed:  # nothing changed yet: start again, on a thread,
-                    return await self._run(event, context.deadline)  # by the same deadline
+                    return await self._run(event, Retry(context.deadline))  # by its deadline
                 if stop.journal is not None and stop.journal.replayable():
                     # The same, but the calls already made are answered, not made again.
-                    return await self._run(event, context.deadline, Replay(stop.journal))
+                    retry = Retry(context.deadline, Replay(stop.journal), context, host_warnings)
+                    return await self._run(event, retry)
                 result.outcome = "error"
                 result.operations = budget.to_json()
                 result.error = ExecutionError(

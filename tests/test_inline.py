@@ -276,3 +276,75 @@ def test_a_handler_code_run_while_pfunc_serialises_is_held_to_the_time_limit(tmp
         assert status == 200
     finally:
         server.stop()
+
+
+REPLAYED = """
+const db = require("kvstore");
+const pubnub = require("pubnub");
+const vault = require("vault");
+const spin = (ms) => { const until = Date.now() + ms; while (Date.now() < until) {} };
+export default async (request, response) => {
+  if (request.query.mode === "secret") {  // a vault read, then a write, then a long slice
+    const secret = await vault.get("SECRET");
+    await db.incrCounter("w");
+    console.log("secret is " + secret);
+    spin(200);
+  } else if (request.query.mode === "publish") {  // a publish awaited, then a long slice
+    await pubnub.publish({ channel: "side", message: { n: 1 } });
+    spin(200);
+  } else if (request.query.mode === "order") {  // a publish's continuation after two writes
+    const later = pubnub.publish({ channel: "side", message: 1 }).then(() => db.incrCounter("z"));
+    await db.incrCounter("x");
+    await db.incrCounter("y");
+    spin(200);
+    await later;
+  } else if (request.query.mode === "unawaited") {  // the long slice after the handler ended
+    pubnub.publish({ channel: "side", message: 1 }).then(() => spin(200));
+    await db.get("k");
+  }
+  return response.send({ done: true });
+};
+"""
+
+
+def test_a_replayed_execution_reports_what_the_same_execution_on_a_thread_reports(
+    tmp_path: Path,
+):
+    """Secrets stay masked, publishes stay in the report, a publish's continuation runs
+    where it ran, an unawaited call is still called so: the answers given again change
+    nothing the report shows. Each mode runs in line (stopped, replayed), then on a thread."""
+    (tmp_path / "pfunc.toml").write_text(
+        PROJECT.replace(
+            "[limits]", 'limits = "pubnub-2026"\n\n[vault]\nSECRET = "hunter2"\n\n[limits]'
+        )
+    )
+    (tmp_path / "work.js").write_text(REPLAYED)
+    server = InProcessDev(tmp_path)
+    seen: list = []
+    server.server.state.engine.runtime.observers.append(seen.append)
+
+    def report(mode: str) -> dict:
+        seen.clear()
+        status, _, body = server.request("GET", f"{URL}?mode={mode}")
+        (result,) = [r for r in seen if r.event == "on-request"]
+        return {
+            "status": status,
+            "body": json.loads(body),
+            "logs": [line["text"] for line in result.logs],
+            "warnings": result.warnings,
+            "triggered": [t.channel for t in result.triggered],
+            "calls": result.operations["calls"],
+        }
+
+    try:
+        for mode in ("secret", "publish", "order", "unawaited"):
+            warm(server)
+            replayed = report(mode)
+            assert not promoted(server)
+            on_a_thread = report(mode)
+            assert replayed == on_a_thread, mode
+            assert replayed["status"] == 200 and replayed["body"] == {"done": True}
+        assert report("secret")["logs"] == ["secret is *****"]
+        assert count_of(tmp_path, "w") == 3  # once per execution, never twice
+    finally:
+        server.stop()

@@ -59,13 +59,16 @@ def is_read(module: str, method: str) -> bool:
 class JournalEntry:
     """One host call an in-line attempt made, and its answer once it had one."""
 
-    __slots__ = ("answer", "args", "method", "module")
+    __slots__ = ("answer", "args", "batch", "method", "module")
 
     def __init__(self, module: str, method: str, args: list[dict[str, Any]]) -> None:
         self.module = module
         self.method = method
         self.args = args  # as the sandbox encoded them: compared, never performed again
         self.answer: tuple[bool, str | None] | None = None  # (ok, payload) once settled
+        # For a call that ran as a task (network, bus): which of the execution's waits for
+        # tasks delivered its answer (1 for the first). None: answered where it was made.
+        self.batch: int | None = None
 
     def matches(self, module: str, method: str, args: list[dict[str, Any]]) -> bool:
         return self.module == module and self.method == method and self.args == args
@@ -106,17 +109,16 @@ class Replay:
     def __init__(self, journal: Journal) -> None:
         self._pending = list(journal.entries)
 
-    def answer(
-        self, module: str, method: str, args: list[dict[str, Any]]
-    ) -> tuple[bool, str | None] | None:
-        """The recorded answer for this call, or None to perform it (the journal is spent,
-        or it was a read that had no answer yet). Raises ReplayDiverged."""
+    def match(self, module: str, method: str, args: list[dict[str, Any]]) -> JournalEntry | None:
+        """The journal's entry for this call when it has an answer to give, or None to
+        perform the call (the journal is spent, or it was a read that had no answer yet).
+        Raises ReplayDiverged."""
         if not self._pending:
             return None
         entry = self._pending[0]
         if entry.matches(module, method, args):
             del self._pending[0]
-            return entry.answer
+            return entry if entry.answer is not None else None
         if self.owes_changes():
             raise ReplayDiverged
         self._pending.clear()  # only reads were left: performing anew is harmless
