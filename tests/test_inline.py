@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pfunc.sandbox.inline import PROMOTE_AFTER
@@ -76,6 +78,19 @@ def test_a_quick_function_runs_in_line_and_a_runaway_is_moved_to_a_thread(tmp_pa
         server.stop()
 
 
+@contextmanager
+def promoted_server(folder: Path, source: str, project: str = PROJECT) -> Iterator[InProcessDev]:
+    """A dev server whose function `work` (`source`) already runs in line."""
+    (folder / "pfunc.toml").write_text(project)
+    (folder / "work.js").write_text(source)
+    server = InProcessDev(folder)
+    try:
+        warm(server)
+        yield server
+    finally:
+        server.stop()
+
+
 def count_of(folder: Path, key: str) -> int:
     import sqlite3
 
@@ -128,41 +143,26 @@ export default async (request, response) => {
 
 
 def test_a_re_run_that_makes_other_calls_ends_as_an_error_not_a_second_change(tmp_path: Path):
-    (tmp_path / "pfunc.toml").write_text(PROJECT)
-    (tmp_path / "work.js").write_text(DIVERGING)
-    server = InProcessDev(tmp_path)
-    try:
-        warm(server)
+    import sqlite3
+
+    with promoted_server(tmp_path, DIVERGING) as server:
         status, _, body = server.request("GET", URL + "?mode=stamp-then-spin")
         message = json.loads(body)["message"]
-        assert (
-            status == 500
-            and "made other calls" in message
-            and "send the event again" in message.lower()
-        )
-        import sqlite3
-
+        assert status == 500 and "made other calls" in message
+        assert "send the event again" in message.lower()
         with sqlite3.connect(tmp_path / ".pfunc" / "kv.sqlite3") as store:
             stamps = store.execute("SELECT count(*) FROM counters WHERE key LIKE 'stamp-%'")
             assert stamps.fetchone()[0] == 1  # the first attempt's, and only it
         assert not promoted(server)
-    finally:
-        server.stop()
 
 
 def test_a_publish_under_way_at_the_stop_finishes_and_is_not_repeated(tmp_path: Path):
-    (tmp_path / "pfunc.toml").write_text(PROJECT)
-    (tmp_path / "work.js").write_text(DIVERGING)
-    server = InProcessDev(tmp_path)
-    try:
-        warm(server)
+    with promoted_server(tmp_path, DIVERGING) as server:
         status, _, body = server.request("GET", URL + "?mode=publish-then-spin")
         assert status == 200 and json.loads(body) == {"spun": True}
         status, _, body = server.request("GET", "/v2/history/sub-key/sub-c-in/channel/side")
         messages = json.loads(body)[0]
         assert status == 200 and messages == [{"n": 1}]
-    finally:
-        server.stop()
 
 
 def test_a_request_still_under_way_at_the_deadline_ends_as_an_error(tmp_path: Path):
@@ -173,22 +173,17 @@ def test_a_request_still_under_way_at_the_deadline_ends_as_an_error(tmp_path: Pa
     silent = socket.socket()  # accepts connections (the backlog) and never answers
     silent.bind(("127.0.0.1", 0))
     silent.listen()
-    (tmp_path / "pfunc.toml").write_text(PROJECT)
-    (tmp_path / "work.js").write_text(
-        DIVERGING.replace(
-            'pubnub.publish({ channel: "side", message: { n: 1 } });',
-            f'require("xhr").fetch("http://127.0.0.1:{silent.getsockname()[1]}/");',
-        )
+    fetching = DIVERGING.replace(
+        'pubnub.publish({ channel: "side", message: { n: 1 } });',
+        f'require("xhr").fetch("http://127.0.0.1:{silent.getsockname()[1]}/");',
     )
-    server = InProcessDev(tmp_path)
     try:
-        warm(server)
-        status, _, body = server.request("GET", URL + "?mode=publish-then-spin")
-        message = json.loads(body)["message"]
-        assert status == 500 and "still under way" in message, message
-        assert not promoted(server)
+        with promoted_server(tmp_path, fetching) as server:
+            status, _, body = server.request("GET", URL + "?mode=publish-then-spin")
+            message = json.loads(body)["message"]
+            assert status == 500 and "still under way" in message, message
+            assert not promoted(server)
     finally:
-        server.stop()
         silent.close()
 
 
