@@ -105,6 +105,49 @@ def test_malformed_scenarios_exit_2_with_the_line(project):
     assert run.code == 2 and "bad.test.toml:5: no function 'nope'" in run.stdout
 
 
+STEP = '[[scenario.step]]\npublish = { message = { n = 1 } }\nexpect = { outcome = "ok" }\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            f'[[scenario]]\nname = "same"\nfile = "h.js"\n{STEP}\n'
+            f'[[scenario]]\nname = "same"\nfile = "h.js"\n{STEP}',
+            's.test.toml:8: a scenario named "same" is already on line 1',
+        ),
+        (
+            f'[[scenario]]\nname = "twice"\nfunction = ["a", "a"]\n{STEP}',
+            "s.test.toml:1: function = [...] names a function twice",
+        ),
+        (
+            f'[[scenario]]\nfunction = ["a", "b"]\n{STEP}',
+            's.test.toml:1: every [[scenario]] needs a name = "..."',
+        ),
+    ],
+)
+def test_each_scenario_of_a_file_has_a_name_of_its_own(tmp_path, text, message):
+    """pytest, IDEs and JUnit tell scenarios apart by name (`file::name`)."""
+    from pfunc.errors import PfuncUsageError
+    from pfunc.testing.scenario import load_scenarios
+
+    (tmp_path / "s.test.toml").write_text(text)
+    with pytest.raises(PfuncUsageError) as raised:
+        load_scenarios(tmp_path / "s.test.toml")
+    assert message in str(raised.value)
+
+
+def test_a_file_named_twice_runs_once(tmp_path, monkeypatch):
+    from pfunc.testing.scenario import discover
+
+    (tmp_path / "tests").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "tests" / f"{name}.test.toml").write_text("")
+    monkeypatch.chdir(tmp_path)
+    found = discover([Path("tests"), Path("tests/b.test.toml"), tmp_path / "tests" / "a.test.toml"])
+    assert [path.name for path in found] == ["a.test.toml", "b.test.toml"]
+
+
 def test_one_malformed_step_does_not_stop_the_run(project, tmp_path):
     bad = project / "examples" / "bad.test.toml"
     bad.write_text(

@@ -241,3 +241,55 @@ def test_pfunc_test_spreads_scenarios_over_processes(tmp_path):
     assert run.code == 1 and "1 failed, 1 passed" in run.stdout
     bad = run_cli("test", "-n", "two", "hello.test.toml", cwd=folder)
     assert bad.code == 2 and "-n takes a number of processes or auto" in bad.stderr
+
+
+MALFORMED_STEP = """
+[[scenario]]
+name = "names a handler that is not there"
+file = "nope.js"
+
+[[scenario.step]]
+publish = { message = { name = "eve" } }
+expect = { outcome = "ok" }
+"""
+
+
+def test_pfunc_test_n_answers_as_pfunc_test_does(tmp_path):
+    """Across processes, the same selection, the same exit codes and the same errors:
+    the project's own pytest setup (a conftest.py that fails, settings that add options)
+    stays out, as it does serially."""
+    folder = scenario_folder(tmp_path)
+    (folder / "conftest.py").write_text('import os\nos.environ["NOT_SET_ANYWHERE"]\n')
+    (folder / "pytest.ini").write_text("[pytest]\naddopts = --no-such-option\n")
+
+    def both(*arguments: str) -> tuple[tuple[int, str], tuple[int, str]]:
+        serial = run_cli("test", *arguments, cwd=folder)
+        spread = run_cli("test", "-n", "2", *arguments, cwd=folder)
+        return (serial.code, serial.stdout + serial.stderr), (
+            spread.code,
+            spread.stdout + spread.stderr,
+        )
+
+    # -k is a piece of text (spaces, any case), not a pytest expression
+    (serial, spread) = both("-k", "expects too", "hello.test.toml")
+    assert serial[0] == spread[0] == 1 and "1 failed" in spread[1] and "passed" not in spread[1]
+    (serial, spread) = both("-k", "Greets", "hello.test.toml")
+    assert serial[0] == spread[0] == 2 and "no scenarios found" in spread[1]
+    # -x stops at the first failure: still 1, a failure, not pytest-xdist's "interrupted"
+    (serial, spread) = both("-x", "-k", "expects", "hello.test.toml")
+    assert serial[0] == spread[0] == 1
+    # a step that cannot run as written: 2, as for a file that cannot be read
+    (folder / "bad.test.toml").write_text(MALFORMED_STEP)
+    (serial, spread) = both("bad.test.toml")
+    assert serial[0] == spread[0] == 2 and "nope.js" in spread[1]
+    (folder / "bad.test.toml").write_text('[[scenario]]\nname = "x"\nhandler = "hello.js"\n')
+    (serial, spread) = both(".")
+    assert serial[0] == spread[0] == 2 and "unknown scenario key(s) handler" in spread[1]
+    assert "Traceback" not in spread[1]
+    # a JUnit file that cannot be written (under a file): one line, exit 2, whatever the scenarios did
+    (folder / "bad.test.toml").unlink()
+    (serial, spread) = both(
+        "--junit", str(folder / "hello.js" / "j.xml"), "-k", "greets", "hello.test.toml"
+    )
+    assert serial[0] == spread[0] == 2 and "cannot write it" in spread[1]
+    assert "Traceback" not in spread[1] and "1 passed" in serial[1]

@@ -270,7 +270,7 @@ def test_command(
     from pfunc.project import load_project
     from pfunc.testing import report
     from pfunc.testing.runner import run_scenario
-    from pfunc.testing.scenario import discover, load_scenarios
+    from pfunc.testing.scenario import discover, load_scenarios, selected
 
     try:
         if paths:
@@ -290,8 +290,7 @@ def test_command(
                 )
             )
         scenarios = [s for file in discover(roots) for s in load_scenarios(file)]
-        if pattern:
-            scenarios = [s for s in scenarios if pattern in s.name or pattern in str(s.path)]
+        scenarios = [s for s in scenarios if selected(s, pattern)]
         if not scenarios:
             raise PfuncUsageError("no scenarios found (files named *.test.toml)")
 
@@ -310,15 +309,15 @@ def test_command(
         from pfunc.sandbox.pool import close_warm
 
         close_warm()  # the warm contexts and Python workers the scenarios shared
-    if junit_path is not None:
-        try:
-            report.write_junit(results, junit_path)
-        except OSError as error:
-            usage_failure(f"--junit {junit_path}: cannot write it: {error.strerror or error}")
     if as_json:
         click.echo(report.dump_json(results))
     else:
         report.render(results)
+    if junit_path is not None:  # after the results: a path that cannot be written hides none
+        try:
+            report.write_junit(results, junit_path)
+        except OSError as error:
+            usage_failure(f"--junit {junit_path}: cannot write it: {error.strerror or error}")
     malformed = [r for r in results if r.malformed]
     if malformed:
         usage_failure(

@@ -1,18 +1,27 @@
 """`pfunc test -n N`: the scenario files run as pytest items (the plugin collects them)
 across N processes with pytest-xdist, each scenario on its own fresh store as always.
-Only the scenario files are handed to pytest, so the Python tests beside them stay out."""
+
+It answers as `pfunc test` does: the files are read here first (a file that cannot be
+read is a usage error, exit 2, before any process starts), `-k` selects by the same rule,
+and the exit code is pfunc's (2 when a step cannot run as written, 1 when a scenario
+failed). pytest runs hermetically: only the scenario files, pfunc's plugin and
+pytest-xdist, none of the project's conftest.py files, pytest settings or other plugins,
+so the Python tests beside the scenarios (and what they need) stay out."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from pfunc.errors import PfuncUsageError
 
 # pytest's exit codes: 0 all passed, 1 some failed; the rest are usage or internal errors.
 _PASSED, _FAILED = 0, 1
+_MALFORMED = 2
 
 
 def run_with_pytest(
@@ -23,6 +32,8 @@ def run_with_pytest(
     junit_path: Path | None,
     as_json: bool,
 ) -> int:
+    from pfunc.testing.scenario import load_scenarios, selected
+
     if not (workers == "auto" or (workers.isdigit() and int(workers) > 0)):
         raise PfuncUsageError(f"-n takes a number of processes or auto, got {workers!r}")
     if as_json:
@@ -32,15 +43,46 @@ def run_with_pytest(
         raise PfuncUsageError(
             "pfunc test -n runs through pytest-xdist: pip install pytest pytest-xdist"
         )
-    if not files:
+    count = sum(selected(s, pattern) for file in files for s in load_scenarios(file))
+    if not count:
         raise PfuncUsageError("no scenarios found (files named *.test.toml)")
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts="]
-    command += ["-n", workers, *map(str, files)]
-    if pattern:
-        command += ["-k", pattern]
-    if first_failure:
-        command += ["-x"]
     if junit_path is not None:
-        command += [f"--junitxml={junit_path}"]
-    code = subprocess.run(command).returncode
-    return code if code in (_PASSED, _FAILED) else 2
+        _check_writable(junit_path)
+    processes = min(count, _cpus() if workers == "auto" else int(workers))
+    with tempfile.TemporaryDirectory(prefix="pfunc-test-") as empty:
+        settings = Path(empty) / "pytest.ini"  # none of the project's pytest settings
+        settings.write_text("[pytest]\n", encoding="utf-8")
+        command = [sys.executable, "-m", "pytest", "-q", "-c", str(settings)]
+        command += ["--rootdir", os.getcwd(), "--noconftest", "-p", "no:cacheprovider"]
+        command += ["-p", "xdist.plugin", "-p", "pfunc.testing.pytest_plugin"]
+        command += ["-n", str(processes), "--pfunc-exit-codes", *map(str, files)]
+        if pattern is not None:
+            command += ["--pfunc-select", pattern]
+        if first_failure:
+            command += ["-x"]
+        if junit_path is not None:
+            command += [f"--junitxml={junit_path}"]
+        # Only the plugins named above, in this process and in pytest-xdist's workers.
+        environment = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+        code = subprocess.run(command, env=environment).returncode
+    return code if code in (_PASSED, _FAILED, _MALFORMED) else _MALFORMED
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _check_writable(path: Path) -> None:
+    """A JUnit path pytest could not write ends the run with a traceback, after it: say so
+    first, in one line, as `pfunc test` does."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # as pytest's and pfunc test's writers do
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        raise PfuncUsageError(
+            f"--junit {path}: cannot write it: {error.strerror or error}"
+        ) from None

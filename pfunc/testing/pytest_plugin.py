@@ -300,12 +300,16 @@ class PfuncHarness:
 
 # Scenario files (*.test.toml) as items: the hook lives with its collector classes.
 from pfunc.testing.pytest_scenarios import (  # noqa: E402, F401
+    add_scenario_options,
     pytest_collect_file,
+    pytest_collection_modifyitems,
+    pytest_configure,
     pytest_sessionfinish,
 )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    add_scenario_options(parser.getgroup("pfunc"))
     parser.addini(
         "pfunc_project",
         "pfunc.toml (or its folder) for the pfunc fixture, relative to rootdir; by default "

@@ -158,21 +158,43 @@ def load_scenarios(path: Path) -> list[Scenario]:
             f"{path}:1: no [[scenario]] tables; a scenario file holds one or more, each with "
             "[[scenario.step]] tables"
         )
-    scenarios = []
+    scenarios: list[Scenario] = []
     for index, entry in enumerate(entries):
         functions = entry.get("function") if isinstance(entry, dict) else None
         if isinstance(functions, list):
             # One scenario, run against each function named (e.g. a JS and a Python version).
+            _named(path, lines.scenario(index), entry)
+            if len(set(map(str, functions))) != len(functions):
+                raise _fail(path, lines.scenario(index), "function = [...] names a function twice")
             for function in functions:
-                variant = {
-                    **entry,
-                    "function": function,
-                    "name": f"{entry.get('name')} [{function}]",
-                }
+                variant = {**entry, "function": function, "name": f"{entry['name']} [{function}]"}
                 scenarios.append(_scenario(path, lines, index, variant))
         else:
             scenarios.append(_scenario(path, lines, index, entry))
+    first_line: dict[str, int] = {}
+    for scenario in scenarios:
+        # pytest, IDEs and JUnit tell scenarios apart by name: one name, one scenario.
+        if scenario.name in first_line:
+            raise _fail(
+                path,
+                scenario.line,
+                f'a scenario named "{scenario.name}" is already on line '
+                f"{first_line[scenario.name]}; give each scenario of a file its own name",
+            )
+        first_line[scenario.name] = scenario.line
     return scenarios
+
+
+def selected(scenario: Scenario, pattern: str | None) -> bool:
+    """`pfunc test -k`: scenarios whose name or file contains the text (with -n too)."""
+    return pattern is None or pattern in scenario.name or pattern in str(scenario.path)
+
+
+def _named(path: Path, line: int, entry: Any) -> str:
+    name = entry.get("name") if isinstance(entry, dict) else None
+    if not isinstance(name, str) or not name:
+        raise _fail(path, line, 'every [[scenario]] needs a name = "..."')
+    return name
 
 
 def _fail(path: Path, line: int, message: str) -> PfuncUsageError:
@@ -189,9 +211,7 @@ def _scenario(path: Path, lines: _Lines, index: int, entry: dict[str, Any]) -> S
             f"unknown scenario key(s) {', '.join(unknown)}; the keys are "
             f"{', '.join(sorted(SCENARIO_KEYS))}",
         )
-    name = entry.get("name")
-    if not isinstance(name, str) or not name:
-        raise _fail(path, line, 'every [[scenario]] needs a name = "..."')
+    name = _named(path, line, entry)
     steps = entry.get("step")
     if not isinstance(steps, list) or not steps:
         raise _fail(path, line, f'scenario "{name}" has no [[scenario.step]] tables')
@@ -320,10 +340,11 @@ def _save_table(path: Path, line: int, where: str, save: Any) -> dict[str, str]:
 def discover(paths: list[Path]) -> list[Path]:
     """Scenario files under the given files and folders, in a stable order."""
     paths = [relative_to_cwd(path) for path in paths]
-    found: list[Path] = []
+    found: dict[Path, Path] = {}  # by resolved path: overlapping arguments name a file once
     for path in paths:
         if path.is_file():
-            found.append(path)
+            found.setdefault(path.resolve(), path)
         elif path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*.test.toml") if ".pfunc" not in p.parts))
-    return found
+            for file in sorted(p for p in path.rglob("*.test.toml") if ".pfunc" not in p.parts):
+                found.setdefault(file.resolve(), file)
+    return list(found.values())
