@@ -293,3 +293,41 @@ def test_pfunc_test_n_answers_as_pfunc_test_does(tmp_path):
     )
     assert serial[0] == spread[0] == 2 and "cannot write it" in spread[1]
     assert "Traceback" not in spread[1] and "1 passed" in serial[1]
+
+
+def test_pfunc_test_n_keeps_each_file_s_path_and_ignores_the_ci_s_pytest_options(
+    tmp_path, monkeypatch
+):
+    """Scenario files away from the working folder keep their paths in the report and in
+    JUnit; a -k text that looks like an option is text; PYTEST_ADDOPTS (a CI's options for
+    the project's own tests) does not reach the scenarios' pytest."""
+    import xml.etree.ElementTree as ElementTree
+
+    for part in ("a", "b"):
+        (tmp_path / "suites" / part).mkdir(parents=True)
+        folder = scenario_folder(tmp_path / "suites" / part)
+        text = (folder / "hello.test.toml").read_text()
+        (folder / "hello.test.toml").write_text(text.replace('"greets"', '"greets -x"'))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--no-such-option")
+    junit = tmp_path / "elsewhere" / "j.xml"
+    run = run_cli(
+        "test",
+        "-n",
+        "2",
+        "-k",
+        "-x",
+        "--junit",
+        junit,
+        tmp_path / "suites",
+        cwd=tmp_path / "elsewhere",
+    )
+    assert run.code == 0, run.stdout + run.stderr
+    cases = [
+        (case.get("classname"), case.get("name"))
+        for case in ElementTree.parse(junit).iter("testcase")
+    ]
+    assert sorted(cases) == [
+        ("suites.a.hello.test.toml", "greets -x"),
+        ("suites.b.hello.test.toml", "greets -x"),
+    ]

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from pfunc.errors import PfuncUsageError
@@ -48,31 +49,35 @@ def run_with_pytest(
         raise PfuncUsageError("no scenarios found (files named *.test.toml)")
     if junit_path is not None:
         _check_writable(junit_path)
-    processes = min(count, _cpus() if workers == "auto" else int(workers))
+    # No more processes than scenarios (pytest-xdist's own rules choose "auto" below that).
+    processes = ["-n", "auto", f"--maxprocesses={count}"]
+    if workers != "auto":
+        processes = ["-n", str(min(count, int(workers)))]
+    # Node ids (and JUnit names) relative to a folder above every file: the files keep
+    # their paths in the report, wherever they are.
+    rootdir = os.path.commonpath([os.getcwd(), *(str(f.resolve().parent) for f in files)])
     with tempfile.TemporaryDirectory(prefix="pfunc-test-") as empty:
         settings = Path(empty) / "pytest.ini"  # none of the project's pytest settings
         settings.write_text("[pytest]\n", encoding="utf-8")
         command = [sys.executable, "-m", "pytest", "-q", "-c", str(settings)]
-        command += ["--rootdir", os.getcwd(), "--noconftest", "-p", "no:cacheprovider"]
+        command += [f"--rootdir={rootdir}", "--noconftest", "-p", "no:cacheprovider"]
         command += ["-p", "xdist.plugin", "-p", "pfunc.testing.pytest_plugin"]
-        command += ["-n", str(processes), "--pfunc-exit-codes", *map(str, files)]
+        command += [*processes, "--pfunc-exit-codes", *map(str, files)]
         if pattern is not None:
-            command += ["--pfunc-select", pattern]
+            command += [f"--pfunc-select={pattern}"]  # one argument, even for "-x"
         if first_failure:
             command += ["-x"]
         if junit_path is not None:
             command += [f"--junitxml={junit_path}"]
-        # Only the plugins named above, in this process and in pytest-xdist's workers.
-        environment = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-        code = subprocess.run(command, env=environment).returncode
+        code = subprocess.run(command, env=_hermetic(os.environ)).returncode
     return code if code in (_PASSED, _FAILED, _MALFORMED) else _MALFORMED
 
 
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+def _hermetic(environ: Mapping[str, str]) -> dict[str, str]:
+    """Only the plugins named on the command line, in pytest and in pytest-xdist's
+    workers, and none of the options a CI sets for the project's own tests."""
+    kept = {k: v for k, v in environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
+    return {**kept, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
 def _check_writable(path: Path) -> None:
@@ -80,8 +85,11 @@ def _check_writable(path: Path) -> None:
     first, in one line, as `pfunc test` does."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)  # as pytest's and pfunc test's writers do
+        existed = path.exists()
         with path.open("a", encoding="utf-8"):
             pass
+        if not existed:
+            path.unlink()  # pytest writes it; a run that never starts leaves nothing behind
     except OSError as error:
         raise PfuncUsageError(
             f"--junit {path}: cannot write it: {error.strerror or error}"

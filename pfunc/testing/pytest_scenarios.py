@@ -69,11 +69,18 @@ class PfuncExitCodes:
     1 when a scenario failed (pytest-xdist's -x answers "interrupted", 2, instead)."""
 
     def __init__(self) -> None:
-        self.malformed = False
+        self.malformed: set[str] = set()  # node ids
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if MALFORMED in report.user_properties:
-            self.malformed = True
+            self.malformed.add(report.nodeid)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.malformed:
+            terminalreporter.write_line(
+                f"{len(self.malformed)} scenario(s) have a step that cannot run as written "
+                "(marked malformed above); fix the step"
+            )
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
