@@ -238,6 +238,12 @@ event = "on-request"
 path = "spin"
 
 [[functions]]
+name = "retry"
+file = "retry.js"
+event = "on-request"
+path = "retry"
+
+[[functions]]
 name = "rate-limit"
 file = "{example}"
 event = "before-publish"
@@ -249,6 +255,15 @@ export default async (request, response) =>
   response.send({ n: await db.incrCounter("hits"), v: "VERSION" });
 """
 SPIN = "export default () => { while (true) {} };\n"
+# Quick (so pfunc dev runs it on its own loop) until asked to retry a refused call forever:
+# many rounds answered at once, none of them long.
+RETRY = """
+const db = require("kvstore");
+export default async (request, response) => {
+  while (request.query.forever) { try { await db.get("k"); } catch (error) {} }
+  return response.send({ quick: true });
+};
+"""
 
 
 class Server:
@@ -258,6 +273,7 @@ class Server:
         (folder / "pfunc.toml").write_text(_PROJECT.format(example=EXAMPLE))
         (folder / "hits.js").write_text(HITS.replace("VERSION", "0"))
         (folder / "spin.js").write_text(SPIN)
+        (folder / "retry.js").write_text(RETRY)
         if floor:
             command = [
                 sys.executable,
@@ -282,6 +298,7 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}"
         self.hits = self.base + "/v1/blocks/sub-key/sub-c-bench/hits"
         self.spin = self.base + "/v1/blocks/sub-key/sub-c-bench/spin"
+        self.retry = self.base + "/v1/blocks/sub-key/sub-c-bench/retry"
 
     def publish_url(self) -> str:
         message = json.dumps({"userId": f"u{random.randrange(10**9)}", "text": "hi"})
@@ -333,12 +350,21 @@ def rounds(url_of, requests: int, concurrency: int, count: int) -> list[tuple[fl
     return [asyncio.run(load(url_of, requests, concurrency)) for _ in range(count)]
 
 
-def during_runaway(server: Server, requests: int, concurrency: int) -> list[float]:
-    """Latencies of healthy requests while a handler loops to its time limit."""
+def during_runaway(
+    server: Server, requests: int, concurrency: int, kind: str = "spin"
+) -> list[float]:
+    """Latencies of healthy requests while a handler loops to its time limit: `spin`, one
+    endless slice of JavaScript from its first execution; `retry`, a function that has
+    been quick (pfunc dev runs it on its own loop) retrying a refused call forever."""
+    url = server.spin
+    if kind == "retry":
+        for _ in range(40):
+            urllib.request.urlopen(server.retry, timeout=30).read()
+        url = server.retry + "?forever=1"
 
     def spin() -> None:
         with contextlib.suppress(Exception):  # the runaway's 500 is the point
-            urllib.request.urlopen(server.spin, timeout=30).read()
+            urllib.request.urlopen(url, timeout=30).read()
 
     runaway = threading.Thread(target=spin, daemon=True)
     runaway.start()

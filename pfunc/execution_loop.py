@@ -73,6 +73,10 @@ class ExecutionLoop:
         self.cpu = 0.0  # CPU seconds of all its slices
         self.last_yield = time.perf_counter()  # when an in-line execution last let others in
         self.changed = False  # a call other than a read was performed
+        # In line: CPU seconds the execution itself has held the server's loop, and when
+        # it last took it back (the loop's other work in between is not its own).
+        self.own_time = 0.0
+        self.resumed = time.thread_time()
         # In line, the calls made, for an attempt that starts again on a thread after the
         # guard (which is given their answers instead of performing them twice: `replay`).
         self.journal = Journal() if self._may_run_inline() else None
@@ -102,9 +106,16 @@ class ExecutionLoop:
         inline = self._may_run_inline()
         guard_applied = inline and (remaining is None or remaining > INLINE_GUARD)
         limit = INLINE_GUARD if guard_applied else remaining
-        if inline and time.perf_counter() - self.last_yield > YIELD_EVERY:
-            await pass_turn()  # let other requests in
-            self.last_yield = time.perf_counter()
+        if inline:
+            self._count_own_time()
+            if guard_applied and self.own_time > INLINE_GUARD:
+                # Many quick rounds (a loop of calls answered at once) hold the loop as
+                # one long slice would: the same guard, over the whole execution.
+                raise InlineGuardStop(self.changed, self.journal)
+            if time.perf_counter() - self.last_yield > YIELD_EVERY:
+                await pass_turn()  # let other requests in
+                self.last_yield = time.perf_counter()
+                self.resumed = time.thread_time()
         # Timed only where the in-line policy reads it (the dev server), in CPU time: not
         # the waits for the GIL under load.
         timed = self.executor.policy.allowed
@@ -200,6 +211,7 @@ class ExecutionLoop:
         if remaining is not None and remaining <= 0:
             return False
         self.waits += 1
+        self._count_own_time()
         if self.held:  # a re-run: the answers the first attempt's next wait delivered
             batch = min(held[3] for held in self.held)
             for held in [held for held in self.held if held[3] == batch]:
@@ -210,6 +222,7 @@ class ExecutionLoop:
                 settlements.append((call_id, *answer))
             return True
         done = await first_done(self.tasks, remaining)
+        self.resumed = time.thread_time()
         for task in done:
             call_id, record, journaled = self.tasks.pop(task)
             ok, payload = task.result()
@@ -220,6 +233,11 @@ class ExecutionLoop:
                 journaled.batch = self.waits
             settlements.append((call_id, ok, payload))
         return bool(done)
+
+    def _count_own_time(self) -> None:
+        now = time.thread_time()
+        self.own_time += now - self.resumed
+        self.resumed = now
 
     def _timeout_error(self, stop: SandboxInterrupted | None) -> ExecutionError:
         return timeout_error(stop, self.executor.display_path, self.budget.profile)

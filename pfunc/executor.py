@@ -47,6 +47,7 @@ class Retry:
     made, the console's first values, modules' warnings), which the replay does not redo."""
 
     deadline: float | None
+    source: str  # the code it ran: a reload since must not change the code it runs
     replay: Replay | None = None
     context: CallContext | None = None
     warnings: list[str] = field(default_factory=list)
@@ -90,7 +91,7 @@ class Executor:
 
     async def reload(self) -> HandlerLoadError | None:
         """Load the file again (see SandboxPool.reload); new code starts on threads."""
-        self.policy.demote()
+        self.policy.reloaded()
         return await self.pool.reload()
 
     def close(self) -> None:
@@ -155,11 +156,14 @@ class Executor:
             result.delivered = not KINDS[event.kind].is_before
         started = time.perf_counter()
         try:
-            try:
-                sandbox = await self.pool.acquire(inline=self.policy.inline)
-            except InlineGuardStop:  # its top-level code is slow: load it on a thread
-                self.policy.demote()
-                sandbox = await self.pool.acquire()
+            if retry is not None:  # on a thread, with the code the first attempt ran
+                sandbox = await self.pool.acquire(source=retry.source)
+            else:
+                try:
+                    sandbox = await self.pool.acquire(inline=self.policy.inline)
+                except InlineGuardStop:  # its top-level code is slow: load it on a thread
+                    self.policy.load_was_slow()
+                    sandbox = await self.pool.acquire()
         except HandlerLoadError as failure:
             result.error = ExecutionError(
                 failure.error_type,
@@ -178,11 +182,13 @@ class Executor:
                 # A slice outgrew the in-line guard: this function runs on threads again.
                 sandbox.broken = True  # closed on release, below
                 self.policy.demote()
+                source = sandbox.source
                 if not stop.changed:  # nothing changed yet: start again, on a thread,
-                    return await self._run(event, Retry(context.deadline))  # by its deadline
+                    return await self._run(event, Retry(context.deadline, source))  # in time
                 if stop.journal is not None and stop.journal.replayable():
                     # The same, but the calls already made are answered, not made again.
-                    retry = Retry(context.deadline, Replay(stop.journal), context, host_warnings)
+                    replay = Replay(stop.journal)
+                    retry = Retry(context.deadline, source, replay, context, host_warnings)
                     return await self._run(event, retry)
                 result.outcome = "error"
                 result.operations = budget.to_json()

@@ -219,6 +219,83 @@ def test_an_in_line_loop_of_instant_calls_lets_other_requests_in(tmp_path: Path)
         server.stop()
 
 
+SLOW_TOP_LEVEL = """
+const db = require("kvstore");
+let sum = 0;  // about 90 ms of CPU (the guard counts CPU time) every time it loads
+for (let i = 0; i < 2e6; i++) sum += i;
+export default async (request, response) =>
+  response.send({ n: await db.incrCounter("n") });
+"""
+
+
+def test_a_function_slow_to_load_keeps_working_once_it_has_been_quick(tmp_path: Path):
+    """Its executions are quick, so it is promoted; loading it in line outgrows the guard,
+    so it is loaded on a thread, and stays there until new code loads."""
+    (tmp_path / "pfunc.toml").write_text(PROJECT)
+    (tmp_path / "work.js").write_text(SLOW_TOP_LEVEL)
+    server = InProcessDev(tmp_path)
+    try:
+        answers = [server.request("GET", URL) for _ in range(3 * PROMOTE_AFTER)]
+        assert [status for status, _, _ in answers] == [200] * len(answers), answers[-1]
+        assert json.loads(answers[-1][2]) == {"n": len(answers)}
+        assert not promoted(server)
+    finally:
+        server.stop()
+
+
+RELOADED = """
+const db = require("kvstore");
+export default async (request, response) => {
+  if (request.query.mode === "slow") {
+    await db.incrCounter("writes");
+    await require("xhr").fetch(request.query.url);  // the file is saved meanwhile
+    const until = Date.now() + 200;
+    while (Date.now() < until) {}
+  }
+  return response.send({ version: VERSION });
+};
+"""
+
+
+def test_an_execution_started_again_runs_the_code_it_began_with(tmp_path: Path):
+    """Saved while an execution waits, then the guard stops it: it starts again on a
+    thread with its own code, not the new version."""
+    import http.server
+    import threading
+    import time
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(1.0)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    slow = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=slow.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{slow.server_address[1]}/"
+    project = PROJECT.replace("timeout = 1", "timeout = 5")
+    try:
+        with promoted_server(tmp_path, RELOADED.replace("VERSION", "1"), project) as server:
+            answer: list[tuple[int, dict, str]] = []
+            asking = threading.Thread(
+                target=lambda: answer.append(server.request("GET", f"{URL}?mode=slow&url={url}"))
+            )
+            asking.start()
+            time.sleep(0.3)
+            (tmp_path / "work.js").write_text(RELOADED.replace("VERSION", "2"))
+            server.wait_for(lambda e: e["type"] == "reload" and e["ok"], timeout=10)
+            asking.join(10)
+            status, _, body = answer[0]
+            assert status == 200 and json.loads(body) == {"version": 1}
+            assert count_of(tmp_path, "writes") == 1
+            assert json.loads(server.request("GET", URL)[2]) == {"version": 2}
+    finally:
+        slow.shutdown()
+
+
 def test_a_re_run_never_repeats_a_write_however_many_reads_came_first(tmp_path: Path):
     """1,100 reads, a write, then a long slice: the attempt on a thread is given all their
     answers in order and performs only what comes after."""

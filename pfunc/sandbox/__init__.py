@@ -45,6 +45,7 @@ class Sandbox(Protocol):
     broken: bool  # set after an interruption: must not be reused
     home: SandboxThread | None  # the thread it lives on, when it has one of its own
     generation: int  # the source version it was built from (the pool's reloads)
+    source: str  # the handler's code it loaded
     # Internal host modules this language's handlers reach (Python: "builtin").
     internal_modules: tuple[str, ...]
 

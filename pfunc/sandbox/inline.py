@@ -146,10 +146,12 @@ class InlinePolicy:
     def __init__(self, allowed: bool) -> None:
         self.allowed = allowed  # a JavaScript function in the dev server
         self.quick_runs = 0
+        # Its top-level code outgrew the guard: loading in line again would only repeat that.
+        self.slow_to_load = False
 
     @property
     def inline(self) -> bool:
-        return self.allowed and self.quick_runs >= PROMOTE_AFTER
+        return self.allowed and not self.slow_to_load and self.quick_runs >= PROMOTE_AFTER
 
     def observed(self, slowest_slice: float, total: float) -> None:
         """After each execution: its slowest slice and all its slices together, in CPU
@@ -166,5 +168,15 @@ class InlinePolicy:
             self.quick_runs = 0
 
     def demote(self) -> None:
-        """Back to threads (a slow slice, or new code)."""
+        """Back to threads (a slow slice)."""
         self.quick_runs = 0
+
+    def load_was_slow(self) -> None:
+        """Loading in line outgrew the guard: threads, until new code loads."""
+        self.demote()
+        self.slow_to_load = True
+
+    def reloaded(self) -> None:
+        """New code starts on threads, and may show itself quick to load."""
+        self.demote()
+        self.slow_to_load = False

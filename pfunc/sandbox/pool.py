@@ -157,9 +157,15 @@ class SandboxPool:
         sandbox.home = home
         return sandbox
 
-    async def acquire(self, inline: bool = False) -> Sandbox:
+    async def acquire(self, inline: bool = False, source: str | None = None) -> Sandbox:
         """An idle sandbox of the current generation, or a newly loaded one; in the dev
-        server, one on the server's own loop (`inline`) or on a thread of its own."""
+        server, one on the server's own loop (`inline`) or on a thread of its own.
+        `source`: the code an execution started with, should a reload have come since
+        (an execution started again runs the code it began with); not pooled after."""
+        if source is not None and source != self.source:
+            sandbox = await self._load_new(source, inline)
+            sandbox.generation = -1  # closed on release: no longer the function's code
+            return sandbox
         while self._idle:
             sandbox = self._idle.pop()  # the most recently used: the others age out
             self._idle_since.pop(id(sandbox), None)

@@ -62,6 +62,7 @@ class PythonSandbox:
         random_seed: int | None = None,
     ) -> None:
         self.display_path = display_path
+        self.source = source
         self.now_ms = now_ms
         self.random_seed = random_seed
         self.memory = memory

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 HERE = Path(__file__).parent
 # Serialising an execution's report takes microseconds; the handler's own toJSON, no more.
 FINISH_SECONDS = 0.05
+# QuickJS's own messages when it stops code: the time limit, the memory limit.
+ENGINE_STOPS = ("interrupted", "out of memory")
 # Extra memory granted after a blow-up so the execution's logs can still be read.
 _RESCUE_MEMORY = 16 * 1024 * 1024
 
@@ -135,6 +137,12 @@ class JavaScriptSandbox:
         state = json.loads(state_text)
         if state["error"]:
             info = state["error"]
+            # Top-level code runs as a module, whose Promise rejects with the engine's own
+            # interruption: it ran out of time (or memory), it did not throw.
+            if info["type"] == "InternalError" and info["message"] in ENGINE_STOPS:
+                stop = _interruption(Exception(info["message"]))
+                if stop is not None:
+                    raise self._load_interrupted(stop)
             raise self._load_error(f"{info['type']}: {info['message']}\n{info['stack']}")
         if state["type"] == "undefined":
             raise HandlerLoadError(
