@@ -111,7 +111,7 @@ async def open_engine(
         random_seed=random_seed,
         warm_sandboxes=warm_sandboxes,
     )
-    store.home = runtime.main_loop
+    store.lock_waits.home = runtime.main_loop
     if threaded:  # the dev server: no commit on its loop waits for a checkpoint's fsync
         store.checkpoint_in_background()
     engine: Engine

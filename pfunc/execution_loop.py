@@ -27,6 +27,7 @@ from pfunc.sandbox.inline import (
     ReplayDiverged,
     is_read,
 )
+from pfunc.store_contention import CALL_DEADLINE
 
 if TYPE_CHECKING:
     import asyncio
@@ -139,6 +140,8 @@ class ExecutionLoop:
         if self.context.pubnub_data is not None:  # for pubnub.getFileUrl, local in the sandbox
             data["filesBase"] = self.context.pubnub_data.files_base(self.context.keyset)
         payload = json.dumps(data)
+        # The store's waits for another process's lock end with this execution's time.
+        deadline_set = CALL_DEADLINE.set(self.deadline)
         try:
             settled, calls = await self._advance(
                 [], (payload, self.context.clock.fixed_ms_or_none())
@@ -201,6 +204,7 @@ class ExecutionLoop:
                 )
             return memory_error(self.executor.display_path, self.budget.profile)
         finally:
+            CALL_DEADLINE.reset(deadline_set)
             for task in self.tasks:
                 task.cancel()
 

@@ -4,13 +4,10 @@ This layer knows nothing of limits or error wording (that is modules/kvstore.py)
 it stores JSON text and integers, and every operation is a single SQL statement in
 autocommit mode, so an acknowledged write is committed and a failed one wrote nothing.
 
-Why two connections: a hop to a worker thread costs ~80 us on the target machine,
-while an uncontended SQLite statement costs 3-20 us. Each statement first runs on a
-plain sqlite3 connection with no busy wait (WAL readers never block, so it only fails
-when another process holds the write lock); on SQLITE_BUSY it is retried through
-aiosqlite, whose thread waits out the lock without blocking the event loop. Without an
-event loop (the command line's loop-free drive, aio.py) there is nothing to keep free:
-the plain connection waits out the lock itself.
+Why a plain connection first: a hop to a worker thread costs ~80 us on the target
+machine, while an uncontended SQLite statement costs 3-20 us. Statements run on a plain
+sqlite3 connection with no busy wait; only when another process holds the write lock
+do they wait, as store_contention.py says.
 """
 
 from __future__ import annotations
@@ -18,24 +15,16 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from pfunc.aio import running_loop, settled
+from pfunc.aio import running_loop
 from pfunc.checkpoints import BACKSTOP_PAGES, Checkpointer
+from pfunc.store_contention import BUSY_TIMEOUT_MS, LockWaits, Statements, busy
 from pfunc.store_schema import ADDED_COLUMNS, APPLICATION_ID, OUR_TABLES, SCHEMA
 
 if TYPE_CHECKING:
-    import asyncio
-
-    import aiosqlite
-
-BUSY_TIMEOUT_MS = 10_000
-_WAIT_SLICE_MS = 50  # a loop-free wait for the lock checks for Ctrl-C this often
-T = TypeVar("T")
-
+    pass
 
 # Above every key: keys are text, and no character sorts after U+10FFFF.
 _TOP = "\U0010ffff" * 2
@@ -94,11 +83,6 @@ _memory_template: sqlite3.Connection | None = None
 _template_lock = threading.Lock()
 
 
-def _busy(error: sqlite3.OperationalError) -> bool:
-    """Another connection holds the lock this statement needs."""
-    return "locked" in str(error) or "busy" in str(error)
-
-
 def _fresh_memory() -> sqlite3.Connection:
     """An empty store in memory (a scenario's): a copy of a template that has the schema,
     20x quicker than creating the tables each time."""
@@ -120,9 +104,7 @@ class KVStore:
         self._fast = fast
         # Dev-server executions run on threads of their own: one statement at a time.
         self._fast_lock = threading.Lock()
-        self._slow: aiosqlite.Connection | None = None
-        # The loop that owns the aiosqlite connection; other threads' loops hop to it.
-        self.home: asyncio.AbstractEventLoop | None = None
+        self.lock_waits = LockWaits(path, fast, self._fast_lock)
         self._checkpointer: Checkpointer | None = None
 
     @classmethod
@@ -223,11 +205,7 @@ class KVStore:
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
-        if self._slow is not None:
-            # On the loop that opened it: in a loop-free drive, the side loop on which a
-            # network or bus call met the lock (aio.py).
-            await settled(self._slow.close())
-            self._slow = None
+        await self.lock_waits.close()
         self._fast.close()
 
     async def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
@@ -239,51 +217,19 @@ class KVStore:
             with self._fast_lock:
                 return self._fast.execute(sql, params).fetchall()
         except sqlite3.OperationalError as error:
-            if not _busy(error):
+            if not busy(error):
                 raise
         if running_loop() is None:
-            return self._waiting_out_the_lock(lambda: self._fast.execute(sql, params).fetchall())
-        return await self._at_home(self._slow_run(sql, params))
+            return self.lock_waits.on_fast(lambda: self._fast.execute(sql, params).fetchall())
+        return await self.lock_waits.run(sql, params)
 
-    def _waiting_out_the_lock(self, work: Callable[[], T]) -> T:
-        """`work` on the fast connection, waiting for another process's write lock as the
-        slow one would (up to BUSY_TIMEOUT_MS): in a loop-free drive (aio.py: one `pfunc
-        run`) there is no event loop to keep free, so the wait happens here rather than on
-        aiosqlite's thread. It waits in slices, so that Ctrl-C is heard between them."""
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-        with self._fast_lock:
-            self._fast.execute(f"PRAGMA busy_timeout={_WAIT_SLICE_MS}")
-            try:
-                while True:
-                    try:
-                        return work()
-                    except sqlite3.OperationalError as error:
-                        if not _busy(error) or time.monotonic() >= deadline:
-                            raise
-            finally:
-                with contextlib.suppress(sqlite3.Error):
-                    self._fast.execute("PRAGMA busy_timeout=0")
-
-    async def _slow_run(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        slow = await self._slow_connection()
-        return list(await slow.execute_fetchall(sql, params))
-
-    async def _at_home(self, work: Coroutine[Any, Any, T]) -> T:
-        """Run `work` on the loop that owns the aiosqlite connection."""
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        if self.home is None or self.home is loop:
-            return await work
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self.home))
-
-    async def _transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+    async def _transaction(self, statements: Statements) -> None:
         """Run several statements as one transaction: all of them or none."""
         with self._fast_lock:
             try:
                 self._fast.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as error:
-                if not _busy(error):
+                if not busy(error):
                     raise
             else:
                 self._commit(statements)
@@ -294,11 +240,11 @@ class KVStore:
                 self._fast.execute("BEGIN IMMEDIATE")
                 self._commit(statements)
 
-            self._waiting_out_the_lock(begin_and_commit)
+            self.lock_waits.on_fast(begin_and_commit)
             return
-        await self._at_home(self._slow_transaction(statements))
+        await self.lock_waits.transaction(statements)
 
-    def _commit(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+    def _commit(self, statements: Statements) -> None:
         """The statements of a transaction the fast connection has begun, then COMMIT."""
         try:
             for sql, params in statements:
@@ -307,28 +253,6 @@ class KVStore:
             self._fast.execute("ROLLBACK")
             raise
         self._fast.execute("COMMIT")
-
-    async def _slow_transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
-        slow = await self._slow_connection()
-        await slow.execute("BEGIN IMMEDIATE")
-        try:
-            for sql, params in statements:
-                await slow.execute(sql, params)
-        except BaseException:
-            await slow.execute("ROLLBACK")
-            raise
-        await slow.execute("COMMIT")
-
-    async def _slow_connection(self) -> aiosqlite.Connection:
-        if self._slow is None:
-            import aiosqlite  # only needed once another process contends for the lock
-
-            self._slow = await aiosqlite.connect(
-                str(self.path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
-            )
-            await self._slow.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            await self._slow.execute("PRAGMA synchronous=NORMAL")
-        return self._slow
 
     # --- items -----------------------------------------------------------------
 

@@ -191,3 +191,37 @@ def test_a_run_waits_for_another_process_holding_the_write_lock(tmp_path: Path, 
     counters = json.loads(run_cli("kv", "counters", "--json", cwd=tmp_path).stdout)
     expected = {"kv": {"mine": 1}, "publish": {"relayed": 1}}[write]
     assert {c["key"]: c["value"] for c in counters if c["key"] != "created"} == expected
+
+
+RUN = [sys.executable, "-m", "pfunc", "run"]
+
+
+def test_a_write_waiting_for_the_lock_past_the_time_limit_never_commits(tmp_path):
+    """Another process holds the store's write lock past the execution's time limit (and
+    lets go well within the store's own wait of 10 s): the write stops waiting at the
+    execution's deadline, the execution ends as a timeout, and nothing commits after it."""
+    assert run_cli("kv", "incr", "hits", cwd=tmp_path).code == 0  # the store exists
+    (tmp_path / "count.js").write_text(
+        'const db = require("kvstore");\n'
+        'export default async (request) => { await db.incrCounter("hits"); return request.ok(); };\n'
+    )
+    holder = sqlite3.connect(tmp_path / ".pfunc" / "kv.sqlite3", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, as another writer holds it
+    try:
+        running = subprocess.Popen(
+            [*RUN, "count.js", "--message", "{}", "--timeout", "0.5", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
+        time.sleep(2)  # past the run's limit; a write still waiting would now go through
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    stdout, stderr = running.communicate(timeout=60)
+    report = json.loads(stdout)
+    assert running.returncode == 1 and report["error"]["type"] == "TimeoutError", stderr
+    assert [call["status"] for call in report["operations"]["calls"]] == ["error"]
+    counters = json.loads(run_cli("kv", "counters", "--json", cwd=tmp_path).stdout)
+    assert counters == [{"key": "hits", "value": 1}]

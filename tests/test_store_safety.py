@@ -240,3 +240,47 @@ def test_checkpoints_return_to_the_committing_connection_if_their_thread_cannot_
     # SQLite's own checkpoints are back on: the WAL cannot grow unchecked.
     assert store._fast.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
     asyncio.run(store.close())
+
+
+def test_a_dev_server_write_waiting_for_the_lock_past_the_time_limit_never_commits(tmp_path):
+    """pfunc dev waits for another process's write lock off its loop (a connection of
+    its own): that wait, too, ends with the execution's time, and commits nothing after."""
+    import threading
+
+    from tests.test_dev_server import InProcessDev
+
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-l"\npublish_key = "pub-c-l"\n\n'
+        "[limits]\ntimeout = 0.5\n\n"
+        '[[functions]]\nname = "count"\nfile = "count.js"\nevent = "on-request"\npath = "count"\n'
+    )
+    (tmp_path / "count.js").write_text(
+        'const db = require("kvstore");\n'
+        "export default async (request, response) =>\n"
+        '  response.send({ n: await db.incrCounter("hits") });\n'
+    )
+    server = InProcessDev(tmp_path)
+    try:
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-l/count")[0] == 200
+        holder = sqlite3.connect(tmp_path / ".pfunc" / "kv.sqlite3", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # the write lock, as another writer holds it
+        answer: list[tuple[int, dict, str]] = []
+        try:
+            asking = threading.Thread(
+                target=lambda: answer.append(
+                    server.request("GET", "/v1/blocks/sub-key/sub-c-l/count")
+                )
+            )
+            asking.start()
+            time.sleep(2)  # past the execution's limit; a write still waiting would go through
+        finally:
+            holder.execute("COMMIT")
+            holder.close()
+        asking.join(30)
+        status, _, body = answer[0]
+        assert status == 500 and "time limit" in json.loads(body)["message"], body
+        with sqlite3.connect(tmp_path / ".pfunc" / "kv.sqlite3") as store:
+            (hits,) = store.execute("SELECT value FROM counters WHERE key='hits'").fetchone()
+        assert hits == 1
+    finally:
+        server.stop()

@@ -1,0 +1,142 @@
+"""Waiting out another process's write lock on the store's file (a `pfunc kv` command, a
+second `pfunc run`, a SQLite browser), for the store's plain connection (store.py).
+
+Each statement first runs on the plain sqlite3 connection with no busy wait (WAL readers
+never block, so it only fails when another process holds the write lock); on SQLITE_BUSY
+it is retried here. With an event loop (the dev server) the wait happens on aiosqlite's
+thread, so the loop stays free; without one (the command line's loop-free drive, aio.py)
+there is nothing to keep free, and the plain connection waits itself. Either way the
+wait ends with the calling execution's time (CALL_DEADLINE), so that nothing commits
+after an execution has ended as a timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pfunc.aio import settled
+
+if TYPE_CHECKING:
+    import asyncio
+
+    import aiosqlite
+
+T = TypeVar("T")
+Statements = list[tuple[str, tuple[Any, ...]]]
+
+BUSY_TIMEOUT_MS = 10_000
+_WAIT_SLICE_MS = 50  # a loop-free wait for the lock checks for Ctrl-C this often
+# When the execution a call is made for runs out of time (time.monotonic(); set by the
+# execution loop); None outside executions (the REST API, `pfunc kv`).
+CALL_DEADLINE: ContextVar[float | None] = ContextVar("pfunc_call_deadline", default=None)
+
+
+def lock_wait_ms() -> int:
+    """How long a statement may wait for another process's write lock."""
+    deadline = CALL_DEADLINE.get()
+    if deadline is None:
+        return BUSY_TIMEOUT_MS
+    return max(0, min(BUSY_TIMEOUT_MS, int((deadline - time.monotonic()) * 1000)))
+
+
+def busy(error: sqlite3.OperationalError) -> bool:
+    """Another connection holds the lock this statement needs."""
+    return "locked" in str(error) or "busy" in str(error)
+
+
+class LockWaits:
+    """The store's ways of waiting for the write lock: on its plain connection (no loop),
+    or on an aiosqlite connection of its own, made on first contention."""
+
+    def __init__(self, path: Path, fast: sqlite3.Connection, fast_lock: threading.Lock) -> None:
+        self.path = path
+        self._fast = fast
+        self._fast_lock = fast_lock
+        self._slow: aiosqlite.Connection | None = None
+        self._turn: asyncio.Lock | None = None  # one use of the slow connection at a time
+        # The loop that owns the aiosqlite connection; other threads' loops hop to it.
+        self.home: asyncio.AbstractEventLoop | None = None
+
+    def on_fast(self, work: Callable[[], T]) -> T:
+        """`work` on the plain connection, waiting for the lock as the slow one would: in
+        a loop-free drive (aio.py: one `pfunc run`) there is no event loop to keep free.
+        It waits in slices, so that Ctrl-C is heard between them."""
+        deadline = time.monotonic() + lock_wait_ms() / 1000
+        with self._fast_lock:
+            self._fast.execute(f"PRAGMA busy_timeout={_WAIT_SLICE_MS}")
+            try:
+                while True:
+                    try:
+                        return work()
+                    except sqlite3.OperationalError as error:
+                        if not busy(error) or time.monotonic() >= deadline:
+                            raise
+            finally:
+                with contextlib.suppress(sqlite3.Error):
+                    self._fast.execute("PRAGMA busy_timeout=0")
+
+    async def run(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        """One statement on the slow connection, off the loop."""
+
+        async def statement() -> list[Any]:
+            slow, turn = await self._connection()
+            async with turn:
+                await slow.execute(f"PRAGMA busy_timeout={lock_wait_ms()}")
+                return list(await slow.execute_fetchall(sql, params))
+
+        return await self._at_home(statement())
+
+    async def transaction(self, statements: Statements) -> None:
+        """Several statements as one transaction on the slow connection: all or none."""
+
+        async def transaction() -> None:
+            slow, turn = await self._connection()
+            async with turn:
+                await slow.execute(f"PRAGMA busy_timeout={lock_wait_ms()}")
+                await slow.execute("BEGIN IMMEDIATE")
+                try:
+                    for sql, params in statements:
+                        await slow.execute(sql, params)
+                except BaseException:
+                    await slow.execute("ROLLBACK")
+                    raise
+                await slow.execute("COMMIT")
+
+        await self._at_home(transaction())
+
+    async def close(self) -> None:
+        if self._slow is not None:
+            # On the loop that opened it: in a loop-free drive, the side loop on which a
+            # network or bus call met the lock (aio.py).
+            await settled(self._slow.close())
+            self._slow = None
+
+    async def _at_home(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run `work` on the loop that owns the aiosqlite connection (the calling
+        execution's deadline goes with it: the hop copies the context)."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        if self.home is None or self.home is loop:
+            return await work
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self.home))
+
+    async def _connection(self) -> tuple[aiosqlite.Connection, asyncio.Lock]:
+        if self._slow is None or self._turn is None:
+            import asyncio
+
+            import aiosqlite  # only needed once another process contends for the lock
+
+            self._slow = await aiosqlite.connect(
+                str(self.path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+            )
+            self._turn = asyncio.Lock()
+            await self._slow.execute("PRAGMA synchronous=NORMAL")
+        return self._slow, self._turn
