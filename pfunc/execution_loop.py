@@ -112,7 +112,7 @@ class ExecutionLoop:
             if guard_applied and self.own_time > INLINE_GUARD:
                 # Many quick rounds (a loop of calls answered at once) hold the loop as
                 # one long slice would: the same guard, over the whole execution.
-                raise InlineGuardStop(self.changed, self.journal)
+                raise self._guard_stop()
             if time.perf_counter() - self.last_yield > YIELD_EVERY:
                 await pass_turn()  # let other requests in
                 self.last_yield = time.perf_counter()
@@ -125,7 +125,7 @@ class ExecutionLoop:
             return self.sandbox.advance(limit, settlements, start)
         except SandboxInterrupted as stop:
             if stop.reason == TIMEOUT and guard_applied:
-                raise InlineGuardStop(self.changed, self.journal) from None
+                raise self._guard_stop() from None
             raise
         finally:
             if timed:
@@ -137,6 +137,10 @@ class ExecutionLoop:
         row = KINDS[event.kind]
         data = event.to_sandbox(self.executor.runtime.keyset)
         data = {**data, "family": row.family, "phase": row.phase}
+        if self.journal is not None:  # in line: record the clock and randomness it reads
+            data["recordTape"] = True
+        if self.replay is not None and self.replay.tape is not None:
+            data["tape"] = self.replay.tape  # ... and read them again when it starts again
         if self.context.pubnub_data is not None:  # for pubnub.getFileUrl, local in the sandbox
             data["filesBase"] = self.context.pubnub_data.files_base(self.context.keyset)
         payload = json.dumps(data)
@@ -238,6 +242,11 @@ class ExecutionLoop:
             settlements.append((call_id, ok, payload))
         return bool(done)
 
+    def _guard_stop(self) -> InlineGuardStop:
+        if self.journal is not None:
+            self.journal.tape = self.sandbox.read_tape()
+        return InlineGuardStop(self.changed, self.journal)
+
     def _count_own_time(self) -> None:
         now = time.thread_time()
         self.own_time += now - self.resumed
@@ -253,9 +262,8 @@ class ExecutionLoop:
             f"{INLINE_GUARD * 1000:.0f} ms at once after changing something, while pfunc dev ran "
             "it on its own loop (it had always been quick). pfunc started it again on a thread, "
             "giving it the answers of the calls already made, but this time it made other calls "
-            "(a value from Date.now() or Math.random() in their arguments, say), so it was "
-            "stopped rather than repeat a change. It runs on a thread from now on: send the "
-            "event again",
+            "(from module state its new context does not share, say), so it was stopped rather "
+            "than repeat a change. It runs on a thread from now on: send the event again",
         )
 
     async def _dispatch(

@@ -123,9 +123,17 @@ def test_a_long_slice_after_a_write_completes_on_a_thread_without_repeating_it(t
 DIVERGING = """
 const db = require("kvstore");
 const pubnub = require("pubnub");
+let executions = 0;  // module state: another count in another context
 export default async (request, response) => {
-  if (request.query.mode === "stamp-then-spin") {
-    await db.incrCounter("stamp-" + Date.now());  // another key when it runs again
+  executions += 1;
+  if (request.query.mode === "stamp-then-spin") {  // the clock and randomness are replayed
+    await db.incrCounter(`stamp-${Date.now()}-${Math.random()}-${new Date().toISOString()}`);
+    const until = Date.now() + 200;
+    while (Date.now() < until) {}
+    return response.send({ spun: true });
+  }
+  if (request.query.mode === "count-then-spin") {  // module state is not
+    await db.incrCounter("count-" + executions);
     const until = Date.now() + 200;
     while (Date.now() < until) {}
     return response.send({ spun: true });
@@ -142,17 +150,35 @@ export default async (request, response) => {
 """
 
 
-def test_a_re_run_that_makes_other_calls_ends_as_an_error_not_a_second_change(tmp_path: Path):
+def keys_like(folder: Path, pattern: str) -> list[str]:
     import sqlite3
 
+    with sqlite3.connect(folder / ".pfunc" / "kv.sqlite3") as store:
+        return [
+            key for (key,) in store.execute("SELECT key FROM counters WHERE key LIKE ?", (pattern,))
+        ]
+
+
+def test_a_re_run_reads_the_clock_and_randomness_the_first_attempt_read(tmp_path: Path):
+    """A write keyed by Date.now(), Math.random() and new Date(), then a long slice: the
+    attempt on a thread reads the same values, makes the same call, and is given its
+    answer; the write happens once and the execution completes."""
     with promoted_server(tmp_path, DIVERGING) as server:
         status, _, body = server.request("GET", URL + "?mode=stamp-then-spin")
+        assert status == 200 and json.loads(body) == {"spun": True}
+        assert len(keys_like(tmp_path, "stamp-%")) == 1
+        assert not promoted(server)
+
+
+def test_a_re_run_that_makes_other_calls_ends_as_an_error_not_a_second_change(tmp_path: Path):
+    with promoted_server(tmp_path, DIVERGING) as server:
+        for _ in range(2):  # the in-line context counts these; a new one on a thread would not
+            assert server.request("GET", URL)[0] == 200
+        status, _, body = server.request("GET", URL + "?mode=count-then-spin")
         message = json.loads(body)["message"]
         assert status == 500 and "made other calls" in message
         assert "send the event again" in message.lower()
-        with sqlite3.connect(tmp_path / ".pfunc" / "kv.sqlite3") as store:
-            stamps = store.execute("SELECT count(*) FROM counters WHERE key LIKE 'stamp-%'")
-            assert stamps.fetchone()[0] == 1  # the first attempt's, and only it
+        assert len(keys_like(tmp_path, "count-%")) == 1  # the first attempt's, and only it
         assert not promoted(server)
 
 

@@ -38,6 +38,10 @@ class SandboxInterrupted(Exception):
         self.engine_text = engine_text  # the engine's message and stack: where it stopped
 
 
+# The clock and random values an execution read, in order, by kind ("now", "random").
+Tape = dict[str, list[float]]
+
+
 class Sandbox(Protocol):
     """A loaded handler, ready to run executions one at a time."""
 
@@ -68,6 +72,11 @@ class Sandbox(Protocol):
 
     def finish(self) -> dict[str, Any] | None:
         """The execution's completion, logs, warnings and error; None if unreadable."""
+        ...
+
+    def read_tape(self) -> Tape | None:
+        """The clock and random values the execution in progress read (when asked to
+        record them: in line on pfunc dev), for an attempt that starts again."""
         ...
 
     def reseed(self, random_seed: int | None) -> None:

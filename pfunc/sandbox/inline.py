@@ -85,6 +85,8 @@ class Journal:
 
     def __init__(self) -> None:
         self.entries: list[JournalEntry] = []
+        # The clock and random values it read (sandbox.Tape), read after the stop.
+        self.tape: dict[str, list[float]] | None = None
 
     def made(self, module: str, method: str, args: list[dict[str, Any]]) -> JournalEntry:
         entry = JournalEntry(module, method, args)
@@ -108,6 +110,7 @@ class Replay:
 
     def __init__(self, journal: Journal) -> None:
         self._pending = list(journal.entries)
+        self.tape = journal.tape  # read again, in order, by the attempt on a thread
 
     def match(self, module: str, method: str, args: list[dict[str, Any]]) -> JournalEntry | None:
         """The journal's entry for this call when it has an answer to give, or None to

@@ -36,7 +36,37 @@ var console;
   // --- the execution clock -----------------------------------------------------
 
   function __pfunc_now() {
-    return fixedNowMs === null ? RealDate.now() : fixedNowMs;
+    return fixedNowMs === null ? __pfunc_taped("now", __pfunc_realNow) : fixedNowMs;
+  }
+
+  function __pfunc_realNow() { return RealDate.now(); }
+
+  // In line on pfunc dev, an execution records the clock and randomness it reads, so that
+  // if the in-line guard stops it, the attempt that starts again on a thread reads the
+  // same values (then live ones) and makes the same calls as far as the first got.
+  const TAPE_MAX = 10000; // values kept of each kind
+  function __pfunc_taped(kind, read) {
+    const tape = current === null ? null : current.tape;
+    if (tape === null) return read();
+    if (tape.replay !== null && tape.played[kind] < tape.replay[kind].length) {
+      return tape.replay[kind][tape.played[kind]++];
+    }
+    const value = read();
+    if (tape.record !== null && tape.record[kind].length < TAPE_MAX) tape.record[kind].push(value);
+    return value;
+  }
+
+  function __pfunc_newTape(event) {
+    if (!event.recordTape && !event.tape) return null;
+    return {
+      record: event.recordTape ? { now: [], random: [] } : null,
+      replay: event.tape ? { now: event.tape.now, random: event.tape.random } : null,
+      played: { now: 0, random: 0 },
+    };
+  }
+
+  function __pfunc_readTape() {
+    return __pfunc_stringify(current === null || current.tape === null ? null : current.tape.record);
   }
 
   function Date(...args) {
@@ -539,11 +569,13 @@ var console;
 
   // Tests seed randomness so uuid.v4 and utils.randomInt repeat (mulberry32).
   const random = { draws: 0 }; // draws from the seeded Math.random since it was seeded
+  let randomSource = Math.random; // the engine's, or the seeded one below
+  Math.random = function random() { return __pfunc_taped("random", randomSource); };
 
   function __pfunc_seedRandom(seed) {
     let state = seed >>> 0;
     random.draws = 0;
-    Math.random = function random() {
+    randomSource = function seeded() {
       state = (state + 0x6d2b79f5) >>> 0;
       let t = state;
       t = Math.imul(t ^ (t >>> 15), t | 1);
@@ -593,6 +625,7 @@ var console;
       settled: false,
       error: null,
       filesBase: event.filesBase,
+      tape: __pfunc_newTape(event),
     };
     current = execution;
     // The family (from pfunc's table of event kinds) decides what the handler receives.
@@ -664,4 +697,5 @@ var console;
   __pfunc_entry("__pfunc_api_loadState", __pfunc_loadState);
   __pfunc_entry("__pfunc_api_setHandler", __pfunc_setHandler);
   __pfunc_entry("__pfunc_api_rewarm", __pfunc_rewarm);
+  __pfunc_entry("__pfunc_api_readTape", __pfunc_readTape);
 })(Date);

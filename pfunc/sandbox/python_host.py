@@ -220,6 +220,10 @@ class PythonSandbox:
             "error": error,
         }
 
+    def read_tape(self) -> None:
+        """Python handlers never run in line, so never start again: nothing recorded."""
+        return None
+
     def reseed(self, random_seed: int | None) -> None:
         # Kept for the protocol: a Python handler's randomness is its own (not seeded by
         # pfunc), so a reused worker needs nothing more.

@@ -17,7 +17,7 @@ import quickjs
 
 from pfunc.errors import HandlerLoadError
 from pfunc.modules import HOST_METHODS, SYNC_METHODS, SYNC_MODULES
-from pfunc.sandbox import CORRUPTED, MEMORY, TIMEOUT, SandboxInterrupted
+from pfunc.sandbox import CORRUPTED, MEMORY, TIMEOUT, SandboxInterrupted, Tape
 from pfunc.sandbox.source import OWN_CODE_LINE, map_stack, prepare_module, split_engine_error
 
 if TYPE_CHECKING:
@@ -53,6 +53,10 @@ def well_formed(text: str) -> str:
     """`text` with lone surrogates (JavaScript strings may hold them; UTF-8 cannot) as
     U+FFFD, and pairs that arrived split joined again."""
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _js_number(value: int | None) -> float | None:
@@ -107,6 +111,7 @@ class JavaScriptSandbox:
         # Top-level code reads the execution clock (and seeded randomness) too.
         entry("__pfunc_api_setClock")(_js_number(now_ms))
         self._rewarm = entry("__pfunc_api_rewarm")
+        self._read_tape = entry("__pfunc_api_readTape")
         if random_seed is not None:
             entry("__pfunc_api_seedRandom")(_js_number(random_seed % 2**32))
         # Stacks the handler sees name its file and quote its source (prelude, "stacks").
@@ -278,6 +283,23 @@ class JavaScriptSandbox:
         """Let the sandbox's own thread (if any) end once its work is done."""
         if self.home is not None:
             self.home.close()
+
+    def read_tape(self) -> Tape | None:
+        """The clock and random values the execution in progress recorded (it was started
+        with `recordTape`), read after the in-line guard stopped it; None if unreadable."""
+        self._context.set_time_limit(FINISH_SECONDS)
+        try:
+            tape = json.loads(self._read_tape())
+        except (quickjs.JSException, MemoryError, ValueError, TypeError):
+            return None
+        finally:
+            self._context.set_time_limit(-1)
+        if not isinstance(tape, dict):
+            return None
+        values = [tape.get(kind) for kind in ("now", "random")]
+        if not all(isinstance(v, list) and all(_is_number(x) for x in v) for v in values):
+            return None  # not what pfunc's prelude records: give nothing rather than that
+        return {"now": values[0], "random": values[1]}
 
     def finish(self) -> dict[str, Any] | None:
         """The execution's completion, logs, warnings and error; None if unreadable.
