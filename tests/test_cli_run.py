@@ -359,3 +359,31 @@ def test_unknown_function_name_lists_the_known_ones(cli):
     run = cli("run", "no-such-function")
     assert run.code == 2
     assert "functions: config, dedup, heartbeat, mentions, message-stats, notify" in run.stderr
+
+
+def test_a_reader_that_goes_away_does_not_change_the_exit_code(tmp_path):
+    """`pfunc run ... | head -1`: the rest of the report has nowhere to go, and the exit
+    code still says how the execution ended (0 completed, 1 failed), with nothing on
+    stderr. Here the pipe's reading end is closed before pfunc writes at all."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "fails.js").write_text("export default () => { throw new Error('no'); };\n")
+    for handler, expected in ((EXAMPLES / "rate_limit.js", 0), (tmp_path / "fails.js", 1)):
+        for output in ([], ["--json"]):
+            reading, writing = os.pipe()
+            os.close(reading)
+            try:
+                command = [sys.executable, "-m", "pfunc", "run", str(handler)]
+                message = ["--message", '{"userId":"u1"}', "--kv", str(tmp_path / "kv.sqlite3")]
+                done = subprocess.run(
+                    [*command, *message, *output],
+                    stdout=writing,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    timeout=60,
+                )
+            finally:
+                os.close(writing)
+            assert (done.returncode, done.stderr) == (expected, ""), (handler, output)

@@ -35,15 +35,29 @@ def execute(prepare: Callable[[], Any], renderer: str) -> Any:
         outcome = run_without_loop(plan.execute())
     except PfuncUsageError as error:
         usage_failure(str(error))
-    if plan.session.as_json:
-        import json
+    try:
+        if plan.session.as_json:
+            import json
 
-        click.echo(json.dumps(outcome.to_json(), ensure_ascii=False))
-    else:
-        from pfunc import render
+            click.echo(json.dumps(outcome.to_json(), ensure_ascii=False))
+        else:
+            from pfunc import render
 
-        getattr(render, renderer)(outcome)
+            getattr(render, renderer)(outcome)
+    except BrokenPipeError:
+        _reader_gone()
     return outcome
+
+
+def _reader_gone() -> None:
+    """The reader closed the pipe (`pfunc run ... | head -1`): the rest of the output has
+    nowhere to go, and the exit code still says how the execution ended (click would
+    exit 1, which here means the execution failed)."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere at exit
+    os.close(devnull)
 
 
 def store_options(limits_help: str) -> list[Callable[..., Any]]:
