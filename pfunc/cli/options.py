@@ -45,11 +45,11 @@ def execute(prepare: Callable[[], Any], renderer: str) -> Any:
 
             getattr(render, renderer)(outcome)
     except BrokenPipeError:
-        _reader_gone()
+        reader_gone()
     return outcome
 
 
-def _reader_gone() -> None:
+def reader_gone() -> None:
     """The reader closed the pipe (`pfunc run ... | head -1`): the rest of the output has
     nowhere to go, and the exit code still says how the execution ended (click would
     exit 1, which here means the execution failed)."""
