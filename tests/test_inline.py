@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from pfunc.sandbox.inline import PROMOTE_AFTER
 from tests.test_dev_server import InProcessDev
 
@@ -446,3 +448,44 @@ def test_a_replayed_execution_reports_what_the_same_execution_on_a_thread_report
         assert count_of(tmp_path, "w") == 3  # once per execution, never twice
     finally:
         server.stop()
+
+
+STATEFUL = """
+const db = require("kvstore");
+const early = db.get("config");  // a read the module's top-level code makes, once per load
+let cached = null;  // filled once per context
+const spin = () => { const until = Date.now() + 200; while (Date.now() < until) {} };
+export default async (request, response) => {
+  const mode = request.query.mode;
+  if (cached === null) cached = (await db.get("config")) || { prefix: "k" };
+  await early;
+  if (mode === "cached") {
+    await db.incrCounter(cached.prefix + "-cached");
+    spin();
+  } else if (mode === "perf") {
+    await db.incrCounter("perf-" + performance.now());
+    spin();
+  } else if (mode === "draws") {  // more draws than a few: uuid.v4 takes 16 each
+    const draws = [];
+    for (let i = 0; i < 20000; i++) draws.push(Math.random());
+    await db.incrCounter("draw-" + draws[19999]);
+    spin();
+  }
+  return response.send({ mode: mode || "quick" });
+};
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "pattern"), [("cached", "k-cached"), ("perf", "perf-%"), ("draws", "draw-%")]
+)
+def test_a_re_run_in_a_new_context_may_read_more_and_still_completes(tmp_path: Path, mode, pattern):
+    """Its new context reads what the in-line one had cached, and what its top-level code
+    reads: reads are performed live, changes are matched; performance.now() and many
+    Math.random() draws are read again as the first attempt read them."""
+    with promoted_server(tmp_path, STATEFUL) as server:
+        assert server.request("GET", URL)[0] == 200  # the in-line context fills its cache
+        status, _, body = server.request("GET", f"{URL}?mode={mode}")
+        assert status == 200 and json.loads(body) == {"mode": mode}, body
+        assert len(keys_like(tmp_path, pattern)) == 1
+        assert not promoted(server)

@@ -38,7 +38,8 @@ class SandboxInterrupted(Exception):
         self.engine_text = engine_text  # the engine's message and stack: where it stopped
 
 
-# The clock and random values an execution read, in order, by kind ("now", "random").
+# The clock and random values an execution read, in order, by kind ("now", "random",
+# "perf": Date.now() and new Date(), Math.random(), performance.now()).
 Tape = dict[str, list[float]]
 
 

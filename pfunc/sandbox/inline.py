@@ -106,7 +106,10 @@ class ReplayDiverged(Exception):
 
 class Replay:
     """Feeds a journal's answers to the attempt that starts again on a thread, call by call,
-    as long as it makes the same calls in the same order."""
+    as long as it makes the same changes in the same order. Reads may differ (its new
+    context has other module state: a cache it fills, a read its top-level code makes):
+    a read with no recorded match is performed live, and recorded reads it skips are
+    dropped; both are harmless to repeat or to leave out."""
 
     def __init__(self, journal: Journal) -> None:
         self._pending = list(journal.entries)
@@ -114,18 +117,18 @@ class Replay:
 
     def match(self, module: str, method: str, args: list[dict[str, Any]]) -> JournalEntry | None:
         """The journal's entry for this call when it has an answer to give, or None to
-        perform the call (the journal is spent, or it was a read that had no answer yet).
-        Raises ReplayDiverged."""
-        if not self._pending:
+        perform the call (no recorded match for a read, the journal is spent, or it was
+        a read that had no answer yet). Raises ReplayDiverged for a change that the
+        journal's next change is not."""
+        for index, entry in enumerate(self._pending):
+            if entry.matches(module, method, args):
+                del self._pending[: index + 1]  # with the recorded reads it skipped
+                return entry if entry.answer is not None else None
+            if not entry.read:
+                break  # a change is never skipped
+        if is_read(module, method) or not self.owes_changes():
             return None
-        entry = self._pending[0]
-        if entry.matches(module, method, args):
-            del self._pending[0]
-            return entry if entry.answer is not None else None
-        if self.owes_changes():
-            raise ReplayDiverged
-        self._pending.clear()  # only reads were left: performing anew is harmless
-        return None
+        raise ReplayDiverged
 
     def owes_changes(self) -> bool:
         """A change the in-line attempt performed has not been matched (yet)."""

@@ -44,7 +44,8 @@ var console;
   // In line on pfunc dev, an execution records the clock and randomness it reads, so that
   // if the in-line guard stops it, the attempt that starts again on a thread reads the
   // same values (then live ones) and makes the same calls as far as the first got.
-  const TAPE_MAX = 10000; // values kept of each kind
+  // More than an execution can read within the in-line guard's 50 ms of CPU.
+  const TAPE_MAX = 200000; // values kept of each kind
   function __pfunc_taped(kind, read) {
     const tape = current === null ? null : current.tape;
     if (tape === null) return read();
@@ -59,9 +60,9 @@ var console;
   function __pfunc_newTape(event) {
     if (!event.recordTape && !event.tape) return null;
     return {
-      record: event.recordTape ? { now: [], random: [] } : null,
-      replay: event.tape ? { now: event.tape.now, random: event.tape.random } : null,
-      played: { now: 0, random: 0 },
+      record: event.recordTape ? { now: [], random: [], perf: [] } : null,
+      replay: event.tape ? { now: event.tape.now, random: event.tape.random, perf: event.tape.perf } : null,
+      played: { now: 0, random: 0, perf: 0 },
     };
   }
 
@@ -92,7 +93,7 @@ var console;
   globalThis.performance = {
     timeOrigin: realPerformance.timeOrigin,
     now: function now() {
-      if (fixedNowMs === null) return realPerformanceNow();
+      if (fixedNowMs === null) return __pfunc_taped("perf", realPerformanceNow);
       if (performanceOrigin === null) {
         performanceOrigin = fixedNowMs;
         performanceBase = realPerformanceNow();

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 HERE = Path(__file__).parent
 # Serialising an execution's report takes microseconds; the handler's own toJSON, no more.
 FINISH_SECONDS = 0.05
+# What an in-line execution's tape records (prelude: __pfunc_taped): Date.now() and new
+# Date(), Math.random(), performance.now().
+TAPE_KINDS = ("now", "random", "perf")
 # QuickJS's own messages when it stops code: the time limit, the memory limit.
 ENGINE_STOPS = ("interrupted", "out of memory")
 # Extra memory granted after a blow-up so the execution's logs can still be read.
@@ -296,10 +299,10 @@ class JavaScriptSandbox:
             self._context.set_time_limit(-1)
         if not isinstance(tape, dict):
             return None
-        values = [tape.get(kind) for kind in ("now", "random")]
-        if not all(isinstance(v, list) and all(_is_number(x) for x in v) for v in values):
+        values = {kind: tape.get(kind) for kind in TAPE_KINDS}
+        if not all(isinstance(v, list) and all(map(_is_number, v)) for v in values.values()):
             return None  # not what pfunc's prelude records: give nothing rather than that
-        return {"now": values[0], "random": values[1]}
+        return values
 
     def finish(self) -> dict[str, Any] | None:
         """The execution's completion, logs, warnings and error; None if unreadable.
