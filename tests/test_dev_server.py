@@ -938,3 +938,23 @@ def test_a_function_whose_file_is_missing_is_a_warning_at_start(tmp_path):
         "executions will fail until it can"
     ]
     assert status == 500 and "does not exist" in json.loads(body)["message"]
+
+
+@pytest.mark.subprocess
+def test_dev_record_saves_scenarios_that_pfunc_test_passes(tmp_path: Path):
+    """`pfunc dev --record FILE`: each execution a client caused becomes a scenario, and
+    the file runs green under `pfunc test`. A file outside the project is refused at
+    start (its scenarios name the project's functions), one line, exit 2."""
+    (tmp_path / "project").mkdir()
+    folder = make_project(tmp_path / "project")
+    outside = run_cli("dev", "--record", str(tmp_path / "elsewhere.test.toml"), cwd=folder)
+    assert outside.code == 2 and "must be inside the project" in outside.stderr
+    assert "Traceback" not in outside.stderr
+    server = DevProcess(folder, "--record", "tests/recorded.test.toml")
+    try:
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-t/count")[0] == 200
+        server.wait_for(lambda e: e["type"] == "recorded", timeout=15)
+    finally:
+        server.stop()
+    run = run_cli("test", "tests/recorded.test.toml", cwd=folder)
+    assert run.code == 0 and "1 passed, 0 failed" in run.stdout, run.stdout + run.stderr

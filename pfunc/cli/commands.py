@@ -210,6 +210,13 @@ def dev(
                 f"--record {record}: name a scenario file ending in .test.toml, so that "
                 "pfunc test finds it (e.g. --record tests/recorded.test.toml)"
             )
+        root = session.project.root.resolve()
+        if record is not None and not record.resolve().is_relative_to(root):
+            # Its scenarios name the project's functions, found from the file's folder up.
+            raise PfuncUsageError(
+                f"--record {record}: the file must be inside the project ({root}), whose "
+                "functions its scenarios name (e.g. --record tests/recorded.test.toml)"
+            )
         asyncio.run(
             serve(
                 session,
