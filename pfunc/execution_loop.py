@@ -243,7 +243,7 @@ class ExecutionLoop:
         return bool(done)
 
     def _guard_stop(self) -> InlineGuardStop:
-        if self.journal is not None:
+        if self.journal is not None and self.changed:  # only a replay reads the tape
             self.journal.tape = self.sandbox.read_tape()
         return InlineGuardStop(self.changed, self.journal)
 

@@ -91,8 +91,10 @@ class Executor:
 
     async def reload(self) -> HandlerLoadError | None:
         """Load the file again (see SandboxPool.reload); new code starts on threads."""
-        self.policy.reloaded()
-        return await self.pool.reload()
+        failure = await self.pool.reload()
+        if failure is None:  # new code: on threads, and free to show itself quick to load
+            self.policy.reloaded()
+        return failure
 
     def close(self) -> None:
         self.pool.close()

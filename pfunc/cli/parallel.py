@@ -69,8 +69,29 @@ def run_with_pytest(
             command += ["-x"]
         if junit_path is not None:
             command += [f"--junitxml={junit_path}"]
-        code = subprocess.run(command, env=_hermetic(os.environ)).returncode
+        if sys.stdout.isatty():  # its report passes through a pipe of ours: keep the colour
+            command += ["--color=yes"]
+        code = _forwarding_output(command)
     return code if code in (_PASSED, _FAILED, _MALFORMED) else _MALFORMED
+
+
+def _forwarding_output(command: list[str]) -> int:
+    """Run pytest, passing its report on; a reader that goes away (`| head`) gets no
+    more of it, and the exit code stays the scenarios' (pytest's own would say failed)."""
+    from pfunc.cli.options import reader_gone
+
+    process = subprocess.Popen(command, env=_hermetic(os.environ), stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    listening = True
+    for line in process.stdout:
+        if listening:
+            try:
+                sys.stdout.buffer.write(line)
+                sys.stdout.buffer.flush()
+            except BrokenPipeError:
+                reader_gone()
+                listening = False
+    return process.wait()
 
 
 def _hermetic(environ: Mapping[str, str]) -> dict[str, str]:

@@ -39,8 +39,9 @@ class SandboxInterrupted(Exception):
 
 
 # The clock and random values an execution read, in order, by kind ("now", "random",
-# "perf": Date.now() and new Date(), Math.random(), performance.now()).
-Tape = dict[str, list[float]]
+# "perf": Date.now() and new Date(), Math.random(), performance.now()), and "perfOrigin",
+# the performance clock's origin in its context.
+Tape = dict[str, Any]
 
 
 class Sandbox(Protocol):

@@ -7,8 +7,9 @@ execution in line. So a function runs in line once it has shown itself quick (ev
 slice of JavaScript under FAST_SLICE for PROMOTE_AFTER executions running), and each
 in-line slice is held to INLINE_GUARD. A slice that outgrows the guard is stopped (QuickJS
 cannot pause it), the function goes back to threads, and the execution starts again on a
-thread when nothing it did so far changed anything (reads only); otherwise it ends as
-an error saying why. A reload starts the new code on threads again.
+thread, given the answers of the calls it had made and the clock and random values it
+had read (Journal, Replay), so that it ends as production would have ended it. A reload
+starts the new code on threads again.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class Journal:
     def __init__(self) -> None:
         self.entries: list[JournalEntry] = []
         # The clock and random values it read (sandbox.Tape), read after the stop.
-        self.tape: dict[str, list[float]] | None = None
+        self.tape: dict[str, Any] | None = None
 
     def made(self, module: str, method: str, args: list[dict[str, Any]]) -> JournalEntry:
         entry = JournalEntry(module, method, args)

@@ -41,11 +41,17 @@ var console;
 
   function __pfunc_realNow() { return RealDate.now(); }
 
+  function __pfunc_livePerformanceNow() {
+    const tape = current === null ? null : current.tape;
+    return realPerformanceNow() + (tape === null ? 0 : tape.perfShift);
+  }
+
   // In line on pfunc dev, an execution records the clock and randomness it reads, so that
   // if the in-line guard stops it, the attempt that starts again on a thread reads the
   // same values (then live ones) and makes the same calls as far as the first got.
-  // More than an execution can read within the in-line guard's 50 ms of CPU.
-  const TAPE_MAX = 200000; // values kept of each kind
+  // Values kept of each kind: serialising the tape runs in one engine call that no time
+  // limit interrupts, so it stays small (a few milliseconds at most).
+  const TAPE_MAX = 20000;
   function __pfunc_taped(kind, read) {
     const tape = current === null ? null : current.tape;
     if (tape === null) return read();
@@ -60,9 +66,16 @@ var console;
   function __pfunc_newTape(event) {
     if (!event.recordTape && !event.tape) return null;
     return {
-      record: event.recordTape ? { now: [], random: [], perf: [] } : null,
+      record: event.recordTape
+        ? { now: [], random: [], perf: [], perfOrigin: realPerformance.timeOrigin }
+        : null,
       replay: event.tape ? { now: event.tape.now, random: event.tape.random, perf: event.tape.perf } : null,
       played: { now: 0, random: 0, perf: 0 },
+      // performance.now() counts from its context's start: live values in a new context
+      // are moved to the first one's origin, so that they go on from the replayed ones.
+      perfShift: event.tape && typeof event.tape.perfOrigin === "number"
+        ? realPerformance.timeOrigin - event.tape.perfOrigin
+        : 0,
     };
   }
 
@@ -93,7 +106,7 @@ var console;
   globalThis.performance = {
     timeOrigin: realPerformance.timeOrigin,
     now: function now() {
-      if (fixedNowMs === null) return __pfunc_taped("perf", realPerformanceNow);
+      if (fixedNowMs === null) return __pfunc_taped("perf", __pfunc_livePerformanceNow);
       if (performanceOrigin === null) {
         performanceOrigin = fixedNowMs;
         performanceBase = realPerformanceNow();

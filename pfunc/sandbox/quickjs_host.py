@@ -302,7 +302,8 @@ class JavaScriptSandbox:
         values = {kind: tape.get(kind) for kind in TAPE_KINDS}
         if not all(isinstance(v, list) and all(map(_is_number, v)) for v in values.values()):
             return None  # not what pfunc's prelude records: give nothing rather than that
-        return values
+        origin = tape.get("perfOrigin")
+        return {**values, "perfOrigin": origin if _is_number(origin) else None}
 
     def finish(self) -> dict[str, Any] | None:
         """The execution's completion, logs, warnings and error; None if unreadable.
