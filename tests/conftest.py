@@ -75,6 +75,25 @@ def run_cli(
     return CliRun(completed.returncode, completed.stdout, completed.stderr)
 
 
+def run_cli_unread(*args: str | Path, cwd: Path | None = None) -> CliRun:
+    """`pfunc ARGS...` whose standard output nobody reads (`pfunc ... | head` once head
+    has gone): the pipe's reading end is closed before pfunc writes at all."""
+    reading, writing = os.pipe()
+    os.close(reading)
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "pfunc", *map(str, args)],
+            cwd=cwd or REPO,
+            stdout=writing,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(writing)
+    return CliRun(completed.returncode, "", completed.stderr)
+
+
 @pytest.fixture
 def cli(tmp_path: Path) -> Callable[..., CliRun]:
     """run_cli with a fresh KV file for this test unless the test passes --kv."""

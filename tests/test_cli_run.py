@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import EXAMPLES, HANDLERS, run_cli
+from tests.conftest import EXAMPLES, HANDLERS, run_cli, run_cli_unread
 
 
 def test_rate_limit_allows_ten_per_minute_then_aborts(cli):
@@ -365,25 +365,9 @@ def test_a_reader_that_goes_away_does_not_change_the_exit_code(tmp_path):
     """`pfunc run ... | head -1`: the rest of the report has nowhere to go, and the exit
     code still says how the execution ended (0 completed, 1 failed), with nothing on
     stderr. Here the pipe's reading end is closed before pfunc writes at all."""
-    import os
-    import subprocess
-    import sys
-
     (tmp_path / "fails.js").write_text("export default () => { throw new Error('no'); };\n")
+    store = ["--kv", tmp_path / "kv.sqlite3"]
     for handler, expected in ((EXAMPLES / "rate_limit.js", 0), (tmp_path / "fails.js", 1)):
         for output in ([], ["--json"]):
-            reading, writing = os.pipe()
-            os.close(reading)
-            try:
-                command = [sys.executable, "-m", "pfunc", "run", str(handler)]
-                message = ["--message", '{"userId":"u1"}', "--kv", str(tmp_path / "kv.sqlite3")]
-                done = subprocess.run(
-                    [*command, *message, *output],
-                    stdout=writing,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                    timeout=60,
-                )
-            finally:
-                os.close(writing)
-            assert (done.returncode, done.stderr) == (expected, ""), (handler, output)
+            done = run_cli_unread("run", handler, "--message", '{"userId":"u1"}', *store, *output)
+            assert (done.code, done.stderr) == (expected, ""), (handler, output)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli, run_cli_unread
 
 
 @pytest.fixture
@@ -336,20 +336,6 @@ def test_pfunc_test_n_keeps_each_file_s_path_and_ignores_the_ci_s_pytest_options
 def test_pfunc_test_n_exit_code_survives_a_reader_that_goes_away(tmp_path):
     """`pfunc test -n 2 | head -1`: the scenarios passed, so 0 (pytest's own exit code for
     a closed pipe would say they failed)."""
-    import os
-
     folder = scenario_folder(tmp_path)
-    reading, writing = os.pipe()
-    os.close(reading)  # nobody reads
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "pfunc", "test", "-n", "2", "-k", "greets", "hello.test.toml"],
-            cwd=folder,
-            stdout=writing,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=120,
-        )
-    finally:
-        os.close(writing)
-    assert (done.returncode, done.stderr) == (0, "")
+    done = run_cli_unread("test", "-n", "2", "-k", "greets", "hello.test.toml", cwd=folder)
+    assert (done.code, done.stderr) == (0, "")
