@@ -77,7 +77,7 @@ class ExecutionLoop:
         # In line: CPU seconds the execution itself has held the server's loop, and when
         # it last took it back (the loop's other work in between is not its own).
         self.own_time = 0.0
-        self.resumed = time.thread_time()
+        self.resumed = time.thread_time() if self._may_run_inline() else 0.0
         # In line, the calls made, for an attempt that starts again on a thread after the
         # guard (which is given their answers instead of performing them twice: `replay`).
         self.journal = Journal() if self._may_run_inline() else None
@@ -219,7 +219,8 @@ class ExecutionLoop:
         if remaining is not None and remaining <= 0:
             return False
         self.waits += 1
-        self._count_own_time()
+        if self.journal is not None:  # in line: its own time stops while it waits
+            self._count_own_time()
         if self.held:  # a re-run: the answers the first attempt's next wait delivered
             batch = min(held[3] for held in self.held)
             for held in [held for held in self.held if held[3] == batch]:
@@ -230,7 +231,8 @@ class ExecutionLoop:
                 settlements.append((call_id, *answer))
             return True
         done = await first_done(self.tasks, remaining)
-        self.resumed = time.thread_time()
+        if self.journal is not None:
+            self.resumed = time.thread_time()
         for task in done:
             call_id, record, journaled = self.tasks.pop(task)
             ok, payload = task.result()
