@@ -371,3 +371,26 @@ def test_a_reader_that_goes_away_does_not_change_the_exit_code(tmp_path):
         for output in ([], ["--json"]):
             done = run_cli_unread("run", handler, "--message", '{"userId":"u1"}', *store, *output)
             assert (done.code, done.stderr) == (expected, ""), (handler, output)
+
+
+def test_ctrl_c_stops_a_run_at_once_even_inside_an_endless_loop(tmp_path):
+    """The engine does not return to Python while a handler loops, so Python would hear
+    Ctrl-C only at the time limit (here 30 s, then "Aborted!", exit 1): the run ends by
+    the signal instead, as the terminal's default does."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "spin.js").write_text("export default () => { while (true) {} };\n")
+    running = subprocess.Popen(
+        [sys.executable, "-m", "pfunc", "run", "spin.js", "--message", "{}", "--timeout", "30"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)  # started, and spinning
+    running.send_signal(signal.SIGINT)
+    running.communicate(timeout=60)
+    assert running.returncode == -signal.SIGINT

@@ -7,8 +7,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +194,36 @@ def test_a_handler_flooding_the_protocol_pipe_is_stopped_at_its_time_limit(harne
     assert result.outcome == "error"
     assert result.error.type == "TimeoutError"
     assert harness.request(HOSTILE / "nan.py").outcome == "error"  # the next one runs
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
+def test_a_handler_still_running_when_pfunc_is_stopped_goes_with_it(tmp_path, signum):
+    """The worker has a process group of its own (a handler's kill must not reach pfunc),
+    so a terminal's Ctrl-C never reaches it, and a killed pfunc cannot end it: it sees its
+    host go and ends its group itself, rather than spin on for nobody."""
+    (tmp_path / "spin.py").write_text("def handler(request):\n    while True:\n        pass\n")
+    running = subprocess.Popen(
+        [sys.executable, "-m", "pfunc", "run", "spin.py", "--message", "{}", "--timeout", "30"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    workers: list[int] = []
+    deadline = time.monotonic() + 30
+    while len(workers) < 2 and time.monotonic() < deadline:  # the worker and its parent
+        time.sleep(0.1)
+        workers = _descendants(running.pid)
+    assert len(workers) >= 2, "the handler's worker never started"
+    running.send_signal(signum)
+    running.wait(60)
+    deadline = time.monotonic() + 10
+    while not all(map(_dead, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(map(_dead, workers)), workers
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        found += [int(child), *_descendants(int(child))]
+    return found

@@ -28,8 +28,14 @@ def execute(prepare: Callable[[], Any], renderer: str) -> Any:
     on the network). Usage errors raised while preparing or opening the store exit with
     code 2.
     """
+    import signal
+
     from pfunc.aio import run_without_loop
 
+    # Ctrl-C ends the command at once, as the terminal's default does: Python would only
+    # hear it once the engine returned, which a handler's endless loop puts off to its
+    # time limit. Nothing is lost: a store write is a SQLite transaction, whole or absent.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         plan = prepare()
         outcome = run_without_loop(plan.execute())

@@ -153,18 +153,38 @@ def _arity(handler: Callable[..., Any]) -> int:
     return _ARITY[handler]
 
 
+# How often the intermediate parent looks for its host (seconds).
+HOST_CHECK_EVERY = 0.2
+
+
+def _stand_by(child: int, host: int) -> None:
+    """The intermediate parent's life: wait for the worker, and should the host go first
+    without closing it (killed, or ended by a Ctrl-C it heard alone: the worker's group is
+    not the terminal's), take the worker's whole group with it, not leave a handler
+    running on for nobody."""
+    import signal
+
+    while True:
+        done, status = os.waitpid(child, os.WNOHANG)
+        if done:
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(128 - code if code < 0 else code)  # a signal as the shell shows it
+        if os.getppid() != host:  # adopted by another process: the host has gone
+            os.killpg(0, signal.SIGKILL)  # this group: the worker, its children, and this
+        time.sleep(HOST_CHECK_EVERY)
+
+
 def main(incoming_fd: int, outgoing_fd: int) -> None:
     import resource
 
     # An intermediate parent: the handler's os.getppid() is this process, not the host
     # (killing it does not reach pfunc), and the host kills the whole group at the end.
+    host = os.getppid()
     child = os.fork()
     if child:
         os.close(incoming_fd)
         os.close(outgoing_fd)
-        _, status = os.waitpid(child, 0)
-        code = os.waitstatus_to_exitcode(status)
-        os._exit(128 - code if code < 0 else code)  # a signal as the shell shows it
+        _stand_by(child, host)
     CONNECTION.incoming = incoming_fd
     os.set_blocking(incoming_fd, False)  # read_soon polls it
     CONNECTION.outgoing = os.fdopen(outgoing_fd, "w", encoding="utf-8")
