@@ -75,6 +75,18 @@ def run_cli(
     return CliRun(completed.returncode, completed.stdout, completed.stderr)
 
 
+def start_cli(*args: str | Path, cwd: Path) -> subprocess.Popen[str]:
+    """`pfunc ARGS...` started in the background (output discarded), for a test that
+    signals or kills it while it runs."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pfunc", *map(str, args)],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
 def run_cli_unread(*args: str | Path, cwd: Path | None = None) -> CliRun:
     """`pfunc ARGS...` whose standard output nobody reads (`pfunc ... | head` once head
     has gone): the pipe's reading end is closed before pfunc writes at all."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import EXAMPLES, HANDLERS, run_cli, run_cli_unread
+from tests.conftest import EXAMPLES, HANDLERS, run_cli, run_cli_unread, start_cli
 
 
 def test_rate_limit_allows_ten_per_minute_then_aborts(cli):
@@ -378,19 +378,10 @@ def test_ctrl_c_stops_a_run_at_once_even_inside_an_endless_loop(tmp_path):
     Ctrl-C only at the time limit (here 30 s, then "Aborted!", exit 1): the run ends by
     the signal instead, as the terminal's default does."""
     import signal
-    import subprocess
-    import sys
     import time
 
     (tmp_path / "spin.js").write_text("export default () => { while (true) {} };\n")
-    running = subprocess.Popen(
-        [sys.executable, "-m", "pfunc", "run", "spin.js", "--message", "{}", "--timeout", "30"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    running = start_cli("run", "spin.js", "--message", "{}", "--timeout", "30", cwd=tmp_path)
     time.sleep(1.5)  # started, and spinning
     running.send_signal(signal.SIGINT)
-    running.communicate(timeout=60)
-    assert running.returncode == -signal.SIGINT
+    assert running.wait(60) == -signal.SIGINT

@@ -8,15 +8,13 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import HANDLERS
+from tests.conftest import HANDLERS, start_cli
 from tests.test_dev_server import InProcessDev
 
 HOSTILE = HANDLERS / "hostile"
@@ -202,12 +200,7 @@ def test_a_handler_still_running_when_pfunc_is_stopped_goes_with_it(tmp_path, si
     so a terminal's Ctrl-C never reaches it, and a killed pfunc cannot end it: it sees its
     host go and ends its group itself, rather than spin on for nobody."""
     (tmp_path / "spin.py").write_text("def handler(request):\n    while True:\n        pass\n")
-    running = subprocess.Popen(
-        [sys.executable, "-m", "pfunc", "run", "spin.py", "--message", "{}", "--timeout", "30"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    running = start_cli("run", "spin.py", "--message", "{}", "--timeout", "30", cwd=tmp_path)
     workers: list[int] = []
     deadline = time.monotonic() + 30
     while len(workers) < 2 and time.monotonic() < deadline:  # the worker and its parent
