@@ -76,11 +76,12 @@ class ExecutionLoop:
         self.changed = False  # a call other than a read was performed
         # In line: CPU seconds the execution itself has held the server's loop, and when
         # it last took it back (the loop's other work in between is not its own).
+        inline = self._may_run_inline()
         self.own_time = 0.0
-        self.resumed = time.thread_time() if self._may_run_inline() else 0.0
+        self.resumed = time.thread_time() if inline else 0.0
         # In line, the calls made, for an attempt that starts again on a thread after the
         # guard (which is given their answers instead of performing them twice: `replay`).
-        self.journal = Journal() if self._may_run_inline() else None
+        self.journal = Journal() if inline else None
         self.waits = 0  # times the execution waited for calls under way (the journal's batches)
         self.replay = replay
         # Replayed answers of calls that ran as tasks, held until the wait that delivered
@@ -311,14 +312,14 @@ class ExecutionLoop:
             except ReplayDiverged:
                 record.settle(False, _NOT_PERFORMED)
                 raise
-            answer = None if replayed is None else replayed.answer
-            if replayed is not None and answer is not None:
-                if replayed.batch is None:  # answered where it was made, the first time too
+            if replayed is not None:
+                answer, batch = replayed
+                if batch is None:  # answered where it was made, the first time too
                     record.settle(*answer)
                     settlements.append((call_id, *answer))
                 else:
                     self.open[call_id] = record
-                    self.held.append((call_id, record, answer, replayed.batch))
+                    self.held.append((call_id, record, answer, batch))
                 return
         journal = self.journal
         entry = None if journal is None else journal.made(module_name, method, raw_args)

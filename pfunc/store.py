@@ -16,15 +16,12 @@ import contextlib
 import sqlite3
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pfunc.aio import running_loop
 from pfunc.checkpoints import BACKSTOP_PAGES, Checkpointer
 from pfunc.store_contention import BUSY_TIMEOUT_MS, LockWaits, Statements, busy
 from pfunc.store_schema import ADDED_COLUMNS, APPLICATION_ID, OUR_TABLES, SCHEMA
-
-if TYPE_CHECKING:
-    pass
 
 # Above every key: keys are text, and no character sorts after U+10FFFF.
 _TOP = "\U0010ffff" * 2

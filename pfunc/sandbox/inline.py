@@ -116,15 +116,17 @@ class Replay:
         self._pending = list(journal.entries)
         self.tape = journal.tape  # read again, in order, by the attempt on a thread
 
-    def match(self, module: str, method: str, args: list[dict[str, Any]]) -> JournalEntry | None:
-        """The journal's entry for this call when it has an answer to give, or None to
-        perform the call (no recorded match for a read, the journal is spent, or it was
-        a read that had no answer yet). Raises ReplayDiverged for a change that the
-        journal's next change is not."""
+    def match(
+        self, module: str, method: str, args: list[dict[str, Any]]
+    ) -> tuple[tuple[bool, str | None], int | None] | None:
+        """The recorded answer for this call and the wait that delivered it (None: where
+        it was made), or None to perform the call (no recorded match for a read, the
+        journal is spent, or it was a read that had no answer yet). Raises
+        ReplayDiverged for a change that the journal's next change is not."""
         for index, entry in enumerate(self._pending):
             if entry.matches(module, method, args):
                 del self._pending[: index + 1]  # with the recorded reads it skipped
-                return entry if entry.answer is not None else None
+                return None if entry.answer is None else (entry.answer, entry.batch)
             if not entry.read:
                 break  # a change is never skipped
         if is_read(module, method) or not self.owes_changes():

@@ -29,8 +29,8 @@ FINISH_SECONDS = 0.05
 # What an in-line execution's tape records (prelude: __pfunc_taped): Date.now() and new
 # Date(), Math.random(), performance.now().
 TAPE_KINDS = ("now", "random", "perf")
-# QuickJS's own messages when it stops code: the time limit, the memory limit.
-ENGINE_STOPS = ("interrupted", "out of memory")
+# QuickJS's own messages when it stops code, and why it stopped it.
+ENGINE_STOPS = {"interrupted": TIMEOUT, "out of memory": MEMORY}
 # Extra memory granted after a blow-up so the execution's logs can still be read.
 _RESCUE_MEMORY = 16 * 1024 * 1024
 
@@ -148,9 +148,8 @@ class JavaScriptSandbox:
             # Top-level code runs as a module, whose Promise rejects with the engine's own
             # interruption: it ran out of time (or memory), it did not throw.
             if info["type"] == "InternalError" and info["message"] in ENGINE_STOPS:
-                stop = _interruption(Exception(info["message"]))
-                if stop is not None:
-                    raise self._load_interrupted(stop)
+                reason = ENGINE_STOPS[info["message"]]
+                raise self._load_interrupted(SandboxInterrupted(reason, info["message"]))
             raise self._load_error(f"{info['type']}: {info['message']}\n{info['stack']}")
         if state["type"] == "undefined":
             raise HandlerLoadError(
