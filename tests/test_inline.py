@@ -253,18 +253,102 @@ def test_an_in_line_loop_of_instant_calls_lets_other_requests_in(tmp_path: Path)
         server.stop()
 
 
+COUNTING = """
+let executions = 0;  // module state, as a warm PubNub instance keeps it
+console.log("loaded");
+export default async (request, response) => {
+  executions += 1;
+  return response.send({ executions });
+};
+"""
+
+
+def logged(server: InProcessDev) -> list[dict]:
+    """The log events the server has reported so far."""
+    import queue
+
+    events = []
+    while True:
+        try:
+            events.append(server.events.get_nowait())
+        except queue.Empty:
+            return events
+
+
+def executor_of(server: InProcessDev):
+    function = server.server.state.project.function("work")
+    return server.server.state.engine.functions.executor(function)
+
+
+def test_a_function_keeps_its_module_state_when_it_moves_to_the_loop_and_back(tmp_path: Path):
+    """Moving between a thread and the server's loop is pfunc's business, not the
+    handler's: the same context moves, so module state goes on and top-level code does
+    not run again (once, it reset every function at its 21st execution)."""
+    (tmp_path / "pfunc.toml").write_text(PROJECT)
+    (tmp_path / "work.js").write_text(COUNTING)
+    server = InProcessDev(tmp_path)
+    try:
+        answers = []
+        while not promoted(server):
+            answers.append(json.loads(server.request("GET", URL)[2])["executions"])
+        for _ in range(3):  # in line now
+            answers.append(json.loads(server.request("GET", URL)[2])["executions"])
+        executor_of(server).policy.demote()  # as a slice that neared the guard would
+        answers.append(json.loads(server.request("GET", URL)[2])["executions"])
+        assert answers == list(range(1, len(answers) + 1))
+        loads = [
+            event
+            for event in logged(server)
+            if event.get("type") == "execution" and "loaded" in json.dumps(event["logs"])
+        ]
+        assert len(loads) == 1  # the top-level code's line, with the first execution only
+    finally:
+        server.stop()
+
+
 SLOW_TOP_LEVEL = """
 const db = require("kvstore");
 let sum = 0;  // about 90 ms of CPU (the guard counts CPU time) every time it loads
 for (let i = 0; i < 2e6; i++) sum += i;
-export default async (request, response) =>
-  response.send({ n: await db.incrCounter("n") });
+export default async (request, response) => {
+  if (request.query.url) await require("xhr").fetch(request.query.url);
+  return response.send({ n: await db.incrCounter("n") });
+};
 """
 
 
+@contextmanager
+def slow_http(seconds: float) -> Iterator[str]:
+    """The URL of a local HTTP server that answers after `seconds`."""
+    import http.server
+    import threading
+    import time
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(seconds)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+
+
 def test_a_function_slow_to_load_keeps_working_once_it_has_been_quick(tmp_path: Path):
-    """Its executions are quick, so it is promoted; loading it in line outgrows the guard,
-    so it is loaded on a thread, and stays there until new code loads."""
+    """Its executions are quick, so it is promoted: its loaded context moves to the loop
+    (no load to outgrow the guard there). A second context, for an execution that
+    overlaps one waiting on the network, would load in line and outgrow the guard: it is
+    loaded on a thread, and the function stays on threads until new code loads."""
+    import threading
+    import time
+
     (tmp_path / "pfunc.toml").write_text(PROJECT)
     (tmp_path / "work.js").write_text(SLOW_TOP_LEVEL)
     server = InProcessDev(tmp_path)
@@ -272,6 +356,17 @@ def test_a_function_slow_to_load_keeps_working_once_it_has_been_quick(tmp_path: 
         answers = [server.request("GET", URL) for _ in range(3 * PROMOTE_AFTER)]
         assert [status for status, _, _ in answers] == [200] * len(answers), answers[-1]
         assert json.loads(answers[-1][2]) == {"n": len(answers)}
+        assert promoted(server)
+        with slow_http(1.0) as url:
+            waiting: list[tuple[int, dict, str]] = []
+            asking = threading.Thread(
+                target=lambda: waiting.append(server.request("GET", f"{URL}?url={url}"))
+            )
+            asking.start()
+            time.sleep(0.3)  # the first holds the loaded context, waiting on the network
+            overlapping = server.request("GET", URL)
+            asking.join(10)
+        assert overlapping[0] == 200 and waiting[0][0] == 200
         assert not promoted(server)
     finally:
         server.stop()
@@ -296,40 +391,27 @@ export default async (request, response) => {
 def test_an_execution_started_again_runs_the_code_it_began_with(tmp_path: Path):
     """Saved while an execution waits, then the guard stops it: it starts again on a
     thread with its own code, not the new version."""
-    import http.server
     import threading
     import time
 
-    class Slow(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            time.sleep(1.0)
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    slow = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    threading.Thread(target=slow.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{slow.server_address[1]}/"
     project = PROJECT.replace("timeout = 2", "timeout = 5")
-    try:
-        with promoted_server(tmp_path, RELOADED.replace("VERSION", "1"), project) as server:
-            answer: list[tuple[int, dict, str]] = []
-            asking = threading.Thread(
-                target=lambda: answer.append(server.request("GET", f"{URL}?mode=slow&url={url}"))
-            )
-            asking.start()
-            time.sleep(0.3)
-            (tmp_path / "work.js").write_text(RELOADED.replace("VERSION", "2"))
-            server.wait_for(lambda e: e["type"] == "reload" and e["ok"], timeout=10)
-            asking.join(10)
-            status, _, body = answer[0]
-            assert status == 200 and json.loads(body) == {"version": 1}
-            assert count_of(tmp_path, "writes") == 1
-            assert json.loads(server.request("GET", URL)[2]) == {"version": 2}
-    finally:
-        slow.shutdown()
+    with (
+        slow_http(1.0) as url,
+        promoted_server(tmp_path, RELOADED.replace("VERSION", "1"), project) as server,
+    ):
+        answer: list[tuple[int, dict, str]] = []
+        asking = threading.Thread(
+            target=lambda: answer.append(server.request("GET", f"{URL}?mode=slow&url={url}"))
+        )
+        asking.start()
+        time.sleep(0.3)
+        (tmp_path / "work.js").write_text(RELOADED.replace("VERSION", "2"))
+        server.wait_for(lambda e: e["type"] == "reload" and e["ok"], timeout=10)
+        asking.join(10)
+        status, _, body = answer[0]
+        assert status == 200 and json.loads(body) == {"version": 1}
+        assert count_of(tmp_path, "writes") == 1
+        assert json.loads(server.request("GET", URL)[2]) == {"version": 2}
 
 
 def test_a_re_run_never_repeats_a_write_however_many_reads_came_first(tmp_path: Path):

@@ -273,9 +273,9 @@ def test_a_scenario_store_is_memory_or_disk(tmp_path):
 
 
 def test_warm_contexts_stay_on_the_thread_that_made_them(tmp_path):
-    """QuickJS measures its stack from the thread that made a context: a scenario run on
-    another thread (the dev console replays saved scenarios on the server's) must not hand
-    its contexts to this one."""
+    """A scenario run on another thread (the dev console replays saved scenarios on the
+    server's) does not hand its contexts to this one, and a deep recursion runs as deep
+    whichever thread made the context."""
     import asyncio
     import threading
 

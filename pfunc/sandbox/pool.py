@@ -31,8 +31,8 @@ IDLE_SECONDS = 2.0
 
 # Warm sandboxes handed from one engine to the next (scenarios), by what they
 # were built from: (thread, file, source, memory, timeout, clock). A JavaScript context
-# costs ~4 ms to make, a Python worker ~70 ms. By thread too: QuickJS measures its stack
-# from the thread that made a context.
+# costs ~4 ms to make, a Python worker ~70 ms. By thread too: what a test run on one
+# thread parks (the console's scenario replays run on the server's) stays with it.
 WarmKey = tuple[threading.Thread, str, str, int | None, float | None, int | None]
 _WARM: dict[WarmKey, list[Sandbox]] = {}
 MAX_WARM = 16
@@ -48,6 +48,20 @@ def close_warm() -> None:
 
 
 atexit.register(close_warm)
+
+
+def _move(sandbox: Sandbox, inline: bool) -> None:
+    """Put an idle sandbox where the next execution runs: on the server's loop, or on a
+    thread of its own. The context itself moves, with its module state, as a warm
+    instance keeps its state whichever way pfunc drives it (QuickJS takes each call's
+    stack from the thread that makes it, so a context may change threads between calls)."""
+    if inline and sandbox.home is not None:
+        sandbox.home.close()
+        sandbox.home = None
+    elif not inline and sandbox.home is None:
+        from pfunc.sandbox.threads import SandboxThread
+
+        sandbox.home = SandboxThread()
 
 
 class SandboxPool:
@@ -169,8 +183,9 @@ class SandboxPool:
         while self._idle:
             sandbox = self._idle.pop()  # the most recently used: the others age out
             self._idle_since.pop(id(sandbox), None)
-            fits = (sandbox.home is None) == (inline or not self.runtime.threaded)
-            if fits and not sandbox.broken and sandbox.generation == self.generation:
+            if not sandbox.broken and sandbox.generation == self.generation:
+                if self.runtime.threaded:
+                    _move(sandbox, inline)
                 return sandbox
             sandbox.close()
         if self.source is None:
