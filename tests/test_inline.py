@@ -141,6 +141,12 @@ export default async (request, response) => {
     burn();
     return response.send({ spun: true });
   }
+  if (request.query.mode === "many-reads-then-spin") {  // more reads than values kept
+    for (let i = 0; i < 21000; i++) { Date.now(); Math.random(); }
+    await db.incrCounter(`stamp-${Date.now()}-${Math.random()}`);
+    burn();
+    return response.send({ spun: true });
+  }
   if (request.query.mode === "count-then-spin") {  // module state is not
     await db.incrCounter("count-" + executions);
     burn();
@@ -173,6 +179,18 @@ def test_a_re_run_reads_the_clock_and_randomness_the_first_attempt_read(tmp_path
     answer; the write happens once and the execution completes."""
     with promoted_server(tmp_path, DIVERGING) as server:
         status, _, body = server.request("GET", URL + "?mode=stamp-then-spin")
+        assert status == 200 and json.loads(body) == {"spun": True}
+        assert len(keys_like(tmp_path, "stamp-%")) == 1
+        assert not promoted(server)
+
+
+def test_a_re_run_reads_them_again_however_many_the_first_attempt_read(tmp_path: Path):
+    """Tens of thousands of clock and random reads before the write: the clock is kept as
+    runs of one value, and Math.random() as its generator's state, so the attempt on a
+    thread still reads what the first read (once, past 20,000 values it read live ones,
+    and a write built from them ended as an error)."""
+    with promoted_server(tmp_path, DIVERGING) as server:
+        status, _, body = server.request("GET", URL + "?mode=many-reads-then-spin")
         assert status == 200 and json.loads(body) == {"spun": True}
         assert len(keys_like(tmp_path, "stamp-%")) == 1
         assert not promoted(server)

@@ -38,9 +38,11 @@ class SandboxInterrupted(Exception):
         self.engine_text = engine_text  # the engine's message and stack: where it stopped
 
 
-# The clock and random values an execution read, in order, by kind ("now", "random",
-# "perf": Date.now() and new Date(), Math.random(), performance.now()), and "perfOrigin",
-# the performance clock's origin in its context.
+# The clock and random values an execution read, to be read again in order (prelude.js,
+# __pfunc_newTape): "now", Date.now() and new Date() as runs [value, reads, value, ...];
+# "perf", performance.now() value by value; "randomState", the four words of state the
+# generator Math.random() drew from started with; "perfOrigin", the performance clock's
+# origin in its context.
 Tape = dict[str, Any]
 
 

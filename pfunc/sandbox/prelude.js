@@ -36,7 +36,7 @@ var console;
   // --- the execution clock -----------------------------------------------------
 
   function __pfunc_now() {
-    return fixedNowMs === null ? __pfunc_taped("now", __pfunc_realNow) : fixedNowMs;
+    return fixedNowMs === null ? __pfunc_tapedNow() : fixedNowMs;
   }
 
   function __pfunc_realNow() { return RealDate.now(); }
@@ -49,32 +49,78 @@ var console;
   // In line on pfunc dev, an execution records the clock and randomness it reads, so that
   // if the in-line guard stops it, the attempt that starts again on a thread reads the
   // same values (then live ones) and makes the same calls as far as the first got.
-  // Values kept of each kind: serialising the tape runs in one engine call that no time
-  // limit interrupts, so it stays small (a few milliseconds at most).
+  // Date.now() is kept as runs of one value (a wait on the clock reads it thousands of
+  // times a millisecond), Math.random() as the state of a generator of the execution's
+  // own, and performance.now() value by value: at most TAPE_MAX runs or values, as the
+  // tape is serialised in one engine call (a few milliseconds at most).
   const TAPE_MAX = 20000;
-  function __pfunc_taped(kind, read) {
+  const engineRandom = Math.random; // the engine's own
+  let seeded = null; // the seeded generator's state (tests), or null
+
+  function __pfunc_tapedNow() {
     const tape = current === null ? null : current.tape;
-    if (tape === null) return read();
-    if (tape.replay !== null && tape.played[kind] < tape.replay[kind].length) {
-      return tape.replay[kind][tape.played[kind]++];
+    if (tape === null) return __pfunc_realNow();
+    const replay = tape.replay;
+    if (replay !== null && replay.nowAt < replay.now.length) {
+      const value = replay.now[replay.nowAt];
+      if (++replay.nowUsed >= replay.now[replay.nowAt + 1]) {
+        replay.nowAt += 2;
+        replay.nowUsed = 0;
+      }
+      return value;
     }
-    const value = read();
-    if (tape.record !== null && tape.record[kind].length < TAPE_MAX) tape.record[kind].push(value);
+    const value = __pfunc_realNow();
+    const runs = tape.record === null ? null : tape.record.now;
+    if (runs !== null) {
+      if (runs.length > 0 && runs[runs.length - 2] === value) runs[runs.length - 1] += 1;
+      else if (runs.length < 2 * TAPE_MAX) runs.push(value, 1);
+    }
+    return value;
+  }
+
+  function __pfunc_tapedPerf() {
+    const tape = current === null ? null : current.tape;
+    if (tape === null) return __pfunc_livePerformanceNow();
+    const replay = tape.replay;
+    if (replay !== null && replay.perfAt < replay.perf.length) return replay.perf[replay.perfAt++];
+    const value = __pfunc_livePerformanceNow();
+    if (tape.record !== null && tape.record.perf.length < TAPE_MAX) tape.record.perf.push(value);
     return value;
   }
 
   function __pfunc_newTape(event) {
     if (!event.recordTape && !event.tape) return null;
+    const given = event.tape || null;
+    // Math.random() in this execution: a generator of its own, from a recorded state
+    // (read again) or a new one (recorded); a seeded context's generator is its own.
+    let generator = null;
+    if (given !== null && Array.isArray(given.randomState) && given.randomState.length === 4) {
+      generator = { state: given.randomState.map(function __pfunc_word(n) { return n >>> 0; }) };
+    } else if (event.recordTape && seeded === null) {
+      const state = [];
+      for (let i = 0; i < 4; i++) state.push((engineRandom() * 4294967296) >>> 0);
+      generator = { state: state };
+    }
     return {
       record: event.recordTape
-        ? { now: [], random: [], perf: [], perfOrigin: realPerformance.timeOrigin }
+        ? {
+          now: [],
+          perf: [],
+          randomState: generator !== null ? generator.state.slice() : null,
+          perfOrigin: realPerformance.timeOrigin,
+        }
         : null,
-      replay: event.tape ? { now: event.tape.now, random: event.tape.random, perf: event.tape.perf } : null,
-      played: { now: 0, random: 0, perf: 0 },
+      replay: given !== null
+        ? {
+          now: Array.isArray(given.now) ? given.now : [], nowAt: 0, nowUsed: 0,
+          perf: Array.isArray(given.perf) ? given.perf : [], perfAt: 0,
+        }
+        : null,
+      generator: generator,
       // performance.now() counts from its context's start: live values in a new context
       // are moved to the first one's origin, so that they go on from the replayed ones.
-      perfShift: event.tape && typeof event.tape.perfOrigin === "number"
-        ? realPerformance.timeOrigin - event.tape.perfOrigin
+      perfShift: given !== null && typeof given.perfOrigin === "number"
+        ? realPerformance.timeOrigin - given.perfOrigin
         : 0,
     };
   }
@@ -106,7 +152,7 @@ var console;
   globalThis.performance = {
     timeOrigin: realPerformance.timeOrigin,
     now: function now() {
-      if (fixedNowMs === null) return __pfunc_taped("perf", __pfunc_livePerformanceNow);
+      if (fixedNowMs === null) return __pfunc_tapedPerf();
       if (performanceOrigin === null) {
         performanceOrigin = fixedNowMs;
         performanceBase = realPerformanceNow();
@@ -581,22 +627,44 @@ var console;
     return [request, response];
   }
 
-  // Tests seed randomness so uuid.v4 and utils.randomInt repeat (mulberry32).
+  // Tests seed randomness so uuid.v4 and utils.randomInt repeat (mulberry32), and an
+  // in-line execution draws from a generator of its own, whose state its tape records:
+  // sfc32, 128 bits of state from the engine's Math.random (so two executions' values do
+  // not repeat each other), two outputs to a double, as many bits as the engine's.
   const random = { draws: 0 }; // draws from the seeded Math.random since it was seeded
-  let randomSource = Math.random; // the engine's, or the seeded one below
-  Math.random = function random() { return __pfunc_taped("random", randomSource); };
+  Math.random = function random() {
+    const generator = current === null || current.tape === null ? null : current.tape.generator;
+    if (generator !== null) {
+      const high = __pfunc_sfc32(generator.state) >>> 5;
+      const low = __pfunc_sfc32(generator.state) >>> 6;
+      return (high * 67108864 + low) / 9007199254740992;
+    }
+    if (seeded === null) return engineRandom();
+    __pfunc_countDraw();
+    return __pfunc_mulberry32(seeded);
+  };
+
+  function __pfunc_mulberry32(generator) {
+    generator.state = (generator.state + 0x6d2b79f5) >>> 0;
+    let t = generator.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  function __pfunc_sfc32(state) {
+    const a = state[0], b = state[1], c = state[2], d = (state[3] + 1) | 0;
+    const t = (((a + b) | 0) + d) | 0;
+    state[0] = b ^ (b >>> 9);
+    state[1] = (c + (c << 3)) | 0;
+    state[2] = (((c << 21) | (c >>> 11)) + t) | 0;
+    state[3] = d;
+    return t >>> 0;
+  }
 
   function __pfunc_seedRandom(seed) {
-    let state = seed >>> 0;
+    seeded = { state: seed >>> 0 };
     random.draws = 0;
-    randomSource = function seeded() {
-      state = (state + 0x6d2b79f5) >>> 0;
-      let t = state;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      __pfunc_countDraw();
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
   }
 
   function __pfunc_countDraw() { random.draws += 1; }

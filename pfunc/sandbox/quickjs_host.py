@@ -26,9 +26,6 @@ if TYPE_CHECKING:
 HERE = Path(__file__).parent
 # Serialising an execution's report takes microseconds; the handler's own toJSON, no more.
 FINISH_SECONDS = 0.05
-# What an in-line execution's tape records (prelude: __pfunc_taped): Date.now() and new
-# Date(), Math.random(), performance.now().
-TAPE_KINDS = ("now", "random", "perf")
 # QuickJS's own messages when it stops code, and why it stopped it.
 ENGINE_STOPS = {"interrupted": TIMEOUT, "out of memory": MEMORY}
 # Extra memory granted after a blow-up so the execution's logs can still be read.
@@ -298,11 +295,14 @@ class JavaScriptSandbox:
             self._context.set_time_limit(-1)
         if not isinstance(tape, dict):
             return None
-        values = {kind: tape.get(kind) for kind in TAPE_KINDS}
+        values = {kind: tape.get(kind) for kind in ("now", "perf")}
         if not all(isinstance(v, list) and all(map(_is_number, v)) for v in values.values()):
             return None  # not what pfunc's prelude records: give nothing rather than that
-        origin = tape.get("perfOrigin")
-        return {**values, "perfOrigin": origin if _is_number(origin) else None}
+        state, origin = tape.get("randomState"), tape.get("perfOrigin")
+        if not (isinstance(state, list) and len(state) == 4 and all(map(_is_number, state))):
+            state = None
+        origin = origin if _is_number(origin) else None
+        return {**values, "randomState": state, "perfOrigin": origin}
 
     def finish(self) -> dict[str, Any] | None:
         """The execution's completion, logs, warnings and error; None if unreadable.
