@@ -334,3 +334,49 @@ def test_a_reused_context_starts_as_a_new_one_would(tmp_path):
     both, alone = answers(), answers("-k", "b")
     assert both[0] == both[1] == alone[0]
     assert both[1][1] == ["json.r"]  # only r differs from the expectation: "loaded" was logged
+
+
+COUNT_JS = """
+const db = require("kvstore");
+let cached = null;  // module state: a value read once and kept
+let executions = 0;
+console.log("loaded");
+export default async (request, response) => {
+  executions += 1;
+  if (cached === null) cached = await db.get("config");
+  return response.send({ executions, config: cached });
+};
+"""
+COUNT_PY = """
+executions = 0
+
+def handler(request, response):
+    global executions
+    executions += 1
+    return response.send({"executions": executions})
+"""
+
+
+@pytest.mark.parametrize(
+    ("file", "source", "expect"),
+    [
+        # A JavaScript handler's top-level console line belongs to a fresh load too.
+        ("count.js", COUNT_JS, 'json = { executions = 1, config = "NAME" }, logs = ["loaded"]'),
+        ("count.py", COUNT_PY, "json = { executions = 1 }"),
+    ],
+)
+def test_each_scenario_starts_from_a_fresh_load_of_the_handler(tmp_path, file, source, expect):
+    """Scenarios share loaded contexts (and Python workers) for speed, yet each starts as
+    a new load would: module state from another scenario would make a scenario's outcome
+    depend on which ran before it, and on how pytest-xdist spread them."""
+    (tmp_path / file).write_text(source)
+    scenario = (
+        f'[[scenario]]\nname = "NAME"\nfile = "{file}"\nkv = {{ config = "NAME" }}\n\n'
+        f'[[scenario.step]]\nrequest = {{ path = "/" }}\nexpect = {{ {expect} }}\n'
+    )
+    names = ("first", "second", "third")
+    text = "\n".join(scenario.replace("NAME", name) for name in names)
+    (tmp_path / "count.test.toml").write_text(text)
+    run = run_cli("test", tmp_path / "count.test.toml", cwd=tmp_path)
+    assert run.code == 0, run.stdout + run.stderr
+    assert "3 passed, 0 failed" in run.stdout

@@ -54,6 +54,7 @@ class Sandbox(Protocol):
     home: SandboxThread | None  # the thread it lives on, when it has one of its own
     generation: int  # the source version it was built from (the pool's reloads)
     source: str  # the handler's code it loaded
+    loads: int  # times the handler was loaded in it (renew)
     # Internal host modules this language's handlers reach (Python: "builtin").
     internal_modules: tuple[str, ...]
 
@@ -83,8 +84,10 @@ class Sandbox(Protocol):
         record them: in line on pfunc dev), for an attempt that starts again."""
         ...
 
-    def reseed(self, random_seed: int | None) -> None:
-        """Seed the handler's randomness for the runs to come (a reused sandbox)."""
+    def renew(self, random_seed: int | None) -> None:
+        """Load the handler again in this sandbox, as a new one would load it (its
+        randomness seeded with `random_seed`), for another test run. Raises
+        HandlerLoadError."""
         ...
 
     def close(self) -> None: ...

@@ -36,6 +36,9 @@ IDLE_SECONDS = 2.0
 WarmKey = tuple[threading.Thread, str, str, int | None, float | None, int | None]
 _WARM: dict[WarmKey, list[Sandbox]] = {}
 MAX_WARM = 16
+# A JavaScript context keeps every module evaluated in it (about twice the handler's
+# source in memory each time): one is parked again until it has loaded this many times.
+MAX_LOADS = 64
 
 
 def close_warm() -> None:
@@ -136,7 +139,7 @@ class SandboxPool:
         key = self._warm_key(source, clock)
         if key is not None and _WARM.get(key):
             sandbox = _WARM[key].pop()
-            sandbox.reseed(self.runtime.random_seed)  # as a new one would be
+            sandbox.renew(self.runtime.random_seed)  # loaded again in it, as a new one would be
             self._loaded_at[id(sandbox)] = clock
             return sandbox
         sandbox = await self._load_new(source, inline)
@@ -251,6 +254,7 @@ class SandboxPool:
             if (
                 parked is not None
                 and sandbox.generation == self.generation
+                and sandbox.loads < MAX_LOADS
                 and (len(parked) < MAX_IDLE and sum(map(len, _WARM.values())) < MAX_WARM)
             ):
                 parked.append(sandbox)

@@ -482,13 +482,7 @@ var console;
 
   function __pfunc_watchLoad(modulePromise) {
     modulePromise.then(
-      function __pfunc_loaded() {
-        load.done = true;
-        // What loading left for the first execution, so that a warm sandbox reused by
-        // another test run starts where a new one would (__pfunc_rewarm).
-        load.draws = random.draws;
-        load.logs = loadLogs.slice();
-      },
+      function __pfunc_loaded() { load.done = true; },
       function __pfunc_loadFailed(error) { load.done = true; load.error = __pfunc_errorInfo(error); }
     );
   }
@@ -631,7 +625,6 @@ var console;
   // in-line execution draws from a generator of its own, whose state its tape records:
   // sfc32, 128 bits of state from the engine's Math.random (so two executions' values do
   // not repeat each other), two outputs to a double, as many bits as the engine's.
-  const random = { draws: 0 }; // draws from the seeded Math.random since it was seeded
   Math.random = function random() {
     const generator = current === null || current.tape === null ? null : current.tape.generator;
     if (generator !== null) {
@@ -639,9 +632,7 @@ var console;
       const low = __pfunc_sfc32(generator.state) >>> 6;
       return (high * 67108864 + low) / 9007199254740992;
     }
-    if (seeded === null) return engineRandom();
-    __pfunc_countDraw();
-    return __pfunc_mulberry32(seeded);
+    return seeded === null ? engineRandom() : __pfunc_mulberry32(seeded);
   };
 
   function __pfunc_mulberry32(generator) {
@@ -664,18 +655,15 @@ var console;
 
   function __pfunc_seedRandom(seed) {
     seeded = { state: seed >>> 0 };
-    random.draws = 0;
   }
 
-  function __pfunc_countDraw() { random.draws += 1; }
-
-  // A loaded sandbox handed to another test run: seeded again and past the draws its
-  // top-level code made, and with the console lines loading wrote, as a new one would be.
-  function __pfunc_rewarm(seed) {
-    __pfunc_seedRandom(seed);
-    for (let i = 0; i < (load.draws || 0); i++) Math.random();
+  // A loaded context handed to another test run, before its handler module is evaluated
+  // again (a new module: its own state, its top-level code run again, as a new load).
+  function __pfunc_unload() {
     loadLogs.length = 0;
-    for (const entry of load.logs || []) loadLogs.push(entry);
+    load.done = false;
+    load.error = null;
+    __pfunc_m.d = undefined;
   }
 
   function __pfunc_setClock(nowMs) {
@@ -778,6 +766,6 @@ var console;
   __pfunc_entry("__pfunc_api_watchLoad", __pfunc_watchLoad);
   __pfunc_entry("__pfunc_api_loadState", __pfunc_loadState);
   __pfunc_entry("__pfunc_api_setHandler", __pfunc_setHandler);
-  __pfunc_entry("__pfunc_api_rewarm", __pfunc_rewarm);
+  __pfunc_entry("__pfunc_api_unload", __pfunc_unload);
   __pfunc_entry("__pfunc_api_readTape", __pfunc_readTape);
 })(Date);

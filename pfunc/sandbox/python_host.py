@@ -99,15 +99,22 @@ class PythonSandbox:
             os.close(to_worker_read)
             os.close(from_worker_write)
         os.set_blocking(self._from_worker, False)  # read_soon polls it
+        self.loads = 1
+        self._load({"op": "load", "path": path, "source": source, "memory": memory})
+
+    def _load(self, message: dict[str, Any]) -> None:
+        """Have the worker load the handler (`message`); HandlerLoadError if it cannot,
+        and then nothing of this worker outlives the failure."""
         try:
-            self._send({"op": "load", "path": path, "source": source, "memory": memory})
+            self._send(message)
             loaded = self._receive(LOAD_TIMEOUT)
         except SandboxInterrupted:
             self.close()
             raise HandlerLoadError(
-                "LoadError", f"{display_path}: the handler did not load within {LOAD_TIMEOUT:g} s"
+                "LoadError",
+                f"{self.display_path}: the handler did not load within {LOAD_TIMEOUT:g} s",
             ) from None
-        except BaseException:  # nothing of this worker may outlive a failed start
+        except BaseException:
             self.close()
             raise
         error = loaded.get("error")
@@ -115,7 +122,7 @@ class PythonSandbox:
             self.close()
             raise HandlerLoadError(
                 str(error.get("type", "Error")),
-                f"{display_path}:{error.get('line') or 1}: {error.get('message', '')}",
+                f"{self.display_path}:{error.get('line') or 1}: {error.get('message', '')}",
                 str(error.get("stack", "")),
                 error.get("line"),
                 error.get("column"),
@@ -224,10 +231,13 @@ class PythonSandbox:
         """Python handlers never run in line, so never start again: nothing recorded."""
         return None
 
-    def reseed(self, random_seed: int | None) -> None:
-        # Kept for the protocol: a Python handler's randomness is its own (not seeded by
-        # pfunc), so a reused worker needs nothing more.
+    def renew(self, random_seed: int | None) -> None:
+        """For a worker handed to another test run: the handler module executed again in
+        it, as a new load would (its own module state). A Python handler's randomness is
+        its own (pfunc does not seed it)."""
         self.random_seed = random_seed
+        self.loads += 1
+        self._load({"op": "reload"})
 
     def close(self) -> None:
         if self._process is None:

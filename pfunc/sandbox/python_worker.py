@@ -68,6 +68,26 @@ def _load(path: str, source: str) -> Callable[..., Any]:
     return handler
 
 
+def _load_reporting(handler_file: str, source: str) -> Callable[..., Any] | None:
+    """The handler, loaded; the host is told whether it loaded, and why not."""
+    try:
+        handler = _load(handler_file, source)
+    except BaseException as failure:
+        info = _error_info(failure, handler_file)
+        if isinstance(failure, ModuleNotFoundError):
+            info["message"] = (
+                f"{failure}; the handler imports a package this Python "
+                f"does not have (pip install {failure.name})"
+            )
+        if isinstance(failure, SyntaxError):
+            info["line"] = failure.lineno
+            info["column"] = failure.offset
+        CONNECTION.send({"op": "loaded", "error": info})
+        return None
+    CONNECTION.send({"op": "loaded", "error": None})
+    return handler
+
+
 def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) -> dict[str, Any]:
     # The family (from pfunc's table of event kinds) decides what the handler receives.
     family = execution.event["family"]
@@ -191,11 +211,11 @@ def main(incoming_fd: int, outgoing_fd: int) -> None:
     sys.stdout = sys.stderr  # print() goes where the host discards it, never to the pipes
 
     handler: Callable[..., Any] | None = None
-    handler_file = ""
+    handler_file = source = ""
     while True:
         message = CONNECTION.receive()
         if message["op"] == "load":
-            handler_file = os.path.abspath(message["path"])
+            handler_file, source = os.path.abspath(message["path"]), message["source"]
             sys.path.insert(0, str(Path(handler_file).parent))
             if message.get("memory"):
                 # The handler may use this much more address space than the worker has now.
@@ -203,21 +223,9 @@ def main(incoming_fd: int, outgoing_fd: int) -> None:
                     pages = int(statm.read().split()[0])
                 limit = pages * resource.getpagesize() + int(message["memory"])
                 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-            try:
-                handler = _load(handler_file, message["source"])
-            except BaseException as failure:
-                info = _error_info(failure, handler_file)
-                if isinstance(failure, ModuleNotFoundError):
-                    info["message"] = (
-                        f"{failure}; the handler imports a package this Python "
-                        f"does not have (pip install {failure.name})"
-                    )
-                if isinstance(failure, SyntaxError):
-                    info["line"] = failure.lineno
-                    info["column"] = failure.offset
-                CONNECTION.send({"op": "loaded", "error": info})
-                continue
-            CONNECTION.send({"op": "loaded", "error": None})
+            handler = _load_reporting(handler_file, source)
+        elif message["op"] == "reload" and handler_file:  # another test run: a new module
+            handler = _load_reporting(handler_file, source)
         elif message["op"] == "run" and handler is not None:
             execution = _Execution(message["event"], message.get("now") or time.time() * 1000)
             CONNECTION.execution = execution

@@ -110,12 +110,15 @@ class JavaScriptSandbox:
         self._finish = entry("__pfunc_api_finish")
         # Top-level code reads the execution clock (and seeded randomness) too.
         entry("__pfunc_api_setClock")(_js_number(now_ms))
-        self._rewarm = entry("__pfunc_api_rewarm")
+        self._seed = entry("__pfunc_api_seedRandom")
+        self._unload = entry("__pfunc_api_unload")
         self._read_tape = entry("__pfunc_api_readTape")
         if random_seed is not None:
-            entry("__pfunc_api_seedRandom")(_js_number(random_seed % 2**32))
+            self._seed(_js_number(random_seed % 2**32))
         # Stacks the handler sees name its file and quote its source (prelude, "stacks").
         entry("__pfunc_api_setHandler")(display_path, source)
+        self.load_timeout = timeout
+        self.loads = 1  # times its handler module was evaluated (see renew)
         self._load(timeout)
 
     # --- loading -------------------------------------------------------------------
@@ -272,11 +275,16 @@ class JavaScriptSandbox:
         finally:
             self.set_time_limit(None)
 
-    def reseed(self, random_seed: int | None) -> None:
-        """For a loaded sandbox reused by another test run: Math.random seeded and past
-        the draws loading made, and loading's console lines queued again, as a new one's."""
+    def renew(self, random_seed: int | None) -> None:
+        """For a loaded context handed to another test run: seed its randomness, then
+        evaluate the handler module again, as a new load would (its own module state, its
+        top-level code's console lines and random draws), without making a new context.
+        Raises HandlerLoadError as loading does."""
         if random_seed is not None:
-            self._rewarm(_js_number(random_seed % 2**32))
+            self._seed(_js_number(random_seed % 2**32))
+        self._unload()
+        self.loads += 1
+        self._load(self.load_timeout)
 
     def close(self) -> None:
         """Let the sandbox's own thread (if any) end once its work is done."""
