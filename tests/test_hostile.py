@@ -69,6 +69,23 @@ def test_loops_the_engine_limit_cannot_see_end_at_the_deadline(harness, tmp_path
     assert (healthy.outcome, healthy.message) == ("ok", {"n": 1})
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        "export default async (request) => { throw null; };",
+        "export default (request) => Promise.reject(null);",
+    ],
+)
+def test_a_thrown_null_is_the_handlers_own_error_not_a_memory_error(harness, tmp_path, source):
+    """QuickJS reports a Promise chain that exhausts memory as a thrown null; a handler
+    that throws null itself, without running such a chain, gets its own error."""
+    hostile, healthy = run_then_healthy(harness, tmp_path, source)
+    assert (hostile.outcome, hostile.error.type) == ("error", "Error")
+    assert "threw a non-Error value: null" in hostile.error.message
+    assert "memory" not in hostile.error.message
+    assert (healthy.outcome, healthy.message) == ("ok", {"n": 1})
+
+
 def test_a_promise_chain_that_grows_for_ever_ends_at_the_memory_limit(harness, tmp_path):
     source = """
         export default (request) => {

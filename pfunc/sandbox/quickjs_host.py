@@ -28,6 +28,10 @@ HERE = Path(__file__).parent
 FINISH_SECONDS = 0.05
 # QuickJS's own messages when it stops code, and why it stopped it.
 ENGINE_STOPS = {"interrupted": TIMEOUT, "out of memory": MEMORY}
+# QuickJS rejects with null when a Promise chain leaves no memory for even the error; a
+# chain that fills the smallest heap runs far more jobs than this. Fewer, and the null is
+# the handler's own (`throw null`).
+_JOBS_TO_EXHAUST_MEMORY = 1000
 # Extra memory granted after a blow-up so the execution's logs can still be read.
 _RESCUE_MEMORY = 16 * 1024 * 1024
 
@@ -118,6 +122,7 @@ class JavaScriptSandbox:
         # Stacks the handler sees name its file and quote its source (prelude, "stacks").
         entry("__pfunc_api_setHandler")(display_path, source)
         self.load_timeout = timeout
+        self.jobs = 0  # Promise jobs the execution in progress has run
         self.loads = 1  # times its handler module was evaluated (see renew)
         self._load(timeout)
 
@@ -207,6 +212,7 @@ class JavaScriptSandbox:
         return stop
 
     def start(self, event_json: str, now_ms: int | None) -> None:
+        self.jobs = 0
         try:
             self._start(event_json, _js_number(now_ms))
         except (quickjs.JSException, MemoryError) as error:
@@ -226,6 +232,8 @@ class JavaScriptSandbox:
                     raise SandboxInterrupted(TIMEOUT, "")
         except (quickjs.JSException, MemoryError) as error:
             raise self._broken_by(error) from None
+        finally:
+            self.jobs += jobs
 
     def poll(self) -> tuple[bool, list[Any]]:
         """(handler settled?, host calls queued since the last poll)."""
@@ -329,6 +337,9 @@ class JavaScriptSandbox:
         finally:
             self._context.set_time_limit(-1)
         details = json.loads(text)
+        error = details.get("error")
+        if error and error.get("nullThrown") and self.jobs < _JOBS_TO_EXHAUST_MEMORY:
+            del error["nullThrown"]  # too short a chain to fill memory: the handler threw null
         if "\\ud" in text or "\\uD" in text:  # a lone surrogate may be in a log line
             for entry in details.get("logs", []):
                 entry["text"] = well_formed(entry["text"])
