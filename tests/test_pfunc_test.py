@@ -380,3 +380,22 @@ def test_each_scenario_starts_from_a_fresh_load_of_the_handler(tmp_path, file, s
     run = run_cli("test", tmp_path / "count.test.toml", cwd=tmp_path)
     assert run.code == 0, run.stdout + run.stderr
     assert "3 passed, 0 failed" in run.stdout
+
+
+def test_a_handler_whose_top_level_code_cannot_run_twice_in_one_context_still_loads(tmp_path):
+    """Top-level code that defines a property for good cannot run again in the context it
+    ran in: such a context is not reused, and the scenario gets a new one."""
+    (tmp_path / "fixed.js").write_text(
+        "// A polyfill: a getter, not configurable (defineProperty's default)\n"
+        'Object.defineProperty(Array.prototype, "last", { get() { return this[this.length - 1]; } });\n'
+        "export default (request, response) => response.send({ version: [1, 2].last });\n"
+    )
+    scenario = (
+        '[[scenario]]\nname = "NAME"\nfile = "fixed.js"\n\n'
+        '[[scenario.step]]\nrequest = { path = "/" }\nexpect = { json = { version = 2 } }\n'
+    )
+    text = "\n".join(scenario.replace("NAME", name) for name in ("first", "second"))
+    (tmp_path / "fixed.test.toml").write_text(text)
+    run = run_cli("test", tmp_path / "fixed.test.toml", cwd=tmp_path)
+    assert run.code == 0, run.stdout + run.stderr
+    assert "2 passed, 0 failed" in run.stdout

@@ -139,9 +139,13 @@ class SandboxPool:
         key = self._warm_key(source, clock)
         if key is not None and _WARM.get(key):
             sandbox = _WARM[key].pop()
-            sandbox.renew(self.runtime.random_seed)  # loaded again in it, as a new one would be
-            self._loaded_at[id(sandbox)] = clock
-            return sandbox
+            try:
+                sandbox.renew(self.runtime.random_seed)  # loaded again in it, as new
+            except Exception:  # what its last load left (a non-configurable global) is in the
+                sandbox.close()  # way, or its worker is gone: a new load answers for itself
+            else:
+                self._loaded_at[id(sandbox)] = clock
+                return sandbox
         sandbox = await self._load_new(source, inline)
         if key is not None:  # only runs that park their sandboxes need to know
             self._loaded_at[id(sandbox)] = clock
