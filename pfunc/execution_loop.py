@@ -234,7 +234,9 @@ class ExecutionLoop:
         done = await first_done(self.tasks, remaining)
         if self.journal is not None:
             self.resumed = time.thread_time()
-        for task in done:
+        # Calls that finished together settle in the order the handler made them (a set
+        # has no order of its own): the same Promise.race winner in every driver.
+        for task in sorted(done, key=lambda task: self.tasks[task][0]):
             call_id, record, journaled = self.tasks.pop(task)
             ok, payload = task.result()
             self.open.pop(call_id, None)
@@ -325,7 +327,7 @@ class ExecutionLoop:
         entry = None if journal is None else journal.made(module_name, method, raw_args)
         if not is_read(module_name, method):  # performed below: an in-line re-run would repeat it
             self.changed = True
-        if not module.inline:
+        if module.waits(method, args, self.context):
             self.open[call_id] = record
             # Network and bus calls belong to the server's loop (runtime.main_loop).
             work = _invoke(module, method, args, self.context)

@@ -275,3 +275,60 @@ def test_kv_xhr_publish_kv_fails_on_the_fourth(harness, write_handler, tmp_path)
         ("pubnub", "ok"),
         ("kvstore", "refused"),
     ]
+
+
+MOCK_ORDER_PROJECT = """
+[project]
+subscribe_key = "sub-c-order"
+publish_key = "pub-c-order"
+limits = "pubnub-2026"  # five requests
+
+[[mocks]]
+url = "https://api.example.com/*"
+json = { ok = true }
+
+[[functions]]
+name = "order"
+file = "order.js"
+event = "on-request"
+path = "order"
+"""
+MOCK_ORDER = """
+const xhr = require("xhr");
+export default async (request, response) => {
+  const settled = [];
+  const tagged = (tag) => xhr.fetch("https://api.example.com/" + tag).then(() => settled.push(tag));
+  await Promise.all([tagged("a"), tagged("b"), tagged("c")]);
+  const winner = await Promise.race([
+    xhr.fetch("https://api.example.com/first").then(() => "first"),
+    xhr.fetch("https://api.example.com/second").then(() => "second"),
+  ]);
+  return response.send({ settled: settled.join(""), winner });
+};
+"""
+IN_CALL_ORDER = {"settled": "abc", "winner": "first"}
+
+
+def test_mocked_requests_settle_in_the_order_they_were_made_in_every_driver(tmp_path):
+    """A mocked request never waits on the network: it is answered as a local call is,
+    at once and in call order, so Promise.race and .then order do not depend on the
+    driver (pfunc run, pfunc test, pfunc dev on a thread or on its own loop)."""
+    from tests.test_dev_server import InProcessDev
+
+    (tmp_path / "pfunc.toml").write_text(MOCK_ORDER_PROJECT)
+    (tmp_path / "order.js").write_text(MOCK_ORDER)
+    run = run_cli("run", "order", "--json", cwd=tmp_path)
+    assert json.loads(run.json()["response"]["body"]) == IN_CALL_ORDER
+    (tmp_path / "order.test.toml").write_text(
+        '[[scenario]]\nname = "order"\nfunction = "order"\n\n'
+        '[[scenario.step]]\nrequest = { path = "/" }\n'
+        'expect = { json = { settled = "abc", winner = "first" } }\n'
+    )
+    tested = run_cli("test", "order.test.toml", cwd=tmp_path)
+    assert tested.code == 0, tested.stdout + tested.stderr
+    server = InProcessDev(tmp_path)
+    try:
+        answers = [server.request("GET", "/v1/blocks/sub-key/sub-c-order/order") for _ in range(30)]
+    finally:
+        server.stop()
+    assert [json.loads(body) for _, _, body in answers] == [IN_CALL_ORDER] * 30

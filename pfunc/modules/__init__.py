@@ -165,9 +165,11 @@ def operation_kind(module: str, method: str) -> str | None:
 
 
 class HostModule(Protocol):
-    # True when calls finish without real waiting (local disk, CPU), so the executor
-    # can await them in line instead of paying for a task per call.
-    inline: bool
+    def waits(self, method: str, args: list[JSArg], context: CallContext) -> bool:
+        """Whether this call waits on the network or the bus: then it runs as a task of its
+        own. Otherwise (local disk, CPU, a mocked request) it is awaited in line, and its
+        answer comes in the order the handler made its calls, in every driver."""
+        ...
 
     async def call(self, method: str, args: list[JSArg], context: CallContext) -> str | None:
         """Perform the call; return JSON text of the result (None for undefined)."""

@@ -11,7 +11,8 @@ from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
 
 
 class BuiltinModule:
-    inline = True
+    def waits(self, method: str, args: list[JSArg], context: CallContext) -> bool:
+        return False  # answered from local state: awaited in line
 
     def key_of(self, method: str, args: list[JSArg]) -> str | None:
         return None

@@ -20,7 +20,8 @@ def _fmt(number: float) -> str:
 
 
 class KVStoreModule:
-    inline = True
+    def waits(self, method: str, args: list[JSArg], context: CallContext) -> bool:
+        return False  # answered from local state: awaited in line
 
     def key_of(self, method: str, args: list[JSArg]) -> str | None:
         if method in ("getKeys", "getCounterKeys") or not args:

@@ -28,7 +28,10 @@ CALLS = {**STATE_CALLS, **CHANNEL_CALLS, **CONTEXT_CALLS, **FILE_CALLS}
 
 
 class PubNubModule:
-    inline = False  # a publish runs other functions, which may wait on the network
+    def waits(self, method: str, args: list[JSArg], context: CallContext) -> bool:
+        # A publish runs other functions, which may wait on the network; the project's
+        # state belongs to the server's loop: each call runs as a task there.
+        return True
 
     def key_of(self, method: str, args: list[JSArg]) -> str | None:
         if method in PUBLISHING and args and isinstance(args[0].value, dict):

@@ -11,7 +11,8 @@ from pfunc.modules.calls import CallContext, HandlerCallError, JSArg, padded_arg
 
 
 class VaultModule:
-    inline = True
+    def waits(self, method: str, args: list[JSArg], context: CallContext) -> bool:
+        return False  # answered from local state: awaited in line
 
     def key_of(self, method: str, args: list[JSArg]) -> str | None:
         return args[0].value if args and isinstance(args[0].value, str) else None

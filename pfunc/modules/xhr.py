@@ -33,8 +33,6 @@ def match_mock(mocks: list[MockRule], method: str, url: str) -> MockRule | None:
 
 
 class XhrModule:
-    inline = False  # real requests wait on the network: each runs as its own task
-
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
 
@@ -46,28 +44,17 @@ class XhrModule:
             await self._session.close()
             self._session = None
 
+    def waits(self, method: str, args: list[JSArg], context: CallContext) -> bool:
+        """Only a request that goes out waits: a mocked one, a refused one (offline, or
+        arguments fetch rejects) is answered at once, in the order it was made."""
+        try:
+            url, request_method, _ = _request_of(method, args)
+        except HandlerCallError:
+            return False
+        return match_mock(context.mocks, request_method, url) is None and not context.offline
+
     async def call(self, method: str, args: list[JSArg], context: CallContext) -> str | None:
-        if method != "fetch":
-            raise HandlerCallError("TypeError", f"xhr.{method} is not a function")
-        url_arg, options_arg = padded_args(args, 2)[:2]
-        url = url_arg.value
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise HandlerCallError(
-                "TypeError",
-                "xhr.fetch: the URL must be an http:// or https:// string, got "
-                + url_arg.describe(),
-            )
-        options = options_arg.value if not options_arg.is_undefined else {}
-        if options is None:
-            options = {}
-        if not isinstance(options, dict):
-            raise HandlerCallError("TypeError", "xhr.fetch: options must be an object")
-        request_method = str(options.get("method", "GET")).upper()
-        if request_method not in METHODS:
-            raise HandlerCallError(
-                "TypeError",
-                f"xhr.fetch: method {request_method!r} is not one of {', '.join(METHODS)}",
-            )
+        url, request_method, options = _request_of(method, args)
         headers = options.get("headers") or {}
         if not isinstance(headers, dict):
             raise HandlerCallError("TypeError", "xhr.fetch: headers must be an object")
@@ -156,6 +143,31 @@ class XhrModule:
             raise HandlerCallError(
                 "Error", f"xhr.fetch: {method} {url} failed: {error or type(error).__name__}"
             ) from None
+
+
+def _request_of(method: str, args: list[JSArg]) -> tuple[str, str, dict[str, Any]]:
+    """(url, HTTP method, options) of a fetch, or the error its Promise rejects with."""
+    if method != "fetch":
+        raise HandlerCallError("TypeError", f"xhr.{method} is not a function")
+    url_arg, options_arg = padded_args(args, 2)[:2]
+    url = url_arg.value
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise HandlerCallError(
+            "TypeError",
+            "xhr.fetch: the URL must be an http:// or https:// string, got " + url_arg.describe(),
+        )
+    options = options_arg.value if not options_arg.is_undefined else {}
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise HandlerCallError("TypeError", "xhr.fetch: options must be an object")
+    request_method = str(options.get("method", "GET")).upper()
+    if request_method not in METHODS:
+        raise HandlerCallError(
+            "TypeError",
+            f"xhr.fetch: method {request_method!r} is not one of {', '.join(METHODS)}",
+        )
+    return url, request_method, options
 
 
 def options_arg_type(body_json: str) -> str:
