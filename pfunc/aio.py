@@ -95,6 +95,39 @@ def start_task(
     return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, home))
 
 
+# Work `unstoppable` keeps going after its caller is cancelled, until it ends.
+_KEPT: set[asyncio.Future[Any]] = set()
+
+
+async def unstoppable(work: Coroutine[Any, Any, T]) -> T:
+    """Await `work` as a task of its own that goes on to its end if the caller is
+    cancelled: a publish an execution made before its deadline is on its way, and the
+    functions it triggers run to their own ends, as on PubNub."""
+    import asyncio
+
+    task = asyncio.ensure_future(work)
+    _KEPT.add(task)
+    task.add_done_callback(_KEPT.discard)
+    return await asyncio.shield(task)
+
+
+async def kept_done() -> None:
+    """Wait for what `unstoppable` kept going on this loop (or the side loop, in a
+    loop-free drive): each is bounded by the deadlines of the executions it runs."""
+    if not _KEPT:
+        return
+    import asyncio
+
+    loop = running_loop() or _SideLoop.loop
+    pending = [task for task in _KEPT if task.get_loop() is loop]
+    if not pending or loop is None:
+        return
+    if running_loop() is None:
+        loop.run_until_complete(asyncio.wait(pending))
+    else:
+        await asyncio.wait(pending)
+
+
 async def first_done(
     tasks: Iterable[asyncio.Future[Any]], timeout: float | None
 ) -> set[asyncio.Future[Any]]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pfunc.aio import running_loop
+from pfunc.aio import kept_done, running_loop
 from pfunc.announcement import Announcement
 from pfunc.bus import Bus
 from pfunc.channel_groups import ChannelGroups
@@ -177,6 +177,7 @@ async def open_engine(
     try:
         yield engine
     finally:
+        await kept_done()  # publishes still under way finish before the store closes
         functions.close()
         await runtime.close()
         for cleanup in cleanups:

@@ -9,7 +9,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pfunc.aio import first_done, pass_turn, start_task
+from pfunc.aio import first_done, pass_turn, start_task, unstoppable
 from pfunc.events import KINDS, Event
 from pfunc.limits import Budget, CallRecord, OperationLimitExceeded
 from pfunc.modules import MODULES, HostModule, operation_kind
@@ -331,6 +331,8 @@ class ExecutionLoop:
             self.open[call_id] = record
             # Network and bus calls belong to the server's loop (runtime.main_loop).
             work = _invoke(module, method, args, self.context)
+            if operation_kind(module_name, method) == "publish":
+                work = unstoppable(work)  # on its way: it outlives this execution's deadline
             task = start_task(work, self.executor.runtime.main_loop)
             self.tasks[task] = (call_id, record, entry)
             return

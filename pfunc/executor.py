@@ -257,7 +257,8 @@ class Executor:
         result.logs = details.get("logs", [])
         result.warnings = [*details.get("warnings", []), *host_warnings, *loop.warnings]
         result.operations = budget.to_json()
-        result.triggered = context.triggered
+        # As it stands now: a publish still under way (past the deadline) reports later.
+        result.triggered = list(context.triggered)
         failure = failure or handler_error(
             details.get("error"), sandbox, self.display_path, self.runtime.profile
         )

@@ -369,3 +369,72 @@ def test_a_handler_signal_counts_as_an_operation(harness, write_handler):
     assert result.operations["used"] == 1
     assert result.operations["calls"][0]["method"] == "signal"
     assert result.triggered[0].verb == "signal" and result.triggered[0].delivered
+
+
+LATE_PROJECT = """
+[project]
+subscribe_key = "sub-c-late"
+publish_key = "pub-c-late"
+
+[limits]
+timeout = 1
+
+[[functions]]
+name = "parent"
+file = "parent.js"
+event = "on-request"
+path = "parent"
+
+[[functions]]
+name = "child"
+file = "child.js"
+event = "before-publish"
+channels = ["slow.target"]
+"""
+# Busy waits on the clock, each well inside the 1 s limit, together past the parent's.
+PARENT = """
+const pubnub = require("pubnub");
+export default async (request, response) => {
+  const until = Date.now() + 700;
+  while (Date.now() < until) {}
+  await pubnub.publish({ channel: "slow.target", message: { n: 1 } });
+  return response.send("published");
+};
+"""
+CHILD = """
+export default (request) => {
+  const until = Date.now() + 500;
+  while (Date.now() < until) {}
+  return request.ok();
+};
+"""
+
+
+def test_a_publish_made_before_the_deadline_is_delivered_after_it(tmp_path):
+    """The parent publishes, then its deadline passes while the function the publish
+    triggered still runs: the parent ends as a timeout, and the message, on its way since
+    the publish, is delivered once that function completes (once, pfunc dev cancelled the
+    publish with the parent: the child's work was done and its message lost)."""
+    import time
+
+    from tests.test_dev_server import InProcessDev
+
+    (tmp_path / "pfunc.toml").write_text(LATE_PROJECT)
+    (tmp_path / "parent.js").write_text(PARENT)
+    (tmp_path / "child.js").write_text(CHILD)
+    server = InProcessDev(tmp_path)
+    try:
+        status, _, body = server.request("GET", "/v1/blocks/sub-key/sub-c-late/parent")
+        assert status == 500 and "time limit" in body
+        history = "/v2/history/sub-key/sub-c-late/channel/slow.target"
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            messages = json.loads(server.request("GET", history)[2])[0]
+            if messages:
+                break
+            time.sleep(0.05)
+        assert messages == [{"n": 1}]
+        child = server.wait_for(lambda e: e["type"] == "execution" and e["function"] == "child")
+        assert child["outcome"] == "ok"
+    finally:
+        server.stop()
