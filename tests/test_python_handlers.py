@@ -234,3 +234,21 @@ def test_python_spellings_of_module_methods(tmp_path):
         "setItem",
         "getItem",
     ]
+
+
+def test_a_call_never_awaited_is_named_not_silently_dropped(tmp_path):
+    """In Python a module call runs when it is awaited; one the handler never awaits is
+    not performed (a JavaScript Promise would be), and the report says so."""
+    (tmp_path / "forgot.py").write_text(
+        "from pfunc import require\n\n"
+        'db = require("kvstore")\n\n\n'
+        "async def handler(request):\n"
+        '    db.set("forgotten", 1)\n'
+        '    await db.set("kept", 2)\n'
+        "    return request.ok()\n"
+    )
+    run = run_cli("run", tmp_path / "forgot.py", "--kv", tmp_path / "kv.db", "--json").json()
+    assert run["outcome"] == "ok"
+    assert [call["key"] for call in run["operations"]["calls"]] == ["kept"]
+    (warning,) = run["warnings"]
+    assert warning.startswith('kvstore.set("forgotten") was never awaited, so it was not performed')

@@ -114,14 +114,30 @@ class HostCall:
 
     def __init__(self, module: str, method: str, args: tuple[Any, ...]) -> None:
         self._call = (module, method, args)
+        # Performed when awaited (or .result()): in Python, unlike a JavaScript Promise, a
+        # call nobody awaits never runs. The execution names those left so (unperformed).
+        if CONNECTION.execution is not None:
+            CONNECTION.execution.unperformed.append(self)
+
+    def label(self) -> str:
+        module, method, args = self._call
+        key = args[0] if args and isinstance(args[0], str) else None
+        return f'{module}.{method}("{key}")' if key is not None else f"{module}.{method}"
+
+    def _performed(self) -> None:
+        execution = CONNECTION.execution
+        if execution is not None and self in execution.unperformed:
+            execution.unperformed.remove(self)
 
     def result(self) -> Any:
+        self._performed()
         try:
             return CONNECTION.call(*self._call)
         except Exception as error:
             raise error.with_traceback(None) from None  # the handler's frames, not pfunc's
 
     def __await__(self):  # type: ignore[no-untyped-def]
+        self._performed()
         # A done asyncio Future awaits in C: a failed call is raised in the handler's own
         # frame, and a traceback it prints shows no frame of pfunc's.
         future = asyncio.get_event_loop().create_future()
@@ -212,6 +228,7 @@ class _Execution:
         _LOAD_LOGS.clear()
         self.warnings: list[str] = []
         self.completion: dict[str, Any] | None = None
+        self.unperformed: list[HostCall] = []  # calls made and never awaited (yet)
 
     def complete(self, kind: str, detail: dict[str, Any]) -> None:
         if self.completion is not None:

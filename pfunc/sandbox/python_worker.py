@@ -110,6 +110,12 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
     except BaseException as failure:  # the handler's exception is the execution's error
         error = _error_info(failure, handler_file)
     _cancel_leftover_tasks(execution)
+    for call in execution.unperformed:
+        execution.warnings.append(
+            f"{call.label()} was never awaited, so it was not performed: in Python a "
+            "module call runs when it is awaited (or .result() is called), unlike a "
+            "JavaScript Promise; await it"
+        )
     return {
         "op": "done",
         "completion": execution.completion,
