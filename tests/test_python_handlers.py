@@ -252,3 +252,20 @@ def test_a_call_never_awaited_is_named_not_silently_dropped(tmp_path):
     assert [call["key"] for call in run["operations"]["calls"]] == ["kept"]
     (warning,) = run["warnings"]
     assert warning.startswith('kvstore.set("forgotten") was never awaited, so it was not performed')
+
+
+def test_a_handler_stopped_at_its_time_limit_keeps_its_console_lines(tmp_path):
+    """Its worker is killed at the limit; the lines it wrote before are the report's, as
+    a JavaScript handler's are."""
+    (tmp_path / "loops.py").write_text(
+        "from pfunc import require\n\n"
+        'console = require("console")\n'
+        'console.log("top level")\n\n\n'
+        "def handler(request):\n"
+        '    console.log("before the loop")\n'
+        "    while True:\n"
+        "        pass\n"
+    )
+    run = run_cli("run", tmp_path / "loops.py", "--timeout", "0.5", "--json").json()
+    assert run["error"]["type"] == "TimeoutError"
+    assert [line["text"] for line in run["logs"]] == ["top level", "before the loop"]

@@ -194,7 +194,11 @@ def _log(level: str, args: tuple[Any, ...]) -> None:
         "text": " ".join(_text(a) for a in args),
         "time": _iso(execution.now_ms if execution else time.time() * 1000),
     }
-    (execution.logs if execution else _LOAD_LOGS).append(entry)
+    if execution is None:
+        _LOAD_LOGS.append(entry)  # top-level code's: the next execution's first lines
+    else:
+        # Sent as it is written: a handler stopped at its time limit keeps its lines.
+        CONNECTION.send({"op": "log", "entry": entry})
 
 
 _LOAD_LOGS: list[dict[str, str]] = []
@@ -224,7 +228,8 @@ class _Execution:
     def __init__(self, event: dict[str, Any], now_ms: float) -> None:
         self.event = event
         self.now_ms = now_ms
-        self.logs: list[dict[str, str]] = _LOAD_LOGS[:]
+        for entry in _LOAD_LOGS:
+            CONNECTION.send({"op": "log", "entry": entry})
         _LOAD_LOGS.clear()
         self.warnings: list[str] = []
         self.completion: dict[str, Any] | None = None

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from pfunc.sandbox.threads import SandboxThread
 
 LOAD_TIMEOUT = 30.0  # seconds for the worker to start and import the handler
-_MESSAGE_OPS = {"loaded", "call", "done"}
+_MESSAGE_OPS = {"loaded", "call", "done", "log"}
 
 
 class PythonSandbox:
@@ -70,6 +70,7 @@ class PythonSandbox:
         self.home: SandboxThread | None = None
         self.generation = 0
         self._done: dict[str, Any] | None = None
+        self._logs: list[dict[str, Any]] = []  # the execution's console lines so far
         self._builtins: SyncBuiltins | None = None
         self._buffer = b""
         to_worker_read, self._to_worker = os.pipe()
@@ -188,10 +189,19 @@ class PythonSandbox:
     ) -> tuple[bool, list[Any]]:
         if start is not None:
             event_json, now_ms = start
+            self._logs = []
             self._send({"op": "run", "event": json.loads(event_json), "now": now_ms})
         for call_id, ok, payload in settlements:
             self._send({"op": "reply", "id": call_id, "ok": ok, "payload": payload})
+        deadline = None if remaining is None else time.monotonic() + remaining
         message = self._receive(remaining)
+        while message["op"] == "log":  # console lines, as the handler writes them
+            entry = message.get("entry")
+            if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
+                self.broken = True
+                raise SandboxInterrupted(CORRUPTED)
+            self._logs.append(entry)
+            message = self._receive(None if deadline is None else deadline - time.monotonic())
         if message["op"] == "call":
             return False, [
                 [
@@ -209,8 +219,9 @@ class PythonSandbox:
 
     def finish(self) -> dict[str, Any] | None:
         done, self._done = self._done, None
-        if done is None:
-            return None
+        logs, self._logs = self._logs, []
+        if done is None:  # stopped (time, memory) or crashed: the lines written so far
+            return {"completion": None, "logs": logs, "warnings": [], "error": None}
         error = done.get("error")
         if isinstance(error, dict):
             error["mapped"] = True  # already names the handler file's frames
@@ -222,7 +233,7 @@ class PythonSandbox:
             self.broken = True
         return {
             "completion": done.get("completion"),
-            "logs": done.get("logs", []),
+            "logs": logs,
             "warnings": [*done.get("warnings", []), *done.get("left_running", [])],
             "error": error,
         }

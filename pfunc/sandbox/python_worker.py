@@ -119,7 +119,6 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
     return {
         "op": "done",
         "completion": execution.completion,
-        "logs": execution.logs,
         "warnings": execution.warnings,
         "error": error,
         "left_running": _left_running(),
