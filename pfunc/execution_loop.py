@@ -156,7 +156,7 @@ class ExecutionLoop:
                 if remaining is not None and remaining <= 0:
                     # The deadline holds for the whole execution, whatever the handler
                     # awaits: a loop of refused calls or settled Promises ends here too.
-                    return self._timeout_error(None)
+                    return self._out_of_time()
                 if settled and not self.handler_settled:
                     self.handler_settled = True
                     for record in self.open.values():
@@ -180,7 +180,7 @@ class ExecutionLoop:
                         "cannot always report it)",
                     )
                 if not await self._collect_answers(settlements):
-                    return self._timeout_error(None)
+                    return self._out_of_time()
                 settled, calls = await self._advance(settlements)
         except ReplayDiverged:
             return self._diverged()
@@ -256,6 +256,20 @@ class ExecutionLoop:
         now = time.thread_time()
         self.own_time += now - self.resumed
         self.resumed = now
+
+    def _out_of_time(self) -> ExecutionError | None:
+        """The deadline passed between slices. A handler that had already finished was
+        only waiting for work it did not await, which PubNub does not guarantee: its own
+        ending stands, and what was still under way is named (and stopped)."""
+        if not self.handler_settled:
+            return self._timeout_error(None)
+        for record in self.open.values():
+            self.warnings.append(
+                f"{record.label()} was still under way at the "
+                f"{self.timeout:g} s time limit, after the handler had finished: pfunc "
+                "stopped waiting for it (PubNub only guarantees awaited work; await it)"
+            )
+        return None
 
     def _timeout_error(self, stop: SandboxInterrupted | None) -> ExecutionError:
         return timeout_error(stop, self.executor.display_path, self.budget.profile)

@@ -139,6 +139,34 @@ def test_execution_time_limit_bounds_a_slow_request(harness, write_handler, serv
     ), result.error.message
 
 
+def test_an_unawaited_request_past_the_time_limit_leaves_the_handlers_ending_alone(
+    harness, write_handler, server
+):
+    """The handler finished (ok) while a request it did not await still ran: at the time
+    limit pfunc stops waiting for it and says so; the message is delivered, as the
+    handler asked (PubNub only guarantees awaited work)."""
+    handler = write_handler(
+        """
+        const xhr = require("xhr");
+        export default (request) => { xhr.fetch(request.message.url); return request.ok(); };
+    """,
+        "unawaited_slow.js",
+    )
+    harness.offline = False
+
+    async def go():
+        async with harness.engine() as engine:
+            engine.runtime.profile = resolve_profile("classic", {"timeout": 0.5})
+            executor = engine.functions.executor_for_file(handler)
+            return await executor.run(MessageEvent("before-publish", {"url": f"{server}/slow"}))
+
+    result = asyncio.run(go())
+    assert (result.outcome, result.delivered, result.error) == ("ok", True, None)
+    assert any(
+        "was still under way at the 0.5 s time limit" in warning for warning in result.warnings
+    ), result.warnings
+
+
 def test_mocks_answer_and_unmatched_requests_are_refused_offline(harness, write_handler, tmp_path):
     harness.use_project(
         """
