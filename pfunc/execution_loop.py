@@ -275,14 +275,21 @@ class ExecutionLoop:
         return timeout_error(stop, self.executor.display_path, self.budget.profile)
 
     def _diverged(self) -> ExecutionError:
+        tape = None if self.replay is None else self.replay.tape
+        why = (
+            "it read performance.now() more than 20,000 times, past what pfunc keeps to "
+            "read again, or its new context lacks module state the first had"
+            if tape is not None and tape.get("perfDropped")
+            else "from module state its new context does not share, say"
+        )
         return ExecutionError(
             "Error",
             f"{self.executor.display_path}: the handler ran JavaScript for more than "
             f"{INLINE_GUARD * 1000:.0f} ms at once after changing something, while pfunc dev ran "
             "it on its own loop (it had always been quick). pfunc started it again on a thread, "
             "giving it the answers of the calls already made, but this time it made other calls "
-            "(from module state its new context does not share, say), so it was stopped rather "
-            "than repeat a change. It runs on a thread from now on: send the event again",
+            f"({why}), so it was stopped rather than repeat a change. It runs on a thread from "
+            "now on: send the event again",
         )
 
     async def _dispatch(

@@ -401,3 +401,21 @@ def test_uuid_v4_validate_and_version(harness, write_handler):
     assert len(set(message["ids"])) == 200
     assert message["allValid"] is True and message["versions"] == [4]
     assert message["rejects"] is False
+
+
+def test_random_values_in_a_recorded_execution_are_the_engines_kind():
+    """An execution pfunc dev runs in line records its Math.random() values, and past the
+    20,000 it keeps draws from a generator of its own: either way values in [0, 1) with
+    the engine's 52 bits, and none repeated."""
+    from pfunc.sandbox.quickjs_host import JavaScriptSandbox
+
+    source = """export default (request) => {
+      const values = Array.from({ length: 25000 }, () => Math.random());
+      const kind = values.every((v) => v >= 0 && v < 1 && Number.isInteger(v * 2 ** 52));
+      return request.ok({ kind, distinct: new Set(values).size });
+    };"""
+    sandbox = JavaScriptSandbox(source, "random.js", None, 10.0)
+    event = {"kind": "before-publish", "message": {}, "channels": ["c"], "family": "message"}
+    sandbox.advance(None, [], (json.dumps({**event, "recordTape": True}), None))
+    completion = sandbox.finish()["completion"]
+    assert json.loads(completion["message"]) == {"kind": True, "distinct": 25000}

@@ -40,9 +40,10 @@ class SandboxInterrupted(Exception):
 
 # The clock and random values an execution read, to be read again in order (prelude.js,
 # __pfunc_newTape): "now", Date.now() and new Date() as runs [value, reads, value, ...];
-# "perf", performance.now() value by value; "randomState", the four words of state the
-# generator Math.random() drew from started with; "perfOrigin", the performance clock's
-# origin in its context.
+# "perf" and "random", performance.now() and Math.random() value by value (at most
+# 20,000: "perfDropped" when performance.now() read more); "randomState", the four words
+# of state of the generator Math.random() draws from past its 20,000th value;
+# "perfOrigin", the performance clock's origin in its context.
 Tape = dict[str, Any]
 
 

@@ -84,19 +84,23 @@ var console;
     const replay = tape.replay;
     if (replay !== null && replay.perfAt < replay.perf.length) return replay.perf[replay.perfAt++];
     const value = __pfunc_livePerformanceNow();
-    if (tape.record !== null && tape.record.perf.length < TAPE_MAX) tape.record.perf.push(value);
+    const record = tape.record;
+    if (record !== null) {
+      if (record.perf.length < TAPE_MAX) record.perf.push(value);
+      else record.perfDropped = true; // a replay that reads on reads live values
+    }
     return value;
   }
 
   function __pfunc_newTape(event) {
     if (!event.recordTape && !event.tape) return null;
     const given = event.tape || null;
-    // Math.random() in this execution: a generator of its own, from a recorded state
-    // (read again) or a new one (recorded); a seeded context's generator is its own.
+    // Math.random() past the values a tape keeps: a generator of the execution's own,
+    // from a recorded state (read again) or a new one (recorded).
     let generator = null;
     if (given !== null && Array.isArray(given.randomState) && given.randomState.length === 4) {
       generator = { state: given.randomState.map(function __pfunc_word(n) { return n >>> 0; }) };
-    } else if (event.recordTape && seeded === null) {
+    } else if (event.recordTape) {
       const state = [];
       for (let i = 0; i < 4; i++) state.push((engineRandom() * 4294967296) >>> 0);
       generator = { state: state };
@@ -106,7 +110,9 @@ var console;
         ? {
           now: [],
           perf: [],
-          randomState: generator !== null ? generator.state.slice() : null,
+          perfDropped: false,
+          random: [],
+          randomState: generator.state.slice(),
           perfOrigin: realPerformance.timeOrigin,
         }
         : null,
@@ -114,6 +120,7 @@ var console;
         ? {
           now: Array.isArray(given.now) ? given.now : [], nowAt: 0, nowUsed: 0,
           perf: Array.isArray(given.perf) ? given.perf : [], perfAt: 0,
+          random: Array.isArray(given.random) ? given.random : [], randomAt: 0,
         }
         : null,
       generator: generator,
@@ -621,19 +628,42 @@ var console;
     return [request, response];
   }
 
-  // Tests seed randomness so uuid.v4 and utils.randomInt repeat (mulberry32), and an
-  // in-line execution draws from a generator of its own, whose state its tape records:
-  // sfc32, 128 bits of state from the engine's Math.random (so two executions' values do
-  // not repeat each other), two outputs to a double, as many bits as the engine's.
+  // Tests seed randomness so uuid.v4 and utils.randomInt repeat (mulberry32). An in-line
+  // execution records the values it draws (the engine's own, fast), and past TAPE_MAX
+  // draws from a generator of its own whose starting state the tape records: sfc32, 128
+  // bits of state from the engine's Math.random, 52 bits a value as the engine's.
   Math.random = function random() {
-    const generator = current === null || current.tape === null ? null : current.tape.generator;
-    if (generator !== null) {
-      const high = __pfunc_sfc32(generator.state) >>> 5;
-      const low = __pfunc_sfc32(generator.state) >>> 6;
-      return (high * 67108864 + low) / 9007199254740992;
-    }
-    return seeded === null ? engineRandom() : __pfunc_mulberry32(seeded);
+    const tape = current === null ? null : current.tape;
+    return tape === null ? __pfunc_liveRandom() : __pfunc_tapedRandom(tape);
   };
+
+  function __pfunc_liveRandom() {
+    return seeded === null ? engineRandom() : __pfunc_mulberry32(seeded);
+  }
+
+  function __pfunc_tapedRandom(tape) {
+    const replay = tape.replay;
+    if (replay !== null) {
+      if (replay.randomAt < replay.random.length) return replay.random[replay.randomAt++];
+      // Past the values kept, the first attempt drew from its generator (if it got there).
+      if (replay.random.length >= TAPE_MAX && tape.generator !== null) {
+        return __pfunc_generated(tape.generator.state);
+      }
+      return __pfunc_liveRandom();
+    }
+    const record = tape.record;
+    if (record === null) return __pfunc_liveRandom();
+    if (record.random.length >= TAPE_MAX) return __pfunc_generated(tape.generator.state);
+    const value = __pfunc_liveRandom();
+    record.random.push(value);
+    return value;
+  }
+
+  function __pfunc_generated(state) {
+    const high = __pfunc_sfc32(state) >>> 6;
+    const low = __pfunc_sfc32(state) >>> 6;
+    return (high * 67108864 + low) / 4503599627370496;
+  }
 
   function __pfunc_mulberry32(generator) {
     generator.state = (generator.state + 0x6d2b79f5) >>> 0;

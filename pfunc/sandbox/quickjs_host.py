@@ -311,14 +311,15 @@ class JavaScriptSandbox:
             self._context.set_time_limit(-1)
         if not isinstance(tape, dict):
             return None
-        values = {kind: tape.get(kind) for kind in ("now", "perf")}
+        values = {kind: tape.get(kind) for kind in ("now", "perf", "random")}
         if not all(isinstance(v, list) and all(map(_is_number, v)) for v in values.values()):
             return None  # not what pfunc's prelude records: give nothing rather than that
         state, origin = tape.get("randomState"), tape.get("perfOrigin")
         if not (isinstance(state, list) and len(state) == 4 and all(map(_is_number, state))):
             state = None
         origin = origin if _is_number(origin) else None
-        return {**values, "randomState": state, "perfOrigin": origin}
+        dropped = tape.get("perfDropped") is True
+        return {**values, "randomState": state, "perfOrigin": origin, "perfDropped": dropped}
 
     def finish(self) -> dict[str, Any] | None:
         """The execution's completion, logs, warnings and error; None if unreadable.
