@@ -54,6 +54,8 @@ class Terminal:
         self._stream = stream
         self._codes = _codes(self.stream)
         self.quiet = False  # nobody reads any more (a closed pipe): write nothing
+        # Lines kept to be written later in one go by the owner (the dev log), or None.
+        self.held: list[str] | None = None
 
     @property
     def stream(self) -> TextIO | None:
@@ -87,6 +89,9 @@ class Terminal:
         """Already painted text, as a line."""
         stream = self.stream
         if self.quiet or stream is None:
+            return
+        if self.held is not None:
+            self.held.append(text + "\n")
             return
         stream.write(text + "\n")
         stream.flush()

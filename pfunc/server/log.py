@@ -4,36 +4,67 @@ reload, console error and server fault."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+from pfunc.aio import running_loop
 from pfunc.render import code_frame
 from pfunc.result import Result
 from pfunc.terminal import Terminal
 
 _OUTCOME_STYLES = {"ok": "green", "abort": "yellow", "response": "cyan", "error": "red"}
+# Execution lines reach the stream within this many seconds, in one write for all those
+# made meanwhile: a write to a pipe per execution (a system call, and the reader it
+# wakes) cost ~25 us of a request's ~370 under load. Other events are written at once.
+FLUSH_AFTER = 0.02
 
 
 class DevLog:
     """Prints server events: readable lines, or NDJSON with --json."""
 
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, as_json: bool, stream: TextIO | None = None) -> None:
         self.as_json = as_json
-        self.out = Terminal()
+        self.out = Terminal(stream)  # stdout unless told
+        self.out.held = []  # written below: at once, or in batches (FLUSH_AFTER)
         self.root = Path(".")  # the project's folder, where error files are found
+        self._flush_due = False
 
     def __call__(self, event: dict[str, Any]) -> None:
-        try:
-            if self.as_json:
-                sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
-                sys.stdout.flush()
-                return
+        if self.as_json:
+            self.out.write(json.dumps(event, ensure_ascii=False))
+        else:
             getattr(self, "_" + event["type"].replace("-", "_"), self._other)(event)
+        if event["type"] == "execution":
+            self._flush_soon()
+        else:
+            self._flush()
+
+    def _flush_soon(self) -> None:
+        loop = running_loop()
+        if loop is None:  # not on the server's loop: nothing would flush later
+            self._flush()
+        elif not self._flush_due:
+            self._flush_due = True
+            loop.call_later(FLUSH_AFTER, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        held = self.out.held
+        stream = self.out.stream
+        if not held or stream is None:
+            return
+        text = "".join(held)
+        held.clear()
+        try:
+            stream.write(text)
+            stream.flush()
         except BrokenPipeError:
-            self.as_json = False  # nobody reads the log any more; keep serving
-            self.out.quiet = True
+            self._stop_writing()
+
+    def _stop_writing(self) -> None:
+        self.as_json = False  # nobody reads the log any more; keep serving
+        self.out.quiet = True
 
     def _ready(self, event: dict[str, Any]) -> None:
         self.root = Path(event.get("root", "."))
