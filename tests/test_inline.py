@@ -307,8 +307,11 @@ def test_a_function_keeps_its_module_state_when_it_moves_to_the_loop_and_back(tm
     server = InProcessDev(tmp_path)
     try:
         answers = []
-        while not promoted(server):
+        for _ in range(5 * PROMOTE_AFTER):  # as warm() does: room for a slow one
             answers.append(json.loads(server.request("GET", URL)[2])["executions"])
+            if promoted(server):
+                break
+        assert promoted(server)
         for _ in range(3):  # in line now
             answers.append(json.loads(server.request("GET", URL)[2])["executions"])
         executor_of(server).policy.demote()  # as a slice that neared the guard would
@@ -335,28 +338,42 @@ export default async (request, response) => {
 """
 
 
+class SlowServer:
+    """A local HTTP server that answers after `seconds`; `reached` is set once a request
+    has arrived (the execution that made it is waiting on the network by then)."""
+
+    def __init__(self, seconds: float) -> None:
+        import http.server
+        import threading
+        import time
+
+        reached = self.reached = threading.Event()
+
+        class Slow(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                reached.set()
+                time.sleep(seconds)
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/"
+
+    def close(self) -> None:
+        self._server.shutdown()
+
+
 @contextmanager
-def slow_http(seconds: float) -> Iterator[str]:
-    """The URL of a local HTTP server that answers after `seconds`."""
-    import http.server
-    import threading
-    import time
-
-    class Slow(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            time.sleep(seconds)
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+def slow_http(seconds: float) -> Iterator[SlowServer]:
+    server = SlowServer(seconds)
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
+        yield server
     finally:
-        server.shutdown()
+        server.close()
 
 
 def test_a_function_slow_to_load_keeps_working_once_it_has_been_quick(tmp_path: Path):
@@ -365,7 +382,6 @@ def test_a_function_slow_to_load_keeps_working_once_it_has_been_quick(tmp_path: 
     overlaps one waiting on the network, would load in line and outgrow the guard: it is
     loaded on a thread, and the function stays on threads until new code loads."""
     import threading
-    import time
 
     (tmp_path / "pfunc.toml").write_text(PROJECT)
     (tmp_path / "work.js").write_text(SLOW_TOP_LEVEL)
@@ -375,13 +391,14 @@ def test_a_function_slow_to_load_keeps_working_once_it_has_been_quick(tmp_path: 
         assert [status for status, _, _ in answers] == [200] * len(answers), answers[-1]
         assert json.loads(answers[-1][2]) == {"n": len(answers)}
         assert promoted(server)
-        with slow_http(1.0) as url:
+        with slow_http(1.0) as slow:
             waiting: list[tuple[int, dict, str]] = []
             asking = threading.Thread(
-                target=lambda: waiting.append(server.request("GET", f"{URL}?url={url}"))
+                target=lambda: waiting.append(server.request("GET", f"{URL}?url={slow.url}"))
             )
             asking.start()
-            time.sleep(0.3)  # the first holds the loaded context, waiting on the network
+            # The first holds the loaded context, waiting on the network.
+            assert slow.reached.wait(10)
             overlapping = server.request("GET", URL)
             asking.join(10)
         assert overlapping[0] == 200 and waiting[0][0] == 200
@@ -410,19 +427,18 @@ def test_an_execution_started_again_runs_the_code_it_began_with(tmp_path: Path):
     """Saved while an execution waits, then the guard stops it: it starts again on a
     thread with its own code, not the new version."""
     import threading
-    import time
 
     project = PROJECT.replace("timeout = 2", "timeout = 5")
     with (
-        slow_http(1.0) as url,
+        slow_http(1.0) as slow,
         promoted_server(tmp_path, RELOADED.replace("VERSION", "1"), project) as server,
     ):
         answer: list[tuple[int, dict, str]] = []
         asking = threading.Thread(
-            target=lambda: answer.append(server.request("GET", f"{URL}?mode=slow&url={url}"))
+            target=lambda: answer.append(server.request("GET", f"{URL}?mode=slow&url={slow.url}"))
         )
         asking.start()
-        time.sleep(0.3)
+        assert slow.reached.wait(10)  # it waits on the network: save the file now
         (tmp_path / "work.js").write_text(RELOADED.replace("VERSION", "2"))
         server.wait_for(lambda e: e["type"] == "reload" and e["ok"], timeout=10)
         asking.join(10)
