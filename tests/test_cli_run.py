@@ -385,3 +385,14 @@ def test_ctrl_c_stops_a_run_at_once_even_inside_an_endless_loop(tmp_path):
     time.sleep(1.5)  # started, and spinning
     running.send_signal(signal.SIGINT)
     assert running.wait(60) == -signal.SIGINT
+
+
+def test_a_response_text_with_a_lone_surrogate_is_sent_as_well_formed_text(tmp_path):
+    """JavaScript strings may hold lone surrogates; UTF-8 cannot. The response's text is
+    what production's runtime sends: U+FFFD in their place (pfunc dev once failed the
+    request with a 500 while encoding it)."""
+    (tmp_path / "lone.js").write_text(
+        'export default (request, response) => response.send("a\\ud800b");\n'
+    )
+    run = run_cli("run", tmp_path / "lone.js", "--method", "GET", "--json", cwd=tmp_path)
+    assert run.json()["response"]["body"] == "a\ufffdb"

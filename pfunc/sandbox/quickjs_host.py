@@ -345,4 +345,8 @@ class JavaScriptSandbox:
             for entry in details.get("logs", []):
                 entry["text"] = well_formed(entry["text"])
             details["warnings"] = [well_formed(w) for w in details.get("warnings", [])]
+            completion = details.get("completion")
+            if completion and isinstance(completion.get("body"), str):
+                # A response's text goes out as UTF-8, as production's runtime sends it.
+                completion["body"] = well_formed(completion["body"])
         return details

@@ -101,6 +101,9 @@ class Blocks:
             error = result.error.message if result.error else "the function did not respond"
             return pubnub_error(500, f'function "{function.name}" failed: {error}', "blocks")
         response = result.response
-        return web.Response(
-            status=int(response["status"]), text=response["body"], headers=response["headers"]
-        )
+        status, headers = int(response["status"]), response["headers"]
+        if any(name.lower() == "content-type" for name in headers):
+            # The handler's own content type, as it wrote it (aiohttp would add a charset).
+            body = response["body"].encode("utf-8")
+            return web.Response(status=status, body=body, headers=headers)
+        return web.Response(status=status, text=response["body"], headers=headers)
