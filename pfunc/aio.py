@@ -95,37 +95,71 @@ def start_task(
     return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, home))
 
 
-# Work `unstoppable` keeps going after its caller is cancelled, until it ends.
+# Work `start_kept` started, kept until it ends (nothing else may hold its tasks).
 _KEPT: set[asyncio.Future[Any]] = set()
 
 
-async def unstoppable(work: Coroutine[Any, Any, T]) -> T:
-    """Await `work` as a task of its own that goes on to its end if the caller is
-    cancelled: a publish an execution made before its deadline is on its way, and the
-    functions it triggers run to their own ends, as on PubNub."""
+def start_kept(
+    work: Coroutine[Any, Any, T], home: asyncio.AbstractEventLoop | None = None
+) -> asyncio.Future[T]:
+    """Start `work` now as a task of its own, as start_task does, that goes on to its end
+    whatever becomes of the future returned for it: a publish an execution made is on its
+    way even if the execution is cancelled at its deadline (even before the task's first
+    step), and the functions it triggers run to their own ends, as on PubNub."""
     import asyncio
+    import concurrent.futures
 
-    task = asyncio.ensure_future(work)
+    loop = running_loop()
+    if loop is None or home is None or home is loop:
+        here = loop or _SideLoop.get()
+        task = here.create_task(work)
+        _keep(task)
+        answer: asyncio.Future[T] = here.create_future()
+        task.add_done_callback(lambda done: _pass_on(done, answer))
+        return answer
+    crossing: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def begin() -> None:
+        task = home.create_task(work)
+        _keep(task)
+        task.add_done_callback(lambda done: _pass_on(done, crossing))
+
+    home.call_soon_threadsafe(begin)
+    return asyncio.wrap_future(crossing)
+
+
+def _keep(task: asyncio.Future[Any]) -> None:
     _KEPT.add(task)
     task.add_done_callback(_KEPT.discard)
-    return await asyncio.shield(task)
+
+
+def _pass_on(done: asyncio.Future[Any], answer: Any) -> None:
+    """`done`'s outcome to `answer` (an asyncio or concurrent future), unless nobody waits."""
+    if answer.cancelled() or answer.done():
+        return
+    if done.cancelled():
+        answer.cancel()
+    elif done.exception() is not None:
+        answer.set_exception(done.exception())
+    else:
+        answer.set_result(done.result())
 
 
 async def kept_done() -> None:
-    """Wait for what `unstoppable` kept going on this loop (or the side loop, in a
-    loop-free drive): each is bounded by the deadlines of the executions it runs."""
-    if not _KEPT:
-        return
-    import asyncio
-
+    """Wait for what `start_kept` started on this loop (or the side loop, in a loop-free
+    drive), and for what those start in turn: each is bounded by the deadlines of the
+    executions it runs."""
     loop = running_loop() or _SideLoop.loop
-    pending = [task for task in _KEPT if task.get_loop() is loop]
-    if not pending or loop is None:
-        return
-    if running_loop() is None:
-        loop.run_until_complete(asyncio.wait(pending))
-    else:
-        await asyncio.wait(pending)
+    while loop is not None:
+        pending = [task for task in _KEPT if task.get_loop() is loop and not task.done()]
+        if not pending:
+            return
+        import asyncio  # (only once something was kept: a local run never imports it)
+
+        if running_loop() is None:
+            loop.run_until_complete(asyncio.wait(pending))
+        else:
+            await asyncio.wait(pending)
 
 
 async def first_done(

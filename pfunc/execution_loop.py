@@ -9,7 +9,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pfunc.aio import first_done, pass_turn, start_task, unstoppable
+from pfunc.aio import first_done, pass_turn, start_kept, start_task
 from pfunc.events import KINDS, Event
 from pfunc.limits import Budget, CallRecord, OperationLimitExceeded
 from pfunc.modules import MODULES, HostModule, operation_kind
@@ -352,9 +352,11 @@ class ExecutionLoop:
             self.open[call_id] = record
             # Network and bus calls belong to the server's loop (runtime.main_loop).
             work = _invoke(module, method, args, self.context)
+            home = self.executor.runtime.main_loop
             if operation_kind(module_name, method) == "publish":
-                work = unstoppable(work)  # on its way: it outlives this execution's deadline
-            task = start_task(work, self.executor.runtime.main_loop)
+                task = start_kept(work, home)  # on its way: it outlives this execution
+            else:
+                task = start_task(work, home)
             self.tasks[task] = (call_id, record, entry)
             return
         # Local work (SQLite, hashing): awaited in line, no task and no event-loop turn.

@@ -225,3 +225,30 @@ def test_a_write_waiting_for_the_lock_past_the_time_limit_never_commits(tmp_path
     assert [call["status"] for call in report["operations"]["calls"]] == ["error"]
     counters = json.loads(run_cli("kv", "counters", "--json", cwd=tmp_path).stdout)
     assert counters == [{"key": "hits", "value": 1}]
+
+
+@pytest.mark.parametrize("driven", ["without a loop", "on a loop"])
+def test_kept_work_runs_even_when_its_caller_is_cancelled_before_it_starts(driven):
+    """A publish is started with start_kept: cancelling the future its execution waits on
+    (the execution's deadline), even before the work's first step, does not stop it, and
+    kept_done waits for it (the engine does before closing the store)."""
+    import asyncio
+
+    from pfunc.aio import kept_done, run_without_loop, start_kept
+
+    ran: list[str] = []
+
+    async def publish() -> str:
+        ran.append("published")
+        return "sent"
+
+    async def execution() -> None:
+        answer = start_kept(publish())
+        answer.cancel()  # the deadline passed before the loop took another turn
+        await kept_done()
+
+    if driven == "on a loop":
+        asyncio.run(execution())
+    else:
+        run_without_loop(execution())
+    assert ran == ["published"]
