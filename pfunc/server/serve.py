@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from pfunc.aio import kept_done
 from pfunc.cli.session import Session
 from pfunc.errors import PfuncUsageError
 from pfunc.server.admin import describe_functions
@@ -156,8 +157,10 @@ async def running_server(
             gc.unfreeze()
             reloader.stop()
             await runner.cleanup()
+            # Publishes still under way finish (and are logged) before the last line.
+            await kept_done()
             aiohttp_log.removeHandler(handler)
-            log({"type": "stopped"})
+            log({"type": "stopped"})  # written at once, with any execution lines held
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:
