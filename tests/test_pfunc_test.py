@@ -399,3 +399,57 @@ def test_a_handler_whose_top_level_code_cannot_run_twice_in_one_context_still_lo
     run = run_cli("test", tmp_path / "fixed.test.toml", cwd=tmp_path)
     assert run.code == 0, run.stdout + run.stderr
     assert "2 passed, 0 failed" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("file", "source"),
+    [
+        (
+            "big.js",
+            'const table = new Array(60000).fill(0).map((_, i) => ({ i, s: "x" + i }));\n'
+            "export default (request, response) => {\n"
+            '  const work = new Array(60000).fill(0).map((_, i) => ({ i, s: "y" + i }));\n'
+            "  return response.send({ n: table.length + work.length });\n"
+            "};\n",
+        ),
+        (
+            "big.py",
+            'TABLE = [("x" * 20) + str(i) for i in range(250000)]\n\n\n'
+            "def handler(request, response):\n"
+            '    work = [("y" * 20) + str(i) for i in range(250000)]\n'
+            '    return response.send({"n": len(TABLE) + len(work)})\n',
+        ),
+    ],
+)
+def test_a_handler_loaded_again_and_again_does_not_pile_up_memory(tmp_path, file, source):
+    """Each scenario loads the handler again in a reused context (or worker): what earlier
+    loads allocated must not pile up until a later scenario runs out of memory (a context
+    that has grown is replaced; a worker drops the last module first)."""
+    (tmp_path / file).write_text(source)
+    n = 120000 if file.endswith(".js") else 500000
+    scenario = (
+        f'[[scenario]]\nname = "NAME"\nfile = "{file}"\n\n'
+        f'[[scenario.step]]\nrequest = {{ path = "/" }}\nexpect = {{ json = {{ n = {n} }} }}\n'
+    )
+    names = [f"s{i}" for i in range(12)]
+    text = "\n".join(scenario.replace("NAME", name) for name in names)
+    (tmp_path / "big.test.toml").write_text(text)
+    run = run_cli("test", tmp_path / "big.test.toml", cwd=tmp_path)
+    assert run.code == 0, run.stdout + run.stderr
+    assert "12 passed, 0 failed" in run.stdout
+
+
+def test_globals_a_handlers_top_level_code_added_go_with_its_last_load(tmp_path):
+    (tmp_path / "glob.js").write_text(
+        "globalThis.seen = (globalThis.seen || 0) + 1;\n"
+        "export default (request, response) => response.send({ seen: globalThis.seen });\n"
+    )
+    scenario = (
+        '[[scenario]]\nname = "NAME"\nfile = "glob.js"\n\n'
+        '[[scenario.step]]\nrequest = { path = "/" }\nexpect = { json = { seen = 1 } }\n'
+    )
+    (tmp_path / "glob.test.toml").write_text(
+        "\n".join(scenario.replace("NAME", name) for name in ("g0", "g1", "g2"))
+    )
+    run = run_cli("test", tmp_path / "glob.test.toml", cwd=tmp_path)
+    assert run.code == 0, run.stdout + run.stderr

@@ -46,6 +46,10 @@ class SandboxInterrupted(Exception):
 # "perfOrigin", the performance clock's origin in its context.
 Tape = dict[str, Any]
 
+# A sandbox reused for test runs loads its handler again each time (renew); a JavaScript
+# context keeps every module evaluated in it, so one serves at most this many loads.
+MAX_LOADS = 64
+
 
 class Sandbox(Protocol):
     """A loaded handler, ready to run executions one at a time."""
@@ -55,7 +59,6 @@ class Sandbox(Protocol):
     home: SandboxThread | None  # the thread it lives on, when it has one of its own
     generation: int  # the source version it was built from (the pool's reloads)
     source: str  # the handler's code it loaded
-    loads: int  # times the handler was loaded in it (renew)
     # Internal host modules this language's handlers reach (Python: "builtin").
     internal_modules: tuple[str, ...]
 
@@ -83,6 +86,11 @@ class Sandbox(Protocol):
     def read_tape(self) -> Tape | None:
         """The clock and random values the execution in progress read (when asked to
         record them: in line on pfunc dev), for an attempt that starts again."""
+        ...
+
+    def reusable(self) -> bool:
+        """Whether loading the handler in it again (renew) would still start like a new
+        one: not once what earlier loads left behind has piled up."""
         ...
 
     def renew(self, random_seed: int | None) -> None:

@@ -36,9 +36,6 @@ IDLE_SECONDS = 2.0
 WarmKey = tuple[threading.Thread, str, str, int | None, float | None, int | None]
 _WARM: dict[WarmKey, list[Sandbox]] = {}
 MAX_WARM = 16
-# A JavaScript context keeps every module evaluated in it (about twice the handler's
-# source in memory each time): one is parked again until it has loaded this many times.
-MAX_LOADS = 64
 
 
 def close_warm() -> None:
@@ -258,7 +255,7 @@ class SandboxPool:
             if (
                 parked is not None
                 and sandbox.generation == self.generation
-                and sandbox.loads < MAX_LOADS
+                and sandbox.reusable()
                 and (len(parked) < MAX_IDLE and sum(map(len, _WARM.values())) < MAX_WARM)
             ):
                 parked.append(sandbox)

@@ -694,6 +694,13 @@ var console;
     load.done = false;
     load.error = null;
     __pfunc_m.d = undefined;
+    // The globals the last load's code added go too (those it made non-configurable
+    // cannot, nor what it changed on the built-ins).
+    for (const name of Object.getOwnPropertyNames(globalThis)) {
+      if (!preludeGlobals.has(name)) {
+        try { delete globalThis[name]; } catch (error) { /* kept */ }
+      }
+    }
   }
 
   function __pfunc_setClock(nowMs) {
@@ -798,4 +805,6 @@ var console;
   __pfunc_entry("__pfunc_api_setHandler", __pfunc_setHandler);
   __pfunc_entry("__pfunc_api_unload", __pfunc_unload);
   __pfunc_entry("__pfunc_api_readTape", __pfunc_readTape);
+  // The globals there are before any handler code runs (see __pfunc_unload).
+  const preludeGlobals = new Set(Object.getOwnPropertyNames(globalThis));
 })(Date);

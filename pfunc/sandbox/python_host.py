@@ -32,6 +32,7 @@ from pfunc.errors import HandlerLoadError
 from pfunc.sandbox import (
     CORRUPTED,
     CRASHED,
+    MAX_LOADS,
     MEMORY,
     TIMEOUT,
     WORKER_MEMORY_EXIT,
@@ -241,6 +242,10 @@ class PythonSandbox:
     def read_tape(self) -> None:
         """Python handlers never run in line, so never start again: nothing recorded."""
         return None
+
+    def reusable(self) -> bool:
+        # Each load replaces the last module (the worker collects it): a bound all the same.
+        return self.loads < MAX_LOADS and not self.broken
 
     def renew(self, random_seed: int | None) -> None:
         """For a worker handed to another test run: the handler module executed again in

@@ -10,6 +10,7 @@ the network itself.
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import linecache
 import os
@@ -230,6 +231,11 @@ def main(incoming_fd: int, outgoing_fd: int) -> None:
                 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
             handler = _load_reporting(handler_file, source)
         elif message["op"] == "reload" and handler_file:  # another test run: a new module
+            # Nothing of the last one may stay: its globals, its cycles, what it allocated.
+            handler = None
+            _ARITY.clear()
+            sys.modules.pop("pfunc_handler", None)
+            gc.collect()
             handler = _load_reporting(handler_file, source)
         elif message["op"] == "run" and handler is not None:
             execution = _Execution(message["event"], message.get("now") or time.time() * 1000)

@@ -17,7 +17,7 @@ import quickjs
 
 from pfunc.errors import HandlerLoadError
 from pfunc.modules import HOST_METHODS, SYNC_METHODS, SYNC_MODULES
-from pfunc.sandbox import CORRUPTED, MEMORY, TIMEOUT, SandboxInterrupted, Tape
+from pfunc.sandbox import CORRUPTED, MAX_LOADS, MEMORY, TIMEOUT, SandboxInterrupted, Tape
 from pfunc.sandbox.source import OWN_CODE_LINE, map_stack, prepare_module, split_engine_error
 
 if TYPE_CHECKING:
@@ -32,6 +32,8 @@ ENGINE_STOPS = {"interrupted": TIMEOUT, "out of memory": MEMORY}
 # chain that fills the smallest heap runs far more jobs than this. Fewer, and the null is
 # the handler's own (`throw null`).
 _JOBS_TO_EXHAUST_MEMORY = 1000
+# What reusable() measures the growth of a context without a memory limit against.
+_UNLIMITED_ALLOWANCE = 64 * 1024 * 1024
 # Extra memory granted after a blow-up so the execution's logs can still be read.
 _RESCUE_MEMORY = 16 * 1024 * 1024
 
@@ -125,6 +127,7 @@ class JavaScriptSandbox:
         self.jobs = 0  # Promise jobs the execution in progress has run
         self.loads = 1  # times its handler module was evaluated (see renew)
         self._load(timeout)
+        self._loaded_size = self._memory_size()  # what one load takes, for reusable()
 
     # --- loading -------------------------------------------------------------------
 
@@ -282,6 +285,17 @@ class JavaScriptSandbox:
             return self.poll()
         finally:
             self.set_time_limit(None)
+
+    def _memory_size(self) -> int:
+        size: int = self._context.memory()["malloc_size"]
+        return size
+
+    def reusable(self) -> bool:
+        """A context keeps every module evaluated in it, and whatever their top-level code
+        allocated: reused while that stays small beside its memory limit."""
+        allowance = (self.memory or _UNLIMITED_ALLOWANCE) // 8
+        grown = self._memory_size() - self._loaded_size
+        return self.loads < MAX_LOADS and not self.broken and grown < allowance
 
     def renew(self, random_seed: int | None) -> None:
         """For a loaded context handed to another test run: seed its randomness, then
