@@ -263,7 +263,12 @@ class ExecutionLoop:
         ending stands, and what was still under way is named (and stopped)."""
         if not self.handler_settled:
             return self._timeout_error(None)
+        if self.replay is not None and self.replay.owes_changes():
+            return self._diverged()  # it ended without a change the first attempt made
+        answered = {id(held[1]) for held in self.held}  # replayed: finished the first time
         for record in self.open.values():
+            if id(record) in answered:
+                continue
             self.warnings.append(
                 f"{record.label()} was still under way at the "
                 f"{self.timeout:g} s time limit, after the handler had finished: pfunc "

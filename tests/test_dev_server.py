@@ -960,3 +960,33 @@ def test_dev_record_saves_scenarios_that_pfunc_test_passes(tmp_path: Path):
         server.stop()
     run = run_cli("test", "tests/recorded.test.toml", cwd=folder)
     assert run.code == 0 and "1 passed, 0 failed" in run.stdout, run.stdout + run.stderr
+
+
+def test_an_on_request_response_is_sent_in_the_charset_its_content_type_names(tmp_path):
+    """The handler's content type goes out as it wrote it, and its text in the charset
+    it names (UTF-8 when it names none, or one nobody knows)."""
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-cs"\npublish_key = "pub-c-cs"\n\n'
+        '[[functions]]\nname = "text"\nfile = "text.js"\nevent = "on-request"\npath = "text"\n'
+    )
+    (tmp_path / "text.js").write_text(
+        "export default (request, response) => {\n"
+        '  response.headers["content-type"] = request.query.type;\n'
+        '  return response.send("caf\\u00e9");\n'
+        "};\n"
+    )
+    server = InProcessDev(tmp_path)
+    try:
+        answers = {}
+        for kind in ("text/plain", "text/plain; charset=latin1", "text/plain; charset=nope"):
+            url = "/v1/blocks/sub-key/sub-c-cs/text?type=" + urllib.parse.quote(kind)
+            request = urllib.request.Request(server.base + url)
+            with urllib.request.urlopen(request, timeout=10) as response:
+                answers[kind] = (response.headers["content-type"], response.read())
+    finally:
+        server.stop()
+    assert answers == {
+        "text/plain": ("text/plain", "café".encode()),
+        "text/plain; charset=latin1": ("text/plain; charset=latin1", "café".encode("latin-1")),
+        "text/plain; charset=nope": ("text/plain; charset=nope", "café".encode()),
+    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -35,14 +36,16 @@ class _Connection:
         self.incoming = -1  # the descriptor the host writes to (set by main())
         self.buffer = b""
         self.outgoing: Any = None
+        self.sending = threading.Lock()
 
     def send(self, message: dict[str, Any]) -> None:
         try:
             text = json.dumps(message, default=str, allow_nan=False)
         except ValueError:  # a NaN in what the handler logged or warned: say so instead
             text = json.dumps({**message, "logs": [], "warnings": ["a log held NaN"]})
-        self.outgoing.write(text + "\n")
-        self.outgoing.flush()
+        with self.sending:  # a handler's own threads log too: one line at a time
+            self.outgoing.write(text + "\n")
+            self.outgoing.flush()
 
     def receive(self) -> dict[str, Any]:
         while b"\n" not in self.buffer:

@@ -119,6 +119,10 @@ class PythonSandbox:
         except BaseException:
             self.close()
             raise
+        if loaded.get("op") != "loaded":
+            self.broken = True
+            self.close()
+            raise HandlerLoadError("LoadError", f"{self.display_path}: the worker did not load it")
         error = loaded.get("error")
         if error:
             self.close()

@@ -40,6 +40,20 @@ def not_found(state: DevState, method: str, path: str) -> web.Response:
     )
 
 
+def _charset(content_type: str) -> str:
+    """The charset a content type names, if Python knows it; else UTF-8."""
+    import codecs
+
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.strip().partition("=")
+        if name.strip().lower() == "charset":
+            try:
+                return codecs.lookup(value.strip().strip('"')).name
+            except LookupError:
+                break
+    return "utf-8"
+
+
 def _body_text(raw: bytes, charset: str | None) -> str:
     """The body as text for the handler: in its declared charset when Python knows it,
     else UTF-8; bytes that do not decode become U+FFFD rather than a refusal (a handler
@@ -102,8 +116,10 @@ class Blocks:
             return pubnub_error(500, f'function "{function.name}" failed: {error}', "blocks")
         response = result.response
         status, headers = int(response["status"]), response["headers"]
-        if any(name.lower() == "content-type" for name in headers):
-            # The handler's own content type, as it wrote it (aiohttp would add a charset).
-            body = response["body"].encode("utf-8")
+        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
+        if content_type is not None:
+            # The handler's own content type, as it wrote it (aiohttp would add a charset),
+            # and the text in the charset it names.
+            body = response["body"].encode(_charset(content_type), "replace")
             return web.Response(status=status, body=body, headers=headers)
         return web.Response(status=status, text=response["body"], headers=headers)
