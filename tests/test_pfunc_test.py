@@ -336,6 +336,21 @@ def test_a_reused_context_starts_as_a_new_one_would(tmp_path):
     assert both[1][1] == ["json.r"]  # only r differs from the expectation: "loaded" was logged
 
 
+def passes_each_time(folder: Path, file: str, expect: str, names: list[str], setup: str = ""):
+    """One request scenario on `file` (expecting `expect`), under each of `names` (NAME in
+    `setup` or `expect` is replaced by the scenario's name), all in one pfunc test run:
+    each must pass, whichever ran before it."""
+    scenario = (
+        f'[[scenario]]\nname = "NAME"\nfile = "{file}"\n{setup}\n\n'
+        f'[[scenario.step]]\nrequest = {{ path = "/" }}\nexpect = {{ {expect} }}\n'
+    )
+    text = "\n".join(scenario.replace("NAME", name) for name in names)
+    (folder / "each.test.toml").write_text(text)
+    run = run_cli("test", folder / "each.test.toml", cwd=folder)
+    assert run.code == 0, run.stdout + run.stderr
+    assert f"{len(names)} passed, 0 failed" in run.stdout
+
+
 COUNT_JS = """
 const db = require("kvstore");
 let cached = null;  // module state: a value read once and kept
@@ -370,16 +385,8 @@ def test_each_scenario_starts_from_a_fresh_load_of_the_handler(tmp_path, file, s
     a new load would: module state from another scenario would make a scenario's outcome
     depend on which ran before it, and on how pytest-xdist spread them."""
     (tmp_path / file).write_text(source)
-    scenario = (
-        f'[[scenario]]\nname = "NAME"\nfile = "{file}"\nkv = {{ config = "NAME" }}\n\n'
-        f'[[scenario.step]]\nrequest = {{ path = "/" }}\nexpect = {{ {expect} }}\n'
-    )
-    names = ("first", "second", "third")
-    text = "\n".join(scenario.replace("NAME", name) for name in names)
-    (tmp_path / "count.test.toml").write_text(text)
-    run = run_cli("test", tmp_path / "count.test.toml", cwd=tmp_path)
-    assert run.code == 0, run.stdout + run.stderr
-    assert "3 passed, 0 failed" in run.stdout
+    names = ["first", "second", "third"]
+    passes_each_time(tmp_path, file, expect, names, setup='kv = { config = "NAME" }')
 
 
 def test_a_handler_whose_top_level_code_cannot_run_twice_in_one_context_still_loads(tmp_path):
@@ -390,15 +397,7 @@ def test_a_handler_whose_top_level_code_cannot_run_twice_in_one_context_still_lo
         'Object.defineProperty(Array.prototype, "last", { get() { return this[this.length - 1]; } });\n'
         "export default (request, response) => response.send({ version: [1, 2].last });\n"
     )
-    scenario = (
-        '[[scenario]]\nname = "NAME"\nfile = "fixed.js"\n\n'
-        '[[scenario.step]]\nrequest = { path = "/" }\nexpect = { json = { version = 2 } }\n'
-    )
-    text = "\n".join(scenario.replace("NAME", name) for name in ("first", "second"))
-    (tmp_path / "fixed.test.toml").write_text(text)
-    run = run_cli("test", tmp_path / "fixed.test.toml", cwd=tmp_path)
-    assert run.code == 0, run.stdout + run.stderr
-    assert "2 passed, 0 failed" in run.stdout
+    passes_each_time(tmp_path, "fixed.js", "json = { version = 2 }", ["first", "second"])
 
 
 @pytest.mark.parametrize(
@@ -427,16 +426,7 @@ def test_a_handler_loaded_again_and_again_does_not_pile_up_memory(tmp_path, file
     that has grown is replaced; a worker drops the last module first)."""
     (tmp_path / file).write_text(source)
     n = 120000 if file.endswith(".js") else 500000
-    scenario = (
-        f'[[scenario]]\nname = "NAME"\nfile = "{file}"\n\n'
-        f'[[scenario.step]]\nrequest = {{ path = "/" }}\nexpect = {{ json = {{ n = {n} }} }}\n'
-    )
-    names = [f"s{i}" for i in range(12)]
-    text = "\n".join(scenario.replace("NAME", name) for name in names)
-    (tmp_path / "big.test.toml").write_text(text)
-    run = run_cli("test", tmp_path / "big.test.toml", cwd=tmp_path)
-    assert run.code == 0, run.stdout + run.stderr
-    assert "12 passed, 0 failed" in run.stdout
+    passes_each_time(tmp_path, file, f"json = {{ n = {n} }}", [f"s{i}" for i in range(12)])
 
 
 def test_globals_a_handlers_top_level_code_added_go_with_its_last_load(tmp_path):
@@ -444,12 +434,4 @@ def test_globals_a_handlers_top_level_code_added_go_with_its_last_load(tmp_path)
         "globalThis.seen = (globalThis.seen || 0) + 1;\n"
         "export default (request, response) => response.send({ seen: globalThis.seen });\n"
     )
-    scenario = (
-        '[[scenario]]\nname = "NAME"\nfile = "glob.js"\n\n'
-        '[[scenario.step]]\nrequest = { path = "/" }\nexpect = { json = { seen = 1 } }\n'
-    )
-    (tmp_path / "glob.test.toml").write_text(
-        "\n".join(scenario.replace("NAME", name) for name in ("g0", "g1", "g2"))
-    )
-    run = run_cli("test", tmp_path / "glob.test.toml", cwd=tmp_path)
-    assert run.code == 0, run.stdout + run.stderr
+    passes_each_time(tmp_path, "glob.js", "json = { seen = 1 }", ["g0", "g1", "g2"])
