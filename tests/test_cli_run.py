@@ -396,3 +396,14 @@ def test_a_response_text_with_a_lone_surrogate_is_sent_as_well_formed_text(tmp_p
     )
     run = run_cli("run", tmp_path / "lone.js", "--method", "GET", "--json", cwd=tmp_path)
     assert run.json()["response"]["body"] == "a\ufffdb"
+
+
+def test_performance_time_origin_is_in_epoch_milliseconds(tmp_path):
+    """As in V8: timeOrigin + now() is the time of day (QuickJS's own origin is not)."""
+    (tmp_path / "origin.js").write_text(
+        "export default (request) => request.ok({\n"
+        "  gap: Math.abs(performance.timeOrigin + performance.now() - Date.now()),\n"
+        "});\n"
+    )
+    run = run_cli("run", tmp_path / "origin.js", "--message", "{}", "--json", cwd=tmp_path)
+    assert run.json()["message"]["gap"] < 1000

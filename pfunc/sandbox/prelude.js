@@ -157,7 +157,8 @@ var console;
   let performanceOrigin = null; // fixed-clock ms at which performance.now() read `base`
   let performanceBase = 0;
   globalThis.performance = {
-    timeOrigin: realPerformance.timeOrigin,
+    // In milliseconds since the epoch, as in V8 (QuickJS counts from its own clock's start).
+    timeOrigin: RealDate.now() - realPerformanceNow(),
     now: function now() {
       if (fixedNowMs === null) return __pfunc_tapedPerf();
       if (performanceOrigin === null) {
