@@ -314,11 +314,12 @@ class ExecutionLoop:
             settlements.append((call_id, False, error.to_payload()))
             return
         module = self.modules[module_name]
+        kind = operation_kind(module_name, method)
         try:
             record = self.budget.charge(
                 module_name,
                 method,
-                operation_kind(module_name, method),
+                kind,
                 module.key_of(method, args),
             )
         except OperationLimitExceeded as refused:
@@ -358,10 +359,9 @@ class ExecutionLoop:
             # Network and bus calls belong to the server's loop (runtime.main_loop).
             work = _invoke(module, method, args, self.context)
             home = self.executor.runtime.main_loop
-            if operation_kind(module_name, method) == "publish":
-                task = start_kept(work, home)  # on its way: it outlives this execution
-            else:
-                task = start_task(work, home)
+            # A publish is on its way once made: it outlives this execution (start_kept).
+            start = start_kept if kind == "publish" else start_task
+            task = start(work, home)
             self.tasks[task] = (call_id, record, entry)
             return
         # Local work (SQLite, hashing): awaited in line, no task and no event-loop turn.

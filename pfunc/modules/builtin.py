@@ -7,13 +7,10 @@ from __future__ import annotations
 import json
 import time
 
-from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
+from pfunc.modules.calls import AnsweredAtOnce, CallContext, HandlerCallError, JSArg
 
 
-class BuiltinModule:
-    def waits(self, method: str, args: list[JSArg], context: CallContext) -> bool:
-        return False  # answered from local state: awaited in line
-
+class BuiltinModule(AnsweredAtOnce):
     def key_of(self, method: str, args: list[JSArg]) -> str | None:
         return None
 

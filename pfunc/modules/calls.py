@@ -113,6 +113,14 @@ class JSArg:
         return text if len(text) <= 60 else text[:57] + "..."
 
 
+class AnsweredAtOnce:
+    """A host module whose calls are answered from local state (SQLite, CPU, the vault):
+    none waits, so each is awaited in line, in the order the handler made them."""
+
+    def waits(self, method: str, args: list[JSArg], context: CallContext) -> bool:
+        return False
+
+
 @dataclass
 class CallContext:
     """What a module call may use, granted explicitly: the store, limits, clock, secrets,

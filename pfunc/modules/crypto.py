@@ -16,7 +16,7 @@ import hmac
 import json
 
 from pfunc.modules import signing as _signing
-from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
+from pfunc.modules.calls import AnsweredAtOnce, CallContext, HandlerCallError, JSArg
 
 _DIGESTS = {"sha1": "sha1", "sha256": "sha256", "sha512": "sha512"}
 _HMAC_ALGORITHMS = {"HMAC_SHA1": "sha1", "HMAC_SHA256": "sha256", "HMAC_SHA512": "sha512"}
@@ -32,10 +32,7 @@ def _text(call: str, name: str, arg: JSArg) -> str:
     return arg.value
 
 
-class CryptoModule:
-    def waits(self, method: str, args: list[JSArg], context: CallContext) -> bool:
-        return False  # answered from local state: awaited in line
-
+class CryptoModule(AnsweredAtOnce):
     def key_of(self, method: str, args: list[JSArg]) -> str | None:
         return None
 

@@ -10,7 +10,7 @@ import json
 import math
 
 from pfunc.modules import MODULES
-from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
+from pfunc.modules.calls import AnsweredAtOnce, CallContext, HandlerCallError, JSArg
 
 _PAGE_TOKEN_PREFIX = "pk1."
 
@@ -19,10 +19,7 @@ def _fmt(number: float) -> str:
     return f"{number:,}" if isinstance(number, int) else f"{number:g}"
 
 
-class KVStoreModule:
-    def waits(self, method: str, args: list[JSArg], context: CallContext) -> bool:
-        return False  # answered from local state: awaited in line
-
+class KVStoreModule(AnsweredAtOnce):
     def key_of(self, method: str, args: list[JSArg]) -> str | None:
         if method in ("getKeys", "getCounterKeys") or not args:
             return None

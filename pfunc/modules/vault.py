@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import json
 
-from pfunc.modules.calls import CallContext, HandlerCallError, JSArg, padded_args
+from pfunc.modules.calls import AnsweredAtOnce, CallContext, HandlerCallError, JSArg, padded_args
 
 
-class VaultModule:
-    def waits(self, method: str, args: list[JSArg], context: CallContext) -> bool:
-        return False  # answered from local state: awaited in line
-
+class VaultModule(AnsweredAtOnce):
     def key_of(self, method: str, args: list[JSArg]) -> str | None:
         return args[0].value if args and isinstance(args[0].value, str) else None
 

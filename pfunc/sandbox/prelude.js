@@ -50,9 +50,10 @@ var console;
   // if the in-line guard stops it, the attempt that starts again on a thread reads the
   // same values (then live ones) and makes the same calls as far as the first got.
   // Date.now() is kept as runs of one value (a wait on the clock reads it thousands of
-  // times a millisecond), Math.random() as the state of a generator of the execution's
-  // own, and performance.now() value by value: at most TAPE_MAX runs or values, as the
-  // tape is serialised in one engine call (a few milliseconds at most).
+  // times a millisecond), performance.now() and Math.random() value by value, at most
+  // TAPE_MAX runs or values, as the tape is serialised in one engine call (a few
+  // milliseconds at most); past them Math.random() draws from a generator of the
+  // execution's own, whose starting state the tape keeps (see __pfunc_tapedRandom).
   const TAPE_MAX = 20000;
   const engineRandom = Math.random; // the engine's own
   let seeded = null; // the seeded generator's state (tests), or null
