@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pfunc import jsonio
@@ -11,6 +12,17 @@ from pfunc.limits import Profile
 from pfunc.result import ExecutionError, Result
 from pfunc.sandbox import Sandbox, SandboxInterrupted
 from pfunc.sandbox.source import Location, map_stack
+
+
+# What an HTTP header name may hold (RFC 9110 "token"), and what a value may not (control
+# characters but tab: a CR or LF would end the header early), as Node's own setHeader checks.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# Headers that frame the body on the wire: the server writes them for the body it sends,
+# so a handler's own (a content-length that does not match) would corrupt the connection.
+FRAMING_HEADERS = frozenset(
+    {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "trailer", "te"}
+)
 
 
 def error_at(
@@ -120,9 +132,12 @@ def conclude(
     assert completion is not None  # no completion is a failure, handled above
     result.outcome = completion["kind"]
     if completion["kind"] == "response":
+        headers = _checked_headers(result, completion["headers"])
+        if headers is None:
+            return
         result.response = {
             "status": completion["status"],
-            "headers": completion["headers"],
+            "headers": headers,
             "body": completion["body"],
         }
     elif completion["kind"] == "ok":
@@ -140,6 +155,32 @@ def conclude(
             result.delivered = True
     else:
         result.abort_reason = completion.get("reason")
+
+
+def _checked_headers(result: Result, headers: dict[str, str]) -> dict[str, str] | None:
+    """The response's headers as the server can send them; None (and the outcome an
+    error) when one cannot be sent at all. Framing headers are the server's: dropped."""
+    kept: dict[str, str] = {}
+    for name, value in headers.items():
+        problem = None
+        if not _HEADER_NAME.fullmatch(name):
+            problem = "is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~)"
+        elif _HEADER_VALUE_FORBIDDEN.search(value):
+            problem = "has a control character (a line break?) in its value"
+        if problem is not None:
+            result.outcome = "error"
+            result.error = ExecutionError(
+                "TypeError", f"{result.function}: response header {name!r} {problem}"
+            )
+            return None
+        if name.lower() in FRAMING_HEADERS:
+            result.warnings.append(
+                f"response header {name!r} is ignored: the server frames the body it sends "
+                "and writes that header itself"
+            )
+            continue
+        kept[name] = value
+    return kept
 
 
 def _unawaited_failure(result: Result) -> str:

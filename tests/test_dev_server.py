@@ -990,3 +990,57 @@ def test_an_on_request_response_is_sent_in_the_charset_its_content_type_names(tm
         "text/plain; charset=latin1": ("text/plain; charset=latin1", "café".encode("latin-1")),
         "text/plain; charset=nope": ("text/plain; charset=nope", "café".encode()),
     }
+
+
+def test_a_handlers_response_headers_cannot_break_the_connection(tmp_path):
+    """Headers that frame the body are the server's own (a handler's content-length or
+    transfer-encoding is ignored, with a warning), and a header that cannot be sent (a
+    bad name, a line break in its value) ends the execution as an error: on one
+    keep-alive connection every answer stays whole and in step."""
+    import http.client
+
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-hd"\npublish_key = "pub-c-hd"\n\n'
+        '[[functions]]\nname = "hd"\nfile = "hd.js"\nevent = "on-request"\npath = "hd"\n'
+    )
+    (tmp_path / "hd.js").write_text(
+        "export default (request, response) => {\n"
+        "  response.headers[request.query.name] = request.query.value;\n"
+        '  return response.send("body-" + request.query.name);\n'
+        "};\n"
+    )
+    cases = [
+        ("content-length", "1"),
+        ("Transfer-Encoding", "chunked"),
+        ("connection", "close"),
+        ("bad name", "v"),
+        ("x-split", "a\r\nx-injected: 1"),
+        ("x-fine", "caf\u00e9"),
+    ]
+    server = InProcessDev(tmp_path)
+    try:
+        port = int(server.base.rsplit(":", 1)[1])
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        answers = []
+        for name, value in cases:
+            query = urllib.parse.urlencode({"name": name, "value": value})
+            connection.request("GET", f"/v1/blocks/sub-key/sub-c-hd/hd?{query}")
+            response = connection.getresponse()
+            answers.append((response.status, response.read(), response.getheader("x-injected")))
+        connection.close()
+        warned = server.wait_for(
+            lambda e: e["type"] == "execution" and "content-length" in str(e.get("warnings")),
+            timeout=10,
+        )
+    finally:
+        server.stop()
+    assert [a[0] for a in answers] == [200, 200, 200, 500, 500, 200]
+    assert [a[1] for a in answers[:3]] == [
+        b"body-content-length",
+        b"body-Transfer-Encoding",
+        b"body-connection",
+    ]
+    assert "not a valid HTTP header name" in json.loads(answers[3][1])["message"]
+    assert "control character" in json.loads(answers[4][1])["message"]
+    assert answers[4][2] is None and answers[5][1] == b"body-x-fine"
+    assert any("'content-length' is ignored" in warning for warning in warned["warnings"])
