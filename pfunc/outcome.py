@@ -13,7 +13,6 @@ from pfunc.result import ExecutionError, Result
 from pfunc.sandbox import Sandbox, SandboxInterrupted
 from pfunc.sandbox.source import Location, map_stack
 
-
 # What an HTTP header name may hold (RFC 9110 "token"), and what a value may not (control
 # characters but tab: a CR or LF would end the header early), as Node's own setHeader checks.
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
