@@ -201,11 +201,17 @@ class ExecutionLoop:
                 )
             if stop.reason == CORRUPTED:
                 self.sandbox.broken = True
+                replaced = self.sandbox.tampered()
+                change = (
+                    f"replaced {replaced}, which pfunc's side of the sandbox relies on"
+                    if replaced
+                    else "changed pfunc's own code in its sandbox"
+                )
                 return ExecutionError(
                     "Error",
-                    f"{self.executor.display_path}: the handler changed pfunc's own code in its "
-                    "sandbox (what reached the host was not pfunc's protocol); the execution "
-                    "was stopped and the sandbox is replaced",
+                    f"{self.executor.display_path}: the handler {change} (what reached the "
+                    "host was not pfunc's protocol); the execution was stopped and the "
+                    "sandbox is replaced",
                 )
             return memory_error(self.executor.display_path, self.budget.profile)
         finally:

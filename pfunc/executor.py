@@ -210,10 +210,15 @@ class Executor:
                 sandbox.broken = True
                 result.outcome = "error"
                 result.operations = budget.to_json()
+                replaced = sandbox.tampered()
+                cause = (
+                    f"the handler replaced {replaced}, which pfunc's side of the sandbox relies on"
+                    if replaced
+                    else f"the execution failed inside pfunc ({fault!r})"
+                )
                 result.error = ExecutionError(
                     "Error",
-                    f"{self.display_path}: the execution failed inside pfunc ({fault!r}); its "
-                    "sandbox is replaced for the next execution",
+                    f"{self.display_path}: {cause}; its sandbox is replaced for the next execution",
                 )
             finally:
                 self.pool.release(sandbox)

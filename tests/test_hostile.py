@@ -234,3 +234,87 @@ def test_a_to_json_trap_at_load_is_a_timeout_not_a_traceback(tmp_path):
     run = run_cli("run", handler, "--timeout", "1", "--kv", tmp_path / "kv.db", "--json")
     assert run.code == 1 and "Traceback" not in run.stderr
     assert run.json()["error"]["type"] == "TimeoutError"
+
+
+# A handler that changes, in one execution, a built-in pfunc's side of the sandbox runs
+# on: (the change, what that execution ends as, words its report has).
+BUILT_IN_CHANGES = {
+    "Array.prototype.push": (
+        'Array.prototype.push = function () { throw new Error("no push"); };',
+        "error",
+        "Array.prototype.push",
+    ),
+    "Array.prototype[Symbol.iterator]": (
+        "Array.prototype[Symbol.iterator] = function* () {};",
+        "ok",
+        "Array.prototype[Symbol.iterator]",
+    ),
+    "a throwing Object.prototype.toJSON": (
+        'Object.prototype.toJSON = () => { throw new Error("x"); };',
+        "error",
+        "replaced Object.prototype.toJSON",
+    ),
+    "a toJSON that answers a string": (
+        'Object.prototype.toJSON = () => "HACKED";',
+        "error",
+        "replaced Object.prototype.toJSON",
+    ),
+    "the global Promise": ("globalThis.Promise = function () {};", "error", "globalThis.Promise"),
+    "a then on every object": (
+        "Object.prototype.then = function (resolve) { resolve(1); };",
+        None,
+        "Object.prototype.then",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(BUILT_IN_CHANGES))
+def test_a_built_in_changed_in_one_execution_never_reaches_the_next(harness, tmp_path, name):
+    """The execution that changed it says so (or fails saying so); the next execution of
+    the same function runs pfunc's side on the engine's own built-ins again."""
+    change, outcome, words = BUILT_IN_CHANGES[name]
+    handler = tmp_path / "changes.js"
+    handler.write_text(
+        'const db = require("kvstore");\n'
+        "export default async (request) => {\n"
+        f"  if (request.message.change) {{ {change} }}\n"
+        '  await db.incrCounter("runs");\n'
+        "  return request.ok({ clean: [1, 2].map((n) => n * 2) });\n"
+        "};\n"
+    )
+
+    async def go():
+        async with harness.engine() as engine:
+            function = engine.functions.executor_for_file(handler, "changes.js")
+            changed = await function.run(MessageEvent("before-publish", {"change": True}))
+            clean = await function.run(MessageEvent("before-publish", {}))
+            return changed, clean
+
+    changed, clean = asyncio.run(go())
+    if outcome is not None:
+        assert changed.outcome == outcome, changed.to_json()
+    report = " ".join([changed.error.message if changed.error else "", *changed.warnings])
+    assert words in report
+    assert (clean.outcome, clean.message, clean.warnings) == ("ok", {"clean": [2, 4]}, [])
+
+
+def test_a_polyfill_in_top_level_code_is_the_handlers_own(harness, tmp_path):
+    """What top-level code replaces is the baseline: no warning, the context is kept."""
+    handler = tmp_path / "polyfill.js"
+    handler.write_text(
+        "Array.prototype.map = function (f) { const out = [];"
+        " for (let i = 0; i < this.length; i++) out.push(f(this[i])); return out; };\n"
+        "let runs = 0;\n"
+        "export default (request) => request.ok({ runs: ++runs, m: [1, 2].map((n) => n + 1) });\n"
+    )
+
+    async def go():
+        async with harness.engine() as engine:
+            function = engine.functions.executor_for_file(handler, "polyfill.js")
+            return [await function.run(MessageEvent("before-publish", {})) for _ in range(2)]
+
+    results = asyncio.run(go())
+    assert [(r.outcome, r.message, r.warnings) for r in results] == [
+        ("ok", {"runs": 1, "m": [2, 3]}, []),
+        ("ok", {"runs": 2, "m": [2, 3]}, []),
+    ]

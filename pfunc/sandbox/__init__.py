@@ -83,6 +83,11 @@ class Sandbox(Protocol):
         """The execution's completion, logs, warnings and error; None if unreadable."""
         ...
 
+    def tampered(self) -> str | None:
+        """The built-in pfunc's side of the sandbox relies on that handler code replaced,
+        to explain a failure (JavaScript); None if none, or for a language without them."""
+        ...
+
     def read_tape(self) -> Tape | None:
         """The clock and random values the execution in progress read (when asked to
         record them: in line on pfunc dev), for an attempt that starts again."""

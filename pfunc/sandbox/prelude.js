@@ -497,6 +497,7 @@ var console;
   }
 
   function __pfunc_loadState() {
+    __pfunc_baseline();
     return __pfunc_stringify({
       done: load.done,
       error: load.error,
@@ -788,7 +789,84 @@ var console;
       logs: execution.logs,
       warnings: execution.warnings,
       error: execution.error,
+      tampered: __pfunc_tampered(),
     });
+  }
+
+  // --- built-ins pfunc's own code relies on ------------------------------------------
+  //
+  // The prelude runs on the engine's built-ins (a spread, a for...of, push, then...), and
+  // a handler may replace them. What a handler's code left in place by the end of its
+  // top-level code is the baseline (an unconditional polyfill is its own business); one
+  // replaced during an execution is reported with that execution's report, and the host
+  // replaces the context, so the next execution does not run pfunc's side on it.
+  // One slot per built-in: its label, owner and key, the engine's own value and the value
+  // as of the baseline; the check is compiled with each key spelled out, since a property
+  // read by a key held in a variable costs QuickJS a lookup of its name (10x slower).
+  const labels = [];
+  const owners = [];
+  const keys = [];
+  const engineValues = [];
+  const baselineValues = [];
+
+  function __pfunc_rely(label, owner, names) {
+    for (const key of names) {
+      labels.push(typeof key === "symbol" ? label + "[" + key.description + "]" : label + "." + key);
+      owners.push(owner);
+      keys.push(key);
+      engineValues.push(owner[key]);
+      baselineValues.push(owner[key]);
+    }
+  }
+
+  (function __pfunc_reliedOn() {
+    const ArrayIterator = Object.getPrototypeOf([][Symbol.iterator]());
+    const MapIterator = Object.getPrototypeOf(new Map()[Symbol.iterator]());
+    const iterator = Symbol.iterator;
+    __pfunc_rely("globalThis", globalThis, ["Promise", "Object", "Array", "String", "Number",
+      "Map", "Set", "Symbol", "Error", "TypeError", "RangeError", "SyntaxError", "Reflect"]);
+    __pfunc_rely("Object", Object, ["keys", "defineProperty", "getOwnPropertyNames",
+      "getPrototypeOf", "create", "assign"]);
+    // Absent ones too: a toJSON or then on every object changes what pfunc serialises and
+    // which values its Promises treat as thenables.
+    __pfunc_rely("Object.prototype", Object.prototype, ["toString", "hasOwnProperty", "toJSON", "then"]);
+    __pfunc_rely("Array", Array, ["isArray", "from"]);
+    __pfunc_rely("Array.prototype", Array.prototype, ["push", "map", "filter", "find", "some",
+      "slice", "splice", "concat", "join", "indexOf", "forEach", "toJSON", iterator]);
+    __pfunc_rely("%ArrayIteratorPrototype%", ArrayIterator, ["next"]);
+    __pfunc_rely("Promise", Promise, ["resolve", "reject"]);
+    __pfunc_rely("Promise.prototype", Promise.prototype, ["then", "catch", "finally"]);
+    __pfunc_rely("Map.prototype", Map.prototype, ["get", "set", "has", "delete", "clear", iterator]);
+    __pfunc_rely("%MapIteratorPrototype%", MapIterator, ["next"]);
+    __pfunc_rely("Set.prototype", Set.prototype, ["has", "add"]);
+    __pfunc_rely("String.prototype", String.prototype, ["split", "slice", "indexOf", "replace",
+      "toLowerCase", "toUpperCase", "repeat", "charCodeAt", "toString", "toJSON", iterator]);
+    __pfunc_rely("Function.prototype", Function.prototype, ["call", "apply", "bind"]);
+    __pfunc_rely("RegExp.prototype", RegExp.prototype, ["test", "exec", Symbol.replace]);
+    __pfunc_rely("Number", Number, ["isFinite", "isInteger"]);
+    __pfunc_rely("Error", Error, ["prepareStackTrace"]);
+  })();
+
+  // (owners, symbol keys, expected values) -> index of the first slot that differs, or -1.
+  const __pfunc_firstChanged = __pfunc_evalScript(
+    "(function __pfunc_firstChanged(o, k, v) {\n" +
+    keys.map(function __pfunc_slotCheck(key, i) {
+      const read = typeof key === "symbol" ? "[k[" + i + "]]" : "." + key;
+      return "if (o[" + i + "]" + read + " !== v[" + i + "]) return " + i + ";\n";
+    }).join("") + "return -1; })"
+  );
+
+  // After the handler module loads: what it left in place is what pfunc expects.
+  function __pfunc_baseline() {
+    for (let i = 0; i < owners.length; i++) baselineValues[i] = owners[i][keys[i]];
+  }
+
+  // The first built-in replaced since the baseline, or (`sinceEngine`, to explain a
+  // failure) since the engine made it; "" if none. A getter put in a built-in's place
+  // runs here, under the host's time limit for reading the report.
+  function __pfunc_tampered(sinceEngine) {
+    const at = __pfunc_firstChanged(owners, keys, sinceEngine === true ? engineValues : baselineValues);
+    return at < 0 ? "" : labels[at];
   }
 
   // The host reads these entry points with Context.get(), once, before the handler loads;
@@ -807,6 +885,7 @@ var console;
   __pfunc_entry("__pfunc_api_setHandler", __pfunc_setHandler);
   __pfunc_entry("__pfunc_api_unload", __pfunc_unload);
   __pfunc_entry("__pfunc_api_readTape", __pfunc_readTape);
+  __pfunc_entry("__pfunc_api_tampered", __pfunc_tampered);
   // The globals there are before any handler code runs (see __pfunc_unload).
   const preludeGlobals = new Set(Object.getOwnPropertyNames(globalThis));
 })(Date);

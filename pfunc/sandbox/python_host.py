@@ -243,6 +243,11 @@ class PythonSandbox:
             "error": error,
         }
 
+    def tampered(self) -> None:
+        """A worker whose handler changed pfunc's side of it is caught by its protocol
+        (CORRUPTED), not by naming a built-in."""
+        return None
+
     def read_tape(self) -> None:
         """Python handlers never run in line, so never start again: nothing recorded."""
         return None

@@ -119,6 +119,7 @@ class JavaScriptSandbox:
         self._seed = entry("__pfunc_api_seedRandom")
         self._unload = entry("__pfunc_api_unload")
         self._read_tape = entry("__pfunc_api_readTape")
+        self._tampered = entry("__pfunc_api_tampered")
         if random_seed is not None:
             self._seed(_js_number(random_seed % 2**32))
         # Stacks the handler sees name its file and quote its source (prelude, "stacks").
@@ -335,8 +336,34 @@ class JavaScriptSandbox:
         dropped = tape.get("perfDropped") is True
         return {**values, "randomState": state, "perfOrigin": origin, "perfDropped": dropped}
 
+    def tampered(self) -> str | None:
+        """The built-in pfunc's side relies on that handler code replaced (its top-level
+        code included), to explain a failure; None if none, or if it cannot be read."""
+        self._context.set_time_limit(FINISH_SECONDS)
+        try:
+            name = self._tampered(True)
+        except (quickjs.JSException, MemoryError):
+            return None
+        finally:
+            self._context.set_time_limit(-1)
+        return name if isinstance(name, str) and name else None
+
+    def _unreadable_report(self) -> dict[str, Any]:
+        """The report of an execution whose report the handler's changes to the built-ins
+        kept pfunc from reading (a toJSON on Object.prototype): an error that says so."""
+        self.broken = True
+        name = self.tampered()
+        changed = f"replaced {name}" if name else "changed a built-in (a toJSON or getter?)"
+        message = (
+            f"{self.display_path}: the handler {changed}, which pfunc's side of the sandbox "
+            "relies on, and the execution's report could not be read; its sandbox is "
+            "replaced for the next execution"
+        )
+        return {"error": {"type": "Error", "message": message, "stack": ""}}
+
     def finish(self) -> dict[str, Any] | None:
-        """The execution's completion, logs, warnings and error; None if unreadable.
+        """The execution's completion, logs, warnings and error; None if unreadable (the
+        report outgrew the memory limit).
         Raises SandboxInterrupted when the handler's code (a toJSON of its own) runs
         past FINISH_SECONDS while the report is serialised."""
         self._context.set_time_limit(FINISH_SECONDS)
@@ -348,10 +375,21 @@ class JavaScriptSandbox:
             if "interrupted" in str(error):
                 self.broken = True
                 raise SandboxInterrupted(TIMEOUT, str(error)) from None
-            return None
+            if _interruption(error) is not None:
+                return None  # out of memory
+            text = None
         finally:
             self._context.set_time_limit(-1)
-        details = json.loads(text)
+        details = json.loads(text) if isinstance(text, str) else None
+        if not isinstance(details, dict) or not isinstance(details.get("tampered"), str):
+            return self._unreadable_report()
+        if details["tampered"]:
+            self.broken = True
+            details["warnings"].append(
+                f"the handler replaced {details['tampered']}, which pfunc's side of the "
+                "sandbox relies on: the sandbox is replaced, so the next execution starts "
+                "from a fresh load (and fresh module state)"
+            )
         error = details.get("error")
         if error and error.get("nullThrown") and self.jobs < _JOBS_TO_EXHAUST_MEMORY:
             del error["nullThrown"]  # too short a chain to fill memory: the handler threw null
