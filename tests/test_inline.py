@@ -61,12 +61,14 @@ def promoted(server: InProcessDev) -> bool:
 def warm(server: InProcessDev) -> None:
     """Quick requests until the function runs in line: PROMOTE_AFTER in a row, and some
     room for a slow one on a loaded machine (one over the CPU bound starts the count again)."""
-    for _ in range(5 * PROMOTE_AFTER):
+    function = server.server.state.project.function("work")
+    needed = server.server.state.engine.functions.executor(function).policy.promote_after
+    for _ in range(5 * needed):  # twice as many after each time it was sent back
         status, _, _ = server.request("GET", URL)
         assert status == 200
         if promoted(server):
             return
-    raise AssertionError(f"still on a thread after {5 * PROMOTE_AFTER} quick requests")
+    raise AssertionError(f"still on a thread after {5 * needed} quick requests")
 
 
 def test_a_quick_function_runs_in_line_and_a_runaway_is_moved_to_a_thread(tmp_path: Path):
@@ -645,3 +647,28 @@ def test_performance_now_goes_on_from_the_replayed_values(tmp_path: Path):
         status, _, body = server.request("GET", f"{URL}?mode=wait")
         assert status == 200 and json.loads(body) == {"done": True}, body
         assert count_of(tmp_path, "waited") == 1
+
+
+def test_a_function_that_became_steadily_slower_goes_back_to_threads(tmp_path: Path):
+    """In line, each execution holds every other request on the loop. One that would not
+    have been promoted (~13 ms of CPU a request: a slice over the 5 ms bar, but well
+    under the guard) counts a strike, and after three the function goes back to threads,
+    to run in line again only after twice as many quick executions as the first time."""
+    from pfunc.sandbox.inline import SLOW_STRIKES
+
+    source = (
+        "function work(n) { let x = 0; for (let i = 0; i < n; i++) x += i; return x; }\n"
+        "export default (request, response) =>\n"
+        "  response.send({ x: work(Number(request.query.n || 0)) });\n"
+    )
+    with promoted_server(tmp_path, source) as server:
+        policy = executor_of(server).policy
+        answers = []
+        for _ in range(int(SLOW_STRIKES)):
+            answers.append(server.request("GET", URL + "?n=300000")[0])
+        assert answers == [200] * len(answers)
+        assert not promoted(server)
+        assert policy.promote_after == 2 * PROMOTE_AFTER
+        for _ in range(PROMOTE_AFTER):  # quick again, but not yet for long enough
+            assert server.request("GET", URL)[0] == 200
+        assert not promoted(server)

@@ -149,36 +149,61 @@ class InlineGuardStop(Exception):
         self.journal = journal
 
 
+# An in-line execution that would not have been promoted (a slice over FAST_SLICE, or more
+# than 4 of them in all) counts a strike, a quick one takes a quarter of one away: at
+# SLOW_STRIKES the function goes back to threads. A one-off pause (a garbage collection)
+# is forgiven; a function that became steadily slower (10 ms of work a request, well under
+# the guard, but every request holding every other on the loop) is not.
+SLOW_STRIKES = 3.0
+# Each time a function is sent back it must show itself quick for twice as many runs
+# (at most PROMOTE_AFTER * 2**MAX_BACKOFF) before it runs in line again.
+MAX_BACKOFF = 6
+
+
 class InlinePolicy:
     """Whether one function's executions run in line, from how quick they have been."""
 
     def __init__(self, allowed: bool) -> None:
         self.allowed = allowed  # a JavaScript function in the dev server
         self.quick_runs = 0
+        self.strikes = 0.0  # in line: how slow it has been lately (see SLOW_STRIKES)
+        self.demotions = 0  # since its code loaded: each doubles the runs to show quick
         # Its top-level code outgrew the guard: loading in line again would only repeat that.
         self.slow_to_load = False
 
     @property
+    def promote_after(self) -> int:
+        return PROMOTE_AFTER * 2 ** min(self.demotions, MAX_BACKOFF)
+
+    @property
     def inline(self) -> bool:
-        return self.allowed and not self.slow_to_load and self.quick_runs >= PROMOTE_AFTER
+        return self.allowed and not self.slow_to_load and self.quick_runs >= self.promote_after
 
     def observed(self, slowest_slice: float, total: float) -> None:
         """After each execution: its slowest slice and all its slices together, in CPU
         seconds of the running thread (waiting for the GIL under load is not the handler
-        being slow). Once in line, a function stays there unless a slice nears the guard
-        or the execution as a whole outgrows it: a one-off pause (a garbage collection)
-        must not send it back to threads."""
+        being slow). In line, a slice that nears the guard, or the execution as a whole
+        outgrowing it, sends the function back to threads at once; executions that would
+        not have been promoted do after SLOW_STRIKES."""
+        quick = slowest_slice < FAST_SLICE and total < 4 * FAST_SLICE
         if self.inline:
             if slowest_slice >= INLINE_GUARD / 2 or total >= INLINE_GUARD:
                 self.demote()
-        elif slowest_slice < FAST_SLICE and total < 4 * FAST_SLICE:
+                return
+            self.strikes = max(0.0, self.strikes - 0.25) if quick else self.strikes + 1
+            if self.strikes >= SLOW_STRIKES:
+                self.demote()
+        elif quick:
             self.quick_runs += 1
         else:
             self.quick_runs = 0
 
     def demote(self) -> None:
-        """Back to threads (a slow slice)."""
+        """Back to threads (a slow slice, or slow executions)."""
+        if self.inline:
+            self.demotions += 1
         self.quick_runs = 0
+        self.strikes = 0.0
 
     def load_was_slow(self) -> None:
         """Loading in line outgrew the guard: threads, until new code loads."""
@@ -187,5 +212,7 @@ class InlinePolicy:
 
     def reloaded(self) -> None:
         """New code starts on threads, and may show itself quick to load."""
-        self.demote()
+        self.quick_runs = 0
+        self.strikes = 0.0
+        self.demotions = 0
         self.slow_to_load = False
