@@ -3,6 +3,7 @@ official PubNub Python SDK."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -1044,3 +1045,33 @@ def test_a_handlers_response_headers_cannot_break_the_connection(tmp_path):
     assert "control character" in json.loads(answers[4][1])["message"]
     assert answers[4][2] is None and answers[5][1] == b"body-x-fine"
     assert any("'content-length' is ignored" in warning for warning in warned["warnings"])
+
+
+@pytest.mark.subprocess
+def test_a_stop_waits_for_requests_in_progress_and_a_second_ctrl_c_cuts_it_short(tmp_path):
+    """Ctrl-C lets requests in progress finish within their time limit, and says so when
+    that takes a while; Ctrl-C again stops at once (exit 130), saying what was dropped."""
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-st"\npublish_key = "pub-c-st"\n\n'
+        "[limits]\ntimeout = 8\n\n"
+        '[[functions]]\nname = "spin"\nfile = "spin.js"\nevent = "on-request"\npath = "spin"\n'
+    )
+    (tmp_path / "spin.js").write_text("export default () => { for (;;) {} };\n")
+    server = DevProcess(tmp_path)
+    try:
+
+        def spin() -> None:
+            with contextlib.suppress(Exception):  # the connection ends with the server
+                server.request("GET", "/v1/blocks/sub-key/sub-c-st/spin")
+
+        spinning = threading.Thread(target=spin, daemon=True)
+        spinning.start()
+        time.sleep(0.5)  # the execution is under way
+        server.process.send_signal(signal.SIGINT)
+        assert server.wait_for(lambda e: e["type"] == "stopping", timeout=5)["within"] == 9
+        assert server.process.poll() is None  # still waiting for the execution
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(timeout=5) == 130
+        assert server.wait_for(lambda e: e["type"] == "stopped", timeout=5)["forced"] is True
+    finally:
+        server.stop()

@@ -229,8 +229,20 @@ class DevLog:
     def _console_error(self, event: dict[str, Any]) -> None:
         self.out.line((f"{event['command']}: {event['error']}", "red"))
 
+    def _stopping(self, event: dict[str, Any]) -> None:
+        self.out.line(
+            (
+                f"stopping: requests in progress finish first (within {event['within']:g} s); "
+                "Ctrl-C again stops at once",
+                "dim",
+            )
+        )
+
     def _stopped(self, event: dict[str, Any]) -> None:
-        self.out.line(("pfunc dev stopped", "dim"))
+        if event.get("forced"):
+            self.out.line(("pfunc dev stopped at once: requests in progress were dropped", "dim"))
+        else:
+            self.out.line(("pfunc dev stopped", "dim"))
 
     def _other(self, event: dict[str, Any]) -> None:
         self.out.line((json.dumps(event), "dim"))
