@@ -269,3 +269,23 @@ def test_a_handler_stopped_at_its_time_limit_keeps_its_console_lines(tmp_path):
     run = run_cli("run", tmp_path / "loops.py", "--timeout", "0.5", "--json").json()
     assert run["error"]["type"] == "TimeoutError"
     assert [line["text"] for line in run["logs"]] == ["top level", "before the loop"]
+
+
+def test_top_level_code_is_held_to_the_time_limit_and_an_exit_is_named(tmp_path):
+    """As a JavaScript module's: a loop at top level ends at the profile's time limit
+    (it waited a fixed 30 s), and a worker that exits while loading says so (it said it
+    had not loaded within 30 s)."""
+    looping = tmp_path / "looping.py"
+    looping.write_text("while True:\n    pass\n\ndef handler(request):\n    return request.ok()\n")
+    exiting = tmp_path / "exiting.py"
+    exiting.write_text("import os\nos._exit(3)\n\ndef handler(request):\n    return request.ok()\n")
+    kv = tmp_path / "kv.db"
+    loop = run_cli("run", looping, "--timeout", "1", "--kv", kv, "--json").json()
+    assert loop["error"]["type"] == "TimeoutError"
+    assert (
+        "top-level code ran out of time while loading (the 1 s time limit)"
+        in (loop["error"]["message"])
+    )
+    exit_ = run_cli("run", exiting, "--kv", kv, "--json").json()
+    assert exit_["error"]["type"] == "LoadError"
+    assert "worker ended while loading the handler" in exit_["error"]["message"]

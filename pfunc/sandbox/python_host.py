@@ -44,8 +44,10 @@ from pfunc.sandbox.sync_builtins import SyncBuiltins
 if TYPE_CHECKING:
     from pfunc.sandbox.threads import SandboxThread
 
-LOAD_TIMEOUT = 30.0  # seconds for the worker to start and import the handler
-_MESSAGE_OPS = {"loaded", "call", "done", "log"}
+# Seconds for the worker to start, up to where the handler's own top-level code begins
+# (which is then held to the profile's time limit).
+START_TIMEOUT = 30.0
+_MESSAGE_OPS = {"loading", "loaded", "call", "done", "log"}
 
 
 class PythonSandbox:
@@ -67,6 +69,7 @@ class PythonSandbox:
         self.now_ms = now_ms
         self.random_seed = random_seed
         self.memory = memory
+        self.load_timeout = timeout  # for the handler's top-level code, as JavaScript's
         self.broken = False
         self.home: SandboxThread | None = None
         self.generation = 0
@@ -107,15 +110,16 @@ class PythonSandbox:
     def _load(self, message: dict[str, Any]) -> None:
         """Have the worker load the handler (`message`); HandlerLoadError if it cannot,
         and then nothing of this worker outlives the failure."""
+        phase = "start"
         try:
             self._send(message)
-            loaded = self._receive(LOAD_TIMEOUT)
-        except SandboxInterrupted:
+            if self._receive(START_TIMEOUT).get("op") != "loading":
+                raise SandboxInterrupted(CORRUPTED)
+            phase = "top-level code"
+            loaded = self._receive(self.load_timeout)
+        except SandboxInterrupted as stop:
             self.close()
-            raise HandlerLoadError(
-                "LoadError",
-                f"{self.display_path}: the handler did not load within {LOAD_TIMEOUT:g} s",
-            ) from None
+            raise self._load_stopped(stop.reason, phase) from None
         except BaseException:
             self.close()
             raise
@@ -133,6 +137,32 @@ class PythonSandbox:
                 error.get("line"),
                 error.get("column"),
             )
+
+    def _load_stopped(self, reason: str, phase: str) -> HandlerLoadError:
+        """Why loading ended early, in the words a JavaScript handler's load uses."""
+        if reason == TIMEOUT and phase == "start":
+            return HandlerLoadError(
+                "LoadError",
+                f"{self.display_path}: the Python worker did not start within "
+                f"{START_TIMEOUT:g} s; is the machine overloaded?",
+            )
+        if reason == TIMEOUT:
+            return HandlerLoadError(
+                "TimeoutError",
+                f"{self.display_path}: the module's top-level code ran out of time while "
+                f"loading (the {self.load_timeout:g} s time limit); move long work into the "
+                "handler or remove the loop",
+            )
+        if reason == MEMORY:
+            return HandlerLoadError(
+                "MemoryError",
+                f"{self.display_path}: the module's top-level code ran out of memory while loading",
+            )
+        return HandlerLoadError(
+            "LoadError",
+            f"{self.display_path}: the Python worker ended while loading the handler (in its "
+            f"{phase}); does the top-level code exit or kill its process?",
+        )
 
     @property
     def sync_builtins(self) -> SyncBuiltins:

@@ -70,7 +70,10 @@ def _load(path: str, source: str) -> Callable[..., Any]:
 
 
 def _load_reporting(handler_file: str, source: str) -> Callable[..., Any] | None:
-    """The handler, loaded; the host is told whether it loaded, and why not."""
+    """The handler, loaded; the host is told whether it loaded, and why not. It is told
+    first that the worker is ready: from then on, the handler's top-level code runs, held
+    to the execution time limit as a JavaScript module's is."""
+    CONNECTION.send({"op": "loading"})
     try:
         handler = _load(handler_file, source)
     except BaseException as failure:
@@ -214,7 +217,7 @@ def main(incoming_fd: int, outgoing_fd: int) -> None:
     CONNECTION.incoming = incoming_fd
     os.set_blocking(incoming_fd, False)  # read_soon polls it
     CONNECTION.outgoing = os.fdopen(outgoing_fd, "w", encoding="utf-8")
-    sys.stdout = sys.stderr  # print() goes where the host discards it, never to the pipes
+    sys.stdout = sys.stderr  # print() goes where the host discards it (docs/handlers.md)
 
     handler: Callable[..., Any] | None = None
     handler_file = source = ""
