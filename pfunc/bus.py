@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from pfunc.events import FILE, EventSpec, build_event, keep_file, kinds_triggered_by
+from pfunc.events import FILE, Event, EventSpec, build_event, keep_file, kinds_triggered_by
 from pfunc.functions import FunctionRegistry
 from pfunc.history import FILE_MESSAGE, MessageHistory
 from pfunc.push import PushRegistrations
@@ -65,7 +65,12 @@ class Bus:
         hop: int = 1,
         meta: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
+        after_waits: bool = True,
     ) -> PublishReport:
+        """Through the before-* functions, to subscribers and history, then the after-*
+        ones: awaited, with their results in the report, unless `after_waits` is False
+        (a client's publish to the dev server: PubNub answers once the message is
+        published, and runs after-* functions on their own)."""
         report = PublishReport(channel, verb, hop, message)
         given = params or {}
         # PubNub names a publisher for every message (subscribers' "i", history's uuid);
@@ -106,11 +111,21 @@ class Bus:
         if stored and str(given.get("store", "1")).lower() not in ("0", "false"):
             await self._store(report, given)
         spec.message = current
-        for kind in kinds_triggered_by(verb, "after"):
-            for function in self.functions.bound_to(kind, channel):
-                event = build_event(kind, spec, hop=hop, verb=event_verb)
-                report.executions.append(await self.functions.executor(function).run(event))
+        after = [
+            (function, build_event(kind, spec, hop=hop, verb=event_verb))
+            for kind in kinds_triggered_by(verb, "after")
+            for function in self.functions.bound_to(kind, channel)
+        ]
+        if after and not after_waits:
+            from pfunc.aio import start_kept  # logged by the observers as each one ends
+
+            start_kept(self._run_all(after))
+            return report
+        report.executions.extend(await self._run_all(after))
         return report
+
+    async def _run_all(self, runs: list[tuple[Any, Event]]) -> list[Result]:
+        return [await self.functions.executor(function).run(event) for function, event in runs]
 
     async def _store(self, report: PublishReport, params: dict[str, Any]) -> None:
         """Keep a delivered publish in history, for its TTL in hours (0 or none: kept)."""

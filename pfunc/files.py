@@ -209,10 +209,14 @@ class Files:
         meta: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
         hop: int = 1,
+        after_waits: bool = True,
     ) -> PublishReport:
         """Publish a file message as sent (an SDK's publish-file payload): through the
-        before-publish-file functions, to subscribers and history, then the after ones."""
-        return await self._publish(channel, payload, verb=FILE, hop=hop, meta=meta, params=params)
+        before-publish-file functions, to subscribers and history, then the after ones
+        (see Bus.publish for `after_waits`)."""
+        return await self._publish(
+            channel, payload, verb=FILE, hop=hop, meta=meta, params=params, after_waits=after_waits
+        )
 
     async def publish_file(
         self,

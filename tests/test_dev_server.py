@@ -1075,3 +1075,33 @@ def test_a_stop_waits_for_requests_in_progress_and_a_second_ctrl_c_cuts_it_short
         assert server.wait_for(lambda e: e["type"] == "stopped", timeout=5)["forced"] is True
     finally:
         server.stop()
+
+
+def test_a_clients_publish_is_answered_before_after_publish_functions_end(tmp_path, gate):
+    """PubNub acknowledges a publish once the message is published; after-publish
+    functions run on their own. Here the function is held at a gate until the answer
+    has arrived, then completes normally (before, the answer waited for it to end, and
+    the function timed out waiting for a gate the test could only open afterwards)."""
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-ap"\npublish_key = "pub-c-ap"\n\n'
+        "[limits]\ntimeout = 5\n\n"
+        '[[functions]]\nname = "audit"\nfile = "audit.js"\nevent = "after-publish"\n'
+        'channels = ["audit"]\n'
+    )
+    (tmp_path / "audit.js").write_text(
+        'const xhr = require("xhr");\n'
+        "export default async (request) => {\n"
+        f'  await xhr.fetch("{gate.url}");\n'
+        "  return request.ok();\n"
+        "};\n"
+    )
+    server = InProcessDev(tmp_path)
+    try:
+        status, _, body = server.request("GET", "/publish/pub-c-ap/sub-c-ap/0/audit/0/%22hi%22")
+        assert status == 200 and json.loads(body)[:2] == [1, "Sent"]
+        assert gate.reached.wait(10)  # the function is under way, held at the gate
+        gate.opened.set()
+        done = server.wait_for(lambda e: e["type"] == "execution", timeout=10)
+    finally:
+        server.stop()
+    assert (done["function"], done["outcome"]) == ("audit", "ok")

@@ -130,6 +130,7 @@ class PubNubAPI:
             verb=verb,
             meta=meta if isinstance(meta, dict) else None,
             params={k: v for k, v in request.query.items() if k in PUBLISH_PARAMS},
+            after_waits=False,  # PubNub answers once the message is published
         )
         return publish_answer(self.state, report)
 
