@@ -220,3 +220,45 @@ def _descendants(pid: int) -> list[int]:
     for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
         found += [int(child), *_descendants(int(child))]
     return found
+
+
+def test_what_one_execution_does_to_its_surroundings_never_reaches_the_next(tmp_path):
+    """A handler that closes its standard error or output, or changes folder, in one
+    execution: the next execution of the same worker prints, and finds itself in the
+    same folder, as before it."""
+    import asyncio
+
+    from pfunc.clock import Clock
+    from pfunc.engine import open_engine
+    from pfunc.events import MessageEvent
+    from pfunc.limits import resolve_profile
+    from pfunc.project import Project
+
+    handler = tmp_path / "surroundings.py"
+    handler.write_text(
+        "import os, sys\n\n"
+        "def handler(request):\n"
+        "    if request.message.get('bad'):\n"
+        "        os.close(2)\n"
+        "        sys.stdout.close()\n"
+        "        os.chdir('/')\n"
+        "        return request.ok()\n"
+        "    print('printing works')\n"
+        "    request.message['folder'] = os.getcwd()\n"
+        "    return request.ok()\n"
+    )
+
+    async def go():
+        project = Project(root=tmp_path, config_file=None)
+        async with open_engine(
+            project, resolve_profile("classic"), Clock(), kv_path=tmp_path / "kv.db"
+        ) as engine:
+            function = engine.functions.executor_for_file(handler)
+            runs = []
+            for message in ({}, {"bad": True}, {}):
+                runs.append(await function.run(MessageEvent("before-publish", message)))
+            return runs
+
+    before, bad, after = asyncio.run(go())
+    assert (before.outcome, bad.outcome) == ("ok", "ok")
+    assert (after.outcome, after.message) == ("ok", before.message), after.to_json()

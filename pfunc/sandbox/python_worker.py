@@ -186,6 +186,28 @@ def _arity(handler: Callable[..., Any]) -> int:
 HOST_CHECK_EVERY = 0.2
 
 
+class _Surroundings:
+    """What an execution finds around it, put back before each one: the working folder
+    the worker started in, and print() going nowhere. A handler that closed its standard
+    error or changed folder otherwise broke every later execution of its worker."""
+
+    def __init__(self) -> None:
+        self.folder = os.getcwd()
+        self.sink = open(os.devnull, "w")  # noqa: SIM115 - the worker's life long
+
+    def restore(self) -> None:
+        try:
+            os.fstat(self.sink.fileno())  # closed (the file or its descriptor)?
+        except (OSError, ValueError):
+            self.sink = open(os.devnull, "w")  # noqa: SIM115
+        sys.stdout = sys.stderr = self.sink
+        try:
+            if os.getcwd() != self.folder:
+                os.chdir(self.folder)
+        except OSError:
+            os.chdir(self.folder)
+
+
 def _stand_by(child: int, host: int) -> None:
     """The intermediate parent's life: wait for the worker, and should the host go first
     without closing it (killed, or ended by a Ctrl-C it heard alone: the worker's group is
@@ -217,7 +239,8 @@ def main(incoming_fd: int, outgoing_fd: int) -> None:
     CONNECTION.incoming = incoming_fd
     os.set_blocking(incoming_fd, False)  # read_soon polls it
     CONNECTION.outgoing = os.fdopen(outgoing_fd, "w", encoding="utf-8")
-    sys.stdout = sys.stderr  # print() goes where the host discards it (docs/handlers.md)
+    surroundings = _Surroundings()  # print() goes nowhere (docs/handlers.md)
+    surroundings.restore()
 
     handler: Callable[..., Any] | None = None
     handler_file = source = ""
@@ -241,6 +264,7 @@ def main(incoming_fd: int, outgoing_fd: int) -> None:
             gc.collect()
             handler = _load_reporting(handler_file, source)
         elif message["op"] == "run" and handler is not None:
+            surroundings.restore()
             execution = _Execution(message["event"], message.get("now") or time.time() * 1000)
             CONNECTION.execution = execution
             CONNECTION.send(_run(handler, execution, handler_file))
