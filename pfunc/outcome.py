@@ -87,7 +87,7 @@ def handler_error(
             info["message"],
             info.get("stack", ""),
             display_path,
-            Location(line, 1) if line else None,
+            Location(line, info.get("column") or 1) if line else None,
             info.get("code"),
         )
     stack, location = map_stack(info.get("stack", ""), display_path)

@@ -289,3 +289,44 @@ def test_top_level_code_is_held_to_the_time_limit_and_an_exit_is_named(tmp_path)
     exit_ = run_cli("run", exiting, "--kv", kv, "--json").json()
     assert exit_["error"]["type"] == "LoadError"
     assert "worker ended while loading the handler" in exit_["error"]["message"]
+
+
+def test_python_errors_and_bodies_say_what_happened(tmp_path):
+    """sys.exit() is named (it said nothing), deep recursion's repeated frame is said
+    once (it listed ~1,000 lines), the code frame points at the failing expression, and
+    response.send() sends bytes as their text and refuses what it cannot send (it sent
+    str() of them: "b'...'", "{1, 2}")."""
+    handler = tmp_path / "h.py"
+    handler.write_text(
+        "import sys\n\n"
+        "def down(n):\n"
+        "    return down(n + 1)\n\n"
+        "def handler(request, response):\n"
+        "    mode = request.query.get('mode')\n"
+        "    if mode == 'exit':\n"
+        "        sys.exit()\n"
+        "    if mode == 'deep':\n"
+        "        return down(0)\n"
+        "    if mode == 'bytes':\n"
+        "        return response.send('caf\\u00e9'.encode())\n"
+        "    if mode == 'set':\n"
+        "        return response.send({1, 2})\n"
+        "    return response.send({}['missing'])\n"
+    )
+
+    def run(mode: str) -> dict:
+        return run_cli(
+            "run", handler, "--event", "on-request", "--query", f"mode={mode}",
+            "--kv", tmp_path / "kv.db", "--json",
+        ).json()  # fmt: skip
+
+    exited = run("exit")["error"]
+    assert exited["type"] == "SystemExit" and "called sys.exit()" in exited["message"]
+    deep = run("deep")["error"]
+    assert deep["type"] == "RecursionError" and "the line above" in deep["stack"]
+    assert len(deep["stack"].splitlines()) < 10
+    assert run("bytes")["response"]["body"] == "café"
+    refused = run("set")["error"]
+    assert refused["type"] == "TypeError" and "cannot send a set" in refused["message"]
+    missing = run("key")["error"]
+    assert (missing["line"], missing["column"]) == (16, 26)

@@ -299,7 +299,7 @@ class Response:
             text = ""
         elif isinstance(body, str):
             text = body
-        elif isinstance(body, dict | list):
+        elif isinstance(body, dict | list | tuple):
             try:
                 text = _strict(body)
             except (TypeError, ValueError) as error:
@@ -308,8 +308,15 @@ class Response:
                 headers["content-type"] = "application/json"
         elif isinstance(body, bool):
             text = "true" if body else "false"
+        elif isinstance(body, int | float):
+            text = _strict(body) if isinstance(body, float) else str(body)
+        elif isinstance(body, bytes | bytearray):
+            text = bytes(body).decode("utf-8", "replace")  # the body is text: UTF-8
         else:
-            text = str(body)
+            raise TypeError(
+                f"response.send(): cannot send a {type(body).__name__}; send a str, bytes, a "
+                "number, or a dict or list (sent as JSON)"
+            )
         code = status if status is not None else self.status
         if not isinstance(code, int) or isinstance(code, bool) or not 100 <= code <= 599:
             raise ValueError(f"response.send(): status must be an HTTP status code, got {code!r}")

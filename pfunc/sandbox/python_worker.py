@@ -40,15 +40,45 @@ def _error_info(error: BaseException, handler_file: str) -> dict[str, Any]:
         for frame in traceback.extract_tb(error.__traceback__)
         if os.path.abspath(frame.filename) == handler_file
     ]
-    stack = "\n".join(f"    at {f.name} ({f.filename}:{f.lineno})" for f in frames)
-    info: dict[str, Any] = {"type": type(error).__name__, "message": str(error), "stack": stack}
+    info: dict[str, Any] = {
+        "type": type(error).__name__,
+        "message": str(error),
+        "stack": _stack_text(frames),
+    }
     if isinstance(error, HandlerError):
         info["type"] = "Error"
+    if isinstance(error, SystemExit):
+        info["message"] = (
+            f"the handler called sys.exit({'' if error.code is None else repr(error.code)}); "
+            "a handler ends by returning (after request.ok(), response.send()...), not by "
+            "exiting"
+        )
+    elif getattr(error, "code", None):
+        info["code"] = error.code
     if frames:
         info["line"] = frames[-1].lineno
-    if getattr(error, "code", None):
-        info["code"] = error.code
+        column = getattr(frames[-1], "colno", None)  # Python 3.11: where on the line
+        if column is not None:
+            info["column"] = column + 1
     return info
+
+
+def _stack_text(frames: list[traceback.FrameSummary]) -> str:
+    """The frames as stack lines, a run of the same line (deep recursion) said once."""
+    lines: list[str] = []
+    repeats = 0
+    for frame in frames:
+        line = f"    at {frame.name} ({frame.filename}:{frame.lineno})"
+        if lines and line == lines[-1]:
+            repeats += 1
+            continue
+        if repeats:
+            lines.append(f"    ... the line above {repeats} more times")
+            repeats = 0
+        lines.append(line)
+    if repeats:
+        lines.append(f"    ... the line above {repeats} more times")
+    return "\n".join(lines)
 
 
 def _load(path: str, source: str) -> Callable[..., Any]:
