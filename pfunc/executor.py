@@ -90,7 +90,10 @@ class Executor:
         self._slots: asyncio.Semaphore | None = None  # made on first use, on a loop
 
     async def reload(self) -> HandlerLoadError | None:
-        """Load the file again (see SandboxPool.reload); new code starts on threads."""
+        """Load the file again (see SandboxPool.reload); new code starts on threads. A
+        file saved again as it was changes nothing: the warm instances keep their state."""
+        if self.pool.unchanged():
+            return None
         failure = await self.pool.reload()
         if failure is None:  # new code: on threads, and free to show itself quick to load
             self.policy.reloaded()

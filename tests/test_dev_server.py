@@ -1105,3 +1105,21 @@ def test_a_clients_publish_is_answered_before_after_publish_functions_end(tmp_pa
     finally:
         server.stop()
     assert (done["function"], done["outcome"]) == ("audit", "ok")
+
+
+def test_a_handler_saved_again_unchanged_keeps_its_module_state(dev):
+    """`touch`, or an editor's save of an unchanged buffer: nothing to reload, so the warm
+    instance keeps counting (it started again from 1)."""
+    handler = dev.folder / "count.js"
+    handler.write_text(
+        "let n = 0;\nexport default (request, response) => response.send({ n: ++n });\n"
+    )
+    dev.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("count.js") and e["ok"])
+
+    def count() -> int:
+        return json.loads(dev.request("GET", "/v1/blocks/sub-key/sub-c-t/count")[2])["n"]
+
+    assert [count(), count()] == [1, 2]
+    handler.write_text(handler.read_text())
+    dev.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("count.js"))
+    assert count() == 3

@@ -75,6 +75,7 @@ class SandboxPool:
         self._idle_since: dict[int, float] = {}  # id(sandbox) -> when it was last released
         self._loaded_at: dict[int, int | None] = {}  # id(sandbox) -> the clock when it loaded
         self.closed = False  # set by close(): sandboxes still running are closed on release
+        self.reload_failed = False  # the last reload's file did not load
 
     def _read_source(self) -> str:
         try:
@@ -225,9 +226,21 @@ class SandboxPool:
                 keep.insert(len(keep) - 1, sandbox)
         self._idle = keep
 
+    def unchanged(self) -> bool:
+        """The file holds the code that is serving (saved again as it was: `touch`, an
+        editor's save), and no reload since has failed: a reload would only reset the
+        warm instances' module state."""
+        if self.source is None or self.reload_failed:
+            return False
+        try:
+            return self._read_source() == self.source
+        except HandlerLoadError:
+            return False
+
     async def reload(self) -> HandlerLoadError | None:
         """Load the file again; on success it serves the next execution, else the last
         good version keeps serving and the load error is returned."""
+        self.reload_failed = True  # until it has loaded
         try:
             source = self._read_source()
             fresh = await self._load(source)
@@ -235,6 +248,7 @@ class SandboxPool:
             return failure
         except Exception as fault:  # the host could not start a sandbox (fds, fork...)
             return HandlerLoadError("LoadError", f"{self.display_path}: could not load: {fault!r}")
+        self.reload_failed = False
         for sandbox in self._idle:
             sandbox.close()
         self.generation += 1
