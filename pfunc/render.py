@@ -192,6 +192,10 @@ def code_frame(path: Path, line: int, column: int, context: int = 2) -> str | No
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError:
         return None
+    if line == len(lines) + 1:  # "Unexpected end of input": the end of the last line
+        if not lines:
+            return None
+        line, column = len(lines), len(lines[-1]) + 1
     if not 1 <= line <= len(lines):
         return None
     first, last = max(1, line - context), min(len(lines), line + context)

@@ -407,3 +407,18 @@ def test_performance_time_origin_is_in_epoch_milliseconds(tmp_path):
     )
     run = run_cli("run", tmp_path / "origin.js", "--message", "{}", "--json", cwd=tmp_path)
     assert run.json()["message"]["gap"] < 1000
+
+
+def test_a_syntax_error_at_the_end_of_the_file_still_shows_where(tmp_path):
+    """QuickJS places "unexpected end of input" on the line after the last: the frame
+    shows the last line, the caret at its end (it showed no frame at all)."""
+    from pfunc.render import code_frame
+
+    handler = tmp_path / "cut.js"
+    handler.write_text("export default (request) => {\n  return request.ok(\n")
+    frame = code_frame(handler, 3, 1)
+    assert frame is not None
+    assert frame.splitlines()[-2:] == [
+        "  > 2 |   return request.ok(",
+        "      |                     ^",
+    ]
