@@ -236,6 +236,17 @@ def test_a_to_json_trap_at_load_is_a_timeout_not_a_traceback(tmp_path):
     assert run.json()["error"]["type"] == "TimeoutError"
 
 
+def runs_of(harness, handler: Path, messages: list[dict]) -> list:
+    """One function's executions, one per message, in order, in one engine."""
+
+    async def go():
+        async with harness.engine() as engine:
+            function = engine.functions.executor_for_file(handler, handler.name)
+            return [await function.run(MessageEvent("before-publish", m)) for m in messages]
+
+    return asyncio.run(go())
+
+
 # A handler that changes, in one execution, a built-in pfunc's side of the sandbox runs
 # on: (the change, what that execution ends as, words its report has).
 BUILT_IN_CHANGES = {
@@ -283,14 +294,7 @@ def test_a_built_in_changed_in_one_execution_never_reaches_the_next(harness, tmp
         "};\n"
     )
 
-    async def go():
-        async with harness.engine() as engine:
-            function = engine.functions.executor_for_file(handler, "changes.js")
-            changed = await function.run(MessageEvent("before-publish", {"change": True}))
-            clean = await function.run(MessageEvent("before-publish", {}))
-            return changed, clean
-
-    changed, clean = asyncio.run(go())
+    changed, clean = runs_of(harness, handler, [{"change": True}, {}])
     if outcome is not None:
         assert changed.outcome == outcome, changed.to_json()
     report = " ".join([changed.error.message if changed.error else "", *changed.warnings])
@@ -308,12 +312,7 @@ def test_a_polyfill_in_top_level_code_is_the_handlers_own(harness, tmp_path):
         "export default (request) => request.ok({ runs: ++runs, m: [1, 2].map((n) => n + 1) });\n"
     )
 
-    async def go():
-        async with harness.engine() as engine:
-            function = engine.functions.executor_for_file(handler, "polyfill.js")
-            return [await function.run(MessageEvent("before-publish", {})) for _ in range(2)]
-
-    results = asyncio.run(go())
+    results = runs_of(harness, handler, [{}, {}])
     assert [(r.outcome, r.message, r.warnings) for r in results] == [
         ("ok", {"runs": 1, "m": [2, 3]}, []),
         ("ok", {"runs": 2, "m": [2, 3]}, []),
