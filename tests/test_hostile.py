@@ -317,3 +317,23 @@ def test_a_polyfill_in_top_level_code_is_the_handlers_own(harness, tmp_path):
         ("ok", {"runs": 1, "m": [2, 3]}, []),
         ("ok", {"runs": 2, "m": [2, 3]}, []),
     ]
+
+
+def test_a_to_json_on_every_array_in_top_level_code_leaves_pfuncs_report_whole(harness, tmp_path):
+    """pfunc writes its own report and call queue without the handler's toJSON on every
+    object or array (its report's logs became "arr", and every request a 500); the
+    handler's own values keep it, as JSON.stringify gives them in production."""
+    handler = tmp_path / "arrays.js"
+    handler.write_text(
+        'Array.prototype.toJSON = () => "arr";\n'
+        'const db = require("kvstore");\n'
+        "export default async (request) => {\n"
+        '  console.log("logged");\n'
+        '  await db.set("k", [1, 2]);\n'
+        "  return request.ok({ list: [1, 2] });\n"
+        "};\n"
+    )
+    first, second = runs_of(harness, handler, [{}, {}])
+    for result in (first, second):
+        assert (result.outcome, result.message, result.warnings) == ("ok", {"list": "arr"}, [])
+        assert [line["text"] for line in result.logs] == ["logged"]

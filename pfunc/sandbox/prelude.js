@@ -23,6 +23,36 @@ var console;
   const __pfunc_parse = JSON.parse;
   const __pfunc_Error = Error; // the engine's own: a handler may replace the global
   const __pfunc_evalScript = eval; // for the built-ins, below: the engine's own too
+  const __pfunc_describe = Object.getOwnPropertyDescriptor;
+  const __pfunc_define = Object.defineProperty;
+  const objectPrototype = Object.prototype;
+  const arrayPrototype = Array.prototype;
+
+  // pfunc's own envelopes (the report, the call queue, the load state, the tape) are
+  // written as JSON without a toJSON a handler put on every object or array, even in its
+  // top-level code: the handler's own values (messages, call arguments) keep theirs, as
+  // they are written by JSON.stringify where the handler calls it.
+  function __pfunc_envelope(value) {
+    if (objectPrototype.toJSON === undefined && arrayPrototype.toJSON === undefined) {
+      return __pfunc_stringify(value);
+    }
+    const objects = __pfunc_setAside(objectPrototype);
+    const arrays = __pfunc_setAside(arrayPrototype);
+    try {
+      return __pfunc_stringify(value);
+    } finally {
+      if (arrays !== undefined) __pfunc_define(arrayPrototype, "toJSON", arrays);
+      if (objects !== undefined) __pfunc_define(objectPrototype, "toJSON", objects);
+    }
+  }
+
+  // The prototype's own toJSON, taken off it (if it can be) to be put back.
+  function __pfunc_setAside(prototype) {
+    const own = __pfunc_describe(prototype, "toJSON");
+    if (own === undefined || !own.configurable) return undefined;
+    delete prototype.toJSON;
+    return own;
+  }
   const ownCodeLine = __pfunc_ownCodeLine; // a handler may assign the global
 
   const queue = []; // host calls not yet drained by Python
@@ -134,7 +164,7 @@ var console;
   }
 
   function __pfunc_readTape() {
-    return __pfunc_stringify(current === null || current.tape === null ? null : current.tape.record);
+    return __pfunc_envelope(current === null || current.tape === null ? null : current.tape.record);
   }
 
   function Date(...args) {
@@ -498,7 +528,7 @@ var console;
 
   function __pfunc_loadState() {
     __pfunc_baseline();
-    return __pfunc_stringify({
+    return __pfunc_envelope({
       done: load.done,
       error: load.error,
       type: typeof __pfunc_m.d,
@@ -774,7 +804,7 @@ var console;
   function __pfunc_poll() {
     const settled = current !== null && current.settled;
     if (queue.length === 0) return settled ? "S" : "R";
-    const text = __pfunc_stringify([settled, queue]);
+    const text = __pfunc_envelope([settled, queue]);
     queue.length = 0;
     return text;
   }
@@ -784,7 +814,7 @@ var console;
     current = null;
     waiting.clear();
     queue.length = 0;
-    return __pfunc_stringify({
+    return __pfunc_envelope({
       completion: execution.completion,
       logs: execution.logs,
       warnings: execution.warnings,

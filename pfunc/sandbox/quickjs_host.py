@@ -83,6 +83,22 @@ def _interruption(error: Exception) -> SandboxInterrupted | None:
     return None
 
 
+def _report_shaped(details: Any) -> bool:
+    """What the prelude's finish writes; anything else means the handler changed what
+    writes it (a built-in the envelope could not set aside)."""
+    if not isinstance(details, dict) or not isinstance(details.get("tampered"), str):
+        return False
+    logs, warnings = details.get("logs"), details.get("warnings")
+    return (
+        isinstance(logs, list)
+        and all(isinstance(entry, dict) and isinstance(entry.get("text"), str) for entry in logs)
+        and isinstance(warnings, list)
+        and all(isinstance(warning, str) for warning in warnings)
+        and isinstance(details.get("completion"), dict | None)
+        and isinstance(details.get("error"), dict | None)
+    )
+
+
 class JavaScriptSandbox:
     """A loaded JavaScript handler, ready to run executions."""
 
@@ -381,7 +397,7 @@ class JavaScriptSandbox:
         finally:
             self._context.set_time_limit(-1)
         details = json.loads(text) if isinstance(text, str) else None
-        if not isinstance(details, dict) or not isinstance(details.get("tampered"), str):
+        if not _report_shaped(details):
             return self._unreadable_report()
         if details["tampered"]:
             self.broken = True
