@@ -1123,3 +1123,45 @@ def test_a_handler_saved_again_unchanged_keeps_its_module_state(dev):
     handler.write_text(handler.read_text())
     dev.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("count.js"))
     assert count() == 3
+
+
+def test_a_handler_that_never_loaded_is_loaded_again_when_saved_unchanged(tmp_path):
+    """A file broken from the start, saved again as it was, is tried again (and fails
+    again, saying why): only code that loaded is left alone."""
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-nl"\npublish_key = "pub-c-nl"\n\n'
+        '[[functions]]\nname = "cut"\nfile = "cut.js"\nevent = "on-request"\npath = "cut"\n'
+    )
+    handler = tmp_path / "cut.js"
+    handler.write_text("export default (request, response) => response.send(;\n")
+    server = InProcessDev(tmp_path)
+    try:
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-nl/cut")[0] == 500
+        handler.write_text(handler.read_text())
+        again = server.wait_for(lambda e: e["type"] == "reload", timeout=10)
+    finally:
+        server.stop()
+    assert again["ok"] is False and "SyntaxError" in json.dumps(again)
+
+
+def test_saving_a_python_handler_again_loads_its_changed_helper_module(tmp_path):
+    """Only the handler file is watched: saving it, even unchanged, is how a change to a
+    module it imports from its folder loads."""
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-py"\npublish_key = "pub-c-py"\n\n'
+        '[[functions]]\nname = "api"\nfile = "api.py"\nevent = "on-request"\npath = "api"\n'
+    )
+    (tmp_path / "helper.py").write_text("VERSION = 'v1'\n")
+    handler = tmp_path / "api.py"
+    handler.write_text(
+        "import helper\n\ndef handler(request, response):\n    return response.send(helper.VERSION)\n"
+    )
+    server = InProcessDev(tmp_path)
+    try:
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-py/api")[2] == "v1"
+        (tmp_path / "helper.py").write_text("VERSION = 'v2'\n")
+        handler.write_text(handler.read_text())
+        assert server.wait_for(lambda e: e["type"] == "reload", timeout=10)["ok"]
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-py/api")[2] == "v2"
+    finally:
+        server.stop()

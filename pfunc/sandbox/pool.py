@@ -75,6 +75,7 @@ class SandboxPool:
         self._idle_since: dict[int, float] = {}  # id(sandbox) -> when it was last released
         self._loaded_at: dict[int, int | None] = {}  # id(sandbox) -> the clock when it loaded
         self.closed = False  # set by close(): sandboxes still running are closed on release
+        self.loaded_source: str | None = None  # the last source that did load
         self.reload_failed = False  # the last reload's file did not load
 
     def _read_source(self) -> str:
@@ -198,6 +199,7 @@ class SandboxPool:
         generation = self.generation
         sandbox = await self._load(self.source, inline)
         sandbox.generation = generation
+        self.loaded_source = self.source
         return sandbox
 
     def release(self, sandbox: Sandbox) -> None:
@@ -229,11 +231,12 @@ class SandboxPool:
     def unchanged(self) -> bool:
         """The file holds the code that is serving (saved again as it was: `touch`, an
         editor's save), and no reload since has failed: a reload would only reset the
-        warm instances' module state."""
-        if self.source is None or self.reload_failed:
+        warm instances' module state. Never for Python: a handler's own modules beside
+        it are not watched, and saving the handler is how their changes load."""
+        if self.loaded_source is None or self.reload_failed or self.handler.suffix == ".py":
             return False
         try:
-            return self._read_source() == self.source
+            return self._read_source() == self.loaded_source
         except HandlerLoadError:
             return False
 
@@ -249,6 +252,7 @@ class SandboxPool:
         except Exception as fault:  # the host could not start a sandbox (fds, fork...)
             return HandlerLoadError("LoadError", f"{self.display_path}: could not load: {fault!r}")
         self.reload_failed = False
+        self.loaded_source = source
         for sandbox in self._idle:
             sandbox.close()
         self.generation += 1
