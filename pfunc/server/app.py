@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from pfunc.aio import kept_done
 from pfunc.engine import Engine
 from pfunc.events import EventSpec, build_event, kinds_triggered_by
 from pfunc.project import FunctionConfig
@@ -180,6 +181,11 @@ class DevServer:
         self.console.close()
 
     async def _stop_background(self, app: web.Application) -> None:
+        # The requests are done: what they started (after-* functions run on their own,
+        # publishes under way) ends first, and --record saves what it was given, before
+        # the background stops.
+        await kept_done()
+        await self.console.recorded()
         tasks = [*self._tasks, *self._interval_tasks, *self.state.background()]
         for task in tasks:
             task.cancel()

@@ -272,29 +272,40 @@ class Console:
         self.state.spawn(self._recording(target, queue))
 
     async def _recording(self, target: Path, queue: asyncio.Queue[Result]) -> None:
-        from pfunc.testing.capture import capture
-
         while True:
             result = await queue.get()
-            entry = next((e for e in reversed(self.hub.entries) if e.result is result), None)
-            if entry is None:
-                continue
-            data = entry.to_json()
             try:
-                saved = await capture(data, target, default_name(data))
-            except PfuncUsageError as error:
-                self.state.log({"type": "record-error", "error": str(error)})
-            except Exception as error:  # a fault of pfunc's own: say so, keep recording
-                self.state.log({"type": "record-error", "error": repr(error)})
-            else:
-                self.state.log(
-                    {
-                        "type": "recorded",
-                        "file": str(target),
-                        "name": saved.name,
-                        "relaxed": saved.relaxed,
-                    }
-                )
+                await self._record_one(result, target)
+            finally:
+                queue.task_done()
+
+    async def recorded(self) -> None:
+        """Once --record has saved every execution it was given (at a stop)."""
+        if self._record is not None:
+            await self._record.join()
+
+    async def _record_one(self, result: Result, target: Path) -> None:
+        from pfunc.testing.capture import capture
+
+        entry = next((e for e in reversed(self.hub.entries) if e.result is result), None)
+        if entry is None:
+            return
+        data = entry.to_json()
+        try:
+            saved = await capture(data, target, default_name(data))
+        except PfuncUsageError as error:
+            self.state.log({"type": "record-error", "error": str(error)})
+        except Exception as error:  # a fault of pfunc's own: say so, keep recording
+            self.state.log({"type": "record-error", "error": repr(error)})
+        else:
+            self.state.log(
+                {
+                    "type": "recorded",
+                    "file": str(target),
+                    "name": saved.name,
+                    "relaxed": saved.relaxed,
+                }
+            )
 
 
 def default_name(entry: dict[str, Any]) -> str:

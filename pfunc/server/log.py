@@ -232,8 +232,8 @@ class DevLog:
     def _stopping(self, event: dict[str, Any]) -> None:
         self.out.line(
             (
-                f"stopping: requests in progress finish first (within {event['within']:g} s); "
-                "Ctrl-C again stops at once",
+                "stopping: requests in progress, and the functions they started, finish first "
+                "(each within its time limit); Ctrl-C again stops at once",
                 "dim",
             )
         )

@@ -179,7 +179,7 @@ async def running_server(
             reloader.stop()
             # A stop that waits for a long execution says so (and how to cut it short).
             slow_stop = asyncio.get_running_loop().call_later(
-                SLOW_STOP_SECONDS, log, {"type": "stopping", "within": stop_timeout}
+                SLOW_STOP_SECONDS, log, {"type": "stopping"}
             )
             try:
                 await _stop_serving(runner)
