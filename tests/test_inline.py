@@ -652,7 +652,9 @@ def test_performance_now_goes_on_from_the_replayed_values(tmp_path: Path):
 def test_a_function_that_became_steadily_slower_goes_back_to_threads(tmp_path: Path):
     """In line, each execution holds every other request on the loop. One that would not
     have been promoted (~13 ms of CPU a request: a slice over the 5 ms bar, but well
-    under the guard) counts a strike, and after three the function goes back to threads,
+    under the guard; a machine over 3x faster would not see it) counts a strike, and after
+    three (or one, on a machine slow enough to near the guard) the function goes back to
+    threads,
     to run in line again only after twice as many quick executions as the first time."""
     from pfunc.sandbox.inline import SLOW_STRIKES
 
@@ -665,10 +667,36 @@ def test_a_function_that_became_steadily_slower_goes_back_to_threads(tmp_path: P
         policy = executor_of(server).policy
         answers = []
         for _ in range(int(SLOW_STRIKES)):
-            answers.append(server.request("GET", URL + "?n=300000")[0])
+            answers.append(server.request("GET", URL + "?n=500000")[0])
         assert answers == [200] * len(answers)
         assert not promoted(server)
         assert policy.promote_after == 2 * PROMOTE_AFTER
         for _ in range(PROMOTE_AFTER):  # quick again, but not yet for long enough
             assert server.request("GET", URL)[0] == 200
         assert not promoted(server)
+
+
+def test_the_in_line_policy_forgives_a_pause_but_not_a_steady_slowdown():
+    """The arithmetic behind the test above, in CPU seconds as the executor reports them."""
+    from pfunc.sandbox.inline import FAST_SLICE, InlinePolicy
+
+    policy = InlinePolicy(allowed=True)
+    quick, slow = (FAST_SLICE / 2, FAST_SLICE), (FAST_SLICE * 2, FAST_SLICE * 2)
+    for _ in range(PROMOTE_AFTER):
+        policy.observed(*quick)
+    assert policy.inline
+    policy.observed(*slow)  # a pause: a strike...
+    for _ in range(4):
+        policy.observed(*quick)  # ...taken away again
+    policy.observed(*slow)
+    policy.observed(*slow)
+    assert policy.inline  # two strikes, after the first was forgiven
+    policy.observed(*slow)
+    assert not policy.inline and policy.promote_after == 2 * PROMOTE_AFTER
+    for _ in range(2 * PROMOTE_AFTER - 1):
+        policy.observed(*quick)
+    assert not policy.inline
+    policy.observed(*quick)
+    assert policy.inline
+    policy.reloaded()  # new code: threads, and the first bar again
+    assert not policy.inline and policy.promote_after == PROMOTE_AFTER
