@@ -265,12 +265,19 @@ BUILT_IN_CHANGES = {
         "error",
         "replaced Object.prototype.toJSON",
     ),
+    # The handler's own message takes it, as JSON.stringify gives it; pfunc's report not.
     "a toJSON that answers a string": (
         'Object.prototype.toJSON = () => "HACKED";',
-        "error",
+        "ok",
         "replaced Object.prototype.toJSON",
     ),
     "the global Promise": ("globalThis.Promise = function () {};", "error", "globalThis.Promise"),
+    "a getter that throws in push's place": (
+        'Object.defineProperty(Array.prototype, "push", { get() { throw new Error("trap"); },'
+        " configurable: true });",
+        "error",
+        "replaced Array.prototype.push",
+    ),
     "a then on every object": (
         "Object.prototype.then = function (resolve) { resolve(1); };",
         None,
@@ -337,3 +344,23 @@ def test_a_to_json_on_every_array_in_top_level_code_leaves_pfuncs_report_whole(h
     for result in (first, second):
         assert (result.outcome, result.message, result.warnings) == ("ok", {"list": "arr"}, [])
         assert [line["text"] for line in result.logs] == ["logged"]
+
+
+def test_a_getter_top_level_code_put_in_a_built_ins_place_is_its_own(harness, tmp_path):
+    """A getter that gives a new function on every read is not a change at every
+    execution (it replaced the context each time, and module state with it)."""
+    handler = tmp_path / "getter.js"
+    handler.write_text(
+        'Object.defineProperty(Array.prototype, "map", { configurable: true, get() {\n'
+        "  return function (f) { const out = [];"
+        " for (let i = 0; i < this.length; i++) out[i] = f(this[i]); return out; };\n"
+        "} });\n"
+        "let runs = 0;\n"
+        "export default (request) => request.ok({ runs: ++runs, m: [1, 2].map((n) => n + 1) });\n"
+    )
+    results = runs_of(harness, handler, [{}, {}, {}])
+    assert [(r.outcome, r.message["runs"], r.warnings) for r in results] == [
+        ("ok", 1, []),
+        ("ok", 2, []),
+        ("ok", 3, []),
+    ]

@@ -890,18 +890,22 @@ var console;
   const __pfunc_checkFactory = __pfunc_evalScript(
     "(function __pfunc_checkFactory(" +
     distinctOwners.map(function __pfunc_ownerName(owner, i) { return "o" + i; }).join(",") +
-    ", k, v) {\n" +
-    keys.map(function __pfunc_valueName(key, i) { return "const v" + i + " = v[" + i + "];\n"; }).join("") +
+    ", k, v, s) {\n" +
+    keys.map(function __pfunc_valueName(key, i) {
+      return "const v" + i + " = v[" + i + "], s" + i + " = s[" + i + "];\n";
+    }).join("") +
     "return function __pfunc_firstChanged() {\n" +
     keys.map(function __pfunc_slotCheck(key, i) {
       const read = typeof key === "symbol" ? "[k[" + i + "]]" : "." + key;
-      return "if (o" + ownerOf[i] + read + " !== v" + i + ") return " + i + ";\n";
+      return "if (o" + ownerOf[i] + read + " !== v" + i + " && !s" + i + ") return " + i + ";\n";
     }).join("") + "return -1; }; })"
   );
 
   // Runs after the handler's top-level code too: no method it may have replaced.
   const __pfunc_apply = Reflect.apply;
-  function __pfunc_checkAgainst(values) {
+  // `skipped`: slots not to check (a getter top-level code put there, which gives a new
+  // value on every read).
+  function __pfunc_checkAgainst(values, skipped) {
     const args = [];
     let n = 0;
     for (let i = 0; i < distinctOwners.length; i++) args[n++] = distinctOwners[i];
@@ -909,24 +913,55 @@ var console;
     for (let i = 0; i < values.length; i++) expected[i] = values[i];
     args[n++] = keys;
     args[n++] = expected;
+    args[n++] = skipped;
     return __pfunc_apply(__pfunc_checkFactory, null, args);
   }
 
-  const sinceEngine = __pfunc_checkAgainst(engineValues);
+  const noneSkipped = [];
+  for (let i = 0; i < keys.length; i++) noneSkipped[i] = false;
+  const sinceEngine = __pfunc_checkAgainst(engineValues, noneSkipped);
   let sinceBaseline = sinceEngine;
+  let baselineSkipped = noneSkipped;
 
-  // After the handler module loads: what it left in place is what pfunc expects.
+  // After the handler module loads: what it left in place is what pfunc expects. Read
+  // twice: a slot whose two reads differ (or throw) is a getter of the handler's, not a
+  // value to hold it to.
   function __pfunc_baseline() {
-    for (let i = 0; i < owners.length; i++) baselineValues[i] = owners[i][keys[i]];
-    sinceBaseline = __pfunc_checkAgainst(baselineValues);
+    const skipped = [];
+    for (let i = 0; i < owners.length; i++) {
+      try {
+        baselineValues[i] = owners[i][keys[i]];
+        skipped[i] = owners[i][keys[i]] !== baselineValues[i];
+      } catch (error) {
+        skipped[i] = true;
+      }
+    }
+    baselineSkipped = skipped;
+    sinceBaseline = __pfunc_checkAgainst(baselineValues, skipped);
   }
 
   // The first built-in replaced since the baseline, or (`sinceEngine`, to explain a
   // failure) since the engine made it; "" if none. A getter put in a built-in's place
-  // runs here, under the host's time limit for reading the report.
+  // runs here, under the host's time limit for reading the report; one that throws is
+  // found slot by slot and named.
   function __pfunc_tampered(fromEngine) {
-    const at = (fromEngine === true ? sinceEngine : sinceBaseline)();
-    return at < 0 ? "" : labels[at];
+    const check = fromEngine === true ? sinceEngine : sinceBaseline;
+    try {
+      const at = check();
+      return at < 0 ? "" : labels[at];
+    } catch (error) {
+      const expected = fromEngine === true ? engineValues : baselineValues;
+      const skipped = fromEngine === true ? noneSkipped : baselineSkipped;
+      for (let i = 0; i < owners.length; i++) {
+        if (skipped[i]) continue;
+        try {
+          if (owners[i][keys[i]] !== expected[i]) return labels[i];
+        } catch (thrown) {
+          return labels[i];
+        }
+      }
+      return "";
+    }
   }
 
   // The host reads these entry points with Context.get(), once, before the handler loads;
