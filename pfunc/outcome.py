@@ -14,9 +14,10 @@ from pfunc.sandbox import Sandbox, SandboxInterrupted
 from pfunc.sandbox.source import Location, map_stack
 
 # What an HTTP header name may hold (RFC 9110 "token"), and what a value may not (control
-# characters but tab: a CR or LF would end the header early), as Node's own setHeader checks.
+# characters but tab: a CR or LF would end the header early; and, as Node's setHeader
+# checks, anything past U+00FF, which a header's bytes cannot carry).
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_HEADER_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_HEADER_VALUE_FORBIDDEN = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
 # Headers that frame the body on the wire: the server writes them for the body it sends,
 # so a handler's own (a content-length that does not match) would corrupt the connection.
 FRAMING_HEADERS = frozenset(
@@ -165,7 +166,10 @@ def _checked_headers(result: Result, headers: dict[str, str]) -> dict[str, str] 
         if not _HEADER_NAME.fullmatch(name):
             problem = "is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~)"
         elif _HEADER_VALUE_FORBIDDEN.search(value):
-            problem = "has a control character (a line break?) in its value"
+            problem = (
+                "has a character a header cannot carry in its value (a line break or other "
+                "control character, or one past U+00FF)"
+            )
         if problem is not None:
             result.outcome = "error"
             result.error = ExecutionError(

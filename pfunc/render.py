@@ -192,10 +192,13 @@ def code_frame(path: Path, line: int, column: int, context: int = 2) -> str | No
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError:
         return None
-    if line == len(lines) + 1:  # "Unexpected end of input": the end of the last line
-        if not lines:
+    if line > len(lines) or (line == len(lines) and not lines[-1].strip()):
+        # "Unexpected end of input", past the last line: the end of the last line of code
+        code = [number for number, text in enumerate(lines, 1) if text.strip()]
+        if not code:
             return None
-        line, column = len(lines), len(lines[-1]) + 1
+        line = code[-1]
+        column = len(lines[line - 1]) + 1
     if not 1 <= line <= len(lines):
         return None
     first, last = max(1, line - context), min(len(lines), line + context)

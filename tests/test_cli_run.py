@@ -422,3 +422,10 @@ def test_a_syntax_error_at_the_end_of_the_file_still_shows_where(tmp_path):
         "  > 2 |   return request.ok(",
         "      |                     ^",
     ]
+    handler.write_text("export default (request) => {\n  return request.ok(\n\n\n")
+    past_blank_lines = code_frame(handler, 5, 1)
+    assert past_blank_lines is not None
+    marked = past_blank_lines.splitlines()
+    at = next(i for i, text in enumerate(marked) if text.startswith("  >"))
+    assert marked[at].endswith("2 |   return request.ok(")
+    assert marked[at + 1].endswith("|                     ^")

@@ -1017,6 +1017,7 @@ def test_a_handlers_response_headers_cannot_break_the_connection(tmp_path):
         ("bad name", "v"),
         ("x-split", "a\r\nx-injected: 1"),
         ("x-fine", "caf\u00e9"),
+        ("x-wide", "\u20ac"),
     ]
     server = InProcessDev(tmp_path)
     try:
@@ -1035,7 +1036,7 @@ def test_a_handlers_response_headers_cannot_break_the_connection(tmp_path):
         )
     finally:
         server.stop()
-    assert [a[0] for a in answers] == [200, 200, 200, 500, 500, 200]
+    assert [a[0] for a in answers] == [200, 200, 200, 500, 500, 200, 500]
     assert [a[1] for a in answers[:3]] == [
         b"body-content-length",
         b"body-Transfer-Encoding",
@@ -1043,6 +1044,7 @@ def test_a_handlers_response_headers_cannot_break_the_connection(tmp_path):
     ]
     assert "not a valid HTTP header name" in json.loads(answers[3][1])["message"]
     assert "control character" in json.loads(answers[4][1])["message"]
+    assert "past U+00FF" in json.loads(answers[6][1])["message"]
     assert answers[4][2] is None and answers[5][1] == b"body-x-fine"
     assert any("'content-length' is ignored" in warning for warning in warned["warnings"])
 

@@ -288,14 +288,14 @@ def test_top_level_code_is_held_to_the_time_limit_and_an_exit_is_named(tmp_path)
     )
     exit_ = run_cli("run", exiting, "--kv", kv, "--json").json()
     assert exit_["error"]["type"] == "LoadError"
-    assert "worker ended while loading the handler" in exit_["error"]["message"]
+    assert "worker ended while the handler's top-level code ran" in exit_["error"]["message"]
 
 
 def test_python_errors_and_bodies_say_what_happened(tmp_path):
     """sys.exit() is named (it said nothing), deep recursion's repeated frame is said
     once (it listed ~1,000 lines), the code frame points at the failing expression, and
-    response.send() sends bytes as their text and refuses what it cannot send (it sent
-    str() of them: "b'...'", "{1, 2}")."""
+    response.send() sends bytes as their text, numbers as JavaScript writes them, and
+    refuses what it cannot send (it sent str() of them: "b'...'", "{1, 2}", "1.0")."""
     handler = tmp_path / "h.py"
     handler.write_text(
         "import sys\n\n"
@@ -311,12 +311,15 @@ def test_python_errors_and_bodies_say_what_happened(tmp_path):
         "        return response.send('caf\\u00e9'.encode())\n"
         "    if mode == 'set':\n"
         "        return response.send({1, 2})\n"
-        "    return response.send({}['missing'])\n"
+        "    if mode == 'number':\n"
+        "        return response.send(float(request.query['n']))\n"
+        "    return response.send({'caf\u00e9': 1}['missing'])\n"
     )
 
-    def run(mode: str) -> dict:
+    def run(mode: str, *query: str) -> dict:
+        options = [option for pair in query for option in ("--query", pair)]
         return run_cli(
-            "run", handler, "--event", "on-request", "--query", f"mode={mode}",
+            "run", handler, "--event", "on-request", "--query", f"mode={mode}", *options,
             "--kv", tmp_path / "kv.db", "--json",
         ).json()  # fmt: skip
 
@@ -328,5 +331,7 @@ def test_python_errors_and_bodies_say_what_happened(tmp_path):
     assert run("bytes")["response"]["body"] == "café"
     refused = run("set")["error"]
     assert refused["type"] == "TypeError" and "cannot send a set" in refused["message"]
-    missing = run("key")["error"]
-    assert (missing["line"], missing["column"]) == (16, 26)
+    numbers = [run("number", f"n={n}")["response"]["body"] for n in ("1.0", "nan", "2.5")]
+    assert numbers == ["1", "NaN", "2.5"]  # as JavaScript's String() writes them
+    missing = run("key")["error"]  # the column in characters (é is two bytes)
+    assert (missing["line"], missing["column"]) == (18, 26)

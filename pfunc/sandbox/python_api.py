@@ -29,6 +29,17 @@ def _strict(value: Any) -> str:
         raise
 
 
+def _number_text(number: float) -> str:
+    """A number as JavaScript's String() writes it (1.0 is "1", NaN is "NaN")."""
+    if isinstance(number, int):
+        return str(number)
+    if number != number:
+        return "NaN"
+    if number in (float("inf"), float("-inf")):
+        return "Infinity" if number > 0 else "-Infinity"
+    return str(int(number)) if number.is_integer() and abs(number) < 1e21 else repr(number)
+
+
 class _Connection:
     def __init__(self) -> None:
         self.next_id = 1
@@ -309,7 +320,7 @@ class Response:
         elif isinstance(body, bool):
             text = "true" if body else "false"
         elif isinstance(body, int | float):
-            text = _strict(body) if isinstance(body, float) else str(body)
+            text = _number_text(body)
         elif isinstance(body, bytes | bytearray):
             text = bytes(body).decode("utf-8", "replace")  # the body is text: UTF-8
         else:

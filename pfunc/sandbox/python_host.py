@@ -140,12 +140,13 @@ class PythonSandbox:
 
     def _load_stopped(self, reason: str, phase: str) -> HandlerLoadError:
         """Why loading ended early, in the words a JavaScript handler's load uses."""
-        if reason == TIMEOUT and phase == "start":
-            return HandlerLoadError(
-                "LoadError",
-                f"{self.display_path}: the Python worker did not start within "
-                f"{START_TIMEOUT:g} s; is the machine overloaded?",
+        if phase == "start":
+            what = (
+                f"did not start within {START_TIMEOUT:g} s; is the machine overloaded?"
+                if reason == TIMEOUT
+                else "ended before it could load the handler; is this Python able to run pfunc?"
             )
+            return HandlerLoadError("LoadError", f"{self.display_path}: the Python worker {what}")
         if reason == TIMEOUT:
             return HandlerLoadError(
                 "TimeoutError",
@@ -158,10 +159,17 @@ class PythonSandbox:
                 "MemoryError",
                 f"{self.display_path}: the module's top-level code ran out of memory while loading",
             )
+        if reason == CORRUPTED:
+            return HandlerLoadError(
+                "LoadError",
+                f"{self.display_path}: while its top-level code ran, the worker sent what is "
+                "not pfunc's protocol; does the module write to file descriptors it did not "
+                "open?",
+            )
         return HandlerLoadError(
             "LoadError",
-            f"{self.display_path}: the Python worker ended while loading the handler (in its "
-            f"{phase}); does the top-level code exit or kill its process?",
+            f"{self.display_path}: the Python worker ended while the handler's top-level code "
+            "ran; does it exit or kill its process?",
         )
 
     @property

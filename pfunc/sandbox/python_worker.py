@@ -57,9 +57,10 @@ def _error_info(error: BaseException, handler_file: str) -> dict[str, Any]:
         info["code"] = error.code
     if frames:
         info["line"] = frames[-1].lineno
-        column = getattr(frames[-1], "colno", None)  # Python 3.11: where on the line
-        if column is not None:
-            info["column"] = column + 1
+        column = getattr(frames[-1], "colno", None)  # Python 3.11: where on the line,
+        if column is not None:  # in UTF-8 bytes: as characters, for the code frame
+            text = linecache.getline(frames[-1].filename, frames[-1].lineno)
+            info["column"] = len(text.encode()[:column].decode("utf-8", "replace")) + 1
     return info
 
 
