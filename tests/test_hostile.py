@@ -224,11 +224,12 @@ def test_a_loop_of_refused_calls_keeps_its_report_small(harness, tmp_path):
 
 
 def test_a_to_json_trap_at_load_is_a_timeout_not_a_traceback(tmp_path):
-    """pfunc serialises its own state with JSON.stringify, which calls a toJSON the
-    handler put on Object.prototype: that runs under the load's time limit too."""
+    """pfunc sets a toJSON on every object aside while it writes its own load state, and
+    reads it to know: a getter there runs the handler's code, under the load's limit."""
     handler = tmp_path / "trap.js"
     handler.write_text(
-        "Object.prototype.toJSON = function () { while (true) {} };\n"
+        'Object.defineProperty(Object.prototype, "toJSON", { configurable: true,'
+        " get() { while (true) {} } });\n"
         "export default (request) => request.ok();\n"
     )
     run = run_cli("run", handler, "--timeout", "1", "--kv", tmp_path / "kv.db", "--json")
