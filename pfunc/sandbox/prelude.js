@@ -928,16 +928,20 @@ var console;
   // value to hold it to.
   function __pfunc_baseline() {
     const skipped = [];
+    let changed = false;
     for (let i = 0; i < owners.length; i++) {
       try {
         baselineValues[i] = owners[i][keys[i]];
-        skipped[i] = owners[i][keys[i]] !== baselineValues[i];
+        skipped[i] = baselineValues[i] !== engineValues[i] &&
+          owners[i][keys[i]] !== baselineValues[i];
       } catch (error) {
         skipped[i] = true;
       }
+      changed = changed || baselineValues[i] !== engineValues[i] || skipped[i];
     }
-    baselineSkipped = skipped;
-    sinceBaseline = __pfunc_checkAgainst(baselineValues, skipped);
+    // Nothing changed (most handlers): the engine's check serves, no new closure.
+    baselineSkipped = changed ? skipped : noneSkipped;
+    sinceBaseline = changed ? __pfunc_checkAgainst(baselineValues, skipped) : sinceEngine;
   }
 
   // The first built-in replaced since the baseline, or (`sinceEngine`, to explain a
