@@ -391,8 +391,21 @@ def _object(value: Any, name: str, spell: SpellField) -> dict[str, Any]:
 
 
 def _strings(value: Any, name: str, spell: SpellField, *, lower: bool = False) -> dict[str, str]:
+    """A query's or headers' values as text, as they arrive over HTTP: a number as written,
+    true and false as JSON writes them; a list or table is refused, not written as Python."""
     mapping = _object(value, name, spell)
-    return {(str(k).lower() if lower else str(k)): str(v) for k, v in mapping.items()}
+    texts = {}
+    for key, item in mapping.items():
+        if isinstance(item, bool):
+            text = "true" if item else "false"
+        elif isinstance(item, str | int | float):
+            text = str(item)
+        else:
+            raise PfuncUsageError(
+                f"{spell(name)}.{key} must be text or a number, got {json.dumps(item)[:40]}"
+            )
+        texts[str(key).lower() if lower else str(key)] = text
+    return texts
 
 
 def _request_event(spec: EventSpec, spell: SpellField) -> RequestEvent:

@@ -435,3 +435,45 @@ def test_globals_a_handlers_top_level_code_added_go_with_its_last_load(tmp_path)
         "export default (request, response) => response.send({ seen: globalThis.seen });\n"
     )
     passes_each_time(tmp_path, "glob.js", "json = { seen = 1 }", ["g0", "g1", "g2"])
+
+
+@pytest.mark.parametrize(
+    ("scenario_line", "step_lines", "words"),
+    [
+        ("", 'request = { path = "/" }\nexpect = { kv = 5 }', "expect.kv takes a table"),
+        ("", 'request = { path = "/" }\nexpect = { kv = ["a"] }', "expect.kv takes a table"),
+        ("", 'request = { path = "/" }\nexpect = { headers = "x" }', "expect.headers takes"),
+        ("", 'request = { path = "/" }\nexpect = { outcome = "maybe" }', "expect.outcome takes"),
+        ("", 'request = { path = "/" }\nexpect = { operations = "3" }', "expect.operations"),
+        ("", 'request = { path = "/" }\nexpect = { counters = { a = "1" } }', "expect.counters"),
+        ("", 'request = { path = "/" }\nexpect = { error = { kind = "x" } }', "expect.error"),
+        ("", 'publish = "hello"', "publish must be a table"),
+        ("mocks = 5", 'request = { path = "/" }', "mocks is a list of tables"),
+        ("limits = { timeout = 1 }", 'request = { path = "/" }', "limits names a profile"),
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_a_malformed_file_not_a_traceback(
+    tmp_path, scenario_line, step_lines, words
+):
+    """Each was a Python traceback (TypeError, AttributeError) or passed silently."""
+    from pfunc.errors import PfuncUsageError
+    from pfunc.testing.scenario import load_scenarios
+
+    path = tmp_path / "kinds.test.toml"
+    path.write_text(
+        f'[[scenario]]\nname = "s"\nfile = "h.js"\n{scenario_line}\n\n'
+        f"[[scenario.step]]\n{step_lines}\n"
+    )
+    with pytest.raises(PfuncUsageError) as refused:
+        load_scenarios(path)
+    assert words in str(refused.value) and str(path.name) in str(refused.value)
+
+
+def test_a_query_value_that_is_a_list_is_refused_not_written_as_python(tmp_path):
+    from pfunc.errors import PfuncUsageError
+    from pfunc.events import EventSpec, build_event
+
+    with pytest.raises(PfuncUsageError, match=r"query\.a must be text or a number"):
+        build_event("on-request", EventSpec(query={"a": ["1", "2"]}))
+    event = build_event("on-request", EventSpec(query={"on": True, "n": 2}))
+    assert event.query == {"on": "true", "n": "2"}

@@ -15,7 +15,9 @@ from typing import Any
 
 from pfunc.errors import PfuncUsageError
 from pfunc.events import KINDS, TRIGGERS
+from pfunc.limits import PROFILES
 from pfunc.project import read_toml, relative_to_cwd
+from pfunc.result import OUTCOMES
 
 SCENARIO_KEYS = {
     "name",
@@ -34,22 +36,50 @@ SCENARIO_KEYS = {
 STORES = ("memory", "disk")  # where a scenario's fresh KV store lives
 EVENT_KEYS = TRIGGERS  # a step sends one event, named by what triggers it
 STEP_KEYS = {"name", "function", "file", "event", "advance", "expect", "save", *EVENT_KEYS}
-EXPECT_KEYS = {
-    "outcome",
-    "delivered",
-    "abort_reason",
-    "message",
-    "status",
-    "headers",
-    "body",
-    "json",
-    "kv",
-    "counters",
-    "logs",
-    "operations",
-    "warnings",
-    "error",
+
+
+def _texts(value: Any) -> bool:
+    return isinstance(value, str) or (
+        isinstance(value, list) and all(isinstance(item, str) for item in value)
+    )
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _error_shape(value: Any) -> bool:
+    return isinstance(value, str) or (
+        isinstance(value, dict)
+        and set(value) <= {"type", "message"}
+        and all(isinstance(item, str) for item in value.values())
+    )
+
+
+# Each expectation, what it takes, and how to say so (one table: the keys are its keys).
+EXPECTATIONS: dict[str, tuple[Any, str]] = {
+    "outcome": (lambda v: v in OUTCOMES, f"one of {', '.join(OUTCOMES)}"),
+    "delivered": (lambda v: isinstance(v, bool), "true or false"),
+    "abort_reason": (lambda v: isinstance(v, str), "text"),
+    "message": (lambda v: True, "any value"),
+    "status": (lambda v: _whole(v) and 100 <= v <= 599, "an HTTP status code"),
+    "headers": (
+        lambda v: isinstance(v, dict) and all(isinstance(i, str) for i in v.values()),
+        'a table of texts, e.g. headers = { "content-type" = "text/plain" }',
+    ),
+    "body": (lambda v: isinstance(v, str), "text"),
+    "json": (lambda v: True, "any value"),
+    "kv": (lambda v: isinstance(v, dict), 'a table, e.g. kv = { key = "absent" }'),
+    "counters": (
+        lambda v: isinstance(v, dict) and all(_whole(i) for i in v.values()),
+        "a table of whole numbers, e.g. counters = { hits = 2 }",
+    ),
+    "logs": (_texts, "text, or a list of texts"),
+    "operations": (_whole, "a whole number (the operations used)"),
+    "warnings": (_texts, "text, or a list of texts"),
+    "error": (_error_shape, 'text, or { type = "...", message = "..." }'),
 }
+EXPECT_KEYS = set(EXPECTATIONS)
 DEFAULT_NOW = "2026-01-01T00:00:00Z"
 MAX_SPAN = 100 * 365 * 86400.0  # the clock stays a date Python and JavaScript can show
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -223,6 +253,17 @@ def _scenario(path: Path, lines: _Lines, index: int, entry: dict[str, Any]) -> S
             raise _fail(path, line, f"{table} must be a table, e.g. {table} = {{ key = 1 }}")
     if not all(isinstance(v, int) for v in entry.get("counters", {}).values()):
         raise _fail(path, line, "counters take whole numbers")
+    limits = entry.get("limits")
+    if limits is not None and (not isinstance(limits, str) or limits not in PROFILES):
+        raise _fail(
+            path,
+            line,
+            f"limits names a profile: one of {', '.join(PROFILES)} (single limits are set "
+            "under [limits] in pfunc.toml)",
+        )
+    mocks = entry.get("mocks", [])
+    if not isinstance(mocks, list) or not all(isinstance(mock, dict) for mock in mocks):
+        raise _fail(path, line, "mocks is a list of tables ([[scenario.mocks]])")
     store = entry.get("store", "memory")
     if store not in STORES:
         raise _fail(path, line, f'store must be "memory" or "disk", got {store!r}')
@@ -280,6 +321,16 @@ def _step(
             expect_line,
             f"{where}: unknown expectation(s) {', '.join(unknown)}; "
             f"expectations are {', '.join(sorted(EXPECT_KEYS))}",
+        )
+    for key, value in expect.items():
+        takes, words = EXPECTATIONS[key]
+        if not takes(value):
+            raise _fail(path, expect_line, f"{where}: expect.{key} takes {words}; got {value!r}")
+    if kinds[0] != "interval" and not isinstance(entry[kinds[0]], dict):
+        raise _fail(
+            path,
+            line,
+            f"{where}: {kinds[0]} must be a table, e.g. {kinds[0]} = {{ message = ... }}",
         )
     event = entry.get("event")
     if event is not None and event not in KINDS:
