@@ -477,3 +477,55 @@ def test_a_query_value_that_is_a_list_is_refused_not_written_as_python(tmp_path)
         build_event("on-request", EventSpec(query={"a": ["1", "2"]}))
     event = build_event("on-request", EventSpec(query={"on": True, "n": 2}))
     assert event.query == {"on": "true", "n": "2"}
+
+
+def test_built_ins_a_scenario_changed_never_reach_the_next(tmp_path):
+    """A context reused for the next scenario must be as pfunc left it: a handler's
+    Date.now, Math.random, String.prototype.trim or a property on every object made the
+    next scenarios fail, in an order that -n changed from run to run."""
+    (tmp_path / "evalr.js").write_text(
+        "export default (request) => {\n"
+        "  if (request.message.code) new Function(request.message.code)();\n"
+        "  return request.ok({ now: Date.now(), trim: ' a '.trim(),"
+        " polluted: ({}).polluted !== undefined });\n"
+        "};\n"
+    )
+    code = (
+        "Date.now = () => 1; Math.random = () => 0.5; "
+        "String.prototype.trim = function () { return 'x'; }; Object.prototype.polluted = 1;"
+    )
+    scenarios = "".join(
+        f'[[scenario]]\nname = "{name}"\nfile = "evalr.js"\n\n[[scenario.step]]\n'
+        f"publish = {{ message = {message} }}\n{expect}\n\n"
+        for name, message, expect in [
+            ("changes them", f'{{ code = "{code}" }}', ""),
+            ("clean", "{}", 'expect = { message = { now = 1767225600000, trim = "a", '
+             "polluted = false } }"),
+        ]
+    )  # fmt: skip
+    (tmp_path / "iso.test.toml").write_text(scenarios)
+    run = run_cli("test", "iso.test.toml", cwd=tmp_path)
+    assert run.code == 0 and "2 passed, 0 failed" in run.stdout, run.stdout
+
+
+def test_python_uuid_and_random_int_are_seeded_as_javascripts(tmp_path):
+    """testing.md: seeded randomness, so uuid.v4 repeats, in both languages alike (a
+    Python handler's uuid.v4 was different on every run)."""
+    (tmp_path / "u.js").write_text(
+        'const uuid = require("uuid");\n'
+        "export default (request) => request.ok({ id: uuid.v4() });\n"
+    )
+    (tmp_path / "u.py").write_text(
+        "from pfunc import require\n\nuuid = require('uuid')\n\n"
+        "def handler(request):\n    return request.ok({'id': uuid.v4()})\n"
+    )
+    (tmp_path / "u.test.toml").write_text(
+        '[[scenario]]\nname = "alike"\nseed = 7\n\n'
+        '[[scenario.step]]\nfile = "u.js"\npublish = { message = {} }\n'
+        'save = { id = "message.id" }\n\n'
+        '[[scenario.step]]\nfile = "u.py"\npublish = { message = {} }\n'
+        'expect = { message = { id = "${id}" } }\n'
+    )
+    for _ in range(2):
+        run = run_cli("test", "u.test.toml", cwd=tmp_path)
+        assert run.code == 0 and "1 passed" in run.stdout, run.stdout

@@ -987,4 +987,82 @@ var console;
   __pfunc_entry("__pfunc_api_tampered", __pfunc_tampered);
   // The globals there are before any handler code runs (see __pfunc_unload).
   const preludeGlobals = new Set(Object.getOwnPropertyNames(globalThis));
+
+  // --- a context as pfunc left it, for the next test run --------------------------
+  //
+  // A test run reuses a loaded context for the next scenario (renew), which must start
+  // as a new instance would. The handler module is loaded again, but what a handler did
+  // to the built-ins stays: checked here, every own property of each built-in object
+  // (value, getter, setter and flags), how many there are and whether more may be added,
+  // before the context is handed on (~1,000 properties, ~15 us, once per scenario).
+  const snapshotOwners = [];
+  const snapshotKeys = [];
+  const snapshotDescriptors = [];
+  const snapshotShapes = []; // per owner: [first slot, slot count, extensible]
+  const ownKeys = Reflect.ownKeys;
+  const isExtensible = Object.isExtensible;
+  const sameValue = Object.is; // NaN is NaN
+
+  (function __pfunc_snapshot() {
+    const proto = Object.getPrototypeOf;
+    const owners = [
+      Object, Object.prototype, Function, Function.prototype, Array, Array.prototype,
+      proto([][Symbol.iterator]()), proto(proto([][Symbol.iterator]())),
+      String, String.prototype, proto(""[Symbol.iterator]()), Number, Number.prototype,
+      Boolean, Boolean.prototype, Symbol, Symbol.prototype, Date, Date.prototype, RealDate,
+      Math, JSON, Reflect, Promise, Promise.prototype, Map, Map.prototype,
+      proto(new Map()[Symbol.iterator]()), Set, Set.prototype, WeakMap.prototype,
+      WeakSet.prototype, RegExp, RegExp.prototype, Error, Error.prototype, TypeError,
+      TypeError.prototype, RangeError, RangeError.prototype, SyntaxError,
+      SyntaxError.prototype, ReferenceError, ReferenceError.prototype, EvalError,
+      EvalError.prototype, URIError, URIError.prototype, BigInt, BigInt.prototype,
+      ArrayBuffer, ArrayBuffer.prototype, proto(Uint8Array), proto(Uint8Array.prototype),
+      Uint8Array.prototype, DataView.prototype, console, globalThis.performance,
+    ];
+    for (const owner of owners) {
+      if (owner === undefined || owner === null || snapshotOwners.indexOf(owner) >= 0) continue;
+      const first = snapshotKeys.length;
+      for (const key of ownKeys(owner)) {
+        snapshotKeys.push(key);
+        snapshotDescriptors.push(__pfunc_describe(owner, key));
+      }
+      snapshotOwners.push(owner);
+      snapshotShapes.push([first, snapshotKeys.length - first, isExtensible(owner)]);
+    }
+  })();
+  // The global object's own names as the prelude left them (a handler's own globals are
+  // removed by __pfunc_unload): their descriptors too.
+  const globalNames = Object.getOwnPropertyNames(globalThis);
+  const globalDescriptors = globalNames.map(function __pfunc_globalDescriptor(name) {
+    return __pfunc_describe(globalThis, name);
+  });
+
+  function __pfunc_sameDescriptor(now, then) {
+    return now !== undefined && sameValue(now.value, then.value) && now.get === then.get &&
+      now.set === then.set && now.writable === then.writable &&
+      now.configurable === then.configurable && now.enumerable === then.enumerable;
+  }
+
+  // "" when every built-in is as the prelude left it; else what changed first.
+  function __pfunc_pristine() {
+    for (let i = 0; i < globalNames.length; i++) {
+      if (!__pfunc_sameDescriptor(__pfunc_describe(globalThis, globalNames[i]), globalDescriptors[i])) {
+        return "globalThis." + globalNames[i];
+      }
+    }
+    for (let o = 0; o < snapshotOwners.length; o++) {
+      const owner = snapshotOwners[o];
+      const shape = snapshotShapes[o];
+      if (ownKeys(owner).length !== shape[1] || isExtensible(owner) !== shape[2]) {
+        return "the properties of a built-in";
+      }
+      for (let i = shape[0]; i < shape[0] + shape[1]; i++) {
+        if (!__pfunc_sameDescriptor(__pfunc_describe(owner, snapshotKeys[i]), snapshotDescriptors[i])) {
+          return String(snapshotKeys[i]);
+        }
+      }
+    }
+    return "";
+  }
+  __pfunc_entry("__pfunc_api_pristine", __pfunc_pristine);
 })(Date);

@@ -177,6 +177,7 @@ class PythonSandbox:
         """This sandbox's own context for the synchronous built-ins (made on first use)."""
         if self._builtins is None:
             self._builtins = SyncBuiltins(self.memory)
+            self._builtins.seed(self.random_seed)
         return self._builtins
 
     # --- the protocol: JSON lines over two pipes ---------------------------------------
@@ -296,9 +297,11 @@ class PythonSandbox:
 
     def renew(self, random_seed: int | None) -> None:
         """For a worker handed to another test run: the handler module executed again in
-        it, as a new load would (its own module state). A Python handler's randomness is
-        its own (pfunc does not seed it)."""
+        it, as a new load would (its own module state). Python's own random module is the
+        handler's (pfunc does not seed it); uuid.v4 and utils.randomInt are seeded."""
         self.random_seed = random_seed
+        if self._builtins is not None:
+            self._builtins.seed(random_seed)
         self.loads += 1
         self._load({"op": "reload"})
 

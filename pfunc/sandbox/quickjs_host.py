@@ -136,6 +136,7 @@ class JavaScriptSandbox:
         self._unload = entry("__pfunc_api_unload")
         self._read_tape = entry("__pfunc_api_readTape")
         self._tampered = entry("__pfunc_api_tampered")
+        self._pristine = entry("__pfunc_api_pristine")
         if random_seed is not None:
             self._seed(_js_number(random_seed % 2**32))
         # Stacks the handler sees name its file and quote its source (prelude, "stacks").
@@ -309,10 +310,20 @@ class JavaScriptSandbox:
 
     def reusable(self) -> bool:
         """A context keeps every module evaluated in it, and whatever their top-level code
-        allocated: reused while that stays small beside its memory limit."""
+        allocated: reused while that stays small beside its memory limit, and only while
+        the built-ins are as pfunc left them (a handler's Date.now = ..., or a property
+        on Object.prototype, would reach the next test run)."""
         allowance = (self.memory or _UNLIMITED_ALLOWANCE) // 8
         grown = self._memory_size() - self._loaded_size
-        return self.loads < MAX_LOADS and not self.broken and grown < allowance
+        if self.loads >= MAX_LOADS or self.broken or grown >= allowance:
+            return False
+        self._context.set_time_limit(FINISH_SECONDS)  # a getter in a built-in's place
+        try:
+            return self._pristine() == ""
+        except (quickjs.JSException, MemoryError):
+            return False
+        finally:
+            self._context.set_time_limit(-1)
 
     def renew(self, random_seed: int | None) -> None:
         """For a loaded context handed to another test run: seed its randomness, then

@@ -26,6 +26,26 @@ _CALL = """
 """
 
 
+# Seeded randomness for test runs, the generator JavaScript handlers' Math.random uses
+# (mulberry32 in prelude.js), so uuid.v4 and utils.randomInt repeat from run to run.
+_SEED = """
+(function () {
+  const engineRandom = Math.random;
+  return function (seed) {
+    if (seed === null) { Math.random = engineRandom; return; }
+    let state = seed >>> 0;
+    Math.random = function random() {
+      state = (state + 0x6d2b79f5) >>> 0;
+      let t = state;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  };
+})()
+"""
+
+
 @cache
 def _source() -> str:
     return (Path(__file__).with_name("builtins.js")).read_text(encoding="utf-8")
@@ -47,6 +67,12 @@ class SyncBuiltins:
             self._context.set_memory_limit(memory)
         self._context.eval(_source())
         self._call = self._context.eval(_CALL)
+        self._seed = self._context.eval(_SEED)
+
+    def seed(self, random_seed: int | None) -> None:
+        """Draw uuid.v4 and utils.randomInt from `random_seed` (a test run), or from the
+        engine (None)."""
+        self._seed(None if random_seed is None else float(random_seed % 2**32))
 
     def call(
         self, name: str, method: str, args_json: str, now_ms: int, seconds: float | None
