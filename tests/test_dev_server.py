@@ -1201,3 +1201,17 @@ def test_a_stop_lets_after_publish_functions_end_and_record_saves_them(tmp_path)
     assert seen[-1] == "stopped" and "recorded" in seen, seen
     assert seen.index("execution") < seen.index("recorded")
     assert "after-publish" in (tmp_path / "recorded.test.toml").read_text()
+
+
+def test_a_subscriber_gets_its_own_join_on_its_first_long_poll(dev):
+    """As PubNub's recorded exchange (python asyncio join_leave, its first long-poll):
+    the handshake's timetoken comes before the join the subscribe announces (the join
+    sat before it, and no subscriber ever saw its own)."""
+    path = "/v2/subscribe/sub-c-t/room9,room9-pnpres/0?uuid=listener&heartbeat=60"
+    status, _, body = dev.request("GET", path + "&tt=0")
+    assert status == 200
+    handshake = json.loads(body)["t"]["t"]
+    status, _, body = dev.request("GET", f"{path}&tt={handshake}")
+    assert status == 200
+    payloads = [envelope["d"] for envelope in json.loads(body)["m"]]
+    assert [(p["action"], p["uuid"], p["occupancy"]) for p in payloads] == [("join", "listener", 1)]

@@ -154,12 +154,15 @@ class PubNubAPI:
             return pubnub_error(400, str(error), "subscribe")
         states = self._states(request)
         patterns = await self._subscription(channels, groups)
+        since = request.query.get("tt", "0")
+        # The handshake's timetoken comes before the join this subscribe announces, so the
+        # subscriber's first long-poll delivers its own join, as PubNub's does.
+        handshake = self.state.timetoken() if since in ("0", "") else None
         for pattern, _ in patterns:
             if not pattern.endswith("-pnpres") and "*" not in pattern:
                 self._beat(pattern, uuid, heartbeat, states.get(pattern))
-        since = request.query.get("tt", "0")
-        if since in ("0", ""):
-            return web.json_response({"t": {"t": self.state.timetoken(), "r": 1}, "m": []})
+        if handshake is not None:
+            return web.json_response({"t": {"t": handshake, "r": 1}, "m": []})
         try:
             after = int(since)
         except ValueError:
