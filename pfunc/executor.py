@@ -48,6 +48,7 @@ class Retry:
 
     deadline: float | None
     source: str  # the code it ran: a reload since must not change the code it runs
+    started: float  # when the first attempt started (perf_counter): the report's duration
     replay: Replay | None = None
     context: CallContext | None = None
     warnings: list[str] = field(default_factory=list)
@@ -159,7 +160,8 @@ class Executor:
             result.channel = event.channel
             result.hop = context.hop
             result.delivered = not KINDS[event.kind].is_before
-        started = time.perf_counter()
+        # The whole execution, the attempt the in-line guard stopped included.
+        started = time.perf_counter() if retry is None else retry.started
         try:
             if retry is not None:  # on a thread, with the code the first attempt ran
                 sandbox = await self.pool.acquire(source=retry.source)
@@ -188,12 +190,12 @@ class Executor:
                 sandbox.broken = True  # closed on release, below
                 self.policy.demote()
                 source = sandbox.source
-                if not stop.changed:  # nothing changed yet: start again, on a thread,
-                    return await self._run(event, Retry(context.deadline, source))  # in time
+                if not stop.changed:  # nothing changed yet: start again on a thread, in time
+                    return await self._run(event, Retry(context.deadline, source, started))
                 if stop.journal is not None and stop.journal.replayable():
                     # The same, but the calls already made are answered, not made again.
                     replay = Replay(stop.journal)
-                    retry = Retry(context.deadline, source, replay, context, host_warnings)
+                    retry = Retry(context.deadline, source, started, replay, context, host_warnings)
                     return await self._run(event, retry)
                 result.outcome = "error"
                 result.operations = budget.to_json()
