@@ -450,6 +450,8 @@ def test_globals_a_handlers_top_level_code_added_go_with_its_last_load(tmp_path)
         ("", 'publish = "hello"', "publish must be a table"),
         ("mocks = 5", 'request = { path = "/" }', "mocks is a list of tables"),
         ("limits = { timeout = 1 }", 'request = { path = "/" }', "limits names a profile"),
+        ('function = "f"', 'request = { path = "/" }', "names both function and file"),
+        ("", 'function = "f"\nfile = "h.js"\nrequest = { path = "/" }', "names both"),
     ],
 )
 def test_a_value_of_the_wrong_kind_is_a_malformed_file_not_a_traceback(
@@ -529,3 +531,23 @@ def test_python_uuid_and_random_int_are_seeded_as_javascripts(tmp_path):
     for _ in range(2):
         run = run_cli("test", "u.test.toml", cwd=tmp_path)
         assert run.code == 0 and "1 passed" in run.stdout, run.stdout
+
+
+def test_a_save_path_or_a_variable_that_is_not_there_says_so(tmp_path):
+    """A save whose path the result does not have fails its step (it saved null), and a
+    ${name} no earlier step saved is a malformed step (it was sent as written)."""
+    (tmp_path / "echo.js").write_text(
+        "export default (request, response) => response.send({ token: 't1' });\n"
+    )
+    head = '[[scenario]]\nname = "s"\nfile = "echo.js"\n\n'
+    (tmp_path / "save.test.toml").write_text(
+        head + '[[scenario.step]]\nrequest = { path = "/" }\nsave = { t = "json.nope.deeper" }\n'
+    )
+    run = run_cli("test", "save.test.toml", cwd=tmp_path)
+    assert run.code == 1 and 'save.t: expected "json.nope.deeper"' in run.stdout, run.stdout
+    (tmp_path / "vars.test.toml").write_text(
+        head + '[[scenario.step]]\nrequest = { path = "/" }\nsave = { token = "json.token" }\n\n'
+        '[[scenario.step]]\nrequest = { path = "/${tokn}" }\n'
+    )
+    run = run_cli("test", "vars.test.toml", cwd=tmp_path)
+    assert run.code == 2 and "${tokn}: no earlier step saved 'tokn'" in run.stdout, run.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -135,14 +136,15 @@ class ScenarioRun:
         outcome = ScenarioResult(self.scenario)
         await self.seed()
         for original in self.scenario.steps:
-            step = replace(
-                original,
-                payload=self.substitute(original.payload),
-                expect=self.substitute(original.expect),
-            )
-            if step.advance:
-                self.runtime.clock.advance(step.advance)
+            step = original
             try:
+                step = replace(
+                    original,
+                    payload=self.substitute(original.payload, original),
+                    expect=self.substitute(original.expect, original),
+                )
+                if step.advance:
+                    self.runtime.clock.advance(step.advance)
                 executor, function = self._target(step)
                 event = self._event(step, function)
             except PfuncUsageError as error:
@@ -156,15 +158,16 @@ class ScenarioRun:
             outcome.results.append(result)
             outcome.steps_run += 1
             items, counters = await self.state(step)
-            mismatches = check(step.expect, result, items, counters)
+            mismatches = check(step.expect, result, items, counters) or self.remember(step, result)
             if mismatches:
                 outcome.failure = StepFailure(step, mismatches, result)
                 break
-            self.remember(step, result)
         return outcome
 
-    def substitute(self, value: Any) -> Any:
-        """Replace ${name} in strings with what an earlier step saved."""
+    def substitute(self, value: Any, step: Step) -> Any:
+        """Replace ${name} in strings with what an earlier step saved. A ${name} that
+        no earlier step saved, in a scenario that saves values, is a mistake (a name
+        misspelt, or saved by a later step): malformed, not sent as it is written."""
         if isinstance(value, str):
             for name, saved in self.saved.items():
                 marker = "${" + name + "}"
@@ -173,28 +176,51 @@ class ScenarioRun:
                 value = value.replace(
                     marker, saved if isinstance(saved, str) else json.dumps(saved)
                 )
+            unknown = _MARKER.search(value)
+            if unknown and any(s.save for s in self.scenario.steps):
+                raise PfuncUsageError(
+                    f"{self.scenario.path}:{step.line}: {unknown.group(0)}: no earlier step "
+                    f"saved {unknown.group(1)!r} (saved so far: "
+                    f"{', '.join(self.saved) or 'nothing'})"
+                )
             return value
         if isinstance(value, dict):
-            return {self.substitute(key): self.substitute(item) for key, item in value.items()}
+            return {
+                self.substitute(key, step): self.substitute(item, step)
+                for key, item in value.items()
+            }
         if isinstance(value, list):
-            return [self.substitute(item) for item in value]
+            return [self.substitute(item, step) for item in value]
         return value
 
-    def remember(self, step: Step, result: Result) -> None:
+    def remember(self, step: Step, result: Result) -> list[Mismatch]:
+        """Save what the step names; a path the result does not have fails the step."""
+        missing = []
         for name, path in step.save.items():
             root, *keys = path.split(".")
             value: Any
             if root == "json":
-                value = json.loads((result.response or {}).get("body") or "null")
+                try:
+                    value = json.loads((result.response or {}).get("body") or "null")
+                except ValueError:
+                    value = _NOTHING
             elif root == "body":
-                value = (result.response or {}).get("body")
+                value = (result.response or {}).get("body", _NOTHING)
             elif root == "response":
-                value = result.response
+                value = result.response if result.response is not None else _NOTHING
             else:
-                value = result.message
+                value = result.message if result.message is not None else _NOTHING
             for key in keys:
-                value = value.get(key) if isinstance(value, dict) else None
-            self.saved[name] = value
+                value = value.get(key, _NOTHING) if isinstance(value, dict) else _NOTHING
+            if value is _NOTHING:
+                missing.append(Mismatch(f"save.{name}", path, None, "the result has no such value"))
+            else:
+                self.saved[name] = value
+        return missing
+
+
+_MARKER = re.compile(r"\$\{([A-Za-z_][\w-]*)\}")
+_NOTHING = object()  # a saved path the result does not have
 
 
 async def run_scenario(

@@ -242,6 +242,8 @@ def _scenario(path: Path, lines: _Lines, index: int, entry: dict[str, Any]) -> S
             f"{', '.join(sorted(SCENARIO_KEYS))}",
         )
     name = _named(path, line, entry)
+    if "file" in entry and "function" in entry:
+        raise _fail(path, line, f'scenario "{name}" names both function and file; name one')
     steps = entry.get("step")
     if not isinstance(steps, list) or not steps:
         raise _fail(path, line, f'scenario "{name}" has no [[scenario.step]] tables')
@@ -339,6 +341,8 @@ def _step(
         advance = parse_span(entry.get("advance", 0))
     except ValueError as error:
         raise _fail(path, line, f"{where}: advance: {error}") from None
+    if "file" in entry and "function" in entry:
+        raise _fail(path, line, f"{where} names both function and file; name one")
     if isinstance(entry.get("file"), str):
         function, file = None, path.parent / entry["file"]
     elif "function" in entry:
