@@ -339,3 +339,25 @@ def test_pfunc_test_n_exit_code_survives_a_reader_that_goes_away(tmp_path):
     folder = scenario_folder(tmp_path)
     done = run_cli_unread("test", "-n", "2", "-k", "greets", "hello.test.toml", cwd=folder)
     assert (done.code, done.stderr) == (0, "")
+
+
+def test_junit_names_a_scenario_alike_with_and_without_n(tmp_path):
+    """A CI's history of a scenario is one whether pfunc test ran it with -n or not (the
+    class name was t/keys.test.toml without, t.keys.test.toml with)."""
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "h.js").write_text("export default (request) => request.ok();\n")
+    (tmp_path / "t" / "keys.test.toml").write_text(
+        '[[scenario]]\nname = "ok"\nfile = "h.js"\n\n[[scenario.step]]\n'
+        "publish = { message = {} }\n"
+    )
+    from xml.etree import ElementTree
+
+    names = []
+    for extra in ([], ["-n", "2"]):
+        junit = tmp_path / f"junit{len(extra)}.xml"
+        run = run_cli("test", *extra, "--junit", junit, "t", cwd=tmp_path)
+        assert run.code == 0, run.stdout + run.stderr
+        names.append(
+            [(c.get("classname"), c.get("name")) for c in ElementTree.parse(junit).iter("testcase")]
+        )
+    assert names[0] == names[1] == [("t.keys.test.toml", "ok")]

@@ -278,7 +278,7 @@ def test_command(
     from pfunc.project import load_project
     from pfunc.testing import report
     from pfunc.testing.runner import run_scenario
-    from pfunc.testing.scenario import discover, load_scenarios, selected
+    from pfunc.testing.scenario import discover, load_scenarios, nothing_to_run, selected
 
     try:
         if paths:
@@ -297,10 +297,10 @@ def test_command(
                     discover(roots), workers, pattern, first_failure, junit_path, as_json
                 )
             )
-        scenarios = [s for file in discover(roots) for s in load_scenarios(file)]
-        scenarios = [s for s in scenarios if selected(s, pattern)]
+        found = [s for file in discover(roots) for s in load_scenarios(file)]
+        scenarios = [s for s in found if selected(s, pattern)]
         if not scenarios:
-            raise PfuncUsageError("no scenarios found (files named *.test.toml)")
+            raise nothing_to_run(len(found), pattern)
 
         async def run_all() -> list[Any]:
             results = []

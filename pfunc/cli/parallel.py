@@ -33,7 +33,7 @@ def run_with_pytest(
     junit_path: Path | None,
     as_json: bool,
 ) -> int:
-    from pfunc.testing.scenario import load_scenarios, selected
+    from pfunc.testing.scenario import load_scenarios, nothing_to_run, selected
 
     if not (workers == "auto" or (workers.isdigit() and int(workers) > 0)):
         raise PfuncUsageError(f"-n takes a number of processes or auto, got {workers!r}")
@@ -44,9 +44,10 @@ def run_with_pytest(
         raise PfuncUsageError(
             "pfunc test -n runs through pytest-xdist: pip install pytest pytest-xdist"
         )
-    count = sum(selected(s, pattern) for file in files for s in load_scenarios(file))
+    found = [s for file in files for s in load_scenarios(file)]
+    count = sum(selected(s, pattern) for s in found)
     if not count:
-        raise PfuncUsageError("no scenarios found (files named *.test.toml)")
+        raise nothing_to_run(len(found), pattern)
     if junit_path is not None:
         _check_writable(junit_path)
     # No more processes than scenarios (pytest-xdist's own rules choose "auto" below that).

@@ -119,7 +119,9 @@ def write_junit(results: list[ScenarioResult], path: Path) -> None:
             case = ElementTree.SubElement(
                 suite,
                 "testcase",
-                classname=str(file),
+                # As pytest's --junitxml names it (folders as dots), so a CI's history
+                # of a scenario is one whether pfunc test ran it with -n or without.
+                classname=file.as_posix().replace("/", "."),
                 name=result.scenario.name,
                 file=str(file),
                 line=str(result.scenario.line),

@@ -392,6 +392,13 @@ def _save_table(path: Path, line: int, where: str, save: Any) -> dict[str, str]:
     return dict(save)
 
 
+def nothing_to_run(found: int, pattern: str | None) -> PfuncUsageError:
+    """Why a test run has no scenario: none found, or none that -k selects."""
+    if found and pattern:
+        return PfuncUsageError(f"no scenario matches -k {pattern!r} (of {found} found)")
+    return PfuncUsageError("no scenarios found (files named *.test.toml)")
+
+
 def discover(paths: list[Path]) -> list[Path]:
     """Scenario files under the given files and folders, in a stable order."""
     paths = [relative_to_cwd(path) for path in paths]
