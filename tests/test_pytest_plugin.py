@@ -274,7 +274,7 @@ def test_pfunc_test_n_answers_as_pfunc_test_does(tmp_path):
     (serial, spread) = both("-k", "expects too", "hello.test.toml")
     assert serial[0] == spread[0] == 1 and "1 failed" in spread[1] and "passed" not in spread[1]
     (serial, spread) = both("-k", "Greets", "hello.test.toml")
-    assert serial[0] == spread[0] == 2 and "no scenarios found" in spread[1]
+    assert serial == spread and serial[0] == 2 and "no scenario matches -k 'Greets'" in spread[1]
     # -x stops at the first failure: still 1, a failure, not pytest-xdist's "interrupted"
     (serial, spread) = both("-x", "-k", "expects", "hello.test.toml")
     assert serial[0] == spread[0] == 1
