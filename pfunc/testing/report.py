@@ -27,7 +27,8 @@ def failure_text(result: ScenarioResult) -> str:
     lines += [f"  {mismatch.describe()}" for mismatch in failure.mismatches]
     execution = failure.result
     if execution is not None:
-        lines.append(f"  outcome: {execution.outcome}")
+        if not any(mismatch.field == "outcome" for mismatch in failure.mismatches):
+            lines.append(f"  outcome: {execution.outcome}")  # not said above already
         if execution.error is not None:
             where = (
                 f" ({execution.error.file}:{execution.error.line})" if execution.error.line else ""
