@@ -120,7 +120,9 @@ class SandboxPool:
             return PythonSandbox(source, str(self.handler.resolve()), *settings)
         from pfunc.sandbox.quickjs_host import JavaScriptSandbox
 
-        return JavaScriptSandbox(source, *settings)
+        # One handed from scenario to scenario records its built-ins before its handler
+        # loads, to be checked before it is handed on (reusable()).
+        return JavaScriptSandbox(source, *settings, reused=self.runtime.warm_sandboxes)
 
     def _warm_key(self, source: str, clock: int | None) -> WarmKey | None:
         """What a parked sandbox must match: the thread, the file itself (a worker's

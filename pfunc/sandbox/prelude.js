@@ -992,25 +992,29 @@ var console;
   //
   // A test run reuses a loaded context for the next scenario (renew), which must start
   // as a new instance would. The handler module is loaded again, but what a handler did
-  // to the built-ins stays: checked here, every own property of each built-in object
-  // (value, getter, setter and flags), how many there are and whether more may be added,
-  // before the context is handed on (~1,000 properties, ~15 us, once per scenario).
-  const snapshotOwners = [];
-  const snapshotKeys = [];
-  const snapshotDescriptors = [];
-  const snapshotShapes = []; // per owner: [first slot, slot count, extensible]
+  // to the built-ins stays: so a test run's context records, before its handler loads,
+  // every own property of each built-in object (its value, or its getter and setter),
+  // whether more may be added to it, and how many the main prototypes have; and before
+  // the context is handed on, it is checked against that record (~1,000 properties:
+  // ~70 us, once a scenario).
+  const recordedOwners = [];
+  const recordedKeys = []; // per property: its owner, its key
+  const recordedOwnerOf = [];
+  const recordedValues = []; // a data property's value; an accessor's descriptor
+  const recordedAccessor = [];
+  const recordedExtensible = [];
+  const countedOwners = []; // [owner index, how many own properties]
   const ownKeys = Reflect.ownKeys;
   const isExtensible = Object.isExtensible;
-  const sameValue = Object.is; // NaN is NaN
 
-  (function __pfunc_snapshot() {
+  function __pfunc_record() {
     const proto = Object.getPrototypeOf;
     const owners = [
-      Object, Object.prototype, Function, Function.prototype, Array, Array.prototype,
-      proto([][Symbol.iterator]()), proto(proto([][Symbol.iterator]())),
+      globalThis, Object, Object.prototype, Function, Function.prototype, Array,
+      Array.prototype, proto([][Symbol.iterator]()), proto(proto([][Symbol.iterator]())),
       String, String.prototype, proto(""[Symbol.iterator]()), Number, Number.prototype,
-      Boolean, Boolean.prototype, Symbol, Symbol.prototype, Date, Date.prototype, RealDate,
-      Math, JSON, Reflect, Promise, Promise.prototype, Map, Map.prototype,
+      Boolean, Boolean.prototype, Symbol, Symbol.prototype, globalThis.Date, RealDate.prototype,
+      RealDate, Math, JSON, Reflect, Promise, Promise.prototype, Map, Map.prototype,
       proto(new Map()[Symbol.iterator]()), Set, Set.prototype, WeakMap.prototype,
       WeakSet.prototype, RegExp, RegExp.prototype, Error, Error.prototype, TypeError,
       TypeError.prototype, RangeError, RangeError.prototype, SyntaxError,
@@ -1019,50 +1023,56 @@ var console;
       ArrayBuffer, ArrayBuffer.prototype, proto(Uint8Array), proto(Uint8Array.prototype),
       Uint8Array.prototype, DataView.prototype, console, globalThis.performance,
     ];
+    // Where a handler adds what every value then has.
+    const counted = [Object.prototype, Array.prototype, String.prototype, Function.prototype,
+      Number.prototype, Promise.prototype];
     for (const owner of owners) {
-      if (owner === undefined || owner === null || snapshotOwners.indexOf(owner) >= 0) continue;
-      const first = snapshotKeys.length;
-      for (const key of ownKeys(owner)) {
-        snapshotKeys.push(key);
-        snapshotDescriptors.push(__pfunc_describe(owner, key));
+      if (owner === undefined || owner === null || recordedOwners.indexOf(owner) >= 0) continue;
+      const index = recordedOwners.push(owner) - 1;
+      recordedExtensible.push(isExtensible(owner));
+      const keys = ownKeys(owner);
+      if (counted.indexOf(owner) >= 0) countedOwners.push([index, keys.length]);
+      for (const key of keys) {
+        const own = __pfunc_describe(owner, key);
+        recordedOwnerOf.push(owner);
+        recordedKeys.push(key);
+        recordedAccessor.push(own.get !== undefined || own.set !== undefined);
+        recordedValues.push(own.get !== undefined || own.set !== undefined ? own : own.value);
       }
-      snapshotOwners.push(owner);
-      snapshotShapes.push([first, snapshotKeys.length - first, isExtensible(owner)]);
     }
-  })();
-  // The global object's own names as the prelude left them (a handler's own globals are
-  // removed by __pfunc_unload): their descriptors too.
-  const globalNames = Object.getOwnPropertyNames(globalThis);
-  const globalDescriptors = globalNames.map(function __pfunc_globalDescriptor(name) {
-    return __pfunc_describe(globalThis, name);
-  });
-
-  function __pfunc_sameDescriptor(now, then) {
-    return now !== undefined && sameValue(now.value, then.value) && now.get === then.get &&
-      now.set === then.set && now.writable === then.writable &&
-      now.configurable === then.configurable && now.enumerable === then.enumerable;
   }
 
-  // "" when every built-in is as the prelude left it; else what changed first.
+  // The index of the first property that differs, -2 for a change in a built-in's shape,
+  // -1 for none.
+  function __pfunc_firstDifference() {
+    for (let o = 0; o < recordedOwners.length; o++) {
+      if (isExtensible(recordedOwners[o]) !== recordedExtensible[o]) return -2;
+    }
+    for (const [o, count] of countedOwners) {
+      if (ownKeys(recordedOwners[o]).length !== count) return -2;
+    }
+    for (let i = 0; i < recordedKeys.length; i++) {
+      const owner = recordedOwnerOf[i];
+      const then = recordedValues[i];
+      if (recordedAccessor[i]) {
+        const now = __pfunc_describe(owner, recordedKeys[i]);
+        if (now === undefined || now.get !== then.get || now.set !== then.set) return i;
+      } else {
+        const value = owner[recordedKeys[i]];
+        if (value !== then && value === value) return i; // (NaN stays NaN)
+      }
+    }
+    return -1;
+  }
+
+  // "" when every built-in is as the prelude left it (or nothing was recorded: not a
+  // test run); else what changed first.
   function __pfunc_pristine() {
-    for (let i = 0; i < globalNames.length; i++) {
-      if (!__pfunc_sameDescriptor(__pfunc_describe(globalThis, globalNames[i]), globalDescriptors[i])) {
-        return "globalThis." + globalNames[i];
-      }
-    }
-    for (let o = 0; o < snapshotOwners.length; o++) {
-      const owner = snapshotOwners[o];
-      const shape = snapshotShapes[o];
-      if (ownKeys(owner).length !== shape[1] || isExtensible(owner) !== shape[2]) {
-        return "the properties of a built-in";
-      }
-      for (let i = shape[0]; i < shape[0] + shape[1]; i++) {
-        if (!__pfunc_sameDescriptor(__pfunc_describe(owner, snapshotKeys[i]), snapshotDescriptors[i])) {
-          return String(snapshotKeys[i]);
-        }
-      }
-    }
-    return "";
+    if (recordedOwners.length === 0) return "";
+    const at = __pfunc_firstDifference();
+    if (at === -1) return "";
+    return at === -2 ? "the properties of a built-in" : String(recordedKeys[at]);
   }
+  __pfunc_entry("__pfunc_api_record", __pfunc_record);
   __pfunc_entry("__pfunc_api_pristine", __pfunc_pristine);
 })(Date);

@@ -113,6 +113,7 @@ class JavaScriptSandbox:
         timeout: float | None,
         now_ms: int | None = None,
         random_seed: int | None = None,
+        reused: bool = False,
     ):
         self.display_path = display_path
         self.source = source
@@ -141,6 +142,8 @@ class JavaScriptSandbox:
             self._seed(_js_number(random_seed % 2**32))
         # Stacks the handler sees name its file and quote its source (prelude, "stacks").
         entry("__pfunc_api_setHandler")(display_path, source)
+        if reused:  # handed from test run to test run: its built-ins as pfunc left them
+            entry("__pfunc_api_record")()
         self.load_timeout = timeout
         self.jobs = 0  # Promise jobs the execution in progress has run
         self.loads = 1  # times its handler module was evaluated (see renew)
