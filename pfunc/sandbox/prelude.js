@@ -1034,6 +1034,9 @@ var console;
       if (counted.indexOf(owner) >= 0) countedOwners.push([index, keys.length]);
       for (const key of keys) {
         const own = __pfunc_describe(owner, key);
+        // A property neither writable nor configurable (Math.PI, Symbol.iterator, NaN)
+        // cannot change: nothing to check.
+        if (!own.configurable && own.writable !== true) continue;
         recordedOwnerOf.push(owner);
         recordedKeys.push(key);
         recordedAccessor.push(own.get !== undefined || own.set !== undefined);
