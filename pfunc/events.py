@@ -391,19 +391,19 @@ def _object(value: Any, name: str, spell: SpellField) -> dict[str, Any]:
 
 
 def _strings(value: Any, name: str, spell: SpellField, *, lower: bool = False) -> dict[str, str]:
-    """A query's or headers' values as text, as they arrive over HTTP: a number as written,
-    true and false as JSON writes them; a list or table is refused, not written as Python."""
-    mapping = _object(value, name, spell)
+    """Values as text, as HTTP carries them (true as JSON writes it, a TOML date as
+    written); a list or table is refused, not written as Python."""
     texts = {}
-    for key, item in mapping.items():
+    for key, item in _object(value, name, spell).items():
         if isinstance(item, bool):
-            text = "true" if item else "false"
+            text = json.dumps(item)
         elif isinstance(item, str | int | float):
             text = str(item)
+        elif hasattr(item, "isoformat"):
+            text = item.isoformat()
         else:
-            raise PfuncUsageError(
-                f"{spell(name)}.{key} must be text or a number, got {json.dumps(item)[:40]}"
-            )
+            shown = json.dumps(item, default=str)[:40]
+            raise PfuncUsageError(f"{spell(name)}.{key} must be text or a number, got {shown}")
         texts[str(key).lower() if lower else str(key)] = text
     return texts
 

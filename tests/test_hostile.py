@@ -365,3 +365,33 @@ def test_a_getter_top_level_code_put_in_a_built_ins_place_is_its_own(harness, tm
         ("ok", 2, []),
         ("ok", 3, []),
     ]
+
+
+def test_a_module_a_scenario_wrapped_is_not_handed_to_the_next(tmp_path):
+    """require()'s module objects are the context's: a handler that wraps db.get in its
+    top-level code wrapped it again in every scenario that reused the context."""
+    from pfunc.testing.runner import run_scenario
+    from pfunc.testing.scenario import load_scenarios
+
+    (tmp_path / "wraps.js").write_text(
+        'const db = require("kvstore");\n'
+        "const get = db.get;\n"
+        'db.get = (key) => { console.log("wrapped"); return get.call(db, key); };\n'
+        "export default async (request) => { await db.get('k'); return request.ok(); };\n"
+    )
+    (tmp_path / "wraps.test.toml").write_text(
+        "".join(
+            f'[[scenario]]\nname = "s{n}"\nfile = "wraps.js"\n\n[[scenario.step]]\n'
+            "publish = { message = {} }\n\n"
+            for n in range(3)
+        )
+    )
+
+    async def logs_of_each():
+        lines = []
+        for scenario in load_scenarios(tmp_path / "wraps.test.toml"):
+            result = await run_scenario(scenario)
+            lines.append([line["text"] for line in result.results[0].logs])
+        return lines
+
+    assert asyncio.run(logs_of_each()) == [["wrapped"]] * 3

@@ -477,8 +477,11 @@ def test_a_query_value_that_is_a_list_is_refused_not_written_as_python(tmp_path)
 
     with pytest.raises(PfuncUsageError, match=r"query\.a must be text or a number"):
         build_event("on-request", EventSpec(query={"a": ["1", "2"]}))
-    event = build_event("on-request", EventSpec(query={"on": True, "n": 2}))
-    assert event.query == {"on": "true", "n": "2"}
+    import datetime
+
+    since = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)  # a TOML date-time
+    event = build_event("on-request", EventSpec(query={"on": True, "n": 2, "since": since}))
+    assert event.query == {"on": "true", "n": "2", "since": "2026-01-01T00:00:00+00:00"}
 
 
 def test_built_ins_a_scenario_changed_never_reach_the_next(tmp_path):
@@ -535,7 +538,8 @@ def test_python_uuid_and_random_int_are_seeded_as_javascripts(tmp_path):
 
 def test_a_save_path_or_a_variable_that_is_not_there_says_so(tmp_path):
     """A save whose path the result does not have fails its step (it saved null), and a
-    ${name} no earlier step saved is a malformed step (it was sent as written)."""
+    ${name} used before the step that saves it is a malformed step (it was sent as
+    written); a ${name} no step saves is the scenario's own text."""
     (tmp_path / "echo.js").write_text(
         "export default (request, response) => response.send({ token: 't1' });\n"
     )
@@ -546,8 +550,10 @@ def test_a_save_path_or_a_variable_that_is_not_there_says_so(tmp_path):
     run = run_cli("test", "save.test.toml", cwd=tmp_path)
     assert run.code == 1 and 'save.t: expected "json.nope.deeper"' in run.stdout, run.stdout
     (tmp_path / "vars.test.toml").write_text(
-        head + '[[scenario.step]]\nrequest = { path = "/" }\nsave = { token = "json.token" }\n\n'
-        '[[scenario.step]]\nrequest = { path = "/${tokn}" }\n'
+        head + '[[scenario.step]]\nrequest = { path = "/${token}" }\n\n'
+        '[[scenario.step]]\nrequest = { path = "/", body = "Hi ${name}" }\n'
+        'save = { token = "json.token" }\n'
     )
     run = run_cli("test", "vars.test.toml", cwd=tmp_path)
-    assert run.code == 2 and "${tokn}: no earlier step saved 'tokn'" in run.stdout, run.stdout
+    # Used before the step that saves it: malformed. ${name}, saved by no step, is text.
+    assert run.code == 2 and "${token}: no earlier step saved 'token'" in run.stdout, run.stdout

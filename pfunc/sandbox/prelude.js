@@ -425,7 +425,10 @@ var console;
     __pfunc_builtinsSource + "\n;return __pfunc_builtins;\n})()";
   let builtins = null;
   function __pfunc_builtins_load() {
-    if (builtins === null) builtins = __pfunc_evalScript(builtinsScript);
+    if (builtins === null) {
+      builtins = __pfunc_evalScript(builtinsScript);
+      __pfunc_recordBuiltins();
+    }
     return builtins;
   }
   // A property read on first use; assigning it replaces it, as with any other property.
@@ -1022,25 +1025,42 @@ var console;
       EvalError.prototype, URIError, URIError.prototype, BigInt, BigInt.prototype,
       ArrayBuffer, ArrayBuffer.prototype, proto(Uint8Array), proto(Uint8Array.prototype),
       Uint8Array.prototype, DataView.prototype, console, globalThis.performance,
+      // The modules require() gives: a handler may wrap their methods too.
+      modules, modules.kvstore, modules.xhr, modules.vault, modules.crypto,
+      modules.crypto.ALGORITHM, modules.pubnub,
     ];
-    // Where a handler adds what every value then has.
-    const counted = [Object.prototype, Array.prototype, String.prototype, Function.prototype,
-      Number.prototype, Promise.prototype];
-    for (const owner of owners) {
-      if (owner === undefined || owner === null || recordedOwners.indexOf(owner) >= 0) continue;
-      const index = recordedOwners.push(owner) - 1;
-      recordedExtensible.push(isExtensible(owner));
-      const keys = ownKeys(owner);
-      if (counted.indexOf(owner) >= 0) countedOwners.push([index, keys.length]);
-      for (const key of keys) {
-        const own = __pfunc_describe(owner, key);
-        // A property neither writable nor configurable (Math.PI, Symbol.iterator, NaN)
-        // cannot change: nothing to check.
-        if (!own.configurable && own.writable !== true) continue;
-        recordedOwnerOf.push(owner);
-        recordedKeys.push(key);
-        recordedAccessor.push(own.get !== undefined || own.set !== undefined);
-        recordedValues.push(own.get !== undefined || own.set !== undefined ? own : own.value);
+    for (const owner of owners) __pfunc_recordOwner(owner, owner !== globalThis);
+    if (builtins !== null) __pfunc_recordBuiltins();
+  }
+
+  // One object's own properties. `counted`: how many it has is recorded too (not for the
+  // global object: a handler's own globals are there until the next load removes them).
+  function __pfunc_recordOwner(owner, counted) {
+    if (owner === undefined || owner === null || recordedOwners.indexOf(owner) >= 0) return;
+    const index = recordedOwners.push(owner) - 1;
+    recordedExtensible.push(isExtensible(owner));
+    const keys = ownKeys(owner);
+    if (counted) countedOwners.push([index, keys.length]);
+    for (const key of keys) {
+      const own = __pfunc_describe(owner, key);
+      // A property neither writable nor configurable (Math.PI, Symbol.iterator, NaN)
+      // cannot change: nothing to check.
+      if (!own.configurable && own.writable !== true) continue;
+      recordedOwnerOf.push(owner);
+      recordedKeys.push(key);
+      recordedAccessor.push(own.get !== undefined || own.set !== undefined);
+      recordedValues.push(own.get !== undefined || own.set !== undefined ? own : own.value);
+    }
+  }
+
+  // The synchronous built-ins, compiled on their first require(): recorded then, in a
+  // context that records, before any handler code sees them.
+  function __pfunc_recordBuiltins() {
+    if (recordedOwners.length === 0) return;
+    __pfunc_recordOwner(builtins, true);
+    for (const name of Object.keys(builtins)) {
+      if (builtins[name] !== null && typeof builtins[name] === "object") {
+        __pfunc_recordOwner(builtins[name], true);
       }
     }
   }

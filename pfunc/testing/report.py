@@ -122,7 +122,7 @@ def write_junit(results: list[ScenarioResult], path: Path) -> None:
                 "testcase",
                 # As pytest's --junitxml names it (folders as dots), so a CI's history
                 # of a scenario is one whether pfunc test ran it with -n or without.
-                classname=file.as_posix().replace("/", "."),
+                classname=file.as_posix().replace("/", ".").lstrip("."),
                 name=result.scenario.name,
                 file=str(file),
                 line=str(result.scenario.line),

@@ -165,9 +165,9 @@ class ScenarioRun:
         return outcome
 
     def substitute(self, value: Any, step: Step) -> Any:
-        """Replace ${name} in strings with what an earlier step saved. A ${name} that
-        no earlier step saved, in a scenario that saves values, is a mistake (a name
-        misspelt, or saved by a later step): malformed, not sent as it is written."""
+        """Replace ${name} in strings with what an earlier step saved. A ${name} that a
+        later step saves is a mistake (used before it is saved): malformed, not sent as
+        it is written."""
         if isinstance(value, str):
             for name, saved in self.saved.items():
                 marker = "${" + name + "}"
@@ -177,7 +177,9 @@ class ScenarioRun:
                     marker, saved if isinstance(saved, str) else json.dumps(saved)
                 )
             unknown = _MARKER.search(value)
-            if unknown and any(s.save for s in self.scenario.steps):
+            # Only a name some step saves: other ${...} text is the scenario's own (a
+            # template a handler renders), sent as written.
+            if unknown and any(unknown.group(1) in s.save for s in self.scenario.steps):
                 raise PfuncUsageError(
                     f"{self.scenario.path}:{step.line}: {unknown.group(0)}: no earlier step "
                     f"saved {unknown.group(1)!r} (saved so far: "
@@ -200,8 +202,9 @@ class ScenarioRun:
             root, *keys = path.split(".")
             value: Any
             if root == "json":
+                body = (result.response or {}).get("body")
                 try:
-                    value = json.loads((result.response or {}).get("body") or "null")
+                    value = json.loads(body) if body else _NOTHING
                 except ValueError:
                     value = _NOTHING
             elif root == "body":
