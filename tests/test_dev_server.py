@@ -1215,3 +1215,42 @@ def test_a_subscriber_gets_its_own_join_on_its_first_long_poll(dev):
     assert status == 200
     payloads = [envelope["d"] for envelope in json.loads(body)["m"]]
     assert [(p["action"], p["uuid"], p["occupancy"]) for p in payloads] == [("join", "listener", 1)]
+
+
+def test_a_subscriber_sees_what_after_publish_functions_publish_during_a_stop(tmp_path):
+    """At a stop, long-polls (and the console's live view) end only once the functions
+    requests started have ended: a message one of them publishes still reaches the
+    subscriber (its poll was ended first, empty)."""
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-sp"\npublish_key = "pub-c-sp"\n\n'
+        '[[functions]]\nname = "relay"\nfile = "relay.js"\nevent = "after-publish"\n'
+        'channels = ["in"]\n'
+    )
+    (tmp_path / "relay.js").write_text(
+        'const pubnub = require("pubnub");\n'
+        "export default async (request) => {\n"
+        "  let x = 0;\n"
+        "  for (let i = 0; i < 5e6; i++) x += i;  // a while, so the stop begins first\n"
+        '  await pubnub.publish({ channel: "out", message: { relayed: true } });\n'
+        "  return request.ok();\n"
+        "};\n"
+    )
+    server = InProcessDev(tmp_path)
+    polled: dict[str, Any] = {}
+    try:
+        path = "/v2/subscribe/sub-c-sp/out/0?uuid=watcher"
+        handshake = json.loads(server.request("GET", path + "&tt=0")[2])["t"]["t"]
+
+        def poll() -> None:
+            polled["answer"] = server.request("GET", f"{path}&tt={handshake}")
+
+        polling = threading.Thread(target=poll)
+        polling.start()
+        time.sleep(0.2)  # the poll is waiting at the server before the publish
+        assert server.request("GET", "/publish/pub-c-sp/sub-c-sp/0/in/0/%22go%22")[0] == 200
+    finally:
+        server.stop()
+    polling.join(timeout=10)
+    status, _, body = polled["answer"]
+    assert status == 200
+    assert [envelope["d"] for envelope in json.loads(body)["m"]] == [{"relayed": True}]

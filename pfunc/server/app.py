@@ -177,6 +177,9 @@ class DevServer:
         self._restart_intervals()
 
     async def _end_long_polls(self, app: web.Application) -> None:
+        # What requests started (after-* functions run on their own) ends first, so that
+        # subscribers and the console's live view still see it.
+        await kept_done()
         self.state.messages.close()
         self.console.close()
 
