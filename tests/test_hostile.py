@@ -395,3 +395,15 @@ def test_a_module_a_scenario_wrapped_is_not_handed_to_the_next(tmp_path):
         return lines
 
     assert asyncio.run(logs_of_each()) == [["wrapped"]] * 3
+
+
+def test_a_built_in_set_to_nan_is_a_change_for_the_next_scenario():
+    """The reuse check treats NaN as equal to itself (globalThis.NaN is no change), but
+    not as equal to the function it replaced."""
+    from pfunc.sandbox.quickjs_host import JavaScriptSandbox
+
+    unchanged = JavaScriptSandbox("export default (r) => r.ok();", "h.js", None, 5.0, reused=True)
+    assert unchanged.reusable()
+    changed = JavaScriptSandbox("export default (r) => r.ok();", "h.js", None, 5.0, reused=True)
+    changed._context.eval("Math.random = NaN;")
+    assert not changed.reusable()

@@ -1082,7 +1082,7 @@ var console;
         if (now === undefined || now.get !== then.get || now.set !== then.set) return i;
       } else {
         const value = owner[recordedKeys[i]];
-        if (value !== then && value === value) return i; // (NaN stays NaN)
+        if (value !== then && (value === value || then === then)) return i; // NaN is NaN
       }
     }
     return -1;
