@@ -272,6 +272,30 @@ def test_a_scenario_store_is_memory_or_disk(tmp_path):
     assert run.code == 2 and 'store must be "memory" or "disk"' in run.stderr + run.stdout
 
 
+def test_each_scenario_starts_on_an_empty_store(tmp_path):
+    """Scenarios' stores in memory are reused once emptied: whatever one wrote (an item, a
+    counter, a published message) is gone for the next, whichever ran before it."""
+    (tmp_path / "writes.js").write_text(
+        'const db = require("kvstore");\nconst pubnub = require("pubnub");\n'
+        "export default async (request, response) => {\n"
+        '  const seen = await db.get("seen");\n'
+        '  const history = await pubnub.fetchMessages({ channels: ["log"] });\n'
+        '  const hits = await db.incrCounter("hits");\n'
+        '  await db.set("seen", true);\n'
+        '  await pubnub.publish({ channel: "log", message: "hit" });\n'
+        "  const logged = (history.channels.log || []).length;\n"
+        "  return response.send({ fresh: seen === null && logged === 0, hits });\n"
+        "};\n"
+    )
+    passes_each_time(
+        tmp_path,
+        "writes.js",
+        "json = { fresh = true, hits = 1 }",
+        [f"s{i}" for i in range(6)],
+        setup='limits = "unlimited"',
+    )
+
+
 def test_warm_contexts_stay_on_the_thread_that_made_them(tmp_path):
     """A scenario run on another thread (the dev console replays saved scenarios on the
     server's) does not hand its contexts to this one, and a deep recursion runs as deep

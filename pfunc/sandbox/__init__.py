@@ -47,8 +47,10 @@ class SandboxInterrupted(Exception):
 Tape = dict[str, Any]
 
 # A sandbox reused for test runs loads its handler again each time (renew); a JavaScript
-# context keeps every module evaluated in it, so one serves at most this many loads.
-MAX_LOADS = 64
+# context keeps every module evaluated in it, so one serves at most this many loads (what
+# they keep is measured too: quickjs_host.py). A new context and the record of its
+# built-ins cost ~5 ms, ~20 us a scenario spread over 256.
+MAX_LOADS = 256
 
 
 class Sandbox(Protocol):

@@ -32,7 +32,6 @@ from pfunc.errors import HandlerLoadError
 from pfunc.sandbox import (
     CORRUPTED,
     CRASHED,
-    MAX_LOADS,
     MEMORY,
     TIMEOUT,
     WORKER_MEMORY_EXIT,
@@ -47,6 +46,9 @@ if TYPE_CHECKING:
 # Seconds for the worker to start, up to where the handler's own top-level code begins
 # (which is then held to the profile's time limit).
 START_TIMEOUT = 30.0
+# Loads one worker serves in test runs before a new one starts (each replaces the last
+# module, but process state a handler changed stays: a bound all the same).
+_MAX_LOADS = 64
 _MESSAGE_OPS = {"loading", "loaded", "call", "done", "log"}
 
 
@@ -292,8 +294,7 @@ class PythonSandbox:
         return None
 
     def reusable(self) -> bool:
-        # Each load replaces the last module (the worker collects it): a bound all the same.
-        return self.loads < MAX_LOADS and not self.broken
+        return self.loads < _MAX_LOADS and not self.broken
 
     def renew(self, random_seed: int | None) -> None:
         """For a worker handed to another test run: the handler module executed again in

@@ -34,6 +34,8 @@ ENGINE_STOPS = {"interrupted": TIMEOUT, "out of memory": MEMORY}
 _JOBS_TO_EXHAUST_MEMORY = 1000
 # What reusable() measures the growth of a context without a memory limit against.
 _UNLIMITED_ALLOWANCE = 64 * 1024 * 1024
+# The most loads reusable() lets pass without measuring what they kept.
+_MEMORY_CHECK_EVERY = 16
 # Extra memory granted after a blow-up so the execution's logs can still be read.
 _RESCUE_MEMORY = 16 * 1024 * 1024
 
@@ -149,6 +151,7 @@ class JavaScriptSandbox:
         self.loads = 1  # times its handler module was evaluated (see renew)
         self._load(timeout)
         self._loaded_size = self._memory_size()  # what one load takes, for reusable()
+        self._next_memory_check = 1  # the load count at which reusable() measures again
 
     # --- loading -------------------------------------------------------------------
 
@@ -316,9 +319,7 @@ class JavaScriptSandbox:
         allocated: reused while that stays small beside its memory limit, and only while
         the built-ins are as pfunc left them (a handler's Date.now = ..., or a property
         on Object.prototype, would reach the next test run)."""
-        allowance = (self.memory or _UNLIMITED_ALLOWANCE) // 8
-        grown = self._memory_size() - self._loaded_size
-        if self.loads >= MAX_LOADS or self.broken or grown >= allowance:
+        if self.loads >= MAX_LOADS or self.broken or not self._memory_allows_reuse():
             return False
         self._context.set_time_limit(FINISH_SECONDS)  # a getter in a built-in's place
         try:
@@ -327,6 +328,26 @@ class JavaScriptSandbox:
             return False
         finally:
             self._context.set_time_limit(-1)
+
+    def _memory_allows_reuse(self) -> bool:
+        """Whether what the loads so far kept is small beside the memory limit. Measuring
+        walks the whole heap (30 us for a small handler, more as loads pile up), so it is
+        measured again when the growth per load so far, doubled, could have reached the
+        allowance (every time for a handler whose loads keep a lot), and at least every
+        _MEMORY_CHECK_EVERY loads (a scenario may keep more than the ones before it)."""
+        if self.loads < self._next_memory_check:
+            return True
+        allowance = (self.memory or _UNLIMITED_ALLOWANCE) // 8
+        grown = self._memory_size() - self._loaded_size
+        if grown >= allowance:
+            return False
+        if self.loads == 1:  # no load again yet: nothing to tell what one keeps
+            self._next_memory_check = 2
+            return True
+        per_load = max(grown, 1) / (self.loads - 1)
+        loads_left = int((allowance - grown) / (2 * per_load))
+        self._next_memory_check = self.loads + max(1, min(loads_left, _MEMORY_CHECK_EVERY))
+        return True
 
     def renew(self, random_seed: int | None) -> None:
         """For a loaded context handed to another test run: seed its randomness, then
