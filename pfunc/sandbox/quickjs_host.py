@@ -34,8 +34,7 @@ ENGINE_STOPS = {"interrupted": TIMEOUT, "out of memory": MEMORY}
 _JOBS_TO_EXHAUST_MEMORY = 1000
 # What reusable() measures the growth of a context without a memory limit against.
 _UNLIMITED_ALLOWANCE = 64 * 1024 * 1024
-# The most loads reusable() lets pass without measuring what they kept.
-_MEMORY_CHECK_EVERY = 16
+_MEMORY_CHECK_EVERY = 16  # loads reusable() lets pass at most without measuring
 # Extra memory granted after a blow-up so the execution's logs can still be read.
 _RESCUE_MEMORY = 16 * 1024 * 1024
 
@@ -331,21 +330,17 @@ class JavaScriptSandbox:
 
     def _memory_allows_reuse(self) -> bool:
         """Whether what the loads so far kept is small beside the memory limit. Measuring
-        walks the whole heap (30 us for a small handler, more as loads pile up), so it is
-        measured again when the growth per load so far, doubled, could have reached the
-        allowance (every time for a handler whose loads keep a lot), and at least every
-        _MEMORY_CHECK_EVERY loads (a scenario may keep more than the ones before it)."""
+        walks the whole heap (30 us, more as loads pile up): measured again once the growth
+        per load so far, doubled, could reach the allowance, and every 16 loads at most."""
         if self.loads < self._next_memory_check:
             return True
         allowance = (self.memory or _UNLIMITED_ALLOWANCE) // 8
         grown = self._memory_size() - self._loaded_size
         if grown >= allowance:
             return False
-        if self.loads == 1:  # no load again yet: nothing to tell what one keeps
-            self._next_memory_check = 2
-            return True
-        per_load = max(grown, 1) / (self.loads - 1)
-        loads_left = int((allowance - grown) / (2 * per_load))
+        per_load = max(grown, 1) / max(self.loads - 1, 1)
+        # After the first load, nothing yet tells what a load keeps: measured at the next.
+        loads_left = 0 if self.loads == 1 else int((allowance - grown) / (2 * per_load))
         self._next_memory_check = self.loads + max(1, min(loads_left, _MEMORY_CHECK_EVERY))
         return True
 
