@@ -239,10 +239,12 @@ class KVStore:
             self._checkpointer = None
         await self.lock_waits.close()
         if str(self.path) == ":memory:":
-            _keep_memory(self._fast, self._changes_when_fresh)
             # Whatever still holds this store fails as on a closed one, never writing
-            # into the next scenario's.
-            self._fast = self.lock_waits._fast = _closed_connection()
+            # into the next scenario's: swapped under the lock its statements take.
+            with self._fast_lock:
+                kept, self._fast = self._fast, _closed_connection()
+                self.lock_waits._fast = self._fast
+            _keep_memory(kept, self._changes_when_fresh)
         else:
             self._fast.close()
 

@@ -453,6 +453,33 @@ def test_a_handler_loaded_again_and_again_does_not_pile_up_memory(tmp_path, file
     passes_each_time(tmp_path, file, f"json = {{ n = {n} }}", [f"s{i}" for i in range(12)])
 
 
+def test_a_context_whose_later_loads_keep_more_is_replaced_in_time(tmp_path):
+    """What old loads keep is checked before every reuse, however little the first loads
+    kept: scenarios that keep 3 MB each after two that keep nothing all pass under a
+    16 MiB limit, as each does alone."""
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nname = "keep"\nlimits = "classic"\n\n[limits]\nmemory_mb = 16\n'
+    )
+    (tmp_path / "keep.js").write_text(
+        "const keep = [];\n"
+        "export default (request) => {\n"
+        '  keep.push("x".repeat(request.message.n) + Math.random());\n'
+        "  return request.ok();\n"
+        "};\n"
+    )
+    sizes = [100, 100] + [3_000_000] * 8
+    (tmp_path / "keep.test.toml").write_text(
+        "\n".join(
+            f'[[scenario]]\nname = "s{i}"\nfile = "keep.js"\n\n[[scenario.step]]\n'
+            f'publish = {{ message = {{ n = {n} }} }}\nexpect = {{ outcome = "ok" }}\n'
+            for i, n in enumerate(sizes)
+        )
+    )
+    run = run_cli("test", tmp_path / "keep.test.toml", cwd=tmp_path)
+    assert run.code == 0, run.stdout + run.stderr
+    assert "10 passed, 0 failed" in run.stdout
+
+
 def test_globals_a_handlers_top_level_code_added_go_with_its_last_load(tmp_path):
     (tmp_path / "glob.js").write_text(
         "globalThis.seen = (globalThis.seen || 0) + 1;\n"

@@ -34,7 +34,6 @@ ENGINE_STOPS = {"interrupted": TIMEOUT, "out of memory": MEMORY}
 _JOBS_TO_EXHAUST_MEMORY = 1000
 # What reusable() measures the growth of a context without a memory limit against.
 _UNLIMITED_ALLOWANCE = 64 * 1024 * 1024
-_MEMORY_CHECK_EVERY = 16  # loads reusable() lets pass at most without measuring
 # Extra memory granted after a blow-up so the execution's logs can still be read.
 _RESCUE_MEMORY = 16 * 1024 * 1024
 
@@ -150,7 +149,6 @@ class JavaScriptSandbox:
         self.loads = 1  # times its handler module was evaluated (see renew)
         self._load(timeout)
         self._loaded_size = self._memory_size()  # what one load takes, for reusable()
-        self._next_memory_check = 1  # the load count at which reusable() measures again
 
     # --- loading -------------------------------------------------------------------
 
@@ -329,20 +327,18 @@ class JavaScriptSandbox:
             self._context.set_time_limit(-1)
 
     def _memory_allows_reuse(self) -> bool:
-        """Whether what the loads so far kept is small beside the memory limit. Measuring
-        walks the whole heap (30 us, more as loads pile up): measured again once the growth
-        per load so far, doubled, could reach the allowance, and every 16 loads at most."""
-        if self.loads < self._next_memory_check:
-            return True
+        """Whether what the loads so far kept is under an eighth of the memory limit: the
+        limit is lowered to that for one small allocation, refused past it (measuring the
+        heap instead walks all of it: 30 us, and more as loads pile up)."""
         allowance = (self.memory or _UNLIMITED_ALLOWANCE) // 8
-        grown = self._memory_size() - self._loaded_size
-        if grown >= allowance:
+        self._context.set_memory_limit(self._loaded_size + allowance)
+        try:
+            self._context.parse_json("[0]")
+            return True
+        except (quickjs.JSException, MemoryError):
             return False
-        per_load = max(grown, 1) / max(self.loads - 1, 1)
-        # After the first load, nothing yet tells what a load keeps: measured at the next.
-        loads_left = 0 if self.loads == 1 else int((allowance - grown) / (2 * per_load))
-        self._next_memory_check = self.loads + max(1, min(loads_left, _MEMORY_CHECK_EVERY))
-        return True
+        finally:
+            self._context.set_memory_limit(-1 if self.memory is None else self.memory)
 
     def renew(self, random_seed: int | None) -> None:
         """For a loaded context handed to another test run: seed its randomness, then
