@@ -332,6 +332,37 @@ def test_warm_contexts_stay_on_the_thread_that_made_them(tmp_path):
     assert parked_by == {threading.current_thread()}
 
 
+def test_the_scenarios_of_one_handler_share_one_context(tmp_path):
+    """Reuse is what keeps a scenario's overhead under a millisecond: a prelude change that
+    made every renewal fail (each scenario then paid ~5 ms for a new context) passed every
+    other test. A global the handler sets, and a module it requires, keep it reusable."""
+    import asyncio
+
+    from pfunc.sandbox.pool import _WARM
+    from pfunc.testing.runner import run_scenario
+    from pfunc.testing.scenario import load_scenarios
+
+    handler = tmp_path / "shared.js"
+    handler.write_text(
+        'const uuid = require("uuid");\nglobalThis.cache = {};\n'
+        "export default (request) => { globalThis.seen = uuid.v4(); return request.ok(); };\n"
+    )
+    one = (
+        '[[scenario]]\nname = "NAME"\nfile = "shared.js"\n\n[[scenario.step]]\n'
+        'publish = { message = { a = 1 } }\nexpect = { outcome = "ok" }\n'
+    )
+    (tmp_path / "shared.test.toml").write_text("".join(one.replace("NAME", n) for n in "abc"))
+    for scenario in load_scenarios(tmp_path / "shared.test.toml"):
+        assert asyncio.run(run_scenario(scenario)).passed
+    parked = [
+        sandbox
+        for key, sandboxes in _WARM.items()
+        if key[1] == str(handler.absolute())
+        for sandbox in sandboxes
+    ]
+    assert [sandbox.loads for sandbox in parked] == [3]
+
+
 def test_a_reused_context_starts_as_a_new_one_would(tmp_path):
     """Randomness drawn by top-level code, and console lines it wrote, are as a fresh load
     leaves them, whichever scenarios ran before on the same context."""
@@ -562,6 +593,46 @@ def test_built_ins_a_scenario_changed_never_reach_the_next(tmp_path):
     (tmp_path / "iso.test.toml").write_text(scenarios)
     run = run_cli("test", "iso.test.toml", cwd=tmp_path)
     assert run.code == 0 and "2 passed, 0 failed" in run.stdout, run.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "seen"),
+    [
+        # A global the handler made non-configurable, by name or by symbol.
+        ('Object.defineProperty(globalThis, "sticky", { value: 1 })', "typeof globalThis.sticky"),
+        (
+            'Object.defineProperty(globalThis, Symbol.for("s"), { value: 1 })',
+            'typeof globalThis[Symbol.for("s")]',
+        ),
+        ('globalThis[Symbol.for("t")] = 1', 'typeof globalThis[Symbol.for("t")]'),
+        # What the modules' own objects hold, however deep.
+        (
+            'require("pubnub").objects.getAllUUIDMetadata = () => 1',
+            'typeof require("pubnub").objects.getAllUUIDMetadata()',
+        ),
+        (
+            'require("pubnub").channelGroups.extra = 1',
+            'typeof require("pubnub").channelGroups.extra',
+        ),
+        ('require("uuid").v5.extra = 1', 'typeof require("uuid").v5.extra'),
+        ('require("jsonpath").JSONPath.extra = 1', 'typeof require("jsonpath").JSONPath.extra'),
+    ],
+)
+def test_what_a_scenario_left_on_globals_and_modules_never_reaches_the_next(tmp_path, change, seen):
+    """Each reached the next scenario in the same run (a second read found them)."""
+    (tmp_path / "leave.js").write_text(
+        "export default (request, response) => {\n"
+        f"  const seen = {seen};\n"
+        f"  {change};\n"
+        "  return response.send({ seen });\n"
+        "};\n"
+    )
+    expect = (
+        'json = { seen = "undefined" }'
+        if "Metadata()" not in seen
+        else 'json = { seen = "object" }'
+    )
+    passes_each_time(tmp_path, "leave.js", expect, ["first", "second", "third"])
 
 
 def test_python_uuid_and_random_int_are_seeded_as_javascripts(tmp_path):

@@ -730,13 +730,18 @@ var console;
     load.done = false;
     load.error = null;
     __pfunc_m.d = undefined;
-    // The globals the last load's code added go too (those it made non-configurable
-    // cannot, nor what it changed on the built-ins).
-    for (const name of Object.getOwnPropertyNames(globalThis)) {
-      if (!preludeGlobals.has(name)) {
-        try { delete globalThis[name]; } catch (error) { /* kept */ }
+    // The globals the last load's code added go too, symbols included. One it made
+    // non-configurable cannot: false then, and the host makes a new context instead.
+    let removed = true;
+    for (const key of ownKeys(globalThis)) {
+      if (preludeGlobals.has(key)) continue;
+      try {
+        if (!delete globalThis[key]) removed = false;
+      } catch (error) { // in strict code, delete throws instead
+        removed = false;
       }
     }
+    return removed;
   }
 
   function __pfunc_setClock(nowMs) {
@@ -988,8 +993,6 @@ var console;
   __pfunc_entry("__pfunc_api_unload", __pfunc_unload);
   __pfunc_entry("__pfunc_api_readTape", __pfunc_readTape);
   __pfunc_entry("__pfunc_api_tampered", __pfunc_tampered);
-  // The globals there are before any handler code runs (see __pfunc_unload).
-  const preludeGlobals = new Set(Object.getOwnPropertyNames(globalThis));
 
   // --- a context as pfunc left it, for the next test run --------------------------
   //
@@ -1025,22 +1028,48 @@ var console;
       EvalError.prototype, URIError, URIError.prototype, BigInt, BigInt.prototype,
       ArrayBuffer, ArrayBuffer.prototype, proto(Uint8Array), proto(Uint8Array.prototype),
       Uint8Array.prototype, DataView.prototype, console, globalThis.performance,
-      // The modules require() gives: a handler may wrap their methods too.
-      modules, modules.kvstore, modules.xhr, modules.vault, modules.crypto,
-      modules.crypto.ALGORITHM, modules.pubnub,
     ];
     for (const owner of owners) __pfunc_recordOwner(owner, owner !== globalThis);
+    // The modules require() gives: a handler may wrap their methods too.
+    __pfunc_recordTree(modules);
     if (builtins !== null) __pfunc_recordBuiltins();
   }
 
+  // A module's objects, and what they hold, as deep as they go (pubnub.objects,
+  // uuid.v5.URL, jsonpath.JSONPath): a handler may change any of them. Of a function that
+  // holds no more than a function's own length, name and prototype (most methods), only
+  // how many properties it has is recorded: recording those three too would add half
+  // again to the check.
+  function __pfunc_recordTree(owner) {
+    if (recordedOwners.indexOf(owner) >= 0) return;
+    __pfunc_recordOwner(owner, true);
+    for (const key of ownKeys(owner)) {
+      const value = __pfunc_describe(owner, key).value; // a getter's result is not held
+      if (typeof value === "function" && !__pfunc_holdsMore(value)) {
+        __pfunc_recordOwner(value, true, false);
+      } else if (typeof value === "function" || (typeof value === "object" && value !== null)) {
+        __pfunc_recordTree(value);
+      }
+    }
+  }
+
+  function __pfunc_holdsMore(fn) {
+    for (const key of ownKeys(fn)) {
+      if (key !== "length" && key !== "name" && key !== "prototype") return true;
+    }
+    return false;
+  }
+
   // One object's own properties. `counted`: how many it has is recorded too (not for the
-  // global object: a handler's own globals are there until the next load removes them).
-  function __pfunc_recordOwner(owner, counted) {
+  // global object: a handler's own globals are there until the next load removes them);
+  // `properties` false: only that.
+  function __pfunc_recordOwner(owner, counted, properties) {
     if (owner === undefined || owner === null || recordedOwners.indexOf(owner) >= 0) return;
     const index = recordedOwners.push(owner) - 1;
     recordedExtensible.push(isExtensible(owner));
     const keys = ownKeys(owner);
     if (counted) countedOwners.push([index, keys.length]);
+    if (properties === false) return;
     for (const key of keys) {
       const own = __pfunc_describe(owner, key);
       // A property neither writable nor configurable (Math.PI, Symbol.iterator, NaN)
@@ -1057,12 +1086,7 @@ var console;
   // context that records, before any handler code sees them.
   function __pfunc_recordBuiltins() {
     if (recordedOwners.length === 0) return;
-    __pfunc_recordOwner(builtins, true);
-    for (const name of Object.keys(builtins)) {
-      if (builtins[name] !== null && typeof builtins[name] === "object") {
-        __pfunc_recordOwner(builtins[name], true);
-      }
-    }
+    __pfunc_recordTree(builtins);
   }
 
   // The index of the first property that differs, -2 for a change in a built-in's shape,
@@ -1098,4 +1122,8 @@ var console;
   }
   __pfunc_entry("__pfunc_api_record", __pfunc_record);
   __pfunc_entry("__pfunc_api_pristine", __pfunc_pristine);
+
+  // The globals there are before any handler code runs, the entries above included (see
+  // __pfunc_unload).
+  const preludeGlobals = new Set(Reflect.ownKeys(globalThis));
 })(Date);

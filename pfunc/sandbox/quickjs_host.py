@@ -347,7 +347,8 @@ class JavaScriptSandbox:
         Raises HandlerLoadError as loading does."""
         if random_seed is not None:
             self._seed(_js_number(random_seed % 2**32))
-        self._unload()
+        if self._unload() is not True:  # a global it cannot remove: a new context
+            raise HandlerLoadError("LoadError", "a global of the last load is in the way")
         self.loads += 1
         self._load(self.load_timeout)
 
