@@ -38,6 +38,7 @@ class Runtime:
     # Hand loaded sandboxes on to the next engine for the same code (scenarios:
     # a warm context, as production reuses isolates) instead of closing them.
     warm_sandboxes: bool = False
+    renewed_sandboxes: int = 0  # of those, how many this engine was handed (and used)
     timetokens: Timetokens = field(default_factory=Timetokens)
     # Called with every finished execution, chained ones included (the dev server's log).
     observers: list[Callable[[Result], None]] = field(default_factory=list)

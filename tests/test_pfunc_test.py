@@ -511,6 +511,33 @@ def test_a_context_whose_later_loads_keep_more_is_replaced_in_time(tmp_path):
     assert "10 passed, 0 failed" in run.stdout
 
 
+def test_a_scenario_near_its_memory_limit_passes_after_others_as_it_does_alone(tmp_path):
+    """A reused context keeps what earlier loads allocated (here 1 MB, under the eighth of
+    the limit that retires it): a scenario that then runs out of memory is run again in a
+    new context, so that it passes as it does alone, whichever ran before it."""
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nname = "m"\nlimits = "classic"\n\n[limits]\nmemory_mb = 16\n'
+    )
+    (tmp_path / "grow.js").write_text(
+        "const held = [];\n"
+        "export default (request) => {\n"
+        "  for (let i = 0; i < request.message.n; i++) held.push(new Array(65536).fill(i));\n"
+        "  return request.ok();\n"
+        "};\n"
+    )
+    (tmp_path / "seq.test.toml").write_text(
+        "".join(
+            f'[[scenario]]\nname = "{name}"\nfile = "grow.js"\n\n[[scenario.step]]\n'
+            f'publish = {{ message = {{ n = {n} }} }}\nexpect = {{ outcome = "ok" }}\n\n'
+            for name, n in [("a", 0), ("b", 0), ("keeps 1 MB", 1), ("big", 10)]
+        )
+    )
+    alone = run_cli("test", "seq.test.toml", "-k", "big", cwd=tmp_path)
+    assert alone.code == 0, alone.stdout
+    after = run_cli("test", "seq.test.toml", cwd=tmp_path)
+    assert after.code == 0 and "4 passed, 0 failed" in after.stdout, after.stdout
+
+
 def test_globals_a_handlers_top_level_code_added_go_with_its_last_load(tmp_path):
     (tmp_path / "glob.js").write_text(
         "globalThis.seen = (globalThis.seen || 0) + 1;\n"

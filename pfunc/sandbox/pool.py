@@ -148,6 +148,7 @@ class SandboxPool:
                 sandbox.close()  # way, or its worker is gone: a new load answers for itself
             else:
                 self._loaded_at[id(sandbox)] = clock
+                self.runtime.renewed_sandboxes += 1
                 return sandbox
         sandbox = await self._load_new(source, inline)
         if key is not None:  # only runs that park their sandboxes need to know
