@@ -283,7 +283,9 @@ class ExecutionLoop:
         return None
 
     def _timeout_error(self, stop: SandboxInterrupted | None) -> ExecutionError:
-        return timeout_error(stop, self.executor.display_path, self.budget.profile)
+        deadline, limit = self.context.deadline, self.timeout
+        elapsed = None if deadline is None or limit is None else time.monotonic() - deadline + limit
+        return timeout_error(stop, self.executor.display_path, self.budget.profile, elapsed)
 
     def _diverged(self) -> ExecutionError:
         tape = None if self.replay is None else self.replay.tape

@@ -55,17 +55,31 @@ def memory_error(display_path: str, profile: Profile) -> ExecutionError:
 
 
 def timeout_error(
-    stop: SandboxInterrupted | None, display_path: str, profile: Profile
+    stop: SandboxInterrupted | None,
+    display_path: str,
+    profile: Profile,
+    elapsed: float | None = None,
 ) -> ExecutionError:
-    """The time limit ran out: in the engine (stop says where) or awaiting a host call."""
+    """The time limit ran out: in the engine (stop says where) or awaiting a host call.
+    `elapsed`: the execution's wall time so far, named when it is far from the limit."""
     stack, location = map_stack(stop.engine_text if stop else "", display_path)
     # QuickJS reports the running function's position, not the exact loop line.
     where = f" inside the function that starts at line {location.line}" if location else ""
     cause = "a loop that never ends" if stop else "a slow call"
+    limit = profile.timeout or 0
+    when = ""
+    if stop is not None and elapsed is not None and abs(elapsed - limit) > 0.2 * limit:
+        # The engine counts the limit in the process's CPU time (the binding offers no
+        # other clock): slower than the wall's while other processes hold the CPUs,
+        # quicker while pfunc's own threads are busy too.
+        when = (
+            f" after {elapsed:.1f} s (the engine counts the limit in pfunc's CPU time, "
+            "which other programs' load slows and pfunc's own busy threads speed up)"
+        )
     return error_at(
         "TimeoutError",
-        f"{display_path}: the handler ran longer than the {profile.timeout or 0:g} s time "
-        f"limit ({profile.describe()}) and was stopped{where}; look for "
+        f"{display_path}: the handler ran longer than the {limit:g} s time "
+        f"limit ({profile.describe()}) and was stopped{where}{when}; look for "
         f"{cause}, or raise the limit with --timeout",
         stack,
         display_path,

@@ -407,3 +407,24 @@ def test_a_built_in_set_to_nan_is_a_change_for_the_next_scenario():
     changed = JavaScriptSandbox("export default (r) => r.ok();", "h.js", None, 5.0, reused=True)
     changed._context.eval("Math.random = NaN;")
     assert not changed.reusable()
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "named"),
+    [(36.0, "after 36.0 s"), (6.2, "after 6.2 s"), (10.4, None), (None, None)],
+)
+def test_a_runaway_stopped_far_from_its_limit_says_how_long_it_ran(elapsed, named):
+    """The engine counts the limit in the process's CPU time: two busy programs beside
+    pfunc let a 10 s runaway run 36 s, busy threads of pfunc's own stopped one at 6 s, and
+    the error said 10 s either way. Far from the limit, it says how long and why."""
+    from pfunc.limits import resolve_profile
+    from pfunc.outcome import timeout_error
+    from pfunc.sandbox import TIMEOUT, SandboxInterrupted
+
+    stop = SandboxInterrupted(TIMEOUT, "InternalError: interrupted\n")
+    message = timeout_error(stop, "spin.js", resolve_profile("classic"), elapsed).message
+    assert "ran longer than the 10 s time limit" in message
+    if named is None:
+        assert "CPU time" not in message
+    else:
+        assert named in message and "pfunc's CPU time" in message
