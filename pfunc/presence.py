@@ -29,9 +29,11 @@ class Presence:
     def intervals_due(self, announce_max: int, every: float) -> list[tuple[str, dict[str, Any]]]:
         """(channel, what changed) for channels in interval mode whose interval is up."""
         now, due = time.monotonic(), []
-        for channel in sorted(set(self._pending) | set(self._expires)):
-            if self.occupancy(channel) <= announce_max and channel not in self._pending:
-                continue
+        for channel in [c for c in self._announced if c not in self._expires]:
+            if channel not in self._pending:
+                del self._announced[channel]  # emptied and announced: nothing left to pace
+        crowded = {c for c, members in self._expires.items() if len(members) > announce_max}
+        for channel in sorted(crowded | set(self._pending)):
             if now - self._announced.get(channel, 0.0) < every:
                 continue
             self._announced[channel] = now
@@ -68,17 +70,33 @@ class Presence:
         return joined
 
     def leave(self, channel: str, uuid: str) -> bool:
-        members = self._expires.get(channel, {})
-        self._state.get(channel, {}).pop(uuid, None)  # state lives while the user is there
-        return members.pop(uuid, None) is not None
+        left = uuid in self._expires.get(channel, {})
+        self._forget(channel, uuid)
+        return left
 
     def expired(self) -> list[tuple[str, str]]:
         """(channel, uuid) pairs whose heartbeat ran out, removed as they are returned."""
-        now, gone = time.monotonic(), []
-        for channel, members in self._expires.items():
-            for uuid, expires in list(members.items()):
-                if expires <= now:
-                    del members[uuid]
-                    self._state.get(channel, {}).pop(uuid, None)
-                    gone.append((channel, uuid))
+        now = time.monotonic()
+        gone = [
+            (channel, uuid)
+            for channel, members in self._expires.items()
+            for uuid, expires in members.items()
+            if expires <= now
+        ]
+        for channel, uuid in gone:
+            self._forget(channel, uuid)
         return gone
+
+    def _forget(self, channel: str, uuid: str) -> None:
+        """The user is no longer on the channel, nor its state (which lives while the user
+        is there); a channel left empty is dropped, or every channel that ever had a
+        heartbeat would be walked every second for as long as the server runs."""
+        members, states = self._expires.get(channel), self._state.get(channel)
+        if members is not None:
+            members.pop(uuid, None)
+            if not members:
+                del self._expires[channel]
+        if states is not None:
+            states.pop(uuid, None)
+            if not states:
+                del self._state[channel]

@@ -168,11 +168,14 @@ class PubNubAPI:
         except ValueError:
             return pubnub_error(400, f"Invalid timetoken {since!r}", "subscribe")
         messages = self.state.messages
+        transport = request.transport
         found = await messages.wait(
             lambda: self._subscription(channels, groups),
             after,
             self.state.subscribe_timeout,
             accept,
+            gone=lambda: transport is None or transport.is_closing(),
+            dynamic=bool(groups),
         )
         envelopes = [messages.envelope(delivery, match) for delivery, match in found]
         latest = max((delivery.timetoken for delivery, _ in found), default=after)
