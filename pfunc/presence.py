@@ -30,8 +30,8 @@ class Presence:
         """(channel, what changed) for channels in interval mode whose interval is up."""
         now, due = time.monotonic(), []
         for channel in [c for c in self._announced if c not in self._expires]:
-            if channel not in self._pending:
-                del self._announced[channel]  # emptied and announced: nothing left to pace
+            if channel not in self._pending and now - self._announced[channel] >= every:
+                del self._announced[channel]  # emptied, announced, its interval over
         crowded = {c for c, members in self._expires.items() if len(members) > announce_max}
         for channel in sorted(crowded | set(self._pending)):
             if now - self._announced.get(channel, 0.0) < every:

@@ -113,3 +113,90 @@ def test_presence_keeps_nothing_for_channels_nobody_is_on(how):
     assert presence.occupied() == [] and presence.intervals_due(20, 10.0) == []
     # What the server walks every second is as empty as what it reports.
     assert presence._expires == {} and presence._state == {} and presence._announced == {}
+
+
+@pytest.mark.parametrize(
+    ("subscription", "traffic"),
+    [("rooms.*", "other"), ("c", "c")],  # a wildcard woken by all; a filter refusing all
+)
+def test_a_poll_whose_client_left_ends_even_while_deliveries_keep_waking_it(
+    monkeypatch, subscription, traffic
+):
+    monkeypatch.setattr(subscribers, "GONE_CHECK_EVERY", 0.05)
+
+    async def scenario() -> list:
+        log = MessageLog("sub-c")
+
+        async def fixed() -> list[tuple[str, str]]:
+            return [(subscription, subscription)]
+
+        def nothing(seen: tuple) -> bool:
+            return False
+
+        poll = asyncio.create_task(log.wait(fixed, 0, 3600, nothing, gone=lambda: True))
+        tt = 0
+        while not poll.done():  # a delivery every 10 ms, quicker than the check
+            tt += 1
+            _message(log, tt, traffic, "noise")
+            await asyncio.sleep(0.01)
+            if tt > 3000:  # 30 s: it never ended
+                poll.cancel()
+                return ["never ended"]
+        return await poll
+
+    assert asyncio.run(scenario()) == []
+
+
+def test_a_delivery_arriving_as_the_wait_times_out_is_still_read():
+    """A wait that timed out (to check its client) read nothing that arrived meanwhile:
+    a message published in that instant waited for the poll's whole timeout."""
+
+    async def scenario() -> list[str]:
+        log = MessageLog("sub-c")
+
+        async def fixed() -> list[tuple[str, str]]:
+            return [("c", "c")]
+
+        poll = asyncio.create_task(log.wait(fixed, 0, 3600, gone=lambda: False))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        _message(log, 1, "c", "hello")
+        return [d.payload["text"] for d, _ in await asyncio.wait_for(poll, 30)]
+
+    subscribers.GONE_CHECK_EVERY, kept = 0.0, subscribers.GONE_CHECK_EVERY
+    try:
+        assert asyncio.run(scenario()) == ["hello"]
+    finally:
+        subscribers.GONE_CHECK_EVERY = kept
+
+
+def test_a_crowded_channel_emptied_and_filled_again_keeps_its_interval(monkeypatch):
+    """Forgetting an emptied channel must not forget when it was last announced: filled
+    again within its interval, it waits the interval out."""
+    import pfunc.presence as presence_module
+
+    clock = [100.0]
+
+    class FakeTime:
+        @staticmethod
+        def monotonic() -> float:
+            return clock[0]
+
+    monkeypatch.setattr(presence_module, "time", FakeTime)
+    presence = Presence()
+
+    def crowd() -> None:
+        for user in ("a", "b", "c"):
+            presence.beat("hall", user, 60)
+
+    crowd()
+    assert [channel for channel, _ in presence.intervals_due(2, 10.0)] == ["hall"]
+    for user in ("a", "b", "c"):
+        presence.leave("hall", user)
+    clock[0] += 1
+    presence.intervals_due(2, 10.0)  # the emptied channel's turn passes
+    crowd()
+    clock[0] += 1
+    assert presence.intervals_due(2, 10.0) == []  # 2 s after the last: not yet
+    clock[0] += 9
+    assert [channel for channel, _ in presence.intervals_due(2, 10.0)] == ["hall"]

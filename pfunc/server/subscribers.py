@@ -153,17 +153,20 @@ class MessageLog:
         patterns = await resolve()
         read_up_to = self._appended  # the scan below is synchronous: nothing slips in
         found = self.after(patterns, timetoken, accept)
+        check_gone_at = time.monotonic() + GONE_CHECK_EVERY
         while not found and not self._closed:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            now = time.monotonic()
+            if now >= deadline:
                 return []
-            waiter = self._register(patterns, dynamic)
-            try:
-                await asyncio.wait_for(waiter.woken, min(remaining, GONE_CHECK_EVERY))
-            except TimeoutError:
+            if now >= check_gone_at:  # however often it is woken, or not at all
                 if gone is not None and gone():
                     return []
-                continue
+                check_gone_at = now + GONE_CHECK_EVERY
+            waiter = self._register(patterns, dynamic)
+            try:
+                await asyncio.wait_for(waiter.woken, min(deadline, check_gone_at) - now)
+            except TimeoutError:
+                pass  # what arrived as it timed out is read below all the same
             finally:
                 self._unregister(waiter)
             if dynamic:
