@@ -24,14 +24,15 @@ from pfunc.checkpoints import BACKSTOP_PAGES, Checkpointer
 from pfunc.store_contention import BUSY_TIMEOUT_MS, LockWaits, Statements, busy
 from pfunc.store_schema import ADDED_COLUMNS, APPLICATION_ID, OUR_TABLES, SCHEMA
 
-# Above every key: keys are text, and no character sorts after U+10FFFF.
-_TOP = "\U0010ffff" * 2
+# Above every key: SQLite sorts any text before any BLOB. (Two U+10FFFF were used before,
+# and the keys that start with them fell outside every listing and export.)
+_TOP = b""
 
 
-def key_range(prefix: str, after: str | None = None) -> tuple[str, str]:
+def key_range(prefix: str, after: str | None = None) -> tuple[str, str | bytes]:
     """[low, high) on keys for `prefix`: the keys that start with it sort in this range
     (SQLite compares text by its UTF-8 bytes, which orders as code points do)."""
-    high = _TOP
+    high: str | bytes = _TOP
     stem = prefix
     while stem:
         last = ord(stem[-1])
@@ -43,6 +44,13 @@ def key_range(prefix: str, after: str | None = None) -> tuple[str, str]:
     if after is not None and after >= low:
         low = after + "\x00"  # the smallest key after `after`
     return low, high
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+class CounterOverflow(Exception):
+    """A counter would pass what a 64-bit integer holds; nothing was written."""
 
 
 class StoreOpenError(Exception):
@@ -388,13 +396,29 @@ class KVStore:
         return int(rows[0][0]) if rows else 0
 
     async def incr_counter(self, keyset: str, key: str, amount: int) -> int:
-        # One UPSERT ... RETURNING: atomic across connections and processes.
-        rows = await self._run(
-            "INSERT INTO counters(keyset,key,value) VALUES(?,?,?) "
-            "ON CONFLICT(keyset,key) DO UPDATE SET value=value+excluded.value "
-            "RETURNING value",
-            (keyset, key, amount),
-        )
+        """The counter after adding `amount`. Raises CounterOverflow, writing nothing,
+        when the sum leaves 64-bit integers (SQLite would store it as a float)."""
+        if not _INT64_MIN <= amount <= _INT64_MAX:
+            raise CounterOverflow
+        # One UPSERT ... RETURNING: atomic across connections and processes. A sum past
+        # 64 bits evaluates abs() of the smallest integer, SQLite's "integer overflow"
+        # error, so the statement fails whole instead.
+        try:
+            rows = await self._run(
+                "INSERT INTO counters(keyset,key,value) VALUES(?,?,?) "
+                "ON CONFLICT(keyset,key) DO UPDATE SET value=CASE "
+                "WHEN excluded.value > 0 AND value > 9223372036854775807 - excluded.value "
+                "THEN abs(-9223372036854775808) "
+                "WHEN excluded.value < 0 AND value < -9223372036854775808 - excluded.value "
+                "THEN abs(-9223372036854775808) "
+                "ELSE value + excluded.value END "
+                "RETURNING value",
+                (keyset, key, amount),
+            )
+        except sqlite3.OperationalError as error:
+            if "integer overflow" in str(error):
+                raise CounterOverflow from None
+            raise
         return int(rows[0][0])
 
     async def counter_keys(self, keyset: str, after: str | None, limit: int) -> list[str]:

@@ -11,6 +11,7 @@ import math
 
 from pfunc.modules import MODULES
 from pfunc.modules.calls import AnsweredAtOnce, CallContext, HandlerCallError, JSArg
+from pfunc.store import CounterOverflow
 
 _PAGE_TOKEN_PREFIX = "pk1."
 
@@ -199,7 +200,14 @@ class KVStoreModule(AnsweredAtOnce):
             )
         else:
             amount = int(step.value)
-        return str(await context.store.incr_counter(context.keyset, key, amount))
+        try:
+            return str(await context.store.incr_counter(context.keyset, key, amount))
+        except CounterOverflow:
+            raise HandlerCallError(
+                "RangeError",
+                f'kvstore.incrCounter: counter "{key}" plus {amount} would pass what a '
+                "64-bit integer holds (-2^63 to 2^63-1); it is unchanged",
+            ) from None
 
     # --- listing ---------------------------------------------------------------
 
