@@ -42,14 +42,25 @@ def store_failures() -> Iterator[None]:
         click.echo(f"Error: {error}", err=True)
         sys.exit(EXIT_FAILED)
     except sqlite3.Error as error:  # a full disk, a read-only file, damage found on use
-        click.echo(f"Error: the store refused: {error}", err=True)
+        if "locked" in str(error):  # another program held its write lock past the wait
+            click.echo(
+                "Error: the store stayed locked by another program's write for the whole "
+                "wait; nothing was changed: run the command again once it is done",
+                err=True,
+            )
+        else:
+            click.echo(f"Error: the store refused: {error}", err=True)
         sys.exit(EXIT_FAILED)
 
 
 def _kv(
-    options: dict[str, Any], action: Callable[[Any], Any], show: Callable[[Any], None] | None = None
+    options: dict[str, Any],
+    action: Callable[[Any], Any],
+    show: Callable[[Any], None] | None = None,
+    quiet_json: bool = False,
 ) -> Any:
-    """Run one KV tool action on the project's store, then print its result."""
+    """Run one KV tool action on the project's store, then print its result (its JSON
+    with --json, unless `quiet_json`: the caller prints it)."""
     import asyncio
 
     from pfunc.cli.kvtool import KVTool
@@ -67,7 +78,7 @@ def _kv(
     with store_failures():
         session = prepare_session(options)
         outcome = asyncio.run(go(session))
-    if session.as_json:
+    if session.as_json and not quiet_json:
         import json
 
         click.echo(json.dumps(outcome, ensure_ascii=False))
@@ -82,12 +93,17 @@ def kv() -> None:
 
 
 PAGE = 1000  # keys per page of `kv list` and `kv counters`
+MAX_PAGE = 1_000_000
 
 page_options = [
     click.option("--prefix", default="", help="Only keys that start with this."),
     click.option("--after", default=None, help="Start after this key (the next page)."),
     click.option(
-        "--limit", type=click.IntRange(1), default=PAGE, show_default=True, help="Keys per page."
+        "--limit",
+        type=click.IntRange(1, MAX_PAGE),
+        default=PAGE,
+        show_default=True,
+        help="Keys per page.",
     ),
 ]
 
@@ -99,11 +115,30 @@ def paged(command: Any) -> Any:
 
 
 def _page_end(shown: list[dict[str, Any]], limit: int, what: str) -> None:
-    """The count, and how to ask for the next page when there is one."""
+    """The count, and how to ask for the next page when there is one (quoted for a
+    POSIX shell, so that it can be pasted as it is)."""
+    import shlex
+
     more = len(shown) > limit
     click.echo(f"{min(len(shown), limit)} {what}(s)", err=True)
     if more:
-        click.echo(f"more: add --after {shown[limit - 1]['key']!r}", err=True)
+        click.echo(f"more: add --after {shlex.quote(shown[limit - 1]['key'])}", err=True)
+
+
+def _page(
+    options: dict[str, Any], fetch: Callable[[Any], Any], limit: int, what: str, line: Callable
+) -> None:
+    """One page of `kv list` or `kv counters`: at most `limit` rows (as JSON with --json),
+    then on stderr the count and the next page's --after."""
+    import json
+
+    rows = _kv(options, fetch, None, quiet_json=True)
+    if options.get("as_json"):
+        click.echo(json.dumps(rows[:limit], ensure_ascii=False))
+    else:
+        for row in rows[:limit]:
+            click.echo(line(row))
+    _page_end(rows, limit, what)
 
 
 @kv.command(name="list")
@@ -113,14 +148,12 @@ def kv_list(prefix: str, after: str | None, limit: int, **options: Any) -> None:
     """List live items with their values and expiry, a page at a time."""
     import json
 
-    def show(items: list[dict[str, Any]]) -> None:
-        for item in items[:limit]:
-            value = json.dumps(item["value"], ensure_ascii=False)
-            value = value if len(value) <= 60 else value[:57] + "..."
-            click.echo(f"{item['key']}  {value}  (expires {item['expires_at']})")
-        _page_end(items, limit, "item")
+    def line(item: dict[str, Any]) -> str:
+        value = json.dumps(item["value"], ensure_ascii=False)
+        value = value if len(value) <= 60 else value[:57] + "..."
+        return f"{item['key']}  {value}  (expires {item['expires_at']})"
 
-    _kv(options, lambda tool: tool.list_items(prefix, after, limit + 1), show)
+    _page(options, lambda tool: tool.list_items(prefix, after, limit + 1), limit, "item", line)
 
 
 @kv.command(name="get")
@@ -164,12 +197,12 @@ def kv_rm(key: str, **options: Any) -> None:
 def kv_counters(prefix: str, after: str | None, limit: int, **options: Any) -> None:
     """List counters and their values, a page at a time."""
 
-    def show(counters: list[dict[str, Any]]) -> None:
-        for counter in counters[:limit]:
-            click.echo(f"{counter['key']}  {counter['value']}")
-        _page_end(counters, limit, "counter")
+    def line(counter: dict[str, Any]) -> str:
+        return f"{counter['key']}  {counter['value']}"
 
-    _kv(options, lambda tool: tool.list_counters(prefix, after, limit + 1), show)
+    _page(
+        options, lambda tool: tool.list_counters(prefix, after, limit + 1), limit, "counter", line
+    )
 
 
 @kv.command(name="incr")

@@ -55,6 +55,7 @@ class KVTool:
     async def list_items(
         self, prefix: str, after: str | None = None, limit: int = -1
     ) -> list[dict[str, Any]]:
+        _check_text(prefix, after)
         now = self.runtime.clock.now_ms()
         found = await self.runtime.store.items(self.keyset, prefix, now, after=after, limit=limit)
         return [
@@ -65,6 +66,7 @@ class KVTool:
     async def list_counters(
         self, prefix: str, after: str | None = None, limit: int = -1
     ) -> list[dict[str, Any]]:
+        _check_text(prefix, after)
         found = await self.runtime.store.counters(self.keyset, prefix, after=after, limit=limit)
         return [{"key": key, "value": value} for key, value in found]
 
@@ -164,9 +166,27 @@ def _text(value: str) -> JSArg:
     return JSArg({"v": value})
 
 
+def _check_text(*values: str | None) -> None:
+    """--prefix and --after as text SQLite can hold: bytes that are not UTF-8 in a
+    command-line argument arrive as lone surrogates."""
+    for value in values:
+        if value is not None and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise PfuncUsageError(
+                    f"{value!r} is not valid UTF-8 text; keys are Unicode text"
+                ) from None
+
+
+_LATEST_MS = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp() * 1000)
+
+
 def _iso(ms: int) -> str:
+    # An expiry past year 9999 (set under a --now close to it) has no ISO-8601 date:
+    # shown, and exported, as the last second that has one.
     return (
-        datetime.fromtimestamp(ms / 1000, tz=UTC)
+        datetime.fromtimestamp(min(ms, _LATEST_MS) / 1000, tz=UTC)
         .isoformat(timespec="seconds")
         .replace("+00:00", "Z")
     )
