@@ -1,8 +1,10 @@
 """Channel groups: named sets of channels a client subscribes to at once, kept in the
-project's SQLite store. A group change takes effect for open subscriptions, which
-resolve their groups again each time they look for messages."""
+project's SQLite store. A group change takes effect for open subscriptions: its
+listeners (the dev server's waiting long-polls) are told, and resolve their groups again."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from pfunc.store import KVStore
 
@@ -11,6 +13,11 @@ class ChannelGroups:
     def __init__(self, store: KVStore, keyset: str) -> None:
         self.store = store
         self.keyset = keyset
+        self.listeners: list[Callable[[], None]] = []  # called after every change
+
+    def _changed(self) -> None:
+        for listener in self.listeners:
+            listener()
 
     async def add(self, group: str, channels: list[str]) -> None:
         for channel in channels:
@@ -18,6 +25,7 @@ class ChannelGroups:
                 "INSERT OR IGNORE INTO channel_groups(keyset,grp,channel) VALUES(?,?,?)",
                 (self.keyset, group, channel),
             )
+        self._changed()
 
     async def remove(self, group: str, channels: list[str]) -> None:
         for channel in channels:
@@ -25,6 +33,7 @@ class ChannelGroups:
                 "DELETE FROM channel_groups WHERE keyset=? AND grp=? AND channel=?",
                 (self.keyset, group, channel),
             )
+        self._changed()
 
     async def channels(self, group: str) -> list[str]:
         rows = await self.store.execute(
@@ -43,3 +52,4 @@ class ChannelGroups:
         await self.store.execute(
             "DELETE FROM channel_groups WHERE keyset=? AND grp=?", (self.keyset, group)
         )
+        self._changed()

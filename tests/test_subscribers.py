@@ -73,6 +73,7 @@ def test_a_group_poll_gets_a_channel_the_group_gains_while_it_waits():
         poll = asyncio.create_task(log.wait(group, 0, 30, dynamic=True))
         await asyncio.sleep(0)
         members.append("b")
+        log.groups_changed()  # as ChannelGroups tells the dev server
         _message(log, 1, "b", "to the new member")
         return [d.channel for d, _ in await poll]
 

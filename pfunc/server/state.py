@@ -28,6 +28,11 @@ class DevState:
         self.log = log
         self.subscribe_timeout = subscribe_timeout
         self.messages = MessageLog(engine.runtime.keyset.subscribe_key)
+        if engine.groups is not None:
+            loop = asyncio.get_running_loop()
+            engine.groups.listeners.append(
+                lambda: loop.call_soon_threadsafe(self.messages.groups_changed)
+            )
         self.presence = engine.presence  # the same functions read
         engine.listeners.append(self._announced)
         self._background: set[asyncio.Task[Any]] = set()

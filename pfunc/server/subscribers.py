@@ -56,13 +56,14 @@ GONE_CHECK_EVERY = 10.0
 class _Waiter:
     """One long-poll waiting for deliveries, and the subscriptions it waits on."""
 
-    __slots__ = ("patterns", "wide", "woken")
+    __slots__ = ("grouped", "keys", "patterns", "woken")
 
-    def __init__(self, patterns: list[tuple[str, str]], wide: bool) -> None:
+    def __init__(self, patterns: list[tuple[str, str]], grouped: bool) -> None:
         self.patterns = patterns
-        # Woken by any delivery: a wildcard, or a channel group (whose channels may change
-        # while it waits, so it asks again each time).
-        self.wide = wide
+        # What wakes it: a channel's name, or (for `a.*`) its prefix and whether it is the
+        # presence of the channels under it (`a.*-pnpres`).
+        self.keys = {_key(pattern) for pattern, _ in patterns}
+        self.grouped = grouped  # a channel group's: told when any group changes
         self.woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def wake(self) -> None:
@@ -70,11 +71,31 @@ class _Waiter:
             self.woken.set_result(None)
 
 
+def _key(pattern: str) -> str | tuple[str, bool]:
+    presence = pattern.endswith(PRESENCE)
+    base = pattern[: -len(PRESENCE)] if presence else pattern
+    return (base[:-1], presence) if base.endswith(".*") else pattern
+
+
+def _keys_of(channel: str) -> list[str | tuple[str, bool]]:
+    """The waiter keys a delivery on `channel` wakes: its name, and each `a.` prefix of
+    it (with whether it is a presence channel), for the wildcards above it."""
+    presence = channel.endswith(PRESENCE)
+    base = channel[: -len(PRESENCE)] if presence else channel
+    keys: list[str | tuple[str, bool]] = [channel]
+    at = base.find(".")
+    while at != -1:
+        keys.append((base[: at + 1], presence))
+        at = base.find(".", at + 1)
+    return keys
+
+
 class MessageLog:
     """Recent deliveries, oldest first, and the subscribers waiting for new ones.
 
     A waiting long-poll is woken only by a delivery on a channel it subscribes to (by
-    name, or any delivery for a wildcard or group), and then reads only the deliveries
+    name, or by prefix for a wildcard), or for a channel group's poll by a change of
+    the groups, and then reads only the deliveries
     that arrived since it last read: waking every waiter to read the whole buffer cost
     each publish waiters x buffer, and 200 polls left open by reloaded pages brought
     publishing from 2,400/s to 10/s."""
@@ -83,23 +104,28 @@ class MessageLog:
         self.subscribe_key = subscribe_key
         self._entries: deque[Delivery] = deque(maxlen=keep)
         self._appended = 0  # deliveries ever added: what a waiter has read up to
-        self._by_channel: dict[str, set[_Waiter]] = {}
-        self._wide: set[_Waiter] = set()
+        self._waiting: dict[str | tuple[str, bool], set[_Waiter]] = {}
+        self._grouped: set[_Waiter] = set()
         self._closed = False
 
     def close(self) -> None:
         """The server is stopping: answer every waiting long-poll now, and new ones at once."""
         self._closed = True
-        for waiter in [*self._wide, *(w for ws in self._by_channel.values() for w in ws)]:
+        for waiters in list(self._waiting.values()):
+            for waiter in waiters:
+                waiter.wake()
+
+    def groups_changed(self) -> None:
+        """A channel group changed: its subscribers' polls resolve their groups again."""
+        for waiter in self._grouped:
             waiter.wake()
 
     def add(self, delivery: Delivery) -> None:
         self._entries.append(delivery)
         self._appended += 1
-        for waiter in self._by_channel.get(delivery.channel, ()):
-            waiter.wake()
-        for waiter in self._wide:
-            waiter.wake()
+        for key in _keys_of(delivery.channel):
+            for waiter in self._waiting.get(key, ()):
+                waiter.wake()
 
     def after(
         self, patterns: list[tuple[str, str]], timetoken: int, accept: Predicate | None = None
@@ -179,26 +205,22 @@ class MessageLog:
             found = self._matching(arrived, patterns, timetoken, accept)
         return found
 
-    def _register(self, patterns: list[tuple[str, str]], dynamic: bool) -> _Waiter:
-        wide = dynamic or any("*" in pattern for pattern, _ in patterns)
-        waiter = _Waiter(patterns, wide)
-        if wide:
-            self._wide.add(waiter)
-        else:
-            for pattern, _ in patterns:
-                self._by_channel.setdefault(pattern, set()).add(waiter)
+    def _register(self, patterns: list[tuple[str, str]], grouped: bool) -> _Waiter:
+        waiter = _Waiter(patterns, grouped)
+        for key in waiter.keys:
+            self._waiting.setdefault(key, set()).add(waiter)
+        if grouped:
+            self._grouped.add(waiter)
         return waiter
 
     def _unregister(self, waiter: _Waiter) -> None:
-        if waiter.wide:
-            self._wide.discard(waiter)
-            return
-        for pattern, _ in waiter.patterns:
-            waiters = self._by_channel.get(pattern)
+        self._grouped.discard(waiter)
+        for key in waiter.keys:
+            waiters = self._waiting.get(key)
             if waiters is not None:
                 waiters.discard(waiter)
                 if not waiters:
-                    del self._by_channel[pattern]
+                    del self._waiting[key]
 
     def envelope(self, delivery: Delivery, match: str) -> dict[str, Any]:
         """One message as the subscribe v2 API carries it."""
