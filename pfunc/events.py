@@ -348,7 +348,7 @@ def build_event(
     if row.trigger != "presence":
         refuse(_PRESENCE_FIELDS, other_kind("presence"))
     channel = spec.channel if spec.channel is not None else default_channel
-    if not isinstance(channel, str) or not channel or not _is_unicode(channel):
+    if not isinstance(channel, str) or not channel or not is_unicode(channel):
         raise PfuncUsageError(f"{spell('channel')} must be a channel name, got {channel!r}")
     if spec.message is not _MISSING and row.trigger == FILE:
         message = _as_file_message(spec.message)
@@ -371,7 +371,7 @@ def build_event(
     )
 
 
-def _is_unicode(text: str) -> bool:
+def is_unicode(text: str) -> bool:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate (or a byte argv could not decode)

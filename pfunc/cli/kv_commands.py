@@ -57,10 +57,10 @@ def _kv(
     options: dict[str, Any],
     action: Callable[[Any], Any],
     show: Callable[[Any], None] | None = None,
-    quiet_json: bool = False,
+    json_of: Callable[[Any], Any] | None = None,
 ) -> Any:
-    """Run one KV tool action on the project's store, then print its result (its JSON
-    with --json, unless `quiet_json`: the caller prints it)."""
+    """Run one KV tool action on the project's store, then print its result: with
+    --json, as JSON (of `json_of(result)` when given), else by `show`."""
     import asyncio
 
     from pfunc.cli.kvtool import KVTool
@@ -78,10 +78,11 @@ def _kv(
     with store_failures():
         session = prepare_session(options)
         outcome = asyncio.run(go(session))
-    if session.as_json and not quiet_json:
+    if session.as_json:
         import json
 
-        click.echo(json.dumps(outcome, ensure_ascii=False))
+        shown = outcome if json_of is None else json_of(outcome)
+        click.echo(json.dumps(shown, ensure_ascii=False))
     elif show is not None:
         show(outcome)
     return outcome
@@ -129,15 +130,14 @@ def _page(
     options: dict[str, Any], fetch: Callable[[Any], Any], limit: int, what: str, line: Callable
 ) -> None:
     """One page of `kv list` or `kv counters`: at most `limit` rows (as JSON with --json),
-    then on stderr the count and the next page's --after."""
-    import json
+    then on stderr the count and the next page's --after. `fetch` asks for one row more,
+    to know whether there is a next page."""
 
-    rows = _kv(options, fetch, None, quiet_json=True)
-    if options.get("as_json"):
-        click.echo(json.dumps(rows[:limit], ensure_ascii=False))
-    else:
+    def show(rows: list[dict[str, Any]]) -> None:
         for row in rows[:limit]:
             click.echo(line(row))
+
+    rows = _kv(options, fetch, show, json_of=lambda rows: rows[:limit])
     _page_end(rows, limit, what)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from pfunc import jsonio
 from pfunc.errors import PfuncUsageError
+from pfunc.events import is_unicode
 from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
 from pfunc.modules.kvstore import KVStoreModule
 from pfunc.runtime import Runtime
@@ -170,13 +171,8 @@ def _check_text(*values: str | None) -> None:
     """--prefix and --after as text SQLite can hold: bytes that are not UTF-8 in a
     command-line argument arrive as lone surrogates."""
     for value in values:
-        if value is not None and not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise PfuncUsageError(
-                    f"{value!r} is not valid UTF-8 text; keys are Unicode text"
-                ) from None
+        if value is not None and not is_unicode(value):
+            raise PfuncUsageError(f"{value!r} is not valid UTF-8 text; keys are Unicode text")
 
 
 _LATEST_MS = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp() * 1000)
