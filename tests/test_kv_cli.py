@@ -43,6 +43,20 @@ def test_values_set_from_the_cli_are_what_handlers_read(tmp_path):
     assert probe.json()["message"]["result"] == {"from": "cli"}
 
 
+def test_reading_a_store_not_yet_made_finds_it_empty_and_makes_no_file(tmp_path):
+    store = tmp_path / "kv.sqlite3"
+    listed = kv(tmp_path, "list", "--json")
+    assert (listed.code, json.loads(listed.stdout)) == (0, [])
+    assert "no store at" in listed.stderr
+    assert kv(tmp_path, "counters").code == 0
+    assert kv(tmp_path, "get", "k").code == 1
+    assert kv(tmp_path, "export", tmp_path / "out.json").code == 0
+    assert json.loads((tmp_path / "out.json").read_text())["items"] == []
+    assert not store.exists()
+    assert kv(tmp_path, "set", "k", "1").code == 0  # a write makes it
+    assert store.exists() and kv(tmp_path, "get", "k").stdout.strip() == "1"
+
+
 def test_ttl_follows_the_clock(tmp_path):
     kv(tmp_path, "set", "brief", "1", "--ttl", "5", "--now", "2026-01-01T00:00:00Z")
     assert kv(tmp_path, "get", "brief", "--now", "2026-01-01T00:04:00Z").code == 0

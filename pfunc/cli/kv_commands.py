@@ -58,10 +58,13 @@ def _kv(
     action: Callable[[Any], Any],
     show: Callable[[Any], None] | None = None,
     json_of: Callable[[Any], Any] | None = None,
+    reads: bool = False,
 ) -> Any:
     """Run one KV tool action on the project's store, then print its result: with
-    --json, as JSON (of `json_of(result)` when given), else by `show`."""
+    --json, as JSON (of `json_of(result)` when given), else by `show`. An action that
+    only `reads` finds a store not yet made empty, and leaves no file behind."""
     import asyncio
+    import dataclasses
 
     from pfunc.cli.kvtool import KVTool
     from pfunc.cli.session import prepare_session
@@ -77,6 +80,9 @@ def _kv(
 
     with store_failures():
         session = prepare_session(options)
+        if reads and not session.kv_path.exists():
+            click.echo(f"(no store at {session.kv_path} yet: nothing stored)", err=True)
+            session = dataclasses.replace(session, kv_path=Path(":memory:"))
         outcome = asyncio.run(go(session))
     if session.as_json:
         import json
@@ -137,7 +143,7 @@ def _page(
         for row in rows[:limit]:
             click.echo(line(row))
 
-    rows = _kv(options, fetch, show, json_of=lambda rows: rows[:limit])
+    rows = _kv(options, fetch, show, json_of=lambda rows: rows[:limit], reads=True)
     _page_end(rows, limit, what)
 
 
@@ -167,7 +173,7 @@ def kv_get(key: str, **options: Any) -> None:
         if value is not None:
             click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
-    value = _kv(options, lambda tool: tool.get(key), show)
+    value = _kv(options, lambda tool: tool.get(key), show, reads=True)
     if value is None:
         click.echo(f"no live item under {key!r}", err=True)
         sys.exit(EXIT_FAILED)
@@ -223,6 +229,7 @@ def kv_export(file: Path, **options: Any) -> None:
         options,
         lambda tool: tool.export(file),
         lambda n: click.echo(f"exported {n['items']} item(s), {n['counters']} counter(s)"),
+        reads=True,
     )
 
 
