@@ -87,6 +87,27 @@ def timeout_error(
     )
 
 
+# QuickJS throws null when memory is too short even for the error it would throw. A
+# Promise chain that fills the smallest heap runs far more jobs than this; one slice of
+# JavaScript fills it in a few. A null with fewer jobs is the handler's own if its code
+# throws or rejects with null, a blow-up if its code never writes null, and said to be
+# either in between.
+_JOBS_TO_EXHAUST_MEMORY = 1000
+_NULL_WORD = re.compile(r"\bnull\b")
+_OWN_NULL = re.compile(r"\b(?:throw|reject)\s*\(?\s*null\b")
+_OR_MEMORY = (
+    " (or it ran out of its memory limit: QuickJS throws null when even its error does "
+    "not fit in memory)"
+)
+
+
+def _null_reading(jobs: int, source: str) -> str:
+    """How a thrown null reads: "memory", "own" or "either" (see above)."""
+    if jobs >= _JOBS_TO_EXHAUST_MEMORY or not _NULL_WORD.search(source):
+        return "memory"
+    return "own" if _OWN_NULL.search(source) else "either"
+
+
 def handler_error(
     info: dict[str, Any] | None, sandbox: Sandbox, display_path: str, profile: Profile
 ) -> ExecutionError | None:
@@ -106,9 +127,14 @@ def handler_error(
             info.get("code"),
         )
     stack, location = map_stack(info.get("stack", ""), display_path)
-    if info.get("nullThrown") and profile.memory is not None:
-        # QuickJS rejects with null when it cannot allocate even the error object.
-        sandbox.broken = True
+    null_reading = None
+    if info.get("nullThrown") is not None and profile.memory is not None:
+        null_reading = _null_reading(info["nullThrown"], sandbox.source)
+    if null_reading in ("either", "memory"):
+        sandbox.broken = True  # a context that ran out of memory is not kept
+    if null_reading == "either":
+        return error_at(info["type"], info["message"] + _OR_MEMORY, "", display_path, None)
+    if null_reading == "memory":
         failure = memory_error(display_path, profile)
         failure.message += " (QuickJS reports running out of memory as a thrown null)"
         return failure

@@ -86,6 +86,36 @@ def test_a_thrown_null_is_the_handlers_own_error_not_a_memory_error(harness, tmp
     assert (healthy.outcome, healthy.message) == ("ok", {"n": 1})
 
 
+@pytest.mark.parametrize("threaded", [False, True], ids=["pfunc run", "pfunc dev"])
+@pytest.mark.parametrize(
+    "source",
+    [
+        # Memory fills in one slice of JavaScript, to the last byte: QuickJS then has no
+        # room even for its "out of memory" error and throws null.
+        "export default (request) => { const a = []; while (true) a.push('x'.repeat(1000) + a.length); };",
+        "export default async (request) => { const a = []; for (let i = 0;; i++) a.push({ i }); };",
+    ],
+)
+def test_memory_filled_in_one_slice_is_a_memory_error_not_a_thrown_null(
+    harness, tmp_path, source, threaded
+):
+    harness.limit_overrides = {"memory_mb": 16}
+    hostile, healthy = run_then_healthy(harness, tmp_path, source, threaded=threaded)
+    assert (hostile.outcome, hostile.error.type) == ("error", "MemoryError")
+    assert "16 MiB memory limit" in hostile.error.message
+    assert (healthy.outcome, healthy.message) == ("ok", {"n": 1})
+
+
+def test_a_thrown_null_the_source_cannot_tell_says_both(harness, tmp_path):
+    source = """
+        export default (request) => { const value = request.message.missing ?? null; throw value; };
+    """
+    hostile, healthy = run_then_healthy(harness, tmp_path, source)
+    assert (hostile.outcome, hostile.error.type) == ("error", "Error")
+    assert "threw a non-Error value: null (or it ran out of its memory limit" in hostile.error.message
+    assert (healthy.outcome, healthy.message) == ("ok", {"n": 1})
+
+
 def test_a_promise_chain_that_grows_for_ever_ends_at_the_memory_limit(harness, tmp_path):
     source = """
         export default (request) => {

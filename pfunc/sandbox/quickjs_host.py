@@ -28,10 +28,6 @@ HERE = Path(__file__).parent
 FINISH_SECONDS = 0.05
 # QuickJS's own messages when it stops code, and why it stopped it.
 ENGINE_STOPS = {"interrupted": TIMEOUT, "out of memory": MEMORY}
-# QuickJS rejects with null when a Promise chain leaves no memory for even the error; a
-# chain that fills the smallest heap runs far more jobs than this. Fewer, and the null is
-# the handler's own (`throw null`).
-_JOBS_TO_EXHAUST_MEMORY = 1000
 # What reusable() measures the growth of a context without a memory limit against.
 _UNLIMITED_ALLOWANCE = 64 * 1024 * 1024
 # Extra memory granted after a blow-up so the execution's logs can still be read.
@@ -434,8 +430,8 @@ class JavaScriptSandbox:
                 "from a fresh load (and fresh module state)"
             )
         error = details.get("error")
-        if error and error.get("nullThrown") and self.jobs < _JOBS_TO_EXHAUST_MEMORY:
-            del error["nullThrown"]  # too short a chain to fill memory: the handler threw null
+        if error and error.get("nullThrown"):
+            error["nullThrown"] = self.jobs  # what outcome.handler_error weighs it by
         if "\\ud" in text or "\\uD" in text:  # a lone surrogate may be in a log line
             for entry in details.get("logs", []):
                 entry["text"] = well_formed(entry["text"])
