@@ -207,3 +207,39 @@ def test_functions_read_and_change_the_same_state(tmp_path):
         pn.stop()
     finally:
         server.stop()
+
+
+GROUPED = """
+export default async (request, response) => {
+  const pubnub = require("pubnub");
+  await pubnub.channelGroups.addChannels({ channelGroup: "floor", channels: ["room.a", "room.b"] });
+  await pubnub.setState({ uuid: "fn", channelGroups: ["floor"], state: { on: true } });
+  const here = await pubnub.hereNow({ channelGroups: ["floor"] });
+  const state = await pubnub.getState({ uuid: "fn", channelGroups: ["floor"] });
+  let refused = null;
+  try { await pubnub.getState({ uuid: "fn" }); } catch (error) { refused = error.message; }
+  return response.send({ here, state, refused });
+};
+"""
+
+
+def test_functions_presence_calls_take_channel_groups(tmp_path):
+    folder = project(tmp_path)
+    (folder / "grouped.js").write_text(GROUPED)
+    with (folder / "pfunc.toml").open("a") as config:
+        config.write(
+            '\n[limits]\noperations = 20\n\n[[functions]]\nname = "grouped"\n'
+            'file = "grouped.js"\nevent = "on-request"\npath = "grouped"\n'
+        )
+    server = InProcessDev(folder)
+    try:
+        server.request("GET", "/v2/subscribe/sub-c-h/room.a,elsewhere/0?tt=0&uuid=ada")
+        status, _, body = server.request("GET", "/v1/blocks/sub-key/sub-c-h/grouped")
+        assert status == 200, body
+        seen = json.loads(body)
+        assert sorted(seen["here"]["channels"]) == ["room.a", "room.b"]
+        assert seen["here"]["totalOccupancy"] == 1
+        assert seen["state"]["channels"] == {"room.a": {"on": True}, "room.b": {"on": True}}
+        assert "channels or channelGroups" in seen["refused"]
+    finally:
+        server.stop()

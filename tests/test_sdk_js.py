@@ -360,3 +360,31 @@ def test_push_registrations_and_the_pushes_a_publish_would_send(clients, dev):
             topic="com.example.app",
         )
     assert refused.value.status.get("statusCode") == 400
+
+
+def test_presence_queries_through_a_channel_group_cover_its_channels_only(clients, dev):
+    """hereNow, setState and getState with `channelGroups` (the SDK sends `/channel/,`
+    and `channel-group=`): the group's channels, never the rest of the keyset."""
+    admin, bea, cal = clients("admin"), clients("bea"), clients("cal")
+    admin.call("channelGroups.addChannels", channelGroup="floor", channels=["room.a", "room.b"])
+    bea.subscribe("room.a")
+    cal.subscribe("elsewhere")
+    bea.connected()
+    cal.connected()
+    here = admin.call("hereNow", channelGroups=["floor"], includeUUIDs=True)
+    assert sorted(here["channels"]) == ["room.a", "room.b"]
+    assert [o["uuid"] for o in here["channels"]["room.a"]["occupants"]] == ["bea"]
+    assert here["totalOccupancy"] == 1
+    assert admin.call("hereNow", channels=["room.a"])["totalOccupancy"] == 1  # no group: as before
+
+    admin.call("setState", channelGroups=["floor"], state={"shift": "late"})
+    # getState's several-channel answer is PubNub's recorded `payload.channels`, which
+    # this SDK hands back one level down; read on the wire.
+    base = "/v2/presence/sub-key/sub-c-js/channel"
+    status, _, body = dev.request("GET", f"{base}/,/uuid/admin?channel-group=floor")
+    late = {"shift": "late"}
+    assert (status, json.loads(body)["payload"]) == (200, {"channels": {"room.a": late, "room.b": late}})
+    _, _, body = dev.request("GET", f"{base}/room.a/uuid/admin?channel-group=floor")
+    assert json.loads(body)["payload"] == {"channels": {"room.a": late, "room.b": late}}
+    _, _, body = dev.request("GET", f"{base}/elsewhere/uuid/admin")
+    assert json.loads(body)["payload"] == {}

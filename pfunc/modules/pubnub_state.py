@@ -28,6 +28,27 @@ def _names(options: dict[str, Any], name: str, method: str) -> list[str]:
     return value
 
 
+async def _presence_channels(
+    options: dict[str, Any], data: PubNubData, method: str, required: bool
+) -> list[str] | None:
+    """The channels a presence call names: `channels`, then the channels of its
+    `channelGroups`, each once, as the SDK's calls take them; None when it names neither
+    (a TypeError when it must)."""
+    named = _names(options, "channels", method) if options.get("channels") else []
+    groups = _names(options, "channelGroups", method) if options.get("channelGroups") else []
+    if groups and data.groups is None:
+        raise HandlerCallError("Error", "channel groups are not available here")
+    for group in groups:
+        named += [channel for channel in await data.groups.channels(group) if channel not in named]
+    if not named and not groups:
+        if required:
+            raise HandlerCallError(
+                "TypeError", f"pubnub.{method}: channels or channelGroups must list names"
+            )
+        return None
+    return named
+
+
 def _timetoken(options: dict[str, Any], name: str, method: str) -> int | None:
     value = options.get(name)
     if value is None:
@@ -141,9 +162,9 @@ class PubNubState:
 
     async def _hereNow(self, options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
         presence = data.presence
-        listed = options.get("channels") or presence.occupied()
+        listed = await _presence_channels(options, data, "hereNow", required=False)
         channels = {}
-        for channel in _names({"channels": listed}, "channels", "hereNow") if listed else []:
+        for channel in presence.occupied() if listed is None else listed:
             occupants = []
             if options.get("includeUUIDs", True):
                 for uuid in presence.members(channel):
@@ -167,7 +188,7 @@ class PubNubState:
 
     async def _getState(self, options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
         uuid = required_text(options, "uuid", "getState")
-        channels = _names(options, "channels", "getState")
+        channels = await _presence_channels(options, data, "getState", required=True) or []
         return {"channels": {channel: data.presence.state(channel, uuid) for channel in channels}}
 
     async def _setState(self, options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
@@ -175,7 +196,7 @@ class PubNubState:
         if not isinstance(state, dict):
             raise HandlerCallError("TypeError", "pubnub.setState: state must be an object")
         uuid = required_text(options, "uuid", "setState")
-        for channel in _names(options, "channels", "setState"):
+        for channel in await _presence_channels(options, data, "setState", required=True) or []:
             data.presence.set_state(channel, uuid, state)
             event = {
                 "action": "state-change",

@@ -12,7 +12,7 @@ from aiohttp import web
 from pfunc import jsonio
 from pfunc.server.pubnub_api import presence_event
 from pfunc.server.state import DevState
-from pfunc.server.wire import flag, names, pubnub_error, wrong_key
+from pfunc.server.wire import channel_groups, flag, names, pubnub_error, wrong_key
 
 BASE = "/v2/presence/sub-key/{sub}"
 OK = {"status": 200, "message": "OK", "service": "Presence"}
@@ -33,6 +33,18 @@ class PresenceAPI:
 
     def _refused(self, request: web.Request) -> web.Response | None:
         return wrong_key(request, self.state.engine.runtime.keyset.subscribe_key, "Presence")
+
+    async def _named(self, request: web.Request) -> tuple[list[str], bool]:
+        """The channels a presence query names: those in the path, then the channels of
+        the groups in `channel-group` (as the SDKs send `channelGroups`), each once; and
+        whether any group was named (the SDKs then read the several-channel shape)."""
+        named = names(request.match_info.get("channels") or "")
+        groups = channel_groups(request)
+        registry = self.state.engine.groups
+        for group in groups:
+            members = await registry.channels(group) if registry is not None else []
+            named += [channel for channel in members if channel not in named]
+        return named, bool(groups)
 
     def _occupants(self, request: web.Request, channel: str) -> dict[str, Any]:
         presence = self.state.presence
@@ -56,11 +68,10 @@ class PresenceAPI:
         refused = self._refused(request)
         if refused:
             return refused
-        named = request.match_info.get("channels")
-        channels = names(named or "")
-        if len(channels) == 1:  # one channel: its occupants at the top level
+        channels, grouped = await self._named(request)
+        if len(channels) == 1 and not grouped:  # one channel: its occupants at the top level
             return web.json_response({**OK, **self._occupants(request, channels[0])})
-        listed = channels or self.state.presence.occupied()
+        listed = channels if channels or grouped else self.state.presence.occupied()
         found = {channel: self._occupants(request, channel) for channel in listed}
         return web.json_response(
             {
@@ -87,9 +98,9 @@ class PresenceAPI:
         if refused:
             return refused
         uuid = request.match_info["uuid"]
-        channels = names(request.match_info["channels"])
+        channels, grouped = await self._named(request)
         presence = self.state.presence
-        if len(channels) == 1:
+        if len(channels) == 1 and not grouped:
             return web.json_response(
                 {
                     **OK,
@@ -112,7 +123,7 @@ class PresenceAPI:
         if not isinstance(state, dict):
             return pubnub_error(400, "Invalid state: it must be a JSON object", "Presence")
         uuid = request.match_info["uuid"]
-        for channel in names(request.match_info["channels"]):
+        for channel in (await self._named(request))[0]:
             self.state.presence.set_state(channel, uuid, state)
             # PubNub tells the channel's presence subscribers and functions.
             presence_event(self.state, channel, "state-change", uuid, state)
