@@ -166,6 +166,13 @@ class DevServer:
             return not_found(self.state, request.method, request.path)
         except web.HTTPException as error:
             return pubnub_error(error.status, error.reason)
+        except web.RequestPayloadError as error:  # a body its Content-Encoding cannot decode
+            text = " ".join(str(error).split())
+            self.state.log({"type": "bad-request", "error": f"{request.path}: {text}"})
+            return pubnub_error(400, f"Invalid request body: {text}")
+        except ConnectionResetError:
+            # The client left mid-body: no one reads this answer, and it is not pfunc's fault.
+            return pubnub_error(400, "the client closed the connection before its body arrived")
         except Exception as error:  # a fault of pfunc's own: answer, log, keep serving
             self.state.log({"type": "server-error", "path": request.path, "error": repr(error)})
             return pubnub_error(500, f"pfunc could not handle this request: {error}")

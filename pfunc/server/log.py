@@ -226,6 +226,9 @@ class DevLog:
         where = f" on {event['path']}" if event.get("path") else ""
         self.out.line((f"server error{where}: {event['error']}", "red"))
 
+    def _bad_request(self, event: dict[str, Any]) -> None:
+        self.out.line((f"a request that could not be read was refused: {event['error']}", "dim"))
+
     def _console_error(self, event: dict[str, Any]) -> None:
         self.out.line((f"{event['command']}: {event['error']}", "red"))
 

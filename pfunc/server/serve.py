@@ -69,15 +69,24 @@ def _read_console(loop: asyncio.AbstractEventLoop, server: Any) -> None:
 
 
 class _AiohttpLog(logging.Handler):
-    """aiohttp's own errors (a request it could not even parse) as one dev-log line each,
-    instead of a traceback on the terminal."""
+    """aiohttp's own errors as one dev-log line each, instead of a traceback on the
+    terminal: a request it could not read is the client's (`bad-request`); a client that
+    left mid-request is no one's fault and not logged; anything else is pfunc's."""
 
     def __init__(self, log: LogEvent) -> None:
         super().__init__(logging.WARNING)
         self.log = log
 
     def emit(self, record: logging.LogRecord) -> None:
+        from aiohttp import web
+        from aiohttp.http_exceptions import HttpProcessingError
+
         cause = record.exc_info[1] if record.exc_info else None
+        if isinstance(cause, ConnectionResetError):
+            return
+        if isinstance(cause, (HttpProcessingError, web.RequestPayloadError)):
+            self.log({"type": "bad-request", "error": " ".join(str(cause).split())})
+            return
         self.log(
             {
                 "type": "server-error",
