@@ -13,6 +13,8 @@ import pytest
 
 from pfunc.events import MessageEvent
 from pfunc.limits import resolve_profile
+from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
+from pfunc.modules.xhr import XhrModule
 from tests.conftest import local_http_server, run_cli
 
 
@@ -37,6 +39,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("x-served-by", "test-server")
+        if self.path.startswith("/multi"):
+            # Headers a response repeats: each value must survive, in order.
+            for name, value in (("X-Multi", "a"), ("Vary", "Accept"), ("X-Multi", "b")):
+                self.send_header(name, value)
+            self.send_header("Vary", "Origin")
+            self.send_header("Set-Cookie", "one=1")
+            self.send_header("Set-Cookie", "two=2")
         self.send_header("content-length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
@@ -83,6 +92,16 @@ def test_get_resolves_status_headers_body_and_json(harness, write_handler, serve
     assert result.operations["calls"] == [
         {"module": "xhr", "method": "fetch", "key": f"{server}/item?id=7", "status": "ok"}
     ]
+
+
+def test_repeated_response_headers_are_combined_in_order(harness, write_handler, server):
+    """Fetch's Headers (which PubNub's xhr mirrors) join a repeated header's values with
+    ", " in the order they came; none is dropped."""
+    headers = fetch(harness, write_handler, f"{server}/multi").message["headers"]
+    assert headers["x-multi"] == "a, b"
+    assert headers["vary"] == "Accept, Origin"
+    assert headers["set-cookie"] == "one=1, two=2"
+    assert headers["x-served-by"] == "test-server"
 
 
 def test_post_sends_method_and_body(harness, write_handler, server):
@@ -137,6 +156,45 @@ def test_execution_time_limit_bounds_a_slow_request(harness, write_handler, serv
         "0.5 s time limit" in result.error.message
         or "bounded by the execution's time limit" in result.error.message
     ), result.error.message
+
+
+def test_a_timeout_without_a_timeout_option_names_no_option(harness):
+    """A fetch the handler gave no `timeout`, cut short by the execution's time limit,
+    says it was the default bounded by the time left, not a timeout option it never
+    gave. The module is called directly, with the deadline a call sees, so the fetch's
+    own timeout (not the execution's, which lands at the same moment) ends it."""
+    silent = socket.socket()  # accepts connections (the backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+
+    async def fetch_until_deadline(options: dict | None) -> str:
+        async with harness.engine() as engine:
+            runtime = engine.runtime
+            context = CallContext(
+                runtime.store, "demo", runtime.profile, runtime.clock, lambda _: None
+            )
+            context.deadline = time.monotonic() + 0.3
+            xhr = XhrModule()
+            args = [JSArg({"v": url})] + ([JSArg({"j": json.dumps(options)})] if options else [])
+            try:
+                with pytest.raises(HandlerCallError) as rejected:
+                    await xhr.call("fetch", args, context)
+            finally:
+                await xhr.close()
+            return rejected.value.message
+
+    try:
+        defaulted = asyncio.run(fetch_until_deadline(None))
+        given = asyncio.run(fetch_until_deadline({"timeout": 5000}))
+    finally:
+        silent.close()
+    assert "timed out after" in defaulted, defaulted
+    assert "timeout option 10000" not in defaulted, defaulted
+    assert "no timeout option was given" in defaulted, defaulted
+    assert "default 10000 ms was bounded by the execution's time limit" in defaulted, defaulted
+    # A timeout the handler did pass is still named as its option.
+    assert "timeout option 5000 ms, bounded by the execution's time limit" in given, given
 
 
 def test_an_unawaited_request_past_the_time_limit_leaves_the_handlers_ending_alone(

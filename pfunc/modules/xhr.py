@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from pfunc.modules.calls import CallContext, HandlerCallError, JSArg, padded_args
@@ -83,6 +84,8 @@ class XhrModule:
                 "json = { ok = true }",
             )
         timeout_ms = options.get("timeout", DEFAULT_TIMEOUT_MS)
+        # Only a timeout the handler passed may be named as its option in a timeout error.
+        given_timeout = "timeout" in options
         if not isinstance(timeout_ms, int | float) or timeout_ms <= 0:
             raise HandlerCallError(
                 "TypeError", "xhr.fetch: timeout must be a positive number of ms"
@@ -97,7 +100,7 @@ class XhrModule:
                 {str(k): str(v) for k, v in headers.items()},
                 body,
                 seconds,
-                timeout_ms,
+                _timeout_cause(timeout_ms, given_timeout, seconds),
             )
         )
 
@@ -108,7 +111,7 @@ class XhrModule:
         headers: dict[str, str],
         body: str | None,
         seconds: float,
-        timeout_ms: float,
+        timeout_cause: str,
     ) -> dict[str, Any]:
 
         import aiohttp
@@ -128,7 +131,7 @@ class XhrModule:
                 return {
                     "status": response.status,
                     "statusText": response.reason or "",
-                    "headers": {k.lower(): v for k, v in response.headers.items()},
+                    "headers": _combined_headers(response.headers.items()),
                     "body": raw.decode(response.charset or "utf-8", errors="replace"),
                     "buffer": list(raw),  # the bytes, for binary answers ($buffer)
                     "url": str(response.url),
@@ -137,12 +140,38 @@ class XhrModule:
             raise HandlerCallError(
                 "Error",
                 f"xhr.fetch: {method} {url} timed out after {round(seconds * 1000)} ms "
-                f"(timeout option {timeout_ms:g} ms, bounded by the execution's time limit)",
+                f"({timeout_cause})",
             ) from None
         except aiohttp.ClientError as error:
             raise HandlerCallError(
                 "Error", f"xhr.fetch: {method} {url} failed: {error or type(error).__name__}"
             ) from None
+
+
+def _timeout_cause(timeout_ms: float, given: bool, seconds: float) -> str:
+    """Why a request got the time it got, for its timeout error: the handler's own
+    option or (without one) the default, and whether the execution's time limit cut it.
+    A handler that passed no option must not read of one it never gave."""
+    bounded = seconds < timeout_ms / 1000
+    if given:
+        limit = ", bounded by the execution's time limit" if bounded else ""
+        return f"timeout option {timeout_ms:g} ms{limit}"
+    if bounded:
+        return (
+            "the execution's remaining time: no timeout option was given, and the "
+            f"default {timeout_ms:g} ms was bounded by the execution's time limit"
+        )
+    return f"the default timeout of {timeout_ms:g} ms: no timeout option was given"
+
+
+def _combined_headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Response headers by lower-case name; a header the response repeats keeps every
+    value, joined with ", " in order, as Fetch's Headers.get() (and PubNub's xhr) give."""
+    headers: dict[str, str] = {}
+    for name, value in items:
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return headers
 
 
 def _request_of(method: str, args: list[JSArg]) -> tuple[str, str, dict[str, Any]]:
