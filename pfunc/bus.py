@@ -9,13 +9,13 @@ hop count on: past the profile's limit (3) the publish is dropped, as a typed Dr
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable
 from typing import Any
 
 from pfunc.events import FILE, Event, EventSpec, build_event, keep_file, kinds_triggered_by
 from pfunc.functions import FunctionRegistry
 from pfunc.history import FILE_MESSAGE, MessageHistory
+from pfunc.limits import SEND_LESS, message_limit, message_size, size_problem
 from pfunc.push import PushRegistrations
 from pfunc.result import HOP_LIMIT, TOO_LARGE, Drop, PublishReport, Result
 from pfunc.runtime import Runtime
@@ -46,13 +46,12 @@ class Bus:
                 f'{verb} to "{channel}" dropped: it would be hop {hop} of a chain of functions, '
                 f"and PubNub allows {profile.max_hops}; no function ran for it",
             )
-        limit = profile.signal_size if verb == "signal" else profile.publish_size
-        size = len(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode())
+        limit = message_limit(profile, verb)
+        size = message_size(message)
         if limit is not None and size > limit:
             return Drop(
                 TOO_LARGE,
-                f'{verb} to "{channel}" refused: the message is {size:,} bytes of JSON; the '
-                f"limit is {limit:,} ({profile.describe()}). Send less, or keep the data in KV",
+                f'{verb} to "{channel}" refused: {size_problem(size, limit, profile)}. {SEND_LESS}',
             )
         return None
 

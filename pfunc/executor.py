@@ -18,7 +18,7 @@ from pfunc.aio import running_loop
 from pfunc.errors import HandlerLoadError
 from pfunc.events import KINDS, Event, MessageEvent, RequestEvent
 from pfunc.execution_loop import ExecutionLoop
-from pfunc.limits import Budget
+from pfunc.limits import SEND_LESS, Budget, Profile, message_limit, message_size, size_problem
 from pfunc.modules.calls import CallContext
 from pfunc.outcome import conclude, handler_error, mask_secrets, memory_error, timeout_error
 from pfunc.pubnub_data import PubNubData
@@ -273,3 +273,52 @@ class Executor:
             details.get("error"), sandbox, self.display_path, self.runtime.profile
         )
         conclude(result, failure, details.get("completion"))
+        completion = details.get("completion")
+        if isinstance(event, MessageEvent) and completion and completion.get("kind") == "ok":
+            profile = self.runtime.profile
+            result.warnings.extend(grown_past_limit(event, completion, result, profile))
+
+
+def _sized_kind(event: MessageEvent, profile: Profile) -> int | None:
+    """The size limit of a before-publish or before-signal event's message; None for
+    other kinds (and profiles without one)."""
+    kind = KINDS[event.kind]
+    if not kind.is_before or kind.trigger not in ("publish", "signal"):
+        return None
+    return message_limit(profile, event.verb)
+
+
+def refused_before_functions(event: Event, profile: Profile) -> list[str]:
+    """A message PubNub refuses for its size before any function runs, given straight to
+    a handler (pfunc run, a scenario step; the bus refuses it on every other path): the
+    handler still runs, for a developer exploring, and the report says so."""
+    if not isinstance(event, MessageEvent) or (limit := _sized_kind(event, profile)) is None:
+        return []
+    size = message_size(event.message)
+    if size <= limit:
+        return []
+    return [
+        f'PubNub would refuse this {event.verb} to "{event.channel}" before any function '
+        f"runs: {size_problem(size, limit, profile)}. {SEND_LESS} (pfunc ran the handler "
+        "all the same)"
+    ]
+
+
+def grown_past_limit(
+    event: MessageEvent, completion: dict[str, Any], result: Result, profile: Profile
+) -> list[str]:
+    """A message a before-* handler left over PubNub's size limit. What PubNub does with
+    it is undocumented: warned of, not refused. Measured only when its text could be that
+    long (a UTF-8 character is at most 4 bytes): every before-publish passes here."""
+    limit = _sized_kind(event, profile)
+    text = completion.get("message")
+    if limit is None or not isinstance(text, str) or len(text) * 4 <= limit:
+        return []
+    left = message_size(result.message)
+    if left <= limit or message_size(event.message) > limit:  # (that one never ran there)
+        return []
+    return [
+        f"the message as the handler left it is {left:,} bytes of JSON, over PubNub's "
+        f"limit of {limit:,} for a {event.verb} ({profile.describe()}); what PubNub does "
+        f"with such a message is undocumented, it may refuse it. {SEND_LESS}"
+    ]

@@ -79,6 +79,26 @@ MODERN_PROFILE = "pubnub-2026"  # PubNub's per-kind limits of today
 OVERRIDE_KEYS = ("timeout", "operations", "memory_mb", "key_length", "value_size")
 
 
+def message_limit(profile: Profile, verb: str) -> int | None:
+    """The most bytes PubNub accepts in a message sent with `verb` (a fire, a file
+    message and a publish share the publish limit); None: no limit."""
+    return profile.signal_size if verb == "signal" else profile.publish_size
+
+
+def message_size(message: Any) -> int:
+    """A message's size as the limit measures it: the UTF-8 bytes of its compact JSON.
+    The one measure for a publish's refusal and for the report's size warnings."""
+    return len(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def size_problem(size: int, limit: int, profile: Profile) -> str:
+    """What is wrong with a message over the limit, in the words every report uses."""
+    return f"the message is {size:,} bytes of JSON; the limit is {limit:,} ({profile.describe()})"
+
+
+SEND_LESS = "Send less, or keep the data in KV"
+
+
 def resolve_profile(name: str, overrides: dict[str, Any] | None = None) -> Profile:
     """The named profile with single values overridden; raises ValueError with the allowed names."""
     if name not in PROFILES:

@@ -159,9 +159,10 @@ def conclude(
             f"call {expected} (and return or await it) on every path" + _unawaited_failure(result),
         )
     elif failure is None and completion is not None and completion.get("late"):
+        called = "response.send" if completion["kind"] == "response" else completion["kind"]
         failure = ExecutionError(
             "Error",
-            f"{result.function}: {completion['kind']}() was called only after the handler "
+            f"{result.function}: {called}() was called only after the handler "
             "had finished, by work it did not await; PubNub only guarantees awaited work, "
             f"so return or await the Promise chain that calls {expected}",
         )

@@ -189,7 +189,8 @@ def _body(body: str) -> Segment:
 def code_frame(path: Path, line: int, column: int, context: int = 2) -> str | None:
     """Lines around `line` of the file, numbered, with a caret under `column`."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # A file that is not UTF-8 (the load error says where) still shows its lines.
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return None
     if line > len(lines) or (line == len(lines) and not lines[-1].strip()):

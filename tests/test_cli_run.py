@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 
 from tests.conftest import EXAMPLES, HANDLERS, run_cli, run_cli_unread, start_cli
 
@@ -253,6 +255,51 @@ def test_syntax_error_names_file_line_and_column(cli):
     assert "> 4 |   const x = ;" in run.stdout  # the code frame
 
 
+def test_a_handler_file_that_is_not_utf8_names_line_and_column(tmp_path, harness):
+    """Not a byte offset: the line and column of the first bad byte, as other load errors
+    give them, with the code frame; `pfunc dev`'s reload gets the same error."""
+    handler = tmp_path / "latin1.js"
+    handler.write_bytes(
+        b"// caf\xc3\xa9 is fine\n"
+        b'export default (r) => { r.message.x = "caf\xe9"; return r.ok(); };\n'
+    )
+    run = run_cli("run", handler, "--json", cwd=tmp_path)
+    assert run.code == 1
+    error = run.json()["error"]
+    assert (error["type"], error["line"], error["column"]) == ("LoadError", 2, 43)
+    assert error["message"].startswith("latin1.js:2:43: the handler file is not valid UTF-8")
+    assert "position" not in error["message"]
+    shown = run_cli("run", handler, cwd=tmp_path)
+    assert "> 2 | export default (r)" in shown.stdout  # the code frame, caret at the byte
+    assert "|" + " " * 43 + "^" in shown.stdout
+
+    async def reload_it():
+        async with harness.engine() as engine:
+            return await engine.functions.executor_for_file(handler).reload()
+
+    failure = asyncio.run(reload_it())
+    assert failure is not None
+    assert (failure.line, failure.column) == (2, 43)
+    assert failure.message.endswith("save it as UTF-8 text")
+
+
+def test_paths_that_are_not_regular_files_are_not_called_folders(tmp_path):
+    """/dev/null and a FIFO exist and are no folder: one line says what they are."""
+    fifo = tmp_path / "pipe.js"
+    os.mkfifo(fifo)
+    for target, kind in (("/dev/null", "a character device"), (fifo, "a FIFO")):
+        run = run_cli("run", target, "--kv", tmp_path / "kv.sqlite3", cwd=tmp_path)
+        assert run.code == 2
+        [line] = run.stderr.strip().splitlines()
+        assert "is not a regular file: it is " + kind in line, line
+        assert "folder" not in line
+        sent = run_cli("send-file", "ch", target, "--kv", tmp_path / "kv.sqlite3", cwd=tmp_path)
+        assert (sent.code, "folder" in sent.stderr) == (2, False), sent.stderr
+        assert "is not a regular file" in sent.stderr
+    folder = run_cli("run", tmp_path, "--kv", tmp_path / "kv.sqlite3", cwd=tmp_path)
+    assert (folder.code, "is a folder;" in folder.stderr) == (2, True)
+
+
 def test_missing_default_export_is_an_execution_error(cli):
     run = cli("run", HANDLERS / "no_default.js", "--json")
     assert run.code == 1
@@ -429,3 +476,56 @@ def test_a_syntax_error_at_the_end_of_the_file_still_shows_where(tmp_path):
     at = next(i for i, text in enumerate(marked) if text.startswith("  >"))
     assert marked[at].endswith("2 |   return request.ok(")
     assert marked[at + 1].endswith("|                     ^")
+
+
+def test_a_message_over_pubnubs_size_limit_runs_with_a_warning(tmp_path):
+    """PubNub refuses a publish over 32 KiB (a signal over the profile's signal size)
+    before any function runs: `pfunc run` still runs the handler, and says so in the
+    words `pfunc publish` refuses it with. A message the handler makes too large is
+    warned of (what PubNub does then is undocumented); one within the limit is not."""
+    handler = tmp_path / "grow.js"
+    handler.write_text(
+        "export default (request) => "
+        'request.ok(request.message.grow ? { big: "x".repeat(40000) } : undefined);\n'
+    )
+    big = json.dumps({"a": "x" * 33_000})  # 33,008 bytes of JSON
+    kv = tmp_path / "kv.sqlite3"
+
+    def run(event: str, message: str) -> dict:
+        return run_cli(
+            "run",
+            handler,
+            "--event",
+            event,
+            "--message",
+            message,
+            "--kv",
+            kv,
+            "--json",
+            cwd=tmp_path,
+        ).json()
+
+    refused = run_cli("publish", "default", big, "--kv", kv, cwd=tmp_path)
+    measured = 'the message is 33,008 bytes of JSON; the limit is 32,768 (profile "classic")'
+    assert measured in refused.stdout  # the refusal the warning echoes
+    incoming = run("before-publish", big)
+    assert (incoming["outcome"], incoming["delivered"]) == ("ok", True)
+    assert incoming["warnings"] == [
+        f'PubNub would refuse this publish to "default" before any function runs: {measured}. '
+        "Send less, or keep the data in KV (pfunc ran the handler all the same)"
+    ]
+    signal = run("before-signal", '{"text": "more than thirty bytes"}')  # 33
+    assert signal["warnings"] == [
+        'PubNub would refuse this signal to "default" before any function runs: the message '
+        'is 33 bytes of JSON; the limit is 30 (profile "classic"). Send less, or keep the data '
+        "in KV (pfunc ran the handler all the same)"
+    ]
+    grown = run("before-publish", '{"grow": 1}')
+    assert grown["delivered"] is True
+    assert grown["warnings"] == [
+        "the message as the handler left it is 40,010 bytes of JSON, over PubNub's limit of "
+        '32,768 for a publish (profile "classic"); what PubNub does with such a message is '
+        "undocumented, it may refuse it. Send less, or keep the data in KV"
+    ]
+    assert "limit of 30 for a signal" in run("before-signal", '{"grow": 1}')["warnings"][0]
+    assert run("before-publish", '{"small": 1}')["warnings"] == []

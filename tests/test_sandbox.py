@@ -325,6 +325,47 @@ def test_response_send_forms(harness, write_handler, send, status, content_type,
     assert result.response["body"] == body
 
 
+@pytest.mark.parametrize(
+    ("name", "source"),
+    [
+        (
+            "twice.js",
+            "export default (request, response) => { response.send('a'); return response.send('b'); };",
+        ),
+        (
+            "twice.py",
+            "def handler(request, response):\n"
+            "    response.send('a')\n"
+            "    return response.send('b')\n",
+        ),
+    ],
+    ids=["js", "py"],
+)
+def test_a_second_response_send_is_named_as_the_handler_wrote_it(
+    harness, write_handler, name, source
+):
+    """The warning names the call the handler made, response.send(), not the internal
+    completion kind; the first send still wins."""
+    result = harness.request(write_handler(source, name))
+    assert result.outcome == "response" and result.response["body"] == "a"
+    assert any(
+        w.startswith("response.send() was called after response.send() had already completed")
+        for w in result.warnings
+    ), result.warnings
+
+
+def test_a_send_only_after_the_handler_finished_is_named_response_send(harness, write_handler):
+    handler = write_handler(
+        "const db = require('kvstore');\n"
+        "export default (request, response) => { db.get('k').then(() => response.send('late')); };"
+    )
+    result = harness.request(handler)
+    assert result.outcome == "error"
+    assert "response.send() was called only after the handler had finished" in (
+        result.error.message
+    )
+
+
 def test_on_request_without_send_is_an_error(harness, write_handler):
     handler = write_handler("export default (request, response) => {};")
     result = harness.request(handler)

@@ -6,6 +6,7 @@ output form) and the plan each command executes on the engine: one handler
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -97,13 +98,36 @@ class RunPlan:
     event: Event
 
     async def execute(self) -> Result:
+        from pfunc.executor import refused_before_functions
+
         async with self.session.engine() as engine:
             if self.function is not None:
                 executor = engine.functions.executor(self.function)
             else:
                 shown_as = str(relative_to_cwd(self.handler))
                 executor = engine.functions.executor_for_file(self.handler, shown_as)
-            return await executor.run(self.event)
+            result = await executor.run(self.event)
+            result.warnings += refused_before_functions(self.event, engine.runtime.profile)
+            return result
+
+
+def not_a_file(path: Path) -> str:
+    """What an existing PATH that is_file() refuses is: a folder, or another thing that is
+    not a regular file (/dev/null, a FIFO, a socket), which must not read as a folder."""
+    if path.is_dir():
+        return "is a folder"
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return "is not a regular file"
+    kinds = (
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    kind = next((name for test, name in kinds if test(mode)), None)
+    return "is not a regular file" + (f": it is {kind}" if kind else "")
 
 
 def _resolve_handler(target: str, project: Project) -> tuple[Path, FunctionConfig | None]:
@@ -122,7 +146,9 @@ def _resolve_handler(target: str, project: Project) -> tuple[Path, FunctionConfi
             )
         return function.file, function
     if path.exists():
-        raise PfuncUsageError(f"{target} is a folder; pass a handler file, e.g. handlers/app.js")
+        raise PfuncUsageError(
+            f"{target} {not_a_file(path)}; pass a handler file, e.g. handlers/app.js"
+        )
     known = ", ".join(sorted(f.name for f in project.functions)) or "none in pfunc.toml"
     raise PfuncUsageError(
         f"{target}: no such handler file (and no function of that name; functions: {known}). "
@@ -226,6 +252,8 @@ def prepare_send_file(channel: str, path: Path, **flags: Any) -> SendFilePlan:
     if problem:
         raise PfuncUsageError(f"channel {channel!r}: {problem}")
     if not path.is_file():
+        if path.exists() and not path.is_dir():  # /dev/null, a FIFO: no folder, say what
+            raise PfuncUsageError(f"{path} {not_a_file(path)}")
         raise PfuncUsageError(
             f"{path}: no such file" + (" (it is a folder)" if path.exists() else "")
         )

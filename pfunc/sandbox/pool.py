@@ -64,6 +64,25 @@ def _move(sandbox: Sandbox, inline: bool) -> None:
         sandbox.home = SandboxThread()
 
 
+def undecodable(error: UnicodeDecodeError, display_path: str) -> HandlerLoadError:
+    """The load error of a handler file that is not UTF-8: where, as line and column (as
+    every other load error says it, so reports show a code frame), not a byte offset."""
+    data = bytes(error.object)
+    line = data.count(b"\n", 0, error.start) + 1
+    line_start = data.rfind(b"\n", 0, error.start) + 1
+    # Columns count characters; what precedes the first bad byte decoded fine.
+    column = len(data[line_start : error.start].decode("utf-8")) + 1
+    where = f"{display_path}:{line}:{column}"
+    return HandlerLoadError(
+        "LoadError",
+        f"{where}: the handler file is not valid UTF-8 (byte 0x{data[error.start]:02x}: "
+        f"{error.reason}); save it as UTF-8 text",
+        stack=f"    at {where}",
+        line=line,
+        column=column,
+    )
+
+
 class SandboxPool:
     def __init__(self, handler: Path, display_path: str, runtime: Runtime) -> None:
         self.handler = handler
@@ -87,7 +106,9 @@ class SandboxPool:
                 f"{self.display_path}: the handler file does not exist; create it or fix the "
                 "file = ... entry in pfunc.toml",
             ) from None
-        except (OSError, UnicodeDecodeError) as error:
+        except UnicodeDecodeError as error:
+            raise undecodable(error, self.display_path) from None
+        except OSError as error:
             raise HandlerLoadError(
                 "LoadError",
                 f"{self.display_path}: cannot read the handler file ({error}); save it as "

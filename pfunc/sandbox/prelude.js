@@ -540,10 +540,17 @@ var console;
 
   // --- one execution -------------------------------------------------------------
 
+  // The call a completion kind stands for, as the handler wrote it: the kind itself is
+  // read by the host ("response" among them), so only the warning's wording maps it.
+  function __pfunc_completionCall(kind) {
+    return kind === "response" ? "response.send" : kind;
+  }
+
   function __pfunc_complete(execution, kind, detail) {
     if (execution.completion !== null) {
       execution.warnings.push(
-        kind + "() was called after " + execution.completion.kind +
+        __pfunc_completionCall(kind) + "() was called after " +
+        __pfunc_completionCall(execution.completion.kind) +
         "() had already completed this execution; ignored (the first completion call wins)"
       );
       return;

@@ -252,12 +252,19 @@ class _Execution:
     def complete(self, kind: str, detail: dict[str, Any]) -> None:
         if self.completion is not None:
             self.warnings.append(
-                f"{kind}() was called after {self.completion['kind']}() had "
+                f"{_completion_call(kind)}() was called after "
+                f"{_completion_call(self.completion['kind'])}() had "
                 "already completed this execution; ignored (the first "
                 "completion call wins)"
             )
             return
         self.completion = {"kind": kind, "late": False, **detail}
+
+
+def _completion_call(kind: str) -> str:
+    """The call a completion kind stands for, as the handler wrote it: the kind itself is
+    read by the host ("response" among them), so only the warning's wording maps it."""
+    return "response.send" if kind == "response" else kind
 
 
 class Request:

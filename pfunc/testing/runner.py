@@ -26,7 +26,7 @@ from pfunc.events import (
     kind_for_trigger,
     kinds_triggered_by,
 )
-from pfunc.executor import Executor
+from pfunc.executor import Executor, refused_before_functions
 from pfunc.limits import resolve_profile
 from pfunc.project import FunctionConfig, load_project, parse_mock
 from pfunc.result import Result
@@ -155,6 +155,7 @@ class ScenarioRun:
                 outcome.malformed = True
                 break
             result = await executor.run(event)
+            result.warnings += refused_before_functions(event, self.runtime.profile)
             outcome.results.append(result)
             outcome.steps_run += 1
             items, counters = await self.state(step)
