@@ -65,11 +65,13 @@ class Bus:
         meta: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
         after_waits: bool = True,
+        client: dict[str, str] | None = None,
     ) -> PublishReport:
         """Through the before-* functions, to subscribers and history, then the after-*
         ones: awaited, with their results in the report, unless `after_waits` is False
         (a client's publish to the dev server: PubNub answers once the message is
-        published, and runs after-* functions on their own)."""
+        published, and runs after-* functions on their own). `client`: the publishing
+        client's `useragent` and `clientip`, for the functions' `request.meta`."""
         report = PublishReport(channel, verb, hop, message)
         given = params or {}
         # PubNub names a publisher for every message (subscribers' "i", history's uuid);
@@ -83,7 +85,8 @@ class Bus:
         report.drop = self._drop(channel, message, verb, hop)
         if report.drop is not None:
             return report
-        spec = EventSpec(channel=channel, params=params or {}, meta=meta or {})
+        request_meta = {**(client or {}), **(meta or {})}
+        spec = EventSpec(channel=channel, params=params or {}, meta=request_meta)
         # Handlers of a file message see the verb "publish", as their kinds' rows say.
         event_verb = None if verb == FILE else verb
         current = message

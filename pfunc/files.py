@@ -210,12 +210,20 @@ class Files:
         params: dict[str, Any] | None = None,
         hop: int = 1,
         after_waits: bool = True,
+        client: dict[str, str] | None = None,
     ) -> PublishReport:
         """Publish a file message as sent (an SDK's publish-file payload): through the
         before-publish-file functions, to subscribers and history, then the after ones
-        (see Bus.publish for `after_waits`)."""
+        (see Bus.publish for `after_waits` and `client`)."""
         return await self._publish(
-            channel, payload, verb=FILE, hop=hop, meta=meta, params=params, after_waits=after_waits
+            channel,
+            payload,
+            verb=FILE,
+            hop=hop,
+            meta=meta,
+            params=params,
+            after_waits=after_waits,
+            client=client,
         )
 
     async def publish_file(

@@ -1289,3 +1289,46 @@ def test_a_group_subscriber_waiting_gets_a_channel_added_to_its_group(dev, monke
     assert status == 200
     got = [(m["c"], m["d"], m.get("b")) for m in json.loads(body)["m"]]
     assert got == [("g.second", {"n": 2}, "waiting")]
+
+
+CLIENT_META = """
+[project]
+subscribe_key = "sub-c-m"
+publish_key = "pub-c-m"
+
+[[functions]]
+name = "seen"
+file = "seen.js"
+event = "before-publish"
+channels = ["ch"]
+"""
+
+
+def test_functions_see_the_publishing_clients_user_agent_and_address(tmp_path_factory):
+    """request.meta names the client that published (its User-Agent and address), not
+    pfunc; the publish's own meta is kept beside it, and history keeps only that."""
+    from tests.conftest import serve_project
+
+    seen = """
+        export default (request) => {
+          request.message = { meta: request.meta };
+          return request.ok();
+        };
+    """
+    for dev in serve_project(tmp_path_factory, "meta", CLIENT_META, {"seen.js": seen}):
+        agent = {"User-Agent": "MyApp/1.0 (test)"}
+        meta = urllib.parse.quote('{"room":"r1"}')
+        status, _, _ = dev.request(
+            "GET", f"/publish/pub-c-m/sub-c-m/0/ch/0/%7B%7D?uuid=a&store=1&meta={meta}", None, agent
+        )
+        assert status == 200
+        history = "/v2/history/sub-key/sub-c-m/channel/ch?uuid=a&include_meta=true"
+        _, _, body = dev.request("GET", history)
+        [entry] = json.loads(body)[0]
+        assert entry["message"]["meta"] == {
+            "useragent": "MyApp/1.0 (test)",
+            "clientip": "127.0.0.1",
+            "origin": "127.0.0.1",
+            "room": "r1",
+        }
+        assert entry["meta"] == {"room": "r1"}

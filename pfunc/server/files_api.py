@@ -37,7 +37,7 @@ from pfunc.server.pubnub_api import (
     publish_error,
 )
 from pfunc.server.state import DevState
-from pfunc.server.wire import pubnub_error, wrong_key
+from pfunc.server.wire import client_meta, pubnub_error, wrong_key
 
 BASE = "/v1/files/{sub}/channels/{channel}"
 UPLOAD = "/pfunc/files/upload"
@@ -312,6 +312,7 @@ class FilesAPI:
             meta=meta if isinstance(meta, dict) else None,
             params={k: v for k, v in request.query.items() if k in PUBLISH_PARAMS},
             after_waits=False,  # PubNub answers once the message is published
+            client=client_meta(request),
         )
         return publish_answer(self.state, report)
 

@@ -16,7 +16,7 @@ from pfunc.result import TOO_LARGE, PublishReport
 from pfunc.server.filters import FilterError, compile_filter
 from pfunc.server.state import DevState
 from pfunc.server.subscribers import Delivery
-from pfunc.server.wire import channel_groups, names, pubnub_error
+from pfunc.server.wire import channel_groups, client_meta, names, pubnub_error
 
 # PubNub's limit on a published message: 32 KiB, escaped, channel name included.
 MAX_PUBLISH_URL_BYTES = 32 * 1024
@@ -131,6 +131,7 @@ class PubNubAPI:
             meta=meta if isinstance(meta, dict) else None,
             params={k: v for k, v in request.query.items() if k in PUBLISH_PARAMS},
             after_waits=False,  # PubNub answers once the message is published
+            client=client_meta(request),
         )
         return publish_answer(self.state, report)
 

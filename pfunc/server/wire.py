@@ -13,6 +13,17 @@ def pubnub_error(status: int, message: str, service: str = "pfunc") -> web.Respo
     )
 
 
+def client_meta(request: web.Request) -> dict[str, str]:
+    """What a function's `request.meta` says of the client that sent `request`: its user
+    agent and address, as PubNub reports the publishing client's."""
+    meta = {}
+    if "User-Agent" in request.headers:
+        meta["useragent"] = request.headers["User-Agent"]
+    if request.remote:
+        meta["clientip"] = request.remote
+    return meta
+
+
 def flag(request: web.Request, name: str) -> bool:
     """A boolean query parameter, as the SDKs write it (true or 1)."""
     return request.query.get(name, "").lower() in ("true", "1")
