@@ -22,6 +22,8 @@ def channel_problem(channel: str) -> str | None:
         return "it is empty"
     if set(channel) & _FORBIDDEN:
         return "it contains a space, comma, slash or quote"
+    if any(ord(character) < 0x20 or ord(character) == 0x7F for character in channel):
+        return "it contains a control character (PubNub refuses them, NUL included)"
     if "*" not in channel:
         return None
     segments = channel.split(".")

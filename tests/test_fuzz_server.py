@@ -48,7 +48,8 @@ HANDLERS = {
     "gate.js": "export default (request) => request.ok();",
     "api.js": """
         export default (request, response) =>
-          response.send({ body: String(request.body), query: request.query });
+          response.send({ body: String(request.body), query: request.query,
+                          headers: request.headers });
     """,
     "joined.js": "export default (request) => request.ok();",
 }
@@ -324,3 +325,40 @@ def test_a_client_that_leaves_mid_body_is_not_a_server_error(dev):
     time.sleep(0.3)  # the server notices each close
     still_serving(dev)
     no_server_errors(dev)
+
+
+@pytest.mark.parametrize(
+    ("channel", "message", "refusal"),
+    [
+        ("chat.a", "%22%FF%FE%22", "Invalid JSON"),  # escapes that are not UTF-8
+        ("chat.a", "%22h%ZZi%22", "Invalid JSON"),  # a % that is no escape
+        ("chat.a", "%22caf%C3%A9%22", None),  # UTF-8: published as "café"
+        ("%FF%FE", "1", "Invalid Channel"),
+        ("ch%00x", "1", "Invalid Channel"),
+        ("ch%07x", "1", "Invalid Channel"),
+        ("caf%C3%A9", "1", None),
+    ],
+)
+def test_a_publish_whose_url_does_not_decode_is_refused_not_changed(dev, channel, message, refusal):
+    for route in ("publish", "signal"):
+        status, _, body = dev.request("GET", f"/{route}/pub-c-z/sub-c-z/0/{channel}/0/{message}")
+        if refusal is None:
+            assert status == 200, body
+        else:
+            assert (status, json.loads(body)[1]) == (400, refusal)
+    still_serving(dev)
+
+
+def test_header_bytes_that_are_not_utf8_reach_handlers_as_latin1(dev):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", dev.port)) as client:
+        client.sendall(
+            b"GET /v1/blocks/sub-key/sub-c-z/api HTTP/1.1\r\nHost: x\r\n"
+            b"X-Raw: \xff\xfe\r\nX-Text: caf\xc3\xa9\r\nConnection: close\r\n\r\n"
+        )
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    headers = json.loads(answer.split(b"\r\n\r\n", 1)[1])["headers"]
+    assert (headers["x-raw"], headers["x-text"]) == ("\u00ff\u00fe", "caf\u00e9")

@@ -54,6 +54,14 @@ def _charset(content_type: str) -> str:
     return "utf-8"
 
 
+def _latin1(value: str) -> str:
+    """A header value as Node (PubNub's runtime) reads it: bytes that are not UTF-8 are
+    Latin-1 characters there, where aiohttp keeps them as lone surrogates."""
+    if not any("\udc80" <= character <= "\udcff" for character in value):
+        return value
+    return value.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
 def _body_text(raw: bytes, charset: str | None) -> str:
     """The body as text for the handler: in its declared charset when Python knows it,
     else UTF-8; bytes that do not decode become U+FFFD rather than a refusal (a handler
@@ -103,7 +111,7 @@ class Blocks:
             method=request.method,
             path=rest,
             query=dict(request.query),
-            headers=dict(request.headers),
+            headers={name: _latin1(value) for name, value in request.headers.items()},
             body=_body_text(await request.read(), request.charset),
         )
         event = build_event(KINDS[function.event], spec)

@@ -16,7 +16,7 @@ from pfunc.result import TOO_LARGE, PublishReport
 from pfunc.server.filters import FilterError, compile_filter
 from pfunc.server.state import DevState
 from pfunc.server.subscribers import Delivery
-from pfunc.server.wire import channel_groups, client_meta, names, pubnub_error
+from pfunc.server.wire import channel_groups, client_meta, names, pubnub_error, undecodable
 
 # PubNub's limit on a published message: 32 KiB, escaped, channel name included.
 MAX_PUBLISH_URL_BYTES = 32 * 1024
@@ -109,6 +109,8 @@ class PubNubAPI:
             escaped = request.raw_path.split("?", 1)[0].rsplit("/", 1)[-1]
             if len(escaped) + len(request.match_info["channel"]) > MAX_PUBLISH_URL_BYTES:
                 return publish_error(413, "Message Too Large", self.state.timetoken())
+            if undecodable(escaped):
+                return publish_error(400, "Invalid JSON", self.state.timetoken())
         else:
             return publish_error(405, "Method Not Allowed", self.state.timetoken())
         try:
@@ -122,7 +124,8 @@ class PubNubAPI:
             except ValueError:
                 return publish_error(400, "Invalid JSON in meta", self.state.timetoken())
         channel = request.match_info["channel"]  # aiohttp decoded it once; that is all
-        if name_problem(channel):
+        raw_channel = request.raw_path.split("?", 1)[0].split("/")[5]
+        if name_problem(channel) or undecodable(raw_channel):
             return publish_error(400, "Invalid Channel", self.state.timetoken())
         report = await self.state.bus.publish(
             channel,

@@ -4,6 +4,9 @@ channel lists, channel groups, the subscribe key)."""
 
 from __future__ import annotations
 
+import re
+import urllib.parse
+
 from aiohttp import web
 
 
@@ -22,6 +25,22 @@ def client_meta(request: web.Request) -> dict[str, str]:
     if request.remote:
         meta["clientip"] = request.remote
     return meta
+
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def undecodable(raw: str) -> bool:
+    """A raw (still percent-encoded) URL part that does not decode to text: a `%` not
+    followed by two hex digits, or escapes that are not UTF-8. Decoders keep both as
+    they were, so the text a client sent would arrive changed, not refused."""
+    if _BAD_ESCAPE.search(raw):
+        return True
+    try:
+        urllib.parse.unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def flag(request: web.Request, name: str) -> bool:
