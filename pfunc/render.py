@@ -175,15 +175,27 @@ def _render_operations(out: Terminal, operations: dict[str, Any]) -> None:
         )
 
 
+# A message or body longer than this is cut in the human report: a terminal shows the
+# first screens of a 10 MB message no better than none of it (--json prints it whole).
+SHOWN_CHARACTERS = 20_000
+
+
+def _shown(text: str) -> str:
+    if len(text) <= SHOWN_CHARACTERS:
+        return text
+    more = len(text) - SHOWN_CHARACTERS
+    return f"{text[:SHOWN_CHARACTERS]}\n... ({more:,} more characters; --json prints it whole)"
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False)
+    return _shown(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 def _body(body: str) -> Segment:
     try:
         return (_json(json.loads(body)), "") if body else ("(empty body)", "dim")
     except ValueError:
-        return (body, "")
+        return (_shown(body), "")
 
 
 def code_frame(path: Path, line: int, column: int, context: int = 2) -> str | None:

@@ -529,3 +529,14 @@ def test_a_message_over_pubnubs_size_limit_runs_with_a_warning(tmp_path):
     ]
     assert "limit of 30 for a signal" in run("before-signal", '{"grow": 1}')["warnings"][0]
     assert run("before-publish", '{"small": 1}')["warnings"] == []
+
+
+def test_a_huge_message_is_cut_in_the_report_and_whole_in_json(tmp_path):
+    handler = tmp_path / "huge.js"
+    handler.write_text("export default (request) => request.ok({ big: 'x'.repeat(100000) });\n")
+    shown = run_cli("run", handler, "--kv", tmp_path / "kv.sqlite3", cwd=tmp_path)
+    assert shown.code == 0
+    assert len(shown.stdout) < 30_000
+    assert "more characters; --json prints it whole" in shown.stdout
+    whole = run_cli("run", handler, "--kv", tmp_path / "kv.sqlite3", "--json", cwd=tmp_path)
+    assert whole.json()["message"]["big"] == "x" * 100000
