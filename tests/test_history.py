@@ -171,15 +171,19 @@ export default async (request, response) => {
 """
 
 
-def test_functions_read_and_change_the_same_state(tmp_path):
-    folder = project(tmp_path)
-    (folder / "inspect.js").write_text(INSPECT)
+def with_api(folder: Path, name: str, source: str) -> Path:
+    """The project with an on-request function NAME at /NAME, and 20 operations."""
+    (folder / f"{name}.js").write_text(source)
     with (folder / "pfunc.toml").open("a") as config:
         config.write(
-            '\n[limits]\noperations = 20\n\n[[functions]]\nname = "inspect"\n'
-            'file = "inspect.js"\nevent = "on-request"\npath = "inspect"\n'
+            f'\n[limits]\noperations = 20\n\n[[functions]]\nname = "{name}"\n'
+            f'file = "{name}.js"\nevent = "on-request"\npath = "{name}"\n'
         )
-    server = InProcessDev(folder)
+    return folder
+
+
+def test_functions_read_and_change_the_same_state(tmp_path):
+    server = InProcessDev(with_api(project(tmp_path), "inspect", INSPECT))
     try:
         pn = python_sdk(server.port)
         pn.set_state().channels(["log.a"]).state({"mood": "ok"}).sync()
@@ -224,14 +228,7 @@ export default async (request, response) => {
 
 
 def test_functions_presence_calls_take_channel_groups(tmp_path):
-    folder = project(tmp_path)
-    (folder / "grouped.js").write_text(GROUPED)
-    with (folder / "pfunc.toml").open("a") as config:
-        config.write(
-            '\n[limits]\noperations = 20\n\n[[functions]]\nname = "grouped"\n'
-            'file = "grouped.js"\nevent = "on-request"\npath = "grouped"\n'
-        )
-    server = InProcessDev(folder)
+    server = InProcessDev(with_api(project(tmp_path), "grouped", GROUPED))
     try:
         server.request("GET", "/v2/subscribe/sub-c-h/room.a,elsewhere/0?tt=0&uuid=ada")
         status, _, body = server.request("GET", "/v1/blocks/sub-key/sub-c-h/grouped")
