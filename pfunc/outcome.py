@@ -80,7 +80,8 @@ def timeout_error(
         "TimeoutError",
         f"{display_path}: the handler ran longer than the {limit:g} s time "
         f"limit ({profile.describe()}) and was stopped{where}{when}; look for "
-        f"{cause}, or raise the limit with --timeout",
+        f"{cause}, or raise the limit: timeout under [limits] in pfunc.toml (--timeout "
+        "for pfunc run)",
         stack,
         display_path,
         location,

@@ -121,7 +121,8 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str]:
     import tomllib  # 2 ms of imports, paid only where there is a TOML file
 
     try:
-        text = path.read_text(encoding="utf-8")
+        # A byte-order mark (some Windows editors write one) is no part of the TOML.
+        text = path.read_text(encoding="utf-8-sig")
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as error:
         raise PfuncUsageError(f"{path}: not valid TOML: {error}") from None

@@ -558,6 +558,12 @@ def test_globals_a_handlers_top_level_code_added_go_with_its_last_load(tmp_path)
         ("", 'request = { path = "/" }\nexpect = { error = { kind = "x" } }', "expect.error"),
         ("", 'publish = "hello"', "publish must be a table"),
         ("mocks = 5", 'request = { path = "/" }', "mocks is a list of tables"),
+        ("", "interval = false", "interval = false; write interval = true"),
+        ("", "interval = 5", "interval = 5; write interval = true"),
+        ('now = "yesterday"', "interval = true", "now = 'yesterday' is not an ISO-8601 time"),
+        ("vault = { A = 1 }", "interval = true", "vault values are text"),
+        ('mocks = [{ urll = "x" }]', "interval = true", "mocks[0]: unknown key(s) urll"),
+        ('mocks = [{ body = "x" }]', "interval = true", "mocks[0].url is required"),
         ("limits = { timeout = 1 }", 'request = { path = "/" }', "limits names a profile"),
         ('function = "f"', 'request = { path = "/" }', "names both function and file"),
         ("", 'function = "f"\nfile = "h.js"\nrequest = { path = "/" }', "names both"),
@@ -706,3 +712,40 @@ def test_a_save_path_or_a_variable_that_is_not_there_says_so(tmp_path):
     run = run_cli("test", "vars.test.toml", cwd=tmp_path)
     # Used before the step that saves it: malformed. ${name}, saved by no step, is text.
     assert run.code == 2 and "${token}: no earlier step saved 'token'" in run.stdout, run.stdout
+
+
+def test_a_byte_order_mark_is_no_part_of_a_scenario_file(tmp_path):
+    from pfunc.testing.scenario import load_scenarios
+
+    path = tmp_path / "bom.test.toml"
+    path.write_bytes(
+        b"\xef\xbb\xbf" + b'[[scenario]]\nname = "s"\nfile = "h.js"\n\n'
+        b"[[scenario.step]]\ninterval = true\n"
+    )
+    assert [scenario.name for scenario in load_scenarios(path)] == ["s"]
+
+
+def test_a_step_naming_no_function_is_found_before_any_step_runs(project):
+    bad = project / "examples" / "late.test.toml"
+    bad.write_text(
+        '[[scenario]]\nname = "late"\nfunction = "config"\n\n[[scenario.step]]\n'
+        'request = { path = "/config" }\nexpect = { status = 599 }\n\n'
+        '[[scenario.step]]\nfunction = "nope"\ninterval = true\n'
+    )
+    run = run_cli("test", bad, cwd=project)
+    # Step 1 would fail (599): it never ran, the malformed step 2 is what is said.
+    assert run.code == 2 and "late.test.toml:9: no function 'nope'" in run.stdout, run.stdout
+    assert "status: expected 599" not in run.stdout
+
+
+def test_a_slip_of_a_saved_name_is_malformed_not_sent_as_text(tmp_path):
+    (tmp_path / "echo.js").write_text(
+        "export default (request, response) => response.send({ token: 't1' });\n"
+    )
+    (tmp_path / "slip.test.toml").write_text(
+        '[[scenario]]\nname = "s"\nfile = "echo.js"\n\n'
+        '[[scenario.step]]\nrequest = { path = "/" }\nsave = { token = "json.token" }\n\n'
+        '[[scenario.step]]\nrequest = { path = "/${tokn}" }\n'
+    )
+    run = run_cli("test", "slip.test.toml", cwd=tmp_path)
+    assert run.code == 2 and "no step saves 'tokn'; did you mean ${token}?" in run.stdout

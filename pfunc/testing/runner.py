@@ -4,6 +4,7 @@ randomness and xhr offline, through the real executor and engine."""
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import re
 import tempfile
@@ -81,13 +82,14 @@ class ScenarioRun:
         self.project = engine.project
         self.saved: dict[str, Any] = {}  # values earlier steps saved, for ${name}
 
-    def _target(self, step: Step) -> tuple[Executor, FunctionConfig | None]:
+    def _function_of(self, step: Step) -> FunctionConfig | None:
+        """The pfunc.toml function a step runs (None: a file), or why it names none."""
         if step.file is not None:
             if not step.file.is_file():
                 raise PfuncUsageError(
                     f"{self.scenario.path}:{step.line}: {step.file} does not exist"
                 )
-            return self.engine.functions.executor_for_file(step.file, step.file.name), None
+            return None
         function = self.project.function(step.function or "")
         if function is None:
             known = ", ".join(f.name for f in self.project.functions) or "none"
@@ -95,6 +97,13 @@ class ScenarioRun:
                 f"{self.scenario.path}:{step.line}: no function {step.function!r} in "
                 f"{self.project.config_file or 'a pfunc.toml'}; functions: {known}"
             )
+        return function
+
+    def _target(self, step: Step) -> tuple[Executor, FunctionConfig | None]:
+        function = self._function_of(step)
+        if function is None:
+            assert step.file is not None
+            return self.engine.functions.executor_for_file(step.file, step.file.name), None
         return self.engine.functions.executor(function), function
 
     def _event(self, step: Step, function: FunctionConfig | None) -> Event:
@@ -134,6 +143,11 @@ class ScenarioRun:
 
     async def run(self) -> ScenarioResult:
         outcome = ScenarioResult(self.scenario)
+        for step in self.scenario.steps:  # every step's handler exists before any runs
+            try:
+                self._function_of(step)
+            except PfuncUsageError as error:
+                return _malformed(outcome, step, error)
         await self.seed()
         for original in self.scenario.steps:
             step = original
@@ -148,12 +162,7 @@ class ScenarioRun:
                 executor, function = self._target(step)
                 event = self._event(step, function)
             except PfuncUsageError as error:
-                # This scenario cannot run; the others still do, and the report (JUnit
-                # included) says which step is malformed. pfunc test then exits 2.
-                problem = Mismatch("step", "a well-formed step", str(error), "malformed")
-                outcome.failure = StepFailure(step, [problem], None)
-                outcome.malformed = True
-                break
+                return _malformed(outcome, step, error)
             result = await executor.run(event)
             result.warnings += refused_before_functions(event, self.runtime.profile)
             outcome.results.append(result)
@@ -164,6 +173,24 @@ class ScenarioRun:
                 outcome.failure = StepFailure(step, mismatches, result)
                 break
         return outcome
+
+    def _check_marker(self, name: str, step: Step) -> None:
+        """A ${name} no step has saved yet: malformed when some step saves it (used too
+        early) or saves a name this one is a slip of (${tokn} for ${token}); any other
+        ${...} text is the scenario's own (a template a handler renders), sent as written."""
+        saved_anywhere = [saved for s in self.scenario.steps for saved in s.save]
+        where = f"{self.scenario.path}:{step.line}: ${{{name}}}"
+        if name in saved_anywhere:
+            raise PfuncUsageError(
+                f"{where}: no earlier step saved {name!r} (saved so far: "
+                f"{', '.join(self.saved) or 'nothing'})"
+            )
+        close = difflib.get_close_matches(name, saved_anywhere, n=1, cutoff=0.75)
+        if close:
+            raise PfuncUsageError(
+                f"{where}: no step saves {name!r}; did you mean ${{{close[0]}}}? (Text that "
+                "only looks like a saved name is sent as written: rename it if it is meant so)"
+            )
 
     def substitute(self, value: Any, step: Step) -> Any:
         """Replace ${name} in strings with what an earlier step saved. A ${name} that a
@@ -177,15 +204,8 @@ class ScenarioRun:
                 value = value.replace(
                     marker, saved if isinstance(saved, str) else json.dumps(saved)
                 )
-            unknown = _MARKER.search(value)
-            # Only a name some step saves: other ${...} text is the scenario's own (a
-            # template a handler renders), sent as written.
-            if unknown and any(unknown.group(1) in s.save for s in self.scenario.steps):
-                raise PfuncUsageError(
-                    f"{self.scenario.path}:{step.line}: {unknown.group(0)}: no earlier step "
-                    f"saved {unknown.group(1)!r} (saved so far: "
-                    f"{', '.join(self.saved) or 'nothing'})"
-                )
+            for unknown in _MARKER.finditer(value):
+                self._check_marker(unknown.group(1), step)
             return value
         if isinstance(value, dict):
             return {
@@ -221,6 +241,15 @@ class ScenarioRun:
             else:
                 self.saved[name] = value
         return missing
+
+
+def _malformed(outcome: ScenarioResult, step: Step, error: PfuncUsageError) -> ScenarioResult:
+    """This scenario cannot run; the others still do, and the report (JUnit included)
+    says which step is malformed. pfunc test then exits 2."""
+    problem = Mismatch("step", "a well-formed step", str(error), "malformed")
+    outcome.failure = StepFailure(step, [problem], None)
+    outcome.malformed = True
+    return outcome
 
 
 _MARKER = re.compile(r"\$\{([A-Za-z_][\w-]*)\}")

@@ -7,16 +7,18 @@ event and check what happened. Mistakes in a file are reported with its path and
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pfunc.clock import Clock
 from pfunc.errors import PfuncUsageError
 from pfunc.events import KINDS, TRIGGERS
 from pfunc.limits import PROFILES
-from pfunc.project import read_toml, relative_to_cwd
+from pfunc.project import parse_mock, read_toml, relative_to_cwd
 from pfunc.result import OUTCOMES
 
 SCENARIO_KEYS = {
@@ -35,6 +37,7 @@ SCENARIO_KEYS = {
 }
 STORES = ("memory", "disk")  # where a scenario's fresh KV store lives
 EVENT_KEYS = TRIGGERS  # a step sends one event, named by what triggers it
+MOCK_KEYS = {"url", "method", "status", "headers", "json", "body"}
 STEP_KEYS = {"name", "function", "file", "event", "advance", "expect", "save", *EVENT_KEYS}
 
 
@@ -266,6 +269,28 @@ def _scenario(path: Path, lines: _Lines, index: int, entry: dict[str, Any]) -> S
     mocks = entry.get("mocks", [])
     if not isinstance(mocks, list) or not all(isinstance(mock, dict) for mock in mocks):
         raise _fail(path, line, "mocks is a list of tables ([[scenario.mocks]])")
+    for number, mock in enumerate(mocks):
+        unknown = sorted(set(mock) - MOCK_KEYS)
+        if unknown:
+            raise _fail(
+                path,
+                line,
+                f"mocks[{number}]: unknown key(s) {', '.join(unknown)}; a mock has "
+                f"{', '.join(sorted(MOCK_KEYS))}",
+            )
+        try:
+            parse_mock(path, mock, number)
+        except PfuncUsageError as error:  # said again with this scenario's line
+            raise _fail(path, line, str(error).split(": ", 1)[-1]) from None
+    if not all(isinstance(v, str) for v in entry.get("vault", {}).values()):
+        raise _fail(path, line, 'vault values are text, e.g. vault = { API_KEY = "test-key" }')
+    now = entry.get("now", DEFAULT_NOW)
+    try:
+        Clock.parse_fixed(str(now))
+    except ValueError:
+        raise _fail(
+            path, line, f"now = {now!r} is not an ISO-8601 time; write it like 2026-01-01T12:00:00Z"
+        ) from None
     store = entry.get("store", "memory")
     if store not in STORES:
         raise _fail(path, line, f'store must be "memory" or "disk", got {store!r}')
@@ -328,6 +353,13 @@ def _step(
         takes, words = EXPECTATIONS[key]
         if not takes(value):
             raise _fail(path, expect_line, f"{where}: expect.{key} takes {words}; got {value!r}")
+    if kinds[0] == "interval" and entry["interval"] is not True:
+        raise _fail(
+            path,
+            line,
+            f"{where}: interval = {json.dumps(entry['interval'], default=str)}; write "
+            "interval = true (the function's timer firing once), or leave the step out",
+        )
     if kinds[0] != "interval" and not isinstance(entry[kinds[0]], dict):
         raise _fail(
             path,
