@@ -37,12 +37,15 @@ class Clock:
 
 class Timetokens:
     """PubNub timetokens: 17 digits, 100-ns units since the epoch, strictly increasing
-    within a process (publishes, subscribe cursors, pubnub.time())."""
+    within a process (publishes, subscribe cursors, pubnub.time()). On a fixed clock
+    (--now, scenarios) they count from its moment, so a run's timetokens repeat."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
         self._last = 0
+        self._clock = clock
 
     def next(self) -> str:
-        now = int(time.time() * 10_000_000)
+        fixed_ms = None if self._clock is None else self._clock.fixed_ms_or_none()
+        now = int(time.time() * 10_000_000) if fixed_ms is None else fixed_ms * 10_000
         self._last = max(now, self._last + 1)
         return str(self._last)

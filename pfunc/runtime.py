@@ -39,9 +39,12 @@ class Runtime:
     # a warm context, as production reuses isolates) instead of closing them.
     warm_sandboxes: bool = False
     renewed_sandboxes: int = 0  # of those, how many this engine was handed (and used)
-    timetokens: Timetokens = field(default_factory=Timetokens)
+    timetokens: Timetokens = field(init=False)  # on this runtime's clock
     # Called with every finished execution, chained ones included (the dev server's log).
     observers: list[Callable[[Result], None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.timetokens = Timetokens(self.clock)
 
     async def close(self) -> None:
         for module in self.modules.values():

@@ -540,3 +540,32 @@ def test_a_huge_message_is_cut_in_the_report_and_whole_in_json(tmp_path):
     assert "more characters; --json prints it whole" in shown.stdout
     whole = run_cli("run", handler, "--kv", tmp_path / "kv.sqlite3", "--json", cwd=tmp_path)
     assert whole.json()["message"]["big"] == "x" * 100000
+
+
+def test_timetokens_follow_a_fixed_clock(tmp_path):
+    """With --now (and in scenarios) a publish's timetoken and pubnub.time() count from
+    the fixed moment, so a run's timetokens are the same every time."""
+    handler = tmp_path / "tt.js"
+    handler.write_text(
+        'const pubnub = require("pubnub");\n'
+        "export default async (request) => {\n"
+        '  const sent = await pubnub.publish({ channel: "elsewhere", message: {} });\n'
+        "  return request.ok({ tt: sent[2], time: String(await pubnub.time()) });\n"
+        "};\n"
+    )
+    runs = [
+        run_cli(
+            "run",
+            handler,
+            "--now",
+            "2026-01-01T00:00:00Z",
+            "--kv",
+            tmp_path / "kv.sqlite3",
+            "--json",
+            cwd=tmp_path,
+        ).json()
+        for _ in range(2)
+    ]
+    assert runs[0]["message"]["tt"] == runs[1]["message"]["tt"] == "17672256000000000"
+    assert runs[0]["message"]["time"].startswith("176722560000")
+    assert runs[0]["triggered"][0]["timetoken"] == "17672256000000000"
