@@ -361,3 +361,31 @@ def test_junit_names_a_scenario_alike_with_and_without_n(tmp_path):
             [(c.get("classname"), c.get("name")) for c in ElementTree.parse(junit).iter("testcase")]
         )
     assert names[0] == names[1] == [("t.keys.test.toml", "ok")]
+
+
+def test_pfunc_test_n_reports_and_writes_junit_as_pfunc_test_does(tmp_path):
+    """A file named on the command line runs whatever its name; failures are reported
+    in the files' order, not as workers finish; the JUnit file is pfunc test's own."""
+    import re
+
+    folder = scenario_folder(tmp_path)
+    failing = "".join(
+        f'[[scenario]]\nname = "fails {n}"\nfile = "hello.js"\n\n[[scenario.step]]\n'
+        f'publish = {{ message = {{ name = "x" }} }}\nexpect = {{ message = {{ greeting = "{n}" }} }}\n\n'
+        for n in range(6)
+    )
+    (folder / "odd.toml").write_text(failing)
+    (folder / "sub").mkdir()
+    (folder / "sub" / "more.test.toml").write_text(failing.replace('"hello.js"', '"../hello.js"'))
+    arguments = ("odd.toml", "sub", "hello.test.toml")
+    serial = run_cli("test", *arguments, "--junit", "serial.xml", cwd=folder)
+    spread = run_cli("test", "-n", "2", *arguments, "--junit", "spread.xml", cwd=folder)
+    assert serial.code == spread.code == 1
+    assert "13 failed, 1 passed" in spread.stdout  # odd.toml's six ran too
+    headers = re.findall(r"_ scenario: (.+?) _", spread.stdout)
+    assert headers == [f"fails {n}" for n in range(6)] * 2 + ["expects too much"]
+
+    def timeless(name: str) -> str:
+        return re.sub(r'time="[0-9.]+"', "", (folder / name).read_text())
+
+    assert timeless("serial.xml") == timeless("spread.xml")

@@ -68,8 +68,8 @@ def run_with_pytest(
             command += [f"--pfunc-select={pattern}"]  # one argument, even for "-x"
         if first_failure:
             command += ["-x"]
-        if junit_path is not None:
-            command += [f"--junitxml={junit_path}"]
+        if junit_path is not None:  # written by the plugin, as pfunc test writes it
+            command += [f"--pfunc-junit={junit_path.resolve()}"]
         if sys.stdout.isatty():  # its report passes through a pipe of ours: keep the colour
             command += ["--color=yes"]
         code = _forwarding_output(command)

@@ -18,6 +18,7 @@ SUFFIX = ".test.toml"
 # On a scenario's report (user_properties travel from pytest-xdist's workers): a step
 # that cannot run as written, which `pfunc test` answers with exit code 2, not 1.
 MALFORMED = ("pfunc", "malformed")
+CASE = "pfunc-case"  # (CASE, report.junit_case(...)): a scenario's JUnit testcase
 
 
 class ScenarioFailed(Exception):
@@ -30,6 +31,11 @@ def add_scenario_options(group: pytest.OptionGroup) -> None:
         "--pfunc-select",
         metavar="TEXT",
         help="only scenarios whose name or file contains TEXT (pfunc test -k)",
+    )
+    group.addoption(
+        "--pfunc-junit",
+        metavar="PATH",
+        help="write the scenarios' JUnit XML as pfunc test --junit does (pfunc test -n)",
     )
     group.addoption(
         "--pfunc-exit-codes",
@@ -53,7 +59,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("pfunc_exit_codes", False):
-        config.pluginmanager.register(PfuncExitCodes(), "pfunc-exit-codes")
+        junit = config.getoption("pfunc_junit", None)
+        plugin = PfuncExitCodes(None if junit is None else Path(junit), list(config.args))
+        config.pluginmanager.register(plugin, "pfunc-exit-codes")
 
 
 @pytest.hookimpl(trylast=True)
@@ -61,6 +69,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     """The scenarios' warm sandboxes (Python workers among them) end with the session."""
     from pfunc.sandbox.pool import close_warm
 
+    _in_file_order(session)
     close_warm()
 
 
@@ -68,12 +77,17 @@ class PfuncExitCodes:
     """`pfunc test -n`'s exit code as `pfunc test`'s: 2 when a step cannot run as written,
     1 when a scenario failed (pytest-xdist's -x answers "interrupted", 2, instead)."""
 
-    def __init__(self) -> None:
+    def __init__(self, junit: Path | None, files: list[str]) -> None:
         self.malformed: set[str] = set()  # node ids
+        self.junit = junit
+        self.files = files  # in pfunc test's order (the command line's)
+        self.cases: list[dict[str, Any]] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if MALFORMED in report.user_properties:
             self.malformed.add(report.nodeid)
+        if report.when == "call":  # (teardown's report carries the same properties)
+            self.cases += [value for key, value in report.user_properties if key == CASE]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.malformed:
@@ -84,6 +98,12 @@ class PfuncExitCodes:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.junit is not None:  # pfunc test's own JUnit, in the files' order
+            from pfunc.testing.report import write_junit_cases
+
+            order = {file: index for index, file in enumerate(self.files)}
+            self.cases.sort(key=lambda case: (order.get(case["file"], len(order)), case["line"]))
+            write_junit_cases(self.cases, self.junit)
         if self.malformed:
             session.exitstatus = 2
         elif session.testsfailed:
@@ -91,17 +111,48 @@ class PfuncExitCodes:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if file_path.name.endswith(SUFFIX):
+    if file_path.name.endswith(SUFFIX) or _named(file_path, parent.config):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
 
 
+def _named(file_path: Path, config: pytest.Config) -> bool:
+    """A .toml file named on the command line is a scenario file, whatever its name, as
+    `pfunc test FILE` reads it (folders are searched for *.test.toml only)."""
+    if file_path.suffix != ".toml" or file_path.name == "pfunc.toml":
+        return False
+    start = config.invocation_params.dir
+    return any((start / arg.split("::")[0]).resolve() == file_path for arg in config.args)
+
+
+def _in_file_order(session: pytest.Session) -> None:
+    """Failures reported in the order of the files and their scenarios, as `pfunc test`
+    prints them, not in the order pytest-xdist's workers finished them (sorted before
+    the terminal's summary, which follows the session's end)."""
+    config = session.config
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    start = config.invocation_params.dir
+    named = {(start / arg.split("::")[0]).resolve(): n for n, arg in enumerate(config.args)}
+
+    def file_order(report: Any) -> tuple[int, str, int]:
+        path, line, _ = getattr(report, "location", None) or (report.nodeid, 0, "")
+        where = (config.rootpath / str(path)).resolve()
+        return named.get(where, len(named)), str(path), line or 0
+
+    for kind in ("failed", "error"):
+        reports = getattr(reporter, "stats", {}).get(kind)
+        if reports:
+            reports.sort(key=file_order)
+
+
 class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
+        from pfunc.project import relative_to_cwd
         from pfunc.testing.scenario import load_scenarios
 
         try:
-            scenarios = load_scenarios(self.path)
+            # Named as `pfunc test` names it (from the folder it runs in), in failures too.
+            scenarios = load_scenarios(relative_to_cwd(self.path))
         except PfuncUsageError as error:
             raise self.CollectError(str(error)) from None
         for scenario in scenarios:
@@ -114,10 +165,11 @@ class ScenarioItem(pytest.Item):
         self.scenario = scenario
 
     def runtest(self) -> None:
-        from pfunc.testing.report import failure_text
+        from pfunc.testing.report import failure_text, junit_case
         from pfunc.testing.runner import run_scenario
 
         result = asyncio.run(run_scenario(self.scenario))
+        self.user_properties.append((CASE, junit_case(result)))
         if result.malformed:
             self.user_properties.append(MALFORMED)
         if not result.passed:

@@ -100,38 +100,60 @@ def _missing() -> object:
     return expect._MISSING
 
 
+def junit_case(result: ScenarioResult) -> dict[str, Any]:
+    """One scenario's testcase for JUnit, as plain data: `pfunc test -n` carries it from
+    pytest-xdist's workers (user_properties) to the one writer below."""
+    return {
+        "file": str(result.scenario.path),
+        "name": result.scenario.name,
+        "line": result.scenario.line,
+        "seconds": result.duration_ms / 1000,
+        "failure": None if result.failure is None else failure_text(result),
+    }
+
+
 def write_junit(results: list[ScenarioResult], path: Path) -> None:
+    write_junit_cases([junit_case(result) for result in results], path)
+
+
+def write_junit_cases(cases: list[dict[str, Any]], path: Path) -> None:
+    import os
+
     suites = ElementTree.Element("testsuites", name="pfunc")
-    by_file: dict[Path, list[ScenarioResult]] = {}
-    for result in results:
-        by_file.setdefault(result.scenario.path, []).append(result)
+    by_file: dict[str, list[dict[str, Any]]] = {}
+    for case in cases:
+        by_file.setdefault(case["file"], []).append(case)
+    # Class names from the folder above the working one and every file, so that files
+    # away from it keep their own path's last parts, not the machine's whole path.
+    root = os.path.commonpath([os.getcwd(), *(str(Path(f).resolve().parent) for f in by_file)])
     for file, group in by_file.items():
-        failures = sum(not r.passed for r in group)
         suite = ElementTree.SubElement(
             suites,
             "testsuite",
-            name=str(file),
+            name=file,
             tests=str(len(group)),
-            failures=str(failures),
+            failures=str(sum(case["failure"] is not None for case in group)),
             errors="0",
-            time=f"{sum(r.duration_ms for r in group) / 1000:.3f}",
+            time=f"{sum(case['seconds'] for case in group):.3f}",
         )
-        for result in group:
-            case = ElementTree.SubElement(
+        for case in group:
+            element = ElementTree.SubElement(
                 suite,
                 "testcase",
                 # As pytest's --junitxml names it (folders as dots), so a CI's history
                 # of a scenario is one whether pfunc test ran it with -n or without.
-                classname=file.as_posix().replace("/", ".").lstrip("."),
-                name=result.scenario.name,
-                file=str(file),
-                line=str(result.scenario.line),
-                time=f"{result.duration_ms / 1000:.3f}",
+                classname=Path(os.path.relpath(Path(file).resolve(), root))
+                .as_posix()
+                .replace("/", "."),
+                name=case["name"],
+                file=file,
+                line=str(case["line"]),
+                time=f"{case['seconds']:.3f}",
             )
-            if result.failure is not None:
-                text = failure_text(result)
+            text = case["failure"]
+            if text is not None:
                 failure = ElementTree.SubElement(
-                    case,
+                    element,
                     "failure",
                     message=text.splitlines()[1].strip() if "\n" in text else text,
                     type="ExpectationFailed",
