@@ -749,3 +749,46 @@ def test_a_slip_of_a_saved_name_is_malformed_not_sent_as_text(tmp_path):
     )
     run = run_cli("test", "slip.test.toml", cwd=tmp_path)
     assert run.code == 2 and "no step saves 'tokn'; did you mean ${token}?" in run.stdout
+
+
+CHAIN_PROJECT = """
+[project]
+subscribe_key = "sub-c-ch"
+publish_key = "pub-c-ch"
+
+[[functions]]
+name = "forward"
+file = "forward.js"
+event = "after-publish"
+channels = ["a"]
+
+[[functions]]
+name = "down"
+file = "down.js"
+event = "before-publish"
+channels = ["b"]
+"""
+
+
+def test_a_steps_logs_and_warnings_include_the_chain_it_triggered(tmp_path):
+    (tmp_path / "pfunc.toml").write_text(CHAIN_PROJECT)
+    (tmp_path / "forward.js").write_text(
+        'const pubnub = require("pubnub");\n'
+        "export default async (request) => {\n"
+        '  await pubnub.publish({ channel: "b", message: request.message });\n'
+        "  return request.ok();\n};\n"
+    )
+    (tmp_path / "down.js").write_text(
+        'export default (request) => { console.log("down saw " + request.message.n); '
+        "return request.ok(); };\n"
+    )
+    (tmp_path / "chain.test.toml").write_text(
+        '[[scenario]]\nname = "chain"\nfunction = "forward"\n\n[[scenario.step]]\n'
+        'publish = { channel = "a", message = { n = 7 } }\nexpect = { logs = "down saw 7" }\n\n'
+        '[[scenario.step]]\npublish = { channel = "a", message = { n = 8 } }\n'
+        'expect = { logs = "down saw 9" }\n'
+    )
+    run = run_cli("test", "chain.test.toml", cwd=tmp_path)
+    assert run.code == 1, run.stdout
+    assert "step 2" in run.stdout and "step 1" not in run.stdout  # the chain's line matched
+    assert "console.log (down): down saw 8" in run.stdout  # shown beside the failure

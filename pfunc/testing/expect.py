@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,13 +114,17 @@ def check(
             found.append(Mismatch(f"counters.{key}", want, counters.get(key, 0)))
     if "operations" in expect and result.operations.get("used") != expect["operations"]:
         found.append(Mismatch("operations", expect["operations"], result.operations.get("used")))
-    lines = [entry["text"] for entry in result.logs]
+    # The step's execution and those of the functions its publishes triggered, in order:
+    # a chain's console lines and warnings (a hop dropped) are the step's to check too.
+    executions = list(chain(result))
+    lines = [entry["text"] for execution in executions for entry in execution.logs]
     for text in _texts(expect.get("logs", [])):
         if not any(text in line for line in lines):
             found.append(Mismatch("logs", text, lines, "no console line contains it"))
+    warnings = [warning for execution in executions for warning in execution.warnings]
     for text in _texts(expect.get("warnings", [])):
-        if not any(text in warning for warning in result.warnings):
-            found.append(Mismatch("warnings", text, result.warnings, "no warning contains it"))
+        if not any(text in warning for warning in warnings):
+            found.append(Mismatch("warnings", text, warnings, "no warning contains it"))
     if "error" in expect:
         want = (
             expect["error"] if isinstance(expect["error"], dict) else {"message": expect["error"]}
@@ -137,3 +142,11 @@ def check(
                     )
                 )
     return found
+
+
+def chain(result: Result) -> Iterator[Result]:
+    """An execution, then those of the functions its publishes triggered, in order."""
+    yield result
+    for report in result.triggered:
+        for execution in report.executions:
+            yield from chain(execution)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
+from pfunc.testing.expect import chain
 from pfunc.testing.runner import ScenarioResult, describe_step
 
 
@@ -34,10 +35,12 @@ def failure_text(result: ScenarioResult) -> str:
                 f" ({execution.error.file}:{execution.error.line})" if execution.error.line else ""
             )
             lines.append(f"  error: {execution.error.type}: {execution.error.message}{where}")
-        for entry in execution.logs:
-            lines.append(f"  console.{entry['level']}: {entry['text']}")
-        for warning in execution.warnings:
-            lines.append(f"  warning: {warning}")
+        for chained in chain(execution):  # the functions its publishes triggered too
+            whose = "" if chained is execution else f" ({chained.name or chained.function})"
+            for entry in chained.logs:
+                lines.append(f"  console.{entry['level']}{whose}: {entry['text']}")
+            for warning in chained.warnings:
+                lines.append(f"  warning{whose}: {warning}")
     return "\n".join(lines)
 
 
