@@ -172,3 +172,97 @@ def test_the_page_keeps_only_the_newest(page, dev: InProcessDev) -> None:
     assert page.locator("tr.execution").count() == 3
     view(page, "functions")
     shot(page, "functions")
+
+
+def test_a_404_row_opens_and_the_console_keeps_working(page, dev: InProcessDev) -> None:
+    """A request no function answers is listed; opening it once broke every click after."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(dev.base + "/#executions")
+    page.wait_for_selector(".count")
+    dev.request("GET", "/v1/blocks/sub-key/sub-c-demo/nothing-here")
+    page.locator("tr.execution", has_text="nothing-here").first.click()
+    page.wait_for_selector(".pane .detail >> text=no function or endpoint answers this path")
+    dev.type('run greet {"message": {"text": "after the 404"}}')
+    dev.wait_for(
+        lambda e: e["type"] == "execution" and e.get("message", {}).get("text") == "after the 404"
+    )
+    for _ in range(50):  # the newest greet row, once the stream delivered it
+        page.locator("tr.execution", has_text="greet").first.click()
+        if "after the 404" in page.inner_text(".pane"):
+            break
+        page.wait_for_timeout(100)
+    assert "after the 404" in page.inner_text(".pane")
+    assert errors == []
+
+
+def test_the_filters_pick_by_function_and_outcome(page, dev: InProcessDev) -> None:
+    page.goto(dev.base + "/#executions")
+    dev.request("GET", "/v1/blocks/sub-key/sub-c-demo/api")
+    dev.type('run greet {"message": {"text": "filtered"}}')
+    page.wait_for_selector("tr.execution >> text=api")
+    page.wait_for_selector("tr.execution >> text=greet")
+    page.select_option("select.filter-function", "api")
+    page.wait_for_function(
+        "[...document.querySelectorAll('tr.execution')].every((r) => r.textContent.includes('api'))"
+    )
+    page.select_option("select.filter-function", "")
+    page.select_option("select.filter-outcome", "response")
+    rows = page.locator("tr.execution")
+    assert rows.count() > 0 and all("response" in text for text in rows.all_inner_texts())
+
+
+def test_a_run_is_the_executions_entry_with_its_own_event(page) -> None:
+    """Once the stream brings it, a run shows the event as received (a presence event's
+    message is built from its fields) and can be saved as a scenario."""
+    view(page, "run")
+    page.select_option("select.run-function", "greet")
+    page.fill("textarea.event", '{"message": {"text": "ran by hand"}, "channel": "chat"}')
+    page.click("button.run")
+    page.wait_for_selector(".run-result button.save-scenario")
+    assert "ran by hand" in page.inner_text(".run-result")
+
+
+def test_kv_refuses_a_ttl_that_is_no_number_and_an_edit_keeps_the_ttl(page) -> None:
+    view(page, "kv")
+    page.click("button.kv-new")
+    page.fill("input.kv-key", "timed")
+    page.fill("textarea.kv-value", '"v"')
+    page.fill("input.kv-ttl", "abc")
+    page.click("button.kv-save")
+    page.wait_for_selector(".kv-message.error >> text=is not a number of minutes")
+    page.fill("input.kv-ttl", "3")
+    page.click("button.kv-save")
+    page.wait_for_selector("tr.kv-row[data-key=timed]")
+    page.locator("tr.kv-row[data-key=timed] button.kv-edit-button").click()
+    assert page.input_value("input.kv-ttl") == "3"
+
+
+def test_a_burst_of_kv_writes_is_one_refresh_not_one_each(page, dev: InProcessDev) -> None:
+    page.goto(dev.base + "/#kv")
+    page.wait_for_selector("table.kv-rows")
+    loads: list[str] = []
+    page.on("request", lambda r: loads.append(r.url) if "/pfunc/console/kv?" in r.url else None)
+    for number in range(60):
+        dev.type(f'run greet {{"message": {{"text": "write {number}"}}}}')
+    dev.wait_for(
+        lambda e: e["type"] == "execution" and e.get("message", {}).get("text") == "write 59",
+        timeout=30,
+    )
+    page.wait_for_timeout(1200)  # the last refresh, at most 500 ms after the last write
+    assert 1 <= len(loads) <= 10
+    assert page.locator(".kv-message.error").count() == 0
+
+
+def test_a_pfunc_toml_that_does_not_load_is_shown(page, dev: InProcessDev) -> None:
+    config = dev.folder / "pfunc.toml"
+    good = config.read_text()
+    page.goto(dev.base + "/#functions")
+    page.wait_for_selector(".card.function")
+    assert "Loading the pfunc console" not in page.inner_text("body")
+    try:
+        config.write_text(good + "\n[[functions]\n")
+        page.wait_for_selector(".project-error >> text=not valid TOML", timeout=15_000)
+    finally:
+        config.write_text(good)
+    page.wait_for_selector(".project-error", state="detached", timeout=15_000)

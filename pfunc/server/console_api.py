@@ -65,6 +65,7 @@ class Console:
         self.state = state
         self.hub = ConsoleHub()
         self.states: dict[str, dict[str, Any]] = {}  # display path -> load state
+        self.project_error: str | None = None  # why the last pfunc.toml saved did not load
         self._closed = asyncio.Event()
         self._record: asyncio.Queue[Result] | None = None
         runtime = state.engine.runtime
@@ -102,6 +103,9 @@ class Console:
         kind = event.get("type")
         if kind in ("not-emulated", "unrouted"):
             self.hub.add_request(event)
+        elif kind == "reload" and Path(event["file"]).name == "pfunc.toml":
+            self.project_error = None if event["ok"] else event.get("error")
+            self.hub.note("reload", json.dumps(event, default=str))
         elif kind == "reload":
             self.states[event["file"]] = {
                 "state": "loaded" if event["ok"] else "failed",
@@ -178,7 +182,13 @@ class Console:
                     **state,
                 }
             )
-        return web.json_response({"functions": described, "keyset": self._keyset()})
+        return web.json_response(
+            {
+                "functions": described,
+                "keyset": self._keyset(),
+                "project_error": self.project_error,
+            }
+        )
 
     async def _load_state(self, executor: Any) -> dict[str, Any]:
         """Whether the function's current source loads (as its next execution would)."""

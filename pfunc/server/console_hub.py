@@ -65,7 +65,11 @@ class Entry:
 
     def to_json(self) -> dict[str, Any]:
         if self.result is None:
-            return {"id": self.id, "at": self.at_ms, "type": "request", **(self.request or {})}
+            # The request's own "type" (unrouted, not-emulated) is kept as "reason": the
+            # entry's type is what the page dispatches on.
+            request = dict(self.request or {})
+            reason = request.pop("type", None)
+            return {"id": self.id, "at": self.at_ms, **request, "type": "request", "reason": reason}
         result = self.result
         data = {
             "id": self.id,

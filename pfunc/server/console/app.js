@@ -6,7 +6,8 @@ import { KVView } from "./kv.js";
 import { ChannelsView } from "./channels.js";
 
 const params = new URLSearchParams(location.search);
-const KEEP = Math.max(1, parseInt(params.get("keep") || "1000", 10)); // entries the page keeps
+const asked = parseInt(params.get("keep") || "", 10);
+const KEEP = Number.isFinite(asked) && asked > 0 ? asked : 1000; // entries the page keeps
 const SHOWN = 300; // rows rendered at once; the rest are counted
 const VIEWS = ["functions", "executions", "run", "kv", "channels"];
 
@@ -35,7 +36,10 @@ function useStream() {
       if (!timer) timer = setTimeout(flush, 100);
     };
     const source = new EventSource("/pfunc/console/stream");
-    source.addEventListener("open", () => setStatus((s) => ({ ...s, connected: true })));
+    // Opened again after an error: the server may have restarted with other functions.
+    source.addEventListener("open", () =>
+      setStatus((s) => ({ ...s, connected: true, reloads: s.reloads + (s.opened ? 1 : 0), opened: true }))
+    );
     source.addEventListener("error", () => setStatus((s) => ({ ...s, connected: false })));
     source.addEventListener("backlog", (e) => {
       const list = JSON.parse(e.data);
@@ -47,15 +51,28 @@ function useStream() {
     source.addEventListener("dropped", (e) =>
       setStatus((s) => ({ ...s, dropped: s.dropped + Number(e.data) }))
     );
-    source.addEventListener("kv", () => setStatus((s) => ({ ...s, kv: s.kv + 1 })));
+    // A burst of KV writes is one refresh of the KV view (and one render), not one each.
+    let kvTimer = null;
+    source.addEventListener("kv", () => {
+      if (kvTimer) return;
+      kvTimer = setTimeout(() => {
+        kvTimer = null;
+        setStatus((s) => ({ ...s, kv: s.kv + 1 }));
+      }, 500);
+    });
     source.addEventListener("reload", () => setStatus((s) => ({ ...s, reloads: s.reloads + 1 })));
-    return () => source.close();
+    return () => {
+      source.close();
+      clearTimeout(kvTimer);
+    };
   }, []);
   return [entries, status];
 }
 
-function FunctionsView({ functions, entries, open }) {
-  return html`<div class="functions">
+function FunctionsView({ functions, entries, open, projectError }) {
+  return html`${projectError && html`<p class="error project-error">${projectError} (the functions below are
+      the last pfunc.toml that loaded; they serve until it is fixed)</p>`}
+    <div class="functions">
     ${functions.map((f) => {
       const mine = entries.filter((e) => e.result && e.result.name === f.name).slice(-5).reverse();
       return html`<div class="card function" data-name=${f.name}>
@@ -99,10 +116,10 @@ function ExecutionsView({ entries, functions, selected, setSelected }) {
     <div class="list">
       <div class="filters">
         <select class="filter-function" onChange=${set("fn")}><option value="">all functions</option>
-          ${functions.map((f) => html`<option>${f.name}</option>`)}</select>
-        <select onChange=${set("kind")}><option value="">all kinds</option>${kinds.map((k) => html`<option>${k}</option>`)}</select>
-        <select onChange=${set("outcome")}><option value="">all outcomes</option>
-          ${["ok", "abort", "response", "error"].map((o) => html`<option>${o}</option>`)}</select>
+          ${functions.map((f) => html`<option value=${f.name}>${f.name}</option>`)}</select>
+        <select class="filter-kind" onChange=${set("kind")}><option value="">all kinds</option>${kinds.map((k) => html`<option value=${k}>${k}</option>`)}</select>
+        <select class="filter-outcome" onChange=${set("outcome")}><option value="">all outcomes</option>
+          ${["ok", "abort", "response", "error"].map((o) => html`<option value=${o}>${o}</option>`)}</select>
         <input placeholder="channel" onInput=${set("channel")} size="10" />
       </div>
       <p class="dim count">${matching.length} of ${entries.length} kept${matching.length > SHOWN ? ` (newest ${SHOWN} shown)` : ""}</p>
@@ -125,18 +142,31 @@ function ExecutionsView({ entries, functions, selected, setSelected }) {
   </div>`;
 }
 
+// A channel the function is bound to: its default, or one its wildcard covers.
+const channelOf = (f) => {
+  const wildcard = (f.channels || []).find((c) => c.endsWith(".*"));
+  return f.default_channel === "default" && wildcard ? wildcard.slice(0, -1) + "example" : f.default_channel;
+};
+
 function template(f) {
   if (!f) return "{}";
   if (f.family === "request") return show({ method: "POST", path: "/", query: {}, headers: { "content-type": "application/json" }, body: "{}" });
   if (f.family === "interval") return "{}";
-  if (f.trigger === "presence") return show({ action: "join", uuid: "user-1", occupancy: 1, channel: f.default_channel });
-  return show({ message: { text: "hello" }, channel: f.default_channel });
+  if (f.trigger === "presence") return show({ action: "join", uuid: "user-1", occupancy: 1, channel: channelOf(f) });
+  return show({ message: { text: "hello" }, channel: channelOf(f) });
 }
 
-function RunView({ functions }) {
+function RunView({ functions, entries }) {
   const [name, setName] = useState("");
   const [text, setText] = useState("{}");
   const [answer, setAnswer] = useState(null);
+  // The run as the Executions list has it (the event as the handler received it, and
+  // Save as scenario), once the stream brings it: the same result, to the character.
+  useEffect(() => {
+    if (!answer || !answer.text || answer.entry.id) return;
+    const found = entries.findLast((e) => e.result && JSON.stringify(e.result) === answer.text);
+    if (found) setAnswer({ entry: found });
+  }, [entries, answer]);
   const area = useRef(null);
   const fn = functions.find((f) => f.name === name);
   useEffect(() => { if (!name && functions.length) pick(functions[0].name); }, [functions]);
@@ -154,8 +184,10 @@ function RunView({ functions }) {
       const result = await api(`/pfunc/run/${encodeURIComponent(name)}`, { method: "POST", body: text });
       // The event as sent (the builder's defaults aside), so the message diff shows.
       const spec = JSON.parse(text || "{}");
-      const event = fn && fn.family === "message" ? { kind: fn.event, message: {}, ...spec } : { kind: fn && fn.event, ...spec };
-      setAnswer({ entry: { type: "execution", at: Date.now(), result, event } });
+      // (A presence event's message is built from its fields: no diff until the stream's.)
+      const sentMessage = fn && fn.family === "message" && fn.trigger !== "presence";
+      const event = sentMessage ? { kind: fn.event, message: {}, ...spec } : { kind: fn && fn.event, ...spec };
+      setAnswer({ entry: { type: "execution", at: Date.now(), result, event }, text: JSON.stringify(result) });
     } catch (error) {
       setAnswer({ error: error.message });
     }
@@ -178,10 +210,15 @@ function App() {
   const [view, setView] = useState(VIEWS.includes(location.hash.slice(1)) ? location.hash.slice(1) : "functions");
   const [entries, status] = useStream();
   const [functions, setFunctions] = useState([]);
+  const [projectError, setProjectError] = useState(null);
   const [keyset, setKeyset] = useState(null);
   const [selected, setSelected] = useState(null);
   useEffect(() => {
-    api("/pfunc/console/functions").then((d) => { setFunctions(d.functions); setKeyset(d.keyset); });
+    api("/pfunc/console/functions").then((d) => {
+      setFunctions(d.functions);
+      setKeyset(d.keyset);
+      setProjectError(d.project_error);
+    });
   }, [status.reloads]);
   useEffect(() => {
     const onHash = () => VIEWS.includes(location.hash.slice(1)) && setView(location.hash.slice(1));
@@ -196,12 +233,14 @@ function App() {
       ${status.dropped > 0 && html`<span class="abort">${status.dropped} skipped (page behind)</span>`}
     </header>
     <main class=${"view-" + view}>
-      ${view === "functions" && html`<${FunctionsView} functions=${functions} entries=${entries} open=${open} />`}
+      ${view === "functions" && html`<${FunctionsView} functions=${functions} entries=${entries} open=${open} projectError=${projectError} />`}
       ${view === "executions" && html`<${ExecutionsView} entries=${entries} functions=${functions} selected=${selected} setSelected=${setSelected} />`}
-      ${view === "run" && html`<${RunView} functions=${functions} />`}
+      ${view === "run" && html`<${RunView} functions=${functions} entries=${entries} />`}
       ${view === "kv" && html`<${KVView} version=${status.kv} />`}
       ${view === "channels" && keyset && html`<${ChannelsView} keyset=${keyset} />`}
     </main>`;
 }
 
-render(html`<${App} />`, document.getElementById("app"));
+const root = document.getElementById("app");
+root.textContent = ""; // "Loading the pfunc console…" until now
+render(html`<${App} />`, root);

@@ -45,6 +45,8 @@ export function ChannelsView({ keyset }) {
         if (!response.ok) throw new Error(data.message || response.statusText);
         tt = data.t.t;
         tr = String(data.t.r);
+        // Answered again (a restarted server): its failure is over.
+        setProblem((shown) => (shown && shown.startsWith("subscribe:") ? null : shown));
         if (data.m.length) setSeen((old) => [...data.m.map(describe), ...old].slice(0, 200));
       } catch (error) {
         if (controller.signal.aborted) return;
@@ -59,6 +61,7 @@ export function ChannelsView({ keyset }) {
   });
   const stop = () => { stopper.current && stopper.current.abort(); setActive(null); };
   const send = async (verb) => {
+    if (!target.trim()) return setProblem(`${verb}: name the channel to ${verb} to`);
     try {
       JSON.parse(text);
     } catch (e) {
@@ -69,6 +72,7 @@ export function ChannelsView({ keyset }) {
     setProblem(response.ok ? null : `${verb}: ${data.message || JSON.stringify(data)}`);
   };
   const loadHistory = async () => {
+    if (!target.trim()) return setProblem("history: name the channel to read");
     const response = await fetch(`/v3/history/sub-key/${sub}/channel/${encodeURIComponent(target)}?max=25&include_meta=true`);
     const data = await response.json();
     setHistory(response.ok ? (data.channels || {})[target] || [] : []);

@@ -17,8 +17,12 @@ export function KVView({ version }) {
   const after = pages[pages.length - 1];
   const load = () =>
     api(`/pfunc/console/kv?space=${space}&prefix=${encodeURIComponent(prefix)}&after=${encodeURIComponent(after)}`)
-      .then(setPage)
-      .catch((e) => setMessage({ error: e.message }));
+      .then((answer) => {
+        setPage(answer);
+        // A failed load's message goes once a load succeeds (a restarted server, say).
+        setMessage((shown) => (shown && shown.loading ? null : shown));
+      })
+      .catch((e) => setMessage({ error: e.message, loading: true }));
   useEffect(() => { load(); }, [space, prefix, after, version]);
   const change = async (body) => {
     try {
@@ -36,7 +40,10 @@ export function KVView({ version }) {
     } catch (e) {
       return setMessage({ error: `the value is not JSON: ${e.message}` });
     }
-    const minutes = editing.ttl === "" ? null : Number(editing.ttl);
+    const minutes = String(editing.ttl).trim() === "" ? null : Number(editing.ttl);
+    if (minutes !== null && !(Number.isFinite(minutes) && minutes > 0)) {
+      return setMessage({ error: `TTL: ${JSON.stringify(editing.ttl)} is not a number of minutes (leave it empty for the default)` });
+    }
     change({ op: "set", key: editing.key, value: editing.value, ttl: minutes });
   };
   const field = (name) => (e) => setEditing({ ...editing, [name]: e.target.value });
@@ -63,7 +70,7 @@ export function KVView({ version }) {
         <td class="mono">${row.key}</td><td><pre>${show(row.value)}</pre></td>
         ${space === "items" && html`<td>${row.size} B</td><td>${ttl(row.ttl_seconds)}</td>`}
         <td>${space === "items"
-          ? html`<button class="kv-edit-button" onClick=${() => setEditing({ key: row.key, value: JSON.stringify(row.value, null, 2), ttl: "" })}>Edit</button>`
+          ? html`<button class="kv-edit-button" onClick=${() => setEditing({ key: row.key, value: JSON.stringify(row.value, null, 2), ttl: String(Math.max(1, Math.ceil(row.ttl_seconds / 60))) })}>Edit</button>`
           : html`<button class="kv-incr" onClick=${() => change({ op: "incr", key: row.key, amount: 1 })}>+1</button>`}
           <button class="kv-delete" onClick=${() => change({ op: "delete", key: row.key })}>Delete</button></td>
       </tr>`)}
