@@ -4,7 +4,9 @@ concurrently where production is concurrent. Real subprocesses, real SQLite file
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -196,6 +198,19 @@ def test_a_run_waits_for_another_process_holding_the_write_lock(tmp_path: Path, 
 RUN = [sys.executable, "-m", "pfunc", "run"]
 
 
+def opened_store(pid: int, store: Path, within: float = 60) -> None:
+    """Wait until process `pid` has the store's file open."""
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if Path(os.readlink(fd)) == store.resolve():
+                        return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} never opened {store}")
+
+
 def test_a_write_waiting_for_the_lock_past_the_time_limit_never_commits(tmp_path):
     """Another process holds the store's write lock past the execution's time limit (and
     lets go well within the store's own wait of 10 s): the write stops waiting at the
@@ -215,7 +230,10 @@ def test_a_write_waiting_for_the_lock_past_the_time_limit_never_commits(tmp_path
             text=True,
             cwd=tmp_path,
         )
-        time.sleep(2)  # past the run's limit; a write still waiting would now go through
+        # Past the run's limit, counted from when it opened the store (a busy machine
+        # can take seconds to start a process): a write still waiting would now go through.
+        opened_store(running.pid, tmp_path / ".pfunc" / "kv.sqlite3")
+        time.sleep(2)
     finally:
         holder.execute("COMMIT")
         holder.close()
