@@ -252,3 +252,16 @@ def test_a_signature_timestamp_int_cannot_read_is_refused_not_a_500(dev, timesta
     query = urllib.parse.urlencode({"timestamp": timestamp, "signature": "v2.x"})
     status, _, body = dev.request("GET", f"/v2/auth/grant/sub-key/{KEYS[1]}?{query}")
     assert status == 403, body
+
+
+def test_taking_a_device_off_push_channels_needs_read_on_them(clients) -> None:
+    server = clients("server", secretKey=SECRET)
+    server.call("push.addChannels", channels=["secret"], device="victim", pushGateway="fcm")
+    alice = clients("alice")
+    positional(alice, "setToken", alice_token(server))  # read on "a" and b.*, not "secret"
+    refused(alice, "push.removeChannels", channels=["secret"], device="victim", pushGateway="fcm")
+    refused(alice, "push.addChannels", channels=["secret"], device="mine", pushGateway="fcm")
+    alice.call("push.addChannels", channels=["a"], device="mine", pushGateway="fcm")
+    alice.call("push.removeChannels", channels=["a"], device="mine", pushGateway="fcm")
+    listed = server.call("push.listChannels", device="victim", pushGateway="fcm")
+    assert listed["channels"] == ["secret"]

@@ -47,6 +47,7 @@ _FILES = "/v1/files/{sub}/channels/{channel}"
 _GROUPS = "/v1/channel-registration/sub-key/{sub}/channel-group"
 _CHANNEL = ("channel", "channel")
 _CHANNELS = ("channel", "channels")
+_PUSH_CHANNELS: Needs = (("channel", "?add", READ), ("channel", "?remove", READ))
 
 # (method, route as the router names it) -> what the request needs. Keyed by the route
 # the request was routed to, so no spelling of a path (percent-encoding, HEAD for GET)
@@ -89,10 +90,11 @@ RULES: dict[tuple[str, str], Needs] = {
     ("GET", _GROUPS + "/{group}"): (("channel-group", "group", MANAGE),),
     ("GET", _GROUPS + "/{group}/remove"): (("channel-group", "group", MANAGE),),
     ("GET", _GROUPS): SIGNED,  # every group of the keyset
-    # mobile push: registering a device on channels needs read on them (docs/decisions.md)
-    ("GET", "/v1/push/sub-key/{sub}/devices/{token}"): (("channel", "?add", READ),),
+    # mobile push: registering a device on channels, or taking it off them, needs read on
+    # them; a device's list, and its removal, only its token (docs/decisions.md)
+    ("GET", "/v1/push/sub-key/{sub}/devices/{token}"): _PUSH_CHANNELS,
     ("GET", "/v1/push/sub-key/{sub}/devices/{token}/remove"): OPEN,
-    ("GET", "/v2/push/sub-key/{sub}/devices-apns2/{token}"): (("channel", "?add", READ),),
+    ("GET", "/v2/push/sub-key/{sub}/devices-apns2/{token}"): _PUSH_CHANNELS,
     ("GET", "/v2/push/sub-key/{sub}/devices-apns2/{token}/remove"): OPEN,
     # App Context: users (uuids), their memberships, channels, their members
     ("GET", _OBJECTS + "/uuids/{uuid}/channels"): (("uuid", "uuid", GET),),
