@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -212,6 +214,56 @@ def test_python_sdk_send_download_list_and_url(dev):
         writer.stop()
 
 
+def test_the_bytes_are_reached_only_by_a_link_the_server_signed(dev):
+    """A download redirects to a link signed for an hour, as S3's pre-signed ones: a
+    file's id and name alone (in every file message) do not reach its bytes."""
+    status, _, text = dev.request(
+        "POST",
+        "/v1/files/sub-c-files/channels/docs.sig/generate-upload-url",
+        json.dumps({"name": "s.txt"}).encode(),
+    )
+    upload = json.loads(text)
+    form = {f["key"]: f["value"] for f in upload["file_upload_request"]["form_fields"]}
+    file_id = upload["data"]["id"]
+    boundary = "pfuncboundary"
+    body = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+        for k, v in form.items()
+    )
+    body += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="s.txt"\r\n'
+        f"Content-Type: text/plain\r\n\r\nsecret bytes\r\n--{boundary}--\r\n"
+    )
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    assert dev.request("POST", "/pfunc/files/upload", body.encode(), headers)[0] == 204
+    request = urllib.request.Request(
+        f"{dev.base}/v1/files/sub-c-files/channels/docs.sig/files/{file_id}/s.txt"
+    )
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    try:
+        urllib.request.build_opener(NoRedirect).open(request)
+    except urllib.error.HTTPError as redirect:
+        location = redirect.headers["Location"]
+    path = location.split(str(dev.port), 1)[1]
+    assert dev.request("GET", path)[:3:2] == (200, "secret bytes")
+    bare = path.split("?", 1)[0]
+    status, _, text = dev.request("GET", bare)
+    assert status == 403 and "<Code>AccessDenied</Code>" in text
+    forged = path.replace("X-Amz-Expires=3600", "X-Amz-Expires=99999999")
+    assert dev.request("GET", forged)[0] == 403
+    old = re.sub(r"X-Amz-Date=\d{8}T\d{6}Z", "X-Amz-Date=20200101T000000Z", path)
+    assert dev.request("GET", old)[0] == 403  # the date is signed too
+    # A link this server signed over an hour ago has expired.
+    stale = dev.server.files._sign(f"{file_id}/s.txt/20200101T000000Z/3600")
+    old = re.sub(r"X-Amz-Signature=\w+", f"X-Amz-Signature={stale}", old)
+    status, _, text = dev.request("GET", old)
+    assert status == 403 and "Request has expired" in text
+
+
 def test_uploads_need_the_policy_the_server_signed(dev):
     boundary = uuid.uuid4().hex
     fields = {"key": "x", "Policy": base64.b64encode(b"{}").decode(), "X-Amz-Signature": "00"}
@@ -278,7 +330,7 @@ def test_hostile_names_are_refused_and_unknown_files_are_404(dev):
     assert status == 400
     missing = f"{base}/docs.h/files/{uuid.uuid4()}/x.txt"
     assert dev.request("GET", missing)[0] == 404
-    assert dev.request("GET", f"/pfunc/files/download/{'..%2F' * 3}kv.sqlite3/x")[0] == 404
+    assert dev.request("GET", f"/pfunc/files/download/{'..%2F' * 3}kv.sqlite3/x")[0] == 403
     assert dev.request("DELETE", missing)[0] == 200  # as PubNub: deleting nothing is fine
     assert dev.request("GET", f"{base}/docs.h/files?limit=abc")[0] == 200
     assert os.path.exists(dev.folder / ".pfunc" / "kv.sqlite3")

@@ -44,6 +44,8 @@ UPLOAD = "/pfunc/files/upload"
 DOWNLOAD = "/pfunc/files/download"
 SERVICE = "files"
 UPLOAD_SECONDS = 3600  # how long an upload URL stays valid
+DOWNLOAD_SECONDS = 3600  # how long the link a download redirects to stays valid
+_AMZ_DATE = "%Y%m%dT%H%M%SZ"
 MAX_FIELD_BYTES = 16 * 1024  # one form field besides the file
 MAX_FORM_FIELDS = 32  # the SDKs send about ten; more is no upload an SDK makes
 MAX_DRAIN_BYTES = 64 * 1024 * 1024  # read past a refused upload, so the client sees why
@@ -266,11 +268,38 @@ class FilesAPI:
         shared = await self.files.get(info["channel"], info["id"], info["name"])
         if shared is None:
             return pubnub_error(404, "The file does not exist (or was deleted).", SERVICE)
-        location = f"{_origin(request)}{DOWNLOAD}/{shared.id}/{quote(shared.name, safe='')}"
+        # As S3's pre-signed links: signed by this server and for an hour, so the bytes are
+        # reached only through a request Access Manager let through, not by a file's id
+        # and name alone (they are in every file message, history and listFiles).
+        signed_at = time.strftime(_AMZ_DATE, time.gmtime())
+        signature = self._sign(f"{shared.id}/{shared.name}/{signed_at}/{DOWNLOAD_SECONDS}")
+        location = (
+            f"{_origin(request)}{DOWNLOAD}/{shared.id}/{quote(shared.name, safe='')}"
+            f"?X-Amz-Date={signed_at}&X-Amz-Expires={DOWNLOAD_SECONDS}"
+            f"&X-Amz-Signature={signature}"
+        )
         return web.Response(status=307, headers={"Location": location})
+
+    def _download_refused(self, request: web.Request, file_id: str, name: str) -> str | None:
+        """Why a download link is not one this server signed in the last hour (S3's words)."""
+        query = request.query
+        signed_at, expires = query.get("X-Amz-Date", ""), query.get("X-Amz-Expires", "")
+        given = query.get("X-Amz-Signature", "")
+        if not (signed_at and expires and given):
+            return "Query-string authentication requires the Signature, Date and Expires parameters"
+        expected = self._sign(f"{file_id}/{name}/{signed_at}/{expires}")
+        if not hmac.compare_digest(expected, given):
+            return "The request signature we calculated does not match the signature you provided."
+        moment = datetime.strptime(signed_at, _AMZ_DATE).replace(tzinfo=UTC)  # it was signed
+        if time.time() > moment.timestamp() + int(expires):
+            return "Request has expired"
+        return None
 
     async def serve_bytes(self, request: web.Request) -> web.StreamResponse:
         info = request.match_info
+        refused = self._download_refused(request, info["id"], info["name"])
+        if refused is not None:
+            return s3_error(403, "AccessDenied", refused)
         shared = await self.files.get(None, info["id"], info["name"])
         if shared is None:
             return s3_error(404, "NoSuchKey", "The specified key does not exist.")
