@@ -350,19 +350,43 @@ class AppContext:
             self._event(channel, event, "membership", data)
 
 
-def _check_id(id: Any, kind: Kind) -> None:
+# PubNub's REST reference for App Context: an id "must not be empty and can contain up
+# to 92 UTF-8 byte sequences", without , / \ * : control characters or Unicode zero.
+MAX_ID_CHARACTERS = 92
+_ID_FORBIDDEN = set(",/\\*:")
+
+
+def id_problem(id: Any) -> str | None:
+    """Why `id` cannot name a user or channel in App Context, or None."""
     if not isinstance(id, str) or not id:
-        raise invalid(f"the {kind.noun.lower()} id must be a non-empty string", "id", "path")
+        return "must be a non-empty string"
+    if len(id) > MAX_ID_CHARACTERS:
+        return f"has {len(id)} characters; at most {MAX_ID_CHARACTERS}"
+    if set(id) & _ID_FORBIDDEN or any(ord(c) < 0x20 or ord(c) == 0x7F for c in id):
+        return "holds a character PubNub prohibits (, / \\ * : or a control character)"
+    return None
+
+
+def _check_id(id: Any, kind: Kind) -> None:
+    problem = id_problem(id)
+    if problem is not None:
+        raise invalid(f"the {kind.noun.lower()} id {problem}", "id", "path")
 
 
 def _link_item(item: Any, other: Kind, location: str) -> tuple[str, dict[str, Any]]:
     """(the other side's id, the custom/status/type it sets) of one membership item."""
     if isinstance(item, str) and item:
+        problem = id_problem(item)
+        if problem is not None:
+            raise invalid(f"{location}: the {other.noun.lower()} id {problem}", location)
         return item, {}
     if isinstance(item, dict):
         named = item.get(other.name)
         other_id = named.get("id") if isinstance(named, dict) else item.get("id")
         if isinstance(other_id, str) and other_id:
+            problem = id_problem(other_id)
+            if problem is not None:
+                raise invalid(f"{location}: the {other.noun.lower()} id {problem}", location)
             return other_id, link_changes(item, location)
     raise invalid(f"{location} must name a {other.noun.lower()} by its id", location)
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 DEFAULT_CHANNEL = "default"
-_FORBIDDEN = set(" \t\n,/\\\"'")
+# PubNub's list of what a channel name may not hold (its support article "What are valid
+# channel names"): comma, colon, slash, backslash, space, and (below) control characters;
+# `*` is a wildcard's (channel_problem); quotes are allowed.
+_FORBIDDEN = set(" ,:/\\")
 
 
 def channel_matches(pattern: str, channel: str) -> bool:
@@ -21,7 +24,7 @@ def channel_problem(channel: str) -> str | None:
     if not channel:
         return "it is empty"
     if set(channel) & _FORBIDDEN:
-        return "it contains a space, comma, slash or quote"
+        return "it contains a space, comma, colon, slash or backslash"
     if any(ord(character) < 0x20 or ord(character) == 0x7F for character in channel):
         return "it contains a control character (PubNub refuses them, NUL included)"
     if "*" not in channel:

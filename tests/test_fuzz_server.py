@@ -337,6 +337,8 @@ def test_a_client_that_leaves_mid_body_is_not_a_server_error(dev):
         ("ch%00x", "1", "Invalid Channel"),
         ("ch%07x", "1", "Invalid Channel"),
         ("caf%C3%A9", "1", None),
+        ("a:b", "1", "Invalid Channel"),  # PubNub's list: comma, colon, slash, backslash...
+        ("a%22b%27c", "1", None),  # ... but not quotes
     ],
 )
 def test_a_publish_whose_url_does_not_decode_is_refused_not_changed(dev, channel, message, refusal):

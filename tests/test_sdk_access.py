@@ -258,7 +258,16 @@ def test_taking_a_device_off_push_channels_needs_read_on_them(clients) -> None:
     server = clients("server", secretKey=SECRET)
     server.call("push.addChannels", channels=["secret"], device="victim", pushGateway="fcm")
     alice = clients("alice")
-    positional(alice, "setToken", alice_token(server))  # read on "a" and b.*, not "secret"
+    # Read on "a" only. (Its own meta: a grant of the same second and resources is the
+    # same token, and another test revokes alice's.)
+    token = server.call(
+        "grantToken",
+        ttl=15,
+        authorized_uuid="alice",
+        resources={"channels": {"a": {"read": True}}},
+        meta={"test": "push"},
+    )
+    positional(alice, "setToken", token)
     refused(alice, "push.removeChannels", channels=["secret"], device="victim", pushGateway="fcm")
     refused(alice, "push.addChannels", channels=["secret"], device="mine", pushGateway="fcm")
     alice.call("push.addChannels", channels=["a"], device="mine", pushGateway="fcm")

@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 import threading
+import urllib.parse
 from collections.abc import Iterator
 
 import pytest
@@ -329,3 +330,27 @@ def test_app_context_lives_in_the_store_across_restarts(harness):
     channel, members = asyncio.run(read())
     assert channel == written and channel["data"]["name"] == "Kept"
     assert members["data"][0]["uuid"] == {"id": "ada"} and members["data"][0]["status"] == "in"
+
+
+@pytest.mark.parametrize("bad", ["a,b", "a*b", "a:b", "a\\b", "tab\tx", "x" * 93])
+def test_app_context_refuses_ids_pubnub_prohibits(dev, bad):
+    """PubNub's REST reference: an id has at most 92 characters and none of , / \\ * :
+    or a control character; a set, a membership or a member naming one is a 400."""
+    quoted = urllib.parse.quote(bad, safe="")
+    body = json.dumps({"name": "x"}).encode()
+    headers = {"Content-Type": "application/json"}
+    for path in (
+        f"/v2/objects/sub-c-obj/channels/{quoted}",
+        f"/v2/objects/sub-c-obj/uuids/{quoted}",
+    ):
+        status, _, text = dev.request("PATCH", path, body, headers)
+        assert status == 400 and "id" in text, (path, text)
+    member = json.dumps({"set": [{"channel": {"id": bad}}]}).encode()
+    status, _, _ = dev.request(
+        "PATCH", "/v2/objects/sub-c-obj/uuids/fine/channels", member, headers
+    )
+    assert status == 400
+    ok = dev.request(
+        "PATCH", f"/v2/objects/sub-c-obj/uuids/{urllib.parse.quote('ü ok')}", body, headers
+    )
+    assert ok[0] == 200
