@@ -44,6 +44,10 @@ class Timetokens:
         self._last = 0
         self._clock = clock
 
+    def at_least(self, timetoken: int) -> None:
+        """Every next timetoken comes after `timetoken` (one a store already holds)."""
+        self._last = max(self._last, timetoken)
+
     def next(self) -> str:
         fixed_ms = None if self._clock is None else self._clock.fixed_ms_or_none()
         now = int(time.time() * 10_000_000) if fixed_ms is None else fixed_ms * 10_000

@@ -120,6 +120,11 @@ async def open_engine(
         return await engine.publish(channel, message, **options)
 
     history = MessageHistory(store, runtime.keyset.subscribe_key)
+    if clock.fixed_ms_or_none() is not None and str(store.path) != ":memory:":
+        # A fixed clock's timetokens start from the same moment in every run: in a store
+        # that is kept, they follow what it holds, never repeat it (a repeat would
+        # replace a stored message and collide with its actions).
+        runtime.timetokens.at_least(await history.newest_timetoken())
     presence = Presence()
 
     def announce(announcement: Announcement) -> None:

@@ -88,6 +88,16 @@ class MessageHistory:
         found = [_stored(row) for row in rows]
         return found if reverse else found[::-1]
 
+    async def newest_timetoken(self) -> int:
+        """The newest timetoken stored, of a message or an action (0: none), so that a
+        fixed clock's timetokens, which repeat from run to run, follow it (a scan of
+        both tables: asked only on a fixed clock and a store on disk)."""
+        rows = await self.store.execute(
+            "SELECT MAX(t) FROM (SELECT MAX(timetoken) AS t FROM messages "
+            "UNION ALL SELECT MAX(action_timetoken) FROM message_actions)"
+        )
+        return int(rows[0][0] or 0)
+
     async def count_after(self, channel: str, timetoken: int, now_ms: int) -> int:
         """Messages newer than `timetoken` (PubNub's message counts)."""
         rows = await self.store.execute(

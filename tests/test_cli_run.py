@@ -544,7 +544,8 @@ def test_a_huge_message_is_cut_in_the_report_and_whole_in_json(tmp_path):
 
 def test_timetokens_follow_a_fixed_clock(tmp_path):
     """With --now (and in scenarios) a publish's timetoken and pubnub.time() count from
-    the fixed moment, so a run's timetokens are the same every time."""
+    the fixed moment, so a scenario's are the same in every run; in a store that is kept,
+    a later run's follow the ones it holds, never repeat them."""
     handler = tmp_path / "tt.js"
     handler.write_text(
         'const pubnub = require("pubnub");\n'
@@ -553,8 +554,9 @@ def test_timetokens_follow_a_fixed_clock(tmp_path):
         "  return request.ok({ tt: sent[2], time: String(await pubnub.time()) });\n"
         "};\n"
     )
-    runs = [
-        run_cli(
+
+    def run() -> dict:
+        return run_cli(
             "run",
             handler,
             "--now",
@@ -564,8 +566,16 @@ def test_timetokens_follow_a_fixed_clock(tmp_path):
             "--json",
             cwd=tmp_path,
         ).json()
-        for _ in range(2)
-    ]
-    assert runs[0]["message"]["tt"] == runs[1]["message"]["tt"] == "17672256000000000"
-    assert runs[0]["message"]["time"].startswith("176722560000")
-    assert runs[0]["triggered"][0]["timetoken"] == "17672256000000000"
+
+    first, second = run(), run()
+    assert first["message"]["tt"] == "17672256000000000"
+    assert first["triggered"][0]["timetoken"] == "17672256000000000"
+    assert first["message"]["time"].startswith("176722560000")
+    assert int(second["message"]["tt"]) > int(first["message"]["tt"])  # the store kept it
+    (tmp_path / "tt.test.toml").write_text(
+        '[[scenario]]\nname = "tt"\nfile = "tt.js"\nnow = "2026-01-01T00:00:00Z"\n\n'
+        "[[scenario.step]]\npublish = { message = {} }\n"
+        'expect = { message = { tt = "17672256000000000" } }\n'
+    )
+    for _ in range(2):  # a scenario's store is its own: the same timetokens every run
+        assert run_cli("test", "tt.test.toml", cwd=tmp_path).code == 0

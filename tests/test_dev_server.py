@@ -1246,7 +1246,11 @@ def test_a_subscriber_sees_what_after_publish_functions_publish_during_a_stop(tm
 
         polling = threading.Thread(target=poll)
         polling.start()
-        time.sleep(0.2)  # the poll is waiting at the server before the publish
+        messages = server.server.state.messages
+        deadline = time.monotonic() + 30  # the poll is waiting at the server before the publish
+        while not messages._waiting and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert messages._waiting, "the poll never started waiting"
         assert server.request("GET", "/publish/pub-c-sp/sub-c-sp/0/in/0/%22go%22")[0] == 200
     finally:
         server.stop()

@@ -364,3 +364,26 @@ def test_header_bytes_that_are_not_utf8_reach_handlers_as_latin1(dev):
             answer += chunk
     headers = json.loads(answer.split(b"\r\n\r\n", 1)[1])["headers"]
     assert (headers["x-raw"], headers["x-text"]) == ("\u00ff\u00fe", "caf\u00e9")
+
+
+def test_a_user_agent_that_is_not_utf8_reaches_functions_and_the_console_as_latin1(dev):
+    """request.meta.useragent is the client's: bytes that are not UTF-8 are Latin-1, never
+    lone surrogates, which no writer takes (the console's stream failed on every
+    connect while the entry was kept)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", dev.port)) as client:
+        client.sendall(
+            b"GET /publish/pub-c-z/sub-c-z/0/chat.ua/0/%7B%7D?uuid=u HTTP/1.1\r\nHost: x\r\n"
+            b"User-Agent: caf\xff\xfe\r\nConnection: close\r\n\r\n"
+        )
+        assert client.recv(100).startswith(b"HTTP/1.1 200")
+    with socket.create_connection(("127.0.0.1", dev.port)) as client:
+        client.settimeout(5)
+        client.sendall(b"GET /pfunc/console/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        seen = b""
+        while b"event: backlog" not in seen or b"\n\n" not in seen.split(b"event: backlog")[1]:
+            seen += client.recv(65536)
+    assert seen.startswith(b"HTTP/1.1 200")
+    assert "caf\u00ff\u00fe".encode() in seen  # the gate function's event, its meta
+    no_server_errors(dev)

@@ -10,7 +10,7 @@ from aiohttp import web
 from pfunc.events import KINDS, REQUEST, EventSpec, RequestEvent, build_event
 from pfunc.project import FunctionConfig
 from pfunc.server.state import DevState
-from pfunc.server.wire import pubnub_error
+from pfunc.server.wire import header_text, pubnub_error
 
 PREFIX = "/v1/blocks/sub-key/"
 
@@ -52,14 +52,6 @@ def _charset(content_type: str) -> str:
             except LookupError:
                 break
     return "utf-8"
-
-
-def _latin1(value: str) -> str:
-    """A header value as Node (PubNub's runtime) reads it: bytes that are not UTF-8 are
-    Latin-1 characters there, where aiohttp keeps them as lone surrogates."""
-    if not any("\udc80" <= character <= "\udcff" for character in value):
-        return value
-    return value.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
 def _body_text(raw: bytes, charset: str | None) -> str:
@@ -111,7 +103,7 @@ class Blocks:
             method=request.method,
             path=rest,
             query=dict(request.query),
-            headers={name: _latin1(value) for name, value in request.headers.items()},
+            headers={name: header_text(value) for name, value in request.headers.items()},
             body=_body_text(await request.read(), request.charset),
         )
         event = build_event(KINDS[function.event], spec)

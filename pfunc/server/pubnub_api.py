@@ -109,7 +109,7 @@ class PubNubAPI:
             escaped = request.raw_path.split("?", 1)[0].rsplit("/", 1)[-1]
             if len(escaped) + len(request.match_info["channel"]) > MAX_PUBLISH_URL_BYTES:
                 return publish_error(413, "Message Too Large", self.state.timetoken())
-            if undecodable(escaped):
+            if "%" in text and undecodable(escaped):  # (escapes left as they were keep a %)
                 return publish_error(400, "Invalid JSON", self.state.timetoken())
         else:
             return publish_error(405, "Method Not Allowed", self.state.timetoken())
@@ -124,8 +124,9 @@ class PubNubAPI:
             except ValueError:
                 return publish_error(400, "Invalid JSON in meta", self.state.timetoken())
         channel = request.match_info["channel"]  # aiohttp decoded it once; that is all
-        raw_channel = request.raw_path.split("?", 1)[0].split("/")[5]
-        if name_problem(channel) or undecodable(raw_channel):
+        if name_problem(channel) or (
+            "%" in channel and undecodable(request.raw_path.split("?", 1)[0].split("/")[5])
+        ):
             return publish_error(400, "Invalid Channel", self.state.timetoken())
         report = await self.state.bus.publish(
             channel,

@@ -16,12 +16,26 @@ def pubnub_error(status: int, message: str, service: str = "pfunc") -> web.Respo
     )
 
 
+def header_text(value: str) -> str:
+    """A header value as Node (PubNub's runtime) reads it: bytes that are not UTF-8 are
+    Latin-1 characters there, where aiohttp keeps them as lone surrogates (which no JSON
+    or UTF-8 writer takes). Encoding is the check: C, and it fails only on those."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            return value.encode("utf-8", "surrogateescape").decode("latin-1")
+        except UnicodeEncodeError:  # a surrogate no byte made: said as U+FFFD
+            return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
 def client_meta(request: web.Request) -> dict[str, str]:
     """What a function's `request.meta` says of the client that sent `request`: its user
     agent and address, as PubNub reports the publishing client's."""
     meta = {}
     if "User-Agent" in request.headers:
-        meta["useragent"] = request.headers["User-Agent"]
+        meta["useragent"] = header_text(request.headers["User-Agent"])
     if request.remote:
         meta["clientip"] = request.remote
     return meta

@@ -69,7 +69,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     """The scenarios' warm sandboxes (Python workers among them) end with the session."""
     from pfunc.sandbox.pool import close_warm
 
-    _in_file_order(session)
     close_warm()
 
 
@@ -98,7 +97,9 @@ class PfuncExitCodes:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.junit is not None:  # pfunc test's own JUnit, in the files' order
+        _in_file_order(session)  # (the terminal's summary follows this hook)
+        if self.junit is not None and not hasattr(session.config, "workerinput"):
+            # pfunc test's own JUnit, in the files' order, by the controller only
             from pfunc.testing.report import write_junit_cases
 
             order = {file: index for index, file in enumerate(self.files)}
@@ -165,10 +166,14 @@ class ScenarioItem(pytest.Item):
         self.scenario = scenario
 
     def runtest(self) -> None:
-        from pfunc.testing.report import failure_text, junit_case
+        from pfunc.testing.report import crashed_case, failure_text, junit_case
         from pfunc.testing.runner import run_scenario
 
-        result = asyncio.run(run_scenario(self.scenario))
+        try:
+            result = asyncio.run(run_scenario(self.scenario))
+        except Exception as error:  # still a case of the JUnit file, as a failure
+            self.user_properties.append((CASE, crashed_case(self.scenario, error)))
+            raise
         self.user_properties.append((CASE, junit_case(result)))
         if result.malformed:
             self.user_properties.append(MALFORMED)

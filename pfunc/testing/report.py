@@ -115,6 +115,17 @@ def junit_case(result: ScenarioResult) -> dict[str, Any]:
     }
 
 
+def crashed_case(scenario: Any, error: BaseException) -> dict[str, Any]:
+    """The testcase of a scenario whose run raised instead of ending."""
+    return {
+        "file": str(scenario.path),
+        "name": scenario.name,
+        "line": scenario.line,
+        "seconds": 0.0,
+        "failure": f"the scenario could not run: {type(error).__name__}: {error}",
+    }
+
+
 def write_junit(results: list[ScenarioResult], path: Path) -> None:
     write_junit_cases([junit_case(result) for result in results], path)
 

@@ -164,7 +164,11 @@ function RunView({ functions, entries }) {
   // Save as scenario), once the stream brings it: the same result, to the character.
   useEffect(() => {
     if (!answer || !answer.text || answer.entry.id) return;
-    const found = entries.findLast((e) => e.result && JSON.stringify(e.result) === answer.text);
+    const { duration_ms: took, function: file } = answer.entry.result;
+    const found = entries.findLast(
+      (e) => e.result && e.result.duration_ms === took && e.result.function === file &&
+        JSON.stringify(e.result) === answer.text
+    );
     if (found) setAnswer({ entry: found });
   }, [entries, answer]);
   const area = useRef(null);
