@@ -6,6 +6,8 @@ import asyncio
 import json
 import os
 
+import pytest
+
 from tests.conftest import EXAMPLES, HANDLERS, run_cli, run_cli_unread, start_cli
 
 
@@ -579,3 +581,17 @@ def test_timetokens_follow_a_fixed_clock(tmp_path):
     )
     for _ in range(2):  # a scenario's store is its own: the same timetokens every run
         assert run_cli("test", "tt.test.toml", cwd=tmp_path).code == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "source"),
+    [
+        ("bom.py", "def handler(request):\n    return request.ok({'language': 'python'})\n"),
+        ("bom.js", "export default (request) => request.ok({ language: 'js' });\n"),
+    ],
+)
+def test_a_handler_saved_with_a_byte_order_mark_loads(tmp_path, name, source):
+    handler = tmp_path / name
+    handler.write_bytes(b"\xef\xbb\xbf" + source.encode())
+    run = run_cli("run", handler, "--kv", tmp_path / "kv.sqlite3", "--json", cwd=tmp_path)
+    assert (run.code, run.json()["outcome"]) == (0, "ok"), run.stdout

@@ -556,6 +556,56 @@ def test_project_file_reload_adds_functions_and_a_bad_one_is_kept_out(dev):
     assert first == 1  # KV untouched by reloads, counters start where they were
 
 
+def test_a_saved_project_file_s_vault_and_mocks_serve_the_next_execution(dev):
+    """[vault] and [[mocks]] are read by every execution, so a saved pfunc.toml's serve
+    the next one; changed [limits] are said to need a restart (they took effect silently
+    for nothing before, and the reload said ok)."""
+    config = dev.folder / "pfunc.toml"
+    (dev.folder / "secret.js").write_text(
+        'const vault = require("vault");\nconst xhr = require("xhr");\n'
+        "export default async (request, response) => {\n"
+        '  const answer = await xhr.fetch("https://mocked.example/x");\n'
+        '  return response.send({ s: await vault.get("SECRET"), m: await answer.json() });\n'
+        "};\n"
+    )
+    function = (
+        '\n[[functions]]\nname = "secret"\nfile = "secret.js"\nevent = "on-request"\n'
+        'path = "secret"\n'
+    )
+    config.write_text(
+        PROJECT + function + '\n[vault]\nSECRET = "one"\n\n[[mocks]]\n'
+        'url = "https://mocked.example/*"\njson = { v = 1 }\n'
+    )
+    dev.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("pfunc.toml") and e["ok"])
+    path = "/v1/blocks/sub-key/sub-c-t/secret"
+    assert json.loads(dev.request("GET", path)[2]) == {"s": "one", "m": {"v": 1}}
+    config.write_text(
+        PROJECT.replace("timeout = 1", "timeout = 4") + function + '\n[vault]\nSECRET = "two"\n'
+        '\n[[mocks]]\nurl = "https://mocked.example/*"\njson = { v = 2 }\n'
+    )
+    reloaded = dev.wait_for(
+        lambda e: e["type"] == "reload" and e["file"].endswith("pfunc.toml") and e["ok"]
+    )
+    assert any("[limits] changed" in warning for warning in reloaded["warnings"])
+    assert json.loads(dev.request("GET", path)[2]) == {"s": "two", "m": {"v": 2}}
+    config.write_text(PROJECT)
+    dev.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("pfunc.toml") and e["ok"])
+
+
+def test_a_deleted_handler_is_said_and_its_last_version_keeps_serving(dev):
+    handler = dev.folder / "echo.js"
+    handler.write_text("export default (request, response) => response.send('kept');")
+    dev.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("echo.js") and e["ok"])
+    handler.unlink()
+    gone = dev.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("echo.js"))
+    assert gone["ok"] is False and gone["serving"] is True
+    assert "does not exist" in gone["error"]
+    assert _echo_text(dev) == "kept"
+    handler.write_text("export default (request, response) => response.send('back');")
+    dev.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("echo.js") and e["ok"])
+    assert _echo_text(dev) == "back"
+
+
 # --- intervals ----------------------------------------------------------------------------------
 
 

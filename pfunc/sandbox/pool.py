@@ -99,7 +99,9 @@ class SandboxPool:
 
     def _read_source(self) -> str:
         try:
-            return self.handler.read_text(encoding="utf-8")
+            # A byte-order mark (some editors save one) is no part of the code: CPython
+            # skips it in a .py file and QuickJS would read it as a stray character.
+            return self.handler.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             raise HandlerLoadError(
                 "LoadError",

@@ -21,7 +21,7 @@ from watchdog.observers import Observer
 
 from pfunc.errors import HandlerLoadError, PfuncUsageError
 from pfunc.executor import Executor
-from pfunc.project import parse_project
+from pfunc.project import load_secrets, parse_project
 from pfunc.server.admin import describe_functions
 from pfunc.server.state import DevState
 
@@ -107,7 +107,7 @@ class Reloader(FileSystemEventHandler):
                 with contextlib.suppress(OSError):  # gone again already
                     self._watch(created)
             return
-        if event.event_type in ("opened", "closed_no_write", "deleted"):
+        if event.event_type in ("opened", "closed_no_write"):
             return
         paths = [str(event.src_path)]
         destination = getattr(event, "dest_path", "")
@@ -179,23 +179,34 @@ class ProjectReloader:
         except PfuncUsageError as error:
             self.state.log({**event, "ok": False, "error": str(error), "ms": _ms_since(started)})
             return
+        before = self.state.project
+        runtime = self.state.engine.runtime
         self.state.engine.functions.replace_project(project)
         self.state.engine.functions.read_sources()
+        # Read by every execution: the new [vault] (and .env, PFUNC_VAULT_*) and [[mocks]]
+        # serve the next one.
+        runtime.vault = load_secrets(project, dict(os.environ))
+        runtime.mocks = list(project.mocks)
         self.on_project()
         # A function whose file is missing is served (it may be about to be created), and
         # said at once, not at its first request.
-        missing = [
+        warnings = [
             f'function "{function.name}": {function.file} does not exist; its executions '
             "fail until you create it"
             for function in project.functions
             if not function.file.is_file()
         ]
+        if (before.limits, before.limit_overrides) != (project.limits, project.limit_overrides):
+            warnings.append(
+                "[limits] changed: the running server keeps the limits it started with "
+                "(its sandboxes are built for them); restart pfunc dev to apply the new ones"
+            )
         self.state.log(
             {
                 **event,
                 "ok": True,
                 "functions": describe_functions(self.state),
-                "warnings": missing,
+                "warnings": warnings,
                 "ms": _ms_since(started),
             }
         )
