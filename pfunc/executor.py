@@ -126,12 +126,59 @@ class Executor:
             return await self._run(event)
         if running_loop() is None:  # a loop-free drive (aio.py) runs one at a time
             return await self._run(event)
-        if self._slots is None:
-            import asyncio
+        import asyncio
 
+        if self._slots is None:
             self._slots = asyncio.Semaphore(MAX_CONCURRENT_EXECUTIONS)
-        async with self._slots:
+        # An event waits for a free instance no longer than it could run: behind instances
+        # that each run to the time limit, a queue would hold it for a multiple of it.
+        limit = self.runtime.profile.timeout
+        if not self._slots.locked():  # (wait_for would make a task: only when it must wait)
+            await self._slots.acquire()
+        else:
+            try:
+                await asyncio.wait_for(self._slots.acquire(), limit)
+            except TimeoutError:
+                return self._busy(event, limit)
+        try:
             return await self._run(event)
+        finally:
+            self._slots.release()
+
+    def _busy(self, event: Event, limit: float | None) -> Result:
+        """An event no instance was free to run within its time limit: an error, not run."""
+        result = self._new_result(event, None, 1)
+        result.operations = Budget(self.runtime.profile).to_json()
+        result.error = ExecutionError(
+            "TimeoutError",
+            f"{self.display_path}: all {MAX_CONCURRENT_EXECUTIONS} instances pfunc dev runs "
+            f"of this function at once were busy for the whole {limit or 0:g} s time limit "
+            "(executions that each run to the limit, say), so this event was not run. PubNub "
+            "starts more instances; look for what keeps them busy",
+        )
+        for observer in self.runtime.observers:
+            observer(result)
+        return result
+
+    def _new_result(self, event: Event, observed: Any, hop: int) -> Result:
+        """The result of an execution of `event` as it starts: an error until it ends."""
+        result = Result(
+            function=self.display_path,
+            event=event.kind,
+            outcome="error",
+            family=KINDS[event.kind].family,
+            name=self.name if self.name != self.display_path else None,
+            received=event,
+            observed=observed,
+        )
+        if isinstance(event, RequestEvent):
+            result.path = event.path
+        if isinstance(event, MessageEvent):
+            result.message = event.message
+            result.channel = event.channel
+            result.hop = hop
+            result.delivered = not KINDS[event.kind].is_before
+        return result
 
     async def _run(self, event: Event, retry: Retry | None = None) -> Result:
         """One execution; `retry` when it starts again on a thread after the in-line guard."""
@@ -144,22 +191,7 @@ class Executor:
             context.deadline = retry.deadline
             retry.carry_into(context, host_warnings)
             replay = retry.replay
-        result = Result(
-            function=self.display_path,
-            event=event.kind,
-            outcome="error",
-            family=KINDS[event.kind].family,
-            name=self.name if self.name != self.display_path else None,
-            received=event,
-            observed=context.observed,
-        )
-        if isinstance(event, RequestEvent):
-            result.path = event.path
-        if isinstance(event, MessageEvent):
-            result.message = event.message
-            result.channel = event.channel
-            result.hop = context.hop
-            result.delivered = not KINDS[event.kind].is_before
+        result = self._new_result(event, context.observed, context.hop)
         # The whole execution, the attempt the in-line guard stopped included.
         started = time.perf_counter() if retry is None else retry.started
         try:

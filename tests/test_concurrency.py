@@ -83,3 +83,47 @@ def test_four_processes_incrementing_at_once_lose_and_repeat_nothing(tmp_path):
         json.dumps({"call": "getCounter", "args": ["shared-counter"]}),
     )
     assert final.json()["message"]["result"] == PROCESSES * RUNS_EACH
+
+
+def test_an_event_waits_for_a_free_instance_no_longer_than_its_time_limit(tmp_path):
+    """A function runs at most MAX_CONCURRENT_EXECUTIONS client events at once; one that
+    finds every instance busy for its whole time limit (each running to the limit, say)
+    ends as a TimeoutError, not run, instead of waiting a multiple of the limit."""
+    import asyncio
+
+    from pfunc.clock import Clock
+    from pfunc.engine import open_engine
+    from pfunc.events import MessageEvent
+    from pfunc.executor import MAX_CONCURRENT_EXECUTIONS
+    from pfunc.limits import resolve_profile
+    from pfunc.project import Project
+
+    handler = tmp_path / "count.js"
+    handler.write_text(
+        'const db = require("kvstore");\n'
+        'export default async (request) => { await db.incrCounter("ran"); return request.ok(); };\n'
+    )
+
+    async def main() -> tuple[str, str, str, int]:
+        project = Project(root=tmp_path, config_file=None)
+        profile = resolve_profile("classic", {"timeout": 0.3})
+        async with open_engine(
+            project, profile, Clock(), kv_path=tmp_path / "kv.sqlite3"
+        ) as engine:
+            executor = engine.functions.executor_for_file(handler)
+            event = MessageEvent("before-publish", {"n": 1})
+            first = await executor.run(event)
+            slots = executor._slots  # every instance taken, as by executions under way
+            for _ in range(MAX_CONCURRENT_EXECUTIONS):
+                await slots.acquire()
+            busy = await executor.run(event)
+            for _ in range(MAX_CONCURRENT_EXECUTIONS):
+                slots.release()
+            again = await executor.run(event)
+            ran = await engine.runtime.store.get_counter(engine.runtime.keyset.subscribe_key, "ran")
+            return first.outcome, busy.error.type + ": " + busy.error.message, again.outcome, ran
+
+    first, busy, again, ran = asyncio.run(main())
+    assert (first, again) == ("ok", "ok")
+    assert busy.startswith("TimeoutError: ") and "were busy for the whole 0.3 s" in busy
+    assert ran == 2  # the busy one never ran
