@@ -7,6 +7,7 @@ whether the call may run, numbers it, and records it for the report.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -77,6 +78,15 @@ MODERN_PROFILE = "pubnub-2026"  # PubNub's per-kind limits of today
 
 # Keys accepted in [limits] of pfunc.toml (and their CLI equivalents).
 OVERRIDE_KEYS = ("timeout", "operations", "memory_mb", "key_length", "value_size")
+# The most each may be: a day, a terabyte, numbers the engine and SQLite can hold
+# (nan, inf or 2^63 megabytes are no limits, and overflowed the engine's C types).
+_LARGEST = {
+    "timeout": 86_400,
+    "operations": 1_000_000_000,
+    "memory_mb": 1_048_576,
+    "key_length": 1_000_000_000,
+    "value_size": 1_000_000_000,
+}
 
 
 def message_limit(profile: Profile, verb: str) -> int | None:
@@ -116,6 +126,8 @@ def resolve_profile(name: str, overrides: dict[str, Any] | None = None) -> Profi
             )
         if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
             raise ValueError(f'limit "{key}" must be a positive number, got {value!r}')
+        if not math.isfinite(value) or value > _LARGEST[key]:
+            raise ValueError(f'limit "{key}" must be at most {_LARGEST[key]:,}, got {value!r}')
         if key == "timeout":
             changes["timeout"] = float(value)
         elif key == "memory_mb":

@@ -104,6 +104,11 @@ def find_project_file(start: Path) -> Path | None:
         candidate = folder / PROJECT_FILE
         if candidate.is_file():
             return candidate
+        if candidate.exists() or candidate.is_symlink():  # a folder, a device, a bad link
+            raise PfuncUsageError(
+                f"{candidate} is not a readable file; pfunc reads the project from it: "
+                "make it the project's TOML file, or move it away"
+            )
     return None
 
 
@@ -362,7 +367,19 @@ class _Reader:
     def check_bindings(self, functions: list[FunctionConfig]) -> None:
         names: dict[str, int] = {}
         before: dict[tuple[str, str], str] = {}
+        paths: dict[str, str] = {}  # an on-request path -> the function serving it
         for index, function in enumerate(functions):
+            if function.path is not None:
+                other = paths.get(function.path)
+                if other:
+                    self.problem(
+                        "functions",
+                        index,
+                        "path",
+                        f'"{other}" and "{function.name}" both serve path "{function.path}"; '
+                        "only the first would ever be reached",
+                    )
+                paths[function.path] = function.name
             if function.name in names:
                 self.problem(
                     "functions",

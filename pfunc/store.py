@@ -152,6 +152,10 @@ class KVStore:
         path = Path(path)
         if str(path) == ":memory:":
             return cls(path, _fresh_memory())
+        if path.exists() and not path.is_file():  # /dev/null would get a journal beside it
+            raise StoreOpenError(
+                f"{path} is not a regular file; pass a file path for the KV store with --kv"
+            )
         try:
             if str(path) != ":memory:":
                 path.parent.mkdir(parents=True, exist_ok=True)

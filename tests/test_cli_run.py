@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -595,3 +597,86 @@ def test_a_handler_saved_with_a_byte_order_mark_loads(tmp_path, name, source):
     handler.write_bytes(b"\xef\xbb\xbf" + source.encode())
     run = run_cli("run", handler, "--kv", tmp_path / "kv.sqlite3", "--json", cwd=tmp_path)
     assert (run.code, run.json()["outcome"]) == (0, "ok"), run.stdout
+
+
+def _pfunc_bytes(*args: bytes, cwd, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
+    """`pfunc` with arguments as raw bytes (what a shell passes for $'\\xff')."""
+    return subprocess.run(
+        [sys.executable.encode(), b"-m", b"pfunc", *args],
+        cwd=cwd,
+        stdin=stdin,
+        capture_output=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [b"run", b"h.js", b"--message", b'"\xff"'],
+        [b"run", b"h.js", b"--header", b"x\xff: v"],
+        [b"run", b"h.js", b"--path", b"/\xff"],
+        [b"run", b"h.js", b"--channel", b"a,b"],
+        [b"run", b"h.js", b"--timeout", b"nan"],
+        [b"run", b"h.js", b"--timeout", b"inf"],
+        [b"publish", b"chat", b'{"a":"\xff"}'],
+        [b"kv", b"set", b"k", b'"\xff"'],
+        [b"history", b"a,b"],
+        [b"kv", b"export", b"/dev/null"],
+    ],
+)
+def test_input_pfunc_cannot_take_is_one_line_and_exit_2(tmp_path, args):
+    (tmp_path / "h.js").write_text("export default (request) => request.ok();\n")
+    done = _pfunc_bytes(*args, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == b"" and len(done.stderr.decode().strip().splitlines()) == 1
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+
+
+def test_a_message_from_stdin_that_is_closed_is_a_usage_error(tmp_path):
+    (tmp_path / "h.js").write_text("export default (request) => request.ok();\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "pfunc", "run", "h.js", "--message", "-"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.close(0),
+    )
+    assert done.returncode == 2 and "no standard input" in done.stderr, done.stderr
+
+
+def test_kv_export_writes_through_a_link_and_a_reader_may_stop_reading(tmp_path):
+    store = tmp_path / "kv.sqlite3"
+    for number in range(50):
+        assert run_cli("kv", "set", f"k{number}", "1", "--kv", store, cwd=tmp_path).code == 0
+    (tmp_path / "link.json").symlink_to(tmp_path / "target.json")
+    assert run_cli("kv", "export", "link.json", "--kv", store, cwd=tmp_path).code == 0
+    assert (tmp_path / "link.json").is_symlink()
+    assert len(json.loads((tmp_path / "target.json").read_text())["items"]) == 50
+    for command in ("list", "counters"):  # `| head -1`: the code is still the command's
+        reading = subprocess.Popen(
+            [sys.executable, "-m", "pfunc", "kv", command, "--kv", str(store)],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert reading.stdout is not None
+        reading.stdout.readline()
+        reading.stdout.close()
+        assert reading.wait(timeout=60) == 0
+
+
+def test_a_project_file_that_is_no_file_and_a_shared_path_are_refused(tmp_path):
+    (tmp_path / "pfunc.toml").mkdir()
+    refused = run_cli("publish", "chat", "{}", cwd=tmp_path)
+    assert refused.code == 2 and "pfunc.toml is not a readable file" in refused.stderr
+    (tmp_path / "pfunc.toml").rmdir()
+    (tmp_path / "a.js").write_text("export default (request, response) => response.send('a');\n")
+    (tmp_path / "pfunc.toml").write_text(
+        '[[functions]]\nname = "a"\nfile = "a.js"\nevent = "on-request"\npath = "x"\n\n'
+        '[[functions]]\nname = "b"\nfile = "a.js"\nevent = "on-request"\npath = "x"\n'
+    )
+    clash = run_cli("publish", "chat", "{}", cwd=tmp_path)
+    assert clash.code == 2 and '"a" and "b" both serve path "x"' in clash.stderr

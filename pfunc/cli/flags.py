@@ -9,8 +9,9 @@ import sys
 from typing import Any
 
 from pfunc import jsonio
+from pfunc.channels import name_problem
 from pfunc.errors import PfuncUsageError
-from pfunc.events import EventSpec
+from pfunc.events import EventSpec, is_unicode
 
 # EventSpec field -> the flag that sets it, for errors in the user's own words.
 _FLAG_OF_FIELD = {"headers": "--header", "event": "--event"}
@@ -23,6 +24,8 @@ def spell_flag(field_name: str) -> str:
 def read_text_flag(flag: str, value: str, stdin_text: str | None = None) -> str:
     """A flag's text: literal, `@file` for a file's contents, or `-` for standard input."""
     if value == "-":
+        if stdin_text is None and (sys.stdin is None or sys.stdin.closed):
+            raise PfuncUsageError(f"{flag} -: there is no standard input to read")
         try:
             return stdin_text if stdin_text is not None else sys.stdin.read()
         except UnicodeDecodeError:
@@ -44,6 +47,8 @@ def read_text_flag(flag: str, value: str, stdin_text: str | None = None) -> str:
 def parse_json_flag(flag: str, value: str, *, want_object: bool = False) -> Any:
     """JSON from a flag, with an error that quotes the input and shows a correct form."""
     text = read_text_flag(flag, value)
+    if not is_unicode(text):  # bytes of the command line that are not UTF-8
+        raise PfuncUsageError(f"{flag} is not UTF-8 text; write it as UTF-8")
     try:
         parsed = jsonio.loads(text)
     except jsonio.JSONValueError as error:
@@ -91,8 +96,19 @@ def _given(flags: dict[str, Any], name: str) -> bool:
 
 def event_spec_from_flags(flags: dict[str, Any]) -> EventSpec:
     """The EventSpec that `pfunc run`'s event flags describe (unset flags stay unset)."""
+    # Bytes of the command line that are not UTF-8 arrive as lone surrogates, which no
+    # handler should see and no JSON writer takes.
+    for name in ("channel", "method", "http_path", "action", "uuid", "query", "header", "body"):
+        values = flags.get(name)
+        for value in values if isinstance(values, tuple | list) else [values]:
+            if isinstance(value, str) and not is_unicode(value):
+                flag = {"http_path": "--path"}.get(name, "--" + name)
+                raise PfuncUsageError(f"{flag} is not UTF-8 text; write it as UTF-8")
+    channel = flags.get("channel")
+    if channel is not None and (problem := name_problem(channel)):
+        raise PfuncUsageError(f"--channel {channel!r}: {problem}")
     spec = EventSpec(
-        channel=flags.get("channel"),
+        channel=channel,
         method=flags.get("method"),
         path=flags.get("http_path"),
         action=flags.get("action"),

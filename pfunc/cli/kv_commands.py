@@ -10,7 +10,13 @@ from typing import Any
 
 import click
 
-from pfunc.cli.options import EXIT_FAILED, store_options, usage_failure, with_options
+from pfunc.cli.options import (
+    EXIT_FAILED,
+    store_options,
+    to_reader,
+    usage_failure,
+    with_options,
+)
 from pfunc.errors import PfuncUsageError
 
 
@@ -80,17 +86,21 @@ def _kv(
 
     with store_failures():
         session = prepare_session(options)
-        if reads and not session.kv_path.exists():
-            click.echo(f"(no store at {session.kv_path} yet: nothing stored)", err=True)
+        missing = reads and not session.kv_path.exists()
+        if missing:
+            path = session.kv_path
             session = dataclasses.replace(session, kv_path=Path(":memory:"))
         outcome = asyncio.run(go(session))
-    if session.as_json:
-        import json
+        if missing:  # (said once it answered: a refused command says only why)
+            click.echo(f"(no store at {path} yet: nothing stored)", err=True)
+    with to_reader():
+        if session.as_json:
+            import json
 
-        shown = outcome if json_of is None else json_of(outcome)
-        click.echo(json.dumps(shown, ensure_ascii=False))
-    elif show is not None:
-        show(outcome)
+            shown = outcome if json_of is None else json_of(outcome)
+            click.echo(json.dumps(shown, ensure_ascii=False))
+        elif show is not None:
+            show(outcome)
     return outcome
 
 
@@ -127,9 +137,10 @@ def _page_end(shown: list[dict[str, Any]], limit: int, what: str) -> None:
     import shlex
 
     more = len(shown) > limit
-    click.echo(f"{min(len(shown), limit)} {what}(s)", err=True)
-    if more:
-        click.echo(f"more: add --after {shlex.quote(shown[limit - 1]['key'])}", err=True)
+    with to_reader():
+        click.echo(f"{min(len(shown), limit)} {what}(s)", err=True)
+        if more:
+            click.echo(f"more: add --after {shlex.quote(shown[limit - 1]['key'])}", err=True)
 
 
 def _page(
@@ -285,12 +296,26 @@ def history(channel: str, count: int, **options: Any) -> None:
             for m in found
         ]
 
+    from pfunc.channels import channel_problem
+
+    problem = channel_problem(channel)
+    if problem or "*" in channel:
+        usage_failure(f"channel {channel!r}: {problem or 'name one channel, not a wildcard'}")
     with store_failures():
         session = prepare_session(options)
+        if not session.kv_path.exists():  # nothing stored yet: no file made to say so
+            import dataclasses
+
+            session = dataclasses.replace(session, kv_path=Path(":memory:"))
         messages = asyncio.run(read(session))
+    with to_reader():
+        _show_history(channel, messages, session.as_json)
+
+
+def _show_history(channel: str, messages: list[dict[str, Any]], as_json: bool) -> None:
     import json
 
-    if session.as_json:
+    if as_json:
         click.echo(json.dumps(messages, ensure_ascii=False))
         return
     if not messages:

@@ -75,6 +75,8 @@ class KVTool:
         return await self._call("get", _text(key))
 
     async def set(self, key: str, value_json: str, ttl: float | None) -> None:
+        if not is_unicode(value_json):
+            raise PfuncUsageError("VALUE is not UTF-8 text; write it as UTF-8")
         try:
             value = jsonio.loads(value_json)
         except ValueError as error:
@@ -103,6 +105,14 @@ class KVTool:
         # Written beside the target and renamed over it: a full disk or a crash leaves the
         # old file (or none), never a half-written one.
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        # A link is written through (its target renamed over), never replaced by a file;
+        # what is there and is no regular file (/dev/null, a FIFO) is refused: the rename
+        # would put a file in its place.
+        path = path.resolve()
+        if path.exists() and not path.is_file():
+            raise PfuncUsageError(
+                f"cannot write {path}: it is not a regular file; export to a file path"
+            )
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             temporary.write_text(text, encoding="utf-8")

@@ -3,8 +3,9 @@ flags, and how a plan is executed and printed."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -53,6 +54,16 @@ def execute(prepare: Callable[[], Any], renderer: str) -> Any:
     except BrokenPipeError:
         reader_gone()
     return outcome
+
+
+@contextlib.contextmanager
+def to_reader() -> Iterator[None]:
+    """Output that a reader may stop reading (`| head -1`): the command still ends as it
+    would have, not with click's exit 1 for a closed pipe."""
+    try:
+        yield
+    except BrokenPipeError:
+        reader_gone()
 
 
 def reader_gone() -> None:
