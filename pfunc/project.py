@@ -80,6 +80,11 @@ class Project:
         return next((function for function in self.functions if function.name == name), None)
 
 
+TOP_LEVEL_KEYS = {"project", "limits", "presence", "vault", "functions", "mocks"}
+PROJECT_KEYS = {"name", "subscribe_key", "publish_key", "secret_key", "limits", "kv"}
+FUNCTION_KEYS = {"name", "file", "event", "channels", "path", "interval"}
+
+
 def relative_to_cwd(path: Path) -> Path:
     """The path relative to the current folder when it is below it, for reports."""
     try:
@@ -141,7 +146,10 @@ def parse_project(config_file: Path) -> Project:
     data, text = read_toml(config_file)
     root = config_file.parent
     reader = _Reader(config_file, text)
+    # A misspelt key (chanels, [vualt]) would silently mean "not set": each is refused.
+    reader.unknown_keys(data, TOP_LEVEL_KEYS, "pfunc.toml")
     section = reader.table(data, "project")
+    reader.unknown_keys(section, PROJECT_KEYS, "project")
     project = Project(root=root, config_file=config_file)
     project.name = reader.string(section, "project", "name", project.name)
     project.keyset = Keyset(
@@ -154,21 +162,10 @@ def parse_project(config_file: Path) -> Project:
         reader.fail("project.limits", project.limits, ", ".join(PROFILES), field_name="limits")
     project.kv_path = root / reader.string(section, "project", "kv", DEFAULT_KV)
     overrides = reader.table(data, "limits")
-    for key in overrides:
-        if key not in OVERRIDE_KEYS:
-            reader.problem(
-                "limits",
-                None,
-                key,
-                f"unknown limit {key!r}; the limits are: {', '.join(OVERRIDE_KEYS)}",
-            )
+    reader.unknown_keys(overrides, set(OVERRIDE_KEYS), "limits")
     project.limit_overrides = dict(overrides)
     presence = reader.table(data, "presence")
-    for key in presence:
-        if key not in ("announce_max", "interval"):
-            reader.problem(
-                "presence", None, key, f"unknown key {key!r}; [presence] has announce_max, interval"
-            )
+    reader.unknown_keys(presence, {"announce_max", "interval"}, "presence")
     announce_max = presence.get("announce_max", project.presence_announce_max)
     if not isinstance(announce_max, int) or isinstance(announce_max, bool) or announce_max < 1:
         reader.problem("presence", None, "announce_max", "presence.announce_max must be >= 1")
@@ -273,6 +270,14 @@ class _Reader:
     def problem(self, table: str, index: int | None, key: str | None, message: str) -> NoReturn:
         raise PfuncUsageError(f"{self._where(table, index, key)}: {message}")
 
+    def unknown_keys(
+        self, given: dict, known: set[str], table: str, index: int | None = None
+    ) -> None:
+        for key in sorted(set(given) - known):
+            at = table if index is None else f"{table}[{index}]"
+            names = ", ".join(sorted(known))
+            self.problem(table, index, key, f"{at}: unknown key {key!r}; the keys are {names}")
+
     def table(self, data: dict[str, Any], name: str) -> dict[str, Any]:
         value = data.get(name, {})
         if not isinstance(value, dict):
@@ -295,6 +300,7 @@ class _Reader:
                     "functions", index, required, f"{where}.{required} is missing or not a string"
                 )
         label = f'{where} ("{entry["name"]}")'
+        self.unknown_keys(entry, FUNCTION_KEYS, "functions", index)
         event = entry["event"]
         if event not in KINDS:
             self.fail(

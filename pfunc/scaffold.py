@@ -24,7 +24,12 @@ def scaffold(folder: Path) -> list[Path]:
     """Write the project into `folder` (created if needed); refuse to overwrite anything."""
     name = re.sub(r"[^a-z0-9-]+", "-", folder.resolve().name.lower()).strip("-") or "functions"
     targets = [folder / target for target in FILES.values()]
-    existing = [str(path) for path in targets if path.exists()]
+    try:
+        existing = [str(path) for path in targets if path.exists()]
+    except OSError as error:  # a name the file system cannot hold (too long, say)
+        raise PfuncUsageError(
+            f"pfunc init cannot use {folder}: {error.strerror or error}"
+        ) from None
     if existing:
         raise PfuncUsageError(
             "pfunc init would overwrite " + ", ".join(existing) + "; choose an empty folder"

@@ -680,3 +680,50 @@ def test_a_project_file_that_is_no_file_and_a_shared_path_are_refused(tmp_path):
     )
     clash = run_cli("publish", "chat", "{}", cwd=tmp_path)
     assert clash.code == 2 and '"a" and "b" both serve path "x"' in clash.stderr
+
+
+@pytest.mark.parametrize(
+    ("toml", "words"),
+    [
+        ('[project]\nnmae = "x"\n', "project: unknown key 'nmae'"),
+        ('[vualt]\nA = "1"\n', "pfunc.toml: unknown key 'vualt'"),
+        (
+            '[[functions]]\nname = "a"\nfile = "a.js"\nevent = "before-publish"\n'
+            'chanels = ["chat"]\n',
+            "functions[0]: unknown key 'chanels'",
+        ),
+        ("[presence]\nannounce = 5\n", "presence: unknown key 'announce'"),
+    ],
+)
+def test_a_misspelt_key_in_pfunc_toml_is_refused_not_ignored(tmp_path, toml, words):
+    (tmp_path / "a.js").write_text("export default (request) => request.ok();\n")
+    (tmp_path / "pfunc.toml").write_text(toml)
+    refused = run_cli("publish", "chat", "{}", cwd=tmp_path)
+    assert refused.code == 2 and words in refused.stderr, refused.stderr
+    assert "pfunc.toml:" in refused.stderr  # with its line
+
+
+def test_output_that_cannot_be_written_and_a_name_too_long_are_one_line(tmp_path):
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "pfunc", "kv", "list", "--kv", str(tmp_path / "kv.sqlite3")],
+            cwd=tmp_path,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            input=None,
+        )
+    assert done.returncode in (0, 1) and "Traceback" not in done.stderr
+    for number in range(3):
+        run_cli("kv", "set", f"k{number}", "1", "--kv", tmp_path / "kv.sqlite3", cwd=tmp_path)
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "pfunc", "kv", "list", "--kv", str(tmp_path / "kv.sqlite3")],
+            cwd=tmp_path,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    assert (done.returncode, done.stderr.strip()) == (1, "Error: No space left on device")
+    long = run_cli("init", "d" * 300, cwd=tmp_path)
+    assert long.code == 2 and len(long.stderr.strip().splitlines()) == 1, long.stderr

@@ -9,6 +9,8 @@ dev` runs for hours) never walk them again.
 
 from __future__ import annotations
 
+import contextlib
+
 
 def main() -> None:
     import gc
@@ -22,4 +24,17 @@ def main() -> None:
     finally:
         if collecting:
             gc.enable()
-    command_line()
+    try:
+        command_line()
+    except OSError as error:
+        # What a command writes could not be written (a full disk, /dev/full): one line,
+        # as every other failure of the machine, not a traceback. (A closed pipe is
+        # click's, or to_reader's, to handle.)
+        import errno
+        import sys
+
+        if error.errno == errno.EPIPE:
+            raise
+        with contextlib.suppress(OSError):
+            sys.stderr.write(f"Error: {error.strerror or error}\n")
+        raise SystemExit(1) from None
