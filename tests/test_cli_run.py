@@ -727,3 +727,16 @@ def test_output_that_cannot_be_written_and_a_name_too_long_are_one_line(tmp_path
     assert (done.returncode, done.stderr.strip()) == (1, "Error: No space left on device")
     long = run_cli("init", "d" * 300, cwd=tmp_path)
     assert long.code == 2 and len(long.stderr.strip().splitlines()) == 1, long.stderr
+
+
+def test_a_handler_that_cannot_be_read_is_a_usage_error(tmp_path):
+    handler = tmp_path / "locked.js"
+    handler.write_text("export default (request) => request.ok();\n")
+    handler.chmod(0)
+    try:
+        if os.access(handler, os.R_OK):
+            pytest.skip("running as root: every file is readable")
+        refused = run_cli("run", handler, cwd=tmp_path)
+        assert refused.code == 2 and "cannot read it" in refused.stderr
+    finally:
+        handler.chmod(0o644)

@@ -67,8 +67,9 @@ def test_counters_and_incr(tmp_path):
     assert kv(tmp_path, "incr", "hits").stdout.strip() == "1"
     assert kv(tmp_path, "incr", "hits", "10").stdout.strip() == "11"
     assert kv(tmp_path, "incr", "hits", "--", "-3").stdout.strip() == "8"
+    assert kv(tmp_path, "incr", "hits", "-2").stdout.strip() == "6"  # no -- needed
     counters = json.loads(kv(tmp_path, "counters", "--json").stdout)
-    assert counters == [{"key": "hits", "value": 8}]
+    assert counters == [{"key": "hits", "value": 6}]
 
 
 def test_export_clear_import_round_trip(tmp_path):

@@ -222,7 +222,8 @@ def kv_counters(prefix: str, after: str | None, limit: int, **options: Any) -> N
     )
 
 
-@kv.command(name="incr")
+# A negative amount is an amount, not an option (`kv incr hits -5`).
+@kv.command(name="incr", context_settings={"ignore_unknown_options": True})
 @click.argument("key")
 @click.argument("amount", type=int, default=1)
 @kv_options

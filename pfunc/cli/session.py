@@ -133,6 +133,8 @@ def not_a_file(path: Path) -> str:
 def _resolve_handler(target: str, project: Project) -> tuple[Path, FunctionConfig | None]:
     """The handler file for TARGET (a path or a function name) and its pfunc.toml entry."""
     path = Path(target)
+    if path.is_file() and not os.access(path, os.R_OK):
+        raise PfuncUsageError(f"{target}: cannot read it (permission denied); check its mode")
     if path.is_file():
         resolved = path.resolve()
         matches = [f for f in project.functions if f.file.resolve() == resolved]
@@ -149,7 +151,9 @@ def _resolve_handler(target: str, project: Project) -> tuple[Path, FunctionConfi
         raise PfuncUsageError(
             f"{target} {not_a_file(path)}; pass a handler file, e.g. handlers/app.js"
         )
-    known = ", ".join(sorted(f.name for f in project.functions)) or "none in pfunc.toml"
+    known = ", ".join(sorted(f.name for f in project.functions)) or (
+        "none in pfunc.toml" if project.config_file else "there is no pfunc.toml here or above"
+    )
     raise PfuncUsageError(
         f"{target}: no such handler file (and no function of that name; functions: {known}). "
         "Check the path, relative to the current folder."

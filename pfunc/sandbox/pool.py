@@ -113,8 +113,8 @@ class SandboxPool:
         except OSError as error:
             raise HandlerLoadError(
                 "LoadError",
-                f"{self.display_path}: cannot read the handler file ({error}); save it as "
-                "UTF-8 text",
+                f"{self.display_path}: cannot read the handler file "
+                f"({error.strerror or error}); check that it is a file you can read",
             ) from None
 
     def read(self) -> None:
