@@ -22,7 +22,7 @@ from typing import Any
 from pfunc.aio import running_loop
 from pfunc.checkpoints import BACKSTOP_PAGES, Checkpointer
 from pfunc.store_contention import BUSY_TIMEOUT_MS, LockWaits, Statements, busy
-from pfunc.store_schema import ADDED_COLUMNS, APPLICATION_ID, OUR_TABLES, SCHEMA
+from pfunc.store_schema import ADDED_COLUMNS, APPLICATION_ID, FIRST_COLUMNS, OUR_TABLES, SCHEMA
 
 # Above every key: SQLite sorts any text before any BLOB. (Two U+10FFFF were used before,
 # and the keys that start with them fell outside every listing and export.)
@@ -68,14 +68,24 @@ def _is_ours(conn: sqlite3.Connection, path: Path) -> bool:
     if application_id == APPLICATION_ID:
         return True
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    # A store from before the mark has exactly pfunc's tables; an empty file has none.
-    if application_id == 0 and tables <= OUR_TABLES:
+    # A store from before the mark has only pfunc's tables, with pfunc's columns (another
+    # program's "items" table is not ours); an empty file has none.
+    if application_id == 0 and tables <= OUR_TABLES and _our_columns(conn, tables):
         return False
     raise StoreOpenError(
         f"{path} is not a pfunc KV store (it holds tables {', '.join(sorted(tables)) or 'none'}"
         f"{'' if application_id == 0 else f' and application id {application_id}'}); it was "
         "left unchanged. Pass another file with --kv."
     )
+
+
+def _our_columns(conn: sqlite3.Connection, tables: set[str]) -> bool:
+    """Whether each table has at least the columns pfunc's schema first gave it."""
+    for table in tables:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if not FIRST_COLUMNS.get(table, set()) <= present:
+            return False
+    return True
 
 
 def _add_columns(conn: sqlite3.Connection) -> None:

@@ -114,3 +114,12 @@ ADDED_COLUMNS = [
 # tables is someone else's database and is refused without being changed.
 APPLICATION_ID = 0x70666B76
 OUR_TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))
+# Each table's primary-key columns, which it has had since it first shipped (a key cannot
+# be added later): a table of that name without them is another program's.
+FIRST_COLUMNS = {
+    match[0]: {column.strip() for column in match[1].split(",")}
+    for statement in SCHEMA.split("CREATE ")
+    for match in re.findall(
+        r"TABLE IF NOT EXISTS (\w+) \(.*PRIMARY KEY \(([^)]*)\)", statement, re.S
+    )
+}

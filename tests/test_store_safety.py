@@ -92,17 +92,18 @@ def test_a_full_disk_is_one_line_and_changes_nothing(tmp_path, monkeypatch):
     assert [(item["key"], item["value"]) for item in listed] == [("kept", "old")]
 
 
-def test_a_database_that_is_not_a_pfunc_store_is_refused_unchanged(tmp_path):
+@pytest.mark.parametrize("table", ["users", "items"])  # "items" with columns of its own
+def test_a_database_that_is_not_a_pfunc_store_is_refused_unchanged(tmp_path, table):
     theirs = tmp_path / "app.db"
     connection = sqlite3.connect(theirs)
-    connection.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
-    connection.execute("INSERT INTO users(name) VALUES ('ada')")
+    connection.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, name TEXT)")
+    connection.execute(f"INSERT INTO {table}(name) VALUES ('ada')")
     connection.commit()
     connection.close()
     before = digest(theirs)
     for command in (["list"], ["set", "k", "1"], ["counters"]):
         code, _, err = kv(*command, "--kv", theirs, cwd=tmp_path)
-        assert code == 2 and "not a pfunc KV store" in err and "users" in err
+        assert code == 2 and "not a pfunc KV store" in err and table in err
     assert digest(theirs) == before
     assert not (tmp_path / "app.db-wal").exists()
     run = run_cli("run", "x.js", "--kv", theirs, cwd=tmp_path)
