@@ -704,21 +704,12 @@ def test_a_misspelt_key_in_pfunc_toml_is_refused_not_ignored(tmp_path, toml, wor
 
 
 def test_output_that_cannot_be_written_and_a_name_too_long_are_one_line(tmp_path):
-    with open("/dev/full", "w") as full:
-        done = subprocess.run(
-            [sys.executable, "-m", "pfunc", "kv", "list", "--kv", str(tmp_path / "kv.sqlite3")],
-            cwd=tmp_path,
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            input=None,
-        )
-    assert done.returncode in (0, 1) and "Traceback" not in done.stderr
+    store = tmp_path / "kv.sqlite3"
     for number in range(3):
-        run_cli("kv", "set", f"k{number}", "1", "--kv", tmp_path / "kv.sqlite3", cwd=tmp_path)
-    with open("/dev/full", "w") as full:
+        run_cli("kv", "set", f"k{number}", "1", "--kv", store, cwd=tmp_path)
+    with open("/dev/full", "w") as full:  # every write: "No space left on device"
         done = subprocess.run(
-            [sys.executable, "-m", "pfunc", "kv", "list", "--kv", str(tmp_path / "kv.sqlite3")],
+            [sys.executable, "-m", "pfunc", "kv", "list", "--kv", str(store)],
             cwd=tmp_path,
             stdout=full,
             stderr=subprocess.PIPE,

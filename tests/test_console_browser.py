@@ -97,11 +97,7 @@ def test_sdk_publish_appears_live_with_its_diff(page, dev: InProcessDev) -> None
 
 
 def test_kv_edit_is_what_a_function_reads(page) -> None:
-    view(page, "kv")
-    page.click("button.kv-new")
-    page.fill("input.kv-key", "greeting")
-    page.fill("textarea.kv-value", "{bad json")
-    page.click("button.kv-save")
+    new_item(page, "greeting", "{bad json")
     page.wait_for_selector(".kv-message.error")
     page.fill("textarea.kv-value", '{"word": "hola"}')
     page.click("button.kv-save")
@@ -223,13 +219,19 @@ def test_a_run_is_the_executions_entry_with_its_own_event(page) -> None:
     assert "ran by hand" in page.inner_text(".run-result")
 
 
-def test_kv_refuses_a_ttl_that_is_no_number_and_an_edit_keeps_the_ttl(page) -> None:
+def new_item(page, key: str, value: str, ttl: str | None = None) -> None:
+    """Fill the KV view's New form and save it."""
     view(page, "kv")
     page.click("button.kv-new")
-    page.fill("input.kv-key", "timed")
-    page.fill("textarea.kv-value", '"v"')
-    page.fill("input.kv-ttl", "abc")
+    page.fill("input.kv-key", key)
+    page.fill("textarea.kv-value", value)
+    if ttl is not None:
+        page.fill("input.kv-ttl", ttl)
     page.click("button.kv-save")
+
+
+def test_kv_refuses_a_ttl_that_is_no_number_and_an_edit_keeps_the_ttl(page) -> None:
+    new_item(page, "timed", '"v"', ttl="abc")
     page.wait_for_selector(".kv-message.error >> text=is not a number of minutes")
     page.fill("input.kv-ttl", "3")
     page.click("button.kv-save")
