@@ -43,6 +43,7 @@ from pfunc.app_context_shapes import (
     show_object,
     stamp,
 )
+from pfunc.channels import has_control_character
 from pfunc.store import KVStore
 
 OBJECTS_EVENT = 2  # the subscribe envelope's "e" for App Context events
@@ -362,7 +363,7 @@ def id_problem(id: Any) -> str | None:
         return "must be a non-empty string"
     if len(id) > MAX_ID_CHARACTERS:
         return f"has {len(id)} characters; at most {MAX_ID_CHARACTERS}"
-    if set(id) & _ID_FORBIDDEN or any(ord(c) < 0x20 or ord(c) == 0x7F for c in id):
+    if set(id) & _ID_FORBIDDEN or has_control_character(id):
         return "holds a character PubNub prohibits (, / \\ * : or a control character)"
     return None
 

@@ -19,13 +19,18 @@ def channel_matches(pattern: str, channel: str) -> bool:
     return pattern == channel
 
 
+def has_control_character(text: str) -> bool:
+    """A C0 control character or DEL (NUL included): what PubNub's names may not hold."""
+    return any(ord(character) < 0x20 or ord(character) == 0x7F for character in text)
+
+
 def channel_problem(channel: str) -> str | None:
     """Why `channel` is not a valid channel name or PubNub wildcard, or None."""
     if not channel:
         return "it is empty"
     if set(channel) & _FORBIDDEN:
         return "it contains a space, comma, colon, slash or backslash"
-    if any(ord(character) < 0x20 or ord(character) == 0x7F for character in channel):
+    if has_control_character(channel):
         return "it contains a control character (PubNub refuses them, NUL included)"
     if "*" not in channel:
         return None

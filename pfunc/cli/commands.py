@@ -21,8 +21,8 @@ from pfunc.cli.options import (
     EXIT_FAILED,
     EXIT_OK,
     execute,
-    reader_gone,
     session_options,
+    to_reader,
     usage_failure,
 )
 from pfunc.errors import PfuncUsageError
@@ -317,13 +317,11 @@ def test_command(
         from pfunc.sandbox.pool import close_warm
 
         close_warm()  # the warm contexts and Python workers the scenarios shared
-    try:
+    with to_reader():
         if as_json:
             click.echo(report.dump_json(results))
         else:
             report.render(results)
-    except BrokenPipeError:
-        reader_gone()
     if junit_path is not None:  # after the results: a path that cannot be written hides none
         try:
             report.write_junit(results, junit_path)

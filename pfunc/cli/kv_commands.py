@@ -70,7 +70,6 @@ def _kv(
     --json, as JSON (of `json_of(result)` when given), else by `show`. An action that
     only `reads` finds a store not yet made empty, and leaves no file behind."""
     import asyncio
-    import dataclasses
 
     from pfunc.cli.kvtool import KVTool
     from pfunc.cli.session import prepare_session
@@ -86,12 +85,11 @@ def _kv(
 
     with store_failures():
         session = prepare_session(options)
-        missing = reads and not session.kv_path.exists()
-        if missing:
-            path = session.kv_path
-            session = dataclasses.replace(session, kv_path=Path(":memory:"))
+        path = session.kv_path
+        if reads:
+            session = _reading(session)
         outcome = asyncio.run(go(session))
-        if missing:  # (said once it answered: a refused command says only why)
+        if session.kv_path != path:  # (said once it answered: a refused one says only why)
             click.echo(f"(no store at {path} yet: nothing stored)", err=True)
     with to_reader():
         if session.as_json:
@@ -102,6 +100,16 @@ def _kv(
         elif show is not None:
             show(outcome)
     return outcome
+
+
+def _reading(session: Any) -> Any:
+    """The session as a command that only reads needs it: a store not yet made is read as
+    an empty one in memory, so that reading it makes no file."""
+    if session.kv_path.exists():
+        return session
+    import dataclasses
+
+    return dataclasses.replace(session, kv_path=Path(":memory:"))
 
 
 @click.group()
@@ -303,11 +311,7 @@ def history(channel: str, count: int, **options: Any) -> None:
     if problem or "*" in channel:
         usage_failure(f"channel {channel!r}: {problem or 'name one channel, not a wildcard'}")
     with store_failures():
-        session = prepare_session(options)
-        if not session.kv_path.exists():  # nothing stored yet: no file made to say so
-            import dataclasses
-
-            session = dataclasses.replace(session, kv_path=Path(":memory:"))
+        session = _reading(prepare_session(options))
         messages = asyncio.run(read(session))
     with to_reader():
         _show_history(channel, messages, session.as_json)

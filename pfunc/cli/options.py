@@ -42,7 +42,7 @@ def execute(prepare: Callable[[], Any], renderer: str) -> Any:
         outcome = run_without_loop(plan.execute())
     except PfuncUsageError as error:
         usage_failure(str(error))
-    try:
+    with to_reader():
         if plan.session.as_json:
             import json
 
@@ -51,8 +51,6 @@ def execute(prepare: Callable[[], Any], renderer: str) -> Any:
             from pfunc import render
 
             getattr(render, renderer)(outcome)
-    except BrokenPipeError:
-        reader_gone()
     return outcome
 
 
