@@ -624,6 +624,10 @@ def _pfunc_bytes(*args: bytes, cwd, stdin=subprocess.DEVNULL) -> subprocess.Comp
         [b"kv", b"set", b"k", b'"\xff"'],
         [b"history", b"a,b"],
         [b"kv", b"export", b"/dev/null"],
+        [b"run"],  # click's own usage errors too, once four lines
+        [b"run", b"h.js", b"--event", b"nope"],
+        [b"kv", b"incr"],
+        [b"publish", b"--no-such-flag"],
     ],
 )
 def test_input_pfunc_cannot_take_is_one_line_and_exit_2(tmp_path, args):

@@ -39,6 +39,25 @@ class LazyGroup(click.Group):
         "history": ("pfunc.cli.kv_commands", "history"),
     }
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """As click's, but a usage error (a bad flag, a missing argument) is one line, as
+        every other usage error of pfunc's, not click's four: `Error: ...`, exit 2."""
+        try:
+            return super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.exceptions.NoArgsIsHelpError as error:  # `pfunc` alone: the help
+            error.show()
+            sys.exit(error.exit_code)
+        except click.UsageError as error:
+            where = error.ctx.command_path if error.ctx is not None else "pfunc"
+            click.echo(f"Error: {error.format_message()} (see {where} --help)", err=True)
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.LAZY])
 
