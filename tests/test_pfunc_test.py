@@ -736,6 +736,8 @@ def test_a_step_naming_no_function_is_found_before_any_step_runs(project):
     # Step 1 would fail (599): it never ran, the malformed step 2 is what is said.
     assert run.code == 2 and "late.test.toml:9: no function 'nope'" in run.stdout, run.stdout
     assert "status: expected 599" not in run.stdout
+    as_json = run_cli("test", bad, "--json", cwd=project)
+    assert as_json.code == 2 and as_json.json()["scenarios"][0]["malformed"] is True
 
 
 def test_a_slip_of_a_saved_name_is_malformed_not_sent_as_text(tmp_path):

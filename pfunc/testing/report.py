@@ -76,6 +76,8 @@ def to_json(results: list[ScenarioResult]) -> dict[str, Any]:
             "steps": result.steps_run,
             "duration_ms": round(result.duration_ms, 2),
         }
+        if result.malformed:  # a step that cannot run as written: the run's exit 2
+            entry["malformed"] = True
         if result.failure is not None:
             step = result.failure.step
             entry["failure"] = {
