@@ -100,3 +100,49 @@ def test_bad_input_is_refused_with_the_gateway_wording(tmp_path):
     bad_import = tmp_path / "x.json"
     bad_import.write_text("{}")
     assert kv(tmp_path, "import", bad_import).code == 2
+
+
+def test_ctrl_c_during_an_import_writes_nothing_or_says_it_finished(tmp_path):
+    """Ctrl-C in the middle of a long import: "Aborted!" (exit 1) and nothing written, or,
+    had it already finished, its own report. It used to say "Aborted!" after its one
+    transaction had committed everything."""
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    big = tmp_path / "big.json"
+    big.write_text(
+        json.dumps(
+            {
+                "format": "pfunc-kv-1",
+                "keyset": "sub-c-local",
+                "items": [
+                    {
+                        "key": f"k{n:07d}",
+                        "value": {"n": n, "pad": "x" * 50},
+                        "expires_at": "2099-01-01T00:00:00Z",
+                    }
+                    for n in range(200_000)
+                ],
+                "counters": {},
+            }
+        )
+    )
+    store = tmp_path / "kv.sqlite3"
+    importing = subprocess.Popen(
+        [sys.executable, "-m", "pfunc", "kv", "import", str(big), "--kv", str(store)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)
+    importing.send_signal(signal.SIGINT)
+    out, err = importing.communicate(timeout=60)
+    count = sqlite3.connect(store).execute("SELECT COUNT(*) FROM items").fetchone()[0]
+    if importing.returncode == 0:  # it had finished before the signal
+        assert count == 200_000 and "imported 200000" in out
+    else:
+        assert (importing.returncode, count) == (1, 0) and "Aborted!" in err

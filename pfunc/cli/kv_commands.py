@@ -88,7 +88,15 @@ def _kv(
         path = session.kv_path
         if reads:
             session = _reading(session)
-        outcome = asyncio.run(go(session))
+        # Not asyncio.run: its Ctrl-C cancels the task at its next await, after a long
+        # import's one transaction has committed, and "Aborted!" then followed a complete
+        # write. Here Ctrl-C interrupts the statements themselves and the transaction
+        # rolls back: nothing written.
+        loop = asyncio.new_event_loop()
+        try:
+            outcome = loop.run_until_complete(go(session))
+        finally:
+            loop.close()
         if session.kv_path != path:  # (said once it answered: a refused one says only why)
             click.echo(f"(no store at {path} yet: nothing stored)", err=True)
     with to_reader():
