@@ -146,3 +146,10 @@ def test_ctrl_c_during_an_import_writes_nothing_or_says_it_finished(tmp_path):
         assert count == 200_000 and "imported 200000" in out
     else:
         assert (importing.returncode, count) == (1, 0) and "Aborted!" in err
+
+
+def test_an_imported_counter_past_64_bits_is_named_so(tmp_path):
+    data = {"format": "pfunc-kv-1", "keyset": "sub-c-local", "items": [], "counters": {"c": 2**70}}
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    refused = kv(tmp_path, "import", tmp_path / "c.json")
+    assert refused.code == 2 and "outside the 64-bit integers" in refused.stderr

@@ -165,8 +165,12 @@ class KVTool:
             checked = self._gateway.checked_key("incrCounter", _text(key), self._context())
         except HandlerCallError as error:
             raise PfuncUsageError(f"{path}: counters: {error.message}") from None
-        if not isinstance(value, int) or isinstance(value, bool) or abs(value) >= 2**63:
+        if not isinstance(value, int) or isinstance(value, bool):
             raise PfuncUsageError(f"{path}: counter {key!r} must be a whole number, got {value!r}")
+        if not -(2**63) <= value < 2**63:
+            raise PfuncUsageError(
+                f"{path}: counter {key!r} is {value}, outside the 64-bit integers counters are"
+            )
         return checked, value
 
     async def clear(self) -> None:
