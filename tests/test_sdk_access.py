@@ -162,6 +162,9 @@ def test_the_python_sdk_grants_parses_and_is_refused(dev) -> None:
         token = envelope.result.token
         # The Python SDK signs a POST publish with PubNub's older (v1) signature.
         server.publish().channel("py-any").message({"big": "x"}).use_post(True).sync()
+        # ... and an App Context path with its id unencoded (a space, a non-ASCII letter).
+        for uuid in ("ü x", "plain"):
+            server.set_uuid_metadata().uuid(uuid).set_name("n").sync()
         parsed = server.parse_token(token)
         assert parsed["authorized_uuid"] == "bob" and parsed["ttl"] == 5
         assert parsed["resources"]["channels"]["py-a"]["write"] is True

@@ -18,7 +18,7 @@ import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from aiohttp import web
 
@@ -180,18 +180,22 @@ def signature_valid(
     seconds = whole_number(timestamp, 18)
     if seconds is None or abs(seconds - time.time()) > SIGNATURE_WINDOW:
         return False
-    path = request.raw_path.split("?", 1)[0]
+    raw_path = request.raw_path.split("?", 1)[0]
+    # The path as sent (the JavaScript SDK signs it encoded) or decoded (the Python SDK
+    # signs an App Context id with a space or non-ASCII character unencoded).
+    paths = {raw_path, unquote(raw_path)}
     pairs = sorted((key, value) for key, value in request.query.items() if key != "signature")
     candidates = set()
     for tilde in ("%7E", "~"):  # the SDKs escape ~; PubNub's documented form does not
         query = "&".join(f"{k}={quote(v, safe='').replace('~', tilde)}" for k, v in pairs)
-        if given.startswith("v2."):
-            methods = ["GET"] if path.startswith("/publish/") else []
-            for method in [request.method, *methods]:
-                for payload in (body, ""):
-                    candidates.add(f"{method}\n{publish_key}\n{path}\n{query}\n{payload}")
-        else:
-            candidates.add(f"{subscribe_key}\n{publish_key}\n{path}\n{query}")
+        for path in paths:
+            if given.startswith("v2."):
+                methods = ["GET"] if path.startswith("/publish/") else []
+                for method in [request.method, *methods]:
+                    for payload in (body, ""):
+                        candidates.add(f"{method}\n{publish_key}\n{path}\n{query}\n{payload}")
+            else:
+                candidates.add(f"{subscribe_key}\n{publish_key}\n{path}\n{query}")
     for message in candidates:
         digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()
         expected = base64.urlsafe_b64encode(digest).decode()
