@@ -304,8 +304,8 @@ class Executor:
         failure = failure or handler_error(
             details.get("error"), sandbox, self.display_path, self.runtime.profile
         )
-        conclude(result, failure, details.get("completion"))
         completion = details.get("completion")
+        conclude(result, failure, completion)
         if isinstance(event, MessageEvent) and completion and completion.get("kind") == "ok":
             profile = self.runtime.profile
             result.warnings.extend(grown_past_limit(event, completion, result, profile))

@@ -110,9 +110,9 @@ class KVTool:
         # would put a file in its place.
         path = path.resolve()
         if path.exists() and not path.is_file():
-            raise PfuncUsageError(
-                f"cannot write {path}: it is not a regular file; export to a file path"
-            )
+            from pfunc.cli.session import not_a_file
+
+            raise PfuncUsageError(f"cannot write {path}: {path} {not_a_file(path)}")
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             temporary.write_text(text, encoding="utf-8")

@@ -101,12 +101,13 @@ class PubNubAPI:
         refused = self._check_keys(request)
         if refused:
             return refused
+        raw_path = request.raw_path.split("?", 1)[0]
         if request.method == "POST":
             text: str | bytes = await request.read()
         elif request.method == "GET":
             text = request.match_info.get("message", "")
             # PubNub measures a message as sent: escaped in the URL, with its channel.
-            escaped = request.raw_path.split("?", 1)[0].rsplit("/", 1)[-1]
+            escaped = raw_path.rsplit("/", 1)[-1]
             if len(escaped) + len(request.match_info["channel"]) > MAX_PUBLISH_URL_BYTES:
                 return publish_error(413, "Message Too Large", self.state.timetoken())
             if "%" in text and undecodable(escaped):  # (escapes left as they were keep a %)
@@ -124,9 +125,7 @@ class PubNubAPI:
             except ValueError:
                 return publish_error(400, "Invalid JSON in meta", self.state.timetoken())
         channel = request.match_info["channel"]  # aiohttp decoded it once; that is all
-        if name_problem(channel) or (
-            "%" in channel and undecodable(request.raw_path.split("?", 1)[0].split("/")[5])
-        ):
+        if name_problem(channel) or ("%" in channel and undecodable(raw_path.split("/")[5])):
             return publish_error(400, "Invalid Channel", self.state.timetoken())
         report = await self.state.bus.publish(
             channel,

@@ -60,7 +60,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("pfunc_exit_codes", False):
         junit = config.getoption("pfunc_junit", None)
-        plugin = PfuncExitCodes(None if junit is None else Path(junit), list(config.args))
+        plugin = PfuncExitCodes(None if junit is None else Path(junit))
         config.pluginmanager.register(plugin, "pfunc-exit-codes")
 
 
@@ -76,10 +76,9 @@ class PfuncExitCodes:
     """`pfunc test -n`'s exit code as `pfunc test`'s: 2 when a step cannot run as written,
     1 when a scenario failed (pytest-xdist's -x answers "interrupted", 2, instead)."""
 
-    def __init__(self, junit: Path | None, files: list[str]) -> None:
+    def __init__(self, junit: Path | None) -> None:
         self.malformed: set[str] = set()  # node ids
         self.junit = junit
-        self.files = files  # in pfunc test's order (the command line's)
         self.cases: list[dict[str, Any]] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -102,9 +101,14 @@ class PfuncExitCodes:
             # pfunc test's own JUnit, in the files' order, by the controller only
             from pfunc.testing.report import write_junit_cases
 
-            order = {file: index for index, file in enumerate(self.files)}
-            self.cases.sort(key=lambda case: (order.get(case["file"], len(order)), case["line"]))
-            write_junit_cases(self.cases, self.junit)
+            config = session.config
+            named = _named_files(config)
+            start = config.invocation_params.dir
+
+            def file_order(case: dict[str, Any]) -> tuple[int, int]:
+                return named.get((start / case["file"]).resolve(), len(named)), case["line"]
+
+            write_junit_cases(sorted(self.cases, key=file_order), self.junit)
         if self.malformed:
             session.exitstatus = 2
         elif session.testsfailed:
@@ -122,8 +126,14 @@ def _named(file_path: Path, config: pytest.Config) -> bool:
     `pfunc test FILE` reads it (folders are searched for *.test.toml only)."""
     if file_path.suffix != ".toml" or file_path.name == "pfunc.toml":
         return False
+    return file_path in _named_files(config)
+
+
+def _named_files(config: pytest.Config) -> dict[Path, int]:
+    """The paths named on the command line, resolved, and their order there (pfunc test
+    -n names its files in the order it reports them)."""
     start = config.invocation_params.dir
-    return any((start / arg.split("::")[0]).resolve() == file_path for arg in config.args)
+    return {(start / arg.split("::")[0]).resolve(): n for n, arg in enumerate(config.args)}
 
 
 def _in_file_order(session: pytest.Session) -> None:
@@ -132,8 +142,7 @@ def _in_file_order(session: pytest.Session) -> None:
     the terminal's summary, which follows the session's end)."""
     config = session.config
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    start = config.invocation_params.dir
-    named = {(start / arg.split("::")[0]).resolve(): n for n, arg in enumerate(config.args)}
+    named = _named_files(config)
 
     def file_order(report: Any) -> tuple[int, str, int]:
         path, line, _ = getattr(report, "location", None) or (report.nodeid, 0, "")
