@@ -651,10 +651,15 @@ def test_a_message_from_stdin_that_is_closed_is_a_usage_error(tmp_path):
     assert done.returncode == 2 and "no standard input" in done.stderr, done.stderr
 
 
+def _item(key: str) -> dict:
+    return {"key": key, "value": 1, "expires_at": "2099-01-01T00:00:00Z"}
+
+
 def test_kv_export_writes_through_a_link_and_a_reader_may_stop_reading(tmp_path):
     store = tmp_path / "kv.sqlite3"
-    for number in range(50):
-        assert run_cli("kv", "set", f"k{number}", "1", "--kv", store, cwd=tmp_path).code == 0
+    dump = {"format": "pfunc-kv-1", "items": [_item(f"k{n}") for n in range(50)]}
+    (tmp_path / "dump.json").write_text(json.dumps(dump))
+    assert run_cli("kv", "import", "dump.json", "--kv", store, cwd=tmp_path).code == 0
     (tmp_path / "link.json").symlink_to(tmp_path / "target.json")
     assert run_cli("kv", "export", "link.json", "--kv", store, cwd=tmp_path).code == 0
     assert (tmp_path / "link.json").is_symlink()

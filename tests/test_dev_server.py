@@ -928,23 +928,33 @@ def test_above_announce_max_joins_come_as_interval_events(tmp_path):
 @pytest.mark.subprocess
 def test_ctrl_c_stops_the_server_while_a_subscriber_waits(tmp_path):
     make_project(tmp_path)
-    # Long-polls that would wait two minutes for a message.
+    # A stop waits for requests in progress up to the time limit: a minute here, so a
+    # long-poll left waiting would hold it past the wait below.
+    project = tmp_path / "pfunc.toml"
+    project.write_text(project.read_text().replace("timeout = 1\n", "timeout = 60\n"))
+    # Long-polls that would wait two minutes for a message: on a channel, and on a channel
+    # group with no channel (it waits on no channel at all).
     server = DevProcess(tmp_path, "--no-intervals", "--subscribe-timeout", "120")
     _, _, first = server.request("GET", "/v2/subscribe/sub-c-t/chat.a/0?tt=0")
     cursor = json.loads(first)["t"]["t"]
     answered: list[int] = []
-    poll = threading.Thread(
-        target=lambda: answered.append(
-            server.request("GET", f"/v2/subscribe/sub-c-t/chat.a/0?tt={cursor}")[0]
+    polls = [
+        threading.Thread(target=lambda path=path: answered.append(server.request("GET", path)[0]))
+        for path in (
+            f"/v2/subscribe/sub-c-t/chat.a/0?tt={cursor}",
+            f"/v2/subscribe/sub-c-t/,/0?channel-group=empty&tt={cursor}",
         )
-    )
-    poll.start()
-    time.sleep(0.3)  # the long-poll is waiting now
+    ]
+    for poll in polls:
+        poll.start()
+    time.sleep(0.3)  # the long-polls are waiting now
     server.process.send_signal(signal.SIGINT)
-    # Ctrl-C answers the waiting long-poll and stops, instead of waiting out its 120 s.
-    assert server.process.wait(timeout=15) == 0
-    poll.join(15)
-    assert answered == [200]
+    # Ctrl-C answers the waiting long-polls and stops at once (in ~0.1 s), instead of
+    # waiting out their 120 s, or the 10 s after which a poll checks its client is there.
+    assert server.process.wait(timeout=8) == 0
+    for poll in polls:
+        poll.join(15)
+    assert answered == [200, 200]
 
 
 def test_numbers_in_queries_that_no_store_can_hold_are_4xx(dev):

@@ -257,6 +257,7 @@ def test_the_python_sdk_sets_lists_and_hears_objects(dev):
 
     from tests.sdk.pysdk import Recorder, py_client
 
+    workers_before = set(_subscribe_workers())
     client = py_client(dev.port, KEYS, "py-app")
     recorder = Recorder()
     client.add_listener(recorder)
@@ -299,10 +300,14 @@ def test_the_python_sdk_sets_lists_and_hears_objects(dev):
         client.unsubscribe_all()
         client.stop()
         # Its worker thread ends by that exception: let it end here, where the warning
-        # is expected, not in whichever test runs next.
-        for thread in threading.enumerate():
-            if thread.name == "SubscribeMessageWorker":
-                thread.join(timeout=10)
+        # is expected, not in whichever test runs next. Only this client's: other tests'
+        # clients in this process keep theirs waiting, and each would cost the timeout.
+        for thread in set(_subscribe_workers()) - workers_before:
+            thread.join(timeout=10)
+
+
+def _subscribe_workers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "SubscribeMessageWorker"]
 
 
 def test_app_context_lives_in_the_store_across_restarts(harness):

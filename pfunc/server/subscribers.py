@@ -111,9 +111,9 @@ class MessageLog:
     def close(self) -> None:
         """The server is stopping: answer every waiting long-poll now, and new ones at once."""
         self._closed = True
-        for waiters in list(self._waiting.values()):
-            for waiter in waiters:
-                waiter.wake()
+        # A poll of an empty channel group waits on no channel: it is among the grouped.
+        for waiter in {*itertools.chain(*self._waiting.values()), *self._grouped}:
+            waiter.wake()
 
     def groups_changed(self) -> None:
         """A channel group changed: its subscribers' polls resolve their groups again."""
