@@ -70,21 +70,30 @@ def test_pfunc_and_pyjwt_verify_each_others_tokens(builtins, algorithm, pkcs8):
     assert jwt_call(builtins, "verify", theirs, public_pem(key)) == {"sub": "bob"}
 
 
-def test_a_pem_key_picks_its_algorithm_and_a_wrong_key_fails(builtins):
+def test_a_pem_key_needs_its_algorithm_named_and_a_wrong_key_fails(builtins):
+    """As jsonwebtoken 9: the algorithm is HS256 unless named, whatever the key."""
     rsa_key, ec_key = KEYS["RS256"], KEYS["ES384"]
-    token = jwt_call(builtins, "sign", {"n": 1}, private_pem(ec_key, True), {"noTimestamp": True})
-    assert pyjwt.get_unverified_header(token)["alg"] == "ES384"  # jsonwebtoken's default
+    with pytest.raises(SyncBuiltinError, match="must be a symmetric key when using HS256"):
+        jwt_call(builtins, "sign", {"n": 1}, private_pem(ec_key, True), {"noTimestamp": True})
+    options = {"noTimestamp": True, "algorithm": "ES384"}
+    token = jwt_call(builtins, "sign", {"n": 1}, private_pem(ec_key, True), options)
+    assert pyjwt.get_unverified_header(token)["alg"] == "ES384"
     with pytest.raises(SyncBuiltinError, match="invalid signature"):
         jwt_call(builtins, "verify", token, public_pem(ec.generate_private_key(ec.SECP384R1())))
-    with pytest.raises(SyncBuiltinError, match="needs an RSA key"):
+    with pytest.raises(SyncBuiltinError, match='"alg" parameter "ES256" requires curve "prime256v1"'):
+        jwt_call(builtins, "sign", {}, private_pem(ec_key, True), {"algorithm": "ES256"})
+    with pytest.raises(SyncBuiltinError, match='"alg" parameter for "ec" key type must be one of'):
         jwt_call(builtins, "sign", {}, private_pem(ec_key, True), {"algorithm": "RS256"})
-    with pytest.raises(SyncBuiltinError, match="signing needs a private key"):
+    with pytest.raises(SyncBuiltinError, match="must be an asymmetric key when using RS256"):
         jwt_call(builtins, "sign", {}, public_pem(rsa_key), {"algorithm": "RS256"})
     with pytest.raises(SyncBuiltinError, match="invalid algorithm"):
-        # An HMAC token is refused with a public key, as jsonwebtoken refuses it.
+        # An HMAC token is refused with a public key, as jsonwebtoken refuses it; and an
+        # ES token with an RSA key (its algorithms are RS256/384/512).
         jwt_call(
             builtins, "verify", pyjwt.encode({}, "s" * 32, algorithm="HS256"), public_pem(rsa_key)
         )
+    with pytest.raises(SyncBuiltinError, match="invalid algorithm"):
+        jwt_call(builtins, "verify", token, public_pem(rsa_key))
     with pytest.raises(SyncBuiltinError, match="not a PEM key"):
         broken = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"
         jwt_call(builtins, "sign", {}, broken, {"algorithm": "RS256"})

@@ -156,6 +156,58 @@ def test_jwt_rejects_a_wrong_secret_and_an_expired_token(harness, write_handler)
     )
 
 
+def test_jwt_takes_callbacks_spans_and_options_as_jsonwebtoken_does(harness, write_handler):
+    """jsonwebtoken 9's conventions (values checked against the package itself): a
+    callback gets the error instead of a throw (verify's at once, sign's after the caller
+    ran on), `ms` spans in words, its option checks and wording."""
+    value = evaluate(
+        harness,
+        write_handler,
+        """
+        const attempt = (f) => { try { return f(); } catch (e) { return e.name + ': ' + e.message; } };
+        const token = jwt.sign({ a: 1, iat: 100 }, 's');
+        const seen = [];
+        const returned = jwt.verify(token, 's', (error, claims) => { seen.push(['v', error, claims]); return 'r'; });
+        jwt.verify(token, 'wrong', {}, (error, claims) => seen.push(['bad', error.message, claims]));
+        jwt.sign({ a: 1 }, 's', { expiresin: 60 }, (error) => seen.push(['typo', error.message]));
+        jwt.sign({ a: 1, iat: 100 }, 's', (error, signed) => seen.push(['signed', error, signed === token]));
+        seen.push('ran on');
+        await null;
+        const spans = ['2 days', '10 minutes', '1.5h', '1 Year', '90'].map(
+          (span) => jwt.decode(jwt.sign({ iat: 100 }, 's', { expiresIn: span })).exp);
+        return { returned, seen, spans, errors: [
+          attempt(() => jwt.sign({ a: 1 }, 's', { expiresIn: 'soon' })),
+          attempt(() => jwt.sign({ a: 1 }, 's', { expiresIn: 1.5 })),
+          attempt(() => jwt.sign({ a: 1, exp: 5 }, 's', { expiresIn: 60 })),
+          attempt(() => jwt.sign({ a: 1, iss: 'x' }, 's', { issuer: 'y' })),
+          attempt(() => jwt.sign('text', 's', { expiresIn: 60, subject: 'u' })),
+          attempt(() => jwt.sign([1], 's')),
+          attempt(() => jwt.verify(token, 's', { maxAge: '1h' })),
+        ], primitive: jwt.decode(jwt.sign(5, 's')) };
+    """,
+    )
+    assert value["returned"] == "r"
+    assert value["seen"] == [
+        ["v", None, {"a": 1, "iat": 100}],
+        ["bad", "invalid signature", None],
+        ["typo", '"expiresin" is not allowed in "options"'],
+        "ran on",
+        ["signed", None, True],
+    ]
+    assert value["spans"] == [172_900, 700, 5_500, 31_557_700, 100]
+    assert value["errors"] == [
+        'Error: "expiresIn" should be a number of seconds or string representing a timespan'
+        ' eg: "1d", "20h", 60',
+        'Error: "expiresIn" should be a number of seconds or string representing a timespan',
+        'Error: Bad "options.expiresIn" option the payload already has an "exp" property.',
+        'Error: Bad "options.issuer" option. The payload already has an "iss" property.',
+        "Error: invalid expiresIn,subject option for string payload",
+        'Error: Expected "payload" to be a plain object.',
+        "TokenExpiredError: maxAge exceeded",
+    ]
+    assert value["primitive"] == "5"
+
+
 def test_jwt_audience_and_issuer_checks(harness, write_handler):
     value = evaluate(
         harness,

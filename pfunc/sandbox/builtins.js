@@ -336,32 +336,103 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
   const JWT_ALGORITHMS = { HS256: "sha256", HS384: "sha384", HS512: "sha512" };
   const PK_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"];
 
-  // jsonwebtoken's default: HS256 for a secret; for a PEM private key, RS256 or the ES
-  // algorithm of its curve.
-  function defaultAlgorithm(secret) {
-    if (typeof secret !== "string" || secret.indexOf("-----BEGIN") < 0) return "HS256";
-    const key = readKey(secret, "jwt.sign");
-    if (key === null || key.type === "rsa") return "RS256";
-    return Object.keys(CURVE_OF_ALG).find((alg) => CURVE_OF_ALG[alg] === key.curve.name);
-  }
-  const SPAN_UNITS = { ms: 0.001, s: 1, sec: 1, m: 60, min: 60, h: 3600, hr: 3600, d: 86400, w: 604800, y: 31557600 };
+  // jsonwebtoken 9's algorithms; PS256/384/512 are valid there but not built in pfunc.
+  const JSONWEBTOKEN_ALGORITHMS = Object.keys(JWT_ALGORITHMS).concat(PK_ALGORITHMS, ["PS256", "PS384", "PS512", "none"]);
+  // What each key type may sign with, and the curve each ES algorithm needs, as
+  // jsonwebtoken's validateAsymmetricKey words them.
+  const ALGORITHMS_OF_KEY = { rsa: ["RS256", "PS256", "RS384", "PS384", "RS512", "PS512"], ec: ["ES256", "ES384", "ES512"] };
+  const OPENSSL_CURVE = { ES256: "prime256v1", ES384: "secp384r1", ES512: "secp521r1" };
+  const SPAN_HINT = ' should be a number of seconds or string representing a timespan eg: "1d", "20h", 60';
 
-  // Seconds from a jsonwebtoken span: a number of seconds, or text like "2h", "7d" ("120" is ms).
-  function spanSeconds(span, option) {
-    if (typeof span === "number") return span;
-    const match = /^(-?\d*\.?\d+)\s*(ms|s|sec|m|min|h|hr|d|w|y)?$/i.exec(String(span).trim());
-    if (!match) {
-      throw new TypeError('jwt.sign: "' + option + '" should be a number of seconds or a span like "2h", got ' +
-        JSON.stringify(span));
-    }
-    return parseFloat(match[1]) * SPAN_UNITS[(match[2] || "ms").toLowerCase()];
+  // jsonwebtoken's timespans are the ms package's: a number and a unit ("2 days", "1.5h",
+  // "10 minutes"; no unit is milliseconds), a year 365.25 days; undefined if not one.
+  const SPAN_UNITS = [
+    [/^(years?|yrs?|y)$/, 31557600000], [/^(weeks?|w)$/, 604800000], [/^(days?|d)$/, 86400000],
+    [/^(hours?|hrs?|h)$/, 3600000], [/^(minutes?|mins?|m)$/, 60000], [/^(seconds?|secs?|s)$/, 1000],
+    [/^(milliseconds?|msecs?|ms)$/, 1],
+  ];
+  function spanMilliseconds(text) {
+    const match = text.length <= 100 ? /^(-?(?:\d+)?\.?\d+) *([a-z]+)?$/i.exec(text) : null;
+    const unit = match && SPAN_UNITS.find((entry) => entry[0].test((match[2] || "ms").toLowerCase()));
+    return unit ? parseFloat(match[1]) * unit[1] : undefined;
   }
 
-  function secretBytes(secret, caller) {
-    if (typeof secret !== "string" || secret.length === 0) {
-      throw jwtError("JsonWebTokenError", caller + ": secretOrPrivateKey must have a value (a non-empty string)");
+  // jsonwebtoken's timespan(): the time in seconds `span` after `base` (text is floored).
+  function timespan(span, base) {
+    if (typeof span === "string") {
+      const milliseconds = spanMilliseconds(span);
+      return milliseconds === undefined ? undefined : Math.floor(base + milliseconds / 1000);
     }
-    return utf8Encode(secret);
+    return typeof span === "number" ? base + span : undefined;
+  }
+
+  function isPlainObject(value) {
+    if (typeof value !== "object" || value === null) return false;
+    const prototype = Object.getPrototypeOf(value);
+    return prototype === null || prototype === Object.prototype;
+  }
+  const isText = (value) => typeof value === "string";
+  const isFlag = (value) => typeof value === "boolean";
+  const isSpan = (value) => Number.isInteger(value) || (typeof value === "string" && value !== "");
+  // jsonwebtoken's sign() options and registered claims, with its messages.
+  const SIGN_OPTIONS = {
+    expiresIn: [isSpan, '"expiresIn" should be a number of seconds or string representing a timespan'],
+    notBefore: [isSpan, '"notBefore" should be a number of seconds or string representing a timespan'],
+    audience: [(value) => isText(value) || Array.isArray(value), '"audience" must be a string or array'],
+    algorithm: [(value) => JSONWEBTOKEN_ALGORITHMS.indexOf(value) >= 0, '"algorithm" must be a valid string enum value'],
+    header: [isPlainObject, '"header" must be an object'],
+    encoding: [isText, '"encoding" must be a string'],
+    issuer: [isText, '"issuer" must be a string'],
+    subject: [isText, '"subject" must be a string'],
+    jwtid: [isText, '"jwtid" must be a string'],
+    noTimestamp: [isFlag, '"noTimestamp" must be a boolean'],
+    keyid: [isText, '"keyid" must be a string'],
+    mutatePayload: [isFlag, '"mutatePayload" must be a boolean'],
+    allowInsecureKeySizes: [isFlag, '"allowInsecureKeySizes" must be a boolean'],
+    allowInvalidAsymmetricKeyTypes: [isFlag, '"allowInvalidAsymmetricKeyTypes" must be a boolean'],
+  };
+  const CLAIMS = {};
+  ["iat", "exp", "nbf"].forEach((claim) => {
+    CLAIMS[claim] = [(value) => typeof value === "number", '"' + claim + '" should be a number of seconds'];
+  });
+  const CLAIM_OF_OPTION = { audience: "aud", issuer: "iss", subject: "sub", jwtid: "jti" };
+  const OBJECT_ONLY_OPTIONS = ["expiresIn", "notBefore", "noTimestamp", "audience", "issuer", "subject", "jwtid"];
+
+  function validate(schema, allowUnknown, object, name) {
+    if (!isPlainObject(object)) throw new Error('Expected "' + name + '" to be a plain object.');
+    Object.keys(object).forEach((key) => {
+      const rule = schema[key];
+      if (!rule) {
+        if (!allowUnknown) throw new Error('"' + key + '" is not allowed in "' + name + '"');
+      } else if (!rule[0](object[key])) {
+        throw new Error(rule[1]);
+      }
+    });
+  }
+
+  // Key material as jsonwebtoken reads it: a PEM key pfunc can read is asymmetric (for
+  // verify, a private key stands for its public half), any other text a secret.
+  function keyMaterial(text, caller, forSigning) {
+    const key = typeof text === "string" && text.indexOf("-----BEGIN") >= 0 ? readKey(text, caller) : null;
+    if (key === null) return { kind: "secret", text: String(text) };
+    if (forSigning && key.d === undefined) return { kind: "secret", text: text };  // not a private key
+    return { kind: forSigning ? "private" : "public", key: key };
+  }
+
+  function checkKeyFits(algorithm, material) {
+    if (!material.key) return;
+    const allowed = ALGORITHMS_OF_KEY[material.key.type];
+    if (allowed.indexOf(algorithm) < 0) {
+      throw new Error('"alg" parameter for "' + material.key.type + '" key type must be one of: ' + allowed.join(", ") + ".");
+    }
+    if (material.key.type === "ec" && CURVE_OF_ALG[algorithm] !== material.key.curve.name) {
+      throw new Error('"alg" parameter "' + algorithm + '" requires curve "' + OPENSSL_CURVE[algorithm] + '".');
+    }
+  }
+
+  function notBuilt(algorithm, caller) {
+    return new Error(caller + ': "' + algorithm + '" is not built in pfunc (HS256/384/512, RS256/384/512, ' +
+      "ES256/384/512 and none are)");
   }
 
   function segment(value) { return base64url(utf8Encode(JSON.stringify(value))); }
@@ -685,63 +756,161 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
     return X !== null && mod(X[0], ec.n) === r;
   }
 
-  // The key for an RS*/ES* algorithm, checked against it.
-  function asymmetricKey(algorithm, text, caller, wantPrivate) {
-    const key = readKey(text, caller);
-    if (key === null) {
-      throw jwtError("JsonWebTokenError", caller + ": " + algorithm + " needs a PEM " +
-        (wantPrivate ? "private" : "public or private") + " key");
-    }
-    if (algorithm[0] === "R" && key.type !== "rsa") throw jwtError("JsonWebTokenError", caller + ": " + algorithm + " needs an RSA key");
-    if (algorithm[0] === "E" && (key.type !== "ec" || key.curve.name !== CURVE_OF_ALG[algorithm])) {
-      throw jwtError("JsonWebTokenError", caller + ": " + algorithm + " needs an EC key on " + CURVE_OF_ALG[algorithm]);
-    }
-    if (wantPrivate && key.d === undefined) throw jwtError("JsonWebTokenError", caller + ": signing needs a private key");
-    return key;
-  }
-
-  function pkSign(algorithm, text, message) {
-    const key = asymmetricKey(algorithm, text, "jwt.sign", true);
+  function pkSign(algorithm, key, message) {
     const hashName = "sha" + algorithm.slice(2);
     return key.type === "rsa" ? rsaSign(key, hashName, message) : ecSign(key, hashName, message);
   }
 
-  function pkVerify(algorithm, text, message, signature) {
-    const key = asymmetricKey(algorithm, text, "jwt.verify", false);
+  function pkVerify(algorithm, key, message, signature) {
     const hashName = "sha" + algorithm.slice(2);
     return key.type === "rsa" ? rsaVerify(key, hashName, message, signature) : ecVerify(key, hashName, message, signature);
   }
 
+  function signToken(payload, secret, options) {
+    const objectPayload = typeof payload === "object";
+    const header = Object.assign(
+      { alg: options.algorithm || "HS256", typ: objectPayload ? "JWT" : undefined, kid: options.keyid }, options.header);
+    const algorithm = String(header.alg);
+    if (!secret && options.algorithm !== "none") throw new Error("secretOrPrivateKey must have a value");
+    const material = secret ? keyMaterial(secret, "jwt.sign", true) : null;
+    if (material && algorithm.slice(0, 2) === "HS" && material.kind !== "secret") {
+      throw new Error("secretOrPrivateKey must be a symmetric key when using " + algorithm);
+    }
+    if (material && /^(RS|PS|ES)/.test(algorithm)) {
+      if (material.kind !== "private") throw new Error("secretOrPrivateKey must be an asymmetric key when using " + algorithm);
+      if (!options.allowInsecureKeySizes && algorithm[0] !== "E" && material.key.type === "rsa" && bitLength(material.key.n) < 2048) {
+        throw new Error("secretOrPrivateKey has a minimum key size of 2048 bits for " + algorithm);
+      }
+    }
+    if (payload === undefined) throw new Error("payload is required");
+    if (objectPayload) {
+      validate(CLAIMS, true, payload, "payload");
+      if (!options.mutatePayload) payload = Object.assign({}, payload);
+    } else {
+      const misplaced = OBJECT_ONLY_OPTIONS.filter((option) => options[option] !== undefined);
+      if (misplaced.length > 0) throw new Error("invalid " + misplaced.join(",") + " option for " + typeof payload + " payload");
+    }
+    ["expiresIn:exp", "notBefore:nbf"].forEach((pair) => {
+      const [option, claim] = pair.split(":");
+      if (payload[claim] !== undefined && options[option] !== undefined) {
+        throw new Error('Bad "options.' + option + '" option the payload already has an "' + claim + '" property.');
+      }
+    });
+    validate(SIGN_OPTIONS, false, options, "options");
+    if (!options.allowInvalidAsymmetricKeyTypes && material) checkKeyFits(algorithm, material);
+    const timestamp = payload.iat || Math.floor(Date.now() / 1000);
+    if (options.noTimestamp) delete payload.iat;
+    else if (objectPayload) payload.iat = timestamp;
+    [["notBefore", "nbf"], ["expiresIn", "exp"]].forEach(([option, claim]) => {
+      if (options[option] === undefined || (claim === "exp" && !objectPayload)) return;
+      payload[claim] = timespan(options[option], timestamp);
+      if (payload[claim] === undefined) throw new Error('"' + option + '"' + SPAN_HINT);
+    });
+    Object.keys(CLAIM_OF_OPTION).forEach((option) => {
+      const claim = CLAIM_OF_OPTION[option];
+      if (options[option] === undefined) return;
+      if (payload[claim] !== undefined) {
+        throw new Error('Bad "options.' + option + '" option. The payload already has an "' + claim + '" property.');
+      }
+      payload[claim] = options[option];
+    });
+    const body = typeof payload === "string" ? payload : JSON.stringify(payload);
+    const signingInput = segment(header) + "." + base64url(utf8Encode(body));
+    let signature;
+    if (algorithm === "none") signature = [];
+    else if (JWT_ALGORITHMS[algorithm]) signature = hmac(JWT_ALGORITHMS[algorithm], utf8Encode(material.text), utf8Encode(signingInput));
+    else if (PK_ALGORITHMS.indexOf(algorithm) >= 0) signature = pkSign(algorithm, material.key, utf8Encode(signingInput));
+    else throw notBuilt(algorithm, "jwt.sign");
+    return signingInput + "." + base64url(signature);
+  }
+
+  function verifyToken(token, secret, options, parts, decoded) {
+    const clockTimestamp = options.clockTimestamp || Math.floor(Date.now() / 1000);
+    const header = decoded.header;
+    const hasSignature = parts[2].trim() !== "";
+    if (!hasSignature && secret) throw jwtError("JsonWebTokenError", "jwt signature is required");
+    if (hasSignature && !secret) throw jwtError("JsonWebTokenError", "secret or public key must be provided");
+    if (!hasSignature && !options.algorithms) {
+      throw jwtError("JsonWebTokenError", 'please specify "none" in "algorithms" to verify unsigned tokens');
+    }
+    const material = secret ? keyMaterial(secret, "jwt.verify", false) : null;
+    const algorithms = options.algorithms ||
+      (material.kind === "secret" ? Object.keys(JWT_ALGORITHMS) : PK_ALGORITHMS.filter((alg) => ALGORITHMS_OF_KEY[material.key.type].indexOf(alg) >= 0));
+    const algorithm = header.alg;
+    if (algorithms.indexOf(algorithm) < 0) throw jwtError("JsonWebTokenError", "invalid algorithm");
+    if (material && String(algorithm).slice(0, 2) === "HS" && material.kind !== "secret") {
+      throw jwtError("JsonWebTokenError", "secretOrPublicKey must be a symmetric key when using " + algorithm);
+    }
+    if (material && /^(RS|PS|ES)/.test(algorithm) && material.kind === "secret") {
+      throw jwtError("JsonWebTokenError", "secretOrPublicKey must be an asymmetric key when using " + algorithm);
+    }
+    if (!options.allowInvalidAsymmetricKeyTypes && material) checkKeyFits(algorithm, material);
+    const signed = utf8Encode(parts[0] + "." + parts[1]);
+    let valid;
+    if (algorithm === "none") valid = !hasSignature;
+    else if (JWT_ALGORITHMS[algorithm]) valid = base64url(hmac(JWT_ALGORITHMS[algorithm], utf8Encode(material.text), signed)) === parts[2];
+    else if (PK_ALGORITHMS.indexOf(algorithm) >= 0) valid = pkVerify(algorithm, material.key, signed, base64Decode(parts[2], "jwt.verify"));
+    else throw notBuilt(algorithm, "jwt.verify");
+    if (!valid) throw jwtError("JsonWebTokenError", "invalid signature");
+    const payload = decoded.payload;
+    const tolerance = options.clockTolerance || 0;
+    if (payload.nbf !== undefined && !options.ignoreNotBefore) {
+      if (typeof payload.nbf !== "number") throw jwtError("JsonWebTokenError", "invalid nbf value");
+      if (payload.nbf > clockTimestamp + tolerance) throw jwtError("NotBeforeError", "jwt not active", { date: new Date(payload.nbf * 1000) });
+    }
+    if (payload.exp !== undefined && !options.ignoreExpiration) {
+      if (typeof payload.exp !== "number") throw jwtError("JsonWebTokenError", "invalid exp value");
+      if (clockTimestamp >= payload.exp + tolerance) {
+        throw jwtError("TokenExpiredError", "jwt expired", { expiredAt: new Date(payload.exp * 1000) });
+      }
+    }
+    if (options.audience) {
+      const wanted = [].concat(options.audience);
+      const given = [].concat(payload.aud);
+      const matches = given.some((aud) => wanted.some((want) => (want instanceof RegExp ? want.test(aud) : want === aud)));
+      if (!matches) throw jwtError("JsonWebTokenError", "jwt audience invalid. expected: " + wanted.join(" or "));
+    }
+    if (options.issuer && [].concat(options.issuer).indexOf(payload.iss) < 0) {
+      throw jwtError("JsonWebTokenError", "jwt issuer invalid. expected: " + options.issuer);
+    }
+    ["subject:sub", "jwtid:jti", "nonce:nonce"].forEach((pair) => {
+      const [option, claim] = pair.split(":");
+      if (options[option] && payload[claim] !== options[option]) {
+        throw jwtError("JsonWebTokenError", "jwt " + option + " invalid. expected: " + options[option]);
+      }
+    });
+    if (options.maxAge) {
+      if (typeof payload.iat !== "number") throw jwtError("JsonWebTokenError", "iat required when maxAge is specified");
+      const latest = timespan(options.maxAge, payload.iat);
+      if (latest === undefined) throw jwtError("JsonWebTokenError", '"maxAge"' + SPAN_HINT);
+      if (clockTimestamp >= latest + tolerance) {
+        throw jwtError("TokenExpiredError", "maxAge exceeded", { expiredAt: new Date(latest * 1000) });
+      }
+    }
+    return options.complete === true ? { header: header, payload: payload, signature: decoded.signature } : payload;
+  }
+
+  // sign and verify as jsonwebtoken 9: synchronous, or with a callback as the last
+  // argument (options may be left out), which gets the error instead of a throw; sign's
+  // callback is called after the caller's code has run on (jws signs on the next tick).
   const jwt = {
-    sign: function sign(payload, secret, options) {
-      options = options || {};
-      const algorithm = options.algorithm || defaultAlgorithm(secret);
-      if (!JWT_ALGORITHMS[algorithm] && PK_ALGORITHMS.indexOf(algorithm) < 0) {
-        throw new Error('jwt.sign: "algorithm" must be one of ' + Object.keys(JWT_ALGORITHMS).concat(PK_ALGORITHMS).join(", ") +
-          " in pfunc; got " + JSON.stringify(algorithm));
+    sign: function sign(payload, secret, options, callback) {
+      if (typeof options === "function") {
+        callback = options;
+        options = {};
+      } else {
+        options = options || {};
       }
-      const header = Object.assign({ alg: algorithm, typ: "JWT" }, options.header || {});
-      if (options.keyid) header.kid = options.keyid;
-      let body = payload;
-      if (typeof payload === "object" && payload !== null) {
-        body = Object.assign({}, payload);
-        const now = Math.floor(Date.now() / 1000);
-        const issuedAt = typeof body.iat === "number" ? body.iat : now;
-        if (!options.noTimestamp && body.iat === undefined) body.iat = now;
-        if (options.expiresIn !== undefined) body.exp = Math.floor(issuedAt + spanSeconds(options.expiresIn, "expiresIn"));
-        if (options.notBefore !== undefined) body.nbf = Math.floor(issuedAt + spanSeconds(options.notBefore, "notBefore"));
-        if (options.audience !== undefined) body.aud = options.audience;
-        if (options.issuer !== undefined) body.iss = options.issuer;
-        if (options.subject !== undefined) body.sub = options.subject;
-        if (options.jwtid !== undefined) body.jti = options.jwtid;
-      } else if (options.expiresIn !== undefined || options.notBefore !== undefined) {
-        throw new Error("jwt.sign: invalid expiresIn/notBefore option for a string payload");
+      let token;
+      try {
+        token = signToken(payload, secret, options);
+      } catch (error) {
+        if (typeof callback === "function") return callback(error);
+        throw error;
       }
-      const signingInput = segment(header) + "." + (typeof body === "string" ? base64url(utf8Encode(body)) : segment(body));
-      const signature = JWT_ALGORITHMS[algorithm]
-        ? hmac(JWT_ALGORITHMS[algorithm], secretBytes(secret, "jwt.sign"), utf8Encode(signingInput))
-        : pkSign(algorithm, secret, utf8Encode(signingInput));
-      return signingInput + "." + base64url(signature);
+      if (typeof callback !== "function") return token;
+      Promise.resolve().then(() => callback(null, token));
+      return undefined;
     },
 
     decode: function decode(token, options) {
@@ -750,64 +919,56 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
       try {
         const header = JSON.parse(utf8Decode(base64Decode(parts[0], "jwt.decode")));
         let payload = utf8Decode(base64Decode(parts[1], "jwt.decode"));
-        try { payload = JSON.parse(payload); } catch (error) { /* a string payload */ }
+        try {
+          const parsed = JSON.parse(payload);
+          if (parsed !== null && typeof parsed === "object") payload = parsed;  // "5" stays a string
+        } catch (error) { /* a string payload */ }
         return options && options.complete ? { header: header, payload: payload, signature: parts[2] } : payload;
       } catch (error) {
         return null;
       }
     },
 
-    verify: function verify(token, secret, options) {
-      options = options || {};
-      if (typeof token !== "string" || token.length === 0) throw jwtError("JsonWebTokenError", "jwt must be provided");
+    verify: function verify(token, secret, options, callback) {
+      if (typeof options === "function" && !callback) {
+        callback = options;
+        options = {};
+      }
+      options = Object.assign({}, options || {});
+      const done = (error, value) => {
+        if (typeof callback === "function") return callback(error, value);
+        if (error) throw error;
+        return value;
+      };
+      if (options.clockTimestamp && typeof options.clockTimestamp !== "number") {
+        return done(jwtError("JsonWebTokenError", "clockTimestamp must be a number"));
+      }
+      if (options.nonce !== undefined && (typeof options.nonce !== "string" || options.nonce.trim() === "")) {
+        return done(jwtError("JsonWebTokenError", "nonce must be a non-empty string"));
+      }
+      if (!token) return done(jwtError("JsonWebTokenError", "jwt must be provided"));
+      if (typeof token !== "string") return done(jwtError("JsonWebTokenError", "jwt must be a string"));
       const parts = token.split(".");
-      if (parts.length !== 3) throw jwtError("JsonWebTokenError", "jwt malformed");
+      if (parts.length !== 3) return done(jwtError("JsonWebTokenError", "jwt malformed"));
       const decoded = jwt.decode(token, { complete: true });
-      if (decoded === null) throw jwtError("JsonWebTokenError", "invalid token");
-      const algorithm = decoded.header.alg;
-      if (parts[2] === "") throw jwtError("JsonWebTokenError", "jwt signature is required");
-      // As jsonwebtoken: a PEM key allows the public-key algorithms, a secret the HMAC ones.
-      const pem = typeof secret === "string" && secret.indexOf("-----BEGIN") >= 0;
-      const allowed = options.algorithms || (pem ? PK_ALGORITHMS : Object.keys(JWT_ALGORITHMS));
-      if ((!JWT_ALGORITHMS[algorithm] && PK_ALGORITHMS.indexOf(algorithm) < 0) || allowed.indexOf(algorithm) < 0) {
-        throw jwtError("JsonWebTokenError", "invalid algorithm");
+      if (decoded === null) return done(jwtError("JsonWebTokenError", "invalid token"));
+      const check = (key) => {
+        let payload;
+        try {
+          payload = verifyToken(token, key, options, parts, decoded);
+        } catch (error) {
+          return done(error);
+        }
+        return done(null, payload);
+      };
+      if (typeof secret !== "function") return check(secret);
+      if (typeof callback !== "function") {
+        return done(jwtError("JsonWebTokenError",
+          "verify must be called asynchronous if secret or public key is provided as a callback"));
       }
-      const signed = utf8Encode(parts[0] + "." + parts[1]);
-      if (JWT_ALGORITHMS[algorithm]) {
-        const expected = base64url(hmac(JWT_ALGORITHMS[algorithm], secretBytes(secret, "jwt.verify"), signed));
-        if (expected !== parts[2]) throw jwtError("JsonWebTokenError", "invalid signature");
-      } else if (!pkVerify(algorithm, secret, signed, base64Decode(parts[2], "jwt.verify"))) {
-        throw jwtError("JsonWebTokenError", "invalid signature");
-      }
-      const payload = decoded.payload;
-      const now = Math.floor(Date.now() / 1000);
-      const tolerance = options.clockTolerance || 0;
-      if (typeof payload === "object" && payload !== null) {
-        if (payload.nbf !== undefined && !options.ignoreNotBefore && payload.nbf > now + tolerance) {
-          throw jwtError("NotBeforeError", "jwt not active", { date: new Date(payload.nbf * 1000) });
-        }
-        if (payload.exp !== undefined && !options.ignoreExpiration && now >= payload.exp + tolerance) {
-          throw jwtError("TokenExpiredError", "jwt expired", { expiredAt: new Date(payload.exp * 1000) });
-        }
-        if (options.audience !== undefined) {
-          const wanted = [].concat(options.audience);
-          const given = [].concat(payload.aud);
-          if (!given.some((aud) => wanted.indexOf(aud) >= 0)) {
-            throw jwtError("JsonWebTokenError", "jwt audience invalid. expected: " + wanted.join(" or "));
-          }
-        }
-        if (options.issuer !== undefined && [].concat(options.issuer).indexOf(payload.iss) < 0) {
-          throw jwtError("JsonWebTokenError", "jwt issuer invalid. expected: " + [].concat(options.issuer).join(","));
-        }
-        if (options.subject !== undefined && payload.sub !== options.subject) {
-          throw jwtError("JsonWebTokenError", "jwt subject invalid. expected: " + options.subject);
-        }
-        if (options.maxAge !== undefined && typeof payload.iat === "number" &&
-            now - payload.iat > spanSeconds(options.maxAge, "maxAge") + tolerance) {
-          throw jwtError("TokenExpiredError", "maxAge exceeded");
-        }
-      }
-      return options.complete ? decoded : payload;
+      return secret(decoded.header, (error, key) => (error
+        ? done(jwtError("JsonWebTokenError", "error in secret or public key callback: " + error.message))
+        : check(key)));
     },
   };
 
