@@ -335,3 +335,53 @@ def test_python_errors_and_bodies_say_what_happened(tmp_path):
     assert numbers == ["1", "NaN", "2.5"]  # as JavaScript's String() writes them
     missing = run("key")["error"]  # the column in characters (é is two bytes)
     assert (missing["line"], missing["column"]) == (18, 26)
+
+
+def test_module_values_xhr_answers_and_top_level_built_ins_are_as_in_javascript(tmp_path):
+    (tmp_path / "pfunc.toml").write_text(
+        '[[mocks]]\nurl = "https://api.example.com/text"\nbody = "plain"\nstatus = 404\n'
+        '[[mocks]]\nurl = "https://api.example.com/*"\njson = { ok = true }\n'
+    )
+    (tmp_path / "h.py").write_text(
+        "from pfunc import require\n"
+        "crypto, uuid, xhr = require('crypto'), require('uuid'), require('xhr')\n"
+        "NAMED = uuid.v5('pubnub', uuid.v5.DNS)  # a synchronous built-in at top level\n"
+        "try:\n"
+        "    require('kvstore').get('k').result()\n"
+        "except Exception as error:\n"
+        "    TOP_LEVEL_KV = str(error)\n\n"
+        "async def handler(request):\n"
+        "    answer = await xhr.fetch('https://api.example.com/json')\n"
+        "    missing = await xhr.fetch('https://api.example.com/text')\n"
+        "    try:\n"
+        "        await missing.json()\n"
+        "    except ValueError as error:\n"
+        "        not_json = str(error)\n"
+        "    request.message = {\n"
+        "        'constants': [uuid.NIL, uuid.v3.URL, crypto.ALGORITHM.HMAC_SHA512],\n"
+        "        'named': NAMED, 'top_level_kv': TOP_LEVEL_KV,\n"
+        "        'answer': [answer.status, answer['ok'], await answer.json(), answer.text().result()],\n"
+        "        'missing': [missing.status, missing.ok, await missing.text(), not_json],\n"
+        "        'buffer': missing['$buffer'],\n"
+        "    }\n"
+        "    return request.ok()\n"
+    )
+    run = run_cli("run", "h.py", "--json", cwd=tmp_path).json()
+    assert run["outcome"] == "ok", run["error"]
+    message = run["message"]
+    assert message["constants"] == [
+        "00000000-0000-0000-0000-000000000000",
+        "6ba7b811-9dad-11d1-80b4-00c04fd430c8",
+        "HMAC_SHA512",
+    ]
+    assert message["named"] == "e42894be-7ed4-5526-a305-729789e6b443"
+    assert (
+        "kvstore.get: a module's top-level code can use the synchronous built-ins"
+        in (message["top_level_kv"])
+    )
+    assert message["answer"] == [200, True, {"ok": True}, '{"ok":true}']
+    assert message["missing"][:3] == [404, False, "plain"]
+    assert message["missing"][3].startswith(
+        "xhr response.json(): the body of https://api.example.com/text is not valid JSON"
+    )
+    assert message["buffer"] == {"type": "Buffer", "data": list(b"plain")}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from pfunc.modules.calls import CallContext, JSArg
@@ -152,6 +152,36 @@ SYNC_MODULES = tuple(spec.name for spec in MODULES.values() if not spec.host)
 # SDK: no host call, no operation.
 SYNC_METHODS: dict[str, tuple[str, ...]] = {"pubnub": ("parseToken", "getFileUrl")}
 REQUIRE_NAMES = tuple(spec.name for spec in MODULES.values() if not spec.internal)
+_UUID_NAMESPACES = {
+    "DNS": "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+    "URL": "6ba7b811-9dad-11d1-80b4-00c04fd430c8",
+}
+# Members of modules that are values, not methods, by dotted path (uuid.v3.DNS): set on
+# the JavaScript modules by the prelude and given by the Python handlers' require().
+CONSTANTS: dict[str, dict[str, Any]] = {
+    "crypto": {
+        "ALGORITHM": {
+            name: name
+            for name in (
+                "HMAC_SHA1",
+                "HMAC_SHA256",
+                "HMAC_SHA512",
+                "ECDSA_P256_SHA1",
+                "ECDSA_P256_SHA256",
+                "ECDSA_P256_SHA512",
+                "ED25519",
+            )
+        }
+    },
+    "uuid": {
+        "NIL": "00000000-0000-0000-0000-000000000000",
+        **{
+            f"{version}.{name}": value
+            for version in ("v3", "v5")
+            for name, value in _UUID_NAMESPACES.items()
+        },
+    },
+}
 
 
 def operation_kind(module: str, method: str) -> str | None:

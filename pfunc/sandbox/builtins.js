@@ -319,10 +319,7 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
       if (!uuid.validate(text)) throw new TypeError("uuid.version: invalid UUID " + JSON.stringify(text));
       return parseInt(text.charAt(14), 16);
     },
-    NIL: NIL,
-  };
-  uuid.v3.DNS = uuid.v5.DNS = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
-  uuid.v3.URL = uuid.v5.URL = "6ba7b811-9dad-11d1-80b4-00c04fd430c8";
+  };  // NIL, v3.DNS, v3.URL, v5.DNS, v5.URL: the registry's constants (pfunc/modules)
 
   // --- jwt (the behaviour of the jsonwebtoken package: HS*, RS* and ES* algorithms) ------
 

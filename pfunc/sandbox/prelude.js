@@ -427,6 +427,7 @@ var console;
   function __pfunc_builtins_load() {
     if (builtins === null) {
       builtins = __pfunc_evalScript(builtinsScript);
+      for (const name of Object.keys(builtins)) __pfunc_withConstants(name, builtins[name]);
       __pfunc_recordBuiltins();
     }
     return builtins;
@@ -482,15 +483,18 @@ var console;
     },
   });
 
-  modules.crypto.ALGORITHM = {
-    HMAC_SHA1: "HMAC_SHA1",
-    HMAC_SHA256: "HMAC_SHA256",
-    HMAC_SHA512: "HMAC_SHA512",
-    ECDSA_P256_SHA1: "ECDSA_P256_SHA1",
-    ECDSA_P256_SHA256: "ECDSA_P256_SHA256",
-    ECDSA_P256_SHA512: "ECDSA_P256_SHA512",
-    ED25519: "ED25519",
-  };
+  // The modules' members that are values (crypto.ALGORITHM, uuid.v3.DNS), from the registry.
+  function __pfunc_withConstants(name, module) {
+    const constants = __pfunc_constants[name] || {};
+    for (const path of Object.keys(constants)) {
+      const parts = path.split(".");
+      let owner = module;
+      for (const part of parts.slice(0, -1)) owner = owner[part];
+      owner[parts[parts.length - 1]] = JSON.parse(JSON.stringify(constants[path]));
+    }
+    return module;
+  }
+  for (const name of Object.keys(modules)) __pfunc_withConstants(name, modules[name]);
   modules.console = console;
   modules.promise = Promise;
   // The synchronous modules (console and promise are the globals above).

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from pfunc.modules import HOST_METHODS, SYNC_METHODS, SYNC_MODULES
+from pfunc.modules import CONSTANTS, HOST_METHODS, SYNC_METHODS, SYNC_MODULES
 from pfunc.sandbox.pipes import read_soon, wait_readable
 
 
@@ -123,11 +123,68 @@ def _encode(value: Any) -> dict[str, Any]:
 _UNDEFINED = object()
 
 
+class JsObject(dict):  # type: ignore[type-arg]
+    """A JavaScript object as a Python handler sees it: a dict whose fields read as
+    attributes too (response.status, crypto.ALGORITHM.HMAC_SHA256)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class Settled:
+    """What a JavaScript Promise settled at once is in Python: awaitable, or `.result()`."""
+
+    def __init__(self, value: Any = None, error: Exception | None = None) -> None:
+        self._value, self._error = value, error
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        future = asyncio.get_event_loop().create_future()
+        if self._error is not None:
+            future.set_exception(self._error)
+        else:
+            future.set_result(self._value)
+        return future.__await__()
+
+
+def _xhr_response(raw: Any) -> JsObject:
+    """xhr.fetch's answer as JavaScript handlers get it (prelude.js __pfunc_xhrResponse)."""
+    response = JsObject(
+        {key: raw.get(key) for key in ("status", "statusText", "headers", "body", "url")}
+    )
+    response["ok"] = isinstance(raw.get("status"), int) and 200 <= raw["status"] < 300
+    response["$buffer"] = {"type": "Buffer", "data": raw.get("buffer") or []}
+    body, url = raw.get("body"), raw.get("url")
+
+    def parsed() -> Settled:
+        try:
+            return Settled(json.loads(body))
+        except (TypeError, ValueError) as error:
+            text = f"xhr response.json(): the body of {url} is not valid JSON: {error}"
+            return Settled(error=ValueError(text))
+
+    response["json"] = parsed
+    response["text"] = lambda: Settled(body)
+    return response
+
+
+# Results a module call gives Python in the shape JavaScript handlers get.
+_RESULT_SHAPES: dict[tuple[str, str], Callable[[Any], Any]] = {("xhr", "fetch"): _xhr_response}
+
+
 class HostCall:
     """A module call's result: `await` it in async handlers, or `.result()` in sync ones."""
 
     def __init__(self, module: str, method: str, args: tuple[Any, ...]) -> None:
         self._call = (module, method, args)
+        self._shape = _RESULT_SHAPES.get((module, method), lambda value: value)
         # Performed when awaited (or .result()): in Python, unlike a JavaScript Promise, a
         # call nobody awaits never runs. The execution names those left so (unperformed).
         if CONNECTION.execution is not None:
@@ -146,7 +203,7 @@ class HostCall:
     def result(self) -> Any:
         self._performed()
         try:
-            return CONNECTION.call(*self._call)
+            return self._shape(CONNECTION.call(*self._call))
         except Exception as error:
             raise error.with_traceback(None) from None  # the handler's frames, not pfunc's
 
@@ -156,7 +213,7 @@ class HostCall:
         # frame, and a traceback it prints shows no frame of pfunc's.
         future = asyncio.get_event_loop().create_future()
         try:
-            future.set_result(CONNECTION.call(*self._call))
+            future.set_result(self._shape(CONNECTION.call(*self._call)))
         except Exception as error:
             future.set_exception(error.with_traceback(None))
         return future.__await__()
@@ -170,17 +227,37 @@ class _Module:
     def __getattr__(self, method: str) -> Any:
         if method.startswith("__"):
             raise AttributeError(method)
+        name = self._name
+        constants = CONSTANTS.get(name, {})
+        if method in constants:  # a value: uuid.NIL, crypto.ALGORITHM
+            value = constants[method]
+            return JsObject(value) if isinstance(value, dict) else value
         # Python spellings work too: incr_counter is incrCounter, get_keys is getKeys.
         head, *rest = method.split("_")
         method = self._namespace + head + "".join(part[:1].upper() + part[1:] for part in rest)
-        name = self._name
         if name in _SYNC_MODULES or method in SYNC_METHODS.get(name, ()):
             # synchronous in JavaScript: synchronous here too
-            return lambda *args: CONNECTION.call("builtin", f"{name}.{method}", args)
+            call = _Method(lambda *args: CONNECTION.call("builtin", f"{name}.{method}", args))
+            # The method's own members (uuid.v3.DNS).
+            for path, value in constants.items():
+                if path.startswith(method + "."):
+                    call[path.removeprefix(method + ".")] = value
+            return call
         # A namespace of the module (pubnub.objects, pubnub.channel_groups).
         if any(known.startswith(method + ".") for known in HOST_METHODS.get(name, ())):
             return _Module(name, method + ".")
         return lambda *args: HostCall(name, method, args)
+
+
+class _Method(JsObject):
+    """A module's function, with the values JavaScript hangs on it (uuid.v3.DNS)."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        super().__init__()
+        self._function = function
+
+    def __call__(self, *args: Any) -> Any:
+        return self._function(*args)
 
 
 class _Console:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from pfunc import jsonio
 from pfunc.errors import HandlerLoadError
+from pfunc.modules.calls import HandlerCallError, JSArg
 from pfunc.sandbox import (
     CORRUPTED,
     CRASHED,
@@ -38,7 +39,7 @@ from pfunc.sandbox import (
     SandboxInterrupted,
 )
 from pfunc.sandbox.pipes import read_soon, wait_readable
-from pfunc.sandbox.sync_builtins import SyncBuiltins
+from pfunc.sandbox.sync_builtins import SyncBuiltinError, SyncBuiltins
 
 if TYPE_CHECKING:
     from pfunc.sandbox.threads import SandboxThread
@@ -118,7 +119,11 @@ class PythonSandbox:
             if self._receive(START_TIMEOUT).get("op") != "loading":
                 raise SandboxInterrupted(CORRUPTED)
             phase = "top-level code"
+            deadline = None if self.load_timeout is None else time.monotonic() + self.load_timeout
             loaded = self._receive(self.load_timeout)
+            while loaded.get("op") == "call":  # top-level code calls a built-in
+                self._answer_while_loading(loaded, deadline)
+                loaded = self._receive(None if deadline is None else deadline - time.monotonic())
         except SandboxInterrupted as stop:
             self.close()
             raise self._load_stopped(stop.reason, phase) from None
@@ -139,6 +144,39 @@ class PythonSandbox:
                 error.get("line"),
                 error.get("column"),
             )
+
+    def _answer_while_loading(self, call: dict[str, Any], deadline: float | None) -> None:
+        """Top-level code may use the synchronous built-ins (`ID = uuid.v4()`), as a
+        JavaScript module's may; a call out (kvstore, xhr, pubnub) needs an execution."""
+        module, method = call.get("module"), str(call.get("method"))
+        name, _, function = method.rpartition(".")
+        try:
+            if module != "builtin" or name == "pubnub":
+                raise HandlerCallError(
+                    "Error",
+                    f"{module}.{method}: a module's top-level code can use the synchronous "
+                    "built-ins (uuid, jwt, codec/*...); call the others in the handler",
+                )
+            values = [None if arg.invalid else arg.value for arg in map(JSArg, call["args"])]
+            seconds = None if deadline is None else deadline - time.monotonic()
+            now_ms = self.now_ms if self.now_ms is not None else int(time.time() * 1000)
+            reply = {
+                "ok": True,
+                "payload": self.sync_builtins.call(
+                    name, function, json.dumps(values), now_ms, seconds
+                ),
+            }
+        except SyncBuiltinError as error:
+            reply = {
+                "ok": False,
+                "payload": HandlerCallError(error.kind, error.message).to_payload(),
+            }
+        except HandlerCallError as error:
+            reply = {"ok": False, "payload": error.to_payload()}
+        except (KeyError, TypeError, ValueError):
+            self.broken = True
+            raise SandboxInterrupted(CORRUPTED) from None
+        self._send({"op": "reply", "id": call.get("id"), **reply})
 
     def _load_stopped(self, reason: str, phase: str) -> HandlerLoadError:
         """Why loading ended early, in the words a JavaScript handler's load uses."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import quickjs
 
 from pfunc.errors import HandlerLoadError
-from pfunc.modules import HOST_METHODS, SYNC_METHODS, SYNC_MODULES
+from pfunc.modules import CONSTANTS, HOST_METHODS, SYNC_METHODS, SYNC_MODULES
 from pfunc.sandbox import CORRUPTED, MAX_LOADS, MEMORY, TIMEOUT, SandboxInterrupted, Tape
 from pfunc.sandbox.source import OWN_CODE_LINE, map_stack, prepare_module, split_engine_error
 
@@ -45,6 +45,7 @@ def _prelude() -> str:
         f"var __pfunc_hostMethods = {json.dumps(HOST_METHODS)};"
         f"var __pfunc_syncModules = {json.dumps(SYNC_MODULES)};"
         f"var __pfunc_syncMethods = {json.dumps(SYNC_METHODS)};"
+        f"var __pfunc_constants = {json.dumps(CONSTANTS)};"
         f"var __pfunc_ownCodeLine = {OWN_CODE_LINE};"
         f"var __pfunc_builtinsSource = {json.dumps(read('builtins.js').read_text('utf-8'))};"
     )
