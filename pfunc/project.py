@@ -136,6 +136,8 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str]:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as error:
         raise PfuncUsageError(f"{path}: not valid TOML: {error}") from None
+    except RecursionError:
+        raise PfuncUsageError(f"{path}: arrays or tables nested too deeply to read") from None
     except UnicodeDecodeError:
         raise PfuncUsageError(f"{path}: not UTF-8 text; save it as UTF-8") from None
     except OSError as error:

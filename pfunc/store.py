@@ -49,8 +49,12 @@ def key_range(prefix: str, after: str | None = None) -> tuple[str, str | bytes]:
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
-class CounterOverflow(Exception):
+class CounterOverflow(ValueError):
     """A counter would pass what a 64-bit integer holds; nothing was written."""
+
+
+def fits_counter(value: int) -> bool:
+    return _INT64_MIN <= value <= _INT64_MAX
 
 
 class StoreOpenError(Exception):
@@ -399,6 +403,8 @@ class KVStore:
         ]
 
     async def set_counter(self, keyset: str, key: str, value: int) -> None:
+        if not fits_counter(value):
+            raise CounterOverflow(f"counter {key!r} is {value}, past the 64 bits counters hold")
         await self._run(
             "INSERT INTO counters(keyset,key,value) VALUES(?,?,?) "
             "ON CONFLICT(keyset,key) DO UPDATE SET value=excluded.value",
@@ -412,7 +418,7 @@ class KVStore:
     async def incr_counter(self, keyset: str, key: str, amount: int) -> int:
         """The counter after adding `amount`. Raises CounterOverflow, writing nothing,
         when the sum leaves 64-bit integers (SQLite would store it as a float)."""
-        if not _INT64_MIN <= amount <= _INT64_MAX:
+        if not fits_counter(amount):
             raise CounterOverflow
         # One UPSERT ... RETURNING: atomic across connections and processes. A sum past
         # 64 bits evaluates abs() of the smallest integer, SQLite's "integer overflow"

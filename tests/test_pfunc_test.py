@@ -124,6 +124,18 @@ STEP = '[[scenario.step]]\npublish = { message = { n = 1 } }\nexpect = { outcome
             f'[[scenario]]\nfunction = ["a", "b"]\n{STEP}',
             's.test.toml:1: every [[scenario]] needs a name = "..."',
         ),
+        (  # a misspelt table would hold scenarios that never run
+            f'[[scenario]]\nname = "a"\nfile = "h.js"\n{STEP}\n[[scenarios]]\nname = "b"\n',
+            "s.test.toml:8: unknown key 'scenarios'; a scenario file holds [[scenario]]",
+        ),
+        (
+            f'[[scenario]]\nname = "a"\nfile = "h.js"\ncounters = {{ n = {2**64} }}\n{STEP}',
+            "s.test.toml:1: counters are 64-bit integers",
+        ),
+        (
+            f'[[scenario]]\nname = "a"\nfile = "h.js"\nkv = {{ k = {"[" * 2000}{"]" * 2000} }}\n',
+            "s.test.toml: arrays or tables nested too deeply to read",
+        ),
     ],
 )
 def test_each_scenario_of_a_file_has_a_name_of_its_own(tmp_path, text, message):

@@ -21,6 +21,7 @@ from pfunc.events import is_unicode
 from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
 from pfunc.modules.kvstore import KVStoreModule
 from pfunc.runtime import Runtime
+from pfunc.store import fits_counter
 
 EXPORT_FORMAT = "pfunc-kv-1"
 
@@ -167,7 +168,7 @@ class KVTool:
             raise PfuncUsageError(f"{path}: counters: {error.message}") from None
         if not isinstance(value, int) or isinstance(value, bool):
             raise PfuncUsageError(f"{path}: counter {key!r} must be a whole number, got {value!r}")
-        if not -(2**63) <= value < 2**63:
+        if not fits_counter(value):
             raise PfuncUsageError(
                 f"{path}: counter {key!r} is {value}, outside the 64-bit integers counters are"
             )

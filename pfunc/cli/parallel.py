@@ -33,6 +33,7 @@ def run_with_pytest(
     junit_path: Path | None,
     as_json: bool,
 ) -> int:
+    from pfunc.project import load_project
     from pfunc.testing.scenario import load_scenarios, nothing_to_run, selected
 
     if not (workers == "auto" or (workers.isdigit() and int(workers) > 0)):
@@ -45,6 +46,8 @@ def run_with_pytest(
             "pfunc test -n runs through pytest-xdist: pip install pytest pytest-xdist"
         )
     found = [s for file in files for s in load_scenarios(file)]
+    for folder in {file.parent for file in files}:
+        load_project(folder)  # a pfunc.toml that cannot be read: exit 2 here too
     count = sum(selected(s, pattern) for s in found)
     if not count:
         raise nothing_to_run(len(found), pattern)

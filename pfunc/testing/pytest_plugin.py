@@ -281,6 +281,9 @@ class PfuncHarness:
         """Answer xhr.fetch requests to `url` (`*` wildcards); the newest mock wins."""
         import json as json_module
 
+        if not isinstance(url, str) or not isinstance(body, str) or not isinstance(status, int):
+            raise TypeError("pfunc.mock(): url and body are text, status a whole number")
+
         from pfunc.project import MockRule
 
         names = {k.lower(): v for k, v in (headers or {}).items()}
@@ -291,6 +294,9 @@ class PfuncHarness:
         self.runtime.mocks.insert(0, rule)
 
     def vault(self, **secrets: str) -> None:
+        wrong = [name for name, value in secrets.items() if not isinstance(value, str)]
+        if wrong:  # as a scenario file's vault: text only
+            raise TypeError(f"pfunc.vault(): secrets are text; {', '.join(wrong)} is not")
         self.runtime.vault.update(secrets)
 
     @property

@@ -20,6 +20,7 @@ from pfunc.events import KINDS, TRIGGERS
 from pfunc.limits import PROFILES
 from pfunc.project import parse_mock, read_toml, relative_to_cwd
 from pfunc.result import OUTCOMES
+from pfunc.store import fits_counter
 
 SCENARIO_KEYS = {
     "name",
@@ -185,6 +186,11 @@ def load_scenarios(path: Path) -> list[Scenario]:
     """Parse one scenario file; raise PfuncUsageError naming the file and line."""
     data, text = read_toml(path)
     lines = _Lines(text)
+    for unknown in sorted(set(data) - {"scenario"}):
+        # A misspelt table ([[scenarios]]) would silently hold scenarios nobody runs.
+        found = re.search(rf"^[ \t]*\[*[ \t]*{re.escape(unknown)}\b", text, re.MULTILINE)
+        line = text.count("\n", 0, found.start()) + 1 if found else 1
+        raise _fail(path, line, f"unknown key '{unknown}'; a scenario file holds [[scenario]]")
     entries = data.get("scenario")
     if not isinstance(entries, list) or not entries:
         raise PfuncUsageError(
@@ -258,6 +264,8 @@ def _scenario(path: Path, lines: _Lines, index: int, entry: dict[str, Any]) -> S
             raise _fail(path, line, f"{table} must be a table, e.g. {table} = {{ key = 1 }}")
     if not all(isinstance(v, int) for v in entry.get("counters", {}).values()):
         raise _fail(path, line, "counters take whole numbers")
+    if not all(map(fits_counter, entry.get("counters", {}).values())):
+        raise _fail(path, line, "counters are 64-bit integers (at most 9223372036854775807)")
     limits = entry.get("limits")
     if limits is not None and (not isinstance(limits, str) or limits not in PROFILES):
         raise _fail(
