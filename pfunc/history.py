@@ -161,6 +161,15 @@ class MessageHistory:
         )
         return [MessageAction(int(r[0]), r[1], r[2], r[3], int(r[4])) for r in rows][::-1]
 
+    async def oldest_action(self, channel: str, *, end: int | None) -> int | None:
+        """The timetoken of the channel's oldest action at or after `end`."""
+        rows = await self.store.execute(
+            "SELECT MIN(action_timetoken) FROM message_actions "
+            "WHERE keyset=? AND channel=? AND action_timetoken>=?",
+            (self.keyset, channel, end or 0),
+        )
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
     async def actions_on(self, channel: str, message_timetoken: int) -> list[MessageAction]:
         rows = await self.store.execute(
             "SELECT message_timetoken,type,value,uuid,action_timetoken FROM message_actions "

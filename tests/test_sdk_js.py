@@ -237,6 +237,29 @@ def test_message_actions_are_added_listed_removed_and_announced(clients):
 
     listed = ada.call("getMessageActions", channel="chat.react", limit=10)
     assert [a["value"] for a in listed["data"]] == ["smile"]
+    assert "more" not in listed  # the whole list: nothing more to page to
+    for value in ("heart", "wave", "clap"):
+        ada.call(
+            "addMessageAction",
+            channel="chat.react",
+            messageTimetoken=sent["timetoken"],
+            action={"type": "reaction", "value": value},
+        )
+    # Cut by its limit, a page says where the next one starts (as the service does).
+    page = ada.call("getMessageActions", channel="chat.react", limit=2)
+    assert [a["value"] for a in page["data"]] == ["wave", "clap"]
+    assert page["more"]["limit"] == 2 and page["more"]["url"].startswith("/v1/message-actions/")
+    older = ada.call(
+        "getMessageActions", channel="chat.react", limit=2, start=str(page["more"]["start"])
+    )
+    assert [a["value"] for a in older["data"]] == ["smile", "heart"] and "more" not in older
+    for extra in older["data"][1:] + page["data"]:
+        ada.call(
+            "removeMessageAction",
+            channel="chat.react",
+            messageTimetoken=sent["timetoken"],
+            actionTimetoken=extra["actionTimetoken"],
+        )
     fetched = ada.call("fetchMessages", channels=["chat.react"], includeMessageActions=True)
     (entry,) = fetched["channels"]["chat.react"]
     assert entry["actions"]["reaction"]["smile"][0]["uuid"] == "ada"
@@ -247,8 +270,10 @@ def test_message_actions_are_added_listed_removed_and_announced(clients):
         messageTimetoken=sent["timetoken"],
         actionTimetoken=action["actionTimetoken"],
     )
-    removed = watcher.wait_for("messageAction", lambda e: e["event"] == "removed")
-    assert removed["data"]["value"] == "smile"
+    removed = watcher.wait_for(
+        "messageAction", lambda e: e["event"] == "removed" and e["data"]["value"] == "smile"
+    )
+    assert removed["data"]["type"] == "reaction"
     assert ada.call("getMessageActions", channel="chat.react")["data"] == []
 
 
