@@ -3,6 +3,7 @@ channel an event goes to when none is given."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 DEFAULT_CHANNEL = "default"
@@ -51,6 +52,16 @@ def name_problem(channel: str) -> str | None:
     return channel_problem(channel) or (
         "publish to a channel name, not a wildcard" if "*" in channel else None
     )
+
+
+# A publish's custom message type (PubNub's SDK contract, publishWithCustomMssgType):
+# 3 to 50 letters, digits, "-" and "_", not starting with either sign nor "pn-"/"pn_".
+_CUSTOM_TYPE = re.compile(r"(?!pn[-_])[A-Za-z0-9][A-Za-z0-9_-]{2,49}")
+
+
+def custom_type_problem(custom_type: str | None) -> bool:
+    """Whether a publish's custom_message_type is one PubNub refuses (absent is fine)."""
+    return custom_type is not None and _CUSTOM_TYPE.fullmatch(custom_type) is None
 
 
 def default_channel(channels: Iterable[str]) -> str:

@@ -1396,3 +1396,28 @@ def test_functions_see_the_publishing_clients_user_agent_and_address(tmp_path_fa
             "room": "r1",
         }
         assert entry["meta"] == {"room": "r1"}
+
+
+@pytest.mark.parametrize(
+    ("custom_type", "status"),
+    # PubNub's SDK contract (publishWithCustomMssgType): 3-50 letters, digits, - and _.
+    [
+        ("test_step", 200),
+        ("ts", 400),
+        ("this-is-really-long-message-type-to-be-used-with-publish", 400),
+        ("pn-test-step", 400),
+        ("pn_test-step", 400),
+        ("-test-step", 400),
+        ("_test-step", 400),
+        ("test:step", 400),
+    ],
+)
+def test_a_custom_message_type_pubnub_refuses_is_refused(dev, custom_type, status):
+    query = urllib.parse.urlencode({"custom_message_type": custom_type, "uuid": "u"})
+    for route in ("publish", "signal"):
+        answered, _, body = dev.request(
+            "GET", f"/{route}/pub-c-t/sub-c-t/0/news/0/%22hi%22?{query}"
+        )
+        assert answered == status, (route, body)
+        if status == 400:
+            assert json.loads(body)[:2] == [0, "Invalid Custom Message Type"]

@@ -28,7 +28,7 @@ from xml.sax.saxutils import escape
 from aiohttp import BodyPartReader, web
 
 from pfunc import jsonio
-from pfunc.channels import name_problem
+from pfunc.channels import custom_type_problem, name_problem
 from pfunc.files import MAX_FILE_BYTES, Files, FileTooLarge, is_file_id, name_problem_of_file
 from pfunc.server.pubnub_api import (
     MAX_PUBLISH_URL_BYTES,
@@ -335,6 +335,8 @@ class FilesAPI:
             return publish_error(400, "Invalid JSON", self.state.timetoken())
         if name_problem(channel):
             return publish_error(400, "Invalid Channel", self.state.timetoken())
+        if custom_type_problem(request.query.get("custom_message_type")):
+            return publish_error(400, "Invalid Custom Message Type", self.state.timetoken())
         report = await self.files.publish(
             channel,
             payload,

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from pfunc import jsonio
-from pfunc.channels import name_problem
+from pfunc.channels import custom_type_problem, name_problem
 from pfunc.events import EventSpec, build_event, kinds_triggered_by
 from pfunc.numbers import whole_number
 from pfunc.result import TOO_LARGE, PublishReport
@@ -127,6 +127,8 @@ class PubNubAPI:
         channel = request.match_info["channel"]  # aiohttp decoded it once; that is all
         if name_problem(channel) or ("%" in channel and undecodable(raw_path.split("/")[5])):
             return publish_error(400, "Invalid Channel", self.state.timetoken())
+        if custom_type_problem(request.query.get("custom_message_type")):
+            return publish_error(400, "Invalid Custom Message Type", self.state.timetoken())
         report = await self.state.bus.publish(
             channel,
             message,
