@@ -36,7 +36,6 @@ HANDLERS = Path(__file__).resolve().parent / "handlers"
 EXAMPLES = REPO / "examples"
 
 
-@contextlib.contextmanager
 class _QuietHTTPServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that gave up on purpose (a test of fetch's timeout) is no server fault.
@@ -44,6 +43,7 @@ class _QuietHTTPServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+@contextlib.contextmanager
 def local_http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     """A real HTTP server on 127.0.0.1 (a thread per request); yields its base URL."""
     httpd = _QuietHTTPServer(("127.0.0.1", 0), handler)

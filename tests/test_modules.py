@@ -360,6 +360,15 @@ def test_jsonpath_star_on_an_object_and_recursive_star(harness, write_handler):
         harness, write_handler, "return jp.JSONPath({ path: '$..*', json: input }).length;", STORE
     )
     assert count == _members_below(STORE) == 27  # every member below the root
+    # jsonpath-plus's other forms: (path, json), and options missing what follows them.
+    forms = evaluate(
+        harness,
+        write_handler,
+        "return [jp.JSONPath('$.store.bicycle.*', input),"
+        " jp.JSONPath({ resultType: 'path' }, '$.store.bicycle.color', input)];",
+        STORE,
+    )
+    assert forms == [["red", 19.95], ["$['store']['bicycle']['color']"]]
 
 
 def _members_below(value: Any) -> int:

@@ -28,14 +28,15 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/slow"):
             time.sleep(2)
         status = 404 if self.path.startswith("/missing") else 200
-        payload = json.dumps(
-            {
-                "method": self.command,
-                "path": self.path,
-                "body": body,
-                "token": self.headers.get("x-token"),
-            }
-        ).encode()
+        answer = {
+            "method": self.command,
+            "path": self.path,
+            "body": body,
+            "token": self.headers.get("x-token"),
+        }
+        if self.path.startswith("/type"):
+            answer = {"content_type": self.headers.get("content-type")}
+        payload = json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("x-served-by", "test-server")
@@ -102,6 +103,28 @@ def test_repeated_response_headers_are_combined_in_order(harness, write_handler,
     assert headers["vary"] == "Accept, Origin"
     assert headers["set-cookie"] == "one=1, two=2"
     assert headers["x-served-by"] == "test-server"
+
+
+def test_a_body_is_labelled_as_fetch_labels_it(harness, write_handler, server):
+    """A string body goes as text/plain;charset=UTF-8 (fetch's and node-fetch's label), an
+    object as JSON, and a Content-Type the handler set is kept."""
+    types = [
+        fetch(harness, write_handler, f"{server}/type", options).message["parsed"]
+        for options in (
+            {"method": "POST", "body": "a=1&b=2"},
+            {"method": "POST", "body": {"a": 1}},
+            {
+                "method": "POST",
+                "body": "a=1",
+                "headers": {"content-type": "application/x-www-form-urlencoded"},
+            },
+        )
+    ]
+    assert [answer["content_type"] for answer in types] == [
+        "text/plain;charset=UTF-8",
+        "application/json",
+        "application/x-www-form-urlencoded",
+    ]
 
 
 def test_post_sends_method_and_body(harness, write_handler, server):

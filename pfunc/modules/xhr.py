@@ -70,6 +70,9 @@ class XhrModule:
                 f"xhr.fetch {url}: body is {options_arg_type(body)}, sent as JSON; the "
                 "documented type is a string (JSON.stringify it to be explicit)"
             )
+        elif body is not None and not any(str(name).lower() == "content-type" for name in headers):
+            # Text, as fetch (and node-fetch) label a string body; aiohttp would say bytes.
+            headers = {**headers, "Content-Type": "text/plain;charset=UTF-8"}
         mock = match_mock(context.mocks, request_method, url)
         if mock is not None:
             answer = mock.response(url)

@@ -1238,9 +1238,22 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
     scalar: (v) => v === null || typeof v !== "object",
   };
 
-  function JSONPath(options) {
+  // jsonpath-plus's forms: JSONPath({path, json, ...}), JSONPath(path, json) and
+  // JSONPath(options, path, json) for what the options leave out.
+  function JSONPath(options, path, json) {
+    if (typeof options === "string") {
+      json = path;
+      path = options;
+      options = {};
+    }
     if (options === null || typeof options !== "object") {
-      throw new TypeError("JSONPath({path, json}): pass an object with path and json");
+      throw new TypeError("JSONPath({path, json}): pass an object with path and json, or (path, json)");
+    }
+    if (options.path === undefined || options.json === undefined) {
+      options = Object.assign({}, options, {
+        path: options.path === undefined ? path : options.path,
+        json: options.json === undefined ? json : options.json,
+      });
     }
     let nodes = [{ value: options.json, path: ["$"], parent: null }];
     let names = false;
