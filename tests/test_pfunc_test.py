@@ -130,7 +130,7 @@ STEP = '[[scenario.step]]\npublish = { message = { n = 1 } }\nexpect = { outcome
         ),
         (
             f'[[scenario]]\nname = "a"\nfile = "h.js"\ncounters = {{ n = {2**64} }}\n{STEP}',
-            "s.test.toml:1: counters are 64-bit integers",
+            "s.test.toml:1: counters take whole numbers, 64-bit",
         ),
         (
             f'[[scenario]]\nname = "a"\nfile = "h.js"\nkv = {{ k = {"[" * 2000}{"]" * 2000} }}\n',

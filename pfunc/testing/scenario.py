@@ -262,10 +262,8 @@ def _scenario(path: Path, lines: _Lines, index: int, entry: dict[str, Any]) -> S
     for table in ("kv", "counters", "vault"):
         if not isinstance(entry.get(table, {}), dict):
             raise _fail(path, line, f"{table} must be a table, e.g. {table} = {{ key = 1 }}")
-    if not all(isinstance(v, int) for v in entry.get("counters", {}).values()):
-        raise _fail(path, line, "counters take whole numbers")
-    if not all(map(fits_counter, entry.get("counters", {}).values())):
-        raise _fail(path, line, "counters are 64-bit integers (at most 9223372036854775807)")
+    if not all(isinstance(v, int) and fits_counter(v) for v in entry.get("counters", {}).values()):
+        raise _fail(path, line, "counters take whole numbers, 64-bit (at most 9223372036854775807)")
     limits = entry.get("limits")
     if limits is not None and (not isinstance(limits, str) or limits not in PROFILES):
         raise _fail(
