@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from pfunc import jsonio
 from pfunc.errors import HandlerLoadError
+from pfunc.modules.builtin import answer
 from pfunc.modules.calls import HandlerCallError, JSArg
 from pfunc.sandbox import (
     CORRUPTED,
@@ -39,7 +40,7 @@ from pfunc.sandbox import (
     SandboxInterrupted,
 )
 from pfunc.sandbox.pipes import read_soon, wait_readable
-from pfunc.sandbox.sync_builtins import SyncBuiltinError, SyncBuiltins
+from pfunc.sandbox.sync_builtins import SyncBuiltins
 
 if TYPE_CHECKING:
     from pfunc.sandbox.threads import SandboxThread
@@ -149,28 +150,18 @@ class PythonSandbox:
         """Top-level code may use the synchronous built-ins (`ID = uuid.v4()`), as a
         JavaScript module's may; a call out (kvstore, xhr, pubnub) needs an execution."""
         module, method = call.get("module"), str(call.get("method"))
-        name, _, function = method.rpartition(".")
         try:
-            if module != "builtin" or name == "pubnub":
+            if module != "builtin" or method.startswith("pubnub."):
                 raise HandlerCallError(
                     "Error",
                     f"{module}.{method}: a module's top-level code can use the synchronous "
                     "built-ins (uuid, jwt, codec/*...); call the others in the handler",
                 )
-            values = [None if arg.invalid else arg.value for arg in map(JSArg, call["args"])]
+            args = [JSArg(arg) for arg in call["args"]]
             seconds = None if deadline is None else deadline - time.monotonic()
             now_ms = self.now_ms if self.now_ms is not None else int(time.time() * 1000)
-            reply = {
-                "ok": True,
-                "payload": self.sync_builtins.call(
-                    name, function, json.dumps(values), now_ms, seconds
-                ),
-            }
-        except SyncBuiltinError as error:
-            reply = {
-                "ok": False,
-                "payload": HandlerCallError(error.kind, error.message).to_payload(),
-            }
+            payload = answer(self.sync_builtins, method, args, now_ms, seconds)
+            reply = {"ok": True, "payload": payload}
         except HandlerCallError as error:
             reply = {"ok": False, "payload": error.to_payload()}
         except (KeyError, TypeError, ValueError):
