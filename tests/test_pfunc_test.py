@@ -806,3 +806,33 @@ def test_a_steps_logs_and_warnings_include_the_chain_it_triggered(tmp_path):
     assert run.code == 1, run.stdout
     assert "step 2" in run.stdout and "step 1" not in run.stdout  # the chain's line matched
     assert "console.log (down): down saw 8" in run.stdout  # shown beside the failure
+
+
+def test_a_handler_that_fails_fails_its_step_unless_the_step_expects_it(tmp_path):
+    (tmp_path / "h.js").write_text(
+        "export default (request) => { throw new TypeError('bad input'); };\n"
+    )
+    step = "[[scenario.step]]\npublish = { message = { a = 1 } }\nexpect = { EXPECT }\n"
+    (tmp_path / "s.test.toml").write_text(
+        '[[scenario]]\nname = "silent"\nfile = "h.js"\n'
+        + step.replace("EXPECT", 'kv = { x = "absent" }')
+        + '\n[[scenario]]\nname = "expected"\nfile = "h.js"\n'
+        + step.replace("EXPECT", 'outcome = "error", kv = { x = "absent" }')
+        + '\n[[scenario]]\nname = "by its error"\nfile = "h.js"\n'
+        + step.replace("EXPECT", 'error = "bad input"')
+    )
+    run = run_cli("test", "s.test.toml", "--json", cwd=tmp_path)
+    assert run.code == 1
+    results = {scenario["name"]: scenario for scenario in run.json()["scenarios"]}
+    assert {name: r["status"] for name, r in results.items()} == {
+        "silent": "failed",
+        "expected": "passed",
+        "by its error": "passed",
+    }
+    (mismatch,) = results["silent"]["failure"]["mismatches"]
+    assert (mismatch["field"], mismatch["expected"], mismatch["actual"]) == (
+        "outcome",
+        "no error",
+        "error",
+    )
+    assert mismatch["note"].startswith("the execution failed, TypeError: bad input")

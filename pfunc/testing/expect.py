@@ -75,6 +75,12 @@ def check(
     for key in ("outcome", "delivered", "abort_reason"):
         if key in expect and data.get(key, _MISSING) != expect[key]:
             found.append(Mismatch(key, expect[key], data.get(key, _MISSING)))
+    if data.get("outcome") == "error" and not {"outcome", "error"} & set(expect):
+        # A handler that failed fails its step, as a test that raises fails, unless the
+        # step says it should fail: its other expectations may well hold all the same.
+        reason = f"{result.error.type}: {result.error.message}" if result.error else "an error"
+        note = f'the execution failed, {reason}; expect outcome = "error" if it should'
+        found.append(Mismatch("outcome", "no error", "error", note))
     if "message" in expect:
         found.extend(contains(expect["message"], result.message, "message"))
     response = result.response or {}
