@@ -239,16 +239,28 @@ def _unawaited_failure(result: Result) -> str:
     return ""
 
 
+# Vault values shorter than this are masked only as whole words.
+SHORT_SECRET = 8
+
+
 def mask_secrets(result: Result, secrets: set[str]) -> None:
     """Replace vault values the handler read wherever the report would show them as text."""
     secrets = {secret for secret in secrets if len(secret) >= 3}
     if not secrets:
         return
+    # A long value is masked wherever it stands; a short one only as a word of its own, so
+    # that a test's "test" leaves "latest" and the handler's path alone.
+    pattern = re.compile(
+        "|".join(
+            re.escape(secret)
+            if len(secret) >= SHORT_SECRET
+            else rf"(?<!\w){re.escape(secret)}(?!\w)"
+            for secret in sorted(secrets, key=len, reverse=True)
+        )
+    )
 
     def mask(text: str) -> str:
-        for secret in secrets:
-            text = text.replace(secret, "*****")
-        return text
+        return pattern.sub("*****", text)
 
     for entry in result.logs:
         entry["text"] = mask(entry["text"])

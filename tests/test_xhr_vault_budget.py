@@ -335,6 +335,28 @@ def test_vault_sources_precedence_and_masking(harness, write_handler, tmp_path):
     assert result.operations["used"] == 0  # vault reads are free in classic
 
 
+def test_a_short_secret_is_masked_as_a_word_a_long_one_anywhere(harness, write_handler, tmp_path):
+    harness.use_project('[project]\n[vault]\nSHORT = "test"\nLONG = "k3y-0f-th1rty"\n', tmp_path)
+    handler = write_handler(
+        """
+        const vault = require("vault");
+        export default async (request) => {
+          const short = await vault.get("SHORT"), long = await vault.get("LONG");
+          console.log("the latest " + short + " run, test-" + short);
+          console.log("key=" + long + "&x, glued" + long);
+          throw new Error("bad input in tests: " + short);
+        };
+        """,
+        "masks.js",
+    )
+    result = harness.run(handler)
+    assert [entry["text"] for entry in result.logs] == [
+        "the latest ***** run, *****-*****",
+        "key=*****&x, glued*****",
+    ]
+    assert result.error.message == "bad input in tests: *****"
+
+
 def test_vault_counts_in_pubnub_2026(harness, write_handler, tmp_path):
     harness.use_project('[project]\n[vault]\nA = "aaa"\n', tmp_path)
     harness.limits = "pubnub-2026"
