@@ -16,7 +16,7 @@ from pfunc import jsonio
 from pfunc.channels import channel_problem, default_channel
 from pfunc.errors import PfuncUsageError
 from pfunc.events import INTERVAL, KINDS, REQUEST, Keyset
-from pfunc.limits import OVERRIDE_KEYS, PROFILES
+from pfunc.limits import OVERRIDE_KEYS, PROFILES, resolve_profile
 
 PROJECT_FILE = "pfunc.toml"
 DEFAULT_KV = ".pfunc/kv.sqlite3"
@@ -165,6 +165,11 @@ def parse_project(config_file: Path) -> Project:
     project.kv_path = root / reader.string(section, "project", "kv", DEFAULT_KV)
     overrides = reader.table(data, "limits")
     reader.unknown_keys(overrides, set(OVERRIDE_KEYS), "limits")
+    for key, value in overrides.items():  # refused here, with its line, not at first use
+        try:
+            resolve_profile(project.limits, {key: value})
+        except ValueError as error:
+            reader.problem("limits", None, key, str(error))
     project.limit_overrides = dict(overrides)
     presence = reader.table(data, "presence")
     reader.unknown_keys(presence, {"announce_max", "interval"}, "presence")

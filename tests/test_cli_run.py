@@ -702,6 +702,11 @@ def test_a_project_file_that_is_no_file_and_a_shared_path_are_refused(tmp_path):
             "functions[0]: unknown key 'chanels'",
         ),
         ("[presence]\nannounce = 5\n", "presence: unknown key 'announce'"),
+        # a value out of range: refused where it is written, not where it is first used
+        (
+            '[project]\nname = "x"\n[limits]\ntimeout = 0\n',
+            ':4: limit "timeout" must be a positive',
+        ),
     ],
 )
 def test_a_misspelt_key_in_pfunc_toml_is_refused_not_ignored(tmp_path, toml, words):
