@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ElementTree
 
 import pytest
 
@@ -213,6 +215,13 @@ def test_pytest_collects_each_scenario_as_an_item(tmp_path):
     assert "1 failed, 1 passed" in run.stdout
     assert 'expected "hi bob", got "hello bob"' in run.stdout
     assert 'name="greets"' in junit.read_text() and 'name="expects too much"' in junit.read_text()
+    # pfunc's own property on each case (what -n carries to its JUnit writer) reads as JSON
+    carried = [
+        json.loads(prop.get("value"))
+        for prop in ElementTree.parse(junit).iter("property")
+        if prop.get("name") == "pfunc-case"
+    ]
+    assert sorted(case["name"] for case in carried) == ["expects too much", "greets"]
     only = subprocess.run(
         [
             sys.executable,

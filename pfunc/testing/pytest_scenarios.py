@@ -6,6 +6,7 @@ fresh store, fixed clock and seed); `pfunc test -n N` goes through this path too
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ SUFFIX = ".test.toml"
 # On a scenario's report (user_properties travel from pytest-xdist's workers): a step
 # that cannot run as written, which `pfunc test` answers with exit code 2, not 1.
 MALFORMED = ("pfunc", "malformed")
-CASE = "pfunc-case"  # (CASE, report.junit_case(...)): a scenario's JUnit testcase
+# (CASE, JSON text of report.junit_case(...)): a scenario's JUnit testcase, as text so that
+# pytest's own --junitxml, which writes user properties as they are, shows it readably.
+CASE = "pfunc-case"
 
 
 class ScenarioFailed(Exception):
@@ -85,7 +88,7 @@ class PfuncExitCodes:
         if MALFORMED in report.user_properties:
             self.malformed.add(report.nodeid)
         if report.when == "call":  # (teardown's report carries the same properties)
-            self.cases += [value for key, value in report.user_properties if key == CASE]
+            self.cases += [json.loads(v) for key, v in report.user_properties if key == CASE]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.malformed:
@@ -181,9 +184,9 @@ class ScenarioItem(pytest.Item):
         try:
             result = asyncio.run(run_scenario(self.scenario))
         except Exception as error:  # still a case of the JUnit file, as a failure
-            self.user_properties.append((CASE, crashed_case(self.scenario, error)))
+            self.user_properties.append((CASE, json.dumps(crashed_case(self.scenario, error))))
             raise
-        self.user_properties.append((CASE, junit_case(result)))
+        self.user_properties.append((CASE, json.dumps(junit_case(result))))
         if result.malformed:
             self.user_properties.append(MALFORMED)
         if not result.passed:
