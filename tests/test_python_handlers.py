@@ -357,12 +357,16 @@ def test_module_values_xhr_answers_and_top_level_built_ins_are_as_in_javascript(
         "        await missing.json()\n"
         "    except ValueError as error:\n"
         "        not_json = str(error)\n"
+        "    try:  # JavaScript's RangeError, by its name, caught as a ValueError\n"
+        "        await require('kvstore').incrCounter('n', 2**63)\n"
+        "    except ValueError as error:\n"
+        "        too_long = type(error).__name__\n"
         "    request.message = {\n"
         "        'constants': [uuid.NIL, uuid.v3.URL, crypto.ALGORITHM.HMAC_SHA512],\n"
         "        'named': NAMED, 'top_level_kv': TOP_LEVEL_KV,\n"
         "        'answer': [answer.status, answer['ok'], await answer.json(), answer.text().result()],\n"
         "        'missing': [missing.status, missing.ok, await missing.text(), not_json],\n"
-        "        'buffer': missing['$buffer'],\n"
+        "        'buffer': missing['$buffer'], 'too_long': too_long,\n"
         "    }\n"
         "    return request.ok()\n"
     )
@@ -385,3 +389,4 @@ def test_module_values_xhr_answers_and_top_level_built_ins_are_as_in_javascript(
         "xhr response.json(): the body of https://api.example.com/text is not valid JSON"
     )
     assert message["buffer"] == {"type": "Buffer", "data": list(b"plain")}
+    assert message["too_long"] == "RangeError"

@@ -86,7 +86,7 @@ class _Connection:
         if reply["ok"]:
             return None if reply.get("payload") is None else json.loads(reply["payload"])
         info = json.loads(reply["payload"])
-        kind = {"TypeError": TypeError, "RangeError": ValueError}.get(info["name"], HandlerError)
+        kind = {"TypeError": TypeError, "RangeError": RangeError}.get(info["name"], HandlerError)
         error = kind(info["message"])
         error.code = info.get("code")  # type: ignore[attr-defined]
         raise error
@@ -94,6 +94,11 @@ class _Connection:
 
 class HandlerError(Exception):
     """What a rejected JavaScript Promise is as a Python exception (name Error)."""
+
+
+class RangeError(ValueError):
+    """JavaScript's RangeError (a key too long, a value too large): a ValueError to catch,
+    reported by its JavaScript name, so one scenario's `error` fits both languages."""
 
 
 CONNECTION = _Connection()
