@@ -539,6 +539,29 @@ def test_sign_with_a_bad_key_rejects_clearly(harness, write_handler):
     assert value.startswith("crypto.sign: the key must be an EC P-256 JWK object or PEM text")
 
 
+def test_sign_with_a_key_of_the_wrong_kind_says_which_kind(harness, write_handler):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    jwk = _ec_jwk(ec.generate_private_key(ec.SECP256R1()))
+    public = {name: jwk[name] for name in ("kty", "crv", "x", "y")}
+    value = evaluate(
+        harness,
+        write_handler,
+        """
+        const crypto = require('crypto');
+        const attempt = (key, algorithm) => crypto.sign(key, 'm', crypto.ALGORITHM[algorithm])
+          .then(() => 'signed', (e) => e.message);
+        return [await attempt(input.jwk, 'ED25519'), await attempt(input.public, 'ECDSA_P256_SHA256')];
+    """,
+        {"jwk": jwk, "public": public},
+    )
+    assert value == [
+        "crypto.sign: ED25519 needs an Ed25519 key; this is an EC key on secp256r1",
+        'crypto.sign: the private JWK has no "d" member (a public key has none: signing '
+        "needs the private one)",
+    ]
+
+
 # --- compiled on first require --------------------------------------------------------
 
 

@@ -36,6 +36,38 @@ def _algorithm(call: str, arg: JSArg) -> str:
 
 
 def _load_key(call: str, arg: JSArg, algorithm: str, private: bool) -> Any:
+    """The key, checked to be of the algorithm's kind; errors say what is wrong in
+    JavaScript's terms (a JWK's member, the kind of key), not the library's."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+    key = _read_key(call, arg, algorithm, private)
+    if algorithm == "ED25519":
+        fits = isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey)
+    else:
+        fits = isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) and (
+            key.curve.name == "secp256r1"
+        )
+    if not fits:
+        wanted = "an Ed25519" if algorithm == "ED25519" else "an EC P-256"
+        raise HandlerCallError(
+            "Error", f"crypto.{call}: {algorithm} needs {wanted} key; this is {_kind(key)}"
+        )
+    return key
+
+
+def _kind(key: Any) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        return f"an EC key on {key.curve.name}"
+    if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
+        return "an Ed25519 key"
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return "an RSA key"
+    return "a key of another kind"
+
+
+def _read_key(call: str, arg: JSArg, algorithm: str, private: bool) -> Any:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
@@ -65,7 +97,12 @@ def _load_key(call: str, arg: JSArg, algorithm: str, private: bool) -> Any:
             if private:
                 return ed25519.Ed25519PrivateKey.from_private_bytes(_b64decode(value["d"]))
             return ed25519.Ed25519PublicKey.from_public_bytes(_b64decode(value["x"]))
-    except (KeyError, ValueError, TypeError, binascii.Error) as error:
+    except KeyError as missing:
+        hint = " (a public key has none: signing needs the private one)" if private else ""
+        raise HandlerCallError(
+            "Error", f'crypto.{call}: the {want} JWK has no "{missing.args[0]}" member{hint}'
+        ) from None
+    except (ValueError, TypeError, binascii.Error) as error:
         raise HandlerCallError(
             "Error", f"crypto.{call}: the {want} key is not usable for {algorithm}: {error}"
         ) from None
