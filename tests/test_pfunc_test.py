@@ -118,7 +118,11 @@ STEP = '[[scenario.step]]\npublish = { message = { n = 1 } }\nexpect = { outcome
         ),
         (
             f'[[scenario]]\nname = "twice"\nfunction = ["a", "a"]\n{STEP}',
-            "s.test.toml:1: function = [...] names a function twice",
+            "s.test.toml:1: function = [...] names each one once",
+        ),
+        (
+            f'[[scenario]]\nname = "none"\nfunction = []\n{STEP}',
+            "s.test.toml:1: function = [...] names each one once",
         ),
         (
             f'[[scenario]]\nfunction = ["a", "b"]\n{STEP}',
@@ -836,3 +840,17 @@ def test_a_handler_that_fails_fails_its_step_unless_the_step_expects_it(tmp_path
         "error",
     )
     assert mismatch["note"].startswith("the execution failed, TypeError: bad input")
+
+
+def test_a_request_step_is_labelled_with_the_method_it_is_sent_with():
+    from pfunc.testing.runner import describe_step
+    from pfunc.testing.scenario import Step
+
+    def label(payload: dict) -> str:
+        step = Step(1, 1, 1, None, "request", payload, None, None, None, 0.0, {})
+        return describe_step(step)
+
+    assert label({"path": "/x"}) == "request GET /x"
+    assert label({"body": ""}) == "request POST /"  # a body, even empty, is a POST
+    assert label({"json": {}, "path": "/y"}) == "request POST /y"
+    assert label({"method": "put", "body": "x"}) == "request PUT /"

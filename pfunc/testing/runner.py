@@ -68,7 +68,10 @@ def describe_step(step: Step, result: Result | None = None) -> str:
         )
         return f"{step.trigger} on {channel}"
     if step.trigger == "request":
-        return f"request {payload.get('method', 'GET')} {payload.get('path', '/')}"
+        # As events.build_event sends it: a body, even an empty one, means POST.
+        given_body = "body" in payload or "json" in payload
+        method = payload.get("method") or ("POST" if given_body else "GET")
+        return f"request {str(method).upper()} {payload.get('path', '/')}"
     return "interval"
 
 

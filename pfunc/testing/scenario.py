@@ -203,8 +203,8 @@ def load_scenarios(path: Path) -> list[Scenario]:
         if isinstance(functions, list):
             # One scenario, run against each function named (e.g. a JS and a Python version).
             _named(path, lines.scenario(index), entry)
-            if len(set(map(str, functions))) != len(functions):
-                raise _fail(path, lines.scenario(index), "function = [...] names a function twice")
+            if not functions or len(set(map(str, functions))) != len(functions):
+                raise _fail(path, lines.scenario(index), "function = [...] names each one once")
             for function in functions:
                 variant = {**entry, "function": function, "name": f"{entry['name']} [{function}]"}
                 scenarios.append(_scenario(path, lines, index, variant))
