@@ -121,6 +121,10 @@ STEP = '[[scenario.step]]\npublish = { message = { n = 1 } }\nexpect = { outcome
             "s.test.toml:1: function = [...] names each one once",
         ),
         (
+            f'[[scenario]]\nname = "five"\nfunction = 5\n{STEP}',
+            "s.test.toml:1: function must be text",
+        ),
+        (
             f'[[scenario]]\nname = "none"\nfunction = []\n{STEP}',
             "s.test.toml:1: function = [...] names each one once",
         ),

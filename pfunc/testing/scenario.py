@@ -242,15 +242,15 @@ def _fail(path: Path, line: int, message: str) -> PfuncUsageError:
 
 def _scenario(path: Path, lines: _Lines, index: int, entry: dict[str, Any]) -> Scenario:
     line = lines.scenario(index)
-    unknown = sorted(set(entry) - SCENARIO_KEYS)
-    if unknown:
+    if unknown := sorted(set(entry) - SCENARIO_KEYS):
+        keys = ", ".join(sorted(SCENARIO_KEYS))
         raise _fail(
-            path,
-            line,
-            f"unknown scenario key(s) {', '.join(unknown)}; the keys are "
-            f"{', '.join(sorted(SCENARIO_KEYS))}",
+            path, line, f"unknown scenario key(s) {', '.join(unknown)}; the keys are {keys}"
         )
     name = _named(path, line, entry)
+    for key in ("function", "file"):
+        if not isinstance(entry.get(key, ""), str):
+            raise _fail(path, line, f"{key} must be text: a function's name, or a handler file")
     if "file" in entry and "function" in entry:
         raise _fail(path, line, f'scenario "{name}" names both function and file; name one')
     steps = entry.get("step")
