@@ -858,3 +858,10 @@ def test_a_request_step_is_labelled_with_the_method_it_is_sent_with():
     assert label({"body": ""}) == "request POST /"  # a body, even empty, is a POST
     assert label({"json": {}, "path": "/y"}) == "request POST /y"
     assert label({"method": "put", "body": "x"}) == "request PUT /"
+
+
+def test_a_function_named_where_there_is_no_project_says_so(tmp_path):
+    (tmp_path / "s.test.toml").write_text(f'[[scenario]]\nname = "a"\nfunction = "echo"\n{STEP}')
+    run = run_cli("test", "s.test.toml", cwd=tmp_path)
+    assert run.code == 2
+    assert f"no function 'echo': there is no pfunc.toml in {tmp_path} or above it" in run.stdout

@@ -94,11 +94,17 @@ class ScenarioRun:
                 )
             return None
         function = self.project.function(step.function or "")
+        if function is None and self.project.config_file is None:
+            raise PfuncUsageError(
+                f"{self.scenario.path}:{step.line}: no function {step.function!r}: there is no "
+                f"pfunc.toml in {self.scenario.path.resolve().parent} or above it (a scenario "
+                "runs the functions of the pfunc.toml around its own file, or a file = handler)"
+            )
         if function is None:
             known = ", ".join(f.name for f in self.project.functions) or "none"
             raise PfuncUsageError(
                 f"{self.scenario.path}:{step.line}: no function {step.function!r} in "
-                f"{self.project.config_file or 'a pfunc.toml'}; functions: {known}"
+                f"{self.project.config_file}; functions: {known}"
             )
         return function
 
