@@ -120,6 +120,11 @@ STEP = '[[scenario.step]]\npublish = { message = { n = 1 } }\nexpect = { outcome
             f'[[scenario]]\nname = "twice"\nfunction = ["a", "a"]\n{STEP}',
             "s.test.toml:1: function = [...] names each one once",
         ),
+        (  # a value told back as the file writes it, not as Python does
+            '[[scenario]]\nname = "t"\nfile = "h.js"\n[[scenario.step]]\ninterval = true\n'
+            "expect = { outcome = true }\n",
+            "expect.outcome takes one of ok, abort, response, error; got true",
+        ),
         (
             f'[[scenario]]\nname = "five"\nfunction = 5\n{STEP}',
             "s.test.toml:1: function must be text",

@@ -21,6 +21,7 @@ from pfunc.limits import PROFILES
 from pfunc.project import parse_mock, read_toml, relative_to_cwd
 from pfunc.result import OUTCOMES
 from pfunc.store import fits_counter
+from pfunc.testing.toml_text import shown
 
 SCENARIO_KEYS = {
     "name",
@@ -42,10 +43,8 @@ MOCK_KEYS = {"url", "method", "status", "headers", "json", "body"}
 STEP_KEYS = {"name", "function", "file", "event", "advance", "expect", "save", *EVENT_KEYS}
 
 
-def _texts(value: Any) -> bool:
-    return isinstance(value, str) or (
-        isinstance(value, list) and all(isinstance(item, str) for item in value)
-    )
+def _texts(v: Any) -> bool:  # a text, or a list of texts
+    return isinstance(v, str) or (isinstance(v, list) and all(isinstance(i, str) for i in v))
 
 
 def _whole(value: Any) -> bool:
@@ -299,7 +298,7 @@ def _scenario(path: Path, lines: _Lines, index: int, entry: dict[str, Any]) -> S
         ) from None
     store = entry.get("store", "memory")
     if store not in STORES:
-        raise _fail(path, line, f'store must be "memory" or "disk", got {store!r}')
+        raise _fail(path, line, f'store must be "memory" or "disk", got {shown(store)}')
     scenario = Scenario(
         path=path,
         line=line,
@@ -355,10 +354,10 @@ def _step(
             f"{where}: unknown expectation(s) {', '.join(unknown)}; "
             f"expectations are {', '.join(sorted(EXPECT_KEYS))}",
         )
-    for key, value in expect.items():
+    for key, v in expect.items():
         takes, words = EXPECTATIONS[key]
-        if not takes(value):
-            raise _fail(path, expect_line, f"{where}: expect.{key} takes {words}; got {value!r}")
+        if not takes(v):
+            raise _fail(path, expect_line, f"{where}: expect.{key} takes {words}; got {shown(v)}")
     if kinds[0] == "interval" and entry["interval"] is not True:
         raise _fail(
             path,

@@ -54,6 +54,15 @@ def value(data: Any, where: str = "value") -> str:
     raise NotTOML(f"{where} is a {type(data).__name__}")
 
 
+def shown(data: Any) -> str:
+    """`data` as TOML writes it (true, { a = 1 }), for a message about a value read from a
+    scenario file; Python's own spelling only for what TOML cannot hold."""
+    try:
+        return value(data)
+    except NotTOML:
+        return repr(data)
+
+
 def without_nulls(data: Any) -> Any:
     """Objects without their null fields; a list holding null is dropped whole (an
     expectation that says less still holds)."""
