@@ -617,3 +617,29 @@ def test_the_built_ins_load_whatever_the_handler_froze_or_replaced_before(harnes
     assert result.error.line == 8
     assert [line.strip() for line in result.error.stack.splitlines()] == ["at freezes.js:8:18"]
     assert [entry["text"] for entry in result.logs] == ["mine 36"]
+
+
+def test_ugc_checks_its_request_and_says_it_did_not_moderate(harness, write_handler):
+    handler = write_handler(
+        """
+        const ugc = require('ugc');
+        export default async (request) => {
+          const verdict = await ugc.moderateMessage(
+            { configId: 'cfg', message: request.message, channel: 'chat', userId: 'ada' });
+          let refused;
+          try { await ugc.moderateMessage({ configId: 'cfg', message: {} }); }
+          catch (error) { refused = error.message; }
+          return request.ok({ flagged: verdict.flagged, actions: verdict.actions, refused });
+        };
+        """,
+        "moderated.js",
+    )
+    result = harness.run(handler, message={"text": "hello"})
+    assert result.outcome == "ok", result.error
+    assert result.message == {
+        "flagged": False,
+        "actions": [],
+        "refused": "ugc.moderateMessage: channel is required (a string)",
+    }
+    assert any("pfunc does not run Auto Moderation" in w for w in result.warnings)
+    assert [call["module"] for call in result.operations["calls"]] == ["ugc", "ugc"]

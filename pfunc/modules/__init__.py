@@ -124,6 +124,14 @@ MODULES: dict[str, ModuleSpec] = {
             },
             "pubnub",
         ),
+        # Auto Moderation is PubNub's service: checked and answered "not flagged" (ugc.py).
+        ModuleSpec(
+            "ugc",
+            ("moderateMessage",),
+            "pfunc.modules.ugc:UgcModule",
+            {"moderateMessage": "pubnub"},
+            "pubnub",
+        ),
         ModuleSpec(
             "crypto",
             ("sha1", "sha256", "sha512", "hmac", "sign", "verify"),
