@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from pfunc import jsonio
 from pfunc.store import KVStore
@@ -161,14 +162,27 @@ class MessageHistory:
         )
         return [MessageAction(int(r[0]), r[1], r[2], r[3], int(r[4])) for r in rows][::-1]
 
-    async def oldest_action(self, channel: str, *, end: int | None) -> int | None:
-        """The timetoken of the channel's oldest action at or after `end`."""
-        rows = await self.store.execute(
-            "SELECT MIN(action_timetoken) FROM message_actions "
-            "WHERE keyset=? AND channel=? AND action_timetoken>=?",
-            (self.keyset, channel, end or 0),
-        )
-        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+    async def actions_page(
+        self, channel: str, *, start: int | None, end: int | None, limit: int
+    ) -> dict[str, Any]:
+        """getMessageActions' answer: the page, and when `limit` cut it, PubNub's "more"
+        (ruby's message_actions/get_002 fixture): the next page's window, numbers as the
+        service sends them, and a URL that asks for it."""
+        found = await self.actions(channel, start=start, end=end, limit=limit + 1)
+        page: dict[str, Any] = {"data": [action.to_json() for action in found[-limit:]]}
+        if len(found) > limit:
+            start = found[-limit].action_timetoken
+            if not end:  # the window's far end: the channel's oldest action
+                rows = await self.store.execute(
+                    "SELECT MIN(action_timetoken) FROM message_actions "
+                    "WHERE keyset=? AND channel=?",
+                    (self.keyset, channel),
+                )
+                end = int(rows[0][0]) if rows and rows[0][0] is not None else 0
+            path = f"/v1/message-actions/{self.keyset}/channel/{quote(channel, safe='')}"
+            url = f"{path}?start={start}&end={end}&limit={limit}"
+            page["more"] = {"url": url, "start": start, "end": end, "limit": limit}
+        return page
 
     async def actions_on(self, channel: str, message_timetoken: int) -> list[MessageAction]:
         rows = await self.store.execute(

@@ -249,7 +249,7 @@ def mask_secrets(result: Result, secrets: set[str]) -> None:
     if not secrets:
         return
     # A long value is masked wherever it stands; a short one only as a word of its own, so
-    # that a test's "test" leaves "latest" and the handler's path alone.
+    # that a test's "test" leaves "latest" alone (a path's "/test/" is still masked).
     pattern = re.compile(
         "|".join(
             re.escape(secret)

@@ -166,7 +166,11 @@ export default async (request, response) => {
     channel: "log.a", messageTimetoken: newest.timetoken, action: { type: "seen", value: "fn" },
   });
   const actions = await pubnub.getMessageActions({ channel: "log.a" });
-  return response.send({ history, fetched, counts, here, where, state, action, actions });
+  await pubnub.addMessageAction({
+    channel: "log.a", messageTimetoken: newest.timetoken, action: { type: "seen", value: "fn2" },
+  });
+  const paged = await pubnub.getMessageActions({ channel: "log.a", limit: 1 });
+  return response.send({ history, fetched, counts, here, where, state, action, actions, paged });
 };
 """
 
@@ -203,6 +207,14 @@ def test_functions_read_and_change_the_same_state(tmp_path):
         assert seen["state"]["channels"] == {"log.a": {"mood": "ok"}}
         assert seen["action"]["data"]["value"] == "fn"
         assert [a["type"] for a in seen["actions"]["data"]] == ["seen"]
+        assert "more" not in seen["actions"]
+        # a page cut by its limit says where the next starts, as the dev server's does
+        assert [a["value"] for a in seen["paged"]["data"]] == ["fn2"]
+        more = seen["paged"]["more"]
+        assert more["limit"] == 1 and more["start"] == int(
+            seen["paged"]["data"][0]["actionTimetoken"]
+        )
+        assert more["url"].startswith("/v1/message-actions/sub-c-h/channel/log.a?start=")
         # ... and the application sees the action the function added.
         fetched = (
             pn.fetch_messages().channels(["log.a"]).include_message_actions(True).sync().result

@@ -236,13 +236,12 @@ class PubNubState:
     async def _getMessageActions(
         self, options: dict[str, Any], data: PubNubData, ctx: CallContext
     ) -> Any:
-        found = await data.history.actions(
+        return await data.history.actions_page(
             required_text(options, "channel", "getMessageActions"),
             start=_timetoken(options, "start", "getMessageActions"),
             end=_timetoken(options, "end", "getMessageActions"),
             limit=_count(options, "limit", 100, 100),
         )
-        return {"data": [action.to_json() for action in found]}
 
     async def _removeMessageAction(
         self, options: dict[str, Any], data: PubNubData, ctx: CallContext

@@ -356,6 +356,7 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
 
   // jsonwebtoken's timespan(): the time in seconds `span` after `base` (text is floored).
   function timespan(span, base) {
+    base = base || Math.floor(Date.now() / 1000);  // as jsonwebtoken's: an iat of 0 is now
     if (typeof span === "string") {
       const milliseconds = spanMilliseconds(span);
       return milliseconds === undefined ? undefined : Math.floor(base + milliseconds / 1000);
@@ -410,8 +411,12 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
   // Key material as jsonwebtoken reads it: a PEM key pfunc can read is asymmetric (for
   // verify, a private key stands for its public half), any other text a secret.
   function keyMaterial(text, caller, forSigning) {
-    const key = typeof text === "string" && text.indexOf("-----BEGIN") >= 0 ? readKey(text, caller) : null;
-    if (key === null) return { kind: "secret", text: String(text) };
+    if (typeof text !== "string") {  // jsonwebtoken takes text or a Buffer: a number or an un-awaited Promise is no key
+      throw forSigning ? new Error("secretOrPrivateKey is not valid key material")
+        : jwtError("JsonWebTokenError", "secretOrPublicKey is not valid key material");
+    }
+    const key = text.indexOf("-----BEGIN") >= 0 ? readKey(text, caller) : null;
+    if (key === null) return { kind: "secret", text: text };
     if (forSigning && key.d === undefined) return { kind: "secret", text: text };  // not a private key
     return { kind: forSigning ? "private" : "public", key: key };
   }
@@ -763,7 +768,13 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
     return key.type === "rsa" ? rsaVerify(key, hashName, message, signature) : ecVerify(key, hashName, message, signature);
   }
 
+  // A String object (pfunc's request.body when it holds a JSON object) is the text it
+  // stands for, as production's primitive body is.
+  function primitive(value) { return value instanceof String ? value.valueOf() : value; }
+
   function signToken(payload, secret, options) {
+    payload = primitive(payload);
+    secret = primitive(secret);
     const objectPayload = typeof payload === "object";
     const header = Object.assign(
       { alg: options.algorithm || "HS256", typ: objectPayload ? "JWT" : undefined, kid: options.keyid }, options.header);
@@ -867,7 +878,8 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
       const matches = given.some((aud) => wanted.some((want) => (want instanceof RegExp ? want.test(aud) : want === aud)));
       if (!matches) throw jwtError("JsonWebTokenError", "jwt audience invalid. expected: " + wanted.join(" or "));
     }
-    if (options.issuer && [].concat(options.issuer).indexOf(payload.iss) < 0) {
+    const issuers = typeof options.issuer === "string" ? [options.issuer] : options.issuer;
+    if (options.issuer && Array.isArray(issuers) && issuers.indexOf(payload.iss) < 0) {
       throw jwtError("JsonWebTokenError", "jwt issuer invalid. expected: " + options.issuer);
     }
     ["subject:sub", "jwtid:jti", "nonce:nonce"].forEach((pair) => {
@@ -932,6 +944,8 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
         options = {};
       }
       options = Object.assign({}, options || {});
+      token = primitive(token);
+      secret = primitive(secret);
       const done = (error, value) => {
         if (typeof callback === "function") return callback(error, value);
         if (error) throw error;
@@ -942,6 +956,9 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
       }
       if (options.nonce !== undefined && (typeof options.nonce !== "string" || options.nonce.trim() === "")) {
         return done(jwtError("JsonWebTokenError", "nonce must be a non-empty string"));
+      }
+      if (options.allowInvalidAsymmetricKeyTypes !== undefined && typeof options.allowInvalidAsymmetricKeyTypes !== "boolean") {
+        return done(jwtError("JsonWebTokenError", "allowInvalidAsymmetricKeyTypes must be a boolean"));
       }
       if (!token) return done(jwtError("JsonWebTokenError", "jwt must be provided"));
       if (typeof token !== "string") return done(jwtError("JsonWebTokenError", "jwt must be a string"));
@@ -1238,22 +1255,12 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
     scalar: (v) => v === null || typeof v !== "object",
   };
 
-  // jsonpath-plus's forms: JSONPath({path, json, ...}), JSONPath(path, json) and
-  // JSONPath(options, path, json) for what the options leave out.
-  function JSONPath(options, path, json) {
-    if (typeof options === "string") {
-      json = path;
-      path = options;
-      options = {};
-    }
+  // jsonpath-plus's two forms: JSONPath({path, json, ...}) and JSONPath(path, json) (with
+  // an object first, it reads the object only, as jsonpath-plus does).
+  function JSONPath(options, json) {
+    if (typeof options === "string") options = { path: options, json: json };
     if (options === null || typeof options !== "object") {
       throw new TypeError("JSONPath({path, json}): pass an object with path and json, or (path, json)");
-    }
-    if (options.path === undefined || options.json === undefined) {
-      options = Object.assign({}, options, {
-        path: options.path === undefined ? path : options.path,
-        json: options.json === undefined ? json : options.json,
-      });
     }
     let nodes = [{ value: options.json, path: ["$"], parent: null }];
     let names = false;

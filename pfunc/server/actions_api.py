@@ -86,22 +86,10 @@ class ActionsAPI:
             if text and bounds[name] is None:
                 return actions_error(400, f"{name} must be a timetoken")
         limit = query_count(request, "limit", 100, 100)
-        channel = request.match_info["channel"]
-        history = self.state.engine.history
-        # One more than asked: whether older actions are left for a next page.
-        found = await history.actions(
-            channel, start=bounds["start"], end=bounds["end"], limit=limit + 1
+        page = await self.state.engine.history.actions_page(
+            request.match_info["channel"], start=bounds["start"], end=bounds["end"], limit=limit
         )
-        answer: dict[str, Any] = {"status": 200, "data": [a.to_json() for a in found[-limit:]]}
-        if len(found) > limit:
-            # PubNub's "more" (ruby's message_actions/get_002 fixture): the next page's
-            # window, numbers as the service sends them, and a URL that asks for it.
-            start = found[-limit].action_timetoken
-            end = bounds["end"] or await history.oldest_action(channel, end=None) or 0
-            query = f"start={start}&end={end}&limit={limit}"
-            url = f"{request.path}?{query}"
-            answer["more"] = {"url": url, "start": start, "end": end, "limit": limit}
-        return web.json_response(answer)
+        return web.json_response({"status": 200, **page})
 
     async def remove(self, request: web.Request) -> web.Response:
         refused = self._refused(request)
