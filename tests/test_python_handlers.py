@@ -343,6 +343,7 @@ def test_module_values_xhr_answers_and_top_level_built_ins_are_as_in_javascript(
         '[[mocks]]\nurl = "https://api.example.com/*"\njson = { ok = true }\n'
     )
     (tmp_path / "h.py").write_text(
+        "import json\n"
         "from pfunc import require\n"
         "crypto, uuid, xhr = require('crypto'), require('uuid'), require('xhr')\n"
         "NAMED = uuid.v5('pubnub', uuid.v5.DNS)  # a synchronous built-in at top level\n"
@@ -367,6 +368,7 @@ def test_module_values_xhr_answers_and_top_level_built_ins_are_as_in_javascript(
         "        'answer': [answer.status, answer['ok'], await answer.json(), answer.text().result()],\n"
         "        'missing': [missing.status, missing.ok, await missing.text(), not_json],\n"
         "        'buffer': missing['$buffer'], 'too_long': too_long,\n"
+        "        'fields': sorted(json.loads(json.dumps(answer))),\n"
         "    }\n"
         "    return request.ok()\n"
     )
@@ -390,3 +392,5 @@ def test_module_values_xhr_answers_and_top_level_built_ins_are_as_in_javascript(
     )
     assert message["buffer"] == {"type": "Buffer", "data": list(b"plain")}
     assert message["too_long"] == "RangeError"
+    # as JSON.stringify shows a response: its fields, not its methods
+    assert message["fields"] == ["$buffer", "body", "headers", "ok", "status", "statusText", "url"]

@@ -159,29 +159,30 @@ class Settled:
         return future.__await__()
 
 
-def _xhr_response(raw: Any) -> JsObject:
-    """xhr.fetch's answer as JavaScript handlers get it (prelude.js __pfunc_xhrResponse)."""
-    response = JsObject(
-        {key: raw.get(key) for key in ("status", "statusText", "headers", "body", "url")}
-    )
-    response["ok"] = isinstance(raw.get("status"), int) and 200 <= raw["status"] < 300
-    response["$buffer"] = {"type": "Buffer", "data": raw.get("buffer") or []}
-    body, url = raw.get("body"), raw.get("url")
+class FetchResponse(JsObject):
+    """xhr.fetch's answer as JavaScript handlers get it (prelude.js __pfunc_xhrResponse):
+    its fields by key or attribute, json() and text() as methods (so that, as with
+    JSON.stringify in JavaScript, json.dumps and console.log show the fields only)."""
 
-    def parsed() -> Settled:
+    def __init__(self, raw: Any) -> None:
+        super().__init__({key: raw.get(key) for key in ("status", "statusText", "headers")})
+        self["body"], self["url"] = raw.get("body"), raw.get("url")
+        self["ok"] = isinstance(raw.get("status"), int) and 200 <= raw["status"] < 300
+        self["$buffer"] = {"type": "Buffer", "data": raw.get("buffer") or []}
+
+    def json(self) -> Settled:
         try:
-            return Settled(json.loads(body))
+            return Settled(json.loads(self["body"]))
         except (TypeError, ValueError) as error:
-            text = f"xhr response.json(): the body of {url} is not valid JSON: {error}"
+            text = f"xhr response.json(): the body of {self['url']} is not valid JSON: {error}"
             return Settled(error=ValueError(text))
 
-    response["json"] = parsed
-    response["text"] = lambda: Settled(body)
-    return response
+    def text(self) -> Settled:
+        return Settled(self["body"])
 
 
 # Results a module call gives Python in the shape JavaScript handlers get.
-_RESULT_SHAPES: dict[tuple[str, str], Callable[[Any], Any]] = {("xhr", "fetch"): _xhr_response}
+_RESULT_SHAPES: dict[tuple[str, str], Callable[[Any], Any]] = {("xhr", "fetch"): FetchResponse}
 
 
 class HostCall:
