@@ -870,3 +870,5 @@ def test_a_function_named_where_there_is_no_project_says_so(tmp_path):
     run = run_cli("test", "s.test.toml", cwd=tmp_path)
     assert run.code == 2
     assert f"no function 'echo': there is no pfunc.toml in {tmp_path} or above it" in run.stdout
+    # a step that cannot run is pointed at where it is written, not at its expectations
+    assert "step 1 (publish on the default channel) at s.test.toml:4\n" in run.stdout

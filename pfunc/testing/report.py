@@ -21,9 +21,10 @@ def failure_text(result: ScenarioResult) -> str:
     failure = result.failure
     assert failure is not None
     step, scenario = failure.step, result.scenario
+    # A step that cannot run is wrong where it is written; a failed one, in what it expects.
+    line = step.line if result.malformed else step.expect_line
     lines = [
-        f"step {step.number} ({describe_step(step, failure.result)}) at "
-        f"{scenario.path}:{step.expect_line}"
+        f"step {step.number} ({describe_step(step, failure.result)}) at {scenario.path}:{line}"
     ]
     lines += [f"  {mismatch.describe()}" for mismatch in failure.mismatches]
     execution = failure.result
@@ -82,7 +83,7 @@ def to_json(results: list[ScenarioResult]) -> dict[str, Any]:
             step = result.failure.step
             entry["failure"] = {
                 "step": step.number,
-                "line": step.expect_line,
+                "line": step.line if result.malformed else step.expect_line,
                 "mismatches": [
                     {
                         "field": m.field,
