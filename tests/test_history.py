@@ -252,3 +252,37 @@ def test_functions_presence_calls_take_channel_groups(tmp_path):
         assert "channels or channelGroups" in seen["refused"]
     finally:
         server.stop()
+
+
+SENDER = """
+export default async (request, response) => {
+  const pubnub = require("pubnub");
+  await pubnub.publish({ channel: "kept", message: { n: 1 }, customMessageType: "chat-msg" });
+  await pubnub.publish({ channel: "kept", message: { n: 2 }, storeInHistory: false });
+  await pubnub.publish({ channel: "kept", message: { n: 3 }, ttl: 1 });
+  let refused = null;
+  try {
+    await pubnub.publish({ channel: "kept", message: { n: 4 }, customMessageType: "pn-x" });
+  } catch (error) { refused = error.message; }
+  return response.send({ refused });
+};
+"""
+
+
+def test_a_functions_publish_options_are_kept_as_a_clients_are(tmp_path):
+    """storeInHistory, ttl and customMessageType from pubnub.publish in a function mean
+    what they mean in a client's publish."""
+    server = InProcessDev(with_api(project(tmp_path), "sender", SENDER))
+    try:
+        status, _, body = server.request("GET", "/v1/blocks/sub-key/sub-c-h/sender")
+        assert status == 200, body
+        assert json.loads(body)["refused"].startswith('pubnub.publish: customMessageType "pn-x"')
+        status, _, body = server.request(
+            "GET", "/v3/history/sub-key/sub-c-h/channel/kept?include_custom_message_type=true"
+        )
+        stored = json.loads(body)["channels"]["kept"]
+        # the unstored one is not there; the custom type is kept with its message
+        assert [entry["message"]["n"] for entry in stored] == [1, 3]
+        assert stored[0]["custom_message_type"] == "chat-msg"
+    finally:
+        server.stop()

@@ -14,6 +14,7 @@ from typing import Any
 
 from pfunc.events import kinds_triggered_by
 from pfunc.modules.calls import CallContext, HandlerCallError, JSArg, padded_args
+from pfunc.modules.publish_options import publish_params
 from pfunc.modules.pubnub_channels import CHANNEL_CALLS
 from pfunc.modules.pubnub_context import CONTEXT_CALLS
 from pfunc.modules.pubnub_files import FILE_CALLS
@@ -72,7 +73,12 @@ class PubNubModule:
             raise HandlerCallError("TypeError", f"pubnub.{method}: message is missing")
         meta = options.get("meta") if isinstance(options.get("meta"), dict) else None
         report = await context.publish(
-            channel, options["message"], verb=method, hop=context.hop + 1, meta=meta
+            channel,
+            options["message"],
+            verb=method,
+            hop=context.hop + 1,
+            meta=meta,
+            params=publish_params(method, options),
         )
         context.triggered.append(report)
         if report.drop is not None:

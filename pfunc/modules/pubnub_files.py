@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pfunc.modules.calls import CallContext, HandlerCallError, required_text
+from pfunc.modules.publish_options import publish_params
 from pfunc.pubnub_data import PubNubData
 
 Call = Callable[[dict[str, Any], PubNubData, CallContext], Awaitable[Any]]
@@ -50,6 +51,7 @@ async def _list_files(options: dict[str, Any], data: PubNubData, ctx: CallContex
 async def _publish_file(options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
     channel = required_text(options, "channel", "publishFile")
     meta = options.get("meta") if isinstance(options.get("meta"), dict) else None
+    params = publish_params("publishFile", options)
     ttl = options.get("ttl")
     report = await _files(data).publish_file(
         channel,
@@ -57,9 +59,9 @@ async def _publish_file(options: dict[str, Any], data: PubNubData, ctx: CallCont
         required_text(options, "fileId", "publishFile"),
         required_text(options, "fileName", "publishFile"),
         meta=meta,
-        store=options.get("storeInHistory", True) is not False,
+        store=params.get("store") != "0",
         ttl=ttl if isinstance(ttl, int) and not isinstance(ttl, bool) else None,
-        custom_message_type=options.get("customMessageType"),
+        custom_message_type=params.get("custom_message_type"),
         hop=ctx.hop + 1,
     )
     ctx.triggered.append(report)
@@ -71,7 +73,9 @@ async def _publish_file(options: dict[str, Any], data: PubNubData, ctx: CallCont
             f'pubnub.publishFile: the file message to "{channel}" was not delivered: '
             f'function "{report.stopped_by}" aborted or failed it',
         )
-    return {"timetoken": int(report.timetoken or 0)}
+    # Text, as the SDK gives it (the service's answer's third element): 17 digits are past
+    # what a JavaScript number holds exactly.
+    return {"timetoken": str(report.timetoken or 0)}
 
 
 async def _delete_file(options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
