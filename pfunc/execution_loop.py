@@ -337,7 +337,7 @@ class ExecutionLoop:
             return
         if spec.methods and method not in spec.methods:
             # Counted, as every call is, but the module has no such method.
-            error = HandlerCallError("TypeError", f"{module_name}.{method} is not a function")
+            error = HandlerCallError("TypeError", f"{module_name}.{method} {spec.unknown_method}")
             record.settle(False, error.to_payload())
             settlements.append((call_id, False, error.to_payload()))
             return

@@ -151,6 +151,8 @@ def test_abort_stops_delivery_and_rejects_a_handler_publish(harness, tmp_path, w
 def test_publish_resolves_like_pubnub_and_fire_skips_subscribers(harness, write_handler):
     import asyncio
 
+    harness.limits = "pubnub-2026"  # four calls: past classic's three
+
     from pfunc.events import MessageEvent
 
     handler = write_handler(
@@ -181,7 +183,13 @@ def test_publish_resolves_like_pubnub_and_fire_skips_subscribers(harness, write_
     assert result.message["time"] == "number"
     assert result.message["other"].startswith("pubnub.grant is not emulated by pfunc")
     assert delivered == [{"a": 1}]  # the fire reached no subscriber
-    assert result.operations["used"] == 3  # publish, fire and time all count
+    # publish, fire and time all count, and so does the call pfunc does not emulate
+    assert [call["method"] for call in result.operations["calls"]] == [
+        "publish",
+        "fire",
+        "time",
+        "grant",
+    ]
 
 
 def test_message_size_limits(harness):
@@ -438,3 +446,23 @@ def test_a_publish_made_before_the_deadline_is_delivered_after_it(tmp_path):
         assert child["outcome"] == "ok"
     finally:
         server.stop()
+
+
+def test_the_pubnub_module_is_a_plain_object_not_a_promise(harness, write_handler):
+    """A module returned from an async function, or serialised, is an object: no `then` or
+    `toJSON` is made up for it (they used to be 'not emulated' calls)."""
+    handler = write_handler(
+        """
+        async function client() { return require("pubnub"); }
+        export default async (request) => {
+          const pubnub = await client();
+          return request.ok({ same: pubnub === require("pubnub"), then: typeof pubnub.then,
+                              text: typeof JSON.stringify(pubnub) });
+        };
+        """,
+        "plain.js",
+    )
+    result = harness.run(handler)
+    assert result.outcome == "ok", result.error
+    assert result.message == {"same": True, "then": "undefined", "text": "string"}
+    assert result.operations["used"] == 0

@@ -34,6 +34,8 @@ class ModuleSpec:
     other_methods: str | None = None
     # Internal modules are reachable by pfunc's own code only, never by require().
     internal: bool = False
+    # What a call of a method the module does not have rejects with, after the name.
+    unknown_method: str = "is not a function"
 
     @property
     def host(self) -> bool:
@@ -123,6 +125,8 @@ MODULES: dict[str, ModuleSpec] = {
                 **dict.fromkeys(("time", *_PUBNUB_CALLS), "pubnub"),
             },
             "pubnub",
+            # The SDK's other methods (sendFile, subscribe...): PubNub's may not have them.
+            unknown_method="is not emulated by pfunc",
         ),
         # Auto Moderation is PubNub's service: checked and answered "not flagged" (ugc.py).
         ModuleSpec(

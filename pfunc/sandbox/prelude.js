@@ -471,15 +471,14 @@ var console;
       return "%" + c.charCodeAt(0).toString(16).toUpperCase();
     });
   }
-  const PUBNUB_EMULATED = __pfunc_hostMethods.pubnub.concat(__pfunc_syncMethods.pubnub);
-  // Any other pubnub method rejects saying it is not emulated.
+  // Any other pubnub method is a call the host refuses, saying it is not emulated, and
+  // counts as every call does. Not `then` or `toJSON`, which the SDK has no more than any
+  // object: a module returned from an async function, or logged, stays a plain object.
+  const NOT_METHODS = ["then", "toJSON"];
   modules.pubnub = new Proxy(modules.pubnub, {
     get: function get(target, name) {
-      if (typeof name !== "string" || name in target) return target[name];
-      return function notEmulated() {
-        return Promise.reject(new Error("pubnub." + name + " is not emulated by pfunc; emulated: " +
-          PUBNUB_EMULATED.join(", ")));
-      };
+      if (typeof name !== "string" || name in target || NOT_METHODS.indexOf(name) >= 0) return target[name];
+      return __pfunc_stub("pubnub", name);
     },
   });
 
