@@ -170,7 +170,13 @@ export default async (request, response) => {
     channel: "log.a", messageTimetoken: newest.timetoken, action: { type: "seen", value: "fn2" },
   });
   const paged = await pubnub.getMessageActions({ channel: "log.a", limit: 1 });
-  return response.send({ history, fetched, counts, here, where, state, action, actions, paged });
+  let long = null;
+  try {
+    await pubnub.addMessageAction({
+      channel: "log.a", messageTimetoken: newest.timetoken, action: { type: "x".repeat(16), value: "v" },
+    });
+  } catch (error) { long = error.message; }
+  return response.send({ history, fetched, counts, here, where, state, action, actions, paged, long });
 };
 """
 
@@ -210,6 +216,9 @@ def test_functions_read_and_change_the_same_state(tmp_path):
         assert "more" not in seen["actions"]
         # a page cut by its limit says where the next starts, as the dev server's does
         assert [a["value"] for a in seen["paged"]["data"]] == ["fn2"]
+        assert seen["long"] == (
+            "pubnub.addMessageAction: Action.type value exceed maximum length of 15"
+        )
         more = seen["paged"]["more"]
         assert more["limit"] == 1 and more["start"] == int(
             seen["paged"]["data"][0]["actionTimetoken"]

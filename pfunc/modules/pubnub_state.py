@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pfunc.history import ACTION_EVENT, MessageAction, action_event, grouped_actions
+from pfunc.history import (
+    ACTION_EVENT,
+    MAX_ACTION_TYPE,
+    MessageAction,
+    action_event,
+    grouped_actions,
+)
 from pfunc.modules.calls import CallContext, HandlerCallError, required_text
 from pfunc.pubnub_data import PubNubData
 
@@ -220,6 +226,12 @@ class PubNubState:
             raise HandlerCallError(
                 "TypeError",
                 "pubnub.addMessageAction: give messageTimetoken and action: { type, value }",
+            )
+        if len(required_text(action, "type", "addMessageAction")) > MAX_ACTION_TYPE:
+            raise HandlerCallError(
+                "Error",
+                f"pubnub.addMessageAction: Action.type value exceed maximum length of "
+                f"{MAX_ACTION_TYPE}",  # the JavaScript SDK's words
             )
         added = MessageAction(
             message,

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from pfunc import jsonio
-from pfunc.history import ACTION_EVENT, MessageAction, action_event
+from pfunc.history import ACTION_EVENT, MAX_ACTION_TYPE, MessageAction, action_event
 from pfunc.numbers import whole_number
 from pfunc.server.state import DevState
 from pfunc.server.wire import query_count, wrong_key
@@ -60,8 +60,10 @@ class ActionsAPI:
             or not body["value"]
         ):
             return actions_error(400, "Missing or invalid message timetoken, type or value")
-        if len(body["type"]) > 15:
-            return actions_error(400, "Action type too long (15 characters at most)")
+        if len(body["type"]) > MAX_ACTION_TYPE:
+            return actions_error(
+                400, f"Action type too long ({MAX_ACTION_TYPE} characters at most)"
+            )
         action = MessageAction(
             message,
             body["type"],
