@@ -20,6 +20,13 @@ from pfunc.store import KVStore
 MAX_TIMETOKEN = 10**18  # later than any 17-digit timetoken
 ACTION_EVENT = 3  # the subscribe envelope's "e" for message actions
 MAX_ACTION_TYPE = 15  # characters of a message action's type (the service refuses more)
+
+
+def actions_refusal(status: int, message: str) -> dict[str, Any]:
+    """PubNub's body for a message-actions call it refuses."""
+    return {"status": status, "error": {"source": "actions", "message": message}}
+
+
 FILE_MESSAGE = 4  # the message type of a file message: the envelope's "e", history's type
 
 

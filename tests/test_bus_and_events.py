@@ -466,3 +466,30 @@ def test_the_pubnub_module_is_a_plain_object_not_a_promise(harness, write_handle
     assert result.outcome == "ok", result.error
     assert result.message == {"same": True, "then": "undefined", "text": "string"}
     assert result.operations["used"] == 0
+
+
+def test_a_refusal_of_the_service_carries_the_sdks_status(harness, write_handler):
+    """`error.status.statusCode`, as a PubNubError has it: the usual "get, else create on
+    404" of a handler."""
+    handler = write_handler(
+        """
+        const pubnub = require("pubnub");
+        export default async (request) => {
+          try { await pubnub.objects.getUUIDMetadata({ uuid: "nobody" }); }
+          catch (error) { return request.ok({ status: error.status }); }
+          return request.ok({ status: null });
+        };
+        """,
+        "status.js",
+    )
+    result = harness.run(handler)
+    assert result.outcome == "ok", result.error
+    assert result.message["status"] == {
+        "error": True,
+        "category": "PNUnknownCategory",  # the SDK's for a 404
+        "statusCode": 404,
+        "errorData": {
+            "status": 404,
+            "error": {"message": "Requested object was not found.", "source": "objects"},
+        },
+    }

@@ -22,17 +22,44 @@ if TYPE_CHECKING:
 class HandlerCallError(Exception):
     """A host call failed: the handler's Promise rejects with a JS error of this type."""
 
-    def __init__(self, error_type: str, message: str, code: str | None = None) -> None:
+    def __init__(
+        self,
+        error_type: str,
+        message: str,
+        code: str | None = None,
+        status: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.message = message
         self.code = code
+        self.status = status  # a service's refusal: the SDK's `error.status`
 
     def to_payload(self) -> str:
         data: dict[str, Any] = {"name": self.error_type, "message": self.message}
         if self.code:
             data["code"] = self.code
+        if self.status:
+            data["status"] = self.status
         return json.dumps(data)
+
+
+# The JavaScript SDK's category for a service's refusal (PubNubAPIError): by HTTP status.
+_CATEGORIES = {400: "PNBadRequestCategory", 403: "PNAccessDeniedCategory"}
+
+
+def service_status(status_code: int, error_data: Any) -> dict[str, Any]:
+    """What a PubNub SDK call that the service refused carries as `error.status`:
+    handlers check `error.status.statusCode` (a 404 from getUUIDMetadata, say)."""
+    category = _CATEGORIES.get(status_code)
+    if category is None:
+        category = "PNServerErrorCategory" if status_code >= 500 else "PNUnknownCategory"
+    return {
+        "error": True,
+        "category": category,
+        "statusCode": status_code,
+        "errorData": error_data,
+    }
 
 
 class JSArg:

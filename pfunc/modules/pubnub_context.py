@@ -11,7 +11,7 @@ from typing import Any
 
 from pfunc.access import AccessProblem
 from pfunc.app_context_shapes import ObjectsError
-from pfunc.modules.calls import CallContext, HandlerCallError, required_text
+from pfunc.modules.calls import CallContext, HandlerCallError, required_text, service_status
 from pfunc.pubnub_data import PubNubData
 
 Call = Callable[[dict[str, Any], PubNubData, CallContext], Awaitable[Any]]
@@ -119,7 +119,8 @@ async def _grant_token(options: dict[str, Any], data: PubNubData, ctx: CallConte
     try:
         return data.access.grant_token(options)
     except AccessProblem as problem:
-        raise HandlerCallError("Error", f"pubnub.grantToken: {problem}") from None
+        status = service_status(400, problem.body("grant"))
+        raise HandlerCallError("Error", f"pubnub.grantToken: {problem}", status=status) from None
 
 
 async def _revoke_token(options: Any, data: PubNubData, ctx: CallContext) -> Any:
@@ -132,7 +133,8 @@ async def _revoke_token(options: Any, data: PubNubData, ctx: CallContext) -> Any
     try:
         await data.access.revoke_token(token)
     except AccessProblem as problem:
-        raise HandlerCallError("Error", f"pubnub.revokeToken: {problem}") from None
+        status = service_status(400, problem.body("revoke"))
+        raise HandlerCallError("Error", f"pubnub.revokeToken: {problem}", status=status) from None
     return {}
 
 
@@ -147,6 +149,7 @@ def _app_context_errors(call: Call, method: str) -> Call:
                 f"pubnub.{method}: {error.message}"
                 + (f" {detail}" if detail else "")
                 + f" (status {error.status})",
+                status=service_status(error.status, error.to_json()),
             ) from None
 
     return guarded

@@ -16,9 +16,10 @@ from pfunc.history import (
     MAX_ACTION_TYPE,
     MessageAction,
     action_event,
+    actions_refusal,
     grouped_actions,
 )
-from pfunc.modules.calls import CallContext, HandlerCallError, required_text
+from pfunc.modules.calls import CallContext, HandlerCallError, required_text, service_status
 from pfunc.pubnub_data import PubNubData
 
 # A call of the pubnub module's table: (options, the project's state, the context).
@@ -241,7 +242,11 @@ class PubNubState:
             int(ctx.timetoken()) if ctx.timetoken else 0,
         )
         if not await data.history.add_action(channel, added):
-            raise HandlerCallError("Error", "pubnub.addMessageAction: Action Already Added")
+            raise HandlerCallError(
+                "Error",
+                "pubnub.addMessageAction: Action Already Added",
+                status=service_status(409, actions_refusal(409, "Action Already Added")),
+            )
         data.announce((channel, action_event("added", added), ACTION_EVENT, added.uuid))
         return {"data": added.to_json()}
 

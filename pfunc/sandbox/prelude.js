@@ -349,6 +349,7 @@ var console;
     const Kind = info.name === "TypeError" ? TypeError : info.name === "RangeError" ? RangeError : Error;
     const error = new Kind(info.message);
     if (info.code) __pfunc_hide(error, "code", info.code);
+    if (info.status) error.status = info.status;  // as the SDK's PubNubError carries it
     // The frames of the call site, under this error's own first line.
     const sites = waiter.site.stack;
     const site = Array.isArray(sites) ? __pfunc_prepareStack(waiter.site, sites) : "";

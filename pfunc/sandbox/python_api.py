@@ -89,6 +89,7 @@ class _Connection:
         kind = {"TypeError": TypeError, "RangeError": RangeError}.get(info["name"], HandlerError)
         error = kind(info["message"])
         error.code = info.get("code")  # type: ignore[attr-defined]
+        error.status = info.get("status")  # type: ignore[attr-defined]
         raise error
 
 

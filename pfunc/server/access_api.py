@@ -25,19 +25,7 @@ SERVICE = "Access Manager"
 
 def problem_answer(problem: AccessProblem, source: str) -> web.Response:
     """PubNub's 400 for a grant or revoke it will not do (as recorded)."""
-    detail = {
-        "message": problem.detail,
-        "location": problem.location,
-        "locationType": problem.location_type,
-    }
-    return web.json_response(
-        {
-            "error": {"message": problem.message, "source": source, "details": [detail]},
-            "service": SERVICE,
-            "status": 400,
-        },
-        status=400,
-    )
+    return web.json_response(problem.body(source), status=400)
 
 
 class AccessAPI:

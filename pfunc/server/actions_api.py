@@ -9,7 +9,13 @@ from typing import Any
 from aiohttp import web
 
 from pfunc import jsonio
-from pfunc.history import ACTION_EVENT, MAX_ACTION_TYPE, MessageAction, action_event
+from pfunc.history import (
+    ACTION_EVENT,
+    MAX_ACTION_TYPE,
+    MessageAction,
+    action_event,
+    actions_refusal,
+)
 from pfunc.numbers import whole_number
 from pfunc.server.state import DevState
 from pfunc.server.wire import query_count, wrong_key
@@ -18,9 +24,7 @@ BASE = "/v1/message-actions/{sub}/channel/{channel}"
 
 
 def actions_error(status: int, message: str) -> web.Response:
-    return web.json_response(
-        {"status": status, "error": {"source": "actions", "message": message}}, status=status
-    )
+    return web.json_response(actions_refusal(status, message), status=status)
 
 
 class ActionsAPI:
