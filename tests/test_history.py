@@ -273,7 +273,11 @@ export default async (request, response) => {
   try {
     await pubnub.publish({ channel: "kept", message: { n: 4 }, customMessageType: "pn-x" });
   } catch (error) { refused = error.message; }
-  return response.send({ refused });
+  const file = await pubnub.publishFile({
+    channel: "kept", fileId: "f1", fileName: "a.txt", message: { t: 1 },
+  });
+  const fetched = await pubnub.fetchMessages({ channels: ["kept"] });
+  return response.send({ refused, file, fetched: fetched.channels.kept });
 };
 """
 
@@ -283,15 +287,26 @@ def test_a_functions_publish_options_are_kept_as_a_clients_are(tmp_path):
     what they mean in a client's publish."""
     server = InProcessDev(with_api(project(tmp_path), "sender", SENDER))
     try:
-        status, _, body = server.request("GET", "/v1/blocks/sub-key/sub-c-h/sender")
-        assert status == 200, body
-        assert json.loads(body)["refused"].startswith('pubnub.publish: customMessageType "pn-x"')
+        status, _, body_of_sender = server.request("GET", "/v1/blocks/sub-key/sub-c-h/sender")
+        assert status == 200, body_of_sender
+        assert json.loads(body_of_sender)["refused"].startswith(
+            'pubnub.publish: customMessageType "pn-x"'
+        )
         status, _, body = server.request(
             "GET", "/v3/history/sub-key/sub-c-h/channel/kept?include_custom_message_type=true"
         )
         stored = json.loads(body)["channels"]["kept"]
         # the unstored one is not there; the custom type is kept with its message
-        assert [entry["message"]["n"] for entry in stored] == [1, 3]
+        assert [entry["message"].get("n") for entry in stored] == [1, 3, None]
         assert stored[0]["custom_message_type"] == "chat-msg"
+        # fetchMessages in a function answers as the SDK does: types, and a file's URL
+        sent = json.loads(body_of_sender)
+        assert isinstance(sent["file"]["timetoken"], str)
+        fetched = sent["fetched"]
+        assert [entry["messageType"] for entry in fetched] == [-1, -1, 4]
+        assert (
+            fetched[0]["customMessageType"] == "chat-msg" and "customMessageType" not in fetched[1]
+        )
+        assert fetched[2]["message"]["file"]["url"].endswith("/files/f1/a.txt")
     finally:
         server.stop()

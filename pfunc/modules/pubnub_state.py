@@ -13,6 +13,7 @@ from typing import Any
 
 from pfunc.history import (
     ACTION_EVENT,
+    FILE_MESSAGE,
     MAX_ACTION_TYPE,
     MessageAction,
     action_event,
@@ -121,12 +122,25 @@ class PubNubState:
             )
             entries = []
             for stored in found:
+                # As the JavaScript SDK gives them: a message type (-1 a message, 4 a
+                # file, whose file gets its URL), a custom type when there is one.
+                message = stored.message
+                if stored.message_type == FILE_MESSAGE and isinstance(message, dict):
+                    file = message.get("file")
+                    if isinstance(file, dict) and data.files is not None:
+                        url = data.files.file_url(
+                            channel, str(file.get("id")), str(file.get("name"))
+                        )
+                        message = {**message, "file": {**file, "url": url}}
                 entry: dict[str, Any] = {
                     "channel": channel,
-                    "message": stored.message,
+                    "message": message,
                     "timetoken": str(stored.timetoken),
+                    "messageType": -1 if stored.message_type is None else stored.message_type,
                     "uuid": stored.publisher,
                 }
+                if stored.custom_type:
+                    entry["customMessageType"] = stored.custom_type
                 if options.get("includeMeta") and stored.meta is not None:
                     entry["meta"] = stored.meta
                 if options.get("includeMessageActions"):
