@@ -85,7 +85,9 @@ class Bus:
         report.drop = self._drop(channel, message, verb, hop)
         if report.drop is not None:
             return report
-        request_meta = {**(client or {}), **(meta or {})}
+        # What the server knows of the client wins over the publisher's own meta: a
+        # function banning a clientip must not be fooled by a meta that names another.
+        request_meta = {**(meta or {}), **(client or {})}
         spec = EventSpec(channel=channel, params=params or {}, meta=request_meta)
         # Handlers of a file message see the verb "publish", as their kinds' rows say.
         event_verb = None if verb == FILE else verb

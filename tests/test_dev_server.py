@@ -1381,7 +1381,9 @@ def test_functions_see_the_publishing_clients_user_agent_and_address(tmp_path_fa
     """
     for dev in serve_project(tmp_path_factory, "meta", CLIENT_META, {"seen.js": seen}):
         agent = {"User-Agent": "MyApp/1.0 (test)"}
-        meta = urllib.parse.quote('{"room":"r1"}')
+        # a publisher's meta naming another address does not hide its own
+        given = {"room": "r1", "clientip": "6.6.6.6"}
+        meta = urllib.parse.quote(json.dumps(given))
         status, _, _ = dev.request(
             "GET", f"/publish/pub-c-m/sub-c-m/0/ch/0/%7B%7D?uuid=a&store=1&meta={meta}", None, agent
         )
@@ -1392,10 +1394,10 @@ def test_functions_see_the_publishing_clients_user_agent_and_address(tmp_path_fa
         assert entry["message"]["meta"] == {
             "useragent": "MyApp/1.0 (test)",
             "clientip": "127.0.0.1",
-            "origin": "127.0.0.1",
+            "origin": f"127.0.0.1:{dev.port}",  # the origin the client asked for
             "room": "r1",
         }
-        assert entry["meta"] == {"room": "r1"}
+        assert entry["meta"] == given
 
 
 @pytest.mark.parametrize(

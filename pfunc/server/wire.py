@@ -32,12 +32,15 @@ def header_text(value: str) -> str:
 
 def client_meta(request: web.Request) -> dict[str, str]:
     """What a function's `request.meta` says of the client that sent `request`: its user
-    agent and address, as PubNub reports the publishing client's."""
+    agent, address and the origin it was configured with (the Host it asked), as PubNub
+    reports the publishing client's."""
     meta = {}
     if "User-Agent" in request.headers:
         meta["useragent"] = header_text(request.headers["User-Agent"])
     if request.remote:
         meta["clientip"] = request.remote
+    if "Host" in request.headers:
+        meta["origin"] = header_text(request.headers["Host"])
     return meta
 
 
