@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 
 DEFAULT_CHANNEL = "default"
+PRESENCE_SUFFIX = "-pnpres"  # a channel's presence channel is its name and this
 # PubNub's list of what a channel name may not hold (its support article "What are valid
 # channel names"): comma, colon, slash, backslash, space, and (below) control characters;
 # `*` is a wildcard's (channel_problem); quotes are allowed.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pfunc.channels import channel_matches
+from pfunc.channels import PRESENCE_SUFFIX, channel_matches
 from pfunc.events import EventKind
 from pfunc.executor import Executor
 from pfunc.project import FunctionConfig, Project, display_path
@@ -30,12 +30,18 @@ class FunctionRegistry:
         self._by_file: dict[str, Executor] = {}
 
     def bound_to(self, kind: EventKind, channel: str) -> list[FunctionConfig]:
-        """The functions of `kind` whose channels match `channel`, in pfunc.toml order."""
+        """The functions of `kind` whose channels match `channel`, in pfunc.toml order. A
+        presence function may name the presence channel (lobby-pnpres) or the channel it
+        is about (lobby): presence events are about the latter."""
+        suffix = PRESENCE_SUFFIX if kind.trigger == "presence" else ""
         return [
             function
             for function in self.project.functions
             if function.event == kind.name
-            and any(channel_matches(pattern, channel) for pattern in function.channels)
+            and any(
+                channel_matches(pattern.removesuffix(suffix) if suffix else pattern, channel)
+                for pattern in function.channels
+            )
         ]
 
     def executor(self, function: FunctionConfig) -> Executor:

@@ -1423,3 +1423,22 @@ def test_a_custom_message_type_pubnub_refuses_is_refused(dev, custom_type, statu
         assert answered == status, (route, body)
         if status == 400:
             assert json.loads(body)[:2] == [0, "Invalid Custom Message Type"]
+
+
+def test_a_presence_function_may_name_the_presence_channel(tmp_path):
+    """channels = ["lobby-pnpres"] (the channel presence events travel on) binds the
+    function to lobby's presence, as channels = ["lobby"] does."""
+    make_project(tmp_path)
+    project = tmp_path / "pfunc.toml"
+    project.write_text(
+        project.read_text().replace('channels = ["lobby"]', 'channels = ["lobby-pnpres"]')
+    )
+    server = InProcessDev(tmp_path)
+    try:
+        server.request(
+            "GET", "/v2/presence/sub-key/sub-c-t/channel/lobby/heartbeat?uuid=zed&heartbeat=60"
+        )
+        event = server.wait_for(lambda e: e["type"] == "execution" and e["function"] == "presence")
+        assert event["outcome"] == "ok"
+    finally:
+        server.stop()
