@@ -88,7 +88,10 @@ class Bus:
         # What the server knows of the client wins over the publisher's own meta: a
         # function banning a clientip must not be fooled by a meta that names another.
         request_meta = {**(meta or {}), **(client or {})}
-        spec = EventSpec(channel=channel, params=params or {}, meta=request_meta)
+        # The functions see the publisher subscribers and history see, made up or not.
+        spec = EventSpec(
+            channel=channel, params={**given, "uuid": report.publisher}, meta=request_meta
+        )
         # Handlers of a file message see the verb "publish", as their kinds' rows say.
         event_verb = None if verb == FILE else verb
         current = message

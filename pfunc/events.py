@@ -69,6 +69,7 @@ TRIGGERS = tuple(dict.fromkeys(kind.trigger for kind in KINDS.values()))
 PRESENCE_ACTIONS = ("join", "leave", "timeout", "state-change", "interval")
 # A fire runs the publish functions; it only differs in never reaching subscribers.
 _BUS_TRIGGER = {"publish": "publish", "fire": "publish", "signal": "signal", FILE: FILE}
+_REST_ROUTE = {"signal": "signal"}  # the REST path a verb arrives on (fire is a publish)
 
 
 def kind_of(name: str) -> EventKind:
@@ -133,9 +134,8 @@ class MessageEvent:
     hop: int = 1  # 1 when a client published; +1 for each handler publish in a chain
 
     def to_sandbox(self, keyset: Keyset) -> dict[str, Any]:
-        keys = f"{keyset.publish_key}/{keyset.subscribe_key}"
         is_file = KINDS[self.kind].trigger == FILE
-        channel = self.channel
+        route = "/v1/files/publish-file" if is_file else f"/{_REST_ROUTE.get(self.verb, 'publish')}"
         return {
             "kind": self.kind,
             "message": self.message,
@@ -146,7 +146,7 @@ class MessageEvent:
             "pubkey": keyset.publish_key,
             "subkey": keyset.subscribe_key,
             "version": "2.0",
-            "uri": f"{'/v1/files/publish-file' if is_file else '/publish'}/{keys}/0/{channel}/0",
+            "uri": f"{route}/{keyset.publish_key}/{keyset.subscribe_key}/0/{self.channel}/0",
         }
 
 

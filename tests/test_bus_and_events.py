@@ -493,3 +493,42 @@ def test_a_refusal_of_the_service_carries_the_sdks_status(harness, write_handler
             "error": {"message": "Requested object was not found.", "source": "objects"},
         },
     }
+
+
+def test_functions_see_the_publisher_subscribers_see_and_the_route_it_came_by(
+    harness, tmp_path
+):
+    """A publish with no uuid gets one made up (as PubNub does): the function sees that
+    one, not a placeholder, and a signal's request.uri is the signal route."""
+    (tmp_path / "seen.js").write_text(
+        "export default (request) => {\n"
+        "  request.message = { uuid: request.params.uuid, uri: request.uri };\n"
+        "  return request.ok();\n"
+        "};\n"
+    )
+    harness.use_project(
+        """
+        [project]
+        subscribe_key = "sub-c-s"
+        publish_key = "pub-c-s"
+
+        [[functions]]
+        name = "seen"
+        file = "seen.js"
+        event = "before-publish"
+        channels = ["room"]
+
+        [[functions]]
+        name = "seen-signal"
+        file = "seen.js"
+        event = "before-signal"
+        channels = ["room"]
+        """,
+        tmp_path,
+    )
+    published = harness.publish("room", {"a": 1})
+    assert published.message["uuid"] == published.publisher
+    assert published.message["uri"].startswith("/publish/")
+    signalled = harness.publish("room", {"b": 2}, verb="signal")
+    assert signalled.message["uuid"] == signalled.publisher
+    assert signalled.message["uri"].startswith("/signal/")
