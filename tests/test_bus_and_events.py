@@ -532,3 +532,24 @@ def test_functions_see_the_publisher_subscribers_see_and_the_route_it_came_by(
     signalled = harness.publish("room", {"b": 2}, verb="signal")
     assert signalled.message["uuid"] == signalled.publisher
     assert signalled.message["uri"].startswith("/signal/")
+
+
+def test_history_calls_the_sdk_refuses_are_refused_in_its_words(harness, write_handler):
+    handler = write_handler(
+        """
+        const pubnub = require("pubnub");
+        const refusal = (promise) => promise.then(() => "answered", (error) => error.message);
+        export default async (request) => request.ok({
+          counts: await refusal(pubnub.messageCounts({ channels: ["a"] })),
+          fetched: await refusal(
+            pubnub.fetchMessages({ channels: ["a", "b"], includeMessageActions: true })),
+        });
+        """,
+        "refused.js",
+    )
+    result = harness.run(handler)
+    assert result.message == {
+        "counts": "pubnub.messageCounts: `timetoken` or `channelTimetokens` need to be set",
+        "fetched": "pubnub.fetchMessages: History can return actions data for a single channel "
+        "only. Either pass a single channel or disable the includeMessageActions flag.",
+    }

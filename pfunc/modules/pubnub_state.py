@@ -110,6 +110,12 @@ class PubNubState:
         self, options: dict[str, Any], data: PubNubData, ctx: CallContext
     ) -> Any:
         channels = _names(options, "channels", "fetchMessages")
+        if options.get("includeMessageActions") and len(channels) > 1:
+            raise HandlerCallError(  # the JavaScript SDK's words
+                "TypeError",
+                "pubnub.fetchMessages: History can return actions data for a single channel "
+                "only. Either pass a single channel or disable the includeMessageActions flag.",
+            )
         most = 100 if len(channels) == 1 else 25
         answer: dict[str, list[dict[str, Any]]] = {}
         for channel in channels:
@@ -156,6 +162,11 @@ class PubNubState:
         self, options: dict[str, Any], data: PubNubData, ctx: CallContext
     ) -> Any:
         channels = _names(options, "channels", "messageCounts")
+        if not options.get("timetoken") and not options.get("channelTimetokens"):
+            raise HandlerCallError(  # the JavaScript SDK's words
+                "TypeError",
+                "pubnub.messageCounts: `timetoken` or `channelTimetokens` need to be set",
+            )
         tokens = options.get("channelTimetokens") or [options.get("timetoken")]
         if len(tokens) == 1:
             tokens = tokens * len(channels)
