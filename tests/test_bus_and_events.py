@@ -543,6 +543,7 @@ def test_history_calls_the_sdk_refuses_are_refused_in_its_words(harness, write_h
           counts: await refusal(pubnub.messageCounts({ channels: ["a"] })),
           fetched: await refusal(
             pubnub.fetchMessages({ channels: ["a", "b"], includeMessageActions: true })),
+          members: await refusal(pubnub.objects.setMemberships({ uuid: "u", channels: [] })),
         });
         """,
         "refused.js",
@@ -552,4 +553,5 @@ def test_history_calls_the_sdk_refuses_are_refused_in_its_words(harness, write_h
         "counts": "pubnub.messageCounts: `timetoken` or `channelTimetokens` need to be set",
         "fetched": "pubnub.fetchMessages: History can return actions data for a single channel "
         "only. Either pass a single channel or disable the includeMessageActions flag.",
+        "members": "pubnub.objects.setMemberships: Channels cannot be empty",
     }

@@ -108,6 +108,9 @@ def _links(side: str, action: str) -> Call:
         listed = options.get(items)
         if not isinstance(listed, list):
             raise HandlerCallError("TypeError", f"pubnub.{method}: {items} must be a list")
+        if not listed:  # the JavaScript SDK refuses to send none
+            named = "Channels" if items == "channels" else "UUIDs"
+            raise HandlerCallError("TypeError", f"pubnub.{method}: {named} cannot be empty")
         return await target(id_, listed, **listing)
 
     return call
