@@ -159,6 +159,7 @@ export default async (request, response) => {
   const fetched = await pubnub.fetchMessages({ channels: ["log.a"], count: 1 });
   const counts = await pubnub.messageCounts({ channels: ["log.a"], channelTimetokens: ["0"] });
   const here = await pubnub.hereNow({ channels: ["log.a"], includeState: true });
+  const plain = await pubnub.hereNow({ channels: ["log.a"] });
   const where = await pubnub.whereNow({ uuid: "ada" });
   const state = await pubnub.getState({ uuid: "ada", channels: ["log.a"] });
   const newest = history.messages[history.messages.length - 1];
@@ -176,7 +177,9 @@ export default async (request, response) => {
       channel: "log.a", messageTimetoken: newest.timetoken, action: { type: "x".repeat(16), value: "v" },
     });
   } catch (error) { long = error.message; }
-  return response.send({ history, fetched, counts, here, where, state, action, actions, paged, long });
+  return response.send({
+    history, fetched, counts, here, plain, where, state, action, actions, paged, long,
+  });
 };
 """
 
@@ -208,7 +211,11 @@ def test_functions_read_and_change_the_same_state(tmp_path):
         assert [m["message"]["n"] for m in seen["fetched"]["channels"]["log.a"]] == [2]
         assert seen["counts"]["channels"] == {"log.a": 3}
         assert seen["here"]["channels"]["log.a"]["occupancy"] == 1
-        assert seen["here"]["channels"]["log.a"]["occupants"][0]["uuid"] == "ada"
+        # as the SDK maps them: a state where asked for and set, null where not asked for
+        assert seen["here"]["channels"]["log.a"]["occupants"] == [
+            {"uuid": "ada", "state": {"mood": "ok"}}
+        ]
+        assert seen["plain"]["channels"]["log.a"]["occupants"] == [{"uuid": "ada", "state": None}]
         assert seen["where"]["channels"] == ["log.a"]
         assert seen["state"]["channels"] == {"log.a": {"mood": "ok"}}
         assert seen["action"]["data"]["value"] == "fn"

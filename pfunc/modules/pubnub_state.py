@@ -199,10 +199,15 @@ class PubNubState:
         for channel in presence.occupied() if listed is None else listed:
             occupants = []
             if options.get("includeUUIDs", True):
+                # As the SDK maps the service's answer: without state asked, each uuid
+                # with state null; with it, a state only where there is one.
                 for uuid in presence.members(channel):
                     occupant: dict[str, Any] = {"uuid": uuid}
-                    if options.get("includeState"):
-                        occupant["state"] = presence.state(channel, uuid) or None
+                    state = presence.state(channel, uuid)
+                    if not options.get("includeState"):
+                        occupant["state"] = None
+                    elif state:
+                        occupant["state"] = state
                     occupants.append(occupant)
             channels[channel] = {
                 "name": channel,
