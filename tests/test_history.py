@@ -160,6 +160,9 @@ export default async (request, response) => {
   const counts = await pubnub.messageCounts({ channels: ["log.a"], channelTimetokens: ["0"] });
   const here = await pubnub.hereNow({ channels: ["log.a"], includeState: true });
   const plain = await pubnub.hereNow({ channels: ["log.a"] });
+  const texts = await pubnub.history({ channel: "log.a", count: 1, stringifiedTimeToken: true });
+  const kinds = [typeof history.messages[0].timetoken, typeof history.startTimeToken,
+                 typeof texts.messages[0].timetoken];
   const where = await pubnub.whereNow({ uuid: "ada" });
   const state = await pubnub.getState({ uuid: "ada", channels: ["log.a"] });
   const newest = history.messages[history.messages.length - 1];
@@ -178,7 +181,7 @@ export default async (request, response) => {
     });
   } catch (error) { long = error.message; }
   return response.send({
-    history, fetched, counts, here, plain, where, state, action, actions, paged, long,
+    history, fetched, counts, here, plain, where, state, action, actions, paged, long, kinds,
   });
 };
 """
@@ -208,6 +211,8 @@ def test_functions_read_and_change_the_same_state(tmp_path):
         seen = json.loads(body)
         assert [m["entry"]["n"] for m in seen["history"]["messages"]] == [1, 2]
         assert seen["history"]["messages"][1]["meta"] == {"i": 2}
+        # numbers, as the SDK's history gives them, unless asked for text
+        assert seen["kinds"] == ["number", "number", "string"]
         assert [m["message"]["n"] for m in seen["fetched"]["channels"]["log.a"]] == [2]
         assert seen["counts"]["channels"] == {"log.a": 3}
         assert seen["here"]["channels"]["log.a"]["occupancy"] == 1

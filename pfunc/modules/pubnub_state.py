@@ -94,16 +94,20 @@ class PubNubState:
             reverse=bool(options.get("reverse")),
             now_ms=ctx.clock.now_ms(),
         )
+        # As the SDK's history gives them: numbers (a JavaScript number holds 17 digits only
+        # roughly), a message's as text with stringifiedTimeToken.
+        as_text = bool(options.get("stringifiedTimeToken"))
         messages = []
         for stored in found:
-            entry: dict[str, Any] = {"entry": stored.message, "timetoken": str(stored.timetoken)}
+            token = str(stored.timetoken) if as_text else stored.timetoken
+            entry: dict[str, Any] = {"entry": stored.message, "timetoken": token}
             if options.get("includeMeta") and stored.meta is not None:
                 entry["meta"] = stored.meta
             messages.append(entry)
         return {
             "messages": messages,
-            "startTimeToken": str(found[0].timetoken) if found else "0",
-            "endTimeToken": str(found[-1].timetoken) if found else "0",
+            "startTimeToken": found[0].timetoken if found else 0,
+            "endTimeToken": found[-1].timetoken if found else 0,
         }
 
     async def _fetchMessages(
