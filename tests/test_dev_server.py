@@ -714,6 +714,10 @@ def test_functions_can_be_triggered_from_the_console(dev):
     dev.type('publish chat.room {"text": "typed"}')
     shouted = dev.wait_for(lambda e: e["type"] == "execution" and e["function"] == "shout")
     assert shouted["outcome"] == "ok" and shouted["channel"] == "chat.room"
+    # a publish no function runs on still says what became of it
+    dev.type('publish news {"text": "plain"}')
+    sent = dev.wait_for(lambda e: e["type"] == "console-published")
+    assert sent["channel"] == "news" and sent["timetoken"] and sent["dropped"] is None
     dev.type("dance")
     refused = dev.wait_for(lambda e: e["type"] == "console-error")
     assert "run NAME [JSON]" in refused["error"]

@@ -89,7 +89,17 @@ class Admin:
                 problem = name_problem(words[1])
                 if problem:
                     raise PfuncUsageError(f"channel {words[1]!r}: {problem}")
-                await self.state.bus.publish(words[1], message, verb=words[0])
+                report = await self.state.bus.publish(words[1], message, verb=words[0])
+                if not report.executions:  # no function's line says what became of it
+                    self.state.log(
+                        {
+                            "type": "console-published",
+                            "verb": words[0],
+                            "channel": words[1],
+                            "timetoken": report.timetoken,
+                            "dropped": report.drop.message if report.drop else None,
+                        }
+                    )
             else:
                 raise PfuncUsageError(CONSOLE_HELP)
         except (FunctionNotFound, PfuncUsageError) as error:

@@ -229,6 +229,15 @@ class DevLog:
     def _bad_request(self, event: dict[str, Any]) -> None:
         self.out.line((f"a request that could not be read was refused: {event['error']}", "dim"))
 
+    def _console_published(self, event: dict[str, Any]) -> None:
+        what = f"{event['verb']} on {event['channel']}"
+        if event["dropped"]:
+            self.out.line((f"{what}: not sent, {event['dropped']}", "yellow"))
+        else:
+            self.out.line(
+                (f"{what}: sent (timetoken {event['timetoken']}), no function runs on it", "dim")
+            )
+
     def _console_error(self, event: dict[str, Any]) -> None:
         self.out.line((f"{event['command']}: {event['error']}", "red"))
 
