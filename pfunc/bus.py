@@ -106,6 +106,17 @@ class Bus:
                     report.message = current
                     return report
                 current = keep_file(message, result.message) if verb == FILE else result.message
+                changed = result.message
+                if (
+                    verb == FILE
+                    and isinstance(changed, dict)
+                    and isinstance(message, dict)
+                    and (changed.get("file") != message.get("file"))
+                ):
+                    result.warnings.append(
+                        "the file message's file stays the uploaded one: the function's change "
+                        "to it is ignored (a function may change the text, not the file)"
+                    )
         report.message = current
         report.delivered = True
         report.timetoken = self.runtime.timetokens.next()

@@ -137,6 +137,9 @@ def test_file_messages_go_through_the_file_functions_and_keep_their_file(harness
     # A function changes the text, never which file the message is about.
     assert swap.message == {"message": "swapped", "file": {"id": "id-1", "name": "a.txt"}}
     assert plain.message == {"message": "just text", "file": {"id": "id-1", "name": "a.txt"}}
+    # ... and says so where it tried, not where it only changed the text
+    assert any("stays the uploaded one" in w for w in swap.executions[0].warnings)
+    assert not plain.executions[0].warnings and not hello.executions[0].warnings
     assert [s.message_type for s in stored] == [4, 4, 4]
     assert last == plain.message
 
