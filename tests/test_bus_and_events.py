@@ -495,9 +495,7 @@ def test_a_refusal_of_the_service_carries_the_sdks_status(harness, write_handler
     }
 
 
-def test_functions_see_the_publisher_subscribers_see_and_the_route_it_came_by(
-    harness, tmp_path
-):
+def test_functions_see_the_publisher_subscribers_see_and_the_route_it_came_by(harness, tmp_path):
     """A publish with no uuid gets one made up (as PubNub does): the function sees that
     one, not a placeholder, and a signal's request.uri is the signal route."""
     (tmp_path / "seen.js").write_text(

@@ -112,7 +112,9 @@ def test_a_thrown_null_the_source_cannot_tell_says_both(harness, tmp_path):
     """
     hostile, healthy = run_then_healthy(harness, tmp_path, source)
     assert (hostile.outcome, hostile.error.type) == ("error", "Error")
-    assert "threw a non-Error value: null (or it ran out of its memory limit" in hostile.error.message
+    assert (
+        "threw a non-Error value: null (or it ran out of its memory limit" in hostile.error.message
+    )
     assert (healthy.outcome, healthy.message) == ("ok", {"n": 1})
 
 

@@ -80,7 +80,9 @@ def test_a_pem_key_needs_its_algorithm_named_and_a_wrong_key_fails(builtins):
     assert pyjwt.get_unverified_header(token)["alg"] == "ES384"
     with pytest.raises(SyncBuiltinError, match="invalid signature"):
         jwt_call(builtins, "verify", token, public_pem(ec.generate_private_key(ec.SECP384R1())))
-    with pytest.raises(SyncBuiltinError, match='"alg" parameter "ES256" requires curve "prime256v1"'):
+    with pytest.raises(
+        SyncBuiltinError, match='"alg" parameter "ES256" requires curve "prime256v1"'
+    ):
         jwt_call(builtins, "sign", {}, private_pem(ec_key, True), {"algorithm": "ES256"})
     with pytest.raises(SyncBuiltinError, match='"alg" parameter for "ec" key type must be one of'):
         jwt_call(builtins, "sign", {}, private_pem(ec_key, True), {"algorithm": "RS256"})

@@ -408,7 +408,10 @@ def test_presence_queries_through_a_channel_group_cover_its_channels_only(client
     base = "/v2/presence/sub-key/sub-c-js/channel"
     status, _, body = dev.request("GET", f"{base}/,/uuid/admin?channel-group=floor")
     late = {"shift": "late"}
-    assert (status, json.loads(body)["payload"]) == (200, {"channels": {"room.a": late, "room.b": late}})
+    assert (status, json.loads(body)["payload"]) == (
+        200,
+        {"channels": {"room.a": late, "room.b": late}},
+    )
     _, _, body = dev.request("GET", f"{base}/room.a/uuid/admin?channel-group=floor")
     assert json.loads(body)["payload"] == {"channels": {"room.a": late, "room.b": late}}
     _, _, body = dev.request("GET", f"{base}/elsewhere/uuid/admin")
