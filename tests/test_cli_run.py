@@ -182,6 +182,9 @@ def test_expect_flag_sets_the_exit_code(cli):
     )
     assert mismatch.code == 1
     assert "expected outcome abort, got ok" in mismatch.stderr
+    # an error that is meant: 0, which CI can assert a failing handler with
+    meant = cli("run", HANDLERS / "four_ops.js", "--expect", "error")
+    assert meant.code == 0 and meant.stderr == ""
 
 
 def test_fourth_operation_is_refused_not_performed_and_fails_the_run(cli, tmp_path):
