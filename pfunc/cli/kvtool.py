@@ -11,6 +11,7 @@ import contextlib
 import errno
 import json
 import os
+import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,11 @@ class KVTool:
             raise PfuncUsageError(
                 f"VALUE is not JSON ({error}); quote strings: pfunc kv set greeting '\"hi\"'"
             ) from None
+        if value is None:  # kvstore.get answers null for it as for no item at all
+            raise PfuncUsageError(
+                f"VALUE null stores nothing a handler can tell from no item; to remove {key!r}, "
+                f"use: pfunc kv rm {shlex.quote(key)}"
+            )
         ttl_arg = JSArg({"t": "undefined"}) if ttl is None else JSArg({"v": ttl})
         await self._call("set", _text(key), JSArg({"j": jsonio.dumps(value)}), ttl_arg)
 
