@@ -49,6 +49,9 @@ def key_range(prefix: str, after: str | None = None) -> tuple[str, str | bytes]:
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
+STATE_FOLDER = ".pfunc"  # the project's own state (the store, files): made when missing
+
+
 class CounterOverflow(ValueError):
     """A counter would pass what a 64-bit integer holds; nothing was written."""
 
@@ -171,7 +174,7 @@ class KVStore:
                 f"{path} is not a regular file; pass a file path for the KV store with --kv"
             )
         try:
-            if str(path) != ":memory:":
+            if path.parent.name == STATE_FOLDER:  # pfunc's own folder; any other must exist
                 path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
                 str(path), isolation_level=None, check_same_thread=False, timeout=0
@@ -189,19 +192,16 @@ class KVStore:
             conn.execute("PRAGMA busy_timeout=0")
         except StoreOpenError:
             raise
-        except sqlite3.DatabaseError as error:
+        except (sqlite3.DatabaseError, OSError) as error:
             if "not a database" in str(error) or "malformed" in str(error):
                 raise StoreOpenError(
                     f"{path} is not a usable SQLite file ({error}); it was left unchanged. "
                     "Pass another file with --kv, or restore it from a pfunc kv export."
                 ) from error
+            gone = not path.parent.is_dir()  # a typo'd --kv makes no folder of its own
             raise StoreOpenError(
-                f"cannot open the KV store at {path}: {error}. "
-                "Pass a writable file path with --kv, or fix the folder's permissions."
-            ) from error
-        except OSError as error:
-            raise StoreOpenError(
-                f"cannot open the KV store at {path}: {error}. "
+                f"cannot open the KV store at {path}: "
+                f"{f'there is no folder {path.parent}' if gone else error}. "
                 "Pass a writable file path with --kv, or fix the folder's permissions."
             ) from error
         return cls(path, conn)

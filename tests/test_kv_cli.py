@@ -86,6 +86,16 @@ def test_export_clear_import_round_trip(tmp_path):
     assert json.loads(kv(tmp_path, "counters", "--json").stdout)[0]["value"] == 4
 
 
+def test_a_kv_path_in_a_folder_that_is_not_there_is_refused_not_made(tmp_path):
+    typo = tmp_path / "dat" / "kv.sqlite3"  # a slip of the hand: no folder appears
+    run = run_cli("kv", "set", "k", "1", "--kv", typo, cwd=tmp_path)
+    assert run.code == 2 and f"there is no folder {typo.parent}" in run.stderr
+    assert not typo.parent.exists()
+    # pfunc's own .pfunc folder is made as ever
+    assert run_cli("kv", "set", "k", "1", cwd=tmp_path).code == 0
+    assert (tmp_path / ".pfunc" / "kv.sqlite3").is_file()
+
+
 def test_bad_input_is_refused_with_the_gateway_wording(tmp_path):
     null = kv(tmp_path, "set", "my key", "null")  # a handler could not tell it from nothing
     assert null.code == 2 and "use: pfunc kv rm 'my key'" in null.stderr
