@@ -394,3 +394,50 @@ def test_module_values_xhr_answers_and_top_level_built_ins_are_as_in_javascript(
     assert message["too_long"] == "RangeError"
     # as JSON.stringify shows a response: its fields, not its methods
     assert message["fields"] == ["$buffer", "body", "headers", "ok", "status", "statusText", "url"]
+
+
+def test_python_idioms_reach_the_modules_as_javascript_does(tmp_path):
+    """Python spellings of any registry name, create_task of a module call, a sync
+    handler's request.json(), a JavaScript error's own name, and values JSON cannot hold
+    named as such (a QA pass found each failing)."""
+    (tmp_path / "h.py").write_text(
+        "import asyncio\n"
+        "from pfunc import require\n"
+        "pubnub, jwt, b64, db = (require(n) for n in ('pubnub', 'jwt', 'codec/base64', 'kvstore'))\n\n"
+        "async def handler(request, response):\n"
+        "    out = {}\n"
+        "    try:\n"
+        "        await pubnub.objects.get_uuid_metadata({'uuid': 'nobody'})\n"
+        "    except Exception as error:\n"
+        "        out['missing'] = error.status['statusCode']\n"
+        "    task = asyncio.create_task(db.incr_counter('n'))\n"
+        "    out['counted'] = await task\n"
+        "    token = jwt.sign({'a': 1, 'exp': 1}, 's')\n"
+        "    try:\n"
+        "        jwt.verify(token, 's')\n"
+        "    except Exception as error:\n"
+        "        out['expired'] = type(error).__name__\n"
+        "    try:\n"
+        "        b64.btoa(b'abc')\n"
+        "    except TypeError as error:\n"
+        "        out['bytes'] = str(error)\n"
+        "    out['body'] = request.json().result()\n"
+        "    return response.send(out)\n"
+    )
+    run = run_cli(
+        "run",
+        "h.py",
+        "--method",
+        "POST",
+        "--body",
+        '{"q": 1}',
+        "--limits",
+        "unlimited",
+        "--json",
+        cwd=tmp_path,
+    ).json()
+    assert run["outcome"] == "response", run["error"]
+    out = json.loads(run["response"]["body"])
+    assert out["missing"] == 404 and out["counted"] == 1
+    assert out["expired"] == "TokenExpiredError" and out["body"] == {"q": 1}
+    assert out["bytes"].startswith("Object of type bytes is not JSON serializable")

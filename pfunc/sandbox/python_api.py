@@ -11,33 +11,22 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from pfunc.modules import CONSTANTS, HOST_METHODS, SYNC_METHODS, SYNC_MODULES
 from pfunc.sandbox.pipes import read_soon, wait_readable
-
-
-def _strict(value: Any) -> str:
-    """JSON text as JavaScript and the host read it: no NaN or Infinity."""
-    try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except ValueError as error:
-        if "Out of range float" in str(error):
-            raise ValueError("it holds NaN or Infinity, which JSON has no way to write") from None
-        raise
-
-
-def _number_text(number: float) -> str:
-    """A number as JavaScript's String() writes it (1.0 is "1", NaN is "NaN")."""
-    if isinstance(number, int):
-        return str(number)
-    if number != number:
-        return "NaN"
-    if number in (float("inf"), float("-inf")):
-        return "Infinity" if number > 0 else "-Infinity"
-    return str(int(number)) if number.is_integer() and abs(number) < 1e21 else repr(number)
+from pfunc.sandbox.python_values import (
+    UNDEFINED,
+    FetchResponse,
+    JsObject,
+    Settled,
+    encode,
+    number_text,
+    strict_json,
+)
 
 
 class _Connection:
@@ -79,14 +68,15 @@ class _Connection:
                 "id": call_id,
                 "module": module,
                 "method": method,
-                "args": [_encode(arg) for arg in args],
+                "args": [encode(arg) for arg in args],
             }
         )
         reply = self.receive()
         if reply["ok"]:
             return None if reply.get("payload") is None else json.loads(reply["payload"])
         info = json.loads(reply["payload"])
-        kind = {"TypeError": TypeError, "RangeError": RangeError}.get(info["name"], HandlerError)
+        name = info["name"]
+        kind = {"TypeError": TypeError, "RangeError": RangeError}.get(name) or _error_class(name)
         error = kind(info["message"])
         error.code = info.get("code")  # type: ignore[attr-defined]
         error.status = info.get("status")  # type: ignore[attr-defined]
@@ -95,6 +85,15 @@ class _Connection:
 
 class HandlerError(Exception):
     """What a rejected JavaScript Promise is as a Python exception (name Error)."""
+
+
+@cache
+def _error_class(name: str) -> type[HandlerError]:
+    """The class of a rejection by its JavaScript name (TokenExpiredError...), a
+    HandlerError to catch; a plain Error is HandlerError itself."""
+    if name == "Error" or not name.isidentifier():
+        return HandlerError
+    return type(name, (HandlerError,), {"__module__": __name__})
 
 
 class RangeError(ValueError):
@@ -109,88 +108,17 @@ _SYNC_MODULES = tuple(name for name in SYNC_MODULES if name not in ("console", "
 _HOST_MODULES = tuple(HOST_METHODS)
 
 
-def _encode(value: Any) -> dict[str, Any]:
-    if value is _UNDEFINED:
-        return {"t": "undefined"}
-    if callable(value):
-        return {"t": "function"}
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return {"t": str(value)}
-    if value is None or isinstance(value, bool | int | float | str):
-        return {"v": value}
-    try:
-        return {"j": _strict(value)}
-    except ValueError as error:
-        return {"t": "cyclic" if "ircular" in str(error) else "NaN"}
-    except TypeError:
-        return {"t": "function"}
-
-
-_UNDEFINED = object()
-
-
-class JsObject(dict):  # type: ignore[type-arg]
-    """A JavaScript object as a Python handler sees it: a dict whose fields read as
-    attributes too (response.status, crypto.ALGORITHM.HMAC_SHA256)."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
-class Settled:
-    """What a JavaScript Promise settled at once is in Python: awaitable, or `.result()`."""
-
-    def __init__(self, value: Any = None, error: Exception | None = None) -> None:
-        self._value, self._error = value, error
-
-    def result(self) -> Any:
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-    def __await__(self):  # type: ignore[no-untyped-def]
-        future = asyncio.get_event_loop().create_future()
-        if self._error is not None:
-            future.set_exception(self._error)
-        else:
-            future.set_result(self._value)
-        return future.__await__()
-
-
-class FetchResponse(JsObject):
-    """xhr.fetch's answer as JavaScript handlers get it (prelude.js __pfunc_xhrResponse):
-    its fields by key or attribute, json() and text() as methods (so that, as with
-    JSON.stringify in JavaScript, json.dumps and console.log show the fields only)."""
-
-    def __init__(self, raw: Any) -> None:
-        super().__init__({key: raw.get(key) for key in ("status", "statusText", "headers")})
-        self["body"], self["url"] = raw.get("body"), raw.get("url")
-        self["ok"] = isinstance(raw.get("status"), int) and 200 <= raw["status"] < 300
-        self["$buffer"] = {"type": "Buffer", "data": raw.get("buffer") or []}
-
-    def json(self) -> Settled:
-        try:
-            return Settled(json.loads(self["body"]))
-        except (TypeError, ValueError) as error:
-            text = f"xhr response.json(): the body of {self['url']} is not valid JSON: {error}"
-            return Settled(error=ValueError(text))
-
-    def text(self) -> Settled:
-        return Settled(self["body"])
-
-
 # Results a module call gives Python in the shape JavaScript handlers get.
 _RESULT_SHAPES: dict[tuple[str, str], Callable[[Any], Any]] = {("xhr", "fetch"): FetchResponse}
 
 
-class HostCall:
-    """A module call's result: `await` it in async handlers, or `.result()` in sync ones."""
+class HostCall(Coroutine[Any, Any, Any]):
+    """A module call's result: `await` it in async handlers, or `.result()` in sync ones.
+    A coroutine too, so that asyncio.create_task takes it (stepping it performs the call)."""
 
     def __init__(self, module: str, method: str, args: tuple[Any, ...]) -> None:
         self._call = (module, method, args)
+        self._steps: Any = None
         self._shape = _RESULT_SHAPES.get((module, method), lambda value: value)
         # Performed when awaited (or .result()): in Python, unlike a JavaScript Promise, a
         # call nobody awaits never runs. The execution names those left so (unperformed).
@@ -225,6 +153,28 @@ class HostCall:
             future.set_exception(error.with_traceback(None))
         return future.__await__()
 
+    def send(self, value: Any) -> Any:
+        if self._steps is None:
+            self._steps = self.__await__()
+        return self._steps.send(value)
+
+    def throw(self, *error: Any) -> Any:
+        if self._steps is None:
+            self._steps = self.__await__()
+        return self._steps.throw(*error)
+
+    def close(self) -> None:
+        self._steps = None
+
+
+# (module, a method's name in lower case) -> the method as the registry spells it.
+_SPELLINGS = {
+    (module, method.lower()): method
+    for table in (HOST_METHODS, SYNC_METHODS)
+    for module, methods in table.items()
+    for method in methods
+}
+
 
 class _Module:
     def __init__(self, name: str, namespace: str = "") -> None:
@@ -239,9 +189,11 @@ class _Module:
         if method in constants:  # a value: uuid.NIL, crypto.ALGORITHM
             value = constants[method]
             return JsObject(value) if isinstance(value, dict) else value
-        # Python spellings work too: incr_counter is incrCounter, get_keys is getKeys.
+        # Python spellings work too: incr_counter is incrCounter, get_uuid_metadata is
+        # getUUIDMetadata (the registry's name whose letters they are, whatever the case).
         head, *rest = method.split("_")
         method = self._namespace + head + "".join(part[:1].upper() + part[1:] for part in rest)
+        method = _SPELLINGS.get((name, method.lower()), method)
         if name in _SYNC_MODULES or method in SYNC_METHODS.get(name, ()):
             # synchronous in JavaScript: synchronous here too
             call = _Method(lambda *args: CONNECTION.call("builtin", f"{name}.{method}", args))
@@ -366,15 +318,15 @@ class Request:
         # The execution clock (what Date.now() is in JavaScript): fixed by --now and tests.
         self.now_ms = execution.now_ms
 
-    def ok(self, message: Any = _UNDEFINED) -> HostCall | None:
-        value = self.message if message is _UNDEFINED or message is None else message
-        if message not in (_UNDEFINED, None) and self._execution.event["phase"] == "after":
+    def ok(self, message: Any = UNDEFINED) -> HostCall | None:
+        value = self.message if message is UNDEFINED or message is None else message
+        if message not in (UNDEFINED, None) and self._execution.event["phase"] == "after":
             self._execution.warnings.append(
                 f"request.ok(message) in an {self._execution.event['kind']} handler cannot "
                 "change the message: it was already delivered; the argument is ignored"
             )
         try:
-            text = _strict(value)
+            text = strict_json(value)
         except (TypeError, ValueError) as error:
             raise TypeError(
                 f"request.ok(): the message is not JSON-serialisable: {error}"
@@ -385,8 +337,12 @@ class Request:
     def abort(self, reason: Any = None) -> None:
         self._execution.complete("abort", {"reason": None if reason is None else _text(reason)})
 
-    async def json(self) -> Any:
-        return json.loads(self.body)
+    def json(self) -> Settled:
+        """The body parsed: awaited, or `.result()` in a sync handler, as module calls are."""
+        try:
+            return Settled(json.loads(self.body))
+        except ValueError as error:
+            return Settled(error=error)
 
 
 class Response:
@@ -403,7 +359,7 @@ class Response:
             text = body
         elif isinstance(body, dict | list | tuple):
             try:
-                text = _strict(body)
+                text = strict_json(body)
             except (TypeError, ValueError) as error:
                 raise TypeError(f"response.send(): the body is not JSON: {error}") from None
             if not any(k.lower() == "content-type" for k in headers):
@@ -411,7 +367,7 @@ class Response:
         elif isinstance(body, bool):
             text = "true" if body else "false"
         elif isinstance(body, int | float):
-            text = _number_text(body)
+            text = number_text(body)
         elif isinstance(body, bytes | bytearray):
             text = bytes(body).decode("utf-8", "replace")  # the body is text: UTF-8
         else:

@@ -45,7 +45,7 @@ def _error_info(error: BaseException, handler_file: str) -> dict[str, Any]:
         "message": str(error),
         "stack": _stack_text(frames),
     }
-    if isinstance(error, HandlerError):
+    if type(error) is HandlerError:  # a rejection with a name of its own keeps it
         info["type"] = "Error"
     if isinstance(error, SystemExit):
         info["message"] = (

@@ -1,0 +1,117 @@
+"""JavaScript values as a Python handler's worker sees and sends them: JSON as
+JSON.stringify writes it, what a module call's arguments become, and the objects that
+stand for JavaScript ones (an object whose fields read as attributes, a Promise settled
+at once, xhr.fetch's response)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+
+def strict_json(value: Any) -> str:
+    """JSON text as JavaScript's JSON.stringify writes it: a NaN or Infinity inside is null."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError as error:
+        if "Out of range float" not in str(error):
+            raise
+    return json.dumps(_finite(value), separators=(",", ":"), ensure_ascii=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def number_text(number: float) -> str:
+    """A number as JavaScript's String() writes it (1.0 is "1", NaN is "NaN")."""
+    if isinstance(number, int):
+        return str(number)
+    if number != number:
+        return "NaN"
+    if number in (float("inf"), float("-inf")):
+        return "Infinity" if number > 0 else "-Infinity"
+    return str(int(number)) if number.is_integer() and abs(number) < 1e21 else repr(number)
+
+
+def encode(value: Any) -> dict[str, Any]:
+    if value is UNDEFINED:
+        return {"t": "undefined"}
+    if callable(value):
+        return {"t": "function"}
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return {"t": str(value)}
+    if value is None or isinstance(value, bool | int | float | str):
+        return {"v": value}
+    try:
+        return {"j": strict_json(value)}
+    except ValueError as error:
+        return {"t": "cyclic" if "ircular" in str(error) else "NaN"}
+    except TypeError as error:  # bytes, a set, a datetime: JavaScript has no such value
+        raise TypeError(
+            f"{error}: a module takes what JSON holds (text, numbers, true/false, None, lists "
+            "and dicts); decode bytes, turn sets into lists and times into text"
+        ) from None
+
+
+UNDEFINED = object()
+
+
+class JsObject(dict):  # type: ignore[type-arg]
+    """A JavaScript object as a Python handler sees it: a dict whose fields read as
+    attributes too (response.status, crypto.ALGORITHM.HMAC_SHA256)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class Settled:
+    """What a JavaScript Promise settled at once is in Python: awaitable, or `.result()`."""
+
+    def __init__(self, value: Any = None, error: Exception | None = None) -> None:
+        self._value, self._error = value, error
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        future = asyncio.get_event_loop().create_future()
+        if self._error is not None:
+            future.set_exception(self._error)
+        else:
+            future.set_result(self._value)
+        return future.__await__()
+
+
+class FetchResponse(JsObject):
+    """xhr.fetch's answer as JavaScript handlers get it (prelude.js __pfunc_xhrResponse):
+    its fields by key or attribute, json() and text() as methods (so that, as with
+    JSON.stringify in JavaScript, json.dumps and console.log show the fields only)."""
+
+    def __init__(self, raw: Any) -> None:
+        super().__init__({key: raw.get(key) for key in ("status", "statusText", "headers")})
+        self["body"], self["url"] = raw.get("body"), raw.get("url")
+        self["ok"] = isinstance(raw.get("status"), int) and 200 <= raw["status"] < 300
+        self["$buffer"] = {"type": "Buffer", "data": raw.get("buffer") or []}
+
+    def json(self) -> Settled:
+        try:
+            return Settled(json.loads(self["body"]))
+        except (TypeError, ValueError) as error:
+            text = f"xhr response.json(): the body of {self['url']} is not valid JSON: {error}"
+            return Settled(error=ValueError(text))
+
+    def text(self) -> Settled:
+        return Settled(self["body"])
