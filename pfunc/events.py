@@ -324,8 +324,8 @@ def build_event(
         wrong = [name for name in names if name in given]
         if wrong:
             raise PfuncUsageError(
-                f"{', '.join(spell(name) for name in wrong)} do not apply to {row.name} "
-                f"events; {hint}"
+                f"{', '.join(map(spell, wrong))} {'does' if len(wrong) == 1 else 'do'} not "
+                f"apply to {row.name} events; {hint}"
             )
 
     def other_kind(trigger: str) -> str:

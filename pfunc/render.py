@@ -99,7 +99,8 @@ def render_publish(report: PublishReport, terminal: Terminal | None = None) -> N
     out.write("\n".join(tree.render(out)))
     if report.delivered:
         out.line("")
-        out.line(("Delivered message", "bold"))
+        # A fire reaches functions only, never a subscriber: nothing is delivered.
+        out.line(("Fired message" if report.verb == "fire" else "Delivered message", "bold"))
         out.line(_json(report.message))
 
 

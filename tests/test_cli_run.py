@@ -252,7 +252,7 @@ def test_unknown_flag_and_conflicting_flags_are_usage_errors(cli):
     assert cli("run", EXAMPLES / "rate_limit.js", "--bogus").code == 2
     conflict = cli("run", EXAMPLES / "rate_limit.js", "--event", "before-publish", "--body", "x")
     assert conflict.code == 2
-    assert "--body do not apply to before-publish events" in conflict.stderr
+    assert "--body does not apply to before-publish events" in conflict.stderr
 
 
 def test_syntax_error_names_file_line_and_column(cli):

@@ -28,10 +28,14 @@ def test_the_examples_pass(project):
 
 
 def test_pfunc_init_scenarios_pass_out_of_the_box(tmp_path):
-    assert run_cli("init", "app", cwd=tmp_path).code == 0
-    run = run_cli("test", cwd=tmp_path / "app")  # default: the project's tests/ folder
+    made = run_cli("init", "my app", cwd=tmp_path)
+    assert made.code == 0
+    assert "Next: cd 'my app' && pfunc dev" in made.stdout  # pasteable as it is printed
+    run = run_cli("test", cwd=tmp_path / "my app")  # default: the project's tests/ folder
     assert run.code == 0, run.stdout
     assert "4 passed, 0 failed" in run.stdout
+    fired = run_cli("fire", "chat.room", '{"user":"bob","text":"x"}', cwd=tmp_path / "my app")
+    assert "Fired message" in fired.stdout and "Delivered message" not in fired.stdout
 
 
 def _break(project: Path, old: str, new: str) -> None:

@@ -10,6 +10,7 @@ flag, malformed JSON, missing file, unusable KV path, invalid pfunc.toml).
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, ClassVar
@@ -264,7 +265,7 @@ def init(folder: Path) -> None:
         usage_failure(str(error))
     for path in written:
         click.echo(f"created {path}")
-    where = "" if folder == Path(".") else f"cd {folder} && "
+    where = "" if folder == Path(".") else f"cd {shlex.quote(str(folder))} && "  # pasteable
     click.echo(f"\nNext: {where}pfunc dev   (and pfunc test to run the scenarios)")
 
 

@@ -136,7 +136,8 @@ async def running_server(
         except OSError as error:
             await runner.cleanup()
             raise PfuncUsageError(
-                f"cannot listen on {host}:{port}: {error.strerror or error}; choose another --port"
+                f"cannot listen on {host}:{port}: {error.strerror or error}; choose another "
+                "--port, or a --host this machine has"
             ) from None
         bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
         url = f"http://{host if ':' not in host else f'[{host}]'}:{bound[1]}"
