@@ -8,6 +8,8 @@ from pathlib import Path
 
 from pfunc.errors import PfuncUsageError
 
+# Files a folder that already holds code has of its own: kept as they are, not refused.
+KEPT_IF_THERE = ("README.md", ".gitignore")
 # Template file -> where it goes in the new project.
 FILES = {
     "pfunc.toml": "pfunc.toml",
@@ -21,10 +23,12 @@ FILES = {
 
 
 def scaffold(folder: Path) -> list[Path]:
-    """Write the project into `folder` (created if needed); refuse to overwrite anything."""
+    """Write the project into `folder` (created if needed); refuse to overwrite anything.
+    A README.md or .gitignore already there (a repository's own) is kept, not refused."""
     name = re.sub(r"[^a-z0-9-]+", "-", folder.resolve().name.lower()).strip("-") or "functions"
     targets = [folder / target for target in FILES.values()]
     try:
+        targets = [t for t in targets if not (t.name in KEPT_IF_THERE and t.is_file())]
         existing = [str(path) for path in targets if path.exists()]
     except OSError as error:  # a name the file system cannot hold (too long, say)
         raise PfuncUsageError(
@@ -37,6 +41,8 @@ def scaffold(folder: Path) -> list[Path]:
     templates = resources.files("pfunc.templates")
     for template, target in FILES.items():
         path = folder / target
+        if path not in targets:
+            continue
         text = templates.joinpath(template).read_text(encoding="utf-8")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,18 @@ def test_pfunc_init_scenarios_pass_out_of_the_box(tmp_path):
     assert "Fired message" in fired.stdout and "Delivered message" not in fired.stdout
 
 
+def test_pfunc_init_in_a_repository_keeps_its_readme_and_gitignore(tmp_path):
+    (tmp_path / "README.md").write_text("ours\n")
+    (tmp_path / ".gitignore").write_text("node_modules/\n")
+    made = run_cli("init", cwd=tmp_path)
+    assert made.code == 0, made.stderr
+    assert (tmp_path / "README.md").read_text() == "ours\n"
+    assert "kept your .gitignore (add .pfunc/ to it" in made.stdout
+    assert (tmp_path / "pfunc.toml").is_file()
+    again = run_cli("init", cwd=tmp_path)  # but never a project over a project
+    assert again.code == 2 and "would overwrite pfunc.toml" in again.stderr
+
+
 def _break(project: Path, old: str, new: str) -> None:
     handler = project / "examples" / "rate_limit.js"
     source = handler.read_text()

@@ -257,7 +257,7 @@ def dev(
 @click.argument("folder", type=click.Path(path_type=Path), default=".")
 def init(folder: Path) -> None:
     """Create a working project in FOLDER (default: here): pfunc.toml, two handlers, tests."""
-    from pfunc.scaffold import scaffold
+    from pfunc.scaffold import KEPT_IF_THERE, scaffold
 
     try:
         written = scaffold(folder)
@@ -265,6 +265,10 @@ def init(folder: Path) -> None:
         usage_failure(str(error))
     for path in written:
         click.echo(f"created {path}")
+    for name in KEPT_IF_THERE:  # the folder's own, left as they were
+        if folder / name not in written:
+            hint = " (add .pfunc/ to it: pfunc's local state)" if name == ".gitignore" else ""
+            click.echo(f"kept your {folder / name}{hint}")
     where = "" if folder == Path(".") else f"cd {shlex.quote(str(folder))} && "  # pasteable
     click.echo(f"\nNext: {where}pfunc dev   (and pfunc test to run the scenarios)")
 
