@@ -127,7 +127,8 @@ def resolve_profile(name: str, overrides: dict[str, Any] | None = None) -> Profi
         if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
             raise ValueError(f'limit "{key}" must be a positive number, got {value!r}')
         if not math.isfinite(value) or value > _LARGEST[key]:
-            raise ValueError(f'limit "{key}" must be at most {_LARGEST[key]:,}, got {value!r}')
+            most = f"{'a number up to' if value != value else 'at most'} {_LARGEST[key]:,}"
+            raise ValueError(f'limit "{key}" must be {most}, got {value!r}')
         if key == "timeout":
             changes["timeout"] = float(value)
         elif key == "memory_mb":

@@ -748,3 +748,12 @@ def test_a_handler_that_cannot_be_read_is_a_usage_error(tmp_path):
         assert refused.code == 2 and "cannot read it" in refused.stderr
     finally:
         handler.chmod(0o644)
+
+
+def test_a_limit_that_is_no_number_is_told_so():
+    from pfunc.limits import resolve_profile
+
+    with pytest.raises(ValueError, match=r'limit "timeout" must be a number up to 86,400, got nan'):
+        resolve_profile("classic", {"timeout": float("nan")})
+    with pytest.raises(ValueError, match=r'limit "timeout" must be at most 86,400, got inf'):
+        resolve_profile("classic", {"timeout": float("inf")})
