@@ -127,3 +127,13 @@ def test_a_publish_report_is_drawn_uncut(capsys):
     assert "└──  OK  before-publish · f.js · 1.0 ms · ops 0/3" in out
     assert "    log   one\n    two" in out  # a log line's own newline, under its branch
     assert long_text in out  # nothing is cut, whatever the width
+
+
+def test_a_publish_no_function_ran_on_says_so(capsys):
+    report = _report()
+    report.executions = []
+    render_publish(report)
+    out = capsys.readouterr().out
+    assert "  no function runs on room (see pfunc.toml's channels)\n" in out
+    render_publish(_report())
+    assert "no function runs" not in capsys.readouterr().out
