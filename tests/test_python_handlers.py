@@ -385,6 +385,8 @@ def test_module_values_xhr_answers_and_top_level_built_ins_are_as_in_javascript(
         "kvstore.get: a module's top-level code can use the synchronous built-ins"
         in (message["top_level_kv"])
     )
+    # the call that raised there is no "never awaited" call
+    assert not any("never awaited" in warning for warning in run["warnings"])
     assert message["answer"] == [200, True, {"ok": True}, '{"ok":true}']
     assert message["missing"][:3] == [404, False, "plain"]
     assert message["missing"][3].startswith(
@@ -441,3 +443,15 @@ def test_python_idioms_reach_the_modules_as_javascript_does(tmp_path):
     assert out["missing"] == 404 and out["counted"] == 1
     assert out["expired"] == "TokenExpiredError" and out["body"] == {"q": 1}
     assert out["bytes"].startswith("Object of type bytes is not JSON serializable")
+
+
+def test_a_call_top_level_code_never_awaited_is_named_by_the_first_execution(tmp_path):
+    (tmp_path / "h.py").write_text(
+        "from pfunc import require\n"
+        "require('kvstore').set('k', 1)  # never awaited: never performed\n\n"
+        "def handler(request):\n"
+        "    return request.ok()\n"
+    )
+    run = run_cli("run", "h.py", "--json", cwd=tmp_path).json()
+    assert run["outcome"] == "ok" and run["operations"]["used"] == 0
+    assert any(w.startswith('kvstore.set("k") was never awaited') for w in run["warnings"])

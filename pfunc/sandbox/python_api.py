@@ -124,6 +124,8 @@ class HostCall(Coroutine[Any, Any, Any]):
         # call nobody awaits never runs. The execution names those left so (unperformed).
         if CONNECTION.execution is not None:
             CONNECTION.execution.unperformed.append(self)
+        else:  # top-level code's: the next execution names it, as an un-awaited call
+            _LOAD_CALLS.append(self)
 
     def label(self) -> str:
         module, method, args = self._call
@@ -134,6 +136,8 @@ class HostCall(Coroutine[Any, Any, Any]):
         execution = CONNECTION.execution
         if execution is not None and self in execution.unperformed:
             execution.unperformed.remove(self)
+        if self in _LOAD_CALLS:
+            _LOAD_CALLS.remove(self)
 
     def result(self) -> Any:
         self._performed()
@@ -252,6 +256,7 @@ def _log(level: str, args: tuple[Any, ...]) -> None:
 
 
 _LOAD_LOGS: list[dict[str, str]] = []
+_LOAD_CALLS: list[HostCall] = []
 
 
 def _iso(ms: float) -> str:
@@ -284,6 +289,8 @@ class _Execution:
         self.warnings: list[str] = []
         self.completion: dict[str, Any] | None = None
         self.unperformed: list[HostCall] = []  # calls made and never awaited (yet)
+        self.unperformed += _LOAD_CALLS
+        _LOAD_CALLS.clear()
 
     def complete(self, kind: str, detail: dict[str, Any]) -> None:
         if self.completion is not None:
