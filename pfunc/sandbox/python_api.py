@@ -209,6 +209,9 @@ class _Module:
         # A namespace of the module (pubnub.objects, pubnub.channel_groups).
         if any(known.startswith(method + ".") for known in HOST_METHODS.get(name, ())):
             return _Module(name, method + ".")
+        if name != "pubnub" and method not in HOST_METHODS.get(name, ()):
+            # undefined in JavaScript too (pubnub's other methods are calls pfunc refuses)
+            raise AttributeError(f"{name}.{method} is not a method of the {name} module")
         return lambda *args: HostCall(name, method, args)
 
 
