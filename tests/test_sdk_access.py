@@ -277,3 +277,29 @@ def test_taking_a_device_off_push_channels_needs_read_on_them(clients) -> None:
     alice.call("push.removeChannels", channels=["a"], device="mine", pushGateway="fcm")
     listed = server.call("push.listChannels", device="victim", pushGateway="fcm")
     assert listed["channels"] == ["secret"]
+
+
+def test_a_v2_grant_for_one_target_and_auth_keys_answers_in_pubnubs_flat_form(tmp_path) -> None:
+    """As python's recorded pam fixtures (single_channel_with_auth,
+    single_channel_group_with_auth): one target with auth keys names it flat."""
+    from tests.sdk.pysdk import py_client
+    from tests.test_dev_server import InProcessDev
+
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-g"\npublish_key = "pub-c-g"\nsecret_key = "sec-c-g"\n'
+    )
+    server = InProcessDev(tmp_path)
+    admin = py_client(server.port, ("pub-c-g", "sub-c-g"), "admin", secret_key="sec-c-g")
+    try:
+        one = admin.grant().channels(["room"]).auth_keys(["k1"]).read(True).ttl(60).sync()
+        payload = one.status.original_response["payload"]
+        assert (payload["level"], payload["channel"]) == ("user", "room")
+        assert payload["auths"]["k1"]["r"] == 1 and "channels" not in payload
+        group = admin.grant().channel_groups(["g1"]).auth_keys(["k1"]).read(True).ttl(60).sync()
+        payload = group.status.original_response["payload"]
+        assert (payload["level"], payload["channel-groups"]) == ("channel-group+auth", "g1")
+        two = admin.grant().channels(["a", "b"]).auth_keys(["k1"]).read(True).ttl(60).sync()
+        assert set(two.status.original_response["payload"]["channels"]) == {"a", "b"}
+    finally:
+        admin.stop()
+        server.stop()

@@ -104,8 +104,16 @@ class AccessAPI:
             "subscribe_key": self.state.engine.runtime.keyset.subscribe_key,
             "ttl": ttl,
         }
+        single = auths and len(targets) == 1 and targets[0][0] in ("channel", "channel-group")
+        if single:  # one target and auth keys: PubNub's flat form (python's pam fixtures)
+            kind, name = targets[0]
+            if kind == "channel":
+                payload["channel"] = name
+            else:
+                payload.update({"level": "channel-group+auth", "channel-groups": name})
+            payload["auths"] = {auth: flags for auth in auths}
         for section, (_kind, found) in sections.items():
-            if found:
+            if found and not single:
                 payload[section] = {
                     name: {"auths": {auth: flags for auth in auths}} if auths else flags
                     for name in found
