@@ -42,15 +42,15 @@ class AccessProblem(Exception):
     def __str__(self) -> str:
         return f"{self.message}: {self.detail} ({self.location})"
 
-    def body(self, source: str) -> dict[str, Any]:
-        """PubNub's 400 answer for it (as recorded), `source` being "grant" or "revoke"."""
+    def body(self, source: str, status: int = 400) -> dict[str, Any]:
+        """PubNub's answer for it (400 as recorded), `source` being "grant" or "revoke"."""
         detail = {
             "message": self.detail,
             "location": self.location,
             "locationType": self.location_type,
         }
         error = {"message": self.message, "source": source, "details": [detail]}
-        return {"error": error, "service": "Access Manager", "status": 400}
+        return {"error": error, "service": "Access Manager", "status": status}
 
 
 @dataclass

@@ -302,4 +302,20 @@ def test_a_v2_grant_for_one_target_and_auth_keys_answers_in_pubnubs_flat_form(tm
         assert set(two.status.original_response["payload"]["channels"]) == {"a", "b"}
     finally:
         admin.stop()
+    # A v3 grant signed with another secret: v3's own error shape, not v2's message
+    import json
+
+    from pubnub.exceptions import PubNubException
+    from pubnub.models.consumer.v3.channel import Channel
+
+    wrong = py_client(server.port, ("pub-c-g", "sub-c-g"), "admin", secret_key="not-it")
+    try:
+        with pytest.raises(PubNubException) as refused:
+            wrong.grant_token().channels([Channel.id("room").read()]).ttl(15).sync()
+        assert refused.value.get_status_code() == 403
+        error = json.loads(refused.value._errormsg)["error"]
+        assert (error["message"], error["source"]) == ("Invalid signature", "grant")
+        assert error["details"][0]["location"] == "signature"
+    finally:
+        wrong.stop()
         server.stop()

@@ -22,7 +22,7 @@ from urllib.parse import quote, unquote
 
 from aiohttp import web
 
-from pfunc.access import AccessManager, Refusal
+from pfunc.access import AccessManager, AccessProblem, Refusal
 from pfunc.access_tokens import PERMISSIONS, TokenError, decode
 from pfunc.numbers import whole_number
 from pfunc.server.state import DevState
@@ -31,6 +31,7 @@ from pfunc.server.wire import names
 READ, WRITE, MANAGE, DELETE = (PERMISSIONS[p] for p in ("read", "write", "manage", "delete"))
 GET, UPDATE, JOIN = (PERMISSIONS[p] for p in ("get", "update", "join"))
 SIGNATURE_WINDOW = 60  # seconds a signature's timestamp may be off, as PubNub allows
+SIGNATURE_MISMATCH = "Client and server produced different signatures for the same inputs."
 
 # What a rule needs: (resource kind, where its names are, permission bits). `where` names
 # a route parameter (match_info, already decoded), "?param" a query parameter, or
@@ -252,7 +253,15 @@ class AccessGuard:
                 access.secret, keyset.publish_key, keyset.subscribe_key, request, body
             ):
                 return await handler(request)
-            return self._refuse(request, forbidden("Signature Does Not Match"), "a valid signature")
+            if request.path.startswith("/v3/pam/"):  # v3's own error shape (the SDKs' docs)
+                source = "revoke" if request.method == "DELETE" else "grant"
+                mismatch = AccessProblem(
+                    "Invalid signature", SIGNATURE_MISMATCH, "signature", "query"
+                )
+                answer = web.json_response(mismatch.body(source, 403), status=403)
+            else:
+                answer = forbidden("Signature Does Not Match")
+            return self._refuse(request, answer, "a valid signature")
         if isinstance(needs, str):  # SIGNED
             return self._refuse(
                 request, forbidden("Forbidden"), "a request signed with the secret key"
