@@ -279,6 +279,7 @@ def test_taking_a_device_off_push_channels_needs_read_on_them(clients) -> None:
     assert listed["channels"] == ["secret"]
 
 
+@pytest.mark.filterwarnings("ignore:Access management v2 is being deprecated:DeprecationWarning")
 def test_a_v2_grant_for_one_target_and_auth_keys_answers_in_pubnubs_flat_form(tmp_path) -> None:
     """As python's recorded pam fixtures (single_channel_with_auth,
     single_channel_group_with_auth): one target with auth keys names it flat."""
