@@ -114,6 +114,21 @@ def test_the_console_answers_its_own_page_only(dev: InProcessDev) -> None:
     assert dev.request("GET", "/pfunc/console/assets/../../state.py")[0] == 404
 
 
+def test_running_a_function_by_hand_answers_no_other_sites_page(dev: InProcessDev) -> None:
+    """POST /pfunc/run is for curl and the console: a page of another site (a plain
+    text POST needs no preflight) or a DNS-rebound name must not run functions."""
+    foreign = {"Origin": "http://evil.test", "Content-Type": "text/plain"}
+    status, _, text = dev.request("POST", "/pfunc/run/greet", b"{}", foreign)
+    assert status == 403 and "evil.test" in json.loads(text)["message"]
+    rebound = {"Host": f"rebind.evil.test:{dev.port}"}
+    assert dev.request("POST", "/pfunc/run/greet", b"{}", rebound)[0] == 403
+    assert dev.request("GET", "/pfunc/status", headers={"Origin": "http://evil.test"})[0] == 403
+    status, _, _ = dev.request("POST", "/pfunc/run/greet", b"{}")  # curl sends no Origin
+    assert status == 200
+    own = {"Origin": f"http://127.0.0.1:{dev.port}"}  # the console's page
+    assert dev.request("POST", "/pfunc/run/greet", b"{}", own)[0] == 200
+
+
 def test_console_lines_stream_to_blocks_output(dev: InProcessDev) -> None:
     watcher = py_client(dev.port, ("pub-c-demo", "sub-c-demo"), "watcher")
     recorder = Recorder()

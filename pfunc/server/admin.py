@@ -13,6 +13,7 @@ from pfunc.channels import name_problem
 from pfunc.errors import PfuncUsageError
 from pfunc.events import INTERVAL, KINDS, REQUEST, EventSpec, build_event
 from pfunc.result import Result
+from pfunc.server.guards import no_other_site
 from pfunc.server.state import DevState
 from pfunc.server.wire import pubnub_error
 
@@ -31,8 +32,8 @@ class Admin:
 
     def routes(self) -> list[web.RouteDef]:
         return [
-            web.post("/pfunc/run/{name}", self.trigger),
-            web.get("/pfunc/status", self.status),
+            web.post("/pfunc/run/{name}", no_other_site(self.trigger)),
+            web.get("/pfunc/status", no_other_site(self.status)),
         ]
 
     async def trigger(self, request: web.Request) -> web.Response:

@@ -13,10 +13,8 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -26,6 +24,7 @@ from pfunc.render import code_frame
 from pfunc.result import Result
 from pfunc.server.admin import describe_functions
 from pfunc.server.console_hub import ConsoleHub
+from pfunc.server.guards import console_only
 from pfunc.server.kv_observer import ObservedKVStore
 from pfunc.server.log_stream import publish_logs
 from pfunc.server.state import DevState
@@ -38,26 +37,8 @@ ASSET_TYPES = {
     ".html": "text/html",
     ".png": "image/png",
 }
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 KEEPALIVE_SECONDS = 15.0
 RECORD_QUEUE = 1000  # executions --record may fall behind by before it skips some
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def console_only(handler: Handler) -> Handler:
-    """Refuse anything but the console's own page on this machine."""
-
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        host = urlsplit(f"//{request.host}").hostname or ""
-        origin = request.headers.get("Origin")
-        if request.remote not in LOOPBACK or host not in LOOPBACK:
-            return pubnub_error(403, "the pfunc console answers on this machine (loopback) only")
-        if origin is not None and urlsplit(origin).netloc != request.host:
-            return pubnub_error(403, f"the pfunc console does not answer pages of {origin}")
-        return await handler(request)
-
-    return guarded
 
 
 class Console:

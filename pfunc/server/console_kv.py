@@ -13,7 +13,8 @@ from aiohttp import web
 from pfunc import jsonio
 from pfunc.cli.kvtool import KVTool
 from pfunc.errors import PfuncUsageError
-from pfunc.server.console_api import Console, console_only
+from pfunc.server.console_api import Console
+from pfunc.server.guards import console_only
 from pfunc.server.state import DevState
 from pfunc.server.wire import pubnub_error
 
