@@ -184,3 +184,21 @@ def test_reload_states_are_true(dev: InProcessDev) -> None:
     assert "handlers/later.js does not exist" in reloaded["warnings"][0]
     config.write_text(text)
     dev.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("pfunc.toml"))
+
+
+def test_an_errors_code_frame_is_the_code_that_ran_not_the_file_as_edited_since(
+    harness, write_handler
+) -> None:
+    from pfunc.render import code_frame
+    from pfunc.server.console_hub import ConsoleHub
+
+    handler = write_handler('export default () => {\n  throw new Error("boom");\n};\n', "boom.js")
+    result = harness.run(handler)
+    assert result.error is not None and result.error.line == 2
+    hub = ConsoleHub()
+    hub.frame_of = lambda error: code_frame(handler, error.line, error.column or 1)
+    hub.add_result(result)
+    # edited before any page asked: two lines above, the throw is now on line 4
+    handler.write_text("// one\n// two\n" + handler.read_text())
+    frame = hub.entries[-1].to_json()["frame"]
+    assert 'throw new Error("boom")' in frame.splitlines()[1]  # the line of the frame's mark

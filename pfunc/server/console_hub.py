@@ -60,7 +60,7 @@ class Entry:
     at_ms: int
     result: Result | None = None
     request: dict[str, Any] | None = None
-    frame_of: Callable[[Any], str | None] | None = field(default=None, repr=False)
+    frame: str | None = None  # the error's code frame, read when the execution ended
     _text: str | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -79,8 +79,8 @@ class Entry:
             "observed": result.observed,
             "result": result.to_json(),
         }
-        if result.error is not None and result.error.line and self.frame_of is not None:
-            data["frame"] = self.frame_of(result.error)
+        if self.frame is not None:
+            data["frame"] = self.frame
         return data
 
     def text(self) -> str:
@@ -120,7 +120,11 @@ class ConsoleHub:
 
     def add_result(self, result: Result) -> None:
         """The runtime's observer: called for every finished execution."""
-        entry = Entry(next(self._ids), int(time.time() * 1000), result, frame_of=self.frame_of)
+        # The frame is read now, from the code that ran: the file may be edited before a
+        # page asks for the entry.
+        error = result.error
+        frame = self.frame_of(error) if error and error.line and self.frame_of else None
+        entry = Entry(next(self._ids), int(time.time() * 1000), result, frame=frame)
         self.entries.append(entry)
         for recorder in self.recorders:
             recorder(result)
