@@ -268,3 +268,29 @@ def test_a_pfunc_toml_that_does_not_load_is_shown(page, dev: InProcessDev) -> No
     finally:
         config.write_text(good)
     page.wait_for_selector(".project-error", state="detached", timeout=15_000)
+
+
+def test_a_restarted_server_leaves_the_page_its_executions(page, tmp_path) -> None:
+    """The page open across a restart keeps what it had (the open execution too) and adds
+    the new server's executions after them."""
+    write_project(tmp_path)
+    first = InProcessDev(tmp_path)
+    tab = page.context.browser.new_page()  # the module's browser: one per test run
+    tab.set_default_timeout(10_000)
+    second = None
+    try:
+        tab.goto(first.base + "/#executions")
+        first.type('run greet {"message": {"text": "before"}}')
+        tab.wait_for_function("document.querySelectorAll('tr.execution').length === 1")
+        tab.locator("tr.execution").first.click()
+        first.stop()
+        tab.wait_for_selector(".live.error")  # reconnecting
+        second = InProcessDev(tmp_path, port=first.port)
+        tab.wait_for_selector(".live.ok")
+        second.type('run greet {"message": {"text": "after"}}')
+        tab.wait_for_function("document.querySelectorAll('tr.execution').length === 2")
+        assert "before" in tab.inner_text(".pane")  # still the execution opened
+    finally:
+        tab.close()
+        if second is not None:
+            second.stop()

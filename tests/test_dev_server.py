@@ -143,7 +143,7 @@ class InProcessDev(DevHarness):
     watcher, threaded sandboxes), on a thread of this process: no interpreter start per
     test. Its log events arrive as the NDJSON objects `--json` would print."""
 
-    def __init__(self, folder: Path, intervals: bool = False) -> None:
+    def __init__(self, folder: Path, intervals: bool = False, port: int = 0) -> None:
         import asyncio
 
         from pfunc.cli.session import prepare_session
@@ -162,7 +162,7 @@ class InProcessDev(DevHarness):
                 async with running_server(
                     session,
                     "127.0.0.1",
-                    0,
+                    port,
                     intervals=intervals,
                     log=self.events.put,
                     subscribe_timeout=2,

@@ -110,7 +110,9 @@ class ConsoleHub:
         self.entries: deque[Entry] = deque(maxlen=keep)
         self.clients: set[Client] = set()
         self.recorders: list[Callable[[Result], None]] = []  # pfunc dev --record
-        self._ids = itertools.count(1)
+        # Ids grow across restarts too (from the start's time in ms, x1000: a safe
+        # JavaScript integer), so that a page kept open keeps what it had and adds anew.
+        self._ids = itertools.count(int(time.time() * 1000) * 1000)
         self.frame_of: Callable[[Any], str | None] | None = None  # an error's code frame
 
     @property

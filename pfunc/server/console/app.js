@@ -42,8 +42,11 @@ function useStream() {
     );
     source.addEventListener("error", () => setStatus((s) => ({ ...s, connected: false })));
     source.addEventListener("backlog", (e) => {
+      // The server's kept entries replace those the page has from the same ids on; older
+      // ones (a restarted server has none of them) stay, so an open execution stays put.
       const list = JSON.parse(e.data);
-      setEntries([]);
+      const first = list.length ? list[0].id : Infinity;
+      setEntries((old) => old.filter((entry) => entry.id < first));
       pending = list.slice(-KEEP);
       flush();
     });
