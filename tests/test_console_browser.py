@@ -294,3 +294,17 @@ def test_a_restarted_server_leaves_the_page_its_executions(page, tmp_path) -> No
         tab.close()
         if second is not None:
             second.stop()
+
+
+def test_kv_rows_tell_text_from_numbers_and_keep_their_buttons_in_view(page) -> None:
+    new_item(page, "amb-str", '"42"')
+    page.wait_for_selector("tr.kv-row[data-key=amb-str]")
+    new_item(page, "amb-num", "42")
+    page.wait_for_selector("tr.kv-row[data-key=amb-num]")
+    assert page.inner_text("tr.kv-row[data-key=amb-str] pre") == '"42"'
+    assert page.inner_text("tr.kv-row[data-key=amb-num] pre") == "42"
+    long_key = "k" * 245  # allowed (250 in classic): it wraps, Delete stays on screen
+    new_item(page, long_key, "1")
+    row = page.wait_for_selector(f"tr.kv-row[data-key={long_key}]")
+    box = row.query_selector("button.kv-delete").bounding_box()
+    assert box is not None and box["x"] + box["width"] <= page.viewport_size["width"]

@@ -1,7 +1,7 @@
 // The KV store view: items and counters by prefix, paged; set, edit, delete, increment.
 // Refreshes when the stream says a function (or another page) changed a key.
 import { html, useEffect, useState } from "./preact-htm.js";
-import { api, show } from "./detail.js";
+import { api } from "./detail.js";
 
 const ttl = (seconds) =>
   seconds >= 86400 ? `${Math.floor(seconds / 86400)} d` : seconds >= 3600 ? `${Math.floor(seconds / 3600)} h`
@@ -67,7 +67,7 @@ export function KVView({ version }) {
     <table class="kv-rows">
       <tr><th>key</th><th>value</th>${space === "items" && html`<th>size</th><th>TTL left</th>`}<th></th></tr>
       ${page.rows.map((row) => html`<tr class="kv-row" data-key=${row.key}>
-        <td class="mono">${row.key}</td><td><pre>${show(row.value)}</pre></td>
+        <td class="mono">${row.key}</td><td><pre>${JSON.stringify(row.value, null, 2)}</pre></td>
         ${space === "items" && html`<td>${row.size} B</td><td>${ttl(row.ttl_seconds)}</td>`}
         <td>${space === "items"
           ? html`<button class="kv-edit-button" onClick=${() => setEditing({ key: row.key, value: JSON.stringify(row.value, null, 2), ttl: String(Math.max(1, Math.ceil(row.ttl_seconds / 60))) })}>Edit</button>`
