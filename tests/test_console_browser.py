@@ -125,6 +125,12 @@ def test_channels_subscribe_and_see_a_message(page) -> None:
     page.click("button.history")
     page.wait_for_selector(".history-rows >> text=typed in the page")
     shot(page, "channels")
+    # Another view and back: the subscription and what it received are still there.
+    view(page, "executions")
+    page.wait_for_selector("tr.execution")
+    view(page, "channels")
+    page.wait_for_selector(".subscribed", state="visible")
+    assert page.locator("tr.delivery.message >> text=typed in the page").count() == 1
 
 
 def test_save_as_scenario_passes_pfunc_test(page, dev: InProcessDev) -> None:

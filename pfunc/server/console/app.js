@@ -81,6 +81,7 @@ function FunctionsView({ functions, entries, open, projectError }) {
       return html`<div class="card function" data-name=${f.name}>
         <h3>${f.name} <span class="dim">${f.event}</span>
           <span class=${"state " + f.state}>${f.state === "failed" ? "failed to load" : f.state}</span></h3>
+        ${f.state === "failed" && f.at && html`<p class="dim">the last version that loaded keeps serving</p>`}
         <p class="mono dim">${f.file} · ${f.url || (f.interval ? `every ${f.interval} s` : (f.channels || []).join(", "))}</p>
         ${f.at && html`<p class="dim">reloaded at ${new Date(f.at).toLocaleTimeString()}</p>`}
         ${f.state === "failed" && html`<p class="error">${f.error_type}: ${f.error}</p>`}
@@ -176,7 +177,10 @@ function RunView({ functions, entries }) {
   }, [entries, answer]);
   const area = useRef(null);
   const fn = functions.find((f) => f.name === name);
-  useEffect(() => { if (!name && functions.length) pick(functions[0].name); }, [functions]);
+  // The first function, and again when the one chosen is gone from pfunc.toml.
+  useEffect(() => {
+    if (functions.length && !functions.some((f) => f.name === name)) pick(functions[0].name);
+  }, [functions]);
   const pick = (chosen) => {
     setName(chosen);
     setText(template(functions.find((f) => f.name === chosen)));
@@ -244,7 +248,9 @@ function App() {
       ${view === "executions" && html`<${ExecutionsView} entries=${entries} functions=${functions} selected=${selected} setSelected=${setSelected} />`}
       ${view === "run" && html`<${RunView} functions=${functions} entries=${entries} />`}
       ${view === "kv" && html`<${KVView} version=${status.kv} />`}
-      ${view === "channels" && keyset && html`<${ChannelsView} keyset=${keyset} />`}
+      ${/* Kept mounted, only hidden, while another view shows: its subscription and what it
+           received go on (a view left is otherwise gone, subscription and all). */ ""}
+      ${keyset && html`<div class="view-channels" hidden=${view !== "channels"}><${ChannelsView} keyset=${keyset} /></div>`}
     </main>`;
 }
 

@@ -67,16 +67,26 @@ export function ChannelsView({ keyset }) {
     } catch (e) {
       return setProblem(`the message is not JSON: ${e.message}`);
     }
-    const response = await fetch(`/${verb}/${pub}/${sub}/0/${encodeURIComponent(target)}/0/${encodeURIComponent(text)}?uuid=${UUID}`);
-    const data = await response.json();
-    setProblem(response.ok ? null : `${verb}: ${data.message || JSON.stringify(data)}`);
+    try {
+      const response = await fetch(`/${verb}/${pub}/${sub}/0/${encodeURIComponent(target)}/0/${encodeURIComponent(text)}?uuid=${UUID}`);
+      const data = await response.json();
+      // A publish's refusal is PubNub's [0, "why", timetoken]: the why is the message.
+      const why = Array.isArray(data) ? data[1] : data.message || JSON.stringify(data);
+      setProblem(response.ok ? null : `${verb}: ${why}`);
+    } catch (error) {
+      setProblem(`${verb}: the dev server does not answer (${error.message}); is it running?`);
+    }
   };
   const loadHistory = async () => {
     if (!target.trim()) return setProblem("history: name the channel to read");
-    const response = await fetch(`/v3/history/sub-key/${sub}/channel/${encodeURIComponent(target)}?max=25&include_meta=true`);
-    const data = await response.json();
-    setHistory(response.ok ? (data.channels || {})[target] || [] : []);
-    if (!response.ok) setProblem(`history: ${data.message || response.statusText}`);
+    try {
+      const response = await fetch(`/v3/history/sub-key/${sub}/channel/${encodeURIComponent(target)}?max=25&include_meta=true`);
+      const data = await response.json();
+      setHistory(response.ok ? (data.channels || {})[target] || [] : []);
+      if (!response.ok) setProblem(`history: ${data.message || response.statusText}`);
+    } catch (error) {
+      setProblem(`history: the dev server does not answer (${error.message}); is it running?`);
+    }
   };
   return html`<div class="split">
     <div class="list">
