@@ -98,7 +98,7 @@ def test_a_kv_path_in_a_folder_that_is_not_there_is_refused_not_made(tmp_path):
 
 def test_bad_input_is_refused_with_the_gateway_wording(tmp_path):
     null = kv(tmp_path, "set", "my key", "null")  # a handler could not tell it from nothing
-    assert null.code == 2 and "use: pfunc kv rm 'my key'" in null.stderr
+    assert null.code == 2 and "(pfunc kv rm 'my key')" in null.stderr
     not_json = kv(tmp_path, "set", "k", "plain words")
     assert not_json.code == 2 and "VALUE is not JSON" in not_json.stderr
     long_key = kv(tmp_path, "set", "k" * 300, "1")

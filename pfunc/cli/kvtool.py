@@ -87,8 +87,8 @@ class KVTool:
             ) from None
         if value is None:  # kvstore.get answers null for it as for no item at all
             raise PfuncUsageError(
-                f"VALUE null stores nothing a handler can tell from no item; to remove {key!r}, "
-                f"use: pfunc kv rm {shlex.quote(key)}"
+                f"null stores nothing a handler can tell from no item; delete {key!r} instead "
+                f"(pfunc kv rm {shlex.quote(key)})"
             )
         ttl_arg = JSArg({"t": "undefined"}) if ttl is None else JSArg({"v": ttl})
         await self._call("set", _text(key), JSArg({"j": jsonio.dumps(value)}), ttl_arg)
