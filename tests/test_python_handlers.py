@@ -457,3 +457,47 @@ def test_a_call_top_level_code_never_awaited_is_named_by_the_first_execution(tmp
     run = run_cli("run", "h.py", "--json", cwd=tmp_path).json()
     assert run["outcome"] == "ok" and run["operations"]["used"] == 0
     assert any(w.startswith('kvstore.set("k") was never awaited') for w in run["warnings"])
+
+
+def test_tasks_a_handler_left_running_finish_within_the_limit_as_javascripts_work_does(
+    tmp_path,
+):
+    """As a JavaScript handler's un-awaited work (REFERENCE 6): tasks left running finish,
+    their calls reported as un-awaited; one still running at the limit is cancelled."""
+    (tmp_path / "h.py").write_text(
+        "import asyncio\n"
+        "from pfunc import require\n"
+        "kv = require('kvstore')\n\n"
+        "async def later():\n"
+        "    await asyncio.sleep(0.1)\n"
+        "    await kv.set('late', 9)\n\n"
+        "async def forever():\n"
+        "    while True:\n"
+        "        await asyncio.sleep(0.05)\n\n"
+        "async def handler(request):\n"
+        "    asyncio.ensure_future(later())\n"
+        "    if request.message.get('forever'):\n"
+        "        asyncio.ensure_future(forever())\n"
+        "    return request.ok()\n"
+    )
+    store = tmp_path / "kv.db"
+    run = run_cli("run", "h.py", "--kv", store, "--json", cwd=tmp_path).json()
+    assert run["outcome"] == "ok"
+    assert run["operations"]["calls"] == [
+        {"module": "kvstore", "method": "set", "key": "late", "status": "ok", "unawaited": True}
+    ]
+    assert run_cli("kv", "get", "late", "--kv", store, cwd=tmp_path).stdout.strip() == "9"
+    cut = run_cli(
+        "run",
+        "h.py",
+        "--message",
+        '{"forever": 1}',
+        "--timeout",
+        "1",
+        "--kv",
+        store,
+        "--json",
+        cwd=tmp_path,
+    ).json()
+    assert cut["outcome"] == "ok"  # the handler's own outcome stands
+    assert any("1 still running at the time limit were cancelled" in w for w in cut["warnings"])

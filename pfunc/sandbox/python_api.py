@@ -62,6 +62,7 @@ class _Connection:
     def call(self, module: str, method: str, args: tuple[Any, ...]) -> Any:
         call_id = self.next_id
         self.next_id += 1
+        execution = self.execution
         self.send(
             {
                 "op": "call",
@@ -69,6 +70,7 @@ class _Connection:
                 "module": module,
                 "method": method,
                 "args": [encode(arg) for arg in args],
+                "settled": execution is not None and execution.settled,
             }
         )
         reply = self.receive()
@@ -283,9 +285,12 @@ def require(name: str) -> Any:
 
 
 class _Execution:
-    def __init__(self, event: dict[str, Any], now_ms: float) -> None:
+    def __init__(self, event: dict[str, Any], now_ms: float, seconds: float | None = None) -> None:
         self.event = event
         self.now_ms = now_ms
+        # The time limit's end, by this process's clock (the host stops it there anyway).
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+        self.settled = False  # the handler has returned: calls from now on are un-awaited
         for entry in _LOAD_LOGS:
             CONNECTION.send({"op": "log", "entry": entry})
         _LOAD_LOGS.clear()

@@ -265,7 +265,8 @@ class PythonSandbox:
         if start is not None:
             event_json, now_ms = start
             self._logs = []
-            self._send({"op": "run", "event": json.loads(event_json), "now": now_ms})
+            event = json.loads(event_json)
+            self._send({"op": "run", "event": event, "now": now_ms, "seconds": remaining})
         for call_id, ok, payload in settlements:
             self._send({"op": "reply", "id": call_id, "ok": ok, "payload": payload})
         deadline = None if remaining is None else time.monotonic() + remaining
@@ -277,8 +278,8 @@ class PythonSandbox:
                 raise SandboxInterrupted(CORRUPTED)
             self._logs.append(entry)
             message = self._receive(None if deadline is None else deadline - time.monotonic())
-        if message["op"] == "call":
-            return False, [
+        if message["op"] == "call":  # made after the handler returned: it has settled
+            return bool(message.get("settled")), [
                 [
                     message.get("id"),
                     message.get("module"),

@@ -144,7 +144,7 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
             args[0].ok()
     except BaseException as failure:  # the handler's exception is the execution's error
         error = _error_info(failure, handler_file)
-    _cancel_leftover_tasks(execution)
+    _finish_leftover_tasks(execution)
     for call in execution.unperformed:
         execution.warnings.append(
             f"{call.label()} was never awaited, so it was not performed: in Python a "
@@ -160,18 +160,28 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
     }
 
 
-def _cancel_leftover_tasks(execution: _Execution) -> None:
-    """asyncio tasks the handler started and did not await would run inside a later
-    execution (and spend its operations): cancel them, and say so."""
+def _finish_leftover_tasks(execution: _Execution) -> None:
+    """asyncio tasks the handler started and did not await: as a JavaScript handler's
+    un-awaited work, they may finish within the time limit (their module calls reported as
+    un-awaited), and what is still running then is cancelled, so that none runs inside a
+    later execution (and spends its operations)."""
     pending = [task for task in asyncio.all_tasks(_LOOP) if not task.done()]
     if not pending:
         return
-    for task in pending:
+    execution.settled = True
+    # A little before the limit: the host stops the whole worker at it.
+    left = None if execution.deadline is None else execution.deadline - time.monotonic() - 0.05
+    _, still = _LOOP.run_until_complete(
+        asyncio.wait(pending, timeout=None if left is None else max(left, 0))
+    )
+    for task in still:
         task.cancel()
-    _LOOP.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    if still:
+        _LOOP.run_until_complete(asyncio.gather(*still, return_exceptions=True))
+    cut = f"; {len(still)} still running at the time limit were cancelled" if still else ""
     execution.warnings.append(
-        f"the handler left {len(pending)} asyncio task(s) running after it finished; they "
-        "were cancelled (PubNub only guarantees awaited work: await them)"
+        f"the handler left {len(pending)} asyncio task(s) running after it finished; pfunc "
+        f"let them finish{cut} (PubNub only guarantees awaited work: await them)"
     )
 
 
@@ -296,7 +306,8 @@ def main(incoming_fd: int, outgoing_fd: int) -> None:
             handler = _load_reporting(handler_file, source)
         elif message["op"] == "run" and handler is not None:
             surroundings.restore()
-            execution = _Execution(message["event"], message.get("now") or time.time() * 1000)
+            now = message.get("now") or time.time() * 1000
+            execution = _Execution(message["event"], now, message.get("seconds"))
             CONNECTION.execution = execution
             CONNECTION.send(_run(handler, execution, handler_file))
             CONNECTION.execution = None
