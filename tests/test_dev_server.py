@@ -857,6 +857,15 @@ def test_an_endpoint_not_emulated_says_so_in_pubnubs_shape_and_in_the_log(dev):
     assert logged["what"] == "Access Manager audit (v2)"
     status, _, body = dev.request("GET", "/v1/unknown/thing")
     assert status == 404 and "not a PubNub endpoint" in json.loads(body)["message"]
+    # Older SDKs' endpoints are PubNub's too: not emulated, never a misleading 404.
+    for path in (
+        "/subscribe/sub-c-t/chat/0/0",
+        "/history/sub-c-t/chat/0/10",
+        "/v2/presence/sub_key/sub-c-t/channel/chat",
+        "/v1/auth/grant/sub-key/sub-c-t",
+    ):
+        status, _, body = dev.request("GET", path)
+        assert status == 501 and "not emulated by pfunc dev" in json.loads(body)["message"], path
 
 
 @pytest.mark.subprocess

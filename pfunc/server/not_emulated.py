@@ -17,6 +17,12 @@ NOT_EMULATED: list[tuple[str | None, re.Pattern[str], str]] = [
     for method, pattern, what in (
         (None, r"^/v2/auth/audit", "Access Manager audit (v2)"),
         (None, r"^/v1/message-persistence|^/v1/history", "message persistence"),
+        # The endpoints older SDKs used, before the ones pfunc serves (v2 subscribe,
+        # v2/v3 history, sub-key presence, v2 and v3 Access Manager).
+        (None, r"^/v1/auth/", "Access Manager v1 (grant and audit)"),
+        (None, r"^/subscribe/", "subscribe v1 (SDKs since 2016 use /v2/subscribe)"),
+        (None, r"^/history/", "history v1 (SDKs use /v2/history and /v3/history)"),
+        (None, r"^/v2/presence/sub_key/", "presence under sub_key (SDKs use /sub-key/)"),
     )
 ]
 
