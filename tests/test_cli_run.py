@@ -307,10 +307,23 @@ def test_paths_that_are_not_regular_files_are_not_called_folders(tmp_path):
     assert (folder.code, "is a folder;" in folder.stderr) == (2, True)
 
 
-def test_missing_default_export_is_an_execution_error(cli):
+def test_missing_default_export_is_an_execution_error(cli, tmp_path):
     run = cli("run", HANDLERS / "no_default.js", "--json")
     assert run.code == 1
-    assert "no default export" in run.json()["error"]["message"]
+    # REFERENCE 1: a load error names the file, line and column
+    error = run.json()["error"]
+    assert "no_default.js:1:1: no default export" in error["message"]
+    assert (error["line"], error["column"]) == (1, 1)
+    (tmp_path / "number.js").write_text("// a number\nexport default 42;\n")
+    (tmp_path / "nothing.py").write_text("x = 1\n")
+    (tmp_path / "broken.py").write_text("def handler(request:\n    pass\n")
+    for name, words in (
+        ("number.js", "number.js:2:1: the default export is a number"),
+        ("nothing.py", "nothing.py:1:1: the module defines no handler function"),
+        ("broken.py", "broken.py:1:12: '(' was never closed"),
+    ):
+        error = run_cli("run", name, "--json", cwd=tmp_path).json()["error"]
+        assert error["message"].startswith(words), error["message"]
 
 
 def test_import_statement_is_refused_with_an_explanation(cli):

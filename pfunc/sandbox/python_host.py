@@ -140,10 +140,11 @@ class PythonSandbox:
             self.close()
             raise HandlerLoadError(
                 str(error.get("type", "Error")),
-                f"{self.display_path}:{error.get('line') or 1}: {error.get('message', '')}",
+                f"{self.display_path}:{error.get('line') or 1}:{error.get('column') or 1}: "
+                f"{error.get('message', '')}",
                 str(error.get("stack", "")),
-                error.get("line"),
-                error.get("column"),
+                error.get("line") or 1,
+                error.get("column") or 1,
             )
 
     def _answer_while_loading(self, call: dict[str, Any], deadline: float | None) -> None:

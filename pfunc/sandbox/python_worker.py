@@ -95,7 +95,8 @@ def _load(path: str, source: str) -> Callable[..., Any]:
     handler = getattr(module, "handler", None)
     if not callable(handler):
         raise AttributeError(
-            f"{path}: defines no handler function; write def handler(request): ... (or async def)"
+            "the module defines no handler function; write def handler(request): ... "
+            "(or async def)"
         )
     return handler
 

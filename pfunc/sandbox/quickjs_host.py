@@ -8,6 +8,7 @@ slice by slice: start, run pending jobs, poll the host-call queue, settle, finis
 from __future__ import annotations
 
 import json
+import re
 import time
 from functools import cache
 from pathlib import Path
@@ -177,18 +178,19 @@ class JavaScriptSandbox:
                 reason = ENGINE_STOPS[info["message"]]
                 raise self._load_interrupted(SandboxInterrupted(reason, info["message"]))
             raise self._load_error(f"{info['type']}: {info['message']}\n{info['stack']}")
-        if state["type"] == "undefined":
-            raise HandlerLoadError(
-                "LoadError",
-                f"{self.display_path}: no default export; a PubNub Function module must export "
-                "its handler, e.g. export default (request) => request.ok();",
-            )
         if state["type"] != "function":
-            raise HandlerLoadError(
-                "LoadError",
-                f"{self.display_path}: the default export is a {state['type']}, not a function; "
-                "export the handler function itself",
+            # Where the export is (the start of the file when there is none).
+            found = re.search(r"^[ \t]*export\s+default\b", self.source, re.MULTILINE)
+            line = self.source.count("\n", 0, found.start()) + 1 if found else 1
+            where = f"{self.display_path}:{line}:1"
+            problem = (
+                "no default export; a PubNub Function module must export its handler, e.g. "
+                "export default (request) => request.ok();"
+                if state["type"] == "undefined"
+                else f"the default export is a {state['type']}, not a function; export the "
+                "handler function itself"
             )
+            raise HandlerLoadError("LoadError", f"{where}: {problem}", line=line, column=1)
 
     def _load_interrupted(self, stop: SandboxInterrupted) -> HandlerLoadError:
         what = "time" if stop.reason == TIMEOUT else "memory"
