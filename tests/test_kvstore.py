@@ -211,3 +211,19 @@ def test_keysets_scope_the_store(tmp_path):
     )
     assert same.json()["message"]["result"] == "a-value"
     assert other.json()["message"]["result"] is None
+
+
+def test_an_infinite_ttl_is_a_number_out_of_range_clamped_not_refused(harness, write_handler):
+    handler = write_handler(
+        'const kv = require("kvstore");\n'
+        "export default async (request) => {\n"
+        '  await kv.set("far", 1, Infinity);\n'
+        '  await kv.set("near", 1, -Infinity);\n'
+        "  return request.ok();\n"
+        "};\n",
+        "infinite.js",
+    )
+    result = harness.run(handler)
+    assert result.outcome == "ok", result.error
+    assert any('ttl Infinity for key "far"' in w and "525,600" in w for w in result.warnings)
+    assert any('ttl -Infinity for key "near"' in w and "clamped to 1" in w for w in result.warnings)

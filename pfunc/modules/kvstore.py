@@ -103,6 +103,14 @@ class KVStoreModule(AnsweredAtOnce):
         profile = context.profile
         if arg.is_undefined or arg.is_null:
             minutes: float = profile.ttl_default
+        elif arg.invalid in ("Infinity", "-Infinity"):  # a number, out of range: clamped
+            minutes = float(arg.invalid.replace("Infinity", "inf"))
+            clamped = profile.ttl_max if minutes > 0 else profile.ttl_min
+            context.warn(
+                f'kvstore.{call}: ttl {arg.invalid} for key "{key}" is outside '
+                f"{profile.ttl_min:,}..{profile.ttl_max:,} minutes; clamped to {_fmt(clamped)}"
+            )
+            minutes = clamped
         elif (
             arg.invalid is not None
             or isinstance(arg.value, bool)

@@ -47,7 +47,7 @@ def encode(value: Any) -> dict[str, Any]:
     if callable(value):
         return {"t": "function"}
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return {"t": str(value)}
+        return {"t": number_text(value)}  # JavaScript's names: NaN, Infinity, -Infinity
     if value is None or isinstance(value, bool | int | float | str):
         return {"v": value}
     try:
