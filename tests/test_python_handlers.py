@@ -501,3 +501,25 @@ def test_tasks_a_handler_left_running_finish_within_the_limit_as_javascripts_wor
     ).json()
     assert cut["outcome"] == "ok"  # the handler's own outcome stands
     assert any("1 still running at the time limit were cancelled" in w for w in cut["warnings"])
+
+
+def test_completions_may_be_awaited_and_require_throws_javascripts_error(tmp_path):
+    """request.ok() and response.send() return Promises in JavaScript: a port that awaits
+    them works; an unknown require() name is an Error, as there."""
+    (tmp_path / "ok.py").write_text(
+        "from pfunc import require\n\n"
+        "async def handler(request):\n"
+        "    try:\n"
+        "        require('fs')\n"
+        "    except Exception as error:\n"
+        "        request.message['kind'] = type(error).__name__\n"
+        "    same = await request.ok()\n"
+        "    assert same is request\n"
+    )
+    (tmp_path / "send.py").write_text(
+        "async def handler(request, response):\n    return await response.send({'a': 1})\n"
+    )
+    ok = run_cli("run", "ok.py", "--message", "{}", "--json", cwd=tmp_path).json()
+    assert ok["outcome"] == "ok" and ok["message"] == {"kind": "HandlerError"}, ok["error"]
+    sent = run_cli("run", "send.py", "--event", "on-request", "--json", cwd=tmp_path).json()
+    assert sent["outcome"] == "response" and sent["response"]["body"] == '{"a":1}'

@@ -278,7 +278,7 @@ def require(name: str) -> Any:
         return _Console()
     if name in _HOST_MODULES or name in _SYNC_MODULES:
         return _Module(name)
-    raise ImportError(
+    raise HandlerError(  # JavaScript's Error, as require() throws it there
         f'require("{name}"): no such module; PubNub Functions provide only '
         f"built-in modules: {', '.join((*_HOST_MODULES, 'console', *_SYNC_MODULES))}"
     )
@@ -333,7 +333,9 @@ class Request:
         # The execution clock (what Date.now() is in JavaScript): fixed by --now and tests.
         self.now_ms = execution.now_ms
 
-    def ok(self, message: Any = UNDEFINED) -> HostCall | None:
+    # As in JavaScript, where they return Promises: await them or not (ok() resolves to
+    # the request).
+    def ok(self, message: Any = UNDEFINED) -> Settled:
         value = self.message if message is UNDEFINED or message is None else message
         if message not in (UNDEFINED, None) and self._execution.event["phase"] == "after":
             self._execution.warnings.append(
@@ -347,10 +349,11 @@ class Request:
                 f"request.ok(): the message is not JSON-serialisable: {error}"
             ) from None
         self._execution.complete("ok", {"message": text})
-        return None
+        return Settled(self)
 
-    def abort(self, reason: Any = None) -> None:
+    def abort(self, reason: Any = None) -> Settled:
         self._execution.complete("abort", {"reason": None if reason is None else _text(reason)})
+        return Settled(None)
 
     def json(self) -> Settled:
         """The body parsed: awaited, or `.result()` in a sync handler, as module calls are."""
@@ -366,7 +369,7 @@ class Response:
         self.status = 200
         self.headers: dict[str, str] = {}
 
-    def send(self, body: Any = None, status: int | None = None) -> None:
+    def send(self, body: Any = None, status: int | None = None) -> Settled:
         headers = {str(k): str(v) for k, v in self.headers.items()}
         if body is None:
             text = ""
@@ -394,6 +397,7 @@ class Response:
         if not isinstance(code, int) or isinstance(code, bool) or not 100 <= code <= 599:
             raise ValueError(f"response.send(): status must be an HTTP status code, got {code!r}")
         self._execution.complete("response", {"status": code, "headers": headers, "body": text})
+        return Settled(None)
 
 
 class IntervalEvent:
@@ -401,8 +405,10 @@ class IntervalEvent:
         self._execution = execution
         self.now_ms = execution.now_ms
 
-    def ok(self) -> None:
+    def ok(self) -> Settled:
         self._execution.complete("ok", {})
+        return Settled(None)
 
-    def abort(self, reason: Any = None) -> None:
+    def abort(self, reason: Any = None) -> Settled:
         self._execution.complete("abort", {"reason": None if reason is None else _text(reason)})
+        return Settled(None)
