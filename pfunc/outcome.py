@@ -145,7 +145,17 @@ def handler_error(
         failure = memory_error(display_path, profile)
         failure.stack = stack
         return failure
-    return error_at(info["type"], info["message"], stack, display_path, location, info.get("code"))
+    message = info["message"]
+    if message.startswith("could not load module"):  # a dynamic import(): as a static one
+        message += (
+            "; import() is not available in PubNub Functions, use require() for built-in modules"
+        )
+        # The engine's error has no frame: the first import( of the source is the place.
+        found = None if location else re.search(r"\bimport\s*\(", sandbox.source)
+        if found:
+            before = sandbox.source[: found.start()]
+            location = Location(before.count("\n") + 1, found.start() - before.rfind("\n"))
+    return error_at(info["type"], message, stack, display_path, location, info.get("code"))
 
 
 def conclude(

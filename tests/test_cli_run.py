@@ -335,6 +335,16 @@ def test_import_statement_is_refused_with_an_explanation(cli):
     assert "require(" in error["message"]
 
 
+def test_a_dynamic_import_says_so_and_where(tmp_path):
+    (tmp_path / "dyn.js").write_text(
+        "export default async (request) => {\n  const kv = await import('kvstore');\n"
+        "  return request.ok();\n};\n"
+    )
+    error = run_cli("run", "dyn.js", "--json", cwd=tmp_path).json()["error"]
+    assert "import() is not available in PubNub Functions, use require()" in error["message"]
+    assert (error["line"], error["column"]) == (2, 20)
+
+
 def test_infinite_loop_is_stopped_by_the_time_limit(cli):
     run = cli("run", HANDLERS / "infinite_loop.js", "--timeout", "1", "--json")
     assert run.code == 1
