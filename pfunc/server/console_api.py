@@ -38,6 +38,7 @@ ASSET_TYPES = {
     ".png": "image/png",
 }
 KEEPALIVE_SECONDS = 15.0
+RECONNECT_MS = 500  # how soon a page tries again when the stream ends
 RECORD_QUEUE = 1000  # executions --record may fall behind by before it skips some
 
 
@@ -121,7 +122,11 @@ class Console:
         client = self.hub.connect()
         try:
             backlog = ",".join(entry.text() for entry in list(self.hub.entries))
-            await response.write(f"event: backlog\ndata: [{backlog}]\n\n".encode())
+            # retry: a page reconnects within a second of a restarted server (browsers
+            # wait ~3 s by default).
+            await response.write(
+                f"retry: {RECONNECT_MS}\nevent: backlog\ndata: [{backlog}]\n\n".encode()
+            )
             while not self._closed.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(client.wake.wait(), KEEPALIVE_SECONDS)
