@@ -11,30 +11,29 @@ from tests.conftest import EXAMPLES, HANDLERS, REPO, run_cli
 from tests.test_dev_server import Gate, InProcessDev
 
 
-def test_rate_limit_in_python_matches_javascript(tmp_path):
+def test_rate_limit_in_python_matches_javascript(harness, tmp_path):
+    """Eleven messages through each version, on one engine (a warm handler, as in pfunc
+    dev): the same outcomes, counts and keys, the eleventh refused."""
+    import asyncio
+
+    from pfunc.events import MessageEvent
+
+    async def eleven(handler):
+        async with harness.engine() as engine:
+            executor = engine.functions.executor_for_file(handler)
+            event = MessageEvent("before-publish", {"userId": "u1"})
+            return [await executor.run(event) for _ in range(11)]
+
     outcomes = {}
     for language in ("js", "py"):
-        kv = tmp_path / f"{language}.sqlite3"
-        runs = [
-            run_cli(
-                "run",
-                EXAMPLES / f"rate_limit.{language}",
-                "--message",
-                '{"userId":"u1"}',
-                "--kv",
-                kv,
-                "--json",
-                "--now",
-                "2026-01-01T00:00:10Z",
-            ).json()
-            for _ in range(11)
-        ]
+        harness.kv_path = tmp_path / f"{language}.sqlite3"  # each its own store
+        runs = asyncio.run(eleven(EXAMPLES / f"rate_limit.{language}"))
         outcomes[language] = [
             (
-                r["outcome"],
-                r["message"].get("rateLimitRemaining"),
-                r["operations"]["used"],
-                [c["key"] for c in r["operations"]["calls"]],
+                r.outcome,
+                (r.message or {}).get("rateLimitRemaining"),
+                r.operations["used"],
+                [c["key"] for c in r.operations["calls"]],
             )
             for r in runs
         ]
