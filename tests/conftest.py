@@ -82,6 +82,26 @@ def run_cli(
     return CliRun(completed.returncode, completed.stdout, completed.stderr)
 
 
+def invoke_cli(*args: str | Path, cwd: Path, stdin: str | None = None) -> CliRun:
+    """`pfunc ARGS...` in this process (click's runner), for the many CLI tests whose
+    subject is the command's answer rather than the process around it (run_cli is)."""
+    from click.testing import CliRunner
+
+    from pfunc.cli.commands import main
+
+    previous = Path.cwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(
+            main, [str(arg) for arg in args], input=stdin, env={"NO_COLOR": "1"}
+        )
+    finally:
+        os.chdir(previous)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return CliRun(result.exit_code, result.stdout, result.stderr)
+
+
 def start_cli(*args: str | Path, cwd: Path) -> subprocess.Popen[str]:
     """`pfunc ARGS...` started in the background (output discarded), for a test that
     signals or kills it while it runs."""

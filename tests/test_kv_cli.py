@@ -1,14 +1,15 @@
-"""`pfunc kv` on a real SQLite file, in subprocesses, and next to a handler that reads it."""
+"""`pfunc kv` on a real SQLite file (in this process, and in subprocesses where the process
+matters: Ctrl-C, another process's lock), and next to a handler that reads it."""
 
 from __future__ import annotations
 
 import json
 
-from tests.conftest import HANDLERS, run_cli
+from tests.conftest import HANDLERS, invoke_cli, run_cli
 
 
 def kv(tmp_path, command, *args):
-    return run_cli("kv", command, "--kv", tmp_path / "kv.sqlite3", *args, cwd=tmp_path)
+    return invoke_cli("kv", command, "--kv", tmp_path / "kv.sqlite3", *args, cwd=tmp_path)
 
 
 def test_set_get_list_rm(tmp_path):

@@ -10,7 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pfunc.store import KVStore, key_range
-from tests.conftest import run_cli
+from tests.conftest import REPO, invoke_cli
+
+
+def run_cli(*args, cwd=None):  # the kv commands' answers: in this process
+    return invoke_cli(*args, cwd=cwd or REPO)
+
 
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=6) | st.text(
     st.sampled_from("a\U0010ffff\U0010fffe"), max_size=4
