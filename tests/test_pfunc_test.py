@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, invoke_cli
+
+
+def run_cli(*args, cwd=None, stdin=None):  # pfunc test's answers: in this process
+    return invoke_cli(*args, cwd=cwd or REPO, stdin=stdin)
 
 
 @pytest.fixture
