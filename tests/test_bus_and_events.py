@@ -10,7 +10,12 @@ import pytest
 
 from pfunc.channels import channel_matches
 from pfunc.project import parse_project
-from tests.conftest import run_cli
+from tests.conftest import REPO, invoke_cli
+
+
+def run_cli(*args, cwd=None, stdin=None):  # the commands' answers: in this process
+    return invoke_cli(*args, cwd=cwd or REPO, stdin=stdin)
+
 
 RELAY = """
 const pubnub = require("pubnub");

@@ -12,7 +12,12 @@ import pytest
 
 from pfunc.events import KINDS
 from pfunc.files import MAX_FILE_BYTES, FileTooLarge
-from tests.conftest import run_cli
+from tests.conftest import REPO, invoke_cli
+
+
+def run_cli(*args, cwd=None, stdin=None):  # the commands' answers: in this process
+    return invoke_cli(*args, cwd=cwd or REPO, stdin=stdin)
+
 
 PROJECT = """
 [project]
