@@ -7,8 +7,12 @@ import shutil
 import subprocess
 import sys
 
-from tests.conftest import EXAMPLES, HANDLERS, REPO, run_cli
+from tests.conftest import EXAMPLES, HANDLERS, REPO, invoke_cli
 from tests.test_dev_server import Gate, InProcessDev
+
+
+def run_cli(*args, cwd=None, stdin=None):  # the commands' answers: in this process
+    return invoke_cli(*args, cwd=cwd or REPO, stdin=stdin)
 
 
 def test_rate_limit_in_python_matches_javascript(harness, tmp_path):
