@@ -192,6 +192,9 @@ class ExecutionLoop:
             raise
         except SandboxInterrupted as stop:
             if stop.reason == TIMEOUT:
+                if self.sandbox.returned:  # only work it left was still running
+                    self.handler_settled = True
+                    return self._out_of_time()
                 return self._timeout_error(stop)
             if stop.reason == CRASHED:
                 return ExecutionError(

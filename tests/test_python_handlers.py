@@ -506,6 +506,31 @@ def test_tasks_a_handler_left_running_finish_within_the_limit_as_javascripts_wor
     assert any("1 still running at the time limit were cancelled" in w for w in cut["warnings"])
 
 
+def test_a_task_left_on_a_call_that_outlasts_the_limit_leaves_the_handlers_ending(
+    tmp_path, harness
+):
+    """The handler answered; a task it left calls without end from its first step: the
+    ending stands, the calls are un-awaited, and the worker (the task with it) is
+    replaced (a second read found the ending lost)."""
+    harness.limits, harness.limit_overrides = "unlimited", {"timeout": 1}  # calls, no end
+    handler = tmp_path / "h.py"
+    handler.write_text(
+        "import asyncio\n"
+        "from pfunc import require\n"
+        "db = require('kvstore')\n\n"
+        "async def forever():\n"
+        "    while True:\n"
+        "        await db.incr_counter('n')\n\n"
+        "async def handler(request):\n"
+        "    asyncio.create_task(forever())\n"
+        "    return request.ok({'hi': 1})\n"
+    )
+    result = harness.run(handler)
+    assert (result.outcome, result.message) == ("ok", {"hi": 1}), result.error
+    calls = result.operations["calls"]
+    assert calls and all(call.get("unawaited") for call in calls if call["status"] == "ok")
+
+
 def test_completions_may_be_awaited_and_require_throws_javascripts_error(tmp_path):
     """request.ok() and response.send() return Promises in JavaScript: a port that awaits
     them works; an unknown require() name is an Error, as there."""

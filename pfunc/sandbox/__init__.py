@@ -63,6 +63,9 @@ class Sandbox(Protocol):
     source: str  # the handler's code it loaded
     # Internal host modules this language's handlers reach (Python: "builtin").
     internal_modules: tuple[str, ...]
+    # The handler returned while work it left runs on (Python: its asyncio tasks; a
+    # JavaScript handler's settling reaches the host with its calls instead).
+    returned: bool
 
     @property
     def sync_builtins(self) -> SyncBuiltins | None:

@@ -51,7 +51,7 @@ START_TIMEOUT = 30.0
 # Loads one worker serves in test runs before a new one starts (each replaces the last
 # module, but process state a handler changed stays: a bound all the same).
 _MAX_LOADS = 64
-_MESSAGE_OPS = {"loading", "loaded", "call", "done", "log"}
+_MESSAGE_OPS = {"loading", "loaded", "call", "done", "log", "returned"}
 
 
 class PythonSandbox:
@@ -78,6 +78,8 @@ class PythonSandbox:
         self.home: SandboxThread | None = None
         self.generation = 0
         self._done: dict[str, Any] | None = None
+        self._returned: dict[str, Any] | None = None  # its own ending, tasks still running
+        self.returned = False
         self._logs: list[dict[str, Any]] = []  # the execution's console lines so far
         self._builtins: SyncBuiltins | None = None
         self._buffer = b""
@@ -266,18 +268,24 @@ class PythonSandbox:
         if start is not None:
             event_json, now_ms = start
             self._logs = []
+            self.returned, self._returned = False, None
             event = json.loads(event_json)
             self._send({"op": "run", "event": event, "now": now_ms, "seconds": remaining})
         for call_id, ok, payload in settlements:
             self._send({"op": "reply", "id": call_id, "ok": ok, "payload": payload})
         deadline = None if remaining is None else time.monotonic() + remaining
         message = self._receive(remaining)
-        while message["op"] == "log":  # console lines, as the handler writes them
-            entry = message.get("entry")
-            if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
-                self.broken = True
-                raise SandboxInterrupted(CORRUPTED)
-            self._logs.append(entry)
+        while message["op"] in ("log", "returned"):
+            if message["op"] == "returned":  # its own ending, before the tasks it left run
+                self.returned, self._returned = True, message
+            else:  # console lines, as the handler writes them
+                entry = message.get("entry")
+                if not isinstance(entry, dict) or not all(
+                    isinstance(v, str) for v in entry.values()
+                ):
+                    self.broken = True
+                    raise SandboxInterrupted(CORRUPTED)
+                self._logs.append(entry)
             message = self._receive(None if deadline is None else deadline - time.monotonic())
         if message["op"] == "call":  # made after the handler returned: it has settled
             return bool(message.get("settled")), [
@@ -297,6 +305,20 @@ class PythonSandbox:
     def finish(self) -> dict[str, Any] | None:
         done, self._done = self._done, None
         logs, self._logs = self._logs, []
+        if done is None and self._returned is not None:
+            # It returned, and tasks it left still ran at the time limit: its own ending
+            # stands, and the worker (the tasks with it) is replaced.
+            self.broken = True
+            done = {
+                **self._returned,
+                "warnings": [
+                    *self._returned.get("warnings", []),
+                    "asyncio task(s) the handler left were still running at the time limit: "
+                    "the worker was replaced, so they never run in a later execution (PubNub "
+                    "only guarantees awaited work: await them)",
+                ],
+            }
+        self._returned = None
         if done is None:  # stopped (time, memory) or crashed: the lines written so far
             return {"completion": None, "logs": logs, "warnings": [], "error": None}
         error = done.get("error")

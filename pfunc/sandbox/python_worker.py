@@ -95,8 +95,7 @@ def _load(path: str, source: str) -> Callable[..., Any]:
     handler = getattr(module, "handler", None)
     if not callable(handler):
         raise AttributeError(
-            "the module defines no handler function; write def handler(request): ... "
-            "(or async def)"
+            "the module defines no handler function; write def handler(request): ... (or async def)"
         )
     return handler
 
@@ -133,18 +132,37 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
         args = (IntervalEvent(execution),)
     else:
         args = (Request(execution),)
-    error = None
+    error: dict[str, Any] | None = None
+    message_family = family not in ("request", "interval")
+
+    def returned(outcome: Any, failure: BaseException | None) -> None:
+        """The handler's own ending, the moment it returns (before any task it left takes
+        a step): what stands even if those tasks are stopped at the time limit."""
+        nonlocal error
+        try:
+            if failure is not None:
+                raise failure
+            # Returning the request itself is ok() with the message as it stands, as in
+            # JavaScript (ok() resolves to the request).
+            if outcome is args[0] and message_family and execution.completion is None:
+                args[0].ok()
+        except BaseException as caught:  # the handler's exception is the execution's error
+            error = _error_info(caught, handler_file)
+        execution.settled = True
+        mine = asyncio.current_task(_LOOP) if _LOOP.is_running() else None
+        if any(not task.done() for task in asyncio.all_tasks(_LOOP) if task is not mine):
+            ending = {"completion": execution.completion, "error": error}
+            CONNECTION.send({"op": "returned", **ending, "warnings": list(execution.warnings)})
+
     try:
         outcome = handler(*args[: _arity(handler)])
+    except BaseException as failure:
+        returned(None, failure)
+    else:
         if inspect.isawaitable(outcome):
-            outcome = _LOOP.run_until_complete(_await(outcome))
-        # Returning the request itself is ok() with the message as it stands, as in
-        # JavaScript (ok() resolves to the request).
-        message_family = family not in ("request", "interval")
-        if outcome is args[0] and message_family and execution.completion is None:
-            args[0].ok()
-    except BaseException as failure:  # the handler's exception is the execution's error
-        error = _error_info(failure, handler_file)
+            _LOOP.run_until_complete(_settling(outcome, returned))
+        else:
+            returned(outcome, None)
     _finish_leftover_tasks(execution)
     for call in execution.unperformed:
         execution.warnings.append(
@@ -169,7 +187,6 @@ def _finish_leftover_tasks(execution: _Execution) -> None:
     pending = [task for task in asyncio.all_tasks(_LOOP) if not task.done()]
     if not pending:
         return
-    execution.settled = True
     # A little before the limit: the host stops the whole worker at it.
     left = None if execution.deadline is None else execution.deadline - time.monotonic() - 0.05
     _, still = _LOOP.run_until_complete(
@@ -208,8 +225,15 @@ def _left_running() -> list[str]:
     return left
 
 
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
+async def _settling(awaitable: Any, returned: Callable[[Any, BaseException | None], None]) -> None:
+    """The handler, awaited, and its ending told the moment it returns: the first step of
+    a task it left runs in the same pass of the loop, after this."""
+    try:
+        outcome = await awaitable
+    except BaseException as failure:
+        returned(None, failure)
+    else:
+        returned(outcome, None)
 
 
 # One event loop for the worker's life: a new one per execution costs more than the call.

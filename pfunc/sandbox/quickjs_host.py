@@ -102,6 +102,7 @@ class JavaScriptSandbox:
 
     internal_modules: tuple[str, ...] = ()
     sync_builtins = None  # the synchronous built-ins run inside the context itself
+    returned = False  # its settling reaches the host with its calls (poll)
 
     def __init__(
         self,
