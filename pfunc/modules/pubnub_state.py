@@ -166,7 +166,8 @@ class PubNubState:
         self, options: dict[str, Any], data: PubNubData, ctx: CallContext
     ) -> Any:
         channels = _names(options, "channels", "messageCounts")
-        if not options.get("timetoken") and not options.get("channelTimetokens"):
+        # As the SDK's check: an empty list is given (JavaScript's [] is truthy).
+        if not options.get("timetoken") and options.get("channelTimetokens") is None:
             raise HandlerCallError(  # the JavaScript SDK's words
                 "TypeError",
                 "pubnub.messageCounts: `timetoken` or `channelTimetokens` need to be set",

@@ -199,7 +199,8 @@ class _Module:
         # getUUIDMetadata (the registry's name whose letters they are, whatever the case).
         head, *rest = method.split("_")
         method = self._namespace + head + "".join(part[:1].upper() + part[1:] for part in rest)
-        method = _SPELLINGS.get((name, method.lower()), method)
+        if rest:  # a Python spelling: matched to the registry's name whatever its case
+            method = _SPELLINGS.get((name, method.lower()), method)
         if name in _SYNC_MODULES or method in SYNC_METHODS.get(name, ()):
             # synchronous in JavaScript: synchronous here too
             call = _Method(lambda *args: CONNECTION.call("builtin", f"{name}.{method}", args))
