@@ -93,7 +93,7 @@ def invoke_cli(*args: str | Path, cwd: Path, stdin: str | None = None) -> CliRun
     os.chdir(cwd)
     try:
         result = CliRunner().invoke(
-            main, [str(arg) for arg in args], input=stdin, env={"NO_COLOR": "1"}
+            main, [str(arg) for arg in args], input=stdin, env={"NO_COLOR": "1", "COLUMNS": "200"}
         )
     finally:
         os.chdir(previous)

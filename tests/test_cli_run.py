@@ -1,4 +1,7 @@
-"""`pfunc run` as a user runs it: a real subprocess, the real engine, a real SQLite file."""
+"""`pfunc run` as a user runs it: the real engine, a real SQLite file. Most tests drive
+the command in this process (click's runner: the same command, answer and exit code);
+those whose subject is the process itself (exit codes as a shell sees them, arguments
+that are not UTF-8, signals, closed pipes and standard input) run a real subprocess."""
 
 from __future__ import annotations
 
@@ -7,10 +10,38 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import EXAMPLES, HANDLERS, run_cli, run_cli_unread, start_cli
+from tests.conftest import (
+    EXAMPLES,
+    HANDLERS,
+    REPO,
+    CliRun,
+    invoke_cli,
+    run_cli_unread,
+    start_cli,
+)
+from tests.conftest import run_cli as real_cli
+
+
+def run_cli(*args: str | Path, cwd: Path | None = None, stdin: str | None = None) -> CliRun:
+    """`pfunc ARGS...` in this process, from the repository unless `cwd` says otherwise."""
+    return invoke_cli(*args, cwd=cwd or REPO, stdin=stdin)
+
+
+@pytest.fixture
+def cli(tmp_path: Path):
+    """run_cli with a fresh KV file for this test unless the test passes --kv."""
+    kv = tmp_path / "kv.sqlite3"
+
+    def call(*args: str | Path, **kwargs: Any) -> CliRun:
+        extra = [] if "--kv" in args or not args or args[0] != "run" else ["--kv", str(kv)]
+        return run_cli(*args, *extra, **kwargs)
+
+    return call
 
 
 def test_rate_limit_allows_ten_per_minute_then_aborts(cli):
@@ -174,7 +205,13 @@ def test_config_example_reads_changes_and_resets(cli):
     assert config()[1]["maxLength"] == 500
 
 
-def test_expect_flag_sets_the_exit_code(cli):
+def test_expect_flag_sets_the_exit_code(tmp_path):
+    """Exit codes as a shell sees them: a real process."""
+    store = ("--kv", tmp_path / "kv.sqlite3")
+
+    def cli(*args: str | Path) -> CliRun:
+        return real_cli(*args, *store)
+
     ok = cli("run", EXAMPLES / "rate_limit.js", "--message", '{"userId":"u2"}', "--expect", "ok")
     assert ok.code == 0
     mismatch = cli(
