@@ -43,6 +43,30 @@ class _QuietHTTPServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+# The test files that take longest, handed out first. `--dist loadfile` (pyproject.toml)
+# gives whole files to workers in collection order, and a long file handed out last
+# holds the run open alone (the reload test, last of the alphabet's counts, added ~10 s).
+LONGEST_FIRST = (
+    "test_dev_server.py",
+    "test_inline.py",
+    "test_reload_under_load.py",
+    "test_pytest_plugin.py",
+    "test_console_browser.py",
+    "test_python_handlers.py",
+    "test_store_safety.py",
+    "test_loop_free_run.py",
+    "test_hostile_python.py",
+    "test_hostile.py",
+    "test_cli_run.py",
+    "test_pfunc_test.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept
+
+
 @contextlib.contextmanager
 def local_http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     """A real HTTP server on 127.0.0.1 (a thread per request); yields its base URL."""

@@ -27,7 +27,7 @@ subscribe_key = "sub-c-in"
 publish_key = "pub-c-in"
 
 [limits]
-timeout = 2
+timeout = 1
 
 [[functions]]
 name = "work"
@@ -81,7 +81,7 @@ def test_a_quick_function_runs_in_line_and_a_runaway_is_moved_to_a_thread(tmp_pa
         assert promoted(server)
         status, _, body = server.request("GET", URL + "?mode=spin")
         # The runaway ran again on a thread, to the profile's time limit, as in production.
-        assert status == 500 and "longer than the 2 s time limit" in json.loads(body)["message"]
+        assert status == 500 and "longer than the 1 s time limit" in json.loads(body)["message"]
         assert not promoted(server)
         status, _, body = server.request("GET", URL)
         assert status == 200 and json.loads(body) == {"seen": None}
@@ -397,7 +397,8 @@ def test_a_function_slow_to_load_keeps_working_once_it_has_been_quick(tmp_path: 
     loaded on a thread, and the function stays on threads until new code loads."""
     import threading
 
-    (tmp_path / "pfunc.toml").write_text(PROJECT)
+    # (a limit past the slow server's second)
+    (tmp_path / "pfunc.toml").write_text(PROJECT.replace("timeout = 1", "timeout = 5"))
     (tmp_path / "work.js").write_text(SLOW_TOP_LEVEL)
     server = InProcessDev(tmp_path)
     try:
@@ -442,7 +443,7 @@ def test_an_execution_started_again_runs_the_code_it_began_with(tmp_path: Path):
     thread with its own code, not the new version."""
     import threading
 
-    project = PROJECT.replace("timeout = 2", "timeout = 5")
+    project = PROJECT.replace("timeout = 1", "timeout = 5")
     with (
         slow_http(1.0) as slow,
         promoted_server(tmp_path, RELOADED.replace("VERSION", "1"), project) as server,
@@ -465,7 +466,7 @@ def test_an_execution_started_again_runs_the_code_it_began_with(tmp_path: Path):
 def test_a_re_run_never_repeats_a_write_however_many_reads_came_first(tmp_path: Path):
     """1,100 reads, a write, then a long slice: the attempt on a thread is given all their
     answers in order and performs only what comes after."""
-    (tmp_path / "pfunc.toml").write_text(PROJECT.replace("timeout = 2", "timeout = 5"))
+    (tmp_path / "pfunc.toml").write_text(PROJECT.replace("timeout = 1", "timeout = 5"))
     (tmp_path / "work.js").write_text(
         textwrap.dedent(WORK).replace(
             'if (request.query.mode === "spin") { while (true) {} }',

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from tests.conftest import REPO, run_cli, run_cli_unread
+from tests.conftest import REPO, invoke_cli, run_cli, run_cli_unread
 
 
 @pytest.fixture
@@ -272,7 +272,7 @@ def test_pfunc_test_n_answers_as_pfunc_test_does(tmp_path):
     (folder / "pytest.ini").write_text("[pytest]\naddopts = --no-such-option\n")
 
     def both(*arguments: str) -> tuple[tuple[int, str], tuple[int, str]]:
-        serial = run_cli("test", *arguments, cwd=folder)
+        serial = invoke_cli("test", *arguments, cwd=folder)  # in process: the answer is the subject
         spread = run_cli("test", "-n", "2", *arguments, cwd=folder)
         return (serial.code, serial.stdout + serial.stderr), (
             spread.code,
@@ -368,7 +368,9 @@ def test_junit_names_a_scenario_alike_with_and_without_n(tmp_path):
     names = []
     for extra in ([], ["-n", "2"]):
         junit = tmp_path / f"junit{len(extra)}.xml"
-        run = run_cli("test", *extra, "--junit", junit, "t", cwd=tmp_path)
+        run = (run_cli if extra else invoke_cli)(
+            "test", *extra, "--junit", junit, "t", cwd=tmp_path
+        )
         assert run.code == 0, run.stdout + run.stderr
         names.append(
             [(c.get("classname"), c.get("name")) for c in ElementTree.parse(junit).iter("testcase")]
@@ -391,7 +393,7 @@ def test_pfunc_test_n_reports_and_writes_junit_as_pfunc_test_does(tmp_path):
     (folder / "sub").mkdir()
     (folder / "sub" / "more.test.toml").write_text(failing.replace('"hello.js"', '"../hello.js"'))
     arguments = ("odd.toml", "sub", "hello.test.toml")
-    serial = run_cli("test", *arguments, "--junit", "serial.xml", cwd=folder)
+    serial = invoke_cli("test", *arguments, "--junit", "serial.xml", cwd=folder)
     spread = run_cli("test", "-n", "2", *arguments, "--junit", "spread.xml", cwd=folder)
     assert serial.code == spread.code == 1
     assert "13 failed, 1 passed" in spread.stdout  # odd.toml's six ran too
