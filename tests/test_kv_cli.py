@@ -29,6 +29,21 @@ def test_set_get_list_rm(tmp_path):
     assert "no live item under 'user:1'" in missing.stderr
 
 
+def test_rm_says_whether_anything_was_there(tmp_path):
+    """An item, a counter, or nothing under the key (a counter under a longer key that
+    starts with it is not the key's): the answer says which, and exits 0 either way."""
+    kv(tmp_path, "incr", "hits2")
+    nothing = kv(tmp_path, "rm", "hits")
+    assert (nothing.code, nothing.stdout) == (0, "nothing under 'hits': nothing removed\n")
+    kv(tmp_path, "incr", "hits")
+    assert kv(tmp_path, "rm", "hits", "--json").stdout == '{"removed": true}\n'
+    assert kv(tmp_path, "rm", "hits", "--json").stdout == '{"removed": false}\n'
+    kv(tmp_path, "set", "item", "1")
+    assert kv(tmp_path, "rm", "item").stdout == "removed item\n"
+    counters = json.loads(kv(tmp_path, "counters", "--json").stdout)
+    assert counters == [{"key": "hits2", "value": 1}]  # the longer key's counter stays
+
+
 def test_values_set_from_the_cli_are_what_handlers_read(tmp_path):
     kv(tmp_path, "set", "shared", '{"from":"cli"}')
     probe = run_cli(

@@ -221,7 +221,11 @@ def kv_set(key: str, value: str, ttl: float | None, **options: Any) -> None:
 @kv_options
 def kv_rm(key: str, **options: Any) -> None:
     """Remove the item and the counter under KEY."""
-    _kv(options, lambda tool: tool.remove(key), lambda _: click.echo(f"removed {key}"))
+
+    def show(removed: bool) -> None:
+        click.echo(f"removed {key}" if removed else f"nothing under {key!r}: nothing removed")
+
+    _kv(options, lambda tool: tool.remove(key), show, json_of=lambda removed: {"removed": removed})
 
 
 @kv.command(name="counters")

@@ -93,8 +93,15 @@ class KVTool:
         ttl_arg = JSArg({"t": "undefined"}) if ttl is None else JSArg({"v": ttl})
         await self._call("set", _text(key), JSArg({"j": jsonio.dumps(value)}), ttl_arg)
 
-    async def remove(self, key: str) -> None:
+    async def remove(self, key: str) -> bool:
+        """Remove the item and the counter under `key`; whether either was there (a live
+        item, or a counter: an expired item is already gone for every reader)."""
+        # Counters under `key` as a prefix, in key order: the key itself comes first.
+        first_counter = await self.list_counters(key, limit=1)
+        counter = bool(first_counter) and first_counter[0]["key"] == key
+        there = counter or await self.get(key) is not None
         await self._call("removeItem", _text(key))
+        return there
 
     async def incr(self, key: str, amount: int) -> int:
         return int(await self._call("incrCounter", _text(key), JSArg({"v": amount})))
