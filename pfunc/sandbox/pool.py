@@ -259,8 +259,8 @@ class SandboxPool:
     def unchanged(self) -> bool:
         """The file holds the code that is serving (saved again as it was: `touch`, an
         editor's save), and no reload since has failed: a reload would only reset the
-        warm instances' module state. Never for Python: a handler's own modules beside
-        it are not watched, and saving the handler is how their changes load."""
+        warm instances' module state. Never for Python: a save of a helper module beside
+        it reloads it too (server/reload.py), with its own file as it was."""
         if self.loaded_source is None or self.reload_failed or self.handler.suffix == ".py":
             return False
         try:
