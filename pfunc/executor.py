@@ -214,6 +214,7 @@ class Executor:
             )
             result.operations = budget.to_json()
         else:
+            result.source = sandbox.source
             work = self._execute(sandbox, event, budget, context, result, host_warnings, replay)
             try:
                 await (work if sandbox.home is None else sandbox.home.run(work))

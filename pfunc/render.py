@@ -75,10 +75,9 @@ def render_result(result: Result, terminal: Terminal | None = None) -> None:
         out.line("")
         out.line(("Error", "bold red"))
         out.line((f"  {error.type}: {error.message}", "red"))
-        if error.file and error.line:
-            frame = code_frame(Path(error.file), error.line, error.column or 1)
-            if frame:
-                out.line(frame)
+        frame = error_frame(result)
+        if frame:
+            out.line(frame)
         if error.stack:
             out.line((error.stack, "dim"))
 
@@ -201,13 +200,31 @@ def _body(body: str) -> Segment:
         return (_shown(body), "")
 
 
-def code_frame(path: Path, line: int, column: int, context: int = 2) -> str | None:
-    """Lines around `line` of the file, numbered, with a caret under `column`."""
-    try:
-        # A file that is not UTF-8 (the load error says where) still shows its lines.
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
+def error_frame(result: Result, root: Path | None = None) -> str | None:
+    """The code frame of an execution's error: from the code the execution ran when the
+    error is in the handler's file, else from the file (`root` for a relative path)."""
+    error = result.error
+    if error is None or not error.file or not error.line:
         return None
+    path = Path(error.file)
+    if root is not None and not path.is_absolute():
+        path = root / path
+    ran = result.source if error.file == result.function else None
+    return code_frame(path, error.line, error.column or 1, text=ran)
+
+
+def code_frame(
+    path: Path, line: int, column: int, context: int = 2, text: str | None = None
+) -> str | None:
+    """Lines around `line` of the file (or of `text`, its code as it ran), numbered, with
+    a caret under `column`."""
+    if text is None:
+        try:
+            # A file that is not UTF-8 (the load error says where) still shows its lines.
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+    lines = text.splitlines()
     if line > len(lines) or (line == len(lines) and not lines[-1].strip()):
         # "Unexpected end of input", past the last line: the end of the last line of code
         code = [number for number, text in enumerate(lines, 1) if text.strip()]

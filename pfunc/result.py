@@ -55,6 +55,9 @@ class Result:
     # console records them), for tools that show an execution or turn it into a test.
     received: Any = field(default=None, repr=False, compare=False)
     observed: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # The handler's code as the execution ran it, for the error's code frame: the file may
+    # have been saved since (a failed reload leaves the last good version serving).
+    source: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_message_event(self) -> bool:

@@ -174,6 +174,16 @@ def test_reload_states_are_true(dev: InProcessDev) -> None:
     assert failed["serving"] is True  # the older version loads and keeps serving
     handler.write_text(API)
     dev.wait_for(lambda e: e["type"] == "reload" and e["ok"], timeout=10)
+    # A save that does not load leaves the last good version serving: its errors show
+    # the code that ran, not the file as it now is (two lines longer, and broken).
+    handler.write_text("// a\n// b\n" + API.replace("201);", "201;"))
+    dev.wait_for(lambda e: e["type"] == "reload" and not e["ok"], timeout=10)
+    dev.request("GET", "/v1/blocks/sub-key/sub-c-demo/api?fail=1")
+    failed = dev.wait_for(lambda e: e["type"] == "execution" and e["outcome"] == "error")
+    marked = next(line for line in failed["frame"].splitlines() if line.startswith("  > 2 |"))
+    assert "null.x" in marked, failed["frame"]
+    handler.write_text(API)
+    dev.wait_for(lambda e: e["type"] == "reload" and e["ok"], timeout=10)
     config = dev.folder / "pfunc.toml"
     text = config.read_text()
     config.write_text(
@@ -189,16 +199,33 @@ def test_reload_states_are_true(dev: InProcessDev) -> None:
 def test_an_errors_code_frame_is_the_code_that_ran_not_the_file_as_edited_since(
     harness, write_handler
 ) -> None:
-    from pfunc.render import code_frame
+    import io
+
+    from pfunc.render import error_frame
     from pfunc.server.console_hub import ConsoleHub
+    from pfunc.server.log import DevLog, execution_event
 
     handler = write_handler('export default () => {\n  throw new Error("boom");\n};\n', "boom.js")
     result = harness.run(handler)
     assert result.error is not None and result.error.line == 2
-    hub = ConsoleHub()
-    hub.frame_of = lambda error: code_frame(handler, error.line, error.column or 1)
-    hub.add_result(result)
-    # edited before any page asked: two lines above, the throw is now on line 4
+    # Saved since (or before it ended, with a failed reload leaving this version serving):
+    # two lines above, so line 2 of the file is now a comment.
     handler.write_text("// one\n// two\n" + handler.read_text())
+    hub = ConsoleHub()
+    hub.frame_of = error_frame
+    hub.add_result(result)
     frame = hub.entries[-1].to_json()["frame"]
     assert 'throw new Error("boom")' in frame.splitlines()[1]  # the line of the frame's mark
+    # The dev log's line shows the same frame; its NDJSON form has no frame.
+    event = execution_event(result)
+    for as_json in (False, True):
+        out = io.StringIO()
+        log = DevLog(as_json, out)
+        log(event)
+        log._flush()
+        text = out.getvalue()
+        if as_json:
+            assert "frame" not in json.loads(text) and json.loads(text)["error"]["line"] == 2
+        else:
+            marked = next(line for line in text.splitlines() if "> 2 |" in line)
+            assert 'throw new Error("boom")' in marked, text

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from pfunc.errors import HandlerLoadError, PfuncUsageError
 from pfunc.events import KINDS
-from pfunc.render import code_frame
+from pfunc.render import code_frame, error_frame
 from pfunc.result import Result
 from pfunc.server.admin import describe_functions
 from pfunc.server.console_hub import ConsoleHub
@@ -56,14 +56,9 @@ class Console:
         runtime.modules["kvstore"] = ObservedKVStore(lambda: self.hub.capturing)
         self.hub.frame_of = self._frame
 
-    def _frame(self, error: Any) -> str | None:
+    def _frame(self, result: Result) -> str | None:
         """The code frame of an execution's error, as `pfunc run` shows it."""
-        if not error.file:
-            return None
-        path = Path(error.file)
-        if not path.is_absolute():
-            path = self.state.project.root / path
-        return code_frame(path, error.line, error.column or 1) or None
+        return error_frame(result, self.state.project.root) or None
 
     def routes(self) -> list[web.RouteDef]:
         return [

@@ -113,7 +113,7 @@ class ConsoleHub:
         # Ids grow across restarts too (from the start's time in ms, x1000: a safe
         # JavaScript integer), so that a page kept open keeps what it had and adds anew.
         self._ids = itertools.count(int(time.time() * 1000) * 1000)
-        self.frame_of: Callable[[Any], str | None] | None = None  # an error's code frame
+        self.frame_of: Callable[[Result], str | None] | None = None  # an error's code frame
 
     @property
     def capturing(self) -> bool:
@@ -122,10 +122,9 @@ class ConsoleHub:
 
     def add_result(self, result: Result) -> None:
         """The runtime's observer: called for every finished execution."""
-        # The frame is read now, from the code that ran: the file may be edited before a
+        # The frame is made now, from the code that ran: the file may be edited before a
         # page asks for the entry.
-        error = result.error
-        frame = self.frame_of(error) if error and error.line and self.frame_of else None
+        frame = self.frame_of(result) if result.error and self.frame_of else None
         entry = Entry(next(self._ids), int(time.time() * 1000), result, frame=frame)
         self.entries.append(entry)
         for recorder in self.recorders:

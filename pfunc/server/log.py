@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pfunc.aio import running_loop
-from pfunc.render import code_frame
+from pfunc.render import code_frame, error_frame
 from pfunc.result import Result
 from pfunc.terminal import Terminal
 
@@ -32,6 +32,8 @@ class DevLog:
 
     def __call__(self, event: dict[str, Any]) -> None:
         if self.as_json:
+            if "frame" in event:  # for the readable line only: NDJSON has file, line, column
+                event = {key: value for key, value in event.items() if key != "frame"}
             self.out.write(json.dumps(event, ensure_ascii=False))
         else:
             getattr(self, "_" + event["type"].replace("-", "_"), self._other)(event)
@@ -137,20 +139,21 @@ class DevLog:
             lines.append(self.out.paint(f"    ! {warning}", "yellow", one_line=True))
         self.out.write("\n".join(lines))
         if "error" in event:
-            self._error(event["error"])
+            self._error(event["error"], event.get("frame"))
 
-    def _error(self, error: dict[str, Any]) -> None:
+    def _error(self, error: dict[str, Any], frame: str | None = None) -> None:
         self.out.line((f"    {error['type']}: {error['message']}", "red"))
         if not error.get("line"):
             return
         where = f"{error['file']}:{error['line']}:{error.get('column') or 1}"
         self.out.line((f"    at {where}", "red"))
-        path = Path(error["file"])
-        frame = code_frame(
-            path if path.is_absolute() else self.root / path,
-            error["line"],
-            error.get("column") or 1,
-        )
+        if frame is None:
+            path = Path(error["file"])
+            frame = code_frame(
+                path if path.is_absolute() else self.root / path,
+                error["line"],
+                error.get("column") or 1,
+            )
         if frame:
             self.out.line("      " + frame.replace("\n", "\n      "))
 
@@ -307,4 +310,6 @@ def execution_event(result: Result) -> dict[str, Any]:
         event["body"] = result.response.get("body")
     if result.error is not None:
         event["error"] = result.error.to_json()
+        if result.source is not None and result.error.file == result.function:
+            event["frame"] = error_frame(result)  # from the code that ran, not the file now
     return event
