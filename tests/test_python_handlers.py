@@ -192,7 +192,9 @@ def test_a_changed_helper_module_reloads_the_python_handlers_beside_it(tmp_path)
         # the last good version keeps serving.
         (tmp_path / "fns" / "util" / "words.py").write_text("WORD = (\n")
         failed = server.wait_for(lambda e: e["type"] == "reload")
-        assert not failed["ok"] and "words.py" in failed["error"], failed
+        assert not failed["ok"] and "words.py, line 1" in failed["error"], failed
+        # where in the handler: the line that imports it (not the helper's own column)
+        assert (failed["line"], failed["column"]) == (1, 1), failed
         assert server.request("GET", "/v1/blocks/sub-key/sub-c-t/say")[2] == "two"
         left = []
         while not server.events.empty():
