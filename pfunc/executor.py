@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pfunc.aio import running_loop
+from pfunc.code_frames import ran_frame
 from pfunc.errors import HandlerLoadError
 from pfunc.events import KINDS, Event, MessageEvent, RequestEvent
 from pfunc.execution_loop import ExecutionLoop
@@ -214,7 +215,6 @@ class Executor:
             )
             result.operations = budget.to_json()
         else:
-            result.source = sandbox.source
             work = self._execute(sandbox, event, budget, context, result, host_warnings, replay)
             try:
                 await (work if sandbox.home is None else sandbox.home.run(work))
@@ -261,6 +261,7 @@ class Executor:
             finally:
                 self.pool.release(sandbox)
             mask_secrets(result, context.secrets_read)
+            result.frame = ran_frame(result, sandbox.source)
         result.duration_ms = (time.perf_counter() - started) * 1000
         for observer in runtime.observers:
             observer(result)

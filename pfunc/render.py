@@ -6,9 +6,9 @@ Colour only on a terminal, and never with NO_COLOR set.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
+from pfunc.code_frames import error_frame
 from pfunc.events import KINDS
 from pfunc.result import PublishReport, Result
 from pfunc.terminal import Segment, Terminal, Tree
@@ -198,48 +198,3 @@ def _body(body: str) -> Segment:
         return (_json(json.loads(body)), "") if body else ("(empty body)", "dim")
     except ValueError:
         return (_shown(body), "")
-
-
-def error_frame(result: Result, root: Path | None = None) -> str | None:
-    """The code frame of an execution's error: from the code the execution ran when the
-    error is in the handler's file, else from the file (`root` for a relative path)."""
-    error = result.error
-    if error is None or not error.file or not error.line:
-        return None
-    path = Path(error.file)
-    if root is not None and not path.is_absolute():
-        path = root / path
-    ran = result.source if error.file == result.function else None
-    return code_frame(path, error.line, error.column or 1, text=ran)
-
-
-def code_frame(
-    path: Path, line: int, column: int, context: int = 2, text: str | None = None
-) -> str | None:
-    """Lines around `line` of the file (or of `text`, its code as it ran), numbered, with
-    a caret under `column`."""
-    if text is None:
-        try:
-            # A file that is not UTF-8 (the load error says where) still shows its lines.
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return None
-    lines = text.splitlines()
-    if line > len(lines) or (line == len(lines) and not lines[-1].strip()):
-        # "Unexpected end of input", past the last line: the end of the last line of code
-        code = [number for number, text in enumerate(lines, 1) if text.strip()]
-        if not code:
-            return None
-        line = code[-1]
-        column = len(lines[line - 1]) + 1
-    if not 1 <= line <= len(lines):
-        return None
-    first, last = max(1, line - context), min(len(lines), line + context)
-    width = len(str(last))
-    out = []
-    for number in range(first, last + 1):
-        marker = ">" if number == line else " "
-        out.append(f"  {marker} {number:>{width}} | {lines[number - 1]}")
-        if number == line:
-            out.append(f"    {' ' * width} | {' ' * (column - 1)}^")
-    return "\n".join(out)

@@ -55,9 +55,9 @@ class Result:
     # console records them), for tools that show an execution or turn it into a test.
     received: Any = field(default=None, repr=False, compare=False)
     observed: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    # The handler's code as the execution ran it, for the error's code frame: the file may
-    # have been saved since (a failed reload leaves the last good version serving).
-    source: str | None = field(default=None, repr=False, compare=False)
+    # The error's code frame, made as the execution ended from the code it ran (the file
+    # may be saved since); None when there is none to make that way (code_frames.py).
+    frame: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_message_event(self) -> bool:

@@ -526,7 +526,7 @@ def test_performance_time_origin_is_in_epoch_milliseconds(tmp_path):
 def test_a_syntax_error_at_the_end_of_the_file_still_shows_where(tmp_path):
     """QuickJS places "unexpected end of input" on the line after the last: the frame
     shows the last line, the caret at its end (it showed no frame at all)."""
-    from pfunc.render import code_frame
+    from pfunc.code_frames import code_frame
 
     handler = tmp_path / "cut.js"
     handler.write_text("export default (request) => {\n  return request.ok(\n")
@@ -543,6 +543,29 @@ def test_a_syntax_error_at_the_end_of_the_file_still_shows_where(tmp_path):
     at = next(i for i, text in enumerate(marked) if text.startswith("  >"))
     assert marked[at].endswith("2 |   return request.ok(")
     assert marked[at + 1].endswith("|                     ^")
+
+
+def test_an_error_in_a_minified_handler_shows_a_window_of_its_line(tmp_path):
+    """A bundled or minified handler is one long line: the report's frame shows the
+    columns around the error (ellipses where the line is cut), the caret under it."""
+    handler = tmp_path / "min.js"
+    handler.write_text(
+        "const pad = " + repr("x" * 5000) + ";export default () => { null.boom; };\n"
+    )
+    shown = run_cli("run", handler, "--kv", tmp_path / "kv.sqlite3", cwd=tmp_path)
+    assert shown.code == 1
+    lines = shown.stdout.splitlines()
+    at = next(i for i, text in enumerate(lines) if text.startswith("  > 1 | "))
+    assert len(lines[at]) < 200 and lines[at].startswith("  > 1 | …")
+    caret = lines[at + 1].index("^")  # where QuickJS places it: the space before the access
+    assert lines[at][caret : caret + 10] == " null.boom"
+    unwindowed = tmp_path / "short.js"
+    unwindowed.write_text("export default () => { null.boom; };\n")
+    short = run_cli("run", unwindowed, "--kv", tmp_path / "kv.sqlite3", cwd=tmp_path)
+    short_lines = short.stdout.splitlines()
+    at = next(i for i, text in enumerate(short_lines) if text.startswith("  > 1 | "))
+    caret = short_lines[at + 1].index("^")
+    assert short_lines[at][caret : caret + 10] == " null.boom"  # the same place
 
 
 def test_a_message_over_pubnubs_size_limit_runs_with_a_warning(tmp_path):

@@ -201,13 +201,19 @@ def test_an_errors_code_frame_is_the_code_that_ran_not_the_file_as_edited_since(
 ) -> None:
     import io
 
-    from pfunc.render import error_frame
+    from pfunc.code_frames import error_frame
     from pfunc.server.console_hub import ConsoleHub
     from pfunc.server.log import DevLog, execution_event
 
-    handler = write_handler('export default () => {\n  throw new Error("boom");\n};\n', "boom.js")
+    padding = "// " + "x" * 100_000 + "\n"
+    handler = write_handler(
+        'export default () => {\n  throw new Error("boom");\n};\n' + padding, "boom.js"
+    )
     result = harness.run(handler)
     assert result.error is not None and result.error.line == 2
+    # What the result keeps is the frame, not the code: the console keeps 1,000 results,
+    # and a handler saved again and again would otherwise stay in memory in every version.
+    assert not any(isinstance(v, str) and len(v) > 10_000 for v in vars(result).values())
     # Saved since (or before it ended, with a failed reload leaving this version serving):
     # two lines above, so line 2 of the file is now a comment.
     handler.write_text("// one\n// two\n" + handler.read_text())

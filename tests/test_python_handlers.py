@@ -159,35 +159,39 @@ def test_the_dev_server_keeps_answering_during_a_python_loop(tmp_path):
         gate.close()
 
 
-def test_a_changed_helper_module_reloads_the_python_handlers_beside_it(tmp_path):
-    """A Python handler reads its helper modules when its worker starts: a save of a
-    helper (here in a package under the handler's folder) reloads the Python functions
-    that may import it, and the next request runs the new helper. A handler elsewhere
-    is left alone."""
+def test_a_saved_helper_module_reloads_the_python_handlers(tmp_path):
+    """A Python handler reads its helper modules once, when its worker starts: a save of a
+    .py file that is no function's own (a module or a package beside the handler)
+    reloads the Python functions, and the next request runs the new helper. A
+    JavaScript function is left alone."""
     (tmp_path / "fns" / "util").mkdir(parents=True)
-    (tmp_path / "other").mkdir()
     (tmp_path / "fns" / "util" / "__init__.py").write_text("")
     (tmp_path / "fns" / "util" / "words.py").write_text("WORD = 'one'\n")
+    (tmp_path / "fns" / "shared.py").write_text("MARK = '!'\n")
     (tmp_path / "fns" / "say.py").write_text(
-        "from util.words import WORD\n\n"
-        "def handler(request, response):\n    return response.send(WORD)\n"
+        "from util.words import WORD\nfrom shared import MARK\n\n"
+        "def handler(request, response):\n    return response.send(WORD + MARK)\n"
     )
-    (tmp_path / "other" / "quiet.py").write_text(
-        "def handler(request, response):\n    return response.send('quiet')\n"
+    (tmp_path / "quiet.js").write_text(
+        "export default (request, response) => response.send('q');\n"
     )
     (tmp_path / "pfunc.toml").write_text(
         '[project]\nsubscribe_key = "sub-c-t"\n'
         '[[functions]]\nname = "say"\nfile = "fns/say.py"\nevent = "on-request"\npath = "say"\n'
-        '[[functions]]\nname = "quiet"\nfile = "other/quiet.py"\nevent = "on-request"\n'
+        '[[functions]]\nname = "quiet"\nfile = "quiet.js"\nevent = "on-request"\n'
         'path = "quiet"\n'
     )
     server = InProcessDev(tmp_path)
+    say = "/v1/blocks/sub-key/sub-c-t/say"
     try:
-        assert server.request("GET", "/v1/blocks/sub-key/sub-c-t/say")[2] == "one"
+        assert server.request("GET", say)[2] == "one!"
         (tmp_path / "fns" / "util" / "words.py").write_text("WORD = 'two'\n")
         reload = server.wait_for(lambda e: e["type"] == "reload")
         assert reload["ok"] and reload["file"].endswith("say.py"), reload
-        assert server.request("GET", "/v1/blocks/sub-key/sub-c-t/say")[2] == "two"
+        assert server.request("GET", say)[2] == "two!"
+        (tmp_path / "fns" / "shared.py").write_text("MARK = '?'\n")  # a module beside it
+        server.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("say.py"))
+        assert server.request("GET", say)[2] == "two?"
         # A helper that no longer imports is the handler's load error, said at the save;
         # the last good version keeps serving.
         (tmp_path / "fns" / "util" / "words.py").write_text("WORD = (\n")
@@ -195,11 +199,11 @@ def test_a_changed_helper_module_reloads_the_python_handlers_beside_it(tmp_path)
         assert not failed["ok"] and "words.py, line 1" in failed["error"], failed
         # where in the handler: the line that imports it (not the helper's own column)
         assert (failed["line"], failed["column"]) == (1, 1), failed
-        assert server.request("GET", "/v1/blocks/sub-key/sub-c-t/say")[2] == "two"
+        assert server.request("GET", say)[2] == "two?"
         left = []
         while not server.events.empty():
             left.append(server.events.get_nowait())
-        assert not any(e["type"] == "reload" and e["file"].endswith("quiet.py") for e in left)
+        assert not any(e["type"] == "reload" and e["file"].endswith("quiet.js") for e in left)
     finally:
         server.stop()
 

@@ -97,9 +97,13 @@ class KVTool:
         """Remove the item and the counter under `key`; whether either was there (a live
         item, or a counter: an expired item is already gone for every reader)."""
         # Counters under `key` as a prefix, in key order: the key itself comes first.
-        first_counter = await self.list_counters(key, limit=1)
-        counter = bool(first_counter) and first_counter[0]["key"] == key
-        there = counter or await self.get(key) is not None
+        try:
+            first_counter = await self.list_counters(key, limit=1)
+            counter = bool(first_counter) and first_counter[0]["key"] == key
+            there = counter or await self.get(key) is not None
+        except PfuncUsageError:  # a key removeItem refuses too: in its own words
+            await self._call("removeItem", _text(key))
+            raise
         await self._call("removeItem", _text(key))
         return there
 

@@ -117,7 +117,7 @@ def _load_reporting(handler_file: str, source: str) -> Callable[..., Any] | None
         # Where in the handler's own file; a helper module's (it names itself in the
         # message) leaves the handler's line that imported it.
         if isinstance(failure, SyntaxError) and (
-            failure.filename is None or os.path.abspath(failure.filename) == handler_file
+            failure.filename and os.path.abspath(failure.filename) == handler_file
         ):
             info["line"] = failure.lineno
             info["column"] = failure.offset

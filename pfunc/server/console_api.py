@@ -18,9 +18,9 @@ from typing import Any
 
 from aiohttp import web
 
+from pfunc.code_frames import code_frame, error_frame
 from pfunc.errors import HandlerLoadError, PfuncUsageError
 from pfunc.events import KINDS
-from pfunc.render import code_frame, error_frame
 from pfunc.result import Result
 from pfunc.server.admin import describe_functions
 from pfunc.server.console_hub import ConsoleHub

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pfunc.aio import running_loop
-from pfunc.render import code_frame, error_frame
+from pfunc.code_frames import code_frame
 from pfunc.result import Result
 from pfunc.terminal import Terminal
 
@@ -310,6 +310,6 @@ def execution_event(result: Result) -> dict[str, Any]:
         event["body"] = result.response.get("body")
     if result.error is not None:
         event["error"] = result.error.to_json()
-        if result.source is not None and result.error.file == result.function:
-            event["frame"] = error_frame(result)  # from the code that ran, not the file now
+        if result.frame is not None:  # from the code that ran, not the file as it is now
+            event["frame"] = result.frame
     return event

@@ -165,9 +165,13 @@ class ProjectReloader:
             self._reload_project(config)
         functions = self.state.engine.functions
         files = [function.file for function in self.state.project.functions]
-        helpers = [p for p in paths if p.suffix == ".py" and not any(_same(p, f) for f in files)]
+        # A Python worker reads each module it imports once, from the handler's folder or
+        # the project's (symlinks and packages too): a save of any other .py file may change
+        # what a Python handler runs, so every Python function loads again.
+        helper_saved = any(p.suffix == ".py" and not any(_same(p, f) for f in files) for p in paths)
         for function in self.state.project.functions:
-            if any(_same(p, function.file) for p in paths) or _imports_from(function.file, helpers):
+            reread = helper_saved and function.file.suffix == ".py"
+            if reread or any(_same(p, function.file) for p in paths):
                 executor = functions.executor(function)
                 failure = await executor.reload()
                 serving = failure is None or await _still_loads(executor)
@@ -239,19 +243,6 @@ async def _still_loads(executor: Executor) -> bool:
         return False
     executor.pool.release(sandbox)
     return True
-
-
-def _imports_from(handler: Path, helpers: list[Path]) -> bool:
-    """Whether a Python handler may import one of `helpers`: its worker imports from the
-    handler's folder (and packages under it), and reads a changed module only when a new
-    worker starts, which is what reloading the handler does."""
-    if handler.suffix != ".py" or not helpers:
-        return False
-    try:
-        folder = handler.parent.resolve()
-        return any(helper.resolve().is_relative_to(folder) for helper in helpers)
-    except OSError:
-        return False
 
 
 def _same(a: Path, b: Path) -> bool:
