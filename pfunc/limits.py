@@ -258,8 +258,14 @@ class Budget:
         record.status = "refused"
         self.exceeded = True
 
-    def limit_json(self) -> int | dict[str, int] | None:
-        return self.profile.operations
+    def limit_json(self) -> int | dict[str, int | None]:
+        """The combined budget, or the per-kind budgets (the contract's two forms): with no
+        limit at all (`unlimited`), each kind's is null."""
+        limits = self.profile.operations
+        if limits is None:
+            kinds = PROFILES[MODERN_PROFILE].operations
+            return dict.fromkeys(kinds if isinstance(kinds, dict) else (), None)
+        return dict(limits) if isinstance(limits, dict) else limits
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -268,7 +274,7 @@ class Budget:
             "calls": [call.to_json() for call in self.calls],
             "exceeded": self.exceeded,
         }
-        if isinstance(self.profile.operations, dict):
+        if not isinstance(self.profile.operations, int):
             data["used_by_kind"] = dict(self.used_by_kind)
         if self.unlisted:
             data["calls_not_listed"] = self.unlisted

@@ -157,7 +157,7 @@ def _render_operations(out: Terminal, operations: dict[str, Any]) -> None:
     used = operations.get("used", 0)
     if isinstance(limit, int):
         summary = f"{used} of {limit}"
-    elif isinstance(limit, dict):
+    elif isinstance(limit, dict) and any(v is not None for v in limit.values()):
         summary = (
             f"{used} (per-kind limits: " + ", ".join(f"{k} {v}" for k, v in limit.items()) + ")"
         )

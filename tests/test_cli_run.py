@@ -445,6 +445,29 @@ def test_project_limits_profile_applies(tmp_path):
     assert run.json()["operations"]["limit"]["kvstore"] == 10
 
 
+def test_operations_limit_takes_the_contracts_two_forms_under_every_profile(tmp_path):
+    """The combined budget (classic), or an object of per-kind budgets otherwise:
+    pubnub-2026's numbers, unlimited's nulls (it was a bare null), with what each kind used."""
+    store = ("--kv", tmp_path / "kv.sqlite3")
+    forms = {}
+    for profile in ("classic", "pubnub-2026", "unlimited"):
+        run = run_cli("run", HANDLERS / "four_ops.js", "--limits", profile, "--json", *store)
+        forms[profile] = run.json()["operations"]
+    assert forms["classic"]["limit"] == 3 and "used_by_kind" not in forms["classic"]
+    assert forms["pubnub-2026"]["limit"] == {
+        "kvstore": 10,
+        "xhr": 5,
+        "publish": 10,
+        "pubnub": 10,
+        "vault": 10,
+    }
+    assert forms["unlimited"]["limit"] == dict.fromkeys(forms["pubnub-2026"]["limit"], None)
+    assert forms["unlimited"]["used_by_kind"] == {"kvstore": 4}
+    assert forms["unlimited"]["used"] == 4 and not forms["unlimited"]["exceeded"]
+    shown = run_cli("run", HANDLERS / "four_ops.js", "--limits", "unlimited", *store)
+    assert "Operations 4 (no limit)" in shown.stdout
+
+
 def test_invalid_project_file_is_a_usage_error(tmp_path):
     (tmp_path / "pfunc.toml").write_text('[project]\nlimits = "gigantic"\n')
     run = run_cli("run", EXAMPLES / "rate_limit.js", cwd=tmp_path)

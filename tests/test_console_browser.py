@@ -75,6 +75,16 @@ def test_run_view_runs_a_function(page) -> None:
     result = page.wait_for_selector(".run-result .detail")
     assert "ok" in result.inner_text()
     page.wait_for_selector(".run-result .diff-added")  # greeting and n were added
+    assert "operations: 3 of 3" in result.inner_text().lower()  # the classic budget
+    # How the detail words each of the contract's budget forms (it once printed
+    # "[object Object]" for pubnub-2026's per-kind ones).
+    worded = page.evaluate(
+        """async () => {
+          const { budgetText } = await import("/pfunc/console/assets/detail.js");
+          return [3, { kvstore: 10, xhr: 5 }, { kvstore: null, xhr: null }].map(budgetText);
+        }"""
+    )
+    assert worded == [" of 3", " (per kind: kvstore 10, xhr 5)", " (no limit)"]
     shot(page, "run")
 
 

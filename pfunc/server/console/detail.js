@@ -27,6 +27,14 @@ export function diff(before, after, path = "") {
   return [{ path, kind: "changed", before, after }];
 }
 
+// An execution's budget as its report gives it: the combined one (classic), per-kind ones
+// (pubnub-2026), or per-kind nulls (unlimited).
+export function budgetText(limit) {
+  if (typeof limit === "number") return ` of ${limit}`;
+  const kinds = Object.entries(limit ?? {}).filter(([, count]) => count !== null);
+  return kinds.length ? ` (per kind: ${kinds.map(([kind, count]) => `${kind} ${count}`).join(", ")})` : " (no limit)";
+}
+
 const Section = ({ title, children }) => html`<section class="part"><h4>${title}</h4>${children}</section>`;
 const Pre = ({ value, cls = "" }) => html`<pre class=${cls}>${show(value)}</pre>`;
 
@@ -107,7 +115,7 @@ export function Detail({ entry }) {
     ${result.response && html`<${Section} title="HTTP response">
       <p class="mono status">${result.response.status}</p>
       <${Pre} value=${result.response.headers} /><${Pre} value=${result.response.body} /><//>`}
-    <${Section} title=${`Operations: ${ops.used ?? 0} of ${ops.limit ?? "-"}${ops.exceeded ? " (budget exceeded)" : ""}`}>
+    <${Section} title=${`Operations: ${ops.used ?? 0}${budgetText(ops.limit)}${ops.exceeded ? " (budget exceeded)" : ""}`}>
       <table class="calls">${calls.map(
         (c) => html`<tr class=${c.status}><td class="mono">${c.module}.${c.method}</td><td class="mono">${c.key ?? ""}</td>
           <td>${c.status}${c.unawaited ? " (not awaited)" : ""}</td><td>${c.error ?? ""}</td></tr>`
