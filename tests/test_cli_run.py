@@ -224,6 +224,29 @@ def test_expect_flag_sets_the_exit_code(tmp_path):
     assert meant.code == 0 and meant.stderr == ""
 
 
+def test_expect_still_fails_on_an_error_down_the_chain(tmp_path):
+    """The outcome asked for, and nothing it triggered failing: --expect ok passed a run
+    whose publish ran a function that threw."""
+    (tmp_path / "a.js").write_text(
+        'const pubnub = require("pubnub");\n'
+        "export default async (request) => {\n"
+        '  await pubnub.publish({ channel: "b", message: {} });\n'
+        "  return request.ok();\n};\n"
+    )
+    (tmp_path / "b.js").write_text("export default () => { throw new Error('b broke'); };\n")
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-x"\npublish_key = "pub-c-x"\n'
+        '[[functions]]\nname = "a"\nfile = "a.js"\nevent = "before-publish"\nchannels = ["a"]\n'
+        '[[functions]]\nname = "b"\nfile = "b.js"\nevent = "after-publish"\nchannels = ["b"]\n'
+    )
+    plain = run_cli("run", "a", "--message", "{}", cwd=tmp_path)
+    expected = run_cli("run", "a", "--message", "{}", "--expect", "ok", cwd=tmp_path)
+    assert plain.code == expected.code == 1
+    assert "outcome ok as expected, but an execution it triggered ended in error" in (
+        expected.stderr
+    )
+
+
 def test_fourth_operation_is_refused_not_performed_and_fails_the_run(cli, tmp_path):
     kv = tmp_path / "four.sqlite3"
     run = run_cli("run", HANDLERS / "four_ops.js", "--kv", kv, "--json")
@@ -863,3 +886,9 @@ def test_a_limit_that_is_no_number_is_told_so():
         resolve_profile("classic", {"timeout": float("nan")})
     with pytest.raises(ValueError, match=r'limit "timeout" must be at most 86,400, got inf'):
         resolve_profile("classic", {"timeout": float("inf")})
+
+
+def test_dev_help_says_its_json_is_one_object_per_event(tmp_path):
+    shown = run_cli("dev", "--help", cwd=tmp_path).stdout
+    assert "NDJSON on stdout: one JSON object per server event" in " ".join(shown.split())
+    assert "exactly one JSON object" in " ".join(run_cli("run", "--help").stdout.split())

@@ -122,12 +122,17 @@ def run(target: str, **options: Any) -> None:
 
     result = execute(lambda: prepare_run(target, **options), "render_result")
     expect = options.get("expect")
-    if expect is not None:  # the outcome asked for decides alone, an expected error too
+    chain_failed = any(report.failed for report in result.triggered)
+    if expect is not None:  # the outcome asked for, an expected error too; and no chain error
         if result.outcome != expect:
             click.echo(f"expected outcome {expect}, got {result.outcome}", err=True)
-        sys.exit(EXIT_OK if result.outcome == expect else EXIT_FAILED)
-    failed = result.outcome == "error" or any(report.failed for report in result.triggered)
-    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+        elif chain_failed:
+            click.echo(
+                f"outcome {expect} as expected, but an execution it triggered ended in error",
+                err=True,
+            )
+        sys.exit(EXIT_OK if result.outcome == expect and not chain_failed else EXIT_FAILED)
+    sys.exit(EXIT_FAILED if result.outcome == "error" or chain_failed else EXIT_OK)
 
 
 def _publish_command(verb: str, summary: str) -> None:
@@ -202,7 +207,7 @@ def send_file(channel: str, path: Path, **options: Any) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Save every execution a client causes as a scenario in FILE (a *.test.toml).",
 )
-@session_options
+@session_options(json_help="Print NDJSON on stdout: one JSON object per server event.")
 def dev(
     host: str,
     port: int,

@@ -99,8 +99,16 @@ def with_options(
     return command
 
 
-def session_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The flags every executing command shares: store, keyset, limits, clock, output."""
+def session_options(
+    command: Callable[..., Any] | None = None,
+    *,
+    json_help: str = "Print exactly one JSON object on stdout.",
+) -> Any:
+    """The flags every executing command shares: store, keyset, limits, clock, output.
+    Used bare (@session_options), or with the --json flag's own wording for a command
+    whose JSON is not one object (@session_options(json_help=...))."""
+    if command is None:
+        return lambda decorated: session_options(decorated, json_help=json_help)
     return with_options(
         [
             *store_options("Limits profile (default: pfunc.toml's, else classic)."),
@@ -119,9 +127,7 @@ def session_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 is_flag=True,
                 help="Refuse xhr requests that no [[mocks]] entry answers.",
             ),
-            click.option(
-                "--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout."
-            ),
+            click.option("--json", "as_json", is_flag=True, help=json_help),
         ],
         command,
     )
