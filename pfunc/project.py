@@ -83,6 +83,7 @@ class Project:
 TOP_LEVEL_KEYS = {"project", "limits", "presence", "vault", "functions", "mocks"}
 PROJECT_KEYS = {"name", "subscribe_key", "publish_key", "secret_key", "limits", "kv"}
 FUNCTION_KEYS = {"name", "file", "event", "channels", "path", "interval"}
+MOCK_KEYS = {"url", "method", "status", "headers", "json", "body"}  # pfunc.toml's and scenarios'
 
 
 def relative_to_cwd(path: Path) -> Path:
@@ -419,12 +420,9 @@ class _Reader:
     def mock(self, entry: Any, index: int) -> MockRule:
         where = f"mocks[{index}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
-            self.problem(
-                "mocks",
-                index,
-                "url",
-                f'{where}.url is required, e.g. url = "https://api.example.com/*"',
-            )
+            example = 'url = "https://api.example.com/*"'
+            self.problem("mocks", index, "url", f"{where}.url is required, e.g. {example}")
+        self.unknown_keys(entry, MOCK_KEYS, "mocks", index)
         method = entry.get("method")
         status = entry.get("status", 200)
         if not isinstance(status, int) or not 100 <= status <= 599:

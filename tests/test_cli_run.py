@@ -834,6 +834,8 @@ def test_a_project_file_that_is_no_file_and_a_shared_path_are_refused(tmp_path):
             "functions[0]: unknown key 'chanels'",
         ),
         ("[presence]\nannounce = 5\n", "presence: unknown key 'announce'"),
+        # a misspelt mock key answered every request 200 with an empty body
+        ('[[mocks]]\nurl = "https://x/*"\njsn = 1\n', "mocks[0]: unknown key 'jsn'"),
         # a value out of range: refused where it is written, not where it is first used
         (
             '[project]\nname = "x"\n[limits]\ntimeout = 0\n',

@@ -18,7 +18,7 @@ from pfunc.clock import Clock
 from pfunc.errors import PfuncUsageError
 from pfunc.events import KINDS, TRIGGERS
 from pfunc.limits import PROFILES
-from pfunc.project import parse_mock, read_toml, relative_to_cwd
+from pfunc.project import MOCK_KEYS, parse_mock, read_toml, relative_to_cwd
 from pfunc.result import OUTCOMES
 from pfunc.store import fits_counter
 from pfunc.testing.toml_text import shown
@@ -39,7 +39,6 @@ SCENARIO_KEYS = {
 }
 STORES = ("memory", "disk")  # where a scenario's fresh KV store lives
 EVENT_KEYS = TRIGGERS  # a step sends one event, named by what triggers it
-MOCK_KEYS = {"url", "method", "status", "headers", "json", "body"}
 STEP_KEYS = {"name", "function", "file", "event", "advance", "expect", "save", *EVENT_KEYS}
 
 
