@@ -1,4 +1,5 @@
-"""`pfunc kv`: read and change the project's KV store from the command line.
+"""The KV tool behind `pfunc kv` and the console's KV view: list, read and change the
+project's store.
 
 Writes go through the kvstore module's gateway, so keys, values and TTLs are checked
 and worded exactly as they are for handlers. Safe while `pfunc dev` runs: SQLite in
