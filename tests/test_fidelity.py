@@ -183,6 +183,27 @@ export default async (request) => {
 """
 
 
+@pytest.mark.parametrize(
+    ("body", "message", "column"),
+    [
+        ("request.reject();", "request.reject is not a function", 39),
+        ("null.boom;", "cannot read property 'boom' of null", 31),
+        ("const f = 1; f();", "f is not a function", 44),
+        ("throw new Error('x');", "x", 41),
+    ],
+)
+def test_an_error_on_the_first_line_is_worded_and_placed_as_on_any_other(
+    harness, write_handler, body, message, column
+):
+    """One-line handlers are common: QuickJS counted some columns of a module's first
+    line one short, so `request.reject()` there read "request is not a function"."""
+    for lines_above in (0, 1):
+        source = "// a comment\n" * lines_above + "export default (request) => { " + body + " };\n"
+        error = harness.run(write_handler(source, f"one{lines_above}.js")).error
+        assert error is not None
+        assert (error.message, error.line, error.column) == (message, 1 + lines_above, column)
+
+
 def test_errors_show_the_handler_file_and_never_pfunc(harness, write_handler):
     """V8 prints {} for JSON.stringify(error) (stack and code are not enumerable), names
     the handler file in every frame, and words a call of a non-function with its

@@ -282,13 +282,14 @@ var console;
     kept = kept.filter(function __pfunc_handlerFrame(site) { return !__pfunc_ownFrame(site); });
     const top = kept.find(function __pfunc_sourceFrame(site) { return !site.isNative(); });
     if (error instanceof TypeError && TERSE[error.message] && top && top === kept[0]) {
-      const expression = __pfunc_expressionAt(top.getLineNumber(), top.getColumnNumber());
+      const expression = __pfunc_expressionAt(top.getLineNumber() - 1, top.getColumnNumber());
       if (expression) error.message = expression + TERSE[error.message];
     }
     const frames = kept.map(function __pfunc_frame(site) {
       const name = site.getFunctionName();
       if (site.isNative()) return "    at " + (name || "<anonymous>") + " (native)";
-      const where = handler.file + ":" + site.getLineNumber() + ":" + site.getColumnNumber();
+      // The module is evaluated one line down (source.py, prepare_module).
+      const where = handler.file + ":" + (site.getLineNumber() - 1) + ":" + site.getColumnNumber();
       return "    at " + (name ? name + " (" + where + ")" : where);
     });
     const message = String(error.message === undefined ? "" : error.message);

@@ -19,6 +19,10 @@ _EXPORT_DEFAULT = re.compile(r"(?m)^([ \t]*)(export[ \t]+default)\b")
 _EXPORT_DEFAULT_ANYWHERE = re.compile(r"(?<![.\w$])(export\s+default)\b")
 _IMPORT_STATEMENT = re.compile(r"""(?m)^[ \t]*(import)(?=[ \t]*[\w*{"'])(?![ \t]*\.)""")
 _TARGET = "__pfunc_m.d ="
+# The engine's name for the module; its frames count lines from the empty line that
+# prepare_module puts first (QuickJS words some columns of a module's first line one
+# short: `request.reject()` there was reported as "request is not a function").
+ENGINE_FILE = "<input>"
 
 # A frame as QuickJS writes it (file <input>) or as the prelude's V8-style stacks do
 # (the handler's file name).
@@ -29,7 +33,8 @@ _FRAME = re.compile(
 
 
 def prepare_module(source: str, display_path: str) -> str:
-    """The handler source with its default export assigned to a global the host can read."""
+    """The handler source with its default export assigned to a global the host can read,
+    one line down (ENGINE_FILE: every line number read from the engine is one more)."""
     found = _IMPORT_STATEMENT.search(source)
     if found:
         line = source.count("\n", 0, found.start(1)) + 1
@@ -52,7 +57,9 @@ def prepare_module(source: str, display_path: str) -> str:
     rewritten, count = _EXPORT_DEFAULT.subn(replace, source)
     if count == 0:
         rewritten = _EXPORT_DEFAULT_ANYWHERE.sub(replace, source)
-    return rewritten
+    if rewritten.startswith("#!"):  # a hashbang is only allowed first: a comment, one down
+        rewritten = "//" + rewritten[2:]
+    return "\n" + rewritten
 
 
 @dataclass
@@ -79,6 +86,8 @@ def map_stack(stack: str, display_path: str) -> tuple[str, Location | None]:
             frames.append(f"    at {name} (native)")
             continue
         line, column = match.group("line"), match.group("col")
+        if line is not None and match.group("file") == ENGINE_FILE:
+            line = str(int(line) - 1)  # the module starts one line down (prepare_module)
         where = f"{display_path}:{line}:{column}"
         if location is None and line is not None:
             location = Location(int(line), int(column))
