@@ -368,7 +368,7 @@ class ExecutionLoop:
         if module.waits(method, args, self.context):
             self.open[call_id] = record
             # Network and bus calls belong to the server's loop (runtime.main_loop).
-            work = _invoke(module, method, args, self.context)
+            work = _invoke(module, f"{module_name}.{method}", method, args, self.context)
             home = self.executor.runtime.main_loop
             # A publish is on its way once made: it outlives this execution (start_kept).
             start = start_kept if kind == "publish" else start_task
@@ -379,7 +379,7 @@ class ExecutionLoop:
         try:
             payload = await module.call(method, args, self.context)
         except Exception as error:
-            answer = (False, _rejection(error))
+            answer = (False, _rejection(error, f"{module_name}.{method}"))
         else:
             answer = (True, payload)
         record.settle(*answer)
@@ -428,17 +428,23 @@ def _checked_call(call: Any) -> tuple[int, str, str, list[dict[str, Any]]]:
 
 
 async def _invoke(
-    module: HostModule, method: str, args: list[JSArg], context: CallContext
+    module: HostModule, call: str, method: str, args: list[JSArg], context: CallContext
 ) -> tuple[bool, str | None]:
     try:
         return True, await module.call(method, args, context)
     except Exception as error:
-        return False, _rejection(error)
+        return False, _rejection(error, call)
 
 
-def _rejection(error: Exception) -> str:
+def _rejection(error: Exception, call: str) -> str:
     """The payload a failed call's Promise rejects with."""
     if isinstance(error, HandlerCallError):
         return error.to_payload()
+    if isinstance(error, UnicodeEncodeError):  # a handler's string UTF-8 cannot carry
+        return HandlerCallError(
+            "TypeError",
+            f"{call}: an argument holds a lone surrogate, which is not valid Unicode; use "
+            "text that UTF-8 can carry",
+        ).to_payload()
     # A fault below the module (e.g. the disk): reject the call, don't crash the run.
     return HandlerCallError("Error", f"pfunc could not complete the call: {error}").to_payload()

@@ -43,8 +43,10 @@ def _int(text: str) -> int:
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_float, parse_int=_int)
 
 
-def loads(text: str | bytes | bytearray) -> Any:
-    """Parse RFC 8259 JSON; JSONValueError (a ValueError) when it is not."""
+def loads(text: str | bytes | bytearray, *, lone_surrogates: bool = False) -> Any:
+    """Parse RFC 8259 JSON; JSONValueError (a ValueError) when it is not. With
+    `lone_surrogates`, strings may hold them (what a handler's own strings may hold: the
+    module that meets one words the error, as for JavaScript)."""
     try:
         if isinstance(text, bytes | bytearray):  # as json.loads reads them
             source = text.decode(json.detect_encoding(text), "surrogatepass")
@@ -66,9 +68,15 @@ def loads(text: str | bytes | bytearray) -> Any:
     except ValueError as error:
         raise JSONValueError(str(error)) from None
     # Only a \u escape can make a lone surrogate; walk the value only when one may be there.
-    if "\\ud" in source or "\\uD" in source:
+    if not lone_surrogates and ("\\ud" in source or "\\uD" in source):
         check(value)
     return value
+
+
+def well_formed(text: str) -> str:
+    """`text` with lone surrogates (JavaScript and Python strings may hold them; UTF-8
+    cannot) as U+FFFD, and pairs that arrived split joined again."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def check(value: Any, depth: int = 0) -> Any:

@@ -601,3 +601,69 @@ def test_completions_may_be_awaited_and_require_throws_javascripts_error(tmp_pat
     assert ok["outcome"] == "ok" and ok["message"] == {"kind": "HandlerError"}, ok["error"]
     sent = run_cli("run", "send.py", "--event", "on-request", "--json", cwd=tmp_path).json()
     assert sent["outcome"] == "response" and sent["response"]["body"] == '{"a":1}'
+
+
+LONE_JS = r"""const db = require("kvstore");
+export default async (request) => {
+  const caught = [];
+  for (const [key, value] of [["k\ud800", 1], ["k", "v\ud800"]]) {
+    try { await db.set(key, value); } catch (e) { caught.push(e.name + ": " + e.message); }
+  }
+  console.log("lone \ud800");
+  request.message.s = request.message.bad ? "\ud800" : "fine";
+  request.message.caught = caught;
+  return request.ok();
+};
+"""
+LONE_PY = r"""from pfunc import require
+db = require("kvstore")
+console = require("console")
+
+async def handler(request):
+    caught = []
+    for key, value in (("k\ud800", 1), ("k", "v\ud800")):
+        try:
+            await db.set(key, value)
+        except Exception as e:
+            caught.append(type(e).__name__ + ": " + str(e))
+    console.log("lone \ud800")
+    request.message["s"] = "\ud800" if request.message.get("bad") else "fine"
+    request.message["caught"] = caught
+    return request.ok()
+"""
+
+
+def test_lone_surrogates_meet_the_errors_javascript_meets(harness, tmp_path):
+    """A Python string may hold a lone surrogate, as a JavaScript one may: each call that
+    meets one rejects with JavaScript's catchable TypeError, a console line shows U+FFFD,
+    a message that holds one is JavaScript's error, a response body is sent as UTF-8.
+    (Python's ended as 'the handler changed pfunc's own code in its sandbox'.)"""
+    seen = {}
+    for language, source in (("js", LONE_JS), ("py", LONE_PY)):
+        handler = tmp_path / f"lone.{language}"
+        handler.write_text(source)
+        fine = harness.run(handler, message={})
+        bad = harness.run(handler, message={"bad": True})
+        seen[language] = (
+            fine.outcome,
+            fine.message["caught"],
+            [entry["text"] for entry in fine.logs],
+            bad.outcome,
+            bad.error.message.split(": ", 1)[1],
+        )
+    assert seen["py"] == seen["js"]
+    assert seen["js"][1] == [
+        "TypeError: kvstore.set: key holds a lone surrogate, which is not valid Unicode; use "
+        "text that UTF-8 can carry",
+        "TypeError: kvstore.set: an argument holds a lone surrogate, which is not valid "
+        "Unicode; use text that UTF-8 can carry",
+    ]
+    assert seen["js"][2] == ["lone \ufffd"]
+    for language in ("js", "py"):
+        body = "export default (q, s) => s.send({ s: '\\ud800' });\n"
+        if language == "py":
+            body = 'def handler(q, s):\n    return s.send({"s": "\\ud800"})\n'
+        handler = tmp_path / f"send.{language}"
+        handler.write_text(body)
+        sent = harness.request(handler, method="GET", path="/")
+        assert sent.response["body"] == '{"s":"\\ud800"}', language  # JSON.stringify's escape

@@ -251,7 +251,7 @@ class PythonSandbox:
             self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
         try:
-            message = jsonio.loads(line)
+            message = jsonio.loads(line, lone_surrogates=True)
             if not isinstance(message, dict) or message.get("op") not in _MESSAGE_OPS:
                 raise ValueError
         except ValueError:
@@ -319,6 +319,8 @@ class PythonSandbox:
                 ],
             }
         self._returned = None
+        for entry in logs:  # a lone surrogate as U+FFFD, as JavaScript's console prints it
+            entry["text"] = _utf8_text(entry.get("text"))
         if done is None:  # stopped (time, memory) or crashed: the lines written so far
             return {"completion": None, "logs": logs, "warnings": [], "error": None}
         error = done.get("error")
@@ -330,10 +332,14 @@ class PythonSandbox:
             # Threads or child processes outlived the execution: this worker is replaced
             # (its process group is killed) so they cannot act in a later execution.
             self.broken = True
+        completion = done.get("completion")
+        if isinstance(completion, dict) and isinstance(completion.get("body"), str):
+            completion["body"] = _utf8_text(completion["body"])  # sent as UTF-8, as in JS
+        warnings = [*done.get("warnings", []), *done.get("left_running", [])]
         return {
-            "completion": done.get("completion"),
+            "completion": completion,
             "logs": logs,
-            "warnings": [*done.get("warnings", []), *done.get("left_running", [])],
+            "warnings": [_utf8_text(warning) for warning in warnings],
             "error": error,
         }
 
@@ -379,3 +385,14 @@ class PythonSandbox:
             return True
         except (ProcessLookupError, PermissionError):
             return False
+
+
+def _utf8_text(text: Any) -> Any:
+    """Text a handler wrote, with any lone surrogate (UTF-8 cannot carry one) as U+FFFD."""
+    if not isinstance(text, str):
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return jsonio.well_formed(text)
+    return text

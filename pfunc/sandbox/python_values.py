@@ -7,17 +7,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 
 def strict_json(value: Any) -> str:
-    """JSON text as JavaScript's JSON.stringify writes it: a NaN or Infinity inside is null."""
+    """JSON text as JavaScript's JSON.stringify writes it: a NaN or Infinity inside is null,
+    and a lone surrogate is written as its \\u escape."""
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except ValueError as error:
         if "Out of range float" not in str(error):
             raise
-    return json.dumps(_finite(value), separators=(",", ":"), ensure_ascii=False)
+        text = json.dumps(_finite(value), separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # (a Python str holds surrogates only as lone ones)
+        return _SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+    return text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _finite(value: Any) -> Any:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import quickjs
 
 from pfunc.errors import HandlerLoadError
+from pfunc.jsonio import well_formed
 from pfunc.modules import CONSTANTS, HOST_METHODS, SYNC_METHODS, SYNC_MODULES
 from pfunc.sandbox import CORRUPTED, MAX_LOADS, MEMORY, TIMEOUT, SandboxInterrupted, Tape
 from pfunc.sandbox.source import OWN_CODE_LINE, map_stack, prepare_module, split_engine_error
@@ -51,12 +52,6 @@ def _prelude() -> str:
         f"var __pfunc_builtinsSource = {json.dumps(read('builtins.js').read_text('utf-8'))};"
     )
     return registry + "\n" * (OWN_CODE_LINE - 1) + read("prelude.js").read_text("utf-8")
-
-
-def well_formed(text: str) -> str:
-    """`text` with lone surrogates (JavaScript strings may hold them; UTF-8 cannot) as
-    U+FFFD, and pairs that arrived split joined again."""
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _is_number(value: Any) -> bool:
