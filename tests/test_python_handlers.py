@@ -591,6 +591,10 @@ def test_completions_may_be_awaited_and_require_throws_javascripts_error(tmp_pat
         "        require('fs')\n"
         "    except Exception as error:\n"
         "        request.message['kind'] = type(error).__name__\n"
+        "    try:\n"
+        "        require('promise')\n"
+        "    except Exception as error:\n"
+        "        request.message['promise'] = str(error)\n"
         "    same = await request.ok()\n"
         "    assert same is request\n"
     )
@@ -598,7 +602,8 @@ def test_completions_may_be_awaited_and_require_throws_javascripts_error(tmp_pat
         "async def handler(request, response):\n    return await response.send({'a': 1})\n"
     )
     ok = run_cli("run", "ok.py", "--message", "{}", "--json", cwd=tmp_path).json()
-    assert ok["outcome"] == "ok" and ok["message"] == {"kind": "HandlerError"}, ok["error"]
+    assert ok["outcome"] == "ok" and ok["message"]["kind"] == "HandlerError", ok["error"]
+    assert "asyncio.gather" in ok["message"]["promise"]  # Python's way, said
     sent = run_cli("run", "send.py", "--event", "on-request", "--json", cwd=tmp_path).json()
     assert sent["outcome"] == "response" and sent["response"]["body"] == '{"a":1}'
 
@@ -667,3 +672,22 @@ def test_lone_surrogates_meet_the_errors_javascript_meets(harness, tmp_path):
         handler.write_text(body)
         sent = harness.request(handler, method="GET", path="/")
         assert sent.response["body"] == '{"s":"\\ud800"}', language  # JSON.stringify's escape
+
+
+def test_a_body_that_is_not_json_is_worded_as_in_javascript(tmp_path):
+    """await request.json() on a body that is not JSON: still a ValueError
+    (json.JSONDecodeError) to catch, worded as JavaScript's rejection is."""
+    (tmp_path / "j.py").write_text(
+        "async def handler(request, response):\n    return response.send(await request.json())\n"
+    )
+    (tmp_path / "j.js").write_text(
+        "export default async (request, response) => response.send(await request.json());\n"
+    )
+    errors = {}
+    for name in ("j.py", "j.js"):
+        run = run_cli("run", name, "--method", "POST", "--body", "abc", "--json", cwd=tmp_path)
+        errors[name] = run.json()["error"]
+    assert errors["j.py"]["type"] == "JSONDecodeError"
+    prefix = "request.json(): the body is not valid JSON: "
+    assert errors["j.py"]["message"].startswith(prefix), errors["j.py"]
+    assert errors["j.js"]["message"].startswith(prefix), errors["j.js"]

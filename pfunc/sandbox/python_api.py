@@ -279,6 +279,11 @@ def require(name: str) -> Any:
         return _Console()
     if name in _HOST_MODULES or name in _SYNC_MODULES:
         return _Module(name)
+    if name == "promise":  # JavaScript's Promise global: Python has asyncio for it
+        raise HandlerError(
+            'require("promise") gives JavaScript\'s Promise; in Python, await the calls, '
+            "and asyncio.gather(...) awaits several at once"
+        )
     raise HandlerError(  # JavaScript's Error, as require() throws it there
         f'require("{name}"): no such module; PubNub Functions provide only '
         f"built-in modules: {', '.join((*_HOST_MODULES, 'console', *_SYNC_MODULES))}"
@@ -360,8 +365,9 @@ class Request:
         """The body parsed: awaited, or `.result()` in a sync handler, as module calls are."""
         try:
             return Settled(json.loads(self.body))
-        except ValueError as error:
-            return Settled(error=error)
+        except json.JSONDecodeError as error:  # worded as JavaScript's, still a ValueError
+            wording = f"request.json(): the body is not valid JSON: {error.msg}"
+            return Settled(error=json.JSONDecodeError(wording, error.doc, error.pos))
 
 
 class Response:
