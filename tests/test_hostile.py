@@ -460,3 +460,37 @@ def test_a_runaway_stopped_far_from_its_limit_says_how_long_it_ran(elapsed, name
         assert "CPU time" not in message
     else:
         assert named in message and "pfunc's CPU time" in message
+
+
+UNREADABLE = 'throw {toString() { throw new Error("t"); }, get name() { throw new Error("n"); }}'
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (UNREADABLE + ";", "the handler threw a non-Error value: [an object whose toString"),
+        (
+            'const e = new Error("m"); Object.defineProperty(e, "message", '
+            '{ get() { throw new Error("g"); } }); throw e;',
+            "the handler threw an error whose name, message or stack cannot be read",
+        ),
+    ],
+)
+def test_a_thrown_value_that_cannot_be_read_is_the_handlers_error(
+    harness, tmp_path, body, expected
+):
+    """A value whose toString or getters throw: the handler's own error, said so, not a
+    fault 'inside pfunc' that replaces the sandbox; a console line of one says so too."""
+    handler = tmp_path / "unreadable.js"
+    handler.write_text(f"export default () => {{ {body} }};\n")
+    result = harness.run(handler)
+    assert result.outcome == "error" and expected in result.error.message, result.error
+    assert "inside pfunc" not in result.error.message
+    logged = tmp_path / "logged.js"
+    logged.write_text(
+        "export default (request) => { console.log("
+        + UNREADABLE.removeprefix("throw ")
+        + "); return request.ok(); };\n"
+    )
+    shown = harness.run(logged)
+    assert shown.outcome == "ok" and shown.logs[0]["text"] == "[an object whose toString throws]"

@@ -266,3 +266,17 @@ def test_what_one_execution_does_to_its_surroundings_never_reaches_the_next(tmp_
     before, bad, after = asyncio.run(go())
     assert (before.outcome, bad.outcome) == ("ok", "ok")
     assert (after.outcome, after.message) == ("ok", before.message), after.to_json()
+
+
+def test_an_exception_whose_str_raises_is_the_handlers_error(harness, tmp_path):
+    """Its __str__ raises: the handler's error, named by its class, not a worker that
+    'stopped unexpectedly'."""
+    handler = tmp_path / "unreadable.py"
+    handler.write_text(
+        "class Odd(Exception):\n    def __str__(self):\n        raise ValueError('s')\n\n"
+        "def handler(request):\n    raise Odd()\n"
+    )
+    result = harness.run(handler)
+    assert result.outcome == "error"
+    assert (result.error.type, result.error.message) == ("Odd", "(its str() raised ValueError)")
+    assert result.error.line == 6

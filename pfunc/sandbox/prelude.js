@@ -214,7 +214,11 @@ var console;
       const text = __pfunc_stringify(value);
       return text === undefined ? String(value) : text;
     } catch (error) {
-      return String(value);
+      try {
+        return String(value);
+      } catch (unreadable) { // its own toString (or a getter) throws: say so, not fail
+        return "[an object whose toString throws]";
+      }
     }
   }
 
@@ -517,9 +521,13 @@ var console;
 
   function __pfunc_errorInfo(error) {
     if (error instanceof Error) {
-      const info = { type: error.name || "Error", message: String(error.message), stack: String(error.stack || "") };
-      if (error.code !== undefined) info.code = String(error.code);
-      return info;
+      try {
+        const info = { type: error.name || "Error", message: String(error.message), stack: String(error.stack || "") };
+        if (error.code !== undefined) info.code = String(error.code);
+        return info;
+      } catch (unreadable) { // a getter of its own (name, message, stack, code) throws
+        return { type: "Error", message: "the handler threw an error whose name, message or stack cannot be read (reading it throws)", stack: "" };
+      }
     }
     const info = { type: "Error", message: "the handler threw a non-Error value: " + __pfunc_format(error), stack: "" };
     // QuickJS rejects with null when it cannot allocate even an error: out of memory.

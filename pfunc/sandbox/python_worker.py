@@ -40,9 +40,13 @@ def _error_info(error: BaseException, handler_file: str) -> dict[str, Any]:
         for frame in traceback.extract_tb(error.__traceback__)
         if os.path.abspath(frame.filename) == handler_file
     ]
+    try:
+        message = str(error)
+    except Exception as unreadable:  # the exception's own __str__ raises: say so, not crash
+        message = f"(its str() raised {type(unreadable).__name__})"
     info: dict[str, Any] = {
         "type": type(error).__name__,
-        "message": str(error),
+        "message": message,
         "stack": _stack_text(frames),
     }
     if type(error) is HandlerError:  # a rejection with a name of its own keeps it
