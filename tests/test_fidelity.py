@@ -357,3 +357,15 @@ def test_a_python_handler_traceback_shows_only_its_own_frames(harness, write_han
     assert result.outcome == "ok", result.error
     frames = [line for line in result.message["tb"].splitlines() if line.startswith("  File ")]
     assert len(frames) == 1 and "tb.py" in frames[0] and "pfunc" not in result.message["tb"]
+
+
+def test_a_call_that_fails_inside_pfunc_is_not_worded_as_the_handlers_call(harness, write_handler):
+    """With Promise replaced, request.ok() fails inside pfunc's side: the error is not
+    "request.ok is not a function" (it is one), and the warning names what was replaced."""
+    source = (
+        "export default (request) => {\n  globalThis.Promise = 5;\n  return request.ok();\n};\n"
+    )
+    result = harness.run(write_handler(source, "promise.js"))
+    assert result.error is not None and result.error.line == 3
+    assert "request.ok" not in result.error.message, result.error.message
+    assert any("replaced globalThis.Promise" in warning for warning in result.warnings)

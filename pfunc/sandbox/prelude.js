@@ -283,9 +283,12 @@ var console;
         sites[1].getFunctionName() === "parse") {
       kept = sites.slice(1);
     }
+    const thrownAt = kept[0]; // where the engine raised it: the handler's code, or pfunc's
     kept = kept.filter(function __pfunc_handlerFrame(site) { return !__pfunc_ownFrame(site); });
     const top = kept.find(function __pfunc_sourceFrame(site) { return !site.isNative(); });
-    if (error instanceof TypeError && TERSE[error.message] && top && top === kept[0]) {
+    // Worded from the handler's source only when the handler's own call failed (not a
+    // call inside pfunc's side, e.g. on a Promise the handler replaced).
+    if (error instanceof TypeError && TERSE[error.message] && top && top === thrownAt) {
       const expression = __pfunc_expressionAt(top.getLineNumber() - 1, top.getColumnNumber());
       if (expression) error.message = expression + TERSE[error.message];
     }
