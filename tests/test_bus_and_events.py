@@ -558,3 +558,38 @@ def test_history_calls_the_sdk_refuses_are_refused_in_its_words(harness, write_h
         "only. Either pass a single channel or disable the includeMessageActions flag.",
         "members": "pubnub.objects.setMemberships: Channels cannot be empty",
     }
+
+
+def test_a_functions_publish_to_a_channel_the_service_refuses_is_refused(harness, write_handler):
+    """A comma, a colon, a space: a client's publish there answers 400 Invalid Channel,
+    and so does a function's (publish, signal, publishFile), as the SDK's error.status;
+    nothing is delivered or stored. (A function's publish to "a,b" was stored under it.)"""
+    harness.limits = "pubnub-2026"
+    handler = write_handler(
+        """
+        const pubnub = require("pubnub");
+        export default async (request) => {
+          const seen = [];
+          const calls = [
+            () => pubnub.publish({ channel: "a,b", message: 1 }),
+            () => pubnub.signal({ channel: "a:b", message: 1 }),
+            () => pubnub.publishFile({ channel: "a b", fileId: "i", fileName: "f.txt" }),
+          ];
+          for (const call of calls) {
+            try { await call(); seen.push("sent"); }
+            catch (e) { seen.push([e.message.split(": it contains")[0],
+                                   e.status.statusCode, e.status.errorData[1]]); }
+          }
+          return request.ok({ seen });
+        };
+        """,
+        "bad_channel.js",
+    )
+    result = harness.run(handler)
+    assert result.outcome == "ok", result.error
+    assert result.message["seen"] == [
+        ['pubnub.publish: Invalid Channel "a,b"', 400, "Invalid Channel"],
+        ['pubnub.signal: Invalid Channel "a:b"', 400, "Invalid Channel"],
+        ['pubnub.publishFile: Invalid Channel "a b"', 400, "Invalid Channel"],
+    ]
+    assert result.triggered == []

@@ -418,6 +418,11 @@ def test_malformed_requests_get_pubnub_style_errors_and_the_server_keeps_serving
         json.dumps({"text": "x" * 40_000}).encode(),
     )
     assert (status, json.loads(body)[1]) == (413, "Message Too Large")
+    # past the server's 1 MiB request limit too: PubNub's publish answer, not pfunc's own
+    status, _, body = dev.request(
+        "POST", "/publish/pub-c-t/sub-c-t/0/chat.room/0", b'"' + b"x" * 1_100_000 + b'"'
+    )
+    assert (status, json.loads(body)[:2]) == (413, [0, "Message Too Large"])
 
     status, _, body = dev.request("GET", "/publish/pub-c-wrong/sub-c-t/0/chat.room/0/%7B%7D")
     assert (status, json.loads(body)[1]) == (400, "Invalid Key")

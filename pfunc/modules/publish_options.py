@@ -1,13 +1,14 @@
 """The JavaScript SDK's publish options, as functions' pubnub.publish, fire, signal and
-publishFile take them, turned into what the REST publish's query carries."""
+publishFile take them, turned into what the REST publish's query carries; and the channel
+checked as the service checks it."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from pfunc.channels import custom_type_problem
-from pfunc.modules.calls import HandlerCallError
+from pfunc.channels import custom_type_problem, name_problem
+from pfunc.modules.calls import CallContext, HandlerCallError, service_status
 
 
 def publish_params(method: str, options: dict[str, Any]) -> dict[str, str]:
@@ -34,3 +35,16 @@ def publish_params(method: str, options: dict[str, Any]) -> dict[str, str]:
             )
         params["custom_message_type"] = custom_type
     return params
+
+
+def check_channel(method: str, channel: str, context: CallContext) -> None:
+    """Refuse a channel the service refuses a client's publish to (a comma, a colon...),
+    as it answers: 400 Invalid Channel, carried as the SDK's error.status."""
+    problem = name_problem(channel)
+    if problem is not None:
+        timetoken = context.timetoken() if context.timetoken else "0"
+        raise HandlerCallError(
+            "Error",
+            f"pubnub.{method}: Invalid Channel {json.dumps(channel)}: {problem}",
+            status=service_status(400, [0, "Invalid Channel", timetoken]),
+        )

@@ -14,7 +14,7 @@ from typing import Any
 
 from pfunc.events import kinds_triggered_by
 from pfunc.modules.calls import CallContext, HandlerCallError, JSArg, padded_args
-from pfunc.modules.publish_options import publish_params
+from pfunc.modules.publish_options import check_channel, publish_params
 from pfunc.modules.pubnub_channels import CHANNEL_CALLS
 from pfunc.modules.pubnub_context import CONTEXT_CALLS
 from pfunc.modules.pubnub_files import FILE_CALLS
@@ -69,6 +69,7 @@ class PubNubModule:
                 f"pubnub.{method}: channel must be a channel name (no wildcards), got "
                 f"{json.dumps(channel)}",
             )
+        check_channel(method, channel, context)
         if "message" not in options:
             raise HandlerCallError("TypeError", f"pubnub.{method}: message is missing")
         meta = options.get("meta") if isinstance(options.get("meta"), dict) else None

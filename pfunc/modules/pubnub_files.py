@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pfunc.modules.calls import CallContext, HandlerCallError, required_text
-from pfunc.modules.publish_options import publish_params
+from pfunc.modules.publish_options import check_channel, publish_params
 from pfunc.pubnub_data import PubNubData
 
 Call = Callable[[dict[str, Any], PubNubData, CallContext], Awaitable[Any]]
@@ -50,6 +50,7 @@ async def _list_files(options: dict[str, Any], data: PubNubData, ctx: CallContex
 
 async def _publish_file(options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
     channel = required_text(options, "channel", "publishFile")
+    check_channel("publishFile", channel, ctx)
     meta = options.get("meta") if isinstance(options.get("meta"), dict) else None
     params = publish_params("publishFile", options)
     ttl = options.get("ttl")

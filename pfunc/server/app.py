@@ -33,7 +33,7 @@ from pfunc.server.history_api import HistoryAPI
 from pfunc.server.not_emulated import not_emulated, not_emulated_answer
 from pfunc.server.objects_api import ObjectsAPI
 from pfunc.server.presence_api import PresenceAPI
-from pfunc.server.pubnub_api import PubNubAPI, interval_events, presence_event
+from pfunc.server.pubnub_api import PubNubAPI, interval_events, presence_event, publish_error
 from pfunc.server.push_api import PushAPI
 from pfunc.server.reload import ProjectReloader
 from pfunc.server.state import SUBSCRIBE_TIMEOUT, DevState, LogEvent
@@ -146,6 +146,8 @@ class DevServer:
         try:
             return await handler(request)
         except web.HTTPRequestEntityTooLarge:
+            if request.path.startswith(("/publish/", "/signal/")):  # as one past 32 KiB is
+                return publish_error(413, "Message Too Large", self.state.timetoken())
             return pubnub_error(
                 413, f"Request Entity Too Large: the limit is {MAX_REQUEST_BYTES:,} bytes"
             )
