@@ -306,10 +306,17 @@ def test_a_body_its_content_encoding_cannot_decode_is_a_400(dev, encoding, route
     short, which the HTTP parser finds before any route, gets aiohttp's plain 400, as a
     proxy's: docs/decisions.md.)"""
     method, path = route
+    while not dev.events.empty():  # what earlier tests left
+        dev.events.get_nowait()
     status, _, answer = dev.request(method, path, b"not compressed", {"Content-Encoding": encoding})
     assert status == 400 and "Invalid request body" in json.loads(answer)["message"]
     still_serving(dev)
-    no_server_errors(dev)
+    logged = []
+    while not dev.events.empty():
+        logged.append(dev.events.get_nowait())
+    bad = [event for event in logged if event["type"] == "bad-request"]
+    assert len(bad) == 1 and bad[0]["error"].startswith(path.split("?")[0]), logged  # once
+    assert [event for event in logged if event["type"] == "server-error"] == []
 
 
 def test_a_client_that_leaves_mid_body_is_not_a_server_error(dev):

@@ -171,6 +171,7 @@ class DevServer:
         except web.RequestPayloadError as error:  # a body its Content-Encoding cannot decode
             text = " ".join(str(error).split())
             self.state.log({"type": "bad-request", "error": f"{request.path}: {text}"})
+            error.pfunc_logged = True  # type: ignore[attr-defined]  # (aiohttp logs it too)
             return pubnub_error(400, f"Invalid request body: {text}")
         except ConnectionResetError:
             # The client left mid-body: no one reads this answer, and it is not pfunc's fault.

@@ -82,8 +82,8 @@ class _AiohttpLog(logging.Handler):
         from aiohttp.http_exceptions import HttpProcessingError
 
         cause = record.exc_info[1] if record.exc_info else None
-        if isinstance(cause, ConnectionResetError):
-            return
+        if isinstance(cause, ConnectionResetError) or getattr(cause, "pfunc_logged", False):
+            return  # a client that left; or a request the middleware logged, with its path
         if isinstance(cause, (HttpProcessingError, web.RequestPayloadError)):
             self.log({"type": "bad-request", "error": " ".join(str(cause).split())})
             return
