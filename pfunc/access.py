@@ -133,7 +133,7 @@ class AccessManager:
             }
         uuid = params.get("authorized_uuid", params.get("authorizedUserId"))
         if uuid is not None:
-            permissions["uuid"] = str(uuid)
+            permissions["uuid"] = uuid  # issue() refuses anything but a non-empty string
         return self.issue({"ttl": params.get("ttl"), "permissions": permissions})
 
     async def revoke_token(self, text: str) -> None:

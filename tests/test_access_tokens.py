@@ -139,6 +139,13 @@ def test_grant_token_takes_the_js_sdks_arguments_and_validates_like_pubnub(tmp_p
         with pytest.raises(AccessProblem) as problem:
             access.issue(body)
         assert problem.value.message == message and detail in problem.value.detail
+    # A user id that is not text is refused, not written into the token as Python's repr.
+    for uuid in (["ada"], True, {"a": 1}, 5, ""):
+        with pytest.raises(AccessProblem) as problem:
+            access.grant_token(
+                {"ttl": 5, "authorized_uuid": uuid, "resources": {"channels": {"a": {"read": True}}}}
+            )
+        assert problem.value.message == "Invalid uuid"
 
 
 def test_tokens_expire_and_revocations_survive_a_restart(tmp_path: Path) -> None:
