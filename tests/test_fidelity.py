@@ -187,7 +187,8 @@ export default async (request) => {
     ("body", "message", "column"),
     [
         ("request.reject();", "request.reject is not a function", 39),
-        ("null.boom;", "cannot read property 'boom' of null", 31),
+        ("null.boom;", "Cannot read properties of null (reading 'boom')", 31),
+        ("let u; u.boom = 1;", "Cannot set properties of undefined (setting 'boom')", 38),
         ("const f = 1; f();", "f is not a function", 44),
         ("throw new Error('x');", "x", 41),
     ],

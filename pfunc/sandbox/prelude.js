@@ -272,6 +272,12 @@ var console;
   }
 
   const TERSE = { "not a function": " is not a function", "not a constructor": " is not a constructor" };
+  // QuickJS's wording of a property access on null or undefined, as V8 words it: the
+  // message a handler logs or sends is the one production would give.
+  const V8_WORDING = [
+    [/^cannot read property '(.*)' of (null|undefined)$/, "Cannot read properties of $2 (reading '$1')"],
+    [/^cannot set property '(.*)' of (null|undefined)$/, "Cannot set properties of $2 (setting '$1')"],
+  ];
 
   let capturingSite = false; // a host call's site: kept raw, worded only if the call fails
 
@@ -291,6 +297,11 @@ var console;
     if (error instanceof TypeError && TERSE[error.message] && top && top === thrownAt) {
       const expression = __pfunc_expressionAt(top.getLineNumber() - 1, top.getColumnNumber());
       if (expression) error.message = expression + TERSE[error.message];
+    }
+    if (error instanceof TypeError && typeof error.message === "string") {
+      for (const [quickjs, v8] of V8_WORDING) {
+        if (quickjs.test(error.message)) error.message = error.message.replace(quickjs, v8);
+      }
     }
     const frames = kept.map(function __pfunc_frame(site) {
       const name = site.getFunctionName();
