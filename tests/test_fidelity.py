@@ -205,6 +205,42 @@ def test_an_error_on_the_first_line_is_worded_and_placed_as_on_any_other(
         assert (error.message, error.line, error.column) == (message, 1 + lines_above, column)
 
 
+CALLEES = """
+const CHECKS = {};
+export default (request) => {
+  const name = "x";
+  const o = { a: { b: 1 } };
+  const calls = [
+    () => CHECKS[name](1),
+    () => o.a.b(),
+    () => o.a["b"](),
+    () => CHECKS[name + "y"](2),
+    () => o?.a.b(),
+    () => (o.a).b(),
+    () => new o.a(),
+  ];
+  request.message = calls.map((call) => { try { call(); } catch (e) { return e.message; } });
+  return request.ok();
+};
+"""
+
+
+def test_a_call_of_a_non_function_names_the_callee_as_written(harness, write_handler):
+    """The callee is read back from the source whole: `CHECKS[name](v)` once said
+    "name is not a function" and `o.a["b"]()` "o.a is not a function"."""
+    result = harness.run(write_handler(CALLEES, "callees.js"))
+    assert result.outcome == "ok", result.error
+    assert result.message == [
+        "CHECKS[name] is not a function",
+        "o.a.b is not a function",
+        'o.a["b"] is not a function',
+        'CHECKS[name + "y"] is not a function',
+        "o?.a.b is not a function",
+        "(o.a).b is not a function",
+        "o.a is not a constructor",
+    ]
+
+
 def test_errors_show_the_handler_file_and_never_pfunc(harness, write_handler):
     """V8 prints {} for JSON.stringify(error) (stack and code are not enumerable), names
     the handler file in every frame, and words a call of a non-function with its

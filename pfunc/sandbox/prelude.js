@@ -259,16 +259,53 @@ var console;
       (site.getLineNumber() || 0) >= ownCodeLine;
   }
 
-  // The member expression at a call site (e.g. "request.reject"), read from the source.
+  // The callee at a call site, read from the source as written ("request.reject",
+  // "CHECKS[name]", "o?.a.b"): the engine's column points at its last member, or inside
+  // the brackets of a computed one. null when the source does not read as a callee.
+  const IDENTIFIER = /[\w$]/;
+  const CLOSING = { "(": ")", "[": "]" };
+  const OPENING = { ")": "(", "]": "[" };
+
   function __pfunc_expressionAt(line, column) {
     const text = handler.lines[line - 1];
     if (text === undefined) return null;
-    let start = column - 1;
-    let end = start;
-    while (end < text.length && /[\w$]/.test(text[end])) end++;
-    while (start > 0 && /[\w$.]/.test(text[start - 1])) start--;
-    const expression = text.slice(start, end).replace(/^\.+|\.+$/g, "");
-    return /^[A-Za-z_$][\w$.]*$/.test(expression) ? expression : null;
+    let end = column - 1;
+    const quote = text[end];
+    if (quote === '"' || quote === "'" || quote === "`") {
+      end = text.indexOf(quote, end + 1) + 1; // a string key: o["b"]()
+      if (end === 0) return null;
+    }
+    // A `new` points at the callee's start: on over its names (new o.A()).
+    while (end < text.length && (IDENTIFIER.test(text[end]) || /[.?]/.test(text[end]))) end++;
+    // Inside a computed key (CHECKS[name]()): on to the bracket that closes it.
+    let depth = 0;
+    for (let at = end; at < text.length && /[^;{}]/.test(text[at]); at++) {
+      const ch = text[at];
+      if (depth === 0 && ch === "(") break; // the call's arguments
+      if (CLOSING[ch]) depth++;
+      else if (OPENING[ch]) {
+        if (depth > 0) depth--;
+        else if (ch === ")") break;
+        if (depth === 0 && ch === "]") end = at + 1; // a computed key ends the callee
+      }
+    }
+    // Back over the member chain: names, dots, optional chaining and balanced brackets.
+    let start = end;
+    while (start > 0) {
+      const ch = text[start - 1];
+      if (IDENTIFIER.test(ch) || ch === "." || ch === "?") { start--; continue; }
+      if (!OPENING[ch]) break;
+      let nesting = 0;
+      let at = start - 1;
+      for (; at >= 0; at--) {
+        if (text[at] === ch) nesting++;
+        else if (text[at] === OPENING[ch] && --nesting === 0) break;
+      }
+      if (at < 0) return null;
+      start = at;
+    }
+    const expression = text.slice(start, end).trim().replace(/^\?*\.+|[?.]+$/g, "");
+    return /^[A-Za-z_$(]/.test(expression) ? expression : null;
   }
 
   const TERSE = { "not a function": " is not a function", "not a constructor": " is not a constructor" };
