@@ -4,9 +4,9 @@
 dev server, scenarios and the pytest plugin all read it. A new event kind is a new row
 here plus its entry points in the sandbox.
 
-`build_event(kind, spec)` turns an `EventSpec` (what a user described: CLI flags, a
-trigger's JSON, a scenario step, a plugin call, the dev server's own presence change)
-into the event a handler receives, with the same defaults and the same errors for all.
+`build_event(kind, spec)` turns an `EventSpec` (CLI flags, a trigger's JSON, a scenario
+step, a plugin call, the dev server's own presence change) into the event a handler
+receives, with the same defaults and the same errors for all.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ KINDS: dict[str, EventKind] = {
 KIND_NAMES = tuple(KINDS)
 TRIGGERS = tuple(dict.fromkeys(kind.trigger for kind in KINDS.values()))
 PRESENCE_ACTIONS = ("join", "leave", "timeout", "state-change", "interval")
+DEFAULT_PRESENCE_UUID = "pfunc-user"
 # A fire runs the publish functions; it only differs in never reaching subscribers.
 _BUS_TRIGGER = {"publish": "publish", "fire": "publish", "signal": "signal", FILE: FILE}
 _REST_ROUTE = {"signal": "signal"}  # the REST path a verb arrives on (fire is a publish)
@@ -194,15 +195,15 @@ Event = MessageEvent | RequestEvent | IntervalEvent
 
 
 def presence_message(
-    action: str, uuid: str, occupancy: int, timestamp: int, state: Any = None
+    action: str, uuid: str | None, occupancy: int, timestamp: int, state: Any = None
 ) -> dict[str, Any]:
-    """The presence event an after-presence handler sees as request.message."""
-    message: dict[str, Any] = {
-        "action": action,
-        "uuid": uuid,
-        "occupancy": occupancy,
-        "timestamp": timestamp,
-    }
+    """The presence event an after-presence handler sees as request.message. An interval
+    event names no one user: PubNub lists who joined (left, timed out) since the last."""
+    message: dict[str, Any] = {"action": action, "uuid": uuid or DEFAULT_PRESENCE_UUID}
+    if action == "interval":
+        message.pop("uuid")
+        message.update({"join": [uuid]} if uuid else {})
+    message.update(occupancy=occupancy, timestamp=timestamp)
     if state is not None:
         message["state"] = state
     return message
@@ -245,10 +246,8 @@ _MISSING: Any = object()
 @dataclass
 class EventSpec:
     """What a user described for one event; unset fields take the builder's defaults.
-
     Field names are the same in every front end: CLI flags (--message, --query...),
-    the dev server trigger's JSON, scenario steps and the plugin's keyword arguments.
-    """
+    the dev server trigger's JSON, scenario steps and the plugin's keyword arguments."""
 
     message: Any = _MISSING
     channel: str | None = None
@@ -443,8 +442,8 @@ def _presence(spec: EventSpec, now_ms: int, spell: SpellField) -> dict[str, Any]
     occupancy = 1 if spec.occupancy is None else spec.occupancy
     if not isinstance(occupancy, int) or isinstance(occupancy, bool) or occupancy < 0:
         raise PfuncUsageError(f"{spell('occupancy')} must be a whole number >= 0")
-    uuid = spec.uuid or "pfunc-user"
-    if not isinstance(uuid, str):
+    uuid = spec.uuid
+    if uuid is not None and not isinstance(uuid, str):
         raise PfuncUsageError(f"{spell('uuid')} must be text, got {uuid!r}")
     state = None if spec.state is None else _object(spec.state, "state", spell)
     return presence_message(action, uuid, occupancy, now_ms // 1000, state)

@@ -102,6 +102,9 @@ CASES = {
         {"action": "leave", "uuid": "u2", "occupancy": 3, "state": {"mood": "ok"}},
     ),
     "presence-defaults": ("pres", "presence", {}),
+    # An interval names no single user (PubNub lists who joined, left, timed out).
+    "presence-interval": ("pres", "presence", {"action": "interval", "uuid": "u3"}),
+    "presence-interval-alone": ("pres", "presence", {"action": "interval", "occupancy": 40}),
     "request-everything": (
         "api",
         "request",
@@ -237,6 +240,10 @@ def test_every_front_end_builds_the_same_event(case, project, dev, tmp_path, mon
         assert event["params"] == {"uuid": "pfunc-cli", **spec.get("params", {})}
     elif trigger == "presence":
         expected = {"action": "join", "uuid": "pfunc-user", "occupancy": 1, **spec}
+        if expected["action"] == "interval":
+            del expected["uuid"]
+            if "uuid" in spec:
+                expected["join"] = [spec["uuid"]]
         assert event["message"] == {**expected, "timestamp": "number"}
         assert event["verb"] == "presence"
     elif trigger == "request":

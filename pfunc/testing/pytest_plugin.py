@@ -204,7 +204,7 @@ class PfuncHarness:
         self,
         target: str | Path,
         action: str = "join",
-        uuid: str = "pfunc-user",
+        uuid: str | None = None,
         *,
         occupancy: int = 1,
         state: Any = None,
