@@ -11,6 +11,7 @@ receives, with the same defaults and the same errors for all.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -266,26 +267,25 @@ class EventSpec:
 
     def given(self) -> list[str]:
         """The names of the fields that were set."""
-        return [
-            spec_field.name
-            for spec_field in fields(self)
-            if getattr(self, spec_field.name) not in (None, _MISSING)
-        ]
+        names = [spec_field.name for spec_field in fields(self)]
+        return [name for name in names if getattr(self, name) not in (None, _MISSING)]
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str = "the event") -> EventSpec:
         """A spec from JSON or TOML (trigger bodies, console commands, scenario steps).
-
         Unknown keys are refused, so `{"text": "hi"}` is not silently read as an empty
-        event: the message goes under "message".
-        """
+        event: the message goes under "message"."""
         known = {spec_field.name for spec_field in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
+        if unknown := sorted(set(data) - known):
+            close = [m for n in unknown for m in difflib.get_close_matches(n, known, 1, 0.7)]
+            text = json.dumps(dict(data), default=str)
+            text = text if len(text) <= 60 else "it"
+            bare = not close and known.isdisjoint(data)  # a bare message: {"text": "hi"}
             raise PfuncUsageError(
-                f"{where}: unknown field{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(unknown)}; an event has {', '.join(sorted(known))}. To send "
-                f'{json.dumps(dict(data))[:60]} as the message, write {{"message": ...}}'
+                f"{where}: unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}"
+                f"{f' (did you mean {close[0]}?)' if close else ''}; an event has "
+                f"{', '.join(sorted(known))}"
+                + (f'. To send {text} as the message, write {{"message": ...}}' * bare)
             )
         return cls(**dict(data))
 

@@ -143,7 +143,11 @@ def test_grant_token_takes_the_js_sdks_arguments_and_validates_like_pubnub(tmp_p
     for uuid in (["ada"], True, {"a": 1}, 5, ""):
         with pytest.raises(AccessProblem) as problem:
             access.grant_token(
-                {"ttl": 5, "authorized_uuid": uuid, "resources": {"channels": {"a": {"read": True}}}}
+                {
+                    "ttl": 5,
+                    "authorized_uuid": uuid,
+                    "resources": {"channels": {"a": {"read": True}}},
+                }
             )
         assert problem.value.message == "Invalid uuid"
 

@@ -612,6 +612,15 @@ def test_globals_a_handlers_top_level_code_added_go_with_its_last_load(tmp_path)
         ("limits = { timeout = 1 }", 'request = { path = "/" }', "limits names a profile"),
         ('function = "f"', 'request = { path = "/" }', "names both function and file"),
         ("", 'function = "f"\nfile = "h.js"\nrequest = { path = "/" }', "names both"),
+        # TOML's dates and times, and nan, have no JSON form (they were a TypeError).
+        ("kv = { d = 2026-01-01 }", "interval = true", "kv.d = 2026-01-01 is a TOML date"),
+        ("", "publish = { message = { d = [1, 12:30:00] } }", "message.d[1] = 12:30:00 is"),
+        ("", "interval = true\nexpect = { kv = { a = 2026-01-01T00:00:00Z } }", "expect.kv.a ="),
+        ("", "publish = { message = { n = nan } }", "message.n = nan is not a number JSON"),
+        ("kv = { n = inf }", "interval = true", "kv.n = inf is not a number JSON"),
+        # A misspelt event field is found when the file is read, not when its step runs.
+        ("", "publish = { mesage = 1 }", "unknown field mesage (did you mean message?)"),
+        ("", "request = { jsn = { a = 1 } }", "unknown field jsn (did you mean json?)"),
     ],
 )
 def test_a_value_of_the_wrong_kind_is_a_malformed_file_not_a_traceback(

@@ -16,27 +16,15 @@ from typing import Any
 
 from pfunc.clock import Clock
 from pfunc.errors import PfuncUsageError
-from pfunc.events import KINDS, TRIGGERS
+from pfunc.events import KINDS, TRIGGERS, EventSpec
 from pfunc.limits import PROFILES
 from pfunc.project import MOCK_KEYS, parse_mock, read_toml, relative_to_cwd
 from pfunc.result import OUTCOMES
 from pfunc.store import fits_counter
-from pfunc.testing.toml_text import shown
+from pfunc.testing.toml_text import json_misfit, shown
 
-SCENARIO_KEYS = {
-    "name",
-    "function",
-    "file",
-    "now",
-    "limits",
-    "seed",
-    "kv",
-    "counters",
-    "vault",
-    "mocks",
-    "store",
-    "step",
-}
+SCENARIO_KEYS = {"name", "function", "file", "now", "limits", "seed", "kv", "counters"}
+SCENARIO_KEYS |= {"vault", "mocks", "store", "step"}
 STORES = ("memory", "disk")  # where a scenario's fresh KV store lives
 EVENT_KEYS = TRIGGERS  # a step sends one event, named by what triggers it
 STEP_KEYS = {"name", "function", "file", "event", "advance", "expect", "save", *EVENT_KEYS}
@@ -246,6 +234,9 @@ def _scenario(path: Path, lines: _Lines, index: int, entry: dict[str, Any]) -> S
             path, line, f"unknown scenario key(s) {', '.join(unknown)}; the keys are {keys}"
         )
     name = _named(path, line, entry)
+    # A `now` may be a TOML date-time; every other value becomes JSON (steps: _step).
+    if misfit := json_misfit({k: entry[k] for k in entry if k not in ("now", "step")}, ""):
+        raise _fail(path, line, f'scenario "{name}": {misfit}')
     for key in ("function", "file"):
         if not isinstance(entry.get(key, ""), str):
             raise _fail(path, line, f"{key} must be text: a function's name, or a handler file")
@@ -334,6 +325,8 @@ def _step(
             f"of {', '.join(EVENT_KEYS)}, and optionally advance, expect, "
             "function, file, event, name",
         )
+    if misfit := json_misfit(entry, ""):
+        raise _fail(path, line, f"{where}: {misfit}")
     kinds = [key for key in EVENT_KEYS if key in entry]
     if len(kinds) != 1:
         raise _fail(
@@ -370,6 +363,11 @@ def _step(
             line,
             f"{where}: {kinds[0]} must be a table, e.g. {kinds[0]} = {{ message = ... }}",
         )
+    if kinds[0] != "interval":  # a misspelt field is found before any step runs
+        try:
+            EventSpec.from_mapping(entry[kinds[0]], f"{where}: {kinds[0]}")
+        except PfuncUsageError as error:
+            raise _fail(path, line, str(error)) from None
     event = entry.get("event")
     if event is not None and event not in KINDS:
         raise _fail(path, line, f"{where}: event = {event!r}; use one of: {', '.join(KINDS)}")

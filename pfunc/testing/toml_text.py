@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from datetime import date, time
 from typing import Any
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -61,6 +62,25 @@ def shown(data: Any) -> str:
         return value(data)
     except NotTOML:
         return repr(data)
+
+
+def json_misfit(data: Any, where: str) -> str | None:
+    """Why a value read from TOML has no JSON form, naming where it is: a date or time
+    (TOML's own type, a common slip for text) or nan/inf; None when it has one."""
+    if isinstance(data, date | time):
+        return (
+            f"{where} = {data.isoformat()} is a TOML date or time, which JSON has no form "
+            f'for: quote it ("{data.isoformat()}")'
+        )
+    if isinstance(data, float) and not math.isfinite(data):
+        return f"{where} = {data} is not a number JSON can hold"
+    if isinstance(data, dict | list):
+        for name, item in data.items() if isinstance(data, dict) else enumerate(data):
+            inner = f"{where}[{name}]" if isinstance(data, list) else f"{where}.{name}"
+            inner = inner.lstrip(".")
+            if found := json_misfit(item, inner):
+                return found
+    return None
 
 
 def without_nulls(data: Any) -> Any:
