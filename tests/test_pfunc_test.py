@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -208,7 +212,7 @@ def test_one_malformed_step_does_not_stop_the_run(project, tmp_path):
 
 
 def test_filter_stop_and_json(project):
-    only = run_cli("test", "examples", "-k", "session", "--json", cwd=project)
+    only = run_cli("test", "examples", "-k", "SESSion", "--json", cwd=project)  # any case
     results = only.json()
     assert only.code == 0
     assert {s["name"] for s in results["scenarios"]} == {
@@ -901,3 +905,68 @@ def test_a_function_named_where_there_is_no_project_says_so(tmp_path):
     assert f"no function 'echo': there is no pfunc.toml in {tmp_path} or above it" in run.stdout
     # a step that cannot run is pointed at where it is written, not at its expectations
     assert "step 1 (publish on the default channel) at s.test.toml:4\n" in run.stdout
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """The processes under `pid`, with their command lines (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found: dict[int, str] = {}
+    waiting = [pid]
+    while waiting:
+        for child in children.get(waiting.pop(), []):
+            try:
+                found[child] = (Path("/proc") / str(child) / "cmdline").read_text()
+            except OSError:
+                continue
+            waiting.append(child)
+    return found
+
+
+def _still_running(pids: set[int]) -> set[int]:
+    """Those of `pids` that are there and not zombies (waiting only to be reaped)."""
+    running = set()
+    for pid in pids:
+        try:
+            state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            running.add(pid)
+    return running
+
+
+@pytest.mark.parametrize(("workers", "code"), [((), -signal.SIGINT), (("-n", "2"), 130)])
+def test_ctrl_c_ends_pfunc_test_and_everything_it_started_at_once(tmp_path, workers, code):
+    """Ctrl-C during a handler's endless loop was heard only at its 10 s limit, then
+    'Aborted!' with exit 1; with -n, pytest and its workers outlived the command."""
+    (tmp_path / "loop.py").write_text("def handler(request):\n    while True:\n        pass\n")
+    (tmp_path / "loop.test.toml").write_text(
+        '[[scenario]]\nname = "loops"\nfile = "loop.py"\n\n'
+        "[[scenario.step]]\npublish = { message = 1 }\n"
+    )
+    command = [sys.executable, "-m", "pfunc", "test", *workers, "loop.test.toml"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL)
+    try:
+        started: dict[int, str] = {}
+        for _ in range(1200):  # until the handler runs: its worker process is there
+            started = _descendants(process.pid)
+            if any("python_worker" in line for line in started.values()):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"the handler never started: {started}")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == code
+        for _ in range(600):  # the handler's worker, pytest and its workers: all gone
+            if not _still_running(set(started)):
+                break
+            time.sleep(0.05)
+        assert not _still_running(set(started)), started
+    finally:
+        process.kill()

@@ -282,8 +282,10 @@ def test_pfunc_test_n_answers_as_pfunc_test_does(tmp_path):
     # -k is a piece of text (spaces, any case), not a pytest expression
     (serial, spread) = both("-k", "expects too", "hello.test.toml")
     assert serial[0] == spread[0] == 1 and "1 failed" in spread[1] and "passed" not in spread[1]
-    (serial, spread) = both("-k", "Greets", "hello.test.toml")
-    assert serial == spread and serial[0] == 2 and "no scenario matches -k 'Greets'" in spread[1]
+    (serial, spread) = both("-k", "GREETS", "hello.test.toml")
+    assert serial[0] == spread[0] == 0 and "1 passed" in spread[1]
+    (serial, spread) = both("-k", "Nobody", "hello.test.toml")
+    assert serial == spread and serial[0] == 2 and "no scenario matches -k 'Nobody'" in spread[1]
     # -x stops at the first failure: still 1, a failure, not pytest-xdist's "interrupted"
     (serial, spread) = both("-x", "-k", "expects", "hello.test.toml")
     assert serial[0] == spread[0] == 1
@@ -404,3 +406,14 @@ def test_pfunc_test_n_reports_and_writes_junit_as_pfunc_test_does(tmp_path):
         return re.sub(r'time="[0-9.]+"', "", (folder / name).read_text())
 
     assert timeless("serial.xml") == timeless("spread.xml")
+    # A file outside the working folder is named alike too (whole; -n once named it so
+    # while pfunc test wrote ../hello.test.toml).
+    serial = invoke_cli(
+        "test", "../hello.test.toml", "--junit", "../serial.xml", cwd=folder / "sub"
+    )
+    spread = run_cli(
+        "test", "-n", "2", "../hello.test.toml", "--junit", "../spread.xml", cwd=folder / "sub"
+    )
+    assert serial.code == spread.code == 1
+    assert timeless("serial.xml") == timeless("spread.xml")
+    assert f'file="{folder / "hello.test.toml"}"' in timeless("serial.xml")

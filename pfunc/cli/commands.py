@@ -23,6 +23,7 @@ from pfunc.cli.options import (
     EXIT_OK,
     execute,
     session_options,
+    stop_at_once_on_ctrl_c,
     to_reader,
     usage_failure,
 )
@@ -310,6 +311,7 @@ def test_command(
     from pfunc.testing.runner import run_scenario
     from pfunc.testing.scenario import discover, load_scenarios, nothing_to_run, selected
 
+    stop_at_once_on_ctrl_c()
     try:
         if paths:
             missing = [str(p) for p in paths if not p.exists()]
@@ -319,7 +321,7 @@ def test_command(
         else:
             root = load_project().root
             roots = [folder for folder in (root / "tests", root / "examples") if folder.is_dir()]
-        if workers is not None:
+        if workers is not None and workers.strip() != "0":  # -n 0: here, as pytest-xdist's
             from pfunc.cli.parallel import run_with_pytest
 
             sys.exit(

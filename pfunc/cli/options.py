@@ -22,6 +22,16 @@ def usage_failure(message: str) -> NoReturn:
     sys.exit(EXIT_USAGE)
 
 
+def stop_at_once_on_ctrl_c() -> None:
+    """Ctrl-C ends the command at once (exit 130), as the terminal's default does: Python
+    would only hear it once the engine returned, which a handler's endless loop puts off
+    to its time limit. Nothing is lost: a store write is a SQLite transaction, whole or
+    absent."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def execute(prepare: Callable[[], Any], renderer: str) -> Any:
     """Prepare and execute a plan, then print its JSON or its report (imported late).
 
@@ -29,14 +39,9 @@ def execute(prepare: Callable[[], Any], renderer: str) -> Any:
     on the network). Usage errors raised while preparing or opening the store exit with
     code 2.
     """
-    import signal
-
     from pfunc.aio import run_without_loop
 
-    # Ctrl-C ends the command at once, as the terminal's default does: Python would only
-    # hear it once the engine returned, which a handler's endless loop puts off to its
-    # time limit. Nothing is lost: a store write is a SQLite transaction, whole or absent.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    stop_at_once_on_ctrl_c()
     try:
         plan = prepare()
         outcome = run_without_loop(plan.execute())

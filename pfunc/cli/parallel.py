@@ -10,8 +10,10 @@ so the Python tests beside the scenarios (and what they need) stay out."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -79,23 +81,47 @@ def run_with_pytest(
     return code if code in (_PASSED, _FAILED, _MALFORMED) else _MALFORMED
 
 
+_ENDING = (signal.SIGINT, signal.SIGTERM)
+
+
 def _forwarding_output(command: list[str]) -> int:
     """Run pytest, passing its report on; a reader that goes away (`| head`) gets no
     more of it, and the exit code stays the scenarios' (pytest's own would say failed)."""
     from pfunc.cli.options import reader_gone
 
-    process = subprocess.Popen(command, env=_hermetic(os.environ), stdout=subprocess.PIPE)
+    # pytest and its workers run in a session of their own, ended with this command on
+    # Ctrl-C (or SIGTERM) at once: a worker in a handler's endless loop would otherwise
+    # hear it only at the handler's time limit, or outlive us.
+    process = subprocess.Popen(
+        command, env=_hermetic(os.environ), stdout=subprocess.PIPE, start_new_session=True
+    )
+
+    stopped_by: list[int] = []
+
+    def end_with_us(signum: int, frame: object) -> None:
+        stopped_by.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # its output ends: the loop below does
+
+    previous = {signum: signal.signal(signum, end_with_us) for signum in _ENDING}
     assert process.stdout is not None
     listening = True
-    for line in process.stdout:
-        if listening:
-            try:
-                sys.stdout.buffer.write(line)
-                sys.stdout.buffer.flush()
-            except BrokenPipeError:
-                reader_gone()
-                listening = False
-    return process.wait()
+    try:
+        for line in process.stdout:
+            if listening:
+                try:
+                    sys.stdout.buffer.write(line)
+                    sys.stdout.buffer.flush()
+                except BrokenPipeError:
+                    reader_gone()
+                    listening = False
+        code = process.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if stopped_by:
+        sys.exit(128 + stopped_by[0])  # as a shell reports a command its signal ended
+    return code
 
 
 def _hermetic(environ: Mapping[str, str]) -> dict[str, str]:

@@ -211,8 +211,9 @@ def load_scenarios(path: Path) -> list[Scenario]:
 
 
 def selected(scenario: Scenario, pattern: str | None) -> bool:
-    """`pfunc test -k`: scenarios whose name or file contains the text (with -n too)."""
-    return pattern is None or pattern in scenario.name or pattern in str(scenario.path)
+    """`pfunc test -k` (and -n): the name or file holds the text, in any case (pytest's)."""
+    wanted = (pattern or "").casefold()
+    return wanted in scenario.name.casefold() or wanted in str(scenario.path).casefold()
 
 
 def _named(path: Path, line: int, entry: Any) -> str:
@@ -435,7 +436,9 @@ def nothing_to_run(found: int, pattern: str | None) -> PfuncUsageError:
 
 def discover(paths: list[Path]) -> list[Path]:
     """Scenario files under the given files and folders, in a stable order."""
-    paths = [relative_to_cwd(path) for path in paths]
+    # Below the working folder a path is shown relative to it, elsewhere whole: as pytest
+    # names them under -n (it has only the resolved path), so both reports agree.
+    paths = [relative_to_cwd(path.resolve()) for path in paths]
     found: dict[Path, Path] = {}  # by resolved path: overlapping arguments name a file once
     for path in paths:
         if path.is_file():
