@@ -126,7 +126,11 @@ def test_malformed_scenarios_exit_2_with_the_line(project):
     )
     run = run_cli("test", bad, cwd=project)
     # Found only when the step runs: the scenario is reported as malformed (exit 2).
-    assert run.code == 2 and "bad.test.toml:5: no function 'nope'" in run.stdout
+    assert run.code == 2 and "at examples/bad.test.toml:5\n" in run.stdout
+    assert "cannot run as written: no function 'nope'" in run.stdout
+    bad.write_text(bad.read_text().replace('"nope"', '"confg"'))
+    run = run_cli("test", bad, cwd=project)
+    assert run.code == 2 and "no function 'confg' (did you mean config?)" in run.stdout
 
 
 STEP = '[[scenario.step]]\npublish = { message = { n = 1 } }\nexpect = { outcome = "ok" }\n'
@@ -206,9 +210,14 @@ def test_one_malformed_step_does_not_stop_the_run(project, tmp_path):
     junit = tmp_path / "junit.xml"
     run = run_cli("test", "examples", "--junit", junit, cwd=project)
     assert run.code == 2
-    assert "occupancy must be a whole number" in run.stdout
+    assert "  cannot run as written: occupancy must be a whole number" in run.stdout
     assert "passed, 1 failed" in run.stdout  # the other scenarios ran
-    assert "typed wrong" in junit.read_text()
+    # JUnit's error (the test could not run), not a failed expectation.
+    case = [c for c in ElementTree.parse(junit).iter("testcase") if c.get("name") == "typed wrong"]
+    assert [e.get("type") for e in case[0]] == ["MalformedStep"] and case[0][0].tag == "error"
+    assert "marked malformed above" in run.stderr
+    as_json = run_cli("test", "examples", "--json", cwd=project)
+    assert as_json.code == 2 and '"malformed": true in the JSON' in as_json.stderr
 
 
 def test_filter_stop_and_json(project):
@@ -792,7 +801,8 @@ def test_a_step_naming_no_function_is_found_before_any_step_runs(project):
     )
     run = run_cli("test", bad, cwd=project)
     # Step 1 would fail (599): it never ran, the malformed step 2 is what is said.
-    assert run.code == 2 and "late.test.toml:9: no function 'nope'" in run.stdout, run.stdout
+    assert run.code == 2 and "at examples/late.test.toml:9\n" in run.stdout, run.stdout
+    assert "cannot run as written: no function 'nope'" in run.stdout
     assert "status: expected 599" not in run.stdout
     as_json = run_cli("test", bad, "--json", cwd=project)
     assert as_json.code == 2 and as_json.json()["scenarios"][0]["malformed"] is True
@@ -970,3 +980,18 @@ def test_ctrl_c_ends_pfunc_test_and_everything_it_started_at_once(tmp_path, work
         assert not _still_running(set(started)), started
     finally:
         process.kill()
+
+
+def test_a_file_handler_is_named_by_its_path_in_failures(tmp_path):
+    """As pfunc run names it: handlers/boom.js:1, not boom.js:1 (a function's handler was
+    already named by its path)."""
+    (tmp_path / "handlers").mkdir()
+    (tmp_path / "handlers" / "boom.js").write_text(
+        "export default () => { throw new Error('x'); };\n"
+    )
+    (tmp_path / "boom.test.toml").write_text(
+        '[[scenario]]\nname = "b"\nfile = "handlers/boom.js"\n\n'
+        "[[scenario.step]]\npublish = { message = 1 }\n"
+    )
+    run = run_cli("test", "boom.test.toml", cwd=tmp_path)
+    assert run.code == 1 and "error: Error: x (handlers/boom.js:1)" in run.stdout, run.stdout

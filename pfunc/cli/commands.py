@@ -361,8 +361,9 @@ def test_command(
             usage_failure(f"--junit {junit_path}: cannot write it: {error.strerror or error}")
     malformed = [r for r in results if r.malformed]
     if malformed:
+        marked = '"malformed": true in the JSON' if as_json else "marked malformed above"
         usage_failure(
-            f"{len(malformed)} scenario(s) have a step that cannot run as written (marked "
-            "malformed above); fix the step"
+            f"{len(malformed)} scenario(s) have a step that cannot run as written "
+            f"({marked}); fix the step"
         )
     sys.exit(EXIT_OK if all(r.passed for r in results) else EXIT_FAILED)

@@ -20,6 +20,8 @@ class Mismatch:
     note: str = ""
 
     def describe(self) -> str:
+        if self.note == "malformed":  # a step that cannot run: what is wrong with it
+            return f"cannot run as written: {self.actual}"
         text = f"{self.field}: expected {_show(self.expected)}, got {_show(self.actual)}"
         return f"{text} ({self.note})" if self.note else text
 

@@ -115,6 +115,8 @@ def junit_case(result: ScenarioResult) -> dict[str, Any]:
         "line": result.scenario.line,
         "seconds": result.duration_ms / 1000,
         "failure": None if result.failure is None else failure_text(result),
+        # A step that cannot run is JUnit's error (the test could not run), not a failure.
+        "error": "MalformedStep" if result.malformed else None,
     }
 
 
@@ -126,6 +128,7 @@ def crashed_case(scenario: Any, error: BaseException) -> dict[str, Any]:
         "line": scenario.line,
         "seconds": 0.0,
         "failure": f"the scenario could not run: {type(error).__name__}: {error}",
+        "error": type(error).__name__,
     }
 
 
@@ -149,8 +152,8 @@ def write_junit_cases(cases: list[dict[str, Any]], path: Path) -> None:
             "testsuite",
             name=file,
             tests=str(len(group)),
-            failures=str(sum(case["failure"] is not None for case in group)),
-            errors="0",
+            failures=str(sum(case["failure"] is not None and not case["error"] for case in group)),
+            errors=str(sum(case["error"] is not None for case in group)),
             time=f"{sum(case['seconds'] for case in group):.3f}",
         )
         for case in group:
@@ -169,11 +172,11 @@ def write_junit_cases(cases: list[dict[str, Any]], path: Path) -> None:
             )
             text = case["failure"]
             if text is not None:
-                failure = ElementTree.SubElement(
+                failure = ElementTree.SubElement(  # JUnit's error: the test could not run
                     element,
-                    "failure",
+                    "error" if case["error"] else "failure",
                     message=text.splitlines()[1].strip() if "\n" in text else text,
-                    type="ExpectationFailed",
+                    type=case["error"] or "ExpectationFailed",
                 )
                 failure.text = text
     path.parent.mkdir(parents=True, exist_ok=True)

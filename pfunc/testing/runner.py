@@ -29,7 +29,7 @@ from pfunc.events import (
 )
 from pfunc.executor import Executor, refused_before_functions
 from pfunc.limits import resolve_profile
-from pfunc.project import FunctionConfig, load_project, parse_mock
+from pfunc.project import FunctionConfig, load_project, parse_mock, relative_to_cwd
 from pfunc.result import Result
 from pfunc.testing.expect import Mismatch, check
 from pfunc.testing.scenario import Scenario, Step
@@ -101,10 +101,12 @@ class ScenarioRun:
                 "runs the functions of the pfunc.toml around its own file, or a file = handler)"
             )
         if function is None:
-            known = ", ".join(f.name for f in self.project.functions) or "none"
+            names = [f.name for f in self.project.functions]
+            close = difflib.get_close_matches(step.function or "", names, 1)
             raise PfuncUsageError(
-                f"{self.scenario.path}:{step.line}: no function {step.function!r} in "
-                f"{self.project.config_file}; functions: {known}"
+                f"{self.scenario.path}:{step.line}: no function {step.function!r}"
+                f"{f' (did you mean {close[0]}?)' if close else ''} in "
+                f"{self.project.config_file}; functions: {', '.join(names) or 'none'}"
             )
         return function
 
@@ -112,7 +114,9 @@ class ScenarioRun:
         function = self._function_of(step)
         if function is None:
             assert step.file is not None
-            return self.engine.functions.executor_for_file(step.file, step.file.name), None
+            # Named as pfunc run names it, so its errors read "handlers/x.js:3", not "x.js:3".
+            shown = str(relative_to_cwd(step.file))
+            return self.engine.functions.executor_for_file(step.file, shown), None
         return self.engine.functions.executor(function), function
 
     def _event(self, step: Step, function: FunctionConfig | None) -> Event:
@@ -255,7 +259,8 @@ class ScenarioRun:
 def _malformed(outcome: ScenarioResult, step: Step, error: PfuncUsageError) -> ScenarioResult:
     """This scenario cannot run; the others still do, and the report (JUnit included)
     says which step is malformed. pfunc test then exits 2."""
-    problem = Mismatch("step", "a well-formed step", str(error), "malformed")
+    # Said once: the report already names the step's file and line.
+    problem = Mismatch("step", None, re.sub(r"^\S*:\d+: ", "", str(error)), "malformed")
     outcome.failure = StepFailure(step, [problem], None)
     outcome.malformed = True
     return outcome
