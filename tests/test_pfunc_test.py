@@ -159,7 +159,11 @@ STEP = '[[scenario.step]]\npublish = { message = { n = 1 } }\nexpect = { outcome
         ),
         (
             f'[[scenario]]\nname = "none"\nfunction = []\n{STEP}',
-            "s.test.toml:1: function = [...] names each one once",
+            "s.test.toml:1: function = [] names no function",
+        ),
+        (  # one bracket: a table where a step is one of a list
+            '[[scenario]]\nname = "one"\nfile = "h.js"\n[scenario.step]\ninterval = true\n',
+            's.test.toml:1: scenario "one": write its steps as [[scenario.step]]',
         ),
         (
             f'[[scenario]]\nfunction = ["a", "b"]\n{STEP}',
@@ -995,3 +999,20 @@ def test_a_file_handler_is_named_by_its_path_in_failures(tmp_path):
     )
     run = run_cli("test", "boom.test.toml", cwd=tmp_path)
     assert run.code == 1 and "error: Error: x (handlers/boom.js:1)" in run.stdout, run.stdout
+
+
+def test_absent_expects_a_field_that_is_missing_or_null(tmp_path):
+    """TOML has no null: `"absent"` is how a scenario says a field is null or not there."""
+    (tmp_path / "h.js").write_text(
+        "export default (request) => { request.message = { a: null, b: 1 }; return request.ok(); };\n"
+    )
+    step = "[[scenario.step]]\npublish = {{ message = 1 }}\nexpect = {{ message = {{ {} }} }}\n"
+    (tmp_path / "a.test.toml").write_text(
+        '[[scenario]]\nname = "null and missing"\nfile = "h.js"\n\n'
+        + step.format('a = "absent", c = "absent"')
+        + '\n[[scenario]]\nname = "there"\nfile = "h.js"\n\n'
+        + step.format('b = "absent"')
+    )
+    run = run_cli("test", "a.test.toml", cwd=tmp_path)
+    assert run.code == 1 and "1 passed, 1 failed" in run.stdout
+    assert 'message.b: expected "absent", got 1' in run.stdout

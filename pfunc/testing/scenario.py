@@ -189,7 +189,9 @@ def load_scenarios(path: Path) -> list[Scenario]:
         if isinstance(functions, list):
             # One scenario, run against each function named (e.g. a JS and a Python version).
             _named(path, lines.scenario(index), entry)
-            if not functions or len(set(map(str, functions))) != len(functions):
+            if not functions:
+                raise _fail(path, lines.scenario(index), "function = [] names no function")
+            if len(set(map(str, functions))) != len(functions):
                 raise _fail(path, lines.scenario(index), "function = [...] names each one once")
             for function in functions:
                 variant = {**entry, "function": function, "name": f"{entry['name']} [{function}]"}
@@ -199,13 +201,9 @@ def load_scenarios(path: Path) -> list[Scenario]:
     first_line: dict[str, int] = {}
     for scenario in scenarios:
         # pytest, IDEs and JUnit tell scenarios apart by name: one name, one scenario.
-        if scenario.name in first_line:
-            raise _fail(
-                path,
-                scenario.line,
-                f'a scenario named "{scenario.name}" is already on line '
-                f"{first_line[scenario.name]}; give each scenario of a file its own name",
-            )
+        if (earlier := first_line.get(scenario.name)) is not None:
+            message = f'a scenario named "{scenario.name}" is already on line {earlier}'
+            raise _fail(path, scenario.line, f"{message}; give each scenario its own name")
         first_line[scenario.name] = scenario.line
     return scenarios
 
@@ -244,6 +242,8 @@ def _scenario(path: Path, lines: _Lines, index: int, entry: dict[str, Any]) -> S
     if "file" in entry and "function" in entry:
         raise _fail(path, line, f'scenario "{name}" names both function and file; name one')
     steps = entry.get("step")
+    if isinstance(steps, dict):  # [scenario.step]: a table, where a step is one of a list
+        raise _fail(path, line, f'scenario "{name}": write its steps as [[scenario.step]]')
     if not isinstance(steps, list) or not steps:
         raise _fail(path, line, f'scenario "{name}" has no [[scenario.step]] tables')
     seed = entry.get("seed", 1)
