@@ -1,8 +1,9 @@
 // Configuration (on-request): read and change settings that other functions use.
+// pfunc.toml serves it at /v1/blocks/sub-key/<subscribe_key>/config (its own path "/").
 //
-//   pfunc run examples/config.js --path /config
-//   pfunc run examples/config.js --method PUT --path /config --body '{"maxLength":200}'
-//   pfunc run examples/config.js --method DELETE --path /config
+//   pfunc run examples/config.js
+//   pfunc run examples/config.js --method PUT --body '{"maxLength":200}'
+//   pfunc run examples/config.js --method DELETE
 //
 // Settings live under one key, so a reader pays one KV operation for all of them.
 const db = require("kvstore");
@@ -16,7 +17,7 @@ const CHECKS = {
 };
 
 export default async (request, response) => {
-  if (request.path !== "/config") {
+  if (request.path !== "/") {
     return response.send({ error: "not found" }, 404);
   }
 
@@ -32,9 +33,16 @@ export default async (request, response) => {
     } catch (error) {
       return response.send({ error: "body must be JSON" }, 400);
     }
-    const invalid = Object.keys(changes).filter((name) => !CHECKS[name] || !CHECKS[name](changes[name]));
+    if (typeof changes !== "object" || changes === null || Array.isArray(changes)) {
+      return response.send({ error: "body must be a JSON object of settings" }, 400);
+    }
+    // Own names only: "toString" or "__proto__" are no settings, though CHECKS inherits them.
+    const invalid = Object.keys(changes).filter((name) => !Object.hasOwn(CHECKS, name) || !CHECKS[name](changes[name]));
     if (invalid.length > 0) {
       return response.send({ error: "invalid settings", fields: invalid }, 422);
+    }
+    if (Object.keys(changes).length === 0) {
+      return response.send({ error: "no settings to change" }, 422);
     }
     const current = { ...DEFAULTS, ...(await db.get(KEY)) };
     const updated = { ...current, ...changes };

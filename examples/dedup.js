@@ -11,7 +11,10 @@ const crypto = require("crypto");
 const REMEMBER_MINUTES = 10;
 
 export default async (request) => {
-  const { userId, text } = request.message;
+  const { userId, text } = request.message ?? {};
+  if (typeof userId !== "string" || typeof text !== "string") {
+    return request.ok(); // not a chat message from a user: nothing to compare it with
+  }
   const fingerprint = await crypto.sha256(JSON.stringify([userId, text]));
   const key = `dedup:${fingerprint}`;
 

@@ -3,7 +3,7 @@
 //   pfunc run examples/rate_limit.js --message '{"userId":"u1","text":"hi"}'
 //
 // Three KV operations per delivered message, the whole classic budget:
-//   1. getItem  - the configured limit (falls back to 10)
+//   1. getItem  - the configured limit (a setting that is no positive number: 10)
 //   2. incrCounter - this user's count in the current one-minute window (atomic)
 //   3. set      - when the user was last seen, kept for one minute
 const db = require("kvstore");
@@ -11,12 +11,13 @@ const db = require("kvstore");
 const DEFAULT_LIMIT = 10;
 
 export default async (request) => {
-  const { userId } = request.message;
-  if (!userId) {
+  const userId = request.message?.userId;
+  if (typeof userId !== "string" || !userId) {
     return request.abort("message has no userId");
   }
 
-  const limit = Number(await db.getItem("ratelimit:limit")) || DEFAULT_LIMIT;
+  const configured = Number(await db.getItem("ratelimit:limit"));
+  const limit = Number.isFinite(configured) && configured > 0 ? configured : DEFAULT_LIMIT;
   const window = Math.floor(Date.now() / 60000);
   const used = await db.incrCounter(`ratelimit:${userId}:${window}`);
 

@@ -11,13 +11,24 @@ db = require("kvstore")
 DEFAULT_LIMIT = 10
 
 
+def configured_limit(setting):
+    """The stored limit when it is a positive number (text or number), else the default."""
+    try:
+        limit = float(setting)
+    except (TypeError, ValueError):
+        return DEFAULT_LIMIT
+    if not math.isfinite(limit) or limit <= 0:
+        return DEFAULT_LIMIT
+    return int(limit) if limit.is_integer() else limit
+
+
 async def handler(request):
-    user_id = request.message.get("userId")
-    if not user_id:
+    message = request.message
+    user_id = message.get("userId") if isinstance(message, dict) else None
+    if not isinstance(user_id, str) or not user_id:
         return request.abort("message has no userId")
 
-    configured = await db.getItem("ratelimit:limit")
-    limit = int(configured) if configured else DEFAULT_LIMIT
+    limit = configured_limit(await db.getItem("ratelimit:limit"))
     window = math.floor(request.now_ms / 60000)
     used = await db.incrCounter(f"ratelimit:{user_id}:{window}")
 

@@ -15,7 +15,7 @@ export default async (request, response) => {
 
   if (route === "POST /login") {
     const userId = request.body.userId;
-    if (!userId) {
+    if (typeof userId !== "string" || !userId) {
       return response.send({ error: "userId is required" }, 400);
     }
     const token = uuid.v4();
@@ -33,7 +33,15 @@ export default async (request, response) => {
   }
 
   if (route === "POST /logout") {
-    const { token } = JSON.parse(request.body);
+    let token;
+    try {
+      ({ token } = JSON.parse(request.body || "{}") ?? {});
+    } catch (error) {
+      return response.send({ error: "body must be JSON" }, 400);
+    }
+    if (typeof token !== "string" || !token) {
+      return response.send({ error: "token is required" }, 400);
+    }
     await db.removeItem(`session:${token}`);
     return response.send({ loggedOut: true });
   }

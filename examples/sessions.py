@@ -13,12 +13,21 @@ uuid = require("uuid")
 SESSION_MINUTES = 30
 
 
+def json_object(body):
+    """The body's JSON object; {} when it is none (not JSON, null, a list...)."""
+    try:
+        data = json.loads(body or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 async def handler(request, response):
     route = f"{request.method} {request.path}"
 
     if route == "POST /login":
-        user_id = json.loads(request.body or "{}").get("userId")
-        if not user_id:
+        user_id = json_object(request.body).get("userId")
+        if not isinstance(user_id, str) or not user_id:
             return response.send({"error": "userId is required"}, 400)
         token = uuid.v4()
         session = {"userId": user_id, "createdAt": request.now_ms}
@@ -33,7 +42,13 @@ async def handler(request, response):
         return response.send({"valid": True, "userId": session["userId"]})
 
     if route == "POST /logout":
-        token = (await request.json())["token"]
+        try:
+            body = json.loads(request.body or "{}")
+        except ValueError:
+            return response.send({"error": "body must be JSON"}, 400)
+        token = body.get("token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            return response.send({"error": "token is required"}, 400)
         await db.removeItem(f"session:{token}")
         return response.send({"loggedOut": True})
 

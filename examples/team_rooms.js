@@ -9,10 +9,17 @@ const pubnub = require("pubnub");
 
 const GROUP = "team-rooms";
 const TOKEN_MINUTES = 60;
+// A user id or room a filter can quote and a channel can carry.
+const NAME = /^[\w.@-]+$/;
+const isName = (value) => typeof value === "string" && NAME.test(value);
 
 async function createRoom(body, response) {
-  if (!body.room || !Array.isArray(body.members) || body.members.length === 0) {
+  if (!isName(body.room) || !Array.isArray(body.members) || body.members.length === 0) {
     return response.send({ error: "room and members are required" }, 400);
+  }
+  // Checked before the first call: a bad member would otherwise leave half a room.
+  if (!body.members.every(isName)) {
+    return response.send({ error: "members are user ids (letters, digits, _ . @ -)" }, 400);
   }
   await pubnub.objects.setChannelMetadata({
     channel: body.room,
@@ -25,7 +32,9 @@ async function createRoom(body, response) {
 
 async function join(body, response) {
   if (!body.uuid || !body.room) return response.send({ error: "uuid and room are required" }, 400);
-  if (!/^[\w.@-]+$/.test(body.uuid)) return response.send({ error: "uuid has characters a filter cannot quote" }, 400);
+  if (!isName(body.uuid) || !isName(body.room)) {
+    return response.send({ error: "uuid and room are names (letters, digits, _ . @ -)" }, 400);
+  }
   const members = await pubnub.objects.getChannelMembers({
     channel: body.room,
     filter: `uuid.id == '${body.uuid}'`,
@@ -46,7 +55,15 @@ async function join(body, response) {
 }
 
 export default async (request, response) => {
-  const body = request.body ? JSON.parse(request.body) : {};
+  let body;
+  try {
+    body = JSON.parse(request.body || "{}");
+  } catch (error) {
+    return response.send({ error: "body must be JSON" }, 400);
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    return response.send({ error: "body must be a JSON object" }, 400);
+  }
   if (request.method === "POST" && request.path === "/rooms") return createRoom(body, response);
   if (request.method === "POST" && request.path === "/join") return join(body, response);
   if (request.method === "GET" && request.path === "/rooms") {

@@ -185,7 +185,7 @@ def test_config_example_reads_changes_and_resets(cli):
     def config(method: str = "GET", body: str | None = None) -> tuple[int, dict]:
         extra = ["--body", body] if body is not None else []
         result = cli(
-            "run", EXAMPLES / "config.js", "--method", method, "--path", "/config", *extra, "--json"
+            "run", EXAMPLES / "config.js", "--method", method, *extra, "--json"
         ).json()
         return result["response"]["status"], json.loads(result["response"]["body"])
 

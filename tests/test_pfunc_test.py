@@ -32,7 +32,7 @@ def project(tmp_path: Path) -> Path:
 def test_the_examples_pass(project):
     run = run_cli("test", "examples", cwd=project)
     assert run.code == 0, run.stdout
-    assert run.stdout.strip().splitlines()[-1] == "23 passed, 0 failed"
+    assert run.stdout.strip().splitlines()[-1] == "29 passed, 0 failed"
 
 
 def test_pfunc_init_scenarios_pass_out_of_the_box(tmp_path):
