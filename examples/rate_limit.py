@@ -36,6 +36,7 @@ async def handler(request):
         require("console").warn(f"user {user_id} is over the limit ({used} > {limit})")
         return request.abort("rate limit exceeded")
 
-    await db.set(f"ratelimit:{user_id}:last", {"at": request.now_ms, "channel": request.channels[0]}, 1)
+    last_seen = {"at": request.now_ms, "channel": request.channels[0]}
+    await db.set(f"ratelimit:{user_id}:last", last_seen, 1)
     request.message["rateLimitRemaining"] = limit - used
     return request.ok()
