@@ -159,6 +159,27 @@ def test_save_as_scenario_passes_pfunc_test(page, dev: InProcessDev) -> None:
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 passed" in run.stdout
+    # Saved once: the button says so, and another execution shows its own, unsaved.
+    assert page.locator("button.save-scenario").is_disabled()
+    page.locator("tr.execution:not(.selected)").first.click()
+    assert page.locator(".saved").count() == 0
+    # The first again, saved to the same file: refused, as a second scenario of one name
+    # would stop the whole file.
+    page.locator("tr.execution", has_text="greet").first.click()
+    page.fill("input.scenario-file", "tests/from_console.test.toml")
+    page.click("button.save-scenario")
+    page.wait_for_selector('.save .error:has-text("already has a scenario named")')
+    # A name the file system refuses is said as such (it was a 500 with the OS's words).
+    page.fill("input.scenario-file", "tests/" + "a" * 300 + ".test.toml")
+    page.click("button.save-scenario")
+    page.wait_for_selector('.save .error:has-text("cannot write it: File name too long")')
+    again = subprocess.run(
+        [str(Path(sys.executable).parent / "pfunc"), "test", str(saved)],
+        cwd=dev.folder,
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0 and "1 passed" in again.stdout
 
 
 def test_the_page_keeps_only_the_newest(page, dev: InProcessDev) -> None:

@@ -170,6 +170,15 @@ def _relax(expect: dict[str, Any], field_path: str) -> bool:
     return True
 
 
+def _names_in(target: Path) -> set[str]:
+    """The scenario names a file holds already (none when it is not there, or unreadable:
+    pfunc test says what is wrong with it)."""
+    try:
+        return {scenario.name for scenario in load_scenarios(target)}
+    except PfuncUsageError:
+        return set()
+
+
 async def capture(entry: dict[str, Any], target: Path, name: str) -> Captured:
     """Append the scenario for `entry` to `target` once a run has shown that it passes."""
     scenario = scenario_for(entry, name)
@@ -189,7 +198,13 @@ async def capture(entry: dict[str, Any], target: Path, name: str) -> Captured:
                 after[f"kv.{key}"] = "absent" if text is None else json.loads(text)
 
     expect = scenario["step"]["expect"]
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if name in _names_in(target):  # a second one of a name would stop the whole file
+        raise CaptureError(f'{target.name} already has a scenario named "{name}"')
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+    except OSError as error:
+        raise CaptureError(f"{target}: cannot write it: {error.strerror or error}") from None
     try:
         for attempt in range(ATTEMPTS):
             text = render(scenario)

@@ -87,7 +87,7 @@ function SaveScenario({ entry }) {
   };
   return html`<div class="save">
     <input class="scenario-file" value=${file} onInput=${(e) => setFile(e.target.value)} size="30" />
-    <button class="save-scenario" onClick=${save}>Save as scenario</button>
+    <button class="save-scenario" onClick=${save} disabled=${answer && answer.ok}>Save as scenario</button>
     ${answer && html`<p class=${answer.ok ? "ok saved" : "error"}>${answer.text}</p>`}
     ${answer && answer.detail && html`<${Pre} value=${answer.detail} />`}
   </div>`;
@@ -107,7 +107,7 @@ export function Detail({ entry }) {
     <h3>${result.name || result.function} <span class=${result.outcome}>${result.outcome}</span></h3>
     <p class="dim">${result.event} · ${result.duration_ms} ms · ${new Date(entry.at).toLocaleTimeString()}
       ${result.abort_reason ? html` · abort: <b>${result.abort_reason}</b>` : ""}</p>
-    ${entry.id && html`<${SaveScenario} entry=${entry} />`}
+    ${entry.id && html`<${SaveScenario} key=${entry.id} entry=${entry} />`}
     ${event && html`<${Section} title="Event as received"><${Pre} value=${event} /><//>`}
     ${isMessage && html`<${Section} title="Message: before → after">
       <${Diff} before=${event.message} after=${result.message} />
