@@ -184,9 +184,7 @@ def test_message_from_file_and_stdin(cli, tmp_path):
 def test_config_example_reads_changes_and_resets(cli):
     def config(method: str = "GET", body: str | None = None) -> tuple[int, dict]:
         extra = ["--body", body] if body is not None else []
-        result = cli(
-            "run", EXAMPLES / "config.js", "--method", method, *extra, "--json"
-        ).json()
+        result = cli("run", EXAMPLES / "config.js", "--method", method, *extra, "--json").json()
         return result["response"]["status"], json.loads(result["response"]["body"])
 
     assert config()[1]["maxLength"] == 500
