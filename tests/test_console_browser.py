@@ -141,6 +141,32 @@ def test_channels_subscribe_and_see_a_message(page) -> None:
     view(page, "channels")
     page.wait_for_selector(".subscribed", state="visible")
     assert page.locator("tr.delivery.message >> text=typed in the page").count() == 1
+    # A change that names nothing is refused and leaves the subscription listening.
+    page.fill("input.sub-channels", ",,,")
+    page.click("button.subscribe")
+    page.wait_for_selector('p.error:has-text("name a channel or a group")')
+    page.fill("textarea.pub-message", '{"text": "still listening"}')
+    page.click("button.publish")
+    page.wait_for_selector("tr.delivery.message >> text=still listening")
+    assert page.locator(".subscribed").is_visible()
+
+
+def test_a_subscribe_failure_shows_until_the_server_answers_again(page) -> None:
+    view(page, "channels")
+    page.route("**/v2/subscribe/**", lambda route: route.abort())  # the server unreachable
+    page.fill("input.sub-channels", "chat.back")
+    page.click("button.subscribe")
+    page.wait_for_selector(".subscribe-problem")
+    page.fill("input.pub-channel", "chat.back")
+    page.fill("textarea.pub-message", '{"text": "while away"}')
+    page.click("button.publish")  # a publish that works says nothing of the subscription
+    page.wait_for_timeout(300)
+    assert page.locator(".subscribe-problem").is_visible()
+    page.unroute("**/v2/subscribe/**")
+    page.wait_for_selector(".subscribe-problem", state="detached")  # back: said at once
+    page.fill("textarea.pub-message", '{"text": "after the return"}')
+    page.click("button.publish")
+    page.wait_for_selector("tr.delivery.message >> text=after the return")
 
 
 def test_save_as_scenario_passes_pfunc_test(page, dev: InProcessDev) -> None:

@@ -17,40 +17,54 @@ export function ChannelsView({ keyset }) {
   const [target, setTarget] = useState("");
   const [text, setText] = useState('{"text": "hello"}');
   const [history, setHistory] = useState(null);
-  const [problem, setProblem] = useState(null);
+  const [problem, setProblem] = useState(null); // the last publish, signal or history
+  const [subscribeProblem, setSubscribeProblem] = useState(null); // the subscription's own
   const stopper = useRef(null);
 
   useEffect(() => () => stopper.current && stopper.current.abort(), []);
   const start = () => {
-    if (stopper.current) stopper.current.abort();
     const names = split(channels).flatMap((c) => (presence ? [c, c + "-pnpres"] : [c]));
     const groupNames = split(groups).flatMap((g) => (presence ? [g, g + "-pnpres"] : [g]));
+    // Checked first: a refused change leaves the subscription that runs as it is.
     if (!names.length && !groupNames.length) return setProblem("name a channel or a group");
+    if (stopper.current) stopper.current.abort();
     const controller = new AbortController();
     stopper.current = controller;
     setActive({ names, groupNames });
     setProblem(null);
+    setSubscribeProblem(null);
     poll(names, groupNames, controller);
   };
   const poll = async (names, groupNames, controller) => {
-    let tt = "0", tr = "";
+    let tt = "0", tr = "", failed = false;
     while (!controller.signal.aborted) {
-      const query = new URLSearchParams({ uuid: UUID, tt });
-      if (tr) query.set("tr", tr);
+      // After a failure, a handshake (tt=0, answered at once) tells that the server is
+      // back; the poll then goes on from where it was, missing nothing kept since.
+      const query = new URLSearchParams({ uuid: UUID, tt: failed ? "0" : tt });
+      if (tr && !failed) query.set("tr", tr);
       if (groupNames.length) query.set("channel-group", groupNames.join(","));
       const path = `/v2/subscribe/${sub}/${encodeURIComponent(names.join(",") || ",")}/0?${query}`;
       try {
         const response = await fetch(path, { signal: controller.signal });
         const data = await response.json();
+        if (!response.ok && response.status < 500) {
+          // Refused as written (a name the service refuses): asking again cannot help.
+          setActive(null);
+          return setSubscribeProblem(`subscribe: ${data.message || response.statusText}`);
+        }
         if (!response.ok) throw new Error(data.message || response.statusText);
+        setSubscribeProblem(null);
+        if (failed) {
+          failed = false;
+          if (tt !== "0") continue;
+        }
         tt = data.t.t;
         tr = String(data.t.r);
-        // Answered again (a restarted server): its failure is over.
-        setProblem((shown) => (shown && shown.startsWith("subscribe:") ? null : shown));
         if (data.m.length) setSeen((old) => [...data.m.map(describe), ...old].slice(0, 200));
       } catch (error) {
         if (controller.signal.aborted) return;
-        setProblem(`subscribe: ${error.message}`);
+        setSubscribeProblem(`subscribe: ${error.message}`);
+        failed = true;
         await new Promise((r) => setTimeout(r, 1000));
       }
     }
@@ -59,7 +73,11 @@ export function ChannelsView({ keyset }) {
     kind: m.c.endsWith("-pnpres") ? "presence" : m.e === 1 ? "signal" : m.e === 4 ? "file" : "message",
     channel: m.c, payload: m.d, timetoken: m.p && m.p.t, publisher: m.i, via: m.b,
   });
-  const stop = () => { stopper.current && stopper.current.abort(); setActive(null); };
+  const stop = () => {
+    stopper.current && stopper.current.abort();
+    setActive(null);
+    setSubscribeProblem(null);
+  };
   const send = async (verb) => {
     if (!target.trim()) return setProblem(`${verb}: name the channel to ${verb} to`);
     try {
@@ -96,6 +114,7 @@ export function ChannelsView({ keyset }) {
       <label><input type="checkbox" checked=${presence} onChange=${(e) => setPresence(e.target.checked)} /> presence</label>
       <button class="subscribe" onClick=${start}>Subscribe</button>
       ${active && html`<button onClick=${stop}>Stop</button> <span class="ok subscribed">listening to ${[...active.names, ...active.groupNames].join(", ")}</span>`}
+      ${subscribeProblem && html`<p class="error subscribe-problem">${subscribeProblem}</p>`}
       <h4>Publish, signal, history</h4>
       <input class="pub-channel" placeholder="channel" value=${target} onInput=${(e) => setTarget(e.target.value)} />
       <textarea class="pub-message" rows="4" value=${text} onInput=${(e) => setText(e.target.value)}></textarea>
