@@ -64,7 +64,26 @@ def view(page, name: str) -> None:
 def test_functions_view_lists_the_project(page) -> None:
     page.wait_for_selector(".card.function[data-name=greet] .state.loaded")
     assert "chat" in page.inner_text(".card.function[data-name=greet]")
+    # Loaded at start: said so (nothing was, until a first reload).
+    assert page.inner_text(".card.function[data-name=greet] .load-time").startswith("loaded at")
     page.wait_for_selector(".live.ok")
+
+
+def test_a_save_that_fails_to_load_says_which_version_serves(page, dev: InProcessDev) -> None:
+    """It said "reloaded at" beside "failed to load", as if the failed save had loaded."""
+    handler = dev.folder / "handlers" / "api.js"
+    good = handler.read_text()
+    page.goto(dev.base + "/#functions")
+    try:
+        handler.write_text(
+            "export default (request, response) => {\n  return response.send(;\n};\n"
+        )
+        page.wait_for_selector(".card.function[data-name=api] .state.failed", timeout=15_000)
+        said = page.inner_text(".card.function[data-name=api] .load-time")
+        assert said.startswith("failed to load at") and "keeps serving" in said, said
+    finally:
+        handler.write_text(good)
+    page.wait_for_selector(".card.function[data-name=api] .state.loaded", timeout=15_000)
 
 
 def test_run_view_runs_a_function(page) -> None:

@@ -84,11 +84,20 @@ class Console:
             self.project_error = None if event["ok"] else event.get("error")
             self.hub.note("reload", json.dumps(event, default=str))
         elif kind == "reload":
-            self.states[event["file"]] = {
-                "state": "loaded" if event["ok"] else "failed",
-                "at": int(time.time() * 1000),
-                **{k: event[k] for k in ("error", "error_type", "line", "column") if k in event},
-            }
+            now = int(time.time() * 1000)
+            # loaded_at is the serving version's; a failed save keeps it when it serves on.
+            previous = self.states.get(event["file"], {}).get("loaded_at")
+            self.states[event["file"]] = (
+                {"state": "loaded", "loaded_at": now}
+                if event["ok"]
+                else {
+                    "state": "failed",
+                    "failed_at": now,
+                    "serving": bool(event.get("serving")),
+                    "loaded_at": previous if event.get("serving") else None,
+                    **{k: event[k] for k in ("error", "error_type", "line", "column") if k in event},
+                }
+            )
             self.hub.note("reload", json.dumps(event, default=str))
 
     # --- the page -------------------------------------------------------------------
@@ -178,6 +187,7 @@ class Console:
         except HandlerLoadError as failure:
             state = {
                 "state": "failed",
+                "failed_at": int(time.time() * 1000),
                 "error": failure.message,
                 "error_type": failure.error_type,
                 "line": failure.line,
@@ -185,7 +195,7 @@ class Console:
             }
         else:
             executor.pool.release(sandbox)
-            state = {"state": "loaded"}
+            state = {"state": "loaded", "loaded_at": int(time.time() * 1000)}
         self.states[executor.display_path] = state
         return state
 

@@ -72,6 +72,8 @@ function useStream() {
   return [entries, status];
 }
 
+const clock = (ms) => new Date(ms).toLocaleTimeString();
+
 function FunctionsView({ functions, entries, open, projectError }) {
   return html`${projectError && html`<p class="error project-error">${projectError} (the functions below are
       the last pfunc.toml that loaded; they serve until it is fixed)</p>`}
@@ -81,9 +83,11 @@ function FunctionsView({ functions, entries, open, projectError }) {
       return html`<div class="card function" data-name=${f.name}>
         <h3>${f.name} <span class="dim">${f.event}</span>
           <span class=${"state " + f.state}>${f.state === "failed" ? "failed to load" : f.state}</span></h3>
-        ${f.state === "failed" && f.at && html`<p class="dim">the last version that loaded keeps serving</p>`}
         <p class="mono dim">${f.file} · ${f.url || (f.interval ? `every ${f.interval} s` : (f.channels || []).join(", "))}</p>
-        ${f.at && html`<p class="dim">reloaded at ${new Date(f.at).toLocaleTimeString()}</p>`}
+        ${f.state === "loaded" && f.loaded_at && html`<p class="dim load-time">loaded at ${clock(f.loaded_at)}</p>`}
+        ${f.state === "failed" && html`<p class="dim load-time">failed to load at ${clock(f.failed_at)}${
+          !f.serving ? "" : f.loaded_at ? `; the version loaded at ${clock(f.loaded_at)} keeps serving`
+            : "; the last version that loaded keeps serving"}</p>`}
         ${f.state === "failed" && html`<p class="error">${f.error_type}: ${f.error}</p>`}
         ${f.frame && html`<pre class="frame">${f.frame}</pre>`}
         <ul class="recent">${mine.map(
