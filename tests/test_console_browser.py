@@ -6,6 +6,7 @@ screenshots in docs/console/."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -89,6 +90,9 @@ def test_a_save_that_fails_to_load_says_which_version_serves(page, dev: InProces
 def test_run_view_runs_a_function(page) -> None:
     view(page, "run")
     page.select_option("select.run-function", "greet")
+    page.click("button:has-text('Template')")  # a user's chat message, as handlers read one
+    template = json.loads(page.input_value("textarea.event"))
+    assert template["message"] == {"userId": "pfunc-console", "text": "hello"}
     page.fill("textarea.event", '{"message": {"text": "from the run view"}, "channel": "chat"}')
     page.click("button.run")
     result = page.wait_for_selector(".run-result .detail")

@@ -42,6 +42,9 @@ RECONNECT_MS = 500  # how soon a page tries again when the stream ends
 RECORD_QUEUE = 1000  # executions --record may fall behind by before it skips some
 
 
+LOAD_ERROR_FIELDS = ("error", "error_type", "line", "column")  # of a failed reload
+
+
 class Console:
     def __init__(self, state: DevState) -> None:
         self.state = state
@@ -95,7 +98,7 @@ class Console:
                     "failed_at": now,
                     "serving": bool(event.get("serving")),
                     "loaded_at": previous if event.get("serving") else None,
-                    **{k: event[k] for k in ("error", "error_type", "line", "column") if k in event},
+                    **{k: event[k] for k in LOAD_ERROR_FIELDS if k in event},
                 }
             )
             self.hub.note("reload", json.dumps(event, default=str))

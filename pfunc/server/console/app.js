@@ -161,7 +161,9 @@ function template(f) {
   if (f.family === "request") return show({ method: "POST", path: "/", query: {}, headers: { "content-type": "application/json" }, body: "{}" });
   if (f.family === "interval") return "{}";
   if (f.trigger === "presence") return show({ action: "join", uuid: "user-1", occupancy: 1, channel: channelOf(f) });
-  return show({ message: { text: "hello" }, channel: channelOf(f) });
+  // A chat message from a user: what the common message handlers read (the demo's rate
+  // limiter and de-duplicator abort a message without a userId).
+  return show({ message: { userId: "pfunc-console", text: "hello" }, channel: channelOf(f) });
 }
 
 function RunView({ functions, entries }) {
