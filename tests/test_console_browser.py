@@ -324,6 +324,16 @@ def test_kv_refuses_a_ttl_that_is_no_number_and_an_edit_keeps_the_ttl(page) -> N
     page.wait_for_selector("tr.kv-row[data-key=timed]")
     page.locator("tr.kv-row[data-key=timed] button.kv-edit-button").click()
     assert page.input_value("input.kv-ttl") == "3"
+    # An item's key is not edited (a changed key wrote a copy and kept the old one).
+    assert page.locator("input.kv-key").get_attribute("readonly") is not None
+    # Delete asks first: dismissed, the item stays; accepted, it goes.
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.locator("tr.kv-row[data-key=timed] button.kv-delete").click()
+    page.wait_for_timeout(300)
+    assert page.locator("tr.kv-row[data-key=timed]").count() == 1
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("tr.kv-row[data-key=timed] button.kv-delete").click()
+    page.wait_for_selector("tr.kv-row[data-key=timed]", state="detached")
 
 
 def test_a_burst_of_kv_writes_is_one_refresh_not_one_each(page, dev: InProcessDev) -> None:

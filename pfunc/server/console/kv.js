@@ -56,7 +56,8 @@ export function KVView({ version }) {
     </div>
     ${message && html`<p class=${message.error ? "error kv-message" : "ok kv-message"}>${message.error || message.ok}</p>`}
     ${editing && html`<div class="card kv-edit">
-      <input class="kv-key" placeholder="key" value=${editing.key} onInput=${field("key")} />
+      <input class="kv-key" placeholder="key" value=${editing.key} onInput=${field("key")}
+        readOnly=${editing.existing} title=${editing.existing ? "an item's key: New makes another item" : ""} />
       ${editing.counter
         ? html`<button class="kv-incr-new" onClick=${() => change({ op: "incr", key: editing.key, amount: 1 })}>Increment</button>`
         : html`<textarea class="kv-value" rows="6" value=${editing.value} onInput=${field("value")}></textarea>
@@ -70,9 +71,9 @@ export function KVView({ version }) {
         <td class="mono">${row.key}</td><td><pre>${JSON.stringify(row.value, null, 2)}</pre></td>
         ${space === "items" && html`<td>${row.size} B</td><td>${ttl(row.ttl_seconds)}</td>`}
         <td>${space === "items"
-          ? html`<button class="kv-edit-button" onClick=${() => setEditing({ key: row.key, value: JSON.stringify(row.value, null, 2), ttl: String(Math.max(1, Math.ceil(row.ttl_seconds / 60))) })}>Edit</button>`
+          ? html`<button class="kv-edit-button" onClick=${() => setEditing({ key: row.key, existing: true, value: JSON.stringify(row.value, null, 2), ttl: String(Math.max(1, Math.ceil(row.ttl_seconds / 60))) })}>Edit</button>`
           : html`<button class="kv-incr" onClick=${() => change({ op: "incr", key: row.key, amount: 1 })}>+1</button>`}
-          <button class="kv-delete" onClick=${() => change({ op: "delete", key: row.key })}>Delete</button></td>
+          <button class="kv-delete" onClick=${() => confirm(`Delete ${row.key}? A function reading it finds nothing.`) && change({ op: "delete", key: row.key })}>Delete</button></td>
       </tr>`)}
     </table>
     <div class="pager">
