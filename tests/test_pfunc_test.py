@@ -868,18 +868,28 @@ def test_a_steps_logs_and_warnings_include_the_chain_it_triggered(tmp_path):
     assert "console.log (down): down saw 8" in run.stdout  # shown beside the failure
 
 
-def test_a_handler_that_fails_fails_its_step_unless_the_step_expects_it(tmp_path):
-    (tmp_path / "h.js").write_text(
-        "export default (request) => { throw new TypeError('bad input'); };\n"
+def one_step_scenarios(folder: Path, handler: str, expects: dict[str, str]) -> None:
+    """h.js, and s.test.toml with a scenario per name in `expects`: one publish step each,
+    expecting what its value says (TOML inside the braces of `expect = { }`)."""
+    (folder / "h.js").write_text(handler)
+    step = "[[scenario.step]]\npublish = {{ message = {{ a = 1 }} }}\nexpect = {{ {} }}\n"
+    (folder / "s.test.toml").write_text(
+        "\n".join(
+            f'[[scenario]]\nname = "{name}"\nfile = "h.js"\n' + step.format(expect)
+            for name, expect in expects.items()
+        )
     )
-    step = "[[scenario.step]]\npublish = { message = { a = 1 } }\nexpect = { EXPECT }\n"
-    (tmp_path / "s.test.toml").write_text(
-        '[[scenario]]\nname = "silent"\nfile = "h.js"\n'
-        + step.replace("EXPECT", 'kv = { x = "absent" }')
-        + '\n[[scenario]]\nname = "expected"\nfile = "h.js"\n'
-        + step.replace("EXPECT", 'outcome = "error", kv = { x = "absent" }')
-        + '\n[[scenario]]\nname = "by its error"\nfile = "h.js"\n'
-        + step.replace("EXPECT", 'error = "bad input"')
+
+
+def test_a_handler_that_fails_fails_its_step_unless_the_step_expects_it(tmp_path):
+    one_step_scenarios(
+        tmp_path,
+        "export default (request) => { throw new TypeError('bad input'); };\n",
+        {
+            "silent": 'kv = { x = "absent" }',
+            "expected": 'outcome = "error", kv = { x = "absent" }',
+            "by its error": 'error = "bad input"',
+        },
     )
     run = run_cli("test", "s.test.toml", "--json", cwd=tmp_path)
     assert run.code == 1
@@ -1003,16 +1013,14 @@ def test_a_file_handler_is_named_by_its_path_in_failures(tmp_path):
 
 def test_absent_expects_a_field_that_is_missing_or_null(tmp_path):
     """TOML has no null: `"absent"` is how a scenario says a field is null or not there."""
-    (tmp_path / "h.js").write_text(
-        "export default (request) => { request.message = { a: null, b: 1 }; return request.ok(); };\n"
+    one_step_scenarios(
+        tmp_path,
+        "export default (request) => { request.message = { a: null, b: 1 }; return request.ok(); };\n",
+        {
+            "null and missing": 'message = { a = "absent", c = "absent" }',
+            "there": 'message = { b = "absent" }',
+        },
     )
-    step = "[[scenario.step]]\npublish = {{ message = 1 }}\nexpect = {{ message = {{ {} }} }}\n"
-    (tmp_path / "a.test.toml").write_text(
-        '[[scenario]]\nname = "null and missing"\nfile = "h.js"\n\n'
-        + step.format('a = "absent", c = "absent"')
-        + '\n[[scenario]]\nname = "there"\nfile = "h.js"\n\n'
-        + step.format('b = "absent"')
-    )
-    run = run_cli("test", "a.test.toml", cwd=tmp_path)
+    run = run_cli("test", "s.test.toml", cwd=tmp_path)
     assert run.code == 1 and "1 passed, 1 failed" in run.stdout
     assert 'message.b: expected "absent", got 1' in run.stdout
