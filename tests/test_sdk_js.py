@@ -165,6 +165,15 @@ def test_here_now_where_now_and_state_with_state_change_events(clients, dev):
     occupants = {o["uuid"]: o.get("state") for o in here["channels"]["lobby"]["occupants"]}
     assert occupants == {"watcher": None, "ada": {"mood": "curious"}}
     assert here["totalOccupancy"] == 2
+    # Pages of occupants (sorted by user id): limit and offset; limit 0 is the count alone.
+    pages = [
+        watcher.call("hereNow", channels=["lobby"], limit=1, offset=offset)["channels"]["lobby"]
+        for offset in (0, 1, 2)
+    ]
+    assert [[o["uuid"] for o in page["occupants"]] for page in pages] == [["ada"], ["watcher"], []]
+    assert {page["occupancy"] for page in pages} == {2}
+    counted = watcher.call("hereNow", channels=["lobby"], limit=0)["channels"]["lobby"]
+    assert counted["occupancy"] == 2 and counted["occupants"] == []
     where = watcher.call("whereNow", uuid="ada")
     assert sorted(where["channels"]) == ["chat.side", "lobby"]
     state = watcher.call("getState", uuid="ada", channels=["lobby"])

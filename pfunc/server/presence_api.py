@@ -49,9 +49,12 @@ class PresenceAPI:
     def _occupants(self, request: web.Request, channel: str) -> dict[str, Any]:
         presence = self.state.presence
         entry: dict[str, Any] = {"occupancy": presence.occupancy(channel)}
-        if flag(request, "disable_uuids"):
+        limit, offset = _page(request)
+        if flag(request, "disable_uuids") or limit == 0:  # limit=0: the count alone
             return entry
-        members = presence.members(channel)
+        # A page of the occupants (sorted by user id, so pages do not overlap); the
+        # occupancy stays the whole count.
+        members = presence.members(channel)[offset : offset + limit]
         if flag(request, "state"):
             uuids: list[Any] = []
             for uuid in members:
@@ -128,3 +131,20 @@ class PresenceAPI:
             # PubNub tells the channel's presence subscribers and functions.
             presence_event(self.state, channel, "state-change", uuid, state)
         return web.json_response({**OK, "payload": state})
+
+
+HERE_NOW_MAXIMUM = 1000  # occupants per channel in one answer: the SDKs' default limit
+
+
+def _page(request: web.Request) -> tuple[int, int]:
+    """Here Now's limit (0 to 1000, default 1000) and offset (from 0); a value that is no
+    whole number in range is read as the nearest one (PubNub's errors for them are not
+    recorded)."""
+
+    def whole(name: str, default: int, highest: int) -> int:
+        try:
+            return min(max(int(request.query.get(name, default)), 0), highest)
+        except ValueError:
+            return default
+
+    return whole("limit", HERE_NOW_MAXIMUM, HERE_NOW_MAXIMUM), whole("offset", 0, 2**31)
