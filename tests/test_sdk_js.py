@@ -286,6 +286,23 @@ def test_message_actions_are_added_listed_removed_and_announced(clients):
     assert ada.call("getMessageActions", channel="chat.react")["data"] == []
 
 
+def test_fetch_messages_with_actions_says_where_the_next_page_starts(clients):
+    """Cut at 25 (its ceiling with actions), a page carries PubNub's `more`; it had none."""
+    ada = clients("ada")
+    for number in range(27):
+        ada.call("publish", channel="paged.room", message={"n": number})
+    page = ada.call("fetchMessages", channels=["paged.room"], includeMessageActions=True)
+    assert [m["message"]["n"] for m in page["channels"]["paged.room"]] == list(range(2, 27))
+    more = page["more"]
+    assert more["max"] == 25 and more["start"] == page["channels"]["paged.room"][0]["timetoken"]
+    assert more["url"].startswith("/v3/history-with-actions/") and "start=" in more["url"]
+    older = ada.call(
+        "fetchMessages", channels=["paged.room"], includeMessageActions=True, start=more["start"]
+    )
+    assert [m["message"]["n"] for m in older["channels"]["paged.room"]] == [0, 1]
+    assert "more" not in older
+
+
 def test_a_presence_timeout_and_a_custom_message_type_reach_the_sdk(clients, dev):
     watcher = clients("watcher")
     watcher.subscribe("lobby", "chat.typed", with_presence=True)

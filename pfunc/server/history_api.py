@@ -5,6 +5,7 @@ history v2, fetch messages v3, message counts and delete, in the SDKs' wire shap
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -85,26 +86,38 @@ class HistoryAPI:
         if refused:
             return refused
         channels = names(request.match_info["channels"])
-        # PubNub's defaults and ceilings: 100 for one channel, 25 for several.
-        most = 100 if len(channels) == 1 else 25
+        with_actions = "history-with-actions" in request.path
+        # PubNub's defaults and ceilings: 100 for one channel, 25 for several or with actions.
+        most = 100 if len(channels) == 1 and not with_actions else 25
         count = query_count(request, "max", most, most)
         start, end = _timetoken(request, "start"), _timetoken(request, "end")
+        reverse = flag(request, "reverse")
         answer: dict[str, list[dict[str, Any]]] = {}
+        more: dict[str, Any] | None = None
         for channel in channels:
             found = await self.state.engine.history.read(
                 channel,
-                count=count,
+                count=count + 1,  # one more than asked: whether the page was cut
                 start=start,
                 end=end,
-                reverse=flag(request, "reverse"),
+                reverse=reverse,
                 now_ms=self.state.engine.runtime.clock.now_ms(),
             )
+            cut = len(found) > count
+            found = (found[:count] if reverse else found[1:]) if cut else found
             if found:
                 answer[channel] = [self._fetched(request, stored) for stored in found]
-                if "history-with-actions" in request.path:
+                if with_actions:
                     await self._with_actions(channel, answer[channel])
+            if with_actions and cut and not reverse:
+                # The next, older page (PubNub answers it with actions only): from the oldest.
+                oldest = str(found[0].timetoken)
+                sub = self.state.engine.runtime.keyset.subscribe_key
+                path = f"/v3/history-with-actions/sub-key/{sub}/channel/{quote(channel)}"
+                more = {"url": f"{path}?start={oldest}&max={count}", "start": oldest, "max": count}
+        body: dict[str, Any] = {"status": 200, "channels": answer}
         return web.json_response(
-            {"status": 200, "channels": answer, "error_message": "", "error": False}
+            {**body, **({"more": more} if more else {}), "error_message": "", "error": False}
         )
 
     async def _with_actions(self, channel: str, entries: list[dict[str, Any]]) -> None:
