@@ -1,4 +1,5 @@
-"""Subscribe filter expressions: the language on meta, and the 400 for a malformed one."""
+"""Subscribe filter expressions: the language on the payload and meta, and the 400 for a
+malformed one."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ META = {
     "priority": 3,
     "tags": ["news", "eu"],
     "name": "ada",
-    "user": {"team": "x"},
+    "user": {"team": "x", "role": "admin"},
+    "colour": "Blue",
+    "star": "b*",
 }
+DATA = {"score": 90, "text": "hi", "user": {"name": "ada"}, "items": [{"n": 1}, {"n": 2}]}
 
 
 @pytest.mark.parametrize(
@@ -39,17 +43,33 @@ META = {
         ("!(region == 'east')", None, False),
         ("user.team == 'x'", None, True),
         ("meta.user.team == 'x'", None, True),
+        # The payload (data.) and meta (meta.), as PubNub's filter reference reads them.
+        ("data.score > 80", None, True),
+        ("data.score > 95", None, False),
+        ("(meta.priority == 3) && (data.score > 80)", None, True),
+        ('data.user["name"] == "ada"', None, True),
+        ("data.items[1].n == 2", None, True),
+        ("data.items[2].n == 2", None, False),
+        ("data.region == 'east'", None, False),  # meta's, not the payload's
+        ('meta.user["role"] == "admin"', None, True),
+        ("meta.user['role'] != 'admin'", None, False),
+        # LIKE ignores case; \* is a star itself.
+        ('colour LIKE "bl*"', None, True),
+        ('colour LIKE "BLUE"', None, True),
+        ('star LIKE "b\\*"', None, True),
+        ('colour LIKE "b\\*"', None, False),
         ("missing == 1", None, False),
         ("missing != 1", None, True),
         ("", None, True),
     ],
 )
 def test_the_filter_language(expression, publisher, passes):
-    assert compile_filter(expression)((META, publisher)) is passes
+    assert compile_filter(expression)((META, publisher, DATA)) is passes
 
 
 @pytest.mark.parametrize(
-    "expression", ["region ==", "(a == 1", "a ~ 1", "== 1", "a == 1 b", "a == 'x"]
+    "expression",
+    ["region ==", "(a == 1", "a ~ 1", "== 1", "a == 1 b", "a == 'x", 'a["b == 1', "a[x] == 1"],
 )
 def test_malformed_expressions_are_refused(expression):
     with pytest.raises(FilterError):

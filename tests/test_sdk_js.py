@@ -218,6 +218,26 @@ def test_a_filter_expression_drops_and_passes_the_right_messages(sdk, dev, clien
         picky.destroy()
 
 
+def test_a_filter_reads_the_payload_and_bracketed_meta(sdk, dev, clients):
+    """PubNub's filter reference reads data.* (the payload) and meta.*, bracketed keys
+    too; data.* delivered nothing, and brackets were a 400."""
+    picky = sdk.client(
+        "picky2", dev.port, KEYS, "picky2", filterExpression='data.n > 1 && meta.to["team"] == "x"'
+    )
+    try:
+        writer = clients("writer")
+        picky.subscribe("plain.filter")
+        picky.connected()
+        for n, team in ((1, "x"), (2, "y"), (3, "x"), (4, "x")):
+            writer.call(
+                "publish", channel="plain.filter", message={"n": n}, meta={"to": {"team": team}}
+            )
+        picky.wait_for("message", lambda e: e["message"] == {"n": 4})
+        assert [e["message"]["n"] for e in picky.events("message")] == [3, 4]
+    finally:
+        picky.destroy()
+
+
 def test_message_actions_are_added_listed_removed_and_announced(clients):
     watcher, ada = clients("watcher"), clients("ada")
     watcher.subscribe("chat.react")

@@ -1,33 +1,38 @@
 """Subscribe filter expressions (`filter-expr`): which messages a subscriber receives,
-decided on the publish's `meta` with PubNub's filter language.
+decided with PubNub's filter language on the publish's payload (`data.`) and `meta`.
 
+    data.score > 80 && meta.priority == "high"
+    meta.user["role"] == 'admin'           (a key in brackets; [0] for a list's item)
     uuid != 'ada'                          (uuid: the publisher)
     region == "east" && (priority > 2 || urgent == true)
-    name LIKE 'ad*'                        (* matches any run of characters)
+    name LIKE 'ad*'                        (* matches any run of characters, any case)
     tags CONTAINS 'news'                   (an array holding it, or a string containing it)
     !(muted == true)
 
-Names are fields of `meta` (dotted for nested objects: `user.team`); a name that is not
-there compares as missing (every comparison but != is false). A malformed expression is
-a FilterError, which the subscribe endpoint answers with a 400.
+`data.` reads the message as published; `meta.` and a bare name (PubNub's older form)
+read `meta`, dotted or bracketed for nested fields. A name that is not there compares as
+missing (every comparison but != is false). A malformed expression is a FilterError,
+which the subscribe endpoint answers with a 400.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Callable
 from typing import Any
 
-Message = tuple[dict[str, Any] | None, str | None]  # (meta, publisher)
+Message = tuple[dict[str, Any] | None, str | None, Any]  # (meta, publisher, payload)
 Predicate = Callable[[Message], bool]
 
+_KEY = r"""\[(?:(?P<quoted>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<index>\d+))\]"""
 _TOKEN = re.compile(
     r"\s*(?:(?P<string>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
     r"|(?P<number>-?\d+(?:\.\d+)?)"
     r"|(?P<op>==|!=|<=|>=|&&|\|\||[<>!()])"
-    r"|(?P<word>[A-Za-z_][A-Za-z0-9_.\-]*))"
+    r"|(?P<word>[A-Za-z_][\w\-]*(?:\.[A-Za-z_][\w\-]*|" + _KEY + r")*))"
 )
+# One step of a name's path: .field, ["field"], ['field'] or [index].
+_STEP = re.compile(r"\.(?P<field>[A-Za-z_][\w\-]*)|" + _KEY)
 _MISSING = object()
 
 
@@ -108,7 +113,10 @@ class _Parser:
             operator = operator.upper()
         elif kind != "op" or operator not in ("==", "!=", "<", ">", "<=", ">="):
             raise FilterError(f"filter-expr: expected an operator after {name}, got {operator!r}")
-        value = self.literal()
+        if operator == "LIKE" and (self.peek() or ("",))[0] == "string":
+            value: Any = _like(self.take()[1][1:-1])  # its escapes kept: \* is a star
+        else:
+            value = self.literal()
         read = _reader(name)
         return lambda m: _compare(read(m), operator, value)
 
@@ -129,12 +137,22 @@ class _Parser:
 def _reader(name: str) -> Callable[[Message], Any]:
     if name == "uuid":
         return lambda message: message[1] if message[1] is not None else _MISSING
-    path = name.removeprefix("meta.").split(".")
+    source = 2 if name.startswith("data.") else 0  # the payload, or meta
+    path: list[str | int] = []
+    for step in _STEP.finditer("." + name.removeprefix("data.").removeprefix("meta.")):
+        if step.group("index") is not None:
+            path.append(int(step.group("index")))
+        else:
+            quoted = step.group("quoted")
+            path.append(re.sub(r"\\(.)", r"\1", quoted[1:-1]) if quoted else step.group("field"))
 
     def read(message: Message) -> Any:
-        value: Any = message[0]
+        value: Any = message[source]
         for key in path:
-            if not isinstance(value, dict) or key not in value:
+            found = (isinstance(value, list) and isinstance(key, int) and key < len(value)) or (
+                isinstance(value, dict) and isinstance(key, str) and key in value
+            )
+            if not found:
                 return _MISSING
             value = value[key]
         return value
@@ -146,7 +164,9 @@ def _compare(actual: Any, operator: str, expected: Any) -> bool:
     if actual is _MISSING:
         return operator == "!="
     if operator == "LIKE":
-        return isinstance(actual, str) and fnmatch.fnmatchcase(actual, str(expected))
+        # PubNub's LIKE ignores case; * is any run of characters, \\* a star itself.
+        pattern = expected if isinstance(expected, re.Pattern) else _like(str(expected))
+        return isinstance(actual, str) and pattern.fullmatch(actual) is not None
     if operator == "CONTAINS":
         if isinstance(actual, list):
             return expected in actual
@@ -165,8 +185,19 @@ def _compare(actual: Any, operator: str, expected: Any) -> bool:
     ]
 
 
+def _like(pattern: str) -> re.Pattern[str]:
+    parts = re.split(r"(\\.|\*)", pattern)  # \* is a star itself
+    return re.compile(
+        "".join(
+            ".*" if part == "*" else re.escape(part[-1:] if part.startswith("\\") else part)
+            for part in parts
+        ),
+        re.IGNORECASE | re.DOTALL,
+    )
+
+
 def compile_filter(text: str) -> Predicate:
-    """A predicate over (meta, publisher); FilterError when `text` is malformed."""
+    """A predicate over (meta, publisher, payload); FilterError when `text` is malformed."""
     if not text.strip():
         return lambda message: True
     return _Parser(text).parse()

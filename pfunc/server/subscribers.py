@@ -132,7 +132,7 @@ class MessageLog:
     ) -> list[tuple[Delivery, str]]:
         """Deliveries newer than `timetoken` on channels the (pattern, subscription) pairs
         match, with the subscription that matched (a channel group's name, a wildcard);
-        messages and signals only if `accept` (a subscriber's filter) takes their meta."""
+        messages and signals only if `accept` (a subscriber's filter) takes them."""
         return self._matching(self._entries, patterns, timetoken, accept)
 
     @staticmethod
@@ -149,7 +149,7 @@ class MessageLog:
             if (
                 accept is not None
                 and not delivery.presence
-                and not accept((delivery.meta, delivery.publisher))
+                and not accept((delivery.meta, delivery.publisher, delivery.payload))
             ):
                 continue
             for pattern, subscription in patterns:
