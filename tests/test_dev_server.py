@@ -854,9 +854,9 @@ def test_cors_preflight_and_origin_on_every_answer(dev):
 
 def test_an_endpoint_not_emulated_says_so_in_pubnubs_shape_and_in_the_log(dev):
     status, headers, body = dev.request("GET", "/v2/auth/audit/sub-key/sub-c-t")
-    assert status == 501 and headers["Content-Type"].startswith("application/json")
+    assert status == 400 and headers["Content-Type"].startswith("application/json")
     answer = json.loads(body)
-    assert answer["error"] is True and answer["status"] == 501
+    assert answer["error"] is True and answer["status"] == 400
     assert answer["message"].startswith("not emulated by pfunc dev: Access Manager audit")
     logged = dev.wait_for(lambda e: e["type"] == "not-emulated")
     assert logged["what"] == "Access Manager audit (v2)"
@@ -870,7 +870,7 @@ def test_an_endpoint_not_emulated_says_so_in_pubnubs_shape_and_in_the_log(dev):
         "/v1/auth/grant/sub-key/sub-c-t",
     ):
         status, _, body = dev.request("GET", path)
-        assert status == 501 and "not emulated by pfunc dev" in json.loads(body)["message"], path
+        assert status == 400 and "not emulated by pfunc dev" in json.loads(body)["message"], path
 
 
 @pytest.mark.subprocess

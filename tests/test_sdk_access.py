@@ -126,6 +126,15 @@ def test_grants_need_the_secret_key_and_subscribe_is_refused_as_pubnub_does(clie
     nobody.wait_for("status", lambda e: e.get("error") == "PNAccessDeniedCategory")
 
 
+def test_audit_is_not_emulated_and_the_sdk_hears_so_at_once(clients) -> None:
+    """A 501 had the JavaScript SDK 11 retry with backoff for about two minutes."""
+    server = clients("auditor", secretKey=SECRET)
+    with pytest.raises(SdkError) as error:
+        server.call("audit", channel="legacy")
+    assert error.value.status.get("statusCode") == 400
+    assert "not emulated by pfunc dev" in str(error.value.status)
+
+
 def test_legacy_grant_to_an_auth_key(clients) -> None:
     server = clients("server", secretKey=SECRET)
     server.call("grant", channels=["legacy"], authKeys=["key-1"], read=True, write=True, ttl=5)

@@ -11,6 +11,8 @@ from aiohttp import web
 
 from pfunc.server.wire import pubnub_error
 
+NOT_EMULATED_STATUS = 400
+
 # (method or None for any, path pattern, what the SDKs call it). First match wins.
 NOT_EMULATED: list[tuple[str | None, re.Pattern[str], str]] = [
     (method, re.compile(pattern), what)
@@ -36,5 +38,8 @@ def not_emulated(method: str, path: str) -> str | None:
 
 
 def not_emulated_answer(what: str, method: str, path: str) -> web.Response:
-    # 501 reads as a failure in every SDK, and says the server lacks the feature.
-    return pubnub_error(501, f"not emulated by pfunc dev: {what} ({method} {path})")
+    # A 4xx, not 501: the SDKs retry a 5xx (the JavaScript SDK 11 for about two minutes,
+    # with backoff) where a 400 fails at once; the message says what is missing.
+    return pubnub_error(
+        NOT_EMULATED_STATUS, f"not emulated by pfunc dev: {what} ({method} {path})"
+    )

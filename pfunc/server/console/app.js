@@ -141,7 +141,7 @@ function ExecutionsView({ entries, functions, selected, setSelected }) {
               ? html`<td>${r.name || r.function}</td><td class="dim">${r.event}</td>
                 <td class="mono">${r.channel || (r.response ? r.response.status : "")}</td>
                 <td class=${r.outcome}>${r.outcome}</td><td class="dim">${r.duration_ms} ms</td>`
-              : html`<td colspan="3" class="mono">${e.method} ${e.path}</td><td class="abort">${e.what ? "501" : e.status}</td><td></td>`}
+              : html`<td colspan="3" class="mono">${e.method} ${e.path}</td><td class="abort">${e.what ? "not emulated" : e.status}</td><td></td>`}
           </tr>`;
         })}
       </tbody></table>
