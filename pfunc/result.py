@@ -11,6 +11,15 @@ from typing import Any, Protocol
 OUTCOMES = ("ok", "abort", "response", "error")
 
 
+ERROR_TEXT_LIMIT = 64 * 1024  # characters of an error's message or stack a report keeps
+
+
+def _clipped(text: str) -> str:
+    if not isinstance(text, str) or len(text) <= ERROR_TEXT_LIMIT:
+        return text
+    return f"{text[:ERROR_TEXT_LIMIT]}... ({len(text) - ERROR_TEXT_LIMIT} more characters)"
+
+
 @dataclass
 class ExecutionError:
     type: str
@@ -20,6 +29,11 @@ class ExecutionError:
     line: int | None = None
     column: int | None = None
     code: str | None = None
+
+    def __post_init__(self) -> None:
+        # A handler may throw megabytes of text; the report (and pfunc dev's memory of the
+        # last executions, and a 500's body) keeps the start of it, and says so.
+        self.message, self.stack = _clipped(self.message), _clipped(self.stack)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"type": self.type, "message": self.message, "stack": self.stack}

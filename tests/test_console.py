@@ -235,3 +235,22 @@ def test_an_errors_code_frame_is_the_code_that_ran_not_the_file_as_edited_since(
         else:
             marked = next(line for line in text.splitlines() if "> 2 |" in line)
             assert 'throw new Error("boom")' in marked, text
+
+
+def test_the_console_keeps_what_fits_its_byte_budget_not_1000_floods(harness, write_handler):
+    """1,000 kept executions of megabytes of logs each grew pfunc dev past a gigabyte."""
+    from pfunc.server.console_hub import ConsoleHub
+
+    handler = write_handler(
+        "export default (request) => {\n"
+        "  for (let i = 0; i < 100; i++) console.log('y'.repeat(10000));\n"
+        "  return request.ok();\n};\n",
+        "chatty.js",
+    )
+    result = harness.run(handler)
+    hub = ConsoleHub(keep_bytes=10 << 20)  # ~1 MB each: about ten fit
+    for _ in range(50):
+        hub.add_result(result)
+    assert 5 <= len(hub.entries) <= 10
+    ids = [entry.id for entry in hub.entries]
+    assert ids == sorted(ids) and ids[-1] - ids[0] == len(ids) - 1  # the newest, in order

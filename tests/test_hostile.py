@@ -494,3 +494,52 @@ def test_a_thrown_value_that_cannot_be_read_is_the_handlers_error(
     )
     shown = harness.run(logged)
     assert shown.outcome == "ok" and shown.logs[0]["text"] == "[an object whose toString throws]"
+
+
+@pytest.mark.parametrize("language", ["js", "py"])
+def test_a_console_flood_is_cut_at_its_budget_and_said_so(harness, tmp_path, language):
+    """A Python handler's lines grew pfunc without bound (3 GB for 800 MB of lines); a
+    JavaScript one's only stopped at the memory limit, an error."""
+    handler = tmp_path / f"flood.{language}"
+    if language == "js":
+        handler.write_text(
+            "export default (request) => {\n"
+            "  const s = 'z'.repeat(10000);\n"
+            "  for (let i = 0; i < 500; i++) console.log(s, i);\n"
+            "  return request.ok();\n};\n"
+        )
+    else:
+        handler.write_text(
+            "from pfunc import require\n\nconsole = require('console')\n\n\n"
+            "def handler(request):\n"
+            "    for i in range(500):\n"
+            "        console.log('z' * 10000, i)\n"
+            "    return request.ok()\n"
+        )
+    result = harness.run(handler)
+    assert result.outcome == "ok", result.error
+    kept = sum(len(line["text"]) for line in result.logs)
+    assert 1_000_000 < kept <= 1 << 20 and len(result.logs) == 104
+    assert result.warnings == [
+        "console output past 1 MiB in one execution was dropped: 396 more line(s)"
+    ]
+
+
+def test_logging_a_proxy_whose_traps_throw_never_fails_the_handler(harness, tmp_path):
+    handler = tmp_path / "proxy.js"
+    handler.write_text(
+        "export default (request) => {\n"
+        "  console.log('value:', new Proxy({}, { getPrototypeOf() { throw new Error('gp'); } }));\n"
+        "  return request.ok();\n};\n"
+    )
+    result = harness.run(handler)
+    assert result.outcome == "ok", result.error
+    assert result.logs[0]["text"] == "value: [an object that cannot be read]"
+
+
+def test_a_huge_error_message_is_kept_to_its_start(harness, tmp_path):
+    handler = tmp_path / "big.js"
+    handler.write_text("export default () => { throw new Error('x'.repeat(4 * 1024 * 1024)); };\n")
+    result = harness.run(handler)
+    assert result.outcome == "error" and len(result.error.message) < 70_000
+    assert result.error.message.endswith(f"... ({4 * 1024 * 1024 - 65536} more characters)")

@@ -203,6 +203,14 @@ var console;
   // --- console -------------------------------------------------------------------
 
   function __pfunc_format(value) {
+    try {
+      return __pfunc_formatted(value);
+    } catch (unreadable) { // a Proxy whose traps throw: logging it never fails the handler
+      return "[an object that cannot be read]";
+    }
+  }
+
+  function __pfunc_formatted(value) {
     if (typeof value === "string") return value;
     if (value instanceof Error) return (value.name || "Error") + ": " + value.message;
     if (value === undefined) return "undefined";
@@ -222,12 +230,20 @@ var console;
     }
   }
 
+  // Console output an execution keeps (python_host.CONSOLE_BUDGET is the same): past it
+  // lines are counted, not kept, so a flood cannot grow pfunc or the dev server.
+  const CONSOLE_BUDGET = 1048576;
+  const consoleUse = { kept: 0, dropped: 0 }; // the module's top-level code's, then each execution's
+
   function __pfunc_log(level, args) {
-    const entry = {
-      level: level,
-      text: Array.prototype.map.call(args, __pfunc_format).join(" "),
-      time: new RealDate(__pfunc_now()).toISOString(),
-    };
+    const use = current ? current.console : consoleUse;
+    const text = Array.prototype.map.call(args, __pfunc_format).join(" ");
+    if (use.kept + text.length > CONSOLE_BUDGET) {
+      use.dropped += 1;
+      return;
+    }
+    use.kept += text.length;
+    const entry = { level: level, text: text, time: new RealDate(__pfunc_now()).toISOString() };
     (current ? current.logs : loadLogs).push(entry);
   }
 
@@ -798,6 +814,7 @@ var console;
   // again (a new module: its own state, its top-level code run again, as a new load).
   function __pfunc_unload() {
     loadLogs.length = 0;
+    consoleUse.kept = consoleUse.dropped = 0;
     load.done = false;
     load.error = null;
     __pfunc_m.d = undefined;
@@ -839,6 +856,7 @@ var console;
     const execution = {
       kind: event.kind,
       logs: loadLogs.splice(0),
+      console: { kept: consoleUse.kept, dropped: consoleUse.dropped },
       warnings: [],
       completion: null,
       settled: false,
@@ -891,6 +909,13 @@ var console;
   function __pfunc_finish() {
     const execution = current;
     current = null;
+    consoleUse.kept = consoleUse.dropped = 0;
+    if (execution.console.dropped > 0) {
+      execution.warnings.push(
+        "console output past " + CONSOLE_BUDGET / 1048576 + " MiB in one execution was " +
+        "dropped: " + execution.console.dropped + " more line(s)"
+      );
+    }
     waiting.clear();
     queue.length = 0;
     return __pfunc_envelope({

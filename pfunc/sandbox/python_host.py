@@ -54,6 +54,15 @@ _MAX_LOADS = 64
 _MESSAGE_OPS = {"loading", "loaded", "call", "done", "log", "returned"}
 
 
+# Console output an execution keeps, in characters (the prelude's CONSOLE_BUDGET is the
+# same): past it lines are counted, not kept, so a flood cannot grow pfunc or pfunc dev.
+CONSOLE_BUDGET = 1 << 20
+
+
+def console_dropped(lines: int) -> str:
+    return f"console output past 1 MiB in one execution was dropped: {lines} more line(s)"
+
+
 class PythonSandbox:
     # Python handlers reach the synchronous built-ins through the host.
     internal_modules: tuple[str, ...] = ("builtin",)
@@ -81,6 +90,7 @@ class PythonSandbox:
         self._returned: dict[str, Any] | None = None  # its own ending, tasks still running
         self.returned = False
         self._logs: list[dict[str, Any]] = []  # the execution's console lines so far
+        self._console = [0, 0]  # characters kept, lines dropped past CONSOLE_BUDGET
         self._builtins: SyncBuiltins | None = None
         self._buffer = b""
         to_worker_read, self._to_worker = os.pipe()
@@ -267,7 +277,7 @@ class PythonSandbox:
     ) -> tuple[bool, list[Any]]:
         if start is not None:
             event_json, now_ms = start
-            self._logs = []
+            self._logs, self._console = [], [0, 0]
             self.returned, self._returned = False, None
             event = json.loads(event_json)
             self._send({"op": "run", "event": event, "now": now_ms, "seconds": remaining})
@@ -285,7 +295,11 @@ class PythonSandbox:
                 ):
                     self.broken = True
                     raise SandboxInterrupted(CORRUPTED)
-                self._logs.append(entry)
+                if self._console[0] + len(entry.get("text", "")) > CONSOLE_BUDGET:
+                    self._console[1] += 1  # counted, not kept: a flood cannot grow pfunc
+                else:
+                    self._console[0] += len(entry.get("text", ""))
+                    self._logs.append(entry)
             message = self._receive(None if deadline is None else deadline - time.monotonic())
         if message["op"] == "call":  # made after the handler returned: it has settled
             return bool(message.get("settled")), [
@@ -321,8 +335,9 @@ class PythonSandbox:
         self._returned = None
         for entry in logs:  # a lone surrogate as U+FFFD, as JavaScript's console prints it
             entry["text"] = _utf8_text(entry.get("text"))
+        dropped = [console_dropped(self._console[1])] if self._console[1] else []
         if done is None:  # stopped (time, memory) or crashed: the lines written so far
-            return {"completion": None, "logs": logs, "warnings": [], "error": None}
+            return {"completion": None, "logs": logs, "warnings": dropped, "error": None}
         error = done.get("error")
         if isinstance(error, dict):
             error["mapped"] = True  # already names the handler file's frames
@@ -335,7 +350,7 @@ class PythonSandbox:
         completion = done.get("completion")
         if isinstance(completion, dict) and isinstance(completion.get("body"), str):
             completion["body"] = _utf8_text(completion["body"])  # sent as UTF-8, as in JS
-        warnings = [*done.get("warnings", []), *done.get("left_running", [])]
+        warnings = [*done.get("warnings", []), *done.get("left_running", []), *dropped]
         return {
             "completion": completion,
             "logs": logs,

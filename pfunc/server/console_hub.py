@@ -22,6 +22,7 @@ from pfunc.events import IntervalEvent, MessageEvent, RequestEvent
 from pfunc.result import Result
 
 KEEP = 1000  # entries kept for pages that open (or reload) later
+KEEP_BYTES = 64 << 20  # and at most about this much of their text (logs, errors, bodies)
 CLIENT_QUEUE = 1000  # entries a slow page may fall behind before the oldest are dropped
 KV_WRITES = {"set", "setItem", "removeItem", "incrCounter"}
 
@@ -105,9 +106,31 @@ class Client:
         self.wake.set()
 
 
+def weight(entry: Entry) -> int:
+    """About how much text an entry holds, from the parts that can be large (a handler's
+    logs, error and response body, a request's body): cheap, and an upper bound's guide."""
+    result = entry.result
+    if result is None:
+        return 256
+    total = 512 + sum(len(line.get("text", "")) for line in result.logs)
+    if result.error is not None:
+        total += len(result.error.message) + len(result.error.stack)
+    for text in (
+        (result.response or {}).get("body"),
+        getattr(result.received, "body", None),
+        result.message,
+    ):
+        if isinstance(text, str):
+            total += len(text)
+    return total
+
+
 class ConsoleHub:
-    def __init__(self, keep: int = KEEP) -> None:
-        self.entries: deque[Entry] = deque(maxlen=keep)
+    def __init__(self, keep: int = KEEP, keep_bytes: int = KEEP_BYTES) -> None:
+        self.entries: deque[Entry] = deque()
+        self._keep, self._keep_bytes = keep, keep_bytes
+        self._weights: deque[int] = deque()  # beside entries: what each one holds
+        self._held = 0
         self.clients: set[Client] = set()
         self.recorders: list[Callable[[Result], None]] = []  # pfunc dev --record
         # Ids grow across restarts too (from the start's time in ms, x1000: a safe
@@ -126,7 +149,7 @@ class ConsoleHub:
         # page asks for the entry.
         frame = self.frame_of(result) if result.error and self.frame_of else None
         entry = Entry(next(self._ids), int(time.time() * 1000), result, frame=frame)
-        self.entries.append(entry)
+        self._remember(entry)
         for recorder in self.recorders:
             recorder(result)
         if not self.clients:
@@ -150,9 +173,22 @@ class ConsoleHub:
     def add_request(self, request: dict[str, Any]) -> None:
         """A request that reached no function, or an endpoint pfunc does not emulate."""
         entry = Entry(next(self._ids), int(time.time() * 1000), request=request)
-        self.entries.append(entry)
+        self._remember(entry)
         if self.clients:
             self.note("execution", entry.text())
+
+    def _remember(self, entry: Entry) -> None:
+        """Kept for pages that open later: the newest KEEP entries, fewer when they hold
+        more than KEEP_BYTES of text (a flood of big executions cannot grow pfunc dev)."""
+        held = weight(entry)
+        self.entries.append(entry)
+        self._weights.append(held)
+        self._held += held
+        while len(self.entries) > self._keep or (
+            self._held > self._keep_bytes and len(self.entries) > 1
+        ):
+            self.entries.popleft()
+            self._held -= self._weights.popleft()
 
     def note(self, kind: str, text: str) -> None:
         """A live-only event (kv changed, a reload) for the open pages."""
