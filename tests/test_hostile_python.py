@@ -280,3 +280,48 @@ def test_an_exception_whose_str_raises_is_the_handlers_error(harness, tmp_path):
     assert result.outcome == "error"
     assert (result.error.type, result.error.message) == ("Odd", "(its str() raised ValueError)")
     assert result.error.line == 6
+
+
+LEAVER = """
+import os
+import time
+
+
+def handler(request):
+    read, write = os.pipe()
+    if os.fork() == 0:  # a daemon: a new session, forked again, its parent gone
+        os.setsid()
+        daemon = os.fork()
+        if daemon == 0:
+            time.sleep(60)
+            os._exit(0)
+        os.write(write, str(daemon).encode())
+        os._exit(0)
+    daemon = int(os.read(read, 32))
+    session = os.fork()
+    if session == 0:  # a child in a session (and group) of its own
+        os.setsid()
+        time.sleep(60)
+        os._exit(0)
+    time.sleep(0.2)
+    request.message = {"pids": [daemon, session]}
+    return request.ok()
+"""
+
+
+def test_children_that_leave_the_workers_group_die_with_it(harness, tmp_path):
+    """setsid took a child out of the process group the worker's end kills: it ran on
+    while the report said it was killed (200 executions left 3,952 processes)."""
+    handler = tmp_path / "leaver.py"
+    handler.write_text(LEAVER)
+    result = harness.run(handler)
+    assert result.outcome == "ok", result.error
+    assert result.warnings == [
+        "the handler left 2 child process(es) running; they were killed with the worker"
+    ]
+    pids = result.message["pids"]
+    for _ in range(200):
+        if all(_dead(pid) for pid in pids):
+            break
+        time.sleep(0.05)
+    assert all(_dead(pid) for pid in pids), pids

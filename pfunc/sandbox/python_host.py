@@ -38,6 +38,7 @@ from pfunc.sandbox import (
     TIMEOUT,
     WORKER_MEMORY_EXIT,
     SandboxInterrupted,
+    process_tree,
 )
 from pfunc.sandbox.pipes import read_soon, wait_readable
 from pfunc.sandbox.sync_builtins import SyncBuiltins
@@ -384,6 +385,8 @@ class PythonSandbox:
         if self._process is None:
             return
         if self._process.poll() is None or self._group_alive():
+            # Those that left the group (setsid) are still below it: killed by their pid.
+            process_tree.kill_below(self._process.pid)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self._process.pid, signal.SIGKILL)  # the worker and its children
             self._process.wait()

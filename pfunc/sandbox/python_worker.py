@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pfunc.sandbox import WORKER_MEMORY_EXIT
+from pfunc.sandbox import WORKER_MEMORY_EXIT, process_tree
 from pfunc.sandbox.python_api import (
     CONNECTION,
     HandlerError,
@@ -218,13 +218,10 @@ def _left_running() -> list[str]:
     threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
     if threads:
         left.append(f"the handler left {len(threads)} thread(s) running; the worker was replaced")
-    children = 0
-    try:
-        for task in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{task}/children") as listed:
-                children += len(listed.read().split())
-    except OSError:
-        pass
+    # Below the intermediate parent (a subreaper: a child that left its own parent is
+    # its now), all but this worker, and but those that ended (zombies, not reaped).
+    below = process_tree.descendants(os.getppid())  # none where there is no /proc
+    children = max(0, sum(process_tree.running(pid) for pid in below) - 1)
     if children:
         left.append(
             f"the handler left {children} child process(es) running; they were killed with "
@@ -282,6 +279,18 @@ class _Surroundings:
             os.chdir(self.folder)
 
 
+def _adopt_orphans() -> None:
+    """Make the intermediate parent the subreaper of what the handler starts (Linux): a
+    process that leaves its parent (fork, setsid, fork again) is then adopted here, not by
+    init, so the host still finds it under the worker and kills it with the worker."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass  # not Linux: the process group is what is killed
+
+
 def _stand_by(child: int, host: int) -> None:
     """The intermediate parent's life: wait for the worker, and should the host go first
     without closing it (killed, or ended by a Ctrl-C it heard alone: the worker's group is
@@ -295,6 +304,7 @@ def _stand_by(child: int, host: int) -> None:
             code = os.waitstatus_to_exitcode(status)
             os._exit(128 - code if code < 0 else code)  # a signal as the shell shows it
         if os.getppid() != host:  # adopted by another process: the host has gone
+            process_tree.kill_below(os.getpid())  # those that left the group (setsid) too
             os.killpg(0, signal.SIGKILL)  # this group: the worker, its children, and this
         time.sleep(HOST_CHECK_EVERY)
 
@@ -305,6 +315,7 @@ def main(incoming_fd: int, outgoing_fd: int) -> None:
     # An intermediate parent: the handler's os.getppid() is this process, not the host
     # (killing it does not reach pfunc), and the host kills the whole group at the end.
     host = os.getppid()
+    _adopt_orphans()
     child = os.fork()
     if child:
         os.close(incoming_fd)

@@ -40,6 +40,4 @@ def not_emulated(method: str, path: str) -> str | None:
 def not_emulated_answer(what: str, method: str, path: str) -> web.Response:
     # A 4xx, not 501: the SDKs retry a 5xx (the JavaScript SDK 11 for about two minutes,
     # with backoff) where a 400 fails at once; the message says what is missing.
-    return pubnub_error(
-        NOT_EMULATED_STATUS, f"not emulated by pfunc dev: {what} ({method} {path})"
-    )
+    return pubnub_error(NOT_EMULATED_STATUS, f"not emulated by pfunc dev: {what} ({method} {path})")
