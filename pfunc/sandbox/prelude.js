@@ -233,16 +233,18 @@ var console;
   // Console output an execution keeps (python_host.CONSOLE_BUDGET is the same): past it
   // lines are counted, not kept, so a flood cannot grow pfunc or the dev server.
   const CONSOLE_BUDGET = 1048576;
+  const LINE_COST = 32; // a line's own weight beside its text: empty lines add up too
   const consoleUse = { kept: 0, dropped: 0 }; // the module's top-level code's, then each execution's
 
   function __pfunc_log(level, args) {
     const use = current ? current.console : consoleUse;
     const text = Array.prototype.map.call(args, __pfunc_format).join(" ");
-    if (use.kept + text.length > CONSOLE_BUDGET) {
+    const cost = text.length + LINE_COST;
+    if (use.kept + cost > CONSOLE_BUDGET) {
       use.dropped += 1;
       return;
     }
-    use.kept += text.length;
+    use.kept += cost;
     const entry = { level: level, text: text, time: new RealDate(__pfunc_now()).toISOString() };
     (current ? current.logs : loadLogs).push(entry);
   }

@@ -58,6 +58,7 @@ _MESSAGE_OPS = {"loading", "loaded", "call", "done", "log", "returned"}
 # Console output an execution keeps, in characters (the prelude's CONSOLE_BUDGET is the
 # same): past it lines are counted, not kept, so a flood cannot grow pfunc or pfunc dev.
 CONSOLE_BUDGET = 1 << 20
+LINE_COST = 32  # a line's own weight beside its text: empty lines add up too
 
 
 def console_dropped(lines: int) -> str:
@@ -296,10 +297,11 @@ class PythonSandbox:
                 ):
                     self.broken = True
                     raise SandboxInterrupted(CORRUPTED)
-                if self._console[0] + len(entry.get("text", "")) > CONSOLE_BUDGET:
+                cost = len(entry.get("text", "")) + LINE_COST
+                if self._console[0] + cost > CONSOLE_BUDGET:
                     self._console[1] += 1  # counted, not kept: a flood cannot grow pfunc
                 else:
-                    self._console[0] += len(entry.get("text", ""))
+                    self._console[0] += cost
                     self._logs.append(entry)
             message = self._receive(None if deadline is None else deadline - time.monotonic())
         if message["op"] == "call":  # made after the handler returned: it has settled
