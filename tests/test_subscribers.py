@@ -49,7 +49,7 @@ def test_a_filtered_out_delivery_keeps_the_poll_waiting_for_the_next():
             return [("c", "c")]
 
         def only_urgent(seen: tuple) -> bool:
-            meta, _ = seen
+            meta, _publisher, _payload = seen
             return bool(meta and meta.get("urgent"))
 
         poll = asyncio.create_task(log.wait(fixed, 0, 30, only_urgent))
