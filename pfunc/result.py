@@ -14,8 +14,10 @@ OUTCOMES = ("ok", "abort", "response", "error")
 ERROR_TEXT_LIMIT = 64 * 1024  # characters of an error's message or stack a report keeps
 
 
-def _clipped(text: str) -> str:
-    if not isinstance(text, str) or len(text) <= ERROR_TEXT_LIMIT:
+def clipped_text(text: str) -> str:
+    """The text, or its first ERROR_TEXT_LIMIT characters and how many more there were."""
+    # The slack: a text already clipped (a Python worker's error) keeps its own count.
+    if not isinstance(text, str) or len(text) <= ERROR_TEXT_LIMIT + 64:
         return text
     return f"{text[:ERROR_TEXT_LIMIT]}... ({len(text) - ERROR_TEXT_LIMIT} more characters)"
 
@@ -33,7 +35,7 @@ class ExecutionError:
     def __post_init__(self) -> None:
         # A handler may throw megabytes of text; the report (and pfunc dev's memory of the
         # last executions, and a 500's body) keeps the start of it, and says so.
-        self.message, self.stack = _clipped(self.message), _clipped(self.stack)
+        self.message, self.stack = clipped_text(self.message), clipped_text(self.stack)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"type": self.type, "message": self.message, "stack": self.stack}

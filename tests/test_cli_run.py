@@ -297,6 +297,12 @@ def test_missing_message_file_is_a_usage_error(cli):
     assert "cannot read nowhere.json" in run.stderr
 
 
+def test_a_message_file_without_end_is_read_to_its_limit_only(cli):
+    """--message @/dev/zero read on for ever (9.5 GB in 5 s)."""
+    run = cli("run", EXAMPLES / "rate_limit.js", "--message", "@/dev/zero")
+    assert run.code == 2 and "holds more than 64 MiB" in run.stderr
+
+
 def test_unusable_kv_path_is_a_usage_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

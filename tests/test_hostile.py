@@ -556,9 +556,17 @@ def test_logging_a_proxy_whose_traps_throw_never_fails_the_handler(harness, tmp_
     assert result.logs[0]["text"] == "value: [an object that cannot be read]"
 
 
-def test_a_huge_error_message_is_kept_to_its_start(harness, tmp_path):
-    handler = tmp_path / "big.js"
-    handler.write_text("export default () => { throw new Error('x'.repeat(4 * 1024 * 1024)); };\n")
+@pytest.mark.parametrize(
+    ("file", "source", "thrown"),
+    [
+        ("big.js", "export default () => { throw new Error('x'.repeat(4 << 20)); };\n", 4 << 20),
+        # A Python worker that sent 30 MB of error "stopped unexpectedly".
+        ("big.py", "def handler(request):\n    raise ValueError('x' * (30 << 20))\n", 30 << 20),
+    ],
+)
+def test_a_huge_error_message_is_kept_to_its_start(harness, tmp_path, file, source, thrown):
+    handler = tmp_path / file
+    handler.write_text(source)
     result = harness.run(handler)
-    assert result.outcome == "error" and len(result.error.message) < 70_000
-    assert result.error.message.endswith(f"... ({4 * 1024 * 1024 - 65536} more characters)")
+    assert result.outcome == "error" and len(result.error.message) < 70_000, result.error
+    assert result.error.message.endswith(f"... ({thrown - 65536} more characters)")

@@ -21,6 +21,9 @@ def spell_flag(field_name: str) -> str:
     return _FLAG_OF_FIELD.get(field_name, "--" + field_name)
 
 
+FLAG_FILE_LIMIT = 64 << 20  # characters read from an @file: a handler's whole memory
+
+
 def read_text_flag(flag: str, value: str, stdin_text: str | None = None) -> str:
     """A flag's text: literal, `@file` for a file's contents, or `-` for standard input."""
     if value == "-":
@@ -34,13 +37,19 @@ def read_text_flag(flag: str, value: str, stdin_text: str | None = None) -> str:
         path = value[1:]
         try:
             with open(path, encoding="utf-8") as handle:
-                return handle.read()
+                text = handle.read(FLAG_FILE_LIMIT + 1)  # /dev/zero, a log: not to the end
         except OSError as error:
             raise PfuncUsageError(
                 f"{flag} {value}: cannot read {path}: {error.strerror or error}"
             ) from None
         except UnicodeDecodeError:
             raise PfuncUsageError(f"{flag} {value}: {path} is not UTF-8 text") from None
+        if len(text) > FLAG_FILE_LIMIT:
+            raise PfuncUsageError(
+                f"{flag} {value}: {path} holds more than {FLAG_FILE_LIMIT >> 20} MiB; an event "
+                "that large would not fit a handler's memory"
+            )
+        return text
     return value
 
 

@@ -966,12 +966,13 @@ var console;
     // Absent ones too: a toJSON or then on every object changes what pfunc serialises and
     // which values its Promises treat as thenables.
     __pfunc_rely("Object.prototype", Object.prototype, ["toString", "hasOwnProperty", "toJSON", "then"]);
-    __pfunc_rely("Array", Array, ["isArray", "from"]);
+    __pfunc_rely("Array", Array, ["isArray", "from", Symbol.species]);
     __pfunc_rely("Array.prototype", Array.prototype, ["push", "map", "filter", "find", "some",
-      "slice", "splice", "concat", "join", "indexOf", "forEach", "toJSON", iterator]);
+      "slice", "splice", "concat", "join", "indexOf", "forEach", "toJSON", "constructor", iterator]);
     __pfunc_rely("%ArrayIteratorPrototype%", ArrayIterator, ["next"]);
-    __pfunc_rely("Promise", Promise, ["resolve", "reject"]);
-    __pfunc_rely("Promise.prototype", Promise.prototype, ["then", "catch", "finally"]);
+    // The species and constructor too: then() and map() build their results with them.
+    __pfunc_rely("Promise", Promise, ["resolve", "reject", Symbol.species]);
+    __pfunc_rely("Promise.prototype", Promise.prototype, ["then", "catch", "finally", "constructor"]);
     __pfunc_rely("Map.prototype", Map.prototype, ["get", "set", "has", "delete", "clear", iterator]);
     __pfunc_rely("%MapIteratorPrototype%", MapIterator, ["next"]);
     __pfunc_rely("Set.prototype", Set.prototype, ["has", "add"]);

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pfunc.result import clipped_text
 from pfunc.sandbox import WORKER_MEMORY_EXIT, process_tree
 from pfunc.sandbox.python_api import (
     CONNECTION,
@@ -44,6 +45,7 @@ def _error_info(error: BaseException, handler_file: str) -> dict[str, Any]:
         message = str(error)
     except Exception as unreadable:  # the exception's own __str__ raises: say so, not crash
         message = f"(its str() raised {type(unreadable).__name__})"
+    message = clipped_text(message)  # sent as the report keeps it: megabytes are its start
     info: dict[str, Any] = {
         "type": type(error).__name__,
         "message": message,
