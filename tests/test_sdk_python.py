@@ -79,3 +79,20 @@ def test_push_registrations_are_added_listed_and_removed(dev):
         assert fcm.result.channels == []
     finally:
         app.stop()
+
+
+def test_a_presence_state_change_reaches_a_python_listener_with_its_state(dev):
+    """PubNub sends a user's state under "data" in a presence event, where the SDKs read
+    it; it was sent as "state", and the Python SDK's event had none."""
+    watcher, ada = py_client(dev.port, KEYS, "watcher"), py_client(dev.port, KEYS, "ada")
+    try:
+        recorder = Recorder()
+        watcher.add_listener(recorder)
+        watcher.subscribe().channels(["py.lobby"]).with_presence().execute()
+        recorder.wait_for("status", lambda s: s.category.name == "PNConnectedCategory")
+        ada.set_state().channels(["py.lobby"]).state({"mood": "happy"}).sync()
+        changed = recorder.wait_for("presence", lambda e: e.event == "state-change")
+        assert changed.uuid == "ada" and changed.state == {"mood": "happy"}
+    finally:
+        watcher.stop()
+        ada.stop()

@@ -294,8 +294,11 @@ def interval_events(state: DevState) -> None:
 
 
 def announce(state: DevState, channel: str, message: dict[str, Any]) -> None:
-    """One presence event to `channel-pnpres` subscribers and after-presence functions."""
+    """One presence event to `channel-pnpres` subscribers and after-presence functions.
+    Subscribers get a user's state under "data", as PubNub sends it (the SDKs read it
+    there: JavaScript copies it to `state`); functions see it as `state` (the contract)."""
+    delivered = {("data" if key == "state" else key): value for key, value in message.items()}
     state.messages.add(
-        Delivery(int(state.timetoken()), f"{channel}-pnpres", message, None, presence=True)
+        Delivery(int(state.timetoken()), f"{channel}-pnpres", delivered, None, presence=True)
     )
     state.spawn(state.bus.presence(channel, EventSpec(message=message)))
