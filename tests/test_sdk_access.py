@@ -156,6 +156,27 @@ def test_a_server_client_signed_with_the_secret_key_passes_everything(clients) -
     server.call("deleteMessages", channel="anything")
 
 
+def test_the_python_sdk_signs_a_filter_and_a_state_as_pfunc_checks_them(dev) -> None:
+    """The Python SDK signs a value it encoded itself (filter-expr, state) encoded again:
+    a backend holding the secret key got 403 'Signature Does Not Match' for both."""
+    from tests.sdk.pysdk import Recorder
+
+    server = py_client(
+        dev.port, KEYS, "py-backend", secret_key=SECRET, filter_expression="meta.n > 1"
+    )
+    try:
+        server.set_state().channels(["py-f"]).state({"mood": "ok"}).sync()
+        recorder = Recorder()
+        server.add_listener(recorder)
+        server.subscribe().channels(["py-f"]).execute()
+        recorder.wait_for("status", lambda s: s.category.name == "PNConnectedCategory")
+        for n in (1, 2):
+            server.publish().channel("py-f").message({"n": n}).meta({"n": n}).sync()
+        assert recorder.wait_for("message").message == {"n": 2}
+    finally:
+        server.stop()
+
+
 def test_the_python_sdk_grants_parses_and_is_refused(dev) -> None:
     server = py_client(dev.port, KEYS, "py-server", secret_key=SECRET)
     client = py_client(dev.port, KEYS, "bob")

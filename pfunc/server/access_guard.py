@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -187,8 +188,13 @@ def signature_valid(
     paths = {raw_path, unquote(raw_path)}
     pairs = sorted((key, value) for key, value in request.query.items() if key != "signature")
     candidates = set()
-    for tilde in ("%7E", "~"):  # the SDKs escape ~; PubNub's documented form does not
-        query = "&".join(f"{k}={quote(v, safe='').replace('~', tilde)}" for k, v in pairs)
+    # The SDKs escape ~ (PubNub's documented form does not); the Python SDK signs the
+    # values it encodes itself (filter-expr, state, a file message's meta) encoded again.
+    for tilde, times in itertools.product(("%7E", "~"), (1, 2)):
+        query = "&".join(
+            f"{k}={_encoded(v, times if k in ENCODED_BY_THE_SDK else 1).replace('~', tilde)}"
+            for k, v in pairs
+        )
         for path in paths:
             if given.startswith("v2."):
                 methods = ["GET"] if path.startswith("/publish/") else []
@@ -205,6 +211,15 @@ def signature_valid(
         if hmac.compare_digest(expected, given):
             return True
     return False
+
+
+ENCODED_BY_THE_SDK = {"filter-expr", "state", "meta"}
+
+
+def _encoded(value: str, times: int) -> str:
+    for _ in range(times):
+        value = quote(value, safe="")
+    return value
 
 
 def forbidden(message: str, missing: list[tuple[str, str, int]] | None = None) -> web.Response:
