@@ -325,3 +325,82 @@ def test_children_that_leave_the_workers_group_die_with_it(harness, tmp_path):
             break
         time.sleep(0.05)
     assert all(_dead(pid) for pid in pids), pids
+
+
+RESPAWNER = """
+import os
+import time
+
+
+def handler(request):
+    session = os.fork()
+    if session == 0:  # a daemon that forks again and again, its pid never the same
+        os.setsid()
+        while True:
+            if os.fork():
+                os._exit(0)
+            time.sleep(0.02)
+    time.sleep(0.2)
+    request.message = {"session": session}
+    return request.ok()
+"""
+
+BACKGROUND_SHELL = """
+import os
+import subprocess
+
+
+def handler(request):
+    subprocess.run("true &", shell=True)  # its child ends, adopted by the worker's parent
+    request.message = {"parent": os.getppid()}
+    return request.ok()
+"""
+
+
+def _stat_fields(pid: str) -> list[str]:
+    try:
+        return (Path("/proc") / pid / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def _wait_until(check, tries: int = 200) -> bool:
+    for _ in range(tries):
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def test_a_daemon_that_keeps_changing_its_pid_is_found_and_killed(harness, tmp_path):
+    """It slipped between the scan of /proc and the kill, and was not counted either."""
+    handler = tmp_path / "respawner.py"
+    handler.write_text(RESPAWNER)
+    result = harness.run(handler)
+    assert result.outcome == "ok", result.error
+    assert any("child process(es) running" in w for w in result.warnings), result.warnings
+    session = str(result.message["session"])
+
+    def session_gone() -> bool:  # field 4 of stat after the name: the session id
+        alive = [
+            p for p in os.listdir("/proc") if p.isdigit() and _stat_fields(p)[3:4] == [session]
+        ]
+        return all(_stat_fields(p)[:1] == ["Z"] for p in alive)
+
+    assert _wait_until(session_gone)
+
+
+def test_children_that_end_after_leaving_their_parent_are_reaped(harness, tmp_path):
+    """Adopted by the worker's parent (a subreaper), they stayed zombies for its life."""
+    handler = tmp_path / "background.py"
+    handler.write_text(BACKGROUND_SHELL)
+    parents = {str(harness.run(handler).message["parent"]) for _ in range(10)}
+
+    def no_zombies() -> bool:
+        return not [
+            p
+            for p in os.listdir("/proc")
+            if p.isdigit() and _stat_fields(p)[:2] in ([["Z", parent] for parent in parents])
+        ]
+
+    assert _wait_until(no_zombies)

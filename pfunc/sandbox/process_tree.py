@@ -8,6 +8,8 @@ import contextlib
 import os
 import signal
 
+SCANS = 50  # of /proc, at most, while stopping what is below a process
+
 
 def descendants(pid: int) -> list[int]:
     """The processes below `pid` (from /proc; none where there is no /proc)."""
@@ -34,10 +36,27 @@ def descendants(pid: int) -> list[int]:
 
 
 def kill_below(pid: int) -> None:
-    """SIGKILL every process below `pid` (each that is still there)."""
-    for child in descendants(pid):
+    """SIGKILL every process below `pid`. Stopped first, scan after scan, until a scan
+    finds none new: a process that forks again and again (a daemon changing its pid)
+    cannot slip out between the scan and the kill."""
+    stopped: set[int] = set()
+    for _ in range(SCANS):
+        found = [child for child in descendants(pid) if child not in stopped]
+        if not found:
+            break
+        for child in found:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(child, signal.SIGSTOP)
+            stopped.add(child)
+    for child in stopped:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(child, signal.SIGKILL)
+
+
+def running_below(pid: int) -> int:
+    """How many processes below `pid` run (not ended): the most of a few scans, since one
+    forking again and again may be between its pids when a scan passes."""
+    return max((sum(running(child) for child in descendants(pid)) for _ in range(3)), default=0)
 
 
 def running(pid: int) -> bool:

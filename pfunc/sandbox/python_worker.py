@@ -222,8 +222,7 @@ def _left_running() -> list[str]:
         left.append(f"the handler left {len(threads)} thread(s) running; the worker was replaced")
     # Below the intermediate parent (a subreaper: a child that left its own parent is
     # its now), all but this worker, and but those that ended (zombies, not reaped).
-    below = process_tree.descendants(os.getppid())  # none where there is no /proc
-    children = max(0, sum(process_tree.running(pid) for pid in below) - 1)
+    children = max(0, process_tree.running_below(os.getppid()) - 1)  # this worker is one
     if children:
         left.append(
             f"the handler left {children} child process(es) running; they were killed with "
@@ -301,10 +300,18 @@ def _stand_by(child: int, host: int) -> None:
     import signal
 
     while True:
-        done, status = os.waitpid(child, os.WNOHANG)
-        if done:
-            code = os.waitstatus_to_exitcode(status)
-            os._exit(128 - code if code < 0 else code)  # a signal as the shell shows it
+        # Any child: the worker, or one it left that this subreaper adopted and that has
+        # ended since (reaped here, or it would stay a zombie for the worker's life).
+        while True:
+            try:
+                done, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                done = 0
+            if not done:
+                break
+            if done == child:
+                code = os.waitstatus_to_exitcode(status)
+                os._exit(128 - code if code < 0 else code)  # a signal as the shell shows it
         if os.getppid() != host:  # adopted by another process: the host has gone
             process_tree.kill_below(os.getpid())  # those that left the group (setsid) too
             os.killpg(0, signal.SIGKILL)  # this group: the worker, its children, and this
