@@ -18,7 +18,7 @@ from tests.conftest import HANDLERS, start_cli
 from tests.test_dev_server import InProcessDev
 
 HOSTILE = HANDLERS / "hostile"
-FUNCTIONS = ("kill_parent", "fork", "thread", "stdout", "nan", "builtins_load")
+FUNCTIONS = ("kill_parent", "fork", "thread", "stdout", "nan", "builtins_load", "background")
 
 
 @pytest.fixture(scope="module")
@@ -345,17 +345,6 @@ def handler(request):
     return request.ok()
 """
 
-BACKGROUND_SHELL = """
-import os
-import subprocess
-
-
-def handler(request):
-    subprocess.run("true &", shell=True)  # its child ends, adopted by the worker's parent
-    request.message = {"parent": os.getppid()}
-    return request.ok()
-"""
-
 
 def _stat_fields(pid: str) -> list[str]:
     try:
@@ -390,17 +379,19 @@ def test_a_daemon_that_keeps_changing_its_pid_is_found_and_killed(harness, tmp_p
     assert _wait_until(session_gone)
 
 
-def test_children_that_end_after_leaving_their_parent_are_reaped(harness, tmp_path):
-    """Adopted by the worker's parent (a subreaper), they stayed zombies for its life."""
-    handler = tmp_path / "background.py"
-    handler.write_text(BACKGROUND_SHELL)
-    parents = {str(harness.run(handler).message["parent"]) for _ in range(10)}
+def test_children_that_end_after_leaving_their_parent_are_reaped(dev):
+    """Adopted by the worker's parent (a subreaper), they stayed zombies for the worker's
+    life: one more each execution."""
+    results = [trigger(dev, "background") for _ in range(10)]
+    assert all(result["outcome"] == "response" and not result["warnings"] for result in results)
+    parents = {str(json.loads(result["response"]["body"])["parent"]) for result in results}
+    assert len(parents) == 1  # one worker served them all
 
     def no_zombies() -> bool:
         return not [
             p
             for p in os.listdir("/proc")
-            if p.isdigit() and _stat_fields(p)[:2] in ([["Z", parent] for parent in parents])
+            if p.isdigit() and _stat_fields(p)[:2] in [["Z", parent] for parent in parents]
         ]
 
     assert _wait_until(no_zombies)
