@@ -16,7 +16,14 @@ META = {
     "colour": "Blue",
     "star": "b*",
 }
-DATA = {"score": 90, "text": "hi", "user": {"name": "ada"}, "items": [{"n": 1}, {"n": 2}]}
+DATA = {
+    "score": 90,
+    "text": "hi",
+    "user": {"name": "ada"},
+    "items": [{"n": 1}, {"n": 2}],
+    "meta": {"x": 2},
+    "x": 1,
+}
 
 
 @pytest.mark.parametrize(
@@ -52,6 +59,11 @@ DATA = {"score": 90, "text": "hi", "user": {"name": "ada"}, "items": [{"n": 1}, 
         ("data.items[2].n == 2", None, False),
         ("data.region == 'east'", None, False),  # meta's, not the payload's
         ('meta.user["role"] == "admin"', None, True),
+        # Only the first step names the source: data.meta.x is the payload's meta.x.
+        ("data.meta.x == 2", None, True),
+        ("data.meta.x == 1", None, False),
+        ('data["score"] > 80', None, True),
+        ('meta["region"] == "east"', None, True),
         ("meta.user['role'] != 'admin'", None, False),
         # LIKE ignores case; \* is a star itself.
         ('colour LIKE "bl*"', None, True),
@@ -69,7 +81,18 @@ def test_the_filter_language(expression, publisher, passes):
 
 @pytest.mark.parametrize(
     "expression",
-    ["region ==", "(a == 1", "a ~ 1", "== 1", "a == 1 b", "a == 'x", 'a["b == 1', "a[x] == 1"],
+    [
+        "region ==",
+        "(a == 1",
+        "a ~ 1",
+        "== 1",
+        "a == 1 b",
+        "a == 'x",
+        'a["b == 1',
+        "a[x] == 1",
+        "(" * 2000 + "a == 1" + ")" * 2000,  # was a RecursionError: a 500, not a 400
+        "!" * 5000 + "a == 1",
+    ],
 )
 def test_malformed_expressions_are_refused(expression):
     with pytest.raises(FilterError):

@@ -137,14 +137,19 @@ class _Parser:
 def _reader(name: str) -> Callable[[Message], Any]:
     if name == "uuid":
         return lambda message: message[1] if message[1] is not None else _MISSING
-    source = 2 if name.startswith("data.") else 0  # the payload, or meta
     path: list[str | int] = []
-    for step in _STEP.finditer("." + name.removeprefix("data.").removeprefix("meta.")):
+    for step in _STEP.finditer("." + name):
         if step.group("index") is not None:
             path.append(int(step.group("index")))
         else:
             quoted = step.group("quoted")
             path.append(re.sub(r"\\(.)", r"\1", quoted[1:-1]) if quoted else step.group("field"))
+    # Its first step says where to read (data: the payload; meta) when more follow; a
+    # bare name is a field of meta (PubNub's older form).
+    source = 0
+    if len(path) > 1 and path[0] in ("data", "meta"):
+        source = 2 if path[0] == "data" else 0
+        path = path[1:]
 
     def read(message: Message) -> Any:
         value: Any = message[source]
@@ -200,4 +205,7 @@ def compile_filter(text: str) -> Predicate:
     """A predicate over (meta, publisher, payload); FilterError when `text` is malformed."""
     if not text.strip():
         return lambda message: True
-    return _Parser(text).parse()
+    try:
+        return _Parser(text).parse()
+    except RecursionError:  # thousands of ( or !: refused as any malformed expression is
+        raise FilterError("filter-expr: nested too deeply") from None
