@@ -7,3 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 Announcement = tuple[str, Any, int | None, str | None]
+
+
+def presence_payload(event: dict[str, Any]) -> dict[str, Any]:
+    """A presence event as PubNub delivers it to `-pnpres` subscribers: a user's state
+    under "data" (the SDKs read it there; functions see it as `state`)."""
+    return {("data" if key == "state" else key): value for key, value in event.items()}

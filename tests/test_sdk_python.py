@@ -17,7 +17,14 @@ KEYS = ("pub-c-py", "sub-c-py")
 def dev(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("pysdk")
     (folder / "pfunc.toml").write_text(
-        '[project]\nsubscribe_key = "sub-c-py"\npublish_key = "pub-c-py"\n'
+        '[project]\nsubscribe_key = "sub-c-py"\npublish_key = "pub-c-py"\n\n'
+        '[[functions]]\nname = "setter"\nfile = "setter.js"\nevent = "on-request"\npath = "setter"\n'
+    )
+    (folder / "setter.js").write_text(
+        'const pubnub = require("pubnub");\n'
+        "export default async (request, response) => {\n"
+        '  await pubnub.setState({ channels: ["py.lobby"], uuid: "fn-user", state: { by: "fn" } });\n'
+        "  return response.send();\n};\n"
     )
     server = InProcessDev(folder)
     yield server
@@ -93,6 +100,10 @@ def test_a_presence_state_change_reaches_a_python_listener_with_its_state(dev):
         ada.set_state().channels(["py.lobby"]).state({"mood": "happy"}).sync()
         changed = recorder.wait_for("presence", lambda e: e.event == "state-change")
         assert changed.uuid == "ada" and changed.state == {"mood": "happy"}
+        # A function's pubnub.setState announces it alike.
+        assert dev.request("GET", "/v1/blocks/sub-key/sub-c-py/setter")[0] == 200
+        by_function = recorder.wait_for("presence", lambda e: e.uuid == "fn-user")
+        assert by_function.state == {"by": "fn"}
     finally:
         watcher.stop()
         ada.stop()

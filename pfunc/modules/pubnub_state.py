@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pfunc.announcement import presence_payload
+from pfunc.events import presence_message
 from pfunc.history import (
     ACTION_EVENT,
     FILE_MESSAGE,
@@ -240,14 +242,14 @@ class PubNubState:
         uuid = required_text(options, "uuid", "setState")
         for channel in await _presence_channels(options, data, "setState", required=True) or []:
             data.presence.set_state(channel, uuid, state)
-            event = {
-                "action": "state-change",
-                "uuid": uuid,
-                "occupancy": data.presence.occupancy(channel),
-                "timestamp": ctx.clock.now_ms() // 1000,
-                "state": state,
-            }
-            data.announce((f"{channel}-pnpres", event, None, None))
+            event = presence_message(
+                "state-change",
+                uuid,
+                data.presence.occupancy(channel),
+                ctx.clock.now_ms() // 1000,
+                state,
+            )
+            data.announce((f"{channel}-pnpres", presence_payload(event), None, None))
         return {"state": state}
 
     # --- message actions ----------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from pfunc import jsonio
+from pfunc.announcement import presence_payload
 from pfunc.channels import custom_type_problem, name_problem
 from pfunc.events import EventSpec, build_event, kinds_triggered_by
 from pfunc.numbers import whole_number
@@ -294,10 +295,9 @@ def interval_events(state: DevState) -> None:
 
 
 def announce(state: DevState, channel: str, message: dict[str, Any]) -> None:
-    """One presence event to `channel-pnpres` subscribers and after-presence functions.
-    Subscribers get a user's state under "data", as PubNub sends it (the SDKs read it
-    there: JavaScript copies it to `state`); functions see it as `state` (the contract)."""
-    delivered = {("data" if key == "state" else key): value for key, value in message.items()}
+    """One presence event to `channel-pnpres` subscribers (a user's state under "data",
+    as PubNub sends it) and after-presence functions (under `state`, the contract)."""
+    delivered = presence_payload(message)
     state.messages.add(
         Delivery(int(state.timetoken()), f"{channel}-pnpres", delivered, None, presence=True)
     )
