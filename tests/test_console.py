@@ -254,3 +254,15 @@ def test_the_console_keeps_what_fits_its_byte_budget_not_1000_floods(harness, wr
     assert 5 <= len(hub.entries) <= 10
     ids = [entry.id for entry in hub.entries]
     assert ids == sorted(ids) and ids[-1] - ids[0] == len(ids) - 1  # the newest, in order
+    # A message grown into an object of megabytes weighs what it holds (it weighed 512).
+    grower = write_handler(
+        "export default (request) => {\n"
+        "  request.message = { big: 'x'.repeat(1 << 20) };\n"
+        "  return request.ok();\n};\n",
+        "grower.js",
+    )
+    hub = ConsoleHub(keep_bytes=10 << 20)
+    grown = harness.run(grower)
+    for _ in range(50):
+        hub.add_result(grown)
+    assert 3 <= len(hub.entries) <= 10

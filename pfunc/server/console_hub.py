@@ -107,21 +107,44 @@ class Client:
 
 
 def weight(entry: Entry) -> int:
-    """About how much text an entry holds, from the parts that can be large (a handler's
-    logs, error and response body, a request's body): cheap, and an upper bound's guide."""
+    """About how much an entry holds: its result's parts that can be large (the message
+    as received and as it left, logs, error, response, operations' records, what the
+    handler observed), each walked only as far as the whole budget."""
     result = entry.result
     if result is None:
         return 256
-    total = 512 + sum(len(line.get("text", "")) for line in result.logs)
-    if result.error is not None:
-        total += len(result.error.message) + len(result.error.stack)
-    for text in (
-        (result.response or {}).get("body"),
-        getattr(result.received, "body", None),
+    received = entry.result.received
+    parts = (
         result.message,
-    ):
-        if isinstance(text, str):
-            total += len(text)
+        getattr(received, "message", None),
+        getattr(received, "body", None),
+        result.logs,
+        result.error.message if result.error else None,
+        result.error.stack if result.error else None,
+        result.response,
+        result.operations,
+        result.observed,
+    )
+    return 512 + size_of(parts, KEEP_BYTES)
+
+
+def size_of(value: Any, limit: int) -> int:
+    """Characters of text and items in `value` (JSON-like data), counted up to `limit`:
+    a handler's message may be megabytes, and the count of a small one stays cheap."""
+    total, waiting = 0, [value]
+    while waiting and total <= limit:
+        item = waiting.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, dict):
+            total += 8 * len(item)
+            waiting += item.keys()
+            waiting += item.values()
+        elif isinstance(item, list | tuple):
+            total += 8 * len(item)
+            waiting += item
+        else:
+            total += 8
     return total
 
 
