@@ -209,7 +209,7 @@ CALLEES = """
 const CHECKS = {};
 export default (request) => {
   const name = "x";
-  const o = { a: { b: 1 } };
+  const o = { a: { b: 1 }, "a(": 1 };
   const calls = [
     () => CHECKS[name](1),
     () => o.a.b(),
@@ -218,6 +218,8 @@ export default (request) => {
     () => o?.a.b(),
     () => (o.a).b(),
     () => new o.a(),
+    () => name?o.a.b():0,
+    () => o['a(']() ,
   ];
   request.message = calls.map((call) => { try { call(); } catch (e) { return e.message; } });
   return request.ok();
@@ -238,6 +240,8 @@ def test_a_call_of_a_non_function_names_the_callee_as_written(harness, write_han
         "o?.a.b is not a function",
         "(o.a).b is not a function",
         "o.a is not a constructor",
+        "o.a.b is not a function",  # a conditional's ? is no part of it
+        "o['a('] is not a function",  # a ( inside a string key is no call
     ]
 
 

@@ -284,21 +284,41 @@ var console;
   const CLOSING = { "(": ")", "[": "]" };
   const OPENING = { ")": "(", "]": "[" };
 
+  // A string's other end from one of its quotes (step 1: forward, -1: back), or -1.
+  function __pfunc_quoteEnd(text, at, step) {
+    const quote = text[at];
+    for (let i = at + step; i >= 0 && i < text.length; i += step) {
+      const escaped = step > 0 ? text[i - 1] === "\\" : text[i - 1] === "\\";
+      if (text[i] === quote && !escaped) return i;
+    }
+    return -1;
+  }
+
+  const QUOTES = "\"'`";
+
   function __pfunc_expressionAt(line, column) {
     const text = handler.lines[line - 1];
     if (text === undefined) return null;
     let end = column - 1;
-    const quote = text[end];
-    if (quote === '"' || quote === "'" || quote === "`") {
-      end = text.indexOf(quote, end + 1) + 1; // a string key: o["b"]()
+    if (QUOTES.includes(text[end])) {
+      end = __pfunc_quoteEnd(text, end, 1) + 1; // a string key: o["b"]()
       if (end === 0) return null;
     }
-    // A `new` points at the callee's start: on over its names (new o.A()).
-    while (end < text.length && (IDENTIFIER.test(text[end]) || /[.?]/.test(text[end]))) end++;
+    // A `new` points at the callee's start: on over its names (new o.A()); a ? only as
+    // optional chaining (?.), never a conditional's.
+    while (end < text.length &&
+      (IDENTIFIER.test(text[end]) || text[end] === "." || (text[end] === "?" && text[end + 1] === "."))) {
+      end++;
+    }
     // Inside a computed key (CHECKS[name]()): on to the bracket that closes it.
     let depth = 0;
     for (let at = end; at < text.length && /[^;{}]/.test(text[at]); at++) {
       const ch = text[at];
+      if (QUOTES.includes(ch)) {
+        at = __pfunc_quoteEnd(text, at, 1);
+        if (at < 0) return null;
+        continue;
+      }
       if (depth === 0 && ch === "(") break; // the call's arguments
       if (CLOSING[ch]) depth++;
       else if (OPENING[ch]) {
@@ -311,18 +331,26 @@ var console;
     let start = end;
     while (start > 0) {
       const ch = text[start - 1];
-      if (IDENTIFIER.test(ch) || ch === "." || ch === "?") { start--; continue; }
+      if (IDENTIFIER.test(ch) || ch === "." || (ch === "?" && text[start] === ".")) {
+        start--;
+        continue;
+      }
       if (!OPENING[ch]) break;
       let nesting = 0;
       let at = start - 1;
       for (; at >= 0; at--) {
-        if (text[at] === ch) nesting++;
+        if (QUOTES.includes(text[at])) {
+          at = __pfunc_quoteEnd(text, at, -1);
+          if (at < 0) return null;
+        } else if (text[at] === ch) nesting++;
         else if (text[at] === OPENING[ch] && --nesting === 0) break;
       }
       if (at < 0) return null;
       start = at;
     }
-    const expression = text.slice(start, end).trim().replace(/^\?*\.+|[?.]+$/g, "");
+    let expression = text.slice(start, end).trim().replace(/^\?*\.+|[?.]+$/g, "");
+    // The result of a call called (fn()()): V8 names it fn(...).
+    if (/\)$/.test(expression)) expression = expression.replace(/\([^()]*\)$/, "(...)");
     return /^[A-Za-z_$(]/.test(expression) ? expression : null;
   }
 
