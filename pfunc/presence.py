@@ -100,3 +100,24 @@ class Presence:
             states.pop(uuid, None)
             if not states:
                 del self._state[channel]
+
+
+HERE_NOW_MAXIMUM = 1000  # occupants per channel in one answer: the SDKs' default limit
+
+
+def here_now_page(limit: Any, offset: Any) -> tuple[int, int]:
+    """Here Now's limit (0 to 1000, default 1000; 0: the count alone) and offset (from 0),
+    as the REST query or a function's options give them: a value that is no whole number
+    is the default, one out of range the nearest bound (PubNub's errors for them are not
+    recorded)."""
+
+    def whole(value: Any, default: int, highest: int) -> int:
+        try:
+            number = int(value if value is not None else default)
+        except (TypeError, ValueError):
+            return default
+        if isinstance(value, float) and not value.is_integer():
+            return default
+        return min(max(number, 0), highest)
+
+    return whole(limit, HERE_NOW_MAXIMUM, HERE_NOW_MAXIMUM), whole(offset, 0, 2**31)

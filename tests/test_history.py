@@ -160,6 +160,8 @@ export default async (request, response) => {
   const counts = await pubnub.messageCounts({ channels: ["log.a"], channelTimetokens: ["0"] });
   const here = await pubnub.hereNow({ channels: ["log.a"], includeState: true });
   const plain = await pubnub.hereNow({ channels: ["log.a"] });
+  const counted = await pubnub.hereNow({ channels: ["log.a"], limit: 0 });
+  const beyond = await pubnub.hereNow({ channels: ["log.a"], limit: 1, offset: 1 });
   const texts = await pubnub.history({ channel: "log.a", count: 1, stringifiedTimeToken: true });
   const kinds = [typeof history.messages[0].timetoken, typeof history.startTimeToken,
                  typeof texts.messages[0].timetoken];
@@ -181,7 +183,8 @@ export default async (request, response) => {
     });
   } catch (error) { long = error.message; }
   return response.send({
-    history, fetched, counts, here, plain, where, state, action, actions, paged, long, kinds,
+    history, fetched, counts, here, plain, counted, beyond, where, state, action, actions, paged,
+    long, kinds,
   });
 };
 """
@@ -221,6 +224,10 @@ def test_functions_read_and_change_the_same_state(tmp_path):
             {"uuid": "ada", "state": {"mood": "ok"}}
         ]
         assert seen["plain"]["channels"]["log.a"]["occupants"] == [{"uuid": "ada", "state": None}]
+        # pages as the REST endpoint does: limit 0 the count alone, an offset past the list
+        for paged_here in (seen["counted"], seen["beyond"]):
+            assert paged_here["channels"]["log.a"]["occupants"] == []
+            assert paged_here["channels"]["log.a"]["occupancy"] == 1
         assert seen["where"]["channels"] == ["log.a"]
         assert seen["state"]["channels"] == {"log.a": {"mood": "ok"}}
         assert seen["action"]["data"]["value"] == "fn"

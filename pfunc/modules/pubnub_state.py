@@ -23,6 +23,7 @@ from pfunc.history import (
     grouped_actions,
 )
 from pfunc.modules.calls import CallContext, HandlerCallError, required_text, service_status
+from pfunc.presence import here_now_page
 from pfunc.pubnub_data import PubNubData
 
 # A call of the pubnub module's table: (options, the project's state, the context).
@@ -203,12 +204,14 @@ class PubNubState:
         presence = data.presence
         listed = await _presence_channels(options, data, "hereNow", required=False)
         channels = {}
+        limit, offset = here_now_page(options.get("limit"), options.get("offset"))
         for channel in presence.occupied() if listed is None else listed:
             occupants = []
-            if options.get("includeUUIDs", True):
+            if options.get("includeUUIDs", True) and limit:
                 # As the SDK maps the service's answer: without state asked, each uuid
-                # with state null; with it, a state only where there is one.
-                for uuid in presence.members(channel):
+                # with state null; with it, a state only where there is one. A page of
+                # them, as the service answers limit and offset.
+                for uuid in presence.members(channel)[offset : offset + limit]:
                     occupant: dict[str, Any] = {"uuid": uuid}
                     state = presence.state(channel, uuid)
                     if not options.get("includeState"):

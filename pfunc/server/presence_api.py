@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from pfunc import jsonio
+from pfunc.presence import here_now_page
 from pfunc.server.pubnub_api import presence_event
 from pfunc.server.state import DevState
 from pfunc.server.wire import channel_groups, flag, names, pubnub_error, wrong_key
@@ -49,7 +50,7 @@ class PresenceAPI:
     def _occupants(self, request: web.Request, channel: str) -> dict[str, Any]:
         presence = self.state.presence
         entry: dict[str, Any] = {"occupancy": presence.occupancy(channel)}
-        limit, offset = _page(request)
+        limit, offset = here_now_page(request.query.get("limit"), request.query.get("offset"))
         if flag(request, "disable_uuids") or limit == 0:  # limit=0: the count alone
             return entry
         # A page of the occupants (sorted by user id, so pages do not overlap); the
@@ -131,20 +132,3 @@ class PresenceAPI:
             # PubNub tells the channel's presence subscribers and functions.
             presence_event(self.state, channel, "state-change", uuid, state)
         return web.json_response({**OK, "payload": state})
-
-
-HERE_NOW_MAXIMUM = 1000  # occupants per channel in one answer: the SDKs' default limit
-
-
-def _page(request: web.Request) -> tuple[int, int]:
-    """Here Now's limit (0 to 1000, default 1000) and offset (from 0); a value that is no
-    whole number in range is read as the nearest one (PubNub's errors for them are not
-    recorded)."""
-
-    def whole(name: str, default: int, highest: int) -> int:
-        try:
-            return min(max(int(request.query.get(name, default)), 0), highest)
-        except ValueError:
-            return default
-
-    return whole("limit", HERE_NOW_MAXIMUM, HERE_NOW_MAXIMUM), whole("offset", 0, 2**31)
