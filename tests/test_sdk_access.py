@@ -5,6 +5,7 @@ authorized uuid, v2 grants to auth keys; and a server without a secret key stays
 
 from __future__ import annotations
 
+import io
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -173,6 +174,16 @@ def test_the_python_sdk_signs_a_filter_and_a_state_as_pfunc_checks_them(dev) -> 
         for n in (1, 2):
             server.publish().channel("py-f").message({"n": n}).meta({"n": n}).sync()
         assert recorder.wait_for("message").message == {"n": 2}
+        # A file message's meta is signed the same way (the upload passed, then a 403).
+        sent = (
+            server.send_file()
+            .channel("py-files")
+            .file_name("a.txt")
+            .file_object(io.BytesIO(b"hi"))
+            .meta({"by": "backend ~!"})
+            .sync()
+        )
+        assert sent.result.name == "a.txt"
     finally:
         server.stop()
 

@@ -321,6 +321,11 @@ def test_fetch_messages_with_actions_says_where_the_next_page_starts(clients):
     )
     assert [m["message"]["n"] for m in older["channels"]["paged.room"]] == [0, 1]
     assert "more" not in older
+    # Within a range, the next page keeps its end.
+    bounded = ada.call(
+        "fetchMessages", channels=["paged.room"], includeMessageActions=True, end="1"
+    )
+    assert "&end=1&" in bounded["more"]["url"]
 
 
 def test_a_presence_timeout_and_a_custom_message_type_reach_the_sdk(clients, dev):

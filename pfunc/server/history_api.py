@@ -114,7 +114,12 @@ class HistoryAPI:
                 oldest = str(found[0].timetoken)
                 sub = self.state.engine.runtime.keyset.subscribe_key
                 path = f"/v3/history-with-actions/sub-key/{sub}/channel/{quote(channel)}"
-                more = {"url": f"{path}?start={oldest}&max={count}", "start": oldest, "max": count}
+                bound = f"&end={end}" if end is not None else ""  # the same range, on
+                more = {
+                    "url": f"{path}?start={oldest}{bound}&max={count}",
+                    "start": oldest,
+                    "max": count,
+                }
         body: dict[str, Any] = {"status": 200, "channels": answer}
         return web.json_response(
             {**body, **({"more": more} if more else {}), "error_message": "", "error": False}
