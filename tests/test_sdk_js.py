@@ -3,6 +3,7 @@ SDK returns to the application and what its listener receives."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -191,14 +192,22 @@ def kv_get(dev, key: str):
     return shown.json() if shown.code == 0 else None
 
 
-def test_a_filter_expression_drops_and_passes_the_right_messages(sdk, dev, clients):
-    picky = sdk.client(
-        "picky", dev.port, KEYS, "picky", filterExpression="region == 'east' && uuid != 'picky'"
-    )
+@contextlib.contextmanager
+def filtering(sdk, dev, name: str, expression: str, channel: str):
+    """A client with a filter expression, subscribed to `channel` and connected."""
+    picky = sdk.client(name, dev.port, KEYS, name, filterExpression=expression)
     try:
-        writer = clients("writer")
-        picky.subscribe("chat.filter")
+        picky.subscribe(channel)
         picky.connected()
+        yield picky
+    finally:
+        picky.destroy()
+
+
+def test_a_filter_expression_drops_and_passes_the_right_messages(sdk, dev, clients):
+    expression = "region == 'east' && uuid != 'picky'"
+    with filtering(sdk, dev, "picky", expression, "chat.filter") as picky:
+        writer = clients("writer")
         writer.call(
             "publish", channel="chat.filter", message={"text": "w"}, meta={"region": "west"}
         )
@@ -214,28 +223,20 @@ def test_a_filter_expression_drops_and_passes_the_right_messages(sdk, dev, clien
         )
         picky.wait_for("message", lambda e: e["message"] == {"text": "LAST"})
         assert [e["message"]["text"] for e in picky.events("message")] == ["E", "LAST"]
-    finally:
-        picky.destroy()
 
 
 def test_a_filter_reads_the_payload_and_bracketed_meta(sdk, dev, clients):
     """PubNub's filter reference reads data.* (the payload) and meta.*, bracketed keys
     too; data.* delivered nothing, and brackets were a 400."""
-    picky = sdk.client(
-        "picky2", dev.port, KEYS, "picky2", filterExpression='data.n > 1 && meta.to["team"] == "x"'
-    )
-    try:
+    expression = 'data.n > 1 && meta.to["team"] == "x"'
+    with filtering(sdk, dev, "picky2", expression, "plain.filter") as picky:
         writer = clients("writer")
-        picky.subscribe("plain.filter")
-        picky.connected()
         for n, team in ((1, "x"), (2, "y"), (3, "x"), (4, "x")):
             writer.call(
                 "publish", channel="plain.filter", message={"n": n}, meta={"to": {"team": team}}
             )
         picky.wait_for("message", lambda e: e["message"] == {"n": 4})
         assert [e["message"]["n"] for e in picky.events("message")] == [3, 4]
-    finally:
-        picky.destroy()
 
 
 def test_message_actions_are_added_listed_removed_and_announced(clients):
