@@ -18,7 +18,7 @@ def descendants(pid: int) -> list[int]:
     found: list[int] = []
     waiting = [pid]
     while waiting:
-        children = _children(waiting.pop())
+        children = children_of(waiting.pop())
         if children is None:
             return _scanned(pid)
         found += children
@@ -26,7 +26,7 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def _children(pid: int) -> list[int] | None:
+def children_of(pid: int) -> list[int] | None:
     """`pid`'s children, from /proc/PID/task/*/children; None if the kernel lists none."""
     try:
         tasks = os.listdir(f"/proc/{pid}/task")

@@ -213,6 +213,16 @@ def _finish_leftover_tasks(execution: _Execution) -> None:
     )
 
 
+def _adopted(parent: int, me: int) -> bool:
+    """Whether the intermediate parent (one thread: one list to read) has a child besides
+    this worker: one the handler left, adopted."""
+    try:
+        with open(f"/proc/{parent}/task/{parent}/children", "rb") as listed:
+            return any(int(child) != me for child in listed.read().split())
+    except OSError:
+        return False
+
+
 def _left_running() -> list[str]:
     """Threads and child processes the execution left behind (the host then replaces this
     worker, killing its process group)."""
@@ -222,7 +232,12 @@ def _left_running() -> list[str]:
         left.append(f"the handler left {len(threads)} thread(s) running; the worker was replaced")
     # Below the intermediate parent (a subreaper: a child that left its own parent is
     # its now), all but this worker, and but those that ended (zombies, not reaped).
-    children = max(0, process_tree.running_below(os.getppid()) - 1)  # this worker is one
+    # Counted only when this worker or its parent has a child besides it: most handlers
+    # start none, and the two lists are a few reads.
+    me, parent = os.getpid(), os.getppid()
+    children = 0
+    if process_tree.children_of(me) or _adopted(parent, me):
+        children = max(0, process_tree.running_below(parent) - 1)  # this worker is one
     if children:
         left.append(
             f"the handler left {children} child process(es) running; they were killed with "

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import json
+import os
 import re
 import tempfile
 import time
@@ -115,7 +117,7 @@ class ScenarioRun:
         if function is None:
             assert step.file is not None
             # Named as pfunc run names it, so its errors read "handlers/x.js:3", not "x.js:3".
-            shown = str(relative_to_cwd(step.file))
+            shown = _shown(step.file, os.getcwd())
             return self.engine.functions.executor_for_file(step.file, shown), None
         return self.engine.functions.executor(function), function
 
@@ -264,6 +266,13 @@ def _malformed(outcome: ScenarioResult, step: Step, error: PfuncUsageError) -> S
     outcome.failure = StepFailure(step, [problem], None)
     outcome.malformed = True
     return outcome
+
+
+@functools.lru_cache(maxsize=256)
+def _shown(file: Path, cwd: str) -> str:
+    """A handler file as reports name it: once per file and folder (resolving a path costs
+    system calls, and a scenario of 1,000 steps would pay them at each)."""
+    return str(relative_to_cwd(file))
 
 
 _MARKER = re.compile(r"\$\{([A-Za-z_][\w-]*)\}")
