@@ -1,5 +1,5 @@
-"""Hot reload under load: 8 clients call a 130 KB handler while it is rewritten 50 times in
-place (slowly, in two writes) and 50 times by rename, in JavaScript and in Python.
+"""Hot reload under load: 8 clients call a 130 KB handler while it is rewritten 30 times in
+place (slowly, in two writes) and 30 times by rename, in JavaScript and in Python.
 
 No answer may come from a half-written file, no request may get an older version than
 one already answered before it started, and the last version serves once reloaded.
@@ -17,7 +17,7 @@ import pytest
 from tests.test_dev_server import InProcessDev
 
 CLIENTS = 8
-SAVES_EACH_WAY = 50
+SAVES_EACH_WAY = 30
 PADDING = 130 * 1024
 
 
