@@ -1128,8 +1128,8 @@ var console;
   // to the built-ins stays: so a test run's context records, before its handler loads,
   // every own property of each built-in object (its value, or its getter and setter),
   // whether more may be added to it, and how many the main prototypes have; and before
-  // the context is handed on, it is checked against that record (~1,000 properties:
-  // ~70 us, once a scenario).
+  // the context is handed on, it is checked against that record (~740 properties of
+  // ~130 objects: ~230 us here, once a scenario, a quarter of a scenario's own cost).
   const recordedOwners = [];
   const recordedKeys = []; // per property: its owner, its key
   const recordedOwnerOf = [];
