@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import signal
@@ -1024,3 +1025,30 @@ def test_absent_expects_a_field_that_is_missing_or_null(tmp_path):
     run = run_cli("test", "s.test.toml", cwd=tmp_path)
     assert run.code == 1 and "1 passed, 1 failed" in run.stdout
     assert 'message.b: expected "absent", got 1' in run.stdout
+
+
+def test_a_project_file_changed_between_runs_is_read_again(tmp_path):
+    """Each scenario read pfunc.toml again (0.5 ms for the demo's 15 functions); it is
+    now read once, and again when it changes."""
+    from pfunc.testing.runner import run_scenario
+    from pfunc.testing.scenario import load_scenarios
+
+    for name, word in (("a.js", "first"), ("b.js", "second")):
+        (tmp_path / name).write_text(
+            f"export default (request) => request.ok({{ said: '{word}' }});\n"
+        )
+    config = tmp_path / "pfunc.toml"
+    config.write_text(
+        '[[functions]]\nname = "f"\nfile = "a.js"\nevent = "before-publish"\nchannels = ["c"]\n'
+    )
+    (tmp_path / "s.test.toml").write_text(
+        '[[scenario]]\nname = "s"\nfunction = "f"\n\n[[scenario.step]]\n'
+        'publish = { message = 1 }\nexpect = { message = { said = "first" } }\n'
+    )
+    (scenario,) = load_scenarios(tmp_path / "s.test.toml")
+    assert asyncio.run(run_scenario(scenario)).passed
+    config.write_text(
+        '[[functions]]\nname = "f"\nfile = "b.js"\nevent = "before-publish"\nchannels = ["c"]\n\n'
+    )
+    failed = asyncio.run(run_scenario(scenario))
+    assert not failed.passed and failed.failure.mismatches[0].actual == "second"

@@ -31,7 +31,7 @@ from pfunc.events import (
 )
 from pfunc.executor import Executor, refused_before_functions
 from pfunc.limits import resolve_profile
-from pfunc.project import FunctionConfig, load_project, parse_mock, relative_to_cwd
+from pfunc.project import FunctionConfig, Project, load_project, parse_mock, relative_to_cwd
 from pfunc.result import Result
 from pfunc.testing.expect import Mismatch, check
 from pfunc.testing.scenario import Scenario, Step
@@ -300,11 +300,40 @@ async def run_scenario(
     return outcome
 
 
+_PROJECTS: dict[str, tuple[tuple[int, int, int] | None, Project]] = {}  # by scenario folder
+
+
+def _project_of(folder: Path) -> Project:
+    """The project around a scenario's folder, read again only when its pfunc.toml
+    changed (finding and parsing it was ~170 us of each scenario's ~1 ms)."""
+    key = os.path.abspath(folder)  # a relative folder is another one in another cwd
+    known = _PROJECTS.get(key)
+    if known is not None:
+        signature, project = known
+        if _signature(project.config_file) == signature:
+            return project
+    project = load_project(folder)
+    if project.config_file is not None:  # none yet: one may be written before the next
+        _PROJECTS[key] = (_signature(project.config_file), project)
+    return project
+
+
+def _signature(path: Path | None) -> tuple[int, int, int] | None:
+    """What tells a file's edits apart (None: no file, or gone)."""
+    if path is None:
+        return None
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+
 async def _run_once(
     scenario: Scenario, inspect: Callable[[Engine], Awaitable[None]] | None, warm: bool
 ) -> tuple[ScenarioResult, bool]:
     """The scenario's outcome, and whether it ran in a context an earlier one had used."""
-    project = load_project(scenario.path.parent)
+    project = _project_of(scenario.path.parent)
     try:
         profile = resolve_profile(scenario.limits or project.limits, project.limit_overrides)
         clock = Clock.parse_fixed(scenario.now)
