@@ -231,6 +231,24 @@ def test_save_as_scenario_passes_pfunc_test(page, dev: InProcessDev) -> None:
     assert again.returncode == 0 and "1 passed" in again.stdout
 
 
+def test_an_execution_from_before_a_save_is_not_saved_as_a_scenario(
+    page, dev: InProcessDev
+) -> None:
+    """The replay reads the files as they are now: after a save it would check other
+    code (dev --record wrote weakened scenarios, or none, that way), so it says so."""
+    view(page, "executions")
+    dev.type('run greet {"message": {"text": "before the save"}}')
+    row = page.locator("tr.execution", has_text="greet").first
+    row.click()
+    handler = dev.folder / "handlers" / "greet.js"
+    handler.write_text(handler.read_text())  # saved again, unchanged: a save all the same
+    page.wait_for_timeout(400)  # the watcher has seen it
+    page.fill("input.scenario-file", "tests/after_save.test.toml")
+    page.click("button.save-scenario")
+    page.wait_for_selector('.save .error:has-text("was saved after it ran")')
+    assert not (dev.folder / "tests" / "after_save.test.toml").exists()
+
+
 def test_the_page_keeps_only_the_newest(page, dev: InProcessDev) -> None:
     page.goto(dev.base + "/?keep=3#executions")
     page.wait_for_selector(".count")

@@ -227,7 +227,10 @@ class Console:
             name = body.get("name") or default_name(entry.to_json())
             if not isinstance(name, str):
                 raise PfuncUsageError("name must be text")
-            saved = await capture(entry.to_json(), target, name)
+            ran_from = entry.at_ms - entry.result.duration_ms
+            saved = await capture(
+                entry.to_json(), target, name, lambda: self.state.last_save_ms < ran_from
+            )
         except PfuncUsageError as error:
             return pubnub_error(400, str(error))
         root = self.state.project.root
@@ -295,8 +298,11 @@ class Console:
         if entry is None:
             return
         data = entry.to_json()
+        ran_from = entry.at_ms - result.duration_ms
         try:
-            saved = await capture(data, target, default_name(data))
+            saved = await capture(
+                data, target, default_name(data), lambda: self.state.last_save_ms < ran_from
+            )
         except PfuncUsageError as error:
             self.state.log({"type": "record-error", "error": str(error)})
         except Exception as error:  # a fault of pfunc's own: say so, keep recording

@@ -57,8 +57,10 @@ class Reloader(FileSystemEventHandler):
         on_change: Callable[[set[Path]], Awaitable[None]],
         debounce: float = DEBOUNCE_SECONDS,
         state_folder: Path | None = None,
+        on_save: Callable[[], None] | None = None,
     ) -> None:
         self.root = root
+        self.on_save = on_save  # told at once, before the debounced reload
         # The store's folder is skipped even when its name is not hidden (kv = "state/...").
         skipped = {state_folder.resolve()} if state_folder is not None else set()
         self._skipped = frozenset(skipped - {root.resolve()})
@@ -122,6 +124,8 @@ class Reloader(FileSystemEventHandler):
         the reload later, so a save that takes longer is read whole. A file written
         without pause for longer than MAX_WAIT is reloaded anyway (and again after)."""
         now = self.loop.time()
+        if self.on_save is not None:
+            self.on_save()
         if not self._pending:
             self._first_event = now
         self._pending |= paths

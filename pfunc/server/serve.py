@@ -148,6 +148,7 @@ async def running_server(
             asyncio.get_running_loop(),
             server.files_changed,
             state_folder=session.kv_path.parent,
+            on_save=server.state.note_save,
         )
         reloader.start()
         warnings = list(unreadable)

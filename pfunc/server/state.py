@@ -4,6 +4,7 @@ presence, and the background tasks it started."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -37,6 +38,12 @@ class DevState:
         engine.listeners.append(self._announced)
         self._background: set[asyncio.Task[Any]] = set()
         engine.bus.listeners.append(self._deliver)
+        # When a file of the project was last saved (wall-clock ms): a recording replays
+        # the files as they are, so an execution that ran before a save is not recorded.
+        self.last_save_ms = 0.0
+
+    def note_save(self) -> None:
+        self.last_save_ms = time.time() * 1000
 
     @property
     def project(self) -> Project:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,12 @@ from pfunc.testing.scenario import load_scenarios
 KV_WRITES = {"set", "setItem", "removeItem", "incrCounter"}
 DROPPED_HEADERS = {"host", "content-length", "connection", "accept-encoding"}
 ATTEMPTS = 4  # runs to settle the expectations (each may drop what did not repeat)
+
+
+SAVED_SINCE = (
+    "a file of the project was saved after it ran, and a replay reads the files as they "
+    "are now; send it again to record it"
+)
 
 
 class CaptureError(PfuncUsageError):
@@ -179,8 +186,15 @@ def _names_in(target: Path) -> set[str]:
         return set()
 
 
-async def capture(entry: dict[str, Any], target: Path, name: str) -> Captured:
-    """Append the scenario for `entry` to `target` once a run has shown that it passes."""
+async def capture(
+    entry: dict[str, Any],
+    target: Path,
+    name: str,
+    unchanged: Callable[[], bool] = lambda: True,
+) -> Captured:
+    """Append the scenario for `entry` to `target` once a run has shown that it passes.
+    `unchanged`: whether the project's files are still those it ran (the replay reads
+    them as they are now: a save since would make it replay other code)."""
     scenario = scenario_for(entry, name)
     writes = scenario.pop("_writes")
     relaxed: list[str] = []
@@ -198,6 +212,8 @@ async def capture(entry: dict[str, Any], target: Path, name: str) -> Captured:
                 after[f"kv.{key}"] = "absent" if text is None else json.loads(text)
 
     expect = scenario["step"]["expect"]
+    if not unchanged():
+        raise CaptureError(SAVED_SINCE)
     if name in _names_in(target):  # a second one of a name would stop the whole file
         raise CaptureError(f'{target.name} already has a scenario named "{name}"')
     try:
@@ -232,6 +248,8 @@ async def capture(entry: dict[str, Any], target: Path, name: str) -> Captured:
     finally:
         with contextlib.suppress(OSError):
             probe.unlink()
+    if not unchanged():  # saved during the replay: what it checked may be the new code
+        raise CaptureError(SAVED_SINCE)
     if relaxed:
         text = "".join(f"# not expected (the replay differed): {note}\n" for note in relaxed) + text
     header = "" if target.exists() else "# Scenarios saved from pfunc dev: pfunc test runs them.\n"
