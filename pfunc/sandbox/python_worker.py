@@ -116,9 +116,11 @@ def _load_reporting(handler_file: str, source: str) -> Callable[..., Any] | None
     except BaseException as failure:
         info = _error_info(failure, handler_file)
         if isinstance(failure, ModuleNotFoundError):
+            top = (failure.name or "").split(".")[0]
             info["message"] = (
-                f"{failure}; the handler imports a package this Python "
-                f"does not have (pip install {failure.name})"
+                f"{failure}; the handler imports a module this Python cannot find: a file "
+                f"of the project ({top}.py beside the handler) or a package it does not "
+                f"have (pip install {top})"
             )
         # Where in the handler's own file; a helper module's (it names itself in the
         # message) leaves the handler's line that imported it.
