@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -555,7 +556,12 @@ def test_tasks_a_handler_left_running_finish_within_the_limit_as_javascripts_wor
         cwd=tmp_path,
     ).json()
     assert cut["outcome"] == "ok"  # the handler's own outcome stands
-    assert any("1 still running at the time limit were cancelled" in w for w in cut["warnings"])
+    # The endless one, and on a machine busy with the suite perhaps `later` too (its 0.1 s
+    # sleep and write not yet done at the 1 s limit).
+    assert any(
+        re.search(r"\b[12] still running at the time limit were cancelled", w)
+        for w in cut["warnings"]
+    ), cut["warnings"]
 
 
 def test_a_task_left_on_a_call_that_outlasts_the_limit_leaves_the_handlers_ending(
