@@ -266,3 +266,36 @@ def test_the_console_keeps_what_fits_its_byte_budget_not_1000_floods(harness, wr
     for _ in range(50):
         hub.add_result(grown)
     assert 3 <= len(hub.entries) <= 10
+
+
+@pytest.mark.parametrize(
+    ("saved", "reloaded", "started", "current"),
+    [
+        (0, 0, 200, True),  # nothing saved since the server started
+        (100, 130, 200, True),  # saved and reloaded before it started
+        (100, 50, 105, False),  # saved just before, its reload not yet done: old code ran
+        (100, 210, 150, False),  # reloaded only after it started
+        (300, 130, 200, False),  # saved after it started
+    ],
+)
+def test_an_execution_ran_the_files_as_they_are_only_if_every_save_was_reloaded_before(
+    saved, reloaded, started, current
+):
+    """A request 5 ms after a save ran the old code (the reload is debounced) and was
+    recorded against the new file, an expectation dropped."""
+    from types import SimpleNamespace
+
+    from pfunc.server.state import DevState
+
+    state = SimpleNamespace(last_save_ms=saved, last_reload_ms=reloaded)
+    assert DevState.ran_current_code(state, started) is current  # type: ignore[arg-type]
+
+
+def test_weighing_a_message_of_millions_of_items_stops_early_and_counts_it_big():
+    """A handler's message of a million small items took a second to weigh, on the
+    server's loop, at every execution: it is taken to be as big as allowed instead."""
+    from pfunc.server.console_hub import ITEMS_WALKED, size_of
+
+    limit = 64 << 20
+    assert size_of([[] for _ in range(3 * ITEMS_WALKED)], limit) > limit
+    assert size_of({"text": "x" * 1000, "n": [1, 2, 3]}, limit) < 2000

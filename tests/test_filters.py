@@ -110,3 +110,12 @@ def test_the_server_answers_400_to_a_malformed_filter(tmp_path):
         assert status == 400 and "filter-expr" in body
     finally:
         server.stop()
+
+
+def test_a_chain_of_a_thousand_terms_is_checked_not_a_recursion_error():
+    """Each && nested one more predicate: 1,200 terms compiled, then overflowed Python's
+    stack on the first message (a 500 from the subscribe)."""
+    chain = compile_filter(" && ".join(["region == 'east'"] * 1200))
+    assert chain((META, None, DATA)) is True
+    either = compile_filter(" || ".join(["region == 'west'"] * 1200 + ["priority == 3"]))
+    assert either((META, None, DATA)) is True

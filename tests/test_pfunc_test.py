@@ -1052,3 +1052,12 @@ def test_a_project_file_changed_between_runs_is_read_again(tmp_path):
     )
     failed = asyncio.run(run_scenario(scenario))
     assert not failed.passed and failed.failure.mismatches[0].actual == "second"
+    # A pfunc.toml written since, closer to the scenario, is the one read.
+    from pfunc.testing.runner import _project_of
+
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    assert [f.name for f in _project_of(inner).functions] == ["f"]  # the outer one, kept
+    (inner / "pfunc.toml").write_text(config.read_text().replace('"f"', '"g"'))
+    (inner / "b.js").write_text((tmp_path / "b.js").read_text())
+    assert [f.name for f in _project_of(inner).functions] == ["g"]

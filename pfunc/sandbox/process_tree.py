@@ -75,7 +75,8 @@ def kill_below(pid: int) -> None:
     cannot slip out between the scan and the kill."""
     stopped: set[int] = set()
     for _ in range(SCANS):
-        found = [child for child in descendants(pid) if child not in stopped]
+        # Only those that run: an ended one may be reaped meanwhile, its pid another's.
+        found = [child for child in descendants(pid) if child not in stopped and running(child)]
         if not found:
             break
         for child in found:

@@ -222,7 +222,7 @@ def _adopted(parent: int, me: int) -> bool:
         with open(f"/proc/{parent}/task/{parent}/children", "rb") as listed:
             return any(int(child) != me for child in listed.read().split())
     except OSError:
-        return False
+        return os.path.isdir("/proc/self/task")  # no list where there is /proc: count
 
 
 def _left_running() -> list[str]:
@@ -238,7 +238,8 @@ def _left_running() -> list[str]:
     # start none, and the two lists are a few reads.
     me, parent = os.getpid(), os.getppid()
     children = 0
-    if process_tree.children_of(me) or _adopted(parent, me):
+    mine = process_tree.children_of(me)  # None: the kernel keeps no lists (count anyway)
+    if mine is None or mine or _adopted(parent, me):
         children = max(0, process_tree.running_below(parent) - 1)  # this worker is one
     if children:
         left.append(

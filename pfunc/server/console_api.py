@@ -229,7 +229,7 @@ class Console:
                 raise PfuncUsageError("name must be text")
             ran_from = entry.at_ms - entry.result.duration_ms
             saved = await capture(
-                entry.to_json(), target, name, lambda: self.state.last_save_ms < ran_from
+                entry.to_json(), target, name, lambda: self.state.ran_current_code(ran_from)
             )
         except PfuncUsageError as error:
             return pubnub_error(400, str(error))
@@ -301,7 +301,7 @@ class Console:
         ran_from = entry.at_ms - result.duration_ms
         try:
             saved = await capture(
-                data, target, default_name(data), lambda: self.state.last_save_ms < ran_from
+                data, target, default_name(data), lambda: self.state.ran_current_code(ran_from)
             )
         except PfuncUsageError as error:
             self.state.log({"type": "record-error", "error": str(error)})

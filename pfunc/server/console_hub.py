@@ -128,11 +128,18 @@ def weight(entry: Entry) -> int:
     return 512 + size_of(parts, KEEP_BYTES)
 
 
+ITEMS_WALKED = 100_000  # past this many items an entry is taken to be as big as allowed
+
+
 def size_of(value: Any, limit: int) -> int:
     """Characters of text and items in `value` (JSON-like data), counted up to `limit`:
-    a handler's message may be megabytes, and the count of a small one stays cheap."""
-    total, waiting = 0, [value]
+    a handler's message may be megabytes, and the count of a small one stays cheap. One
+    of more than ITEMS_WALKED items (a list of millions, ~1 s to walk) counts as `limit`."""
+    total, waiting, walked = 0, [value], 0
     while waiting and total <= limit:
+        walked += 1
+        if walked > ITEMS_WALKED:
+            return limit + 1
         item = waiting.pop()
         if isinstance(item, str):
             total += len(item)

@@ -75,21 +75,21 @@ class _Parser:
             raise FilterError(f"filter-expr: unexpected {self.peek()[1]!r}")  # type: ignore[index]
         return predicate
 
+    # A chain of || (or &&) is one predicate over a list: nested one per term, a chain
+    # of a thousand overflowed Python's stack when a message was checked.
     def either(self) -> Predicate:
-        left = self.both()
+        terms = [self.both()]
         while self.peek() == ("op", "||"):
             self.take()
-            right = self.both()
-            left = (lambda a, b: lambda m: a(m) or b(m))(left, right)
-        return left
+            terms.append(self.both())
+        return terms[0] if len(terms) == 1 else lambda m: any(term(m) for term in terms)
 
     def both(self) -> Predicate:
-        left = self.unary()
+        terms = [self.unary()]
         while self.peek() == ("op", "&&"):
             self.take()
-            right = self.unary()
-            left = (lambda a, b: lambda m: a(m) and b(m))(left, right)
-        return left
+            terms.append(self.unary())
+        return terms[0] if len(terms) == 1 else lambda m: all(term(m) for term in terms)
 
     def unary(self) -> Predicate:
         if self.peek() == ("op", "!"):

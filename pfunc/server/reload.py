@@ -161,6 +161,8 @@ class ProjectReloader:
             await self._files_changed(paths)
         except Exception as error:  # a fault of pfunc's own: say so, keep watching
             self.state.log({"type": "server-error", "path": "", "error": f"reload: {error!r}"})
+        finally:
+            self.state.note_reloaded()
 
     async def _files_changed(self, paths: set[Path]) -> None:
         config = self.state.project.config_file

@@ -38,12 +38,23 @@ class DevState:
         engine.listeners.append(self._announced)
         self._background: set[asyncio.Task[Any]] = set()
         engine.bus.listeners.append(self._deliver)
-        # When a file of the project was last saved (wall-clock ms): a recording replays
-        # the files as they are, so an execution that ran before a save is not recorded.
+        # When a file of the project was last saved, and when the reload of the saves
+        # ended (wall-clock ms): a recording replays the files as they are now.
         self.last_save_ms = 0.0
+        self.last_reload_ms = 0.0
 
     def note_save(self) -> None:
         self.last_save_ms = time.time() * 1000
+
+    def note_reloaded(self) -> None:
+        self.last_reload_ms = time.time() * 1000
+
+    def ran_current_code(self, started_ms: float) -> bool:
+        """Whether an execution that started at `started_ms` ran the files as they are:
+        no save since it started, and every save before it reloaded before it started
+        (one made just before ran the old code until its reload)."""
+        saved, reloaded = self.last_save_ms, self.last_reload_ms
+        return saved < started_ms and (saved == 0 or saved <= reloaded <= started_ms)
 
     @property
     def project(self) -> Project:

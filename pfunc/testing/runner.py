@@ -310,12 +310,25 @@ def _project_of(folder: Path) -> Project:
     known = _PROJECTS.get(key)
     if known is not None:
         signature, project = known
-        if _signature(project.config_file) == signature:
+        if _signature(project.config_file) == signature and not _closer_file(folder, project):
             return project
     project = load_project(folder)
     if project.config_file is not None:  # none yet: one may be written before the next
         _PROJECTS[key] = (_signature(project.config_file), project)
     return project
+
+
+def _closer_file(folder: Path, project: Project) -> bool:
+    """Whether a pfunc.toml now stands between `folder` and the project's (written since
+    it was read): a few checks, one per folder level."""
+    assert project.config_file is not None
+    outer = project.config_file.parent
+    here = folder.resolve()
+    while here != outer and here != here.parent:
+        if (here / "pfunc.toml").exists():
+            return True
+        here = here.parent
+    return False
 
 
 def _signature(path: Path | None) -> tuple[int, int, int] | None:
