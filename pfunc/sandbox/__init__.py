@@ -25,6 +25,18 @@ INTERRUPT_REASONS = (TIMEOUT, MEMORY, CRASHED, CORRUPTED)
 # (its intermediate parent passes it on; any other ending is a crash).
 WORKER_MEMORY_EXIT = 86
 
+# Console output an execution keeps, in characters, each line weighing LINE_COST beside
+# its text (empty lines add up too): past it lines are counted, not kept, in both
+# languages (the prelude is given these), so a flood cannot grow pfunc or pfunc dev.
+CONSOLE_BUDGET = 1 << 20
+CONSOLE_LINE_COST = 32
+
+
+def console_dropped(lines: int) -> str:
+    """The warning for the lines an execution logged past CONSOLE_BUDGET."""
+    return f"console output past 1 MiB in one execution was dropped: {lines} more line(s)"
+
+
 # One settled host call: (call id, ok?, JSON payload or None for undefined).
 Settlement = tuple[int, bool, str | None]
 

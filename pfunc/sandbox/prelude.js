@@ -230,10 +230,10 @@ var console;
     }
   }
 
-  // Console output an execution keeps (python_host.CONSOLE_BUDGET is the same): past it
-  // lines are counted, not kept, so a flood cannot grow pfunc or the dev server.
-  const CONSOLE_BUDGET = 1048576;
-  const LINE_COST = 32; // a line's own weight beside its text: empty lines add up too
+  // Console output an execution keeps, and a line's own weight (pfunc/sandbox's, for
+  // both languages): past it lines are counted, not kept.
+  const CONSOLE_BUDGET = __pfunc_consoleBudget[0];
+  const LINE_COST = __pfunc_consoleBudget[1];
   const consoleUse = { kept: 0, dropped: 0 }; // the module's top-level code's, then each execution's
 
   function __pfunc_log(level, args) {
@@ -940,18 +940,13 @@ var console;
     const execution = current;
     current = null;
     consoleUse.kept = consoleUse.dropped = 0;
-    if (execution.console.dropped > 0) {
-      execution.warnings.push(
-        "console output past " + CONSOLE_BUDGET / 1048576 + " MiB in one execution was " +
-        "dropped: " + execution.console.dropped + " more line(s)"
-      );
-    }
     waiting.clear();
     queue.length = 0;
     return __pfunc_envelope({
       completion: execution.completion,
       logs: execution.logs,
       warnings: execution.warnings,
+      consoleDropped: execution.console.dropped, // the host words the warning
       error: execution.error,
       tampered: __pfunc_tampered(),
     });

@@ -32,12 +32,15 @@ from pfunc.errors import HandlerLoadError
 from pfunc.modules.builtin import answer
 from pfunc.modules.calls import HandlerCallError, JSArg
 from pfunc.sandbox import (
+    CONSOLE_BUDGET,
+    CONSOLE_LINE_COST,
     CORRUPTED,
     CRASHED,
     MEMORY,
     TIMEOUT,
     WORKER_MEMORY_EXIT,
     SandboxInterrupted,
+    console_dropped,
     process_tree,
 )
 from pfunc.sandbox.pipes import read_soon, wait_readable
@@ -53,16 +56,6 @@ START_TIMEOUT = 30.0
 # module, but process state a handler changed stays: a bound all the same).
 _MAX_LOADS = 64
 _MESSAGE_OPS = {"loading", "loaded", "call", "done", "log", "returned"}
-
-
-# Console output an execution keeps, in characters (the prelude's CONSOLE_BUDGET is the
-# same): past it lines are counted, not kept, so a flood cannot grow pfunc or pfunc dev.
-CONSOLE_BUDGET = 1 << 20
-LINE_COST = 32  # a line's own weight beside its text: empty lines add up too
-
-
-def console_dropped(lines: int) -> str:
-    return f"console output past 1 MiB in one execution was dropped: {lines} more line(s)"
 
 
 class PythonSandbox:
@@ -297,7 +290,7 @@ class PythonSandbox:
                 ):
                     self.broken = True
                     raise SandboxInterrupted(CORRUPTED)
-                cost = len(entry.get("text", "")) + LINE_COST
+                cost = len(entry.get("text", "")) + CONSOLE_LINE_COST
                 if self._console[0] + cost > CONSOLE_BUDGET:
                     self._console[1] += 1  # counted, not kept: a flood cannot grow pfunc
                 else:
