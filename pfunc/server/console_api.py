@@ -14,7 +14,7 @@ import contextlib
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -23,12 +23,15 @@ from pfunc.errors import HandlerLoadError, PfuncUsageError
 from pfunc.events import KINDS
 from pfunc.result import Result
 from pfunc.server.admin import describe_functions
-from pfunc.server.console_hub import ConsoleHub
+from pfunc.server.console_hub import ConsoleHub, Entry
 from pfunc.server.guards import console_only
 from pfunc.server.kv_observer import ObservedKVStore
 from pfunc.server.log_stream import publish_logs
 from pfunc.server.state import DevState
 from pfunc.server.wire import pubnub_error
+
+if TYPE_CHECKING:
+    from pfunc.testing.capture import Captured
 
 ASSETS = Path(__file__).parent / "console"
 ASSET_TYPES = {
@@ -209,8 +212,6 @@ class Console:
     # --- scenarios ------------------------------------------------------------------
 
     async def save_scenario(self, request: web.Request) -> web.Response:
-        from pfunc.testing.capture import capture
-
         try:
             body = json.loads(await request.read() or b"{}")
         except (ValueError, UnicodeDecodeError):
@@ -224,13 +225,10 @@ class Console:
             return pubnub_error(404, f"no execution {body['id']} is kept any more")
         try:
             target = self.scenario_file(body.get("file", "tests/saved.test.toml"))
-            name = body.get("name") or default_name(entry.to_json())
-            if not isinstance(name, str):
+            name = body.get("name") or None  # none given: the default name
+            if name is not None and not isinstance(name, str):
                 raise PfuncUsageError("name must be text")
-            ran_from = entry.at_ms - entry.result.duration_ms
-            saved = await capture(
-                entry.to_json(), target, name, lambda: self.state.ran_current_code(ran_from)
-            )
+            saved = await self._capture(entry, target, name)
         except PfuncUsageError as error:
             return pubnub_error(400, str(error))
         root = self.state.project.root
@@ -241,6 +239,18 @@ class Console:
                 "relaxed": saved.relaxed,
                 "text": saved.text,
             }
+        )
+
+    async def _capture(self, entry: Entry, target: Path, name: str | None = None) -> Captured:
+        """The execution as a scenario in `target` (save as scenario, --record), refused
+        unless it ran the project's files as they are now (its check replays them)."""
+        from pfunc.testing.capture import capture  # the test runner: only when saving
+
+        assert entry.result is not None
+        data = entry.to_json()
+        ran_from = entry.at_ms - entry.result.duration_ms
+        return await capture(
+            data, target, name or default_name(data), lambda: self.state.ran_current_code(ran_from)
         )
 
     def scenario_file(self, given: Any) -> Path:
@@ -292,17 +302,11 @@ class Console:
             await self._record.join()
 
     async def _record_one(self, result: Result, target: Path) -> None:
-        from pfunc.testing.capture import capture
-
         entry = next((e for e in reversed(self.hub.entries) if e.result is result), None)
         if entry is None:
             return
-        data = entry.to_json()
-        ran_from = entry.at_ms - result.duration_ms
         try:
-            saved = await capture(
-                data, target, default_name(data), lambda: self.state.ran_current_code(ran_from)
-            )
+            saved = await self._capture(entry, target)
         except PfuncUsageError as error:
             self.state.log({"type": "record-error", "error": str(error)})
         except Exception as error:  # a fault of pfunc's own: say so, keep recording
