@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from collections.abc import Callable
 
 SCANS = 50  # of /proc, at most, while stopping what is below a process
 
@@ -15,14 +16,22 @@ def descendants(pid: int) -> list[int]:
     """The processes below `pid`: from each one's children lists in /proc (a few reads,
     not a scan of every process: the worker counts them with a handler's threads still
     holding the interpreter), else from a scan; none where there is no /proc."""
+    found = _below(pid, children_of)
+    if found is None:  # a kernel without the lists: one scan of every process
+        table = _children_table()
+        found = _below(pid, lambda parent: table.get(parent, [])) or []
+    return found
+
+
+def _below(pid: int, children: Callable[[int], list[int] | None]) -> list[int] | None:
     found: list[int] = []
     waiting = [pid]
     while waiting:
-        children = children_of(waiting.pop())
-        if children is None:
-            return _scanned(pid)
-        found += children
-        waiting += children
+        listed = children(waiting.pop())
+        if listed is None:
+            return None
+        found += listed
+        waiting += listed
     return found
 
 
@@ -46,27 +55,27 @@ def children_of(pid: int) -> list[int] | None:
     return children
 
 
-def _scanned(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
+def _children_table() -> dict[int, list[int]]:
+    """Every process's children, from one scan of /proc (each one's parent)."""
+    table: dict[int, list[int]] = {}
     try:
         names = os.listdir("/proc")
     except OSError:
-        return []
+        return table
     for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as stat:
-                parent = int(stat.read().rsplit(b")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue  # gone meanwhile
-        children.setdefault(parent, []).append(int(name))
-    found, waiting = [], [pid]
-    while waiting:
-        for child in children.get(waiting.pop(), []):
-            found.append(child)
-            waiting.append(child)
-    return found
+        fields = _stat_fields(name) if name.isdigit() else None
+        if fields is not None and len(fields) > 1 and fields[1].isdigit():
+            table.setdefault(int(fields[1]), []).append(int(name))
+    return table
+
+
+def _stat_fields(pid: int | str) -> list[bytes] | None:
+    """/proc/PID/stat's fields after the command name (state, parent, ...); None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
 
 
 def kill_below(pid: int) -> None:
@@ -96,8 +105,5 @@ def running_below(pid: int) -> int:
 
 def running(pid: int) -> bool:
     """Whether `pid` is there and has not ended (a zombie waits only to be reaped)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return False
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] != b"Z"
