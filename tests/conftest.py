@@ -278,3 +278,44 @@ def clients(sdk: JsSdk, dev: Any, request: pytest.FixtureRequest) -> Iterator[Ca
     yield make
     for client in made:
         client.destroy()
+
+
+# --- processes, read from /proc (tests of what pfunc starts and stops) ---------------
+
+
+def process_ended(pid: int) -> bool:
+    """Whether `pid` is gone, or ended and waits only to be reaped (a zombie)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return "\nState:\tZ" in status.read()
+    except FileNotFoundError:
+        return True
+
+
+def process_descendants(pid: int) -> list[int]:
+    """The processes below `pid`, from the kernel's children lists (one gone meanwhile
+    has none)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    found: list[int] = []
+    for child in children:
+        found += [int(child), *process_descendants(int(child))]
+    return found
+
+
+def process_command(pid: int) -> str:
+    """`pid`'s command line ("" once it is gone)."""
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_text()
+    except OSError:
+        return ""
+
+
+def process_stat(pid: str) -> list[str]:
+    """/proc/PID/stat's fields after the command name (state, parent, group, session...)."""
+    try:
+        return (Path("/proc") / pid / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []

@@ -10,11 +10,16 @@ import shutil
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import HANDLERS, start_cli
+from tests.conftest import (
+    HANDLERS,
+    process_descendants,
+    process_ended,
+    process_stat,
+    start_cli,
+)
 from tests.test_dev_server import InProcessDev
 
 HOSTILE = HANDLERS / "hostile"
@@ -53,14 +58,6 @@ def trigger(dev, name: str) -> dict:
 def healthy(dev) -> bool:
     status, body = call(dev, "builtins_load", "?n=7")
     return status == 200 and json.loads(body)["n"] == "7"
-
-
-def _dead(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            return "\nState:\tZ" in status.read()  # a zombie has ended
-    except FileNotFoundError:
-        return True
 
 
 def test_killing_its_parent_does_not_reach_pfunc(dev):
@@ -104,9 +101,9 @@ def test_forked_children_are_killed_not_left_behind(harness, tmp_path):
     child = json.loads(result.response["body"])["child"]
     assert any("child process" in warning for warning in result.warnings)
     deadline = time.monotonic() + 5
-    while not _dead(child) and time.monotonic() < deadline:
+    while not process_ended(child) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert _dead(child)
+    assert process_ended(child)
 
 
 def test_eight_clients_call_synchronous_builtins_at_once(dev):
@@ -146,9 +143,9 @@ def test_the_workers_are_gone_when_the_server_stops(tmp_path):
         server.stop()
     assert pid != os.getpid()
     deadline = time.monotonic() + 5
-    while not _dead(pid) and time.monotonic() < deadline:
+    while not process_ended(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert _dead(pid)
+    assert process_ended(pid)
 
 
 def test_a_handler_that_closes_the_protocol_pipes_is_ended_not_waited_for(harness):
@@ -209,21 +206,14 @@ def test_a_handler_still_running_when_pfunc_is_stopped_goes_with_it(tmp_path, si
     deadline = time.monotonic() + 30
     while len(workers) < 2 and time.monotonic() < deadline:  # the worker and its parent
         time.sleep(0.1)
-        workers = _descendants(running.pid)
+        workers = process_descendants(running.pid)
     assert len(workers) >= 2, "the handler's worker never started"
     running.send_signal(signum)
     running.wait(60)
     deadline = time.monotonic() + 10
-    while not all(map(_dead, workers)) and time.monotonic() < deadline:
+    while not all(map(process_ended, workers)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert all(map(_dead, workers)), workers
-
-
-def _descendants(pid: int) -> list[int]:
-    found: list[int] = []
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        found += [int(child), *_descendants(int(child))]
-    return found
+    assert all(map(process_ended, workers)), workers
 
 
 def test_what_one_execution_does_to_its_surroundings_never_reaches_the_next(tmp_path):
@@ -321,10 +311,10 @@ def test_children_that_leave_the_workers_group_die_with_it(harness, tmp_path):
     ]
     pids = result.message["pids"]
     for _ in range(200):
-        if all(_dead(pid) for pid in pids):
+        if all(process_ended(pid) for pid in pids):
             break
         time.sleep(0.05)
-    assert all(_dead(pid) for pid in pids), pids
+    assert all(process_ended(pid) for pid in pids), pids
 
 
 RESPAWNER = """
@@ -346,13 +336,6 @@ def handler(request):
 """
 
 
-def _stat_fields(pid: str) -> list[str]:
-    try:
-        return (Path("/proc") / pid / "stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return []
-
-
 def _wait_until(check, tries: int = 200) -> bool:
     for _ in range(tries):
         if check():
@@ -372,9 +355,9 @@ def test_a_daemon_that_keeps_changing_its_pid_is_found_and_killed(harness, tmp_p
 
     def session_gone() -> bool:  # field 4 of stat after the name: the session id
         alive = [
-            p for p in os.listdir("/proc") if p.isdigit() and _stat_fields(p)[3:4] == [session]
+            p for p in os.listdir("/proc") if p.isdigit() and process_stat(p)[3:4] == [session]
         ]
-        return all(_stat_fields(p)[:1] == ["Z"] for p in alive)
+        return all(process_stat(p)[:1] == ["Z"] for p in alive)
 
     assert _wait_until(session_gone)
 
@@ -391,7 +374,7 @@ def test_children_that_end_after_leaving_their_parent_are_reaped(dev):
         return not [
             p
             for p in os.listdir("/proc")
-            if p.isdigit() and _stat_fields(p)[:2] in [["Z", parent] for parent in parents]
+            if p.isdigit() and process_stat(p)[:2] in [["Z", parent] for parent in parents]
         ]
 
     assert _wait_until(no_zombies)

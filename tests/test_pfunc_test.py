@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, invoke_cli
+from tests.conftest import (
+    REPO,
+    invoke_cli,
+    process_command,
+    process_descendants,
+    process_ended,
+)
 
 
 def run_cli(*args, cwd=None, stdin=None):  # pfunc test's answers: in this process
@@ -932,40 +938,6 @@ def test_a_function_named_where_there_is_no_project_says_so(tmp_path):
     assert "step 1 (publish on the default channel) at s.test.toml:4\n" in run.stdout
 
 
-def _descendants(pid: int) -> dict[int, str]:
-    """The processes under `pid`, with their command lines (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue  # gone meanwhile
-        children.setdefault(parent, []).append(int(stat.parent.name))
-    found: dict[int, str] = {}
-    waiting = [pid]
-    while waiting:
-        for child in children.get(waiting.pop(), []):
-            try:
-                found[child] = (Path("/proc") / str(child) / "cmdline").read_text()
-            except OSError:
-                continue
-            waiting.append(child)
-    return found
-
-
-def _still_running(pids: set[int]) -> set[int]:
-    """Those of `pids` that are there and not zombies (waiting only to be reaped)."""
-    running = set()
-    for pid in pids:
-        try:
-            state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z":
-            running.add(pid)
-    return running
-
-
 @pytest.mark.parametrize(("workers", "code"), [((), -signal.SIGINT), (("-n", "2"), 130)])
 def test_ctrl_c_ends_pfunc_test_and_everything_it_started_at_once(tmp_path, workers, code):
     """Ctrl-C during a handler's endless loop was heard only at its 10 s limit, then
@@ -980,7 +952,7 @@ def test_ctrl_c_ends_pfunc_test_and_everything_it_started_at_once(tmp_path, work
     try:
         started: dict[int, str] = {}
         for _ in range(1200):  # until the handler runs: its worker process is there
-            started = _descendants(process.pid)
+            started = {pid: process_command(pid) for pid in process_descendants(process.pid)}
             if any("python_worker" in line for line in started.values()):
                 break
             time.sleep(0.05)
@@ -989,10 +961,10 @@ def test_ctrl_c_ends_pfunc_test_and_everything_it_started_at_once(tmp_path, work
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == code
         for _ in range(600):  # the handler's worker, pytest and its workers: all gone
-            if not _still_running(set(started)):
+            if all(map(process_ended, started)):
                 break
             time.sleep(0.05)
-        assert not _still_running(set(started)), started
+        assert all(map(process_ended, started)), started
     finally:
         process.kill()
 
