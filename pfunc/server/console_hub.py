@@ -113,7 +113,7 @@ def weight(entry: Entry) -> int:
     result = entry.result
     if result is None:
         return 256
-    received = entry.result.received
+    received = result.received
     parts = (
         result.message,
         getattr(received, "message", None),

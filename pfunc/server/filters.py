@@ -113,8 +113,11 @@ class _Parser:
             operator = operator.upper()
         elif kind != "op" or operator not in ("==", "!=", "<", ">", "<=", ">="):
             raise FilterError(f"filter-expr: expected an operator after {name}, got {operator!r}")
-        if operator == "LIKE" and (self.peek() or ("",))[0] == "string":
-            value: Any = _like(self.take()[1][1:-1])  # its escapes kept: \* is a star
+        if operator == "LIKE":  # compiled once here, not at each message
+            token = self.peek()
+            raw = token is not None and token[0] == "string"
+            # A string's escapes kept for the pattern (\* is a star); another value's text.
+            value: Any = _like(self.take()[1][1:-1] if raw else str(self.literal()))
         else:
             value = self.literal()
         read = _reader(name)
@@ -170,8 +173,7 @@ def _compare(actual: Any, operator: str, expected: Any) -> bool:
         return operator == "!="
     if operator == "LIKE":
         # PubNub's LIKE ignores case; * is any run of characters, \\* a star itself.
-        pattern = expected if isinstance(expected, re.Pattern) else _like(str(expected))
-        return isinstance(actual, str) and pattern.fullmatch(actual) is not None
+        return isinstance(actual, str) and expected.fullmatch(actual) is not None
     if operator == "CONTAINS":
         if isinstance(actual, list):
             return expected in actual

@@ -305,7 +305,8 @@ _PROJECTS: dict[str, tuple[tuple[int, int, int] | None, Project]] = {}  # by sce
 
 def _project_of(folder: Path) -> Project:
     """The project around a scenario's folder, read again only when its pfunc.toml
-    changed (finding and parsing it was ~170 us of each scenario's ~1 ms)."""
+    changed (finding and parsing it cost each scenario 0.56 ms for the demo's 15
+    functions, against ~1 ms of its own)."""
     key = os.path.abspath(folder)  # a relative folder is another one in another cwd
     known = _PROJECTS.get(key)
     if known is not None:
