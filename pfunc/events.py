@@ -200,10 +200,11 @@ def presence_message(
 ) -> dict[str, Any]:
     """The presence event an after-presence handler sees as request.message. An interval
     event names no one user: PubNub lists who joined (left, timed out) since the last."""
-    message: dict[str, Any] = {"action": action, "uuid": uuid or DEFAULT_PRESENCE_UUID}
-    if action == "interval":
-        message.pop("uuid")
-        message.update({"join": [uuid]} if uuid else {})
+    message: dict[str, Any] = {"action": action}
+    if action != "interval":
+        message["uuid"] = uuid or DEFAULT_PRESENCE_UUID
+    elif uuid:
+        message["join"] = [uuid]
     message.update(occupancy=occupancy, timestamp=timestamp)
     if state is not None:
         message["state"] = state

@@ -25,7 +25,7 @@ from pfunc.outcome import conclude, handler_error, mask_secrets, memory_error, t
 from pfunc.pubnub_data import PubNubData
 from pfunc.result import ExecutionError, Publisher, Result
 from pfunc.runtime import Runtime
-from pfunc.sandbox import Sandbox, SandboxInterrupted
+from pfunc.sandbox import Sandbox, SandboxInterrupted, console_dropped
 from pfunc.sandbox.inline import (
     INLINE_GUARD,
     InlineGuardStop,
@@ -299,7 +299,9 @@ class Executor:
             sandbox.broken = True
             failure = failure or memory_error(self.display_path, self.runtime.profile)
         result.logs = details.get("logs", [])
-        result.warnings = [*details.get("warnings", []), *host_warnings, *loop.warnings]
+        dropped = details.get("consoleDropped")  # lines past the console budget, any host
+        said = [console_dropped(dropped)] if dropped else []
+        result.warnings = [*details.get("warnings", []), *said, *host_warnings, *loop.warnings]
         result.operations = budget.to_json()
         # As it stands now: a publish still under way (past the deadline) reports later.
         result.triggered = list(context.triggered)

@@ -232,8 +232,8 @@ var console;
 
   // Console output an execution keeps, and a line's own weight (pfunc/sandbox's, for
   // both languages): past it lines are counted, not kept.
-  const CONSOLE_BUDGET = __pfunc_consoleBudget[0];
-  const LINE_COST = __pfunc_consoleBudget[1];
+  const CONSOLE_BUDGET = __pfunc_consoleBudget;
+  const LINE_COST = __pfunc_consoleLineCost;
   const consoleUse = { kept: 0, dropped: 0 }; // the module's top-level code's, then each execution's
 
   function __pfunc_log(level, args) {

@@ -40,7 +40,6 @@ from pfunc.sandbox import (
     TIMEOUT,
     WORKER_MEMORY_EXIT,
     SandboxInterrupted,
-    console_dropped,
     process_tree,
 )
 from pfunc.sandbox.pipes import read_soon, wait_readable
@@ -331,9 +330,15 @@ class PythonSandbox:
         self._returned = None
         for entry in logs:  # a lone surrogate as U+FFFD, as JavaScript's console prints it
             entry["text"] = _utf8_text(entry.get("text"))
-        dropped = [console_dropped(self._console[1])] if self._console[1] else []
+        dropped = self._console[1]  # lines past the budget (the executor says so)
         if done is None:  # stopped (time, memory) or crashed: the lines written so far
-            return {"completion": None, "logs": logs, "warnings": dropped, "error": None}
+            return {
+                "completion": None,
+                "logs": logs,
+                "warnings": [],
+                "consoleDropped": dropped,
+                "error": None,
+            }
         error = done.get("error")
         if isinstance(error, dict):
             error["mapped"] = True  # already names the handler file's frames
@@ -346,11 +351,12 @@ class PythonSandbox:
         completion = done.get("completion")
         if isinstance(completion, dict) and isinstance(completion.get("body"), str):
             completion["body"] = _utf8_text(completion["body"])  # sent as UTF-8, as in JS
-        warnings = [*done.get("warnings", []), *done.get("left_running", []), *dropped]
+        warnings = [*done.get("warnings", []), *done.get("left_running", [])]
         return {
             "completion": completion,
             "logs": logs,
             "warnings": [_utf8_text(warning) for warning in warnings],
+            "consoleDropped": dropped,
             "error": error,
         }
 

@@ -16,20 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import quickjs
 
+from pfunc import sandbox as shared
 from pfunc.errors import HandlerLoadError
 from pfunc.jsonio import well_formed
 from pfunc.modules import CONSTANTS, HOST_METHODS, SYNC_METHODS, SYNC_MODULES
-from pfunc.sandbox import (
-    CONSOLE_BUDGET,
-    CONSOLE_LINE_COST,
-    CORRUPTED,
-    MAX_LOADS,
-    MEMORY,
-    TIMEOUT,
-    SandboxInterrupted,
-    Tape,
-    console_dropped,
-)
+from pfunc.sandbox import CORRUPTED, MAX_LOADS, MEMORY, TIMEOUT, SandboxInterrupted, Tape
 from pfunc.sandbox.source import OWN_CODE_LINE, map_stack, prepare_module, split_engine_error
 
 if TYPE_CHECKING:
@@ -59,7 +50,8 @@ def _prelude() -> str:
         f"var __pfunc_syncMethods = {json.dumps(SYNC_METHODS)};"
         f"var __pfunc_constants = {json.dumps(CONSTANTS)};"
         f"var __pfunc_ownCodeLine = {OWN_CODE_LINE};"
-        f"var __pfunc_consoleBudget = {json.dumps([CONSOLE_BUDGET, CONSOLE_LINE_COST])};"
+        f"var __pfunc_consoleBudget = {shared.CONSOLE_BUDGET};"
+        f"var __pfunc_consoleLineCost = {shared.CONSOLE_LINE_COST};"
         f"var __pfunc_builtinsSource = {json.dumps(read('builtins.js').read_text('utf-8'))};"
     )
     return registry + "\n" * (OWN_CODE_LINE - 1) + read("prelude.js").read_text("utf-8")
@@ -433,8 +425,6 @@ class JavaScriptSandbox:
         details = json.loads(text) if isinstance(text, str) else None
         if not _report_shaped(details):
             return self._unreadable_report()
-        if details["consoleDropped"]:
-            details["warnings"].append(console_dropped(details["consoleDropped"]))
         if details["tampered"]:
             self.broken = True
             details["warnings"].append(
