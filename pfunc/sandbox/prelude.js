@@ -288,8 +288,7 @@ var console;
   function __pfunc_quoteEnd(text, at, step) {
     const quote = text[at];
     for (let i = at + step; i >= 0 && i < text.length; i += step) {
-      const escaped = step > 0 ? text[i - 1] === "\\" : text[i - 1] === "\\";
-      if (text[i] === quote && !escaped) return i;
+      if (text[i] === quote && text[i - 1] !== "\\") return i; // not an escaped one
     }
     return -1;
   }
@@ -348,9 +347,8 @@ var console;
       if (at < 0) return null;
       start = at;
     }
-    let expression = text.slice(start, end).trim().replace(/^\?*\.+|[?.]+$/g, "");
-    // The result of a call called (fn()()): V8 names it fn(...).
-    if (/\)$/.test(expression)) expression = expression.replace(/\([^()]*\)$/, "(...)");
+    const expression = text.slice(start, end).trim().replace(/^\?*\.+|[?.]+$/g, "")
+      .replace(/\([^()]*\)$/, "(...)"); // the result of a call called (fn()()): V8's fn(...)
     return /^[A-Za-z_$(]/.test(expression) ? expression : null;
   }
 
@@ -382,9 +380,7 @@ var console;
       if (expression) error.message = expression + TERSE[error.message];
     }
     if (error instanceof TypeError && typeof error.message === "string") {
-      for (const [quickjs, v8] of V8_WORDING) {
-        if (quickjs.test(error.message)) error.message = error.message.replace(quickjs, v8);
-      }
+      for (const [quickjs, v8] of V8_WORDING) error.message = error.message.replace(quickjs, v8);
     }
     const frames = kept.map(function __pfunc_frame(site) {
       const name = site.getFunctionName();
@@ -946,7 +942,7 @@ var console;
       completion: execution.completion,
       logs: execution.logs,
       warnings: execution.warnings,
-      consoleDropped: execution.console.dropped, // the host words the warning
+      consoleDropped: execution.console.dropped, // the executor words the warning
       error: execution.error,
       tampered: __pfunc_tampered(),
     });
