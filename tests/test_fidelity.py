@@ -410,3 +410,29 @@ def test_a_call_that_fails_inside_pfunc_is_not_worded_as_the_handlers_call(harne
     assert result.error is not None and result.error.line == 3
     assert "request.ok" not in result.error.message, result.error.message
     assert any("replaced globalThis.Promise" in warning for warning in result.warnings)
+
+
+def test_answers_are_spaced_as_each_pubnub_service_writes_them(tmp_path):
+    """Publish, subscribe and history answer compact JSON (`[1,"Sent","…"]` in every SDK's
+    fixtures); Presence puts a space after its separators. A client logging the raw answer
+    sees PubNub's bytes."""
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-f"\npublish_key = "pub-c-f"\n'
+    )
+    server = InProcessDev(tmp_path)
+    try:
+        _, _, published = server.request("GET", "/publish/pub-c-f/sub-c-f/0/room/0/%22hi%22")
+        _, _, handshake = server.request("GET", "/v2/subscribe/sub-c-f/room/0?uuid=ada")
+        _, _, history = server.request("GET", "/v2/history/sub-key/sub-c-f/channel/room")
+        _, _, refused = server.request("GET", "/publish/pub-c-f/sub-c-wrong/0/room/0/1")
+        _, _, heartbeat = server.request(
+            "GET", "/v2/presence/sub-key/sub-c-f/channel/room/heartbeat?uuid=ada"
+        )
+    finally:
+        server.stop()
+    timetoken = json.loads(published)[2]
+    assert published == f'[1,"Sent","{timetoken}"]'
+    assert handshake.startswith('{"t":{"t":"') and handshake.endswith('"r":1},"m":[]}')
+    assert history == f'[["hi"],{timetoken},{timetoken}]'
+    assert ", " not in refused and json.loads(refused)["status"] == 400
+    assert heartbeat == '{"status": 200, "message": "OK", "service": "Presence"}'

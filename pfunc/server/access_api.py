@@ -18,14 +18,14 @@ from pfunc.access import (
 )
 from pfunc.numbers import whole_number
 from pfunc.server.state import DevState
-from pfunc.server.wire import channel_groups, names, pubnub_error, wrong_key
+from pfunc.server.wire import channel_groups, names, pubnub_error, wire_json, wrong_key
 
 SERVICE = "Access Manager"
 
 
 def problem_answer(problem: AccessProblem, source: str) -> web.Response:
     """PubNub's 400 for a grant or revoke it will not do (as recorded)."""
-    return web.json_response(problem.body(source), status=400)
+    return wire_json(problem.body(source), status=400)
 
 
 class AccessAPI:
@@ -59,7 +59,7 @@ class AccessAPI:
             token = self.access.issue(body)
         except AccessProblem as problem:
             return problem_answer(problem, "grant")
-        return web.json_response(
+        return wire_json(
             {"data": {"message": "Success", "token": token}, "service": SERVICE, "status": 200}
         )
 
@@ -71,7 +71,7 @@ class AccessAPI:
             await self.access.revoke_token(request.match_info["token"])
         except AccessProblem as problem:
             return problem_answer(problem, "revoke")
-        return web.json_response(
+        return wire_json(
             {"data": {"message": "Success"}, "service": SERVICE, "status": 200}
         )
 
@@ -120,6 +120,6 @@ class AccessAPI:
                 }
         if not targets:
             payload.update(flags)
-        return web.json_response(
+        return wire_json(
             {"message": "Success", "payload": payload, "service": SERVICE, "status": 200}
         )

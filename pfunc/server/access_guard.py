@@ -27,7 +27,7 @@ from pfunc.access import AccessManager, AccessProblem, Refusal
 from pfunc.access_tokens import PERMISSIONS, TokenError, decode
 from pfunc.numbers import whole_number
 from pfunc.server.state import DevState
-from pfunc.server.wire import names
+from pfunc.server.wire import names, wire_json
 
 READ, WRITE, MANAGE, DELETE = (PERMISSIONS[p] for p in ("read", "write", "manage", "delete"))
 GET, UPDATE, JOIN = (PERMISSIONS[p] for p in ("get", "update", "join"))
@@ -237,7 +237,7 @@ def forbidden(message: str, missing: list[tuple[str, str, int]] | None = None) -
             if name not in payload.setdefault(key, []):
                 payload[key].append(name)
         body["payload"] = payload
-    return web.json_response(body, status=403)
+    return wire_json(body, status=403)
 
 
 class AccessGuard:
@@ -273,7 +273,7 @@ class AccessGuard:
                 mismatch = AccessProblem(
                     "Invalid signature", SIGNATURE_MISMATCH, "signature", "query"
                 )
-                answer = web.json_response(mismatch.body(source, 403), status=403)
+                answer = wire_json(mismatch.body(source, 403), status=403)
             else:
                 answer = forbidden("Signature Does Not Match")
             return self._refuse(request, answer, "a valid signature")

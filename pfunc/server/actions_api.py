@@ -18,13 +18,13 @@ from pfunc.history import (
 )
 from pfunc.numbers import whole_number
 from pfunc.server.state import DevState
-from pfunc.server.wire import query_count, wrong_key
+from pfunc.server.wire import query_count, wire_json, wrong_key
 
 BASE = "/v1/message-actions/{sub}/channel/{channel}"
 
 
 def actions_error(status: int, message: str) -> web.Response:
-    return web.json_response(actions_refusal(status, message), status=status)
+    return wire_json(actions_refusal(status, message), status=status)
 
 
 class ActionsAPI:
@@ -79,7 +79,7 @@ class ActionsAPI:
         if not await self.state.engine.history.add_action(channel, action):
             return actions_error(409, "Action Already Added")
         self._announce(channel, "added", action)
-        return web.json_response({"status": 200, "data": action.to_json()})
+        return wire_json({"status": 200, "data": action.to_json()})
 
     async def get(self, request: web.Request) -> web.Response:
         refused = self._refused(request)
@@ -95,7 +95,7 @@ class ActionsAPI:
         page = await self.state.engine.history.actions_page(
             request.match_info["channel"], start=bounds["start"], end=bounds["end"], limit=limit
         )
-        return web.json_response({"status": 200, **page})
+        return wire_json({"status": 200, **page})
 
     async def remove(self, request: web.Request) -> web.Response:
         refused = self._refused(request)
@@ -109,4 +109,4 @@ class ActionsAPI:
         removed = await self.state.engine.history.remove_action(channel, message, action)
         if removed is not None:
             self._announce(channel, "removed", removed)
-        return web.json_response({"status": 200, "data": {}})
+        return wire_json({"status": 200, "data": {}})

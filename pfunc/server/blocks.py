@@ -10,7 +10,7 @@ from aiohttp import web
 from pfunc.events import KINDS, REQUEST, EventSpec, RequestEvent, build_event
 from pfunc.project import FunctionConfig
 from pfunc.server.state import DevState
-from pfunc.server.wire import header_text, pubnub_error
+from pfunc.server.wire import header_text, pubnub_error, wire_json
 
 PREFIX = "/v1/blocks/sub-key/"
 
@@ -28,7 +28,7 @@ def not_found(state: DevState, method: str, path: str) -> web.Response:
         for function in state.project.functions
         if KINDS[function.event].family == REQUEST
     ]
-    return web.json_response(
+    return wire_json(
         {
             "status": 404,
             "error": True,

@@ -37,7 +37,7 @@ from pfunc.server.pubnub_api import (
     publish_error,
 )
 from pfunc.server.state import DevState
-from pfunc.server.wire import client_meta, pubnub_error, wrong_key
+from pfunc.server.wire import client_meta, pubnub_error, wire_json, wrong_key
 
 BASE = "/v1/files/{sub}/channels/{channel}"
 UPLOAD = "/pfunc/files/upload"
@@ -145,7 +145,7 @@ class FilesAPI:
             "Policy": encoded,
             "X-Amz-Signature": self._sign(encoded),
         }
-        return web.json_response(
+        return wire_json(
             {
                 "status": 200,
                 "data": {"id": file_id, "name": name},
@@ -249,7 +249,7 @@ class FilesAPI:
             int(limit[:6]) if limit.isascii() and limit.isdigit() else 100,
             request.query.get("next") or None,
         )
-        return web.json_response(
+        return wire_json(
             {
                 "status": 200,
                 "data": [shared.to_json() for shared in found],
@@ -314,7 +314,7 @@ class FilesAPI:
             return refused
         info = request.match_info
         await self.files.delete_file(info["channel"], info["id"], info["name"])
-        return web.json_response({"status": 200})
+        return wire_json({"status": 200})
 
     # --- the file message -------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from aiohttp import web
 from pfunc.channel_groups import ChannelGroups
 from pfunc.channels import name_problem
 from pfunc.server.state import DevState
-from pfunc.server.wire import names, pubnub_error, wrong_key
+from pfunc.server.wire import names, pubnub_error, wire_json, wrong_key
 
 BASE = "/v1/channel-registration/sub-key/{sub}/channel-group"
 SERVICE = "channel-registry"
@@ -42,7 +42,7 @@ class GroupsAPI:
         if isinstance(registry, web.Response):
             return registry
         groups = await registry.groups()
-        return web.json_response(
+        return wire_json(
             {
                 "status": 200,
                 "payload": {"groups": groups, "namespace": ""},
@@ -66,9 +66,9 @@ class GroupsAPI:
                         400, f"Invalid channels: {', '.join(bad) or 'none'}", SERVICE
                     )
                 await (registry.add if action == "add" else registry.remove)(group, channels)
-                return web.json_response(OK)
+                return wire_json(OK)
         channels = await registry.channels(group)
-        return web.json_response(
+        return wire_json(
             {
                 "status": 200,
                 "payload": {"channels": channels, "group": group},
@@ -82,4 +82,4 @@ class GroupsAPI:
         if isinstance(registry, web.Response):
             return registry
         await registry.delete(request.match_info["group"])
-        return web.json_response(OK)
+        return wire_json(OK)

@@ -12,7 +12,7 @@ from aiohttp import web
 from pfunc.history import StoredMessage, grouped_actions
 from pfunc.numbers import whole_number
 from pfunc.server.state import DevState
-from pfunc.server.wire import flag, names, pubnub_error, query_count, wrong_key
+from pfunc.server.wire import flag, names, pubnub_error, query_count, wire_json, wrong_key
 
 SUB = "/sub-key/{sub}"
 OK = {"status": 200, "error": False, "error_message": ""}
@@ -78,7 +78,7 @@ class HistoryAPI:
             messages.append(entry)
         first = found[0].timetoken if found else 0
         last = found[-1].timetoken if found else 0
-        return web.json_response([messages, first, last])
+        return wire_json([messages, first, last])
 
     async def fetch(self, request: web.Request) -> web.Response:
         """v3: {channels: {name: [{message, timetoken, ...}]}} for one or more channels."""
@@ -121,7 +121,7 @@ class HistoryAPI:
                     "max": count,
                 }
         body: dict[str, Any] = {"status": 200, "channels": answer}
-        return web.json_response(
+        return wire_json(
             {**body, **({"more": more} if more else {}), "error_message": "", "error": False}
         )
 
@@ -167,7 +167,7 @@ class HistoryAPI:
             channel: await self.state.engine.history.count_after(channel, int(token), now)
             for channel, token in zip(channels, tokens, strict=True)
         }
-        return web.json_response({**OK, "channels": counts})
+        return wire_json({**OK, "channels": counts})
 
     async def delete(self, request: web.Request) -> web.Response:
         refused = self._refused(request)
@@ -176,4 +176,4 @@ class HistoryAPI:
         await self.state.engine.history.delete(
             request.match_info["channel"], _timetoken(request, "start"), _timetoken(request, "end")
         )
-        return web.json_response(dict(OK))
+        return wire_json(dict(OK))

@@ -14,7 +14,7 @@ from pfunc import jsonio
 from pfunc.app_context import AppContext
 from pfunc.app_context_shapes import ObjectsError, invalid
 from pfunc.server.state import DevState
-from pfunc.server.wire import flag
+from pfunc.server.wire import flag, wire_json
 
 BASE = "/v2/objects/{sub}"
 Handler = Callable[[AppContext, web.Request], Awaitable[dict]]
@@ -50,9 +50,9 @@ class ObjectsAPI:
             try:
                 if request.match_info["sub"] != self.state.engine.runtime.keyset.subscribe_key:
                     raise ObjectsError(400, "Invalid Subscribe Key")
-                return web.json_response(await handler(objects, request))
+                return wire_json(await handler(objects, request))
             except ObjectsError as error:
-                return web.json_response(error.to_json(), status=error.status)
+                return wire_json(error.to_json(), status=error.status)
 
         return respond
 

@@ -13,7 +13,7 @@ from pfunc import jsonio
 from pfunc.presence import here_now_page
 from pfunc.server.pubnub_api import presence_event
 from pfunc.server.state import DevState
-from pfunc.server.wire import channel_groups, flag, names, pubnub_error, wrong_key
+from pfunc.server.wire import channel_groups, flag, names, presence_json, pubnub_error, wrong_key
 
 BASE = "/v2/presence/sub-key/{sub}"
 OK = {"status": 200, "message": "OK", "service": "Presence"}
@@ -74,10 +74,10 @@ class PresenceAPI:
             return refused
         channels, grouped = await self._named(request)
         if len(channels) == 1 and not grouped:  # one channel: its occupants at the top level
-            return web.json_response({**OK, **self._occupants(request, channels[0])})
+            return presence_json({**OK, **self._occupants(request, channels[0])})
         listed = channels if channels or grouped else self.state.presence.occupied()
         found = {channel: self._occupants(request, channel) for channel in listed}
-        return web.json_response(
+        return presence_json(
             {
                 "status": 200,
                 "message": "OK",
@@ -95,7 +95,7 @@ class PresenceAPI:
         if refused:
             return refused
         channels = self.state.presence.channels_of(request.match_info["uuid"])
-        return web.json_response({**OK, "payload": {"channels": channels}})
+        return presence_json({**OK, "payload": {"channels": channels}})
 
     async def get_state(self, request: web.Request) -> web.Response:
         refused = self._refused(request)
@@ -105,7 +105,7 @@ class PresenceAPI:
         channels, grouped = await self._named(request)
         presence = self.state.presence
         if len(channels) == 1 and not grouped:
-            return web.json_response(
+            return presence_json(
                 {
                     **OK,
                     "uuid": uuid,
@@ -114,7 +114,7 @@ class PresenceAPI:
                 }
             )
         states = {channel: presence.state(channel, uuid) for channel in channels}
-        return web.json_response({**OK, "payload": {"channels": states}, "uuid": uuid})
+        return presence_json({**OK, "payload": {"channels": states}, "uuid": uuid})
 
     async def set_state(self, request: web.Request) -> web.Response:
         refused = self._refused(request)
@@ -131,4 +131,4 @@ class PresenceAPI:
             self.state.presence.set_state(channel, uuid, state)
             # PubNub tells the channel's presence subscribers and functions.
             presence_event(self.state, channel, "state-change", uuid, state)
-        return web.json_response({**OK, "payload": state})
+        return presence_json({**OK, "payload": state})

@@ -17,7 +17,15 @@ from pfunc.result import TOO_LARGE, PublishReport
 from pfunc.server.filters import FilterError, compile_filter
 from pfunc.server.state import DevState
 from pfunc.server.subscribers import Delivery
-from pfunc.server.wire import channel_groups, client_meta, names, pubnub_error, undecodable
+from pfunc.server.wire import (
+    channel_groups,
+    client_meta,
+    names,
+    presence_json,
+    pubnub_error,
+    undecodable,
+    wire_json,
+)
 
 # PubNub's limit on a published message: 32 KiB, escaped, channel name included.
 MAX_PUBLISH_URL_BYTES = 32 * 1024
@@ -28,7 +36,7 @@ PUBLISH_PARAMS = ("uuid", "pnsdk", "seqn", "store", "ttl", "norep", "custom_mess
 
 def publish_error(status: int, message: str, timetoken: str) -> web.Response:
     # PubNub's publish answers errors as a non-200 status and [0, "description", timetoken].
-    return web.json_response([0, message, timetoken], status=status)
+    return wire_json([0, message, timetoken], status=status)
 
 
 def _int(text: str | None, most: int = 86_400) -> int | None:
@@ -57,7 +65,7 @@ def publish_answer(state: DevState, report: PublishReport) -> web.Response:
         return publish_error(
             400, f'Message aborted by function "{report.stopped_by}": {why}', state.timetoken()
         )
-    return web.json_response([1, "Sent", report.timetoken])
+    return wire_json([1, "Sent", report.timetoken])
 
 
 class PubNubAPI:
@@ -87,7 +95,7 @@ class PubNubAPI:
     # --- time, publish, signal ------------------------------------------------------------
 
     async def time(self, request: web.Request) -> web.Response:
-        return web.json_response([int(self.state.timetoken())])
+        return wire_json([int(self.state.timetoken())])
 
     async def publish(self, request: web.Request) -> web.Response:
         # A fire is a publish that is not replicated to subscribers: norep=true (the
@@ -169,7 +177,7 @@ class PubNubAPI:
             if not pattern.endswith("-pnpres") and "*" not in pattern:
                 self._beat(pattern, uuid, heartbeat, states.get(pattern))
         if handshake is not None:
-            return web.json_response({"t": {"t": handshake, "r": 1}, "m": []})
+            return wire_json({"t": {"t": handshake, "r": 1}, "m": []})
         try:
             after = int(since)
         except ValueError:
@@ -186,7 +194,7 @@ class PubNubAPI:
         )
         envelopes = [messages.envelope(delivery, match) for delivery, match in found]
         latest = max((delivery.timetoken for delivery, _ in found), default=after)
-        return web.json_response({"t": {"t": str(latest), "r": 1}, "m": envelopes})
+        return wire_json({"t": {"t": str(latest), "r": 1}, "m": envelopes})
 
     async def _subscription(self, channels: list[str], groups: list[str]) -> list[tuple[str, str]]:
         """(pattern, subscription) pairs: each channel as itself, each group's channels
@@ -212,7 +220,7 @@ class PubNubAPI:
             if channel.endswith("-pnpres") or "*" in channel:
                 continue
             self._beat(channel, uuid, _int(request.query.get("heartbeat")), states.get(channel))
-        return web.json_response({"status": 200, "message": "OK", "service": "Presence"})
+        return presence_json({"status": 200, "message": "OK", "service": "Presence"})
 
     async def leave(self, request: web.Request) -> web.Response:
         refused = self._check_keys(request)
@@ -223,7 +231,7 @@ class PubNubAPI:
         for channel, _ in await self._subscription(self._channels(request), groups):
             if self.state.presence.leave(channel, uuid):
                 presence_event(self.state, channel, "leave", uuid)
-        return web.json_response(
+        return presence_json(
             {"status": 200, "message": "OK", "action": "leave", "service": "Presence"}
         )
 

@@ -8,14 +8,14 @@ from aiohttp import web
 from pfunc.channels import name_problem
 from pfunc.push import ENVIRONMENTS, GATEWAYS, Device, device_problem
 from pfunc.server.state import DevState
-from pfunc.server.wire import names, wrong_key
+from pfunc.server.wire import names, wire_json, wrong_key
 
 V1 = "/v1/push/sub-key/{sub}/devices/{token}"
 V2 = "/v2/push/sub-key/{sub}/devices-apns2/{token}"
 
 
 def push_error(message: str) -> web.Response:
-    return web.json_response({"error": message}, status=400)
+    return wire_json({"error": message}, status=400)
 
 
 class PushAPI:
@@ -66,8 +66,8 @@ class PushAPI:
                 if action == "add" and problem:
                     return push_error(problem)
                 await (registry.add if action == "add" else registry.remove)(device, channels)
-                return web.json_response([1, "Modified Channels"])
-        return web.json_response(await registry.channels(device))
+                return wire_json([1, "Modified Channels"])
+        return wire_json(await registry.channels(device))
 
     async def remove_device(self, request: web.Request) -> web.Response:
         device = self._device(request)
@@ -75,4 +75,4 @@ class PushAPI:
             return device
         assert self.state.engine.push is not None
         await self.state.engine.push.remove_device(device)
-        return web.json_response([1, "Removed Device"])
+        return wire_json([1, "Removed Device"])

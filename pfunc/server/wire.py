@@ -4,14 +4,33 @@ channel lists, channel groups, the subscribe key)."""
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.parse
+from functools import partial
+from typing import Any
 
 from aiohttp import web
 
+# PubNub's services answer compact JSON (`[1,"Sent","…"]`, `{"t":{…},"m":[…]}`), all but
+# Presence, whose answers have a space after each separator (`{"status": 200, …}`), as the
+# SDKs' recorded fixtures show. No SDK reads the spacing; a log of the raw answer, or a
+# test comparing bytes, does.
+_COMPACT = partial(json.dumps, separators=(",", ":"))
+
+
+def wire_json(body: Any, status: int = 200) -> web.Response:
+    """A PubNub service's JSON answer, written as that service writes it (compact)."""
+    return web.json_response(body, status=status, dumps=_COMPACT)
+
+
+def presence_json(body: Any, status: int = 200) -> web.Response:
+    """The Presence service's JSON answer: a space after each separator."""
+    return web.json_response(body, status=status)
+
 
 def pubnub_error(status: int, message: str, service: str = "pfunc") -> web.Response:
-    return web.json_response(
+    return wire_json(
         {"status": status, "error": True, "message": message, "service": service}, status=status
     )
 
