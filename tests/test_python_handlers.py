@@ -211,6 +211,37 @@ def test_a_saved_helper_module_reloads_the_python_handlers(tmp_path):
         server.stop()
 
 
+def test_a_saved_python_function_reloads_the_python_functions_that_import_it(tmp_path):
+    """A Python function may import another function's own file as a module: a save of
+    that file reloads the importer too, and its next request runs the new code."""
+    (tmp_path / "words.py").write_text(
+        "WORD = 'one'\n\ndef handler(request, response):\n    return response.send(WORD)\n"
+    )
+    (tmp_path / "say.py").write_text(
+        "from words import WORD\n\n"
+        "def handler(request, response):\n    return response.send(WORD + '!')\n"
+    )
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-t"\n'
+        '[[functions]]\nname = "words"\nfile = "words.py"\nevent = "on-request"\n'
+        'path = "words"\n'
+        '[[functions]]\nname = "say"\nfile = "say.py"\nevent = "on-request"\npath = "say"\n'
+    )
+    server = InProcessDev(tmp_path)
+    say = "/v1/blocks/sub-key/sub-c-t/say"
+    try:
+        assert server.request("GET", say)[2] == "one!"
+        (tmp_path / "words.py").write_text(
+            "WORD = 'two'\n\ndef handler(request, response):\n    return response.send(WORD)\n"
+        )
+        reloaded = server.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("say.py"))
+        assert reloaded["ok"], reloaded
+        assert server.request("GET", say)[2] == "two!"
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-t/words")[2] == "two"
+    finally:
+        server.stop()
+
+
 def test_the_pytest_plugin_runs_python_handlers(pytester):
     shutil.copytree(REPO / "examples", pytester.path / "examples")
     pytester.makepyfile(

@@ -170,13 +170,13 @@ class ProjectReloader:
         if config is not None and any(_same(p, config) for p in paths):
             self._reload_project(config)
         functions = self.state.engine.functions
-        files = [function.file for function in self.state.project.functions]
         # A Python worker reads each module it imports once, from the handler's folder or
-        # the project's (symlinks and packages too): a save of any other .py file may change
-        # what a Python handler runs, so every Python function loads again.
-        helper_saved = any(p.suffix == ".py" and not any(_same(p, f) for f in files) for p in paths)
+        # the project's (symlinks and packages too): a save of any .py file, a helper or
+        # another function's own file, may change what a Python handler runs, so every
+        # Python function loads again.
+        python_saved = any(p.suffix == ".py" for p in paths)
         for function in self.state.project.functions:
-            reread = helper_saved and function.file.suffix == ".py"
+            reread = python_saved and function.file.suffix == ".py"
             if reread or any(_same(p, function.file) for p in paths):
                 executor = functions.executor(function)
                 failure = await executor.reload()
