@@ -245,6 +245,57 @@ def test_a_call_of_a_non_function_names_the_callee_as_written(harness, write_han
     ]
 
 
+CALLS_WITH_ARGUMENTS = """
+export default (request) => {
+  const page = { keys: ["temp:a"] };
+  const o = { a: {} };
+  const f = () => 1;
+  const calls = [
+    () => page.filter(key => key.startsWith("temp:")),
+    () => o.x(request.message),
+    () => o.x(function (x) { return x; }),
+    () => o.x(async function named() {}),
+    () => page.map((x) => x),
+    () => o.x(new Date(), typeof f, !f),
+    () => o.x({ a: f }, [f]),
+    () => o.x(JSON.stringify(o), String(f)),
+    () => o.x(JSON.stringfy(o)),
+    () => page.forEach(
+      (key) => key,
+    ),
+    () => new o.a(f),
+  ];
+  request.message = calls.map((call) => { try { call(); } catch (e) { return e.message; } });
+  return request.ok();
+};
+"""
+
+
+def test_a_call_with_arguments_names_its_callee_not_an_argument(harness, write_handler):
+    """QuickJS's column for a failed call is the last place the call recorded, which is
+    inside its arguments when one of them is a name, a function or a nested call: the
+    getKeys() page's `page.filter(key => ...)` once read "key is not a function"."""
+    result = harness.run(write_handler(CALLS_WITH_ARGUMENTS, "arguments.js"))
+    assert result.outcome == "ok", result.error
+    assert result.message == [
+        "page.filter is not a function",
+        "o.x is not a function",
+        "o.x is not a function",
+        "o.x is not a function",
+        "page.map is not a function",
+        "o.x is not a function",
+        "o.x is not a function",
+        "o.x is not a function",  # JSON.stringify and String are functions: not them
+        "JSON.stringfy is not a function",
+        "page.forEach is not a function",  # its parenthesis a line up
+        "o.a is not a constructor",
+    ]
+    # The report points where V8 does: at the callee's last name, not at the argument.
+    source = "export default (request) => {\n  const page = {};\n  page.filter(k => k);\n};\n"
+    error = harness.run(write_handler(source, "placed.js")).error
+    assert (error.message, error.line, error.column) == ("page.filter is not a function", 3, 8)
+
+
 def test_errors_show_the_handler_file_and_never_pfunc(harness, write_handler):
     """V8 prints {} for JSON.stringify(error) (stack and code are not enumerable), names
     the handler file in every frame, and words a call of a non-function with its

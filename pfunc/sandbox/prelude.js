@@ -277,12 +277,19 @@ var console;
       (site.getLineNumber() || 0) >= ownCodeLine;
   }
 
-  // The callee at a call site, read from the source as written ("request.reject",
-  // "CHECKS[name]", "o?.a.b"): the engine's column points at its last member, or inside
-  // the brackets of a computed one. null when the source does not read as a callee.
+  // The callee of the call that failed, read from the source as written
+  // ("request.reject", "CHECKS[name]", "o?.a.b"). The engine's column is the last place
+  // the call recorded: the callee's last member, inside the brackets of a computed one,
+  // or, when an argument recorded one (a name, a function, a nested call), inside the
+  // argument list. So a reading at the column that is not itself called stands for the
+  // call whose parentheses enclose it. null when the source does not read as a call:
+  // QuickJS's own words are kept then, rather than a wrong name.
   const IDENTIFIER = /[\w$]/;
   const CLOSING = { "(": ")", "[": "]" };
   const OPENING = { ")": "(", "]": "[" };
+  // Words a parenthesis can follow without being a call's.
+  const NOT_CALLEES = /^(if|for|while|switch|catch|function|return|typeof|void|await|yield|in|of|new|delete|async|else|do|case|throw)$/;
+  const ENCLOSING_LINES = 30; // how far up a call's opening parenthesis is looked for
 
   // A string's other end from one of its quotes (step 1: forward, -1: back), or -1.
   function __pfunc_quoteEnd(text, at, step) {
@@ -295,38 +302,9 @@ var console;
 
   const QUOTES = "\"'`";
 
-  function __pfunc_expressionAt(line, column) {
-    const text = handler.lines[line - 1];
-    if (text === undefined) return null;
-    let end = column - 1;
-    if (QUOTES.includes(text[end])) {
-      end = __pfunc_quoteEnd(text, end, 1) + 1; // a string key: o["b"]()
-      if (end === 0) return null;
-    }
-    // A `new` points at the callee's start: on over its names (new o.A()); a ? only as
-    // optional chaining (?.), never a conditional's.
-    while (end < text.length &&
-      (IDENTIFIER.test(text[end]) || text[end] === "." || (text[end] === "?" && text[end + 1] === "."))) {
-      end++;
-    }
-    // Inside a computed key (CHECKS[name]()): on to the bracket that closes it.
-    let depth = 0;
-    for (let at = end; at < text.length && /[^;{}]/.test(text[at]); at++) {
-      const ch = text[at];
-      if (QUOTES.includes(ch)) {
-        at = __pfunc_quoteEnd(text, at, 1);
-        if (at < 0) return null;
-        continue;
-      }
-      if (depth === 0 && ch === "(") break; // the call's arguments
-      if (CLOSING[ch]) depth++;
-      else if (OPENING[ch]) {
-        if (depth > 0) depth--;
-        else if (ch === ")") break;
-        if (depth === 0 && ch === "]") end = at + 1; // a computed key ends the callee
-      }
-    }
-    // Back over the member chain: names, dots, optional chaining and balanced brackets.
+  // Where the member chain ending at `end` starts: names, dots, optional chaining and
+  // balanced brackets; -1 when a quote does not close.
+  function __pfunc_chainStart(text, end) {
     let start = end;
     while (start > 0) {
       const ch = text[start - 1];
@@ -340,16 +318,125 @@ var console;
       for (; at >= 0; at--) {
         if (QUOTES.includes(text[at])) {
           at = __pfunc_quoteEnd(text, at, -1);
-          if (at < 0) return null;
+          if (at < 0) return -1;
         } else if (text[at] === ch) nesting++;
         else if (text[at] === OPENING[ch] && --nesting === 0) break;
       }
-      if (at < 0) return null;
+      if (at < 0) return -1;
       start = at;
     }
+    return start;
+  }
+
+  // The chain text[start:end] as a callee: made by `new` or not as `constructing` asks,
+  // not a keyword, nor a declaration's name (function f(...)). Its text and where V8
+  // places the error (its last name, else its start; a 1-based column), or null.
+  function __pfunc_callee(text, start, end, constructing, line) {
+    if (start < 0 || start >= end) return null;
     const expression = text.slice(start, end).trim().replace(/^\?*\.+|[?.]+$/g, "")
       .replace(/\([^()]*\)$/, "(...)"); // the result of a call called (fn()()): V8's fn(...)
-    return /^[A-Za-z_$(]/.test(expression) ? expression : null;
+    if (!/^[A-Za-z_$(]/.test(expression) || NOT_CALLEES.test(expression)) return null;
+    const before = text.slice(0, start).trimEnd();
+    if (/(^|[^\w$.])function\*?$/.test(before)) return null;
+    if (/(^|[^\w$.])new$/.test(before) !== constructing) return null;
+    const lastName = /[A-Za-z_$][\w$]*$/.exec(text.slice(start, end).trimEnd());
+    const at = lastName && !constructing ? start + lastName.index : start;
+    return { expression: expression, line: line, column: at + 1 };
+  }
+
+  // The reading at the engine's column, when the source calls it there.
+  function __pfunc_calledAt(text, line, column, constructing) {
+    let end = column - 1;
+    if (QUOTES.includes(text[end])) {
+      end = __pfunc_quoteEnd(text, end, 1) + 1; // a string key: o["b"]()
+      if (end === 0) return null;
+    }
+    // A `new` points at the callee's start: on over its names (new o.A()); a ? only as
+    // optional chaining (?.), never a conditional's.
+    while (end < text.length &&
+      (IDENTIFIER.test(text[end]) || text[end] === "." || (text[end] === "?" && text[end + 1] === "."))) {
+      end++;
+    }
+    // Inside a computed key (CHECKS[name]()): on to the bracket that closes it.
+    let depth = 0;
+    let called = false;
+    for (let at = end; at < text.length && /[^;{}]/.test(text[at]); at++) {
+      const ch = text[at];
+      if (QUOTES.includes(ch)) {
+        at = __pfunc_quoteEnd(text, at, 1);
+        if (at < 0) return null;
+        continue;
+      }
+      if (depth === 0 && ch === "(") { // the call's arguments, if nothing stands between
+        called = /^\s*(\?\.)?$/.test(text.slice(end, at));
+        break;
+      }
+      if (CLOSING[ch]) depth++;
+      else if (OPENING[ch]) {
+        if (depth > 0) depth--;
+        else if (ch === ")") break;
+        if (depth === 0 && ch === "]") end = at + 1; // a computed key ends the callee
+      }
+    }
+    if (!called) return null;
+    return __pfunc_callee(text, __pfunc_chainStart(text, end), end, constructing, line);
+  }
+
+  // The callee of the call whose argument list holds the column: out through brackets
+  // (an object or array literal argument) and up through lines, to the statement's start.
+  function __pfunc_enclosingCall(line, column, constructing) {
+    let depth = 0;
+    for (let number = line; number >= 1 && number > line - ENCLOSING_LINES; number--) {
+      const text = handler.lines[number - 1];
+      for (let at = (number === line ? column - 1 : text.length) - 1; at >= 0; at--) {
+        const ch = text[at];
+        if (QUOTES.includes(ch)) {
+          at = __pfunc_quoteEnd(text, at, -1);
+          if (at < 0) return null;
+        } else if (ch === ")" || ch === "]" || ch === "}") depth++;
+        else if (ch === ";" && depth === 0) return null;
+        else if (ch === "(" || ch === "[" || ch === "{") {
+          if (depth > 0) {
+            depth--;
+          } else if (ch === "{" && /(\)|=>|\b(else|try|do|finally))\s*$/.test(text.slice(0, at))) {
+            return null; // a block, not an object literal: no call of this statement holds it
+          } else if (ch === "(") {
+            let end = at;
+            while (end > 0 && text[end - 1] === " ") end--;
+            if (text.slice(end - 2, end) === "?.") end -= 2;
+            const start = __pfunc_chainStart(text, end);
+            const callee = __pfunc_callee(text, start, end, constructing, number);
+            if (callee && !__pfunc_isGlobalFunction(callee.expression)) return callee; // below
+          }
+        }
+      }
+    }
+    return null;
+  }
+
+  // Whether `expression` names a function of the globals' own (JSON.stringify, String),
+  // read through data properties only: no getter of a handler's runs here.
+  function __pfunc_isGlobalFunction(expression) {
+    if (!/^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$/.test(expression)) return false;
+    let value = globalThis;
+    for (const name of expression.split(".")) {
+      const property = value !== null && typeof value === "object" || typeof value === "function"
+        ? __pfunc_describe(value, name) : undefined;
+      if (!property || !("value" in property)) return false;
+      value = property.value;
+    }
+    return typeof value === "function";
+  }
+
+  function __pfunc_calleeAt(line, column, constructing) {
+    const text = handler.lines[line - 1];
+    if (text === undefined) return null;
+    const atColumn = __pfunc_calledAt(text, line, column, constructing);
+    // A call nested in another's arguments (o.x(f(1))) leaves the same column whether it
+    // failed or the enclosing call failed after it: one of the globals' functions did not
+    // fail, so an enclosing call did. Otherwise the innermost reading is taken.
+    if (atColumn && !__pfunc_isGlobalFunction(atColumn.expression)) return atColumn;
+    return __pfunc_enclosingCall(line, column, constructing) || atColumn;
   }
 
   const TERSE = { "not a function": " is not a function", "not a constructor": " is not a constructor" };
@@ -375,9 +462,11 @@ var console;
     const top = kept.find(function __pfunc_sourceFrame(site) { return !site.isNative(); });
     // Worded from the handler's source only when the handler's own call failed (not a
     // call inside pfunc's side, e.g. on a Promise the handler replaced).
+    let callee = null; // placed as V8 places it: the top frame points at it
     if (error instanceof TypeError && TERSE[error.message] && top && top === thrownAt) {
-      const expression = __pfunc_expressionAt(top.getLineNumber() - 1, top.getColumnNumber());
-      if (expression) error.message = expression + TERSE[error.message];
+      callee = __pfunc_calleeAt(top.getLineNumber() - 1, top.getColumnNumber(),
+        error.message === "not a constructor");
+      if (callee) error.message = callee.expression + TERSE[error.message];
     }
     if (error instanceof TypeError && typeof error.message === "string") {
       for (const [quickjs, v8] of V8_WORDING) error.message = error.message.replace(quickjs, v8);
@@ -386,7 +475,8 @@ var console;
       const name = site.getFunctionName();
       if (site.isNative()) return "    at " + (name || "<anonymous>") + " (native)";
       // The module is evaluated one line down (source.py, prepare_module).
-      const where = handler.file + ":" + (site.getLineNumber() - 1) + ":" + site.getColumnNumber();
+      const where = handler.file + ":" + (site === top && callee ? callee.line + ":" + callee.column
+        : (site.getLineNumber() - 1) + ":" + site.getColumnNumber());
       return "    at " + (name ? name + " (" + where + ")" : where);
     });
     const message = String(error.message === undefined ? "" : error.message);
