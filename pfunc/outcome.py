@@ -9,6 +9,7 @@ from typing import Any
 from pfunc import jsonio
 from pfunc.events import KINDS
 from pfunc.limits import Profile
+from pfunc.modules.calls import secret_pattern
 from pfunc.result import ExecutionError, Result
 from pfunc.sandbox import Sandbox, SandboxInterrupted
 from pfunc.sandbox.source import Location, map_stack
@@ -249,29 +250,20 @@ def _unawaited_failure(result: Result) -> str:
     return ""
 
 
-# Vault values shorter than this are masked only as whole words.
-SHORT_SECRET = 8
-
-
 def mask_secrets(result: Result, secrets: set[str]) -> None:
-    """Replace vault values the handler read wherever the report would show them as text."""
-    secrets = {secret for secret in secrets if len(secret) >= 3}
-    if not secrets:
+    """Replace vault values the handler read wherever the report would show them as text:
+    its logs, warnings and error, and what its operations record (an xhr call's URL)."""
+    pattern = secret_pattern(secrets)
+    if pattern is None:
         return
-    # A long value is masked wherever it stands; a short one only as a word of its own, so
-    # that a test's "test" leaves "latest" alone (a path's "/test/" is still masked).
-    pattern = re.compile(
-        "|".join(
-            re.escape(secret)
-            if len(secret) >= SHORT_SECRET
-            else rf"(?<!\w){re.escape(secret)}(?!\w)"
-            for secret in sorted(secrets, key=len, reverse=True)
-        )
-    )
 
     def mask(text: str) -> str:
         return pattern.sub("*****", text)
 
+    for call in result.operations.get("calls", []):
+        for name, value in call.items():
+            if isinstance(value, str):
+                call[name] = mask(value)
     for entry in result.logs:
         entry["text"] = mask(entry["text"])
     result.warnings = [mask(warning) for warning in result.warnings]

@@ -357,6 +357,39 @@ def test_a_short_secret_is_masked_as_a_word_a_long_one_anywhere(harness, write_h
     assert result.error.message == "bad input in tests: *****"
 
 
+def test_a_secret_url_is_masked_in_the_operations_and_its_mock_hint(
+    harness, write_handler, tmp_path
+):
+    """A webhook URL kept in vault (Slack's, whose path is the secret) is masked in the
+    operations the report lists, not only in the console; the offline hint's mock writes
+    it as `*`, which still matches, so it can be pasted as it is."""
+    secret = "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXX"
+    harness.use_project(f'[project]\n[vault]\nSLACK_URL = "{secret}"\n', tmp_path)
+    handler = write_handler(
+        """
+        const vault = require("vault"), xhr = require("xhr");
+        export default async (request) => {
+          const url = await vault.get("SLACK_URL");
+          await xhr.fetch(url, { method: "POST", body: "{}" });
+          return request.ok();
+        };
+        """,
+        "slack.js",
+    )
+    harness.offline = True
+    result = harness.run(handler)
+    call = result.operations["calls"][-1]
+    assert call["module"] == "xhr" and call["key"] == "*****"
+    assert secret not in json.dumps(result.to_json())
+    hint = result.error.message
+    assert 'url = "*"' in hint and "POST *****" in hint
+    # The hint's mock answers the same request.
+    mock = hint[hint.index("[[mocks]]") :]
+    (tmp_path / "pfunc.toml").write_text(f'[project]\n[vault]\nSLACK_URL = "{secret}"\n\n{mock}\n')
+    harness.use_project((tmp_path / "pfunc.toml").read_text(), tmp_path)
+    assert harness.run(handler).outcome == "ok"
+
+
 def test_vault_counts_in_pubnub_2026(harness, write_handler, tmp_path):
     harness.use_project('[project]\n[vault]\nA = "aaa"\n', tmp_path)
     harness.limits = "pubnub-2026"

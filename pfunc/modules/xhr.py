@@ -13,7 +13,13 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from pfunc.modules.calls import CallContext, HandlerCallError, JSArg, padded_args
+from pfunc.modules.calls import (
+    CallContext,
+    HandlerCallError,
+    JSArg,
+    padded_args,
+    secret_pattern,
+)
 
 if TYPE_CHECKING:
     import aiohttp
@@ -79,13 +85,7 @@ class XhrModule:
             answer["buffer"] = list(str(answer["body"]).encode())
             return json.dumps(answer)
         if context.offline:
-            raise HandlerCallError(
-                "Error",
-                f"xhr.fetch: no mock matches {request_method} {url} and pfunc is offline, so the "
-                "request was not sent. Add a mock to pfunc.toml:\n"
-                f'[[mocks]]\nurl = "{url}"\nmethod = "{request_method}"\nstatus = 200\n'
-                "json = { ok = true }",
-            )
+            raise HandlerCallError("Error", _offline_hint(request_method, url, context))
         timeout_ms = options.get("timeout", DEFAULT_TIMEOUT_MS)
         # Only a timeout the handler passed may be named as its option in a timeout error.
         given_timeout = "timeout" in options
@@ -205,3 +205,17 @@ def _request_of(method: str, args: list[JSArg]) -> tuple[str, str, dict[str, Any
 def options_arg_type(body_json: str) -> str:
     """ "an object" or "an array", from the JSON text an object body became."""
     return "an array" if body_json.startswith("[") else "an object"
+
+
+def _offline_hint(method: str, url: str, context: CallContext) -> str:
+    """Why an offline fetch was refused, with the mock that would answer it. A vault value
+    in the URL (a webhook's secret path) is a `*` there: the mock still matches, and the
+    report shows no secret."""
+    secret = secret_pattern(context.secrets_read)
+    pattern = url if secret is None else secret.sub("*", url)
+    note = "" if pattern == url else "# * stands for the vault value in the URL\n"
+    return (
+        f"xhr.fetch: no mock matches {method} {url} and pfunc is offline, so the request was "
+        f'not sent. Add a mock to pfunc.toml:\n[[mocks]]\n{note}url = "{pattern}"\n'
+        f'method = "{method}"\nstatus = 200\njson = {{ ok = true }}'
+    )

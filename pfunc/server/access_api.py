@@ -71,9 +71,7 @@ class AccessAPI:
             await self.access.revoke_token(request.match_info["token"])
         except AccessProblem as problem:
             return problem_answer(problem, "revoke")
-        return wire_json(
-            {"data": {"message": "Success"}, "service": SERVICE, "status": 200}
-        )
+        return wire_json({"data": {"message": "Success"}, "service": SERVICE, "status": 200})
 
     async def grant(self, request: web.Request) -> web.Response:
         """v2: r/w/m/d/g/u/j on channels, channel groups or uuids (none: the whole
