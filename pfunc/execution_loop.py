@@ -14,7 +14,7 @@ from pfunc.events import KINDS, Event
 from pfunc.limits import Budget, CallRecord, OperationLimitExceeded
 from pfunc.modules import MODULES, HostModule, operation_kind
 from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
-from pfunc.outcome import memory_error, timeout_error
+from pfunc.outcome import memory_error, never_settled, timeout_error
 from pfunc.result import ExecutionError
 from pfunc.sandbox import CORRUPTED, CRASHED, TIMEOUT, Sandbox, SandboxInterrupted
 from pfunc.sandbox.inline import (
@@ -172,13 +172,7 @@ class ExecutionLoop:
                         if self.replay is not None and self.replay.owes_changes():
                             return self._diverged()  # it ended without a change the first made
                         return None
-                    return ExecutionError(
-                        "Error",
-                        f"{self.executor.display_path}: the handler is waiting on a Promise that "
-                        "nothing will settle (no host call is pending); resolve it or remove the "
-                        "await. (A Promise chain that ran out of memory ends this way too: QuickJS "
-                        "cannot always report it)",
-                    )
+                    return never_settled(self.executor.display_path, self.budget)
                 if not await self._collect_answers(settlements):
                     return self._out_of_time()
                 settled, calls = await self._advance(settlements)

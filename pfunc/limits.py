@@ -197,6 +197,7 @@ class Budget:
         self.used = 0
         self.used_by_kind: dict[str, int] = {}
         self.calls: list[CallRecord] = []
+        self.free_calls: list[CallRecord] = []  # not in the report; their failures are said
         self.exceeded = False
         self.unlisted = 0  # refused calls past MAX_LISTED_CALLS: counted, not listed
 
@@ -209,6 +210,8 @@ class Budget:
             kind = None
         record = CallRecord(module, method, key, counted=kind is not None)
         if kind is None:
+            if len(self.free_calls) < MAX_LISTED_CALLS:
+                self.free_calls.append(record)
             return record
         if len(self.calls) < MAX_LISTED_CALLS:
             self.calls.append(record)
@@ -236,6 +239,11 @@ class Budget:
         self.used += 1
         self.used_by_kind[kind] = self.used_by_kind.get(kind, 0) + 1
         return record
+
+    def failed_calls(self) -> list[CallRecord]:
+        """The calls whose Promise rejected: counted ones, then free ones (a vault.get of
+        a name that is not there)."""
+        return [record for record in self.calls + self.free_calls if record.status == "error"]
 
     def _modern_hint(self, kind: str) -> str:
         """Handlers written since PubNub's per-kind limits count on them: say when today's

@@ -8,7 +8,7 @@ from typing import Any
 
 from pfunc import jsonio
 from pfunc.events import KINDS
-from pfunc.limits import Profile
+from pfunc.limits import Budget, Profile
 from pfunc.modules.calls import secret_pattern
 from pfunc.result import ExecutionError, Result
 from pfunc.sandbox import Sandbox, SandboxInterrupted
@@ -237,6 +237,29 @@ def _checked_headers(result: Result, headers: dict[str, str]) -> dict[str, str] 
             continue
         kept[name] = value
     return kept
+
+
+def never_settled(display_path: str, budget: Budget) -> ExecutionError:
+    """A handler whose Promise nothing will settle. A call whose rejection nothing handled
+    is the usual cause (its Promise waited on what a `then` of that call would have done):
+    the last one that failed is named."""
+    cause = ""
+    failed = budget.failed_calls()
+    if failed:
+        call = failed[-1]
+        # The rejection's message names its call already when pfunc worded it.
+        named = str(call.error).startswith(f"{call.module}.{call.method}")
+        why = call.error if named else f"{call.label()}: {call.error}"
+        cause = (
+            " A call it made failed, and a rejection nothing handles leaves the Promises "
+            f"after it waiting: {why}."
+        )
+    return ExecutionError(
+        "Error",
+        f"{display_path}: the handler is waiting on a Promise that nothing will settle (no "
+        f"host call is pending); resolve it or remove the await.{cause} (A Promise chain that "
+        "ran out of memory ends this way too: QuickJS cannot always report it)",
+    )
 
 
 def _unawaited_failure(result: Result) -> str:

@@ -106,6 +106,29 @@ def test_a_promise_nothing_settles_is_an_error_not_a_hang(harness, write_handler
     assert "waiting on a Promise that nothing will settle" in result.error.message
 
 
+def test_a_promise_left_waiting_by_a_failed_call_names_the_failure(harness, write_handler):
+    """A `then` on a call that rejects, inside a Promise only that `then` would resolve
+    (a Giphy block with its key missing from vault): the report says which call failed
+    and why, not only that a Promise was left waiting."""
+    handler = write_handler(
+        """
+        const vault = require("vault"), db = require("kvstore");
+        export default (request) => new Promise((resolve) => {
+          db.set("seen", 1).then(() => vault.get("giphy-key")).then((key) => {
+            resolve(request.ok({ key }));
+          });
+        });
+        """,
+        "giphy.js",
+    )
+    result = harness.run(handler)
+    assert result.outcome == "error"
+    message = result.error.message
+    assert "nothing will settle" in message
+    assert "A call it made failed" in message and 'no secret named "giphy-key"' in message
+    assert message.count("vault.get") == 1  # the rejection's own words name the call
+
+
 def test_caught_limit_error_lets_the_handler_complete(harness, write_handler):
     handler = write_handler("""
         const db = require("kvstore");
