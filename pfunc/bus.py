@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from pfunc.events import FILE, Event, EventSpec, build_event, keep_file, kinds_triggered_by
+from pfunc.events import FILE, Event, EventSpec, build_event, kinds_triggered_by
 from pfunc.functions import FunctionRegistry
 from pfunc.history import FILE_MESSAGE, MessageHistory
 from pfunc.limits import SEND_LESS, message_limit, message_size, size_problem
@@ -105,18 +105,7 @@ class Bus:
                     report.stopped_by = function.name
                     report.message = current
                     return report
-                current = keep_file(message, result.message) if verb == FILE else result.message
-                changed = result.message
-                if (
-                    verb == FILE
-                    and isinstance(changed, dict)
-                    and isinstance(message, dict)
-                    and (changed.get("file") != message.get("file"))
-                ):
-                    result.warnings.append(
-                        "the file message's file stays the uploaded one: the function's change "
-                        "to it is ignored (a function may change the text, not the file)"
-                    )
+                current = result.message  # a file message's file kept (executor)
         report.message = current
         report.delivered = True
         report.timetoken = self.runtime.timetokens.next()

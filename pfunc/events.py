@@ -221,15 +221,15 @@ def file_message(text: Any, file: dict[str, str]) -> dict[str, Any]:
     return {"message": text, "file": {"id": file["id"], "name": file["name"]}}
 
 
-def keep_file(published: Any, changed: Any) -> Any:
+def keep_file(published: Any, changed: Any) -> tuple[Any, bool]:
     """A before-publish-file function's message, with the file it was sent about: it may
-    change the text (and add fields), not point the message at another file. A value that
-    is not an object becomes the text."""
+    change the text (and add fields), not point the message at another file or drop it. A
+    value that is not an object becomes the text. True with it when the file was changed."""
     if not isinstance(published, dict) or not isinstance(published.get("file"), dict):
-        return changed  # not a file message PubNub's SDKs send (an encrypted one, say)
+        return changed, False  # not a file message PubNub's SDKs send (an encrypted one)
     if not isinstance(changed, dict):
-        return {**published, "message": changed}
-    return {**changed, "file": published["file"]}
+        return {**published, "message": changed}, False
+    return {**changed, "file": published["file"]}, changed.get("file") != published["file"]
 
 
 def _as_file_message(given: Any) -> Any:

@@ -162,6 +162,18 @@ def test_pfunc_run_with_the_file_kinds(project):
     given = '{"message": "secret", "file": {"id": "i", "name": "n.txt"}}'
     aborted = run_cli("run", "vet", "--message", given, "--json", cwd=project).json()
     assert aborted["outcome"] == "abort"
+    # pfunc run reports what pfunc dev and send-file deliver: the file stays, and is said.
+    given = '{"message": "swap", "file": {"id": "i", "name": "n.txt"}}'
+    swapped = run_cli("run", "vet", "--message", given, "--json", cwd=project).json()
+    assert swapped["message"] == {"message": "swapped", "file": {"id": "i", "name": "n.txt"}}
+    assert any("stays the uploaded one" in warning for warning in swapped["warnings"])
+    (project / "drop.js").write_text(
+        "export default (r) => { delete r.message.file; return r.ok(); };"
+    )
+    dropped = run_cli(
+        "run", "drop.js", "--event", "before-publish-file", "--message", given, cwd=project
+    )
+    assert '"file"' in dropped.stdout and "stays the uploaded one" in dropped.stdout
     after = run_cli("run", "audit.js", "--event", "after-publish-file", cwd=project)
     assert after.code == 0 and "after-publish-file" in after.stdout
 
