@@ -50,7 +50,6 @@ class MockRule:
     def response(self, url: str) -> dict[str, Any]:
         return {
             "status": self.status,
-            "statusText": "",
             "headers": dict(self.headers),
             "body": self.body,
             "url": url,

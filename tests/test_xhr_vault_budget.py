@@ -282,6 +282,42 @@ def test_mocks_answer_and_unmatched_requests_are_refused_offline(harness, write_
     assert "no mock matches POST" in wrong_method["rejected"]
 
 
+def test_a_mock_answers_the_url_as_the_request_is_addressed(harness, write_handler, tmp_path):
+    """A mock of https://api.example.com/* answers the same address written with its
+    default port, user info or a host in capitals (a tutorial's
+    https://user:pass@host:443/... could not be mocked), and says its status's reason
+    phrase as a server would."""
+    harness.use_project(
+        '[project]\n[[mocks]]\nurl = "https://api.example.com/*"\nstatus = 404\n\n'
+        '[[mocks]]\nurl = "http://localhost:*/health"\n',
+        tmp_path,
+    )
+    handler = write_handler(
+        """
+        const xhr = require("xhr");
+        export default async (request) => {
+          try {
+            const res = await xhr.fetch(request.message.url);
+            return request.ok(res.status + " " + res.statusText);
+          } catch (e) { return request.ok("refused"); }
+        };
+        """,
+        "addressed.js",
+    )
+    harness.offline = True
+    urls = [
+        "https://api.example.com/a",
+        "https://api.example.com:443/a",
+        "https://u:p@api.example.com/a",
+        "HTTPS://API.example.com/a",
+        "https://api.example.com:8443/a",  # another port: another address
+        "http://api.example.com/a",
+        "http://localhost:8080/health",
+    ]
+    answers = [harness.run(handler, message={"url": url}).message for url in urls]
+    assert answers == ["404 Not Found"] * 4 + ["refused", "refused", "200 OK"]
+
+
 def test_cli_offline_flag_refuses_unmocked_requests(tmp_path):
     handler = tmp_path / "h.js"
     handler.write_text(FETCH)

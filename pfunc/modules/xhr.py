@@ -8,8 +8,10 @@ error that names the URL and shows the mock to add, instead of reaching the netw
 from __future__ import annotations
 
 import fnmatch
+import http
 import json
 import time
+import urllib.parse
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -30,11 +32,34 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD")
 DEFAULT_TIMEOUT_MS = 10_000
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_REASONS = {status.value: status.phrase for status in http.HTTPStatus}
+
+
+def addressed(url: str) -> str:
+    """A URL as the request is addressed: scheme and host in lower case, with no user
+    info and no default port, so that a mock of https://api.example.com/* answers
+    https://user:pw@API.example.com:443/a too. A URL that does not parse stays as it is."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port that is not a number (a pattern's `*`)
+        return url
+    if not parts.scheme or host is None:
+        return url
+    scheme = parts.scheme.lower()
+    if ":" in host:  # IPv6, bracketed again
+        host = f"[{host}]"
+    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    return urllib.parse.urlunsplit((scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
 def match_mock(mocks: list[MockRule], method: str, url: str) -> MockRule | None:
+    target = addressed(url)
     for mock in mocks:
         if mock.method not in (None, method):
             continue
-        if fnmatch.fnmatchcase(url, mock.url) or url == mock.url:
+        if url == mock.url or fnmatch.fnmatchcase(target, addressed(mock.url)):
             return mock
     return None
 
@@ -82,6 +107,8 @@ class XhrModule:
         mock = match_mock(context.mocks, request_method, url)
         if mock is not None:
             answer = mock.response(url)
+            # The status's reason phrase, as a server would send it ("OK", "Not Found").
+            answer["statusText"] = _REASONS.get(answer["status"], "")
             answer["buffer"] = list(str(answer["body"]).encode())
             return json.dumps(answer)
         if context.offline:
@@ -183,7 +210,7 @@ def _request_of(method: str, args: list[JSArg]) -> tuple[str, str, dict[str, Any
         raise HandlerCallError("TypeError", f"xhr.{method} is not a function")
     url_arg, options_arg = padded_args(args, 2)[:2]
     url = url_arg.value
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+    if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
         raise HandlerCallError(
             "TypeError",
             "xhr.fetch: the URL must be an http:// or https:// string, got " + url_arg.describe(),
