@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pfunc.aio import running_loop
 from pfunc.code_frames import ran_frame
 from pfunc.errors import HandlerLoadError
-from pfunc.events import KINDS, Event, MessageEvent, RequestEvent, keep_file
+from pfunc.events import FILE, KINDS, Event, MessageEvent, RequestEvent, keep_file
 from pfunc.execution_loop import ExecutionLoop
 from pfunc.limits import SEND_LESS, Budget, Profile, message_limit, message_size, size_problem
 from pfunc.modules.calls import CallContext
@@ -313,7 +313,8 @@ class Executor:
         if isinstance(event, MessageEvent) and completion and completion.get("kind") == "ok":
             profile = self.runtime.profile
             result.warnings.extend(grown_past_limit(event, completion, result, profile))
-            if event.kind == "before-publish-file" and result.outcome == "ok":
+            kind = KINDS[event.kind]
+            if kind.trigger == FILE and kind.is_before and result.outcome == "ok":
                 result.message, changed = keep_file(event.message, result.message)
                 if changed:
                     result.warnings.append(
