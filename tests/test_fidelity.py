@@ -264,6 +264,9 @@ export default (request) => {
       (key) => key,
     ),
     () => new o.a(f),
+    () => Promise.resolve(1).then((v) => v).catchh((e) => e),
+    () => Promise.resolve(page)
+      .thenn((p) => p),
   ];
   request.message = calls.map((call) => { try { call(); } catch (e) { return e.message; } });
   return request.ok();
@@ -289,6 +292,9 @@ def test_a_call_with_arguments_names_its_callee_not_an_argument(harness, write_h
         "JSON.stringfy is not a function",
         "page.forEach is not a function",  # its parenthesis a line up
         "o.a is not a constructor",
+        # V8 shows each call's arguments as (...), and a chain broken over lines whole
+        "Promise.resolve(...).then(...).catchh is not a function",
+        "Promise.resolve(...).thenn is not a function",
     ]
     # The report points where V8 does: at the callee's last name, not at the argument.
     source = "export default (request) => {\n  const page = {};\n  page.filter(k => k);\n};\n"

@@ -328,15 +328,47 @@ var console;
     return start;
   }
 
+  // A callee as V8 shows it: each call's arguments as (...) (db.get(...).then), inner
+  // calls first; a parenthesised group, (o.a).b, as written.
+  function __pfunc_shown(chain) {
+    let shown = chain.replace(/^\?*\.+|[?.]+$/g, "");
+    const groups = []; // parenthesised groups, set aside as \u0002N\u0003 until the end
+    let before;
+    do {
+      before = shown;
+      shown = shown.replace(/\([^()]*\)/g, function __pfunc_collapse(group, at, whole) {
+        if (at > 0 && /[\w$\])\u0001\u0003]/.test(whole[at - 1])) return "\u0001"; // a call
+        groups.push(group);
+        return "\u0002" + (groups.length - 1) + "\u0003";
+      });
+    } while (shown !== before);
+    while (shown.indexOf("\u0002") >= 0) {
+      shown = shown.replace(/\u0002(\d+)\u0003/g, function __pfunc_restore(_, index) {
+        return groups[Number(index)];
+      });
+    }
+    return shown.split("\u0001").join("(...)");
+  }
+
   // The chain text[start:end] as a callee: made by `new` or not as `constructing` asks,
   // not a keyword, nor a declaration's name (function f(...)). Its text and where V8
   // places the error (its last name, else its start; a 1-based column), or null.
   function __pfunc_callee(text, start, end, constructing, line) {
     if (start < 0 || start >= end) return null;
-    const expression = text.slice(start, end).trim().replace(/^\?*\.+|[?.]+$/g, "")
-      .replace(/\([^()]*\)$/, "(...)"); // the result of a call called (fn()()): V8's fn(...)
+    let chain = text.slice(start, end).trim();
+    let head = text.slice(0, start); // what stands before the chain on its first line
+    // A chain broken over lines (db.get("a")\n  .then(...)) starts on a line above.
+    for (let above = line - 1; chain[0] === "." && !head.trim() && above >= 1 &&
+      above > line - ENCLOSING_LINES; above--) {
+      const previous = handler.lines[above - 1].trimEnd();
+      const from = __pfunc_chainStart(previous, previous.length);
+      if (from < 0 || from === previous.length || previous.indexOf("//") >= 0) break;
+      chain = previous.slice(from).trim() + chain;
+      head = previous.slice(0, from);
+    }
+    const expression = __pfunc_shown(chain);
     if (!/^[A-Za-z_$(]/.test(expression) || NOT_CALLEES.test(expression)) return null;
-    const before = text.slice(0, start).trimEnd();
+    const before = head.trimEnd();
     if (/(^|[^\w$.])function\*?$/.test(before)) return null;
     if (/(^|[^\w$.])new$/.test(before) !== constructing) return null;
     const lastName = /[A-Za-z_$][\w$]*$/.exec(text.slice(start, end).trimEnd());
