@@ -299,3 +299,49 @@ def test_weighing_a_message_of_millions_of_items_stops_early_and_counts_it_big()
     limit = 64 << 20
     assert size_of([[] for _ in range(3 * ITEMS_WALKED)], limit) > limit
     assert size_of({"text": "x" * 1000, "n": [1, 2, 3]}, limit) < 2000
+
+
+def _resident_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_pages_that_never_read_hold_no_copy_of_the_backlog_and_are_counted(tmp_path):
+    """The backlog is written entry by entry from the texts every page shares: ten pages
+    that open the stream and never read (a stuck tab, a hostile client) cost one entry
+    each, where each had held its own copy of the whole backlog (50 such pages over ~60
+    MB of executions took pfunc dev to 4 GB). Past MAX_PAGES, a page is refused."""
+    import socket
+
+    from pfunc.server.console_api import MAX_PAGES
+
+    write_project(tmp_path)
+    server = InProcessDev(tmp_path)
+    sockets: list[socket.socket] = []
+    try:
+        body = json.dumps({"text": "x" * 1_000_000}).encode()
+        for _ in range(30):  # ~60 MB of kept text: the body as received and as logged
+            assert server.request("POST", "/v1/blocks/sub-key/sub-c-demo/api", body)[0] == 201
+        before = _resident_mib()
+        request = b"GET /pfunc/console/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        for _ in range(10):
+            connection = socket.create_connection(("127.0.0.1", server.port))
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            connection.sendall(request)
+            sockets.append(connection)
+        time.sleep(1.0)  # the server writes what the sockets take, then waits on them
+        assert _resident_mib() - before < 150
+        for _ in range(MAX_PAGES - 10):
+            connection = socket.create_connection(("127.0.0.1", server.port))
+            connection.sendall(request)
+            sockets.append(connection)
+        deadline = time.monotonic() + 5
+        while server.request("GET", "/pfunc/console/stream")[0] != 503:
+            assert time.monotonic() < deadline, "a page past MAX_PAGES was not refused"
+            time.sleep(0.1)
+    finally:
+        for connection in sockets:
+            connection.close()
+        server.stop()

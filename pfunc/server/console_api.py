@@ -41,6 +41,8 @@ ASSET_TYPES = {
     ".png": "image/png",
 }
 KEEPALIVE_SECONDS = 15.0
+# Console pages open at once: each holds a stream; more are refused (a page reconnects).
+MAX_PAGES = 32
 RECONNECT_MS = 500  # how soon a page tries again when the stream ends
 RECORD_QUEUE = 1000  # executions --record may fall behind by before it skips some
 
@@ -125,28 +127,37 @@ class Console:
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: the kept entries first (one "backlog" event), then each
         execution, KV change and reload as it happens."""
+        if len(self.hub.clients) >= MAX_PAGES:
+            return pubnub_error(
+                503, f"the console is open in {MAX_PAGES} pages already: close one and reload"
+            )
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
         client = self.hub.connect()
         try:
-            backlog = ",".join(entry.text() for entry in list(self.hub.entries))
             # retry: a page reconnects within a second of a restarted server (browsers
             # wait ~3 s by default).
-            await response.write(
-                f"retry: {RECONNECT_MS}\nevent: backlog\ndata: [{backlog}]\n\n".encode()
-            )
+            await response.write(f"retry: {RECONNECT_MS}\nevent: backlog\ndata: [".encode())
+            # Written entry by entry, from the texts every page shares: each write waits
+            # while the page is behind, so a page that does not read holds one entry's
+            # bytes, not its own copy of a backlog of up to 64 MiB.
+            for number, entry in enumerate(list(self.hub.entries)):
+                await response.write(f"{',' if number else ''}{entry.text()}".encode())
+            await response.write(b"]\n\n")
             while not self._closed.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(client.wake.wait(), KEEPALIVE_SECONDS)
                 client.wake.clear()
-                chunks = [f"event: {kind}\ndata: {text}\n\n" for kind, text in client.queue]
+                events = list(client.queue)
                 client.queue.clear()
                 if client.dropped:
-                    chunks.insert(0, f"event: dropped\ndata: {client.dropped}\n\n")
+                    events.insert(0, ("dropped", str(client.dropped)))
                     client.dropped = 0
-                await response.write(("".join(chunks) or ": keep-alive\n\n").encode())
+                for kind, text in events or [("", "")]:
+                    chunk = f"event: {kind}\ndata: {text}\n\n" if kind else ": keep-alive\n\n"
+                    await response.write(chunk.encode())
         except (ConnectionError, RuntimeError):
             pass  # the page went away
         finally:
