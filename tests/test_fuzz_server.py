@@ -394,3 +394,46 @@ def test_a_user_agent_that_is_not_utf8_reaches_functions_and_the_console_as_lati
     assert seen.startswith(b"HTTP/1.1 200")
     assert "caf\u00ff\u00fe".encode() in seen  # the gate function's event, its meta
     no_server_errors(dev)
+
+
+DEEP = ("[" * 3000 + "]" * 3000).encode()
+
+
+@pytest.mark.parametrize(
+    ("method", "route"),
+    [
+        ("POST", "/v3/pam/sub-c-z/grant"),
+        ("POST", "/pfunc/console/scenario"),
+        ("POST", "/pfunc/console/kv"),
+        ("PATCH", "/v2/objects/sub-c-z/uuids/u1"),
+        ("PATCH", "/v2/objects/sub-c-z/uuids/u1/channels"),
+        ("POST", "/v1/message-actions/sub-c-z/channel/c/message/17960416852854016"),
+        ("POST", "/v1/files/sub-c-z/channels/c/generate-upload-url"),
+    ],
+)
+def test_a_body_nested_past_what_parsers_take_is_a_400(dev, method, route):
+    """Every route that reads a JSON body refuses one nested thousands deep with a 400 in
+    PubNub's shape, as publish does; the grant and the console's save-as-scenario had
+    answered 500 (the parser's RecursionError)."""
+    status, _, body = dev.request(method, route, DEEP, {"Content-Type": "application/json"})
+    assert status == 400, body
+    json.loads(body)
+    still_serving(dev)
+
+
+def test_a_nested_memberships_body_is_a_400_when_access_is_enforced(tmp_path):
+    """With a secret key the access guard reads a memberships body before its handler
+    does, to find the channels it names: that read refuses it as the handler would."""
+    (tmp_path / "pfunc.toml").write_text(PROJECT.replace("[limits]", 'secret_key = "s"\n[limits]'))
+    for name, source in HANDLERS.items():
+        (tmp_path / name).write_text(textwrap.dedent(source))
+    server = InProcessDev(tmp_path)
+    try:
+        status, _, body = server.request(
+            "PATCH", "/v2/objects/sub-c-z/uuids/u1/channels?uuid=u1", DEEP
+        )
+        assert 400 <= status < 500, body
+        json.loads(body)
+        still_serving(server)
+    finally:
+        server.stop()

@@ -730,3 +730,21 @@ def test_a_body_that_is_not_json_is_worded_as_in_javascript(tmp_path):
     prefix = "request.json(): the body is not valid JSON: "
     assert errors["j.py"]["message"].startswith(prefix), errors["j.py"]
     assert errors["j.js"]["message"].startswith(prefix), errors["j.js"]
+
+
+def test_a_body_json_parsers_refuse_is_a_value_error_in_python_too(harness, write_handler):
+    """A body nested thousands deep, or holding NaN, is refused by JSON.parse; a Python
+    handler's request.json() refuses it as a ValueError too (examples/sessions.py answers
+    400), where the first escaped as a RecursionError and the second parsed."""
+    handler = write_handler(
+        "async def handler(request, response):\n"
+        "    try:\n        await request.json()\n"
+        "    except ValueError as error:\n"
+        "        return response.send(type(error).__name__ + ': ' + str(error), 400)\n"
+        "    return response.send('parsed')\n",
+        "strict.py",
+    )
+    for body in ("[" * 3000 + "]" * 3000, '{"a": NaN}'):
+        sent = harness.request(handler, method="POST", path="/", body=body)
+        assert sent.response["status"] == 400, sent.error
+        assert sent.response["body"].startswith("JSONDecodeError: request.json(): the body")

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+from pfunc import jsonio
 from pfunc.modules import CONSTANTS, HOST_METHODS, SYNC_METHODS, SYNC_MODULES
 from pfunc.sandbox.pipes import read_soon, wait_readable
 from pfunc.sandbox.python_values import (
@@ -364,10 +365,13 @@ class Request:
     def json(self) -> Settled:
         """The body parsed: awaited, or `.result()` in a sync handler, as module calls are."""
         try:
-            return Settled(json.loads(self.body))
+            return Settled(jsonio.loads(self.body))
         except json.JSONDecodeError as error:  # worded as JavaScript's, still a ValueError
             wording = f"request.json(): the body is not valid JSON: {error.msg}"
             return Settled(error=json.JSONDecodeError(wording, error.doc, error.pos))
+        except ValueError as error:  # NaN, nesting past what parsers take: JSON.parse's too
+            wording = f"request.json(): the body is not valid JSON: {error}"
+            return Settled(error=json.JSONDecodeError(wording, self.body, 0))
 
 
 class Response:

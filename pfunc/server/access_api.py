@@ -4,11 +4,11 @@ That only the secret key's holder may call them is access_guard's rule."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
+from pfunc import jsonio
 from pfunc.access import (
     LEGACY_DEFAULT_TTL,
     LEGACY_LETTERS,
@@ -52,7 +52,7 @@ class AccessAPI:
         if refused:
             return refused
         try:
-            body = json.loads(await request.text() or "null")
+            body = jsonio.loads(await request.text() or "null")
         except ValueError:
             body = None
         try:

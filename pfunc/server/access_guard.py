@@ -16,13 +16,13 @@ import base64
 import hashlib
 import hmac
 import itertools
-import json
 import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote, unquote
 
 from aiohttp import web
 
+from pfunc import jsonio
 from pfunc.access import AccessManager, AccessProblem, Refusal
 from pfunc.access_tokens import PERMISSIONS, TokenError, decode
 from pfunc.numbers import whole_number
@@ -158,7 +158,7 @@ async def resources(needs: tuple[Need, ...], request: web.Request) -> list[tuple
 async def _membership_channels(request: web.Request) -> list[str]:
     """The channels a memberships PATCH sets or deletes (its body: {set, delete})."""
     try:
-        body = json.loads(await request.read() or b"{}")
+        body = jsonio.loads(await request.read() or b"{}")
     except (ValueError, UnicodeDecodeError):
         return []  # the handler answers the malformed body with PubNub's 400
     found = []

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from pfunc import jsonio
 from pfunc.code_frames import code_frame, error_frame
 from pfunc.errors import HandlerLoadError, PfuncUsageError
 from pfunc.events import KINDS
@@ -224,7 +225,7 @@ class Console:
 
     async def save_scenario(self, request: web.Request) -> web.Response:
         try:
-            body = json.loads(await request.read() or b"{}")
+            body = jsonio.loads(await request.read() or b"{}")
         except (ValueError, UnicodeDecodeError):
             return pubnub_error(
                 400, 'the body must be JSON: {"id": N, "file": "tests/x.test.toml"}'
