@@ -437,3 +437,14 @@ def test_a_nested_memberships_body_is_a_400_when_access_is_enforced(tmp_path):
         still_serving(server)
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("tt", ["-1", "+5", " 1", "1_0", "\u0663", "1e5", "abc", "1" * 20])
+def test_a_timetoken_that_is_not_digits_is_refused_before_the_subscriber_joins(dev, tt):
+    """int() reads "-1", " 1", "1_0" and "٣" as numbers: each had replayed the whole buffer
+    (and joined the channel first). A timetoken is ASCII digits; anything else is a 400."""
+    route = f"/v2/subscribe/sub-c-z/lobby-tt/0?uuid=tt-probe&tt={quote(tt)}"
+    status, _, body = dev.request("GET", route)
+    assert status == 400 and "Invalid timetoken" in json.loads(body)["message"]
+    _, _, here = dev.request("GET", "/v2/presence/sub-key/sub-c-z/channel/lobby-tt")
+    assert json.loads(here)["occupancy"] == 0  # the refused subscribe joined nobody

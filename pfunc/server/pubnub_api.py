@@ -170,18 +170,18 @@ class PubNubAPI:
         states = self._states(request)
         patterns = await self._subscription(channels, groups)
         since = request.query.get("tt", "0")
+        # A timetoken is digits (17 of them); int() would take "-1", " 1" or "١" too.
+        after = 0 if since == "" else whole_number(since, 19)
+        if after is None:
+            return pubnub_error(400, f"Invalid timetoken {since[:40]!r}", "subscribe")
         # The handshake's timetoken comes before the join this subscribe announces, so the
         # subscriber's first long-poll delivers its own join, as PubNub's does.
-        handshake = self.state.timetoken() if since in ("0", "") else None
+        handshake = self.state.timetoken() if after == 0 else None
         for pattern, _ in patterns:
             if not pattern.endswith("-pnpres") and "*" not in pattern:
                 self._beat(pattern, uuid, heartbeat, states.get(pattern))
         if handshake is not None:
             return wire_json({"t": {"t": handshake, "r": 1}, "m": []})
-        try:
-            after = int(since)
-        except ValueError:
-            return pubnub_error(400, f"Invalid timetoken {since!r}", "subscribe")
         messages = self.state.messages
         transport = request.transport
         found = await messages.wait(
