@@ -448,3 +448,26 @@ def test_a_timetoken_that_is_not_digits_is_refused_before_the_subscriber_joins(d
     assert status == 400 and "Invalid timetoken" in json.loads(body)["message"]
     _, _, here = dev.request("GET", "/v2/presence/sub-key/sub-c-z/channel/lobby-tt")
     assert json.loads(here)["occupancy"] == 0  # the refused subscribe joined nobody
+
+
+@pytest.mark.parametrize(
+    ("raw", "refused"),
+    [
+        ("chat*", True),
+        ("a.*.b", True),
+        ("a.b.c.*", True),  # PubNub's wildcards take at most two names before .*
+        ("%ff", True),  # no UTF-8: the router would have kept it as the text %ff
+        ("a%00b", True),
+        ("chat.*", False),
+        ("a.b.*,a.b.*-pnpres", False),
+        ("chat%3Aroom", False),  # as PubNub's history answers such names (recorded)
+    ],
+)
+def test_a_subscribe_no_message_could_reach_is_refused(dev, raw, refused):
+    """A subscribe to a wildcard PubNub has no form for (chat* for chat.*), or to a name
+    that does not decode, would wait for ever: it is a 400 at once."""
+    status, _, body = dev.request("GET", f"/v2/subscribe/sub-c-z/{raw}/0?uuid=w&tt=0")
+    if refused:
+        assert status == 400 and "Invalid Channel" in json.loads(body)["message"], body
+    else:
+        assert status == 200, body

@@ -23,6 +23,7 @@ from pfunc.server.wire import (
     names,
     presence_json,
     pubnub_error,
+    subscribe_refusal,
     undecodable,
     wire_json,
 )
@@ -90,6 +91,8 @@ class PubNubAPI:
         pub = request.match_info.get("pub")
         if pub is not None and pub != keyset.publish_key:
             return publish_error(400, "Invalid Key", self.state.timetoken())
+        if pub is None:  # subscribe, heartbeat, leave (a publish answers in its own shape)
+            return subscribe_refusal(request)
         return None
 
     # --- time, publish, signal ------------------------------------------------------------

@@ -12,6 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from pfunc.channels import PRESENCE_SUFFIX, channel_problem, has_control_character
+
 # PubNub's services answer compact JSON (`[1,"Sent","…"]`, `{"t":{…},"m":[…]}`), all but
 # Presence, whose answers have a space after each separator (`{"status": 200, …}`), as the
 # SDKs' recorded fixtures show. No SDK reads the spacing; a log of the raw answer, or a
@@ -107,4 +109,23 @@ def wrong_key(request: web.Request, subscribe_key: str, service: str) -> web.Res
     """PubNub's answer to a request for another keyset, or None when the key is ours."""
     if request.match_info.get("sub") != subscribe_key:
         return pubnub_error(400, "Invalid Subscribe Key", service)
+    return None
+
+
+def subscribe_refusal(request: web.Request) -> web.Response | None:
+    """400 Invalid Channel for a subscribe, heartbeat or leave naming a channel no message
+    could reach: a `*` that does not end a wildcard as PubNub's do (chat*, a.*.b), a
+    control character, or escapes that do not decode (the router keeps `%ff` as it
+    stands). Such a subscribe would wait for ever. Other characters PubNub's article on
+    channel names lists are not refused here: its history service answers them (recorded),
+    and a subscribe to one is no silent failure."""
+    for name in names(request.match_info.get("channels", "")):
+        base = name.removesuffix(PRESENCE_SUFFIX)
+        problem = None
+        if "*" in base or has_control_character(base):
+            problem = channel_problem(base)
+        if problem is None and "%" in name and undecodable(request.raw_path.split("?")[0]):
+            problem = "its escapes do not decode to UTF-8 text"
+        if problem is not None:
+            return pubnub_error(400, f"Invalid Channel {name[:60]!r}: {problem}", "subscribe")
     return None
