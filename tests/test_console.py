@@ -269,25 +269,27 @@ def test_the_console_keeps_what_fits_its_byte_budget_not_1000_floods(harness, wr
 
 
 @pytest.mark.parametrize(
-    ("saved", "reloaded", "started", "current"),
+    ("saved", "read", "reloaded", "started", "current"),
     [
-        (0, 0, 200, True),  # nothing saved since the server started
-        (100, 130, 200, True),  # saved and reloaded before it started
-        (100, 50, 105, False),  # saved just before, its reload not yet done: old code ran
-        (100, 210, 150, False),  # reloaded only after it started
-        (300, 130, 200, False),  # saved after it started
+        (0, 0, 0, 200, True),  # nothing saved since the server started
+        (100, 100, 130, 200, True),  # saved and reloaded before it started
+        (100, 0, 50, 105, False),  # saved just before, its reload not yet done: old code ran
+        (100, 100, 210, 150, False),  # reloaded only after it started
+        (300, 100, 130, 200, False),  # saved after it started
+        (100, 60, 130, 200, False),  # the reload that ended read an earlier save only
     ],
 )
 def test_an_execution_ran_the_files_as_they_are_only_if_every_save_was_reloaded_before(
-    saved, reloaded, started, current
+    saved, read, reloaded, started, current
 ):
     """A request 5 ms after a save ran the old code (the reload is debounced) and was
-    recorded against the new file, an expectation dropped."""
+    recorded against the new file, an expectation dropped. A save made while a reload
+    ran is read by the next one, not by that one."""
     from types import SimpleNamespace
 
     from pfunc.server.state import DevState
 
-    state = SimpleNamespace(last_save_ms=saved, last_reload_ms=reloaded)
+    state = SimpleNamespace(last_save_ms=saved, reloaded_save_ms=read, last_reload_ms=reloaded)
     assert DevState.ran_current_code(state, started) is current  # type: ignore[arg-type]
 
 

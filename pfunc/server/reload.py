@@ -136,16 +136,20 @@ class Reloader(FileSystemEventHandler):
 
     def _fire(self) -> None:
         self._timer = None
+        if self._running is not None and not self._running.done():
+            # One reload at a time, in the order of the saves: those made while one runs
+            # wait, together, for it to end (_ended), so a burst of saves slower than the
+            # debounce is one more reload, not a queue of them that falls behind.
+            return
         paths, self._pending = self._pending, set()
-        previous = self._running
+        self._running = asyncio.ensure_future(self.on_change(paths))
+        self._running.add_done_callback(self._ended)
 
-        async def run() -> None:
-            if previous is not None:  # reloads apply in the order the saves happened
-                with contextlib.suppress(Exception):
-                    await previous  # its own failure was reported; this reload goes on
-            await self.on_change(paths)
-
-        self._running = asyncio.ensure_future(run())
+    def _ended(self, reload: asyncio.Task[None]) -> None:
+        if not reload.cancelled():
+            reload.exception()  # reported by on_change itself; retrieved, not re-raised
+        if self._pending and self._timer is None:
+            self._fire()
 
 
 class ProjectReloader:
@@ -157,12 +161,13 @@ class ProjectReloader:
         self.on_project = on_project  # called after a new pfunc.toml took over
 
     async def files_changed(self, paths: set[Path]) -> None:
+        saved = self.state.last_save_ms  # the saves this reload reads (later ones: the next)
         try:
             await self._files_changed(paths)
         except Exception as error:  # a fault of pfunc's own: say so, keep watching
             self.state.log({"type": "server-error", "path": "", "error": f"reload: {error!r}"})
         finally:
-            self.state.note_reloaded()
+            self.state.note_reloaded(saved)
 
     async def _files_changed(self, paths: set[Path]) -> None:
         config = self.state.project.config_file

@@ -42,19 +42,24 @@ class DevState:
         # ended (wall-clock ms): a recording replays the files as they are now.
         self.last_save_ms = 0.0
         self.last_reload_ms = 0.0
+        self.reloaded_save_ms = 0.0  # the last save a finished reload read
 
     def note_save(self) -> None:
         self.last_save_ms = time.time() * 1000
 
-    def note_reloaded(self) -> None:
+    def note_reloaded(self, saved_ms: float) -> None:
+        """A reload ended that read the saves made up to `saved_ms`."""
         self.last_reload_ms = time.time() * 1000
+        self.reloaded_save_ms = max(self.reloaded_save_ms, saved_ms)
 
     def ran_current_code(self, started_ms: float) -> bool:
         """Whether an execution that started at `started_ms` ran the files as they are:
-        no save since it started, and every save before it reloaded before it started
-        (one made just before ran the old code until its reload)."""
-        saved, reloaded = self.last_save_ms, self.last_reload_ms
-        return saved < started_ms and (saved == 0 or saved <= reloaded <= started_ms)
+        no save since it started, and every save before it read by a reload that ended
+        before it started (one made just before ran the old code until its reload)."""
+        saved = self.last_save_ms
+        if saved >= started_ms:
+            return False
+        return saved == 0 or (self.reloaded_save_ms >= saved and self.last_reload_ms <= started_ms)
 
     @property
     def project(self) -> Project:
