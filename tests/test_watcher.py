@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from pfunc.server.reload import Reloader
@@ -78,3 +79,55 @@ def test_saves_made_while_a_reload_runs_are_one_reload_after_it(tmp_path: Path) 
 
     reloads = asyncio.run(main())
     assert reloads == [{"first.py"}, {f"during{number}.py" for number in range(5)}]
+
+
+def test_a_functions_own_file_is_watched_whatever_its_name_or_folder(tmp_path: Path) -> None:
+    """A function file named .mjs, one in a dot-folder, one that is a symlink to a file
+    outside the project, and .env beside pfunc.toml: each save is reloaded and served,
+    where the first three had run the first version for good, silently, and .env waited
+    for a save of pfunc.toml."""
+    from tests.test_dev_server import InProcessDev
+
+    project, outside = tmp_path / "project", tmp_path / "elsewhere"
+    (project / ".fn").mkdir(parents=True)
+    outside.mkdir()
+
+    def answer(word: str) -> str:
+        return f"export default (request, response) => response.send('{word}');\n"
+
+    (project / "mod.mjs").write_text(answer("mjs1"))
+    (project / ".fn" / "hidden.js").write_text(answer("hidden1"))
+    (outside / "shared.js").write_text(answer("shared1"))
+    (project / "linked.js").symlink_to(outside / "shared.js")
+    (project / "secret.js").write_text(
+        'const vault = require("vault");\n'
+        "export default async (request, response) => response.send(await vault.get('K'));\n"
+    )
+    (project / ".env").write_text("K=one\n")
+    functions = {"mjs": "mod.mjs", "hidden": ".fn/hidden.js", "linked": "linked.js"}
+    functions["secret"] = "secret.js"
+    (project / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-w"\n'
+        + "".join(
+            f'[[functions]]\nname = "{name}"\nfile = "{file}"\nevent = "on-request"\n'
+            f'path = "{name}"\n'
+            for name, file in functions.items()
+        )
+    )
+    server = InProcessDev(project)
+
+    def served(name: str) -> str:
+        return server.request("GET", f"/v1/blocks/sub-key/sub-c-w/{name}")[2]
+
+    try:
+        assert [served(name) for name in functions] == ["mjs1", "hidden1", "shared1", "one"]
+        (project / "mod.mjs").write_text(answer("mjs2"))
+        (project / ".fn" / "hidden.js").write_text(answer("hidden2"))
+        (outside / "shared.js").write_text(answer("shared2"))
+        (project / ".env").write_text("K=two\n")
+        deadline = time.monotonic() + 10
+        while [served(name) for name in functions] != ["mjs2", "hidden2", "shared2", "two"]:
+            assert time.monotonic() < deadline, [served(name) for name in functions]
+            time.sleep(0.1)
+    finally:
+        server.stop()

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from pfunc.server.admin import describe_functions
 from pfunc.server.state import DevState
 
 WATCHED_SUFFIXES = (".js", ".py")
-WATCHED_NAMES = ("pfunc.toml",)
+WATCHED_NAMES = ("pfunc.toml", ".env")  # .env: vault secrets beside pfunc.toml
 DEBOUNCE_SECONDS = 0.03
 MAX_WAIT_SECONDS = 0.5
 
@@ -58,8 +58,14 @@ class Reloader(FileSystemEventHandler):
         debounce: float = DEBOUNCE_SECONDS,
         state_folder: Path | None = None,
         on_save: Callable[[], None] | None = None,
+        function_files: Callable[[], Iterable[Path]] = tuple,
     ) -> None:
         self.root = root
+        # The functions' own files are watched whatever their name or folder (mod.mjs, a
+        # dot-folder, a symlink's target outside the project), read again after each
+        # reload, since pfunc.toml may name others.
+        self.function_files = function_files
+        self._known: frozenset[Path] = frozenset()
         self.on_save = on_save  # told at once, before the debounced reload
         # The store's folder is skipped even when its name is not hidden (kv = "state/...").
         skipped = {state_folder.resolve()} if state_folder is not None else set()
@@ -78,7 +84,21 @@ class Reloader(FileSystemEventHandler):
         # One watch per folder (not one recursive watch) so that skipped folders, the
         # store's above all, never wake the watcher; new folders are added as they appear.
         self._watch(self.root.resolve())
+        self._watch_function_files()
         self._observer.start()
+
+    def _watch_function_files(self) -> None:
+        known: set[Path] = set()
+        for file in self.function_files():
+            with contextlib.suppress(OSError):  # a function whose file is not there yet
+                known |= {file.absolute(), file.resolve()}
+        for folder in {path.parent for path in known} - set(self._watched):
+            if folder.is_dir() and folder not in self._skipped:
+                self._watched[folder] = self._observer.schedule(self, str(folder), recursive=False)
+        self._known = frozenset(known)
+
+    def _interesting(self, path: str) -> bool:
+        return _interesting(path) or Path(path) in self._known
 
     def _watch(self, folder: Path) -> None:
         for current, children, _files in os.walk(folder):
@@ -115,7 +135,7 @@ class Reloader(FileSystemEventHandler):
         destination = getattr(event, "dest_path", "")
         if destination:
             paths.append(str(destination))
-        chosen = {Path(p) for p in paths if _interesting(p)}
+        chosen = {Path(p) for p in paths if self._interesting(p)}
         if chosen:
             self.loop.call_soon_threadsafe(self._schedule, chosen)
 
@@ -148,6 +168,8 @@ class Reloader(FileSystemEventHandler):
     def _ended(self, reload: asyncio.Task[None]) -> None:
         if not reload.cancelled():
             reload.exception()  # reported by on_change itself; retrieved, not re-raised
+        with contextlib.suppress(OSError):
+            self._watch_function_files()  # pfunc.toml may name other files now
         if self._pending and self._timer is None:
             self._fire()
 
@@ -172,7 +194,9 @@ class ProjectReloader:
     async def _files_changed(self, paths: set[Path]) -> None:
         config = self.state.project.config_file
         started = time.monotonic()
-        if config is not None and any(_same(p, config) for p in paths):
+        # .env beside pfunc.toml holds vault secrets: read again with the project.
+        project_files = () if config is None else (config, config.parent / ".env")
+        if config is not None and any(_same(p, f) for p in paths for f in project_files):
             self._reload_project(config)
         functions = self.state.engine.functions
         # A Python worker reads each module it imports once, from the handler's folder or

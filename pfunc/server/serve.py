@@ -149,6 +149,7 @@ async def running_server(
             server.files_changed,
             state_folder=session.kv_path.parent,
             on_save=server.state.note_save,
+            function_files=lambda: [function.file for function in server.state.project.functions],
         )
         reloader.start()
         warnings = list(unreadable)
