@@ -6,12 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from pfunc.channels import PRESENCE_SUFFIX, channel_matches
+from pfunc.code_frames import code_frame
 from pfunc.events import EventKind
 from pfunc.executor import Executor
 from pfunc.project import FunctionConfig, Project, display_path
 from pfunc.pubnub_data import PubNubData
 from pfunc.result import Publisher
 from pfunc.runtime import Runtime
+from pfunc.sandbox.syntax_check import syntax_error
 
 
 class FunctionRegistry:
@@ -89,18 +91,28 @@ class FunctionRegistry:
 
     def read_sources(self) -> list[str]:
         """Read every function's source now (see SandboxPool.read); a warning for each
-        function whose file cannot be read."""
-        unreadable = []
+        function whose file cannot be read, or does not compile (named with a code frame
+        now, not at its first event)."""
+        warnings = []
         for function in self.project.functions:
             pool = self.executor(function).pool
             pool.read()
+            shown = display_path(function.file, self.project)
             if pool.source is None:
-                unreadable.append(
-                    f'function "{function.name}": {display_path(function.file, self.project)} '
-                    "cannot be read (missing, or not UTF-8 text); its executions will fail "
-                    "until it can"
+                warnings.append(
+                    f'function "{function.name}": {shown} cannot be read (missing, or not '
+                    "UTF-8 text); its executions will fail until it can"
                 )
-        return unreadable
+                continue
+            problem = syntax_error(pool.source, shown)
+            if problem is not None:
+                frame = code_frame(function.file, problem.line or 1, problem.column or 1) or ""
+                warnings.append(
+                    f'function "{function.name}" cannot load: {problem.error_type}: '
+                    f"{problem}; its executions will fail until it is fixed"
+                    + ("\n      " + frame.replace("\n", "\n      ") if frame else "")
+                )
+        return warnings
 
     def _executors(self) -> list[Executor]:
         """Each executor once (a file's is listed under its path as given and resolved)."""

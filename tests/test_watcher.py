@@ -131,3 +131,42 @@ def test_a_functions_own_file_is_watched_whatever_its_name_or_folder(tmp_path: P
             time.sleep(0.1)
     finally:
         server.stop()
+
+
+def test_a_function_that_cannot_load_is_named_at_start_and_when_pfunc_toml_adds_it(
+    tmp_path: Path,
+) -> None:
+    """A handler with a syntax error was first reported when an event reached it (a
+    publish aborted, "the function failed"); the ready line, and the reload line of a
+    pfunc.toml that adds one, now name it with its place and code frame, compiling it
+    without running it. A change of keys or kv, which a running server cannot apply,
+    is said too."""
+    from tests.test_dev_server import InProcessDev
+
+    (tmp_path / "bad.js").write_text("export default (request) => { request.ok(\n")
+    (tmp_path / "worse.py").write_text("def handler(request):\n    return request.ok(\n")
+    (tmp_path / "good.js").write_text("while (true) {}\nexport default (r) => r.ok();\n")
+    project = '[project]\nsubscribe_key = "sub-c-w"\n' + "".join(
+        f'[[functions]]\nname = "{name}"\nfile = "{name}.{suffix}"\nevent = "on-request"\n'
+        f'path = "{name}"\n'
+        for name, suffix in (("bad", "js"), ("good", "js"))
+    )
+    (tmp_path / "pfunc.toml").write_text(project)
+    server = InProcessDev(tmp_path)
+    try:
+        warnings = server.ready["warnings"]
+        assert len(warnings) == 1, warnings  # good.js compiles (its loop is no syntax error)
+        assert warnings[0].startswith('function "bad" cannot load: SyntaxError: bad.js:')
+        assert "| export default (request) => { request.ok(" in warnings[0]  # the code frame
+        added = project + (
+            '[[functions]]\nname = "worse"\nfile = "worse.py"\nevent = "on-request"\n'
+            'path = "worse"\n'
+        )
+        (tmp_path / "pfunc.toml").write_text(added.replace("sub-c-w", "sub-c-new"))
+        reload = server.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith(".toml"))
+        said = "\n".join(reload["warnings"])
+        assert 'function "worse" cannot load: SyntaxError: worse.py:2:' in said, said
+        assert 'function "bad" cannot load' in said
+        assert "the keys or kv changed" in said
+    finally:
+        server.stop()

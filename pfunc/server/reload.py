@@ -223,7 +223,7 @@ class ProjectReloader:
         before = self.state.project
         runtime = self.state.engine.runtime
         self.state.engine.functions.replace_project(project)
-        self.state.engine.functions.read_sources()
+        problems = self.state.engine.functions.read_sources()
         # Read by every execution: the new [vault] (and .env, PFUNC_VAULT_*) and [[mocks]]
         # serve the next one.
         runtime.vault = load_secrets(project, dict(os.environ))
@@ -231,16 +231,26 @@ class ProjectReloader:
         self.on_project()
         # A function whose file is missing is served (it may be about to be created), and
         # said at once, not at its first request.
+        missing = [function for function in project.functions if not function.file.is_file()]
         warnings = [
             f'function "{function.name}": {function.file} does not exist; its executions '
             "fail until you create it"
-            for function in project.functions
-            if not function.file.is_file()
+            for function in missing
         ]
+        # And one that cannot load (its syntax), with its code frame.
+        said = tuple(f'function "{function.name}": ' for function in missing)
+        warnings += [problem for problem in problems if not problem.startswith(said)]
         if (before.limits, before.limit_overrides) != (project.limits, project.limit_overrides):
             warnings.append(
                 "[limits] changed: the running server keeps the limits it started with "
                 "(its sandboxes are built for them); restart pfunc dev to apply the new ones"
+            )
+        started_with = (before.keyset, before.secret_key, before.kv_path)
+        if started_with != (project.keyset, project.secret_key, project.kv_path):
+            warnings.append(
+                "the keys or kv changed: the running server keeps the keyset, secret key "
+                "and store it started with (clients on new keys are refused); restart "
+                "pfunc dev to apply them"
             )
         self.state.log(
             {
