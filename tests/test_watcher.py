@@ -170,3 +170,42 @@ def test_a_function_that_cannot_load_is_named_at_start_and_when_pfunc_toml_adds_
         assert "the keys or kv changed" in said
     finally:
         server.stop()
+
+
+def test_a_folder_swapped_in_or_made_with_its_files_is_reloaded(tmp_path: Path) -> None:
+    """`mv handlers handlers.old && mv next handlers` (a deploy script, a branch tool)
+    sends no event for the files inside: the old code served on. Nor did a file written
+    into a folder made an instant before (`mkdir -p a/b && echo ... > a/b/x.js`)."""
+    from tests.test_dev_server import InProcessDev
+
+    def answer(word: str) -> str:
+        return f"export default (request, response) => response.send('{word}');\n"
+
+    (tmp_path / "handlers").mkdir()
+    (tmp_path / "handlers" / "h.js").write_text(answer("old"))
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-w"\n'
+        '[[functions]]\nname = "h"\nfile = "handlers/h.js"\nevent = "on-request"\npath = "h"\n'
+        '[[functions]]\nname = "later"\nfile = "a/b/later.js"\nevent = "on-request"\n'
+        'path = "later"\n'
+    )
+    server = InProcessDev(tmp_path)
+
+    def served(name: str) -> str:
+        return server.request("GET", f"/v1/blocks/sub-key/sub-c-w/{name}")[2]
+
+    try:
+        assert served("h") == "old"
+        (tmp_path / "next").mkdir()
+        (tmp_path / "next" / "h.js").write_text(answer("new"))
+        time.sleep(0.3)  # the new folder is watched, and its file's own events are over
+        (tmp_path / "handlers").rename(tmp_path / "handlers.old")
+        (tmp_path / "next").rename(tmp_path / "handlers")
+        (tmp_path / "a" / "b").mkdir(parents=True)
+        (tmp_path / "a" / "b" / "later.js").write_text(answer("made"))
+        reloaded = server.wait_for(lambda e: e["type"] == "reload" and "h.js" in e["file"])
+        assert reloaded["ok"], reloaded
+        server.wait_for(lambda e: e["type"] == "reload" and "later.js" in e["file"])
+        assert (served("h"), served("later")) == ("new", "made")
+    finally:
+        server.stop()

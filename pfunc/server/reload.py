@@ -100,12 +100,21 @@ class Reloader(FileSystemEventHandler):
     def _interesting(self, path: str) -> bool:
         return _interesting(path) or Path(path) in self._known
 
-    def _watch(self, folder: Path) -> None:
-        for current, children, _files in os.walk(folder):
+    def _watch(self, folder: Path) -> set[Path]:
+        """Watch the folder and those below it; the files of interest found there."""
+        found = set()
+        for current, children, _listed in os.walk(folder):
             here = Path(current)
             children[:] = [c for c in children if _watched_folder(here / c, self._skipped)]
             if here not in self._watched:
                 self._watched[here] = self._observer.schedule(self, str(here), recursive=False)
+            # Listed again once watched: a file made between the walk's listing and the
+            # watch would have neither an event nor a place here.
+            with contextlib.suppress(OSError):
+                found |= {
+                    here / name for name in os.listdir(here) if self._interesting(str(here / name))
+                }
+        return found
 
     def _unwatch(self, folder: Path) -> None:
         """A folder deleted or moved away: forget its watches (and those below it), so that
@@ -126,8 +135,13 @@ class Reloader(FileSystemEventHandler):
                 self._unwatch(Path(str(event.src_path)))
             created = Path(str(getattr(event, "dest_path", "") or event.src_path))
             if event.event_type in ("created", "moved") and _watched_folder(created, self._skipped):
+                found: set[Path] = set()
                 with contextlib.suppress(OSError):  # gone again already
-                    self._watch(created)
+                    found = self._watch(created)
+                # Files already in it (a folder moved in, or made with its files before its
+                # watch began) sent no event of their own.
+                if found:
+                    self.loop.call_soon_threadsafe(self._schedule, found)
             return
         if event.event_type in ("opened", "closed_no_write"):
             return
