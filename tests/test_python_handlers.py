@@ -202,6 +202,8 @@ def test_a_saved_helper_module_reloads_the_python_handlers(tmp_path):
         assert not failed["ok"] and "words.py, line 1" in failed["error"], failed
         # where in the handler: the line that imports it (not the helper's own column)
         assert (failed["line"], failed["column"]) == (1, 1), failed
+        # Loaded workers serve on; a new one would import the broken helper: said.
+        assert failed["serving"] and "only the workers already loaded" in failed["warnings"][0]
         assert server.request("GET", say)[2] == "two?"
         left = []
         while not server.events.empty():

@@ -171,6 +171,8 @@ class DevLog:
         )
         self.out.line((f"reload of {event['file']} failed; {serving}:", "bold red"))
         self.out.line((f"  {event.get('error_type', 'Error')}: {event['error']}", "red"))
+        for warning in event.get("warnings", []):
+            self.out.line((f"  ! {warning}", "yellow"))
         if event.get("line"):
             path = Path(event["file"])
             frame = code_frame(

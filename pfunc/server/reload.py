@@ -22,6 +22,7 @@ from watchdog.observers import Observer
 from pfunc.errors import HandlerLoadError, PfuncUsageError
 from pfunc.executor import Executor
 from pfunc.project import load_secrets, parse_project
+from pfunc.sandbox.syntax_check import syntax_error
 from pfunc.server.admin import describe_functions
 from pfunc.server.state import DevState
 
@@ -224,7 +225,13 @@ class ProjectReloader:
                 executor = functions.executor(function)
                 failure = await executor.reload()
                 serving = failure is None or await _still_loads(executor)
-                self._report(executor.display_path, failure, started, serving)
+                self._report(
+                    executor.display_path,
+                    failure,
+                    started,
+                    serving,
+                    _partly_serving(function.file) if failure and serving else [],
+                )
 
     def _reload_project(self, config: Path) -> None:
         started = time.monotonic()
@@ -277,13 +284,19 @@ class ProjectReloader:
         )
 
     def _report(
-        self, file: str, failure: HandlerLoadError | None, started: float, serving: bool
+        self,
+        file: str,
+        failure: HandlerLoadError | None,
+        started: float,
+        serving: bool,
+        warnings: list[str],
     ) -> None:
         event: dict[str, Any] = {
             "type": "reload",
             "file": file,
             "ok": failure is None,
             "serving": serving,  # a version of the function serves (the new or an older one)
+            "warnings": warnings,
             "ms": _ms_since(started),
         }
         if failure is not None:
@@ -292,6 +305,25 @@ class ProjectReloader:
             event["line"] = failure.line
             event["column"] = failure.column
         self.state.log(event)
+
+
+def _partly_serving(file: Path) -> list[str]:
+    """What a failed reload of a Python function leaves serving when its own file is
+    sound (a module it imports is not): its workers already loaded run the last good
+    version, but a new one, started for a concurrent request, imports the modules as they
+    are on disk now."""
+    if file.suffix != ".py":
+        return []  # a new JavaScript context loads the last good source, held in memory
+    try:
+        source = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    if syntax_error(source, str(file)) is not None:
+        return []  # its own file is what failed: new workers load the last good source
+    return [
+        "only the workers already loaded serve the last good version: a worker started "
+        "for a concurrent request imports the modules as saved, and fails until they load"
+    ]
 
 
 async def _still_loads(executor: Executor) -> bool:
