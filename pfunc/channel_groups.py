@@ -8,6 +8,20 @@ from collections.abc import Callable
 
 from pfunc.store import KVStore
 
+# PubNub's limit on one add: "up to 200 channels to a channel group per API call" (its
+# channel groups reference). A larger add fails there, so it fails here.
+MAX_CHANNELS_PER_ADD = 200
+
+
+def add_problem(channels: list[str]) -> str | None:
+    """Why PubNub refuses to add these channels in one call, or None."""
+    if len(channels) > MAX_CHANNELS_PER_ADD:
+        return (
+            f"{len(channels)} channels in one call: PubNub adds at most "
+            f"{MAX_CHANNELS_PER_ADD} to a channel group per call"
+        )
+    return None
+
 
 class ChannelGroups:
     def __init__(self, store: KVStore, keyset: str) -> None:

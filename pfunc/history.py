@@ -97,6 +97,24 @@ class MessageHistory:
         found = [_stored(row) for row in rows]
         return found if reverse else found[::-1]
 
+    async def page(
+        self,
+        channel: str,
+        *,
+        count: int,
+        start: int | None,
+        end: int | None,
+        now_ms: int,
+        reverse: bool = False,
+    ) -> tuple[list[StoredMessage], bool]:
+        """`read`, and whether the window held more than `count` (read one more to know)."""
+        found = await self.read(
+            channel, count=count + 1, start=start, end=end, reverse=reverse, now_ms=now_ms
+        )
+        if len(found) <= count:
+            return found, False
+        return (found[:count] if reverse else found[1:]), True
+
     async def newest_timetoken(self) -> int:
         """The newest timetoken stored, of a message or an action (0: none), so that a
         fixed clock's timetokens, which repeat from run to run, follow it (a scan of
@@ -248,6 +266,16 @@ def grouped_actions(actions: list[MessageAction]) -> dict[str, dict[str, list[di
             {"uuid": action.uuid, "actionTimetoken": str(action.action_timetoken)}
         )
     return grouped
+
+
+def more_with_actions(
+    subscribe_key: str, channel: str, oldest: int, end: int | None, count: int
+) -> dict[str, Any]:
+    """PubNub's `more` of a history-with-actions page it cut: the next, older page, from
+    the page's oldest message, keeping the request's `end` (the SDK passes it on)."""
+    path = f"/v3/history-with-actions/sub-key/{subscribe_key}/channel/{quote(channel)}"
+    bound = f"&end={end}" if end is not None else ""
+    return {"url": f"{path}?start={oldest}{bound}&max={count}", "start": str(oldest), "max": count}
 
 
 def _stored(row: tuple[Any, ...]) -> StoredMessage:

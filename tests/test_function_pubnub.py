@@ -291,3 +291,62 @@ def test_file_metadata_calls_from_functions_reach_the_sdks_files(tmp_path):
         pn.stop()
     finally:
         server.stop()
+
+
+SDK_SHAPES = """
+const pubnub = require("pubnub");
+export default async (request) => {
+  const ch = "paged";
+  const sent = [];
+  for (let i = 0; i < 30; i++) sent.push((await pubnub.publish({ channel: ch, message: { i } }))[2]);
+  for (const tt of sent.slice(-3)) {
+    await pubnub.addMessageAction({
+      channel: ch, messageTimetoken: tt, action: { type: "react", value: "x" } });
+  }
+  const withActions = await pubnub.fetchMessages({ channels: [ch], includeMessageActions: true });
+  const page = await pubnub.getMessageActions({ channel: ch, limit: 2 });
+  const older = await pubnub.getMessageActions({ channel: ch, start: page.start });
+  let tooMany = "added";
+  try {
+    await pubnub.channelGroups.addChannels({
+      channelGroup: "g", channels: Array.from({ length: 201 }, (_, i) => "c" + i) });
+  } catch (e) { tooMany = e.status.statusCode; }
+  await pubnub.objects.setUUIDMetadata({ data: { name: "me" } });
+  const mine = await pubnub.objects.getUUIDMetadata();
+  const alias = await pubnub.objects.getUUIDMetadata({ userId: "pfunc-function" });
+  const lean = await pubnub.fetchMessages({
+    channels: [ch], count: 1, includeUUID: false, includeMessageType: false });
+  return request.ok({
+    fetched: withActions.channels[ch].length,
+    more: withActions.more,
+    firstActions: withActions.channels[ch].slice(-1)[0].actions,
+    page: [page.data.length, page.start, page.end],
+    older: older.data.length,
+    tooMany,
+    mine: mine.data.name, alias: alias.data.id,
+    textCount: (await pubnub.history({ channel: ch, count: "3" })).messages.length,
+    zeroCount: (await pubnub.history({ channel: ch, count: 0 })).messages.length,
+    lean: Object.keys(lean.channels[ch][0]).sort(),
+  });
+};
+"""
+
+
+def test_the_pubnub_module_answers_in_the_sdks_shapes_and_limits(harness, write_handler):
+    """What the JavaScript SDK's parsers give (getMessageActions' start and end, the 25
+    a page with actions holds and its `more`, the userId alias and the caller's own id),
+    how it reads a count ("3", and 0 as the default), and PubNub's 200 channels per add."""
+    harness.limit_overrides = {"operations": 100}
+    result = harness.run(write_handler(SDK_SHAPES, "shapes.js"))
+    assert result.outcome == "ok", result.error
+    seen = result.message
+    assert seen["fetched"] == 25 and seen["more"]["max"] == 25
+    assert seen["more"]["url"].startswith("/v3/history-with-actions/")
+    assert "react" in seen["firstActions"]
+    count, start, end = seen["page"]
+    assert count == 2 and isinstance(start, str) and isinstance(end, str) and start <= end
+    assert seen["older"] == 1  # the third action, older than the page's start
+    assert seen["tooMany"] == 400
+    assert (seen["mine"], seen["alias"]) == ("me", "pfunc-function")
+    assert (seen["textCount"], seen["zeroCount"]) == (3, 30)
+    assert seen["lean"] == ["channel", "message", "timetoken"]

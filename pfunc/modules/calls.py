@@ -206,6 +206,20 @@ def padded_args(args: list[JSArg], count: int) -> list[JSArg]:
     return args + [missing_arg() for _ in range(count - len(args))] if len(args) < count else args
 
 
+# The Function's own user id, where a call falls back to the caller's (as the SDK falls
+# back to its configured userId): PubNub does not document a Function's, so pfunc names it.
+FUNCTION_UUID = "pfunc-function"
+
+
+def user_id(options: dict[str, Any], method: str) -> str:
+    """The user a pubnub.`method` call is about: `uuid`, or the SDK's `userId` alias, or
+    else the Function's own."""
+    for name in ("uuid", "userId"):
+        if options.get(name) is not None:
+            return required_text(options, name, method)
+    return FUNCTION_UUID
+
+
 def required_text(options: dict[str, Any], name: str, method: str) -> str:
     """The non-empty string option `name` of a pubnub.`method` call, or the TypeError the
     handler's Promise rejects with."""

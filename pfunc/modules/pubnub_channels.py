@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pfunc.channel_groups import add_problem
 from pfunc.channels import name_problem
-from pfunc.modules.calls import CallContext, HandlerCallError
+from pfunc.modules.calls import CallContext, HandlerCallError, service_status
 from pfunc.pubnub_data import PubNubData
 from pfunc.push import GATEWAYS, Device, device_problem
 
@@ -67,7 +68,13 @@ def _push(data: PubNubData) -> Any:
 
 async def _add_channels(options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
     method = "channelGroups.addChannels"
-    await _groups(data).add(_name(options, "channelGroup", method), _channels(options, method))
+    group, channels = _name(options, "channelGroup", method), _channels(options, method)
+    problem = add_problem(channels)
+    if problem is not None:
+        raise HandlerCallError(
+            "Error", f"pubnub.{method}: {problem}", status=service_status(400, problem)
+        )
+    await _groups(data).add(group, channels)
     return {}
 
 

@@ -11,7 +11,13 @@ from typing import Any
 
 from pfunc.access import AccessProblem
 from pfunc.app_context_shapes import ObjectsError
-from pfunc.modules.calls import CallContext, HandlerCallError, required_text, service_status
+from pfunc.modules.calls import (
+    CallContext,
+    HandlerCallError,
+    required_text,
+    service_status,
+    user_id,
+)
 from pfunc.pubnub_data import PubNubData
 
 Call = Callable[[dict[str, Any], PubNubData, CallContext], Awaitable[Any]]
@@ -76,7 +82,7 @@ def _metadata(kind: str, action: str) -> Call:
         target = getattr(_objects(data), api)
         if action == "getAll":
             return await target(**_listing(options, _METADATA))
-        id_ = required_text(options, kind, method)
+        id_ = user_id(options, method) if kind == "uuid" else required_text(options, kind, method)
         if action == "remove":
             return await target(id_)
         include = _include(options, _ONE)
@@ -101,7 +107,7 @@ def _links(side: str, action: str) -> Call:
 
     async def call(options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
         target = getattr(_objects(data), f"{action}_{api_name}")
-        id_ = required_text(options, owner, method)
+        id_ = user_id(options, method) if owner == "uuid" else required_text(options, owner, method)
         listing = _listing(options, {})
         if action == "get":
             return await target(id_, **listing)

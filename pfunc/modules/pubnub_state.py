@@ -21,8 +21,16 @@ from pfunc.history import (
     action_event,
     actions_refusal,
     grouped_actions,
+    more_with_actions,
 )
-from pfunc.modules.calls import CallContext, HandlerCallError, required_text, service_status
+from pfunc.modules.calls import (
+    FUNCTION_UUID,
+    CallContext,
+    HandlerCallError,
+    required_text,
+    service_status,
+    user_id,
+)
 from pfunc.presence import here_now_page
 from pfunc.pubnub_data import PubNubData
 
@@ -73,8 +81,14 @@ def _timetoken(options: dict[str, Any], name: str, method: str) -> int | None:
 
 
 def _count(options: dict[str, Any], name: str, default: int, most: int) -> int:
+    """A count as the SDK reads it: a falsy one (0, absent) is the default; a number, or
+    text of one ("3"), at most `most`."""
     value = options.get(name)
-    return max(1, min(int(value), most)) if isinstance(value, int | float) else default
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not value or not isinstance(value, int | float) or isinstance(value, bool):
+        return default
+    return max(1, min(int(value), most))
 
 
 class PubNubState:
@@ -123,16 +137,23 @@ class PubNubState:
                 "pubnub.fetchMessages: History can return actions data for a single channel "
                 "only. Either pass a single channel or disable the includeMessageActions flag.",
             )
-        most = 100 if len(channels) == 1 else 25
+        with_actions = bool(options.get("includeMessageActions"))
+        # The SDK's ceilings: 100 for one channel, 25 for several or with actions.
+        most = 100 if len(channels) == 1 and not with_actions else 25
+        count = _count(options, "count", most, most)
+        end = _timetoken(options, "end", "fetchMessages")
         answer: dict[str, list[dict[str, Any]]] = {}
+        more: dict[str, Any] | None = None
         for channel in channels:
-            found = await data.history.read(
+            found, cut = await data.history.page(
                 channel,
-                count=_count(options, "count", most, most),
+                count=count,
                 start=_timetoken(options, "start", "fetchMessages"),
-                end=_timetoken(options, "end", "fetchMessages"),
+                end=end,
                 now_ms=ctx.clock.now_ms(),
             )
+            if with_actions and cut:  # the service's next page, which the SDK passes on
+                more = more_with_actions(ctx.keyset, channel, found[0].timetoken, end, count)
             entries = []
             for stored in found:
                 # As the JavaScript SDK gives them: a message type (-1 a message, 4 a
@@ -149,21 +170,27 @@ class PubNubState:
                     "channel": channel,
                     "message": message,
                     "timetoken": str(stored.timetoken),
-                    "messageType": -1 if stored.message_type is None else stored.message_type,
-                    "uuid": stored.publisher,
                 }
+                # Asked of the service unless turned off, as the SDK does.
+                if options.get("includeMessageType", True) is not False:
+                    entry["messageType"] = (
+                        -1 if stored.message_type is None else stored.message_type
+                    )
+                if options.get("includeUUID", True) is not False:
+                    entry["uuid"] = stored.publisher
                 if stored.custom_type:
                     entry["customMessageType"] = stored.custom_type
                 if options.get("includeMeta") and stored.meta is not None:
                     entry["meta"] = stored.meta
-                if options.get("includeMessageActions"):
+                if with_actions:
                     entry["actions"] = grouped_actions(
                         await data.history.actions_on(channel, stored.timetoken)
                     )
+                    entry["data"] = entry["actions"]  # the SDK's older name, kept by it too
                 entries.append(entry)
             if entries:
                 answer[channel] = entries
-        return {"channels": answer}
+        return {"channels": answer, **({"more": more} if more else {})}
 
     async def _messageCounts(
         self, options: dict[str, Any], data: PubNubData, ctx: CallContext
@@ -231,10 +258,10 @@ class PubNubState:
         }
 
     async def _whereNow(self, options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
-        return {"channels": data.presence.channels_of(required_text(options, "uuid", "whereNow"))}
+        return {"channels": data.presence.channels_of(user_id(options, "whereNow"))}
 
     async def _getState(self, options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
-        uuid = required_text(options, "uuid", "getState")
+        uuid = user_id(options, "getState")
         channels = await _presence_channels(options, data, "getState", required=True) or []
         return {"channels": {channel: data.presence.state(channel, uuid) for channel in channels}}
 
@@ -242,7 +269,7 @@ class PubNubState:
         state = options.get("state")
         if not isinstance(state, dict):
             raise HandlerCallError("TypeError", "pubnub.setState: state must be an object")
-        uuid = required_text(options, "uuid", "setState")
+        uuid = user_id(options, "setState")
         for channel in await _presence_channels(options, data, "setState", required=True) or []:
             data.presence.set_state(channel, uuid, state)
             event = presence_message(
@@ -278,7 +305,7 @@ class PubNubState:
             message,
             required_text(action, "type", "addMessageAction"),
             required_text(action, "value", "addMessageAction"),
-            str(options.get("uuid") or "pfunc-function"),
+            str(options.get("uuid") or FUNCTION_UUID),
             int(ctx.timetoken()) if ctx.timetoken else 0,
         )
         if not await data.history.add_action(channel, added):
@@ -293,12 +320,19 @@ class PubNubState:
     async def _getMessageActions(
         self, options: dict[str, Any], data: PubNubData, ctx: CallContext
     ) -> Any:
-        return await data.history.actions_page(
+        page = await data.history.actions_page(
             required_text(options, "channel", "getMessageActions"),
             start=_timetoken(options, "start", "getMessageActions"),
             end=_timetoken(options, "end", "getMessageActions"),
             limit=_count(options, "limit", 100, 100),
         )
+        # The SDK adds the page's bounds, what a handler pages with (start: page.start).
+        actions = page.get("data") or [{}]
+        return {
+            **page,
+            "start": actions[0].get("actionTimetoken"),
+            "end": actions[-1].get("actionTimetoken"),
+        }
 
     async def _removeMessageAction(
         self, options: dict[str, Any], data: PubNubData, ctx: CallContext

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from pfunc.channel_groups import ChannelGroups
+from pfunc.channel_groups import ChannelGroups, add_problem
 from pfunc.channels import name_problem
 from pfunc.server.state import DevState
 from pfunc.server.wire import names, pubnub_error, wire_json, wrong_key
@@ -65,6 +65,9 @@ class GroupsAPI:
                     return pubnub_error(
                         400, f"Invalid channels: {', '.join(bad) or 'none'}", SERVICE
                     )
+                problem = add_problem(channels) if action == "add" else None
+                if problem is not None:
+                    return pubnub_error(400, problem, SERVICE)
                 await (registry.add if action == "add" else registry.remove)(group, channels)
                 return wire_json(OK)
         channels = await registry.channels(group)

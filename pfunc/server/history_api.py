@@ -5,11 +5,10 @@ history v2, fetch messages v3, message counts and delete, in the SDKs' wire shap
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 
-from pfunc.history import StoredMessage, grouped_actions
+from pfunc.history import StoredMessage, grouped_actions, more_with_actions
 from pfunc.numbers import whole_number
 from pfunc.server.state import DevState
 from pfunc.server.wire import flag, names, pubnub_error, query_count, wire_json, wrong_key
@@ -95,31 +94,21 @@ class HistoryAPI:
         answer: dict[str, list[dict[str, Any]]] = {}
         more: dict[str, Any] | None = None
         for channel in channels:
-            found = await self.state.engine.history.read(
+            found, cut = await self.state.engine.history.page(
                 channel,
-                count=count + 1,  # one more than asked: whether the page was cut
+                count=count,
                 start=start,
                 end=end,
                 reverse=reverse,
                 now_ms=self.state.engine.runtime.clock.now_ms(),
             )
-            cut = len(found) > count
-            found = (found[:count] if reverse else found[1:]) if cut else found
             if found:
                 answer[channel] = [self._fetched(request, stored) for stored in found]
                 if with_actions:
                     await self._with_actions(channel, answer[channel])
-            if with_actions and cut and not reverse:
-                # The next, older page (PubNub answers it with actions only): from the oldest.
-                oldest = str(found[0].timetoken)
+            if with_actions and cut and not reverse:  # PubNub pages with actions only
                 sub = self.state.engine.runtime.keyset.subscribe_key
-                path = f"/v3/history-with-actions/sub-key/{sub}/channel/{quote(channel)}"
-                bound = f"&end={end}" if end is not None else ""  # the same range, on
-                more = {
-                    "url": f"{path}?start={oldest}{bound}&max={count}",
-                    "start": oldest,
-                    "max": count,
-                }
+                more = more_with_actions(sub, channel, found[0].timetoken, end, count)
         body: dict[str, Any] = {"status": 200, "channels": answer}
         return wire_json(
             {**body, **({"more": more} if more else {}), "error_message": "", "error": False}
