@@ -147,6 +147,21 @@ def test_pubnub_2026_limits_count_characters(harness):
     assert "32,001 characters of JSON; the limit is 32,000" in too_big["error"]["message"]
 
 
+def test_set_item_measures_its_string_not_the_strings_json(harness):
+    """setItem stores a string "up to 32,000 characters" (PubNub): its quotes and escapes
+    as JSON are not the handler's characters, so JSON.stringify'd text full of quotes is
+    not charged twice."""
+    exact = call(harness, "setItem", "s", {"$repeat": 32_000}, limits="pubnub-2026")
+    assert "error" not in exact, exact
+    quoted = '"' * 20_000
+    assert "error" not in call(harness, "setItem", "q", quoted, limits="pubnub-2026")
+    assert call(harness, "getItem", "q")["result"] == quoted
+    over = call(harness, "setItem", "s", {"$repeat": 32_001}, limits="pubnub-2026")
+    assert 'value for key "s" is 32,001 characters; the limit' in over["error"]["message"]
+    edge = call(harness, "setItem", "c", {"$repeat": 30_720}, limits="classic")
+    assert "error" not in edge, edge  # 30,720 bytes of text (its JSON is 30,722)
+
+
 def test_failed_calls_write_nothing(harness):
     call(harness, "set", "keep", "original")
     call(harness, "set", "keep", "$cyclic")

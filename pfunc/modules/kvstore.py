@@ -85,14 +85,17 @@ class KVStoreModule(AnsweredAtOnce):
         text = arg.json or "null"
         limit = context.profile.value_size
         if limit is not None:
+            # setItem's value is the string itself (PubNub: "up to 32,000 characters"), not
+            # its JSON, whose quotes and escapes would count twice for JSON.stringify'd text.
+            measured, what = (arg.value, "") if call == "setItem" else (text, " of JSON")
             if context.profile.value_size_unit == "bytes":
-                size, unit = len(text.encode("utf-8")), "bytes"
+                size, unit = len(measured.encode("utf-8", "surrogatepass")), "bytes"
             else:
-                size, unit = len(text), "characters"
+                size, unit = len(measured), "characters"
             if size > limit:
                 raise HandlerCallError(
                     "Error",
-                    f'kvstore.{call}: value for key "{key}" is {size:,} {unit} of JSON; the '
+                    f'kvstore.{call}: value for key "{key}" is {size:,} {unit}{what}; the '
                     f"limit is {limit:,} ({context.profile.describe()}). Store less under one "
                     "key, or split the value across several keys.",
                 )
