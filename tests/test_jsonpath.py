@@ -50,3 +50,20 @@ def test_a_handler_uses_the_extensions(harness, write_handler):
         "cheap": ["/store/book/0", "/store/book/2"],
         "one": "red",
     }
+
+
+# What jsonpath-plus 10 gave for these (run in Node on the same document): it asks a
+# string for its own properties as it asks an object, so .length and [0] reach into it.
+STRING_PROPERTIES = {
+    "$.store.bicycle.color.length": [3],
+    "$.store.book.length": [4],
+    "$..author.length": [10, 12, 15, 16],
+    "$.store.book[0].title[0]": ["S"],
+    '$.store.bicycle["color"].length': [3],
+}
+
+
+@pytest.mark.parametrize(("path", "answer"), STRING_PROPERTIES.items())
+def test_a_strings_own_properties_are_reached_as_jsonpath_plus_reaches_them(builtins, path, answer):
+    options = {"path": path, "json": KNOWN["json"]}
+    assert json.loads(builtins.call("jsonpath", "JSONPath", json.dumps([options]), 0, 10)) == answer

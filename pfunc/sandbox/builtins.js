@@ -1198,9 +1198,12 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
     const selector = step.selector;
     const value = node.value;
     const isObject = value !== null && typeof value === "object";
+    // jsonpath-plus asks a string for its own properties too: .length, an index.
+    const hasOwn = (isObject || typeof value === "string") &&
+      ((name) => Object.prototype.hasOwnProperty.call(value, name));
     if (step.self) return isObject ? [node] : []; // "$..": the containers, root included
     if (selector === "*") return childrenOf(node);
-    if (step.dotted) return isObject && Object.prototype.hasOwnProperty.call(value, selector) ? [child(node, selector)] : [];
+    if (step.dotted) return hasOwn && hasOwn(selector) ? [child(node, selector)] : [];
     if (selector.startsWith("?(") && selector.endsWith(")")) {
       const code = selector.slice(2, -1);
       return childrenOf(node).filter((item) => evaluateScript(code, item, root));
@@ -1229,10 +1232,10 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
           const at = index < 0 ? value.length + index : index;
           // The key as written (jsonpath-plus reports "2" for [2], 2 for a slice's items).
           if (at >= 0 && at < value.length) out.push({ value: value[at], path: node.path.concat([index < 0 ? at : part]), parent: node });
-        } else if (isObject && part in value) out.push(child(node, part));
+        } else if (hasOwn && hasOwn(part)) out.push(child(node, part));
       } else {
         const name = /^(['"])(.*)\1$/.exec(part) ? part.slice(1, -1) : part;
-        if (isObject && Object.prototype.hasOwnProperty.call(value, name)) out.push(child(node, name));
+        if (hasOwn && hasOwn(name)) out.push(child(node, name));
       }
     }
     return out;
