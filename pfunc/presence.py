@@ -16,6 +16,10 @@ class Presence:
 
     default_heartbeat: int = 300
     _expires: dict[str, dict[str, float]] = field(default_factory=dict)
+    # channel -> uuid -> the heartbeat period the user last announced there: a subscribe
+    # long-poll, which carries none (the SDKs' event engine sends it on /heartbeat only),
+    # keeps the user for that long, not for the default.
+    _periods: dict[str, dict[str, int]] = field(default_factory=dict)
     # channel -> uuid -> the state that user set there (setState, or subscribe's state).
     _state: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     # Interval mode: channel -> action -> uuids since its last interval announcement.
@@ -66,7 +70,11 @@ class Presence:
         """Record a heartbeat; True when this is a join (the user was not present)."""
         members = self._expires.setdefault(channel, {})
         joined = uuid not in members
-        members[uuid] = time.monotonic() + (heartbeat or self.default_heartbeat)
+        if heartbeat:
+            self._periods.setdefault(channel, {})[uuid] = heartbeat
+        else:
+            heartbeat = self._periods.get(channel, {}).get(uuid, self.default_heartbeat)
+        members[uuid] = time.monotonic() + heartbeat
         return joined
 
     def leave(self, channel: str, uuid: str) -> bool:
@@ -91,15 +99,12 @@ class Presence:
         """The user is no longer on the channel, nor its state (which lives while the user
         is there); a channel left empty is dropped, or every channel that ever had a
         heartbeat would be walked every second for as long as the server runs."""
-        members, states = self._expires.get(channel), self._state.get(channel)
-        if members is not None:
-            members.pop(uuid, None)
-            if not members:
-                del self._expires[channel]
-        if states is not None:
-            states.pop(uuid, None)
-            if not states:
-                del self._state[channel]
+        for table in (self._expires, self._state, self._periods):
+            entries = table.get(channel)
+            if entries is not None:
+                entries.pop(uuid, None)
+                if not entries:
+                    del table[channel]
 
 
 HERE_NOW_MAXIMUM = 1000  # occupants per channel in one answer: the SDKs' default limit

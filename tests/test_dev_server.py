@@ -746,6 +746,28 @@ def test_presence_timeout_after_the_heartbeat_period(dev):
     assert (last["action"], last["uuid"], last["occupancy"]) == ("timeout", "zed", 0)
 
 
+def test_a_long_poll_keeps_the_heartbeat_period_the_client_announced(dev):
+    """The SDKs' event engine (JS SDK 11's default) sends its presenceTimeout on
+    /heartbeat only; its subscribe long-polls carry none. Each long-poll had reset the
+    user's expiry to the 300 s default, so a closed tab stayed present for 5 minutes."""
+    import socket
+
+    _, _, body = dev.request("GET", "/v2/subscribe/sub-c-t/lobby/0?tt=0&uuid=eve")
+    handshake = json.loads(body)["t"]["t"]
+    dev.wait_for(lambda e: e["type"] == "execution" and e["function"] == "presence")
+    beat = "/v2/presence/sub-key/sub-c-t/channel/lobby/heartbeat?heartbeat=1&uuid=eve"
+    assert dev.request("GET", beat)[0] == 200
+    poll = f"{dev.base}/v2/subscribe/sub-c-t/lobby/0?tt={handshake}&uuid=eve"
+    with pytest.raises((TimeoutError, socket.timeout, urllib.error.URLError)):
+        urllib.request.urlopen(poll, timeout=0.3)  # the long-poll, no heartbeat: then gone
+    timed_out = dev.wait_for(
+        lambda e: e["type"] == "execution" and e["function"] == "presence", timeout=5
+    )
+    assert timed_out["outcome"] == "ok"
+    last = json.loads(run_cli("kv", "get", "last-presence", cwd=dev.folder).stdout)
+    assert (last["action"], last["uuid"]) == ("timeout", "eve")
+
+
 @pytest.mark.subprocess
 def test_no_intervals_turns_interval_functions_off(tmp_path):
     make_ticking_project(tmp_path)
