@@ -869,6 +869,10 @@ def test_cors_preflight_and_origin_on_every_answer(dev):
     assert headers["Access-Control-Allow-Origin"] == "http://app.test"
     assert "GET" in headers["Access-Control-Allow-Methods"]
     assert headers["Access-Control-Allow-Headers"] == "content-type"
+    # A page's fetch(url, {credentials: "include"}) with a JSON body is preflighted: the
+    # preflight allows credentials, and the answer's own headers decide (an on-request
+    # handler that sets Access-Control-Allow-Credentials is then usable from the page).
+    assert headers["Access-Control-Allow-Credentials"] == "true"
     for path in ("/time/0", "/v2/history/sub-key/sub-c-t/channel/x", "/nowhere"):
         _, headers, _ = dev.request("GET", path, headers={"Origin": "http://app.test"})
         assert headers["Access-Control-Allow-Origin"] == "http://app.test", path

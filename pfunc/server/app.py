@@ -122,16 +122,16 @@ class DevServer:
         origin = request.headers.get("Origin", "*")
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             asked = request.headers.get("Access-Control-Request-Headers", "")
-            return web.Response(
-                status=204,
-                headers={
-                    "Access-Control-Allow-Origin": origin,
-                    "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
-                    "Access-Control-Allow-Headers": asked or "*",
-                    "Access-Control-Max-Age": "600",
-                    "Vary": "Origin",
-                },
-            )
+            allowed = {
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+                "Access-Control-Allow-Headers": asked or "*",
+                "Access-Control-Max-Age": "600",
+                "Vary": "Origin",
+            }
+            if origin != "*":  # a credentialed request may follow: its answer decides
+                allowed["Access-Control-Allow-Credentials"] = "true"
+            return web.Response(status=204, headers=allowed)
         response = await handler(request)
         response.headers.setdefault("Access-Control-Allow-Origin", origin)
         response.headers.setdefault("Access-Control-Expose-Headers", "*")
