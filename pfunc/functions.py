@@ -106,7 +106,11 @@ class FunctionRegistry:
                 continue
             problem = syntax_error(pool.source, shown)
             if problem is not None:
-                frame = code_frame(function.file, problem.line or 1, problem.column or 1) or ""
+                frame = (
+                    code_frame(function.file, problem.line, problem.column or 1) or ""
+                    if problem.line is not None
+                    else ""
+                )
                 warnings.append(
                     f'function "{function.name}" cannot load: {problem.error_type}: '
                     f"{problem}; its executions will fail until it is fixed"

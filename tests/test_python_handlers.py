@@ -240,6 +240,14 @@ def test_a_saved_python_function_reloads_the_python_functions_that_import_it(tmp
         assert reloaded["ok"], reloaded
         assert server.request("GET", say)[2] == "two!"
         assert server.request("GET", "/v1/blocks/sub-key/sub-c-t/words")[2] == "two"
+        # Its own file saved with an import that fails: a new worker runs the last good
+        # source, so every worker serves it, and no warning says otherwise.
+        (tmp_path / "say.py").write_text(
+            "from words import NOPE\n\ndef handler(request, response):\n"
+            "    return response.send(NOPE)\n"
+        )
+        failed = server.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("say.py"))
+        assert not failed["ok"] and failed["serving"] and failed["warnings"] == [], failed
     finally:
         server.stop()
 

@@ -61,12 +61,15 @@ def test_saves_made_while_a_reload_runs_are_one_reload_after_it(tmp_path: Path) 
 
     async def main() -> list[set[str]]:
         reloads: list[set[str]] = []
-        running = asyncio.Event()
+        running, release, second = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
         async def on_change(paths: set[Path]) -> None:
             reloads.append({p.name for p in paths})
-            running.set()
-            await asyncio.sleep(0.6)  # a slow reload
+            if len(reloads) == 1:
+                running.set()
+                await release.wait()  # a slow reload, until the saves below are made
+            else:
+                second.set()
 
         reloader = Reloader(tmp_path, asyncio.get_running_loop(), on_change)
         reloader._schedule({tmp_path / "first.py"})
@@ -74,11 +77,58 @@ def test_saves_made_while_a_reload_runs_are_one_reload_after_it(tmp_path: Path) 
         for number in range(5):  # five saves while it runs, 100 ms apart
             reloader._schedule({tmp_path / f"during{number}.py"})
             await asyncio.sleep(0.1)
-        await asyncio.sleep(1.5)  # the reload under way ends, then the one after it
+        release.set()
+        await asyncio.wait_for(second.wait(), 5)
+        await asyncio.sleep(0.2)  # no third reload follows
         return reloads
 
     reloads = asyncio.run(main())
     assert reloads == [{"first.py"}, {f"during{number}.py" for number in range(5)}]
+
+
+def test_a_folder_watched_for_a_function_file_outside_is_no_project_folder(
+    tmp_path: Path,
+) -> None:
+    """A function file that is a symlink into a folder outside the project (a home or
+    shared folder) has that folder watched for it alone: its other files, and folders
+    made there, are not the project's (they had reloaded every Python function)."""
+    project, home = tmp_path / "project", tmp_path / "home"
+    project.mkdir()
+    home.mkdir()
+    (home / "target.js").write_text("export default (r) => r.ok();")
+    (project / "linked.js").symlink_to(home / "target.js")
+
+    async def main() -> tuple[list[str], bool]:
+        seen: list[str] = []
+        changed = asyncio.Event()
+
+        async def on_change(paths: set[Path]) -> None:
+            seen.extend(sorted(p.name for p in paths))
+            changed.set()
+
+        reloader = Reloader(
+            project,
+            asyncio.get_running_loop(),
+            on_change,
+            function_files=lambda: [project / "linked.js"],
+        )
+        reloader.start()
+        try:
+            (home / "unrelated.py").write_text("x = 1\n")
+            (home / "tree").mkdir()
+            await asyncio.sleep(0.3)
+            (home / "tree" / "other.js").write_text("x")
+            await asyncio.sleep(0.3)
+            (home / "target.js").write_text("export default (r) => r.ok(); // saved")
+            await asyncio.wait_for(changed.wait(), 10)
+            await asyncio.sleep(0.3)
+            watched_tree = (home / "tree").resolve() in reloader._watched
+        finally:
+            reloader.stop()
+        return seen, watched_tree
+
+    seen, watched_tree = asyncio.run(main())
+    assert seen == ["target.js"] and not watched_tree
 
 
 def test_a_functions_own_file_is_watched_whatever_its_name_or_folder(tmp_path: Path) -> None:

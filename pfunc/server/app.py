@@ -107,8 +107,8 @@ class DevServer:
         self._on_event(event)
         self.console.on_log(event)
 
-    async def files_changed(self, paths: set[Path]) -> None:
-        await self.reloader.files_changed(paths)
+    def files_changed(self, paths: set[Path]) -> Awaitable[None]:
+        return self.reloader.files_changed(paths)  # the reload, as it is fired
 
     async def console_command(self, line: str) -> None:
         await self.admin.console_command(line)

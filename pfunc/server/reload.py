@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -22,7 +23,6 @@ from watchdog.observers import Observer
 from pfunc.errors import HandlerLoadError, PfuncUsageError
 from pfunc.executor import Executor
 from pfunc.project import load_secrets, parse_project
-from pfunc.sandbox.syntax_check import syntax_error
 from pfunc.server.admin import describe_functions
 from pfunc.server.state import DevState
 
@@ -59,14 +59,20 @@ class Reloader(FileSystemEventHandler):
         debounce: float = DEBOUNCE_SECONDS,
         state_folder: Path | None = None,
         on_save: Callable[[], None] | None = None,
-        function_files: Callable[[], Iterable[Path]] = tuple,
+        function_files: Callable[[], Iterable[Path]] | None = None,
     ) -> None:
         self.root = root
         # The functions' own files are watched whatever their name or folder (mod.mjs, a
         # dot-folder, a symlink's target outside the project), read again after each
-        # reload, since pfunc.toml may name others.
-        self.function_files = function_files
+        # reload, since pfunc.toml may name others. A folder watched only for them (an
+        # "extra" one) is no project folder: only those files count there, and no folder
+        # made in it is watched.
+        self.function_files = function_files or (lambda: ())
         self._known: frozenset[Path] = frozenset()
+        self._extra: set[Path] = set()
+        # The watch table is kept by the watchdog thread (new folders) and the loop's
+        # (function files after a reload): one at a time.
+        self._lock = threading.Lock()
         self.on_save = on_save  # told at once, before the debounced reload
         # The store's folder is skipped even when its name is not hidden (kv = "state/...").
         skipped = {state_folder.resolve()} if state_folder is not None else set()
@@ -93,22 +99,33 @@ class Reloader(FileSystemEventHandler):
         for file in self.function_files():
             with contextlib.suppress(OSError):  # a function whose file is not there yet
                 known |= {file.absolute(), file.resolve()}
-        for folder in {path.parent for path in known} - set(self._watched):
-            if folder.is_dir() and folder not in self._skipped:
+        needed = {path.parent for path in known if path.parent.is_dir()} - self._skipped
+        with self._lock:
+            for folder in needed - set(self._watched):
                 self._watched[folder] = self._observer.schedule(self, str(folder), recursive=False)
+                self._extra.add(folder)
+            for folder in self._extra - needed:  # pfunc.toml names no file there now
+                self._extra.discard(folder)
+                with contextlib.suppress(KeyError, OSError):
+                    self._observer.unschedule(self._watched.pop(folder))
         self._known = frozenset(known)
 
     def _interesting(self, path: str) -> bool:
+        if Path(path).parent in self._extra:
+            return Path(path) in self._known
         return _interesting(path) or Path(path) in self._known
 
     def _watch(self, folder: Path) -> set[Path]:
         """Watch the folder and those below it; the files of interest found there."""
-        found = set()
+        found: set[Path] = set()
         for current, children, _listed in os.walk(folder):
             here = Path(current)
             children[:] = [c for c in children if _watched_folder(here / c, self._skipped)]
-            if here not in self._watched:
-                self._watched[here] = self._observer.schedule(self, str(here), recursive=False)
+            with self._lock:
+                if here not in self._watched:
+                    watch = self._observer.schedule(self, str(here), recursive=False)
+                    self._watched[here] = watch
+                self._extra.discard(here)  # a project folder after all
             # Listed again once watched: a file made between the walk's listing and the
             # watch would have neither an event nor a place here.
             with contextlib.suppress(OSError):
@@ -120,10 +137,12 @@ class Reloader(FileSystemEventHandler):
     def _unwatch(self, folder: Path) -> None:
         """A folder deleted or moved away: forget its watches (and those below it), so that
         one made again at the same path is watched again."""
-        for path in [p for p in self._watched if p == folder or folder in p.parents]:
-            watch = self._watched.pop(path)
-            with contextlib.suppress(KeyError, OSError):  # the kernel may have dropped it
-                self._observer.unschedule(watch)
+        with self._lock:
+            for path in [p for p in self._watched if p == folder or folder in p.parents]:
+                watch = self._watched.pop(path)
+                self._extra.discard(path)
+                with contextlib.suppress(KeyError, OSError):  # the kernel may have dropped it
+                    self._observer.unschedule(watch)
 
     def stop(self) -> None:
         self._observer.stop()
@@ -135,7 +154,12 @@ class Reloader(FileSystemEventHandler):
             if event.event_type in ("deleted", "moved"):
                 self._unwatch(Path(str(event.src_path)))
             created = Path(str(getattr(event, "dest_path", "") or event.src_path))
-            if event.event_type in ("created", "moved") and _watched_folder(created, self._skipped):
+            in_project = created.parent not in self._extra  # not a folder watched for one file
+            if (
+                event.event_type in ("created", "moved")
+                and in_project
+                and _watched_folder(created, self._skipped)
+            ):
                 found: set[Path] = set()
                 with contextlib.suppress(OSError):  # gone again already
                     found = self._watch(created)
@@ -197,8 +221,13 @@ class ProjectReloader:
         self.state = state
         self.on_project = on_project  # called after a new pfunc.toml took over
 
-    async def files_changed(self, paths: set[Path]) -> None:
-        saved = self.state.last_save_ms  # the saves this reload reads (later ones: the next)
+    def files_changed(self, paths: set[Path]) -> Awaitable[None]:
+        """The reload of `paths`. The saves it reads are those made until now, when it is
+        fired (read here, not when its task first runs: a save in between is the next
+        reload's)."""
+        return self._reload(paths, self.state.last_save_ms)
+
+    async def _reload(self, paths: set[Path], saved: float) -> None:
         try:
             await self._files_changed(paths)
         except Exception as error:  # a fault of pfunc's own: say so, keep watching
@@ -230,7 +259,7 @@ class ProjectReloader:
                     failure,
                     started,
                     serving,
-                    _partly_serving(function.file) if failure and serving else [],
+                    _partly_serving(function.file, paths) if failure and serving else [],
                 )
 
     def _reload_project(self, config: Path) -> None:
@@ -307,19 +336,14 @@ class ProjectReloader:
         self.state.log(event)
 
 
-def _partly_serving(file: Path) -> list[str]:
-    """What a failed reload of a Python function leaves serving when its own file is
-    sound (a module it imports is not): its workers already loaded run the last good
-    version, but a new one, started for a concurrent request, imports the modules as they
-    are on disk now."""
-    if file.suffix != ".py":
-        return []  # a new JavaScript context loads the last good source, held in memory
-    try:
-        source = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return []
-    if syntax_error(source, str(file)) is not None:
-        return []  # its own file is what failed: new workers load the last good source
+def _partly_serving(file: Path, saved: set[Path]) -> list[str]:
+    """What a failed reload of a Python function leaves serving when the save was not of
+    its own file (a module it imports, which now fails): its workers already loaded run
+    the last good version, but a new one, started for a concurrent request, runs that
+    version's source against the modules as they are on disk now. (When its own file was
+    saved, a new worker runs the last good source, which imports what it always did.)"""
+    if file.suffix != ".py" or any(_same(path, file) for path in saved):
+        return []  # JavaScript keeps the last good source whole, in memory
     return [
         "only the workers already loaded serve the last good version: a worker started "
         "for a concurrent request imports the modules as saved, and fails until they load"
