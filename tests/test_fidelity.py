@@ -267,6 +267,13 @@ export default (request) => {
     () => Promise.resolve(1).then((v) => v).catchh((e) => e),
     () => Promise.resolve(page)
       .thenn((p) => p),
+    () => o.x`tagged`,
+    () => o.x(
+      // see helper(
+      f),
+    () => Math.max(1)(2),
+    () => o.x(f(1)),
+    () => f(1)(2),
   ];
   request.message = calls.map((call) => { try { call(); } catch (e) { return e.message; } });
   return request.ok();
@@ -295,6 +302,13 @@ def test_a_call_with_arguments_names_its_callee_not_an_argument(harness, write_h
         # V8 shows each call's arguments as (...), and a chain broken over lines whole
         "Promise.resolve(...).then(...).catchh is not a function",
         "Promise.resolve(...).thenn is not a function",
+        "o.x is not a function",  # a tagged template calls its tag
+        "o.x is not a function",  # a ( in a comment is no call
+        "Math.max(...) is not a function",  # a function of the globals': its result
+        # A local call in another's arguments, or called in turn: the column cannot say
+        # which failed, so QuickJS's words stand rather than a guess.
+        "not a function",
+        "not a function",
     ]
     # The report points where V8 does: at the callee's last name, not at the argument.
     source = "export default (request) => {\n  const page = {};\n  page.filter(k => k);\n};\n"

@@ -392,8 +392,13 @@ var console;
     // Inside a computed key (CHECKS[name]()): on to the bracket that closes it.
     let depth = 0;
     let called = false;
+    let chained = false; // f(1)(2): the call's result is called in turn
     for (let at = end; at < text.length && /[^;{}]/.test(text[at]); at++) {
       const ch = text[at];
+      if (depth === 0 && ch === "`") { // a tagged template: o.x`text` calls o.x
+        called = /^\s*$/.test(text.slice(end, at));
+        break;
+      }
       if (QUOTES.includes(ch)) {
         at = __pfunc_quoteEnd(text, at, 1);
         if (at < 0) return null;
@@ -401,6 +406,8 @@ var console;
       }
       if (depth === 0 && ch === "(") { // the call's arguments, if nothing stands between
         called = /^\s*(\?\.)?$/.test(text.slice(end, at));
+        const after = __pfunc_closing(text, at);
+        chained = after >= 0 && /^\s*(\(|`)/.test(text.slice(after + 1));
         break;
       }
       if (CLOSING[ch]) depth++;
@@ -411,7 +418,36 @@ var console;
       }
     }
     if (!called) return null;
-    return __pfunc_callee(text, __pfunc_chainStart(text, end), end, constructing, line);
+    const callee = __pfunc_callee(text, __pfunc_chainStart(text, end), end, constructing, line);
+    if (callee) callee.chained = chained;
+    return callee;
+  }
+
+  // Where the parenthesis opened at `open` closes on its line (strings skipped), or -1.
+  function __pfunc_closing(text, open) {
+    let depth = 0;
+    for (let at = open; at < text.length; at++) {
+      if (QUOTES.includes(text[at])) {
+        at = __pfunc_quoteEnd(text, at, 1);
+        if (at < 0) return -1;
+      } else if (text[at] === "(") depth++;
+      else if (text[at] === ")" && --depth === 0) return at;
+    }
+    return -1;
+  }
+
+  // A line without its // comment (a ( in "// see helper(" is no call).
+  function __pfunc_code(text) {
+    for (let at = 0; at < text.length; at++) {
+      if (QUOTES.includes(text[at])) {
+        const end = __pfunc_quoteEnd(text, at, 1);
+        if (end < 0) return text;
+        at = end;
+      } else if (text[at] === "/" && text[at + 1] === "/") {
+        return text.slice(0, at);
+      }
+    }
+    return text;
   }
 
   // The callee of the call whose argument list holds the column: out through brackets
@@ -419,8 +455,9 @@ var console;
   function __pfunc_enclosingCall(line, column, constructing) {
     let depth = 0;
     for (let number = line; number >= 1 && number > line - ENCLOSING_LINES; number--) {
-      const text = handler.lines[number - 1];
-      for (let at = (number === line ? column - 1 : text.length) - 1; at >= 0; at--) {
+      const text = __pfunc_code(handler.lines[number - 1]);
+      for (let at = (number === line ? Math.min(column - 1, text.length) : text.length) - 1;
+        at >= 0; at--) {
         const ch = text[at];
         if (QUOTES.includes(ch)) {
           at = __pfunc_quoteEnd(text, at, -1);
@@ -438,7 +475,7 @@ var console;
             if (text.slice(end - 2, end) === "?.") end -= 2;
             const start = __pfunc_chainStart(text, end);
             const callee = __pfunc_callee(text, start, end, constructing, number);
-            if (callee && !__pfunc_isGlobalFunction(callee.expression)) return callee; // below
+            if (callee && __pfunc_globalKind(callee.expression) !== "function") return callee;
           }
         }
       }
@@ -446,29 +483,41 @@ var console;
     return null;
   }
 
-  // Whether `expression` names a function of the globals' own (JSON.stringify, String),
-  // read through data properties only: no getter of a handler's runs here.
-  function __pfunc_isGlobalFunction(expression) {
-    if (!/^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$/.test(expression)) return false;
+  // What `expression` names among the globals' own (JSON.stringify, String), read
+  // through data properties only (no getter of a handler's runs here): "function",
+  // "other" (a global's missing or non-function property: JSON.stringfy), or "unknown"
+  // (no global: a local, whose value cannot be read from here).
+  function __pfunc_globalKind(expression) {
+    if (!/^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$/.test(expression)) return "unknown";
+    const names = expression.split(".");
+    if (!__pfunc_describe(globalThis, names[0])) return "unknown";
     let value = globalThis;
-    for (const name of expression.split(".")) {
+    for (const name of names) {
       const property = value !== null && typeof value === "object" || typeof value === "function"
         ? __pfunc_describe(value, name) : undefined;
-      if (!property || !("value" in property)) return false;
+      if (!property || !("value" in property)) return "other";
       value = property.value;
     }
-    return typeof value === "function";
+    return typeof value === "function" ? "function" : "other";
   }
 
   function __pfunc_calleeAt(line, column, constructing) {
     const text = handler.lines[line - 1];
     if (text === undefined) return null;
     const atColumn = __pfunc_calledAt(text, line, column, constructing);
-    // A call nested in another's arguments (o.x(f(1))) leaves the same column whether it
-    // failed or the enclosing call failed after it: one of the globals' functions did not
-    // fail, so an enclosing call did. Otherwise the innermost reading is taken.
-    if (atColumn && !__pfunc_isGlobalFunction(atColumn.expression)) return atColumn;
-    return __pfunc_enclosingCall(line, column, constructing) || atColumn;
+    if (!atColumn) return __pfunc_enclosingCall(line, column, constructing);
+    // The column says where, not which call: o.x(f(1)) leaves it at f whether f failed or
+    // o.x did after it, and f(1)(2) whether f or what it returned. What the globals tell
+    // settles it (JSON.stringify is a function: not it; JSON.stringfy is none: it);
+    // for a local it stays open, and QuickJS's own words are kept rather than a guess.
+    const kind = __pfunc_globalKind(atColumn.expression);
+    if (atColumn.chained) {
+      if (kind === "function") atColumn.expression += "(...)";
+      return kind === "unknown" ? null : atColumn;
+    }
+    if (kind === "function") return __pfunc_enclosingCall(line, column, constructing);
+    if (kind === "other") return atColumn;
+    return __pfunc_enclosingCall(line, column, constructing) ? null : atColumn;
   }
 
   const TERSE = { "not a function": " is not a function", "not a constructor": " is not a constructor" };
