@@ -242,7 +242,8 @@ def _checked_headers(result: Result, headers: dict[str, str]) -> dict[str, str] 
 def never_settled(display_path: str, budget: Budget) -> ExecutionError:
     """A handler whose Promise nothing will settle. A call whose rejection nothing handled
     is the usual cause (its Promise waited on what a `then` of that call would have done):
-    the last one that failed is named."""
+    the last one that failed is named, as a possibility (pfunc cannot see whether the
+    handler caught it)."""
     cause = ""
     failed = budget.failed_calls()
     if failed:
@@ -251,8 +252,8 @@ def never_settled(display_path: str, budget: Budget) -> ExecutionError:
         named = str(call.error).startswith(f"{call.module}.{call.method}")
         why = call.error if named else f"{call.label()}: {call.error}"
         cause = (
-            " A call it made failed, and a rejection nothing handles leaves the Promises "
-            f"after it waiting: {why}."
+            f" A call it made failed ({why}); if nothing handled that rejection, the "
+            "Promises chained after it are still waiting."
         )
     return ExecutionError(
         "Error",

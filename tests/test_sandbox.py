@@ -127,6 +127,8 @@ def test_a_promise_left_waiting_by_a_failed_call_names_the_failure(harness, writ
     assert "nothing will settle" in message
     assert "A call it made failed" in message and 'no secret named "giphy-key"' in message
     assert message.count("vault.get") == 1  # the rejection's own words name the call
+    # pfunc cannot see whether a rejection was caught: the failure is a possibility.
+    assert "if nothing handled that rejection" in message
 
 
 def test_caught_limit_error_lets_the_handler_complete(harness, write_handler):

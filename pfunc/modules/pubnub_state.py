@@ -24,13 +24,13 @@ from pfunc.history import (
     more_with_actions,
 )
 from pfunc.modules.calls import (
-    FUNCTION_UUID,
     CallContext,
     HandlerCallError,
     required_text,
     service_status,
     user_id,
 )
+from pfunc.numbers import whole_number
 from pfunc.presence import here_now_page
 from pfunc.pubnub_data import PubNubData
 
@@ -84,8 +84,8 @@ def _count(options: dict[str, Any], name: str, default: int, most: int) -> int:
     """A count as the SDK reads it: a falsy one (0, absent) is the default; a number, or
     text of one ("3"), at most `most`."""
     value = options.get(name)
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
+    if isinstance(value, str):
+        value = whole_number(value.strip(), 6)  # "3"; not "²" nor "٣"
     if not value or not isinstance(value, int | float) or isinstance(value, bool):
         return default
     return max(1, min(int(value), most))
@@ -305,7 +305,7 @@ class PubNubState:
             message,
             required_text(action, "type", "addMessageAction"),
             required_text(action, "value", "addMessageAction"),
-            str(options.get("uuid") or FUNCTION_UUID),
+            user_id(options, "addMessageAction"),
             int(ctx.timetoken()) if ctx.timetoken else 0,
         )
         if not await data.history.add_action(channel, added):
