@@ -314,35 +314,47 @@ def test_pages_that_never_read_hold_no_copy_of_the_backlog_and_are_counted(tmp_p
     """The backlog is written entry by entry from the texts every page shares: ten pages
     that open the stream and never read (a stuck tab, a hostile client) cost one entry
     each, where each had held its own copy of the whole backlog (50 such pages over ~60
-    MB of executions took pfunc dev to 4 GB). Past MAX_PAGES, a page is refused."""
+    MB of executions took pfunc dev to 4 GB). Past MAX_PAGES, a page is told so, as an
+    event its EventSource reconnects after (a refused answer would stop it for good)."""
     import socket
 
     from pfunc.server.console_api import MAX_PAGES
 
     write_project(tmp_path)
     server = InProcessDev(tmp_path)
+    hub = server.server.console.hub
     sockets: list[socket.socket] = []
+    request = b"GET /pfunc/console/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+    def open_pages(count: int) -> None:
+        for _ in range(count):
+            connection = socket.create_connection(("127.0.0.1", server.port))
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            connection.sendall(request)
+            sockets.append(connection)
+        deadline = time.monotonic() + 10
+        while len(hub.clients) < len(sockets):  # each page's stream has begun
+            assert time.monotonic() < deadline, "the pages' streams did not begin"
+            time.sleep(0.05)
+
     try:
         body = json.dumps({"text": "x" * 1_000_000}).encode()
         for _ in range(30):  # ~60 MB of kept text: the body as received and as logged
             assert server.request("POST", "/v1/blocks/sub-key/sub-c-demo/api", body)[0] == 201
         before = _resident_mib()
-        request = b"GET /pfunc/console/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-        for _ in range(10):
-            connection = socket.create_connection(("127.0.0.1", server.port))
-            connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            connection.sendall(request)
-            sockets.append(connection)
-        time.sleep(1.0)  # the server writes what the sockets take, then waits on them
+        open_pages(10)
+        time.sleep(0.5)  # each has been written what its socket takes, and waits on it
         assert _resident_mib() - before < 150
-        for _ in range(MAX_PAGES - 10):
-            connection = socket.create_connection(("127.0.0.1", server.port))
-            connection.sendall(request)
-            sockets.append(connection)
-        deadline = time.monotonic() + 5
-        while server.request("GET", "/pfunc/console/stream")[0] != 503:
-            assert time.monotonic() < deadline, "a page past MAX_PAGES was not refused"
-            time.sleep(0.1)
+        open_pages(MAX_PAGES - 10)
+        probe = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        probe.sendall(request)
+        answer = b""
+        while b"event: refused" not in answer and b"event: backlog" not in answer:
+            chunk = probe.recv(65536)
+            assert chunk, answer
+            answer += chunk
+        assert b"200 OK" in answer and b"event: refused" in answer, answer[:300]
+        probe.close()
     finally:
         for connection in sockets:
             connection.close()

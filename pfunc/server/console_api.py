@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import time
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,7 @@ ASSET_TYPES = {
 KEEPALIVE_SECONDS = 15.0
 # Console pages open at once: each holds a stream; more are refused (a page reconnects).
 MAX_PAGES = 32
+REFUSED_RETRY_MS = 5000  # how soon a refused page tries again
 RECONNECT_MS = 500  # how soon a page tries again when the stream ends
 RECORD_QUEUE = 1000  # executions --record may fall behind by before it skips some
 
@@ -128,24 +130,34 @@ class Console:
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: the kept entries first (one "backlog" event), then each
         execution, KV change and reload as it happens."""
-        if len(self.hub.clients) >= MAX_PAGES:
-            return pubnub_error(
-                503, f"the console is open in {MAX_PAGES} pages already: close one and reload"
-            )
+        client = self.hub.connect()  # counted at once: pages opening together are counted
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
-        await response.prepare(request)
-        client = self.hub.connect()
         try:
+            await response.prepare(request)
+            if len(self.hub.clients) > MAX_PAGES:
+                # Said as an event, then closed: a page's EventSource tries again after
+                # `retry` (a refused answer would have stopped it for good).
+                refused = json.dumps(f"the console is open in {MAX_PAGES} pages already")
+                event = f"retry: {REFUSED_RETRY_MS}\nevent: refused\ndata: {refused}\n\n"
+                await response.write(event.encode())
+                return response
             # retry: a page reconnects within a second of a restarted server (browsers
             # wait ~3 s by default).
             await response.write(f"retry: {RECONNECT_MS}\nevent: backlog\ndata: [".encode())
             # Written entry by entry, from the texts every page shares: each write waits
             # while the page is behind, so a page that does not read holds one entry's
-            # bytes, not its own copy of a backlog of up to 64 MiB.
-            for number, entry in enumerate(list(self.hub.entries)):
-                await response.write(f"{',' if number else ''}{entry.text()}".encode())
+            # bytes, not its own copy of a backlog of up to 64 MiB. Held weakly, so that
+            # what the hub lets go meanwhile is let go (and skipped) here too.
+            backlog = [weakref.ref(entry) for entry in self.hub.entries]
+            written = 0
+            for held in backlog:
+                entry = held()
+                if entry is not None:
+                    await response.write(f"{',' if written else ''}{entry.text()}".encode())
+                    written += 1
+                del entry
             await response.write(b"]\n\n")
             while not self._closed.is_set():
                 with contextlib.suppress(TimeoutError):

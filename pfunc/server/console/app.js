@@ -41,6 +41,10 @@ function useStream() {
       setStatus((s) => ({ ...s, connected: true, reloads: s.reloads + (s.opened ? 1 : 0), opened: true }))
     );
     source.addEventListener("error", () => setStatus((s) => ({ ...s, connected: false })));
+    // Too many pages open: the server says so and closes; the page tries again later.
+    source.addEventListener("refused", (e) =>
+      setStatus((s) => ({ ...s, connected: false, refused: JSON.parse(e.data) }))
+    );
     source.addEventListener("backlog", (e) => {
       // The server's kept entries replace those the page has from the same ids on; older
       // ones (a restarted server has none of them) stay, so an open execution stays put.
@@ -246,7 +250,7 @@ function App() {
   return html`<header>
       <b>pfunc dev</b>
       <nav>${VIEWS.map((v) => html`<a href=${"#" + v} class=${"tab-" + v + (v === view ? " active" : "")}>${v === "kv" ? "KV store" : v[0].toUpperCase() + v.slice(1)}</a>`)}</nav>
-      <span class=${status.connected ? "ok live" : "error live"}>${status.connected ? "live" : "reconnecting"}</span>
+      <span class=${status.connected ? "ok live" : "error live"} title=${status.connected ? "" : status.refused || ""}>${status.connected ? "live" : status.refused ? "too many pages open" : "reconnecting"}</span>
       ${status.dropped > 0 && html`<span class="abort">${status.dropped} skipped (page behind)</span>`}
     </header>
     <main class=${"view-" + view}>
