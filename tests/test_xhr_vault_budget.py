@@ -289,7 +289,8 @@ def test_a_mock_answers_the_url_as_the_request_is_addressed(harness, write_handl
     phrase as a server would."""
     harness.use_project(
         '[project]\n[[mocks]]\nurl = "https://api.example.com/*"\nstatus = 404\n\n'
-        '[[mocks]]\nurl = "http://localhost:*/health"\n',
+        '[[mocks]]\nurl = "http://localhost:*/health"\n\n'
+        '[[mocks]]\nurl = "http://[::1]:8080/*"\nstatus = 202\n',
         tmp_path,
     )
     handler = write_handler(
@@ -313,9 +314,13 @@ def test_a_mock_answers_the_url_as_the_request_is_addressed(harness, write_handl
         "https://api.example.com:8443/a",  # another port: another address
         "http://api.example.com/a",
         "http://localhost:8080/health",
+        "http://localhost:80/health",  # the pattern's * port, as written
+        "http://[::1]:8080/x",  # an IPv6 host: its [ is no character class
     ]
     answers = [harness.run(handler, message={"url": url}).message for url in urls]
-    assert answers == ["404 Not Found"] * 4 + ["refused", "refused", "200 OK"]
+    assert answers == ["404 Not Found"] * 4 + ["refused", "refused"] + ["200 OK"] * 2 + [
+        "202 Accepted"
+    ]
 
 
 def test_cli_offline_flag_refuses_unmocked_requests(tmp_path):

@@ -54,12 +54,18 @@ def addressed(url: str) -> str:
     return urllib.parse.urlunsplit((scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+def _glob(text: str, pattern: str) -> bool:
+    """`*` wildcards only: a [ is itself (an IPv6 host), not a character class."""
+    return fnmatch.fnmatchcase(text, pattern.replace("[", "[[]"))
+
+
 def match_mock(mocks: list[MockRule], method: str, url: str) -> MockRule | None:
     target = addressed(url)
     for mock in mocks:
         if mock.method not in (None, method):
             continue
-        if url == mock.url or fnmatch.fnmatchcase(target, addressed(mock.url)):
+        # As written, or as addressed (a pattern with * for a port is only the former).
+        if _glob(url, mock.url) or _glob(target, addressed(mock.url)):
             return mock
     return None
 
