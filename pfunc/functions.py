@@ -3,6 +3,7 @@ handler file), kept across reloads of pfunc.toml while the function's file is th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from pfunc.channels import PRESENCE_SUFFIX, channel_matches
@@ -14,6 +15,15 @@ from pfunc.pubnub_data import PubNubData
 from pfunc.result import Publisher
 from pfunc.runtime import Runtime
 from pfunc.sandbox.syntax_check import syntax_error
+
+
+@dataclass(frozen=True)
+class SourceProblem:
+    """Why a function's file will not serve: it cannot be read, or does not compile."""
+
+    function: str
+    text: str  # the warning, as the dev log says it
+    unreadable: bool
 
 
 class FunctionRegistry:
@@ -89,20 +99,21 @@ class FunctionRegistry:
         self._by_name = kept
         self.project = project
 
-    def read_sources(self) -> list[str]:
+    def read_sources(self) -> list[SourceProblem]:
         """Read every function's source now (see SandboxPool.read); a warning for each
         function whose file cannot be read, or does not compile (named with a code frame
         now, not at its first event)."""
-        warnings = []
+        warnings: list[SourceProblem] = []
         for function in self.project.functions:
             pool = self.executor(function).pool
             pool.read()
             shown = display_path(function.file, self.project)
             if pool.source is None:
-                warnings.append(
+                text = (
                     f'function "{function.name}": {shown} cannot be read (missing, or not '
                     "UTF-8 text); its executions will fail until it can"
                 )
+                warnings.append(SourceProblem(function.name, text, unreadable=True))
                 continue
             problem = syntax_error(pool.source, shown)
             if problem is not None:
@@ -111,11 +122,12 @@ class FunctionRegistry:
                     if problem.line is not None
                     else ""
                 )
-                warnings.append(
+                text = (
                     f'function "{function.name}" cannot load: {problem.error_type}: '
                     f"{problem}; its executions will fail until it is fixed"
                     + ("\n      " + frame.replace("\n", "\n      ") if frame else "")
                 )
+                warnings.append(SourceProblem(function.name, text, unreadable=False))
         return warnings
 
     def _executors(self) -> list[Executor]:

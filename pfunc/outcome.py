@@ -9,7 +9,7 @@ from typing import Any
 from pfunc import jsonio
 from pfunc.events import KINDS
 from pfunc.limits import Budget, Profile
-from pfunc.modules.calls import secret_pattern
+from pfunc.modules.vault import secret_pattern
 from pfunc.result import ExecutionError, Result
 from pfunc.sandbox import Sandbox, SandboxInterrupted
 from pfunc.sandbox.source import Location, map_stack

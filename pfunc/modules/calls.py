@@ -5,7 +5,6 @@ handler's Promise (HandlerCallError)."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -174,27 +173,6 @@ class CallContext:
     # KV values as the execution first found them ("item:KEY" / "counter:KEY"), filled by
     # the dev console's recording kvstore while a console is open (see Result.observed).
     observed: dict[str, Any] = field(default_factory=dict)
-
-
-# Vault values shorter than this are masked only as whole words.
-SHORT_SECRET = 8
-
-
-def secret_pattern(secrets: set[str]) -> re.Pattern[str] | None:
-    """What finds the vault values a handler read wherever they stand in a text; None when
-    there are none. A long value is found anywhere; a short one only as a word of its own,
-    so that a test's "test" leaves "latest" alone (a path's "/test/" is still found)."""
-    secrets = {secret for secret in secrets if len(secret) >= 3}
-    if not secrets:
-        return None
-    return re.compile(
-        "|".join(
-            re.escape(secret)
-            if len(secret) >= SHORT_SECRET
-            else rf"(?<!\w){re.escape(secret)}(?!\w)"
-            for secret in sorted(secrets, key=len, reverse=True)
-        )
-    )
 
 
 def missing_arg() -> JSArg:

@@ -1,11 +1,13 @@
 """The vault module: secrets from pfunc.toml [vault], a .env file, or PFUNC_VAULT_<NAME>.
 
-Values read by a handler are remembered on the call context so that reports mask them.
+Values read by a handler are remembered on the call context so that reports mask them
+(secret_pattern finds them in a text).
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 from pfunc.modules.calls import AnsweredAtOnce, CallContext, HandlerCallError, JSArg, padded_args
 
@@ -33,3 +35,24 @@ class VaultModule(AnsweredAtOnce):
             )
         context.secrets_read.add(secrets[name])
         return json.dumps(secrets[name])
+
+
+# Vault values shorter than this are masked only as whole words.
+SHORT_SECRET = 8
+
+
+def secret_pattern(secrets: set[str]) -> re.Pattern[str] | None:
+    """What finds the vault values a handler read wherever they stand in a text; None when
+    there are none. A long value is found anywhere; a short one only as a word of its own,
+    so that a test's "test" leaves "latest" alone (a path's "/test/" is still found)."""
+    secrets = {secret for secret in secrets if len(secret) >= 3}
+    if not secrets:
+        return None
+    return re.compile(
+        "|".join(
+            re.escape(secret)
+            if len(secret) >= SHORT_SECRET
+            else rf"(?<!\w){re.escape(secret)}(?!\w)"
+            for secret in sorted(secrets, key=len, reverse=True)
+        )
+    )

@@ -20,8 +20,8 @@ from pfunc.modules.calls import (
     HandlerCallError,
     JSArg,
     padded_args,
-    secret_pattern,
 )
+from pfunc.modules.vault import secret_pattern
 
 if TYPE_CHECKING:
     import aiohttp

@@ -287,9 +287,9 @@ class ProjectReloader:
             "fail until you create it"
             for function in missing
         ]
-        # And one that cannot load (its syntax), with its code frame.
-        said = tuple(f'function "{function.name}": ' for function in missing)
-        warnings += [problem for problem in problems if not problem.startswith(said)]
+        # And one that cannot be read (not UTF-8) or load (its syntax, with a code frame).
+        absent = {function.name for function in missing}
+        warnings += [p.text for p in problems if not (p.unreadable and p.function in absent)]
         if (before.limits, before.limit_overrides) != (project.limits, project.limit_overrides):
             warnings.append(
                 "[limits] changed: the running server keeps the limits it started with "

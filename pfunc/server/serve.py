@@ -113,7 +113,7 @@ async def running_server(
     aiohttp_log.addHandler(handler := _AiohttpLog(log))
     aiohttp_log.propagate = False
     async with session.engine(threaded=True) as engine:
-        unreadable = engine.functions.read_sources()
+        problems = engine.functions.read_sources()
         engine.runtime.observers.append(lambda result: log(execution_event(result)))
         options = {} if subscribe_timeout is None else {"subscribe_timeout": subscribe_timeout}
         server = DevServer(engine, on_event=log, intervals=intervals, **options)
@@ -152,7 +152,7 @@ async def running_server(
             function_files=lambda: [function.file for function in server.state.project.functions],
         )
         reloader.start()
-        warnings = list(unreadable)
+        warnings = [problem.text for problem in problems]
         if host not in LOOPBACK:
             warnings.append(
                 f"bound to {host}: other machines can reach this server and "
