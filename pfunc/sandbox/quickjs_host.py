@@ -54,7 +54,8 @@ def _prelude() -> str:
         f"var __pfunc_consoleLineCost = {shared.CONSOLE_LINE_COST};"
         f"var __pfunc_builtinsSource = {json.dumps(read('builtins.js').read_text('utf-8'))};"
     )
-    return registry + "\n" * (OWN_CODE_LINE - 1) + read("prelude.js").read_text("utf-8")
+    own = [read(name).read_text("utf-8") for name in ("callee.js", "prelude.js")]
+    return registry + "\n" * (OWN_CODE_LINE - 1) + "\n".join(own)
 
 
 def _is_number(value: Any) -> bool:

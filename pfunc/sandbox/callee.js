@@ -1,0 +1,262 @@
+// pfunc sandbox: the callee of a call that failed with QuickJS's bare "not a function",
+// read back from the handler's source as V8 would name it ("request.reject",
+// "page.filter", "db.get(...).then"), with where V8 places the error. Evaluated before
+// prelude.js, which keeps __pfunc_calleeReader for its stack formatting (a handler that
+// replaces the global changes nothing). Every function is named __pfunc_* so that its
+// frames are dropped from stacks.
+
+var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
+  "use strict";
+
+  let lines = []; // the handler's source lines, as the reader was last given them
+
+  // The callee of the call that failed, read from the source as written
+  // ("request.reject", "CHECKS[name]", "o?.a.b"). The engine's column is the last place
+  // the call recorded: the callee's last member, inside the brackets of a computed one,
+  // or, when an argument recorded one (a name, a function, a nested call), inside the
+  // argument list. So a reading at the column that is not itself called stands for the
+  // call whose parentheses enclose it. null when the source does not read as a call:
+  // QuickJS's own words are kept then, rather than a wrong name.
+  const IDENTIFIER = /[\w$]/;
+  const CLOSING = { "(": ")", "[": "]" };
+  const OPENING = { ")": "(", "]": "[" };
+  // Words a parenthesis can follow without being a call's.
+  const NOT_CALLEES = /^(if|for|while|switch|catch|function|return|typeof|void|await|yield|in|of|new|delete|async|else|do|case|throw)$/;
+  const ENCLOSING_LINES = 30; // how far up a call's opening parenthesis is looked for
+
+  // A string's other end from one of its quotes (step 1: forward, -1: back), or -1.
+  function __pfunc_quoteEnd(text, at, step) {
+    const quote = text[at];
+    for (let i = at + step; i >= 0 && i < text.length; i += step) {
+      if (text[i] === quote && text[i - 1] !== "\\") return i; // not an escaped one
+    }
+    return -1;
+  }
+
+  const QUOTES = "\"'`";
+
+  // Where the member chain ending at `end` starts: names, dots, optional chaining and
+  // balanced brackets; -1 when a quote does not close.
+  function __pfunc_chainStart(text, end) {
+    let start = end;
+    while (start > 0) {
+      const ch = text[start - 1];
+      if (IDENTIFIER.test(ch) || ch === "." || (ch === "?" && text[start] === ".")) {
+        start--;
+        continue;
+      }
+      if (!OPENING[ch]) break;
+      let nesting = 0;
+      let at = start - 1;
+      for (; at >= 0; at--) {
+        if (QUOTES.includes(text[at])) {
+          at = __pfunc_quoteEnd(text, at, -1);
+          if (at < 0) return -1;
+        } else if (text[at] === ch) nesting++;
+        else if (text[at] === OPENING[ch] && --nesting === 0) break;
+      }
+      if (at < 0) return -1;
+      start = at;
+    }
+    return start;
+  }
+
+  // A callee as V8 shows it: each call's arguments as (...) (db.get(...).then), inner
+  // calls first; a parenthesised group, (o.a).b, as written.
+  function __pfunc_shown(chain) {
+    let shown = chain.replace(/^\?*\.+|[?.]+$/g, "");
+    const groups = []; // parenthesised groups, set aside as \u0002N\u0003 until the end
+    let before;
+    do {
+      before = shown;
+      shown = shown.replace(/\([^()]*\)/g, function __pfunc_collapse(group, at, whole) {
+        if (at > 0 && /[\w$\])\u0001\u0003]/.test(whole[at - 1])) return "\u0001"; // a call
+        groups.push(group);
+        return "\u0002" + (groups.length - 1) + "\u0003";
+      });
+    } while (shown !== before);
+    while (shown.indexOf("\u0002") >= 0) {
+      shown = shown.replace(/\u0002(\d+)\u0003/g, function __pfunc_restore(_, index) {
+        return groups[Number(index)];
+      });
+    }
+    return shown.split("\u0001").join("(...)");
+  }
+
+  // The chain text[start:end] as a callee: made by `new` or not as `constructing` asks,
+  // not a keyword, nor a declaration's name (function f(...)). Its text and where V8
+  // places the error (its last name, else its start; a 1-based column), or null.
+  function __pfunc_callee(text, start, end, constructing, line) {
+    if (start < 0 || start >= end) return null;
+    let chain = text.slice(start, end).trim();
+    let head = text.slice(0, start); // what stands before the chain on its first line
+    // A chain broken over lines (db.get("a")\n  .then(...)) starts on a line above.
+    for (let above = line - 1; chain[0] === "." && !head.trim() && above >= 1 &&
+      above > line - ENCLOSING_LINES; above--) {
+      const previous = lines[above - 1].trimEnd();
+      const from = __pfunc_chainStart(previous, previous.length);
+      if (from < 0 || from === previous.length || previous.indexOf("//") >= 0) break;
+      chain = previous.slice(from).trim() + chain;
+      head = previous.slice(0, from);
+    }
+    const expression = __pfunc_shown(chain);
+    if (!/^[A-Za-z_$(]/.test(expression) || NOT_CALLEES.test(expression)) return null;
+    const before = head.trimEnd();
+    if (/(^|[^\w$.])function\*?$/.test(before)) return null;
+    if (/(^|[^\w$.])new$/.test(before) !== constructing) return null;
+    const lastName = /[A-Za-z_$][\w$]*$/.exec(text.slice(start, end).trimEnd());
+    const at = lastName && !constructing ? start + lastName.index : start;
+    return { expression: expression, line: line, column: at + 1 };
+  }
+
+  // The reading at the engine's column, when the source calls it there.
+  function __pfunc_calledAt(text, line, column, constructing) {
+    let end = column - 1;
+    if (QUOTES.includes(text[end])) {
+      end = __pfunc_quoteEnd(text, end, 1) + 1; // a string key: o["b"]()
+      if (end === 0) return null;
+    }
+    // A `new` points at the callee's start: on over its names (new o.A()); a ? only as
+    // optional chaining (?.), never a conditional's.
+    while (end < text.length &&
+      (IDENTIFIER.test(text[end]) || text[end] === "." || (text[end] === "?" && text[end + 1] === "."))) {
+      end++;
+    }
+    // Inside a computed key (CHECKS[name]()): on to the bracket that closes it.
+    let depth = 0;
+    let called = false;
+    let chained = false; // f(1)(2): the call's result is called in turn
+    for (let at = end; at < text.length && /[^;{}]/.test(text[at]); at++) {
+      const ch = text[at];
+      if (depth === 0 && ch === "`") { // a tagged template: o.x`text` calls o.x
+        called = /^\s*$/.test(text.slice(end, at));
+        break;
+      }
+      if (QUOTES.includes(ch)) {
+        at = __pfunc_quoteEnd(text, at, 1);
+        if (at < 0) return null;
+        continue;
+      }
+      if (depth === 0 && ch === "(") { // the call's arguments, if nothing stands between
+        called = /^\s*(\?\.)?$/.test(text.slice(end, at));
+        const after = __pfunc_closing(text, at);
+        chained = after >= 0 && /^\s*(\(|`)/.test(text.slice(after + 1));
+        break;
+      }
+      if (CLOSING[ch]) depth++;
+      else if (OPENING[ch]) {
+        if (depth > 0) depth--;
+        else if (ch === ")") break;
+        if (depth === 0 && ch === "]") end = at + 1; // a computed key ends the callee
+      }
+    }
+    if (!called) return null;
+    const callee = __pfunc_callee(text, __pfunc_chainStart(text, end), end, constructing, line);
+    if (callee) callee.chained = chained;
+    return callee;
+  }
+
+  // Where the parenthesis opened at `open` closes on its line (strings skipped), or -1.
+  function __pfunc_closing(text, open) {
+    let depth = 0;
+    for (let at = open; at < text.length; at++) {
+      if (QUOTES.includes(text[at])) {
+        at = __pfunc_quoteEnd(text, at, 1);
+        if (at < 0) return -1;
+      } else if (text[at] === "(") depth++;
+      else if (text[at] === ")" && --depth === 0) return at;
+    }
+    return -1;
+  }
+
+  // A line without its // comment (a ( in "// see helper(" is no call).
+  function __pfunc_code(text) {
+    for (let at = 0; at < text.length; at++) {
+      if (QUOTES.includes(text[at])) {
+        const end = __pfunc_quoteEnd(text, at, 1);
+        if (end < 0) return text;
+        at = end;
+      } else if (text[at] === "/" && text[at + 1] === "/") {
+        return text.slice(0, at);
+      }
+    }
+    return text;
+  }
+
+  // The callee of the call whose argument list holds the column: out through brackets
+  // (an object or array literal argument) and up through lines, to the statement's start.
+  function __pfunc_enclosingCall(line, column, constructing) {
+    let depth = 0;
+    for (let number = line; number >= 1 && number > line - ENCLOSING_LINES; number--) {
+      const text = __pfunc_code(lines[number - 1]);
+      for (let at = (number === line ? Math.min(column - 1, text.length) : text.length) - 1;
+        at >= 0; at--) {
+        const ch = text[at];
+        if (QUOTES.includes(ch)) {
+          at = __pfunc_quoteEnd(text, at, -1);
+          if (at < 0) return null;
+        } else if (ch === ")" || ch === "]" || ch === "}") depth++;
+        else if (ch === ";" && depth === 0) return null;
+        else if (ch === "(" || ch === "[" || ch === "{") {
+          if (depth > 0) {
+            depth--;
+          } else if (ch === "{" && /(\)|=>|\b(else|try|do|finally))\s*$/.test(text.slice(0, at))) {
+            return null; // a block, not an object literal: no call of this statement holds it
+          } else if (ch === "(") {
+            let end = at;
+            while (end > 0 && text[end - 1] === " ") end--;
+            if (text.slice(end - 2, end) === "?.") end -= 2;
+            const start = __pfunc_chainStart(text, end);
+            const callee = __pfunc_callee(text, start, end, constructing, number);
+            if (callee && __pfunc_globalKind(callee.expression) !== "function") return callee;
+          }
+        }
+      }
+    }
+    return null;
+  }
+
+  // What `expression` names among the globals' own (JSON.stringify, String), read
+  // through data properties only (no getter of a handler's runs here): "function",
+  // "other" (a global's missing or non-function property: JSON.stringfy), or "unknown"
+  // (no global: a local, whose value cannot be read from here).
+  function __pfunc_globalKind(expression) {
+    if (!/^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$/.test(expression)) return "unknown";
+    const names = expression.split(".");
+    if (!describe(globalThis, names[0])) return "unknown";
+    let value = globalThis;
+    for (const name of names) {
+      const property = value !== null && typeof value === "object" || typeof value === "function"
+        ? describe(value, name) : undefined;
+      if (!property || !("value" in property)) return "other";
+      value = property.value;
+    }
+    return typeof value === "function" ? "function" : "other";
+  }
+
+  function __pfunc_calleeAt(line, column, constructing) {
+    const text = lines[line - 1];
+    if (text === undefined) return null;
+    const atColumn = __pfunc_calledAt(text, line, column, constructing);
+    if (!atColumn) return __pfunc_enclosingCall(line, column, constructing);
+    // The column says where, not which call: o.x(f(1)) leaves it at f whether f failed or
+    // o.x did after it, and f(1)(2) whether f or what it returned. What the globals tell
+    // settles it (JSON.stringify is a function: not it; JSON.stringfy is none: it);
+    // for a local it stays open, and QuickJS's own words are kept rather than a guess.
+    const kind = __pfunc_globalKind(atColumn.expression);
+    if (atColumn.chained) {
+      if (kind === "function") atColumn.expression += "(...)";
+      return kind === "unknown" ? null : atColumn;
+    }
+    if (kind === "function") return __pfunc_enclosingCall(line, column, constructing);
+    if (kind === "other") return atColumn;
+    return __pfunc_enclosingCall(line, column, constructing) ? null : atColumn;
+  }
+
+  // (source lines, line, column of the engine's frame, a constructor call?) -> the callee
+  // {expression, line, column}, or null when the source does not settle it.
+  return function __pfunc_readCallee(sourceLines, line, column, constructing) {
+    lines = sourceLines;
+    return __pfunc_calleeAt(line, column, constructing);
+  };
+})(Object.getOwnPropertyDescriptor);
