@@ -246,11 +246,8 @@ def _offline_hint(method: str, url: str, context: CallContext) -> str:
     report shows no secret."""
     secret = secret_pattern(context.secrets_read)
     pattern = url if secret is None else secret.sub("*", url)
-    note = (
-        ""
-        if pattern == url
-        else ("# * stands for the vault value in the URL (a * alone answers every such request)\n")
-    )
+    hidden = "# * stands for the vault value in the URL (a * alone answers every such request)\n"
+    note = "" if pattern == url else hidden
     return (
         f"xhr.fetch: no mock matches {method} {url} and pfunc is offline, so the request was "
         f'not sent. Add a mock to pfunc.toml:\n[[mocks]]\n{note}url = "{pattern}"\n'
