@@ -570,3 +570,19 @@ def test_a_huge_error_message_is_kept_to_its_start(harness, tmp_path, file, sour
     result = harness.run(handler)
     assert result.outcome == "error" and len(result.error.message) < 70_000, result.error
     assert result.error.message.endswith(f"... ({thrown - 65536} more characters)")
+
+
+def test_caught_calls_of_a_non_function_in_a_minified_handler_stay_cheap(harness, write_handler):
+    """Naming the callee reads the handler's source; a minified handler is one line of
+    ~180 KB, and a loop that catches the same failed call 2,000 times had the reader scan
+    that line each time: the execution ran out of time. One reading per place, at a
+    bounded cost, serves them all."""
+    filler = "".join(f"var a{i} = {{x: 1, y: [1, 2, 3], s: 'str(ing'}};" for i in range(4000))
+    source = filler + (
+        "export default (request) => { const o = {}; let n = 0, last; "
+        "for (let i = 0; i < 2000; i++) { try { o.x(request.message, i); } "
+        "catch (e) { n++; last = e.message; } } return request.ok({ n, last }); };\n"
+    )
+    result = harness.run(write_handler(source, "minified.js"))
+    assert result.outcome == "ok", result.error
+    assert result.message == {"n": 2000, "last": "o.x is not a function"}

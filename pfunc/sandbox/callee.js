@@ -9,6 +9,18 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
   "use strict";
 
   let lines = []; // the handler's source lines, as the reader was last given them
+  let code = new Map(); // line number -> that line without its // comment (__pfunc_code)
+  let read = new Map(); // "line:column:constructing" -> the reading (a loop fails alike)
+
+  // A reading costs at most this many steps over the source: a caught "not a function"
+  // in a loop over a minified file of one long line must not scan it whole each time.
+  // Past it the reader gives up (null: QuickJS's own words).
+  const STEPS = 5000;
+  const OUT_OF_STEPS = {};
+  let steps = 0;
+  function __pfunc_step() {
+    if (++steps > STEPS) throw OUT_OF_STEPS;
+  }
 
   // The callee of the call that failed, read from the source as written
   // ("request.reject", "CHECKS[name]", "o?.a.b"). The engine's column is the last place
@@ -28,6 +40,7 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
   function __pfunc_quoteEnd(text, at, step) {
     const quote = text[at];
     for (let i = at + step; i >= 0 && i < text.length; i += step) {
+  __pfunc_step();
       if (text[i] === quote && text[i - 1] !== "\\") return i; // not an escaped one
     }
     return -1;
@@ -40,6 +53,7 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
   function __pfunc_chainStart(text, end) {
     let start = end;
     while (start > 0) {
+  __pfunc_step();
       const ch = text[start - 1];
       if (IDENTIFIER.test(ch) || ch === "." || (ch === "?" && text[start] === ".")) {
         start--;
@@ -49,6 +63,7 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
       let nesting = 0;
       let at = start - 1;
       for (; at >= 0; at--) {
+  __pfunc_step();
         if (QUOTES.includes(text[at])) {
           at = __pfunc_quoteEnd(text, at, -1);
           if (at < 0) return -1;
@@ -89,24 +104,43 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
   function __pfunc_callee(text, start, end, constructing, line) {
     if (start < 0 || start >= end) return null;
     let chain = text.slice(start, end).trim();
-    let head = text.slice(0, start); // what stands before the chain on its first line
+    // What stands before the chain on its first line: its text and where it ends (read
+    // from the end only, without copying a long line).
+    let headText = text;
+    let headEnd = __pfunc_skipSpaceBack(text, start);
     // A chain broken over lines (db.get("a")\n  .then(...)) starts on a line above.
-    for (let above = line - 1; chain[0] === "." && !head.trim() && above >= 1 &&
+    for (let above = line - 1; chain[0] === "." && headEnd === 0 && above >= 1 &&
       above > line - ENCLOSING_LINES; above--) {
       const previous = lines[above - 1].trimEnd();
       const from = __pfunc_chainStart(previous, previous.length);
       if (from < 0 || from === previous.length || previous.indexOf("//") >= 0) break;
       chain = previous.slice(from).trim() + chain;
-      head = previous.slice(0, from);
+      headText = previous;
+      headEnd = __pfunc_skipSpaceBack(previous, from);
     }
     const expression = __pfunc_shown(chain);
     if (!/^[A-Za-z_$(]/.test(expression) || NOT_CALLEES.test(expression)) return null;
-    const before = head.trimEnd();
-    if (/(^|[^\w$.])function\*?$/.test(before)) return null;
-    if (/(^|[^\w$.])new$/.test(before) !== constructing) return null;
+    if (__pfunc_wordBefore(headText, headEnd, "function") ||
+      __pfunc_wordBefore(headText, headEnd, "function*")) return null;
+    if (__pfunc_wordBefore(headText, headEnd, "new") !== constructing) return null;
     const lastName = /[A-Za-z_$][\w$]*$/.exec(text.slice(start, end).trimEnd());
     const at = lastName && !constructing ? start + lastName.index : start;
     return { expression: expression, line: line, column: at + 1 };
+  }
+
+  // Where the whitespace before `at` begins (0: nothing but whitespace before it).
+  function __pfunc_skipSpaceBack(text, at) {
+    while (at > 0 && /\s/.test(text[at - 1])) {
+      __pfunc_step();
+      at--;
+    }
+    return at;
+  }
+
+  // Whether text[0:end] ends with `word` as a word of its own (not o.new, renew).
+  function __pfunc_wordBefore(text, end, word) {
+    if (end < word.length || text.slice(end - word.length, end) !== word) return false;
+    return end === word.length || !/[\w$.]/.test(text[end - word.length - 1]);
   }
 
   // The reading at the engine's column, when the source calls it there.
@@ -120,6 +154,7 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
     // optional chaining (?.), never a conditional's.
     while (end < text.length &&
       (IDENTIFIER.test(text[end]) || text[end] === "." || (text[end] === "?" && text[end + 1] === "."))) {
+      __pfunc_step();
       end++;
     }
     // Inside a computed key (CHECKS[name]()): on to the bracket that closes it.
@@ -127,6 +162,7 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
     let called = false;
     let chained = false; // f(1)(2): the call's result is called in turn
     for (let at = end; at < text.length && /[^;{}]/.test(text[at]); at++) {
+  __pfunc_step();
       const ch = text[at];
       if (depth === 0 && ch === "`") { // a tagged template: o.x`text` calls o.x
         called = /^\s*$/.test(text.slice(end, at));
@@ -160,6 +196,7 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
   function __pfunc_closing(text, open) {
     let depth = 0;
     for (let at = open; at < text.length; at++) {
+  __pfunc_step();
       if (QUOTES.includes(text[at])) {
         at = __pfunc_quoteEnd(text, at, 1);
         if (at < 0) return -1;
@@ -172,6 +209,7 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
   // A line without its // comment (a ( in "// see helper(" is no call).
   function __pfunc_code(text) {
     for (let at = 0; at < text.length; at++) {
+  __pfunc_step();
       if (QUOTES.includes(text[at])) {
         const end = __pfunc_quoteEnd(text, at, 1);
         if (end < 0) return text;
@@ -188,9 +226,14 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
   function __pfunc_enclosingCall(line, column, constructing) {
     let depth = 0;
     for (let number = line; number >= 1 && number > line - ENCLOSING_LINES; number--) {
-      const text = __pfunc_code(lines[number - 1]);
+      if (!code.has(number)) { // a line longer than the budget is minified: no // in it
+        const raw = lines[number - 1];
+        code.set(number, raw.length > STEPS ? raw : __pfunc_code(raw));
+      }
+      const text = code.get(number);
       for (let at = (number === line ? Math.min(column - 1, text.length) : text.length) - 1;
         at >= 0; at--) {
+  __pfunc_step();
         const ch = text[at];
         if (QUOTES.includes(ch)) {
           at = __pfunc_quoteEnd(text, at, -1);
@@ -256,7 +299,23 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
   // (source lines, line, column of the engine's frame, a constructor call?) -> the callee
   // {expression, line, column}, or null when the source does not settle it.
   return function __pfunc_readCallee(sourceLines, line, column, constructing) {
+    if (sourceLines !== lines) { // another load: other lines
+      code = new Map();
+      read = new Map();
+    }
     lines = sourceLines;
-    return __pfunc_calleeAt(line, column, constructing);
+    const key = line + ":" + column + ":" + constructing;
+    if (!read.has(key)) {
+      steps = 0;
+      let callee = null;
+      try {
+        callee = __pfunc_calleeAt(line, column, constructing);
+      } catch (error) {
+        if (error !== OUT_OF_STEPS) throw error;
+      }
+      read.set(key, callee);
+    }
+    const callee = read.get(key);
+    return callee && { expression: callee.expression, line: callee.line, column: callee.column };
   };
 })(Object.getOwnPropertyDescriptor);
