@@ -841,6 +841,8 @@ def test_a_wildcard_path_gives_the_handler_the_rest_of_the_path(tmp_path):
     (tmp_path / "pfunc.toml").write_text(
         '[project]\nsubscribe_key = "sub-c-w"\n'
         '[[functions]]\nname = "s"\nfile = "s.js"\nevent = "on-request"\npath = "session/*"\n'
+        '[[functions]]\nname = "t"\nfile = "s.js"\nevent = "on-request"\npath = "v1/tasks*"\n'
+        '[[functions]]\nname = "i"\nfile = "s.js"\nevent = "on-request"\npath = "api/*/items"\n'
     )
     (tmp_path / "s.js").write_text(
         "export default (request, response) => response.send(request.path);"
@@ -851,6 +853,11 @@ def test_a_wildcard_path_gives_the_handler_the_rest_of_the_path(tmp_path):
         assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/session/a/b")[2] == "/a/b"
         assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/session")[2] == "/"
         assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/sessions")[0] == 404
+        # A * within the path: the rest after its literal prefix (it had been "/", so a
+        # single-router handler parsing ids from request.path found none).
+        routed = server.request("GET", "/v1/blocks/sub-key/sub-c-w/v1/tasks/123/comments")
+        assert routed[2] == "/123/comments"
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/api/42/items")[2] == "/42/items"
     finally:
         server.stop()
 

@@ -86,7 +86,10 @@ class Blocks:
             if "*" not in base and clean.startswith(base + "/"):
                 return function, "/" + clean[len(base) + 1 :]
             if "*" in base and fnmatch.fnmatchcase(clean, pattern):
-                return function, "/"
+                # The part after the literal prefix before the first * ("v1/tasks*" and
+                # v1/tasks/123/comments: "/123/comments"), as for any other path.
+                prefix = pattern[: pattern.index("*")].rstrip("/")
+                return function, "/" + clean[len(prefix) :].lstrip("/")
         return None
 
     async def on_request(self, request: web.Request) -> web.Response:
