@@ -302,6 +302,13 @@ class Executor:
         dropped = details.get("consoleDropped")  # lines past the console budget, any host
         said = [console_dropped(dropped)] if dropped else []
         result.warnings = [*details.get("warnings", []), *said, *host_warnings, *loop.warnings]
+        # A call left running failed after the handler moved on: said, or the report (a
+        # publish tree shows only warnings) reads as if it had worked.
+        result.warnings += [
+            f"{call.label()}, not awaited, failed: {call.error}"
+            for call in budget.failed_calls()
+            if call.unawaited
+        ]
         result.operations = budget.to_json()
         # As it stands now: a publish still under way (past the deadline) reports later.
         result.triggered = list(context.triggered)

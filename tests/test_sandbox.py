@@ -99,6 +99,22 @@ def test_unawaited_operations_finish_and_are_reported(harness, write_handler):
     assert harness.run(reader).message == {"bg": 42}
 
 
+def test_an_unawaited_call_that_failed_says_so_in_the_warnings(harness, write_handler):
+    """pfunc publish and the dev log show a publish's warnings, not its operations: an
+    un-awaited kvstore.setItem of an object read there as if it had worked."""
+    handler = write_handler(
+        """
+        const db = require("kvstore");
+        export default (request) => { db.setItem("k", { an: "object" }); return request.ok(); };
+        """,
+        "unawaited.js",
+    )
+    result = harness.run(handler)
+    assert result.outcome == "ok"
+    failed = [w for w in result.warnings if "not awaited, failed" in w]
+    assert len(failed) == 1 and "must be a string, got object" in failed[0]
+
+
 def test_a_promise_nothing_settles_is_an_error_not_a_hang(harness, write_handler):
     handler = write_handler("export default async (request) => { await new Promise(() => {}); };")
     result = harness.run(handler)
