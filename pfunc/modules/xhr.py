@@ -1,8 +1,9 @@
 """The xhr module: `fetch` through aiohttp, or answered by mocks from pfunc.toml.
 
 aiohttp is imported on the first real request only (it costs ~190 ms at import).
-Offline (--offline, and always in test runs) an unmatched request rejects with an
-error that names the URL and shows the mock to add, instead of reaching the network.
+Offline (--offline, and always in test runs) an unmatched request rejects with a
+one-line error that names the URL, and the report's warnings show the mock to add,
+instead of reaching the network.
 """
 
 from __future__ import annotations
@@ -118,7 +119,14 @@ class XhrModule:
             answer["buffer"] = list(str(answer["body"]).encode())
             return json.dumps(answer)
         if context.offline:
-            raise HandlerCallError("Error", _offline_hint(request_method, url, context))
+            # The handler gets one line, as a network error would be; the mock that would
+            # answer it is the report's, where a handler's own logging cannot repeat it.
+            context.warn(_mock_hint(request_method, url, context))
+            raise HandlerCallError(
+                "Error",
+                f"xhr.fetch: no mock matches {request_method} {url} and pfunc is offline, so "
+                "the request was not sent (the report's warnings give a mock for it)",
+            )
         timeout_ms = options.get("timeout", DEFAULT_TIMEOUT_MS)
         # Only a timeout the handler passed may be named as its option in a timeout error.
         given_timeout = "timeout" in options
@@ -240,16 +248,16 @@ def options_arg_type(body_json: str) -> str:
     return "an array" if body_json.startswith("[") else "an object"
 
 
-def _offline_hint(method: str, url: str, context: CallContext) -> str:
-    """Why an offline fetch was refused, with the mock that would answer it. A vault value
-    in the URL (a webhook's secret path) is a `*` there: the mock still matches, and the
-    report shows no secret."""
+def _mock_hint(method: str, url: str, context: CallContext) -> str:
+    """The mock that would answer an offline fetch pfunc refused. A vault value in the
+    URL (a webhook's secret path) is a `*` there: the mock still matches, and the report
+    shows no secret."""
     secret = secret_pattern(context.secrets_read)
     pattern = url if secret is None else secret.sub("*", url)
     hidden = "# * stands for the vault value in the URL (a * alone answers every such request)\n"
     note = "" if pattern == url else hidden
     return (
-        f"xhr.fetch: no mock matches {method} {url} and pfunc is offline, so the request was "
-        f'not sent. Add a mock to pfunc.toml:\n[[mocks]]\n{note}url = "{pattern}"\n'
+        f"xhr.fetch of {method} {pattern} was not sent (offline, and no mock matches it); "
+        f'add a mock to pfunc.toml:\n[[mocks]]\n{note}url = "{pattern}"\n'
         f'method = "{method}"\nstatus = 200\njson = {{ ok = true }}'
     )
