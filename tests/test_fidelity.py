@@ -507,3 +507,24 @@ def test_answers_are_spaced_as_each_pubnub_service_writes_them(tmp_path):
     assert history == f'[["hi"],{timetoken},{timetoken}]'
     assert ", " not in refused and json.loads(refused)["status"] == 400
     assert heartbeat == '{"status": 200, "message": "OK", "service": "Presence"}'
+
+
+def test_a_failed_host_call_is_placed_at_the_call_not_inside_its_arguments(harness, write_handler):
+    """QuickJS places a call at the last place its arguments recorded: a refused
+    `xhr.fetch(url + encodeURIComponent(q))` pointed at `q`, which reads as if
+    encodeURIComponent had failed. The report points at the method called, as V8 does."""
+    source = (
+        'const xhr = require("xhr"), db = require("kvstore");\n'
+        "export default async (request) => {\n"
+        "  if (request.message.kv) {\n"
+        '    await db.set("k:" + String(request.message.q), undefined);\n'
+        "  }\n"
+        '  return xhr.fetch("https://api.example.com/x?q=" + encodeURIComponent('
+        "request.message.q)).then(() => request.ok());\n"
+        "};\n"
+    )
+    handler = write_handler(source, "placed_call.js")
+    kv = harness.run(handler, message={"q": "hi", "kv": True}).error
+    assert (kv.line, kv.column) == (4, 14), kv  # at set, not at undefined
+    fetch = harness.run(handler, message={"q": "hi"}).error
+    assert (fetch.line, fetch.column) == (6, 14), fetch  # at fetch, not at request.message.q

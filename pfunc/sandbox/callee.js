@@ -223,7 +223,7 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
 
   // The callee of the call whose argument list holds the column: out through brackets
   // (an object or array literal argument) and up through lines, to the statement's start.
-  function __pfunc_enclosingCall(line, column, constructing) {
+  function __pfunc_enclosingCall(line, column, constructing, accept) {
     let depth = 0;
     for (let number = line; number >= 1 && number > line - ENCLOSING_LINES; number--) {
       if (!code.has(number)) { // a line longer than the budget is minified: no // in it
@@ -251,7 +251,8 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
             if (text.slice(end - 2, end) === "?.") end -= 2;
             const start = __pfunc_chainStart(text, end);
             const callee = __pfunc_callee(text, start, end, constructing, number);
-            if (callee && __pfunc_globalKind(callee.expression) !== "function") return callee;
+            if (callee && (accept ? accept(callee)
+              : __pfunc_globalKind(callee.expression) !== "function")) return callee;
           }
         }
       }
@@ -296,26 +297,56 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
     return __pfunc_enclosingCall(line, column, constructing) ? null : atColumn;
   }
 
-  // (source lines, line, column of the engine's frame, a constructor call?) -> the callee
-  // {expression, line, column}, or null when the source does not settle it.
-  return function __pfunc_readCallee(sourceLines, line, column, constructing) {
+  // The call of a method named `name` (a host call: fetch, set, publish) at the column or
+  // around it: QuickJS's column for it is often inside its arguments (fetch(url +
+  // encodeURIComponent(q)) is placed at q). Its callee's place, or null.
+  function __pfunc_callOf(line, column, name) {
+    const text = lines[line - 1];
+    if (text === undefined) return null;
+    const named = (callee) => /[\w$]*$/.exec(callee.expression)[0] === name;
+    const atColumn = __pfunc_calledAt(text, line, column, false);
+    if (atColumn && named(atColumn)) return atColumn;
+    return __pfunc_enclosingCall(line, column, false, named);
+  }
+
+  // One reading per place and question (a loop that fails alike reads once), within the
+  // step budget; a copy, so that a caller's change stays its own.
+  function __pfunc_remembered(key, reading) {
+    if (!read.has(key)) {
+      steps = 0;
+      let found = null;
+      try {
+        found = reading();
+      } catch (error) {
+        if (error !== OUT_OF_STEPS) throw error;
+      }
+      read.set(key, found);
+    }
+    const found = read.get(key);
+    return found && { expression: found.expression, line: found.line, column: found.column };
+  }
+
+  function __pfunc_use(sourceLines) {
     if (sourceLines !== lines) { // another load: other lines
       code = new Map();
       read = new Map();
     }
     lines = sourceLines;
-    const key = line + ":" + column + ":" + constructing;
-    if (!read.has(key)) {
-      steps = 0;
-      let callee = null;
-      try {
-        callee = __pfunc_calleeAt(line, column, constructing);
-      } catch (error) {
-        if (error !== OUT_OF_STEPS) throw error;
-      }
-      read.set(key, callee);
-    }
-    const callee = read.get(key);
-    return callee && { expression: callee.expression, line: callee.line, column: callee.column };
+  }
+
+  return {
+    // (source lines, line, column of the engine's frame, a constructor call?) -> the
+    // callee {expression, line, column}, or null when the source does not settle it.
+    callee: function __pfunc_readCallee(sourceLines, line, column, constructing) {
+      __pfunc_use(sourceLines);
+      return __pfunc_remembered(line + ":" + column + ":" + constructing,
+        () => __pfunc_calleeAt(line, column, constructing));
+    },
+    // (source lines, line, column, method name) -> where the call of that method is.
+    callOf: function __pfunc_readCallOf(sourceLines, line, column, name) {
+      __pfunc_use(sourceLines);
+      return __pfunc_remembered(line + ":" + column + ":" + name,
+        () => __pfunc_callOf(line, column, name));
+    },
   };
 })(Object.getOwnPropertyDescriptor);

@@ -24,7 +24,8 @@ var console;
   const __pfunc_Error = Error; // the engine's own: a handler may replace the global
   const __pfunc_evalScript = eval; // for the built-ins, below: the engine's own too
   const __pfunc_describe = Object.getOwnPropertyDescriptor;
-  const __pfunc_calleeOf = __pfunc_calleeReader; // callee.js, evaluated just before
+  const __pfunc_calleeOf = __pfunc_calleeReader.callee; // callee.js, evaluated just before
+  const __pfunc_callOf = __pfunc_calleeReader.callOf;
   const __pfunc_define = Object.defineProperty;
   const objectPrototype = Object.prototype;
   const arrayPrototype = Array.prototype;
@@ -288,7 +289,9 @@ var console;
 
   let capturingSite = false; // a host call's site: kept raw, worded only if the call fails
 
-  function __pfunc_prepareStack(error, sites) {
+  // `hostMethod`: the site of a host call that failed (its method's name), placed at
+  // that call as V8 places a failed call, not where QuickJS's column fell.
+  function __pfunc_prepareStack(error, sites, hostMethod) {
     if (capturingSite) return sites;
     let kept = sites;
     // A JSON.parse SyntaxError's first frame is a position in the JSON text, not a file.
@@ -306,6 +309,9 @@ var console;
       callee = __pfunc_calleeOf(handler.lines, top.getLineNumber() - 1, top.getColumnNumber(),
         error.message === "not a constructor");
       if (callee) error.message = callee.expression + TERSE[error.message];
+    } else if (hostMethod && top) {
+      callee = __pfunc_callOf(handler.lines, top.getLineNumber() - 1, top.getColumnNumber(),
+        hostMethod);
     }
     if (error instanceof TypeError && typeof error.message === "string") {
       for (const [quickjs, v8] of V8_WORDING) error.message = error.message.replace(quickjs, v8);
@@ -360,7 +366,7 @@ var console;
     }
     queue.push([id, module, method, args.map(__pfunc_encode)]);
     return new Promise(function __pfunc_wait(resolve, reject) {
-      waiting.set(id, { resolve: resolve, reject: reject, site: site });
+      waiting.set(id, { resolve: resolve, reject: reject, site: site, method: method });
     });
   }
 
@@ -379,7 +385,8 @@ var console;
     if (info.status) error.status = info.status;  // as the SDK's PubNubError carries it
     // The frames of the call site, under this error's own first line.
     const sites = waiter.site.stack;
-    const site = Array.isArray(sites) ? __pfunc_prepareStack(waiter.site, sites) : "";
+    const name = waiter.method.slice(waiter.method.lastIndexOf(".") + 1); // objects.getX: getX
+    const site = Array.isArray(sites) ? __pfunc_prepareStack(waiter.site, sites, name) : "";
     const frames = site.indexOf("\n") >= 0 ? site.slice(site.indexOf("\n")) : "";
     __pfunc_hide(error, "stack", Kind.name + ": " + info.message + frames);
     waiter.reject(error);
