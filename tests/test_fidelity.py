@@ -528,3 +528,35 @@ def test_a_failed_host_call_is_placed_at_the_call_not_inside_its_arguments(harne
     assert (kv.line, kv.column) == (4, 14), kv  # at set, not at undefined
     fetch = harness.run(handler, message={"q": "hi"}).error
     assert (fetch.line, fetch.column) == (6, 14), fetch  # at fetch, not at request.message.q
+
+
+V8_NAMES = """
+export default (request) => {
+  const o = { f: () => o, q: 1 };
+  const five = 5;
+  const calls = [
+    () => new five(),
+    () => o.f(")").q(),
+    () => o.f({ x: "(" }).q(),
+    () => o.n(Object.prototype.hasOwnProperty.call(o, "a")),
+    () => o.n(Math.max.apply(null, [1, 2])),
+  ];
+  request.message = calls.map((call) => { try { call(); } catch (e) { return e.message; } });
+  return request.ok();
+};
+"""
+
+
+def test_callees_are_named_as_v8_names_them(harness, write_handler):
+    """Found comparing with Node 20: QuickJS says "not a function" for `new five()`,
+    where V8 says "five is not a constructor"; a ( inside a string argument is no call;
+    a global's inherited call/apply is a function, so the enclosing o.n failed."""
+    result = harness.run(write_handler(V8_NAMES, "v8_names.js"))
+    assert result.outcome == "ok", result.error
+    assert result.message == [
+        "five is not a constructor",
+        "o.f(...).q is not a function",
+        "o.f(...).q is not a function",
+        "o.n is not a function",
+        "o.n is not a function",
+    ]

@@ -5,7 +5,7 @@
 // replaces the global changes nothing). Every function is named __pfunc_* so that its
 // frames are dropped from stacks.
 
-var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
+var __pfunc_calleeReader = (function __pfunc_calleeInit(describe, prototypeOf) {
   "use strict";
 
   let lines = []; // the handler's source lines, as the reader was last given them
@@ -80,6 +80,19 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
   // calls first; a parenthesised group, (o.a).b, as written.
   function __pfunc_shown(chain) {
     let shown = chain.replace(/^\?*\.+|[?.]+$/g, "");
+    // Strings set aside first (as \u0004N\u0005): a ( in o.f(")") is no call.
+    const strings = [];
+    let kept = "";
+    for (let at = 0; at < shown.length; at++) {
+      if (QUOTES.includes(shown[at])) {
+        const end = __pfunc_quoteEnd(shown, at, 1);
+        if (end < 0) return shown; // not read whole: shown as written
+        strings.push(shown.slice(at, end + 1));
+        kept += "\u0004" + (strings.length - 1) + "\u0005";
+        at = end;
+      } else kept += shown[at];
+    }
+    shown = kept;
     const groups = []; // parenthesised groups, set aside as \u0002N\u0003 until the end
     let before;
     do {
@@ -95,13 +108,14 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
         return groups[Number(index)];
       });
     }
+    shown = shown.replace(/\u0004(\d+)\u0005/g, (_, index) => strings[Number(index)]);
     return shown.split("\u0001").join("(...)");
   }
 
   // The chain text[start:end] as a callee: made by `new` or not as `constructing` asks,
   // not a keyword, nor a declaration's name (function f(...)). Its text and where V8
   // places the error (its last name, else its start; a 1-based column), or null.
-  function __pfunc_callee(text, start, end, constructing, line) {
+  function __pfunc_callee(text, start, end, constructing, line, newAtColumn) {
     if (start < 0 || start >= end) return null;
     let chain = text.slice(start, end).trim();
     // What stands before the chain on its first line: its text and where it ends (read
@@ -122,10 +136,13 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
     if (!/^[A-Za-z_$(]/.test(expression) || NOT_CALLEES.test(expression)) return null;
     if (__pfunc_wordBefore(headText, headEnd, "function") ||
       __pfunc_wordBefore(headText, headEnd, "function*")) return null;
-    if (__pfunc_wordBefore(headText, headEnd, "new") !== constructing) return null;
+    const made = __pfunc_wordBefore(headText, headEnd, "new");
+    // QuickJS says "not a function" for new g() too, where V8 says "g is not a constructor".
+    const constructed = made && !constructing && Boolean(newAtColumn);
+    if (made !== constructing && !constructed) return null;
     const lastName = /[A-Za-z_$][\w$]*$/.exec(text.slice(start, end).trimEnd());
-    const at = lastName && !constructing ? start + lastName.index : start;
-    return { expression: expression, line: line, column: at + 1 };
+    const at = lastName && !made ? start + lastName.index : start;
+    return { expression: expression, line: line, column: at + 1, constructed: constructed };
   }
 
   // Where the whitespace before `at` begins (0: nothing but whitespace before it).
@@ -187,7 +204,8 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
       }
     }
     if (!called) return null;
-    const callee = __pfunc_callee(text, __pfunc_chainStart(text, end), end, constructing, line);
+    const start = __pfunc_chainStart(text, end);
+    const callee = __pfunc_callee(text, start, end, constructing, line, true);
     if (callee) callee.chained = chained;
     return callee;
   }
@@ -237,7 +255,7 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
         const ch = text[at];
         if (QUOTES.includes(ch)) {
           at = __pfunc_quoteEnd(text, at, -1);
-          if (at < 0) return null;
+          if (at < 0) return UNSURE; // a quote in a regex or a comment: cannot read on
         } else if (ch === ")" || ch === "]" || ch === "}") depth++;
         else if (ch === ";" && depth === 0) return null;
         else if (ch === "(" || ch === "[" || ch === "{") {
@@ -270,8 +288,13 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
     if (!describe(globalThis, names[0])) return "unknown";
     let value = globalThis;
     for (const name of names) {
-      const property = value !== null && typeof value === "object" || typeof value === "function"
-        ? describe(value, name) : undefined;
+      let property;
+      // Own, or inherited (Function.prototype.call): data properties only.
+      for (let owner = value, depth = 0; !property && depth < 8 &&
+        (owner !== null && typeof owner === "object" || typeof owner === "function"); depth++) {
+        property = describe(owner, name);
+        owner = prototypeOf(owner);
+      }
       if (!property || !("value" in property)) return "other";
       value = property.value;
     }
@@ -282,19 +305,25 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
     const text = lines[line - 1];
     if (text === undefined) return null;
     const atColumn = __pfunc_calledAt(text, line, column, constructing);
-    if (!atColumn) return __pfunc_enclosingCall(line, column, constructing);
+    const enclosing = () => __pfunc_enclosingCall(line, column, constructing);
+    if (!atColumn) return __pfunc_sure(enclosing());
     // The column says where, not which call: o.x(f(1)) leaves it at f whether f failed or
     // o.x did after it, and f(1)(2) whether f or what it returned. What the globals tell
     // settles it (JSON.stringify is a function: not it; JSON.stringfy is none: it);
     // for a local it stays open, and QuickJS's own words are kept rather than a guess.
-    const kind = __pfunc_globalKind(atColumn.expression);
+    const kind = atColumn.constructed ? "unknown" : __pfunc_globalKind(atColumn.expression);
     if (atColumn.chained) {
       if (kind === "function") atColumn.expression += "(...)";
       return kind === "unknown" ? null : atColumn;
     }
-    if (kind === "function") return __pfunc_enclosingCall(line, column, constructing);
+    if (kind === "function") return __pfunc_sure(enclosing());
     if (kind === "other") return atColumn;
-    return __pfunc_enclosingCall(line, column, constructing) ? null : atColumn;
+    return enclosing() === null ? atColumn : null; // one enclosing, or not sure: open
+  }
+
+  const UNSURE = {}; // an enclosing scan that could not read its way (an odd quote)
+  function __pfunc_sure(found) {
+    return found === UNSURE ? null : found;
   }
 
   // The call of a method named `name` (a host call: fetch, set, publish) at the column or
@@ -306,7 +335,7 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
     const named = (callee) => /[\w$]*$/.exec(callee.expression)[0] === name;
     const atColumn = __pfunc_calledAt(text, line, column, false);
     if (atColumn && named(atColumn)) return atColumn;
-    return __pfunc_enclosingCall(line, column, false, named);
+    return __pfunc_sure(__pfunc_enclosingCall(line, column, false, named));
   }
 
   // One reading per place and question (a loop that fails alike reads once), within the
@@ -323,7 +352,10 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
       read.set(key, found);
     }
     const found = read.get(key);
-    return found && { expression: found.expression, line: found.line, column: found.column };
+    return found && {
+      expression: found.expression, line: found.line, column: found.column,
+      constructed: found.constructed,
+    };
   }
 
   function __pfunc_use(sourceLines) {
@@ -349,4 +381,4 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe) {
         () => __pfunc_callOf(line, column, name));
     },
   };
-})(Object.getOwnPropertyDescriptor);
+})(Object.getOwnPropertyDescriptor, Object.getPrototypeOf);

@@ -289,6 +289,31 @@ var console;
 
   let capturingSite = false; // a host call's site: kept raw, worded only if the call fails
 
+  // A handler frame's column in characters (UTF-16 units, as V8 and the source count
+  // them): QuickJS counts UTF-8 bytes, so "é" earlier on the line moved it right.
+  const asciiLines = new Map(); // line number -> whether it is ASCII only (asked often)
+  let asciiOf = null; // the handler.lines asciiLines is about
+  function __pfunc_column(site) {
+    const line = site.getLineNumber() - 1, bytes = site.getColumnNumber();
+    const text = handler.lines[line - 1];
+    if (text === undefined) return bytes;
+    if (asciiOf !== handler.lines) {
+      asciiLines.clear();
+      asciiOf = handler.lines;
+    }
+    if (!asciiLines.has(line)) asciiLines.set(line, /^[\x00-\x7f]*$/.test(text));
+    if (asciiLines.get(line)) return bytes;
+    let counted = 0;
+    for (let at = 0; at < text.length; at++) {
+      if (counted >= bytes - 1) return at + 1;
+      const code = text.charCodeAt(at);
+      const pair = code >= 0xd800 && code < 0xdc00;
+      counted += code < 0x80 ? 1 : code < 0x800 ? 2 : pair ? 4 : 3;
+      if (pair) at++; // the pair's second unit: one character, four bytes
+    }
+    return text.length + 1;
+  }
+
   // `hostMethod`: the site of a host call that failed (its method's name), placed at
   // that call as V8 places a failed call, not where QuickJS's column fell.
   function __pfunc_prepareStack(error, sites, hostMethod) {
@@ -306,11 +331,14 @@ var console;
     // call inside pfunc's side, e.g. on a Promise the handler replaced).
     let callee = null; // placed as V8 places it: the top frame points at it
     if (error instanceof TypeError && TERSE[error.message] && top && top === thrownAt) {
-      callee = __pfunc_calleeOf(handler.lines, top.getLineNumber() - 1, top.getColumnNumber(),
+      callee = __pfunc_calleeOf(handler.lines, top.getLineNumber() - 1, __pfunc_column(top),
         error.message === "not a constructor");
-      if (callee) error.message = callee.expression + TERSE[error.message];
+      if (callee) {
+        error.message = callee.expression +
+          TERSE[callee.constructed ? "not a constructor" : error.message];
+      }
     } else if (hostMethod && top) {
-      callee = __pfunc_callOf(handler.lines, top.getLineNumber() - 1, top.getColumnNumber(),
+      callee = __pfunc_callOf(handler.lines, top.getLineNumber() - 1, __pfunc_column(top),
         hostMethod);
     }
     if (error instanceof TypeError && typeof error.message === "string") {
@@ -321,7 +349,7 @@ var console;
       if (site.isNative()) return "    at " + (name || "<anonymous>") + " (native)";
       // The module is evaluated one line down (source.py, prepare_module).
       const where = handler.file + ":" + (site === top && callee ? callee.line + ":" + callee.column
-        : (site.getLineNumber() - 1) + ":" + site.getColumnNumber());
+        : (site.getLineNumber() - 1) + ":" + __pfunc_column(site));
       return "    at " + (name ? name + " (" + where + ")" : where);
     });
     const message = String(error.message === undefined ? "" : error.message);
