@@ -560,3 +560,18 @@ def test_callees_are_named_as_v8_names_them(harness, write_handler):
         "o.n is not a function",
         "o.n is not a function",
     ]
+
+
+def test_columns_count_characters_as_v8_does_not_utf8_bytes(harness, write_handler):
+    """QuickJS counts a column in UTF-8 bytes: five "é" earlier on the line moved a load
+    error's caret, and a runtime error's, five places right (and named a later call)."""
+    broken = 'export default (request) => {\n  const s = "ééééé"; const t = ;\n};\n'
+    error = harness.run(write_handler(broken, "load_accents.js")).error
+    assert (error.line, error.column) == (2, 32), error
+    failing = (
+        "export default (request) => {\n"
+        '  const o = { f: () => 1 }; const s = "ééééé"; o.n(); o.f(1);\n'
+        "};\n"
+    )
+    error = harness.run(write_handler(failing, "run_accents.js")).error
+    assert (error.message, error.line, error.column) == ("o.n is not a function", 2, 50), error
