@@ -16,7 +16,7 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe, prototypeOf) {
   // in a loop over a minified file of one long line must not scan it whole each time.
   // Past it the reader gives up (null: QuickJS's own words).
   const STEPS = 5000;
-  const OUT_OF_STEPS = {};
+  const OUT_OF_STEPS = new Error("out of steps"); // thrown to stop a reading
   let steps = 0;
   function __pfunc_step() {
     if (++steps > STEPS) throw OUT_OF_STEPS;
@@ -340,22 +340,29 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe, prototypeOf) {
 
   // One reading per place and question (a loop that fails alike reads once), within the
   // step budget; a copy, so that a caller's change stays its own.
-  function __pfunc_remembered(key, reading) {
-    if (!read.has(key)) {
-      steps = 0;
-      let found = null;
-      try {
-        found = reading();
-      } catch (error) {
-        if (error !== OUT_OF_STEPS) throw error;
+  // A reading never fails the error it words: whatever goes wrong in it (the step budget
+  // spent, a built-in the handler replaced), the answer is null and QuickJS's words stand.
+  function __pfunc_remembered(sourceLines, key, reading) {
+    try {
+      __pfunc_use(sourceLines);
+      if (!read.has(key)) {
+        steps = 0;
+        let found = null;
+        try {
+          found = reading();
+        } catch (error) {
+          found = null; // out of steps, or a built-in of the handler's that threw
+        }
+        read.set(key, found);
       }
-      read.set(key, found);
+      const found = read.get(key);
+      return found && {
+        expression: found.expression, line: found.line, column: found.column,
+        constructed: found.constructed,
+      };
+    } catch (error) {
+      return null;
     }
-    const found = read.get(key);
-    return found && {
-      expression: found.expression, line: found.line, column: found.column,
-      constructed: found.constructed,
-    };
   }
 
   function __pfunc_use(sourceLines) {
@@ -370,14 +377,12 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe, prototypeOf) {
     // (source lines, line, column of the engine's frame, a constructor call?) -> the
     // callee {expression, line, column}, or null when the source does not settle it.
     callee: function __pfunc_readCallee(sourceLines, line, column, constructing) {
-      __pfunc_use(sourceLines);
-      return __pfunc_remembered(line + ":" + column + ":" + constructing,
+      return __pfunc_remembered(sourceLines, line + ":" + column + ":" + constructing,
         () => __pfunc_calleeAt(line, column, constructing));
     },
     // (source lines, line, column, method name) -> where the call of that method is.
     callOf: function __pfunc_readCallOf(sourceLines, line, column, name) {
-      __pfunc_use(sourceLines);
-      return __pfunc_remembered(line + ":" + column + ":" + name,
+      return __pfunc_remembered(sourceLines, line + ":" + column + ":" + name,
         () => __pfunc_callOf(line, column, name));
     },
   };
