@@ -586,3 +586,25 @@ def test_caught_calls_of_a_non_function_in_a_minified_handler_stay_cheap(harness
     result = harness.run(write_handler(source, "minified.js"))
     assert result.outcome == "ok", result.error
     assert result.message == {"n": 2000, "last": "o.x is not a function"}
+
+
+def test_a_replaced_built_in_never_breaks_how_a_failed_call_is_worded(harness, write_handler):
+    """The callee reader runs in the handler's realm: with String.prototype.slice and
+    RegExp.prototype.test replaced by throwing functions, a failed call still throws its
+    TypeError (QuickJS's words), never the handler's replacement's error."""
+    handler = write_handler(
+        """
+        export default (request) => {
+          String.prototype.slice = () => { throw new Error("slice replaced"); };
+          RegExp.prototype.test = () => { throw new Error("test replaced"); };
+          const o = {};
+          let said;
+          try { o.n(); } catch (e) { said = e.name + ": " + e.message; }
+          return request.ok({ said });
+        };
+        """,
+        "replaced.js",
+    )
+    result = harness.run(handler)
+    assert result.outcome == "ok", result.error
+    assert result.message == {"said": "TypeError: not a function"}
