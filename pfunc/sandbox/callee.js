@@ -10,7 +10,7 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe, prototypeOf) {
 
   let lines = []; // the handler's source lines, as the reader was last given them
   let code = new Map(); // line number -> that line without its // comment (__pfunc_code)
-  let read = new Map(); // "line:column:constructing" -> the reading (a loop fails alike)
+  let read = new Map(); // "line:column:question" of readings that ran out of steps
 
   // A reading costs at most this many steps over the source: a caught "not a function"
   // in a loop over a minified file of one long line must not scan it whole each time.
@@ -96,6 +96,7 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe, prototypeOf) {
     const groups = []; // parenthesised groups, set aside as \u0002N\u0003 until the end
     let before;
     do {
+      __pfunc_step();
       before = shown;
       shown = shown.replace(/\([^()]*\)/g, function __pfunc_collapse(group, at, whole) {
         if (at > 0 && /[\w$\])\u0001\u0003]/.test(whole[at - 1])) return "\u0001"; // a call
@@ -104,6 +105,7 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe, prototypeOf) {
       });
     } while (shown !== before);
     while (shown.indexOf("\u0002") >= 0) {
+      __pfunc_step();
       shown = shown.replace(/\u0002(\d+)\u0003/g, function __pfunc_restore(_, index) {
         return groups[Number(index)];
       });
@@ -152,6 +154,15 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe, prototypeOf) {
       at--;
     }
     return at;
+  }
+
+  // Whether the { at `at` opens a block (after `)`, `=>`, else, try, do, finally) rather
+  // than an object literal; read back from it only, never the whole line.
+  function __pfunc_opensBlock(text, at) {
+    const end = __pfunc_skipSpaceBack(text, at);
+    if (end === 0) return false;
+    if (text[end - 1] === ")" || (text[end - 1] === ">" && text[end - 2] === "=")) return true;
+    return ["else", "try", "do", "finally"].some((word) => __pfunc_wordBefore(text, end, word));
   }
 
   // Whether text[0:end] ends with `word` as a word of its own (not o.new, renew).
@@ -261,7 +272,7 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe, prototypeOf) {
         else if (ch === "(" || ch === "[" || ch === "{") {
           if (depth > 0) {
             depth--;
-          } else if (ch === "{" && /(\)|=>|\b(else|try|do|finally))\s*$/.test(text.slice(0, at))) {
+          } else if (ch === "{" && __pfunc_opensBlock(text, at)) {
             return null; // a block, not an object literal: no call of this statement holds it
           } else if (ch === "(") {
             let end = at;
@@ -345,17 +356,19 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe, prototypeOf) {
   function __pfunc_remembered(sourceLines, key, reading) {
     try {
       __pfunc_use(sourceLines);
-      if (!read.has(key)) {
-        steps = 0;
-        let found = null;
-        try {
-          found = reading();
-        } catch (error) {
-          found = null; // out of steps, or a built-in of the handler's that threw
-        }
-        read.set(key, found);
+      if (read.has(key)) return null; // ran out of steps there before: it would again
+      steps = 0;
+      let found = null;
+      try {
+        found = reading();
+      } catch (error) {
+        // Out of steps: remembered, so that a loop failing there does not scan again. Any
+        // other failure (a built-in of the handler's that threw, the stack's depth) is
+        // not: the next reading there may well succeed. A reading that succeeded is not
+        // kept either, since it depends on the globals of the moment.
+        if (error === OUT_OF_STEPS) read.set(key, true);
+        return null;
       }
-      const found = read.get(key);
       return found && {
         expression: found.expression, line: found.line, column: found.column,
         constructed: found.constructed,

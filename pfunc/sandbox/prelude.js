@@ -290,28 +290,58 @@ var console;
   let capturingSite = false; // a host call's site: kept raw, worded only if the call fails
 
   // A handler frame's column in characters (UTF-16 units, as V8 and the source count
-  // them): QuickJS counts UTF-8 bytes, so "é" earlier on the line moved it right.
-  const asciiLines = new Map(); // line number -> whether it is ASCII only (asked often)
-  let asciiOf = null; // the handler.lines asciiLines is about
+  // them): QuickJS counts UTF-8 bytes, so "é" earlier on the line moved it right. Each
+  // line's non-ASCII characters are tabled once (a minified line of 180 KB is asked about
+  // at every error), and a column is found by halving; plain loops and arrays only (a
+  // handler may have replaced Map or RegExp methods), and never a throw: the engine's
+  // column stands then.
+  let columnTables = null;
+  let columnTablesOf = null; // the handler.lines the tables are about
   function __pfunc_column(site) {
-    const line = site.getLineNumber() - 1, bytes = site.getColumnNumber();
-    const text = handler.lines[line - 1];
-    if (text === undefined) return bytes;
-    if (asciiOf !== handler.lines) {
-      asciiLines.clear();
-      asciiOf = handler.lines;
+    const bytes = site.getColumnNumber();
+    try {
+      const line = site.getLineNumber() - 1;
+      const text = handler.lines[line - 1];
+      if (text === undefined) return bytes;
+      if (columnTablesOf !== handler.lines) {
+        columnTables = Object.create(null);
+        columnTablesOf = handler.lines;
+      }
+      let table = columnTables[line];
+      if (table === undefined) table = columnTables[line] = __pfunc_columnTable(text);
+      if (table === null) return bytes; // ASCII only
+      let low = 0, high = table.at.length; // non-ASCII characters starting before the column
+      while (low < high) {
+        const middle = (low + high) >> 1;
+        if (table.at[middle] < bytes - 1) low = middle + 1;
+        else high = middle;
+      }
+      return low === 0 ? bytes : bytes - table.surplus[low - 1];
+    } catch (error) {
+      return bytes;
     }
-    if (!asciiLines.has(line)) asciiLines.set(line, /^[\x00-\x7f]*$/.test(text));
-    if (asciiLines.get(line)) return bytes;
-    let counted = 0;
-    for (let at = 0; at < text.length; at++) {
-      if (counted >= bytes - 1) return at + 1;
-      const code = text.charCodeAt(at);
+  }
+
+  // Where a line's non-ASCII characters start (in bytes), and how many bytes more than
+  // UTF-16 units the line holds up to and with each; null when there are none.
+  function __pfunc_columnTable(text) {
+    const at = [], surplus = [];
+    let offset = 0, more = 0;
+    for (let i = 0; i < text.length; i++) {
+      const code = text.charCodeAt(i);
+      if (code < 0x80) {
+        offset++;
+        continue;
+      }
       const pair = code >= 0xd800 && code < 0xdc00;
-      counted += code < 0x80 ? 1 : code < 0x800 ? 2 : pair ? 4 : 3;
-      if (pair) at++; // the pair's second unit: one character, four bytes
+      const size = code < 0x800 ? 2 : pair ? 4 : 3;
+      more += size - (pair ? 2 : 1);
+      at[at.length] = offset;
+      surplus[surplus.length] = more;
+      offset += size;
+      if (pair) i++; // the pair's second unit: one character, four bytes
     }
-    return text.length + 1;
+    return at.length ? { at: at, surplus: surplus } : null;
   }
 
   // `hostMethod`: the site of a host call that failed (its method's name), placed at
@@ -414,7 +444,12 @@ var console;
     // The frames of the call site, under this error's own first line.
     const sites = waiter.site.stack;
     const name = waiter.method.slice(waiter.method.lastIndexOf(".") + 1); // objects.getX: getX
-    const site = Array.isArray(sites) ? __pfunc_prepareStack(waiter.site, sites, name) : "";
+    let site = "";
+    try { // the call site's frames; the rejection stands without them if they cannot be had
+      site = Array.isArray(sites) ? __pfunc_prepareStack(waiter.site, sites, name) : "";
+    } catch (error) {
+      site = "";
+    }
     const frames = site.indexOf("\n") >= 0 ? site.slice(site.indexOf("\n")) : "";
     __pfunc_hide(error, "stack", Kind.name + ": " + info.message + frames);
     waiter.reject(error);
