@@ -259,3 +259,48 @@ def test_a_folder_swapped_in_or_made_with_its_files_is_reloaded(tmp_path: Path) 
         assert (served("h"), served("later")) == ("new", "made")
     finally:
         server.stop()
+
+
+def test_watching_a_function_file_while_the_observer_hands_out_events_cannot_deadlock(
+    tmp_path: Path,
+) -> None:
+    """watchdog holds its observer's lock while it hands an event to the Reloader (which
+    takes its own to keep the watch table); the loop thread, after a reload, took the
+    Reloader's first and then the observer's to watch a function file's folder. Each
+    waited for the other for good, and the dev server's loop froze."""
+    import threading
+
+    root, extra = tmp_path / "project", tmp_path / "extra"
+    (root / "sub").mkdir(parents=True)
+    extra.mkdir()
+    files: list[Path] = []
+    loop = asyncio.new_event_loop()
+
+    async def on_change(paths: set[Path]) -> None:
+        return None
+
+    reloader = Reloader(root, loop, on_change, function_files=lambda: list(files))
+    reloader.start()
+    try:
+        (extra / "fn.js").write_text("export default (r) => r.ok();")
+        files.append(extra / "fn.js")  # pfunc.toml now names a file outside the project
+        handing_out = threading.Event()
+
+        def dispatching() -> None:  # as watchdog's thread: its lock held, an event handled
+            with reloader._observer._lock:
+                handing_out.set()
+                time.sleep(0.2)
+                reloader._watch(root / "sub")
+
+        dispatcher = threading.Thread(target=dispatching, daemon=True)
+        dispatcher.start()
+        handing_out.wait()
+        after_reload = threading.Thread(target=reloader._watch_function_files, daemon=True)
+        after_reload.start()
+        dispatcher.join(10)
+        after_reload.join(10)
+        assert not dispatcher.is_alive() and not after_reload.is_alive(), "deadlocked"
+        assert (extra.resolve() in reloader._watched) or (extra in reloader._watched)
+    finally:
+        reloader.stop()
+        loop.close()

@@ -131,6 +131,10 @@ class Console:
         """Server-sent events: the kept entries first (one "backlog" event), then each
         execution, KV change and reload as it happens."""
         client = self.hub.connect()  # counted at once: pages opening together are counted
+        # The backlog as it is now, with the page connected and no await between: what
+        # arrives from here on is its live events, never both (held weakly, so that what
+        # the hub lets go meanwhile is let go, and skipped, here too).
+        backlog = [weakref.ref(entry) for entry in self.hub.entries]
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
@@ -148,9 +152,7 @@ class Console:
             await response.write(f"retry: {RECONNECT_MS}\nevent: backlog\ndata: [".encode())
             # Written entry by entry, from the texts every page shares: each write waits
             # while the page is behind, so a page that does not read holds one entry's
-            # bytes, not its own copy of a backlog of up to 64 MiB. Held weakly, so that
-            # what the hub lets go meanwhile is let go (and skipped) here too.
-            backlog = [weakref.ref(entry) for entry in self.hub.entries]
+            # bytes, not its own copy of a backlog of up to 64 MiB.
             written = 0
             for held in backlog:
                 entry = held()

@@ -101,13 +101,21 @@ class Reloader(FileSystemEventHandler):
                 known |= {file.absolute(), file.resolve()}
         needed = {path.parent for path in known if path.parent.is_dir()} - self._skipped
         with self._lock:
-            for folder in needed - set(self._watched):
-                self._watched[folder] = self._observer.schedule(self, str(folder), recursive=False)
-                self._extra.add(folder)
-            for folder in self._extra - needed:  # pfunc.toml names no file there now
-                self._extra.discard(folder)
-                with contextlib.suppress(KeyError, OSError):
-                    self._observer.unschedule(self._watched.pop(folder))
+            adding = needed - set(self._watched)
+            unneeded = self._extra - needed  # pfunc.toml names no file there now
+            dropping = [self._watched.pop(folder) for folder in unneeded if folder in self._watched]
+            self._extra -= unneeded
+        # The observer holds its own lock while it hands us events (on_any_event takes
+        # ours): its schedule and unschedule are called outside ours, never inside it.
+        for watch in dropping:
+            with contextlib.suppress(KeyError, OSError):
+                self._observer.unschedule(watch)
+        for folder in adding:
+            watch = self._observer.schedule(self, str(folder), recursive=False)
+            with self._lock:
+                if folder not in self._watched:  # (a project folder meanwhile: stays one)
+                    self._watched[folder] = watch
+                    self._extra.add(folder)
         self._known = frozenset(known)
 
     def _interesting(self, path: str) -> bool:
@@ -122,10 +130,12 @@ class Reloader(FileSystemEventHandler):
             here = Path(current)
             children[:] = [c for c in children if _watched_folder(here / c, self._skipped)]
             with self._lock:
-                if here not in self._watched:
-                    watch = self._observer.schedule(self, str(here), recursive=False)
-                    self._watched[here] = watch
+                new = here not in self._watched
                 self._extra.discard(here)  # a project folder after all
+            if new:  # scheduled outside our lock (see _watch_function_files)
+                watch = self._observer.schedule(self, str(here), recursive=False)
+                with self._lock:
+                    self._watched.setdefault(here, watch)
             # Listed again once watched: a file made between the walk's listing and the
             # watch would have neither an event nor a place here.
             with contextlib.suppress(OSError):
@@ -138,11 +148,12 @@ class Reloader(FileSystemEventHandler):
         """A folder deleted or moved away: forget its watches (and those below it), so that
         one made again at the same path is watched again."""
         with self._lock:
-            for path in [p for p in self._watched if p == folder or folder in p.parents]:
-                watch = self._watched.pop(path)
-                self._extra.discard(path)
-                with contextlib.suppress(KeyError, OSError):  # the kernel may have dropped it
-                    self._observer.unschedule(watch)
+            gone = [p for p in self._watched if p == folder or folder in p.parents]
+            watches = [self._watched.pop(path) for path in gone]
+            self._extra -= set(gone)
+        for watch in watches:  # outside our lock (see _watch_function_files)
+            with contextlib.suppress(KeyError, OSError):  # the kernel may have dropped it
+                self._observer.unschedule(watch)
 
     def stop(self) -> None:
         self._observer.stop()
@@ -337,13 +348,16 @@ class ProjectReloader:
 
 
 def _partly_serving(file: Path, saved: set[Path]) -> list[str]:
-    """What a failed reload of a Python function leaves serving when the save was not of
-    its own file (a module it imports, which now fails): its workers already loaded run
-    the last good version, but a new one, started for a concurrent request, runs that
-    version's source against the modules as they are on disk now. (When its own file was
-    saved, a new worker runs the last good source, which imports what it always did.)"""
-    if file.suffix != ".py" or any(_same(path, file) for path in saved):
+    """What a failed reload of a Python function leaves serving when a .py file other
+    than its own was saved (a module it imports, which may be what now fails): its workers
+    already loaded run the last good version, but a new one, started for a concurrent
+    request, runs that version's source against the modules as they are on disk now.
+    (When only its own file was saved, a new worker runs the last good source, which
+    imports what it always did.)"""
+    if file.suffix != ".py":
         return []  # JavaScript keeps the last good source whole, in memory
+    if not any(path.suffix == ".py" and not _same(path, file) for path in saved):
+        return []  # only its own file: a new worker runs the last good source
     return [
         "only the workers already loaded serve the last good version: a worker started "
         "for a concurrent request imports the modules as saved, and fails until they load"

@@ -38,7 +38,9 @@ function useStream() {
     const source = new EventSource("/pfunc/console/stream");
     // Opened again after an error: the server may have restarted with other functions.
     source.addEventListener("open", () =>
-      setStatus((s) => ({ ...s, connected: true, reloads: s.reloads + (s.opened ? 1 : 0), opened: true }))
+      setStatus((s) => ({
+        ...s, connected: true, refused: null, reloads: s.reloads + (s.opened ? 1 : 0), opened: true,
+      }))
     );
     source.addEventListener("error", () => setStatus((s) => ({ ...s, connected: false })));
     // Too many pages open: the server says so and closes; the page tries again later.
