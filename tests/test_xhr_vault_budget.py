@@ -541,3 +541,24 @@ def test_mocked_requests_settle_in_the_order_they_were_made_in_every_driver(tmp_
     finally:
         server.stop()
     assert [json.loads(body) for _, _, body in answers] == [IN_CALL_ORDER] * 30
+
+
+def test_refused_fetches_of_one_url_give_one_mock_hint(harness, write_handler):
+    """Promise.allSettled over three fetches of one URL: three rejections for the
+    handler, one mock to paste in the report."""
+    handler = write_handler(
+        """
+        const xhr = require("xhr");
+        export default async (request) => {
+          const url = "https://api.example.com/same";
+          await Promise.allSettled([xhr.fetch(url), xhr.fetch(url), xhr.fetch(url)]);
+          return request.ok();
+        };
+        """,
+        "thrice.js",
+    )
+    harness.offline = True
+    harness.limits = "pubnub-2026"
+    result = harness.run(handler)
+    assert result.outcome == "ok", result.error
+    assert sum("[[mocks]]" in warning for warning in result.warnings) == 1, result.warnings
