@@ -540,6 +540,9 @@ export default (request) => {
     () => o.f({ x: "(" }).q(),
     () => o.n(Object.prototype.hasOwnProperty.call(o, "a")),
     () => o.n(Math.max.apply(null, [1, 2])),
+    () => "abc".foo(),
+    () => o.f(1) // the next call
+      .zz(),
   ];
   request.message = calls.map((call) => { try { call(); } catch (e) { return e.message; } });
   return request.ok();
@@ -559,6 +562,8 @@ def test_callees_are_named_as_v8_names_them(harness, write_handler):
         "o.f(...).q is not a function",
         "o.n is not a function",
         "o.n is not a function",
+        '"abc".foo is not a function',  # a literal's method
+        "o.f(...).zz is not a function",  # a chain across a commented line
     ]
 
 

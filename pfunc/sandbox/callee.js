@@ -40,7 +40,7 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe, prototypeOf) {
   function __pfunc_quoteEnd(text, at, step) {
     const quote = text[at];
     for (let i = at + step; i >= 0 && i < text.length; i += step) {
-  __pfunc_step();
+      __pfunc_step();
       if (text[i] === quote && text[i - 1] !== "\\") return i; // not an escaped one
     }
     return -1;
@@ -53,17 +53,23 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe, prototypeOf) {
   function __pfunc_chainStart(text, end) {
     let start = end;
     while (start > 0) {
-  __pfunc_step();
+      __pfunc_step();
       const ch = text[start - 1];
       if (IDENTIFIER.test(ch) || ch === "." || (ch === "?" && text[start] === ".")) {
         start--;
         continue;
       }
+      if (QUOTES.includes(ch) && text[start] === ".") { // a literal's method: "abc".foo
+        const opening = __pfunc_quoteEnd(text, start - 1, -1);
+        if (opening < 0) return -1;
+        start = opening;
+        break;
+      }
       if (!OPENING[ch]) break;
       let nesting = 0;
       let at = start - 1;
       for (; at >= 0; at--) {
-  __pfunc_step();
+        __pfunc_step();
         if (QUOTES.includes(text[at])) {
           at = __pfunc_quoteEnd(text, at, -1);
           if (at < 0) return -1;
@@ -127,15 +133,15 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe, prototypeOf) {
     // A chain broken over lines (db.get("a")\n  .then(...)) starts on a line above.
     for (let above = line - 1; chain[0] === "." && headEnd === 0 && above >= 1 &&
       above > line - ENCLOSING_LINES; above--) {
-      const previous = lines[above - 1].trimEnd();
+      const previous = __pfunc_code(lines[above - 1]).trimEnd(); // without a // comment
       const from = __pfunc_chainStart(previous, previous.length);
-      if (from < 0 || from === previous.length || previous.indexOf("//") >= 0) break;
+      if (from < 0 || from === previous.length) break;
       chain = previous.slice(from).trim() + chain;
       headText = previous;
       headEnd = __pfunc_skipSpaceBack(previous, from);
     }
     const expression = __pfunc_shown(chain);
-    if (!/^[A-Za-z_$(]/.test(expression) || NOT_CALLEES.test(expression)) return null;
+    if (!/^[A-Za-z_$("'`]/.test(expression) || NOT_CALLEES.test(expression)) return null;
     if (__pfunc_wordBefore(headText, headEnd, "function") ||
       __pfunc_wordBefore(headText, headEnd, "function*")) return null;
     const made = __pfunc_wordBefore(headText, headEnd, "new");
@@ -190,7 +196,7 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe, prototypeOf) {
     let called = false;
     let chained = false; // f(1)(2): the call's result is called in turn
     for (let at = end; at < text.length && /[^;{}]/.test(text[at]); at++) {
-  __pfunc_step();
+      __pfunc_step();
       const ch = text[at];
       if (depth === 0 && ch === "`") { // a tagged template: o.x`text` calls o.x
         called = /^\s*$/.test(text.slice(end, at));
@@ -225,7 +231,7 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe, prototypeOf) {
   function __pfunc_closing(text, open) {
     let depth = 0;
     for (let at = open; at < text.length; at++) {
-  __pfunc_step();
+      __pfunc_step();
       if (QUOTES.includes(text[at])) {
         at = __pfunc_quoteEnd(text, at, 1);
         if (at < 0) return -1;
@@ -238,7 +244,7 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe, prototypeOf) {
   // A line without its // comment (a ( in "// see helper(" is no call).
   function __pfunc_code(text) {
     for (let at = 0; at < text.length; at++) {
-  __pfunc_step();
+      __pfunc_step();
       if (QUOTES.includes(text[at])) {
         const end = __pfunc_quoteEnd(text, at, 1);
         if (end < 0) return text;
@@ -262,7 +268,7 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe, prototypeOf) {
       const text = code.get(number);
       for (let at = (number === line ? Math.min(column - 1, text.length) : text.length) - 1;
         at >= 0; at--) {
-  __pfunc_step();
+        __pfunc_step();
         const ch = text[at];
         if (QUOTES.includes(ch)) {
           at = __pfunc_quoteEnd(text, at, -1);
