@@ -843,6 +843,8 @@ def test_a_wildcard_path_gives_the_handler_the_rest_of_the_path(tmp_path):
         '[[functions]]\nname = "s"\nfile = "s.js"\nevent = "on-request"\npath = "session/*"\n'
         '[[functions]]\nname = "t"\nfile = "s.js"\nevent = "on-request"\npath = "v1/tasks*"\n'
         '[[functions]]\nname = "i"\nfile = "s.js"\nevent = "on-request"\npath = "api/*/items"\n'
+        '[[functions]]\nname = "j"\nfile = "s.js"\nevent = "on-request"\n'
+        'path = "shop/*/items/*"\n'
     )
     (tmp_path / "s.js").write_text(
         "export default (request, response) => response.send(request.path);"
@@ -858,6 +860,10 @@ def test_a_wildcard_path_gives_the_handler_the_rest_of_the_path(tmp_path):
         routed = server.request("GET", "/v1/blocks/sub-key/sub-c-w/v1/tasks/123/comments")
         assert routed[2] == "/123/comments"
         assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/api/42/items")[2] == "/42/items"
+        # A trailing /* also serves the path without it, as session/* serves session.
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/shop/7/items")[2] == "/7/items"
+        shop = server.request("GET", "/v1/blocks/sub-key/sub-c-w/shop/7/items/3")
+        assert shop[2] == "/7/items/3"
     finally:
         server.stop()
 

@@ -85,7 +85,10 @@ class Blocks:
                 return function, "/"
             if "*" not in base and clean.startswith(base + "/"):
                 return function, "/" + clean[len(base) + 1 :]
-            if "*" in base and fnmatch.fnmatchcase(clean, pattern):
+            # (api/*/items/* serves api/7/items too, as session/* serves session.)
+            if "*" in base and (
+                fnmatch.fnmatchcase(clean, pattern) or fnmatch.fnmatchcase(clean, base)
+            ):
                 # The part after the literal prefix before the first * ("v1/tasks*" and
                 # v1/tasks/123/comments: "/123/comments"), as for any other path.
                 prefix = pattern[: pattern.index("*")].rstrip("/")
