@@ -49,16 +49,19 @@ class _QuietHTTPServer(ThreadingHTTPServer):
 LONGEST_FIRST = (
     "test_dev_server.py",
     "test_inline.py",
-    "test_reload_under_load.py",
-    "test_pytest_plugin.py",
     "test_console_browser.py",
     "test_python_handlers.py",
-    "test_store_safety.py",
-    "test_loop_free_run.py",
-    "test_hostile_python.py",
-    "test_hostile.py",
+    "test_pytest_plugin.py",
     "test_cli_run.py",
     "test_pfunc_test.py",
+    "test_reload_under_load.py",
+    "test_hostile.py",
+    "test_hostile_python.py",
+    "test_store_safety.py",
+    "test_loop_free_run.py",
+    "test_readme.py",
+    "test_watcher.py",
+    "test_sdk_js.py",
 )
 
 
