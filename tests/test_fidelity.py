@@ -205,6 +205,13 @@ def test_an_error_on_the_first_line_is_worded_and_placed_as_on_any_other(
         assert (error.message, error.line, error.column) == (message, 1 + lines_above, column)
 
 
+def caught_messages(harness, handler) -> list[str]:
+    """What each call of a handler's `calls` list threw, as the handler caught it."""
+    result = harness.run(handler)
+    assert result.outcome == "ok", result.error
+    return result.message
+
+
 CALLEES = """
 const CHECKS = {};
 export default (request) => {
@@ -230,9 +237,7 @@ export default (request) => {
 def test_a_call_of_a_non_function_names_the_callee_as_written(harness, write_handler):
     """The callee is read back from the source whole: `CHECKS[name](v)` once said
     "name is not a function" and `o.a["b"]()` "o.a is not a function"."""
-    result = harness.run(write_handler(CALLEES, "callees.js"))
-    assert result.outcome == "ok", result.error
-    assert result.message == [
+    assert caught_messages(harness, write_handler(CALLEES, "callees.js")) == [
         "CHECKS[name] is not a function",
         "o.a.b is not a function",
         'o.a["b"] is not a function',
@@ -285,9 +290,7 @@ def test_a_call_with_arguments_names_its_callee_not_an_argument(harness, write_h
     """QuickJS's column for a failed call is the last place the call recorded, which is
     inside its arguments when one of them is a name, a function or a nested call: the
     getKeys() page's `page.filter(key => ...)` once read "key is not a function"."""
-    result = harness.run(write_handler(CALLS_WITH_ARGUMENTS, "arguments.js"))
-    assert result.outcome == "ok", result.error
-    assert result.message == [
+    assert caught_messages(harness, write_handler(CALLS_WITH_ARGUMENTS, "arguments.js")) == [
         "page.filter is not a function",
         "o.x is not a function",
         "o.x is not a function",
@@ -554,9 +557,7 @@ def test_callees_are_named_as_v8_names_them(harness, write_handler):
     """Found comparing with Node 20: QuickJS says "not a function" for `new five()`,
     where V8 says "five is not a constructor"; a ( inside a string argument is no call;
     a global's inherited call/apply is a function, so the enclosing o.n failed."""
-    result = harness.run(write_handler(V8_NAMES, "v8_names.js"))
-    assert result.outcome == "ok", result.error
-    assert result.message == [
+    assert caught_messages(harness, write_handler(V8_NAMES, "v8_names.js")) == [
         "five is not a constructor",
         "o.f(...).q is not a function",
         "o.f(...).q is not a function",
