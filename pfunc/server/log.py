@@ -136,7 +136,11 @@ class DevLog:
                 self.out.paint(f"    {entry['level']:<5} {entry['text']}", "dim", one_line=True)
             )
         for warning in event["warnings"]:
-            lines.append(self.out.paint(f"    ! {warning}", "yellow", one_line=True))
+            # A warning of several lines (a [[mocks]] block to paste) keeps them, indented
+            # under its "!"; each is still one line, its control characters escaped.
+            first, *rest = str(warning).split("\n")
+            lines.append(self.out.paint(f"    ! {first}", "yellow", one_line=True))
+            lines += [self.out.paint(f"      {more}", "yellow", one_line=True) for more in rest]
         self.out.write("\n".join(lines))
         if "error" in event:
             self._error(event["error"], event.get("frame"))
