@@ -68,7 +68,7 @@ def render_result(result: Result, terminal: Terminal | None = None) -> None:
         out.line("")
         out.line(("Warnings", "bold yellow"))
         for warning in result.warnings:
-            out.line((f"  ! {warning}", "yellow"))
+            out.line((f"  ! {warning}".replace("\n", "\n    "), "yellow"))  # lines kept, indented
 
     if result.error is not None:
         error = result.error

@@ -341,6 +341,18 @@ def test_cli_offline_flag_refuses_unmocked_requests(tmp_path):
         cwd=tmp_path,
     )
     assert "pfunc is offline" in run.json()["message"]["rejected"]
+    # The report's mock can be pasted: its lines kept, indented under the warning's mark.
+    human = run_cli(
+        "run",
+        handler,
+        "--offline",
+        "--kv",
+        tmp_path / "kv.sqlite3",
+        "--message",
+        '{"url":"https://example.invalid/x"}',
+        cwd=tmp_path,
+    )
+    assert '\n    [[mocks]]\n    url = "https://example.invalid/x"\n' in human.stdout, human.stdout
 
 
 # --- vault ----------------------------------------------------------------------------
