@@ -581,3 +581,13 @@ def test_columns_count_characters_as_v8_does_not_utf8_bytes(harness, write_handl
     )
     error = harness.run(write_handler(failing, "run_accents.js")).error
     assert (error.message, error.line, error.column) == ("o.n is not a function", 2, 50), error
+
+
+def test_await_outside_an_async_handler_says_to_make_it_async(harness, write_handler):
+    source = (
+        "export default (request) => {\n  const x = await Promise.resolve(1);\n"
+        "  return request.ok();\n};\n"
+    )
+    error = harness.run(write_handler(source, "not_async.js")).error
+    assert (error.type, error.line, error.column) == ("SyntaxError", 2, 13), error
+    assert error.message.endswith("export default async (request) =>"), error.message

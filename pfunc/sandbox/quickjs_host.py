@@ -208,6 +208,8 @@ class JavaScriptSandbox:
             message += (
                 "; import is not available in PubNub Functions, use require() for built-in modules"
             )
+        elif "unexpected 'await'" in message:  # await in a function not marked async
+            message += "; await works inside an async function: export default async (request) =>"
         where = (
             f"{self.display_path}:{location.line}:{location.column}"
             if location
