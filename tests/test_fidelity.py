@@ -187,7 +187,7 @@ export default async (request) => {
     ("body", "message", "column"),
     [
         ("request.reject();", "request.reject is not a function", 39),
-        ("null.boom;", "Cannot read properties of null (reading 'boom')", 31),
+        ("null.boom;", "Cannot read properties of null (reading 'boom')", 36),  # at boom
         ("let u; u.boom = 1;", "Cannot set properties of undefined (setting 'boom')", 38),
         ("const f = 1; f();", "f is not a function", 44),
         ("throw new Error('x');", "x", 41),
@@ -591,3 +591,15 @@ def test_await_outside_an_async_handler_says_to_make_it_async(harness, write_han
     error = harness.run(write_handler(source, "not_async.js")).error
     assert (error.type, error.line, error.column) == ("SyntaxError", 2, 13), error
     assert error.message.endswith("export default async (request) =>"), error.message
+
+
+def test_a_read_of_a_property_of_undefined_is_placed_at_the_property(harness, write_handler):
+    """V8 places `request.message.user.name` (user undefined) at `name`; QuickJS placed it
+    at `request`, which read as if the request were undefined."""
+    source = (
+        "export default (request) => {\n  const name = request.message.user.name;\n"
+        "  return request.ok({ name });\n};\n"
+    )
+    error = harness.run(write_handler(source, "property.js")).error
+    assert error.message == "Cannot read properties of undefined (reading 'name')"
+    assert (error.line, error.column) == (2, 37), error

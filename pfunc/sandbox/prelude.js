@@ -344,6 +344,28 @@ var console;
     return at.length ? { at: at, surplus: surplus } : null;
   }
 
+  // A read of a property of null or undefined, placed at that property as V8 places it
+  // (request.message.user.name: at name), where QuickJS places the chain's start (which
+  // reads as if `request` were undefined). Null when the line does not show it.
+  function __pfunc_propertyAt(message, site) {
+    try {
+      const named = /\(reading '([^']*)'\)$/.exec(message); // (a write V8 places at its =)
+      if (!named || !/^[A-Za-z_$][\w$]*$/.test(named[1])) return null;
+      const line = site.getLineNumber() - 1;
+      const text = handler.lines[line - 1];
+      if (text === undefined) return null;
+      const from = __pfunc_column(site) - 1;
+      for (let at = text.indexOf("." + named[1], from); at >= 0 && at - from < 300;
+        at = text.indexOf("." + named[1], at + 1)) {
+        const after = text[at + 1 + named[1].length];
+        if (after === undefined || !/[\w$]/.test(after)) return { line: line, column: at + 2 };
+      }
+    } catch (error) {
+      // a built-in the handler replaced: the engine's place stands
+    }
+    return null;
+  }
+
   // `hostMethod`: the site of a host call that failed (its method's name), placed at
   // that call as V8 places a failed call, not where QuickJS's column fell.
   function __pfunc_prepareStack(error, sites, hostMethod) {
@@ -373,6 +395,7 @@ var console;
     }
     if (error instanceof TypeError && typeof error.message === "string") {
       for (const [quickjs, v8] of V8_WORDING) error.message = error.message.replace(quickjs, v8);
+      if (!callee && top && top === thrownAt) callee = __pfunc_propertyAt(error.message, top);
     }
     const frames = kept.map(function __pfunc_frame(site) {
       const name = site.getFunctionName();
