@@ -40,20 +40,7 @@ def test_a_warning_of_several_lines_keeps_them_indented_under_its_mark():
     sink = io.StringIO()
     log.out = Terminal(sink)
     hint = 'xhr.fetch of GET https://x.test/ was not sent; add:\n[[mocks]]\nurl = "https://x.test/"'
-    log(
-        {
-            "type": "execution",
-            "time": "12:00:00",
-            "function": "f",
-            "file": "f.js",
-            "event": "before-publish",
-            "outcome": "ok",
-            "duration_ms": 1.0,
-            "operations": {"used": 1, "limit": 3},
-            "warnings": [hint + "\x1b[31m"],
-            "logs": [],
-        }
-    )
+    log({**EXECUTION, "warnings": [hint + "\x1b[31m"]})  # (EXECUTION: below)
     lines = sink.getvalue().splitlines()
     assert lines[1] == "    ! xhr.fetch of GET https://x.test/ was not sent; add:"
     assert lines[2:] == ["      [[mocks]]", '      url = "https://x.test/"\\x1b[31m']
