@@ -898,3 +898,23 @@ def test_dev_help_says_its_json_is_one_object_per_event(tmp_path):
     shown = run_cli("dev", "--help", cwd=tmp_path).stdout
     assert "NDJSON on stdout: one JSON object per server event" in " ".join(shown.split())
     assert "exactly one JSON object" in " ".join(run_cli("run", "--help").stdout.split())
+
+
+def test_running_a_function_as_another_kind_is_said(tmp_path):
+    """`pfunc run config --event before-publish` (an on-request function) fails in ways
+    that read as the handler's fault; the report says the kind is not the one pfunc.toml
+    binds it to."""
+    run = run_cli(
+        "run",
+        "config",
+        "--event",
+        "before-publish",
+        "--json",
+        "--kv",
+        tmp_path / "kv",
+        cwd=REPO,
+    )
+    warnings = run.json()["warnings"]
+    assert any('binds "config" to on-request' in w and "before-publish" in w for w in warnings)
+    same = run_cli("run", "config", "--json", "--kv", tmp_path / "kv", cwd=REPO)
+    assert not any("binds" in w for w in same.json()["warnings"])

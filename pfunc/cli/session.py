@@ -108,6 +108,11 @@ class RunPlan:
                 executor = engine.functions.executor_for_file(self.handler, shown_as)
             result = await executor.run(self.event)
             result.warnings += refused_before_functions(self.event, engine.runtime.profile)
+            if self.function is not None and self.event.kind != self.function.event:
+                result.warnings.append(
+                    f'pfunc.toml binds "{self.function.name}" to {self.function.event}; '
+                    f"--event ran it as {self.event.kind}, which PubNub never sends it"
+                )
             return result
 
 
