@@ -918,3 +918,8 @@ def test_running_a_function_as_another_kind_is_said(tmp_path):
     assert any('binds "config" to on-request' in w and "before-publish" in w for w in warnings)
     same = run_cli("run", "config", "--json", "--kv", tmp_path / "kv", cwd=REPO)
     assert not any("binds" in w for w in same.json()["warnings"])
+
+
+def test_a_mistyped_function_name_gets_a_suggestion(tmp_path):
+    run = run_cli("run", "rate-limt", "--kv", tmp_path / "kv", cwd=REPO)
+    assert run.code == 2 and 'Did you mean "rate-limit"?' in run.stderr, run.stderr

@@ -159,9 +159,13 @@ def _resolve_handler(target: str, project: Project) -> tuple[Path, FunctionConfi
     known = ", ".join(sorted(f.name for f in project.functions)) or (
         "none in pfunc.toml" if project.config_file else "there is no pfunc.toml here or above"
     )
+    import difflib  # only on this error: off the run's start-up path
+
+    close = difflib.get_close_matches(target, [f.name for f in project.functions], 1)
+    guess = f' Did you mean "{close[0]}"?' if close else ""
     raise PfuncUsageError(
-        f"{target}: no such handler file (and no function of that name; functions: {known}). "
-        "Check the path, relative to the current folder."
+        f"{target}: no such handler file (and no function of that name; functions: {known})."
+        f"{guess} Check the path, relative to the current folder."
     )
 
 
