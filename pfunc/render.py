@@ -145,8 +145,8 @@ def _add_execution(parent: Tree, result: Result) -> None:
     for warning in result.warnings:
         lines.append([(f"! {warning}", "yellow")])
     if result.error is not None:
-        where = f" ({result.error.file}:{result.error.line})" if result.error.line else ""
-        lines.append([(f"{result.error.type}: {result.error.message}{where}", "red")])
+        error = result.error
+        lines.append([(f"{error.type}: {error.message}{error.place()}", "red")])
     node = parent.add(lines)
     for report in result.triggered:
         _add_report(node, report)

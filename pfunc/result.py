@@ -37,6 +37,14 @@ class ExecutionError:
         # last executions, and a 500's body) keeps the start of it, and says so.
         self.message, self.stack = clipped_text(self.message), clipped_text(self.stack)
 
+    def place(self) -> str:
+        """Where it happened, for a report's one line: " (file:line:column)", or "" when
+        unknown or when the message begins with the place already (a load error's)."""
+        if not self.line:
+            return ""
+        spot = f"{self.file}:{self.line}" + (f":{self.column}" if self.column else "")
+        return "" if f"{self.file}:{self.line}:" in self.message else f" ({spot})"
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"type": self.type, "message": self.message, "stack": self.stack}
         if self.file is not None:

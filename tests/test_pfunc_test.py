@@ -981,7 +981,7 @@ def test_a_file_handler_is_named_by_its_path_in_failures(tmp_path):
         "[[scenario.step]]\npublish = { message = 1 }\n"
     )
     run = run_cli("test", "boom.test.toml", cwd=tmp_path)
-    assert run.code == 1 and "error: Error: x (handlers/boom.js:1)" in run.stdout, run.stdout
+    assert run.code == 1 and "error: Error: x (handlers/boom.js:1:" in run.stdout, run.stdout
 
 
 def test_absent_expects_a_field_that_is_missing_or_null(tmp_path):
@@ -1033,3 +1033,15 @@ def test_a_project_file_changed_between_runs_is_read_again(tmp_path):
     (inner / "pfunc.toml").write_text(config.read_text().replace('"f"', '"g"'))
     (inner / "b.js").write_text((tmp_path / "b.js").read_text())
     assert [f.name for f in _project_of(inner).functions] == ["g"]
+
+
+def test_a_failure_is_placed_once_with_its_column(tmp_path):
+    """A runtime error's place has its column, as pfunc run's does; a load error, whose
+    message begins with its place, is not followed by it again."""
+    (tmp_path / "syntax.js").write_text("export default (request) => {\n  const x = ;\n};\n")
+    (tmp_path / "t.test.toml").write_text(
+        '[[scenario]]\nname = "s"\nfile = "syntax.js"\n[[scenario.step]]\npublish = {}\n'
+    )
+    run = run_cli("test", tmp_path / "t.test.toml", cwd=tmp_path)
+    error = next(line for line in run.stdout.splitlines() if "error: SyntaxError" in line)
+    assert error.count("syntax.js:2") == 1, error

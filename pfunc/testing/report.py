@@ -32,10 +32,8 @@ def failure_text(result: ScenarioResult) -> str:
         if not any(mismatch.field == "outcome" for mismatch in failure.mismatches):
             lines.append(f"  outcome: {execution.outcome}")  # not said above already
         if execution.error is not None:
-            where = (
-                f" ({execution.error.file}:{execution.error.line})" if execution.error.line else ""
-            )
-            lines.append(f"  error: {execution.error.type}: {execution.error.message}{where}")
+            error = execution.error
+            lines.append(f"  error: {error.type}: {error.message}{error.place()}")
         for chained in chain(execution):  # the functions its publishes triggered too
             whose = "" if chained is execution else f" ({chained.name or chained.function})"
             for entry in chained.logs:
