@@ -502,3 +502,21 @@ def test_random_values_in_a_recorded_execution_are_the_engines_kind():
     sandbox.advance(None, [], (json.dumps({**event, "recordTape": True}), None))
     completion = sandbox.finish()["completion"]
     assert json.loads(completion["message"]) == {"kind": True, "distinct": 25000}
+
+
+def test_a_promise_left_in_the_message_is_said(harness, write_handler):
+    """`request.message.count = db.incrCounter("n")` without await delivers {} as the
+    count: the report says which field was a Promise."""
+    handler = write_handler(
+        """
+        const db = require("kvstore");
+        export default (request) => {
+          request.message.count = db.incrCounter("n");
+          return request.ok();
+        };
+        """,
+        "promised.js",
+    )
+    result = harness.run(handler)
+    assert result.outcome == "ok" and result.message == {"count": {}}
+    assert any('"count" in the message is a Promise' in w for w in result.warnings)

@@ -702,10 +702,21 @@ var console;
       ok: function __pfunc_ok(replacement) {
         const value = arguments.length > 0 && replacement !== undefined ? replacement : request.message;
         let text;
+        const promised = []; // fields holding a Promise (an un-awaited call): JSON writes {}
         try {
-          text = __pfunc_stringify(value);
+          text = __pfunc_stringify(value, function __pfunc_promised(key, field) {
+            if (field !== null && typeof field === "object" && typeof field.then === "function" &&
+              promised.length < 3) promised.push(key === "" ? "the message" : __pfunc_stringify(key));
+            return field;
+          });
         } catch (error) {
           throw new TypeError("request.ok(): the message is not JSON-serialisable: " + error.message);
+        }
+        if (promised.length) {
+          execution.warnings.push(
+            "request.ok(): " + promised.join(", ") + " in the message is a Promise, sent as {}: " +
+            "await the call that made it"
+          );
         }
         if (replacement !== undefined && event.phase === "after") {
           execution.warnings.push(
