@@ -359,3 +359,20 @@ def test_pages_that_never_read_hold_no_copy_of_the_backlog_and_are_counted(tmp_p
         for connection in sockets:
             connection.close()
         server.stop()
+
+
+def test_a_functions_load_time_is_when_it_loaded_not_when_the_page_asked(tmp_path):
+    """The Functions view said "loaded at" the moment the page first asked, later than
+    the executions the function had already served."""
+    write_project(tmp_path)
+    server = InProcessDev(tmp_path)
+    try:
+        status, _, _ = server.request("POST", "/v1/blocks/sub-key/sub-c-demo/api", b"{}")
+        assert status == 201
+        served_by = time.time() * 1000
+        time.sleep(1.0)
+        _, _, body = server.request("GET", "/pfunc/console/functions")
+        api = next(f for f in json.loads(body)["functions"] if f["name"] == "api")
+        assert api["state"] == "loaded" and api["loaded_at"] <= served_by, api
+    finally:
+        server.stop()

@@ -95,6 +95,8 @@ class SandboxPool:
         self._loaded_at: dict[int, int | None] = {}  # id(sandbox) -> the clock when it loaded
         self.closed = False  # set by close(): sandboxes still running are closed on release
         self.loaded_source: str | None = None  # the last source that did load
+        # When (wall-clock ms) the serving source first loaded: what the console shows.
+        self.loaded_since: int | None = None
         self.reload_failed = False  # the last reload's file did not load
 
     def _read_source(self) -> str:
@@ -227,6 +229,8 @@ class SandboxPool:
         generation = self.generation
         sandbox = await self._load(self.source, inline)
         sandbox.generation = generation
+        if self.loaded_source != self.source or self.loaded_since is None:
+            self.loaded_since = int(time.time() * 1000)
         self.loaded_source = self.source
         return sandbox
 
@@ -281,6 +285,7 @@ class SandboxPool:
             return HandlerLoadError("LoadError", f"{self.display_path}: could not load: {fault!r}")
         self.reload_failed = False
         self.loaded_source = source
+        self.loaded_since = int(time.time() * 1000)
         for sandbox in self._idle:
             sandbox.close()
         self.generation += 1

@@ -227,7 +227,8 @@ class Console:
             }
         else:
             executor.pool.release(sandbox)
-            state = {"state": "loaded", "loaded_at": int(time.time() * 1000)}
+            since = executor.pool.loaded_since  # when it first loaded, not when asked
+            state = {"state": "loaded", "loaded_at": since or int(time.time() * 1000)}
         self.states[executor.display_path] = state
         return state
 
