@@ -304,3 +304,36 @@ def test_watching_a_function_file_while_the_observer_hands_out_events_cannot_dea
     finally:
         reloader.stop()
         loop.close()
+
+
+def test_a_pfunc_toml_save_keeps_the_timers_of_interval_functions_it_left_alone(
+    tmp_path: Path,
+) -> None:
+    """Every save of pfunc.toml restarted every interval timer, so a function whose
+    schedule had not changed skipped a run; now only a changed schedule restarts."""
+    from tests.test_dev_server import InProcessDev, make_ticking_project
+
+    make_ticking_project(tmp_path)
+    server = InProcessDev(tmp_path, intervals=True)
+    try:
+        timers = server.server._interval_tasks
+        (tick,) = [task for key, task in timers.items() if key[0] == "tick"]
+        with (tmp_path / "pfunc.toml").open("a") as config:  # another function is added
+            config.write(
+                '\n[[functions]]\nname = "more"\nfile = "tick.js"\nevent = "on-request"\n'
+                'path = "more"\n'
+            )
+        server.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("pfunc.toml"))
+        (kept,) = [task for key, task in timers.items() if key[0] == "tick"]
+        assert kept is tick and not tick.done()
+        text = (tmp_path / "pfunc.toml").read_text().replace("interval = 1\n", "interval = 2\n")
+        (tmp_path / "pfunc.toml").write_text(text)  # its own schedule changed: a new timer
+        server.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("pfunc.toml"))
+        (changed,) = [task for key, task in timers.items() if key[0] == "tick"]
+        assert changed is not tick and key_interval(timers, "tick") == 2
+    finally:
+        server.stop()
+
+
+def key_interval(timers: dict, name: str) -> int:
+    return next(key[3] for key in timers if key[0] == name)

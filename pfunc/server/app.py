@@ -70,7 +70,9 @@ class DevServer:
         self.files = FilesAPI(self.state)
         self.reloader = ProjectReloader(self.state, on_project=self._restart_intervals)
         self._tasks: list[asyncio.Task[Any]] = []
-        self._interval_tasks: list[asyncio.Task[Any]] = []
+        # (name, file, kind, interval) -> its timer: a pfunc.toml save that leaves a
+        # function's schedule as it was leaves its timer running (a restart skipped a run).
+        self._interval_tasks: dict[tuple[Any, ...], asyncio.Task[Any]] = {}
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -199,7 +201,7 @@ class DevServer:
         # the background stops.
         await kept_done()
         await self.console.recorded()
-        tasks = [*self._tasks, *self._interval_tasks, *self.state.background()]
+        tasks = [*self._tasks, *self._interval_tasks.values(), *self.state.background()]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -207,15 +209,17 @@ class DevServer:
                 await task
 
     def _restart_intervals(self) -> None:
-        for task in self._interval_tasks:
-            task.cancel()
-        self._interval_tasks = []
-        if not self.intervals:
-            return
         interval_kinds = {kind.name for kind in kinds_triggered_by("interval")}
-        for function in self.state.project.functions:
-            if function.event in interval_kinds and function.interval:
-                self._interval_tasks.append(asyncio.ensure_future(self._every(function)))
+        wanted = {
+            (function.name, function.file, function.event, function.interval): function
+            for function in self.state.project.functions
+            if self.intervals and function.event in interval_kinds and function.interval
+        }
+        for key in [key for key in self._interval_tasks if key not in wanted]:
+            self._interval_tasks.pop(key).cancel()  # gone, or its schedule changed
+        for key, function in wanted.items():
+            if key not in self._interval_tasks:
+                self._interval_tasks[key] = asyncio.ensure_future(self._every(function))
 
     async def _every(self, function: FunctionConfig) -> None:
         assert function.interval is not None
