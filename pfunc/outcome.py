@@ -128,6 +128,9 @@ def handler_error(
             Location(line, info.get("column") or 1) if line else None,
             info.get("code"),
         )
+    if info.get("outOfMemory") and profile.memory is not None:
+        sandbox.broken = True  # a context that ran out of memory is not kept
+        return memory_error(display_path, profile)
     stack, location = map_stack(info.get("stack", ""), display_path)
     null_reading = None
     if info.get("nullThrown") is not None and profile.memory is not None:

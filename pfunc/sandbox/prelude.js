@@ -370,6 +370,16 @@ var console;
   // that call as V8 places a failed call, not where QuickJS's column fell.
   function __pfunc_prepareStack(error, sites, hostMethod) {
     if (capturingSite) return sites;
+    try {
+      return __pfunc_writeStack(error, sites, hostMethod);
+    } catch (failure) {
+      // Out of memory while writing it (the engine's own error for the handler's
+      // allocation is what counts, not a second one from here): no stack.
+      return undefined;
+    }
+  }
+
+  function __pfunc_writeStack(error, sites, hostMethod) {
     let kept = sites;
     // A JSON.parse SyntaxError's first frame is a position in the JSON text, not a file.
     if (sites.length > 1 && !sites[0].getFunctionName() && sites[1].isNative() &&
@@ -639,6 +649,8 @@ var console;
       try {
         const info = { type: error.name || "Error", message: String(error.message), stack: String(error.stack || "") };
         if (error.code !== undefined) info.code = String(error.code);
+        // The engine's error with no room left for its words: out of memory.
+        if (info.type === "InternalError" && info.message === "") info.outOfMemory = true;
         return info;
       } catch (unreadable) { // a getter of its own (name, message, stack, code) throws
         return { type: "Error", message: "the handler threw an error whose name, message or stack cannot be read (reading it throws)", stack: "" };
