@@ -644,3 +644,12 @@ def test_a_callee_is_named_by_the_globals_of_the_moment(harness, write_handler):
     result = harness.run(write_handler(source, "moment.js"))
     assert result.outcome == "ok", result.error
     assert result.message == ["globalThis.g is not a function", "o.x is not a function"]
+
+
+def test_an_engine_error_with_no_words_is_read_as_memory_running_out(harness, write_handler):
+    """QuickJS, out of room, can raise an InternalError with no message (met under load,
+    with memory filled in one slice): reported as the memory limit, as its thrown null is.
+    Only the engine makes such an error in practice; one a handler made is read alike."""
+    harness.limit_overrides = {"memory_mb": 16}
+    result = harness.run(write_handler('export default () => { throw new InternalError(""); };'))
+    assert (result.outcome, result.error.type) == ("error", "MemoryError"), result.error
