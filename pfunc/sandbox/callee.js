@@ -355,10 +355,11 @@ var __pfunc_calleeReader = (function __pfunc_calleeInit(describe, prototypeOf) {
     return __pfunc_sure(__pfunc_enclosingCall(line, column, false, named));
   }
 
-  // One reading per place and question (a loop that fails alike reads once), within the
-  // step budget; a copy, so that a caller's change stays its own.
-  // A reading never fails the error it words: whatever goes wrong in it (the step budget
-  // spent, a built-in the handler replaced), the answer is null and QuickJS's words stand.
+  // A reading within the step budget, as a copy (a caller's change stays its own). A place
+  // whose reading ran out of steps is not read again (a loop failing there would scan its
+  // long line each time). A reading never fails the error it words: whatever goes wrong
+  // in it (the budget spent, a built-in the handler replaced), the answer is null and
+  // QuickJS's words stand.
   function __pfunc_remembered(sourceLines, key, reading) {
     try {
       __pfunc_use(sourceLines);
