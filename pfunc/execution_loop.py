@@ -61,6 +61,7 @@ class ExecutionLoop:
         self.context = context
         self.modules = executor.runtime.modules
         self.warnings: list[str] = []
+        self.unawaited: list[CallRecord] = []  # worded at the end, when each has ended
         self.timeout = budget.profile.timeout
         self.deadline = context.deadline
         self.open: dict[int, CallRecord] = {}  # drained, not yet settled (by call id)
@@ -385,10 +386,11 @@ class ExecutionLoop:
         if record.unawaited:
             return
         record.unawaited = True
-        self.warnings.append(
-            f"{record.label()} was not awaited: the handler finished before it completed. pfunc "
-            "let it finish, but PubNub only guarantees awaited work; await or return its Promise"
-        )
+        self.unawaited.append(record)
+
+    def said(self) -> list[str]:
+        """The loop's warnings, and one for each call the handler left running, as it ended."""
+        return self.warnings + [record.unawaited_warning() for record in self.unawaited]
 
     def _warn_limit(self, message: str) -> None:
         if self.limit_warned:

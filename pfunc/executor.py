@@ -301,19 +301,7 @@ class Executor:
         result.logs = details.get("logs", [])
         dropped = details.get("consoleDropped")  # lines past the console budget, any host
         said = [console_dropped(dropped)] if dropped else []
-        result.warnings = [*details.get("warnings", []), *said, *host_warnings, *loop.warnings]
-        # A call left running failed after the handler moved on: said in its "not awaited"
-        # warning, or the report (a publish tree shows only warnings) reads as if it had
-        # worked.
-        for call in budget.failed_calls():
-            if call.unawaited:
-                said = f"{call.label()} was not awaited, and failed: {call.error}"
-                result.warnings = [
-                    said if warning.startswith(f"{call.label()} was not awaited:") else warning
-                    for warning in result.warnings
-                ]
-                if said not in result.warnings:
-                    result.warnings.append(said)
+        result.warnings = [*details.get("warnings", []), *said, *host_warnings, *loop.said()]
         # Said once each: three refused fetches of one URL are one mock hint, not three.
         result.warnings = list(dict.fromkeys(result.warnings))
         result.operations = budget.to_json()

@@ -168,6 +168,16 @@ class CallRecord:
             except (ValueError, AttributeError):
                 self.error = payload
 
+    def unawaited_warning(self) -> str:
+        """What a report says of it, left running by the handler, once it has ended: one
+        that failed says so (a publish tree shows warnings only: it read as if it worked)."""
+        if self.status == "error":
+            return f"{self.label()} was not awaited, and failed: {self.error}"
+        return (
+            f"{self.label()} was not awaited: the handler finished before it completed. pfunc "
+            "let it finish, but PubNub only guarantees awaited work; await or return its Promise"
+        )
+
     def label(self) -> str:
         name = f"{self.module}.{self.method}"
         return f'{name}("{self.key}")' if self.key is not None else name
