@@ -105,18 +105,27 @@ class Reloader(FileSystemEventHandler):
             unneeded = self._extra - needed  # pfunc.toml names no file there now
             dropping = [self._watched.pop(folder) for folder in unneeded if folder in self._watched]
             self._extra -= unneeded
-        # The observer holds its own lock while it hands us events (on_any_event takes
-        # ours): its schedule and unschedule are called outside ours, never inside it.
-        for watch in dropping:
-            with contextlib.suppress(KeyError, OSError):
-                self._observer.unschedule(watch)
+        self._unschedule(dropping)
         for folder in adding:
-            watch = self._observer.schedule(self, str(folder), recursive=False)
-            with self._lock:
-                if folder not in self._watched:  # (a project folder meanwhile: stays one)
-                    self._watched[folder] = watch
-                    self._extra.add(folder)
+            self._add_watch(folder, extra=True)
         self._known = frozenset(known)
+
+    # The observer holds its own lock while it hands us events (on_any_event takes ours):
+    # its schedule and unschedule are called outside ours, never inside it.
+    def _add_watch(self, folder: Path, extra: bool = False) -> None:
+        """Watch `folder`, unless a watch of it was added meanwhile (which stays as it
+        is); `extra`: a folder watched only for a function file in it."""
+        watch = self._observer.schedule(self, str(folder), recursive=False)
+        with self._lock:
+            if folder not in self._watched:
+                self._watched[folder] = watch
+                if extra:
+                    self._extra.add(folder)
+
+    def _unschedule(self, watches: list[Any]) -> None:
+        for watch in watches:
+            with contextlib.suppress(KeyError, OSError):  # the kernel may have dropped it
+                self._observer.unschedule(watch)
 
     def _interesting(self, path: str) -> bool:
         if Path(path).parent in self._extra:
@@ -132,10 +141,8 @@ class Reloader(FileSystemEventHandler):
             with self._lock:
                 new = here not in self._watched
                 self._extra.discard(here)  # a project folder after all
-            if new:  # scheduled outside our lock (see _watch_function_files)
-                watch = self._observer.schedule(self, str(here), recursive=False)
-                with self._lock:
-                    self._watched.setdefault(here, watch)
+            if new:
+                self._add_watch(here)
             # Listed again once watched: a file made between the walk's listing and the
             # watch would have neither an event nor a place here.
             with contextlib.suppress(OSError):
@@ -151,9 +158,7 @@ class Reloader(FileSystemEventHandler):
             gone = [p for p in self._watched if p == folder or folder in p.parents]
             watches = [self._watched.pop(path) for path in gone]
             self._extra -= set(gone)
-        for watch in watches:  # outside our lock (see _watch_function_files)
-            with contextlib.suppress(KeyError, OSError):  # the kernel may have dropped it
-                self._observer.unschedule(watch)
+        self._unschedule(watches)
 
     def stop(self) -> None:
         self._observer.stop()
