@@ -141,6 +141,7 @@ class PubNubState:
         # The SDK's ceilings: 100 for one channel, 25 for several or with actions.
         most = 100 if len(channels) == 1 and not with_actions else 25
         count = _count(options, "count", most, most)
+        start = _timetoken(options, "start", "fetchMessages")
         end = _timetoken(options, "end", "fetchMessages")
         answer: dict[str, list[dict[str, Any]]] = {}
         more: dict[str, Any] | None = None
@@ -148,7 +149,7 @@ class PubNubState:
             found, cut = await data.history.page(
                 channel,
                 count=count,
-                start=_timetoken(options, "start", "fetchMessages"),
+                start=start,
                 end=end,
                 now_ms=ctx.clock.now_ms(),
             )
@@ -327,12 +328,9 @@ class PubNubState:
             limit=_count(options, "limit", 100, 100),
         )
         # The SDK adds the page's bounds, what a handler pages with (start: page.start).
-        actions = page.get("data") or [{}]
-        return {
-            **page,
-            "start": actions[0].get("actionTimetoken"),
-            "end": actions[-1].get("actionTimetoken"),
-        }
+        actions = page.get("data") or []
+        first, last = (actions[0], actions[-1]) if actions else ({}, {})
+        return {**page, "start": first.get("actionTimetoken"), "end": last.get("actionTimetoken")}
 
     async def _removeMessageAction(
         self, options: dict[str, Any], data: PubNubData, ctx: CallContext

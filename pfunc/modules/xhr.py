@@ -16,12 +16,7 @@ import urllib.parse
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from pfunc.modules.calls import (
-    CallContext,
-    HandlerCallError,
-    JSArg,
-    padded_args,
-)
+from pfunc.modules.calls import CallContext, HandlerCallError, JSArg, padded_args
 from pfunc.modules.vault import secret_pattern
 
 if TYPE_CHECKING:
