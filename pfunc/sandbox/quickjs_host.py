@@ -21,7 +21,7 @@ from pfunc.errors import HandlerLoadError
 from pfunc.jsonio import well_formed
 from pfunc.modules import CONSTANTS, HOST_METHODS, SYNC_METHODS, SYNC_MODULES
 from pfunc.sandbox import CORRUPTED, MAX_LOADS, MEMORY, TIMEOUT, SandboxInterrupted, Tape
-from pfunc.sandbox.source import OWN_CODE_LINE, map_stack, prepare_module, split_engine_error
+from pfunc.sandbox.source import OWN_CODE_LINE, load_error, prepare_module
 
 if TYPE_CHECKING:
     from pfunc.sandbox.threads import SandboxThread
@@ -166,7 +166,7 @@ class JavaScriptSandbox:
         except quickjs.JSException as error:
             stop = _interruption(error)
             if stop is None:
-                raise self._load_error(str(error)) from None
+                raise load_error(str(error), self.display_path) from None
             raise self._load_interrupted(stop) from None
         finally:
             self.set_time_limit(None)
@@ -178,7 +178,9 @@ class JavaScriptSandbox:
             if info["type"] == "InternalError" and info["message"] in ENGINE_STOPS:
                 reason = ENGINE_STOPS[info["message"]]
                 raise self._load_interrupted(SandboxInterrupted(reason, info["message"]))
-            raise self._load_error(f"{info['type']}: {info['message']}\n{info['stack']}")
+            raise load_error(
+                f"{info['type']}: {info['message']}\n{info['stack']}", self.display_path
+            )
         if state["type"] != "function":
             # Where the export is (the start of the file when there is none).
             found = re.search(r"^[ \t]*export\s+default\b", self.source, re.MULTILINE)
@@ -199,28 +201,6 @@ class JavaScriptSandbox:
             "TimeoutError" if stop.reason == TIMEOUT else "MemoryError",
             f"{self.display_path}: the module's top-level code ran out of {what} while "
             "loading; move long work into the handler or remove the loop",
-        )
-
-    def _load_error(self, text: str) -> HandlerLoadError:
-        error_type, message, raw_stack = split_engine_error(text)
-        stack, location = map_stack(raw_stack, self.display_path)
-        if "could not load module" in message:
-            message += (
-                "; import is not available in PubNub Functions, use require() for built-in modules"
-            )
-        elif "unexpected 'await'" in message:  # await in a function not marked async
-            message += "; await works inside an async function: export default async (request) =>"
-        where = (
-            f"{self.display_path}:{location.line}:{location.column}"
-            if location
-            else (self.display_path)
-        )
-        return HandlerLoadError(
-            error_type,
-            f"{where}: {message}",
-            stack=stack,
-            line=location.line if location else None,
-            column=location.column if location else None,
         )
 
     # --- slices of one execution -----------------------------------------------------

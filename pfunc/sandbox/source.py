@@ -102,3 +102,24 @@ def split_engine_error(text: str) -> tuple[str, str, str]:
     if not sep:
         return "Error", head, stack
     return error_type, message, stack
+
+
+def load_error(text: str, display_path: str) -> HandlerLoadError:
+    """A QuickJS exception at load (or compile) as the handler's load error: placed in its
+    file, with a word on what PubNub Functions take instead where one helps."""
+    error_type, message, raw_stack = split_engine_error(text)
+    stack, location = map_stack(raw_stack, display_path)
+    if "could not load module" in message:
+        message += (
+            "; import is not available in PubNub Functions, use require() for built-in modules"
+        )
+    elif "unexpected 'await'" in message:  # await in a function not marked async
+        message += "; await works inside an async function: export default async (request) =>"
+    where = f"{display_path}:{location.line}:{location.column}" if location else display_path
+    return HandlerLoadError(
+        error_type,
+        f"{where}: {message}",
+        stack=stack,
+        line=location.line if location else None,
+        column=location.column if location else None,
+    )

@@ -9,7 +9,7 @@ compile, and no line of the handler's runs."""
 from __future__ import annotations
 
 from pfunc.errors import HandlerLoadError
-from pfunc.sandbox.source import map_stack, prepare_module, split_engine_error
+from pfunc.sandbox.source import load_error, prepare_module
 
 _CHECK_BYTES = 16 << 20  # what compiling may take (a file of megabytes of code)
 
@@ -29,19 +29,8 @@ def syntax_error(source: str, display_path: str) -> HandlerLoadError | None:
     try:
         context.module("throw 0;" + prepared)  # compiled whole; stopped before its code
     except (quickjs.JSException, MemoryError) as error:
-        error_type, message, raw_stack = split_engine_error(str(error))
-        if error_type != "SyntaxError":
-            return None  # it compiled (the throw, or a limit of the engine's)
-        stack, location = map_stack(raw_stack, display_path)
-        if location is None:
-            return HandlerLoadError(error_type, f"{display_path}: {message}")
-        return HandlerLoadError(
-            error_type,
-            f"{display_path}:{location.line}:{location.column}: {message}",
-            stack=stack,
-            line=location.line,
-            column=location.column,
-        )
+        failure = load_error(str(error), display_path)  # worded as a load of it would be
+        return failure if failure.error_type == "SyntaxError" else None  # else: compiled
     return None
 
 
