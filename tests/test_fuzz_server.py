@@ -471,3 +471,48 @@ def test_a_subscribe_no_message_could_reach_is_refused(dev, raw, refused):
         assert status == 400 and "Invalid Channel" in json.loads(body)["message"], body
     else:
         assert status == 200, body
+
+
+# Every GET of PubNub's REST API that changes state (HEAD must not).
+STATE_CHANGING_GETS = [
+    "/publish/pub-c-z/sub-c-z/0/head-chan/0/%22hi%22",
+    "/signal/pub-c-z/sub-c-z/0/head-chan/0/%22hi%22",
+    "/v1/files/publish-file/pub-c-z/sub-c-z/0/head-chan/0/"
+    + quote('{"message":null,"file":{"id":"f1","name":"a.txt"}}'),
+    "/v2/subscribe/sub-c-z/head-chan/0?uuid=head-user&tt=0",
+    "/v2/presence/sub-key/sub-c-z/channel/head-chan/heartbeat?uuid=head-user&heartbeat=60",
+    "/v2/presence/sub-key/sub-c-z/channel/head-chan/leave?uuid=head-user",
+    "/v2/presence/sub-key/sub-c-z/channel/head-chan/uuid/head-user/data?state="
+    + quote('{"mood":"set by HEAD"}'),
+    "/v2/auth/grant/sub-key/sub-c-z?r=1&channel=head-chan",
+    "/v1/channel-registration/sub-key/sub-c-z/channel-group/head-group?add=head-chan",
+    "/v1/channel-registration/sub-key/sub-c-z/channel-group/head-group/remove",
+    "/v1/push/sub-key/sub-c-z/devices/head-token?add=head-chan&type=gcm",
+    "/v1/push/sub-key/sub-c-z/devices/head-token/remove?type=gcm",
+    "/v2/push/sub-key/sub-c-z/devices-apns2/head-token?add=head-chan&environment=development&topic=t",
+    "/v2/push/sub-key/sub-c-z/devices-apns2/head-token/remove?environment=development&topic=t",
+]
+
+
+def test_head_changes_nothing_where_get_would(dev):
+    """HEAD is safe: where PubNub's GET changes state (a publish, a join, a group's add)
+    it is refused with a 405 that names GET, and nothing happened; where GET only reads,
+    HEAD answers as GET would, without a body."""
+    for path in STATE_CHANGING_GETS:
+        status, headers, _ = dev.request("HEAD", path)
+        assert status == 405, path
+        assert "GET" in headers.get("Allow", ""), path
+    unchanged = {
+        "/v2/history/sub-key/sub-c-z/channel/head-chan": "[[],0,0]",
+        "/v2/presence/sub-key/sub-c-z/channel/head-chan?uuid=reader": '"occupancy": 0',
+        "/v2/presence/sub-key/sub-c-z/channel/head-chan/uuid/head-user?uuid=reader": (
+            '"payload": {}'
+        ),
+        "/v1/channel-registration/sub-key/sub-c-z/channel-group/head-group": '"channels":[]',
+        "/v1/push/sub-key/sub-c-z/devices/head-token?type=gcm": "[]",
+    }
+    for path, answer in unchanged.items():
+        status, _, body = dev.request("GET", path)
+        assert status == 200 and answer in body, (path, body)
+    for path in [*list(unchanged)[:3], "/time/0"]:  # reads of their own route
+        assert dev.request("HEAD", path)[::2] == (200, ""), path

@@ -18,7 +18,14 @@ from pfunc.access import (
 )
 from pfunc.numbers import whole_number
 from pfunc.server.state import DevState
-from pfunc.server.wire import channel_groups, names, pubnub_error, wire_json, wrong_key
+from pfunc.server.wire import (
+    changing_get,
+    channel_groups,
+    names,
+    pubnub_error,
+    wire_json,
+    wrong_key,
+)
 
 SERVICE = "Access Manager"
 
@@ -36,7 +43,7 @@ class AccessAPI:
         return [
             web.post("/v3/pam/{sub}/grant", self.grant_token),
             web.delete("/v3/pam/{sub}/grant/{token}", self.revoke_token),
-            web.get("/v2/auth/grant/sub-key/{sub}", self.grant),
+            changing_get("/v2/auth/grant/sub-key/{sub}", self.grant),
         ]
 
     @property

@@ -166,7 +166,9 @@ class DevServer:
                 )
                 return not_emulated_answer(what, request.method, request.path)
             if isinstance(missing, web.HTTPMethodNotAllowed):
-                return pubnub_error(405, f"{request.method} is not allowed on {request.path}")
+                refused = pubnub_error(405, f"{request.method} is not allowed on {request.path}")
+                refused.headers["Allow"] = ", ".join(sorted(missing.allowed_methods))
+                return refused
             return not_found(self.state, request.method, request.path)
         except web.HTTPException as error:
             return pubnub_error(error.status, error.reason)

@@ -37,7 +37,7 @@ from pfunc.server.pubnub_api import (
     publish_error,
 )
 from pfunc.server.state import DevState
-from pfunc.server.wire import client_meta, pubnub_error, wire_json, wrong_key
+from pfunc.server.wire import changing_get, client_meta, pubnub_error, wire_json, wrong_key
 
 BASE = "/v1/files/{sub}/channels/{channel}"
 UPLOAD = "/pfunc/files/upload"
@@ -85,7 +85,7 @@ class FilesAPI:
             web.get(BASE + "/files", self.list_files),
             web.get(BASE + "/files/{id}/{name}", self.download),
             web.delete(BASE + "/files/{id}/{name}", self.delete),
-            web.get(
+            changing_get(
                 "/v1/files/publish-file/{pub}/{sub}/{sig}/{channel}/{callback}/{message:.*}",
                 self.publish_file,
             ),

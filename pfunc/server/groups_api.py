@@ -9,7 +9,7 @@ from aiohttp import web
 from pfunc.channel_groups import ChannelGroups, add_problem
 from pfunc.channels import name_problem
 from pfunc.server.state import DevState
-from pfunc.server.wire import names, pubnub_error, wire_json, wrong_key
+from pfunc.server.wire import changing_get, names, pubnub_error, wire_json, wrong_key
 
 BASE = "/v1/channel-registration/sub-key/{sub}/channel-group"
 SERVICE = "channel-registry"
@@ -23,8 +23,8 @@ class GroupsAPI:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get(BASE, self.list_groups),
-            web.get(BASE + "/{group}", self.group),
-            web.get(BASE + "/{group}/remove", self.delete),
+            changing_get(BASE + "/{group}", self.group),  # ?add= and ?remove= change it
+            changing_get(BASE + "/{group}/remove", self.delete),
         ]
 
     def _registry(self, request: web.Request) -> ChannelGroups | web.Response:

@@ -13,7 +13,15 @@ from pfunc import jsonio
 from pfunc.presence import here_now_page
 from pfunc.server.pubnub_api import presence_event
 from pfunc.server.state import DevState
-from pfunc.server.wire import channel_groups, flag, names, presence_json, pubnub_error, wrong_key
+from pfunc.server.wire import (
+    changing_get,
+    channel_groups,
+    flag,
+    names,
+    presence_json,
+    pubnub_error,
+    wrong_key,
+)
 
 BASE = "/v2/presence/sub-key/{sub}"
 OK = {"status": 200, "message": "OK", "service": "Presence"}
@@ -29,7 +37,7 @@ class PresenceAPI:
             web.get(BASE + "/channel/{channels}", self.here_now),
             web.get(BASE + "/uuid/{uuid}", self.where_now),
             web.get(BASE + "/channel/{channels}/uuid/{uuid}", self.get_state),
-            web.get(BASE + "/channel/{channels}/uuid/{uuid}/data", self.set_state),
+            changing_get(BASE + "/channel/{channels}/uuid/{uuid}/data", self.set_state),
         ]
 
     def _refused(self, request: web.Request) -> web.Response | None:

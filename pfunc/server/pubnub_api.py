@@ -18,6 +18,7 @@ from pfunc.server.filters import FilterError, compile_filter
 from pfunc.server.state import DevState
 from pfunc.server.subscribers import Delivery
 from pfunc.server.wire import (
+    changing_get,
     channel_groups,
     client_meta,
     names,
@@ -77,11 +78,15 @@ class PubNubAPI:
         return [
             web.get("/time/0", self.time),
             web.route("*", "/publish/{pub}/{sub}/{sig}/{channel}/{callback}", self.publish),
-            web.get("/publish/{pub}/{sub}/{sig}/{channel}/{callback}/{message:.*}", self.publish),
-            web.get("/signal/{pub}/{sub}/{sig}/{channel}/{callback}/{message:.*}", self.signal),
-            web.get("/v2/subscribe/{sub}/{channels}/{callback}", self.subscribe),
-            web.get("/v2/presence/sub-key/{sub}/channel/{channels}/heartbeat", self.heartbeat),
-            web.get("/v2/presence/sub-key/{sub}/channel/{channels}/leave", self.leave),
+            changing_get(
+                "/publish/{pub}/{sub}/{sig}/{channel}/{callback}/{message:.*}", self.publish
+            ),
+            changing_get(
+                "/signal/{pub}/{sub}/{sig}/{channel}/{callback}/{message:.*}", self.signal
+            ),
+            changing_get("/v2/subscribe/{sub}/{channels}/{callback}", self.subscribe),
+            changing_get("/v2/presence/sub-key/{sub}/channel/{channels}/heartbeat", self.heartbeat),
+            changing_get("/v2/presence/sub-key/{sub}/channel/{channels}/leave", self.leave),
         ]
 
     def _check_keys(self, request: web.Request) -> web.Response | None:

@@ -8,7 +8,7 @@ from aiohttp import web
 from pfunc.channels import name_problem
 from pfunc.push import ENVIRONMENTS, GATEWAYS, Device, device_problem
 from pfunc.server.state import DevState
-from pfunc.server.wire import names, wire_json, wrong_key
+from pfunc.server.wire import changing_get, names, wire_json, wrong_key
 
 V1 = "/v1/push/sub-key/{sub}/devices/{token}"
 V2 = "/v2/push/sub-key/{sub}/devices-apns2/{token}"
@@ -24,10 +24,10 @@ class PushAPI:
 
     def routes(self) -> list[web.RouteDef]:
         return [
-            web.get(V1, self.registrations),
-            web.get(V1 + "/remove", self.remove_device),
-            web.get(V2, self.registrations),
-            web.get(V2 + "/remove", self.remove_device),
+            changing_get(V1, self.registrations),  # ?add= and ?remove= change them
+            changing_get(V1 + "/remove", self.remove_device),
+            changing_get(V2, self.registrations),
+            changing_get(V2 + "/remove", self.remove_device),
         ]
 
     def _device(self, request: web.Request) -> Device | web.Response:

@@ -31,6 +31,14 @@ def presence_json(body: Any, status: int = 200) -> web.Response:
     return web.json_response(body, status=status)
 
 
+def changing_get(path: str, handler: Any) -> web.RouteDef:
+    """A GET route that changes state (publish, subscribe, grant, a group's add...):
+    PubNub's REST API changes state with GETs, and HEAD must not, so HEAD is refused
+    there (405, in PubNub's shape) rather than run the GET and drop its body, as aiohttp
+    does for a read. A link checker or `curl -I` changes nothing."""
+    return web.get(path, handler, allow_head=False)
+
+
 def pubnub_error(status: int, message: str, service: str = "pfunc") -> web.Response:
     return wire_json(
         {"status": status, "error": True, "message": message, "service": service}, status=status
