@@ -231,6 +231,25 @@ def test_one_malformed_step_does_not_stop_the_run(project, tmp_path):
     assert as_json.code == 2 and '"malformed": true in the JSON' in as_json.stderr
 
 
+def test_junit_holds_what_xml_cannot_as_escapes(tmp_path):
+    """A coloured console line (ESC), a bell in a message and a control character in a
+    scenario's name still make a JUnit file a CI can parse: each is written #xHH."""
+    (tmp_path / "colour.js").write_text(
+        'export default (request) => { console.log("\\u001b[31mred\\u001b[0m status");\n'
+        '  return request.ok({ text: "bell\\u0007" }); };\n'
+    )
+    (tmp_path / "c.test.toml").write_text(
+        '[[scenario]]\nname = "rings \\u0007 twice"\nfile = "colour.js"\n\n'
+        '[[scenario.step]]\npublish = { message = {} }\nexpect = { message = { text = "other" } }\n'
+    )
+    junit = tmp_path / "junit.xml"
+    run = invoke_cli("test", "c.test.toml", "--junit", junit, cwd=tmp_path)
+    assert run.code == 1, run.stdout
+    case = next(ElementTree.parse(junit).iter("testcase"))
+    assert case.get("name") == "rings #x07 twice"
+    assert "console.log: #x1B[31mred#x1B[0m status" in case[0].text
+
+
 def test_filter_stop_and_json(project):
     only = run_cli("test", "examples", "-k", "SESSion", "--json", cwd=project)  # any case
     results = only.json()

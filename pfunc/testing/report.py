@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -134,9 +135,24 @@ def write_junit(results: list[ScenarioResult], path: Path) -> None:
     write_junit_cases([junit_case(result) for result in results], path)
 
 
+# What XML 1.0 cannot hold: control characters but tab, newline and carriage return (a
+# coloured console line's ESC), lone surrogates, and U+FFFE/U+FFFF.
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_safe(text: str) -> str:
+    """`text` as XML can hold it: each character it cannot written #xHH, as pytest's
+    --junitxml writes it (a handler's coloured log made a file no CI could read)."""
+    return _NOT_XML.sub(lambda found: f"#x{ord(found.group()):02X}", text)
+
+
 def write_junit_cases(cases: list[dict[str, Any]], path: Path) -> None:
     import os
 
+    cases = [
+        {key: _xml_safe(value) if isinstance(value, str) else value for key, value in case.items()}
+        for case in cases
+    ]
     suites = ElementTree.Element("testsuites", name="pfunc")
     by_file: dict[str, list[dict[str, Any]]] = {}
     for case in cases:
