@@ -137,6 +137,22 @@ def test_an_ini_option_names_the_project(pytester):
     pytester.runpytest("-p", "no:cacheprovider", "--ignore=examples").assert_outcomes(passed=1)
 
 
+def test_a_project_that_is_not_there_is_named_not_blamed_on_the_function(pytester):
+    """An ini option naming a folder with no pfunc.toml says so (walking up from it could
+    find another project's file); with no pfunc.toml anywhere, the error says that rather
+    than "no function of that name"."""
+    pytester.makepyfile(
+        test_missing='def test_it(pfunc):\n    pfunc.publish("counter", {})\n'
+    )
+    alone = pytester.runpytest("-p", "no:cacheprovider", "-o", "addopts=")
+    alone.assert_outcomes(failed=1)
+    alone.stdout.fnmatch_lines(["*counter: no such handler file, and no pfunc.toml in *"])
+    pytester.makeini("[pytest]\npfunc_project = ../nothere\n")
+    named = pytester.runpytest("-p", "no:cacheprovider", "-o", "addopts=")
+    named.assert_outcomes(errors=1)
+    named.stdout.fnmatch_lines(["*pfunc_project = ../nothere: there is no pfunc.toml at *"])
+
+
 def test_file_message_handlers(pytester: pytest.Pytester):
     (pytester.path / "vet.js").write_text(
         "export default (request) => {\n"

@@ -75,10 +75,16 @@ class PfuncHarness:
         if not path.is_file() and (self.project.root / path).is_file():
             path = self.project.root / path  # relative to the project, wherever pytest runs
         if not path.is_file():
+            if self.project.config_file is None:
+                raise FileNotFoundError(
+                    f"{target}: no such handler file, and no pfunc.toml in "
+                    f"{self.project.root} or above it to name functions (the pfunc_project "
+                    "ini option names one elsewhere)"
+                )
             known = ", ".join(f.name for f in self.project.functions) or "none"
             raise FileNotFoundError(
                 f"{target}: no such handler file, and no function of that "
-                f"name in pfunc.toml (functions: {known})"
+                f"name in {self.project.config_file} (functions: {known})"
             )
         return self.engine.functions.executor_for_file(path, str(path)), None
 
@@ -333,7 +339,17 @@ def project_root_for(request: pytest.FixtureRequest) -> Path:
     rootdir = Path(str(request.config.rootpath))
     if named:
         path = (rootdir / named).resolve()
-        return path.parent if path.is_file() else path
+        if path.is_file():
+            return path.parent
+        if not (path / "pfunc.toml").is_file():
+            # Named, so meant: walking up from it could find some other project's file.
+            pytest.fail(
+                f"pfunc_project = {named}: there is no pfunc.toml at {path} (the ini option "
+                "names pfunc.toml or its folder, relative to pytest's rootdir "
+                f"{rootdir})",
+                pytrace=False,
+            )
+        return path
     test_folder = Path(str(request.node.path)).parent
     return test_folder if find_project_file(test_folder) else rootdir
 
