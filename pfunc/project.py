@@ -434,6 +434,9 @@ class _Reader:
         if method is not None and not isinstance(method, str):
             self.problem("mocks", index, "method", f'{where}.method must be text, e.g. "GET"')
         headers = {str(k).lower(): str(v) for k, v in raw_headers.items()}
+        if "body" in entry and ("json" in entry or not isinstance(entry["body"], str)):
+            why = "give json or body, not both" if "json" in entry else "body is text"
+            self.problem("mocks", index, "body", f"{where}: {why}")
         if "json" in entry:
             try:
                 body = jsonio.dumps(jsonio.check(entry["json"]))

@@ -141,9 +141,7 @@ def test_a_project_that_is_not_there_is_named_not_blamed_on_the_function(pyteste
     """An ini option naming a folder with no pfunc.toml says so (walking up from it could
     find another project's file); with no pfunc.toml anywhere, the error says that rather
     than "no function of that name"."""
-    pytester.makepyfile(
-        test_missing='def test_it(pfunc):\n    pfunc.publish("counter", {})\n'
-    )
+    pytester.makepyfile(test_missing='def test_it(pfunc):\n    pfunc.publish("counter", {})\n')
     alone = pytester.runpytest("-p", "no:cacheprovider", "-o", "addopts=")
     alone.assert_outcomes(failed=1)
     alone.stdout.fnmatch_lines(["*counter: no such handler file, and no pfunc.toml in *"])
@@ -151,6 +149,52 @@ def test_a_project_that_is_not_there_is_named_not_blamed_on_the_function(pyteste
     named = pytester.runpytest("-p", "no:cacheprovider", "-o", "addopts=")
     named.assert_outcomes(errors=1)
     named.stdout.fnmatch_lines(["*pfunc_project = ../nothere: there is no pfunc.toml at *"])
+
+
+def test_the_fixture_refuses_what_a_scenario_file_refuses(pytester):
+    """Values JSON cannot carry, a counter that is no whole number and a mock with both
+    json and body are the test's mistakes, said as such; kv_set's TTL is clamped as a
+    handler's db.set is (1 to 525,600 minutes)."""
+    (pytester.path / "echo.js").write_text("export default (request) => request.ok();")
+    pytester.makepyfile(
+        test_fixture="""
+import pytest
+
+def test_mistakes(pfunc):
+    with pytest.raises(ValueError, match=r"pfunc.publish\\(\\): message: nan is not JSON"):
+        pfunc.publish("echo.js", {"x": float("nan")})
+    with pytest.raises(ValueError, match=r"pfunc.publish\\(\\): meta: a object is not"):
+        pfunc.publish("echo.js", {}, meta={"at": object()})
+    with pytest.raises(TypeError, match=r"pfunc.request\\(\\): body is text"):
+        pfunc.request("echo.js", body=b"bytes")
+    with pytest.raises(ValueError, match=r"pfunc.kv_set\\(\\): value"):
+        pfunc.kv_set("k", float("inf"))
+    with pytest.raises(TypeError, match="counters take whole numbers"):
+        pfunc.set_counter("c", "5")
+    with pytest.raises(TypeError, match="give json or body, not both"):
+        pfunc.mock("https://x.test/*", json={"a": 1}, body="b")
+    assert pfunc.publish("echo.js", {"x": 1}).outcome == "ok"  # nothing left broken
+
+def test_kv_set_clamps_its_ttl(pfunc):
+    pfunc.kv_set("brief", 1, ttl_minutes=0)
+    pfunc.kv_set("long", 2, ttl_minutes=10**30)
+    assert (pfunc.kv_get("brief"), pfunc.kv_get("long")) == (1, 2)
+    pfunc.advance("2m")
+    assert pfunc.kv_get("brief") is None and pfunc.kv_get("long") == 2
+    pfunc.advance("366d")
+    assert pfunc.kv_get("long") is None
+"""
+    )
+    pytester.runpytest("-p", "no:cacheprovider", "-o", "addopts=").assert_outcomes(passed=2)
+
+
+def test_a_mock_with_both_json_and_body_is_refused(tmp_path):
+    (tmp_path / "pfunc.toml").write_text(
+        '[[mocks]]\nurl = "https://x.test/*"\njson = { a = 1 }\nbody = "b"\n'
+    )
+    (tmp_path / "h.js").write_text("export default (request) => request.ok();")
+    run = invoke_cli("run", "h.js", "--message", "{}", cwd=tmp_path)
+    assert run.code == 2 and "mocks[0]: give json or body, not both" in run.stderr
 
 
 def test_file_message_handlers(pytester: pytest.Pytester):

@@ -100,6 +100,12 @@ class PfuncHarness:
         kind = kind_for_trigger(trigger, event, function.event if function else None)
         # A null message is a message (JSON null); other None arguments mean "not given".
         given = {k: v for k, v in fields.items() if v is not None or k == "message"}
+        for name, value in given.items():
+            if name in ("body", "method", "path", "channel", "uuid", "action"):
+                if not isinstance(value, str):
+                    raise TypeError(f"pfunc.{trigger}(): {name} is text, got {value!r}")
+            else:  # what the event carries as JSON: a test's mistake, said as one
+                _json_argument(value, f"{trigger}(): {name}")
         spec = EventSpec(**given)
         built = build_event(
             kind,
@@ -259,13 +265,28 @@ class PfuncHarness:
         return self._wait(read())
 
     def kv_set(self, key: str, value: Any, ttl_minutes: float = 1440) -> None:
-        expires = self.clock.now_ms() + int(ttl_minutes * 60_000)
-        self._wait(self.runtime.store.set_item(self._keyset, key, json.dumps(value), expires))
+        """Store `value` under `key` as a handler's db.set would: its TTL clamped to the
+        profile's range (1..525,600 minutes in every profile)."""
+        text = json.dumps(_json_argument(value, "kv_set(): value"))
+        if isinstance(ttl_minutes, bool) or not isinstance(ttl_minutes, int | float):
+            raise TypeError(f"pfunc.kv_set(): ttl_minutes is a number, got {ttl_minutes!r}")
+        if ttl_minutes != ttl_minutes:  # NaN
+            raise ValueError("pfunc.kv_set(): ttl_minutes is NaN")
+        profile = self.runtime.profile
+        minutes = min(max(ttl_minutes, profile.ttl_min), profile.ttl_max)
+        expires = self.clock.now_ms() + int(minutes * 60_000)
+        self._wait(self.runtime.store.set_item(self._keyset, key, text, expires))
 
     def counter(self, key: str) -> int:
         return self._wait(self.runtime.store.get_counter(self._keyset, key))
 
     def set_counter(self, key: str, value: int) -> None:
+        from pfunc.store import fits_counter
+
+        if isinstance(value, bool) or not isinstance(value, int) or not fits_counter(value):
+            raise TypeError(
+                f"pfunc.set_counter(): counters take whole numbers, 64-bit; got {value!r}"
+            )
         self._wait(self.runtime.store.set_counter(self._keyset, key, value))
 
     def advance(self, span: float | str) -> None:
@@ -289,12 +310,14 @@ class PfuncHarness:
 
         if not isinstance(url, str) or not isinstance(body, str) or not isinstance(status, int):
             raise TypeError("pfunc.mock(): url and body are text, status a whole number")
+        if json is not None and body:
+            raise TypeError("pfunc.mock(): give json or body, not both")
 
         from pfunc.project import MockRule
 
         names = {k.lower(): v for k, v in (headers or {}).items()}
         if json is not None:
-            body = json_module.dumps(json)
+            body = json_module.dumps(_json_argument(json, "mock(): json"))
             names.setdefault("content-type", "application/json")
         rule = MockRule(url, method.upper() if method else None, status, names, body)
         self.runtime.mocks.insert(0, rule)
@@ -375,3 +398,15 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     arguments = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     asyncio.run(pyfuncitem.obj(**arguments))
     return True
+
+
+def _json_argument(value: Any, call: str) -> Any:
+    """`value`, if JSON can carry it (as a scenario file's values are checked); a
+    ValueError naming the argument otherwise (NaN reached the handler's sandbox, which
+    read as pfunc's own fault)."""
+    from pfunc import jsonio
+
+    try:
+        return jsonio.check(value)
+    except ValueError as error:
+        raise ValueError(f"pfunc.{call}: {error}") from None
