@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 MAX_DEPTH = 500  # nesting deeper than this is refused (JavaScript engines allow ~1,000)
@@ -71,6 +72,26 @@ def loads(text: str | bytes | bytearray, *, lone_surrogates: bool = False) -> An
     if not lone_surrogates and ("\\ud" in source or "\\uD" in source):
         check(value)
     return value
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def too_deep(text: str) -> bool:
+    """Whether JSON `text` nests deeper than MAX_DEPTH (what no parser here could read
+    back: Python's stops near 1,000, and a value stored past that broke every read of
+    the store). Texts with fewer brackets than that in all are passed over at once."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for char in _STRING.sub("", text):
+        if char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
 
 
 def well_formed(text: str) -> str:

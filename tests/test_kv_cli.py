@@ -181,3 +181,22 @@ def test_an_imported_counter_past_64_bits_is_named_so(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps(data))
     refused = kv(tmp_path, "import", tmp_path / "c.json")
     assert refused.code == 2 and "outside the 64-bit integers" in refused.stderr
+
+
+def test_a_stored_value_too_deep_to_read_back_is_named_not_a_traceback(tmp_path):
+    """An older pfunc let a handler store a value ~1,000 deep, which broke list, get and
+    export of the whole store; now each says which key, and how to remove it."""
+    import sqlite3
+
+    assert kv(tmp_path, "set", "normal", '"fine"').code == 0
+    deep = "[" * 1000 + "0" + "]" * 1000
+    with sqlite3.connect(tmp_path / "kv.sqlite3") as conn:
+        conn.execute("INSERT INTO items SELECT keyset, 'deep', ?, expires_at FROM items", (deep,))
+    for command in (["list"], ["get", "deep"], ["export", tmp_path / "out.json"]):
+        run = kv(tmp_path, *command)
+        assert run.code == 2 and "Traceback" not in run.stderr + run.stdout, command
+        assert "the value of 'deep' cannot be read back" in run.stderr, command
+        assert "remove it with: pfunc kv rm deep" in run.stderr
+    assert kv(tmp_path, "rm", "deep").code == 0 and kv(tmp_path, "list").code == 0
+    refused = kv(tmp_path, "set", "again", "[" * 600 + "]" * 600)
+    assert refused.code == 2 and "nested more than 500 levels deep" in refused.stderr

@@ -242,3 +242,24 @@ def test_an_infinite_ttl_is_a_number_out_of_range_clamped_not_refused(harness, w
     assert result.outcome == "ok", result.error
     assert any('ttl Infinity for key "far"' in w and "525,600" in w for w in result.warnings)
     assert any('ttl -Infinity for key "near"' in w and "clamped to 1" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize("depth", [600, 5000])
+def test_a_value_nested_deeper_than_parsers_read_is_refused_as_such(harness, tmp_path, depth):
+    """Stored, it broke every `pfunc kv` read of the store; 4,500 deep and more was
+    blamed on a BigInt (the engine's stack ran out in JSON.stringify)."""
+    handler = tmp_path / "deep.js"
+    handler.write_text(
+        'const db = require("kvstore");\n'
+        "export default async (request) => {\n"
+        f"  let v = 0;\n  for (let i = 0; i < {depth}; i++) v = [v];\n"
+        '  try { await db.set("deep", v); } catch (error) { request.message.error = error.message; }\n'
+        "  return request.ok();\n};\n"
+    )
+    result = harness.run(handler, message={})
+    assert result.outcome == "ok", result.error
+    assert result.message["error"] == (
+        'kvstore.set: value for key "deep" is an array or object nested more than 500 levels '
+        "deep, which is not JSON-serialisable; store plain JSON data (objects, arrays, strings, "
+        "numbers, booleans)"
+    )

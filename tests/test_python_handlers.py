@@ -59,6 +59,27 @@ def test_a_fourth_operation_is_refused_with_the_same_message_as_javascript(tmp_p
     assert py["operations"]["calls"] == js["operations"]["calls"]
 
 
+def test_a_value_nested_too_deep_is_the_handler_s_mistake_as_in_javascript(tmp_path):
+    """Python's encoder stops near 1,000 levels: that was 'the execution failed inside
+    pfunc (RecursionError)'; it is worded as JavaScript's kvstore.set words it."""
+    for name, source in {
+        "deep.py": "from pfunc import require\ndb = require('kvstore')\n\n"
+        "async def handler(request):\n    v = 0\n    for _ in range(1000):\n        v = [v]\n"
+        "    await db.set('deep', v)\n    return request.ok()\n",
+        "deep.js": "const db = require('kvstore');\nexport default async (request) => {\n"
+        "  let v = 0;\n  for (let i = 0; i < 1000; i++) v = [v];\n  await db.set('deep', v);\n"
+        "  return request.ok();\n};\n",
+    }.items():
+        (tmp_path / name).write_text(source)
+    reports = [
+        run_cli("run", tmp_path / name, "--kv", tmp_path / f"{name}.db", "--json").json()
+        for name in ("deep.py", "deep.js")
+    ]
+    assert [report["outcome"] for report in reports] == ["error", "error"]
+    assert reports[0]["error"]["message"] == reports[1]["error"]["message"]
+    assert "nested more than 500 levels deep" in reports[0]["error"]["message"]
+
+
 def test_errors_show_the_handler_frames_with_a_code_frame(tmp_path):
     run = run_cli("run", HANDLERS / "raises.py", "--kv", tmp_path / "kv.db")
     assert run.code == 1

@@ -49,12 +49,14 @@ class KVTool:
             self.warnings.append,
         )
 
-    async def _call(self, method: str, *args: JSArg) -> Any:
+    async def _call(self, method: str, *args: JSArg, decoded: bool = True) -> Any:
         try:
             text = await self._gateway.call(method, list(args), self._context())
         except HandlerCallError as error:
             raise PfuncUsageError(error.message) from None
-        return None if text is None else json.loads(text)
+        if text is None or not decoded:
+            return text
+        return _read_back(str(args[0].value), text)
 
     async def list_items(
         self, prefix: str, after: str | None = None, limit: int = -1
@@ -63,7 +65,7 @@ class KVTool:
         now = self.runtime.clock.now_ms()
         found = await self.runtime.store.items(self.keyset, prefix, now, after=after, limit=limit)
         return [
-            {"key": key, "value": json.loads(value), "expires_at": _iso(expires)}
+            {"key": key, "value": _read_back(key, value), "expires_at": _iso(expires)}
             for key, value, expires in found
         ]
 
@@ -101,7 +103,11 @@ class KVTool:
         try:
             first_counter = await self.list_counters(key, limit=1)
             counter = bool(first_counter) and first_counter[0]["key"] == key
-            there = counter or await self.get(key) is not None
+            # (read as text: a value that cannot be read back can still be removed)
+            there = counter or await self._call("get", _text(key), decoded=False) not in (
+                None,
+                "null",
+            )
         except PfuncUsageError:  # a key removeItem refuses too: in its own words
             await self._call("removeItem", _text(key))
             raise
@@ -219,3 +225,15 @@ def _iso(ms: int) -> str:
         .isoformat(timespec="seconds")
         .replace("+00:00", "Z")
     )
+
+
+def _read_back(key: str, text: str) -> Any:
+    """A stored value, decoded; one line naming the key when it cannot be (nested deeper
+    than a parser reads: an older pfunc let a handler store that), not a traceback."""
+    try:
+        return jsonio.loads(text, lone_surrogates=True)
+    except ValueError as error:
+        raise PfuncUsageError(
+            f"the value of {key!r} cannot be read back ({error}); remove it with: "
+            f"pfunc kv rm {shlex.quote(key)}"
+        ) from None

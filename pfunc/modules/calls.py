@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pfunc import jsonio
+
 if TYPE_CHECKING:
     from pfunc.clock import Clock
     from pfunc.limits import Profile
@@ -62,6 +64,13 @@ def service_status(status_code: int, error_data: Any) -> dict[str, Any]:
     }
 
 
+# How error messages name the markers of values JSON cannot carry (JSArg.type_name).
+_INVALID_NAMES = {
+    "cyclic": "object with a circular reference",
+    "deep": f"an array or object nested more than {jsonio.MAX_DEPTH} levels deep",
+}
+
+
 class JSArg:
     """One argument of a host call as the sandbox encoded it.
 
@@ -83,6 +92,8 @@ class JSArg:
         elif "j" in encoded:
             self._json = encoded["j"]
             self.decoded = False
+            if isinstance(self._json, str) and jsonio.too_deep(self._json):
+                self.invalid, self._json = "deep", None  # it could not be read back
         else:
             self.invalid = encoded.get("t", "undefined")
 
@@ -116,7 +127,7 @@ class JSArg:
         if self.invalid is not None:
             if self.invalid in ("NaN", "Infinity", "-Infinity"):
                 return "number"  # typeof NaN; describe() names the value
-            return {"cyclic": "object with a circular reference"}.get(self.invalid, self.invalid)
+            return _INVALID_NAMES.get(self.invalid, self.invalid)
         value = self.value
         if value is None:
             return "null"

@@ -440,7 +440,9 @@ var console;
     try {
       return { j: __pfunc_stringify(value) };
     } catch (error) {
-      return { t: /circular|cycl/i.test(error.message) ? "cyclic" : "BigInt" };
+      // JSON.stringify throws for a cycle, a BigInt, or (past the engine's stack) depth.
+      const said = String(error && error.message);
+      return { t: /circular|cycl/i.test(said) ? "cyclic" : /BigInt/i.test(said) ? "BigInt" : "deep" };
     }
   }
 

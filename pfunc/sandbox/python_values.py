@@ -64,6 +64,8 @@ def encode(value: Any) -> dict[str, Any]:
         return {"j": strict_json(value)}
     except ValueError as error:
         return {"t": "cyclic" if "ircular" in str(error) else "NaN"}
+    except RecursionError:
+        return {"t": "deep"}
     except TypeError as error:  # bytes, a set, a datetime: JavaScript has no such value
         raise TypeError(
             f"{error}: a module takes what JSON holds (text, numbers, true/false, None, lists "
