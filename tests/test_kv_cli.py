@@ -131,7 +131,7 @@ def test_bad_input_is_refused_with_the_gateway_wording(tmp_path):
 
 
 def test_ctrl_c_during_an_import_writes_nothing_or_says_it_finished(tmp_path):
-    """Ctrl-C in the middle of a long import: "Aborted!" (exit 1) and nothing written, or,
+    """Ctrl-C in the middle of a long import: "Aborted!" (exit 130) and nothing written, or,
     had it already finished, its own report. It used to say "Aborted!" after its one
     transaction had committed everything."""
     import signal
@@ -173,7 +173,7 @@ def test_ctrl_c_during_an_import_writes_nothing_or_says_it_finished(tmp_path):
     if importing.returncode == 0:  # it had finished before the signal
         assert count == 200_000 and "imported 200000" in out
     else:
-        assert (importing.returncode, count) == (1, 0) and "Aborted!" in err
+        assert (importing.returncode, count) == (130, 0) and "Aborted!" in err
 
 
 def test_an_imported_counter_past_64_bits_is_named_so(tmp_path):
