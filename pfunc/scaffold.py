@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from importlib import resources
 from pathlib import Path
@@ -38,18 +39,49 @@ def scaffold(folder: Path) -> list[Path]:
         raise PfuncUsageError(
             "pfunc init would overwrite " + ", ".join(existing) + "; choose an empty folder"
         )
+    in_the_way = _files_in_the_way(folder, targets)
+    if in_the_way:
+        raise PfuncUsageError(
+            f"pfunc init needs {in_the_way} as a folder, and it is a file; move it, or choose "
+            "another folder"
+        )
     templates = resources.files("pfunc.templates")
+    made: list[Path] = []  # files and folders written, undone if a later write fails
     for template, target in FILES.items():
         path = folder / target
         if path not in targets:
             continue
         text = templates.joinpath(template).read_text(encoding="utf-8")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            for parent in reversed([path.parent, *path.parent.parents]):
+                if not parent.exists():
+                    parent.mkdir()
+                    made.append(parent)
             path.write_text(text.replace("{{name}}", name), encoding="utf-8")
+            made.append(path)
         except OSError as error:
+            _undo(made)
             raise PfuncUsageError(
                 f"pfunc init cannot write {path}: {error.strerror or error}; choose a "
-                "folder you can write to"
+                "folder you can write to (nothing was written)"
             ) from None
     return targets
+
+
+def _files_in_the_way(folder: Path, targets: list[Path]) -> Path | None:
+    """The first file standing where a target's folder goes (`tests` a file), if any."""
+    for target in targets:
+        for parent in [target.parent, *target.parent.parents]:
+            if parent.exists() and not parent.is_dir():
+                return parent
+            if parent == folder:
+                break
+    return None
+
+
+def _undo(made: list[Path]) -> None:
+    """Remove what an init that failed part-way wrote, newest first: it leaves no project
+    half-made for the next `pfunc init` to refuse."""
+    for path in reversed(made):
+        with contextlib.suppress(OSError):  # (a folder written into since then stays)
+            path.rmdir() if path.is_dir() else path.unlink()

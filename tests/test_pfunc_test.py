@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import shutil
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,6 +65,33 @@ def test_pfunc_init_in_a_repository_keeps_its_readme_and_gitignore(tmp_path):
     assert (tmp_path / "pfunc.toml").is_file()
     again = run_cli("init", cwd=tmp_path)  # but never a project over a project
     assert again.code == 2 and "would overwrite pfunc.toml" in again.stderr
+
+
+def test_pfunc_init_writes_all_of_its_project_or_none_of_it(tmp_path, monkeypatch):
+    """A file where a folder goes (`tests`) is refused before anything is written, and a
+    write that fails part-way (a full disk) takes back what it wrote: the next init is
+    not refused for files a failed one left."""
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "tests").write_text("x")
+    blocked = invoke_cli("init", "app", cwd=tmp_path)
+    assert blocked.code == 2 and "needs app/tests as a folder, and it is a file" in blocked.stderr
+    assert sorted(p.name for p in (tmp_path / "app").iterdir()) == ["tests"]
+    (tmp_path / "file").write_text("x")
+    assert "needs file as a folder" in invoke_cli("init", "file", cwd=tmp_path).stderr
+
+    write_text = Path.write_text
+
+    def disk_full_at_the_scenarios(self: Path, *args: Any, **kwargs: Any) -> int:
+        if self.name == "api.test.toml":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", disk_full_at_the_scenarios)
+    full = invoke_cli("init", "full", cwd=tmp_path)
+    assert full.code == 2 and "No space left on device" in full.stderr
+    assert "nothing was written" in full.stderr and not (tmp_path / "full").exists()
+    monkeypatch.undo()
+    assert invoke_cli("init", "full", cwd=tmp_path).code == 0
 
 
 def _break(project: Path, old: str, new: str) -> None:
