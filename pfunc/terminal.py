@@ -28,6 +28,24 @@ _COLOURS = {
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0, 9), *range(11, 32), *range(127, 160))}
 _CONTROL_ONE_LINE = {**_CONTROL, 10: "\\x0a"}
 
+
+def one_line(text: str) -> str:
+    """`text` on one line with its control characters escaped (\\x1b), as a key or name a
+    handler chose is shown wherever it is printed."""
+    return text.translate(_CONTROL_ONE_LINE)
+
+
+def shell_word(text: str) -> str:
+    """`text` quoted to be pasted into a shell: POSIX quoting, or $'...' (bash, zsh, and
+    POSIX since 2024) when it holds a control character, written as an escape."""
+    import shlex
+
+    if text.translate(_CONTROL_ONE_LINE) == text:
+        return shlex.quote(text)
+    escaped = text.replace("\\", "\\\\").replace("'", "\\'").translate(_CONTROL_ONE_LINE)
+    return f"$'{escaped}'"
+
+
 # A styled segment: (text, style), the style space-separated names of _ATTRIBUTES and _COLOURS.
 Segment = tuple[str, str]
 

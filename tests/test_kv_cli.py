@@ -200,3 +200,17 @@ def test_a_stored_value_too_deep_to_read_back_is_named_not_a_traceback(tmp_path)
     assert kv(tmp_path, "rm", "deep").code == 0 and kv(tmp_path, "list").code == 0
     refused = kv(tmp_path, "set", "again", "[" * 600 + "]" * 600)
     assert refused.code == 2 and "nested more than 500 levels deep" in refused.stderr
+
+
+def test_keys_a_handler_chose_are_shown_escaped_and_the_next_page_pastes_back(tmp_path):
+    """An escape sequence in a key restyled the terminal (and was stripped in a pipe), a
+    newline split its row, and the --after hint held the stripped key: a wrong page."""
+    for key in ("a\x1b[2Jb", "b\nc", "c"):
+        assert kv(tmp_path, "set", key, '"v"').code == 0
+    page = kv(tmp_path, "list", "--limit", "2")
+    assert [row.split("  ")[0] for row in page.stdout.splitlines()] == ["a\\x1b[2Jb", "b\\x0ac"]
+    assert "more: add --after $'b\\x0ac'" in page.stderr
+    after = kv(tmp_path, "list", "--after", "b\nc")  # what the shell makes of that word
+    assert [row.split("  ")[0] for row in after.stdout.splitlines()] == ["c"]
+    assert kv(tmp_path, "incr", "n\x07").code == 0
+    assert kv(tmp_path, "counters").stdout == "n\\x07  1\n"

@@ -18,6 +18,7 @@ from pfunc.cli.options import (
     with_options,
 )
 from pfunc.errors import PfuncUsageError
+from pfunc.terminal import one_line
 
 
 def kv_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -162,13 +163,13 @@ def paged(command: Any) -> Any:
 def _page_end(shown: list[dict[str, Any]], limit: int, what: str) -> None:
     """The count, and how to ask for the next page when there is one (quoted for a
     POSIX shell, so that it can be pasted as it is)."""
-    import shlex
+    from pfunc.terminal import shell_word
 
     more = len(shown) > limit
     with to_reader():
         click.echo(f"{min(len(shown), limit)} {what}(s)", err=True)
         if more:
-            click.echo(f"more: add --after {shlex.quote(shown[limit - 1]['key'])}", err=True)
+            click.echo(f"more: add --after {shell_word(shown[limit - 1]['key'])}", err=True)
 
 
 def _page(
@@ -196,7 +197,7 @@ def kv_list(prefix: str, after: str | None, limit: int, **options: Any) -> None:
     def line(item: dict[str, Any]) -> str:
         value = json.dumps(item["value"], ensure_ascii=False)
         value = value if len(value) <= 60 else value[:57] + "..."
-        return f"{item['key']}  {value}  (expires {item['expires_at']})"
+        return f"{one_line(item['key'])}  {value}  (expires {item['expires_at']})"
 
     _page(options, lambda tool: tool.list_items(prefix, after, limit + 1), limit, "item", line)
 
@@ -225,7 +226,11 @@ def kv_get(key: str, **options: Any) -> None:
 @kv_options
 def kv_set(key: str, value: str, ttl: float | None, **options: Any) -> None:
     """Store VALUE (JSON) under KEY, checked like kvstore.set."""
-    _kv(options, lambda tool: tool.set(key, value, ttl), lambda _: click.echo(f"set {key}"))
+    _kv(
+        options,
+        lambda tool: tool.set(key, value, ttl),
+        lambda _: click.echo(f"set {one_line(key)}"),
+    )
 
 
 @kv.command(name="rm")
@@ -235,7 +240,9 @@ def kv_rm(key: str, **options: Any) -> None:
     """Remove the item and the counter under KEY."""
 
     def show(removed: bool) -> None:
-        click.echo(f"removed {key}" if removed else f"nothing under {key!r}: nothing removed")
+        click.echo(
+            f"removed {one_line(key)}" if removed else f"nothing under {key!r}: nothing removed"
+        )
 
     _kv(options, lambda tool: tool.remove(key), show, json_of=lambda removed: {"removed": removed})
 
@@ -247,7 +254,7 @@ def kv_counters(prefix: str, after: str | None, limit: int, **options: Any) -> N
     """List counters and their values, a page at a time."""
 
     def line(counter: dict[str, Any]) -> str:
-        return f"{counter['key']}  {counter['value']}"
+        return f"{one_line(counter['key'])}  {counter['value']}"
 
     _page(
         options, lambda tool: tool.list_counters(prefix, after, limit + 1), limit, "counter", line
