@@ -214,3 +214,23 @@ def test_keys_a_handler_chose_are_shown_escaped_and_the_next_page_pastes_back(tm
     assert [row.split("  ")[0] for row in after.stdout.splitlines()] == ["c"]
     assert kv(tmp_path, "incr", "n\x07").code == 0
     assert kv(tmp_path, "counters").stdout == "n\\x07  1\n"
+
+
+def test_export_to_stdout_and_import_from_stdin_with_a_dash(tmp_path):
+    """`-` is stdout for export (its summary then on stderr) and stdin for import, as it
+    is for --message; /dev/stdout into a pipe says to give -, naming the path as typed."""
+    kv(tmp_path, "set", "k", '{"a": 1}')
+    kv(tmp_path, "incr", "n", "4")
+    exported = kv(tmp_path, "export", "-")
+    assert exported.code == 0 and json.loads(exported.stdout)["counters"] == {"n": 4}
+    assert "exported 1 item(s), 1 counter(s)" in exported.stderr
+    other = tmp_path / "other.sqlite3"
+    loaded = invoke_cli("kv", "import", "-", "--kv", other, cwd=tmp_path, stdin=exported.stdout)
+    assert loaded.code == 0, loaded.stderr
+    again = invoke_cli("kv", "get", "k", "--kv", other, cwd=tmp_path)
+    assert json.loads(again.stdout) == {"a": 1}
+    both = kv(tmp_path, "export", "-", "--json")
+    assert both.code == 2 and "--json and FILE - would both write to stdout" in both.stderr
+    piped = run_cli("kv", "export", "/dev/stdout", "--kv", tmp_path / "kv.sqlite3", cwd=tmp_path)
+    assert piped.code == 2 and "cannot write /dev/stdout" in piped.stderr
+    assert "give -" in piped.stderr and "/proc/" not in piped.stderr

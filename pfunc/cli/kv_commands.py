@@ -275,20 +275,31 @@ def kv_incr(key: str, amount: int, **options: Any) -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @kv_options
 def kv_export(file: Path, **options: Any) -> None:
-    """Write every live item and counter of the keyset to FILE (JSON)."""
-    _kv(
-        options,
-        lambda tool: tool.export(file),
-        lambda n: click.echo(f"exported {n['items']} item(s), {n['counters']} counter(s)"),
-        reads=True,
-    )
+    """Write every live item and counter of the keyset to FILE (JSON; - for stdout)."""
+
+    def said(counts: dict[str, int], err: bool = False) -> None:
+        summary = f"exported {counts['items']} item(s), {counts['counters']} counter(s)"
+        click.echo(summary, err=err)
+
+    if str(file) != "-":
+        _kv(options, lambda tool: tool.export(file), said, reads=True)
+        return
+    if options.get("as_json"):
+        usage_failure("--json and FILE - would both write to stdout; give a FILE for the export")
+
+    def to_stdout(text_and_counts: tuple[str, dict[str, int]]) -> None:
+        text, counts = text_and_counts
+        click.echo(text, nl=False)
+        said(counts, err=True)  # stdout holds the export alone
+
+    _kv(options, lambda tool: tool.export_text(), to_stdout, reads=True)
 
 
 @kv.command(name="import")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @kv_options
 def kv_import(file: Path, **options: Any) -> None:
-    """Load a FILE written by pfunc kv export (items keep their expiry)."""
+    """Load a FILE written by pfunc kv export (items keep their expiry; - for stdin)."""
     _kv(
         options,
         lambda tool: tool.import_(file),

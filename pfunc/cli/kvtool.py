@@ -13,6 +13,7 @@ import errno
 import json
 import os
 import shlex
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,9 @@ class KVTool:
     async def incr(self, key: str, amount: int) -> int:
         return int(await self._call("incrCounter", _text(key), JSArg({"v": amount})))
 
-    async def export(self, path: Path) -> dict[str, int]:
+    async def export_text(self) -> tuple[str, dict[str, int]]:
+        """Every live item and counter of the keyset as an export file's text, and how
+        many of each."""
         items = await self.list_items("")
         counters = await self.list_counters("")
         data = {
@@ -127,17 +130,24 @@ class KVTool:
             "items": items,
             "counters": {c["key"]: c["value"] for c in counters},
         }
-        # Written beside the target and renamed over it: a full disk or a crash leaves the
-        # old file (or none), never a half-written one.
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        return text, {"items": len(items), "counters": len(counters)}
+
+    async def export(self, given: Path) -> dict[str, int]:
         # A link is written through (its target renamed over), never replaced by a file;
         # what is there and is no regular file (/dev/null, a FIFO) is refused: the rename
-        # would put a file in its place.
-        path = path.resolve()
+        # would put a file in its place. Messages name the path as given.
+        path = given.resolve()
         if path.exists() and not path.is_file():
             from pfunc.cli.session import not_a_file
 
-            raise PfuncUsageError(f"cannot write {path}: {path} {not_a_file(path)}")
+            raise PfuncUsageError(
+                f"cannot write {given}: it {not_a_file(path)} (to write the export to "
+                "standard output, give - as FILE)"
+            )
+        text, counts = await self.export_text()
+        # Written beside the target and renamed over it: a full disk or a crash leaves the
+        # old file (or none), never a half-written one.
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             temporary.write_text(text, encoding="utf-8")
@@ -145,17 +155,20 @@ class KVTool:
         except OSError as error:
             with contextlib.suppress(OSError):
                 temporary.unlink(missing_ok=True)
-            message = f"cannot write {path}: {error.strerror or error}"
+            message = f"cannot write {given}: {error.strerror or error}"
             if error.errno == errno.ENOSPC:
                 raise StoreWriteError(message) from None  # the disk, not the user: exit 1
+            if str(given).startswith("/dev/"):  # /dev/stdout into a pipe: no file to rename over
+                raise PfuncUsageError(f"{message}; to write to standard output, give -") from None
             raise PfuncUsageError(f"{message}; choose a writable path") from None
-        return {"items": len(items), "counters": len(counters)}
+        return counts
 
     async def import_(self, path: Path) -> dict[str, int]:
         """Every record checked as `kv set` checks it, then all written in one
-        transaction: a bad record anywhere imports nothing."""
+        transaction: a bad record anywhere imports nothing. `-`: standard input."""
         try:
-            data = jsonio.loads(path.read_bytes())
+            raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+            data = jsonio.loads(raw)
         except (OSError, ValueError) as error:
             raise PfuncUsageError(f"{path}: cannot read a pfunc kv export: {error}") from None
         if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
