@@ -291,6 +291,16 @@ def test_missing_file_is_a_usage_error(cli):
     assert run.stdout == ""
 
 
+def test_a_message_file_saved_with_a_byte_order_mark_reads_as_its_json(cli, tmp_path):
+    """Windows Notepad saves UTF-8 with a BOM: it was refused as "Unexpected UTF-8 BOM",
+    with a hint about shell quoting that does not apply to a file."""
+    message_file = tmp_path / "message.json"
+    message_file.write_bytes(b'\xef\xbb\xbf{"userId":"notepad"}')
+    run = cli("run", EXAMPLES / "rate_limit.js", "--message", f"@{message_file}", "--json")
+    assert run.code == 0, run.stderr
+    assert run.json()["message"]["userId"] == "notepad"
+
+
 def test_missing_message_file_is_a_usage_error(cli):
     run = cli("run", EXAMPLES / "rate_limit.js", "--message", "@nowhere.json")
     assert run.code == 2

@@ -55,7 +55,9 @@ def read_text_flag(flag: str, value: str, stdin_text: str | None = None) -> str:
 
 def parse_json_flag(flag: str, value: str, *, want_object: bool = False) -> Any:
     """JSON from a flag, with an error that quotes the input and shows a correct form."""
-    text = read_text_flag(flag, value)
+    # A byte-order mark (Windows Notepad saves one) is no part of the JSON: RFC 8259 lets
+    # a parser ignore it, and the shell-quoting hint it drew did not apply to a file.
+    text = read_text_flag(flag, value).removeprefix("\ufeff")
     if not is_unicode(text):  # bytes of the command line that are not UTF-8
         raise PfuncUsageError(f"{flag} is not UTF-8 text; write it as UTF-8")
     try:
