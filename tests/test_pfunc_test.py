@@ -191,7 +191,7 @@ STEP = '[[scenario.step]]\npublish = { message = { n = 1 } }\nexpect = { outcome
         ),
         (
             f'[[scenario]]\nname = "five"\nfunction = 5\n{STEP}',
-            "s.test.toml:1: function must be text",
+            "s.test.toml:3: function must be text",
         ),
         (
             f'[[scenario]]\nname = "none"\nfunction = []\n{STEP}',
@@ -211,7 +211,7 @@ STEP = '[[scenario.step]]\npublish = { message = { n = 1 } }\nexpect = { outcome
         ),
         (
             f'[[scenario]]\nname = "a"\nfile = "h.js"\ncounters = {{ n = {2**64} }}\n{STEP}',
-            "s.test.toml:1: counters take whole numbers, 64-bit",
+            f"s.test.toml:4: counters.n = {2**64}: counters take whole numbers, 64-bit",
         ),
         (
             f'[[scenario]]\nname = "a"\nfile = "h.js"\nkv = {{ k = {"[" * 2000}{"]" * 2000} }}\n',
@@ -228,6 +228,30 @@ def test_each_scenario_of_a_file_has_a_name_of_its_own(tmp_path, text, message):
     with pytest.raises(PfuncUsageError) as raised:
         load_scenarios(tmp_path / "s.test.toml")
     assert message in str(raised.value)
+
+
+def test_a_scenario_s_own_keys_are_placed_at_their_line(tmp_path):
+    """A vault value, a counter or the second mock's status that is wrong is said at its
+    own line (it was the [[scenario]] line, or line 1 for a mock), naming the key."""
+    from pfunc.errors import PfuncUsageError
+    from pfunc.testing.scenario import load_scenarios
+
+    head = '[[scenario]]\nname = "a"\nfile = "h.js"\n'
+    second = head.replace('"a"', '"b"')
+    cases = {
+        f"{head}\n[scenario.vault]\nK = 5\n{STEP}": "s.test.toml:6: vault.K = 5: vault values",
+        f'{head}counters = {{ ok = 1, visits = "x" }}\n{STEP}': 's.test.toml:4: counters.visits = "x"',
+        f'{head}\n[[scenario.mocks]]\nurl = "a"\n\n[[scenario.mocks]]\nurl = "b"\n'
+        f'status = "two hundred"\n{STEP}': "s.test.toml:10: mocks[1].status must be an HTTP",
+        f'{head}{STEP}\n{second}now = "soon"\n{STEP}': (
+            "s.test.toml:11: now = 'soon' is not an ISO-8601"
+        ),
+    }
+    for text, message in cases.items():
+        (tmp_path / "s.test.toml").write_text(text)
+        with pytest.raises(PfuncUsageError) as raised:
+            load_scenarios(tmp_path / "s.test.toml")
+        assert message in str(raised.value), (message, str(raised.value))
 
 
 def test_a_file_named_twice_runs_once(tmp_path, monkeypatch):

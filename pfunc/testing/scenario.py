@@ -21,6 +21,7 @@ from pfunc.limits import PROFILES
 from pfunc.project import MOCK_KEYS, parse_mock, read_toml, relative_to_cwd
 from pfunc.result import OUTCOMES
 from pfunc.store import fits_counter
+from pfunc.testing.scenario_lines import ScenarioLines
 from pfunc.testing.toml_text import json_misfit, shown
 
 SCENARIO_KEYS = {"name", "function", "file", "now", "limits", "seed", "kv", "counters"}
@@ -131,47 +132,10 @@ def parse_span(value: Any) -> float:
     return seconds
 
 
-class _Lines:
-    """Where each [[scenario]], [[scenario.step]] and expect sits in the file's text."""
-
-    def __init__(self, text: str) -> None:
-        self.scenarios: list[int] = []
-        self.steps: list[list[int]] = []
-        self.expects: list[list[int]] = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            stripped = line.strip()
-            if re.match(r"^\[\[\s*scenario\s*\]\]", stripped):
-                self.scenarios.append(number)
-                self.steps.append([])
-                self.expects.append([])
-            elif re.match(r"^\[\[\s*scenario\.step\s*\]\]", stripped) and self.steps:
-                self.steps[-1].append(number)
-                self.expects[-1].append(number)
-            elif (
-                (
-                    re.match(r"^expect\s*=", stripped)
-                    or re.match(r"^\[\s*scenario\.step\.expect\s*\]", stripped)
-                )
-                and self.expects
-                and self.expects[-1]
-            ):
-                self.expects[-1][-1] = number
-
-    def scenario(self, index: int) -> int:
-        return self.scenarios[index] if index < len(self.scenarios) else 1
-
-    def step(self, scenario: int, step: int) -> tuple[int, int]:
-        try:
-            return self.steps[scenario][step], self.expects[scenario][step]
-        except IndexError:
-            line = self.scenario(scenario)
-            return line, line
-
-
 def load_scenarios(path: Path) -> list[Scenario]:
     """Parse one scenario file; raise PfuncUsageError naming the file and line."""
     data, text = read_toml(path)
-    lines = _Lines(text)
+    lines = ScenarioLines(text)
     for unknown in sorted(set(data) - {"scenario"}):
         # A misspelt table ([[scenarios]]) would silently hold scenarios nobody runs.
         found = re.search(rf"^[ \t]*\[*[ \t]*{re.escape(unknown)}\b", text, re.MULTILINE)
@@ -225,7 +189,7 @@ def _fail(path: Path, line: int, message: str) -> PfuncUsageError:
     return PfuncUsageError(f"{path}:{line}: {message}")
 
 
-def _scenario(path: Path, lines: _Lines, index: int, entry: dict[str, Any]) -> Scenario:
+def _scenario(path: Path, lines: ScenarioLines, index: int, entry: dict[str, Any]) -> Scenario:
     line = lines.scenario(index)
     if unknown := sorted(set(entry) - SCENARIO_KEYS):
         keys = ", ".join(sorted(SCENARIO_KEYS))
@@ -235,10 +199,16 @@ def _scenario(path: Path, lines: _Lines, index: int, entry: dict[str, Any]) -> S
     name = _named(path, line, entry)
     # A `now` may be a TOML date-time; every other value becomes JSON (steps: _step).
     if misfit := json_misfit({k: entry[k] for k in entry if k not in ("now", "step")}, ""):
-        raise _fail(path, line, f'scenario "{name}": {misfit}')
+        table, _, key = re.split(r"[ \[]", misfit, maxsplit=1)[0].partition(".")
+        at = lines.key(index, table, key.split(".")[0] or None)
+        raise _fail(path, at, f'scenario "{name}": {misfit}')
     for key in ("function", "file"):
         if not isinstance(entry.get(key, ""), str):
-            raise _fail(path, line, f"{key} must be text: a function's name, or a handler file")
+            raise _fail(
+                path,
+                lines.key(index, key),
+                f"{key} must be text: a function's name, or a handler file",
+            )
     if "file" in entry and "function" in entry:
         raise _fail(path, line, f'scenario "{name}" names both function and file; name one')
     steps = entry.get("step")
@@ -248,48 +218,68 @@ def _scenario(path: Path, lines: _Lines, index: int, entry: dict[str, Any]) -> S
         raise _fail(path, line, f'scenario "{name}" has no [[scenario.step]] tables')
     seed = entry.get("seed", 1)
     if not isinstance(seed, int):
-        raise _fail(path, line, "seed must be a whole number")
+        raise _fail(path, lines.key(index, "seed"), "seed must be a whole number")
     for table in ("kv", "counters", "vault"):
         if not isinstance(entry.get(table, {}), dict):
-            raise _fail(path, line, f"{table} must be a table, e.g. {table} = {{ key = 1 }}")
-    if not all(isinstance(v, int) and fits_counter(v) for v in entry.get("counters", {}).values()):
-        raise _fail(path, line, "counters take whole numbers, 64-bit (at most 9223372036854775807)")
+            at = lines.key(index, table)
+            raise _fail(path, at, f"{table} must be a table, e.g. {table} = {{ key = 1 }}")
+    for key, value in entry.get("counters", {}).items():
+        if not (isinstance(value, int) and not isinstance(value, bool) and fits_counter(value)):
+            raise _fail(
+                path,
+                lines.key(index, "counters", key),
+                f"counters.{key} = {shown(value)}: counters take whole numbers, 64-bit (at most "
+                "9223372036854775807)",
+            )
     limits = entry.get("limits")
     if limits is not None and (not isinstance(limits, str) or limits not in PROFILES):
         raise _fail(
             path,
-            line,
+            lines.key(index, "limits"),
             f"limits names a profile: one of {', '.join(PROFILES)} (single limits are set "
             "under [limits] in pfunc.toml)",
         )
     mocks = entry.get("mocks", [])
     if not isinstance(mocks, list) or not all(isinstance(mock, dict) for mock in mocks):
-        raise _fail(path, line, "mocks is a list of tables ([[scenario.mocks]])")
+        raise _fail(
+            path, lines.key(index, "mocks"), "mocks is a list of tables ([[scenario.mocks]])"
+        )
     for number, mock in enumerate(mocks):
         unknown = sorted(set(mock) - MOCK_KEYS)
         if unknown:
             raise _fail(
                 path,
-                line,
+                lines.key(index, "mocks", unknown[0], number),
                 f"mocks[{number}]: unknown key(s) {', '.join(unknown)}; a mock has "
                 f"{', '.join(sorted(MOCK_KEYS))}",
             )
         try:
             parse_mock(path, mock, number)
-        except PfuncUsageError as error:  # said again with this scenario's line
-            raise _fail(path, line, str(error).split(": ", 1)[-1]) from None
-    if not all(isinstance(v, str) for v in entry.get("vault", {}).values()):
-        raise _fail(path, line, 'vault values are text, e.g. vault = { API_KEY = "test-key" }')
+        except PfuncUsageError as error:  # said again with the line in this file
+            said = str(error).split(": ", 1)[-1]
+            field = re.match(r"mocks\[\d+\]\.(\w+)", said)
+            at = lines.key(index, "mocks", field.group(1) if field else None, number)
+            raise _fail(path, at, said) from None
+    for key, value in entry.get("vault", {}).items():
+        if not isinstance(value, str):
+            raise _fail(
+                path,
+                lines.key(index, "vault", key),
+                f'vault.{key} = {shown(value)}: vault values are text, e.g. API_KEY = "test-key"',
+            )
     now = entry.get("now", DEFAULT_NOW)
     try:
         Clock.parse_fixed(str(now))
     except ValueError:
         raise _fail(
-            path, line, f"now = {now!r} is not an ISO-8601 time; write it like 2026-01-01T12:00:00Z"
+            path,
+            lines.key(index, "now"),
+            f"now = {now!r} is not an ISO-8601 time; write it like 2026-01-01T12:00:00Z",
         ) from None
     store = entry.get("store", "memory")
     if store not in STORES:
-        raise _fail(path, line, f'store must be "memory" or "disk", got {shown(store)}')
+        at = lines.key(index, "store")
+        raise _fail(path, at, f'store must be "memory" or "disk", got {shown(store)}')
     scenario = Scenario(
         path=path,
         line=line,
@@ -311,7 +301,12 @@ def _scenario(path: Path, lines: _Lines, index: int, entry: dict[str, Any]) -> S
 
 
 def _step(
-    path: Path, lines: _Lines, scenario_index: int, index: int, entry: Any, scenario: Scenario
+    path: Path,
+    lines: ScenarioLines,
+    scenario_index: int,
+    index: int,
+    entry: Any,
+    scenario: Scenario,
 ) -> Step:
     line, expect_line = lines.step(scenario_index, index)
     where = f'step {index + 1} of "{scenario.name}"'
