@@ -209,6 +209,11 @@ STEP = '[[scenario.step]]\npublish = { message = { n = 1 } }\nexpect = { outcome
             f'[[scenario]]\nname = "a"\nfile = "h.js"\n{STEP}\n[[scenarios]]\nname = "b"\n',
             "s.test.toml:8: unknown key 'scenarios'; a scenario file holds [[scenario]]",
         ),
+        (  # the presence event is built from its fields; a message replaced it whole
+            '[[scenario]]\nname = "p"\nfile = "h.js"\n[[scenario.step]]\n'
+            "presence = { message = 5 }\n",
+            's.test.toml:4: step 1 of "p": presence takes no message (the event is built from',
+        ),
         (
             f'[[scenario]]\nname = "a"\nfile = "h.js"\ncounters = {{ n = {2**64} }}\n{STEP}',
             f"s.test.toml:4: counters.n = {2**64}: counters take whole numbers, 64-bit",

@@ -364,6 +364,9 @@ def _step(
             EventSpec.from_mapping(entry[kinds[0]], f"{where}: {kinds[0]}")
         except PfuncUsageError as error:
             raise _fail(path, line, str(error)) from None
+    if kinds[0] == "presence" and "message" in entry["presence"]:
+        why = "the event is built from action, uuid, occupancy, state and channel"
+        raise _fail(path, line, f"{where}: presence takes no message ({why})")
     event = entry.get("event")
     if event is not None and event not in KINDS:
         raise _fail(path, line, f"{where}: event = {event!r}; use one of: {', '.join(KINDS)}")
