@@ -1122,3 +1122,28 @@ def test_a_failure_is_placed_once_with_its_column(tmp_path):
     run = run_cli("test", tmp_path / "t.test.toml", cwd=tmp_path)
     error = next(line for line in run.stdout.splitlines() if "error: SyntaxError" in line)
     assert error.count("syntax.js:2") == 1, error
+
+
+def test_save_reads_a_header_in_any_case_and_a_project_without_test_folders_is_told_so(
+    tmp_path,
+):
+    """save = { x = "response.headers.X-Made" } read nothing where expect.headers matched
+    the same name; and with no tests/ or examples/ folder, 'no scenarios found' did not
+    say where pfunc test had looked."""
+    (tmp_path / "pfunc.toml").write_text('[project]\nname = "p"\n')
+    (tmp_path / "made.js").write_text(
+        'export default (request, response) => { response.headers["X-Made"] = "yes-" +'
+        ' (request.query.n || 0); return response.send("ok"); };\n'
+    )
+    (tmp_path / "h.test.toml").write_text(
+        '[[scenario]]\nname = "headers"\nfile = "made.js"\n\n'
+        '[[scenario.step]]\nrequest = { query = { n = "1" } }\n'
+        'save = { made = "response.headers.X-Made" }\n'
+        'expect = { headers = { "x-made" = "yes-1" } }\n\n'
+        '[[scenario.step]]\nrequest = { query = { n = "${made}" } }\n'
+        'expect = { headers = { "X-MADE" = "yes-yes-1" } }\n'
+    )
+    looked = invoke_cli("test", cwd=tmp_path)
+    assert looked.code == 2 and f"looks in {tmp_path / 'tests'} and" in looked.stderr
+    ran = invoke_cli("test", ".", cwd=tmp_path)
+    assert ran.code == 0, ran.stdout

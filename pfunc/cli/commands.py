@@ -321,6 +321,12 @@ def test_command(
         else:
             root = load_project().root
             roots = [folder for folder in (root / "tests", root / "examples") if folder.is_dir()]
+            if not roots:  # say where it looked: *.test.toml beside pfunc.toml are not run
+                raise PfuncUsageError(
+                    f"no scenarios found: pfunc test looks in {root / 'tests'} and "
+                    f"{root / 'examples'}, and neither is there; name the files or folders "
+                    "to run (pfunc test .)"
+                )
         if workers is not None and workers.strip() != "0":  # -n 0: here, as pytest-xdist's
             from pfunc.cli.parallel import run_with_pytest
 

@@ -249,8 +249,15 @@ class ScenarioRun:
                 value = result.response if result.response is not None else _NOTHING
             else:
                 value = result.message if result.message is not None else _NOTHING
-            for key in keys:
-                value = value.get(key, _NOTHING) if isinstance(value, dict) else _NOTHING
+            for at, key in enumerate(keys):
+                if not isinstance(value, dict):
+                    value = _NOTHING
+                elif root == "response" and keys[:at] == ["headers"]:
+                    # A header's name in any case, as expect.headers reads it.
+                    named = [v for k, v in value.items() if k.lower() == key.lower()]
+                    value = named[0] if named else _NOTHING
+                else:
+                    value = value.get(key, _NOTHING)
             if value is _NOTHING:
                 missing.append(Mismatch(f"save.{name}", path, None, "the result has no such value"))
             else:
