@@ -13,7 +13,7 @@ from pfunc.aio import first_done, pass_turn, start_kept, start_task
 from pfunc.events import KINDS, Event
 from pfunc.limits import Budget, CallRecord, OperationLimitExceeded
 from pfunc.modules import MODULES, HostModule, operation_kind
-from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
+from pfunc.modules.calls import CallContext, HandlerCallError, JSArg, unreadable_argument
 from pfunc.outcome import memory_error, never_settled, timeout_error
 from pfunc.result import ExecutionError
 from pfunc.sandbox import CORRUPTED, CRASHED, TIMEOUT, Sandbox, SandboxInterrupted
@@ -333,9 +333,12 @@ class ExecutionLoop:
             error = HandlerCallError("Error", str(refused), "OPERATION_LIMIT")
             settlements.append((call_id, False, error.to_payload()))
             return
+        # Counted, as every call is, but the module has no such method, or an argument is
+        # one no module can read (calls.unreadable_argument).
+        error = unreadable_argument(f"{module_name}.{method}", args)
         if spec.methods and method not in spec.methods:
-            # Counted, as every call is, but the module has no such method.
             error = HandlerCallError("TypeError", f"{module_name}.{method} {spec.unknown_method}")
+        if error is not None:
             record.settle(False, error.to_payload())
             settlements.append((call_id, False, error.to_payload()))
             return

@@ -247,7 +247,8 @@ def test_an_infinite_ttl_is_a_number_out_of_range_clamped_not_refused(harness, w
 @pytest.mark.parametrize("depth", [600, 5000])
 def test_a_value_nested_deeper_than_parsers_read_is_refused_as_such(harness, tmp_path, depth):
     """Stored, it broke every `pfunc kv` read of the store; 4,500 deep and more was
-    blamed on a BigInt (the engine's stack ran out in JSON.stringify)."""
+    blamed on a BigInt (the engine's stack ran out in JSON.stringify). Refused before any
+    module reads it: xhr read such options as none, and sent a GET for a POST."""
     handler = tmp_path / "deep.js"
     handler.write_text(
         'const db = require("kvstore");\n'
@@ -259,7 +260,22 @@ def test_a_value_nested_deeper_than_parsers_read_is_refused_as_such(harness, tmp
     result = harness.run(handler, message={})
     assert result.outcome == "ok", result.error
     assert result.message["error"] == (
-        'kvstore.set: value for key "deep" is an array or object nested more than 500 levels '
-        "deep, which is not JSON-serialisable; store plain JSON data (objects, arrays, strings, "
-        "numbers, booleans)"
+        "kvstore.set: argument 2 is an array or object nested more than 500 levels deep, "
+        "which JSON parsers cannot read back; pass less deeply nested data"
+    )
+
+
+def test_xhr_options_nested_too_deep_are_refused_not_read_as_none(harness, tmp_path):
+    handler = tmp_path / "post.js"
+    handler.write_text(
+        'const xhr = require("xhr");\n'
+        "export default async (request) => {\n"
+        "  let body = 0;\n  for (let i = 0; i < 600; i++) body = [body];\n"
+        '  try { await xhr.fetch("https://x.test/a", { method: "POST", body }); }\n'
+        "  catch (error) { request.message.error = error.message; }\n"
+        "  return request.ok();\n};\n"
+    )
+    result = harness.run(handler, message={})
+    assert result.message["error"].startswith(
+        "xhr.fetch: argument 2 is an array or object nested more than 500 levels deep"
     )

@@ -151,6 +151,20 @@ class JSArg:
         return text if len(text) <= 60 else text[:57] + "..."
 
 
+def unreadable_argument(call: str, args: list[JSArg]) -> HandlerCallError | None:
+    """The refusal of a call one of whose arguments is nested deeper than JSON parsers
+    read back (JSArg marks it "deep"): refused before any module reads it, since a module
+    that takes an optional object would read it as none (xhr's options, a GET for a POST)."""
+    for number, arg in enumerate(args, start=1):
+        if arg.invalid == "deep":
+            return HandlerCallError(
+                "TypeError",
+                f"{call}: argument {number} is {arg.type_name()}, which JSON parsers cannot "
+                "read back; pass less deeply nested data",
+            )
+    return None
+
+
 class AnsweredAtOnce:
     """A host module whose calls are answered from local state (SQLite, CPU, the vault):
     none waits, so each is awaited in line, in the order the handler made them."""
