@@ -57,8 +57,8 @@ def scaffold(folder: Path) -> list[Path]:
                 if not parent.exists():
                     parent.mkdir()
                     made.append(parent)
+            made.append(path)  # (before: a write cut short leaves part of a file)
             path.write_text(text.replace("{{name}}", name), encoding="utf-8")
-            made.append(path)
         except OSError as error:
             _undo(made)
             raise PfuncUsageError(
