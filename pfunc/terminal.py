@@ -27,6 +27,9 @@ _COLOURS = {
 # too unless the text must stay on one line.
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0, 9), *range(11, 32), *range(127, 160))}
 _CONTROL_ONE_LINE = {**_CONTROL, 10: "\\x0a"}
+# In a shell's $'...', \xHH is a byte: U+0080..U+009F are written \uHHHH there, which
+# the shell writes as the character's UTF-8 bytes.
+_SHELL_CONTROL = {**_CONTROL_ONE_LINE, **{c: f"\\u{c:04x}" for c in range(128, 160)}}
 
 
 def one_line(text: str) -> str:
@@ -42,7 +45,7 @@ def shell_word(text: str) -> str:
 
     if text.translate(_CONTROL_ONE_LINE) == text:
         return shlex.quote(text)
-    escaped = text.replace("\\", "\\\\").replace("'", "\\'").translate(_CONTROL_ONE_LINE)
+    escaped = text.replace("\\", "\\\\").replace("'", "\\'").translate(_SHELL_CONTROL)
     return f"$'{escaped}'"
 
 

@@ -376,3 +376,25 @@ def test_a_functions_load_time_is_when_it_loaded_not_when_the_page_asked(tmp_pat
         assert api["state"] == "loaded" and api["loaded_at"] <= served_by, api
     finally:
         server.stop()
+
+
+def test_a_stored_value_too_deep_to_read_back_shows_as_a_note_not_a_500(
+    dev: InProcessDev,
+) -> None:
+    """A value an older pfunc let a handler store (~1,000 deep) made the KV page a 500."""
+    import sqlite3
+
+    from pfunc.project import DEFAULT_KV
+
+    assert kv(dev, b'{"op": "set", "key": "deepnote0", "value": "1"}')[0] == 200
+    with sqlite3.connect(dev.folder / DEFAULT_KV) as conn:
+        conn.execute(
+            "INSERT INTO items SELECT keyset, 'deepnote1', ?, expires_at FROM items "
+            "WHERE key = 'deepnote0'",
+            ("[" * 1000 + "0" + "]" * 1000,),
+        )
+    status, _, text = dev.request("GET", "/pfunc/console/kv?space=items&prefix=deepnote")
+    assert status == 200, text
+    rows = json.loads(text)["rows"]
+    assert rows[0]["value"] == 1
+    assert rows[1]["value"].startswith("(cannot be read back: nested more deeply")

@@ -137,3 +137,18 @@ def test_a_publish_no_function_ran_on_says_so(capsys):
     assert "  no function runs on room (see pfunc.toml's channels)\n" in out
     render_publish(_report())
     assert "no function runs" not in capsys.readouterr().out
+
+
+def test_a_shell_word_pastes_back_as_the_same_text():
+    """What `pfunc kv list` prints as the next page's --after: bash reads it back as the
+    key itself (U+0085 as \\x85 was the byte 0x85, another key)."""
+    import shutil
+    import subprocess
+
+    from pfunc.terminal import shell_word
+
+    bash = shutil.which("bash")
+    assert bash is not None
+    for key in ("plain key", "it's", "esc\x1b[31mRED", "a\x85b", "nl\nx", "a'\x01\\b", "é\x9f"):
+        read = subprocess.run([bash, "-c", f"printf %s {shell_word(key)}"], capture_output=True)
+        assert read.stdout == key.encode(), (key, shell_word(key))

@@ -12,7 +12,6 @@ import contextlib
 import errno
 import json
 import os
-import shlex
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
 from pfunc.modules.kvstore import KVStoreModule
 from pfunc.runtime import Runtime
 from pfunc.store import fits_counter
+from pfunc.terminal import shell_word
 
 EXPORT_FORMAT = "pfunc-kv-1"
 
@@ -92,7 +92,7 @@ class KVTool:
         if value is None:  # kvstore.get answers null for it as for no item at all
             raise PfuncUsageError(
                 f"null stores nothing a handler can tell from no item; delete {key!r} instead "
-                f"(pfunc kv rm {shlex.quote(key)})"
+                f"(pfunc kv rm {shell_word(key)})"
             )
         ttl_arg = JSArg({"t": "undefined"}) if ttl is None else JSArg({"v": ttl})
         await self._call("set", _text(key), JSArg({"j": jsonio.dumps(value)}), ttl_arg)
@@ -163,11 +163,12 @@ class KVTool:
             raise PfuncUsageError(f"{message}; choose a writable path") from None
         return counts
 
-    async def import_(self, path: Path) -> dict[str, int]:
+    async def import_(self, given: Path | None) -> dict[str, int]:
         """Every record checked as `kv set` checks it, then all written in one
-        transaction: a bad record anywhere imports nothing. `-`: standard input."""
+        transaction: a bad record anywhere imports nothing. None: standard input."""
+        path = Path("-") if given is None else given  # (as messages name it)
         try:
-            raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+            raw = sys.stdin.buffer.read() if given is None else given.read_bytes()
             data = jsonio.loads(raw)
         except (OSError, ValueError) as error:
             raise PfuncUsageError(f"{path}: cannot read a pfunc kv export: {error}") from None
@@ -248,5 +249,5 @@ def _read_back(key: str, text: str) -> Any:
     except ValueError as error:
         raise PfuncUsageError(
             f"the value of {key!r} cannot be read back ({error}); remove it with: "
-            f"pfunc kv rm {shlex.quote(key)}"
+            f"pfunc kv rm {shell_word(key)}"
         ) from None

@@ -57,14 +57,16 @@ class ConsoleKV:
         if space == "items":
             found = await runtime.store.items(keyset, prefix, now, after=after, limit=limit + 1)
             for key, text, expires in found:
-                rows.append(
-                    {
-                        "key": key,
-                        "value": json.loads(text),
-                        "size": len(text.encode("utf-8")),
-                        "ttl_seconds": max(0, (expires - now) // 1000),
-                    }
-                )
+                row = {
+                    "key": key,
+                    "size": len(text.encode("utf-8")),
+                    "ttl_seconds": max(0, (expires - now) // 1000),
+                }
+                try:
+                    row["value"] = jsonio.loads(text, lone_surrogates=True)
+                except ValueError as error:  # stored by an older pfunc: said, not a 500
+                    row["value"] = f"(cannot be read back: {error}) {text[:80]}"
+                rows.append(row)
         else:
             found_counters = await runtime.store.counters(
                 keyset, prefix, after=after, limit=limit + 1
