@@ -229,6 +229,8 @@ def test_export_to_stdout_and_import_from_stdin_with_a_dash(tmp_path):
     assert loaded.code == 0, loaded.stderr
     again = invoke_cli("kv", "get", "k", "--kv", other, cwd=tmp_path)
     assert json.loads(again.stdout) == {"a": 1}
+    named = kv(tmp_path, "export", "./-")  # the usual way to name a file called -
+    assert named.code == 0 and named.stdout.startswith("exported") and (tmp_path / "-").is_file()
     both = kv(tmp_path, "export", "-", "--json")
     assert both.code == 2 and "--json and FILE - would both write to stdout" in both.stderr
     piped = run_cli("kv", "export", "/dev/stdout", "--kv", tmp_path / "kv.sqlite3", cwd=tmp_path)

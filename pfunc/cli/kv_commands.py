@@ -271,18 +271,22 @@ def kv_incr(key: str, amount: int, **options: Any) -> None:
     _kv(options, lambda tool: tool.incr(key, amount), lambda value: click.echo(str(value)))
 
 
+# FILE as typed: "-" is stdin or stdout, "./-" a file of that name (a Path reads both as -).
+_FILE = click.Path(dir_okay=False, allow_dash=True)
+
+
 @kv.command(name="export")
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("file", type=_FILE)
 @kv_options
-def kv_export(file: Path, **options: Any) -> None:
+def kv_export(file: str, **options: Any) -> None:
     """Write every live item and counter of the keyset to FILE (JSON; - for stdout)."""
 
     def said(counts: dict[str, int], err: bool = False) -> None:
         summary = f"exported {counts['items']} item(s), {counts['counters']} counter(s)"
         click.echo(summary, err=err)
 
-    if str(file) != "-":
-        _kv(options, lambda tool: tool.export(file), said, reads=True)
+    if file != "-":
+        _kv(options, lambda tool: tool.export(Path(file)), said, reads=True)
         return
     if options.get("as_json"):
         usage_failure("--json and FILE - would both write to stdout; give a FILE for the export")
@@ -296,13 +300,13 @@ def kv_export(file: Path, **options: Any) -> None:
 
 
 @kv.command(name="import")
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("file", type=_FILE)
 @kv_options
-def kv_import(file: Path, **options: Any) -> None:
+def kv_import(file: str, **options: Any) -> None:
     """Load a FILE written by pfunc kv export (items keep their expiry; - for stdin)."""
     _kv(
         options,
-        lambda tool: tool.import_(file),
+        lambda tool: tool.import_(None if file == "-" else Path(file)),
         lambda n: click.echo(f"imported {n['items']} item(s), {n['counters']} counter(s)"),
     )
 
