@@ -199,8 +199,10 @@ def _scenario(path: Path, lines: ScenarioLines, index: int, entry: dict[str, Any
     name = _named(path, line, entry)
     # A `now` may be a TOML date-time; every other value becomes JSON (steps: _step).
     if misfit := json_misfit({k: entry[k] for k in entry if k not in ("now", "step")}, ""):
-        table, _, key = re.split(r"[ \[]", misfit, maxsplit=1)[0].partition(".")
-        at = lines.key(index, table, key.split(".")[0] or None)
+        # Where: "kv.k = nan ...", "mocks[1].json.x = nan ...": table, which one, key.
+        found = re.match(r"(\w+)(?:\[(\d+)\])?(?:\.(\w+))?", misfit)
+        table, nth, key = found.groups() if found else ("", None, None)
+        at = lines.key(index, table, key, int(nth or 0))
         raise _fail(path, at, f'scenario "{name}": {misfit}')
     for key in ("function", "file"):
         if not isinstance(entry.get(key, ""), str):

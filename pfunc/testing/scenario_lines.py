@@ -50,8 +50,18 @@ class ScenarioLines:
         last = self.scenarios[scenario + 1] - 1 if scenario + 1 < len(self.scenarios) else None
         span = list(enumerate(self.text[first - 1 : last], start=first))
         name = re.escape(table)
-        opening = re.compile(rf"^\s*(\[\[?\s*scenario\.{name}\s*\]\]?|{name}\s*=)")
-        starts = [number for number, line in span if opening.match(line)]
+        header = re.compile(
+            rf"^\s*(\[\s*scenario\.{name}\s*\]|\[\[\s*scenario\.{name}\s*\]\])\s*(#.*)?$"
+        )
+        assigned = re.compile(rf"^\s*{name}\s*=")
+        # `table = ...` is the scenario's own only above its first sub-table ([[scenario.step]]
+        # holds a step's keys, [scenario.step.expect] an expectation's own kv = ...).
+        own = next((n for n, line in span[1:] if line.lstrip().startswith("[")), None)
+        starts = [
+            number
+            for number, line in span
+            if header.match(line) or (assigned.match(line) and (own is None or number < own))
+        ]
         if nth >= len(starts):
             return first
         start = starts[nth]
