@@ -126,6 +126,14 @@ def test_a_runaway_loop_times_out_and_memory_is_bounded(tmp_path):
     assert hog["outcome"] == "error"
     assert hog["error"]["type"] == "MemoryError"
     assert "64 MiB memory limit" in hog["error"]["message"]
+    # Memory run out a little at a time: the worker itself ends (its error report needs
+    # memory too), with the exit status that says why; it read as a crash when the host
+    # stopped the group before the worker's parent had passed that status on.
+    (tmp_path / "step.py").write_text(
+        "def handler(request):\n    held = []\n    while True:\n        held.append([0] * 1000)\n"
+    )
+    step = run_cli("run", tmp_path / "step.py", "--kv", tmp_path / "kv.db", "--json").json()
+    assert step["error"]["type"] == "MemoryError", step["error"]
 
 
 def test_the_dev_server_keeps_answering_during_a_python_loop(tmp_path):

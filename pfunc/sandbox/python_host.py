@@ -55,6 +55,10 @@ START_TIMEOUT = 30.0
 # module, but process state a handler changed stays: a bound all the same).
 _MAX_LOADS = 64
 _MESSAGE_OPS = {"loading", "loaded", "call", "done", "log", "returned"}
+# How long a worker whose pipe closed is given to end by itself, so that its exit status
+# (memory: WORKER_MEMORY_EXIT) is read, not the kill's: its intermediate parent passes it
+# on at its next look (python_worker.HOST_CHECK_EVERY, 0.2 s).
+_EXIT_RELAY_SECONDS = 0.5
 
 
 class PythonSandbox:
@@ -246,12 +250,13 @@ class PythonSandbox:
                 continue
             if not chunk:
                 # The worker closed its end: it died, or the handler closed the pipe and
-                # may still be running. Either way the group goes, now, not at its leisure.
+                # may still be running. Either way the group goes, once its ending is read.
                 self.broken = True
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._process.wait(_EXIT_RELAY_SECONDS)
+                ended = self._process.returncode
                 self.close()
-                raise SandboxInterrupted(
-                    MEMORY if self._process.returncode == WORKER_MEMORY_EXIT else CRASHED
-                )
+                raise SandboxInterrupted(MEMORY if ended == WORKER_MEMORY_EXIT else CRASHED)
             self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
         try:
