@@ -787,3 +787,23 @@ def test_a_body_json_parsers_refuse_is_a_value_error_in_python_too(harness, writ
         sent = harness.request(handler, method="POST", path="/", body=body)
         assert sent.response["status"] == 400, sent.error
         assert sent.response["body"].startswith("JSONDecodeError: request.json(): the body")
+
+
+def test_a_deeply_nested_value_logged_or_sent_fails_no_more_than_in_javascript(tmp_path):
+    """Python's encoder stops near 1,000 levels: console.log of such a value failed the
+    execution (JavaScript logs it), and request.ok() of it raised a bare RecursionError."""
+    (tmp_path / "d.py").write_text(
+        "from pfunc import require\n\ndef handler(request):\n    v = 0\n"
+        "    for _ in range(request.message['n']):\n        v = [v]\n"
+        "    if request.message['log']:\n        require('console').log(v)\n"
+        "    else:\n        request.message['v'] = v\n    return request.ok()\n"
+    )
+    logged = run_cli("run", tmp_path / "d.py", "--message", '{"n":1000,"log":true}', "--json")
+    assert logged.json()["outcome"] == "ok", logged.stdout
+    assert logged.json()["logs"][0]["text"] == "<a list nested too deeply to show>"
+    sent = run_cli("run", tmp_path / "d.py", "--message", '{"n":1200,"log":false}', "--json")
+    assert sent.json()["error"]["type"] == "TypeError"
+    assert (
+        "request.ok(): the message is not JSON: nested more deeply"
+        in sent.json()["error"]["message"]
+    )

@@ -246,6 +246,8 @@ def _text(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError):
         return str(value)
+    except RecursionError:  # JavaScript's logs it (its JSON.stringify goes deeper): no failure
+        return f"<a {type(value).__name__} nested too deeply to show>"
 
 
 def _log(level: str, args: tuple[Any, ...]) -> None:
@@ -354,6 +356,11 @@ class Request:
         except (TypeError, ValueError) as error:
             raise TypeError(
                 f"request.ok(): the message is not JSON-serialisable: {error}"
+            ) from None
+        except RecursionError:  # as JavaScript's request.ok() says it
+            raise TypeError(
+                "request.ok(): the message is not JSON: nested more deeply than JSON parsers "
+                "accept"
             ) from None
         self._execution.complete("ok", {"message": text})
         return Settled(self)
