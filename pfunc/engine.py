@@ -22,12 +22,13 @@ from pfunc.functions import FunctionRegistry
 from pfunc.history import MessageHistory
 from pfunc.limits import Profile
 from pfunc.presence import Presence
-from pfunc.project import Project, load_secrets, secret_key
+from pfunc.project import Project
 from pfunc.pubnub_data import PubNubData
 from pfunc.push import PushRegistrations
 from pfunc.result import PublishReport
 from pfunc.runtime import Runtime
 from pfunc.store import KVStore, StoreOpenError
+from pfunc.vault_sources import load_secrets, secret_key
 
 if TYPE_CHECKING:
     from pfunc.access import AccessManager

@@ -7,7 +7,6 @@ usage error (exit code 2).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -185,7 +184,11 @@ def parse_project(config_file: Path) -> Project:
         reader.problem("presence", None, "interval", "presence.interval must be 1 to 300 seconds")
     project.presence_announce_max, project.presence_interval = announce_max, float(interval)
     vault = reader.table(data, "vault")
-    project.vault = {str(name): str(value) for name, value in vault.items()}
+    for name, value in vault.items():  # vault.get() answers text: 8080 or false, quoted
+        if not isinstance(value, str):
+            shown = str(value).lower() if isinstance(value, bool) else value
+            reader.problem("vault", None, name, f'vault.{name} is text: write {name} = "{shown}"')
+    project.vault = dict(vault)
     project.functions = [
         reader.function(entry, index, root) for index, entry in enumerate(data.get("functions", []))
     ]
@@ -199,29 +202,6 @@ def parse_mock(source: Path, entry: Any, index: int) -> MockRule:
     return _Reader(source, source.read_text(encoding="utf-8") if source.is_file() else "").mock(
         entry, index
     )
-
-
-def secret_key(project: Project, environ: Mapping[str, str]) -> str | None:
-    """The keyset's secret key: PFUNC_SECRET_KEY in the environment, else pfunc.toml's
-    [project] secret_key (so a shared project file need not hold it)."""
-    return environ.get("PFUNC_SECRET_KEY") or project.secret_key or None
-
-
-def load_secrets(project: Project, environ: dict[str, str]) -> dict[str, str]:
-    """Vault secrets: pfunc.toml [vault], then .env beside it, then PFUNC_VAULT_<NAME> (wins)."""
-    secrets = dict(project.vault)
-    env_file = project.root / ".env"
-    if env_file.is_file():
-        for raw in env_file.read_text(encoding="utf-8").splitlines():
-            line = raw.strip()
-            if not line or line.startswith("#") or "=" not in line:
-                continue
-            name, _, value = line.removeprefix("export ").partition("=")
-            secrets[name.strip()] = value.strip().strip("'\"")
-    for name, value in environ.items():
-        if name.startswith("PFUNC_VAULT_") and len(name) > len("PFUNC_VAULT_"):
-            secrets[name[len("PFUNC_VAULT_") :]] = value
-    return secrets
 
 
 class _Reader:

@@ -179,6 +179,12 @@ def test_a_functions_own_file_is_watched_whatever_its_name_or_folder(tmp_path: P
         while [served(name) for name in functions] != ["mjs2", "hidden2", "shared2", "two"]:
             assert time.monotonic() < deadline, [served(name) for name in functions]
             time.sleep(0.1)
+        # A .env saved as another encoding is a failed reload naming it (it was a server
+        # error naming only UnicodeDecodeError), and the secrets stay as they were.
+        (project / ".env").write_bytes(b"K=caf\xe9\n")
+        failed = server.wait_for(lambda e: e.get("type") == "reload" and e.get("ok") is False)
+        assert failed["error"] == f"{project / '.env'}: not UTF-8 text; save it as UTF-8"
+        assert served("secret") == "two"
     finally:
         server.stop()
 

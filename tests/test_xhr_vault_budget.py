@@ -574,3 +574,26 @@ def test_refused_fetches_of_one_url_give_one_mock_hint(harness, write_handler):
     result = harness.run(handler)
     assert result.outcome == "ok", result.error
     assert sum("[[mocks]]" in warning for warning in result.warnings) == 1, result.warnings
+
+
+def test_vault_sources_that_are_no_text_are_refused_and_a_bom_is_no_part_of_a_name(
+    harness, write_handler, tmp_path
+):
+    """A .env saved with a byte-order mark lost its first secret (the mark read as part of
+    its name); one that is not UTF-8 was a traceback of every command; [vault] numbers
+    and booleans became Python's text ("False")."""
+    harness.use_project('[project]\n[vault]\nFROM_TOML = "t"\n', tmp_path)
+    (tmp_path / ".env").write_bytes(b"\xef\xbb\xbfFIRST=first-value\nSECOND=second\n")
+    handler = write_handler(VAULT, "vault.js")
+    result = harness.run(handler, message={"names": ["FIRST", "SECOND"]})
+    assert (result.message["FIRST"], result.message["SECOND"]) == ("first-value", "second")
+    (tmp_path / ".env").write_bytes(b"B=caf\xe9\n")
+    run = run_cli("run", handler, "--message", '{"names": []}', cwd=tmp_path)
+    assert (
+        run.code == 2
+        and run.stderr == f"Error: {tmp_path / '.env'}: not UTF-8 text; save it as UTF-8\n"
+    )
+    (tmp_path / ".env").unlink()
+    (tmp_path / "pfunc.toml").write_text("[project]\n\n[vault]\nPORT = 8080\nDEBUG = false\n")
+    run = run_cli("run", handler, "--message", '{"names": []}', cwd=tmp_path)
+    assert run.code == 2 and 'pfunc.toml:4: vault.PORT is text: write PORT = "8080"' in run.stderr

@@ -359,8 +359,7 @@ class Request:
             ) from None
         except RecursionError:  # as JavaScript's request.ok() says it
             raise TypeError(
-                "request.ok(): the message is not JSON: nested more deeply than JSON parsers "
-                "accept"
+                "request.ok(): the message is not JSON: nested more deeply than JSON parsers accept"
             ) from None
         self._execution.complete("ok", {"message": text})
         return Settled(self)

@@ -22,9 +22,10 @@ from watchdog.observers import Observer
 
 from pfunc.errors import HandlerLoadError, PfuncUsageError
 from pfunc.executor import Executor
-from pfunc.project import load_secrets, parse_project
+from pfunc.project import parse_project
 from pfunc.server.admin import describe_functions
 from pfunc.server.state import DevState
+from pfunc.vault_sources import load_secrets
 
 WATCHED_SUFFIXES = (".js", ".py")
 WATCHED_NAMES = ("pfunc.toml", ".env")  # .env: vault secrets beside pfunc.toml
@@ -283,6 +284,9 @@ class ProjectReloader:
         event: dict[str, Any] = {"type": "reload", "file": str(config)}
         try:
             project = parse_project(config)
+            # Read by every execution: the new [vault] (and .env, PFUNC_VAULT_*) and
+            # [[mocks]] serve the next one; a .env that cannot be read changes nothing.
+            vault = load_secrets(project, dict(os.environ))
         except PfuncUsageError as error:
             self.state.log({**event, "ok": False, "error": str(error), "ms": _ms_since(started)})
             return
@@ -290,9 +294,7 @@ class ProjectReloader:
         runtime = self.state.engine.runtime
         self.state.engine.functions.replace_project(project)
         problems = self.state.engine.functions.read_sources()
-        # Read by every execution: the new [vault] (and .env, PFUNC_VAULT_*) and [[mocks]]
-        # serve the next one.
-        runtime.vault = load_secrets(project, dict(os.environ))
+        runtime.vault = vault
         runtime.mocks = list(project.mocks)
         self.on_project()
         # A function whose file is missing is served (it may be about to be created), and
