@@ -89,6 +89,12 @@ _LARGEST = {
 }
 
 
+# Overrides that count (operations, characters or bytes): whole numbers.
+_COUNTS = ("operations", "key_length", "value_size")
+# The least memory a handler can be given: pfunc's prelude alone takes ~0.6 MiB of it.
+_SMALLEST_MEMORY_MB = 1
+
+
 def message_limit(profile: Profile, verb: str) -> int | None:
     """The most bytes PubNub accepts in a message sent with `verb` (a fire, a file
     message and a publish share the publish limit); None: no limit."""
@@ -129,6 +135,13 @@ def resolve_profile(name: str, overrides: dict[str, Any] | None = None) -> Profi
         if not math.isfinite(value) or value > _LARGEST[key]:
             most = f"{'a number up to' if value != value else 'at most'} {_LARGEST[key]:,}"
             raise ValueError(f'limit "{key}" must be {most}, got {value!r}')
+        if key in _COUNTS and value != int(value):  # 0.5 operations was cut to none
+            raise ValueError(f'limit "{key}" counts: a whole number, got {value!r}')
+        if key == "memory_mb" and value < _SMALLEST_MEMORY_MB:
+            raise ValueError(
+                f'limit "memory_mb" must be at least {_SMALLEST_MEMORY_MB} (pfunc\'s own side '
+                f"of the sandbox needs about half a megabyte), got {value!r}"
+            )
         if key == "timeout":
             changes["timeout"] = float(value)
         elif key == "memory_mb":

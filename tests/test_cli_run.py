@@ -902,6 +902,15 @@ def test_a_limit_that_is_no_number_is_told_so():
         resolve_profile("classic", {"timeout": float("nan")})
     with pytest.raises(ValueError, match=r'limit "timeout" must be at most 86,400, got inf'):
         resolve_profile("classic", {"timeout": float("inf")})
+    # A fraction of a count was cut to a whole one (0.5 operations: none at all), and a
+    # memory limit smaller than pfunc's own side of the sandbox failed every run with a
+    # traceback (pfunc dev: a 500 for every publish).
+    for key in ("operations", "key_length", "value_size"):
+        with pytest.raises(ValueError, match=rf'limit "{key}" counts: a whole number, got 0.5'):
+            resolve_profile("classic", {key: 0.5})
+    assert resolve_profile("classic", {"operations": 2.0}).operations == 2
+    with pytest.raises(ValueError, match=r'limit "memory_mb" must be at least 1 .*, got 0.5'):
+        resolve_profile("classic", {"memory_mb": 0.5})
 
 
 def test_dev_help_says_its_json_is_one_object_per_event(tmp_path):
