@@ -157,6 +157,12 @@ def parse_project(config_file: Path) -> Project:
         subscribe_key=reader.string(section, "project", "subscribe_key", "sub-c-local"),
         publish_key=reader.string(section, "project", "publish_key", "pub-c-local"),
     )
+    for name in ("subscribe_key", "publish_key"):  # a segment of every REST path
+        key = getattr(project.keyset, name)
+        if not key or re.search(r"[/?#%\s]", key):
+            why = "is empty" if not key else "holds a character a URL path segment cannot"
+            example = "sub-c-local" if name == "subscribe_key" else "pub-c-local"
+            reader.problem("project", None, name, f"project.{name} {why}, e.g. {example}")
     project.secret_key = reader.string(section, "project", "secret_key", "") or None
     project.limits = reader.string(section, "project", "limits", "classic")
     if project.limits not in PROFILES:

@@ -855,6 +855,9 @@ def test_a_project_file_that_is_no_file_and_a_shared_path_are_refused(tmp_path):
             '[project]\nname = "x"\n[limits]\ntimeout = 0\n',
             ':4: limit "timeout" must be a positive',
         ),
+        # a key that no REST path can hold: the ready line named URLs that answered 404
+        ('[project]\nsubscribe_key = ""\n', ":2: project.subscribe_key is empty"),
+        ('[project]\npublish_key = "pub/c"\n', ":2: project.publish_key holds a character"),
     ],
 )
 def test_a_misspelt_key_in_pfunc_toml_is_refused_not_ignored(tmp_path, toml, words):
