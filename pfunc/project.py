@@ -315,6 +315,10 @@ class _Reader:
                 f'{label}.channels must be a list of channel names, e.g. ["chat", "chat.*"]',
             )
         kind = KINDS[event]
+        applies = {"channels": kind.has_channels, "path": kind.family == REQUEST}
+        applies["interval"] = kind.family == INTERVAL
+        for key in [key for key, used in applies.items() if key in entry and not used]:
+            self.problem("functions", index, key, f"{label}.{key} does not apply to {event}")
         if kind.has_channels:
             if not channels or not all(isinstance(c, str) for c in channels):
                 self.problem(
@@ -339,7 +343,7 @@ class _Reader:
                 "functions",
                 index,
                 "path",
-                f'{label}.path is required for on-request functions: path = "session"',
+                f'{label}.path names the function\'s URL path, e.g. path = "session"',
             )
         interval = entry.get("interval")
         if kind.family == INTERVAL and (

@@ -858,6 +858,12 @@ def test_a_project_file_that_is_no_file_and_a_shared_path_are_refused(tmp_path):
         # a key that no REST path can hold: the ready line named URLs that answered 404
         ('[project]\nsubscribe_key = ""\n', ":2: project.subscribe_key is empty"),
         ('[project]\npublish_key = "pub/c"\n', ":2: project.publish_key holds a character"),
+        # a key of another kind of function: ignored, it read as if it did something
+        (
+            '[[functions]]\nname = "a"\nfile = "a.js"\nevent = "before-publish"\n'
+            'channels = ["chat"]\npath = "api"\n',
+            ':6: functions[0] ("a").path does not apply to before-publish',
+        ),
     ],
 )
 def test_a_misspelt_key_in_pfunc_toml_is_refused_not_ignored(tmp_path, toml, words):

@@ -845,9 +845,16 @@ def test_a_wildcard_path_gives_the_handler_the_rest_of_the_path(tmp_path):
         '[[functions]]\nname = "i"\nfile = "s.js"\nevent = "on-request"\npath = "api/*/items"\n'
         '[[functions]]\nname = "j"\nfile = "s.js"\nevent = "on-request"\n'
         'path = "shop/*/items/*"\n'
+        # Written after paths that cover theirs: served all the same, by the one that
+        # says most (they had never been reached).
+        '[[functions]]\nname = "v2"\nfile = "v2.js"\nevent = "on-request"\npath = "session/v2"\n'
+        '[[functions]]\nname = "x"\nfile = "v2.js"\nevent = "on-request"\npath = "api/7/items"\n'
     )
     (tmp_path / "s.js").write_text(
         "export default (request, response) => response.send(request.path);"
+    )
+    (tmp_path / "v2.js").write_text(
+        "export default (request, response) => response.send('v2 ' + request.path);"
     )
     server = InProcessDev(tmp_path)
     try:
@@ -864,6 +871,9 @@ def test_a_wildcard_path_gives_the_handler_the_rest_of_the_path(tmp_path):
         assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/shop/7/items")[2] == "/7/items"
         shop = server.request("GET", "/v1/blocks/sub-key/sub-c-w/shop/7/items/3")
         assert shop[2] == "/7/items/3"
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/session/v2/x")[2] == "v2 /x"
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/api/7/items")[2] == "v2 /"
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/api/8/items")[2] == "/8/items"
     finally:
         server.stop()
 

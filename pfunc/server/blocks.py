@@ -72,28 +72,20 @@ class Blocks:
         return [web.route("*", PREFIX + "{sub}/{path:.*}", self.on_request)]
 
     def route(self, path: str) -> tuple[FunctionConfig, str] | None:
-        """The on-request function serving `path` (after the sub-key), and the rest of it."""
+        """The on-request function serving `path` (after the sub-key), and the rest of it:
+        of the functions whose path serves it, the one whose path says most before any
+        `*` ("api/v2" before "api" and "api/*"), the first in pfunc.toml of equals."""
         clean = path.strip("/")
+        best: tuple[FunctionConfig, str] | None = None
+        most = -1
         for function in self.state.project.functions:
             if KINDS[function.event].family != REQUEST or function.path is None:
                 continue
-            pattern = function.path
-            # "session" and "session/*" both serve session/login with request.path
-            # "/login": the handler sees the part after its own prefix.
-            base = pattern[:-2] if pattern.endswith("/*") else pattern
-            if clean == base:
-                return function, "/"
-            if "*" not in base and clean.startswith(base + "/"):
-                return function, "/" + clean[len(base) + 1 :]
-            # (api/*/items/* serves api/7/items too, as session/* serves session.)
-            if "*" in base and (
-                fnmatch.fnmatchcase(clean, pattern) or fnmatch.fnmatchcase(clean, base)
-            ):
-                # The part after the literal prefix before the first * ("v1/tasks*" and
-                # v1/tasks/123/comments: "/123/comments"), as for any other path.
-                prefix = pattern[: pattern.index("*")].rstrip("/")
-                return function, "/" + clean[len(prefix) :].lstrip("/")
-        return None
+            rest = _rest_served(function.path, clean)
+            said = len(function.path.split("*")[0].rstrip("/"))  # what it says before any *
+            if rest is not None and said > most:
+                best, most = (function, rest), said
+        return best
 
     async def on_request(self, request: web.Request) -> web.Response:
         if request.match_info["sub"] != self.state.engine.runtime.keyset.subscribe_key:
@@ -129,3 +121,21 @@ class Blocks:
             body = response["body"].encode(_charset(content_type), "replace")
             return web.Response(status=status, body=body, headers=headers)
         return web.Response(status=status, text=response["body"], headers=headers)
+
+
+def _rest_served(pattern: str, clean: str) -> str | None:
+    """The request path a function at `pattern` sees for the request path `clean` (the
+    part after its own prefix), or None when it does not serve it."""
+    # "session" and "session/*" both serve session/login with request.path "/login".
+    base = pattern[:-2] if pattern.endswith("/*") else pattern
+    if clean == base:
+        return "/"
+    if "*" not in base and clean.startswith(base + "/"):
+        return "/" + clean[len(base) + 1 :]
+    # (api/*/items/* serves api/7/items too, as session/* serves session.)
+    if "*" in base and (fnmatch.fnmatchcase(clean, pattern) or fnmatch.fnmatchcase(clean, base)):
+        # The part after the literal prefix before the first * ("v1/tasks*" and
+        # v1/tasks/123/comments: "/123/comments"), as for any other path.
+        prefix = pattern[: pattern.index("*")].rstrip("/")
+        return "/" + clean[len(prefix) :].lstrip("/")
+    return None
