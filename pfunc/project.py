@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pfunc import jsonio
-from pfunc.channels import channel_problem, default_channel
+from pfunc.channels import PRESENCE_SUFFIX, channel_problem, default_channel
 from pfunc.errors import PfuncUsageError
 from pfunc.events import INTERVAL, KINDS, REQUEST, Keyset
 from pfunc.limits import OVERRIDE_KEYS, PROFILES, resolve_profile
@@ -32,8 +32,13 @@ class FunctionConfig:
 
     @property
     def default_channel(self) -> str:
-        """Where an event for this function goes when no channel is given."""
-        return default_channel(self.channels)
+        """Where an event for this function goes when no channel is given. `lobby-pnpres`
+        binds an after-presence function as `lobby` does, and its events are lobby's, as
+        pfunc dev gives them (request.channels ["lobby"] however it is bound)."""
+        channel = default_channel(self.channels)
+        if KINDS[self.event].trigger == "presence":
+            return channel.removesuffix(PRESENCE_SUFFIX)
+        return channel
 
 
 @dataclass

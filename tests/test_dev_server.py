@@ -1506,6 +1506,11 @@ def test_a_presence_function_may_name_the_presence_channel(tmp_path):
             "GET", "/v2/presence/sub-key/sub-c-t/channel/lobby/heartbeat?uuid=zed&heartbeat=60"
         )
         event = server.wait_for(lambda e: e["type"] == "execution" and e["function"] == "presence")
-        assert event["outcome"] == "ok"
+        assert event["outcome"] == "ok" and event["channel"] == "lobby"
+        # Run by name, it gets the same channel (it got lobby-pnpres, in pfunc test too).
+        _, _, body = server.request("POST", "/pfunc/run/presence", b"{}")
+        assert json.loads(body)["channel"] == "lobby"
     finally:
         server.stop()
+    by_name = run_cli("run", "presence", "--json", cwd=tmp_path).json()
+    assert by_name["channel"] == "lobby"
