@@ -25,7 +25,8 @@ from pfunc.clock import Clock
 from pfunc.engine import open_engine
 from pfunc.events import Event, Keyset, MessageEvent, RequestEvent
 from pfunc.limits import resolve_profile
-from pfunc.project import Project, parse_project
+from pfunc.project import Project
+from pfunc.project_file import parse_project
 from pfunc.result import PublishReport, Result
 from tests.sdk.jsdk import JsSdk, SdkUnavailable, install
 

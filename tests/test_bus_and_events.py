@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pfunc.channels import channel_matches
-from pfunc.project import parse_project
+from pfunc.project_file import parse_project
 from tests.conftest import REPO, invoke_cli
 
 
@@ -325,7 +325,7 @@ def test_on_interval_event(tmp_path):
             "'a.*.b' is not a valid channel: * may only be the last segment",
         ),
         ('event = "before-publish"\nchannels = ["a.b.c.*"]', 7, "at most two literal segments"),
-        ('event = "on-request"', 3, "path is required for on-request functions"),
+        ('event = "on-request"', 3, "path names the function's URL path"),
         ('event = "on-interval"\ninterval = 0', 7, "interval must be a number of seconds"),
         ('event = "after-publish"', 3, "channels must list the channels"),
     ],

@@ -13,7 +13,7 @@ import hmac
 import json
 
 from pfunc.events import MessageEvent
-from pfunc.project import parse_project
+from pfunc.project_file import parse_project
 
 
 def _project(harness, tmp_path, extra: str = "") -> None:

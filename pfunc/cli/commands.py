@@ -306,7 +306,7 @@ def test_command(
     """Run scenario files (*.test.toml): PATHS, or the project's tests/ and examples/."""
     import asyncio
 
-    from pfunc.project import load_project
+    from pfunc.project_file import load_project
     from pfunc.testing import report
     from pfunc.testing.runner import run_scenario
     from pfunc.testing.scenario import discover, load_scenarios, nothing_to_run, selected

@@ -35,7 +35,7 @@ def run_with_pytest(
     junit_path: Path | None,
     as_json: bool,
 ) -> int:
-    from pfunc.project import load_project
+    from pfunc.project_file import load_project
     from pfunc.testing.scenario import load_scenarios, nothing_to_run, selected
 
     if not (workers == "auto" or (workers.isdigit() and int(workers) > 0)):

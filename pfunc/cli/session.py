@@ -19,7 +19,8 @@ from pfunc.clock import Clock
 from pfunc.errors import PfuncUsageError
 from pfunc.events import Event, Keyset, build_event, kinds_triggered_by
 from pfunc.limits import Profile, resolve_profile
-from pfunc.project import FunctionConfig, Project, load_project, relative_to_cwd
+from pfunc.project import FunctionConfig, Project, relative_to_cwd
+from pfunc.project_file import load_project
 
 if TYPE_CHECKING:
     from pfunc.engine import Engine

@@ -22,7 +22,7 @@ from watchdog.observers import Observer
 
 from pfunc.errors import HandlerLoadError, PfuncUsageError
 from pfunc.executor import Executor
-from pfunc.project import parse_project
+from pfunc.project_file import parse_project
 from pfunc.server.admin import describe_functions
 from pfunc.server.state import DevState
 from pfunc.vault_sources import load_secrets

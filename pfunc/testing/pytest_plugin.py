@@ -36,7 +36,7 @@ class PfuncHarness:
         from pfunc.clock import Clock
         from pfunc.engine import open_engine
         from pfunc.limits import resolve_profile
-        from pfunc.project import load_project
+        from pfunc.project_file import load_project
         from pfunc.sandbox.threads import SandboxThread
 
         self.project = load_project(project_root)
@@ -358,7 +358,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def project_root_for(request: pytest.FixtureRequest) -> Path:
     """Where the fixture looks for pfunc.toml: the ini option, else the test file's folder
     (load_project then walks up to the nearest pfunc.toml), never the working directory."""
-    from pfunc.project import find_project_file
+    from pfunc.project_file import find_project_file
 
     named = str(request.config.getini("pfunc_project") or "")
     rootdir = Path(str(request.config.rootpath))

@@ -31,7 +31,8 @@ from pfunc.events import (
 )
 from pfunc.executor import Executor, refused_before_functions
 from pfunc.limits import resolve_profile
-from pfunc.project import FunctionConfig, Project, load_project, parse_mock, relative_to_cwd
+from pfunc.project import FunctionConfig, Project, relative_to_cwd
+from pfunc.project_file import load_project, parse_mock
 from pfunc.result import Result
 from pfunc.testing.expect import Mismatch, check
 from pfunc.testing.scenario import Scenario, Step

@@ -18,7 +18,8 @@ from pfunc.clock import Clock
 from pfunc.errors import PfuncUsageError
 from pfunc.events import KINDS, TRIGGERS, EventSpec
 from pfunc.limits import PROFILES
-from pfunc.project import MOCK_KEYS, parse_mock, read_toml, relative_to_cwd
+from pfunc.project import relative_to_cwd
+from pfunc.project_file import MOCK_KEYS, parse_mock, read_toml
 from pfunc.result import OUTCOMES
 from pfunc.store import fits_counter
 from pfunc.testing.scenario_lines import ScenarioLines
