@@ -55,7 +55,12 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str]:
         text = path.read_text(encoding="utf-8-sig")
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as error:
-        raise PfuncUsageError(f"{path}: not valid TOML: {error}") from None
+        # Placed as every other error is, path:line (tomllib says it at the end).
+        said = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", str(error))
+        if said is None:
+            raise PfuncUsageError(f"{path}: not valid TOML: {error}") from None
+        what, line, column = said.groups()
+        raise PfuncUsageError(f"{path}:{line}: not valid TOML: {what} (column {column})") from None
     except RecursionError:
         raise PfuncUsageError(f"{path}: arrays or tables nested too deeply to read") from None
     except UnicodeDecodeError:
@@ -69,7 +74,7 @@ def parse_project(config_file: Path) -> Project:
     root = config_file.parent
     reader = _Reader(config_file, text)
     # A misspelt key (chanels, [vualt]) would silently mean "not set": each is refused.
-    reader.unknown_keys(data, TOP_LEVEL_KEYS, "pfunc.toml")
+    reader.unknown_keys(data, TOP_LEVEL_KEYS, "")
     section = reader.table(data, "project")
     reader.unknown_keys(section, PROJECT_KEYS, "project")
     project = Project(root=root, config_file=config_file)
@@ -101,7 +106,8 @@ def parse_project(config_file: Path) -> Project:
     reader.unknown_keys(presence, {"announce_max", "interval"}, "presence")
     announce_max = presence.get("announce_max", project.presence_announce_max)
     if not isinstance(announce_max, int) or isinstance(announce_max, bool) or announce_max < 1:
-        reader.problem("presence", None, "announce_max", "presence.announce_max must be >= 1")
+        why = "presence.announce_max must be a whole number, at least 1"
+        reader.problem("presence", None, "announce_max", why)
     interval = presence.get("interval", project.presence_interval)
     if (
         not isinstance(interval, int | float)
@@ -117,10 +123,13 @@ def parse_project(config_file: Path) -> Project:
             reader.problem("vault", None, name, f'vault.{name} is text: write {name} = "{shown}"')
     project.vault = dict(vault)
     project.functions = [
-        reader.function(entry, index, root) for index, entry in enumerate(data.get("functions", []))
+        reader.function(entry, index, root)
+        for index, entry in enumerate(reader.tables(data, "functions"))
     ]
     reader.check_bindings(project.functions)
-    project.mocks = [reader.mock(entry, index) for index, entry in enumerate(data.get("mocks", []))]
+    project.mocks = [
+        reader.mock(entry, index) for index, entry in enumerate(reader.tables(data, "mocks"))
+    ]
     return project
 
 
@@ -190,7 +199,19 @@ class _Reader:
         for key in sorted(set(given) - known):
             at = table if index is None else f"{table}[{index}]"
             names = ", ".join(sorted(known))
+            if table == "":  # a top-level table or key: [projct], [[fuctions]], nmae = ...
+                found = re.compile(rf"^\s*(\[\[?\s*{re.escape(key)}\s*\]|{re.escape(key)}\s*=)")
+                line = next((n for n, text in enumerate(self.lines, 1) if found.match(text)), 0)
+                where = f"{self.config_file}:{line}" if line else str(self.config_file)
+                raise PfuncUsageError(f"{where}: unknown key {key!r}; the keys are {names}")
             self.problem(table, index, key, f"{at}: unknown key {key!r}; the keys are {names}")
+
+    def tables(self, data: dict[str, Any], name: str) -> list[Any]:
+        """[[name]]: a list of tables ([name], one table, is a slip for it)."""
+        value = data.get(name, [])
+        if not isinstance(value, list):
+            self.problem(name, None, None, f"write each of {name} as [[{name}]] (two brackets)")
+        return value
 
     def table(self, data: dict[str, Any], name: str) -> dict[str, Any]:
         value = data.get(name, {})
@@ -248,6 +269,11 @@ class _Reader:
                     "channels",
                     f"{label}.channels must list the channels of this {event} function, "
                     'e.g. channels = ["chat", "chat.*"]',
+                )
+            twice = sorted({channel for channel in channels if channels.count(channel) > 1})
+            if twice:
+                self.problem(
+                    "functions", index, "channels", f"{label}.channels names {twice[0]!r} twice"
                 )
             for channel in channels:
                 why = channel_problem(channel)

@@ -841,7 +841,14 @@ def test_a_project_file_that_is_no_file_and_a_shared_path_are_refused(tmp_path):
     ("toml", "words"),
     [
         ('[project]\nnmae = "x"\n', "project: unknown key 'nmae'"),
-        ('[vualt]\nA = "1"\n', "pfunc.toml: unknown key 'vualt'"),
+        ('[project]\n\n[vualt]\nA = "1"\n', "pfunc.toml:3: unknown key 'vualt'"),
+        ('[mocks]\nurl = "https://x/*"\n', ":1: write each of mocks as [[mocks]] (two brackets)"),
+        (
+            '[[functions]]\nname = "a"\nfile = "a.js"\nevent = "before-publish"\n'
+            'channels = ["chat", "chat"]\n',
+            ":5: functions[0] (\"a\").channels names 'chat' twice",
+        ),
+        ("[project]\nname = 'x'\n[presence\n", ":3: not valid TOML: Expected ']'"),
         (
             '[[functions]]\nname = "a"\nfile = "a.js"\nevent = "before-publish"\n'
             'chanels = ["chat"]\n',

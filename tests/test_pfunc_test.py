@@ -156,7 +156,7 @@ def test_malformed_scenarios_exit_2_with_the_line(project):
         'request = { path = "/config"\n'
     )
     run = run_cli("test", bad, cwd=project)
-    assert run.code == 2 and "not valid TOML" in run.stderr and "line 6" in run.stderr
+    assert run.code == 2 and "not valid TOML" in run.stderr and "bad.test.toml:6:" in run.stderr
     bad.write_text(
         '[[scenario]]\nname = "x"\nfunction = "nope"\n\n[[scenario.step]]\ninterval = true\n'
     )
