@@ -224,6 +224,13 @@ def test_a_function_that_cannot_load_is_named_at_start_and_when_pfunc_toml_adds_
         assert 'function "worse" cannot load: SyntaxError: worse.py:2:' in said, said
         assert 'function "bad" cannot load' in said
         assert "the keys or kv changed" in said
+        # Put back as the server started: nothing more to restart for (the last save
+        # was compared with, so it said the keys had changed again).
+        (tmp_path / "pfunc.toml").write_text(added + "# back\n")
+        back = server.wait_for(
+            lambda e: e["type"] == "reload" and e["file"].endswith(".toml") and e is not reload
+        )
+        assert "the keys or kv changed" not in "\n".join(back["warnings"]), back
     finally:
         server.stop()
 

@@ -236,6 +236,9 @@ class ProjectReloader:
 
     def __init__(self, state: DevState, on_project: Callable[[], None]) -> None:
         self.state = state
+        # What a save is compared with for what needs a restart: what the server runs on
+        # (a save that puts it back says nothing more).
+        self._started = state.project
         self.on_project = on_project  # called after a new pfunc.toml took over
 
     def files_changed(self, paths: set[Path]) -> Awaitable[None]:
@@ -290,7 +293,6 @@ class ProjectReloader:
         except PfuncUsageError as error:
             self.state.log({**event, "ok": False, "error": str(error), "ms": _ms_since(started)})
             return
-        before = self.state.project
         runtime = self.state.engine.runtime
         self.state.engine.functions.replace_project(project)
         problems = self.state.engine.functions.read_sources()
@@ -308,12 +310,16 @@ class ProjectReloader:
         # And one that cannot be read (not UTF-8) or load (its syntax, with a code frame).
         absent = {function.name for function in missing}
         warnings += [p.text for p in problems if not (p.unreadable and p.function in absent)]
-        if (before.limits, before.limit_overrides) != (project.limits, project.limit_overrides):
+        running_on = self._started
+        if (running_on.limits, running_on.limit_overrides) != (
+            project.limits,
+            project.limit_overrides,
+        ):
             warnings.append(
                 "[limits] changed: the running server keeps the limits it started with "
                 "(its sandboxes are built for them); restart pfunc dev to apply the new ones"
             )
-        started_with = (before.keyset, before.secret_key, before.kv_path)
+        started_with = (running_on.keyset, running_on.secret_key, running_on.kv_path)
         if started_with != (project.keyset, project.secret_key, project.kv_path):
             warnings.append(
                 "the keys or kv changed: the running server keeps the keyset, secret key "
