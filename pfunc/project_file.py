@@ -17,6 +17,9 @@ from pfunc.events import INTERVAL, KINDS, REQUEST, Keyset
 from pfunc.limits import OVERRIDE_KEYS, PROFILES, resolve_profile
 from pfunc.project import DEFAULT_KV, PROJECT_FILE, FunctionConfig, MockRule, Project
 
+# The methods a mock may name (a typo such as GETT matched nothing, silently).
+_HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
 TOP_LEVEL_KEYS = {"project", "limits", "presence", "vault", "functions", "mocks"}
 PROJECT_KEYS = {"name", "subscribe_key", "publish_key", "secret_key", "limits", "kv"}
 FUNCTION_KEYS = {"name", "file", "event", "channels", "path", "interval"}
@@ -359,7 +362,15 @@ class _Reader:
             example = 'url = "https://api.example.com/*"'
             self.problem("mocks", index, "url", f"{where}.url is required, e.g. {example}")
         self.unknown_keys(entry, MOCK_KEYS, "mocks", index)
+        if not re.match(r"(?i)(https?://|\*)", entry["url"]):  # requests always have one
+            why = f'{where}.url starts with its scheme, e.g. "https://{entry["url"]}"'
+            self.problem("mocks", index, "url", why)
         method = entry.get("method")
+        if isinstance(method, str) and method.upper() not in _HTTP_METHODS:
+            methods = ", ".join(_HTTP_METHODS)
+            self.problem(
+                "mocks", index, "method", f"{where}.method {method!r} is none of {methods}"
+            )
         status = entry.get("status", 200)
         if not isinstance(status, int) or not 100 <= status <= 599:
             self.problem("mocks", index, "status", f"{where}.status must be an HTTP status code")

@@ -246,9 +246,9 @@ def test_a_scenario_s_own_keys_are_placed_at_their_line(tmp_path):
     cases = {
         f"{head}\n[scenario.vault]\nK = 5\n{STEP}": "s.test.toml:6: vault.K = 5: vault values",
         f'{head}counters = {{ ok = 1, visits = "x" }}\n{STEP}': 's.test.toml:4: counters.visits = "x"',
-        f'{head}\n[[scenario.mocks]]\nurl = "a"\n\n[[scenario.mocks]]\nurl = "b"\n'
+        f'{head}\n[[scenario.mocks]]\nurl = "https://a"\n\n[[scenario.mocks]]\nurl = "https://b"\n'
         f'status = "two hundred"\n{STEP}': "s.test.toml:10: mocks[1].status must be an HTTP",
-        f'{head}\n[[scenario.mocks]]\nurl = "a"\n\n[[scenario.mocks]]\nurl = "b"\n'
+        f'{head}\n[[scenario.mocks]]\nurl = "https://a"\n\n[[scenario.mocks]]\nurl = "https://b"\n'
         f"json = {{ x = nan }}\n{STEP}": 's.test.toml:10: scenario "a": mocks[1].json.x = nan',
         f"{head}[[scenario.step]]\npublish = {{}}\n[scenario.step.expect]\nkv = {{ a = 1 }}\n\n"
         "[scenario.kv]\na = nan\n": 's.test.toml:10: scenario "a": kv.a = nan',

@@ -378,7 +378,7 @@ def test_pfunc_test_n_answers_as_pfunc_test_does(tmp_path):
     # a pfunc.toml that cannot be read: one line, exit 2, before any process starts
     (folder / "pfunc.toml").write_text("[limits\n")
     (serial, spread) = both("hello.test.toml")
-    assert serial == spread and serial[0] == 2 and "pfunc.toml: not valid TOML" in spread[1]
+    assert serial == spread and serial[0] == 2 and "pfunc.toml:1: not valid TOML" in spread[1]
 
 
 def test_pfunc_test_n_keeps_each_file_s_path_and_ignores_the_ci_s_pytest_options(
