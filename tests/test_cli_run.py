@@ -845,7 +845,10 @@ def test_a_project_file_that_is_no_file_and_a_shared_path_are_refused(tmp_path):
         ('[mocks]\nurl = "https://x/*"\n', ":1: write each of mocks as [[mocks]] (two brackets)"),
         # a mock that could never match: no scheme, or a method no request has
         ('[[mocks]]\nurl = "api.example.com/*"\n', ":2: mocks[0].url starts with its scheme"),
-        ('[[mocks]]\nurl = "https://x/*"\nmethod = "GETT"\n', ":3: mocks[0].method 'GETT' is none of"),
+        (
+            '[[mocks]]\nurl = "https://x/*"\nmethod = "GETT"\n',
+            ":3: mocks[0].method 'GETT' is none of",
+        ),
         (
             '[[functions]]\nname = "a"\nfile = "a.js"\nevent = "before-publish"\n'
             'channels = ["chat", "chat"]\n',

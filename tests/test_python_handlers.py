@@ -807,3 +807,25 @@ def test_a_deeply_nested_value_logged_or_sent_fails_no_more_than_in_javascript(t
         "request.ok(): the message is not JSON: nested more deeply"
         in sent.json()["error"]["message"]
     )
+
+
+def test_a_call_left_unawaited_in_a_message_or_body_says_await_it(tmp_path):
+    """JSON has no form for a call not awaited: the error named pfunc's own classes
+    ("Object of type HostCall is not JSON serializable")."""
+    (tmp_path / "n.py").write_text(
+        "from pfunc import require\ndb = require('kvstore')\n\n"
+        "async def handler(request):\n    request.message['v'] = db.get('x')\n"
+        "    return request.ok()\n"
+    )
+    (tmp_path / "b.py").write_text(
+        "def handler(request, response):\n    return response.send({'d': request.json()})\n"
+    )
+    for name, said in (
+        ("n.py", "request.ok(): the message"),
+        ("b.py", "response.send(): the body"),
+    ):
+        event = ["--event", "on-request", "--body", "{}"] if name == "b.py" else []
+        report = run_cli("run", tmp_path / name, *event, "--json").json()
+        assert report["error"]["message"].startswith(
+            f"{said} holds the result of a call that was not awaited; await it"
+        ), report["error"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -354,8 +355,8 @@ class Request:
         try:
             text = strict_json(value)
         except (TypeError, ValueError) as error:
-            raise TypeError(
-                f"request.ok(): the message is not JSON-serialisable: {error}"
+            raise _not_json(
+                "request.ok(): the message", "is not JSON-serialisable", error
             ) from None
         except RecursionError:  # as JavaScript's request.ok() says it
             raise TypeError(
@@ -396,7 +397,7 @@ class Response:
             try:
                 text = strict_json(body)
             except (TypeError, ValueError) as error:
-                raise TypeError(f"response.send(): the body is not JSON: {error}") from None
+                raise _not_json("response.send(): the body", "is not JSON", error) from None
             if not any(k.lower() == "content-type" for k in headers):
                 headers["content-type"] = "application/json"
         elif isinstance(body, bool):
@@ -429,3 +430,15 @@ class IntervalEvent:
     def abort(self, reason: Any = None) -> Settled:
         self._execution.complete("abort", {"reason": None if reason is None else _text(reason)})
         return Settled(None)
+
+
+def _not_json(what: str, fault: str, error: Exception) -> TypeError:
+    """Why a message or body has no JSON form; for a call's result left un-awaited (JSON
+    has no form for our HostCall or Settled, whose names meant nothing to the handler),
+    what to do: JavaScript sends it as {} with a warning, Python says await it."""
+    if re.search(r"\b(HostCall|Settled)\b", str(error)):
+        return TypeError(
+            f"{what} holds the result of a call that was not awaited; await it "
+            "(value = await db.get(key)) before putting it in"
+        )
+    return TypeError(f"{what} {fault}: {error}")
