@@ -829,3 +829,16 @@ def test_a_call_left_unawaited_in_a_message_or_body_says_await_it(tmp_path):
         assert report["error"]["message"].startswith(
             f"{said} holds the result of a call that was not awaited; await it"
         ), report["error"]
+
+
+def test_request_ok_in_an_on_request_handler_is_no_function_as_in_javascript(tmp_path):
+    """It read as "'Request' object has no attribute 'message'", a field never written."""
+    (tmp_path / "s.py").write_text("def handler(request):\n    return request.ok()\n")
+    (tmp_path / "s.js").write_text("export default (request) => request.ok();\n")
+    errors = [
+        run_cli("run", tmp_path / name, "--path", "/x", "--json").json()["error"]
+        for name in ("s.py", "s.js")
+    ]
+    assert [error["type"] for error in errors] == ["TypeError", "TypeError"]
+    assert errors[0]["message"].startswith("request.ok is not a function")
+    assert errors[1]["message"].startswith("request.ok is not a function")

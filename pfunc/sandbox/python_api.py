@@ -346,6 +346,7 @@ class Request:
     # As in JavaScript, where they return Promises: await them or not (ok() resolves to
     # the request).
     def ok(self, message: Any = UNDEFINED) -> Settled:
+        self._message_event_only("ok")
         value = self.message if message is UNDEFINED or message is None else message
         if message not in (UNDEFINED, None) and self._execution.event["phase"] == "after":
             self._execution.warnings.append(
@@ -366,8 +367,14 @@ class Request:
         return Settled(self)
 
     def abort(self, reason: Any = None) -> Settled:
+        self._message_event_only("abort")
         self._execution.complete("abort", {"reason": None if reason is None else _text(reason)})
         return Settled(None)
+
+    def _message_event_only(self, call: str) -> None:  # (on-request: "no attribute 'message'")
+        if self._execution.event.get("family") == "request":
+            why = "an on-request handler answers with response.send(body, status)"
+            raise TypeError(f"request.{call} is not a function: {why}")
 
     def json(self) -> Settled:
         """The body parsed: awaited, or `.result()` in a sync handler, as module calls are."""
@@ -433,9 +440,8 @@ class IntervalEvent:
 
 
 def _not_json(what: str, fault: str, error: Exception) -> TypeError:
-    """Why a message or body has no JSON form; for a call's result left un-awaited (JSON
-    has no form for our HostCall or Settled, whose names meant nothing to the handler),
-    what to do: JavaScript sends it as {} with a warning, Python says await it."""
+    """Why a message or body has no JSON form; for a call left un-awaited (our HostCall or
+    Settled: names that meant nothing to the handler), to await it (JavaScript sends {})."""
     if re.search(r"\b(HostCall|Settled)\b", str(error)):
         return TypeError(
             f"{what} holds the result of a call that was not awaited; await it "
