@@ -66,7 +66,10 @@ def timeout_error(
     stack, location = map_stack(stop.engine_text if stop else "", display_path)
     # QuickJS reports the running function's position, not the exact loop line.
     where = f" inside the function that starts at line {location.line}" if location else ""
-    cause = "a loop that never ends" if stop else "a slow call"
+    cause = "a slow call"
+    if stop is not None:  # stopped running: where the engine says (JavaScript), or not
+        # (a Python worker that did not answer in time: looping, or asleep, or awaiting)
+        cause = "a loop that never ends" if stop.engine_text else "a loop or a long wait"
     limit = profile.timeout or 0
     when = ""
     if stop is not None and elapsed is not None and abs(elapsed - limit) > 0.2 * limit:

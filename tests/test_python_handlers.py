@@ -122,6 +122,9 @@ def test_a_runaway_loop_times_out_and_memory_is_bounded(tmp_path):
     )
     assert run.json()["error"]["type"] == "TimeoutError"
     assert "1 s time limit" in run.json()["error"]["message"]
+    # The host cannot tell a Python loop from a wait (a sleep, a call awaited): it said
+    # "look for a loop that never ends" while a handler slept.
+    assert "look for a loop or a long wait" in run.json()["error"]["message"]
     hog = run_cli("run", HANDLERS / "hog.py", "--kv", tmp_path / "kv.db", "--json").json()
     assert hog["outcome"] == "error"
     assert hog["error"]["type"] == "MemoryError"
