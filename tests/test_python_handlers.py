@@ -845,3 +845,17 @@ def test_request_ok_in_an_on_request_handler_is_no_function_as_in_javascript(tmp
     assert [error["type"] for error in errors] == ["TypeError", "TypeError"]
     assert errors[0]["message"].startswith("request.ok is not a function")
     assert errors[1]["message"].startswith("request.ok is not a function")
+
+
+def test_a_body_that_is_not_json_is_a_syntax_error_in_both_languages(tmp_path):
+    (tmp_path / "j.py").write_text(
+        "async def handler(request, response):\n    return response.send(await request.json())\n"
+    )
+    (tmp_path / "j.js").write_text(
+        "export default async (request, response) => response.send(await request.json());\n"
+    )
+    types = [
+        run_cli("run", tmp_path / name, "--body", "not json", "--json").json()["error"]["type"]
+        for name in ("j.py", "j.js")
+    ]
+    assert types == ["SyntaxError", "SyntaxError"]

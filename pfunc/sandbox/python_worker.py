@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import json
 import linecache
 import os
 import sys
@@ -53,6 +54,8 @@ def _error_info(error: BaseException, handler_file: str) -> dict[str, Any]:
     }
     if type(error) is HandlerError:  # a rejection with a name of its own keeps it
         info["type"] = "Error"
+    if isinstance(error, json.JSONDecodeError) and message.startswith("request.json()"):
+        info["type"] = "SyntaxError"  # JSON.parse's, as JavaScript's request.json() reports it
     if isinstance(error, SystemExit):
         info["message"] = (
             f"the handler called sys.exit({'' if error.code is None else repr(error.code)}); "
