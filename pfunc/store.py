@@ -82,7 +82,7 @@ def _is_ours(conn: sqlite3.Connection, path: Path) -> bool:
     raise StoreOpenError(
         f"{path} is not a pfunc KV store (it holds tables {', '.join(sorted(tables)) or 'none'}"
         f"{'' if application_id == 0 else f' and application id {application_id}'}); it was "
-        "left unchanged. Pass another file with --kv."
+        "left unchanged. Pass another file with --kv (or kv under [project] in pfunc.toml)."
     )
 
 
@@ -171,7 +171,8 @@ class KVStore:
             return cls(path, _fresh_memory())
         if path.exists() and not path.is_file():  # /dev/null would get a journal beside it
             raise StoreOpenError(
-                f"{path} is not a regular file; pass a file path for the KV store with --kv"
+                f"{path} is not a regular file; pass a file path for the KV store with --kv (or "
+                "kv under [project] in pfunc.toml)"
             )
         try:
             if path.parent.name == STATE_FOLDER:  # pfunc's own folder; any other must exist
@@ -196,13 +197,15 @@ class KVStore:
             if "not a database" in str(error) or "malformed" in str(error):
                 raise StoreOpenError(
                     f"{path} is not a usable SQLite file ({error}); it was left unchanged. "
-                    "Pass another file with --kv, or restore it from a pfunc kv export."
+                    "Pass another file with --kv (or kv under [project] in pfunc.toml), or "
+                    "restore it from a pfunc kv export."
                 ) from error
             gone = not path.parent.is_dir()  # a typo'd --kv makes no folder of its own
             raise StoreOpenError(
                 f"cannot open the KV store at {path}: "
                 f"{f'there is no folder {path.parent}' if gone else error}. "
-                "Pass a writable file path with --kv, or fix the folder's permissions."
+                "Pass a writable file path with --kv (or kv under [project] in pfunc.toml), "
+                "or fix the folder's permissions."
             ) from error
         return cls(path, conn)
 
