@@ -50,6 +50,7 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 STATE_FOLDER = ".pfunc"  # the project's own state (the store, files): made when missing
+_CHOOSE = "with --kv (or kv under [project] in pfunc.toml)"  # where a store path is set
 
 
 class CounterOverflow(ValueError):
@@ -82,7 +83,7 @@ def _is_ours(conn: sqlite3.Connection, path: Path) -> bool:
     raise StoreOpenError(
         f"{path} is not a pfunc KV store (it holds tables {', '.join(sorted(tables)) or 'none'}"
         f"{'' if application_id == 0 else f' and application id {application_id}'}); it was "
-        "left unchanged. Pass another file with --kv (or kv under [project] in pfunc.toml)."
+        f"left unchanged. Pass another file {_CHOOSE}."
     )
 
 
@@ -171,8 +172,7 @@ class KVStore:
             return cls(path, _fresh_memory())
         if path.exists() and not path.is_file():  # /dev/null would get a journal beside it
             raise StoreOpenError(
-                f"{path} is not a regular file; pass a file path for the KV store with --kv (or "
-                "kv under [project] in pfunc.toml)"
+                f"{path} is not a regular file; pass a file path for the KV store {_CHOOSE}"
             )
         try:
             if path.parent.name == STATE_FOLDER:  # pfunc's own folder; any other must exist
@@ -197,15 +197,13 @@ class KVStore:
             if "not a database" in str(error) or "malformed" in str(error):
                 raise StoreOpenError(
                     f"{path} is not a usable SQLite file ({error}); it was left unchanged. "
-                    "Pass another file with --kv (or kv under [project] in pfunc.toml), or "
-                    "restore it from a pfunc kv export."
+                    f"Pass another file {_CHOOSE}, or restore it from a pfunc kv export."
                 ) from error
             gone = not path.parent.is_dir()  # a typo'd --kv makes no folder of its own
             raise StoreOpenError(
                 f"cannot open the KV store at {path}: "
                 f"{f'there is no folder {path.parent}' if gone else error}. "
-                "Pass a writable file path with --kv (or kv under [project] in pfunc.toml), "
-                "or fix the folder's permissions."
+                f"Pass a writable file path {_CHOOSE}, or fix the folder's permissions."
             ) from error
         return cls(path, conn)
 
