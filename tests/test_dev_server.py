@@ -840,6 +840,7 @@ def test_a_subscribe_to_700_channels_runs_their_presence_functions_with_bounded_
 def test_a_wildcard_path_gives_the_handler_the_rest_of_the_path(tmp_path):
     (tmp_path / "pfunc.toml").write_text(
         '[project]\nsubscribe_key = "sub-c-w"\n'
+        '[[functions]]\nname = "root"\nfile = "v2.js"\nevent = "on-request"\npath = "api"\n'
         '[[functions]]\nname = "s"\nfile = "s.js"\nevent = "on-request"\npath = "session/*"\n'
         '[[functions]]\nname = "t"\nfile = "s.js"\nevent = "on-request"\npath = "v1/tasks*"\n'
         '[[functions]]\nname = "i"\nfile = "s.js"\nevent = "on-request"\npath = "api/*/items"\n'
@@ -874,6 +875,7 @@ def test_a_wildcard_path_gives_the_handler_the_rest_of_the_path(tmp_path):
         assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/session/v2/x")[2] == "v2 /x"
         assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/api/7/items")[2] == "v2 /"
         assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/api/8/items")[2] == "/8/items"
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/api/other")[2] == "v2 /other"
     finally:
         server.stop()
 

@@ -73,8 +73,9 @@ class Blocks:
 
     def route(self, path: str) -> tuple[FunctionConfig, str] | None:
         """The on-request function serving `path` (after the sub-key), and the rest of it:
-        of the functions whose path serves it, the one whose path says most before any
-        `*` ("api/v2" before "api" and "api/*"), the first in pfunc.toml of equals."""
+        of the functions whose path serves it, the one whose path says most, its letters
+        but the `*`s ("api/v2" before "api" and "api/*", "api/*/items" before "api"), the
+        first in pfunc.toml of equals."""
         clean = path.strip("/")
         best: tuple[FunctionConfig, str] | None = None
         most = -1
@@ -82,7 +83,7 @@ class Blocks:
             if KINDS[function.event].family != REQUEST or function.path is None:
                 continue
             rest = _rest_served(function.path, clean)
-            said = len(function.path.split("*")[0].rstrip("/"))  # what it says before any *
+            said = len(function.path.replace("*", ""))  # what it says, wildcards aside
             if rest is not None and said > most:
                 best, most = (function, rest), said
         return best
