@@ -203,8 +203,20 @@ class _Reader:
             at = table if index is None else f"{table}[{index}]"
             names = ", ".join(sorted(known))
             if table == "":  # a top-level table or key: [projct], [[fuctions]], nmae = ...
-                found = re.compile(rf"^\s*(\[\[?\s*{re.escape(key)}\s*\]|{re.escape(key)}\s*=)")
-                line = next((n for n, text in enumerate(self.lines, 1) if found.match(text)), 0)
+                header = re.compile(rf"^\s*\[\[?\s*{re.escape(key)}\s*\]")
+                assigned = re.compile(rf"^\s*{re.escape(key)}\s*=")  # above every table
+                first_table = next(
+                    (n for n, text in enumerate(self.lines, 1) if text.lstrip().startswith("[")),
+                    len(self.lines) + 1,
+                )
+                line = next(
+                    (
+                        n
+                        for n, text in enumerate(self.lines, 1)
+                        if header.match(text) or (n < first_table and assigned.match(text))
+                    ),
+                    0,
+                )
                 where = f"{self.config_file}:{line}" if line else str(self.config_file)
                 raise PfuncUsageError(f"{where}: unknown key {key!r}; the keys are {names}")
             self.problem(table, index, key, f"{at}: unknown key {key!r}; the keys are {names}")
@@ -362,8 +374,9 @@ class _Reader:
             example = 'url = "https://api.example.com/*"'
             self.problem("mocks", index, "url", f"{where}.url is required, e.g. {example}")
         self.unknown_keys(entry, MOCK_KEYS, "mocks", index)
-        if not re.match(r"(?i)(https?://|\*)", entry["url"]):  # requests always have one
-            why = f'{where}.url starts with its scheme, e.g. "https://{entry["url"]}"'
+        if not re.match(r"(?i)([a-z*?][a-z0-9+.*?-]*://|\*)", entry["url"]):  # requests have one
+            example = entry["url"].split("://")[-1]
+            why = f'{where}.url starts with its scheme, e.g. "https://{example}"'
             self.problem("mocks", index, "url", why)
         method = entry.get("method")
         if isinstance(method, str) and method.upper() not in _HTTP_METHODS:

@@ -426,6 +426,16 @@ def test_infinite_loop_is_stopped_by_the_time_limit(cli):
     assert "1 s time limit" in run.json()["error"]["message"]
     # It ran until the limit, not less (how much longer is the benchmark's business).
     assert run.json()["duration_ms"] >= 1000
+    assert "look for a loop that never ends" in run.json()["error"]["message"]
+
+
+def test_a_loop_of_awaits_is_a_loop_that_never_ends_too(cli, tmp_path):
+    """Stopped between its Promise jobs, not inside the engine: still a JavaScript loop
+    (the wording for a Python worker, which cannot be seen into, is another)."""
+    (tmp_path / "awaits.js").write_text("export default async () => { for (;;) await null; };\n")
+    run = cli("run", tmp_path / "awaits.js", "--timeout", "0.3", "--json")
+    assert run.json()["error"]["type"] == "TimeoutError"
+    assert "look for a loop that never ends" in run.json()["error"]["message"]
 
 
 def test_memory_blowup_is_stopped(cli):
@@ -845,6 +855,8 @@ def test_a_project_file_that_is_no_file_and_a_shared_path_are_refused(tmp_path):
         ('[mocks]\nurl = "https://x/*"\n', ":1: write each of mocks as [[mocks]] (two brackets)"),
         # a mock that could never match: no scheme, or a method no request has
         ('[[mocks]]\nurl = "api.example.com/*"\n', ":2: mocks[0].url starts with its scheme"),
+        # the table's own line, not a key of that name inside [project]
+        ('[project]\nkv = "s.db"\n\n[kv]\na = 1\n', "pfunc.toml:4: unknown key 'kv'"),
         (
             '[[mocks]]\nurl = "https://x/*"\nmethod = "GETT"\n',
             ":3: mocks[0].method 'GETT' is none of",
@@ -964,3 +976,10 @@ def test_running_a_function_as_another_kind_is_said(tmp_path):
 def test_a_mistyped_function_name_gets_a_suggestion(tmp_path):
     run = run_cli("run", "rate-limt", "--kv", tmp_path / "kv", cwd=REPO)
     assert run.code == 2 and 'Did you mean "rate-limit"?' in run.stderr, run.stderr
+
+
+def test_a_mock_url_may_wildcard_its_scheme(tmp_path):
+    from pfunc.project_file import parse_project
+
+    (tmp_path / "pfunc.toml").write_text('[[mocks]]\nurl = "http*://api.example.com/*"\n')
+    assert parse_project(tmp_path / "pfunc.toml").mocks[0].url == "http*://api.example.com/*"
