@@ -67,9 +67,8 @@ def timeout_error(
     # QuickJS reports the running function's position, not the exact loop line.
     where = f" inside the function that starts at line {location.line}" if location else ""
     cause = "a slow call"
-    if stop is not None:  # stopped running: where the engine says (JavaScript), or not
-        # (a Python worker that did not answer in time: looping, or asleep, or awaiting)
-        cause = "a loop that never ends" if stop.engine_text else "a loop or a long wait"
+    if stop is not None:  # stopped running: in JavaScript, a loop; a Python worker, unseen
+        cause = "a loop or a long wait" if stop.unseen else "a loop that never ends"
     limit = profile.timeout or 0
     when = ""
     if stop is not None and elapsed is not None and abs(elapsed - limit) > 0.2 * limit:

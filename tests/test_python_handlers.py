@@ -808,8 +808,18 @@ def test_a_deeply_nested_value_logged_or_sent_fails_no_more_than_in_javascript(t
     sent = run_cli("run", tmp_path / "d.py", "--message", '{"n":1200,"log":false}', "--json")
     assert sent.json()["error"]["type"] == "TypeError"
     assert (
-        "request.ok(): the message is not JSON: nested more deeply"
+        "request.ok(): the message is not JSON-serialisable: nested more deeply"
         in sent.json()["error"]["message"]
+    )
+
+    (tmp_path / "r.py").write_text(
+        "def handler(request, response):\n    v = 0\n    for _ in range(5000):\n        v = [v]\n"
+        "    return response.send(v)\n"
+    )
+    body = run_cli("run", tmp_path / "r.py", "--path", "/x", "--json").json()["error"]
+    assert body["type"] == "TypeError", body
+    assert body["message"] == (
+        "response.send(): the body is not JSON: nested more deeply than JSON parsers accept"
     )
 
 

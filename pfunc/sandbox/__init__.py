@@ -44,10 +44,13 @@ Settlement = tuple[int, bool, str | None]
 class SandboxInterrupted(Exception):
     """The host stopped the handler; `reason` is one of INTERRUPT_REASONS."""
 
-    def __init__(self, reason: str, engine_text: str = "") -> None:
+    def __init__(self, reason: str, engine_text: str = "", unseen: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.engine_text = engine_text  # the engine's message and stack: where it stopped
+        # What the handler was doing cannot be seen (a Python worker that did not answer:
+        # looping, asleep or awaiting), where an engine stopping JavaScript can.
+        self.unseen = unseen
 
 
 # The clock and random values an execution read, to be read again in order (prelude.js,

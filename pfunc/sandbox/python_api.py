@@ -355,13 +355,9 @@ class Request:
             )
         try:
             text = strict_json(value)
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, RecursionError) as error:
             raise _not_json(
                 "request.ok(): the message", "is not JSON-serialisable", error
-            ) from None
-        except RecursionError:  # as JavaScript's request.ok() says it
-            raise TypeError(
-                "request.ok(): the message is not JSON: nested more deeply than JSON parsers accept"
             ) from None
         self._execution.complete("ok", {"message": text})
         return Settled(self)
@@ -403,7 +399,7 @@ class Response:
         elif isinstance(body, dict | list | tuple):
             try:
                 text = strict_json(body)
-            except (TypeError, ValueError) as error:
+            except (TypeError, ValueError, RecursionError) as error:
                 raise _not_json("response.send(): the body", "is not JSON", error) from None
             if not any(k.lower() == "content-type" for k in headers):
                 headers["content-type"] = "application/json"
@@ -442,6 +438,8 @@ class IntervalEvent:
 def _not_json(what: str, fault: str, error: Exception) -> TypeError:
     """Why a message or body has no JSON form; for a call left un-awaited (our HostCall or
     Settled: names that meant nothing to the handler), to await it (JavaScript sends {})."""
+    if isinstance(error, RecursionError):  # Python's json stops near 1,000 levels
+        return TypeError(f"{what} {fault}: nested more deeply than JSON parsers accept")
     if re.search(r"\b(HostCall|Settled)\b", str(error)):
         return TypeError(
             f"{what} holds the result of a call that was not awaited; await it "

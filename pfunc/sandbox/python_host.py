@@ -243,7 +243,7 @@ class PythonSandbox:
             if remaining is not None and remaining <= 0:
                 self.broken = True
                 self.close()
-                raise SandboxInterrupted(TIMEOUT)
+                raise SandboxInterrupted(TIMEOUT, unseen=True)
             chunk = read_soon(self._from_worker)
             if chunk is None:  # nothing yet: sleep until there is, within the deadline
                 wait_readable(self._from_worker, remaining)
@@ -252,8 +252,13 @@ class PythonSandbox:
                 # The worker closed its end: it died, or the handler closed the pipe and
                 # may still be running. Either way the group goes, once its ending is read.
                 self.broken = True
+                wait = (
+                    _EXIT_RELAY_SECONDS
+                    if remaining is None
+                    else min(_EXIT_RELAY_SECONDS, remaining)
+                )
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    self._process.wait(_EXIT_RELAY_SECONDS)
+                    self._process.wait(wait)  # (within the execution's own time)
                 ended = self._process.returncode
                 self.close()
                 raise SandboxInterrupted(MEMORY if ended == WORKER_MEMORY_EXIT else CRASHED)
