@@ -184,10 +184,11 @@ class InProcessDev(DevHarness):
         self.base = f"http://127.0.0.1:{self.port}"
 
     def type(self, line: str) -> None:
-        """Type a line into the server's console."""
+        """Type a line into the server's console (as its standard input's bytes)."""
         import asyncio
 
-        asyncio.run_coroutine_threadsafe(self.server.console_command(line), self._loop)
+        typed = self.server.console_line(line.encode("utf-8", "surrogateescape") + b"\n")
+        asyncio.run_coroutine_threadsafe(typed, self._loop)
 
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._stop.set)
@@ -469,6 +470,16 @@ def gate() -> Iterator[Gate]:
     opened = Gate()
     yield opened
     opened.close()
+    # A console line that is not UTF-8, on the real command's standard input, is said,
+    # and the console goes on (under a strict UTF-8 reader it had stopped, silently).
+    assert dev.process.stdin is not None
+    dev.process.stdin.buffer.write(b'run count {"body": "caf\xe9"}\n')
+    dev.process.stdin.flush()
+    refused = dev.wait_for(lambda e: e["type"] == "console-error")
+    assert refused["error"] == "the line is not UTF-8 text; type it as UTF-8"
+    dev.type("run count")
+    counted = dev.wait_for(lambda e: e["type"] == "execution" and e["function"] == "count")
+    assert counted["outcome"] == "response"
 
 
 def test_a_runaway_handler_is_stopped_while_other_requests_are_answered(dev, gate):
@@ -729,6 +740,19 @@ def test_functions_can_be_triggered_from_the_console(dev):
     dev.type("run nobody")
     missing = dev.wait_for(lambda e: e["type"] == "console-error")
     assert "no function named 'nobody'" in missing["error"]
+    # A channel no client could publish on is refused, as pfunc run refuses it.
+    dev.type('run shout {"channel": "a,b"}')
+    odd = dev.wait_for(lambda e: e["type"] == "console-error")
+    assert odd["error"].startswith("channel 'a,b':"), odd
+    # Bytes that are not UTF-8 are said: they reached handlers as lone surrogates, and
+    # the web console's stream failed on them from then on.
+    dev.type('run shout {"message": "caf\udce9"}')
+    bytes_said = dev.wait_for(lambda e: e["type"] == "console-error")
+    assert bytes_said["error"] == "the line is not UTF-8 text; type it as UTF-8"
+    assert dev.request("GET", "/pfunc/console/functions")[0] == 200
+    dev.type("x" * 300)
+    long_line = dev.wait_for(lambda e: e["type"] == "console-error")
+    assert long_line["command"] == "x" * 197 + "..."
 
 
 def test_presence_timeout_after_the_heartbeat_period(dev):

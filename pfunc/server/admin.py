@@ -66,6 +66,9 @@ class Admin:
             raise PfuncUsageError(f"the event must be JSON: {error}") from None
         if not isinstance(data, dict):
             raise PfuncUsageError("the event must be a JSON object")
+        channel = data.get("channel")  # one no client could publish on: as pfunc run refuses it
+        if isinstance(channel, str) and (problem := name_problem(channel)):
+            raise PfuncUsageError(f"channel {channel!r}: {problem}")
         event = build_event(
             KINDS[function.event],
             EventSpec.from_mapping(data),
@@ -73,6 +76,18 @@ class Admin:
             now_ms=self.state.engine.runtime.clock.now_ms(),
         )
         return await self.state.engine.functions.executor(function).run(event)
+
+    async def console_line(self, raw: bytes) -> None:
+        """A line of the dev server's standard input: a command, if it is UTF-8 text (its
+        bytes otherwise reached handlers and the console's stream as lone surrogates)."""
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            shown = _clipped(raw.decode("utf-8", "replace").strip())
+            error = "the line is not UTF-8 text; type it as UTF-8"
+            self.state.log({"type": "console-error", "command": shown, "error": error})
+            return
+        await self.console_command(line)
 
     async def console_command(self, line: str) -> None:
         """A command typed into the dev server's console (its standard input)."""
@@ -104,9 +119,11 @@ class Admin:
             else:
                 raise PfuncUsageError(CONSOLE_HELP)
         except (FunctionNotFound, PfuncUsageError) as error:
-            self.state.log({"type": "console-error", "command": line.strip(), "error": str(error)})
+            said = {"command": _clipped(line.strip()), "error": str(error)}
+            self.state.log({"type": "console-error", **said})
         except Exception as error:  # a fault of pfunc's own: say so, keep serving
-            self.state.log({"type": "console-error", "command": line.strip(), "error": repr(error)})
+            said = {"command": _clipped(line.strip()), "error": repr(error)}
+            self.state.log({"type": "console-error", **said})
 
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response({"functions": describe_functions(self.state)})
@@ -130,3 +147,8 @@ def describe_functions(state: DevState) -> list[dict[str, Any]]:
             entry["channels"] = function.channels
         out.append(entry)
     return out
+
+
+def _clipped(command: str) -> str:
+    """A command as an error line repeats it: its start (a 200 KB line came back whole)."""
+    return command if len(command) <= 200 else command[:197] + "..."

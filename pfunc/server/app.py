@@ -115,6 +115,9 @@ class DevServer:
     async def console_command(self, line: str) -> None:
         await self.admin.console_command(line)
 
+    async def console_line(self, raw: bytes) -> None:
+        await self.admin.console_line(raw)
+
     @web.middleware
     async def _cors(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -58,11 +58,11 @@ def _read_console(loop: asyncio.AbstractEventLoop, server: Any) -> None:
     import threading
 
     def read() -> None:
-        try:
-            for line in sys.stdin:
-                asyncio.run_coroutine_threadsafe(server.console_command(line), loop)
-        except (OSError, ValueError, RuntimeError):
-            return  # no console (closed stdin), or the loop has stopped
+        try:  # bytes: a line that is not UTF-8 is said (it had stopped the console for good)
+            for raw in sys.stdin.buffer:
+                asyncio.run_coroutine_threadsafe(server.console_line(raw), loop)
+        except (OSError, ValueError, RuntimeError, AttributeError):
+            return  # no console (closed stdin, or one with no bytes), or the loop has stopped
 
     if sys.stdin is not None and not sys.stdin.closed:
         threading.Thread(target=read, name="pfunc-console", daemon=True).start()
