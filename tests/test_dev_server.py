@@ -430,6 +430,16 @@ def test_malformed_requests_get_pubnub_style_errors_and_the_server_keeps_serving
 
     assert "Traceback" not in body
     assert dev.request("GET", "/time/0")[0] == 200  # still serving
+    # A console line that is not UTF-8, on the real command's standard input, is said,
+    # and the console goes on (under a strict UTF-8 reader it had stopped, silently).
+    assert dev.process.stdin is not None
+    dev.process.stdin.buffer.write(b'run count {"body": "caf\xe9"}\n')
+    dev.process.stdin.flush()
+    refused = dev.wait_for(lambda e: e["type"] == "console-error")
+    assert refused["error"] == "the line is not UTF-8 text; type it as UTF-8"
+    dev.type("run count")
+    counted = dev.wait_for(lambda e: e["type"] == "execution" and e["function"] == "count")
+    assert counted["outcome"] == "response"
 
 
 class Gate:
@@ -470,16 +480,6 @@ def gate() -> Iterator[Gate]:
     opened = Gate()
     yield opened
     opened.close()
-    # A console line that is not UTF-8, on the real command's standard input, is said,
-    # and the console goes on (under a strict UTF-8 reader it had stopped, silently).
-    assert dev.process.stdin is not None
-    dev.process.stdin.buffer.write(b'run count {"body": "caf\xe9"}\n')
-    dev.process.stdin.flush()
-    refused = dev.wait_for(lambda e: e["type"] == "console-error")
-    assert refused["error"] == "the line is not UTF-8 text; type it as UTF-8"
-    dev.type("run count")
-    counted = dev.wait_for(lambda e: e["type"] == "execution" and e["function"] == "count")
-    assert counted["outcome"] == "response"
 
 
 def test_a_runaway_handler_is_stopped_while_other_requests_are_answered(dev, gate):
