@@ -282,6 +282,8 @@ def test_malformed_message_is_a_usage_error(cli):
     assert "--message is not valid JSON" in run.stderr
     assert '{"userId": u1}' in run.stderr
     assert run.stdout == ""
+    control = cli("run", EXAMPLES / "rate_limit.js", "--message", '{"a": "\x01"}')
+    assert "(Invalid control character at line 1 column 8)" in control.stderr  # not "at at"
 
 
 def test_missing_file_is_a_usage_error(cli):

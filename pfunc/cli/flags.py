@@ -66,8 +66,9 @@ def parse_json_flag(flag: str, value: str, *, want_object: bool = False) -> Any:
         raise PfuncUsageError(f"{flag} is not valid JSON: {error}") from None
     except json.JSONDecodeError as error:
         quoted = text if len(text) <= 80 else text[:77] + "..."
+        what = error.msg.removesuffix(" at")  # json's "Invalid control character at"
         raise PfuncUsageError(
-            f"{flag} is not valid JSON ({error.msg} at line {error.lineno} column "
+            f"{flag} is not valid JSON ({what} at line {error.lineno} column "
             f"{error.colno}): {quoted}\n  Quote keys and strings with double quotes and wrap the "
             f'whole value in single quotes for the shell, e.g. {flag} \'{{"userId":"u1"}}\''
         ) from None
