@@ -57,15 +57,27 @@ def _read_console(loop: asyncio.AbstractEventLoop, server: Any) -> None:
     """Console commands from standard input (run NAME [JSON], publish CHANNEL JSON)."""
     import threading
 
-    def read() -> None:
-        try:  # bytes: a line that is not UTF-8 is said (it had stopped the console for good)
-            for raw in sys.stdin.buffer:
-                asyncio.run_coroutine_threadsafe(server.console_line(raw), loop)
-        except (OSError, ValueError, RuntimeError, AttributeError):
-            return  # no console (closed stdin, or one with no bytes), or the loop has stopped
+    def read(fd: int) -> None:
+        # Bytes, from the descriptor itself: a line that is not UTF-8 is said (as text it
+        # had stopped the console for good), and no buffered reader's lock is held while
+        # it waits (a daemon thread holding one aborts the interpreter's exit).
+        pending = b""
+        try:
+            while chunk := os.read(fd, 65536):
+                *lines, pending = (pending + chunk).split(b"\n")
+                for raw in lines:
+                    asyncio.run_coroutine_threadsafe(server.console_line(raw), loop)
+            if pending.strip():  # a last line with no newline (echo -n ... | pfunc dev)
+                asyncio.run_coroutine_threadsafe(server.console_line(pending), loop)
+        except (OSError, RuntimeError):
+            return  # no console (closed stdin), or the loop has stopped
 
-    if sys.stdin is not None and not sys.stdin.closed:
-        threading.Thread(target=read, name="pfunc-console", daemon=True).start()
+    try:
+        fd = sys.stdin.fileno() if sys.stdin is not None and not sys.stdin.closed else -1
+    except (OSError, ValueError, AttributeError):  # a stand-in stdin with no descriptor
+        fd = -1
+    if fd >= 0:
+        threading.Thread(target=read, args=(fd,), name="pfunc-console", daemon=True).start()
 
 
 class _AiohttpLog(logging.Handler):
