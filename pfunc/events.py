@@ -419,7 +419,7 @@ def _request_event(spec: EventSpec, spell: SpellField) -> RequestEvent:
         body = spec.body if isinstance(spec.body, str) else json.dumps(spec.body)
     # A body, even an empty one, means POST unless a method is given.
     given_body = spec.body is not None or spec.json is not _MISSING
-    method = spec.method or ("POST" if given_body else "GET")
+    method = spec.method if spec.method is not None else ("POST" if given_body else "GET")
     if not isinstance(method, str) or not method.replace("-", "").isalnum():
         raise PfuncUsageError(f"{spell('method')} must be an HTTP method, got {method!r}")
     path = spec.path or "/"

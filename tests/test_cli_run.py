@@ -985,3 +985,12 @@ def test_a_mock_url_may_wildcard_its_scheme(tmp_path):
 
     (tmp_path / "pfunc.toml").write_text('[[mocks]]\nurl = "http*://api.example.com/*"\n')
     assert parse_project(tmp_path / "pfunc.toml").mocks[0].url == "http*://api.example.com/*"
+
+
+def test_an_empty_method_or_keyset_is_refused_not_read_as_not_given(tmp_path):
+    """--method '' became GET, and --keyset '' showed the project's keyset's data."""
+    (tmp_path / "api.js").write_text("export default (request, response) => response.send('ok');\n")
+    method = invoke_cli("run", "api.js", "--method", "", cwd=tmp_path)
+    assert method.code == 2 and "--method must be an HTTP method, got ''" in method.stderr
+    keyset = invoke_cli("kv", "list", "--keyset", "", cwd=tmp_path)
+    assert keyset.code == 2 and "--keyset is empty" in keyset.stderr

@@ -75,6 +75,8 @@ def prepare_session(flags: dict[str, Any], start: Path | None = None) -> Session
                 "write it like 2026-01-01T12:00:00Z"
             ) from None
     keyset = project.keyset
+    if flags.get("keyset") == "":  # (read as "not given": another keyset's data shown)
+        raise PfuncUsageError("--keyset is empty; give a subscribe key, or leave it out")
     if flags.get("keyset"):
         keyset = Keyset(subscribe_key=flags["keyset"], publish_key=keyset.publish_key)
     return Session(
