@@ -32,6 +32,12 @@ _CONTROL_ONE_LINE = {**_CONTROL, 10: "\\x0a"}
 _SHELL_CONTROL = {**_CONTROL_ONE_LINE, **{c: f"\\u{c:04x}" for c in range(128, 160)}}
 
 
+def visible(text: str) -> str:
+    """`text` with its control characters escaped but its line breaks and tabs kept: a
+    message that names a file or a key a user chose, which may hold them."""
+    return text.translate(_CONTROL)
+
+
 def one_line(text: str) -> str:
     """`text` on one line with its control characters escaped (\\x1b), as a key or name a
     handler chose is shown wherever it is printed."""

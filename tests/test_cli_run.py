@@ -994,3 +994,6 @@ def test_an_empty_method_or_keyset_is_refused_not_read_as_not_given(tmp_path):
     assert method.code == 2 and "--method must be an HTTP method, got ''" in method.stderr
     keyset = invoke_cli("kv", "list", "--keyset", "", cwd=tmp_path)
     assert keyset.code == 2 and "--keyset is empty" in keyset.stderr
+    # A name a user chose is shown with its control characters escaped, not run.
+    named = invoke_cli("send-file", "chat", "tab\x01\x1b[2J.txt", cwd=tmp_path)
+    assert named.code == 2 and "tab\\x01\\x1b[2J.txt: no such file" in named.stderr

@@ -18,7 +18,10 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def usage_failure(message: str) -> NoReturn:
-    click.echo(f"Error: {message}", err=True)
+    from pfunc.terminal import visible
+
+    # A name in the message (a file, a key) may hold an escape sequence: shown, not run.
+    click.echo(f"Error: {visible(message)}", err=True)
     sys.exit(EXIT_USAGE)
 
 
