@@ -437,6 +437,11 @@ def test_malformed_requests_get_pubnub_style_errors_and_the_server_keeps_serving
     dev.process.stdin.flush()
     refused = dev.wait_for(lambda e: e["type"] == "console-error")
     assert refused["error"] == "the line is not UTF-8 text; type it as UTF-8"
+    # A line past 1 MiB is said, not kept (it was copied again at every read).
+    dev.process.stdin.buffer.write(b"run count " + b"x" * (1024 * 1024 + 10) + b"\n")
+    dev.process.stdin.flush()
+    too_long = dev.wait_for(lambda e: e["type"] == "console-error")
+    assert too_long["error"].startswith("the line is longer than 1,048,576 bytes")
     dev.type("run count")
     counted = dev.wait_for(lambda e: e["type"] == "execution" and e["function"] == "count")
     assert counted["outcome"] == "response"
@@ -753,6 +758,9 @@ def test_functions_can_be_triggered_from_the_console(dev):
     dev.type("x" * 300)
     long_line = dev.wait_for(lambda e: e["type"] == "console-error")
     assert long_line["command"] == "x" * 197 + "..."
+    dev.type("run " + "n" * 5000)  # its error names it too: clipped as well
+    long_name = dev.wait_for(lambda e: e["type"] == "console-error")
+    assert len(long_name["error"]) == 1000 and long_name["error"].endswith("...")
 
 
 def test_presence_timeout_after_the_heartbeat_period(dev):
@@ -874,6 +882,7 @@ def test_a_wildcard_path_gives_the_handler_the_rest_of_the_path(tmp_path):
         # says most (they had never been reached).
         '[[functions]]\nname = "v2"\nfile = "v2.js"\nevent = "on-request"\npath = "session/v2"\n'
         '[[functions]]\nname = "x"\nfile = "v2.js"\nevent = "on-request"\npath = "api/7/items"\n'
+        '[[functions]]\nname = "m"\nfile = "s.js"\nevent = "on-request"\npath = "session/*/*/*/*"\n'
     )
     (tmp_path / "s.js").write_text(
         "export default (request, response) => response.send(request.path);"
@@ -900,6 +909,9 @@ def test_a_wildcard_path_gives_the_handler_the_rest_of_the_path(tmp_path):
         assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/api/7/items")[2] == "v2 /"
         assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/api/8/items")[2] == "/8/items"
         assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/api/other")[2] == "v2 /other"
+        # wildcards say nothing: session/v2 says more than session/*/*/*/*
+        deep = server.request("GET", "/v1/blocks/sub-key/sub-c-w/session/v2/a/b/c")
+        assert deep[2] == "v2 /a/b/c"
     finally:
         server.stop()
 

@@ -119,10 +119,10 @@ class Admin:
             else:
                 raise PfuncUsageError(CONSOLE_HELP)
         except (FunctionNotFound, PfuncUsageError) as error:
-            said = {"command": _clipped(line.strip()), "error": str(error)}
+            said = {"command": _clipped(line.strip()), "error": _clipped(str(error), 1000)}
             self.state.log({"type": "console-error", **said})
         except Exception as error:  # a fault of pfunc's own: say so, keep serving
-            said = {"command": _clipped(line.strip()), "error": repr(error)}
+            said = {"command": _clipped(line.strip()), "error": _clipped(repr(error), 1000)}
             self.state.log({"type": "console-error", **said})
 
     async def status(self, request: web.Request) -> web.Response:
@@ -149,6 +149,7 @@ def describe_functions(state: DevState) -> list[dict[str, Any]]:
     return out
 
 
-def _clipped(command: str) -> str:
-    """A command as an error line repeats it: its start (a 200 KB line came back whole)."""
-    return command if len(command) <= 200 else command[:197] + "..."
+def _clipped(text: str, most: int = 200) -> str:
+    """A command, or its error, as an error line repeats it: its start (a 200 KB line came
+    back whole, in the command and in the error naming what it held)."""
+    return text if len(text) <= most else text[: most - 3] + "..."

@@ -118,6 +118,10 @@ class DevServer:
     async def console_line(self, raw: bytes) -> None:
         await self.admin.console_line(raw)
 
+    async def console_line_too_long(self, most: int) -> None:
+        error = f"the line is longer than {most:,} bytes; a command is a name and some JSON"
+        self.state.log({"type": "console-error", "command": "", "error": error})
+
     @web.middleware
     async def _cors(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]

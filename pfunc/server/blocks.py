@@ -83,7 +83,7 @@ class Blocks:
             if KINDS[function.event].family != REQUEST or function.path is None:
                 continue
             rest = _rest_served(function.path, clean)
-            said = len(function.path.replace("*", ""))  # what it says, wildcards aside
+            said = len(function.path.replace("*", "").replace("/", ""))  # its letters
             if rest is not None and said > most:
                 best, most = (function, rest), said
         return best

@@ -53,6 +53,10 @@ async def _stop_serving(runner: web.AppRunner) -> None:
     await runner.cleanup()
 
 
+# The longest console line kept (a command is a name and some JSON); a longer one is said.
+MAX_CONSOLE_LINE = 1024 * 1024
+
+
 def _read_console(loop: asyncio.AbstractEventLoop, server: Any) -> None:
     """Console commands from standard input (run NAME [JSON], publish CHANNEL JSON)."""
     import threading
@@ -60,15 +64,32 @@ def _read_console(loop: asyncio.AbstractEventLoop, server: Any) -> None:
     def read(fd: int) -> None:
         # Bytes, from the descriptor itself: a line that is not UTF-8 is said (as text it
         # had stopped the console for good), and no buffered reader's lock is held while
-        # it waits (a daemon thread holding one aborts the interpreter's exit).
-        pending = b""
+        # it waits (a daemon thread holding one aborts the interpreter's exit). A line is
+        # kept in the pieces it came in (joined once: not copied again at every read), up
+        # to MAX_CONSOLE_LINE; past it, the rest of that line is read and dropped.
+        parts: list[bytes] = []
+        kept = 0
+
+        def line_ends(piece: bytes) -> None:
+            nonlocal kept
+            if kept + len(piece) <= MAX_CONSOLE_LINE:
+                typed = server.console_line(b"".join([*parts, piece]))
+            else:
+                typed = server.console_line_too_long(MAX_CONSOLE_LINE)
+            parts.clear()
+            kept = 0
+            asyncio.run_coroutine_threadsafe(typed, loop)
+
         try:
             while chunk := os.read(fd, 65536):
-                *lines, pending = (pending + chunk).split(b"\n")
-                for raw in lines:
-                    asyncio.run_coroutine_threadsafe(server.console_line(raw), loop)
-            if pending.strip():  # a last line with no newline (echo -n ... | pfunc dev)
-                asyncio.run_coroutine_threadsafe(server.console_line(pending), loop)
+                *ended, rest = chunk.split(b"\n")
+                for piece in ended:
+                    line_ends(piece)
+                kept += len(rest)
+                if rest and kept <= MAX_CONSOLE_LINE:
+                    parts.append(rest)
+            if kept:  # a last line with no newline (echo -n ... | pfunc dev)
+                line_ends(b"")
         except (OSError, RuntimeError):
             return  # no console (closed stdin), or the loop has stopped
 
