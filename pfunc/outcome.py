@@ -84,7 +84,7 @@ def timeout_error(
         f"{display_path}: the handler ran longer than the {limit:g} s time "
         f"limit ({profile.describe()}) and was stopped{where}{when}; look for "
         f"{cause}, or raise the limit: timeout under [limits] in pfunc.toml (--timeout "
-        "on the command line)",
+        "for pfunc run, publish, send-file and dev)",
         stack,
         display_path,
         location,

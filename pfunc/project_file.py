@@ -6,6 +6,7 @@ is a usage error (exit code 2).
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from pathlib import Path
 from typing import Any, NoReturn
@@ -374,7 +375,11 @@ class _Reader:
             example = 'url = "https://api.example.com/*"'
             self.problem("mocks", index, "url", f"{where}.url is required, e.g. {example}")
         self.unknown_keys(entry, MOCK_KEYS, "mocks", index)
-        if not re.match(r"(?i)([a-z*?][a-z0-9+.*?-]*://|\*)", entry["url"]):  # requests have one
+        scheme = entry["url"].split("://")[0].lower() if "://" in entry["url"] else None
+        # A request is http or https: a scheme (or its glob, http*) that is neither never matches.
+        if not entry["url"].startswith("*") and not (
+            scheme and (fnmatch.fnmatchcase("http", scheme) or fnmatch.fnmatchcase("https", scheme))
+        ):
             example = entry["url"].split("://")[-1]
             why = f'{where}.url starts with its scheme, e.g. "https://{example}"'
             self.problem("mocks", index, "url", why)

@@ -97,9 +97,8 @@ def render_publish(report: PublishReport, terminal: Terminal | None = None) -> N
         _add_execution(tree, result)
     out.write("\n".join(tree.render(out)))
     if not report.executions and report.drop is None:  # a channel, or a folder, with none
-        out.line(
-            (f"  no function runs on {report.channel}: no function's channels cover it", "dim")
-        )
+        said = f"  no function runs on {report.channel} for this {report.verb}"  # (other kinds may)
+        out.line((said, "dim"))
     if report.delivered:
         out.line("")
         # A fire reaches functions only, never a subscriber: nothing is delivered.

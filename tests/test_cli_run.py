@@ -857,6 +857,10 @@ def test_a_project_file_that_is_no_file_and_a_shared_path_are_refused(tmp_path):
         ('[mocks]\nurl = "https://x/*"\n', ":1: write each of mocks as [[mocks]] (two brackets)"),
         # a mock that could never match: no scheme, or a method no request has
         ('[[mocks]]\nurl = "api.example.com/*"\n', ":2: mocks[0].url starts with its scheme"),
+        (
+            '[[mocks]]\nurl = "htps://api.example.com/*"\n',
+            ":2: mocks[0].url starts with its scheme",
+        ),
         # the table's own line, not a key of that name inside [project]
         ('[project]\nkv = "s.db"\n\n[kv]\na = 1\n', "pfunc.toml:4: unknown key 'kv'"),
         (
@@ -994,6 +998,9 @@ def test_an_empty_method_or_keyset_is_refused_not_read_as_not_given(tmp_path):
     assert method.code == 2 and "--method must be an HTTP method, got ''" in method.stderr
     keyset = invoke_cli("kv", "list", "--keyset", "", cwd=tmp_path)
     assert keyset.code == 2 and "--keyset is empty" in keyset.stderr
-    # A name a user chose is shown with its control characters escaped, not run.
+
+
+def test_a_usage_error_shows_a_name_s_control_characters_escaped(tmp_path):
+    """send-file's 'no such file' printed a path's escape sequence raw."""
     named = invoke_cli("send-file", "chat", "tab\x01\x1b[2J.txt", cwd=tmp_path)
     assert named.code == 2 and "tab\\x01\\x1b[2J.txt: no such file" in named.stderr

@@ -134,7 +134,7 @@ def test_a_publish_no_function_ran_on_says_so(capsys):
     report.executions = []
     render_publish(report)
     out = capsys.readouterr().out
-    assert "  no function runs on room: no function's channels cover it\n" in out
+    assert "  no function runs on room for this publish\n" in out
     render_publish(_report())
     assert "no function runs" not in capsys.readouterr().out
 

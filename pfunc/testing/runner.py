@@ -73,7 +73,8 @@ def describe_step(step: Step, result: Result | None = None) -> str:
     if step.trigger == "request":
         # As events.build_event sends it: a body, even an empty one, means POST.
         given_body = "body" in payload or "json" in payload
-        method = payload.get("method") or ("POST" if given_body else "GET")
+        method = payload.get("method")
+        method = method if method is not None else ("POST" if given_body else "GET")
         return f"request {str(method).upper()} {payload.get('path', '/')}"
     return "interval"
 
