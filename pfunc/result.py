@@ -14,6 +14,11 @@ OUTCOMES = ("ok", "abort", "response", "error")
 ERROR_TEXT_LIMIT = 64 * 1024  # characters of an error's message or stack a report keeps
 
 
+def shortened(text: str, most: int) -> str:
+    """`text` as a message quotes it: whole, or its first `most` - 3 characters and "..."."""
+    return text if len(text) <= most else text[: most - 3] + "..."
+
+
 def clipped_text(text: str) -> str:
     """The text, or its first ERROR_TEXT_LIMIT characters and how many more there were."""
     # The slack: a text already clipped (a Python worker's error) keeps its own count.

@@ -12,6 +12,7 @@ from pfunc import jsonio
 from pfunc.channels import name_problem
 from pfunc.errors import PfuncUsageError
 from pfunc.events import EventSpec, is_unicode
+from pfunc.result import shortened
 
 # EventSpec field -> the flag that sets it, for errors in the user's own words.
 _FLAG_OF_FIELD = {"headers": "--header", "event": "--event"}
@@ -65,7 +66,7 @@ def parse_json_flag(flag: str, value: str, *, want_object: bool = False) -> Any:
     except jsonio.JSONValueError as error:
         raise PfuncUsageError(f"{flag} is not valid JSON: {error}") from None
     except json.JSONDecodeError as error:
-        quoted = text if len(text) <= 80 else text[:77] + "..."
+        quoted = shortened(text, 80)
         what = error.msg.removesuffix(" at")  # json's "Invalid control character at"
         raise PfuncUsageError(
             f"{flag} is not valid JSON ({what} at line {error.lineno} column "

@@ -18,6 +18,7 @@ from pfunc.cli.options import (
     with_options,
 )
 from pfunc.errors import PfuncUsageError
+from pfunc.result import shortened
 from pfunc.terminal import one_line
 
 
@@ -195,8 +196,7 @@ def kv_list(prefix: str, after: str | None, limit: int, **options: Any) -> None:
     import json
 
     def line(item: dict[str, Any]) -> str:
-        value = json.dumps(item["value"], ensure_ascii=False)
-        value = value if len(value) <= 60 else value[:57] + "..."
+        value = shortened(json.dumps(item["value"], ensure_ascii=False), 60)
         return f"{one_line(item['key'])}  {value}  (expires {item['expires_at']})"
 
     _page(options, lambda tool: tool.list_items(prefix, after, limit + 1), limit, "item", line)

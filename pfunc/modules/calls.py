@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pfunc import jsonio
+from pfunc.result import shortened
 
 if TYPE_CHECKING:
     from pfunc.clock import Clock
@@ -147,8 +148,7 @@ class JSArg:
             return self.invalid
         if self.invalid is not None:
             return self.type_name()
-        text = self.json or ""
-        return text if len(text) <= 60 else text[:57] + "..."
+        return shortened(self.json or "", 60)
 
 
 def unreadable_argument(call: str, args: list[JSArg]) -> HandlerCallError | None:

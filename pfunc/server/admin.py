@@ -12,7 +12,7 @@ from pfunc import jsonio
 from pfunc.channels import name_problem
 from pfunc.errors import PfuncUsageError
 from pfunc.events import INTERVAL, KINDS, REQUEST, EventSpec, build_event
-from pfunc.result import Result
+from pfunc.result import Result, shortened
 from pfunc.server.guards import no_other_site
 from pfunc.server.state import DevState
 from pfunc.server.wire import pubnub_error
@@ -83,11 +83,16 @@ class Admin:
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
-            shown = _clipped(raw.decode("utf-8", "replace").strip())
+            shown = shortened(raw.decode("utf-8", "replace").strip(), 200)
             error = "the line is not UTF-8 text; type it as UTF-8"
             self.state.log({"type": "console-error", "command": shown, "error": error})
             return
         await self.console_command(line)
+
+    def console_line_too_long(self, most: int) -> None:
+        """A console line past `most` bytes, which the reader did not keep (serve.py)."""
+        error = f"the line is longer than {most:,} bytes; a command is a name and some JSON"
+        self.state.log({"type": "console-error", "command": "", "error": error})
 
     async def console_command(self, line: str) -> None:
         """A command typed into the dev server's console (its standard input)."""
@@ -119,10 +124,10 @@ class Admin:
             else:
                 raise PfuncUsageError(CONSOLE_HELP)
         except (FunctionNotFound, PfuncUsageError) as error:
-            said = {"command": _clipped(line.strip()), "error": _clipped(str(error), 1000)}
+            said = {"command": shortened(line.strip(), 200), "error": shortened(str(error), 1000)}
             self.state.log({"type": "console-error", **said})
         except Exception as error:  # a fault of pfunc's own: say so, keep serving
-            said = {"command": _clipped(line.strip()), "error": _clipped(repr(error), 1000)}
+            said = {"command": shortened(line.strip(), 200), "error": shortened(repr(error), 1000)}
             self.state.log({"type": "console-error", **said})
 
     async def status(self, request: web.Request) -> web.Response:
@@ -147,9 +152,3 @@ def describe_functions(state: DevState) -> list[dict[str, Any]]:
             entry["channels"] = function.channels
         out.append(entry)
     return out
-
-
-def _clipped(text: str, most: int = 200) -> str:
-    """A command, or its error, as an error line repeats it: its start (a 200 KB line came
-    back whole, in the command and in the error naming what it held)."""
-    return text if len(text) <= most else text[: most - 3] + "..."

@@ -119,8 +119,7 @@ class DevServer:
         await self.admin.console_line(raw)
 
     async def console_line_too_long(self, most: int) -> None:
-        error = f"the line is longer than {most:,} bytes; a command is a name and some JSON"
-        self.state.log({"type": "console-error", "command": "", "error": error})
+        self.admin.console_line_too_long(most)
 
     @web.middleware
     async def _cors(
