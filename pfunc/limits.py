@@ -34,6 +34,10 @@ class Profile:
     def describe(self) -> str:
         return f'profile "{self.name}"'
 
+    def clamped_ttl(self, minutes: float) -> float:
+        """A TTL in minutes within the profile's range: PubNub clamps one, not refuses it."""
+        return min(max(minutes, self.ttl_min), self.ttl_max)
+
 
 PROFILES: dict[str, Profile] = {
     "classic": Profile(

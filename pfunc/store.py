@@ -21,6 +21,7 @@ from typing import Any
 
 from pfunc.aio import running_loop
 from pfunc.checkpoints import BACKSTOP_PAGES, Checkpointer
+from pfunc.numbers import fits_counter
 from pfunc.store_contention import BUSY_TIMEOUT_MS, LockWaits, Statements, busy
 from pfunc.store_schema import ADDED_COLUMNS, APPLICATION_ID, FIRST_COLUMNS, OUR_TABLES, SCHEMA
 
@@ -46,19 +47,12 @@ def key_range(prefix: str, after: str | None = None) -> tuple[str, str | bytes]:
     return low, high
 
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-
 STATE_FOLDER = ".pfunc"  # the project's own state (the store, files): made when missing
 _CHOOSE = "with --kv (or kv under [project] in pfunc.toml)"  # where a store path is set
 
 
 class CounterOverflow(ValueError):
     """A counter would pass what a 64-bit integer holds; nothing was written."""
-
-
-def fits_counter(value: int) -> bool:
-    return _INT64_MIN <= value <= _INT64_MAX
 
 
 class StoreOpenError(Exception):

@@ -22,8 +22,8 @@ from pfunc.errors import PfuncUsageError
 from pfunc.events import is_unicode
 from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
 from pfunc.modules.kvstore import KVStoreModule
+from pfunc.numbers import fits_counter
 from pfunc.runtime import Runtime
-from pfunc.store import fits_counter
 from pfunc.terminal import shell_word
 
 EXPORT_FORMAT = "pfunc-kv-1"

@@ -108,7 +108,7 @@ class KVStoreModule(AnsweredAtOnce):
             minutes: float = profile.ttl_default
         elif arg.invalid in ("Infinity", "-Infinity"):  # a number, out of range: clamped
             minutes = float(arg.invalid.replace("Infinity", "inf"))
-            clamped = profile.ttl_max if minutes > 0 else profile.ttl_min
+            clamped = profile.clamped_ttl(minutes)
             context.warn(
                 f'kvstore.{call}: ttl {arg.invalid} for key "{key}" is outside '
                 f"{profile.ttl_min:,}..{profile.ttl_max:,} minutes; clamped to {_fmt(clamped)}"
@@ -128,7 +128,7 @@ class KVStoreModule(AnsweredAtOnce):
         else:
             minutes = arg.value
             if not math.isfinite(minutes) or minutes < profile.ttl_min or minutes > profile.ttl_max:
-                clamped = min(max(minutes, profile.ttl_min), profile.ttl_max)
+                clamped = profile.clamped_ttl(minutes)
                 context.warn(
                     f'kvstore.{call}: ttl {_fmt(minutes)} for key "{key}" is outside '
                     f"{profile.ttl_min:,}..{profile.ttl_max:,} minutes; clamped to "

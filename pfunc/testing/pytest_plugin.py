@@ -274,8 +274,7 @@ class PfuncHarness:
             raise TypeError(f"pfunc.kv_set(): ttl_minutes is a number, got {ttl_minutes!r}")
         if ttl_minutes != ttl_minutes:  # NaN
             raise ValueError("pfunc.kv_set(): ttl_minutes is NaN")
-        profile = self.runtime.profile
-        minutes = min(max(ttl_minutes, profile.ttl_min), profile.ttl_max)
+        minutes = self.runtime.profile.clamped_ttl(ttl_minutes)
         expires = self.clock.now_ms() + int(minutes * 60_000)
         self._wait(self.runtime.store.set_item(self._keyset, key, text, expires))
 
@@ -283,9 +282,9 @@ class PfuncHarness:
         return self._wait(self.runtime.store.get_counter(self._keyset, key))
 
     def set_counter(self, key: str, value: int) -> None:
-        from pfunc.store import fits_counter
+        from pfunc.numbers import is_counter
 
-        if isinstance(value, bool) or not isinstance(value, int) or not fits_counter(value):
+        if not is_counter(value):
             raise TypeError(
                 f"pfunc.set_counter(): counters take whole numbers, 64-bit; got {value!r}"
             )

@@ -18,10 +18,10 @@ from pfunc.clock import Clock
 from pfunc.errors import PfuncUsageError
 from pfunc.events import KINDS, TRIGGERS, EventSpec
 from pfunc.limits import PROFILES
+from pfunc.numbers import is_counter
 from pfunc.project import relative_to_cwd
 from pfunc.project_file import MOCK_KEYS, parse_mock, read_toml
 from pfunc.result import OUTCOMES
-from pfunc.store import fits_counter
 from pfunc.testing.scenario_lines import ScenarioLines
 from pfunc.testing.toml_text import json_misfit, shown
 
@@ -227,7 +227,7 @@ def _scenario(path: Path, lines: ScenarioLines, index: int, entry: dict[str, Any
             at = lines.key(index, table)
             raise _fail(path, at, f"{table} must be a table, e.g. {table} = {{ key = 1 }}")
     for key, value in entry.get("counters", {}).items():
-        if not (isinstance(value, int) and not isinstance(value, bool) and fits_counter(value)):
+        if not is_counter(value):
             raise _fail(
                 path,
                 lines.key(index, "counters", key),
