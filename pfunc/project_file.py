@@ -152,7 +152,17 @@ class _Reader:
         self.lines = text.splitlines()
 
     def _line_of(self, table: str, index: int | None, key: str | None) -> int | None:
-        """The line of `key` in the index-th [[table]] (or in [table]), if it can be found."""
+        """The line of `key` in the index-th [[table]] (or in [table], or at the top level
+        when `table` is ""), if it can be found."""
+        if not table:  # `key = ...` above every table, or a [key] / [[key]] table
+            named = re.compile(rf"^\s*\[\[?\s*{re.escape(key or '')}\s*\]")
+            assigned = re.compile(rf"^\s*{re.escape(key or '')}\s*=")
+            above_tables = True
+            for number, line in enumerate(self.lines, start=1):
+                if named.match(line) or (above_tables and assigned.match(line)):
+                    return number
+                above_tables = above_tables and not line.lstrip().startswith("[")
+            return None
         header = re.compile(
             r"^\s*\[\[\s*" + re.escape(table) + r"\s*\]\]"
             if index is not None
@@ -203,24 +213,8 @@ class _Reader:
         for key in sorted(set(given) - known):
             at = table if index is None else f"{table}[{index}]"
             names = ", ".join(sorted(known))
-            if table == "":  # a top-level table or key: [projct], [[fuctions]], nmae = ...
-                header = re.compile(rf"^\s*\[\[?\s*{re.escape(key)}\s*\]")
-                assigned = re.compile(rf"^\s*{re.escape(key)}\s*=")  # above every table
-                first_table = next(
-                    (n for n, text in enumerate(self.lines, 1) if text.lstrip().startswith("[")),
-                    len(self.lines) + 1,
-                )
-                line = next(
-                    (
-                        n
-                        for n, text in enumerate(self.lines, 1)
-                        if header.match(text) or (n < first_table and assigned.match(text))
-                    ),
-                    0,
-                )
-                where = f"{self.config_file}:{line}" if line else str(self.config_file)
-                raise PfuncUsageError(f"{where}: unknown key {key!r}; the keys are {names}")
-            self.problem(table, index, key, f"{at}: unknown key {key!r}; the keys are {names}")
+            said = f"unknown key {key!r}; the keys are {names}"  # ("" table: the top level)
+            self.problem(table, index, key, f"{at}: {said}" if at else said)
 
     def tables(self, data: dict[str, Any], name: str) -> list[Any]:
         """[[name]]: a list of tables ([name], one table, is a slip for it)."""
