@@ -335,9 +335,10 @@ class ExecutionLoop:
             return
         # Counted, as every call is, but the module has no such method, or an argument is
         # one no module can read (calls.unreadable_argument).
-        error = unreadable_argument(f"{module_name}.{method}", args)
         if spec.methods and method not in spec.methods:
             error = HandlerCallError("TypeError", f"{module_name}.{method} {spec.unknown_method}")
+        else:
+            error = unreadable_argument(f"{module_name}.{method}", args)
         if error is not None:
             record.settle(False, error.to_payload())
             settlements.append((call_id, False, error.to_payload()))
