@@ -827,6 +827,47 @@ def test_what_a_scenario_left_on_globals_and_modules_never_reaches_the_next(tmp_
     passes_each_time(tmp_path, "leave.js", expect, ["first", "second", "third"])
 
 
+@pytest.mark.parametrize(
+    ("change", "seen", "expected"),
+    [
+        # A method under a symbol, an accessor, a deleted method, and a property added
+        # without being enumerable: each kind of record the check compares.
+        (
+            'String.prototype[Symbol.iterator] = function* () { yield "x"; }',
+            '[..."ab"].join("")',
+            "ab",
+        ),
+        (
+            'Object.defineProperty(RegExp.prototype, "flags", { get() { return "x"; }, '
+            "configurable: true })",
+            "/a/g.flags",
+            "g",
+        ),
+        ("delete Array.prototype.includes", "typeof [].includes", "function"),
+        (
+            'Object.defineProperty(Array.prototype, "extra", { value: 1, configurable: true })',
+            "typeof [].extra",
+            "undefined",
+        ),
+    ],
+)
+def test_a_built_in_changed_in_any_way_never_reaches_the_next_scenario(
+    tmp_path, change, seen, expected
+):
+    """The check of a reused context compares each kind of record it keeps (compiled
+    since 2026-11-30): any change to a built-in means a new context for the next one."""
+    (tmp_path / "change.js").write_text(
+        "export default (request, response) => {\n"
+        f"  const seen = {seen};\n"
+        f"  {change};\n"
+        "  return response.send({ seen });\n"
+        "};\n"
+    )
+    passes_each_time(
+        tmp_path, "change.js", f'json = {{ seen = "{expected}" }}', ["first", "second", "third"]
+    )
+
+
 def test_python_uuid_and_random_int_are_seeded_as_javascripts(tmp_path):
     """testing.md: seeded randomness, so uuid.v4 repeats, in both languages alike (a
     Python handler's uuid.v4 was different on every run)."""

@@ -1167,14 +1167,16 @@ var console;
   // every own property of each built-in object (its value, or its getter and setter),
   // whether more may be added to it, and how many the main prototypes have; and before
   // the context is handed on, it is checked against that record (~740 properties of
-  // ~130 objects: ~230 us here, once a scenario, a quarter of a scenario's own cost).
+  // ~130 objects, once a scenario: ~90 us here, two thirds of it counting properties;
+  // the property reads are compiled, as the built-ins check above is: 130 us to 25).
   const recordedOwners = [];
   const recordedKeys = []; // per property: its owner, its key
-  const recordedOwnerOf = [];
+  const recordedOwnerIndex = []; // per property: its owner's index in recordedOwners
   const recordedValues = []; // a data property's value; an accessor's descriptor
   const recordedAccessor = [];
   const recordedExtensible = [];
-  const countedOwners = []; // [owner index, how many own properties]
+  const countedOwners = []; // owner indexes, beside how many own properties each has:
+  const countedLengths = []; // parallel arrays (a for...of over pairs costs 20 us a check)
   const ownKeys = Reflect.ownKeys;
   const isExtensible = Object.isExtensible;
 
@@ -1233,14 +1235,17 @@ var console;
     const index = recordedOwners.push(owner) - 1;
     recordedExtensible.push(isExtensible(owner));
     const keys = ownKeys(owner);
-    if (counted) countedOwners.push([index, keys.length]);
+    if (counted) {
+      countedOwners.push(index);
+      countedLengths.push(keys.length);
+    }
     if (properties === false) return;
     for (const key of keys) {
       const own = __pfunc_describe(owner, key);
       // A property neither writable nor configurable (Math.PI, Symbol.iterator, NaN)
       // cannot change: nothing to check.
       if (!own.configurable && own.writable !== true) continue;
-      recordedOwnerOf.push(owner);
+      recordedOwnerIndex.push(index);
       recordedKeys.push(key);
       recordedAccessor.push(own.get !== undefined || own.set !== undefined);
       recordedValues.push(own.get !== undefined || own.set !== undefined ? own : own.value);
@@ -1260,21 +1265,47 @@ var console;
     for (let o = 0; o < recordedOwners.length; o++) {
       if (isExtensible(recordedOwners[o]) !== recordedExtensible[o]) return -2;
     }
-    for (const [o, count] of countedOwners) {
-      if (ownKeys(recordedOwners[o]).length !== count) return -2;
+    for (let c = 0; c < countedOwners.length; c++) {
+      if (ownKeys(recordedOwners[countedOwners[c]]).length !== countedLengths[c]) return -2;
     }
+    if (propertyCheckCovers !== recordedKeys.length) {
+      propertyCheck = __pfunc_compilePropertyCheck();
+      propertyCheckCovers = recordedKeys.length;
+    }
+    return propertyCheck();
+  }
+
+  // The recorded properties' check, compiled with each key spelled out where it can be
+  // (a read by a key held in a variable costs QuickJS a lookup of its name), and made
+  // again when more are recorded (the synchronous built-ins, on their first require()).
+  // It returns the index of the first property that differs, or -1.
+  let propertyCheck = null;
+  let propertyCheckCovers = 0;
+  const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
+  function __pfunc_compilePropertyCheck() {
+    let body = "";
     for (let i = 0; i < recordedKeys.length; i++) {
-      const owner = recordedOwnerOf[i];
-      const then = recordedValues[i];
-      if (recordedAccessor[i]) {
-        const now = __pfunc_describe(owner, recordedKeys[i]);
-        if (now === undefined || now.get !== then.get || now.set !== then.set) return i;
-      } else {
-        const value = owner[recordedKeys[i]];
-        if (value !== then && (value === value || then === then)) return i; // NaN is NaN
-      }
+      const key = recordedKeys[i];
+      const owner = "o" + recordedOwnerIndex[i];
+      const read = typeof key === "symbol" ? "[k[" + i + "]]"
+        : IDENTIFIER.test(key) && key !== "__proto__" ? "." + key : "[" + __pfunc_stringify(key) + "]";
+      const then = "v" + i;
+      body += recordedAccessor[i]
+        ? "now = d(" + owner + ", k[" + i + "]); if (now === undefined || now.get !== " + then +
+          ".get || now.set !== " + then + ".set) return " + i + ";\n"
+        : "now = " + owner + read + "; if (now !== " + then + " && (now === now || " + then +
+          " === " + then + ")) return " + i + ";\n"; // NaN is NaN
     }
-    return -1;
+    // Owners and values as the closure's own constants: one read each, not three.
+    let constants = "";
+    for (let o = 0; o < recordedOwners.length; o++) constants += "const o" + o + " = o[" + o + "];\n";
+    for (let i = 0; i < recordedValues.length; i++) constants += "const v" + i + " = v[" + i + "];\n";
+    const factory = __pfunc_evalScript(
+      "(function __pfunc_propertyCheckFactory(o, k, v, d) {\n" + constants +
+      "return function __pfunc_firstChangedProperty() {\nlet now;\n" + body + "return -1; }; })"
+    );
+    return factory(recordedOwners, recordedKeys, recordedValues, __pfunc_describe);
   }
 
   // "" when every built-in is as the prelude left it (or nothing was recorded: not a
