@@ -1157,6 +1157,22 @@ def test_a_project_file_changed_between_runs_is_read_again(tmp_path):
     assert [f.name for f in _project_of(inner).functions] == ["g"]
 
 
+def test_a_folder_with_no_project_finds_one_written_above_it_later(tmp_path):
+    """A scenario folder with no pfunc.toml above it is not searched again from scratch
+    for each scenario, yet one written above it since is found."""
+    from pfunc.testing.runner import _project_of
+
+    bare = tmp_path / "bare" / "deeper"
+    bare.mkdir(parents=True)
+    lone = _project_of(bare)
+    assert lone.config_file is None and _project_of(bare) is lone  # kept, not read again
+    (tmp_path / "pfunc.toml").write_text(
+        '[[functions]]\nname = "h"\nfile = "h.js"\nevent = "before-publish"\nchannels = ["c"]\n'
+    )
+    (tmp_path / "h.js").write_text("export default (request) => request.ok();\n")
+    assert [f.name for f in _project_of(bare).functions] == ["h"]
+
+
 def test_a_failure_is_placed_once_with_its_column(tmp_path):
     """A runtime error's place has its column, as pfunc run's does; a load error, whose
     message begins with its place, is not followed by it again."""
