@@ -79,14 +79,10 @@ function __floor_run(json) {
 """
 
 
-class FloorHandler:
-    """One handler file on bare QuickJS with raw sqlite3 KV calls."""
+class FloorStore:
+    """The KV calls as raw sqlite3 statements: pfunc's SQL and pragmas, nothing else."""
 
-    def __init__(
-        self, handler: Path, database: Path, ordering: str = "immediate", time_limit: float = 10.0
-    ) -> None:
-        self.ordering = ordering
-        self.time_limit = time_limit  # seconds, per entry into the engine ("queued" only)
+    def __init__(self, database: Path) -> None:
         self.conn = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -96,11 +92,44 @@ class FloorHandler:
             "CREATE TABLE IF NOT EXISTS counters (keyset TEXT, key TEXT, value INTEGER,"
             " PRIMARY KEY (keyset, key)) WITHOUT ROWID;"
         )
+
+    def get(self, key: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT value FROM items WHERE keyset=? AND key=? AND expires_at>?",
+            ("k", key, int(time.time() * 1000)),
+        ).fetchone()
+        return row[0] if row else None
+
+    def incr(self, key: str, amount: int) -> int:
+        return self.conn.execute(
+            "INSERT INTO counters(keyset,key,value) VALUES(?,?,?) ON CONFLICT(keyset,key) "
+            "DO UPDATE SET value=value+excluded.value RETURNING value",
+            ("k", key, amount),
+        ).fetchone()[0]
+
+    def put(self, key: str, text: str, ttl: float) -> None:
+        self.conn.execute(
+            "INSERT INTO items(keyset,key,value,expires_at) VALUES(?,?,?,?) "
+            "ON CONFLICT(keyset,key) DO UPDATE SET value=excluded.value, "
+            "expires_at=excluded.expires_at",
+            ("k", key, text, int(time.time() * 1000 + ttl * 60000)),
+        )
+
+
+class FloorHandler:
+    """One handler file on bare QuickJS with raw sqlite3 KV calls."""
+
+    def __init__(
+        self, handler: Path, database: Path, ordering: str = "immediate", time_limit: float = 10.0
+    ) -> None:
+        self.ordering = ordering
+        self.time_limit = time_limit  # seconds, per entry into the engine ("queued" only)
+        store = FloorStore(database)
         self.context = quickjs.Context()
         operations = {
-            "__floor_get": self._get,
-            "__floor_incr": self._incr,
-            "__floor_set": self._put,
+            "__floor_get": store.get,
+            "__floor_incr": store.incr,
+            "__floor_set": store.put,
         }
         if ordering == "queued":  # performed by name when drained, never called from JS
             self._operations = operations
@@ -117,28 +146,6 @@ class FloorHandler:
             self._release = entry("__floor_release")
         elif ordering == "queued":
             self._poll, self._settle = entry("__floor_poll"), entry("__floor_settle")
-
-    def _get(self, key: str) -> str | None:
-        row = self.conn.execute(
-            "SELECT value FROM items WHERE keyset=? AND key=? AND expires_at>?",
-            ("k", key, int(time.time() * 1000)),
-        ).fetchone()
-        return row[0] if row else None
-
-    def _incr(self, key: str, amount: int) -> int:
-        return self.conn.execute(
-            "INSERT INTO counters(keyset,key,value) VALUES(?,?,?) ON CONFLICT(keyset,key) "
-            "DO UPDATE SET value=value+excluded.value RETURNING value",
-            ("k", key, amount),
-        ).fetchone()[0]
-
-    def _put(self, key: str, text: str, ttl: float) -> None:
-        self.conn.execute(
-            "INSERT INTO items(keyset,key,value,expires_at) VALUES(?,?,?,?) "
-            "ON CONFLICT(keyset,key) DO UPDATE SET value=excluded.value, "
-            "expires_at=excluded.expires_at",
-            ("k", key, text, int(time.time() * 1000 + ttl * 60000)),
-        )
 
     def run(self, request: dict) -> str:
         """One execution; the handler's ok() message, response body, or "abort"."""
@@ -168,3 +175,51 @@ class FloorHandler:
         finally:
             context.set_time_limit(-1.0)
         return context.get("__floor_out")
+
+
+class SandboxFloor:
+    """A diagnostic: pfunc's own sandbox (its prelude, PubNub's order, the time limit, the
+    report) driven by the leanest loop, the KV calls performed straight on FloorStore.
+    What pfunc's Python layers (the executor, the loop, the budget, the modules' checks,
+    the result) add is pfunc's time beside this; what the sandbox adds is this beside
+    the `queued` floor."""
+
+    def __init__(self, handler: Path, database: Path, time_limit: float = 10.0) -> None:
+        from pfunc.sandbox.quickjs_host import JavaScriptSandbox
+
+        self.store = FloorStore(database)
+        self.time_limit = time_limit
+        self.sandbox = JavaScriptSandbox(handler.read_text(), handler.name, None, time_limit)
+
+    def _perform(self, method: str, encoded: list[dict]) -> str | None:
+        """A queued call's answer as pfunc's kvstore gives it (JSON text; None: undefined)."""
+        args = [json.loads(arg["j"]) if "j" in arg else arg.get("v") for arg in encoded]
+        if method == "incrCounter":
+            return str(self.store.incr(args[0], 1 if len(args) < 2 else args[1]))
+        if method == "set":
+            ttl = args[2] if len(args) > 2 and args[2] is not None else 1440
+            self.store.put(args[0], json.dumps(args[1], separators=(",", ":")), ttl)
+            return None
+        text = self.store.get(args[0])  # get, getItem
+        if text is None:
+            return "null"
+        return text if method == "get" or text.startswith('"') else json.dumps(text)
+
+    def run(self, request: dict) -> dict:
+        """One execution of a before-publish event; the sandbox's report."""
+        event = {
+            "kind": "before-publish",
+            "family": "message",
+            "phase": "before",
+            "verb": "publish",
+            "params": {},
+            "meta": None,
+            **request,
+        }
+        sandbox = self.sandbox
+        _, calls = sandbox.advance(self.time_limit, [], (json.dumps(event), None))
+        while calls:
+            answers = [(call[0], True, self._perform(call[2], call[3])) for call in calls]
+            _, calls = sandbox.advance(self.time_limit, answers)
+        report = sandbox.finish()
+        return report if isinstance(report, dict) else {}

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
-from floor import FloorHandler
+from floor import FloorHandler, SandboxFloor
 
 from pfunc.clock import Clock
 from pfunc.engine import open_engine
@@ -102,6 +102,21 @@ def warm_floor(runs: int, folder: Path, ordering: str = "immediate") -> list[flo
         if output is None or output == "abort":  # None: the handler failed
             raise SystemExit(f"floor ({ordering}) did not complete: {output!r}")
         latencies.append(time.perf_counter() - started)
+    return latencies
+
+
+def warm_sandbox_floor(runs: int, folder: Path) -> list[float]:
+    """Seconds per execution of pfunc's own sandbox with no Python layers (floor.py)."""
+    handler = SandboxFloor(EXAMPLE, folder / "floor-sandbox.sqlite3")
+    latencies = []
+    for number in range(runs):
+        request = {"message": {"userId": f"user-{number}", "text": "hi"}, "channels": ["c"]}
+        started = time.perf_counter()
+        report = handler.run(request)
+        latencies.append(time.perf_counter() - started)
+        completion = report.get("completion") or {}
+        if completion.get("kind") != "ok":
+            raise SystemExit(f"sandbox floor did not complete: {report}")
     return latencies
 
 

@@ -99,3 +99,21 @@ def test_the_queued_floor_holds_every_entry_to_its_time_limit(tmp_path: Path) ->
     worker.join(timeout=30)
     assert outcome, "the runaway handler was not stopped"
     assert isinstance(outcome[0], quickjs.JSException) and "interrupted" in str(outcome[0])
+
+
+def test_the_sandbox_floor_runs_the_rate_limiter_as_pfunc_does(tmp_path: Path) -> None:
+    """pfunc's own sandbox with no Python layers answers the limiter's calls as pfunc's
+    kvstore does: the remaining count falls to 0, then the 11th message is aborted."""
+    handler = bench_floor.SandboxFloor(RATE_LIMIT, tmp_path / "floor.sqlite3")
+    for user in ("u1", "u2"):  # runs that crossed into the next minute start again
+        minute = time.time() // 60
+        reports = [
+            handler.run({"message": {"userId": user, "text": "hi"}, "channels": ["c"]})
+            for _ in range(11)
+        ]
+        if time.time() // 60 == minute:
+            break
+    completions = [report["completion"] for report in reports]
+    remaining = [json.loads(done["message"])["rateLimitRemaining"] for done in completions[:10]]
+    assert remaining == list(range(9, -1, -1))
+    assert completions[10]["kind"] == "abort" and reports[10]["logs"][0]["level"] == "warn"
