@@ -8,7 +8,9 @@ import importlib.util
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import quickjs
@@ -39,18 +41,23 @@ export default async (request) => {
 """
 
 
-@pytest.mark.parametrize("ordering", ORDERINGS)
-def test_every_floor_runs_the_rate_limiter_to_its_limit(tmp_path: Path, ordering: str) -> None:
-    handler = FloorHandler(RATE_LIMIT, tmp_path / "floor.sqlite3", ordering)
-    # The limiter counts per minute: runs that crossed into the next one start again.
+def _eleven_in_one_minute(run: Callable[[dict], Any]) -> list[Any]:
+    """Eleven messages from one user through `run`, all within one minute: the limiter
+    counts per minute, so runs that crossed into the next one start again (another user)."""
     for user in ("u1", "u2"):
         minute = time.time() // 60
         outputs = [
-            handler.run({"message": {"userId": user, "text": "hi"}, "channels": ["c"]})
-            for _ in range(11)
+            run({"message": {"userId": user, "text": "hi"}, "channels": ["c"]}) for _ in range(11)
         ]
         if time.time() // 60 == minute:
             break
+    return outputs
+
+
+@pytest.mark.parametrize("ordering", ORDERINGS)
+def test_every_floor_runs_the_rate_limiter_to_its_limit(tmp_path: Path, ordering: str) -> None:
+    handler = FloorHandler(RATE_LIMIT, tmp_path / "floor.sqlite3", ordering)
+    outputs = _eleven_in_one_minute(handler.run)
     remaining = [json.loads(text)["rateLimitRemaining"] for text in outputs[:10]]
     assert remaining == list(range(9, -1, -1))
     assert outputs[10] == "abort"
@@ -105,14 +112,7 @@ def test_the_sandbox_floor_runs_the_rate_limiter_as_pfunc_does(tmp_path: Path) -
     """pfunc's own sandbox with no Python layers answers the limiter's calls as pfunc's
     kvstore does: the remaining count falls to 0, then the 11th message is aborted."""
     handler = bench_floor.SandboxFloor(RATE_LIMIT, tmp_path / "floor.sqlite3")
-    for user in ("u1", "u2"):  # runs that crossed into the next minute start again
-        minute = time.time() // 60
-        reports = [
-            handler.run({"message": {"userId": user, "text": "hi"}, "channels": ["c"]})
-            for _ in range(11)
-        ]
-        if time.time() // 60 == minute:
-            break
+    reports = _eleven_in_one_minute(handler.run)
     completions = [report["completion"] for report in reports]
     remaining = [json.loads(done["message"])["rateLimitRemaining"] for done in completions[:10]]
     assert remaining == list(range(9, -1, -1))
