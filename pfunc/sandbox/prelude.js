@@ -1262,17 +1262,21 @@ var console;
   // The index of the first property that differs, -2 for a change in a built-in's shape,
   // -1 for none.
   function __pfunc_firstDifference() {
+    if (propertyCheckCovers !== recordedKeys.length) {
+      propertyCheck = __pfunc_compilePropertyCheck();
+      propertyCheckCovers = recordedKeys.length;
+    }
+    // The property reads first: they are the only part that can run a handler's code (a
+    // getter in a built-in's place), and what it adds or locks is then counted below.
+    const changed = propertyCheck();
+    if (changed >= 0) return changed;
     for (let o = 0; o < recordedOwners.length; o++) {
       if (isExtensible(recordedOwners[o]) !== recordedExtensible[o]) return -2;
     }
     for (let c = 0; c < countedOwners.length; c++) {
       if (ownKeys(recordedOwners[countedOwners[c]]).length !== countedLengths[c]) return -2;
     }
-    if (propertyCheckCovers !== recordedKeys.length) {
-      propertyCheck = __pfunc_compilePropertyCheck();
-      propertyCheckCovers = recordedKeys.length;
-    }
-    return propertyCheck();
+    return -1;
   }
 
   // The recorded properties' check, compiled with each key spelled out where it can be
@@ -1281,7 +1285,19 @@ var console;
   // It returns the index of the first property that differs, or -1.
   let propertyCheck = null;
   let propertyCheckCovers = 0;
-  const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
+  // Whether `key` can follow a dot: ASCII letters, digits (not first), _ and $. Syntax
+  // only, no method a handler could have replaced (a RegExp's test that puts itself back
+  // after adding to Object.prototype would pass a check that called it).
+  function __pfunc_dottable(key) {
+    if (key.length === 0 || key === "__proto__") return false;
+    for (let j = 0; j < key.length; j++) {
+      const c = key[j];
+      const letter = (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || c === "_" || c === "$";
+      if (!letter && !(j > 0 && c >= "0" && c <= "9")) return false;
+    }
+    return true;
+  }
 
   function __pfunc_compilePropertyCheck() {
     let body = "";
@@ -1289,7 +1305,7 @@ var console;
       const key = recordedKeys[i];
       const owner = "o" + recordedOwnerIndex[i];
       const read = typeof key === "symbol" ? "[k[" + i + "]]"
-        : IDENTIFIER.test(key) && key !== "__proto__" ? "." + key : "[" + __pfunc_stringify(key) + "]";
+        : __pfunc_dottable(key) ? "." + key : "[" + __pfunc_stringify(key) + "]";
       const then = "v" + i;
       body += recordedAccessor[i]
         ? "now = d(" + owner + ", k[" + i + "]); if (now === undefined || now.get !== " + then +
