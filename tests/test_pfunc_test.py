@@ -849,6 +849,15 @@ def test_what_a_scenario_left_on_globals_and_modules_never_reaches_the_next(tmp_
             "typeof [].extra",
             "undefined",
         ),
+        # A getter in a built-in's place that, read by the check, puts the method back
+        # and adds to every object: the check's own read must not be what hides it.
+        (
+            "const max = Math.max; Object.defineProperty(Math, 'max', { configurable: true, "
+            "get() { Object.defineProperty(Math, 'max', { value: max, writable: true, "
+            "configurable: true }); Object.prototype.leak = 1; return max; } })",
+            "typeof ({}).leak",
+            "undefined",
+        ),
     ],
 )
 def test_a_built_in_changed_in_any_way_never_reaches_the_next_scenario(
@@ -866,6 +875,23 @@ def test_a_built_in_changed_in_any_way_never_reaches_the_next_scenario(
     passes_each_time(
         tmp_path, "change.js", f'json = {{ seen = "{expected}" }}', ["first", "second", "third"]
     )
+
+
+def test_the_built_ins_check_is_not_made_by_code_a_handler_replaced():
+    """The check of a reused context is compiled from the record with no method a
+    handler can replace: a RegExp test that puts itself back as it adds to every object
+    made the check pass with the addition in place."""
+    from pfunc.sandbox.quickjs_host import JavaScriptSandbox
+
+    sandbox = JavaScriptSandbox(
+        "export default (request) => request.ok();\n", "h.js", 32 * 1024 * 1024, 10.0, reused=True
+    )
+    sandbox._context.eval(
+        "(() => { const test = RegExp.prototype.test; RegExp.prototype.test = function (s) {"
+        " RegExp.prototype.test = test; Object.prototype.leak = 1; return test.call(this, s);"
+        " }; })();"
+    )
+    assert sandbox.reusable() is False
 
 
 def test_python_uuid_and_random_int_are_seeded_as_javascripts(tmp_path):
@@ -1171,6 +1197,36 @@ def test_a_folder_with_no_project_finds_one_written_above_it_later(tmp_path):
     )
     (tmp_path / "h.js").write_text("export default (request) => request.ok();\n")
     assert [f.name for f in _project_of(bare).functions] == ["h"]
+
+
+def test_a_scenario_folder_reached_through_a_link_follows_the_link(tmp_path):
+    """A folder reached through a symbolic link is found where the link points now (a
+    link pointed at another project between scenarios kept the first one), and a
+    pfunc.toml that is a link to nothing, written above a folder that had no project,
+    is refused as before, not skipped."""
+    from pfunc.errors import PfuncUsageError
+    from pfunc.testing.runner import _project_of
+
+    function = (
+        '[[functions]]\nname = "NAME"\nfile = "h.js"\nevent = "before-publish"\nchannels = ["c"]\n'
+    )
+    for name in ("one", "two"):
+        (tmp_path / name / "tests").mkdir(parents=True)
+        (tmp_path / name / "pfunc.toml").write_text(function.replace("NAME", name))
+        (tmp_path / name / "h.js").write_text("export default (request) => request.ok();\n")
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "one" / "tests")
+    assert [f.name for f in _project_of(link).functions] == ["one"]
+    link.unlink()
+    link.symlink_to(tmp_path / "two" / "tests")
+    assert [f.name for f in _project_of(link).functions] == ["two"]
+
+    bare = tmp_path / "bare" / "inner"
+    bare.mkdir(parents=True)
+    assert _project_of(bare).config_file is None
+    (tmp_path / "bare" / "pfunc.toml").symlink_to(tmp_path / "nowhere.toml")
+    with pytest.raises(PfuncUsageError, match="not a readable file"):
+        _project_of(bare)
 
 
 def test_a_failure_is_placed_once_with_its_column(tmp_path):

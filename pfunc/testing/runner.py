@@ -312,11 +312,19 @@ async def run_scenario(
 _PROJECTS: dict[str, tuple[tuple[int, int, int] | None, Project]] = {}  # by scenario folder
 
 
-@functools.lru_cache(maxsize=256)
+_UNLINKED: set[str] = set()  # scenario folders whose path holds no symbolic link
+
+
 def _resolved(folder: str) -> str:
-    """A scenario folder's real path, once per folder (resolving it costs a system call a
-    level: 18 us, a third of finding a project that was already read)."""
-    return os.path.realpath(folder)
+    """A scenario folder's real path: resolved once for a path with no symbolic link in
+    it (a system call a level: 18 us, a third of finding a project already read), every
+    time for one with a link, which may be pointed elsewhere between scenarios."""
+    if folder in _UNLINKED:
+        return folder
+    real = os.path.realpath(folder)
+    if real == folder and len(_UNLINKED) < 256:
+        _UNLINKED.add(folder)
+    return real
 
 
 def _project_of(folder: Path) -> Project:
@@ -342,7 +350,8 @@ def _closer_file(here: str, project: Project) -> bool:
     paths (pathlib's objects cost more than the checks)."""
     outer = None if project.config_file is None else str(project.config_file.parent)
     while here != outer:
-        if os.path.exists(os.path.join(here, PROJECT_FILE)):
+        # lexists: a link to nothing is a pfunc.toml too, one that load_project refuses.
+        if os.path.lexists(os.path.join(here, PROJECT_FILE)):
             return True
         parent = os.path.dirname(here)
         if parent == here:
