@@ -49,6 +49,7 @@ class _QuietHTTPServer(ThreadingHTTPServer):
 # holds the run open alone (the reload test, last of the alphabet's counts, added ~10 s).
 LONGEST_FIRST = (
     "test_dev_server.py",
+    "test_dev_server_edges.py",
     "test_inline.py",
     "test_console_browser.py",
     "test_python_handlers.py",
@@ -256,7 +257,7 @@ def serve_project(
 ) -> Iterator[Any]:
     """A real dev server (in this process) on a new project folder: pfunc.toml and the
     handler files (dedented); stopped when the module's tests are done."""
-    from tests.test_dev_server import InProcessDev
+    from tests.dev_harness import InProcessDev
 
     folder = tmp_path_factory.mktemp(name)
     (folder / "pfunc.toml").write_text(toml)
@@ -323,3 +324,35 @@ def process_stat(pid: str) -> list[str]:
         return (Path("/proc") / pid / "stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return []
+
+
+# --- the dev server's fixtures (tests/dev_harness.py) ------------------------------------------
+
+
+@pytest.fixture
+def dev(tmp_path: Path) -> Iterator[Any]:
+    """A dev server in this process on the test project; a file may define its own."""
+    from tests.dev_harness import InProcessDev, make_project
+
+    server = InProcessDev(make_project(tmp_path))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dev_process(tmp_path: Path) -> Iterator[Any]:
+    """The real `pfunc dev` subprocess, for the few tests of the command itself."""
+    from tests.dev_harness import DevProcess, make_project
+
+    server = DevProcess(make_project(tmp_path), "--no-intervals")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gate() -> Iterator[Any]:
+    from tests.dev_harness import Gate
+
+    opened = Gate()
+    yield opened
+    opened.close()

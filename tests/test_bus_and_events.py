@@ -430,7 +430,7 @@ def test_a_publish_made_before_the_deadline_is_delivered_after_it(tmp_path):
     publish with the parent: the child's work was done and its message lost)."""
     import time
 
-    from tests.test_dev_server import InProcessDev
+    from tests.dev_harness import InProcessDev
 
     (tmp_path / "pfunc.toml").write_text(LATE_PROJECT)
     (tmp_path / "parent.js").write_text(PARENT)

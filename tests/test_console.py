@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.dev_harness import InProcessDev
 from tests.sdk.pysdk import Recorder, py_client
-from tests.test_dev_server import InProcessDev
 
 GREET = """const db = require("kvstore");
 export default async (request) => {

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.dev_harness import InProcessDev
 from tests.sdk.pysdk import py_client
 from tests.test_console import write_project
-from tests.test_dev_server import InProcessDev
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 

@@ -18,7 +18,7 @@ import pytest
 
 from pfunc.errors import PfuncUsageError
 from pfunc.events import EventSpec, build_event
-from tests.test_dev_server import InProcessDev
+from tests.dev_harness import InProcessDev
 
 NOW = "2026-01-01T00:00:00Z"
 

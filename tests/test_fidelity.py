@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.conftest import run_cli
-from tests.test_dev_server import InProcessDev
+from tests.dev_harness import InProcessDev
 
 
 def test_resolving_with_the_request_is_ok_with_the_message_as_it_stands(harness, write_handler):

@@ -100,7 +100,7 @@ def test_malformed_expressions_are_refused(expression):
 
 
 def test_the_server_answers_400_to_a_malformed_filter(tmp_path):
-    from tests.test_dev_server import InProcessDev, make_project
+    from tests.dev_harness import InProcessDev, make_project
 
     server = InProcessDev(make_project(tmp_path))
     try:

@@ -8,8 +8,8 @@ import json
 import textwrap
 from pathlib import Path
 
+from tests.dev_harness import InProcessDev
 from tests.sdk.pysdk import py_client
-from tests.test_dev_server import InProcessDev
 
 KEYS = ("pub-c-fn", "sub-c-fn")
 PROJECT = """

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from pfunc import jsonio
 from pfunc.events import EventSpec
-from tests.test_dev_server import InProcessDev
+from tests.dev_harness import InProcessDev
 
 PROJECT = """
 [project]

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
+from tests.dev_harness import InProcessDev
 from tests.sdk.jsdk import JsSdk, SdkUnavailable, install
-from tests.test_dev_server import InProcessDev
 
 PROJECT = """
 [project]

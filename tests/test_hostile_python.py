@@ -20,7 +20,7 @@ from tests.conftest import (
     process_stat,
     start_cli,
 )
-from tests.test_dev_server import InProcessDev
+from tests.dev_harness import InProcessDev
 
 HOSTILE = HANDLERS / "hostile"
 FUNCTIONS = ("kill_parent", "fork", "thread", "stdout", "nan", "builtins_load", "background")

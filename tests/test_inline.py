@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pfunc.sandbox.inline import PROMOTE_AFTER
-from tests.test_dev_server import InProcessDev
+from tests.dev_harness import InProcessDev
 
 # A long slice of JavaScript by CPU time, which the in-line guard counts (a wait on
 # Date.now() is shorter in CPU on a busy machine): ~90 ms here.

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from tests.conftest import EXAMPLES, HANDLERS, REPO, invoke_cli
-from tests.test_dev_server import Gate, InProcessDev
+from tests.dev_harness import Gate, InProcessDev
 
 
 def run_cli(*args, cwd=None, stdin=None):  # the commands' answers: in this process

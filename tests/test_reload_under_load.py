@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_dev_server import InProcessDev
+from tests.dev_harness import InProcessDev
 
 CLIENTS = 8
 SAVES_EACH_WAY = 30

@@ -18,9 +18,9 @@ from pubnub.models.consumer.v3.channel import Channel
 from pfunc import access_tokens
 from pfunc.access_tokens import Token
 from tests.conftest import serve_project
+from tests.dev_harness import InProcessDev
 from tests.sdk.jsdk import JsClient, JsSdk, SdkError
 from tests.sdk.pysdk import py_client
-from tests.test_dev_server import InProcessDev
 
 KEYS = ("pub-c-pam", "sub-c-pam")
 SECRET = "sec-c-pam"
@@ -325,8 +325,8 @@ def test_taking_a_device_off_push_channels_needs_read_on_them(clients) -> None:
 def test_a_v2_grant_for_one_target_and_auth_keys_answers_in_pubnubs_flat_form(tmp_path) -> None:
     """As python's recorded pam fixtures (single_channel_with_auth,
     single_channel_group_with_auth): one target with auth keys names it flat."""
+    from tests.dev_harness import InProcessDev
     from tests.sdk.pysdk import py_client
-    from tests.test_dev_server import InProcessDev
 
     (tmp_path / "pfunc.toml").write_text(
         '[project]\nsubscribe_key = "sub-c-g"\npublish_key = "pub-c-g"\nsecret_key = "sec-c-g"\n'

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import serve_project
+from tests.dev_harness import InProcessDev
 from tests.sdk.jsdk import SdkError
 from tests.sdk.pysdk import py_client
-from tests.test_dev_server import InProcessDev
 from tests.test_sdk_js import kv_get
 
 KEYS = ("pub-c-files", "sub-c-files")

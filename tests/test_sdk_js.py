@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import run_cli, serve_project
+from tests.dev_harness import InProcessDev
 from tests.sdk.jsdk import SdkError
-from tests.test_dev_server import InProcessDev
 
 KEYS = ("pub-c-js", "sub-c-js")
 PROJECT = """

@@ -15,8 +15,8 @@ import pytest
 
 from pfunc.app_context_shapes import ObjectsError
 from tests.conftest import serve_project
+from tests.dev_harness import InProcessDev
 from tests.sdk.jsdk import SdkError
-from tests.test_dev_server import InProcessDev
 
 KEYS = ("pub-c-obj", "sub-c-obj")
 PROJECT = """

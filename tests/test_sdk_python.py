@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from pubnub.enums import PNPushEnvironment, PNPushType
 
+from tests.dev_harness import InProcessDev
 from tests.sdk.pysdk import Recorder, py_client
-from tests.test_dev_server import InProcessDev
 
 KEYS = ("pub-c-py", "sub-c-py")
 

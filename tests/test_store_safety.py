@@ -248,7 +248,7 @@ def test_a_dev_server_write_waiting_for_the_lock_past_the_time_limit_never_commi
     its own): that wait, too, ends with the execution's time, and commits nothing after."""
     import threading
 
-    from tests.test_dev_server import InProcessDev
+    from tests.dev_harness import InProcessDev
 
     (tmp_path / "pfunc.toml").write_text(
         '[project]\nsubscribe_key = "sub-c-l"\npublish_key = "pub-c-l"\n\n'

@@ -136,7 +136,7 @@ def test_a_functions_own_file_is_watched_whatever_its_name_or_folder(tmp_path: P
     outside the project, and .env beside pfunc.toml: each save is reloaded and served,
     where the first three had run the first version for good, silently, and .env waited
     for a save of pfunc.toml."""
-    from tests.test_dev_server import InProcessDev
+    from tests.dev_harness import InProcessDev
 
     project, outside = tmp_path / "project", tmp_path / "elsewhere"
     (project / ".fn").mkdir(parents=True)
@@ -197,7 +197,7 @@ def test_a_function_that_cannot_load_is_named_at_start_and_when_pfunc_toml_adds_
     pfunc.toml that adds one, now name it with its place and code frame, compiling it
     without running it. A change of keys or kv, which a running server cannot apply,
     is said too."""
-    from tests.test_dev_server import InProcessDev
+    from tests.dev_harness import InProcessDev
 
     (tmp_path / "bad.js").write_text("export default (request) => { request.ok(\n")
     (tmp_path / "worse.py").write_text("def handler(request):\n    return request.ok(\n")
@@ -239,7 +239,7 @@ def test_a_folder_swapped_in_or_made_with_its_files_is_reloaded(tmp_path: Path) 
     """`mv handlers handlers.old && mv next handlers` (a deploy script, a branch tool)
     sends no event for the files inside: the old code served on. Nor did a file written
     into a folder made an instant before (`mkdir -p a/b && echo ... > a/b/x.js`)."""
-    from tests.test_dev_server import InProcessDev
+    from tests.dev_harness import InProcessDev
 
     def answer(word: str) -> str:
         return f"export default (request, response) => response.send('{word}');\n"
@@ -324,7 +324,7 @@ def test_a_pfunc_toml_save_keeps_the_timers_of_interval_functions_it_left_alone(
 ) -> None:
     """Every save of pfunc.toml restarted every interval timer, so a function whose
     schedule had not changed skipped a run; now only a changed schedule restarts."""
-    from tests.test_dev_server import InProcessDev, make_ticking_project
+    from tests.dev_harness import InProcessDev, make_ticking_project
 
     make_ticking_project(tmp_path)
     server = InProcessDev(tmp_path, intervals=True)

@@ -534,7 +534,7 @@ def test_mocked_requests_settle_in_the_order_they_were_made_in_every_driver(tmp_
     """A mocked request never waits on the network: it is answered as a local call is,
     at once and in call order, so Promise.race and .then order do not depend on the
     driver (pfunc run, pfunc test, pfunc dev on a thread or on its own loop)."""
-    from tests.test_dev_server import InProcessDev
+    from tests.dev_harness import InProcessDev
 
     (tmp_path / "pfunc.toml").write_text(MOCK_ORDER_PROJECT)
     (tmp_path / "order.js").write_text(MOCK_ORDER)
