@@ -257,15 +257,21 @@ def make_ticking_project(folder: Path) -> None:
         )
 
 
-def sdk(dev: DevHarness, user: str = "tester"):
+def python_sdk(port: int, user: str, publish_key: str, subscribe_key: str):
+    """The official Python SDK pointed at a dev server on `port`."""
     from pubnub.pnconfiguration import PNConfiguration
     from pubnub.pubnub import PubNub
 
     config = PNConfiguration()
-    config.publish_key, config.subscribe_key, config.user_id = "pub-c-t", "sub-c-t", user
-    config.origin = f"127.0.0.1:{dev.port}"
+    config.publish_key, config.subscribe_key, config.user_id = publish_key, subscribe_key, user
+    config.origin = f"127.0.0.1:{port}"
     config.ssl = False
     return PubNub(config)
+
+
+def sdk(dev: DevHarness, user: str = "tester"):
+    """The SDK on the test project's keys (PROJECT)."""
+    return python_sdk(dev.port, user, "pub-c-t", "sub-c-t")
 
 
 class Collector:

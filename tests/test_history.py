@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.dev_harness import InProcessDev
+from tests.dev_harness import python_sdk as harness_sdk
 from tests.sdk.jsdk import JsSdk, SdkUnavailable, install
 
 PROJECT = """
@@ -37,14 +38,7 @@ def project(folder: Path) -> Path:
 
 
 def python_sdk(port: int, user: str = "ada"):
-    from pubnub.pnconfiguration import PNConfiguration
-    from pubnub.pubnub import PubNub
-
-    config = PNConfiguration()
-    config.publish_key, config.subscribe_key, config.user_id = "pub-c-h", "sub-c-h", user
-    config.origin = f"127.0.0.1:{port}"
-    config.ssl = False
-    return PubNub(config)
+    return harness_sdk(port, user, "pub-c-h", "sub-c-h")
 
 
 def test_history_round_trips_with_the_python_sdk_and_survives_a_restart(tmp_path):

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import run_cli, serve_project
+from tests.dev_harness import HANDLERS as DEV_HANDLERS
 from tests.dev_harness import InProcessDev
 from tests.sdk.jsdk import SdkError
 
@@ -39,13 +40,7 @@ event = "after-presence"
 channels = ["lobby"]
 """
 HANDLERS = {
-    "shout.js": """
-        export default (request) => {
-          if (request.message.text === "blocked") return request.abort("blocked word");
-          request.message.text = String(request.message.text).toUpperCase();
-          return request.ok();
-        };
-    """,
+    "shout.js": DEV_HANDLERS["shout.js"],  # the dev server tests' own
     "fired.js": """
         const db = require("kvstore");
         export default async (request) => {
