@@ -588,6 +588,29 @@ def test_caught_calls_of_a_non_function_in_a_minified_handler_stay_cheap(harness
     assert result.message == {"n": 2000, "last": "o.x is not a function"}
 
 
+def test_a_failed_call_rejects_even_when_its_stack_cannot_be_written(harness, write_handler):
+    """A module call's rejection reaches the handler without its call site's frames when
+    those cannot be written (a built-in the stack writer uses, replaced while the call was
+    under way): it had made settling fail, and the execution an error of pfunc's."""
+    handler = write_handler(
+        """
+        const db = require("kvstore");
+        export default async (request) => {
+          const map = Array.prototype.map;
+          const pending = db.get("");
+          Array.prototype.map = function () { throw new Error("map replaced"); };
+          try { await pending; } catch (e) { request.message.caught = e.message; }
+          Array.prototype.map = map;
+          return request.ok();
+        };
+        """,
+        "settled.js",
+    )
+    result = harness.run(handler)
+    assert result.outcome == "ok", result.error
+    assert result.message["caught"] == "kvstore.get: key is empty; pass a non-empty key"
+
+
 def test_a_replaced_built_in_never_breaks_how_a_failed_call_is_worded(harness, write_handler):
     """The callee reader runs in the handler's realm: with String.prototype.slice and
     RegExp.prototype.test replaced by throwing functions, a failed call still throws its

@@ -479,12 +479,10 @@ var console;
     // The frames of the call site, under this error's own first line.
     const sites = waiter.site.stack;
     const name = waiter.method.slice(waiter.method.lastIndexOf(".") + 1); // objects.getX: getX
-    let site = "";
-    try { // the call site's frames; the rejection stands without them if they cannot be had
-      site = Array.isArray(sites) ? __pfunc_prepareStack(waiter.site, sites, name) : "";
-    } catch (error) {
-      site = "";
-    }
+    // The call site's frames; the rejection stands without them when they cannot be had
+    // (prepareStack, which never throws, gives no text when writing them failed).
+    const written = Array.isArray(sites) ? __pfunc_prepareStack(waiter.site, sites, name) : "";
+    const site = typeof written === "string" ? written : "";
     const frames = site.indexOf("\n") >= 0 ? site.slice(site.indexOf("\n")) : "";
     __pfunc_hide(error, "stack", Kind.name + ": " + info.message + frames);
     waiter.reject(error);
