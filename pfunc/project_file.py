@@ -73,6 +73,21 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str]:
         raise PfuncUsageError(f"{path}: cannot read it: {error.strerror or error}") from None
 
 
+def assignment_line(
+    lines: list[str], start: int, assignment: re.Pattern[str], end: int | None = None
+) -> int | None:
+    """The index of the first of `lines` from `start` (a table's own line) that
+    `assignment` finds, before the next table's header and `end`; None if none does: a
+    key's line in a TOML table, for errors that name it (pfunc.toml's and scenarios')."""
+    for number in range(start, len(lines) if end is None else min(end, len(lines))):
+        line = lines[number]
+        if number > start and line.lstrip().startswith("["):
+            return None
+        if assignment.search(line):
+            return number
+    return None
+
+
 def parse_project(config_file: Path) -> Project:
     data, text = read_toml(config_file)
     root = config_file.parent
@@ -180,12 +195,8 @@ class _Reader:
         if key is None:
             return start + 1
         assignment = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
-        for number in range(start + 1, len(self.lines)):
-            if re.match(r"^\s*\[", self.lines[number]):
-                break
-            if assignment.match(self.lines[number]):
-                return number + 1
-        return start + 1
+        found = assignment_line(self.lines, start, assignment)
+        return (start if found is None else found) + 1
 
     def _where(self, table: str, index: int | None, key: str | None) -> str:
         line = self._line_of(table, index, key)

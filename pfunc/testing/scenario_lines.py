@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+from pfunc.project_file import assignment_line
+
 
 class ScenarioLines:
     def __init__(self, text: str) -> None:
@@ -69,11 +71,5 @@ class ScenarioLines:
             return start
         quoted = re.escape(key)
         assignment = re.compile(rf"(^|[{{,]\s*)\s*(\"{quoted}\"|'{quoted}'|{quoted})\s*=")
-        for number, line in span:
-            if number < start:
-                continue
-            if number > start and line.lstrip().startswith("["):
-                break  # the next table: the key is not written plainly in this one
-            if assignment.search(line):
-                return number
-        return start
+        found = assignment_line(self.text, start - 1, assignment, last)  # (lines count from 1)
+        return start if found is None else found + 1
