@@ -123,12 +123,11 @@ class Admin:
                     )
             else:
                 raise PfuncUsageError(CONSOLE_HELP)
-        except (FunctionNotFound, PfuncUsageError) as error:
-            said = {"command": shortened(line.strip(), 200), "error": shortened(str(error), 1000)}
-            self.state.log({"type": "console-error", **said})
-        except Exception as error:  # a fault of pfunc's own: say so, keep serving
-            said = {"command": shortened(line.strip(), 200), "error": shortened(repr(error), 1000)}
-            self.state.log({"type": "console-error", **said})
+        except Exception as error:  # a mistake in the line, or a fault of pfunc's own: said
+            mistake = isinstance(error, FunctionNotFound | PfuncUsageError)
+            said = shortened(str(error) if mistake else repr(error), 1000)
+            command = shortened(line.strip(), 200)
+            self.state.log({"type": "console-error", "command": command, "error": said})
 
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response({"functions": describe_functions(self.state)})
