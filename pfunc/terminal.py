@@ -49,7 +49,7 @@ def shell_word(text: str) -> str:
     POSIX since 2024) when it holds a control character, written as an escape."""
     import shlex
 
-    if text.translate(_CONTROL_ONE_LINE) == text:
+    if one_line(text) == text:  # no control character
         return shlex.quote(text)
     escaped = text.replace("\\", "\\\\").replace("'", "\\'").translate(_SHELL_CONTROL)
     return f"$'{escaped}'"
