@@ -378,3 +378,41 @@ def test_children_that_end_after_leaving_their_parent_are_reaped(dev):
         ]
 
     assert _wait_until(no_zombies)
+
+
+ORPHANER = """
+import os
+import time
+
+
+def handler(request):
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # forks a grandchild and ends: the grandchild is adopted above the worker
+        grandchild = os.fork()
+        if grandchild == 0:
+            time.sleep(60)
+            os._exit(0)
+        os.write(write, str(grandchild).encode())
+        os._exit(0)
+    grandchild = int(os.read(read, 32))
+    os.waitpid(child, 0)  # reaped: the worker itself has no child left
+    request.message = {"pid": grandchild}
+    return request.ok()
+"""
+
+
+def test_a_grandchild_adopted_above_the_worker_is_found_and_killed(harness, tmp_path):
+    """The worker has no child left, but the one it reaped left a child of its own, which
+    the worker's intermediate parent adopted: still found, named and killed, and again by
+    the worker that replaces it (under a parent of its own)."""
+    handler = tmp_path / "orphaner.py"
+    handler.write_text(ORPHANER)
+    for _ in range(2):
+        result = harness.run(handler)
+        assert result.outcome == "ok", result.error
+        assert result.warnings == [
+            "the handler left 1 child process(es) running; they were killed with the worker"
+        ]
+        pid = result.message["pid"]
+        assert _wait_until(lambda: process_ended(pid)), pid  # noqa: B023 - checked here

@@ -218,14 +218,46 @@ def _finish_leftover_tasks(execution: _Execution) -> None:
     )
 
 
-def _adopted(parent: int, me: int) -> bool:
-    """Whether the intermediate parent (one thread: one list to read) has a child besides
-    this worker: one the handler left, adopted."""
+def _has_children() -> bool:
+    """Whether this worker has a child (running, or ended and not reaped), whichever of its
+    threads started it: one system call, which neither waits nor reaps."""
     try:
-        with open(f"/proc/{parent}/task/{parent}/children", "rb") as listed:
-            return any(int(child) != me for child in listed.read().split())
-    except OSError:
-        return os.path.isdir("/proc/self/task")  # no list where there is /proc: count
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    except OSError:  # no waitid: count them
+        return True
+    return True
+
+
+class _ParentsChildren:
+    """The intermediate parent's list of children in /proc, opened once and read again at
+    each look (a read of an open list is ~1 us; opening it again, ~10)."""
+
+    def __init__(self) -> None:
+        self.parent = -1
+        self.listed = -1
+
+    def others_than(self, parent: int, me: int) -> bool:
+        """Whether `parent` (one thread: one list) has a child besides this worker: one
+        the handler left, adopted; True when it cannot be read and there is /proc."""
+        try:
+            if parent != self.parent:
+                self._close()
+                self.listed = os.open(f"/proc/{parent}/task/{parent}/children", os.O_RDONLY)
+                self.parent = parent
+            return any(int(child) != me for child in os.pread(self.listed, 1 << 16, 0).split())
+        except (OSError, ValueError):  # (ValueError: a handler closed it, and reused its number)
+            self.parent = self.listed = -1  # opened again next time; not closed: maybe not ours
+            return os.path.isdir("/proc/self/task")  # no list where there is /proc: count
+
+    def _close(self) -> None:
+        if self.listed >= 0:
+            os.close(self.listed)
+        self.parent = self.listed = -1
+
+
+_PARENTS_CHILDREN = _ParentsChildren()
 
 
 def _left_running() -> list[str]:
@@ -238,11 +270,10 @@ def _left_running() -> list[str]:
     # Below the intermediate parent (a subreaper: a child that left its own parent is
     # its now), all but this worker, and but those that ended (zombies, not reaped).
     # Counted only when this worker or its parent has a child besides it: most handlers
-    # start none, and the two lists are a few reads.
+    # start none, and the two looks cost two system calls, where the count reads /proc.
     me, parent = os.getpid(), os.getppid()
     children = 0
-    mine = process_tree.children_of(me)  # None: the kernel keeps no lists (count anyway)
-    if mine is None or mine or _adopted(parent, me):
+    if _has_children() or _PARENTS_CHILDREN.others_than(parent, me):
         children = max(0, process_tree.running_below(parent) - 1)  # this worker is one
     if children:
         left.append(
