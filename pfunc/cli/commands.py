@@ -304,8 +304,7 @@ def test_command(
     workers: str | None,
 ) -> None:
     """Run scenario files (*.test.toml): PATHS, or the project's tests/ and examples/."""
-    import asyncio
-
+    from pfunc.aio import run_on_new_loop
     from pfunc.project_file import load_project
     from pfunc.testing import report
     from pfunc.testing.runner import run_scenario
@@ -348,7 +347,7 @@ def test_command(
                     break
             return results
 
-        results = asyncio.run(run_all())
+        results = run_on_new_loop(run_all())
     except PfuncUsageError as error:
         usage_failure(str(error))
     finally:

@@ -5,7 +5,6 @@ fresh store, fixed clock and seed); `pfunc test -n N` goes through this path too
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -178,11 +177,12 @@ class ScenarioItem(pytest.Item):
         self.scenario = scenario
 
     def runtest(self) -> None:
+        from pfunc.aio import run_on_new_loop
         from pfunc.testing.report import crashed_case, failure_text, junit_case
         from pfunc.testing.runner import run_scenario
 
         try:
-            result = asyncio.run(run_scenario(self.scenario))
+            result = run_on_new_loop(run_scenario(self.scenario))
         except Exception as error:  # still a case of the JUnit file, as a failure
             self.user_properties.append((CASE, json.dumps(crashed_case(self.scenario, error))))
             raise
