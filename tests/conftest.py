@@ -47,22 +47,24 @@ class _QuietHTTPServer(ThreadingHTTPServer):
 # The test files that take longest, handed out first. `--dist loadfile` (pyproject.toml)
 # gives whole files to workers in collection order, and a long file handed out last
 # holds the run open alone (the reload test, last of the alphabet's counts, added ~10 s).
-LONGEST_FIRST = (
-    "test_dev_server.py",
+LONGEST_FIRST = (  # by each file's wall time in a run with four workers (2026-11-30)
+    "test_pytest_plugin.py",
+    "test_pfunc_test.py",
     "test_dev_server_edges.py",
     "test_inline.py",
-    "test_console_browser.py",
-    "test_python_handlers.py",
-    "test_pytest_plugin.py",
-    "test_cli_run.py",
-    "test_pfunc_test.py",
-    "test_reload_under_load.py",
-    "test_hostile.py",
+    "test_dev_server.py",
     "test_hostile_python.py",
-    "test_store_safety.py",
+    "test_python_handlers.py",
+    "test_console_browser.py",
+    "test_cli_run.py",
+    "test_hostile.py",
+    "test_reload_under_load.py",
     "test_loop_free_run.py",
+    "test_store_safety.py",
     "test_readme.py",
     "test_watcher.py",
+    "test_console.py",
+    "test_kv_cli.py",
     "test_sdk_js.py",
 )
 
