@@ -1264,3 +1264,19 @@ def test_save_reads_a_header_in_any_case_and_a_project_without_test_folders_is_t
     assert looked.code == 2 and f"looks in {tmp_path / 'tests'} and" in looked.stderr
     ran = invoke_cli("test", ".", cwd=tmp_path)
     assert ran.code == 0, ran.stdout
+
+
+def test_a_saved_value_fills_a_key_and_a_step_without_one_is_sent_as_written(tmp_path):
+    """${name} is replaced in a table's keys as in its values (a step is substituted only
+    when "${" is somewhere in it, keys included); a step with none is sent as written."""
+    (tmp_path / "echo.js").write_text("export default (request) => request.ok();\n")
+    (tmp_path / "keys.test.toml").write_text(
+        '[[scenario]]\nname = "keys"\nfile = "echo.js"\n\n'
+        '[[scenario.step]]\npublish = { message = { id = "abc" } }\nsave = { id = "message.id" }\n\n'
+        '[[scenario.step]]\npublish = { message = { "${id}" = "x" } }\n'
+        'expect = { message = { abc = "x" } }\n\n'
+        '[[scenario.step]]\npublish = { message = { "$id" = "{id}" } }\n'
+        'expect = { message = { "$id" = "{id}" } }\n'
+    )
+    run = invoke_cli("test", "keys.test.toml", cwd=tmp_path)
+    assert run.code == 0 and "1 passed" in run.stdout, run.stdout

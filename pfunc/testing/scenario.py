@@ -94,6 +94,9 @@ class Step:
     save: dict[str, str] = field(
         default_factory=dict
     )  # name -> path in the result, e.g. json.token
+    # Whether "${" is anywhere in its event or expectations (a key too): only such a step
+    # is substituted with what earlier steps saved.
+    templated: bool = True
 
 
 @dataclass
@@ -407,6 +410,7 @@ def _step(
         advance=advance,
         expect=expect,
         save=_save_table(path, line, where, entry.get("save", {})),
+        templated="${" in json.dumps([entry[kinds[0]], expect], default=str),
     )
 
 
