@@ -91,12 +91,8 @@ class Step:
     event: str | None
     advance: float  # seconds to move the clock before the event
     expect: dict[str, Any]
-    save: dict[str, str] = field(
-        default_factory=dict
-    )  # name -> path in the result, e.g. json.token
-    # Whether "${" is anywhere in its event or expectations (a key too): only such a step
-    # is substituted with what earlier steps saved.
-    templated: bool = True
+    save: dict[str, str] = field(default_factory=dict)  # name -> path in the result: json.x
+    templated: bool = True  # "${" in its event or expectations (a key too): substituted
 
 
 @dataclass
