@@ -4,6 +4,7 @@ handler leaves running dies with its worker, and the protocol cannot be corrupte
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import time
 
 import pytest
 
+from pfunc.events import MessageEvent
 from tests.conftest import (
     HANDLERS,
     process_descendants,
@@ -416,3 +418,91 @@ def test_a_grandchild_adopted_above_the_worker_is_found_and_killed(harness, tmp_
         ]
         pid = result.message["pid"]
         assert _wait_until(lambda: process_ended(pid)), pid  # noqa: B023 - checked here
+
+
+CLONER = """
+import ctypes
+import os
+import time
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def handler(request):
+    pid = libc.syscall(56, 0, 0, 0, 0, 0)  # clone(2) with no exit signal (x86_64's number)
+    if pid == 0:
+        time.sleep(60)
+        os._exit(0)
+    request.message = {"pid": pid}
+    return request.ok()
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="clone's system call number is x86_64's")
+def test_a_child_cloned_to_signal_nothing_when_it_ends_is_found_and_killed(harness, tmp_path):
+    """A raw clone(2) whose end sends no SIGCHLD: waitid sees it only with __WALL."""
+    handler = tmp_path / "cloner.py"
+    handler.write_text(CLONER)
+    result = harness.run(handler)
+    assert result.outcome == "ok", result.error
+    assert result.warnings == [
+        "the handler left 1 child process(es) running; they were killed with the worker"
+    ]
+    pid = result.message["pid"]
+    assert _wait_until(lambda: process_ended(pid)), pid
+
+
+SWAPPER = """
+import os
+import time
+
+
+def handler(request):
+    if request.message.get("calm"):  # the first execution: the worker opens its list after
+        return request.ok()
+    for name in os.listdir("/proc/self/fd"):  # that list, kept open: an empty file on it
+        try:
+            kept = os.readlink(f"/proc/self/fd/{name}").endswith("/children")
+        except OSError:
+            continue
+        if kept:
+            empty = os.open("/dev/null", os.O_RDONLY)
+            os.dup2(empty, int(name))
+            os.close(empty)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # forks a grandchild and ends: the grandchild is adopted above the worker
+        grandchild = os.fork()
+        if grandchild == 0:
+            time.sleep(60)
+            os._exit(0)
+        os.write(write, str(grandchild).encode())
+        os._exit(0)
+    grandchild = int(os.read(read, 32))
+    os.waitpid(child, 0)
+    request.message = {"pid": grandchild}
+    return request.ok()
+"""
+
+
+def test_a_descriptor_the_handler_swaps_does_not_hide_what_it_leaves(harness, tmp_path):
+    """The worker keeps its parent's list of children open between executions; a handler
+    that puts an empty file on that descriptor still has its adopted grandchild found."""
+    swapper = tmp_path / "swapper.py"
+    swapper.write_text(SWAPPER)
+
+    async def in_one_worker() -> list:
+        async with harness.engine() as engine:
+            executor = engine.functions.executor_for_file(swapper)
+            return [
+                await executor.run(MessageEvent("before-publish", message))
+                for message in ({"calm": True}, {})  # the second swaps what the first opened
+            ]
+
+    calm, swapped = asyncio.run(in_one_worker())
+    assert calm.outcome == "ok" and swapped.outcome == "ok", (calm.error, swapped.error)
+    assert swapped.warnings == [
+        "the handler left 1 child process(es) running; they were killed with the worker"
+    ]
+    pid = swapped.message["pid"]
+    assert _wait_until(lambda: process_ended(pid)), pid
