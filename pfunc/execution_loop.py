@@ -173,7 +173,7 @@ class ExecutionLoop:
                         if self.replay is not None and self.replay.owes_changes():
                             return self._diverged()  # it ended without a change the first made
                         return None
-                    return never_settled(self.executor.display_path, self.budget)
+                    return never_settled(self.sandbox, self.budget)
                 if not await self._collect_answers(settlements):
                     return self._out_of_time()
                 settled, calls = await self._advance(settlements)

@@ -244,11 +244,21 @@ def _checked_headers(result: Result, headers: dict[str, str]) -> dict[str, str] 
     return kept
 
 
-def never_settled(display_path: str, budget: Budget) -> ExecutionError:
-    """A handler whose Promise nothing will settle. A call whose rejection nothing handled
-    is the usual cause (its Promise waited on what a `then` of that call would have done):
-    the last one that failed is named, as a possibility (pfunc cannot see whether the
-    handler caught it)."""
+def never_settled(sandbox: Sandbox, budget: Budget) -> ExecutionError:
+    """A handler waiting on what nothing will complete. In JavaScript a call whose
+    rejection nothing handled is the usual cause (its Promise waited on what a `then` of
+    that call would have done): the last one that failed is named, as a possibility
+    (pfunc cannot see whether the handler caught it). In Python a failed call raises in
+    the handler, so nothing waits on it; the worker's loop found nothing that could end
+    the wait (python_loop.py)."""
+    display_path = sandbox.display_path
+    if sandbox.language == "python":
+        return ExecutionError(
+            "Error",
+            f"{display_path}: the handler is waiting on an awaitable that nothing will complete "
+            "(no host call is pending, and no timer, thread, file descriptor or signal "
+            "handler could end the wait); complete it or remove the await",
+        )
     cause = ""
     failed = budget.failed_calls()
     if failed:

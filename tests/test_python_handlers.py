@@ -856,3 +856,62 @@ def test_request_ok_in_an_on_request_handler_is_no_function_as_in_javascript(tmp
     assert [error["type"] for error in errors] == ["TypeError", "TypeError"]
     assert errors[0]["message"].startswith("request.ok is not a function")
     assert errors[1]["message"].startswith("request.ok is not a function")
+
+
+WAITER = """
+import asyncio
+
+
+async def handler(request):
+    if request.message.get("wait") == "event":  # nothing will ever set it
+        await asyncio.Event().wait()
+    elif request.message.get("wait") == "stubborn":  # and once cancelled, waits again
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await asyncio.get_running_loop().create_future()
+    elif request.message.get("wait") == "timer":
+        await asyncio.sleep(0.05)
+    return request.ok()
+"""
+
+
+def test_awaiting_what_nothing_can_complete_ends_at_once_as_a_promise_does(harness, tmp_path):
+    """JavaScript's `await new Promise(() => {})` ends at once with an error that says so;
+    a Python handler's await on what nothing can complete (no host call, timer, thread,
+    descriptor or signal handler) ran to the time limit and read as a timeout. Its worker
+    serves the next execution; one that waits again once cancelled is replaced."""
+    import asyncio
+
+    from pfunc.events import MessageEvent
+
+    handler = tmp_path / "waiter.py"
+    handler.write_text(WAITER)
+    (tmp_path / "waiter.js").write_text(
+        "export default async (request) => { await new Promise(() => {}); return request.ok(); };\n"
+    )
+
+    async def in_one_worker() -> list:
+        async with harness.engine() as engine:
+            executor = engine.functions.executor_for_file(handler)
+            waits = ("event", "timer", "stubborn", None)
+            return [
+                await executor.run(MessageEvent("before-publish", {"wait": wait})) for wait in waits
+            ]
+
+    stuck, timer, stubborn, plain = asyncio.run(in_one_worker())
+    assert stuck.outcome == "error" and stuck.error.type == "Error", stuck.error
+    assert stuck.error.message == (
+        f"{handler}: the handler is waiting on an awaitable that nothing will complete (no host "
+        "call is pending, and no timer, thread, file descriptor or signal handler could end the "
+        "wait); complete it or remove the await"
+    )
+    assert stuck.warnings == []
+    assert timer.outcome == "ok", timer.error  # a timer ends the wait: the same worker goes on
+    assert stubborn.outcome == "error" and "nothing will complete" in stubborn.error.message
+    assert stubborn.warnings == [
+        "an asyncio task went on waiting once cancelled; the worker was replaced"
+    ]
+    assert plain.outcome == "ok", plain.error
+    javascript = harness.run(tmp_path / "waiter.js")
+    assert "waiting on a Promise that nothing will settle" in javascript.error.message

@@ -78,6 +78,7 @@ class Sandbox(Protocol):
     source: str  # the handler's code it loaded
     # Internal host modules this language's handlers reach (Python: "builtin").
     internal_modules: tuple[str, ...]
+    language: str  # "javascript" or "python": how errors name what a handler awaits
     # The handler returned while work it left runs on (Python: its asyncio tasks; a
     # JavaScript handler's settling reaches the host with its calls instead).
     returned: bool

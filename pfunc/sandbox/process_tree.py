@@ -55,6 +55,66 @@ def children_of(pid: int) -> list[int] | None:
     return children
 
 
+# Linux's __WALL (not in Python's os): waitid sees every child, also one made by a clone
+# whose end signals nothing or another signal than SIGCHLD (a raw clone(2) from ctypes).
+_ALL_CHILDREN = 0x40000000
+
+
+def has_children() -> bool:
+    """Whether this process has a child (running, or ended and not reaped), whichever of
+    its threads started it and however: one system call, which neither waits nor reaps."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT | _ALL_CHILDREN)
+    except ChildProcessError:
+        return False
+    except OSError:  # no waitid, or no __WALL: count them
+        return True
+    return True
+
+
+class ParentsChildren:
+    """A parent's list of children in /proc (the Python worker's intermediate parent's),
+    opened once and read again at each look (a read of an open list is ~1 us; opening it
+    again, ~10). A handler runs in the worker and may put a file of its own on the
+    descriptor's number (dup2): the descriptor is checked to be the list opened (its
+    device and inode) before each read."""
+
+    def __init__(self) -> None:
+        self.parent = -1
+        self.listed = -1
+        self.identity = (-1, -1)
+
+    def others_than(self, parent: int, me: int) -> bool:
+        """Whether `parent` (one thread: one list) has a child besides `me`: in the
+        worker, one the handler left, adopted; True when it cannot be read and there is
+        /proc."""
+        try:
+            if parent != self.parent or self._identity() != self.identity:
+                self._forget()
+                listed = os.open(f"/proc/{parent}/task/{parent}/children", os.O_RDONLY)
+                self.parent, self.listed = parent, listed
+                self.identity = self._identity()
+            return any(int(child) != me for child in os.pread(self.listed, 1 << 16, 0).split())
+        except (OSError, ValueError):
+            self._forget()
+            return os.path.isdir("/proc/self/task")  # no list where there is /proc: count
+
+    def _identity(self) -> tuple[int, int]:
+        if self.listed < 0:
+            return (-1, -1)
+        try:
+            status = os.fstat(self.listed)
+        except OSError:
+            return (-1, -1)
+        return (status.st_dev, status.st_ino)
+
+    def _forget(self) -> None:
+        """Close the list if the descriptor is still it (else it is the handler's now)."""
+        if self.listed >= 0 and self._identity() == self.identity:
+            os.close(self.listed)
+        self.parent, self.listed, self.identity = -1, -1, (-1, -1)
+
+
 def _children_table() -> dict[int, list[int]]:
     """Every process's children, from one scan of /proc (each one's parent)."""
     table: dict[int, list[int]] = {}

@@ -64,6 +64,7 @@ _EXIT_RELAY_SECONDS = 0.5
 class PythonSandbox:
     # Python handlers reach the synchronous built-ins through the host.
     internal_modules: tuple[str, ...] = ("builtin",)
+    language = "python"
 
     def __init__(
         self,
@@ -319,7 +320,8 @@ class PythonSandbox:
             self.broken = True
             raise SandboxInterrupted(CORRUPTED)
         self._done = message
-        return True, []
+        # settled False: it waits on what nothing can complete (python_loop.py)
+        return message.get("settled") is not False, []
 
     def finish(self) -> dict[str, Any] | None:
         done, self._done = self._done, None

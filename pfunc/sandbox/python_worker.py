@@ -33,6 +33,7 @@ from pfunc.sandbox.python_api import (
     Response,
     _Execution,
 )
+from pfunc.sandbox.python_loop import NothingCanWake, cancel_all, new_loop
 
 
 def _error_info(error: BaseException, handler_file: str) -> dict[str, Any]:
@@ -149,11 +150,14 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
         args = (Request(execution),)
     error: dict[str, Any] | None = None
     message_family = family not in ("request", "interval")
+    waiting = False  # on what nothing can complete (python_loop.py)
 
     def returned(outcome: Any, failure: BaseException | None) -> None:
         """The handler's own ending, the moment it returns (before any task it left takes
         a step): what stands even if those tasks are stopped at the time limit."""
         nonlocal error
+        if waiting:  # cancelled below: it never ended by itself
+            return
         try:
             if failure is not None:
                 raise failure
@@ -175,108 +179,56 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
         returned(None, failure)
     else:
         if inspect.isawaitable(outcome):
-            _LOOP.run_until_complete(_settling(outcome, returned))
+            try:
+                _LOOP.run_until_complete(_settling(outcome, returned))
+            except NothingCanWake:  # the host words it, as a JavaScript Promise's
+                waiting = True
         else:
             returned(outcome, None)
-    _finish_leftover_tasks(execution)
+    # A task that goes on waiting once cancelled goes with the worker, which is replaced.
+    kept_waiting = not cancel_all(_LOOP) if waiting else _finish_leftover_tasks(execution)
     for call in execution.unperformed:
         execution.warnings.append(
             f"{call.label()} was never awaited, so it was not performed: in Python a "
             "module call runs when it is awaited (or .result() is called), unlike a "
             "JavaScript Promise; await it"
         )
+    left = _left_running()
+    if kept_waiting:
+        left.append("an asyncio task went on waiting once cancelled; the worker was replaced")
     return {
         "op": "done",
+        "settled": not waiting,
         "completion": execution.completion,
         "warnings": execution.warnings,
         "error": error,
-        "left_running": _left_running(),
+        "left_running": left,
     }
 
 
-def _finish_leftover_tasks(execution: _Execution) -> None:
+def _finish_leftover_tasks(execution: _Execution) -> bool:
     """asyncio tasks the handler started and did not await: as a JavaScript handler's
     un-awaited work, they may finish within the time limit (their module calls reported as
     un-awaited), and what is still running then is cancelled, so that none runs inside a
-    later execution (and spends its operations)."""
+    later execution (and spends its operations). True when one went on waiting even so."""
     pending = [task for task in asyncio.all_tasks(_LOOP) if not task.done()]
     if not pending:
-        return
+        return False
     # A little before the limit: the host stops the whole worker at it.
     left = None if execution.deadline is None else execution.deadline - time.monotonic() - 0.05
     _, still = _LOOP.run_until_complete(
         asyncio.wait(pending, timeout=None if left is None else max(left, 0))
     )
-    for task in still:
-        task.cancel()
-    if still:
-        _LOOP.run_until_complete(asyncio.gather(*still, return_exceptions=True))
+    went_on = bool(still) and not cancel_all(_LOOP)
     cut = f"; {len(still)} still running at the time limit were cancelled" if still else ""
     execution.warnings.append(
         f"the handler left {len(pending)} asyncio task(s) running after it finished; pfunc "
         f"let them finish{cut} (PubNub only guarantees awaited work: await them)"
     )
+    return went_on
 
 
-# Linux's __WALL (not in Python's os): waitid sees every child, also one made by a clone
-# whose end signals nothing or another signal than SIGCHLD (a raw clone(2) from ctypes).
-_ALL_CHILDREN = 0x40000000
-
-
-def _has_children() -> bool:
-    """Whether this worker has a child (running, or ended and not reaped), whichever of its
-    threads started it and however: one system call, which neither waits nor reaps."""
-    try:
-        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT | _ALL_CHILDREN)
-    except ChildProcessError:
-        return False
-    except OSError:  # no waitid, or no __WALL: count them
-        return True
-    return True
-
-
-class _ParentsChildren:
-    """The intermediate parent's list of children in /proc, opened once and read again at
-    each look (a read of an open list is ~1 us; opening it again, ~10). The handler runs in
-    this process and may put a file of its own on the descriptor's number (dup2): the
-    descriptor is checked to be the list opened (its device and inode) before each read."""
-
-    def __init__(self) -> None:
-        self.parent = -1
-        self.listed = -1
-        self.identity = (-1, -1)
-
-    def others_than(self, parent: int, me: int) -> bool:
-        """Whether `parent` (one thread: one list) has a child besides this worker: one
-        the handler left, adopted; True when it cannot be read and there is /proc."""
-        try:
-            if parent != self.parent or self._identity() != self.identity:
-                self._forget()
-                listed = os.open(f"/proc/{parent}/task/{parent}/children", os.O_RDONLY)
-                self.parent, self.listed = parent, listed
-                self.identity = self._identity()
-            return any(int(child) != me for child in os.pread(self.listed, 1 << 16, 0).split())
-        except (OSError, ValueError):
-            self._forget()
-            return os.path.isdir("/proc/self/task")  # no list where there is /proc: count
-
-    def _identity(self) -> tuple[int, int]:
-        if self.listed < 0:
-            return (-1, -1)
-        try:
-            status = os.fstat(self.listed)
-        except OSError:
-            return (-1, -1)
-        return (status.st_dev, status.st_ino)
-
-    def _forget(self) -> None:
-        """Close the list if the descriptor is still it (else it is the handler's now)."""
-        if self.listed >= 0 and self._identity() == self.identity:
-            os.close(self.listed)
-        self.parent, self.listed, self.identity = -1, -1, (-1, -1)
-
-
-_PARENTS_CHILDREN = _ParentsChildren()
+_PARENTS_CHILDREN = process_tree.ParentsChildren()
 
 
 def _left_running() -> list[str]:
@@ -292,7 +244,7 @@ def _left_running() -> list[str]:
     # start none, and the two looks cost two system calls, where the count reads /proc.
     me, parent = os.getpid(), os.getppid()
     children = 0
-    if _has_children() or _PARENTS_CHILDREN.others_than(parent, me):
+    if process_tree.has_children() or _PARENTS_CHILDREN.others_than(parent, me):
         children = max(0, process_tree.running_below(parent) - 1)  # this worker is one
     if children:
         left.append(
@@ -314,7 +266,7 @@ async def _settling(awaitable: Any, returned: Callable[[Any, BaseException | Non
 
 
 # One event loop for the worker's life: a new one per execution costs more than the call.
-_LOOP = asyncio.new_event_loop()
+_LOOP = new_loop()
 _ARITY: dict[Callable[..., Any], int] = {}
 
 

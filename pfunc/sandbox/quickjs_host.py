@@ -101,6 +101,7 @@ class JavaScriptSandbox:
     """A loaded JavaScript handler, ready to run executions."""
 
     internal_modules: tuple[str, ...] = ()
+    language = "javascript"
     sync_builtins = None  # the synchronous built-ins run inside the context itself
     returned = False  # its settling reaches the host with its calls (poll)
 

@@ -1,0 +1,73 @@
+"""The Python worker's event loop, which says when nothing can ever end its wait.
+
+A JavaScript handler awaiting a Promise that nothing will settle ends at once, with an
+error that says so (no host call is pending). A Python handler's host calls are answered
+in line, so its loop waits in select() with no timeout only when it has nothing to run
+and no timer: if then no descriptor but the loop's own wake-up pipe is watched, no other
+thread runs and no signal handler is set, nothing can end the wait, and the loop raises
+NothingCanWake rather than sleep to the time limit. Standard library only: the worker
+imports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import selectors
+import signal
+import threading
+from typing import Any
+
+# A signal with one of these is no Python code's: it cannot end a wait by raising.
+_NO_HANDLER = (signal.SIG_DFL, signal.SIG_IGN, None, signal.default_int_handler)
+
+
+class NothingCanWake(Exception):
+    """The loop would wait for ever: nothing it could be woken by is there."""
+
+
+def _one_thread() -> bool:
+    """Whether this process runs one thread (threads started outside `threading` too)."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return threading.active_count() == 1
+
+
+def _signal_handlers_set() -> bool:
+    """Whether Python code handles a signal (asyncio's add_signal_handler sets one too):
+    a signal could then end the wait."""
+    return any(signal.getsignal(number) not in _NO_HANDLER for number in signal.valid_signals())
+
+
+class _WatchfulSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+    def select(self, timeout: float | None = None) -> list[Any]:
+        # Checked only on a wait with no end (none in an execution that completes).
+        if (
+            timeout is None
+            and len(self.get_map()) <= 1  # the loop's own wake-up pipe
+            and _one_thread()
+            and not _signal_handlers_set()
+        ):
+            raise NothingCanWake
+        events: list[Any] = super().select(timeout)
+        return events
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    """An event loop that raises NothingCanWake (out of run_until_complete) instead of
+    waiting on what nothing can complete."""
+    return asyncio.SelectorEventLoop(_WatchfulSelector())
+
+
+def cancel_all(loop: asyncio.AbstractEventLoop) -> bool:
+    """Cancel the tasks of a handler that waits on what nothing can complete (its own and
+    any it started); False when one goes on waiting even so."""
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    try:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    except NothingCanWake:
+        return False
+    return True
