@@ -85,7 +85,12 @@ def test_errors_show_the_handler_frames_with_a_code_frame(tmp_path):
     assert run.code == 1
     assert "KeyError: 'missing'" in run.stdout
     assert '> 2 |     return message["missing"]' in run.stdout
-    assert "at helper (" in run.stdout and "raises.py:2)" in run.stdout
+    # Innermost first, as a JavaScript stack, each with its line and column, and the file
+    # as the report names it (as given on the command line), not its absolute path.
+    frames = [line.strip() for line in run.stdout.splitlines() if line.strip().startswith("at ")]
+    shown = run.stdout.splitlines()[0].split(" · ")[1]  # the file as the headline names it
+    assert shown.endswith("raises.py") and not shown.startswith("/"), shown
+    assert frames == [f"at helper ({shown}:2:12)", f"at handler ({shown}:6:12)"], run.stdout
     assert "python_worker" not in run.stdout
 
 

@@ -146,7 +146,7 @@ class PythonSandbox:
             self.broken = True
             self.close()
             raise HandlerLoadError("LoadError", f"{self.display_path}: the worker did not load it")
-        error = loaded.get("error")
+        error = _with_stack(loaded.get("error"), self.display_path)
         if error:
             self.close()
             raise HandlerLoadError(
@@ -351,9 +351,9 @@ class PythonSandbox:
                 "consoleDropped": dropped,
                 "error": None,
             }
-        error = done.get("error")
+        error = _with_stack(done.get("error"), self.display_path)
         if isinstance(error, dict):
-            error["mapped"] = True  # already names the handler file's frames
+            error["mapped"] = True  # names the handler file's frames already
             if error.get("type") == "MemoryError":
                 self.broken = True
         if done.get("left_running"):
@@ -416,6 +416,35 @@ class PythonSandbox:
             return True
         except (ProcessLookupError, PermissionError):
             return False
+
+
+def _with_stack(error: Any, display_path: str) -> Any:
+    """A worker's error with its stack lines written from its frames ([function, line,
+    column], the handler's own, outermost first), under the path the report names the
+    handler by and innermost first, as a JavaScript error's (it is under the error's own
+    line); a run of the same line (deep recursion) is said once."""
+    if not isinstance(error, dict):
+        return error
+    frames = error.pop("frames", None)
+    lines: list[str] = []
+    repeats = 0
+    for frame in reversed(frames) if isinstance(frames, list) else []:
+        if not (isinstance(frame, list) and len(frame) == 3):
+            continue  # not the worker's shape: a handler that reached the pipe
+        name, line, column = frame
+        where = f"{line}:{column}" if column is not None else f"{line}"
+        text = f"    at {name} ({display_path}:{where})"
+        if lines and text == lines[-1]:
+            repeats += 1
+            continue
+        if repeats:
+            lines.append(f"    ... the line above {repeats} more times")
+            repeats = 0
+        lines.append(text)
+    if repeats:
+        lines.append(f"    ... the line above {repeats} more times")
+    error["stack"] = "\n".join(lines)
+    return error
 
 
 def _utf8_text(text: Any) -> Any:

@@ -48,10 +48,12 @@ def _error_info(error: BaseException, handler_file: str) -> dict[str, Any]:
     except Exception as unreadable:  # the exception's own __str__ raises: say so, not crash
         message = f"(its str() raised {type(unreadable).__name__})"
     message = clipped_text(message)  # sent as the report keeps it: megabytes are its start
+    # Each frame as [function, line, column]: the host writes the stack lines with the
+    # handler's path as the report shows it (the worker knows only the absolute one).
     info: dict[str, Any] = {
         "type": type(error).__name__,
         "message": message,
-        "stack": _stack_text(frames),
+        "frames": [[frame.name, frame.lineno, _column(frame)] for frame in frames],
     }
     if type(error) is HandlerError:  # a rejection with a name of its own keeps it
         info["type"] = "Error"
@@ -67,29 +69,18 @@ def _error_info(error: BaseException, handler_file: str) -> dict[str, Any]:
         info["code"] = error.code
     if frames:
         info["line"] = frames[-1].lineno
-        column = getattr(frames[-1], "colno", None)  # Python 3.11: where on the line,
-        if column is not None:  # in UTF-8 bytes: as characters, for the code frame
-            text = linecache.getline(frames[-1].filename, frames[-1].lineno)
-            info["column"] = len(text.encode()[:column].decode("utf-8", "replace")) + 1
+        info["column"] = _column(frames[-1])
     return info
 
 
-def _stack_text(frames: list[traceback.FrameSummary]) -> str:
-    """The frames as stack lines, a run of the same line (deep recursion) said once."""
-    lines: list[str] = []
-    repeats = 0
-    for frame in frames:
-        line = f"    at {frame.name} ({frame.filename}:{frame.lineno})"
-        if lines and line == lines[-1]:
-            repeats += 1
-            continue
-        if repeats:
-            lines.append(f"    ... the line above {repeats} more times")
-            repeats = 0
-        lines.append(line)
-    if repeats:
-        lines.append(f"    ... the line above {repeats} more times")
-    return "\n".join(lines)
+def _column(frame: traceback.FrameSummary) -> int | None:
+    """Where on its line a frame is, in characters from 1 (Python 3.11 counts UTF-8 bytes
+    from 0); None when Python does not say."""
+    column = getattr(frame, "colno", None)
+    if column is None or frame.lineno is None:
+        return None
+    text = linecache.getline(frame.filename, frame.lineno)
+    return len(text.encode()[:column].decode("utf-8", "replace")) + 1
 
 
 def _load(path: str, source: str) -> Callable[..., Any]:
