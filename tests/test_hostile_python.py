@@ -306,17 +306,7 @@ def test_children_that_leave_the_workers_group_die_with_it(harness, tmp_path):
     while the report said it was killed (200 executions left 3,952 processes)."""
     handler = tmp_path / "leaver.py"
     handler.write_text(LEAVER)
-    result = harness.run(handler)
-    assert result.outcome == "ok", result.error
-    assert result.warnings == [
-        "the handler left 2 child process(es) running; they were killed with the worker"
-    ]
-    pids = result.message["pids"]
-    for _ in range(200):
-        if all(process_ended(pid) for pid in pids):
-            break
-        time.sleep(0.05)
-    assert all(process_ended(pid) for pid in pids), pids
+    _left_and_killed(harness.run(handler), 2)
 
 
 RESPAWNER = """
@@ -344,6 +334,17 @@ def _wait_until(check, tries: int = 200) -> bool:
             return True
         time.sleep(0.05)
     return check()
+
+
+def _left_and_killed(result, count: int) -> None:
+    """`result` ended ok, says `count` child processes were left and killed, and each pid
+    its message names ("pid" or "pids") has ended."""
+    assert result.outcome == "ok", result.error
+    assert result.warnings == [
+        f"the handler left {count} child process(es) running; they were killed with the worker"
+    ]
+    pids = result.message.get("pids") or [result.message["pid"]]
+    assert _wait_until(lambda: all(process_ended(pid) for pid in pids)), pids
 
 
 def test_a_daemon_that_keeps_changing_its_pid_is_found_and_killed(harness, tmp_path):
@@ -411,13 +412,7 @@ def test_a_grandchild_adopted_above_the_worker_is_found_and_killed(harness, tmp_
     handler = tmp_path / "orphaner.py"
     handler.write_text(ORPHANER)
     for _ in range(2):
-        result = harness.run(handler)
-        assert result.outcome == "ok", result.error
-        assert result.warnings == [
-            "the handler left 1 child process(es) running; they were killed with the worker"
-        ]
-        pid = result.message["pid"]
-        assert _wait_until(lambda: process_ended(pid)), pid  # noqa: B023 - checked here
+        _left_and_killed(harness.run(handler), 1)
 
 
 CLONER = """
@@ -443,24 +438,16 @@ def test_a_child_cloned_to_signal_nothing_when_it_ends_is_found_and_killed(harne
     """A raw clone(2) whose end sends no SIGCHLD: waitid sees it only with __WALL."""
     handler = tmp_path / "cloner.py"
     handler.write_text(CLONER)
-    result = harness.run(handler)
-    assert result.outcome == "ok", result.error
-    assert result.warnings == [
-        "the handler left 1 child process(es) running; they were killed with the worker"
-    ]
-    pid = result.message["pid"]
-    assert _wait_until(lambda: process_ended(pid)), pid
+    _left_and_killed(harness.run(handler), 1)
 
 
-SWAPPER = """
-import os
-import time
-
-
-def handler(request):
+# ORPHANER, after it puts an empty file on the worker's open list of its parent's children.
+SWAPPER = ORPHANER.replace(
+    "def handler(request):\n",
+    """def handler(request):
     if request.message.get("calm"):  # the first execution: the worker opens its list after
         return request.ok()
-    for name in os.listdir("/proc/self/fd"):  # that list, kept open: an empty file on it
+    for name in os.listdir("/proc/self/fd"):
         try:
             kept = os.readlink(f"/proc/self/fd/{name}").endswith("/children")
         except OSError:
@@ -469,20 +456,8 @@ def handler(request):
             empty = os.open("/dev/null", os.O_RDONLY)
             os.dup2(empty, int(name))
             os.close(empty)
-    read, write = os.pipe()
-    child = os.fork()
-    if child == 0:  # forks a grandchild and ends: the grandchild is adopted above the worker
-        grandchild = os.fork()
-        if grandchild == 0:
-            time.sleep(60)
-            os._exit(0)
-        os.write(write, str(grandchild).encode())
-        os._exit(0)
-    grandchild = int(os.read(read, 32))
-    os.waitpid(child, 0)
-    request.message = {"pid": grandchild}
-    return request.ok()
-"""
+""",
+)
 
 
 def test_a_descriptor_the_handler_swaps_does_not_hide_what_it_leaves(harness, tmp_path):
@@ -500,9 +475,5 @@ def test_a_descriptor_the_handler_swaps_does_not_hide_what_it_leaves(harness, tm
             ]
 
     calm, swapped = asyncio.run(in_one_worker())
-    assert calm.outcome == "ok" and swapped.outcome == "ok", (calm.error, swapped.error)
-    assert swapped.warnings == [
-        "the handler left 1 child process(es) running; they were killed with the worker"
-    ]
-    pid = swapped.message["pid"]
-    assert _wait_until(lambda: process_ended(pid)), pid
+    assert calm.outcome == "ok" and calm.warnings == [], (calm.error, calm.warnings)
+    _left_and_killed(swapped, 1)
