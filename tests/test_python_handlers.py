@@ -915,8 +915,78 @@ def test_awaiting_what_nothing_can_complete_ends_at_once_as_a_promise_does(harne
     assert timer.outcome == "ok", timer.error  # a timer ends the wait: the same worker goes on
     assert stubborn.outcome == "error" and "nothing will complete" in stubborn.error.message
     assert stubborn.warnings == [
-        "an asyncio task went on waiting once cancelled; the worker was replaced"
+        "an asyncio task did not end when cancelled; the worker was replaced"
     ]
     assert plain.outcome == "ok", plain.error
     javascript = harness.run(tmp_path / "waiter.js")
     assert "waiting on a Promise that nothing will settle" in javascript.error.message
+
+
+EDGES = """
+import asyncio
+import sys
+
+from pfunc import require
+
+console = require("console")
+
+
+async def later():
+    await asyncio.sleep(0.05)
+    console.log("a task started while cancelling ran")
+
+
+async def exits():
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        sys.exit(3)
+
+
+async def handler(request):
+    case = request.message.get("case")
+    if case == "cleanup":  # its finally starts a task as it is cancelled
+        try:
+            await asyncio.Event().wait()
+        finally:
+            asyncio.create_task(later())
+    elif case == "exit":  # a task that ends the worker's loop when cancelled
+        asyncio.create_task(exits())
+        await asyncio.Event().wait()
+    elif case == "left":  # a task left behind that nothing can end (no time limit to wait to)
+        asyncio.create_task(asyncio.Event().wait())
+    return request.ok()
+"""
+
+
+def test_what_cancelling_a_stuck_handler_starts_or_raises_stays_in_its_execution(harness, tmp_path):
+    """A task started while the stuck handler's tasks are cancelled is cancelled too, not
+    run in the next execution; a task that exits when cancelled has the worker replaced,
+    not crashed; with no time limit, a task left that nothing can end is cancelled."""
+    import asyncio
+
+    from pfunc.events import MessageEvent
+
+    handler = tmp_path / "edges.py"
+    handler.write_text(EDGES)
+    harness.limits = "unlimited"
+
+    async def in_one_worker() -> list:
+        async with harness.engine() as engine:
+            executor = engine.functions.executor_for_file(handler)
+            cases = ("cleanup", None, "exit", None, "left")
+            return [
+                await executor.run(MessageEvent("before-publish", {"case": case})) for case in cases
+            ]
+
+    cleanup, after_cleanup, exits, after_exit, left = asyncio.run(in_one_worker())
+    assert cleanup.outcome == "error" and "nothing will complete" in cleanup.error.message
+    assert (after_cleanup.outcome, after_cleanup.logs, after_cleanup.warnings) == ("ok", [], [])
+    assert exits.outcome == "error" and "nothing will complete" in exits.error.message
+    assert exits.warnings == ["an asyncio task did not end when cancelled; the worker was replaced"]
+    assert (after_exit.outcome, after_exit.warnings) == ("ok", [])
+    assert left.outcome == "ok", left.error
+    assert left.warnings == [
+        "the handler left 1 asyncio task(s) running after it finished; pfunc let them finish; 1 "
+        "that nothing could end were cancelled (PubNub only guarantees awaited work: await them)"
+    ]

@@ -15,7 +15,6 @@ import asyncio
 import os
 import selectors
 import signal
-import threading
 from typing import Any
 
 # A signal with one of these is no Python code's: it cannot end a wait by raising.
@@ -27,11 +26,12 @@ class NothingCanWake(Exception):
 
 
 def _one_thread() -> bool:
-    """Whether this process runs one thread (threads started outside `threading` too)."""
+    """Whether this process runs one thread (threads started outside `threading` too);
+    False when it cannot be told (no /proc, or no descriptor left to list it with)."""
     try:
         return len(os.listdir("/proc/self/task")) == 1
     except OSError:
-        return threading.active_count() == 1
+        return False
 
 
 def _signal_handlers_set() -> bool:
@@ -49,6 +49,11 @@ class _WatchfulSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-t
             and _one_thread()
             and not _signal_handlers_set()
         ):
+            # A thread that woke the loop (call_soon_threadsafe) and ended between the
+            # loop's choice to wait and the count above left its byte in the pipe.
+            ready: list[Any] = super().select(0)
+            if ready:
+                return ready
             raise NothingCanWake
         events: list[Any] = super().select(timeout)
         return events
@@ -60,14 +65,18 @@ def new_loop() -> asyncio.AbstractEventLoop:
     return asyncio.SelectorEventLoop(_WatchfulSelector())
 
 
-def cancel_all(loop: asyncio.AbstractEventLoop) -> bool:
-    """Cancel the tasks of a handler that waits on what nothing can complete (its own and
-    any it started); False when one goes on waiting even so."""
-    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-    for task in pending:
-        task.cancel()
-    try:
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-    except NothingCanWake:
-        return False
-    return True
+def cancel_all(loop: asyncio.AbstractEventLoop, rounds: int = 3) -> bool:
+    """Cancel every task on `loop` and let each end, as asyncio.run does with what is left
+    (a `finally` runs), again for tasks started meanwhile; False when one goes on waiting,
+    ends the loop (SystemExit), or tasks keep being started: the worker is replaced."""
+    for _ in range(rounds):
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        if not pending:
+            return True
+        for task in pending:
+            task.cancel()
+        try:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        except (NothingCanWake, SystemExit, KeyboardInterrupt):
+            return False
+    return not any(not task.done() for task in asyncio.all_tasks(loop))

@@ -186,7 +186,7 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
         )
     left = _left_running()
     if kept_waiting:
-        left.append("an asyncio task went on waiting once cancelled; the worker was replaced")
+        left.append("an asyncio task did not end when cancelled; the worker was replaced")
     return {
         "op": "done",
         "settled": not waiting,
@@ -207,11 +207,15 @@ def _finish_leftover_tasks(execution: _Execution) -> bool:
         return False
     # A little before the limit: the host stops the whole worker at it.
     left = None if execution.deadline is None else execution.deadline - time.monotonic() - 0.05
-    _, still = _LOOP.run_until_complete(
-        asyncio.wait(pending, timeout=None if left is None else max(left, 0))
-    )
+    try:
+        _, still = _LOOP.run_until_complete(
+            asyncio.wait(pending, timeout=None if left is None else max(left, 0))
+        )
+    except NothingCanWake:  # (no time limit to wait to): they will never end by themselves
+        still = {task for task in pending if not task.done()}
     went_on = bool(still) and not cancel_all(_LOOP)
-    cut = f"; {len(still)} still running at the time limit were cancelled" if still else ""
+    why = "still running at the time limit" if left is not None else "that nothing could end"
+    cut = f"; {len(still)} {why} were cancelled" if still else ""
     execution.warnings.append(
         f"the handler left {len(pending)} asyncio task(s) running after it finished; pfunc "
         f"let them finish{cut} (PubNub only guarantees awaited work: await them)"
