@@ -43,6 +43,7 @@ from pfunc.sandbox import (
     process_tree,
 )
 from pfunc.sandbox.pipes import read_soon, wait_readable
+from pfunc.sandbox.python_report import utf8_text, with_stack
 from pfunc.sandbox.sync_builtins import SyncBuiltins
 
 if TYPE_CHECKING:
@@ -146,7 +147,7 @@ class PythonSandbox:
             self.broken = True
             self.close()
             raise HandlerLoadError("LoadError", f"{self.display_path}: the worker did not load it")
-        error = _with_stack(loaded.get("error"), self.display_path)
+        error = with_stack(loaded.get("error"), self.display_path)
         if error:
             self.close()
             raise HandlerLoadError(
@@ -341,7 +342,7 @@ class PythonSandbox:
             }
         self._returned = None
         for entry in logs:  # a lone surrogate as U+FFFD, as JavaScript's console prints it
-            entry["text"] = _utf8_text(entry.get("text"))
+            entry["text"] = utf8_text(entry.get("text"))
         dropped = self._console[1]  # lines past the budget (the executor says so)
         if done is None:  # stopped (time, memory) or crashed: the lines written so far
             return {
@@ -351,7 +352,7 @@ class PythonSandbox:
                 "consoleDropped": dropped,
                 "error": None,
             }
-        error = _with_stack(done.get("error"), self.display_path)
+        error = with_stack(done.get("error"), self.display_path)
         if isinstance(error, dict):
             error["mapped"] = True  # names the handler file's frames already
             if error.get("type") == "MemoryError":
@@ -362,12 +363,12 @@ class PythonSandbox:
             self.broken = True
         completion = done.get("completion")
         if isinstance(completion, dict) and isinstance(completion.get("body"), str):
-            completion["body"] = _utf8_text(completion["body"])  # sent as UTF-8, as in JS
+            completion["body"] = utf8_text(completion["body"])  # sent as UTF-8, as in JS
         warnings = [*done.get("warnings", []), *done.get("left_running", [])]
         return {
             "completion": completion,
             "logs": logs,
-            "warnings": [_utf8_text(warning) for warning in warnings],
+            "warnings": [utf8_text(warning) for warning in warnings],
             "consoleDropped": dropped,
             "error": error,
         }
@@ -416,43 +417,3 @@ class PythonSandbox:
             return True
         except (ProcessLookupError, PermissionError):
             return False
-
-
-def _with_stack(error: Any, display_path: str) -> Any:
-    """A worker's error with its stack lines written from its frames ([function, line,
-    column], the handler's own, outermost first), under the path the report names the
-    handler by and innermost first, as a JavaScript error's (it is under the error's own
-    line); a run of the same line (deep recursion) is said once."""
-    if not isinstance(error, dict):
-        return error
-    frames = error.pop("frames", None)
-    lines: list[str] = []
-    repeats = 0
-    for frame in reversed(frames) if isinstance(frames, list) else []:
-        if not (isinstance(frame, list) and len(frame) == 3):
-            continue  # not the worker's shape: a handler that reached the pipe
-        name, line, column = frame
-        where = f"{line}:{column}" if column is not None else f"{line}"
-        text = f"    at {name} ({display_path}:{where})"
-        if lines and text == lines[-1]:
-            repeats += 1
-            continue
-        if repeats:
-            lines.append(f"    ... the line above {repeats} more times")
-            repeats = 0
-        lines.append(text)
-    if repeats:
-        lines.append(f"    ... the line above {repeats} more times")
-    error["stack"] = "\n".join(lines)
-    return error
-
-
-def _utf8_text(text: Any) -> Any:
-    """Text a handler wrote, with any lone surrogate (UTF-8 cannot carry one) as U+FFFD."""
-    if not isinstance(text, str):
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return jsonio.well_formed(text)
-    return text

@@ -1,0 +1,49 @@
+"""A Python worker's report made the host's: its error's stack lines written from the
+frames it sends, under the path the report names the handler by, and text a handler
+wrote as UTF-8 can carry it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pfunc import jsonio
+
+
+def with_stack(error: Any, display_path: str) -> Any:
+    """A worker's error with its stack lines written from its frames ([function, line,
+    column], the handler's own, outermost first), under the path the report names the
+    handler by and innermost first, as a JavaScript error's (it is under the error's own
+    line); a run of the same line (deep recursion) is said once."""
+    if not isinstance(error, dict):
+        return error
+    frames = error.pop("frames", None)
+    lines: list[str] = []
+    repeats = 0
+    for frame in reversed(frames) if isinstance(frames, list) else []:
+        if not (isinstance(frame, list) and len(frame) == 3):
+            continue  # not the worker's shape: a handler that reached the pipe
+        name, line, column = frame
+        where = f"{line}:{column}" if column is not None else f"{line}"
+        text = f"    at {name} ({display_path}:{where})"
+        if lines and text == lines[-1]:
+            repeats += 1
+            continue
+        if repeats:
+            lines.append(f"    ... the line above {repeats} more times")
+            repeats = 0
+        lines.append(text)
+    if repeats:
+        lines.append(f"    ... the line above {repeats} more times")
+    error["stack"] = "\n".join(lines)
+    return error
+
+
+def utf8_text(text: Any) -> Any:
+    """Text a handler wrote, with any lone surrogate (UTF-8 cannot carry one) as U+FFFD."""
+    if not isinstance(text, str):
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return jsonio.well_formed(text)
+    return text
