@@ -990,3 +990,51 @@ def test_what_cancelling_a_stuck_handler_starts_or_raises_stays_in_its_execution
         "the handler left 1 asyncio task(s) running after it finished; pfunc let them finish; 1 "
         "that nothing could end were cancelled (PubNub only guarantees awaited work: await them)"
     ]
+
+
+RINGER = """
+import asyncio
+import signal
+
+
+class Ring(Exception):
+    pass
+
+
+def ring(number, frame):
+    raise Ring("the alarm rang")
+
+
+async def handler(request):
+    if request.message.get("ring"):
+        signal.signal(signal.SIGALRM, ring)
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        await asyncio.Event().wait()
+    return request.ok()
+"""
+
+
+def test_an_exception_a_signal_handler_raises_is_the_executions_error(harness, tmp_path):
+    """A Python signal handler that raises while the worker's loop waits raises out of
+    the loop, not into the handler's await (as under asyncio.run): it is the execution's
+    error, with its frame, and the worker serves the next execution (it crashed)."""
+    import asyncio
+
+    from pfunc.events import MessageEvent
+
+    handler = tmp_path / "ringer.py"
+    handler.write_text(RINGER)
+
+    async def in_one_worker() -> list:
+        async with harness.engine() as engine:
+            executor = engine.functions.executor_for_file(handler, "ringer.py")
+            return [
+                await executor.run(MessageEvent("before-publish", message))
+                for message in ({"ring": True}, {})
+            ]
+
+    rang, after = asyncio.run(in_one_worker())
+    assert rang.outcome == "error", rang
+    assert (rang.error.type, rang.error.message) == ("Ring", "the alarm rang")
+    assert rang.error.stack.strip() == "at ring (ringer.py:11:5)", rang.error.stack
+    assert after.outcome == "ok" and after.warnings == [], (after.error, after.warnings)

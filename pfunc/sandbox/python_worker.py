@@ -142,12 +142,13 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
     error: dict[str, Any] | None = None
     message_family = family not in ("request", "interval")
     waiting = False  # on what nothing can complete (python_loop.py)
+    cut_short = False  # by an exception raised outside any task (a signal handler's)
 
     def returned(outcome: Any, failure: BaseException | None) -> None:
         """The handler's own ending, the moment it returns (before any task it left takes
         a step): what stands even if those tasks are stopped at the time limit."""
         nonlocal error
-        if waiting:  # cancelled below: it never ended by itself
+        if waiting or cut_short:  # cancelled below: it never ended by itself
             return
         try:
             if failure is not None:
@@ -174,10 +175,15 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
                 _LOOP.run_until_complete(_settling(outcome, returned))
             except NothingCanWake:  # the host words it, as a JavaScript Promise's
                 waiting = True
+            except Exception as escaped:  # out of the loop itself: the execution's error
+                error, cut_short = _error_info(escaped, handler_file), True
         else:
             returned(outcome, None)
     # A task that goes on waiting once cancelled goes with the worker, which is replaced.
-    kept_waiting = not cancel_all(_LOOP) if waiting else _finish_leftover_tasks(execution)
+    if waiting or cut_short:
+        kept_waiting = not cancel_all(_LOOP)
+    else:
+        kept_waiting = _finish_leftover_tasks(execution)
     for call in execution.unperformed:
         execution.warnings.append(
             f"{call.label()} was never awaited, so it was not performed: in Python a "
