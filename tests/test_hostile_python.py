@@ -20,6 +20,7 @@ from tests.conftest import (
     process_descendants,
     process_ended,
     process_stat,
+    run_cli,
     start_cli,
 )
 from tests.dev_harness import InProcessDev
@@ -477,3 +478,75 @@ def test_a_descriptor_the_handler_swaps_does_not_hide_what_it_leaves(harness, tm
     calm, swapped = asyncio.run(in_one_worker())
     assert calm.outcome == "ok" and calm.warnings == [], (calm.error, calm.warnings)
     _left_and_killed(swapped, 1)
+
+
+@pytest.mark.parametrize(
+    "where",
+    ['(__file__, "abc", 2.5, "text")', '(5, 1, 1, "text")'],
+    ids=["a position no file has", "a file name that is no text"],
+)
+def test_a_syntax_error_a_handler_makes_up_is_reported_not_a_traceback(tmp_path, where):
+    """A SyntaxError raised by top-level code carries what the handler put in it: a
+    line that is a string and a column that is a float crashed pfunc run with a traceback
+    (the code frame read them), a file name that is a number crashed the worker."""
+    handler = tmp_path / "made_up.py"
+    handler.write_text(
+        f'raise SyntaxError("made up", {where})\n\ndef handler(request):\n    return request.ok()\n'
+    )
+    run = run_cli("run", handler, "--kv", tmp_path / "kv.db", "--json")
+    assert run.code == 1 and "Traceback" not in run.stderr, run.stderr
+    error = run.json()["error"]
+    assert error["type"] == "SyntaxError" and "made up" in error["message"], error
+    assert error["line"] == 1
+
+
+ENDER = """
+import asyncio
+import signal
+import sys
+
+
+def on_alarm(number, frame):
+    sys.exit(3)
+
+
+async def ender():
+    await asyncio.sleep(0.01)
+    sys.exit(4)
+
+
+async def handler(request):
+    if request.message.get("signal"):  # a signal handler ends the loop while it waits
+        signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, 0.02)
+        await asyncio.sleep(5)
+    if request.message.get("left"):  # a task it leaves ends the loop after it returned
+        asyncio.create_task(ender())
+    return request.ok()
+"""
+
+
+def test_what_ends_the_workers_loop_is_reported_not_a_crash(harness, tmp_path):
+    """A signal handler's SystemExit out of the worker's loop is the execution's error,
+    worded as the handler's own sys.exit is; a task the handler left that exits has its
+    ending kept and the worker replaced; neither reads as a worker that crashed."""
+    handler = tmp_path / "ender.py"
+    handler.write_text(ENDER)
+
+    async def in_one_worker() -> list:
+        async with harness.engine() as engine:
+            executor = engine.functions.executor_for_file(handler, "ender.py")
+            return [
+                await executor.run(MessageEvent("before-publish", message))
+                for message in ({"signal": True}, {"left": True}, {})
+            ]
+
+    by_signal, by_task, after = asyncio.run(in_one_worker())
+    assert by_signal.outcome == "error" and by_signal.error.message.startswith(
+        "the handler called sys.exit(3)"
+    ), by_signal.error
+    assert by_task.outcome == "ok", by_task.error
+    assert by_task.warnings[-1] == (
+        "the worker's event loop was ended by a task the handler left; it was replaced"
+    )
+    assert (after.outcome, after.warnings) == ("ok", [])

@@ -143,7 +143,7 @@ class PythonSandbox:
         except BaseException:
             self.close()
             raise
-        if loaded.get("op") != "loaded":
+        if loaded.get("op") != "loaded" or not isinstance(loaded.get("error"), dict | None):
             self.broken = True
             self.close()
             raise HandlerLoadError("LoadError", f"{self.display_path}: the worker did not load it")

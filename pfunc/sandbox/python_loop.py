@@ -68,7 +68,8 @@ def new_loop() -> asyncio.AbstractEventLoop:
 def cancel_all(loop: asyncio.AbstractEventLoop, rounds: int = 3) -> bool:
     """Cancel every task on `loop` and let each end, as asyncio.run does with what is left
     (a `finally` runs), again for tasks started meanwhile; False when one goes on waiting,
-    ends the loop (SystemExit), or tasks keep being started: the worker is replaced."""
+    ends the loop (SystemExit, loop.stop(), a signal handler's exception), or tasks keep
+    being started: the worker is replaced."""
     for _ in range(rounds):
         pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
         if not pending:
@@ -77,6 +78,6 @@ def cancel_all(loop: asyncio.AbstractEventLoop, rounds: int = 3) -> bool:
             task.cancel()
         try:
             loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        except (NothingCanWake, SystemExit, KeyboardInterrupt):
+        except BaseException:  # a wait nothing ends, or the loop itself ended (a signal's)
             return False
     return not any(not task.done() for task in asyncio.all_tasks(loop))

@@ -16,6 +16,9 @@ def with_stack(error: Any, display_path: str) -> Any:
     line); a run of the same line (deep recursion) is said once."""
     if not isinstance(error, dict):
         return error
+    # A line and column only as the report can place them (a handler may raise a
+    # SyntaxError of its own with any position in it).
+    error["line"], error["column"] = _position(error.get("line")), _position(error.get("column"))
     frames = error.pop("frames", None)
     lines: list[str] = []
     repeats = 0
@@ -24,7 +27,7 @@ def with_stack(error: Any, display_path: str) -> Any:
             continue  # not the worker's shape: a handler that reached the pipe
         name, line, column = frame
         where = f"{line}:{column}" if column is not None else f"{line}"
-        text = f"    at {name} ({display_path}:{where})"
+        text = f"    at {' '.join(str(name).split())} ({display_path}:{where})"  # one line
         if lines and text == lines[-1]:
             repeats += 1
             continue
@@ -36,6 +39,10 @@ def with_stack(error: Any, display_path: str) -> Any:
         lines.append(f"    ... the line above {repeats} more times")
     error["stack"] = "\n".join(lines)
     return error
+
+
+def _position(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def utf8_text(text: Any) -> Any:

@@ -119,8 +119,10 @@ def _load_reporting(handler_file: str, source: str) -> Callable[..., Any] | None
             )
         # Where in the handler's own file; a helper module's (it names itself in the
         # message) leaves the handler's line that imported it.
-        if isinstance(failure, SyntaxError) and (
-            failure.filename and os.path.abspath(failure.filename) == handler_file
+        if (
+            isinstance(failure, SyntaxError)
+            and isinstance(failure.filename, str)  # (a handler may raise one of its own)
+            and os.path.abspath(failure.filename) == handler_file
         ):
             info["line"] = failure.lineno
             info["column"] = failure.offset
@@ -175,24 +177,23 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
                 _LOOP.run_until_complete(_settling(outcome, returned))
             except NothingCanWake:  # the host words it, as a JavaScript Promise's
                 waiting = True
-            except Exception as escaped:  # out of the loop itself: the execution's error
+            except BaseException as escaped:  # out of the loop itself (a signal handler's,
+                # a task's SystemExit, loop.stop()): the execution's error
                 error, cut_short = _error_info(escaped, handler_file), True
         else:
             returned(outcome, None)
-    # A task that goes on waiting once cancelled goes with the worker, which is replaced.
+    # A task that will not end goes with the worker, which is replaced (why: `replaced`).
     if waiting or cut_short:
-        kept_waiting = not cancel_all(_LOOP)
+        replaced = None if cancel_all(_LOOP) else _NOT_ENDED
     else:
-        kept_waiting = _finish_leftover_tasks(execution)
+        replaced = _finish_leftover_tasks(execution)
     for call in execution.unperformed:
         execution.warnings.append(
             f"{call.label()} was never awaited, so it was not performed: in Python a "
             "module call runs when it is awaited (or .result() is called), unlike a "
             "JavaScript Promise; await it"
         )
-    left = _left_running()
-    if kept_waiting:
-        left.append("an asyncio task did not end when cancelled; the worker was replaced")
+    left = _left_running() + ([replaced] if replaced else [])
     return {
         "op": "done",
         "settled": not waiting,
@@ -203,14 +204,17 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
     }
 
 
-def _finish_leftover_tasks(execution: _Execution) -> bool:
+_NOT_ENDED = "an asyncio task did not end when cancelled; the worker was replaced"
+
+
+def _finish_leftover_tasks(execution: _Execution) -> str | None:
     """asyncio tasks the handler started and did not await: as a JavaScript handler's
     un-awaited work, they may finish within the time limit (their module calls reported as
     un-awaited), and what is still running then is cancelled, so that none runs inside a
-    later execution (and spends its operations). True when one went on waiting even so."""
+    later execution (and spends its operations). Why the worker must be replaced, if so."""
     pending = [task for task in asyncio.all_tasks(_LOOP) if not task.done()]
     if not pending:
-        return False
+        return None
     # A little before the limit: the host stops the whole worker at it.
     left = None if execution.deadline is None else execution.deadline - time.monotonic() - 0.05
     try:
@@ -219,14 +223,21 @@ def _finish_leftover_tasks(execution: _Execution) -> bool:
         )
     except NothingCanWake:  # (no time limit to wait to): they will never end by themselves
         still = {task for task in pending if not task.done()}
-    went_on = bool(still) and not cancel_all(_LOOP)
+    except BaseException:  # one ended the loop itself (SystemExit, loop.stop(), a signal's)
+        execution.warnings.append(
+            f"the handler left {len(pending)} asyncio task(s) running after it finished, and "
+            "one ended the worker's event loop (a SystemExit, loop.stop() or a signal "
+            "handler's exception) (PubNub only guarantees awaited work: await them)"
+        )
+        return "the worker's event loop was ended by a task the handler left; it was replaced"
+    replaced = _NOT_ENDED if still and not cancel_all(_LOOP) else None
     why = "still running at the time limit" if left is not None else "that nothing could end"
     cut = f"; {len(still)} {why} were cancelled" if still else ""
     execution.warnings.append(
         f"the handler left {len(pending)} asyncio task(s) running after it finished; pfunc "
         f"let them finish{cut} (PubNub only guarantees awaited work: await them)"
     )
-    return went_on
+    return replaced
 
 
 _PARENTS_CHILDREN = process_tree.ParentsChildren()
