@@ -1038,3 +1038,20 @@ def test_an_exception_a_signal_handler_raises_is_the_executions_error(harness, t
     assert (rang.error.type, rang.error.message) == ("Ring", "the alarm rang")
     assert rang.error.stack.strip() == "at ring (ringer.py:11:5)", rang.error.stack
     assert after.outcome == "ok" and after.warnings == [], (after.error, after.warnings)
+
+
+def test_a_helper_modules_frames_are_in_the_stack_beside_the_handlers(tmp_path):
+    """An error raised in a module beside the handler (the project's own helper) shows its
+    frame under the helper's path, next to the handler's name as the report gives it; the
+    code frame stays on the handler's own line. Python's and pfunc's frames never show."""
+    folder = tmp_path / "functions"
+    folder.mkdir()
+    (folder / "helper.py").write_text("def deep(key):\n    table = {}\n    return table[key]\n")
+    (folder / "h.py").write_text(
+        "import json\n\nimport helper\n\n\ndef handler(request):\n"
+        "    json.loads('{}')\n    return request.ok(helper.deep('k'))\n"
+    )
+    run = invoke_cli("run", "functions/h.py", "--kv", tmp_path / "kv.db", cwd=tmp_path)
+    frames = [line.strip() for line in run.stdout.splitlines() if line.strip().startswith("at ")]
+    assert frames == ["at deep (functions/helper.py:3:12)", "at handler (functions/h.py:8:23)"]
+    assert "> 8 |     return request.ok(helper.deep('k'))" in run.stdout

@@ -4,6 +4,7 @@ wrote as UTF-8 can carry it."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pfunc import jsonio
@@ -11,9 +12,10 @@ from pfunc import jsonio
 
 def with_stack(error: Any, display_path: str) -> Any:
     """A worker's error with its stack lines written from its frames ([function, line,
-    column], the handler's own, outermost first), under the path the report names the
-    handler by and innermost first, as a JavaScript error's (it is under the error's own
-    line); a run of the same line (deep recursion) is said once."""
+    column, a helper module's path beside the handler or None], outermost first), under
+    the path the report names the handler by (a helper's beside it), innermost first as
+    a JavaScript error's (it is under the error's own line); a run of the same line (deep
+    recursion) is said once."""
     if not isinstance(error, dict):
         return error
     # A line and column only as the report can place them (a handler may raise a
@@ -22,12 +24,14 @@ def with_stack(error: Any, display_path: str) -> Any:
     frames = error.pop("frames", None)
     lines: list[str] = []
     repeats = 0
+    folder = os.path.dirname(display_path)
     for frame in reversed(frames) if isinstance(frames, list) else []:
-        if not (isinstance(frame, list) and len(frame) == 3):
+        if not (isinstance(frame, list) and len(frame) == 4):
             continue  # not the worker's shape: a handler that reached the pipe
-        name, line, column = frame
+        name, line, column, helper = frame
+        shown = os.path.join(folder, helper) if isinstance(helper, str) else display_path
         where = f"{line}:{column}" if column is not None else f"{line}"
-        text = f"    at {' '.join(str(name).split())} ({display_path}:{where})"  # one line
+        text = f"    at {' '.join(str(name).split())} ({shown}:{where})"  # one line
         if lines and text == lines[-1]:
             repeats += 1
             continue

@@ -35,25 +35,47 @@ from pfunc.sandbox.python_api import (
 )
 from pfunc.sandbox.python_loop import NothingCanWake, cancel_all, new_loop
 
+# Frames in these folders are Python's and pfunc's, never a handler's, wherever it lives.
+_NOT_THE_HANDLERS = tuple(
+    os.path.join(os.path.abspath(folder), "")
+    for folder in {sys.prefix, sys.base_prefix, str(Path(__file__).parent.parent)}
+)
+
 
 def _error_info(error: BaseException, handler_file: str) -> dict[str, Any]:
-    """The exception with its traceback trimmed to the handler's own file."""
-    frames = [
-        frame
-        for frame in traceback.extract_tb(error.__traceback__)
-        if os.path.abspath(frame.filename) == handler_file
-    ]
+    """The exception with its traceback trimmed to the handler's own code: its file, and
+    the modules beside it (its project's helpers), never Python's or pfunc's."""
+    folder = os.path.join(os.path.dirname(handler_file), "")
+    frames, where = [], []  # where: None for the handler's file, else a helper's path
+    for frame in traceback.extract_tb(error.__traceback__):
+        path = os.path.abspath(frame.filename)
+        if path == handler_file:
+            where.append(None)
+        elif (
+            path.startswith(folder)
+            and not path.startswith(_NOT_THE_HANDLERS)
+            and not frame.filename.startswith("<")  # <string>, <frozen ...>: no file
+        ):
+            where.append(os.path.relpath(path, folder))
+        else:
+            continue
+        frames.append(frame)
+    own = [frame for frame, file in zip(frames, where, strict=True) if file is None]
     try:
         message = str(error)
     except Exception as unreadable:  # the exception's own __str__ raises: say so, not crash
         message = f"(its str() raised {type(unreadable).__name__})"
     message = clipped_text(message)  # sent as the report keeps it: megabytes are its start
-    # Each frame as [function, line, column]: the host writes the stack lines with the
-    # handler's path as the report shows it (the worker knows only the absolute one).
+    # Each frame as [function, line, column, helper's path or None]: the host writes the
+    # stack lines with the handler's path as the report shows it (the worker knows only
+    # the absolute one).
     info: dict[str, Any] = {
         "type": type(error).__name__,
         "message": message,
-        "frames": [[frame.name, frame.lineno, _column(frame)] for frame in frames],
+        "frames": [
+            [frame.name, frame.lineno, _column(frame), file]
+            for frame, file in zip(frames, where, strict=True)
+        ],
     }
     if type(error) is HandlerError:  # a rejection with a name of its own keeps it
         info["type"] = "Error"
@@ -67,9 +89,9 @@ def _error_info(error: BaseException, handler_file: str) -> dict[str, Any]:
         )
     elif getattr(error, "code", None):
         info["code"] = error.code
-    if frames:
-        info["line"] = frames[-1].lineno
-        info["column"] = _column(frames[-1])
+    if own:  # the code frame: the handler's own line
+        info["line"] = own[-1].lineno
+        info["column"] = _column(own[-1])
     return info
 
 
