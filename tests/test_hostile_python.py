@@ -550,3 +550,36 @@ def test_what_ends_the_workers_loop_is_reported_not_a_crash(harness, tmp_path):
         "the worker's event loop was ended by a task the handler left; it was replaced"
     )
     assert (after.outcome, after.warnings) == ("ok", [])
+
+
+ALARMER = """
+import signal
+
+
+def handler(request):
+    if request.message.get("alarm"):
+        signal.setitimer(signal.ITIMER_REAL, 0.2)  # its default action ends the process
+    return request.ok()
+"""
+
+
+def test_a_timer_the_handler_leaves_is_cancelled_not_left_to_go_off_later(harness, tmp_path):
+    """signal.setitimer (or alarm) left running went off in whatever came next: while the
+    worker waited for its next execution, SIGALRM's default action ended it, and that
+    execution read as a crash."""
+    handler = tmp_path / "alarmer.py"
+    handler.write_text(ALARMER)
+
+    async def in_one_worker() -> list:
+        async with harness.engine() as engine:
+            executor = engine.functions.executor_for_file(handler, "alarmer.py")
+            first = await executor.run(MessageEvent("before-publish", {"alarm": True}))
+            await asyncio.sleep(0.4)  # past the timer
+            return [first, await executor.run(MessageEvent("before-publish", {}))]
+
+    alarmed, after = asyncio.run(in_one_worker())
+    assert alarmed.outcome == "ok" and alarmed.warnings == [
+        "the handler left a timer running (signal.alarm or signal.setitimer); pfunc "
+        "cancelled it, so that it cannot go off in a later execution"
+    ], (alarmed.error, alarmed.warnings)
+    assert (after.outcome, after.warnings) == ("ok", []), after.error

@@ -15,6 +15,7 @@ import inspect
 import json
 import linecache
 import os
+import signal
 import sys
 import threading
 import time
@@ -215,6 +216,11 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
             "module call runs when it is awaited (or .result() is called), unlike a "
             "JavaScript Promise; await it"
         )
+    if signal.setitimer(signal.ITIMER_REAL, 0)[0]:  # it would go off in a later execution
+        execution.warnings.append(
+            "the handler left a timer running (signal.alarm or signal.setitimer); pfunc "
+            "cancelled it, so that it cannot go off in a later execution"
+        )
     left = _left_running() + ([replaced] if replaced else [])
     return {
         "op": "done",
@@ -354,8 +360,6 @@ def _stand_by(child: int, host: int) -> None:
     without closing it (killed, or ended by a Ctrl-C it heard alone: the worker's group is
     not the terminal's), take the worker's whole group with it, not leave a handler
     running on for nobody."""
-    import signal
-
     while True:
         # Any child: the worker, or one it left that this subreaper adopted and that has
         # ended since (reaped here, or it would stay a zombie for the worker's life).
