@@ -212,6 +212,18 @@ class Harness:
     def request(self, handler: Path, **fields: Any) -> Result:
         return self.run(handler, RequestEvent(**fields))
 
+    def runs(self, handler: Path, messages: list[dict[str, Any]]) -> list[Result]:
+        """One function's before-publish executions, one per message, in order, in one
+        engine (a Python handler's in one worker, while it is not replaced); the handler
+        is named by its file name, as the report shows it."""
+
+        async def go() -> list[Result]:
+            async with self.engine() as engine:
+                function = engine.functions.executor_for_file(handler, handler.name)
+                return [await function.run(MessageEvent("before-publish", m)) for m in messages]
+
+        return asyncio.run(go())
+
     def publish(self, channel: str, message: Any, verb: str = "publish") -> PublishReport:
         async def go() -> PublishReport:
             async with self.engine() as engine:

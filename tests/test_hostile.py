@@ -270,17 +270,6 @@ def test_a_to_json_trap_at_load_is_a_timeout_not_a_traceback(tmp_path):
     assert run.json()["error"]["type"] == "TimeoutError"
 
 
-def runs_of(harness, handler: Path, messages: list[dict]) -> list:
-    """One function's executions, one per message, in order, in one engine."""
-
-    async def go():
-        async with harness.engine() as engine:
-            function = engine.functions.executor_for_file(handler, handler.name)
-            return [await function.run(MessageEvent("before-publish", m)) for m in messages]
-
-    return asyncio.run(go())
-
-
 # A handler that changes, in one execution, a built-in pfunc's side of the sandbox runs
 # on: (the change, what that execution ends as, words its report has).
 BUILT_IN_CHANGES = {
@@ -335,7 +324,7 @@ def test_a_built_in_changed_in_one_execution_never_reaches_the_next(harness, tmp
         "};\n"
     )
 
-    changed, clean = runs_of(harness, handler, [{"change": True}, {}])
+    changed, clean = harness.runs(handler, [{"change": True}, {}])
     if outcome is not None:
         assert changed.outcome == outcome, changed.to_json()
     report = " ".join([changed.error.message if changed.error else "", *changed.warnings])
@@ -353,7 +342,7 @@ def test_a_polyfill_in_top_level_code_is_the_handlers_own(harness, tmp_path):
         "export default (request) => request.ok({ runs: ++runs, m: [1, 2].map((n) => n + 1) });\n"
     )
 
-    results = runs_of(harness, handler, [{}, {}])
+    results = harness.runs(handler, [{}, {}])
     assert [(r.outcome, r.message, r.warnings) for r in results] == [
         ("ok", {"runs": 1, "m": [2, 3]}, []),
         ("ok", {"runs": 2, "m": [2, 3]}, []),
@@ -374,7 +363,7 @@ def test_a_to_json_on_every_array_in_top_level_code_leaves_pfuncs_report_whole(h
         "  return request.ok({ list: [1, 2] });\n"
         "};\n"
     )
-    first, second = runs_of(harness, handler, [{}, {}])
+    first, second = harness.runs(handler, [{}, {}])
     for result in (first, second):
         assert (result.outcome, result.message, result.warnings) == ("ok", {"list": "arr"}, [])
         assert [line["text"] for line in result.logs] == ["logged"]
@@ -392,7 +381,7 @@ def test_a_getter_top_level_code_put_in_a_built_ins_place_is_its_own(harness, tm
         "let runs = 0;\n"
         "export default (request) => request.ok({ runs: ++runs, m: [1, 2].map((n) => n + 1) });\n"
     )
-    results = runs_of(harness, handler, [{}, {}, {}])
+    results = harness.runs(handler, [{}, {}, {}])
     assert [(r.outcome, r.message["runs"], r.warnings) for r in results] == [
         ("ok", 1, []),
         ("ok", 2, []),

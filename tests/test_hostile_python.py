@@ -166,7 +166,6 @@ def test_a_worker_that_exits_is_a_crash_not_a_memory_error(harness):
 
 
 def test_asyncio_tasks_left_running_finish_in_their_own_execution_not_the_next(harness):
-    import asyncio
 
     from pfunc.events import RequestEvent
 
@@ -223,11 +222,9 @@ def test_what_one_execution_does_to_its_surroundings_never_reaches_the_next(tmp_
     """A handler that closes its standard error or output, or changes folder, in one
     execution: the next execution of the same worker prints, and finds itself in the
     same folder, as before it."""
-    import asyncio
 
     from pfunc.clock import Clock
     from pfunc.engine import open_engine
-    from pfunc.events import MessageEvent
     from pfunc.limits import resolve_profile
     from pfunc.project import Project
 
@@ -467,15 +464,7 @@ def test_a_descriptor_the_handler_swaps_does_not_hide_what_it_leaves(harness, tm
     swapper = tmp_path / "swapper.py"
     swapper.write_text(SWAPPER)
 
-    async def in_one_worker() -> list:
-        async with harness.engine() as engine:
-            executor = engine.functions.executor_for_file(swapper)
-            return [
-                await executor.run(MessageEvent("before-publish", message))
-                for message in ({"calm": True}, {})  # the second swaps what the first opened
-            ]
-
-    calm, swapped = asyncio.run(in_one_worker())
+    calm, swapped = harness.runs(swapper, [{"calm": True}, {}])
     assert calm.outcome == "ok" and calm.warnings == [], (calm.error, calm.warnings)
     _left_and_killed(swapped, 1)
 
@@ -533,15 +522,7 @@ def test_what_ends_the_workers_loop_is_reported_not_a_crash(harness, tmp_path):
     handler = tmp_path / "ender.py"
     handler.write_text(ENDER)
 
-    async def in_one_worker() -> list:
-        async with harness.engine() as engine:
-            executor = engine.functions.executor_for_file(handler, "ender.py")
-            return [
-                await executor.run(MessageEvent("before-publish", message))
-                for message in ({"signal": True}, {"left": True}, {})
-            ]
-
-    by_signal, by_task, after = asyncio.run(in_one_worker())
+    by_signal, by_task, after = harness.runs(handler, [{"signal": True}, {"left": True}, {}])
     assert by_signal.outcome == "error" and by_signal.error.message.startswith(
         "the handler called sys.exit(3)"
     ), by_signal.error
@@ -554,11 +535,13 @@ def test_what_ends_the_workers_loop_is_reported_not_a_crash(harness, tmp_path):
 
 ALARMER = """
 import signal
+import time
 
 
 def handler(request):
     if request.message.get("alarm"):
         signal.setitimer(signal.ITIMER_REAL, 0.2)  # its default action ends the process
+    time.sleep(request.message.get("pause", 0))
     return request.ok()
 """
 
@@ -570,14 +553,8 @@ def test_a_timer_the_handler_leaves_is_cancelled_not_left_to_go_off_later(harnes
     handler = tmp_path / "alarmer.py"
     handler.write_text(ALARMER)
 
-    async def in_one_worker() -> list:
-        async with harness.engine() as engine:
-            executor = engine.functions.executor_for_file(handler, "alarmer.py")
-            first = await executor.run(MessageEvent("before-publish", {"alarm": True}))
-            await asyncio.sleep(0.4)  # past the timer
-            return [first, await executor.run(MessageEvent("before-publish", {}))]
-
-    alarmed, after = asyncio.run(in_one_worker())
+    # The second waits past the timer: one left running would end the worker in it.
+    alarmed, after = harness.runs(handler, [{"alarm": True}, {"pause": 0.4}])
     assert alarmed.outcome == "ok" and alarmed.warnings == [
         "the handler left a timer running (signal.alarm or signal.setitimer); pfunc "
         "cancelled it, so that it cannot go off in a later execution"

@@ -886,9 +886,6 @@ def test_awaiting_what_nothing_can_complete_ends_at_once_as_a_promise_does(harne
     a Python handler's await on what nothing can complete (no host call, timer, thread,
     descriptor or signal handler) ran to the time limit and read as a timeout. Its worker
     serves the next execution; one that waits again once cancelled is replaced."""
-    import asyncio
-
-    from pfunc.events import MessageEvent
 
     handler = tmp_path / "waiter.py"
     handler.write_text(WAITER)
@@ -896,18 +893,12 @@ def test_awaiting_what_nothing_can_complete_ends_at_once_as_a_promise_does(harne
         "export default async (request) => { await new Promise(() => {}); return request.ok(); };\n"
     )
 
-    async def in_one_worker() -> list:
-        async with harness.engine() as engine:
-            executor = engine.functions.executor_for_file(handler)
-            waits = ("event", "timer", "stubborn", None)
-            return [
-                await executor.run(MessageEvent("before-publish", {"wait": wait})) for wait in waits
-            ]
-
-    stuck, timer, stubborn, plain = asyncio.run(in_one_worker())
+    stuck, timer, stubborn, plain = harness.runs(
+        handler, [{"wait": wait} for wait in ("event", "timer", "stubborn", None)]
+    )
     assert stuck.outcome == "error" and stuck.error.type == "Error", stuck.error
     assert stuck.error.message == (
-        f"{handler}: the handler is waiting on an awaitable that nothing will complete (no host "
+        "waiter.py: the handler is waiting on an awaitable that nothing will complete (no host "
         "call is pending, and no timer, thread, file descriptor or signal handler could end the "
         "wait); complete it or remove the await"
     )
@@ -963,23 +954,14 @@ def test_what_cancelling_a_stuck_handler_starts_or_raises_stays_in_its_execution
     """A task started while the stuck handler's tasks are cancelled is cancelled too, not
     run in the next execution; a task that exits when cancelled has the worker replaced,
     not crashed; with no time limit, a task left that nothing can end is cancelled."""
-    import asyncio
-
-    from pfunc.events import MessageEvent
 
     handler = tmp_path / "edges.py"
     handler.write_text(EDGES)
     harness.limits = "unlimited"
 
-    async def in_one_worker() -> list:
-        async with harness.engine() as engine:
-            executor = engine.functions.executor_for_file(handler)
-            cases = ("cleanup", None, "exit", None, "left")
-            return [
-                await executor.run(MessageEvent("before-publish", {"case": case})) for case in cases
-            ]
-
-    cleanup, after_cleanup, exits, after_exit, left = asyncio.run(in_one_worker())
+    cleanup, after_cleanup, exits, after_exit, left = harness.runs(
+        handler, [{"case": case} for case in ("cleanup", None, "exit", None, "left")]
+    )
     assert cleanup.outcome == "error" and "nothing will complete" in cleanup.error.message
     assert (after_cleanup.outcome, after_cleanup.logs, after_cleanup.warnings) == ("ok", [], [])
     assert exits.outcome == "error" and "nothing will complete" in exits.error.message
@@ -1018,22 +1000,11 @@ def test_an_exception_a_signal_handler_raises_is_the_executions_error(harness, t
     """A Python signal handler that raises while the worker's loop waits raises out of
     the loop, not into the handler's await (as under asyncio.run): it is the execution's
     error, with its frame, and the worker serves the next execution (it crashed)."""
-    import asyncio
-
-    from pfunc.events import MessageEvent
 
     handler = tmp_path / "ringer.py"
     handler.write_text(RINGER)
 
-    async def in_one_worker() -> list:
-        async with harness.engine() as engine:
-            executor = engine.functions.executor_for_file(handler, "ringer.py")
-            return [
-                await executor.run(MessageEvent("before-publish", message))
-                for message in ({"ring": True}, {})
-            ]
-
-    rang, after = asyncio.run(in_one_worker())
+    rang, after = harness.runs(handler, [{"ring": True}, {}])
     assert rang.outcome == "error", rang
     assert (rang.error.type, rang.error.message) == ("Ring", "the alarm rang")
     assert rang.error.stack.strip() == "at ring (ringer.py:11:5)", rang.error.stack
