@@ -972,6 +972,11 @@ def test_what_cancelling_a_stuck_handler_starts_or_raises_stays_in_its_execution
         "the handler left 1 asyncio task(s) running after it finished; pfunc let them finish; 1 "
         "that nothing could end were cancelled (PubNub only guarantees awaited work: await them)"
     ]
+    # With a time limit too, such a task is cancelled at once, not at the limit (whose
+    # warning says so): nothing it waits on could ever end it.
+    harness.limits = "classic"
+    (limited,) = harness.runs(handler, [{"case": "left"}])
+    assert limited.warnings == left.warnings
 
 
 RINGER = """

@@ -5,8 +5,10 @@ error that says so (no host call is pending). A Python handler's host calls are 
 in line, so its loop waits in select() with no timeout only when it has nothing to run
 and no timer: if then no descriptor but the loop's own wake-up pipe is watched, no other
 thread runs and no signal handler is set, nothing can end the wait, and the loop raises
-NothingCanWake rather than sleep to the time limit. Standard library only: the worker
-imports it.
+NothingCanWake rather than sleep to the time limit. A wait given a deadline
+(`run_until`) tells the two apart the same way: tasks a handler left that nothing can
+end raise NothingCanWake at once, those that could end raise DeadlinePassed at it.
+Standard library only: the worker imports it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import asyncio
 import os
 import selectors
 import signal
+import time
+import weakref
 from typing import Any
 
 # A signal with one of these is no Python code's: it cannot end a wait by raising.
@@ -23,6 +27,10 @@ _NO_HANDLER = (signal.SIG_DFL, signal.SIG_IGN, None, signal.default_int_handler)
 
 class NothingCanWake(Exception):
     """The loop would wait for ever: nothing it could be woken by is there."""
+
+
+class DeadlinePassed(Exception):
+    """The loop reached the deadline `run_until` gave it with work still under way."""
 
 
 def _one_thread() -> bool:
@@ -41,6 +49,8 @@ def _signal_handlers_set() -> bool:
 
 
 class _WatchfulSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+    deadline: float | None = None  # time.monotonic() past which a wait raises DeadlinePassed
+
     def select(self, timeout: float | None = None) -> list[Any]:
         # Checked only on a wait with no end (none in an execution that completes).
         if (
@@ -55,14 +65,38 @@ class _WatchfulSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-t
             if ready:
                 return ready
             raise NothingCanWake
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise DeadlinePassed
+            timeout = left if timeout is None else min(timeout, left)
         events: list[Any] = super().select(timeout)
         return events
+
+
+_SELECTORS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _WatchfulSelector] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def new_loop() -> asyncio.AbstractEventLoop:
     """An event loop that raises NothingCanWake (out of run_until_complete) instead of
     waiting on what nothing can complete."""
-    return asyncio.SelectorEventLoop(_WatchfulSelector())
+    selector = _WatchfulSelector()
+    loop = asyncio.SelectorEventLoop(selector)
+    _SELECTORS[loop] = selector
+    return loop
+
+
+def run_until(loop: asyncio.AbstractEventLoop, work: Any, deadline: float | None) -> None:
+    """Run `work` on a loop of new_loop's to its end, or raise DeadlinePassed at
+    `deadline` (time.monotonic()), NothingCanWake as soon as nothing could end it."""
+    selector = _SELECTORS[loop]
+    selector.deadline = deadline
+    try:
+        loop.run_until_complete(work)
+    finally:
+        selector.deadline = None
 
 
 def cancel_all(loop: asyncio.AbstractEventLoop, rounds: int = 3) -> bool:

@@ -34,7 +34,13 @@ from pfunc.sandbox.python_api import (
     Response,
     _Execution,
 )
-from pfunc.sandbox.python_loop import NothingCanWake, cancel_all, new_loop
+from pfunc.sandbox.python_loop import (
+    DeadlinePassed,
+    NothingCanWake,
+    cancel_all,
+    new_loop,
+    run_until,
+)
 
 # Frames in these folders are Python's and pfunc's, never a handler's, wherever it lives.
 _NOT_THE_HANDLERS = tuple(
@@ -243,14 +249,16 @@ def _finish_leftover_tasks(execution: _Execution) -> str | None:
     pending = [task for task in asyncio.all_tasks(_LOOP) if not task.done()]
     if not pending:
         return None
-    # A little before the limit: the host stops the whole worker at it.
-    left = None if execution.deadline is None else execution.deadline - time.monotonic() - 0.05
+    # A little before the limit: the host stops the whole worker at it. Tasks that nothing
+    # could end are cancelled at once (a timer of the wait's own would hide them).
+    deadline = None if execution.deadline is None else execution.deadline - 0.05
+    at_limit = False
     try:
-        _, still = _LOOP.run_until_complete(
-            asyncio.wait(pending, timeout=None if left is None else max(left, 0))
-        )
-    except NothingCanWake:  # (no time limit to wait to): they will never end by themselves
+        run_until(_LOOP, asyncio.wait(pending), deadline)
+        still: set[asyncio.Task[Any]] = set()
+    except (NothingCanWake, DeadlinePassed) as stop:
         still = {task for task in pending if not task.done()}
+        at_limit = isinstance(stop, DeadlinePassed)
     except BaseException:  # one ended the loop itself (SystemExit, loop.stop(), a signal's)
         execution.warnings.append(
             f"the handler left {len(pending)} asyncio task(s) running after it finished, and "
@@ -259,7 +267,7 @@ def _finish_leftover_tasks(execution: _Execution) -> str | None:
         )
         return "the worker's event loop was ended by a task the handler left; it was replaced"
     replaced = _NOT_ENDED if still and not cancel_all(_LOOP) else None
-    why = "still running at the time limit" if left is not None else "that nothing could end"
+    why = "still running at the time limit" if at_limit else "that nothing could end"
     cut = f"; {len(still)} {why} were cancelled" if still else ""
     execution.warnings.append(
         f"the handler left {len(pending)} asyncio task(s) running after it finished; pfunc "
