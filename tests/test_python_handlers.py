@@ -1031,3 +1031,25 @@ def test_a_helper_modules_frames_are_in_the_stack_beside_the_handlers(tmp_path):
     frames = [line.strip() for line in run.stdout.splitlines() if line.strip().startswith("at ")]
     assert frames == ["at deep (functions/helper.py:3:12)", "at handler (functions/h.py:8:23)"]
     assert "> 8 |     return request.ok(helper.deep('k'))" in run.stdout
+
+
+def test_the_wait_for_left_tasks_leaves_nothing_on_the_workers_loop_at_its_deadline():
+    """A task the handler left that ends in line just past the wait's deadline left the
+    wait's own task on the worker's loop, which the next execution then reported as a
+    task it had left."""
+    import asyncio
+    import time
+    from types import SimpleNamespace
+
+    from pfunc.sandbox import python_worker
+
+    loop = python_worker._LOOP
+
+    async def ends_late() -> None:
+        await asyncio.sleep(0)
+        time.sleep(0.2)  # in line, across the wait's deadline (the limit less 50 ms)
+
+    execution = SimpleNamespace(deadline=time.monotonic() + 0.1, warnings=[])
+    loop.create_task(ends_late())
+    assert python_worker._finish_leftover_tasks(execution) is None
+    assert [task for task in asyncio.all_tasks(loop) if not task.done()] == []

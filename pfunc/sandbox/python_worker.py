@@ -252,12 +252,13 @@ def _finish_leftover_tasks(execution: _Execution) -> str | None:
     # A little before the limit: the host stops the whole worker at it. Tasks that nothing
     # could end are cancelled at once (a timer of the wait's own would hide them).
     deadline = None if execution.deadline is None else execution.deadline - 0.05
-    at_limit = False
+    at_limit = stopped = False
     try:
         run_until(_LOOP, asyncio.wait(pending), deadline)
         still: set[asyncio.Task[Any]] = set()
     except (NothingCanWake, DeadlinePassed) as stop:
-        still = {task for task in pending if not task.done()}
+        # (The wait's own task is left too, its last task maybe just ended: cancelled below.)
+        still, stopped = {task for task in pending if not task.done()}, True
         at_limit = isinstance(stop, DeadlinePassed)
     except BaseException:  # one ended the loop itself (SystemExit, loop.stop(), a signal's)
         execution.warnings.append(
@@ -266,7 +267,7 @@ def _finish_leftover_tasks(execution: _Execution) -> str | None:
             "handler's exception) (PubNub only guarantees awaited work: await them)"
         )
         return "the worker's event loop was ended by a task the handler left; it was replaced"
-    replaced = _NOT_ENDED if still and not cancel_all(_LOOP) else None
+    replaced = _NOT_ENDED if stopped and not cancel_all(_LOOP) else None
     why = "still running at the time limit" if at_limit else "that nothing could end"
     cut = f"; {len(still)} {why} were cancelled" if still else ""
     execution.warnings.append(
