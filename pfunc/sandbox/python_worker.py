@@ -53,21 +53,18 @@ def _error_info(error: BaseException, handler_file: str) -> dict[str, Any]:
     """The exception with its traceback trimmed to the handler's own code: its file, and
     the modules beside it (its project's helpers), never Python's or pfunc's."""
     folder = os.path.join(os.path.dirname(handler_file), "")
-    frames, where = [], []  # where: None for the handler's file, else a helper's path
+    kept: list[tuple[traceback.FrameSummary, str | None]] = []  # None: the handler's file
     for frame in traceback.extract_tb(error.__traceback__):
         path = os.path.abspath(frame.filename)
         if path == handler_file:
-            where.append(None)
+            kept.append((frame, None))
         elif (
             path.startswith(folder)
             and not path.startswith(_NOT_THE_HANDLERS)
             and not frame.filename.startswith("<")  # <string>, <frozen ...>: no file
         ):
-            where.append(os.path.relpath(path, folder))
-        else:
-            continue
-        frames.append(frame)
-    own = [frame for frame, file in zip(frames, where, strict=True) if file is None]
+            kept.append((frame, os.path.relpath(path, folder)))  # a helper beside it
+    own = [frame for frame, helper in kept if helper is None]
     try:
         message = str(error)
     except Exception as unreadable:  # the exception's own __str__ raises: say so, not crash
@@ -79,10 +76,7 @@ def _error_info(error: BaseException, handler_file: str) -> dict[str, Any]:
     info: dict[str, Any] = {
         "type": type(error).__name__,
         "message": message,
-        "frames": [
-            [frame.name, frame.lineno, _column(frame), file]
-            for frame, file in zip(frames, where, strict=True)
-        ],
+        "frames": [[frame.name, frame.lineno, _column(frame), helper] for frame, helper in kept],
     }
     if type(error) is HandlerError:  # a rejection with a name of its own keeps it
         info["type"] = "Error"

@@ -296,7 +296,6 @@ def _shown(file: Path, cwd: str) -> str:
 
 
 _MARKER = re.compile(r"\$\{([A-Za-z_][\w-]*)\}")
-
 _NOTHING = object()  # a saved path the result does not have
 
 
