@@ -109,8 +109,11 @@ class ExecutionLoop:
         inline = self._may_run_inline()
         guard_applied = inline and (remaining is None or remaining > INLINE_GUARD)
         limit = INLINE_GUARD if guard_applied else remaining
+        # Timed only where the in-line policy reads it (the dev server), in CPU time (not
+        # the waits for the GIL); in line, one reading (a system call) ends the own time.
+        timed = self.executor.policy.allowed
+        began = self._count_own_time() if inline else time.thread_time() if timed else 0.0
         if inline:
-            self._count_own_time()
             if guard_applied and self.own_time > INLINE_GUARD:
                 # Many quick rounds (a loop of calls answered at once) hold the loop as
                 # one long slice would: the same guard, over the whole execution.
@@ -118,11 +121,7 @@ class ExecutionLoop:
             if time.perf_counter() - self.last_yield > YIELD_EVERY:
                 await pass_turn()  # let other requests in
                 self.last_yield = time.perf_counter()
-                self.resumed = time.thread_time()
-        # Timed only where the in-line policy reads it (the dev server), in CPU time: not
-        # the waits for the GIL under load.
-        timed = self.executor.policy.allowed
-        began = time.thread_time() if timed else 0.0
+                began = self.resumed = time.thread_time()
         try:
             return self.sandbox.advance(limit, settlements, start)
         except SandboxInterrupted as stop:
@@ -256,10 +255,11 @@ class ExecutionLoop:
             self.journal.tape = self.sandbox.read_tape()
         return InlineGuardStop(self.changed, self.journal)
 
-    def _count_own_time(self) -> None:
+    def _count_own_time(self) -> float:
         now = time.thread_time()
         self.own_time += now - self.resumed
         self.resumed = now
+        return now
 
     def _out_of_time(self) -> ExecutionError | None:
         """The deadline passed between slices. A handler that had already finished was
