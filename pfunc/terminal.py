@@ -92,7 +92,8 @@ class Terminal:
 
     def paint(self, text: str, style: str = "", one_line: bool = False) -> str:
         """`text` in `style`, its control characters escaped; plain when styles are off."""
-        text = text.translate(_CONTROL_ONE_LINE if one_line else _CONTROL)
+        if not text.isprintable():  # (a C scan; translating costs a lookup a character)
+            text = text.translate(_CONTROL_ONE_LINE if one_line else _CONTROL)
         if not style or not self._codes or not text:
             return text
         codes = ";".join(self._codes[name] for name in style.split() if name in self._codes)
