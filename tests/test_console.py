@@ -268,6 +268,40 @@ def test_the_console_keeps_what_fits_its_byte_budget_not_1000_floods(harness, wr
     assert 3 <= len(hub.entries) <= 10
 
 
+def test_the_console_weighs_what_the_event_and_the_calls_hold_not_only_the_report(
+    harness, write_handler
+):
+    """Weighed from the texts the sandbox exchanged (not by walking the result), an
+    execution still weighs the body it was sent and the keys of the calls it made, though
+    its report is small."""
+    from pfunc.result import Result
+    from pfunc.server.console_hub import ConsoleHub, Entry, weight
+
+    quiet = write_handler("export default (request, response) => response.send('ok');\n", "q.js")
+    big_body = harness.request(quiet, method="POST", body="b" * (1 << 20))
+    assert big_body.outcome == "response" and big_body.held_chars is not None
+    assert weight(Entry(1, 0, big_body)) > 1 << 20
+    hub = ConsoleHub(keep_bytes=10 << 20)
+    for _ in range(50):
+        hub.add_result(big_body)
+    assert 5 <= len(hub.entries) <= 10
+
+    def looking_up(length: int) -> Result:
+        handler = write_handler(
+            "const db = require('kvstore');\n"
+            "export default async (request) => {\n"
+            f"  for (let i = 0; i < 3; i++) await db.get(i + 'k'.repeat({length}))"
+            ".catch(() => null);\n"
+            "  return request.ok();\n};\n",
+            f"keys{length}.js",
+        )
+        return harness.run(handler)
+
+    long_keys, short_keys = looking_up(400), looking_up(1)
+    assert len(long_keys.operations["calls"]) == 3 == len(short_keys.operations["calls"])
+    assert weight(Entry(2, 0, long_keys)) - weight(Entry(3, 0, short_keys)) >= 3 * 399
+
+
 @pytest.mark.parametrize(
     ("saved", "read", "reloaded", "started", "current"),
     [

@@ -146,6 +146,7 @@ class JavaScriptSandbox:
             entry("__pfunc_api_record")()
         self.load_timeout = timeout
         self.jobs = 0  # Promise jobs the execution in progress has run
+        self.event_chars = 0  # the length of its event's text (see finish)
         self.loads = 1  # times its handler module was evaluated (see renew)
         self._load(timeout)
         self._loaded_size = self._memory_size()  # what one load takes, for reusable()
@@ -220,6 +221,7 @@ class JavaScriptSandbox:
 
     def start(self, event_json: str, now_ms: int | None) -> None:
         self.jobs = 0
+        self.event_chars = len(event_json)
         try:
             self._start(event_json, _js_number(now_ms))
         except (quickjs.JSException, MemoryError) as error:
@@ -416,6 +418,10 @@ class JavaScriptSandbox:
                 "sandbox relies on: the sandbox is replaced, so the next execution starts "
                 "from a fresh load (and fresh module state)"
             )
+        # What the execution's result holds that a handler can make large (the event, the
+        # message it left, logs, response, error) is in these two texts: their length
+        # weighs it for the dev console without walking it.
+        details["heldChars"] = self.event_chars + len(text)
         error = details.get("error")
         if error and error.get("nullThrown"):
             error["nullThrown"] = self.jobs  # what outcome.handler_error weighs it by

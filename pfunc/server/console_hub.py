@@ -113,6 +113,13 @@ def weight(entry: Entry) -> int:
     result = entry.result
     if result is None:
         return 256
+    if result.held_chars is not None:  # measured as the sandbox exchanged them (Result)
+        return (
+            512
+            + result.held_chars
+            + _calls_weight(result.operations)
+            + size_of(result.observed, KEEP_BYTES)
+        )
     received = result.received
     parts = (
         result.message,
@@ -126,6 +133,14 @@ def weight(entry: Entry) -> int:
         result.observed,
     )
     return 512 + size_of(parts, KEEP_BYTES)
+
+
+def _calls_weight(operations: dict[str, Any]) -> int:
+    """The call records' text: a key (a handler's) and an error each, at most 1,000."""
+    total = 0
+    for call in operations.get("calls", ()):
+        total += 64 + len(call.get("key") or "") + len(call.get("error") or "")
+    return total
 
 
 ITEMS_WALKED = 100_000  # past this many items an entry is taken to be as big as allowed
