@@ -102,7 +102,7 @@ class JSArg:
     def value(self) -> Any:
         """The decoded value (None for null and for values JSON cannot carry)."""
         if not self.decoded:
-            self._value = json.loads(self._json or "null")
+            self._value = jsonio.plain_loads(self._json or "null")
             self.decoded = True
         return self._value
 

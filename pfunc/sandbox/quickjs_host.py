@@ -18,7 +18,7 @@ import quickjs
 
 from pfunc import sandbox as shared
 from pfunc.errors import HandlerLoadError
-from pfunc.jsonio import well_formed
+from pfunc.jsonio import plain_loads, well_formed
 from pfunc.modules import CONSTANTS, HOST_METHODS, SYNC_METHODS, SYNC_MODULES
 from pfunc.sandbox import CORRUPTED, MAX_LOADS, MEMORY, TIMEOUT, SandboxInterrupted, Tape
 from pfunc.sandbox.source import OWN_CODE_LINE, load_error, prepare_module
@@ -253,7 +253,7 @@ class JavaScriptSandbox:
         if text in ("S", "R"):
             return text == "S", []
         try:
-            settled, calls = json.loads(text)
+            settled, calls = plain_loads(text)
             if not isinstance(settled, bool) or not isinstance(calls, list):
                 raise ValueError
         except (TypeError, ValueError):
@@ -408,7 +408,7 @@ class JavaScriptSandbox:
             text = None
         finally:
             self._context.set_time_limit(-1)
-        details = json.loads(text) if isinstance(text, str) else None
+        details = plain_loads(text) if isinstance(text, str) else None
         if not _report_shaped(details):
             return self._unreadable_report()
         if details["tampered"]:
