@@ -112,7 +112,7 @@ class JSArg:
         if self.invalid is not None:
             return None
         if self._json is None:
-            self._json = json.dumps(self._value, ensure_ascii=False, separators=(",", ":"))
+            self._json = jsonio.COMPACT.encode(self._value)
         return self._json
 
     @property

@@ -10,16 +10,18 @@ import json
 import re
 from typing import Any
 
+from pfunc import jsonio
+
 
 def strict_json(value: Any) -> str:
     """JSON text as JavaScript's JSON.stringify writes it: a NaN or Infinity inside is null,
     and a lone surrogate is written as its \\u escape."""
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = jsonio.STRICT_COMPACT.encode(value)
     except ValueError as error:
         if "Out of range float" not in str(error):
             raise
-        text = json.dumps(_finite(value), separators=(",", ":"), ensure_ascii=False)
+        text = jsonio.COMPACT.encode(_finite(value))
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # (a Python str holds surrogates only as lone ones)

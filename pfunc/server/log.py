@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from pfunc import jsonio
 from pfunc.aio import running_loop
 from pfunc.code_frames import code_frame
 from pfunc.result import Result
@@ -275,7 +276,7 @@ COMPACT = 80  # characters of a message or response body on an execution's line
 def _compact(event: dict[str, Any]) -> str:
     """The message (or response body) in a few words, for the execution's line."""
     if "message" in event:
-        text = json.dumps(event["message"], ensure_ascii=False, separators=(",", ":"))
+        text = jsonio.COMPACT.encode(event["message"])
     elif isinstance(event.get("body"), str):
         text = event["body"]
     else:
