@@ -139,9 +139,18 @@ def main() -> None:
         )
 
         # --- pfunc test ----------------------------------------------------------------
+        # One scenario of 1,000 steps and 100 of 10, run in turn three times each: the
+        # overhead of a scenario is their difference, ~36 ms in ~0.3 s, which one run
+        # of each left to the machine's noise (it read -0.04 ms once).
         long_one = measure.scenario_file(folder, "long", 1, 1000)
-        settle_disk()
-        step = measure.run_scenarios(long_one) / 1000
+        hundred = measure.scenario_file(folder, "hundred", 100, 10)
+        steps, totals = [], []
+        for _ in range(3):
+            settle_disk()
+            steps.append(measure.run_scenarios(long_one) / 1000)
+            settle_disk()
+            totals.append(measure.run_scenarios(hundred))
+        step, total = statistics.median(steps), statistics.median(totals)
         ratio = step / statistics.mean(warm_floor)
         table.row(
             "pfunc test step",
@@ -150,13 +159,10 @@ def main() -> None:
             "<= 2.5x floor",
             ratio <= 2.5,
         )
-        hundred = measure.scenario_file(folder, "hundred", 100, 10)
-        settle_disk()
-        total = measure.run_scenarios(hundred)
         overhead = (total - 1000 * step) / 100
         table.row(
             "pfunc test, per-scenario overhead",
-            f"{overhead * 1000:.2f} ms",
+            f"{overhead * 1000:.2f} ms" if overhead > 0 else "~0 ms (within the noise)",
             "",
             "<= 1 ms",
             overhead <= 0.001,
