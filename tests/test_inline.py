@@ -182,7 +182,7 @@ def test_a_re_run_reads_the_clock_and_randomness_the_first_attempt_read(tmp_path
     """A write keyed by Date.now(), Math.random() and new Date(), then a long slice: the
     attempt on a thread reads the same values, makes the same call, and is given its
     answer; the write happens once and the execution completes."""
-    with promoted_server(tmp_path, DIVERGING) as server:
+    with promoted_server(tmp_path, DIVERGING, ROOMY_PROJECT) as server:
         status, _, body = server.request("GET", URL + "?mode=stamp-then-spin")
         assert status == 200 and json.loads(body) == {"spun": True}
         assert len(keys_like(tmp_path, "stamp-%")) == 1
@@ -636,7 +636,7 @@ def test_a_re_run_in_a_new_context_may_read_more_and_still_completes(tmp_path: P
     """Its new context reads what the in-line one had cached, and what its top-level code
     reads: reads are performed live, changes are matched; performance.now() and many
     Math.random() draws are read again as the first attempt read them."""
-    with promoted_server(tmp_path, STATEFUL) as server:
+    with promoted_server(tmp_path, STATEFUL, ROOMY_PROJECT) as server:
         assert server.request("GET", URL)[0] == 200  # the in-line context fills its cache
         status, _, body = server.request("GET", f"{URL}?mode={mode}")
         assert status == 200 and json.loads(body) == {"mode": mode}, body
@@ -663,7 +663,7 @@ def test_performance_now_goes_on_from_the_replayed_values(tmp_path: Path):
     so a wait on it ends as it would have (it never goes back)."""
     import time
 
-    with promoted_server(tmp_path, PERFORMANCE_WAIT) as server:
+    with promoted_server(tmp_path, PERFORMANCE_WAIT, ROOMY_PROJECT) as server:
         assert server.request("GET", URL)[0] == 200
         time.sleep(2)  # the in-line context's clock is now well past a new one's
         status, _, body = server.request("GET", f"{URL}?mode=wait")
