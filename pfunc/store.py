@@ -23,7 +23,7 @@ from pfunc.aio import running_loop
 from pfunc.checkpoints import BACKSTOP_PAGES, Checkpointer
 from pfunc.numbers import fits_counter
 from pfunc.store_contention import BUSY_TIMEOUT_MS, LockWaits, Statements, busy
-from pfunc.store_schema import ADDED_COLUMNS, APPLICATION_ID, FIRST_COLUMNS, OUR_TABLES, SCHEMA
+from pfunc.store_schema import APPLICATION_ID, FIRST_COLUMNS, OUR_TABLES, SCHEMA, add_columns
 
 # Above every key: SQLite sorts any text before any BLOB. (Two U+10FFFF were used before,
 # and the keys that start with them fell outside every listing and export.)
@@ -90,13 +90,6 @@ def _our_columns(conn: sqlite3.Connection, tables: set[str]) -> bool:
     return True
 
 
-def _add_columns(conn: sqlite3.Connection) -> None:
-    for table, column, declaration in ADDED_COLUMNS:
-        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-        if column not in present:
-            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-
-
 _memory_template: sqlite3.Connection | None = None
 _template_lock = threading.Lock()
 # Stores in memory closed and emptied, for the next scenario: a connection kept keeps its
@@ -116,7 +109,7 @@ def _fresh_memory() -> sqlite3.Connection:
         if _memory_template is None:
             _memory_template = sqlite3.connect(":memory:", check_same_thread=False)
             _memory_template.executescript(SCHEMA)
-            _add_columns(_memory_template)
+            add_columns(_memory_template)
             _memory_template.execute(f"PRAGMA application_id={APPLICATION_ID}")
         conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         _memory_template.backup(conn)
@@ -181,9 +174,17 @@ class KVStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(SCHEMA)
-            _add_columns(conn)
-            if not marked:  # setting it is a write, even to the same value
-                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            # Under the write lock: two processes that both saw a column missing both
+            # added it, and the second failed ("duplicate column name").
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                add_columns(conn)
+                if not marked:  # setting it is a write, even to the same value
+                    conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
             conn.execute("PRAGMA busy_timeout=0")
         except StoreOpenError:
             raise

@@ -5,6 +5,7 @@ database. store.py opens the file; this module says what belongs in it."""
 from __future__ import annotations
 
 import re
+import sqlite3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -108,6 +109,15 @@ CREATE TABLE IF NOT EXISTS files (   -- shared files (pfunc/files.py); bytes in 
 ADDED_COLUMNS = [
     ("messages", "message_type", "INTEGER"),  # PubNub's message type: NULL plain, 4 a file
 ]
+
+
+def add_columns(conn: sqlite3.Connection) -> None:
+    """The columns of ADDED_COLUMNS a store lacks; run under the write lock when other
+    processes may open the same file (store.py)."""
+    for table, column, declaration in ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
 # Marks a file as a pfunc store (SQLite's application_id): 'pfkv'. A file that holds other

@@ -4,6 +4,7 @@ files are refused without being changed."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import sqlite3
@@ -113,6 +114,43 @@ def test_a_database_that_is_not_a_pfunc_store_is_refused_unchanged(tmp_path, tab
     code, _, err = kv("list", "--kv", text, cwd=tmp_path)
     assert code == 2 and "not a usable SQLite file" in err
     assert text.read_text() == "just text, not SQLite\n" * 100
+
+
+def test_processes_opening_one_new_store_at_once_all_open_it(tmp_path):
+    """Each opening adds the columns pfunc's schema gained since a store was first made;
+    two openings at once both saw one missing and both added it, and the second failed
+    ("duplicate column name", in CI: four processes starting on one new file). Here one
+    holds the write lock while it adds them, as a process a moment ahead would."""
+    import threading
+
+    from pfunc.store import KVStore
+    from pfunc.store_schema import ADDED_COLUMNS, APPLICATION_ID, SCHEMA
+
+    path = tmp_path / "kv.sqlite3"
+    ahead = sqlite3.connect(path, isolation_level=None)
+    ahead.execute("PRAGMA journal_mode=WAL")
+    ahead.executescript(SCHEMA)  # the tables as first made: without the added columns
+    ahead.execute("BEGIN IMMEDIATE")
+    opened: list[object] = []
+    opener = threading.Thread(target=lambda: opened.append(_open_or_error(KVStore, path)))
+    opener.start()
+    time.sleep(0.5)  # it reads the schema (WAL lets it) while this one holds the lock
+    for table, column, declaration in ADDED_COLUMNS:
+        ahead.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+    ahead.execute(f"PRAGMA application_id={APPLICATION_ID}")
+    ahead.execute("COMMIT")
+    ahead.close()
+    opener.join(timeout=30)
+    (store,) = opened
+    assert isinstance(store, KVStore), store
+    asyncio.run(store.close())
+
+
+def _open_or_error(kv_store: type, path: Path) -> object:
+    try:
+        return kv_store.open(path)
+    except Exception as error:  # the test shows what it was
+        return error
 
 
 def test_a_damaged_store_is_noticed(tmp_path):
