@@ -23,7 +23,15 @@ from pfunc.aio import running_loop
 from pfunc.checkpoints import BACKSTOP_PAGES, Checkpointer
 from pfunc.numbers import fits_counter
 from pfunc.store_contention import BUSY_TIMEOUT_MS, LockWaits, Statements, busy
-from pfunc.store_schema import APPLICATION_ID, FIRST_COLUMNS, OUR_TABLES, SCHEMA, add_columns
+from pfunc.store_schema import (
+    APPLICATION_ID,
+    FIRST_COLUMNS,
+    OUR_TABLES,
+    SCHEMA,
+    add_columns,
+    bring_up_to_date,
+    lacked_columns,
+)
 
 # Above every key: SQLite sorts any text before any BLOB. (Two U+10FFFF were used before,
 # and the keys that start with them fell outside every listing and export.)
@@ -174,17 +182,8 @@ class KVStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(SCHEMA)
-            # Under the write lock: two processes that both saw a column missing both
-            # added it, and the second failed ("duplicate column name").
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                add_columns(conn)
-                if not marked:  # setting it is a write, even to the same value
-                    conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            if not marked or lacked_columns(conn):  # (a store up to date: no lock taken)
+                bring_up_to_date(conn, marked)
             conn.execute("PRAGMA busy_timeout=0")
         except StoreOpenError:
             raise

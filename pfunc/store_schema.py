@@ -1,6 +1,7 @@
 """The KV store's SQLite schema: every table pfunc keeps in a project's store, the columns
 added since a table first shipped, and the mark that tells a pfunc store from any other
-database. store.py opens the file; this module says what belongs in it."""
+database. store.py opens the file; this module says what belongs in it, and brings an
+older (or brand-new) file up to date."""
 
 from __future__ import annotations
 
@@ -111,13 +112,21 @@ ADDED_COLUMNS = [
 ]
 
 
-def add_columns(conn: sqlite3.Connection) -> None:
-    """The columns of ADDED_COLUMNS a store lacks; run under the write lock when other
-    processes may open the same file (store.py)."""
+def lacked_columns(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    """The columns of ADDED_COLUMNS the store's tables lack (reads only)."""
+    lacked = []
     for table, column, declaration in ADDED_COLUMNS:
         present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if column not in present:
-            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            lacked.append((table, column, declaration))
+    return lacked
+
+
+def add_columns(conn: sqlite3.Connection) -> None:
+    """The columns of ADDED_COLUMNS a store lacks; under the write lock when other
+    processes may open the same file (store.py)."""
+    for table, column, declaration in lacked_columns(conn):
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
 # Marks a file as a pfunc store (SQLite's application_id): 'pfkv'. A file that holds other
@@ -133,3 +142,17 @@ FIRST_COLUMNS = {
         r"TABLE IF NOT EXISTS (\w+) \(.*PRIMARY KEY \(([^)]*)\)", statement, re.S
     )
 }
+
+
+def bring_up_to_date(conn: sqlite3.Connection, marked: bool) -> None:
+    """The columns and the mark, under the write lock: two processes that both saw a
+    column missing both added it, and the second failed ("duplicate column name")."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        add_columns(conn)  # what is still lacking once the lock is held
+        if not marked:  # setting it is a write, even to the same value
+            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
