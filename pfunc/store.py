@@ -22,7 +22,7 @@ from typing import Any
 from pfunc.aio import running_loop
 from pfunc.checkpoints import BACKSTOP_PAGES, Checkpointer
 from pfunc.numbers import fits_counter
-from pfunc.store_contention import BUSY_TIMEOUT_MS, LockWaits, Statements, busy
+from pfunc.store_contention import BUSY_TIMEOUT_MS, LockWaits, Statements, busy, switch_to_wal
 from pfunc.store_schema import (
     APPLICATION_ID,
     FIRST_COLUMNS,
@@ -179,7 +179,7 @@ class KVStore:
             # wait for the lock here (start-up), then switch to the no-wait fast path.
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             marked = _is_ours(conn, path)  # before anything writes to it
-            conn.execute("PRAGMA journal_mode=WAL")
+            switch_to_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(SCHEMA)
             if not marked or lacked_columns(conn):  # (a store up to date: no lock taken)

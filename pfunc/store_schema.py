@@ -154,5 +154,6 @@ def bring_up_to_date(conn: sqlite3.Connection, marked: bool) -> None:
             conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # (SQLite may have rolled it back itself: a full disk)
+            conn.execute("ROLLBACK")
         raise
