@@ -299,7 +299,7 @@ class Executor:
             sandbox.broken = True
             failure = failure or memory_error(self.display_path, self.runtime.profile)
         result.logs = details.get("logs", [])
-        result.held_chars = details.get("heldChars")
+        result.held_size = details.get("heldSize")
         dropped = details.get("consoleDropped")  # lines past the console budget, any host
         said = [console_dropped(dropped)] if dropped else []
         result.warnings = [*details.get("warnings", []), *said, *host_warnings, *loop.said()]

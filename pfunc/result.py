@@ -87,9 +87,9 @@ class Result:
     # The error's code frame, made as the execution ended from the code it ran (the file
     # may be saved since); None when there is none to make that way (code_frames.py).
     frame: str | None = field(default=None, repr=False, compare=False)
-    # Characters of the event and report texts the sandbox exchanged, when it says (the
-    # JavaScript one): what the dev console weighs the result by (console_hub.weight).
-    held_chars: int | None = field(default=None, repr=False, compare=False)
+    # What the event and report texts the sandbox exchanged hold once parsed, when it says
+    # (the JavaScript one; jsonio.parsed_size): what the dev console weighs it by.
+    held_size: int | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_message_event(self) -> bool:

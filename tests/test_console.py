@@ -279,7 +279,7 @@ def test_the_console_weighs_what_the_event_and_the_calls_hold_not_only_the_repor
 
     quiet = write_handler("export default (request, response) => response.send('ok');\n", "q.js")
     big_body = harness.request(quiet, method="POST", body="b" * (1 << 20))
-    assert big_body.outcome == "response" and big_body.held_chars is not None
+    assert big_body.outcome == "response" and big_body.held_size is not None
     assert weight(Entry(1, 0, big_body)) > 1 << 20
     hub = ConsoleHub(keep_bytes=10 << 20)
     for _ in range(50):
@@ -300,6 +300,25 @@ def test_the_console_weighs_what_the_event_and_the_calls_hold_not_only_the_repor
     long_keys, short_keys = looking_up(400), looking_up(1)
     assert len(long_keys.operations["calls"]) == 3 == len(short_keys.operations["calls"])
     assert weight(Entry(2, 0, long_keys)) - weight(Entry(3, 0, short_keys)) >= 3 * 399
+
+
+@pytest.mark.parametrize(
+    "items",
+    [[{}] * 10_000, list(range(10_000)), [{"a": [1]}] * 5_000],
+    ids=["empty-objects", "small-ints", "nested"],
+)
+def test_a_message_of_many_small_items_weighs_what_walking_it_gave(harness, write_handler, items):
+    """Weighed by its texts' characters alone, a message of 10,000 {} (30 KB of JSON)
+    weighed less than half what walking it gave, and the console kept twice as many."""
+    from pfunc.server.console_hub import KEEP_BYTES, Entry, size_of, weight
+
+    handler = write_handler("export default (request) => request.ok();\n", "pass.js")
+    result = harness.run(handler, message={"items": items})
+    assert result.outcome == "ok" and result.held_size is not None
+    walked = size_of(
+        (result.message, result.received.message, result.logs, result.operations), KEEP_BYTES
+    )
+    assert weight(Entry(1, 0, result)) >= walked
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import quickjs
 
 from pfunc import sandbox as shared
 from pfunc.errors import HandlerLoadError
-from pfunc.jsonio import plain_loads, well_formed
+from pfunc.jsonio import parsed_size, plain_loads, well_formed
 from pfunc.modules import CONSTANTS, HOST_METHODS, SYNC_METHODS, SYNC_MODULES
 from pfunc.sandbox import CORRUPTED, MAX_LOADS, MEMORY, TIMEOUT, SandboxInterrupted, Tape
 from pfunc.sandbox.source import OWN_CODE_LINE, load_error, prepare_module
@@ -146,7 +146,7 @@ class JavaScriptSandbox:
             entry("__pfunc_api_record")()
         self.load_timeout = timeout
         self.jobs = 0  # Promise jobs the execution in progress has run
-        self.event_chars = 0  # the length of its event's text (see finish)
+        self.event_size = 0  # what its event holds (see finish)
         self.loads = 1  # times its handler module was evaluated (see renew)
         self._load(timeout)
         self._loaded_size = self._memory_size()  # what one load takes, for reusable()
@@ -221,7 +221,7 @@ class JavaScriptSandbox:
 
     def start(self, event_json: str, now_ms: int | None) -> None:
         self.jobs = 0
-        self.event_chars = len(event_json)
+        self.event_size = parsed_size(event_json)
         try:
             self._start(event_json, _js_number(now_ms))
         except (quickjs.JSException, MemoryError) as error:
@@ -419,9 +419,9 @@ class JavaScriptSandbox:
                 "from a fresh load (and fresh module state)"
             )
         # What the execution's result holds that a handler can make large (the event, the
-        # message it left, logs, response, error) is in these two texts: their length
-        # weighs it for the dev console without walking it.
-        details["heldChars"] = self.event_chars + len(text)
+        # message it left, logs, response, error) is in these two texts: they weigh it for
+        # the dev console without walking it.
+        details["heldSize"] = self.event_size + parsed_size(text)
         error = details.get("error")
         if error and error.get("nullThrown"):
             error["nullThrown"] = self.jobs  # what outcome.handler_error weighs it by

@@ -113,10 +113,10 @@ def weight(entry: Entry) -> int:
     result = entry.result
     if result is None:
         return 256
-    if result.held_chars is not None:  # measured as the sandbox exchanged them (Result)
+    if result.held_size is not None:  # measured as the sandbox exchanged them (Result)
         return (
             512
-            + result.held_chars
+            + result.held_size
             + _calls_weight(result.operations)
             + size_of(result.observed, KEEP_BYTES)
         )
