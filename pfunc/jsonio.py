@@ -69,10 +69,9 @@ def _decoded(scan: Any, read: Callable[[str], Any], text: str) -> Any:
 def parsed_size(text: str) -> int:
     """About what the value JSON `text` holds once parsed, at least as the dev console's
     walk measures it (console_hub.size_of: 8 an item, 8 a number): its characters and 16
-    for each ",", ":", "[" and "{" (those inside strings too). Counted in C: a parsed
-    value of many small items holds far more than its text."""
-    marks = text.count(",") + text.count(":") + text.count("[") + text.count("{")
-    return len(text) + 16 * marks
+    for each "," and ":" (those inside strings too). Counted in C: a parsed value of many
+    small items holds far more than its text."""
+    return len(text) + 16 * (text.count(",") + text.count(":"))
 
 
 def plain_loads(text: str) -> Any:
