@@ -9,6 +9,7 @@ import hashlib
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -121,9 +122,6 @@ def test_processes_opening_one_new_store_at_once_all_open_it(tmp_path):
     two openings at once both saw one missing and both added it, and the second failed
     ("duplicate column name", in CI: four processes starting on one new file). Here one
     holds the write lock while it adds them, as a process a moment ahead would."""
-    import threading
-
-    from pfunc.store import KVStore
     from pfunc.store_schema import ADDED_COLUMNS, APPLICATION_ID, SCHEMA
 
     path = tmp_path / "kv.sqlite3"
@@ -131,19 +129,16 @@ def test_processes_opening_one_new_store_at_once_all_open_it(tmp_path):
     ahead.execute("PRAGMA journal_mode=WAL")
     ahead.executescript(SCHEMA)  # the tables as first made: without the added columns
     ahead.execute("BEGIN IMMEDIATE")
-    opened: list[object] = []
-    opener = threading.Thread(target=lambda: opened.append(_open_or_error(KVStore, path)))
-    opener.start()
-    time.sleep(0.5)  # it reads the schema (WAL lets it) while this one holds the lock
-    for table, column, declaration in ADDED_COLUMNS:
-        ahead.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-    ahead.execute(f"PRAGMA application_id={APPLICATION_ID}")
-    ahead.execute("COMMIT")
-    ahead.close()
-    opener.join(timeout=30)
-    (store,) = opened
-    assert isinstance(store, KVStore), store
-    asyncio.run(store.close())
+
+    def add_them() -> None:
+        for table, column, declaration in ADDED_COLUMNS:
+            ahead.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        ahead.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        ahead.execute("COMMIT")
+        ahead.close()
+
+    # Held long enough that it reads the schema (WAL lets it) before the columns come.
+    _opens_while_held(path, 0.5, add_them)
 
 
 def test_a_new_store_opens_while_another_process_writes_to_the_file(tmp_path):
@@ -151,30 +146,40 @@ def test_a_new_store_opens_while_another_process_writes_to_the_file(tmp_path):
     refused at once ("database is locked"): SQLite does not wait there, since waiting
     could deadlock. Processes opening one new store at once met it (1 open in ~15 in a
     stress run); the open now tries again, within the store's wait for the lock."""
+    path = tmp_path / "kv.sqlite3"
+    writer = sqlite3.connect(path, isolation_level=None)  # a new file, its journal not WAL
+    writer.execute("BEGIN IMMEDIATE")
+
+    def commit() -> None:
+        writer.execute("COMMIT")
+        writer.close()
+
+    _opens_while_held(path, 0.3, commit)
+
+
+def _opens_while_held(path: Path, hold: float, release: Callable[[], None]) -> None:
+    """KVStore.open(path) on a thread while this one holds a lock on the file for `hold`
+    seconds, then `release()`s it: the store opens."""
     import threading
 
     from pfunc.store import KVStore
 
-    path = tmp_path / "kv.sqlite3"
-    writer = sqlite3.connect(path, isolation_level=None)  # a new file, its journal not WAL
-    writer.execute("BEGIN IMMEDIATE")
     opened: list[object] = []
-    opener = threading.Thread(target=lambda: opened.append(_open_or_error(KVStore, path)))
+
+    def open_it() -> None:
+        try:
+            opened.append(KVStore.open(path))
+        except Exception as error:  # the assertion shows what it was
+            opened.append(error)
+
+    opener = threading.Thread(target=open_it)
     opener.start()
-    time.sleep(0.3)  # it meets the held lock, however slowly it starts
-    writer.execute("COMMIT")
-    writer.close()
+    time.sleep(hold)
+    release()
     opener.join(timeout=30)
     (store,) = opened
     assert isinstance(store, KVStore), store
     asyncio.run(store.close())
-
-
-def _open_or_error(kv_store: type, path: Path) -> object:
-    try:
-        return kv_store.open(path)
-    except Exception as error:  # the test shows what it was
-        return error
 
 
 def test_a_damaged_store_is_noticed(tmp_path):
