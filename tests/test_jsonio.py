@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 
-from hypothesis import example, given
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pfunc import jsonio
@@ -28,6 +28,10 @@ texts = (
     | st.text(max_size=12)
 )
 
+# No deadline and no speed check: a machine busy with the rest of the suite is slow, not
+# wrong (a late example is not a different answer).
+SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
 
 def outcome(read, text):
     """What reading `text` gives: ("value", its JSON) or ("error", type, message)."""
@@ -40,6 +44,7 @@ def outcome(read, text):
     return ("value", json.dumps(value, sort_keys=True))
 
 
+@SETTINGS
 @given(texts)
 @example("NaN")
 @example("[1e999]")
@@ -51,6 +56,7 @@ def test_plain_loads_is_json_loads(text):
     assert outcome(jsonio.plain_loads, text) == outcome(json.loads, text)
 
 
+@SETTINGS
 @given(texts)
 @example("NaN")
 @example("[1e999]")
