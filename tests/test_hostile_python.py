@@ -560,3 +560,57 @@ def test_a_timer_the_handler_leaves_is_cancelled_not_left_to_go_off_later(harnes
         "cancelled it, so that it cannot go off in a later execution"
     ], (alarmed.error, alarmed.warnings)
     assert (after.outcome, after.warnings) == ("ok", []), after.error
+
+
+INTERRUPTED_CALL = """
+import signal
+
+from pfunc import require
+
+db = require("kvstore")
+xhr = require("xhr")
+
+
+class Tick(Exception):
+    pass
+
+
+def on_alarm(number, frame):
+    raise Tick()
+
+
+async def handler(request):
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, 0.05)  # while the fetch below is under way
+    try:
+        await xhr.fetch(request.message["url"])
+    except Tick:
+        pass
+    await db.set("k", "v")
+    return request.ok({"value": await db.get("k")})
+"""
+
+
+def test_a_call_whose_wait_a_signal_handler_cut_short_gets_no_later_calls_answer(harness, tmp_path):
+    """A signal handler that raises while the worker waits for a call's answer ends that
+    wait; the answer still comes, and was read as the answer to the handler's next call
+    (each call after it got the one before's: db.get read set's)."""
+    from http.server import BaseHTTPRequestHandler
+
+    from tests.conftest import local_http_server
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(0.5)  # well past the handler's 50 ms timer
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"late")
+
+    handler = tmp_path / "interrupted.py"
+    handler.write_text(INTERRUPTED_CALL)
+    harness.offline = False
+    with local_http_server(Slow) as url:
+        result = harness.run(handler, message={"url": url})
+    assert result.outcome == "ok", result.error
+    assert result.message == {"value": "v"}
+    assert [call["method"] for call in result.operations["calls"]] == ["fetch", "set", "get"]

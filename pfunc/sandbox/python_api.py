@@ -76,6 +76,8 @@ class _Connection:
             }
         )
         reply = self.receive()
+        while reply.get("id") != call_id:  # an earlier call's: a signal cut its wait short
+            reply = self.receive()
         if reply["ok"]:
             return None if reply.get("payload") is None else json.loads(reply["payload"])
         info = json.loads(reply["payload"])
