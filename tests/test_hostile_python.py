@@ -614,3 +614,41 @@ def test_a_call_whose_wait_a_signal_handler_cut_short_gets_no_later_calls_answer
     assert result.outcome == "ok", result.error
     assert result.message == {"value": "v"}
     assert [call["method"] for call in result.operations["calls"]] == ["fetch", "set", "get"]
+
+
+TASK_GROUP = """
+import asyncio
+
+
+async def fails(number):
+    raise ValueError(f"bad input {number}")
+
+
+async def handler(request):
+    async with asyncio.TaskGroup() as group:
+        for number in range(request.message["failing"]):
+            group.create_task(fails(number))
+        group.create_task(asyncio.sleep(0.01))
+    return request.ok()
+"""
+
+
+@pytest.mark.parametrize("failing", [1, 5])
+def test_a_task_group_s_error_names_what_failed_in_it_and_where(harness, tmp_path, failing):
+    """A TaskGroup whose task raised reported only "unhandled errors in a TaskGroup (1
+    sub-exception)" at the `async with` line: nothing said what failed, or where."""
+    handler = tmp_path / "group.py"
+    handler.write_text(TASK_GROUP)
+    result = harness.run(handler, message={"failing": failing})
+    error = result.error
+    assert result.outcome == "error" and error.type == "ExceptionGroup"
+    assert error.message.startswith("unhandled errors in a TaskGroup")
+    assert "ValueError: bad input 0" in error.message
+    if failing > 3:  # three are named, the rest counted
+        assert "ValueError: bad input 2" in error.message and "; and 2 more" in error.message
+        assert "bad input 3" not in error.message
+    assert error.line == 6  # the raise in fails(), where the handler's code failed
+    assert error.stack.splitlines() == [
+        "    at fails (group.py:6:5)",
+        "    at handler (group.py:10:5)",
+    ]

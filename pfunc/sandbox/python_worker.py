@@ -12,28 +12,25 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
-import json
 import linecache
 import os
 import signal
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pfunc.result import clipped_text
 from pfunc.sandbox import WORKER_MEMORY_EXIT, process_tree
 from pfunc.sandbox.python_api import (
     CONNECTION,
-    HandlerError,
     IntervalEvent,
     Request,
     Response,
     _Execution,
 )
+from pfunc.sandbox.python_errors import error_info
 from pfunc.sandbox.python_loop import (
     DeadlinePassed,
     NothingCanWake,
@@ -41,69 +38,6 @@ from pfunc.sandbox.python_loop import (
     new_loop,
     run_until,
 )
-
-# Frames in these folders are Python's and pfunc's, never a handler's, wherever it lives.
-_NOT_THE_HANDLERS = tuple(
-    os.path.join(os.path.abspath(folder), "")
-    for folder in {sys.prefix, sys.base_prefix, str(Path(__file__).parent.parent)}
-)
-
-
-def _error_info(error: BaseException, handler_file: str) -> dict[str, Any]:
-    """The exception with its traceback trimmed to the handler's own code: its file, and
-    the modules beside it (its project's helpers), never Python's or pfunc's."""
-    folder = os.path.join(os.path.dirname(handler_file), "")
-    kept: list[tuple[traceback.FrameSummary, str | None]] = []  # None: the handler's file
-    for frame in traceback.extract_tb(error.__traceback__):
-        path = os.path.abspath(frame.filename)
-        if path == handler_file:
-            kept.append((frame, None))
-        elif (
-            path.startswith(folder)
-            and not path.startswith(_NOT_THE_HANDLERS)
-            and not frame.filename.startswith("<")  # <string>, <frozen ...>: no file
-        ):
-            kept.append((frame, os.path.relpath(path, folder)))  # a helper beside it
-    own = [frame for frame, helper in kept if helper is None]
-    try:
-        message = str(error)
-    except Exception as unreadable:  # the exception's own __str__ raises: say so, not crash
-        message = f"(its str() raised {type(unreadable).__name__})"
-    message = clipped_text(message)  # sent as the report keeps it: megabytes are its start
-    # Each frame as [function, line, column, helper's path or None]: the host writes the
-    # stack lines with the handler's path as the report shows it (the worker knows only
-    # the absolute one).
-    info: dict[str, Any] = {
-        "type": type(error).__name__,
-        "message": message,
-        "frames": [[frame.name, frame.lineno, _column(frame), helper] for frame, helper in kept],
-    }
-    if type(error) is HandlerError:  # a rejection with a name of its own keeps it
-        info["type"] = "Error"
-    if isinstance(error, json.JSONDecodeError) and message.startswith("request.json()"):
-        info["type"] = "SyntaxError"  # JSON.parse's, as JavaScript's request.json() reports it
-    if isinstance(error, SystemExit):
-        info["message"] = (
-            f"the handler called sys.exit({'' if error.code is None else repr(error.code)}); "
-            "a handler ends by returning (after request.ok(), response.send()...), not by "
-            "exiting"
-        )
-    elif getattr(error, "code", None):
-        info["code"] = error.code
-    if own:  # the code frame: the handler's own line
-        info["line"] = own[-1].lineno
-        info["column"] = _column(own[-1])
-    return info
-
-
-def _column(frame: traceback.FrameSummary) -> int | None:
-    """Where on its line a frame is, in characters from 1 (Python 3.11 counts UTF-8 bytes
-    from 0); None when Python does not say."""
-    column = getattr(frame, "colno", None)
-    if column is None or frame.lineno is None:
-        return None
-    text = linecache.getline(frame.filename, frame.lineno)
-    return len(text.encode()[:column].decode("utf-8", "replace")) + 1
 
 
 def _load(path: str, source: str) -> Callable[..., Any]:
@@ -132,7 +66,7 @@ def _load_reporting(handler_file: str, source: str) -> Callable[..., Any] | None
     try:
         handler = _load(handler_file, source)
     except BaseException as failure:
-        info = _error_info(failure, handler_file)
+        info = error_info(failure, handler_file)
         if isinstance(failure, ModuleNotFoundError):
             top = (failure.name or "").split(".")[0]
             info["message"] = (
@@ -183,7 +117,7 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
             if outcome is args[0] and message_family and execution.completion is None:
                 args[0].ok()
         except BaseException as caught:  # the handler's exception is the execution's error
-            error = _error_info(caught, handler_file)
+            error = error_info(caught, handler_file)
         execution.settled = True
         mine = asyncio.current_task(_LOOP) if _LOOP.is_running() else None
         if any(not task.done() for task in asyncio.all_tasks(_LOOP) if task is not mine):
@@ -202,7 +136,7 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
                 waiting = True
             except BaseException as escaped:  # out of the loop itself (a signal handler's,
                 # a task's SystemExit, loop.stop()): the execution's error
-                error, cut_short = _error_info(escaped, handler_file), True
+                error, cut_short = error_info(escaped, handler_file), True
         else:
             returned(outcome, None)
     # A task that will not end goes with the worker, which is replaced (why: `replaced`).

@@ -1,0 +1,102 @@
+"""How a Python handler's exception is reported by its worker (python_worker.py): its
+type and message, its frames trimmed to the handler's own code (its file and the helper
+modules beside it, never Python's or pfunc's), and the line its code frame shows. The host
+writes the stack lines from these (python_report.py)."""
+
+from __future__ import annotations
+
+import json
+import linecache
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from pfunc.result import clipped_text
+from pfunc.sandbox.python_api import HandlerError
+
+# Frames in these folders are Python's and pfunc's, never a handler's, wherever it lives.
+_NOT_THE_HANDLERS = tuple(
+    os.path.join(os.path.abspath(folder), "")
+    for folder in {sys.prefix, sys.base_prefix, str(Path(__file__).parent.parent)}
+)
+
+
+def error_info(error: BaseException, handler_file: str) -> dict[str, Any]:
+    """The exception with its traceback trimmed to the handler's own code: its file, and
+    the modules beside it (its project's helpers), never Python's or pfunc's."""
+    folder = os.path.join(os.path.dirname(handler_file), "")
+    kept: list[tuple[traceback.FrameSummary, str | None]] = []  # None: the handler's file
+    for frame in traceback.extract_tb(error.__traceback__):
+        path = os.path.abspath(frame.filename)
+        if path == handler_file:
+            kept.append((frame, None))
+        elif (
+            path.startswith(folder)
+            and not path.startswith(_NOT_THE_HANDLERS)
+            and not frame.filename.startswith("<")  # <string>, <frozen ...>: no file
+        ):
+            kept.append((frame, os.path.relpath(path, folder)))  # a helper beside it
+    own = [frame for frame, helper in kept if helper is None]
+    try:
+        message = str(error)
+    except Exception as unreadable:  # the exception's own __str__ raises: say so, not crash
+        message = f"(its str() raised {type(unreadable).__name__})"
+    message = clipped_text(message)  # sent as the report keeps it: megabytes are its start
+    # Each frame as [function, line, column, helper's path or None]: the host writes the
+    # stack lines with the handler's path as the report shows it (the worker knows only
+    # the absolute one).
+    info: dict[str, Any] = {
+        "type": type(error).__name__,
+        "message": message,
+        "frames": [[frame.name, frame.lineno, _column(frame), helper] for frame, helper in kept],
+    }
+    if type(error) is HandlerError:  # a rejection with a name of its own keeps it
+        info["type"] = "Error"
+    if isinstance(error, json.JSONDecodeError) and message.startswith("request.json()"):
+        info["type"] = "SyntaxError"  # JSON.parse's, as JavaScript's request.json() reports it
+    if isinstance(error, SystemExit):
+        info["message"] = (
+            f"the handler called sys.exit({'' if error.code is None else repr(error.code)}); "
+            "a handler ends by returning (after request.ok(), response.send()...), not by "
+            "exiting"
+        )
+    elif getattr(error, "code", None):
+        info["code"] = error.code
+    if own:  # the code frame: the handler's own line
+        info["line"] = own[-1].lineno
+        info["column"] = _column(own[-1])
+    if isinstance(error, BaseExceptionGroup):  # (a TaskGroup's: its message names none)
+        _name_what_failed(info, error, handler_file)
+    return info
+
+
+def _name_what_failed(info: dict[str, Any], group: BaseExceptionGroup, handler_file: str) -> None:
+    """A group's report names the exceptions in it (up to 3), the first one's line and its
+    frames inside the group's (where the handler's code failed, not where it was awaited)."""
+    leaves = _leaves(group)
+    named = [error_info(leaf, handler_file) for leaf in leaves[:3]]
+    more = f"; and {len(leaves) - 3} more" if len(leaves) > 3 else ""
+    info["message"] += ": " + "; ".join(f"{i['type']}: {i['message']}" for i in named) + more
+    if named and named[0].get("line"):
+        info["frames"] += named[0]["frames"]  # outermost first, as the traceback lists them
+        info["line"], info["column"] = named[0]["line"], named[0].get("column")
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    return [
+        leaf
+        for item in group.exceptions
+        for leaf in (_leaves(item) if isinstance(item, BaseExceptionGroup) else [item])
+    ]
+
+
+def _column(frame: traceback.FrameSummary) -> int | None:
+    """Where on its line a frame is, in characters from 1 (Python 3.11 counts UTF-8 bytes
+    from 0); None when Python does not say."""
+    column = getattr(frame, "colno", None)
+    if column is None or frame.lineno is None:
+        return None
+    text = linecache.getline(frame.filename, frame.lineno)
+    return len(text.encode()[:column].decode("utf-8", "replace")) + 1
