@@ -652,3 +652,17 @@ def test_a_task_group_s_error_names_what_failed_in_it_and_where(harness, tmp_pat
         "    at fails (group.py:6:5)",
         "    at handler (group.py:10:5)",
     ]
+
+
+def test_a_group_nested_thousands_deep_is_reported_like_any_other(harness, tmp_path):
+    handler = tmp_path / "deep.py"
+    handler.write_text(
+        "async def handler(request):\n"
+        "    error = ValueError('innermost')\n"
+        "    for _ in range(5000):\n"
+        "        error = ExceptionGroup('nested', [error])\n"
+        "    raise error\n"
+    )
+    result = harness.run(handler)
+    assert result.outcome == "error" and result.error.type == "ExceptionGroup"
+    assert result.error.message == "nested (1 sub-exception): ValueError: innermost"

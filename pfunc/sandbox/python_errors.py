@@ -85,11 +85,17 @@ def _name_what_failed(info: dict[str, Any], group: BaseExceptionGroup, handler_f
 
 
 def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
-    return [
-        leaf
-        for item in group.exceptions
-        for leaf in (_leaves(item) if isinstance(item, BaseExceptionGroup) else [item])
-    ]
+    """The exceptions in a group and the groups in it, in order; without recursion, so
+    that a group nested thousands deep (a handler's own) is reported like any other."""
+    leaves: list[BaseException] = []
+    waiting: list[BaseException] = [group]
+    while waiting:
+        item = waiting.pop()
+        if isinstance(item, BaseExceptionGroup):
+            waiting.extend(reversed(item.exceptions))
+        else:
+            leaves.append(item)
+    return leaves
 
 
 def _column(frame: traceback.FrameSummary) -> int | None:
