@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import threading
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -19,7 +17,7 @@ from typing import Any
 
 from pfunc import jsonio
 from pfunc.modules import CONSTANTS, HOST_METHODS, SYNC_METHODS, SYNC_MODULES
-from pfunc.sandbox.pipes import read_soon, wait_readable
+from pfunc.sandbox.python_connection import Connection
 from pfunc.sandbox.python_values import (
     UNDEFINED,
     FetchResponse,
@@ -31,62 +29,17 @@ from pfunc.sandbox.python_values import (
 )
 
 
-class _Connection:
-    def __init__(self) -> None:
-        self.next_id = 1
-        self.execution: _Execution | None = None
-        self.incoming = -1  # the descriptor the host writes to (set by main())
-        self.buffer = b""
-        self.outgoing: Any = None
-        self.sending = threading.Lock()
-
-    def send(self, message: dict[str, Any]) -> None:
-        try:
-            text = json.dumps(message, default=str, allow_nan=False)
-        except ValueError:  # a NaN in what the handler logged or warned: say so instead
-            text = json.dumps({**message, "logs": [], "warnings": ["a log held NaN"]})
-        with self.sending:  # a handler's own threads log too: one line at a time
-            self.outgoing.write(text + "\n")
-            self.outgoing.flush()
-
-    def receive(self) -> dict[str, Any]:
-        while b"\n" not in self.buffer:
-            chunk = read_soon(self.incoming)
-            if chunk is None:
-                wait_readable(self.incoming, None)
-                continue
-            if not chunk:
-                os._exit(0)  # the host went away
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        return json.loads(line)
-
-    def call(self, module: str, method: str, args: tuple[Any, ...]) -> Any:
-        call_id = self.next_id
-        self.next_id += 1
-        execution = self.execution
-        self.send(
-            {
-                "op": "call",
-                "id": call_id,
-                "module": module,
-                "method": method,
-                "args": [encode(arg) for arg in args],
-                "settled": execution is not None and execution.settled,
-            }
-        )
-        reply = self.receive()
-        while reply.get("id") != call_id:  # an earlier call's: a signal cut its wait short
-            reply = self.receive()
-        if reply["ok"]:
-            return None if reply.get("payload") is None else json.loads(reply["payload"])
-        info = json.loads(reply["payload"])
-        name = info["name"]
-        kind = {"TypeError": TypeError, "RangeError": RangeError}.get(name) or _error_class(name)
-        error = kind(info["message"])
-        error.code = info.get("code")  # type: ignore[attr-defined]
-        error.status = info.get("status")  # type: ignore[attr-defined]
-        raise error
+def _answered(reply: dict[str, Any]) -> Any:
+    """A call's value, or its rejection raised as the JavaScript error it is."""
+    if reply["ok"]:
+        return None if reply.get("payload") is None else json.loads(reply["payload"])
+    info = json.loads(reply["payload"])
+    name = info["name"]
+    kind = {"TypeError": TypeError, "RangeError": RangeError}.get(name) or _error_class(name)
+    error = kind(info["message"])
+    error.code = info.get("code")  # type: ignore[attr-defined]
+    error.status = info.get("status")  # type: ignore[attr-defined]
+    raise error
 
 
 class HandlerError(Exception):
@@ -107,7 +60,15 @@ class RangeError(ValueError):
     reported by its JavaScript name, so one scenario's `error` fits both languages."""
 
 
-CONNECTION = _Connection()
+CONNECTION = Connection(_answered)
+
+
+def _call_host(module: str, method: str, args: tuple[Any, ...]) -> Any:
+    execution = CONNECTION.execution
+    settled = execution is not None and execution.settled
+    return CONNECTION.call(module, method, [encode(arg) for arg in args], settled)
+
+
 # From the module registry: synchronous modules answer synchronously here too; "promise"
 # has no meaning in Python, and console is local to the worker.
 _SYNC_MODULES = tuple(name for name in SYNC_MODULES if name not in ("console", "promise"))
@@ -148,7 +109,7 @@ class HostCall(Coroutine[Any, Any, Any]):
     def result(self) -> Any:
         self._performed()
         try:
-            return self._shape(CONNECTION.call(*self._call))
+            return self._shape(_call_host(*self._call))
         except Exception as error:
             raise error.with_traceback(None) from None  # the handler's frames, not pfunc's
 
@@ -158,7 +119,7 @@ class HostCall(Coroutine[Any, Any, Any]):
         # frame, and a traceback it prints shows no frame of pfunc's.
         future = asyncio.get_event_loop().create_future()
         try:
-            future.set_result(self._shape(CONNECTION.call(*self._call)))
+            future.set_result(self._shape(_call_host(*self._call)))
         except Exception as error:
             future.set_exception(error.with_traceback(None))
         return future.__await__()
@@ -207,7 +168,7 @@ class _Module:
             method = _SPELLINGS.get((name, method.lower()), method)
         if name in _SYNC_MODULES or method in SYNC_METHODS.get(name, ()):
             # synchronous in JavaScript: synchronous here too
-            call = _Method(lambda *args: CONNECTION.call("builtin", f"{name}.{method}", args))
+            call = _Method(lambda *args: _call_host("builtin", f"{name}.{method}", args))
             # The method's own members (uuid.v3.DNS).
             for path, value in constants.items():
                 if path.startswith(method + "."):

@@ -73,24 +73,34 @@ def error_info(error: BaseException, handler_file: str) -> dict[str, Any]:
 
 
 def _name_what_failed(info: dict[str, Any], group: BaseExceptionGroup, handler_file: str) -> None:
-    """A group's report names the exceptions in it (up to 3), the first one's line and its
-    frames inside the group's (where the handler's code failed, not where it was awaited)."""
+    """A group's report names the exceptions in it (up to 3), the first one's frames inside
+    the group's, and its line (where the handler's code failed, not where it was awaited)."""
     leaves = _leaves(group)
     named = [error_info(leaf, handler_file) for leaf in leaves[:3]]
-    more = f"; and {len(leaves) - 3} more" if len(leaves) > 3 else ""
+    counted = f"{len(leaves) - 3}{'+' if len(leaves) > MOST_LEAVES else ''}"
+    more = f"; and {counted} more" if len(leaves) > 3 else ""
     info["message"] += ": " + "; ".join(f"{i['type']}: {i['message']}" for i in named) + more
-    if named and named[0].get("line"):
+    if named:
         info["frames"] += named[0]["frames"]  # outermost first, as the traceback lists them
-        info["line"], info["column"] = named[0]["line"], named[0].get("column")
+        if named[0].get("line"):  # (raised in the handler's own file, not a helper's)
+            info["line"], info["column"] = named[0]["line"], named[0].get("column")
+
+
+MOST_LEAVES = 1000  # a group's exceptions are counted this far
 
 
 def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
-    """The exceptions in a group and the groups in it, in order; without recursion, so
-    that a group nested thousands deep (a handler's own) is reported like any other."""
+    """The exceptions in a group and the groups in it, in order, each once, and at most
+    MOST_LEAVES + 1: without recursion (a group nested thousands deep) and without walking
+    a subgroup twice (one held twice at each of 40 levels counts 2**40 exceptions)."""
     leaves: list[BaseException] = []
+    seen: set[int] = set()
     waiting: list[BaseException] = [group]
-    while waiting:
+    while waiting and len(leaves) <= MOST_LEAVES:
         item = waiting.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
         if isinstance(item, BaseExceptionGroup):
             waiting.extend(reversed(item.exceptions))
         else:
