@@ -22,7 +22,14 @@ from typing import Any
 from pfunc.aio import running_loop
 from pfunc.checkpoints import BACKSTOP_PAGES, Checkpointer
 from pfunc.numbers import fits_counter
-from pfunc.store_contention import BUSY_TIMEOUT_MS, LockWaits, Statements, busy, switch_to_wal
+from pfunc.store_contention import (
+    BUSY_TIMEOUT_MS,
+    LockWaits,
+    Statements,
+    busy,
+    commit_or_roll_back,
+    switch_to_wal,
+)
 from pfunc.store_schema import (
     APPLICATION_ID,
     FIRST_COLUMNS,
@@ -307,13 +314,12 @@ class KVStore:
 
     def _commit(self, statements: Statements) -> None:
         """The statements of a transaction the fast connection has begun, then COMMIT."""
-        try:
+
+        def write() -> None:
             for sql, params in statements:
                 self._fast.execute(sql, params)
-        except BaseException:
-            self._fast.execute("ROLLBACK")
-            raise
-        self._fast.execute("COMMIT")
+
+        commit_or_roll_back(self._fast, write)
 
     # --- items -----------------------------------------------------------------
 

@@ -38,6 +38,19 @@ _WAIT_SLICE_MS = 50  # a loop-free wait for the lock checks for Ctrl-C this ofte
 CALL_DEADLINE: ContextVar[float | None] = ContextVar("pfunc_call_deadline", default=None)
 
 
+def commit_or_roll_back(conn: sqlite3.Connection, write: Callable[[], None]) -> None:
+    """In a transaction `conn` has begun: `write()`, then COMMIT; on any error, ROLLBACK
+    and raise it. Not when SQLite rolled back itself (after a full disk, say): the
+    ROLLBACK's own "no transaction is active" would hide the cause."""
+    try:
+        write()
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def switch_to_wal(conn: sqlite3.Connection) -> None:
     """PRAGMA journal_mode=WAL on a file other processes may be opening at this moment.
     While another connection holds the file's write lock SQLite refuses the switch at
@@ -117,13 +130,14 @@ class LockWaits:
             async with turn:
                 await slow.execute(f"PRAGMA busy_timeout={lock_wait_ms()}")
                 await slow.execute("BEGIN IMMEDIATE")
-                try:
+                try:  # (as commit_or_roll_back, on the slow connection's thread)
                     for sql, params in statements:
                         await slow.execute(sql, params)
+                    await slow.execute("COMMIT")
                 except BaseException:
-                    await slow.execute("ROLLBACK")
+                    if slow.in_transaction:
+                        await slow.execute("ROLLBACK")
                     raise
-                await slow.execute("COMMIT")
 
         await self._at_home(transaction())
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 import sqlite3
 
+from pfunc.store_contention import commit_or_roll_back
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     keyset TEXT NOT NULL,
@@ -148,12 +150,10 @@ def bring_up_to_date(conn: sqlite3.Connection, marked: bool) -> None:
     """The columns and the mark, under the write lock: two processes that both saw a
     column missing both added it, and the second failed ("duplicate column name")."""
     conn.execute("BEGIN IMMEDIATE")
-    try:
+
+    def write() -> None:
         add_columns(conn)  # what is still lacking once the lock is held
         if not marked:  # setting it is a write, even to the same value
             conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:  # (SQLite may have rolled it back itself: a full disk)
-            conn.execute("ROLLBACK")
-        raise
+
+    commit_or_roll_back(conn, write)
