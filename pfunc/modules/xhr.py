@@ -16,6 +16,7 @@ import urllib.parse
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from pfunc import jsonio
 from pfunc.modules.calls import CallContext, HandlerCallError, JSArg, padded_args
 from pfunc.modules.vault import secret_pattern
 
@@ -96,7 +97,7 @@ class XhrModule:
         if body is not None and not isinstance(body, str):
             # Production sends an object body as JSON (handlers, PubNub's own among them,
             # post objects to JSON-only APIs and work there); the documented type is a string.
-            body = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+            body = jsonio.COMPACT.encode(body)
             if not any(str(name).lower() == "content-type" for name in headers):
                 headers = {**headers, "Content-Type": "application/json"}
             context.warn(

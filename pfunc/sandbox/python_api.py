@@ -207,7 +207,7 @@ def _text(value: Any) -> str:
     if isinstance(value, BaseException):
         return f"{type(value).__name__}: {value}"
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return jsonio.COMPACT.encode(value)
     except (TypeError, ValueError):
         return str(value)
     except RecursionError:  # JavaScript's logs it (its JSON.stringify goes deeper): no failure
