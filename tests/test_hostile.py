@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pfunc.events import MessageEvent
+from pfunc.sandbox import cpu_limit
 from tests.conftest import run_cli
 
 HEALTHY = """
@@ -58,9 +59,22 @@ def run_then_healthy(harness, folder: Path, source: str, threaded: bool = False)
     return asyncio.run(go())
 
 
+@pytest.fixture(params=["direct", "queued"])
+def host_calls(request, monkeypatch):
+    """Both ways host calls reach Python: as they are made, or queued and polled (what
+    pfunc falls back to when it cannot give the binding's contexts its own time limit)."""
+    if request.param == "queued":
+        monkeypatch.setattr(cpu_limit, "_native", False)
+    else:
+        assert cpu_limit.native(), "this binding's layout was not recognised"
+    return request.param
+
+
 @pytest.mark.parametrize("threaded", [False, True], ids=["cli", "dev-server-thread"])
 @pytest.mark.parametrize("name", list(LOOPS))
-def test_loops_the_engine_limit_cannot_see_end_at_the_deadline(harness, tmp_path, name, threaded):
+def test_loops_the_engine_limit_cannot_see_end_at_the_deadline(
+    harness, tmp_path, name, threaded, host_calls
+):
     harness.limit_overrides = {"timeout": 0.5}
     hostile, healthy = run_then_healthy(harness, tmp_path, LOOPS[name], threaded)
     assert hostile.outcome == "error"
@@ -164,7 +178,9 @@ TAMPERING = {
         """,
         ("error", "TypeError"),
     ),
-    # Breaking the array the calls are queued in only starves the handler.
+    # Calls reach the host as they are made; where they are queued instead (a binding
+    # pfunc cannot give its own time limit), breaking the queue's array only starves the
+    # handler. Either way the report names the built-in and the sandbox is replaced.
     "breaks Array.prototype.push": (
         """
         const db = require("kvstore");
@@ -174,7 +190,7 @@ TAMPERING = {
           return request.ok();
         };
         """,
-        ("error", "Error"),
+        ("ok", "replaced Array.prototype.push"),
     ),
     # Breaking Map, which pfunc uses to settle calls, ends this execution, not pfunc.
     "breaks Map.prototype.get": (
@@ -192,12 +208,16 @@ TAMPERING = {
 
 
 @pytest.mark.parametrize("name", list(TAMPERING))
-def test_a_handler_cannot_change_what_pfunc_does(harness, tmp_path, name):
+def test_a_handler_cannot_change_what_pfunc_does(harness, tmp_path, name, host_calls):
     source, (outcome, error_type) = TAMPERING[name]
+    if name == "breaks Array.prototype.push" and host_calls == "queued":
+        outcome, error_type = "error", "Error"
     hostile, healthy = run_then_healthy(harness, tmp_path, source)
     assert hostile.outcome == outcome, hostile.to_json()
-    if error_type:
+    if error_type and outcome == "error":
         assert hostile.error.type == error_type
+    elif error_type:
+        assert any(error_type in warning for warning in hostile.warnings)
     else:
         assert hostile.message == {"stored": 1}
     assert (healthy.outcome, healthy.message) == ("ok", {"n": 1})
@@ -273,9 +293,12 @@ def test_a_to_json_trap_at_load_is_a_timeout_not_a_traceback(tmp_path):
 # A handler that changes, in one execution, a built-in pfunc's side of the sandbox runs
 # on: (the change, what that execution ends as, words its report has).
 BUILT_IN_CHANGES = {
+    # Host calls reach Python as they are made: a push pfunc no longer relies on to make
+    # them leaves the execution whole, and is still reported (see host_calls for the
+    # queued fallback, where the call fails).
     "Array.prototype.push": (
         'Array.prototype.push = function () { throw new Error("no push"); };',
-        "error",
+        "ok",
         "Array.prototype.push",
     ),
     "Array.prototype[Symbol.iterator]": (
@@ -298,7 +321,7 @@ BUILT_IN_CHANGES = {
     "a getter that throws in push's place": (
         'Object.defineProperty(Array.prototype, "push", { get() { throw new Error("trap"); },'
         " configurable: true });",
-        "error",
+        "ok",
         "replaced Array.prototype.push",
     ),
     "a then on every object": (

@@ -520,3 +520,24 @@ def test_a_promise_left_in_the_message_is_said(harness, write_handler):
     result = harness.run(handler)
     assert result.outcome == "ok" and result.message == {"count": {}}
     assert any('"count" in the message is a Promise' in w for w in result.warnings)
+
+
+def test_pfuncs_own_time_limit_stops_a_loop_and_lets_javascript_call_python():
+    """What the binding's own limit cannot do (it refuses calls into Python while armed):
+    the handler's host calls reach Python as they are made, under the limit."""
+    import quickjs
+
+    from pfunc.sandbox.cpu_limit import CpuLimit
+
+    context = quickjs.Context()
+    limit = CpuLimit(context)
+    assert limit.native, "the binding's layout was not recognised: pfunc fell back"
+    heard = []
+    context.add_callable("hear", heard.append)
+    limit.arm(0.05)
+    context.eval("hear('made under the limit')")
+    assert heard == ["made under the limit"]
+    with pytest.raises(quickjs.JSException, match="interrupted"):
+        context.eval("for (;;) {}")
+    limit.arm(None)
+    assert context.eval("1 + 1") == 2

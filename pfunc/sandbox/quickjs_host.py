@@ -21,6 +21,8 @@ from pfunc.errors import HandlerLoadError
 from pfunc.jsonio import parsed_size, plain_loads, well_formed
 from pfunc.modules import CONSTANTS, HOST_METHODS, SYNC_METHODS, SYNC_MODULES
 from pfunc.sandbox import CORRUPTED, MAX_LOADS, MEMORY, TIMEOUT, SandboxInterrupted, Tape
+from pfunc.sandbox.cpu_limit import CpuLimit
+from pfunc.sandbox.host_inbox import HostInbox
 from pfunc.sandbox.source import OWN_CODE_LINE, load_error, prepare_module
 
 if TYPE_CHECKING:
@@ -123,6 +125,13 @@ class JavaScriptSandbox:
         self.home: SandboxThread | None = None
         self.generation = 0  # which version of the source, for the executor's reloads
         self._context = quickjs.Context()
+        self._limit = CpuLimit(self._context)
+        # Host calls reach Python as they are made where the limit allows it (the prelude).
+        self._inbox: HostInbox | None = None
+        if self._limit.native:
+            self._inbox = HostInbox()
+            self._context.add_callable("__pfunc_host", self._inbox.received)
+            self._context.add_callable("__pfunc_hostSettled", self._inbox.settle)
         if memory is not None:
             self._context.set_memory_limit(memory)
         self._context.eval(_prelude())
@@ -208,8 +217,7 @@ class JavaScriptSandbox:
     # --- slices of one execution -----------------------------------------------------
 
     def set_time_limit(self, seconds: float | None) -> None:
-        # QuickJS measures CPU time from the start of each call into the engine.
-        self._context.set_time_limit(-1 if seconds is None else max(seconds, 0.001))
+        self._limit.arm(seconds)
 
     def _broken_by(self, error: Exception) -> SandboxInterrupted:
         """Mark the context unusable after an interruption, or re-raise a real fault."""
@@ -221,6 +229,8 @@ class JavaScriptSandbox:
 
     def start(self, event_json: str, now_ms: int | None) -> None:
         self.jobs = 0
+        if self._inbox is not None:
+            self._inbox.settled = False
         self.event_size = parsed_size(event_json)
         try:
             self._start(event_json, _js_number(now_ms))
@@ -245,7 +255,9 @@ class JavaScriptSandbox:
             self.jobs += jobs
 
     def poll(self) -> tuple[bool, list[Any]]:
-        """(handler settled?, host calls queued since the last poll)."""
+        """(handler settled?, host calls made since the last poll)."""
+        if self._inbox is not None:
+            return self._inbox.take()
         try:
             text: str = self._poll()
         except (quickjs.JSException, MemoryError) as error:
@@ -303,13 +315,13 @@ class JavaScriptSandbox:
         on Object.prototype, would reach the next test run)."""
         if self.loads >= MAX_LOADS or self.broken or not self._memory_allows_reuse():
             return False
-        self._context.set_time_limit(FINISH_SECONDS)  # a getter in a built-in's place
+        self._limit.arm(FINISH_SECONDS)  # a getter in a built-in's place
         try:
             return self._pristine() == ""
         except (quickjs.JSException, MemoryError):
             return False
         finally:
-            self._context.set_time_limit(-1)
+            self._limit.arm(None)
 
     def _memory_allows_reuse(self) -> bool:
         """Whether what the loads so far kept is under an eighth of the memory limit: the
@@ -345,13 +357,13 @@ class JavaScriptSandbox:
     def read_tape(self) -> Tape | None:
         """The clock and random values the execution in progress recorded (it was started
         with `recordTape`), read after the in-line guard stopped it; None if unreadable."""
-        self._context.set_time_limit(FINISH_SECONDS)
+        self._limit.arm(FINISH_SECONDS)
         try:
             tape = json.loads(self._read_tape())
         except (quickjs.JSException, MemoryError, ValueError, TypeError):
             return None
         finally:
-            self._context.set_time_limit(-1)
+            self._limit.arm(None)
         if not isinstance(tape, dict):
             return None
         values = {kind: tape.get(kind) for kind in ("now", "perf", "random")}
@@ -367,13 +379,13 @@ class JavaScriptSandbox:
     def tampered(self) -> str | None:
         """The built-in pfunc's side relies on that handler code replaced (its top-level
         code included), to explain a failure; None if none, or if it cannot be read."""
-        self._context.set_time_limit(FINISH_SECONDS)
+        self._limit.arm(FINISH_SECONDS)
         try:
             name = self._tampered(True)
         except (quickjs.JSException, MemoryError):
             return None
         finally:
-            self._context.set_time_limit(-1)
+            self._limit.arm(None)
         return name if isinstance(name, str) and name else None
 
     def _unreadable_report(self) -> dict[str, Any]:
@@ -394,7 +406,9 @@ class JavaScriptSandbox:
         report outgrew the memory limit).
         Raises SandboxInterrupted when the handler's code (a toJSON of its own) runs
         past FINISH_SECONDS while the report is serialised."""
-        self._context.set_time_limit(FINISH_SECONDS)
+        self._limit.arm(FINISH_SECONDS)
+        if self._inbox is not None:  # (as the prelude's queue, emptied at the end)
+            self._inbox.calls.clear()
         if self.broken and self.memory is not None:
             self._context.set_memory_limit(self.memory + _RESCUE_MEMORY)
         try:
@@ -407,7 +421,7 @@ class JavaScriptSandbox:
                 return None  # out of memory
             text = None
         finally:
-            self._context.set_time_limit(-1)
+            self._limit.arm(None)
         details = plain_loads(text) if isinstance(text, str) else None
         if not _report_shaped(details):
             return self._unreadable_report()
