@@ -23,9 +23,13 @@ from typing import Any
 
 import quickjs
 
-_NO_DEADLINE = float("inf")
-# Per context (its token): the thread CPU time its JavaScript must stop at.
-_deadlines: dict[int, float] = {}
+_NO_LIMIT = float("inf")
+_UNSTARTED = -1.0
+# Per context (its token): [the CPU seconds its JavaScript may run, the thread CPU time it
+# must stop at]. The clock is read when QuickJS first asks (a system call, ~0.6 us: at
+# every arming it cost more than the interrupt handler's rare calls), so a limit starts
+# up to a few thousand instructions late.
+_limits: dict[int, list[float]] = {}
 _tokens = itertools.count(1)  # each context's key (the handler's opaque argument)
 _native: bool | None = None  # probed on first use
 _api: Any = None  # (the C library, the handler) once probed
@@ -34,7 +38,14 @@ _api: Any = None  # (the C library, the handler) once probed
 def _interrupt(_runtime: int, opaque: int) -> int:
     # Called by QuickJS every few thousand instructions while JavaScript runs; nonzero
     # stops it with an "interrupted" InternalError, as the binding's own limit does.
-    return 1 if time.thread_time() > _deadlines.get(opaque, _NO_DEADLINE) else 0
+    limit = _limits.get(opaque)
+    if limit is None or limit[0] == _NO_LIMIT:
+        return 0
+    now = time.thread_time()
+    if limit[1] == _UNSTARTED:
+        limit[1] = now + limit[0]
+        return 0
+    return 1 if now > limit[1] else 0
 
 
 def _pointers(context: quickjs.Context) -> tuple[int, int, int]:
@@ -81,7 +92,7 @@ def _probe(context: quickjs.Context) -> bool:
         # It must let JavaScript call Python while installed, and stop a loop.
         token = next(_tokens)
         library.JS_SetInterruptHandler(runtime, handler, token)
-        _deadlines[token] = 0.0
+        _limits[token] = [0.001, _UNSTARTED]
         context.add_callable("__pfunc_probe", lambda: 7)
         try:
             if context.eval("__pfunc_probe()") != 7:
@@ -94,7 +105,7 @@ def _probe(context: quickjs.Context) -> bool:
         finally:
             # (The handler stays, answering "go on" without a deadline: the binding's own
             # limit replaces it at each entry if this probe fails.)
-            _deadlines.pop(token, None)
+            _limits.pop(token, None)
             context.eval("delete globalThis.__pfunc_probe")
         _api = (library, handler)
         return True
@@ -119,7 +130,7 @@ class CpuLimit:
         if native(context):
             library, handler = _api
             self._token = next(_tokens)
-            _deadlines[self._token] = _NO_DEADLINE
+            _limits[self._token] = [_NO_LIMIT, _UNSTARTED]
             library.JS_SetInterruptHandler(_pointers(context)[0], handler, self._token)
 
     @property
@@ -132,10 +143,10 @@ class CpuLimit:
         (None: no limit; at least 1 ms, as the binding's limit)."""
         if not self._token:
             self._context.set_time_limit(-1 if seconds is None else max(seconds, 0.001))
-        elif seconds is None:
-            _deadlines[self._token] = _NO_DEADLINE
-        else:
-            _deadlines[self._token] = time.thread_time() + max(seconds, 0.001)
+            return
+        limit = _limits[self._token]
+        limit[0] = _NO_LIMIT if seconds is None else max(seconds, 0.001)
+        limit[1] = _UNSTARTED
 
     def __del__(self) -> None:
-        _deadlines.pop(self._token, None)
+        _limits.pop(self._token, None)
