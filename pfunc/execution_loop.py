@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pfunc.aio import first_done, pass_turn, start_kept, start_task
 from pfunc.events import KINDS, Event
 from pfunc.limits import Budget, CallRecord, OperationLimitExceeded
-from pfunc.modules import MODULES, HostModule, operation_kind
+from pfunc.modules import HostModule
 from pfunc.modules.calls import CallContext, HandlerCallError, JSArg, unreadable_argument
+from pfunc.modules.routes import route_of
 from pfunc.outcome import memory_error, never_settled, timeout_error
 from pfunc.result import ExecutionError
 from pfunc.sandbox import CORRUPTED, CRASHED, TIMEOUT, Sandbox, SandboxInterrupted
@@ -25,7 +26,6 @@ from pfunc.sandbox.inline import (
     JournalEntry,
     Replay,
     ReplayDiverged,
-    is_read,
 )
 from pfunc.store_contention import CALL_DEADLINE
 
@@ -309,25 +309,18 @@ class ExecutionLoop:
         """Charge, record and perform one host call; in-line results join `settlements`."""
         call_id, module_name, method, raw_args = _checked_call(call)
         args = [JSArg(arg) for arg in raw_args]
-        spec = MODULES.get(module_name)
-        if (
-            spec is None
-            or not spec.host
-            or (spec.internal and module_name not in self.sandbox.internal_modules)
+        route = route_of(module_name, method)
+        if route.refusal is not None or (
+            route.internal and module_name not in self.sandbox.internal_modules
         ):
             # Only a handler that forged a host call gets here: refuse, don't perform.
             error = HandlerCallError("TypeError", f"require: no module {module_name!r}")
             settlements.append((call_id, False, error.to_payload()))
             return
         module = self.modules[module_name]
-        kind = operation_kind(module_name, method)
         try:
-            record = self.budget.charge(
-                module_name,
-                method,
-                kind,
-                module.key_of(method, args),
-            )
+            key = module.key_of(method, args)
+            record = self.budget.charge(module_name, method, route.kind, key)
         except OperationLimitExceeded as refused:
             self._warn_limit(str(refused))
             error = HandlerCallError("Error", str(refused), "OPERATION_LIMIT")
@@ -335,10 +328,7 @@ class ExecutionLoop:
             return
         # Counted, as every call is, but the module has no such method, or an argument is
         # one no module can read (calls.unreadable_argument).
-        if spec.methods and method not in spec.methods:
-            error = HandlerCallError("TypeError", f"{module_name}.{method} {spec.unknown_method}")
-        else:
-            error = unreadable_argument(f"{module_name}.{method}", args)
+        error = route.unknown or unreadable_argument(route.label, args)
         if error is not None:
             record.settle(False, error.to_payload())
             settlements.append((call_id, False, error.to_payload()))
@@ -362,15 +352,15 @@ class ExecutionLoop:
                 return
         journal = self.journal
         entry = None if journal is None else journal.made(module_name, method, raw_args)
-        if not is_read(module_name, method):  # performed below: an in-line re-run would repeat it
+        if not route.read:  # performed below: an in-line re-run would repeat it
             self.changed = True
         if module.waits(method, args, self.context):
             self.open[call_id] = record
             # Network and bus calls belong to the server's loop (runtime.main_loop).
-            work = _invoke(module, f"{module_name}.{method}", method, args, self.context)
+            work = _invoke(module, route.label, method, args, self.context)
             home = self.executor.runtime.main_loop
             # A publish is on its way once made: it outlives this execution (start_kept).
-            start = start_kept if kind == "publish" else start_task
+            start = start_kept if route.kind == "publish" else start_task
             task = start(work, home)
             self.tasks[task] = (call_id, record, entry)
             return
@@ -378,7 +368,7 @@ class ExecutionLoop:
         try:
             payload = await module.call(method, args, self.context)
         except Exception as error:
-            answer = (False, _rejection(error, f"{module_name}.{method}"))
+            answer = (False, _rejection(error, route.label))
         else:
             answer = (True, payload)
         record.settle(*answer)
