@@ -541,3 +541,39 @@ def test_pfuncs_own_time_limit_stops_a_loop_and_lets_javascript_call_python():
         context.eval("for (;;) {}")
     limit.arm(None)
     assert context.eval("1 + 1") == 2
+
+
+FIRST_LIMITS_AT_ONCE = """
+import threading, quickjs
+from pfunc.sandbox.cpu_limit import CpuLimit
+start = threading.Barrier(8)
+stopped = []
+def run():
+    start.wait()
+    context = quickjs.Context()
+    limit = CpuLimit(context)
+    for _ in range(20):
+        limit.arm(0.002)
+        try:
+            context.eval("for (;;) {}")
+        except quickjs.JSException as error:
+            stopped.append("interrupted" in str(error))
+threads = [threading.Thread(target=run) for _ in range(8)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+print(len(stopped), all(stopped))
+"""
+
+
+def test_contexts_made_on_many_threads_at_once_share_one_interrupt_handler():
+    """The dev server loads a project's functions on threads of their own, all at once:
+    the first contexts must not each install a handler of their own that a later one
+    replaces (a freed callback that QuickJS then calls: a segmentation fault)."""
+    import subprocess
+    import sys
+
+    for _ in range(3):  # the probe runs once a process: a new process each time
+        done = subprocess.run(
+            [sys.executable, "-c", FIRST_LIMITS_AT_ONCE], capture_output=True, text=True
+        )
+        assert (done.returncode, done.stdout.strip()) == (0, "160 True"), done.stderr[-800:]

@@ -18,6 +18,7 @@ when the check fails pfunc falls back to the binding's limit and the queued prot
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from typing import Any
 
@@ -31,8 +32,12 @@ _UNSTARTED = -1.0
 # up to a few thousand instructions late.
 _limits: dict[int, list[float]] = {}
 _tokens = itertools.count(1)  # each context's key (the handler's opaque argument)
-_native: bool | None = None  # probed on first use
+_native: bool | None = None  # probed on first use, once, under _probing
+_probing = threading.Lock()
 _api: Any = None  # (the C library, the handler) once probed
+# Every interrupt handler ever handed to QuickJS: a runtime may call it until it is freed,
+# so none is ever let go (a freed callback called from C is a segmentation fault).
+_handlers: list[Any] = []
 
 
 def _interrupt(_runtime: int, opaque: int) -> int:
@@ -80,7 +85,8 @@ def _probe(context: quickjs.Context) -> bool:
         library.JS_SetInterruptHandler.restype = None
         library.JS_GetRuntime.argtypes = [ctypes.c_void_p]
         library.JS_GetRuntime.restype = ctypes.c_void_p
-        handler = handler_type(_interrupt)  # kept for the life of the process
+        handler = handler_type(_interrupt)
+        _handlers.append(handler)
         runtime, engine, unarmed = _pointers(context)
         context.set_time_limit(60)
         armed = _pointers(context)[2]
@@ -117,7 +123,11 @@ def native(context: quickjs.Context | None = None) -> bool:
     """Whether pfunc's own limit is in use: probed once, on `context` if given (new)."""
     global _native
     if _native is None:
-        _native = _probe(context or quickjs.Context())
+        # Contexts made on several threads at once (the dev server loads its functions
+        # so) must not each probe: one handler, proven once.
+        with _probing:
+            if _native is None:
+                _native = _probe(context or quickjs.Context())
     return _native
 
 
