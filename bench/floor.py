@@ -7,9 +7,10 @@ Two more floors are diagnostics, not targets: they keep PubNub's ordering, in wh
 host call's Promise settles only after the JavaScript that made it has run to its next
 wait (a KV call is a network call in production). `rounds` performs each call at once
 (as the floor does) but releases its Promise at that boundary; `queued` also holds every
-entry into the engine to a time limit, which the binding allows only without calls into
-Python, so calls are queued and drained as pfunc does. pfunc's own cost is what it adds
-to `queued`."""
+entry into the engine to the binding's own time limit, which allows no calls into Python,
+so calls are queued and drained, as pfunc did until it held JavaScript to a limit of its
+own (pfunc/sandbox/cpu_limit.py), which lets each call reach Python as it is made: pfunc
+now stands on `rounds`, and `queued` shows what that change saved."""
 
 from __future__ import annotations
 

@@ -99,7 +99,10 @@ def main() -> None:
         )
         # Diagnostics: floors that keep PubNub's ordering (bench/floor.py), to tell what the
         # ordering and the time limit cost from what pfunc's own layers add.
-        orderings = (("rounds", "floor in PubNub's order"), ("queued", "the same, time-limited"))
+        orderings = (
+            ("rounds", "floor in PubNub's order"),
+            ("queued", "the same, queued (binding's limit)"),
+        )
         for ordering, name in orderings:
             ordered = measure.warm_floor(n_warm, folder, ordering)
             ratio = statistics.mean(warm) / statistics.mean(ordered)
