@@ -9,7 +9,7 @@ wait (a KV call is a network call in production). `rounds` performs each call at
 (as the floor does) but releases its Promise at that boundary; `queued` also holds every
 entry into the engine to the binding's own time limit, which allows no calls into Python,
 so calls are queued and drained, as pfunc did until it held JavaScript to a limit of its
-own (pfunc/sandbox/cpu_limit.py), which lets each call reach Python as it is made: pfunc
+own (pfunc/sandbox/time_limit.py), which lets each call reach Python as it is made: pfunc
 now stands on `rounds`, and `queued` shows what that change saved."""
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ class ExecutionLoop:
                 self.last_yield = time.perf_counter()
                 began = self.resumed = time.thread_time()
         try:
-            return self.sandbox.advance(limit, settlements, start)
+            return self.sandbox.advance(limit, settlements, start, guard_applied)
         except SandboxInterrupted as stop:
             if stop.reason == TIMEOUT and guard_applied:
                 raise self._guard_stop() from None

@@ -5,13 +5,14 @@ another function behaves as before."""
 from __future__ import annotations
 
 import asyncio
+import json
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from pfunc.events import MessageEvent
-from pfunc.sandbox import cpu_limit
+from pfunc.sandbox import time_limit
 from tests.conftest import run_cli
 
 HEALTHY = """
@@ -59,21 +60,21 @@ def run_then_healthy(harness, folder: Path, source: str, threaded: bool = False)
     return asyncio.run(go())
 
 
-@pytest.fixture(params=["direct", "queued"])
-def host_calls(request, monkeypatch):
-    """Both ways host calls reach Python: as they are made, or queued and polled (what
-    pfunc falls back to when it cannot give the binding's contexts its own time limit)."""
-    if request.param == "queued":
-        monkeypatch.setattr(cpu_limit, "_native", False)
+@pytest.fixture(params=["pfunc's", "the binding's"])
+def time_limits(request, monkeypatch):
+    """Both limits JavaScript can be held to: pfunc's own (time_limit.py), and the
+    binding's, which pfunc falls back to when it does not recognise the binding."""
+    if request.param == "the binding's":
+        monkeypatch.setattr(time_limit, "_native", False)
     else:
-        assert cpu_limit.native(), "this binding's layout was not recognised"
+        assert time_limit.native(), "this binding's layout was not recognised"
     return request.param
 
 
 @pytest.mark.parametrize("threaded", [False, True], ids=["cli", "dev-server-thread"])
 @pytest.mark.parametrize("name", list(LOOPS))
 def test_loops_the_engine_limit_cannot_see_end_at_the_deadline(
-    harness, tmp_path, name, threaded, host_calls
+    harness, tmp_path, name, threaded, time_limits
 ):
     harness.limit_overrides = {"timeout": 0.5}
     hostile, healthy = run_then_healthy(harness, tmp_path, LOOPS[name], threaded)
@@ -178,9 +179,8 @@ TAMPERING = {
         """,
         ("error", "TypeError"),
     ),
-    # Calls reach the host as they are made; where they are queued instead (a binding
-    # pfunc cannot give its own time limit), breaking the queue's array only starves the
-    # handler. Either way the report names the built-in and the sandbox is replaced.
+    # pfunc's queue of calls does not use the handler's push: the execution goes on, the
+    # report names the built-in, and the sandbox is replaced.
     "breaks Array.prototype.push": (
         """
         const db = require("kvstore");
@@ -208,10 +208,8 @@ TAMPERING = {
 
 
 @pytest.mark.parametrize("name", list(TAMPERING))
-def test_a_handler_cannot_change_what_pfunc_does(harness, tmp_path, name, host_calls):
+def test_a_handler_cannot_change_what_pfunc_does(harness, tmp_path, name, time_limits):
     source, (outcome, error_type) = TAMPERING[name]
-    if name == "breaks Array.prototype.push" and host_calls == "queued":
-        outcome, error_type = "error", "Error"
     hostile, healthy = run_then_healthy(harness, tmp_path, source)
     assert hostile.outcome == outcome, hostile.to_json()
     if error_type and outcome == "error":
@@ -293,9 +291,8 @@ def test_a_to_json_trap_at_load_is_a_timeout_not_a_traceback(tmp_path):
 # A handler that changes, in one execution, a built-in pfunc's side of the sandbox runs
 # on: (the change, what that execution ends as, words its report has).
 BUILT_IN_CHANGES = {
-    # Host calls reach Python as they are made: a push pfunc no longer relies on to make
-    # them leaves the execution whole, and is still reported (see host_calls for the
-    # queued fallback, where the call fails).
+    # A push pfunc no longer relies on to queue calls leaves the execution whole, and is
+    # still reported.
     "Array.prototype.push": (
         'Array.prototype.push = function () { throw new Error("no push"); };',
         "ok",
@@ -695,3 +692,32 @@ def test_an_engine_error_with_no_words_is_read_as_memory_running_out(harness, wr
     harness.limit_overrides = {"memory_mb": 16}
     result = harness.run(write_handler('export default () => { throw new InternalError(""); };'))
     assert (result.outcome, result.error.type) == ("error", "MemoryError"), result.error
+
+
+# Handler code the binding runs while it words an exception (a thrown value's toString,
+# an error's stack), with Python not set aside: a host call made there must not reach
+# Python at once (it took the process down: a fatal error, exit 134).
+CALLS_WHILE_AN_ERROR_IS_WORDED = {
+    "a thrown value's toString": """
+        const db = require("kvstore");
+        export default (request) => {
+          queueMicrotask(() => { throw { toString() { db.get("k"); return "x"; } }; });
+          return request.ok();
+        };
+        """,
+    "Error.prototype.toString, at the time limit": """
+        const db = require("kvstore");
+        Error.prototype.toString = function () { db.get("k"); return "x"; };
+        export default (request) => { for (;;) {} };
+        """,
+}
+
+
+@pytest.mark.parametrize("name", list(CALLS_WHILE_AN_ERROR_IS_WORDED))
+def test_a_call_made_while_an_error_is_worded_never_takes_pfunc_down(tmp_path, name):
+    handler = tmp_path / "worded.js"
+    handler.write_text(textwrap.dedent(CALLS_WHILE_AN_ERROR_IS_WORDED[name]))
+    run = run_cli("run", handler, "--message", "{}", "--json", "--timeout", "0.5")
+    assert run.code in (0, 1), run.stderr[-600:]
+    report = json.loads(run.stdout)
+    assert report["outcome"] in ("ok", "error")

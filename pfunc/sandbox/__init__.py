@@ -94,10 +94,12 @@ class Sandbox(Protocol):
         remaining: float | None,
         settlements: list[Settlement],
         start: tuple[str, int | None] | None = None,
+        guard: bool = False,
     ) -> tuple[bool, list[Any]]:
         """Start (with the event's JSON and clock) or settle calls, run the handler until it
-        waits, and return (handler settled?, host calls queued as [id, module, method, args]).
-        Raises SandboxInterrupted."""
+        waits, and return (handler settled?, host calls made as [id, module, method, args]).
+        `guard`: `remaining` is the dev server's in-line guard rather than what is left of
+        the execution. Raises SandboxInterrupted."""
         ...
 
     def finish(self) -> dict[str, Any] | None:

@@ -147,7 +147,12 @@ class SandboxPool:
 
         # One handed from scenario to scenario records its built-ins before its handler
         # loads, to be checked before it is handed on (reusable()).
-        return JavaScriptSandbox(source, *settings, reused=self.runtime.warm_sandboxes)
+        return JavaScriptSandbox(
+            source,
+            *settings,
+            reused=self.runtime.warm_sandboxes,
+            guarded_load=load_limit is not None,
+        )
 
     def _warm_key(self, source: str, clock: int | None) -> WarmKey | None:
         """What a parked sandbox must match: the thread, the file itself (a worker's

@@ -1,10 +1,10 @@
 // pfunc sandbox prelude: evaluated once per QuickJS context, before the handler module.
 //
-// Each host call hands [id, module, method, args] to Python as it is made (through the
-// function the host sets as __pfunc_host before this runs, sandbox/cpu_limit.py) and
-// returns a Promise; between slices of JavaScript Python performs the calls and settles
-// the Promises by id. Where the host cannot let JavaScript call it under a time limit,
-// calls are queued instead, and Python drains the queue (poll) after each slice.
+// Host calls never call into Python directly: the binding runs some of a handler's code
+// (a thrown value's toString, while it words an exception) without setting Python aside,
+// and a call into Python from there takes the process down. Each call queues [id, module,
+// method, args] and returns a Promise; Python drains the queue between slices of
+// JavaScript, performs the calls, and settles the Promises by id.
 //
 // Every function here is named __pfunc_* so that pfunc can drop these frames from
 // stack traces and show only the handler's own lines.
@@ -58,13 +58,6 @@ var console;
   }
   const ownCodeLine = __pfunc_ownCodeLine; // a handler may assign the global
 
-  // The host's functions, when JavaScript may call it (taken off the global object before
-  // any handler code runs): one receives each host call, the other hears that the
-  // execution in progress has settled. Otherwise: the queue, drained by __pfunc_poll.
-  const hostCall = typeof globalThis.__pfunc_host === "function" ? globalThis.__pfunc_host : null;
-  const hostSettled = hostCall && globalThis.__pfunc_hostSettled;
-  delete globalThis.__pfunc_host;
-  delete globalThis.__pfunc_hostSettled;
   const queue = []; // host calls not yet drained by Python
   const waiting = new Map(); // call id -> {resolve, reject, site}
   let nextCallId = 1;
@@ -465,9 +458,8 @@ var console;
     } finally {
       capturingSite = false;
     }
-    const encoded = args.map(__pfunc_encode);
-    if (hostCall !== null) hostCall(id, module, method, __pfunc_envelope(encoded));
-    else queue.push([id, module, method, encoded]);
+    // (Set by index, not push: a handler's Array.prototype.push cannot starve its calls.)
+    queue[queue.length] = [id, module, method, args.map(__pfunc_encode)];
     return new Promise(function __pfunc_wait(resolve, reject) {
       waiting.set(id, { resolve: resolve, reject: reject, site: site, method: method });
     });
@@ -931,11 +923,6 @@ var console;
     return [event];
   }
 
-  function __pfunc_markSettled(execution) {
-    execution.settled = true;
-    if (hostSettled && execution === current) hostSettled();
-  }
-
   function __pfunc_start(eventJson, nowMs) {
     __pfunc_setClock(nowMs);
     const event = __pfunc_parse(eventJson);
@@ -961,7 +948,7 @@ var console;
     try {
       returned = __pfunc_m.d(...args);
     } catch (error) {
-      __pfunc_markSettled(execution);
+      execution.settled = true;
       execution.error = __pfunc_errorInfo(error);
       return;
     }
@@ -972,10 +959,10 @@ var console;
         if (value === args[0] && event.family === "message" && execution.completion === null) {
           args[0].ok();
         }
-        __pfunc_markSettled(execution);
+        execution.settled = true;
       },
       function __pfunc_rejected(error) {
-        __pfunc_markSettled(execution);
+        execution.settled = true;
         execution.error = __pfunc_errorInfo(error);
       }
     );

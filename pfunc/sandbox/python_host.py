@@ -280,6 +280,7 @@ class PythonSandbox:
         remaining: float | None,
         settlements: list[tuple[int, bool, str | None]],
         start: tuple[str, int | None] | None = None,
+        guard: bool = False,  # (a Python handler never runs in line)
     ) -> tuple[bool, list[Any]]:
         if start is not None:
             event_json, now_ms = start

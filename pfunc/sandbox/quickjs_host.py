@@ -10,25 +10,19 @@ from __future__ import annotations
 import json
 import re
 import time
-from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import quickjs
 
-from pfunc import sandbox as shared
 from pfunc.errors import HandlerLoadError
 from pfunc.jsonio import parsed_size, plain_loads, well_formed
-from pfunc.modules import CONSTANTS, HOST_METHODS, SYNC_METHODS, SYNC_MODULES
 from pfunc.sandbox import CORRUPTED, MAX_LOADS, MEMORY, TIMEOUT, SandboxInterrupted, Tape
-from pfunc.sandbox.cpu_limit import CpuLimit
-from pfunc.sandbox.host_inbox import HostInbox
-from pfunc.sandbox.source import OWN_CODE_LINE, load_error, prepare_module
+from pfunc.sandbox.source import load_error, prelude, prepare_module
+from pfunc.sandbox.time_limit import TimeLimit, raise_pending
 
 if TYPE_CHECKING:
     from pfunc.sandbox.threads import SandboxThread
 
-HERE = Path(__file__).parent
 # Serialising an execution's report takes microseconds; the handler's own toJSON, no more.
 FINISH_SECONDS = 0.05
 # QuickJS's own messages when it stops code, and why it stopped it.
@@ -37,27 +31,6 @@ ENGINE_STOPS = {"interrupted": TIMEOUT, "out of memory": MEMORY}
 _UNLIMITED_ALLOWANCE = 64 * 1024 * 1024
 # Extra memory granted after a blow-up so the execution's logs can still be read.
 _RESCUE_MEMORY = 16 * 1024 * 1024
-
-
-@cache
-def _prelude() -> str:
-    # Padded so that pfunc's own code starts at OWN_CODE_LINE: frames there are dropped.
-    package = HERE  # next to this module (importlib.resources costs 7 ms of imports)
-    read = package.joinpath
-    # The modules' names and methods come from the registry; the synchronous built-ins'
-    # source is text the prelude compiles on first use. All on the first (padding) line.
-    registry = (
-        f"var __pfunc_hostMethods = {json.dumps(HOST_METHODS)};"
-        f"var __pfunc_syncModules = {json.dumps(SYNC_MODULES)};"
-        f"var __pfunc_syncMethods = {json.dumps(SYNC_METHODS)};"
-        f"var __pfunc_constants = {json.dumps(CONSTANTS)};"
-        f"var __pfunc_ownCodeLine = {OWN_CODE_LINE};"
-        f"var __pfunc_consoleBudget = {shared.CONSOLE_BUDGET};"
-        f"var __pfunc_consoleLineCost = {shared.CONSOLE_LINE_COST};"
-        f"var __pfunc_builtinsSource = {json.dumps(read('builtins.js').read_text('utf-8'))};"
-    )
-    own = [read(name).read_text("utf-8") for name in ("callee.js", "prelude.js")]
-    return registry + "\n" * (OWN_CODE_LINE - 1) + "\n".join(own)
 
 
 def _is_number(value: Any) -> bool:
@@ -116,6 +89,7 @@ class JavaScriptSandbox:
         now_ms: int | None = None,
         random_seed: int | None = None,
         reused: bool = False,
+        guarded_load: bool = False,
     ):
         self.display_path = display_path
         self.source = source
@@ -125,16 +99,10 @@ class JavaScriptSandbox:
         self.home: SandboxThread | None = None
         self.generation = 0  # which version of the source, for the executor's reloads
         self._context = quickjs.Context()
-        self._limit = CpuLimit(self._context)
-        # Host calls reach Python as they are made where the limit allows it (the prelude).
-        self._inbox: HostInbox | None = None
-        if self._limit.native:
-            self._inbox = HostInbox()
-            self._context.add_callable("__pfunc_host", self._inbox.received)
-            self._context.add_callable("__pfunc_hostSettled", self._inbox.settle)
+        self._limit = TimeLimit(self._context)
         if memory is not None:
             self._context.set_memory_limit(memory)
-        self._context.eval(_prelude())
+        self._context.eval(prelude())
         entry = self._context.get
         self._start = entry("__pfunc_api_start")
         self._poll = entry("__pfunc_api_poll")
@@ -154,6 +122,7 @@ class JavaScriptSandbox:
         if reused:  # handed from test run to test run: its built-ins as pfunc left them
             entry("__pfunc_api_record")()
         self.load_timeout = timeout
+        self.guarded_load = guarded_load  # its timeout is the in-line guard (CPU time)
         self.jobs = 0  # Promise jobs the execution in progress has run
         self.event_size = 0  # what its event holds (see finish)
         self.loads = 1  # times its handler module was evaluated (see renew)
@@ -164,7 +133,7 @@ class JavaScriptSandbox:
 
     def _load(self, timeout: float | None) -> None:
         module_source = prepare_module(self.source, self.display_path)
-        self.set_time_limit(timeout)
+        self.set_time_limit(timeout, on_cpu=self.guarded_load)
         try:
             promise = self._context.module(module_source)
             self._context.get("__pfunc_api_watchLoad")(promise)
@@ -175,6 +144,7 @@ class JavaScriptSandbox:
         except SandboxInterrupted as stop:
             raise self._load_interrupted(stop) from None
         except quickjs.JSException as error:
+            raise_pending()
             stop = _interruption(error)
             if stop is None:
                 raise load_error(str(error), self.display_path) from None
@@ -216,11 +186,15 @@ class JavaScriptSandbox:
 
     # --- slices of one execution -----------------------------------------------------
 
-    def set_time_limit(self, seconds: float | None) -> None:
-        self._limit.arm(seconds)
+    def set_time_limit(self, seconds: float | None, on_cpu: bool = False) -> None:
+        """The execution's limit, on the wall clock; `on_cpu`: a guard of pfunc's own (the
+        in-line guard), in this thread's CPU time (time_limit.py)."""
+        self._limit.arm(seconds, on_cpu=on_cpu)
 
     def _broken_by(self, error: Exception) -> SandboxInterrupted:
-        """Mark the context unusable after an interruption, or re-raise a real fault."""
+        """Mark the context unusable after an interruption, or re-raise a real fault (or
+        a Ctrl-C that stopped the JavaScript: time_limit.raise_pending)."""
+        raise_pending()
         stop = _interruption(error)
         if stop is None:
             raise error
@@ -229,8 +203,6 @@ class JavaScriptSandbox:
 
     def start(self, event_json: str, now_ms: int | None) -> None:
         self.jobs = 0
-        if self._inbox is not None:
-            self._inbox.settled = False
         self.event_size = parsed_size(event_json)
         try:
             self._start(event_json, _js_number(now_ms))
@@ -255,9 +227,7 @@ class JavaScriptSandbox:
             self.jobs += jobs
 
     def poll(self) -> tuple[bool, list[Any]]:
-        """(handler settled?, host calls made since the last poll)."""
-        if self._inbox is not None:
-            return self._inbox.take()
+        """(handler settled?, host calls queued since the last poll)."""
         try:
             text: str = self._poll()
         except (quickjs.JSException, MemoryError) as error:
@@ -284,8 +254,10 @@ class JavaScriptSandbox:
         remaining: float | None,
         settlements: list[tuple[int, bool, str | None]],
         start: tuple[str, int | None] | None = None,
+        guard: bool = False,
     ) -> tuple[bool, list[Any]]:
-        """One round: start or settle, run the JavaScript until it waits, collect host calls.
+        """One round: start or settle, run the JavaScript until it waits, collect host calls
+        (`guard`: `remaining` is the in-line guard, counted in CPU time).
 
         One call per round keeps crossings few, which matters most when the sandbox lives
         on its own thread (the dev server) and each call is a thread hop.
@@ -293,7 +265,7 @@ class JavaScriptSandbox:
         # The limit holds for every entry into the engine: settling and polling run pfunc's
         # prelude, but that can reach the handler's code too (a `then` getter on a resolved
         # value, a toJSON on Object.prototype while the queue is serialised).
-        self.set_time_limit(remaining)
+        self.set_time_limit(remaining, on_cpu=guard)
         try:
             if start is not None:
                 self.start(*start)
@@ -315,7 +287,7 @@ class JavaScriptSandbox:
         on Object.prototype, would reach the next test run)."""
         if self.loads >= MAX_LOADS or self.broken or not self._memory_allows_reuse():
             return False
-        self._limit.arm(FINISH_SECONDS)  # a getter in a built-in's place
+        self._limit.arm(FINISH_SECONDS, on_cpu=True)  # a getter in a built-in's place
         try:
             return self._pristine() == ""
         except (quickjs.JSException, MemoryError):
@@ -357,7 +329,7 @@ class JavaScriptSandbox:
     def read_tape(self) -> Tape | None:
         """The clock and random values the execution in progress recorded (it was started
         with `recordTape`), read after the in-line guard stopped it; None if unreadable."""
-        self._limit.arm(FINISH_SECONDS)
+        self._limit.arm(FINISH_SECONDS, on_cpu=True)
         try:
             tape = json.loads(self._read_tape())
         except (quickjs.JSException, MemoryError, ValueError, TypeError):
@@ -379,7 +351,7 @@ class JavaScriptSandbox:
     def tampered(self) -> str | None:
         """The built-in pfunc's side relies on that handler code replaced (its top-level
         code included), to explain a failure; None if none, or if it cannot be read."""
-        self._limit.arm(FINISH_SECONDS)
+        self._limit.arm(FINISH_SECONDS, on_cpu=True)
         try:
             name = self._tampered(True)
         except (quickjs.JSException, MemoryError):
@@ -406,14 +378,13 @@ class JavaScriptSandbox:
         report outgrew the memory limit).
         Raises SandboxInterrupted when the handler's code (a toJSON of its own) runs
         past FINISH_SECONDS while the report is serialised."""
-        self._limit.arm(FINISH_SECONDS)
-        if self._inbox is not None:  # (as the prelude's queue, emptied at the end)
-            self._inbox.calls.clear()
+        self._limit.arm(FINISH_SECONDS, on_cpu=True)
         if self.broken and self.memory is not None:
             self._context.set_memory_limit(self.memory + _RESCUE_MEMORY)
         try:
             text = self._finish()
         except (quickjs.JSException, MemoryError) as error:
+            raise_pending()
             if "interrupted" in str(error):
                 self.broken = True
                 raise SandboxInterrupted(TIMEOUT, str(error)) from None

@@ -1,4 +1,5 @@
-"""Handler source preparation and error location mapping for the JavaScript sandbox.
+"""Handler source preparation, the prelude's source, and error location mapping for the
+JavaScript sandbox.
 
 QuickJS gives no access to a module's default export and names every source
 `<input>`; this module rewrites `export default` in place (keeping every line and
@@ -7,12 +8,17 @@ column where it was) and turns engine stacks into stacks that name the handler f
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
+from pfunc import sandbox as shared
 from pfunc.errors import HandlerLoadError
+from pfunc.modules import CONSTANTS, HOST_METHODS, SYNC_METHODS, SYNC_MODULES
 
-# pfunc's own JavaScript is evaluated from this line on (see quickjs_host._prelude).
+# pfunc's own JavaScript is evaluated from this line on (see prelude()).
 OWN_CODE_LINE = 100_001
 
 _EXPORT_DEFAULT = re.compile(r"(?m)^([ \t]*)(export[ \t]+default)\b")
@@ -123,3 +129,24 @@ def load_error(text: str, display_path: str) -> HandlerLoadError:
         line=location.line if location else None,
         column=location.column if location else None,
     )
+
+
+@cache
+def prelude() -> str:
+    # Padded so that pfunc's own code starts at OWN_CODE_LINE: frames there are dropped.
+    # Next to this module (importlib.resources costs 7 ms of imports).
+    read = Path(__file__).parent.joinpath
+    # The modules' names and methods come from the registry; the synchronous built-ins'
+    # source is text the prelude compiles on first use. All on the first (padding) line.
+    registry = (
+        f"var __pfunc_hostMethods = {json.dumps(HOST_METHODS)};"
+        f"var __pfunc_syncModules = {json.dumps(SYNC_MODULES)};"
+        f"var __pfunc_syncMethods = {json.dumps(SYNC_METHODS)};"
+        f"var __pfunc_constants = {json.dumps(CONSTANTS)};"
+        f"var __pfunc_ownCodeLine = {OWN_CODE_LINE};"
+        f"var __pfunc_consoleBudget = {shared.CONSOLE_BUDGET};"
+        f"var __pfunc_consoleLineCost = {shared.CONSOLE_LINE_COST};"
+        f"var __pfunc_builtinsSource = {json.dumps(read('builtins.js').read_text('utf-8'))};"
+    )
+    own = [read(name).read_text("utf-8") for name in ("callee.js", "prelude.js")]
+    return registry + "\n" * (OWN_CODE_LINE - 1) + "\n".join(own)

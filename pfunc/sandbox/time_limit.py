@@ -1,23 +1,27 @@
-"""A CPU-time limit on a QuickJS context that lets its JavaScript call into Python.
+"""The time limit of a QuickJS context: pfunc's own, through the engine's interrupt handler.
 
-The binding's own limit (Context.set_time_limit) reads the process CPU clock at every
-entry into the engine (a system call each, ~20 an execution) and, while it is armed,
-refuses every call from JavaScript into Python, so a handler's host calls had to be
-queued as JSON, polled and settled, an engine entry each. QuickJS itself stops code
-through an interrupt handler it polls every few thousand instructions; the binding
-exports the C API, so pfunc installs a handler of its own on each context's runtime:
-JavaScript runs under a deadline in the thread's CPU time, and may call pfunc's host.
+The binding's own limit (Context.set_time_limit) counts the whole process's CPU time and
+reads that clock at every entry into the engine (a system call each, ~20 an execution):
+other busy threads of pfunc's made it fire early, other programs late. QuickJS itself
+stops code through an interrupt handler it asks every few thousand instructions; the
+binding exports the C API, so pfunc installs a handler of its own on each context's
+runtime. The execution's own limit is on the wall clock, as PubNub's is (a slice stops
+when the execution's time is up, however busy the machine); pfunc's short guards (the
+in-line guard of the dev server's loop, the report's writing) count the running thread's
+CPU time, so that a busy machine does not trip them.
 
 Reaching the runtime means reading the binding's Context object, a private layout; it is
 checked before use (the runtime it names must be the one its context belongs to, its
-flag must follow set_time_limit, and the handler must stop a loop and allow a call), and
-when the check fails pfunc falls back to the binding's limit and the queued protocol
-(`native()` is False). See docs/performance-notes.md.
+flag must follow set_time_limit, and the handler must stop a loop), and when the check
+fails pfunc falls back to the binding's limit (`native()` is False). Host calls are not
+made into Python from JavaScript even though this limit would allow it: see prelude.js.
+docs/performance-notes.md has the measurements.
 """
 
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 import time
 from typing import Any
@@ -25,12 +29,13 @@ from typing import Any
 import quickjs
 
 _NO_LIMIT = float("inf")
-_UNSTARTED = -1.0
-# Per context (its token): [the CPU seconds its JavaScript may run, the thread CPU time it
-# must stop at]. The clock is read when QuickJS first asks (a system call, ~0.6 us: at
-# every arming it cost more than the interrupt handler's rare calls), so a limit starts
-# up to a few thousand instructions late.
-_limits: dict[int, list[float]] = {}
+# Per context (its token): [the time its JavaScript must stop at, whether that is the
+# thread's CPU time (else the wall clock)].
+_limits: dict[int, list[Any]] = {}
+# An exception raised in the interrupt handler (a Ctrl-C arrives in whatever Python code
+# the main thread runs, this handler included), by thread: the JavaScript is stopped and
+# the exception raised again once the engine has returned (raise_pending).
+_pending: dict[int, BaseException] = {}
 _tokens = itertools.count(1)  # each context's key (the handler's opaque argument)
 _native: bool | None = None  # probed on first use, once, under _probing
 _probing = threading.Lock()
@@ -43,14 +48,38 @@ _handlers: list[Any] = []
 def _interrupt(_runtime: int, opaque: int) -> int:
     # Called by QuickJS every few thousand instructions while JavaScript runs; nonzero
     # stops it with an "interrupted" InternalError, as the binding's own limit does.
-    limit = _limits.get(opaque)
-    if limit is None or limit[0] == _NO_LIMIT:
-        return 0
-    now = time.thread_time()
-    if limit[1] == _UNSTARTED:
-        limit[1] = now + limit[0]
-        return 0
-    return 1 if now > limit[1] else 0
+    try:
+        if _pending and threading.get_ident() in _pending:
+            return 1  # a Ctrl-C arrived here: stop, for raise_pending to raise it
+        limit = _limits.get(opaque)
+        if limit is None:
+            return 0
+        now = time.thread_time() if limit[1] else time.monotonic()
+        return 1 if now > limit[0] else 0
+    except BaseException as error:  # a KeyboardInterrupt, or the interpreter shutting down
+        _pending[threading.get_ident()] = error
+        return 1
+
+
+def _unraisable(unraisable: Any) -> None:
+    """sys.unraisablehook: an exception raised as _interrupt was entered, before its own
+    handler (a Ctrl-C lands at a function's first instruction) is kept for raise_pending
+    instead of being printed and lost; QuickJS is stopped at its next call."""
+    if unraisable.object is _interrupt and unraisable.exc_value is not None:
+        _pending[threading.get_ident()] = unraisable.exc_value
+        return
+    _previous_unraisable(unraisable)
+
+
+_previous_unraisable = sys.unraisablehook
+
+
+def raise_pending() -> None:
+    """Raise what arrived in the interrupt handler on this thread (a Ctrl-C), if anything:
+    called where the engine's "interrupted" error is read."""
+    error = _pending.pop(threading.get_ident(), None)
+    if error is not None:
+        raise error
 
 
 def _pointers(context: quickjs.Context) -> tuple[int, int, int]:
@@ -87,6 +116,9 @@ def _probe(context: quickjs.Context) -> bool:
         library.JS_GetRuntime.restype = ctypes.c_void_p
         handler = handler_type(_interrupt)
         _handlers.append(handler)
+        # Never freed, not even as the interpreter shuts down while a daemon thread's
+        # JavaScript still runs: a runtime may call it until the process ends.
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(handler))
         runtime, engine, unarmed = _pointers(context)
         context.set_time_limit(60)
         armed = _pointers(context)[2]
@@ -95,15 +127,13 @@ def _probe(context: quickjs.Context) -> bool:
             return False
         if (unarmed, armed, _pointers(context)[2]) != (0, 1, 0):
             return False
-        # It must let JavaScript call Python while installed, and stop a loop.
+        # It must stop a loop.
         token = next(_tokens)
         library.JS_SetInterruptHandler(runtime, handler, token)
-        _limits[token] = [0.001, _UNSTARTED]
-        context.add_callable("__pfunc_probe", lambda: 7)
+        _limits[token] = [time.monotonic() + 0.001, False]
         try:
-            if context.eval("__pfunc_probe()") != 7:
-                return False
-            context.eval("for (;;) {}")
+            # Bounded (a tenth of a second or so), should the handler never be asked.
+            context.eval("for (let i = 0; i < 2e7; i++) {}")
             return False
         except quickjs.JSException as error:
             if "interrupted" not in str(error):
@@ -112,8 +142,8 @@ def _probe(context: quickjs.Context) -> bool:
             # (The handler stays, answering "go on" without a deadline: the binding's own
             # limit replaces it at each entry if this probe fails.)
             _limits.pop(token, None)
-            context.eval("delete globalThis.__pfunc_probe")
         _api = (library, handler)
+        sys.unraisablehook = _unraisable
         return True
     except Exception:  # no ctypes, no symbol, another layout: the binding's own limit
         return False
@@ -131,8 +161,9 @@ def native(context: quickjs.Context | None = None) -> bool:
     return _native
 
 
-class CpuLimit:
-    """The time limit of one context: pfunc's own when native(), else the binding's."""
+class TimeLimit:
+    """The time limit of one context: pfunc's own when native(), else the binding's (which
+    counts the process's CPU time at each entry into the engine)."""
 
     def __init__(self, context: quickjs.Context) -> None:
         self._context = context
@@ -140,23 +171,28 @@ class CpuLimit:
         if native(context):
             library, handler = _api
             self._token = next(_tokens)
-            _limits[self._token] = [_NO_LIMIT, _UNSTARTED]
+            _limits[self._token] = [_NO_LIMIT, False]
             library.JS_SetInterruptHandler(_pointers(context)[0], handler, self._token)
 
     @property
     def native(self) -> bool:
-        """Whether JavaScript may call into Python while the limit is armed."""
+        """Whether pfunc's own limit is in use (else the binding's)."""
         return bool(self._token)
 
-    def arm(self, seconds: float | None) -> None:
-        """Stop the context's JavaScript after `seconds` more of this thread's CPU time
-        (None: no limit; at least 1 ms, as the binding's limit)."""
+    def arm(self, seconds: float | None, *, on_cpu: bool = False) -> None:
+        """Stop the context's JavaScript `seconds` from now (None: no limit; at least 1 ms,
+        as the binding's limit): on the wall clock, or `on_cpu`, after that much of this
+        thread's CPU time."""
         if not self._token:
             self._context.set_time_limit(-1 if seconds is None else max(seconds, 0.001))
             return
         limit = _limits[self._token]
-        limit[0] = _NO_LIMIT if seconds is None else max(seconds, 0.001)
-        limit[1] = _UNSTARTED
+        if seconds is None:
+            limit[0] = _NO_LIMIT
+            return
+        now = time.thread_time() if on_cpu else time.monotonic()
+        limit[0] = now + max(seconds, 0.001)
+        limit[1] = on_cpu
 
     def __del__(self) -> None:
         _limits.pop(self._token, None)
