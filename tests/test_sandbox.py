@@ -539,13 +539,16 @@ def test_pfuncs_own_time_limit_stops_a_loop_and_leaves_the_context_usable():
 
 FIRST_LIMITS_AT_ONCE = """
 import threading, quickjs
+from pfunc.sandbox import time_limit
 from pfunc.sandbox.time_limit import TimeLimit
 start = threading.Barrier(8)
-stopped = []
+stopped, native = [], []
 def run():
     start.wait()
     context = quickjs.Context()
+    native.append(time_limit.native(context))  # the probe, wanted by all eight at once
     limit = TimeLimit(context)
+    native.append(limit.native)
     for _ in range(20):
         limit.arm(0.002)
         try:
@@ -555,14 +558,23 @@ def run():
 threads = [threading.Thread(target=run) for _ in range(8)]
 for thread in threads: thread.start()
 for thread in threads: thread.join()
-print(len(stopped), all(stopped))
+context = quickjs.Context()
+main = TimeLimit(context)
+main.arm(0.002)
+try:
+    context.eval("for (;;) {}")
+except quickjs.JSException as error:
+    stopped.append("interrupted" in str(error))
+print(len(stopped), all(stopped), native.count(True), native.count(False), main.native)
 """
 
 
-def test_contexts_made_on_many_threads_at_once_share_one_interrupt_handler():
+def test_contexts_made_on_many_threads_at_once_share_one_probe():
     """The dev server loads a project's functions on threads of their own, all at once:
     the first contexts must not each install a handler of their own that a later one
-    replaces (a freed callback that QuickJS then calls: a segmentation fault)."""
+    replaces (a freed callback that QuickJS then calls: a segmentation fault). One probe
+    runs; contexts on threads keep the binding's limit (pfunc's handler is Python and
+    would wait for the GIL), the main thread's get pfunc's, and every one is held."""
     import subprocess
     import sys
 
@@ -570,7 +582,8 @@ def test_contexts_made_on_many_threads_at_once_share_one_interrupt_handler():
         done = subprocess.run(
             [sys.executable, "-c", FIRST_LIMITS_AT_ONCE], capture_output=True, text=True
         )
-        assert (done.returncode, done.stdout.strip()) == (0, "160 True"), done.stderr[-800:]
+        result = (done.returncode, done.stdout.strip())
+        assert result == (0, "161 True 8 8 True"), done.stderr[-800:]
 
 
 def test_the_executions_limit_counts_wall_time_and_pfuncs_guards_cpu_time():

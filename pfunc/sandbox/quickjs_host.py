@@ -271,7 +271,10 @@ class JavaScriptSandbox:
                 self.start(*start)
             for call_id, ok, payload in settlements:
                 self.settle(call_id, ok, payload)
-            self.run_jobs(None if remaining is None else time.monotonic() + remaining)
+            # pfunc's own limit holds across the round's entries; the binding's is per
+            # entry, and cannot see `for (;;) await null`: then the deadline is checked.
+            deadline = None if remaining is None or self._limit.native else remaining
+            self.run_jobs(None if deadline is None else time.monotonic() + deadline)
             return self.poll()
         finally:
             self.set_time_limit(None)
@@ -314,9 +317,16 @@ class JavaScriptSandbox:
         evaluate the handler module again, as a new load would (its own module state, its
         top-level code's console lines and random draws), without making a new context.
         Raises HandlerLoadError as loading does."""
-        if random_seed is not None:
-            self._seed(_js_number(random_seed % 2**32))
-        if self._unload() is not True:  # a global it cannot remove: a new context
+        self._limit.arm(FINISH_SECONDS, on_cpu=True)  # pfunc's own code, but held all the same
+        try:
+            if random_seed is not None:
+                self._seed(_js_number(random_seed % 2**32))
+            unloaded = self._unload()
+        except (quickjs.JSException, MemoryError):
+            unloaded = False
+        finally:
+            self._limit.arm(None)
+        if unloaded is not True:  # a global it cannot remove: a new context
             raise HandlerLoadError("LoadError", "a global of the last load is in the way")
         self.loads += 1
         self._load(self.load_timeout)

@@ -65,13 +65,16 @@ def _unraisable(unraisable: Any) -> None:
     """sys.unraisablehook: an exception raised as _interrupt was entered, before its own
     handler (a Ctrl-C lands at a function's first instruction) is kept for raise_pending
     instead of being printed and lost; QuickJS is stopped at its next call."""
-    if unraisable.object is _interrupt and unraisable.exc_value is not None:
+    ours = unraisable.object is _interrupt or (  # (Python 3.13 names it in the message)
+        unraisable.object is None and repr(_interrupt) in str(unraisable.err_msg or "")
+    )
+    if ours and unraisable.exc_value is not None:
         _pending[threading.get_ident()] = unraisable.exc_value
         return
     _previous_unraisable(unraisable)
 
 
-_previous_unraisable = sys.unraisablehook
+_previous_unraisable: Any = sys.__unraisablehook__  # the hook there was when ours went in
 
 
 def raise_pending() -> None:
@@ -98,7 +101,7 @@ def _pointers(context: quickjs.Context) -> tuple[int, int, int]:
 def _probe(context: quickjs.Context) -> bool:
     """Whether the binding is laid out as pfunc reads it, proven on a new context (before
     anything else runs in it)."""
-    global _api
+    global _api, _previous_unraisable
     try:
         import ctypes
 
@@ -143,6 +146,7 @@ def _probe(context: quickjs.Context) -> bool:
             # limit replaces it at each entry if this probe fails.)
             _limits.pop(token, None)
         _api = (library, handler)
+        _previous_unraisable = sys.unraisablehook
         sys.unraisablehook = _unraisable
         return True
     except Exception:  # no ctypes, no symbol, another layout: the binding's own limit
@@ -162,13 +166,19 @@ def native(context: quickjs.Context | None = None) -> bool:
 
 
 class TimeLimit:
-    """The time limit of one context: pfunc's own when native(), else the binding's (which
-    counts the process's CPU time at each entry into the engine)."""
+    """The time limit of one context: pfunc's own on the main thread when native(), else
+    the binding's (which counts the process's CPU time at each entry into the engine).
+
+    Only the main thread's (`pfunc run`, `pfunc test`, the dev server's loop, which runs
+    quick functions in line): pfunc's handler is Python, so each of its calls takes the
+    GIL, and JavaScript on a thread of its own (a dev-server function not in line) would
+    wait for the busy server's loop every few thousand instructions (measured: 7x
+    slower). The binding's handler is C."""
 
     def __init__(self, context: quickjs.Context) -> None:
         self._context = context
         self._token = 0
-        if native(context):
+        if threading.current_thread() is threading.main_thread() and native(context):
             library, handler = _api
             self._token = next(_tokens)
             _limits[self._token] = [_NO_LIMIT, False]
@@ -189,6 +199,8 @@ class TimeLimit:
         limit = _limits[self._token]
         if seconds is None:
             limit[0] = _NO_LIMIT
+            if _pending:  # a Ctrl-C the engine's last entry ended without reporting
+                raise_pending()
             return
         now = time.thread_time() if on_cpu else time.monotonic()
         limit[0] = now + max(seconds, 0.001)
