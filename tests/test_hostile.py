@@ -84,6 +84,21 @@ def test_loops_the_engine_limit_cannot_see_end_at_the_deadline(
     assert (healthy.outcome, healthy.message) == ("ok", {"n": 1})
 
 
+@pytest.mark.parametrize("threaded", [False, True], ids=["cli", "dev-server-thread"])
+def test_top_level_code_awaiting_for_ever_ends_at_the_limit(
+    harness, tmp_path, threaded, time_limits
+):
+    """Each await is an engine entry of its own: the binding's limit, per entry, cannot
+    see the loop (pfunc's holds across them); the load's deadline is checked as well."""
+    harness.limit_overrides = {"timeout": 0.5}
+    source = "for (;;) await null;\nexport default (request) => request.ok();\n"
+    hostile, healthy = run_then_healthy(harness, tmp_path, source, threaded)
+    assert hostile.outcome == "error"
+    assert hostile.error.type == "TimeoutError"
+    assert "top-level code ran out of time" in hostile.error.message
+    assert (healthy.outcome, healthy.message) == ("ok", {"n": 1})
+
+
 @pytest.mark.parametrize(
     "source",
     [

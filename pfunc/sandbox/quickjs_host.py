@@ -137,7 +137,9 @@ class JavaScriptSandbox:
         try:
             promise = self._context.module(module_source)
             self._context.get("__pfunc_api_watchLoad")(promise)
-            self.run_jobs()
+            # (The binding's limit is per entry: `for (;;) await null;` at the top level
+            # would never end without this deadline.)
+            self.run_jobs(None if timeout is None else time.monotonic() + timeout)
             # Serialising the state may run the handler's code (a toJSON on
             # Object.prototype): still under the load's limit.
             state_text = self._context.get("__pfunc_api_loadState")()
