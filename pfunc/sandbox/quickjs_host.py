@@ -138,8 +138,9 @@ class JavaScriptSandbox:
             promise = self._context.module(module_source)
             self._context.get("__pfunc_api_watchLoad")(promise)
             # (The binding's limit is per entry: `for (;;) await null;` at the top level
-            # would never end without this deadline.)
-            self.run_jobs(None if timeout is None else time.monotonic() + timeout)
+            # would never end without this deadline. pfunc's holds across entries.)
+            deadline = None if timeout is None or self._limit.native else timeout
+            self.run_jobs(None if deadline is None else time.monotonic() + deadline)
             # Serialising the state may run the handler's code (a toJSON on
             # Object.prototype): still under the load's limit.
             state_text = self._context.get("__pfunc_api_loadState")()

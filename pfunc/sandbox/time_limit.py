@@ -4,11 +4,11 @@ The binding's own limit (Context.set_time_limit) counts the whole process's CPU 
 reads that clock at every entry into the engine (a system call each, ~20 an execution):
 other busy threads of pfunc's made it fire early, other programs late. QuickJS itself
 stops code through an interrupt handler it asks every few thousand instructions; the
-binding exports the C API, so pfunc installs a handler of its own on each context's
-runtime. The execution's own limit is on the wall clock, as PubNub's is (a slice stops
-when the execution's time is up, however busy the machine); pfunc's short guards (the
-in-line guard of the dev server's loop, the report's writing) count the running thread's
-CPU time, so that a busy machine does not trip them.
+binding exports the C API, so pfunc installs a handler of its own on the runtime of each
+context the main thread makes (see TimeLimit). The execution's own limit is on the wall
+clock, as PubNub's is (a slice stops when the execution's time is up, however busy the
+machine); pfunc's short guards (the in-line guard of the dev server's loop, the report's
+writing) count the running thread's CPU time, so that a busy machine does not trip them.
 
 Reaching the runtime means reading the binding's Context object, a private layout; it is
 checked before use (the runtime it names must be the one its context belongs to, its
