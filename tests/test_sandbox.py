@@ -632,3 +632,34 @@ def test_ctrl_c_stops_a_runaway_handler_at_once():
         [sys.executable, "-c", CTRL_C_DURING_A_RUNAWAY], capture_output=True, text=True
     )
     assert done.stdout.strip() == "stopped by Ctrl-C", done.stderr[-800:]
+
+
+def test_a_context_moved_between_threads_is_held_by_the_limit_of_the_thread_it_runs_on():
+    """pfunc dev moves idle contexts between its loop (the main thread) and threads of
+    their own as functions are promoted or demoted: each arming takes the limit of the
+    thread it runs on, pfunc's on the main thread, the binding's elsewhere."""
+    import threading
+
+    import quickjs
+
+    from pfunc.sandbox.time_limit import TimeLimit
+
+    context = quickjs.Context()
+    limit = TimeLimit(context)
+    seen = []
+
+    def spin_here() -> None:
+        limit.arm(0.02)
+        try:
+            context.eval("for (;;) {}")
+        except quickjs.JSException as error:
+            seen.append(("interrupted" in str(error), limit.native))
+        finally:
+            limit.arm(None)
+
+    spin_here()  # made here, on the main thread
+    worker = threading.Thread(target=spin_here)
+    worker.start()
+    worker.join()
+    spin_here()  # back on the main thread: pfunc's handler again, not the binding's
+    assert seen == [(True, True), (True, False), (True, True)]

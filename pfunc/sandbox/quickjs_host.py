@@ -147,7 +147,7 @@ class JavaScriptSandbox:
         except SandboxInterrupted as stop:
             raise self._load_interrupted(stop) from None
         except quickjs.JSException as error:
-            raise_pending()
+            self._raise_pending()
             stop = _interruption(error)
             if stop is None:
                 raise load_error(str(error), self.display_path) from None
@@ -192,12 +192,22 @@ class JavaScriptSandbox:
     def set_time_limit(self, seconds: float | None, on_cpu: bool = False) -> None:
         """The execution's limit, on the wall clock; `on_cpu`: a guard of pfunc's own (the
         in-line guard), in this thread's CPU time (time_limit.py)."""
-        self._limit.arm(seconds, on_cpu=on_cpu)
+        try:
+            self._limit.arm(seconds, on_cpu=on_cpu)
+        except BaseException:  # a Ctrl-C that stopped its last entry: not to be reused
+            self.broken = True
+            raise
+
+    def _raise_pending(self) -> None:
+        """A Ctrl-C that stopped the engine's last entry: raised, the context not reused."""
+        if self._limit.pending():
+            self.broken = True
+            raise_pending()
 
     def _broken_by(self, error: Exception) -> SandboxInterrupted:
         """Mark the context unusable after an interruption, or re-raise a real fault (or
         a Ctrl-C that stopped the JavaScript: time_limit.raise_pending)."""
-        raise_pending()
+        self._raise_pending()
         stop = _interruption(error)
         if stop is None:
             raise error
@@ -293,13 +303,13 @@ class JavaScriptSandbox:
         on Object.prototype, would reach the next test run)."""
         if self.loads >= MAX_LOADS or self.broken or not self._memory_allows_reuse():
             return False
-        self._limit.arm(FINISH_SECONDS, on_cpu=True)  # a getter in a built-in's place
+        self.set_time_limit(FINISH_SECONDS, on_cpu=True)  # a getter in a built-in's place
         try:
             return self._pristine() == ""
         except (quickjs.JSException, MemoryError):
             return False
         finally:
-            self._limit.arm(None)
+            self.set_time_limit(None)
 
     def _memory_allows_reuse(self) -> bool:
         """Whether what the loads so far kept is under an eighth of the memory limit: the
@@ -320,7 +330,7 @@ class JavaScriptSandbox:
         evaluate the handler module again, as a new load would (its own module state, its
         top-level code's console lines and random draws), without making a new context.
         Raises HandlerLoadError as loading does."""
-        self._limit.arm(FINISH_SECONDS, on_cpu=True)  # pfunc's own code, but held all the same
+        self.set_time_limit(FINISH_SECONDS, on_cpu=True)  # pfunc's own code, but held all the same
         try:
             if random_seed is not None:
                 self._seed(_js_number(random_seed % 2**32))
@@ -328,7 +338,7 @@ class JavaScriptSandbox:
         except (quickjs.JSException, MemoryError):
             unloaded = False
         finally:
-            self._limit.arm(None)
+            self.set_time_limit(None)
         if unloaded is not True:  # a global it cannot remove: a new context
             raise HandlerLoadError("LoadError", "a global of the last load is in the way")
         self.loads += 1
@@ -342,13 +352,13 @@ class JavaScriptSandbox:
     def read_tape(self) -> Tape | None:
         """The clock and random values the execution in progress recorded (it was started
         with `recordTape`), read after the in-line guard stopped it; None if unreadable."""
-        self._limit.arm(FINISH_SECONDS, on_cpu=True)
+        self.set_time_limit(FINISH_SECONDS, on_cpu=True)
         try:
             tape = json.loads(self._read_tape())
         except (quickjs.JSException, MemoryError, ValueError, TypeError):
             return None
         finally:
-            self._limit.arm(None)
+            self.set_time_limit(None)
         if not isinstance(tape, dict):
             return None
         values = {kind: tape.get(kind) for kind in ("now", "perf", "random")}
@@ -364,13 +374,13 @@ class JavaScriptSandbox:
     def tampered(self) -> str | None:
         """The built-in pfunc's side relies on that handler code replaced (its top-level
         code included), to explain a failure; None if none, or if it cannot be read."""
-        self._limit.arm(FINISH_SECONDS, on_cpu=True)
+        self.set_time_limit(FINISH_SECONDS, on_cpu=True)
         try:
             name = self._tampered(True)
         except (quickjs.JSException, MemoryError):
             return None
         finally:
-            self._limit.arm(None)
+            self.set_time_limit(None)
         return name if isinstance(name, str) and name else None
 
     def _unreadable_report(self) -> dict[str, Any]:
@@ -391,13 +401,13 @@ class JavaScriptSandbox:
         report outgrew the memory limit).
         Raises SandboxInterrupted when the handler's code (a toJSON of its own) runs
         past FINISH_SECONDS while the report is serialised."""
-        self._limit.arm(FINISH_SECONDS, on_cpu=True)
+        self.set_time_limit(FINISH_SECONDS, on_cpu=True)
         if self.broken and self.memory is not None:
             self._context.set_memory_limit(self.memory + _RESCUE_MEMORY)
         try:
             text = self._finish()
         except (quickjs.JSException, MemoryError) as error:
-            raise_pending()
+            self._raise_pending()
             if "interrupted" in str(error):
                 self.broken = True
                 raise SandboxInterrupted(TIMEOUT, str(error)) from None
@@ -405,7 +415,7 @@ class JavaScriptSandbox:
                 return None  # out of memory
             text = None
         finally:
-            self._limit.arm(None)
+            self.set_time_limit(None)
         details = plain_loads(text) if isinstance(text, str) else None
         if not _report_shaped(details):
             return self._unreadable_report()

@@ -39,7 +39,8 @@ _pending: dict[int, BaseException] = {}
 _tokens = itertools.count(1)  # each context's key (the handler's opaque argument)
 _native: bool | None = None  # probed on first use, once, under _probing
 _probing = threading.Lock()
-_api: Any = None  # (the C library, the handler) once probed
+_api: Any = None  # (the C library, the handler, no handler) once probed
+_MAIN_THREAD = threading.main_thread().ident
 # Every interrupt handler ever handed to QuickJS: a runtime may call it until it is freed,
 # so none is ever let go (a freed callback called from C is a segmentation fault).
 _handlers: list[Any] = []
@@ -145,7 +146,7 @@ def _probe(context: quickjs.Context) -> bool:
             # (The handler stays, answering "go on" without a deadline: the binding's own
             # limit replaces it at each entry if this probe fails.)
             _limits.pop(token, None)
-        _api = (library, handler)
+        _api = (library, handler, handler_type())  # (a null function pointer: none)
         _previous_unraisable = sys.unraisablehook
         sys.unraisablehook = _unraisable
         return True
@@ -166,34 +167,59 @@ def native(context: quickjs.Context | None = None) -> bool:
 
 
 class TimeLimit:
-    """The time limit of one context: pfunc's own on the main thread when native(), else
-    the binding's (which counts the process's CPU time at each entry into the engine).
+    """The time limit of one context: pfunc's own while the context is used on the main
+    thread (and native()), else the binding's (which counts the process's CPU time at each
+    entry into the engine). Decided at each arming: the dev server moves idle contexts
+    between its loop (the main thread, running quick functions in line) and threads of
+    their own.
 
-    Only the main thread's (`pfunc run`, `pfunc test`, the dev server's loop, which runs
-    quick functions in line): pfunc's handler is Python, so each of its calls takes the
-    GIL, and JavaScript on a thread of its own (a dev-server function not in line) would
-    wait for the busy server's loop every few thousand instructions (measured: 7x
-    slower). The binding's handler is C."""
+    Only the main thread's: pfunc's handler is Python, so each of its calls takes the GIL,
+    and JavaScript on a thread of its own (a dev-server function not in line) would wait
+    for the busy server's loop every few thousand instructions (measured: 7x slower). The
+    binding's handler is C."""
 
     def __init__(self, context: quickjs.Context) -> None:
         self._context = context
         self._token = 0
-        if threading.current_thread() is threading.main_thread() and native(context):
-            library, handler = _api
+        self._installed = False  # pfunc's handler is the runtime's (not the binding's)
+        if native(context):
             self._token = next(_tokens)
             _limits[self._token] = [_NO_LIMIT, False]
-            library.JS_SetInterruptHandler(_pointers(context)[0], handler, self._token)
+            if threading.get_ident() == _MAIN_THREAD:
+                self._install()
+
+    def _install(self) -> None:
+        library, handler, _ = _api
+        self._context.set_time_limit(-1)  # (the binding's handler comes off at its next exit)
+        library.JS_SetInterruptHandler(_pointers(self._context)[0], handler, self._token)
+        self._installed = True
+
+    def _uninstall(self) -> None:
+        library, _, no_handler = _api
+        library.JS_SetInterruptHandler(_pointers(self._context)[0], no_handler, None)
+        _limits[self._token][0] = _NO_LIMIT
+        self._installed = False
 
     @property
     def native(self) -> bool:
-        """Whether pfunc's own limit is in use (else the binding's)."""
-        return bool(self._token)
+        """Whether pfunc's own limit holds the context now (else the binding's)."""
+        return self._installed
+
+    def pending(self) -> bool:
+        """Whether a Ctrl-C (or another exception) arrived in pfunc's handler on this
+        thread and waits for raise_pending."""
+        return bool(_pending) and threading.get_ident() in _pending
 
     def arm(self, seconds: float | None, *, on_cpu: bool = False) -> None:
         """Stop the context's JavaScript `seconds` from now (None: no limit; at least 1 ms,
         as the binding's limit): on the wall clock, or `on_cpu`, after that much of this
-        thread's CPU time."""
-        if not self._token:
+        thread's CPU time (the binding's limit counts the process's CPU time either way)."""
+        if self._token and threading.get_ident() == _MAIN_THREAD:
+            if not self._installed:
+                self._install()
+        elif self._installed:
+            self._uninstall()
+        if not self._installed:
             self._context.set_time_limit(-1 if seconds is None else max(seconds, 0.001))
             return
         limit = _limits[self._token]
