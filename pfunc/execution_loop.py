@@ -310,9 +310,7 @@ class ExecutionLoop:
         call_id, module_name, method, raw_args = _checked_call(call)
         args = [JSArg(arg) for arg in raw_args]
         route = route_of(module_name, method)
-        if route.refusal is not None or (
-            route.internal and module_name not in self.sandbox.internal_modules
-        ):
+        if not route.host or (route.internal and module_name not in self.sandbox.internal_modules):
             # Only a handler that forged a host call gets here: refuse, don't perform.
             error = HandlerCallError("TypeError", f"require: no module {module_name!r}")
             settlements.append((call_id, False, error.to_payload()))

@@ -11,15 +11,15 @@ from pfunc.sandbox.inline import is_read
 
 class Route:
     """What every call of one module's method shares, worked out once (the registry does
-    not change): whether the sandbox may call it at all, the operation it spends, whether
+    not change): whether it is a host module's at all, the operation it spends, whether
     the module has the method, whether it only reads."""
 
-    __slots__ = ("internal", "kind", "label", "read", "refusal", "unknown")
+    __slots__ = ("host", "internal", "kind", "label", "read", "unknown")
 
     def __init__(self, module_name: str, method: str) -> None:
         spec = MODULES.get(module_name)
         self.label = f"{module_name}.{method}"
-        self.refusal = None if spec is not None and spec.host else "no such host module"
+        self.host = spec is not None and spec.host  # (else no call of it is performed)
         self.internal = spec is not None and spec.internal
         self.kind = operation_kind(module_name, method)
         self.unknown = (

@@ -137,10 +137,7 @@ class JavaScriptSandbox:
         try:
             promise = self._context.module(module_source)
             self._context.get("__pfunc_api_watchLoad")(promise)
-            # (The binding's limit is per entry: `for (;;) await null;` at the top level
-            # would never end without this deadline. pfunc's holds across entries.)
-            deadline = None if timeout is None or self._limit.native else timeout
-            self.run_jobs(None if deadline is None else time.monotonic() + deadline)
+            self.run_jobs(timeout)
             # Serialising the state may run the handler's code (a toJSON on
             # Object.prototype): still under the load's limit.
             state_text = self._context.get("__pfunc_api_loadState")()
@@ -222,11 +219,15 @@ class JavaScriptSandbox:
         except (quickjs.JSException, MemoryError) as error:
             raise self._broken_by(error) from None
 
-    def run_jobs(self, deadline: float | None = None) -> None:
-        """Run queued jobs until none is left. QuickJS runs each job (a microtask) as an
-        engine entry of its own, and its time limit counts per entry, so `for (;;) await
-        null;` would never be stopped by it: the execution's deadline is checked here."""
+    def run_jobs(self, seconds: float | None) -> None:
+        """Run queued jobs until none is left, within the `seconds` the limit was armed
+        with. QuickJS runs each job (a microtask) as an engine entry of its own: pfunc's
+        limit holds across entries, but the binding's counts from each, so `for (;;) await
+        null;` would never be stopped by it; under that one the deadline is checked here."""
         context = self._context
+        deadline = None
+        if seconds is not None and not self._limit.native:
+            deadline = time.monotonic() + seconds
         jobs = 0
         try:
             while context.execute_pending_job():
@@ -284,10 +285,7 @@ class JavaScriptSandbox:
                 self.start(*start)
             for call_id, ok, payload in settlements:
                 self.settle(call_id, ok, payload)
-            # pfunc's own limit holds across the round's entries; the binding's is per
-            # entry, and cannot see `for (;;) await null`: then the deadline is checked.
-            deadline = None if remaining is None or self._limit.native else remaining
-            self.run_jobs(None if deadline is None else time.monotonic() + deadline)
+            self.run_jobs(remaining)
             return self.poll()
         finally:
             self.set_time_limit(None)

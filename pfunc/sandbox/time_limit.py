@@ -41,9 +41,6 @@ _native: bool | None = None  # probed on first use, once, under _probing
 _probing = threading.Lock()
 _api: Any = None  # (the C library, the handler, no handler) once probed
 _MAIN_THREAD = threading.main_thread().ident
-# Every interrupt handler ever handed to QuickJS: a runtime may call it until it is freed,
-# so none is ever let go (a freed callback called from C is a segmentation fault).
-_handlers: list[Any] = []
 
 
 def _interrupt(_runtime: int, opaque: int) -> int:
@@ -119,9 +116,9 @@ def _probe(context: quickjs.Context) -> bool:
         library.JS_GetRuntime.argtypes = [ctypes.c_void_p]
         library.JS_GetRuntime.restype = ctypes.c_void_p
         handler = handler_type(_interrupt)
-        _handlers.append(handler)
         # Never freed, not even as the interpreter shuts down while a daemon thread's
-        # JavaScript still runs: a runtime may call it until the process ends.
+        # JavaScript still runs: a runtime may call every handler ever handed to it until
+        # the process ends (a freed callback called from C is a segmentation fault).
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(handler))
         runtime, engine, unarmed = _pointers(context)
         context.set_time_limit(60)
