@@ -72,11 +72,12 @@ def timeout_error(
     limit = profile.timeout or 0
     when = ""
     if stop is not None and elapsed is not None and abs(elapsed - limit) > 0.2 * limit:
-        # The engine counts the limit in the process's CPU time (the binding offers no
-        # other clock): slower than the wall's while other processes hold the CPUs,
-        # quicker while pfunc's own threads are busy too.
+        # Only where pfunc fell back to the binding's own limit (time_limit.py: the
+        # binding was not laid out as pfunc reads it), which counts the process's CPU
+        # time: slower than the wall's while other processes hold the CPUs, quicker
+        # while pfunc's own threads are busy too.
         when = (
-            f" after {elapsed:.1f} s (the engine counts the limit in pfunc's CPU time, "
+            f" after {elapsed:.1f} s (the engine counted the limit in pfunc's CPU time, "
             "which other programs' load slows and pfunc's own busy threads speed up)"
         )
     return error_at(

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import re
 
 import pytest
@@ -606,6 +607,91 @@ def test_the_executions_limit_counts_wall_time_and_pfuncs_guards_cpu_time():
     limit.arm(0.1, on_cpu=True)
     assert context.eval(loop) == 100  # 2 s of naps, little CPU: never stopped
     limit.arm(None)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs busy at once")
+def test_a_threads_execution_limit_counts_wall_time_while_other_threads_are_busy():
+    """On a thread of its own (a dev-server function not in line) a context is held by
+    the binding's limit, whose check counts the process's CPU time: with another thread
+    busy it fired at about half the limit (a 10 s runaway stopped after ~6 s under load).
+    The watchdog holds it to the wall clock: stopped at its time, not before."""
+    import threading
+    import time
+
+    import quickjs
+
+    from pfunc.sandbox.time_limit import TimeLimit
+
+    busy_until = time.monotonic() + 2.0
+
+    def keep_busy() -> None:  # JavaScript runs without the GIL: a second CPU's worth
+        context = quickjs.Context()
+        while time.monotonic() < busy_until:
+            context.eval("for (let i = 0; i < 1e6; i++) {}")
+
+    stopped = []
+
+    def run_away() -> None:
+        context = quickjs.Context()
+        limit = TimeLimit(context)
+        began = time.monotonic()
+        limit.arm(0.6)
+        try:
+            context.eval("for (;;) {}")
+        except quickjs.JSException as error:
+            stopped.append(("interrupted" in str(error), time.monotonic() - began))
+        finally:
+            limit.arm(None)
+        # The next arming is its own: the watchdog's stops of the last one have ended.
+        limit.arm(5.0)
+        try:
+            stopped.append(context.eval("let n = 0; for (let i = 0; i < 3e6; i++) n++; n"))
+        finally:
+            limit.arm(None)
+
+    helper = threading.Thread(target=keep_busy)
+    helper.start()
+    worker = threading.Thread(target=run_away)
+    worker.start()
+    worker.join()
+    helper.join()
+    (interrupted, seconds), after = stopped
+    assert interrupted and after == 3_000_000
+    assert seconds >= 0.55, f"stopped after {seconds:.2f} s of a 0.6 s limit"
+
+
+def test_the_wall_watchdog_stops_live_armings_only_and_keeps_no_withdrawn_ones():
+    """Each threaded execution arms and withdraws a deadline per slice, most of them long
+    before it: those are dropped (not kept until their deadlines: a leak per request),
+    and only an arming still live at its deadline is stopped, again until withdrawn."""
+    import threading
+    import time
+
+    from pfunc.sandbox.wall_watchdog import WallWatchdog
+
+    watchdog = WallWatchdog()
+    withdrawn_stopped = []
+    for _ in range(10_000):
+        watchdog.withdraw(watchdog.arm(time.monotonic() + 60, lambda: withdrawn_stopped.append(1)))
+    assert len(watchdog._queue) <= 64
+
+    stops = []
+    twice = threading.Event()
+
+    def stop() -> None:
+        stops.append(time.monotonic())
+        if len(stops) == 2:
+            twice.set()
+
+    number = watchdog.arm(time.monotonic() + 0.01, stop)
+    assert twice.wait(10), "a live arming past its deadline was not stopped again"
+    watchdog.withdraw(number)
+    after = len(stops)
+    ran = threading.Event()
+    late = watchdog.arm(time.monotonic() + 0.01, ran.set)
+    assert ran.wait(10)  # by then a stop of the withdrawn arming would have run too
+    watchdog.withdraw(late)
+    assert len(stops) == after and not withdrawn_stopped
 
 
 CTRL_C_DURING_A_RUNAWAY = """

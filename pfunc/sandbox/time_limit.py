@@ -9,6 +9,8 @@ context the main thread makes (see TimeLimit). The execution's own limit is on t
 clock, as PubNub's is (a slice stops when the execution's time is up, however busy the
 machine); pfunc's short guards (the in-line guard of the dev server's loop, the report's
 writing) count the running thread's CPU time, so that a busy machine does not trip them.
+Contexts on other threads keep the binding's handler (C, no GIL), the execution's limit
+brought forward to its wall-clock deadline by a watchdog thread (wall_watchdog.py).
 
 Reaching the runtime means reading the binding's Context object, a private layout; it is
 checked before use (the runtime it names must be the one its context belongs to, its
@@ -21,12 +23,15 @@ docs/performance-notes.md has the measurements.
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 import threading
 import time
 from typing import Any
 
 import quickjs
+
+from pfunc.sandbox.wall_watchdog import WATCHDOG
 
 _NO_LIMIT = float("inf")
 # Per context (its token): [the time its JavaScript must stop at, whether that is the
@@ -40,6 +45,11 @@ _tokens = itertools.count(1)  # each context's key (the handler's opaque argumen
 _native: bool | None = None  # probed on first use, once, under _probing
 _probing = threading.Lock()
 _api: Any = None  # (the C library, the handler, no handler) once probed
+# Whether the binding's limit can be brought forward to a wall-clock deadline by the
+# watchdog (_binding_limit_can_be_stopped), probed with the rest.
+_stoppable = False
+# No process spends more CPU time than this many times the wall time that passes.
+_CPUS = os.cpu_count() or 1
 _MAIN_THREAD = threading.main_thread().ident
 
 
@@ -96,6 +106,38 @@ def _pointers(context: quickjs.Context) -> tuple[int, int, int]:
     return runtime, engine, flag
 
 
+def _binding_limits(context: quickjs.Context) -> tuple[Any, Any]:
+    """The binding's own limit of a context, in clock ticks, as its Context object holds
+    it: (the limit set_time_limit keeps, the copy an entry into the engine checks). After
+    has_time_limit come time_limit, the saved thread state, then the interrupt data
+    (start, limit): each a C long on the platforms QuickJS's wheels are built for."""
+    import ctypes
+
+    head = ctypes.sizeof(ctypes.c_ssize_t) + ctypes.sizeof(ctypes.c_void_p)
+    base, pointer = id(context), ctypes.sizeof(ctypes.c_void_p)
+    kept = base + head + 3 * pointer  # (the int flag is padded to a pointer's width)
+    return ctypes.c_long.from_address(kept), ctypes.c_long.from_address(kept + 3 * pointer)
+
+
+def _binding_limit_can_be_stopped(context: quickjs.Context) -> bool:
+    """Whether the binding's limit of `context` is laid out as _binding_limits reads it:
+    the limit set is there, in microsecond ticks, and an entry into the engine made with
+    it written down to nothing copies that into the interrupt data and is stopped."""
+    kept, checked = _binding_limits(context)
+    context.set_time_limit(60)
+    try:
+        if kept.value != 60_000_000:
+            return False
+        kept.value = 0
+        try:
+            context.eval("for (let i = 0; i < 2e7; i++) {}")  # bounded, should it not stop
+            return False
+        except quickjs.JSException as error:
+            return "interrupted" in str(error) and checked.value == 0
+    finally:
+        context.set_time_limit(-1)
+
+
 def _probe(context: quickjs.Context) -> bool:
     """Whether the binding is laid out as pfunc reads it, proven on a new context (before
     anything else runs in it)."""
@@ -144,6 +186,8 @@ def _probe(context: quickjs.Context) -> bool:
             # limit replaces it at each entry if this probe fails.)
             _limits.pop(token, None)
         _api = (library, handler, handler_type())  # (a null function pointer: none)
+        global _stoppable
+        _stoppable = _binding_limit_can_be_stopped(context)
         _previous_unraisable = sys.unraisablehook
         sys.unraisablehook = _unraisable
         return True
@@ -173,12 +217,15 @@ class TimeLimit:
     Only the main thread's: pfunc's handler is Python, so each of its calls takes the GIL,
     and JavaScript on a thread of its own (a dev-server function not in line) would wait
     for the busy server's loop every few thousand instructions (measured: 7x slower). The
-    binding's handler is C."""
+    binding's handler is C. Its check counts the process's CPU time, so an execution's
+    limit there is held to the wall clock by the watchdog (wall_watchdog.py), which brings
+    the binding's limit forward to the deadline from a thread of its own."""
 
     def __init__(self, context: quickjs.Context) -> None:
         self._context = context
         self._token = 0
         self._installed = False  # pfunc's handler is the runtime's (not the binding's)
+        self._watched = 0  # the watchdog's arming of the binding's limit, if any
         if native(context):
             self._token = next(_tokens)
             _limits[self._token] = [_NO_LIMIT, False]
@@ -210,14 +257,17 @@ class TimeLimit:
     def arm(self, seconds: float | None, *, on_cpu: bool = False) -> None:
         """Stop the context's JavaScript `seconds` from now (None: no limit; at least 1 ms,
         as the binding's limit): on the wall clock, or `on_cpu`, after that much of this
-        thread's CPU time (the binding's limit counts the process's CPU time either way)."""
+        thread's CPU time (off the main thread, the process's: the binding's limit)."""
+        if self._watched:
+            WATCHDOG.withdraw(self._watched)  # (no stop of it runs once this returns)
+            self._watched = 0
         if self._token and threading.get_ident() == _MAIN_THREAD:
             if not self._installed:
                 self._install()
         elif self._installed:
             self._uninstall()
         if not self._installed:
-            self._context.set_time_limit(-1 if seconds is None else max(seconds, 0.001))
+            self._arm_binding(seconds, on_cpu)
             return
         limit = _limits[self._token]
         if seconds is None:
@@ -229,5 +279,22 @@ class TimeLimit:
         limit[0] = now + max(seconds, 0.001)
         limit[1] = on_cpu
 
-    def __del__(self) -> None:
+    def _arm_binding(self, seconds: float | None, on_cpu: bool) -> None:
+        """The binding's limit, counted in the process's CPU time from each entry into the
+        engine; for the execution's own limit (on the wall clock), set where it cannot fire
+        before the deadline, and brought forward to it by the watchdog."""
+        if seconds is None or on_cpu or not _stoppable:
+            self._context.set_time_limit(-1 if seconds is None else max(seconds, 0.001))
+            return
+        seconds = max(seconds, 0.001)
+        self._context.set_time_limit(seconds * _CPUS + 0.001)
+        self._watched = WATCHDOG.arm(time.monotonic() + seconds, self._stop_binding_limit)
+
+    def _stop_binding_limit(self) -> None:
+        """(On the watchdog's thread.) The binding's limit written down to nothing, both
+        the one the running entry checks and the one later entries copy: each stops."""
+        kept, checked = _binding_limits(self._context)
+        kept.value = checked.value = 0
+
+    def __del__(self) -> None:  # (never while the watchdog holds an arming: it holds self)
         _limits.pop(self._token, None)
