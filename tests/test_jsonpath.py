@@ -67,3 +67,34 @@ STRING_PROPERTIES = {
 def test_a_strings_own_properties_are_reached_as_jsonpath_plus_reaches_them(builtins, path, answer):
     options = {"path": path, "json": KNOWN["json"]}
     assert json.loads(builtins.call("jsonpath", "JSONPath", json.dumps([options]), 0, 10)) == answer
+
+
+@pytest.mark.parametrize("threaded", [False, True], ids=["main-thread", "thread"])
+def test_a_filter_that_never_ends_stops_at_the_time_limit_and_the_next_call_runs(threaded):
+    """A Python handler's synchronous built-ins run under its execution's limit, in wall
+    time wherever they run (the dev server runs a handler's host on a thread of its own)."""
+    import threading
+
+    from pfunc.sandbox.sync_builtins import SyncBuiltinError
+
+    outcomes = []
+
+    def call_twice() -> None:
+        builtins = SyncBuiltins(None)
+        forever = {"path": "$[?((() => { for (;;) {} })())]", "json": [1]}
+        try:
+            builtins.call("jsonpath", "JSONPath", json.dumps([forever]), 0, 0.2)
+        except SyncBuiltinError as error:
+            outcomes.append(error.message)
+        plain = {"path": "$[0]", "json": [7]}
+        outcomes.append(
+            json.loads(builtins.call("jsonpath", "JSONPath", json.dumps([plain]), 0, 5))
+        )
+
+    if threaded:
+        worker = threading.Thread(target=call_twice)
+        worker.start()
+        worker.join()
+    else:
+        call_twice()
+    assert outcomes == ["jsonpath.JSONPath ran past the time limit", [7]]

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import quickjs
 
+from pfunc.sandbox.time_limit import TimeLimit
+
 _CALL = """
 (function (name, method, argsJson, nowMs) {
   Date.now = function () { return nowMs; };
@@ -63,6 +65,7 @@ class SyncBuiltinError(Exception):
 class SyncBuiltins:
     def __init__(self, memory: int | None) -> None:
         self._context = quickjs.Context()
+        self._limit = TimeLimit(self._context)  # the execution's: wall time, as its own
         if memory is not None:
             self._context.set_memory_limit(memory)
         self._context.eval(_source())
@@ -79,7 +82,7 @@ class SyncBuiltins:
     ) -> str:
         """JSON text of `name.method(*args)`; SyncBuiltinError when it throws, runs past
         `seconds` or out of memory."""
-        self._context.set_time_limit(-1 if seconds is None else max(seconds, 0.001))
+        self._limit.arm(seconds)
         try:
             return str(self._call(name, method, args_json, float(now_ms)))
         except quickjs.JSException as error:
@@ -93,4 +96,4 @@ class SyncBuiltins:
         except MemoryError:
             raise SyncBuiltinError("Error", f"{name}.{method} ran out of memory") from None
         finally:
-            self._context.set_time_limit(-1)
+            self._limit.arm(None)
