@@ -95,22 +95,31 @@ class Result:
     def is_message_event(self) -> bool:
         return self.family == "message"
 
+    def verdict(self) -> dict[str, Any]:
+        """What the report says of how it ended: the outcome, whether the message went on
+        (message events) and why it was aborted (aborts). pfunc test reads these alone."""
+        verdict: dict[str, Any] = {"outcome": self.outcome}
+        if self.is_message_event:
+            verdict["delivered"] = self.delivered
+        if self.outcome == "abort":
+            verdict["abort_reason"] = self.abort_reason
+        return verdict
+
     def to_json(self) -> dict[str, Any]:
+        verdict = self.verdict()
         data: dict[str, Any] = {
             "function": self.function,
             "name": self.name,
             "event": self.event,
-            "outcome": self.outcome,
+            "outcome": verdict.pop("outcome"),
         }
         if self.is_message_event:
             data["channel"] = self.channel
             data["hop"] = self.hop
             data["message"] = self.message
-            data["delivered"] = self.delivered
         elif self.family == "request":
             data["response"] = self.response
-        if self.outcome == "abort":
-            data["abort_reason"] = self.abort_reason
+        data.update(verdict)  # (delivered, abort_reason: after the message, as ever)
         data.update(
             logs=self.logs,
             operations=self.operations,

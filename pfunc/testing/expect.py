@@ -75,12 +75,7 @@ def check(
 ) -> list[Mismatch]:
     """Every difference between `expect` and the result (and the store afterwards)."""
     found: list[Mismatch] = []
-    # What the report says of these three (result.to_json): read without writing it all.
-    reported = {"outcome": result.outcome}
-    if result.is_message_event:
-        reported["delivered"] = result.delivered
-    if result.outcome == "abort":
-        reported["abort_reason"] = result.abort_reason
+    reported = result.verdict()  # (what to_json says of these three, without the rest)
     for key in ("outcome", "delivered", "abort_reason"):
         if key in expect and reported.get(key, _MISSING) != expect[key]:
             found.append(Mismatch(key, expect[key], reported.get(key, _MISSING)))
