@@ -12,13 +12,13 @@ per-project development secret, so that grant and parseToken still work.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from pfunc import access_tokens
 from pfunc.access_tokens import PERMISSIONS, TYPE_KEYS, TYPES, Token, TokenError
 from pfunc.clock import Clock
+from pfunc.grant_patterns import PatternError, pattern_search
 from pfunc.numbers import whole_number
 from pfunc.store import KVStore
 
@@ -181,6 +181,16 @@ class AccessManager:
                     return True
         return False
 
+    @staticmethod
+    def slow_patterns(token: Token) -> list[str]:
+        """The token's patterns whose search ran past the limit (and matched nothing)."""
+        if not any(token.patterns.values()):
+            return []  # (no engine made for a token without patterns)
+        slow = pattern_search().too_slow
+        return [
+            pattern for grants in token.patterns.values() for pattern in grants if pattern in slow
+        ]
+
     # --- v2 grants to auth keys ---------------------------------------------------------
 
     async def grant_legacy(
@@ -220,8 +230,8 @@ class AccessManager:
 
 def _matches(pattern: str, name: str) -> bool:
     try:
-        return re.search(pattern, name) is not None
-    except re.error:
+        return pattern_search().search(pattern, name)
+    except PatternError:  # (checked when granted: only a token from elsewhere has one)
         return False
 
 
@@ -266,8 +276,8 @@ def _permission_section(value: Any, section: str, patterns: bool) -> dict[str, d
                 )
             if patterns:
                 try:
-                    re.compile(name)
-                except re.error as error:
+                    pattern_search().check(name)
+                except PatternError as error:
                     raise AccessProblem(
                         "Invalid pattern", f"Not a regular expression: {error}.", f"{where}.{kind}"
                     ) from None

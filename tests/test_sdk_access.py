@@ -79,6 +79,31 @@ def test_a_token_lets_its_holder_do_what_it_grants_and_nothing_else(clients, dev
     assert denial["missing"] == "the token lacks write on channel 'c'"
 
 
+def test_a_backtracking_pattern_is_no_match_and_the_server_goes_on(clients, dev) -> None:
+    """A pattern is a regular expression from the secret key's holder: one that backtracks
+    without end (Python's re took minutes, the server's loop answering nothing) is
+    searched under a limit, taken as no match, and the dev log says why; an invalid one
+    is refused when granted, as PubNub refuses it."""
+    server = clients("server", secretKey=SECRET)
+    token = server.call(
+        "grantToken",
+        ttl=15,
+        authorized_uuid="eve",
+        patterns={"channels": {"^(a+)+$": {"write": True}, "^ok-": {"write": True}}},
+    )
+    eve = clients("eve")
+    positional(eve, "setToken", token)
+    hostile = "a" * 40 + "!"
+    refused(eve, "publish", channel=hostile, message="no")
+    denial = dev.wait_for(lambda e: e["type"] == "access-denied" and hostile in e["missing"])
+    assert "'^(a+)+$' ran past" in denial["missing"]
+    assert len(str(eve.call("publish", channel="ok-1", message="hi")["timetoken"])) == 17
+    assert len(str(eve.call("publish", channel="aaaa", message="hi")["timetoken"])) == 17
+    with pytest.raises(SdkError) as invalid:
+        server.call("grantToken", ttl=15, patterns={"channels": {"(": {"read": True}}})
+    assert invalid.value.status.get("statusCode") == 400
+
+
 def test_the_token_is_for_its_authorized_uuid_only(clients) -> None:
     token = alice_token(clients("server", secretKey=SECRET))
     mallory = clients("mallory")
