@@ -609,12 +609,10 @@ def test_the_executions_limit_counts_wall_time_and_pfuncs_guards_cpu_time():
     limit.arm(None)
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs busy at once")
-def test_a_threads_execution_limit_counts_wall_time_while_other_threads_are_busy():
-    """On a thread of its own (a dev-server function not in line) a context is held by
-    the binding's limit, whose check counts the process's CPU time: with another thread
-    busy it fired at about half the limit (a 10 s runaway stopped after ~6 s under load).
-    The watchdog holds it to the wall clock: stopped at its time, not before."""
+def _run_away_on_a_thread(seconds: float, busy: bool) -> tuple[bool, float, int]:
+    """A runaway on a thread of its own, held to `seconds`, with another thread busy
+    running JavaScript (a second CPU's worth: it runs without the GIL) or not: whether
+    it was interrupted, after how long, and what a bounded loop armed anew gives after."""
     import threading
     import time
 
@@ -622,76 +620,107 @@ def test_a_threads_execution_limit_counts_wall_time_while_other_threads_are_busy
 
     from pfunc.sandbox.time_limit import TimeLimit
 
-    busy_until = time.monotonic() + 2.0
+    done = threading.Event()
 
-    def keep_busy() -> None:  # JavaScript runs without the GIL: a second CPU's worth
+    def keep_busy() -> None:
         context = quickjs.Context()
-        while time.monotonic() < busy_until:
+        while not done.is_set():
             context.eval("for (let i = 0; i < 1e6; i++) {}")
 
-    stopped = []
+    outcome = []
 
     def run_away() -> None:
         context = quickjs.Context()
         limit = TimeLimit(context)
         began = time.monotonic()
-        limit.arm(0.6)
+        limit.arm(seconds)
         try:
             context.eval("for (;;) {}")
         except quickjs.JSException as error:
-            stopped.append(("interrupted" in str(error), time.monotonic() - began))
+            outcome.extend(("interrupted" in str(error), time.monotonic() - began))
         finally:
             limit.arm(None)
         # The next arming is its own: the watchdog's stops of the last one have ended.
         limit.arm(5.0)
         try:
-            stopped.append(context.eval("let n = 0; for (let i = 0; i < 3e6; i++) n++; n"))
+            outcome.append(context.eval("let n = 0; for (let i = 0; i < 3e6; i++) n++; n"))
         finally:
             limit.arm(None)
 
     helper = threading.Thread(target=keep_busy)
-    helper.start()
+    if busy:
+        helper.start()
     worker = threading.Thread(target=run_away)
     worker.start()
     worker.join()
-    helper.join()
-    (interrupted, seconds), after = stopped
+    done.set()
+    if busy:
+        helper.join()
+    interrupted, elapsed, after = outcome
+    return interrupted, elapsed, after
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs busy at once")
+def test_a_threads_execution_limit_counts_wall_time_busy_or_not():
+    """On a thread of its own (a dev-server function not in line) a context is held by
+    the binding's limit, whose check counts the process's CPU time: with another thread
+    busy it fired at about half the limit (a 10 s runaway stopped after ~6 s under load).
+    It is armed where it cannot fire before the deadline (the limit times the CPUs), and
+    the watchdog stops it at the deadline: not before it with a second CPU busy, and not
+    at twice it with none."""
+    interrupted, busy_stop, after = _run_away_on_a_thread(0.6, busy=True)
     assert interrupted and after == 3_000_000
-    assert seconds >= 0.55, f"stopped after {seconds:.2f} s of a 0.6 s limit"
+    assert busy_stop >= 0.55, f"stopped after {busy_stop:.2f} s of a 0.6 s limit"
+    interrupted, quiet_stop, after = _run_away_on_a_thread(0.6, busy=False)
+    assert interrupted and after == 3_000_000
+    limit_times_cpus = 0.6 * (os.cpu_count() or 1)
+    assert quiet_stop < 0.6 + (limit_times_cpus - 0.6) / 2, (
+        f"stopped after {quiet_stop:.2f} s: the CPU-time check, not the watchdog"
+    )
 
 
-def test_the_wall_watchdog_stops_live_armings_only_and_keeps_no_withdrawn_ones():
-    """Each threaded execution arms and withdraws a deadline per slice, most of them long
-    before it: those are dropped (not kept until their deadlines: a leak per request),
-    and only an arming still live at its deadline is stopped, again until withdrawn."""
+def test_the_wall_watchdog_stops_owners_past_their_deadlines_only_and_holds_none():
+    """The watchdog stops an owner past its deadline, again while it stands; never one
+    disarmed (math.inf) or not yet due; and holds owners weakly (a context that is done
+    with is not kept)."""
+    import gc
+    import math
     import threading
     import time
+    import weakref
 
     from pfunc.sandbox.wall_watchdog import WallWatchdog
 
+    class Owner:
+        def __init__(self) -> None:
+            self.deadline = math.inf
+            self.stops: list[float] = []
+            self.stopped_twice = threading.Event()
+
+        def stop_if_past(self, now: float) -> None:
+            if self.deadline <= now:
+                self.stops.append(now)
+                if len(self.stops) >= 2:
+                    self.stopped_twice.set()
+
     watchdog = WallWatchdog()
-    withdrawn_stopped = []
-    for _ in range(10_000):
-        watchdog.withdraw(watchdog.arm(time.monotonic() + 60, lambda: withdrawn_stopped.append(1)))
-    assert len(watchdog._queue) <= 64
-
-    stops = []
-    twice = threading.Event()
-
-    def stop() -> None:
-        stops.append(time.monotonic())
-        if len(stops) == 2:
-            twice.set()
-
-    number = watchdog.arm(time.monotonic() + 0.01, stop)
-    assert twice.wait(10), "a live arming past its deadline was not stopped again"
-    watchdog.withdraw(number)
-    after = len(stops)
-    ran = threading.Event()
-    late = watchdog.arm(time.monotonic() + 0.01, ran.set)
-    assert ran.wait(10)  # by then a stop of the withdrawn arming would have run too
-    watchdog.withdraw(late)
-    assert len(stops) == after and not withdrawn_stopped
+    due, later, after = Owner(), Owner(), Owner()
+    for owner in (due, later, after):
+        watchdog.register(owner)
+    later.deadline = time.monotonic() + 600
+    due.deadline = time.monotonic() + 0.01
+    watchdog.armed()
+    assert due.stopped_twice.wait(10), "an owner past its deadline was not stopped again"
+    due.deadline = math.inf  # disarmed
+    stopped = len(due.stops)
+    after.deadline = time.monotonic() + 0.01
+    watchdog.armed()
+    assert after.stopped_twice.wait(10)  # meanwhile a stop of `due` would have come too
+    assert len(due.stops) == stopped and later.stops == []
+    gone = weakref.ref(due)
+    del due
+    gc.collect()
+    assert gone() is None
 
 
 CTRL_C_DURING_A_RUNAWAY = """

@@ -23,6 +23,7 @@ docs/performance-notes.md has the measurements.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import sys
 import threading
@@ -121,12 +122,13 @@ def _binding_limits(context: quickjs.Context) -> tuple[Any, Any]:
 
 def _binding_limit_can_be_stopped(context: quickjs.Context) -> bool:
     """Whether the binding's limit of `context` is laid out as _binding_limits reads it:
-    the limit set is there, in microsecond ticks, and an entry into the engine made with
-    it written down to nothing copies that into the interrupt data and is stopped."""
+    the limit set is in both places after an entry into the engine, in microsecond ticks,
+    and an entry made with the kept one written down to nothing copies that and stops."""
     kept, checked = _binding_limits(context)
     context.set_time_limit(60)
     try:
-        if kept.value != 60_000_000:
+        context.eval("0")  # an entry: it copies the limit kept into the one it checks
+        if kept.value != 60_000_000 or checked.value != 60_000_000:
             return False
         kept.value = 0
         try:
@@ -225,7 +227,11 @@ class TimeLimit:
         self._context = context
         self._token = 0
         self._installed = False  # pfunc's handler is the runtime's (not the binding's)
-        self._watched = 0  # the watchdog's arming of the binding's limit, if any
+        # Off the main thread: when the binding's limit must stop on the wall clock (read
+        # by the watchdog), and the lock that keeps its stops and the arming apart.
+        self.deadline = math.inf
+        self._guard = threading.Lock()
+        self._watched = False  # the watchdog keeps this context's deadlines
         if native(context):
             self._token = next(_tokens)
             _limits[self._token] = [_NO_LIMIT, False]
@@ -258,9 +264,9 @@ class TimeLimit:
         """Stop the context's JavaScript `seconds` from now (None: no limit; at least 1 ms,
         as the binding's limit): on the wall clock, or `on_cpu`, after that much of this
         thread's CPU time (off the main thread, the process's: the binding's limit)."""
-        if self._watched:
-            WATCHDOG.withdraw(self._watched)  # (no stop of it runs once this returns)
-            self._watched = 0
+        if self.deadline < math.inf:
+            with self._guard:  # (a stop under way ends first: none of it runs after this)
+                self.deadline = math.inf
         if self._token and threading.get_ident() == _MAIN_THREAD:
             if not self._installed:
                 self._install()
@@ -281,20 +287,35 @@ class TimeLimit:
 
     def _arm_binding(self, seconds: float | None, on_cpu: bool) -> None:
         """The binding's limit, counted in the process's CPU time from each entry into the
-        engine; for the execution's own limit (on the wall clock), set where it cannot fire
-        before the deadline, and brought forward to it by the watchdog."""
+        engine; for the execution's own limit (on the wall clock), set where it does not
+        fire before the deadline (no process spends more CPU time than its CPUs in that
+        time, give or take the clock's lumps of a millisecond), and brought forward to it
+        by the watchdog."""
         if seconds is None or on_cpu or not _stoppable:
             self._context.set_time_limit(-1 if seconds is None else max(seconds, 0.001))
             return
         seconds = max(seconds, 0.001)
-        self._context.set_time_limit(seconds * _CPUS + 0.001)
-        self._watched = WATCHDOG.arm(time.monotonic() + seconds, self._stop_binding_limit)
+        if not self._watched:
+            try:
+                WATCHDOG.register(self)
+            except RuntimeError:  # no thread for the watchdog: the binding's limit as it is
+                self._context.set_time_limit(seconds)
+                return
+            self._watched = True
+        with self._guard:
+            self._context.set_time_limit(seconds * _CPUS + 0.001)
+            self.deadline = time.monotonic() + seconds
+        WATCHDOG.armed()
 
-    def _stop_binding_limit(self) -> None:
-        """(On the watchdog's thread.) The binding's limit written down to nothing, both
-        the one the running entry checks and the one later entries copy: each stops."""
-        kept, checked = _binding_limits(self._context)
-        kept.value = checked.value = 0
+    def stop_if_past(self, now: float) -> None:
+        """(On the watchdog's thread.) If the deadline is not after `now`, the binding's
+        limit written down to nothing, both the one the running entry checks and the one
+        later entries copy: each stops."""
+        with self._guard:
+            if self.deadline <= now:
+                kept, checked = _binding_limits(self._context)
+                kept.value = checked.value = 0
 
-    def __del__(self) -> None:  # (never while the watchdog holds an arming: it holds self)
+    def __del__(self, _limits: dict[int, list[Any]] = _limits) -> None:
+        # (The table bound as a default: at the interpreter's exit the global may be gone.)
         _limits.pop(self._token, None)

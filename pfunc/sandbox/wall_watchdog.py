@@ -4,79 +4,107 @@ The binding's own time limit (the one a context on a thread other than the main 
 held to: time_limit.py) is checked in C, with no GIL, but against the process's CPU
 time: busy threads elsewhere in pfunc make it fire early (a 10 s runaway stopped after
 ~6 s while the dev server served other requests). The watchdog lets that C check stand
-and moves its deadline instead: at the wall-clock deadline it calls the context's `stop`
-(time_limit.py writes the binding's limit down to nothing), and again every POKE_EVERY
-until the arming is withdrawn, since an entry into the engine that starts at that
-moment copies the limit it read just before.
+and moves its deadline instead: once an owner's deadline has passed it asks the owner to
+stop (time_limit.py writes the binding's limit down to nothing), and again every TICK
+while the deadline stands, since an entry into the engine that starts at that moment
+copies the limit it read just before.
+
+Arming costs the armed thread two attribute writes: each slice of a threaded execution
+arms and disarms, and a queue of armings behind one lock made four busy threads wait
+for one another (52 us a slice instead of 29). The thread instead looks at each owner's
+deadline every TICK while one is set, and sleeps while none is. Owners are held weakly:
+a context that is done with is not kept for the watchdog.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
+import contextlib
+import math
 import threading
 import time
-from collections.abc import Callable
+import weakref
+from typing import Protocol
 
-POKE_EVERY = 0.005  # seconds between stops of an arming past its deadline
+TICK = 0.005  # seconds between looks at the deadlines, while one is set
+
+
+class Watched(Protocol):
+    """What the watchdog reads of an owner (time_limit.TimeLimit)."""
+
+    @property
+    def deadline(self) -> float:
+        """When (time.monotonic) its JavaScript must stop; math.inf while not armed."""
+        ...
+
+    def stop_if_past(self, now: float) -> None:
+        """Stop the JavaScript if the deadline (read again, atomically with disarming) is
+        not after `now`."""
+        ...
 
 
 class WallWatchdog:
-    """Armings (a deadline and a `stop` for each) and the one thread that keeps them.
-
-    `stop` runs under the watchdog's lock, so once `withdraw` returns it never runs for
-    that arming again: an arming withdrawn and armed anew is never stopped for the old
-    deadline."""
+    """The owners whose deadlines it keeps, and the one thread that keeps them."""
 
     def __init__(self) -> None:
-        self._lock = threading.Condition()
-        self._armed: dict[int, tuple[float, Callable[[], None]]] = {}
-        self._queue: list[tuple[float, int]] = []  # (deadline, arming): earliest first
-        self._numbers = itertools.count(1)
+        self._owners: weakref.WeakSet[Watched] = weakref.WeakSet()
+        self._lock = threading.Lock()  # the owners' set and the thread's start
+        self._wake = threading.Event()
+        self._idle = False
         self._thread: threading.Thread | None = None
 
-    def arm(self, deadline: float, stop: Callable[[], None]) -> int:
-        """Call `stop` at `deadline` (time.monotonic) and after until withdrawn; the
-        arming's number, for withdraw."""
-        number = next(self._numbers)
+    def register(self, owner: Watched) -> None:
+        """Keep `owner`'s deadlines from now on (once for each owner). Raises RuntimeError
+        when the thread cannot be started."""
         with self._lock:
-            self._armed[number] = (deadline, stop)
-            heapq.heappush(self._queue, (deadline, number))
-            if self._thread is None:
-                self._thread = threading.Thread(
+            self._owners.add(owner)
+            if self._thread is None or not self._thread.is_alive():
+                thread = threading.Thread(
                     target=self._keep, name="pfunc-wall-watchdog", daemon=True
                 )
-                self._thread.start()
-            elif self._queue[0][1] == number:
-                self._lock.notify()  # earlier than what the thread sleeps towards
-        return number
+                thread.start()
+                self._thread = thread
 
-    def withdraw(self, number: int) -> None:
+    def armed(self) -> None:
+        """An owner's deadline was just set: the thread looks at it if it was asleep."""
+        if self._idle:  # (read after the deadline was set: see _keep)
+            self._idle = False
+            self._wake.set()
+
+    def _deadlines(self) -> list[float]:
         with self._lock:
-            self._armed.pop(number, None)  # (its queue entry is skipped when it comes up)
-            if len(self._queue) > 2 * len(self._armed) + 64:
-                # Withdrawn long before their deadlines (the usual case): dropped at once
-                # every so often rather than kept until then.
-                self._queue = [entry for entry in self._queue if entry[1] in self._armed]
-                heapq.heapify(self._queue)
+            owners = list(self._owners)
+        return [owner.deadline for owner in owners]
+
+    def _look(self) -> float:
+        """Stop every owner past its deadline; the earliest deadline still set (math.inf:
+        none). Its own frame, so that no owner is held once it returns."""
+        with self._lock:
+            owners = list(self._owners)
+        now = time.monotonic()
+        earliest = math.inf
+        for owner in owners:
+            deadline = owner.deadline
+            if deadline <= now:
+                with contextlib.suppress(Exception):  # (the thread must outlive any one)
+                    owner.stop_if_past(now)
+            earliest = min(earliest, deadline)
+        return earliest - now
 
     def _keep(self) -> None:
-        with self._lock:
-            while True:
-                while self._queue and self._queue[0][1] not in self._armed:
-                    heapq.heappop(self._queue)
-                if not self._queue:
-                    self._lock.wait()
-                    continue
-                deadline, number = self._queue[0]
-                late = time.monotonic() - deadline
-                if late < 0:
-                    self._lock.wait(-late)
-                    continue
-                heapq.heappop(self._queue)
-                _, stop = self._armed[number]
-                stop()
-                heapq.heappush(self._queue, (time.monotonic() + POKE_EVERY, number))
+        while True:
+            wait = self._look()
+            if wait < math.inf:
+                # Past a deadline (the stop is made again) or before the next one.
+                time.sleep(min(wait, TICK) if wait > 0 else TICK)
+                continue
+            # Asleep until a deadline is set. One set before `_idle` is seen by the
+            # second look; one set after it wakes the thread (armed()).
+            self._idle = True
+            if any(deadline < math.inf for deadline in self._deadlines()):
+                self._idle = False
+                continue
+            self._wake.wait()
+            self._wake.clear()
 
 
 WATCHDOG = WallWatchdog()
