@@ -8,9 +8,10 @@ host call's Promise settles only after the JavaScript that made it has run to it
 wait (a KV call is a network call in production). `rounds` performs each call at once
 (as the floor does) but releases its Promise at that boundary; `queued` also holds every
 entry into the engine to the binding's own time limit, which allows no calls into Python,
-so calls are queued and drained, as pfunc did until it held JavaScript to a limit of its
-own (pfunc/sandbox/time_limit.py), which lets each call reach Python as it is made: pfunc
-now stands on `rounds`, and `queued` shows what that change saved."""
+so calls are queued and drained after each slice. pfunc stands on `queued`: its own time
+limit (pfunc/sandbox/time_limit.py) would allow calls into Python, but the binding runs
+some handler code without setting Python aside, where such a call ends the process, so
+pfunc's prelude queues its calls too (docs/decisions.md)."""
 
 from __future__ import annotations
 
