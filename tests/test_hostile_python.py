@@ -26,7 +26,17 @@ from tests.conftest import (
 from tests.dev_harness import InProcessDev
 
 HOSTILE = HANDLERS / "hostile"
-FUNCTIONS = ("kill_parent", "fork", "thread", "stdout", "nan", "builtins_load", "background")
+FUNCTIONS = (
+    "kill_parent",
+    "fork",
+    "thread",
+    "raw_thread",
+    "signals",
+    "stdout",
+    "nan",
+    "builtins_load",
+    "background",
+)
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +88,29 @@ def test_a_forked_child_dies_with_the_execution(dev):
     assert healthy(dev)
 
 
-def test_a_thread_left_running_replaces_the_worker(dev):
-    first = trigger(dev, "thread")
-    assert any("thread(s) running" in warning for warning in first["warnings"]), first
+@pytest.mark.parametrize("name", ["thread", "raw_thread"])
+def test_a_thread_left_running_replaces_the_worker(dev, name):
+    """Started with threading or with _thread (which threading does not list)."""
+    status, body = call(dev, name)
+    assert status == 200
+    first_worker = json.loads(body)["pid"]
+    result = trigger(dev, name)
+    assert any("1 thread(s) running" in warning for warning in result["warnings"]), result
+    status, body = call(dev, name)
+    assert status == 200 and json.loads(body)["pid"] != first_worker
     assert healthy(dev)
+
+
+def test_signal_handling_a_handler_changes_is_put_back_after_its_execution(dev):
+    """A handler's signal.signal would act in its worker's later executions."""
+    result = trigger(dev, "signals")
+    changed = [warning for warning in result["warnings"] if "signal.signal" in warning]
+    assert changed and "SIGINT" in changed[0] and "SIGUSR1" in changed[0], result
+    status, body = call(dev, "signals", "?check=1")
+    assert status == 200
+    checked = json.loads(body)
+    assert checked["pid"] == json.loads(result["response"]["body"])["pid"]  # the same worker
+    assert checked["default"] is True
 
 
 def test_output_on_stdout_cannot_corrupt_the_protocol(dev):
