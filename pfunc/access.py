@@ -15,10 +15,10 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from pfunc import access_tokens
+from pfunc import access_tokens, grant_patterns
 from pfunc.access_tokens import PERMISSIONS, TYPE_KEYS, TYPES, Token, TokenError
 from pfunc.clock import Clock
-from pfunc.grant_patterns import PatternError, pattern_search
+from pfunc.grant_patterns import PatternError
 from pfunc.numbers import whole_number
 from pfunc.store import KVStore
 
@@ -181,16 +181,6 @@ class AccessManager:
                     return True
         return False
 
-    @staticmethod
-    def slow_patterns(token: Token) -> list[str]:
-        """The token's patterns whose search ran past the limit (and matched nothing)."""
-        if not any(token.patterns.values()):
-            return []  # (no engine made for a token without patterns)
-        slow = pattern_search().too_slow
-        return [
-            pattern for grants in token.patterns.values() for pattern in grants if pattern in slow
-        ]
-
     # --- v2 grants to auth keys ---------------------------------------------------------
 
     async def grant_legacy(
@@ -230,7 +220,7 @@ class AccessManager:
 
 def _matches(pattern: str, name: str) -> bool:
     try:
-        return pattern_search().search(pattern, name)
+        return grant_patterns.search(pattern, name)
     except PatternError:  # (checked when granted: only a token from elsewhere has one)
         return False
 
@@ -276,10 +266,12 @@ def _permission_section(value: Any, section: str, patterns: bool) -> dict[str, d
                 )
             if patterns:
                 try:
-                    pattern_search().check(name)
+                    grant_patterns.check(name)
                 except PatternError as error:
                     raise AccessProblem(
-                        "Invalid pattern", f"Not a regular expression: {error}.", f"{where}.{kind}"
+                        "Invalid pattern",
+                        f"Not an RE2 regular expression: {error}.",
+                        f"{where}.{kind}",
                     ) from None
             result[TYPES[kind]][name] = bits
     return result

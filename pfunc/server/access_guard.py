@@ -25,7 +25,6 @@ from aiohttp import web
 from pfunc import jsonio
 from pfunc.access import AccessManager, AccessProblem, Refusal
 from pfunc.access_tokens import PERMISSIONS, TokenError, decode
-from pfunc.grant_patterns import SEARCH_SECONDS
 from pfunc.numbers import whole_number
 from pfunc.server.state import DevState
 from pfunc.server.wire import names, wire_json
@@ -315,13 +314,7 @@ class AccessGuard:
             f"{_permission_names(bits)} on {kind} {name!r}" for kind, name, bits in missing
         )
         holder = "the token" if token is not None else f"auth key {auth!r}" if auth else "no auth"
-        why = f"{holder} lacks {what}"
-        for pattern in self.access.slow_patterns(token) if token is not None else []:
-            why += (
-                f"; its pattern {pattern!r} ran past {SEARCH_SECONDS * 1000:g} ms searching "
-                "a name and was taken as no match (a pattern that backtracks: simplify it)"
-            )
-        return self._refuse(request, forbidden("Forbidden", missing), why)
+        return self._refuse(request, forbidden("Forbidden", missing), f"{holder} lacks {what}")
 
     def _refuse(self, request: web.Request, answer: web.Response, missing: str) -> web.Response:
         self.state.log(
