@@ -32,6 +32,7 @@ FUNCTIONS = (
     "thread",
     "raw_thread",
     "signals",
+    "to_thread",
     "stdout",
     "nan",
     "builtins_load",
@@ -101,11 +102,23 @@ def test_a_thread_left_running_replaces_the_worker(dev, name):
     assert healthy(dev)
 
 
+def test_a_thread_that_finished_its_work_is_not_left_running(dev):
+    """asyncio.to_thread's executor keeps its thread, idle: not a thread left running,
+    and the worker is kept."""
+    pids = set()
+    for _ in range(3):
+        result = trigger(dev, "to_thread")
+        assert result["outcome"] == "response" and result["warnings"] == [], result
+        pids.add(json.loads(result["response"]["body"])["pid"])
+    assert len(pids) == 1
+
+
 def test_signal_handling_a_handler_changes_is_put_back_after_its_execution(dev):
     """A handler's signal.signal would act in its worker's later executions."""
     result = trigger(dev, "signals")
     changed = [warning for warning in result["warnings"] if "signal.signal" in warning]
     assert changed and "SIGINT" in changed[0] and "SIGUSR1" in changed[0], result
+    assert f"signal {int(signal.SIGRTMIN) + 3}" in changed[0]
     status, body = call(dev, "signals", "?check=1")
     assert status == 200
     checked = json.loads(body)

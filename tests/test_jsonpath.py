@@ -6,6 +6,7 @@ the file) gave; pfunc's JavaScript must give the same."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -71,8 +72,8 @@ def test_a_strings_own_properties_are_reached_as_jsonpath_plus_reaches_them(buil
 
 @pytest.mark.parametrize("threaded", [False, True], ids=["main-thread", "thread"])
 def test_a_filter_that_never_ends_stops_at_the_time_limit_and_the_next_call_runs(threaded):
-    """A Python handler's synchronous built-ins run under its execution's limit, in wall
-    time wherever they run (the dev server runs a handler's host on a thread of its own)."""
+    """A Python handler's synchronous built-ins run under its execution's limit, on the
+    main thread or on one of its own (the dev server runs a handler's host there)."""
     import threading
 
     from pfunc.sandbox.sync_builtins import SyncBuiltinError
@@ -98,3 +99,42 @@ def test_a_filter_that_never_ends_stops_at_the_time_limit_and_the_next_call_runs
     else:
         call_twice()
     assert outcomes == ["jsonpath.JSONPath ran past the time limit", [7]]
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs busy at once")
+def test_a_filter_on_a_thread_is_held_to_wall_time_while_another_thread_is_busy():
+    """The binding's own limit counts the process's CPU time: with another thread busy
+    it stopped a never-ending filter at about half its limit. TimeLimit holds it to the
+    wall clock (sandbox/wall_watchdog.py)."""
+    import threading
+    import time
+
+    import quickjs
+
+    from pfunc.sandbox.sync_builtins import SyncBuiltinError
+
+    done = threading.Event()
+
+    def keep_busy() -> None:  # JavaScript runs without the GIL: a second CPU's worth
+        context = quickjs.Context()
+        while not done.is_set():
+            context.eval("for (let i = 0; i < 1e6; i++) {}")
+
+    stopped_after = []
+
+    def filter_forever() -> None:
+        builtins = SyncBuiltins(None)
+        forever = {"path": "$[?((() => { for (;;) {} })())]", "json": [1]}
+        began = time.monotonic()
+        with pytest.raises(SyncBuiltinError, match="ran past the time limit"):
+            builtins.call("jsonpath", "JSONPath", json.dumps([forever]), 0, 0.6)
+        stopped_after.append(time.monotonic() - began)
+
+    helper = threading.Thread(target=keep_busy)
+    helper.start()
+    worker = threading.Thread(target=filter_forever)
+    worker.start()
+    worker.join()
+    done.set()
+    helper.join()
+    assert stopped_after and stopped_after[0] >= 0.55, stopped_after

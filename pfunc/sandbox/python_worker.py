@@ -156,6 +156,7 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
             "the handler left a timer running (signal.alarm or signal.setitimer); pfunc "
             "cancelled it, so that it cannot go off in a later execution"
         )
+    _end_idle_executor()
     left = _left_running() + ([replaced] if replaced else [])
     return {
         "op": "done",
@@ -207,6 +208,19 @@ def _finish_leftover_tasks(execution: _Execution) -> str | None:
 
 
 _PARENTS_CHILDREN = process_tree.ParentsChildren()
+
+
+def _end_idle_executor() -> None:
+    """The loop's default executor (asyncio.to_thread, run_in_executor(None, ...)) keeps
+    its threads after their work, idle: ended after each execution, so that only a thread
+    still at work counts as left running (the next to_thread makes a new executor)."""
+    executor = getattr(_LOOP, "_default_executor", None)  # (asyncio's own attribute)
+    if executor is None:
+        return
+    _LOOP._default_executor = None  # type: ignore[attr-defined]
+    executor.shutdown(wait=False)  # idle threads end at once; one at work goes on
+    for thread in list(getattr(executor, "_threads", ())):
+        thread.join(0.05)
 
 
 def _left_running() -> list[str]:
@@ -274,23 +288,31 @@ class _Surroundings:
         catchable = set(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
         self.signals = [(int(number), _signal.getsignal(number)) for number in catchable]
 
-    def put_back_signals(self) -> list[str]:
-        """The signals whose handling the execution changed, put back as the worker had
-        them (a handler set with signal.signal would otherwise act in later executions):
-        a warning naming them, if any."""
+    def put_back_signals(self) -> tuple[list[str], str | None]:
+        """The signals whose handling the execution changed (a handler's signal.signal
+        would otherwise act in later executions), put back as the worker had them: a
+        warning naming them, if any, and why the worker must be replaced, if one cannot
+        be put back (its handling was set outside Python: faulthandler, say)."""
         changed = [
             (number, was) for number, was in self.signals if _signal.getsignal(number) != was
         ]
-        for number, was in changed:
-            if was is not None:  # (None: set outside Python, and cannot be set back)
-                signal.signal(number, was)
         if not changed:
-            return []
-        names = ", ".join(signal.Signals(number).name for number, _ in changed)
-        return [
+            return [], None
+        stuck = [number for number, was in changed if was is None]
+        for number, was in changed:
+            if was is not None:
+                signal.signal(number, was)
+        names = ", ".join(_signal_name(number) for number, _ in changed)
+        said = [
             f"the handler changed what {names} does in its worker (signal.signal); pfunc "
             "put the worker's handling back, so that it cannot act in a later execution"
+            if not stuck
+            else f"the handler changed what {names} does in its worker (signal.signal)"
         ]
+        if not stuck:
+            return said, None
+        which = ", ".join(map(_signal_name, stuck))
+        return said, f"what {which} does cannot be put back; the worker was replaced"
 
     def restore(self) -> None:
         try:
@@ -303,6 +325,13 @@ class _Surroundings:
                 os.chdir(self.folder)
         except OSError:
             os.chdir(self.folder)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:  # real-time signals have no name of their own
+        return f"signal {number}"
 
 
 def _adopt_orphans() -> None:
@@ -386,7 +415,10 @@ def main(incoming_fd: int, outgoing_fd: int) -> None:
             execution = _Execution(message["event"], now, message.get("seconds"))
             CONNECTION.execution = execution
             done = _run(handler, execution, handler_file)
-            done["warnings"].extend(surroundings.put_back_signals())
+            said, stuck = surroundings.put_back_signals()
+            done["warnings"].extend(said)
+            if stuck:
+                done["left_running"].append(stuck)
             CONNECTION.send(done)
             CONNECTION.execution = None
 
