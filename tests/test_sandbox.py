@@ -723,6 +723,41 @@ def test_the_wall_watchdog_stops_owners_past_their_deadlines_only_and_holds_none
     assert gone() is None
 
 
+def test_the_wall_watchdogs_thread_ends_when_idle_and_starts_again(monkeypatch):
+    """Idle pools shrink back after a burst: so does the watchdog's thread, and the next
+    arming starts it again (and is stopped at its deadline)."""
+    import math
+    import threading
+    import time
+
+    from pfunc.sandbox import wall_watchdog
+    from pfunc.sandbox.wall_watchdog import WallWatchdog
+
+    monkeypatch.setattr(wall_watchdog, "IDLE_END", 0.05)
+
+    class Owner:
+        def __init__(self) -> None:
+            self.deadline = math.inf
+            self.stopped = threading.Event()
+
+        def stop_if_past(self, now: float) -> None:
+            if self.deadline <= now:
+                self.stopped.set()
+
+    watchdog = WallWatchdog()
+    owner = Owner()
+    watchdog.register(owner)
+    for _ in range(2):
+        owner.stopped.clear()
+        owner.deadline = time.monotonic() + 0.01
+        watchdog.armed()
+        thread = watchdog._thread
+        assert thread is not None and owner.stopped.wait(10)
+        owner.deadline = math.inf  # disarmed: idle from here
+        thread.join(10)
+        assert not thread.is_alive() and watchdog._thread is None
+
+
 CTRL_C_DURING_A_RUNAWAY = """
 import os, signal, threading
 from pfunc.sandbox.quickjs_host import JavaScriptSandbox

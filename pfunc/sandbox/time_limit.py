@@ -296,16 +296,17 @@ class TimeLimit:
             return
         seconds = max(seconds, 0.001)
         if not self._watched:
-            try:
-                WATCHDOG.register(self)
-            except RuntimeError:  # no thread for the watchdog: the binding's limit as it is
-                self._context.set_time_limit(seconds)
-                return
+            WATCHDOG.register(self)
             self._watched = True
         with self._guard:
             self._context.set_time_limit(seconds * _CPUS + 0.001)
             self.deadline = time.monotonic() + seconds
-        WATCHDOG.armed()
+        try:
+            WATCHDOG.armed()
+        except RuntimeError:  # no thread for the watchdog: the binding's limit as it is
+            with self._guard:
+                self.deadline = math.inf
+                self._context.set_time_limit(seconds)
 
     def stop_if_past(self, now: float) -> None:
         """(On the watchdog's thread.) If the deadline is not after `now`, the binding's

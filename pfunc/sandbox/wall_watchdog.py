@@ -12,8 +12,9 @@ copies the limit it read just before.
 Arming costs the armed thread two attribute writes: each slice of a threaded execution
 arms and disarms, and a queue of armings behind one lock made four busy threads wait
 for one another (52 us a slice instead of 29). The thread instead looks at each owner's
-deadline every TICK while one is set, and sleeps while none is. Owners are held weakly:
-a context that is done with is not kept for the watchdog.
+deadline every TICK while one is set, sleeps while none is, and ends after IDLE_END of
+that (the dev server's idle pools shrink back; the next arming starts it again). Owners
+are held weakly: a context that is done with is not kept for the watchdog.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import weakref
 from typing import Protocol
 
 TICK = 0.005  # seconds between looks at the deadlines, while one is set
+IDLE_END = 2.0  # seconds with no deadline set after which the thread ends
 
 
 class Watched(Protocol):
@@ -47,28 +49,32 @@ class WallWatchdog:
 
     def __init__(self) -> None:
         self._owners: weakref.WeakSet[Watched] = weakref.WeakSet()
-        self._lock = threading.Lock()  # the owners' set and the thread's start
+        self._lock = threading.Lock()  # the owners' set
+        self._life = threading.Lock()  # the thread's start and end
         self._wake = threading.Event()
-        self._idle = False
+        self._idle = True  # (so that the first arming starts the thread)
         self._thread: threading.Thread | None = None
 
     def register(self, owner: Watched) -> None:
-        """Keep `owner`'s deadlines from now on (once for each owner). Raises RuntimeError
-        when the thread cannot be started."""
+        """Keep `owner`'s deadlines from now on (once for each owner)."""
         with self._lock:
             self._owners.add(owner)
-            if self._thread is None or not self._thread.is_alive():
+
+    def armed(self) -> None:
+        """An owner's deadline was just set: the thread looks at it if it was asleep, and
+        is started if it had ended (idle for IDLE_END). Raises RuntimeError when it
+        cannot be started."""
+        if not self._idle:  # (read after the deadline was set: see _keep)
+            return
+        self._idle = False
+        self._wake.set()
+        with self._life:  # (an ending thread decides under it: see _keep)
+            if self._thread is None:
                 thread = threading.Thread(
                     target=self._keep, name="pfunc-wall-watchdog", daemon=True
                 )
                 thread.start()
                 self._thread = thread
-
-    def armed(self) -> None:
-        """An owner's deadline was just set: the thread looks at it if it was asleep."""
-        if self._idle:  # (read after the deadline was set: see _keep)
-            self._idle = False
-            self._wake.set()
 
     def _deadlines(self) -> list[float]:
         with self._lock:
@@ -103,8 +109,17 @@ class WallWatchdog:
             if any(deadline < math.inf for deadline in self._deadlines()):
                 self._idle = False
                 continue
-            self._wake.wait()
+            woken = self._wake.wait(IDLE_END)
             self._wake.clear()
+            if woken:
+                continue
+            # Idle for IDLE_END: the thread ends, as the dev server's idle pools shrink.
+            # Decided under `_life`, which an arming that finds the thread idle takes
+            # to start it again: one that came since is seen here, or starts a new one.
+            with self._life:
+                if self._idle and not any(d < math.inf for d in self._deadlines()):
+                    self._thread = None
+                    return
 
 
 WATCHDOG = WallWatchdog()
