@@ -10,10 +10,12 @@ minutes, every request waiting). google-re2 is imported on the first pattern onl
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
-_COMPILED_KEPT = 256
-_compiled: dict[str, Any] = {}
+_COMPILED_KEPT = 1024  # patterns: more than any token holds
+_compiled: dict[str, Any] = {}  # pattern: compiled, least recently used first
+_keeping = threading.Lock()  # (grants are checked on the server's loop and on threads)
 
 
 class PatternError(ValueError):
@@ -21,22 +23,26 @@ class PatternError(ValueError):
 
 
 def _compile(pattern: str) -> Any:
-    expression = _compiled.get(pattern)
-    if expression is None:
-        import re2
+    with _keeping:
+        expression = _compiled.pop(pattern, None)
+        if expression is not None:
+            _compiled[pattern] = expression  # (to the end: the most recently used)
+            return expression
+    import re2
 
-        options = re2.Options()
-        options.log_errors = False  # (RE2 would write each refused pattern to stderr)
-        try:
-            expression = re2.compile(pattern, options)
-        except re2.error as error:
-            said = error.args[0] if error.args else "not valid"
-            text = said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said)
-            raise PatternError(text) from None
-        except UnicodeEncodeError:
-            raise PatternError("a lone surrogate is not valid Unicode") from None
-        if len(_compiled) >= _COMPILED_KEPT:
-            _compiled.clear()
+    options = re2.Options()
+    options.log_errors = False  # (RE2 would write each refused pattern to stderr)
+    try:
+        expression = re2.compile(pattern, options)
+    except re2.error as error:
+        said = error.args[0] if error.args else "not valid"
+        text = said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said)
+        raise PatternError(text) from None
+    except UnicodeEncodeError:
+        raise PatternError("a lone surrogate is not valid Unicode") from None
+    with _keeping:
+        if len(_compiled) >= _COMPILED_KEPT:  # the longest unused goes (dicts keep order)
+            del _compiled[next(iter(_compiled))]
         _compiled[pattern] = expression
     return expression
 

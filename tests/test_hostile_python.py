@@ -33,6 +33,7 @@ FUNCTIONS = (
     "raw_thread",
     "signals",
     "to_thread",
+    "busy_executor",
     "stdout",
     "nan",
     "builtins_load",
@@ -111,6 +112,16 @@ def test_a_thread_that_finished_its_work_is_not_left_running(dev):
         assert result["outcome"] == "response" and result["warnings"] == [], result
         pids.add(json.loads(result["response"]["body"])["pid"])
     assert len(pids) == 1
+
+
+def test_executor_threads_still_at_work_cost_no_more_than_the_execution_has(dev):
+    """Six executor threads at work when the handler answers, near its 2 s limit: they
+    are left running (the worker is replaced), and waiting for idle ones to end takes
+    what is left of the execution's time at most, never past the limit."""
+    result = trigger(dev, "busy_executor")
+    assert result["outcome"] == "response", result
+    assert any("6 thread(s) running" in warning for warning in result["warnings"]), result
+    assert healthy(dev)
 
 
 def test_signal_handling_a_handler_changes_is_put_back_after_its_execution(dev):

@@ -679,32 +679,67 @@ def test_a_threads_execution_limit_counts_wall_time_busy_or_not():
     )
 
 
+class _Watched:
+    """An owner of deadlines, as the watchdog sees a TimeLimit: it records its stops."""
+
+    def __init__(self) -> None:
+        import math
+        import threading
+
+        self.deadline = math.inf
+        self.stops: list[float] = []
+        self.stopped_twice = threading.Event()
+
+    def stop_if_past(self, now: float) -> None:
+        if self.deadline <= now:
+            self.stops.append(now)
+            if len(self.stops) >= 2:
+                self.stopped_twice.set()
+
+
+def test_a_watchdog_thread_that_could_not_start_is_started_by_the_next_arming(monkeypatch):
+    """A burst can leave no thread to start for a moment: that arming falls back to the
+    binding's limit (RuntimeError), and the next one starts the watchdog, not none."""
+    import threading
+    import time
+
+    import pytest
+
+    from pfunc.sandbox.wall_watchdog import WallWatchdog
+
+    real_start = threading.Thread.start
+    refusals = [RuntimeError("can't start new thread")]
+
+    def start(thread: threading.Thread) -> None:
+        if thread.name == "pfunc-wall-watchdog" and refusals:
+            raise refusals.pop()
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    watchdog = WallWatchdog()
+    owner = _Watched()
+    watchdog.register(owner)
+    owner.deadline = time.monotonic() + 0.01
+    with pytest.raises(RuntimeError):
+        watchdog.armed()
+    owner.deadline = time.monotonic() + 0.01
+    watchdog.armed()
+    assert owner.stopped_twice.wait(10), "no watchdog after a thread could not be started"
+
+
 def test_the_wall_watchdog_stops_owners_past_their_deadlines_only_and_holds_none():
     """The watchdog stops an owner past its deadline, again while it stands; never one
     disarmed (math.inf) or not yet due; and holds owners weakly (a context that is done
     with is not kept)."""
     import gc
     import math
-    import threading
     import time
     import weakref
 
     from pfunc.sandbox.wall_watchdog import WallWatchdog
 
-    class Owner:
-        def __init__(self) -> None:
-            self.deadline = math.inf
-            self.stops: list[float] = []
-            self.stopped_twice = threading.Event()
-
-        def stop_if_past(self, now: float) -> None:
-            if self.deadline <= now:
-                self.stops.append(now)
-                if len(self.stops) >= 2:
-                    self.stopped_twice.set()
-
     watchdog = WallWatchdog()
-    due, later, after = Owner(), Owner(), Owner()
+    due, later, after = _Watched(), _Watched(), _Watched()
     for owner in (due, later, after):
         watchdog.register(owner)
     later.deadline = time.monotonic() + 600
@@ -727,7 +762,6 @@ def test_the_wall_watchdogs_thread_ends_when_idle_and_starts_again(monkeypatch):
     """Idle pools shrink back after a burst: so does the watchdog's thread, and the next
     arming starts it again (and is stopped at its deadline)."""
     import math
-    import threading
     import time
 
     from pfunc.sandbox import wall_watchdog
@@ -735,24 +769,16 @@ def test_the_wall_watchdogs_thread_ends_when_idle_and_starts_again(monkeypatch):
 
     monkeypatch.setattr(wall_watchdog, "IDLE_END", 0.05)
 
-    class Owner:
-        def __init__(self) -> None:
-            self.deadline = math.inf
-            self.stopped = threading.Event()
-
-        def stop_if_past(self, now: float) -> None:
-            if self.deadline <= now:
-                self.stopped.set()
-
     watchdog = WallWatchdog()
-    owner = Owner()
+    owner = _Watched()
     watchdog.register(owner)
     for _ in range(2):
-        owner.stopped.clear()
+        owner.stops.clear()
+        owner.stopped_twice.clear()
         owner.deadline = time.monotonic() + 0.01
         watchdog.armed()
         thread = watchdog._thread
-        assert thread is not None and owner.stopped.wait(10)
+        assert thread is not None and owner.stopped_twice.wait(10)
         owner.deadline = math.inf  # disarmed: idle from here
         thread.join(10)
         assert not thread.is_alive() and watchdog._thread is None

@@ -156,7 +156,7 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
             "the handler left a timer running (signal.alarm or signal.setitimer); pfunc "
             "cancelled it, so that it cannot go off in a later execution"
         )
-    _end_idle_executor()
+    _end_idle_executor(execution.deadline)
     left = _left_running() + ([replaced] if replaced else [])
     return {
         "op": "done",
@@ -169,6 +169,7 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
 
 
 _NOT_ENDED = "an asyncio task did not end when cancelled; the worker was replaced"
+IDLE_THREADS_END = 0.05  # seconds, for all of an execution's idle executor threads
 
 
 def _finish_leftover_tasks(execution: _Execution) -> str | None:
@@ -210,17 +211,33 @@ def _finish_leftover_tasks(execution: _Execution) -> str | None:
 _PARENTS_CHILDREN = process_tree.ParentsChildren()
 
 
-def _end_idle_executor() -> None:
+def _os_threads() -> int:
+    """This process's threads as Linux counts them (its task folder has two links more
+    than it has threads): one system call; 1 where that cannot be read."""
+    try:
+        return max(os.stat("/proc/self/task").st_nlink - 2, 1)
+    except OSError:
+        return 1
+
+
+def _end_idle_executor(deadline: float | None) -> None:
     """The loop's default executor (asyncio.to_thread, run_in_executor(None, ...)) keeps
     its threads after their work, idle: ended after each execution, so that only a thread
-    still at work counts as left running (the next to_thread makes a new executor)."""
-    executor = getattr(_LOOP, "_default_executor", None)  # (asyncio's own attribute)
+    still at work counts as left running (the next to_thread makes a new executor). Its
+    idle threads are given IDLE_THREADS_END in all to end, within the execution's time."""
+    # (asyncio's own attributes: a handler's shutdown_default_executor() would otherwise
+    # refuse every later to_thread of this worker)
+    _LOOP._executor_shutdown_called = False  # type: ignore[attr-defined]
+    executor = getattr(_LOOP, "_default_executor", None)
     if executor is None:
         return
     _LOOP._default_executor = None  # type: ignore[attr-defined]
     executor.shutdown(wait=False)  # idle threads end at once; one at work goes on
+    until = time.monotonic() + IDLE_THREADS_END
+    if deadline is not None:
+        until = min(until, deadline - 0.05)  # (the host stops the worker at the deadline)
     for thread in list(getattr(executor, "_threads", ())):
-        thread.join(0.05)
+        thread.join(max(until - time.monotonic(), 0.0))
 
 
 def _left_running() -> list[str]:
@@ -228,8 +245,9 @@ def _left_running() -> list[str]:
     worker, killing its process group)."""
     left = []
     # Every thread but the main one, started with threading or with _thread (which
-    # threading does not list): the interpreter counts them all.
-    threads = _thread._count()
+    # threading does not list): the interpreter counts them all, once each has started
+    # running; the kernel counts one _thread.start_new_thread made that has not yet.
+    threads = max(_thread._count(), _os_threads() - 1)
     if threads:
         left.append(f"the handler left {threads} thread(s) running; the worker was replaced")
     # Below the intermediate parent (a subreaper: a child that left its own parent is

@@ -73,7 +73,11 @@ class WallWatchdog:
                 thread = threading.Thread(
                     target=self._keep, name="pfunc-wall-watchdog", daemon=True
                 )
-                thread.start()
+                try:
+                    thread.start()
+                except RuntimeError:  # no thread now: the next arming tries again
+                    self._idle = True
+                    raise
                 self._thread = thread
 
     def _deadlines(self) -> list[float]:
