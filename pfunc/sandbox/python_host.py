@@ -227,7 +227,11 @@ class PythonSandbox:
     # --- the protocol: JSON lines over two pipes ---------------------------------------
 
     def _send(self, message: dict[str, Any]) -> None:
-        data = (json.dumps(message) + "\n").encode()
+        self._send_text(json.dumps(message))
+
+    def _send_text(self, text: str) -> None:
+        """One line of the protocol: `text` is one JSON object."""
+        data = (text + "\n").encode()
         try:
             while data:
                 written = os.write(self._to_worker, data)
@@ -286,8 +290,10 @@ class PythonSandbox:
             event_json, now_ms = start
             self._logs, self._console = [], [0, 0]
             self.returned, self._returned = False, None
-            event = json.loads(event_json)
-            self._send({"op": "run", "event": event, "now": now_ms, "seconds": remaining})
+            # The event's JSON as the loop wrote it, placed in the message as it is (not
+            # parsed here to be written again).
+            head = json.dumps({"op": "run", "now": now_ms, "seconds": remaining})
+            self._send_text(f'{head[:-1]}, "event": {event_json}}}')
         for call_id, ok, payload in settlements:
             self._send({"op": "reply", "id": call_id, "ok": ok, "payload": payload})
         deadline = None if remaining is None else time.monotonic() + remaining
