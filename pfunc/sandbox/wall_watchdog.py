@@ -9,12 +9,13 @@ stop (time_limit.py writes the binding's limit down to nothing), and again every
 while the deadline stands, since an entry into the engine that starts at that moment
 copies the limit it read just before.
 
-Arming costs the armed thread two attribute writes: each slice of a threaded execution
-arms and disarms, and a queue of armings behind one lock made four busy threads wait
-for one another (52 us a slice instead of 29). The thread instead looks at each owner's
-deadline every TICK while one is set, sleeps while none is, and ends after IDLE_END of
-that (the dev server's idle pools shrink back; the next arming starts it again). Owners
-are held weakly: a context that is done with is not kept for the watchdog.
+Arming costs the armed thread a lock of its own context and two attribute writes: each
+slice of a threaded execution arms and disarms, and a queue of armings behind one shared
+lock made four busy threads wait for one another (52 us a slice instead of 29). The
+thread instead looks at each owner's deadline every TICK while one is set, sleeps while
+none is, and ends after IDLE_END of that (the dev server's idle pools shrink back; the
+next arming starts it again). Owners are held weakly: a context that is done with is
+not kept for the watchdog.
 """
 
 from __future__ import annotations
