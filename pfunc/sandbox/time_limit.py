@@ -34,7 +34,7 @@ import quickjs
 
 from pfunc.sandbox.wall_watchdog import WATCHDOG
 
-_NO_LIMIT = float("inf")
+_NO_LIMIT = math.inf
 # Per context (its token): [the time its JavaScript must stop at, whether that is the
 # thread's CPU time (else the wall clock)].
 _limits: dict[int, list[Any]] = {}
@@ -94,30 +94,41 @@ def raise_pending() -> None:
         raise error
 
 
+# The binding's Context object, as pfunc reads it: after PyObject_HEAD, one pointer-wide
+# slot each for the runtime, the context, has_time_limit (an int, padded), time_limit
+# (the limit set_time_limit keeps), the saved thread state, then the interrupt data
+# (start, and the limit an entry into the engine copies and checks); the clock values
+# are C longs on the platforms QuickJS's wheels are built for.
+_RUNTIME, _CONTEXT, _HAS_LIMIT, _KEPT_LIMIT, _CHECKED_LIMIT = 0, 1, 2, 3, 6
+
+
+def _slot(context: quickjs.Context, index: int, kind: Any) -> Any:
+    """The `index`th slot of the binding's Context object, as a ctypes `kind`."""
+    import ctypes
+
+    pointer = ctypes.sizeof(ctypes.c_void_p)
+    head = ctypes.sizeof(ctypes.c_ssize_t) + pointer  # PyObject_HEAD
+    return kind.from_address(id(context) + head + index * pointer)
+
+
 def _pointers(context: quickjs.Context) -> tuple[int, int, int]:
     """(runtime, context, has_time_limit) as the binding's Context object holds them."""
     import ctypes
 
-    head = ctypes.sizeof(ctypes.c_ssize_t) + ctypes.sizeof(ctypes.c_void_p)  # PyObject_HEAD
-    base = id(context)
-    pointer = ctypes.sizeof(ctypes.c_void_p)
-    runtime = ctypes.c_void_p.from_address(base + head).value or 0
-    engine = ctypes.c_void_p.from_address(base + head + pointer).value or 0
-    flag = ctypes.c_int.from_address(base + head + 2 * pointer).value
-    return runtime, engine, flag
+    runtime = _slot(context, _RUNTIME, ctypes.c_void_p).value or 0
+    engine = _slot(context, _CONTEXT, ctypes.c_void_p).value or 0
+    return runtime, engine, _slot(context, _HAS_LIMIT, ctypes.c_int).value
 
 
 def _binding_limits(context: quickjs.Context) -> tuple[Any, Any]:
-    """The binding's own limit of a context, in clock ticks, as its Context object holds
-    it: (the limit set_time_limit keeps, the copy an entry into the engine checks). After
-    has_time_limit come time_limit, the saved thread state, then the interrupt data
-    (start, limit): each a C long on the platforms QuickJS's wheels are built for."""
+    """The binding's own limit of a context, in clock ticks: (the limit set_time_limit
+    keeps, the copy an entry into the engine checks)."""
     import ctypes
 
-    head = ctypes.sizeof(ctypes.c_ssize_t) + ctypes.sizeof(ctypes.c_void_p)
-    base, pointer = id(context), ctypes.sizeof(ctypes.c_void_p)
-    kept = base + head + 3 * pointer  # (the int flag is padded to a pointer's width)
-    return ctypes.c_long.from_address(kept), ctypes.c_long.from_address(kept + 3 * pointer)
+    return (
+        _slot(context, _KEPT_LIMIT, ctypes.c_long),
+        _slot(context, _CHECKED_LIMIT, ctypes.c_long),
+    )
 
 
 def _binding_limit_can_be_stopped(context: quickjs.Context) -> bool:
@@ -143,7 +154,7 @@ def _binding_limit_can_be_stopped(context: quickjs.Context) -> bool:
 def _probe(context: quickjs.Context) -> bool:
     """Whether the binding is laid out as pfunc reads it, proven on a new context (before
     anything else runs in it)."""
-    global _api, _previous_unraisable
+    global _api, _previous_unraisable, _stoppable
     try:
         import ctypes
 
@@ -188,7 +199,6 @@ def _probe(context: quickjs.Context) -> bool:
             # limit replaces it at each entry if this probe fails.)
             _limits.pop(token, None)
         _api = (library, handler, handler_type())  # (a null function pointer: none)
-        global _stoppable
         _stoppable = _binding_limit_can_be_stopped(context)
         _previous_unraisable = sys.unraisablehook
         sys.unraisablehook = _unraisable
@@ -229,7 +239,7 @@ class TimeLimit:
         self._installed = False  # pfunc's handler is the runtime's (not the binding's)
         # Off the main thread: when the binding's limit must stop on the wall clock (read
         # by the watchdog), and the lock that keeps its stops and the arming apart.
-        self.deadline = math.inf
+        self.deadline = _NO_LIMIT
         self._guard = threading.Lock()
         self._watched = False  # the watchdog keeps this context's deadlines
         if native(context):
@@ -264,9 +274,9 @@ class TimeLimit:
         """Stop the context's JavaScript `seconds` from now (None: no limit; at least 1 ms,
         as the binding's limit): on the wall clock, or `on_cpu`, after that much of this
         thread's CPU time (off the main thread, the process's: the binding's limit)."""
-        if self.deadline < math.inf:
+        if self.deadline < _NO_LIMIT:
             with self._guard:  # (a stop under way ends first: none of it runs after this)
-                self.deadline = math.inf
+                self.deadline = _NO_LIMIT
         if self._token and threading.get_ident() == _MAIN_THREAD:
             if not self._installed:
                 self._install()
@@ -305,7 +315,7 @@ class TimeLimit:
             WATCHDOG.armed()
         except RuntimeError:  # no thread for the watchdog: the binding's limit as it is
             with self._guard:
-                self.deadline = math.inf
+                self.deadline = _NO_LIMIT
                 self._context.set_time_limit(seconds)
 
     def stop_if_past(self, now: float) -> None:
