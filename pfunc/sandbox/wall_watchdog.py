@@ -81,16 +81,18 @@ class WallWatchdog:
                     raise
                 self._thread = thread
 
-    def _deadlines(self) -> list[float]:
+    def _owners_now(self) -> list[Watched]:
         with self._lock:
-            owners = list(self._owners)
-        return [owner.deadline for owner in owners]
+            return list(self._owners)
+
+    def _any_set(self) -> bool:
+        """Whether any owner's deadline is set (its own frame: no owner held after)."""
+        return any(owner.deadline < math.inf for owner in self._owners_now())
 
     def _look(self) -> float:
         """Stop every owner past its deadline; the earliest deadline still set (math.inf:
         none). Its own frame, so that no owner is held once it returns."""
-        with self._lock:
-            owners = list(self._owners)
+        owners = self._owners_now()
         now = time.monotonic()
         earliest = math.inf
         for owner in owners:
@@ -111,7 +113,7 @@ class WallWatchdog:
             # Asleep until a deadline is set. One set before `_idle` is seen by the
             # second look; one set after it wakes the thread (armed()).
             self._idle = True
-            if any(deadline < math.inf for deadline in self._deadlines()):
+            if self._any_set():
                 self._idle = False
                 continue
             woken = self._wake.wait(IDLE_END)
@@ -122,7 +124,7 @@ class WallWatchdog:
             # Decided under `_life`, which an arming that finds the thread idle takes
             # to start it again: one that came since is seen here, or starts a new one.
             with self._life:
-                if self._idle and not any(d < math.inf for d in self._deadlines()):
+                if self._idle and not self._any_set():
                     self._thread = None
                     return
 
