@@ -170,6 +170,9 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
 
 _NOT_ENDED = "an asyncio task did not end when cancelled; the worker was replaced"
 IDLE_THREADS_END = 0.05  # seconds, for all of an execution's idle executor threads
+# The worker's own waits end this long before the execution's deadline, at which the
+# host stops the whole worker.
+BEFORE_THE_HOST_STOPS = 0.05
 
 
 def _finish_leftover_tasks(execution: _Execution) -> str | None:
@@ -182,7 +185,7 @@ def _finish_leftover_tasks(execution: _Execution) -> str | None:
         return None
     # A little before the limit: the host stops the whole worker at it. Tasks that nothing
     # could end are cancelled at once (a timer of the wait's own would hide them).
-    deadline = None if execution.deadline is None else execution.deadline - 0.05
+    deadline = None if execution.deadline is None else execution.deadline - BEFORE_THE_HOST_STOPS
     at_limit = stopped = False
     try:
         run_until(_LOOP, asyncio.wait(pending), deadline)
@@ -235,7 +238,7 @@ def _end_idle_executor(deadline: float | None) -> None:
     executor.shutdown(wait=False)  # idle threads end at once; one at work goes on
     until = time.monotonic() + IDLE_THREADS_END
     if deadline is not None:
-        until = min(until, deadline - 0.05)  # (the host stops the worker at the deadline)
+        until = min(until, deadline - BEFORE_THE_HOST_STOPS)
     for thread in list(getattr(executor, "_threads", ())):
         thread.join(max(until - time.monotonic(), 0.0))
 
@@ -321,16 +324,14 @@ class _Surroundings:
             if was is not None:
                 signal.signal(number, was)
         names = ", ".join(_signal_name(number) for number, _ in changed)
-        said = [
-            f"the handler changed what {names} does in its worker (signal.signal); pfunc "
-            "put the worker's handling back, so that it cannot act in a later execution"
-            if not stuck
-            else f"the handler changed what {names} does in its worker (signal.signal)"
-        ]
-        if not stuck:
-            return said, None
-        which = ", ".join(map(_signal_name, stuck))
-        return said, f"what {which} does cannot be put back; the worker was replaced"
+        said = f"the handler changed what {names} does in its worker (signal.signal)"
+        if stuck:
+            which = ", ".join(map(_signal_name, stuck))
+            return [said], f"what {which} does cannot be put back; the worker was replaced"
+        return [
+            f"{said}; pfunc put the worker's handling back, so that it cannot act in a "
+            "later execution"
+        ], None
 
     def restore(self) -> None:
         try:
