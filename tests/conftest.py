@@ -164,6 +164,32 @@ def run_cli_unread(*args: str | Path, cwd: Path | None = None) -> CliRun:
     return CliRun(completed.returncode, "", completed.stderr)
 
 
+needs_two_cpus = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs busy at once")
+
+
+@contextlib.contextmanager
+def second_cpu_busy() -> Iterator[None]:
+    """Another thread running JavaScript meanwhile (QuickJS runs it without the GIL: a
+    second CPU's worth), as a busy pfunc dev's other threads are: the process's CPU time
+    then runs ahead of the wall clock."""
+    import quickjs
+
+    done = threading.Event()
+
+    def keep_busy() -> None:
+        context = quickjs.Context()
+        while not done.is_set():
+            context.eval("for (let i = 0; i < 1e6; i++) {}")
+
+    helper = threading.Thread(target=keep_busy)
+    helper.start()
+    try:
+        yield
+    finally:
+        done.set()
+        helper.join()
+
+
 @pytest.fixture
 def cli(tmp_path: Path) -> Callable[..., CliRun]:
     """run_cli with a fresh KV file for this test unless the test passes --kv."""

@@ -6,12 +6,12 @@ the file) gave; pfunc's JavaScript must give the same."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from pfunc.sandbox.sync_builtins import SyncBuiltins
+from tests.conftest import needs_two_cpus, second_cpu_busy
 
 KNOWN = json.loads((Path(__file__).parent / "data" / "jsonpath_plus_readme.json").read_text())
 CASES = [
@@ -101,7 +101,7 @@ def test_a_filter_that_never_ends_stops_at_the_time_limit_and_the_next_call_runs
     assert outcomes == ["jsonpath.JSONPath ran past the time limit", [7]]
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs busy at once")
+@needs_two_cpus
 def test_a_filter_on_a_thread_is_held_to_wall_time_while_another_thread_is_busy():
     """The binding's own limit counts the process's CPU time: with another thread busy
     it stopped a never-ending filter at about half its limit. TimeLimit holds it to the
@@ -109,16 +109,7 @@ def test_a_filter_on_a_thread_is_held_to_wall_time_while_another_thread_is_busy(
     import threading
     import time
 
-    import quickjs
-
     from pfunc.sandbox.sync_builtins import SyncBuiltinError
-
-    done = threading.Event()
-
-    def keep_busy() -> None:  # JavaScript runs without the GIL: a second CPU's worth
-        context = quickjs.Context()
-        while not done.is_set():
-            context.eval("for (let i = 0; i < 1e6; i++) {}")
 
     stopped_after = []
 
@@ -130,11 +121,8 @@ def test_a_filter_on_a_thread_is_held_to_wall_time_while_another_thread_is_busy(
             builtins.call("jsonpath", "JSONPath", json.dumps([forever]), 0, 0.6)
         stopped_after.append(time.monotonic() - began)
 
-    helper = threading.Thread(target=keep_busy)
-    helper.start()
-    worker = threading.Thread(target=filter_forever)
-    worker.start()
-    worker.join()
-    done.set()
-    helper.join()
+    with second_cpu_busy():
+        worker = threading.Thread(target=filter_forever)
+        worker.start()
+        worker.join()
     assert stopped_after and stopped_after[0] >= 0.55, stopped_after

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -12,6 +13,7 @@ import re
 import pytest
 
 from pfunc.events import MessageEvent
+from tests.conftest import needs_two_cpus, second_cpu_busy
 
 
 def test_request_object_of_a_publish(harness, write_handler):
@@ -620,13 +622,6 @@ def _run_away_on_a_thread(seconds: float, busy: bool) -> tuple[bool, float, int]
 
     from pfunc.sandbox.time_limit import TimeLimit
 
-    done = threading.Event()
-
-    def keep_busy() -> None:
-        context = quickjs.Context()
-        while not done.is_set():
-            context.eval("for (let i = 0; i < 1e6; i++) {}")
-
     outcome = []
 
     def run_away() -> None:
@@ -647,20 +642,15 @@ def _run_away_on_a_thread(seconds: float, busy: bool) -> tuple[bool, float, int]
         finally:
             limit.arm(None)
 
-    helper = threading.Thread(target=keep_busy)
-    if busy:
-        helper.start()
-    worker = threading.Thread(target=run_away)
-    worker.start()
-    worker.join()
-    done.set()
-    if busy:
-        helper.join()
+    with second_cpu_busy() if busy else contextlib.nullcontext():
+        worker = threading.Thread(target=run_away)
+        worker.start()
+        worker.join()
     interrupted, elapsed, after = outcome
     return interrupted, elapsed, after
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs busy at once")
+@needs_two_cpus
 def test_a_threads_execution_limit_counts_wall_time_busy_or_not():
     """On a thread of its own (a dev-server function not in line) a context is held by
     the binding's limit, whose check counts the process's CPU time: with another thread
