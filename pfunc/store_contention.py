@@ -75,6 +75,11 @@ def lock_wait_ms() -> int:
     return max(0, min(BUSY_TIMEOUT_MS, int((deadline - time.monotonic()) * 1000)))
 
 
+def _opened(opening: asyncio.Future[Any]) -> bool:
+    """Whether an opening of the slow connection has ended with the connection."""
+    return opening.done() and not opening.cancelled() and opening.exception() is None
+
+
 def busy(error: sqlite3.OperationalError) -> bool:
     """Another connection holds the lock this statement needs."""
     return "locked" in str(error) or "busy" in str(error)
@@ -88,8 +93,10 @@ class LockWaits:
         self.path = path
         self._fast = fast
         self._fast_lock = fast_lock
-        self._slow: aiosqlite.Connection | None = None
-        self._turn: asyncio.Lock | None = None  # one use of the slow connection at a time
+        # Opened once, by the first call to meet the lock; the calls that meet it while
+        # it opens wait for the same opening (two connections would leave one open, and
+        # its thread would keep the process from exiting).
+        self._opening: asyncio.Future[tuple[aiosqlite.Connection, asyncio.Lock]] | None = None
         # The loop that owns the aiosqlite connection; other threads' loops hop to it.
         self.home: asyncio.AbstractEventLoop | None = None
 
@@ -142,11 +149,17 @@ class LockWaits:
         await self._at_home(transaction())
 
     async def close(self) -> None:
-        if self._slow is not None:
-            # On the loop that opened it: in a loop-free drive, the side loop on which a
-            # network or bus call met the lock (aio.py).
-            await settled(self._slow.close())
-            self._slow = None
+        opening, self._opening = self._opening, None
+        if opening is None:
+            return
+        # On the loop that opened it: in a loop-free drive, the side loop on which a
+        # network or bus call met the lock (aio.py). One still opening is waited for.
+        if not opening.done():
+            import asyncio
+
+            await settled(asyncio.wait([opening]))  # (without raising what it failed with)
+        if _opened(opening):
+            await settled(opening.result()[0].close())
 
     async def _at_home(self, work: Coroutine[Any, Any, T]) -> T:
         """Run `work` on the loop that owns the aiosqlite connection (the calling
@@ -159,14 +172,27 @@ class LockWaits:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self.home))
 
     async def _connection(self) -> tuple[aiosqlite.Connection, asyncio.Lock]:
-        if self._slow is None or self._turn is None:
-            import asyncio
+        import asyncio
 
-            import aiosqlite  # only needed once another process contends for the lock
+        opening = self._opening
+        if opening is None or (opening.done() and not _opened(opening)):
+            # The first call to meet the lock, or the first since an opening failed.
+            opening = self._opening = asyncio.ensure_future(self._open())
+        # Shielded: a caller whose execution ends does not end the opening the others
+        # wait for.
+        return await asyncio.shield(opening)
 
-            self._slow = await aiosqlite.connect(
-                str(self.path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
-            )
-            self._turn = asyncio.Lock()
-            await self._slow.execute("PRAGMA synchronous=NORMAL")
-        return self._slow, self._turn
+    async def _open(self) -> tuple[aiosqlite.Connection, asyncio.Lock]:
+        import asyncio
+
+        import aiosqlite  # only needed once another process contends for the lock
+
+        slow = await aiosqlite.connect(
+            str(self.path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        try:
+            await slow.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            await slow.close()
+            raise
+        return slow, asyncio.Lock()  # one use of the slow connection at a time

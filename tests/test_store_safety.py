@@ -352,3 +352,52 @@ def test_a_dev_server_write_waiting_for_the_lock_past_the_time_limit_never_commi
         assert hits == 1
     finally:
         server.stop()
+
+
+def test_a_dev_server_whose_requests_met_another_process_lock_at_once_still_stops(tmp_path):
+    """Requests that meet another process's write lock together wait on one connection
+    of the server's own; before, each opened one, only the last was closed, and the
+    others' threads kept the stopped server's process from ever exiting."""
+    import signal
+    import threading
+
+    from tests.dev_harness import DevProcess
+
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-l"\npublish_key = "pub-c-l"\n\n'
+        '[[functions]]\nname = "count"\nfile = "count.js"\nevent = "on-request"\npath = "count"\n'
+    )
+    (tmp_path / "count.js").write_text(
+        'const db = require("kvstore");\n'
+        "export default async (request, response) =>\n"
+        '  response.send({ n: await db.incrCounter("hits") });\n'
+    )
+    server = DevProcess(tmp_path, "--no-intervals")
+    try:
+        path = "/v1/blocks/sub-key/sub-c-l/count"
+        for _ in range(40):  # quick: from now on it runs on the server's own loop
+            assert server.request("GET", path)[0] == 200
+        holder = sqlite3.connect(tmp_path / ".pfunc" / "kv.sqlite3", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # the write lock, as another writer holds it
+        answers: list[int] = []
+        asking = [
+            threading.Thread(target=lambda: answers.append(server.request("GET", path)[0]))
+            for _ in range(6)
+        ]
+        try:
+            for thread in asking:
+                thread.start()
+            time.sleep(0.5)  # every request is waiting for the lock now
+        finally:
+            holder.execute("COMMIT")
+            holder.close()
+        for thread in asking:
+            thread.join(30)
+        assert answers == [200] * 6
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(timeout=20) == 0
+    finally:
+        server.stop()
+    with sqlite3.connect(tmp_path / ".pfunc" / "kv.sqlite3") as store:
+        (hits,) = store.execute("SELECT value FROM counters WHERE key='hits'").fetchone()
+    assert hits == 46
