@@ -113,6 +113,7 @@ async def open_engine(
         warm_sandboxes=warm_sandboxes,
     )
     store.lock_waits.home = runtime.main_loop
+    store.lock_waits.keep_loop_free = threaded
     if threaded:  # the dev server: no commit on its loop waits for a checkpoint's fsync
         store.checkpoint_in_background()
     engine: Engine

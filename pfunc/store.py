@@ -287,7 +287,7 @@ class KVStore:
         except sqlite3.OperationalError as error:
             if not busy(error):
                 raise
-        if running_loop() is None:
+        if self.lock_waits.waits_on_fast(running_loop() is not None):
             return self.lock_waits.on_fast(lambda: self._fast.execute(sql, params).fetchall())
         return await self.lock_waits.run(sql, params)
 
@@ -302,7 +302,7 @@ class KVStore:
             else:
                 self._commit(statements)
                 return
-        if running_loop() is None:
+        if self.lock_waits.waits_on_fast(running_loop() is not None):
 
             def begin_and_commit() -> None:
                 self._fast.execute("BEGIN IMMEDIATE")

@@ -3,9 +3,10 @@ second `pfunc run`, a SQLite browser), for the store's plain connection (store.p
 
 Each statement first runs on the plain sqlite3 connection with no busy wait (WAL readers
 never block, so it only fails when another process holds the write lock); on SQLITE_BUSY
-it is retried here. With an event loop (the dev server) the wait happens on aiosqlite's
-thread, so the loop stays free; without one (the command line's loop-free drive, aio.py)
-there is nothing to keep free, and the plain connection waits itself. Either way the
+it is retried here. In the dev server the wait happens on aiosqlite's thread, so that its
+loop stays free for other requests; elsewhere (the command line, `pfunc test`) there is
+nothing to keep free, and the plain connection waits itself, in slices between which
+Ctrl-C is heard. Either way the
 wait ends with the calling execution's time (CALL_DEADLINE), so that nothing commits
 after an execution has ended as a timeout.
 """
@@ -99,11 +100,21 @@ class LockWaits:
         self._opening: asyncio.Future[tuple[aiosqlite.Connection, asyncio.Lock]] | None = None
         # The loop that owns the aiosqlite connection; other threads' loops hop to it.
         self.home: asyncio.AbstractEventLoop | None = None
+        # Whether a wait must leave the calling loop free (the dev server serves others
+        # meanwhile); elsewhere the plain connection waits, and Ctrl-C is heard at once.
+        self.keep_loop_free = False
+        self._closed = False
+
+    def waits_on_fast(self, loop_running: bool) -> bool:
+        """Whether the plain connection waits for the lock itself: always but in the dev
+        server, which has other requests to serve meanwhile. A command's wait on
+        aiosqlite's thread went on after Ctrl-C for as long as the lock was held."""
+        return not (loop_running and self.keep_loop_free)
 
     def on_fast(self, work: Callable[[], T]) -> T:
-        """`work` on the plain connection, waiting for the lock as the slow one would: in
-        a loop-free drive (aio.py: one `pfunc run`) there is no event loop to keep free.
-        It waits in slices, so that Ctrl-C is heard between them."""
+        """`work` on the plain connection, waiting for the lock as the slow one would
+        (there is no event loop to keep free: see waits_on_fast). It waits in slices,
+        so that Ctrl-C is heard between them."""
         deadline = time.monotonic() + lock_wait_ms() / 1000
         with self._fast_lock:
             self._fast.execute(f"PRAGMA busy_timeout={_WAIT_SLICE_MS}")
@@ -149,17 +160,21 @@ class LockWaits:
         await self._at_home(transaction())
 
     async def close(self) -> None:
-        opening, self._opening = self._opening, None
+        self._closed = True  # no call opens it again
+        opening = self._opening
         if opening is None:
             return
         # On the loop that opened it: in a loop-free drive, the side loop on which a
-        # network or bus call met the lock (aio.py). One still opening is waited for.
+        # network or bus call met the lock (aio.py). One still opening is waited for, and
+        # stays held until closed (a close cut short leaves it to the next close).
         if not opening.done():
             import asyncio
 
             await settled(asyncio.wait([opening]))  # (without raising what it failed with)
-        if _opened(opening):
-            await settled(opening.result()[0].close())
+        if self._opening is opening:
+            self._opening = None
+            if _opened(opening):
+                await settled(opening.result()[0].close())
 
     async def _at_home(self, work: Coroutine[Any, Any, T]) -> T:
         """Run `work` on the loop that owns the aiosqlite connection (the calling
@@ -174,6 +189,8 @@ class LockWaits:
     async def _connection(self) -> tuple[aiosqlite.Connection, asyncio.Lock]:
         import asyncio
 
+        if self._closed:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
         opening = self._opening
         if opening is None or (opening.done() and not _opened(opening)):
             # The first call to meet the lock, or the first since an opening failed.

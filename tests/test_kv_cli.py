@@ -176,6 +176,39 @@ def test_ctrl_c_during_an_import_writes_nothing_or_says_it_finished(tmp_path):
         assert (importing.returncode, count) == (130, 0) and "Aborted!" in err
 
 
+def test_ctrl_c_stops_a_command_waiting_for_another_process_lock(tmp_path):
+    """`pfunc kv set` waits for another process's write lock; Ctrl-C ends it at once,
+    writing nothing. Its wait used to run on a thread of its own that Ctrl-C did not
+    reach, and the process went on until the lock's 10 s wait ran out, then printed
+    tracebacks."""
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    assert kv(tmp_path, "set", "first", "1").code == 0  # the store exists
+    holder = sqlite3.connect(tmp_path / "kv.sqlite3", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, held until the command has ended
+    try:
+        setting = subprocess.Popen(
+            [sys.executable, "-m", "pfunc", "kv", "set", "--kv", "kv.sqlite3", "second", "2"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.5)  # started, and waiting for the lock
+        assert setting.poll() is None
+        setting.send_signal(signal.SIGINT)
+        _, err = setting.communicate(timeout=5)  # (the lock is still held)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert setting.returncode == 130 and "Aborted!" in err and "Traceback" not in err
+    assert kv(tmp_path, "get", "second").code == 1
+
+
 def test_an_imported_counter_past_64_bits_is_named_so(tmp_path):
     data = {"format": "pfunc-kv-1", "keyset": "sub-c-local", "items": [], "counters": {"c": 2**70}}
     (tmp_path / "c.json").write_text(json.dumps(data))

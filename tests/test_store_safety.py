@@ -401,3 +401,41 @@ def test_a_dev_server_whose_requests_met_another_process_lock_at_once_still_stop
     with sqlite3.connect(tmp_path / ".pfunc" / "kv.sqlite3") as store:
         (hits,) = store.execute("SELECT value FROM counters WHERE key='hits'").fetchone()
     assert hits == 46
+
+
+def _lock_wait_threads() -> int:
+    import threading
+
+    return sum("_connection_worker_thread" in thread.name for thread in threading.enumerate())
+
+
+def test_calls_meeting_the_lock_together_share_one_wait_connection_closed_with_the_store(
+    tmp_path,
+):
+    """The dev server's waits for another process's lock: however many calls meet it at
+    once, one connection (one thread) of its own; closing the store closes it, and a
+    call after the close opens none."""
+    from pfunc.store import KVStore
+
+    path = tmp_path / "kv.sqlite3"
+    before = _lock_wait_threads()
+
+    async def scenario() -> None:
+        store = KVStore.open(path)
+        store.lock_waits.home = asyncio.get_running_loop()
+        store.lock_waits.keep_loop_free = True  # as in pfunc dev
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # the write lock, as another writer holds it
+        calls = [asyncio.ensure_future(store.incr_counter("sub-c-x", "hits", 1)) for _ in range(8)]
+        await asyncio.sleep(0.3)  # each call has met the lock and waits now
+        assert _lock_wait_threads() == before + 1
+        holder.execute("COMMIT")
+        holder.close()
+        assert sorted(await asyncio.gather(*calls)) == list(range(1, 9))
+        await store.close()
+        assert _lock_wait_threads() == before
+        with pytest.raises(sqlite3.ProgrammingError):
+            await store.lock_waits.run("SELECT 1", ())
+        assert _lock_wait_threads() == before
+
+    asyncio.run(scenario())
