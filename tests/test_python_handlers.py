@@ -1053,3 +1053,115 @@ def test_the_wait_for_left_tasks_leaves_nothing_on_the_workers_loop_at_its_deadl
     loop.create_task(ends_late())
     assert python_worker._finish_leftover_tasks(execution) is None
     assert [task for task in asyncio.all_tasks(loop) if not task.done()] == []
+
+
+def _worker_processes() -> list[int]:
+    """This process's Python handler workers, whichever of its threads started them."""
+    from pathlib import Path
+
+    found = []
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_text()
+            except OSError:
+                continue
+            if "pfunc.sandbox.python_worker" in command:
+                found.append(int(child))
+    return found
+
+
+def _no_worker_left_beside(before: set[int]) -> None:
+    import time
+
+    deadline = time.monotonic() + 10
+    while set(_worker_processes()) - before and time.monotonic() < deadline:
+        time.sleep(0.05)  # (a worker that is told to stop takes a moment to be gone)
+    assert set(_worker_processes()) - before == set()
+
+
+def _slow_to_load(folder):
+    handler = folder / "slow_to_load.py"
+    handler.write_text(
+        "import time\ntime.sleep(1)\n\ndef handler(request):\n    return request.ok()\n"
+    )
+    return handler
+
+
+def _in_the_dev_servers_engine(folder, scenario) -> None:
+    """`scenario(engine)` in an engine that loads each sandbox on a thread of its own."""
+    import asyncio
+
+    from pfunc.clock import Clock
+    from pfunc.engine import open_engine
+    from pfunc.limits import resolve_profile
+    from pfunc.project import Project
+
+    async def run() -> None:
+        project = Project(root=folder, config_file=None)
+        profile = resolve_profile("classic")
+        async with open_engine(project, profile, Clock(), threaded=True) as engine:
+            await scenario(engine)
+
+    asyncio.run(run())
+
+
+def test_a_load_on_a_thread_whose_caller_is_cancelled_leaves_no_worker(tmp_path):
+    """In pfunc dev each sandbox loads on a thread of its own; when the execution that
+    asked for it is cancelled meanwhile (the server stopping, say), the worker process the
+    thread started is closed once loaded, not left running until pfunc exits."""
+    import asyncio
+
+    import pytest
+
+    from pfunc.events import MessageEvent
+
+    handler = _slow_to_load(tmp_path)
+    before = set(_worker_processes())
+
+    async def scenario(engine) -> None:
+        executor = engine.functions.executor_for_file(handler)
+        running = asyncio.ensure_future(executor.run(MessageEvent("before-publish", {})))
+        await asyncio.sleep(0.3)  # the worker is loading the handler now
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        await asyncio.sleep(1.5)  # the load has finished on its thread
+
+    _in_the_dev_servers_engine(tmp_path, scenario)
+    _no_worker_left_beside(before)
+
+
+def test_a_reload_that_ends_after_its_function_went_leaves_no_worker(tmp_path):
+    """A reload still loading when its function leaves pfunc.toml closes what it loaded
+    instead of pooling it in the closed pool, where nothing would close it."""
+    import asyncio
+
+    from pfunc.events import MessageEvent
+    from pfunc.project import Project
+    from pfunc.project_file import parse_project
+
+    _slow_to_load(tmp_path)
+    (tmp_path / "pfunc.toml").write_text(
+        '[[functions]]\nname = "slow"\nfile = "slow_to_load.py"\n'
+        'event = "before-publish"\nchannels = ["c"]\n'
+    )
+    before = set(_worker_processes())
+
+    async def scenario(engine) -> None:
+        project = parse_project(tmp_path / "pfunc.toml")
+        engine.functions.replace_project(project)
+        executor = engine.functions.executor(project.functions[0])
+        assert (await executor.run(MessageEvent("before-publish", {}))).outcome == "ok"
+        executor.handler.write_text(executor.handler.read_text() + "# saved again\n")
+        reloading = asyncio.ensure_future(executor.reload())
+        await asyncio.sleep(0.3)  # the new version is loading now
+        engine.functions.replace_project(Project(root=tmp_path, config_file=None))  # gone
+        assert await reloading is None
+
+    _in_the_dev_servers_engine(tmp_path, scenario)
+    _no_worker_left_beside(before)

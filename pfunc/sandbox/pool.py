@@ -20,7 +20,10 @@ from pfunc.sandbox import Sandbox
 from pfunc.sandbox.inline import INLINE_GUARD, InlineGuardStop
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from pfunc.runtime import Runtime
+    from pfunc.sandbox.threads import SandboxThread
 
 
 # Loaded sandboxes kept for reuse: up to as many as run at once (the executor allows 8),
@@ -48,6 +51,15 @@ def close_warm() -> None:
 
 
 atexit.register(close_warm)
+
+
+def _discard(loading: Future[Sandbox], home: SandboxThread) -> None:
+    """A load whose caller has gone: close what it built, then its thread."""
+    try:
+        if not loading.cancelled() and loading.exception() is None:
+            loading.result().close()
+    finally:
+        home.close()
 
 
 def _move(sandbox: Sandbox, inline: bool) -> None:
@@ -197,6 +209,8 @@ class SandboxPool:
                 raise
         # The dev server gives each sandbox a thread and event loop of its own: QuickJS
         # releases the GIL while it runs, so a runaway handler does not stall the server.
+        import asyncio
+
         from pfunc.sandbox.threads import SandboxThread
 
         home = SandboxThread()
@@ -204,10 +218,13 @@ class SandboxPool:
         async def load() -> Sandbox:
             return self._build(source)
 
+        loading = home.submit(load())
         try:
-            sandbox = await home.run(load())
+            # Shielded: a caller cancelled meanwhile (a stop, a client gone) must not drop
+            # a sandbox the thread has built (a Python handler's worker process).
+            sandbox = await asyncio.shield(asyncio.wrap_future(loading))
         except BaseException:
-            home.close()
+            loading.add_done_callback(lambda _: _discard(loading, home))
             raise
         sandbox.home = home
         return sandbox
@@ -288,6 +305,9 @@ class SandboxPool:
             return failure
         except Exception as fault:  # the host could not start a sandbox (fds, fork...)
             return HandlerLoadError("LoadError", f"{self.display_path}: could not load: {fault!r}")
+        if self.closed:  # the function went (a reload of pfunc.toml) while this loaded
+            fresh.close()
+            return None
         self.reload_failed = False
         self.loaded_source = source
         self.loaded_since = int(time.time() * 1000)
