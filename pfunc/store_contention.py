@@ -6,9 +6,8 @@ never block, so it only fails when another process holds the write lock); on SQL
 it is retried here. In the dev server the wait happens on aiosqlite's thread, so that its
 loop stays free for other requests; elsewhere (the command line, `pfunc test`) there is
 nothing to keep free, and the plain connection waits itself, in slices between which
-Ctrl-C is heard. Either way the
-wait ends with the calling execution's time (CALL_DEADLINE), so that nothing commits
-after an execution has ended as a timeout.
+Ctrl-C is heard. Either way the wait ends with the calling execution's time
+(CALL_DEADLINE), so that nothing commits after an execution has ended as a timeout.
 """
 
 from __future__ import annotations
