@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -375,6 +376,10 @@ def test_pfunc_test_n_answers_as_pfunc_test_does(tmp_path):
     )
     assert serial[0] == spread[0] == 2 and "cannot write it" in spread[1]
     assert "Traceback" not in spread[1] and "1 passed" in serial[1]
+    if os.path.exists("/dev/full"):  # ... or one that fails as it is written (a full disk)
+        (serial, spread) = both("--junit", "/dev/full", "-k", "greets", "hello.test.toml")
+        assert serial[0] == spread[0] == 2 and "/dev/full: cannot write it" in spread[1]
+        assert "Traceback" not in spread[1] and "1 passed" in spread[1]
     # a pfunc.toml that cannot be read: one line, exit 2, before any process starts
     (folder / "pfunc.toml").write_text("[limits\n")
     (serial, spread) = both("hello.test.toml")
@@ -488,3 +493,49 @@ def test_pfunc_test_n_reports_and_writes_junit_as_pfunc_test_does(tmp_path):
     assert serial.code == spread.code == 1
     assert timeless("serial.xml") == timeless("spread.xml")
     assert f'file="{folder / "hello.test.toml"}"' in timeless("serial.xml")
+
+
+COPIES = """
+[[scenario]]
+name = "fails for each function"
+function = ["one", "two", "three", "four"]
+
+[[scenario.step]]
+publish = { message = { name = "x" } }
+expect = { message = { greeting = "not this" } }
+"""
+
+
+def test_pfunc_test_n_runs_folders_named_as_routes_and_orders_copies_as_pfunc_test(tmp_path):
+    """A folder named [id] (as web projects name routes) is a path pytest refuses as an
+    argument: -n ran nothing and said nothing. The copies of one scenario run against
+    several functions share its line: -n ordered them as its workers finished."""
+    import re
+
+    folder = scenario_folder(tmp_path)
+    (folder / "pfunc.toml").write_text(
+        "".join(
+            f'[[functions]]\nname = "{name}"\nfile = "hello.js"\n'
+            f'event = "before-publish"\nchannels = ["{name}"]\n\n'
+            for name in ("one", "two", "three", "four")
+        )
+    )
+    routes = folder / "routes" / "[id]"
+    routes.mkdir(parents=True)
+    (routes / "copies.test.toml").write_text(COPIES)
+    (routes / "more::.test.toml").write_text(COPIES.replace("fails for", "fails too for"))
+    serial = invoke_cli("test", "routes", "--junit", "serial.xml", cwd=folder)
+    spread = run_cli("test", "-n", "3", "routes", "--junit", "spread.xml", cwd=folder)
+    assert serial.code == spread.code == 1, spread.stdout + spread.stderr
+    assert "8 failed" in spread.stdout
+    headers = re.findall(r"_ scenario: (.+?) _", spread.stdout)
+    copies = [f"for each function [{name}]" for name in ("one", "two", "three", "four")]
+    assert headers == [f"fails {copy}" for copy in copies] + [f"fails too {c}" for c in copies]
+
+    def timeless(name: str) -> str:
+        return re.sub(r'time="[0-9.]+"', "", (folder / name).read_text())
+
+    assert timeless("serial.xml") == timeless("spread.xml")
+    # a file named on its own, in such a folder
+    alone = run_cli("test", "-n", "2", "routes/[id]/copies.test.toml", cwd=folder)
+    assert alone.code == 1 and "4 failed" in alone.stdout, alone.stdout + alone.stderr

@@ -292,7 +292,7 @@ class PfuncHarness:
 
     def advance(self, span: float | str) -> None:
         """Move the clock: seconds, or text like "6m", "2h", "1d"."""
-        from pfunc.testing.scenario import parse_span
+        from pfunc.testing.spans import parse_span
 
         self.clock.advance(parse_span(span))
 
@@ -340,6 +340,7 @@ from pfunc.testing.pytest_scenarios import (  # noqa: E402, F401
     pytest_collect_file,
     pytest_collection_modifyitems,
     pytest_configure,
+    pytest_ignore_collect,
     pytest_sessionfinish,
 )
 

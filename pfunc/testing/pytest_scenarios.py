@@ -40,6 +40,12 @@ def add_scenario_options(group: pytest.OptionGroup) -> None:
         help="write the scenarios' JUnit XML as pfunc test --junit does (pfunc test -n)",
     )
     group.addoption(
+        "--pfunc-files",
+        metavar="PATH",
+        help="collect only the scenario files listed in PATH, one per line, in that order "
+        "(pfunc test -n: pytest refuses paths with [ or :: as arguments)",
+    )
+    group.addoption(
         "--pfunc-exit-codes",
         action="store_true",
         help="exit as pfunc test does: 2 when a step cannot run as written, 1 when any "
@@ -107,10 +113,19 @@ class PfuncExitCodes:
             named = _named_files(config)
             start = config.invocation_params.dir
 
-            def file_order(case: dict[str, Any]) -> tuple[int, int]:
-                return named.get((start / case["file"]).resolve(), len(named)), case["line"]
+            def file_order(case: dict[str, Any]) -> tuple[int, int, int]:
+                where = named.get((start / case["file"]).resolve(), len(named))
+                return where, case["line"], case.get("place", 0)
 
-            write_junit_cases(sorted(self.cases, key=file_order), self.junit)
+            try:
+                write_junit_cases(sorted(self.cases, key=file_order), self.junit)
+            except OSError as error:  # (a full disk): one line and exit 2, as pfunc test
+                import sys
+
+                reason = error.strerror or error
+                sys.stderr.write(f"Error: --junit {self.junit}: cannot write it: {reason}\n")
+                session.exitstatus = 2
+                return
         if self.malformed:
             session.exitstatus = 2
         elif session.testsfailed:
@@ -131,11 +146,31 @@ def _named(file_path: Path, config: pytest.Config) -> bool:
     return file_path in _named_files(config)
 
 
+_LISTED = pytest.StashKey[dict[Path, int]]()
+
+
 def _named_files(config: pytest.Config) -> dict[Path, int]:
-    """The paths named on the command line, resolved, and their order there (pfunc test
-    -n names its files in the order it reports them)."""
-    start = config.invocation_params.dir
-    return {(start / arg.split("::")[0]).resolve(): n for n, arg in enumerate(config.args)}
+    """The paths named on the command line (or listed by --pfunc-files), resolved, and
+    their order there (pfunc test -n names its files in the order it reports them)."""
+    listing = config.getoption("pfunc_files", None)
+    if listing is None:
+        start = config.invocation_params.dir
+        return {(start / arg.split("::")[0]).resolve(): n for n, arg in enumerate(config.args)}
+    if _LISTED not in config.stash:
+        lines = Path(listing).read_text(encoding="utf-8").splitlines()
+        config.stash[_LISTED] = {Path(line): n for n, line in enumerate(lines) if line}
+    return config.stash[_LISTED]
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With --pfunc-files, everything but the listed files and the folders above them."""
+    if config.getoption("pfunc_files", None) is None:
+        return None
+    listed = _named_files(config)
+    where = collection_path.resolve()
+    if where in listed:
+        return False
+    return not any(where in file.parents for file in listed)
 
 
 def _in_file_order(session: pytest.Session) -> None:
@@ -146,10 +181,12 @@ def _in_file_order(session: pytest.Session) -> None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     named = _named_files(config)
 
-    def file_order(report: Any) -> tuple[int, str, int]:
+    def file_order(report: Any) -> tuple[int, str, int, int]:
         path, line, _ = getattr(report, "location", None) or (report.nodeid, 0, "")
         where = (config.rootpath / str(path)).resolve()
-        return named.get(where, len(named)), str(path), line or 0
+        cases = [json.loads(v) for key, v in getattr(report, "user_properties", ()) if key == CASE]
+        place = cases[0].get("place", 0) if cases else 0  # (copies of one scenario share a line)
+        return named.get(where, len(named)), str(path), line or 0, place
 
     for kind in ("failed", "error"):
         reports = getattr(reporter, "stats", {}).get(kind)

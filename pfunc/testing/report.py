@@ -112,6 +112,7 @@ def junit_case(result: ScenarioResult) -> dict[str, Any]:
         "file": str(result.scenario.path),
         "name": result.scenario.name,
         "line": result.scenario.line,
+        "place": result.scenario.place,  # (orders the cases, not written)
         "seconds": result.duration_ms / 1000,
         "failure": None if result.failure is None else failure_text(result),
         # A step that cannot run is JUnit's error (the test could not run), not a failure.
@@ -125,6 +126,7 @@ def crashed_case(scenario: Any, error: BaseException) -> dict[str, Any]:
         "file": str(scenario.path),
         "name": scenario.name,
         "line": scenario.line,
+        "place": scenario.place,
         "seconds": 0.0,
         "failure": f"the scenario could not run: {type(error).__name__}: {error}",
         "error": type(error).__name__,

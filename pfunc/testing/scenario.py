@@ -8,7 +8,6 @@ event and check what happened. Mistakes in a file are reported with its path and
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from pfunc.project import relative_to_cwd
 from pfunc.project_file import MOCK_KEYS, parse_mock, read_toml
 from pfunc.result import OUTCOMES
 from pfunc.testing.scenario_lines import ScenarioLines
+from pfunc.testing.spans import parse_span
 from pfunc.testing.toml_text import json_misfit, shown
 
 SCENARIO_KEYS = {"name", "function", "file", "now", "limits", "seed", "kv", "counters"}
@@ -73,9 +73,6 @@ EXPECTATIONS: dict[str, tuple[Any, str]] = {
 }
 EXPECT_KEYS = set(EXPECTATIONS)
 DEFAULT_NOW = "2026-01-01T00:00:00Z"
-MAX_SPAN = 100 * 365 * 86400.0  # the clock stays a date Python and JavaScript can show
-_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_SPAN_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass
@@ -111,25 +108,13 @@ class Scenario:
     mocks: list[dict[str, Any]] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     store: str = "memory"  # "disk": a SQLite file in a temporary folder
+    # Its place among its file's scenarios: the copies of one [[scenario]] that names
+    # several functions share its line, and are reported in this order.
+    place: int = 0
 
     @property
     def id(self) -> str:
         return f"{self.path}::{self.name}"
-
-
-def parse_span(value: Any) -> float:
-    """Seconds from a number of seconds or text like "6m", "90s", "2h", "1d"."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value) or value < 0 or value > MAX_SPAN:
-            raise ValueError(f"{value!r} is not a duration from 0 to 100 years")
-        return float(value)
-    match = _SPAN.match(str(value))
-    if not match:
-        raise ValueError(f'{value!r} is not a duration; write seconds or text like "6m"')
-    seconds = float(match.group(1)) * _SPAN_SECONDS[match.group(2) or "s"]
-    if seconds > MAX_SPAN:
-        raise ValueError(f"{value!r} is longer than 100 years")
-    return seconds
 
 
 def load_scenarios(path: Path) -> list[Scenario]:
@@ -163,7 +148,8 @@ def load_scenarios(path: Path) -> list[Scenario]:
         else:
             scenarios.append(_scenario(path, lines, index, entry))
     first_line: dict[str, int] = {}
-    for scenario in scenarios:
+    for place, scenario in enumerate(scenarios):
+        scenario.place = place
         # pytest, IDEs and JUnit tell scenarios apart by name: one name, one scenario.
         if (earlier := first_line.get(scenario.name)) is not None:
             message = f'a scenario named "{scenario.name}" is already on line {earlier}'
