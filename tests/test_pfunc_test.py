@@ -940,6 +940,89 @@ def test_a_save_path_or_a_variable_that_is_not_there_says_so(tmp_path):
     assert run.code == 2 and "${token}: no earlier step saved 'token'" in run.stdout, run.stdout
 
 
+def test_a_saved_object_or_number_used_as_a_key_is_its_json_text(tmp_path):
+    """A table key that is only a saved value (an object, a number) is its JSON text, as
+    inside a longer text: it was the value itself, which broke the whole run with a
+    traceback (an unhashable dict; a number as a header name)."""
+    (tmp_path / "echo.js").write_text(
+        "const db = require('kvstore');\n"
+        "export default async (request, response) => {\n"
+        "  await db.set('{\"a\":1}', 'x');\n"
+        "  response.headers['7'] = 'seven';\n"
+        "  return response.send({ obj: { a: 1 }, n: 7 });\n};\n"
+    )
+    (tmp_path / "keys.test.toml").write_text(
+        '[[scenario]]\nname = "keys"\nfile = "echo.js"\n\n'
+        '[[scenario.step]]\nrequest = { path = "/" }\nsave = { obj = "json.obj", n = "json.n" }\n\n'
+        '[[scenario.step]]\nrequest = { path = "/" }\n'
+        'expect = { kv = { "${obj}" = "x" }, headers = { "${n}" = "seven" } }\n\n'
+        '[[scenario.step]]\nrequest = { path = "/" }\n'
+        'expect = { kv = { "${obj}" = "absent" } }\n'
+    )
+    run = run_cli("test", "keys.test.toml", cwd=tmp_path)
+    assert run.code == 1 and "Traceback" not in run.stdout + run.stderr, run.stdout
+    assert 'kv.{"a":1}: expected "absent", got "x"' in run.stdout, run.stdout
+    assert "step 3 (request GET /)" in run.stdout and "step 2" not in run.stdout
+
+
+def test_a_scenario_that_runs_out_of_time_in_a_reused_context_runs_once(tmp_path):
+    """A scenario failing on an error in a context an earlier scenario used runs again in
+    a new one (memory an earlier load kept may have caused it). Not when it ran out of
+    time: it would in a new context too, and the run waited out the limit twice."""
+    from pfunc.testing.runner import run_scenario
+    from pfunc.testing.scenario import load_scenarios
+
+    (tmp_path / "pfunc.toml").write_text("[limits]\ntimeout = 0.5\n")
+    (tmp_path / "l.js").write_text(
+        "export default (request) => { while (request.message.spin) {} return request.ok(); };\n"
+    )
+    scenarios = "".join(
+        f'[[scenario]]\nname = "{name}"\nfile = "l.js"\n\n'
+        f"[[scenario.step]]\npublish = {{ message = {{ spin = {spin} }} }}\n\n"
+        for name, spin in (("quick", "false"), ("runs away", "true"))
+    )
+    (tmp_path / "l.test.toml").write_text(scenarios)
+    quick, runaway = load_scenarios(tmp_path / "l.test.toml")
+    engines = []
+
+    async def count(engine) -> None:
+        engines.append(engine)
+
+    async def both() -> None:
+        assert (await run_scenario(quick)).passed
+        result = await run_scenario(runaway, count)
+        assert result.results[0].error.type == "TimeoutError"
+
+    asyncio.run(both())
+    assert len(engines) == 1
+
+
+def test_disk_stores_a_stopped_run_left_are_removed_by_the_next(tmp_path, monkeypatch):
+    """Ctrl-C ends pfunc test at once, leaving the folder of a disk scenario it stopped;
+    the next run's first disk scenario removes those of processes that have ended, and
+    no other."""
+    import os
+    import tempfile
+
+    from pfunc.testing import scenario_stores
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(scenario_stores, "_swept", False)
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    left = tmp_path / f"pfunc-scenario-{ended.pid}-abc"
+    (left / "kv.sqlite3").parent.mkdir()
+    (left / "kv.sqlite3").write_bytes(b"x" * 1000)
+    running = tmp_path / f"pfunc-scenario-{os.getppid()}-abc"
+    running.mkdir()
+    with scenario_stores.scenario_store_folder() as folder:
+        assert folder.parent == tmp_path and folder.name.startswith(
+            f"pfunc-scenario-{os.getpid()}-"
+        )
+        assert not left.exists() and running.exists()
+    assert not folder.exists()
+
+
 def test_a_byte_order_mark_is_no_part_of_a_scenario_file(tmp_path):
     from pfunc.testing.scenario import load_scenarios
 

@@ -9,7 +9,6 @@ import functools
 import json
 import os
 import re
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -36,6 +35,7 @@ from pfunc.project_file import load_project, parse_mock
 from pfunc.result import Result
 from pfunc.testing.expect import Mismatch, check
 from pfunc.testing.scenario import Scenario, Step
+from pfunc.testing.scenario_stores import scenario_store_folder
 
 KINDS_BY_TRIGGER = {trigger: kinds_triggered_by(trigger)[0] for trigger in TRIGGERS}
 
@@ -229,20 +229,23 @@ class ScenarioRun:
                 marker = "${" + name + "}"
                 if value == marker:
                     return saved
-                value = value.replace(
-                    marker, saved if isinstance(saved, str) else json.dumps(saved)
-                )
+                value = value.replace(marker, saved if isinstance(saved, str) else _text(saved))
             for unknown in _MARKER.finditer(value):
                 self._check_marker(unknown.group(1), step)
             return value
         if isinstance(value, dict):
             return {
-                self.substitute(key, step): self.substitute(item, step)
-                for key, item in value.items()
+                self._key(key, step): self.substitute(item, step) for key, item in value.items()
             }
         if isinstance(value, list):
             return [self.substitute(item, step) for item in value]
         return value
+
+    def _key(self, key: str, step: Step) -> str:
+        """A table's key with what was saved put in: always text (a key that is only a
+        saved object or number is its JSON, as inside a longer text)."""
+        text = self.substitute(key, step)
+        return text if isinstance(text, str) else _text(text)
 
     def remember(self, step: Step, result: Result) -> list[Mismatch]:
         """Save what the step names; a path the result does not have fails the step."""
@@ -310,7 +313,7 @@ async def run_scenario(
     replay (the dev console's) leaves nothing parked."""
     started = time.perf_counter()
     outcome, renewed = await _run_once(scenario, inspect, warm)
-    if renewed and not outcome.passed and any(r.outcome == "error" for r in outcome.results):
+    if renewed and not outcome.passed and any(_reuse_may_explain(r) for r in outcome.results):
         # A reused context keeps what earlier loads allocated (up to an eighth of the
         # memory limit): a scenario that fails on an error in one is run again in new
         # ones, so that its outcome is what it would be alone (one near its memory limit
@@ -318,6 +321,21 @@ async def run_scenario(
         outcome, _ = await _run_once(scenario, inspect, warm=False)
     outcome.duration_ms = (time.perf_counter() - started) * 1000
     return outcome
+
+
+def _text(saved: Any) -> str:
+    """A saved value that is not text, put into text: its JSON as JavaScript's
+    JSON.stringify writes it (a handler's keys are made so)."""
+    return json.dumps(saved, separators=(",", ":"), ensure_ascii=False)
+
+
+def _reuse_may_explain(result: Result) -> bool:
+    """An error that a reused context might have caused. Not the time limit: a handler
+    that runs out of time does so in a new context too, and running it again doubled
+    the wait (20 s a scenario at the default limit)."""
+    return result.outcome == "error" and (
+        result.error is None or result.error.type != "TimeoutError"
+    )
 
 
 _PROJECTS: dict[str, tuple[tuple[int, int, int] | None, Project]] = {}  # by scenario folder
@@ -400,8 +418,7 @@ async def _run_once(
         # A fresh store per scenario: in memory unless the scenario asks for a file.
         kv_path = Path(":memory:")
         if scenario.store == "disk":
-            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="pfunc-test-"))
-            kv_path = Path(folder) / "kv.sqlite3"
+            kv_path = stack.enter_context(scenario_store_folder()) / "kv.sqlite3"
         async with open_engine(
             scenario_project,
             profile,
