@@ -458,6 +458,26 @@ def test_a_stop_waits_for_requests_in_progress_and_a_second_ctrl_c_cuts_it_short
         server.stop()
 
 
+@pytest.mark.subprocess
+def test_ctrl_c_as_soon_as_the_ready_line_is_read_stops_the_server_as_usual(tmp_path):
+    """A script that starts pfunc dev, reads its ready line and stops it at once: the
+    Ctrl-C used to reach asyncio's own handler before pfunc's, ending the server with
+    "Aborted!" and 130 (a forced stop) instead of its usual stop."""
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-r"\npublish_key = "pub-c-r"\n\n'
+        '[[functions]]\nname = "ok"\nfile = "ok.js"\nevent = "on-request"\npath = "ok"\n'
+    )
+    (tmp_path / "ok.js").write_text("export default (request, response) => response.send('ok');\n")
+    for _ in range(3):
+        server = DevProcess(tmp_path, "--no-intervals")
+        try:
+            server.process.send_signal(signal.SIGINT)
+            assert server.process.wait(timeout=15) == 0
+            assert server.wait_for(lambda e: e["type"] == "stopped").get("forced") is None
+        finally:
+            server.stop()
+
+
 def test_a_clients_publish_is_answered_before_after_publish_functions_end(tmp_path, gate):
     """PubNub acknowledges a publish once the message is published; after-publish
     functions run on their own. Here the function is held at a gate until the answer

@@ -350,3 +350,24 @@ def test_a_pfunc_toml_save_keeps_the_timers_of_interval_functions_it_left_alone(
 
 def key_interval(timers: dict, name: str) -> int:
     return next(key[3] for key in timers if key[0] == name)
+
+
+def test_the_watchers_own_stop_race_is_not_printed(tmp_path: Path, caplog) -> None:
+    """watchdog logs an event read as its thread ends at ERROR, which Python printed on
+    pfunc dev's terminal under a Ctrl-C now and then; its other errors still show."""
+    import logging
+
+    async def main() -> None:
+        async def on_change(paths: set[Path]) -> None:
+            pass
+
+        reloader = Reloader(tmp_path, asyncio.get_running_loop(), on_change)
+        reloader.start()
+        reloader.stop()
+
+    asyncio.run(main())
+    logger = logging.getLogger("watchdog.observers.inotify")
+    with caplog.at_level(logging.ERROR, logger=logger.name):
+        logger.error("InotifyEmitter.queue_events() called when the thread is inactive")
+        logger.error("another of watchdog's errors")
+    assert caplog.messages == ["another of watchdog's errors"]

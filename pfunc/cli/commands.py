@@ -21,6 +21,7 @@ from pfunc import __version__
 from pfunc.cli.options import (
     EXIT_FAILED,
     EXIT_OK,
+    ctrl_c_exits_130,
     execute,
     session_options,
     stop_at_once_on_ctrl_c,
@@ -219,44 +220,46 @@ def dev(
 ) -> None:
     """Serve the project and its web console: on-request URLs, a PubNub REST subset, hot
     reload, intervals."""
-    import asyncio
+    # Ctrl-C while it loads (once it serves, serve's own handlers take it over).
+    with ctrl_c_exits_130():
+        import asyncio
 
-    from pfunc.cli.session import prepare_session
-    from pfunc.server.log import DevLog
-    from pfunc.server.serve import serve
+        from pfunc.cli.session import prepare_session
+        from pfunc.server.log import DevLog
+        from pfunc.server.serve import serve
 
-    try:
-        session = prepare_session(options)
-        if session.project.config_file is None:
-            raise PfuncUsageError(
-                "no pfunc.toml here or above; pfunc dev serves a project. Create one with "
-                "pfunc init, or cd into a project"
+        try:
+            session = prepare_session(options)
+            if session.project.config_file is None:
+                raise PfuncUsageError(
+                    "no pfunc.toml here or above; pfunc dev serves a project. Create one with "
+                    "pfunc init, or cd into a project"
+                )
+            if record is not None and not record.name.endswith(".test.toml"):
+                raise PfuncUsageError(
+                    f"--record {record}: name a scenario file ending in .test.toml, so that "
+                    "pfunc test finds it (e.g. --record tests/recorded.test.toml)"
+                )
+            root = session.project.root.resolve()
+            if record is not None and not record.resolve().is_relative_to(root):
+                # Its scenarios name the project's functions, found from the file's folder up.
+                raise PfuncUsageError(
+                    f"--record {record}: the file must be inside the project ({root}), whose "
+                    "functions its scenarios name (e.g. --record tests/recorded.test.toml)"
+                )
+            asyncio.run(
+                serve(
+                    session,
+                    host,
+                    port,
+                    intervals=not no_intervals,
+                    log=DevLog(session.as_json),
+                    subscribe_timeout=subscribe_timeout,
+                    record=record.resolve() if record else None,
+                )
             )
-        if record is not None and not record.name.endswith(".test.toml"):
-            raise PfuncUsageError(
-                f"--record {record}: name a scenario file ending in .test.toml, so that "
-                "pfunc test finds it (e.g. --record tests/recorded.test.toml)"
-            )
-        root = session.project.root.resolve()
-        if record is not None and not record.resolve().is_relative_to(root):
-            # Its scenarios name the project's functions, found from the file's folder up.
-            raise PfuncUsageError(
-                f"--record {record}: the file must be inside the project ({root}), whose "
-                "functions its scenarios name (e.g. --record tests/recorded.test.toml)"
-            )
-        asyncio.run(
-            serve(
-                session,
-                host,
-                port,
-                intervals=not no_intervals,
-                log=DevLog(session.as_json),
-                subscribe_timeout=subscribe_timeout,
-                record=record.resolve() if record else None,
-            )
-        )
-    except PfuncUsageError as error:
-        usage_failure(str(error))
+        except PfuncUsageError as error:
+            usage_failure(str(error))
 
 
 @main.command()

@@ -13,6 +13,17 @@ import contextlib
 
 
 def main() -> None:
+    try:
+        _main()
+    except KeyboardInterrupt:  # before a command takes Ctrl-C over (Python's own imports)
+        import sys
+
+        with contextlib.suppress(OSError):
+            sys.stderr.write("Aborted!\n")
+        raise SystemExit(130) from None
+
+
+def _main() -> None:
     import gc
 
     collecting = gc.isenabled()

@@ -12,6 +12,7 @@ import click
 
 from pfunc.cli.options import (
     EXIT_FAILED,
+    ctrl_c_exits_130,
     store_options,
     to_reader,
     usage_failure,
@@ -61,18 +62,6 @@ def store_failures() -> Iterator[None]:
         sys.exit(EXIT_FAILED)
 
 
-@contextlib.contextmanager
-def _ctrl_c_exits_130() -> Iterator[None]:
-    """Ctrl-C: "Aborted!" and 130, as a shell reports a command it ended (click's own
-    exit is 1, which a script reads as get's "no item"). A write interrupted mid-way is
-    one SQLite transaction, rolled back."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        click.echo("Aborted!", err=True)
-        sys.exit(130)
-
-
 def _kv(
     options: dict[str, Any],
     action: Callable[[Any], Any],
@@ -97,7 +86,7 @@ def _kv(
                 click.echo(f"warning: {warning}", err=True)
             return outcome
 
-    with _ctrl_c_exits_130(), store_failures():
+    with ctrl_c_exits_130(), store_failures():
         session = prepare_session(options)
         path = session.kv_path
         if reads:
@@ -113,7 +102,7 @@ def _kv(
             loop.close()
         if session.kv_path != path:  # (said once it answered: a refused one says only why)
             click.echo(f"(no store at {path} yet: nothing stored)", err=True)
-    with _ctrl_c_exits_130(), to_reader():
+    with ctrl_c_exits_130(), to_reader():
         if session.as_json:
             import json
 

@@ -35,6 +35,19 @@ def stop_at_once_on_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@contextlib.contextmanager
+def ctrl_c_exits_130() -> Iterator[None]:
+    """Ctrl-C: "Aborted!" and 130, as a shell reports a command it ended (click's own
+    exit is 1, which a script reads as a failure of the command's own: kv get's "no
+    item", pfunc test's "a scenario failed"). A write interrupted mid-way is one SQLite
+    transaction, rolled back."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo("Aborted!", err=True)
+        sys.exit(130)
+
+
 def execute(prepare: Callable[[], Any], renderer: str) -> Any:
     """Prepare and execute a plan, then print its JSON or its report (imported late).
 

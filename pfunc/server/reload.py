@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -49,6 +50,10 @@ def _interesting(path: str) -> bool:
     return name in WATCHED_NAMES or (
         path.endswith(WATCHED_SUFFIXES) and "/.pfunc/" not in path and not name.startswith(".")
     )
+
+
+def _not_the_stop_race(record: logging.LogRecord) -> bool:
+    return "called when the thread is inactive" not in record.getMessage()
 
 
 class Reloader(FileSystemEventHandler):
@@ -162,6 +167,9 @@ class Reloader(FileSystemEventHandler):
         self._unschedule(watches)
 
     def stop(self) -> None:
+        # watchdog logs its own stop's race (an event read as its thread ends) at ERROR,
+        # which Python's last-resort handler printed under a Ctrl-C now and then.
+        logging.getLogger("watchdog.observers.inotify").addFilter(_not_the_stop_race)
         self._observer.stop()
         self._observer.join(timeout=2)
 

@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -139,9 +139,12 @@ async def running_server(
     log: LogEvent,
     subscribe_timeout: float | None = None,
     record: Path | None = None,
+    before_ready: Callable[[], None] | None = None,
 ) -> AsyncIterator[DevServer]:
     """The dev server listening, watching files and logging, until the block ends. It
-    logs "ready" (with the bound port) once it serves, and "stopped" at the end."""
+    logs "ready" (with the bound port) once it serves, and "stopped" at the end;
+    `before_ready` runs just before that line (what a reader of it may do next, such as
+    Ctrl-C, is then in hand)."""
     aiohttp_log = logging.getLogger("aiohttp.server")
     aiohttp_log.addHandler(handler := _AiohttpLog(log))
     aiohttp_log.propagate = False
@@ -191,6 +194,13 @@ async def running_server(
                 f"bound to {host}: other machines can reach this server and "
                 "its functions; use --host 127.0.0.1 to keep it local"
             )
+        # Everything built so far lives as long as the server: out of the collector's
+        # sight, a full collection under load scans only what requests made (p99). What
+        # is garbage already is collected first, and the freeze ends with the server.
+        gc.collect()
+        gc.freeze()
+        if before_ready is not None:
+            before_ready()
         log(
             {
                 "type": "ready",
@@ -212,11 +222,6 @@ async def running_server(
                 "warnings": warnings,
             }
         )
-        # Everything built so far lives as long as the server: out of the collector's
-        # sight, a full collection under load scans only what requests made (p99). What
-        # is garbage already is collected first, and the freeze ends with the server.
-        gc.collect()
-        gc.freeze()
         try:
             yield server
         finally:
@@ -271,6 +276,17 @@ async def serve(
     # for it each time. 1 ms rather than Python's 5 halved the tail of the requests
     # served meanwhile (p99 8-12 ms against 11-26 ms, bench/run.py's retry loop).
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def stop_on_ctrl_c() -> None:
+        # Before the ready line: a Ctrl-C sent once it is read stops the server as one
+        # sent later does (it reached asyncio.run's own handler, which ended it as 130).
+        # While it loads, Ctrl-C ends it at once (commands.py).
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, stop.set)
+
     async with running_server(
         session,
         host,
@@ -279,13 +295,9 @@ async def serve(
         log=log,
         subscribe_timeout=subscribe_timeout,
         record=record,
+        before_ready=stop_on_ctrl_c,
     ) as server:
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
         _read_console(loop, server)
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, stop.set)
         await stop.wait()
 
         def stop_now() -> None:
