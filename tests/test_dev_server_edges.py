@@ -342,6 +342,33 @@ def test_dev_record_saves_scenarios_that_pfunc_test_passes(tmp_path: Path):
     assert run.code == 0 and "1 passed, 0 failed" in run.stdout, run.stdout + run.stderr
 
 
+@pytest.mark.subprocess
+def test_dev_record_replays_off_the_servers_loop(tmp_path: Path):
+    """--record replays each execution to check that it repeats; the replay of a runaway
+    runs to its limit. Other requests are served meanwhile: the replay ran on the
+    server's own loop, which it held (and Ctrl-C with it) to the limit."""
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-rr"\npublish_key = "pub-c-rr"\n\n'
+        "[limits]\ntimeout = 2\n\n"
+        '[[functions]]\nname = "spin"\nfile = "spin.js"\nevent = "on-request"\npath = "spin"\n\n'
+        '[[functions]]\nname = "ok"\nfile = "ok.js"\nevent = "on-request"\npath = "ok"\n'
+    )
+    (tmp_path / "spin.js").write_text("export default () => { for (;;) {} };\n")
+    (tmp_path / "ok.js").write_text("export default (request, response) => response.send('ok');\n")
+    server = DevProcess(tmp_path, "--no-intervals", "--record", "tests/rec.test.toml")
+    try:
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-rr/spin")[0] == 500
+        # The runaway's replay is under way now, for the next 2 s.
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-rr/ok")[0] == 200
+        seen = []
+        server.wait_for(lambda e: seen.append(e) or e.get("function") == "ok")
+        assert not [e for e in seen if e["type"] in ("recorded", "record-error")], seen
+        replayed = server.wait_for(lambda e: e["type"] in ("recorded", "record-error"))
+        assert replayed["type"] == "recorded" and replayed["name"].startswith("spin:")
+    finally:
+        server.stop()
+
+
 def test_an_on_request_response_is_sent_in_the_charset_its_content_type_names(tmp_path):
     """The handler's content type goes out as it wrote it, and its text in the charset
     it names (UTF-8 when it names none, or one nobody knows)."""
