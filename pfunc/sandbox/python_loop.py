@@ -14,9 +14,11 @@ Standard library only: the worker imports it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import selectors
 import signal
+import threading
 import time
 import weakref
 from typing import Any
@@ -85,6 +87,7 @@ def new_loop() -> asyncio.AbstractEventLoop:
     selector = _WatchfulSelector()
     loop = asyncio.SelectorEventLoop(selector)
     _SELECTORS[loop] = selector
+    loop.set_default_executor(CountingExecutor())  # (see end_default_executor)
     return loop
 
 
@@ -115,3 +118,49 @@ def cancel_all(loop: asyncio.AbstractEventLoop, rounds: int = 3) -> bool:
         except BaseException:  # a wait nothing ends, or the loop itself ended (a signal's)
             return False
     return not any(not task.done() for task in asyncio.all_tasks(loop))
+
+
+class CountingExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The worker loop's default executor (asyncio.to_thread, run_in_executor(None, ...)),
+    which knows whether any of its work is unfinished: its threads cannot tell (one whose
+    work has just ended is still in its work item's frame when the handler goes on)."""
+
+    def __init__(self) -> None:
+        super().__init__(thread_name_prefix="asyncio")
+        self.unfinished = 0
+        self._counting = threading.Lock()
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        future = super().submit(fn, *args, **kwargs)
+        with self._counting:
+            self.unfinished += 1
+        future.add_done_callback(self._finished)  # (before the loop's own: it is first)
+        return future
+
+    def _finished(self, _: concurrent.futures.Future[Any]) -> None:
+        with self._counting:
+            self.unfinished -= 1
+
+
+def end_default_executor(
+    loop: asyncio.AbstractEventLoop, busy: float, idle: float, until: float | None
+) -> None:
+    """End the threads the loop's default executor keeps, idle, after their work, so that
+    only one still at work counts as left running; the next to_thread starts a new one.
+    They are waited for `busy` seconds in all when any work is unfinished, else `idle`,
+    and never past `until` (time.monotonic())."""
+    # (asyncio's own: a handler's shutdown_default_executor() would refuse later to_thread)
+    loop._executor_shutdown_called = False  # type: ignore[attr-defined]
+    executor = getattr(loop, "_default_executor", None)
+    threads = list(getattr(executor, "_threads", ()))
+    if isinstance(executor, CountingExecutor) and not threads:
+        return  # unused: kept
+    loop._default_executor = CountingExecutor()  # type: ignore[attr-defined]
+    if executor is None:
+        return
+    finished = isinstance(executor, CountingExecutor) and executor.unfinished == 0
+    executor.shutdown(wait=False)  # idle threads end at once; one at work goes on
+    end = time.monotonic() + (idle if finished else busy)
+    end = end if until is None else min(end, until)
+    for thread in threads:
+        thread.join(max(end - time.monotonic(), 0.0))

@@ -36,6 +36,7 @@ from pfunc.sandbox.python_loop import (
     DeadlinePassed,
     NothingCanWake,
     cancel_all,
+    end_default_executor,
     new_loop,
     run_until,
 )
@@ -156,7 +157,13 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
             "the handler left a timer running (signal.alarm or signal.setitimer); pfunc "
             "cancelled it, so that it cannot go off in a later execution"
         )
-    _end_idle_executor(execution.deadline)
+    deadline = execution.deadline
+    end_default_executor(
+        _LOOP,
+        EXECUTOR_ENDS,
+        IDLE_EXECUTOR_ENDS,
+        None if deadline is None else deadline - BEFORE_THE_HOST_STOPS,
+    )
     left = _left_running() + ([replaced] if replaced else [])
     return {
         "op": "done",
@@ -169,10 +176,10 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
 
 
 _NOT_ENDED = "an asyncio task did not end when cancelled; the worker was replaced"
-IDLE_THREADS_END = 0.05  # seconds, for all of an execution's idle executor threads
-# The worker's own waits end this long before the execution's deadline, at which the
-# host stops the whole worker.
-BEFORE_THE_HOST_STOPS = 0.05
+# Seconds for the default executor's threads to end after an execution: all of them,
+# when one is still at work; idle ones end once scheduled, which a busy machine puts off.
+EXECUTOR_ENDS, IDLE_EXECUTOR_ENDS = 0.05, 1.0
+BEFORE_THE_HOST_STOPS = 0.05  # the worker's own waits end so long before the deadline
 
 
 def _finish_leftover_tasks(execution: _Execution) -> str | None:
@@ -221,26 +228,6 @@ def _os_threads() -> int:
         return max(os.stat("/proc/self/task").st_nlink - 2, 1)
     except OSError:
         return 1
-
-
-def _end_idle_executor(deadline: float | None) -> None:
-    """The loop's default executor (asyncio.to_thread, run_in_executor(None, ...)) keeps
-    its threads after their work, idle: ended after each execution, so that only a thread
-    still at work counts as left running (the next to_thread makes a new executor). Its
-    idle threads are given IDLE_THREADS_END in all to end, within the execution's time."""
-    # (asyncio's own attributes: a handler's shutdown_default_executor() would otherwise
-    # refuse every later to_thread of this worker)
-    _LOOP._executor_shutdown_called = False  # type: ignore[attr-defined]
-    executor = getattr(_LOOP, "_default_executor", None)
-    if executor is None:
-        return
-    _LOOP._default_executor = None  # type: ignore[attr-defined]
-    executor.shutdown(wait=False)  # idle threads end at once; one at work goes on
-    until = time.monotonic() + IDLE_THREADS_END
-    if deadline is not None:
-        until = min(until, deadline - BEFORE_THE_HOST_STOPS)
-    for thread in list(getattr(executor, "_threads", ())):
-        thread.join(max(until - time.monotonic(), 0.0))
 
 
 def _left_running() -> list[str]:
