@@ -16,7 +16,7 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -73,6 +73,23 @@ def lock_wait_ms() -> int:
     if deadline is None:
         return BUSY_TIMEOUT_MS
     return max(0, min(BUSY_TIMEOUT_MS, int((deadline - time.monotonic()) * 1000)))
+
+
+@contextlib.asynccontextmanager
+async def _turn_of(turn: asyncio.Lock) -> AsyncIterator[None]:
+    """The slow connection's turn, waited for no longer than the lock itself may be (the
+    calling execution's time): the calls before it wait out theirs one after the other,
+    and an execution behind two of them ran 30 s past its 10 s limit."""
+    import asyncio
+
+    try:
+        await asyncio.wait_for(turn.acquire(), lock_wait_ms() / 1000)
+    except TimeoutError:
+        raise sqlite3.OperationalError("database is locked") from None
+    try:
+        yield
+    finally:
+        turn.release()
 
 
 def _opened(opening: asyncio.Future[Any]) -> bool:
@@ -133,7 +150,7 @@ class LockWaits:
 
         async def statement() -> list[Any]:
             slow, turn = await self._connection()
-            async with turn:
+            async with _turn_of(turn):
                 await slow.execute(f"PRAGMA busy_timeout={lock_wait_ms()}")
                 return list(await slow.execute_fetchall(sql, params))
 
@@ -144,7 +161,7 @@ class LockWaits:
 
         async def transaction() -> None:
             slow, turn = await self._connection()
-            async with turn:
+            async with _turn_of(turn):
                 await slow.execute(f"PRAGMA busy_timeout={lock_wait_ms()}")
                 await slow.execute("BEGIN IMMEDIATE")
                 try:  # (as commit_or_roll_back, on the slow connection's thread)
@@ -177,13 +194,22 @@ class LockWaits:
 
     async def _at_home(self, work: Coroutine[Any, Any, T]) -> T:
         """Run `work` on the loop that owns the aiosqlite connection (the calling
-        execution's deadline goes with it: the hop copies the context)."""
+        execution's deadline goes with it: the hop copies the context). Outside an
+        execution (the REST API), the wait for the turn and the lock together ends after
+        BUSY_TIMEOUT_MS, as one statement's would."""
         import asyncio
 
-        loop = asyncio.get_running_loop()
-        if self.home is None or self.home is loop:
-            return await work
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self.home))
+        own_deadline = None
+        if CALL_DEADLINE.get() is None:
+            own_deadline = CALL_DEADLINE.set(time.monotonic() + BUSY_TIMEOUT_MS / 1000)
+        try:
+            loop = asyncio.get_running_loop()
+            if self.home is None or self.home is loop:
+                return await work
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self.home))
+        finally:
+            if own_deadline is not None:
+                CALL_DEADLINE.reset(own_deadline)
 
     async def _connection(self) -> tuple[aiosqlite.Connection, asyncio.Lock]:
         import asyncio

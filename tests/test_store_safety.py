@@ -439,3 +439,41 @@ def test_calls_meeting_the_lock_together_share_one_wait_connection_closed_with_t
         assert _lock_wait_threads() == before
 
     asyncio.run(scenario())
+
+
+def test_a_call_queued_behind_another_wait_for_the_lock_ends_with_its_execution(tmp_path):
+    """The dev server's waits for another process's lock take turns on one connection;
+    a call's wait for its turn ends with its execution's time too. It waited out the
+    calls before it (a REST statement's 10 s each), then committed after its execution
+    had ended."""
+    from pfunc.store import KVStore
+    from pfunc.store_contention import CALL_DEADLINE
+
+    path = tmp_path / "kv.sqlite3"
+
+    async def scenario() -> tuple[list[object], int]:
+        store = KVStore.open(path)
+        store.lock_waits.home = asyncio.get_running_loop()
+        store.lock_waits.keep_loop_free = True  # as in pfunc dev
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # the write lock, as another writer holds it
+        # No execution's: waits for the lock up to 10 s, holding the turn meanwhile.
+        rest = asyncio.ensure_future(store.incr_counter("sub-c-x", "rest", 1))
+        await asyncio.sleep(0.2)
+
+        async def in_an_execution() -> int:
+            CALL_DEADLINE.set(time.monotonic() + 0.3)  # (this task's own context)
+            return await store.incr_counter("sub-c-x", "late", 1)
+
+        execution = asyncio.ensure_future(in_an_execution())
+        await asyncio.sleep(1.0)  # past the execution's time
+        holder.execute("COMMIT")
+        holder.close()
+        outcomes = await asyncio.gather(rest, execution, return_exceptions=True)
+        late = await store.get_counter("sub-c-x", "late")
+        await store.close()
+        return outcomes, late
+
+    (rest, execution), late = asyncio.run(scenario())
+    assert rest == 1
+    assert isinstance(execution, sqlite3.OperationalError) and late == 0
