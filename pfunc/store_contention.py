@@ -92,6 +92,30 @@ async def _turn_of(turn: asyncio.Lock) -> AsyncIterator[None]:
         turn.release()
 
 
+async def _in_time(slow: aiosqlite.Connection, statements: Statements) -> list[Any]:
+    """The statements as one transaction on the slow connection (the rows of the last),
+    committed only within the calling execution's time: one that took the lock as its
+    execution ended as a timeout wrote after it. A wait cut short (the execution ended,
+    a stop) still rolls back a BEGIN that takes the lock after it: the ROLLBACK queues
+    behind it on the connection's thread."""
+    import asyncio
+
+    try:
+        await slow.execute("BEGIN IMMEDIATE")
+        rows: list[Any] = []
+        for sql, params in statements:
+            rows = list(await slow.execute_fetchall(sql, params))
+        deadline = CALL_DEADLINE.get()
+        if deadline is not None and time.monotonic() > deadline:
+            raise sqlite3.OperationalError("database is locked")  # (as if it had not got it)
+        await slow.execute("COMMIT")
+        return rows
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):  # (none active: the BEGIN never got it)
+            await asyncio.shield(slow.execute("ROLLBACK"))
+        raise
+
+
 def _opened(opening: asyncio.Future[Any]) -> bool:
     """Whether an opening of the slow connection has ended with the connection."""
     return opening.done() and not opening.cancelled() and opening.exception() is None
@@ -146,13 +170,16 @@ class LockWaits:
                     self._fast.execute("PRAGMA busy_timeout=0")
 
     async def run(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        """One statement on the slow connection, off the loop."""
+        """One statement on the slow connection, off the loop (a write as a transaction of
+        its own: see _in_time)."""
 
         async def statement() -> list[Any]:
             slow, turn = await self._connection()
             async with _turn_of(turn):
                 await slow.execute(f"PRAGMA busy_timeout={lock_wait_ms()}")
-                return list(await slow.execute_fetchall(sql, params))
+                if sql.lstrip()[:6].upper() == "SELECT":
+                    return list(await slow.execute_fetchall(sql, params))
+                return await _in_time(slow, [(sql, params)])
 
         return await self._at_home(statement())
 
@@ -163,15 +190,7 @@ class LockWaits:
             slow, turn = await self._connection()
             async with _turn_of(turn):
                 await slow.execute(f"PRAGMA busy_timeout={lock_wait_ms()}")
-                await slow.execute("BEGIN IMMEDIATE")
-                try:  # (as commit_or_roll_back, on the slow connection's thread)
-                    for sql, params in statements:
-                        await slow.execute(sql, params)
-                    await slow.execute("COMMIT")
-                except BaseException:
-                    if slow.in_transaction:
-                        await slow.execute("ROLLBACK")
-                    raise
+                await _in_time(slow, statements)
 
         await self._at_home(transaction())
 
