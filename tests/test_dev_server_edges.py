@@ -369,6 +369,63 @@ def test_dev_record_replays_off_the_servers_loop(tmp_path: Path):
         server.stop()
 
 
+# pfunc dev started as a system whose threads get a small stack unless they ask (musl's
+# 128 KiB; here glibc's default, the stack limit at start, 1 MiB), its main thread 8 MiB.
+SMALL_THREAD_STACKS = (
+    "import resource, runpy, sys\n"
+    "resource.setrlimit(resource.RLIMIT_STACK, (8 << 20, resource.RLIM_INFINITY))\n"
+    "sys.argv = ['pfunc', *sys.argv[1:]]\n"
+    "runpy.run_module('pfunc', run_name='__main__')\n"
+)
+
+
+@pytest.mark.subprocess
+def test_dev_record_replays_deep_recursion_on_a_thread_with_the_engines_stack(tmp_path: Path):
+    """The replay of a deeply recursive handler runs on a thread given the stack QuickJS
+    needs, as the sandboxes' threads are: on the default one of such a system, the
+    replay ended the whole server (SIGSEGV)."""
+    import resource
+    import subprocess
+    import sys
+
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-d"\npublish_key = "pub-c-d"\n\n'
+        '[[functions]]\nname = "deep"\nfile = "deep.js"\nevent = "on-request"\npath = "deep"\n'
+    )
+    (tmp_path / "deep.js").write_text(
+        "function f(n) { return n === 0 ? 0 : 1 + f(n - 1); }\n"
+        "export default (request, response) => response.send({ depth: f(600) });\n"
+    )
+    if resource.getrlimit(resource.RLIMIT_STACK)[1] != resource.RLIM_INFINITY:
+        pytest.skip("the stack limit's hard limit is set: cannot give the main thread 8 MiB")
+
+    def small_stacks() -> None:
+        resource.setrlimit(resource.RLIMIT_STACK, (1 << 20, resource.RLIM_INFINITY))
+
+    dev = ["dev", "--port", "0", "--json", "--no-intervals", "--record", "tests/rec.test.toml"]
+    server = subprocess.Popen(
+        [sys.executable, "-c", SMALL_THREAD_STACKS, *dev],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=small_stacks,
+    )
+    try:
+        assert server.stdout is not None
+        events = (json.loads(line) for line in server.stdout)
+        port = next(e for e in events if e["type"] == "ready")["port"]
+        url = f"http://127.0.0.1:{port}/v1/blocks/sub-key/sub-c-d/deep"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            assert json.loads(answer.read()) == {"depth": 600}
+        recorded = next(e for e in events if e["type"] in ("recorded", "record-error"))
+        assert recorded["type"] == "recorded", recorded
+        assert server.poll() is None
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
 def test_an_on_request_response_is_sent_in_the_charset_its_content_type_names(tmp_path):
     """The handler's content type goes out as it wrote it, and its text in the charset
     it names (UTF-8 when it names none, or one nobody knows)."""

@@ -524,6 +524,9 @@ def test_pfunc_test_n_runs_folders_named_as_routes_and_orders_copies_as_pfunc_te
     routes.mkdir(parents=True)
     (routes / "copies.test.toml").write_text(COPIES)
     (routes / "more::.test.toml").write_text(COPIES.replace("fails for", "fails too for"))
+    # A link to a folder above: pfunc test does not follow it, nor may -n (pytest would,
+    # and run each scenario again).
+    (routes / "up").symlink_to("..", target_is_directory=True)
     serial = invoke_cli("test", "routes", "--junit", "serial.xml", cwd=folder)
     spread = run_cli("test", "-n", "3", "routes", "--junit", "spread.xml", cwd=folder)
     assert serial.code == spread.code == 1, spread.stdout + spread.stderr

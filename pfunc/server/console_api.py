@@ -271,7 +271,6 @@ class Console:
     async def _capture(self, entry: Entry, target: Path, name: str | None = None) -> Captured:
         """The execution as a scenario in `target` (save as scenario, --record), refused
         unless it ran the project's files as they are now (its check replays them)."""
-        from pfunc.aio import run_on_new_loop
         from pfunc.testing.capture import capture  # the test runner: only when saving
 
         assert entry.result is not None
@@ -283,7 +282,13 @@ class Console:
         # Off the server's loop: the replay runs the handler in an engine of its own, whose
         # JavaScript runs on the calling thread and whose Python worker is waited for on it
         # (on the loop, a runaway's replay held every request, and Ctrl-C, to its limit).
-        return await asyncio.to_thread(run_on_new_loop, replay)
+        # A thread of the sandboxes' kind: QuickJS needs its stack (threads.py).
+        from pfunc.sandbox.threads import SandboxThread
+
+        home = SandboxThread()
+        replaying = home.submit(replay)
+        replaying.add_done_callback(lambda _: home.close())
+        return await asyncio.wrap_future(replaying)
 
     def scenario_file(self, given: Any) -> Path:
         """A *.test.toml file inside the project; nothing else may be written."""

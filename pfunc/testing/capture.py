@@ -12,6 +12,7 @@ dropped, and named, so that the file passes as written.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from pfunc.testing.scenario import load_scenarios
 KV_WRITES = {"set", "setItem", "removeItem", "incrCounter"}
 DROPPED_HEADERS = {"host", "content-length", "connection", "accept-encoding"}
 ATTEMPTS = 4  # runs to settle the expectations (each may drop what did not repeat)
+_PROBES = itertools.count()  # each replay's probe file its own
 
 
 SAVED_SINCE = (
@@ -199,7 +201,8 @@ async def capture(
     writes = scenario.pop("_writes")
     relaxed: list[str] = []
     after: dict[str, Any] = {}
-    probe = target.with_name(f".{target.name}.{os.getpid()}.probe.test.toml")
+    # (one of its own: the console's save and --record may replay at once)
+    probe = target.with_name(f".{target.name}.{os.getpid()}.{next(_PROBES)}.probe.test.toml")
 
     async def inspect(engine: Engine) -> None:
         store, keyset = engine.runtime.store, engine.runtime.keyset.subscribe_key

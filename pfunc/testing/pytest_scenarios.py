@@ -166,6 +166,8 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     """With --pfunc-files, everything but the listed files and the folders above them."""
     if config.getoption("pfunc_files", None) is None:
         return None
+    if collection_path.is_symlink():  # reached by its own path too, as pfunc test reads
+        return True  # it (a link to a folder above would run its scenarios twice)
     listed = _named_files(config)
     where = collection_path.resolve()
     if where in listed:
