@@ -338,12 +338,18 @@ def process_ended(pid: int) -> bool:
 
 
 def process_descendants(pid: int) -> list[int]:
-    """The processes below `pid`, from the kernel's children lists (one gone meanwhile
-    has none)."""
+    """The processes below `pid`, from the kernel's children lists: each of its threads
+    has its own, of the processes that thread started (one gone meanwhile has none)."""
+    children: list[str] = []
     try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return []
+    for task in tasks:
+        try:
+            children += (task / "children").read_text().split()
+        except OSError:
+            continue
     found: list[int] = []
     for child in children:
         found += [int(child), *process_descendants(int(child))]

@@ -1057,22 +1057,15 @@ def test_the_wait_for_left_tasks_leaves_nothing_on_the_workers_loop_at_its_deadl
 
 def _worker_processes() -> list[int]:
     """This process's Python handler workers, whichever of its threads started them."""
-    from pathlib import Path
+    import os
 
-    found = []
-    for task in Path("/proc/self/task").iterdir():
-        try:
-            children = (task / "children").read_text().split()
-        except OSError:
-            continue
-        for child in children:
-            try:
-                command = Path(f"/proc/{child}/cmdline").read_text()
-            except OSError:
-                continue
-            if "pfunc.sandbox.python_worker" in command:
-                found.append(int(child))
-    return found
+    from tests.conftest import process_command, process_descendants
+
+    return [
+        pid
+        for pid in process_descendants(os.getpid())
+        if "pfunc.sandbox.python_worker" in process_command(pid)
+    ]
 
 
 def _no_worker_left_beside(before: set[int]) -> None:

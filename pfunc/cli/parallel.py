@@ -61,19 +61,20 @@ def run_with_pytest(
         processes = ["-n", str(min(count, int(workers)))]
     # Node ids (and JUnit names) relative to a folder above every file: the files keep
     # their paths in the report, wherever they are.
-    rootdir = os.path.commonpath([os.getcwd(), *(str(f.resolve().parent) for f in files)])
+    resolved = [file.resolve() for file in files]
+    rootdir = os.path.commonpath([os.getcwd(), *(str(f.parent) for f in resolved)])
     with tempfile.TemporaryDirectory(prefix="pfunc-test-") as empty:
         # None of the project's pytest settings; no folder skipped by its name (build/,
         # .ci/): only the listed files are collected (the plugin's --pfunc-files).
         settings = Path(empty) / "pytest.ini"
         settings.write_text("[pytest]\nnorecursedirs =\n", encoding="utf-8")
         listing = Path(empty) / "files.txt"
-        listing.write_text("".join(f"{f.resolve()}\n" for f in files), encoding="utf-8")
+        listing.write_text("".join(f"{f}\n" for f in resolved), encoding="utf-8")
         command = [sys.executable, "-m", "pytest", "-q", "-c", str(settings)]
         command += [f"--rootdir={rootdir}", "--noconftest", "-p", "no:cacheprovider"]
         command += ["-p", "xdist.plugin", "-p", "pfunc.testing.pytest_plugin"]
         command += [*processes, "--pfunc-exit-codes", f"--pfunc-files={listing}"]
-        command += [_folder_argument(files)]
+        command += [_folder_argument(resolved)]
         if pattern is not None:
             command += [f"--pfunc-select={pattern}"]  # one argument, even for "-x"
         if first_failure:
@@ -86,12 +87,12 @@ def run_with_pytest(
     return code if code in (_PASSED, _FAILED, _MALFORMED) else _MALFORMED
 
 
-def _folder_argument(files: list[Path]) -> str:
-    """A folder above every file, as pytest takes an argument: a path with "[" or "::" in
-    it is refused as a test's id (a folder named [id], as web projects name routes), so
-    the nearest folder above without them, relative to here."""
+def _folder_argument(resolved: list[Path]) -> str:
+    """A folder above every file (resolved), as pytest takes an argument: a path with "["
+    or "::" in it is refused as a test's id (a folder named [id], as web projects name
+    routes), so the nearest folder above without them, relative to here."""
     here = os.getcwd()
-    folder = Path(os.path.commonpath([str(f.resolve().parent) for f in files]))
+    folder = Path(os.path.commonpath([str(f.parent) for f in resolved]))
     while True:
         argument = os.path.relpath(folder, here)
         if "[" not in argument and "::" not in argument:

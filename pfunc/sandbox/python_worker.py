@@ -157,13 +157,8 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
             "the handler left a timer running (signal.alarm or signal.setitimer); pfunc "
             "cancelled it, so that it cannot go off in a later execution"
         )
-    deadline = execution.deadline
-    end_default_executor(
-        _LOOP,
-        EXECUTOR_ENDS,
-        IDLE_EXECUTOR_ENDS,
-        None if deadline is None else deadline - BEFORE_THE_HOST_STOPS,
-    )
+    until = _before_the_host_stops(execution)
+    end_default_executor(_LOOP, EXECUTOR_ENDS, IDLE_EXECUTOR_ENDS, until)
     left = _left_running() + ([replaced] if replaced else [])
     return {
         "op": "done",
@@ -182,6 +177,12 @@ EXECUTOR_ENDS, IDLE_EXECUTOR_ENDS = 0.05, 1.0
 BEFORE_THE_HOST_STOPS = 0.05  # the worker's own waits end so long before the deadline
 
 
+def _before_the_host_stops(execution: _Execution) -> float | None:
+    """When the worker's own waits end (time.monotonic()): a little before the deadline,
+    at which the host stops the whole worker; None without a limit."""
+    return None if execution.deadline is None else execution.deadline - BEFORE_THE_HOST_STOPS
+
+
 def _finish_leftover_tasks(execution: _Execution) -> str | None:
     """asyncio tasks the handler started and did not await: as a JavaScript handler's
     un-awaited work, they may finish within the time limit (their module calls reported as
@@ -190,9 +191,9 @@ def _finish_leftover_tasks(execution: _Execution) -> str | None:
     pending = [task for task in asyncio.all_tasks(_LOOP) if not task.done()]
     if not pending:
         return None
-    # A little before the limit: the host stops the whole worker at it. Tasks that nothing
-    # could end are cancelled at once (a timer of the wait's own would hide them).
-    deadline = None if execution.deadline is None else execution.deadline - BEFORE_THE_HOST_STOPS
+    # Tasks that nothing could end are cancelled at once (a timer of the wait's own would
+    # hide them).
+    deadline = _before_the_host_stops(execution)
     at_limit = stopped = False
     try:
         run_until(_LOOP, asyncio.wait(pending), deadline)
