@@ -144,23 +144,24 @@ class CountingExecutor(concurrent.futures.ThreadPoolExecutor):
 
 def end_default_executor(
     loop: asyncio.AbstractEventLoop, busy: float, idle: float, until: float | None
-) -> None:
+) -> int:
     """End the threads the loop's default executor keeps, idle, after their work, so that
     only one still at work counts as left running; the next to_thread starts a new one.
     They are waited for `busy` seconds in all when any work is unfinished, else `idle`,
-    and never past `until` (time.monotonic())."""
+    and never past `until` (time.monotonic()). How many threads it had."""
     # (asyncio's own: a handler's shutdown_default_executor() would refuse later to_thread)
     loop._executor_shutdown_called = False  # type: ignore[attr-defined]
     executor = getattr(loop, "_default_executor", None)
     threads = list(getattr(executor, "_threads", ()))
     if isinstance(executor, CountingExecutor) and not threads:
-        return  # unused: kept
+        return 0  # unused: kept
     loop._default_executor = CountingExecutor()  # type: ignore[attr-defined]
     if executor is None:
-        return
+        return 0
     finished = isinstance(executor, CountingExecutor) and executor.unfinished == 0
     executor.shutdown(wait=False)  # idle threads end at once; one at work goes on
     end = time.monotonic() + (idle if finished else busy)
     end = end if until is None else min(end, until)
     for thread in threads:
         thread.join(max(end - time.monotonic(), 0.0))
+    return len(threads)

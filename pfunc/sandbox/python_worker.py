@@ -158,8 +158,8 @@ def _run(handler: Callable[..., Any], execution: _Execution, handler_file: str) 
             "cancelled it, so that it cannot go off in a later execution"
         )
     until = _before_the_host_stops(execution)
-    end_default_executor(_LOOP, EXECUTOR_ENDS, IDLE_EXECUTOR_ENDS, until)
-    left = _left_running() + ([replaced] if replaced else [])
+    ended = end_default_executor(_LOOP, EXECUTOR_ENDS, IDLE_EXECUTOR_ENDS, until)
+    left = _left_running(ended, until) + ([replaced] if replaced else [])
     return {
         "op": "done",
         "settled": not waiting,
@@ -231,14 +231,27 @@ def _os_threads() -> int:
         return 1
 
 
-def _left_running() -> list[str]:
+def _threads_left(ended: int, until: float | None) -> int:
+    """Every thread but the main one, started with threading or with _thread (which
+    threading does not list): the interpreter counts them all once each has started
+    running, the kernel one _thread.start_new_thread made that has not yet, and also one
+    of the `ended` executor threads just joined, which a busy machine may not have let
+    finish its exit. After those, the two are read again until they agree, for
+    IDLE_EXECUTOR_ENDS at most, within the execution's limit."""
+    end = time.monotonic() + (IDLE_EXECUTOR_ENDS if ended else 0.0)
+    end = end if until is None else min(end, until)
+    while True:
+        counted, listed = _thread._count(), _os_threads() - 1
+        if listed <= counted or time.monotonic() >= end:
+            return max(counted, listed)
+        time.sleep(0.001)
+
+
+def _left_running(ended: int, until: float | None) -> list[str]:
     """Threads and child processes the execution left behind (the host then replaces this
     worker, killing its process group)."""
     left = []
-    # Every thread but the main one, started with threading or with _thread (which
-    # threading does not list): the interpreter counts them all, once each has started
-    # running; the kernel counts one _thread.start_new_thread made that has not yet.
-    threads = max(_thread._count(), _os_threads() - 1)
+    threads = _threads_left(ended, until)
     if threads:
         left.append(f"the handler left {threads} thread(s) running; the worker was replaced")
     # Below the intermediate parent (a subreaper: a child that left its own parent is
