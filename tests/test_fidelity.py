@@ -72,6 +72,28 @@ def test_request_body_is_a_primitive_string_unless_it_is_a_json_object(
     assert json.loads(result.response["body"]) == expected
 
 
+ECHO = """
+export default (request, response) => {
+  console.log(request.body);
+  response.headers["x-keys"] = Object.keys(request.body).join(",");
+  return response.send(request.body);
+};
+"""
+
+
+@pytest.mark.parametrize("body", ["", "[1,2]", '"text"', '{"event":"x","n":1}', "{not json"])
+def test_request_body_echoed_logged_and_listed_is_the_raw_text(harness, write_handler, body):
+    """Production's body is a primitive string: sent back and logged as it came, and its
+    keys are its characters' indices (the fields pfunc attaches to a JSON object's body
+    are not listed)."""
+    result = harness.request(write_handler(ECHO), method="POST", body=body)
+    assert result.outcome == "response", result.error
+    assert result.response["body"] == body
+    assert "content-type" not in result.response["headers"]
+    assert result.response["headers"]["x-keys"] == ",".join(str(i) for i in range(len(body)))
+    assert [line["text"] for line in result.logs] == [body]
+
+
 @pytest.fixture
 def echo_server():
     """A real local HTTP service: answers the request it got (method, content type, body)

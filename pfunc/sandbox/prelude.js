@@ -28,6 +28,7 @@ var console;
   const __pfunc_calleeOf = __pfunc_calleeReader.callee; // callee.js, evaluated just before
   const __pfunc_callOf = __pfunc_calleeReader.callOf;
   const __pfunc_define = Object.defineProperty;
+  const __pfunc_stringValue = String.prototype.valueOf;
   const objectPrototype = Object.prototype;
   const arrayPrototype = Array.prototype;
 
@@ -213,8 +214,21 @@ var console;
     }
   }
 
-  function __pfunc_formatted(value) {
+  // A String object's text (pfunc's JSON-object request.body is one, where production
+  // gives a primitive string), or undefined for any other value.
+  function __pfunc_textOf(value) {
     if (typeof value === "string") return value;
+    if (!(value instanceof String)) return undefined;
+    try {
+      return __pfunc_stringValue.call(value);
+    } catch (notAString) { // an object made with String.prototype as its prototype
+      return undefined;
+    }
+  }
+
+  function __pfunc_formatted(value) {
+    const text = __pfunc_textOf(value);
+    if (text !== undefined) return text;
     if (value instanceof Error) return (value.name || "Error") + ": " + value.message;
     if (value === undefined) return "undefined";
     if (typeof value === "function") return "[Function " + (value.name || "anonymous") + "]";
@@ -767,7 +781,7 @@ var console;
     {
       for (const key of Object.keys(parsed)) {
         try {
-          Object.defineProperty(body, key, { value: parsed[key], enumerable: true, writable: true, configurable: true });
+          Object.defineProperty(body, key, { value: parsed[key], enumerable: false, writable: true, configurable: true });
         } catch (error) {
           // keys a String cannot take (e.g. "length") stay reachable through JSON.parse
         }
@@ -778,6 +792,17 @@ var console;
 
   function __pfunc_hasHeader(headers, name) {
     return Object.keys(headers).some(function __pfunc_sameName(key) { return key.toLowerCase() === name; });
+  }
+
+  // What response.send(body) sends: strings (request.body echoed back too) as they are,
+  // objects as JSON (saying so unless the handler did), anything else as its text.
+  function __pfunc_sentText(body, headers) {
+    const text = __pfunc_textOf(body);
+    if (text !== undefined) return text;
+    if (body === undefined || body === null) return "";
+    if (typeof body !== "object") return String(body);
+    if (!__pfunc_hasHeader(headers, "content-type")) headers["content-type"] = "application/json";
+    return __pfunc_stringify(body);
   }
 
   function __pfunc_httpRequest(event, execution) {
@@ -805,13 +830,7 @@ var console;
       send: function __pfunc_send(body, status) {
         const headers = {};
         for (const key of Object.keys(response.headers || {})) headers[key] = String(response.headers[key]);
-        let text;
-        if (body === undefined || body === null) text = "";
-        else if (typeof body === "string") text = body;
-        else if (typeof body === "object") {
-          text = __pfunc_stringify(body);
-          if (!__pfunc_hasHeader(headers, "content-type")) headers["content-type"] = "application/json";
-        } else text = String(body);
+        const text = __pfunc_sentText(body, headers);
         const code = status !== undefined ? Number(status) : Number(response.status);
         if (!Number.isInteger(code) || code < 100 || code > 599) {
           throw new TypeError("response.send(): status must be an HTTP status code (100 to 599), got " +
