@@ -95,7 +95,12 @@ class Bus:
         # Handlers of a file message see the verb "publish", as their kinds' rows say.
         event_verb = None if verb == FILE else verb
         current = message
-        for kind in kinds_triggered_by(verb, "before"):
+        # PubNub's pubnub module: "Published payloads must be valid JSON. Strings won't
+        # trigger Functions." A function's string message is delivered and runs none.
+        triggers = hop == 1 or not isinstance(message, str)
+        if not triggers:
+            report.not_triggered = self._bound_names(verb, channel)
+        for kind in kinds_triggered_by(verb, "before") if triggers else ():
             for function in self.functions.bound_to(kind, channel):
                 spec.message = current
                 event = build_event(kind, spec, hop=hop, verb=event_verb)
@@ -120,7 +125,7 @@ class Bus:
         spec.message = current
         after = [
             (function, build_event(kind, spec, hop=hop, verb=event_verb))
-            for kind in kinds_triggered_by(verb, "after")
+            for kind in (kinds_triggered_by(verb, "after") if triggers else ())
             for function in self.functions.bound_to(kind, channel)
         ]
         if after and not after_waits:
@@ -130,6 +135,14 @@ class Bus:
             return report
         report.executions.extend(await self._run_all(after))
         return report
+
+    def _bound_names(self, verb: str, channel: str) -> list[str]:
+        return [
+            function.name
+            for phase in ("before", "after")
+            for kind in kinds_triggered_by(verb, phase)
+            for function in self.functions.bound_to(kind, channel)
+        ]
 
     async def _run_all(self, runs: list[tuple[Any, Event]]) -> list[Result]:
         return [await self.functions.executor(function).run(event) for function, event in runs]

@@ -163,6 +163,8 @@ class PublishReport:
     meta: dict[str, Any] | None = None
     # Mobile push notifications this publish would send (nothing leaves the machine).
     pushes: list[dict[str, Any]] = field(default_factory=list)
+    # Functions bound to the channel that a function's string message does not trigger.
+    not_triggered: list[str] = field(default_factory=list)
 
     @property
     def dropped(self) -> str | None:
@@ -188,6 +190,7 @@ class PublishReport:
             "stopped_by": self.stopped_by,
             "executions": [result.to_json() for result in self.executions],
             **({"pushes": self.pushes} if self.pushes else {}),
+            **({"not_triggered": self.not_triggered} if self.not_triggered else {}),
         }
 
 

@@ -74,6 +74,61 @@ def test_chain_a_b_c_d_stops_before_the_fourth_hop(tmp_path):
     assert "D.js" not in human
 
 
+@pytest.mark.parametrize("verb", ["publish", "fire", "signal"])
+def test_a_functions_string_message_is_delivered_and_triggers_no_function(tmp_path, verb):
+    """PubNub's pubnub module: "Published payloads must be valid JSON. Strings won't trigger
+    Functions." A client's string still triggers them (hop 1); an object from a function
+    does too."""
+    kind = "signal" if verb == "signal" else "publish"
+    write_project(
+        tmp_path,
+        f"""
+        [project]
+        name = "strings"
+        [[functions]]
+        name = "relay"
+        file = "relay.js"
+        event = "after-publish"
+        channels = ["in"]
+        [[functions]]
+        name = "watcher"
+        file = "watcher.js"
+        event = "before-{kind}"
+        channels = ["out"]
+        """,
+        {
+            "relay.js": f"""
+            const pubnub = require("pubnub");
+            export default async (request) => {{
+              await pubnub.{verb}({{ channel: "out", message: request.message.send }});
+              return request.ok();
+            }};
+            """,
+            "watcher.js": "export default (request) => request.ok();",
+        },
+    )
+
+    def relayed(send: object) -> dict:
+        run = run_cli("publish", "in", json.dumps({"send": send}), "--json", cwd=tmp_path)
+        assert run.code == 0, run.stderr
+        return run.json()["executions"][0]
+
+    relay = relayed("just a string")
+    (out,) = relay["triggered"]
+    assert out["executions"] == [] and out["not_triggered"] == ["watcher"]
+    assert out["delivered"] is True and out["message"] == "just a string"
+    assert any('"watcher" did not run' in warning for warning in relay["warnings"])
+
+    relay = relayed({"text": "an object"})
+    (out,) = relay["triggered"]
+    assert [execution["function"] for execution in out["executions"]] == ["watcher.js"]
+    assert "not_triggered" not in out and relay["warnings"] == []
+
+    if verb == "publish":  # a client's string (hop 1) runs the functions bound to it
+        run = run_cli("publish", "out", '"from a client"', "--json", cwd=tmp_path)
+        assert [execution["function"] for execution in run.json()["executions"]] == ["watcher.js"]
+
+
 def test_before_functions_run_in_order_then_delivery_then_after(harness, tmp_path):
     write_project(
         tmp_path,

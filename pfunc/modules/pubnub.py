@@ -82,6 +82,13 @@ class PubNubModule:
             params=publish_params(method, options),
         )
         context.triggered.append(report)
+        if report.not_triggered:
+            context.warn(
+                f'pubnub.{method}: the message to "{channel}" is a string, and PubNub runs no '
+                f"function for a function's string message (its JSON requirement), so "
+                f"{', '.join(map(json.dumps, report.not_triggered))} did not run; send an object to "
+                "trigger them"
+            )
         if report.drop is not None:
             context.warn(report.drop.message)
             # Past the hop limit PubNub drops the publish quietly; a message too large
