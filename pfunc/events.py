@@ -19,6 +19,7 @@ from typing import Any
 
 from pfunc.channels import DEFAULT_CHANNEL
 from pfunc.errors import PfuncUsageError
+from pfunc.file_messages import DEFAULT_FILE, as_file_message, file_message
 
 # --- the table of event kinds -----------------------------------------------------------
 
@@ -211,35 +212,6 @@ def presence_message(
     return message
 
 
-# A file event someone describes without naming a file (pfunc run --event, scenarios).
-DEFAULT_FILE = {"id": "00000000-0000-4000-8000-000000000000", "name": "file.txt"}
-
-
-def file_message(text: Any, file: dict[str, str]) -> dict[str, Any]:
-    """What PubNub publishes for a file, and what file handlers see as request.message:
-    the text sent with it (or null) and the file's id and name."""
-    return {"message": text, "file": {"id": file["id"], "name": file["name"]}}
-
-
-def keep_file(published: Any, changed: Any) -> tuple[Any, bool]:
-    """A before-publish-file function's message, with the file it was sent about: it may
-    change the text (and add fields), not point the message at another file or drop it. A
-    value that is not an object becomes the text. True with it when the file was changed."""
-    if not isinstance(published, dict) or not isinstance(published.get("file"), dict):
-        return changed, False  # not a file message PubNub's SDKs send (an encrypted one)
-    if not isinstance(changed, dict):
-        return {**published, "message": changed}, False
-    return {**changed, "file": published["file"]}, changed.get("file") != published["file"]
-
-
-def _as_file_message(given: Any) -> Any:
-    """A given message that is a file message stays as it is; anything else is the text
-    of a file message about the default file."""
-    if isinstance(given, dict) and isinstance(given.get("file"), dict):
-        return given
-    return file_message(given, DEFAULT_FILE)
-
-
 # --- the one builder -----------------------------------------------------------------------
 
 _MISSING: Any = object()
@@ -351,7 +323,7 @@ def build_event(
     if not isinstance(channel, str) or not channel or not is_unicode(channel):
         raise PfuncUsageError(f"{spell('channel')} must be a channel name, got {channel!r}")
     if spec.message is not _MISSING and row.trigger == FILE:
-        message = _as_file_message(spec.message)
+        message = as_file_message(spec.message)
     elif spec.message is not _MISSING:
         message = spec.message
     elif row.trigger == "presence":

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from pfunc.aio import running_loop
 from pfunc.code_frames import ran_frame
 from pfunc.errors import HandlerLoadError
-from pfunc.events import FILE, KINDS, Event, MessageEvent, RequestEvent, keep_file
+from pfunc.events import FILE, KINDS, Event, MessageEvent, RequestEvent
 from pfunc.execution_loop import ExecutionLoop
+from pfunc.file_messages import keep_file
 from pfunc.limits import SEND_LESS, Budget, Profile, message_limit, message_size, size_problem
 from pfunc.modules.calls import CallContext
 from pfunc.outcome import conclude, handler_error, mask_secrets, memory_error, timeout_error

@@ -22,7 +22,8 @@ from typing import Any
 
 from pfunc.channels import name_problem
 from pfunc.clock import Clock
-from pfunc.events import FILE, file_message
+from pfunc.events import FILE
+from pfunc.file_messages import file_message
 from pfunc.file_urls import DEFAULT_FILES_ORIGIN, file_url, files_base_url
 from pfunc.result import PublishReport
 from pfunc.store import KVStore

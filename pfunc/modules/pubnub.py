@@ -86,8 +86,8 @@ class PubNubModule:
             context.warn(
                 f'pubnub.{method}: the message to "{channel}" is a string, and PubNub runs no '
                 f"function for a function's string message (its JSON requirement), so "
-                f"{', '.join(map(json.dumps, report.not_triggered))} did not run; send an object to "
-                "trigger them"
+                f"{', '.join(map(json.dumps, report.not_triggered))} did not run; send an "
+                "object to trigger them"
             )
         if report.drop is not None:
             context.warn(report.drop.message)

@@ -200,7 +200,8 @@ class PfuncHarness:
         file: dict[str, str] | None = None,
         **fields: Any,
     ) -> Coroutine[Any, Any, Result]:
-        from pfunc.events import DEFAULT_FILE, FILE, file_message
+        from pfunc.events import FILE
+        from pfunc.file_messages import DEFAULT_FILE, file_message
 
         payload = file_message(message, file or DEFAULT_FILE)
         return self._send(target, FILE, message=payload, **fields)
