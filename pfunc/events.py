@@ -16,10 +16,12 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import parse_qsl
 
 from pfunc.channels import DEFAULT_CHANNEL
 from pfunc.errors import PfuncUsageError
 from pfunc.file_messages import DEFAULT_FILE, as_file_message, file_message
+from pfunc.request_fields import first_values
 
 # --- the table of event kinds -----------------------------------------------------------
 
@@ -389,6 +391,11 @@ def _request_event(spec: EventSpec, spell: SpellField) -> RequestEvent:
         body = ""
     else:
         body = spec.body if isinstance(spec.body, str) else json.dumps(spec.body)
+    headers = _strings(spec.headers, "headers", spell, lower=True)
+    # A body given as JSON is sent as a client sends JSON: saying so (a handler may check).
+    given_json = spec.json is not _MISSING or not isinstance(spec.body, str | None)
+    if given_json and "content-type" not in headers:
+        headers["content-type"] = "application/json"
     # A body, even an empty one, means POST unless a method is given.
     given_body = spec.body is not None or spec.json is not _MISSING
     method = spec.method if spec.method is not None else ("POST" if given_body else "GET")
@@ -397,12 +404,13 @@ def _request_event(spec: EventSpec, spell: SpellField) -> RequestEvent:
     path = spec.path or "/"
     if not isinstance(path, str):
         raise PfuncUsageError(f"{spell('path')} must be text, got {path!r}")
+    # A path written with its query string ("/items?page=2") is split as a URL is: the
+    # handler's path never holds one. Names given as `query` win over the path's.
+    path, _, query_string = path.partition("?")
+    query = first_values(parse_qsl(query_string, keep_blank_values=True))
+    query.update(_strings(spec.query, "query", spell))
     return RequestEvent(
-        method=method.upper(),
-        path=path,
-        query=_strings(spec.query, "query", spell),
-        headers=_strings(spec.headers, "headers", spell, lower=True),
-        body=body,
+        method=method.upper(), path=path or "/", query=query, headers=headers, body=body
     )
 
 

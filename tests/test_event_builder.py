@@ -117,6 +117,12 @@ CASES = {
         },
     ),
     "request-body-means-post": ("api", "request", {"body": "hello"}),
+    # A path written with its query string is split as a URL is; `query` names win.
+    "request-query-in-path": (
+        "api",
+        "request",
+        {"path": "/items?page=2&sort=a&page=3", "query": {"sort": "b"}},
+    ),
     "interval": ("tick", "interval", {}),
 }
 
@@ -250,6 +256,63 @@ def test_every_front_end_builds_the_same_event(case, project, dev, tmp_path, mon
         assert event["method"] == spec.get("method", "POST" if "body" in spec else "GET")
         assert event["body"] == spec.get("body", "")
         assert event["headers"] == {k.lower(): v for k, v in spec.get("headers", {}).items()}
+        if case == "request-query-in-path":
+            assert (event["path"], event["query"]) == ("/items", {"page": "2", "sort": "b"})
+
+
+def test_a_repeated_query_name_or_header_reads_the_same_in_pfunc_run_and_pfunc_dev(
+    project, dev, monkeypatch
+):
+    """A repeated query name is its first value everywhere; a repeated header is joined
+    with ", " as Node joins it, or its first kept for the headers Node keeps one of."""
+    import http.client
+
+    from pfunc.cli.session import prepare_run
+
+    headers = [("X-A", "1"), ("x-a", "2"), ("Referer", "http://a"), ("referer", "http://b")]
+    monkeypatch.chdir(project)
+    plan = prepare_run(
+        "api",
+        now_text=NOW,
+        kv_path=project / "cli.sqlite3",
+        http_path="/r",
+        query=("x=1", "x=2", "y=3"),
+        header=tuple(f"{name}: {value}" for name, value in headers),
+        body="b",
+    )
+    cli = _logged(asyncio.run(plan.execute()).logs)
+
+    connection = http.client.HTTPConnection("127.0.0.1", int(dev.base.rsplit(":", 1)[1]))
+    connection.putrequest("POST", "/v1/blocks/sub-key/sub-c-p/api/r?x=1&x=2&y=3")
+    for name, value in [*headers, ("Content-Length", "1")]:
+        connection.putheader(name, value)
+    connection.endheaders(b"b")
+    assert connection.getresponse().status == 200
+    connection.close()
+    served = dev.wait_for(lambda e: e["type"] == "execution" and e["function"] == "api")
+    seen = _logged(served["logs"])
+
+    for event in (cli, seen):
+        assert event["query"] == {"x": "1", "y": "3"}
+        assert (event["headers"]["x-a"], event["headers"]["referer"]) == ("1, 2", "http://a")
+        assert (event["path"], event["body"]) == ("/r", "b")
+
+
+@pytest.mark.parametrize(
+    "spec, content_type",
+    [
+        (EventSpec(json={"a": 1}), "application/json"),
+        (EventSpec(body={"a": 1}), "application/json"),  # a TOML table as the body
+        (EventSpec(json=[1], headers={"Content-Type": "application/vnd.x+json"}), None),
+        (EventSpec(body='{"a":1}'), None),  # text is sent as the user wrote it
+    ],
+)
+def test_a_body_given_as_json_carries_its_content_type(spec, content_type):
+    headers = build_event("on-request", spec).headers
+    if content_type is None:
+        assert headers.get("content-type") == (spec.headers or {}).get("Content-Type")
+    else:
+        assert headers["content-type"] == content_type
 
 
 def test_the_dev_servers_own_presence_change_builds_the_same_event(project, dev, monkeypatch):

@@ -12,6 +12,7 @@ from pfunc import jsonio
 from pfunc.channels import name_problem
 from pfunc.errors import PfuncUsageError
 from pfunc.events import EventSpec, is_unicode
+from pfunc.request_fields import first_values, joined_header
 from pfunc.result import shortened
 
 # EventSpec field -> the flag that sets it, for errors in the user's own words.
@@ -79,15 +80,15 @@ def parse_json_flag(flag: str, value: str, *, want_object: bool = False) -> Any:
 
 
 def parse_query_flags(values: tuple[str, ...]) -> dict[str, str]:
-    query: dict[str, str] = {}
+    pairs = []
     for item in values:
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise PfuncUsageError(
                 f"--query {item!r}: write it as name=value, e.g. --query token=abc"
             )
-        query[name] = value
-    return query
+        pairs.append((name, value))
+    return first_values(pairs)
 
 
 def parse_header_flags(values: tuple[str, ...]) -> dict[str, str]:
@@ -98,7 +99,8 @@ def parse_header_flags(values: tuple[str, ...]) -> dict[str, str]:
             raise PfuncUsageError(
                 f"--header {item!r}: write it as 'Name: value', e.g. --header 'X-Token: abc'"
             )
-        headers[name.strip().lower()] = value.strip()
+        key = name.strip().lower()
+        headers[key] = joined_header(key, headers.get(key), value.strip())
     return headers
 
 
