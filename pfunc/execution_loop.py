@@ -13,7 +13,13 @@ from pfunc.aio import first_done, pass_turn, start_kept, start_task
 from pfunc.events import KINDS, Event
 from pfunc.limits import Budget, CallRecord, OperationLimitExceeded
 from pfunc.modules import HostModule
-from pfunc.modules.calls import CallContext, HandlerCallError, JSArg, unreadable_argument
+from pfunc.modules.calls import (
+    CallContext,
+    HandlerCallError,
+    JSArg,
+    callback_warning,
+    unreadable_argument,
+)
 from pfunc.modules.routes import route_of
 from pfunc.outcome import memory_error, never_settled, timeout_error
 from pfunc.result import ExecutionError
@@ -61,6 +67,7 @@ class ExecutionLoop:
         self.context = context
         self.modules = executor.runtime.modules
         self.warnings: list[str] = []
+        self.given_callbacks: list[str] = []  # calls given a function (an SDK callback)
         self.unawaited: list[CallRecord] = []  # worded at the end, when each has ended
         self.timeout = budget.profile.timeout
         self.deadline = context.deadline
@@ -172,7 +179,7 @@ class ExecutionLoop:
                         if self.replay is not None and self.replay.owes_changes():
                             return self._diverged()  # it ended without a change the first made
                         return None
-                    return never_settled(self.sandbox, self.budget)
+                    return never_settled(self.sandbox, self.budget, self.given_callbacks)
                 if not await self._collect_answers(settlements):
                     return self._out_of_time()
                 settled, calls = await self._advance(settlements)
@@ -331,6 +338,10 @@ class ExecutionLoop:
             record.settle(False, error.to_payload())
             settlements.append((call_id, False, error.to_payload()))
             return
+        callback = callback_warning(route.label, args)
+        if callback is not None and route.label not in self.given_callbacks:
+            self.given_callbacks.append(route.label)
+            self.warnings.append(callback)
         if self.handler_settled:
             self._mark_unawaited(record)
         if self.replay is not None:  # a re-run after the in-line guard: answered already?

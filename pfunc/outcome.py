@@ -245,7 +245,9 @@ def _checked_headers(result: Result, headers: dict[str, str]) -> dict[str, str] 
     return kept
 
 
-def never_settled(sandbox: Sandbox, budget: Budget) -> ExecutionError:
+def never_settled(
+    sandbox: Sandbox, budget: Budget, given_callbacks: list[str] | None = None
+) -> ExecutionError:
     """A handler waiting on what nothing will complete. In JavaScript a call whose
     rejection nothing handled is the usual cause (its Promise waited on what a `then` of
     that call would have done): the last one that failed is named, as a possibility
@@ -262,7 +264,13 @@ def never_settled(sandbox: Sandbox, budget: Budget) -> ExecutionError:
         )
     cause = ""
     failed = budget.failed_calls()
-    if failed:
+    if given_callbacks:  # a callback no module calls: what such a handler waits on
+        cause = (
+            f" It passed a function to {', '.join(given_callbacks)}, as an SDK callback: "
+            "the modules answer with a Promise, as PubNub's Functions documents them, and "
+            "call no callback; await the call's Promise instead."
+        )
+    elif failed:
         call = failed[-1]
         # The rejection's message names its call already when pfunc worded it.
         named = str(call.error).startswith(f"{call.module}.{call.method}")

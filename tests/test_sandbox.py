@@ -126,6 +126,34 @@ def test_a_promise_nothing_settles_is_an_error_not_a_hang(harness, write_handler
     assert "waiting on a Promise that nothing will settle" in result.error.message
 
 
+def test_a_callback_given_to_a_module_is_named_where_the_handler_waits_on_it(
+    harness, write_handler
+):
+    """The JavaScript SDK's callback form, written in a Function: the module answers with a
+    Promise and calls no callback. The report says so, as a warning and as the reason for
+    the wait, not the failure of an earlier call the handler caught."""
+    handler = write_handler(
+        """
+        const pubnub = require("pubnub"), db = require("kvstore");
+        export default async (request) => {
+          try { await db.get(42); } catch (handled) {}
+          await new Promise((resolve) => {
+            pubnub.publish({ channel: "news", message: { text: "hi" } }, (status) => resolve(status));
+          });
+          return request.ok();
+        };
+        """,
+        "callback.js",
+    )
+    result = harness.run(handler)
+    assert result.outcome == "error"
+    message = result.error.message
+    assert "It passed a function to pubnub.publish, as an SDK callback" in message
+    assert "A call it made failed" not in message
+    (warning,) = [w for w in result.warnings if "argument 2 is a function" in w]
+    assert warning.startswith("pubnub.publish: ") and "not a callback" in warning
+
+
 def test_a_promise_left_waiting_by_a_failed_call_names_the_failure(harness, write_handler):
     """A `then` on a call that rejects, inside a Promise only that `then` would resolve
     (a Giphy block with its key missing from vault): the report says which call failed

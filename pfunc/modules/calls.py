@@ -165,6 +165,20 @@ def unreadable_argument(call: str, args: list[JSArg]) -> HandlerCallError | None
     return None
 
 
+def callback_warning(call: str, args: list[JSArg]) -> str | None:
+    """The warning for a function passed to a module call (an SDK-style callback, as the
+    PubNub JavaScript SDK takes): no module calls it, so a handler waiting on it waits
+    for ever, and the error that ends it could not say why."""
+    for number, arg in enumerate(args, start=1):
+        if arg.invalid == "function":
+            return (
+                f"{call}: argument {number} is a function, and pfunc never calls it: "
+                "the modules answer with a Promise, as PubNub's Functions documents them, "
+                "not a callback (await the call, or use .then(...))"
+            )
+    return None
+
+
 class AnsweredAtOnce:
     """A host module whose calls are answered from local state (SQLite, CPU, the vault):
     none waits, so each is awaited in line, in the order the handler made them."""
