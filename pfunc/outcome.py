@@ -64,8 +64,15 @@ def timeout_error(
     """The time limit ran out: in the engine (stop says where) or awaiting a host call.
     `elapsed`: the execution's wall time so far, named when it is far from the limit."""
     stack, location = map_stack(stop.engine_text if stop else "", display_path)
-    # QuickJS reports the running function's position, not the exact loop line.
-    where = f" inside the function that starts at line {location.line}" if location else ""
+    # QuickJS keeps a frame's position only at calls and awaits: it names the running
+    # function's last call or await (after an await, the await), else the function's
+    # start, never the loop's own line. The loop is at or after it.
+    where = ""
+    if location:
+        where = (
+            f" in code at or after line {location.line} (where QuickJS last saw the running "
+            "function: its last call or await, or its start)"
+        )
     cause = "a slow call"
     if stop is not None:  # stopped running: in JavaScript, a loop; a Python worker, unseen
         cause = "a loop or a long wait" if stop.unseen else "a loop that never ends"

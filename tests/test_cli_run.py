@@ -440,6 +440,34 @@ def test_a_loop_of_awaits_is_a_loop_that_never_ends_too(cli, tmp_path):
     assert "look for a loop that never ends" in run.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    "source, seen",
+    [
+        # After an await, QuickJS's position is the await; the loop comes after it.
+        (
+            "export default async (request) => {\n  const db = require('kvstore');\n"
+            "  await db.get('x');\n  let i = 0;\n  while (true) { i++; }\n};\n",
+            3,
+        ),
+        # With no call or await before the loop, it is the function's own start.
+        (
+            "const y = 1;\nexport default (request) => {\n  let i = 0;\n"
+            "  while (true) { i++; }\n};\n",
+            2,
+        ),
+    ],
+)
+def test_a_timeout_names_a_line_the_loop_is_at_or_after(cli, tmp_path, source, seen):
+    """The timeout names where QuickJS last saw the running function (the loop is at or
+    after it), not "the function that starts at" a line that is an await."""
+    (tmp_path / "spin.js").write_text(source)
+    run = cli("run", tmp_path / "spin.js", "--timeout", "0.3", "--json")
+    error = run.json()["error"]
+    assert error["type"] == "TimeoutError" and error["line"] == seen
+    assert f"in code at or after line {seen} (where QuickJS last saw" in error["message"]
+    assert "starts at line" not in error["message"]
+
+
 def test_memory_blowup_is_stopped(cli):
     run = cli("run", HANDLERS / "memory_blowup.js", "--json")
     assert run.code == 1
