@@ -564,7 +564,7 @@ def test_a_replayed_execution_reports_what_the_same_execution_on_a_thread_report
     where it ran, an unawaited call is still called so: the answers given again change
     nothing the report shows. Each mode runs in line (stopped, replayed), then on a thread."""
     (tmp_path / "pfunc.toml").write_text(
-        PROJECT.replace(
+        ROOMY_PROJECT.replace(
             "[limits]", 'limits = "pubnub-2026"\n\n[vault]\nSECRET = "hunter2"\n\n[limits]'
         )
     )
