@@ -431,6 +431,37 @@ def test_a_functions_load_time_is_when_it_loaded_not_when_the_page_asked(tmp_pat
         server.stop()
 
 
+def test_a_function_put_back_in_pfunc_toml_shows_how_its_file_loads_now(tmp_path):
+    """A function taken out of pfunc.toml and put back after its file changed: the view
+    kept the state from before (loaded, while every request failed to compile; or failed,
+    while it served)."""
+    write_project(tmp_path)
+    config, handler = tmp_path / "pfunc.toml", tmp_path / "handlers" / "api.js"
+    served = config.read_text()
+    without_api = served[: served.index('[[functions]]\nname = "api"')]
+    server = InProcessDev(tmp_path)
+
+    def api_state() -> str:
+        _, _, body = server.request("GET", "/pfunc/console/functions")
+        return next(f for f in json.loads(body)["functions"] if f["name"] == "api")["state"]
+
+    def reload_config(text: str) -> None:
+        config.write_text(text)
+        server.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("pfunc.toml"))
+
+    try:
+        assert api_state() == "loaded"
+        for source, state in (("export default () => { return (; };\n", "failed"), (API, "loaded")):
+            reload_config(without_api)
+            handler.write_text(source)  # no function uses it: nothing reloads it
+            reload_config(served)
+            assert api_state() == state
+            status, _, _ = server.request("POST", "/v1/blocks/sub-key/sub-c-demo/api", b"{}")
+            assert status == (201 if state == "loaded" else 500)
+    finally:
+        server.stop()
+
+
 def test_a_stored_value_too_deep_to_read_back_shows_as_a_note_not_a_500(
     dev: InProcessDev,
 ) -> None:

@@ -23,6 +23,7 @@ from pfunc import jsonio
 from pfunc.code_frames import code_frame, error_frame
 from pfunc.errors import HandlerLoadError, PfuncUsageError
 from pfunc.events import KINDS
+from pfunc.project import display_path
 from pfunc.result import Result
 from pfunc.server.admin import describe_functions
 from pfunc.server.console_hub import ConsoleHub, Entry
@@ -93,6 +94,8 @@ class Console:
             self.hub.add_request(event)
         elif kind == "reload" and Path(event["file"]).name == "pfunc.toml":
             self.project_error = None if event["ok"] else event.get("error")
+            if event["ok"]:
+                self._forget_unbound()
             self.hub.note("reload", json.dumps(event, default=str))
         elif kind == "reload":
             now = int(time.time() * 1000)
@@ -110,6 +113,14 @@ class Console:
                 }
             )
             self.hub.note("reload", json.dumps(event, default=str))
+
+    def _forget_unbound(self) -> None:
+        """Drop the load states of files no function uses now: nothing reloads such a
+        file when it is saved, so a state kept for it would be stale when a function uses
+        it again (a function taken out of pfunc.toml and put back after its file changed)."""
+        bound = {display_path(f.file, self.state.project) for f in self.state.project.functions}
+        for path in [path for path in self.states if path not in bound]:
+            del self.states[path]
 
     # --- the page -------------------------------------------------------------------
 
