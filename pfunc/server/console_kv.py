@@ -66,12 +66,15 @@ class ConsoleKV:
                     row["value"] = jsonio.loads(text, lone_surrogates=True)
                 except ValueError as error:  # stored by an older pfunc: said, not a 500
                     row["value"] = f"(cannot be read back: {error}) {text[:80]}"
+                    row["text"] = json.dumps(row["value"])
+                else:
+                    row["text"] = _shown(row["value"])
                 rows.append(row)
         else:
             found_counters = await runtime.store.counters(
                 keyset, prefix, after=after, limit=limit + 1
             )
-            rows = [{"key": key, "value": value} for key, value in found_counters]
+            rows = [{"key": key, "value": n, "text": str(n)} for key, n in found_counters]
         page = rows[:limit]
         answer: dict[str, Any] = {"space": space, "rows": page}
         if len(rows) > limit:
@@ -122,3 +125,10 @@ class ConsoleKV:
         answer["warnings"] = tool.warnings
         self.console.hub.note("kv", json.dumps({"keys": [key]}))
         return web.json_response(answer)
+
+
+def _shown(value: Any) -> str:
+    """A stored value as the page shows it and starts an edit from: written here, where
+    numbers are exact, since the browser's JSON.parse rounds integers past 2^53 (and
+    writes 1.0 as 1), and a TTL-only edit would save the rounded value."""
+    return json.dumps(value, indent=2, ensure_ascii=False)

@@ -68,10 +68,10 @@ export function KVView({ version }) {
     <table class="kv-rows">
       <tr><th>key</th><th>value</th>${space === "items" && html`<th>size</th><th>TTL left</th>`}<th></th></tr>
       ${page.rows.map((row) => html`<tr class="kv-row" data-key=${row.key}>
-        <td class="mono">${row.key}</td><td><pre>${JSON.stringify(row.value, null, 2)}</pre></td>
+        <td class="mono">${row.key}</td><td><pre>${row.text}</pre></td>
         ${space === "items" && html`<td>${row.size} B</td><td>${ttl(row.ttl_seconds)}</td>`}
         <td>${space === "items"
-          ? html`<button class="kv-edit-button" onClick=${() => setEditing({ key: row.key, existing: true, value: JSON.stringify(row.value, null, 2), ttl: String(Math.max(1, Math.ceil(row.ttl_seconds / 60))) })}>Edit</button>`
+          ? html`<button class="kv-edit-button" onClick=${() => setEditing({ key: row.key, existing: true, value: row.text, ttl: String(Math.max(1, Math.ceil(row.ttl_seconds / 60))) })}>Edit</button>`
           : html`<button class="kv-incr" onClick=${() => change({ op: "incr", key: row.key, amount: 1 })}>+1</button>`}
           <button class="kv-delete" onClick=${() => confirm(`Delete ${row.key}? A function reading it finds nothing.`) && change({ op: "delete", key: row.key })}>Delete</button></td>
       </tr>`)}
