@@ -222,6 +222,16 @@ def test_save_as_scenario_passes_pfunc_test(page, dev: InProcessDev) -> None:
     page.fill("input.scenario-file", "tests/" + "a" * 300 + ".test.toml")
     page.click("button.save-scenario")
     page.wait_for_selector('.save .error:has-text("cannot write it: File name too long")')
+    # A folder of that name, or a name with a NUL: refused as such (both were 500s).
+    (dev.folder / "tests" / "folder.test.toml").mkdir()
+    page.fill("input.scenario-file", "tests/folder.test.toml")
+    page.click("button.save-scenario")
+    page.wait_for_selector('.save .error:has-text("cannot write it: it is not a file")')
+    entry = dev.server.console.hub.entries[-1]
+    for file in ("tests/folder.test.toml", "tests/a\0b.test.toml"):
+        request = json.dumps({"id": entry.id, "file": file}).encode()
+        status, _, body = dev.request("POST", "/pfunc/console/scenario", request)
+        assert status == 400, body
     again = subprocess.run(
         [str(Path(sys.executable).parent / "pfunc"), "test", str(saved)],
         cwd=dev.folder,

@@ -303,7 +303,7 @@ class Console:
 
     def scenario_file(self, given: Any) -> Path:
         """A *.test.toml file inside the project; nothing else may be written."""
-        if not isinstance(given, str) or not given.endswith(".test.toml"):
+        if not isinstance(given, str) or not given.endswith(".test.toml") or "\0" in given:
             raise PfuncUsageError(
                 "file must be a path ending in .test.toml, e.g. tests/saved.test.toml"
             )

@@ -179,6 +179,10 @@ def _relax(expect: dict[str, Any], field_path: str) -> bool:
     return True
 
 
+def _unwritable(target: Path, error: OSError) -> CaptureError:
+    return CaptureError(f"{target}: cannot write it: {error.strerror or error}")
+
+
 def _names_in(target: Path) -> set[str]:
     """The scenario names a file holds already (none when it is not there, or unreadable:
     pfunc test says what is wrong with it)."""
@@ -220,10 +224,12 @@ async def capture(
     if name in _names_in(target):  # a second one of a name would stop the whole file
         raise CaptureError(f'{target.name} already has a scenario named "{name}"')
     try:
+        if target.exists() and not target.is_file():  # a folder, say: found before the replay
+            raise IsADirectoryError(0, "it is not a file")
         target.parent.mkdir(parents=True, exist_ok=True)
         probe.touch()
     except OSError as error:
-        raise CaptureError(f"{target}: cannot write it: {error.strerror or error}") from None
+        raise _unwritable(target, error) from None
     try:
         for attempt in range(ATTEMPTS):
             text = render(scenario)
@@ -256,6 +262,9 @@ async def capture(
     if relaxed:
         text = "".join(f"# not expected (the replay differed): {note}\n" for note in relaxed) + text
     header = "" if target.exists() else "# Scenarios saved from pfunc dev: pfunc test runs them.\n"
-    with target.open("a", encoding="utf-8") as out:
-        out.write(header + "\n" + text)
+    try:
+        with target.open("a", encoding="utf-8") as out:
+            out.write(header + "\n" + text)
+    except OSError as error:  # (a full disk, or the file made a folder during the replay)
+        raise _unwritable(target, error) from None
     return Captured(target, name, relaxed, text)
