@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -282,6 +283,32 @@ def test_the_page_keeps_only_the_newest(page, dev: InProcessDev) -> None:
     assert page.locator("tr.execution").count() == 3
     view(page, "functions")
     shot(page, "functions")
+
+
+def test_the_page_keeps_no_more_text_than_its_budget(page, dev: InProcessDev) -> None:
+    """The page kept 1,000 entries whatever their size: executions that each logged a
+    megabyte held gigabytes in the tab. It keeps about as much text as it is given
+    (`?keep_text=`, 64 Mi characters by default), and the newest entry always."""
+    page.goto(dev.base + "/?keep_text=20000#executions")
+    page.wait_for_selector(".count")
+    for number in range(6):
+        text = f"big {number} " + "x" * 6000
+        dev.type(f'run greet {{"message": {{"text": "{text}"}}}}')
+        dev.wait_for(
+            lambda e, n=number: (
+                e["type"] == "execution"
+                and e.get("message", {}).get("text", "").startswith(f"big {n} ")
+            )
+        )
+    for _ in range(50):  # the newest row is the last one once the stream delivered it
+        page.locator("tr.execution").first.click()
+        if "big 5 " in page.inner_text(".pane"):
+            break
+        page.wait_for_timeout(100)
+    assert "big 5 " in page.inner_text(".pane")
+    kept = page.inner_text(".count")
+    assert re.match(r"[1-3] of [1-3] kept", kept), kept
+    assert 1 <= page.locator("tr.execution").count() <= 3
 
 
 def test_a_404_row_opens_and_the_console_keeps_working(page, dev: InProcessDev) -> None:

@@ -8,6 +8,23 @@ import { ChannelsView } from "./channels.js";
 const params = new URLSearchParams(location.search);
 const asked = parseInt(params.get("keep") || "", 10);
 const KEEP = Number.isFinite(asked) && asked > 0 ? asked : 1000; // entries the page keeps
+// ...and at most about this much of their text, as the server keeps 64 MiB: 1,000 entries
+// that each logged a megabyte held gigabytes in a tab (`?keep_text=N` characters).
+const askedText = parseInt(params.get("keep_text") || "", 10);
+const KEEP_TEXT = Number.isFinite(askedText) && askedText > 0 ? askedText : 64 << 20;
+const textOf = new WeakMap(); // entry -> the length of the text it came as
+
+// The newest entries of `all` within KEEP and KEEP_TEXT (the newest one always).
+function newest(all) {
+  let text = 0;
+  let first = all.length;
+  while (first > 0 && all.length - first < KEEP) {
+    text += textOf.get(all[first - 1]) || 0;
+    if (text > KEEP_TEXT && first < all.length) break;
+    first -= 1;
+  }
+  return first > 0 ? all.slice(first) : all;
+}
 const SHOWN = 300; // rows rendered at once; the rest are counted
 const VIEWS = ["functions", "executions", "run", "kv", "channels"];
 
@@ -27,8 +44,7 @@ function useStream() {
         // Ids only grow: anything at or below the newest kept was already seen.
         const last = old.length ? old[old.length - 1].id : 0;
         const fresh = batch.filter((e) => e.id > last);
-        const all = old.concat(fresh);
-        return all.length > KEEP ? all.slice(all.length - KEEP) : all;
+        return newest(old.concat(fresh));
       });
     };
     const add = (list) => {
@@ -51,12 +67,17 @@ function useStream() {
       // The server's kept entries replace those the page has from the same ids on; older
       // ones (a restarted server has none of them) stay, so an open execution stays put.
       const list = JSON.parse(e.data);
+      for (const entry of list) textOf.set(entry, JSON.stringify(entry).length);
       const first = list.length ? list[0].id : Infinity;
       setEntries((old) => old.filter((entry) => entry.id < first));
       pending = list.slice(-KEEP);
       flush();
     });
-    source.addEventListener("execution", (e) => add([JSON.parse(e.data)]));
+    source.addEventListener("execution", (e) => {
+      const entry = JSON.parse(e.data);
+      textOf.set(entry, e.data.length);
+      add([entry]);
+    });
     source.addEventListener("dropped", (e) =>
       setStatus((s) => ({ ...s, dropped: s.dropped + Number(e.data) }))
     );
