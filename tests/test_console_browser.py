@@ -260,26 +260,34 @@ def test_an_execution_from_before_a_save_is_not_saved_as_a_scenario(
     assert not (dev.folder / "tests" / "after_save.test.toml").exists()
 
 
+def run_greets(page, dev: InProcessDev, texts: list[str]) -> None:
+    """Run greet with each text, one after another: the newest is then the last one."""
+    for text in texts:
+        dev.type(f'run greet {{"message": {{"text": "{text}"}}}}')
+        dev.wait_for(
+            lambda e, t=text: e["type"] == "execution" and e.get("message", {}).get("text") == t
+        )
+
+
+def open_newest(page, text: str) -> None:
+    """Open the newest row once the stream delivered the execution saying `text`."""
+    for _ in range(50):
+        page.locator("tr.execution").first.click()
+        if text in page.inner_text(".pane"):
+            break
+        page.wait_for_timeout(100)
+    assert text in page.inner_text(".pane")
+
+
 def test_the_page_keeps_only_the_newest(page, dev: InProcessDev) -> None:
     page.goto(dev.base + "/?keep=3#executions")
     page.wait_for_selector(".count")
-    for number in range(6):  # one after another: "newest" is then the last one typed
-        dev.type(f'run greet {{"message": {{"text": "burst {number}"}}}}')
-        dev.wait_for(
-            lambda e, n=number: (
-                e["type"] == "execution" and e.get("message", {}).get("text") == f"burst {n}"
-            )
-        )
+    run_greets(page, dev, [f"burst {number}" for number in range(6)])
     page.wait_for_function(
         "document.querySelector('.count').textContent.startsWith('3 of 3 kept')"
         " && document.querySelector('tr.execution').dataset.id > 0"
     )
-    for _ in range(50):  # the newest row is the last burst once the stream delivered it
-        page.locator("tr.execution").first.click()
-        if "burst 5" in page.inner_text(".pane"):
-            break
-        page.wait_for_timeout(100)
-    assert "burst 5" in page.inner_text(".pane")
+    open_newest(page, "burst 5")
     assert page.locator("tr.execution").count() == 3
     view(page, "functions")
     shot(page, "functions")
@@ -291,21 +299,8 @@ def test_the_page_keeps_no_more_text_than_its_budget(page, dev: InProcessDev) ->
     (`?keep_text=`, 64 Mi characters by default), and the newest entry always."""
     page.goto(dev.base + "/?keep_text=20000#executions")
     page.wait_for_selector(".count")
-    for number in range(6):
-        text = f"big {number} " + "x" * 6000
-        dev.type(f'run greet {{"message": {{"text": "{text}"}}}}')
-        dev.wait_for(
-            lambda e, n=number: (
-                e["type"] == "execution"
-                and e.get("message", {}).get("text", "").startswith(f"big {n} ")
-            )
-        )
-    for _ in range(50):  # the newest row is the last one once the stream delivered it
-        page.locator("tr.execution").first.click()
-        if "big 5 " in page.inner_text(".pane"):
-            break
-        page.wait_for_timeout(100)
-    assert "big 5 " in page.inner_text(".pane")
+    run_greets(page, dev, [f"big {number} " + "x" * 6000 for number in range(6)])
+    open_newest(page, "big 5 ")
     kept = page.inner_text(".count")
     assert re.match(r"[1-3] of [1-3] kept", kept), kept
     assert 1 <= page.locator("tr.execution").count() <= 3
