@@ -122,6 +122,14 @@ def test_malformed_requests_get_pubnub_style_errors_and_the_server_keeps_serving
 
     status, _, body = dev.request("GET", "/v1/blocks/sub-key/sub-c-wrong/echo")
     assert (status, json.loads(body)["message"]) == (400, "Invalid Subscribe Key")
+    # A publish for another keyset: PubNub's recorded answer (its Access Manager's).
+    status, _, body = dev.request("GET", "/publish/blah/blah/0/blah/0/%22hey%22")
+    assert status == 400 and json.loads(body) == {
+        "message": "Invalid Subscribe Key",
+        "error": True,
+        "service": "Access Manager",
+        "status": 400,
+    }
 
     status, _, body = dev.request("GET", "/v1/blocks/sub-key/sub-c-t/nowhere")
     listed = json.loads(body)

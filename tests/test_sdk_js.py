@@ -463,3 +463,30 @@ def test_presence_queries_through_a_channel_group_cover_its_channels_only(client
     assert json.loads(body)["payload"] == {"channels": {"room.a": late, "room.b": late}}
     _, _, body = dev.request("GET", f"{base}/elsewhere/uuid/admin")
     assert json.loads(body)["payload"] == {}
+
+
+def test_braces_in_channel_group_and_user_names_reach_their_endpoints(clients):
+    """PubNub allows `{` and `}` in these names (a GUID written `{3F25...}`); aiohttp's
+    route pattern left them out, and every such call met a 404 "not a PubNub endpoint"."""
+    guid = "{3F2504E0-4F89-11D3-9A0C-0305E82C3301}"
+    reader, writer = clients(guid), clients("writer")
+    writer.call("channelGroups.addChannels", channelGroup="{rooms}", channels=["room-{42}"])
+    reader.sdk.command(
+        "subscribe",
+        client=reader.name,
+        channels=["room-{42}"],
+        withPresence=False,
+        channelGroups=["{rooms}"],
+    )
+    reader.connected()
+    sent = writer.call("publish", channel="room-{42}", message={"text": "braced"})
+    got = reader.wait_for("message")
+    assert (got["channel"], got["message"]) == ("room-{42}", {"text": "braced"})
+    fetched = writer.call("fetchMessages", channels=["room-{42}"])
+    (stored,) = fetched["channels"]["room-{42}"]
+    assert str(stored["timetoken"]) == str(sent["timetoken"])
+    reader.call("setState", channels=["room-{42}"], state={"mood": "ok"})
+    state = reader.call("getState", uuid=guid, channels=["room-{42}"])
+    assert state["channels"] == {"room-{42}": {"mood": "ok"}}
+    set_user = reader.call("objects.setUUIDMetadata", data={"name": "Braced"})
+    assert set_user["data"]["id"] == guid

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,7 @@ class DevServer:
             self.console_kv,
         )
         for area in areas:
-            app.router.add_routes(area.routes())
+            app.router.add_routes(_any_segment(route) for route in area.routes())
         app.on_startup.append(self._start_background)
         # On shutdown, before aiohttp waits for requests in flight: end the long-polls, or
         # Ctrl-C would wait out every subscriber's poll.
@@ -253,3 +254,12 @@ class DevServer:
                 self.state.engine.functions.trim_idle()
             except Exception as error:  # a fault of pfunc's own: log it, keep going
                 self.state.log({"type": "server-error", "path": "", "error": repr(error)})
+
+
+def _any_segment(route: web.RouteDef) -> web.RouteDef:
+    """The route with each plain `{name}` taking any text up to the next `/`: aiohttp's
+    own pattern for one leaves out `{` and `}`, which PubNub allows in channel, group
+    and user names (a GUID written `{3F25...}`), so such a request met a 404. The
+    resource's canonical form, which the access table is keyed by, stays the same."""
+    path = re.sub(r"\{(\w+)\}", r"{\1:[^/]+}", route.path)
+    return web.RouteDef(route.method, path, route.handler, route.kwargs)

@@ -92,7 +92,8 @@ class PubNubAPI:
     def _check_keys(self, request: web.Request) -> web.Response | None:
         keyset = self.state.engine.runtime.keyset
         if request.match_info.get("sub") != keyset.subscribe_key:
-            return pubnub_error(400, "Invalid Subscribe Key")
+            # PubNub's recorded answer to a publish for an unknown keyset.
+            return pubnub_error(400, "Invalid Subscribe Key", "Access Manager")
         pub = request.match_info.get("pub")
         if pub is not None and pub != keyset.publish_key:
             return publish_error(400, "Invalid Key", self.state.timetoken())
