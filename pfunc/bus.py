@@ -113,9 +113,11 @@ class Bus:
                 current = result.message  # a file message's file kept (executor)
         report.message = current
         report.delivered = True
-        report.timetoken = self.runtime.timetokens.next()
         if verb == "publish" and self.push is not None:
             report.pushes = await self.push.would_send(channel, current)
+        # Stamped with no wait before subscribers get it: a publish stamped earlier but
+        # handed over after a later one would sit behind a subscriber's cursor, never read.
+        report.timetoken = self.runtime.timetokens.next()
         if verb != "fire":  # fire reaches functions only, never subscribers
             for listener in self.listeners:
                 listener(report)
