@@ -594,6 +594,22 @@ def test_each_scenario_starts_from_a_fresh_load_of_the_handler(tmp_path, file, s
     passes_each_time(tmp_path, file, expect, names, setup='kv = { config = "NAME" }')
 
 
+def test_a_python_handlers_own_helper_modules_start_afresh_in_each_scenario(tmp_path):
+    """A helper module beside the handler (as docs/handlers.md describes them) kept its
+    module state from the scenario before: the second of two identical scenarios failed,
+    in `pfunc test` and `pytest` alike, and passed alone or under -n."""
+    (tmp_path / "tally.py").write_text(
+        "seen = {}\n\n\ndef bump(key):\n    seen[key] = seen.get(key, 0) + 1\n"
+        "    return seen[key]\n"
+    )
+    (tmp_path / "counts.py").write_text(
+        "import json\n\nfrom tally import bump\n\n\n"
+        "def handler(request, response):\n"
+        '    return response.send({"n": bump("x"), "json": json.__name__})\n'
+    )
+    passes_each_time(tmp_path, "counts.py", 'json = { n = 1, json = "json" }', ["a", "b", "c"])
+
+
 def test_a_handler_whose_top_level_code_cannot_run_twice_in_one_context_still_loads(tmp_path):
     """Top-level code that defines a property for good cannot run again in the context it
     ran in: such a context is not reused, and the scenario gets a new one."""

@@ -14,7 +14,6 @@ import _thread
 import asyncio
 import gc
 import inspect
-import linecache
 import os
 import signal
 import sys
@@ -40,24 +39,7 @@ from pfunc.sandbox.python_loop import (
     new_loop,
     run_until,
 )
-
-
-def _load(path: str, source: str) -> Callable[..., Any]:
-    """The handler from the source the host sent (the version its pool loaded), compiled
-    under the file's name so tracebacks point at it."""
-    import types
-
-    linecache.cache[path] = (len(source), None, source.splitlines(True), path)
-    module = types.ModuleType("pfunc_handler")
-    module.__file__ = path
-    sys.modules["pfunc_handler"] = module
-    exec(compile(source, path, "exec"), module.__dict__)
-    handler = getattr(module, "handler", None)
-    if not callable(handler):
-        raise AttributeError(
-            "the module defines no handler function; write def handler(request): ... (or async def)"
-        )
-    return handler
+from pfunc.sandbox.python_modules import forget_handler_modules, load_handler
 
 
 def _load_reporting(handler_file: str, source: str) -> Callable[..., Any] | None:
@@ -66,7 +48,7 @@ def _load_reporting(handler_file: str, source: str) -> Callable[..., Any] | None
     to the execution time limit as a JavaScript module's is."""
     CONNECTION.send({"op": "loading"})
     try:
-        handler = _load(handler_file, source)
+        handler = load_handler(handler_file, source)
     except BaseException as failure:
         info = error_info(failure, handler_file)
         if isinstance(failure, ModuleNotFoundError):
@@ -426,7 +408,7 @@ def main(incoming_fd: int, outgoing_fd: int) -> None:
             # Nothing of the last one may stay: its globals, its cycles, what it allocated.
             handler = None
             _ARITY.clear()
-            sys.modules.pop("pfunc_handler", None)
+            forget_handler_modules(handler_file)
             gc.collect()
             handler = _load_reporting(handler_file, source)
         elif message["op"] == "run" and handler is not None:
