@@ -152,6 +152,18 @@ def test_a_project_that_is_not_there_is_named_not_blamed_on_the_function(pyteste
     named.stdout.fnmatch_lines(["*pfunc_project = ../nothere: there is no pfunc.toml at *"])
 
 
+def test_a_broken_pfunc_toml_is_its_one_line_for_the_fixture_too(pytester):
+    """Scenario items and pfunc test said the broken line; each fixture test showed ~40
+    lines of traceback through pfunc's own code around it."""
+    (pytester.path / "pfunc.toml").write_text('[project]\nname = "x"\nlimits = "classik"\n')
+    pytester.makepyfile(test_broken="def test_it(pfunc):\n    pass\n")
+    run = pytester.runpytest("-p", "no:cacheprovider", "-o", "addopts=")
+    run.assert_outcomes(errors=1)
+    run.stdout.fnmatch_lines(["*pfunc.toml:3: project.limits = 'classik' is not allowed*"])
+    assert "project_file.py" not in run.stdout.str()
+    assert "During handling" not in run.stdout.str()
+
+
 def test_the_fixture_refuses_what_a_scenario_file_refuses(pytester):
     """Values JSON cannot carry, a counter that is no whole number and a mock with both
     json and body are the test's mistakes, said as such; kv_set's TTL is clamped as a

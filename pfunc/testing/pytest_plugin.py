@@ -384,7 +384,16 @@ def project_root_for(request: pytest.FixtureRequest) -> Path:
 def pfunc(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[PfuncHarness]:
     """A pfunc runtime for this test, on the project around the test file (see
     project_root_for): a temporary store, a fixed clock, seeded randomness, xhr offline."""
-    harness = PfuncHarness(tmp_path, project_root_for(request))
+    from pfunc.errors import PfuncUsageError
+
+    try:
+        harness = PfuncHarness(tmp_path, project_root_for(request))
+    except PfuncUsageError as error:  # a broken pfunc.toml: its one line, as pfunc test says
+        broken = str(error)
+    else:
+        broken = None
+    if broken is not None:
+        pytest.fail(broken, pytrace=False)
     try:
         yield harness
     finally:
