@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import EXAMPLES, HANDLERS, REPO, invoke_cli
 from tests.dev_harness import Gate, InProcessDev
 
@@ -99,10 +101,25 @@ def test_a_missing_package_says_which(tmp_path):
     error = run.json()["error"]
     assert run.code == 1 and error["type"] == "ModuleNotFoundError"
     assert "definitely_not_installed_pkg" in error["message"]
-    assert "pip install definitely_not_installed_pkg" in error["message"]
+    # Into the Python that runs handlers (a virtual environment's, say), not any pip's.
+    assert f"{sys.executable} -m pip install definitely_not_installed_pkg" in error["message"]
     # It may be a file of the project as well (a helper renamed or deleted).
     assert "definitely_not_installed_pkg.py beside the handler" in error["message"]
     assert error["line"] == 3
+
+
+@pytest.mark.parametrize(
+    ("module", "package"),
+    [("yaml", "PyYAML"), ("PIL.Image", "Pillow"), ("sklearn.linear_model", "scikit-learn")],
+)
+def test_a_missing_package_is_named_as_pypi_names_it(tmp_path, module, package):
+    """`pip install yaml` installs nothing of the kind; `sklearn` refuses to install."""
+    (tmp_path / "wants.py").write_text(
+        f"import {module}\n\n\ndef handler(request):\n    return request.ok()\n"
+    )
+    run = run_cli("run", tmp_path / "wants.py", "--kv", tmp_path / "kv.db", "--json")
+    message = run.json()["error"]["message"]
+    assert message.endswith(f"-m pip install {package})"), message
 
 
 def test_sync_handlers_and_synchronous_modules(tmp_path):

@@ -53,3 +53,35 @@ def forget_handler_modules(handler_file: str) -> None:
         where = os.path.realpath(file)
         if where.startswith(folder) and not where.startswith(installed):
             del sys.modules[name]
+
+
+# Import names whose package on PyPI is named otherwise: `pip install yaml` fails or
+# installs something else, and `sklearn` is a stub that refuses to install.
+_PACKAGE_OF = {
+    "attr": "attrs",
+    "bs4": "beautifulsoup4",
+    "Crypto": "pycryptodome",
+    "cv2": "opencv-python",
+    "dateutil": "python-dateutil",
+    "dotenv": "python-dotenv",
+    "jwt": "PyJWT",
+    "magic": "python-magic",
+    "OpenSSL": "pyOpenSSL",
+    "PIL": "Pillow",
+    "serial": "pyserial",
+    "skimage": "scikit-image",
+    "sklearn": "scikit-learn",
+    "yaml": "PyYAML",
+}
+
+
+def missing_module_advice(failure: ModuleNotFoundError) -> str:
+    """What a handler that imports a module this Python cannot find is told: a file of
+    the project, or the package to install into the Python pfunc runs handlers with."""
+    top = (failure.name or "").split(".")[0]
+    package = _PACKAGE_OF.get(top, top)
+    return (
+        f"{failure}; the handler imports a module this Python cannot find: a file of the "
+        f"project ({top}.py beside the handler) or a package it does not have "
+        f"({sys.executable} -m pip install {package})"
+    )

@@ -39,7 +39,11 @@ from pfunc.sandbox.python_loop import (
     new_loop,
     run_until,
 )
-from pfunc.sandbox.python_modules import forget_handler_modules, load_handler
+from pfunc.sandbox.python_modules import (
+    forget_handler_modules,
+    load_handler,
+    missing_module_advice,
+)
 
 
 def _load_reporting(handler_file: str, source: str) -> Callable[..., Any] | None:
@@ -52,12 +56,7 @@ def _load_reporting(handler_file: str, source: str) -> Callable[..., Any] | None
     except BaseException as failure:
         info = error_info(failure, handler_file)
         if isinstance(failure, ModuleNotFoundError):
-            top = (failure.name or "").split(".")[0]
-            info["message"] = (
-                f"{failure}; the handler imports a module this Python cannot find: a file "
-                f"of the project ({top}.py beside the handler) or a package it does not "
-                f"have (pip install {top})"
-            )
+            info["message"] = missing_module_advice(failure)
         # Where in the handler's own file; a helper module's (it names itself in the
         # message) leaves the handler's line that imported it.
         if (
