@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 from pfunc.channels import DEFAULT_CHANNEL
 from pfunc.errors import PfuncUsageError
 from pfunc.file_messages import DEFAULT_FILE, as_file_message, file_message
-from pfunc.request_fields import first_values
+from pfunc.request_fields import first_values, joined_header
 
 # --- the table of event kinds -----------------------------------------------------------
 
@@ -364,7 +364,7 @@ def _object(value: Any, name: str, spell: SpellField) -> dict[str, Any]:
     return dict(value)
 
 
-def _strings(value: Any, name: str, spell: SpellField, *, lower: bool = False) -> dict[str, str]:
+def _strings(value: Any, name: str, spell: SpellField) -> dict[str, str]:
     """Values as text, as HTTP carries them (true as JSON writes it, a TOML date as
     written); a list or table is refused, not written as Python."""
     texts = {}
@@ -378,7 +378,7 @@ def _strings(value: Any, name: str, spell: SpellField, *, lower: bool = False) -
         else:
             shown = json.dumps(item, default=str)[:40]
             raise PfuncUsageError(f"{spell(name)}.{key} must be text or a number, got {shown}")
-        texts[str(key).lower() if lower else str(key)] = text
+        texts[str(key)] = text
     return texts
 
 
@@ -391,7 +391,10 @@ def _request_event(spec: EventSpec, spell: SpellField) -> RequestEvent:
         body = ""
     else:
         body = spec.body if isinstance(spec.body, str) else json.dumps(spec.body)
-    headers = _strings(spec.headers, "headers", spell, lower=True)
+    headers: dict[str, str] = {}
+    for name, value in _strings(spec.headers, "headers", spell).items():
+        key = name.lower()  # X-A and x-a are one header, read as Node reads it repeated
+        headers[key] = joined_header(key, headers.get(key), value)
     # A body given as JSON is sent as a client sends JSON: saying so (a handler may check).
     given_json = spec.json is not _MISSING or not isinstance(spec.body, str | None)
     if given_json and "content-type" not in headers:

@@ -338,7 +338,7 @@ class ExecutionLoop:
             record.settle(False, error.to_payload())
             settlements.append((call_id, False, error.to_payload()))
             return
-        callback = callback_warning(route.label, args)
+        callback = callback_warning(route.label, args, self.sandbox.language)
         if callback is not None and route.label not in self.given_callbacks:
             self.given_callbacks.append(route.label)
             self.warnings.append(callback)

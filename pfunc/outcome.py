@@ -271,18 +271,18 @@ def never_settled(
         )
     cause = ""
     failed = budget.failed_calls()
-    if given_callbacks:  # a callback no module calls: what such a handler waits on
+    if given_callbacks:  # a callback no module calls: what such a handler may wait on
         cause = (
             f" It passed a function to {', '.join(given_callbacks)}, as an SDK callback: "
             "the modules answer with a Promise, as PubNub's Functions documents them, and "
-            "call no callback; await the call's Promise instead."
+            "call no callback; if it waits on one, await the call's Promise instead."
         )
-    elif failed:
+    if failed:
         call = failed[-1]
         # The rejection's message names its call already when pfunc worded it.
         named = str(call.error).startswith(f"{call.module}.{call.method}")
         why = call.error if named else f"{call.label()}: {call.error}"
-        cause = (
+        cause += (
             f" A call it made failed ({why}); if nothing handled that rejection, the "
             "Promises chained after it are still waiting."
         )

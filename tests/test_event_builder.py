@@ -292,10 +292,26 @@ def test_a_repeated_query_name_or_header_reads_the_same_in_pfunc_run_and_pfunc_d
     served = dev.wait_for(lambda e: e["type"] == "execution" and e["function"] == "api")
     seen = _logged(served["logs"])
 
+    scenario = via_scenario(
+        project,
+        "api",
+        "request",
+        {"path": "/r?x=1&y=3", "headers": dict(headers[:2]) | {"Referer": "http://a"}},
+    )
     for event in (cli, seen):
         assert event["query"] == {"x": "1", "y": "3"}
         assert (event["headers"]["x-a"], event["headers"]["referer"]) == ("1, 2", "http://a")
         assert (event["path"], event["body"]) == ("/r", "b")
+    # A table names each header once, but X-A and x-a are one header there too.
+    assert scenario["headers"]["x-a"] == "1, 2" and scenario["query"] == {"x": "1", "y": "3"}
+
+    # A `?` sent encoded is the path's: pfunc dev does not split a path at it.
+    assert dev.request("GET", "/v1/blocks/sub-key/sub-c-p/api/a%3Fb?x=1")[0] == 200
+    served = dev.wait_for(lambda e: e["type"] == "execution" and e["function"] == "api")
+    assert (_logged(served["logs"])["path"], _logged(served["logs"])["query"]) == (
+        "/a?b",
+        {"x": "1"},
+    )
 
 
 @pytest.mark.parametrize(

@@ -108,6 +108,21 @@ def test_a_missing_package_says_which(tmp_path):
     assert error["line"] == 3
 
 
+def test_a_callback_given_to_a_module_call_is_said_in_pythons_words(harness, tmp_path):
+    handler = tmp_path / "callback.py"
+    handler.write_text(
+        "from pfunc import require\n\npubnub = require('pubnub')\n\n\n"
+        "async def handler(request):\n"
+        "    await pubnub.publish({'channel': 'c', 'message': {}}, lambda status: None)\n"
+        "    return request.ok()\n"
+    )
+    result = harness.run(handler)
+    assert result.outcome == "ok"
+    (warning,) = result.warnings
+    assert "argument 2 is a function, and pfunc never calls it" in warning
+    assert ".result() it" in warning and "Promise" not in warning
+
+
 @pytest.mark.parametrize(
     ("module", "package"),
     [("yaml", "PyYAML"), ("PIL.Image", "Pillow"), ("sklearn.linear_model", "scikit-learn")],

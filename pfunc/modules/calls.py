@@ -165,16 +165,21 @@ def unreadable_argument(call: str, args: list[JSArg]) -> HandlerCallError | None
     return None
 
 
-def callback_warning(call: str, args: list[JSArg]) -> str | None:
+def callback_warning(call: str, args: list[JSArg], language: str) -> str | None:
     """The warning for a function passed to a module call (an SDK-style callback, as the
     PubNub JavaScript SDK takes): no module calls it, so a handler waiting on it waits
     for ever, and the error that ends it could not say why."""
     for number, arg in enumerate(args, start=1):
         if arg.invalid == "function":
+            answer = (
+                "an awaitable, not a callback (await the call, or .result() it)"
+                if language == "python"
+                else "a Promise, as PubNub's Functions documents them, not a callback "
+                "(await the call, or use .then(...))"
+            )
             return (
-                f"{call}: argument {number} is a function, and pfunc never calls it: "
-                "the modules answer with a Promise, as PubNub's Functions documents them, "
-                "not a callback (await the call, or use .then(...))"
+                f"{call}: argument {number} is a function, and pfunc never calls it: the "
+                f"modules answer with {answer}"
             )
     return None
 

@@ -108,16 +108,20 @@ class Blocks:
         if found is None:
             return not_found(self.state, request.method, request.path)
         function, rest = found
+        query = first_values(request.query.items())
         spec = EventSpec(
             method=request.method,
             path=rest,
-            query=first_values(request.query.items()),
+            query=query,
             headers=_headers(request),
             body=_body_text(await request.read(), request.charset),
         )
         event = build_event(KINDS[function.event], spec)
         if isinstance(event, RequestEvent):
             event.uri = request.path  # with the function's own path, as production gives
+            # The URL's path and query as aiohttp split them: a `?` in this path was sent
+            # encoded (%3F), so it is the path's (the builder splits a written one).
+            event.path, event.query = rest or "/", query
             event.clientip = request.remote
         result = await self.state.engine.functions.executor(function).run(event)
         if result.outcome != "response" or result.response is None:
