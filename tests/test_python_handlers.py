@@ -1190,3 +1190,80 @@ def test_a_reload_that_ends_after_its_function_went_leaves_no_worker(tmp_path):
 
     _in_the_dev_servers_engine(tmp_path, scenario)
     _no_worker_left_beside(before)
+
+
+SEND_JS = """
+export default (request, response) => {
+  response.headers["x-flag"] = true;
+  response.headers["x-none"] = null;
+  response.headers["x-list"] = [1, "a", null];
+  response.headers["x-whole"] = 2.0;
+  return response.send("x", JSON.parse(request.body).status);
+};
+"""
+SEND_PY = """
+import json
+
+
+def handler(request, response):
+    response.headers["x-flag"] = True
+    response.headers["x-none"] = None
+    response.headers["x-list"] = [1, "a", None]
+    response.headers["x-whole"] = 2.0
+    return response.send("x", json.loads(request.body)["status"])
+"""
+
+
+@pytest.mark.parametrize("status", [201, 201.0, "201", " 404 ", 99, "abc", 600.5])
+def test_a_status_and_header_values_are_read_as_javascript_reads_them(harness, tmp_path, status):
+    """A status read from JSON or text (201.0, "201") is sent by JavaScript's send() and
+    was refused by Python's, with another error type; header values were Python's str()
+    ("True", "None", "[1, 'a', None]")."""
+    (tmp_path / "send.js").write_text(SEND_JS)
+    (tmp_path / "send.py").write_text(SEND_PY)
+    body = json.dumps({"status": status})
+    javascript, python = (
+        harness.request(tmp_path / name, method="POST", body=body)
+        for name in ("send.js", "send.py")
+    )
+    assert javascript.outcome == python.outcome
+    if javascript.outcome == "response":
+        assert javascript.response == python.response
+        assert python.response["headers"]["x-list"] == "1,a,"
+        assert python.response["status"] == int(float(str(status)))
+    else:
+        assert (python.error.type, python.error.message) == (
+            javascript.error.type,
+            javascript.error.message,
+        )
+
+
+def test_an_xhr_body_that_is_not_json_is_a_syntax_error_in_both_languages(harness, tmp_path):
+    from http.server import BaseHTTPRequestHandler
+
+    from tests.conftest import local_http_server
+
+    class NotJson(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "4")
+            self.end_headers()
+            self.wfile.write(b"nope")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    harness.offline = False
+    with local_http_server(NotJson) as base:
+        (tmp_path / "get.js").write_text(
+            "const xhr = require('xhr');\nexport default async (request) => {\n"
+            f"  await (await xhr.fetch('{base}/')).json();\n  return request.ok();\n}};\n"
+        )
+        (tmp_path / "get.py").write_text(
+            "from pfunc import require\n\nxhr = require('xhr')\n\n\n"
+            "async def handler(request):\n"
+            f"    await (await xhr.fetch('{base}/')).json()\n    return request.ok()\n"
+        )
+        errors = [harness.run(tmp_path / name).error for name in ("get.js", "get.py")]
+    assert [error.type for error in errors] == ["SyntaxError", "SyntaxError"]
+    assert all("xhr response.json(): the body of" in error.message for error in errors)

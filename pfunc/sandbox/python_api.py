@@ -24,7 +24,9 @@ from pfunc.sandbox.python_values import (
     JsObject,
     Settled,
     encode,
+    js_string,
     number_text,
+    status_code,
     strict_json,
 )
 
@@ -354,7 +356,7 @@ class Response:
         self.headers: dict[str, str] = {}
 
     def send(self, body: Any = None, status: int | None = None) -> Settled:
-        headers = {str(k): str(v) for k, v in self.headers.items()}
+        headers = {str(k): js_string(v) for k, v in self.headers.items()}
         if body is None:
             text = ""
         elif isinstance(body, str):
@@ -377,9 +379,7 @@ class Response:
                 f"response.send(): cannot send a {type(body).__name__}; send a str, bytes, a "
                 "number, or a dict or list (sent as JSON)"
             )
-        code = status if status is not None else self.status
-        if not isinstance(code, int) or isinstance(code, bool) or not 100 <= code <= 599:
-            raise ValueError(f"response.send(): status must be an HTTP status code, got {code!r}")
+        code = status_code(status if status is not None else self.status, "response.send()")
         self._execution.complete("response", {"status": code, "headers": headers, "body": text})
         return Settled(None)
 

@@ -23,6 +23,9 @@ _NOT_THE_HANDLERS = tuple(
 )
 
 
+_PARSED_BODIES = ("request.json()", "xhr response.json()")  # the json() methods
+
+
 def error_info(error: BaseException, handler_file: str) -> dict[str, Any]:
     """The exception with its traceback trimmed to the handler's own code: its file, and
     the modules beside it (its project's helpers), never Python's or pfunc's."""
@@ -54,8 +57,8 @@ def error_info(error: BaseException, handler_file: str) -> dict[str, Any]:
     }
     if type(error) is HandlerError:  # a rejection with a name of its own keeps it
         info["type"] = "Error"
-    if isinstance(error, json.JSONDecodeError) and message.startswith("request.json()"):
-        info["type"] = "SyntaxError"  # JSON.parse's, as JavaScript's request.json() reports it
+    if isinstance(error, json.JSONDecodeError) and message.startswith(_PARSED_BODIES):
+        info["type"] = "SyntaxError"  # JSON.parse's, as JavaScript's json() methods report it
     if isinstance(error, SystemExit):
         info["message"] = (
             f"the handler called sys.exit({'' if error.code is None else repr(error.code)}); "

@@ -53,6 +53,45 @@ def number_text(number: float) -> str:
     return str(int(number)) if number.is_integer() and abs(number) < 1e21 else repr(number)
 
 
+def js_string(value: Any) -> str:
+    """What JavaScript's String(value) gives for the value as a JavaScript handler would
+    have it (a response header, a status in an error): True is "true", None "null"."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return number_text(value)
+    if isinstance(value, list | tuple):
+        return ",".join("" if item is None else js_string(item) for item in value)
+    if isinstance(value, dict):
+        return "[object Object]"
+    return str(value)
+
+
+def status_code(value: Any, call: str) -> int:
+    """The HTTP status a handler gave, read as JavaScript's Number() reads it (201, 201.0
+    and "201" alike), or the TypeError JavaScript's send() raises."""
+    number: Any = value
+    if isinstance(value, str):
+        try:
+            number = float(value.strip() or "0")
+        except ValueError:
+            number = None
+    if (
+        isinstance(number, int | float)
+        and not isinstance(number, bool)
+        and 100 <= number <= 599  # (first: a huge int is no float)
+        and float(number).is_integer()
+    ):
+        return int(number)
+    raise TypeError(
+        f"{call}: status must be an HTTP status code (100 to 599), got {js_string(value)}"
+    )
+
+
 def encode(value: Any) -> dict[str, Any]:
     if value is UNDEFINED:
         return {"t": "undefined"}
@@ -123,9 +162,12 @@ class FetchResponse(JsObject):
     def json(self) -> Settled:
         try:
             return Settled(json.loads(self["body"]))
-        except (TypeError, ValueError) as error:
-            text = f"xhr response.json(): the body of {self['url']} is not valid JSON: {error}"
-            return Settled(error=ValueError(text))
+        except (TypeError, ValueError) as error:  # a JSONDecodeError, reported as SyntaxError
+            why = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
+            text = f"xhr response.json(): the body of {self['url']} is not valid JSON: {why}"
+            body = self["body"] if isinstance(self["body"], str) else ""
+            position = error.pos if isinstance(error, json.JSONDecodeError) else 0
+            return Settled(error=json.JSONDecodeError(text, body, position))
 
     def text(self) -> Settled:
         return Settled(self["body"])
