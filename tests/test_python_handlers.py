@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -1267,3 +1268,53 @@ def test_an_xhr_body_that_is_not_json_is_a_syntax_error_in_both_languages(harnes
         errors = [harness.run(tmp_path / name).error for name in ("get.js", "get.py")]
     assert [error.type for error in errors] == ["SyntaxError", "SyntaxError"]
     assert all("xhr response.json(): the body of" in error.message for error in errors)
+
+
+FLOATS_JS = """
+const db = require("kvstore");
+export default async (request) => {
+  const readings = [];
+  for (let i = 0; i < 6000; i++) readings.push((i % 10) / 2 * 2);
+  await db.set("readings", { readings, tiny: 1e-7, big: 2 ** 60 });
+  console.log(1.0, 1e-7, { half: 0.5, whole: 3.0 });
+  request.message.mean = 6 / 2;
+  request.message.small = 0.00001;
+  return request.ok();
+};
+"""
+FLOATS_PY = """
+from pfunc import require
+
+db, console = require("kvstore"), require("console")
+
+
+async def handler(request):
+    readings = [i % 10 / 2 * 2 for i in range(6000)]
+    await db.set("readings", {"readings": readings, "tiny": 1e-7, "big": 2.0**60})
+    console.log(1.0, 1e-7, {"half": 0.5, "whole": 3.0})
+    request.message["mean"] = 6 / 2
+    request.message["small"] = 0.00001
+    return request.ok()
+"""
+
+
+def test_floats_are_written_as_javascript_writes_the_numbers(harness, tmp_path):
+    """Python writes a whole float as 2.0 and small ones as 1e-07: the same readings
+    weighed more against the KV value limit in Python than in JavaScript (6,000 of
+    them: 18,000 bytes more), and messages and logs showed 3.0 where JavaScript has 3."""
+    (tmp_path / "floats.js").write_text(FLOATS_JS)
+    (tmp_path / "floats.py").write_text(FLOATS_PY)
+    import sqlite3
+
+    def stored() -> str:
+        with contextlib.closing(sqlite3.connect(harness.kv_path)) as db:
+            return db.execute("SELECT value FROM items WHERE key = 'readings'").fetchone()[0]
+
+    javascript = harness.run(tmp_path / "floats.js", message={})
+    by_javascript = stored()
+    python = harness.run(tmp_path / "floats.py", message={})
+    assert javascript.outcome == python.outcome == "ok", (javascript.error, python.error)
+    assert stored() == by_javascript and len(by_javascript) < 13_000
+    assert python.message == javascript.message == {"mean": 3, "small": 0.00001}
+    assert [line["text"] for line in python.logs] == [line["text"] for line in javascript.logs]
+    assert python.logs[0]["text"] == '1 1e-7 {"half":0.5,"whole":3}'

@@ -208,8 +208,10 @@ def _text(value: Any) -> str:
         return value
     if isinstance(value, BaseException):
         return f"{type(value).__name__}: {value}"
+    if isinstance(value, float):  # as JavaScript logs the number: 1.0 is 1, NaN is NaN
+        return number_text(value)
     try:
-        return jsonio.COMPACT.encode(value)
+        return strict_json(value)
     except (TypeError, ValueError):
         return str(value)
     except RecursionError:  # JavaScript's logs it (its JSON.stringify goes deeper): no failure

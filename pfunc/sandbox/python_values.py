@@ -15,13 +15,17 @@ from pfunc import jsonio
 
 def strict_json(value: Any) -> str:
     """JSON text as JavaScript's JSON.stringify writes it: a NaN or Infinity inside is null,
-    and a lone surrogate is written as its \\u escape."""
+    a float as JavaScript writes the number (2.0 is 2, 1e-07 is 1e-7: a Python handler's
+    division would otherwise weigh more against the KV limit than JavaScript's), and a
+    lone surrogate as its \\u escape."""
     try:
         text = jsonio.STRICT_COMPACT.encode(value)
     except ValueError as error:
         if "Out of range float" not in str(error):
             raise
         text = jsonio.COMPACT.encode(_finite(value))
+    if _PYTHON_FLOAT.search(text):  # (a text may look so too: then only written again)
+        text = "".join(_js_json(value))
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # (a Python str holds surrogates only as lone ones)
@@ -30,6 +34,37 @@ def strict_json(value: Any) -> str:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Where Python writes a float otherwise than JavaScript: a whole one (2.0) or one with an
+# exponent (1e-07, 1.5e+16); between, Python's shortest digits are JavaScript's.
+_PYTHON_FLOAT = re.compile(r"\d\.0(?![0-9])|\de[-+]")
+
+
+def _js_json(value: Any) -> Any:
+    """The JSON text of a value the standard encoder has written once (so plain JSON
+    types, no cycle), with numbers as JavaScript writes them."""
+    if isinstance(value, str):
+        yield json.dumps(value, ensure_ascii=False)
+    elif value is None or isinstance(value, bool):
+        yield "null" if value is None else "true" if value else "false"
+    elif isinstance(value, float):
+        finite = value == value and value not in (float("inf"), float("-inf"))
+        yield number_text(value) if finite else "null"
+    elif isinstance(value, int):
+        yield str(int(value))
+    elif isinstance(value, dict):
+        yield "{"
+        for number, (key, item) in enumerate(value.items()):
+            yield "," if number else ""
+            yield json.dumps(key if isinstance(key, str) else json.dumps(key), ensure_ascii=False)
+            yield ":"
+            yield from _js_json(item)
+        yield "}"
+    else:  # a list or tuple
+        yield "["
+        for number, item in enumerate(value):
+            yield "," if number else ""
+            yield from _js_json(item)
+        yield "]"
 
 
 def _finite(value: Any) -> Any:
@@ -43,14 +78,38 @@ def _finite(value: Any) -> Any:
 
 
 def number_text(number: float) -> str:
-    """A number as JavaScript's String() writes it (1.0 is "1", NaN is "NaN")."""
+    """A number as JavaScript's String() writes it (ECMA-262 Number::toString): 1.0 is
+    "1", 1e-07 is "1e-7", 1e16 is "10000000000000000", NaN is "NaN"."""
     if isinstance(number, int):
         return str(number)
     if number != number:
         return "NaN"
     if number in (float("inf"), float("-inf")):
         return "Infinity" if number > 0 else "-Infinity"
-    return str(int(number)) if number.is_integer() and abs(number) < 1e21 else repr(number)
+    if number == 0:
+        return "0"
+    sign = "-" if number < 0 else ""
+    # Python's repr has JavaScript's digits (the shortest that read back); only where the
+    # point goes differs.
+    mantissa, _, exponent = repr(abs(number)).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = whole + fraction
+    point = len(whole) + int(exponent or 0)  # digits before the decimal point
+    stripped = digits.lstrip("0")
+    point -= len(digits) - len(stripped)
+    digits = stripped.rstrip("0")
+    count = len(digits)
+    if count <= point <= 21:
+        text = digits + "0" * (point - count)
+    elif 0 < point <= 21:
+        text = digits[:point] + "." + digits[point:]
+    elif -6 < point <= 0:
+        text = "0." + "0" * -point + digits
+    else:
+        power = point - 1
+        text = digits[0] + ("." + digits[1:] if count > 1 else "")
+        text += ("e+" if power >= 0 else "e-") + str(abs(power))
+    return sign + text
 
 
 def js_string(value: Any) -> str:
@@ -99,6 +158,8 @@ def encode(value: Any) -> dict[str, Any]:
         return {"t": "function"}
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         return {"t": number_text(value)}  # JavaScript's names: NaN, Infinity, -Infinity
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return {"v": int(number_text(value))}  # 2.0 as JavaScript's 2 reaches the host
     if value is None or isinstance(value, bool | int | float | str):
         return {"v": value}
     try:
