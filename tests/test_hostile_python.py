@@ -311,6 +311,44 @@ def test_what_one_execution_does_to_its_surroundings_never_reaches_the_next(tmp_
     assert (after.outcome, after.message) == ("ok", before.message), after.to_json()
 
 
+def test_builtins_an_execution_changes_are_put_back_for_the_next(tmp_path):
+    """`builtins.str = int` broke every later execution of its worker, pfunc's own side of
+    it too, until the file was saved again; what top-level code adds stays."""
+    from pfunc.clock import Clock
+    from pfunc.engine import open_engine
+    from pfunc.limits import resolve_profile
+    from pfunc.project import Project
+
+    handler = tmp_path / "builtins_tamper.py"
+    handler.write_text(
+        "import builtins\n\nbuiltins.polyfill = lambda: 'kept'\n\n\n"
+        "def handler(request):\n"
+        "    if request.message.get('bad'):\n"
+        "        builtins.str = int\n"
+        "        builtins.extra = 1\n"
+        "        return request.ok()\n"
+        "    request.message['text'] = str(12) + polyfill()\n"
+        "    request.message['extra'] = hasattr(builtins, 'extra')\n"
+        "    return request.ok()\n"
+    )
+
+    async def go():
+        project = Project(root=tmp_path, config_file=None)
+        async with open_engine(
+            project, resolve_profile("classic"), Clock(), kv_path=tmp_path / "kv.db"
+        ) as engine:
+            function = engine.functions.executor_for_file(handler)
+            return [
+                await function.run(MessageEvent("before-publish", message))
+                for message in ({}, {"bad": True}, {})
+            ]
+
+    before, bad, after = asyncio.run(go())
+    assert before.message == {"text": "12kept", "extra": False}, before.to_json()
+    assert any("changed Python's builtins (extra, str)" in w for w in bad.warnings), bad.warnings
+    assert (after.outcome, after.message) == ("ok", before.message), after.to_json()
+
+
 def test_an_exception_whose_str_raises_is_the_handlers_error(harness, tmp_path):
     """Its __str__ raises: the handler's error, named by its class, not a worker that
     'stopped unexpectedly'."""

@@ -9,7 +9,6 @@ the network itself.
 
 from __future__ import annotations
 
-import _signal
 import _thread
 import asyncio
 import gc
@@ -44,6 +43,7 @@ from pfunc.sandbox.python_modules import (
     load_handler,
     missing_module_advice,
 )
+from pfunc.sandbox.python_surroundings import Surroundings
 
 
 def _load_reporting(handler_file: str, source: str) -> Callable[..., Any] | None:
@@ -278,63 +278,6 @@ def _arity(handler: Callable[..., Any]) -> int:
 HOST_CHECK_EVERY = 0.2
 
 
-class _Surroundings:
-    """What an execution finds around it, put back before each one: the working folder
-    the worker started in, and print() going nowhere. A handler that closed its standard
-    error or changed folder otherwise broke every later execution of its worker."""
-
-    def __init__(self) -> None:
-        self.folder = os.getcwd()
-        self.sink = open(os.devnull, "w")  # noqa: SIM115 - the worker's life long
-        # What each signal does in the worker, read through _signal (the C module: 1.5 us
-        # for all of them, signal.getsignal 28 us).
-        catchable = set(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
-        self.signals = [(int(number), _signal.getsignal(number)) for number in catchable]
-
-    def put_back_signals(self) -> tuple[list[str], str | None]:
-        """The signals whose handling the execution changed (a handler's signal.signal
-        would otherwise act in later executions), put back as the worker had them: a
-        warning naming them, if any, and why the worker must be replaced, if one cannot
-        be put back (its handling was set outside Python: faulthandler, say)."""
-        changed = [
-            (number, was) for number, was in self.signals if _signal.getsignal(number) != was
-        ]
-        if not changed:
-            return [], None
-        stuck = [number for number, was in changed if was is None]
-        for number, was in changed:
-            if was is not None:
-                signal.signal(number, was)
-        names = ", ".join(_signal_name(number) for number, _ in changed)
-        said = f"the handler changed what {names} does in its worker (signal.signal)"
-        if stuck:
-            which = ", ".join(map(_signal_name, stuck))
-            return [said], f"what {which} does cannot be put back; the worker was replaced"
-        return [
-            f"{said}; pfunc put the worker's handling back, so that it cannot act in a "
-            "later execution"
-        ], None
-
-    def restore(self) -> None:
-        try:
-            os.fstat(self.sink.fileno())  # closed (the file or its descriptor)?
-        except (OSError, ValueError):
-            self.sink = open(os.devnull, "w")  # noqa: SIM115
-        sys.stdout = sys.stderr = self.sink
-        try:
-            if os.getcwd() != self.folder:
-                os.chdir(self.folder)
-        except OSError:
-            os.chdir(self.folder)
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:  # real-time signals have no name of their own
-        return f"signal {number}"
-
-
 def _adopt_orphans() -> None:
     """Make the intermediate parent the subreaper of what the handler starts (Linux): a
     process that leaves its parent (fork, setsid, fork again) is then adopted here, not by
@@ -386,7 +329,7 @@ def main(incoming_fd: int, outgoing_fd: int) -> None:
     CONNECTION.incoming = incoming_fd
     os.set_blocking(incoming_fd, False)  # read_soon polls it
     CONNECTION.outgoing = os.fdopen(outgoing_fd, "w", encoding="utf-8")
-    surroundings = _Surroundings()  # print() goes nowhere (docs/handlers.md)
+    surroundings = Surroundings()  # print() goes nowhere (docs/handlers.md)
     surroundings.restore()
 
     handler: Callable[..., Any] | None = None
@@ -403,6 +346,7 @@ def main(incoming_fd: int, outgoing_fd: int) -> None:
                 limit = pages * resource.getpagesize() + int(message["memory"])
                 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
             handler = _load_reporting(handler_file, source)
+            surroundings.keep_builtins()
         elif message["op"] == "reload" and handler_file:  # another test run: a new module
             # Nothing of the last one may stay: its globals, its cycles, what it allocated.
             handler = None
@@ -410,6 +354,7 @@ def main(incoming_fd: int, outgoing_fd: int) -> None:
             forget_handler_modules(handler_file)
             gc.collect()
             handler = _load_reporting(handler_file, source)
+            surroundings.keep_builtins()
         elif message["op"] == "run" and handler is not None:
             surroundings.restore()
             now = message.get("now") or time.time() * 1000
@@ -417,7 +362,7 @@ def main(incoming_fd: int, outgoing_fd: int) -> None:
             CONNECTION.execution = execution
             done = _run(handler, execution, handler_file)
             said, stuck = surroundings.put_back_signals()
-            done["warnings"].extend(said)
+            done["warnings"].extend(said + surroundings.put_back_builtins())
             if stuck:
                 done["left_running"].append(stuck)
             CONNECTION.send(done)
