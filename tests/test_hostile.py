@@ -740,3 +740,48 @@ def test_a_call_made_while_an_error_is_worded_never_takes_pfunc_down(tmp_path, n
     assert run.code in (0, 1), run.stderr[-600:]
     report = json.loads(run.stdout)
     assert report["outcome"] in ("ok", "error")
+
+
+ENGINE_STOP_TRAPS = {
+    # A getter that never returns where the binding reads the engine's own stop (the
+    # time limit's uncatchable error) as it leaves the engine, with no limit running.
+    "stack": """
+        export default async (request, response) => {
+          Error.prototype.toString = () => { for (;;) {} };
+          Object.defineProperty(Error.prototype, "stack", { get() { for (;;) {} }, configurable: true });
+          throw new Error("boom");
+        };
+    """,
+    # A microtask's exception left the engine as the job's, worded there the same way.
+    "microtask": """
+        export default async (request, response) => {
+          queueMicrotask(() => { throw { get stack() { for (;;) {} }, toString() { for (;;) {} } }; });
+          await null;
+          return response.send("after");
+        };
+    """,
+}
+
+
+def test_a_handler_cannot_hold_the_dev_server_where_the_engine_stops_it(tmp_path):
+    """Each of these held a dev server thread, and the GIL with it, for good: no request
+    was answered again, and only SIGKILL stopped the server (run and test were fine: their
+    own limit stays armed there). Now each is a timeout, and the server goes on."""
+    from tests.dev_harness import DevProcess
+
+    toml = (
+        '[project]\nsubscribe_key = "sub-c-h"\npublish_key = "pub-c-h"\n\n[limits]\ntimeout = 1\n'
+    )
+    for name, source in ENGINE_STOP_TRAPS.items():
+        (tmp_path / f"{name}.js").write_text(textwrap.dedent(source))
+        toml += f'\n[[functions]]\nname = "{name}"\nfile = "{name}.js"\nevent = "on-request"\npath = "{name}"\n'
+    (tmp_path / "pfunc.toml").write_text(toml)
+    server = DevProcess(tmp_path)
+    try:
+        for name in ENGINE_STOP_TRAPS:
+            status, _, body = server.request("GET", f"/v1/blocks/sub-key/sub-c-h/{name}")
+            assert status == 500 and "time limit" in body, body
+            assert server.request("GET", "/time/0")[0] == 200
+    finally:
+        server.stop()
+    assert server.process.returncode == 0  # stopped by SIGTERM, not killed

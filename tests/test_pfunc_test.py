@@ -860,6 +860,29 @@ def test_what_a_scenario_left_on_globals_and_modules_never_reaches_the_next(tmp_
             "g",
         ),
         ("delete Array.prototype.includes", "typeof [].includes", "function"),
+        # Intrinsics no global names, a global's own prototype and a QuickJS global: each
+        # reached the next scenario (a hostile hunt found them).
+        (
+            "Object.getPrototypeOf(function* () {}).prototype.next = () => ({ done: true })",
+            "String([...(function* () { yield 1; })()].length)",
+            "1",
+        ),
+        (
+            "Object.getPrototypeOf(async function () {}).extra = 1",
+            "typeof (async () => {}).extra",
+            "undefined",
+        ),
+        (
+            'Object.getPrototypeOf("".matchAll(/a/g)).next = () => ({ done: true })',
+            'String([..."aa".matchAll(/a/g)].length)',
+            "2",
+        ),
+        ("Atomics.kept = new FinalizationRegistry(() => {})", "typeof Atomics.kept", "undefined"),
+        (
+            "Object.setPrototypeOf(globalThis, { extra: 1 })",
+            "typeof globalThis.extra",
+            "undefined",
+        ),
         (
             'Object.defineProperty(Array.prototype, "extra", { value: 1, configurable: true })',
             "typeof [].extra",

@@ -442,6 +442,46 @@ var console;
 
   Error.prepareStackTrace = __pfunc_prepareStack;
 
+  // The engine's own stops (the time limit, memory) throw an InternalError that no code
+  // can catch, and the binding words it as it leaves the engine: its toString, name,
+  // message and stack are read there with no limit running. A handler's looping getter
+  // on Error.prototype (or InternalError's) would run there for ever, and on a dev
+  // server thread hold the GIL for good. So InternalError's prototype holds its own
+  // copies, fixed: production (V8) has no InternalError, so no handler can miss them.
+  {
+    const errorStack = __pfunc_describe(Error.prototype, "stack");
+    const errorToString = Error.prototype.toString;
+    const fixed = { writable: false, enumerable: false, configurable: false };
+    __pfunc_define(InternalError.prototype, "stack", {
+      get: errorStack.get, set: errorStack.set, enumerable: false, configurable: false,
+    });
+    __pfunc_define(InternalError.prototype, "toString", { ...fixed, value: errorToString });
+    __pfunc_define(InternalError.prototype, "name", { ...fixed, value: "InternalError" });
+    __pfunc_define(InternalError.prototype, "message", { ...fixed, value: "" });
+  }
+
+  // A microtask's exception would leave the engine as the job's, worded by the binding
+  // with no limit running (a thrown object's looping toString held a dev server thread
+  // for good) and taken for a fault of pfunc's. It is the execution's error instead, as
+  // an exception nothing catches is (a module's top-level one fails its load).
+  const realQueueMicrotask = queueMicrotask;
+  globalThis.queueMicrotask = function queueMicrotask(callback) {
+    if (typeof callback !== "function") return realQueueMicrotask(callback); // its TypeError
+    const execution = current;
+    realQueueMicrotask(function __pfunc_microtask() {
+      try {
+        callback();
+      } catch (error) {
+        if (execution === null) {
+          if (load.error === null) load.error = __pfunc_errorInfo(error);
+        } else if (execution.error === null) {
+          execution.settled = true;
+          execution.error = __pfunc_errorInfo(error);
+        }
+      }
+    });
+  };
+
   // --- host calls --------------------------------------------------------------
 
   // Values JSON cannot carry are sent as markers so the host can word the error.
@@ -1195,10 +1235,12 @@ var console;
   const recordedValues = []; // a data property's value; an accessor's descriptor
   const recordedAccessor = [];
   const recordedExtensible = [];
+  const recordedPrototypes = [];
   const countedOwners = []; // owner indexes, beside how many own properties each has:
   const countedLengths = []; // parallel arrays (a for...of over pairs costs 20 us a check)
   const ownKeys = Reflect.ownKeys;
   const isExtensible = Object.isExtensible;
+  const prototypeOf = Object.getPrototypeOf;
 
   function __pfunc_record() {
     const proto = Object.getPrototypeOf;
@@ -1216,6 +1258,26 @@ var console;
       ArrayBuffer, ArrayBuffer.prototype, proto(Uint8Array), proto(Uint8Array.prototype),
       Uint8Array.prototype, DataView.prototype, console, globalThis.performance,
     ];
+    // The intrinsics no global names: the functions' kinds, their generators, iterators.
+    const generatorFunction = proto(function* () {});
+    const asyncGeneratorFunction = proto(async function* () {});
+    const asyncFunction = proto(async function () {});
+    owners.push(
+      generatorFunction, generatorFunction.constructor, generatorFunction.prototype,
+      asyncGeneratorFunction, asyncGeneratorFunction.constructor,
+      asyncGeneratorFunction.prototype, proto(asyncGeneratorFunction.prototype),
+      asyncFunction, asyncFunction.constructor, proto(new Set()[Symbol.iterator]()),
+      proto("".matchAll(/a/g)), WeakMap, WeakSet, AggregateError, AggregateError.prototype,
+      InternalError, InternalError.prototype,
+    );
+    // And the globals QuickJS may have, each with its prototype.
+    for (const name of ["Atomics", "WeakRef", "FinalizationRegistry", "Proxy",
+      "SharedArrayBuffer", "Iterator", "Int8Array", "Uint8ClampedArray", "Int16Array",
+      "Uint16Array", "Int32Array", "Uint32Array", "Float32Array", "Float64Array",
+      "BigInt64Array", "BigUint64Array", "DataView"]) {
+      const value = globalThis[name];
+      if (value !== undefined && value !== null) owners.push(value, value.prototype);
+    }
     for (const owner of owners) __pfunc_recordOwner(owner, owner !== globalThis);
     // The modules require() gives: a handler may wrap their methods too.
     __pfunc_recordTree(modules);
@@ -1254,6 +1316,7 @@ var console;
     if (owner === undefined || owner === null || recordedOwners.indexOf(owner) >= 0) return;
     const index = recordedOwners.push(owner) - 1;
     recordedExtensible.push(isExtensible(owner));
+    recordedPrototypes.push(prototypeOf(owner)); // (Object.setPrototypeOf(globalThis, ...))
     const keys = ownKeys(owner);
     if (counted) {
       countedOwners.push(index);
@@ -1292,6 +1355,7 @@ var console;
     if (changed >= 0) return changed;
     for (let o = 0; o < recordedOwners.length; o++) {
       if (isExtensible(recordedOwners[o]) !== recordedExtensible[o]) return -2;
+      if (prototypeOf(recordedOwners[o]) !== recordedPrototypes[o]) return -2;
     }
     for (let c = 0; c < countedOwners.length; c++) {
       if (ownKeys(recordedOwners[countedOwners[c]]).length !== countedLengths[c]) return -2;
