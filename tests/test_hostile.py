@@ -251,7 +251,35 @@ REPORTS = {
         "TypeError",
         "status must be an HTTP status code",
     ),
+    # An interim status is no answer: the client was left waiting for one, in pfunc dev.
+    "a 1xx status": (
+        "export default (request, response) => response.send('x', 101);",
+        "TypeError",
+        "status must be an HTTP status code (200 to 599), got 101",
+    ),
 }
+
+
+@pytest.mark.parametrize(
+    ("call", "said"),
+    [
+        ("request.ok(() => 1)", "it is a function"),
+        ("request.ok(Symbol('s'))", "it is symbol"),
+        ("request.ok(NaN)", "it is NaN"),
+        ("request.ok(-Infinity)", "it is -Infinity"),
+        ("(request.message = () => 1, request.ok())", "it is a function"),
+    ],
+)
+def test_a_message_json_cannot_carry_is_refused_not_delivered_as_null(
+    harness, tmp_path, call, said
+):
+    """Values JSON cannot carry are refused when they are the value itself (decisions.md);
+    these ended ok, and pfunc dev published (and stored) null."""
+    handler = tmp_path / "ok.js"
+    handler.write_text(f"export default (request) => {call};")
+    result = harness.run(handler)
+    assert result.outcome == "error" and result.error.type == "TypeError"
+    assert f"request.ok(): the message is not JSON-serialisable: {said}" in result.error.message
 
 
 @pytest.mark.parametrize("name", list(REPORTS))

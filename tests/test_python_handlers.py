@@ -1215,7 +1215,7 @@ def handler(request, response):
 """
 
 
-@pytest.mark.parametrize("status", [201, 201.0, "201", " 404 ", 99, "abc", 600.5])
+@pytest.mark.parametrize("status", [201, 201.0, "201", " 404 ", 99, 101, "abc", 600.5])
 def test_a_status_and_header_values_are_read_as_javascript_reads_them(harness, tmp_path, status):
     """A status read from JSON or text (201.0, "201") is sent by JavaScript's send() and
     was refused by Python's, with another error type; header values were Python's str()
@@ -1318,3 +1318,12 @@ def test_floats_are_written_as_javascript_writes_the_numbers(harness, tmp_path):
     assert python.message == javascript.message == {"mean": 3, "small": 0.00001}
     assert [line["text"] for line in python.logs] == [line["text"] for line in javascript.logs]
     assert python.logs[0]["text"] == '1 1e-7 {"half":0.5,"whole":3}'
+
+
+def test_a_message_that_is_not_a_finite_number_is_refused_as_in_javascript(harness, tmp_path):
+    (tmp_path / "nan.py").write_text("def handler(request):\n    return request.ok(float('nan'))\n")
+    (tmp_path / "nan.js").write_text("export default (request) => request.ok(NaN);\n")
+    javascript, python = (harness.run(tmp_path / name) for name in ("nan.js", "nan.py"))
+    assert python.outcome == javascript.outcome == "error"
+    assert python.error.type == javascript.error.type == "TypeError"
+    assert "request.ok(): the message is not JSON-serialisable: it is NaN" in python.error.message

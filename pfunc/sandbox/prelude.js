@@ -780,6 +780,12 @@ var console;
         } catch (error) {
           throw new TypeError("request.ok(): the message is not JSON-serialisable: " + error.message);
         }
+        // A value JSON cannot carry, as the message itself, is refused (decisions.md): it
+        // was delivered, and stored, as null.
+        if (text === undefined || (typeof value === "number" && !Number.isFinite(value))) {
+          throw new TypeError("request.ok(): the message is not JSON-serialisable: it is " +
+            (typeof value === "number" ? String(value) : typeof value === "function" ? "a function" : typeof value));
+        }
         if (promised.length) {
           execution.warnings.push(
             "request.ok(): " + promised.join(", ") + " in the message is a Promise, sent as {}: " +
@@ -872,8 +878,8 @@ var console;
         for (const key of Object.keys(response.headers || {})) headers[key] = String(response.headers[key]);
         const text = __pfunc_sentText(body, headers);
         const code = status !== undefined ? Number(status) : Number(response.status);
-        if (!Number.isInteger(code) || code < 100 || code > 599) {
-          throw new TypeError("response.send(): status must be an HTTP status code (100 to 599), got " +
+        if (!Number.isInteger(code) || code < 200 || code > 599) { // (a 1xx is no final answer)
+          throw new TypeError("response.send(): status must be an HTTP status code (200 to 599), got " +
             String(status !== undefined ? status : response.status));
         }
         __pfunc_complete(execution, "response", { status: code, headers: headers, body: text });

@@ -320,6 +320,10 @@ class Request:
                 f"request.ok(message) in an {self._execution.event['kind']} handler cannot "
                 "change the message: it was already delivered; the argument is ignored"
             )
+        if isinstance(value, float) and (value != value or abs(value) == float("inf")):
+            raise TypeError(  # as JavaScript's ok() refuses it (it was delivered as null)
+                f"request.ok(): the message is not JSON-serialisable: it is {number_text(value)}"
+            )
         try:
             text = strict_json(value)
         except (TypeError, ValueError, RecursionError) as error:

@@ -142,12 +142,12 @@ def status_code(value: Any, call: str) -> int:
     if (
         isinstance(number, int | float)
         and not isinstance(number, bool)
-        and 100 <= number <= 599  # (first: a huge int is no float)
+        and 200 <= number <= 599  # (first: a huge int is no float; a 1xx is no final answer)
         and float(number).is_integer()
     ):
         return int(number)
     raise TypeError(
-        f"{call}: status must be an HTTP status code (100 to 599), got {js_string(value)}"
+        f"{call}: status must be an HTTP status code (200 to 599), got {js_string(value)}"
     )
 
 
