@@ -780,6 +780,23 @@ ENGINE_STOP_TRAPS = {
           throw new Error("boom");
         };
     """,
+    # Where the binding words that error as text: Symbol.toPrimitive, up its prototypes.
+    "primitive": """
+        export default async (request, response) => {
+          Object.defineProperty(Object.prototype, Symbol.toPrimitive, {
+            value() { for (;;) {} }, configurable: true, writable: true });
+          Error.prototype[Symbol.toPrimitive] = function () { for (;;) {} };
+          for (;;) {}
+        };
+    """,
+    # A value thrown while pfunc writes the report (a toJSON getter) left pfunc's entry.
+    "report": """
+        export default async (request, response) => {
+          await response.send("x");
+          Object.defineProperty(Object.prototype, "toJSON", { get() {
+            throw { toString() { for (;;) {} }, get stack() { for (;;) {} } }; }, configurable: true });
+        };
+    """,
     # A microtask's exception left the engine as the job's, worded there the same way.
     "microtask": """
         export default async (request, response) => {

@@ -879,6 +879,12 @@ def test_what_a_scenario_left_on_globals_and_modules_never_reaches_the_next(tmp_
         ),
         ("Atomics.kept = new FinalizationRegistry(() => {})", "typeof Atomics.kept", "undefined"),
         (
+            "Object.getPrototypeOf([].values().map((x) => x)).extra = 1",
+            "typeof Object.getPrototypeOf([].values().map((x) => x)).extra",
+            "undefined",
+        ),
+        ("DOMException.prototype.extra = 1", "typeof DOMException.prototype.extra", "undefined"),
+        (
             "Object.setPrototypeOf(globalThis, { extra: 1 })",
             "typeof globalThis.extra",
             "undefined",

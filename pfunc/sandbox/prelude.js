@@ -28,6 +28,9 @@ var console;
   const __pfunc_calleeOf = __pfunc_calleeReader.callee; // callee.js, evaluated just before
   const __pfunc_callOf = __pfunc_calleeReader.callOf;
   const __pfunc_define = Object.defineProperty;
+  const __pfunc_apply = Reflect.apply;
+  const __pfunc_InternalError = InternalError;
+  const __pfunc_prototypeOf = Object.getPrototypeOf;
   const __pfunc_stringValue = String.prototype.valueOf;
   const objectPrototype = Object.prototype;
   const arrayPrototype = Array.prototype;
@@ -458,6 +461,12 @@ var console;
     __pfunc_define(InternalError.prototype, "toString", { ...fixed, value: errorToString });
     __pfunc_define(InternalError.prototype, "name", { ...fixed, value: "InternalError" });
     __pfunc_define(InternalError.prototype, "message", { ...fixed, value: "" });
+    // Words it as text before any toString or valueOf is looked for further up.
+    __pfunc_define(InternalError.prototype, Symbol.toPrimitive, {
+      ...fixed,
+      value: function __pfunc_internalErrorText() { return __pfunc_apply(errorToString, this, []); },
+    });
+    Object.preventExtensions(InternalError.prototype); // (and its prototype stays Error's)
   }
 
   // A microtask's exception would leave the engine as the job's, worded by the binding
@@ -1139,8 +1148,8 @@ var console;
     }).join("") + "return -1; }; })"
   );
 
-  // Runs after the handler's top-level code too: no method it may have replaced.
-  const __pfunc_apply = Reflect.apply;
+  // Runs after the handler's top-level code too: no method it may have replaced (it
+  // calls through __pfunc_apply, Reflect.apply as it was).
   // `skipped`: slots not to check (a getter top-level code put there, which gives a new
   // value on every read).
   function __pfunc_checkAgainst(values, skipped) {
@@ -1208,8 +1217,26 @@ var console;
 
   // The host reads these entry points with Context.get(), once, before the handler loads;
   // they cannot be replaced or deleted either.
+  //
+  // What such an entry throws leaves the engine, and the binding words it there with no
+  // limit running: a value of the handler's (a toJSON getter's throw while the report is
+  // written) would run the handler's code there. So anything but the engine's own stops
+  // (null, an InternalError: fixed above) leaves as an InternalError of pfunc's, worded
+  // here, under the limit.
   function __pfunc_entry(name, value) {
-    Object.defineProperty(globalThis, name, { value: value, writable: false, configurable: false });
+    function __pfunc_guarded(a, b, c) { // (no entry takes more; no apply frame in stacks)
+      try {
+        return value(a, b, c);
+      } catch (error) {
+        if (error === null || __pfunc_isInternalError(error)) throw error;
+        throw new __pfunc_InternalError(name + " threw: " + __pfunc_format(error));
+      }
+    }
+    Object.defineProperty(globalThis, name, { value: __pfunc_guarded, writable: false, configurable: false });
+  }
+
+  function __pfunc_isInternalError(error) {
+    return typeof error === "object" && __pfunc_prototypeOf(error) === __pfunc_InternalError.prototype;
   }
   __pfunc_entry("__pfunc_api_setClock", __pfunc_setClock);
   __pfunc_entry("__pfunc_api_seedRandom", __pfunc_seedRandom);
@@ -1276,13 +1303,19 @@ var console;
       proto("".matchAll(/a/g)), WeakMap, WeakSet, AggregateError, AggregateError.prototype,
       InternalError, InternalError.prototype,
     );
-    // And the globals QuickJS may have, each with its prototype.
-    for (const name of ["Atomics", "WeakRef", "FinalizationRegistry", "Proxy",
-      "SharedArrayBuffer", "Iterator", "Int8Array", "Uint8ClampedArray", "Int16Array",
-      "Uint16Array", "Int32Array", "Uint32Array", "Float32Array", "Float64Array",
-      "BigInt64Array", "BigUint64Array", "DataView"]) {
-      const value = globalThis[name];
-      if (value !== undefined && value !== null) owners.push(value, value.prototype);
+    // The iterator helpers' and Iterator.from's (where QuickJS has them).
+    if (typeof [].values().map === "function") owners.push(proto([].values().map((x) => x)));
+    if (typeof globalThis.Iterator === "function" && typeof Iterator.from === "function") {
+      owners.push(proto(Iterator.from({ next() { return { done: true }; } })));
+    }
+    // And every other global the engine has (Atomics, DisposableStack, DOMException...),
+    // each with its prototype: whatever the engine adds, a handler may change.
+    for (const name of Object.getOwnPropertyNames(globalThis)) {
+      const held = __pfunc_describe(globalThis, name);
+      const value = held === undefined ? undefined : held.value; // (a getter's is not read)
+      if (name.startsWith("__pfunc") || value === null) continue;
+      if (typeof value === "function") owners.push(value, value.prototype);
+      else if (typeof value === "object") owners.push(value);
     }
     for (const owner of owners) __pfunc_recordOwner(owner, owner !== globalThis);
     // The modules require() gives: a handler may wrap their methods too.
