@@ -130,21 +130,42 @@ def js_string(value: Any) -> str:
     return str(value)
 
 
+# JavaScript's StringToNumber: a decimal literal (ASCII digits, no "_"), or 0x/0o/0b
+# digits, or Infinity, around whitespace; "" is 0, anything else NaN.
+_JS_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?Infinity")
+_JS_RADIX = {"0x": (16, "0123456789abcdefABCDEF"), "0o": (8, "01234567"), "0b": (2, "01")}
+
+
+def js_number(value: Any) -> float:
+    """What JavaScript's Number(value) gives for the value as a JavaScript handler would
+    have it: 201.0 and "201" are 201, "0xC8" 200, [200] 200, True 1, "2_00" NaN."""
+    if value is None or isinstance(value, bool):
+        return float(value or 0)
+    if isinstance(value, int | float):
+        return float(value) if abs(value) < 1e308 else float("inf") * (1 if value > 0 else -1)
+    if isinstance(value, list | tuple):
+        return js_number(js_string(value))
+    if not isinstance(value, str):
+        return float("nan")
+    text = value.strip(
+        " \t\n\v\f\r\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+        "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+    )
+    if not text:
+        return 0.0
+    radix = _JS_RADIX.get(text[:2].lower())
+    if radix is not None and len(text) > 2 and all(c in radix[1] for c in text[2:]):
+        return float(int(text[2:], radix[0]))
+    if _JS_DECIMAL.fullmatch(text):
+        return float(text.replace("Infinity", "inf"))
+    return float("nan")
+
+
 def status_code(value: Any, call: str) -> int:
     """The HTTP status a handler gave, read as JavaScript's Number() reads it (201, 201.0
     and "201" alike), or the TypeError JavaScript's send() raises."""
-    number: Any = value
-    if isinstance(value, str):
-        try:
-            number = float(value.strip() or "0")
-        except ValueError:
-            number = None
-    if (
-        isinstance(number, int | float)
-        and not isinstance(number, bool)
-        and 200 <= number <= 599  # (first: a huge int is no float; a 1xx is no final answer)
-        and float(number).is_integer()
-    ):
+    number = js_number(value)
+    if 200 <= number <= 599 and number.is_integer():  # (a 1xx is no final answer)
         return int(number)
     raise TypeError(
         f"{call}: status must be an HTTP status code (200 to 599), got {js_string(value)}"
@@ -221,8 +242,8 @@ class FetchResponse(JsObject):
         self["$buffer"] = {"type": "Buffer", "data": raw.get("buffer") or []}
 
     def json(self) -> Settled:
-        try:
-            return Settled(json.loads(self["body"]))
+        try:  # strictly, as JSON.parse: no NaN or Infinity
+            return Settled(jsonio.loads(self["body"]))
         except (TypeError, ValueError) as error:  # a JSONDecodeError, reported as SyntaxError
             why = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
             text = f"xhr response.json(): the body of {self['url']} is not valid JSON: {why}"
