@@ -11,6 +11,7 @@ import shutil
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -271,15 +272,31 @@ def test_a_handler_still_running_when_pfunc_is_stopped_goes_with_it(tmp_path, si
     assert all(map(process_ended, workers)), workers
 
 
-def test_what_one_execution_does_to_its_surroundings_never_reaches_the_next(tmp_path):
-    """A handler that closes its standard error or output, or changes folder, in one
-    execution: the next execution of the same worker prints, and finds itself in the
-    same folder, as before it."""
-
+def clean_bad_clean(handler: Path) -> list:
+    """Three executions of `handler` in one worker: {}, {"bad": true}, {} (the results)."""
     from pfunc.clock import Clock
     from pfunc.engine import open_engine
     from pfunc.limits import resolve_profile
     from pfunc.project import Project
+
+    async def go():
+        project = Project(root=handler.parent, config_file=None)
+        async with open_engine(
+            project, resolve_profile("classic"), Clock(), kv_path=handler.parent / "kv.db"
+        ) as engine:
+            function = engine.functions.executor_for_file(handler)
+            return [
+                await function.run(MessageEvent("before-publish", message))
+                for message in ({}, {"bad": True}, {})
+            ]
+
+    return asyncio.run(go())
+
+
+def test_what_one_execution_does_to_its_surroundings_never_reaches_the_next(tmp_path):
+    """A handler that closes its standard error or output, or changes folder, in one
+    execution: the next execution of the same worker prints, and finds itself in the
+    same folder, as before it."""
 
     handler = tmp_path / "surroundings.py"
     handler.write_text(
@@ -295,18 +312,7 @@ def test_what_one_execution_does_to_its_surroundings_never_reaches_the_next(tmp_
         "    return request.ok()\n"
     )
 
-    async def go():
-        project = Project(root=tmp_path, config_file=None)
-        async with open_engine(
-            project, resolve_profile("classic"), Clock(), kv_path=tmp_path / "kv.db"
-        ) as engine:
-            function = engine.functions.executor_for_file(handler)
-            runs = []
-            for message in ({}, {"bad": True}, {}):
-                runs.append(await function.run(MessageEvent("before-publish", message)))
-            return runs
-
-    before, bad, after = asyncio.run(go())
+    before, bad, after = clean_bad_clean(handler)
     assert (before.outcome, bad.outcome) == ("ok", "ok")
     assert (after.outcome, after.message) == ("ok", before.message), after.to_json()
 
@@ -314,11 +320,6 @@ def test_what_one_execution_does_to_its_surroundings_never_reaches_the_next(tmp_
 def test_builtins_an_execution_changes_are_put_back_for_the_next(tmp_path):
     """`builtins.str = int` broke every later execution of its worker, pfunc's own side of
     it too, until the file was saved again; what top-level code adds stays."""
-    from pfunc.clock import Clock
-    from pfunc.engine import open_engine
-    from pfunc.limits import resolve_profile
-    from pfunc.project import Project
-
     handler = tmp_path / "builtins_tamper.py"
     handler.write_text(
         "import builtins\n\nbuiltins.polyfill = lambda: 'kept'\n\n\n"
@@ -332,18 +333,7 @@ def test_builtins_an_execution_changes_are_put_back_for_the_next(tmp_path):
         "    return request.ok()\n"
     )
 
-    async def go():
-        project = Project(root=tmp_path, config_file=None)
-        async with open_engine(
-            project, resolve_profile("classic"), Clock(), kv_path=tmp_path / "kv.db"
-        ) as engine:
-            function = engine.functions.executor_for_file(handler)
-            return [
-                await function.run(MessageEvent("before-publish", message))
-                for message in ({}, {"bad": True}, {})
-            ]
-
-    before, bad, after = asyncio.run(go())
+    before, bad, after = clean_bad_clean(handler)
     assert before.message == {"text": "12kept", "extra": False}, before.to_json()
     assert any("changed Python's builtins (extra, str)" in w for w in bad.warnings), bad.warnings
     assert (after.outcome, after.message) == ("ok", before.message), after.to_json()
