@@ -102,6 +102,59 @@ def test_export_clear_import_round_trip(tmp_path):
     assert json.loads(kv(tmp_path, "counters", "--json").stdout)[0]["value"] == 4
 
 
+def stored_text(tmp_path, key: str) -> str:
+    import contextlib
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(tmp_path / "kv.sqlite3")) as db:
+        return db.execute("SELECT value FROM items WHERE key = ?", (key,)).fetchone()[0]
+
+
+def test_whatever_a_handler_stored_comes_back_from_an_export_as_it_was(tmp_path):
+    """A string a handler stored with setItem (its limit counts the string) was refused by
+    import and by kv set (counted as JSON, its escapes doubling it); numbers came back in
+    Python's spelling (1e-07, 100000.0), which getItem then returned; an expiry lost its
+    milliseconds (an item set at .900 came back 900 ms shorter lived)."""
+    handler = tmp_path / "stores.js"
+    handler.write_text(
+        "const db = require('kvstore');\nexport default async (request) => {\n"
+        "  await db.setItem('quotes', '\"'.repeat(20000), 1);\n"
+        "  await db.set('numbers', [1e-7, 0.000001, 1e5, 1.5]);\n"
+        "  return request.ok();\n};\n"
+    )
+    store = tmp_path / "kv.sqlite3"
+    now = "2026-01-01T12:00:00.900Z"
+    ran = run_cli("run", handler, "--kv", store, "--now", now, cwd=tmp_path)
+    assert ran.code == 0, ran.stdout
+    by_handler = {key: stored_text(tmp_path, key) for key in ("quotes", "numbers")}
+    assert by_handler["numbers"] == "[1e-7,0.000001,100000,1.5]"
+    dump = tmp_path / "dump.json"
+    assert kv(tmp_path, "export", dump, "--now", now).code == 0
+    assert kv(tmp_path, "clear", "--yes").code == 0
+    imported = kv(tmp_path, "import", dump)
+    assert imported.code == 0, imported.stderr
+    assert {key: stored_text(tmp_path, key) for key in by_handler} == by_handler
+    # Alive at 12:01:00.800, as in the store it came from (exported as 12:01:00.900Z).
+    assert kv(tmp_path, "get", "quotes", "--now", "2026-01-01T12:01:00.800Z").code == 0
+    # kv set takes what get printed, and writes numbers as JavaScript does.
+    printed = kv(tmp_path, "get", "quotes", "--now", now).stdout
+    assert kv(tmp_path, "set", "quotes", printed, "--now", now).code == 0
+    assert kv(tmp_path, "set", "x", "[1e-7, 0.000001, 1E5, 1.0]").code == 0
+    assert stored_text(tmp_path, "x") == "[1e-7,0.000001,100000,1]"
+
+
+def test_a_negative_number_is_a_value_not_an_option(tmp_path):
+    assert kv(tmp_path, "set", "balance", "-1").code == 0
+    assert kv(tmp_path, "get", "balance").stdout.strip() == "-1"
+    published = invoke_cli(
+        "publish", "chat", "-1", "--json", "--kv", tmp_path / "kv.sqlite3", cwd=tmp_path
+    )
+    assert published.code == 0 and json.loads(published.stdout)["message"] == -1
+    # Published with no --meta: no meta stored, as for an SDK's publish (it was {}).
+    history = invoke_cli("history", "chat", "--json", "--kv", tmp_path / "kv.sqlite3", cwd=tmp_path)
+    assert [(m["message"], m["meta"]) for m in json.loads(history.stdout)] == [(-1, None)]
+
+
 def test_a_kv_path_in_a_folder_that_is_not_there_is_refused_not_made(tmp_path):
     typo = tmp_path / "dat" / "kv.sqlite3"  # a slip of the hand: no folder appears
     run = run_cli("kv", "set", "k", "1", "--kv", typo, cwd=tmp_path)

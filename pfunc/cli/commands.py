@@ -138,7 +138,8 @@ def run(target: str, **options: Any) -> None:
 
 
 def _publish_command(verb: str, summary: str) -> None:
-    @main.command(name=verb, help=summary)
+    # A negative number is a message, not an option (`pfunc publish chat -1`).
+    @main.command(name=verb, help=summary, context_settings={"ignore_unknown_options": True})
     @click.argument("channel")
     @click.argument("message")
     @click.option("--meta", "meta_json", help="Message meta as a JSON object.")

@@ -208,7 +208,8 @@ def kv_get(key: str, **options: Any) -> None:
         sys.exit(EXIT_FAILED)
 
 
-@kv.command(name="set")
+# A negative number is a value, not an option (`kv set balance -1`).
+@kv.command(name="set", context_settings={"ignore_unknown_options": True})
 @click.argument("key")
 @click.argument("value")
 @click.option("--ttl", type=float, help="Minutes to live (default 1,440; clamped 1..525,600).")

@@ -60,13 +60,15 @@ class KVTool:
         return _read_back(str(args[0].value), text)
 
     async def list_items(
-        self, prefix: str, after: str | None = None, limit: int = -1
+        self, prefix: str, after: str | None = None, limit: int = -1, exact: bool = False
     ) -> list[dict[str, Any]]:
+        """Live items by key (`exact`: expiries to the millisecond, as an export keeps
+        them; a listing shows seconds)."""
         _check_text(prefix, after)
         now = self.runtime.clock.now_ms()
         found = await self.runtime.store.items(self.keyset, prefix, now, after=after, limit=limit)
         return [
-            {"key": key, "value": _read_back(key, value), "expires_at": _iso(expires)}
+            {"key": key, "value": _read_back(key, value), "expires_at": _iso(expires, exact)}
             for key, value, expires in found
         ]
 
@@ -95,7 +97,7 @@ class KVTool:
                 f"(pfunc kv rm {shell_word(key)})"
             )
         ttl_arg = JSArg({"t": "undefined"}) if ttl is None else JSArg({"v": ttl})
-        await self._call("set", _text(key), JSArg({"j": jsonio.dumps(value)}), ttl_arg)
+        await self._call(*_stored_as(value, key), ttl_arg)
 
     async def remove(self, key: str) -> bool:
         """Remove the item and the counter under `key`; whether either was there (a live
@@ -121,7 +123,7 @@ class KVTool:
     async def export_text(self) -> tuple[str, dict[str, int]]:
         """Every live item and counter of the keyset as an export file's text, and how
         many of each."""
-        items = await self.list_items("")
+        items = await self.list_items("", exact=True)
         counters = await self.list_counters("")
         data = {
             "format": EXPORT_FORMAT,
@@ -189,10 +191,9 @@ class KVTool:
         context = self._context()
         try:
             key = self._gateway.checked_key("set", _text(item["key"]), context)
-            value = self._gateway.checked_value(
-                "set", key, JSArg({"j": jsonio.dumps(item["value"])}), context
-            )
-            expires = int(datetime.fromisoformat(str(item["expires_at"])).timestamp() * 1000)
+            method, _, value_arg = _stored_as(item["value"], key)
+            value = self._gateway.checked_value(method, key, value_arg, context)
+            expires = round(datetime.fromisoformat(str(item["expires_at"])).timestamp() * 1000)
         except HandlerCallError as error:
             raise PfuncUsageError(f"{where}: {error.message}") from None
         except (ValueError, OverflowError) as error:
@@ -220,6 +221,16 @@ def _text(value: str) -> JSArg:
     return JSArg({"v": value})
 
 
+def _stored_as(value: Any, key: str) -> tuple[str, JSArg, JSArg]:
+    """The kvstore call that stores `value` under `key`, checked as a handler's is: a
+    string as setItem (its limit counts the string, not its JSON: a string a handler
+    stored so, full of quotes, is refused by set's count), anything else as set, its JSON
+    as JavaScript writes it (1e-7, not 1e-07)."""
+    if isinstance(value, str):
+        return "setItem", _text(key), JSArg({"v": value})
+    return "set", _text(key), JSArg({"j": jsonio.dumps(value)})
+
+
 def _check_text(*values: str | None) -> None:
     """--prefix and --after as text SQLite can hold: bytes that are not UTF-8 in a
     command-line argument arrive as lone surrogates."""
@@ -231,12 +242,13 @@ def _check_text(*values: str | None) -> None:
 _LATEST_MS = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp() * 1000)
 
 
-def _iso(ms: int) -> str:
+def _iso(ms: int, exact: bool = False) -> str:
     # An expiry past year 9999 (set under a --now close to it) has no ISO-8601 date:
-    # shown, and exported, as the last second that has one.
+    # shown, and exported, as the last second that has one. `exact`: to the millisecond
+    # (an export's: an item set at .900 would otherwise come back 900 ms shorter lived).
     return (
         datetime.fromtimestamp(min(ms, _LATEST_MS) / 1000, tz=UTC)
-        .isoformat(timespec="seconds")
+        .isoformat(timespec="milliseconds" if exact else "seconds")
         .replace("+00:00", "Z")
     )
 

@@ -211,7 +211,7 @@ class PublishPlan:
     verb: str
     channel: str
     message: Any
-    meta: dict[str, Any]
+    meta: dict[str, Any] | None
 
     async def execute(self) -> PublishReport:
         async with self.session.engine() as engine:
@@ -225,10 +225,10 @@ def prepare_publish(verb: str, channel: str, message: str, **flags: Any) -> Publ
     problem = name_problem(channel)
     if problem:
         raise PfuncUsageError(f"channel {channel!r}: {problem}")
-    meta = (
+    meta = (  # none given: none stored, as for an SDK's publish without meta
         parse_json_flag("--meta", flags["meta_json"], want_object=True)
         if flags.get("meta_json") is not None
-        else {}
+        else None
     )
     return PublishPlan(session, verb, channel, parse_json_flag("MESSAGE", message), meta)
 
@@ -243,7 +243,7 @@ class SendFilePlan:
     name: str
     data: bytes
     message: Any
-    meta: dict[str, Any]
+    meta: dict[str, Any] | None
 
     async def execute(self) -> PublishReport:
         """What an SDK's sendFile does: keep the file, then publish its file message
@@ -288,9 +288,9 @@ def prepare_send_file(channel: str, path: Path, **flags: Any) -> SendFilePlan:
     message = (
         parse_json_flag("--message", flags["message"]) if flags.get("message") is not None else None
     )
-    meta = (
+    meta = (  # none given: none stored, as for an SDK's publish without meta
         parse_json_flag("--meta", flags["meta_json"], want_object=True)
         if flags.get("meta_json") is not None
-        else {}
+        else None
     )
     return SendFilePlan(session, channel, path.name, data, message, meta)

@@ -112,7 +112,8 @@ class JSArg:
         if self.invalid is not None:
             return None
         if self._json is None:
-            self._json = jsonio.COMPACT.encode(self._value)
+            # (a primitive: a float as JavaScript writes it, 1e-7 not 1e-07)
+            self._json = jsonio.js_form(self._value, jsonio.COMPACT.encode(self._value))
         return self._json
 
     @property

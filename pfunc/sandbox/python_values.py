@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from pfunc import jsonio
+from pfunc.jsonio import number_text
 
 
 def strict_json(value: Any) -> str:
@@ -24,8 +25,7 @@ def strict_json(value: Any) -> str:
         if "Out of range float" not in str(error):
             raise
         text = jsonio.COMPACT.encode(_finite(value))
-    if _PYTHON_FLOAT.search(text):  # (a text may look so too: then only written again)
-        text = "".join(_js_json(value))
+    text = jsonio.js_form(value, text)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # (a Python str holds surrogates only as lone ones)
@@ -34,37 +34,6 @@ def strict_json(value: Any) -> str:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-# Where Python writes a float otherwise than JavaScript: a whole one (2.0) or one with an
-# exponent (1e-07, 1.5e+16); between, Python's shortest digits are JavaScript's.
-_PYTHON_FLOAT = re.compile(r"\d\.0(?![0-9])|\de[-+]")
-
-
-def _js_json(value: Any) -> Any:
-    """The JSON text of a value the standard encoder has written once (so plain JSON
-    types, no cycle), with numbers as JavaScript writes them."""
-    if isinstance(value, str):
-        yield json.dumps(value, ensure_ascii=False)
-    elif value is None or isinstance(value, bool):
-        yield "null" if value is None else "true" if value else "false"
-    elif isinstance(value, float):
-        finite = value == value and value not in (float("inf"), float("-inf"))
-        yield number_text(value) if finite else "null"
-    elif isinstance(value, int):
-        yield str(int(value))
-    elif isinstance(value, dict):
-        yield "{"
-        for number, (key, item) in enumerate(value.items()):
-            yield "," if number else ""
-            yield json.dumps(key if isinstance(key, str) else json.dumps(key), ensure_ascii=False)
-            yield ":"
-            yield from _js_json(item)
-        yield "}"
-    else:  # a list or tuple
-        yield "["
-        for number, item in enumerate(value):
-            yield "," if number else ""
-            yield from _js_json(item)
-        yield "]"
 
 
 def _finite(value: Any) -> Any:
@@ -75,41 +44,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(item) for item in value]
     return value
-
-
-def number_text(number: float) -> str:
-    """A number as JavaScript's String() writes it (ECMA-262 Number::toString): 1.0 is
-    "1", 1e-07 is "1e-7", 1e16 is "10000000000000000", NaN is "NaN"."""
-    if isinstance(number, int):
-        return str(number)
-    if number != number:
-        return "NaN"
-    if number in (float("inf"), float("-inf")):
-        return "Infinity" if number > 0 else "-Infinity"
-    if number == 0:
-        return "0"
-    sign = "-" if number < 0 else ""
-    # Python's repr has JavaScript's digits (the shortest that read back); only where the
-    # point goes differs.
-    mantissa, _, exponent = repr(abs(number)).partition("e")
-    whole, _, fraction = mantissa.partition(".")
-    digits = whole + fraction
-    point = len(whole) + int(exponent or 0)  # digits before the decimal point
-    stripped = digits.lstrip("0")
-    point -= len(digits) - len(stripped)
-    digits = stripped.rstrip("0")
-    count = len(digits)
-    if count <= point <= 21:
-        text = digits + "0" * (point - count)
-    elif 0 < point <= 21:
-        text = digits[:point] + "." + digits[point:]
-    elif -6 < point <= 0:
-        text = "0." + "0" * -point + digits
-    else:
-        power = point - 1
-        text = digits[0] + ("." + digits[1:] if count > 1 else "")
-        text += ("e+" if power >= 0 else "e-") + str(abs(power))
-    return sign + text
 
 
 def js_string(value: Any) -> str:
