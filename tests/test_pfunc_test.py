@@ -884,6 +884,12 @@ def test_what_a_scenario_left_on_globals_and_modules_never_reaches_the_next(tmp_
             "undefined",
         ),
         ("DOMException.prototype.extra = 1", "typeof DOMException.prototype.extra", "undefined"),
+        # A handler's own Error.prepareStackTrace (kept aside by pfunc) is a change too.
+        (
+            "Error.prepareStackTrace = () => 'mine'",
+            "String(new Error('e').stack === 'mine')",
+            "false",
+        ),
         (
             "Object.setPrototypeOf(globalThis, { extra: 1 })",
             "typeof globalThis.extra",

@@ -1241,6 +1241,37 @@ def test_a_status_and_header_values_are_read_as_javascript_reads_them(harness, t
         )
 
 
+@pytest.mark.parametrize("body", [b"1e400", b'["\\ud800"]'])
+def test_an_xhr_body_json_parse_reads_is_read_in_both_languages(harness, tmp_path, body):
+    """JSON.parse reads 1e400 (as Infinity) and a lone surrogate's escape: so does Python's
+    json(), which refused them for a while."""
+    from http.server import BaseHTTPRequestHandler
+
+    from tests.conftest import local_http_server
+
+    class Body(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    harness.offline = False
+    with local_http_server(Body) as base:
+        (tmp_path / "get.py").write_text(
+            "from pfunc import require\n\nxhr = require('xhr')\n\n\n"
+            "async def handler(request):\n"
+            f"    request.message['got'] = repr(await (await xhr.fetch('{base}/')).json())\n"
+            "    return request.ok()\n"
+        )
+        result = harness.run(tmp_path / "get.py")
+    assert result.outcome == "ok", result.error
+    assert result.message["got"] in ("inf", "['\\ud800']")
+
+
 @pytest.mark.parametrize("body", [b"nope", b"NaN", b"[1, Infinity]"])
 def test_an_xhr_body_that_is_not_json_is_a_syntax_error_in_both_languages(harness, tmp_path, body):
     """Python's xhr json() raised a ValueError, and read NaN and Infinity, which

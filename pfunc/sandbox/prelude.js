@@ -443,7 +443,26 @@ var console;
     Object.defineProperty(error, name, { value: value, enumerable: false, writable: true, configurable: true });
   }
 
-  Error.prepareStackTrace = __pfunc_prepareStack;
+  // A handler may set Error.prepareStackTrace (V8 calls it so), but never for the engine's
+  // own stops: QuickJS calls it as it makes the time limit's error, and a handler's could
+  // give that error a Symbol.toPrimitive of its own, run where the binding words it with
+  // no limit running (see below). A handler's is kept aside; a new scenario's context
+  // check counts one set as a change (__pfunc_firstDifference).
+  let handlersPrepare;
+  function __pfunc_prepareDispatch(error, sites) {
+    if (handlersPrepare === undefined || __pfunc_isInternalError(error)) {
+      return __pfunc_prepareStack(error, sites);
+    }
+    return __pfunc_apply(handlersPrepare, Error, [error, sites]);
+  }
+  // QuickJS keeps the function its own setter was given: the dispatcher, for good.
+  __pfunc_apply(__pfunc_describe(Error, "prepareStackTrace").set, Error, [__pfunc_prepareDispatch]);
+  __pfunc_define(Error, "prepareStackTrace", {
+    get: function __pfunc_prepareGet() { return __pfunc_prepareDispatch; },
+    set: function __pfunc_prepareSet(prepare) { handlersPrepare = prepare; },
+    enumerable: false,
+    configurable: false,
+  });
 
   // The engine's own stops (the time limit, memory) throw an InternalError that no code
   // can catch, and the binding words it as it leaves the engine: its toString, name,
@@ -467,6 +486,26 @@ var console;
       value: function __pfunc_internalErrorText() { return __pfunc_apply(errorToString, this, []); },
     });
     Object.preventExtensions(InternalError.prototype); // (and its prototype stays Error's)
+  }
+
+  // A FinalizationRegistry's cleanup runs as a job too: its exception is dropped, as an
+  // execution may be long over when it runs (it never left the engine before either).
+  if (typeof FinalizationRegistry === "function") {
+    const RealRegistry = FinalizationRegistry;
+    globalThis.FinalizationRegistry = class FinalizationRegistry extends RealRegistry {
+      constructor(cleanup) {
+        if (typeof cleanup !== "function") super(cleanup); // its TypeError
+        else {
+          super(function __pfunc_cleanup(held) {
+            try {
+              cleanup(held);
+            } catch (dropped) {
+              // (nothing to report it to)
+            }
+          });
+        }
+      }
+    };
   }
 
   // A microtask's exception would leave the engine as the job's, worded by the binding
@@ -1228,11 +1267,33 @@ var console;
       try {
         return value(a, b, c);
       } catch (error) {
-        if (error === null || __pfunc_isInternalError(error)) throw error;
-        throw new __pfunc_InternalError(name + " threw: " + __pfunc_format(error));
+        if (error === null) throw null; // (memory ran out: said so by the host)
+        throw __pfunc_safeCopy(error);
       }
     }
     Object.defineProperty(globalThis, name, { value: __pfunc_guarded, writable: false, configurable: false });
+  }
+
+  // What the binding would read of `error` (its text and stack), read here, under the
+  // limit, into an InternalError of pfunc's own: nothing of it runs code when worded.
+  function __pfunc_safeCopy(error) {
+    let name = "", message = "", stack = "";
+    try {
+      if (error instanceof __pfunc_Error) {
+        name = __pfunc_format(error.name);
+        message = __pfunc_format(error.message);
+        stack = __pfunc_format(error.stack);
+      } else {
+        message = __pfunc_format(error);
+      }
+    } catch (unreadable) { // a Proxy's throwing trap, a throwing getter
+      name = stack = "";
+      message = "a value that could not be read";
+    }
+    const copy = new __pfunc_InternalError(message);
+    __pfunc_define(copy, "name", { value: name });
+    __pfunc_define(copy, "stack", { value: stack });
+    return copy;
   }
 
   function __pfunc_isInternalError(error) {
@@ -1392,6 +1453,7 @@ var console;
     // getter in a built-in's place), and what it adds or locks is then counted below.
     const changed = propertyCheck();
     if (changed >= 0) return changed;
+    if (handlersPrepare !== undefined) return -2;
     for (let o = 0; o < recordedOwners.length; o++) {
       if (isExtensible(recordedOwners[o]) !== recordedExtensible[o]) return -2;
       if (prototypeOf(recordedOwners[o]) !== recordedPrototypes[o]) return -2;

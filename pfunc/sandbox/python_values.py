@@ -164,6 +164,10 @@ class Settled:
         return future.__await__()
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"unexpected token: {name}, which JSON has no literal for")
+
+
 class FetchResponse(JsObject):
     """xhr.fetch's answer as JavaScript handlers get it (prelude.js __pfunc_xhrResponse):
     its fields by key or attribute, json() and text() as methods (so that, as with
@@ -176,8 +180,8 @@ class FetchResponse(JsObject):
         self["$buffer"] = {"type": "Buffer", "data": raw.get("buffer") or []}
 
     def json(self) -> Settled:
-        try:  # strictly, as JSON.parse: no NaN or Infinity
-            return Settled(jsonio.loads(self["body"]))
+        try:  # as JSON.parse reads it: no NaN or Infinity literal (1e400 is infinite)
+            return Settled(json.loads(self["body"], parse_constant=_no_constant))
         except (TypeError, ValueError) as error:  # a JSONDecodeError, reported as SyntaxError
             why = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
             text = f"xhr response.json(): the body of {self['url']} is not valid JSON: {why}"
