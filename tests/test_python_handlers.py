@@ -1241,15 +1241,14 @@ def test_a_status_and_header_values_are_read_as_javascript_reads_them(harness, t
         )
 
 
-@pytest.mark.parametrize("body", [b"1e400", b'["\\ud800"]'])
-def test_an_xhr_body_json_parse_reads_is_read_in_both_languages(harness, tmp_path, body):
-    """JSON.parse reads 1e400 (as Infinity) and a lone surrogate's escape: so does Python's
-    json(), which refused them for a while."""
+@contextlib.contextmanager
+def serving(body: bytes):
+    """A local HTTP server answering every GET with `body`; yields its base URL."""
     from http.server import BaseHTTPRequestHandler
 
     from tests.conftest import local_http_server
 
-    class Body(BaseHTTPRequestHandler):
+    class Answer(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
@@ -1259,8 +1258,16 @@ def test_an_xhr_body_json_parse_reads_is_read_in_both_languages(harness, tmp_pat
         def log_message(self, *args: object) -> None:
             pass
 
+    with local_http_server(Answer) as base:
+        yield base
+
+
+@pytest.mark.parametrize("body", [b"1e400", b'["\\ud800"]'])
+def test_an_xhr_body_json_parse_reads_is_read_in_both_languages(harness, tmp_path, body):
+    """JSON.parse reads 1e400 (as Infinity) and a lone surrogate's escape: so does Python's
+    json(), which refused them for a while."""
     harness.offline = False
-    with local_http_server(Body) as base:
+    with serving(body) as base:
         (tmp_path / "get.py").write_text(
             "from pfunc import require\n\nxhr = require('xhr')\n\n\n"
             "async def handler(request):\n"
@@ -1276,22 +1283,8 @@ def test_an_xhr_body_json_parse_reads_is_read_in_both_languages(harness, tmp_pat
 def test_an_xhr_body_that_is_not_json_is_a_syntax_error_in_both_languages(harness, tmp_path, body):
     """Python's xhr json() raised a ValueError, and read NaN and Infinity, which
     JSON.parse refuses."""
-    from http.server import BaseHTTPRequestHandler
-
-    from tests.conftest import local_http_server
-
-    class NotJson(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
     harness.offline = False
-    with local_http_server(NotJson) as base:
+    with serving(body) as base:
         (tmp_path / "get.js").write_text(
             "const xhr = require('xhr');\nexport default async (request) => {\n"
             f"  await (await xhr.fetch('{base}/')).json();\n  return request.ok();\n}};\n"
