@@ -625,3 +625,60 @@ def test_a_read_of_a_property_of_undefined_is_placed_at_the_property(harness, wr
     error = harness.run(write_handler(source, "property.js")).error
     assert error.message == "Cannot read properties of undefined (reading 'name')"
     assert (error.line, error.column) == (2, 37), error
+
+
+def test_error_prepare_stack_trace_works_as_v8s_and_can_be_put_back(harness, write_handler):
+    """The callsites idiom saves Error.prepareStackTrace, sets its own, and puts the saved
+    one back: that must leave stacks as they were (pfunc's dispatcher, read back and set
+    again, once called itself until the stack ran out)."""
+    handler = write_handler(
+        """
+        export default (request) => {
+          const saved = Error.prepareStackTrace;
+          Error.prepareStackTrace = (error, sites) => sites.length > 0;
+          const custom = new Error("x").stack;
+          Error.prepareStackTrace = saved;
+          Error.prepareStackTrace = 5; // not a function: the default trace, as in V8
+          const fallback = new Error("y").stack;
+          Error.prepareStackTrace = saved;
+          request.message = { saved: typeof saved, custom, fallback, after: new Error("z").stack };
+          return request.ok();
+        };
+        """,
+        "prepare.js",
+    )
+    result = harness.run(handler)
+    assert result.outcome == "ok", result.error
+    message = result.message
+    assert (message["saved"], message["custom"]) == ("undefined", True)
+    for name in ("fallback", "after"):
+        assert message[name].startswith("Error: ") and "prepare.js:" in message[name], message
+        assert "__pfunc" not in message[name]
+
+
+def test_finalization_registry_keeps_its_shape_and_the_engines_own_out_of_reach(
+    harness, write_handler
+):
+    handler = write_handler(
+        """
+        export default (request) => {
+          class Mine extends FinalizationRegistry {}
+          const mine = new Mine(() => {});
+          request.message = {
+            instance: mine instanceof FinalizationRegistry,
+            register: typeof mine.register,
+            parent: Object.getPrototypeOf(FinalizationRegistry) === Function.prototype,
+            name: FinalizationRegistry.name,
+          };
+          return request.ok();
+        };
+        """,
+        "registry.js",
+    )
+    result = harness.run(handler)
+    assert result.message == {
+        "instance": True,
+        "register": "function",
+        "parent": True,
+        "name": "FinalizationRegistry",
+    }, result.error

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -72,3 +73,34 @@ def test_loads_reads_as_its_decoder_does(text):
     if text.startswith("\ufeff"):
         return  # refused before decoding, either way
     assert outcome(jsonio.loads, text) == outcome(decoder, text)
+
+
+def same_meaning(ours, theirs) -> bool:
+    """Equal as JSON readers take them: numbers as doubles, everything else exactly."""
+    if isinstance(theirs, bool) or theirs is None or isinstance(theirs, str):
+        return ours == theirs and type(ours) is type(theirs)
+    if isinstance(theirs, int | float):
+        return isinstance(ours, int | float) and float(ours) == float(theirs)
+    if isinstance(theirs, list):
+        return len(ours) == len(theirs) and all(map(same_meaning, ours, theirs))
+    return ours.keys() == theirs.keys() and all(same_meaning(ours[k], theirs[k]) for k in theirs)
+
+
+@SETTINGS
+@given(values)
+@example({"version": "v2.0", "n": 3.0, "tiny": 1e-07, 'say "1.0"': [1e21, -0.0]})
+def test_dumps_means_what_json_dumps_means_and_writes_numbers_as_javascript(value):
+    """Numbers as JSON.stringify writes them (3.0 is 3, 1e-07 is 1e-7), text untouched:
+    a string that looks like a number ("v2.0") is never rewritten."""
+    text = jsonio.dumps(value)
+    assert same_meaning(json.loads(text), json.loads(json.dumps(value, ensure_ascii=False)))
+    for found in re.finditer(r'"(?:[^"\\]|\\.)*"|-?[0-9][-0-9.eE+]*', text):
+        token = found.group(0)
+        if token.startswith('"'):
+            continue
+        # A number as String() writes it in JavaScript: no whole float's ".0", exponents
+        # only past 1e21 or below 1e-6, and never with a leading zero.
+        assert not re.fullmatch(r"-?[0-9]+\.0", token), token
+        if "e" in token:
+            assert not (1e-6 <= abs(float(token)) < 1e21), token
+            assert "e-0" not in token and "e+0" not in token, token

@@ -450,15 +450,17 @@ var console;
   // check counts one set as a change (__pfunc_firstDifference).
   let handlersPrepare;
   function __pfunc_prepareDispatch(error, sites) {
-    if (handlersPrepare === undefined || __pfunc_isInternalError(error)) {
-      return __pfunc_prepareStack(error, sites);
+    if (typeof handlersPrepare !== "function" || __pfunc_isInternalError(error)) {
+      return __pfunc_prepareStack(error, sites); // (V8's own trace, for a non-function)
     }
     return __pfunc_apply(handlersPrepare, Error, [error, sites]);
   }
   // QuickJS keeps the function its own setter was given: the dispatcher, for good.
   __pfunc_apply(__pfunc_describe(Error, "prepareStackTrace").set, Error, [__pfunc_prepareDispatch]);
   __pfunc_define(Error, "prepareStackTrace", {
-    get: function __pfunc_prepareGet() { return __pfunc_prepareDispatch; },
+    // (What a handler set, or undefined, as V8 reads it: saved and put back, the
+    // dispatcher itself would be set, and call itself.)
+    get: function __pfunc_prepareGet() { return handlersPrepare; },
     set: function __pfunc_prepareSet(prepare) { handlersPrepare = prepare; },
     enumerable: false,
     configurable: false,
@@ -490,22 +492,25 @@ var console;
 
   // A FinalizationRegistry's cleanup runs as a job too: its exception is dropped, as an
   // execution may be long over when it runs (it never left the engine before either).
+  // (The engine's constructor is kept out of reach: its prototype's constructor is this
+  // one, and a subclass of it would hand the engine's back through getPrototypeOf.)
   if (typeof FinalizationRegistry === "function") {
     const RealRegistry = FinalizationRegistry;
-    globalThis.FinalizationRegistry = class FinalizationRegistry extends RealRegistry {
-      constructor(cleanup) {
-        if (typeof cleanup !== "function") super(cleanup); // its TypeError
-        else {
-          super(function __pfunc_cleanup(held) {
-            try {
-              cleanup(held);
-            } catch (dropped) {
-              // (nothing to report it to)
-            }
-          });
+    const construct = Reflect.construct;
+    const registry = function FinalizationRegistry(cleanup) {
+      if (new.target === undefined) throw new TypeError("FinalizationRegistry must be called with new");
+      const guarded = typeof cleanup !== "function" ? cleanup : function __pfunc_cleanup(held) {
+        try {
+          cleanup(held);
+        } catch (dropped) {
+          // (nothing to report it to)
         }
-      }
+      };
+      return construct(RealRegistry, [guarded], new.target);
     };
+    __pfunc_define(registry, "prototype", { value: RealRegistry.prototype, writable: false, enumerable: false, configurable: false });
+    __pfunc_define(RealRegistry.prototype, "constructor", { value: registry, writable: true, enumerable: false, configurable: true });
+    globalThis.FinalizationRegistry = registry;
   }
 
   // A microtask's exception would leave the engine as the job's, worded by the binding

@@ -25,7 +25,7 @@ def strict_json(value: Any) -> str:
         if "Out of range float" not in str(error):
             raise
         text = jsonio.COMPACT.encode(_finite(value))
-    text = jsonio.js_form(value, text)
+    text = jsonio.js_form(text)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # (a Python str holds surrogates only as lone ones)
