@@ -188,6 +188,12 @@ def dumps(value: Any) -> str:
 _PYTHON_FLOAT = re.compile(r"\d\.0(?![0-9])|\de[-+]")
 
 
+def shown(value: Any, indent: int | None = None) -> str:
+    """JSON to read (a command's output, the console), numbers as JavaScript writes them,
+    as the store and the wire hold them: 1e-7, not Python's 1e-07."""
+    return js_form(json.dumps(value, indent=indent, ensure_ascii=False))
+
+
 def js_form(text: str) -> str:
     """JSON `text` (the standard encoder's) with its numbers as JavaScript's
     JSON.stringify writes them (2.0 is 2, 1e-07 is 1e-7). Looked at only where Python's

@@ -141,6 +141,9 @@ def test_whatever_a_handler_stored_comes_back_from_an_export_as_it_was(tmp_path)
     assert kv(tmp_path, "set", "quotes", printed, "--now", now).code == 0
     assert kv(tmp_path, "set", "x", "[1e-7, 0.000001, 1E5, 1.0]").code == 0
     assert stored_text(tmp_path, "x") == "[1e-7,0.000001,100000,1]"
+    # And shown as stored, by get, list and history alike (not Python's 1e-07).
+    assert kv(tmp_path, "get", "x", "--json").stdout.strip() == "[1e-7, 0.000001, 100000, 1]"
+    assert "[1e-7, 0.000001, 100000, 1]" in kv(tmp_path, "list", "--prefix", "x").stdout
 
 
 def test_a_negative_number_is_a_value_not_an_option(tmp_path):

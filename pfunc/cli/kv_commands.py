@@ -104,10 +104,10 @@ def _kv(
             click.echo(f"(no store at {path} yet: nothing stored)", err=True)
     with ctrl_c_exits_130(), to_reader():
         if session.as_json:
-            import json
+            from pfunc import jsonio
 
             shown = outcome if json_of is None else json_of(outcome)
-            click.echo(json.dumps(shown, ensure_ascii=False))
+            click.echo(jsonio.shown(shown))
         elif show is not None:
             show(outcome)
     return outcome
@@ -182,10 +182,10 @@ def _page(
 @kv_options
 def kv_list(prefix: str, after: str | None, limit: int, **options: Any) -> None:
     """List live items with their values and expiry, a page at a time."""
-    import json
+    from pfunc import jsonio
 
     def line(item: dict[str, Any]) -> str:
-        value = shortened(json.dumps(item["value"], ensure_ascii=False), 60)
+        value = shortened(jsonio.shown(item["value"]), 60)
         return f"{one_line(item['key'])}  {value}  (expires {item['expires_at']})"
 
     _page(options, lambda tool: tool.list_items(prefix, after, limit + 1), limit, "item", line)
@@ -196,11 +196,11 @@ def kv_list(prefix: str, after: str | None, limit: int, **options: Any) -> None:
 @kv_options
 def kv_get(key: str, **options: Any) -> None:
     """Print the item under KEY as JSON (exit 1 when there is none)."""
-    import json
+    from pfunc import jsonio
 
     def show(value: Any) -> None:
         if value is not None:
-            click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+            click.echo(jsonio.shown(value, indent=2))
 
     value = _kv(options, lambda tool: tool.get(key), show, reads=True)
     if value is None:
@@ -356,14 +356,15 @@ def history(channel: str, count: int, **options: Any) -> None:
 def _show_history(channel: str, messages: list[dict[str, Any]], as_json: bool) -> None:
     import json
 
+    from pfunc import jsonio
+
     if as_json:
-        click.echo(json.dumps(messages, ensure_ascii=False))
+        click.echo(jsonio.shown(messages))
         return
     if not messages:
         click.echo(f"no stored messages on {channel}")
     for entry in messages:
         meta = f"  meta {json.dumps(entry['meta'])}" if entry["meta"] is not None else ""
         click.echo(
-            f"{entry['timetoken']}  {entry['publisher']}  "
-            f"{json.dumps(entry['message'], ensure_ascii=False)}{meta}"
+            f"{entry['timetoken']}  {entry['publisher']}  {jsonio.shown(entry['message'])}{meta}"
         )

@@ -131,4 +131,4 @@ def _shown(value: Any) -> str:
     """A stored value as the page shows it and starts an edit from: written here, where
     numbers are exact, since the browser's JSON.parse rounds integers past 2^53, and a
     TTL-only edit would save the rounded value."""
-    return json.dumps(value, indent=2, ensure_ascii=False)
+    return jsonio.shown(value, indent=2)
