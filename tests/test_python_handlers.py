@@ -668,9 +668,11 @@ def test_tasks_a_handler_left_running_finish_within_the_limit_as_javascripts_wor
     ).json()
     assert cut["outcome"] == "ok"  # the handler's own outcome stands
     # The endless one, and on a machine busy with the suite perhaps `later` too (its 0.1 s
-    # sleep and write not yet done at the 1 s limit).
+    # sleep and write not yet done at the 1 s limit); or, on a very busy one, the host saw
+    # the limit before the worker said so, and replaced the worker with its tasks.
     assert any(
         re.search(r"\b[12] still running at the time limit were cancelled", w)
+        or "were still running at the time limit: the worker was replaced" in w
         for w in cut["warnings"]
     ), cut["warnings"]
 
