@@ -188,6 +188,12 @@ def dumps(value: Any) -> str:
 _PYTHON_FLOAT = re.compile(r"\d\.0(?![0-9])|\de[-+]")
 
 
+def compact(value: Any) -> str:
+    """COMPACT's JSON text (NaN and Infinity as their names) with numbers as JavaScript
+    writes them: what pfunc measures, sends and records of a value it did not refuse."""
+    return js_form(COMPACT.encode(value))
+
+
 def shown(value: Any, indent: int | None = None) -> str:
     """JSON to read (a command's output, the console), numbers as JavaScript writes them,
     as the store and the wire hold them: 1e-7, not Python's 1e-07."""

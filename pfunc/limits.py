@@ -110,7 +110,7 @@ def message_limit(profile: Profile, verb: str) -> int | None:
 def message_size(message: Any) -> int:
     """A message's size as the limit measures it: the UTF-8 bytes of its compact JSON.
     The one measure for a publish's refusal and for the report's size warnings."""
-    return len(jsonio.js_form(jsonio.COMPACT.encode(message)).encode())
+    return len(jsonio.compact(message).encode())
 
 
 def size_problem(size: int, limit: int, profile: Profile) -> str:

@@ -113,7 +113,7 @@ class JSArg:
             return None
         if self._json is None:
             # (a primitive: a float as JavaScript writes it, 1e-7 not 1e-07)
-            self._json = jsonio.js_form(jsonio.COMPACT.encode(self._value))
+            self._json = jsonio.compact(self._value)
         return self._json
 
     @property

@@ -97,7 +97,7 @@ class XhrModule:
         if body is not None and not isinstance(body, str):
             # Production sends an object body as JSON (handlers, PubNub's own among them,
             # post objects to JSON-only APIs and work there); the documented type is a string.
-            body = jsonio.js_form(jsonio.COMPACT.encode(body))
+            body = jsonio.compact(body)
             if not any(str(name).lower() == "content-type" for name in headers):
                 headers = {**headers, "Content-Type": "application/json"}
             context.warn(
