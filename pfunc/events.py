@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 from pfunc.channels import DEFAULT_CHANNEL
 from pfunc.errors import PfuncUsageError
 from pfunc.file_messages import DEFAULT_FILE, as_file_message, file_message
-from pfunc.request_fields import first_values, joined_header
+from pfunc.request_fields import first_values, joined_headers
 
 # --- the table of event kinds -----------------------------------------------------------
 
@@ -391,10 +391,7 @@ def _request_event(spec: EventSpec, spell: SpellField) -> RequestEvent:
         body = ""
     else:
         body = spec.body if isinstance(spec.body, str) else json.dumps(spec.body)
-    headers: dict[str, str] = {}
-    for name, value in _strings(spec.headers, "headers", spell).items():
-        key = name.lower()  # X-A and x-a are one header, read as Node reads it repeated
-        headers[key] = joined_header(key, headers.get(key), value)
+    headers = joined_headers(_strings(spec.headers, "headers", spell).items())
     # A body given as JSON is sent as a client sends JSON: saying so (a handler may check).
     given_json = spec.json is not _MISSING or not isinstance(spec.body, str | None)
     if given_json and "content-type" not in headers:

@@ -30,13 +30,18 @@ _SINGLE_HEADERS = {
 }
 
 
-def joined_header(name: str, kept: str | None, value: str) -> str:
-    """Header `name` (lower case) once more with `value`, `kept` the value so far."""
-    if kept is None:
-        return value
-    if name in _SINGLE_HEADERS:
-        return kept
-    return f"{kept}{'; ' if name == 'cookie' else ', '}{value}"
+def joined_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Headers by lower-case name (X-A and x-a are one header), a repeated one read as
+    Node reads it: the first kept, or the values joined."""
+    headers: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        kept = headers.get(key)
+        if kept is None:
+            headers[key] = value
+        elif key not in _SINGLE_HEADERS:
+            headers[key] = f"{kept}{'; ' if key == 'cookie' else ', '}{value}"
+    return headers
 
 
 def first_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -12,7 +12,7 @@ from pfunc import jsonio
 from pfunc.channels import name_problem
 from pfunc.errors import PfuncUsageError
 from pfunc.events import EventSpec, is_unicode
-from pfunc.request_fields import first_values, joined_header
+from pfunc.request_fields import first_values, joined_headers
 from pfunc.result import shortened
 
 # EventSpec field -> the flag that sets it, for errors in the user's own words.
@@ -92,16 +92,15 @@ def parse_query_flags(values: tuple[str, ...]) -> dict[str, str]:
 
 
 def parse_header_flags(values: tuple[str, ...]) -> dict[str, str]:
-    headers: dict[str, str] = {}
+    pairs = []
     for item in values:
         name, sep, value = item.partition(":")
         if not sep or not name.strip():
             raise PfuncUsageError(
                 f"--header {item!r}: write it as 'Name: value', e.g. --header 'X-Token: abc'"
             )
-        key = name.strip().lower()
-        headers[key] = joined_header(key, headers.get(key), value.strip())
-    return headers
+        pairs.append((name.strip(), value.strip()))
+    return joined_headers(pairs)
 
 
 def _given(flags: dict[str, Any], name: str) -> bool:

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from pfunc.events import KINDS, REQUEST, EventSpec, RequestEvent, build_event
 from pfunc.project import FunctionConfig
-from pfunc.request_fields import first_values, joined_header
+from pfunc.request_fields import first_values, joined_headers
 from pfunc.server.state import DevState
 from pfunc.server.wire import header_text, pubnub_error, wire_json
 
@@ -53,15 +53,6 @@ def _charset(content_type: str) -> str:
             except LookupError:
                 break
     return "utf-8"
-
-
-def _headers(request: web.Request) -> dict[str, str]:
-    """The request's headers by lower-case name, a repeated one as Node reads it."""
-    headers: dict[str, str] = {}
-    for name, value in request.headers.items():
-        key = name.lower()
-        headers[key] = joined_header(key, headers.get(key), header_text(value))
-    return headers
 
 
 def _body_text(raw: bytes, charset: str | None) -> str:
@@ -113,7 +104,7 @@ class Blocks:
             method=request.method,
             path=rest,
             query=query,
-            headers=_headers(request),
+            headers=joined_headers((k, header_text(v)) for k, v in request.headers.items()),
             body=_body_text(await request.read(), request.charset),
         )
         event = build_event(KINDS[function.event], spec)
