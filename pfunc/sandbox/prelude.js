@@ -1264,9 +1264,9 @@ var console;
   //
   // What such an entry throws leaves the engine, and the binding words it there with no
   // limit running: a value of the handler's (a toJSON getter's throw while the report is
-  // written) would run the handler's code there. So anything but the engine's own stops
-  // (null, an InternalError: fixed above) leaves as an InternalError of pfunc's, worded
-  // here, under the limit.
+  // written) would run the handler's code there. So anything but null (memory) leaves as
+  // a copy pfunc makes here, under the limit; the engine's own stops cannot be caught,
+  // and leave as they are (their prototype is fixed above).
   function __pfunc_entry(name, value) {
     function __pfunc_guarded(a, b, c) { // (no entry takes more; no apply frame in stacks)
       try {
@@ -1339,7 +1339,6 @@ var console;
   const countedLengths = []; // parallel arrays (a for...of over pairs costs 20 us a check)
   const ownKeys = Reflect.ownKeys;
   const isExtensible = Object.isExtensible;
-  const prototypeOf = Object.getPrototypeOf;
 
   function __pfunc_record() {
     const proto = Object.getPrototypeOf;
@@ -1366,8 +1365,7 @@ var console;
       asyncGeneratorFunction, asyncGeneratorFunction.constructor,
       asyncGeneratorFunction.prototype, proto(asyncGeneratorFunction.prototype),
       asyncFunction, asyncFunction.constructor, proto(new Set()[Symbol.iterator]()),
-      proto("".matchAll(/a/g)), WeakMap, WeakSet, AggregateError, AggregateError.prototype,
-      InternalError, InternalError.prototype,
+      proto("".matchAll(/a/g)),
     );
     // The iterator helpers' and Iterator.from's (where QuickJS has them).
     if (typeof [].values().map === "function") owners.push(proto([].values().map((x) => x)));
@@ -1421,7 +1419,7 @@ var console;
     if (owner === undefined || owner === null || recordedOwners.indexOf(owner) >= 0) return;
     const index = recordedOwners.push(owner) - 1;
     recordedExtensible.push(isExtensible(owner));
-    recordedPrototypes.push(prototypeOf(owner)); // (Object.setPrototypeOf(globalThis, ...))
+    recordedPrototypes.push(__pfunc_prototypeOf(owner)); // (Object.setPrototypeOf(globalThis, ...))
     const keys = ownKeys(owner);
     if (counted) {
       countedOwners.push(index);
@@ -1461,7 +1459,7 @@ var console;
     if (handlersPrepare !== undefined) return -2;
     for (let o = 0; o < recordedOwners.length; o++) {
       if (isExtensible(recordedOwners[o]) !== recordedExtensible[o]) return -2;
-      if (prototypeOf(recordedOwners[o]) !== recordedPrototypes[o]) return -2;
+      if (__pfunc_prototypeOf(recordedOwners[o]) !== recordedPrototypes[o]) return -2;
     }
     for (let c = 0; c < countedOwners.length; c++) {
       if (ownKeys(recordedOwners[countedOwners[c]]).length !== countedLengths[c]) return -2;
