@@ -14,9 +14,10 @@ from typing import Any
 
 
 class Surroundings:
-    """What an execution finds around it, put back before each one: the working folder
-    the worker started in, and print() going nowhere. A handler that closed its standard
-    error or changed folder otherwise broke every later execution of its worker."""
+    """What an execution finds around it: the working folder the worker started in and
+    print() going nowhere (put back before each one; a handler that closed its standard
+    error or changed folder broke every later execution of its worker), and the signals'
+    handling and the builtins (put back after each one, with a warning)."""
 
     def __init__(self) -> None:
         self.folder = os.getcwd()

@@ -389,11 +389,7 @@ def pfunc(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[PfuncHarne
     try:
         harness = PfuncHarness(tmp_path, project_root_for(request))
     except PfuncUsageError as error:  # a broken pfunc.toml: its one line, as pfunc test says
-        broken = str(error)
-    else:
-        broken = None
-    if broken is not None:
-        pytest.fail(broken, pytrace=False)
+        raise pytest.fail.Exception(str(error), pytrace=False) from None
     try:
         yield harness
     finally:
