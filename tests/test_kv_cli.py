@@ -158,6 +158,24 @@ def test_a_negative_number_is_a_value_not_an_option(tmp_path):
     assert [(m["message"], m["meta"]) for m in json.loads(history.stdout)] == [(-1, None)]
 
 
+def test_a_mistyped_option_beside_negative_values_is_named_as_an_option(tmp_path):
+    store = tmp_path / "kv.sqlite3"
+    after = invoke_cli("publish", "chat", '{"a":1}', "--meat", "{}", "--kv", store, cwd=tmp_path)
+    assert after.code == 2 and "No such option '--meat'" in after.stderr
+    assert "'--meta'" in after.stderr  # and the one meant
+    # Before the message, it was taken as the message itself.
+    before = invoke_cli("publish", "chat", "--meat", '{"a":1}', "--kv", store, cwd=tmp_path)
+    assert before.code == 2 and "No such option '--meat'" in before.stderr
+    typo = kv(tmp_path, "set", "k", "-1", "--ttll", "5")
+    assert typo.code == 2 and "No such option '--ttll'" in typo.stderr
+    assert kv(tmp_path, "get", "k").code == 1  # nothing written
+    # An option's own value and anything after -- are values, whatever they look like.
+    assert kv(tmp_path, "set", "k", "-1", "--ttl", "-5").code == 0
+    assert kv(tmp_path, "set", "--", "-dash", "2").code == 0
+    assert kv(tmp_path, "get", "--", "-dash").stdout.strip() == "2"
+    assert kv(tmp_path, "incr", "hits", "-5").stdout.strip() == "-5"
+
+
 def test_a_kv_path_in_a_folder_that_is_not_there_is_refused_not_made(tmp_path):
     typo = tmp_path / "dat" / "kv.sqlite3"  # a slip of the hand: no folder appears
     run = run_cli("kv", "set", "k", "1", "--kv", typo, cwd=tmp_path)

@@ -21,6 +21,7 @@ from pfunc import __version__
 from pfunc.cli.options import (
     EXIT_FAILED,
     EXIT_OK,
+    NegativeNumbersAsValues,
     ctrl_c_exits_130,
     execute,
     session_options,
@@ -139,7 +140,7 @@ def run(target: str, **options: Any) -> None:
 
 def _publish_command(verb: str, summary: str) -> None:
     # A negative number is a message, not an option (`pfunc publish chat -1`).
-    @main.command(name=verb, help=summary, context_settings={"ignore_unknown_options": True})
+    @main.command(name=verb, help=summary, cls=NegativeNumbersAsValues)
     @click.argument("channel")
     @click.argument("message")
     @click.option("--meta", "meta_json", help="Message meta as a JSON object.")

@@ -12,6 +12,7 @@ import click
 
 from pfunc.cli.options import (
     EXIT_FAILED,
+    NegativeNumbersAsValues,
     ctrl_c_exits_130,
     store_options,
     to_reader,
@@ -209,7 +210,7 @@ def kv_get(key: str, **options: Any) -> None:
 
 
 # A negative number is a value, not an option (`kv set balance -1`).
-@kv.command(name="set", context_settings={"ignore_unknown_options": True})
+@kv.command(name="set", cls=NegativeNumbersAsValues)
 @click.argument("key")
 @click.argument("value")
 @click.option("--ttl", type=float, help="Minutes to live (default 1,440; clamped 1..525,600).")
@@ -252,7 +253,7 @@ def kv_counters(prefix: str, after: str | None, limit: int, **options: Any) -> N
 
 
 # A negative amount is an amount, not an option (`kv incr hits -5`).
-@kv.command(name="incr", context_settings={"ignore_unknown_options": True})
+@kv.command(name="incr", cls=NegativeNumbersAsValues)
 @click.argument("key")
 @click.argument("amount", type=int, default=1)
 @kv_options

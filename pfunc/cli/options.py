@@ -152,3 +152,45 @@ def session_options(
         ],
         command,
     )
+
+
+class NegativeNumbersAsValues(click.Command):
+    """A command whose values may be negative numbers (`kv set balance -1`, `publish chat
+    -1`): click reads any `-x` as an option, so the command lets unknown options through
+    as values, and this puts back click's own error for a mistyped option (`--meat`), which
+    would otherwise be reported as an extra argument or taken as the message."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("context_settings", {})["ignore_unknown_options"] = True
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        options = [param for param in self.get_params(ctx) if isinstance(param, click.Option)]
+        names = {name for option in options for name in option.opts + option.secondary_opts}
+        taking_values = {
+            name
+            for option in options
+            if not option.is_flag and not option.count
+            for name in option.opts
+        }
+        tokens = iter(args)
+        for token in tokens:
+            if token == "--":
+                break
+            name = token.split("=", 1)[0]
+            if name in taking_values and "=" not in token:
+                next(tokens, None)  # the option's value, whatever it looks like
+            elif _looks_like_option(token) and name not in names:
+                import difflib
+
+                close = difflib.get_close_matches(name, sorted(names), n=3)
+                raise click.NoSuchOption(name, possibilities=close, ctx=ctx)
+        return super().parse_args(ctx, args)
+
+
+def _looks_like_option(token: str) -> bool:
+    # "-" is stdin; "-1", "-.5", "-1e3" and "-Infinity" are numbers, not options.
+    if not token.startswith("-") or token == "-":
+        return False
+    rest = token.lstrip("-")
+    return not (rest[:1].isdigit() or rest[:1] == "." or rest in ("Infinity", "NaN"))
