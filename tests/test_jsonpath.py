@@ -1,7 +1,9 @@
 """The jsonpath module against jsonpath-plus (the library PubNub's module inherits): every
 example of the library's README table on its own store document, with each result type.
 tests/data/jsonpath_plus_readme.json holds the answers the real library (version named in
-the file) gave; pfunc's JavaScript must give the same."""
+the file) gave; pfunc's JavaScript must give the same. tests/data/jsonpath_plus_edges.json
+holds edge cases (negative indices, .. over strings, paths without $ or as arrays) where
+versions 9, 10 and 11 agree, written by tests/data/jsonpath_plus_edges.cjs."""
 
 from __future__ import annotations
 
@@ -13,10 +15,17 @@ import pytest
 from pfunc.sandbox.sync_builtins import SyncBuiltins
 from tests.conftest import needs_two_cpus, second_cpu_busy
 
-KNOWN = json.loads((Path(__file__).parent / "data" / "jsonpath_plus_readme.json").read_text())
+DATA = Path(__file__).parent / "data"
+KNOWN = json.loads((DATA / "jsonpath_plus_readme.json").read_text())
 CASES = [
     (case["path"], result_type, answer)
     for case in KNOWN["cases"]
+    for result_type, answer in case["results"].items()
+]
+EDGES = json.loads((DATA / "jsonpath_plus_edges.json").read_text())
+EDGE_CASES = [
+    (case["path"], result_type, answer)
+    for case in EDGES["cases"]
     for result_type, answer in case["results"].items()
 ]
 
@@ -30,6 +39,19 @@ def builtins() -> SyncBuiltins:
 def test_the_readme_examples_give_jsonpath_plus_answers(builtins, path, result_type, answer):
     options = {"path": path, "json": KNOWN["json"], "resultType": result_type}
     assert json.loads(builtins.call("jsonpath", "JSONPath", json.dumps([options]), 0, 10)) == answer
+
+
+@pytest.mark.parametrize(("path", "result_type", "answer"), EDGE_CASES)
+def test_edge_cases_give_what_every_jsonpath_plus_version_gives(builtins, path, result_type, answer):
+    """"THROWS" where the library throws: a script that gives a number not in the array."""
+    from pfunc.sandbox.sync_builtins import SyncBuiltinError
+
+    options = {"path": path, "json": EDGES["json"], "resultType": result_type}
+    try:
+        given = json.loads(builtins.call("jsonpath", "JSONPath", json.dumps([options]), 0, 10))
+    except SyncBuiltinError:
+        given = "THROWS"
+    assert given == answer
 
 
 def test_a_handler_uses_the_extensions(harness, write_handler):

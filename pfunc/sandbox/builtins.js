@@ -1084,10 +1084,24 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
   // property names, `@number()` and the other type selectors filter by type, and
   // `resultType` returns values, paths, pointers, parents, parent properties or all.
 
-  function parsePath(path) {
-    if (typeof path !== "string" || path[0] !== "$") {
-      throw new Error("JSONPath: the path must be a string starting with $, got " + JSON.stringify(path));
+  // jsonpath-plus's forms of a path: an array of names (its first taken as the root, as
+  // its toPathString does), and a string without the leading $ (read from the root; one
+  // that starts with . or [ looks up the empty name first, as the library's tokens do).
+  function pathText(path) {
+    if (Array.isArray(path)) {
+      return "$" + path.slice(1).filter((key) => !/^(~|\^|@.*?\(\))$/.test(key))
+        .map((key) => (/^[0-9*]+$/.test(key) ? "[" + key + "]" : "['" + key + "']")).join("");
     }
+    if (typeof path !== "string") {
+      throw new TypeError("JSONPath: the path must be a string or an array, got " + JSON.stringify(path));
+    }
+    if (path[0] === "$") return path;
+    if (path === "" || path === ".") return "$['']";
+    return path[0] === "." || path[0] === "[" ? "$['']" + path : "$." + path;
+  }
+
+  function parsePath(written) {
+    const path = pathText(written);
     const steps = [];
     let i = 1;
     while (i < path.length) {
@@ -1210,11 +1224,11 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
     }
     if (selector.startsWith("(") && selector.endsWith(")")) {
       const key = evaluateScript(selector.slice(1, -1), { value: value, path: node.path, parent: null }, root);
-      if (typeof key === "number" && Array.isArray(value)) {
-        const at = key < 0 ? value.length + key : key;
-        return at >= 0 && at < value.length ? [child(node, at)] : [];
-      }
-      return select(node, { selector: JSON.stringify(String(key)) }, root);
+      if (typeof key === "string") return select(node, { selector: JSON.stringify(key) }, root);
+      if (isObject && Object.prototype.hasOwnProperty.call(value, key)) return [child(node, key)];
+      // jsonpath-plus throws here (a TypeError of its own), so a handler sees an error.
+      throw new TypeError("JSONPath: [" + selector + "] gave " + String(key) +
+        ", which is not a property here (" + (Array.isArray(value) ? "a negative index or one past the end" : "not a name") + ")");
     }
     const out = [];
     for (const part of splitUnion(selector)) {
@@ -1227,12 +1241,10 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
         end = end < 0 ? Math.max(0, len + end) : Math.min(end, len);
         for (let k = start; k < end; k += stepBy) out.push(child(node, k));
       } else if (/^-?\d+$/.test(part)) {
-        if (Array.isArray(value)) {
-          const index = parseInt(part, 10);
-          const at = index < 0 ? value.length + index : index;
-          // The key as written (jsonpath-plus reports "2" for [2], 2 for a slice's items).
-          if (at >= 0 && at < value.length) out.push({ value: value[at], path: node.path.concat([index < 0 ? at : part]), parent: node });
-        } else if (hasOwn && hasOwn(part)) out.push(child(node, part));
+        // An own property, as jsonpath-plus looks it up: [-1] selects nothing in an array
+        // (only a slice, [-1:], counts from the end). The key as written: jsonpath-plus
+        // reports "2" for [2], 2 for a slice's items.
+        if (hasOwn && hasOwn(part)) out.push(child(node, part));
       } else {
         const name = /^(['"])(.*)\1$/.exec(part) ? part.slice(1, -1) : part;
         if (hasOwn && hasOwn(name)) out.push(child(node, name));
@@ -1241,9 +1253,13 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
     return out;
   }
 
+  // The node and every object and array under it: jsonpath-plus's .. goes on only into
+  // objects, so it never asks a string under it for an index or a length.
   function descendants(node, out) {
     out.push(node);
-    for (const item of childrenOf(node)) descendants(item, out);
+    for (const item of childrenOf(node)) {
+      if (item.value !== null && typeof item.value === "object") descendants(item, out);
+    }
     return out;
   }
 
@@ -1255,7 +1271,10 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
     null: (v) => v === null,
     array: (v) => Array.isArray(v),
     object: (v) => v !== null && typeof v === "object",
-    scalar: (v) => v === null || typeof v !== "object",
+    scalar: (v) => v === null || (typeof v !== "object" && typeof v !== "function"),
+    nonFinite: (v) => typeof v === "number" && !Number.isFinite(v),
+    undefined: (v) => v === undefined,
+    function: (v) => typeof v === "function",
   };
 
   // jsonpath-plus's two forms: JSONPath({path, json, ...}) and JSONPath(path, json) (with
