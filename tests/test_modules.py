@@ -281,6 +281,31 @@ def test_codec_known_answers(harness, write_handler):
     }
 
 
+def test_query_strings_as_nodes_querystring_gives_them(harness, write_handler):
+    """What Node's querystring gives for values that are not strings, and for input that
+    is not a string: a handler passing request.query (an object) gets its defaults only,
+    not a key named "[object Object]"."""
+    value = evaluate(
+        harness,
+        write_handler,
+        """
+        return {
+          query: qs.stringify({ a: undefined, b: null, c: { x: 1 }, d: NaN, e: Infinity,
+                                f: [1, undefined, 'x y'], g: true, h: [], i: -0, j: 1e21 }),
+          notObject: [qs.stringify('abc'), qs.stringify(null), qs.stringify([5, 6])],
+          fromObject: qs.parse({ page: '3' }, { page: '1' }),
+          fromNumber: qs.parse(5),
+        };
+    """,
+    )
+    assert value == {
+        "query": "a=&b=&c=&d=&e=&f=1&f=&f=x%20y&g=true&i=0&j=1e%2B21",
+        "notObject": ["", "", "0=5&1=6"],
+        "fromObject": {"page": "1"},
+        "fromNumber": {},
+    }
+
+
 def test_distance_between_new_york_and_los_angeles(harness, write_handler):
     miles = evaluate(
         harness, write_handler, "return maths.getDistance(40.7128, -74.0060, 34.0522, -118.2437);"

@@ -1021,10 +1021,22 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
     try { return decodeURIComponent(text.replace(/\+/g, " ")); } catch (error) { return text; }
   }
 
+  // A value as Node's querystring writes it: a number only if finite, and anything that
+  // is not a string, number or boolean as nothing ("k=").
+  function queryValue(value) {
+    if (typeof value === "string") return value;
+    if (typeof value === "number") return Number.isFinite(value) ? String(value) : "";
+    if (typeof value === "bigint") return String(value);
+    if (typeof value === "boolean") return value ? "true" : "false";
+    return "";
+  }
+
   const codecQueryString = {
+    // As Node's querystring.parse, with the defaults filled in: anything but a string
+    // (request.query, an object already) parses to nothing, so only the defaults remain.
     parse: function parse(text, defaults) {
       const out = {};
-      const source = String(text === undefined || text === null ? "" : text).replace(/^\?/, "");
+      const source = (typeof text === "string" ? text : "").replace(/^\?/, "");
       for (const pair of source.split("&")) {
         if (pair === "") continue;
         const at = pair.indexOf("=");
@@ -1039,11 +1051,11 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
       return out;
     },
     stringify: function stringify(params) {
+      if (params === null || typeof params !== "object") return "";
       const parts = [];
-      for (const key of Object.keys(params || {})) {
-        for (const value of [].concat(params[key])) {
-          if (value === undefined) continue;
-          parts.push(encodeURIComponent(key) + "=" + encodeURIComponent(value === null ? "" : String(value)));
+      for (const key of Object.keys(params)) {
+        for (const value of Array.isArray(params[key]) ? params[key] : [params[key]]) {
+          parts.push(encodeURIComponent(key) + "=" + encodeURIComponent(queryValue(value)));
         }
       }
       return parts.join("&");
