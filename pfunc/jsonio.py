@@ -128,6 +128,14 @@ def too_deep(text: str) -> bool:
     return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets.encode()))) > MAX_DEPTH
 
 
+def js_length(text: str) -> int:
+    """What JavaScript's `text.length` is: UTF-16 code units, so an emoji counts 2 (a
+    limit in characters, PubNub's, is checked as a handler's own `key.length` reads)."""
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
 def well_formed(text: str) -> str:
     """`text` with lone surrogates (JavaScript and Python strings may hold them; UTF-8
     cannot) as U+FFFD, and pairs that arrived split joined again."""

@@ -147,6 +147,18 @@ def test_pubnub_2026_limits_count_characters(harness):
     assert "32,001 characters of JSON; the limit is 32,000" in too_big["error"]["message"]
 
 
+def test_characters_are_counted_as_a_handlers_own_length_reads_them(harness):
+    """An emoji is 2 in JavaScript's .length: 500 of them are a 1,000-character key, one
+    more is past the limit, and the message's count is the one the handler can check."""
+    emoji = "\U0001f600"
+    assert "error" not in call(harness, "set", emoji * 500, 1, limits="pubnub-2026")
+    over = call(harness, "set", emoji * 501, 1, limits="pubnub-2026")
+    assert "key is 1,002 characters; the limit is 1,000" in over["error"]["message"]
+    value = call(harness, "setItem", "e", emoji * 16_001, limits="pubnub-2026")
+    assert 'value for key "e" is 32,002 characters; the limit' in value["error"]["message"]
+    assert "error" not in call(harness, "setItem", "e", emoji * 16_000, limits="pubnub-2026")
+
+
 def test_set_item_measures_its_string_not_the_strings_json(harness):
     """setItem stores a string "up to 32,000 characters" (PubNub): its quotes and escapes
     as JSON are not the handler's characters, so JSON.stringify'd text full of quotes is

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 
+from pfunc.jsonio import js_length
 from pfunc.modules import MODULES
 from pfunc.modules.calls import AnsweredAtOnce, CallContext, HandlerCallError, JSArg
 from pfunc.store import CounterOverflow
@@ -62,10 +63,10 @@ class KVStoreModule(AnsweredAtOnce):
                 "use text that UTF-8 can carry",
             ) from None
         limit = context.profile.key_length
-        if limit is not None and len(key) > limit:
+        if limit is not None and (length := js_length(key)) > limit:
             raise HandlerCallError(
                 "Error",
-                f"kvstore.{call}: key is {len(key):,} characters; the limit is {limit:,} "
+                f"kvstore.{call}: key is {length:,} characters; the limit is {limit:,} "
                 f"({context.profile.describe()}). Use a shorter key, e.g. hash its long part.",
             )
         return key
@@ -91,7 +92,7 @@ class KVStoreModule(AnsweredAtOnce):
             if context.profile.value_size_unit == "bytes":
                 size, unit = len(measured.encode("utf-8", "surrogatepass")), "bytes"
             else:
-                size, unit = len(measured), "characters"
+                size, unit = js_length(measured), "characters"
             if size > limit:
                 raise HandlerCallError(
                     "Error",
