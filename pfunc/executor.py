@@ -20,6 +20,7 @@ from pfunc.errors import HandlerLoadError
 from pfunc.events import FILE, KINDS, Event, MessageEvent, RequestEvent
 from pfunc.execution_loop import ExecutionLoop
 from pfunc.file_messages import keep_file
+from pfunc.jsonio import well_formed
 from pfunc.limits import SEND_LESS, Budget, Profile, message_limit, message_size, size_problem
 from pfunc.modules.calls import CallContext
 from pfunc.outcome import conclude, handler_error, mask_secrets, memory_error, timeout_error
@@ -79,7 +80,7 @@ class Executor:
     ) -> None:
         self.handler = handler
         self.runtime = runtime
-        self.display_path = display_path or str(handler)
+        self.display_path = well_formed(display_path or str(handler))  # shown: text only
         self.name = name or self.display_path
         # The bus's publish, granted to the pubnub module; None outside a project.
         self.publish = publish

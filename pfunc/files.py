@@ -22,7 +22,7 @@ from typing import Any
 
 from pfunc.channels import name_problem
 from pfunc.clock import Clock
-from pfunc.events import FILE
+from pfunc.events import FILE, is_unicode
 from pfunc.file_messages import file_message
 from pfunc.file_urls import DEFAULT_FILES_ORIGIN, file_url, files_base_url
 from pfunc.result import PublishReport
@@ -72,6 +72,8 @@ def name_problem_of_file(name: Any) -> str | None:
         return f"the file name {name[:60]!r} cannot hold a slash or be . or .."
     if any(ord(char) < 32 or ord(char) == 127 for char in name):
         return "the file name cannot hold control characters"
+    if not is_unicode(name):  # a local file's name whose bytes are not UTF-8
+        return "the file name is not UTF-8 text; rename the file"
     return None
 
 
@@ -130,11 +132,16 @@ class Files:
         shared = SharedFile(
             channel, file_id, name, size, content_type or DEFAULT_TYPE, self.clock.now_ms()
         )
-        await self.store.execute(
-            "INSERT OR REPLACE INTO files(keyset,channel,id,name,size,content_type,created) "
-            "VALUES(?,?,?,?,?,?,?)",
-            (self.keyset, channel, file_id, name, size, shared.content_type, shared.created),
-        )
+        try:
+            await self.store.execute(
+                "INSERT OR REPLACE INTO files(keyset,channel,id,name,size,content_type,created) "
+                "VALUES(?,?,?,?,?,?,?)",
+                (self.keyset, channel, file_id, name, size, shared.content_type, shared.created),
+            )
+        except Exception:  # no row, no bytes: nothing kept that nothing names
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+            raise
         return shared
 
     async def add(

@@ -3,12 +3,14 @@ functions (project_file.py reads it from the file)."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pfunc.channels import PRESENCE_SUFFIX, default_channel
 from pfunc.events import KINDS, Keyset
+from pfunc.jsonio import well_formed
 
 PROJECT_FILE = "pfunc.toml"
 DEFAULT_KV = ".pfunc/kv.sqlite3"
@@ -85,10 +87,11 @@ def relative_to_cwd(path: Path) -> Path:
 
 
 def display_path(file: Path, project: Project | None) -> str:
-    """A handler's path as pfunc.toml names it: relative to the project root."""
-    if project is None:
-        return str(file)
-    try:
-        return str(file.resolve().relative_to(project.root.resolve()))
-    except ValueError:
-        return str(file)
+    """A handler's path as pfunc.toml names it: relative to the project root. A name whose
+    bytes are not UTF-8 (a Latin-1 café.js) shows U+FFFD for them: the path is shown in
+    reports and handed to the engine, which takes only text."""
+    shown = str(file)
+    if project is not None:
+        with contextlib.suppress(ValueError):
+            shown = str(file.resolve().relative_to(project.root.resolve()))
+    return well_formed(shown)

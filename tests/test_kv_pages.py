@@ -120,8 +120,8 @@ def test_a_page_hint_pastes_into_a_shell_and_json_pages_keep_their_limit(tmp_pat
 @pytest.mark.parametrize(
     ("arguments", "words"),
     [
-        (("kv", "list", "--prefix", "\udcff"), "not valid UTF-8"),
-        (("kv", "counters", "--after", "\udcff"), "not valid UTF-8"),
+        (("kv", "list", "--prefix", "\udcff"), "--prefix is not UTF-8 text"),
+        (("kv", "counters", "--after", "\udcff"), "--after is not UTF-8 text"),
         (("kv", "list", "--limit", "9223372036854775807"), "--limit"),
         (("kv", "incr", "d", "99999999999999999999"), "64-bit"),
     ],

@@ -22,6 +22,7 @@ from pfunc.cli.options import (
     EXIT_FAILED,
     EXIT_OK,
     NegativeNumbersAsValues,
+    PfuncGroup,
     ctrl_c_exits_130,
     execute,
     session_options,
@@ -34,7 +35,7 @@ from pfunc.events import KIND_NAMES, PRESENCE_ACTIONS
 from pfunc.result import OUTCOMES
 
 
-class LazyGroup(click.Group):
+class LazyGroup(PfuncGroup):
     """Commands defined in other modules load when named (or listed in --help), so that
     `pfunc run` does not build the click commands of `pfunc kv` at every start."""
 
@@ -231,6 +232,11 @@ def dev(
         from pfunc.server.serve import serve
 
         try:
+            if not host.strip():  # it would listen everywhere, and print unusable addresses
+                raise PfuncUsageError(
+                    "--host is empty; give an address: 127.0.0.1 (this machine only) or "
+                    "0.0.0.0 (every interface)"
+                )
             session = prepare_session(options)
             if session.project.config_file is None:
                 raise PfuncUsageError(

@@ -25,6 +25,15 @@ def main() -> None:
 
 def _main() -> None:
     import gc
+    import os
+
+    try:
+        os.getcwd()  # every command reads the project from here
+    except FileNotFoundError:
+        import sys
+
+        sys.stderr.write("Error: the current folder no longer exists; cd to one that does\n")
+        raise SystemExit(2) from None
 
     collecting = gc.isenabled()
     gc.disable()

@@ -13,6 +13,8 @@ import click
 from pfunc.cli.options import (
     EXIT_FAILED,
     NegativeNumbersAsValues,
+    PfuncCommand,
+    PfuncGroup,
     ctrl_c_exits_130,
     store_options,
     to_reader,
@@ -124,7 +126,7 @@ def _reading(session: Any) -> Any:
     return dataclasses.replace(session, kv_path=Path(":memory:"))
 
 
-@click.group()
+@click.group(cls=PfuncGroup)
 def kv() -> None:
     """Read and change the project's KV store (safe while pfunc dev runs)."""
 
@@ -314,7 +316,7 @@ def kv_clear(yes: bool, **options: Any) -> None:
     _kv(options, lambda tool: tool.clear(), lambda _: click.echo("cleared"))
 
 
-@click.command()
+@click.command(cls=PfuncCommand)
 @click.argument("channel")
 @click.option(
     "--count", type=click.IntRange(1, 100), default=25, show_default=True, help="Newest N."

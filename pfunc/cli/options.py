@@ -154,7 +154,59 @@ def session_options(
     )
 
 
-class NegativeNumbersAsValues(click.Command):
+# Flags that read a file when their value starts with @ (flags.read_text_flag): the name
+# after the @ is a path, which need not be UTF-8.
+_FILE_READING = frozenset({"message", "body", "meta_json", "params_json", "state_json"})
+# Values that are paths (a handler file, or a function's name) though not click.Paths.
+_PATH_VALUES = frozenset({"target"})
+
+
+class PfuncCommand(click.Command):
+    """Every pfunc command: a text argument or flag whose bytes were not UTF-8 (the shell
+    passes bytes; Python holds the bad ones as lone surrogates) is one usage error here,
+    named by its flag, rather than a traceback wherever it is first written (a store, a
+    JSON line, the engine). Paths are exempt: a file name need not be UTF-8."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)
+        reading_stdin = []
+        for param in self.get_params(ctx):
+            if isinstance(param.type, click.Path) or param.name in _PATH_VALUES:
+                continue
+            shown = param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
+            value = ctx.params.get(param.name or "")
+            if param.name in _FILE_READING and value == "-":
+                reading_stdin.append(shown)
+            for text in value if isinstance(value, tuple | list) else [value]:
+                if not isinstance(text, str) or _is_unicode(text):
+                    continue
+                if param.name in _FILE_READING and text.startswith("@"):
+                    continue
+                raise click.UsageError(f"{shown} is not UTF-8 text; write it as UTF-8", ctx)
+        if len(reading_stdin) > 1:  # the first would read it all, the next nothing
+            both = " and ".join(reading_stdin)
+            raise click.UsageError(
+                f"{both} both read standard input (-); give all but one as text or @file", ctx
+            )
+        return rest
+
+
+class PfuncGroup(click.Group):
+    """A group whose commands, and groups, check their text as PfuncCommand does."""
+
+    command_class = PfuncCommand
+    group_class = type  # a group made with @group.group is of this group's class
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: bytes the command line could not decode
+        return False
+    return True
+
+
+class NegativeNumbersAsValues(PfuncCommand):
     """A command whose values may be negative numbers (`kv set balance -1`, `publish chat
     -1`): click reads any `-x` as an option, so the command lets unknown options through
     as values, and this puts back click's own error for a mistyped option (`--meat`), which
