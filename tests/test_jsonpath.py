@@ -42,8 +42,10 @@ def test_the_readme_examples_give_jsonpath_plus_answers(builtins, path, result_t
 
 
 @pytest.mark.parametrize(("path", "result_type", "answer"), EDGE_CASES)
-def test_edge_cases_give_what_every_jsonpath_plus_version_gives(builtins, path, result_type, answer):
-    """"THROWS" where the library throws: a script that gives a number not in the array."""
+def test_edge_cases_give_what_every_jsonpath_plus_version_gives(
+    builtins, path, result_type, answer
+):
+    """ "THROWS" where the library throws: a script that gives a number not in the array."""
     from pfunc.sandbox.sync_builtins import SyncBuiltinError
 
     options = {"path": path, "json": EDGES["json"], "resultType": result_type}

@@ -343,3 +343,24 @@ def test_export_to_stdout_and_import_from_stdin_with_a_dash(tmp_path):
     piped = run_cli("kv", "export", "/dev/stdout", "--kv", tmp_path / "kv.sqlite3", cwd=tmp_path)
     assert piped.code == 2 and "cannot write /dev/stdout" in piped.stderr
     assert "give -" in piped.stderr and "/proc/" not in piped.stderr
+
+
+def test_an_import_checks_each_record_as_kv_set_would(tmp_path):
+    def imported(items, counters=None):
+        data = {"format": "pfunc-kv-1", "items": items, "counters": counters or {}}
+        (tmp_path / "i.json").write_text(json.dumps(data))
+        return kv(tmp_path, "import", tmp_path / "i.json")
+
+    later = "2027-01-01T00:00:00.000Z"
+    null = imported([{"key": "nul", "value": None, "expires_at": later}])
+    assert null.code == 2 and "items[0]: value is null" in null.stderr
+    twice = imported([{"key": "a", "value": 1, "expires_at": later}] * 2)
+    assert twice.code == 2 and "items[1] has the key of items[0]" in twice.stderr
+    boolean = imported([], {"c": True})
+    assert boolean.code == 2 and "must be a whole number, got true" in boolean.stderr
+    assert json.loads(kv(tmp_path, "list", "--json").stdout) == []  # nothing of any of them
+    # An expiry written without a zone is UTC, as export writes it and --now reads it.
+    zoneless = imported([{"key": "a", "value": 1, "expires_at": "2027-01-01T00:00:00"}])
+    assert zoneless.code == 0
+    listed = json.loads(kv(tmp_path, "list", "--json").stdout)
+    assert listed == [{"key": "a", "value": 1, "expires_at": "2027-01-01T00:00:00Z"}]

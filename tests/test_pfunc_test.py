@@ -142,6 +142,48 @@ def test_a_broken_handler_fails_the_right_scenario(project, tmp_path, old, new, 
     assert fragment in failures[0].find("failure").text
 
 
+def test_kv_seeds_are_stored_and_checked_as_a_handlers_own_calls(tmp_path):
+    """A seed production could never hold (an empty key, a value past the limit) makes the
+    scenario malformed, not a pass; numbers are stored as JavaScript writes them."""
+    (tmp_path / "h.js").write_text(
+        'const db = require("kvstore");\n'
+        "export default async (request) => {\n"
+        '  request.message.text = await db.getItem("f");\n'
+        "  return request.ok();\n"
+        "};\n"
+    )
+    scenario = """
+[[scenario]]
+name = "numbers"
+file = "h.js"
+kv = {{ f = 1e-7 }}
+[[scenario.step]]
+publish = {{ message = {{}} }}
+expect = {{ message = {{ text = "1e-7" }} }}
+
+[[scenario]]
+name = "unstorable"
+file = "h.js"
+{seed}
+[[scenario.step]]
+publish = {{ message = {{}} }}
+"""
+    seeds = {
+        "empty key": 'kv = { "" = 1 }',
+        "too big": f'kv = {{ big = "{"x" * 31_000}" }}',
+        "long counter key": f"counters = {{ {'k' * 251} = 1 }}",
+    }
+    for problem, seed in seeds.items():
+        (tmp_path / "s.test.toml").write_text(scenario.format(seed=seed))
+        run = run_cli("test", "s.test.toml", "--json", cwd=tmp_path)
+        assert run.code == 2, (problem, run.stdout)
+        results = {entry["name"]: entry for entry in json.loads(run.stdout)["scenarios"]}
+        assert results["numbers"]["status"] == "passed", problem
+        unstorable = results["unstorable"]
+        assert unstorable["malformed"], problem
+        assert "a kv or counters seed: kvstore." in unstorable["failure"]["mismatches"][0]["actual"]
+
+
 def test_malformed_scenarios_exit_2_with_the_line(project):
     bad = project / "examples" / "bad.test.toml"
     bad.write_text(

@@ -21,7 +21,7 @@ from pfunc import jsonio
 from pfunc.errors import PfuncUsageError
 from pfunc.events import is_unicode
 from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
-from pfunc.modules.kvstore import KVStoreModule
+from pfunc.modules.kvstore import KVStoreModule, checked_record, stored_as
 from pfunc.numbers import fits_counter
 from pfunc.runtime import Runtime
 from pfunc.terminal import shell_word
@@ -97,7 +97,8 @@ class KVTool:
                 f"(pfunc kv rm {shell_word(key)})"
             )
         ttl_arg = JSArg({"t": "undefined"}) if ttl is None else JSArg({"v": ttl})
-        await self._call(*_stored_as(value, key), ttl_arg)
+        method, value_arg = stored_as(value)
+        await self._call(method, _text(key), value_arg, ttl_arg)
 
     async def remove(self, key: str) -> bool:
         """Remove the item and the counter under `key`; whether either was there (a live
@@ -180,6 +181,10 @@ class KVTool:
         if not isinstance(raw_items, list) or not isinstance(raw_counters, dict):
             raise PfuncUsageError(f"{path}: items must be a list and counters an object")
         items = [self._checked_item(path, number, item) for number, item in enumerate(raw_items)]
+        first_of: dict[str, int] = {}
+        for number, (key, _, _) in enumerate(items):
+            if (first := first_of.setdefault(key, number)) != number:  # which one would win?
+                raise PfuncUsageError(f"{path}: items[{number}] has the key of items[{first}]")
         counters = [self._checked_counter(path, key, value) for key, value in raw_counters.items()]
         await self.runtime.store.import_all(self.keyset, items, counters)
         return {"items": len(items), "counters": len(counters)}
@@ -188,12 +193,17 @@ class KVTool:
         where = f"{path}: items[{number}]"
         if not isinstance(item, dict) or not {"key", "value", "expires_at"} <= set(item):
             raise PfuncUsageError(f"{where} needs key, value and expires_at")
+        if item["value"] is None:  # as kv set refuses it: getItem could not tell it apart
+            raise PfuncUsageError(
+                f"{where}: value is null, which stores nothing a handler can tell from no item"
+            )
         context = self._context()
         try:
-            key = self._gateway.checked_key("set", _text(item["key"]), context)
-            method, _, value_arg = _stored_as(item["value"], key)
-            value = self._gateway.checked_value(method, key, value_arg, context)
-            expires = round(datetime.fromisoformat(str(item["expires_at"])).timestamp() * 1000)
+            key, value = checked_record(item["key"], item["value"], context)
+            expires_at = datetime.fromisoformat(str(item["expires_at"]))
+            if expires_at.tzinfo is None:  # UTC, as export writes it and --now reads it
+                expires_at = expires_at.replace(tzinfo=UTC)
+            expires = round(expires_at.timestamp() * 1000)
         except HandlerCallError as error:
             raise PfuncUsageError(f"{where}: {error.message}") from None
         except (ValueError, OverflowError) as error:
@@ -206,7 +216,9 @@ class KVTool:
         except HandlerCallError as error:
             raise PfuncUsageError(f"{path}: counters: {error.message}") from None
         if not isinstance(value, int) or isinstance(value, bool):
-            raise PfuncUsageError(f"{path}: counter {key!r} must be a whole number, got {value!r}")
+            raise PfuncUsageError(
+                f"{path}: counter {key!r} must be a whole number, got {jsonio.shown(value)}"
+            )
         if not fits_counter(value):
             raise PfuncUsageError(
                 f"{path}: counter {key!r} is {value}, outside the 64-bit integers counters are"
@@ -219,16 +231,6 @@ class KVTool:
 
 def _text(value: str) -> JSArg:
     return JSArg({"v": value})
-
-
-def _stored_as(value: Any, key: str) -> tuple[str, JSArg, JSArg]:
-    """The kvstore call that stores `value` under `key`, checked as a handler's is: a
-    string as setItem (its limit counts the string, not its JSON: a string a handler
-    stored so, full of quotes, is refused by set's count), anything else as set, its JSON
-    as JavaScript writes it (1e-7, not 1e-07)."""
-    if isinstance(value, str):
-        return "setItem", _text(key), JSArg({"v": value})
-    return "set", _text(key), JSArg({"j": jsonio.dumps(value)})
 
 
 def _check_text(*values: str | None) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
+from pfunc import jsonio
 from pfunc.jsonio import js_length
 from pfunc.modules import MODULES
 from pfunc.modules.calls import AnsweredAtOnce, CallContext, HandlerCallError, JSArg
@@ -274,3 +276,21 @@ class KVStoreModule(AnsweredAtOnce):
 
 _MISSING = JSArg({"t": "undefined"})
 _PADDING = (_MISSING, _MISSING, _MISSING)
+
+
+def stored_as(value: Any) -> tuple[str, JSArg]:
+    """The kvstore method, and its value argument, that store `value` as a handler would:
+    a string as setItem (its limit counts the string, not its JSON: a string stored so,
+    full of quotes, is refused by set's count), anything else as set, its JSON as
+    JavaScript writes it (1e-7, not Python's 1e-07)."""
+    if isinstance(value, str):
+        return "setItem", JSArg({"v": value})
+    return "set", JSArg({"j": jsonio.dumps(value)})
+
+
+def checked_record(key: str, value: Any, context: CallContext) -> tuple[str, str]:
+    """`key` and the text stored for `value`, checked as a handler's own call storing them
+    would be (kv import's records, a scenario's kv seeds); HandlerCallError as that call's."""
+    method, value_arg = stored_as(value)
+    checked_key = KVStoreModule.checked_key(method, JSArg({"v": key}), context)
+    return checked_key, KVStoreModule.checked_value(method, checked_key, value_arg, context)

@@ -30,6 +30,8 @@ from pfunc.events import (
 )
 from pfunc.executor import Executor, refused_before_functions
 from pfunc.limits import resolve_profile
+from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
+from pfunc.modules.kvstore import KVStoreModule, checked_record
 from pfunc.project import PROJECT_FILE, FunctionConfig, Project, relative_to_cwd
 from pfunc.project_file import load_project, parse_mock
 from pfunc.result import Result
@@ -148,11 +150,26 @@ class ScenarioRun:
             raise PfuncUsageError(f"{where}: {error}") from None
 
     async def seed(self) -> None:
-        store, keyset = self.runtime.store, self.runtime.keyset.subscribe_key
-        expires = self.runtime.clock.now_ms() + 1440 * 60_000
-        for key, value in self.scenario.kv.items():
-            await store.set_item(keyset, key, json.dumps(value), expires)
-        for key, value in self.scenario.counters.items():
+        """The scenario's kv and counters, stored as a handler's own calls would store
+        them, checked by the same limits (PfuncUsageError naming the seed otherwise): a
+        scenario must not pass on data production could never hold."""
+        runtime = self.runtime
+        store, keyset = runtime.store, runtime.keyset.subscribe_key
+        context = CallContext(store, keyset, runtime.profile, runtime.clock, lambda _: None)
+        expires = runtime.clock.now_ms() + 1440 * 60_000
+        try:
+            records = [
+                checked_record(key, value, context) for key, value in self.scenario.kv.items()
+            ]
+            counters = [
+                (KVStoreModule.checked_key("incrCounter", JSArg({"v": key}), context), value)
+                for key, value in self.scenario.counters.items()
+            ]
+        except HandlerCallError as error:
+            raise PfuncUsageError(f"a kv or counters seed: {error.message}") from None
+        for key, text in records:
+            await store.set_item(keyset, key, text, expires)
+        for key, value in counters:
             await store.set_counter(keyset, key, value)
 
     async def state(self, step: Step) -> tuple[dict[str, Any], dict[str, int]]:
@@ -175,7 +192,10 @@ class ScenarioRun:
                 self._function_of(step)
             except PfuncUsageError as error:
                 return _malformed(outcome, step, error)
-        await self.seed()
+        try:
+            await self.seed()
+        except PfuncUsageError as error:
+            return _malformed(outcome, self.scenario.steps[0], error)
         for original in self.scenario.steps:
             step = original
             try:
