@@ -6,6 +6,7 @@ what a change of it does (a `channel-pnpres` delivery, after-presence functions)
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,8 +83,11 @@ class Presence:
         self._forget(channel, uuid)
         return left
 
-    def expired(self) -> list[tuple[str, str]]:
-        """(channel, uuid) pairs whose heartbeat ran out, removed as they are returned."""
+    def expired(self) -> Iterator[tuple[str, str]]:
+        """(channel, uuid) pairs whose heartbeat ran out, each removed just before it is
+        given: the timeout event made for it then reads the occupancy of its own moment
+        (three users timing out together are 3, 2 and 1 left, not 1, 1 and 1), and tells
+        whether it is above announce_max as it was then."""
         now = time.monotonic()
         gone = [
             (channel, uuid)
@@ -93,7 +97,7 @@ class Presence:
         ]
         for channel, uuid in gone:
             self._forget(channel, uuid)
-        return gone
+            yield channel, uuid
 
     def _forget(self, channel: str, uuid: str) -> None:
         """The user is no longer on the channel, nor its state (which lives while the user

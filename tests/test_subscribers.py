@@ -110,10 +110,22 @@ def test_presence_keeps_nothing_for_channels_nobody_is_on(how):
         for n in range(1000):
             assert presence.leave(f"inbox.{n}", "u")
     else:
-        assert len(presence.expired()) == 1000
+        assert len(list(presence.expired())) == 1000
     assert presence.occupied() == [] and presence.intervals_due(20, 10.0) == []
     # What the server walks every second is as empty as what it reports.
     assert presence._expires == {} and presence._state == {} and presence._announced == {}
+
+
+def test_users_timing_out_together_leave_one_at_a_time():
+    """The timeout event made for each reads the occupancy of its own moment (PubNub:
+    "the total number of subscribers on the channel when the event occurred"): three
+    users whose heartbeats ran out in the same second are 2, 1 and 0 left, not 0, 0, 0,
+    and the first of them is still above an announce_max of 2 (interval mode)."""
+    presence = Presence()
+    for uuid in ("a", "b", "c"):
+        presence.beat("lobby", uuid, -1)  # -1: already run out
+    left = [presence.occupancy(channel) for channel, _ in presence.expired()]
+    assert left == [2, 1, 0]
 
 
 @pytest.mark.parametrize(
