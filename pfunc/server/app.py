@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from pfunc.aio import kept_done
+from pfunc.aio import kept_done, start_kept
 from pfunc.engine import Engine
 from pfunc.events import EventSpec, build_event, kinds_triggered_by
 from pfunc.project import FunctionConfig
@@ -239,7 +239,9 @@ class DevServer:
                 return
             try:
                 event = build_event(current.event, EventSpec())
-                await self.state.engine.functions.executor(current).run(event)
+                # Kept: a saved pfunc.toml that changes the schedule (or a stop) cancels the
+                # schedule, never an execution half-way; it ends, and is logged, as any.
+                await start_kept(self.state.engine.functions.executor(current).run(event))
             except Exception as error:  # a fault of pfunc's own: log it, keep the schedule
                 self.state.log({"type": "server-error", "path": "", "error": repr(error)})
 
