@@ -449,6 +449,27 @@ def test_presence_timeout_after_the_heartbeat_period(dev):
     assert (last["action"], last["uuid"], last["occupancy"]) == ("timeout", "zed", 0)
 
 
+def test_a_heartbeat_that_changes_the_state_announces_it_once(dev):
+    beat = "/v2/presence/sub-key/sub-c-t/channel/lobby/heartbeat?heartbeat=60&uuid=sam&state="
+    mood = urllib.parse.quote(json.dumps({"lobby": {"mood": "calm"}}))
+    assert dev.request("GET", beat + mood)[0] == 200
+    dev.wait_for(lambda e: e["type"] == "execution" and e["function"] == "presence")  # join
+    changed = urllib.parse.quote(json.dumps({"lobby": {"mood": "busy"}}))
+    assert dev.request("GET", beat + changed)[0] == 200
+    assert dev.request("GET", beat + changed)[0] == 200  # the same again: no event
+    dev.wait_for(lambda e: e["type"] == "execution" and e["function"] == "presence")
+    last = json.loads(run_cli("kv", "get", "last-presence", cwd=dev.folder).stdout)
+    assert (last["action"], last["uuid"], last["state"]) == (
+        "state-change",
+        "sam",
+        {"mood": "busy"},
+    )
+    with pytest.raises(AssertionError):  # the repeated state announced nothing
+        dev.wait_for(
+            lambda e: e["type"] == "execution" and e["function"] == "presence", timeout=1.5
+        )
+
+
 def test_a_long_poll_keeps_the_heartbeat_period_the_client_announced(dev):
     """The SDKs' event engine (JS SDK 11's default) sends its presenceTimeout on
     /heartbeat only; its subscribe long-polls carry none. Each long-poll had reset the

@@ -181,6 +181,22 @@ def test_here_now_where_now_and_state_with_state_change_events(clients, dev):
     assert kv_get(dev, "presence:ada") == "state-change"
 
 
+def test_set_state_with_heartbeat_sets_it_and_announces_the_change(clients):
+    """JS SDK 11's setState({withHeartbeat: true}) sends the state itself on /heartbeat,
+    not keyed by channel: it was refused (400) and the SDK call threw. A state a heartbeat
+    changes is announced as a state-change, as setState's is; one it repeats is not."""
+    watcher, bea = clients("watcher"), clients("bea")
+    watcher.subscribe("lounge", with_presence=True)
+    watcher.connected()
+    bea.subscribe("lounge")
+    watcher.wait_for("presence", lambda e: e.get("uuid") == "bea" and e.get("action") == "join")
+    bea.call("setState", channels=["lounge"], state={"mood": "hb"}, withHeartbeat=True)
+    changed = watcher.wait_for("presence", lambda e: e.get("action") == "state-change")
+    assert changed["uuid"] == "bea" and changed["state"] == {"mood": "hb"}
+    state = watcher.call("getState", uuid="bea", channels=["lounge"])
+    assert state["channels"] == {"lounge": {"mood": "hb"}}
+
+
 def kv_get(dev, key: str):
 
     shown = run_cli("kv", "get", key, "--json", cwd=dev.folder)

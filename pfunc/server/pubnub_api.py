@@ -176,8 +176,8 @@ class PubNubAPI:
             accept = compile_filter(request.query.get("filter-expr", ""))
         except FilterError as error:
             return pubnub_error(400, str(error), "subscribe")
-        states = self._states(request)
         patterns = await self._subscription(channels, groups)
+        states = self._states(request, [pattern for pattern, _ in patterns])
         since = request.query.get("tt", "0")
         # A timetoken is digits (17 of them); int() would take "-1", " 1" or "١" too.
         after = 0 if since == "" else whole_number(since, 19)
@@ -222,9 +222,9 @@ class PubNubAPI:
         if refused:
             return refused
         uuid = request.query.get("uuid") or "anonymous"
-        states = self._states(request)
         groups = channel_groups(request)
         patterns = await self._subscription(self._channels(request), groups)
+        states = self._states(request, [pattern for pattern, _ in patterns])
         for channel, _ in patterns:
             if channel.endswith("-pnpres") or "*" in channel:
                 continue
@@ -245,25 +245,34 @@ class PubNubAPI:
         )
 
     @staticmethod
-    def _states(request: web.Request) -> dict[str, dict[str, Any]]:
-        """The `state` query parameter of subscribe and heartbeat: {channel: state}."""
+    def _states(request: web.Request, channels: list[str]) -> dict[str, dict[str, Any]]:
+        """The `state` query parameter of subscribe and heartbeat, as {channel: state}.
+        The SDKs' subscribe sends it so; JS SDK 11's setState({withHeartbeat: true}) sends
+        the state itself, for every channel of the heartbeat: an object none of whose keys
+        names one of the request's channels is read so."""
         try:
             given = jsonio.loads(request.query.get("state", "{}"))
         except ValueError:
             raise web.HTTPBadRequest(reason="state must be a JSON object") from None
-        if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
+        if not isinstance(given, dict):
+            raise web.HTTPBadRequest(reason="state must be a JSON object")
+        if given and not any(name in given for name in channels):
+            return {channel: given for channel in channels}
+        if not all(isinstance(value, dict) for value in given.values()):
             raise web.HTTPBadRequest(reason="state must map channels to JSON objects")
         return given
 
     def _beat(
         self, channel: str, uuid: str, heartbeat: int | None, user_state: dict | None = None
     ) -> None:
+        presence = self.state.presence
+        changed = user_state is not None and user_state != presence.state(channel, uuid)
         if user_state is not None:
-            self.state.presence.set_state(channel, uuid, user_state)
-        if self.state.presence.beat(channel, uuid, heartbeat):
-            presence_event(
-                self.state, channel, "join", uuid, self.state.presence.state(channel, uuid)
-            )
+            presence.set_state(channel, uuid, user_state)
+        if presence.beat(channel, uuid, heartbeat):
+            presence_event(self.state, channel, "join", uuid, presence.state(channel, uuid))
+        elif changed:  # PubNub: state-change "fires anytime the user's state is changed"
+            presence_event(self.state, channel, "state-change", uuid, user_state)
 
 
 def presence_event(
