@@ -334,11 +334,14 @@ def build_event(
         message = file_message(None, DEFAULT_FILE)
     else:
         message = {}
+    params = _object(spec.params, "params", spell)
+    if row.trigger == "presence" and isinstance(message, dict) and "uuid" in message:
+        params = {"uuid": message["uuid"], **params}  # whose change it is, not "pfunc-cli"
     return MessageEvent(
         row.name,
         message,
         channel,
-        _object(spec.params, "params", spell),
+        params,
         _object(spec.meta, "meta", spell),
         verb or row.verb or "publish",
         hop,

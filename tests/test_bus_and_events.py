@@ -340,6 +340,16 @@ def test_after_presence_flags_build_the_presence_event(tmp_path):
     assert seen["verb"] == "presence"
 
 
+def test_an_after_presence_request_names_the_user_in_its_params(tmp_path):
+    """request.params.uuid, which publish handlers read for the sender, was pfunc's own
+    "pfunc-cli" in every presence event: it is the user the change is about."""
+    (tmp_path / "h.js").write_text(
+        "export default (request) => { console.log(request.params.uuid); return request.ok(); };"
+    )
+    run = run_cli("run", tmp_path / "h.js", "--uuid", "alice", "--json", cwd=tmp_path)
+    assert run.json()["logs"][0]["text"] == "alice"
+
+
 def test_on_interval_event(tmp_path):
     (tmp_path / "tick.js").write_text("""
         const db = require("kvstore");
