@@ -17,10 +17,13 @@ def file_message(text: Any, file: dict[str, str]) -> dict[str, Any]:
 def keep_file(published: Any, changed: Any) -> tuple[Any, bool]:
     """A before-publish-file function's message, with the file it was sent about: it may
     change the text (and add fields), not point the message at another file or drop it. A
-    value that is not an object becomes the text. True with it when the file was changed."""
+    value that is not a file message's shape (not an object, or an object with neither
+    `message` nor `file`: `ok({replaced: true})`) becomes the text, so that subscribers,
+    history and after-publish-file functions all see it. True with it when the file was
+    changed."""
     if not isinstance(published, dict) or not isinstance(published.get("file"), dict):
         return changed, False  # not a file message PubNub's SDKs send (an encrypted one)
-    if not isinstance(changed, dict):
+    if not isinstance(changed, dict) or not ("message" in changed or "file" in changed):
         return {**published, "message": changed}, False
     return {**changed, "file": published["file"]}, changed.get("file") != published["file"]
 

@@ -42,6 +42,7 @@ export default (request) => {
   if (text === "secret") return request.abort("no secrets");
   if (text === "swap") return request.ok({ message: "swapped", file: { id: "x", name: "y" } });
   if (text === "plain") return request.ok("just text");
+  if (text === "object") return request.ok({ replaced: true });
   request.message.message = `${text} (${request.verb}, ${request.message.file.name})`;
   return request.ok();
 };
@@ -121,7 +122,7 @@ def test_file_messages_go_through_the_file_functions_and_keep_their_file(harness
             files = engine.files
             reports = [
                 await files.publish_file("docs", text, "id-1", "a.txt")
-                for text in ("hello", "secret", "swap", "plain")
+                for text in ("hello", "secret", "swap", "plain", "object")
             ]
             stored = await engine.history.read("docs", count=10, now_ms=harness.clock.now_ms())
             last = await engine.runtime.store.get_item(
@@ -130,7 +131,7 @@ def test_file_messages_go_through_the_file_functions_and_keep_their_file(harness
             return [reports, stored, json.loads(last)]
 
     reports, stored, last = asyncio.run(go())
-    hello, secret, swap, plain = reports
+    hello, secret, swap, plain, replaced = reports
     assert hello.verb == "publish-file" and hello.delivered
     assert hello.message == {
         "message": "hello (publish, a.txt)",
@@ -142,11 +143,17 @@ def test_file_messages_go_through_the_file_functions_and_keep_their_file(harness
     # A function changes the text, never which file the message is about.
     assert swap.message == {"message": "swapped", "file": {"id": "id-1", "name": "a.txt"}}
     assert plain.message == {"message": "just text", "file": {"id": "id-1", "name": "a.txt"}}
+    # An object without a file message's keys is the text too, as subscribers see it.
+    assert replaced.message == {
+        "message": {"replaced": True},
+        "file": {"id": "id-1", "name": "a.txt"},
+    }
+    assert not replaced.executions[0].warnings
     # ... and says so where it tried, not where it only changed the text
     assert any("stays the uploaded one" in w for w in swap.executions[0].warnings)
     assert not plain.executions[0].warnings and not hello.executions[0].warnings
-    assert [s.message_type for s in stored] == [4, 4, 4]
-    assert last == plain.message
+    assert [s.message_type for s in stored] == [4, 4, 4, 4]
+    assert last == replaced.message
 
 
 def test_pfunc_run_with_the_file_kinds(project):
