@@ -516,3 +516,81 @@ def test_head_changes_nothing_where_get_would(dev):
         assert status == 200 and answer in body, (path, body)
     for path in [*list(unchanged)[:3], "/time/0"]:  # reads of their own route
         assert dev.request("HEAD", path)[::2] == (200, ""), path
+
+
+@pytest.mark.parametrize("charset", ["rot13", "base64", "idna", "no-such-charset"])
+def test_a_charset_no_text_decodes_with_is_no_server_error(dev, charset):
+    """Python finds rot13, base64 and idna, but none decodes bytes to text as a body's
+    charset (a LookupError, or idna's UnicodeError): both were 500s."""
+    content_type = {"Content-Type": f"application/json; charset={charset}"}
+    grant = b'{"ttl":10,"permissions":{"resources":{"channels":{"a":1}}}}'
+    status, _, body = dev.request("POST", "/v3/pam/sub-c-z/grant", grant, content_type)
+    assert status < 500, body
+    status, _, body = dev.request(
+        "POST", "/v1/blocks/sub-key/sub-c-z/api", b'{"a":1}', content_type
+    )
+    assert status == 200 and json.loads(body)["body"] == '{"a":1}'
+    no_server_errors(dev)
+
+
+def test_an_upload_part_whose_header_is_no_header_is_s3s_400(dev):
+    body = b"--B\r\njunk-without-colon\r\n\r\nx\r\n--B--\r\n"
+    status, _, answer = dev.request(
+        "POST", "/pfunc/files/upload", body, {"Content-Type": "multipart/form-data; boundary=B"}
+    )
+    assert status == 400 and "<Code>MalformedPOSTRequest</Code>" in answer
+    no_server_errors(dev)
+
+
+def test_a_body_that_never_finishes_arriving_ends_its_connection(dev):
+    """aiohttp's keep-alive limit covers a request's headers, not its body: a client that
+    announced 100 bytes and sent 4 held its connection and handler for good."""
+    import socket
+
+    limits = dev.server.limits
+    limits.body_seconds = 0.3
+    try:
+        for path in ("/publish/pub-c-z/sub-c-z/0/chat.a/0", "/v1/blocks/sub-key/sub-c-z/api"):
+            with socket.create_connection(("127.0.0.1", dev.port)) as client:
+                client.settimeout(30)  # (a hang fails here rather than for ever)
+                client.sendall(
+                    f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n".encode()
+                    + b"abcd"
+                )
+                answer = b""
+                while chunk := client.recv(65536):  # until the server ends the connection
+                    answer += chunk
+            assert b" 500 " not in answer.split(b"\r\n", 1)[0]
+    finally:
+        limits.body_seconds = 60.0
+    still_serving(dev)
+    no_server_errors(dev)
+
+
+def test_a_name_whose_escapes_are_not_utf8_is_refused_not_kept_as_written(dev):
+    """The router keeps %ff as it stands: the group sent as the byte 0xFF and the one
+    named "%ff" (sent as %25ff) were one group; so for actions, App Context and state."""
+    groups = "/v1/channel-registration/sub-key/sub-c-z/channel-group"
+    status, _, body = dev.request("GET", f"{groups}/g%ffx?add=cd")
+    assert status == 400 and "do not decode to UTF-8" in json.loads(body)["message"]
+    assert dev.request("GET", f"{groups}/g%25ffx?add=cd")[0] == 200  # the name "%ff" is fine
+    listed = json.loads(dev.request("GET", groups)[2])
+    assert listed["payload"]["groups"] == ["g%ffx"]
+    for path in ("/v2/objects/sub-c-z/uuids/a%ffb", "/v1/message-actions/sub-c-z/channel/q%ff"):
+        assert dev.request("GET", path)[0] == 400
+    still_serving(dev)
+
+
+@pytest.mark.parametrize("channel", ["a%00b", "a%2Cb", "a*", "a%20b"])
+def test_an_action_on_a_channel_no_publish_could_reach_is_refused(dev, channel):
+    path = f"/v1/message-actions/sub-c-z/channel/{channel}/message/17961024238410794"
+    status, _, body = dev.request("POST", path, b'{"type":"r","value":"x"}')
+    assert status == 400 and "Invalid channel" in json.loads(body)["error"]["message"]
+
+
+@pytest.mark.parametrize("headers", [{"Host": "[::1"}, {"Host": "[zz]"}, {"Origin": "http://[x"}])
+def test_a_host_or_origin_no_url_can_hold_is_refused_not_a_server_error(dev, headers):
+    for path in ("/pfunc/status", "/"):
+        status, _, _ = dev.request("GET", path, None, headers)
+        assert status == 403
+    no_server_errors(dev)

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from pfunc import jsonio
+from pfunc.channels import name_problem
 from pfunc.history import (
     ACTION_EVENT,
     MAX_ACTION_TYPE,
@@ -50,6 +51,9 @@ class ActionsAPI:
         refused = self._refused(request)
         if refused:
             return refused
+        channel = request.match_info["channel"]
+        if problem := name_problem(channel):  # an action on a message no publish could make
+            return actions_error(400, f"Invalid channel {channel[:60]!r}: {problem}")
         message = whole_number(request.match_info["message"], 18)
         try:
             body: Any = jsonio.loads(await request.read())
@@ -75,7 +79,6 @@ class ActionsAPI:
             request.query.get("uuid") or "anonymous",
             int(self.state.timetoken()),
         )
-        channel = request.match_info["channel"]
         if not await self.state.engine.history.add_action(channel, action):
             return actions_error(409, "Action Already Added")
         self._announce(channel, "added", action)

@@ -37,6 +37,7 @@ from pfunc.server.presence_api import PresenceAPI
 from pfunc.server.pubnub_api import PubNubAPI, interval_events, presence_event, publish_error
 from pfunc.server.push_api import PushAPI
 from pfunc.server.reload import ProjectReloader
+from pfunc.server.request_limits import RequestLimits
 from pfunc.server.state import SUBSCRIBE_TIMEOUT, DevState, LogEvent
 from pfunc.server.wire import pubnub_error
 
@@ -69,6 +70,7 @@ class DevServer:
         self.access = AccessAPI(self.state)
         self.access_guard = AccessGuard(self.state)
         self.files = FilesAPI(self.state)
+        self.limits = RequestLimits()
         self.reloader = ProjectReloader(self.state, on_project=self._restart_intervals)
         self._tasks: list[asyncio.Task[Any]] = []
         # (name, file, kind, interval) -> its timer: a pfunc.toml save that leaves a
@@ -79,7 +81,13 @@ class DevServer:
         app = web.Application(
             client_max_size=MAX_REQUEST_BYTES,
             # Access Manager's check runs inside the error handler: a fault there answers 500.
-            middlewares=[self._cors, self._errors, self.access_guard.middleware],
+            middlewares=[
+                self._cors,
+                self._errors,
+                self.limits.body_deadline,
+                self.limits.decodable_path,
+                self.access_guard.middleware,
+            ],
         )
         areas = (
             self.pubnub,

@@ -61,8 +61,8 @@ def _body_text(raw: bytes, charset: str | None) -> str:
     may want to answer a binary upload)."""
     try:
         return raw.decode(charset or "utf-8", errors="replace")
-    except LookupError:  # a charset nobody knows
-        return raw.decode("utf-8", errors="replace")
+    except (LookupError, UnicodeError):  # no text encoding (rot13, base64), or one that
+        return raw.decode("utf-8", errors="replace")  # cannot replace (idna)
 
 
 class Blocks:

@@ -26,6 +26,7 @@ from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from pfunc import jsonio
 from pfunc.channels import custom_type_problem, name_problem
@@ -192,8 +193,8 @@ class FilesAPI:
         while True:
             try:
                 part = await reader.next()
-            except ValueError:  # a body cut short, or not multipart after all
-                part = False
+            except (ValueError, HttpProcessingError):  # a body cut short, not multipart after
+                part = False  # all, or a part's header line that is no header (no colon)
             if part is False or len(fields) >= MAX_FORM_FIELDS:
                 return s3_error(
                     400,
@@ -210,7 +211,7 @@ class FilesAPI:
                 break
             try:
                 value = await _field(part)
-            except ValueError:
+            except (ValueError, HttpProcessingError):
                 value = None
             if value is None or part.name is None:
                 return s3_error(400, "MalformedPOSTRequest", "A form field is too large.")

@@ -1,0 +1,61 @@
+"""What every request to pfunc dev must be, whatever it asks for: a body that arrives in
+time, and a path whose escapes decode to text."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from pfunc.server.wire import pubnub_error, undecodable
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# As long as an idle connection is kept (serve.py): aiohttp's keep-alive limit covers a
+# request's line and headers, never its body, so a client announcing 100 bytes and
+# sending 4 held its connection and handler for good (one client could use up the fds).
+BODY_SECONDS = 60.0
+
+# Routes that answer an undecodable name in their own shape (publish's [0, "Invalid
+# Channel", tt], subscribe's and presence's Invalid Channel), and those whose paths are
+# not PubNub's names: a function's own path, pfunc's endpoints.
+_OWN_ANSWER = ("/publish/", "/signal/", "/v2/subscribe/", "/subscribe/", "/v1/blocks/", "/pfunc/")
+_OWN_ENDINGS = ("/heartbeat", "/leave")
+
+
+class RequestLimits:
+    def __init__(self, body_seconds: float = BODY_SECONDS) -> None:
+        self.body_seconds = body_seconds
+
+    @web.middleware
+    async def body_deadline(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A body still arriving `body_seconds` after its request began ends the
+        connection (the read under way then fails as a client that left)."""
+        if not request.body_exists:
+            return await handler(request)
+
+        def cut_if_unfinished() -> None:
+            if not request.content.is_eof() and request.transport is not None:
+                request.transport.close()
+
+        timer = asyncio.get_running_loop().call_later(self.body_seconds, cut_if_unfinished)
+        try:
+            return await handler(request)
+        finally:
+            timer.cancel()
+
+    @web.middleware
+    async def decodable_path(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A name whose escapes are no UTF-8 (`g%ffx`) is refused: the router keeps such
+        an escape as it stands, so the group sent as the byte 0xFF and the one named
+        "%ff" (sent as %25ff) were one, in groups, actions, App Context and state."""
+        raw = request.raw_path.split("?", 1)[0]
+        if (
+            "%" in raw
+            and not raw.startswith(_OWN_ANSWER)
+            and not raw.endswith(_OWN_ENDINGS)
+            and undecodable(raw)
+        ):
+            return pubnub_error(400, "Invalid path: its escapes do not decode to UTF-8 text")
+        return await handler(request)
