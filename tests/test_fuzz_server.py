@@ -594,3 +594,19 @@ def test_a_host_or_origin_no_url_can_hold_is_refused_not_a_server_error(dev, hea
         status, _, _ = dev.request("GET", path, None, headers)
         assert status == 403
     no_server_errors(dev)
+
+
+def test_a_named_jsonp_callback_wraps_the_answer(dev):
+    """PubNub's REST docs: "callback: the JSONP callback name to wrap the function in.
+    Use 0 for no callback." The SDKs send 0; a script-tag client names one."""
+    status, headers, body = dev.request("GET", "/publish/pub-c-z/sub-c-z/0/chat.a/myCb/%22hi%22")
+    assert status == 200 and headers["Content-Type"].startswith("text/javascript")
+    assert body.startswith('myCb([1,"Sent","') and body.endswith('"])')
+    status, _, body = dev.request("GET", "/time/0?callback=app.onTime")
+    assert body.startswith("app.onTime([") and body.endswith("])")
+    for plain in ("/time/0?callback=0", "/time/0", "/time/0?callback=alert(1)//"):
+        status, headers, body = dev.request("GET", plain)
+        assert headers["Content-Type"].startswith("application/json") and json.loads(body)
+    # A function's own answer is its own.
+    status, _, body = dev.request("GET", "/v1/blocks/sub-key/sub-c-z/api?callback=cb")
+    assert json.loads(body)["query"] == {"callback": "cb"}

@@ -31,6 +31,7 @@ from pfunc.server.console_kv import ConsoleKV
 from pfunc.server.files_api import FilesAPI
 from pfunc.server.groups_api import GroupsAPI
 from pfunc.server.history_api import HistoryAPI
+from pfunc.server.jsonp import jsonp
 from pfunc.server.not_emulated import not_emulated, not_emulated_answer
 from pfunc.server.objects_api import ObjectsAPI
 from pfunc.server.presence_api import PresenceAPI
@@ -83,6 +84,7 @@ class DevServer:
             # Access Manager's check runs inside the error handler: a fault there answers 500.
             middlewares=[
                 self._cors,
+                jsonp,
                 self._errors,
                 self.limits.body_deadline,
                 self.limits.decodable_path,
