@@ -30,14 +30,13 @@ from pfunc.events import (
 )
 from pfunc.executor import Executor, refused_before_functions
 from pfunc.limits import resolve_profile
-from pfunc.modules.calls import CallContext, HandlerCallError, JSArg
-from pfunc.modules.kvstore import KVStoreModule, checked_record
 from pfunc.project import PROJECT_FILE, FunctionConfig, Project, relative_to_cwd
 from pfunc.project_file import load_project, parse_mock
 from pfunc.result import Result
 from pfunc.testing.expect import Mismatch, check
 from pfunc.testing.scenario import Scenario, Step
 from pfunc.testing.scenario_stores import scenario_store_folder
+from pfunc.testing.seeds import seed_store
 
 KINDS_BY_TRIGGER = {trigger: kinds_triggered_by(trigger)[0] for trigger in TRIGGERS}
 
@@ -150,27 +149,7 @@ class ScenarioRun:
             raise PfuncUsageError(f"{where}: {error}") from None
 
     async def seed(self) -> None:
-        """The scenario's kv and counters, stored as a handler's own calls would store
-        them, checked by the same limits (PfuncUsageError naming the seed otherwise): a
-        scenario must not pass on data production could never hold."""
-        runtime = self.runtime
-        store, keyset = runtime.store, runtime.keyset.subscribe_key
-        context = CallContext(store, keyset, runtime.profile, runtime.clock, lambda _: None)
-        expires = runtime.clock.now_ms() + 1440 * 60_000
-        try:
-            records = [
-                checked_record(key, value, context) for key, value in self.scenario.kv.items()
-            ]
-            counters = [
-                (KVStoreModule.checked_key("incrCounter", JSArg({"v": key}), context), value)
-                for key, value in self.scenario.counters.items()
-            ]
-        except HandlerCallError as error:
-            raise PfuncUsageError(f"a kv or counters seed: {error.message}") from None
-        for key, text in records:
-            await store.set_item(keyset, key, text, expires)
-        for key, value in counters:
-            await store.set_counter(keyset, key, value)
+        await seed_store(self.runtime, self.scenario.kv, self.scenario.counters)
 
     async def state(self, step: Step) -> tuple[dict[str, Any], dict[str, int]]:
         store, keyset = self.runtime.store, self.runtime.keyset.subscribe_key
