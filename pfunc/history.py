@@ -135,10 +135,18 @@ class MessageHistory:
         return int(rows[0][0])
 
     async def delete(self, channel: str, start: int | None, end: int | None) -> None:
-        """Delete start < timetoken <= end (either bound may be absent)."""
+        """Delete what PubNub's delete does: between the two timetokens, the message at
+        `end` but not the one at `start`, whichever is the larger (one message T: end=T,
+        start=T+1); `start` alone, everything before it; `end` alone, it and everything
+        after; equal bounds, nothing; neither, the whole channel."""
+        if start is not None and end is not None:
+            low, high = (start + 1, end) if start < end else (end, start - 1)
+        else:
+            low = 0 if end is None else end
+            high = MAX_TIMETOKEN if start is None else start - 1
         await self.store.execute(
-            "DELETE FROM messages WHERE keyset=? AND channel=? AND timetoken>? AND timetoken<=?",
-            (self.keyset, channel, start or 0, end or MAX_TIMETOKEN),
+            "DELETE FROM messages WHERE keyset=? AND channel=? AND timetoken>=? AND timetoken<=?",
+            (self.keyset, channel, low, high),
         )
 
     # --- message actions ----------------------------------------------------------------

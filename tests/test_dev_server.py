@@ -470,6 +470,21 @@ def test_a_heartbeat_that_changes_the_state_announces_it_once(dev):
         )
 
 
+def test_a_heartbeats_state_keyed_by_group_is_each_member_channels(dev):
+    """The SDKs key state by channel and by group (setState({channelGroups})): a group's
+    is its member channels' state, not a state named after the group; and a state of a
+    channel this request does not name is no state of the ones it does."""
+    groups = "/v1/channel-registration/sub-key/sub-c-t/channel-group/grp?add=room.a"
+    assert dev.request("GET", groups)[0] == 200
+    state = urllib.parse.quote(json.dumps({"grp": {"mood": "x"}, "elsewhere": {"n": 1}}))
+    beat = (
+        f"/v2/presence/sub-key/sub-c-t/channel/,/heartbeat?uuid=u1&channel-group=grp&state={state}"
+    )
+    assert dev.request("GET", beat)[0] == 200
+    _, _, body = dev.request("GET", "/v2/presence/sub-key/sub-c-t/channel/room.a/uuid/u1")
+    assert json.loads(body)["payload"] == {"mood": "x"}
+
+
 def test_a_long_poll_keeps_the_heartbeat_period_the_client_announced(dev):
     """The SDKs' event engine (JS SDK 11's default) sends its presenceTimeout on
     /heartbeat only; its subscribe long-polls carry none. Each long-poll had reset the

@@ -542,10 +542,12 @@ def test_an_upload_part_whose_header_is_no_header_is_s3s_400(dev):
     no_server_errors(dev)
 
 
-def test_a_body_that_never_finishes_arriving_ends_its_connection(dev):
+def test_a_body_that_stops_arriving_ends_its_connection_and_a_slow_one_goes_on(dev):
     """aiohttp's keep-alive limit covers a request's headers, not its body: a client that
-    announced 100 bytes and sent 4 held its connection and handler for good."""
+    announced 100 bytes and sent 4 held its connection and handler for good. A body that
+    keeps coming, however slowly, is read to its end."""
     import socket
+    import time
 
     limits = dev.server.limits
     limits.body_seconds = 0.3
@@ -561,6 +563,22 @@ def test_a_body_that_never_finishes_arriving_ends_its_connection(dev):
                 while chunk := client.recv(65536):  # until the server ends the connection
                     answer += chunk
             assert b" 500 " not in answer.split(b"\r\n", 1)[0]
+        cut = dev.wait_for(lambda e: e["type"] == "bad-request")
+        assert "its body stopped arriving (4 bytes in); closed" in cut["error"]
+        with socket.create_connection(("127.0.0.1", dev.port)) as client:
+            client.settimeout(30)
+            client.sendall(
+                b"POST /v1/blocks/sub-key/sub-c-z/api HTTP/1.1\r\nHost: x\r\n"
+                b"Connection: close\r\nContent-Length: 12288\r\n\r\n"
+            )
+            for _ in range(6):  # 2 KiB every 0.1 s: slower than one window, never stalled
+                client.sendall(b"x" * 2048)
+                time.sleep(0.1)
+            answer = b""
+            while chunk := client.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200")
+        assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["body"] == "x" * 12288
     finally:
         limits.body_seconds = 60.0
     still_serving(dev)

@@ -41,6 +41,44 @@ def python_sdk(port: int, user: str = "ada"):
     return harness_sdk(port, user, "pub-c-h", "sub-c-h")
 
 
+# PubNub's delete: "the message at end but not the message at start, whichever of the
+# two values is larger"; start alone, all before it (exclusive); end alone, it and all
+# after; one message T: end = T, start = T + 1 (pubnub.com/docs/sdks/rest-api/
+# delete-message-history and .../data-storage/message-history/delete-messages-from-history).
+DELETE_CASES = {
+    "one message (PubNub's recipe)": (lambda a, b, c: (b + 1, b), ["a", "c"]),
+    "start older than end": (lambda a, b, c: (a, c), ["a"]),
+    "start newer than end": (lambda a, b, c: (c, a), ["c"]),
+    "equal bounds": (lambda a, b, c: (b, b), ["a", "b", "c"]),
+    "start alone": (lambda a, b, c: (b, None), ["b", "c"]),
+    "end alone": (lambda a, b, c: (None, b), ["a"]),
+}
+
+
+def test_deletes_take_pubnubs_documented_ranges(tmp_path):
+    server = InProcessDev(project(tmp_path))
+    try:
+        pn = python_sdk(server.port)
+        for n, (name, (bounds, kept)) in enumerate(DELETE_CASES.items()):
+            channel = f"log.del{n}"
+            tokens = [
+                pn.publish().channel(channel).message({"n": text}).sync().result.timetoken
+                for text in ("a", "b", "c")
+            ]
+            start, end = bounds(*tokens)
+            deleting = pn.delete_messages().channel(channel)
+            if start is not None:
+                deleting = deleting.start(start)
+            if end is not None:
+                deleting = deleting.end(end)
+            deleting.sync()
+            left = pn.history().channel(channel).count(10).sync().result.messages
+            assert [m.entry["n"] for m in left] == kept, name
+        pn.stop()
+    finally:
+        server.stop()
+
+
 def test_history_round_trips_with_the_python_sdk_and_survives_a_restart(tmp_path):
     folder = project(tmp_path)
     server = InProcessDev(folder)

@@ -1227,7 +1227,7 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
     // jsonpath-plus asks a string for its own properties too: .length, an index.
     const hasOwn = (isObject || typeof value === "string") &&
       ((name) => Object.prototype.hasOwnProperty.call(value, name));
-    if (step.self) return isObject ? [node] : []; // "$..": the containers, root included
+    if (step.self) return typeof value === "object" ? [node] : []; // "$..": containers and nulls, root included
     if (selector === "*") return childrenOf(node);
     if (step.dotted) return hasOwn && hasOwn(selector) ? [child(node, selector)] : [];
     if (selector.startsWith("?(") && selector.endsWith(")")) {
@@ -1237,7 +1237,7 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
     if (selector.startsWith("(") && selector.endsWith(")")) {
       const key = evaluateScript(selector.slice(1, -1), { value: value, path: node.path, parent: null }, root);
       if (typeof key === "string") return select(node, { selector: JSON.stringify(key) }, root);
-      if (isObject && Object.prototype.hasOwnProperty.call(value, key)) return [child(node, key)];
+      if (hasOwn && hasOwn(key)) return [child(node, key)]; // an index of a string too
       // jsonpath-plus throws here (a TypeError of its own), so a handler sees an error.
       throw new TypeError("JSONPath: [" + selector + "] gave " + String(key) +
         ", which is not a property here (" + (Array.isArray(value) ? "a negative index or one past the end" : "not a name") + ")");
@@ -1265,12 +1265,12 @@ var __pfunc_builtins = (function __pfunc_builtins_init() {
     return out;
   }
 
-  // The node and every object and array under it: jsonpath-plus's .. goes on only into
-  // objects, so it never asks a string under it for an index or a length.
+  // The node and every object, array and null under it: jsonpath-plus's .. goes on only
+  // where typeof is "object", so it never asks a string under it for an index or a length.
   function descendants(node, out) {
     out.push(node);
     for (const item of childrenOf(node)) {
-      if (item.value !== null && typeof item.value === "object") descendants(item, out);
+      if (typeof item.value === "object") descendants(item, out);
     }
     return out;
   }

@@ -71,7 +71,7 @@ class DevServer:
         self.access = AccessAPI(self.state)
         self.access_guard = AccessGuard(self.state)
         self.files = FilesAPI(self.state)
-        self.limits = RequestLimits()
+        self.limits = RequestLimits(self.state.log)
         self.reloader = ProjectReloader(self.state, on_project=self._restart_intervals)
         self._tasks: list[asyncio.Task[Any]] = []
         # (name, file, kind, interval) -> its timer: a pfunc.toml save that leaves a
@@ -247,13 +247,16 @@ class DevServer:
             current = self.state.project.function(function.name)
             if current is None:
                 return
-            try:
-                event = build_event(current.event, EventSpec())
-                # Kept: a saved pfunc.toml that changes the schedule (or a stop) cancels the
-                # schedule, never an execution half-way; it ends, and is logged, as any.
-                await start_kept(self.state.engine.functions.executor(current).run(event))
-            except Exception as error:  # a fault of pfunc's own: log it, keep the schedule
-                self.state.log({"type": "server-error", "path": "", "error": repr(error)})
+            # Kept: a saved pfunc.toml that changes the schedule (or a stop) cancels the
+            # schedule, never an execution half-way; it ends, and is logged, as any.
+            await start_kept(self._run_interval(current))
+
+    async def _run_interval(self, function: FunctionConfig) -> None:
+        try:
+            event = build_event(function.event, EventSpec())
+            await self.state.engine.functions.executor(function).run(event)
+        except Exception as error:  # a fault of pfunc's own: log it, keep the schedule
+            self.state.log({"type": "server-error", "path": "", "error": repr(error)})
 
     async def _presence_timeouts(self) -> None:
         """Every second: presence timeouts, and sandboxes idle since a burst closed."""

@@ -186,9 +186,9 @@ class PubNubAPI:
         # The handshake's timetoken comes before the join this subscribe announces, so the
         # subscriber's first long-poll delivers its own join, as PubNub's does.
         handshake = self.state.timetoken() if after == 0 else None
-        for pattern, _ in patterns:
+        for pattern, named in patterns:  # (named: the group a channel came from)
             if not pattern.endswith("-pnpres") and "*" not in pattern:
-                self._beat(pattern, uuid, heartbeat, states.get(pattern))
+                self._beat(pattern, uuid, heartbeat, states.get(pattern, states.get(named)))
         if handshake is not None:
             return wire_json({"t": {"t": handshake, "r": 1}, "m": []})
         messages = self.state.messages
@@ -225,10 +225,11 @@ class PubNubAPI:
         groups = channel_groups(request)
         patterns = await self._subscription(self._channels(request), groups)
         states = self._states(request, [pattern for pattern, _ in patterns])
-        for channel, _ in patterns:
+        for channel, named in patterns:  # (named: the group a channel came from)
             if channel.endswith("-pnpres") or "*" in channel:
                 continue
-            self._beat(channel, uuid, _int(request.query.get("heartbeat")), states.get(channel))
+            user_state = states.get(channel, states.get(named))
+            self._beat(channel, uuid, _int(request.query.get("heartbeat")), user_state)
         return presence_json({"status": 200, "message": "OK", "service": "Presence"})
 
     async def leave(self, request: web.Request) -> web.Response:
@@ -246,20 +247,19 @@ class PubNubAPI:
 
     @staticmethod
     def _states(request: web.Request, channels: list[str]) -> dict[str, dict[str, Any]]:
-        """The `state` query parameter of subscribe and heartbeat, as {channel: state}.
-        The SDKs' subscribe sends it so; JS SDK 11's setState({withHeartbeat: true}) sends
-        the state itself, for every channel of the heartbeat: an object none of whose keys
-        names one of the request's channels is read so."""
+        """The `state` query parameter of subscribe and heartbeat: {channel or group:
+        state}, as the SDKs send it (the event engine's holds channels of other requests
+        too, which are not this one's). JS SDK 11's setState({withHeartbeat: true}) sends
+        the state itself: one with a value that is not an object (no state is) is read so,
+        for each of `channels`."""
         try:
             given = jsonio.loads(request.query.get("state", "{}"))
         except ValueError:
             raise web.HTTPBadRequest(reason="state must be a JSON object") from None
         if not isinstance(given, dict):
             raise web.HTTPBadRequest(reason="state must be a JSON object")
-        if given and not any(name in given for name in channels):
-            return {channel: given for channel in channels}
         if not all(isinstance(value, dict) for value in given.values()):
-            raise web.HTTPBadRequest(reason="state must map channels to JSON objects")
+            return {channel: given for channel in channels}
         return given
 
     def _beat(

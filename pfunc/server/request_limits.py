@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -12,34 +13,60 @@ from pfunc.server.wire import pubnub_error, undecodable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# As long as an idle connection is kept (serve.py): aiohttp's keep-alive limit covers a
-# request's line and headers, never its body, so a client announcing 100 bytes and
-# sending 4 held its connection and handler for good (one client could use up the fds).
+# aiohttp's keep-alive limit covers a request's line and headers, never its body, so a
+# client announcing 100 bytes and sending 4 held its connection and handler for good (one
+# client could use up the fds). A body must bring this much in each such window (as long
+# as an idle connection is kept, serve.py), or its end: a slow upload goes on, a stalled
+# one is cut.
 BODY_SECONDS = 60.0
+BODY_PROGRESS_BYTES = 1024
 
 # Routes that answer an undecodable name in their own shape (publish's [0, "Invalid
 # Channel", tt], subscribe's and presence's Invalid Channel), and those whose paths are
 # not PubNub's names: a function's own path, pfunc's endpoints.
-_OWN_ANSWER = ("/publish/", "/signal/", "/v2/subscribe/", "/subscribe/", "/v1/blocks/", "/pfunc/")
+_OWN_ANSWER = (
+    "/publish/",
+    "/signal/",
+    "/v1/files/publish-file/",
+    "/v2/subscribe/",
+    "/subscribe/",
+    "/v1/blocks/",
+    "/pfunc/",
+)
 _OWN_ENDINGS = ("/heartbeat", "/leave")
 
 
 class RequestLimits:
-    def __init__(self, body_seconds: float = BODY_SECONDS) -> None:
+    def __init__(
+        self, log: Callable[[dict[str, Any]], None], body_seconds: float = BODY_SECONDS
+    ) -> None:
+        self.log = log
         self.body_seconds = body_seconds
 
     @web.middleware
     async def body_deadline(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """A body still arriving `body_seconds` after its request began ends the
-        connection (the read under way then fails as a client that left)."""
+        """A body that brings less than BODY_PROGRESS_BYTES in `body_seconds` (and has not
+        ended) ends its connection, logged: the read under way then fails as a client
+        that left."""
         if not request.body_exists:
             return await handler(request)
+        loop = asyncio.get_running_loop()
+        content = request.content
+        arrived = content.total_bytes
 
-        def cut_if_unfinished() -> None:
-            if not request.content.is_eof() and request.transport is not None:
+        def check_progress() -> None:
+            nonlocal arrived, timer
+            if content.is_eof() or request.transport is None:
+                return
+            if content.total_bytes - arrived < BODY_PROGRESS_BYTES:
+                why = f"its body stopped arriving ({content.total_bytes:,} bytes in)"
+                self.log({"type": "bad-request", "error": f"{request.path}: {why}; closed"})
                 request.transport.close()
+                return
+            arrived = content.total_bytes
+            timer = loop.call_later(self.body_seconds, check_progress)
 
-        timer = asyncio.get_running_loop().call_later(self.body_seconds, cut_if_unfinished)
+        timer = loop.call_later(self.body_seconds, check_progress)
         try:
             return await handler(request)
         finally:

@@ -23,6 +23,8 @@ const paths = [
   '$..list[:-1]', '$.nested..value', '$.nested.*~', '$..deep^', '$..users[?(@.age > 30)].name',
   '$..users[?(@.tags.length === 0)].name', '$.users[0,1].name', '$.users[0].tags[-1]', '$.users.0.name',
   '$.grid.0', '$.grid[0][-1]', '$..[?(@ === 5)]', '$..*@string()',
+  '$.title[(@.length-1)]', '$.users[0].name[(@.length-1)]', '$..', '$.users..', '$..*@null()',
+  '$.users[1].age..', '$..age',
 ];
 const arrays = [['$', 'users', 0, 'name'], ['$', 'nested', 'deep'], ['users', 1, 'name'], ['$', 'grid', '*']];
 const out = [];
