@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from pfunc import jsonio
 from pfunc.store import KVStore
@@ -96,24 +95,6 @@ class MessageHistory:
         )
         found = [_stored(row) for row in rows]
         return found if reverse else found[::-1]
-
-    async def page(
-        self,
-        channel: str,
-        *,
-        count: int,
-        start: int | None,
-        end: int | None,
-        now_ms: int,
-        reverse: bool = False,
-    ) -> tuple[list[StoredMessage], bool]:
-        """`read`, and whether the window held more than `count` (read one more to know)."""
-        found = await self.read(
-            channel, count=count + 1, start=start, end=end, reverse=reverse, now_ms=now_ms
-        )
-        if len(found) <= count:
-            return found, False
-        return (found[:count] if reverse else found[1:]), True
 
     async def newest_timetoken(self) -> int:
         """The newest timetoken stored, of a message or an action (0: none), so that a
@@ -199,24 +180,12 @@ class MessageHistory:
     async def actions_page(
         self, channel: str, *, start: int | None, end: int | None, limit: int
     ) -> dict[str, Any]:
-        """getMessageActions' answer: the page, and when `limit` cut it, PubNub's "more"
-        (ruby's message_actions/get_002 fixture): the next page's window, numbers as the
-        service sends them, and a URL that asks for it."""
-        found = await self.actions(channel, start=start, end=end, limit=limit + 1)
-        page: dict[str, Any] = {"data": [action.to_json() for action in found[-limit:]]}
-        if len(found) > limit:
-            start = found[-limit].action_timetoken
-            if not end:  # the window's far end: the channel's oldest action
-                rows = await self.store.execute(
-                    "SELECT MIN(action_timetoken) FROM message_actions "
-                    "WHERE keyset=? AND channel=?",
-                    (self.keyset, channel),
-                )
-                end = int(rows[0][0]) if rows and rows[0][0] is not None else 0
-            path = f"/v1/message-actions/{self.keyset}/channel/{quote(channel, safe='')}"
-            url = f"{path}?start={start}&end={end}&limit={limit}"
-            page["more"] = {"url": url, "start": start, "end": end, "limit": limit}
-        return page
+        """getMessageActions' answer: the newest `limit` actions of the window. No `more`
+        when the limit cut it: PubNub's recordings have none (ruby's message_actions
+        get_006 to get_009; get_002's, to "https://pubnub.com", is the fixture's own);
+        a client asks for the next page from the oldest action's timetoken."""
+        found = await self.actions(channel, start=start, end=end, limit=limit)
+        return {"data": [action.to_json() for action in found]}
 
     async def actions_on(self, channel: str, message_timetoken: int) -> list[MessageAction]:
         rows = await self.store.execute(
@@ -274,16 +243,6 @@ def grouped_actions(actions: list[MessageAction]) -> dict[str, dict[str, list[di
             {"uuid": action.uuid, "actionTimetoken": str(action.action_timetoken)}
         )
     return grouped
-
-
-def more_with_actions(
-    subscribe_key: str, channel: str, oldest: int, end: int | None, count: int
-) -> dict[str, Any]:
-    """PubNub's `more` of a history-with-actions page it cut: the next, older page, from
-    the page's oldest message, keeping the request's `end` (the SDK passes it on)."""
-    path = f"/v3/history-with-actions/sub-key/{subscribe_key}/channel/{quote(channel)}"
-    bound = f"&end={end}" if end is not None else ""
-    return {"url": f"{path}?start={oldest}{bound}&max={count}", "start": str(oldest), "max": count}
 
 
 def _stored(row: tuple[Any, ...]) -> StoredMessage:

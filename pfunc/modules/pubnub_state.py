@@ -21,7 +21,6 @@ from pfunc.history import (
     action_event,
     actions_refusal,
     grouped_actions,
-    more_with_actions,
 )
 from pfunc.modules.calls import (
     CallContext,
@@ -144,17 +143,10 @@ class PubNubState:
         start = _timetoken(options, "start", "fetchMessages")
         end = _timetoken(options, "end", "fetchMessages")
         answer: dict[str, list[dict[str, Any]]] = {}
-        more: dict[str, Any] | None = None
         for channel in channels:
-            found, cut = await data.history.page(
-                channel,
-                count=count,
-                start=start,
-                end=end,
-                now_ms=ctx.clock.now_ms(),
+            found = await data.history.read(
+                channel, count=count, start=start, end=end, now_ms=ctx.clock.now_ms()
             )
-            if with_actions and cut:  # the service's next page, which the SDK passes on
-                more = more_with_actions(ctx.keyset, channel, found[0].timetoken, end, count)
             entries = []
             for stored in found:
                 # As the JavaScript SDK gives them: a message type (-1 a message, 4 a
@@ -179,19 +171,21 @@ class PubNubState:
                     )
                 if options.get("includeUUID", True) is not False:
                     entry["uuid"] = stored.publisher
-                if stored.custom_type:
+                if stored.custom_type and options.get("includeCustomMessageType"):
                     entry["customMessageType"] = stored.custom_type
                 if options.get("includeMeta") and stored.meta is not None:
                     entry["meta"] = stored.meta
-                if with_actions:
-                    entry["actions"] = grouped_actions(
-                        await data.history.actions_on(channel, stored.timetoken)
-                    )
+                actions = (
+                    await data.history.actions_on(channel, stored.timetoken) if with_actions else []
+                )
+                if actions:  # the SDK sets them only when the service sent some
+                    entry["actions"] = grouped_actions(actions)
                     entry["data"] = entry["actions"]  # the SDK's older name, kept by it too
                 entries.append(entry)
             if entries:
                 answer[channel] = entries
-        return {"channels": answer, **({"more": more} if more else {})}
+        # No `more` for a page its count cut: PubNub's recordings have none.
+        return {"channels": answer}
 
     async def _messageCounts(
         self, options: dict[str, Any], data: PubNubData, ctx: CallContext
