@@ -339,6 +339,15 @@ def test_fetch_messages_with_actions_pages_from_the_oldest_timetoken(clients):
     assert [m["message"]["n"] for m in older["channels"]["paged.room"]] == [0, 1]
 
 
+def test_history_with_stringified_timetokens_gives_the_publishs_own(clients):
+    """history({stringifiedTimeToken: true}) sends string_message_token=true: each
+    timetoken comes back as text, the one publish answered (a number loses digits)."""
+    ada = clients("ada")
+    sent = ada.call("publish", channel="tokens.room", message="hi")
+    kept = ada.call("history", channel="tokens.room", stringifiedTimeToken=True)
+    assert kept["messages"][0]["timetoken"] == sent["timetoken"]
+
+
 def test_a_presence_timeout_and_a_custom_message_type_reach_the_sdk(clients, dev):
     watcher = clients("watcher")
     watcher.subscribe("lobby", "chat.typed", with_presence=True)

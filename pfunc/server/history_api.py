@@ -64,6 +64,11 @@ class HistoryAPI:
             now_ms=self.state.engine.runtime.clock.now_ms(),
         )
         with_token, with_meta = flag(request, "include_token"), flag(request, "include_meta")
+        # As text on request (JavaScript holds a 17-digit number to ~16 digits): each
+        # message's timetoken (string_message_token, the JS SDK's stringifiedTimeToken),
+        # the page's first and last (stringtoken), as PubNub's REST reference says.
+        message_token: Any = str if flag(request, "string_message_token") else int
+        page_token: Any = str if flag(request, "stringtoken") else int
         messages: list[Any] = []
         for stored in found:
             if not (with_token or with_meta):
@@ -71,13 +76,13 @@ class HistoryAPI:
                 continue
             entry: dict[str, Any] = {"message": stored.message}
             if with_token:
-                entry["timetoken"] = stored.timetoken
+                entry["timetoken"] = message_token(stored.timetoken)
             if with_meta:
                 entry["meta"] = stored.meta if stored.meta is not None else ""
             messages.append(entry)
         first = found[0].timetoken if found else 0
         last = found[-1].timetoken if found else 0
-        return wire_json([messages, first, last])
+        return wire_json([messages, page_token(first), page_token(last)])
 
     async def fetch(self, request: web.Request) -> web.Response:
         """v3: {channels: {name: [{message, timetoken, ...}]}} for one or more channels."""
