@@ -348,6 +348,20 @@ def test_history_with_stringified_timetokens_gives_the_publishs_own(clients):
     assert kept["messages"][0]["timetoken"] == sent["timetoken"]
 
 
+def test_history_between_two_timetokens_ignores_reverse(clients):
+    """The JS SDK's reference: "If both start and end arguments are provided, reverse is
+    ignored and messages are returned starting with the newest message"."""
+    ada = clients("ada")
+    tokens = [
+        ada.call("publish", channel="window.room", message={"n": n})["timetoken"] for n in range(6)
+    ]
+    window = {"channel": "window.room", "start": tokens[5], "end": tokens[0], "count": 2}
+    newest = ada.call("history", **window, reverse=True)
+    assert [m["entry"]["n"] for m in newest["messages"]] == [3, 4]
+    oldest = ada.call("history", channel="window.room", end=tokens[0], count=2, reverse=True)
+    assert [m["entry"]["n"] for m in oldest["messages"]] == [0, 1]  # one bound: reverse holds
+
+
 def test_a_presence_timeout_and_a_custom_message_type_reach_the_sdk(clients, dev):
     watcher = clients("watcher")
     watcher.subscribe("lobby", "chat.typed", with_presence=True)

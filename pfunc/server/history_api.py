@@ -55,12 +55,15 @@ class HistoryAPI:
         refused = self._refused(request)
         if refused:
             return refused
+        start, end = _timetoken(request, "start"), _timetoken(request, "end")
         found = await self.state.engine.history.read(
             request.match_info["channel"],
             count=query_count(request, "count", 100, 100),
-            start=_timetoken(request, "start"),
-            end=_timetoken(request, "end"),
-            reverse=flag(request, "reverse"),
+            start=start,
+            end=end,
+            # The SDK's own words: "If both start and end arguments are provided, reverse
+            # is ignored and messages are returned starting with the newest message."
+            reverse=flag(request, "reverse") and (start is None or end is None),
             now_ms=self.state.engine.runtime.clock.now_ms(),
         )
         with_token, with_meta = flag(request, "include_token"), flag(request, "include_meta")
