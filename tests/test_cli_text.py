@@ -29,7 +29,8 @@ NOT_UTF8 = "\udcff"  # what the byte 0xFF of an argument becomes
         (("kv", "list", "--keyset", NOT_UTF8), "--keyset"),
         (("kv", "set", f"k{NOT_UTF8}", "1"), "KEY"),
         (("run", str(EXAMPLES / "rate_limit.js"), "--keyset", NOT_UTF8), "--keyset"),
-        (("run", str(EXAMPLES / "rate_limit.js"), "--header", f"a: {NOT_UTF8}"), "--header"),
+        (("kv", "get", f"k{NOT_UTF8}"), "KEY"),
+        (("kv", "incr", f"k{NOT_UTF8}", "-1"), "KEY"),
         (("dev", "--host", NOT_UTF8, "--port", "0"), "--host"),
     ],
 )
@@ -73,7 +74,21 @@ def test_two_flags_cannot_both_read_standard_input(tmp_path):
         "--kv", tmp_path / "kv.sqlite3", cwd=tmp_path, stdin='{"userId":"u1"}',
     )  # fmt: skip
     assert run.code == 2
-    assert "--message and --meta both read standard input (-)" in run.stderr
+    assert "--message and --meta all read standard input (-)" in run.stderr
+
+
+def test_a_file_flag_names_a_file_whose_name_is_not_utf8(tmp_path):
+    named = Path(os.fsdecode(b"b\xe9.txt"))
+    (tmp_path / named).write_text("hello")
+    (tmp_path / "echo.js").write_text(
+        "export default (request, response) => response.send(request.body);"
+    )
+    run = invoke_cli(
+        "run", "echo.js", "--event", "on-request", "--body", f"@{named}", "--json",
+        "--kv", tmp_path / "kv.sqlite3", cwd=tmp_path,
+    )  # fmt: skip
+    assert run.code == 0, run.stderr
+    assert json.loads(run.stdout)["response"]["body"] == "hello"
 
 
 def test_an_empty_host_is_refused(tmp_path):
@@ -81,17 +96,23 @@ def test_an_empty_host_is_refused(tmp_path):
     assert run.code == 2 and "--host is empty" in run.stderr
 
 
-def test_a_current_folder_that_was_deleted_is_named_as_the_problem(tmp_path):
-    gone = tmp_path / "gone"
-    gone.mkdir()
-    # The shell's folder removed under it: cd in, then the folder deleted by another.
+def pfunc_in_a_deleted_folder(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`pfunc ARGS` whose current folder another process deleted after the shell cd'd in."""
+    folder.mkdir()
     script = (
         "import os, sys, runpy; os.chdir(sys.argv[1]); os.rmdir(sys.argv[1]); "
-        "sys.argv = ['pfunc', 'run', sys.argv[2]]; runpy.run_module('pfunc', run_name='__main__')"
+        "sys.argv = ['pfunc', *sys.argv[2:]]; runpy.run_module('pfunc', run_name='__main__')"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(gone), str(EXAMPLES / "rate_limit.js")],
+    return subprocess.run(
+        [sys.executable, "-c", script, str(folder), *args],
         capture_output=True, text=True, timeout=60, cwd=REPO,
     )  # fmt: skip
-    assert done.returncode == 2, done.stderr
-    assert done.stderr == "Error: the current folder no longer exists; cd to one that does\n"
+
+
+def test_a_current_folder_that_was_deleted_is_named_as_the_problem(tmp_path):
+    run = pfunc_in_a_deleted_folder(tmp_path / "gone", "run", str(EXAMPLES / "rate_limit.js"))
+    assert run.returncode == 2, run.stderr
+    assert run.stderr == "Error: the current folder no longer exists; cd to one that does\n"
+    # What needs no folder still answers.
+    asked = pfunc_in_a_deleted_folder(tmp_path / "gone2", "--version")
+    assert asked.returncode == 0 and "pfunc" in asked.stdout, asked.stderr

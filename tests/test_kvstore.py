@@ -174,6 +174,24 @@ def test_set_item_measures_its_string_not_the_strings_json(harness):
     assert "error" not in edge, edge  # 30,720 bytes of text (its JSON is 30,722)
 
 
+def test_a_value_whose_json_is_null_deletes_as_null_does(harness, write_handler):
+    """new Date(NaN) and a toJSON that gives null are JSON null: stored, the text "null"
+    read as no item yet was listed by getKeys, and its export could not be imported."""
+    handler = write_handler(
+        'const db = require("kvstore");\n'
+        "export default async (request) => {\n"
+        '  await db.set("d", 1); await db.set("d", new Date(NaN));\n'
+        '  await db.set("t", { toJSON() { return null; } });\n'
+        "  request.message.keys = (await db.getKeys()).keys;\n"
+        "  return request.ok();\n"
+        "};\n"
+    )
+    harness.limit_overrides = {"operations": 10}
+    result = harness.run(handler, message={})
+    assert result.outcome == "ok", result.error
+    assert result.message["keys"] == []
+
+
 def test_failed_calls_write_nothing(harness):
     call(harness, "set", "keep", "original")
     call(harness, "set", "keep", "$cyclic")

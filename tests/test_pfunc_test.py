@@ -156,7 +156,7 @@ def test_kv_seeds_are_stored_and_checked_as_a_handlers_own_calls(tmp_path):
 [[scenario]]
 name = "numbers"
 file = "h.js"
-kv = {{ f = 1e-7 }}
+kv = {{ f = 1e-7, quotes = '{quotes}' }}
 [[scenario.step]]
 publish = {{ message = {{}} }}
 expect = {{ message = {{ text = "1e-7" }} }}
@@ -174,14 +174,16 @@ publish = {{ message = {{}} }}
         "long counter key": f"counters = {{ {'k' * 251} = 1 }}",
     }
     for problem, seed in seeds.items():
-        (tmp_path / "s.test.toml").write_text(scenario.format(seed=seed))
+        # 20,000 quotes: 20,000 bytes as setItem counts a string, 40,002 as JSON (set's)
+        (tmp_path / "s.test.toml").write_text(scenario.format(seed=seed, quotes='"' * 20_000))
         run = run_cli("test", "s.test.toml", "--json", cwd=tmp_path)
         assert run.code == 2, (problem, run.stdout)
         results = {entry["name"]: entry for entry in json.loads(run.stdout)["scenarios"]}
         assert results["numbers"]["status"] == "passed", problem
         unstorable = results["unstorable"]
         assert unstorable["malformed"], problem
-        assert "a kv or counters seed: kvstore." in unstorable["failure"]["mismatches"][0]["actual"]
+        said = unstorable["failure"]["mismatches"][0]["actual"]
+        assert ": kvstore." in said and "(line 13 of s.test.toml)" in said, said
 
 
 def test_malformed_scenarios_exit_2_with_the_line(project):

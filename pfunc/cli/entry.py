@@ -28,12 +28,13 @@ def _main() -> None:
     import os
 
     try:
-        os.getcwd()  # every command reads the project from here
+        os.getcwd()  # every command reads the project from here (not --help, --version)
     except FileNotFoundError:
         import sys
 
-        sys.stderr.write("Error: the current folder no longer exists; cd to one that does\n")
-        raise SystemExit(2) from None
+        if not {"-h", "--help", "--version"} & set(sys.argv[1:]):
+            sys.stderr.write("Error: the current folder no longer exists; cd to one that does\n")
+            raise SystemExit(2) from None
 
     collecting = gc.isenabled()
     gc.disable()

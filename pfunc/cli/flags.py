@@ -11,7 +11,7 @@ from typing import Any
 from pfunc import jsonio
 from pfunc.channels import name_problem
 from pfunc.errors import PfuncUsageError
-from pfunc.events import EventSpec, is_unicode
+from pfunc.events import EventSpec
 from pfunc.request_fields import first_values, joined_headers
 from pfunc.result import shortened
 
@@ -60,8 +60,6 @@ def parse_json_flag(flag: str, value: str, *, want_object: bool = False) -> Any:
     # A byte-order mark (Windows Notepad saves one) is no part of the JSON: RFC 8259 lets
     # a parser ignore it, and the shell-quoting hint it drew did not apply to a file.
     text = read_text_flag(flag, value).removeprefix("\ufeff")
-    if not is_unicode(text):  # bytes of the command line that are not UTF-8
-        raise PfuncUsageError(f"{flag} is not UTF-8 text; write it as UTF-8")
     try:
         parsed = jsonio.loads(text)
     except jsonio.JSONValueError as error:
@@ -110,14 +108,7 @@ def _given(flags: dict[str, Any], name: str) -> bool:
 
 def event_spec_from_flags(flags: dict[str, Any]) -> EventSpec:
     """The EventSpec that `pfunc run`'s event flags describe (unset flags stay unset)."""
-    # Bytes of the command line that are not UTF-8 arrive as lone surrogates, which no
-    # handler should see and no JSON writer takes.
-    for name in ("channel", "method", "http_path", "action", "uuid", "query", "header", "body"):
-        values = flags.get(name)
-        for value in values if isinstance(values, tuple | list) else [values]:
-            if isinstance(value, str) and not is_unicode(value):
-                flag = {"http_path": "--path"}.get(name, "--" + name)
-                raise PfuncUsageError(f"{flag} is not UTF-8 text; write it as UTF-8")
+    # (Text that is not UTF-8 was refused as the command line was read: PfuncCommand.)
     channel = flags.get("channel")
     if channel is not None and (problem := name_problem(channel)):
         raise PfuncUsageError(f"--channel {channel!r}: {problem}")

@@ -180,11 +180,20 @@ class KVTool:
         raw_items, raw_counters = data.get("items", []), data.get("counters", {})
         if not isinstance(raw_items, list) or not isinstance(raw_counters, dict):
             raise PfuncUsageError(f"{path}: items must be a list and counters an object")
-        items = [self._checked_item(path, number, item) for number, item in enumerate(raw_items)]
-        first_of: dict[str, int] = {}
-        for number, (key, _, _) in enumerate(items):
-            if (first := first_of.setdefault(key, number)) != number:  # which one would win?
+        items, first_of = [], {}
+        for number, item in enumerate(raw_items):
+            if isinstance(item, dict) and "key" in item and item.get("value", 0) is None:
+                # An older pfunc, or a handler's set(k, new Date(NaN)), stored the text
+                # "null": it reads as no item, so it is left out, said, not refused.
+                self.warnings.append(
+                    f"{path}: items[{number}] ({item['key']!r}) holds null, which reads as no "
+                    "item: not imported"
+                )
+                continue
+            record = self._checked_item(path, number, item)
+            if (first := first_of.setdefault(record[0], number)) != number:  # which would win?
                 raise PfuncUsageError(f"{path}: items[{number}] has the key of items[{first}]")
+            items.append(record)
         counters = [self._checked_counter(path, key, value) for key, value in raw_counters.items()]
         await self.runtime.store.import_all(self.keyset, items, counters)
         return {"items": len(items), "counters": len(counters)}
@@ -193,10 +202,6 @@ class KVTool:
         where = f"{path}: items[{number}]"
         if not isinstance(item, dict) or not {"key", "value", "expires_at"} <= set(item):
             raise PfuncUsageError(f"{where} needs key, value and expires_at")
-        if item["value"] is None:  # as kv set refuses it: getItem could not tell it apart
-            raise PfuncUsageError(
-                f"{where}: value is null, which stores nothing a handler can tell from no item"
-            )
         context = self._context()
         try:
             key, value = checked_record(item["key"], item["value"], context)

@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 import click
 
 from pfunc.errors import PfuncUsageError
+from pfunc.events import is_unicode
 from pfunc.limits import PROFILES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -178,15 +179,15 @@ class PfuncCommand(click.Command):
             if param.name in _FILE_READING and value == "-":
                 reading_stdin.append(shown)
             for text in value if isinstance(value, tuple | list) else [value]:
-                if not isinstance(text, str) or _is_unicode(text):
+                if not isinstance(text, str) or is_unicode(text):
                     continue
                 if param.name in _FILE_READING and text.startswith("@"):
                     continue
                 raise click.UsageError(f"{shown} is not UTF-8 text; write it as UTF-8", ctx)
         if len(reading_stdin) > 1:  # the first would read it all, the next nothing
-            both = " and ".join(reading_stdin)
+            named = ", ".join(reading_stdin[:-1]) + " and " + reading_stdin[-1]
             raise click.UsageError(
-                f"{both} both read standard input (-); give all but one as text or @file", ctx
+                f"{named} all read standard input (-); give all but one as text or @file", ctx
             )
         return rest
 
@@ -196,14 +197,6 @@ class PfuncGroup(click.Group):
 
     command_class = PfuncCommand
     group_class = type  # a group made with @group.group is of this group's class
-
-
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: bytes the command line could not decode
-        return False
-    return True
 
 
 class NegativeNumbersAsValues(PfuncCommand):
@@ -236,7 +229,8 @@ class NegativeNumbersAsValues(PfuncCommand):
                 import difflib
 
                 close = difflib.get_close_matches(name, sorted(names), n=3)
-                raise click.NoSuchOption(name, possibilities=close, ctx=ctx)
+                said = f"No such option '{name}' (a value that starts with - goes after --)"
+                raise click.NoSuchOption(name, said, possibilities=close, ctx=ctx)
         return super().parse_args(ctx, args)
 
 

@@ -145,8 +145,10 @@ class KVStoreModule(AnsweredAtOnce):
     async def _set(self, args: list[JSArg], context: CallContext) -> None:
         key = self.checked_key("set", args[0], context)
         value = args[1]
-        if value.is_null:
-            await context.store.delete_item(context.keyset, key)  # set(key, null) deletes
+        # set(key, null) deletes; so does a value whose JSON is null (new Date(NaN), a
+        # toJSON that gives null): stored, the text "null" would read as no item.
+        if value.is_null or value.json == "null":
+            await context.store.delete_item(context.keyset, key)
             return None
         await self._store("set", key, value, args[2], context)
         return None

@@ -36,7 +36,7 @@ from pfunc.result import Result
 from pfunc.testing.expect import Mismatch, check
 from pfunc.testing.scenario import Scenario, Step
 from pfunc.testing.scenario_stores import scenario_store_folder
-from pfunc.testing.seeds import seed_store
+from pfunc.testing.seeds import SeedRefused, seed_store
 
 KINDS_BY_TRIGGER = {trigger: kinds_triggered_by(trigger)[0] for trigger in TRIGGERS}
 
@@ -173,8 +173,10 @@ class ScenarioRun:
                 return _malformed(outcome, step, error)
         try:
             await self.seed()
-        except PfuncUsageError as error:
-            return _malformed(outcome, self.scenario.steps[0], error)
+        except SeedRefused as refused:
+            line = self.scenario.seed_lines.get((refused.table, refused.key), self.scenario.line)
+            problem = PfuncUsageError(f"{refused} (line {line} of {self.scenario.path.name})")
+            return _malformed(outcome, self.scenario.steps[0], problem)
         for original in self.scenario.steps:
             step = original
             try:

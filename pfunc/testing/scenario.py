@@ -108,6 +108,8 @@ class Scenario:
     mocks: list[dict[str, Any]] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     store: str = "memory"  # "disk": a SQLite file in a temporary folder
+    # (table, key) -> the line of each kv and counters seed, to name a refused one.
+    seed_lines: dict[tuple[str, str], int] = field(default_factory=dict)
     # Its place among its file's scenarios: the copies of one [[scenario]] that names
     # several functions share its line, and are reported in this order.
     place: int = 0
@@ -282,6 +284,11 @@ def _scenario(path: Path, lines: ScenarioLines, index: int, entry: dict[str, Any
         vault={str(k): str(v) for k, v in entry.get("vault", {}).items()},
         mocks=list(entry.get("mocks", [])),
         store=store,
+        seed_lines={
+            (table, key): lines.key(index, table, key)
+            for table in ("kv", "counters")
+            for key in entry.get(table, {})
+        },
     )
     for number, step in enumerate(steps):
         scenario.steps.append(_step(path, lines, index, number, step, scenario))

@@ -14,19 +14,32 @@ from pfunc.runtime import Runtime
 SEED_TTL_MS = 1440 * 60_000  # kvstore.set's default: a day
 
 
+class SeedRefused(PfuncUsageError):
+    """A seed production could not hold: which table, which key, and the call's words."""
+
+    def __init__(self, table: str, key: str, message: str) -> None:
+        super().__init__(f"{table} {key!r}: {message}")
+        self.table, self.key = table, key
+
+
 async def seed_store(runtime: Runtime, items: dict[str, Any], counters: dict[str, int]) -> None:
     """Store `items` (a string as setItem stores it, anything else as set) and `counters`;
-    PfuncUsageError naming the seed, with nothing stored, when one is refused."""
+    SeedRefused, with nothing stored, when one is refused."""
     store, keyset = runtime.store, runtime.keyset.subscribe_key
     context = CallContext(store, keyset, runtime.profile, runtime.clock, lambda _: None)
-    try:
-        records = [checked_record(key, value, context) for key, value in items.items()]
-        numbers = [
-            (KVStoreModule.checked_key("incrCounter", JSArg({"v": key}), context), value)
-            for key, value in counters.items()
-        ]
-    except HandlerCallError as error:
-        raise PfuncUsageError(f"a kv or counters seed: {error.message}") from None
+    records, numbers = [], []
+    for table, key, value in [
+        *(("kv", key, value) for key, value in items.items()),
+        *(("counters", key, value) for key, value in counters.items()),
+    ]:
+        try:
+            if table == "kv":
+                records.append(checked_record(key, value, context))
+            else:
+                checked = KVStoreModule.checked_key("incrCounter", JSArg({"v": key}), context)
+                numbers.append((checked, value))
+        except HandlerCallError as error:
+            raise SeedRefused(table, key, error.message) from None
     expires = runtime.clock.now_ms() + SEED_TTL_MS
     for key, text in records:
         await store.set_item(keyset, key, text, expires)
