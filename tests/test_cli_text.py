@@ -116,3 +116,15 @@ def test_a_current_folder_that_was_deleted_is_named_as_the_problem(tmp_path):
     # What needs no folder still answers.
     asked = pfunc_in_a_deleted_folder(tmp_path / "gone2", "--version")
     assert asked.returncode == 0 and "pfunc" in asked.stdout, asked.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "command"),
+    [(("run", "x.js", "--kv"), " run"), (("kv", "list", "--limit"), " kv list")],
+)
+def test_a_flag_missing_its_value_points_at_its_commands_help(tmp_path, arguments, command):
+    run = invoke_cli(*arguments, cwd=tmp_path)
+    # (in-process, click names the program "main"; the command follows it)
+    assert run.code == 2 and run.stderr.endswith(
+        f"requires an argument. (see main{command} --help)\n"
+    )

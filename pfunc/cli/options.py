@@ -169,7 +169,13 @@ class PfuncCommand(click.Command):
     JSON line, the engine). Paths are exempt: a file name need not be UTF-8."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        rest = super().parse_args(ctx, args)
+        try:
+            rest = super().parse_args(ctx, args)
+        except click.UsageError as error:
+            # click's parser leaves some without their command ("Option '--kv' requires
+            # an argument"): the error then pointed at `pfunc --help`, not this command's.
+            error.ctx = error.ctx or ctx
+            raise
         reading_stdin = []
         for param in self.get_params(ctx):
             if isinstance(param.type, click.Path) or param.name in _PATH_VALUES:
