@@ -373,71 +373,45 @@ def test_the_watchers_own_stop_race_is_not_printed(tmp_path: Path, caplog) -> No
     assert caplog.messages == ["another of watchdog's errors"]
 
 
-def test_a_pfunc_toml_save_lets_an_interval_execution_in_flight_finish(tmp_path: Path) -> None:
+def test_a_pfunc_toml_save_lets_an_interval_execution_in_flight_finish(
+    tmp_path: Path, gate
+) -> None:
     """A save that changed a function's schedule cancelled the timer's task, and with it
-    the execution it was awaiting (here an xhr call to a slow server): the run ended
+    the execution it was awaiting (here an xhr call held open by the test): the run ended
     half-way, with no log line. The new schedule now starts while the run in flight ends,
     and is logged, as any."""
-    import http.server
-    import sqlite3
-    import threading
-
     from tests.dev_harness import InProcessDev, make_project
 
-    class Slow(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            time.sleep(1.5)
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    slow = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    threading.Thread(target=slow.serve_forever, daemon=True).start()
     make_project(tmp_path)
     config = (tmp_path / "pfunc.toml").read_text()
-    (tmp_path / "pfunc.toml").write_text(config.replace("timeout = 1\n", "timeout = 5\n"))
+    (tmp_path / "pfunc.toml").write_text(config.replace("timeout = 1\n", "timeout = 10\n"))
     (tmp_path / "slow.js").write_text(
         'const db = require("kvstore"); const xhr = require("xhr");\n'
         "export default async (event) => {\n"
         '  const run = await db.incrCounter("runs");\n'
-        f'  if (run === 1) await xhr.fetch("http://127.0.0.1:{slow.server_port}/");\n'
+        f'  if (run === 1) await xhr.fetch("{gate.url}");\n'
         '  console.log("run " + run);\n'
         "  return event.ok();\n"
         "};\n"
     )
-    with (tmp_path / "pfunc.toml").open("a") as config:
-        config.write(
+    with (tmp_path / "pfunc.toml").open("a") as config_file:
+        config_file.write(
             '\n[[functions]]\nname = "slow"\nfile = "slow.js"\nevent = "on-interval"\n'
             "interval = 1\n"
         )
     server = InProcessDev(tmp_path, intervals=True)
     try:
-        store = sqlite3.connect(tmp_path / ".pfunc" / "kv.sqlite3", timeout=10)
-        for _ in range(200):  # until the first run is under way (then waits 1.5 s on xhr)
-            if store.execute("SELECT 1 FROM counters WHERE key = 'runs'").fetchone():
-                break
-            time.sleep(0.05)
-        store.close()
+        assert gate.reached.wait(10)  # the first run waits on the gate
         text = (tmp_path / "pfunc.toml").read_text().replace("interval = 1\n", "interval = 2\n")
         (tmp_path / "pfunc.toml").write_text(text)
-        seen: list[str] = []
-
-        def noted(event: dict) -> bool:
-            if event["type"] == "reload" and event["file"].endswith("pfunc.toml"):
-                seen.append("reload")
-            is_first = event["type"] == "execution" and any(
-                "run 1" in str(line) for line in event.get("logs", [])
-            )
-            if is_first:
-                seen.append("run 1 " + event["outcome"])
-            return is_first
-
-        server.wait_for(noted, timeout=10)
-        assert seen == ["reload", "run 1 ok"]  # saved while it waited, and it ended
+        server.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("pfunc.toml"))
+        gate.opened.set()  # saved while it waited: now let it end
+        first = server.wait_for(
+            lambda e: (
+                e["type"] == "execution" and any("run 1" in str(line) for line in e.get("logs", []))
+            ),
+            timeout=10,
+        )
+        assert first["outcome"] == "ok"
     finally:
         server.stop()
-        slow.shutdown()
