@@ -116,6 +116,23 @@ def test_the_token_is_for_its_authorized_uuid_only(clients) -> None:
     refused(mallory, "publish", channel="a", message="as alice")
 
 
+def test_listing_all_users_or_channels_needs_a_valid_token_not_a_grant(clients) -> None:
+    """PubNub: a "get all" App Context call "needs no per-resource permission grant"
+    unless the keyset's Disallow Get All option is on, and "either a valid authorization
+    token or a signature are required"; it needed the secret key here."""
+    server = clients("server", secretKey=SECRET)
+    server.call("objects.setChannelMetadata", channel="listed", data={"name": "Listed"})
+    alice = clients("alice")
+    refused(alice, "objects.getAllChannelMetadata")  # no token at all
+    positional(alice, "setToken", alice_token(server))  # a token for channel a only
+    listed = alice.call("objects.getAllChannelMetadata")
+    assert "listed" in [channel["id"] for channel in listed["data"]]
+    assert alice.call("objects.getAllUUIDMetadata")["status"] == 200
+    mallory = clients("mallory")  # another user's token is no valid token for him
+    positional(mallory, "setToken", alice_token(server))
+    refused(mallory, "objects.getAllUUIDMetadata")
+
+
 def test_parse_token_in_the_js_sdk_reads_pfuncs_token(clients) -> None:
     server = clients("server", secretKey=SECRET)
     parsed = positional(server, "parseToken", alice_token(server))

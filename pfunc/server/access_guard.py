@@ -41,6 +41,10 @@ Need = tuple[str, str, int]
 GROUPS_READ: Need = ("channel-group", "?channel-group", READ)
 SIGNED = "signed"  # the endpoint needs the secret key itself
 OPEN = "open"
+# A valid token, whatever it grants: App Context's "get all" (PubNub: no per-resource
+# grant unless the keyset's "Disallow Get All ... Metadata" option is on; "either a
+# valid authorization token or a signature are required").
+ANY_TOKEN = "any token"
 Needs = tuple[Need, ...] | str
 
 _PRESENCE = "/v2/presence/sub-key/{sub}"
@@ -112,8 +116,8 @@ RULES: dict[tuple[str, str], Needs] = {
     ("GET", _OBJECTS + "/channels/{channel}"): ((*_CHANNEL, GET),),
     ("PATCH", _OBJECTS + "/channels/{channel}"): ((*_CHANNEL, UPDATE),),
     ("DELETE", _OBJECTS + "/channels/{channel}"): ((*_CHANNEL, DELETE),),
-    ("GET", _OBJECTS + "/uuids"): SIGNED,  # every user of the keyset
-    ("GET", _OBJECTS + "/channels"): SIGNED,
+    ("GET", _OBJECTS + "/uuids"): ANY_TOKEN,  # every user of the keyset
+    ("GET", _OBJECTS + "/channels"): ANY_TOKEN,
     # files
     ("POST", _FILES + "/generate-upload-url"): ((*_CHANNEL, WRITE),),
     ("GET", "/v1/files/publish-file/{pub}/{sub}/{sig}/{channel}/{callback}/{message}"): (
@@ -277,6 +281,8 @@ class AccessGuard:
             else:
                 answer = forbidden("Signature Does Not Match")
             return self._refuse(request, answer, "a valid signature")
+        if needs == ANY_TOKEN:
+            return await self._token_refusal(request) or await handler(request)
         if isinstance(needs, str):  # SIGNED
             return self._refuse(
                 request, forbidden("Forbidden"), "a request signed with the secret key"
@@ -315,6 +321,18 @@ class AccessGuard:
         )
         holder = "the token" if token is not None else f"auth key {auth!r}" if auth else "no auth"
         return self._refuse(request, forbidden("Forbidden", missing), f"{holder} lacks {what}")
+
+    async def _token_refusal(self, request: web.Request) -> web.Response | None:
+        """None when the request carries a valid token (for this uuid), whatever it grants."""
+        auth = request.query.get("auth") or ""
+        try:
+            decode(auth)
+        except TokenError:
+            return self._refuse(request, forbidden("Forbidden"), "a valid token (or a signature)")
+        checked = await self.access.check_token(auth, request.query.get("uuid"))
+        if isinstance(checked, Refusal):
+            return self._refuse(request, forbidden(checked.message), checked.why)
+        return None
 
     def _refuse(self, request: web.Request, answer: web.Response, missing: str) -> web.Response:
         self.state.log(
