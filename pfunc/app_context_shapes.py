@@ -130,10 +130,34 @@ def metadata_changes(kind: Kind, body: Any) -> dict[str, Any]:
         if key == "custom":
             changes[key] = _custom(value, key)
         elif key in kind.fields or key in ("status", "type"):
-            changes[key] = _optional_text(value, key)
-        elif key != "id":
-            raise invalid(f"{key} is not a field of {kind.noun.lower()} metadata", key)
+            changes[key] = _field_text(value, key)
+        # Anything else is left out: PubNub's REST reference, "Invalid property names are
+        # silently ignored and will not cause a request to fail."
     return changes
+
+
+# PubNub's schema of the metadata fields (the REST reference): at most this many
+# characters; a name that is not empty nor only whitespace.
+_MAX_CHARACTERS = {
+    "name": 2048,
+    "externalId": 2048,
+    "profileUrl": 2048,
+    "email": 320,
+    "type": 50,
+    "status": 50,
+}
+
+
+def _field_text(value: Any, key: str) -> str | None:
+    text = _optional_text(value, key)
+    if text is None:
+        return None
+    if key == "name" and not text.strip():
+        raise invalid("name must not be empty or consist only of whitespace characters", key)
+    most = _MAX_CHARACTERS.get(key)
+    if most is not None and len(text) > most:
+        raise invalid(f"{key} is {len(text):,} characters; at most {most:,}", key)
+    return text
 
 
 def link_changes(item: Any, location: str) -> dict[str, Any]:

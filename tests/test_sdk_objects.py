@@ -229,7 +229,8 @@ def test_errors_answer_in_pubnubs_objects_shape(dev):
     for path, payload in [
         ("/v2/objects/sub-c-obj/uuids/x", b'{"name": 5}'),
         ("/v2/objects/sub-c-obj/channels/x", b'{"custom": {"deep": {"no": 1}}}'),
-        ("/v2/objects/sub-c-obj/channels/x", b'{"nickname": "x"}'),
+        ("/v2/objects/sub-c-obj/channels/x", b'{"name": "   "}'),  # PubNub's schema
+        ("/v2/objects/sub-c-obj/uuids/x", b'{"type": "' + b"t" * 51 + b'"}'),
         ("/v2/objects/sub-c-obj/channels/x", b"not json"),
         ("/v2/objects/sub-c-obj/uuids/x/channels", b'{"set": [{"channel": {}}]}'),
         ("/v2/objects/sub-c-obj/channels/x/uuids", b'{"set": "all"}'),
@@ -238,6 +239,12 @@ def test_errors_answer_in_pubnubs_objects_shape(dev):
         answer = json.loads(body)
         assert status == 400 and answer["status"] == 400, (path, payload)
         assert answer["error"]["source"] == "objects" and answer["error"]["details"]
+    # "Invalid property names are silently ignored and will not cause a request to fail."
+    status, _, body = dev.request(
+        "PATCH", "/v2/objects/sub-c-obj/channels/x", b'{"name": "X", "topic": "y"}'
+    )
+    assert status == 200 and json.loads(body)["data"]["name"] == "X"
+    assert "topic" not in json.loads(body)["data"]
     for query in ("sort=nickname", "limit=ten", "start=%21%21", "filter=name%20%3D%3D"):
         status, _, body = dev.request("GET", f"/v2/objects/sub-c-obj/uuids?{query}")
         assert status == 400 and json.loads(body)["error"]["source"] == "objects", query
