@@ -62,6 +62,33 @@ def test_a_fourth_operation_is_refused_with_the_same_message_as_javascript(tmp_p
     assert py["operations"]["calls"] == js["operations"]["calls"]
 
 
+def test_a_call_awaited_twice_is_made_once_as_a_promise_settles_once(tmp_path):
+    """A Promise settles once; a Python call awaited (or .result()) a second time was made
+    again: counted twice against the budget, its side effect done twice."""
+    sources = {
+        "twice.js": 'const db = require("kvstore");\n'
+        "export default async (request) => {\n"
+        '  const p = db.incrCounter("n"); const a = await p; const b = await p;\n'
+        '  request.message.seen = [a, b, await db.getCounter("n")];\n'
+        "  return request.ok();\n"
+        "};\n",
+        "twice.py": "from pfunc import require\n"
+        'db = require("kvstore")\n'
+        "async def handler(request):\n"
+        '    p = db.incr_counter("n")\n'
+        "    a = await p\n"
+        "    b = await p\n"
+        '    request.message["seen"] = [a, b, p.result(), await db.get_counter("n")]\n'
+        "    return await request.ok()\n",
+    }
+    seen = {}
+    for name, source in sources.items():
+        (tmp_path / name).write_text(source)
+        report = run_cli("run", tmp_path / name, "--kv", tmp_path / f"{name}.db", "--json").json()
+        seen[name] = (report["message"]["seen"][-1], report["operations"]["used"])
+    assert seen == {"twice.js": (1, 2), "twice.py": (1, 2)}
+
+
 def test_a_value_nested_too_deep_is_the_handler_s_mistake_as_in_javascript(tmp_path):
     """Python's encoder stops near 1,000 levels: that was 'the execution failed inside
     pfunc (RecursionError)'; it is worded as JavaScript's kvstore.set words it."""

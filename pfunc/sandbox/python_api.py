@@ -88,6 +88,9 @@ class HostCall(Coroutine[Any, Any, Any]):
     def __init__(self, module: str, method: str, args: tuple[Any, ...]) -> None:
         self._call = (module, method, args)
         self._steps: Any = None
+        # (result, error) once performed: awaited again, the call gives them again, as a
+        # settled Promise does, instead of being made (and counted) a second time.
+        self._outcome: tuple[Any, Exception | None] | None = None
         self._shape = _RESULT_SHAPES.get((module, method), lambda value: value)
         # Performed when awaited (or .result()): in Python, unlike a JavaScript Promise, a
         # call nobody awaits never runs. The execution names those left so (unperformed).
@@ -108,22 +111,30 @@ class HostCall(Coroutine[Any, Any, Any]):
         if self in _LOAD_CALLS:
             _LOAD_CALLS.remove(self)
 
+    def _perform(self) -> tuple[Any, Exception | None]:
+        if self._outcome is None:
+            self._performed()
+            try:
+                self._outcome = (self._shape(_call_host(*self._call)), None)
+            except Exception as error:
+                self._outcome = (None, error.with_traceback(None))  # the handler's frames
+        return self._outcome
+
     def result(self) -> Any:
-        self._performed()
-        try:
-            return self._shape(_call_host(*self._call))
-        except Exception as error:
-            raise error.with_traceback(None) from None  # the handler's frames, not pfunc's
+        value, error = self._perform()
+        if error is not None:
+            raise error from None
+        return value
 
     def __await__(self):  # type: ignore[no-untyped-def]
-        self._performed()
+        value, error = self._perform()
         # A done asyncio Future awaits in C: a failed call is raised in the handler's own
         # frame, and a traceback it prints shows no frame of pfunc's.
         future = asyncio.get_event_loop().create_future()
-        try:
-            future.set_result(self._shape(_call_host(*self._call)))
-        except Exception as error:
-            future.set_exception(error.with_traceback(None))
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
         return future.__await__()
 
     def send(self, value: Any) -> Any:
