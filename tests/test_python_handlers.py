@@ -89,6 +89,28 @@ def test_a_call_awaited_twice_is_made_once_as_a_promise_settles_once(tmp_path):
     assert seen == {"twice.js": (1, 2), "twice.py": (1, 2)}
 
 
+def test_a_completion_by_work_the_handler_left_running_is_refused_as_in_javascript(tmp_path):
+    """JavaScript's db.get("x").then(() => request.ok()), not returned, is an error (PubNub
+    only guarantees awaited work); Python's task left running to call ok() was accepted."""
+    sources = {
+        "late.js": 'const db = require("kvstore");\n'
+        "export default (request) => { db.get('x').then(() => request.ok()); };\n",
+        "late.py": "import asyncio\n"
+        "from pfunc import require\n"
+        'db = require("kvstore")\n'
+        "async def handler(request):\n"
+        "    async def later():\n"
+        '        await db.get("x")\n'
+        "        request.ok()\n"
+        "    asyncio.create_task(later())\n",
+    }
+    for name, source in sources.items():
+        (tmp_path / name).write_text(source)
+        report = run_cli("run", tmp_path / name, "--kv", tmp_path / f"{name}.db", "--json").json()
+        assert (report["outcome"], report["delivered"]) == ("error", False), name
+        assert "ok() was called only after the handler had finished" in report["error"]["message"]
+
+
 def test_a_value_nested_too_deep_is_the_handler_s_mistake_as_in_javascript(tmp_path):
     """Python's encoder stops near 1,000 levels: that was 'the execution failed inside
     pfunc (RecursionError)'; it is worded as JavaScript's kvstore.set words it."""

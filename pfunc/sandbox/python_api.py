@@ -297,7 +297,8 @@ class _Execution:
                 "completion call wins)"
             )
             return
-        self.completion = {"kind": kind, "late": False, **detail}
+        # After the handler returned: by work it left running, which JavaScript refuses.
+        self.completion = {"kind": kind, "late": self.settled, **detail}
 
 
 def _completion_call(kind: str) -> str:
