@@ -14,3 +14,13 @@ def require(name: str) -> object:
     from pfunc.sandbox.python_api import require as worker_require
 
     return worker_require(name)
+
+
+def __getattr__(name: str) -> object:
+    """`from pfunc import HandlerError, RangeError`: what a Python handler catches a
+    module call's rejection as (pfunc/sandbox/python_rejections.py), imported on use."""
+    if name in ("HandlerError", "RangeError"):
+        from pfunc.sandbox import python_rejections
+
+        return getattr(python_rejections, name)
+    raise AttributeError(f"module 'pfunc' has no attribute {name!r}")

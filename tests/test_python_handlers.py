@@ -111,6 +111,42 @@ def test_a_completion_by_work_the_handler_left_running_is_refused_as_in_javascri
         assert "ok() was called only after the handler had finished" in report["error"]["message"]
 
 
+def test_jwt_callbacks_and_the_documented_error_classes(tmp_path):
+    """A jwt callback gets (error, result) instead of a throw, as jsonwebtoken's does in
+    JavaScript (it was never called in Python); rejections are caught by the names
+    handlers.md gives, imported from pfunc."""
+    (tmp_path / "h.py").write_text(
+        "from pfunc import HandlerError, RangeError, require\n"
+        'jwt = require("jwt")\n'
+        'db = require("kvstore")\n'
+        "async def handler(request):\n"
+        "    seen = []\n"
+        '    token = jwt.sign({"a": 1, "exp": 1}, "s")\n'
+        '    returned = jwt.verify(token, "s", lambda error, data: seen.append(\n'
+        "        [type(error).__name__, isinstance(error, HandlerError), data]))\n"
+        '    jwt.sign({"a": 1}, "s", lambda error, signed: seen.append(["signed", error]))\n'
+        '    seen.append("after sign")\n'
+        "    try:\n"
+        '        await db.set("k" * 300, 1)\n'
+        "    except HandlerError as error:\n"
+        '        seen.append(["limit", type(error).__name__])\n'
+        "    import asyncio\n"
+        "    await asyncio.sleep(0)\n"
+        '    request.message["seen"] = seen + [returned, issubclass(RangeError, ValueError)]\n'
+        "    return await request.ok()\n"
+    )
+    report = run_cli("run", tmp_path / "h.py", "--kv", tmp_path / "h.db", "--json").json()
+    assert report["outcome"] == "ok", report["error"]
+    assert report["message"]["seen"] == [
+        ["TokenExpiredError", True, None],
+        "after sign",  # sign's callback once the handler's code has run on
+        ["limit", "HandlerError"],
+        ["signed", None],
+        None,
+        True,
+    ]
+
+
 def test_a_value_nested_too_deep_is_the_handler_s_mistake_as_in_javascript(tmp_path):
     """Python's encoder stops near 1,000 levels: that was 'the execution failed inside
     pfunc (RecursionError)'; it is worded as JavaScript's kvstore.set words it."""

@@ -12,12 +12,12 @@ import re
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
 from pfunc import jsonio
 from pfunc.modules import CONSTANTS, HOST_METHODS, SYNC_METHODS, SYNC_MODULES
 from pfunc.sandbox.python_connection import Connection
+from pfunc.sandbox.python_rejections import HandlerError, answered
 from pfunc.sandbox.python_values import (
     UNDEFINED,
     FetchResponse,
@@ -30,39 +30,7 @@ from pfunc.sandbox.python_values import (
     strict_json,
 )
 
-
-def _answered(reply: dict[str, Any]) -> Any:
-    """A call's value, or its rejection raised as the JavaScript error it is."""
-    if reply["ok"]:
-        return None if reply.get("payload") is None else json.loads(reply["payload"])
-    info = json.loads(reply["payload"])
-    name = info["name"]
-    kind = {"TypeError": TypeError, "RangeError": RangeError}.get(name) or _error_class(name)
-    error = kind(info["message"])
-    error.code = info.get("code")  # type: ignore[attr-defined]
-    error.status = info.get("status")  # type: ignore[attr-defined]
-    raise error
-
-
-class HandlerError(Exception):
-    """What a rejected JavaScript Promise is as a Python exception (name Error)."""
-
-
-@cache
-def _error_class(name: str) -> type[HandlerError]:
-    """The class of a rejection by its JavaScript name (TokenExpiredError...), a
-    HandlerError to catch; a plain Error is HandlerError itself."""
-    if name == "Error" or not name.isidentifier():
-        return HandlerError
-    return type(name, (HandlerError,), {"__module__": __name__})
-
-
-class RangeError(ValueError):
-    """JavaScript's RangeError (a key too long, a value too large): a ValueError to catch,
-    reported by its JavaScript name, so one scenario's `error` fits both languages."""
-
-
-CONNECTION = Connection(_answered)
+CONNECTION = Connection(answered)
 
 
 def _call_host(module: str, method: str, args: tuple[Any, ...]) -> Any:
@@ -181,7 +149,8 @@ class _Module:
             method = _SPELLINGS.get((name, method.lower()), method)
         if name in _SYNC_MODULES or method in SYNC_METHODS.get(name, ()):
             # synchronous in JavaScript: synchronous here too
-            call = _Method(lambda *args: _call_host("builtin", f"{name}.{method}", args))
+            builtin = f"{name}.{method}"
+            call = _Method(lambda *args: _with_callback(builtin, args))
             # The method's own members (uuid.v3.DNS).
             for path, value in constants.items():
                 if path.startswith(method + "."):
@@ -194,6 +163,32 @@ class _Module:
             # undefined in JavaScript too (pubnub's other methods are calls pfunc refuses)
             raise AttributeError(f"{name}.{method} is not a method of the {name} module")
         return lambda *args: HostCall(name, method, args)
+
+
+# jsonwebtoken's callback forms: a function as the last argument gets (error, result)
+# instead of a throw or a return; verify's at once, sign's once the caller's code has run
+# on (as the package's JavaScript does).
+_CALLBACK_METHODS = {"jwt.verify": "at once", "jwt.sign": "after"}
+
+
+def _with_callback(builtin: str, args: tuple[Any, ...]) -> Any:
+    when = _CALLBACK_METHODS.get(builtin)
+    if when is None or not args or not callable(args[-1]):
+        return _call_host("builtin", builtin, args)
+    callback = args[-1]
+    try:
+        answer: tuple[Any, Any] = (None, _call_host("builtin", builtin, args[:-1]))
+    except HandlerError as error:
+        answer = (error, None)
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:  # a sync handler: no code of its own runs on after the call
+        loop = None
+    if when == "after" and loop is not None:
+        loop.call_soon(callback, *answer)
+    else:
+        callback(*answer)
+    return None
 
 
 class _Method(JsObject):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pfunc.result import clipped_text
-from pfunc.sandbox.python_api import HandlerError
+from pfunc.sandbox.python_rejections import HandlerError
 
 # Frames in these folders are Python's and pfunc's, never a handler's, wherever it lives.
 _NOT_THE_HANDLERS = tuple(
