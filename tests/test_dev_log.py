@@ -93,3 +93,38 @@ def test_execution_lines_are_written_in_batches_and_other_events_at_once():
     assert sink.calls[1].count("\n") == 3
     log({"type": "reload", "function": "f", "ok": True})
     assert len(sink.calls) == 3
+
+
+def test_a_reader_that_stops_reading_holds_no_writer_of_the_log():
+    """pfunc dev's log is written by a thread of its own: with its stdout a pipe nobody
+    read, a write on the server's loop had stopped every request. Lines past what may
+    wait are dropped, and said to be, once the reader reads again."""
+    import os
+    import threading
+
+    from pfunc.server.log_pump import StdoutPump
+
+    reading, writing = os.pipe()
+    stream = os.fdopen(writing, "w", encoding="utf-8")
+    pump = StdoutPump(lambda: stream, limit=8 << 10)
+    line = "x" * 99 + "\n"
+
+    def log_a_lot() -> None:
+        for _ in range(3000):  # 300 KB: more than the pipe holds and the pump keeps
+            pump.put(line)
+
+    writer = threading.Thread(target=log_a_lot)
+    writer.start()
+    writer.join(10)
+    assert not writer.is_alive()  # it never waited on the reader
+    received = b""
+    while not received.endswith(b"output was not read)\n"):
+        received += os.read(reading, 1 << 16)
+    text = received.decode()
+    kept = text.count(line)
+    dropped = int(text.rsplit("(", 1)[1].split(" ")[0].replace(",", ""))
+    assert kept + dropped == 3000 and dropped > 0 and kept > 0
+    pump.put("after\n")  # and the log goes on
+    assert os.read(reading, 100) == b"after\n"
+    stream.close()
+    os.close(reading)

@@ -12,6 +12,7 @@ from pfunc import jsonio
 from pfunc.aio import running_loop
 from pfunc.code_frames import code_frame
 from pfunc.result import Result
+from pfunc.server.log_pump import StdoutPump
 from pfunc.terminal import Terminal
 
 _OUTCOME_STYLES = {"ok": "green", "abort": "yellow", "response": "cyan", "error": "red"}
@@ -30,6 +31,13 @@ class DevLog:
         self.out.held = []  # written below: at once, or in batches (FLUSH_AFTER)
         self.root = Path(".")  # the project's folder, where error files are found
         self._flush_due = False
+        # Standard output is written by a thread of its own (log_pump.py); a stream the
+        # caller gives (a test's) is written at once.
+        self._pump = (
+            StdoutPump(lambda: self.out.stream, on_closed=self._stop_writing)
+            if stream is None
+            else None
+        )
 
     def __call__(self, event: dict[str, Any]) -> None:
         if self.as_json:
@@ -59,6 +67,9 @@ class DevLog:
             return
         text = "".join(held)
         held.clear()
+        if self._pump is not None:
+            self._pump.put(text)
+            return
         try:
             stream.write(text)
             stream.flush()
