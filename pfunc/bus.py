@@ -133,6 +133,9 @@ class Bus:
         if after and not after_waits:
             from pfunc.aio import start_kept  # logged by the observers as each one ends
 
+            if hop == 1:  # a client's publish waits while its functions have a queue
+                for function, _ in after:
+                    await self.functions.executor(function).room()
             start_kept(self._run_all(after))
             return report
         report.executions.extend(await self._run_all(after))

@@ -148,6 +148,22 @@ class Executor:
         finally:
             self._slots.release()
 
+    async def room(self) -> None:
+        """Return once the events already waiting for an instance have one (at once when
+        one is free, or outside a loop), or after the time limit: a client's publish waits
+        so for its after-functions. PubNub starts more instances; pfunc runs at most
+        MAX_CONCURRENT_EXECUTIONS, so without this wait a publisher faster than the
+        function queued events without end, which then failed as busy."""
+        if self._slots is None or not self._slots.locked():
+            return
+        import asyncio
+
+        try:  # behind those already waiting (the semaphore wakes them in turn)
+            await asyncio.wait_for(self._slots.acquire(), self.runtime.profile.timeout)
+        except TimeoutError:
+            return  # the event meets the busy instances itself, and says so
+        self._slots.release()
+
     def _busy(self, event: Event, limit: float | None) -> Result:
         """An event no instance was free to run within its time limit: an error, not run."""
         result = self._new_result(event, None, 1)

@@ -870,3 +870,40 @@ def test_a_presence_function_may_name_the_presence_channel(tmp_path):
         server.stop()
     by_name = run_cli("run", "presence", "--json", cwd=tmp_path).json()
     assert by_name["channel"] == "lobby"
+
+
+def test_publishers_faster_than_an_after_function_wait_for_it_instead_of_losing_runs(tmp_path):
+    """pfunc runs 8 instances of a function; PubNub starts more. Publishes were answered
+    at once while their after-publish runs queued without end, and past the time limit
+    the queued ones failed as 'busy' without running (55% of them under a steady load).
+    A client's publish now waits while the function has a queue: every run runs."""
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-q"\npublish_key = "pub-c-q"\n[limits]\ntimeout = 1\n'
+        '[[functions]]\nname = "audit"\nfile = "audit.js"\nevent = "after-publish"\n'
+        'channels = ["chat.*"]\n'
+    )
+    (tmp_path / "audit.js").write_text(
+        'const db = require("kvstore");\n'
+        "export default async (request) => {\n"
+        "  const end = Date.now() + 40; while (Date.now() < end) {}\n"
+        '  await db.incrCounter("audited");\n'
+        "  return request.ok();\n"
+        "};\n"
+    )
+    server = InProcessDev(tmp_path)
+    try:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def publish(n: int) -> int:
+            path = f"/publish/pub-c-q/sub-c-q/0/chat.room/0/{n}"
+            return server.request("GET", path)[0]
+
+        with ThreadPoolExecutor(40) as pool:  # 300 x 40 ms of work: past the 1 s limit
+            assert list(pool.map(publish, range(300))) == [200] * 300
+        outcomes = [
+            server.wait_for(lambda e: e["type"] == "execution", timeout=30)["outcome"]
+            for _ in range(300)
+        ]
+        assert outcomes == ["ok"] * 300
+    finally:
+        server.stop()
