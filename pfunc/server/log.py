@@ -76,6 +76,13 @@ class DevLog:
         except BrokenPipeError:
             self._stop_writing()
 
+    def drain(self, seconds: float) -> None:
+        """Write what is held, and wait up to `seconds` for standard output to take it
+        (before the process ends without Python's own exit)."""
+        self._flush()
+        if self._pump is not None:
+            self._pump.drain(seconds)
+
     def _stop_writing(self) -> None:
         self.as_json = False  # nobody reads the log any more; keep serving
         self.out.quiet = True

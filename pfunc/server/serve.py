@@ -23,6 +23,7 @@ from pfunc.errors import PfuncUsageError
 from pfunc.server.admin import describe_functions
 from pfunc.server.app import DevServer
 from pfunc.server.log import DevLog, execution_event
+from pfunc.server.log_pump import EXIT_WAIT
 from pfunc.server.reload import Reloader
 from pfunc.server.state import LogEvent
 
@@ -304,6 +305,9 @@ async def serve(
             """A second Ctrl-C while requests finish: stop without them. The store is
             consistent after every commit; Python workers end with their parent."""
             log({"type": "stopped", "forced": True})
+            drain = getattr(log, "drain", None)  # (the dev log's thread writes it)
+            if drain is not None:
+                drain(EXIT_WAIT)
             os._exit(130)
 
         for signum in (signal.SIGINT, signal.SIGTERM):
