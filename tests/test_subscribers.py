@@ -210,3 +210,17 @@ def test_a_crowded_channel_emptied_and_filled_again_keeps_its_interval(monkeypat
     assert presence.intervals_due(2, 10.0) == []  # 2 s after the last: not yet
     clock[0] += 9
     assert [channel for channel, _ in presence.intervals_due(2, 10.0)] == ["hall"]
+
+
+def test_big_log_stream_lines_are_kept_within_a_budget_not_by_count_alone():
+    """A function logging 1 MB a request kept ~1 MB a request in the delivery buffer
+    (5,000 entries kept, watched or not): gigabytes under load. Sized deliveries (the log
+    stream's lines) now give way, oldest first, past SIZED_BUDGET."""
+    buffer = MessageLog("sub-c-x")
+    line = 1 << 20
+    for n in range(1, 201):
+        buffer.add(Delivery(n, "blocks-output-f", {"message": "..."}, None, size=line))
+    buffer.add(Delivery(201, "chat", {"text": "hi"}, None))  # a publish: counted by length
+    kept = buffer.after([("blocks-output-f", "blocks-output-f"), ("chat", "chat")], 0)
+    assert len(kept) * line <= subscribers.SIZED_BUDGET + line
+    assert [d.timetoken for d, _ in kept][-3:] == [199, 200, 201]  # the newest stay

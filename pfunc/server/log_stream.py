@@ -25,4 +25,5 @@ def publish_logs(state: DevState, result: Result) -> None:
             "level": line.get("level"),
             "message": line.get("text"),
         }
-        state.messages.add(Delivery(int(state.timetoken()), channel, payload, None))
+        size = len(payload["message"] or "")
+        state.messages.add(Delivery(int(state.timetoken()), channel, payload, None, size=size))

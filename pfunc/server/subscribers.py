@@ -32,6 +32,9 @@ class Delivery:
     sequence: int = 1  # the publisher's seqn (PubNub answers 1 when it sent none)
     custom_type: str | None = None  # custom_message_type of the publish ("cmt")
     presence: bool = False  # a presence event: PubNub names its subscription in "b"
+    # Characters counted against the buffer's budget (a log stream line's: up to 1 MiB
+    # each, where a publish is 32 KiB at most and counted by the buffer's length alone).
+    size: int = 0
 
 
 PRESENCE = "-pnpres"
@@ -47,6 +50,10 @@ def subscription_matches(pattern: str, channel: str) -> bool:
         return False
     return channel_matches(pattern, channel)
 
+
+# What the buffer's sized deliveries (log stream lines) may hold in all: 5,000 console
+# lines of up to 1 MiB each had kept ~1 MB per request, up to gigabytes, watched or not.
+SIZED_BUDGET = 32 << 20
 
 # A waiting long-poll whose client has gone is noticed within this many seconds (its
 # socket closed: a page reloaded mid-poll), rather than at its timeout (280 s).
@@ -103,6 +110,7 @@ class MessageLog:
     def __init__(self, subscribe_key: str, keep: int = 5000) -> None:
         self.subscribe_key = subscribe_key
         self._entries: deque[Delivery] = deque(maxlen=keep)
+        self._sized = 0  # the kept deliveries' sizes: at most SIZED_BUDGET
         self._appended = 0  # deliveries ever added: what a waiter has read up to
         self._waiting: dict[str | tuple[str, bool], set[_Waiter]] = {}
         self._grouped: set[_Waiter] = set()
@@ -121,7 +129,13 @@ class MessageLog:
             waiter.wake()
 
     def add(self, delivery: Delivery) -> None:
-        self._entries.append(delivery)
+        entries = self._entries
+        if len(entries) == entries.maxlen:  # the oldest goes as this one comes
+            self._sized -= entries[0].size
+        entries.append(delivery)
+        self._sized += delivery.size
+        while self._sized > SIZED_BUDGET and len(entries) > 1:  # big log lines: the oldest go
+            self._sized -= entries.popleft().size
         self._appended += 1
         for key in _keys_of(delivery.channel):
             for waiter in self._waiting.get(key, ()):
