@@ -482,3 +482,20 @@ def test_a_stored_value_too_deep_to_read_back_shows_as_a_note_not_a_500(
     rows = json.loads(text)["rows"]
     assert rows[0]["value"] == 1
     assert rows[1]["value"].startswith("(cannot be read back: nested more deeply")
+
+
+def test_a_recorder_gets_every_entry_even_those_the_hub_no_longer_keeps(harness, write_handler):
+    """--record looked each execution up among the hub's newest 1,000 entries when its
+    turn came: behind by more, it skipped them without a word (11,000 of 13,639 under
+    load). The recorder is now given the entry itself."""
+    from pfunc.server.console_hub import ConsoleHub
+
+    handler = write_handler("export default (request) => request.ok();")
+    hub = ConsoleHub(keep=2)
+    given = []
+    hub.recorders.append(given.append)
+    results = [harness.run(handler, message={"n": n}) for n in range(5)]
+    for result in results:
+        hub.add_result(result)
+    assert len(hub.entries) == 2
+    assert [entry.result for entry in given] == results

@@ -61,7 +61,7 @@ class Console:
         self.states: dict[str, dict[str, Any]] = {}  # display path -> load state
         self.project_error: str | None = None  # why the last pfunc.toml saved did not load
         self._closed = asyncio.Event()
-        self._record: asyncio.Queue[Result] | None = None
+        self._record: asyncio.Queue[Entry] | None = None
         runtime = state.engine.runtime
         runtime.observers.append(self.hub.add_result)
         runtime.observers.append(lambda result: publish_logs(state, result))
@@ -320,11 +320,12 @@ class Console:
         self._record = asyncio.Queue(RECORD_QUEUE)
         queue = self._record
 
-        def enqueue(result: Result) -> None:
-            if result.hop != 1 or result.name is None:
+        def enqueue(entry: Entry) -> None:
+            result = entry.result
+            if result is None or result.hop != 1 or result.name is None:
                 return  # chained executions replay as part of their parent
             try:
-                queue.put_nowait(result)
+                queue.put_nowait(entry)
             except asyncio.QueueFull:
                 self.state.log(
                     {
@@ -336,11 +337,11 @@ class Console:
         self.hub.recorders.append(enqueue)
         self.state.spawn(self._recording(target, queue))
 
-    async def _recording(self, target: Path, queue: asyncio.Queue[Result]) -> None:
+    async def _recording(self, target: Path, queue: asyncio.Queue[Entry]) -> None:
         while True:
-            result = await queue.get()
+            entry = await queue.get()
             try:
-                await self._record_one(result, target)
+                await self._record_one(entry, target)
             finally:
                 queue.task_done()
 
@@ -349,10 +350,7 @@ class Console:
         if self._record is not None:
             await self._record.join()
 
-    async def _record_one(self, result: Result, target: Path) -> None:
-        entry = next((e for e in reversed(self.hub.entries) if e.result is result), None)
-        if entry is None:
-            return
+    async def _record_one(self, entry: Entry, target: Path) -> None:
         try:
             saved = await self._capture(entry, target)
         except PfuncUsageError as error:

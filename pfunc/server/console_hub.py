@@ -177,7 +177,9 @@ class ConsoleHub:
         self._weights: deque[int] = deque()  # beside entries: what each one holds
         self._held = 0
         self.clients: set[Client] = set()
-        self.recorders: list[Callable[[Result], None]] = []  # pfunc dev --record
+        # pfunc dev --record: given each entry itself, which the hub may drop before a
+        # recorder that fell behind reads it (it keeps the newest 1,000)
+        self.recorders: list[Callable[[Entry], None]] = []
         # Ids grow across restarts too (from the start's time in ms, x1000: a safe
         # JavaScript integer), so that a page kept open keeps what it had and adds anew.
         self._ids = itertools.count(int(time.time() * 1000) * 1000)
@@ -196,7 +198,7 @@ class ConsoleHub:
         entry = Entry(next(self._ids), int(time.time() * 1000), result, frame=frame)
         self._remember(entry)
         for recorder in self.recorders:
-            recorder(result)
+            recorder(entry)
         if not self.clients:
             return
         text = entry.text()
