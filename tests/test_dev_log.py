@@ -100,6 +100,7 @@ def test_a_reader_that_stops_reading_holds_no_writer_of_the_log():
     read, a write on the server's loop had stopped every request. Lines past what may
     wait are dropped, and said to be, once the reader reads again."""
     import os
+    import re
     import threading
 
     from pfunc.server.log_pump import StdoutPump
@@ -117,14 +118,20 @@ def test_a_reader_that_stops_reading_holds_no_writer_of_the_log():
     writer.start()
     writer.join(10)
     assert not writer.is_alive()  # it never waited on the reader
-    received = b""
-    while not received.endswith(b"output was not read)\n"):
-        received += os.read(reading, 1 << 16)
-    text = received.decode()
-    kept = text.count(line)
-    dropped = int(text.rsplit("(", 1)[1].split(" ")[0].replace(",", ""))
-    assert kept + dropped == 3000 and dropped > 0 and kept > 0
+    received = []
+    reader = threading.Thread(
+        target=lambda: received.extend(iter(lambda: os.read(reading, 1 << 16), b""))
+    )
+    reader.start()  # the reader reads again
+    assert pump.drain(10)
     pump.put("after\n")  # and the log goes on
-    assert os.read(reading, 100) == b"after\n"
-    stream.close()
+    assert pump.drain(10)
+    stream.close()  # (the end of the pipe: the reader reads to it)
+    reader.join(10)
     os.close(reading)
+    text = b"".join(received).decode()
+    dropped = sum(
+        int(n.replace(",", "")) for n in re.findall(r"\(([\d,]+) log lines were dropped", text)
+    )
+    assert text.count(line) + dropped == 3000 and dropped > 0
+    assert text.endswith("after\n")
