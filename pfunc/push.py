@@ -101,10 +101,52 @@ class PushRegistrations:
         pushes = []
         for kind, token, topic, environment in rows:
             key = next((k for k in PAYLOAD_KEYS.get(kind, ()) if k in payloads), None)
-            if key is None:
+            if key is None or not _addressed(payloads[key], kind, token, topic, environment):
                 continue
-            push: dict[str, Any] = {"gateway": kind, "device": token, "payload": payloads[key]}
+            sent = _as_sent(payloads[key])
+            push: dict[str, Any] = {"gateway": kind, "device": token, "payload": sent}
             if topic:
                 push["topic"], push["environment"] = topic, environment
             pushes.append(push)
         return pushes
+
+
+# PubNub's own keys in a push payload: they address the push, and are not sent with it.
+_CONTROL_KEYS = ("pn_push", "pn_exceptions", "excluded_devices")
+
+
+def _as_sent(payload: Any) -> Any:
+    if not isinstance(payload, dict):
+        return payload
+    return {key: value for key, value in payload.items() if key not in _CONTROL_KEYS}
+
+
+def _addressed(payload: Any, kind: str, token: str, topic: str, environment: str) -> bool:
+    """Whether a device gets this payload: not one the publisher excluded (`pn_exceptions`,
+    and APNs' `excluded_devices`: "add the sending device's push token to this key", so a
+    sender gets no push of its own message), and for APNs2, one of the `pn_push` targets
+    when the payload names them (an app's topic and environment)."""
+    if not isinstance(payload, dict):
+        return True
+    excluded = [*_tokens(payload.get("pn_exceptions")), *_tokens(payload.get("excluded_devices"))]
+    targets = [
+        target
+        for push in payload.get("pn_push") or []
+        if isinstance(push, dict)
+        for target in push.get("targets") or []
+        if isinstance(target, dict)
+    ]
+    for target in targets:
+        excluded += _tokens(target.get("excluded_devices"))
+    if token.lower() in {device.lower() for device in excluded}:
+        return False
+    if kind != "apns2" or not targets:
+        return True
+    return any(
+        target.get("topic") == topic and target.get("environment", "development") == environment
+        for target in targets
+    )
+
+
+def _tokens(given: Any) -> list[str]:
+    return [token for token in given if isinstance(token, str)] if isinstance(given, list) else []

@@ -408,6 +408,48 @@ def test_channel_groups_are_managed_and_subscribed_to(clients):
     assert admin.call("channelGroups.listChannels", channelGroup="rooms")["channels"] == []
 
 
+def test_a_push_goes_to_its_targets_and_not_to_the_devices_it_excludes(clients, dev):
+    """PubNub: "add the sending device's push token" to pn_exceptions (excluded_devices for
+    APNs) so a sender gets no push of its own message; an APNs2 payload's pn_push targets
+    name the app (topic) and environment it is for. Neither key is sent with the push."""
+    import queue
+
+    app = clients("app")
+    apns = {"one": ("com.app.one", "development"), "two": ("com.app.two", "production")}
+    tokens = {"one": "aaaa1111", "two": "bbbb2222"}
+    for name, (topic, environment) in apns.items():
+        app.call(
+            "push.addChannels",
+            channels=["room.p"],
+            device=tokens[name],
+            pushGateway="apns2",
+            environment=environment,
+            topic=topic,
+        )
+    for token in ("fcm-me", "fcm-you"):
+        app.call("push.addChannels", channels=["room.p"], device=token, pushGateway="fcm")
+    target = {"environment": "development", "topic": "com.app.one"}
+    message = {
+        "pn_apns": {"aps": {"alert": "x"}, "pn_push": [{"targets": [target], "version": "v2"}]},
+        "pn_fcm": {"notification": {"title": "x"}, "pn_exceptions": ["fcm-me"]},
+    }
+    app.call("publish", channel="room.p", message=message)
+    pushes = [dev.wait_for(lambda e: e["type"] == "push" and e["channel"] == "room.p")]
+    with contextlib.suppress(queue.Empty):  # (a publish's pushes are logged together)
+        while True:
+            event = dev.events.get(timeout=0.5)
+            if event["type"] == "push" and event["channel"] == "room.p":
+                pushes.append(event)
+    assert sorted((p["gateway"], p["device"]) for p in pushes) == [
+        ("apns2", "aaaa1111"),
+        ("gcm", "fcm-you"),
+    ]
+    assert {p["gateway"]: p["payload"] for p in pushes} == {
+        "apns2": {"aps": {"alert": "x"}},
+        "gcm": {"notification": {"title": "x"}},
+    }
+
+
 def test_push_registrations_and_the_pushes_a_publish_would_send(clients, dev):
     app = clients("app")
     device = "a1b2c3d4e5f60718"
