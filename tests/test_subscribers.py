@@ -224,3 +224,23 @@ def test_big_log_stream_lines_are_kept_within_a_budget_not_by_count_alone():
     kept = buffer.after([("blocks-output-f", "blocks-output-f"), ("chat", "chat")], 0)
     assert len(kept) * line <= subscribers.SIZED_BUDGET + line
     assert [d.timetoken for d, _ in kept][-3:] == [199, 200, 201]  # the newest stay
+
+
+def test_catching_up_gets_what_pubnubs_queue_keeps_100_a_channel_for_5_minutes():
+    """PubNub's subscribe queue "holds onto messages for up to 5 minutes and is limited to
+    100 messages": a subscriber catching up from an old timetoken got all 5,000 kept,
+    of any age, so a reconnect that lost messages in production lost none here."""
+    import time
+
+    log = MessageLog("sub-c-x")
+    stale = time.monotonic() - subscribers.CATCH_UP_SECONDS - 1
+    log.add(Delivery(1, "b", "old", None, at=stale))
+    for n in range(2, 152):
+        log.add(Delivery(n, "a", n, None))
+    log.add(Delivery(152, "b", "new", None))
+    caught_up = log.after([("a", "a"), ("b", "b")], 0)
+    by_channel = {
+        channel: [d.payload for d, _ in caught_up if d.channel == channel] for channel in "ab"
+    }
+    assert by_channel == {"a": list(range(52, 152)), "b": ["new"]}
+    assert [d.payload for d, _ in log.after([("a", "a")], 149)] == [150, 151]  # up to date

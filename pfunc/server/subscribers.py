@@ -8,7 +8,7 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pfunc.channels import channel_matches
@@ -35,6 +35,7 @@ class Delivery:
     # Characters counted against the buffer's budget (a log stream line's: up to 1 MiB
     # each, where a publish is 32 KiB at most and counted by the buffer's length alone).
     size: int = 0
+    at: float = field(default_factory=time.monotonic)  # when it was added (catch-up's age)
 
 
 PRESENCE = "-pnpres"
@@ -54,6 +55,10 @@ def subscription_matches(pattern: str, channel: str) -> bool:
 # What the buffer's sized deliveries (log stream lines) may hold in all: 5,000 console
 # lines of up to 1 MiB each had kept ~1 MB per request, up to gigabytes, watched or not.
 SIZED_BUDGET = 32 << 20
+
+# PubNub's subscribe queue (its support articles): 100 messages a channel, 5 minutes.
+CATCH_UP_PER_CHANNEL = 100
+CATCH_UP_SECONDS = 300.0
 
 # A waiting long-poll whose client has gone is noticed within this many seconds (its
 # socket closed: a page reloaded mid-poll), rather than at its timeout (280 s).
@@ -147,7 +152,26 @@ class MessageLog:
         """Deliveries newer than `timetoken` on channels the (pattern, subscription) pairs
         match, with the subscription that matched (a channel group's name, a wildcard);
         messages and signals only if `accept` (a subscriber's filter) takes them."""
-        return self._matching(self._entries, patterns, timetoken, accept)
+        return self._matching(self._catch_up(timetoken), patterns, timetoken, accept)
+
+    def _catch_up(self, timetoken: int) -> list[Delivery]:
+        """What a subscriber asking from `timetoken` may still get: PubNub's queue "holds
+        onto messages for up to 5 minutes and is limited to 100 messages" a channel, the
+        older ones "overflowing the queue and getting discarded"; a reconnect that counts
+        on more loses them in production, so it does here."""
+        oldest = time.monotonic() - CATCH_UP_SECONDS
+        counts: dict[str, int] = {}
+        kept = []
+        for delivery in reversed(self._entries):
+            if delivery.at < oldest:
+                break  # (kept in the order they came)
+            if delivery.timetoken <= timetoken:
+                continue
+            seen = counts[delivery.channel] = counts.get(delivery.channel, 0) + 1
+            if seen <= CATCH_UP_PER_CHANNEL:
+                kept.append(delivery)
+        kept.reverse()
+        return kept
 
     @staticmethod
     def _matching(
