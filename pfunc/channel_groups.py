@@ -11,6 +11,12 @@ from pfunc.store import KVStore
 # PubNub's limit on one add: "up to 200 channels to a channel group per API call" (its
 # channel groups reference). A larger add fails there, so it fails here.
 MAX_CHANNELS_PER_ADD = 200
+# PubNub: "a channel group that holds up to 2,000 channels" (its channel-group limits).
+MAX_CHANNELS_PER_GROUP = 2000
+
+
+class GroupFull(ValueError):
+    """An add that would take a group past MAX_CHANNELS_PER_GROUP: nothing is added."""
 
 
 def add_problem(channels: list[str]) -> str | None:
@@ -34,6 +40,13 @@ class ChannelGroups:
             listener()
 
     async def add(self, group: str, channels: list[str]) -> None:
+        held = set(await self.channels(group))
+        total = len(held | set(channels))
+        if total > MAX_CHANNELS_PER_GROUP:
+            raise GroupFull(
+                f"channel group {group!r} would hold {total:,} channels: PubNub's groups "
+                f"hold at most {MAX_CHANNELS_PER_GROUP:,}"
+            )
         for channel in channels:
             await self.store.execute(
                 "INSERT OR IGNORE INTO channel_groups(keyset,grp,channel) VALUES(?,?,?)",

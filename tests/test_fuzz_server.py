@@ -628,3 +628,17 @@ def test_a_named_jsonp_callback_wraps_the_answer(dev):
     # A function's own answer is its own.
     status, _, body = dev.request("GET", "/v1/blocks/sub-key/sub-c-z/api?callback=cb")
     assert json.loads(body)["query"] == {"callback": "cb"}
+
+
+def test_a_channel_group_holds_at_most_2000_channels(dev):
+    """PubNub: "a channel group that holds up to 2,000 channels"; eleven adds of 200 made
+    one of 2,200 here."""
+    base = "/v1/channel-registration/sub-key/sub-c-z/channel-group/full"
+    for start in range(0, 2000, 200):
+        names = ",".join(f"c{n}" for n in range(start, start + 200))
+        assert dev.request("GET", f"{base}?add={names}")[0] == 200
+    status, _, body = dev.request("GET", f"{base}?add=c1,one.more")
+    assert status == 400 and "at most 2,000" in json.loads(body)["message"]
+    assert dev.request("GET", f"{base}?add=c1,c2")[0] == 200  # already in: no more than 2,000
+    listed = json.loads(dev.request("GET", base)[2])["payload"]["channels"]
+    assert len(listed) == 2000 and "one.more" not in listed
