@@ -135,3 +135,33 @@ def test_a_reader_that_stops_reading_holds_no_writer_of_the_log():
     )
     assert text.count(line) + dropped == 3000 and dropped > 0
     assert text.endswith("after\n")
+
+
+def test_a_drop_notice_stands_where_the_lines_were_dropped_and_is_written_at_once():
+    """A drop during the last write was never said (nothing came after to carry the
+    notice), and a notice followed lines queued after the drop."""
+    import os
+    import threading
+
+    from pfunc.server.log_pump import StdoutPump
+
+    reading, writing = os.pipe()
+    stream = os.fdopen(writing, "w", encoding="utf-8")
+    pump = StdoutPump(lambda: stream, limit=100_000)
+    pump.put("a" * 99_999 + "\n")  # (more than the pipe holds: the writer waits on it)
+    pump.put("dropped\n")
+    received = []
+    reader = threading.Thread(
+        target=lambda: received.extend(iter(lambda: os.read(reading, 1 << 16), b""))
+    )
+    reader.start()
+    assert pump.drain(10)
+    pump.put("later\n")
+    assert pump.drain(10)
+    stream.close()
+    reader.join(10)
+    os.close(reading)
+    text = b"".join(received).decode()
+    assert text.endswith("a\n(1 log lines were dropped: the output was not read)\nlater\n"), text[
+        -120:
+    ]

@@ -216,14 +216,19 @@ def test_big_log_stream_lines_are_kept_within_a_budget_not_by_count_alone():
     """A function logging 1 MB a request kept ~1 MB a request in the delivery buffer
     (5,000 entries kept, watched or not): gigabytes under load. Sized deliveries (the log
     stream's lines) now give way, oldest first, past SIZED_BUDGET."""
-    buffer = MessageLog("sub-c-x")
+    buffer = MessageLog("sub-c-x", keep=300)
     line = 1 << 20
-    for n in range(1, 201):
+    for n in range(1, 51):  # publishes: counted by the buffer's length, never let go for size
+        buffer.add(Delivery(n, "chat", {"text": n}, None))
+    for n in range(51, 251):
         buffer.add(Delivery(n, "blocks-output-f", {"message": "..."}, None, size=line))
-    buffer.add(Delivery(201, "chat", {"text": "hi"}, None))  # a publish: counted by length
-    kept = buffer.after([("blocks-output-f", "blocks-output-f"), ("chat", "chat")], 0)
-    assert len(kept) * line <= subscribers.SIZED_BUDGET + line
-    assert [d.timetoken for d, _ in kept][-3:] == [199, 200, 201]  # the newest stay
+    logs = buffer.after([("blocks-output-f", "blocks-output-f")], 0)
+    assert len(logs) * line <= subscribers.SIZED_BUDGET
+    assert [d.timetoken for d, _ in logs][-2:] == [249, 250]  # the newest stay
+    assert [d.payload["text"] for d, _ in buffer.after([("chat", "chat")], 0)] == list(range(1, 51))
+    for n in range(251, 600):  # past the buffer's length: each goes in turn, as counted
+        buffer.add(Delivery(n, "blocks-output-f", {"message": "..."}, None, size=line))
+    assert buffer._sized <= subscribers.SIZED_BUDGET and len(buffer._sized_entries) <= 32
 
 
 def test_catching_up_gets_what_pubnubs_queue_keeps_100_a_channel_for_5_minutes():

@@ -90,8 +90,8 @@ class HostCall(Coroutine[Any, Any, Any]):
 
     def result(self) -> Any:
         value, error = self._perform()
-        if error is not None:
-            raise error from None
+        if error is not None:  # (its traceback from here, however often it is raised)
+            raise error.with_traceback(None) from None
         return value
 
     def __await__(self):  # type: ignore[no-untyped-def]
@@ -100,7 +100,7 @@ class HostCall(Coroutine[Any, Any, Any]):
         # frame, and a traceback it prints shows no frame of pfunc's.
         future = asyncio.get_event_loop().create_future()
         if error is not None:
-            future.set_exception(error)
+            future.set_exception(error.with_traceback(None))
         else:
             future.set_result(value)
         return future.__await__()
@@ -173,18 +173,20 @@ _CALLBACK_METHODS = {"jwt.verify": "at once", "jwt.sign": "after"}
 
 def _with_callback(builtin: str, args: tuple[Any, ...]) -> Any:
     when = _CALLBACK_METHODS.get(builtin)
-    if when is None or not args or not callable(args[-1]):
+    # (token or payload, key, [options], callback): a function in the key's place is no
+    # callback, and the host says what JavaScript says of it.
+    if when is None or len(args) < 3 or not callable(args[-1]):
         return _call_host("builtin", builtin, args)
     callback = args[-1]
     try:
         answer: tuple[Any, Any] = (None, _call_host("builtin", builtin, args[:-1]))
-    except HandlerError as error:
+    except (HandlerError, TypeError, ValueError) as error:
         answer = (error, None)
     try:
         loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:  # a sync handler: no code of its own runs on after the call
         loop = None
-    if when == "after" and loop is not None:
+    if when == "after" and loop is not None and answer[0] is None:  # (an error: at once)
         loop.call_soon(callback, *answer)
     else:
         callback(*answer)

@@ -36,6 +36,7 @@ class Delivery:
     # each, where a publish is 32 KiB at most and counted by the buffer's length alone).
     size: int = 0
     at: float = field(default_factory=time.monotonic)  # when it was added (catch-up's age)
+    gone: bool = False  # a sized one let go for the budget: kept in order, read by nobody
 
 
 PRESENCE = "-pnpres"
@@ -116,6 +117,7 @@ class MessageLog:
         self.subscribe_key = subscribe_key
         self._entries: deque[Delivery] = deque(maxlen=keep)
         self._sized = 0  # the kept deliveries' sizes: at most SIZED_BUDGET
+        self._sized_entries: deque[Delivery] = deque()  # those with a size, oldest first
         self._appended = 0  # deliveries ever added: what a waiter has read up to
         self._waiting: dict[str | tuple[str, bool], set[_Waiter]] = {}
         self._grouped: set[_Waiter] = set()
@@ -134,17 +136,24 @@ class MessageLog:
             waiter.wake()
 
     def add(self, delivery: Delivery) -> None:
-        entries = self._entries
-        if len(entries) == entries.maxlen:  # the oldest goes as this one comes
-            self._sized -= entries[0].size
+        entries, sized = self._entries, self._sized_entries
+        if len(entries) == entries.maxlen and sized and sized[0] is entries[0]:
+            self._let_go(sized.popleft())  # the oldest goes as this comes (if still counted)
         entries.append(delivery)
-        self._sized += delivery.size
-        while self._sized > SIZED_BUDGET and len(entries) > 1:  # big log lines: the oldest go
-            self._sized -= entries.popleft().size
+        if delivery.size:
+            sized.append(delivery)
+            self._sized += delivery.size
+            while self._sized > SIZED_BUDGET and len(sized) > 1:  # the oldest big log lines
+                self._let_go(sized.popleft())  # go, never a publish (counted by length)
         self._appended += 1
         for key in _keys_of(delivery.channel):
             for waiter in self._waiting.get(key, ()):
                 waiter.wake()
+
+    def _let_go(self, delivery: Delivery) -> None:
+        if not delivery.gone:
+            delivery.gone, delivery.payload = True, None  # (its text freed now)
+            self._sized -= delivery.size
 
     def after(
         self, patterns: list[tuple[str, str]], timetoken: int, accept: Predicate | None = None
@@ -182,7 +191,7 @@ class MessageLog:
     ) -> list[tuple[Delivery, str]]:
         found = []
         for delivery in deliveries:
-            if delivery.timetoken <= timetoken:
+            if delivery.timetoken <= timetoken or delivery.gone:
                 continue
             if (
                 accept is not None
