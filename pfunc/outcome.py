@@ -223,15 +223,20 @@ def conclude(
         result.abort_reason = completion.get("reason")
 
 
-def _checked_headers(result: Result, headers: dict[str, str]) -> dict[str, str] | None:
-    """The response's headers as the server can send them; None (and the outcome an
-    error) when one cannot be sent at all. Framing headers are the server's: dropped."""
-    kept: dict[str, str] = {}
+def _checked_headers(
+    result: Result, headers: dict[str, str | list[str]]
+) -> dict[str, str | list[str]] | None:
+    """The response's headers as the server can send them (a list: one line a value);
+    None (and the outcome an error) when one cannot be sent at all. Framing headers are
+    the server's: dropped. Names are one whatever their case, as Node's setHeader takes
+    them: the last set wins."""
+    kept: dict[str, tuple[str, str | list[str]]] = {}
     for name, value in headers.items():
+        values = value if isinstance(value, list) else [value]
         problem = None
         if not _HEADER_NAME.fullmatch(name):
             problem = "is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~)"
-        elif _HEADER_VALUE_FORBIDDEN.search(value):
+        elif any(_HEADER_VALUE_FORBIDDEN.search(text) for text in values):
             problem = (
                 "has a character a header cannot carry in its value (a line break or other "
                 "control character, or one past U+00FF)"
@@ -248,8 +253,8 @@ def _checked_headers(result: Result, headers: dict[str, str]) -> dict[str, str] 
                 "and writes that header itself"
             )
             continue
-        kept[name] = value
-    return kept
+        kept[name.lower()] = (name, value)
+    return dict(kept.values())
 
 
 def never_settled(

@@ -45,7 +45,8 @@ def render_result(result: Result, terminal: Terminal | None = None) -> None:
         out.line("")
         out.line(("Response", "bold"), f" {response['status']}")
         for name, value in response["headers"].items():
-            out.line(f"  {name}: {value}")
+            for text in value if isinstance(value, list) else [value]:  # a line a value
+                out.line(f"  {name}: {text}")
         out.line(_body(response["body"]))
     if result.outcome == "abort":
         reason = result.abort_reason if result.abort_reason is not None else "(no reason)"

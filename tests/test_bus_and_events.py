@@ -503,7 +503,7 @@ def test_a_publish_made_before_the_deadline_is_delivered_after_it(tmp_path):
     server = InProcessDev(tmp_path)
     try:
         status, _, body = server.request("GET", "/v1/blocks/sub-key/sub-c-late/parent")
-        assert status == 500 and "time limit" in body
+        assert status == 503 and "time limit" in body
         history = "/v2/history/sub-key/sub-c-late/channel/slow.target"
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:

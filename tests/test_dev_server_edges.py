@@ -357,7 +357,7 @@ def test_dev_record_replays_off_the_servers_loop(tmp_path: Path):
     (tmp_path / "ok.js").write_text("export default (request, response) => response.send('ok');\n")
     server = DevProcess(tmp_path, "--no-intervals", "--record", "tests/rec.test.toml")
     try:
-        assert server.request("GET", "/v1/blocks/sub-key/sub-c-rr/spin")[0] == 500
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-rr/spin")[0] == 503
         # The runaway's replay is under way now, for the next 2 s.
         assert server.request("GET", "/v1/blocks/sub-key/sub-c-rr/ok")[0] == 200
         seen = []
@@ -905,5 +905,41 @@ def test_publishers_faster_than_an_after_function_wait_for_it_instead_of_losing_
             for _ in range(300)
         ]
         assert outcomes == ["ok"] * 300
+    finally:
+        server.stop()
+
+
+def test_response_headers_as_nodes_set_header_takes_them_and_a_timeout_is_503(tmp_path):
+    """Two cookies went out folded into one Set-Cookie line (a browser kept the first
+    only); a header set twice in two cases went out twice; an undefined header went out
+    as the text "undefined"; and a time limit answered 500 where PubNub's troubleshooting
+    page gives 503 ("Request processing exceeded the maximum allowed time")."""
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-h"\npublish_key = "pub-c-h"\n[limits]\ntimeout = 1\n'
+        '[[functions]]\nname = "login"\nfile = "login.js"\nevent = "on-request"\npath = "login"\n'
+        '[[functions]]\nname = "spin"\nfile = "spin.js"\nevent = "on-request"\npath = "spin"\n'
+    )
+    (tmp_path / "login.js").write_text(
+        "export default (request, response) => {\n"
+        "  response.headers['Set-Cookie'] = ['session=abc; Path=/', 'theme=dark; Path=/'];\n"
+        "  response.headers['X-Thing'] = 'A';\n"
+        "  response.headers['x-thing'] = 'B';\n"
+        "  if (request.query.copy) response.headers['X-Id'] = request.headers['x-id'];\n"
+        "  return response.send({ ok: true });\n"
+        "};\n"
+    )
+    (tmp_path / "spin.js").write_text("export default () => { for (;;) {} };\n")
+    server = InProcessDev(tmp_path)
+    try:
+        with urllib.request.urlopen(f"{server.base}/v1/blocks/sub-key/sub-c-h/login") as answer:
+            assert answer.headers.get_all("Set-Cookie") == [
+                "session=abc; Path=/",
+                "theme=dark; Path=/",
+            ]
+            assert answer.headers.get_all("X-Thing") == ["B"]  # the last set wins
+        status, _, body = server.request("GET", "/v1/blocks/sub-key/sub-c-h/login?copy=1")
+        assert status == 500 and 'header "X-Id" is undefined' in json.loads(body)["message"]
+        status, _, body = server.request("GET", "/v1/blocks/sub-key/sub-c-h/spin")
+        assert status == 503 and "time limit" in json.loads(body)["message"]
     finally:
         server.stop()

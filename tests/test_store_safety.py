@@ -346,7 +346,7 @@ def test_a_dev_server_write_waiting_for_the_lock_past_the_time_limit_never_commi
             holder.close()
         asking.join(30)
         status, _, body = answer[0]
-        assert status == 500 and "time limit" in json.loads(body)["message"], body
+        assert status == 503 and "time limit" in json.loads(body)["message"], body
         with sqlite3.connect(tmp_path / ".pfunc" / "kv.sqlite3") as store:
             (hits,) = store.execute("SELECT value FROM counters WHERE key='hits'").fetchone()
         assert hits == 1

@@ -927,8 +927,18 @@ var console;
       status: 200,
       headers: {},
       send: function __pfunc_send(body, status) {
+        // As Node's setHeader takes them: an array is one header line a value (several
+        // Set-Cookie lines; joined, a browser keeps only the first cookie), and undefined
+        // is refused (a request header copied over that the request did not carry).
         const headers = {};
-        for (const key of Object.keys(response.headers || {})) headers[key] = String(response.headers[key]);
+        for (const key of Object.keys(response.headers || {})) {
+          const value = response.headers[key];
+          if (value === undefined) {
+            throw new TypeError("response.send(): the value of header " + __pfunc_stringify(key) +
+              " is undefined; set it to text, or delete it");
+          }
+          headers[key] = Array.isArray(value) ? value.map(String) : String(value);
+        }
         const text = __pfunc_sentText(body, headers);
         const code = status !== undefined ? Number(status) : Number(response.status);
         if (!Number.isInteger(code) || code < 200 || code > 599) { // (a 1xx is no final answer)

@@ -371,7 +371,10 @@ class Response:
         self.headers: dict[str, str] = {}
 
     def send(self, body: Any = None, status: int | None = None) -> Settled:
-        headers = {str(k): js_string(v) for k, v in self.headers.items()}
+        headers = {  # a list: one header line a value (several Set-Cookie), as in JavaScript
+            str(k): [js_string(x) for x in v] if isinstance(v, list | tuple) else js_string(v)
+            for k, v in self.headers.items()
+        }
         if body is None:
             text = ""
         elif isinstance(body, str):

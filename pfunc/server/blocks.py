@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from pfunc.events import KINDS, REQUEST, EventSpec, RequestEvent, build_event
 from pfunc.project import FunctionConfig
@@ -117,10 +118,19 @@ class Blocks:
         result = await self.state.engine.functions.executor(function).run(event)
         if result.outcome != "response" or result.response is None:
             error = result.error.message if result.error else "the function did not respond"
-            return pubnub_error(500, f'function "{function.name}" failed: {error}', "blocks")
+            # PubNub's troubleshooting page: 503, "Request processing exceeded the maximum
+            # allowed time. Retry the request" (a time limit, or no instance free in it).
+            timed_out = result.error is not None and result.error.type == "TimeoutError"
+            failed = f'function "{function.name}" failed: {error}'
+            return pubnub_error(503 if timed_out else 500, failed, "blocks")
         response = result.response
-        status, headers = int(response["status"]), response["headers"]
-        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
+        status = int(response["status"])
+        headers = CIMultiDict(  # one line a value of a list (several Set-Cookie)
+            (name, text)
+            for name, value in response["headers"].items()
+            for text in (value if isinstance(value, list) else [value])
+        )
+        content_type = headers.get("content-type")
         if content_type is not None:
             # The handler's own content type, as it wrote it (aiohttp would add a charset),
             # and the text in the charset it names.
