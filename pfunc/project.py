@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pfunc.channels import PRESENCE_SUFFIX, default_channel
-from pfunc.events import KINDS, Keyset
+from pfunc.events import KINDS, Event, Keyset, RequestEvent
 from pfunc.jsonio import well_formed
 
 PROJECT_FILE = "pfunc.toml"
@@ -34,6 +34,15 @@ class FunctionConfig:
         if KINDS[self.event].trigger == "presence":
             return channel.removesuffix(PRESENCE_SUFFIX)
         return channel
+
+    def place_request(self, event: Event, subscribe_key: str) -> None:
+        """Give a request event for this on-request function the `uri` pfunc dev gives
+        it: the function's own path, then the request's (`pfunc run`, scenarios). A path
+        with a `*` names no one URL: the event keeps its own."""
+        route = (self.path or "").removesuffix("/*").strip("/")  # (session/* serves session/x)
+        if isinstance(event, RequestEvent) and event.uri is None and route and "*" not in route:
+            rest = "" if event.path == "/" else event.path
+            event.uri = f"/v1/blocks/sub-key/{subscribe_key}/{route}{rest}"
 
 
 @dataclass

@@ -1032,3 +1032,18 @@ def test_a_usage_error_shows_a_name_s_control_characters_escaped(tmp_path):
     """send-file's 'no such file' printed a path's escape sequence raw."""
     named = invoke_cli("send-file", "chat", "tab\x01\x1b[2J.txt", cwd=tmp_path)
     assert named.code == 2 and "tab\\x01\\x1b[2J.txt: no such file" in named.stderr
+
+
+def test_a_named_functions_request_has_the_uri_pfunc_dev_gives_it(tmp_path):
+    """request.uri under pfunc run (and in scenarios) lacked the function's own path,
+    which pfunc dev's holds (/v1/blocks/sub-key/KEY/session/login)."""
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-u"\n'
+        '[[functions]]\nname = "sessions"\nfile = "echo.js"\nevent = "on-request"\n'
+        'path = "session/*"\n'
+    )
+    (tmp_path / "echo.js").write_text(
+        "export default (request, response) => response.send(request.uri);"
+    )
+    run = invoke_cli("run", "sessions", "--path", "/login", "--json", cwd=tmp_path)
+    assert json.loads(run.stdout)["response"]["body"] == "/v1/blocks/sub-key/sub-c-u/session/login"

@@ -199,6 +199,8 @@ def prepare_run(target: str, **flags: Any) -> RunPlan:
         spell=spell_flag,
         can_choose_kind=True,
     )
+    if function is not None:
+        function.place_request(event, session.keyset.subscribe_key)
     return RunPlan(session, handler, function, event)
 
 

@@ -139,12 +139,15 @@ class ScenarioRun:
         payload = step.payload if isinstance(step.payload, dict) else {}
         try:
             kind = kind_for_trigger(step.trigger, step.event, function.event if function else None)
-            return build_event(
+            event = build_event(
                 kind,
                 EventSpec.from_mapping(payload, f"the {step.trigger} of this step"),
                 default_channel=function.default_channel if function else DEFAULT_CHANNEL,
                 now_ms=self.runtime.clock.now_ms(),
             )
+            if function is not None:
+                function.place_request(event, self.runtime.keyset.subscribe_key)
+            return event
         except (PfuncUsageError, TypeError) as error:
             raise PfuncUsageError(f"{where}: {error}") from None
 
