@@ -23,7 +23,14 @@ from pfunc.file_messages import keep_file
 from pfunc.jsonio import well_formed
 from pfunc.limits import SEND_LESS, Budget, Profile, message_limit, message_size, size_problem
 from pfunc.modules.calls import CallContext
-from pfunc.outcome import conclude, handler_error, mask_secrets, memory_error, timeout_error
+from pfunc.outcome import (
+    TIME_LIMIT,
+    conclude,
+    handler_error,
+    mask_secrets,
+    memory_error,
+    timeout_error,
+)
 from pfunc.pubnub_data import PubNubData
 from pfunc.result import ExecutionError, Publisher, Result
 from pfunc.runtime import Runtime
@@ -174,6 +181,7 @@ class Executor:
             f"of this function at once were busy for the whole {limit or 0:g} s time limit "
             "(executions that each run to the limit, say), so this event was not run. PubNub "
             "starts more instances; look for what keeps them busy",
+            code=TIME_LIMIT,
         )
         for observer in self.runtime.observers:
             observer(result)

@@ -55,6 +55,11 @@ def memory_error(display_path: str, profile: Profile) -> ExecutionError:
     )
 
 
+# The code of pfunc's own time-limit errors (a handler cannot give its errors one of
+# pfunc's codes): pfunc dev answers them 503, as PubNub does a request past its limit.
+TIME_LIMIT = "TIME_LIMIT"
+
+
 def timeout_error(
     stop: SandboxInterrupted | None,
     display_path: str,
@@ -96,6 +101,7 @@ def timeout_error(
         stack,
         display_path,
         location,
+        TIME_LIMIT,
     )
 
 
@@ -228,8 +234,8 @@ def _checked_headers(
 ) -> dict[str, str | list[str]] | None:
     """The response's headers as the server can send them (a list: one line a value);
     None (and the outcome an error) when one cannot be sent at all. Framing headers are
-    the server's: dropped. Names are one whatever their case, as Node's setHeader takes
-    them: the last set wins."""
+    the server's: dropped, and so is an empty list (no line, as in Node). Names are one
+    whatever their case, as Node's setHeader takes them: the last in the object's order."""
     kept: dict[str, tuple[str, str | list[str]]] = {}
     for name, value in headers.items():
         values = value if isinstance(value, list) else [value]
@@ -253,7 +259,8 @@ def _checked_headers(
                 "and writes that header itself"
             )
             continue
-        kept[name.lower()] = (name, value)
+        if value != []:  # (no line at all, as Node sends none)
+            kept[name.lower()] = (name, value)
     return dict(kept.values())
 
 

@@ -928,9 +928,17 @@ def test_response_headers_as_nodes_set_header_takes_them_and_a_timeout_is_503(tm
         "  return response.send({ ok: true });\n"
         "};\n"
     )
-    (tmp_path / "spin.js").write_text("export default () => { for (;;) {} };\n")
+    (tmp_path / "spin.js").write_text(
+        "export default (request) => {\n"
+        "  if (request.query.own) { const e = new Error('slow upstream'); e.name = 'TimeoutError';"
+        " throw e; }\n"
+        "  for (;;) {}\n"
+        "};\n"
+    )
     server = InProcessDev(tmp_path)
     try:
+        # A handler's own error named TimeoutError is the handler's failure: 500.
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-h/spin?own=1")[0] == 500
         with urllib.request.urlopen(f"{server.base}/v1/blocks/sub-key/sub-c-h/login") as answer:
             assert answer.headers.get_all("Set-Cookie") == [
                 "session=abc; Path=/",

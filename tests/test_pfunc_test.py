@@ -186,6 +186,33 @@ publish = {{ message = {{}} }}
         assert ": kvstore." in said and "(line 13 of s.test.toml)" in said, said
 
 
+def test_a_header_of_several_lines_is_expected_as_a_list_and_saved_as_its_first(tmp_path):
+    (tmp_path / "login.js").write_text(
+        "export default (request, response) => {\n"
+        "  response.headers['Set-Cookie'] = ['session=abc; Path=/', 'theme=dark; Path=/'];\n"
+        "  response.headers['X-Empty'] = [];\n"
+        "  return response.send(request.headers.cookie || 'none');\n"
+        "};\n"
+    )
+    (tmp_path / "login.test.toml").write_text(
+        '[[scenario]]\nname = "cookies"\nfile = "login.js"\n'
+        "[[scenario.step]]\n"
+        'request = { method = "POST" }\n'
+        'expect = { headers = { set-cookie = ["session=abc; Path=/", "theme=dark; Path=/"] } }\n'
+        'save = { cookie = "response.headers.set-cookie" }\n'
+        "[[scenario.step]]\n"
+        'request = { headers = { cookie = "${cookie}" } }\n'
+        'expect = { body = "session=abc; Path=/" }\n'
+    )
+    run = run_cli("test", "login.test.toml", "--json", cwd=tmp_path)
+    assert run.code == 0, run.stdout
+    # No line at all for an empty list, as Node sends none.
+    report = invoke_cli(
+        "run", tmp_path / "login.js", "--event", "on-request", "--json", cwd=tmp_path
+    )
+    assert "X-Empty" not in json.loads(report.stdout)["response"]["headers"]
+
+
 def test_malformed_scenarios_exit_2_with_the_line(project):
     bad = project / "examples" / "bad.test.toml"
     bad.write_text(

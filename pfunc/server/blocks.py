@@ -9,6 +9,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from pfunc.events import KINDS, REQUEST, EventSpec, RequestEvent, build_event
+from pfunc.outcome import TIME_LIMIT
 from pfunc.project import FunctionConfig
 from pfunc.request_fields import first_values, joined_headers
 from pfunc.server.state import DevState
@@ -120,7 +121,7 @@ class Blocks:
             error = result.error.message if result.error else "the function did not respond"
             # PubNub's troubleshooting page: 503, "Request processing exceeded the maximum
             # allowed time. Retry the request" (a time limit, or no instance free in it).
-            timed_out = result.error is not None and result.error.type == "TimeoutError"
+            timed_out = result.error is not None and result.error.code == TIME_LIMIT
             failed = f'function "{function.name}" failed: {error}'
             return pubnub_error(503 if timed_out else 500, failed, "blocks")
         response = result.response

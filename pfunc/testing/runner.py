@@ -276,6 +276,8 @@ class ScenarioRun:
                     # A header's name in any case, as expect.headers reads it.
                     named = [v for k, v in value.items() if k.lower() == key.lower()]
                     value = named[0] if named else _NOTHING
+                    if isinstance(value, list):  # several lines (Set-Cookie): the first
+                        value = value[0] if value else _NOTHING
                 else:
                     value = value.get(key, _NOTHING)
             if value is _NOTHING:

@@ -49,6 +49,12 @@ def _error_shape(value: Any) -> bool:
 
 
 # Each expectation, what it takes, and how to say so (one table: the keys are its keys).
+def _header_value(value: Any) -> bool:
+    return isinstance(value, str) or (
+        isinstance(value, list) and all(isinstance(item, str) for item in value)
+    )
+
+
 EXPECTATIONS: dict[str, tuple[Any, str]] = {
     "outcome": (lambda v: v in OUTCOMES, f"one of {', '.join(OUTCOMES)}"),
     "delivered": (lambda v: isinstance(v, bool), "true or false"),
@@ -56,8 +62,9 @@ EXPECTATIONS: dict[str, tuple[Any, str]] = {
     "message": (lambda v: True, "any value"),
     "status": (lambda v: _whole(v) and 100 <= v <= 599, "an HTTP status code"),
     "headers": (
-        lambda v: isinstance(v, dict) and all(isinstance(i, str) for i in v.values()),
-        'a table of texts, e.g. headers = { "content-type" = "text/plain" }',
+        lambda v: isinstance(v, dict) and all(_header_value(i) for i in v.values()),
+        'a table of texts (a list for a header of several lines), e.g. headers = '
+        '{ "content-type" = "text/plain", "set-cookie" = ["a=1", "b=2"] }',
     ),
     "body": (lambda v: isinstance(v, str), "text"),
     "json": (lambda v: True, "any value"),
