@@ -27,7 +27,7 @@ from pfunc.access import AccessManager, AccessProblem, Refusal
 from pfunc.access_tokens import PERMISSIONS, TokenError, decode
 from pfunc.numbers import whole_number
 from pfunc.server.state import DevState
-from pfunc.server.wire import names, wire_json
+from pfunc.server.wire import NOT_PUBNUB_PREFIXES, names, wire_json
 
 READ, WRITE, MANAGE, DELETE = (PERMISSIONS[p] for p in ("read", "write", "manage", "delete"))
 GET, UPDATE, JOIN = (PERMISSIONS[p] for p in ("get", "update", "join"))
@@ -127,10 +127,8 @@ RULES: dict[tuple[str, str], Needs] = {
     ("GET", _FILES + "/files/{id}/{name}"): ((*_CHANNEL, READ),),
     ("DELETE", _FILES + "/files/{id}/{name}"): ((*_CHANNEL, DELETE),),
 }
-# pfunc's own endpoints (the trigger, the console and its page at the root, uploads
-# checked by their signed policy) and on-request functions are not PubNub's and not
-# subject to Access Manager (the console answers loopback clients only).
-EXEMPT_PREFIXES = ("/pfunc/", "/v1/blocks/")
+# pfunc's own endpoints and on-request functions are not PubNub's and not subject to
+# Access Manager; nor is the console's page at the root (it answers loopback only).
 EXEMPT_ROUTES = ("/",)
 
 
@@ -139,7 +137,7 @@ def needs_of(request: web.Request) -> Needs | None:
     route = request.match_info.route
     resource = route.resource
     canonical = resource.canonical if resource is not None else ""
-    if not canonical or canonical.startswith(EXEMPT_PREFIXES) or canonical in EXEMPT_ROUTES:
+    if not canonical or canonical.startswith(NOT_PUBNUB_PREFIXES) or canonical in EXEMPT_ROUTES:
         return None
     method = "GET" if request.method == "HEAD" else request.method
     return RULES.get((method, canonical), SIGNED)

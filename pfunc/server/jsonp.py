@@ -5,11 +5,11 @@ for script-tag clients. The SDKs always send "0"."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+from pfunc.server.guards import Handler
+from pfunc.server.wire import NOT_PUBNUB_PREFIXES
 
 # A callback is a JavaScript name, or a dotted path of names: anything else is script a
 # page did not mean to run (the name is echoed into the answer), and is not wrapped.
@@ -20,7 +20,7 @@ def callback_of(request: web.Request) -> str | None:
     """The callback to wrap the answer in; None for PubNub's "0", for a name that is no
     JavaScript name, and on a function's own route or pfunc's own (their answers are
     their own)."""
-    if request.path.startswith(("/v1/blocks/", "/pfunc/")):
+    if request.path.startswith(NOT_PUBNUB_PREFIXES):
         return None
     named = request.match_info.get("callback") or request.query.get("callback", "")
     if named in ("", "0") or len(named) > 128 or not _CALLBACK.fullmatch(named):

@@ -4,14 +4,13 @@ time, and a path whose escapes decode to text."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from pfunc.server.wire import pubnub_error, undecodable
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+from pfunc.server.guards import Handler
+from pfunc.server.wire import NOT_PUBNUB_PREFIXES, pubnub_error, undecodable
 
 # aiohttp's keep-alive limit covers a request's line and headers, never its body, so a
 # client announcing 100 bytes and sending 4 held its connection and handler for good (one
@@ -23,15 +22,14 @@ BODY_PROGRESS_BYTES = 1024
 
 # Routes that answer an undecodable name in their own shape (publish's [0, "Invalid
 # Channel", tt], subscribe's and presence's Invalid Channel), and those whose paths are
-# not PubNub's names: a function's own path, pfunc's endpoints.
+# not PubNub's names.
 _OWN_ANSWER = (
     "/publish/",
     "/signal/",
     "/v1/files/publish-file/",
     "/v2/subscribe/",
     "/subscribe/",
-    "/v1/blocks/",
-    "/pfunc/",
+    *NOT_PUBNUB_PREFIXES,
 )
 _OWN_ENDINGS = ("/heartbeat", "/leave")
 

@@ -21,6 +21,12 @@ from pfunc.channels import PRESENCE_SUFFIX, channel_problem, has_control_charact
 _COMPACT = partial(json.dumps, separators=(",", ":"))
 
 
+# pfunc's own endpoints (the console, /pfunc/run, uploads checked by their signed policy)
+# and on-request functions' routes: not PubNub's API, so none of its rules (Access
+# Manager, JSONP, its names' escapes) applies to them.
+NOT_PUBNUB_PREFIXES = ("/pfunc/", "/v1/blocks/")
+
+
 def wire_json(body: Any, status: int = 200) -> web.Response:
     """A PubNub service's JSON answer, written as that service writes it (compact)."""
     return web.json_response(body, status=status, dumps=_COMPACT)
