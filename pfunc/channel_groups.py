@@ -15,18 +15,8 @@ MAX_CHANNELS_PER_ADD = 200
 MAX_CHANNELS_PER_GROUP = 2000
 
 
-class GroupFull(ValueError):
-    """An add that would take a group past MAX_CHANNELS_PER_GROUP: nothing is added."""
-
-
-def add_problem(channels: list[str]) -> str | None:
-    """Why PubNub refuses to add these channels in one call, or None."""
-    if len(channels) > MAX_CHANNELS_PER_ADD:
-        return (
-            f"{len(channels)} channels in one call: PubNub adds at most "
-            f"{MAX_CHANNELS_PER_ADD} to a channel group per call"
-        )
-    return None
+class AddRefused(ValueError):
+    """An add PubNub refuses (its message says why): nothing is added."""
 
 
 class ChannelGroups:
@@ -40,10 +30,17 @@ class ChannelGroups:
             listener()
 
     async def add(self, group: str, channels: list[str]) -> None:
+        """Add `channels` to `group`, or AddRefused past PubNub's limits: per call, and
+        per group."""
+        if len(channels) > MAX_CHANNELS_PER_ADD:
+            raise AddRefused(
+                f"{len(channels)} channels in one call: PubNub adds at most "
+                f"{MAX_CHANNELS_PER_ADD} to a channel group per call"
+            )
         held = set(await self.channels(group))
         total = len(held | set(channels))
         if total > MAX_CHANNELS_PER_GROUP:
-            raise GroupFull(
+            raise AddRefused(
                 f"channel group {group!r} would hold {total:,} channels: PubNub's groups "
                 f"hold at most {MAX_CHANNELS_PER_GROUP:,}"
             )

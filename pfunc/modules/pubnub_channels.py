@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pfunc.channel_groups import GroupFull, add_problem
+from pfunc.channel_groups import AddRefused
 from pfunc.channels import name_problem
 from pfunc.modules.calls import CallContext, HandlerCallError, service_status
 from pfunc.pubnub_data import PubNubData
@@ -69,16 +69,13 @@ def _push(data: PubNubData) -> Any:
 async def _add_channels(options: dict[str, Any], data: PubNubData, ctx: CallContext) -> Any:
     method = "channelGroups.addChannels"
     group, channels = _name(options, "channelGroup", method), _channels(options, method)
-    problem = add_problem(channels)
-    if problem is None:
-        try:
-            await _groups(data).add(group, channels)
-        except GroupFull as full:
-            problem = str(full)
-    if problem is not None:
+    try:
+        await _groups(data).add(group, channels)
+    except AddRefused as refused:
+        problem = str(refused)
         raise HandlerCallError(
             "Error", f"pubnub.{method}: {problem}", status=service_status(400, problem)
-        )
+        ) from None
     return {}
 
 

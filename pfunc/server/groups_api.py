@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from pfunc.channel_groups import ChannelGroups, GroupFull, add_problem
+from pfunc.channel_groups import AddRefused, ChannelGroups
 from pfunc.channels import name_problem
 from pfunc.server.state import DevState
 from pfunc.server.wire import changing_get, names, pubnub_error, wire_json, wrong_key
@@ -65,13 +65,10 @@ class GroupsAPI:
                     return pubnub_error(
                         400, f"Invalid channels: {', '.join(bad) or 'none'}", SERVICE
                     )
-                problem = add_problem(channels) if action == "add" else None
-                if problem is not None:
-                    return pubnub_error(400, problem, SERVICE)
                 try:
                     await (registry.add if action == "add" else registry.remove)(group, channels)
-                except GroupFull as full:
-                    return pubnub_error(400, str(full), SERVICE)
+                except AddRefused as refused:
+                    return pubnub_error(400, str(refused), SERVICE)
                 return wire_json(OK)
         channels = await registry.channels(group)
         return wire_json(

@@ -115,9 +115,7 @@ class HistoryAPI:
                     await self._with_actions(channel, answer[channel])
         # No `more` for a page its max cut: PubNub's recordings have none (120 stored,
         # max 25, with actions); a client asks for the next from the oldest timetoken.
-        return wire_json(
-            {"status": 200, "channels": answer, "error_message": "", "error": False}
-        )
+        return wire_json({"status": 200, "channels": answer, "error_message": "", "error": False})
 
     async def _with_actions(self, channel: str, entries: list[dict[str, Any]]) -> None:
         """fetchMessages with actions: {type: {value: [{uuid, actionTimetoken}]}} per message."""

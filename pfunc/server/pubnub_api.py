@@ -177,7 +177,7 @@ class PubNubAPI:
         except FilterError as error:
             return pubnub_error(400, str(error), "subscribe")
         patterns = await self._subscription(channels, groups)
-        states = self._states(request, [pattern for pattern, _ in patterns])
+        states = self._states(request, patterns)
         since = request.query.get("tt", "0")
         # A timetoken is digits (17 of them); int() would take "-1", " 1" or "١" too.
         after = 0 if since == "" else whole_number(since, 19)
@@ -186,9 +186,9 @@ class PubNubAPI:
         # The handshake's timetoken comes before the join this subscribe announces, so the
         # subscriber's first long-poll delivers its own join, as PubNub's does.
         handshake = self.state.timetoken() if after == 0 else None
-        for pattern, named in patterns:  # (named: the group a channel came from)
+        for pattern, _ in patterns:
             if not pattern.endswith("-pnpres") and "*" not in pattern:
-                self._beat(pattern, uuid, heartbeat, states.get(pattern, states.get(named)))
+                self._beat(pattern, uuid, heartbeat, states.get(pattern))
         if handshake is not None:
             return wire_json({"t": {"t": handshake, "r": 1}, "m": []})
         messages = self.state.messages
@@ -224,12 +224,11 @@ class PubNubAPI:
         uuid = request.query.get("uuid") or "anonymous"
         groups = channel_groups(request)
         patterns = await self._subscription(self._channels(request), groups)
-        states = self._states(request, [pattern for pattern, _ in patterns])
-        for channel, named in patterns:  # (named: the group a channel came from)
+        states = self._states(request, patterns)
+        for channel, _ in patterns:
             if channel.endswith("-pnpres") or "*" in channel:
                 continue
-            user_state = states.get(channel, states.get(named))
-            self._beat(channel, uuid, _int(request.query.get("heartbeat")), user_state)
+            self._beat(channel, uuid, _int(request.query.get("heartbeat")), states.get(channel))
         return presence_json({"status": 200, "message": "OK", "service": "Presence"})
 
     async def leave(self, request: web.Request) -> web.Response:
@@ -246,12 +245,13 @@ class PubNubAPI:
         )
 
     @staticmethod
-    def _states(request: web.Request, channels: list[str]) -> dict[str, dict[str, Any]]:
-        """The `state` query parameter of subscribe and heartbeat: {channel or group:
-        state}, as the SDKs send it (the event engine's holds channels of other requests
-        too, which are not this one's). JS SDK 11's setState({withHeartbeat: true}) sends
-        the state itself: one with a value that is not an object (no state is) is read so,
-        for each of `channels`."""
+    def _states(request: web.Request, patterns: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+        """The `state` query parameter of subscribe and heartbeat, as each of the
+        (channel, subscription) `patterns` gets it. The SDKs key it by channel and by
+        group (a group's is its channels'; the event engine's holds channels of other
+        requests too, which are not this one's). JS SDK 11's setState({withHeartbeat:
+        true}) sends the state itself: one with a value that is not an object (no state
+        is) is read so, for every channel."""
         try:
             given = jsonio.loads(request.query.get("state", "{}"))
         except ValueError:
@@ -259,8 +259,13 @@ class PubNubAPI:
         if not isinstance(given, dict):
             raise web.HTTPBadRequest(reason="state must be a JSON object")
         if not all(isinstance(value, dict) for value in given.values()):
-            return {channel: given for channel in channels}
-        return given
+            return {channel: given for channel, _ in patterns}
+        resolved = {}
+        for channel, subscription in patterns:
+            state = given.get(channel, given.get(subscription))
+            if state is not None:
+                resolved[channel] = state
+        return resolved
 
     def _beat(
         self, channel: str, uuid: str, heartbeat: int | None, user_state: dict | None = None

@@ -63,7 +63,7 @@ EXPECTATIONS: dict[str, tuple[Any, str]] = {
     "status": (lambda v: _whole(v) and 100 <= v <= 599, "an HTTP status code"),
     "headers": (
         lambda v: isinstance(v, dict) and all(_header_value(i) for i in v.values()),
-        'a table of texts (a list for a header of several lines), e.g. headers = '
+        "a table of texts (a list for a header of several lines), e.g. headers = "
         '{ "content-type" = "text/plain", "set-cookie" = ["a=1", "b=2"] }',
     ),
     "body": (lambda v: isinstance(v, str), "text"),
