@@ -11,7 +11,6 @@ import math
 from typing import Any
 
 from pfunc import jsonio
-from pfunc.jsonio import js_length
 from pfunc.modules import MODULES
 from pfunc.modules.calls import AnsweredAtOnce, CallContext, HandlerCallError, JSArg
 from pfunc.store import CounterOverflow
@@ -65,7 +64,7 @@ class KVStoreModule(AnsweredAtOnce):
                 "use text that UTF-8 can carry",
             ) from None
         limit = context.profile.key_length
-        if limit is not None and (length := js_length(key)) > limit:
+        if limit is not None and (length := jsonio.js_length(key)) > limit:
             raise HandlerCallError(
                 "Error",
                 f"kvstore.{call}: key is {length:,} characters; the limit is {limit:,} "
@@ -94,7 +93,7 @@ class KVStoreModule(AnsweredAtOnce):
             if context.profile.value_size_unit == "bytes":
                 size, unit = len(measured.encode("utf-8", "surrogatepass")), "bytes"
             else:
-                size, unit = js_length(measured), "characters"
+                size, unit = jsonio.js_length(measured), "characters"
             if size > limit:
                 raise HandlerCallError(
                     "Error",
