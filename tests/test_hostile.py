@@ -60,17 +60,20 @@ def run_then_healthy(harness, folder: Path, source: str, threaded: bool = False)
     return asyncio.run(go())
 
 
-@pytest.fixture(params=["pfunc's", "the binding's"])
+@pytest.fixture(params=["pfunc's", "the binding's, watched", "the binding's"])
 def time_limits(request, monkeypatch):
-    """Both limits JavaScript can be held to: pfunc's own (time_limit.py; the binding's,
-    brought forward to the wall clock, on threads), and the binding's alone, which pfunc
-    falls back to when it does not recognise the binding."""
+    """The limits JavaScript can be held to: pfunc's own (time_limit.py; on threads the
+    binding's C handler pinned with pfunc's data, brought forward to the wall clock),
+    the binding's own limit brought forward so (where the handler cannot be pinned), and
+    the binding's alone, which pfunc falls back to when it does not recognise the binding."""
+    assert time_limit.native(), "this binding's layout was not recognised"
+    if request.param == "pfunc's":
+        assert time_limit.pinned(), "this binding's interrupt handler was not found"
+    else:  # (probed, as it would have been, before the fallback is set)
+        monkeypatch.setattr(time_limit, "_pinned_handler", False)
     if request.param == "the binding's":
-        time_limit.native()  # probed (as it would have been) before the fallback is set
         monkeypatch.setattr(time_limit, "_native", False)
         monkeypatch.setattr(time_limit, "_stoppable", False)
-    else:
-        assert time_limit.native(), "this binding's layout was not recognised"
     return request.param
 
 
@@ -83,6 +86,37 @@ def test_loops_the_engine_limit_cannot_see_end_at_the_deadline(
     hostile, healthy = run_then_healthy(harness, tmp_path, LOOPS[name], threaded)
     assert hostile.outcome == "error"
     assert hostile.error.type == "TimeoutError"
+    assert "0.5 s time limit" in hostile.error.message
+    assert (healthy.outcome, healthy.message) == ("ok", {"n": 1})
+
+
+# The engine's own promise job throws what a species' resolve throws, and the binding
+# words it as the job leaves the engine, with its own limit taken off: a looping toString
+# there held a dev-server thread, and the GIL, for good (and under pfunc run was reported
+# as pfunc failing). Held by pfunc's limit, or the binding's C handler pinned with
+# pfunc's data on threads, it ends as the handler's timeout.
+SPECIES_TRAP = """
+    export default (request) => {
+      class Rigged extends Promise {
+        static get [Symbol.species]() {
+          return function (executor) {
+            executor(() => { throw { toString() { for (;;) {} } }; }, () => {});
+          };
+        }
+      }
+      Rigged.resolve(1).then((x) => x);
+      return Promise.resolve().then(() => request.ok());
+    };
+"""
+
+
+@pytest.mark.parametrize("threaded", [False, True], ids=["cli", "dev-server-thread"])
+def test_a_value_worded_as_a_promise_job_leaves_still_ends_at_the_limit(
+    harness, tmp_path, threaded
+):
+    harness.limit_overrides = {"timeout": 0.5}
+    hostile, healthy = run_then_healthy(harness, tmp_path, SPECIES_TRAP, threaded)
+    assert (hostile.outcome, hostile.error.type) == ("error", "TimeoutError"), hostile.error
     assert "0.5 s time limit" in hostile.error.message
     assert (healthy.outcome, healthy.message) == ("ok", {"n": 1})
 
@@ -823,6 +857,22 @@ ENGINE_STOP_TRAPS = {
           globalThis.kept.register({}, 1);
           await null;
           return response.send("x");
+        };
+    """,
+    # A Promise subclass's species whose resolve throws: the engine's own promise job
+    # throws the value, and the binding words it with its own limit taken off.
+    "species": """
+        export default async (request, response) => {
+          class Rigged extends Promise {
+            static get [Symbol.species]() {
+              return function (executor) {
+                executor(() => { throw { toString() { for (;;) {} } }; }, () => {});
+              };
+            }
+          }
+          Rigged.resolve(1).then((x) => x);
+          await null;
+          return response.send("after");
         };
     """,
     # A microtask's exception left the engine as the job's, worded there the same way.

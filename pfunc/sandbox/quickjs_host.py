@@ -206,6 +206,8 @@ class JavaScriptSandbox:
         a Ctrl-C that stopped the JavaScript: time_limit.raise_pending)."""
         self._raise_pending()
         stop = _interruption(error)
+        if stop is None and self._limit.expired():
+            stop = SandboxInterrupted(TIMEOUT, str(error))
         if stop is None:
             raise error
         self.broken = True

@@ -11,6 +11,10 @@ machine); pfunc's short guards (the in-line guard of the dev server's loop, the 
 writing) count the running thread's CPU time, so that a busy machine does not trip them.
 Contexts on other threads keep the binding's handler (C, no GIL), the execution's limit
 brought forward to its wall-clock deadline by a watchdog thread (wall_watchdog.py).
+Where the binding's wheel keeps its full symbol table, that C handler is pinned in place
+with pfunc's own limit data (the binding would take its handler off before wording an
+exception, which can run the handler's code: a thrown value's looping `toString` then
+held the thread, and the GIL, for good).
 
 Reaching the runtime means reading the binding's Context object, a private layout; it is
 checked before use (the runtime it names must be the one its context belongs to, its
@@ -22,6 +26,7 @@ docs/performance-notes.md has the measurements.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -32,6 +37,16 @@ from typing import Any
 
 import quickjs
 
+from pfunc.sandbox.binding_layout import (
+    NEVER,
+    TICKS,
+    InterruptData,
+    binding_handler,
+    binding_limit_can_be_stopped,
+    binding_limits,
+    clock,
+    pointers,
+)
 from pfunc.sandbox.wall_watchdog import WATCHDOG
 
 _NO_LIMIT = math.inf
@@ -52,6 +67,10 @@ _stoppable = False
 # No process spends more CPU time than this many times the wall time that passes.
 _CPUS = os.cpu_count() or 1
 _MAIN_THREAD = threading.main_thread().ident
+# The binding's C handler, pinned with pfunc's own data off the main thread: probed on
+# first use there (binding_layout.binding_handler); False when it cannot be had.
+_pinned_handler: Any = None
+_PYTHON, _PINNED = "python", "pinned"  # which handler a TimeLimit installed
 
 
 def _interrupt(_runtime: int, opaque: int) -> int:
@@ -94,63 +113,6 @@ def raise_pending() -> None:
         raise error
 
 
-# The binding's Context object, as pfunc reads it: after PyObject_HEAD, one pointer-wide
-# slot each for the runtime, the context, has_time_limit (an int, padded), time_limit
-# (the limit set_time_limit keeps), the saved thread state, then the interrupt data
-# (start, and the limit an entry into the engine copies and checks); the clock values
-# are C longs on the platforms QuickJS's wheels are built for.
-_RUNTIME, _CONTEXT, _HAS_LIMIT, _KEPT_LIMIT, _CHECKED_LIMIT = 0, 1, 2, 3, 6
-
-
-def _slot(context: quickjs.Context, index: int, kind: Any) -> Any:
-    """The `index`th slot of the binding's Context object, as a ctypes `kind`."""
-    import ctypes
-
-    pointer = ctypes.sizeof(ctypes.c_void_p)
-    head = ctypes.sizeof(ctypes.c_ssize_t) + pointer  # PyObject_HEAD
-    return kind.from_address(id(context) + head + index * pointer)
-
-
-def _pointers(context: quickjs.Context) -> tuple[int, int, int]:
-    """(runtime, context, has_time_limit) as the binding's Context object holds them."""
-    import ctypes
-
-    runtime = _slot(context, _RUNTIME, ctypes.c_void_p).value or 0
-    engine = _slot(context, _CONTEXT, ctypes.c_void_p).value or 0
-    return runtime, engine, _slot(context, _HAS_LIMIT, ctypes.c_int).value
-
-
-def _binding_limits(context: quickjs.Context) -> tuple[Any, Any]:
-    """The binding's own limit of a context, in clock ticks: (the limit set_time_limit
-    keeps, the copy an entry into the engine checks)."""
-    import ctypes
-
-    return (
-        _slot(context, _KEPT_LIMIT, ctypes.c_long),
-        _slot(context, _CHECKED_LIMIT, ctypes.c_long),
-    )
-
-
-def _binding_limit_can_be_stopped(context: quickjs.Context) -> bool:
-    """Whether the binding's limit of `context` is laid out as _binding_limits reads it:
-    the limit set is in both places after an entry into the engine, in microsecond ticks,
-    and an entry made with the kept one written down to nothing copies that and stops."""
-    kept, checked = _binding_limits(context)
-    context.set_time_limit(60)
-    try:
-        context.eval("0")  # an entry: it copies the limit kept into the one it checks
-        if kept.value != 60_000_000 or checked.value != 60_000_000:
-            return False
-        kept.value = 0
-        try:
-            context.eval("for (let i = 0; i < 2e7; i++) {}")  # bounded, should it not stop
-            return False
-        except quickjs.JSException as error:
-            return "interrupted" in str(error) and checked.value == 0
-    finally:
-        context.set_time_limit(-1)
-
-
 def _probe(context: quickjs.Context) -> bool:
     """Whether the binding is laid out as pfunc reads it, proven on a new context (before
     anything else runs in it)."""
@@ -175,13 +137,13 @@ def _probe(context: quickjs.Context) -> bool:
         # JavaScript still runs: a runtime may call every handler ever handed to it until
         # the process ends (a freed callback called from C is a segmentation fault).
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(handler))
-        runtime, engine, unarmed = _pointers(context)
+        runtime, engine, unarmed = pointers(context)
         context.set_time_limit(60)
-        armed = _pointers(context)[2]
+        armed = pointers(context)[2]
         context.set_time_limit(-1)
         if not runtime or not engine or library.JS_GetRuntime(engine) != runtime:
             return False
-        if (unarmed, armed, _pointers(context)[2]) != (0, 1, 0):
+        if (unarmed, armed, pointers(context)[2]) != (0, 1, 0):
             return False
         # It must stop a loop.
         token = next(_tokens)
@@ -199,12 +161,24 @@ def _probe(context: quickjs.Context) -> bool:
             # limit replaces it at each entry if this probe fails.)
             _limits.pop(token, None)
         _api = (library, handler, handler_type())  # (a null function pointer: none)
-        _stoppable = _binding_limit_can_be_stopped(context)
+        _stoppable = binding_limit_can_be_stopped(context)
         _previous_unraisable = sys.unraisablehook
         sys.unraisablehook = _unraisable
         return True
     except Exception:  # no ctypes, no symbol, another layout: the binding's own limit
         return False
+
+
+def pinned() -> bool:
+    """Whether the binding's C handler can be pinned with pfunc's data (probed once)."""
+    global _pinned_handler
+    if not native():
+        return False
+    if _pinned_handler is None:
+        with _probing:
+            if _pinned_handler is None:
+                _pinned_handler = binding_handler(_api[0], _api[2]) or False
+    return bool(_pinned_handler)
 
 
 def native(context: quickjs.Context | None = None) -> bool:
@@ -221,24 +195,27 @@ def native(context: quickjs.Context | None = None) -> bool:
 
 class TimeLimit:
     """The time limit of one context: pfunc's own while the context is used on the main
-    thread (and native()), else the binding's (which counts the process's CPU time at each
-    entry into the engine). Decided at each arming: the dev server moves idle contexts
-    between its loop (the main thread, running quick functions in line) and threads of
-    their own.
+    thread (and native()), else a C handler's, which counts the process's CPU time.
+    Decided at each arming: the dev server moves idle contexts between its loop (the main
+    thread, running quick functions in line) and threads of their own.
 
     Only the main thread's: pfunc's handler is Python, so each of its calls takes the GIL,
     and JavaScript on a thread of its own (a dev-server function not in line) would wait
     for the busy server's loop every few thousand instructions (measured: 7x slower). The
-    binding's handler is C. Its check counts the process's CPU time, so an execution's
-    limit there is held to the wall clock by the watchdog (wall_watchdog.py), which brings
-    the binding's limit forward to the deadline from a thread of its own."""
+    binding's handler is C: pinned with pfunc's data where it can be (pinned()), counted
+    from the arming and in place while the binding words an exception; else the binding's
+    own limit, counted from each entry into the engine and off while it words one. Either
+    way an execution's limit there is held to the wall clock by the watchdog
+    (wall_watchdog.py), which brings the C limit forward to the deadline from a thread of
+    its own."""
 
     def __init__(self, context: quickjs.Context) -> None:
         self._context = context
         self._token = 0
-        self._installed = False  # pfunc's handler is the runtime's (not the binding's)
-        # Off the main thread: when the binding's limit must stop on the wall clock (read
-        # by the watchdog), and the lock that keeps its stops and the arming apart.
+        self._installed: str | None = None  # the handler pfunc put on the runtime, if any
+        self._data: Any = None  # the pinned C handler's start and limit, once installed
+        # Off the main thread: when the C limit must stop on the wall clock (read by the
+        # watchdog), and the lock that keeps its stops and the arming apart.
         self.deadline = _NO_LIMIT
         self._guard = threading.Lock()
         self._watched = False  # the watchdog keeps this context's deadlines
@@ -246,24 +223,50 @@ class TimeLimit:
             self._token = next(_tokens)
             _limits[self._token] = [_NO_LIMIT, False]
             if threading.get_ident() == _MAIN_THREAD:
-                self._install()
+                self._install(_PYTHON)
 
-    def _install(self) -> None:
+    def _install(self, which: str) -> None:
+        import ctypes
+
         library, handler, _ = _api
-        self._context.set_time_limit(-1)  # (the binding's handler comes off at its next exit)
-        library.JS_SetInterruptHandler(_pointers(self._context)[0], handler, self._token)
-        self._installed = True
+        self._context.set_time_limit(-1)  # the binding leaves the runtime's handler alone
+        if which == _PINNED:
+            if self._data is None:
+                self._data = InterruptData(0, NEVER)
+            handler, opaque = _pinned_handler, ctypes.addressof(self._data)
+        else:
+            opaque = self._token
+        library.JS_SetInterruptHandler(pointers(self._context)[0], handler, opaque)
+        self._installed = which
 
     def _uninstall(self) -> None:
         library, _, no_handler = _api
-        library.JS_SetInterruptHandler(_pointers(self._context)[0], no_handler, None)
+        library.JS_SetInterruptHandler(pointers(self._context)[0], no_handler, None)
         _limits[self._token][0] = _NO_LIMIT
-        self._installed = False
+        self._installed = None
 
     @property
     def native(self) -> bool:
-        """Whether pfunc's own limit holds the context now (else the binding's)."""
-        return self._installed
+        """Whether the limit holds across entries into the engine (pfunc's handler, or
+        the C one pinned), rather than counting from each (the binding's own)."""
+        return self._installed is not None
+
+    @property
+    def held_by(self) -> str:
+        """Which handler holds the context now: pfunc's ("python", on the main thread),
+        the binding's pinned with pfunc's data ("pinned") or the binding's own ("binding")."""
+        return self._installed or "binding"
+
+    def expired(self) -> bool:
+        """Whether the limit armed has run out: the engine stopped where it could not say
+        so (a thrown value's `toString` stopped while the binding worded it)."""
+        if self._installed == _PYTHON:
+            limit = _limits[self._token]
+            return (time.thread_time() if limit[1] else time.monotonic()) > limit[0]
+        if self.deadline <= time.monotonic():
+            return True
+        data = self._data
+        return self._installed == _PINNED and clock() - data.start >= data.limit
 
     def pending(self) -> bool:
         """Whether a Ctrl-C (or another exception) arrived in pfunc's handler on this
@@ -273,17 +276,22 @@ class TimeLimit:
     def arm(self, seconds: float | None, *, on_cpu: bool = False) -> None:
         """Stop the context's JavaScript `seconds` from now (None: no limit; at least 1 ms,
         as the binding's limit): on the wall clock, or `on_cpu`, after that much of this
-        thread's CPU time (off the main thread, the process's: the binding's limit)."""
+        thread's CPU time (off the main thread, the process's: the C handler's)."""
         if self.deadline < _NO_LIMIT:
             with self._guard:  # (a stop under way ends first: none of it runs after this)
                 self.deadline = _NO_LIMIT
-        if self._token and threading.get_ident() == _MAIN_THREAD:
-            if not self._installed:
-                self._install()
-        elif self._installed:
-            self._uninstall()
-        if not self._installed:
-            self._arm_binding(seconds, on_cpu)
+        wanted = None
+        if self._token:
+            wanted = _PYTHON if threading.get_ident() == _MAIN_THREAD else None
+            if wanted is None and pinned():
+                wanted = _PINNED
+        if wanted != self._installed:
+            if self._installed is not None:
+                self._uninstall()
+            if wanted is not None:
+                self._install(wanted)
+        if self._installed != _PYTHON:
+            self._arm_c(seconds, on_cpu)
             return
         limit = _limits[self._token]
         if seconds is None:
@@ -295,38 +303,56 @@ class TimeLimit:
         limit[0] = now + max(seconds, 0.001)
         limit[1] = on_cpu
 
-    def _arm_binding(self, seconds: float | None, on_cpu: bool) -> None:
-        """The binding's limit, counted in the process's CPU time from each entry into the
-        engine; for the execution's own limit (on the wall clock), set where it does not
-        fire before the deadline (no process spends more CPU time than its CPUs in that
-        time, give or take the clock's lumps of a millisecond), and brought forward to it
-        by the watchdog."""
-        if seconds is None or on_cpu or not _stoppable:
-            self._context.set_time_limit(-1 if seconds is None else max(seconds, 0.001))
+    def _set_c_limit(self, seconds: float | None) -> None:
+        """The C handler's limit, in the process's CPU time from now (None: none)."""
+        if self._installed == _PINNED:
+            if seconds is None:
+                self._data.limit = NEVER
+            else:
+                self._data.start = clock()
+                self._data.limit = int(seconds * TICKS)
+        else:
+            self._context.set_time_limit(-1 if seconds is None else seconds)
+
+    def _arm_c(self, seconds: float | None, on_cpu: bool) -> None:
+        """The C handler's limit, in the process's CPU time; for the execution's own limit
+        (on the wall clock), set where it does not fire before the deadline (no process
+        spends more CPU time than its CPUs in that time, give or take the clock's lumps of
+        a millisecond), and brought forward to it by the watchdog."""
+        stoppable = self._installed == _PINNED or _stoppable
+        if seconds is None or on_cpu or not stoppable:
+            self._set_c_limit(None if seconds is None else max(seconds, 0.001))
             return
         seconds = max(seconds, 0.001)
         if not self._watched:
             WATCHDOG.register(self)
             self._watched = True
         with self._guard:
-            self._context.set_time_limit(seconds * _CPUS + 0.001)
+            self._set_c_limit(seconds * _CPUS + 0.001)
             self.deadline = time.monotonic() + seconds
         try:
             WATCHDOG.armed()
-        except RuntimeError:  # no thread for the watchdog: the binding's limit as it is
+        except RuntimeError:  # no thread for the watchdog: the C limit as it is
             with self._guard:
                 self.deadline = _NO_LIMIT
-                self._context.set_time_limit(seconds)
+                self._set_c_limit(seconds)
 
     def stop_if_past(self, now: float) -> None:
-        """(On the watchdog's thread.) If the deadline is not after `now`, the binding's
-        limit written down to nothing, both the one the running entry checks and the one
-        later entries copy: each stops."""
+        """(On the watchdog's thread.) If the deadline is not after `now`, the C limit
+        written down to nothing (the binding's: both the one the running entry checks and
+        the one later entries copy): the JavaScript stops at the handler's next look."""
         with self._guard:
-            if self.deadline <= now:
-                kept, checked = _binding_limits(self._context)
+            if self.deadline > now:
+                return
+            if self._installed == _PINNED:
+                self._data.limit = 0
+            else:
+                kept, checked = binding_limits(self._context)
                 kept.value = checked.value = 0
 
     def __del__(self, _limits: dict[int, list[Any]] = _limits) -> None:
         # (The table bound as a default: at the interpreter's exit the global may be gone.)
         _limits.pop(self._token, None)
+        if self._installed == _PINNED:  # the runtime must not read the data once freed
+            with contextlib.suppress(Exception):
+                self._uninstall()
