@@ -1,13 +1,13 @@
 """A thread that stops JavaScript at a wall-clock deadline without taking part in it.
 
-The binding's own time limit (the one a context on a thread other than the main one is
-held to: time_limit.py) is checked in C, with no GIL, but against the process's CPU
-time: busy threads elsewhere in pfunc make it fire early (a 10 s runaway stopped after
+The C time limit (the one a context on a thread other than the main one is held to:
+time_limit.py, the binding's handler) is checked with no GIL, but against the process's
+CPU time: busy threads elsewhere in pfunc make it fire early (a 10 s runaway stopped after
 ~6 s while the dev server served other requests). The watchdog lets that C check stand
 and moves its deadline instead: once an owner's deadline has passed it asks the owner to
-stop (time_limit.py writes the binding's limit down to nothing), and again every TICK
-while the deadline stands, since an entry into the engine that starts at that moment
-copies the limit it read just before.
+stop (time_limit.py writes the C limit down to nothing), and again every TICK while the
+deadline stands, since an entry into the engine that starts at that moment may copy the
+limit it read just before (the binding's own limit does).
 
 Arming costs the armed thread a lock of its own context and two attribute writes: each
 slice of a threaded execution arms and disarms, and a queue of armings behind one shared
