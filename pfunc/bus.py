@@ -103,7 +103,7 @@ class Bus:
         for kind in kinds_triggered_by(verb, "before") if triggers else ():
             for function in self.functions.bound_to(kind, channel):
                 spec.message = current
-                event = build_event(kind, spec, hop=hop, verb=event_verb)
+                event = build_event(kind, spec, hop=hop, verb=event_verb, published=True)
                 result = await self.functions.executor(function).run(event)
                 report.executions.append(result)
                 if result.outcome != "ok":
@@ -126,7 +126,7 @@ class Bus:
             await self._store(report, given)
         spec.message = current
         after = [
-            (function, build_event(kind, spec, hop=hop, verb=event_verb))
+            (function, build_event(kind, spec, hop=hop, verb=event_verb, published=True))
             for kind in (kinds_triggered_by(verb, "after") if triggers else ())
             for function in self.functions.bound_to(kind, channel)
         ]

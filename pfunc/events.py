@@ -282,6 +282,7 @@ def build_event(
     verb: str | None = None,
     spell: SpellField = str,
     can_choose_kind: bool = False,
+    published: bool = False,
 ) -> Event:
     """The event of `kind` that `spec` describes.
 
@@ -289,7 +290,9 @@ def build_event(
     presence events; `verb` overrides the kind's (the bus says "fire"); `spell` names a
     field as the front end's user wrote it (the CLI passes "--" + name), so errors read
     in the user's own words; `can_choose_kind` is True where the user picks the kind
-    (--event), so errors may suggest another.
+    (--event), so errors may suggest another; `published` says the message is what a
+    client published (the bus), taken as it is: a file kind's is not made the text of a
+    file message (an encrypted one is the SDK's ciphertext of the whole).
     """
     row = kind_of(kind) if isinstance(kind, str) else kind
     given = spec.given()
@@ -324,7 +327,7 @@ def build_event(
     channel = spec.channel if spec.channel is not None else default_channel
     if not isinstance(channel, str) or not channel or not is_unicode(channel):
         raise PfuncUsageError(f"{spell('channel')} must be a channel name, got {channel!r}")
-    if spec.message is not _MISSING and row.trigger == FILE:
+    if spec.message is not _MISSING and row.trigger == FILE and not published:
         message = as_file_message(spec.message)
     elif spec.message is not _MISSING:
         message = spec.message

@@ -123,6 +123,26 @@ def test_send_file_reaches_subscribers_history_and_downloads_the_same_bytes(clie
     assert kv_get(dev, "audit:report.bin") == "quarterly [vetted]"
 
 
+def test_an_encrypted_file_message_passes_the_file_functions_as_its_ciphertext(clients):
+    """The SDK encrypts the whole file message ({message, file}) into one text, which
+    PubNub publishes as it is (its functions see the ciphertext). Where a file function
+    was bound pfunc made that text the message of a made-up file: subscribers were sent
+    a file that did not exist, and history a value the SDKs could not decrypt."""
+    reader = clients("reader", cipherKey="enigma")
+    writer = clients("writer", cipherKey="enigma")
+    reader.subscribe("docs.enc")
+    reader.connected()
+    sent = send(writer, "docs.enc", b"top secret", "secret.txt", message={"note": "hi"})
+
+    event = reader.wait_for("file")
+    assert event["file"]["id"] == sent["id"] and event["file"]["name"] == "secret.txt"
+    assert event["message"] == {"note": "hi"}
+    assert download(reader, "docs.enc", sent["id"], "secret.txt")[0] == b"top secret"
+    history = reader.call("fetchMessages", channels=["docs.enc"])["channels"]["docs.enc"]
+    assert history[-1]["message"]["file"]["id"] == sent["id"]
+    assert history[-1]["message"]["message"] == {"note": "hi"}
+
+
 def test_list_get_url_publish_file_and_delete(clients):
     writer = clients("writer")
     ids = [send(writer, "docs.list", f"file {n}".encode(), f"f{n}.txt")["id"] for n in range(3)]
