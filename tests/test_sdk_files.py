@@ -143,6 +143,23 @@ def test_an_encrypted_file_message_passes_the_file_functions_as_its_ciphertext(c
     assert history[-1]["message"]["message"] == {"note": "hi"}
 
 
+def test_a_text_file_is_typed_with_its_charset_as_pubnub_types_it(clients):
+    """PubNub's upload form gives a .txt file "text/plain; charset=utf-8" (every recorded
+    generate-upload-url): downloads and the file's URL say so, and a browser reads the
+    UTF-8 text as such. pfunc gave "text/plain" alone."""
+    writer = clients("writer")
+    text = "Grüße, ☃".encode()
+    sent = send(writer, "docs.text", text, "notes.txt")
+    assert download(writer, "docs.text", sent["id"], "notes.txt") == (
+        text,
+        "text/plain; charset=utf-8",
+    )
+    url = writer.call("getFileUrl", channel="docs.text", id=sent["id"], name="notes.txt")
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+        assert response.read() == text
+
+
 def test_list_get_url_publish_file_and_delete(clients):
     writer = clients("writer")
     ids = [send(writer, "docs.list", f"file {n}".encode(), f"f{n}.txt")["id"] for n in range(3)]

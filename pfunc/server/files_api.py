@@ -138,7 +138,7 @@ class FilesAPI:
             "tagging": "<Tagging><TagSet><Tag><Key>ObjectTTLInDays</Key><Value>1</Value>"
             "</Tag></TagSet></Tagging>",
             "key": f"{self.files.keyset}/{file_id}/{name}",
-            "Content-Type": mimetypes.guess_type(name)[0] or "application/octet-stream",
+            "Content-Type": _content_type(name),
             "X-Amz-Credential": f"PFUNC/{now:%Y%m%d}/local/s3/aws4_request",
             "X-Amz-Security-Token": "",
             "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
@@ -370,3 +370,11 @@ async def _drain(request: web.Request) -> None:
     read = 0
     while read < MAX_DRAIN_BYTES and (chunk := await request.content.read(CHUNK)):
         read += len(chunk)
+
+
+def _content_type(name: str) -> str:
+    """The type PubNub's upload form gives a file, from its name: a text type says its
+    charset, as PubNub's recorded forms do ("text/plain; charset=utf-8" for a .txt), so
+    a browser opening a file's URL reads UTF-8 text as such."""
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return f"{kind}; charset=utf-8" if kind.startswith("text/") else kind
