@@ -118,6 +118,7 @@ class Bus:
         # Stamped with no wait before subscribers get it: a publish stamped earlier but
         # handed over after a later one would sit behind a subscriber's cursor, never read.
         report.timetoken = self.runtime.timetokens.next()
+        report.given_timetoken = _given_timetoken(given.get("ptto"))
         if verb != "fire":  # fire reaches functions only, never subscribers
             for listener in self.listeners:
                 listener(report)
@@ -161,7 +162,7 @@ class Bus:
                 expires_at = self.runtime.clock.now_ms() + int(hours * 3_600_000)
         await self.history.add(
             report.channel,
-            int(report.timetoken or 0),
+            int(report.message_timetoken or 0),
             report.message,
             meta=report.meta,
             publisher=report.publisher,
@@ -181,6 +182,13 @@ class Bus:
                 )
                 results.append(await self.functions.executor(function).run(event))
         return results
+
+
+def _given_timetoken(ptto: Any) -> str | None:
+    """A publish's `ptto` (PubNub's publish timetoken override) as a timetoken; None
+    when there is none, or it is not one (a number of up to 17 digits)."""
+    text = str(ptto) if ptto is not None else ""
+    return str(int(text)) if text.isascii() and text.isdigit() and len(text) <= 17 else None
 
 
 def _made_up_uuid() -> str:

@@ -153,7 +153,10 @@ class PublishReport:
     hop: int
     message: Any
     delivered: bool = False
-    timetoken: str | None = None
+    timetoken: str | None = None  # when it was published: subscribers read on from it
+    # The timetoken its publisher gave it (`ptto`, for messages moved from elsewhere): the
+    # one it is answered, stored and delivered with.
+    given_timetoken: str | None = None
     drop: Drop | None = None  # why the bus did not route it at all
     stopped_by: str | None = None  # the before-* function that aborted or failed it
     executions: list[Result] = field(default_factory=list)
@@ -165,6 +168,11 @@ class PublishReport:
     pushes: list[dict[str, Any]] = field(default_factory=list)
     # Functions bound to the channel that a function's string message does not trigger.
     not_triggered: list[str] = field(default_factory=list)
+
+    @property
+    def message_timetoken(self) -> str | None:
+        """The message's own timetoken: its publisher's, else when it was published."""
+        return self.given_timetoken or self.timetoken
 
     @property
     def dropped(self) -> str | None:

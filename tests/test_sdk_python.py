@@ -107,3 +107,29 @@ def test_a_presence_state_change_reaches_a_python_listener_with_its_state(dev):
     finally:
         watcher.stop()
         ada.stop()
+
+
+def test_a_publish_timetoken_override_is_the_messages_timetoken(dev):
+    """`ptto` (the Python SDK's .ptto(), for messages moved from elsewhere) gives the
+    message its timetoken: PubNub answers it (the SDK's recorded
+    publish_with_ptto_and_replicate: [1, "Sent", "16057799474000000"]), and history and
+    subscribers have the message at it. pfunc ignored it."""
+    given = 16057799474000000
+    writer, reader = py_client(dev.port, KEYS, "writer"), py_client(dev.port, KEYS, "reader")
+    try:
+        recorder = Recorder()
+        reader.add_listener(recorder)
+        reader.subscribe().channels(["py.moved"]).execute()
+        recorder.wait_for("status", lambda s: s.category.name == "PNConnectedCategory")
+        sent = writer.publish().channel("py.moved").message({"n": 1}).ptto(given).sync()
+        assert sent.result.timetoken == given
+        writer.publish().channel("py.moved").message({"n": 2}).sync()  # read after it
+        got = recorder.wait_for("message")
+        assert (got.message, got.timetoken) == ({"n": 1}, given)
+        assert recorder.wait_for("message", lambda m: m.message == {"n": 2}).timetoken > given
+        history = writer.fetch_messages().channels(["py.moved"]).sync()
+        stored = history.result.channels["py.moved"]
+        assert [(m.message, int(m.timetoken)) for m in stored][0] == ({"n": 1}, given)
+    finally:
+        reader.stop()
+        writer.stop()

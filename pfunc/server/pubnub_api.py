@@ -33,7 +33,7 @@ from pfunc.server.wire import (
 MAX_PUBLISH_URL_BYTES = 32 * 1024
 
 # Publish query parameters a function sees in request.params (and the bus reads).
-PUBLISH_PARAMS = ("uuid", "pnsdk", "seqn", "store", "ttl", "norep", "custom_message_type")
+PUBLISH_PARAMS = ("uuid", "pnsdk", "seqn", "store", "ttl", "norep", "custom_message_type", "ptto")
 
 
 def publish_error(status: int, message: str, timetoken: str) -> web.Response:
@@ -67,7 +67,7 @@ def publish_answer(state: DevState, report: PublishReport) -> web.Response:
         return publish_error(
             400, f'Message aborted by function "{report.stopped_by}": {why}', state.timetoken()
         )
-    return wire_json([1, "Sent", report.timetoken])
+    return wire_json([1, "Sent", report.message_timetoken])
 
 
 class PubNubAPI:

@@ -85,6 +85,7 @@ class DevState:
                 meta=report.meta,
                 sequence=report.sequence,
                 custom_type=report.custom_type,
+                given_timetoken=int(report.given_timetoken) if report.given_timetoken else None,
             )
         )
 

@@ -36,6 +36,9 @@ class Delivery:
     # each, where a publish is 32 KiB at most and counted by the buffer's length alone).
     size: int = 0
     at: float = field(default_factory=time.monotonic)  # when it was added (catch-up's age)
+    # The publisher's own timetoken for it (ptto): the one the envelope shows; `timetoken`
+    # (when it was published) keeps subscribers' cursors in order.
+    given_timetoken: int | None = None
     gone: bool = False  # a sized one let go for the budget: kept in order, read by nobody
 
 
@@ -277,7 +280,7 @@ class MessageLog:
         if not delivery.presence:
             data["s"] = delivery.sequence
         data.update(
-            p={"t": str(delivery.timetoken), "r": 1},
+            p={"t": str(delivery.given_timetoken or delivery.timetoken), "r": 1},
             k=self.subscribe_key,
             c=delivery.channel,
             d=delivery.payload,
