@@ -21,6 +21,8 @@ from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
+from pfunc.like_patterns import like_matcher
+
 Record = dict[str, Any]
 Predicate = Callable[[Record], bool]
 
@@ -162,7 +164,7 @@ class _Parser:
         if operator == "LIKE":
             if value_kind != "string":
                 raise FilterError(f"LIKE takes a quoted pattern, not {text!r}")
-            like = _like(text[1:-1])
+            like = like_matcher(text[1:-1])
             return lambda r: isinstance(got := _lookup(r, parts), str) and like(got)
         wanted = _value(value_kind, text)
         return lambda r: _compare(_lookup(r, parts), operator, wanted, parts[-1] == "updated")
@@ -177,43 +179,6 @@ def _value(kind: str, text: str) -> Any:
     if kind == "word" and text in ("true", "false", "null"):
         return {"true": True, "false": False, "null": None}[text]
     raise FilterError(f"expected a quoted string, a number, true, false or null, not {text!r}")
-
-
-def _like(raw: str) -> Callable[[str], bool]:
-    """A LIKE pattern's test: `*` any run of characters, a backslash makes the next one
-    plain; ignoring case. Matched piece by piece, never by a backtracking regex, so a
-    pattern of many stars costs no more than its length."""
-    pieces, current, index = [], [], 0
-    while index < len(raw):
-        char = raw[index]
-        if char == "\\" and index + 1 < len(raw):
-            current.append(raw[index + 1])
-            index += 2
-            continue
-        if char == "*":
-            pieces.append("".join(current).casefold())
-            current = []
-        else:
-            current.append(char)
-        index += 1
-    pieces.append("".join(current).casefold())
-
-    def matches(text: str) -> bool:
-        text = text.casefold()
-        if len(pieces) == 1:
-            return text == pieces[0]
-        first, *middle, last = pieces
-        if not text.startswith(first) or len(text) < len(first) + len(last):
-            return False
-        position, stop = len(first), len(text) - len(last)
-        for piece in middle:  # the earliest place of each piece leaves most room
-            found = text.find(piece, position, stop)
-            if found < 0:
-                return False
-            position = found + len(piece)
-        return text.endswith(last)
-
-    return matches
 
 
 def _lookup(record: Record, parts: list[str]) -> Any:

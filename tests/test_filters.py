@@ -119,3 +119,99 @@ def test_a_chain_of_a_thousand_terms_is_checked_not_a_recursion_error():
     assert chain((META, None, DATA)) is True
     either = compile_filter(" || ".join(["region == 'west'"] * 1200 + ["priority == 3"]))
     assert either((META, None, DATA)) is True
+
+
+TYPED_META = {
+    "enabled": True,
+    "off": False,
+    "v": None,
+    "tags": ["a"],
+    "spelled": "1_000",
+    "eventId": 1234,
+    "base": 50,
+    "bonus": 30,
+    "score": 85,
+    "threshold": 10,
+    "huge": 10**400,
+}
+TYPED_DATA = {"price": 60, "value": 12, "n": 10**400}
+
+
+@pytest.mark.parametrize(
+    ("expression", "passes"),
+    [
+        # true, false and null equal their JSON text, as PubNub's guide compares booleans
+        # ("meta.enabled == \"true\""), never Python's spelling of them.
+        ('enabled == "true"', True),
+        ('enabled == "True"', False),
+        ('off != "false"', False),
+        ('v == "null"', True),
+        ('v == "None"', False),
+        ("tags == \"['a']\"", False),
+        ("enabled == 1", False),  # true is not 1
+        ("enabled == true", True),
+        # Numbers' text as JavaScript's Number() reads it: no underscores.
+        ("spelled > 999", False),
+        # Numbers past a float's range compare exactly (they overflowed into a 500).
+        ("data.n > 5", True),
+        ("data.n == 5", False),
+        ("huge > 1" + "0" * 399, True),
+        ("data.n > 1.5", True),
+        ("data.n * 1.5 > 1", False),  # past a float's range: no number, so no match
+        # Arithmetic and a field on either side, as PubNub's filter guides write them.
+        ("meta.eventId % 2 == 0", True),
+        ("meta.eventId % 100 == 34", True),
+        ("data.price * 2 > 100", True),
+        ("meta.score >= (meta.base + meta.bonus)", True),
+        ("meta.score > meta.base + meta.bonus + 10", False),
+        ("data.value > meta.threshold", True),
+        ("data.value - meta.threshold == 2", True),
+        ("score / 0 > 1000", True),  # JavaScript's Infinity
+        ("-score < 0 && ~threshold == -11 && (threshold ^ 3) == 9", True),
+        ("1e3 == 1000 && .5 < 1", True),
+        ("missing + 1 > 0", False),
+        # Sets of values before CONTAINS or LIKE, as PubNub's older reference has them.
+        ("(84, 85, 86) CONTAINS score", True),
+        ("!((3,5,9) contains score)", True),
+        ("('x', meta.eventId, 'y') CONTAINS '1234'", True),
+        ("('Anne', 'anna', 'Ann') LIKE 'ann*'", True),
+    ],
+)
+def test_values_compare_as_pubnub_types_them(expression, passes):
+    assert compile_filter(expression)((TYPED_META, None, TYPED_DATA)) is passes
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "meta.x",
+        "(a == 1) == true",
+        "a + (b == 1) > 2",
+        "a == (1, 2)",
+        "(1, 2) > a",
+        "a LIKE b",
+        "a == 1 +",
+        "data.* == 1",
+    ],
+)
+def test_tests_and_values_are_not_mixed(expression):
+    with pytest.raises(FilterError):
+        compile_filter(expression)
+
+
+def test_a_like_pattern_of_many_stars_is_matched_without_backtracking():
+    """A backtracking regex took seconds for `* * * * ?` against a 2,000-character
+    message and did not end for `*a*a*a*a*b` against 3,000 (the server's loop held, for
+    every subscriber); matched piece by piece, each is one pass."""
+    text = ("a " * 1000) + "!"
+    assert (
+        compile_filter('text LIKE "* * * * ?"')(
+            (None, None, {}),
+        )
+        is False
+    )
+    assert compile_filter('data.text LIKE "* * * * ?"')((None, None, {"text": text})) is False
+    assert compile_filter('data.text LIKE "* * * * !"')((None, None, {"text": text})) is True
+    many_a = "a" * 3000
+    assert compile_filter('data.t LIKE "*a*a*a*a*b"')((None, None, {"t": many_a})) is False
+    assert compile_filter('data.t LIKE "*a*a*a*a*"')((None, None, {"t": many_a})) is True
