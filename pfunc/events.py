@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 from pfunc.channels import DEFAULT_CHANNEL
 from pfunc.errors import PfuncUsageError
 from pfunc.file_messages import DEFAULT_FILE, as_file_message, file_message
+from pfunc.jsonio import compact
 from pfunc.request_fields import first_values, joined_headers
 
 # --- the table of event kinds -----------------------------------------------------------
@@ -107,7 +108,8 @@ def kind_for_trigger(
     name = event or function_event or allowed[0].name
     row = kind_of(name)
     if row not in allowed:
-        whose = f"an {row.name} function" if not event else f"an {row.name} event"
+        article = "an" if row.name[0] in "aeiou" else "a"
+        whose = f"{article} {row.name} {'event' if event else 'function'}"
         raise PfuncUsageError(
             f"a {trigger} cannot run {whose}; a {trigger} runs "
             f"{', '.join(kind.name for kind in allowed)} (use {row.trigger} for {row.name})"
@@ -392,11 +394,11 @@ def _request_event(spec: EventSpec, spell: SpellField) -> RequestEvent:
     if spec.json is not _MISSING:
         if spec.body is not None:
             raise PfuncUsageError(f"give {spell('body')} or {spell('json')}, not both")
-        body = json.dumps(spec.json)
+        body = compact(spec.json)  # as a client's JSON.stringify writes it
     elif spec.body is None:
         body = ""
     else:
-        body = spec.body if isinstance(spec.body, str) else json.dumps(spec.body)
+        body = spec.body if isinstance(spec.body, str) else compact(spec.body)
     headers = joined_headers(_strings(spec.headers, "headers", spell).items())
     # A body given as JSON is sent as a client sends JSON: saying so (a handler may check).
     given_json = spec.json is not _MISSING or not isinstance(spec.body, str | None)

@@ -813,6 +813,11 @@ def test_globals_a_handlers_top_level_code_added_go_with_its_last_load(tmp_path)
         # A misspelt event field is found when the file is read, not when its step runs.
         ("", "publish = { mesage = 1 }", "unknown field mesage (did you mean message?)"),
         ("", "request = { jsn = { a = 1 } }", "unknown field jsn (did you mean json?)"),
+        # A seed the engines' generator cannot hold was taken modulo 2^32: 1 and 2^32+1
+        # drew the same numbers.
+        ("seed = 4294967297", "interval = true", "seed must be a whole number, 0 to 2^32-1"),
+        ("seed = -1", "interval = true", "seed must be a whole number, 0 to 2^32-1"),
+        ("seed = true", "interval = true", "seed must be a whole number, 0 to 2^32-1"),
     ],
 )
 def test_a_value_of_the_wrong_kind_is_a_malformed_file_not_a_traceback(
@@ -1485,3 +1490,44 @@ def test_a_saved_value_fills_a_key_and_a_step_without_one_is_sent_as_written(tmp
     )
     run = invoke_cli("test", "keys.test.toml", cwd=tmp_path)
     assert run.code == 0 and "1 passed" in run.stdout, run.stdout
+
+
+def test_expectations_a_developer_writes_for_nothing_check_for_nothing(tmp_path):
+    """`warnings = []` and `logs = []` passed whatever the handler did, "absent" could not
+    expect an abort with no reason, and save could not read into an array: each a
+    failure lost or a step that could not be written."""
+    (tmp_path / "noisy.js").write_text(
+        'const db = require("kvstore");\n'
+        "export default (request, response) => {\n"
+        "  console.log('hello');\n"
+        "  db.set('k', 1);  // not awaited: a warning\n"
+        "  return response.send(JSON.stringify({ items: [{ id: 'a' }, { id: request.query.b }] }));\n"
+        "};\n"
+    )
+    (tmp_path / "gate.js").write_text("export default (request) => request.abort();\n")
+    (tmp_path / "noisy.test.toml").write_text(
+        '[[scenario]]\nname = "none expected"\nfile = "noisy.js"\n'
+        "[[scenario.step]]\nrequest = {}\nexpect = { warnings = [], logs = [] }\n"
+        '[[scenario]]\nname = "arrays"\nfile = "noisy.js"\n'
+        '[[scenario.step]]\nrequest = { query = { b = "x" } }\nsave = { second = "json.items.1.id" }\n'
+        '[[scenario.step]]\nrequest = { query = { b = "${second}y" } }\n'
+        'expect = { json = { items = [{ id = "a" }, { id = "xy" }] } }\n'
+        '[[scenario]]\nname = "absent"\nfile = "gate.js"\n'
+        '[[scenario.step]]\npublish = {}\nexpect = { outcome = "abort", abort_reason = "absent" }\n'
+    )
+    run = run_cli("test", "noisy.test.toml", "--json", cwd=tmp_path)
+    assert run.code == 1, run.stdout
+    scenarios = {s["name"]: s for s in json.loads(run.stdout)["scenarios"]}
+    failed = scenarios["none expected"]["failure"]["mismatches"]
+    assert [(m["field"], m["expected"]) for m in failed] == [("logs", []), ("warnings", [])]
+    assert scenarios["arrays"]["status"] == "passed", scenarios["arrays"]
+    assert scenarios["absent"]["status"] == "passed", scenarios["absent"]
+
+
+def test_a_json_request_body_is_sent_as_javascript_writes_it(tmp_path):
+    """`json = {...}` was sent with Python's spacing, \\u escapes and 1.0: a handler that
+    signs or measures the raw body saw other bytes than a client's JSON.stringify sends."""
+    from pfunc.events import EventSpec, build_event
+
+    event = build_event("on-request", EventSpec(json={"a": 1, "e": "🚀", "f": 1.0}))
+    assert event.body == '{"a":1,"e":"🚀","f":1}'

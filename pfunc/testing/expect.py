@@ -70,6 +70,11 @@ def _texts(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
+def _absent(want: Any, got: Any) -> bool:
+    """`"absent"` expects a value that is missing or null (TOML has no null)."""
+    return want == ABSENT and got in (None, _MISSING)
+
+
 def check(
     expect: dict[str, Any], result: Result, kv: dict[str, Any], counters: dict[str, int]
 ) -> list[Mismatch]:
@@ -77,15 +82,16 @@ def check(
     found: list[Mismatch] = []
     reported = result.verdict()  # (what to_json says of these three, without the rest)
     for key in ("outcome", "delivered", "abort_reason"):
-        if key in expect and reported.get(key, _MISSING) != expect[key]:
-            found.append(Mismatch(key, expect[key], reported.get(key, _MISSING)))
+        got = reported.get(key, _MISSING)
+        if key in expect and got != expect[key] and not _absent(expect[key], got):
+            found.append(Mismatch(key, expect[key], got))
     if result.outcome == "error" and not {"outcome", "error"} & set(expect):
         # A handler that failed fails its step, as a test that raises fails, unless the
         # step says it should fail: its other expectations may well hold all the same.
         reason = f"{result.error.type}: {result.error.message}" if result.error else "an error"
         note = f'the execution failed, {reason}; expect outcome = "error" if it should'
         found.append(Mismatch("outcome", "no error", "error", note))
-    if "message" in expect:
+    if "message" in expect and not _absent(expect["message"], result.message):
         found.extend(contains(expect["message"], result.message, "message"))
     response = result.response or {}
     if "status" in expect and response.get("status", _MISSING) != expect["status"]:
@@ -128,13 +134,13 @@ def check(
     # a chain's console lines and warnings (a hop dropped) are the step's to check too.
     executions = list(chain(result))
     lines = [entry["text"] for execution in executions for entry in execution.logs]
-    for text in _texts(expect.get("logs", [])):
-        if not any(text in line for line in lines):
-            found.append(Mismatch("logs", text, lines, "no console line contains it"))
     warnings = [warning for execution in executions for warning in execution.warnings]
-    for text in _texts(expect.get("warnings", [])):
-        if not any(text in warning for warning in warnings):
-            found.append(Mismatch("warnings", text, warnings, "no warning contains it"))
+    for key, seen, what in (("logs", lines, "console line"), ("warnings", warnings, "warning")):
+        if expect.get(key) == [] and seen:  # an empty list: none at all
+            found.append(Mismatch(key, [], seen, f"expected no {what}"))
+        for text in _texts(expect.get(key, [])):
+            if not any(text in line for line in seen):
+                found.append(Mismatch(key, text, seen, f"no {what} contains it"))
     if "error" in expect:
         want = (
             expect["error"] if isinstance(expect["error"], dict) else {"message": expect["error"]}

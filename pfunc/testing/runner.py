@@ -270,7 +270,10 @@ class ScenarioRun:
             else:
                 value = result.message if result.message is not None else _NOTHING
             for at, key in enumerate(keys):
-                if not isinstance(value, dict):
+                if isinstance(value, list):  # an item by its index: json.items.0.id
+                    index = int(key) if key.isascii() and key.isdigit() else len(value)
+                    value = value[index] if index < len(value) else _NOTHING
+                elif not isinstance(value, dict):
                     value = _NOTHING
                 elif root == "response" and keys[:at] == ["headers"]:
                     # A header's name in any case, as expect.headers reads it.

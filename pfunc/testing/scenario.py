@@ -214,8 +214,8 @@ def _scenario(path: Path, lines: ScenarioLines, index: int, entry: dict[str, Any
     if not isinstance(steps, list) or not steps:
         raise _fail(path, line, f'scenario "{name}" has no [[scenario.step]] tables')
     seed = entry.get("seed", 1)
-    if not isinstance(seed, int):
-        raise _fail(path, lines.key(index, "seed"), "seed must be a whole number")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise _fail(path, lines.key(index, "seed"), "seed must be a whole number, 0 to 2^32-1")
     for table in ("kv", "counters", "vault"):
         if not isinstance(entry.get(table, {}), dict):
             at = lines.key(index, table)
