@@ -10,7 +10,7 @@ from pfunc import jsonio
 from pfunc.events import KINDS
 from pfunc.limits import Budget, Profile
 from pfunc.modules.vault import secret_pattern
-from pfunc.result import ExecutionError, Result
+from pfunc.result import TIME_LIMIT, ExecutionError, Result
 from pfunc.sandbox import Sandbox, SandboxInterrupted
 from pfunc.sandbox.source import Location, map_stack
 
@@ -53,11 +53,6 @@ def memory_error(display_path: str, profile: Profile) -> ExecutionError:
         f"({profile.describe()}) and was stopped; keep less data in memory at once, or raise "
         "the limit with memory_mb under [limits] in pfunc.toml",
     )
-
-
-# The code of pfunc's own time-limit errors (a handler cannot give its errors one of
-# pfunc's codes): pfunc dev answers them 503, as PubNub does a request past its limit.
-TIME_LIMIT = "TIME_LIMIT"
 
 
 def timeout_error(

@@ -59,6 +59,11 @@ class ExecutionError:
         return data
 
 
+# The code of pfunc's own time-limit errors (a handler cannot give its errors one of
+# pfunc's codes): pfunc dev answers them 503, as PubNub does a request past its limit.
+TIME_LIMIT = "TIME_LIMIT"
+
+
 @dataclass
 class Result:
     function: str
@@ -94,6 +99,18 @@ class Result:
     @property
     def is_message_event(self) -> bool:
         return self.family == "message"
+
+    @property
+    def http_status(self) -> int | None:
+        """The status an on-request execution's client is answered with by pfunc dev:
+        its response's; for one that failed, 503 at the time limit (PubNub's
+        troubleshooting page: "Request processing exceeded the maximum allowed time"),
+        else 500. None for other kinds."""
+        if self.family != "request":
+            return None
+        if self.response is not None:
+            return int(self.response["status"])
+        return 503 if self.error is not None and self.error.code == TIME_LIMIT else 500
 
     def verdict(self) -> dict[str, Any]:
         """What the report says of how it ended: the outcome, whether the message went on

@@ -162,6 +162,7 @@ def test_terminal_events_for_unrouted_requests_and_errors(dev: InProcessDev) -> 
     dev.request("GET", "/v1/blocks/sub-key/sub-c-demo/api?fail=1")
     failed = dev.wait_for(lambda e: e["type"] == "execution" and e["outcome"] == "error")
     assert failed["method"] == "GET" and failed["error"]["line"] == 2
+    assert failed["status"] == 500  # what its client was answered (the log had none)
     dev.request("POST", "/v1/blocks/sub-key/sub-c-demo/api", b"{}")
     answered = dev.wait_for(lambda e: e["type"] == "execution" and e["outcome"] == "response")
     assert answered["status"] == 201 and answered["method"] == "POST"
@@ -499,3 +500,27 @@ def test_a_recorder_gets_every_entry_even_those_the_hub_no_longer_keeps(harness,
         hub.add_result(result)
     assert len(hub.entries) == 2
     assert [entry.result for entry in given] == results
+
+
+def test_a_failed_requests_status_is_the_one_its_client_got(harness, write_handler) -> None:
+    """The dev log and the console showed no status for an on-request execution that
+    failed: its client's 500 and a time limit's 503 looked alike."""
+    from pfunc.events import EventSpec, build_event
+    from pfunc.server.console_hub import ConsoleHub
+    from pfunc.server.log import execution_event
+
+    harness.limit_overrides = {"timeout": 0.2}
+
+    def request(source: str, name: str):
+        return harness.run(write_handler(source, name), build_event("on-request", EventSpec()))
+
+    thrown = request("export default () => { null.x; };", "thrown.js")
+    looped = request("export default () => { for (;;) {} };", "loop.js")
+    answered = request("export default (q, r) => r.send('no', 404);", "answered.js")
+    hub = ConsoleHub()
+    for result, status in ((thrown, 500), (looped, 503), (answered, 404)):
+        assert result.http_status == status
+        assert execution_event(result)["status"] == status
+        hub.add_result(result)
+        assert hub.entries[-1].to_json()["status"] == status
+

@@ -328,6 +328,20 @@ def test_a_404_row_opens_and_the_console_keeps_working(page, dev: InProcessDev) 
     assert errors == []
 
 
+def test_a_failed_request_shows_the_status_its_client_got(page, dev: InProcessDev) -> None:
+    """The row and the detail of an on-request execution that failed showed no status:
+    its client got a 500 (a 503 at the time limit) that the console did not show."""
+    page.goto(dev.base + "/#executions")
+    page.wait_for_selector(".count")
+    dev.request("GET", "/v1/blocks/sub-key/sub-c-demo/api?fail=1")
+    row = page.locator("tr.execution", has_text="error").filter(has_text="api").first
+    row.wait_for()
+    assert "500" in row.inner_text()
+    row.click()
+    page.wait_for_selector(".pane .detail >> text=answered by pfunc dev: the function failed")
+    assert "500" in page.inner_text(".pane .detail .status")
+
+
 def test_the_filters_pick_by_function_and_outcome(page, dev: InProcessDev) -> None:
     page.goto(dev.base + "/#executions")
     dev.request("GET", "/v1/blocks/sub-key/sub-c-demo/api")
@@ -340,8 +354,11 @@ def test_the_filters_pick_by_function_and_outcome(page, dev: InProcessDev) -> No
     )
     page.select_option("select.filter-function", "")
     page.select_option("select.filter-outcome", "response")
-    rows = page.locator("tr.execution")
-    assert rows.count() > 0 and all("response" in text for text in rows.all_inner_texts())
+    # (The page renders a filter's change after the event: wait for it, not the old rows.)
+    page.wait_for_function(
+        "(rows => rows.length > 0 && rows.every((r) => r.textContent.includes('response')))"
+        "([...document.querySelectorAll('tr.execution')])"
+    )
 
 
 def test_a_run_is_the_executions_entry_with_its_own_event(page) -> None:

@@ -9,7 +9,6 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from pfunc.events import KINDS, REQUEST, EventSpec, RequestEvent, build_event
-from pfunc.outcome import TIME_LIMIT
 from pfunc.project import FunctionConfig
 from pfunc.request_fields import first_values, joined_headers
 from pfunc.server.state import DevState
@@ -119,11 +118,9 @@ class Blocks:
         result = await self.state.engine.functions.executor(function).run(event)
         if result.outcome != "response" or result.response is None:
             error = result.error.message if result.error else "the function did not respond"
-            # PubNub's troubleshooting page: 503, "Request processing exceeded the maximum
-            # allowed time. Retry the request" (a time limit, or no instance free in it).
-            timed_out = result.error is not None and result.error.code == TIME_LIMIT
+            # 503 at a time limit (or no instance free in it), else 500: Result.http_status.
             failed = f'function "{function.name}" failed: {error}'
-            return pubnub_error(503 if timed_out else 500, failed, "blocks")
+            return pubnub_error(result.http_status or 500, failed, "blocks")
         response = result.response
         status = int(response["status"])
         headers = CIMultiDict(  # one line a value of a list (several Set-Cookie)

@@ -80,6 +80,8 @@ class Entry:
             "observed": result.observed,
             "result": result.to_json(),
         }
+        if result.family == "request":  # what its client was answered, failed or not
+            data["status"] = result.http_status
         if self.frame is not None:
             data["frame"] = self.frame
         return data

@@ -330,8 +330,9 @@ def execution_event(result: Result) -> dict[str, Any]:
     received = result.received
     if result.family == "request" and received is not None:
         event["method"] = received.method
+    if result.family == "request":  # a failed one's too: the 500 or 503 its client got
+        event["status"] = result.http_status
     if result.response is not None:
-        event["status"] = result.response.get("status")
         event["body"] = result.response.get("body")
     if result.error is not None:
         event["error"] = result.error.to_json()

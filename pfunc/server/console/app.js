@@ -166,7 +166,7 @@ function ExecutionsView({ entries, functions, selected, setSelected }) {
             <td class="dim">${new Date(e.at).toLocaleTimeString()}</td>
             ${r
               ? html`<td>${r.name || r.function}</td><td class="dim">${r.event}</td>
-                <td class="mono">${r.channel || (r.response ? r.response.status : "")}</td>
+                <td class="mono">${r.channel || (e.status ?? "")}</td>
                 <td class=${r.outcome}>${r.outcome}</td><td class="dim">${r.duration_ms} ms</td>`
               : html`<td colspan="3" class="mono">${e.method} ${e.path}</td><td class="abort">${e.what ? "not emulated" : e.status}</td><td></td>`}
           </tr>`;

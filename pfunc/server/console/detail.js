@@ -115,6 +115,9 @@ export function Detail({ entry }) {
     ${result.response && html`<${Section} title="HTTP response">
       <p class="mono status">${result.response.status}</p>
       <${Pre} value=${result.response.headers} /><${Pre} value=${result.response.body} /><//>`}
+    ${!result.response && entry.status && html`<${Section} title="HTTP response">
+      <p class="mono status">${entry.status}</p>
+      <p class="dim">answered by pfunc dev: the function ${entry.status === 503 ? "ran out of time" : "failed"}</p><//>`}
     <${Section} title=${`Operations: ${ops.used ?? 0}${budgetText(ops.limit)}${ops.exceeded ? " (budget exceeded)" : ""}`}>
       <table class="calls">${calls.map(
         (c) => html`<tr class=${c.status}><td class="mono">${c.module}.${c.method}</td><td class="mono">${c.key ?? ""}</td>
