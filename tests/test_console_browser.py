@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -258,6 +259,29 @@ def test_an_execution_from_before_a_save_is_not_saved_as_a_scenario(
     page.click("button.save-scenario")
     page.wait_for_selector('.save .error:has-text("was saved after it ran")')
     assert not (dev.folder / "tests" / "after_save.test.toml").exists()
+
+
+def test_a_save_no_function_runs_leaves_earlier_executions_saveable(
+    page, dev: InProcessDev
+) -> None:
+    """A web client's .js saved beside the functions (no function runs it) counted as a
+    save of the project: every earlier execution was refused as a scenario."""
+    view(page, "executions")
+    state = dev.server.state  # (an earlier test's save of greet.js reloaded first)
+    for _ in range(100):
+        if state.ran_current_code(time.time() * 1000):
+            break
+        time.sleep(0.05)
+    dev.type('run greet {"message": {"text": "before the web client"}}')
+    (dev.folder / "public").mkdir(exist_ok=True)
+    (dev.folder / "public" / "app.js").write_text("console.log('the web client');\n")
+    page.wait_for_timeout(400)  # the watcher has seen it
+    open_newest(page, "before the web client")
+    page.fill("input.scenario-file", "tests/web_client.test.toml")
+    page.click("button.save-scenario")
+    page.wait_for_selector(".saved, .save .error")
+    assert page.locator(".saved").count() == 1, page.inner_text(".save")
+    assert (dev.folder / "tests" / "web_client.test.toml").is_file()
 
 
 def run_greets(page, dev: InProcessDev, texts: list[str]) -> None:

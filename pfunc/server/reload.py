@@ -64,7 +64,7 @@ class Reloader(FileSystemEventHandler):
         on_change: Callable[[set[Path]], Awaitable[None]],
         debounce: float = DEBOUNCE_SECONDS,
         state_folder: Path | None = None,
-        on_save: Callable[[], None] | None = None,
+        on_save: Callable[[set[Path]], None] | None = None,
         function_files: Callable[[], Iterable[Path]] | None = None,
     ) -> None:
         self.root = root
@@ -79,7 +79,7 @@ class Reloader(FileSystemEventHandler):
         # The watch table is kept by the watchdog thread (new folders) and the loop's
         # (function files after a reload): one at a time.
         self._lock = threading.Lock()
-        self.on_save = on_save  # told at once, before the debounced reload
+        self.on_save = on_save  # told each save at once, before the debounced reload
         # The store's folder is skipped even when its name is not hidden (kv = "state/...").
         skipped = {state_folder.resolve()} if state_folder is not None else set()
         self._skipped = frozenset(skipped - {root.resolve()})
@@ -209,7 +209,7 @@ class Reloader(FileSystemEventHandler):
         without pause for longer than MAX_WAIT is reloaded anyway (and again after)."""
         now = self.loop.time()
         if self.on_save is not None:
-            self.on_save()
+            self.on_save(paths)
         if not self._pending:
             self._first_event = now
         self._pending |= paths
@@ -248,6 +248,19 @@ class ProjectReloader:
         # (a save that puts it back says nothing more).
         self._started = state.project
         self.on_project = on_project  # called after a new pfunc.toml took over
+
+    def note_save(self, paths: set[Path]) -> None:
+        """A save seen (before its reload): the server's record of when the code last
+        changed moves only for a file that may change what runs (pfunc.toml, .env, a
+        function's file, any .py while a Python function is served: it may import it).
+        A web client's .js beside the functions changes nothing a function runs, and
+        had kept every earlier execution from being saved as a scenario."""
+        config = self.state.project.config_file
+        watched = [] if config is None else [config, config.parent / ".env"]
+        watched += [function.file for function in self.state.project.functions]
+        python = any(function.file.suffix == ".py" for function in self.state.project.functions)
+        if any((python and p.suffix == ".py") or any(_same(p, f) for f in watched) for p in paths):
+            self.state.note_save()
 
     def files_changed(self, paths: set[Path]) -> Awaitable[None]:
         """The reload of `paths`. The saves it reads are those made until now, when it is

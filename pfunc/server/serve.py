@@ -185,7 +185,7 @@ async def running_server(
             asyncio.get_running_loop(),
             server.files_changed,
             state_folder=session.kv_path.parent,
-            on_save=server.state.note_save,
+            on_save=server.reloader.note_save,
             function_files=lambda: [function.file for function in server.state.project.functions],
         )
         reloader.start()

@@ -48,7 +48,10 @@ class DevState:
         self.last_save_ms = time.time() * 1000
 
     def note_reloaded(self, saved_ms: float) -> None:
-        """A reload ended that read the saves made up to `saved_ms`."""
+        """A reload ended that read the saves made up to `saved_ms`; one that read none
+        not read before (a save of a file no function runs) changed no code."""
+        if saved_ms <= self.reloaded_save_ms:
+            return
         self.last_reload_ms = time.time() * 1000
         self.reloaded_save_ms = max(self.reloaded_save_ms, saved_ms)
 
