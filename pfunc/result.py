@@ -62,6 +62,7 @@ class ExecutionError:
 # The code of pfunc's own time-limit errors (a handler cannot give its errors one of
 # pfunc's codes): pfunc dev answers them 503, as PubNub does a request past its limit.
 TIME_LIMIT = "TIME_LIMIT"
+UNSEEN_KV = "unseen:"  # in Result.observed: a KV call made while nothing noted what it found
 
 
 @dataclass
@@ -86,7 +87,8 @@ class Result:
     triggered: list[PublishReport] = field(default_factory=list)  # publishes it made
     # Not part of the JSON result: the event as the handler received it, and the KV values
     # the execution first found under each key it touched (filled only while the dev
-    # console records them), for tools that show an execution or turn it into a test.
+    # console records them; UNSEEN_KV set when a call was made while nothing noted what it
+    # found), for tools that show an execution or turn it into a test.
     received: Any = field(default=None, repr=False, compare=False)
     observed: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     # The error's code frame, made as the execution ended from the code it ran (the file

@@ -524,3 +524,20 @@ def test_a_failed_requests_status_is_the_one_its_client_got(harness, write_handl
         hub.add_result(result)
         assert hub.entries[-1].to_json()["status"] == status
 
+
+
+def test_an_execution_no_page_watched_is_not_saved_with_a_made_up_store(
+    dev: InProcessDev,
+) -> None:
+    """With no console page open nothing notes what an execution finds in the store, and
+    its scenario had taken its seeds and the KV expected from the replay: a counter the
+    execution left at 3 was expected at 1. It is refused, saying why."""
+    dev.type('run greet {"message": {"text": "unwatched"}}')
+    dev.wait_for(
+        lambda e: e["type"] == "execution" and e.get("message", {}).get("text") == "unwatched"
+    )
+    entry = dev.server.console.hub.entries[-1]
+    body = json.dumps({"id": entry.id, "file": "tests/unwatched.test.toml"}).encode()
+    status, _, text = dev.request("POST", "/pfunc/console/scenario", body)
+    assert status == 400 and "while no console page was open" in text, text
+    assert not (dev.folder / "tests" / "unwatched.test.toml").exists()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from pfunc.modules.calls import CallContext, JSArg
 from pfunc.modules.kvstore import KVStoreModule
+from pfunc.result import UNSEEN_KV
 
 ITEM_CALLS = {"get", "getItem", "set", "setItem", "removeItem"}
 COUNTER_CALLS = {"getCounter", "incrCounter", "removeItem"}
@@ -25,6 +26,8 @@ class ObservedKVStore(KVStoreModule):
             key = self.key_of(method, args)
             if key is not None:
                 await self._note(method, key, context)
+        else:  # what it found is not known: it cannot be saved as a scenario
+            context.observed[UNSEEN_KV] = True
         return await super().call(method, args, context)
 
     @staticmethod

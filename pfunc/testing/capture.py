@@ -24,6 +24,7 @@ from typing import Any
 from pfunc.engine import Engine
 from pfunc.errors import PfuncUsageError
 from pfunc.events import KINDS
+from pfunc.result import UNSEEN_KV
 from pfunc.testing import toml_text
 from pfunc.testing.runner import run_scenario
 from pfunc.testing.scenario import load_scenarios
@@ -113,6 +114,11 @@ def scenario_for(entry: dict[str, Any], name: str) -> dict[str, Any]:
     result, event = entry["result"], entry.get("event")
     if event is None or not result.get("name"):
         raise CaptureError("only executions of functions named in pfunc.toml can be saved")
+    if (entry.get("observed") or {}).get(UNSEEN_KV):
+        raise CaptureError(
+            "it used the KV store while no console page was open (nor --record), so what "
+            "it found there was not noted; send it again with this page open to save it"
+        )
     trigger, payload = _step_event(event)
     kv, counters = {}, {}
     for slot, found in (entry.get("observed") or {}).items():
