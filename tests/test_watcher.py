@@ -415,3 +415,40 @@ def test_a_pfunc_toml_save_lets_an_interval_execution_in_flight_finish(
         assert first["outcome"] == "ok"
     finally:
         server.stop()
+
+
+def test_a_load_that_runs_long_holds_no_other_and_is_said(tmp_path: Path, monkeypatch) -> None:
+    """Saved together, a handler whose top-level code loops and a fixed one: the fixed one
+    waited the whole time limit (functions loaded one after another), and nothing was
+    said meanwhile. Each loads at once now, and a load still running is said to be."""
+    from pfunc.server import reload
+    from tests.dev_harness import InProcessDev
+
+    monkeypatch.setattr(reload, "SLOW_LOAD_SECONDS", 0.3, raising=False)
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-w"\n\n[limits]\ntimeout = 1.5\n'
+        + "".join(
+            f'[[functions]]\nname = "{name}"\nfile = "{name}.js"\nevent = "on-request"\n'
+            f'path = "{name}"\n'
+            for name in ("a", "b")
+        )
+    )
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.js").write_text(f'export default (q, r) => r.send("{name}1");\n')
+    server = InProcessDev(tmp_path)
+    try:
+        (tmp_path / "a.js").write_text('for (;;) {}\nexport default (q, r) => r.send("a2");\n')
+        (tmp_path / "b.js").write_text('export default (q, r) => r.send("b2");\n')
+        seen = []
+        while not any(e.get("type") == "reload" and "a.js" in e["file"] for e in seen):
+            seen.append(server.wait_for(lambda e: e["type"].startswith("reload"), timeout=10))
+        kinds = [(e["type"], Path(e["file"]).name, e.get("ok")) for e in seen]
+        assert kinds == [
+            ("reload", "b.js", True),  # at once, not after a.js's time limit
+            ("reload-slow", "a.js", None),
+            ("reload", "a.js", False),
+        ], kinds
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/b")[2] == "b2"
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-w/a")[2] == "a1"
+    finally:
+        server.stop()

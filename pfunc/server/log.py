@@ -206,6 +206,16 @@ class DevLog:
             if frame:
                 self.out.line(frame)
 
+    def _reload_slow(self, event: dict[str, Any]) -> None:
+        self.out.line(
+            (
+                f"reloading {event['file']}: its top-level code has run for "
+                f"{event['seconds']:g} s; saves made meanwhile are read when it ends "
+                "(at the latest at the time limit)",
+                "yellow",
+            )
+        )
+
     def _unrouted(self, event: dict[str, Any]) -> None:
         self.out.line(
             (

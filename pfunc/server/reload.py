@@ -29,6 +29,9 @@ from pfunc.server.state import DevState
 from pfunc.vault_sources import load_secrets
 
 WATCHED_SUFFIXES = (".js", ".py")
+# A load still running after this long is said to be (top-level code that runs long holds
+# the saves made meanwhile until it ends, at most the time limit).
+SLOW_LOAD_SECONDS = 2.0
 WATCHED_NAMES = ("pfunc.toml", ".env")  # .env: vault secrets beside pfunc.toml
 DEBOUNCE_SECONDS = 0.03
 MAX_WAIT_SECONDS = 0.5
@@ -289,19 +292,37 @@ class ProjectReloader:
         # another function's own file, may change what a Python handler runs, so every
         # Python function loads again.
         python_saved = any(p.suffix == ".py" for p in paths)
-        for function in self.state.project.functions:
-            reread = python_saved and function.file.suffix == ".py"
-            if reread or any(_same(p, function.file) for p in paths):
-                executor = functions.executor(function)
-                failure = await executor.reload()
-                serving = failure is None or await _still_loads(executor)
-                self._report(
-                    executor.display_path,
-                    failure,
-                    started,
-                    serving,
-                    _partly_serving(function.file, paths) if failure and serving else [],
-                )
+        # Each function loads at once and is reported as it ends: one whose top-level code
+        # runs long (a loop being typed) holds no other one to its time limit.
+        await asyncio.gather(
+            *(
+                self._reload_function(functions.executor(function), function.file, paths, started)
+                for function in self.state.project.functions
+                if (python_saved and function.file.suffix == ".py")
+                or any(_same(p, function.file) for p in paths)
+            )
+        )
+
+    async def _reload_function(
+        self, executor: Executor, file: Path, paths: set[Path], started: float
+    ) -> None:
+        slow = asyncio.get_running_loop().call_later(
+            SLOW_LOAD_SECONDS,
+            self.state.log,
+            {"type": "reload-slow", "file": executor.display_path, "seconds": SLOW_LOAD_SECONDS},
+        )
+        try:
+            failure = await executor.reload()
+        finally:
+            slow.cancel()
+        serving = failure is None or await _still_loads(executor)
+        self._report(
+            executor.display_path,
+            failure,
+            started,
+            serving,
+            _partly_serving(file, paths) if failure and serving else [],
+        )
 
     def _reload_project(self, config: Path) -> None:
         started = time.monotonic()
