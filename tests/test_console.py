@@ -541,3 +541,43 @@ def test_an_execution_no_page_watched_is_not_saved_with_a_made_up_store(
     status, _, text = dev.request("POST", "/pfunc/console/scenario", body)
     assert status == 400 and "while no console page was open" in text, text
     assert not (dev.folder / "tests" / "unwatched.test.toml").exists()
+
+
+def test_the_functions_list_does_not_wait_for_a_load_that_runs_long(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The list waited for each function whose top-level code loops, one after another,
+    to its time limit (20 s for two): the page showed nothing, the good function neither.
+    It answers in a moment, such a function "loading", and the page is told when its
+    state is known."""
+    from pfunc.server import console_api
+
+    monkeypatch.setattr(console_api, "LOAD_WAIT_SECONDS", 0.3, raising=False)
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-l"\n\n[limits]\ntimeout = 1\n'
+        + "".join(
+            f'[[functions]]\nname = "{name}"\nfile = "{name}.js"\nevent = "on-request"\n'
+            f'path = "{name}"\n'
+            for name in ("spin1", "spin2", "good")
+        )
+    )
+    for name in ("spin1", "spin2"):
+        (tmp_path / f"{name}.js").write_text(
+            "for (;;) {}\nexport default (q, r) => r.send('x');\n"
+        )
+    (tmp_path / "good.js").write_text("export default (q, r) => r.send('ok');\n")
+    server = InProcessDev(tmp_path)
+    try:
+        listed = json.loads(server.request("GET", "/pfunc/console/functions")[2])["functions"]
+        # Answered while both loads still ran (each ends only at its 1 s limit).
+        states = {f["name"]: f["state"] for f in listed}
+        assert states == {"spin1": "loading", "spin2": "loading", "good": "loaded"}, states
+        deadline = time.monotonic() + 10
+        while states["spin1"] == "loading" or states["spin2"] == "loading":
+            assert time.monotonic() < deadline, states
+            time.sleep(0.1)
+            listed = json.loads(server.request("GET", "/pfunc/console/functions")[2])
+            states = {f["name"]: f["state"] for f in listed["functions"]}
+        assert states == {"spin1": "failed", "spin2": "failed", "good": "loaded"}, states
+    finally:
+        server.stop()

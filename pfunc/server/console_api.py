@@ -52,6 +52,7 @@ RECORD_QUEUE = 1000  # executions --record may fall behind by before it skips so
 
 
 LOAD_ERROR_FIELDS = ("error", "error_type", "line", "column")  # of a failed reload
+LOAD_WAIT_SECONDS = 1.0  # how long the functions list waits for loads not known yet
 
 
 class Console:
@@ -59,6 +60,7 @@ class Console:
         self.state = state
         self.hub = ConsoleHub()
         self.states: dict[str, dict[str, Any]] = {}  # display path -> load state
+        self._loading: dict[str, asyncio.Future[dict[str, Any]]] = {}  # loads under way
         self.project_error: str | None = None  # why the last pfunc.toml saved did not load
         self._closed = asyncio.Event()
         self._record: asyncio.Queue[Entry] | None = None
@@ -194,13 +196,21 @@ class Console:
 
     async def functions(self, request: web.Request) -> web.Response:
         described = []
-        for entry, function in zip(
-            describe_functions(self.state), self.state.project.functions, strict=True
-        ):
-            executor = self.state.engine.functions.executor(function)
-            state = self.states.get(executor.display_path)
-            if state is None:
-                state = await self._load_state(executor)
+        functions = self.state.project.functions
+        listed = list(zip(describe_functions(self.state), functions, strict=True))
+        executors = [self.state.engine.functions.executor(function) for _, function in listed]
+        # Loads not known yet run side by side, and the page is answered within a second:
+        # one whose top-level code runs long is "loading", and its state is sent (as a
+        # reload) when it ends, rather than holding the list to its time limit.
+        loads = [
+            self._loading.setdefault(e.display_path, asyncio.ensure_future(self._load_state(e)))
+            for e in executors
+            if e.display_path not in self.states and e.display_path not in self._loading
+        ]
+        if loads:  # (not those an earlier listing started: they are said when they end)
+            await asyncio.wait(loads, timeout=LOAD_WAIT_SECONDS)
+        for (entry, function), executor in zip(listed, executors, strict=True):
+            state = self.states.get(executor.display_path) or {"state": "loading"}
             if state.get("line"):
                 frame = code_frame(function.file, state["line"], state.get("column") or 1)
                 state = {**state, "frame": frame or ""}
@@ -224,7 +234,17 @@ class Console:
         )
 
     async def _load_state(self, executor: Any) -> dict[str, Any]:
-        """Whether the function's current source loads (as its next execution would)."""
+        """Whether the function's current source loads (as its next execution would); the
+        open pages are told once it is known."""
+        started = time.monotonic()
+        try:
+            return await self._try_load(executor)
+        finally:
+            self._loading.pop(executor.display_path, None)
+            if time.monotonic() - started >= LOAD_WAIT_SECONDS:  # a page listed it loading
+                self.hub.note("reload", json.dumps({"type": "load-state"}))
+
+    async def _try_load(self, executor: Any) -> dict[str, Any]:
         try:
             sandbox = await executor.pool.acquire()
         except HandlerLoadError as failure:
