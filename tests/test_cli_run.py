@@ -645,6 +645,23 @@ def test_a_syntax_error_at_the_end_of_the_file_still_shows_where(tmp_path):
     assert marked[at + 1].endswith("|                     ^")
 
 
+def test_a_file_that_ends_too_early_is_said_so_where_its_frame_points(tmp_path):
+    """QuickJS words a half-typed handler (an unclosed brace) as "unexpected token in
+    expression: ''" on the line after the last, while the frame's caret stood at the
+    end of the last line of code: the header and the frame disagreed. It is said as V8
+    says it, at the frame's place, in the report and the load check alike."""
+    from pfunc.sandbox.syntax_check import syntax_error
+
+    handler = tmp_path / "half.js"
+    handler.write_text('export default (req, res) => {\n  return res.send("half");\n\n')
+    run = run_cli("run", "half.js", "--event", "on-request", "--json", cwd=tmp_path)
+    error = run.json()["error"]
+    assert error["message"] == "half.js:2:27: Unexpected end of input", error
+    assert (error["line"], error["column"], error["stack"]) == (2, 27, "    at half.js:2:27")
+    checked = syntax_error(handler.read_text(), "half.js")
+    assert checked is not None and checked.message == error["message"]
+
+
 def test_an_error_in_a_minified_handler_shows_a_window_of_its_line(tmp_path):
     """A bundled or minified handler is one long line: the report's frame shows the
     columns around the error (ellipses where the line is cut), the caret under it."""

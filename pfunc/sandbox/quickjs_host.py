@@ -147,7 +147,7 @@ class JavaScriptSandbox:
             self._raise_pending()
             stop = _interruption(error)
             if stop is None:
-                raise load_error(str(error), self.display_path) from None
+                raise load_error(str(error), self.display_path, self.source) from None
             raise self._load_interrupted(stop) from None
         finally:
             self.set_time_limit(None)

@@ -110,11 +110,24 @@ def split_engine_error(text: str) -> tuple[str, str, str]:
     return error_type, message, stack
 
 
-def load_error(text: str, display_path: str) -> HandlerLoadError:
+# QuickJS's words for the source ending where more was expected (an unclosed brace): the
+# empty token is the end of the file.
+_END_OF_INPUT = "unexpected token in expression: ''"
+
+
+def load_error(text: str, display_path: str, source: str | None = None) -> HandlerLoadError:
     """A QuickJS exception at load (or compile) as the handler's load error: placed in its
-    file, with a word on what PubNub Functions take instead where one helps."""
+    file, with a word on what PubNub Functions take instead where one helps. With the
+    `source`, a file that ends too early is said as V8 says it ("Unexpected end of
+    input"), at the end of its last line of code, where its code frame points."""
     error_type, message, raw_stack = split_engine_error(text)
     stack, location = map_stack(raw_stack, display_path)
+    if message == _END_OF_INPUT and source is not None:
+        code = [(n, line) for n, line in enumerate(source.splitlines(), 1) if line.strip()]
+        if code:
+            message = "Unexpected end of input"
+            location = Location(code[-1][0], len(code[-1][1]) + 1)
+            stack = f"    at {display_path}:{location.line}:{location.column}"
     if "could not load module" in message:
         message += (
             "; import is not available in PubNub Functions, use require() for built-in modules"

@@ -29,7 +29,7 @@ def syntax_error(source: str, display_path: str) -> HandlerLoadError | None:
     try:
         context.module("throw 0;" + prepared)  # compiled whole; stopped before its code
     except (quickjs.JSException, MemoryError) as error:
-        failure = load_error(str(error), display_path)  # worded as a load of it would be
+        failure = load_error(str(error), display_path, source)  # worded as a load's would be
         return failure if failure.error_type == "SyntaxError" else None  # else: compiled
     return None
 
