@@ -347,6 +347,22 @@ expect = { outcome = "ok" }
 """
 
 
+def test_pfunc_test_n_runs_the_files_in_the_order_they_are_named(tmp_path):
+    """-x stops at the first failure of the files as named: under -n pytest collected
+    them in the order of their paths, so `-x z.test.toml a.test.toml` stopped at a's
+    malformed step (2) where pfunc test stops at z's failure (1)."""
+    folder = scenario_folder(tmp_path)
+    (folder / "z.test.toml").write_text(
+        '[[scenario]]\nname = "fails"\nfile = "hello.js"\n[[scenario.step]]\n'
+        'publish = { message = { name = "eve" } }\nexpect = { message = { greeting = "no" } }\n'
+    )
+    (folder / "a.test.toml").write_text(MALFORMED_STEP)
+    serial = invoke_cli("test", "-x", "z.test.toml", "a.test.toml", cwd=folder)
+    spread = run_cli("test", "-n", "1", "-x", "z.test.toml", "a.test.toml", cwd=folder)
+    assert serial.code == spread.code == 1, spread.stdout + spread.stderr
+    assert "nope.js" not in spread.stdout + spread.stderr
+
+
 def test_pfunc_test_n_answers_as_pfunc_test_does(tmp_path):
     """Across processes, the same selection, the same exit codes and the same errors:
     the project's own pytest setup (a conftest.py that fails, settings that add options)

@@ -56,6 +56,11 @@ def add_scenario_options(group: pytest.OptionGroup) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     from pfunc.testing.scenario import selected
 
+    if config.getoption("pfunc_files", None) is not None:
+        # pfunc test -n: run the files in the order they were named (pytest collects a
+        # folder's in the order of their paths), so -x stops where pfunc test would.
+        named = _named_files(config)
+        items.sort(key=lambda item: named.get(item.path.resolve(), len(named)))  # stable
     pattern = config.getoption("pfunc_select", None)
     if pattern is None:
         return
