@@ -581,3 +581,19 @@ def test_the_functions_list_does_not_wait_for_a_load_that_runs_long(
         assert states == {"spin1": "failed", "spin2": "failed", "good": "loaded"}, states
     finally:
         server.stop()
+
+
+def test_a_file_saved_as_it_was_keeps_its_load_time(dev: InProcessDev) -> None:
+    """A save that changes nothing reloads nothing (the warm instances keep their state),
+    yet the log said "reloaded" and the Functions view "loaded at" the save's time."""
+
+    def loaded_at() -> int:
+        listed = json.loads(dev.request("GET", "/pfunc/console/functions")[2])["functions"]
+        return next(f["loaded_at"] for f in listed if f["name"] == "api")
+
+    before = loaded_at()
+    handler = dev.folder / "handlers" / "api.js"
+    handler.write_text(handler.read_text())
+    event = dev.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("api.js"))
+    assert event.get("unchanged") is True, event
+    assert loaded_at() == before

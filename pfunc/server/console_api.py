@@ -99,6 +99,8 @@ class Console:
             if event["ok"]:
                 self._forget_unbound()
             self.hub.note("reload", json.dumps(event, default=str))
+        elif kind == "reload" and event.get("unchanged"):
+            pass  # saved as it was: the version loaded serves on, its load time with it
         elif kind == "reload":
             now = int(time.time() * 1000)
             # loaded_at is the serving version's; a failed save keeps it when it serves on.

@@ -181,6 +181,9 @@ class DevLog:
             self.out.line("      " + frame.replace("\n", "\n      "))
 
     def _reload(self, event: dict[str, Any]) -> None:
+        if event.get("unchanged"):
+            self.out.line(("saved", "cyan"), f" {event['file']} as it was: nothing to reload")
+            return
         if event["ok"]:
             self.out.line(("reloaded", "cyan"), f" {event['file']} ({event['ms']:.0f} ms)")
             for warning in event.get("warnings", []):

@@ -306,6 +306,10 @@ class ProjectReloader:
     async def _reload_function(
         self, executor: Executor, file: Path, paths: set[Path], started: float
     ) -> None:
+        if executor.pool.unchanged():  # saved as it was: the version serving stays
+            event = {"type": "reload", "file": executor.display_path, "ok": True}
+            self.state.log({**event, "unchanged": True, "ms": _ms_since(started)})
+            return
         slow = asyncio.get_running_loop().call_later(
             SLOW_LOAD_SECONDS,
             self.state.log,
