@@ -188,7 +188,9 @@ def _given_timetoken(ptto: Any) -> str | None:
     """A publish's `ptto` (PubNub's publish timetoken override) as a timetoken; None
     when there is none, or it is not one (a number of up to 17 digits)."""
     text = str(ptto) if ptto is not None else ""
-    return str(int(text)) if text.isascii() and text.isdigit() and len(text) <= 17 else None
+    if not (text.isascii() and text.isdigit() and len(text) <= 17) or int(text) == 0:
+        return None  # (0 is no timetoken: subscribers' envelope would show the publish's)
+    return str(int(text))
 
 
 def _made_up_uuid() -> str:

@@ -597,3 +597,36 @@ def test_a_file_saved_as_it_was_keeps_its_load_time(dev: InProcessDev) -> None:
     event = dev.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("api.js"))
     assert event.get("unchanged") is True, event
     assert loaded_at() == before
+
+
+def test_a_load_the_page_waits_for_never_overwrites_a_newer_reload(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A function listed "loading" (its top-level code loops) and then fixed: the fix's
+    reload said loaded, then the old load ended at its limit and wrote "failed" over it,
+    for good, while requests answered the fix."""
+    from pfunc.server import console_api
+
+    monkeypatch.setattr(console_api, "LOAD_WAIT_SECONDS", 0.2)
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-l"\n\n[limits]\ntimeout = 1.5\n'
+        '[[functions]]\nname = "a"\nfile = "a.js"\nevent = "on-request"\npath = "a"\n'
+    )
+    (tmp_path / "a.js").write_text("for (;;) {}\nexport default (q, r) => r.send('x');\n")
+    server = InProcessDev(tmp_path)
+
+    def state() -> str:
+        listed = json.loads(server.request("GET", "/pfunc/console/functions")[2])["functions"]
+        return listed[0]["state"]
+
+    try:
+        assert state() == "loading"
+        assert state() == "loading"  # a second page, while the first one's load runs
+        (tmp_path / "a.js").write_text("export default (q, r) => r.send('fixed');\n")
+        server.wait_for(lambda e: e["type"] == "reload" and e["file"].endswith("a.js"))
+        assert state() == "loaded"
+        time.sleep(1.5)  # the looping load has ended at its limit meanwhile
+        assert state() == "loaded"
+        assert server.request("GET", "/v1/blocks/sub-key/sub-c-l/a")[2] == "fixed"
+    finally:
+        server.stop()

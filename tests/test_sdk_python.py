@@ -4,6 +4,8 @@ the Python SDK are in test_sdk_objects, test_sdk_access and test_sdk_files."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pubnub.enums import PNPushEnvironment, PNPushType
 
@@ -127,6 +129,10 @@ def test_a_publish_timetoken_override_is_the_messages_timetoken(dev):
         got = recorder.wait_for("message")
         assert (got.message, got.timetoken) == ({"n": 1}, given)
         assert recorder.wait_for("message", lambda m: m.message == {"n": 2}).timetoken > given
+        # ptto=0 is no timetoken: answered (and delivered) as when it was published, not
+        # "0" to the publisher and the publish time to subscribers.
+        zero = dev.request("GET", "/publish/pub-c-py/sub-c-py/0/py.zero/0/%7B%7D?ptto=0")
+        assert zero[0] == 200 and json.loads(zero[2])[2] != "0", zero
         history = writer.fetch_messages().channels(["py.moved"]).sync()
         stored = history.result.channels["py.moved"]
         assert [(m.message, int(m.timetoken)) for m in stored][0] == ({"n": 1}, given)

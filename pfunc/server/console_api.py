@@ -61,6 +61,8 @@ class Console:
         self.hub = ConsoleHub()
         self.states: dict[str, dict[str, Any]] = {}  # display path -> load state
         self._loading: dict[str, asyncio.Future[dict[str, Any]]] = {}  # loads under way
+        self._said_loading: set[str] = set()  # listed as "loading": told when known
+        self._epochs: dict[str, int] = {}  # bumped when a reload sets or drops a state
         self.project_error: str | None = None  # why the last pfunc.toml saved did not load
         self._closed = asyncio.Event()
         self._record: asyncio.Queue[Entry] | None = None
@@ -98,6 +100,8 @@ class Console:
             self.project_error = None if event["ok"] else event.get("error")
             if event["ok"]:
                 self._forget_unbound()
+                for path in list(self._loading):  # its executor may be another one now
+                    self._epochs[path] = self._epochs.get(path, 0) + 1
             self.hub.note("reload", json.dumps(event, default=str))
         elif kind == "reload" and event.get("unchanged"):
             pass  # saved as it was: the version loaded serves on, its load time with it
@@ -105,6 +109,7 @@ class Console:
             now = int(time.time() * 1000)
             # loaded_at is the serving version's; a failed save keeps it when it serves on.
             previous = self.states.get(event["file"], {}).get("loaded_at")
+            self._epochs[event["file"]] = self._epochs.get(event["file"], 0) + 1
             self.states[event["file"]] = (
                 {"state": "loaded", "loaded_at": now}
                 if event["ok"]
@@ -204,15 +209,21 @@ class Console:
         # Loads not known yet run side by side, and the page is answered within a second:
         # one whose top-level code runs long is "loading", and its state is sent (as a
         # reload) when it ends, rather than holding the list to its time limit.
-        loads = [
-            self._loading.setdefault(e.display_path, asyncio.ensure_future(self._load_state(e)))
+        for e in executors:
+            if e.display_path not in self.states and e.display_path not in self._loading:
+                self._loading[e.display_path] = asyncio.ensure_future(self._load_state(e))
+        loads = {
+            self._loading[e.display_path]
             for e in executors
-            if e.display_path not in self.states and e.display_path not in self._loading
-        ]
-        if loads:  # (not those an earlier listing started: they are said when they end)
+            if e.display_path in self._loading and e.display_path not in self.states
+        }
+        if loads:  # (an earlier listing's too: answered as this one's)
             await asyncio.wait(loads, timeout=LOAD_WAIT_SECONDS)
         for (entry, function), executor in zip(listed, executors, strict=True):
-            state = self.states.get(executor.display_path) or {"state": "loading"}
+            state = self.states.get(executor.display_path)
+            if state is None:
+                state = {"state": "loading"}
+                self._said_loading.add(executor.display_path)
             if state.get("line"):
                 frame = code_frame(function.file, state["line"], state.get("column") or 1)
                 state = {**state, "frame": frame or ""}
@@ -238,12 +249,20 @@ class Console:
     async def _load_state(self, executor: Any) -> dict[str, Any]:
         """Whether the function's current source loads (as its next execution would); the
         open pages are told once it is known."""
-        started = time.monotonic()
+        path = executor.display_path
+        epoch = self._epochs.get(path, 0)
         try:
-            return await self._try_load(executor)
+            state = await self._try_load(executor)
+            bound = {display_path(f.file, self.state.project) for f in self.state.project.functions}
+            # A reload that ended meanwhile (or a pfunc.toml that dropped the function) knows
+            # better than a load of the source this one started with.
+            if epoch == self._epochs.get(path, 0) and path in bound:
+                self.states[path] = state
+            return state
         finally:
-            self._loading.pop(executor.display_path, None)
-            if time.monotonic() - started >= LOAD_WAIT_SECONDS:  # a page listed it loading
+            self._loading.pop(path, None)
+            if path in self._said_loading:  # a page listed it loading
+                self._said_loading.discard(path)
                 self.hub.note("reload", json.dumps({"type": "load-state"}))
 
     async def _try_load(self, executor: Any) -> dict[str, Any]:
@@ -262,7 +281,6 @@ class Console:
             executor.pool.release(sandbox)
             since = executor.pool.loaded_since  # when it first loaded, not when asked
             state = {"state": "loaded", "loaded_at": since or int(time.time() * 1000)}
-        self.states[executor.display_path] = state
         return state
 
     def _keyset(self) -> dict[str, str]:
