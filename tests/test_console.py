@@ -630,3 +630,31 @@ def test_a_load_the_page_waits_for_never_overwrites_a_newer_reload(
         assert server.request("GET", "/v1/blocks/sub-key/sub-c-l/a")[2] == "fixed"
     finally:
         server.stop()
+
+
+def test_an_encrypted_file_message_is_not_saved_as_a_scenario_of_another_event(
+    tmp_path: Path,
+) -> None:
+    """The file functions see an SDK's encrypted file message as the one text it is; a
+    scenario's publish-file message is a file message's own text, so the saved step
+    sent another event (relaxed until it passed). It is refused, saying why."""
+    import urllib.parse
+
+    (tmp_path / "pfunc.toml").write_text(
+        '[project]\nsubscribe_key = "sub-c-p"\npublish_key = "pub-c-p"\n'
+        '[[functions]]\nname = "vet"\nfile = "vet.js"\nevent = "before-publish-file"\n'
+        'channels = ["docs"]\n'
+    )
+    (tmp_path / "vet.js").write_text("export default (request) => request.ok();\n")
+    server = InProcessDev(tmp_path)
+    try:
+        cipher = urllib.parse.quote(json.dumps("U2FsdGVkX1+CIPHERTEXT=="))
+        path = f"/v1/files/publish-file/pub-c-p/sub-c-p/0/docs/0/{cipher}?uuid=w"
+        assert server.request("GET", path)[0] == 200
+        server.wait_for(lambda e: e["type"] == "execution")
+        entry = server.server.console.hub.entries[-1]
+        body = json.dumps({"id": entry.id, "file": "tests/enc.test.toml"}).encode()
+        status, _, text = server.request("POST", "/pfunc/console/scenario", body)
+        assert status == 400 and "encrypted" in text, text
+    finally:
+        server.stop()

@@ -23,7 +23,7 @@ from typing import Any
 
 from pfunc.engine import Engine
 from pfunc.errors import PfuncUsageError
-from pfunc.events import KINDS
+from pfunc.events import FILE, KINDS
 from pfunc.result import UNSEEN_KV
 from pfunc.testing import toml_text
 from pfunc.testing.runner import run_scenario
@@ -76,7 +76,15 @@ def _step_event(event: dict[str, Any]) -> tuple[str, Any]:
         if event.get("body"):
             payload["body"] = event["body"]
         return "request", payload
-    payload = {"message": event["message"], "channel": event["channel"]}
+    message = event["message"]
+    if row.trigger == FILE and not (isinstance(message, dict) and "file" in message):
+        # An SDK's encrypted file message is one text; a scenario's publish-file message
+        # is a file message's own text, so it would replay another event.
+        raise CaptureError(
+            "a file message that is not {message, file} (an encrypted one) cannot be "
+            "replayed by a scenario: its publish-file message is the text of a file message"
+        )
+    payload = {"message": message, "channel": event["channel"]}
     for extra in ("params", "meta"):
         if event.get(extra):
             payload[extra] = event[extra]
