@@ -121,6 +121,18 @@ def test_a_value_worded_as_a_promise_job_leaves_still_ends_at_the_limit(
     assert (healthy.outcome, healthy.message) == ("ok", {"n": 1})
 
 
+def test_a_value_worded_with_the_gil_held_ends_at_the_lease_not_the_limit(harness, tmp_path):
+    """On a dev-server thread the binding words that value holding the GIL, so the
+    watchdog cannot stop it at the deadline: the pinned C limit was the limit times the
+    CPUs (two minutes for a 60 s limit here, every other thread frozen meanwhile). It is
+    a lease the watchdog renews, so such a value is stopped within about a second."""
+    harness.limit_overrides = {"timeout": 60}
+    hostile, healthy = run_then_healthy(harness, tmp_path, SPECIES_TRAP, threaded=True)
+    assert (hostile.outcome, hostile.error.type) == ("error", "TimeoutError"), hostile.error
+    assert hostile.duration_ms < 30_000  # (the limit is 60 s: far from either side)
+    assert (healthy.outcome, healthy.message) == ("ok", {"n": 1})
+
+
 @pytest.mark.parametrize("threaded", [False, True], ids=["cli", "dev-server-thread"])
 def test_top_level_code_awaiting_for_ever_ends_at_the_limit(
     harness, tmp_path, threaded, time_limits

@@ -206,7 +206,10 @@ class JavaScriptSandbox:
         a Ctrl-C that stopped the JavaScript: time_limit.raise_pending)."""
         self._raise_pending()
         stop = _interruption(error)
-        if stop is None and self._limit.expired():
+        # The engine stopped where the binding could not word what it had (a thrown
+        # value's toString, held by the limit or, off the main thread, by its lease).
+        unworded = "(Failed obtaining QuickJS error string" in str(error) and self._limit.native
+        if stop is None and (unworded or self._limit.expired()):
             stop = SandboxInterrupted(TIMEOUT, str(error))
         if stop is None:
             raise error

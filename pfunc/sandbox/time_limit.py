@@ -71,6 +71,7 @@ _MAIN_THREAD = threading.main_thread().ident
 # first use there (binding_layout.binding_handler); False when it cannot be had.
 _pinned_handler: Any = None
 _PYTHON, _PINNED = "python", "pinned"  # which handler a TimeLimit installed
+LEASE_SECONDS = 0.25  # the pinned C limit's lease, renewed by the watchdog each tick
 
 
 def _interrupt(_runtime: int, opaque: int) -> int:
@@ -328,7 +329,7 @@ class TimeLimit:
             WATCHDOG.register(self)
             self._watched = True
         with self._guard:
-            self._set_c_limit(seconds * _CPUS + 0.001)
+            self._set_c_limit(self._c_seconds(seconds))
             self.deadline = time.monotonic() + seconds
         try:
             WATCHDOG.armed()
@@ -336,6 +337,23 @@ class TimeLimit:
             with self._guard:
                 self.deadline = _NO_LIMIT
                 self._set_c_limit(seconds)
+
+    def _c_seconds(self, remaining: float) -> float:
+        """The C limit for `remaining` seconds of wall time: where it cannot fire before
+        them (no process spends more CPU time than its CPUs in that time); pinned, at most
+        a lease the watchdog renews, so that JavaScript the binding runs with the GIL held
+        (a thrown value's toString it words), where the watchdog cannot run, is stopped
+        after the lease rather than after the limit times the CPUs, all other threads
+        waiting for the GIL meanwhile."""
+        if self._installed == _PINNED:
+            remaining = min(remaining, LEASE_SECONDS)
+        return remaining * _CPUS + 0.001
+
+    def renew(self, now: float) -> None:
+        """(On the watchdog's thread, each tick before the deadline.) The lease again."""
+        with self._guard:
+            if self._installed == _PINNED and now < self.deadline < _NO_LIMIT:
+                self._set_c_limit(self._c_seconds(self.deadline - now))
 
     def stop_if_past(self, now: float) -> None:
         """(On the watchdog's thread.) If the deadline is not after `now`, the C limit

@@ -44,6 +44,10 @@ class Watched(Protocol):
         not after `now`."""
         ...
 
+    def renew(self, now: float) -> None:
+        """(Each TICK while the deadline is ahead.) Keep its C limit a short lease."""
+        ...
+
 
 class WallWatchdog:
     """The owners whose deadlines it keeps, and the one thread that keeps them."""
@@ -97,9 +101,11 @@ class WallWatchdog:
         earliest = math.inf
         for owner in owners:
             deadline = owner.deadline
-            if deadline <= now:
-                with contextlib.suppress(Exception):  # (the thread must outlive any one)
+            with contextlib.suppress(Exception):  # (the thread must outlive any one)
+                if deadline <= now:
                     owner.stop_if_past(now)
+                elif deadline < math.inf:
+                    owner.renew(now)
             earliest = min(earliest, deadline)
         return earliest - now
 
