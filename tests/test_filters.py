@@ -157,7 +157,7 @@ TYPED_DATA = {"price": 60, "value": 12, "n": 10**400}
         ("data.n == 5", False),
         ("huge > 1" + "0" * 399, True),
         ("data.n > 1.5", True),
-        ("data.n * 1.5 > 1", False),  # past a float's range: no number, so no match
+        ("data.n * 1.5 > 1", True),  # past a double's range: Infinity, as JavaScript has it
         # Arithmetic and a field on either side, as PubNub's filter guides write them.
         ("meta.eventId % 2 == 0", True),
         ("meta.eventId % 100 == 34", True),
@@ -215,3 +215,20 @@ def test_a_like_pattern_of_many_stars_is_matched_without_backtracking():
     many_a = "a" * 3000
     assert compile_filter('data.t LIKE "*a*a*a*a*b"')((None, None, {"t": many_a})) is False
     assert compile_filter('data.t LIKE "*a*a*a*a*"')((None, None, {"t": many_a})) is True
+
+
+def test_what_javascript_cannot_hold_is_refused_or_its_infinity_not_a_500():
+    """Found by a second read, each a 500 for every filtered subscriber at each poll (or
+    the loop held for seconds): chains deeper than Python's stack when a message was
+    checked, products of 4,000-digit numbers, their text, and an index too long to read."""
+    for deep in ("-" * 600 + "1 == 1", "~" * 600 + "1 == 1", " + ".join(["1"] * 600) + " > 0"):
+        with pytest.raises(FilterError, match="nested too deeply"):
+            compile_filter(deep)
+    with pytest.raises(FilterError):
+        compile_filter("meta.a[" + "9" * 5000 + "] == 1")
+    huge = {"a": 10**4000, "s": "price 0.00001", "p": 0.00001, "x": "\u0661\u0662"}
+    message = (huge, None, {})
+    assert compile_filter(" * ".join(["a"] * 90) + " > 0")(message) is True  # Infinity
+    assert compile_filter("a * a == 'x'")(message) is False
+    assert compile_filter("s CONTAINS p")(message) is True  # 0.00001 as JavaScript writes it
+    assert compile_filter("x == 12")(message) is False  # Number("١٢") is NaN

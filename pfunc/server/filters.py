@@ -31,24 +31,29 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from pfunc.jsonio import number_text
 from pfunc.like_patterns import like_matcher
 
 Message = tuple[dict[str, Any] | None, str | None, Any]  # (meta, publisher, payload)
 Predicate = Callable[[Message], bool]
 Value = Callable[[Message], Any]
 
-_KEY = r"""\[(?:(?P<quoted>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<index>\d+))\]"""
+_KEY = r"""\[(?:(?P<quoted>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<index>[0-9]{1,9}))\]"""
 _TOKEN = re.compile(
     r"\s*(?:(?P<string>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
-    r"|(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)"
+    r"|(?P<number>(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
     r"|(?P<op>==|!=|<=|>=|&&|\|\||[<>!()+\-*/%|&^~,])"
     r"|(?P<word>[A-Za-z_][\w\-]*(?:\.[A-Za-z_][\w\-]*|" + _KEY + r")*))"
 )
 # One step of a name's path: .field, ["field"], ['field'] or [index].
 _STEP = re.compile(r"\.(?P<field>[A-Za-z_][\w\-]*)|" + _KEY)
 # A number's text, as JavaScript's Number() reads a decimal one (no "1_000", no "inf").
-_NUMBER_TEXT = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*")
+_NUMBER_TEXT = re.compile(r"\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*")
 _MISSING = object()
+MAX_DEPTH = 100  # levels of operations a message is checked through
+# JavaScript's numbers are doubles: an integer past this many bits is Infinity to it, and
+# arithmetic on it would take Python's time (a product of 4,000-digit numbers a message).
+_DOUBLE_BITS = 1024
 _COMPARISONS = ("==", "!=", "<", ">", "<=", ">=")
 _ORDER = {"<": lambda a, b: a < b, ">": lambda a, b: a > b}
 _ORDER.update({"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b})
@@ -65,9 +70,16 @@ class _Node:
     """A parsed part: its value for a message, and what it is (a test, a set of values
     written in parentheses, a literal's text for LIKE's pattern)."""
 
-    def __init__(self, value: Value, *, test: bool = False, members: int = 0) -> None:
+    def __init__(
+        self, value: Value, *, test: bool = False, members: int = 0, below: tuple[Any, ...] = ()
+    ) -> None:
         self.value, self.test, self.members = value, test, members
         self.literal: str | None = None  # a literal's text, as LIKE's pattern reads it
+        # How deep checking a message calls (each level a few Python frames): refused past
+        # MAX_DEPTH when parsed, never a RecursionError (a 500) at each message.
+        self.depth = 1 + max((node.depth for node in below), default=0)
+        if self.depth > MAX_DEPTH:
+            raise FilterError("filter-expr: nested too deeply")
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -115,7 +127,7 @@ class _Parser:
         if len(terms) == 1:
             return terms[0]
         tests = [_test(term, "each side of ||").value for term in terms]
-        return _Node(lambda m: any(test(m) for test in tests), test=True)
+        return _Node(lambda m: any(test(m) for test in tests), test=True, below=tuple(terms))
 
     def both(self) -> _Node:
         terms = [self.negation()]
@@ -125,13 +137,14 @@ class _Parser:
         if len(terms) == 1:
             return terms[0]
         tests = [_test(term, "each side of &&").value for term in terms]
-        return _Node(lambda m: all(test(m) for test in tests), test=True)
+        return _Node(lambda m: all(test(m) for test in tests), test=True, below=tuple(terms))
 
     def negation(self) -> _Node:
         if self.peek() == ("op", "!"):
             self.take()
-            inner = _test(self.negation(), "what ! negates").value
-            return _Node(lambda m: not inner(m), test=True)
+            negated = _test(self.negation(), "what ! negates")
+            inner = negated.value
+            return _Node(lambda m: not inner(m), test=True, below=(negated,))
         return self.comparison()
 
     def comparison(self) -> _Node:
@@ -152,7 +165,7 @@ class _Parser:
             raise FilterError(f"filter-expr: a set of values goes before {operator}")
         if left.members and operator not in ("LIKE", "CONTAINS"):
             raise FilterError(f"filter-expr: a set takes CONTAINS or LIKE, not {operator}")
-        return _Node(_compared(left, operator, right), test=True)
+        return _Node(_compared(left, operator, right), test=True, below=(left, right))
 
     def arithmetic(self, level: int) -> _Node:
         if level == len(_LEVELS):
@@ -168,10 +181,15 @@ class _Parser:
         token = self.peek()
         if token in (("op", "-"), ("op", "~")):
             self.take()
-            inner = _number_of(self.prefix())
+            operand = self.prefix()
+            inner = _number_of(operand)
             if token[1] == "-":
-                return _Node(lambda m: _MISSING if (n := inner(m)) is _MISSING else -n)
-            return _Node(lambda m: _MISSING if (n := inner(m)) is _MISSING else ~_int32(n))
+                return _Node(
+                    lambda m: _MISSING if (n := inner(m)) is _MISSING else -n, below=(operand,)
+                )
+            return _Node(
+                lambda m: _MISSING if (n := inner(m)) is _MISSING else ~_int32(n), below=(operand,)
+            )
         return self.primary()
 
     def primary(self) -> _Node:
@@ -188,7 +206,9 @@ class _Parser:
             if any(node.test or node.members for node in inner):
                 raise FilterError("filter-expr: a set holds values, not tests")
             values = [node.value for node in inner]
-            return _Node(lambda m: [value(m) for value in values], members=len(values))
+            return _Node(
+                lambda m: [value(m) for value in values], members=len(values), below=tuple(inner)
+            )
         if kind == "word" and text not in ("true", "false", "null"):
             return _Node(_reader(text))
         value = _literal(kind, text)
@@ -202,7 +222,7 @@ def _literal(kind: str, text: str) -> Any:
     if kind == "string":
         return re.sub(r"\\(.)", r"\1", text[1:-1])
     if kind == "number":
-        if re.fullmatch(r"\d+", text):
+        if re.fullmatch(r"[0-9]+", text):
             if len(text) > 4000:  # more digits than int() reads
                 raise FilterError(f"filter-expr: the number {text[:20]}... is too long")
             return int(text)
@@ -229,15 +249,22 @@ def _operation(operator: str, left: _Node, right: _Node) -> _Node:
     first, second = _number_of(left), _number_of(right)
 
     def value(message: Message) -> Any:
-        a, b = first(message), second(message)
+        a, b = _double(first(message)), _double(second(message))
         if a is _MISSING or b is _MISSING:
             return _MISSING
         try:
-            return _arithmetic(operator, a, b)
+            return _double(_arithmetic(operator, a, b))
         except OverflowError:  # (a number past a float's range, mixed with a float)
             return _MISSING
 
-    return _Node(value)
+    return _Node(value, below=(left, right))
+
+
+def _double(number: Any) -> Any:
+    """An integer past a double's range as JavaScript holds it: an infinity."""
+    if isinstance(number, int) and number.bit_length() > _DOUBLE_BITS:
+        return math.inf if number > 0 else -math.inf
+    return number
 
 
 def _arithmetic(operator: str, a: float, b: float) -> Any:
@@ -282,7 +309,7 @@ def _number(value: Any) -> Any:
     if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value):
         text = value.strip()
         try:
-            return int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)
+            return int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else float(text)
         except ValueError:  # more digits than int() reads
             return _MISSING
     return _MISSING
@@ -292,10 +319,11 @@ def _text(value: Any) -> str | None:
     """A scalar as a filter compares it with text: itself, or its JSON ("true", "3")."""
     if isinstance(value, str):
         return value
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool):
         return json.dumps(value)
-    if isinstance(value, float) and math.isfinite(value):
-        return str(int(value)) if value.is_integer() and abs(value) < 1e21 else repr(value)
+    if isinstance(value, int | float):
+        number = _double(value)
+        return str(number) if isinstance(number, int) else number_text(number)  # as JS
     return None
 
 
