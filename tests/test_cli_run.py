@@ -660,6 +660,16 @@ def test_a_file_that_ends_too_early_is_said_so_where_its_frame_points(tmp_path):
     assert (error["line"], error["column"], error["stack"]) == (2, 27, "    at half.js:2:27")
     checked = syntax_error(handler.read_text(), "half.js")
     assert checked is not None and checked.message == error["message"]
+    # Lines as the engine counts them (a form feed is no line end), and only at the end:
+    # an eval("1 +") the handler's code runs keeps the engine's words.
+    handler.write_text("const a = 1;\f\nexport default (req, res) => {\n  return res.send(a);\n")
+    error = run_cli("run", "half.js", "--event", "on-request", "--json", cwd=tmp_path).json()
+    assert error["error"]["message"] == "half.js:3:22: Unexpected end of input"
+    handler.write_text(
+        'JSON.stringify({ get toJSON() { return eval("1 +"); } });\nexport default (r) => r.ok();\n'
+    )
+    error = run_cli("run", "half.js", "--json", cwd=tmp_path).json()["error"]
+    assert "Unexpected end of input" not in error["message"], error
 
 
 def test_an_error_in_a_minified_handler_shows_a_window_of_its_line(tmp_path):

@@ -123,8 +123,10 @@ def load_error(text: str, display_path: str, source: str | None = None) -> Handl
     error_type, message, raw_stack = split_engine_error(text)
     stack, location = map_stack(raw_stack, display_path)
     if message == _END_OF_INPUT and source is not None:
-        code = [(n, line) for n, line in enumerate(source.splitlines(), 1) if line.strip()]
-        if code:
+        # (Lines as the engine counts them: at "\n" alone. Only where the engine placed
+        # it past the last line of code: an eval("1 +") in the handler's code is not.)
+        code = [(n, line) for n, line in enumerate(source.split("\n"), 1) if line.strip()]
+        if code and (location is None or location.line > code[-1][0]):
             message = "Unexpected end of input"
             location = Location(code[-1][0], len(code[-1][1]) + 1)
             stack = f"    at {display_path}:{location.line}:{location.column}"
