@@ -525,7 +525,6 @@ def test_a_failed_requests_status_is_the_one_its_client_got(harness, write_handl
         assert hub.entries[-1].to_json()["status"] == status
 
 
-
 def test_an_execution_no_page_watched_is_not_saved_with_a_made_up_store(
     dev: InProcessDev,
 ) -> None:
@@ -562,9 +561,7 @@ def test_the_functions_list_does_not_wait_for_a_load_that_runs_long(
         )
     )
     for name in ("spin1", "spin2"):
-        (tmp_path / f"{name}.js").write_text(
-            "for (;;) {}\nexport default (q, r) => r.send('x');\n"
-        )
+        (tmp_path / f"{name}.js").write_text("for (;;) {}\nexport default (q, r) => r.send('x');\n")
     (tmp_path / "good.js").write_text("export default (q, r) => r.send('ok');\n")
     server = InProcessDev(tmp_path)
     try:

@@ -135,7 +135,7 @@ def test_a_publish_timetoken_override_is_the_messages_timetoken(dev):
         assert zero[0] == 200 and json.loads(zero[2])[2] != "0", zero
         history = writer.fetch_messages().channels(["py.moved"]).sync()
         stored = history.result.channels["py.moved"]
-        assert [(m.message, int(m.timetoken)) for m in stored][0] == ({"n": 1}, given)
+        assert (stored[0].message, int(stored[0].timetoken)) == ({"n": 1}, given)
     finally:
         reader.stop()
         writer.stop()
