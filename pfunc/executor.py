@@ -26,6 +26,7 @@ from pfunc.modules.calls import CallContext
 from pfunc.outcome import (
     TIME_LIMIT,
     conclude,
+    engine_thrown_error,
     handler_error,
     mask_secrets,
     memory_error,
@@ -34,7 +35,7 @@ from pfunc.outcome import (
 from pfunc.pubnub_data import PubNubData
 from pfunc.result import ExecutionError, Publisher, Result
 from pfunc.runtime import Runtime
-from pfunc.sandbox import Sandbox, SandboxInterrupted, console_dropped
+from pfunc.sandbox import Sandbox, SandboxInterrupted, ThrownByTheEngine, console_dropped
 from pfunc.sandbox.inline import (
     INLINE_GUARD,
     InlineGuardStop,
@@ -267,6 +268,10 @@ class Executor:
                     "happened is unknown, and runs on a thread of its own from now on. Send the "
                     "event again",
                 )
+            except ThrownByTheEngine as thrown:  # the handler's own, where it could not catch
+                result.outcome = "error"
+                result.operations = budget.to_json()
+                result.error = engine_thrown_error(thrown.engine_text, self.display_path)
             except Exception as fault:
                 # Whatever went wrong (a handler that broke pfunc's side of the sandbox, a
                 # fault of pfunc's own), this execution ends as an error and its sandbox is

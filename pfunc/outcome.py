@@ -12,7 +12,7 @@ from pfunc.limits import Budget, Profile
 from pfunc.modules.vault import secret_pattern
 from pfunc.result import TIME_LIMIT, ExecutionError, Result
 from pfunc.sandbox import Sandbox, SandboxInterrupted
-from pfunc.sandbox.source import Location, map_stack
+from pfunc.sandbox.source import Location, map_stack, split_engine_error
 
 # What an HTTP header name may hold (RFC 9110 "token"), and what a value may not (control
 # characters but tab: a CR or LF would end the header early; and, as Node's setHeader
@@ -119,6 +119,22 @@ def _null_reading(jobs: int, source: str) -> str:
     if jobs >= _JOBS_TO_EXHAUST_MEMORY or not _NULL_WORD.search(source):
         return "memory"
     return "own" if _OWN_NULL.search(source) else "either"
+
+
+def engine_thrown_error(engine_text: str, display_path: str) -> ExecutionError:
+    """What one of the engine's own promise jobs threw (a value the handler gave it: a
+    Promise species' resolve that throws), as the handler's uncaught error."""
+    error_type, message, raw_stack = split_engine_error(engine_text)
+    stack, location = map_stack(raw_stack, display_path)
+    return ExecutionError(
+        error_type,
+        f"{display_path}: {message} (thrown by a promise job of the engine's own, which no "
+        "code of the handler's could catch: a Promise subclass whose species resolve throws)",
+        stack,
+        display_path if location else None,
+        location.line if location else None,
+        location.column if location else None,
+    )
 
 
 def handler_error(

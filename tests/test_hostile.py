@@ -121,6 +121,19 @@ def test_a_value_worded_as_a_promise_job_leaves_still_ends_at_the_limit(
     assert (healthy.outcome, healthy.message) == ("ok", {"n": 1})
 
 
+@pytest.mark.parametrize("threaded", [False, True], ids=["cli", "dev-server-thread"])
+def test_what_an_engine_job_throws_is_the_handlers_error(harness, tmp_path, threaded):
+    """A species' resolve that throws an Error: the engine's own promise job throws it,
+    where no handler code can catch it. It was reported as pfunc failing ("the execution
+    failed inside pfunc"); it is the handler's uncaught error, placed in its file."""
+    source = SPECIES_TRAP.replace("{ toString() { for (;;) {} } }", 'new RangeError("boom")')
+    hostile, healthy = run_then_healthy(harness, tmp_path, source, threaded)
+    assert (hostile.outcome, hostile.error.type) == ("error", "RangeError"), hostile.error
+    assert "boom" in hostile.error.message and "inside pfunc" not in hostile.error.message
+    assert hostile.error.line == 6, hostile.error
+    assert (healthy.outcome, healthy.message) == ("ok", {"n": 1})
+
+
 def test_a_value_worded_with_the_gil_held_ends_at_the_lease_not_the_limit(harness, tmp_path):
     """On a dev-server thread the binding words that value holding the GIL, so the
     watchdog cannot stop it at the deadline: the pinned C limit was the limit times the

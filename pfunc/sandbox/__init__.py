@@ -41,6 +41,16 @@ def console_dropped(lines: int) -> str:
 Settlement = tuple[int, bool, str | None]
 
 
+class ThrownByTheEngine(Exception):
+    """A value the handler gave the engine, thrown by one of the engine's own promise jobs
+    (a Promise subclass whose species' resolve throws), where no handler code could catch
+    it: the handler's uncaught error. `engine_text` is QuickJS's words for it."""
+
+    def __init__(self, engine_text: str) -> None:
+        super().__init__(engine_text)
+        self.engine_text = engine_text
+
+
 class SandboxInterrupted(Exception):
     """The host stopped the handler; `reason` is one of INTERRUPT_REASONS."""
 

@@ -16,7 +16,15 @@ import quickjs
 
 from pfunc.errors import HandlerLoadError
 from pfunc.jsonio import parsed_size, plain_loads, well_formed
-from pfunc.sandbox import CORRUPTED, MAX_LOADS, MEMORY, TIMEOUT, SandboxInterrupted, Tape
+from pfunc.sandbox import (
+    CORRUPTED,
+    MAX_LOADS,
+    TIMEOUT,
+    SandboxInterrupted,
+    Tape,
+    ThrownByTheEngine,
+)
+from pfunc.sandbox.engine_stops import ENGINE_STOPS, interruption
 from pfunc.sandbox.source import load_error, prelude, prepare_module
 from pfunc.sandbox.time_limit import TimeLimit, raise_pending
 
@@ -25,8 +33,6 @@ if TYPE_CHECKING:
 
 # Serialising an execution's report takes microseconds; the handler's own toJSON, no more.
 FINISH_SECONDS = 0.05
-# QuickJS's own messages when it stops code, and why it stopped it.
-ENGINE_STOPS = {"interrupted": TIMEOUT, "out of memory": MEMORY}
 # What reusable() measures the growth of a context without a memory limit against.
 _UNLIMITED_ALLOWANCE = 64 * 1024 * 1024
 # Extra memory granted after a blow-up so the execution's logs can still be read.
@@ -40,19 +46,6 @@ def _is_number(value: Any) -> bool:
 def _js_number(value: int | None) -> float | None:
     # As a float: the binding converts Python ints to 32-bit JS integers.
     return None if value is None else float(value)
-
-
-def _interruption(error: Exception) -> SandboxInterrupted | None:
-    text = str(error)
-    if "interrupted" in text:
-        return SandboxInterrupted(TIMEOUT, text)
-    if "out of memory" in text or isinstance(error, MemoryError):
-        return SandboxInterrupted(MEMORY, text)
-    # Promise jobs catch what handler code throws; an exception that escapes one with no
-    # value at all is the engine failing to allocate even the error: out of memory.
-    if text.strip() == "null":
-        return SandboxInterrupted(MEMORY, text)
-    return None
 
 
 def _report_shaped(details: Any) -> bool:
@@ -143,9 +136,11 @@ class JavaScriptSandbox:
             state_text = self._context.get("__pfunc_api_loadState")()
         except SandboxInterrupted as stop:
             raise self._load_interrupted(stop) from None
+        except ThrownByTheEngine as thrown:
+            raise load_error(thrown.engine_text, self.display_path, self.source) from None
         except quickjs.JSException as error:
             self._raise_pending()
-            stop = _interruption(error)
+            stop = interruption(error)
             if stop is None:
                 raise load_error(str(error), self.display_path, self.source) from None
             raise self._load_interrupted(stop) from None
@@ -201,16 +196,19 @@ class JavaScriptSandbox:
             self.broken = True
             raise_pending()
 
-    def _broken_by(self, error: Exception) -> SandboxInterrupted:
+    def _broken_by(self, error: Exception, job: bool = False) -> SandboxInterrupted:
         """Mark the context unusable after an interruption, or re-raise a real fault (or
-        a Ctrl-C that stopped the JavaScript: time_limit.raise_pending)."""
+        a Ctrl-C that stopped the JavaScript: time_limit.raise_pending); what an engine
+        `job` threw is the handler's (ThrownByTheEngine)."""
         self._raise_pending()
-        stop = _interruption(error)
-        # The engine stopped where the binding could not word what it had (a thrown
-        # value's toString, held by the limit or, off the main thread, by its lease).
+        stop = interruption(error)
+        # The binding could not word what it had: stopped (a toString held by the limit).
         unworded = "(Failed obtaining QuickJS error string" in str(error) and self._limit.native
         if stop is None and (unworded or self._limit.expired()):
             stop = SandboxInterrupted(TIMEOUT, str(error))
+        if stop is None and job and isinstance(error, quickjs.JSException):
+            self.broken = True
+            raise ThrownByTheEngine(str(error))
         if stop is None:
             raise error
         self.broken = True
@@ -241,7 +239,7 @@ class JavaScriptSandbox:
                     self.broken = True  # stopped mid-chain: this context must not run again
                     raise SandboxInterrupted(TIMEOUT, "")
         except (quickjs.JSException, MemoryError) as error:
-            raise self._broken_by(error) from None
+            raise self._broken_by(error, job=True) from None
         finally:
             self.jobs += jobs
 
@@ -414,7 +412,7 @@ class JavaScriptSandbox:
             if "interrupted" in str(error):
                 self.broken = True
                 raise SandboxInterrupted(TIMEOUT, str(error)) from None
-            if _interruption(error) is not None:
+            if interruption(error) is not None:
                 return None  # out of memory
             text = None
         finally:
