@@ -127,9 +127,13 @@ class Console:
         """Drop the load states of files no function uses now: nothing reloads such a
         file when it is saved, so a state kept for it would be stale when a function uses
         it again (a function taken out of pfunc.toml and put back after its file changed)."""
-        bound = {display_path(f.file, self.state.project) for f in self.state.project.functions}
+        bound = self._bound_paths()
         for path in [path for path in self.states if path not in bound]:
             del self.states[path]
+
+    def _bound_paths(self) -> set[str]:
+        """The display paths of the files the project's functions run."""
+        return {display_path(f.file, self.state.project) for f in self.state.project.functions}
 
     # --- the page -------------------------------------------------------------------
 
@@ -253,10 +257,9 @@ class Console:
         epoch = self._epochs.get(path, 0)
         try:
             state = await self._try_load(executor)
-            bound = {display_path(f.file, self.state.project) for f in self.state.project.functions}
             # A reload that ended meanwhile (or a pfunc.toml that dropped the function) knows
             # better than a load of the source this one started with.
-            if epoch == self._epochs.get(path, 0) and path in bound:
+            if epoch == self._epochs.get(path, 0) and path in self._bound_paths():
                 self.states[path] = state
             return state
         finally:

@@ -23,6 +23,7 @@ from watchdog.observers import Observer
 
 from pfunc.errors import HandlerLoadError, PfuncUsageError
 from pfunc.executor import Executor
+from pfunc.project import FunctionConfig
 from pfunc.project_file import parse_project
 from pfunc.server.admin import describe_functions
 from pfunc.server.state import DevState
@@ -253,17 +254,30 @@ class ProjectReloader:
         self.on_project = on_project  # called after a new pfunc.toml took over
 
     def note_save(self, paths: set[Path]) -> None:
-        """A save seen (before its reload): the server's record of when the code last
-        changed moves only for a file that may change what runs (pfunc.toml, .env, a
-        function's file, any .py while a Python function is served: it may import it).
-        A web client's .js beside the functions changes nothing a function runs, and
-        had kept every earlier execution from being saved as a scenario."""
-        config = self.state.project.config_file
-        watched = [] if config is None else [config, config.parent / ".env"]
-        watched += [function.file for function in self.state.project.functions]
-        python = any(function.file.suffix == ".py" for function in self.state.project.functions)
-        if any((python and p.suffix == ".py") or any(_same(p, f) for f in watched) for p in paths):
+        """A save seen (before its reload): when the code last changed moves only for a file
+        that may change what runs (not a web client's .js beside the functions, which had
+        kept every earlier execution from being saved as a scenario)."""
+        if self._project_saved(paths) or self._reloaded_by(paths):
             self.state.note_save()
+
+    def _project_saved(self, paths: set[Path]) -> bool:
+        """Whether `paths` hold pfunc.toml or the .env beside it (its vault secrets)."""
+        config = self.state.project.config_file
+        if config is None:
+            return False
+        return any(_same(p, f) for p in paths for f in (config, config.parent / ".env"))
+
+    def _reloaded_by(self, paths: set[Path]) -> list[FunctionConfig]:
+        """The functions a save of `paths` loads again: those whose file it is, and every
+        Python one for any .py file (a Python worker reads each module it imports once, a
+        helper or another function's own file, from the handler's folder or the project's)."""
+        python_saved = any(p.suffix == ".py" for p in paths)
+        return [
+            function
+            for function in self.state.project.functions
+            if (python_saved and function.file.suffix == ".py")
+            or any(_same(p, function.file) for p in paths)
+        ]
 
     def files_changed(self, paths: set[Path]) -> Awaitable[None]:
         """The reload of `paths`. The saves it reads are those made until now, when it is
@@ -282,24 +296,16 @@ class ProjectReloader:
     async def _files_changed(self, paths: set[Path]) -> None:
         config = self.state.project.config_file
         started = time.monotonic()
-        # .env beside pfunc.toml holds vault secrets: read again with the project.
-        project_files = () if config is None else (config, config.parent / ".env")
-        if config is not None and any(_same(p, f) for p in paths for f in project_files):
+        if config is not None and self._project_saved(paths):
             self._reload_project(config)
         functions = self.state.engine.functions
-        # A Python worker reads each module it imports once, from the handler's folder or
-        # the project's (symlinks and packages too): a save of any .py file, a helper or
-        # another function's own file, may change what a Python handler runs, so every
-        # Python function loads again.
-        python_saved = any(p.suffix == ".py" for p in paths)
         # Each function loads at once and is reported as it ends: one whose top-level code
-        # runs long (a loop being typed) holds no other one to its time limit.
+        # runs long (a loop being typed) holds no other one to its time limit. (Read after
+        # the project: a pfunc.toml saved with them may name other functions.)
         await asyncio.gather(
             *(
                 self._reload_function(functions.executor(function), function.file, paths, started)
-                for function in self.state.project.functions
-                if (python_saved and function.file.suffix == ".py")
-                or any(_same(p, function.file) for p in paths)
+                for function in self._reloaded_by(paths)
             )
         )
 

@@ -53,7 +53,7 @@ class DevState:
         if saved_ms <= self.reloaded_save_ms:
             return
         self.last_reload_ms = time.time() * 1000
-        self.reloaded_save_ms = max(self.reloaded_save_ms, saved_ms)
+        self.reloaded_save_ms = saved_ms
 
     def ran_current_code(self, started_ms: float) -> bool:
         """Whether an execution that started at `started_ms` ran the files as they are:
