@@ -14,6 +14,12 @@ def file_message(text: Any, file: dict[str, str]) -> dict[str, Any]:
     return {"message": text, "file": {"id": file["id"], "name": file["name"]}}
 
 
+def is_file_message(value: Any) -> bool:
+    """Whether `value` has a file message's shape: an object naming its file. (An SDK's
+    encrypted file message is one text, its ciphertext.)"""
+    return isinstance(value, dict) and isinstance(value.get("file"), dict)
+
+
 def keep_file(published: Any, changed: Any) -> tuple[Any, bool]:
     """A before-publish-file function's message, with the file it was sent about: it may
     change the text (and add fields), not point the message at another file or drop it. A
@@ -21,7 +27,7 @@ def keep_file(published: Any, changed: Any) -> tuple[Any, bool]:
     `message` nor `file`: `ok({replaced: true})`) becomes the text, so that subscribers,
     history and after-publish-file functions all see it. True with it when the file was
     changed."""
-    if not isinstance(published, dict) or not isinstance(published.get("file"), dict):
+    if not is_file_message(published):
         return changed, False  # not a file message PubNub's SDKs send (an encrypted one)
     if not isinstance(changed, dict) or not ("message" in changed or "file" in changed):
         return {**published, "message": changed}, False
@@ -31,6 +37,6 @@ def keep_file(published: Any, changed: Any) -> tuple[Any, bool]:
 def as_file_message(given: Any) -> Any:
     """A given message that is a file message stays as it is; anything else is the text
     of a file message about the default file."""
-    if isinstance(given, dict) and isinstance(given.get("file"), dict):
+    if is_file_message(given):
         return given
     return file_message(given, DEFAULT_FILE)

@@ -29,6 +29,7 @@ import json
 import math
 import re
 from collections.abc import Callable
+from operator import ge, gt, le, lt
 from typing import Any
 
 from pfunc.jsonio import number_text
@@ -55,8 +56,7 @@ MAX_DEPTH = 100  # levels of operations a message is checked through
 # arithmetic on it would take Python's time (a product of 4,000-digit numbers a message).
 _DOUBLE_BITS = 1024
 _COMPARISONS = ("==", "!=", "<", ">", "<=", ">=")
-_ORDER = {"<": lambda a, b: a < b, ">": lambda a, b: a > b}
-_ORDER.update({"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b})
+_ORDER = {"<": lt, ">": gt, "<=": le, ">=": ge}
 # Arithmetic by precedence, loosest first (JavaScript's: | then ^ then & then + - then
 # * / %), each a binary operation on numbers.
 _LEVELS: tuple[tuple[str, ...], ...] = (("|",), ("^",), ("&",), ("+", "-"), ("*", "/", "%"))

@@ -24,6 +24,7 @@ from typing import Any
 from pfunc.engine import Engine
 from pfunc.errors import PfuncUsageError
 from pfunc.events import FILE, KINDS
+from pfunc.file_messages import is_file_message
 from pfunc.result import UNSEEN_KV
 from pfunc.testing import toml_text
 from pfunc.testing.runner import run_scenario
@@ -77,9 +78,9 @@ def _step_event(event: dict[str, Any]) -> tuple[str, Any]:
             payload["body"] = event["body"]
         return "request", payload
     message = event["message"]
-    if row.trigger == FILE and not (isinstance(message, dict) and "file" in message):
+    if row.trigger == FILE and not is_file_message(message):
         # An SDK's encrypted file message is one text; a scenario's publish-file message
-        # is a file message's own text, so it would replay another event.
+        # is made the text of a file message (as_file_message), another event.
         raise CaptureError(
             "a file message that is not {message, file} (an encrypted one) cannot be "
             "replayed by a scenario: its publish-file message is the text of a file message"
